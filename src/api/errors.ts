@@ -1,0 +1,117 @@
+/**
+ * etcd's client-visible errors: gRPC status code and message text, byte for byte, because clients
+ * map errors by their text. Every error the API returns is built here.
+ */
+
+/** gRPC status codes (the numbers are fixed by the gRPC protocol). */
+export const enum GrpcCode {
+  ok = 0,
+  canceled = 1,
+  unknown = 2,
+  invalidArgument = 3,
+  deadlineExceeded = 4,
+  notFound = 5,
+  alreadyExists = 6,
+  permissionDenied = 7,
+  resourceExhausted = 8,
+  failedPrecondition = 9,
+  aborted = 10,
+  outOfRange = 11,
+  unimplemented = 12,
+  internal = 13,
+  unavailable = 14,
+  dataLoss = 15,
+  unauthenticated = 16,
+}
+
+/** An error with the gRPC status code and message etcd would answer with. */
+export class EtcdError extends Error {
+  readonly code: GrpcCode;
+
+  constructor(code: GrpcCode, message: string) {
+    super(message);
+    this.name = 'EtcdError';
+    this.code = code;
+  }
+}
+
+function define(code: GrpcCode, message: string): () => EtcdError {
+  return () => new EtcdError(code, message);
+}
+
+export const errors = {
+  emptyKey: define(GrpcCode.invalidArgument, 'etcdserver: key is not provided'),
+  keyNotFound: define(GrpcCode.invalidArgument, 'etcdserver: key not found'),
+  valueProvided: define(GrpcCode.invalidArgument, 'etcdserver: value is provided'),
+  leaseProvided: define(GrpcCode.invalidArgument, 'etcdserver: lease is provided'),
+  tooManyOps: define(GrpcCode.invalidArgument, 'etcdserver: too many operations in txn request'),
+  duplicateKey: define(GrpcCode.invalidArgument, 'etcdserver: duplicate key given in txn request'),
+  compacted: define(GrpcCode.outOfRange, 'etcdserver: mvcc: required revision has been compacted'),
+  futureRev: define(GrpcCode.outOfRange, 'etcdserver: mvcc: required revision is a future revision'),
+  noSpace: define(GrpcCode.resourceExhausted, 'etcdserver: mvcc: database space exceeded'),
+
+  leaseNotFound: define(GrpcCode.notFound, 'etcdserver: requested lease not found'),
+  leaseExist: define(GrpcCode.failedPrecondition, 'etcdserver: lease already exists'),
+  leaseTtlTooLarge: define(GrpcCode.outOfRange, 'etcdserver: too large lease TTL'),
+  watchCanceled: define(GrpcCode.canceled, 'etcdserver: watch canceled'),
+
+  memberExist: define(GrpcCode.failedPrecondition, 'etcdserver: member ID already exist'),
+  peerUrlExist: define(GrpcCode.failedPrecondition, 'etcdserver: Peer URLs already exists'),
+  memberNotEnoughStarted: define(
+    GrpcCode.failedPrecondition,
+    'etcdserver: re-configuration failed due to not enough started members',
+  ),
+  memberBadUrls: define(GrpcCode.invalidArgument, 'etcdserver: given member URLs are invalid'),
+  memberNotFound: define(GrpcCode.notFound, 'etcdserver: member not found'),
+  memberNotLearner: define(GrpcCode.failedPrecondition, 'etcdserver: can only promote a learner member'),
+  learnerNotReady: define(
+    GrpcCode.failedPrecondition,
+    'etcdserver: can only promote a learner member which is in sync with leader',
+  ),
+  tooManyLearners: define(GrpcCode.failedPrecondition, 'etcdserver: too many learner members in cluster'),
+
+  requestTooLarge: define(GrpcCode.invalidArgument, 'etcdserver: request is too large'),
+  tooManyRequests: define(GrpcCode.resourceExhausted, 'etcdserver: too many requests'),
+
+  rootUserNotExist: define(GrpcCode.failedPrecondition, 'etcdserver: root user does not exist'),
+  rootRoleNotExist: define(GrpcCode.failedPrecondition, 'etcdserver: root user does not have root role'),
+  userAlreadyExist: define(GrpcCode.failedPrecondition, 'etcdserver: user name already exists'),
+  userEmpty: define(GrpcCode.invalidArgument, 'etcdserver: user name is empty'),
+  userNotFound: define(GrpcCode.failedPrecondition, 'etcdserver: user name not found'),
+  roleAlreadyExist: define(GrpcCode.failedPrecondition, 'etcdserver: role name already exists'),
+  roleNotFound: define(GrpcCode.failedPrecondition, 'etcdserver: role name not found'),
+  roleEmpty: define(GrpcCode.invalidArgument, 'etcdserver: role name is empty'),
+  authFailed: define(GrpcCode.invalidArgument, 'etcdserver: authentication failed, invalid user ID or password'),
+  permissionDenied: define(GrpcCode.permissionDenied, 'etcdserver: permission denied'),
+  roleNotGranted: define(GrpcCode.failedPrecondition, 'etcdserver: role is not granted to the user'),
+  permissionNotGranted: define(GrpcCode.failedPrecondition, 'etcdserver: permission is not granted to the role'),
+  authNotEnabled: define(GrpcCode.failedPrecondition, 'etcdserver: authentication is not enabled'),
+  invalidAuthToken: define(GrpcCode.unauthenticated, 'etcdserver: invalid auth token'),
+  invalidAuthMgmt: define(GrpcCode.invalidArgument, 'etcdserver: invalid auth management'),
+  authOldRevision: define(GrpcCode.invalidArgument, 'etcdserver: revision of auth store is old'),
+
+  noLeader: define(GrpcCode.unavailable, 'etcdserver: no leader'),
+  notLeader: define(GrpcCode.failedPrecondition, 'etcdserver: not leader'),
+  leaderChanged: define(GrpcCode.unavailable, 'etcdserver: leader changed'),
+  notCapable: define(GrpcCode.unavailable, 'etcdserver: not capable'),
+  stopped: define(GrpcCode.unavailable, 'etcdserver: server stopped'),
+  timeout: define(GrpcCode.unavailable, 'etcdserver: request timed out'),
+  timeoutDueToLeaderFail: define(
+    GrpcCode.unavailable,
+    'etcdserver: request timed out, possibly due to previous leader failure',
+  ),
+  timeoutDueToConnectionLost: define(
+    GrpcCode.unavailable,
+    'etcdserver: request timed out, possibly due to connection lost',
+  ),
+  timeoutWaitAppliedIndex: define(
+    GrpcCode.unavailable,
+    'etcdserver: request timed out, waiting for the applied index took too long',
+  ),
+  unhealthy: define(GrpcCode.unavailable, 'etcdserver: unhealthy cluster'),
+  corrupt: define(GrpcCode.dataLoss, 'etcdserver: corrupt cluster'),
+  notSupportedForLearner: define(GrpcCode.unavailable, 'etcdserver: rpc not supported for learner'),
+  badLeaderTransferee: define(GrpcCode.failedPrecondition, 'etcdserver: bad leader transferee'),
+
+  unimplemented: (method: string) => new EtcdError(GrpcCode.unimplemented, `unknown method ${method}`),
+} as const;

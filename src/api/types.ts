@@ -1,0 +1,165 @@
+/**
+ * The etcd v3 KV API as plain TypeScript types, with etcd's field names in camelCase.
+ * Revisions are numbers; lease, member and cluster IDs are int64/uint64 held as bigint;
+ * keys and values are bytes. The gRPC layer maps wire messages to these and back.
+ */
+
+export interface KeyValue {
+  key: Uint8Array;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+  value: Uint8Array;
+  lease: bigint;
+}
+
+export interface ResponseHeader {
+  clusterId: bigint;
+  memberId: bigint;
+  revision: number;
+  raftTerm: number;
+}
+
+export const enum SortOrder {
+  none = 0,
+  ascend = 1,
+  descend = 2,
+}
+
+export const enum SortTarget {
+  key = 0,
+  version = 1,
+  create = 2,
+  mod = 3,
+  value = 4,
+}
+
+export interface RangeRequest {
+  key: Uint8Array;
+  rangeEnd: Uint8Array;
+  limit: number;
+  revision: number;
+  sortOrder: SortOrder;
+  sortTarget: SortTarget;
+  serializable: boolean;
+  keysOnly: boolean;
+  countOnly: boolean;
+  minModRevision: number;
+  maxModRevision: number;
+  minCreateRevision: number;
+  maxCreateRevision: number;
+}
+
+export interface RangeResult {
+  kvs: KeyValue[];
+  more: boolean;
+  count: number;
+}
+
+export interface PutRequest {
+  key: Uint8Array;
+  value: Uint8Array;
+  lease: bigint;
+  prevKv: boolean;
+  ignoreValue: boolean;
+  ignoreLease: boolean;
+}
+
+export interface PutResult {
+  prevKv?: KeyValue;
+}
+
+export interface DeleteRangeRequest {
+  key: Uint8Array;
+  rangeEnd: Uint8Array;
+  prevKv: boolean;
+}
+
+export interface DeleteRangeResult {
+  deleted: number;
+  prevKvs: KeyValue[];
+}
+
+export const enum CompareResult {
+  equal = 0,
+  greater = 1,
+  less = 2,
+  notEqual = 3,
+}
+
+export const enum CompareTarget {
+  version = 0,
+  create = 1,
+  mod = 2,
+  value = 3,
+  lease = 4,
+}
+
+/** One Txn comparison; only the field named by `target` is read. */
+export interface Compare {
+  result: CompareResult;
+  target: CompareTarget;
+  key: Uint8Array;
+  rangeEnd: Uint8Array;
+  version: number;
+  createRevision: number;
+  modRevision: number;
+  value: Uint8Array;
+  lease: bigint;
+}
+
+export type RequestOp =
+  | { type: 'range'; range: RangeRequest }
+  | { type: 'put'; put: PutRequest }
+  | { type: 'deleteRange'; deleteRange: DeleteRangeRequest }
+  | { type: 'txn'; txn: TxnRequest };
+
+/** Nested results carry the store revision after the whole txn, which etcd puts in their headers. */
+export type ResponseOp =
+  | { type: 'range'; range: RangeResult }
+  | { type: 'put'; put: PutResult }
+  | { type: 'deleteRange'; deleteRange: DeleteRangeResult }
+  | { type: 'txn'; txn: TxnResult };
+
+export interface TxnRequest {
+  compare: Compare[];
+  success: RequestOp[];
+  failure: RequestOp[];
+}
+
+export interface TxnResult {
+  succeeded: boolean;
+  responses: ResponseOp[];
+}
+
+export interface CompactionRequest {
+  revision: number;
+  physical: boolean;
+}
+
+/** A write (or compaction) as it travels through Raft; `id` matches the answer to the waiting client. */
+export type ProposalBody =
+  | { type: 'put'; put: PutRequest }
+  | { type: 'deleteRange'; deleteRange: DeleteRangeRequest }
+  | { type: 'txn'; txn: TxnRequest }
+  | { type: 'compaction'; compaction: CompactionRequest };
+
+export interface Proposal {
+  id: number;
+  body: ProposalBody;
+}
+
+export type ProposalResult =
+  | { type: 'put'; put: PutResult }
+  | { type: 'deleteRange'; deleteRange: DeleteRangeResult }
+  | { type: 'txn'; txn: TxnResult }
+  | { type: 'compaction' };
+
+/** What the KV service asks of a member; every answer carries the header as of its revision. */
+export interface KvService {
+  range(request: RangeRequest): Promise<{ header: ResponseHeader; result: RangeResult }>;
+  put(request: PutRequest): Promise<{ header: ResponseHeader; result: PutResult }>;
+  deleteRange(request: DeleteRangeRequest): Promise<{ header: ResponseHeader; result: DeleteRangeResult }>;
+  txn(request: TxnRequest): Promise<{ header: ResponseHeader; result: TxnResult }>;
+  compact(request: CompactionRequest): Promise<{ header: ResponseHeader }>;
+}

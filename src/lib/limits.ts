@@ -1,0 +1,28 @@
+/**
+ * Every bound and default etcd defines, in one place. Names end in Max for limits; units come last.
+ */
+
+/** etcd's --max-request-bytes default: 1.5 MiB. */
+export const requestBytesDefault = 1.5 * 1024 * 1024;
+/** gRPC adds this headroom over --max-request-bytes for its own receive limit, as etcd does. */
+export const grpcOverheadBytes = 512 * 1024;
+/** etcd's --max-txn-ops default. */
+export const txnOpsDefault = 128;
+/** etcd's --quota-backend-bytes default (0 means this default): 2 GiB. */
+export const quotaBackendBytesDefault = 2 * 1024 * 1024 * 1024;
+/** etcd's hard ceiling for --quota-backend-bytes: 8 GiB. */
+export const quotaBackendBytesMax = 8 * 1024 * 1024 * 1024;
+/** etcd's --snapshot-count default. */
+export const snapshotCountDefault = 100_000;
+/** Entries kept in the log behind a snapshot so slow followers can catch up without one. */
+export const snapshotCatchUpEntriesDefault = 5_000;
+export const heartbeatIntervalMsDefault = 100;
+export const electionTimeoutMsDefault = 1_000;
+/** etcd refuses election timeouts over 50 s. */
+export const electionTimeoutMsMax = 50_000;
+/** WAL segment size: 64 MiB, as etcd preallocates. */
+export const walSegmentBytesDefault = 64 * 1024 * 1024;
+/** A single WAL record may not exceed this (a larger length field is corruption). */
+export const walRecordBytesMax = 256 * 1024 * 1024;
+/** Key length limit: etcd does not bound keys apart from the request size; we mirror that. */
+export const keyBytesMax = requestBytesDefault;
