@@ -1,0 +1,260 @@
+/**
+ * The member's configuration: etcd's flags resolved (command line, then ETCD_* environment, or a
+ * YAML config file that replaces both), checked against schemas/config.schema.json and then
+ * against etcd's own cross-flag rules, with etcd's error texts.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import AjvModule from 'ajv';
+import { quotaBackendBytesDefault } from '../lib/limits.js';
+import { packageRoot } from '../lib/paths.js';
+import { serverFlags, defaultName, defaultListenPeerUrls } from './flags.js';
+import {
+  ConfigError,
+  FlagError,
+  applyConfigFile,
+  applyEnvironment,
+  convertFlagValue,
+  emptyRawFlags,
+  parseCommandLine,
+  type RawFlags,
+  type RawValue,
+} from './parse.js';
+
+export { ConfigError, FlagError };
+
+export interface TlsConfig {
+  certFile: string;
+  keyFile: string;
+  trustedCaFile: string;
+  clientCertAuth: boolean;
+  allowedCn?: string;
+}
+
+export interface ClusterMemberConfig {
+  name: string;
+  peerUrls: string[];
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'dpanic' | 'panic' | 'fatal';
+
+export interface MemberConfig {
+  name: string;
+  dataDir: string;
+  walDir: string;
+  snapshotCount: number;
+  heartbeatIntervalMs: number;
+  electionTimeoutMs: number;
+  initialElectionTickAdvance: boolean;
+  listenPeerUrls: string[];
+  listenClientUrls: string[];
+  initialAdvertisePeerUrls: string[];
+  advertiseClientUrls: string[];
+  initialCluster: ClusterMemberConfig[];
+  initialClusterState: 'new' | 'existing';
+  initialClusterToken: string;
+  quotaBackendBytes: number;
+  maxRequestBytes: number;
+  maxTxnOps: number;
+  maxSnapshots: number;
+  maxWals: number;
+  strictReconfigCheck: boolean;
+  preVote: boolean;
+  logLevel: LogLevel;
+  logOutputs: string[];
+  unsafeNoFsync: boolean;
+  grpcKeepaliveMinTimeMs: number;
+  grpcKeepaliveIntervalMs: number;
+  grpcKeepaliveTimeoutMs: number;
+  clientTls: TlsConfig;
+  peerTls: TlsConfig;
+}
+
+export interface LoadedConfig {
+  config: MemberConfig;
+  printVersion: boolean;
+  printHelp: boolean;
+  /** Notes for the log: ignored inputs, flags accepted but not acted on. */
+  warnings: string[];
+}
+
+export interface ConfigSources {
+  argv: readonly string[];
+  env: NodeJS.ProcessEnv;
+  readFile?: (path: string) => string;
+}
+
+function valueOf(raw: RawFlags, name: string): RawValue {
+  const explicit = raw.values.get(name);
+  if (explicit !== undefined) return explicit;
+  const spec = serverFlags.find((candidate) => candidate.name === name);
+  if (spec === undefined) throw new Error(`no flag named ${name}`);
+  return convertFlagValue(spec, spec.defaultValue ?? '');
+}
+
+const str = (raw: RawFlags, name: string) => valueOf(raw, name) as string;
+const num = (raw: RawFlags, name: string) => valueOf(raw, name) as number;
+const bool = (raw: RawFlags, name: string) => valueOf(raw, name) as boolean;
+const list = (raw: RawFlags, name: string) => valueOf(raw, name) as string[];
+
+/** Parses etcd's --initial-cluster ("a=http://h:1,a=http://h:2,b=...") into members in first-seen order. */
+export function parseInitialCluster(text: string): ClusterMemberConfig[] {
+  const members = new Map<string, string[]>();
+  for (const item of text.split(',').filter((part) => part !== '')) {
+    const equalsAt = item.indexOf('=');
+    if (equalsAt <= 0) throw new ConfigError(`error setting up initial cluster: ${item} is not a valid name=url pair`);
+    const name = item.slice(0, equalsAt);
+    const url = item.slice(equalsAt + 1);
+    try {
+      new URL(url);
+    } catch {
+      throw new ConfigError(`error setting up initial cluster: invalid peer URL ${JSON.stringify(url)}`);
+    }
+    members.set(name, [...(members.get(name) ?? []), url]);
+  }
+  return [...members].map(([name, peerUrls]) => ({ name, peerUrls }));
+}
+
+function tlsConfig(raw: RawFlags, prefix: '' | 'peer-'): TlsConfig {
+  const tls: TlsConfig = {
+    certFile: str(raw, `${prefix}cert-file`),
+    keyFile: str(raw, `${prefix}key-file`),
+    trustedCaFile: str(raw, `${prefix}trusted-ca-file`),
+    clientCertAuth: bool(raw, `${prefix}client-cert-auth`),
+  };
+  if (prefix === 'peer-') tls.allowedCn = str(raw, 'peer-cert-allowed-cn');
+  return tls;
+}
+
+function resolve(raw: RawFlags): MemberConfig {
+  const name = str(raw, 'name');
+  let initialClusterText = str(raw, 'initial-cluster');
+  // etcd: a renamed member with the default cluster string bootstraps as "<name>=<default peer url>".
+  if (name !== defaultName && !raw.values.has('initial-cluster')) initialClusterText = `${name}=${defaultListenPeerUrls}`;
+  const listenClientSet = raw.values.has('listen-client-urls');
+  const advertiseClientSet = raw.values.has('advertise-client-urls');
+  const quota = num(raw, 'quota-backend-bytes');
+  return {
+    name,
+    dataDir: str(raw, 'data-dir') || `${name}.etcd`,
+    walDir: str(raw, 'wal-dir'),
+    snapshotCount: num(raw, 'snapshot-count'),
+    heartbeatIntervalMs: num(raw, 'heartbeat-interval'),
+    electionTimeoutMs: num(raw, 'election-timeout'),
+    initialElectionTickAdvance: bool(raw, 'initial-election-tick-advance'),
+    listenPeerUrls: list(raw, 'listen-peer-urls'),
+    listenClientUrls: list(raw, 'listen-client-urls'),
+    initialAdvertisePeerUrls: list(raw, 'initial-advertise-peer-urls'),
+    advertiseClientUrls: listenClientSet && !advertiseClientSet ? [] : list(raw, 'advertise-client-urls'),
+    initialCluster: parseInitialCluster(initialClusterText),
+    initialClusterState: str(raw, 'initial-cluster-state') as 'new' | 'existing',
+    initialClusterToken: str(raw, 'initial-cluster-token'),
+    quotaBackendBytes: quota > 0 ? quota : quotaBackendBytesDefault,
+    maxRequestBytes: num(raw, 'max-request-bytes'),
+    maxTxnOps: num(raw, 'max-txn-ops'),
+    maxSnapshots: num(raw, 'max-snapshots'),
+    maxWals: num(raw, 'max-wals'),
+    strictReconfigCheck: bool(raw, 'strict-reconfig-check'),
+    preVote: bool(raw, 'pre-vote'),
+    logLevel: str(raw, 'log-level') as LogLevel,
+    logOutputs: list(raw, 'log-outputs'),
+    unsafeNoFsync: bool(raw, 'unsafe-no-fsync'),
+    grpcKeepaliveMinTimeMs: num(raw, 'grpc-keepalive-min-time'),
+    grpcKeepaliveIntervalMs: num(raw, 'grpc-keepalive-interval'),
+    grpcKeepaliveTimeoutMs: num(raw, 'grpc-keepalive-timeout'),
+    clientTls: tlsConfig(raw, ''),
+    peerTls: tlsConfig(raw, 'peer-'),
+  };
+}
+
+let schemaValidator: AjvModule.ValidateFunction | undefined;
+
+function checkSchema(config: MemberConfig): void {
+  if (schemaValidator === undefined) {
+    const Ajv = AjvModule.default;
+    const schema = JSON.parse(readFileSync(join(packageRoot(), 'schemas', 'config.schema.json'), 'utf8'));
+    schemaValidator = new Ajv({ allErrors: true }).compile(schema);
+  }
+  if (!schemaValidator(config)) {
+    const problems = (schemaValidator.errors ?? []).map((error) => `${error.instancePath || '/'} ${error.message}`);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+}
+
+/** etcd's cross-flag checks, in etcd's order and with its messages. */
+function checkRules(config: MemberConfig): void {
+  if (config.initialClusterState !== 'new' && config.initialClusterState !== 'existing') {
+    throw new ConfigError(`unexpected clusterState "${config.initialClusterState}"`);
+  }
+  if (config.heartbeatIntervalMs <= 0) {
+    throw new ConfigError(`--heartbeat-interval must be >0 (set to ${config.heartbeatIntervalMs}ms)`);
+  }
+  if (config.electionTimeoutMs <= 0) {
+    throw new ConfigError(`--election-timeout must be >0 (set to ${config.electionTimeoutMs}ms)`);
+  }
+  if (5 * config.heartbeatIntervalMs > config.electionTimeoutMs) {
+    throw new ConfigError(
+      `--election-timeout[${config.electionTimeoutMs}ms] should be at least as 5 times as --heartbeat-interval[${config.heartbeatIntervalMs}ms]`,
+    );
+  }
+  if (config.electionTimeoutMs > 50_000) {
+    throw new ConfigError(`--election-timeout[${config.electionTimeoutMs}ms] is too long, and should be set less than 50000ms`);
+  }
+  if (config.advertiseClientUrls.length === 0) {
+    throw new ConfigError('--advertise-client-urls is required when --listen-client-urls is set explicitly');
+  }
+  const self = config.initialCluster.find((member) => member.name === config.name);
+  if (self === undefined) {
+    throw new ConfigError(`couldn't find local name "${config.name}" in the initial cluster configuration`);
+  }
+  const advertised = [...config.initialAdvertisePeerUrls].sort().join(',');
+  if ([...self.peerUrls].sort().join(',') !== advertised) {
+    throw new ConfigError(
+      `--initial-cluster has ${config.name}=${self.peerUrls.join(',')} but missing from --initial-advertise-peer-urls=${config.initialAdvertisePeerUrls.join(',')}`,
+    );
+  }
+}
+
+/** Loads the configuration etcd would run with; throws FlagError (exit 2) or ConfigError (exit 1). */
+export function loadConfig(sources: ConfigSources): LoadedConfig {
+  const raw = emptyRawFlags();
+  parseCommandLine(sources.argv, raw);
+  const configFile = raw.values.get('config-file') as string | undefined;
+  if (configFile) {
+    const readFile = sources.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
+    let text: string;
+    try {
+      text = readFile(configFile);
+    } catch (error) {
+      throw new ConfigError(`error loading config file "${configFile}": ${(error as Error).message}`);
+    }
+    const fileRaw = emptyRawFlags();
+    applyConfigFile(text, fileRaw);
+    fileRaw.warnings.push(`loaded server configuration from "${configFile}"; other flags and environment variables are ignored`);
+    return finish(fileRaw, bool(raw, 'version'), bool(raw, 'help'));
+  }
+  applyEnvironment(sources.env, raw);
+  return finish(raw, bool(raw, 'version'), bool(raw, 'help'));
+}
+
+function finish(raw: RawFlags, printVersion: boolean, printHelp: boolean): LoadedConfig {
+  const warnings = [...raw.warnings];
+  for (const name of raw.values.keys()) {
+    if (serverFlags.find((spec) => spec.name === name)?.inert) warnings.push(`flag --${name} is accepted but has no effect yet`);
+  }
+  const config = resolve(raw);
+  if (printVersion || printHelp) return { config, printVersion, printHelp, warnings };
+  checkSchema(config);
+  checkRules(config);
+  return { config, printVersion, printHelp, warnings };
+}
+
+/** The usage text printed with flag errors and --help. */
+export function usageText(): string {
+  const lines = ['Usage:', '', '  tsetcd [flags]', '    Start an etcd-compatible member.', '', '  tsetcd cluster [--members N]', '    Start N members in one process.', '', 'Flags:'];
+  for (const spec of serverFlags) {
+    const defaultText = spec.defaultValue ? ` (default ${JSON.stringify(spec.defaultValue)})` : '';
+    lines.push(`  --${spec.name}${defaultText}`, `      ${spec.usage}${spec.inert ? ' [accepted, no effect yet]' : ''}`);
+  }
+  return lines.join('\n');
+}

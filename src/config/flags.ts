@@ -1,0 +1,112 @@
+/**
+ * etcd's server flags: names, kinds and defaults, as `etcd --help` lists them. Flags we accept but
+ * do not act on yet are marked `inert`, so etcd command lines keep working and the log says so.
+ */
+import {
+  electionTimeoutMsDefault,
+  heartbeatIntervalMsDefault,
+  requestBytesDefault,
+  snapshotCountDefault,
+  txnOpsDefault,
+} from '../lib/limits.js';
+
+export type FlagKind = 'string' | 'uint' | 'int' | 'bool' | 'duration' | 'urls' | 'strings';
+
+export interface FlagSpec {
+  name: string;
+  kind: FlagKind;
+  /** The default as etcd spells it on the command line; undefined means "unset". */
+  defaultValue?: string;
+  usage: string;
+  /** Accepted for compatibility; has no effect yet. */
+  inert?: boolean;
+}
+
+export const defaultName = 'default';
+export const defaultListenClientUrls = 'http://localhost:2379';
+export const defaultListenPeerUrls = 'http://localhost:2380';
+export const defaultClusterToken = 'etcd-cluster';
+
+function flag(name: string, kind: FlagKind, defaultValue: string | undefined, usage: string, inert = false): FlagSpec {
+  return { name, kind, defaultValue, usage, inert };
+}
+
+/** Every flag the member understands; order follows etcd's help text. */
+export const serverFlags: readonly FlagSpec[] = [
+  flag('config-file', 'string', '', 'Path to the server configuration file (YAML); when given, other flags and environment variables are ignored.'),
+  flag('name', 'string', defaultName, 'Human-readable name for this member.'),
+  flag('data-dir', 'string', '', 'Path to the data directory (default "${name}.etcd").'),
+  flag('wal-dir', 'string', '', 'Path to the dedicated wal directory.'),
+  flag('snapshot-count', 'uint', String(snapshotCountDefault), 'Number of committed transactions to trigger a snapshot to disk.'),
+  flag('heartbeat-interval', 'uint', String(heartbeatIntervalMsDefault), 'Time (in milliseconds) of a heartbeat interval.'),
+  flag('election-timeout', 'uint', String(electionTimeoutMsDefault), 'Time (in milliseconds) for an election to timeout.'),
+  flag('initial-election-tick-advance', 'bool', 'true', 'Whether to fast-forward initial election ticks on boot for faster election.'),
+  flag('listen-peer-urls', 'urls', defaultListenPeerUrls, 'List of URLs to listen on for peer traffic.'),
+  flag('listen-client-urls', 'urls', defaultListenClientUrls, 'List of URLs to listen on for client traffic.'),
+  flag('listen-metrics-urls', 'urls', '', 'List of URLs to listen on for the metrics and health endpoints.', true),
+  flag('max-snapshots', 'uint', '5', 'Maximum number of snapshot files to retain (0 is unlimited).'),
+  flag('max-wals', 'uint', '5', 'Maximum number of wal files to retain (0 is unlimited).'),
+  flag('quota-backend-bytes', 'int', '0', 'Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).'),
+  flag('backend-batch-interval', 'duration', '0s', 'The maximum time before committing the backend transaction.', true),
+  flag('backend-batch-limit', 'int', '0', 'The maximum operations before committing the backend transaction.', true),
+  flag('max-txn-ops', 'uint', String(txnOpsDefault), 'Maximum number of operations permitted in a transaction.'),
+  flag('max-request-bytes', 'uint', String(requestBytesDefault), 'Maximum client request size in bytes the server will accept.'),
+  flag('grpc-keepalive-min-time', 'duration', '5s', 'Minimum duration interval that a client should wait before pinging server.'),
+  flag('grpc-keepalive-interval', 'duration', '2h0m0s', 'Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).'),
+  flag('grpc-keepalive-timeout', 'duration', '20s', 'Additional duration of wait before closing a non-responsive connection (0 to disable).'),
+  flag('max-concurrent-streams', 'uint', '4294967295', 'Maximum concurrent streams that each client can open at a time.'),
+  flag('initial-advertise-peer-urls', 'urls', defaultListenPeerUrls, "List of this member's peer URLs to advertise to the rest of the cluster."),
+  flag('initial-cluster', 'string', `${defaultName}=${defaultListenPeerUrls}`, 'Initial cluster configuration for bootstrapping.'),
+  flag('initial-cluster-state', 'string', 'new', "Initial cluster state ('new' or 'existing')."),
+  flag('initial-cluster-token', 'string', defaultClusterToken, 'Initial cluster token for the etcd cluster during bootstrap.'),
+  flag('advertise-client-urls', 'urls', defaultListenClientUrls, "List of this member's client URLs to advertise to the public."),
+  flag('discovery', 'string', '', 'Discovery URL used to bootstrap the cluster.', true),
+  flag('discovery-fallback', 'string', 'proxy', "Expected behavior ('exit' or 'proxy') when discovery services fails.", true),
+  flag('discovery-proxy', 'string', '', 'HTTP proxy to use for traffic to discovery service.', true),
+  flag('discovery-srv', 'string', '', 'DNS srv domain used to bootstrap the cluster.', true),
+  flag('discovery-srv-name', 'string', '', 'Suffix to the dns srv name queried when bootstrapping.', true),
+  flag('strict-reconfig-check', 'bool', 'true', 'Reject reconfiguration requests that would cause quorum loss.'),
+  flag('pre-vote', 'bool', 'true', 'Enable the pre-vote feature.'),
+  flag('auto-compaction-retention', 'string', '0', 'Auto compaction retention length. 0 means disable auto compaction.', true),
+  flag('auto-compaction-mode', 'string', 'periodic', "Interpret 'auto-compaction-retention' one of: 'periodic', 'revision'.", true),
+  flag('enable-v2', 'bool', 'false', 'Accept etcd V2 client requests.', true),
+  flag('enable-grpc-gateway', 'bool', 'true', 'Enable GRPC gateway.', true),
+  flag('cert-file', 'string', '', 'Path to the client server TLS cert file.'),
+  flag('key-file', 'string', '', 'Path to the client server TLS key file.'),
+  flag('client-cert-auth', 'bool', 'false', 'Enable client cert authentication.'),
+  flag('client-crl-file', 'string', '', 'Path to the client certificate revocation list file.', true),
+  flag('client-cert-allowed-hostname', 'string', '', 'Allowed TLS hostname for client cert authentication.', true),
+  flag('trusted-ca-file', 'string', '', 'Path to the client server TLS trusted CA cert file.'),
+  flag('auto-tls', 'bool', 'false', 'Client TLS using generated certificates.', true),
+  flag('peer-cert-file', 'string', '', 'Path to the peer server TLS cert file.'),
+  flag('peer-key-file', 'string', '', 'Path to the peer server TLS key file.'),
+  flag('peer-client-cert-auth', 'bool', 'false', 'Enable peer client cert authentication.'),
+  flag('peer-trusted-ca-file', 'string', '', 'Path to the peer server TLS trusted CA file.'),
+  flag('peer-cert-allowed-cn', 'string', '', 'Required CN for client certs connecting to the peer endpoint.'),
+  flag('peer-cert-allowed-hostname', 'string', '', 'Allowed TLS hostname for inter peer authentication.', true),
+  flag('peer-auto-tls', 'bool', 'false', 'Peer TLS using self-generated certificates if --peer-key-file and --peer-cert-file are not provided.', true),
+  flag('peer-crl-file', 'string', '', 'Path to the peer certificate revocation list file.', true),
+  flag('cipher-suites', 'strings', '', 'Comma-separated list of supported TLS cipher suites between client/server and peers.', true),
+  flag('cors', 'strings', '', 'Comma-separated whitelist of origins for CORS, or cross-origin resource sharing.', true),
+  flag('host-whitelist', 'strings', '*', 'Acceptable hostnames from HTTP client requests, if server is not secure.', true),
+  flag('auth-token', 'string', 'simple', "Specify a v3 authentication token type and its options ('simple' or 'jwt').", true),
+  flag('bcrypt-cost', 'uint', '10', 'Specify the cost / strength of the bcrypt algorithm for hashing auth passwords.', true),
+  flag('auth-token-ttl', 'uint', '300', 'Time (in seconds) of the auth-token-ttl.', true),
+  flag('logger', 'string', 'zap', "Currently only supports 'zap' for structured logging."),
+  flag('log-outputs', 'strings', 'default', "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets."),
+  flag('log-level', 'string', 'info', 'Configures log level. Only supports debug, info, warn, error, panic, or fatal.'),
+  flag('enable-pprof', 'bool', 'false', 'Enable runtime profiling data via HTTP server.', true),
+  flag('metrics', 'string', 'basic', "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics.", true),
+  flag('force-new-cluster', 'bool', 'false', 'Force to create a new one member cluster.', true),
+  flag('unsafe-no-fsync', 'bool', 'false', 'Disables fsync, unsafe, will cause data loss.'),
+  flag('experimental-initial-corrupt-check', 'bool', 'false', 'Enable to check data corruption before serving any client/peer traffic.', true),
+  flag('experimental-corrupt-check-time', 'duration', '0s', 'Duration of time between cluster corruption check passes.', true),
+  flag('experimental-enable-lease-checkpoint', 'bool', 'false', 'Enable to persist lease remaining TTL to prevent indefinite auto-renewal of long lived leases.', true),
+  flag('experimental-compaction-batch-limit', 'int', '1000', 'Sets the maximum revisions deleted in each compaction batch.', true),
+  flag('experimental-watch-progress-notify-interval', 'duration', '10m0s', 'Duration of periodic watch progress notifications.', true),
+  flag('experimental-warning-apply-duration', 'duration', '100ms', 'Time duration after which a warning is generated if request takes more time.', true),
+  flag('version', 'bool', 'false', 'Print the version and exit.'),
+  flag('help', 'bool', 'false', 'Show this help.'),
+];
+
+export const serverFlagsByName: ReadonlyMap<string, FlagSpec> = new Map(serverFlags.map((spec) => [spec.name, spec]));

@@ -1,0 +1,107 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, FlagError, loadConfig } from '../../src/config/config.js';
+import { parseGoDurationMs } from '../../src/config/parse.js';
+
+const load = (argv: string[], env: NodeJS.ProcessEnv = {}, files: Record<string, string> = {}) =>
+  loadConfig({ argv, env, readFile: (path) => {
+    const text = files[path];
+    if (text === undefined) throw new Error(`ENOENT: no such file or directory, open '${path}'`);
+    return text;
+  } });
+
+test('no flags gives etcd defaults', () => {
+  const { config } = load([]);
+  assert.equal(config.name, 'default');
+  assert.equal(config.dataDir, 'default.etcd');
+  assert.deepEqual(config.listenClientUrls, ['http://localhost:2379']);
+  assert.deepEqual(config.advertiseClientUrls, ['http://localhost:2379']);
+  assert.deepEqual(config.listenPeerUrls, ['http://localhost:2380']);
+  assert.deepEqual(config.initialCluster, [{ name: 'default', peerUrls: ['http://localhost:2380'] }]);
+  assert.equal(config.initialClusterToken, 'etcd-cluster');
+  assert.equal(config.snapshotCount, 100000);
+  assert.equal(config.heartbeatIntervalMs, 100);
+  assert.equal(config.electionTimeoutMs, 1000);
+  assert.equal(config.maxRequestBytes, 1572864);
+  assert.equal(config.maxTxnOps, 128);
+  assert.equal(config.quotaBackendBytes, 2 * 1024 ** 3);
+});
+
+test('a renamed member defaults its data dir and initial cluster to its name', () => {
+  const { config } = load(['--name', 'm1']);
+  assert.equal(config.dataDir, 'm1.etcd');
+  assert.deepEqual(config.initialCluster, [{ name: 'm1', peerUrls: ['http://localhost:2380'] }]);
+});
+
+test('flags take Go flag forms: single dash, double dash, equals sign, bare booleans', () => {
+  const { config } = load(['-name=a', '--data-dir', '/tmp/a', '--pre-vote=false', '--unsafe-no-fsync', '-snapshot-count=5']);
+  assert.equal(config.name, 'a');
+  assert.equal(config.dataDir, '/tmp/a');
+  assert.equal(config.preVote, false);
+  assert.equal(config.unsafeNoFsync, true);
+  assert.equal(config.snapshotCount, 5);
+});
+
+test('an unknown flag is a usage error with Go flag text', () => {
+  assert.throws(() => load(['--foo']), (error: Error) => error instanceof FlagError && error.message === 'flag provided but not defined: -foo');
+});
+
+test('a bad number is a usage error naming the flag and value', () => {
+  assert.throws(
+    () => load(['--snapshot-count', 'abc']),
+    (error: Error) => error instanceof FlagError && error.message === 'invalid value "abc" for flag -snapshot-count: parse error',
+  );
+});
+
+test('a flag without its value is a usage error', () => {
+  assert.throws(() => load(['--name']), (error: Error) => error instanceof FlagError && error.message === 'flag needs an argument: -name');
+});
+
+test('ETCD_* environment variables set flags not given on the command line', () => {
+  const { config } = load([], { ETCD_NAME: 'envname', ETCD_MAX_TXN_OPS: '7' });
+  assert.equal(config.name, 'envname');
+  assert.equal(config.maxTxnOps, 7);
+});
+
+test('an environment variable shadowed by a flag is an error, as in etcd', () => {
+  assert.throws(() => load(['--name', 'x'], { ETCD_NAME: 'y' }), (error: Error) => error instanceof ConfigError && /conflicting environment variable "ETCD_NAME"/.test(error.message));
+});
+
+test('listen-client-urls without advertise-client-urls is refused with etcd message', () => {
+  assert.throws(
+    () => load(['--listen-client-urls', 'http://127.0.0.1:4001']),
+    (error: Error) => error.message === '--advertise-client-urls is required when --listen-client-urls is set explicitly',
+  );
+});
+
+test('election timeout must be at least five heartbeats', () => {
+  assert.throws(
+    () => load(['--heartbeat-interval', '300', '--election-timeout', '1000']),
+    (error: Error) => error.message === '--election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]',
+  );
+});
+
+test('a malformed URL flag names the flag', () => {
+  assert.throws(() => load(['--listen-peer-urls', 'ftp://x:1']), (error: Error) => error instanceof FlagError && /-listen-peer-urls/.test(error.message));
+});
+
+test('the YAML config file replaces flags and environment', () => {
+  const yaml = 'name: filed\ndata-dir: /tmp/filed\nsnapshot-count: 42\nlisten-client-urls: http://127.0.0.1:5001\nadvertise-client-urls: http://127.0.0.1:5001\nclient-transport-security:\n  cert-file: /c.pem\n';
+  const { config, warnings } = load(['--config-file', '/etc/x.yml'], { ETCD_MAX_TXN_OPS: '3' }, { '/etc/x.yml': yaml });
+  assert.equal(config.name, 'filed');
+  assert.equal(config.snapshotCount, 42);
+  assert.equal(config.maxTxnOps, 128);
+  assert.equal(config.clientTls.certFile, '/c.pem');
+  assert.ok(warnings.some((warning) => warning.includes('other flags and environment variables are ignored')));
+});
+
+test('an unknown key in the config file is an error', () => {
+  assert.throws(() => load(['--config-file', 'f'], {}, { f: 'bogus: 1\n' }), (error: Error) => error instanceof ConfigError && /unknown field "bogus"/.test(error.message));
+});
+
+test('Go durations parse to milliseconds', () => {
+  assert.equal(parseGoDurationMs('2h0m0s'), 7_200_000);
+  assert.equal(parseGoDurationMs('100ms'), 100);
+  assert.equal(parseGoDurationMs('1.5s'), 1500);
+  assert.equal(parseGoDurationMs('5'), undefined);
+});
