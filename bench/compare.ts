@@ -1,0 +1,240 @@
+/**
+ * Runs the same workloads against a real etcd and a tsetcd member started side by side on
+ * loopback with the same flags, alternating between them, and reports tsetcd/etcd ratios of
+ * throughput, latency, CPU per request and peak memory.
+ *
+ *   node dist/bench/compare.js [--duration S] [--warmup S] [--rounds N] [--workloads put-1,put-64,...] [--json]
+ *
+ * TSETCD_CMD chooses the second member (TSETCD_CMD=/usr/bin/etcd compares etcd with itself).
+ */
+import { parseArgs } from 'node:util';
+import { Member } from '../test/support/member.js';
+import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
+import { isMainModule, loadOptions, runLoad, type LoadOp, type LoadResult } from './load.js';
+import { readProcessStats } from './proc-stats.js';
+
+export interface Workload {
+  readonly name: string;
+  readonly op: LoadOp;
+  readonly consistency: 'l' | 's';
+  readonly clients: number;
+  readonly conns: number;
+}
+
+/** The default workloads; puts come first so the ranges find keys. */
+export const workloadsDefault: readonly Workload[] = [
+  { name: 'put-1', op: 'put', consistency: 'l', clients: 1, conns: 1 },
+  { name: 'put-64', op: 'put', consistency: 'l', clients: 64, conns: 8 },
+  { name: 'range-l-64', op: 'range', consistency: 'l', clients: 64, conns: 8 },
+  { name: 'range-s-64', op: 'range', consistency: 's', clients: 64, conns: 8 },
+];
+
+export interface CompareOptions {
+  readonly durationMs: number;
+  readonly warmupMs: number;
+  readonly rounds: number;
+  readonly workloads: readonly Workload[];
+  readonly keySpace: number;
+  readonly valSize: number;
+  /** Extra start flags given to both members. */
+  readonly memberFlags: readonly string[];
+}
+
+/** One side's measurement of one workload. */
+export interface SideRun extends LoadResult {
+  readonly serverCpuMs: number;
+  readonly serverCpuPerRequestUs: number;
+  readonly clientCpuPerRequestUs: number;
+  readonly peakRssKb: number;
+}
+
+export interface WorkloadComparison {
+  readonly workload: string;
+  readonly round: number;
+  readonly etcd: SideRun;
+  readonly sut: SideRun;
+  /** sut / etcd for each figure; above 1 means tsetcd is higher (better for throughput, worse otherwise). */
+  readonly ratios: Readonly<Record<'throughput' | 'p50' | 'p99' | 'p999' | 'serverCpuPerRequest' | 'clientCpuPerRequest', number>>;
+}
+
+export interface CompareReport {
+  readonly sutLabel: string;
+  readonly comparisons: readonly WorkloadComparison[];
+  readonly peakRssKb: { readonly etcd: number; readonly sut: number; readonly ratio: number };
+  /** Per workload, the median of each ratio over the rounds: the figure to quote. */
+  readonly medianRatios: Readonly<Record<string, WorkloadComparison['ratios']>>;
+}
+
+/** Starts both members, runs every workload on each in turn, and stops them. */
+export async function runCompare(options: CompareOptions, sutSide: MemberCommand): Promise<CompareReport> {
+  const [etcd, sut] = await Promise.all([
+    Member.start({ command: etcdCommand(), extraFlags: options.memberFlags }),
+    Member.start({ command: sutSide, extraFlags: options.memberFlags, name: 'm2' }),
+  ]);
+  try {
+    const comparisons: WorkloadComparison[] = [];
+    for (let round = 1; round <= options.rounds; round += 1) {
+      for (const workload of options.workloads) {
+        // Alternate which side goes first so neither always runs on a warmer machine.
+        const etcdFirst = round % 2 === 1;
+        const first = await measure(etcdFirst ? etcd : sut, workload, options);
+        const second = await measure(etcdFirst ? sut : etcd, workload, options);
+        const [etcdRun, sutRun] = etcdFirst ? [first, second] : [second, first];
+        comparisons.push({ workload: workload.name, round, etcd: etcdRun, sut: sutRun, ratios: ratiosOf(etcdRun, sutRun) });
+      }
+    }
+    const etcdRss = readProcessStats(etcd.pid).peakRssKb;
+    const sutRss = readProcessStats(sut.pid).peakRssKb;
+    const peakRssKb = { etcd: etcdRss, sut: sutRss, ratio: ratio(sutRss, etcdRss) };
+    return { sutLabel: sutSide.label, comparisons, peakRssKb, medianRatios: medianRatios(comparisons) };
+  } finally {
+    await Promise.all([etcd.destroy(), sut.destroy()]);
+  }
+}
+
+async function measure(member: Member, workload: Workload, options: CompareOptions): Promise<SideRun> {
+  const load = loadOptions({
+    endpoints: [member.clientUrl],
+    conns: workload.conns,
+    clients: workload.clients,
+    op: workload.op,
+    consistency: workload.consistency,
+    durationMs: options.durationMs,
+    warmupMs: 0,
+    keySpace: options.keySpace,
+    valSize: options.valSize,
+  });
+  // The warm-up runs as its own short load so the server's CPU is sampled over the measured part only.
+  if (options.warmupMs > 0) await runLoad({ ...load, durationMs: options.warmupMs });
+  const before = readProcessStats(member.pid);
+  const result = await runLoad(load);
+  const after = readProcessStats(member.pid);
+  const serverCpuMs = after.cpuMs - before.cpuMs;
+  const perRequestUs = (ms: number): number => (result.requests === 0 ? 0 : Math.round((ms * 1000) / result.requests));
+  return {
+    ...result,
+    serverCpuMs: Math.round(serverCpuMs),
+    serverCpuPerRequestUs: perRequestUs(serverCpuMs),
+    clientCpuPerRequestUs: perRequestUs(result.clientCpuMs),
+    peakRssKb: after.peakRssKb,
+  };
+}
+
+function ratio(sut: number, etcd: number): number {
+  return etcd === 0 ? Number.NaN : Math.round((sut / etcd) * 100) / 100;
+}
+
+function ratiosOf(etcd: SideRun, sut: SideRun): WorkloadComparison['ratios'] {
+  return {
+    throughput: ratio(sut.throughputPerSec, etcd.throughputPerSec),
+    p50: ratio(sut.latencyUs.p50, etcd.latencyUs.p50),
+    p99: ratio(sut.latencyUs.p99, etcd.latencyUs.p99),
+    p999: ratio(sut.latencyUs.p999, etcd.latencyUs.p999),
+    serverCpuPerRequest: ratio(sut.serverCpuPerRequestUs, etcd.serverCpuPerRequestUs),
+    clientCpuPerRequest: ratio(sut.clientCpuPerRequestUs, etcd.clientCpuPerRequestUs),
+  };
+}
+
+function medianRatios(comparisons: readonly WorkloadComparison[]): Record<string, WorkloadComparison['ratios']> {
+  const result: Record<string, WorkloadComparison['ratios']> = {};
+  for (const name of new Set(comparisons.map((c) => c.workload))) {
+    const rounds = comparisons.filter((c) => c.workload === name).map((c) => c.ratios);
+    const first = rounds[0] as WorkloadComparison['ratios'];
+    const keys = Object.keys(first) as Array<keyof WorkloadComparison['ratios']>;
+    result[name] = Object.fromEntries(keys.map((key) => [key, median(rounds.map((r) => r[key]))])) as WorkloadComparison['ratios'];
+  }
+  return result;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  const value = sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+  return Math.round(value * 100) / 100;
+}
+
+/** The report as two aligned text tables: absolute figures per side, then ratios. */
+export function formatCompareReport(report: CompareReport): string {
+  const ms = (us: number): string => (us / 1000).toFixed(2);
+  const absolute = [['workload', 'round', 'side', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'srv cpu us/req', 'cli cpu us/req', 'errors', 'peak rss MiB']];
+  const ratios = [['workload', 'round', 'throughput', 'p50', 'p99', 'p99.9', 'srv cpu/req', 'cli cpu/req']];
+  for (const c of report.comparisons) {
+    for (const [side, run] of [['etcd', c.etcd], [report.sutLabel, c.sut]] as const) {
+      const l = run.latencyUs;
+      absolute.push([c.workload, String(c.round), side, String(run.throughputPerSec), ms(l.p50), ms(l.p99), ms(l.p999),
+        String(run.serverCpuPerRequestUs), String(run.clientCpuPerRequestUs), String(run.errorCount), (run.peakRssKb / 1024).toFixed(1)]);
+    }
+    const r = c.ratios;
+    ratios.push([c.workload, String(c.round), ...[r.throughput, r.p50, r.p99, r.p999, r.serverCpuPerRequest, r.clientCpuPerRequest].map(String)]);
+  }
+  const rounds = new Set(report.comparisons.map((c) => c.round)).size;
+  if (rounds > 1) {
+    for (const [name, r] of Object.entries(report.medianRatios)) {
+      ratios.push([name, 'median', ...[r.throughput, r.p50, r.p99, r.p999, r.serverCpuPerRequest, r.clientCpuPerRequest].map(String)]);
+    }
+  }
+  const rss = report.peakRssKb;
+  return [
+    table(absolute),
+    '',
+    `ratios ${report.sutLabel}/etcd (throughput above 1 is better; latency, cpu and memory below 1 are better)`,
+    table(ratios),
+    '',
+    `peak rss MiB: etcd ${(rss.etcd / 1024).toFixed(1)}, ${report.sutLabel} ${(rss.sut / 1024).toFixed(1)}, ratio ${rss.ratio}`,
+  ].join('\n');
+}
+
+function table(rows: readonly string[][]): string {
+  const widths = (rows[0] ?? []).map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length)));
+  return rows.map((row) => row.map((cell, column) => cell.padStart(widths[column] ?? 0)).join('  ')).join('\n');
+}
+
+/** Parses flags (durations in seconds). */
+export function parseCompareArgs(argv: readonly string[]): { options: CompareOptions; json: boolean } {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      duration: { type: 'string', default: '3' },
+      warmup: { type: 'string', default: '0.5' },
+      rounds: { type: 'string', default: '1' },
+      workloads: { type: 'string' },
+      'key-space': { type: 'string', default: '10000' },
+      'val-size': { type: 'string', default: '256' },
+      'member-flag': { type: 'string', multiple: true, default: [] },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const names = values.workloads?.split(',') ?? workloadsDefault.map((w) => w.name);
+  const workloads = names.map((name) => {
+    const found = workloadsDefault.find((w) => w.name === name);
+    if (found === undefined) throw new Error(`unknown workload ${name}; known: ${workloadsDefault.map((w) => w.name).join(', ')}`);
+    return found;
+  });
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error(`--rounds must be 1..20, saw ${values.rounds}`);
+  const options: CompareOptions = {
+    durationMs: Math.round(Number(values.duration) * 1000),
+    warmupMs: Math.round(Number(values.warmup) * 1000),
+    rounds,
+    workloads,
+    keySpace: Number(values['key-space']),
+    valSize: Number(values['val-size']),
+    memberFlags: (values['member-flag'] as string[]).flatMap((flag) => flag.split(/\s+/)),
+  };
+  return { options, json: values.json === true };
+}
+
+/** Entry point; returns the process exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const sut = sutCommand();
+  if (sut.command === undefined) {
+    process.stderr.write(`cannot compare: ${sut.skipReason}\n`);
+    return 2;
+  }
+  const { options, json } = parseCompareArgs(argv);
+  const report = await runCompare(options, sut.command);
+  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : `${formatCompareReport(report)}\n`);
+  return 0;
+}
+
+if (isMainModule(import.meta.url)) process.exitCode = await main(process.argv.slice(2));

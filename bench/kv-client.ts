@@ -1,0 +1,143 @@
+/**
+ * A minimal etcd KV client over raw gRPC with hand-encoded protobuf: only PutRequest and
+ * RangeRequest, and only the response header's revision and the range count decoded. It keeps
+ * the load generator's own CPU cost low and independent of any .proto loading.
+ */
+import * as grpc from '@grpc/grpc-js';
+
+const putMethod = '/etcdserverpb.KV/Put';
+const rangeMethod = '/etcdserverpb.KV/Range';
+const wireVarint = 0;
+const wireLengthDelimited = 2;
+/** etcd's default client receive limit is far above anything the bench reads; keep gRPC's cap generous. */
+const receiveMessageBytesMax = 64 * 1024 * 1024;
+
+/** What the bench needs from a Put or Range response. */
+export interface KvReply {
+  readonly revision: number;
+  /** RangeResponse.count; 0 for Put. */
+  readonly count: number;
+}
+
+/** One gRPC channel to one endpoint; many concurrent calls may share it. */
+export class KvConnection {
+  private readonly client: grpc.Client;
+
+  /** `endpoint` is host:port or http://host:port. */
+  constructor(endpoint: string) {
+    const target = endpoint.replace(/^https?:\/\//, '');
+    // A local subchannel pool gives each connection its own TCP socket, as --conns intends.
+    this.client = new grpc.Client(target, grpc.credentials.createInsecure(), {
+      'grpc.use_local_subchannel_pool': 1,
+      'grpc.max_receive_message_length': receiveMessageBytesMax,
+    });
+  }
+
+  /** Sends one PutRequest. */
+  put(key: Buffer, value: Buffer, deadlineMs: number): Promise<KvReply> {
+    return this.call(putMethod, encodePutRequest(key, value), deadlineMs);
+  }
+
+  /** Sends one single-key RangeRequest; serializable reads skip the read-index round. */
+  range(key: Buffer, serializable: boolean, deadlineMs: number): Promise<KvReply> {
+    return this.call(rangeMethod, encodeRangeRequest(key, serializable), deadlineMs);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  private call(method: string, request: Buffer, deadlineMs: number): Promise<KvReply> {
+    return new Promise((resolve, reject) => {
+      this.client.makeUnaryRequest<Buffer, KvReply>(
+        method,
+        (message) => message,
+        decodeReply,
+        request,
+        new grpc.Metadata(),
+        { deadline: Date.now() + deadlineMs },
+        (error, reply) => (error !== null || reply === undefined ? reject(error ?? new Error('empty reply')) : resolve(reply)),
+      );
+    });
+  }
+}
+
+/** PutRequest{key = 1, value = 2}. */
+export function encodePutRequest(key: Buffer, value: Buffer): Buffer {
+  return Buffer.concat([lengthDelimited(1, key), lengthDelimited(2, value)]);
+}
+
+/** RangeRequest{key = 1, serializable = 7}. */
+export function encodeRangeRequest(key: Buffer, serializable: boolean): Buffer {
+  const parts = [lengthDelimited(1, key)];
+  if (serializable) parts.push(Buffer.from([(7 << 3) | wireVarint, 1]));
+  return Buffer.concat(parts);
+}
+
+/** Reads header.revision (field 1 -> 3) and count (field 4) from a Put or Range response. */
+export function decodeReply(message: Buffer): KvReply {
+  let revision = 0;
+  let count = 0;
+  forEachField(message, (field, wireType, value, start, end) => {
+    if (field === 1 && wireType === wireLengthDelimited) {
+      forEachField(message.subarray(start, end), (headerField, _type, headerValue) => {
+        if (headerField === 3) revision = headerValue;
+      });
+    } else if (field === 4 && wireType === wireVarint) {
+      count = value;
+    }
+  });
+  return { revision, count };
+}
+
+function lengthDelimited(field: number, bytes: Buffer): Buffer {
+  return Buffer.concat([varint((field << 3) | wireLengthDelimited), varint(bytes.length), bytes]);
+}
+
+function varint(value: number): Buffer {
+  const bytes: number[] = [];
+  let rest = value;
+  while (rest >= 0x80) {
+    bytes.push((rest % 0x80) | 0x80);
+    rest = Math.floor(rest / 0x80);
+  }
+  bytes.push(rest);
+  return Buffer.from(bytes);
+}
+
+type FieldVisitor = (field: number, wireType: number, varintValue: number, start: number, end: number) => void;
+
+/** Walks top-level fields; varints are exact up to 2^53, enough for revisions and counts. */
+function forEachField(message: Buffer, visit: FieldVisitor): void {
+  let offset = 0;
+  while (offset < message.length) {
+    const [tag, afterTag] = readVarint(message, offset);
+    const field = Math.floor(tag / 8);
+    const wireType = tag % 8;
+    if (wireType === wireVarint) {
+      const [value, next] = readVarint(message, afterTag);
+      visit(field, wireType, value, afterTag, next);
+      offset = next;
+    } else if (wireType === wireLengthDelimited) {
+      const [length, start] = readVarint(message, afterTag);
+      visit(field, wireType, 0, start, start + length);
+      offset = start + length;
+    } else if (wireType === 1 || wireType === 5) {
+      offset = afterTag + (wireType === 1 ? 8 : 4);
+    } else {
+      throw new Error(`unexpected protobuf wire type ${wireType} at offset ${offset}`);
+    }
+  }
+}
+
+function readVarint(message: Buffer, offset: number): [number, number] {
+  let value = 0;
+  let scale = 1;
+  for (let at = offset; at < message.length && at < offset + 10; at += 1) {
+    const byte = message[at] as number;
+    value += (byte & 0x7f) * scale;
+    if (byte < 0x80) return [value, at + 1];
+    scale *= 0x80;
+  }
+  throw new Error(`truncated varint at offset ${offset}`);
+}

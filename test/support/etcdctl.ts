@@ -1,0 +1,49 @@
+/** Runs the real etcdctl (API v3) against a member and captures everything it says. */
+import { spawn } from 'node:child_process';
+import { etcdctlBinaryPath } from './sut.js';
+
+/** A command that takes longer than this is killed; etcdctl's own timeout is 5 s. */
+export const etcdctlTimeoutMsDefault = 15_000;
+
+export interface CommandResult {
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Exit code, or null when the process was killed by a signal. */
+  readonly code: number | null;
+}
+
+export interface EtcdctlOptions {
+  readonly stdin?: string;
+  readonly timeoutMs?: number;
+}
+
+/** Runs `etcdctl --endpoints=<endpoint> ...args` with ETCDCTL_API=3. */
+export function runEtcdctl(endpoint: string, args: readonly string[], options: EtcdctlOptions = {}): Promise<CommandResult> {
+  return runCommand(etcdctlBinaryPath, [`--endpoints=${endpoint}`, ...args], { ...options, env: { ETCDCTL_API: '3' } });
+}
+
+/** Runs any command, feeding `stdin` and capturing stdout, stderr and the exit code. */
+export function runCommand(
+  command: string,
+  args: readonly string[],
+  options: EtcdctlOptions & { env?: Record<string, string> } = {},
+): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? etcdctlTimeoutMsDefault);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8'), code });
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(options.stdin ?? '');
+  });
+}
