@@ -54,6 +54,11 @@ export interface RangeResult {
   kvs: KeyValue[];
   more: boolean;
   count: number;
+  /**
+   * Only inside a txn: the revision etcd puts in this op's own header (the txn's start revision
+   * until its first write, start + 1 after it). Absent means the txn header's revision.
+   */
+  revision?: number;
 }
 
 export interface PutRequest {
@@ -67,6 +72,11 @@ export interface PutRequest {
 
 export interface PutResult {
   prevKv?: KeyValue;
+  /**
+   * Only inside a txn: the revision etcd puts in this op's own header (the txn's start revision
+   * until its first write, start + 1 after it). Absent means the txn header's revision.
+   */
+  revision?: number;
 }
 
 export interface DeleteRangeRequest {
@@ -78,6 +88,11 @@ export interface DeleteRangeRequest {
 export interface DeleteRangeResult {
   deleted: number;
   prevKvs: KeyValue[];
+  /**
+   * Only inside a txn: the revision etcd puts in this op's own header (the txn's start revision
+   * until its first write, start + 1 after it). Absent means the txn header's revision.
+   */
+  revision?: number;
 }
 
 export const enum CompareResult {

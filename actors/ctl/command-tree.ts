@@ -1,0 +1,219 @@
+/**
+ * etcdctl's command tree: names, usage lines, descriptions and flags exactly as etcdctl 3.4
+ * declares them (help text and error messages are built from these), plus which ones run here.
+ */
+import type { CommandContext } from './context.js';
+import type { FlagSpec } from './flags.js';
+
+export interface CommandSpec {
+  readonly name: string;
+  readonly use: string;
+  readonly short: string;
+  readonly long?: string;
+  readonly flags: readonly FlagSpec[];
+  /** Flags this command passes down to its subcommands. */
+  readonly persistentFlags?: readonly FlagSpec[];
+  readonly children?: readonly CommandSpec[];
+  /** Absent for pure groups like `endpoint`, which print their help instead. */
+  readonly run?: (context: CommandContext) => Promise<void>;
+  /** Listed and matched like etcdctl's, but not implemented by tsetcdctl yet. */
+  readonly missing?: boolean;
+}
+
+const bool = (name: string, usage: string, shorthand?: string): FlagSpec => ({ name, kind: 'bool', defaultText: 'false', usage, shorthand });
+
+export const globalFlags: readonly FlagSpec[] = [
+  { name: 'endpoints', kind: 'stringSlice', defaultText: '[127.0.0.1:2379]', usage: 'gRPC endpoints' },
+  bool('debug', 'enable client-side debug logging'),
+  { name: 'write-out', shorthand: 'w', kind: 'string', defaultText: 'simple', usage: 'set the output format (fields, json, protobuf, simple, table)' },
+  bool('hex', 'print byte strings as hex encoded strings'),
+  { name: 'dial-timeout', kind: 'duration', defaultText: '2s', usage: 'dial timeout for client connections' },
+  { name: 'command-timeout', kind: 'duration', defaultText: '5s', usage: 'timeout for short running command (excluding dial timeout)' },
+  { name: 'keepalive-time', kind: 'duration', defaultText: '2s', usage: 'keepalive time for client connections' },
+  { name: 'keepalive-timeout', kind: 'duration', defaultText: '6s', usage: 'keepalive timeout for client connections' },
+  { name: 'insecure-transport', kind: 'bool', defaultText: 'true', usage: 'disable transport security for client connections' },
+  { name: 'insecure-discovery', kind: 'bool', defaultText: 'true', usage: 'accept insecure SRV records describing cluster endpoints' },
+  bool('insecure-skip-tls-verify', 'skip server certificate verification (CAUTION: this option should be enabled only for testing purposes)'),
+  { name: 'cert', kind: 'string', defaultText: '', usage: 'identify secure client using this TLS certificate file' },
+  { name: 'key', kind: 'string', defaultText: '', usage: 'identify secure client using this TLS key file' },
+  { name: 'cacert', kind: 'string', defaultText: '', usage: 'verify certificates of TLS-enabled secure servers using this CA bundle' },
+  { name: 'user', kind: 'string', defaultText: '', usage: 'username[:password] for authentication (prompt if password is not supplied)' },
+  { name: 'password', kind: 'string', defaultText: '', usage: "password for authentication (if this option is used, --user option shouldn't include password)" },
+  { name: 'discovery-srv', shorthand: 'd', kind: 'string', defaultText: '', usage: 'domain name to query for SRV records describing cluster endpoints' },
+  { name: 'discovery-srv-name', kind: 'string', defaultText: '', usage: 'service name to query when using DNS discovery' },
+];
+
+/** cobra's automatic -h/--help flag. */
+export function helpFlag(commandName: string): FlagSpec {
+  return bool('help', `help for ${commandName}`, 'h');
+}
+
+const putLong = `
+Puts the given key into the store.
+
+When <value> begins with '-', <value> is interpreted as a flag.
+Insert '--' for workaround:
+
+$ put <key> -- <value>
+$ put -- <key> <value>
+
+If <value> isn't given as a command line argument and '--ignore-value' is not specified,
+this command tries to read the value from standard input.
+
+If <lease> isn't given as a command line argument and '--ignore-lease' is not specified,
+this command tries to read the value from standard input.
+
+For example,
+$ cat file | put <key>
+will store the content of the file to <key>.
+`;
+
+export const putFlags: readonly FlagSpec[] = [
+  { name: 'lease', kind: 'string', defaultText: '0', usage: 'lease ID (in hexadecimal) to attach to the key' },
+  bool('prev-kv', 'return the previous key-value pair before modification'),
+  bool('ignore-value', 'updates the key using its current value'),
+  bool('ignore-lease', 'updates the key using its current lease'),
+];
+
+export const getFlags: readonly FlagSpec[] = [
+  { name: 'consistency', kind: 'string', defaultText: 'l', usage: 'Linearizable(l) or Serializable(s)' },
+  { name: 'order', kind: 'string', defaultText: '', usage: 'Order of results; ASCEND or DESCEND (ASCEND by default)' },
+  { name: 'sort-by', kind: 'string', defaultText: '', usage: 'Sort target; CREATE, KEY, MODIFY, VALUE, or VERSION' },
+  { name: 'limit', kind: 'int64', defaultText: '0', usage: 'Maximum number of results' },
+  bool('prefix', 'Get keys with matching prefix'),
+  bool('from-key', 'Get keys that are greater than or equal to the given key using byte compare'),
+  { name: 'rev', kind: 'int64', defaultText: '0', usage: 'Specify the kv revision' },
+  bool('keys-only', 'Get only the keys'),
+  // etcdctl 3.5's flag, accepted here but kept out of the 3.4 help text.
+  { ...bool('count-only', 'Get only the count'), hidden: true },
+  bool('print-value-only', 'Only write values when using the "simple" output format'),
+];
+
+export const delFlags: readonly FlagSpec[] = [
+  bool('prefix', 'delete keys with matching prefix'),
+  bool('prev-kv', 'return deleted key-value pairs'),
+  bool('from-key', 'delete keys that are greater than or equal to the given key using byte compare'),
+];
+
+/** The put/get/del commands as etcdctl declares them (also parsed inside txn). */
+export const putUse = 'put [options] <key> <value> (<value> can also be given from stdin)';
+export const getUse = 'get [options] <key> [range_end]';
+export const delUse = 'del [options] <key> [range_end]';
+
+/** Root commands in etcdctl's registration order (which its suggestions follow). */
+export function rootCommands(runners: Record<string, (context: CommandContext) => Promise<void>>): CommandSpec[] {
+  const missing = (name: string, short: string): CommandSpec => ({ name, use: name, short, flags: [], missing: true });
+  const endpointChild = (name: string, short: string, long?: string): CommandSpec => ({ name, use: name, short, long, flags: [], run: runners[`endpoint ${name}`] });
+  return [
+    { name: 'get', use: getUse, short: 'Gets the key or a range of keys', flags: getFlags, run: runners.get },
+    { name: 'put', use: putUse, short: 'Puts the given key into the store', long: putLong, flags: putFlags, run: runners.put },
+    { name: 'del', use: delUse, short: 'Removes the specified key or range of keys [key, range_end)', flags: delFlags, run: runners.del },
+    { name: 'txn', use: 'txn [options]', short: 'Txn processes all the requests in one transaction', flags: [bool('interactive', 'Input transaction in interactive mode', 'i')], run: runners.txn },
+    {
+      name: 'compaction',
+      use: 'compaction [options] <revision>',
+      short: 'Compacts the event history in etcd',
+      flags: [bool('physical', "'true' to wait for compaction to physically remove all old revisions")],
+      run: runners.compaction,
+    },
+    missing('alarm', 'Alarm related commands'),
+    missing('defrag', 'Defragments the storage of the etcd members with given endpoints'),
+    {
+      name: 'endpoint',
+      use: 'endpoint <subcommand>',
+      short: 'Endpoint related commands',
+      flags: [],
+      persistentFlags: [bool('cluster', 'use all endpoints from the cluster member list')],
+      children: [
+        endpointChild('health', 'Checks the healthiness of endpoints specified in `--endpoints` flag'),
+        endpointChild('status', 'Prints out the status of endpoints specified in `--endpoints` flag', statusLong),
+        {
+          name: 'hashkv',
+          use: 'hashkv',
+          short: 'Prints the KV history hash for each endpoint in --endpoints',
+          flags: [{ name: 'rev', kind: 'int64', defaultText: '0', usage: 'maximum revision to hash (default: all revisions)' }],
+          missing: true,
+        },
+      ],
+    },
+    missing('move-leader', 'Transfers leadership to another etcd cluster member.'),
+    missing('watch', 'Watches events stream on keys or prefixes'),
+    { name: 'version', use: 'version', short: 'Prints the version of etcdctl', flags: [], run: runners.version },
+    ...[
+      ['lease', 'Lease related commands'],
+      ['member', 'Membership related commands'],
+      ['snapshot', 'Manages etcd node snapshots'],
+      ['make-mirror', 'Makes a mirror at the destination etcd cluster'],
+      ['migrate', 'Migrates keys in a v2 store to a mvcc store'],
+      ['lock', 'Acquires a named lock'],
+      ['elect', 'Observes and participates in leader election'],
+      ['auth', 'Enable or disable authentication'],
+      ['user', 'User related commands'],
+      ['role', 'Role related commands'],
+      ['check', 'commands for checking properties of the etcd cluster'],
+      ['help', 'Help about any command'],
+      ['completion', 'Generate the autocompletion script for the specified shell'],
+    ].map(([name, short]) => missing(name ?? '', short ?? '')),
+  ];
+}
+
+const statusLong = `When --write-out is set to simple, this command prints out comma-separated status lists for each endpoint.
+The items in the lists are endpoint, ID, version, db size, is leader, is learner, raft term, raft index, raft applied index, errors.
+`;
+
+/** The COMMANDS section of `etcdctl --help`: every runnable command etcdctl 3.4 has. */
+export const rootHelpCommands: ReadonlyArray<readonly [string, string]> = [
+  ['alarm disarm', 'Disarms all alarms'],
+  ['alarm list', 'Lists all alarms'],
+  ['auth disable', 'Disables authentication'],
+  ['auth enable', 'Enables authentication'],
+  ['check datascale', 'Check the memory usage of holding data for different workloads on a given server endpoint.'],
+  ['check perf', 'Check the performance of the etcd cluster'],
+  ['compaction', 'Compacts the event history in etcd'],
+  ['completion bash', 'Generate the autocompletion script for bash'],
+  ['completion fish', 'Generate the autocompletion script for fish'],
+  ['completion powershell', 'Generate the autocompletion script for powershell'],
+  ['completion zsh', 'Generate the autocompletion script for zsh'],
+  ['defrag', 'Defragments the storage of the etcd members with given endpoints'],
+  ['del', 'Removes the specified key or range of keys [key, range_end)'],
+  ['elect', 'Observes and participates in leader election'],
+  ['endpoint hashkv', 'Prints the KV history hash for each endpoint in --endpoints'],
+  ['endpoint health', 'Checks the healthiness of endpoints specified in `--endpoints` flag'],
+  ['endpoint status', 'Prints out the status of endpoints specified in `--endpoints` flag'],
+  ['get', 'Gets the key or a range of keys'],
+  ['help', 'Help about any command'],
+  ['lease grant', 'Creates leases'],
+  ['lease keep-alive', 'Keeps leases alive (renew)'],
+  ['lease list', 'List all active leases'],
+  ['lease revoke', 'Revokes leases'],
+  ['lease timetolive', 'Get lease information'],
+  ['lock', 'Acquires a named lock'],
+  ['make-mirror', 'Makes a mirror at the destination etcd cluster'],
+  ['member add', 'Adds a member into the cluster'],
+  ['member list', 'Lists all members in the cluster'],
+  ['member promote', 'Promotes a non-voting member in the cluster'],
+  ['member remove', 'Removes a member from the cluster'],
+  ['member update', 'Updates a member in the cluster'],
+  ['migrate', 'Migrates keys in a v2 store to a mvcc store'],
+  ['move-leader', 'Transfers leadership to another etcd cluster member.'],
+  ['put', 'Puts the given key into the store'],
+  ['role add', 'Adds a new role'],
+  ['role delete', 'Deletes a role'],
+  ['role get', 'Gets detailed information of a role'],
+  ['role grant-permission', 'Grants a key to a role'],
+  ['role list', 'Lists all roles'],
+  ['role revoke-permission', 'Revokes a key from a role'],
+  ['snapshot restore', 'Restores an etcd member snapshot to an etcd directory'],
+  ['snapshot save', 'Stores an etcd node backend snapshot to a given file'],
+  ['snapshot status', 'Gets backend snapshot status of a given file'],
+  ['txn', 'Txn processes all the requests in one transaction'],
+  ['user add', 'Adds a new user'],
+  ['user delete', 'Deletes a user'],
+  ['user get', 'Gets detailed information of a user'],
+  ['user grant-role', 'Grants a role to a user'],
+  ['user list', 'Lists all users'],
+  ['user passwd', 'Changes password of user'],
+  ['user revoke-role', 'Revokes a role from a user'],
+  ['version', 'Prints the version of etcdctl'],
+  ['watch', 'Watches events stream on keys or prefixes'],
+];

@@ -1,0 +1,70 @@
+/** What every tsetcdctl command receives: its arguments, flags, output and a lazy connection. */
+import { EtcdConnection, type Message } from './client.js';
+import type { FlagValues } from './flags.js';
+import { ExitCode, exitWithError, type Output } from './output.js';
+import { Printer, type OutputFormat } from './printers.js';
+import type { StdinReader } from './stdin.js';
+
+const outputFormats: readonly string[] = ['simple', 'json', 'fields', 'table', 'protobuf'];
+
+/** Shared services for one command run. */
+export class CommandContext {
+  private connection: EtcdConnection | undefined;
+  private readonly connections: EtcdConnection[] = [];
+  valueOnly = false;
+
+  constructor(
+    readonly args: readonly string[],
+    readonly flags: FlagValues,
+    readonly output: Output,
+    readonly stdin: StdinReader,
+  ) {}
+
+  get endpoints(): string[] {
+    return this.flags.strings('endpoints').map((endpoint) => endpoint.trim());
+  }
+
+  get commandTimeoutMs(): number {
+    return this.flags.durationNs('command-timeout') / 1e6;
+  }
+
+  /** The output format, exiting as etcdctl does when it is not one it knows. */
+  format(): OutputFormat {
+    const format = this.flags.string('write-out');
+    if (!outputFormats.includes(format)) exitWithError(this.output, ExitCode.badFeature, 'unsupported output format');
+    return format as OutputFormat;
+  }
+
+  /** The client for --endpoints; like etcdctl it checks the output format when it is made. */
+  client(): EtcdConnection {
+    this.format();
+    this.connection ??= this.open(this.endpoints);
+    return this.connection;
+  }
+
+  /** A separate connection to one endpoint, as etcdctl's endpoint commands dial each one. */
+  open(endpoints: readonly string[]): EtcdConnection {
+    const connection = new EtcdConnection(endpoints);
+    this.connections.push(connection);
+    return connection;
+  }
+
+  /** Unary KV call with the --command-timeout deadline. */
+  kv(method: string, request: Message): Promise<Message> {
+    return this.client().call('KV', method, request, this.commandTimeoutMs);
+  }
+
+  printer(): Printer {
+    const format = this.format();
+    return new Printer(this.output, {
+      format,
+      hex: this.flags.bool('hex'),
+      valueOnly: this.valueOnly,
+      serialize: (method, response) => this.client().serializeResponse('KV', method, response),
+    });
+  }
+
+  close(): void {
+    for (const connection of this.connections) connection.close();
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * Command-line flags parsed the way etcdctl's flag library (spf13/pflag) parses them: flags may
+ * be interspersed with arguments, `--` ends them, and every error reads as pflag words it.
+ */
+import { goParseBool, goParseDuration, goParseInt, goQuote } from './go-format.js';
+
+export type FlagKind = 'bool' | 'string' | 'int64' | 'duration' | 'stringSlice';
+
+/** One flag as etcdctl declares it; `defaultText` is pflag's DefValue (help quotes it for strings). */
+export interface FlagSpec {
+  readonly name: string;
+  readonly shorthand?: string;
+  readonly kind: FlagKind;
+  readonly defaultText: string;
+  readonly usage: string;
+  /** Accepted but left out of help, for flags newer than etcdctl 3.4. */
+  readonly hidden?: boolean;
+}
+
+export type FlagValue = boolean | string | bigint | number | string[];
+
+/** Parsed flag values plus which flags the command line (or environment) set. */
+export class FlagValues {
+  private readonly values = new Map<string, FlagValue>();
+  readonly changed = new Set<string>();
+
+  constructor(readonly specs: readonly FlagSpec[]) {
+    for (const spec of specs) this.values.set(spec.name, defaultValue(spec));
+  }
+
+  spec(name: string): FlagSpec | undefined {
+    return this.specs.find((spec) => spec.name === name);
+  }
+
+  /** Sets a flag from text; returns pflag's error message when the text does not parse. */
+  set(spec: FlagSpec, text: string): string | undefined {
+    const parsed = parseValue(spec, text, this.changed.has(spec.name) ? this.values.get(spec.name) : undefined);
+    if (typeof parsed === 'object' && parsed !== null && 'error' in parsed) {
+      const flagName = spec.shorthand !== undefined ? `-${spec.shorthand}, --${spec.name}` : `--${spec.name}`;
+      return `invalid argument ${goQuote(Buffer.from(text))} for ${goQuote(Buffer.from(flagName))} flag: ${parsed.error}`;
+    }
+    this.values.set(spec.name, parsed);
+    this.changed.add(spec.name);
+    return undefined;
+  }
+
+  bool(name: string): boolean {
+    return this.get(name, 'boolean') as boolean;
+  }
+
+  /** A bool flag the command may not declare (false when absent), e.g. a newer etcdctl's flag. */
+  optionalBool(name: string): boolean {
+    return this.values.has(name) && this.bool(name);
+  }
+
+  string(name: string): string {
+    return this.get(name, 'string') as string;
+  }
+
+  int64(name: string): bigint {
+    return this.get(name, 'bigint') as bigint;
+  }
+
+  durationNs(name: string): number {
+    return this.get(name, 'number') as number;
+  }
+
+  strings(name: string): string[] {
+    const value = this.values.get(name);
+    if (!Array.isArray(value)) throw new Error(`expected flag --${name} to be a list, saw ${String(value)}`);
+    return value;
+  }
+
+  private get(name: string, type: string): FlagValue {
+    const value = this.values.get(name);
+    if (typeof value !== type) throw new Error(`expected flag --${name} to hold a ${type}, saw ${String(value)}`);
+    return value as FlagValue;
+  }
+}
+
+function defaultValue(spec: FlagSpec): FlagValue {
+  if (spec.kind === 'stringSlice') return spec.defaultText.slice(1, -1).split(',').filter((part) => part !== '');
+  const parsed = parseValue(spec, spec.defaultText, undefined);
+  if (typeof parsed === 'object' && parsed !== null && 'error' in parsed) throw new Error(`bad default for --${spec.name}: ${parsed.error}`);
+  return parsed;
+}
+
+function parseValue(spec: FlagSpec, text: string, previous: FlagValue | undefined): FlagValue | { error: string } {
+  switch (spec.kind) {
+    case 'bool': {
+      const parsed = goParseBool(text);
+      return parsed.ok ? parsed.value : { error: parsed.error };
+    }
+    case 'string':
+      return text;
+    case 'int64': {
+      const parsed = goParseInt(text, 0);
+      return parsed.ok ? parsed.value : { error: parsed.error };
+    }
+    case 'duration': {
+      const parsed = goParseDuration(text);
+      return parsed.ok ? parsed.value : { error: parsed.error };
+    }
+    case 'stringSlice': {
+      // The first use replaces the default; later uses append, as pflag's string slices do.
+      const parts = text === '' ? [] : text.split(',');
+      return Array.isArray(previous) ? [...previous, ...parts] : parts;
+    }
+  }
+}
+
+/** What parsing found: positional arguments, or the error pflag would report. */
+export type ParseResult = { ok: true; args: string[]; help: boolean } | { ok: false; error: string };
+
+/** Parses `argv` against `values.specs` like pflag's FlagSet.Parse with interspersed arguments. */
+export function parseFlags(argv: readonly string[], values: FlagValues): ParseResult {
+  const args: string[] = [];
+  const rest = [...argv];
+  while (rest.length > 0) {
+    const arg = rest.shift() ?? '';
+    if (arg.length < 2 || !arg.startsWith('-')) {
+      args.push(arg);
+      continue;
+    }
+    if (arg === '--') {
+      args.push(...rest);
+      break;
+    }
+    const error = arg.startsWith('--') ? parseLong(arg, rest, values) : parseShort(arg, rest, values);
+    if (error !== undefined) return { ok: false, error };
+  }
+  return { ok: true, args, help: values.changed.has('help') && values.bool('help') };
+}
+
+function parseLong(arg: string, rest: string[], values: FlagValues): string | undefined {
+  const body = arg.slice(2);
+  if (body.startsWith('-') || body.startsWith('=')) return `bad flag syntax: ${arg}`;
+  const equals = body.indexOf('=');
+  const name = equals < 0 ? body : body.slice(0, equals);
+  const spec = values.spec(name);
+  if (spec === undefined) return `unknown flag: --${name}`;
+  if (equals >= 0) return values.set(spec, body.slice(equals + 1));
+  if (spec.kind === 'bool') return values.set(spec, 'true');
+  if (rest.length === 0) return `flag needs an argument: ${arg}`;
+  return values.set(spec, rest.shift() ?? '');
+}
+
+function parseShort(arg: string, rest: string[], values: FlagValues): string | undefined {
+  let shorthands = arg.slice(1);
+  while (shorthands.length > 0) {
+    const letter = shorthands[0] ?? '';
+    const spec = values.specs.find((candidate) => candidate.shorthand === letter);
+    if (spec === undefined) return `unknown shorthand flag: '${letter}' in -${shorthands}`;
+    let text: string;
+    if (shorthands.length > 2 && shorthands[1] === '=') {
+      text = shorthands.slice(2);
+      shorthands = '';
+    } else if (spec.kind === 'bool') {
+      text = 'true';
+      shorthands = shorthands.slice(1);
+    } else if (shorthands.length > 1) {
+      text = shorthands.slice(1);
+      shorthands = '';
+    } else if (rest.length > 0) {
+      text = rest.shift() ?? '';
+      shorthands = '';
+    } else {
+      return `flag needs an argument: '${letter}' in -${shorthands}`;
+    }
+    const error = values.set(spec, text);
+    if (error !== undefined) return error;
+  }
+  return undefined;
+}
+
+/** Environment variable etcdctl reads for a global flag, e.g. ETCDCTL_DIAL_TIMEOUT. */
+export function flagEnvName(name: string): string {
+  return `ETCDCTL_${name.replace(/-/g, '_').toUpperCase()}`;
+}
+
+/** Fills flags the command line left alone from ETCDCTL_* variables, as etcdctl does. */
+export function applyEnvironment(values: FlagValues, names: readonly string[], env: NodeJS.ProcessEnv): void {
+  for (const name of names) {
+    const spec = values.spec(name);
+    const text = env[flagEnvName(name)];
+    if (spec === undefined || values.changed.has(name) || text === undefined || text === '') continue;
+    // etcdctl ignores a malformed variable and keeps the default, so the error is dropped too.
+    values.set(spec, text);
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * Go formatting and parsing rules etcdctl's output depends on: strconv quoting and integer
+ * parsing, time.Duration text, go-humanize byte sizes and encoding/json string escaping.
+ * etcdctl users script against these byte for byte, so they are reproduced here exactly.
+ */
+
+/** Go's strconv.Quote (and fmt's %q) over raw bytes: invalid UTF-8 becomes \xNN. */
+export function goQuote(bytes: Uint8Array): string {
+  let out = '"';
+  let index = 0;
+  while (index < bytes.length) {
+    const decoded = decodeRune(bytes, index);
+    if (decoded === undefined) {
+      out += `\\x${hex2(bytes[index] ?? 0)}`;
+      index += 1;
+      continue;
+    }
+    out += quoteRune(decoded.rune);
+    index += decoded.size;
+  }
+  return out + '"';
+}
+
+const shortEscapes: Record<number, string> = {
+  0x07: '\\a',
+  0x08: '\\b',
+  0x0c: '\\f',
+  0x0a: '\\n',
+  0x0d: '\\r',
+  0x09: '\\t',
+  0x0b: '\\v',
+  0x22: '\\"',
+  0x5c: '\\\\',
+};
+
+function quoteRune(rune: number): string {
+  const short = shortEscapes[rune];
+  if (short !== undefined) return short;
+  if (isGoPrintable(rune)) return String.fromCodePoint(rune);
+  if (rune < 0x80) return `\\x${hex2(rune)}`;
+  if (rune < 0x10000) return `\\u${rune.toString(16).padStart(4, '0')}`;
+  return `\\U${rune.toString(16).padStart(8, '0')}`;
+}
+
+const printableClasses = /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u;
+
+/** Go's unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space. */
+function isGoPrintable(rune: number): boolean {
+  if (rune === 0x20) return true;
+  return printableClasses.test(String.fromCodePoint(rune));
+}
+
+function hex2(value: number): string {
+  return value.toString(16).padStart(2, '0');
+}
+
+/** Decodes one UTF-8 rune the way Go does; undefined marks an invalid byte. */
+function decodeRune(bytes: Uint8Array, index: number): { rune: number; size: number } | undefined {
+  const first = bytes[index] ?? 0;
+  if (first < 0x80) return { rune: first, size: 1 };
+  const size = first >= 0xf0 && first < 0xf5 ? 4 : first >= 0xe0 ? (first < 0xf0 ? 3 : 0) : first >= 0xc2 ? 2 : 0;
+  if (size === 0 || index + size > bytes.length) return undefined;
+  let rune = first & (0xff >> (size + 1));
+  for (let offset = 1; offset < size; offset++) {
+    const next = bytes[index + offset] ?? 0;
+    if ((next & 0xc0) !== 0x80) return undefined;
+    rune = (rune << 6) | (next & 0x3f);
+  }
+  const minimum = [0, 0, 0x80, 0x800, 0x10000][size] ?? 0;
+  if (rune < minimum || rune > 0x10ffff || (rune >= 0xd800 && rune <= 0xdfff)) return undefined;
+  return { rune, size };
+}
+
+/** Go's strconv.Unquote for a double-quoted or back-quoted literal, as bytes; undefined when invalid. */
+export function goUnquote(literal: string): Buffer | undefined {
+  if (literal.length < 2) return undefined;
+  const quote = literal[0];
+  if (quote !== literal[literal.length - 1]) return undefined;
+  const body = literal.slice(1, -1);
+  if (quote === '`') return body.includes('`') ? undefined : Buffer.from(body.replace(/\r/g, ''));
+  if (quote !== '"' || body.includes('\n')) return undefined;
+  const parts: Buffer[] = [];
+  for (let index = 0; index < body.length; ) {
+    const char = body[index] ?? '';
+    if (char === '"') return undefined;
+    if (char !== '\\') {
+      const codePoint = body.codePointAt(index) ?? 0;
+      parts.push(Buffer.from(String.fromCodePoint(codePoint)));
+      index += codePoint > 0xffff ? 2 : 1;
+      continue;
+    }
+    const escape = unescapeAt(body, index + 1);
+    if (escape === undefined) return undefined;
+    parts.push(escape.bytes);
+    index = escape.next;
+  }
+  return Buffer.concat(parts);
+}
+
+const simpleUnescapes: Record<string, number> = { a: 0x07, b: 0x08, f: 0x0c, n: 0x0a, r: 0x0d, t: 0x09, v: 0x0b, '\\': 0x5c, '"': 0x22 };
+
+function unescapeAt(body: string, index: number): { bytes: Buffer; next: number } | undefined {
+  const kind = body[index] ?? '';
+  const simple = simpleUnescapes[kind];
+  if (simple !== undefined) return { bytes: Buffer.from([simple]), next: index + 1 };
+  const widths: Record<string, number> = { x: 2, u: 4, U: 8 };
+  const width = widths[kind];
+  if (width !== undefined) {
+    const digits = body.slice(index + 1, index + 1 + width);
+    if (!/^[0-9a-fA-F]+$/.test(digits) || digits.length !== width) return undefined;
+    const value = parseInt(digits, 16);
+    // \xNN is one raw byte in Go; \u and \U are code points written as UTF-8.
+    if (kind === 'x') return { bytes: Buffer.from([value]), next: index + 1 + width };
+    if (value > 0x10ffff || (value >= 0xd800 && value <= 0xdfff)) return undefined;
+    return { bytes: Buffer.from(String.fromCodePoint(value)), next: index + 1 + width };
+  }
+  const octal = body.slice(index, index + 3);
+  if (/^[0-7]{3}$/.test(octal) && parseInt(octal, 8) <= 0xff) return { bytes: Buffer.from([parseInt(octal, 8)]), next: index + 3 };
+  return undefined;
+}
+
+/** Result of a Go strconv parse: the value, or the error text Go would print. */
+export type GoParse<T> = { ok: true; value: T } | { ok: false; error: string };
+
+const int64Max = (1n << 63n) - 1n;
+const int64Min = -(1n << 63n);
+
+/** Go's strconv.ParseInt(text, base, 64), including base 0 prefixes and underscores. */
+export function goParseInt(text: string, base: 0 | 10 | 16): GoParse<bigint> {
+  const fail = (why: string): GoParse<bigint> => ({ ok: false, error: `strconv.ParseInt: parsing ${goQuote(Buffer.from(text))}: ${why}` });
+  let body = text;
+  let negative = false;
+  if (body.startsWith('+') || body.startsWith('-')) {
+    negative = body.startsWith('-');
+    body = body.slice(1);
+  }
+  let radix: number = base;
+  if (base === 0) {
+    radix = 10;
+    if (/^0[xX]/.test(body)) [radix, body] = [16, body.slice(2)];
+    else if (/^0[bB]/.test(body)) [radix, body] = [2, body.slice(2)];
+    else if (/^0[oO]/.test(body)) [radix, body] = [8, body.slice(2)];
+    else if (body.length > 1 && body.startsWith('0')) [radix, body] = [8, body.slice(1)];
+    if (!underscoresValid(text.replace(/^[+-]/, ''))) return fail('invalid syntax');
+    body = body.replace(/_/g, '');
+  }
+  const digits = '0123456789abcdefghijklmnopqrstuvwxyz'.slice(0, radix);
+  if (body === '' || [...body.toLowerCase()].some((char) => !digits.includes(char))) return fail('invalid syntax');
+  let value = 0n;
+  for (const char of body.toLowerCase()) value = value * BigInt(radix) + BigInt(digits.indexOf(char));
+  if (negative) value = -value;
+  if (value > int64Max || value < int64Min) return fail('value out of range');
+  return { ok: true, value };
+}
+
+/** Go accepts base-0 underscores only between digits (or after a base prefix). */
+function underscoresValid(text: string): boolean {
+  if (!text.includes('_')) return true;
+  return /^(0[xXbBoO]_?)?[0-9a-fA-F]+(_[0-9a-fA-F]+)*$/.test(text) || /^0[0-7]*(_[0-7]+)*$/.test(text);
+}
+
+/** Go's strconv.ParseBool. */
+export function goParseBool(text: string): GoParse<boolean> {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(text)) return { ok: true, value: true };
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(text)) return { ok: true, value: false };
+  return { ok: false, error: `strconv.ParseBool: parsing ${goQuote(Buffer.from(text))}: invalid syntax` };
+}
+
+const durationUnitsNs: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+
+/** Go's time.ParseDuration, in nanoseconds. */
+export function goParseDuration(text: string): GoParse<number> {
+  const invalid: GoParse<number> = { ok: false, error: `time: invalid duration ${goQuote(Buffer.from(text))}` };
+  let rest = text;
+  let sign = 1;
+  if (rest.startsWith('-') || rest.startsWith('+')) {
+    sign = rest.startsWith('-') ? -1 : 1;
+    rest = rest.slice(1);
+  }
+  if (rest === '0') return { ok: true, value: 0 };
+  if (rest === '') return invalid;
+  let totalNs = 0;
+  while (rest !== '') {
+    const number = /^(\d*)(\.\d*)?/.exec(rest)?.[0] ?? '';
+    if (number === '' || number === '.') return invalid;
+    rest = rest.slice(number.length);
+    const unit = /^[^\d.]*/.exec(rest)?.[0] ?? '';
+    if (unit === '') return { ok: false, error: `time: missing unit in duration ${goQuote(Buffer.from(text))}` };
+    const scale = durationUnitsNs[unit];
+    if (scale === undefined) return { ok: false, error: `time: unknown unit ${goQuote(Buffer.from(unit))} in duration ${goQuote(Buffer.from(text))}` };
+    rest = rest.slice(unit.length);
+    totalNs += Number(number) * scale;
+  }
+  return { ok: true, value: Math.round(sign * totalNs) };
+}
+
+/** Go's time.Duration.String() for a non-negative nanosecond count. */
+export function goDurationString(durationNs: number): string {
+  const ns = Math.round(durationNs);
+  if (ns === 0) return '0s';
+  if (ns < 1e3) return `${ns}ns`;
+  if (ns < 1e6) return `${trimFraction(ns, 1e3)}µs`;
+  if (ns < 1e9) return `${trimFraction(ns, 1e6)}ms`;
+  const hours = Math.floor(ns / 3600e9);
+  const minutes = Math.floor((ns % 3600e9) / 60e9);
+  const seconds = `${trimFraction(ns % 60e9, 1e9)}s`;
+  if (hours > 0) return `${hours}h${minutes}m${seconds}`;
+  if (minutes > 0) return `${minutes}m${seconds}`;
+  return seconds;
+}
+
+/** Whole units plus the fraction with trailing zeros removed, as Go prints durations. */
+function trimFraction(value: number, unit: number): string {
+  const whole = Math.floor(value / unit);
+  const digits = String(unit).length - 1;
+  const fraction = String(value % unit)
+    .padStart(digits, '0')
+    .replace(/0+$/, '');
+  return fraction === '' ? String(whole) : `${whole}.${fraction}`;
+}
+
+const sizeSuffixes = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB'];
+
+/** go-humanize's Bytes: SI units, one decimal below ten. */
+export function humanizeBytes(size: number): string {
+  if (size < 10) return `${size} B`;
+  const exponent = Math.floor(Math.log(size) / Math.log(1000));
+  const suffix = sizeSuffixes[exponent] ?? '?';
+  const value = Math.floor((size / 1000 ** exponent) * 10 + 0.5) / 10;
+  return `${value < 10 ? value.toFixed(1) : goRoundHalfEven(value)} ${suffix}`;
+}
+
+/** Go's %.0f rounds halves to even. */
+function goRoundHalfEven(value: number): string {
+  const floor = Math.floor(value);
+  const fraction = value - floor;
+  if (Math.abs(fraction - 0.5) < 1e-9) return String(floor % 2 === 0 ? floor : floor + 1);
+  return String(Math.round(value));
+}
+
+/** A string as Go's encoding/json writes it (HTML-safe escapes, \u0008 and \u000c spelled out). */
+export function goJsonString(text: string): string {
+  let out = '"';
+  for (const char of text) {
+    const code = char.codePointAt(0) ?? 0;
+    if (char === '"' || char === '\\') out += `\\${char}`;
+    else if (char === '\n') out += '\\n';
+    else if (char === '\r') out += '\\r';
+    else if (char === '\t') out += '\\t';
+    else if (code < 0x20 || '<>&\u2028\u2029'.includes(char)) out += `\\u${code.toString(16).padStart(4, '0')}`;
+    else out += char;
+  }
+  return out + '"';
+}

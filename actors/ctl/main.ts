@@ -1,0 +1,224 @@
+/**
+ * tsetcdctl: an etcdctl (v3 API) compatible command line client. Finds the command the way
+ * etcdctl's cobra does (prefix matching, suggestions), parses flags, runs it and exits with
+ * etcdctl's exit codes.
+ */
+import { globalFlags, helpFlag, rootCommands, rootHelpCommands, type CommandSpec } from './command-tree.js';
+import type { CommandContext } from './context.js';
+import { FlagValues, applyEnvironment, parseFlags, type FlagSpec } from './flags.js';
+import { goQuote } from './go-format.js';
+import { CtlExit, ExitCode, exitWithError, flushProcessOutput, processOutput, type Output } from './output.js';
+import { StdinReader } from './stdin.js';
+import { renderUsage } from './usage.js';
+
+// Command modules load gRPC and the protos, so they are imported only when a command runs:
+// help and usage errors then answer without paying for either.
+const kvCommands = (): Promise<typeof import('./kv-commands.js')> => import('./kv-commands.js');
+const endpointCommands = (): Promise<typeof import('./endpoint-commands.js')> => import('./endpoint-commands.js');
+type Runner = (context: CommandContext) => Promise<void>;
+
+/** Nesting depth of etcdctl's command tree is two; anything deeper is a bug in the tree. */
+const commandDepthMax = 4;
+
+const root: CommandSpec = {
+  name: 'etcdctl',
+  use: 'etcdctl',
+  short: 'A simple command line client for etcd3.',
+  flags: [],
+  persistentFlags: globalFlags,
+  children: rootCommands({
+    get: async (context) => (await kvCommands()).runGet(context),
+    put: async (context) => (await kvCommands()).runPut(context),
+    del: async (context) => (await kvCommands()).runDel(context),
+    txn: async (context) => (await import('./txn-command.js')).runTxn(context),
+    compaction: async (context) => (await kvCommands()).runCompaction(context),
+    version: async (context) => (await kvCommands()).runVersion(context),
+    'endpoint health': async (context) => (await endpointCommands()).runEndpointHealth(context),
+    'endpoint status': async (context) => (await endpointCommands()).runEndpointStatus(context),
+  } satisfies Record<string, Runner>),
+};
+
+/** Runs tsetcdctl with the arguments after the program name and sets process.exitCode. */
+export async function run(argv: string[]): Promise<void> {
+  const output = processOutput;
+  const stdin = new LazyStdin();
+  let code: number = ExitCode.success;
+  try {
+    await execute(argv, output, stdin);
+  } catch (error) {
+    if (error instanceof CtlExit) code = error.code;
+    else {
+      output.err(`Error: ${error instanceof Error ? error.message : String(error)}\n`);
+      code = ExitCode.error;
+    }
+  } finally {
+    stdin.release();
+  }
+  await flushProcessOutput();
+  process.exitCode = code;
+}
+
+/** Only touches process.stdin when a command reads it, so a terminal is never held open. */
+class LazyStdin extends StdinReader {
+  private started = false;
+
+  constructor() {
+    super(() => {
+      this.started = true;
+      return (process.stdin as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+    });
+  }
+
+  release(): void {
+    if (this.started) process.stdin.destroy();
+  }
+}
+
+/** Finds the command, parses its flags and runs it. */
+async function execute(argv: readonly string[], output: Output, stdin: StdinReader): Promise<void> {
+  const api = process.env.ETCDCTL_API;
+  if (api !== undefined && api !== '' && api !== '3') {
+    output.err(`unsupported API version ${api}\n`);
+    throw new CtlExit(ExitCode.error);
+  }
+  const { path, args } = findCommand(argv);
+  const command = path[path.length - 1] ?? root;
+  if (command === root) checkRootArgs(output, args);
+  const local = localFlags(command);
+  const inherited = inheritedFlags(path);
+  const flags = new FlagValues([...local, ...inherited]);
+  const parsed = parseFlags(args, flags);
+  if (!parsed.ok) {
+    output.err(`Error: ${parsed.error}\n`);
+    output.out(usageOf(path));
+    output.err('\n');
+    exitWithError(output, ExitCode.error, parsed.error);
+  }
+  if (parsed.help || (command.run === undefined && command.missing !== true)) return output.out(usageOf(path));
+  if (command.name === 'help' && path.length === 2) return output.out(usageOf(findCommand(parsed.args).path));
+  if (command.run === undefined) exitWithError(output, ExitCode.error, `tsetcdctl does not implement "${commandPath(path)}" yet`);
+  applyEnvironment(flags, inherited.map((spec) => spec.name), process.env);
+  const { CommandContext } = await import('./context.js');
+  const context = new CommandContext(parsed.args, flags, output, stdin);
+  try {
+    await command.run(context);
+  } finally {
+    context.close();
+  }
+}
+
+/** cobra's Find: walks subcommand names (exact, else a unique prefix) among non-flag words. */
+function findCommand(argv: readonly string[]): { path: CommandSpec[]; args: string[] } {
+  const path: CommandSpec[] = [root];
+  let args = [...argv];
+  for (let depth = 0; depth < commandDepthMax; depth++) {
+    const current = path[path.length - 1] ?? root;
+    const words = stripFlags(args, [...localFlags(current), ...inheritedFlags(path)]);
+    const word = words[0];
+    const next = word === undefined ? undefined : findChild(current, word);
+    if (word === undefined || next === undefined) break;
+    args = withoutFirst(args, word);
+    path.push(next);
+  }
+  return { path, args };
+}
+
+function findChild(command: CommandSpec, word: string): CommandSpec | undefined {
+  const children = command.children ?? [];
+  const exact = children.find((child) => child.name === word);
+  if (exact !== undefined) return exact;
+  const prefixed = children.filter((child) => child.name.startsWith(word));
+  return prefixed.length === 1 ? prefixed[0] : undefined;
+}
+
+function withoutFirst(args: readonly string[], word: string): string[] {
+  const index = args.indexOf(word);
+  return index < 0 ? [...args] : [...args.slice(0, index), ...args.slice(index + 1)];
+}
+
+/** cobra's stripFlags: the non-flag words, guessing which flags consume the next word. */
+function stripFlags(args: readonly string[], specs: readonly FlagSpec[]): string[] {
+  const words: string[] = [];
+  const rest = [...args];
+  const isBool = (name: string): boolean => specs.some((spec) => spec.name === name && spec.kind === 'bool');
+  const isShortBool = (letter: string): boolean => specs.some((spec) => spec.shorthand === letter && spec.kind === 'bool');
+  while (rest.length > 0) {
+    const arg = rest.shift() ?? '';
+    if (arg === '--') break;
+    const longTakesValue = arg.startsWith('--') && !arg.includes('=') && !isBool(arg.slice(2));
+    const shortTakesValue = arg.startsWith('-') && !arg.startsWith('--') && !arg.includes('=') && arg.length === 2 && !isShortBool(arg.slice(1));
+    if (longTakesValue || shortTakesValue) {
+      if (rest.length <= 1) break;
+      rest.shift();
+      continue;
+    }
+    if (arg !== '' && !arg.startsWith('-')) words.push(arg);
+  }
+  return words;
+}
+
+/** cobra rejects a word the root does not know, suggesting close command names. */
+function checkRootArgs(output: Output, args: readonly string[]): void {
+  const word = stripFlags(args, [...globalFlags, helpFlag('etcdctl')])[0];
+  if (word === undefined) return;
+  const suggestions = (root.children ?? [])
+    .filter((child) => child.name !== 'help')
+    .filter((child) => levenshtein(word.toLowerCase(), child.name.toLowerCase()) <= 2 || child.name.toLowerCase().startsWith(word.toLowerCase()))
+    .map((child) => `\t${child.name}\n`);
+  const hint = suggestions.length > 0 ? `\n\nDid you mean this?\n${suggestions.join('')}` : '';
+  const message = `unknown command ${goQuote(Buffer.from(word))} for "etcdctl"${hint}`;
+  output.err(`Error: ${message}\nRun 'etcdctl --help' for usage.\n`);
+  exitWithError(output, ExitCode.error, message);
+}
+
+function levenshtein(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+function localFlags(command: CommandSpec): FlagSpec[] {
+  return [...command.flags, ...(command.persistentFlags ?? []), helpFlag(command.name)];
+}
+
+function inheritedFlags(path: readonly CommandSpec[]): FlagSpec[] {
+  return path.slice(0, -1).flatMap((ancestor) => ancestor.persistentFlags ?? []);
+}
+
+function commandPath(path: readonly CommandSpec[]): string {
+  return path
+    .slice(1)
+    .map((command) => command.name)
+    .join(' ');
+}
+
+/** etcdctl's help page for the command at the end of `path`. */
+function usageOf(path: readonly CommandSpec[]): string {
+  const command = path[path.length - 1] ?? root;
+  const subcommands: Array<[string, string]> = [];
+  const collect = (parent: CommandSpec, prefix: string): void => {
+    for (const child of [...(parent.children ?? [])].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (child.children === undefined) subcommands.push([`${prefix}${child.name}`, child.short]);
+      collect(child, `${prefix}${child.name} `);
+    }
+  };
+  if (command === root) subcommands.push(...rootHelpCommands.map(([name, short]): [string, string] => [name, short]));
+  else collect(command, '');
+  return renderUsage({
+    path: commandPath(path),
+    use: command.use,
+    short: command.short,
+    long: command.long,
+    runnable: command.run !== undefined,
+    subcommands,
+    localFlags: localFlags(command),
+    inheritedFlags: inheritedFlags(path),
+  });
+}

@@ -1,0 +1,411 @@
+/**
+ * A member: the Raft node, its WAL, its MVCC store and the client API, wired along the data path.
+ *
+ *   client -> KvService method -> propose (Raft) -> Ready -> WAL append + fsync (WAL thread)
+ *   -> committed entries applied to the KvStore -> the waiting request is answered.
+ *
+ * Linearizable reads go through Raft's ReadIndex and are served once the read index is applied.
+ * One Ready is handled at a time; proposals arriving while the WAL fsyncs pile up in the Raft
+ * log and go to disk together in the next Ready (group commit).
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MemberConfig } from '../src/config/config.js';
+import { errors, EtcdError } from '../src/api/errors.js';
+import { decodeProposal, encodeProposal, type Envelope } from '../src/api/proposal-codec.js';
+import type {
+  CompactionRequest,
+  DeleteRangeRequest,
+  DeleteRangeResult,
+  KvService,
+  ProposalBody,
+  ProposalResult,
+  PutRequest,
+  PutResult,
+  RangeRequest,
+  RangeResult,
+  ResponseHeader,
+  TxnRequest,
+  TxnResult,
+} from '../src/api/types.js';
+import { clusterIdFor, formatId, memberIdFor } from '../src/membership/ids.js';
+import { ConfChangeType, decodeConfChange, encodeConfChange } from '../src/raft/conf-change.js';
+import { RawNode } from '../machines/raw-node.js';
+import { MemoryStorage, emptyConfState } from '../src/raft/storage.js';
+import { type Entry, EntryType, type HardState, type Ready, RaftRole } from '../src/raft/types.js';
+import { KvStore } from '../src/mvcc/kv-store.js';
+import { LmdbBackend } from '../src/mvcc/lmdb-backend.js';
+import { WalClient } from './wal-client.js';
+import type { Logger } from './logger.js';
+
+interface Waiter<T> {
+  resolve(value: T): void;
+  reject(error: Error): void;
+}
+
+interface PendingRead {
+  run(): void;
+  fail(error: Error): void;
+}
+
+/** The identity a member runs with, decided at bootstrap and kept in the WAL metadata. */
+export interface MemberIdentity {
+  memberId: bigint;
+  clusterId: bigint;
+}
+
+export interface MemberPaths {
+  memberDir: string;
+  walDir: string;
+  backendPath: string;
+}
+
+/** etcd's on-disk layout: <data-dir>/member/{wal,snap/db}. */
+export function memberPaths(config: MemberConfig): MemberPaths {
+  const memberDir = join(config.dataDir, 'member');
+  return {
+    memberDir,
+    walDir: config.walDir || join(memberDir, 'wal'),
+    backendPath: join(memberDir, 'snap', 'db'),
+  };
+}
+
+/** Proposals still waiting when the member stops are failed with etcd's "server stopped". */
+export class Member implements KvService {
+  private readonly pending = new Map<number, Waiter<ProposalResult>>();
+  private nextProposalId = 1;
+  private readWaitersUnsent: PendingRead[] = [];
+  private readonly readsByContext = new Map<string, PendingRead[]>();
+  private readonly readsByIndex: { index: number; reads: PendingRead[] }[] = [];
+  private nextReadContext = 1;
+  private appliedIndex = 0;
+  private drainScheduled = false;
+  private draining = false;
+  private stopped = false;
+  private ticker: NodeJS.Timeout | undefined;
+  private readonly voters = new Set<bigint>();
+  private fatalError: Error | undefined;
+
+  private constructor(
+    readonly config: MemberConfig,
+    readonly identity: MemberIdentity,
+    private readonly logger: Logger,
+    private readonly raft: RawNode,
+    private readonly storage: MemoryStorage,
+    private readonly wal: WalClient,
+    private readonly store: KvStore,
+    private readonly backend: LmdbBackend,
+    private readonly onFatal: (error: Error) => void,
+  ) {}
+
+  /** Opens (or bootstraps) the member's data dir and starts its Raft loop; clients are served by the caller. */
+  static async start(config: MemberConfig, logger: Logger, onFatal: (error: Error) => void): Promise<Member> {
+    const paths = memberPaths(config);
+    mkdirSync(join(paths.memberDir, 'snap'), { recursive: true });
+    const self = config.initialCluster.find((member) => member.name === config.name);
+    const memberIds = config.initialCluster.map((member) => memberIdFor(member.peerUrls, config.initialClusterToken));
+    const bootIdentity: MemberIdentity = {
+      memberId: memberIdFor(self?.peerUrls ?? config.initialAdvertisePeerUrls, config.initialClusterToken),
+      clusterId: clusterIdFor(memberIds),
+    };
+    const { client: wal, state, created: fresh } = await WalClient.open(paths.walDir, {
+      metadata: bootIdentity,
+      log: (message: string) => logger.warn({ 'wal-dir': paths.walDir }, message),
+    });
+    const identity: MemberIdentity = fresh ? bootIdentity : { memberId: state.metadata.memberId, clusterId: state.metadata.clusterId };
+    const storage = new MemoryStorage();
+    if (state.snapshot.index > 0) {
+      storage.applySnapshot({ data: new Uint8Array(0), metadata: { ...state.snapshot, confState: emptyConfState() } });
+    }
+    storage.setHardState(state.hardState);
+    storage.append(state.entries);
+    if (fresh) await bootstrapLog(wal, storage, memberIds);
+    const backend = LmdbBackend.open(paths.backendPath);
+    const store = KvStore.open(backend);
+    const electionTicks = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
+    const raft = new RawNode({
+      id: identity.memberId,
+      electionTicks,
+      heartbeatTicks: 1,
+      storage,
+      // Conf changes live in the log: re-apply everything after the snapshot, the store skips
+      // entries it already holds (its consistent index).
+      appliedIndex: storage.firstIndex() - 1,
+      preVote: config.preVote,
+      checkQuorum: true,
+      maxEntriesPerMessage: 4096,
+      maxInflightMessages: 256,
+      seed: Number(identity.memberId & 0xffffffffn),
+    });
+    const member = new Member(config, identity, logger, raft, storage, wal, store, backend, onFatal);
+    member.appliedIndex = storage.firstIndex() - 1;
+    logger.info(
+      {
+        'local-member-id': formatId(identity.memberId),
+        'cluster-id': formatId(identity.clusterId),
+        'data-dir': config.dataDir,
+        'wal-entries': state.entries.length,
+        'backend-consistent-index': store.consistentIndex,
+        'backend-revision': store.currentRevision,
+      },
+      fresh ? 'starting a new member' : 'restarting member',
+    );
+    await member.drain();
+    member.startTicking();
+    return member;
+  }
+
+  private startTicking(): void {
+    if (this.voters.size === 1 && this.voters.has(this.identity.memberId)) {
+      // A single voter need not wait out an election timeout to lead.
+      this.raft.campaign();
+      this.scheduleDrain();
+    }
+    this.ticker = setInterval(() => {
+      this.raft.tick();
+      this.scheduleDrain();
+    }, this.config.heartbeatIntervalMs);
+    this.ticker.unref();
+  }
+
+  /** The header every response carries, as of the store's current revision. */
+  header(): ResponseHeader {
+    return {
+      clusterId: this.identity.clusterId,
+      memberId: this.identity.memberId,
+      revision: this.store.currentRevision,
+      raftTerm: this.raft.status().term,
+    };
+  }
+
+  status() {
+    const raftStatus = this.raft.status();
+    return {
+      memberId: this.identity.memberId,
+      clusterId: this.identity.clusterId,
+      leaderId: raftStatus.leaderId,
+      role: raftStatus.role,
+      raftTerm: raftStatus.term,
+      raftIndex: this.storage.lastIndex(),
+      raftAppliedIndex: this.appliedIndex,
+      revision: this.store.currentRevision,
+      compactRevision: this.store.compactRevision,
+      backendBytes: this.backend.sizeBytes(),
+    };
+  }
+
+  /** True when this member knows a leader and has not failed. */
+  healthy(): boolean {
+    return !this.stopped && this.fatalError === undefined && this.raft.status().leaderId !== 0n;
+  }
+
+  isLeader(): boolean {
+    return this.raft.status().role === RaftRole.leader;
+  }
+
+  async range(request: RangeRequest): Promise<{ header: ResponseHeader; result: RangeResult }> {
+    if (!request.serializable) await this.linearizableBarrier();
+    const result = this.store.range(request);
+    return { header: this.header(), result };
+  }
+
+  async put(request: PutRequest): Promise<{ header: ResponseHeader; result: PutResult }> {
+    const outcome = await this.propose({ type: 'put', put: request });
+    return { header: this.header(), result: (outcome as { put: PutResult }).put };
+  }
+
+  async deleteRange(request: DeleteRangeRequest): Promise<{ header: ResponseHeader; result: DeleteRangeResult }> {
+    const outcome = await this.propose({ type: 'deleteRange', deleteRange: request });
+    return { header: this.header(), result: (outcome as { deleteRange: DeleteRangeResult }).deleteRange };
+  }
+
+  async txn(request: TxnRequest): Promise<{ header: ResponseHeader; result: TxnResult }> {
+    if (isReadOnlyTxn(request)) {
+      // A read-only txn needs no log entry, only a linearizable read point, as in etcd.
+      await this.linearizableBarrier();
+      return { header: this.header(), result: this.store.txn(request) };
+    }
+    const outcome = await this.propose({ type: 'txn', txn: request });
+    return { header: this.header(), result: (outcome as { txn: TxnResult }).txn };
+  }
+
+  async compact(request: CompactionRequest): Promise<{ header: ResponseHeader }> {
+    await this.propose({ type: 'compaction', compaction: request });
+    if (request.physical) await this.backend.flush();
+    return { header: this.header() };
+  }
+
+  private propose(body: ProposalBody): Promise<ProposalResult> {
+    if (this.stopped) return Promise.reject(errors.stopped());
+    if (this.fatalError !== undefined) return Promise.reject(errors.corrupt());
+    const id = this.nextProposalId++;
+    const envelope: Envelope = { origin: this.identity.memberId, id, body };
+    return new Promise<ProposalResult>((resolve, reject) => {
+      try {
+        this.raft.propose(encodeProposal(envelope));
+      } catch {
+        reject(errors.noLeader());
+        return;
+      }
+      this.pending.set(id, { resolve, reject });
+      this.scheduleDrain();
+    });
+  }
+
+  /** Resolves once everything committed before the call is applied (Raft ReadIndex). */
+  private linearizableBarrier(): Promise<void> {
+    if (this.stopped) return Promise.reject(errors.stopped());
+    return new Promise<void>((resolve, reject) => {
+      this.readWaitersUnsent.push({ run: resolve, fail: reject });
+      this.scheduleDrain();
+    });
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled || this.stopped) return;
+    this.drainScheduled = true;
+    setImmediate(() => {
+      this.drainScheduled = false;
+      void this.drain();
+    });
+  }
+
+  /** Handles Readies one at a time until the node has nothing more to hand over. */
+  private async drain(): Promise<void> {
+    if (this.draining || this.fatalError !== undefined) return;
+    this.draining = true;
+    try {
+      this.flushReadRequests();
+      while (this.raft.hasReady()) {
+        const ready = this.raft.ready();
+        await this.handleReady(ready);
+        this.raft.advance(ready);
+        this.flushReadRequests();
+      }
+    } catch (error) {
+      this.fail(error as Error);
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private flushReadRequests(): void {
+    if (this.readWaitersUnsent.length === 0) return;
+    if (this.raft.status().leaderId === 0n) return; // wait for a leader; the ticker retries
+    const context = String(this.nextReadContext++);
+    this.readsByContext.set(context, this.readWaitersUnsent);
+    this.readWaitersUnsent = [];
+    this.raft.readIndex(new TextEncoder().encode(context));
+  }
+
+  private async handleReady(ready: Ready): Promise<void> {
+    if (ready.entries.length > 0 || ready.hardState !== undefined) {
+      await this.wal.append(ready.entries, ready.hardState);
+      if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
+      if (ready.entries.length > 0) this.storage.append(ready.entries);
+    }
+    if (ready.softState !== undefined) {
+      this.logger.info(
+        { role: ready.softState.role, leader: formatId(ready.softState.leaderId), term: this.raft.status().term },
+        'raft role changed',
+      );
+    }
+    // Peer messages: a single member has none; the cluster transport arrives with the Raft cluster.
+    this.applyEntries(ready.committedEntries);
+    for (const readState of ready.readStates) {
+      const context = new TextDecoder().decode(readState.requestCtx);
+      const reads = this.readsByContext.get(context);
+      if (reads === undefined) continue;
+      this.readsByContext.delete(context);
+      this.readsByIndex.push({ index: readState.index, reads });
+    }
+    this.serveReads();
+  }
+
+  private applyEntries(entries: Entry[]): void {
+    for (const entry of entries) {
+      if (entry.type === EntryType.normal && entry.data.length > 0) {
+        this.applyProposal(entry);
+      } else {
+        if (entry.type === EntryType.confChange) this.applyConfChange(entry);
+        // Entries that do not touch the key space still move the applied index, so a restart
+        // does not replay them into the store.
+        if (entry.index > this.store.consistentIndex) this.store.recordApplied(entry.index, entry.term);
+      }
+      this.appliedIndex = entry.index;
+    }
+  }
+
+  private applyConfChange(entry: Entry): void {
+    const change = decodeConfChange(entry.data);
+    this.raft.applyConfChange(change);
+    if (change.type === ConfChangeType.addNode) this.voters.add(change.nodeId);
+    if (change.type === ConfChangeType.removeNode) this.voters.delete(change.nodeId);
+  }
+
+  private applyProposal(entry: Entry): void {
+    const envelope = decodeProposal(entry.data);
+    const mine = envelope.origin === this.identity.memberId;
+    const waiter = mine ? this.pending.get(envelope.id) : undefined;
+    if (waiter !== undefined) this.pending.delete(envelope.id);
+    if (entry.index <= this.store.consistentIndex) {
+      waiter?.reject(errors.stopped());
+      return;
+    }
+    let result: ProposalResult;
+    try {
+      result = this.store.apply(entry.index, entry.term, envelope.body);
+    } catch (error) {
+      if (!(error instanceof EtcdError)) throw error;
+      waiter?.reject(error);
+      return;
+    }
+    waiter?.resolve(result);
+  }
+
+  private serveReads(): void {
+    while (this.readsByIndex.length > 0 && (this.readsByIndex[0] as { index: number }).index <= this.appliedIndex) {
+      const due = this.readsByIndex.shift() as { reads: PendingRead[] };
+      for (const read of due.reads) read.run();
+    }
+  }
+
+  private fail(error: Error): void {
+    this.fatalError = error;
+    this.logger.fatal({ error: error.message, stack: error.stack }, 'member failed; stopping');
+    this.onFatal(error);
+  }
+
+  /** Stops serving, fails whatever still waits, flushes the backend and closes the WAL. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    for (const waiter of this.pending.values()) waiter.reject(errors.stopped());
+    this.pending.clear();
+    const reads = [...this.readWaitersUnsent, ...[...this.readsByContext.values()].flat(), ...this.readsByIndex.flatMap((item) => item.reads)];
+    for (const read of reads) read.fail(errors.stopped());
+    while (this.draining) await new Promise((resolve) => setTimeout(resolve, 1));
+    await this.backend.close();
+    await this.wal.close();
+  }
+}
+
+function isReadOnlyTxn(request: TxnRequest): boolean {
+  const branches = [...request.success, ...request.failure];
+  return branches.every((op) => op.type === 'range' || (op.type === 'txn' && isReadOnlyTxn(op.txn)));
+}
+
+/** A new cluster's first entries: one committed AddNode per initial member, as etcd bootstraps. */
+async function bootstrapLog(wal: WalClient, storage: MemoryStorage, memberIds: bigint[]): Promise<void> {
+  const entries: Entry[] = memberIds.map((nodeId, position) => ({
+    term: 1,
+    index: position + 1,
+    type: EntryType.confChange,
+    data: encodeConfChange({ type: ConfChangeType.addNode, nodeId }),
+  }));
+  const hardState: HardState = { term: 1, vote: 0n, commit: entries.length };
+  await wal.append(entries, hardState);
+  storage.append(entries);
+  storage.setHardState(hardState);
+}

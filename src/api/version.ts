@@ -1,0 +1,24 @@
+/**
+ * Versions tsetcd reports. Clients and tools gate features on the etcd versions, so we claim the
+ * etcd release whose API we implement; tsetcd's own version comes from package.json.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../lib/paths.js';
+
+/** The etcd server release whose client API tsetcd speaks. */
+export const etcdServerVersion = '3.5.17';
+/** The cluster version etcd 3.5 members agree on. */
+export const etcdClusterVersion = '3.5.0';
+/** The API version etcd 3.5 prints in `etcd --version`. */
+export const etcdApiVersion = '3.5';
+
+/** tsetcd's own release, as package.json states it. */
+export const tsetcdVersion: string = (
+  JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }
+).version;
+
+/** The body etcd serves at GET /version. */
+export function versionBody(): { etcdserver: string; etcdcluster: string } {
+  return { etcdserver: etcdServerVersion, etcdcluster: etcdClusterVersion };
+}

@@ -1,0 +1,264 @@
+/**
+ * The Backend on LMDB (lmdb-js), laid out like etcd's bbolt file: a "key" database from
+ * etcd's 17-byte revision key to the protobuf mvccpb.KeyValue, and a "meta" database.
+ *
+ * Writes commit asynchronously on lmdb-js's writer thread, batched per event turn, because
+ * the WAL already makes applied entries durable. Until a batch's commit resolves, lmdb-js
+ * does not show its puts to get(), so every written batch sits in an overlay that reads
+ * consult first; this is etcd's write buffer in another form. Each batch (data plus the
+ * consistent index covering it) goes through lmdb-js's batch(), which commits it inside one
+ * LMDB transaction, so the meta never runs ahead of or behind the data it describes.
+ * Measured here: 50k one-revision batches queue in about 0.5 s this way, against 1.1 s
+ * with a synchronous transaction per batch.
+ */
+
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { assert } from '../lib/assert.js';
+import { type Backend, type BackendBatch, type BackendMeta, type StoredKeyValue, emptyMeta } from './backend.js';
+import { decodeKeyValue, encodeKeyValue } from './codec.js';
+import { type Revision, compareRevisions, decodeRevision, encodeRevision, readUint64, writeUint64 } from './revision.js';
+
+/** etcd's meta bucket key names, kept so the layout reads the same. */
+const metaKeys = {
+  consistentIndex: 'consistent_index',
+  term: 'term',
+  scheduledCompactRevision: 'scheduledCompactRev',
+  finishedCompactRevision: 'finishedCompactRev',
+} as const satisfies Record<keyof BackendMeta, string>;
+
+/** LMDB's address space reservation; it is virtual memory, the file grows only as used. */
+const lmdbMapBytesDefault = 64 * 1024 * 1024 * 1024;
+
+export interface LmdbBackendOptions {
+  /** Skip fsync of LMDB commits (the WAL covers crashes); defaults to true. */
+  noSync?: boolean;
+}
+
+interface OverlayEntry {
+  /** The group that wrote this entry. */
+  seq: number;
+  /** null marks a pending delete. */
+  stored: StoredKeyValue | null;
+}
+
+/** The batches written in one turn of the event loop, committed as one LMDB batch. */
+interface WriteGroup {
+  seq: number;
+  puts: { rev: Revision; key: Uint8Array; bytes: Uint8Array }[];
+  deletes: { rev: Revision; key: Uint8Array }[];
+  meta: Partial<BackendMeta>;
+}
+
+function overlayKey(rev: Revision): string {
+  return `${rev.main}_${rev.sub}`;
+}
+
+function encodeStored(stored: StoredKeyValue): Uint8Array {
+  assert(stored.tombstone === (stored.kv.createRevision === 0), () => `tombstone flag ${stored.tombstone} disagrees with create revision ${stored.kv.createRevision}`);
+  return encodeKeyValue(stored.kv);
+}
+
+/**
+ * A tombstone is stored as a KeyValue with only the key set, so create revision 0 marks it.
+ * lmdb-js hands out a fresh buffer per value with binary encoding, so the KeyValue may share it.
+ */
+function decodeStored(bytes: Uint8Array): StoredKeyValue {
+  const kv = decodeKeyValue(bytes, true);
+  return { kv, tombstone: kv.createRevision === 0 };
+}
+
+/** Meta numbers as 8-byte big-endian values; -1 (none) is stored as all ones, as int64 would be. */
+function encodeMetaNumber(value: number): Uint8Array {
+  const bytes = new Uint8Array(8);
+  if (value === -1) bytes.fill(0xff);
+  else writeUint64(new DataView(bytes.buffer), 0, value);
+  return bytes;
+}
+
+function decodeMetaNumber(bytes: Uint8Array | undefined, absent: number): number {
+  if (bytes === undefined) return absent;
+  if (bytes.every((b) => b === 0xff)) return -1;
+  return readUint64(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0);
+}
+
+export class LmdbBackend implements Backend {
+  private readonly overlay = new Map<string, OverlayEntry>();
+  /** Meta written but not yet committed, and the group that last touched it. */
+  private pendingMeta: Partial<BackendMeta> = {};
+  private pendingMetaSeq = 0;
+  private group: WriteGroup | undefined;
+  private seq = 0;
+  private lastCommit: Promise<unknown> = Promise.resolve();
+  private failure: Error | undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly root: RootDatabase<Uint8Array, Uint8Array>,
+    private readonly keyDb: Database<Uint8Array, Uint8Array>,
+    private readonly metaDb: Database<Uint8Array, string>,
+  ) {}
+
+  /** Opens (creating if needed) the LMDB environment at `path`. */
+  static open(path: string, options: LmdbBackendOptions = {}): LmdbBackend {
+    const root = open<Uint8Array, Uint8Array>({
+      path,
+      encoding: 'binary',
+      keyEncoding: 'binary',
+      noSync: options.noSync ?? true,
+      mapSize: lmdbMapBytesDefault,
+    });
+    const keyDb = root.openDB<Uint8Array, Uint8Array>({ name: 'key', encoding: 'binary', keyEncoding: 'binary' });
+    const metaDb = root.openDB<Uint8Array, string>({ name: 'meta', encoding: 'binary' });
+    return new LmdbBackend(root, keyDb, metaDb);
+  }
+
+  get(rev: Revision): StoredKeyValue | undefined {
+    const pending = this.overlay.get(overlayKey(rev));
+    if (pending !== undefined) return pending.stored ?? undefined;
+    const bytes = this.keyDb.get(encodeRevision(rev));
+    return bytes === undefined ? undefined : decodeStored(bytes);
+  }
+
+  /**
+   * Queues the batch into this turn's group. A group commits as one LMDB batch, so a batch is
+   * never split from the meta written with it; one commit per turn instead of per batch cut
+   * the cost of 1M single-put batches from 38 s to a fraction (promises and closures per batch).
+   */
+  write(batch: BackendBatch): void {
+    this.checkUsable();
+    const group = this.openGroup();
+    for (const { rev, stored } of batch.puts) {
+      group.puts.push({ rev, key: encodeRevision(rev), bytes: encodeStored(stored) });
+      this.overlay.set(overlayKey(rev), { seq: group.seq, stored });
+    }
+    for (const rev of batch.deletes) {
+      group.deletes.push({ rev, key: encodeRevision(rev) });
+      this.overlay.set(overlayKey(rev), { seq: group.seq, stored: null });
+    }
+    if (Object.keys(batch.meta).length > 0) {
+      Object.assign(group.meta, batch.meta);
+      Object.assign(this.pendingMeta, batch.meta);
+      this.pendingMetaSeq = group.seq;
+    }
+  }
+
+  scan(from: Revision, visit: (rev: Revision, stored: StoredKeyValue) => boolean | void): void {
+    const pending = this.pendingFrom(from);
+    const iterator = this.keyDb.getRange({ start: encodeRevision(from) })[Symbol.iterator]();
+    try {
+      let dbEntry = iterator.next();
+      let next = 0;
+      while (!dbEntry.done || next < pending.length) {
+        const dbRev = dbEntry.done ? undefined : decodeRevision(dbEntry.value.key);
+        const entry = pending[next];
+        // Pending entries win over committed ones at the same revision: they are newer.
+        const order = entry === undefined ? 1 : dbRev === undefined ? -1 : compareRevisions(entry.rev, dbRev);
+        let rev: Revision;
+        let stored: StoredKeyValue | null;
+        if (order <= 0) {
+          ({ rev, stored } = entry!);
+          next++;
+          if (order === 0) dbEntry = iterator.next();
+        } else {
+          rev = dbRev!;
+          stored = decodeStored((dbEntry as { value: { value: Uint8Array } }).value.value);
+          dbEntry = iterator.next();
+        }
+        if (stored !== null && visit(rev, stored) === false) return;
+      }
+    } finally {
+      iterator.return?.();
+    }
+  }
+
+  readMeta(): BackendMeta {
+    const stored: BackendMeta = {
+      consistentIndex: decodeMetaNumber(this.metaDb.get(metaKeys.consistentIndex), emptyMeta.consistentIndex),
+      term: decodeMetaNumber(this.metaDb.get(metaKeys.term), emptyMeta.term),
+      scheduledCompactRevision: decodeMetaNumber(this.metaDb.get(metaKeys.scheduledCompactRevision), emptyMeta.scheduledCompactRevision),
+      finishedCompactRevision: decodeMetaNumber(this.metaDb.get(metaKeys.finishedCompactRevision), emptyMeta.finishedCompactRevision),
+    };
+    return { ...stored, ...this.pendingMeta };
+  }
+
+  async flush(): Promise<void> {
+    this.commitGroup();
+    let seen: Promise<unknown> | undefined;
+    // A settle callback may run after new writes were queued; wait until no newer commit appeared.
+    while (seen !== this.lastCommit) {
+      seen = this.lastCommit;
+      await seen;
+    }
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.flush();
+    this.closed = true;
+    await this.root.close();
+  }
+
+  sizeBytes(): number {
+    const stats = this.root.getStats() as { pageSize?: number; lastPageNumber?: number };
+    return (stats.pageSize ?? 0) * ((stats.lastPageNumber ?? 0) + 1);
+  }
+
+  private openGroup(): WriteGroup {
+    if (this.group !== undefined) return this.group;
+    const group: WriteGroup = { seq: ++this.seq, puts: [], deletes: [], meta: {} };
+    this.group = group;
+    queueMicrotask(() => this.commitGroup());
+    return group;
+  }
+
+  /** Hands the open group to lmdb-js as one batch; its entries leave the overlay once committed. */
+  private commitGroup(): void {
+    const group = this.group;
+    if (group === undefined) return;
+    this.group = undefined;
+    const commit = this.root.batch(() => {
+      for (const put of group.puts) void this.keyDb.put(put.key, put.bytes);
+      for (const del of group.deletes) void this.keyDb.remove(del.key);
+      for (const [field, value] of Object.entries(group.meta) as [keyof BackendMeta, number][]) {
+        void this.metaDb.put(metaKeys[field], encodeMetaNumber(value));
+      }
+    });
+    this.lastCommit = commit.then(
+      () => this.settle(group),
+      (error: unknown) => {
+        this.failure = error instanceof Error ? error : new Error(String(error));
+      },
+    );
+  }
+
+  /** Overlay entries at or after `from`, in revision order. */
+  private pendingFrom(from: Revision): { rev: Revision; stored: StoredKeyValue | null }[] {
+    return [...this.overlay.entries()]
+      .map(([key, entry]) => ({ rev: parseOverlayKey(key), stored: entry.stored }))
+      .filter((entry) => compareRevisions(entry.rev, from) >= 0)
+      .sort((a, b) => compareRevisions(a.rev, b.rev));
+  }
+
+  /** Drops a committed group's entries from the overlay unless a later group replaced them. */
+  private settle(group: WriteGroup): void {
+    for (const { rev } of group.puts) this.forget(rev, group.seq);
+    for (const { rev } of group.deletes) this.forget(rev, group.seq);
+    if (this.pendingMetaSeq === group.seq) this.pendingMeta = {};
+  }
+
+  private forget(rev: Revision, seq: number): void {
+    const key = overlayKey(rev);
+    if (this.overlay.get(key)?.seq === seq) this.overlay.delete(key);
+  }
+
+  private checkUsable(): void {
+    assert(!this.closed, 'write on a closed LmdbBackend');
+    if (this.failure !== undefined) throw this.failure;
+  }
+}
+
+function parseOverlayKey(key: string): Revision {
+  const at = key.indexOf('_');
+  return { main: Number(key.slice(0, at)), sub: Number(key.slice(at + 1)) };
+}

@@ -1,0 +1,62 @@
+/**
+ * A point in the store's history: `main` is the store revision a write transaction produced,
+ * `sub` numbers the writes inside that transaction. Encoded as etcd lays out its bbolt keys.
+ */
+
+import { assert } from '../lib/assert.js';
+
+export interface Revision {
+  readonly main: number;
+  readonly sub: number;
+}
+
+/** etcd's key layout in the "key" bucket: 8-byte big-endian main, '_', 8-byte big-endian sub. */
+export const revisionBytes = 17;
+/** The byte etcd appends to a tombstone's key in the "key" bucket. */
+export const tombstoneMark = 't'.charCodeAt(0);
+const separator = '_'.charCodeAt(0);
+
+/** Orders revisions by main, then sub; negative when `a` comes first. */
+export function compareRevisions(a: Revision, b: Revision): number {
+  return a.main !== b.main ? a.main - b.main : a.sub - b.sub;
+}
+
+/** True when `a` is strictly newer than `b`. */
+export function revisionGreater(a: Revision, b: Revision): boolean {
+  return a.main > b.main || (a.main === b.main && a.sub > b.sub);
+}
+
+/** Encodes a revision as etcd's 17-byte bucket key, plus the tombstone mark when asked. */
+export function encodeRevision(rev: Revision, tombstone = false): Uint8Array {
+  assert(Number.isSafeInteger(rev.main) && rev.main >= 0, () => `revision main must be a safe non-negative integer, saw ${rev.main}`);
+  assert(Number.isSafeInteger(rev.sub) && rev.sub >= 0, () => `revision sub must be a safe non-negative integer, saw ${rev.sub}`);
+  const bytes = new Uint8Array(tombstone ? revisionBytes + 1 : revisionBytes);
+  const view = new DataView(bytes.buffer);
+  writeUint64(view, 0, rev.main);
+  bytes[8] = separator;
+  writeUint64(view, 9, rev.sub);
+  if (tombstone) bytes[revisionBytes] = tombstoneMark;
+  return bytes;
+}
+
+/** Decodes the first 17 bytes of an etcd bucket key back into a revision. */
+export function decodeRevision(bytes: Uint8Array): Revision {
+  assert(bytes.length >= revisionBytes, () => `revision key needs ${revisionBytes} bytes, saw ${bytes.length}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { main: readUint64(view, 0), sub: readUint64(view, 9) };
+}
+
+const twoTo32 = 0x1_0000_0000;
+
+/** Writes a safe integer as a big-endian uint64 without going through BigInt (a hot path). */
+export function writeUint64(view: DataView, offset: number, value: number): void {
+  view.setUint32(offset, Math.floor(value / twoTo32));
+  view.setUint32(offset + 4, value >>> 0);
+}
+
+/** Reads a big-endian uint64 that must fit a safe integer. */
+export function readUint64(view: DataView, offset: number): number {
+  const value = view.getUint32(offset) * twoTo32 + view.getUint32(offset + 4);
+  assert(Number.isSafeInteger(value), () => `stored uint64 at offset ${offset} exceeds 2^53`);
+  return value;
+}
