@@ -31,7 +31,9 @@ import type {
 import { clusterIdFor, formatId, memberIdFor } from '../src/membership/ids.js';
 import { ConfChangeType, decodeConfChange, encodeConfChange } from '../src/raft/conf-change.js';
 import { RawNode } from '../machines/raw-node.js';
-import { MemoryStorage, emptyConfState } from '../src/raft/storage.js';
+import { MemoryStorage } from '../src/raft/storage.js';
+import { loadSnapFile, purgeSnapFiles, saveSnapFile } from '../src/snap/snap-file.js';
+import { snapshotCatchUpEntriesDefault } from '../src/lib/limits.js';
 import { type Entry, EntryType, type HardState, type Ready, RaftRole } from '../src/raft/types.js';
 import { KvStore } from '../src/mvcc/kv-store.js';
 import { LmdbBackend } from '../src/mvcc/lmdb-backend.js';
@@ -57,6 +59,7 @@ export interface MemberIdentity {
 export interface MemberPaths {
   memberDir: string;
   walDir: string;
+  snapDir: string;
   backendPath: string;
 }
 
@@ -66,6 +69,7 @@ export function memberPaths(config: MemberConfig): MemberPaths {
   return {
     memberDir,
     walDir: config.walDir || join(memberDir, 'wal'),
+    snapDir: join(memberDir, 'snap'),
     backendPath: join(memberDir, 'snap', 'db'),
   };
 }
@@ -85,6 +89,8 @@ export class Member implements KvService {
   private ticker: NodeJS.Timeout | undefined;
   private readonly voters = new Set<bigint>();
   private fatalError: Error | undefined;
+  private snapshotIndex = 0;
+  private snapshotting: Promise<void> | undefined;
 
   private constructor(
     readonly config: MemberConfig,
@@ -95,6 +101,7 @@ export class Member implements KvService {
     private readonly wal: WalClient,
     private readonly store: KvStore,
     private readonly backend: LmdbBackend,
+    private readonly paths: MemberPaths,
     private readonly onFatal: (error: Error) => void,
   ) {}
 
@@ -115,7 +122,8 @@ export class Member implements KvService {
     const identity: MemberIdentity = fresh ? bootIdentity : { memberId: state.metadata.memberId, clusterId: state.metadata.clusterId };
     const storage = new MemoryStorage();
     if (state.snapshot.index > 0) {
-      storage.applySnapshot({ data: new Uint8Array(0), metadata: { ...state.snapshot, confState: emptyConfState() } });
+      const metadata = loadSnapFile(paths.snapDir, state.snapshot.term, state.snapshot.index);
+      storage.applySnapshot({ data: new Uint8Array(0), metadata });
     }
     storage.setHardState(state.hardState);
     storage.append(state.entries);
@@ -137,8 +145,10 @@ export class Member implements KvService {
       maxInflightMessages: 256,
       seed: Number(identity.memberId & 0xffffffffn),
     });
-    const member = new Member(config, identity, logger, raft, storage, wal, store, backend, onFatal);
+    const member = new Member(config, identity, logger, raft, storage, wal, store, backend, paths, onFatal);
     member.appliedIndex = storage.firstIndex() - 1;
+    member.snapshotIndex = state.snapshot.index;
+    for (const voter of storage.initialState().confState.voters) member.voters.add(voter);
     logger.info(
       {
         'local-member-id': formatId(identity.memberId),
@@ -312,6 +322,11 @@ export class Member implements KvService {
     }
     // Peer messages: a single member has none; the cluster transport arrives with the Raft cluster.
     this.applyEntries(ready.committedEntries);
+    if (this.snapshotting === undefined && this.appliedIndex - this.snapshotIndex >= this.config.snapshotCount) {
+      this.snapshotting = this.takeSnapshot().finally(() => {
+        this.snapshotting = undefined;
+      });
+    }
     for (const readState of ready.readStates) {
       const context = new TextDecoder().decode(readState.requestCtx);
       const reads = this.readsByContext.get(context);
@@ -370,6 +385,32 @@ export class Member implements KvService {
     }
   }
 
+  /**
+   * Records a snapshot at the applied index, as etcd does every --snapshot-count entries: the
+   * backend is flushed (it holds the state up to that index), the membership is saved in a snap
+   * file, the WAL notes the snapshot and drops segments behind it, and the in-memory log keeps
+   * only a tail for followers to catch up from.
+   */
+  private async takeSnapshot(): Promise<void> {
+    const index = this.appliedIndex;
+    const term = this.storage.term(index);
+    const confState = this.raft.confState();
+    try {
+      await this.backend.flush();
+      saveSnapFile(this.paths.snapDir, { index, term, confState });
+      this.storage.createSnapshot(index, confState, new Uint8Array(0));
+      await this.wal.saveSnapshot(index, term);
+      const compactIndex = index - snapshotCatchUpEntriesDefault;
+      if (compactIndex > this.storage.firstIndex()) this.storage.compact(compactIndex);
+      await this.wal.releaseTo(index);
+      purgeSnapFiles(this.paths.snapDir, this.config.maxSnapshots);
+      this.snapshotIndex = index;
+      this.logger.info({ index, term }, 'saved snapshot');
+    } catch (error) {
+      this.fail(error as Error);
+    }
+  }
+
   private fail(error: Error): void {
     this.fatalError = error;
     this.logger.fatal({ error: error.message, stack: error.stack }, 'member failed; stopping');
@@ -386,6 +427,7 @@ export class Member implements KvService {
     const reads = [...this.readWaitersUnsent, ...[...this.readsByContext.values()].flat(), ...this.readsByIndex.flatMap((item) => item.reads)];
     for (const read of reads) read.fail(errors.stopped());
     while (this.draining) await new Promise((resolve) => setTimeout(resolve, 1));
+    await this.snapshotting;
     await this.backend.close();
     await this.wal.close();
   }

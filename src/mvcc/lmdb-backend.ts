@@ -14,7 +14,16 @@
 
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { assert } from '../lib/assert.js';
-import { type Backend, type BackendBatch, type BackendMeta, type StoredKeyValue, emptyMeta } from './backend.js';
+import { decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from '../lease/record-codec.js';
+import {
+  type Backend,
+  type BackendBatch,
+  type BackendMeta,
+  type LeaseRecord,
+  type StoredKeyValue,
+  compareLeaseIds,
+  emptyMeta,
+} from './backend.js';
 import { decodeKeyValue, encodeKeyValue } from './codec.js';
 import { type Revision, compareRevisions, decodeRevision, encodeRevision, readUint64, writeUint64 } from './revision.js';
 
@@ -47,6 +56,14 @@ interface WriteGroup {
   puts: { rev: Revision; key: Uint8Array; bytes: Uint8Array }[];
   deletes: { rev: Revision; key: Uint8Array }[];
   meta: Partial<BackendMeta>;
+  /** Lease puts (record) and deletes (null) in write order, so a revoke then re-grant of one ID ends granted. */
+  leaseOps: { id: bigint; record: LeaseRecord | null }[];
+}
+
+interface LeaseOverlayEntry {
+  seq: number;
+  /** null marks a pending delete. */
+  record: LeaseRecord | null;
 }
 
 function overlayKey(rev: Revision): string {
@@ -83,6 +100,8 @@ function decodeMetaNumber(bytes: Uint8Array | undefined, absent: number): number
 
 export class LmdbBackend implements Backend {
   private readonly overlay = new Map<string, OverlayEntry>();
+  /** Lease records written but not yet committed, as the overlay does for revisions. */
+  private readonly leaseOverlay = new Map<bigint, LeaseOverlayEntry>();
   /** Meta written but not yet committed, and the group that last touched it. */
   private pendingMeta: Partial<BackendMeta> = {};
   private pendingMetaSeq = 0;
@@ -96,6 +115,7 @@ export class LmdbBackend implements Backend {
     private readonly root: RootDatabase<Uint8Array, Uint8Array>,
     private readonly keyDb: Database<Uint8Array, Uint8Array>,
     private readonly metaDb: Database<Uint8Array, string>,
+    private readonly leaseDb: Database<Uint8Array, Uint8Array>,
   ) {}
 
   /** Opens (creating if needed) the LMDB environment at `path`. */
@@ -109,7 +129,8 @@ export class LmdbBackend implements Backend {
     });
     const keyDb = root.openDB<Uint8Array, Uint8Array>({ name: 'key', encoding: 'binary', keyEncoding: 'binary' });
     const metaDb = root.openDB<Uint8Array, string>({ name: 'meta', encoding: 'binary' });
-    return new LmdbBackend(root, keyDb, metaDb);
+    const leaseDb = root.openDB<Uint8Array, Uint8Array>({ name: 'lease', encoding: 'binary', keyEncoding: 'binary' });
+    return new LmdbBackend(root, keyDb, metaDb, leaseDb);
   }
 
   get(rev: Revision): StoredKeyValue | undefined {
@@ -135,6 +156,7 @@ export class LmdbBackend implements Backend {
       group.deletes.push({ rev, key: encodeRevision(rev) });
       this.overlay.set(overlayKey(rev), { seq: group.seq, stored: null });
     }
+    this.queueLeases(group, batch);
     if (Object.keys(batch.meta).length > 0) {
       Object.assign(group.meta, batch.meta);
       Object.assign(this.pendingMeta, batch.meta);
@@ -181,6 +203,19 @@ export class LmdbBackend implements Backend {
     return { ...stored, ...this.pendingMeta };
   }
 
+  scanLeases(visit: (record: LeaseRecord) => void): void {
+    const records = new Map<bigint, LeaseRecord>();
+    for (const { value } of this.leaseDb.getRange({})) {
+      const record = decodeLeaseRecord(value);
+      records.set(record.id, record);
+    }
+    for (const [id, entry] of this.leaseOverlay) {
+      if (entry.record === null) records.delete(id);
+      else records.set(id, { ...entry.record });
+    }
+    for (const id of [...records.keys()].sort(compareLeaseIds)) visit(records.get(id)!);
+  }
+
   async flush(): Promise<void> {
     this.commitGroup();
     let seen: Promise<unknown> | undefined;
@@ -206,7 +241,7 @@ export class LmdbBackend implements Backend {
 
   private openGroup(): WriteGroup {
     if (this.group !== undefined) return this.group;
-    const group: WriteGroup = { seq: ++this.seq, puts: [], deletes: [], meta: {} };
+    const group: WriteGroup = { seq: ++this.seq, puts: [], deletes: [], meta: {}, leaseOps: [] };
     this.group = group;
     queueMicrotask(() => this.commitGroup());
     return group;
@@ -220,6 +255,10 @@ export class LmdbBackend implements Backend {
     const commit = this.root.batch(() => {
       for (const put of group.puts) void this.keyDb.put(put.key, put.bytes);
       for (const del of group.deletes) void this.keyDb.remove(del.key);
+      for (const { id, record } of group.leaseOps) {
+        if (record === null) void this.leaseDb.remove(encodeLeaseKey(id));
+        else void this.leaseDb.put(encodeLeaseKey(id), encodeLeaseRecord(record));
+      }
       for (const [field, value] of Object.entries(group.meta) as [keyof BackendMeta, number][]) {
         void this.metaDb.put(metaKeys[field], encodeMetaNumber(value));
       }
@@ -245,6 +284,24 @@ export class LmdbBackend implements Backend {
     for (const { rev } of group.puts) this.forget(rev, group.seq);
     for (const { rev } of group.deletes) this.forget(rev, group.seq);
     if (this.pendingMetaSeq === group.seq) this.pendingMeta = {};
+    for (const { id } of group.leaseOps) this.forgetLease(id, group.seq);
+  }
+
+  /** Adds a batch's lease changes to the group, in the order the batch gives: puts, then deletes. */
+  private queueLeases(group: WriteGroup, batch: BackendBatch): void {
+    for (const record of batch.leases?.puts ?? []) {
+      const copy = { ...record };
+      group.leaseOps.push({ id: record.id, record: copy });
+      this.leaseOverlay.set(record.id, { seq: group.seq, record: copy });
+    }
+    for (const id of batch.leases?.deletes ?? []) {
+      group.leaseOps.push({ id, record: null });
+      this.leaseOverlay.set(id, { seq: group.seq, record: null });
+    }
+  }
+
+  private forgetLease(id: bigint, seq: number): void {
+    if (this.leaseOverlay.get(id)?.seq === seq) this.leaseOverlay.delete(id);
   }
 
   private forget(rev: Revision, seq: number): void {

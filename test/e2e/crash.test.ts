@@ -25,10 +25,17 @@ const targets: Array<{ label: string; command?: MemberCommand; skip?: string }> 
   sut.command === undefined ? { label: 'tsetcd', skip: sut.skipReason } : { label: sut.command.label, command: sut.command },
 ];
 
+/** Default settings, and a snapshot every 100 entries so restarts also go through snapshots and a WAL tail. */
+const flagSets: Array<{ label: string; flags: string[] }> = [
+  { label: '', flags: [] },
+  { label: ' with --snapshot-count 100', flags: ['--snapshot-count', '100'] },
+];
+
 for (const target of targets) {
+  for (const flagSet of flagSets) {
   const options = target.skip === undefined ? {} : { skip: target.skip };
-  test(`every acknowledged put survives kill -9 and restart of ${target.label}, ${crashRounds} times`, options, async (t) => {
-    const member = await Member.start({ command: target.command as MemberCommand });
+  test(`every acknowledged put survives kill -9 and restart of ${target.label}${flagSet.label}, ${crashRounds} times`, options, async (t) => {
+    const member = await Member.start({ command: target.command as MemberCommand, extraFlags: flagSet.flags });
     const acknowledged = new Map<string, string>();
     try {
       for (let round = 1; round <= crashRounds; round += 1) {
@@ -42,6 +49,7 @@ for (const target of targets) {
       await member.destroy();
     }
   });
+  }
 }
 
 /** Runs the writers, kills the member after `killAfterMs`, and returns how many puts were acknowledged. */
