@@ -8,6 +8,7 @@ import { etcdServerVersion } from '../src/api/version.js';
 import type { MemberConfig } from '../src/config/config.js';
 import { createGrpcServer, type GrpcHandlers } from './grpc-server.js';
 import { listenClient, type ClientListener } from './client-listener.js';
+import { leaseHandlers } from './lease-service.js';
 import type { Logger } from './logger.js';
 import type { Member } from './member.js';
 
@@ -59,7 +60,7 @@ function maintenanceAndClusterHandlers(config: MemberConfig, member: Member): Gr
 export async function startClientServer(config: MemberConfig, member: Member, logger: Logger): Promise<ClientServer> {
   const grpcServer = createGrpcServer({
     kv: member,
-    handlers: maintenanceAndClusterHandlers(config, member),
+    handlers: { ...maintenanceAndClusterHandlers(config, member), ...leaseHandlers(member) },
     limits: { maxRequestBytes: config.maxRequestBytes, maxTxnOps: config.maxTxnOps },
     healthy: () => member.healthy(),
     logger,

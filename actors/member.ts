@@ -36,6 +36,11 @@ import { loadSnapFile, purgeSnapFiles, saveSnapFile } from '../src/snap/snap-fil
 import { snapshotCatchUpEntriesDefault } from '../src/lib/limits.js';
 import { type Entry, EntryType, type HardState, type Ready, RaftRole } from '../src/raft/types.js';
 import { KvStore } from '../src/mvcc/kv-store.js';
+import type { MvccEvent } from '../src/mvcc/kv-store.js';
+import { applyLeaseProposal, leasedKeyValues } from '../src/lease/apply.js';
+import { LeaseIdGenerator } from '../src/lease/lease-id.js';
+import { Lessor, minLeaseTtlSeconds, promoteExtendMs, type LeaseTimeToLive } from '../src/lease/lessor.js';
+import { LeaseExpiryLoop, type LeaseApi } from './lease-service.js';
 import { LmdbBackend } from '../src/mvcc/lmdb-backend.js';
 import { WalClient } from './wal-client.js';
 import type { Logger } from './logger.js';
@@ -75,7 +80,7 @@ export function memberPaths(config: MemberConfig): MemberPaths {
 }
 
 /** Proposals still waiting when the member stops are failed with etcd's "server stopped". */
-export class Member implements KvService {
+export class Member implements KvService, LeaseApi {
   private readonly pending = new Map<number, Waiter<ProposalResult>>();
   private nextProposalId = 1;
   private readWaitersUnsent: PendingRead[] = [];
@@ -90,6 +95,11 @@ export class Member implements KvService {
   private readonly voters = new Set<bigint>();
   private fatalError: Error | undefined;
   private snapshotIndex = 0;
+  private electionTicks = 10;
+  private lessor!: Lessor;
+  private leaseIds!: LeaseIdGenerator;
+  private expiryLoop: LeaseExpiryLoop | undefined;
+  private changeListeners: ((events: MvccEvent[], revision: number) => void)[] = [];
   private snapshotting: Promise<void> | undefined;
 
   private constructor(
@@ -129,8 +139,21 @@ export class Member implements KvService {
     storage.append(state.entries);
     if (fresh) await bootstrapLog(wal, storage, memberIds);
     const backend = LmdbBackend.open(paths.backendPath);
-    const store = KvStore.open(backend);
     const electionTicks = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
+    const lessor = Lessor.open(backend, {
+      minTtlSeconds: minLeaseTtlSeconds(electionTicks, config.heartbeatIntervalMs),
+      expiredRetryMs: 5_000 + 2 * config.electionTimeoutMs,
+    });
+    // Listeners (the lessor's key tracking, watchers) learn of every applied change in order.
+    const changeListeners: ((events: MvccEvent[], revision: number) => void)[] = [(events) => lessor.applyEvents(events)];
+    const store = KvStore.open(backend, {
+      leaseExists: (id) => lessor.exists(id),
+      onChanges: (events, revision) => {
+        for (const listener of changeListeners) listener(events, revision);
+      },
+    });
+    const orphans = lessor.recoverAttachments(leasedKeyValues(store));
+    if (orphans > 0) logger.warn({ keys: orphans }, 'keys name leases that no longer exist');
     const raft = new RawNode({
       id: identity.memberId,
       electionTicks,
@@ -148,6 +171,10 @@ export class Member implements KvService {
     const member = new Member(config, identity, logger, raft, storage, wal, store, backend, paths, onFatal);
     member.appliedIndex = storage.firstIndex() - 1;
     member.snapshotIndex = state.snapshot.index;
+    member.lessor = lessor;
+    member.leaseIds = new LeaseIdGenerator(identity.memberId, Date.now());
+    member.changeListeners = changeListeners;
+    member.electionTicks = electionTicks;
     for (const voter of storage.initialState().confState.voters) member.voters.add(voter);
     logger.info(
       {
@@ -176,6 +203,13 @@ export class Member implements KvService {
       this.scheduleDrain();
     }, this.config.heartbeatIntervalMs);
     this.ticker.unref();
+    this.expiryLoop = new LeaseExpiryLoop({
+      expired: (nowMs, max) => (this.lessor.isPrimary ? this.lessor.expiredLeases(nowMs, max) : []),
+      revoke: (id) => this.revoke(id),
+      onError: (id, error) => this.logger.warn({ lease: formatId(id), error: String(error) }, 'failed to revoke an expired lease'),
+      now: leaseClockMs,
+    });
+    this.expiryLoop.start();
   }
 
   /** The header every response carries, as of the store's current revision. */
@@ -243,6 +277,33 @@ export class Member implements KvService {
     await this.propose({ type: 'compaction', compaction: request });
     if (request.physical) await this.backend.flush();
     return { header: this.header() };
+  }
+
+  async grant(id: bigint, ttlSeconds: number): Promise<{ id: bigint; ttlSeconds: number }> {
+    const leaseId = id === 0n ? this.leaseIds.next() : id;
+    const outcome = await this.propose({ type: 'leaseGrant', leaseGrant: { id: leaseId, ttlSeconds } });
+    return (outcome as { leaseGrant: { id: bigint; ttlSeconds: number } }).leaseGrant;
+  }
+
+  async revoke(id: bigint): Promise<void> {
+    await this.propose({ type: 'leaseRevoke', leaseRevoke: { id } });
+  }
+
+  async renew(id: bigint): Promise<number> {
+    if (!this.lessor.isPrimary) {
+      // Followers forward keep-alives to the leader once the cluster transport exists; a single
+      // member is its own leader, so this only happens before the first election completes.
+      throw errors.noLeader();
+    }
+    return this.lessor.renew(id, leaseClockMs());
+  }
+
+  async timeToLive(id: bigint, withKeys: boolean): Promise<LeaseTimeToLive> {
+    return this.lessor.timeToLive(id, leaseClockMs(), withKeys);
+  }
+
+  async leases(): Promise<bigint[]> {
+    return this.lessor.leases();
   }
 
   private propose(body: ProposalBody): Promise<ProposalResult> {
@@ -315,6 +376,7 @@ export class Member implements KvService {
       if (ready.entries.length > 0) this.storage.append(ready.entries);
     }
     if (ready.softState !== undefined) {
+      if (ready.softState.role !== RaftRole.leader && this.lessor.isPrimary) this.lessor.demote();
       this.logger.info(
         { role: ready.softState.role, leader: formatId(ready.softState.leaderId), term: this.raft.status().term },
         'raft role changed',
@@ -343,12 +405,20 @@ export class Member implements KvService {
         this.applyProposal(entry);
       } else {
         if (entry.type === EntryType.confChange) this.applyConfChange(entry);
+        if (entry.type === EntryType.normal) this.promoteLessorIfLeading(entry);
         // Entries that do not touch the key space still move the applied index, so a restart
         // does not replay them into the store.
         if (entry.index > this.store.consistentIndex) this.store.recordApplied(entry.index, entry.term);
       }
       this.appliedIndex = entry.index;
     }
+  }
+
+  /** A new leader's empty entry, once applied, is where its lessor starts timing leases (as etcd). */
+  private promoteLessorIfLeading(entry: Entry): void {
+    const raftStatus = this.raft.status();
+    if (raftStatus.role !== RaftRole.leader || entry.term !== raftStatus.term || this.lessor.isPrimary) return;
+    this.lessor.promote(leaseClockMs(), promoteExtendMs(this.electionTicks, this.config.heartbeatIntervalMs));
   }
 
   private applyConfChange(entry: Entry): void {
@@ -369,7 +439,11 @@ export class Member implements KvService {
     }
     let result: ProposalResult;
     try {
-      result = this.store.apply(entry.index, entry.term, envelope.body);
+      const body = envelope.body;
+      result =
+        body.type === 'leaseGrant' || body.type === 'leaseRevoke'
+          ? applyLeaseProposal(this.lessor, this.store, entry, body, leaseClockMs())
+          : this.store.apply(entry.index, entry.term, body);
     } catch (error) {
       if (!(error instanceof EtcdError)) throw error;
       waiter?.reject(error);
@@ -422,6 +496,7 @@ export class Member implements KvService {
     if (this.stopped) return;
     this.stopped = true;
     if (this.ticker !== undefined) clearInterval(this.ticker);
+    this.expiryLoop?.stop();
     for (const waiter of this.pending.values()) waiter.reject(errors.stopped());
     this.pending.clear();
     const reads = [...this.readWaitersUnsent, ...[...this.readsByContext.values()].flat(), ...this.readsByIndex.flatMap((item) => item.reads)];
@@ -431,6 +506,11 @@ export class Member implements KvService {
     await this.backend.close();
     await this.wal.close();
   }
+}
+
+/** One monotonic clock for every lease time, immune to wall-clock jumps. */
+function leaseClockMs(): number {
+  return performance.timeOrigin + performance.now();
 }
 
 function isReadOnlyTxn(request: TxnRequest): boolean {

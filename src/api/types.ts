@@ -3,6 +3,7 @@
  * Revisions are numbers; lease, member and cluster IDs are int64/uint64 held as bigint;
  * keys and values are bytes. The gRPC layer maps wire messages to these and back.
  */
+import type { LeaseProposalBody, LeaseProposalResult } from '../lease/apply.js';
 
 export interface KeyValue {
   key: Uint8Array;
@@ -154,6 +155,7 @@ export interface CompactionRequest {
 
 /** A write (or compaction) as it travels through Raft; `id` matches the answer to the waiting client. */
 export type ProposalBody =
+  | LeaseProposalBody
   | { type: 'put'; put: PutRequest }
   | { type: 'deleteRange'; deleteRange: DeleteRangeRequest }
   | { type: 'txn'; txn: TxnRequest }
@@ -165,6 +167,7 @@ export interface Proposal {
 }
 
 export type ProposalResult =
+  | LeaseProposalResult
   | { type: 'put'; put: PutResult }
   | { type: 'deleteRange'; deleteRange: DeleteRangeResult }
   | { type: 'txn'; txn: TxnResult }

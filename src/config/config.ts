@@ -251,7 +251,7 @@ function finish(raw: RawFlags, printVersion: boolean, printHelp: boolean): Loade
 
 /** The usage text printed with flag errors and --help. */
 export function usageText(): string {
-  const lines = ['Usage:', '', '  tsetcd [flags]', '    Start an etcd-compatible member.', '', '  tsetcd cluster [--members N]', '    Start N members in one process.', '', 'Flags:'];
+  const lines = ['Usage:', '', '  tsetcd [flags]', '    Start an etcd-compatible member.', '', 'Flags:'];
   for (const spec of serverFlags) {
     const defaultText = spec.defaultValue ? ` (default ${JSON.stringify(spec.defaultValue)})` : '';
     lines.push(`  --${spec.name}${defaultText}`, `      ${spec.usage}${spec.inert ? ' [accepted, no effect yet]' : ''}`);

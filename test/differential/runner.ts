@@ -46,7 +46,11 @@ export function normalise(text: string, leaseIdsHex: readonly string[]): string 
     .replace(/"(ClusterID|MemberID|RaftTerm)" : \d+/g, '"$1" : <$1>')
     .replace(/"ts":"[^"]*"/g, '"ts":<ts>')
     // etcdctl's retry warning names a random client id and the member's port.
-    .replace(/"target":"[^"]*"/g, '"target":<target>');
+    .replace(/"target":"[^"]*"/g, '"target":<target>')
+    // A lease's remaining TTL depends on when the command ran: seconds are compared in tens
+    // read the same, so a wrong TTL (e.g. the granted one on a timing leader) still differs.
+    .replace(/remaining\((\d+)s\)/g, (_match, seconds: string) => `remaining(~${Math.round(Number(seconds) / 10)}s)`)
+    .replace(/"TTL":(\d+)/g, (_match, seconds: string) => `"TTL":~${Math.round(Number(seconds) / 10)}`);
   leaseIdsHex.forEach((hex, index) => {
     const label = `<lease${index + 1}>`;
     const decimal = BigInt(`0x${hex}`).toString(10);

@@ -19,7 +19,7 @@ for (const target of targets) {
     const member = await Member.start({ command: target.command as MemberCommand });
     const client = new Etcd3({ hosts: member.clientUrl });
     try {
-      await kvChecks(t, client, target.label);
+      await kvChecks(t, client);
     } finally {
       client.close();
       await member.destroy();
@@ -28,10 +28,7 @@ for (const target of targets) {
 }
 
 /** Runs in order on a fresh member, so revisions are predictable: the first write is revision 2. */
-// Until the Lease service lands on tsetcd (issue 4), the lease compare runs against etcd only.
-const leaseSkip = (label: string) => (label === 'etcd' ? {} : { skip: 'the Lease service is not served by tsetcd yet' });
-
-async function kvChecks(t: TestContext, client: Etcd3, label: string): Promise<void> {
+async function kvChecks(t: TestContext, client: Etcd3): Promise<void> {
   await t.test('put returns the new revision and, on request, the previous pair', async () => {
     const first = await client.put('a').value('1');
     assert.equal(first.header.revision, '2');
@@ -83,7 +80,7 @@ async function kvChecks(t: TestContext, client: Etcd3, label: string): Promise<v
     assert.equal(absent.header.revision, '11');
   });
 
-  await t.test('a lease compare matches the lease a key was put with', leaseSkip(label), async () => {
+  await t.test('a lease compare matches the lease a key was put with', async () => {
     const lease = client.lease(600, { autoKeepAlive: false });
     const leaseId = await lease.grant();
     await lease.put('leased').value('v');
