@@ -154,8 +154,10 @@ export interface CompactionRequest {
 }
 
 /** A write (or compaction) as it travels through Raft; `id` matches the answer to the waiting client. */
-export type ProposalBody =
-  | LeaseProposalBody
+export type ProposalBody = LeaseProposalBody | KvProposalBody;
+
+/** The proposals the MVCC store applies itself. */
+export type KvProposalBody =
   | { type: 'put'; put: PutRequest }
   | { type: 'deleteRange'; deleteRange: DeleteRangeRequest }
   | { type: 'txn'; txn: TxnRequest }

@@ -10,7 +10,7 @@ import type {
   DeleteRangeRequest,
   DeleteRangeResult,
   KeyValue,
-  ProposalBody,
+  KvProposalBody,
   ProposalResult,
   PutRequest,
   PutResult,
@@ -137,16 +137,16 @@ export class KvStore {
   }
 
   /** Applies one committed proposal at Raft (index, term); request errors are thrown as EtcdError. */
-  apply(index: number, term: number, body: ProposalBody): ProposalResult {
+  apply(index: number, term: number, body: KvProposalBody): ProposalResult {
     return this.applyEntry(index, term, body, false).result;
   }
 
   /** Like apply(), also returning the header revision and the watch events. */
-  applyWithEvents(index: number, term: number, body: ProposalBody): ApplyOutcome {
+  applyWithEvents(index: number, term: number, body: KvProposalBody): ApplyOutcome {
     return this.applyEntry(index, term, body, true);
   }
 
-  private applyEntry(index: number, term: number, body: ProposalBody, eventsWanted: boolean): ApplyOutcome {
+  private applyEntry(index: number, term: number, body: KvProposalBody, eventsWanted: boolean): ApplyOutcome {
     this.eventsWanted = eventsWanted || this.onChanges !== undefined;
     assert(index > this.appliedIndex, () => `entry ${index} was already applied (consistent index ${this.appliedIndex})`);
     try {
@@ -194,7 +194,7 @@ export class KvStore {
     );
   }
 
-  private applyBody(index: number, term: number, body: ProposalBody): ApplyOutcome {
+  private applyBody(index: number, term: number, body: KvProposalBody): ApplyOutcome {
     switch (body.type) {
       case 'put':
         return this.write(index, term, (tw) => ({ type: 'put', put: this.putTop(tw, body.put) }), () => this.checkPut(body.put));

@@ -13,7 +13,7 @@ import { Prng } from '../../src/lib/prng.js';
 import { type Backend, MemoryBackend } from '../../src/mvcc/backend.js';
 import { KvStore } from '../../src/mvcc/kv-store.js';
 import { LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
-import type { ProposalBody } from '../../src/api/types.js';
+import type { KvProposalBody } from '../../src/api/types.js';
 import { Harness, deleteReq, op, putReq, rangeReq, text, txnReq } from './helpers.js';
 
 interface ModelKv {
@@ -76,7 +76,7 @@ function describeModel(snapshot: Snapshot): string[] {
 }
 
 /** Applies one entry to every store; all must agree on the outcome, error or not. */
-function applyAll(stores: Harness[], body: ProposalBody): void {
+function applyAll(stores: Harness[], body: KvProposalBody): void {
   const outcomes = stores.map((h) => {
     try {
       return JSON.stringify(h.apply(body), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? text(v) : v));
