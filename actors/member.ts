@@ -95,6 +95,8 @@ export class Member implements KvService, LeaseApi {
   private readonly voters = new Set<bigint>();
   private fatalError: Error | undefined;
   private snapshotIndex = 0;
+  private applyChain: Promise<void> = Promise.resolve();
+  private appendsInFlight = 0;
   private electionTicks = 10;
   private lessor!: Lessor;
   private leaseIds!: LeaseIdGenerator;
@@ -188,6 +190,7 @@ export class Member implements KvService, LeaseApi {
       fresh ? 'starting a new member' : 'restarting member',
     );
     await member.drain();
+    await member.applyChain;
     member.startTicking();
     return member;
   }
@@ -348,8 +351,10 @@ export class Member implements KvService, LeaseApi {
     try {
       this.flushReadRequests();
       while (this.raft.hasReady()) {
+        // Bound the pipeline: at most appendsInFlightMax Readies wait on the WAL at once.
+        if (this.appendsInFlight >= appendsInFlightMax) await this.applyChain;
         const ready = this.raft.ready();
-        await this.handleReady(ready);
+        this.startReady(ready);
         this.raft.advance(ready);
         this.flushReadRequests();
       }
@@ -369,12 +374,27 @@ export class Member implements KvService, LeaseApi {
     this.raft.readIndex(new TextEncoder().encode(context));
   }
 
-  private async handleReady(ready: Ready): Promise<void> {
-    if (ready.entries.length > 0 || ready.hardState !== undefined) {
-      await this.wal.append(ready.entries, ready.hardState);
-      if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
-      if (ready.entries.length > 0) this.storage.append(ready.entries);
-    }
+  /**
+   * Hands a Ready's entries to the WAL thread and queues the rest of its work behind their fsync,
+   * so the next Ready can be written while this one syncs: nothing is applied, answered or read
+   * until it is durable, and Readies finish in order because the WAL acknowledges in order.
+   */
+  private startReady(ready: Ready): void {
+    const mustPersist = ready.entries.length > 0 || ready.hardState !== undefined;
+    const durable = mustPersist ? this.wal.append(ready.entries, ready.hardState) : Promise.resolve();
+    if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
+    if (ready.entries.length > 0) this.storage.append(ready.entries);
+    this.appendsInFlight++;
+    this.applyChain = this.applyChain
+      .then(() => durable)
+      .then(() => {
+        this.appendsInFlight--;
+        if (this.fatalError === undefined) this.finishReady(ready);
+      })
+      .catch((error: Error) => this.fail(error));
+  }
+
+  private finishReady(ready: Ready): void {
     if (ready.softState !== undefined) {
       if (ready.softState.role !== RaftRole.leader && this.lessor.isPrimary) this.lessor.demote();
       this.logger.info(
@@ -502,11 +522,15 @@ export class Member implements KvService, LeaseApi {
     const reads = [...this.readWaitersUnsent, ...[...this.readsByContext.values()].flat(), ...this.readsByIndex.flatMap((item) => item.reads)];
     for (const read of reads) read.fail(errors.stopped());
     while (this.draining) await new Promise((resolve) => setTimeout(resolve, 1));
+    await this.applyChain;
     await this.snapshotting;
     await this.backend.close();
     await this.wal.close();
   }
 }
+
+/** Readies whose WAL writes may be in flight at once (the pipeline depth of the Raft loop). */
+const appendsInFlightMax = 4;
 
 /** One monotonic clock for every lease time, immune to wall-clock jumps. */
 function leaseClockMs(): number {

@@ -26,3 +26,12 @@ export const walSegmentBytesDefault = 64 * 1024 * 1024;
 export const walRecordBytesMax = 256 * 1024 * 1024;
 /** Key length limit: etcd does not bound keys apart from the request size; we mirror that. */
 export const keyBytesMax = requestBytesDefault;
+/** Largest peer transport frame (one batch of Raft messages to one member); larger frames are refused. */
+export const peerFrameBytesMax = 256 * 1024 * 1024;
+/** Bytes queued on one peer's connection beyond which further messages to it are dropped (reported unreachable). */
+export const peerBufferedBytesMax = 64 * 1024 * 1024;
+/** First delay before redialing a peer; it doubles per failed attempt up to peerDialBackoffMsMax. */
+export const peerDialBackoffMsDefault = 50;
+export const peerDialBackoffMsMax = 2_000;
+/** A peer connection that answers no ping within this interval is closed and redialed. */
+export const peerPingIntervalMsDefault = 5_000;

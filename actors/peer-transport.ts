@@ -1,0 +1,462 @@
+/**
+ * The peer transport over WebSocket: each member listens on its --listen-peer-urls (ws, or wss with
+ * the --peer-* TLS flags) and dials every other member's advertised peer URL, one outgoing
+ * connection per peer. A member sends only on the connections it dialed and receives only on those
+ * it accepted, so each direction has one ordered stream, as etcd's rafthttp streams do.
+ *
+ * The dialer names itself and its cluster in the upgrade request (etcd's X-Server-From,
+ * X-Etcd-Cluster-ID and X-Raft-To headers); the listener refuses a foreign cluster with 412 and
+ * etcd's "cluster ID mismatch", an unknown member with 404, a removed member with 410. Every frame
+ * carries the cluster ID again and is checked before Raft sees it.
+ */
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import type { TlsConfig } from '../src/config/config.js';
+import { peerDialBackoffMsDefault, peerDialBackoffMsMax, peerPingIntervalMsDefault } from '../src/lib/limits.js';
+import { formatId } from '../src/membership/ids.js';
+import { ClusterIdMismatchError, FrameTooLargeError } from '../src/raft/message-codec.js';
+import type { NodeId } from '../src/raft/types.js';
+import {
+  defaultTransportLimits,
+  type OutgoingLink,
+  type PeerLog,
+  silentPeerLog,
+  type TransportLimits,
+  TransportBase,
+  truncateUtf8,
+} from './peer-links.js';
+
+export { type PeerLog, type RaftTransport, type TransportStats, silentPeerLog } from './peer-links.js';
+
+/** The upgrade path peers dial; etcd's rafthttp lives under /raft too. */
+export const peerStreamPath = '/raft/stream/tsetcd';
+
+/** WebSocket close codes (4000-4999 are the application's) and the reasons sent with them. */
+export const peerCloseCodes = {
+  clusterIdMismatch: 4001,
+  malformedFrame: 4002,
+  peerRemoved: 4003,
+  replaced: 4004,
+} as const;
+
+/** etcd's texts for refused stream requests. */
+export const peerRefusals = {
+  clusterIdMismatch: 'cluster ID mismatch',
+  senderNotFound: 'error sender not found',
+  memberRemoved: 'the member has been permanently removed from the cluster',
+  toFieldMismatch: 'to field mismatch',
+} as const;
+
+export interface PeerTransportOptions {
+  localId: NodeId;
+  clusterId: bigint;
+  /** --listen-peer-urls: http:// listens for ws, https:// for wss with `tls`. */
+  listenUrls: readonly string[];
+  /** The --peer-* TLS flags; used to listen on https URLs and to dial https peers. */
+  tls?: TlsConfig;
+  log?: PeerLog;
+  limits?: Partial<TransportLimits>;
+  dialBackoffMsDefault?: number;
+  dialBackoffMsMax?: number;
+  pingIntervalMs?: number;
+}
+
+interface TlsMaterial {
+  cert?: Buffer;
+  key?: Buffer;
+  ca?: Buffer;
+}
+
+/** The connection this member dialed to one peer, redialed with bounded backoff until removed. */
+class DialedPeer implements OutgoingLink {
+  socket: WebSocket | undefined;
+  open = false;
+  awaitingPong = false;
+  removed = false;
+  attempts = 0;
+  backoffMs: number;
+  redialTimer: NodeJS.Timeout | undefined;
+  lastFailure = '';
+
+  constructor(
+    readonly id: NodeId,
+    public urls: readonly string[],
+    backoffMs: number,
+  ) {
+    this.backoffMs = backoffMs;
+  }
+
+  isOpen(): boolean {
+    return this.open && this.socket?.readyState === WebSocket.OPEN;
+  }
+
+  bufferedBytes(): number {
+    return this.socket?.bufferedAmount ?? 0;
+  }
+
+  write(frame: Uint8Array, written?: (error?: Error | null) => void): void {
+    (this.socket as WebSocket).send(frame, { binary: true, compress: false }, written);
+  }
+}
+
+export class PeerTransport extends TransportBase<readonly string[]> {
+  private readonly dialed = new Map<NodeId, DialedPeer>();
+  private readonly inbound = new Map<NodeId, Set<WebSocket>>();
+  private readonly removedIds = new Set<NodeId>();
+  /** Dials refused by the listener; their follow-up abort error says nothing new. */
+  private readonly refusedSockets = new WeakSet<WebSocket>();
+  private readonly servers: (http.Server | https.Server)[] = [];
+  private readonly webSockets: WebSocketServer;
+  private readonly backoffMsDefault: number;
+  private readonly backoffMsMax: number;
+  private readonly pingIntervalMs: number;
+  private tlsMaterial: TlsMaterial = {};
+  private pingTimer: NodeJS.Timeout | undefined;
+  private started = false;
+  private closed = false;
+
+  constructor(private readonly options: PeerTransportOptions) {
+    super({ localId: options.localId, clusterId: options.clusterId }, options.log ?? silentPeerLog, {
+      ...defaultTransportLimits,
+      ...options.limits,
+    });
+    this.backoffMsDefault = options.dialBackoffMsDefault ?? peerDialBackoffMsDefault;
+    this.backoffMsMax = options.dialBackoffMsMax ?? peerDialBackoffMsMax;
+    this.pingIntervalMs = options.pingIntervalMs ?? peerPingIntervalMsDefault;
+    this.webSockets = new WebSocketServer({
+      noServer: true,
+      maxPayload: this.limits.frameBytesMax,
+      perMessageDeflate: false,
+      skipUTF8Validation: true,
+    });
+    this.webSockets.on('headers', (headers) => headers.push(...this.identityHeaders()));
+  }
+
+  /** Listens on every --listen-peer-urls address and dials the peers added so far. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    this.tlsMaterial = readTlsMaterial(this.options.tls);
+    try {
+      for (const text of this.options.listenUrls) this.servers.push(await this.listen(new URL(text)));
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+    this.pingTimer = setInterval(() => this.pingPeers(), this.pingIntervalMs);
+    this.pingTimer.unref();
+    for (const peer of this.dialed.values()) this.dial(peer);
+  }
+
+  /** The URLs actually bound, in --listen-peer-urls order (port 0 resolved). */
+  listeningUrls(): string[] {
+    return this.servers.map((server, position) => {
+      const url = new URL(this.options.listenUrls[position] as string);
+      url.port = String((server.address() as AddressInfo).port);
+      return url.toString().replace(/\/$/, '');
+    });
+  }
+
+  addPeer(id: NodeId, urls: readonly string[]): void {
+    if (id === this.identity.localId) return;
+    if (this.dialed.has(id)) return this.updatePeer(id, urls);
+    this.removedIds.delete(id);
+    const peer = new DialedPeer(id, urls, this.backoffMsDefault);
+    this.dialed.set(id, peer);
+    if (this.started && !this.closed) this.dial(peer);
+  }
+
+  /** New advertised URLs: the connection is redialed unless it already uses one of them. */
+  updatePeer(id: NodeId, urls: readonly string[]): void {
+    const peer = this.dialed.get(id);
+    if (peer === undefined) return;
+    const current = peer.urls[peer.attempts % peer.urls.length];
+    peer.urls = urls;
+    if (peer.socket !== undefined && current !== undefined && !urls.includes(current)) peer.socket.terminate();
+  }
+
+  /** Stops dialing `id`, closes its connections both ways and refuses it from now on (410). */
+  removePeer(id: NodeId): void {
+    const peer = this.dialed.get(id);
+    this.dialed.delete(id);
+    this.removedIds.add(id);
+    if (peer !== undefined) {
+      peer.removed = true;
+      clearTimeout(peer.redialTimer);
+      peer.socket?.close(peerCloseCodes.peerRemoved, 'peer removed');
+    }
+    for (const socket of this.inbound.get(id) ?? []) socket.close(peerCloseCodes.peerRemoved, 'peer removed');
+    this.inbound.delete(id);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.pingTimer);
+    for (const peer of this.dialed.values()) {
+      peer.removed = true;
+      clearTimeout(peer.redialTimer);
+      peer.socket?.terminate();
+    }
+    for (const sockets of this.inbound.values()) for (const socket of sockets) socket.terminate();
+    this.inbound.clear();
+    await Promise.all(this.servers.map((server) => closeServer(server)));
+  }
+
+  activePeers(): NodeId[] {
+    return [...this.dialed.values()].filter((peer) => peer.isOpen()).map((peer) => peer.id);
+  }
+
+  protected outgoingLink(id: NodeId): OutgoingLink | undefined {
+    return this.dialed.get(id);
+  }
+
+  private identityHeaders(): string[] {
+    return [`X-Etcd-Cluster-ID: ${formatId(this.identity.clusterId)}`, `X-Server-From: ${formatId(this.identity.localId)}`];
+  }
+
+  private async listen(url: URL): Promise<http.Server | https.Server> {
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new Error(`listen-peer-urls: unsupported scheme ${JSON.stringify(url.protocol)} in ${url.toString()}`);
+    }
+    const server = url.protocol === 'https:' ? https.createServer(this.serverTlsOptions()) : http.createServer();
+    server.on('request', (_request, response) => response.writeHead(404).end('404 page not found\n'));
+    server.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(request, socket, head));
+    if (url.protocol === 'https:') this.watchTls(server as https.Server);
+    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(Number(url.port || 80), host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.log.info({ address: url.toString() }, 'listening for peers');
+    return server;
+  }
+
+  private serverTlsOptions(): https.ServerOptions {
+    const tls = this.options.tls;
+    if (tls === undefined || tls.certFile === '' || tls.keyFile === '') {
+      throw new Error('listen-peer-urls: an https URL needs --peer-cert-file and --peer-key-file');
+    }
+    // --peer-cert-allowed-cn only means something when a client certificate is demanded.
+    const verifyClients = tls.clientCertAuth || (tls.allowedCn ?? '') !== '';
+    return { ...this.tlsMaterial, requestCert: verifyClients, rejectUnauthorized: verifyClients };
+  }
+
+  /** Logs refused handshakes and enforces --peer-cert-allowed-cn, as etcd's TLS listener does. */
+  private watchTls(server: https.Server): void {
+    server.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
+      // Node often reports a refused client certificate only as a hang-up, so say what to check.
+      const hint = 'TLS handshake failed: check the peer certificate against --peer-trusted-ca-file';
+      this.log.warn({ 'remote-addr': socket.remoteAddress, error: error.message, code: error.code, hint }, 'rejected connection from peer');
+    });
+    const allowedCn = this.options.tls?.allowedCn ?? '';
+    if (allowedCn === '') return;
+    server.on('secureConnection', (socket: TLSSocket) => {
+      const commonName = socket.getPeerCertificate().subject?.CN;
+      if (commonName === allowedCn) return;
+      this.log.warn(
+        { 'remote-addr': socket.remoteAddress, 'common-name': commonName, 'allowed-cn': allowedCn },
+        'rejected connection from peer: CommonName authentication failed',
+      );
+      socket.destroy();
+    });
+  }
+
+  private handleUpgrade(request: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => {}); // a refused or reset peer socket is logged where it matters
+    const path = new URL(request.url ?? '/', 'http://peer').pathname;
+    if (path !== peerStreamPath || this.closed) return this.refuse(socket, 404, '404 page not found');
+    const from = parseHexId(request.headers['x-server-from']);
+    const clusterId = parseHexId(request.headers['x-etcd-cluster-id']);
+    const to = parseHexId(request.headers['x-raft-to']);
+    const fields = {
+      'local-member-id': formatId(this.identity.localId),
+      'remote-peer-id': from === undefined ? 'unknown' : formatId(from),
+      'remote-addr': (socket as Socket).remoteAddress,
+    };
+    if (clusterId !== this.identity.clusterId) {
+      const remote = clusterId === undefined ? 'none' : formatId(clusterId);
+      this.log.warn({ ...fields, 'local-member-cluster-id': formatId(this.identity.clusterId), 'remote-peer-cluster-id': remote }, 'request cluster ID mismatch');
+      return this.refuse(socket, 412, peerRefusals.clusterIdMismatch);
+    }
+    if (from !== undefined && this.removedIds.has(from)) return this.refuse(socket, 410, peerRefusals.memberRemoved);
+    if (from === undefined || !this.dialed.has(from)) {
+      this.log.warn(fields, 'failed to find remote peer in cluster');
+      return this.refuse(socket, 404, peerRefusals.senderNotFound);
+    }
+    if (to !== this.identity.localId) {
+      this.log.warn(fields, 'ignored streaming request; ID mismatch');
+      return this.refuse(socket, 412, peerRefusals.toFieldMismatch);
+    }
+    this.webSockets.handleUpgrade(request, socket, head, (webSocket) => this.acceptInbound(from, webSocket));
+  }
+
+  private refuse(socket: Duplex, status: number, text: string): void {
+    const body = `${text}\n`;
+    const head = [
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}`,
+      'Content-Type: text/plain; charset=utf-8',
+      ...this.identityHeaders(),
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      'Connection: close',
+    ];
+    socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
+    socket.once('finish', () => socket.destroy());
+  }
+
+  private acceptInbound(from: NodeId, webSocket: WebSocket): void {
+    // A redialing peer leaves its old connection behind; the newest one is the live stream.
+    for (const older of this.inbound.get(from) ?? []) older.close(peerCloseCodes.replaced, 'replaced by a newer connection');
+    this.inbound.set(from, new Set([webSocket]));
+    webSocket.on('error', () => {});
+    webSocket.on('message', (data: RawData, isBinary: boolean) => this.handleInbound(from, webSocket, data, isBinary));
+    webSocket.on('close', () => this.inbound.get(from)?.delete(webSocket));
+    this.log.debug({ 'remote-peer-id': formatId(from) }, 'accepted peer stream');
+  }
+
+  private handleInbound(from: NodeId, webSocket: WebSocket, data: RawData, isBinary: boolean): void {
+    // Frames already parsed behind a refused one are ignored, not delivered.
+    if (webSocket.readyState !== WebSocket.OPEN) return;
+    if (!isBinary || !Buffer.isBuffer(data)) {
+      webSocket.close(peerCloseCodes.malformedFrame, 'malformed peer frame: not a binary message');
+      return;
+    }
+    try {
+      this.receive(data, from);
+    } catch (error) {
+      if (error instanceof ClusterIdMismatchError) webSocket.close(peerCloseCodes.clusterIdMismatch, 'request cluster ID mismatch');
+      else if (error instanceof FrameTooLargeError) webSocket.close(1009, 'peer frame too large');
+      else webSocket.close(peerCloseCodes.malformedFrame, truncateUtf8((error as Error).message, 123));
+    }
+  }
+
+  private dial(peer: DialedPeer): void {
+    if (peer.removed || this.closed || peer.urls.length === 0) return;
+    const base = new URL(peer.urls[peer.attempts % peer.urls.length] as string);
+    const secure = base.protocol === 'https:';
+    const target = `${secure ? 'wss' : 'ws'}://${base.host}${peerStreamPath}`;
+    const socket = new WebSocket(target, {
+      headers: {
+        'X-Server-From': formatId(this.identity.localId),
+        'X-Etcd-Cluster-ID': formatId(this.identity.clusterId),
+        'X-Raft-To': formatId(peer.id),
+      },
+      perMessageDeflate: false,
+      skipUTF8Validation: true,
+      handshakeTimeout: this.backoffMsMax * 2,
+      // A zero mask lets ws skip XOR-ing every payload byte; masking only protects browser proxies.
+      generateMask: (mask: Buffer) => void mask.fill(0),
+      ...(secure ? this.tlsMaterial : {}),
+    });
+    peer.socket = socket;
+    let remoteClusterId: bigint | undefined;
+    socket.on('upgrade', (response) => (remoteClusterId = parseHexId(response.headers['x-etcd-cluster-id'])));
+    socket.on('unexpected-response', (request, response) => this.readRefusal(peer, socket, request, response));
+    socket.on('open', () => this.linkOpened(peer, socket, remoteClusterId));
+    socket.on('pong', () => (peer.awaitingPong = false));
+    socket.on('error', (error) => {
+      if (!this.refusedSockets.has(socket)) this.noteFailure(peer, error.message);
+    });
+    socket.on('close', (code, reason) => this.linkClosed(peer, socket, code, reason.toString()));
+  }
+
+  private linkOpened(peer: DialedPeer, socket: WebSocket, remoteClusterId: bigint | undefined): void {
+    if (remoteClusterId !== this.identity.clusterId) {
+      this.noteFailure(peer, `remote peer cluster ID ${remoteClusterId === undefined ? 'none' : formatId(remoteClusterId)}`, 'request sent was ignored by remote peer due to cluster ID mismatch');
+      socket.close(peerCloseCodes.clusterIdMismatch, 'request cluster ID mismatch');
+      return;
+    }
+    peer.open = true;
+    peer.awaitingPong = false;
+    peer.backoffMs = this.backoffMsDefault;
+    peer.lastFailure = '';
+    this.log.info({ 'local-member-id': formatId(this.identity.localId), 'remote-peer-id': formatId(peer.id) }, 'peer became active');
+  }
+
+  private linkClosed(peer: DialedPeer, socket: WebSocket, code: number, reason: string): void {
+    if (peer.socket !== socket) return;
+    peer.socket = undefined;
+    if (peer.open) {
+      peer.open = false;
+      this.log.warn({ 'remote-peer-id': formatId(peer.id), code, reason }, 'peer became inactive (message send to peer failed)');
+    }
+    if (peer.removed || this.closed) return;
+    peer.attempts += 1;
+    peer.redialTimer = setTimeout(() => this.dial(peer), peer.backoffMs);
+    peer.redialTimer.unref();
+    peer.backoffMs = Math.min(peer.backoffMs * 2, this.backoffMsMax);
+  }
+
+  /** A refused upgrade: read etcd's one-line reason, log it once, and let the close redial. */
+  private readRefusal(peer: DialedPeer, socket: WebSocket, request: http.ClientRequest, response: http.IncomingMessage): void {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    response.on('data', (chunk: Buffer) => {
+      if (bytes < 1024) chunks.push(chunk);
+      bytes += chunk.length;
+    });
+    response.on('error', () => {});
+    response.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8').trim().slice(0, 1024);
+      const remoteClusterId = parseHexId(response.headers['x-etcd-cluster-id']);
+      const message =
+        text === peerRefusals.clusterIdMismatch || remoteClusterId !== this.identity.clusterId
+          ? 'request sent was ignored by remote peer due to cluster ID mismatch'
+          : 'peer refused the stream request';
+      this.noteFailure(peer, `${response.statusCode}: ${text}`, message);
+      this.refusedSockets.add(socket);
+      socket.terminate();
+    });
+    request.on('error', () => {});
+  }
+
+  /** Logs a dial failure when it differs from the last one, so a down peer does not flood the log. */
+  private noteFailure(peer: DialedPeer, detail: string, message = 'failed to dial remote peer'): void {
+    if (this.closed || peer.removed || detail === peer.lastFailure) return;
+    peer.lastFailure = detail;
+    this.log.warn({ 'local-member-id': formatId(this.identity.localId), 'remote-peer-id': formatId(peer.id), error: detail }, message);
+  }
+
+  /** Closes dialed connections whose peer missed the previous ping, so a silent peer is redialed. */
+  private pingPeers(): void {
+    for (const peer of this.dialed.values()) {
+      if (!peer.isOpen()) continue;
+      if (peer.awaitingPong) {
+        peer.socket?.terminate();
+        continue;
+      }
+      peer.awaitingPong = true;
+      peer.socket?.ping();
+    }
+  }
+}
+
+function readTlsMaterial(tls: TlsConfig | undefined): TlsMaterial {
+  if (tls === undefined) return {};
+  const material: TlsMaterial = {};
+  if (tls.certFile !== '') material.cert = readFileSync(tls.certFile);
+  if (tls.keyFile !== '') material.key = readFileSync(tls.keyFile);
+  if (tls.trustedCaFile !== '') material.ca = readFileSync(tls.trustedCaFile);
+  return material;
+}
+
+/** An etcd ID header: lowercase hex, at most 16 digits. */
+function parseHexId(value: string | string[] | undefined): bigint | undefined {
+  if (typeof value !== 'string' || !/^[0-9a-fA-F]{1,16}$/.test(value)) return undefined;
+  return BigInt(`0x${value}`);
+}
+
+function closeServer(server: http.Server | https.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

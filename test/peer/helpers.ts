@@ -1,0 +1,184 @@
+/** Shared fixtures for the peer transport tests: messages, polling, throwaway certificates, transports. */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TlsConfig } from '../../src/config/config.js';
+import { type Entry, EntryType, type Message, MessageType, type NodeId } from '../../src/raft/types.js';
+import { PeerTransport, type PeerTransportOptions } from '../../actors/peer-transport.js';
+import type { PeerLog } from '../../actors/peer-links.js';
+
+export const clusterId = 0xcdf818194e3a8c32n;
+
+/** `count` entries of `dataBytes` bytes each, starting at `firstIndex`. */
+export function makeEntries(firstIndex: number, count: number, dataBytes: number): Entry[] {
+  return Array.from({ length: count }, (_, offset) => ({
+    term: 3,
+    index: firstIndex + offset,
+    type: EntryType.normal,
+    data: new Uint8Array(dataBytes).fill((firstIndex + offset) % 251),
+  }));
+}
+
+/** An append from `from` to `to` carrying `entryCount` entries. */
+export function appendMessage(from: NodeId, to: NodeId, index: number, entryCount = 2, dataBytes = 16): Message {
+  return {
+    type: MessageType.app,
+    to,
+    from,
+    term: 3,
+    logTerm: 3,
+    index,
+    entries: makeEntries(index + 1, entryCount, dataBytes),
+    commit: index,
+    reject: false,
+    rejectHint: 0,
+  };
+}
+
+export function heartbeat(from: NodeId, to: NodeId): Message {
+  return { type: MessageType.heartbeat, to, from, term: 3, logTerm: 0, index: 0, entries: [], commit: 7, reject: false, rejectHint: 0 };
+}
+
+export function snapshotMessage(from: NodeId, to: NodeId, dataBytes: number): Message {
+  return {
+    type: MessageType.snap,
+    to,
+    from,
+    term: 4,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
+    snapshot: {
+      data: new Uint8Array(dataBytes).fill(7),
+      metadata: {
+        index: 1200,
+        term: 4,
+        confState: { voters: [from, to], learners: [0xffffffffffffffffn], votersOutgoing: [], learnersNext: [], autoLeave: false },
+      },
+    },
+  };
+}
+
+/** Polls `predicate` every 10 ms until it holds or `timeoutMs` passes. */
+export async function waitFor(predicate: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A log that keeps what was written, for asserting that refusals are logged. */
+export class RecordingLog implements PeerLog {
+  readonly lines: { level: string; message: string; fields: object }[] = [];
+  debug(fields: object, message: string): void {
+    this.lines.push({ level: 'debug', message, fields });
+  }
+  info(fields: object, message: string): void {
+    this.lines.push({ level: 'info', message, fields });
+  }
+  warn(fields: object, message: string): void {
+    this.lines.push({ level: 'warn', message, fields });
+  }
+  has(text: string): boolean {
+    return this.lines.some((line) => line.message.includes(text) || JSON.stringify(line.fields).includes(text));
+  }
+}
+
+/** A started transport plus everything its callbacks saw. */
+export interface TestMember {
+  id: NodeId;
+  transport: PeerTransport;
+  log: RecordingLog;
+  received: Message[];
+  batches: number;
+  unreachable: NodeId[];
+  snapshotStatus: { id: NodeId; ok: boolean }[];
+  url: string;
+}
+
+export async function startMember(
+  id: NodeId,
+  options: Partial<PeerTransportOptions> & { listenUrl?: string } = {},
+): Promise<TestMember> {
+  const log = new RecordingLog();
+  const transport = new PeerTransport({
+    localId: id,
+    clusterId,
+    listenUrls: [options.listenUrl ?? 'http://127.0.0.1:0'],
+    log,
+    dialBackoffMsDefault: 20,
+    dialBackoffMsMax: 200,
+    ...options,
+  });
+  const member: TestMember = { id, transport, log, received: [], batches: 0, unreachable: [], snapshotStatus: [], url: '' };
+  transport.onMessages((messages) => {
+    member.batches += 1;
+    member.received.push(...messages);
+  });
+  transport.onUnreachable((peer) => member.unreachable.push(peer));
+  transport.onSnapshotStatus((peer, ok) => member.snapshotStatus.push({ id: peer, ok }));
+  await transport.start();
+  member.url = transport.listeningUrls()[0] as string;
+  return member;
+}
+
+/** Makes every member a peer of every other and waits until all links are up. */
+export async function connectAll(members: TestMember[]): Promise<void> {
+  for (const member of members) {
+    for (const other of members) if (other !== member) member.transport.addPeer(other.id, [other.url]);
+  }
+  await waitFor(() => members.every((member) => member.transport.activePeers().length === members.length - 1), 'all peer links up');
+}
+
+export interface TestCertificates {
+  dir: string;
+  /** TLS settings for a member whose certificate has this common name, signed by the given CA. */
+  member(commonName: string, ca?: 'ca' | 'otherCa'): TlsConfig;
+  remove(): void;
+}
+
+/** True when the openssl binary is available for generating throwaway certificates. */
+export function hasOpenssl(): boolean {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Generates two throwaway CAs in a temp dir; member certificates are issued on demand, valid for 127.0.0.1. */
+export function makeCertificates(): TestCertificates {
+  const dir = mkdtempSync(join(tmpdir(), 'tsetcd-peer-tls-'));
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const keyArgs = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  for (const ca of ['ca', 'otherCa']) {
+    openssl('req', '-x509', ...keyArgs, '-keyout', `${ca}.key`, '-out', `${ca}.crt`, '-days', '1', '-subj', `/CN=${ca}`);
+  }
+  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n');
+  const issued = new Set<string>();
+  return {
+    dir,
+    member(commonName, ca = 'ca') {
+      const name = `${commonName}-${ca}`;
+      if (!issued.has(name)) {
+        openssl('req', ...keyArgs, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${commonName}`);
+        openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', 'ext.cnf');
+        issued.add(name);
+      }
+      return { certFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`), trustedCaFile: join(dir, `${ca}.crt`), clientCertAuth: true };
+    },
+    remove() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

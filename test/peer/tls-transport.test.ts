@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { appendMessage, connectAll, hasOpenssl, heartbeat, sleep, snapshotMessage, startMember, type TestCertificates, type TestMember, makeCertificates, waitFor } from './helpers.js';
+
+const skip = hasOpenssl() ? false : 'openssl is not installed';
+let certs: TestCertificates;
+
+before(() => {
+  if (!skip) certs = makeCertificates();
+});
+after(() => certs?.remove());
+
+const tlsUrl = 'https://127.0.0.1:0';
+
+async function closeAll(members: TestMember[]): Promise<void> {
+  await Promise.all(members.map((member) => member.transport.close()));
+}
+
+test('members exchange batches over wss with client certificate auth', { skip }, async () => {
+  const a = await startMember(1n, { listenUrl: tlsUrl, tls: certs.member('member1') });
+  const b = await startMember(2n, { listenUrl: tlsUrl, tls: certs.member('member2') });
+  try {
+    assert.match(a.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+    await connectAll([a, b]);
+    a.transport.send([appendMessage(1n, 2n, 1, 64, 256), snapshotMessage(1n, 2n, 1000)]);
+    b.transport.send([heartbeat(2n, 1n)]);
+    await waitFor(() => b.received.length === 2 && a.received.length === 1, 'batches over TLS');
+    await waitFor(() => a.snapshotStatus.length === 1, 'snapshot status');
+    assert.deepStrictEqual(a.snapshotStatus, [{ id: 2n, ok: true }]);
+  } finally {
+    await closeAll([a, b]);
+  }
+});
+
+test('a peer whose certificate another CA signed is refused', { skip }, async () => {
+  const a = await startMember(1n, { listenUrl: tlsUrl, tls: certs.member('member1') });
+  // The intruder trusts a's CA, so only a's check of the client certificate can stop it.
+  const intruderTls = { ...certs.member('member2', 'otherCa'), trustedCaFile: certs.member('member1').trustedCaFile };
+  const intruder = await startMember(2n, { listenUrl: 'http://127.0.0.1:0', tls: intruderTls });
+  try {
+    a.transport.addPeer(2n, [intruder.url]);
+    intruder.transport.addPeer(1n, [a.url]);
+    await waitFor(() => a.log.has('rejected connection from peer'), 'handshake refusal logged');
+    assert.deepStrictEqual(intruder.transport.activePeers(), []);
+    intruder.transport.send([heartbeat(2n, 1n)]);
+    await sleep(5);
+    assert.deepStrictEqual(intruder.unreachable, [1n]);
+    assert.equal(a.received.length, 0);
+  } finally {
+    await closeAll([a, intruder]);
+  }
+});
+
+test('a member refuses to dial a peer whose server certificate it cannot verify', { skip }, async () => {
+  const a = await startMember(1n, { listenUrl: tlsUrl, tls: certs.member('member1', 'otherCa') });
+  const b = await startMember(2n, { listenUrl: tlsUrl, tls: certs.member('member2') });
+  try {
+    b.transport.addPeer(1n, [a.url]);
+    await waitFor(() => b.log.has('failed to dial remote peer'), 'dial failure logged');
+    assert.ok(b.log.lines.some((line) => /certificate/i.test(JSON.stringify(line.fields))), 'the error names the certificate');
+    assert.deepStrictEqual(b.transport.activePeers(), []);
+  } finally {
+    await closeAll([a, b]);
+  }
+});
+
+test('a client certificate with a CommonName other than --peer-cert-allowed-cn is refused', { skip }, async () => {
+  const a = await startMember(1n, { listenUrl: tlsUrl, tls: { ...certs.member('member1'), allowedCn: 'member2' } });
+  const b = await startMember(2n, { listenUrl: tlsUrl, tls: certs.member('member2') });
+  const c = await startMember(3n, { listenUrl: tlsUrl, tls: certs.member('intruder') });
+  try {
+    for (const other of [b, c]) {
+      a.transport.addPeer(other.id, [other.url]);
+      other.transport.addPeer(1n, [a.url]);
+    }
+    await waitFor(() => b.transport.activePeers().length === 1, 'allowed CN accepted');
+    await waitFor(() => a.log.has('CommonName authentication failed'), 'wrong CN refused');
+    assert.deepStrictEqual(c.transport.activePeers(), []);
+    assert.ok(a.log.has('intruder'));
+  } finally {
+    await closeAll([a, b, c]);
+  }
+});
+
+test('a peer without a client certificate is refused when client cert auth is on', { skip }, async () => {
+  const a = await startMember(1n, { listenUrl: tlsUrl, tls: certs.member('member1') });
+  const b = await startMember(2n, { tls: { ...certs.member('member2'), certFile: '', keyFile: '' } });
+  try {
+    a.transport.addPeer(2n, [b.url]);
+    b.transport.addPeer(1n, [a.url]);
+    await waitFor(() => a.log.has('rejected connection from peer'), 'refusal logged');
+    await sleep(50);
+    assert.deepStrictEqual(b.transport.activePeers(), []);
+  } finally {
+    await closeAll([a, b]);
+  }
+});
