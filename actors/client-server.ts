@@ -9,6 +9,9 @@ import type { MemberConfig } from '../src/config/config.js';
 import { createGrpcServer, type GrpcHandlers } from './grpc-server.js';
 import { listenClient, type ClientListener } from './client-listener.js';
 import { leaseHandlers } from './lease-service.js';
+import { watchHandler } from './watch-stream.js';
+import { concurrencyHandlers } from './concurrency-service.js';
+import { concurrencyHostFor } from './concurrency-host.js';
 import type { Logger } from './logger.js';
 import type { Member } from './member.js';
 
@@ -60,7 +63,18 @@ function maintenanceAndClusterHandlers(config: MemberConfig, member: Member): Gr
 export async function startClientServer(config: MemberConfig, member: Member, logger: Logger): Promise<ClientServer> {
   const grpcServer = createGrpcServer({
     kv: member,
-    handlers: { ...maintenanceAndClusterHandlers(config, member), ...leaseHandlers(member) },
+    handlers: {
+      ...maintenanceAndClusterHandlers(config, member),
+      ...leaseHandlers(member),
+      ...concurrencyHandlers(concurrencyHostFor(member)),
+      'etcdserverpb.Watch/Watch': watchHandler({
+        header: () => member.header(),
+        watchable: member.watchable,
+        wake: member.watchDriver.wake,
+        progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
+        maxRequestBytes: config.maxRequestBytes,
+      }),
+    },
     limits: { maxRequestBytes: config.maxRequestBytes, maxTxnOps: config.maxTxnOps },
     healthy: () => member.healthy(),
     logger,

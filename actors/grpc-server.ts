@@ -55,6 +55,8 @@ export interface UnaryContext {
   /** Size of the request as it came off the wire, for proposal size checks. */
   requestBytes: number;
   peer: string;
+  /** Aborted when the client cancels the call or its deadline passes. */
+  signal: AbortSignal;
 }
 
 /**
@@ -147,7 +149,14 @@ function unaryCall(handler: UnaryHandler, logger: Logger, method: string): grpc.
       callback(request.status);
       return;
     }
-    const context = { metadata: call.metadata, requestBytes: requestSizes.get(request) ?? 0, peer: call.getPeer() };
+    const cancelled = new AbortController();
+    call.once('cancelled', () => cancelled.abort());
+    const context = {
+      metadata: call.metadata,
+      requestBytes: requestSizes.get(request) ?? 0,
+      peer: call.getPeer(),
+      signal: cancelled.signal,
+    };
     handler(request, context).then(
       (response) => callback(null, response),
       (error: unknown) => callback(toServiceError(error, logger, method)),

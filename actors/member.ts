@@ -29,18 +29,24 @@ import type {
   TxnResult,
 } from '../src/api/types.js';
 import { clusterIdFor, formatId, memberIdFor } from '../src/membership/ids.js';
+import { decodeMemberContext, encodeMemberContext, type ClusterMember } from '../src/membership/member.js';
 import { ConfChangeType, decodeConfChange, encodeConfChange } from '../src/raft/conf-change.js';
 import { RawNode } from '../machines/raw-node.js';
 import { MemoryStorage } from '../src/raft/storage.js';
-import { loadSnapFile, purgeSnapFiles, saveSnapFile } from '../src/snap/snap-file.js';
+import { loadSnapFile, loadSnapMembers, purgeSnapFiles, saveSnapFile } from '../src/snap/snap-file.js';
 import { snapshotCatchUpEntriesDefault } from '../src/lib/limits.js';
 import { type Entry, EntryType, type HardState, type Ready, RaftRole } from '../src/raft/types.js';
-import { KvStore } from '../src/mvcc/kv-store.js';
+import type { KvStore } from '../src/mvcc/kv-store.js';
+import { openWatchableKvStore } from '../src/watch/kv-source.js';
+import type { WatchableStore } from '../src/watch/watchable-store.js';
+import { WatchDriver } from './watch-stream.js';
 import type { MvccEvent } from '../src/mvcc/kv-store.js';
 import { applyLeaseProposal, leasedKeyValues } from '../src/lease/apply.js';
 import { LeaseIdGenerator } from '../src/lease/lease-id.js';
 import { Lessor, minLeaseTtlSeconds, promoteExtendMs, type LeaseTimeToLive } from '../src/lease/lessor.js';
 import { LeaseExpiryLoop, type LeaseApi } from './lease-service.js';
+import { PeerTransport } from './peer-transport.js';
+import { MessageType, type Message } from '../src/raft/types.js';
 import { LmdbBackend } from '../src/mvcc/lmdb-backend.js';
 import { WalClient } from './wal-client.js';
 import type { Logger } from './logger.js';
@@ -95,6 +101,12 @@ export class Member implements KvService, LeaseApi {
   private readonly voters = new Set<bigint>();
   private fatalError: Error | undefined;
   private snapshotIndex = 0;
+  private transport!: PeerTransport;
+  /** Watchers of this member's store (fed by every applied write). */
+  watchable!: WatchableStore;
+  watchDriver!: WatchDriver;
+  /** The cluster's members, kept from applied conf changes (and snapshots). */
+  readonly members = new Map<bigint, ClusterMember>();
   private applyChain: Promise<void> = Promise.resolve();
   private appendsInFlight = 0;
   private electionTicks = 10;
@@ -139,7 +151,14 @@ export class Member implements KvService, LeaseApi {
     }
     storage.setHardState(state.hardState);
     storage.append(state.entries);
-    if (fresh) await bootstrapLog(wal, storage, memberIds);
+    const initialMembers: ClusterMember[] = config.initialCluster.map((member, position) => ({
+      id: memberIds[position] as bigint,
+      name: member.name,
+      peerUrls: member.peerUrls,
+      clientUrls: member.name === config.name ? config.advertiseClientUrls : [],
+      isLearner: false,
+    }));
+    if (fresh) await bootstrapLog(wal, storage, initialMembers);
     const backend = LmdbBackend.open(paths.backendPath);
     const electionTicks = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
     const lessor = Lessor.open(backend, {
@@ -148,12 +167,18 @@ export class Member implements KvService, LeaseApi {
     });
     // Listeners (the lessor's key tracking, watchers) learn of every applied change in order.
     const changeListeners: ((events: MvccEvent[], revision: number) => void)[] = [(events) => lessor.applyEvents(events)];
-    const store = KvStore.open(backend, {
-      leaseExists: (id) => lessor.exists(id),
-      onChanges: (events, revision) => {
-        for (const listener of changeListeners) listener(events, revision);
+    const watchDriver = new WatchDriver();
+    const { store, watchable } = openWatchableKvStore(
+      backend,
+      {
+        leaseExists: (id) => lessor.exists(id),
+        onChanges: (events, revision) => {
+          for (const listener of changeListeners) listener(events, revision);
+        },
       },
-    });
+      { wake: watchDriver.wake },
+    );
+    watchDriver.attach(watchable);
     const orphans = lessor.recoverAttachments(leasedKeyValues(store));
     if (orphans > 0) logger.warn({ keys: orphans }, 'keys name leases that no longer exist');
     const raft = new RawNode({
@@ -174,9 +199,26 @@ export class Member implements KvService, LeaseApi {
     member.appliedIndex = storage.firstIndex() - 1;
     member.snapshotIndex = state.snapshot.index;
     member.lessor = lessor;
+    member.watchable = watchable;
+    member.watchDriver = watchDriver;
     member.leaseIds = new LeaseIdGenerator(identity.memberId, Date.now());
     member.changeListeners = changeListeners;
     member.electionTicks = electionTicks;
+    if (state.snapshot.index > 0) {
+      for (const known of loadSnapMembers(paths.snapDir, state.snapshot.term, state.snapshot.index)) member.members.set(known.id, known);
+    }
+    member.transport = new PeerTransport({
+      localId: identity.memberId,
+      clusterId: identity.clusterId,
+      listenUrls: config.listenPeerUrls,
+      tls: config.peerTls,
+      log: logger,
+    });
+    member.transport.onMessages((messages) => member.receive(messages));
+    member.transport.onUnreachable((id) => member.raft.reportUnreachable(id));
+    member.transport.onSnapshotStatus((id, ok) => member.raft.reportSnapshot(id, ok));
+    await member.transport.start();
+    for (const known of member.members.values()) if (known.id !== identity.memberId) member.transport.addPeer(known.id, known.peerUrls);
     for (const voter of storage.initialState().confState.voters) member.voters.add(voter);
     logger.info(
       {
@@ -402,7 +444,9 @@ export class Member implements KvService, LeaseApi {
         'raft role changed',
       );
     }
-    // Peer messages: a single member has none; the cluster transport arrives with the Raft cluster.
+    // Messages leave only once this Ready is durable: a follower never acknowledges entries it
+    // could still lose, and a leader never announces a commit index its own disk has not reached.
+    this.sendMessages(ready.messages);
     this.applyEntries(ready.committedEntries);
     if (this.snapshotting === undefined && this.appliedIndex - this.snapshotIndex >= this.config.snapshotCount) {
       this.snapshotting = this.takeSnapshot().finally(() => {
@@ -444,8 +488,48 @@ export class Member implements KvService, LeaseApi {
   private applyConfChange(entry: Entry): void {
     const change = decodeConfChange(entry.data);
     this.raft.applyConfChange(change);
-    if (change.type === ConfChangeType.addNode) this.voters.add(change.nodeId);
-    if (change.type === ConfChangeType.removeNode) this.voters.delete(change.nodeId);
+    if (change.type === ConfChangeType.addNode || change.type === ConfChangeType.addLearnerNode) {
+      const known = this.members.get(change.nodeId);
+      const added = known !== undefined && (change.context?.length ?? 0) === 0 ? known : decodeMemberContext(change.context, change.nodeId);
+      added.isLearner = change.type === ConfChangeType.addLearnerNode;
+      this.members.set(change.nodeId, added);
+      if (change.type === ConfChangeType.addNode) this.voters.add(change.nodeId);
+      this.connectPeer(added);
+    }
+    if (change.type === ConfChangeType.removeNode) {
+      this.voters.delete(change.nodeId);
+      this.members.delete(change.nodeId);
+      if (change.nodeId !== this.identity.memberId) this.transport?.removePeer(change.nodeId);
+    }
+  }
+
+  private connectPeer(member: ClusterMember): void {
+    if (member.id === this.identity.memberId || this.transport === undefined) return;
+    if (this.transport.activePeers().includes(member.id)) this.transport.updatePeer(member.id, member.peerUrls);
+    else this.transport.addPeer(member.id, member.peerUrls);
+  }
+
+  /** Inbound Raft messages from peers: stepped as one batch, then the loop runs. */
+  private receive(messages: Message[]): void {
+    if (this.stopped || this.fatalError !== undefined) return;
+    try {
+      this.raft.stepMany(messages);
+    } catch (error) {
+      this.logger.warn({ error: (error as Error).message }, 'dropped Raft messages the core refused');
+    }
+    this.scheduleDrain();
+  }
+
+  /** Sends a finished Ready's messages; snapshot transfer is not built yet, so those are refused. */
+  private sendMessages(messages: Message[]): void {
+    if (messages.length === 0 || this.transport === undefined) return;
+    const sendable = messages.filter((message) => message.type !== MessageType.snap);
+    for (const message of messages) {
+      if (message.type !== MessageType.snap) continue;
+      this.logger.warn({ to: formatId(message.to), index: message.snapshot?.metadata.index }, 'follower needs a snapshot, which tsetcd cannot send yet');
+      this.raft.reportSnapshot(message.to, false);
+    }
+    this.transport.send(sendable);
   }
 
   private applyProposal(entry: Entry): void {
@@ -491,7 +575,7 @@ export class Member implements KvService, LeaseApi {
     const confState = this.raft.confState();
     try {
       await this.backend.flush();
-      saveSnapFile(this.paths.snapDir, { index, term, confState });
+      saveSnapFile(this.paths.snapDir, { index, term, confState }, [...this.members.values()]);
       this.storage.createSnapshot(index, confState, new Uint8Array(0));
       await this.wal.saveSnapshot(index, term);
       const compactIndex = index - snapshotCatchUpEntriesDefault;
@@ -517,6 +601,7 @@ export class Member implements KvService, LeaseApi {
     this.stopped = true;
     if (this.ticker !== undefined) clearInterval(this.ticker);
     this.expiryLoop?.stop();
+    this.watchDriver?.stop();
     for (const waiter of this.pending.values()) waiter.reject(errors.stopped());
     this.pending.clear();
     const reads = [...this.readWaitersUnsent, ...[...this.readsByContext.values()].flat(), ...this.readsByIndex.flatMap((item) => item.reads)];
@@ -524,6 +609,7 @@ export class Member implements KvService, LeaseApi {
     while (this.draining) await new Promise((resolve) => setTimeout(resolve, 1));
     await this.applyChain;
     await this.snapshotting;
+    await this.transport?.close();
     await this.backend.close();
     await this.wal.close();
   }
@@ -543,12 +629,12 @@ function isReadOnlyTxn(request: TxnRequest): boolean {
 }
 
 /** A new cluster's first entries: one committed AddNode per initial member, as etcd bootstraps. */
-async function bootstrapLog(wal: WalClient, storage: MemoryStorage, memberIds: bigint[]): Promise<void> {
-  const entries: Entry[] = memberIds.map((nodeId, position) => ({
+async function bootstrapLog(wal: WalClient, storage: MemoryStorage, members: ClusterMember[]): Promise<void> {
+  const entries: Entry[] = members.map((member, position) => ({
     term: 1,
     index: position + 1,
     type: EntryType.confChange,
-    data: encodeConfChange({ type: ConfChangeType.addNode, nodeId }),
+    data: encodeConfChange({ type: ConfChangeType.addNode, nodeId: member.id, context: encodeMemberContext(member) }),
   }));
   const hardState: HardState = { term: 1, vote: 0n, commit: entries.length };
   await wal.append(entries, hardState);

@@ -66,6 +66,7 @@ export interface MemberConfig {
   grpcKeepaliveMinTimeMs: number;
   grpcKeepaliveIntervalMs: number;
   grpcKeepaliveTimeoutMs: number;
+  watchProgressNotifyIntervalMs: number;
   clientTls: TlsConfig;
   peerTls: TlsConfig;
 }
@@ -162,6 +163,7 @@ function resolve(raw: RawFlags): MemberConfig {
     grpcKeepaliveMinTimeMs: num(raw, 'grpc-keepalive-min-time'),
     grpcKeepaliveIntervalMs: num(raw, 'grpc-keepalive-interval'),
     grpcKeepaliveTimeoutMs: num(raw, 'grpc-keepalive-timeout'),
+    watchProgressNotifyIntervalMs: num(raw, 'experimental-watch-progress-notify-interval'),
     clientTls: tlsConfig(raw, ''),
     peerTls: tlsConfig(raw, 'peer-'),
   };

@@ -4,13 +4,14 @@
  * etcd v3, where the bolt db is the snapshot); this file keeps what Raft needs to restart from the
  * snapshot: its index, term and the membership (ConfState) at that index.
  *
- * Format: [u32 LE crc32c of payload][payload: msgpack {index, term, confState}].
+ * Format: [u32 LE crc32c of payload][payload: msgpack {index, term, confState, members}].
  */
 import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { crc32c } from '../lib/crc32c.js';
 import type { ConfState, SnapshotMetadata } from '../raft/types.js';
+import type { ClusterMember } from '../membership/member.js';
 
 const packr = new Packr({ useRecords: false, int64AsType: 'bigint' });
 const snapNamePattern = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
@@ -21,8 +22,8 @@ export function snapFileName(term: number, index: number): string {
 }
 
 /** Writes the snapshot metadata durably (temp file, fsync, rename, directory fsync). */
-export function saveSnapFile(dir: string, metadata: SnapshotMetadata): void {
-  const payload = packr.pack({ index: metadata.index, term: metadata.term, confState: metadata.confState });
+export function saveSnapFile(dir: string, metadata: SnapshotMetadata, members: readonly ClusterMember[] = []): void {
+  const payload = packr.pack({ index: metadata.index, term: metadata.term, confState: metadata.confState, members });
   const header = Buffer.alloc(4);
   header.writeUInt32LE(crc32c(payload), 0);
   const finalPath = join(dir, snapFileName(metadata.term, metadata.index));
@@ -59,6 +60,16 @@ function asConfState(value: unknown, path: string): ConfState {
 
 /** Reads the snapshot metadata for (term, index); throws naming the file when it is missing or corrupt. */
 export function loadSnapFile(dir: string, term: number, index: number): SnapshotMetadata {
+  const { metadata } = readSnapFile(dir, term, index);
+  return metadata;
+}
+
+/** The members recorded with the snapshot at (term, index). */
+export function loadSnapMembers(dir: string, term: number, index: number): ClusterMember[] {
+  return readSnapFile(dir, term, index).members;
+}
+
+function readSnapFile(dir: string, term: number, index: number): { metadata: SnapshotMetadata; members: ClusterMember[] } {
   const path = join(dir, snapFileName(term, index));
   let bytes: Buffer;
   try {
@@ -71,11 +82,12 @@ export function loadSnapFile(dir: string, term: number, index: number): Snapshot
   const expected = bytes.readUInt32LE(0);
   const actual = crc32c(payload);
   if (expected !== actual) throw new Error(`snapshot file ${path} is corrupt: crc ${actual} != ${expected}`);
-  const decoded = packr.unpack(payload) as { index: unknown; term: unknown; confState: unknown };
+  const decoded = packr.unpack(payload) as { index: unknown; term: unknown; confState: unknown; members?: unknown };
   if (decoded.index !== index || decoded.term !== term) {
     throw new Error(`snapshot file ${path} holds index ${String(decoded.index)} term ${String(decoded.term)}`);
   }
-  return { index, term, confState: asConfState(decoded.confState, path) };
+  const members = Array.isArray(decoded.members) ? (decoded.members as ClusterMember[]) : [];
+  return { metadata: { index, term, confState: asConfState(decoded.confState, path) }, members };
 }
 
 /** Deletes all but the newest `keep` snapshot files (etcd's --max-snapshots; 0 keeps all). */
