@@ -46,16 +46,20 @@ function maintenanceAndClusterHandlers(config: MemberConfig, member: Member): Gr
     },
     'etcdserverpb.Cluster/MemberList': async (): Promise<WireMessage> => ({
       header: headerToWire(member.header()),
-      members: [
-        {
-          ID: member.identity.memberId.toString(),
-          name: config.name,
-          peerURLs: config.initialAdvertisePeerUrls,
-          clientURLs: config.advertiseClientUrls,
-          isLearner: false,
-        },
-      ],
+      members: [...member.members.values()]
+        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+        .map((known) => ({
+          ID: known.id.toString(),
+          name: known.name,
+          peerURLs: known.peerUrls,
+          clientURLs: known.clientUrls,
+          isLearner: known.isLearner,
+        })),
     }),
+    'etcdserverpb.Maintenance/HashKV': async (request: WireMessage): Promise<WireMessage> => {
+      const hashed = member.hashKv(Number(request.revision ?? 0));
+      return { header: headerToWire(member.header()), hash: String(hashed.hash), compactRevision: String(hashed.compactRevision) };
+    },
   };
 }
 

@@ -255,6 +255,7 @@ export class Member implements KvService, LeaseApi {
       now: leaseClockMs,
     });
     this.expiryLoop.start();
+    this.publishAttributes();
   }
 
   /** The header every response carries, as of the store's current revision. */
@@ -281,6 +282,11 @@ export class Member implements KvService, LeaseApi {
       compactRevision: this.store.compactRevision,
       backendBytes: this.backend.sizeBytes(),
     };
+  }
+
+  /** etcd's HashKV over the store at `revision` (0: current). */
+  hashKv(revision: number): { hash: number; revision: number; compactRevision: number } {
+    return this.store.hashKV(revision);
   }
 
   /** True when this member knows a leader and has not failed. */
@@ -503,6 +509,26 @@ export class Member implements KvService, LeaseApi {
     }
   }
 
+  private applyMemberAttributes(attributes: { id: bigint; name: string; clientUrls: string[] }): void {
+    const known = this.members.get(attributes.id);
+    if (known === undefined) return; // removed meanwhile
+    known.name = attributes.name;
+    known.clientUrls = attributes.clientUrls;
+  }
+
+  /** Publishes this member's name and client URLs through Raft until it lands (etcd's publish). */
+  private publishAttributes(): void {
+    const attempt = () => {
+      if (this.stopped) return;
+      const body = { type: 'memberAttributes' as const, memberAttributes: { id: this.identity.memberId, name: this.config.name, clientUrls: this.config.advertiseClientUrls } };
+      this.propose(body).then(
+        () => this.logger.info({ 'client-urls': this.config.advertiseClientUrls }, 'published local member to cluster through raft'),
+        () => setTimeout(attempt, this.config.electionTimeoutMs).unref(),
+      );
+    };
+    attempt();
+  }
+
   private connectPeer(member: ClusterMember): void {
     if (member.id === this.identity.memberId || this.transport === undefined) return;
     if (this.transport.activePeers().includes(member.id)) this.transport.updatePeer(member.id, member.peerUrls);
@@ -544,10 +570,16 @@ export class Member implements KvService, LeaseApi {
     let result: ProposalResult;
     try {
       const body = envelope.body;
-      result =
-        body.type === 'leaseGrant' || body.type === 'leaseRevoke'
-          ? applyLeaseProposal(this.lessor, this.store, entry, body, leaseClockMs())
-          : this.store.apply(entry.index, entry.term, body);
+      if (body.type === 'memberAttributes') {
+        this.applyMemberAttributes(body.memberAttributes);
+        this.store.recordApplied(entry.index, entry.term);
+        result = { type: 'memberAttributes' };
+      } else {
+        result =
+          body.type === 'leaseGrant' || body.type === 'leaseRevoke'
+            ? applyLeaseProposal(this.lessor, this.store, entry, body, leaseClockMs())
+            : this.store.apply(entry.index, entry.term, body);
+      }
     } catch (error) {
       if (!(error instanceof EtcdError)) throw error;
       waiter?.reject(error);

@@ -154,7 +154,13 @@ export interface CompactionRequest {
 }
 
 /** A write (or compaction) as it travels through Raft; `id` matches the answer to the waiting client. */
-export type ProposalBody = LeaseProposalBody | KvProposalBody;
+export type ProposalBody = LeaseProposalBody | KvProposalBody | MembershipProposalBody;
+
+/** A member publishing its name and client URLs to the cluster once it starts, as etcd does. */
+export type MembershipProposalBody = {
+  type: 'memberAttributes';
+  memberAttributes: { id: bigint; name: string; clientUrls: string[] };
+};
 
 /** The proposals the MVCC store applies itself. */
 export type KvProposalBody =
@@ -170,6 +176,7 @@ export interface Proposal {
 
 export type ProposalResult =
   | LeaseProposalResult
+  | { type: 'memberAttributes' }
   | { type: 'put'; put: PutResult }
   | { type: 'deleteRange'; deleteRange: DeleteRangeResult }
   | { type: 'txn'; txn: TxnResult }
