@@ -2,7 +2,8 @@
  * `tsetcd`: parses etcd's flags, then supervises the member actor (a worker thread) through its
  * comlink control API, and stops it cleanly on SIGINT/SIGTERM.
  */
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { memberIdFor } from '../src/membership/ids.js';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { ConfigError, FlagError, loadConfig, usageText, type MemberConfig } from '../src/config/config.js';
@@ -25,9 +26,18 @@ export interface MemberHandle {
 }
 
 /** Starts one member actor in a worker thread and waits until it serves clients. */
-export async function startMemberActor(config: MemberConfig, logger: Logger, onFatal: (message: string) => void): Promise<MemberHandle> {
+export async function startMemberActor(
+  config: MemberConfig,
+  logger: Logger,
+  onFatal: (message: string) => void,
+  peerPorts?: Map<bigint, MessagePort>,
+): Promise<MemberHandle> {
   const workerData: MemberWorkerData = { config };
-  const worker = new Worker(new URL('./member-worker.js', import.meta.url), { workerData });
+  if (peerPorts !== undefined) workerData.peerPorts = [...peerPorts].map(([id, port]) => [id.toString(), port]);
+  const worker = new Worker(new URL('./member-worker.js', import.meta.url), {
+    workerData,
+    transferList: peerPorts === undefined ? [] : [...peerPorts.values()],
+  });
   worker.on('message', (message: MemberFatalMessage | unknown) => {
     if (typeof message === 'object' && message !== null && (message as MemberFatalMessage).type === 'fatal') {
       onFatal((message as MemberFatalMessage).message);
@@ -44,13 +54,14 @@ export async function startMemberActor(config: MemberConfig, logger: Logger, onF
   return { control, worker, exited };
 }
 
-async function runMember(config: MemberConfig, logger: Logger): Promise<void> {
+/** Runs member actors until SIGINT/SIGTERM, then stops them all cleanly. */
+async function supervise(configs: MemberConfig[], logger: Logger, peerPorts: (Map<bigint, MessagePort> | undefined)[]): Promise<void> {
   let stopping = false;
   const fail = (message: string) => {
     logger.fatal({ error: message }, 'member stopped on a fatal error');
     process.exit(1);
   };
-  const handle = await startMemberActor(config, logger, fail);
+  const handles = await Promise.all(configs.map((config, position) => startMemberActor(config, logger, fail, peerPorts[position])));
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -58,9 +69,9 @@ async function runMember(config: MemberConfig, logger: Logger): Promise<void> {
     const forceTimer = setTimeout(() => process.exit(1), 10_000);
     forceTimer.unref();
     try {
-      await handle.control.stop();
+      await Promise.all(handles.map((handle) => handle.control.stop()));
     } finally {
-      await handle.worker.terminate();
+      await Promise.all(handles.map((handle) => handle.worker.terminate()));
       process.exit(0);
     }
   };
@@ -68,23 +79,81 @@ async function runMember(config: MemberConfig, logger: Logger): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
-/** Entry point for `tsetcd [flags]`. */
-export async function run(argv: string[]): Promise<void> {
-  let loaded;
+/** Members of `tsetcd cluster`: etcd's local Procfile layout (infra1 on 2379/2380, infra2 on 22379/22380, ...). */
+export const clusterMembersMax = 6;
+
+function clusterMemberArgs(position: number, members: number): string[] {
+  const prefix = position === 0 ? '' : String(position + 1);
+  const client = `http://127.0.0.1:${prefix}2379`;
+  const peer = `http://127.0.0.1:${prefix}2380`;
+  const initialCluster = Array.from({ length: members }, (_unused, other) => `infra${other + 1}=http://127.0.0.1:${other === 0 ? '' : other + 1}2380`).join(',');
+  return [
+    '--name', `infra${position + 1}`,
+    '--listen-client-urls', client, '--advertise-client-urls', client,
+    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
+    '--initial-cluster-token', 'etcd-cluster-1', '--initial-cluster', initialCluster,
+  ];
+}
+
+/** `tsetcd cluster [--members N] [etcd flags for every member]`: N members as worker threads, linked by MessagePorts. */
+async function runCluster(argv: string[]): Promise<void> {
+  let members = 3;
+  const shared: string[] = [];
+  for (let position = 0; position < argv.length; position++) {
+    const argument = argv[position] as string;
+    if (argument === '--members' || argument.startsWith('--members=')) {
+      const text = argument.includes('=') ? argument.slice(argument.indexOf('=') + 1) : argv[++position];
+      members = Number(text);
+      if (!Number.isInteger(members) || members < 1 || members > clusterMembersMax) {
+        process.stderr.write(`invalid value "${text}" for flag -members: must be 1 to ${clusterMembersMax}\n`);
+        process.exit(2);
+      }
+    } else {
+      shared.push(argument);
+    }
+  }
+  const configs: MemberConfig[] = [];
+  for (let position = 0; position < members; position++) {
+    const loaded = loadOrExit([...clusterMemberArgs(position, members), ...shared], {});
+    configs.push(loaded.config);
+  }
+  const logger = createLogger(configs[0]?.logLevel ?? 'info', configs[0]?.logOutputs);
+  const ids = configs.map((config) => memberIdFor(config.initialAdvertisePeerUrls, config.initialClusterToken));
+  const peerPorts = configs.map(() => new Map<bigint, MessagePort>());
+  for (let first = 0; first < members; first++) {
+    for (let second = first + 1; second < members; second++) {
+      const channel = new MessageChannel();
+      peerPorts[first]?.set(ids[second] as bigint, channel.port1);
+      peerPorts[second]?.set(ids[first] as bigint, channel.port2);
+    }
+  }
+  logger.info({ members, 'tsetcd-version': tsetcdVersion }, 'starting a single-host cluster');
+  await supervise(configs, logger, peerPorts);
+}
+
+function loadOrExit(argv: string[], env: NodeJS.ProcessEnv) {
   try {
-    loaded = loadConfig({ argv, env: process.env });
+    return loadConfig({ argv, env });
   } catch (error) {
     if (error instanceof FlagError) {
       process.stderr.write(`${error.message}\n${usageText()}\n`);
       process.exit(2);
     }
     if (error instanceof ConfigError) {
-      const logger = createLogger('info');
-      logger.fatal({ error: error.message }, 'failed to verify flags');
+      createLogger('info').fatal({ error: error.message }, 'failed to verify flags');
       process.exit(1);
     }
     throw error;
   }
+}
+
+/** Entry point for `tsetcd [flags]`. */
+export async function run(argv: string[]): Promise<void> {
+  if (argv[0] === 'cluster') {
+    await runCluster(argv.slice(1));
+    return;
+  }
+  const loaded = loadOrExit(argv, process.env);
   if (loaded.printVersion) {
     printVersion();
     return;
@@ -97,7 +166,7 @@ export async function run(argv: string[]): Promise<void> {
   for (const warning of loaded.warnings) logger.warn(warning);
   logger.info({ 'tsetcd-version': tsetcdVersion, 'node-version': process.version, name: loaded.config.name, 'data-dir': loaded.config.dataDir }, 'starting tsetcd');
   try {
-    await runMember(loaded.config, logger);
+    await supervise([loaded.config], logger, [undefined]);
   } catch (error) {
     logger.fatal({ error: (error as Error).message }, 'failed to start member');
     process.exit(1);

@@ -11,7 +11,7 @@ import { Member } from './member.js';
 import type { MemberControl, MemberFatalMessage, MemberStatus, MemberWorkerData } from './protocol.js';
 import { startClientServer, type ClientServer } from './client-server.js';
 
-const { config } = workerData as MemberWorkerData;
+const { config, peerPorts } = workerData as MemberWorkerData;
 const logger = createLogger(config.logLevel, config.logOutputs, { member: config.name });
 const port = parentPort;
 if (port === null) throw new Error('member-worker must run in a worker thread');
@@ -25,7 +25,8 @@ function reportFatal(error: Error): void {
 }
 
 const starting = (async () => {
-  member = await Member.start(config, logger, reportFatal);
+  const ports = peerPorts === undefined ? undefined : new Map(peerPorts.map(([id, port]) => [BigInt(id), port] as const));
+  member = await Member.start(config, logger, reportFatal, ports);
   clientServer = await startClientServer(config, member, logger);
 })();
 starting.catch((error: Error) => {

@@ -46,6 +46,9 @@ import { LeaseIdGenerator } from '../src/lease/lease-id.js';
 import { Lessor, minLeaseTtlSeconds, promoteExtendMs, type LeaseTimeToLive } from '../src/lease/lessor.js';
 import { LeaseExpiryLoop, type LeaseApi } from './lease-service.js';
 import { PeerTransport } from './peer-transport.js';
+import { MessagePortTransport } from './peer-port-transport.js';
+import type { RaftTransport } from './peer-links.js';
+import type { MessagePort } from 'node:worker_threads';
 import { MessageType, type Message } from '../src/raft/types.js';
 import { LmdbBackend } from '../src/mvcc/lmdb-backend.js';
 import { WalClient } from './wal-client.js';
@@ -101,12 +104,15 @@ export class Member implements KvService, LeaseApi {
   private readonly voters = new Set<bigint>();
   private fatalError: Error | undefined;
   private snapshotIndex = 0;
-  private transport!: PeerTransport;
+  private transport!: RaftTransport<unknown>;
+  /** In single-host mode, the MessagePort to each peer member (keyed by member ID); else undefined. */
+  private peerPorts: Map<bigint, MessagePort> | undefined;
   /** Watchers of this member's store (fed by every applied write). */
   watchable!: WatchableStore;
   watchDriver!: WatchDriver;
   /** The cluster's members, kept from applied conf changes (and snapshots). */
   readonly members = new Map<bigint, ClusterMember>();
+  private readonly connectedPeers = new Set<bigint>();
   private applyChain: Promise<void> = Promise.resolve();
   private appendsInFlight = 0;
   private electionTicks = 10;
@@ -130,7 +136,12 @@ export class Member implements KvService, LeaseApi {
   ) {}
 
   /** Opens (or bootstraps) the member's data dir and starts its Raft loop; clients are served by the caller. */
-  static async start(config: MemberConfig, logger: Logger, onFatal: (error: Error) => void): Promise<Member> {
+  static async start(
+    config: MemberConfig,
+    logger: Logger,
+    onFatal: (error: Error) => void,
+    peerPorts?: Map<bigint, MessagePort>,
+  ): Promise<Member> {
     const paths = memberPaths(config);
     mkdirSync(join(paths.memberDir, 'snap'), { recursive: true });
     const self = config.initialCluster.find((member) => member.name === config.name);
@@ -207,18 +218,18 @@ export class Member implements KvService, LeaseApi {
     if (state.snapshot.index > 0) {
       for (const known of loadSnapMembers(paths.snapDir, state.snapshot.term, state.snapshot.index)) member.members.set(known.id, known);
     }
-    member.transport = new PeerTransport({
-      localId: identity.memberId,
-      clusterId: identity.clusterId,
-      listenUrls: config.listenPeerUrls,
-      tls: config.peerTls,
-      log: logger,
-    });
+    member.peerPorts = peerPorts;
+    // Members in one process talk over MessagePorts with the same frames; others over ws/wss.
+    member.transport = (
+      peerPorts === undefined
+        ? new PeerTransport({ localId: identity.memberId, clusterId: identity.clusterId, listenUrls: config.listenPeerUrls, tls: config.peerTls, log: logger })
+        : new MessagePortTransport({ localId: identity.memberId, clusterId: identity.clusterId, log: logger })
+    ) as RaftTransport<unknown>;
     member.transport.onMessages((messages) => member.receive(messages));
     member.transport.onUnreachable((id) => member.raft.reportUnreachable(id));
     member.transport.onSnapshotStatus((id, ok) => member.raft.reportSnapshot(id, ok));
     await member.transport.start();
-    for (const known of member.members.values()) if (known.id !== identity.memberId) member.transport.addPeer(known.id, known.peerUrls);
+    for (const known of member.members.values()) member.connectPeer(known);
     for (const voter of storage.initialState().confState.voters) member.voters.add(voter);
     logger.info(
       {
@@ -505,7 +516,7 @@ export class Member implements KvService, LeaseApi {
     if (change.type === ConfChangeType.removeNode) {
       this.voters.delete(change.nodeId);
       this.members.delete(change.nodeId);
-      if (change.nodeId !== this.identity.memberId) this.transport?.removePeer(change.nodeId);
+      if (change.nodeId !== this.identity.memberId && this.connectedPeers.delete(change.nodeId)) this.transport?.removePeer(change.nodeId);
     }
   }
 
@@ -531,8 +542,17 @@ export class Member implements KvService, LeaseApi {
 
   private connectPeer(member: ClusterMember): void {
     if (member.id === this.identity.memberId || this.transport === undefined) return;
-    if (this.transport.activePeers().includes(member.id)) this.transport.updatePeer(member.id, member.peerUrls);
-    else this.transport.addPeer(member.id, member.peerUrls);
+    const endpoint = this.peerPorts === undefined ? member.peerUrls : this.peerPorts.get(member.id);
+    if (endpoint === undefined) {
+      this.logger.warn({ peer: formatId(member.id) }, 'no in-process channel to this member; it stays unreachable');
+      return;
+    }
+    if (this.connectedPeers.has(member.id)) {
+      if (this.peerPorts === undefined) this.transport.updatePeer(member.id, endpoint);
+      return;
+    }
+    this.connectedPeers.add(member.id);
+    this.transport.addPeer(member.id, endpoint);
   }
 
   /** Inbound Raft messages from peers: stepped as one batch, then the loop runs. */

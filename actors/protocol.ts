@@ -3,11 +3,14 @@
  * carried by comlink: the supervisor calls these methods on a member's proxy. Data-path
  * messages (WAL appends, peer frames) have their own typed unions beside their threads.
  */
+import type { MessagePort } from 'node:worker_threads';
 import type { MemberConfig } from '../src/config/config.js';
 
 /** What a member worker is started with (structured-cloned as workerData). */
 export interface MemberWorkerData {
   config: MemberConfig;
+  /** Single-host mode: one MessagePort per peer member, keyed by its ID in decimal. */
+  peerPorts?: [string, MessagePort][];
 }
 
 /** A member's state as `endpoint status` and the dashboard show it; IDs are hex strings. */
