@@ -149,13 +149,21 @@ function unaryCall(handler: UnaryHandler, logger: Logger, method: string): grpc.
       callback(request.status);
       return;
     }
-    const cancelled = new AbortController();
-    call.once('cancelled', () => cancelled.abort());
+    let cancelled: AbortController | undefined;
     const context = {
       metadata: call.metadata,
       requestBytes: requestSizes.get(request) ?? 0,
       peer: call.getPeer(),
-      signal: cancelled.signal,
+      // Built on first use: most handlers never wait, and a signal per call is measurable.
+      get signal(): AbortSignal {
+        if (cancelled === undefined) {
+          const controller = new AbortController();
+          cancelled = controller;
+          if (call.cancelled) controller.abort();
+          else call.once('cancelled', () => controller.abort());
+        }
+        return cancelled.signal;
+      },
     };
     handler(request, context).then(
       (response) => callback(null, response),
