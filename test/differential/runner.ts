@@ -1,5 +1,7 @@
 /** Runs a differential script against one member and normalises what etcdctl printed. */
-import { runEtcdctl } from '../support/etcdctl.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runEtcdctl, type CommandResult } from '../support/etcdctl.js';
+import { BackgroundCommand } from './background.js';
 import { splitWords, substitute, type Script, type ScriptStep } from './script.js';
 
 /** What one step printed, after normalisation. */
@@ -11,29 +13,94 @@ export interface StepOutcome {
 }
 
 const leaseGrantedPattern = /lease ([0-9a-f]+) granted with TTL/;
+/** `lock` and `elect` print their session key, `<name>/<lease id in hex>`, on a line of its own. */
+const sessionKeyPattern = /^[^\s/]+\/([0-9a-f]{1,16})$/gm;
+/** Time a background command gets to connect and register (e.g. its watch) before the next step. */
+export const backgroundSettleMsDefault = 500;
+/** Upper bound of one `@sleep`. */
+export const scriptSleepMsMax = 10_000;
+
+/** What one run of a script keeps between steps. */
+interface RunState {
+  readonly endpoint: string;
+  readonly variables: Map<string, string>;
+  readonly leaseIdsHex: string[];
+  readonly background: Map<string, { readonly words: readonly string[]; readonly command: BackgroundCommand }>;
+}
 
 /** Runs every step in order against `endpoint`; later steps may use leases granted by earlier ones. */
 export async function runScript(endpoint: string, script: Script): Promise<StepOutcome[]> {
-  const variables = new Map<string, string>();
-  const leaseIdsHex: string[] = [];
+  const state: RunState = { endpoint, variables: new Map(), leaseIdsHex: [], background: new Map() };
   const outcomes: StepOutcome[] = [];
-  for (const step of script.steps) {
-    const args = splitWords(substitute(step.text, variables));
-    const stdin = step.stdin === undefined ? undefined : substitute(step.stdin, variables);
-    const result = await runEtcdctl(endpoint, args, stdin === undefined ? {} : { stdin });
-    const granted = leaseGrantedPattern.exec(result.stdout);
-    if (granted?.[1] !== undefined) {
-      leaseIdsHex.push(granted[1]);
-      variables.set(`LEASE${leaseIdsHex.length}`, granted[1]);
+  try {
+    for (const step of script.steps) {
+      const outcome = await runStep(state, step);
+      if (outcome !== undefined) outcomes.push(outcome);
     }
-    outcomes.push({
-      step,
-      stdout: normalise(result.stdout, leaseIdsHex),
-      stderr: normalise(result.stderr, leaseIdsHex),
-      code: result.code,
-    });
+  } finally {
+    await Promise.all([...state.background.values()].map((b) => b.command.kill()));
   }
   return outcomes;
+}
+
+/** Runs one step; starting a background command and sleeping produce no outcome of their own. */
+async function runStep(state: RunState, step: ScriptStep): Promise<StepOutcome | undefined> {
+  const words = splitWords(substitute(step.text, state.variables));
+  if (step.background !== undefined) {
+    if (state.background.has(step.background)) throw new Error(`line ${step.line}: &${step.background} is already running`);
+    state.background.set(step.background, { words, command: new BackgroundCommand(state.endpoint, words) });
+    await sleep(backgroundSettleMsDefault);
+    return undefined;
+  }
+  if (words[0] === '@sleep') {
+    const ms = Number(words[1]);
+    if (!Number.isInteger(ms) || ms < 0 || ms > scriptSleepMsMax) throw new Error(`line ${step.line}: @sleep takes 0..${scriptSleepMsMax} ms`);
+    await sleep(ms);
+    return undefined;
+  }
+  if (words[0] === '@stop') return stopBackground(state, step, words);
+  // Lock and elect print their session key as soon as they hold it; learning those lease ids now
+  // keeps their labels in start order even when a later `get` shows the key first.
+  for (const running of state.background.values()) captureLeaseIds(state, running.words, running.command.output());
+  const stdin = step.stdin === undefined ? undefined : substitute(step.stdin, state.variables);
+  const result = await runEtcdctl(state.endpoint, words, stdin === undefined ? {} : { stdin });
+  return outcomeOf(state, step, words, result);
+}
+
+/** `@stop name [lines]`: the background command's whole output becomes this step's outcome. */
+async function stopBackground(state: RunState, step: ScriptStep, words: readonly string[]): Promise<StepOutcome> {
+  const name = words[1] ?? '';
+  const running = state.background.get(name);
+  if (running === undefined) throw new Error(`line ${step.line}: no background command named ${name}`);
+  state.background.delete(name);
+  const result = await running.command.stop(Number(words[2] ?? '0'));
+  return outcomeOf(state, step, running.words, result);
+}
+
+function outcomeOf(state: RunState, step: ScriptStep, words: readonly string[], result: CommandResult): StepOutcome {
+  captureLeaseIds(state, words, result.stdout);
+  return {
+    step,
+    stdout: normalise(result.stdout, state.leaseIdsHex),
+    stderr: normalise(result.stderr, state.leaseIdsHex),
+    code: result.code,
+  };
+}
+
+/** Lease ids a command revealed become $LEASE1, $LEASE2, ... and are hidden by `normalise`. */
+function captureLeaseIds(state: RunState, words: readonly string[], stdout: string): void {
+  const found: string[] = [];
+  const granted = leaseGrantedPattern.exec(stdout);
+  if (granted?.[1] !== undefined) found.push(granted[1]);
+  if (words[0] === 'lock' || words[0] === 'elect') {
+    for (const match of stdout.matchAll(sessionKeyPattern)) if (match[1] !== undefined) found.push(match[1]);
+  }
+  const bare = (hex: string): string => hex.replace(/^0+/, '');
+  for (const hex of found) {
+    if (state.leaseIdsHex.some((known) => bare(known) === bare(hex))) continue;
+    state.leaseIdsHex.push(hex);
+    state.variables.set(`LEASE${state.leaseIdsHex.length}`, hex);
+  }
 }
 
 /**
@@ -50,7 +117,8 @@ export function normalise(text: string, leaseIdsHex: readonly string[]): string 
     // A lease's remaining TTL depends on when the command ran: seconds are compared in tens
     // read the same, so a wrong TTL (e.g. the granted one on a timing leader) still differs.
     .replace(/remaining\((\d+)s\)/g, (_match, seconds: string) => `remaining(~${Math.round(Number(seconds) / 10)}s)`)
-    .replace(/"TTL":(\d+)/g, (_match, seconds: string) => `"TTL":~${Math.round(Number(seconds) / 10)}`);
+    .replace(/"TTL":(\d+)/g, (_match, seconds: string) => `"TTL":~${Math.round(Number(seconds) / 10)}`)
+    .replace(/"ttl":(\d+)/g, (_match, seconds: string) => `"ttl":~${Math.round(Number(seconds) / 10)}`);
   leaseIdsHex.forEach((hex, index) => {
     const label = `<lease${index + 1}>`;
     const decimal = BigInt(`0x${hex}`).toString(10);

@@ -32,3 +32,13 @@ test('normalising hides ids, terms and lease ids in hex and decimal but keeps re
 test('the line diff marks removed and added lines around common ones', () => {
   assert.equal(lineDiff('a\nb\nc', 'a\nx\nc'), '  a\n- b\n+ x\n  c');
 });
+
+test('background commands are named with &, and @sleep and @stop stay steps of their own', () => {
+  const script = parseScript('&w1 watch a --rev 2\nput a 1\n@sleep 100\n@stop w1 3\n');
+  assert.deepEqual(script.steps.map((s) => [s.line, s.text, s.background]), [
+    [1, 'watch a --rev 2', 'w1'],
+    [2, 'put a 1', undefined],
+    [3, '@sleep 100', undefined],
+    [4, '@stop w1 3', undefined],
+  ]);
+});

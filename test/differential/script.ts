@@ -8,6 +8,11 @@
  *                             etcdctl needs each of its three sections ended by an empty line
  *   lease grant 600           each granted lease id is captured as $LEASE1, $LEASE2, ...
  *   put k {{x*5000}}          expands to 5000 copies of "x"
+ *   &w1 watch a --rev 2       starts etcdctl in the background as "w1" (for watch, elect, lock);
+ *                             it prints nothing until stopped
+ *   @sleep 500                waits 500 ms (e.g. for a lease to expire)
+ *   @stop w1 4                waits until w1 printed at least 4 lines (bounded), interrupts it and
+ *                             reports everything it printed and its exit code as this step's outcome
  */
 
 /** One command of a script, as written. */
@@ -18,6 +23,8 @@ export interface ScriptStep {
   readonly text: string;
   /** Text fed to stdin (a heredoc body), before substitution. */
   readonly stdin?: string;
+  /** Set for `&name command`: the command runs in the background under this name. */
+  readonly background?: string;
 }
 
 export interface Script {
@@ -29,6 +36,7 @@ export interface Script {
 export const scriptStepsMax = 1_000;
 
 const heredocPattern = /^(.*?)\s*<<\s*([A-Z]+)$/;
+const backgroundPattern = /^&([a-z][a-z0-9]*)\s+(.+)$/;
 
 /** Parses a script file's text. */
 export function parseScript(text: string): Script {
@@ -40,6 +48,12 @@ export function parseScript(text: string): Script {
     if (raw === '' || raw.startsWith('#')) continue;
     if (raw.startsWith('@flags ')) {
       flags.push(...splitWords(raw.slice('@flags '.length)));
+      continue;
+    }
+    const background = backgroundPattern.exec(raw);
+    if (background !== null) {
+      const [, name = '', command = ''] = background;
+      steps.push({ line: index + 1, text: command, background: name });
       continue;
     }
     const heredoc = heredocPattern.exec(raw);
