@@ -29,8 +29,32 @@ import type {
   TxnResult,
 } from '../src/api/types.js';
 import { clusterIdFor, formatId, memberIdFor } from '../src/membership/ids.js';
-import { decodeMemberContext, encodeMemberContext, type ClusterMember } from '../src/membership/member.js';
-import { ConfChangeType, decodeConfChange, encodeConfChange } from '../src/raft/conf-change.js';
+import {
+  cloneMember,
+  decodeMemberChange,
+  encodeMemberContext,
+  membersFromPeerJson,
+  membersToPeerJson,
+  sameUrls,
+  sortMembers,
+  validPeerUrls,
+  type ClusterMember,
+  type MemberChange,
+} from '../src/membership/member.js';
+import {
+  connectedToAllVoters,
+  leaderTransferTimeoutError,
+  learnerInSync,
+  peerHealthIntervalMs,
+  readyToAddVoter,
+  readyToPromote,
+  readyToRemoveVoter,
+  removeKeepsActiveQuorum,
+  validateConfChange,
+} from '../src/membership/reconfig.js';
+import { type ConfChange, ConfChangeType, decodeConfChange, encodeConfChange } from '../src/raft/conf-change.js';
+import { Wal } from '../src/wal/wal.js';
+import type http from 'node:http';
 import { RawNode } from '../machines/raw-node.js';
 import { MemoryStorage } from '../src/raft/storage.js';
 import { loadSnapFile, loadSnapMembers, purgeSnapFiles, saveSnapFile } from '../src/snap/snap-file.js';
@@ -45,7 +69,7 @@ import { applyLeaseProposal, leasedKeyValues } from '../src/lease/apply.js';
 import { LeaseIdGenerator } from '../src/lease/lease-id.js';
 import { Lessor, minLeaseTtlSeconds, promoteExtendMs, type LeaseTimeToLive } from '../src/lease/lessor.js';
 import { LeaseExpiryLoop, type LeaseApi } from './lease-service.js';
-import { PeerTransport } from './peer-transport.js';
+import { fetchClusterFromPeers, PeerTransport, peerHttpRequest, peerRefusals } from './peer-transport.js';
 import { MessagePortTransport } from './peer-port-transport.js';
 import type { RaftTransport } from './peer-links.js';
 import type { MessagePort } from 'node:worker_threads';
@@ -53,6 +77,13 @@ import { MessageType, type Message } from '../src/raft/types.js';
 import { LmdbBackend } from '../src/mvcc/lmdb-backend.js';
 import { WalClient } from './wal-client.js';
 import type { Logger } from './logger.js';
+
+/** What a proposal's waiter learns once its entry is applied. */
+interface Applied {
+  result: ProposalResult;
+  /** The store's revision right after this entry was applied (its response header's revision). */
+  revision: number;
+}
 
 interface Waiter<T> {
   resolve(value: T): void;
@@ -90,7 +121,7 @@ export function memberPaths(config: MemberConfig): MemberPaths {
 
 /** Proposals still waiting when the member stops are failed with etcd's "server stopped". */
 export class Member implements KvService, LeaseApi {
-  private readonly pending = new Map<number, Waiter<ProposalResult>>();
+  private readonly pending = new Map<number, Waiter<Applied>>();
   private nextProposalId = 1;
   private readWaitersUnsent: PendingRead[] = [];
   private readonly readsByContext = new Map<string, PendingRead[]>();
@@ -121,6 +152,14 @@ export class Member implements KvService, LeaseApi {
   private expiryLoop: LeaseExpiryLoop | undefined;
   private changeListeners: ((events: MvccEvent[], revision: number) => void)[] = [];
   private snapshotting: Promise<void> | undefined;
+  /** Members removed from the cluster; their IDs may never come back (etcd's removed set). */
+  private readonly removedIds = new Set<bigint>();
+  /** Conf changes this member proposed, by ConfChange ID, answered with the members once applied. */
+  private readonly confChangeWaiters = new Map<bigint, Waiter<ClusterMember[]>>();
+  private confChangeSeq = 0;
+  /** When each peer's outgoing link was last seen coming up (etcd's ActiveSince), wall-clock ms. */
+  private readonly peerActiveSinceMs = new Map<bigint, number>();
+  private removedFromCluster = false;
 
   private constructor(
     readonly config: MemberConfig,
@@ -146,7 +185,10 @@ export class Member implements KvService, LeaseApi {
     mkdirSync(join(paths.memberDir, 'snap'), { recursive: true });
     const self = config.initialCluster.find((member) => member.name === config.name);
     const memberIds = config.initialCluster.map((member) => memberIdFor(member.peerUrls, config.initialClusterToken));
-    const bootIdentity: MemberIdentity = {
+    // A member joining a running cluster learns its ID and the cluster's from the members (etcd's
+    // --initial-cluster-state existing); its log then comes from the leader, not from bootstrap.
+    const joined = !Wal.exists(paths.walDir) && config.initialClusterState === 'existing' ? await joinExistingCluster(config, logger) : undefined;
+    const bootIdentity: MemberIdentity = joined?.identity ?? {
       memberId: memberIdFor(self?.peerUrls ?? config.initialAdvertisePeerUrls, config.initialClusterToken),
       clusterId: clusterIdFor(memberIds),
     };
@@ -169,7 +211,7 @@ export class Member implements KvService, LeaseApi {
       clientUrls: member.name === config.name ? config.advertiseClientUrls : [],
       isLearner: false,
     }));
-    if (fresh) await bootstrapLog(wal, storage, initialMembers);
+    if (fresh && joined === undefined) await bootstrapLog(wal, storage, initialMembers);
     const backend = LmdbBackend.open(paths.backendPath);
     const electionTicks = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
     const lessor = Lessor.open(backend, {
@@ -220,16 +262,27 @@ export class Member implements KvService, LeaseApi {
     }
     member.peerPorts = peerPorts;
     // Members in one process talk over MessagePorts with the same frames; others over ws/wss.
+    const peerOptions = {
+      localId: identity.memberId,
+      clusterId: identity.clusterId,
+      listenUrls: config.listenPeerUrls,
+      tls: config.peerTls,
+      log: logger,
+      httpHandler: (request: http.IncomingMessage, response: http.ServerResponse) => member.servePeerHttp(request, response),
+    };
     member.transport = (
       peerPorts === undefined
-        ? new PeerTransport({ localId: identity.memberId, clusterId: identity.clusterId, listenUrls: config.listenPeerUrls, tls: config.peerTls, log: logger })
+        ? new PeerTransport(peerOptions)
         : new MessagePortTransport({ localId: identity.memberId, clusterId: identity.clusterId, log: logger })
     ) as RaftTransport<unknown>;
+    if (member.transport instanceof PeerTransport) member.transport.onRemoved(() => member.leaveCluster('a peer refused this member as removed'));
     member.transport.onMessages((messages) => member.receive(messages));
     member.transport.onUnreachable((id) => member.raft.reportUnreachable(id));
     member.transport.onSnapshotStatus((id, ok) => member.raft.reportSnapshot(id, ok));
     await member.transport.start();
     for (const known of member.members.values()) member.connectPeer(known);
+    // A joining member talks to the members it was told of until its log names them.
+    for (const peer of joined?.peers ?? []) member.connectPeer(peer);
     for (const voter of storage.initialState().confState.voters) member.voters.add(voter);
     logger.info(
       {
@@ -240,7 +293,7 @@ export class Member implements KvService, LeaseApi {
         'backend-consistent-index': store.consistentIndex,
         'backend-revision': store.currentRevision,
       },
-      fresh ? 'starting a new member' : 'restarting member',
+      joined !== undefined ? 'joining an existing cluster' : fresh ? 'starting a new member' : 'restarting member',
     );
     await member.drain();
     await member.applyChain;
@@ -256,6 +309,7 @@ export class Member implements KvService, LeaseApi {
     }
     this.ticker = setInterval(() => {
       this.raft.tick();
+      this.trackPeerActivity();
       this.scheduleDrain();
     }, this.config.heartbeatIntervalMs);
     this.ticker.unref();
@@ -267,6 +321,11 @@ export class Member implements KvService, LeaseApi {
     });
     this.expiryLoop.start();
     this.publishAttributes();
+  }
+
+  /** The header of a write's answer: the revision its own apply left the store at. */
+  headerAt(revision: number): ResponseHeader {
+    return { ...this.header(), revision };
   }
 
   /** The header every response carries, as of the store's current revision. */
@@ -292,7 +351,18 @@ export class Member implements KvService, LeaseApi {
       revision: this.store.currentRevision,
       compactRevision: this.store.compactRevision,
       backendBytes: this.backend.sizeBytes(),
+      isLearner: this.isLearner(),
     };
+  }
+
+  /** True when this member is a learner of the cluster (it replicates but does not vote). */
+  isLearner(): boolean {
+    return this.members.get(this.identity.memberId)?.isLearner ?? false;
+  }
+
+  /** The cluster's members, sorted by ID, as MemberList answers. */
+  memberList(): ClusterMember[] {
+    return sortMembers(this.members.values()).map(cloneMember);
   }
 
   /** etcd's HashKV over the store at `revision` (0: current). */
@@ -316,13 +386,13 @@ export class Member implements KvService, LeaseApi {
   }
 
   async put(request: PutRequest): Promise<{ header: ResponseHeader; result: PutResult }> {
-    const outcome = await this.propose({ type: 'put', put: request });
-    return { header: this.header(), result: (outcome as { put: PutResult }).put };
+    const { result: outcome, revision } = await this.propose({ type: 'put', put: request });
+    return { header: this.headerAt(revision), result: (outcome as { put: PutResult }).put };
   }
 
   async deleteRange(request: DeleteRangeRequest): Promise<{ header: ResponseHeader; result: DeleteRangeResult }> {
-    const outcome = await this.propose({ type: 'deleteRange', deleteRange: request });
-    return { header: this.header(), result: (outcome as { deleteRange: DeleteRangeResult }).deleteRange };
+    const { result: outcome, revision } = await this.propose({ type: 'deleteRange', deleteRange: request });
+    return { header: this.headerAt(revision), result: (outcome as { deleteRange: DeleteRangeResult }).deleteRange };
   }
 
   async txn(request: TxnRequest): Promise<{ header: ResponseHeader; result: TxnResult }> {
@@ -331,19 +401,19 @@ export class Member implements KvService, LeaseApi {
       await this.linearizableBarrier();
       return { header: this.header(), result: this.store.txn(request) };
     }
-    const outcome = await this.propose({ type: 'txn', txn: request });
-    return { header: this.header(), result: (outcome as { txn: TxnResult }).txn };
+    const { result: outcome, revision } = await this.propose({ type: 'txn', txn: request });
+    return { header: this.headerAt(revision), result: (outcome as { txn: TxnResult }).txn };
   }
 
   async compact(request: CompactionRequest): Promise<{ header: ResponseHeader }> {
-    await this.propose({ type: 'compaction', compaction: request });
+    const { revision } = await this.propose({ type: 'compaction', compaction: request });
     if (request.physical) await this.backend.flush();
-    return { header: this.header() };
+    return { header: this.headerAt(revision) };
   }
 
   async grant(id: bigint, ttlSeconds: number): Promise<{ id: bigint; ttlSeconds: number }> {
     const leaseId = id === 0n ? this.leaseIds.next() : id;
-    const outcome = await this.propose({ type: 'leaseGrant', leaseGrant: { id: leaseId, ttlSeconds } });
+    const { result: outcome } = await this.propose({ type: 'leaseGrant', leaseGrant: { id: leaseId, ttlSeconds } });
     return (outcome as { leaseGrant: { id: bigint; ttlSeconds: number } }).leaseGrant;
   }
 
@@ -368,12 +438,12 @@ export class Member implements KvService, LeaseApi {
     return this.lessor.leases();
   }
 
-  private propose(body: ProposalBody): Promise<ProposalResult> {
+  private propose(body: ProposalBody): Promise<Applied> {
     if (this.stopped) return Promise.reject(errors.stopped());
     if (this.fatalError !== undefined) return Promise.reject(errors.corrupt());
     const id = this.nextProposalId++;
     const envelope: Envelope = { origin: this.identity.memberId, id, body };
-    return new Promise<ProposalResult>((resolve, reject) => {
+    return new Promise<Applied>((resolve, reject) => {
       try {
         this.raft.propose(encodeProposal(envelope));
       } catch {
@@ -502,22 +572,248 @@ export class Member implements KvService, LeaseApi {
     this.lessor.promote(leaseClockMs(), promoteExtendMs(this.electionTicks, this.config.heartbeatIntervalMs));
   }
 
+  /**
+   * Applies a committed conf change as etcd does: checked against the members first (identically
+   * on every member), applied to Raft and the member map only when valid, and answered to the
+   * proposer either way.
+   */
   private applyConfChange(entry: Entry): void {
     const change = decodeConfChange(entry.data);
-    this.raft.applyConfChange(change);
-    if (change.type === ConfChangeType.addNode || change.type === ConfChangeType.addLearnerNode) {
-      const known = this.members.get(change.nodeId);
-      const added = known !== undefined && (change.context?.length ?? 0) === 0 ? known : decodeMemberContext(change.context, change.nodeId);
-      added.isLearner = change.type === ConfChangeType.addLearnerNode;
-      this.members.set(change.nodeId, added);
-      if (change.type === ConfChangeType.addNode) this.voters.add(change.nodeId);
-      this.connectPeer(added);
+    const memberChange = this.memberChangeOf(change);
+    const refusal = validateConfChange(this.members, this.removedIds, change.type, change.nodeId, memberChange);
+    if (refusal === undefined) {
+      this.raft.applyConfChange(change);
+      this.applyMembership(change, memberChange);
+    } else {
+      this.logger.warn({ 'raft-conf-change': change.type, 'raft-conf-change-node-id': formatId(change.nodeId), error: refusal.message }, 'refused a configuration change');
     }
-    if (change.type === ConfChangeType.removeNode) {
-      this.voters.delete(change.nodeId);
-      this.members.delete(change.nodeId);
-      if (change.nodeId !== this.identity.memberId && this.connectedPeers.delete(change.nodeId)) this.transport?.removePeer(change.nodeId);
+    const waiter = change.id === undefined ? undefined : this.confChangeWaiters.get(change.id);
+    if (waiter === undefined) return;
+    this.confChangeWaiters.delete(change.id as bigint);
+    if (refusal === undefined) waiter.resolve(this.memberList());
+    else waiter.reject(refusal);
+  }
+
+  /** The member a conf change is about: from its context, or (removals) from the member map. */
+  private memberChangeOf(change: ConfChange): MemberChange {
+    if ((change.context?.length ?? 0) > 0) return decodeMemberChange(change.context, change.nodeId);
+    const known = this.members.get(change.nodeId);
+    return { member: known === undefined ? decodeMemberChange(undefined, change.nodeId).member : cloneMember(known), isPromote: false };
+  }
+
+  private applyMembership(change: ConfChange, { member, isPromote }: MemberChange): void {
+    const id = change.nodeId;
+    switch (change.type) {
+      case ConfChangeType.addNode:
+      case ConfChangeType.addLearnerNode: {
+        const known = this.members.get(id);
+        if (isPromote && known !== undefined) {
+          known.isLearner = false;
+        } else {
+          this.members.set(id, { ...cloneMember(member), id, isLearner: change.type === ConfChangeType.addLearnerNode });
+          this.connectPeer(this.members.get(id) as ClusterMember);
+        }
+        if (change.type === ConfChangeType.addNode) this.voters.add(id);
+        this.logger.info({ 'member-id': formatId(id), 'peer-urls': this.members.get(id)?.peerUrls, promoted: isPromote }, 'added or promoted member');
+        return;
+      }
+      case ConfChangeType.removeNode:
+        this.voters.delete(id);
+        this.members.delete(id);
+        this.removedIds.add(id);
+        this.peerActiveSinceMs.delete(id);
+        this.logger.info({ 'removed-member-id': formatId(id) }, 'removed member');
+        if (id === this.identity.memberId) this.leaveCluster('this member applied its own removal');
+        else if (this.connectedPeers.delete(id)) this.transport?.removePeer(id);
+        return;
+      case ConfChangeType.updateNode: {
+        const known = this.members.get(id);
+        if (known === undefined) return;
+        known.peerUrls = [...member.peerUrls];
+        this.connectPeer(known);
+        this.logger.info({ 'member-id': formatId(id), 'peer-urls': known.peerUrls }, 'updated member peer URLs');
+        return;
+      }
     }
+  }
+
+  /**
+   * Stops for good once this member knows it was removed, as etcd does; the grace period lets the
+   * answer to the removal request and the last Raft messages leave first.
+   */
+  private leaveCluster(reason: string): void {
+    if (this.removedFromCluster || this.stopped) return;
+    this.removedFromCluster = true;
+    this.logger.warn({ 'local-member-id': formatId(this.identity.memberId), reason }, peerRefusals.memberRemoved);
+    const timer = setTimeout(() => {
+      void this.stop().finally(() => this.onFatal(new Error(peerRefusals.memberRemoved)));
+    }, this.config.electionTimeoutMs);
+    timer.unref();
+  }
+
+  /** Remembers when each peer's link came up; reconfiguration trusts only links up for a while. */
+  private trackPeerActivity(): void {
+    const nowMs = Date.now();
+    const active = new Set(this.transport.activePeers());
+    for (const id of active) if (!this.peerActiveSinceMs.has(id)) this.peerActiveSinceMs.set(id, nowMs);
+    for (const id of [...this.peerActiveSinceMs.keys()]) if (!active.has(id)) this.peerActiveSinceMs.delete(id);
+  }
+
+  /** etcd's isConnectedSince(now - HealthInterval): this member, or a peer linked for a health interval. */
+  private connectedLongEnough(id: bigint): boolean {
+    if (id === this.identity.memberId) return true;
+    const since = this.peerActiveSinceMs.get(id);
+    return since !== undefined && Date.now() - since >= peerHealthIntervalMs;
+  }
+
+  /** etcd's request timeout: how long a conf change may take to be applied. */
+  private requestTimeoutMs(): number {
+    return requestTimeoutBaseMs + 2 * this.config.electionTimeoutMs;
+  }
+
+  /**
+   * A ConfChange ID unique across members, as etcd's request IDs are: the low 16 bits of the
+   * member ID above 48 bits of milliseconds and a counter.
+   */
+  private nextConfChangeId(): bigint {
+    const counter = (BigInt(Date.now()) << 8n) + BigInt(this.confChangeSeq++);
+    return ((this.identity.memberId & 0xffffn) << 48n) | (counter & 0xffffffffffffn);
+  }
+
+  /** Proposes a conf change and resolves with the members once it is applied (etcd's configure). */
+  private configure(change: ConfChange): Promise<ClusterMember[]> {
+    if (this.stopped || this.removedFromCluster) return Promise.reject(errors.stopped());
+    const id = this.nextConfChangeId();
+    return new Promise<ClusterMember[]>((resolve, reject) => {
+      // Raft turns a conf change proposed while another is pending into an empty entry, which
+      // never answers; like etcd, the request then times out.
+      const timer = setTimeout(() => {
+        this.confChangeWaiters.delete(id);
+        reject(errors.timeout());
+      }, this.requestTimeoutMs());
+      const settle = { resolve: (members: ClusterMember[]) => (clearTimeout(timer), resolve(members)), reject: (error: Error) => (clearTimeout(timer), reject(error)) };
+      this.confChangeWaiters.set(id, settle);
+      try {
+        this.raft.proposeConfChange({ ...change, id });
+      } catch {
+        this.confChangeWaiters.delete(id);
+        settle.reject(errors.noLeader());
+        return;
+      }
+      this.scheduleDrain();
+    });
+  }
+
+  /** Cluster.MemberAdd: a new member (or learner) with these peer URLs and an ID hashed from them and the time. */
+  async addMember(peerUrls: string[], isLearner: boolean): Promise<{ member: ClusterMember; members: ClusterMember[] }> {
+    if (!validPeerUrls(peerUrls)) throw errors.memberBadUrls();
+    const urls = [...peerUrls].sort();
+    const member: ClusterMember = { id: memberIdFor(urls, '', Date.now() / 1000), name: '', peerUrls: urls, clientUrls: [], isLearner };
+    if (this.config.strictReconfigCheck) {
+      if (!isLearner && !readyToAddVoter(this.members)) throw errors.memberNotEnoughStarted();
+      if (!connectedToAllVoters(this.members, (id) => this.connectedLongEnough(id))) throw errors.unhealthy();
+    }
+    const type = isLearner ? ConfChangeType.addLearnerNode : ConfChangeType.addNode;
+    const members = await this.configure({ type, nodeId: member.id, context: encodeMemberContext(member) });
+    return { member, members };
+  }
+
+  /** Cluster.MemberRemove. */
+  async removeMember(id: bigint): Promise<ClusterMember[]> {
+    const target = this.members.get(id);
+    if (this.config.strictReconfigCheck && target?.isLearner !== true) {
+      if (!readyToRemoveVoter(this.members, id)) throw errors.memberNotEnoughStarted();
+      // A peer that is down is no part of the active quorum, so removing it is always safe.
+      const targetActive = id === this.identity.memberId || this.peerActiveSinceMs.has(id);
+      if (targetActive && !removeKeepsActiveQuorum(this.members, (voter) => this.connectedLongEnough(voter))) throw errors.unhealthy();
+    }
+    return this.configure({ type: ConfChangeType.removeNode, nodeId: id });
+  }
+
+  /** Cluster.MemberUpdate: new peer URLs for a member. */
+  async updateMember(id: bigint, peerUrls: string[]): Promise<ClusterMember[]> {
+    if (!validPeerUrls(peerUrls)) throw errors.memberBadUrls();
+    const member: ClusterMember = { id, name: '', peerUrls: [...peerUrls], clientUrls: [], isLearner: false };
+    return this.configure({ type: ConfChangeType.updateNode, nodeId: id, context: encodeMemberContext(member) });
+  }
+
+  /**
+   * Cluster.MemberPromote. Only the leader knows whether the learner caught up, so a follower
+   * hands the request to the leader over the peer port, as etcd does.
+   */
+  async promoteMember(id: bigint): Promise<ClusterMember[]> {
+    if (this.isLeader()) return this.promoteAsLeader(id);
+    return this.forwardPromote(id);
+  }
+
+  private async promoteAsLeader(id: bigint): Promise<ClusterMember[]> {
+    const raftStatus = this.raft.status();
+    if (raftStatus.progress === undefined) throw errors.notLeader();
+    if (!learnerInSync(raftStatus.progress, raftStatus.id, id)) throw errors.learnerNotReady();
+    if (this.config.strictReconfigCheck && !readyToPromote(this.members)) throw errors.memberNotEnoughStarted();
+    const context = encodeMemberContext({ id, name: '', peerUrls: [], clientUrls: [], isLearner: false }, true);
+    return this.configure({ type: ConfChangeType.addNode, nodeId: id, context });
+  }
+
+  private async forwardPromote(id: bigint): Promise<ClusterMember[]> {
+    const deadline = Date.now() + this.requestTimeoutMs();
+    while (Date.now() < deadline && !this.stopped) {
+      const leader = this.members.get(this.raft.status().leaderId);
+      for (const url of leader?.peerUrls ?? []) {
+        const remainingMs = Math.max(1, deadline - Date.now());
+        const answer = await peerHttpRequest('POST', `${url}/members/promote/${id.toString()}`, remainingMs, this.config.peerTls).catch(() => undefined);
+        if (answer === undefined) continue;
+        if (answer.status === 200) return membersFromPeerJson(answer.body);
+        const known = promoteRefusal(answer.status, answer.body);
+        if (known !== undefined) throw known;
+      }
+      await new Promise((resolve) => setTimeout(resolve, this.config.heartbeatIntervalMs));
+    }
+    throw errors.timeout();
+  }
+
+  /** Maintenance.MoveLeader: hands leadership to `targetId` and waits until it leads. */
+  async moveLeader(targetId: bigint): Promise<void> {
+    if (!this.isLeader()) throw errors.notLeader();
+    const target = this.members.get(targetId);
+    if (target === undefined || target.isLearner) throw errors.badLeaderTransferee();
+    this.logger.info({ 'transferee-member-id': formatId(targetId) }, 'leadership transfer starting');
+    this.raft.transferLeader(targetId);
+    this.scheduleDrain();
+    const deadline = Date.now() + leaderTransferTimeoutsMax * this.config.electionTimeoutMs;
+    while (this.raft.status().leaderId !== targetId) {
+      if (this.stopped) throw errors.stopped();
+      if (Date.now() >= deadline) throw leaderTransferTimeoutError();
+      await new Promise((resolve) => setTimeout(resolve, this.config.heartbeatIntervalMs));
+    }
+    this.logger.info({ 'new-leader-member-id': formatId(targetId) }, 'leadership transfer finished');
+  }
+
+  /** etcd's peer HTTP API besides Raft streams: GET /members and POST /members/promote/<id>. */
+  private servePeerHttp(request: http.IncomingMessage, response: http.ServerResponse): boolean {
+    const path = new URL(request.url ?? '/', 'http://peer').pathname;
+    if (path !== '/members' && !path.startsWith(promotePathPrefix)) return false;
+    response.setHeader('X-Etcd-Cluster-ID', formatId(this.identity.clusterId));
+    const method = path === '/members' ? 'GET' : 'POST';
+    if (request.method !== method) {
+      response.writeHead(405, { Allow: method, 'Content-Type': 'text/plain; charset=utf-8' }).end('Method Not Allowed\n');
+      return true;
+    }
+    if (path === '/members') {
+      response.writeHead(200, { 'Content-Type': 'application/json' }).end(membersToPeerJson(this.members.values()));
+      return true;
+    }
+    const text = path.slice(promotePathPrefix.length);
+    const id = /^\d{1,20}$/.test(text) ? BigInt(text) : undefined;
+    if (id === undefined || id >= 1n << 64n) {
+      response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`member ${text} not found in cluster\n`);
+      return true;
+    }
+    this.promoteAsLeader(id).then(
+      (members) => response.writeHead(200, { 'Content-Type': 'application/json' }).end(membersToPeerJson(members)),
+      (error: Error) => response.writeHead(promoteStatusFor(error), { 'Content-Type': 'text/plain; charset=utf-8' }).end(`${error.message}\n`),
+    );
+    return true;
   }
 
   private applyMemberAttributes(attributes: { id: bigint; name: string; clientUrls: string[] }): void {
@@ -557,7 +853,7 @@ export class Member implements KvService, LeaseApi {
 
   /** Inbound Raft messages from peers: stepped as one batch, then the loop runs. */
   private receive(messages: Message[]): void {
-    if (this.stopped || this.fatalError !== undefined) return;
+    if (this.stopped || this.fatalError !== undefined || this.removedFromCluster) return;
     try {
       this.raft.stepMany(messages);
     } catch (error) {
@@ -605,7 +901,7 @@ export class Member implements KvService, LeaseApi {
       waiter?.reject(error);
       return;
     }
-    waiter?.resolve(result);
+    waiter?.resolve({ result, revision: this.store.currentRevision });
   }
 
   private serveReads(): void {
@@ -656,6 +952,8 @@ export class Member implements KvService, LeaseApi {
     this.watchDriver?.stop();
     for (const waiter of this.pending.values()) waiter.reject(errors.stopped());
     this.pending.clear();
+    for (const waiter of this.confChangeWaiters.values()) waiter.reject(errors.stopped());
+    this.confChangeWaiters.clear();
     const reads = [...this.readWaitersUnsent, ...[...this.readsByContext.values()].flat(), ...this.readsByIndex.flatMap((item) => item.reads)];
     for (const read of reads) read.fail(errors.stopped());
     while (this.draining) await new Promise((resolve) => setTimeout(resolve, 1));
@@ -669,6 +967,54 @@ export class Member implements KvService, LeaseApi {
 
 /** Readies whose WAL writes may be in flight at once (the pipeline depth of the Raft loop). */
 const appendsInFlightMax = 4;
+/** etcd's request timeout is 5 s plus two election timeouts. */
+const requestTimeoutBaseMs = 5_000;
+/** MoveLeader waits at most this many election timeouts for the transferee to lead. */
+const leaderTransferTimeoutsMax = 3;
+/** Rounds of asking the --initial-cluster peers for the member list when joining. */
+const joinFetchAttemptsMax = 10;
+/** Pause between those rounds, and each request's timeout. */
+const joinFetchRetryMs = 500;
+const joinFetchTimeoutMs = 1_000;
+const promotePathPrefix = '/members/promote/';
+
+/** The HTTP status etcd's promote handler answers an error with. */
+function promoteStatusFor(error: Error): number {
+  if (error.message === errors.memberNotFound().message) return 404;
+  if (error.message === errors.memberNotLearner().message || error.message === errors.learnerNotReady().message) return 412;
+  if (error.message === errors.notLeader().message) return 503;
+  return 500;
+}
+
+/** The error a leader's promote answer stands for; undefined when the request should be retried. */
+function promoteRefusal(status: number, body: string): EtcdError | undefined {
+  const text = body.trim();
+  if (status === 404) return errors.memberNotFound();
+  const known = [errors.learnerNotReady(), errors.memberNotLearner(), errors.memberNotEnoughStarted(), errors.timeout(), errors.stopped()];
+  return known.find((error) => error.message === text);
+}
+
+/** etcd's join: the members named in --initial-cluster (other than this one) tell who this member is. */
+async function joinExistingCluster(config: MemberConfig, logger: Logger): Promise<{ identity: MemberIdentity; peers: ClusterMember[] }> {
+  const ownUrls = config.initialCluster.find((member) => member.name === config.name)?.peerUrls ?? config.initialAdvertisePeerUrls;
+  const peerUrls = config.initialCluster.filter((member) => member.name !== config.name).flatMap((member) => member.peerUrls);
+  let failures: string[] = ['no peer URLs in --initial-cluster besides this member'];
+  for (let attempt = 0; attempt < joinFetchAttemptsMax && peerUrls.length > 0; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, joinFetchRetryMs));
+    const fetched = await fetchClusterFromPeers(peerUrls, joinFetchTimeoutMs, config.peerTls);
+    if ('failures' in fetched) {
+      failures = fetched.failures;
+      continue;
+    }
+    const self = fetched.members.find((member) => sameUrls(member.peerUrls, ownUrls));
+    if (self === undefined) {
+      throw new Error(`error validating peerURLs: member with peer URLs ${ownUrls.join(',')} is not in the cluster's member list from ${fetched.from} (add it with member add first)`);
+    }
+    logger.info({ 'local-member-id': formatId(self.id), 'cluster-id': formatId(fetched.clusterId), from: fetched.from }, 'learned identity from the existing cluster');
+    return { identity: { memberId: self.id, clusterId: fetched.clusterId }, peers: fetched.members.filter((member) => member.id !== self.id) };
+  }
+  throw new Error(`cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs (${failures.join('; ')})`);
+}
 
 /** One monotonic clock for every lease time, immune to wall-clock jumps. */
 function leaseClockMs(): number {

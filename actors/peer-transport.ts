@@ -8,6 +8,9 @@
  * X-Etcd-Cluster-ID and X-Raft-To headers); the listener refuses a foreign cluster with 412 and
  * etcd's "cluster ID mismatch", an unknown member with 404, a removed member with 410. Every frame
  * carries the cluster ID again and is checked before Raft sees it.
+ *
+ * Plain HTTP requests on the peer port go to the member's handler (etcd's GET /members and POST
+ * /members/promote/<id>); the helpers at the bottom are the client side of those two requests.
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -18,7 +21,8 @@ import type { TLSSocket } from 'node:tls';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { TlsConfig } from '../src/config/config.js';
 import { peerDialBackoffMsDefault, peerDialBackoffMsMax, peerPingIntervalMsDefault } from '../src/lib/limits.js';
-import { formatId } from '../src/membership/ids.js';
+import { formatId, parseHexId as parseHexText } from '../src/membership/ids.js';
+import { membersFromPeerJson, type ClusterMember } from '../src/membership/member.js';
 import { ClusterIdMismatchError, FrameTooLargeError } from '../src/raft/message-codec.js';
 import type { NodeId } from '../src/raft/types.js';
 import {
@@ -64,7 +68,12 @@ export interface PeerTransportOptions {
   dialBackoffMsDefault?: number;
   dialBackoffMsMax?: number;
   pingIntervalMs?: number;
+  /** Answers plain HTTP requests on the peer port; true when it took the request (else 404). */
+  httpHandler?: PeerHttpHandler;
 }
+
+/** A handler for plain (non-upgrade) requests on the peer listener. */
+export type PeerHttpHandler = (request: http.IncomingMessage, response: http.ServerResponse) => boolean;
 
 interface TlsMaterial {
   cert?: Buffer;
@@ -117,6 +126,7 @@ export class PeerTransport extends TransportBase<readonly string[]> {
   private readonly pingIntervalMs: number;
   private tlsMaterial: TlsMaterial = {};
   private pingTimer: NodeJS.Timeout | undefined;
+  private removedHandler: () => void = () => {};
   private started = false;
   private closed = false;
 
@@ -208,6 +218,11 @@ export class PeerTransport extends TransportBase<readonly string[]> {
     await Promise.all(this.servers.map((server) => closeServer(server)));
   }
 
+  /** Called once a peer refuses this member as permanently removed (410), as etcd's rafthttp reports it. */
+  onRemoved(handler: () => void): void {
+    this.removedHandler = handler;
+  }
+
   activePeers(): NodeId[] {
     return [...this.dialed.values()].filter((peer) => peer.isOpen()).map((peer) => peer.id);
   }
@@ -225,7 +240,9 @@ export class PeerTransport extends TransportBase<readonly string[]> {
       throw new Error(`listen-peer-urls: unsupported scheme ${JSON.stringify(url.protocol)} in ${url.toString()}`);
     }
     const server = url.protocol === 'https:' ? https.createServer(this.serverTlsOptions()) : http.createServer();
-    server.on('request', (_request, response) => response.writeHead(404).end('404 page not found\n'));
+    server.on('request', (request: http.IncomingMessage, response: http.ServerResponse) => {
+      if (this.closed || this.options.httpHandler?.(request, response) !== true) response.writeHead(404).end('404 page not found\n');
+    });
     server.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(request, socket, head));
     if (url.protocol === 'https:') this.watchTls(server as https.Server);
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
@@ -407,6 +424,7 @@ export class PeerTransport extends TransportBase<readonly string[]> {
     response.on('end', () => {
       const text = Buffer.concat(chunks).toString('utf8').trim().slice(0, 1024);
       const remoteClusterId = parseHexId(response.headers['x-etcd-cluster-id']);
+      if (response.statusCode === 410 && text === peerRefusals.memberRemoved) queueMicrotask(() => this.removedHandler());
       const message =
         text === peerRefusals.clusterIdMismatch || remoteClusterId !== this.identity.clusterId
           ? 'request sent was ignored by remote peer due to cluster ID mismatch'
@@ -450,8 +468,7 @@ function readTlsMaterial(tls: TlsConfig | undefined): TlsMaterial {
 
 /** An etcd ID header: lowercase hex, at most 16 digits. */
 function parseHexId(value: string | string[] | undefined): bigint | undefined {
-  if (typeof value !== 'string' || !/^[0-9a-fA-F]{1,16}$/.test(value)) return undefined;
-  return BigInt(`0x${value}`);
+  return typeof value === 'string' ? parseHexText(value) : undefined;
 }
 
 function closeServer(server: http.Server | https.Server): Promise<void> {
@@ -459,4 +476,64 @@ function closeServer(server: http.Server | https.Server): Promise<void> {
     server.close(() => resolve());
     server.closeAllConnections();
   });
+}
+
+/** What one plain HTTP request to a peer answered. */
+export interface PeerHttpAnswer {
+  status: number;
+  body: string;
+  clusterId: bigint | undefined;
+}
+
+/** Bytes of a peer's HTTP answer read at most; a member list is far smaller. */
+const peerAnswerBytesMax = 4 * 1024 * 1024;
+
+/** One plain HTTP request to a peer URL (http or https with the --peer-* TLS files). */
+export function peerHttpRequest(method: 'GET' | 'POST', url: string, timeoutMs: number, tls?: TlsConfig): Promise<PeerHttpAnswer> {
+  const target = new URL(url);
+  const secure = target.protocol === 'https:';
+  const requester = secure ? https.request : http.request;
+  return new Promise((resolve, reject) => {
+    const request = requester(target, { method, timeout: timeoutMs, ...(secure ? readTlsMaterial(tls) : {}) }, (response) => {
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      response.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (bytes <= peerAnswerBytesMax) chunks.push(chunk);
+        else response.destroy(new Error(`peer answer from ${url} exceeds ${peerAnswerBytesMax} bytes`));
+      });
+      response.on('error', reject);
+      response.on('end', () =>
+        resolve({
+          status: response.statusCode ?? 0,
+          body: Buffer.concat(chunks).toString('utf8'),
+          clusterId: parseHexId(response.headers['x-etcd-cluster-id']),
+        }),
+      );
+    });
+    request.on('timeout', () => request.destroy(new Error(`peer request to ${url} timed out after ${timeoutMs} ms`)));
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+/** etcd's getClusterFromRemotePeers: the first peer that answers GET /members names the cluster and its members. */
+export async function fetchClusterFromPeers(
+  peerUrls: readonly string[],
+  timeoutMs: number,
+  tls?: TlsConfig,
+): Promise<{ clusterId: bigint; members: ClusterMember[]; from: string } | { failures: string[] }> {
+  const failures: string[] = [];
+  for (const base of peerUrls) {
+    const url = `${base.replace(/\/$/, '')}/members`;
+    try {
+      const answer = await peerHttpRequest('GET', url, timeoutMs, tls);
+      if (answer.status !== 200) throw new Error(`status ${answer.status}: ${answer.body.trim().slice(0, 200)}`);
+      if (answer.clusterId === undefined) throw new Error('no X-Etcd-Cluster-ID header');
+      return { clusterId: answer.clusterId, members: membersFromPeerJson(answer.body), from: base };
+    } catch (error) {
+      failures.push(`${url}: ${(error as Error).message}`);
+    }
+  }
+  return { failures };
 }
