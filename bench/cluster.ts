@@ -1,0 +1,132 @@
+/**
+ * Three-member cluster benchmark: put throughput and latency of real etcd (3 processes), tsetcd
+ * (3 processes) and tsetcd's single-host mode (`tsetcd cluster --members 3`, one process), with
+ * the same load generator in the same run, clients spread over all members' endpoints.
+ *
+ *   node dist/bench/cluster.js [--duration 5] [--clients 1,64,256] [--json]
+ *
+ * Single-host mode uses etcd's Procfile ports (2379, 22379, 32379 and 2380, 22380, 32380): they
+ * must be free.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Cluster } from '../test/support/cluster.js';
+import { probeHealth } from '../test/support/member.js';
+import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
+import { loadOptions, runLoad, type LoadResult } from './load.js';
+
+interface ClusterBenchOptions {
+  durationMs: number;
+  clients: number[];
+  json: boolean;
+}
+
+interface Row {
+  system: string;
+  clients: number;
+  throughputPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+}
+
+function parseArgs(argv: readonly string[]): ClusterBenchOptions {
+  const options: ClusterBenchOptions = { durationMs: 5_000, clients: [1, 64, 256], json: false };
+  for (let position = 0; position < argv.length; position++) {
+    const flag = argv[position];
+    if (flag === '--json') {
+      options.json = true;
+      continue;
+    }
+    const value = argv[++position] ?? '';
+    if (flag === '--duration') options.durationMs = Number(value) * 1000;
+    else if (flag === '--clients') options.clients = value.split(',').map(Number);
+    else throw new Error(`unknown flag ${flag}`);
+  }
+  return options;
+}
+
+async function measure(system: string, endpoints: string[], options: ClusterBenchOptions): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const clients of options.clients) {
+    const result: LoadResult = await runLoad(
+      loadOptions({ endpoints, clients, conns: Math.max(3, Math.min(16, clients)), durationMs: options.durationMs, warmupMs: 1_000, op: 'put' }),
+    );
+    rows.push({
+      system,
+      clients,
+      throughputPerSec: result.throughputPerSec,
+      p50Ms: result.latencyUs.p50 / 1000,
+      p99Ms: result.latencyUs.p99 / 1000,
+      errors: result.errorCount,
+    });
+  }
+  return rows;
+}
+
+async function processCluster(system: string, command: MemberCommand, options: ClusterBenchOptions): Promise<Row[]> {
+  const cluster = await Cluster.start({ command });
+  try {
+    await cluster.leader();
+    return await measure(system, cluster.endpoints(), options);
+  } finally {
+    await cluster.destroy();
+  }
+}
+
+async function singleHostCluster(command: MemberCommand, options: ClusterBenchOptions): Promise<Row[]> {
+  const workDir = await mkdtemp(join(tmpdir(), 'tsetcd-single-host-'));
+  const child: ChildProcess = spawn(command.command, [...command.args, 'cluster', '--members', '3'], { cwd: workDir, stdio: 'ignore' });
+  const endpoints = ['http://127.0.0.1:2379', 'http://127.0.0.1:22379', 'http://127.0.0.1:32379'];
+  try {
+    const deadline = performance.now() + 30_000;
+    for (const endpoint of endpoints) {
+      while ((await probeHealth(endpoint)) !== '') {
+        if (performance.now() > deadline) throw new Error(`single-host cluster not healthy at ${endpoint}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    return await measure('tsetcd single-host', endpoints, options);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+/** Runs the three topologies and prints a table with tsetcd/etcd ratios. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const options = parseArgs(argv);
+  const sut = sutCommand();
+  if (sut.command === undefined) throw new Error(`tsetcd is not available: ${sut.skipReason}`);
+  const rows = [
+    ...(await processCluster('etcd 3 processes', etcdCommand(), options)),
+    ...(await processCluster('tsetcd 3 processes', sut.command, options)),
+    ...(await singleHostCluster(sut.command, options)),
+  ];
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    return 0;
+  }
+  process.stdout.write('system               clients   put/s   p50 ms   p99 ms  errors  ratio-vs-etcd\n');
+  for (const row of rows) {
+    const reference = rows.find((other) => other.system === 'etcd 3 processes' && other.clients === row.clients);
+    const ratio = reference === undefined ? Number.NaN : row.throughputPerSec / reference.throughputPerSec;
+    process.stdout.write(
+      `${row.system.padEnd(20)} ${String(row.clients).padStart(7)} ${row.throughputPerSec.toFixed(0).padStart(7)} ${row.p50Ms.toFixed(2).padStart(8)} ${row.p99Ms.toFixed(2).padStart(8)} ${String(row.errors).padStart(7)} ${ratio.toFixed(2).padStart(14)}\n`,
+    );
+  }
+  return 0;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (error: Error) => {
+      process.stderr.write(`${error.stack ?? error.message}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
