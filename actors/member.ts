@@ -481,7 +481,7 @@ export class Member implements KvService, LeaseApi {
       this.flushReadRequests();
       while (this.raft.hasReady()) {
         // Bound the pipeline: at most appendsInFlightMax Readies wait on the WAL at once.
-        if (this.appendsInFlight >= appendsInFlightMax) await this.applyChain;
+        if (this.appendsInFlight >= this.pipelineDepth()) await this.applyChain;
         const ready = this.raft.ready();
         this.startReady(ready);
         this.raft.advance(ready);
@@ -508,7 +508,20 @@ export class Member implements KvService, LeaseApi {
    * so the next Ready can be written while this one syncs: nothing is applied, answered or read
    * until it is durable, and Readies finish in order because the WAL acknowledges in order.
    */
+  /**
+   * A single voter may pipeline Readies behind the fsync. With peers, the next Ready waits for the
+   * previous one's fsync (etcd's model): a leader sends before it persists, so a commit index it
+   * announces must never count entries of its own that are not yet durable.
+   */
+  private pipelineDepth(): number {
+    return this.voters.size > 1 ? 1 : appendsInFlightMax;
+  }
+
   private startReady(ready: Ready): void {
+    // A leader's messages go out at once, in parallel with its own fsync; everyone else's wait
+    // for durability (a follower must not acknowledge what it could still lose).
+    const sentEarly = this.raft.status().role === RaftRole.leader;
+    if (sentEarly) this.sendMessages(ready.messages);
     const mustPersist = ready.entries.length > 0 || ready.hardState !== undefined;
     const durable = mustPersist ? this.wal.append(ready.entries, ready.hardState) : Promise.resolve();
     if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
@@ -518,12 +531,12 @@ export class Member implements KvService, LeaseApi {
       .then(() => durable)
       .then(() => {
         this.appendsInFlight--;
-        if (this.fatalError === undefined) this.finishReady(ready);
+        if (this.fatalError === undefined) this.finishReady(ready, sentEarly);
       })
       .catch((error: Error) => this.fail(error));
   }
 
-  private finishReady(ready: Ready): void {
+  private finishReady(ready: Ready, sentEarly: boolean): void {
     if (ready.softState !== undefined) {
       if (ready.softState.role !== RaftRole.leader && this.lessor.isPrimary) this.lessor.demote();
       this.logger.info(
@@ -531,9 +544,9 @@ export class Member implements KvService, LeaseApi {
         'raft role changed',
       );
     }
-    // Messages leave only once this Ready is durable: a follower never acknowledges entries it
-    // could still lose, and a leader never announces a commit index its own disk has not reached.
-    this.sendMessages(ready.messages);
+    // Non-leaders' messages leave only once this Ready is durable: a follower never acknowledges
+    // entries it could still lose, and a candidate never asks for votes before its own is on disk.
+    if (!sentEarly) this.sendMessages(ready.messages);
     this.applyEntries(ready.committedEntries);
     if (this.snapshotting === undefined && this.appliedIndex - this.snapshotIndex >= this.config.snapshotCount) {
       this.snapshotting = this.takeSnapshot().finally(() => {
