@@ -11,7 +11,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MemberConfig } from '../src/config/config.js';
-import { errors, EtcdError } from '../src/api/errors.js';
+import { errors, EtcdError, GrpcCode } from '../src/api/errors.js';
 import { decodeProposal, encodeProposal, type Envelope } from '../src/api/proposal-codec.js';
 import type {
   CompactionRequest,
@@ -421,17 +421,78 @@ export class Member implements KvService, LeaseApi {
     await this.propose({ type: 'leaseRevoke', leaseRevoke: { id } });
   }
 
+  /**
+   * LeaseKeepAlive. Only the leader times leases, so a follower hands the renewal to the leader
+   * over the peer port, as etcd's followers do.
+   */
   async renew(id: bigint): Promise<number> {
-    if (!this.lessor.isPrimary) {
-      // Followers forward keep-alives to the leader once the cluster transport exists; a single
-      // member is its own leader, so this only happens before the first election completes.
-      throw errors.noLeader();
-    }
-    return this.lessor.renew(id, leaseClockMs());
+    // Members sharing one process have no peer HTTP listener to forward over; the client retries.
+    if (this.peerPorts !== undefined && !this.lessor.isPrimary) throw errors.noLeader();
+    return this.onLeaseLeader(
+      () => this.lessor.renew(id, leaseClockMs()),
+      leaseRenewPath,
+      { id: id.toString() },
+      (body) => renewFromPeerJson(body),
+    );
   }
 
+  /** LeaseTimeToLive with the leader's remaining TTL; a follower asks the leader for it. */
   async timeToLive(id: bigint, withKeys: boolean): Promise<LeaseTimeToLive> {
-    return this.lessor.timeToLive(id, leaseClockMs(), withKeys);
+    const local = () => this.lessor.timeToLive(id, leaseClockMs(), withKeys);
+    // Without peer HTTP (members in one process) the local lessor's granted TTL is the best answer.
+    if (this.peerPorts !== undefined) return local();
+    return this.onLeaseLeader(local, leaseTtlPath, { id: id.toString(), withKeys }, (body) => timeToLiveFromPeerJson(body));
+  }
+
+  /**
+   * Runs a lease call on the leader: here when this member's lessor is primary, else over the
+   * leader's peer URLs, retried until etcd's request timeout (the leader may change meanwhile).
+   * Waits at most an election timeout for a leader to be known, then fails with "no leader".
+   */
+  private async onLeaseLeader<T>(local: () => T, path: string, request: object, decode: (body: string) => T): Promise<T> {
+    const deadline = Date.now() + this.requestTimeoutMs();
+    const leaderWaitDeadline = Date.now() + this.config.electionTimeoutMs;
+    while (Date.now() < deadline) {
+      if (this.stopped) throw errors.stopped();
+      if (this.lessor.isPrimary) return local();
+      const leaderId = this.raft.status().leaderId;
+      if (leaderId === 0n && Date.now() >= leaderWaitDeadline) throw errors.noLeader();
+      // A member that was just elected promotes its lessor on the next apply; wait for that.
+      const leader = leaderId === this.identity.memberId ? undefined : this.members.get(leaderId);
+      for (const url of leader?.peerUrls ?? []) {
+        const timeoutMs = Math.min(Math.max(1, deadline - Date.now()), this.config.electionTimeoutMs);
+        const answer = await peerHttpRequest('POST', `${url}${path}`, timeoutMs, this.config.peerTls, JSON.stringify(request)).catch(() => undefined);
+        if (answer === undefined) continue;
+        if (answer.status === 200) return decode(answer.body);
+        const refusal = leaseRefusal(answer.body);
+        if (refusal !== undefined) throw refusal;
+        break; // the member refused as not (or no longer) the leader: look again
+      }
+      await new Promise((resolve) => setTimeout(resolve, leaseForwardRetryMs));
+    }
+    throw errors.timeout();
+  }
+
+  /** A follower's forwarded renew or timeToLive, answered by this member's lessor if it leads. */
+  private serveLeaseHttp(path: string, request: http.IncomingMessage, response: http.ServerResponse): void {
+    const answer = (status: number, body: object) => response.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
+    readPeerJson(request, leaseForwardBodyBytesMax)
+      .then((body) => {
+        const id = parsePeerId(body.id);
+        if (id === undefined) throw new EtcdError(GrpcCode.invalidArgument, `bad lease ID ${String(body.id)}`);
+        // The lessor, not Raft's role, decides: a fresh leader times leases only once it is primary.
+        if (this.stopped || !this.lessor.isPrimary) throw errors.notLeader();
+        if (path === leaseRenewPath) return { ttlSeconds: this.lessor.renew(id, leaseClockMs()) };
+        return timeToLiveToPeerJson(this.lessor.timeToLive(id, leaseClockMs(), body.withKeys === true));
+      })
+      .then(
+        (body) => answer(200, body),
+        (error: Error) => {
+          const code = error instanceof EtcdError ? error.code : GrpcCode.unknown;
+          const status = error.message === errors.leaseNotFound().message ? 404 : error.message === errors.notLeader().message ? 503 : 500;
+          answer(status, { code, message: error.message });
+        },
+      );
   }
 
   async leases(): Promise<bigint[]> {
@@ -802,10 +863,14 @@ export class Member implements KvService, LeaseApi {
     this.logger.info({ 'new-leader-member-id': formatId(targetId) }, 'leadership transfer finished');
   }
 
-  /** etcd's peer HTTP API besides Raft streams: GET /members and POST /members/promote/<id>. */
+  /**
+   * etcd's peer HTTP API besides Raft streams: GET /members, POST /members/promote/<id>, and the
+   * leader's lease calls for followers (POST /leases/renew, /leases/ttl; JSON, our members only).
+   */
   private servePeerHttp(request: http.IncomingMessage, response: http.ServerResponse): boolean {
     const path = new URL(request.url ?? '/', 'http://peer').pathname;
-    if (path !== '/members' && !path.startsWith(promotePathPrefix)) return false;
+    const isLease = path === leaseRenewPath || path === leaseTtlPath;
+    if (path !== '/members' && !path.startsWith(promotePathPrefix) && !isLease) return false;
     response.setHeader('X-Etcd-Cluster-ID', formatId(this.identity.clusterId));
     const method = path === '/members' ? 'GET' : 'POST';
     if (request.method !== method) {
@@ -814,6 +879,10 @@ export class Member implements KvService, LeaseApi {
     }
     if (path === '/members') {
       response.writeHead(200, { 'Content-Type': 'application/json' }).end(membersToPeerJson(this.members.values()));
+      return true;
+    }
+    if (isLease) {
+      this.serveLeaseHttp(path, request, response);
       return true;
     }
     const text = path.slice(promotePathPrefix.length);
@@ -990,6 +1059,78 @@ const joinFetchAttemptsMax = 10;
 const joinFetchRetryMs = 500;
 const joinFetchTimeoutMs = 1_000;
 const promotePathPrefix = '/members/promote/';
+/** Peer paths where the leader serves followers' renew and timeToLive (etcd: /leases, /leases/internal). */
+const leaseRenewPath = '/leases/renew';
+const leaseTtlPath = '/leases/ttl';
+/** Pause between rounds of a forwarded lease call (etcd throttles its retries the same way). */
+const leaseForwardRetryMs = 50;
+/** Bytes of a forwarded lease request body read at most; it holds one ID and a flag. */
+const leaseForwardBodyBytesMax = 1024;
+
+/** Reads a peer's small JSON request body, refusing one over `bytesMax`. */
+function readPeerJson(request: http.IncomingMessage, bytesMax: number): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    request.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes <= bytesMax) chunks.push(chunk);
+      else request.destroy(new Error(`peer request body exceeds ${bytesMax} bytes`));
+    });
+    request.on('error', reject);
+    request.on('end', () => {
+      try {
+        const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        if (typeof parsed !== 'object' || parsed === null) throw new Error('expected a JSON object');
+        resolve(parsed as Record<string, unknown>);
+      } catch (error) {
+        reject(new EtcdError(GrpcCode.invalidArgument, (error as Error).message));
+      }
+    });
+  });
+}
+
+/** A 64-bit ID sent as a decimal string (JSON numbers lose precision past 2^53). */
+function parsePeerId(value: unknown): bigint | undefined {
+  if (typeof value !== 'string' || !/^\d{1,20}$/.test(value)) return undefined;
+  const id = BigInt(value);
+  return id < 1n << 64n ? id : undefined;
+}
+
+function renewFromPeerJson(body: string): number {
+  const parsed = JSON.parse(body) as { ttlSeconds?: unknown };
+  if (typeof parsed.ttlSeconds !== 'number') throw errors.timeout(); // not an answer we understand
+  return parsed.ttlSeconds;
+}
+
+function timeToLiveToPeerJson(ttl: LeaseTimeToLive): object {
+  const keys = ttl.keys.map((key) => Buffer.from(key).toString('base64'));
+  return { id: ttl.id.toString(), ttlSeconds: ttl.ttlSeconds, grantedTtlSeconds: ttl.grantedTtlSeconds, keys };
+}
+
+function timeToLiveFromPeerJson(body: string): LeaseTimeToLive {
+  const parsed = JSON.parse(body) as { id?: unknown; ttlSeconds?: unknown; grantedTtlSeconds?: unknown; keys?: unknown };
+  const id = parsePeerId(parsed.id);
+  const { ttlSeconds, grantedTtlSeconds, keys } = parsed;
+  if (id === undefined || typeof ttlSeconds !== 'number' || typeof grantedTtlSeconds !== 'number' || !Array.isArray(keys)) throw errors.timeout();
+  return { id, ttlSeconds, grantedTtlSeconds, keys: keys.map((key) => new Uint8Array(Buffer.from(String(key), 'base64'))) };
+}
+
+/**
+ * The error a leader's lease answer stands for, passed on to the client as it is (e.g. lease not
+ * found); undefined when the call should be retried (not the leader, or an answer we cannot read).
+ */
+function leaseRefusal(body: string): EtcdError | undefined {
+  let parsed: { code?: unknown; message?: unknown };
+  try {
+    parsed = JSON.parse(body) as typeof parsed;
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed.code !== 'number' || typeof parsed.message !== 'string') return undefined;
+  if (parsed.message === errors.notLeader().message || parsed.message === errors.noLeader().message) return undefined;
+  return new EtcdError(parsed.code as GrpcCode, parsed.message);
+}
 
 /** The HTTP status etcd's promote handler answers an error with. */
 function promoteStatusFor(error: Error): number {

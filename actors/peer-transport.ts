@@ -488,13 +488,17 @@ export interface PeerHttpAnswer {
 /** Bytes of a peer's HTTP answer read at most; a member list is far smaller. */
 const peerAnswerBytesMax = 4 * 1024 * 1024;
 
-/** One plain HTTP request to a peer URL (http or https with the --peer-* TLS files). */
-export function peerHttpRequest(method: 'GET' | 'POST', url: string, timeoutMs: number, tls?: TlsConfig): Promise<PeerHttpAnswer> {
+/**
+ * One plain HTTP request to a peer URL (http or https with the --peer-* TLS files); a `jsonBody`
+ * is sent as application/json (only our own members read those, e.g. forwarded lease calls).
+ */
+export function peerHttpRequest(method: 'GET' | 'POST', url: string, timeoutMs: number, tls?: TlsConfig, jsonBody?: string): Promise<PeerHttpAnswer> {
   const target = new URL(url);
   const secure = target.protocol === 'https:';
   const requester = secure ? https.request : http.request;
+  const headers = jsonBody === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(jsonBody) };
   return new Promise((resolve, reject) => {
-    const request = requester(target, { method, timeout: timeoutMs, ...(secure ? readTlsMaterial(tls) : {}) }, (response) => {
+    const request = requester(target, { method, headers, timeout: timeoutMs, ...(secure ? readTlsMaterial(tls) : {}) }, (response) => {
       const chunks: Buffer[] = [];
       let bytes = 0;
       response.on('data', (chunk: Buffer) => {
@@ -513,7 +517,7 @@ export function peerHttpRequest(method: 'GET' | 'POST', url: string, timeoutMs: 
     });
     request.on('timeout', () => request.destroy(new Error(`peer request to ${url} timed out after ${timeoutMs} ms`)));
     request.on('error', reject);
-    request.end();
+    request.end(jsonBody);
   });
 }
 
