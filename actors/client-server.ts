@@ -182,7 +182,9 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
       grpcServer,
       http: {
         health: () =>
-          member.healthy() ? { health: true, reason: '' } : { health: false, reason: 'RAFT NO LEADER' },
+          member.healthy()
+            ? { health: true, reason: '' }
+            : { health: false, reason: member.noSpaceAlarm ? 'ALARM NOSPACE' : 'RAFT NO LEADER' },
         routes: gateway.routes,
       },
     });

@@ -135,6 +135,8 @@ export class Member implements KvService, LeaseApi {
   private readonly voters = new Set<bigint>();
   private fatalError: Error | undefined;
   private snapshotIndex = 0;
+  /** True once the backend quota was exceeded (etcd's NOSPACE alarm). */
+  noSpaceAlarm = false;
   private transport!: RaftTransport<unknown>;
   /** In single-host mode, the MessagePort to each peer member (keyed by member ID); else undefined. */
   private peerPorts: Map<bigint, MessagePort> | undefined;
@@ -372,12 +374,27 @@ export class Member implements KvService, LeaseApi {
 
   /** True when this member knows a leader and has not failed. */
   healthy(): boolean {
-    return !this.stopped && this.fatalError === undefined && this.raft.status().leaderId !== 0n;
+    return !this.noSpaceAlarm && !this.stopped && this.fatalError === undefined && this.raft.status().leaderId !== 0n;
   }
 
   isLeader(): boolean {
     return this.raft.status().role === RaftRole.leader;
   }
+
+  /**
+   * etcd's backend quota (--quota-backend-bytes): a write that would take the backend past it
+   * raises the NOSPACE alarm, and from then on every write is refused with "database space
+   * exceeded" and /health reports the alarm. Unlike etcd, the alarm is this member's alone and
+   * lasts until restart (the Alarm API that replicates and disarms it is not built yet).
+   */
+  private checkQuota(costBytes: number): void {
+    if (!this.noSpaceAlarm && this.backend.sizeBytes() + costBytes > this.config.quotaBackendBytes) {
+      this.noSpaceAlarm = true;
+      this.logger.warn({ 'quota-backend-bytes': this.config.quotaBackendBytes, 'backend-bytes': this.backend.sizeBytes() }, 'raised NOSPACE alarm: backend quota exceeded');
+    }
+    if (this.noSpaceAlarm) throw errors.noSpace();
+  }
+
 
   async range(request: RangeRequest): Promise<{ header: ResponseHeader; result: RangeResult }> {
     if (!request.serializable) await this.linearizableBarrier();
@@ -386,6 +403,7 @@ export class Member implements KvService, LeaseApi {
   }
 
   async put(request: PutRequest): Promise<{ header: ResponseHeader; result: PutResult }> {
+    this.checkQuota(putCostBytes(request));
     const { result: outcome, revision } = await this.propose({ type: 'put', put: request });
     return { header: this.headerAt(revision), result: (outcome as { put: PutResult }).put };
   }
@@ -401,6 +419,7 @@ export class Member implements KvService, LeaseApi {
       await this.linearizableBarrier();
       return { header: this.header(), result: this.store.txn(request) };
     }
+    this.checkQuota(txnCostBytes(request));
     const { result: outcome, revision } = await this.propose({ type: 'txn', txn: request });
     return { header: this.headerAt(revision), result: (outcome as { txn: TxnResult }).txn };
   }
@@ -412,6 +431,7 @@ export class Member implements KvService, LeaseApi {
   }
 
   async grant(id: bigint, ttlSeconds: number): Promise<{ id: bigint; ttlSeconds: number }> {
+    this.checkQuota(leaseCostBytes);
     const leaseId = id === 0n ? this.leaseIds.next() : id;
     const { result: outcome } = await this.propose({ type: 'leaseGrant', leaseGrant: { id: leaseId, ttlSeconds } });
     return (outcome as { leaseGrant: { id: bigint; ttlSeconds: number } }).leaseGrant;
@@ -1045,6 +1065,22 @@ export class Member implements KvService, LeaseApi {
     await this.backend.close();
     await this.wal.close();
   }
+}
+
+/** What a lease grant adds to the backend, as etcd's quota counts it. */
+const leaseCostBytes = 64;
+/** Per-key overhead etcd's quota adds to a put's key and value bytes. */
+const putOverheadBytes = 128;
+
+function putCostBytes(put: PutRequest): number {
+  return put.key.length + put.value.length + putOverheadBytes;
+}
+
+/** A txn costs what its costlier branch writes (etcd's rule), nested txns included. */
+function txnCostBytes(txn: TxnRequest): number {
+  const branchCost = (ops: TxnRequest['success']) =>
+    ops.reduce((sum, op) => sum + (op.type === 'put' ? putCostBytes(op.put) : op.type === 'txn' ? txnCostBytes(op.txn) : 0), 0);
+  return Math.max(branchCost(txn.success), branchCost(txn.failure));
 }
 
 /** Readies whose WAL writes may be in flight at once (the pipeline depth of the Raft loop). */
