@@ -116,6 +116,9 @@ export function normalise(text: string, leaseIdsHex: readonly string[]): string 
     .replace(/"target":"[^"]*"/g, '"target":<target>')
     // A lease's remaining TTL depends on when the command ran: seconds are compared in tens
     // read the same, so a wrong TTL (e.g. the granted one on a timing leader) still differs.
+    // etcd lists a lease's keys from a Go map, in random order: compare them as a set.
+    .replace(/attached keys\(\[([^\]]*)\]\)/g, (_match, keys: string) => `attached keys([${keys.split(' ').sort().join(' ')}])`)
+    .replace(/"keys":\[([^\]]*)\]/g, (_match, keys: string) => `"keys":[${keys.split(',').sort().join(',')}]`)
     .replace(/remaining\((\d+)s\)/g, (_match, seconds: string) => `remaining(~${Math.round(Number(seconds) / 10)}s)`)
     .replace(/"TTL":(\d+)/g, (_match, seconds: string) => `"TTL":~${Math.round(Number(seconds) / 10)}`)
     .replace(/"ttl":(\d+)/g, (_match, seconds: string) => `"ttl":~${Math.round(Number(seconds) / 10)}`);
