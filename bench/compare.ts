@@ -8,6 +8,7 @@
  * TSETCD_CMD chooses the second member (TSETCD_CMD=/usr/bin/etcd compares etcd with itself).
  */
 import { parseArgs } from 'node:util';
+import { ratio } from './side-by-side.js';
 import { Member } from '../test/support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
 import { isMainModule, loadOptions, runLoad, type LoadOp, type LoadResult } from './load.js';
@@ -118,10 +119,6 @@ async function measure(member: Member, workload: Workload, options: CompareOptio
     clientCpuPerRequestUs: perRequestUs(result.clientCpuMs),
     peakRssKb: after.peakRssKb,
   };
-}
-
-function ratio(sut: number, etcd: number): number {
-  return etcd === 0 ? Number.NaN : Math.round((sut / etcd) * 100) / 100;
 }
 
 function ratiosOf(etcd: SideRun, sut: SideRun): WorkloadComparison['ratios'] {

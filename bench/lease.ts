@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import * as hdr from 'hdr-histogram-js';
 import protobuf from 'protobufjs';
-import { Member } from '../test/support/member.js';
+import { checkIntegerOption, onFreshMember, ratio } from './side-by-side.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
 import { isMainModule } from './load.js';
 
@@ -211,29 +211,16 @@ export async function measureLease(endpoint: string, options: LeaseBenchOptions)
 }
 
 function validate(options: LeaseBenchOptions): void {
-  const check = (name: string, value: number, min: number, max: number): void => {
-    if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${name} must be an integer in ${min}..${max}, saw ${value}`);
-  };
+  const check = checkIntegerOption;
   check('leases', options.leases, 1, leasesMax);
   check('streams', options.streams, 1, streamsMax);
   check('in-flight', options.inFlight, 1, inFlightMax);
   check('duration (ms)', options.durationMs, 100, 3_600_000);
 }
 
-function ratio(sut: number, etcd: number): number {
-  return etcd === 0 ? Number.NaN : Math.round((sut / etcd) * 100) / 100;
-}
-
 /** Starts a fresh member per side, etcd first, and measures each. */
 export async function runLeaseBench(options: LeaseBenchOptions, sutSide: MemberCommand): Promise<LeaseBenchReport> {
-  const measureOn = async (command: MemberCommand): Promise<LeaseSideResult> => {
-    const member = await Member.start({ command });
-    try {
-      return await measureLease(member.clientUrl, options);
-    } finally {
-      await member.destroy();
-    }
-  };
+  const measureOn = (command: MemberCommand): Promise<LeaseSideResult> => onFreshMember(command, (member) => measureLease(member.clientUrl, options));
   const etcd = await measureOn(etcdCommand());
   const sut = await measureOn(sutSide);
   return {

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import * as hdr from 'hdr-histogram-js';
 import protobuf from 'protobufjs';
-import { Member } from '../test/support/member.js';
+import { checkIntegerOption, onFreshMember, ratio } from './side-by-side.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
 import { KvConnection } from './kv-client.js';
 import { isMainModule } from './load.js';
@@ -208,29 +208,16 @@ export async function measureWatch(endpoint: string, pid: number, options: Watch
 }
 
 function validate(options: WatchBenchOptions): void {
-  const check = (name: string, value: number, min: number, max: number): void => {
-    if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${name} must be an integer in ${min}..${max}, saw ${value}`);
-  };
+  const check = checkIntegerOption;
   check('watchers', options.watchers, 1, watchersMax);
   check('streams', options.streams, 1, streamsMax);
   check('puts', options.puts, 1, putsMax);
   check('put-interval-ms', options.putIntervalMs, 0, 10_000);
 }
 
-function ratio(sut: number, etcd: number): number {
-  return etcd === 0 ? Number.NaN : Math.round((sut / etcd) * 100) / 100;
-}
-
 /** Starts both members, measures etcd first and then the system under test, and stops them. */
 export async function runWatchBench(options: WatchBenchOptions, sutSide: MemberCommand): Promise<WatchBenchReport> {
-  const measureOn = async (command: MemberCommand): Promise<WatchSideResult> => {
-    const member = await Member.start({ command });
-    try {
-      return await measureWatch(member.clientUrl, member.pid, options);
-    } finally {
-      await member.destroy();
-    }
-  };
+  const measureOn = (command: MemberCommand): Promise<WatchSideResult> => onFreshMember(command, (member) => measureWatch(member.clientUrl, member.pid, options));
   const etcd = await measureOn(etcdCommand());
   const sut = await measureOn(sutSide);
   return {
