@@ -8,10 +8,10 @@
  * One Ready is handled at a time; proposals arriving while the WAL fsyncs pile up in the Raft
  * log and go to disk together in the next Ready (group commit).
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MemberConfig } from '../src/config/config.js';
-import { errors, EtcdError, GrpcCode } from '../src/api/errors.js';
+import { errors, EtcdError } from '../src/api/errors.js';
 import { decodeProposal, encodeProposal, type Envelope } from '../src/api/proposal-codec.js';
 import type {
   CompactionRequest,
@@ -34,7 +34,6 @@ import {
   decodeMemberChange,
   encodeMemberContext,
   membersFromPeerJson,
-  membersToPeerJson,
   sameUrls,
   sortMembers,
   validPeerUrls,
@@ -54,12 +53,21 @@ import {
 } from '../src/membership/reconfig.js';
 import { type ConfChange, ConfChangeType, decodeConfChange, encodeConfChange } from '../src/raft/conf-change.js';
 import { Wal } from '../src/wal/wal.js';
-import type http from 'node:http';
 import { RawNode } from '../machines/raw-node.js';
 import { MemoryStorage } from '../src/raft/storage.js';
-import { loadSnapFile, loadSnapMembers, purgeSnapFiles, saveSnapFile } from '../src/snap/snap-file.js';
+import {
+  decodeMembership,
+  encodeMembership,
+  loadSnapFile,
+  purgeSnapFiles,
+  saveSnapFile,
+  snapDbFileName,
+  type SnapshotMembership,
+} from '../src/snap/snap-file.js';
+import { storeSnapshotDb, type SnapshotBody } from './snapshot-transfer.js';
+import { finishInstall, recoverSnapshotInstall, sendDirFor, stageReceivedDb } from './snapshot-install.js';
 import { snapshotCatchUpEntriesDefault } from '../src/lib/limits.js';
-import { type Entry, EntryType, type HardState, type Ready, RaftRole } from '../src/raft/types.js';
+import { type Entry, EntryType, type HardState, type Ready, RaftRole, type Snapshot } from '../src/raft/types.js';
 import type { KvStore } from '../src/mvcc/kv-store.js';
 import { openWatchableKvStore } from '../src/watch/kv-source.js';
 import type { WatchableStore } from '../src/watch/watchable-store.js';
@@ -69,7 +77,17 @@ import { applyLeaseProposal, leasedKeyValues } from '../src/lease/apply.js';
 import { LeaseIdGenerator } from '../src/lease/lease-id.js';
 import { Lessor, minLeaseTtlSeconds, promoteExtendMs, type LeaseTimeToLive } from '../src/lease/lessor.js';
 import { LeaseExpiryLoop, type LeaseApi } from './lease-service.js';
-import { fetchClusterFromPeers, PeerTransport, peerHttpRequest, peerRefusals } from './peer-transport.js';
+import { fetchClusterFromPeers, PeerTransport, peerRefusals } from './peer-transport.js';
+import {
+  leaseCallBody,
+  leaseRefusal,
+  peerApiPaths,
+  type PeerApiHost,
+  promoteRefusal,
+  renewFromPeerJson,
+  servePeerCall,
+  timeToLiveFromPeerJson,
+} from './peer-api.js';
 import { MessagePortTransport } from './peer-port-transport.js';
 import type { RaftTransport } from './peer-links.js';
 import type { MessagePort } from 'node:worker_threads';
@@ -154,6 +172,8 @@ export class Member implements KvService, LeaseApi {
   private expiryLoop: LeaseExpiryLoop | undefined;
   private changeListeners: ((events: MvccEvent[], revision: number) => void)[] = [];
   private snapshotting: Promise<void> | undefined;
+  /** Snapshots being sent to followers; stop() waits for them. */
+  private readonly snapshotSends = new Set<Promise<void>>();
   /** Members removed from the cluster; their IDs may never come back (etcd's removed set). */
   private readonly removedIds = new Set<bigint>();
   /** Conf changes this member proposed, by ConfChange ID, answered with the members once applied. */
@@ -171,7 +191,7 @@ export class Member implements KvService, LeaseApi {
     private readonly storage: MemoryStorage,
     private readonly wal: WalClient,
     private readonly store: KvStore,
-    private readonly backend: LmdbBackend,
+    private backend: LmdbBackend,
     private readonly paths: MemberPaths,
     private readonly onFatal: (error: Error) => void,
   ) {}
@@ -200,10 +220,8 @@ export class Member implements KvService, LeaseApi {
     });
     const identity: MemberIdentity = fresh ? bootIdentity : { memberId: state.metadata.memberId, clusterId: state.metadata.clusterId };
     const storage = new MemoryStorage();
-    if (state.snapshot.index > 0) {
-      const metadata = loadSnapFile(paths.snapDir, state.snapshot.term, state.snapshot.index);
-      storage.applySnapshot({ data: new Uint8Array(0), metadata });
-    }
+    const snapshot = state.snapshot.index > 0 ? loadSnapFile(paths.snapDir, state.snapshot.term, state.snapshot.index) : undefined;
+    if (snapshot !== undefined) storage.applySnapshot(snapshot);
     storage.setHardState(state.hardState);
     storage.append(state.entries);
     const initialMembers: ClusterMember[] = config.initialCluster.map((member, position) => ({
@@ -214,6 +232,7 @@ export class Member implements KvService, LeaseApi {
       isLearner: false,
     }));
     if (fresh && joined === undefined) await bootstrapLog(wal, storage, initialMembers);
+    for (const step of recoverSnapshotInstall(paths.snapDir, paths.backendPath, state.snapshot.index)) logger.warn({ 'snap-dir': paths.snapDir }, step);
     const backend = LmdbBackend.open(paths.backendPath);
     const electionTicks = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
     const lessor = Lessor.open(backend, {
@@ -259,9 +278,7 @@ export class Member implements KvService, LeaseApi {
     member.leaseIds = new LeaseIdGenerator(identity.memberId, Date.now());
     member.changeListeners = changeListeners;
     member.electionTicks = electionTicks;
-    if (state.snapshot.index > 0) {
-      for (const known of loadSnapMembers(paths.snapDir, state.snapshot.term, state.snapshot.index)) member.members.set(known.id, known);
-    }
+    if (snapshot !== undefined) member.restoreMembership(decodeMembership(snapshot.data, 'snapshot'));
     member.peerPorts = peerPorts;
     // Members in one process talk over MessagePorts with the same frames; others over ws/wss.
     const peerOptions = {
@@ -270,7 +287,6 @@ export class Member implements KvService, LeaseApi {
       listenUrls: config.listenPeerUrls,
       tls: config.peerTls,
       log: logger,
-      httpHandler: (request: http.IncomingMessage, response: http.ServerResponse) => member.servePeerHttp(request, response),
     };
     member.transport = (
       peerPorts === undefined
@@ -281,6 +297,8 @@ export class Member implements KvService, LeaseApi {
     member.transport.onMessages((messages) => member.receive(messages));
     member.transport.onUnreachable((id) => member.raft.reportUnreachable(id));
     member.transport.onSnapshotStatus((id, ok) => member.raft.reportSnapshot(id, ok));
+    member.transport.onSnapshot((message, body) => member.receiveSnapshot(message, body));
+    member.transport.onCall((call) => servePeerCall(member.peerApi(), call));
     await member.transport.start();
     for (const known of member.members.values()) member.connectPeer(known);
     // A joining member talks to the members it was told of until its log names them.
@@ -446,22 +464,13 @@ export class Member implements KvService, LeaseApi {
    * over the peer port, as etcd's followers do.
    */
   async renew(id: bigint): Promise<number> {
-    // Members sharing one process have no peer HTTP listener to forward over; the client retries.
-    if (this.peerPorts !== undefined && !this.lessor.isPrimary) throw errors.noLeader();
-    return this.onLeaseLeader(
-      () => this.lessor.renew(id, leaseClockMs()),
-      leaseRenewPath,
-      { id: id.toString() },
-      (body) => renewFromPeerJson(body),
-    );
+    return this.onLeaseLeader(() => this.lessor.renew(id, leaseClockMs()), peerApiPaths.leaseRenew, leaseCallBody(id), renewFromPeerJson);
   }
 
   /** LeaseTimeToLive with the leader's remaining TTL; a follower asks the leader for it. */
   async timeToLive(id: bigint, withKeys: boolean): Promise<LeaseTimeToLive> {
     const local = () => this.lessor.timeToLive(id, leaseClockMs(), withKeys);
-    // Without peer HTTP (members in one process) the local lessor's granted TTL is the best answer.
-    if (this.peerPorts !== undefined) return local();
-    return this.onLeaseLeader(local, leaseTtlPath, { id: id.toString(), withKeys }, (body) => timeToLiveFromPeerJson(body));
+    return this.onLeaseLeader(local, peerApiPaths.leaseTtl, leaseCallBody(id, withKeys), timeToLiveFromPeerJson);
   }
 
   /**
@@ -469,7 +478,7 @@ export class Member implements KvService, LeaseApi {
    * leader's peer URLs, retried until etcd's request timeout (the leader may change meanwhile).
    * Waits at most an election timeout for a leader to be known, then fails with "no leader".
    */
-  private async onLeaseLeader<T>(local: () => T, path: string, request: object, decode: (body: string) => T): Promise<T> {
+  private async onLeaseLeader<T>(local: () => T, path: string, body: string, decode: (body: string) => T): Promise<T> {
     const deadline = Date.now() + this.requestTimeoutMs();
     const leaderWaitDeadline = Date.now() + this.config.electionTimeoutMs;
     while (Date.now() < deadline) {
@@ -478,41 +487,32 @@ export class Member implements KvService, LeaseApi {
       const leaderId = this.raft.status().leaderId;
       if (leaderId === 0n && Date.now() >= leaderWaitDeadline) throw errors.noLeader();
       // A member that was just elected promotes its lessor on the next apply; wait for that.
-      const leader = leaderId === this.identity.memberId ? undefined : this.members.get(leaderId);
-      for (const url of leader?.peerUrls ?? []) {
+      if (leaderId !== 0n && leaderId !== this.identity.memberId) {
         const timeoutMs = Math.min(Math.max(1, deadline - Date.now()), this.config.electionTimeoutMs);
-        const answer = await peerHttpRequest('POST', `${url}${path}`, timeoutMs, this.config.peerTls, JSON.stringify(request)).catch(() => undefined);
-        if (answer === undefined) continue;
-        if (answer.status === 200) return decode(answer.body);
-        const refusal = leaseRefusal(answer.body);
+        const answer = await this.transport.call(leaderId, { method: 'POST', path, body }, timeoutMs).catch(() => undefined);
+        if (answer?.status === 200) return decode(answer.body);
+        // A refusal as not (or no longer) the leader, or no answer: look again.
+        const refusal = answer === undefined ? undefined : leaseRefusal(answer.body);
         if (refusal !== undefined) throw refusal;
-        break; // the member refused as not (or no longer) the leader: look again
       }
       await new Promise((resolve) => setTimeout(resolve, leaseForwardRetryMs));
     }
     throw errors.timeout();
   }
 
-  /** A follower's forwarded renew or timeToLive, answered by this member's lessor if it leads. */
-  private serveLeaseHttp(path: string, request: http.IncomingMessage, response: http.ServerResponse): void {
-    const answer = (status: number, body: object) => response.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
-    readPeerJson(request, leaseForwardBodyBytesMax)
-      .then((body) => {
-        const id = parsePeerId(body.id);
-        if (id === undefined) throw new EtcdError(GrpcCode.invalidArgument, `bad lease ID ${String(body.id)}`);
-        // The lessor, not Raft's role, decides: a fresh leader times leases only once it is primary.
-        if (this.stopped || !this.lessor.isPrimary) throw errors.notLeader();
-        if (path === leaseRenewPath) return { ttlSeconds: this.lessor.renew(id, leaseClockMs()) };
-        return timeToLiveToPeerJson(this.lessor.timeToLive(id, leaseClockMs(), body.withKeys === true));
-      })
-      .then(
-        (body) => answer(200, body),
-        (error: Error) => {
-          const code = error instanceof EtcdError ? error.code : GrpcCode.unknown;
-          const status = error.message === errors.leaseNotFound().message ? 404 : error.message === errors.notLeader().message ? 503 : 500;
-          answer(status, { code, message: error.message });
-        },
-      );
+  /** What the peer API (peer-api.ts) answers followers with. */
+  private peerApi(): PeerApiHost {
+    // The lessor, not Raft's role, decides: a fresh leader times leases only once it is primary.
+    const asLeader = <T>(run: () => T): T => {
+      if (this.stopped || !this.lessor.isPrimary) throw errors.notLeader();
+      return run();
+    };
+    return {
+      members: () => this.members.values(),
+      promoteAsLeader: (id) => this.promoteAsLeader(id),
+      renewAsLeader: (id) => asLeader(() => this.lessor.renew(id, leaseClockMs())),
+      timeToLiveAsLeader: (id, withKeys) => asLeader(() => this.lessor.timeToLive(id, leaseClockMs(), withKeys)),
+    };
   }
 
   async leases(): Promise<bigint[]> {
@@ -603,17 +603,23 @@ export class Member implements KvService, LeaseApi {
     // for durability (a follower must not acknowledge what it could still lose).
     const sentEarly = this.raft.status().role === RaftRole.leader;
     if (sentEarly) this.sendMessages(ready.messages);
-    const mustPersist = ready.entries.length > 0 || ready.hardState !== undefined;
-    const durable = mustPersist ? this.wal.append(ready.entries, ready.hardState) : Promise.resolve();
+    const snapshot = ready.snapshot;
+    // A snapshot from the leader is on disk (its database and this file) before the WAL names it.
+    if (snapshot !== undefined) saveSnapFile(this.paths.snapDir, snapshot);
+    const marker = snapshot === undefined ? undefined : { index: snapshot.metadata.index, term: snapshot.metadata.term };
+    const mustPersist = ready.entries.length > 0 || ready.hardState !== undefined || marker !== undefined;
+    const durable = mustPersist ? this.wal.append(ready.entries, ready.hardState, marker) : Promise.resolve();
     if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
+    if (snapshot !== undefined) this.storage.applySnapshot(snapshot);
     if (ready.entries.length > 0) this.storage.append(ready.entries);
     this.appendsInFlight++;
+    const complete = () => {
+      this.appendsInFlight--;
+      if (this.fatalError === undefined) this.finishReady(ready, sentEarly);
+    };
     this.applyChain = this.applyChain
       .then(() => durable)
-      .then(() => {
-        this.appendsInFlight--;
-        if (this.fatalError === undefined) this.finishReady(ready, sentEarly);
-      })
+      .then(() => (snapshot === undefined ? complete() : this.installSnapshot(snapshot).then(complete)))
       .catch((error: Error) => this.fail(error));
   }
 
@@ -852,13 +858,12 @@ export class Member implements KvService, LeaseApi {
   private async forwardPromote(id: bigint): Promise<ClusterMember[]> {
     const deadline = Date.now() + this.requestTimeoutMs();
     while (Date.now() < deadline && !this.stopped) {
-      const leader = this.members.get(this.raft.status().leaderId);
-      for (const url of leader?.peerUrls ?? []) {
-        const remainingMs = Math.max(1, deadline - Date.now());
-        const answer = await peerHttpRequest('POST', `${url}/members/promote/${id.toString()}`, remainingMs, this.config.peerTls).catch(() => undefined);
-        if (answer === undefined) continue;
-        if (answer.status === 200) return membersFromPeerJson(answer.body);
-        const known = promoteRefusal(answer.status, answer.body);
+      const leaderId = this.raft.status().leaderId;
+      if (leaderId !== 0n && leaderId !== this.identity.memberId) {
+        const call = { method: 'POST' as const, path: `${peerApiPaths.promotePrefix}${id.toString()}`, body: '' };
+        const answer = await this.transport.call(leaderId, call, Math.max(1, deadline - Date.now())).catch(() => undefined);
+        if (answer?.status === 200) return membersFromPeerJson(answer.body);
+        const known = answer === undefined ? undefined : promoteRefusal(answer.status, answer.body);
         if (known !== undefined) throw known;
       }
       await new Promise((resolve) => setTimeout(resolve, this.config.heartbeatIntervalMs));
@@ -881,41 +886,6 @@ export class Member implements KvService, LeaseApi {
       await new Promise((resolve) => setTimeout(resolve, this.config.heartbeatIntervalMs));
     }
     this.logger.info({ 'new-leader-member-id': formatId(targetId) }, 'leadership transfer finished');
-  }
-
-  /**
-   * etcd's peer HTTP API besides Raft streams: GET /members, POST /members/promote/<id>, and the
-   * leader's lease calls for followers (POST /leases/renew, /leases/ttl; JSON, our members only).
-   */
-  private servePeerHttp(request: http.IncomingMessage, response: http.ServerResponse): boolean {
-    const path = new URL(request.url ?? '/', 'http://peer').pathname;
-    const isLease = path === leaseRenewPath || path === leaseTtlPath;
-    if (path !== '/members' && !path.startsWith(promotePathPrefix) && !isLease) return false;
-    response.setHeader('X-Etcd-Cluster-ID', formatId(this.identity.clusterId));
-    const method = path === '/members' ? 'GET' : 'POST';
-    if (request.method !== method) {
-      response.writeHead(405, { Allow: method, 'Content-Type': 'text/plain; charset=utf-8' }).end('Method Not Allowed\n');
-      return true;
-    }
-    if (path === '/members') {
-      response.writeHead(200, { 'Content-Type': 'application/json' }).end(membersToPeerJson(this.members.values()));
-      return true;
-    }
-    if (isLease) {
-      this.serveLeaseHttp(path, request, response);
-      return true;
-    }
-    const text = path.slice(promotePathPrefix.length);
-    const id = /^\d{1,20}$/.test(text) ? BigInt(text) : undefined;
-    if (id === undefined || id >= 1n << 64n) {
-      response.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`member ${text} not found in cluster\n`);
-      return true;
-    }
-    this.promoteAsLeader(id).then(
-      (members) => response.writeHead(200, { 'Content-Type': 'application/json' }).end(membersToPeerJson(members)),
-      (error: Error) => response.writeHead(promoteStatusFor(error), { 'Content-Type': 'text/plain; charset=utf-8' }).end(`${error.message}\n`),
-    );
-    return true;
   }
 
   private applyMemberAttributes(attributes: { id: bigint; name: string; clientUrls: string[] }): void {
@@ -964,16 +934,99 @@ export class Member implements KvService, LeaseApi {
     this.scheduleDrain();
   }
 
-  /** Sends a finished Ready's messages; snapshot transfer is not built yet, so those are refused. */
+  /** Sends a finished Ready's messages; a snapshot goes on its own stream with the backend database. */
   private sendMessages(messages: Message[]): void {
     if (messages.length === 0 || this.transport === undefined) return;
-    const sendable = messages.filter((message) => message.type !== MessageType.snap);
-    for (const message of messages) {
-      if (message.type !== MessageType.snap) continue;
-      this.logger.warn({ to: formatId(message.to), index: message.snapshot?.metadata.index }, 'follower needs a snapshot, which tsetcd cannot send yet');
-      this.raft.reportSnapshot(message.to, false);
+    const snapshots = messages.filter((message) => message.type === MessageType.snap);
+    if (snapshots.length === 0) return this.transport.send(messages);
+    for (const message of snapshots) this.trackSnapshotSend(this.sendSnapshot(message));
+    this.transport.send(messages.filter((message) => message.type !== MessageType.snap));
+  }
+
+  private trackSnapshotSend(sending: Promise<void>): void {
+    this.snapshotSends.add(sending);
+    void sending.finally(() => this.snapshotSends.delete(sending));
+  }
+
+  /**
+   * etcd's snapshot sender: a copy of the backend database goes to the follower with the MsgSnap,
+   * and Raft learns how it went (a failure also marks the follower unreachable, so it is probed).
+   */
+  private async sendSnapshot(message: Message): Promise<void> {
+    const to = formatId(message.to);
+    const index = message.snapshot?.metadata.index;
+    const dir = sendDirFor(this.paths.snapDir, message.to);
+    let ok = false;
+    try {
+      const dbPath = await this.backend.copyTo(dir);
+      this.logger.info({ 'remote-peer-id': to, index }, 'sending database snapshot');
+      await this.transport.sendSnapshot(message, dbPath);
+      ok = true;
+      this.logger.info({ 'remote-peer-id': to, index }, 'sent database snapshot');
+    } catch (error) {
+      this.logger.warn({ 'remote-peer-id': to, index, error: (error as Error).message }, 'failed to send database snapshot');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
-    this.transport.send(sendable);
+    if (this.stopped) return;
+    if (!ok) this.raft.reportUnreachable(message.to);
+    this.raft.reportSnapshot(message.to, ok);
+    this.scheduleDrain();
+  }
+
+  /** etcd's snapshot handler: the database is stored durably, then Raft steps the MsgSnap. */
+  private async receiveSnapshot(message: Message, body: SnapshotBody): Promise<void> {
+    if (this.stopped || this.fatalError !== undefined || this.removedFromCluster) throw errors.stopped();
+    const index = (message.snapshot as Snapshot).metadata.index;
+    const bytes = await storeSnapshotDb(body, join(this.paths.snapDir, snapDbFileName(index)));
+    this.logger.info({ 'remote-peer-id': formatId(message.from), index, 'db-bytes': bytes }, 'received and saved database snapshot');
+    this.receive([message]);
+  }
+
+  /**
+   * Replaces the state with a snapshot Raft accepted (etcd's applySnapshot): the received database
+   * becomes the backend, the store, lessor and membership are rebuilt from it, and watchers re-read
+   * history. It serves from the new backend at once; the old one is closed and removed behind it.
+   */
+  private async installSnapshot(snapshot: Snapshot): Promise<void> {
+    const { index, term } = snapshot.metadata;
+    const staged = stageReceivedDb(this.paths.snapDir, this.paths.backendPath, index);
+    const old = this.backend;
+    this.backend = LmdbBackend.open(staged);
+    this.store.restoreFrom(this.backend);
+    if (this.lessor.isPrimary) this.lessor.demote();
+    this.lessor.recover(this.backend);
+    this.lessor.recoverAttachments(leasedKeyValues(this.store));
+    this.watchable.resync();
+    this.restoreMembership(decodeMembership(snapshot.data, `snapshot at index ${index}`));
+    this.appliedIndex = index;
+    this.snapshotIndex = index;
+    await old.close();
+    finishInstall(staged, this.paths.backendPath);
+    purgeSnapFiles(this.paths.snapDir, this.config.maxSnapshots);
+    this.logger.info(
+      { index, term, 'backend-consistent-index': this.store.consistentIndex, 'backend-revision': this.store.currentRevision },
+      'applied snapshot from the leader',
+    );
+  }
+
+  /** The membership a snapshot records: members, and the IDs removed for good. */
+  private membership(): SnapshotMembership {
+    return { members: sortMembers(this.members.values()).map(cloneMember), removed: [...this.removedIds] };
+  }
+
+  /** Takes a snapshot's membership: peers no longer in it are dropped, new ones connected. */
+  private restoreMembership({ members, removed }: SnapshotMembership): void {
+    const previous = [...this.members.keys()];
+    this.members.clear();
+    this.voters.clear();
+    for (const member of members) {
+      this.members.set(member.id, cloneMember(member));
+      if (!member.isLearner) this.voters.add(member.id);
+    }
+    for (const id of removed) this.removedIds.add(id);
+    for (const id of previous) if (!this.members.has(id) && this.connectedPeers.delete(id)) this.transport.removePeer(id);
+    for (const member of this.members.values()) this.connectPeer(member);
   }
 
   private applyProposal(entry: Entry): void {
@@ -981,15 +1034,16 @@ export class Member implements KvService, LeaseApi {
     const mine = envelope.origin === this.identity.memberId;
     const waiter = mine ? this.pending.get(envelope.id) : undefined;
     if (waiter !== undefined) this.pending.delete(envelope.id);
+    const body = envelope.body;
+    // Member attributes live with the membership, not in the backend: replayed entries set them again.
+    if (body.type === 'memberAttributes') this.applyMemberAttributes(body.memberAttributes);
     if (entry.index <= this.store.consistentIndex) {
       waiter?.reject(errors.stopped());
       return;
     }
     let result: ProposalResult;
     try {
-      const body = envelope.body;
       if (body.type === 'memberAttributes') {
-        this.applyMemberAttributes(body.memberAttributes);
         this.store.recordApplied(entry.index, entry.term);
         result = { type: 'memberAttributes' };
       } else {
@@ -1025,8 +1079,9 @@ export class Member implements KvService, LeaseApi {
     const confState = this.raft.confState();
     try {
       await this.backend.flush();
-      saveSnapFile(this.paths.snapDir, { index, term, confState }, [...this.members.values()]);
-      this.storage.createSnapshot(index, confState, new Uint8Array(0));
+      const data = encodeMembership(this.membership());
+      saveSnapFile(this.paths.snapDir, { data, metadata: { index, term, confState } });
+      this.storage.createSnapshot(index, confState, data);
       await this.wal.saveSnapshot(index, term);
       const compactIndex = index - snapshotCatchUpEntriesDefault;
       if (compactIndex > this.storage.firstIndex()) this.storage.compact(compactIndex);
@@ -1062,6 +1117,7 @@ export class Member implements KvService, LeaseApi {
     await this.applyChain;
     await this.snapshotting;
     await this.transport?.close();
+    await Promise.all(this.snapshotSends);
     await this.backend.close();
     await this.wal.close();
   }
@@ -1094,95 +1150,8 @@ const joinFetchAttemptsMax = 10;
 /** Pause between those rounds, and each request's timeout. */
 const joinFetchRetryMs = 500;
 const joinFetchTimeoutMs = 1_000;
-const promotePathPrefix = '/members/promote/';
-/** Peer paths where the leader serves followers' renew and timeToLive (etcd: /leases, /leases/internal). */
-const leaseRenewPath = '/leases/renew';
-const leaseTtlPath = '/leases/ttl';
 /** Pause between rounds of a forwarded lease call (etcd throttles its retries the same way). */
 const leaseForwardRetryMs = 50;
-/** Bytes of a forwarded lease request body read at most; it holds one ID and a flag. */
-const leaseForwardBodyBytesMax = 1024;
-
-/** Reads a peer's small JSON request body, refusing one over `bytesMax`. */
-function readPeerJson(request: http.IncomingMessage, bytesMax: number): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    request.on('data', (chunk: Buffer) => {
-      bytes += chunk.length;
-      if (bytes <= bytesMax) chunks.push(chunk);
-      else request.destroy(new Error(`peer request body exceeds ${bytesMax} bytes`));
-    });
-    request.on('error', reject);
-    request.on('end', () => {
-      try {
-        const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        if (typeof parsed !== 'object' || parsed === null) throw new Error('expected a JSON object');
-        resolve(parsed as Record<string, unknown>);
-      } catch (error) {
-        reject(new EtcdError(GrpcCode.invalidArgument, (error as Error).message));
-      }
-    });
-  });
-}
-
-/** A 64-bit ID sent as a decimal string (JSON numbers lose precision past 2^53). */
-function parsePeerId(value: unknown): bigint | undefined {
-  if (typeof value !== 'string' || !/^\d{1,20}$/.test(value)) return undefined;
-  const id = BigInt(value);
-  return id < 1n << 64n ? id : undefined;
-}
-
-function renewFromPeerJson(body: string): number {
-  const parsed = JSON.parse(body) as { ttlSeconds?: unknown };
-  if (typeof parsed.ttlSeconds !== 'number') throw errors.timeout(); // not an answer we understand
-  return parsed.ttlSeconds;
-}
-
-function timeToLiveToPeerJson(ttl: LeaseTimeToLive): object {
-  const keys = ttl.keys.map((key) => Buffer.from(key).toString('base64'));
-  return { id: ttl.id.toString(), ttlSeconds: ttl.ttlSeconds, grantedTtlSeconds: ttl.grantedTtlSeconds, keys };
-}
-
-function timeToLiveFromPeerJson(body: string): LeaseTimeToLive {
-  const parsed = JSON.parse(body) as { id?: unknown; ttlSeconds?: unknown; grantedTtlSeconds?: unknown; keys?: unknown };
-  const id = parsePeerId(parsed.id);
-  const { ttlSeconds, grantedTtlSeconds, keys } = parsed;
-  if (id === undefined || typeof ttlSeconds !== 'number' || typeof grantedTtlSeconds !== 'number' || !Array.isArray(keys)) throw errors.timeout();
-  return { id, ttlSeconds, grantedTtlSeconds, keys: keys.map((key) => new Uint8Array(Buffer.from(String(key), 'base64'))) };
-}
-
-/**
- * The error a leader's lease answer stands for, passed on to the client as it is (e.g. lease not
- * found); undefined when the call should be retried (not the leader, or an answer we cannot read).
- */
-function leaseRefusal(body: string): EtcdError | undefined {
-  let parsed: { code?: unknown; message?: unknown };
-  try {
-    parsed = JSON.parse(body) as typeof parsed;
-  } catch {
-    return undefined;
-  }
-  if (typeof parsed.code !== 'number' || typeof parsed.message !== 'string') return undefined;
-  if (parsed.message === errors.notLeader().message || parsed.message === errors.noLeader().message) return undefined;
-  return new EtcdError(parsed.code as GrpcCode, parsed.message);
-}
-
-/** The HTTP status etcd's promote handler answers an error with. */
-function promoteStatusFor(error: Error): number {
-  if (error.message === errors.memberNotFound().message) return 404;
-  if (error.message === errors.memberNotLearner().message || error.message === errors.learnerNotReady().message) return 412;
-  if (error.message === errors.notLeader().message) return 503;
-  return 500;
-}
-
-/** The error a leader's promote answer stands for; undefined when the request should be retried. */
-function promoteRefusal(status: number, body: string): EtcdError | undefined {
-  const text = body.trim();
-  if (status === 404) return errors.memberNotFound();
-  const known = [errors.learnerNotReady(), errors.memberNotLearner(), errors.memberNotEnoughStarted(), errors.timeout(), errors.stopped()];
-  return known.find((error) => error.message === text);
-}
 
 /** etcd's join: the members named in --initial-cluster (other than this one) tell who this member is. */
 async function joinExistingCluster(config: MemberConfig, logger: Logger): Promise<{ identity: MemberIdentity; peers: ClusterMember[] }> {

@@ -7,6 +7,7 @@ import { peerBufferedBytesMax, peerFrameBytesMax } from '../src/lib/limits.js';
 import { ClusterIdMismatchError, decodeFrameFor, encodeFrame } from '../src/raft/message-codec.js';
 import { type Message, MessageType, type NodeId } from '../src/raft/types.js';
 import { formatId } from '../src/membership/ids.js';
+import type { SnapshotBody } from './snapshot-transfer.js';
 
 /** The few log calls the transports make; a pino Logger fits. */
 export interface PeerLog {
@@ -45,6 +46,17 @@ export interface RaftTransport<Endpoint> {
   onUnreachable(handler: (id: NodeId) => void): void;
   /** Called once per snapshot message; the member calls RawNode.reportSnapshot. */
   onSnapshotStatus(handler: (id: NodeId, ok: boolean) => void): void;
+  /**
+   * Sends a MsgSnap together with the backend database at `dbPath`; resolves once the peer stored
+   * the database durably and took the message, rejects when it could not.
+   */
+  sendSnapshot(message: Message, dbPath: string): Promise<void>;
+  /** Where received snapshots go: the member stores the database, then steps the message. */
+  onSnapshot(sink: SnapshotSink): void;
+  /** A call to the peer API of member `to` (see peer-api.ts); rejects when no answer came in `timeoutMs`. */
+  call(to: NodeId, call: PeerCall, timeoutMs: number): Promise<PeerAnswer>;
+  /** Answers peers' calls to this member; undefined means the path is not served (404). */
+  onCall(handler: PeerCallHandler): void;
   addPeer(id: NodeId, endpoint: Endpoint): void;
   updatePeer(id: NodeId, endpoint: Endpoint): void;
   removePeer(id: NodeId): void;
@@ -53,6 +65,30 @@ export interface RaftTransport<Endpoint> {
   stats(): TransportStats;
   close(): Promise<void>;
 }
+
+/** A call to a peer member's API besides Raft, shaped like the HTTP request etcd makes for it. */
+export interface PeerCall {
+  method: 'GET' | 'POST';
+  path: string;
+  body: string;
+}
+
+export interface PeerAnswer {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+export type PeerCallHandler = (call: PeerCall) => Promise<PeerAnswer> | undefined;
+
+/** Bytes of a peer call's body read at most; the calls carry an ID or two. */
+export const peerCallBodyBytesMax = 64 * 1024;
+
+/** The answer to a call for a path nobody serves. */
+export const notFoundAnswer: PeerAnswer = { status: 404, contentType: 'text/plain; charset=utf-8', body: '404 page not found\n' };
+
+/** Receives a MsgSnap and its database; resolves once both are taken. */
+export type SnapshotSink = (message: Message, body: SnapshotBody) => Promise<void>;
 
 /** What the shared send path needs from one peer's outgoing link. */
 export interface OutgoingLink {
@@ -90,6 +126,8 @@ export abstract class TransportBase<Endpoint> implements RaftTransport<Endpoint>
   private messageHandler: (messages: Message[]) => void = () => {};
   private unreachableHandler: (id: NodeId) => void = () => {};
   private snapshotHandler: (id: NodeId, ok: boolean) => void = () => {};
+  private snapshotSink: SnapshotSink = () => Promise.reject(new Error('this member does not take snapshots'));
+  private callHandler: PeerCallHandler = () => undefined;
 
   constructor(
     protected readonly identity: TransportIdentity,
@@ -103,6 +141,8 @@ export abstract class TransportBase<Endpoint> implements RaftTransport<Endpoint>
   abstract removePeer(id: NodeId): void;
   abstract close(): Promise<void>;
   abstract activePeers(): NodeId[];
+  abstract sendSnapshot(message: Message, dbPath: string): Promise<void>;
+  abstract call(to: NodeId, call: PeerCall, timeoutMs: number): Promise<PeerAnswer>;
   /** The link messages to `id` leave by, or undefined for a peer this member does not know. */
   protected abstract outgoingLink(id: NodeId): OutgoingLink | undefined;
 
@@ -116,6 +156,23 @@ export abstract class TransportBase<Endpoint> implements RaftTransport<Endpoint>
 
   onSnapshotStatus(handler: (id: NodeId, ok: boolean) => void): void {
     this.snapshotHandler = handler;
+  }
+
+  onSnapshot(sink: SnapshotSink): void {
+    this.snapshotSink = sink;
+  }
+
+  onCall(handler: PeerCallHandler): void {
+    this.callHandler = handler;
+  }
+
+  /** The member's answer to a peer's call; a failing handler answers 500 with its message. */
+  protected async answerCall(call: PeerCall): Promise<PeerAnswer> {
+    try {
+      return (await this.callHandler(call)) ?? notFoundAnswer;
+    } catch (error) {
+      return { status: 500, contentType: 'text/plain; charset=utf-8', body: `${(error as Error).message}\n` };
+    }
   }
 
   stats(): TransportStats {
@@ -166,6 +223,36 @@ export abstract class TransportBase<Endpoint> implements RaftTransport<Endpoint>
 
   private reportSnapshots(to: NodeId, count: number, ok: boolean): void {
     for (let i = 0; i < count; i++) this.snapshotHandler(to, ok);
+  }
+
+  /** The frame that opens a snapshot stream: the one MsgSnap, from this member to its peer. */
+  protected snapshotFrame(message: Message): Uint8Array {
+    if (message.type !== MessageType.snap || message.snapshot === undefined) throw new Error(`not a snapshot message: type ${message.type}`);
+    return encodeFrame({ clusterId: this.identity.clusterId, senderId: this.identity.localId }, [message]);
+  }
+
+  /**
+   * Checks a snapshot stream's frame from `senderId` (one MsgSnap of this cluster, for this member)
+   * and hands it with its database to the member. Throws what the frame check or the member threw.
+   */
+  protected async acceptSnapshot(frame: Uint8Array, senderId: NodeId, body: SnapshotBody): Promise<void> {
+    const expected = { clusterId: this.identity.clusterId, localId: this.identity.localId, senderId };
+    let messages: Message[];
+    try {
+      messages = decodeFrameFor(frame, expected, this.limits.frameBytesMax).messages;
+    } catch (error) {
+      this.counters.framesRefused += 1;
+      throw error;
+    }
+    const [message] = messages;
+    if (messages.length !== 1 || message?.type !== MessageType.snap || message.snapshot === undefined) {
+      this.counters.framesRefused += 1;
+      throw new Error('a snapshot stream must open with exactly one MsgSnap');
+    }
+    this.counters.framesReceived += 1;
+    this.counters.messagesReceived += 1;
+    this.counters.bytesReceived += frame.length;
+    await this.snapshotSink(message, body);
   }
 
   /**

@@ -3,13 +3,19 @@
  * process: the same frames as over WebSocket, carried on one MessagePort per pair of members. The
  * supervisor creates a MessageChannel per pair and hands one port to each side. Each frame's
  * ArrayBuffer is transferred, not copied; the receiver decodes in place.
+ *
+ * A snapshot goes as a control message with the same MsgSnap frame and the path of the leader's
+ * copy of its database: members of one process share the disk, so the follower copies the file
+ * and answers on the same port once it stored it and took the message.
  */
 import type { MessagePort } from 'node:worker_threads';
 import { assert } from '../src/lib/assert.js';
 import { formatId } from '../src/membership/ids.js';
-import type { NodeId } from '../src/raft/types.js';
+import type { Message, NodeId } from '../src/raft/types.js';
 import {
   defaultTransportLimits,
+  type PeerAnswer,
+  type PeerCall,
   type OutgoingLink,
   type PeerLog,
   silentPeerLog,
@@ -22,6 +28,19 @@ export interface MessagePortTransportOptions {
   clusterId: bigint;
   log?: PeerLog;
   limits?: Partial<TransportLimits>;
+}
+
+/** The control messages a port carries besides frames (which are bare ArrayBuffers). */
+type PortControl =
+  | { kind: 'snapshot'; seq: number; frame: ArrayBuffer; dbPath: string }
+  | { kind: 'snapshot-done'; seq: number; error?: string }
+  | { kind: 'call'; seq: number; call: PeerCall }
+  | { kind: 'call-answer'; seq: number; answer: PeerAnswer };
+
+const controlKinds = new Set(['snapshot', 'snapshot-done', 'call', 'call-answer']);
+
+function isPortControl(value: unknown): value is PortControl {
+  return controlKinds.has((value as { kind?: unknown } | null)?.kind as string);
 }
 
 /** One peer's port; it is open until either side closes it. */
@@ -53,6 +72,12 @@ class PortLink implements OutgoingLink {
 export class MessagePortTransport extends TransportBase<MessagePort> {
   private readonly links = new Map<NodeId, PortLink>();
   private closed = false;
+  private snapshotSeq = 0;
+  /** Snapshots sent and not yet answered, by sequence number. */
+  private readonly snapshotsInFlight = new Map<number, { resolve(): void; reject(error: Error): void; to: NodeId }>();
+  private callSeq = 0;
+  /** Calls sent and not yet answered, by sequence number. */
+  private readonly callsInFlight = new Map<number, { resolve(answer: PeerAnswer): void; reject(error: Error): void; to: NodeId }>();
 
   constructor(options: MessagePortTransportOptions) {
     super({ localId: options.localId, clusterId: options.clusterId }, options.log ?? silentPeerLog, {
@@ -81,6 +106,13 @@ export class MessagePortTransport extends TransportBase<MessagePort> {
 
   removePeer(id: NodeId): void {
     const link = this.links.get(id);
+    for (const waiters of [this.snapshotsInFlight, this.callsInFlight] as Map<number, { reject(error: Error): void; to: NodeId }>[]) {
+      for (const [seq, waiter] of waiters) {
+        if (waiter.to !== id) continue;
+        waiters.delete(seq);
+        waiter.reject(new Error(`peer ${formatId(id)} went away before answering`));
+      }
+    }
     if (link === undefined) return;
     this.links.delete(id);
     link.open = false;
@@ -90,6 +122,36 @@ export class MessagePortTransport extends TransportBase<MessagePort> {
   async close(): Promise<void> {
     this.closed = true;
     for (const id of [...this.links.keys()]) this.removePeer(id);
+  }
+
+  sendSnapshot(message: Message, dbPath: string): Promise<void> {
+    const link = this.links.get(message.to);
+    if (link === undefined || !link.open) return Promise.reject(new Error(`no open port to ${formatId(message.to)}`));
+    const frame = this.snapshotFrame(message);
+    const seq = ++this.snapshotSeq;
+    return new Promise<void>((resolve, reject) => {
+      this.snapshotsInFlight.set(seq, { resolve, reject, to: message.to });
+      const control: PortControl = { kind: 'snapshot', seq, frame: frame.buffer as ArrayBuffer, dbPath };
+      link.port.postMessage(control, [control.frame]);
+    });
+  }
+
+  call(to: NodeId, call: PeerCall, timeoutMs: number): Promise<PeerAnswer> {
+    const link = this.links.get(to);
+    if (link === undefined || !link.open) return Promise.reject(new Error(`no open port to ${formatId(to)}`));
+    const seq = ++this.callSeq;
+    return new Promise<PeerAnswer>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.callsInFlight.delete(seq);
+        reject(new Error(`peer ${formatId(to)} did not answer ${call.path} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const settle = (done: () => void) => {
+        clearTimeout(timer);
+        done();
+      };
+      this.callsInFlight.set(seq, { to, resolve: (answer) => settle(() => resolve(answer)), reject: (error) => settle(() => reject(error)) });
+      link.port.postMessage({ kind: 'call', seq, call } satisfies PortControl);
+    });
   }
 
   activePeers(): NodeId[] {
@@ -102,6 +164,7 @@ export class MessagePortTransport extends TransportBase<MessagePort> {
 
   private handleInbound(link: PortLink, value: unknown): void {
     if (!link.open) return;
+    if (isPortControl(value)) return this.handleControl(link, value);
     try {
       if (!(value instanceof ArrayBuffer)) throw new Error(`port message is not an ArrayBuffer frame`);
       this.receive(new Uint8Array(value), link.id);
@@ -112,5 +175,38 @@ export class MessagePortTransport extends TransportBase<MessagePort> {
       link.open = false;
       link.port.close();
     }
+  }
+
+  private handleControl(link: PortLink, control: PortControl): void {
+    if (control.kind === 'call') {
+      void this.answerCall(control.call).then((answer) => {
+        if (link.open) link.port.postMessage({ kind: 'call-answer', seq: control.seq, answer } satisfies PortControl);
+      });
+      return;
+    }
+    if (control.kind === 'call-answer') {
+      const waiter = this.callsInFlight.get(control.seq);
+      this.callsInFlight.delete(control.seq);
+      waiter?.resolve(control.answer);
+      return;
+    }
+    if (control.kind === 'snapshot-done') {
+      const waiter = this.snapshotsInFlight.get(control.seq);
+      this.snapshotsInFlight.delete(control.seq);
+      if (control.error === undefined) waiter?.resolve();
+      else waiter?.reject(new Error(control.error));
+      return;
+    }
+    const answer = (error?: Error) => {
+      const done: PortControl = error === undefined ? { kind: 'snapshot-done', seq: control.seq } : { kind: 'snapshot-done', seq: control.seq, error: error.message };
+      if (link.open) link.port.postMessage(done);
+    };
+    this.acceptSnapshot(new Uint8Array(control.frame), link.id, { kind: 'file', path: control.dbPath }).then(
+      () => answer(),
+      (error: Error) => {
+        this.log.warn({ 'remote-peer-id': formatId(link.id), error: error.message }, 'failed to receive snapshot');
+        answer(error);
+      },
+    );
   }
 }

@@ -9,6 +9,9 @@
  * etcd's "cluster ID mismatch", an unknown member with 404, a removed member with 410. Every frame
  * carries the cluster ID again and is checked before Raft sees it.
  *
+ * A snapshot's database is posted to `/raft/snapshot` behind its MsgSnap frame (see
+ * snapshot-transfer.ts); the same identity checks apply before anything is stored.
+ *
  * Plain HTTP requests on the peer port go to the member's handler (etcd's GET /members and POST
  * /members/promote/<id>); the helpers at the bottom are the client side of those two requests.
  */
@@ -16,7 +19,8 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { type Duplex, Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { TLSSocket } from 'node:tls';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { TlsConfig } from '../src/config/config.js';
@@ -24,9 +28,14 @@ import { peerDialBackoffMsDefault, peerDialBackoffMsMax, peerPingIntervalMsDefau
 import { formatId, parseHexId as parseHexText } from '../src/membership/ids.js';
 import { membersFromPeerJson, type ClusterMember } from '../src/membership/member.js';
 import { ClusterIdMismatchError, FrameTooLargeError } from '../src/raft/message-codec.js';
-import type { NodeId } from '../src/raft/types.js';
+import type { Message, NodeId } from '../src/raft/types.js';
+import { readSnapshotHeader, snapshotPath, snapshotStream } from './snapshot-transfer.js';
 import {
   defaultTransportLimits,
+  notFoundAnswer,
+  type PeerAnswer,
+  type PeerCall,
+  peerCallBodyBytesMax,
   type OutgoingLink,
   type PeerLog,
   silentPeerLog,
@@ -68,12 +77,7 @@ export interface PeerTransportOptions {
   dialBackoffMsDefault?: number;
   dialBackoffMsMax?: number;
   pingIntervalMs?: number;
-  /** Answers plain HTTP requests on the peer port; true when it took the request (else 404). */
-  httpHandler?: PeerHttpHandler;
 }
-
-/** A handler for plain (non-upgrade) requests on the peer listener. */
-export type PeerHttpHandler = (request: http.IncomingMessage, response: http.ServerResponse) => boolean;
 
 interface TlsMaterial {
   cert?: Buffer;
@@ -240,8 +244,12 @@ export class PeerTransport extends TransportBase<readonly string[]> {
       throw new Error(`listen-peer-urls: unsupported scheme ${JSON.stringify(url.protocol)} in ${url.toString()}`);
     }
     const server = url.protocol === 'https:' ? https.createServer(this.serverTlsOptions()) : http.createServer();
+    // A snapshot body may take longer than Node's whole-request limit; its stream has an idle timeout instead.
+    server.requestTimeout = 0;
     server.on('request', (request: http.IncomingMessage, response: http.ServerResponse) => {
-      if (this.closed || this.options.httpHandler?.(request, response) !== true) response.writeHead(404).end('404 page not found\n');
+      if (!this.closed && new URL(request.url ?? '/', 'http://peer').pathname === snapshotPath) return void this.serveSnapshot(request, response);
+      if (this.closed) return void response.writeHead(404).end('404 page not found\n');
+      this.serveCall(request, response);
     });
     server.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(request, socket, head));
     if (url.protocol === 'https:') this.watchTls(server as https.Server);
@@ -314,6 +322,89 @@ export class PeerTransport extends TransportBase<readonly string[]> {
       return this.refuse(socket, 412, peerRefusals.toFieldMismatch);
     }
     this.webSockets.handleUpgrade(request, socket, head, (webSocket) => this.acceptInbound(from, webSocket));
+  }
+
+  /**
+   * Posts a snapshot stream to the peer's /raft/snapshot and resolves on its 204. A stream has no
+   * overall deadline (a database may be large); one that stalls for snapshotIdleMs is abandoned.
+   */
+  async sendSnapshot(message: Message, dbPath: string): Promise<void> {
+    const peer = this.dialed.get(message.to);
+    const base = peer?.urls[peer.attempts % Math.max(1, peer.urls.length)];
+    if (base === undefined) throw new Error(`no peer URL for ${formatId(message.to)}`);
+    const target = new URL(`${base.replace(/\/$/, '')}${snapshotPath}`);
+    const secure = target.protocol === 'https:';
+    const headers = Object.fromEntries(this.identityHeaders().map((line) => line.split(': ') as [string, string]));
+    const frame = this.snapshotFrame(message);
+    const request = (secure ? https.request : http.request)(target, {
+      method: 'POST',
+      headers: { ...headers, 'X-Raft-To': formatId(message.to), 'Content-Type': 'application/octet-stream' },
+      timeout: snapshotIdleMs,
+      ...(secure ? this.tlsMaterial : {}),
+    });
+    request.on('timeout', () => request.destroy(new Error(`snapshot to ${target.toString()} stalled for ${snapshotIdleMs} ms`)));
+    const answered = new Promise<http.IncomingMessage>((resolve, reject) => {
+      request.on('response', resolve);
+      request.on('error', reject);
+    });
+    await pipeline(Readable.from(snapshotStream(frame, dbPath)), request);
+    const response = await answered;
+    const chunks: Buffer[] = [];
+    for await (const chunk of response) if (chunks.length < 16) chunks.push(chunk as Buffer);
+    if (response.statusCode !== 204) throw new Error(`peer answered the snapshot with ${response.statusCode}: ${Buffer.concat(chunks).toString('utf8').trim()}`);
+  }
+
+  /** A peer API call over HTTP: the body (bounded) goes to the member, its answer back. */
+  private serveCall(request: http.IncomingMessage, response: http.ServerResponse): void {
+    const method = request.method === 'GET' || request.method === 'POST' ? request.method : undefined;
+    const path = new URL(request.url ?? '/', 'http://peer').pathname;
+    readBody(request, peerCallBodyBytesMax)
+      .then((body) => (method === undefined ? notFoundAnswer : this.answerCall({ method, path, body })))
+      .then(
+        (answer) => {
+          response.setHeader('X-Etcd-Cluster-ID', formatId(this.identity.clusterId));
+          response.writeHead(answer.status, { 'Content-Type': answer.contentType }).end(answer.body);
+        },
+        (error: Error) => response.writeHead(413, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`${error.message}\n`),
+      );
+  }
+
+  /** A peer API call to member `to`, tried on each of its peer URLs until one answers. */
+  async call(to: NodeId, call: PeerCall, timeoutMs: number): Promise<PeerAnswer> {
+    const urls = this.dialed.get(to)?.urls ?? [];
+    let failure: Error = new Error(`no peer URL for ${formatId(to)}`);
+    for (const base of urls) {
+      try {
+        const answer = await peerHttpRequest(call.method, `${base.replace(/\/$/, '')}${call.path}`, timeoutMs, this.options.tls, call.method === 'POST' ? call.body : undefined);
+        return { status: answer.status, contentType: answer.contentType, body: answer.body };
+      } catch (error) {
+        failure = error as Error;
+      }
+    }
+    throw failure;
+  }
+
+  /** etcd's snapshot handler: identity checks, then the stream goes to the member; 204 once it is stored and stepped. */
+  private async serveSnapshot(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
+    const answer = (status: number, text: string) => {
+      response.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' }).end(`${text}\n`);
+      request.resume();
+    };
+    response.setHeader('X-Etcd-Cluster-ID', formatId(this.identity.clusterId));
+    if (request.method !== 'POST') return answer(405, 'Method Not Allowed');
+    request.socket.setTimeout(snapshotIdleMs, () => request.destroy(new Error(`snapshot stream stalled for ${snapshotIdleMs} ms`)));
+    const from = parseHexId(request.headers['x-server-from']);
+    if (parseHexId(request.headers['x-etcd-cluster-id']) !== this.identity.clusterId) return answer(412, peerRefusals.clusterIdMismatch);
+    if (from !== undefined && this.removedIds.has(from)) return answer(410, peerRefusals.memberRemoved);
+    if (from === undefined || !this.dialed.has(from)) return answer(404, peerRefusals.senderNotFound);
+    try {
+      const { frame, rest } = await readSnapshotHeader(request, this.limits.frameBytesMax);
+      await this.acceptSnapshot(frame, from, { kind: 'stream', chunks: rest });
+      response.writeHead(204).end();
+    } catch (error) {
+      this.log.warn({ 'remote-peer-id': formatId(from), error: (error as Error).message }, 'failed to receive snapshot');
+      if (!response.headersSent) answer(400, (error as Error).message);
+    }
   }
 
   private refuse(socket: Duplex, status: number, text: string): void {
@@ -481,9 +572,13 @@ function closeServer(server: http.Server | https.Server): Promise<void> {
 /** What one plain HTTP request to a peer answered. */
 export interface PeerHttpAnswer {
   status: number;
+  contentType: string;
   body: string;
   clusterId: bigint | undefined;
 }
+
+/** A snapshot stream that moves no byte for this long is abandoned (either side). */
+const snapshotIdleMs = 30_000;
 
 /** Bytes of a peer's HTTP answer read at most; a member list is far smaller. */
 const peerAnswerBytesMax = 4 * 1024 * 1024;
@@ -510,6 +605,7 @@ export function peerHttpRequest(method: 'GET' | 'POST', url: string, timeoutMs: 
       response.on('end', () =>
         resolve({
           status: response.statusCode ?? 0,
+          contentType: response.headers['content-type'] ?? '',
           body: Buffer.concat(chunks).toString('utf8'),
           clusterId: parseHexId(response.headers['x-etcd-cluster-id']),
         }),
@@ -518,6 +614,24 @@ export function peerHttpRequest(method: 'GET' | 'POST', url: string, timeoutMs: 
     request.on('timeout', () => request.destroy(new Error(`peer request to ${url} timed out after ${timeoutMs} ms`)));
     request.on('error', reject);
     request.end(jsonBody);
+  });
+}
+
+/** Reads a request body as UTF-8, refusing one over `bytesMax`. */
+function readBody(request: http.IncomingMessage, bytesMax: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    request.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes <= bytesMax) chunks.push(chunk);
+      else {
+        request.pause();
+        reject(new Error(`peer request body exceeds ${bytesMax} bytes`));
+      }
+    });
+    request.on('error', reject);
+    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
   });
 }
 

@@ -92,7 +92,7 @@ export class Lessor {
   private readonly expiredRetryMs: number;
 
   private constructor(
-    private readonly backend: LeaseBackend,
+    private backend: LeaseBackend,
     options: LessorOptions,
   ) {
     assert(options.minTtlSeconds >= 1, () => `minimum lease TTL must be at least 1 s, saw ${options.minTtlSeconds}`);
@@ -106,11 +106,28 @@ export class Lessor {
    */
   static open(backend: LeaseBackend, options: LessorOptions): Lessor {
     const lessor = new Lessor(backend, options);
-    backend.scanLeases((record) => {
-      const ttlSeconds = Math.max(record.ttlSeconds, lessor.minTtlSeconds);
-      lessor.leaseMap.set(record.id, { id: record.id, ttlSeconds, expiryMs: forever, dueMs: forever, keys: new Set() });
-    });
+    lessor.load();
     return lessor;
+  }
+
+  /**
+   * Forgets every lease and loads those of `backend` instead (a snapshot received from the leader),
+   * as etcd's lessor Recover. Only a follower installs snapshots, so nothing is timed afterwards.
+   */
+  recover(backend: LeaseBackend): void {
+    assert(!this.primary, 'a primary lessor never recovers from a snapshot');
+    this.backend = backend;
+    this.leaseMap.clear();
+    this.itemMap.clear();
+    this.queue.reset();
+    this.load();
+  }
+
+  private load(): void {
+    this.backend.scanLeases((record) => {
+      const ttlSeconds = Math.max(record.ttlSeconds, this.minTtlSeconds);
+      this.leaseMap.set(record.id, { id: record.id, ttlSeconds, expiryMs: forever, dueMs: forever, keys: new Set() });
+    });
   }
 
   /** Number of leases. */

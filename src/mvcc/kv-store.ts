@@ -62,7 +62,7 @@ const noLease = 0n;
 const keyBucketName = new TextEncoder().encode('key');
 
 export class KvStore {
-  private readonly index = new TreeIndex();
+  private index = new TreeIndex();
   private currentRev = 1;
   private compactMainRev = -1;
   private appliedIndex = 0;
@@ -74,7 +74,7 @@ export class KvStore {
   private readonly onChanges: ((events: MvccEvent[], revision: number) => void) | undefined;
 
   private constructor(
-    private readonly backend: Backend,
+    private backend: Backend,
     options: KvStoreOptions,
   ) {
     const currentRev = (): number => this.currentRev;
@@ -86,7 +86,7 @@ export class KvStore {
       get firstRev() {
         return compactRev();
       },
-      valueAt: (rev) => backend.get(rev),
+      valueAt: (rev) => this.backend.get(rev),
     };
     this.leaseExists = options.leaseExists ?? (() => false);
     this.onChanges = options.onChanges;
@@ -97,6 +97,19 @@ export class KvStore {
     const store = new KvStore(backend, options);
     store.restore();
     return store;
+  }
+
+  /**
+   * Replaces everything with what `backend` holds (a snapshot received from the leader), as etcd's
+   * mvcc Restore: the index, revisions and applied index are rebuilt from it. The caller owns the
+   * old backend and closes it.
+   */
+  restoreFrom(backend: Backend): void {
+    this.backend = backend;
+    this.index = new TreeIndex();
+    this.currentRev = 1;
+    this.compactMainRev = -1;
+    this.restore();
   }
 
   /** The revision of the last write transaction (1 for an empty store, as etcd). */

@@ -12,6 +12,8 @@
  * with a synchronous transaction per batch.
  */
 
+import { closeSync, fsyncSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { assert } from '../lib/assert.js';
 import { decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from '../lease/record-codec.js';
@@ -225,6 +227,27 @@ export class LmdbBackend implements Backend {
       await seen;
     }
     if (this.failure !== undefined) throw this.failure;
+  }
+
+  /**
+   * Writes a consistent copy of the committed database (everything written so far, and possibly
+   * more) to `dir`/data.mdb, fsynced, and returns that file's path. The copy carries its own
+   * consistent index, so it says which entries it covers.
+   */
+  async copyTo(dir: string): Promise<string> {
+    this.checkUsable();
+    await this.flush();
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, 'data.mdb');
+    rmSync(path, { force: true });
+    await this.root.backup(dir, false);
+    const fd = openSync(path, 'r+');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    return path;
   }
 
   async close(): Promise<void> {

@@ -1,32 +1,75 @@
 /**
- * Raft snapshot metadata files in `<data-dir>/member/snap/`, named as etcd names them
- * (`%016x-%016x.snap`, term then index). The key-value state itself lives in the backend (as in
- * etcd v3, where the bolt db is the snapshot); this file keeps what Raft needs to restart from the
- * snapshot: its index, term and the membership (ConfState) at that index.
+ * Raft snapshot files in `<data-dir>/member/snap/`, named as etcd names them (`%016x-%016x.snap`,
+ * term then index). The key-value state itself lives in the backend (as in etcd v3, where the bolt
+ * db is the snapshot, sent to a follower as `%016x.snap.db`); this file keeps what Raft needs to
+ * restart from the snapshot: its index, term, ConfState, and the snapshot's data, which is the
+ * membership at that index (the members and the IDs removed for good).
  *
- * Format: [u32 LE crc32c of payload][payload: msgpack {index, term, confState, members}].
+ * Format: [u32 LE crc32c of payload][payload: msgpack {index, term, confState, data}].
  */
 import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { crc32c } from '../lib/crc32c.js';
-import type { ConfState, SnapshotMetadata } from '../raft/types.js';
+import type { ConfState, Snapshot } from '../raft/types.js';
 import type { ClusterMember } from '../membership/member.js';
 
 const packr = new Packr({ useRecords: false, int64AsType: 'bigint' });
 const snapNamePattern = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
 
-/** The file name etcd uses for a snapshot at (term, index). */
-export function snapFileName(term: number, index: number): string {
-  return `${term.toString(16).padStart(16, '0')}-${index.toString(16).padStart(16, '0')}.snap`;
+/** The membership a snapshot carries as its data. */
+export interface SnapshotMembership {
+  members: ClusterMember[];
+  /** Members removed from the cluster; their IDs may never come back. */
+  removed: bigint[];
 }
 
-/** Writes the snapshot metadata durably (temp file, fsync, rename, directory fsync). */
-export function saveSnapFile(dir: string, metadata: SnapshotMetadata, members: readonly ClusterMember[] = []): void {
-  const payload = packr.pack({ index: metadata.index, term: metadata.term, confState: metadata.confState, members });
+/** A snapshot's data: the membership, as msgpack. */
+export function encodeMembership(membership: SnapshotMembership): Uint8Array {
+  return packr.pack({ members: membership.members, removed: membership.removed });
+}
+
+/** Reads encodeMembership's bytes; throws naming `where` when they are not a membership. */
+export function decodeMembership(data: Uint8Array, where: string): SnapshotMembership {
+  if (data.length === 0) return { members: [], removed: [] };
+  const decoded = packr.unpack(data) as { members?: unknown; removed?: unknown };
+  const isMember = (value: unknown): value is ClusterMember => {
+    const member = value as ClusterMember;
+    return typeof member === 'object' && member !== null && typeof member.id === 'bigint' && typeof member.name === 'string' &&
+      isStringList(member.peerUrls) && isStringList(member.clientUrls) && typeof member.isLearner === 'boolean';
+  };
+  const { members, removed } = decoded;
+  if (!Array.isArray(members) || !members.every(isMember) || !Array.isArray(removed) || !removed.every((id) => typeof id === 'bigint')) {
+    throw new Error(`${where}: malformed membership`);
+  }
+  return { members, removed: removed as bigint[] };
+}
+
+function isStringList(value: unknown): boolean {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string');
+}
+
+/** The file name etcd uses for a snapshot at (term, index). */
+export function snapFileName(term: number, index: number): string {
+  return `${hex16(term)}-${hex16(index)}.snap`;
+}
+
+/** The file name etcd gives the backend database received with the snapshot at `index`. */
+export function snapDbFileName(index: number): string {
+  return `${hex16(index)}.snap.db`;
+}
+
+function hex16(value: number): string {
+  return value.toString(16).padStart(16, '0');
+}
+
+/** Writes the snapshot durably (temp file, fsync, rename, directory fsync). */
+export function saveSnapFile(dir: string, snapshot: Snapshot): void {
+  const { index, term, confState } = snapshot.metadata;
+  const payload = packr.pack({ index, term, confState, data: snapshot.data });
   const header = Buffer.alloc(4);
   header.writeUInt32LE(crc32c(payload), 0);
-  const finalPath = join(dir, snapFileName(metadata.term, metadata.index));
+  const finalPath = join(dir, snapFileName(term, index));
   const tempPath = `${finalPath}.tmp`;
   const fd = openSync(tempPath, 'w');
   try {
@@ -37,6 +80,11 @@ export function saveSnapFile(dir: string, metadata: SnapshotMetadata, members: r
     closeSync(fd);
   }
   renameSync(tempPath, finalPath);
+  fsyncDir(dir);
+}
+
+/** Makes a rename or unlink in `dir` durable. */
+export function fsyncDir(dir: string): void {
   const dirFd = openSync(dir, 'r');
   try {
     fsyncSync(dirFd);
@@ -58,18 +106,8 @@ function asConfState(value: unknown, path: string): ConfState {
   return state;
 }
 
-/** Reads the snapshot metadata for (term, index); throws naming the file when it is missing or corrupt. */
-export function loadSnapFile(dir: string, term: number, index: number): SnapshotMetadata {
-  const { metadata } = readSnapFile(dir, term, index);
-  return metadata;
-}
-
-/** The members recorded with the snapshot at (term, index). */
-export function loadSnapMembers(dir: string, term: number, index: number): ClusterMember[] {
-  return readSnapFile(dir, term, index).members;
-}
-
-function readSnapFile(dir: string, term: number, index: number): { metadata: SnapshotMetadata; members: ClusterMember[] } {
+/** Reads the snapshot at (term, index); throws naming the file when it is missing or corrupt. */
+export function loadSnapFile(dir: string, term: number, index: number): Snapshot {
   const path = join(dir, snapFileName(term, index));
   let bytes: Buffer;
   try {
@@ -82,12 +120,13 @@ function readSnapFile(dir: string, term: number, index: number): { metadata: Sna
   const expected = bytes.readUInt32LE(0);
   const actual = crc32c(payload);
   if (expected !== actual) throw new Error(`snapshot file ${path} is corrupt: crc ${actual} != ${expected}`);
-  const decoded = packr.unpack(payload) as { index: unknown; term: unknown; confState: unknown; members?: unknown };
+  const decoded = packr.unpack(payload) as { index: unknown; term: unknown; confState: unknown; data?: unknown };
   if (decoded.index !== index || decoded.term !== term) {
     throw new Error(`snapshot file ${path} holds index ${String(decoded.index)} term ${String(decoded.term)}`);
   }
-  const members = Array.isArray(decoded.members) ? (decoded.members as ClusterMember[]) : [];
-  return { metadata: { index, term, confState: asConfState(decoded.confState, path) }, members };
+  if (!(decoded.data instanceof Uint8Array)) throw new Error(`snapshot file ${path}: no snapshot data`);
+  decodeMembership(decoded.data, `snapshot file ${path}`);
+  return { data: decoded.data, metadata: { index, term, confState: asConfState(decoded.confState, path) } };
 }
 
 /** Deletes all but the newest `keep` snapshot files (etcd's --max-snapshots; 0 keeps all). */

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
 import { KvConnection } from '../../bench/kv-client.js';
-import { Cluster, parseEtcdctlJson, pollUntil, schemelessEndpoint, type ClusterMember } from '../support/cluster.js';
+import { assertHashesAgree, Cluster, parseEtcdctlJson, pollUntil, type ClusterMember } from '../support/cluster.js';
 import { runEtcdctl } from '../support/etcdctl.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
 
@@ -121,7 +121,7 @@ for (const target of targets) {
       }
       t.diagnostic(`${target.label}: ${writers.acknowledged.size} puts acknowledged, ${writers.failures} attempts failed`);
       await assertEveryMemberHas(cluster, 'failover/', writers.acknowledged);
-      await assertHashesAgree(cluster);
+      await assertHashesAgree(cluster, catchUpWaitMs);
     });
 
     test('a follower killed and restarted catches up on the writes it missed', async () => {
@@ -139,7 +139,7 @@ for (const target of targets) {
       });
       await follower.restart();
       await assertEveryMemberHas(cluster, 'missed/', written);
-      await assertHashesAgree(cluster);
+      await assertHashesAgree(cluster, catchUpWaitMs);
     });
   });
 }
@@ -254,18 +254,6 @@ async function assertEveryMemberHas(cluster: Cluster, prefix: string, expected: 
       for (const [key, value] of expected) if (stored[key] !== value) missing.push(`${key}: expected ${value}, saw ${String(stored[key])}`);
       assert.equal(missing.length, 0, `${member.describe()} lacks ${missing.length} of ${expected.size} acknowledged puts:\n${missing.slice(0, 10).join('\n')}`);
     }
-  });
-}
-
-/** `etcdctl endpoint hashkv` over all members reports one hash at one revision. */
-async function assertHashesAgree(cluster: Cluster): Promise<void> {
-  await pollUntil('agreeing hashkv across members', catchUpWaitMs, async () => {
-    const result = await runEtcdctl(cluster.endpoints().map(schemelessEndpoint).join(','), ['endpoint', 'hashkv', '-w', 'json']);
-    if (result.code !== 0) return `hashkv failed: ${result.stderr.trim()}`;
-    const entries = parseEtcdctlJson(result.stdout) as Array<{ Endpoint: string; HashKV: { hash?: number; header: { revision?: number } } }>;
-    if (entries.length !== cluster.members.length) return `expected ${cluster.members.length} hashes, saw ${result.stdout}`;
-    const distinct = new Set(entries.map((e) => `hash ${e.HashKV.hash ?? 0} at revision ${e.HashKV.header.revision ?? 0}`));
-    return distinct.size === 1 ? '' : entries.map((e) => `${e.Endpoint}: hash ${e.HashKV.hash ?? 0} at revision ${e.HashKV.header.revision ?? 0}`).join('; ');
   });
 }
 

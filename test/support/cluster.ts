@@ -326,3 +326,15 @@ export async function pollUntil(what: string, waitMs: number, check: () => Promi
   }
   throw new Error(`${what} did not happen within ${waitMs} ms: ${complaint}`);
 }
+
+/** Waits until `etcdctl endpoint hashkv` over all members reports one hash at one revision. */
+export async function assertHashesAgree(cluster: Cluster, waitMs: number): Promise<void> {
+  await pollUntil('agreeing hashkv across members', waitMs, async () => {
+    const result = await runEtcdctl(cluster.endpoints().map(schemelessEndpoint).join(','), ['endpoint', 'hashkv', '-w', 'json']);
+    if (result.code !== 0) return `hashkv failed: ${result.stderr.trim()}`;
+    const entries = parseEtcdctlJson(result.stdout) as Array<{ Endpoint: string; HashKV: { hash?: number; header: { revision?: number } } }>;
+    if (entries.length !== cluster.members.length) return `expected ${cluster.members.length} hashes, saw ${result.stdout}`;
+    const distinct = new Set(entries.map((e) => `hash ${e.HashKV.hash ?? 0} at revision ${e.HashKV.header.revision ?? 0}`));
+    return distinct.size === 1 ? '' : entries.map((e) => `${e.Endpoint}: hash ${e.HashKV.hash ?? 0} at revision ${e.HashKV.header.revision ?? 0}`).join('; ');
+  });
+}

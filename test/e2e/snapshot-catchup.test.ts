@@ -1,0 +1,97 @@
+/**
+ * A follower cut off long enough that the leader compacted the entries it missed catches up
+ * through a snapshot: the leader sends its backend database, the follower installs it and then
+ * follows the log again. Three real member processes with --snapshot-count 1000; the follower is
+ * killed while more than snapshot-count plus the catch-up entries (5,000, as etcd keeps) are
+ * written, restarted, and must then hold every write and agree on HashKV with the others. Real
+ * etcd runs first to prove the test; both say in their logs that the follower applied a snapshot.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Etcd3 } from 'etcd3';
+import { KvConnection } from '../../bench/kv-client.js';
+import { assertHashesAgree, Cluster, pollUntil } from '../support/cluster.js';
+import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
+
+const snapshotCount = 1_000;
+/** More entries than the leader keeps behind its snapshot (5,000) plus one snapshot's worth. */
+const putsWhileFollowerDown = 7_500;
+/** Puts in flight at once while the follower is down. */
+const putsInFlight = 32;
+const putDeadlineMs = 5_000;
+/** Bound on the restarted follower catching up. */
+const catchUpWaitMs = 30_000;
+/** What each system logs when a follower installs a snapshot from the leader. */
+const appliedSnapshotLog: Record<string, RegExp> = { etcd: /finished applying incoming snapshot/, tsetcd: /applied snapshot from the leader/ };
+
+const sut = sutCommand();
+const targets: Array<{ label: string; command?: MemberCommand; skip?: string }> = [
+  { label: 'etcd', command: etcdCommand() },
+  sut.command === undefined ? { label: 'tsetcd', skip: sut.skipReason } : { label: sut.command.label, command: sut.command },
+];
+
+for (const target of targets) {
+  describe(`a three-member ${target.label} cluster with --snapshot-count ${snapshotCount}`, target.skip === undefined ? {} : { skip: target.skip }, () => {
+    let cluster: Cluster;
+
+    before(async () => {
+      cluster = await Cluster.start({ command: target.command as MemberCommand, extraFlags: ['--snapshot-count', String(snapshotCount)] });
+    });
+
+    after(async () => {
+      await cluster?.destroy();
+    });
+
+    test('a follower that missed more than the leader keeps catches up through a snapshot', async (t) => {
+      const leader = await cluster.leader();
+      const [follower] = cluster.followers(leader);
+      assert.ok(follower !== undefined, 'expected a follower');
+      await follower.kill9();
+      const startedMs = Date.now();
+      await putMany(leader.clientUrl, putsWhileFollowerDown);
+      t.diagnostic(`${target.label}: ${putsWhileFollowerDown} puts while ${follower.name} was down took ${Date.now() - startedMs} ms`);
+      const restartedMs = Date.now();
+      await follower.restart();
+      const client = new Etcd3({ hosts: follower.clientUrl });
+      try {
+        await pollUntil(`${follower.describe()} to serve the last put`, catchUpWaitMs, async () => {
+          const value = await client.get(keyOf(putsWhileFollowerDown - 1)).serializable(true).string().catch((error: Error) => error.message);
+          return value === valueOf(putsWhileFollowerDown - 1) ? '' : String(value);
+        });
+        t.diagnostic(`${target.label}: ${follower.name} caught up ${Date.now() - restartedMs} ms after its restart began`);
+        const stored = await client.getAll().prefix('snap/').serializable(true).strings();
+        const wrong = Array.from({ length: putsWhileFollowerDown }, (_, i) => i).filter((i) => stored[keyOf(i)] !== valueOf(i));
+        assert.equal(wrong.length, 0, `${follower.describe()} lacks ${wrong.length} puts, e.g. ${wrong.slice(0, 5).map(keyOf).join(', ')}`);
+        // The follower keeps following the log after the snapshot.
+        await client.put('after-snapshot').value('yes').exec();
+      } finally {
+        client.close();
+      }
+      const log = readFileSync(follower.logPath, 'utf8');
+      const expected = appliedSnapshotLog[target.label] ?? appliedSnapshotLog.tsetcd!;
+      assert.match(log, expected, `${follower.describe()} should say it applied a snapshot from the leader`);
+      await assertHashesAgree(cluster, catchUpWaitMs);
+    });
+  });
+}
+
+const keyOf = (i: number): string => `snap/${String(i).padStart(5, '0')}`;
+const valueOf = (i: number): string => `value-${i}`;
+
+/** `count` puts through one endpoint, `putsInFlight` at a time; every one must be acknowledged. */
+async function putMany(endpoint: string, count: number): Promise<void> {
+  const connection = new KvConnection(endpoint);
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      await connection.put(Buffer.from(keyOf(i)), Buffer.from(valueOf(i)), putDeadlineMs);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: putsInFlight }, worker));
+  } finally {
+    connection.close();
+  }
+}
