@@ -94,9 +94,25 @@ export function newRaftCore(config: RaftCoreConfig): RaftCore {
     core.term = hardState.term;
     core.vote = hardState.vote;
   }
+  adoptLastLogTerm(core);
   if (config.appliedIndex > 0) log.appliedTo(config.appliedIndex);
   becomeFollower(core, core.term, noneId);
   return core;
+}
+
+/**
+ * Restores term >= last log term after a torn write kept a Ready's entries (or snapshot) but lost
+ * the hard state written after them. The lost record would have said term T (the last entry's
+ * term) with no vote ever sent: a non-leader sends its vote only after the hard state holding it
+ * is durable, and hard state terms only grow, so a loaded term below T proves no vote of term T
+ * left this member. Voting later in T is harmless anyway: a candidate of term T campaigned from
+ * T - 1, so its last term is below ours and we refuse it. The commit index is kept as loaded.
+ */
+function adoptLastLogTerm(core: RaftCore): void {
+  const lastTerm = core.log.lastTerm();
+  if (lastTerm <= core.term) return;
+  core.term = lastTerm;
+  core.vote = noneId;
 }
 
 // ---- outputs ---------------------------------------------------------------------------------

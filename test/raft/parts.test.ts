@@ -4,9 +4,11 @@ import { Prng, prngNext } from '../../src/lib/prng.js';
 import { Inflights, Progress } from '../../src/raft/progress.js';
 import { majorityCommittedIndex, majorityVoteResult } from '../../src/raft/quorum.js';
 import { RaftLog } from '../../src/raft/log.js';
+import { newRaftCore } from '../../src/raft/raft.js';
 import { MemoryStorage } from '../../src/raft/storage.js';
 import { StorageCompactedError } from '../../src/raft/errors.js';
-import { EntryType } from '../../src/raft/types.js';
+import { EntryType, noneId } from '../../src/raft/types.js';
+import { confStateOf } from './harness.js';
 
 const entry = (term: number, index: number) => ({ term, index, type: EntryType.normal, data: new Uint8Array(0) });
 
@@ -72,4 +74,22 @@ test('the log finds conflicts, truncates an uncommitted suffix and reports compa
   storage.compact(2);
   assert.throws(() => log.entriesFrom(1, 10), StorageCompactedError);
   assert.equal(log.term(1), undefined);
+});
+
+test('a core whose loaded hard state lags its last entry starts at that entry term without a vote', () => {
+  const coreFrom = (hardState: { term: number; vote: bigint; commit: number }) => {
+    const storage = MemoryStorage.withConfState(confStateOf([1n, 2n, 3n]));
+    storage.append([entry(1, 1), entry(2, 2), entry(4, 3)]);
+    storage.setHardState(hardState);
+    return newRaftCore({
+      id: 2n, electionTicks: 10, heartbeatTicks: 1, storage, appliedIndex: 0, preVote: true, checkQuorum: false,
+      maxEntriesPerMessage: 4, maxInflightMessages: 8, seed: 1,
+    });
+  };
+  const torn = coreFrom({ term: 2, vote: 3n, commit: 2 });
+  assert.deepEqual([torn.term, torn.vote, torn.log.committed], [4, noneId, 2]);
+  const current = coreFrom({ term: 5, vote: 3n, commit: 2 });
+  assert.deepEqual([current.term, current.vote, current.log.committed], [5, 3n, 2]);
+  const exact = coreFrom({ term: 4, vote: 1n, commit: 3 });
+  assert.deepEqual([exact.term, exact.vote, exact.log.committed], [4, 1n, 3]);
 });

@@ -24,6 +24,11 @@ interface CommittedEntry {
   term: number;
   data: string;
   firstAppliedBy: NodeId;
+  /**
+   * The highest term any leader had reached when the entry was first applied. The leader that
+   * committed it was elected by then, so this bounds the term it was committed in from above.
+   */
+  committedByTermMax: number;
 }
 
 export class SafetyChecker {
@@ -47,6 +52,10 @@ export class SafetyChecker {
     const first = log.firstIndex();
     for (const [index, entry] of this.committed) {
       if (index < first) continue; // Compacted into the leader's snapshot, which holds only committed state.
+      // Raft promises the entry only to leaders of terms after the one it was committed in. A vote
+      // granted in an old term can reach its candidate late, after a newer term committed more, and
+      // the stale leader (which can commit nothing) rightly lacks that.
+      if (term <= entry.committedByTermMax) continue;
       const held = log.term(index);
       if (held !== entry.term) {
         throw new SafetyViolation(`leader completeness: leader ${id} of term ${term} has term ${held ?? 'none'} at ` +
@@ -59,7 +68,7 @@ export class SafetyChecker {
   onApply(id: NodeId, entry: Entry, data: string): void {
     const known = this.committed.get(entry.index);
     if (known === undefined) {
-      this.committed.set(entry.index, { term: entry.term, data, firstAppliedBy: id });
+      this.committed.set(entry.index, { term: entry.term, data, firstAppliedBy: id, committedByTermMax: this.termMax() });
       if (entry.index > this.committedIndexMax) this.committedIndexMax = entry.index;
       return;
     }

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { RawNode } from '../../machines/raw-node.js';
 import { MemoryStorage } from '../../src/raft/storage.js';
 import { EntryType, MessageType } from '../../src/raft/types.js';
-import { confStateOf } from './harness.js';
+import { confStateOf, text } from './harness.js';
+import { SafetyChecker } from './sim-checkers.js';
 import { type SimulationOptions, type SimulationResult, type SimulationStats, simulate } from './simulator.js';
 
 // RAFT_SIM_SEED=n replays one seed and prints its whole trace; RAFT_SIM_SEEDS=n widens the sweep
@@ -89,11 +90,9 @@ test('the checkers catch reads served from local state without ReadIndex', () =>
 
 // Found by seed 21158 (RAFT_SIM_SEEDS=20000 RAFT_SIM_FIRST_SEED=20001): a torn WAL tail kept the
 // entries record of a member's first Ready but not the hard state record after it, so the member
-// restarted at term 0 holding an entry of term 1. Rejecting a pre-vote then answers with term 0,
-// which send() refuses. etcd never meets this because it bootstraps members at term 1.
-test('a member at term 0 holding an entry of term 1 can reject a pre-vote', {
-  todo: 'core bug: handleVoteRequest rejects with core.term = 0 and trips "vote traffic must carry a term"',
-}, () => {
+// restarted at term 0 holding an entry of term 1. Rejecting a pre-vote then answered with term 0,
+// which send() refuses. The core now starts at the last entry's term when the hard state lags it.
+test('a member at term 0 holding an entry of term 1 can reject a pre-vote', () => {
   const storage = MemoryStorage.withConfState(confStateOf([1n, 2n, 3n]));
   storage.append([{ term: 1, index: 1, type: EntryType.normal, data: new Uint8Array(0) }]);
   const node = new RawNode({
@@ -106,4 +105,16 @@ test('a member at term 0 holding an entry of term 1 can reject a pre-vote', {
   const [response] = node.ready().messages;
   assert.equal(response?.type, MessageType.preVoteResp);
   assert.equal(response?.reject, true);
+  assert.equal(response?.term, 1);
+});
+
+// Found by seed 58151: member 1 granted member 2 a vote in term 2, then voted in term 3, whose
+// leader committed 3/16; the term 2 grant arrived late and made 2 a stale leader without 3/16.
+test('leader completeness binds only leaders of terms after the entry was committed', () => {
+  const logUpTo15 = { firstIndex: () => 1, lastIndex: () => 15, term: (i: number) => (i >= 1 && i <= 15 ? 1 : undefined) };
+  const checker = new SafetyChecker();
+  checker.onLeaderElected(3n, 3);
+  checker.onApply(3n, { term: 3, index: 16, type: EntryType.normal, data: text('w') }, 'w');
+  checker.onLeader(2n, 2, logUpTo15);
+  assert.throws(() => checker.onLeader(2n, 4, logUpTo15), /leader completeness/);
 });
