@@ -2,21 +2,31 @@
  * The etcdserverpb.Watch/Watch stream, as etcd's serverWatchStream: one stream carries many
  * watchers; create, cancel and progress requests are answered in the order they arrive, and a
  * watcher's events never precede its "created" response because both go through one queue.
- * The queue respects gRPC flow control (write() false -> wait for 'drain'); while it holds
- * streamResponsesQueuedMax responses the stream's watchers refuse more and become victims in the
- * WatchableStore, which holds their events until the WatchDriver offers them again.
+ * Responses are queued as encoded bytes and written as whole batches: one gRPC write carries every
+ * response queued since the previous write finished, so one revision's fan-out to 1,000 watchers of
+ * a stream costs one write, not 1,000 (grpc-js waits for each write to reach the socket before
+ * taking the next). A revision's header and events are encoded once and shared by every watcher
+ * that gets them; only the watch_id field differs. While a stream holds streamQueuedBytesMax the
+ * stream's watchers refuse more and become victims in the WatchableStore, which holds their events
+ * until the WatchDriver offers them again, so a client that stops reading never delays writes.
  *
  * The WatchDriver runs the store's catch-up and victim passes off the write path.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { loadProtos, type WireMessage } from '../src/api/codec.js';
+import { headerToWire, loadProtos, type WireMessage } from '../src/api/codec.js';
 import type { ResponseHeader } from '../src/api/types.js';
 import { assert } from '../src/lib/assert.js';
 import { grpcOverheadBytes, requestBytesDefault } from '../src/lib/limits.js';
 import {
   fragmentResponse,
+  framedWatchIdMax,
+  grpcFramePrefixBytes,
+  watchEventToWire,
+  watchIdFieldBytes,
   watchRequestFromWire,
   watchResponseToWire,
+  writeFramePrefix,
+  writeWatchIdField,
   type WatchCreate,
   type WatchResponseFields,
   type WireWatchResponse,
@@ -27,13 +37,14 @@ import {
   invalidWatchId,
   progressNotifyIntervalMsDefault,
   progressNotifyIntervalMsMin,
-  streamResponsesQueuedMax,
+  streamQueuedBytesMax,
+  streamWriteBytesMax,
   syncBytesMaxDefault,
   syncEventsMaxDefault,
   syncRetryIntervalMs,
   victimRetryIntervalMs,
 } from '../src/watch/watch-limits.js';
-import { type Watcher, type WatchableStore, type WatchResponse, watchSpan } from '../src/watch/watchable-store.js';
+import { type Watcher, type WatchableStore, type WatchEvent, type WatchResponse, watchSpan } from '../src/watch/watchable-store.js';
 import type { StreamHandler } from './grpc-server.js';
 
 export interface WatchHost {
@@ -119,10 +130,12 @@ type WatchCall = grpc.ServerDuplexStream<WireMessage, WireMessage>;
 
 /** The Watch/Watch handler for createGrpcServer's `handlers`. */
 export function watchHandler(host: WatchHost): StreamHandler {
-  const serialize = (loadProtos()['etcdserverpb.Watch'] as grpc.ServiceDefinition).Watch!.responseSerialize;
-  const sizeBytes = (response: WireWatchResponse): number => serialize(response).length;
+  const method = (loadProtos()['etcdserverpb.Watch'] as grpc.ServiceDefinition).Watch!;
+  const serialize = method.responseSerialize as (response: unknown) => Buffer;
+  const deserialize = method.responseDeserialize as (bytes: Buffer) => WireMessage;
+  const encoder = new WatchEncoder(host, serialize);
   return (call: WatchCall) => {
-    new WatchStream(call, host, sizeBytes).start();
+    new WatchStream(call, host, encoder, framedWriter(call) ?? objectWriter(call, deserialize)).start();
   };
 }
 
@@ -132,6 +145,129 @@ function progressIntervalMs(host: WatchHost): number {
   return base + Math.floor(Math.random() * (base / 10));
 }
 
+/**
+ * One queued WatchResponse: `head`, then this watcher's watch_id field, then `tail`. Event
+ * responses share head (the header) and tail (the events) with every watcher of their revision;
+ * other responses are whole messages in `head` with watch id 0 (written as nothing) and no tail.
+ */
+interface QueuedResponse {
+  readonly head: Uint8Array;
+  readonly watchId: number;
+  readonly tail: Uint8Array;
+  /** Encoded message bytes, without gRPC's prefix. */
+  readonly messageBytes: number;
+}
+
+/** Encoded header and events of one revision's shared events array. */
+interface EncodedEvents {
+  readonly head: Uint8Array;
+  readonly tail: Uint8Array;
+}
+
+const noBytes = new Uint8Array(0);
+/** WatchResponse.created (field 3, varint) set to true. */
+const createdField = new Uint8Array([(3 << 3) | 0, 1]);
+
+function sameHeader(a: ResponseHeader, b: ResponseHeader): boolean {
+  return a.revision === b.revision && a.raftTerm === b.raftTerm && a.clusterId === b.clusterId && a.memberId === b.memberId;
+}
+
+/** Encodes responses; shared by every stream of a server so a revision's events are encoded once in all. */
+export class WatchEncoder {
+  /** Keyed by the store's shared events array: one entry per revision and watcher variant, freed with it. */
+  private readonly encoded = new WeakMap<readonly WatchEvent[], EncodedEvents>();
+  private lastHeader: { header: ResponseHeader; bytes: Uint8Array } | undefined;
+
+  constructor(
+    private readonly host: WatchHost,
+    private readonly serialize: (response: unknown) => Buffer,
+  ) {}
+
+  /** The header (field 1) and events (field 11) of a response carrying `events` at `revision`. */
+  events(events: readonly WatchEvent[], revision: number): EncodedEvents {
+    let encoded = this.encoded.get(events);
+    if (encoded === undefined) {
+      const header = headerToWire({ ...this.host.header(), revision });
+      // proto3 writes fields in any order; each part holds only its own field, in field order.
+      encoded = { head: this.serialize({ header }), tail: this.serialize({ events: events.map(watchEventToWire) }) };
+      this.encoded.set(events, encoded);
+    }
+    return encoded;
+  }
+
+  /** The header field alone, cached while consecutive calls see the same header (a burst of creates). */
+  header(header: ResponseHeader): Uint8Array {
+    const last = this.lastHeader;
+    if (last === undefined || !sameHeader(last.header, header)) {
+      this.lastHeader = { header, bytes: this.serialize({ header: headerToWire(header) }) };
+    }
+    return (this.lastHeader as { bytes: Uint8Array }).bytes;
+  }
+
+  /** A whole response (created, canceled, progress, fragments), through protobuf. */
+  message(wire: WireWatchResponse): Uint8Array {
+    return this.serialize(wire);
+  }
+
+  sizeBytes = (wire: WireWatchResponse): number => this.serialize(wire).length;
+}
+
+/** Hands a batch of queued responses to gRPC and calls `done` once it has been written out. */
+type BatchWriter = (batch: readonly QueuedResponse[], messageBytes: number, done: () => void) => void;
+
+/** A write of several complete gRPC messages, each with its prefix, that grpc-js passes through as is. */
+class FramedMessages {
+  constructor(readonly bytes: Buffer) {}
+}
+
+/** The grpc-js call object under a ServerDuplexStream that turns a written value into prefixed bytes. */
+interface SerializingCall {
+  serializeMessage(value: unknown): Buffer;
+}
+
+/**
+ * Writes whole batches as one gRPC write. grpc-js serializes each written value into one message
+ * and sends the next only after the previous reached the socket, which serialises 10,000 watchers'
+ * responses behind each other. Its per-call serializeMessage is taught to pass FramedMessages
+ * through; undefined when this grpc-js version has no such method (then objectWriter is used).
+ */
+export function framedWriter(call: WatchCall): BatchWriter | undefined {
+  const inner = (call as unknown as { call?: Partial<SerializingCall> }).call;
+  if (inner === undefined || typeof inner.serializeMessage !== 'function') return undefined;
+  const original = inner.serializeMessage.bind(inner);
+  inner.serializeMessage = (value: unknown): Buffer => (value instanceof FramedMessages ? value.bytes : original(value));
+  return (batch, messageBytes, done) => {
+    const bytes = Buffer.allocUnsafe(messageBytes + batch.length * grpcFramePrefixBytes);
+    let offset = 0;
+    for (const response of batch) {
+      offset = writeFramePrefix(bytes, offset, response.messageBytes);
+      offset = writeMessage(bytes, offset, response);
+    }
+    assert(offset === bytes.length, () => `a framed batch of ${bytes.length} bytes was filled to ${offset}`);
+    call.write(new FramedMessages(bytes) as unknown as WireMessage, done);
+  };
+}
+
+/** The slow but version-proof path: each response decoded back into an object grpc-js encodes again. */
+function objectWriter(call: WatchCall, deserialize: (bytes: Buffer) => WireMessage): BatchWriter {
+  return (batch, _messageBytes, done) => {
+    batch.forEach((response, index) => {
+      const bytes = Buffer.allocUnsafe(response.messageBytes);
+      writeMessage(bytes, 0, response);
+      call.write(deserialize(bytes), index === batch.length - 1 ? done : undefined);
+    });
+  };
+}
+
+function writeMessage(target: Buffer, offset: number, response: QueuedResponse): number {
+  target.set(response.head, offset);
+  let at = writeWatchIdField(target, offset + response.head.length, response.watchId);
+  target.set(response.tail, at);
+  at += response.tail.length;
+  assert(at - offset === response.messageBytes, () => `a response of ${response.messageBytes} bytes was written as ${at - offset}`);
+  return at;
+}
+
 class WatchStream {
   /** Watchers by watch id, compacted ones included until the client cancels them, as in etcd. */
   private readonly watchers = new Map<number, Watcher>();
@@ -139,18 +275,28 @@ class WatchStream {
   private readonly progressWanted = new Map<number, boolean>();
   private readonly fragmented = new Set<number>();
   private nextWatchId = 0;
-  private readonly queue: WireMessage[] = [];
-  private writable = true;
+  private queue: QueuedResponse[] = [];
+  /** Message bytes in `queue`, prefixes not counted. */
+  private queuedBytes = 0;
+  /** A batch is with gRPC and its write has not finished. */
+  private writing = false;
+  private flushScheduled = false;
+  /** A watcher was refused since the last write finished: its victim waits for room. */
+  private refused = false;
   private closed = false;
   /** A progress request waiting for the stream's watchers to catch up. */
   private progressDeferred = false;
   private progressTimer: NodeJS.Timeout | undefined;
   private readonly fragmentBytesMax: number;
+  /** One sink and one sync callback for all the stream's watchers: 10,000 watchers need no closures of their own. */
+  private readonly sink = (response: WatchResponse): boolean => this.deliver(response);
+  private readonly onSynced = (): void => this.answerDeferredProgress();
 
   constructor(
     private readonly call: WatchCall,
     private readonly host: WatchHost,
-    private readonly sizeBytes: (response: WireWatchResponse) => number,
+    private readonly encoder: WatchEncoder,
+    private readonly writeBatch: BatchWriter,
   ) {
     this.fragmentBytesMax = (host.maxRequestBytes ?? requestBytesDefault) + grpcOverheadBytes;
   }
@@ -192,11 +338,11 @@ class WatchStream {
       return refuse(watchErrors.duplicateId);
     }
     // "created" is queued before the watcher exists, so its events can only come after it.
-    this.send(header, { watchId, created: true });
+    this.sendCreated(header, watchId);
     const watcher = this.host.watchable.watch(
       { watchId, key: request.key, rangeEnd: request.rangeEnd, startRevision: request.startRevision, filters: request.filters, prevKv: request.prevKv },
-      (response) => this.deliver(response),
-      () => this.answerDeferredProgress(),
+      this.sink,
+      this.onSynced,
     );
     this.watchers.set(watchId, watcher);
     if (request.fragment) this.fragmented.add(watchId);
@@ -204,6 +350,13 @@ class WatchStream {
       this.progressWanted.set(watchId, true);
       this.startProgressTimer();
     }
+  }
+
+  /** The "created" response from the shared header bytes: 10,000 creates in a burst encode one header. */
+  private sendCreated(header: ResponseHeader, watchId: number): void {
+    if (watchId < 0 || watchId > framedWatchIdMax) return this.send(header, { watchId, created: true });
+    const head = this.encoder.header(header);
+    this.enqueue({ head, watchId, tail: createdField, messageBytes: head.length + watchIdFieldBytes(watchId) + createdField.length });
   }
 
   private cancel(watchId: number): void {
@@ -243,37 +396,77 @@ class WatchStream {
   private deliver(response: WatchResponse): boolean {
     // A closed stream takes everything: its watchers are being canceled anyway.
     if (this.closed) return true;
-    if (this.queue.length >= streamResponsesQueuedMax) return false;
-    const header = { ...this.host.header(), revision: response.revision };
-    const canceled = response.compactRevision !== 0;
-    this.send(header, { watchId: response.watchId, events: response.events, compactRevision: response.compactRevision, canceled });
+    if (this.queuedBytes >= streamQueuedBytesMax) {
+      this.refused = true;
+      return false;
+    }
     if (response.events.length > 0 && this.progressWanted.has(response.watchId)) this.progressWanted.set(response.watchId, false);
+    if (!this.deliverShared(response)) {
+      const header = { ...this.host.header(), revision: response.revision };
+      const canceled = response.compactRevision !== 0;
+      this.send(header, { watchId: response.watchId, events: response.events, compactRevision: response.compactRevision, canceled });
+    }
+    return true;
+  }
+
+  /** Queues an events response from the revision's shared bytes; false when it needs the general path. */
+  private deliverShared(response: WatchResponse): boolean {
+    const { watchId, events } = response;
+    if (events.length === 0 || response.compactRevision !== 0 || watchId < 0 || watchId > framedWatchIdMax) return false;
+    const { head, tail } = this.encoder.events(events, response.revision);
+    const messageBytes = head.length + watchIdFieldBytes(watchId) + tail.length;
+    // etcd's sendFragments splits a response of at least the limit holding two or more events.
+    if (this.fragmented.has(watchId) && events.length >= 2 && messageBytes >= this.fragmentBytesMax) return false;
+    this.enqueue({ head, watchId, tail, messageBytes });
     return true;
   }
 
   private send(header: ResponseHeader, fields: WatchResponseFields): void {
     if (this.closed) return;
     const wire = watchResponseToWire(header, fields);
-    if (this.fragmented.has(fields.watchId)) {
-      for (const piece of fragmentResponse(wire, this.fragmentBytesMax, this.sizeBytes)) this.queue.push(piece as unknown as WireMessage);
-    } else {
-      this.queue.push(wire as unknown as WireMessage);
+    const pieces = this.fragmented.has(fields.watchId) ? fragmentResponse(wire, this.fragmentBytesMax, this.encoder.sizeBytes) : [wire];
+    for (const piece of pieces) {
+      const bytes = this.encoder.message(piece);
+      this.enqueue({ head: bytes, watchId: 0, tail: noBytes, messageBytes: bytes.length });
     }
-    this.flush();
   }
 
+  /** Queues a response; the write happens once the current job (a whole fan-out) is done. */
+  private enqueue(response: QueuedResponse): void {
+    this.queue.push(response);
+    this.queuedBytes += response.messageBytes;
+    if (this.writing || this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Hands gRPC everything queued, up to streamWriteBytesMax, unless a write is still in flight. */
   private flush(): void {
-    while (this.writable && !this.closed && this.queue.length > 0) {
-      const next = this.queue.shift() as WireMessage;
-      if (!this.call.write(next)) {
-        this.writable = false;
-        this.call.once('drain', () => {
-          this.writable = true;
-          this.flush();
-          // Room in the queue: victims of this stream can be offered their responses again.
-          this.host.wake();
-        });
-      }
+    if (this.writing || this.closed || this.queue.length === 0) return;
+    let count = 0;
+    let bytes = 0;
+    while (count < this.queue.length && (count === 0 || bytes + (this.queue[count] as QueuedResponse).messageBytes <= streamWriteBytesMax)) {
+      bytes += (this.queue[count] as QueuedResponse).messageBytes;
+      count++;
+    }
+    const batch = count === this.queue.length ? this.queue : this.queue.slice(0, count);
+    this.queue = count === this.queue.length ? [] : this.queue.slice(count);
+    this.queuedBytes -= bytes;
+    this.writing = true;
+    this.writeBatch(batch, bytes, () => this.written());
+  }
+
+  private written(): void {
+    this.writing = false;
+    if (this.closed) return;
+    this.flush();
+    if (this.refused && this.queuedBytes < streamQueuedBytesMax) {
+      // Room in the queue: victims of this stream can be offered their responses again.
+      this.refused = false;
+      this.host.wake();
     }
   }
 
@@ -298,6 +491,7 @@ class WatchStream {
     if (this.progressTimer !== undefined) clearInterval(this.progressTimer);
     for (const watcher of this.watchers.values()) this.host.watchable.cancel(watcher);
     this.watchers.clear();
-    this.queue.length = 0;
+    this.queue = [];
+    this.queuedBytes = 0;
   }
 }

@@ -3,8 +3,15 @@
  * src/lib/limits.ts; they live here until the lead moves them, since that file is shared.
  */
 
-/** etcd's chanBufLen: responses a stream holds for its client before its watchers become victims. */
-export const streamResponsesQueuedMax = 128;
+/**
+ * Encoded bytes a stream holds for its client before its watchers become victims. etcd bounds its
+ * channel at 128 responses (chanBufLen), but its send loop drains that channel while the store is
+ * still notifying; here one write's whole fan-out is queued before anything is sent, so the bound
+ * must hold a revision for every watcher of a busy stream (1,000 watchers of ~80 bytes is 80 KiB).
+ */
+export const streamQueuedBytesMax = 4 * 1024 * 1024;
+/** Bytes of queued responses handed to gRPC in one write (always at least one response). */
+export const streamWriteBytesMax = 256 * 1024;
 /** etcd's maxWatchersPerSync: unsynced watchers caught up in one sync pass. */
 export const watchersPerSyncMax = 512;
 /** Stored events one sync pass reads at most (always finishing the revision it is in). */

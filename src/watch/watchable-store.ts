@@ -19,6 +19,9 @@ import type { MvccEvent } from '../mvcc/kv-store.js';
 import { syncBytesMaxDefault, syncEventsMaxDefault, watchersPerSyncMax } from './watch-limits.js';
 import { type WatchedSpan, WatcherGroup } from './watcher-group.js';
 
+/** Shared by every watcher without filters, so each needs no array of its own. */
+const noFilters: readonly WatchFilter[] = Object.freeze([]);
+
 /** etcd's WatchCreateRequest.FilterType values. */
 export const WatchFilter = { noPut: 0, noDelete: 1 } as const;
 export type WatchFilter = (typeof WatchFilter)[keyof typeof WatchFilter];
@@ -141,7 +144,8 @@ export class WatchableStore {
   watch(spec: WatchSpec, sink: WatchSink, onSynced?: () => void): Watcher {
     const span = watchSpan(spec.key, spec.rangeEnd);
     assert(span !== undefined, 'a watch on an empty range');
-    const watcher = new Watcher(spec.watchId, span.key, span.end, spec.filters ?? [], spec.prevKv ?? false, sink, onSynced);
+    const filters = spec.filters === undefined || spec.filters.length === 0 ? noFilters : spec.filters;
+    const watcher = new Watcher(spec.watchId, span.key, span.end, filters, spec.prevKv ?? false, sink, onSynced);
     const current = this.requireSource().currentRevision();
     if (spec.startRevision === 0 || spec.startRevision > current) {
       watcher.minRevision = Math.max(current + 1, spec.startRevision);
@@ -176,19 +180,28 @@ export class WatchableStore {
     return true;
   }
 
-  /** Delivers one applied write (all events of `revision`) to the synced watchers it concerns. */
+  /**
+   * Delivers one applied write (all events of `revision`) to the synced watchers it concerns.
+   * Watchers that see the same events with the same filters and prev_kv choice share one events
+   * array, so the stream layer can encode it once for all of them (10,000 watchers on a key).
+   */
   notify(events: readonly MvccEvent[], revision: number): void {
     if (this.synced.size === 0 || events.length === 0) return;
-    const batches = new Map<Watcher, MvccEvent[]>();
-    for (const event of events) {
+    const shared = new SharedEvents(events, revision, this.requireSource());
+    const matched = new Map<Watcher, EventSet>();
+    for (let index = 0; index < events.length; index++) {
+      const event = events[index] as MvccEvent;
       assert(event.kv.modRevision === revision, () => `notify(${revision}) got an event of revision ${event.kv.modRevision}`);
       this.synced.forEachWatching(keyToString(event.kv.key), (watcher) => {
-        if (revision >= watcher.minRevision) appendTo(batches, watcher, event);
+        if (revision >= watcher.minRevision) matched.set(watcher, (matched.get(watcher) ?? shared.none).with(index));
       });
     }
-    for (const [watcher, batch] of batches) {
-      const response = this.respond(watcher, batch, revision);
-      if (response === undefined || watcher.sink(response)) continue;
+    // Matching is finished before any sink runs, so refusals can change the synced group freely.
+    for (const [watcher, set] of matched) {
+      const kept = shared.eventsFor(set, watcher.filters, watcher.prevKv);
+      if (kept === undefined) continue;
+      const response: WatchResponse = { watchId: watcher.watchId, revision, events: kept, compactRevision: 0 };
+      if (watcher.sink(response)) continue;
       this.synced.delete(watcher);
       watcher.minRevision = revision + 1;
       this.makeVictim(watcher, response);
@@ -228,7 +241,8 @@ export class WatchableStore {
     if (this.victims.size === 0) return 0;
     const current = this.requireSource().currentRevision();
     let moved = 0;
-    for (const [watcher, response] of [...this.victims]) {
+    // Deleting the visited entry while iterating a Map is safe and skips no other entry.
+    for (const [watcher, response] of this.victims) {
       if (!watcher.sink(response)) continue;
       this.victims.delete(watcher);
       moved++;
@@ -361,6 +375,69 @@ export class WatchableStore {
     this.synced.add(watcher);
     watcher.onSynced?.();
   }
+}
+
+/** A set of event indices of one revision, interned so watchers matching the same events share one node. */
+class EventSet {
+  private readonly next = new Map<number, EventSet>();
+  /** Events kept for each filters-and-prev_kv variant; null when the filters drop them all. */
+  readonly variants = new Map<number, WatchEvent[] | null>();
+
+  constructor(readonly indices: readonly number[]) {}
+
+  /** The set with `index` appended; indices arrive in increasing order. */
+  with(index: number): EventSet {
+    let set = this.next.get(index);
+    if (set === undefined) this.next.set(index, (set = new EventSet([...this.indices, index])));
+    return set;
+  }
+}
+
+/** One revision's events as watchers receive them, each variant built (and prev_kv read) once. */
+class SharedEvents {
+  readonly none = new EventSet([]);
+  private readonly previous = new Map<number, KeyValue | undefined>();
+
+  constructor(
+    private readonly events: readonly MvccEvent[],
+    private readonly revision: number,
+    private readonly source: WatchSource,
+  ) {}
+
+  /** The events of `set` that pass `filters`, with previous values when asked; undefined when none pass. */
+  eventsFor(set: EventSet, filters: readonly WatchFilter[], prevKv: boolean): WatchEvent[] | undefined {
+    const variant = variantOf(filters, prevKv);
+    let kept = set.variants.get(variant);
+    if (kept === undefined) {
+      kept = this.build(set, filters, prevKv);
+      set.variants.set(variant, kept);
+    }
+    return kept ?? undefined;
+  }
+
+  private build(set: EventSet, filters: readonly WatchFilter[], prevKv: boolean): WatchEvent[] | null {
+    const out: WatchEvent[] = [];
+    for (const index of set.indices) {
+      const event = this.events[index] as MvccEvent;
+      if (filters.length > 0 && filteredOut(filters, event)) continue;
+      const previous = prevKv ? this.previousOf(index, event) : undefined;
+      out.push(previous === undefined ? { type: event.type, kv: event.kv } : { type: event.type, kv: event.kv, prevKv: previous });
+    }
+    return out.length === 0 ? null : out;
+  }
+
+  private previousOf(index: number, event: MvccEvent): KeyValue | undefined {
+    if (isCreate(event)) return undefined;
+    if (!this.previous.has(index)) this.previous.set(index, this.source.previousKv(event.kv.key, this.revision - 1));
+    return this.previous.get(index);
+  }
+}
+
+/** A small number naming a watcher's filters and prev_kv choice; equal numbers get equal events. */
+function variantOf(filters: readonly WatchFilter[], prevKv: boolean): number {
+  let variant = prevKv ? 1 : 0;
+  for (const filter of filters) variant |= filter === WatchFilter.noPut ? 2 : 4;
+  return variant;
 }
 
 function appendTo(batches: Map<Watcher, MvccEvent[]>, watcher: Watcher, event: MvccEvent): void {
