@@ -140,6 +140,8 @@ export function memberPaths(config: MemberConfig): MemberPaths {
 /** Proposals still waiting when the member stops are failed with etcd's "server stopped". */
 export class Member implements KvService, LeaseApi {
   private readonly pending = new Map<number, Waiter<Applied>>();
+  /** Proposals made since the last drain, handed to Raft together by flushProposals(). */
+  private unproposed: { id: number; data: Uint8Array }[] = [];
   private nextProposalId = 1;
   private readWaitersUnsent: PendingRead[] = [];
   private readonly readsByContext = new Map<string, PendingRead[]>();
@@ -525,15 +527,29 @@ export class Member implements KvService, LeaseApi {
     const id = this.nextProposalId++;
     const envelope: Envelope = { origin: this.identity.memberId, id, body };
     return new Promise<Applied>((resolve, reject) => {
-      try {
-        this.raft.propose(encodeProposal(envelope));
-      } catch {
-        reject(errors.noLeader());
-        return;
-      }
       this.pending.set(id, { resolve, reject });
+      this.unproposed.push({ id, data: encodeProposal(envelope) });
       this.scheduleDrain();
     });
+  }
+
+  /**
+   * Hands every proposal made since the last drain to Raft as one batch: one machine event and one
+   * append broadcast for all of them. Without a leader to take them, they all fail with "no leader".
+   */
+  private flushProposals(): void {
+    if (this.unproposed.length === 0) return;
+    const batch = this.unproposed;
+    this.unproposed = [];
+    try {
+      this.raft.proposeMany(batch.map((proposal) => proposal.data));
+    } catch {
+      for (const { id } of batch) {
+        const waiter = this.pending.get(id);
+        this.pending.delete(id);
+        waiter?.reject(errors.noLeader());
+      }
+    }
   }
 
   /** Resolves once everything committed before the call is applied (Raft ReadIndex). */
@@ -559,13 +575,17 @@ export class Member implements KvService, LeaseApi {
     if (this.draining || this.fatalError !== undefined) return;
     this.draining = true;
     try {
+      this.flushProposals();
       this.flushReadRequests();
       while (this.raft.hasReady()) {
         // Bound the pipeline: at most appendsInFlightMax Readies wait on the WAL at once.
         if (this.appendsInFlight >= this.pipelineDepth()) await this.applyChain;
+        // Proposals that came in while this loop waited join this Ready.
+        this.flushProposals();
         const ready = this.raft.ready();
         this.startReady(ready);
         this.raft.advance(ready);
+        this.flushProposals();
         this.flushReadRequests();
       }
     } catch (error) {
@@ -607,7 +627,9 @@ export class Member implements KvService, LeaseApi {
     // A snapshot from the leader is on disk (its database and this file) before the WAL names it.
     if (snapshot !== undefined) saveSnapFile(this.paths.snapDir, snapshot);
     const marker = snapshot === undefined ? undefined : { index: snapshot.metadata.index, term: snapshot.metadata.term };
-    const mustPersist = ready.entries.length > 0 || ready.hardState !== undefined || marker !== undefined;
+    // A Ready that only moves the commit index need not wait for the disk (Raft's mustSync is false).
+    const mustPersist = ready.mustSync || marker !== undefined;
+    if (!mustPersist && ready.hardState !== undefined) this.wal.writeCommit(ready.hardState);
     const durable = mustPersist ? this.wal.append(ready.entries, ready.hardState, marker) : Promise.resolve();
     if (ready.hardState !== undefined) this.storage.setHardState(ready.hardState);
     if (snapshot !== undefined) this.storage.applySnapshot(snapshot);

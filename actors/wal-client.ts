@@ -81,6 +81,14 @@ export class WalClient {
     });
   }
 
+  /**
+   * Writes a hard state that only moved the commit index, without waiting: Raft can always learn
+   * the commit index again, so etcd does not fsync for it either. The next append's fsync covers it.
+   */
+  writeCommit(hardState: HardState): void {
+    if (this.failure === undefined) this.post({ type: 'wal.state', hardState });
+  }
+
   /** Durably records that the log is compacted behind a snapshot at (index, term). */
   saveSnapshot(index: number, term: number): Promise<void> {
     return this.append([], undefined, { index, term });

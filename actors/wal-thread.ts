@@ -60,12 +60,15 @@ class WalThread {
   }
 
   private handle(request: WalRequest): void {
-    if (this.closing !== undefined) throw new Error(`WAL request ${request.type} (seq ${request.seq}) after close`);
+    if (this.closing !== undefined) throw new Error(`WAL request ${request.type} after close`);
     switch (request.type) {
       case 'wal.append':
         if (request.snapshot !== undefined) this.wal.saveSnapshot(request.snapshot.index, request.snapshot.term);
         this.wal.append(request.entries, request.hardState);
         this.unsyncedSeq = request.seq;
+        return;
+      case 'wal.state':
+        this.wal.append([], request.hardState);
         return;
       case 'wal.release':
         // Deleting segments is only safe behind a durable snapshot marker, so sync first.

@@ -37,6 +37,9 @@ const metaKeys = {
   finishedCompactRevision: 'finishedCompactRev',
 } as const satisfies Record<keyof BackendMeta, string>;
 
+/** Batches written between two reads of LMDB's stats for sizeBytes(). */
+const sizeReadWritesMax = 256;
+
 /** LMDB's address space reservation; it is virtual memory, the file grows only as used. */
 const lmdbMapBytesDefault = 64 * 1024 * 1024 * 1024;
 
@@ -112,6 +115,9 @@ export class LmdbBackend implements Backend {
   private lastCommit: Promise<unknown> = Promise.resolve();
   private failure: Error | undefined;
   private closed = false;
+  private sizeRead: number | undefined;
+  private writesSinceSizeRead = 0;
+  private bytesSinceSizeRead = 0;
 
   private constructor(
     private readonly root: RootDatabase<Uint8Array, Uint8Array>,
@@ -150,8 +156,11 @@ export class LmdbBackend implements Backend {
   write(batch: BackendBatch): void {
     this.checkUsable();
     const group = this.openGroup();
+    this.writesSinceSizeRead += 1;
     for (const { rev, stored } of batch.puts) {
-      group.puts.push({ rev, key: encodeRevision(rev), bytes: encodeStored(stored) });
+      const bytes = encodeStored(stored);
+      this.bytesSinceSizeRead += bytes.length;
+      group.puts.push({ rev, key: encodeRevision(rev), bytes });
       this.overlay.set(overlayKey(rev), { seq: group.seq, stored });
     }
     for (const rev of batch.deletes) {
@@ -257,9 +266,19 @@ export class LmdbBackend implements Backend {
     await this.root.close();
   }
 
+  /**
+   * The file's size from LMDB's stats, read again every sizeReadWritesMax batches; in between, the
+   * bytes written since are added, so a growing store is never under-counted for long. (Reading the
+   * stats costs as much as a small put, and the quota check asks on every write.)
+   */
   sizeBytes(): number {
-    const stats = this.root.getStats() as { pageSize?: number; lastPageNumber?: number };
-    return (stats.pageSize ?? 0) * ((stats.lastPageNumber ?? 0) + 1);
+    if (this.sizeRead === undefined || this.writesSinceSizeRead >= sizeReadWritesMax) {
+      const stats = this.root.getStats() as { pageSize?: number; lastPageNumber?: number };
+      this.sizeRead = (stats.pageSize ?? 0) * ((stats.lastPageNumber ?? 0) + 1);
+      this.writesSinceSizeRead = 0;
+      this.bytesSinceSizeRead = 0;
+    }
+    return this.sizeRead + this.bytesSinceSizeRead;
   }
 
   private openGroup(): WriteGroup {
