@@ -263,7 +263,10 @@ for (const target of targets) {
       const leaderMember = all().find((m) => m.running && m.clientUrl === leaderEndpoint);
       assert.ok(leaderMember, `expected a running member to be the leader ${leaderId}, saw ${JSON.stringify(seen)}`);
       const removed = await etcdctlWhileNotReady(leaderMember.clientUrl, ['member', 'remove', leaderId], /unhealthy cluster/);
-      assertOk(removed, 'member remove of the leader');
+      // A busy etcd 3.4 leader sometimes stops before its answer leaves ("server stopped"); the
+      // removal still took effect, which the member list below checks. tsetcd must answer.
+      const etcdStoppedFirst = target.label === 'etcd' && removed.code !== 0 && /etcdserver: server stopped/.test(removed.stderr);
+      if (!etcdStoppedFirst) assertOk(removed, 'member remove of the leader');
       await pollUntil('the old leader to exit', removedStopWaitMs, async () => (leaderMember.running ? 'running' : ''));
       const rest = all().filter((m) => m.running);
       assert.equal(rest.length, 3);
