@@ -8,6 +8,8 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { versionBody } from '../src/api/version.js';
+import { installFastLane } from './grpc-fast-lane.js';
+import { fastLaneOf } from './grpc-server.js';
 
 /** Every HTTP/2 connection opens with this preface (RFC 9113, section 3.4). */
 const http2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -145,6 +147,10 @@ function classify(socket: net.Socket): Promise<'grpc' | 'http' | 'closed'> {
 /** Starts listening on the client port; resolves once bound, with the port actually used. */
 export async function listenClient(options: ClientListenerOptions): Promise<ClientListener> {
   const injector = options.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const lane = fastLaneOf(options.grpcServer);
+  if (lane !== undefined && !installFastLane(options.grpcServer, lane)) {
+    lane.logger.warn({}, 'grpc-js internals changed: unary calls take grpc-js\'s slower path');
+  }
   const httpServer = http.createServer(httpListener(options.http));
   const sockets = new Set<net.Socket>();
   const route = (socket: net.Socket) => {

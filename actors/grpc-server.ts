@@ -41,6 +41,7 @@ import {
 } from '../src/api/validate.js';
 import { grpcOverheadBytes, requestBytesDefault, txnOpsDefault } from '../src/lib/limits.js';
 import { createLogger, type Logger } from './logger.js';
+import type { FastLane, FastUnaryMethod } from './grpc-fast-lane.js';
 
 export interface GrpcLimits {
   /** etcd's --max-request-bytes: the largest proposal accepted. */
@@ -321,5 +322,31 @@ export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
   for (const [service, methods] of byService) {
     server.addService(serviceDefinition(service, receiveLimitBytes), serviceImplementation(methods, handlers, logger));
   }
+  fastLanes.set(server, { methods: fastUnaryMethods(handlers), receiveLimitBytes, logger });
   return server;
+}
+
+const fastLanes = new WeakMap<grpc.Server, FastLane>();
+
+/** The unary methods of a server made by createGrpcServer, for installFastLane(). */
+export function fastLaneOf(server: grpc.Server): FastLane | undefined {
+  return fastLanes.get(server);
+}
+
+/** Every unary method with a handler, keyed by its HTTP/2 path, with grpc-js's own (de)serializers. */
+function fastUnaryMethods(handlers: GrpcHandlers): Map<string, FastUnaryMethod> {
+  const methods = new Map<string, FastUnaryMethod>();
+  for (const method of grpcMethods) {
+    const handler = handlers[method as UnaryMethod];
+    if (isStreaming(method) || handler === undefined) continue;
+    const { service, name } = splitMethod(method);
+    const loaded = (loadProtos()[service] as grpc.ServiceDefinition | undefined)?.[name];
+    if (loaded === undefined) continue;
+    methods.set(`/${method}`, {
+      decode: loaded.requestDeserialize as (buffer: Buffer) => WireMessage,
+      encode: loaded.responseSerialize as (message: WireMessage) => Buffer,
+      handler: handler as UnaryHandler,
+    });
+  }
+  return methods;
 }
