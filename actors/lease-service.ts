@@ -157,6 +157,8 @@ export interface LeaseExpiryLoopOptions {
   revoke(id: bigint): Promise<void>;
   /** A revocation failed for another reason than the lease being gone already. */
   onError(id: bigint, error: unknown): void;
+  /** Proposes the lease checkpoints due now, if any (etcd's checkpointScheduledLeases, same loop). */
+  checkpoint?(nowMs: number): void;
   now?: () => number;
   intervalMs?: number;
 }
@@ -193,8 +195,9 @@ export class LeaseExpiryLoop {
 
   /** One round of the loop; the timer calls it, tests may too. */
   check(): void {
-    if (this.queue.length > 0) return;
     const nowMs = (this.options.now ?? Date.now)();
+    this.options.checkpoint?.(nowMs);
+    if (this.queue.length > 0) return;
     this.queue.push(...this.options.expired(nowMs, leaseRevokesPerCheckMax));
     this.pump();
   }

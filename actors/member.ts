@@ -240,6 +240,7 @@ export class Member implements KvService, LeaseApi {
     const lessor = Lessor.open(backend, {
       minTtlSeconds: minLeaseTtlSeconds(electionTicks, config.heartbeatIntervalMs),
       expiredRetryMs: 5_000 + 2 * config.electionTimeoutMs,
+      ...(config.leaseCheckpoint ? { checkpointIntervalMs: config.leaseCheckpointIntervalMs } : {}),
     });
     // Listeners (the lessor's key tracking, watchers) learn of every applied change in order.
     const changeListeners: ((events: MvccEvent[], revision: number) => void)[] = [(events) => lessor.applyEvents(events)];
@@ -338,6 +339,7 @@ export class Member implements KvService, LeaseApi {
     this.expiryLoop = new LeaseExpiryLoop({
       expired: (nowMs, max) => (this.lessor.isPrimary ? this.lessor.expiredLeases(nowMs, max) : []),
       revoke: (id) => this.revoke(id),
+      checkpoint: (nowMs) => this.proposeCheckpoints(nowMs),
       onError: (id, error) => this.logger.warn({ lease: formatId(id), error: String(error) }, 'failed to revoke an expired lease'),
       now: leaseClockMs,
     });
@@ -459,6 +461,15 @@ export class Member implements KvService, LeaseApi {
 
   async revoke(id: bigint): Promise<void> {
     await this.propose({ type: 'leaseRevoke', leaseRevoke: { id } });
+  }
+
+  /** The leader's due lease checkpoints (--experimental-enable-lease-checkpoint), proposed as one entry. */
+  private proposeCheckpoints(nowMs: number): void {
+    const checkpoints = this.lessor.dueCheckpoints(nowMs);
+    if (checkpoints.length === 0) return;
+    this.propose({ type: 'leaseCheckpoint', leaseCheckpoint: { checkpoints } }).catch((error: Error) =>
+      this.logger.warn({ leases: checkpoints.length, error: error.message }, 'failed to checkpoint leases'),
+    );
   }
 
   /**
@@ -1070,7 +1081,7 @@ export class Member implements KvService, LeaseApi {
         result = { type: 'memberAttributes' };
       } else {
         result =
-          body.type === 'leaseGrant' || body.type === 'leaseRevoke'
+          body.type === 'leaseGrant' || body.type === 'leaseRevoke' || body.type === 'leaseCheckpoint'
             ? applyLeaseProposal(this.lessor, this.store, entry, body, leaseClockMs())
             : this.store.apply(entry.index, entry.term, body);
       }

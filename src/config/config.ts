@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import AjvModule from 'ajv';
-import { quotaBackendBytesDefault } from '../lib/limits.js';
+import { leaseCheckpointIntervalMsDefault, quotaBackendBytesDefault } from '../lib/limits.js';
 import { packageRoot } from '../lib/paths.js';
 import { serverFlags, defaultName, defaultListenPeerUrls } from './flags.js';
 import {
@@ -67,6 +67,10 @@ export interface MemberConfig {
   grpcKeepaliveIntervalMs: number;
   grpcKeepaliveTimeoutMs: number;
   watchProgressNotifyIntervalMs: number;
+  /** --experimental-enable-lease-checkpoint: the leader records remaining TTLs through Raft. */
+  leaseCheckpoint: boolean;
+  /** How often the leader checkpoints a lease (etcd's 5 minutes; not a flag in etcd either, tests shorten it). */
+  leaseCheckpointIntervalMs: number;
   clientTls: TlsConfig;
   peerTls: TlsConfig;
 }
@@ -164,6 +168,8 @@ function resolve(raw: RawFlags): MemberConfig {
     grpcKeepaliveIntervalMs: num(raw, 'grpc-keepalive-interval'),
     grpcKeepaliveTimeoutMs: num(raw, 'grpc-keepalive-timeout'),
     watchProgressNotifyIntervalMs: num(raw, 'experimental-watch-progress-notify-interval'),
+    leaseCheckpoint: bool(raw, 'experimental-enable-lease-checkpoint'),
+    leaseCheckpointIntervalMs: leaseCheckpointIntervalMsDefault,
     clientTls: tlsConfig(raw, ''),
     peerTls: tlsConfig(raw, 'peer-'),
   };

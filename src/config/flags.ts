@@ -101,7 +101,7 @@ export const serverFlags: readonly FlagSpec[] = [
   flag('unsafe-no-fsync', 'bool', 'false', 'Disables fsync, unsafe, will cause data loss.'),
   flag('experimental-initial-corrupt-check', 'bool', 'false', 'Enable to check data corruption before serving any client/peer traffic.', true),
   flag('experimental-corrupt-check-time', 'duration', '0s', 'Duration of time between cluster corruption check passes.', true),
-  flag('experimental-enable-lease-checkpoint', 'bool', 'false', 'Enable to persist lease remaining TTL to prevent indefinite auto-renewal of long lived leases.', true),
+  flag('experimental-enable-lease-checkpoint', 'bool', 'false', 'Enable to persist lease remaining TTL to prevent indefinite auto-renewal of long lived leases.'),
   flag('experimental-compaction-batch-limit', 'int', '1000', 'Sets the maximum revisions deleted in each compaction batch.', true),
   flag('experimental-watch-progress-notify-interval', 'duration', '10m0s', 'Duration of periodic watch progress notifications.'),
   flag('experimental-warning-apply-duration', 'duration', '100ms', 'Time duration after which a warning is generated if request takes more time.', true),

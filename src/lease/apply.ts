@@ -7,17 +7,20 @@
 import { EtcdError } from '../api/errors.js';
 import type { KeyValue, RequestOp, TxnRequest } from '../api/types.js';
 import type { KvStore } from '../mvcc/kv-store.js';
-import type { Lessor } from './lessor.js';
+import type { LeaseCheckpoint, Lessor } from './lessor.js';
 
 /** The lease proposals; meant to join ProposalBody in src/api/types.ts. */
 export type LeaseProposalBody =
   | { type: 'leaseGrant'; leaseGrant: { id: bigint; ttlSeconds: number } }
-  | { type: 'leaseRevoke'; leaseRevoke: { id: bigint } };
+  | { type: 'leaseRevoke'; leaseRevoke: { id: bigint } }
+  /** etcd's LeaseCheckpointRequest: remaining TTLs the leader recorded. */
+  | { type: 'leaseCheckpoint'; leaseCheckpoint: { checkpoints: LeaseCheckpoint[] } };
 
 /** What applying a lease proposal answers the waiting client with (its header comes from the member). */
 export type LeaseProposalResult =
   | { type: 'leaseGrant'; leaseGrant: { id: bigint; ttlSeconds: number } }
-  | { type: 'leaseRevoke' };
+  | { type: 'leaseRevoke' }
+  | { type: 'leaseCheckpoint' };
 
 /** The one transaction deleting a revoked lease's keys (already in byte order), as etcd's Revoke. */
 export function revokeTxn(keys: readonly Uint8Array[]): TxnRequest {
@@ -46,6 +49,11 @@ export function applyLeaseProposal(
     const granted = refusalRecorded(store, entry, () => lessor.applyGrant(body.leaseGrant.id, body.leaseGrant.ttlSeconds, nowMs));
     store.recordApplied(entry.index, entry.term);
     return { type: 'leaseGrant', leaseGrant: granted };
+  }
+  if (body.type === 'leaseCheckpoint') {
+    for (const checkpoint of body.leaseCheckpoint.checkpoints) lessor.applyCheckpoint(checkpoint, nowMs);
+    store.recordApplied(entry.index, entry.term);
+    return { type: 'leaseCheckpoint' };
   }
   const keys = refusalRecorded(store, entry, () => lessor.applyRevoke(body.leaseRevoke.id));
   // A txn without ops is read-only: the store records the entry and makes no revision.

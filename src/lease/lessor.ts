@@ -57,7 +57,21 @@ export interface LessorOptions {
   minTtlSeconds: number;
   /** Wait before an expired lease is handed over again; etcd uses its request timeout. */
   expiredRetryMs?: number;
+  /**
+   * With etcd's --experimental-enable-lease-checkpoint: how often the leader records a lease's
+   * remaining TTL through Raft, so the next leader resumes from it instead of the full TTL.
+   */
+  checkpointIntervalMs?: number;
 }
+
+/** A lease's remaining TTL as the leader records it (etcd's LeaseCheckpoint); 0 clears it. */
+export interface LeaseCheckpoint {
+  id: bigint;
+  remainingTtlSeconds: number;
+}
+
+/** etcd's maxLeaseCheckpointBatchSize: checkpoints proposed in one entry at most. */
+export const leaseCheckpointsPerBatchMax = 1_000;
 
 /** A lease as TimeToLive reports it. */
 export interface LeaseTimeToLive {
@@ -77,6 +91,10 @@ interface Lease {
   /** Due time of this lease's live entry in the expiry queue; other entries for it are stale. */
   dueMs: number;
   keys: Set<string>;
+  /** The remaining TTL the last applied checkpoint recorded, 0 for none: promote() starts from it. */
+  remainingTtlSeconds: number;
+  /** Due time of this lease's live entry in the checkpoint queue, `forever` when none. */
+  checkpointDueMs: number;
 }
 
 /** The backend methods the lessor uses: lease records are written with the entry being applied. */
@@ -87,9 +105,14 @@ export class Lessor {
   /** Which lease each attached key belongs to, keyed by the key's latin1 string. */
   private readonly itemMap = new Map<string, bigint>();
   private readonly queue = new ExpiryQueue();
+  /** On the leader with checkpoints on: when each lease's remaining TTL is next recorded. */
+  private readonly checkpointQueue = new ExpiryQueue();
+  /** Leases renewed while a checkpoint was recorded for them: the leader clears it through Raft. */
+  private clears: bigint[] = [];
   private primary = false;
   private readonly minTtlSeconds: number;
   private readonly expiredRetryMs: number;
+  private readonly checkpointIntervalMs: number | undefined;
 
   private constructor(
     private backend: LeaseBackend,
@@ -98,6 +121,7 @@ export class Lessor {
     assert(options.minTtlSeconds >= 1, () => `minimum lease TTL must be at least 1 s, saw ${options.minTtlSeconds}`);
     this.minTtlSeconds = options.minTtlSeconds;
     this.expiredRetryMs = options.expiredRetryMs ?? expiredLeaseRetryMsDefault;
+    this.checkpointIntervalMs = options.checkpointIntervalMs;
   }
 
   /**
@@ -126,7 +150,7 @@ export class Lessor {
   private load(): void {
     this.backend.scanLeases((record) => {
       const ttlSeconds = Math.max(record.ttlSeconds, this.minTtlSeconds);
-      this.leaseMap.set(record.id, { id: record.id, ttlSeconds, expiryMs: forever, dueMs: forever, keys: new Set() });
+      this.leaseMap.set(record.id, newLease(record.id, ttlSeconds));
     });
   }
 
@@ -168,9 +192,12 @@ export class Lessor {
     if (ttlSeconds > leaseTtlSecondsMax) throw errors.leaseTtlTooLarge();
     if (this.leaseMap.has(id)) throw errors.leaseExist();
     const granted = Math.max(Math.trunc(ttlSeconds), this.minTtlSeconds);
-    const lease: Lease = { id, ttlSeconds: granted, expiryMs: forever, dueMs: forever, keys: new Set() };
+    const lease = newLease(id, granted);
     this.leaseMap.set(id, lease);
-    if (this.primary) this.schedule(lease, nowMs + granted * msPerSecond);
+    if (this.primary) {
+      this.schedule(lease, nowMs + granted * msPerSecond);
+      this.scheduleCheckpoint(lease, nowMs);
+    }
     this.persist({ puts: [{ id, ttlSeconds: granted }], deletes: [] });
     return { id, ttlSeconds: granted };
   }
@@ -232,10 +259,14 @@ export class Lessor {
    */
   promote(nowMs: number, extendMs: number): void {
     this.primary = true;
-    for (const lease of this.leaseMap.values()) lease.expiryMs = nowMs + extendMs + lease.ttlSeconds * msPerSecond;
+    for (const lease of this.leaseMap.values()) lease.expiryMs = nowMs + extendMs + startingTtlSeconds(lease) * msPerSecond;
     if (this.leaseMap.size >= leaseRevokeRatePerSecondMax) this.spreadExpiries(nowMs, extendMs);
     this.queue.reset();
-    for (const lease of this.leaseMap.values()) this.schedule(lease, lease.expiryMs);
+    this.checkpointQueue.reset();
+    for (const lease of this.leaseMap.values()) {
+      this.schedule(lease, lease.expiryMs);
+      this.scheduleCheckpoint(lease, nowMs);
+    }
   }
 
   /** The member is no longer leader: stop timing; every lease lives until a leader revokes it. */
@@ -244,8 +275,11 @@ export class Lessor {
     for (const lease of this.leaseMap.values()) {
       lease.expiryMs = forever;
       lease.dueMs = forever;
+      lease.checkpointDueMs = forever;
     }
     this.queue.reset();
+    this.checkpointQueue.reset();
+    this.clears = [];
   }
 
   /**
@@ -256,8 +290,43 @@ export class Lessor {
     if (!this.primary) throw errors.notLeader();
     const lease = this.leaseMap.get(id);
     if (lease === undefined || lease.expiryMs <= nowMs) throw errors.leaseNotFound();
+    // A renewal restarts the full TTL, so a recorded remaining TTL no longer holds: clear it
+    // everywhere (etcd proposes that only when one is set, so at most two entries per interval).
+    if (this.checkpointIntervalMs !== undefined && lease.remainingTtlSeconds > 0) {
+      lease.remainingTtlSeconds = 0;
+      this.clears.push(id);
+    }
     this.schedule(lease, nowMs + lease.ttlSeconds * msPerSecond);
+    // One pending checkpoint per lease is enough: frequent renewals must not pile up entries.
+    if (lease.checkpointDueMs === forever) this.scheduleCheckpoint(lease, nowMs);
     return lease.ttlSeconds;
+  }
+
+  /** Applies a committed LeaseCheckpoint on any member; the leader schedules the next one. */
+  applyCheckpoint(checkpoint: LeaseCheckpoint, nowMs: number): void {
+    const lease = this.leaseMap.get(checkpoint.id);
+    if (lease === undefined) return; // revoked meanwhile
+    lease.remainingTtlSeconds = checkpoint.remainingTtlSeconds;
+    if (this.primary && lease.checkpointDueMs === forever) this.scheduleCheckpoint(lease, nowMs);
+  }
+
+  /**
+   * On the leader: checkpoints to propose now, at most `max`: clears after renewals first, then
+   * each lease whose interval has passed, with its remaining TTL in whole seconds rounded up.
+   */
+  dueCheckpoints(nowMs: number, max: number = leaseCheckpointsPerBatchMax): LeaseCheckpoint[] {
+    if (!this.primary || this.checkpointIntervalMs === undefined) return [];
+    const due = this.clears.splice(0, max).map((id) => ({ id, remainingTtlSeconds: 0 }));
+    for (let entry = this.checkpointQueue.peek(); entry !== undefined && due.length < max; entry = this.checkpointQueue.peek()) {
+      if (entry.dueMs > nowMs) break;
+      this.checkpointQueue.pop();
+      const lease = this.leaseMap.get(entry.id);
+      if (lease === undefined || lease.checkpointDueMs !== entry.dueMs) continue; // revoked or rescheduled
+      lease.checkpointDueMs = forever;
+      const remainingMs = lease.expiryMs - nowMs;
+      if (remainingMs > 0) due.push({ id: lease.id, remainingTtlSeconds: Math.ceil(remainingMs / msPerSecond) });
+    }
+    return due;
   }
 
   /**
@@ -308,6 +377,14 @@ export class Lessor {
     this.itemMap.delete(name);
   }
 
+  /** etcd's scheduleCheckpointIfNeeded: only a lease that outlives the next interval gets one. */
+  private scheduleCheckpoint(lease: Lease, nowMs: number): void {
+    const intervalMs = this.checkpointIntervalMs;
+    if (intervalMs === undefined || lease.expiryMs - nowMs <= intervalMs) return;
+    lease.checkpointDueMs = nowMs + intervalMs;
+    this.checkpointQueue.push({ id: lease.id, dueMs: lease.checkpointDueMs });
+  }
+
   private schedule(lease: Lease, expiryMs: number): void {
     lease.expiryMs = expiryMs;
     lease.dueMs = expiryMs;
@@ -350,4 +427,13 @@ export class Lessor {
   private persist(leases: { puts: LeaseRecord[]; deletes: bigint[] }): void {
     this.backend.write({ puts: [], deletes: [], meta: {}, leases });
   }
+}
+
+function newLease(id: bigint, ttlSeconds: number): Lease {
+  return { id, ttlSeconds, expiryMs: forever, dueMs: forever, keys: new Set(), remainingTtlSeconds: 0, checkpointDueMs: forever };
+}
+
+/** What a lease's clock starts from at promote: the recorded remaining TTL, else the granted one. */
+function startingTtlSeconds(lease: Lease): number {
+  return lease.remainingTtlSeconds > 0 ? lease.remainingTtlSeconds : lease.ttlSeconds;
 }

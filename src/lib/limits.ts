@@ -16,6 +16,8 @@ export const quotaBackendBytesMax = 8 * 1024 * 1024 * 1024;
 export const snapshotCountDefault = 100_000;
 /** Entries kept in the log behind a snapshot so slow followers can catch up without one. */
 export const snapshotCatchUpEntriesDefault = 5_000;
+/** etcd's defaultLeaseCheckpointInterval: how often the leader records a lease's remaining TTL. */
+export const leaseCheckpointIntervalMsDefault = 5 * 60 * 1_000;
 export const heartbeatIntervalMsDefault = 100;
 export const electionTimeoutMsDefault = 1_000;
 /** etcd refuses election timeouts over 50 s. */
