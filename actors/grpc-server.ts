@@ -13,9 +13,7 @@ import {
   headerToWire,
   loadProtos,
   putRequestFromWire,
-  putResponseToWire,
   rangeRequestFromWire,
-  rangeResponseToWire,
   streamingMethods,
   txnRequestFromWire,
   txnResponseToWire,
@@ -30,6 +28,7 @@ import {
   type WireTxnRequest,
 } from '../src/api/codec.js';
 import { EtcdError, GrpcCode } from '../src/api/errors.js';
+import { EncodedResponse, encodePutResponse, encodeRangeResponse } from '../src/api/response-encoder.js';
 import type { KvService } from '../src/api/types.js';
 import {
   checkDeleteRangeRequest,
@@ -202,14 +201,14 @@ function kvHandlers(kv: KvService, limits: GrpcLimits): Partial<Record<UnaryMeth
       const request = rangeRequestFromWire(wire as unknown as WireRangeRequest);
       checkRangeRequest(request);
       const { header, result } = await kv.range(request);
-      return rangeResponseToWire(headerToWire(header), result) as unknown as WireMessage;
+      return new EncodedResponse(encodeRangeResponse(header, result)) as unknown as WireMessage;
     },
     'etcdserverpb.KV/Put': async (wire, context) => {
       const request = putRequestFromWire(wire as unknown as WirePutRequest);
       checkPutRequest(request);
       propose(context);
       const { header, result } = await kv.put(request);
-      return putResponseToWire(headerToWire(header), result) as unknown as WireMessage;
+      return new EncodedResponse(encodePutResponse(header, result)) as unknown as WireMessage;
     },
     'etcdserverpb.KV/DeleteRange': async (wire, context) => {
       const request = deleteRangeRequestFromWire(wire as unknown as WireDeleteRangeRequest);
@@ -287,7 +286,7 @@ function serviceDefinition(serviceName: string, receiveLimitBytes: number): grpc
       receiveLimitBytes,
       unary,
     );
-    definition[name] = { ...method, requestDeserialize };
+    definition[name] = { ...method, requestDeserialize, responseSerialize: passEncoded(method.responseSerialize as (message: WireMessage) => Buffer) as grpc.serialize<unknown> };
   }
   return definition;
 }
@@ -328,6 +327,15 @@ export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
 
 const fastLanes = new WeakMap<grpc.Server, FastLane>();
 
+/** A serializer that hands an EncodedResponse's bytes over as they are and encodes anything else. */
+function passEncoded(serialize: (message: WireMessage) => Buffer): (message: WireMessage) => Buffer {
+  return (message) => {
+    if (!(message instanceof EncodedResponse)) return serialize(message);
+    const { bytes } = message as EncodedResponse;
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
+}
+
 /** The unary methods of a server made by createGrpcServer, for installFastLane(). */
 export function fastLaneOf(server: grpc.Server): FastLane | undefined {
   return fastLanes.get(server);
@@ -344,7 +352,7 @@ function fastUnaryMethods(handlers: GrpcHandlers): Map<string, FastUnaryMethod> 
     if (loaded === undefined) continue;
     methods.set(`/${method}`, {
       decode: loaded.requestDeserialize as (buffer: Buffer) => WireMessage,
-      encode: loaded.responseSerialize as (message: WireMessage) => Buffer,
+      encode: passEncoded(loaded.responseSerialize as (message: WireMessage) => Buffer),
       handler: handler as UnaryHandler,
     });
   }
