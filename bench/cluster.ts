@@ -3,7 +3,9 @@
  * (3 processes) and tsetcd's single-host mode (`tsetcd cluster --members 3`, one process), with
  * the same load generator in the same run, clients spread over all members' endpoints.
  *
- *   node dist/bench/cluster.js [--duration 5] [--clients 1,64,256] [--json]
+ *   node dist/bench/cluster.js [--duration 5] [--clients 1,64,256] [--client go|node] [--json]
+ *
+ * --client go uses bench/go-load (etcd's Go clientv3) as the load generator instead of Node's.
  *
  * Single-host mode uses etcd's Procfile ports (2379, 22379, 32379 and 2380, 22380, 32380): they
  * must be free.
@@ -15,11 +17,13 @@ import { join } from 'node:path';
 import { Cluster } from '../test/support/cluster.js';
 import { probeHealth } from '../test/support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
-import { loadOptions, runLoad, type LoadResult } from './load.js';
+import { loadOptions, type LoadResult } from './load.js';
+import { goLoadAvailable, loadClientLabel, loadRunner, parseLoadClientName, type LoadClientName, type LoadRunner } from './go-client.js';
 
 interface ClusterBenchOptions {
   durationMs: number;
   clients: number[];
+  client: LoadClientName;
   json: boolean;
 }
 
@@ -30,10 +34,12 @@ interface Row {
   p50Ms: number;
   p99Ms: number;
   errors: number;
+  /** Load generator CPU over the measured window, in percent of one core. */
+  clientCpuPercent: number;
 }
 
 function parseArgs(argv: readonly string[]): ClusterBenchOptions {
-  const options: ClusterBenchOptions = { durationMs: 5_000, clients: [1, 64, 256], json: false };
+  const options: ClusterBenchOptions = { durationMs: 5_000, clients: [1, 64, 256], client: 'node', json: false };
   for (let position = 0; position < argv.length; position++) {
     const flag = argv[position];
     if (flag === '--json') {
@@ -43,12 +49,14 @@ function parseArgs(argv: readonly string[]): ClusterBenchOptions {
     const value = argv[++position] ?? '';
     if (flag === '--duration') options.durationMs = Number(value) * 1000;
     else if (flag === '--clients') options.clients = value.split(',').map(Number);
+    else if (flag === '--client') options.client = parseLoadClientName(value);
     else throw new Error(`unknown flag ${flag}`);
   }
   return options;
 }
 
 async function measure(system: string, endpoints: string[], options: ClusterBenchOptions): Promise<Row[]> {
+  const runLoad: LoadRunner = loadRunner(options.client);
   const rows: Row[] = [];
   for (const clients of options.clients) {
     const result: LoadResult = await runLoad(
@@ -61,6 +69,7 @@ async function measure(system: string, endpoints: string[], options: ClusterBenc
       p50Ms: result.latencyUs.p50 / 1000,
       p99Ms: result.latencyUs.p99 / 1000,
       errors: result.errorCount,
+      clientCpuPercent: result.elapsedMs > 0 ? Math.round((result.clientCpuMs * 100) / result.elapsedMs) : 0,
     });
   }
   return rows;
@@ -101,6 +110,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   const options = parseArgs(argv);
   const sut = sutCommand();
   if (sut.command === undefined) throw new Error(`tsetcd is not available: ${sut.skipReason}`);
+  const goLoad = options.client === 'go' ? goLoadAvailable() : undefined;
+  if (goLoad?.ok === false) {
+    process.stderr.write(`cannot run with --client go: ${goLoad.reason}\n`);
+    return 2;
+  }
   const rows = [
     ...(await processCluster('etcd 3 processes', etcdCommand(), options)),
     ...(await processCluster('tsetcd 3 processes', sut.command, options)),
@@ -110,12 +124,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     return 0;
   }
-  process.stdout.write('system               clients   put/s   p50 ms   p99 ms  errors  ratio-vs-etcd\n');
+  process.stdout.write(`load client: ${loadClientLabel(options.client)}; cli cpu % is of one core\n`);
+  process.stdout.write('system               clients   put/s   p50 ms   p99 ms  errors  ratio-vs-etcd  cli cpu %\n');
   for (const row of rows) {
     const reference = rows.find((other) => other.system === 'etcd 3 processes' && other.clients === row.clients);
     const ratio = reference === undefined ? Number.NaN : row.throughputPerSec / reference.throughputPerSec;
     process.stdout.write(
-      `${row.system.padEnd(20)} ${String(row.clients).padStart(7)} ${row.throughputPerSec.toFixed(0).padStart(7)} ${row.p50Ms.toFixed(2).padStart(8)} ${row.p99Ms.toFixed(2).padStart(8)} ${String(row.errors).padStart(7)} ${ratio.toFixed(2).padStart(14)}\n`,
+      `${row.system.padEnd(20)} ${String(row.clients).padStart(7)} ${row.throughputPerSec.toFixed(0).padStart(7)} ${row.p50Ms.toFixed(2).padStart(8)} ${row.p99Ms.toFixed(2).padStart(8)} ${String(row.errors).padStart(7)} ${ratio.toFixed(2).padStart(14)} ${String(row.clientCpuPercent).padStart(10)}\n`,
     );
   }
   return 0;

@@ -3,7 +3,10 @@
  * loopback with the same flags, alternating between them, and reports tsetcd/etcd ratios of
  * throughput, latency, CPU per request and peak memory.
  *
- *   node dist/bench/compare.js [--duration S] [--warmup S] [--rounds N] [--workloads put-1,put-64,...] [--json]
+ *   node dist/bench/compare.js [--duration S] [--warmup S] [--rounds N] [--workloads put-1,put-64,...] [--client go|node] [--json]
+ *
+ * --client go drives both members with bench/go-load (etcd's Go clientv3) instead of the Node
+ * load generator, to check that the figures measure the servers rather than the client.
  *
  * TSETCD_CMD chooses the second member (TSETCD_CMD=/usr/bin/etcd compares etcd with itself).
  */
@@ -11,7 +14,8 @@ import { parseArgs } from 'node:util';
 import { ratio } from './side-by-side.js';
 import { Member } from '../test/support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
-import { isMainModule, loadOptions, runLoad, type LoadOp, type LoadResult } from './load.js';
+import { isMainModule, loadOptions, type LoadOp, type LoadResult } from './load.js';
+import { goLoadAvailable, loadClientLabel, loadRunner, parseLoadClientName, type LoadClientName, type LoadRunner } from './go-client.js';
 import { readProcessStats } from './proc-stats.js';
 
 export interface Workload {
@@ -39,6 +43,8 @@ export interface CompareOptions {
   readonly valSize: number;
   /** Extra start flags given to both members. */
   readonly memberFlags: readonly string[];
+  /** Which load generator drives both members; node when absent. */
+  readonly client?: LoadClientName;
 }
 
 /** One side's measurement of one workload. */
@@ -60,6 +66,8 @@ export interface WorkloadComparison {
 
 export interface CompareReport {
   readonly sutLabel: string;
+  /** The load generator that produced every figure. */
+  readonly clientLabel: string;
   readonly comparisons: readonly WorkloadComparison[];
   readonly peakRssKb: { readonly etcd: number; readonly sut: number; readonly ratio: number };
   /** Per workload, the median of each ratio over the rounds: the figure to quote. */
@@ -68,6 +76,9 @@ export interface CompareReport {
 
 /** Starts both members, runs every workload on each in turn, and stops them. */
 export async function runCompare(options: CompareOptions, sutSide: MemberCommand): Promise<CompareReport> {
+  const client = options.client ?? 'node';
+  // Resolved (and for go built) before any member starts, so a missing toolchain fails fast.
+  const run = loadRunner(client);
   const [etcd, sut] = await Promise.all([
     Member.start({ command: etcdCommand(), extraFlags: options.memberFlags }),
     Member.start({ command: sutSide, extraFlags: options.memberFlags, name: 'm2' }),
@@ -78,8 +89,8 @@ export async function runCompare(options: CompareOptions, sutSide: MemberCommand
       for (const workload of options.workloads) {
         // Alternate which side goes first so neither always runs on a warmer machine.
         const etcdFirst = round % 2 === 1;
-        const first = await measure(etcdFirst ? etcd : sut, workload, options);
-        const second = await measure(etcdFirst ? sut : etcd, workload, options);
+        const first = await measure(etcdFirst ? etcd : sut, workload, options, run);
+        const second = await measure(etcdFirst ? sut : etcd, workload, options, run);
         const [etcdRun, sutRun] = etcdFirst ? [first, second] : [second, first];
         comparisons.push({ workload: workload.name, round, etcd: etcdRun, sut: sutRun, ratios: ratiosOf(etcdRun, sutRun) });
       }
@@ -87,13 +98,13 @@ export async function runCompare(options: CompareOptions, sutSide: MemberCommand
     const etcdRss = readProcessStats(etcd.pid).peakRssKb;
     const sutRss = readProcessStats(sut.pid).peakRssKb;
     const peakRssKb = { etcd: etcdRss, sut: sutRss, ratio: ratio(sutRss, etcdRss) };
-    return { sutLabel: sutSide.label, comparisons, peakRssKb, medianRatios: medianRatios(comparisons) };
+    return { sutLabel: sutSide.label, clientLabel: loadClientLabel(client), comparisons, peakRssKb, medianRatios: medianRatios(comparisons) };
   } finally {
     await Promise.all([etcd.destroy(), sut.destroy()]);
   }
 }
 
-async function measure(member: Member, workload: Workload, options: CompareOptions): Promise<SideRun> {
+async function measure(member: Member, workload: Workload, options: CompareOptions, runLoad: LoadRunner): Promise<SideRun> {
   const load = loadOptions({
     endpoints: [member.clientUrl],
     conns: workload.conns,
@@ -153,13 +164,13 @@ function median(values: readonly number[]): number {
 /** The report as two aligned text tables: absolute figures per side, then ratios. */
 export function formatCompareReport(report: CompareReport): string {
   const ms = (us: number): string => (us / 1000).toFixed(2);
-  const absolute = [['workload', 'round', 'side', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'srv cpu us/req', 'cli cpu us/req', 'errors', 'peak rss MiB']];
+  const absolute = [['workload', 'round', 'side', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'srv cpu us/req', 'cli cpu us/req', 'cli cpu %', 'errors', 'peak rss MiB']];
   const ratios = [['workload', 'round', 'throughput', 'p50', 'p99', 'p99.9', 'srv cpu/req', 'cli cpu/req']];
   for (const c of report.comparisons) {
     for (const [side, run] of [['etcd', c.etcd], [report.sutLabel, c.sut]] as const) {
       const l = run.latencyUs;
       absolute.push([c.workload, String(c.round), side, String(run.throughputPerSec), ms(l.p50), ms(l.p99), ms(l.p999),
-        String(run.serverCpuPerRequestUs), String(run.clientCpuPerRequestUs), String(run.errorCount), (run.peakRssKb / 1024).toFixed(1)]);
+        String(run.serverCpuPerRequestUs), String(run.clientCpuPerRequestUs), cpuPercent(run), String(run.errorCount), (run.peakRssKb / 1024).toFixed(1)]);
     }
     const r = c.ratios;
     ratios.push([c.workload, String(c.round), ...[r.throughput, r.p50, r.p99, r.p999, r.serverCpuPerRequest, r.clientCpuPerRequest].map(String)]);
@@ -172,6 +183,7 @@ export function formatCompareReport(report: CompareReport): string {
   }
   const rss = report.peakRssKb;
   return [
+    `load client: ${report.clientLabel} (cli cpu % is of one core over the measured window)`,
     table(absolute),
     '',
     `ratios ${report.sutLabel}/etcd (throughput above 1 is better; latency, cpu and memory below 1 are better)`,
@@ -179,6 +191,11 @@ export function formatCompareReport(report: CompareReport): string {
     '',
     `peak rss MiB: etcd ${(rss.etcd / 1024).toFixed(1)}, ${report.sutLabel} ${(rss.sut / 1024).toFixed(1)}, ratio ${rss.ratio}`,
   ].join('\n');
+}
+
+/** Client CPU as a percentage of one core over the measured window: near 100 per busy thread means a saturated client. */
+function cpuPercent(run: LoadResult): string {
+  return run.elapsedMs > 0 ? String(Math.round((run.clientCpuMs * 100) / run.elapsedMs)) : '-';
 }
 
 function table(rows: readonly string[][]): string {
@@ -198,6 +215,7 @@ export function parseCompareArgs(argv: readonly string[]): { options: CompareOpt
       'key-space': { type: 'string', default: '10000' },
       'val-size': { type: 'string', default: '256' },
       'member-flag': { type: 'string', multiple: true, default: [] },
+      client: { type: 'string', default: 'node' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -217,6 +235,7 @@ export function parseCompareArgs(argv: readonly string[]): { options: CompareOpt
     keySpace: Number(values['key-space']),
     valSize: Number(values['val-size']),
     memberFlags: (values['member-flag'] as string[]).flatMap((flag) => flag.split(/\s+/)),
+    client: parseLoadClientName(values.client),
   };
   return { options, json: values.json === true };
 }
@@ -229,6 +248,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const { options, json } = parseCompareArgs(argv);
+  const goLoad = options.client === 'go' ? goLoadAvailable() : undefined;
+  if (goLoad?.ok === false) {
+    process.stderr.write(`cannot compare with --client go: ${goLoad.reason}\n`);
+    return 2;
+  }
   const report = await runCompare(options, sut.command);
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : `${formatCompareReport(report)}\n`);
   return 0;

@@ -1,0 +1,292 @@
+// Command tsetcd-go-load is a neutral load generator for etcd's KV API built on etcd's own Go
+// client (clientv3), so a comparison of etcd and tsetcd is not limited by a Node.js client that
+// shares the machine's cores with the servers. It prints one JSON object on stdout with the
+// same fields as bench/load.ts's LoadResult.
+//
+//	tsetcd-go-load --endpoints 127.0.0.1:2379 --conns 8 --clients 64 --op put --duration 5
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.etcd.io/etcd/clientv3"
+	"go.etcd.io/etcd/pkg/logutil"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+)
+
+// Upper bounds so a typo cannot start an endless or enormous load.
+const (
+	durationMax   = time.Hour
+	clientsMax    = 100_000
+	connsMax      = 1_024
+	keySizeMax    = 1 << 20
+	valSizeMax    = 16 << 20
+	dialTimeout   = 5 * time.Second
+	errorKindsMax = 32
+)
+
+type options struct {
+	endpoints      []string
+	conns          int
+	clients        int
+	op             string
+	consistency    string
+	keySize        int
+	valSize        int
+	keySpace       int
+	sequentialKeys bool
+	duration       time.Duration
+	warmup         time.Duration
+	total          int64
+	deadline       time.Duration
+}
+
+func parseOptions(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("tsetcd-go-load", flag.ContinueOnError)
+	endpoints := fs.String("endpoints", "127.0.0.1:2379", "comma-separated client endpoints; connection i uses endpoint i mod n")
+	fs.IntVar(&o.conns, "conns", 1, "gRPC connections (one clientv3 client each); clients are spread round-robin over them")
+	fs.IntVar(&o.clients, "clients", 1, "concurrent goroutines, each with one request in flight")
+	fs.StringVar(&o.op, "op", "put", "put or range")
+	fs.StringVar(&o.consistency, "consistency", "l", "l (linearizable) or s (serializable), for range")
+	fs.IntVar(&o.keySize, "key-size", 8, "key size in bytes")
+	fs.IntVar(&o.valSize, "val-size", 256, "value size in bytes")
+	fs.IntVar(&o.keySpace, "key-space", 10_000, "keys are drawn from [0, key-space)")
+	fs.BoolVar(&o.sequentialKeys, "sequential-keys", false, "walk the key space in order instead of at random")
+	duration := fs.Float64("duration", 10, "measured seconds (an upper bound when --total is given)")
+	warmup := fs.Float64("warmup", 1, "seconds of unmeasured load before measuring")
+	fs.Int64Var(&o.total, "total", 0, "measured requests to send (0: run for --duration)")
+	deadline := fs.Float64("deadline", 10, "per-request deadline in seconds")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	o.endpoints = splitEndpoints(*endpoints)
+	o.duration = seconds(*duration)
+	o.warmup = seconds(*warmup)
+	o.deadline = seconds(*deadline)
+	return o, o.validate()
+}
+
+func splitEndpoints(text string) []string {
+	var endpoints []string
+	for _, endpoint := range strings.Split(text, ",") {
+		if endpoint != "" {
+			endpoints = append(endpoints, endpoint)
+		}
+	}
+	return endpoints
+}
+
+func seconds(value float64) time.Duration {
+	return time.Duration(value * float64(time.Second))
+}
+
+func (o options) validate() error {
+	switch {
+	case len(o.endpoints) == 0:
+		return fmt.Errorf("expected at least one endpoint")
+	case o.conns < 1 || o.conns > connsMax:
+		return fmt.Errorf("--conns must be in 1..%d, saw %d", connsMax, o.conns)
+	case o.clients < 1 || o.clients > clientsMax:
+		return fmt.Errorf("--clients must be in 1..%d, saw %d", clientsMax, o.clients)
+	case o.op != "put" && o.op != "range":
+		return fmt.Errorf("--op must be put or range, saw %q", o.op)
+	case o.consistency != "l" && o.consistency != "s":
+		return fmt.Errorf("--consistency must be l or s, saw %q", o.consistency)
+	case o.keySize < 1 || o.keySize > keySizeMax:
+		return fmt.Errorf("--key-size must be in 1..%d, saw %d", keySizeMax, o.keySize)
+	case o.valSize < 0 || o.valSize > valSizeMax:
+		return fmt.Errorf("--val-size must be in 0..%d, saw %d", valSizeMax, o.valSize)
+	case o.keySpace < 1:
+		return fmt.Errorf("--key-space must be positive, saw %d", o.keySpace)
+	case o.duration <= 0 || o.duration > durationMax:
+		return fmt.Errorf("--duration must be in (0, %v], saw %v", durationMax, o.duration)
+	case o.warmup < 0:
+		return fmt.Errorf("--warmup must not be negative, saw %v", o.warmup)
+	case o.total < 0:
+		return fmt.Errorf("--total must not be negative, saw %d", o.total)
+	case o.deadline <= 0:
+		return fmt.Errorf("--deadline must be positive, saw %v", o.deadline)
+	}
+	return nil
+}
+
+func main() {
+	o, err := parseOptions(os.Args[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tsetcd-go-load: %v\n", err)
+		os.Exit(2)
+	}
+	clients, err := connect(o)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tsetcd-go-load: %v\n", err)
+		os.Exit(1)
+	}
+	result := run(o, clients)
+	for _, client := range clients {
+		client.Close()
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(result); err != nil {
+		fmt.Fprintf(os.Stderr, "tsetcd-go-load: %v\n", err)
+		os.Exit(1)
+	}
+	if result.Requests == 0 {
+		os.Exit(1)
+	}
+}
+
+// connect opens one clientv3 client (one gRPC connection) per --conns, each pinned to one
+// endpoint, as bench/load.ts does with its connections.
+func connect(o options) ([]*clientv3.Client, error) {
+	// Failed requests are counted in the report; clientv3's per-retry warnings would only add
+	// stderr noise and client CPU under load.
+	logConfig := logutil.DefaultZapLoggerConfig
+	logConfig.Level = zap.NewAtomicLevelAt(zap.ErrorLevel)
+	clients := make([]*clientv3.Client, 0, o.conns)
+	for i := 0; i < o.conns; i++ {
+		endpoint := o.endpoints[i%len(o.endpoints)]
+		client, err := clientv3.New(clientv3.Config{
+			Endpoints:   []string{endpoint},
+			DialTimeout: dialTimeout,
+			// Blocking makes an unreachable endpoint fail here, within DialTimeout, not per request.
+			DialOptions: []grpc.DialOption{grpc.WithBlock()},
+			LogConfig:   &logConfig,
+		})
+		if err != nil {
+			for _, opened := range clients {
+				opened.Close()
+			}
+			return nil, fmt.Errorf("connecting to %s: %v", endpoint, err)
+		}
+		clients = append(clients, client)
+	}
+	return clients, nil
+}
+
+// loadRun is the state the client goroutines share; everything else is per goroutine.
+type loadRun struct {
+	o              options
+	value          string
+	measureStart   time.Time
+	measureEnd     time.Time
+	issuedMeasured int64
+	sequentialNext int64
+	errors         *errorCounts
+}
+
+type phase int
+
+const (
+	phaseStop phase = iota
+	phaseWarmup
+	phaseMeasure
+)
+
+// admit says whether a client may issue another request and whether it would be measured.
+func (r *loadRun) admit(now time.Time) phase {
+	if !now.Before(r.measureEnd) {
+		return phaseStop
+	}
+	if now.Before(r.measureStart) {
+		return phaseWarmup
+	}
+	if r.o.total > 0 && atomic.AddInt64(&r.issuedMeasured, 1) > r.o.total {
+		return phaseStop
+	}
+	return phaseMeasure
+}
+
+// workerTally is what one goroutine measured; tallies are merged after the run.
+type workerTally struct {
+	latenciesUs  []int64
+	lastRevision int64
+}
+
+func run(o options, clients []*clientv3.Client) result {
+	r := &loadRun{o: o, value: strings.Repeat("v", o.valSize), errors: newErrorCounts(errorKindsMax)}
+	r.measureStart = time.Now().Add(o.warmup)
+	// In --total mode the duration still bounds the run, so a dead server cannot hang it.
+	r.measureEnd = r.measureStart.Add(o.duration)
+	tallies := make([]workerTally, o.clients)
+	var wait sync.WaitGroup
+	for i := 0; i < o.clients; i++ {
+		wait.Add(1)
+		go func(i int) {
+			defer wait.Done()
+			clientLoop(r, clients[i%len(clients)], uint64(i), &tallies[i])
+		}(i)
+	}
+	time.Sleep(time.Until(r.measureStart))
+	cpuStart := cpuTime()
+	started := time.Now()
+	wait.Wait()
+	return summarise(o, tallies, r.errors, time.Since(started), cpuTime()-cpuStart)
+}
+
+func clientLoop(r *loadRun, client *clientv3.Client, seed uint64, tally *workerTally) {
+	keys := newKeySource(r, seed)
+	for {
+		p := r.admit(time.Now())
+		if p == phaseStop {
+			return
+		}
+		key := keys.next()
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), r.o.deadline)
+		revision, err := request(ctx, r.o, client, key, r.value)
+		cancel()
+		if p != phaseMeasure {
+			continue
+		}
+		if err != nil {
+			r.errors.add(err)
+			continue
+		}
+		elapsedUs := time.Since(start).Microseconds()
+		if elapsedUs < 1 {
+			elapsedUs = 1
+		}
+		tally.latenciesUs = append(tally.latenciesUs, elapsedUs)
+		if revision > tally.lastRevision {
+			tally.lastRevision = revision
+		}
+	}
+}
+
+func request(ctx context.Context, o options, client *clientv3.Client, key, value string) (int64, error) {
+	if o.op == "put" {
+		response, err := client.Put(ctx, key, value)
+		if err != nil {
+			return 0, err
+		}
+		return response.Header.Revision, nil
+	}
+	var opts []clientv3.OpOption
+	if o.consistency == "s" {
+		opts = append(opts, clientv3.WithSerializable())
+	}
+	response, err := client.Get(ctx, key, opts...)
+	if err != nil {
+		return 0, err
+	}
+	return response.Header.Revision, nil
+}
+
+// cpuTime is this process's user plus system CPU so far.
+func cpuTime() time.Duration {
+	var usage syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &usage); err != nil {
+		return 0
+	}
+	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"errors"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestPercentilesAreNearestRankOverTheSortedSamples(t *testing.T) {
+	samples := []int64{}
+	for i := int64(1000); i >= 1; i-- {
+		samples = append(samples, i)
+	}
+	got := summariseLatencies(samples)
+	want := latencySummary{P50: 500, P90: 900, P99: 990, P999: 999, Max: 1000, Mean: 501}
+	if got != want {
+		t.Fatalf("expected %+v, saw %+v", want, got)
+	}
+	if empty := summariseLatencies(nil); empty != (latencySummary{}) {
+		t.Fatalf("expected zeros for no samples, saw %+v", empty)
+	}
+}
+
+func TestKeysArePaddedAndTruncatedLikeTheNodeClient(t *testing.T) {
+	cases := map[string]string{formatKey(42, 8): "00000042", formatKey(123456, 3): "456", formatKey(0, 1): "0"}
+	for got, want := range cases {
+		if got != want {
+			t.Fatalf("expected %q, saw %q", want, got)
+		}
+	}
+}
+
+func TestErrorKindsUseGrpcWireNamesAndStopGrowingAtTheLimit(t *testing.T) {
+	if kind := errorKind(status.Error(codes.DeadlineExceeded, "slow")); kind != "DEADLINE_EXCEEDED: slow" {
+		t.Fatalf("expected DEADLINE_EXCEEDED: slow, saw %q", kind)
+	}
+	counts := newErrorCounts(2)
+	for _, message := range []string{"a", "b", "c", "a", "d"} {
+		counts.add(errors.New(message))
+	}
+	kinds, total := counts.snapshot()
+	if total != 5 || kinds["a"] != 2 || kinds["b"] != 1 || kinds["other"] != 2 {
+		t.Fatalf("expected a=2 b=1 other=2 of 5, saw %v of %d", kinds, total)
+	}
+}
