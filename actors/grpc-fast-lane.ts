@@ -130,12 +130,16 @@ class UnaryCall {
   }
 
   private context(requestBytes: number): UnaryContext {
-    const socket = this.stream.session?.socket;
+    const stream = this.stream;
     const headers = this.headers;
     const signal = () => this.signal();
     return {
       requestBytes,
-      peer: socket === undefined ? 'unknown' : `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`,
+      // Reaching the socket goes through Node's HTTP/2 socket proxy, which costs; few handlers ask.
+      get peer(): string {
+        const socket = stream.session?.socket;
+        return socket === undefined ? 'unknown' : `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
+      },
       get metadata(): grpc.Metadata {
         return grpc.Metadata.fromHttp2Headers(headers);
       },

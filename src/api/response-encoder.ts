@@ -80,16 +80,29 @@ function fieldBytes(bodyBytes: number): number {
 
 const int64FieldBytesMax = 11;
 
+/** The cluster and member ID fields, encoded once: a member answers every call with the same two. */
+let identityCache: { clusterId: bigint; memberId: bigint; bytes: Uint8Array } | undefined;
+
+function identityFields(clusterId: bigint, memberId: bigint): Uint8Array {
+  if (identityCache?.clusterId === clusterId && identityCache.memberId === memberId) return identityCache.bytes;
+  const writer = new ProtoWriter(2 * int64FieldBytesMax);
+  if (clusterId !== 0n) {
+    writer.bytes[writer.offset++] = tagClusterId;
+    writer.varint64(clusterId);
+  }
+  if (memberId !== 0n) {
+    writer.bytes[writer.offset++] = tagMemberId;
+    writer.varint64(memberId);
+  }
+  identityCache = { clusterId, memberId, bytes: writer.done() };
+  return identityCache.bytes;
+}
+
 export function encodeResponseHeader(header: ResponseHeader): Uint8Array {
   const writer = new ProtoWriter(4 * int64FieldBytesMax);
-  if (header.clusterId !== 0n) {
-    writer.bytes[writer.offset++] = tagClusterId;
-    writer.varint64(header.clusterId);
-  }
-  if (header.memberId !== 0n) {
-    writer.bytes[writer.offset++] = tagMemberId;
-    writer.varint64(header.memberId);
-  }
+  const identity = identityFields(header.clusterId, header.memberId);
+  writer.bytes.set(identity, 0);
+  writer.offset = identity.length;
   if (header.revision !== 0) {
     writer.bytes[writer.offset++] = tagRevision;
     writer.varint(header.revision);
