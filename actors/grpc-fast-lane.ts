@@ -130,27 +130,21 @@ class UnaryCall {
   }
 
   private context(requestBytes: number): UnaryContext {
-    const stream = this.stream;
-    const headers = this.headers;
-    const signal = () => this.signal();
-    return {
-      requestBytes,
-      // Reaching the socket goes through Node's HTTP/2 socket proxy, which costs; few handlers ask.
-      get peer(): string {
-        const socket = stream.session?.socket;
-        return socket === undefined ? 'unknown' : `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
-      },
-      get metadata(): grpc.Metadata {
-        return grpc.Metadata.fromHttp2Headers(headers);
-      },
-      get signal(): AbortSignal {
-        return signal();
-      },
-    };
+    return new FastCallContext(this, requestBytes);
+  }
+
+  /** The peer as grpc-js reports it; reaching the socket goes through Node's HTTP/2 socket proxy, which costs. */
+  peer(): string {
+    const socket = this.stream.session?.socket;
+    return socket === undefined ? 'unknown' : `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
+  }
+
+  metadata(): grpc.Metadata {
+    return grpc.Metadata.fromHttp2Headers(this.headers);
   }
 
   /** Made on first use: most handlers never look. Aborted once the call is over either way. */
-  private signal(): AbortSignal {
+  signal(): AbortSignal {
     this.aborter ??= new AbortController();
     if (this.answered) this.aborter.abort();
     return this.aborter.signal;
@@ -207,6 +201,26 @@ class UnaryCall {
     this.answered = true;
     clearTimeout(this.deadlineTimer);
     this.aborter?.abort();
+  }
+}
+
+/** A handler's view of its call; everything but the size is worked out only when asked. */
+class FastCallContext implements UnaryContext {
+  constructor(
+    private readonly call: UnaryCall,
+    readonly requestBytes: number,
+  ) {}
+
+  get peer(): string {
+    return this.call.peer();
+  }
+
+  get metadata(): grpc.Metadata {
+    return this.call.metadata();
+  }
+
+  get signal(): AbortSignal {
+    return this.call.signal();
   }
 }
 

@@ -59,8 +59,9 @@ class ProtoWriter {
     this.offset += body.length;
   }
 
+  /** The bytes written; sizes are computed exactly up front, so this is the whole buffer. */
   done(): Uint8Array {
-    return this.bytes.subarray(0, this.offset);
+    return this.offset === this.bytes.length ? this.bytes : this.bytes.subarray(0, this.offset);
   }
 }
 
@@ -99,7 +100,10 @@ function identityFields(clusterId: bigint, memberId: bigint): Uint8Array {
 }
 
 export function encodeResponseHeader(header: ResponseHeader): Uint8Array {
-  const writer = new ProtoWriter(4 * int64FieldBytesMax);
+  const identityBytes = identityFields(header.clusterId, header.memberId).length;
+  const revisionBytes = header.revision === 0 ? 0 : 1 + varintBytes(header.revision);
+  const termBytes = header.raftTerm === 0 ? 0 : 1 + varintBytes(header.raftTerm);
+  const writer = new ProtoWriter(identityBytes + revisionBytes + termBytes);
   const identity = identityFields(header.clusterId, header.memberId);
   writer.bytes.set(identity, 0);
   writer.offset = identity.length;
@@ -117,7 +121,8 @@ export function encodeResponseHeader(header: ResponseHeader): Uint8Array {
 export function encodeRangeResponse(header: ResponseHeader, result: RangeResult): Uint8Array {
   const headerBytes = encodeResponseHeader(header);
   const kvs = result.kvs.map(encodeKeyValue);
-  const size = fieldBytes(headerBytes.length) + kvs.reduce((sum, kv) => sum + fieldBytes(kv.length), 0) + 2 + int64FieldBytesMax;
+  const countBytes = result.count === 0 ? 0 : 1 + varintBytes(result.count);
+  const size = fieldBytes(headerBytes.length) + kvs.reduce((sum, kv) => sum + fieldBytes(kv.length), 0) + (result.more ? 2 : 0) + countBytes;
   const writer = new ProtoWriter(size);
   writer.message(tagHeader, headerBytes);
   for (const kv of kvs) writer.message(tagKvs, kv);
