@@ -33,8 +33,7 @@ export type RaftRoleEvent =
   | { type: 'TRANSFER_LEADER'; to: NodeId }
   | { type: 'REPORT_UNREACHABLE'; id: NodeId }
   | { type: 'REPORT_SNAPSHOT'; id: NodeId; rejected: boolean }
-  | { type: 'APPLY_CONF_CHANGE'; change: ConfChange }
-  | { type: 'ADVANCE'; appliedIndex: number; stableIndex: number; stableTerm: number; snapshotIndex: number };
+  | { type: 'APPLY_CONF_CHANGE'; change: ConfChange };
 
 export interface RaftRoleContext {
   core: RaftCore;
@@ -95,12 +94,6 @@ export const raftRoleMachine = setup({
       stepMessage(core, message({ type: MessageType.unreachable, from: event.id, to: core.id }))),
     reportSnapshot: onCore('REPORT_SNAPSHOT', (core, event) =>
       stepMessage(core, message({ type: MessageType.snapStatus, from: event.id, to: core.id, reject: event.rejected }))),
-    advance: onCore('ADVANCE', (core, event) => {
-      if (event.snapshotIndex > 0) core.log.stableSnapTo(event.snapshotIndex);
-      if (event.stableIndex > 0) core.log.stableTo(event.stableIndex, event.stableTerm);
-      const applied = Math.max(event.appliedIndex, event.snapshotIndex);
-      if (applied > core.log.applied) core.log.appliedTo(applied);
-    }),
     applyConfChange: assign(({ context, event }) => {
       if (event.type !== 'APPLY_CONF_CHANGE') return {};
       return { confState: applyConfChange(context.core, event.change) };
@@ -111,7 +104,6 @@ export const raftRoleMachine = setup({
   context: ({ input }) => ({ core: input.core, confState: undefined }),
   initial: 'follower',
   on: {
-    ADVANCE: { actions: 'advance' },
     APPLY_CONF_CHANGE: { actions: 'applyConfChange' },
   },
   states: {
