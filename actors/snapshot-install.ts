@@ -13,7 +13,8 @@
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { fsyncDir, snapDbFileName } from '../src/snap/snap-file.js';
+import { fsyncDirectory } from '../src/lib/fs-sync.js';
+import { snapDbFileName } from '../src/snap/snap-file.js';
 
 const installDirPattern = /^db-([0-9a-f]{16})$/;
 const sendDirPattern = /^send-[0-9a-f]{16}$/;
@@ -37,8 +38,8 @@ export function stageReceivedDb(snapDir: string, backendPath: string, index: num
   rmSync(target, { recursive: true, force: true });
   mkdirSync(target);
   renameSync(received, join(target, lmdbDataFile));
-  fsyncDir(target);
-  fsyncDir(snapDir);
+  fsyncDirectory(target);
+  fsyncDirectory(snapDir);
   return target;
 }
 
@@ -46,7 +47,7 @@ export function stageReceivedDb(snapDir: string, backendPath: string, index: num
 export function finishInstall(stagedDir: string, backendPath: string): void {
   rmSync(backendPath, { recursive: true, force: true });
   renameSync(stagedDir, backendPath);
-  fsyncDir(dirname(backendPath));
+  fsyncDirectory(dirname(backendPath));
 }
 
 /**

@@ -14,7 +14,7 @@
 import { createReadStream } from 'node:fs';
 import { copyFile, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { fsyncDir } from '../src/snap/snap-file.js';
+import { fsyncDirectory } from '../src/lib/fs-sync.js';
 
 /** Bytes of the frame length prefix. */
 const frameLengthBytes = 4;
@@ -87,7 +87,7 @@ export async function storeSnapshotDb(body: SnapshotBody, finalPath: string, byt
   try {
     const bytes = body.kind === 'file' ? await copyDb(body.path, tempPath) : await writeDb(body.chunks, tempPath, bytesMax);
     await rename(tempPath, finalPath);
-    fsyncDir(dirname(finalPath));
+    fsyncDirectory(dirname(finalPath));
     return bytes;
   } catch (error) {
     await rm(tempPath, { force: true });

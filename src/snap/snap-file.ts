@@ -11,6 +11,7 @@ import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, 
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { crc32c } from '../lib/crc32c.js';
+import { fsyncDirectory } from '../lib/fs-sync.js';
 import type { ConfState, Snapshot } from '../raft/types.js';
 import type { ClusterMember } from '../membership/member.js';
 
@@ -80,17 +81,7 @@ export function saveSnapFile(dir: string, snapshot: Snapshot): void {
     closeSync(fd);
   }
   renameSync(tempPath, finalPath);
-  fsyncDir(dir);
-}
-
-/** Makes a rename or unlink in `dir` durable. */
-export function fsyncDir(dir: string): void {
-  const dirFd = openSync(dir, 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
+  fsyncDirectory(dir);
 }
 
 function asConfState(value: unknown, path: string): ConfState {

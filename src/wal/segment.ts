@@ -1,5 +1,5 @@
 /** Segment file names and directory listing: `%016x-%016x.wal` (sequence, first Raft index). */
-import { closeSync, fsyncSync, openSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface SegmentFile {
@@ -53,14 +53,4 @@ export function listTempSegments(dir: string): string[] {
   return readdirSync(dir)
     .filter((name) => name.endsWith(segmentTempSuffix) && parseSegmentName(name.slice(0, -segmentTempSuffix.length)) !== undefined)
     .map((name) => join(dir, name));
-}
-
-/** Makes renames, creations and deletions in `dir` durable. */
-export function fsyncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

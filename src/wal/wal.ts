@@ -22,7 +22,8 @@ import {
   type WalSnapshotMarker,
 } from './format.js';
 import { readWal, type WalState } from './reader.js';
-import { fsyncDirectory, listSegments, listTempSegments, segmentName, segmentTempSuffix, type SegmentFile } from './segment.js';
+import { fsyncDirectory } from '../lib/fs-sync.js';
+import { listSegments, listTempSegments, segmentName, segmentTempSuffix, type SegmentFile } from './segment.js';
 
 export interface WalOptions {
   /** Size segments are preallocated to; a segment is cut once writes reach it. */
