@@ -8,7 +8,7 @@
  *   RangeResponse  { ResponseHeader header = 1; repeated mvccpb.KeyValue kvs = 2; bool more = 3; int64 count = 4; }
  *   PutResponse    { ResponseHeader header = 1; mvccpb.KeyValue prev_kv = 2; }
  */
-import { encodeKeyValue } from '../mvcc/codec.js';
+import { encodeKeyValue, Writer } from '../mvcc/codec.js';
 import type { PutResult, RangeResult, ResponseHeader } from './types.js';
 
 /** A response already encoded; serializers pass its bytes through as they are. */
@@ -25,45 +25,6 @@ const tagKvs = 0x12;
 const tagMore = 0x18;
 const tagCount = 0x20;
 const tagPrevKv = 0x12;
-
-/** Encoded sizes of every part, then one pass writing them into one buffer. */
-class ProtoWriter {
-  readonly bytes: Uint8Array;
-  offset = 0;
-
-  constructor(size: number) {
-    this.bytes = new Uint8Array(size);
-  }
-
-  varint(value: number): void {
-    while (value >= 0x80) {
-      this.bytes[this.offset++] = (value % 0x80) | 0x80;
-      value = Math.floor(value / 0x80);
-    }
-    this.bytes[this.offset++] = value;
-  }
-
-  varint64(value: bigint): void {
-    let rest = BigInt.asUintN(64, value);
-    while (rest >= 0x80n) {
-      this.bytes[this.offset++] = Number(rest & 0x7fn) | 0x80;
-      rest >>= 7n;
-    }
-    this.bytes[this.offset++] = Number(rest);
-  }
-
-  message(tag: number, body: Uint8Array): void {
-    this.bytes[this.offset++] = tag;
-    this.varint(body.length);
-    this.bytes.set(body, this.offset);
-    this.offset += body.length;
-  }
-
-  /** The bytes written; sizes are computed exactly up front, so this is the whole buffer. */
-  done(): Uint8Array {
-    return this.offset === this.bytes.length ? this.bytes : this.bytes.subarray(0, this.offset);
-  }
-}
 
 function varintBytes(value: number): number {
   let bytes = 1;
@@ -86,13 +47,13 @@ let identityCache: { clusterId: bigint; memberId: bigint; bytes: Uint8Array } | 
 
 function identityFields(clusterId: bigint, memberId: bigint): Uint8Array {
   if (identityCache?.clusterId === clusterId && identityCache.memberId === memberId) return identityCache.bytes;
-  const writer = new ProtoWriter(2 * int64FieldBytesMax);
+  const writer = new Writer(2 * int64FieldBytesMax);
   if (clusterId !== 0n) {
-    writer.bytes[writer.offset++] = tagClusterId;
+    writer.byte(tagClusterId);
     writer.varint64(clusterId);
   }
   if (memberId !== 0n) {
-    writer.bytes[writer.offset++] = tagMemberId;
+    writer.byte(tagMemberId);
     writer.varint64(memberId);
   }
   identityCache = { clusterId, memberId, bytes: writer.done() };
@@ -103,16 +64,14 @@ export function encodeResponseHeader(header: ResponseHeader): Uint8Array {
   const identityBytes = identityFields(header.clusterId, header.memberId).length;
   const revisionBytes = header.revision === 0 ? 0 : 1 + varintBytes(header.revision);
   const termBytes = header.raftTerm === 0 ? 0 : 1 + varintBytes(header.raftTerm);
-  const writer = new ProtoWriter(identityBytes + revisionBytes + termBytes);
-  const identity = identityFields(header.clusterId, header.memberId);
-  writer.bytes.set(identity, 0);
-  writer.offset = identity.length;
+  const writer = new Writer(identityBytes + revisionBytes + termBytes);
+  writer.raw(identityFields(header.clusterId, header.memberId));
   if (header.revision !== 0) {
-    writer.bytes[writer.offset++] = tagRevision;
+    writer.byte(tagRevision);
     writer.varint(header.revision);
   }
   if (header.raftTerm !== 0) {
-    writer.bytes[writer.offset++] = tagRaftTerm;
+    writer.byte(tagRaftTerm);
     writer.varint(header.raftTerm);
   }
   return writer.done();
@@ -123,15 +82,15 @@ export function encodeRangeResponse(header: ResponseHeader, result: RangeResult)
   const kvs = result.kvs.map(encodeKeyValue);
   const countBytes = result.count === 0 ? 0 : 1 + varintBytes(result.count);
   const size = fieldBytes(headerBytes.length) + kvs.reduce((sum, kv) => sum + fieldBytes(kv.length), 0) + (result.more ? 2 : 0) + countBytes;
-  const writer = new ProtoWriter(size);
+  const writer = new Writer(size);
   writer.message(tagHeader, headerBytes);
   for (const kv of kvs) writer.message(tagKvs, kv);
   if (result.more) {
-    writer.bytes[writer.offset++] = tagMore;
-    writer.bytes[writer.offset++] = 1;
+    writer.byte(tagMore);
+    writer.byte(1);
   }
   if (result.count !== 0) {
-    writer.bytes[writer.offset++] = tagCount;
+    writer.byte(tagCount);
     writer.varint(result.count);
   }
   return writer.done();
@@ -140,7 +99,7 @@ export function encodeRangeResponse(header: ResponseHeader, result: RangeResult)
 export function encodePutResponse(header: ResponseHeader, result: PutResult): Uint8Array {
   const headerBytes = encodeResponseHeader(header);
   const prevKv = result.prevKv === undefined ? undefined : encodeKeyValue(result.prevKv);
-  const writer = new ProtoWriter(fieldBytes(headerBytes.length) + (prevKv === undefined ? 0 : fieldBytes(prevKv.length)));
+  const writer = new Writer(fieldBytes(headerBytes.length) + (prevKv === undefined ? 0 : fieldBytes(prevKv.length)));
   writer.message(tagHeader, headerBytes);
   if (prevKv !== undefined) writer.message(tagPrevKv, prevKv);
   return writer.done();

@@ -42,7 +42,8 @@ const tagVersion = 0x20;
 const tagValue = 0x2a;
 const tagLease = 0x30;
 
-class Writer {
+/** Writes protobuf wire format into a buffer sized by the caller (an upper bound or exact). */
+export class Writer {
   private readonly bytes: Uint8Array;
   private offset = 0;
 
@@ -74,6 +75,13 @@ class Writer {
   raw(data: Uint8Array): void {
     this.bytes.set(data, this.offset);
     this.offset += data.length;
+  }
+
+  /** A length-delimited field: tag, length, bytes. */
+  message(tag: number, body: Uint8Array): void {
+    this.byte(tag);
+    this.varint(body.length);
+    this.raw(body);
   }
 
   done(): Uint8Array {
