@@ -6,6 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as http from 'node:http';
+import { readBodyBounded } from './http-body.js';
 import type protobuf from 'protobufjs';
 import {
   decodeToJson,
@@ -227,21 +228,9 @@ function forwardedHeaders(metadata?: grpc.Metadata): Record<string, string> {
 
 const identity = (buffer: Buffer) => buffer;
 
-/** Reads the whole body, refusing one over the limit. */
+/** Reads the whole body, refusing one over the limit in grpc-go's words. */
 function readBody(request: http.IncomingMessage, maxBytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    request.on('data', (chunk: Buffer) => {
-      total += chunk.length;
-      if (total > maxBytes) {
-        request.destroy();
-        reject(new GatewayJsonError(`grpc: received message larger than max (${total} vs. ${maxBytes})`));
-      } else chunks.push(chunk);
-    });
-    request.on('end', () => resolve(Buffer.concat(chunks)));
-    request.on('error', reject);
-  });
+  return readBodyBounded(request, maxBytes, (total) => new GatewayJsonError(`grpc: received message larger than max (${total} vs. ${maxBytes})`));
 }
 
 /** The first JSON object of a body as request bytes; an empty body is an empty request. */

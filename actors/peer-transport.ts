@@ -29,6 +29,7 @@ import { formatId, parseHexId as parseHexText } from '../src/membership/ids.js';
 import { membersFromPeerJson, type ClusterMember } from '../src/membership/member.js';
 import { ClusterIdMismatchError, FrameTooLargeError } from '../src/raft/message-codec.js';
 import type { Message, NodeId } from '../src/raft/types.js';
+import { readBodyBounded } from './http-body.js';
 import { readSnapshotHeader, snapshotPath, snapshotStream } from './snapshot-transfer.js';
 import {
   defaultTransportLimits,
@@ -358,14 +359,15 @@ export class PeerTransport extends TransportBase<readonly string[]> {
   private serveCall(request: http.IncomingMessage, response: http.ServerResponse): void {
     const method = request.method === 'GET' || request.method === 'POST' ? request.method : undefined;
     const path = new URL(request.url ?? '/', 'http://peer').pathname;
-    readBody(request, peerCallBodyBytesMax)
-      .then((body) => (method === undefined ? notFoundAnswer : this.answerCall({ method, path, body })))
+    readBodyBounded(request, peerCallBodyBytesMax, () => new Error(`peer request body exceeds ${peerCallBodyBytesMax} bytes`))
+      .then((body) => (method === undefined ? notFoundAnswer : this.answerCall({ method, path, body: body.toString('utf8') })))
       .then(
         (answer) => {
           response.setHeader('X-Etcd-Cluster-ID', formatId(this.identity.clusterId));
           response.writeHead(answer.status, { 'Content-Type': answer.contentType }).end(answer.body);
         },
-        (error: Error) => response.writeHead(413, { 'Content-Type': 'text/plain; charset=utf-8' }).end(`${error.message}\n`),
+        // The bound destroyed the request and its connection: there is no one left to answer.
+        () => undefined,
       );
   }
 
@@ -614,24 +616,6 @@ export function peerHttpRequest(method: 'GET' | 'POST', url: string, timeoutMs: 
     request.on('timeout', () => request.destroy(new Error(`peer request to ${url} timed out after ${timeoutMs} ms`)));
     request.on('error', reject);
     request.end(jsonBody);
-  });
-}
-
-/** Reads a request body as UTF-8, refusing one over `bytesMax`. */
-function readBody(request: http.IncomingMessage, bytesMax: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    request.on('data', (chunk: Buffer) => {
-      bytes += chunk.length;
-      if (bytes <= bytesMax) chunks.push(chunk);
-      else {
-        request.pause();
-        reject(new Error(`peer request body exceeds ${bytesMax} bytes`));
-      }
-    });
-    request.on('error', reject);
-    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
   });
 }
 
