@@ -970,9 +970,9 @@ export class Member implements KvService, LeaseApi {
   /** Sends a finished Ready's messages; a snapshot goes on its own stream with the backend database. */
   private sendMessages(messages: Message[]): void {
     if (messages.length === 0 || this.transport === undefined) return;
-    const snapshots = messages.filter((message) => message.type === MessageType.snap);
-    if (snapshots.length === 0) return this.transport.send(messages);
-    for (const message of snapshots) this.trackSnapshotSend(this.sendSnapshot(message));
+    // Nearly every Ready has no snapshot: check before building filtered copies.
+    if (!messages.some((message) => message.type === MessageType.snap)) return this.transport.send(messages);
+    for (const message of messages) if (message.type === MessageType.snap) this.trackSnapshotSend(this.sendSnapshot(message));
     this.transport.send(messages.filter((message) => message.type !== MessageType.snap));
   }
 
