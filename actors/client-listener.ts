@@ -9,6 +9,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { versionBody } from '../src/api/version.js';
 import { installFastLane } from './grpc-fast-lane.js';
+import { admitHttp2 } from './http2-admission.js';
 import { fastLaneOf } from './grpc-server.js';
 
 /** Every HTTP/2 connection opens with this preface (RFC 9113, section 3.4). */
@@ -157,9 +158,12 @@ export async function listenClient(options: ClientListenerOptions): Promise<Clie
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    void classify(socket).then((kind) => {
-      if (kind === 'grpc') injector.injectConnection(socket);
-      else if (kind === 'http') {
+    void classify(socket).then(async (kind) => {
+      if (kind === 'grpc') {
+        const admission = await admitHttp2(socket);
+        if (admission.kind === 'native') injector.injectConnection(socket);
+        else if (admission.kind === 'rewrite') injector.injectConnection(admission.connection);
+      } else if (kind === 'http') {
         httpServer.emit('connection', socket);
         // node:http reads the socket's handle directly and would leave the bytes we peeked at
         // (and put back) sitting in the paused stream; resuming delivers them as 'data'.

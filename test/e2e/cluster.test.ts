@@ -70,11 +70,9 @@ for (const target of targets) {
       if (target.label !== 'etcd' && reference !== undefined) assert.deepEqual(memberListings.get(target.label), reference, 'member list differs from real etcd');
     });
 
-    // etcdctl 3.4 dials each endpoint of these commands with ':authority: http://host:port'; Node's
-    // HTTP/2 (nghttp2) refuses a '/' in :authority and resets the stream, where grpc-go accepts it.
-    // Kept visible as a todo on tsetcd until the client port has its own HTTP/2 front.
-    const httpAuthorityTodo = target.label === 'etcd' ? {} : { todo: "Node's HTTP/2 refuses etcdctl's ':authority: http://...' on per-endpoint calls" };
-    test('etcdctl endpoint status and endpoint hashkv answer for every member given as http:// URLs', httpAuthorityTodo, async () => {
+    // etcdctl 3.4 dials each endpoint of these commands with ':authority: http://host:port', which
+    // nghttp2 refuses; the client port's HTTP/2 admission (actors/http2-admission.ts) rewrites it.
+    test('etcdctl endpoint status and endpoint hashkv answer for every member given as http:// URLs', async () => {
       const endpoints = cluster.endpoints().join(',');
       for (const command of ['status', 'hashkv']) {
         const result = await runEtcdctl(endpoints, ['endpoint', command, '-w', 'json']);

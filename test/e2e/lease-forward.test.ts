@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Cluster, schemelessEndpoint, type ClusterMember } from '../support/cluster.js';
+import { Cluster, type ClusterMember } from '../support/cluster.js';
 import { runEtcdctl } from '../support/etcdctl.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
 
@@ -30,7 +30,7 @@ const targets: Array<{ label: string; command?: MemberCommand; skip?: string }> 
 ];
 
 async function etcdctlOk(member: ClusterMember, args: readonly string[]): Promise<string> {
-  const result = await runEtcdctl(schemelessEndpoint(member.clientUrl), args);
+  const result = await runEtcdctl(member.clientUrl, args);
   assert.equal(result.code, 0, `etcdctl ${args.join(' ')} via ${member.name} failed: ${result.stderr}`);
   return result.stdout;
 }
@@ -97,7 +97,7 @@ for (const target of targets) {
 
     test('a keep-alive or time-to-live through a follower for an unknown lease reports it not found', async () => {
       const follower = followers[0] as ClusterMember;
-      const keepAlive = await runEtcdctl(schemelessEndpoint(follower.clientUrl), ['lease', 'keep-alive', '--once', unknownLeaseHex]);
+      const keepAlive = await runEtcdctl(follower.clientUrl, ['lease', 'keep-alive', '--once', unknownLeaseHex]);
       assert.notEqual(keepAlive.code, 0, `expected keep-alive of an unknown lease to fail, saw ${keepAlive.stdout}`);
       assert.match(keepAlive.stderr, /requested lease not found/);
       assert.match(await etcdctlOk(follower, ['lease', 'timetolive', unknownLeaseHex]), new RegExp(`^lease ${unknownLeaseHex} already expired$`, 'm'));

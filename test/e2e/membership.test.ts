@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cluster, ClusterMember, endpointStatus, hexId, parseEtcdctlJson, pollUntil, schemelessEndpoint, type EndpointStatus } from '../support/cluster.js';
+import { Cluster, ClusterMember, endpointStatus, hexId, parseEtcdctlJson, pollUntil, type EndpointStatus } from '../support/cluster.js';
 import { runEtcdctl, type CommandResult } from '../support/etcdctl.js';
 import { healthWaitMsDefault, probeHealth } from '../support/member.js';
 import { freePorts, loopbackHost } from '../support/ports.js';
@@ -164,7 +164,7 @@ for (const target of targets) {
       const { member, id } = await addAndStart('m5', true);
       m5Id = id;
       // Maintenance calls go to a schemeless endpoint: tsetcd refuses etcdctl's per-endpoint dial of an http:// URL.
-      const learnerStatus = await runEtcdctl(schemelessEndpoint(member.clientUrl), ['endpoint', 'status', '-w', 'json']);
+      const learnerStatus = await runEtcdctl(member.clientUrl, ['endpoint', 'status', '-w', 'json']);
       assertOk(learnerStatus, 'endpoint status of the learner');
       const [entry] = parseEtcdctlJson(learnerStatus.stdout) as Array<{ Status: { isLearner?: boolean } }>;
       assert.equal(entry?.Status.isLearner, true, `learner status: ${learnerStatus.stdout}`);
@@ -198,7 +198,7 @@ for (const target of targets) {
       assert.match(takenUrl.stderr, /etcdserver: Peer URLs already exists/);
       const addTaken = await runEtcdctl(endpoint, ['member', 'add', 'dup', `--peer-urls=${m1Peer}`]);
       assert.match(addTaken.stderr, /etcdserver: (Peer URLs already exists|unhealthy cluster)/);
-      const badTransferee = await runEtcdctl(endpoints().map(schemelessEndpoint).join(','), ['move-leader', 'abcdef0123']);
+      const badTransferee = await runEtcdctl(endpoints().join(','), ['move-leader', 'abcdef0123']);
       assert.match(badTransferee.stderr, /etcdserver: bad leader transferee/);
     });
 
@@ -225,9 +225,9 @@ for (const target of targets) {
       const targetId = before.find((s) => s.memberId !== leaderId)?.memberId as string;
       const leaderEndpoint = before.find((s) => s.memberId === leaderId)?.endpoint as string;
       const notLeader = endpoints().find((e) => e !== leaderEndpoint) as string;
-      const refused = await runEtcdctl(schemelessEndpoint(notLeader), ['move-leader', targetId]);
+      const refused = await runEtcdctl(notLeader, ['move-leader', targetId]);
       assert.notEqual(refused.code, 0, 'move-leader through a follower alone must fail');
-      const moved = await runEtcdctl(endpoints().map(schemelessEndpoint).join(','), ['move-leader', targetId]);
+      const moved = await runEtcdctl(endpoints().join(','), ['move-leader', targetId]);
       assertOk(moved, 'move-leader');
       assert.match(moved.stdout, new RegExp(`Leadership transferred from ${leaderId} to ${targetId}`));
       await pollUntil('every member to report the new leader', convergeWaitMs, async () => {

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Cluster, endpointStatus, leaderWaitMsDefault, pollUntil, schemelessEndpoint, type ClusterMember } from '../support/cluster.js';
+import { Cluster, endpointStatus, leaderWaitMsDefault, pollUntil, type ClusterMember } from '../support/cluster.js';
 import { runEtcdctl } from '../support/etcdctl.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
 import { checkWatcher, headerRevision, KvClient, resolveHistory, ResumingWatcher, WriteHistory, type WriteIntent } from '../support/watch-checker.js';
@@ -215,7 +215,7 @@ async function moveLeader(cluster: Cluster): Promise<string> {
   const leader = await cluster.leader();
   const transferee = cluster.followers(leader)[0] as ClusterMember;
   const transfereeId = (await endpointStatus(transferee.clientUrl)).memberId;
-  const moved = await runEtcdctl(cluster.endpoints().map(schemelessEndpoint).join(','), ['move-leader', transfereeId]);
+  const moved = await runEtcdctl(cluster.endpoints().join(','), ['move-leader', transfereeId]);
   assert.equal(moved.code, 0, `move-leader ${leader.name} -> ${transferee.name} failed: ${moved.stderr}`);
   await pollUntil(`${transferee.name} to lead for every member`, leaderWaitMsDefault, async () => {
     const now = await cluster.leader();

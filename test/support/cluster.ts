@@ -276,7 +276,7 @@ export class Cluster {
 
 /** One member's `etcdctl endpoint status -w json`, with 64-bit IDs kept exact. */
 export async function endpointStatus(endpoint: string): Promise<EndpointStatus> {
-  const result = await runEtcdctl(schemelessEndpoint(endpoint), ['endpoint', 'status', '-w', 'json', `--command-timeout=${statusCommandTimeout}`]);
+  const result = await runEtcdctl(endpoint, ['endpoint', 'status', '-w', 'json', `--command-timeout=${statusCommandTimeout}`]);
   if (result.code !== 0) throw new Error(`endpoint status of ${endpoint} failed: ${result.stderr.trim()}`);
   const [entry] = parseEtcdctlJson(result.stdout) as Array<{ Status?: Record<string, unknown> & { header?: Record<string, unknown> } }>;
   const status = entry?.Status;
@@ -292,11 +292,7 @@ export async function endpointStatus(endpoint: string): Promise<EndpointStatus> 
   };
 }
 
-/**
- * `http://host:port` as `host:port`. etcdctl 3.4's per-endpoint maintenance calls (endpoint status,
- * hashkv, defrag) dial a URL with a scheme with the whole URL as HTTP/2 :authority; etcd accepts
- * that, Node's HTTP/2 server resets the stream. Tests that are not about that quirk use this form.
- */
+/** `http://host:port` as `host:port`, the target form grpc-js clients take. */
 export function schemelessEndpoint(endpoint: string): string {
   return endpoint.replace(/^https?:\/\//, '');
 }
@@ -330,7 +326,7 @@ export async function pollUntil(what: string, waitMs: number, check: () => Promi
 /** Waits until `etcdctl endpoint hashkv` over all members reports one hash at one revision. */
 export async function assertHashesAgree(cluster: Cluster, waitMs: number): Promise<void> {
   await pollUntil('agreeing hashkv across members', waitMs, async () => {
-    const result = await runEtcdctl(cluster.endpoints().map(schemelessEndpoint).join(','), ['endpoint', 'hashkv', '-w', 'json']);
+    const result = await runEtcdctl(cluster.endpoints().join(','), ['endpoint', 'hashkv', '-w', 'json']);
     if (result.code !== 0) return `hashkv failed: ${result.stderr.trim()}`;
     const entries = parseEtcdctlJson(result.stdout) as Array<{ Endpoint: string; HashKV: { hash?: number; header: { revision?: number } } }>;
     if (entries.length !== cluster.members.length) return `expected ${cluster.members.length} hashes, saw ${result.stdout}`;
