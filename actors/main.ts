@@ -9,7 +9,8 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { ConfigError, FlagError, loadConfig, usageText, type MemberConfig } from '../src/config/config.js';
 import { etcdApiVersion, tsetcdVersion } from '../src/api/version.js';
 import { createLogger, type Logger } from './logger.js';
-import type { MemberControl, MemberFatalMessage, MemberWorkerData } from './protocol.js';
+import { memberWorkerUrl } from './member-prestart.js';
+import type { MemberControl, MemberFatalMessage, MemberInitMessage, MemberWorkerData } from './protocol.js';
 
 /** Prints versions the way `etcd --version` does, naming ours and the etcd API we speak. */
 function printVersion(): void {
@@ -25,19 +26,27 @@ export interface MemberHandle {
   exited: Promise<number>;
 }
 
-/** Starts one member actor in a worker thread and waits until it serves clients. */
+/**
+ * Starts one member actor in a worker thread (or hands its data to one from prestartMemberWorker)
+ * and waits until it serves clients.
+ */
 export async function startMemberActor(
   config: MemberConfig,
   logger: Logger,
   onFatal: (message: string) => void,
   peerPorts?: Map<bigint, MessagePort>,
+  prestarted?: Worker,
 ): Promise<MemberHandle> {
   const workerData: MemberWorkerData = { config };
   if (peerPorts !== undefined) workerData.peerPorts = [...peerPorts].map(([id, port]) => [id.toString(), port]);
-  const worker = new Worker(new URL('./member-worker.js', import.meta.url), {
-    workerData,
-    transferList: peerPorts === undefined ? [] : [...peerPorts.values()],
-  });
+  const transferList = peerPorts === undefined ? [] : [...peerPorts.values()];
+  let worker: Worker;
+  if (prestarted === undefined) worker = new Worker(memberWorkerUrl, { workerData, transferList });
+  else {
+    worker = prestarted;
+    worker.ref();
+    worker.postMessage({ type: 'member.init', data: workerData } satisfies MemberInitMessage, transferList);
+  }
   worker.on('message', (message: MemberFatalMessage | unknown) => {
     if (typeof message === 'object' && message !== null && (message as MemberFatalMessage).type === 'fatal') {
       onFatal((message as MemberFatalMessage).message);
@@ -55,13 +64,13 @@ export async function startMemberActor(
 }
 
 /** Runs member actors until SIGINT/SIGTERM, then stops them all cleanly. */
-async function supervise(configs: MemberConfig[], logger: Logger, peerPorts: (Map<bigint, MessagePort> | undefined)[]): Promise<void> {
+async function supervise(configs: MemberConfig[], logger: Logger, peerPorts: (Map<bigint, MessagePort> | undefined)[], prestarted?: Worker): Promise<void> {
   let stopping = false;
   const fail = (message: string) => {
     logger.fatal({ error: message }, 'member stopped on a fatal error');
     process.exit(1);
   };
-  const handles = await Promise.all(configs.map((config, position) => startMemberActor(config, logger, fail, peerPorts[position])));
+  const handles = await Promise.all(configs.map((config, position) => startMemberActor(config, logger, fail, peerPorts[position], position === 0 ? prestarted : undefined)));
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -147,13 +156,18 @@ function loadOrExit(argv: string[], env: NodeJS.ProcessEnv) {
   }
 }
 
-/** Entry point for `tsetcd [flags]`. */
-export async function run(argv: string[]): Promise<void> {
+/**
+ * Entry point for `tsetcd [flags]`. `prestarted` is a member thread from prestartMemberWorker,
+ * started before this module loaded; it is used for the member or stopped.
+ */
+export async function run(argv: string[], prestarted?: Worker): Promise<void> {
   if (argv[0] === 'cluster') {
+    void prestarted?.terminate();
     await runCluster(argv.slice(1));
     return;
   }
   const loaded = loadOrExit(argv, process.env);
+  if (loaded.printVersion || loaded.printHelp) void prestarted?.terminate();
   if (loaded.printVersion) {
     printVersion();
     return;
@@ -166,7 +180,7 @@ export async function run(argv: string[]): Promise<void> {
   for (const warning of loaded.warnings) logger.warn(warning);
   logger.info({ 'tsetcd-version': tsetcdVersion, 'node-version': process.version, name: loaded.config.name, 'data-dir': loaded.config.dataDir }, 'starting tsetcd');
   try {
-    await supervise([loaded.config], logger, [undefined]);
+    await supervise([loaded.config], logger, [undefined], prestarted);
   } catch (error) {
     logger.fatal({ error: (error as Error).message }, 'failed to start member');
     process.exit(1);

@@ -1,20 +1,26 @@
 /**
  * Entry point of a member actor's worker thread: starts the member, serves its client URLs and
  * exposes MemberControl to the supervisor through comlink.
+ *
+ * `tsetcd` starts this thread before the supervisor has read its flags (actors/member-prestart.ts):
+ * the thread loads its modules meanwhile and takes its MemberWorkerData as its first message.
+ * Threads started with workerData (single-host mode) begin at once.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { formatId } from '../src/membership/ids.js';
-import { createLogger } from './logger.js';
-import { Member } from './member.js';
-import type { MemberControl, MemberFatalMessage, MemberStatus, MemberWorkerData } from './protocol.js';
-import { startClientServer, type ClientServer } from './client-server.js';
+import { createLogger, type Logger } from './logger.js';
+import type { Member } from './member.js';
+import type { MemberControl, MemberFatalMessage, MemberInitMessage, MemberStatus, MemberWorkerData } from './protocol.js';
+import type { ClientServer } from './client-server.js';
+import { WalClient } from './wal-client.js';
 
-const { config, peerPorts } = workerData as MemberWorkerData;
-const logger = createLogger(config.logLevel, config.logOutputs, { member: config.name });
 const port = parentPort;
 if (port === null) throw new Error('member-worker must run in a worker thread');
+// The WAL thread and the member's heavier modules start loading before the data arrives.
+const walThread = WalClient.prestart();
+const modules = Promise.all([import('./member.js'), import('./client-server.js')]);
 
 let member: Member | undefined;
 let clientServer: ClientServer | undefined;
@@ -24,15 +30,26 @@ function reportFatal(error: Error): void {
   port?.postMessage(message);
 }
 
-const starting = (async () => {
+async function start({ config, peerPorts }: MemberWorkerData, logger: Logger): Promise<void> {
+  const [{ Member }, { startClientServer }] = await modules;
   const ports = peerPorts === undefined ? undefined : new Map(peerPorts.map(([id, port]) => [BigInt(id), port] as const));
-  member = await Member.start(config, logger, reportFatal, ports);
+  member = await Member.start(config, logger, reportFatal, ports, walThread);
   clientServer = await startClientServer(config, member, logger);
-})();
-starting.catch((error: Error) => {
-  logger.fatal({ error: error.message }, 'failed to start member');
-  reportFatal(error);
-});
+}
+
+let config: MemberWorkerData['config'];
+let starting: Promise<void>;
+
+function begin(data: MemberWorkerData): void {
+  config = data.config;
+  const logger = createLogger(config.logLevel, config.logOutputs, { member: config.name });
+  starting = start(data, logger);
+  starting.catch((error: Error) => {
+    logger.fatal({ error: error.message }, 'failed to start member');
+    reportFatal(error);
+  });
+  Comlink.expose(control, nodeEndpoint(port!));
+}
 
 function currentStatus(): MemberStatus {
   if (member === undefined) throw new Error('member is not started');
@@ -67,4 +84,7 @@ const control: MemberControl = {
   },
 };
 
-Comlink.expose(control, nodeEndpoint(port));
+// Exposing control while handling the init message means the supervisor's calls, which follow it,
+// find comlink listening.
+if (workerData !== null && workerData !== undefined) begin(workerData as MemberWorkerData);
+else port.once('message', (message: MemberInitMessage) => begin(message.data));

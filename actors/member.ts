@@ -90,7 +90,7 @@ import {
 } from './peer-api.js';
 import { MessagePortTransport } from './peer-port-transport.js';
 import type { RaftTransport } from './peer-links.js';
-import type { MessagePort } from 'node:worker_threads';
+import type { MessagePort, Worker } from 'node:worker_threads';
 import { MessageType, type Message } from '../src/raft/types.js';
 import { LmdbBackend } from '../src/mvcc/lmdb-backend.js';
 import { WalClient } from './wal-client.js';
@@ -204,6 +204,7 @@ export class Member implements KvService, LeaseApi {
     logger: Logger,
     onFatal: (error: Error) => void,
     peerPorts?: Map<bigint, MessagePort>,
+    walThread?: Worker,
   ): Promise<Member> {
     const paths = memberPaths(config);
     mkdirSync(join(paths.memberDir, 'snap'), { recursive: true });
@@ -219,6 +220,7 @@ export class Member implements KvService, LeaseApi {
     const { client: wal, state, created: fresh } = await WalClient.open(paths.walDir, {
       metadata: bootIdentity,
       log: (message: string) => logger.warn({ 'wal-dir': paths.walDir }, message),
+      thread: walThread,
     });
     const identity: MemberIdentity = fresh ? bootIdentity : { memberId: state.metadata.memberId, clusterId: state.metadata.clusterId };
     const storage = new MemoryStorage();

@@ -15,6 +15,8 @@ export interface WalClientOptions {
   segmentBytes?: number;
   /** Where the thread's repair notices go; defaults to console.warn. */
   log?: (message: string) => void;
+  /** A thread from prestart(), already past its module loading; a new one is started otherwise. */
+  thread?: Worker;
 }
 
 type OpenedReply = Extract<WalReply, { type: 'wal.opened' }>;
@@ -46,10 +48,24 @@ export class WalClient {
     private readonly log: (message: string) => void,
   ) {}
 
+  /**
+   * Starts a WAL thread that waits for open(): a member starts it first thing, so the thread's
+   * start-up overlaps the member's own module loading. Unreferenced until open() takes it.
+   */
+  static prestart(): Worker {
+    const worker = new Worker(walThreadUrl, { workerData: null });
+    worker.unref();
+    return worker;
+  }
+
   /** Starts a WAL thread on `dir`, reading the existing WAL or creating one with `options.metadata`. */
   static async open(dir: string, options: WalClientOptions): Promise<{ client: WalClient; state: WalState; created: boolean }> {
     const init: WalThreadInit = { dir, metadata: options.metadata, segmentBytes: options.segmentBytes };
-    const worker = new Worker(walThreadUrl, { workerData: init });
+    const worker = options.thread ?? new Worker(walThreadUrl, { workerData: init });
+    if (options.thread !== undefined) {
+      worker.ref();
+      worker.postMessage(init);
+    }
     const client = new WalClient(worker, options.log ?? console.warn);
     let opened: OpenedReply;
     try {

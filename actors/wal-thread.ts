@@ -132,4 +132,7 @@ function start(port: MessagePort, init: WalThreadInit): void {
 }
 
 if (parentPort === null) throw new Error('wal-thread.js must run as a worker thread');
-start(parentPort, workerData as WalThreadInit);
+const threadPort = parentPort;
+// A thread started ahead of time (WalClient.prestart) gets its init as the first message.
+if (workerData === null || workerData === undefined) threadPort.once('message', (init: WalThreadInit) => start(threadPort, init));
+else start(threadPort, workerData as WalThreadInit);
