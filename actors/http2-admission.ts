@@ -130,6 +130,16 @@ class HeaderBlockCollector {
   }
 }
 
+/** A block with its refused :authority values rewritten: undefined if none were, 'malformed' on bad HPACK. */
+function rewriteAuthority(block: Buffer, table: DynamicTableMirror): Buffer | undefined | 'malformed' {
+  try {
+    return rewriteHeaderBlock(block, table, acceptableAuthority);
+  } catch (error) {
+    if (error instanceof HpackError) return 'malformed';
+    throw error;
+  }
+}
+
 /** Rewrites refused :authority values in every header block of one connection's client frames. */
 class AuthorityRewriter {
   private readonly table = new DynamicTableMirror();
@@ -142,14 +152,9 @@ class AuthorityRewriter {
   }
 
   private rewrite(first: Frame, priority: Buffer, block: Buffer, original: Frame[]): Buffer[] {
-    let rewritten: Buffer | undefined;
-    try {
-      rewritten = rewriteHeaderBlock(block, this.table, acceptableAuthority);
-    } catch (error) {
-      if (!(error instanceof HpackError)) throw error;
-      this.passThrough = true;
-    }
-    return rewritten === undefined ? original.map((frame) => frame.bytes) : headersFrames(first, priority, rewritten);
+    const rewritten = rewriteAuthority(block, this.table);
+    this.passThrough = rewritten === 'malformed';
+    return rewritten instanceof Buffer ? headersFrames(first, priority, rewritten) : original.map((frame) => frame.bytes);
   }
 }
 
@@ -196,16 +201,6 @@ class RewritingConnection extends Duplex {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.socket.destroy(error ?? undefined);
     callback(error);
-  }
-}
-
-/** Does the first header block carry an :authority nghttp2 would refuse? Malformed blocks say no. */
-function needsRewrite(block: Buffer): boolean {
-  try {
-    return rewriteHeaderBlock(block, new DynamicTableMirror(), acceptableAuthority) !== undefined;
-  } catch (error) {
-    if (error instanceof HpackError) return false;
-    throw error;
   }
 }
 
@@ -256,7 +251,7 @@ export function admitHttp2(socket: net.Socket): Promise<Http2Admission> {
     };
     const decide = () => {
       if (!acknowledged) return;
-      if (firstBlock !== undefined) finish(needsRewrite(firstBlock) ? 'rewrite' : 'native');
+      if (firstBlock !== undefined) finish(rewriteAuthority(firstBlock, new DynamicTableMirror()) instanceof Buffer ? 'rewrite' : 'native');
       else if (received.length > admissionBytesMax) finish('native');
       else quietTimer ??= setTimeout(() => finish('native'), firstRequestWaitMs);
     };

@@ -10,7 +10,8 @@ import { ConfigError, FlagError, loadConfig, usageText, type MemberConfig } from
 import { etcdApiVersion, tsetcdVersion } from '../src/api/version.js';
 import { createLogger, type Logger } from './logger.js';
 import { memberWorkerUrl } from './member-prestart.js';
-import type { MemberControl, MemberFatalMessage, MemberInitMessage, MemberWorkerData } from './protocol.js';
+import type { MemberControl, MemberFatalMessage, MemberWorkerData } from './protocol.js';
+import { handOver } from './thread-start.js';
 
 /** Prints versions the way `etcd --version` does, naming ours and the etcd API we speak. */
 function printVersion(): void {
@@ -40,13 +41,8 @@ export async function startMemberActor(
   const workerData: MemberWorkerData = { config };
   if (peerPorts !== undefined) workerData.peerPorts = [...peerPorts].map(([id, port]) => [id.toString(), port]);
   const transferList = peerPorts === undefined ? [] : [...peerPorts.values()];
-  let worker: Worker;
-  if (prestarted === undefined) worker = new Worker(memberWorkerUrl, { workerData, transferList });
-  else {
-    worker = prestarted;
-    worker.ref();
-    worker.postMessage({ type: 'member.init', data: workerData } satisfies MemberInitMessage, transferList);
-  }
+  const worker = prestarted ?? new Worker(memberWorkerUrl, { workerData, transferList });
+  if (prestarted !== undefined) handOver(prestarted, workerData, transferList);
   worker.on('message', (message: MemberFatalMessage | unknown) => {
     if (typeof message === 'object' && message !== null && (message as MemberFatalMessage).type === 'fatal') {
       onFatal((message as MemberFatalMessage).message);

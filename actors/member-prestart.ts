@@ -3,13 +3,12 @@
  * flags, so the two start-ups overlap on a multi-core machine (about a third of a second to
  * healthy here). This module imports nothing heavy on purpose.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { prestartThread } from './thread-start.js';
 
 export const memberWorkerUrl = new URL('./member-worker.js', import.meta.url);
 
-/** A member thread waiting for its MemberInitMessage; unreferenced until the supervisor takes it. */
+/** A member thread waiting for its MemberWorkerData (thread-start.ts's handOver). */
 export function prestartMemberWorker(): Worker {
-  const worker = new Worker(memberWorkerUrl, { workerData: null });
-  worker.unref();
-  return worker;
+  return prestartThread(memberWorkerUrl);
 }

@@ -6,15 +6,16 @@
  * the thread loads its modules meanwhile and takes its MemberWorkerData as its first message.
  * Threads started with workerData (single-host mode) begin at once.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { formatId } from '../src/membership/ids.js';
 import { createLogger, type Logger } from './logger.js';
 import type { Member } from './member.js';
-import type { MemberControl, MemberFatalMessage, MemberInitMessage, MemberStatus, MemberWorkerData } from './protocol.js';
+import type { MemberControl, MemberFatalMessage, MemberStatus, MemberWorkerData } from './protocol.js';
 import type { ClientServer } from './client-server.js';
 import { WalClient } from './wal-client.js';
+import { onThreadData } from './thread-start.js';
 
 const port = parentPort;
 if (port === null) throw new Error('member-worker must run in a worker thread');
@@ -84,7 +85,6 @@ const control: MemberControl = {
   },
 };
 
-// Exposing control while handling the init message means the supervisor's calls, which follow it,
-// find comlink listening.
-if (workerData !== null && workerData !== undefined) begin(workerData as MemberWorkerData);
-else port.once('message', (message: MemberInitMessage) => begin(message.data));
+// begin() exposes control while the data message is handled, so the supervisor's calls, which
+// follow it, find comlink listening.
+onThreadData(begin);

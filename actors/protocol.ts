@@ -13,12 +13,6 @@ export interface MemberWorkerData {
   peerPorts?: [string, MessagePort][];
 }
 
-/** The first message to a member thread started ahead of its flags (actors/member-prestart.ts). */
-export interface MemberInitMessage {
-  type: 'member.init';
-  data: MemberWorkerData;
-}
-
 /** A member's state as `endpoint status` and the dashboard show it; IDs are hex strings. */
 export interface MemberStatus {
   name: string;

@@ -8,6 +8,7 @@ import type { Entry, HardState } from '../src/raft/types.js';
 import type { WalMetadata, WalSnapshotMarker } from '../src/wal/format.js';
 import type { WalState } from '../src/wal/reader.js';
 import type { WalReply, WalRequest, WalThreadInit } from './wal-protocol.js';
+import { handOver, prestartThread } from './thread-start.js';
 
 export interface WalClientOptions {
   /** Written into a new WAL; an existing WAL keeps the metadata it was created with. */
@@ -53,19 +54,14 @@ export class WalClient {
    * start-up overlaps the member's own module loading. Unreferenced until open() takes it.
    */
   static prestart(): Worker {
-    const worker = new Worker(walThreadUrl, { workerData: null });
-    worker.unref();
-    return worker;
+    return prestartThread(walThreadUrl);
   }
 
   /** Starts a WAL thread on `dir`, reading the existing WAL or creating one with `options.metadata`. */
   static async open(dir: string, options: WalClientOptions): Promise<{ client: WalClient; state: WalState; created: boolean }> {
     const init: WalThreadInit = { dir, metadata: options.metadata, segmentBytes: options.segmentBytes };
     const worker = options.thread ?? new Worker(walThreadUrl, { workerData: init });
-    if (options.thread !== undefined) {
-      worker.ref();
-      worker.postMessage(init);
-    }
+    if (options.thread !== undefined) handOver(worker, init);
     const client = new WalClient(worker, options.log ?? console.warn);
     let opened: OpenedReply;
     try {

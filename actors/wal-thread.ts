@@ -4,10 +4,11 @@
  * seq covered; requests that arrive during an fdatasync are batched into the next one.
  * Blocking on fs calls is the point of having a dedicated thread.
  */
-import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { Wal } from '../src/wal/wal.js';
 import { unreachable } from '../src/lib/assert.js';
 import type { WalReply, WalRequest, WalThreadInit } from './wal-protocol.js';
+import { onThreadData } from './thread-start.js';
 
 /** Write-and-sync rounds run back to back before yielding to the event loop. */
 const syncRoundsPerTurnMax = 1024;
@@ -133,6 +134,4 @@ function start(port: MessagePort, init: WalThreadInit): void {
 
 if (parentPort === null) throw new Error('wal-thread.js must run as a worker thread');
 const threadPort = parentPort;
-// A thread started ahead of time (WalClient.prestart) gets its init as the first message.
-if (workerData === null || workerData === undefined) threadPort.once('message', (init: WalThreadInit) => start(threadPort, init));
-else start(threadPort, workerData as WalThreadInit);
+onThreadData((init: WalThreadInit) => start(threadPort, init));
