@@ -12,7 +12,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MemberConfig } from '../src/config/config.js';
 import { errors, EtcdError } from '../src/api/errors.js';
-import { decodeProposal, encodeProposal, type Envelope } from '../src/api/proposal-codec.js';
+import { decodeProposal, encodeProposal, mayBeMemberAttributes, type Envelope } from '../src/api/proposal-codec.js';
 import type {
   CompactionRequest,
   DeleteRangeRequest,
@@ -65,7 +65,7 @@ import {
   type SnapshotMembership,
 } from '../src/snap/snap-file.js';
 import { storeSnapshotDb, type SnapshotBody } from './snapshot-transfer.js';
-import { finishInstall, recoverSnapshotInstall, sendDirFor, stageReceivedDb } from './snapshot-install.js';
+import { finishInstall, recoverSnapshotInstall, sendDirFor, snapshotInstallPending, stageReceivedDb } from './snapshot-install.js';
 import { snapshotCatchUpEntriesDefault } from '../src/lib/limits.js';
 import { type Entry, EntryType, type HardState, type Ready, RaftRole, type Snapshot } from '../src/raft/types.js';
 import type { KvStore } from '../src/mvcc/kv-store.js';
@@ -73,7 +73,7 @@ import { openWatchableKvStore } from '../src/watch/kv-source.js';
 import type { WatchableStore } from '../src/watch/watchable-store.js';
 import { WatchDriver } from './watch-stream.js';
 import type { MvccEvent } from '../src/mvcc/kv-store.js';
-import { applyLeaseProposal, leasedKeyValues } from '../src/lease/apply.js';
+import { applyLeaseProposal } from '../src/lease/apply.js';
 import { LeaseIdGenerator } from '../src/lease/lease-id.js';
 import { Lessor, minLeaseTtlSeconds, promoteExtendMs, type LeaseTimeToLive } from '../src/lease/lessor.js';
 import { LeaseExpiryLoop, type LeaseApi } from './lease-service.js';
@@ -124,6 +124,41 @@ export interface MemberPaths {
   walDir: string;
   snapDir: string;
   backendPath: string;
+}
+
+/** The applied state a member serves from: backend, lessor and the key space rebuilt from them. */
+interface KeySpace {
+  backend: LmdbBackend;
+  lessor: Lessor;
+  store: ReturnType<typeof openWatchableKvStore>['store'];
+  watchable: ReturnType<typeof openWatchableKvStore>['watchable'];
+  watchDriver: WatchDriver;
+  /** Listeners (the lessor's key tracking, watchers) learn of every applied change in order. */
+  changeListeners: ((events: MvccEvent[], revision: number) => void)[];
+}
+
+/** Opens the backend at `backendPath` and rebuilds the lessor and the key index from it. */
+function openKeySpace(backendPath: string, config: MemberConfig, electionTicks: number): KeySpace {
+  const backend = LmdbBackend.open(backendPath);
+  const lessor = Lessor.open(backend, {
+    minTtlSeconds: minLeaseTtlSeconds(electionTicks, config.heartbeatIntervalMs),
+    expiredRetryMs: 5_000 + 2 * config.electionTimeoutMs,
+    ...(config.leaseCheckpoint ? { checkpointIntervalMs: config.leaseCheckpointIntervalMs } : {}),
+  });
+  const changeListeners: KeySpace['changeListeners'] = [(events) => lessor.applyEvents(events)];
+  const watchDriver = new WatchDriver();
+  const { store, watchable } = openWatchableKvStore(
+    backend,
+    {
+      leaseExists: (id) => lessor.exists(id),
+      onChanges: (events, revision) => {
+        for (const listener of changeListeners) listener(events, revision);
+      },
+    },
+    { wake: watchDriver.wake },
+  );
+  watchDriver.attach(watchable);
+  return { backend, lessor, store, watchable, watchDriver, changeListeners };
 }
 
 /** etcd's on-disk layout: <data-dir>/member/{wal,snap/db}. */
@@ -217,11 +252,17 @@ export class Member implements KvService, LeaseApi {
       memberId: memberIdFor(self?.peerUrls ?? config.initialAdvertisePeerUrls, config.initialClusterToken),
       clusterId: clusterIdFor(memberIds),
     };
-    const { client: wal, state, created: fresh } = await WalClient.open(paths.walDir, {
+    const walOpening = WalClient.open(paths.walDir, {
       metadata: bootIdentity,
       log: (message: string) => logger.warn({ 'wal-dir': paths.walDir }, message),
       thread: walThread,
     });
+    // The key space is rebuilt from the backend here while the WAL thread reads the log, unless a
+    // received snapshot database waits to be installed: the WAL's snapshot decides that first.
+    walOpening.catch(() => undefined); // its error is thrown by the await below
+    const electionTicks = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
+    let keySpace = snapshotInstallPending(paths.snapDir) ? undefined : openKeySpace(paths.backendPath, config, electionTicks);
+    const { client: wal, state, created: fresh } = await walOpening;
     const identity: MemberIdentity = fresh ? bootIdentity : { memberId: state.metadata.memberId, clusterId: state.metadata.clusterId };
     const storage = new MemoryStorage();
     const snapshot = state.snapshot.index > 0 ? loadSnapFile(paths.snapDir, state.snapshot.term, state.snapshot.index) : undefined;
@@ -237,28 +278,9 @@ export class Member implements KvService, LeaseApi {
     }));
     if (fresh && joined === undefined) await bootstrapLog(wal, storage, initialMembers);
     for (const step of recoverSnapshotInstall(paths.snapDir, paths.backendPath, state.snapshot.index)) logger.warn({ 'snap-dir': paths.snapDir }, step);
-    const backend = LmdbBackend.open(paths.backendPath);
-    const electionTicks = Math.max(1, Math.round(config.electionTimeoutMs / config.heartbeatIntervalMs));
-    const lessor = Lessor.open(backend, {
-      minTtlSeconds: minLeaseTtlSeconds(electionTicks, config.heartbeatIntervalMs),
-      expiredRetryMs: 5_000 + 2 * config.electionTimeoutMs,
-      ...(config.leaseCheckpoint ? { checkpointIntervalMs: config.leaseCheckpointIntervalMs } : {}),
-    });
-    // Listeners (the lessor's key tracking, watchers) learn of every applied change in order.
-    const changeListeners: ((events: MvccEvent[], revision: number) => void)[] = [(events) => lessor.applyEvents(events)];
-    const watchDriver = new WatchDriver();
-    const { store, watchable } = openWatchableKvStore(
-      backend,
-      {
-        leaseExists: (id) => lessor.exists(id),
-        onChanges: (events, revision) => {
-          for (const listener of changeListeners) listener(events, revision);
-        },
-      },
-      { wake: watchDriver.wake },
-    );
-    watchDriver.attach(watchable);
-    const orphans = lessor.recoverAttachments(leasedKeyValues(store));
+    keySpace ??= openKeySpace(paths.backendPath, config, electionTicks);
+    const { backend, lessor, store, watchable, watchDriver, changeListeners } = keySpace;
+    const orphans = lessor.recoverAttachments(store.takeRestoredLeases());
     if (orphans > 0) logger.warn({ keys: orphans }, 'keys name leases that no longer exist');
     const raft = new RawNode({
       id: identity.memberId,
@@ -1031,7 +1053,7 @@ export class Member implements KvService, LeaseApi {
     this.store.restoreFrom(this.backend);
     if (this.lessor.isPrimary) this.lessor.demote();
     this.lessor.recover(this.backend);
-    this.lessor.recoverAttachments(leasedKeyValues(this.store));
+    this.lessor.recoverAttachments(this.store.takeRestoredLeases());
     this.watchable.resync();
     this.restoreMembership(decodeMembership(snapshot.data, `snapshot at index ${index}`));
     this.appliedIndex = index;
@@ -1065,6 +1087,10 @@ export class Member implements KvService, LeaseApi {
   }
 
   private applyProposal(entry: Entry): void {
+    // An entry replayed after a restart that the store already holds changes nothing, and nobody
+    // waits for it; only member attributes, which live with the membership, are applied again.
+    // Skipping the decode keeps a restart over a long WAL tail short.
+    if (entry.index <= this.store.consistentIndex && this.pending.size === 0 && !mayBeMemberAttributes(entry.data)) return;
     const envelope = decodeProposal(entry.data);
     const mine = envelope.origin === this.identity.memberId;
     const waiter = mine ? this.pending.get(envelope.id) : undefined;

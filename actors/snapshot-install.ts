@@ -50,6 +50,11 @@ export function finishInstall(stagedDir: string, backendPath: string): void {
   fsyncDirectory(dirname(backendPath));
 }
 
+/** True when recoverSnapshotInstall may replace the backend: a staged or received database is in `snapDir`. */
+export function snapshotInstallPending(snapDir: string): boolean {
+  return readdirSync(snapDir).some((name) => installDirPattern.test(name) || receivedDbPattern.test(name));
+}
+
 /**
  * At start, before the backend is opened: completes an install a crash interrupted, and deletes
  * received databases the WAL never recorded. Returns what it did, for the log; empty when nothing.

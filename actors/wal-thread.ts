@@ -7,6 +7,7 @@
 import { parentPort, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { Wal } from '../src/wal/wal.js';
 import { unreachable } from '../src/lib/assert.js';
+import type { Entry } from '../src/raft/types.js';
 import type { WalReply, WalRequest, WalThreadInit } from './wal-protocol.js';
 import { onThreadData } from './thread-start.js';
 
@@ -129,7 +130,32 @@ function start(port: MessagePort, init: WalThreadInit): void {
   }
   const thread = new WalThread(port, opened.wal);
   port.on('message', (request: WalRequest) => thread.onMessage(request));
-  port.postMessage(opened.reply);
+  const reply = opened.reply;
+  if (reply.type === 'wal.opened' && reply.state.entries.length > 0) {
+    const packed = packEntryData(reply.state.entries);
+    port.postMessage({ ...reply, state: { ...reply.state, entries: packed.entries } }, [packed.buffer]);
+  } else {
+    port.postMessage(reply);
+  }
+}
+
+/**
+ * The replayed entries with their data moved into one buffer, which is transferred to the member
+ * thread instead of copied. Measured on 10k entries of 30 KB: cloning them took 0.8 s, and a
+ * transfer list of one buffer per entry grows quadratically (3.3 s for 100k small entries).
+ */
+function packEntryData(entries: readonly Entry[]): { entries: Entry[]; buffer: ArrayBuffer } {
+  let totalBytes = 0;
+  for (const { data } of entries) totalBytes += data.byteLength;
+  const packed = new Uint8Array(totalBytes);
+  let offset = 0;
+  const moved = entries.map((entry) => {
+    packed.set(entry.data, offset);
+    const data = packed.subarray(offset, offset + entry.data.byteLength);
+    offset += entry.data.byteLength;
+    return { ...entry, data };
+  });
+  return { entries: moved, buffer: packed.buffer };
 }
 
 if (parentPort === null) throw new Error('wal-thread.js must run as a worker thread');

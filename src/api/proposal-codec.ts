@@ -37,6 +37,18 @@ export function decodeProposal(data: Uint8Array): Envelope {
   return packr.unpack(data) as Envelope;
 }
 
+const memberAttributesName = new TextEncoder().encode('memberAttributes');
+
+/**
+ * False when `data` is certainly not a memberAttributes proposal: a put, or a msgpack envelope
+ * whose bytes do not contain that type name (msgpack stores strings as plain UTF-8). True may
+ * be a false alarm, which costs the caller only a full decode.
+ */
+export function mayBeMemberAttributes(data: Uint8Array): boolean {
+  if (data[0] === putMarker) return false;
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).indexOf(memberAttributesName) !== -1;
+}
+
 function encodePut(origin: bigint, id: number, put: PutRequest): Uint8Array {
   const bytes = new Uint8Array(putHeaderBytes + put.key.length + put.value.length);
   const view = new DataView(bytes.buffer);

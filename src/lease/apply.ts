@@ -5,7 +5,7 @@
  */
 
 import { EtcdError } from '../api/errors.js';
-import type { KeyValue, RequestOp, TxnRequest } from '../api/types.js';
+import type { RequestOp, TxnRequest } from '../api/types.js';
 import type { KvStore } from '../mvcc/kv-store.js';
 import type { LeaseCheckpoint, Lessor } from './lessor.js';
 
@@ -70,23 +70,3 @@ function refusalRecorded<T>(store: LeaseApplyStore, entry: { index: number; term
   }
 }
 
-/** Every live key-value with a lease, for Lessor.recoverAttachments after a restart. */
-export function leasedKeyValues(store: Pick<KvStore, 'range'>): KeyValue[] {
-  const everything = new Uint8Array([0]);
-  const { kvs } = store.range({
-    key: everything,
-    rangeEnd: everything,
-    limit: 0,
-    revision: 0,
-    sortOrder: 0,
-    sortTarget: 0,
-    serializable: true,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-  });
-  return kvs.filter((kv) => kv.lease !== 0n);
-}

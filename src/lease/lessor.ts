@@ -169,10 +169,10 @@ export class Lessor {
   }
 
   /**
-   * Re-attaches the keys of the restored key space (every live kv with a lease). A kv naming a
+   * Re-attaches the keys of the restored key space (every live key with a lease). A key naming a
    * lease that no longer exists is skipped, as etcd logs and skips it; their count is returned.
    */
-  recoverAttachments(kvs: Iterable<KeyValue>): number {
+  recoverAttachments(kvs: Iterable<Pick<KeyValue, 'key' | 'lease'>>): number {
     let orphans = 0;
     for (const kv of kvs) {
       if (kv.lease === noLease) continue;

@@ -8,10 +8,25 @@
 import type { KeyValue } from '../api/types.js';
 import { assert } from '../lib/assert.js';
 import { type Revision, revisionBytes } from './revision.js';
+import { keyToString } from './codec.js';
 
 /** One stored revision: the KeyValue written then; a tombstone holds only the key, as in etcd. */
 export interface StoredKeyValue {
   kv: KeyValue;
+  tombstone: boolean;
+}
+
+/**
+ * What rebuilding the in-memory index needs of one stored revision, without its value. `key` is
+ * the key's bytes as a latin1 string (keyToString).
+ */
+export interface IndexRecord {
+  main: number;
+  sub: number;
+  key: string;
+  createRevision: number;
+  version: number;
+  lease: bigint;
   tombstone: boolean;
 }
 
@@ -55,6 +70,11 @@ export interface Backend {
   write(batch: BackendBatch): void;
   /** Visits revisions >= `from` in order until `visit` returns false; sees every batch already written. */
   scan(from: Revision, visit: (rev: Revision, stored: StoredKeyValue) => boolean | void): void;
+  /**
+   * Visits every stored revision, oldest first, as an IndexRecord; sees every batch already
+   * written. The record object may be reused between visits: copy what you keep.
+   */
+  scanIndex(visit: (record: IndexRecord) => void): void;
   readMeta(): BackendMeta;
   /** Visits every lease record in ascending unsigned id order; sees every batch already written. */
   scanLeases(visit: (record: LeaseRecord) => void): void;
@@ -127,6 +147,10 @@ export class MemoryBackend implements Backend {
     }
   }
 
+  scanIndex(visit: (record: IndexRecord) => void): void {
+    this.scan({ main: 0, sub: 0 }, (rev, stored) => visit(indexRecordOf(rev, stored)));
+  }
+
   readMeta(): BackendMeta {
     return { ...this.meta };
   }
@@ -197,4 +221,10 @@ function lowerBound(values: number[], target: number): number {
     else high = mid;
   }
   return low;
+}
+
+/** The IndexRecord of a decoded revision, for backends without a faster way to produce one. */
+export function indexRecordOf(rev: Revision, stored: StoredKeyValue): IndexRecord {
+  const { kv, tombstone } = stored;
+  return { main: rev.main, sub: rev.sub, key: keyToString(kv.key), createRevision: kv.createRevision, version: kv.version, lease: kv.lease, tombstone };
 }

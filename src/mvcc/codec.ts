@@ -192,3 +192,66 @@ export function decodeKeyValue(bytes: Uint8Array, share = false): KeyValue {
   }
   return kv;
 }
+
+/** The fields of a stored KeyValue that rebuilding the index needs; `key` as a latin1 string. */
+export interface IndexFields {
+  key: string;
+  createRevision: number;
+  version: number;
+  lease: bigint;
+  tombstone: boolean;
+}
+
+/** Position of the field reader below; module state, so reading allocates nothing. */
+let fieldOffset = 0;
+
+function fieldVarint(bytes: Uint8Array, end: number): number {
+  let result = 0;
+  let scale = 1;
+  for (let i = 0; i < varintBytesMax; i++) {
+    assert(fieldOffset < end, 'KeyValue record ends inside a field');
+    const b = bytes[fieldOffset++]!;
+    result += (b & 0x7f) * scale;
+    if (b < 0x80) return result;
+    scale *= 0x80;
+  }
+  throw new Error('KeyValue varint longer than 10 bytes');
+}
+
+function fieldVarint64(bytes: Uint8Array, end: number): bigint {
+  let result = 0n;
+  for (let shift = 0n; shift < 70n; shift += 7n) {
+    assert(fieldOffset < end, 'KeyValue record ends inside a field');
+    const b = bytes[fieldOffset++]!;
+    result |= BigInt(b & 0x7f) << shift;
+    if (b < 0x80) return BigInt.asIntN(64, result);
+  }
+  throw new Error('KeyValue varint longer than 10 bytes');
+}
+
+/**
+ * Reads the index fields of the mvccpb.KeyValue in `bytes[0, end)` into `into`, without copying
+ * the record or its value: LMDB hands a restore its shared read buffer, valid until the next read.
+ * A create revision of 0 marks a tombstone (only the key is stored), as decodeKeyValue's callers read it.
+ */
+export function readIndexFields(bytes: Uint8Array, end: number, into: IndexFields): void {
+  into.key = '';
+  into.createRevision = 0;
+  into.version = 0;
+  into.lease = 0n;
+  fieldOffset = 0;
+  while (fieldOffset < end) {
+    const tag = bytes[fieldOffset++];
+    if (tag === tagCreateRevision) into.createRevision = fieldVarint(bytes, end);
+    else if (tag === tagModRevision) fieldVarint(bytes, end);
+    else if (tag === tagVersion) into.version = fieldVarint(bytes, end);
+    else if (tag === tagLease) into.lease = fieldVarint64(bytes, end);
+    else if (tag === tagKey || tag === tagValue) {
+      const length = fieldVarint(bytes, end);
+      assert(fieldOffset + length <= end, 'KeyValue bytes field runs past the record');
+      if (tag === tagKey) into.key = keyToString(bytes.subarray(fieldOffset, fieldOffset + length));
+      fieldOffset += length;
+    } else throw new Error(`KeyValue record has unknown tag 0x${(tag ?? 0).toString(16)}`);
+  }
+  into.tombstone = into.createRevision === 0;
+}

@@ -22,9 +22,9 @@ import type {
 } from '../api/types.js';
 import { errors, EtcdError } from '../api/errors.js';
 import { assert, unreachable } from '../lib/assert.js';
-import type { Backend, BackendBatch } from './backend.js';
+import type { Backend, BackendBatch, IndexRecord } from './backend.js';
 import { compareHolds } from './compare.js';
-import { copyBytes, encodeKeyValue, keyToString } from './codec.js';
+import { copyBytes, encodeKeyValue, keyToString, stringToKey } from './codec.js';
 import { crc32cUpdate } from '../lib/crc32c.js';
 import { KeyIndex, revisionKey } from './key-index.js';
 import { fetchLimit, shapeRangeResult } from './range-options.js';
@@ -50,6 +50,12 @@ export interface ApplyOutcome {
   events: MvccEvent[];
 }
 
+/** A live key that carries a lease. */
+export interface LeasedKey {
+  key: Uint8Array;
+  lease: bigint;
+}
+
 export interface HashKvResult {
   hash: number;
   /** The store's current revision. */
@@ -71,6 +77,8 @@ export class KvStore {
   private readonly view: ReadView;
   private readonly leaseExists: (id: bigint) => boolean;
   private eventsWanted = false;
+  /** Live keys with a lease as the last restore found them (latin1 key to lease), until taken. */
+  private restoredLeases = new Map<string, bigint>();
   private readonly onChanges: ((events: MvccEvent[], revision: number) => void) | undefined;
 
   private constructor(
@@ -110,6 +118,17 @@ export class KvStore {
     this.currentRev = 1;
     this.compactMainRev = -1;
     this.restore();
+  }
+
+  /**
+   * The live keys that carried a lease when the store was last opened or restored, handed over
+   * once: the lessor re-attaches them and follows every later change through the store's events.
+   * The restore collects them from the revisions it reads anyway, so no pass over the values is needed.
+   */
+  takeRestoredLeases(): LeasedKey[] {
+    const leased = [...this.restoredLeases].map(([key, lease]) => ({ key: stringToKey(key), lease }));
+    this.restoredLeases = new Map();
+    return leased;
   }
 
   /** The revision of the last write transaction (1 for an empty store, as etcd). */
@@ -367,17 +386,24 @@ export class KvStore {
     this.appliedIndex = meta.consistentIndex;
     this.appliedTerm = meta.term;
     let lastMain = 1;
-    this.backend.scan({ main: 1, sub: 0 }, (rev, stored) => {
-      lastMain = rev.main;
-      this.restoreRevision(rev, stored.kv, stored.tombstone);
+    this.restoredLeases = new Map();
+    this.backend.scanIndex((record) => {
+      lastMain = record.main;
+      this.restoreRevision(record);
     });
     this.currentRev = Math.max(lastMain, this.compactMainRev);
     // A compaction recorded as started but not finished is run again, as etcd resumes it.
     if (meta.scheduledCompactRevision > this.compactMainRev) this.compactTo(meta.scheduledCompactRevision, {});
   }
 
-  private restoreRevision(rev: Revision, kv: KeyValue, tombstone: boolean): void {
-    const key = keyToString(kv.key);
+  /** Adds one stored revision to the index; `record` is reused by the scan, so only its fields are kept. */
+  private restoreRevision(record: IndexRecord): void {
+    const { key, tombstone } = record;
+    const rev: Revision = { main: record.main, sub: record.sub };
+    // Revisions come oldest first, so a key's last one decides its lease.
+    const lease = tombstone ? noLease : record.lease;
+    if (lease !== noLease) this.restoredLeases.set(key, lease);
+    else if (this.restoredLeases.size > 0) this.restoredLeases.delete(key);
     const ki = this.index.keyIndex(key);
     if (ki !== undefined) {
       if (tombstone) ki.tombstone(rev);
@@ -388,7 +414,7 @@ export class KvStore {
     // revision and version from the stored value. A lone tombstone has nothing to restore.
     if (tombstone) return;
     const restored = new KeyIndex(key);
-    restored.restore({ main: kv.createRevision, sub: 0 }, rev, kv.version);
+    restored.restore({ main: record.createRevision, sub: 0 }, rev, record.version);
     this.index.insert(restored);
   }
 }

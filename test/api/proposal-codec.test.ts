@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeProposal, encodeProposal, type Envelope } from '../../src/api/proposal-codec.js';
+import { decodeProposal, encodeProposal, mayBeMemberAttributes, type Envelope } from '../../src/api/proposal-codec.js';
 
 const origin = 0x8e9e_05c5_2164_694dn;
 
@@ -46,4 +46,19 @@ test('a truncated put proposal is refused with what is wrong', () => {
   const lying = new Uint8Array(bytes);
   new DataView(lying.buffer).setUint32(26, 1000);
   assert.throws(() => decodeProposal(lying), /runs past/);
+});
+
+test('a replayed entry is recognised as member attributes without decoding it, false alarms allowed', () => {
+  const attributes: Envelope = { origin, id: 4, body: { type: 'memberAttributes', memberAttributes: { id: 9n, name: 'm1', clientUrls: ['http://127.0.0.1:2379'] } } };
+  const txn = (value: string): Envelope => {
+    const request = { key: new TextEncoder().encode('k'), value: new TextEncoder().encode(value), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false };
+    return { origin, id: 5, body: { type: 'txn', txn: { compare: [], success: [{ type: 'put', put: request }], failure: [] } } };
+  };
+  assert.equal(mayBeMemberAttributes(encodeProposal(attributes)), true);
+  assert.equal(mayBeMemberAttributes(encodeProposal(put('memberAttributes', 'memberAttributes'))), false, 'a put is never member attributes');
+  assert.equal(mayBeMemberAttributes(encodeProposal(txn('plain value'))), false);
+  // A txn that happens to carry the name is a false alarm: it is decoded, and decodes as a txn.
+  const lookalike = encodeProposal(txn('memberAttributes'));
+  assert.equal(mayBeMemberAttributes(lookalike), true);
+  assert.equal(decodeProposal(lookalike).body.type, 'txn');
 });

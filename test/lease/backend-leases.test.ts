@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { applyLeaseProposal, leasedKeyValues } from '../../src/lease/apply.js';
+import { applyLeaseProposal } from '../../src/lease/apply.js';
 import { Lessor } from '../../src/lease/lessor.js';
 import { decodeLeaseKey, decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from '../../src/lease/record-codec.js';
 import { type Backend, type LeaseRecord, MemoryBackend } from '../../src/mvcc/backend.js';
@@ -115,7 +115,7 @@ for (const subject of subjects) {
       const again = await reopen();
       const restored = Lessor.open(again, { minTtlSeconds: 2 });
       const reopened = KvStore.open(again, { leaseExists: (id) => restored.exists(id) });
-      assert.equal(restored.recoverAttachments(leasedKeyValues(reopened)), 0);
+      assert.equal(restored.recoverAttachments(reopened.takeRestoredLeases()), 0);
       assert.deepEqual([reopened.consistentIndex, reopened.currentRevision], [5, 4]);
       assert.deepEqual(restored.leases(), [12n]);
       const ttl = restored.timeToLive(12n, 0, true);

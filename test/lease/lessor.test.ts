@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { EtcdError } from '../../src/api/errors.js';
 import type { KeyValue } from '../../src/api/types.js';
-import { applyLeaseProposal, leasedKeyValues, revokeTxn } from '../../src/lease/apply.js';
+import { applyLeaseProposal, revokeTxn } from '../../src/lease/apply.js';
 import { LeaseIdGenerator, leaseIdAt } from '../../src/lease/lease-id.js';
 import {
   Lessor,
@@ -210,7 +210,7 @@ describe('Lessor with the KvStore', () => {
   });
 
   it('revokes a lease and deletes its keys in one revision', () => {
-    const { lessor, store } = setup();
+    const { lessor, store, backend } = setup();
     applyLeaseProposal(lessor, store, { index: 1, term: 1 }, { type: 'leaseGrant', leaseGrant: { id: 9n, ttlSeconds: 60 } }, 0);
     store.apply(2, 1, put('a', 9n));
     store.apply(3, 1, put('b', 9n));
@@ -219,7 +219,7 @@ describe('Lessor with the KvStore', () => {
     assert.deepEqual(applyLeaseProposal(lessor, store, { index: 5, term: 1 }, { type: 'leaseRevoke', leaseRevoke: { id: 9n } }, 0), { type: 'leaseRevoke' });
     assert.equal(store.currentRevision, 5);
     assert.equal(store.consistentIndex, 5);
-    assert.deepEqual(leasedKeyValues(store), []);
+    assert.deepEqual(KvStore.open(backend).takeRestoredLeases(), []);
     assert.equal(store.range({ key: text('a'), rangeEnd: text('z'), limit: 0, revision: 0, sortOrder: 0, sortTarget: 0, serializable: true, keysOnly: false, countOnly: true, minModRevision: 0, maxModRevision: 0, minCreateRevision: 0, maxCreateRevision: 0 }).count, 1);
   });
 
@@ -247,12 +247,30 @@ describe('Lessor with the KvStore', () => {
     store.apply(4, 1, put('b', 2n));
     const restored = Lessor.open(backend, { minTtlSeconds: 3 });
     const reopened = KvStore.open(backend, { leaseExists: (id) => restored.exists(id) });
-    assert.equal(restored.recoverAttachments(leasedKeyValues(reopened)), 0);
+    assert.equal(restored.recoverAttachments(reopened.takeRestoredLeases()), 0);
     assert.deepEqual(restored.leases(), [1n, 2n]);
     // The minimum TTL of the restarted member applies to restored leases, as etcd's recover.
     assert.equal(restored.grantedTtlSeconds(2n), 3);
     assert.deepEqual(restored.timeToLive(1n, 0, true).keys.map(str), ['a']);
     assert.deepEqual(restored.timeToLive(2n, 0, true).keys.map(str), ['b']);
+  });
+
+  it('restores the lease of each live key from its last revision, once', () => {
+    const { lessor, store, backend } = setup();
+    for (const [index, id] of [[1, 1n], [2, 2n]] as const) {
+      applyLeaseProposal(lessor, store, { index, term: 1 }, { type: 'leaseGrant', leaseGrant: { id, ttlSeconds: 60 } }, 0);
+    }
+    store.apply(3, 1, put('moved', 1n));
+    store.apply(4, 1, put('dropped', 1n));
+    store.apply(5, 1, put('deleted', 2n));
+    store.apply(6, 1, put('kept', 2n));
+    store.apply(7, 1, put('moved', 2n));
+    store.apply(8, 1, put('dropped', 0n));
+    store.apply(9, 1, { type: 'deleteRange', deleteRange: { key: text('deleted'), rangeEnd: new Uint8Array(0), prevKv: false } });
+    const reopened = KvStore.open(backend);
+    const leased = reopened.takeRestoredLeases().map(({ key, lease }) => [str(key), lease]);
+    assert.deepEqual(leased.sort(), [['kept', 2n], ['moved', 2n]]);
+    assert.deepEqual(reopened.takeRestoredLeases(), []);
   });
 
   it('skips and counts restored keys whose lease is gone', () => {

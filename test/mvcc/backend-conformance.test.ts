@@ -108,6 +108,41 @@ for (const subject of subjects) {
       await backend.close();
     });
 
+    it('scanIndex gives every revision as scan does, without values, before and after flushing', async () => {
+      const backend = subject.make();
+      const allBytes = new Uint8Array(256).map((_, i) => i);
+      backend.write({
+        puts: [
+          putAt({ main: 2, sub: 0 }, 'a', '1', { lease: 7n }),
+          putAt({ main: 2, sub: 1 }, '', 'big'.repeat(40_000), { key: allBytes, createRevision: 1, version: 3, lease: -5n }),
+          putAt({ main: 2 ** 40, sub: 0 }, 'b', '', { lease: 0x7fff_ffff_ffff_ffffn }),
+        ],
+        deletes: [],
+        meta: {},
+      });
+      backend.write({ puts: [tombstoneAt({ main: 2 ** 40 + 1, sub: 0 }, 'a')], deletes: [], meta: {} });
+      const expected = (): string[] => {
+        const seen: string[] = [];
+        backend.scan({ main: 0, sub: 0 }, (rev, { kv, tombstone }) => {
+          seen.push(JSON.stringify([rev.main, rev.sub, [...kv.key], tombstone ? 0 : kv.createRevision, tombstone ? 0 : kv.version, String(tombstone ? 0n : kv.lease), tombstone]));
+        });
+        return seen;
+      };
+      const indexed = (): string[] => {
+        const seen: string[] = [];
+        backend.scanIndex((record) => {
+          const key = [...record.key].map((char) => char.charCodeAt(0));
+          seen.push(JSON.stringify([record.main, record.sub, key, record.createRevision, record.version, String(record.lease), record.tombstone]));
+        });
+        return seen;
+      };
+      assert.equal(expected().length, 4);
+      assert.deepEqual(indexed(), expected());
+      await backend.flush();
+      assert.deepEqual(indexed(), expected());
+      await backend.close();
+    });
+
     it('deletes hide revisions from get and scan, before and after flushing', async () => {
       const backend = subject.make();
       backend.write({ puts: [putAt({ main: 2, sub: 0 }, 'a', '1'), putAt({ main: 3, sub: 0 }, 'a', '2')], deletes: [], meta: {} });
