@@ -3,7 +3,13 @@
  * (3 processes) and tsetcd's single-host mode (`tsetcd cluster --members 3`, one process), with
  * the same load generator in the same run, clients spread over all members' endpoints.
  *
- *   node dist/bench/cluster.js [--duration 5] [--clients 1,64,256] [--client go|node] [--json]
+ *   node dist/bench/cluster.js [--duration 5] [--warmup 5] [--clients 1,64,256] [--client go|node] [--json]
+ *
+ * Each measured window follows --warmup seconds of the same load, excluded. V8 compiles tsetcd's
+ * hot paths during the first seconds of load (in a 24 s run at 64 clients, about three quarters of
+ * the optimizing compiles came in its first 6 s, and they took most of the CPU of V8's helper
+ * threads); etcd is compiled ahead of time. A short warmup measures that compiling, not the
+ * steady state a long-running member serves in.
  *
  * --client go uses bench/go-load (etcd's Go clientv3) as the load generator instead of Node's.
  *
@@ -22,6 +28,7 @@ import { goLoadAvailable, loadClientLabel, loadRunner, parseLoadClientName, type
 
 interface ClusterBenchOptions {
   durationMs: number;
+  warmupMs: number;
   clients: number[];
   client: LoadClientName;
   json: boolean;
@@ -39,7 +46,7 @@ interface Row {
 }
 
 function parseArgs(argv: readonly string[]): ClusterBenchOptions {
-  const options: ClusterBenchOptions = { durationMs: 5_000, clients: [1, 64, 256], client: 'node', json: false };
+  const options: ClusterBenchOptions = { durationMs: 5_000, warmupMs: 5_000, clients: [1, 64, 256], client: 'node', json: false };
   for (let position = 0; position < argv.length; position++) {
     const flag = argv[position];
     if (flag === '--json') {
@@ -48,6 +55,7 @@ function parseArgs(argv: readonly string[]): ClusterBenchOptions {
     }
     const value = argv[++position] ?? '';
     if (flag === '--duration') options.durationMs = Number(value) * 1000;
+    else if (flag === '--warmup') options.warmupMs = Number(value) * 1000;
     else if (flag === '--clients') options.clients = value.split(',').map(Number);
     else if (flag === '--client') options.client = parseLoadClientName(value);
     else throw new Error(`unknown flag ${flag}`);
@@ -60,7 +68,7 @@ async function measure(system: string, endpoints: string[], options: ClusterBenc
   const rows: Row[] = [];
   for (const clients of options.clients) {
     const result: LoadResult = await runLoad(
-      loadOptions({ endpoints, clients, conns: Math.max(3, Math.min(16, clients)), durationMs: options.durationMs, warmupMs: 1_000, op: 'put' }),
+      loadOptions({ endpoints, clients, conns: Math.max(3, Math.min(16, clients)), durationMs: options.durationMs, warmupMs: options.warmupMs, op: 'put' }),
     );
     rows.push({
       system,
