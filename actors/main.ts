@@ -9,7 +9,7 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { ConfigError, FlagError, loadConfig, usageText, type MemberConfig } from '../src/config/config.js';
 import { etcdApiVersion, tsetcdVersion } from '../src/api/version.js';
 import { createLogger, type Logger } from './logger.js';
-import { memberWorkerUrl } from './member-prestart.js';
+import { memberThreadLimits, memberWorkerUrl } from './member-prestart.js';
 import type { MemberControl, MemberFatalMessage, MemberWorkerData } from './protocol.js';
 import { handOver } from './thread-start.js';
 
@@ -41,7 +41,7 @@ export async function startMemberActor(
   const workerData: MemberWorkerData = { config };
   if (peerPorts !== undefined) workerData.peerPorts = [...peerPorts].map(([id, port]) => [id.toString(), port]);
   const transferList = peerPorts === undefined ? [] : [...peerPorts.values()];
-  const worker = prestarted ?? new Worker(memberWorkerUrl, { workerData, transferList });
+  const worker = prestarted ?? new Worker(memberWorkerUrl, { workerData, transferList, resourceLimits: memberThreadLimits });
   if (prestarted !== undefined) handOver(prestarted, workerData, transferList);
   worker.on('message', (message: MemberFatalMessage | unknown) => {
     if (typeof message === 'object' && message !== null && (message as MemberFatalMessage).type === 'fatal') {

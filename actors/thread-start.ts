@@ -3,11 +3,11 @@
  * working out what to give it. Such a thread is started with `workerData: null` and takes its
  * data as the first message; one started with workerData begins at once.
  */
-import { Worker, parentPort, workerData, type TransferListItem } from 'node:worker_threads';
+import { Worker, parentPort, workerData, type ResourceLimits, type TransferListItem } from 'node:worker_threads';
 
 /** Starts a thread that waits for handOver(); unreferenced until then, so it never holds the process up. */
-export function prestartThread(url: URL): Worker {
-  const worker = new Worker(url, { workerData: null });
+export function prestartThread(url: URL, resourceLimits?: ResourceLimits): Worker {
+  const worker = new Worker(url, resourceLimits === undefined ? { workerData: null } : { workerData: null, resourceLimits });
   worker.unref();
   return worker;
 }
