@@ -72,6 +72,8 @@ export interface EncodedBatch {
 // useRecords off keeps plain arrays; int64AsType makes every 64-bit integer a bigint; copyBuffers gives
 // each decoded byte string its own memory so entries do not pin a whole segment buffer.
 const packr = new Packr({ useRecords: false, int64AsType: 'bigint', copyBuffers: true, mapsAsObjects: true });
+/** Decodes without copying byte fields: they come back as views into the record. */
+const viewPackr = new Packr({ useRecords: false, int64AsType: 'bigint', copyBuffers: false, mapsAsObjects: true });
 
 /** Rounds `bytes` up to the record alignment. */
 export function alignFrame(bytes: number): number {
@@ -179,8 +181,8 @@ export function encodeBatch(entries: readonly Entry[], hardState?: HardState, sn
   };
 }
 
-function decodeArray(payload: Uint8Array, what: string, length: number): unknown[] {
-  const value: unknown = packr.unpack(payload);
+function decodeArray(payload: Uint8Array, what: string, length: number, unpacker: Packr = packr): unknown[] {
+  const value: unknown = unpacker.unpack(payload);
   if (!Array.isArray(value) || value.length !== length) {
     throw new Error(`${what} record is not an array of ${length}: ${describe(value)}`);
   }
@@ -209,11 +211,16 @@ function toBytes(value: unknown, what: string): Uint8Array {
   return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
 }
 
-export function decodeEntry(payload: Uint8Array): Entry {
-  const [term, index, type, data] = decodeArray(payload, 'entry', 4);
+/**
+ * Decodes an entry record. Its data is a copy of its own, or what `copy` makes of a view into
+ * `payload` (a reader that gathers entries into a few large buffers).
+ */
+export function decodeEntry(payload: Uint8Array, copy?: (data: Uint8Array) => Uint8Array): Entry {
+  const [term, index, type, data] = decodeArray(payload, 'entry', 4, copy === undefined ? packr : viewPackr);
   const entryType = toIndex(type, 'entry type');
   if (entryType > 2) throw new Error(`entry type ${entryType} is unknown`);
-  return { term: toIndex(term, 'entry term'), index: toIndex(index, 'entry index'), type: entryType as EntryType, data: toBytes(data, 'entry data') };
+  const bytes = toBytes(data, 'entry data');
+  return { term: toIndex(term, 'entry term'), index: toIndex(index, 'entry index'), type: entryType as EntryType, data: copy === undefined ? bytes : copy(bytes) };
 }
 
 export function decodeHardState(payload: Uint8Array): HardState {

@@ -5,7 +5,7 @@
  * Only a torn write at the very end of the last segment is tolerated; any other damage throws a
  * WalCorruptionError naming the file and byte offset.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { emptyHardState, type Entry, type HardState } from '../raft/types.js';
 import { crc32cUpdate } from '../lib/crc32c.js';
 import { walRecordBytesMax } from '../lib/limits.js';
@@ -60,6 +60,35 @@ export interface WalReadResult {
   tailBytes: number;
   /** A torn record at the end of the last segment that the caller must zero out. */
   torn: TornTail | undefined;
+  /** The buffers holding every entry's data (EntryArena), to move them to another thread whole. */
+  entryBuffers: ArrayBuffer[];
+}
+
+/** Size of the buffers EntryArena gathers entry data into; a larger entry gets a buffer of its own. */
+const entryArenaChunkBytes = 16 * 1024 * 1024;
+
+/**
+ * Entry data copied out of the segment being read into a few large buffers. A thread that hands
+ * the entries on can transfer those buffers instead of copying every entry (a transfer list of one
+ * buffer per entry grows quadratically: 3.3 s for 100k small entries), and the segment buffer can
+ * be reused for the next segment.
+ */
+export class EntryArena {
+  readonly buffers: ArrayBuffer[] = [];
+  private chunk = new Uint8Array(0);
+  private used = 0;
+
+  copy(data: Uint8Array): Uint8Array {
+    if (data.length > this.chunk.length - this.used) {
+      this.chunk = new Uint8Array(Math.max(entryArenaChunkBytes, data.length));
+      this.buffers.push(this.chunk.buffer);
+      this.used = 0;
+    }
+    const copied = this.chunk.subarray(this.used, this.used + data.length);
+    copied.set(data);
+    this.used += data.length;
+    return copied;
+  }
 }
 
 interface ScanResult {
@@ -152,6 +181,8 @@ class Replay {
   readonly written: { entry: Entry; path: string; offset: number }[] = [];
   /** The crc chain's value at the end of the previous segment. */
   previousSegmentCrc: number | undefined;
+  readonly arena = new EntryArena();
+  private readonly copyEntryData = (data: Uint8Array): Uint8Array => this.arena.copy(data);
 
   record(path: string, type: number, payload: Uint8Array, offset: number, crcBefore: number | undefined): void {
     switch (type) {
@@ -165,7 +196,7 @@ class Replay {
       case RecordType.snapshot:
         return this.snapshotRecord(decodeSnapshotMarker(payload));
       case RecordType.entry:
-        this.written.push({ entry: decodeEntry(payload), path, offset });
+        this.written.push({ entry: decodeEntry(payload, this.copyEntryData), path, offset });
         return;
     }
     throw new Error(`unknown record type ${type}`);
@@ -218,9 +249,13 @@ export function readWal(dir: string): WalReadResult {
   const replay = new Replay();
   let last: ScanResult | undefined;
   let tailBytes = 0;
+  // One buffer for every segment: records keep nothing of it (entry data goes to the arena).
+  let buffer = new Uint8Array(0);
   for (let i = 0; i < segments.length; i++) {
     const { path } = segments[i]!;
-    const bytes = readFileSync(path);
+    const size = fileBytes(path);
+    if (buffer.length < size) buffer = new Uint8Array(size);
+    const bytes = readWhole(path, buffer.subarray(0, size));
     const isLast = i === segments.length - 1;
     last = scanSegment(path, bytes, isLast, (type, payload, offset, crcBefore) => replay.record(path, type, payload, offset, crcBefore));
     replay.previousSegmentCrc = last.crc;
@@ -229,5 +264,30 @@ export function readWal(dir: string): WalReadResult {
   const metadata = replay.metadata;
   if (metadata === undefined) throw new WalCorruptionError(segments[0]!.path, 0, 'no metadata record');
   const state: WalState = { metadata, hardState: replay.hardState, snapshot: replay.snapshot, entries: replay.entries() };
-  return { state, segments, tailOffset: last!.endOffset, tailCrc: last!.crc, tailBytes, torn: last!.torn };
+  return { state, segments, tailOffset: last!.endOffset, tailCrc: last!.crc, tailBytes, torn: last!.torn, entryBuffers: replay.arena.buffers };
+}
+
+function fileBytes(path: string): number {
+  const fd = openSync(path, 'r');
+  try {
+    return fstatSync(fd).size;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Fills `into` from the start of the file at `path`; throws if the file is shorter. */
+function readWhole(path: string, into: Uint8Array): Uint8Array {
+  const fd = openSync(path, 'r');
+  try {
+    let offset = 0;
+    while (offset < into.length) {
+      const read = readSync(fd, into, offset, into.length - offset, offset);
+      if (read === 0) throw new Error(`WAL ${path}: file ended at ${offset} of ${into.length} bytes while being read`);
+      offset += read;
+    }
+    return into;
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -80,8 +80,11 @@ export class Wal {
     return new Wal(dir, metadata, segmentBytes, { segments: [segment], tail, lastIndex: 0, hardState: undefined, snapshot });
   }
 
-  /** Opens the WAL in `dir`, repairing a torn write at its end, and returns what it holds. */
-  static open(dir: string, options: WalOptions = {}): { wal: Wal; state: WalState } {
+  /**
+   * Opens the WAL in `dir`, repairing a torn write at its end, and returns what it holds;
+   * `entryBuffers` are the buffers the entries' data lives in (see EntryArena).
+   */
+  static open(dir: string, options: WalOptions = {}): { wal: Wal; state: WalState; entryBuffers: ArrayBuffer[] } {
     const segmentBytes = segmentBytesOption(options);
     for (const path of listTempSegments(dir)) unlinkSync(path);
     const read = readWal(dir);
@@ -105,7 +108,7 @@ export class Wal {
     const hardState = state.hardState.term === 0 && state.hardState.commit === 0 && state.hardState.vote === 0n ? undefined : state.hardState;
     const tail = { fd, offset: read.tailOffset, crc: read.tailCrc };
     const wal = new Wal(dir, state.metadata, segmentBytes, { segments: read.segments, tail, lastIndex, hardState, snapshot: state.snapshot });
-    return { wal, state };
+    return { wal, state, entryBuffers: read.entryBuffers };
   }
 
   /** Writes entries (contiguous; the first may overwrite an uncommitted tail) and the hard state. */

@@ -173,3 +173,24 @@ test('readWal leaves a clean WAL at the offset where appends resume', () => {
     assert.equal(read.torn, undefined);
   });
 });
+
+test('reopened entries live in a few buffers that can move to another thread whole, across segments', () => {
+  withDir((dir) => {
+    const wal = Wal.create(dir, testMetadata, { segmentBytes: 4096 });
+    const written = [...makeEntries(1, 300, 1, 100), ...makeEntries(301, 1, 1, 20 * 1024 * 1024), ...makeEntries(302, 50, 1, 100)];
+    for (let start = 0; start < written.length; start += 10) wal.append(written.slice(start, start + 10), { term: 1, vote: 1n, commit: start });
+    wal.sync();
+    wal.close();
+    const { wal: reopened, state, entryBuffers } = Wal.open(dir, { segmentBytes: 4096 });
+    reopened.close();
+    assert.ok(readdirSync(dir).length > 3, 'the entries span several segments');
+    assert.deepEqual(state.entries, written);
+    // A 20 MB entry gets a buffer of its own; the small ones share one.
+    assert.equal(entryBuffers.length, 3);
+    for (const { data } of state.entries) assert.ok(entryBuffers.includes(data.buffer as ArrayBuffer));
+    // What the WAL thread does with them: transfer the buffers, and the entries arrive intact.
+    const moved = structuredClone(state.entries, { transfer: entryBuffers });
+    assert.deepEqual(moved, written);
+    assert.equal(entryBuffers[0]!.byteLength, 0, 'transferred, not copied');
+  });
+});
