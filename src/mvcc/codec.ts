@@ -6,6 +6,7 @@
 
 import type { KeyValue } from '../api/types.js';
 import { assert } from '../lib/assert.js';
+import { scratchBytes } from '../lib/scratch-bytes.js';
 
 /** Keys up to this length convert through String.fromCharCode, which is 3x faster than a Buffer view. */
 const shortKeyBytesMax = 1024;
@@ -42,13 +43,16 @@ const tagVersion = 0x20;
 const tagValue = 0x2a;
 const tagLease = 0x30;
 
-/** Writes protobuf wire format into a buffer sized by the caller (an upper bound or exact). */
+/**
+ * Writes protobuf wire format into a buffer sized by the caller (an upper bound or exact). The
+ * buffer is scratch bytes: what it writes is encoded, stored, hashed or sent, then dropped.
+ */
 export class Writer {
   private readonly bytes: Uint8Array;
   private offset = 0;
 
   constructor(size: number) {
-    this.bytes = new Uint8Array(size);
+    this.bytes = scratchBytes(size);
   }
 
   byte(value: number): void {

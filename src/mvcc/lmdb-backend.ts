@@ -16,6 +16,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { assert } from '../lib/assert.js';
+import { scratchBytes } from '../lib/scratch-bytes.js';
 import { decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from '../lease/record-codec.js';
 import {
   type Backend,
@@ -93,9 +94,9 @@ function decodeStored(bytes: Uint8Array): StoredKeyValue {
 
 /** Meta numbers as 8-byte big-endian values; -1 (none) is stored as all ones, as int64 would be. */
 function encodeMetaNumber(value: number): Uint8Array {
-  const bytes = new Uint8Array(8);
+  const bytes = scratchBytes(8);
   if (value === -1) bytes.fill(0xff);
-  else writeUint64(new DataView(bytes.buffer), 0, value);
+  else writeUint64(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0, value);
   return bytes;
 }
 

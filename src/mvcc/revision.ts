@@ -4,6 +4,7 @@
  */
 
 import { assert } from '../lib/assert.js';
+import { scratchBytes } from '../lib/scratch-bytes.js';
 
 export interface Revision {
   readonly main: number;
@@ -30,11 +31,11 @@ export function revisionGreater(a: Revision, b: Revision): boolean {
 export function encodeRevision(rev: Revision, tombstone = false): Uint8Array {
   assert(Number.isSafeInteger(rev.main) && rev.main >= 0, () => `revision main must be a safe non-negative integer, saw ${rev.main}`);
   assert(Number.isSafeInteger(rev.sub) && rev.sub >= 0, () => `revision sub must be a safe non-negative integer, saw ${rev.sub}`);
-  const bytes = new Uint8Array(tombstone ? revisionBytes + 1 : revisionBytes);
-  const view = new DataView(bytes.buffer);
-  writeUint64(view, 0, rev.main);
+  // Revision keys go to LMDB or a hash and are dropped: scratch bytes spare an ArrayBuffer each.
+  const bytes = scratchBytes(tombstone ? revisionBytes + 1 : revisionBytes);
+  writeBigEndian(bytes, 0, rev.main);
   bytes[8] = separator;
-  writeUint64(view, 9, rev.sub);
+  writeBigEndian(bytes, 9, rev.sub);
   if (tombstone) bytes[revisionBytes] = tombstoneMark;
   return bytes;
 }
@@ -47,6 +48,20 @@ export function decodeRevision(bytes: Uint8Array): Revision {
 }
 
 const twoTo32 = 0x1_0000_0000;
+
+/** Writes a safe non-negative integer as a big-endian uint64 at `offset`. */
+function writeBigEndian(bytes: Uint8Array, offset: number, value: number): void {
+  const high = Math.floor(value / twoTo32);
+  const low = value >>> 0;
+  bytes[offset] = high >>> 24;
+  bytes[offset + 1] = (high >>> 16) & 0xff;
+  bytes[offset + 2] = (high >>> 8) & 0xff;
+  bytes[offset + 3] = high & 0xff;
+  bytes[offset + 4] = low >>> 24;
+  bytes[offset + 5] = (low >>> 16) & 0xff;
+  bytes[offset + 6] = (low >>> 8) & 0xff;
+  bytes[offset + 7] = low & 0xff;
+}
 
 /** Writes a safe integer as a big-endian uint64 without going through BigInt (a hot path). */
 export function writeUint64(view: DataView, offset: number, value: number): void {
