@@ -89,7 +89,8 @@ export class WalClient {
       if (this.failure !== undefined) return reject(this.failure);
       this.appends.push({ seq, resolve, reject });
       this.appendsPosted++;
-      this.post({ type: 'wal.append', seq, entries, hardState, snapshot });
+      const packed = packEntryData(entries);
+      this.post({ type: 'wal.append', seq, entries: packed.entries, hardState, snapshot }, packed.buffers);
     });
   }
 
@@ -131,8 +132,8 @@ export class WalClient {
     });
   }
 
-  private post(request: WalRequest): void {
-    this.worker.postMessage(request);
+  private post(request: WalRequest, transferList: readonly ArrayBuffer[] = []): void {
+    this.worker.postMessage(request, transferList);
   }
 
   private onReply(reply: WalReply): void {
@@ -181,4 +182,24 @@ export class WalClient {
     const unanswered = this.appends.length + this.others.size;
     if (unanswered > 0 || this.onOpened !== undefined) this.fail(new Error(`WAL thread exited with code ${code} and ${unanswered} requests unanswered`));
   }
+}
+
+/**
+ * The entries with their data copied into one buffer, which is transferred to the WAL thread:
+ * one allocation and one copy per append, where cloning made the thread allocate a buffer per
+ * entry (ArrayBuffers are costly to make). The caller keeps its own entries for the Raft log.
+ */
+function packEntryData(entries: readonly Entry[]): { entries: Entry[]; buffers: ArrayBuffer[] } {
+  if (entries.length === 0) return { entries: [], buffers: [] };
+  let totalBytes = 0;
+  for (const { data } of entries) totalBytes += data.byteLength;
+  const packed = new Uint8Array(totalBytes);
+  let offset = 0;
+  const moved = entries.map((entry) => {
+    const data = packed.subarray(offset, offset + entry.data.byteLength);
+    data.set(entry.data);
+    offset += entry.data.byteLength;
+    return { term: entry.term, index: entry.index, type: entry.type, data };
+  });
+  return { entries: moved, buffers: [packed.buffer] };
 }
