@@ -414,7 +414,9 @@ export class KvStore {
     // revision and version from the stored value. A lone tombstone has nothing to restore.
     if (tombstone) return;
     const restored = new KeyIndex(key);
-    restored.restore({ main: record.createRevision, sub: 0 }, rev, record.version);
+    // A key written once by a plain put was created at this very revision: share the object.
+    const created = record.createRevision === rev.main && rev.sub === 0 ? rev : { main: record.createRevision, sub: 0 };
+    restored.restore(created, rev, record.version);
     this.index.insert(restored);
   }
 }
