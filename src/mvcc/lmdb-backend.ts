@@ -96,28 +96,18 @@ function decodeStored(bytes: Uint8Array): StoredKeyValue {
 function encodeMetaNumber(value: number): Uint8Array {
   const bytes = scratchBytes(8);
   if (value === -1) bytes.fill(0xff);
-  else writeUint64(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0, value);
+  else writeUint64(bytes, 0, value);
   return bytes;
 }
 
 function decodeMetaNumber(bytes: Uint8Array | undefined, absent: number): number {
   if (bytes === undefined) return absent;
   if (bytes.every((b) => b === 0xff)) return -1;
-  return readUint64(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), 0);
+  return readUint64(bytes, 0);
 }
 
 /** The one record scanIndex's readers fill: the key reader sets the revision, the value reader the rest. */
 const indexRecord: IndexRecord = { main: 0, sub: 0, key: '', createRevision: 0, version: 0, lease: 0n, tombstone: false };
-
-const twoTo32 = 0x1_0000_0000;
-
-function readBigEndianUint64(bytes: Uint8Array, at: number): number {
-  const high = ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
-  const low = ((bytes[at + 4]! << 24) | (bytes[at + 5]! << 16) | (bytes[at + 6]! << 8) | bytes[at + 7]!) >>> 0;
-  const value = high * twoTo32 + low;
-  assert(Number.isSafeInteger(value), () => `stored revision ${value} exceeds 2^53`);
-  return value;
-}
 
 /** lmdb-js key encoder for scanIndex: start keys are written as given, read keys parsed in place. */
 const indexKeyReader = {
@@ -127,8 +117,8 @@ const indexKeyReader = {
   },
   readKey(target: Uint8Array, start: number, end: number): IndexRecord {
     assert(end - start >= revisionBytes, () => `revision key needs ${revisionBytes} bytes, saw ${end - start}`);
-    indexRecord.main = readBigEndianUint64(target, start);
-    indexRecord.sub = readBigEndianUint64(target, start + 9);
+    indexRecord.main = readUint64(target, start);
+    indexRecord.sub = readUint64(target, start + 9);
     return indexRecord;
   },
   /** Present so lmdb-js uses readKey instead of copying keys into Buffers. */

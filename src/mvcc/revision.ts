@@ -33,9 +33,9 @@ export function encodeRevision(rev: Revision, tombstone = false): Uint8Array {
   assert(Number.isSafeInteger(rev.sub) && rev.sub >= 0, () => `revision sub must be a safe non-negative integer, saw ${rev.sub}`);
   // Revision keys go to LMDB or a hash and are dropped: scratch bytes spare an ArrayBuffer each.
   const bytes = scratchBytes(tombstone ? revisionBytes + 1 : revisionBytes);
-  writeBigEndian(bytes, 0, rev.main);
+  writeUint64(bytes, 0, rev.main);
   bytes[8] = separator;
-  writeBigEndian(bytes, 9, rev.sub);
+  writeUint64(bytes, 9, rev.sub);
   if (tombstone) bytes[revisionBytes] = tombstoneMark;
   return bytes;
 }
@@ -43,14 +43,16 @@ export function encodeRevision(rev: Revision, tombstone = false): Uint8Array {
 /** Decodes the first 17 bytes of an etcd bucket key back into a revision. */
 export function decodeRevision(bytes: Uint8Array): Revision {
   assert(bytes.length >= revisionBytes, () => `revision key needs ${revisionBytes} bytes, saw ${bytes.length}`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return { main: readUint64(view, 0), sub: readUint64(view, 9) };
+  return { main: readUint64(bytes, 0), sub: readUint64(bytes, 9) };
 }
 
 const twoTo32 = 0x1_0000_0000;
 
-/** Writes a safe non-negative integer as a big-endian uint64 at `offset`. */
-function writeBigEndian(bytes: Uint8Array, offset: number, value: number): void {
+/**
+ * Writes a safe non-negative integer as a big-endian uint64 at `offset`, byte by byte: no BigInt
+ * and no DataView, so it works on any view (scratch bytes included) and costs no allocation.
+ */
+export function writeUint64(bytes: Uint8Array, offset: number, value: number): void {
   const high = Math.floor(value / twoTo32);
   const low = value >>> 0;
   bytes[offset] = high >>> 24;
@@ -63,15 +65,11 @@ function writeBigEndian(bytes: Uint8Array, offset: number, value: number): void 
   bytes[offset + 7] = low & 0xff;
 }
 
-/** Writes a safe integer as a big-endian uint64 without going through BigInt (a hot path). */
-export function writeUint64(view: DataView, offset: number, value: number): void {
-  view.setUint32(offset, Math.floor(value / twoTo32));
-  view.setUint32(offset + 4, value >>> 0);
-}
-
-/** Reads a big-endian uint64 that must fit a safe integer. */
-export function readUint64(view: DataView, offset: number): number {
-  const value = view.getUint32(offset) * twoTo32 + view.getUint32(offset + 4);
+/** Reads a big-endian uint64 at `offset` that must fit a safe integer. */
+export function readUint64(bytes: Uint8Array, offset: number): number {
+  const high = ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0;
+  const low = ((bytes[offset + 4]! << 24) | (bytes[offset + 5]! << 16) | (bytes[offset + 6]! << 8) | bytes[offset + 7]!) >>> 0;
+  const value = high * twoTo32 + low;
   assert(Number.isSafeInteger(value), () => `stored uint64 at offset ${offset} exceeds 2^53`);
   return value;
 }
