@@ -126,20 +126,28 @@ function writeNumberField(writer: Writer, tag: number, value: number): void {
   writer.varint(value);
 }
 
+/** Reads mvccpb.KeyValue fields from `bytes[0, end)`; reset() points it at another record. */
 class Reader {
   offset = 0;
 
   constructor(
-    private readonly bytes: Uint8Array,
+    private bytes: Uint8Array,
+    private end: number,
     private readonly share: boolean,
   ) {}
 
+  reset(bytes: Uint8Array, end: number): void {
+    this.bytes = bytes;
+    this.end = end;
+    this.offset = 0;
+  }
+
   get done(): boolean {
-    return this.offset >= this.bytes.length;
+    return this.offset >= this.end;
   }
 
   byte(): number {
-    assert(this.offset < this.bytes.length, 'KeyValue record ends inside a field');
+    assert(this.offset < this.end, 'KeyValue record ends inside a field');
     return this.bytes[this.offset++]!;
   }
 
@@ -165,13 +173,25 @@ class Reader {
     throw new Error('KeyValue varint longer than 10 bytes');
   }
 
-  bytesField(): Uint8Array {
+  /** Steps over a length-delimited field and returns where its bytes start; they end at `offset`. */
+  skipBytesField(): number {
     const length = this.varint();
-    assert(this.offset + length <= this.bytes.length, 'KeyValue bytes field runs past the record');
-    const start = this.bytes.byteOffset + this.offset;
-    const data = this.share ? new Uint8Array(this.bytes.buffer, start, length) : copyBytes(this.bytes.subarray(this.offset, this.offset + length));
+    assert(this.offset + length <= this.end, 'KeyValue bytes field runs past the record');
+    const start = this.offset;
     this.offset += length;
-    return data;
+    return start;
+  }
+
+  bytesField(): Uint8Array {
+    const start = this.skipBytesField();
+    if (this.share) return new Uint8Array(this.bytes.buffer, this.bytes.byteOffset + start, this.offset - start);
+    return copyBytes(this.bytes.subarray(start, this.offset));
+  }
+
+  /** A bytes field as a latin1 string (keyToString), without an array for it. */
+  stringField(): string {
+    const start = this.skipBytesField();
+    return keyToString(this.bytes.subarray(start, this.offset));
   }
 }
 
@@ -183,7 +203,7 @@ const emptyBytes = new Uint8Array(0);
  */
 export function decodeKeyValue(bytes: Uint8Array, share = false): KeyValue {
   const kv: KeyValue = { key: emptyBytes, createRevision: 0, modRevision: 0, version: 0, value: emptyBytes, lease: 0n };
-  const reader = new Reader(bytes, share);
+  const reader = new Reader(bytes, bytes.length, share);
   while (!reader.done) {
     const tag = reader.byte();
     if (tag === tagKey) kv.key = reader.bytesField();
@@ -206,32 +226,8 @@ export interface IndexFields {
   tombstone: boolean;
 }
 
-/** Position of the field reader below; module state, so reading allocates nothing. */
-let fieldOffset = 0;
-
-function fieldVarint(bytes: Uint8Array, end: number): number {
-  let result = 0;
-  let scale = 1;
-  for (let i = 0; i < varintBytesMax; i++) {
-    assert(fieldOffset < end, 'KeyValue record ends inside a field');
-    const b = bytes[fieldOffset++]!;
-    result += (b & 0x7f) * scale;
-    if (b < 0x80) return result;
-    scale *= 0x80;
-  }
-  throw new Error('KeyValue varint longer than 10 bytes');
-}
-
-function fieldVarint64(bytes: Uint8Array, end: number): bigint {
-  let result = 0n;
-  for (let shift = 0n; shift < 70n; shift += 7n) {
-    assert(fieldOffset < end, 'KeyValue record ends inside a field');
-    const b = bytes[fieldOffset++]!;
-    result |= BigInt(b & 0x7f) << shift;
-    if (b < 0x80) return BigInt.asIntN(64, result);
-  }
-  throw new Error('KeyValue varint longer than 10 bytes');
-}
+/** One reader for every record readIndexFields reads, so reading allocates nothing. */
+const indexReader = new Reader(emptyBytes, 0, true);
 
 /**
  * Reads the index fields of the mvccpb.KeyValue in `bytes[0, end)` into `into`, without copying
@@ -243,19 +239,17 @@ export function readIndexFields(bytes: Uint8Array, end: number, into: IndexField
   into.createRevision = 0;
   into.version = 0;
   into.lease = 0n;
-  fieldOffset = 0;
-  while (fieldOffset < end) {
-    const tag = bytes[fieldOffset++];
-    if (tag === tagCreateRevision) into.createRevision = fieldVarint(bytes, end);
-    else if (tag === tagModRevision) fieldVarint(bytes, end);
-    else if (tag === tagVersion) into.version = fieldVarint(bytes, end);
-    else if (tag === tagLease) into.lease = fieldVarint64(bytes, end);
-    else if (tag === tagKey || tag === tagValue) {
-      const length = fieldVarint(bytes, end);
-      assert(fieldOffset + length <= end, 'KeyValue bytes field runs past the record');
-      if (tag === tagKey) into.key = keyToString(bytes.subarray(fieldOffset, fieldOffset + length));
-      fieldOffset += length;
-    } else throw new Error(`KeyValue record has unknown tag 0x${(tag ?? 0).toString(16)}`);
+  const reader = indexReader;
+  reader.reset(bytes, end);
+  while (!reader.done) {
+    const tag = reader.byte();
+    if (tag === tagKey) into.key = reader.stringField();
+    else if (tag === tagCreateRevision) into.createRevision = reader.varint();
+    else if (tag === tagModRevision) reader.varint();
+    else if (tag === tagVersion) into.version = reader.varint();
+    else if (tag === tagValue) reader.skipBytesField();
+    else if (tag === tagLease) into.lease = reader.varint64();
+    else throw new Error(`KeyValue record has unknown tag 0x${tag.toString(16)}`);
   }
   into.tombstone = into.createRevision === 0;
 }
