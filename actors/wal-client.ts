@@ -7,6 +7,7 @@ import { assert } from '../src/lib/assert.js';
 import type { Entry, HardState } from '../src/raft/types.js';
 import type { WalMetadata, WalSnapshotMarker } from '../src/wal/format.js';
 import type { WalState } from '../src/wal/reader.js';
+import { EntryArena } from '../src/wal/entry-arena.js';
 import type { WalReply, WalRequest, WalThreadInit } from './wal-protocol.js';
 import { handOver, prestartThread } from './thread-start.js';
 
@@ -186,20 +187,12 @@ export class WalClient {
 
 /**
  * The entries with their data copied into one buffer, which is transferred to the WAL thread:
- * one allocation and one copy per append, where cloning made the thread allocate a buffer per
- * entry (ArrayBuffers are costly to make). The caller keeps its own entries for the Raft log.
+ * one allocation and one copy per append. The caller keeps its own entries for the Raft log.
  */
 function packEntryData(entries: readonly Entry[]): { entries: Entry[]; buffers: ArrayBuffer[] } {
-  if (entries.length === 0) return { entries: [], buffers: [] };
   let totalBytes = 0;
   for (const { data } of entries) totalBytes += data.byteLength;
-  const packed = new Uint8Array(totalBytes);
-  let offset = 0;
-  const moved = entries.map((entry) => {
-    const data = packed.subarray(offset, offset + entry.data.byteLength);
-    data.set(entry.data);
-    offset += entry.data.byteLength;
-    return { term: entry.term, index: entry.index, type: entry.type, data };
-  });
-  return { entries: moved, buffers: [packed.buffer] };
+  const arena = new EntryArena(totalBytes);
+  const packed = entries.map((entry) => ({ term: entry.term, index: entry.index, type: entry.type, data: arena.copy(entry.data) }));
+  return { entries: packed, buffers: arena.buffers };
 }

@@ -24,6 +24,7 @@ import {
   type WalSnapshotMarker,
 } from './format.js';
 import { listSegments, type SegmentFile } from './segment.js';
+import { EntryArena } from './entry-arena.js';
 
 /** Damage the WAL cannot explain as a torn write; carries where it was found. */
 export class WalCorruptionError extends Error {
@@ -62,33 +63,6 @@ export interface WalReadResult {
   torn: TornTail | undefined;
   /** The buffers holding every entry's data (EntryArena), to move them to another thread whole. */
   entryBuffers: ArrayBuffer[];
-}
-
-/** Size of the buffers EntryArena gathers entry data into; a larger entry gets a buffer of its own. */
-const entryArenaChunkBytes = 16 * 1024 * 1024;
-
-/**
- * Entry data copied out of the segment being read into a few large buffers. A thread that hands
- * the entries on can transfer those buffers instead of copying every entry (a transfer list of one
- * buffer per entry grows quadratically: 3.3 s for 100k small entries), and the segment buffer can
- * be reused for the next segment.
- */
-export class EntryArena {
-  readonly buffers: ArrayBuffer[] = [];
-  private chunk = new Uint8Array(0);
-  private used = 0;
-
-  copy(data: Uint8Array): Uint8Array {
-    if (data.length > this.chunk.length - this.used) {
-      this.chunk = new Uint8Array(Math.max(entryArenaChunkBytes, data.length));
-      this.buffers.push(this.chunk.buffer);
-      this.used = 0;
-    }
-    const copied = this.chunk.subarray(this.used, this.used + data.length);
-    copied.set(data);
-    this.used += data.length;
-    return copied;
-  }
 }
 
 interface ScanResult {
@@ -250,12 +224,10 @@ export function readWal(dir: string): WalReadResult {
   let last: ScanResult | undefined;
   let tailBytes = 0;
   // One buffer for every segment: records keep nothing of it (entry data goes to the arena).
-  let buffer = new Uint8Array(0);
+  const reader = new SegmentReader();
   for (let i = 0; i < segments.length; i++) {
     const { path } = segments[i]!;
-    const size = fileBytes(path);
-    if (buffer.length < size) buffer = new Uint8Array(size);
-    const bytes = readWhole(path, buffer.subarray(0, size));
+    const bytes = reader.read(path);
     const isLast = i === segments.length - 1;
     last = scanSegment(path, bytes, isLast, (type, payload, offset, crcBefore) => replay.record(path, type, payload, offset, crcBefore));
     replay.previousSegmentCrc = last.crc;
@@ -267,27 +239,25 @@ export function readWal(dir: string): WalReadResult {
   return { state, segments, tailOffset: last!.endOffset, tailCrc: last!.crc, tailBytes, torn: last!.torn, entryBuffers: replay.arena.buffers };
 }
 
-function fileBytes(path: string): number {
-  const fd = openSync(path, 'r');
-  try {
-    return fstatSync(fd).size;
-  } finally {
-    closeSync(fd);
-  }
-}
+/** Reads whole segment files into one buffer, grown as needed; each read replaces the last. */
+class SegmentReader {
+  private buffer = new Uint8Array(0);
 
-/** Fills `into` from the start of the file at `path`; throws if the file is shorter. */
-function readWhole(path: string, into: Uint8Array): Uint8Array {
-  const fd = openSync(path, 'r');
-  try {
-    let offset = 0;
-    while (offset < into.length) {
-      const read = readSync(fd, into, offset, into.length - offset, offset);
-      if (read === 0) throw new Error(`WAL ${path}: file ended at ${offset} of ${into.length} bytes while being read`);
-      offset += read;
+  read(path: string): Uint8Array {
+    const fd = openSync(path, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      if (this.buffer.length < size) this.buffer = new Uint8Array(size);
+      const bytes = this.buffer.subarray(0, size);
+      let offset = 0;
+      while (offset < size) {
+        const read = readSync(fd, bytes, offset, size - offset, offset);
+        if (read === 0) throw new Error(`WAL ${path}: file ended at ${offset} of ${size} bytes while being read`);
+        offset += read;
+      }
+      return bytes;
+    } finally {
+      closeSync(fd);
     }
-    return into;
-  } finally {
-    closeSync(fd);
   }
 }
