@@ -12,7 +12,6 @@
  */
 
 import { errors } from '../api/errors.js';
-import type { KeyValue } from '../api/types.js';
 import { assert } from '../lib/assert.js';
 import type { Backend, LeaseRecord } from '../mvcc/backend.js';
 import { keyToString, stringToKey } from '../mvcc/codec.js';
@@ -169,14 +168,15 @@ export class Lessor {
   }
 
   /**
-   * Re-attaches the keys of the restored key space (every live key with a lease). A key naming a
-   * lease that no longer exists is skipped, as etcd logs and skips it; their count is returned.
+   * Re-attaches the keys of the restored key space: every live key with a lease, by its latin1
+   * name (keyToString), as KvStore.takeRestoredLeases hands them. A key naming a lease that no
+   * longer exists is skipped, as etcd logs and skips it; their count is returned.
    */
-  recoverAttachments(kvs: Iterable<Pick<KeyValue, 'key' | 'lease'>>): number {
+  recoverAttachments(leased: ReadonlyMap<string, bigint>): number {
     let orphans = 0;
-    for (const kv of kvs) {
-      if (kv.lease === noLease) continue;
-      if (this.leaseMap.has(kv.lease)) this.attach(kv.key, kv.lease);
+    for (const [name, id] of leased) {
+      if (id === noLease) continue;
+      if (this.leaseMap.has(id)) this.attachName(name, id);
       else orphans++;
     }
     return orphans;
@@ -228,7 +228,10 @@ export class Lessor {
 
   /** Attaches `key` to lease `id` (0 detaches), leaving whatever lease held it before. */
   attach(key: Uint8Array, id: bigint): void {
-    const name = keyToString(key);
+    this.attachName(keyToString(key), id);
+  }
+
+  private attachName(name: string, id: bigint): void {
     const previous = this.itemMap.get(name);
     if (previous === id) return;
     if (previous !== undefined) this.detachName(name, previous);

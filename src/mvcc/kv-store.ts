@@ -24,7 +24,7 @@ import { errors, EtcdError } from '../api/errors.js';
 import { assert, unreachable } from '../lib/assert.js';
 import type { Backend, BackendBatch, IndexRecord } from './backend.js';
 import { compareHolds } from './compare.js';
-import { copyBytes, encodeKeyValue, keyToString, stringToKey } from './codec.js';
+import { copyBytes, encodeKeyValue, keyToString } from './codec.js';
 import { crc32cUpdate } from '../lib/crc32c.js';
 import { KeyIndex, revisionKey } from './key-index.js';
 import { fetchLimit, shapeRangeResult } from './range-options.js';
@@ -48,12 +48,6 @@ export interface ApplyOutcome {
   result: ProposalResult;
   revision: number;
   events: MvccEvent[];
-}
-
-/** A live key that carries a lease. */
-export interface LeasedKey {
-  key: Uint8Array;
-  lease: bigint;
 }
 
 export interface HashKvResult {
@@ -121,12 +115,12 @@ export class KvStore {
   }
 
   /**
-   * The live keys that carried a lease when the store was last opened or restored, handed over
+   * The live keys (latin1, as keyToString) that carried a lease when the store was last opened or restored, handed over
    * once: the lessor re-attaches them and follows every later change through the store's events.
    * The restore collects them from the revisions it reads anyway, so no pass over the values is needed.
    */
-  takeRestoredLeases(): LeasedKey[] {
-    const leased = [...this.restoredLeases].map(([key, lease]) => ({ key: stringToKey(key), lease }));
+  takeRestoredLeases(): ReadonlyMap<string, bigint> {
+    const leased = this.restoredLeases;
     this.restoredLeases = new Map();
     return leased;
   }

@@ -219,7 +219,7 @@ describe('Lessor with the KvStore', () => {
     assert.deepEqual(applyLeaseProposal(lessor, store, { index: 5, term: 1 }, { type: 'leaseRevoke', leaseRevoke: { id: 9n } }, 0), { type: 'leaseRevoke' });
     assert.equal(store.currentRevision, 5);
     assert.equal(store.consistentIndex, 5);
-    assert.deepEqual(KvStore.open(backend).takeRestoredLeases(), []);
+    assert.deepEqual([...KvStore.open(backend).takeRestoredLeases()], []);
     assert.equal(store.range({ key: text('a'), rangeEnd: text('z'), limit: 0, revision: 0, sortOrder: 0, sortTarget: 0, serializable: true, keysOnly: false, countOnly: true, minModRevision: 0, maxModRevision: 0, minCreateRevision: 0, maxCreateRevision: 0 }).count, 1);
   });
 
@@ -268,15 +268,15 @@ describe('Lessor with the KvStore', () => {
     store.apply(8, 1, put('dropped', 0n));
     store.apply(9, 1, { type: 'deleteRange', deleteRange: { key: text('deleted'), rangeEnd: new Uint8Array(0), prevKv: false } });
     const reopened = KvStore.open(backend);
-    const leased = reopened.takeRestoredLeases().map(({ key, lease }) => [str(key), lease]);
+    const leased = [...reopened.takeRestoredLeases()];
     assert.deepEqual(leased.sort(), [['kept', 2n], ['moved', 2n]]);
-    assert.deepEqual(reopened.takeRestoredLeases(), []);
+    assert.deepEqual([...reopened.takeRestoredLeases()], []);
   });
 
   it('skips and counts restored keys whose lease is gone', () => {
     const { lessor } = makeLessor();
     lessor.applyGrant(1n, 10, 0);
-    assert.equal(lessor.recoverAttachments([kv('a', 1n), kv('b', 2n), kv('c', 0n)]), 1);
+    assert.equal(lessor.recoverAttachments(new Map([['a', 1n], ['b', 2n], ['c', 0n]])), 1);
   });
 });
 
