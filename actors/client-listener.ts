@@ -10,10 +10,15 @@ import * as tls from 'node:tls';
 import { versionBody } from '../src/api/version.js';
 import { installFastLane } from './grpc-fast-lane.js';
 import { admitHttp2 } from './http2-admission.js';
-import { fastLaneOf } from './grpc-server.js';
+import { fastLaneOf, grpcRoutesOf } from './grpc-server.js';
+import { serveGrpcConnection } from './grpc-http2.js';
+import { http2Preface } from '../src/lib/http2-frames.js';
 
-/** Every HTTP/2 connection opens with this preface (RFC 9113, section 3.4). */
-const http2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+/**
+ * gRPC goes over our own HTTP/2 (grpc-http2.ts) unless TSETCD_GRPC_TRANSPORT=grpc-js asks for
+ * Node's HTTP/2 server under grpc-js, kept for comparison.
+ */
+const ownHttp2 = process.env.TSETCD_GRPC_TRANSPORT !== 'grpc-js';
 
 /** A connection that sends nothing for this long is closed before any protocol is chosen. */
 const firstBytesTimeoutMs = 10_000;
@@ -148,6 +153,7 @@ function classify(socket: net.Socket): Promise<'grpc' | 'http' | 'closed'> {
 /** Starts listening on the client port; resolves once bound, with the port actually used. */
 export async function listenClient(options: ClientListenerOptions): Promise<ClientListener> {
   const injector = options.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const routes = ownHttp2 ? grpcRoutesOf(options.grpcServer) : undefined;
   const lane = fastLaneOf(options.grpcServer);
   if (lane !== undefined && !installFastLane(options.grpcServer, lane)) {
     lane.logger.warn({}, 'grpc-js internals changed: unary calls take grpc-js\'s slower path');
@@ -159,7 +165,9 @@ export async function listenClient(options: ClientListenerOptions): Promise<Clie
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     void classify(socket).then(async (kind) => {
-      if (kind === 'grpc') {
+      if (kind === 'grpc' && routes !== undefined) {
+        serveGrpcConnection(socket, routes);
+      } else if (kind === 'grpc') {
         const admission = await admitHttp2(socket);
         if (admission.kind === 'native') injector.injectConnection(socket);
         else if (admission.kind === 'rewrite') injector.injectConnection(admission.connection);

@@ -41,6 +41,7 @@ import {
 import { grpcOverheadBytes, requestBytesDefault, txnOpsDefault } from '../src/lib/limits.js';
 import { createLogger, type Logger } from './logger.js';
 import type { FastLane, FastUnaryMethod } from './grpc-fast-lane.js';
+import type { GrpcRoute, GrpcRoutes } from './grpc-calls.js';
 
 export interface GrpcLimits {
   /** etcd's --max-request-bytes: the largest proposal accepted. */
@@ -322,7 +323,37 @@ export function createGrpcServer(options: GrpcServerOptions): grpc.Server {
     server.addService(serviceDefinition(service, receiveLimitBytes), serviceImplementation(methods, handlers, logger));
   }
   fastLanes.set(server, { methods: fastUnaryMethods(handlers), receiveLimitBytes, logger });
+  routeTables.set(server, grpcRoutes(handlers, byService, receiveLimitBytes, logger));
   return server;
+}
+
+const routeTables = new WeakMap<grpc.Server, GrpcRoutes>();
+
+/** Every method of a server made by createGrpcServer, for our own HTTP/2 (grpc-http2.ts). */
+export function grpcRoutesOf(server: grpc.Server): GrpcRoutes | undefined {
+  return routeTables.get(server);
+}
+
+function grpcRoutes(handlers: GrpcHandlers, byService: Map<string, GrpcMethod[]>, receiveLimitBytes: number, logger: Logger): GrpcRoutes {
+  const byPath = new Map<string, GrpcRoute>();
+  for (const method of grpcMethods) {
+    const { service, name } = splitMethod(method);
+    const loaded = (loadProtos()[service] as grpc.ServiceDefinition | undefined)?.[name];
+    if (loaded === undefined) continue;
+    const decode = loaded.requestDeserialize as (buffer: Buffer) => WireMessage;
+    const encode = passEncoded(loaded.responseSerialize as (message: WireMessage) => Buffer);
+    if (isStreaming(method)) {
+      const handler = (handlers[method] ?? unimplementedStream(method)) as (call: unknown) => void;
+      byPath.set(`/${method}`, { kind: 'stream', clientStreaming: loaded.requestStream, decode, encode, handler });
+    } else {
+      const handler: UnaryHandler = handlers[method] ?? (async () => {
+        const { code, details } = unimplementedStatus(method);
+        throw new EtcdError(code as number, details as string);
+      });
+      byPath.set(`/${method}`, { kind: 'unary', decode, encode, handler });
+    }
+  }
+  return { byPath, services: new Set(byService.keys()), receiveLimitBytes, logger };
 }
 
 const fastLanes = new WeakMap<grpc.Server, FastLane>();

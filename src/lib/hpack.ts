@@ -261,3 +261,109 @@ export function acceptableAuthority(name: string, value: Buffer): Buffer | undef
   if (name !== ':authority' || value.every((octet) => authorityOctets[octet] === 1)) return undefined;
   return Buffer.from(value.map((octet) => (authorityOctets[octet] === 1 ? octet : 0x2d)));
 }
+
+/** Values of the static table's entries, index 1 first ('' where the entry has a name only). */
+const staticValues: readonly string[] = (() => {
+  const values = new Array<string>(staticNames.length).fill('');
+  const known: Record<number, string> = {
+    2: 'GET', 3: 'POST', 4: '/', 5: '/index.html', 6: 'http', 7: 'https', 8: '200', 9: '204', 10: '206',
+    11: '304', 12: '400', 13: '404', 14: '500', 16: 'gzip, deflate',
+  };
+  for (const [index, value] of Object.entries(known)) values[Number(index) - 1] = value;
+  return values;
+})();
+
+/**
+ * A whole HPACK decoder for one direction of a connection: header blocks in, names and values
+ * out as latin1 strings (HTTP/2 field values are octets), the dynamic table kept in step. Names
+ * and values of the table are kept decoded, so a header sent as an index costs a lookup.
+ */
+export class HeaderDecoder {
+  /** Newest first; names and values in pairs. */
+  private readonly entries: string[] = [];
+  private readonly entrySizes: number[] = [];
+  private usedBytes = 0;
+  private maxBytes = defaultHeaderTableBytes;
+
+  /** `tableBytesMax` is our SETTINGS_HEADER_TABLE_SIZE: the largest size update a peer may ask for. */
+  constructor(private readonly tableBytesMax: number = defaultHeaderTableBytes) {}
+
+  /**
+   * Appends each header of one complete block to `out` as a name then its value; returns the
+   * header list's size by RFC 9113's count. Throws HpackError on malformed input.
+   */
+  decode(block: Uint8Array, out: string[]): number {
+    let at = 0;
+    let listBytes = 0;
+    let sizeUpdateAllowed = true;
+    while (at < block.length) {
+      const first = block[at]!;
+      if ((first & 0xe0) === 0x20) {
+        if (!sizeUpdateAllowed) throw new HpackError('dynamic table size update after the first header');
+        const size = readInteger(block, at, 5);
+        if (size.value > this.tableBytesMax) throw new HpackError(`dynamic table size ${size.value} over ${this.tableBytesMax}`);
+        this.maxBytes = size.value;
+        this.evict();
+        at = size.end;
+        continue;
+      }
+      sizeUpdateAllowed = false;
+      let name: string;
+      let value: string;
+      if (first & 0x80) {
+        const index = readInteger(block, at, 7);
+        if (index.value === 0) throw new HpackError('header index 0');
+        name = this.nameAt(index.value);
+        value = this.valueAt(index.value);
+        at = index.end;
+      } else {
+        const indexed = (first & 0xc0) === 0x40;
+        const nameIndex = readInteger(block, at, indexed ? 6 : 4);
+        at = nameIndex.end;
+        if (nameIndex.value === 0) {
+          const literalName = readString(block, at);
+          name = literalName.octets.toString('latin1');
+          at = literalName.end;
+        } else name = this.nameAt(nameIndex.value);
+        const literal = readString(block, at);
+        value = literal.octets.toString('latin1');
+        at = literal.end;
+        if (indexed) this.add(name, value);
+      }
+      out.push(name, value);
+      listBytes += name.length + value.length + entryOverheadBytes;
+    }
+    return listBytes;
+  }
+
+  private nameAt(index: number): string {
+    if (index <= staticNames.length) return staticNames[index - 1]!;
+    return this.dynamicField(index, 0);
+  }
+
+  private valueAt(index: number): string {
+    if (index <= staticNames.length) return staticValues[index - 1]!;
+    return this.dynamicField(index, 1);
+  }
+
+  private dynamicField(index: number, which: 0 | 1): string {
+    const slot = index - staticNames.length - 1;
+    if (slot >= this.entrySizes.length) throw new HpackError(`header index ${index} is not in the table`);
+    return this.entries[2 * slot + which]!;
+  }
+
+  private add(name: string, value: string): void {
+    const bytes = name.length + value.length + entryOverheadBytes;
+    this.entries.unshift(name, value);
+    this.entrySizes.unshift(bytes);
+    this.usedBytes += bytes;
+    this.evict();
+  }
+
+  private evict(): void {
+    while (this.usedBytes > this.maxBytes) {
+      this.usedBytes -= this.entrySizes.pop()!;
+      this.entries.length -= 2;
+    }
+  }
+}

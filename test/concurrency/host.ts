@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { concurrencyHandlers } from '../../actors/concurrency-service.js';
 import { createGrpcServer } from '../../actors/grpc-server.js';
+import { listenClient, type ClientListener } from '../../actors/client-listener.js';
 import { loadProtos, type WireMessage } from '../../src/api/codec.js';
 import { errors } from '../../src/api/errors.js';
 import type {
@@ -47,6 +48,7 @@ export class ConcurrencyTestHost implements ConcurrencyHost, KvService {
   private nextIndex = 1;
   private nextLease = 0x7000n;
   private server: grpc.Server | undefined;
+  private listener: ClientListener | undefined;
   /** Watches registered and not yet ended, so tests can see waiters clean up. */
   activeWatches = 0;
   endpoint = '';
@@ -152,17 +154,15 @@ export class ConcurrencyTestHost implements ConcurrencyHost, KvService {
 
   async start(): Promise<void> {
     this.server = createGrpcServer({ kv: this, handlers: concurrencyHandlers(this), logger: pino({ level: 'silent' }) });
-    const port = await new Promise<number>((resolve, reject) =>
-      this.server!.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
-    );
-    this.endpoint = `127.0.0.1:${port}`;
+    // The client port as a member serves it, so calls run on the production transport.
+    this.listener = await listenClient({ host: '127.0.0.1', port: 0, grpcServer: this.server, http: { health: () => ({ health: true, reason: '' }) } });
+    this.endpoint = `127.0.0.1:${this.listener.port}`;
   }
 
   async stop(): Promise<void> {
-    const server = this.server;
-    if (server === undefined) return;
-    // Waiting Lock and Campaign calls never finish by themselves, so shutdown is forced.
-    server.forceShutdown();
+    // Waiting Lock and Campaign calls never finish by themselves; closing the port cancels them.
+    await this.listener?.close();
+    this.server?.forceShutdown();
   }
 }
 

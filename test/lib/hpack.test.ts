@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { before, describe, test } from 'node:test';
-import { DynamicTableMirror, HpackError, acceptableAuthority, decodeHeaderBlock, huffmanDecode, rewriteHeaderBlock } from '../../src/lib/hpack.js';
+import { DynamicTableMirror, HeaderDecoder, HpackError, acceptableAuthority, decodeHeaderBlock, huffmanDecode, rewriteHeaderBlock } from '../../src/lib/hpack.js';
 
 describe('HPACK Huffman decoding', () => {
   // RFC 7541, Appendix C.4.
@@ -121,5 +121,120 @@ describe('HPACK header blocks from nghttp2', () => {
     assert.throws(() => decodeHeaderBlock(Buffer.from([0xff]), new DynamicTableMirror()), HpackError);
     assert.throws(() => decodeHeaderBlock(Buffer.from([0xbe]), new DynamicTableMirror()), HpackError);
     assert.throws(() => decodeHeaderBlock(Buffer.from([0x41, 0x05, 0x61]), new DynamicTableMirror()), HpackError);
+  });
+});
+
+/** Decodes `hex` blocks in order with one decoder, as one direction of a connection would. */
+function decodeInOrder(decoder: HeaderDecoder, hexBlocks: readonly string[]): Array<Array<[string, string]>> {
+  return hexBlocks.map((hex) => {
+    const fields: string[] = [];
+    decoder.decode(Buffer.from(hex, 'hex'), fields);
+    const pairs: Array<[string, string]> = [];
+    for (let i = 0; i < fields.length; i += 2) pairs.push([fields[i]!, fields[i + 1]!]);
+    return pairs;
+  });
+}
+
+/** The three requests of RFC 7541 Appendix C.3 and C.4, as decoded headers. */
+const rfcRequests: Array<Array<[string, string]>> = [
+  [[':method', 'GET'], [':scheme', 'http'], [':path', '/'], [':authority', 'www.example.com']],
+  [[':method', 'GET'], [':scheme', 'http'], [':path', '/'], [':authority', 'www.example.com'], ['cache-control', 'no-cache']],
+  [[':method', 'GET'], [':scheme', 'https'], [':path', '/index.html'], [':authority', 'www.example.com'], ['custom-key', 'custom-value']],
+];
+
+/** The three responses of RFC 7541 Appendix C.5, which a 256-byte table makes evict entries. */
+const rfcResponses: Array<Array<[string, string]>> = [
+  [[':status', '302'], ['cache-control', 'private'], ['date', 'Mon, 21 Oct 2013 20:13:21 GMT'], ['location', 'https://www.example.com']],
+  [[':status', '307'], ['cache-control', 'private'], ['date', 'Mon, 21 Oct 2013 20:13:21 GMT'], ['location', 'https://www.example.com']],
+  [
+    [':status', '200'],
+    ['cache-control', 'private'],
+    ['date', 'Mon, 21 Oct 2013 20:13:22 GMT'],
+    ['location', 'https://www.example.com'],
+    ['content-encoding', 'gzip'],
+    ['set-cookie', 'foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1'],
+  ],
+];
+
+describe('the HPACK HeaderDecoder', () => {
+  test('decodes RFC 7541 C.3, three requests without Huffman coding, through one dynamic table', () => {
+    const decoded = decodeInOrder(new HeaderDecoder(), [
+      '828684410f7777772e6578616d706c652e636f6d',
+      '828684be58086e6f2d6361636865',
+      '828785bf400a637573746f6d2d6b65790c637573746f6d2d76616c7565',
+    ]);
+    assert.deepEqual(decoded, rfcRequests);
+  });
+
+  test('decodes RFC 7541 C.4, the same requests Huffman-coded, through one dynamic table', () => {
+    const decoded = decodeInOrder(new HeaderDecoder(), [
+      '828684418cf1e3c2e5f23a6ba0ab90f4ff',
+      '828684be5886a8eb10649cbf',
+      '828785bf408825a849e95ba97d7f8925a849e95bb8e8b4bf',
+    ]);
+    assert.deepEqual(decoded, rfcRequests);
+  });
+
+  test('decodes RFC 7541 C.5 after a size update to 256 bytes, evicting the oldest entries as it goes', () => {
+    const decoder = new HeaderDecoder();
+    // 0x3f 0xe1 0x01 is a dynamic table size update to 256 (31 + 225 in a 5-bit prefix).
+    const decoded = decodeInOrder(decoder, [
+      '3fe101' + '4803333032580770726976617465611d4d6f6e2c203231204f637420323031332032303a31333a323120474d546e1768747470733a2f2f7777772e6578616d706c652e636f6d',
+      '4803333037c1c0bf',
+      '88c1611d4d6f6e2c203231204f637420323031332032303a31333a323220474d54c05a04677a69707738666f6f3d4153444a4b48514b425a584f5157454f50495541585157454f49553b206d61782d6167653d333630303b2076657273696f6e3d31',
+    ]);
+    assert.deepEqual(decoded, rfcResponses);
+    // After C.5.3 the table holds three entries (215 bytes), the date third; a fourth index is gone.
+    assert.deepEqual(decodeInOrder(decoder, ['c0']), [[['date', 'Mon, 21 Oct 2013 20:13:22 GMT']]]);
+    assert.throws(() => decoder.decode(Buffer.from([0xc1]), []), HpackError);
+  });
+
+  test('a size update to zero empties the table so an index that worked before throws', () => {
+    const decoder = new HeaderDecoder();
+    assert.deepEqual(decodeInOrder(decoder, ['400a637573746f6d2d6b65790c637573746f6d2d76616c7565', 'be']), [
+      [['custom-key', 'custom-value']],
+      [['custom-key', 'custom-value']],
+    ]);
+    decoder.decode(Buffer.from([0x20]), []);
+    assert.throws(() => decoder.decode(Buffer.from([0xbe]), []), HpackError);
+  });
+
+  test('an entry larger than the whole table empties it and is not added', () => {
+    const decoder = new HeaderDecoder();
+    // Resize to 64 bytes: "custom-key: custom-value" costs 54, so a second one evicts the first.
+    decoder.decode(Buffer.from('3f21' + '400a637573746f6d2d6b65790c637573746f6d2d76616c7565', 'hex'), []);
+    assert.deepEqual(decodeInOrder(decoder, ['be']), [[['custom-key', 'custom-value']]]);
+    // A 40-byte value under a 1-byte name makes an entry of 73 bytes, more than the table holds.
+    const value = 'v'.repeat(40);
+    const block = Buffer.concat([Buffer.from([0x40, 0x01, 0x78, value.length]), Buffer.from(value, 'latin1')]);
+    const fields: string[] = [];
+    decoder.decode(block, fields);
+    assert.deepEqual(fields, ['x', value]);
+    assert.throws(() => decoder.decode(Buffer.from([0xbe]), []), HpackError);
+  });
+
+  test('a size update above the table size it was given, or after a header, throws', () => {
+    const decoder = new HeaderDecoder(4096);
+    // 0x3f 0xe2 0x1f is a size update to 4097.
+    assert.throws(() => decoder.decode(Buffer.from([0x3f, 0xe2, 0x1f]), []), HpackError);
+    assert.throws(() => decoder.decode(Buffer.from([0x82, 0x20]), []), HpackError);
+    const fields: string[] = [];
+    decoder.decode(Buffer.from([0x3f, 0xe1, 0x1f, 0x82]), fields);
+    assert.deepEqual(fields, [':method', 'GET']);
+  });
+
+  test('an index past the table, index 0, and a truncated block throw HpackError', () => {
+    const decoder = new HeaderDecoder();
+    assert.throws(() => decoder.decode(Buffer.from([0xbe]), []), HpackError);
+    assert.throws(() => decoder.decode(Buffer.from([0x80]), []), HpackError);
+    assert.throws(() => decoder.decode(Buffer.from([0x7f, 0x05]), []), HpackError);
+    assert.throws(() => decoder.decode(Buffer.from([0x40, 0x05, 0x61]), []), HpackError);
+    assert.throws(() => decoder.decode(Buffer.from([0xff]), []), HpackError);
+  });
+
+  test('returns the header list size by RFC 9113\'s count of name, value and 32 octets per field', () => {
+    const fields: string[] = [];
+    const bytes = new HeaderDecoder().decode(Buffer.from('828684410f7777772e6578616d706c652e636f6d', 'hex'), fields);
+    assert.equal(bytes, (7 + 3 + 32) + (7 + 4 + 32) + (5 + 1 + 32) + (10 + 15 + 32));
   });
 });

@@ -6,6 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { createGrpcServer } from '../../actors/grpc-server.js';
+import { listenClient, type ClientListener } from '../../actors/client-listener.js';
 import { WatchDriver, watchHandler, type WatchHost } from '../../actors/watch-stream.js';
 import type {
   CompactionRequest,
@@ -32,6 +33,7 @@ export class WatchTestHost implements KvService {
   readonly watchable: WatchableStore;
   readonly driver: WatchDriver;
   private server: grpc.Server | undefined;
+  private listener: ClientListener | undefined;
   /** Every applied event as "TYPE key@rev", in order. */
   readonly history: string[] = [];
   private nextIndex = 1;
@@ -61,26 +63,15 @@ export class WatchTestHost implements KvService {
       handlers: { 'etcdserverpb.Watch/Watch': watchHandler(host) },
       logger: pino({ level: 'silent' }),
     });
-    const port = await new Promise<number>((resolve, reject) =>
-      this.server!.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
-    );
-    this.endpoint = `127.0.0.1:${port}`;
+    // The client port as a member serves it, so watch streams run on the production transport.
+    this.listener = await listenClient({ host: '127.0.0.1', port: 0, grpcServer: this.server, http: { health: () => ({ health: true, reason: '' }) } });
+    this.endpoint = `127.0.0.1:${this.listener.port}`;
   }
 
   async stop(): Promise<void> {
     this.driver.stop();
-    const server = this.server;
-    if (server === undefined) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        server.forceShutdown();
-        resolve();
-      }, 1_000);
-      server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await this.listener?.close();
+    this.server?.forceShutdown();
   }
 
   /** Applies a write as a member applies a committed entry. */
