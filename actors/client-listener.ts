@@ -3,22 +3,13 @@
  * knowledge, as etcdctl and clientv3 speak it) and HTTP/1.1 (/health, /version, later /metrics
  * and the JSON gateway). Each connection's first bytes decide where it goes.
  */
-import * as grpc from '@grpc/grpc-js';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { versionBody } from '../src/api/version.js';
-import { installFastLane } from './grpc-fast-lane.js';
-import { admitHttp2 } from './http2-admission.js';
-import { fastLaneOf, grpcRoutesOf } from './grpc-server.js';
+import type { GrpcRoutes } from './grpc-calls.js';
 import { serveGrpcConnection } from './grpc-http2.js';
 import { http2Preface } from '../src/lib/http2-frames.js';
-
-/**
- * gRPC goes over our own HTTP/2 (grpc-http2.ts) unless TSETCD_GRPC_TRANSPORT=grpc-js asks for
- * Node's HTTP/2 server under grpc-js, kept for comparison.
- */
-const ownHttp2 = process.env.TSETCD_GRPC_TRANSPORT !== 'grpc-js';
 
 /** A connection that sends nothing for this long is closed before any protocol is chosen. */
 const firstBytesTimeoutMs = 10_000;
@@ -43,7 +34,8 @@ export interface ClientListenerOptions {
   host: string;
   /** 0 picks a free port. */
   port: number;
-  grpcServer: grpc.Server;
+  /** The gRPC methods served (createGrpcServer). */
+  grpcServer: GrpcRoutes;
   http: HttpHandlers;
   /** Serve TLS instead of plaintext; ALPN offers h2 for gRPC and http/1.1 for the rest. */
   tls?: tls.TlsOptions;
@@ -152,25 +144,15 @@ function classify(socket: net.Socket): Promise<'grpc' | 'http' | 'closed'> {
 
 /** Starts listening on the client port; resolves once bound, with the port actually used. */
 export async function listenClient(options: ClientListenerOptions): Promise<ClientListener> {
-  const injector = options.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-  const routes = ownHttp2 ? grpcRoutesOf(options.grpcServer) : undefined;
-  const lane = fastLaneOf(options.grpcServer);
-  if (lane !== undefined && !installFastLane(options.grpcServer, lane)) {
-    lane.logger.warn({}, 'grpc-js internals changed: unary calls take grpc-js\'s slower path');
-  }
   const httpServer = http.createServer(httpListener(options.http));
   const sockets = new Set<net.Socket>();
   const route = (socket: net.Socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    void classify(socket).then(async (kind) => {
-      if (kind === 'grpc' && routes !== undefined) {
-        serveGrpcConnection(socket, routes);
-      } else if (kind === 'grpc') {
-        const admission = await admitHttp2(socket);
-        if (admission.kind === 'native') injector.injectConnection(socket);
-        else if (admission.kind === 'rewrite') injector.injectConnection(admission.connection);
+    void classify(socket).then((kind) => {
+      if (kind === 'grpc') {
+        serveGrpcConnection(socket, options.grpcServer);
       } else if (kind === 'http') {
         httpServer.emit('connection', socket);
         // node:http reads the socket's handle directly and would leave the bytes we peeked at
@@ -195,7 +177,6 @@ export async function listenClient(options: ClientListenerOptions): Promise<Clie
     port: address.port,
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      injector.destroy();
       httpServer.close();
       for (const socket of sockets) socket.destroy();
       await closed;

@@ -199,7 +199,6 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     close: async () => {
       for (const gateway of gateways) gateway.close();
       await Promise.all(listeners.map((listener) => listener.close()));
-      grpcServer.forceShutdown();
     },
   };
 }

@@ -3,7 +3,6 @@
  * recipes of src/concurrency run against a ConcurrencyHost (the member), and failures answered
  * the way etcd's recipe servers answer them (code UNKNOWN, etcd's text).
  */
-import type * as grpc from '@grpc/grpc-js';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import type { WireMessage } from '../src/api/codec.js';
 import { EtcdError } from '../src/api/errors.js';
@@ -24,6 +23,7 @@ import { campaign, currentLeader, observe, proclaim, resign } from '../src/concu
 import type { ConcurrencyHost } from '../src/concurrency/host.js';
 import { lock, unlock } from '../src/concurrency/lock.js';
 import type { GrpcHandlers, UnaryContext, UnaryHandler } from './grpc-server.js';
+import type { GrpcStreamCall } from './grpc-calls.js';
 
 export type { ConcurrencyHost } from '../src/concurrency/host.js';
 
@@ -64,7 +64,7 @@ export function concurrencyHandlers(host: ConcurrencyHost): GrpcHandlers {
     }),
     'v3electionpb.Election/Leader': recipe(async (wire) => leaderResponseToWire(await currentLeader(host, leaderNameFromWire(wire)))),
     'v3electionpb.Election/Resign': recipe(async (wire) => headerOnlyResponseToWire((await resign(host, resignLeaderFromWire(wire))).header)),
-    'v3electionpb.Election/Observe': (call: grpc.ServerWritableStream<WireMessage, WireMessage>) => {
+    'v3electionpb.Election/Observe': (call: GrpcStreamCall) => {
       void observeStream(host, call);
     },
   };
@@ -74,7 +74,7 @@ export function concurrencyHandlers(host: ConcurrencyHost): GrpcHandlers {
  * Streams leader changes until the client goes away. etcd ends the stream with status OK when
  * its observer fails (a compacted watch, a failed read), and so do we; the client observes anew.
  */
-async function observeStream(host: ConcurrencyHost, call: grpc.ServerWritableStream<WireMessage, WireMessage>): Promise<void> {
+async function observeStream(host: ConcurrencyHost, call: GrpcStreamCall): Promise<void> {
   const controller = new AbortController();
   call.once('cancelled', () => controller.abort());
   try {
@@ -94,7 +94,7 @@ async function observeStream(host: ConcurrencyHost, call: grpc.ServerWritableStr
 }
 
 /** Resolves when the stream takes writes again or the call is over. */
-function drained(call: grpc.ServerWritableStream<WireMessage, WireMessage>, signal: AbortSignal): Promise<void> {
+function drained(call: GrpcStreamCall, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       call.off('drain', done);

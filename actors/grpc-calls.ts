@@ -323,8 +323,6 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
   /** The request of a server-streaming call. */
   request: WireMessage = {};
   cancelled = false;
-  /** What grpc-js's call object offers for turning a value into a prefixed message (see watch-stream's framedWriter). */
-  readonly call = { serializeMessage: (value: unknown): Buffer => this.prefixed(value as WireMessage) };
   private readonly reader: MessageReader;
   private handlerStarted = false;
   private finished = false;
@@ -414,14 +412,20 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
   write(message: WireMessage, done?: (() => void) | BufferEncoding, callback?: () => void): boolean {
     const whenWritten = typeof done === 'function' ? done : callback;
     if (this.finished) return false;
-    const connection = this.stream.connection;
     let bytes: Buffer;
     try {
-      bytes = this.call.serializeMessage(message);
+      bytes = this.prefixed(message);
     } catch (error) {
       this.finishWith(new CallStatus(GrpcCode.internal, `grpc: error while marshaling: ${error instanceof Error ? error.message : String(error)}`));
       return false;
     }
+    return this.writeFramed(bytes, whenWritten);
+  }
+
+  /** Sends bytes that are already whole prefixed messages (one or several), as write() does. */
+  writeFramed(bytes: Buffer, whenWritten?: () => void): boolean {
+    if (this.finished) return false;
+    const connection = this.stream.connection;
     connection.sendHeaders(this.stream);
     connection.sendData(this.stream, bytes, whenWritten);
     if (connection.writable(this.stream)) return true;

@@ -16,6 +16,7 @@ import {
   leaseRevokesPerCheckMax,
 } from '../src/lease/lessor.js';
 import type { GrpcHandlers } from './grpc-server.js';
+import type { StreamHandler } from './grpc-server.js';
 
 /** What the Lease service asks of a member. Errors are EtcdErrors with etcd's codes and texts. */
 export interface LeaseApi {
@@ -110,7 +111,7 @@ function statusOf(error: unknown): Partial<grpc.StatusObject> {
  * LeaseKeepAlive: answers requests one at a time in arrival order; the stream ends when the
  * client ends it, or with the error of a renewal that failed for another reason than not found.
  */
-function keepAliveHandler(api: LeaseApi): grpc.handleBidiStreamingCall<WireMessage, WireMessage> {
+function keepAliveHandler(api: LeaseApi): StreamHandler {
   return (call) => {
     let queued = 0;
     let chain: Promise<void> = Promise.resolve();
@@ -146,7 +147,7 @@ function keepAliveHandler(api: LeaseApi): grpc.handleBidiStreamingCall<WireMessa
 export function leaseHandlers(api: LeaseApi): GrpcHandlers {
   return {
     ...unaryHandlers(api),
-    'etcdserverpb.Lease/LeaseKeepAlive': keepAliveHandler(api) as grpc.UntypedHandleCall,
+    'etcdserverpb.Lease/LeaseKeepAlive': keepAliveHandler(api),
   };
 }
 

@@ -46,6 +46,7 @@ import {
 } from '../src/watch/watch-limits.js';
 import { type Watcher, type WatchableStore, type WatchEvent, type WatchResponse, watchSpan } from '../src/watch/watchable-store.js';
 import type { StreamHandler } from './grpc-server.js';
+import type { GrpcStreamCall } from './grpc-calls.js';
 
 export interface WatchHost {
   /** The header of a response sent now (cluster, member, current revision, term). */
@@ -126,16 +127,15 @@ export class WatchDriver {
   }
 }
 
-type WatchCall = grpc.ServerDuplexStream<WireMessage, WireMessage>;
+type WatchCall = GrpcStreamCall;
 
 /** The Watch/Watch handler for createGrpcServer's `handlers`. */
 export function watchHandler(host: WatchHost): StreamHandler {
   const method = (loadProtos()['etcdserverpb.Watch'] as grpc.ServiceDefinition).Watch!;
   const serialize = method.responseSerialize as (response: unknown) => Buffer;
-  const deserialize = method.responseDeserialize as (bytes: Buffer) => WireMessage;
   const encoder = new WatchEncoder(host, serialize);
   return (call: WatchCall) => {
-    new WatchStream(call, host, encoder, framedWriter(call) ?? objectWriter(call, deserialize)).start();
+    new WatchStream(call, host, encoder, framedWriter(call)).start();
   };
 }
 
@@ -215,27 +215,11 @@ export class WatchEncoder {
 /** Hands a batch of queued responses to gRPC and calls `done` once it has been written out. */
 type BatchWriter = (batch: readonly QueuedResponse[], messageBytes: number, done: () => void) => void;
 
-/** A write of several complete gRPC messages, each with its prefix, that grpc-js passes through as is. */
-class FramedMessages {
-  constructor(readonly bytes: Buffer) {}
-}
-
-/** The grpc-js call object under a ServerDuplexStream that turns a written value into prefixed bytes. */
-interface SerializingCall {
-  serializeMessage(value: unknown): Buffer;
-}
-
 /**
- * Writes whole batches as one gRPC write. grpc-js serializes each written value into one message
- * and sends the next only after the previous reached the socket, which serialises 10,000 watchers'
- * responses behind each other. Its per-call serializeMessage is taught to pass FramedMessages
- * through; undefined when this grpc-js version has no such method (then objectWriter is used).
+ * Writes whole batches as one write of several prefixed messages, so 10,000 watchers' responses
+ * leave together instead of each waiting for the one before it to reach the socket.
  */
-export function framedWriter(call: WatchCall): BatchWriter | undefined {
-  const inner = (call as unknown as { call?: Partial<SerializingCall> }).call;
-  if (inner === undefined || typeof inner.serializeMessage !== 'function') return undefined;
-  const original = inner.serializeMessage.bind(inner);
-  inner.serializeMessage = (value: unknown): Buffer => (value instanceof FramedMessages ? value.bytes : original(value));
+function framedWriter(call: WatchCall): BatchWriter {
   return (batch, messageBytes, done) => {
     const bytes = Buffer.allocUnsafe(messageBytes + batch.length * grpcFramePrefixBytes);
     let offset = 0;
@@ -244,18 +228,7 @@ export function framedWriter(call: WatchCall): BatchWriter | undefined {
       offset = writeMessage(bytes, offset, response);
     }
     assert(offset === bytes.length, () => `a framed batch of ${bytes.length} bytes was filled to ${offset}`);
-    call.write(new FramedMessages(bytes) as unknown as WireMessage, done);
-  };
-}
-
-/** The slow but version-proof path: each response decoded back into an object grpc-js encodes again. */
-function objectWriter(call: WatchCall, deserialize: (bytes: Buffer) => WireMessage): BatchWriter {
-  return (batch, _messageBytes, done) => {
-    batch.forEach((response, index) => {
-      const bytes = Buffer.allocUnsafe(response.messageBytes);
-      writeMessage(bytes, 0, response);
-      call.write(deserialize(bytes), index === batch.length - 1 ? done : undefined);
-    });
+    call.writeFramed(bytes, done);
   };
 }
 

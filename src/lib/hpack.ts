@@ -1,8 +1,6 @@
 /**
- * Just enough HPACK (RFC 7541) to rewrite one header's value inside a header block while the
- * encoder's and the decoder's dynamic tables stay in step: the block is walked representation
- * by representation, a mirror of the dynamic table tracks names and sizes, and a rewritten value
- * keeps its decoded length, so every table entry keeps its size and every index its meaning.
+ * HPACK (RFC 7541) decoding for the client port's HTTP/2: header blocks in, names and values out,
+ * the dynamic table kept in step. (Our answers are encoded by actors/grpc-headers.ts.)
  */
 import { huffmanCodeBits, huffmanCodes } from './hpack-huffman.js';
 
@@ -72,53 +70,6 @@ export function huffmanDecode(bytes: Uint8Array): Buffer {
   return Buffer.from(out);
 }
 
-interface Entry {
-  name: string;
-  value: Buffer;
-  bytes: number;
-}
-
-/** The decoder's view of one direction's dynamic table: names and sizes, newest first. */
-export class DynamicTableMirror {
-  private readonly entries: Entry[] = [];
-  private usedBytes = 0;
-
-  constructor(private maxBytes: number = defaultHeaderTableBytes) {}
-
-  /** The name at an HPACK index (1-based, static entries first). */
-  nameAt(index: number): string {
-    if (index >= 1 && index <= staticNames.length) return staticNames[index - 1]!;
-    return this.dynamicEntry(index).name;
-  }
-
-  /** The value at an HPACK index; static values are not kept, so they read as undefined. */
-  valueAt(index: number): Buffer | undefined {
-    return index >= 1 && index <= staticNames.length ? undefined : this.dynamicEntry(index).value;
-  }
-
-  add(name: string, value: Buffer): void {
-    const bytes = Buffer.byteLength(name, 'latin1') + value.length + entryOverheadBytes;
-    this.entries.unshift({ name, value, bytes });
-    this.usedBytes += bytes;
-    this.evict();
-  }
-
-  resize(maxBytes: number): void {
-    this.maxBytes = maxBytes;
-    this.evict();
-  }
-
-  private dynamicEntry(index: number): Entry {
-    const entry = this.entries[index - staticNames.length - 1];
-    if (entry === undefined) throw new HpackError(`header index ${index} is not in the table`);
-    return entry;
-  }
-
-  private evict(): void {
-    while (this.usedBytes > this.maxBytes) this.usedBytes -= this.entries.pop()!.bytes;
-  }
-}
-
 /** Reads an HPACK integer with an N-bit prefix (RFC 7541, 5.1) at block[at]. */
 function readInteger(block: Uint8Array, at: number, prefixBits: number): { value: number; end: number } {
   if (at >= block.length) throw new HpackError('header block ends inside an integer');
@@ -138,7 +89,6 @@ function readInteger(block: Uint8Array, at: number, prefixBits: number): { value
 interface StringField {
   /** The decoded octets. */
   octets: Buffer;
-  start: number;
   end: number;
 }
 
@@ -149,117 +99,7 @@ function readString(block: Uint8Array, at: number): StringField {
   const end = length.end + length.value;
   if (end > block.length) throw new HpackError('header block ends inside a string');
   const raw = block.subarray(length.end, end);
-  return { octets: huffman ? huffmanDecode(raw) : Buffer.from(raw), start: at, end };
-}
-
-/** Encodes a string literal without Huffman coding. */
-function encodeRawString(octets: Buffer): Buffer {
-  const prefix: number[] = [];
-  let length = octets.length;
-  if (length < 0x7f) prefix.push(length);
-  else {
-    prefix.push(0x7f);
-    length -= 0x7f;
-    while (length >= 0x80) {
-      prefix.push((length & 0x7f) | 0x80);
-      length >>>= 7;
-    }
-    prefix.push(length);
-  }
-  return Buffer.concat([Buffer.from(prefix), octets]);
-}
-
-/**
- * Returns a replacement for a header's value, of the same length in octets, or undefined to keep
- * it as it is.
- */
-export type ValueRewrite = (name: string, value: Buffer) => Buffer | undefined;
-
-/** One header of a block: its value's byte range in the block when it was sent as a literal. */
-type HeaderVisit = (name: string, value: Buffer | undefined, literal: StringField | undefined) => void;
-
-/** Walks one complete header block in order, keeping `table` in step. */
-function walkHeaderBlock(block: Uint8Array, table: DynamicTableMirror, visit: HeaderVisit): void {
-  let at = 0;
-  while (at < block.length) {
-    const first = block[at]!;
-    if (first & 0x80) {
-      const index = readInteger(block, at, 7);
-      visit(table.nameAt(index.value), table.valueAt(index.value), undefined);
-      at = index.end;
-      continue;
-    }
-    if ((first & 0xe0) === 0x20) {
-      const size = readInteger(block, at, 5);
-      table.resize(size.value);
-      at = size.end;
-      continue;
-    }
-    const indexed = (first & 0xc0) === 0x40;
-    const nameIndex = readInteger(block, at, indexed ? 6 : 4);
-    let name: string;
-    at = nameIndex.end;
-    if (nameIndex.value === 0) {
-      const literalName = readString(block, at);
-      name = literalName.octets.toString('latin1');
-      at = literalName.end;
-    } else name = table.nameAt(nameIndex.value);
-    const value = readString(block, at);
-    at = value.end;
-    if (indexed) table.add(name, value.octets);
-    visit(name, value.octets, value);
-  }
-}
-
-/**
- * The headers of one complete block, in order; a header indexed from the static table with its
- * value reads as undefined. Throws HpackError on malformed input.
- */
-export function decodeHeaderBlock(block: Uint8Array, table: DynamicTableMirror): Array<[string, Buffer | undefined]> {
-  const headers: Array<[string, Buffer | undefined]> = [];
-  walkHeaderBlock(block, table, (name, value) => headers.push([name, value]));
-  return headers;
-}
-
-/**
- * Walks one complete header block, keeping `table` in step, and returns it with the literal
- * values that `rewrite` replaced, or undefined when nothing changed. Throws HpackError on
- * malformed input.
- */
-export function rewriteHeaderBlock(block: Uint8Array, table: DynamicTableMirror, rewrite: ValueRewrite): Buffer | undefined {
-  const pieces: Uint8Array[] = [];
-  let copiedTo = 0;
-  walkHeaderBlock(block, table, (name, value, literal) => {
-    if (literal === undefined) return;
-    const replacement = rewrite(name, value!);
-    if (replacement === undefined) return;
-    if (replacement.length !== literal.octets.length) throw new HpackError('a rewritten header value must keep its length');
-    pieces.push(block.subarray(copiedTo, literal.start), encodeRawString(replacement));
-    copiedTo = literal.end;
-  });
-  if (pieces.length === 0) return undefined;
-  pieces.push(block.subarray(copiedTo));
-  return Buffer.concat(pieces);
-}
-
-/**
- * Octets nghttp2 accepts in :authority: RFC 3986's unreserved, sub-delims, '%', ':', '@', '[' and
- * ']'. Go's HTTP/2 server is laxer, so gRPC clients send what it takes.
- */
-const authorityOctets: Uint8Array = (() => {
-  const allowed = new Uint8Array(256);
-  const text = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=%:@[]";
-  for (let i = 0; i < text.length; i++) allowed[text.charCodeAt(i)] = 1;
-  return allowed;
-})();
-
-/**
- * An :authority value nghttp2 would refuse, with each refused octet replaced by '-' (same length),
- * or undefined when it is acceptable as it is.
- */
-export function acceptableAuthority(name: string, value: Buffer): Buffer | undefined {
-  if (name !== ':authority' || value.every((octet) => authorityOctets[octet] === 1)) return undefined;
-  return Buffer.from(value.map((octet) => (authorityOctets[octet] === 1 ? octet : 0x2d)));
+  return { octets: huffman ? huffmanDecode(raw) : Buffer.from(raw), end };
 }
 
 /** Values of the static table's entries, index 1 first ('' where the entry has a name only). */

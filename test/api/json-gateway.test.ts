@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { listenClient, type ClientListener } from '../../actors/client-listener.js';
 import { createGrpcServer } from '../../actors/grpc-server.js';
@@ -17,6 +16,7 @@ import {
 import { etcdCommand } from '../support/sut.js';
 import { Member } from '../support/member.js';
 import { FakeKv } from './fake-kv.js';
+import type { GrpcStreamCall } from '../../actors/grpc-calls.js';
 
 interface Answer {
   status: number;
@@ -63,11 +63,11 @@ async function assertSameAnswer(path: string, body: string, method = 'POST', rev
 /** Stand-ins for the lease and watch services so the stream framing can be compared. */
 function streamStubs() {
   return {
-    'etcdserverpb.Lease/LeaseKeepAlive': (call: grpc.ServerDuplexStream<WireMessage, WireMessage>) => {
+    'etcdserverpb.Lease/LeaseKeepAlive': (call: GrpcStreamCall) => {
       call.on('data', (request: WireMessage) => call.write({ header: { revision: '1' }, ID: request.ID, TTL: '60' }));
       call.on('end', () => call.end());
     },
-    'etcdserverpb.Watch/Watch': (call: grpc.ServerDuplexStream<WireMessage, WireMessage>) => {
+    'etcdserverpb.Watch/Watch': (call: GrpcStreamCall) => {
       call.on('data', () => call.write({ header: { revision: '1' }, watchId: '0', created: true }));
     },
     'etcdserverpb.Lease/LeaseGrant': async (request: WireMessage) => ({ header: { revision: '1' }, ID: request.ID, TTL: request.TTL }),

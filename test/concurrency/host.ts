@@ -26,6 +26,7 @@ import type { ConcurrencyHost, ConcurrencyWatchBatch, ConcurrencyWatchRequest } 
 import { MemoryBackend } from '../../src/mvcc/backend.js';
 import { KvStore, type MvccEvent } from '../../src/mvcc/kv-store.js';
 import { rangeReq } from '../mvcc/helpers.js';
+import type { GrpcRoutes } from '../../actors/grpc-calls.js';
 
 export const testClusterId = 0x1234n;
 export const testMemberId = 0x5678n;
@@ -47,7 +48,7 @@ export class ConcurrencyTestHost implements ConcurrencyHost, KvService {
   private readonly listeners = new Set<ChangeListener>();
   private nextIndex = 1;
   private nextLease = 0x7000n;
-  private server: grpc.Server | undefined;
+  private server: GrpcRoutes | undefined;
   private listener: ClientListener | undefined;
   /** Watches registered and not yet ended, so tests can see waiters clean up. */
   activeWatches = 0;
@@ -162,7 +163,6 @@ export class ConcurrencyTestHost implements ConcurrencyHost, KvService {
   async stop(): Promise<void> {
     // Waiting Lock and Campaign calls never finish by themselves; closing the port cancels them.
     await this.listener?.close();
-    this.server?.forceShutdown();
   }
 }
 

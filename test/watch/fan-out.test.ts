@@ -5,14 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import * as grpc from '@grpc/grpc-js';
-import { pino } from 'pino';
-import { createGrpcServer } from '../../actors/grpc-server.js';
-import { framedWriter } from '../../actors/watch-stream.js';
-import type { WireMessage } from '../../src/api/codec.js';
 import { grpcFramePrefixBytes, watchIdFieldBytes, writeFramePrefix, writeWatchIdField } from '../../src/watch/watch-codec.js';
 import { WatchFilter } from '../../src/watch/watchable-store.js';
-import { RawWatch, waitUntil } from './clients.js';
+import { RawWatch } from './clients.js';
 import { WatchHarness } from './helpers.js';
 import { WatchTestHost } from './host.js';
 import { deleteReq, putReq } from '../mvcc/helpers.js';
@@ -83,31 +78,6 @@ describe('batched writes on a stream', () => {
 
   after(async () => {
     await host.stop();
-  });
-
-  test('the installed grpc-js lets whole batches through in one write', async () => {
-    let framed: boolean | undefined;
-    const server = createGrpcServer({
-      kv: host,
-      handlers: {
-        'etcdserverpb.Watch/Watch': (call: grpc.ServerDuplexStream<WireMessage, WireMessage>) => {
-          framed = framedWriter(call) !== undefined;
-          call.end();
-        },
-      },
-      logger: pino({ level: 'silent' }),
-    });
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
-    );
-    const raw = new RawWatch(`127.0.0.1:${port}`);
-    try {
-      await waitUntil(() => framed !== undefined, 'the handler to run');
-      assert.equal(framed, true, 'grpc-js changed: watch responses fall back to one write per response');
-    } finally {
-      raw.close();
-      server.forceShutdown();
-    }
   });
 
   test('hundreds of watchers on one stream each get every revision once, in order, under their own id', async () => {

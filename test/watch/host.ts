@@ -3,7 +3,6 @@
  * applied directly (no Raft), a WatchableStore fed by its onChanges hook, the WatchDriver, and a
  * grpc-js server on a loopback port serving KV and Watch, so real clients can write and watch.
  */
-import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { createGrpcServer } from '../../actors/grpc-server.js';
 import { listenClient, type ClientListener } from '../../actors/client-listener.js';
@@ -24,6 +23,7 @@ import type { KvStore, MvccEvent } from '../../src/mvcc/kv-store.js';
 import { bytes, text } from '../mvcc/helpers.js';
 import { openWatchableKvStore } from '../../src/watch/kv-source.js';
 import type { WatchableStore } from '../../src/watch/watchable-store.js';
+import type { GrpcRoutes } from '../../actors/grpc-calls.js';
 
 export const testClusterId = 0x1234n;
 export const testMemberId = 0x5678n;
@@ -32,7 +32,7 @@ export class WatchTestHost implements KvService {
   readonly store: KvStore;
   readonly watchable: WatchableStore;
   readonly driver: WatchDriver;
-  private server: grpc.Server | undefined;
+  private server: GrpcRoutes | undefined;
   private listener: ClientListener | undefined;
   /** Every applied event as "TYPE key@rev", in order. */
   readonly history: string[] = [];
@@ -71,7 +71,6 @@ export class WatchTestHost implements KvService {
   async stop(): Promise<void> {
     this.driver.stop();
     await this.listener?.close();
-    this.server?.forceShutdown();
   }
 
   /** Applies a write as a member applies a committed entry. */

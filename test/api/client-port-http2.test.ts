@@ -41,13 +41,13 @@ function rangeCalls(authority: string, count: number, extra: (i: number) => Reco
   });
 }
 
-describe('HTTP/2 admission on the client port', () => {
+describe('HTTP/2 on the client port', () => {
   test('calls whose :authority carries a scheme, as etcdctl 3.4 sends per endpoint, are answered', async () => {
     const statuses = await rangeCalls(`http://127.0.0.1:${port}`, 40, (i) => ({ 'x-trace': `${i}-${'abcdefghij'.repeat(i % 5 === 0 ? 40 : 2)}` }));
     assert.deepEqual(statuses, statuses.map(() => '0'));
   });
 
-  test('a rewritten request too large for one frame still arrives whole', async () => {
+  test('a request whose headers need CONTINUATION frames still arrives whole', async () => {
     const statuses = await rangeCalls(`http://127.0.0.1:${port}`, 2, () => ({ 'x-pad': 'p'.repeat(20_000) }));
     assert.deepEqual(statuses, ['0', '0']);
   });
