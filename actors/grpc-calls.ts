@@ -245,7 +245,13 @@ export class UnaryGrpcCall implements CallSide {
     }
     const request = decoded(this.route, message);
     if (request instanceof CallStatus) return this.fail(request);
-    this.route.handler(request, new UnaryCallContext(this, message.length)).then(
+    let answer: Promise<WireMessage>;
+    try {
+      answer = this.route.handler(request, new UnaryCallContext(this, message.length));
+    } catch (error) {
+      answer = Promise.reject(error as Error);
+    }
+    answer.then(
       (response) => this.succeed(response),
       (error: unknown) => this.fail(statusOfError(error, this.stream.connection.routes.logger, this.head.path)),
     );

@@ -157,7 +157,9 @@ export class Http2Connection {
     } catch (error) {
       if (error instanceof Http2ConnectionError) return this.goAway(error.code, error.message);
       if (error instanceof HpackError) return this.goAway(Http2ErrorCode.compressionError, error.message);
-      throw error;
+      // A handler's listener that throws ends this connection, not the member.
+      this.routes.logger.error({ peer: this.peer, err: error }, 'unexpected error serving a client connection');
+      return this.goAway(Http2ErrorCode.internalError, 'internal error');
     }
     this.scheduleFlush();
   }

@@ -127,6 +127,18 @@ function refuse(call: GrpcStreamCall): void {
   call.on('data', (message: WireMessage) => call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: bytesOf(message).toString('utf8') }));
 }
 
+/** A unary handler that throws before it returns a promise, as a non-async function can. */
+function throwAtOnce(): Promise<WireMessage> {
+  throw new Error('thrown before any promise');
+}
+
+/** Bidi whose 'data' listener throws: a bug in a handler, which must cost only its connection. */
+function explode(call: GrpcStreamCall): void {
+  call.on('data', () => {
+    throw new Error('a listener bug');
+  });
+}
+
 function testRoutes(receiveLimitBytes: number): GrpcRoutes {
   const unary = (handler: (request: WireMessage, context: UnaryContext) => Promise<WireMessage>): GrpcRoute => ({ kind: 'unary', decode: wrap, encode: bytesOf, handler });
   const stream = (clientStreaming: boolean, handler: (call: GrpcStreamCall) => void): GrpcRoute => ({ kind: 'stream', clientStreaming, decode: wrap, encode: bytesOf, handler });
@@ -138,6 +150,8 @@ function testRoutes(receiveLimitBytes: number): GrpcRoutes {
     [`/${service}/Flood`, stream(false, flood)],
     [`/${service}/Hold`, stream(true, hold)],
     [`/${service}/Refuse`, stream(true, refuse)],
+    [`/${service}/Throw`, unary(throwAtOnce)],
+    [`/${service}/Explode`, stream(true, explode)],
   ]);
   return { byPath, services: new Set([service]), receiveLimitBytes, logger: silent };
 }
@@ -413,6 +427,25 @@ describe('streaming calls from grpc-js', () => {
     assert.deepEqual(messages, []);
     assert.equal(final.code, grpc.status.PERMISSION_DENIED);
     assert.equal(final.details, 'etcdserver: permission denied ☃');
+  });
+
+  test('a unary handler that throws before returning a promise answers UNKNOWN with its message', bounded, async () => {
+    await assert.rejects(unary(client, 'Throw', Buffer.from('x')), status(grpc.status.UNKNOWN, 'thrown before any promise'));
+  });
+
+  test('a streaming listener that throws ends only its own connection, and the server goes on serving', bounded, async () => {
+    const other = newClient();
+    try {
+      const call = other.makeBidiStreamRequest(`/${service}/Explode`, identity, identity);
+      const result = outcome(call);
+      call.write(Buffer.from('boom'));
+      const { status: final } = await result;
+      assert.notEqual(final.code, grpc.status.OK);
+    } finally {
+      other.close();
+    }
+    assert.deepEqual(await unary(client, 'Echo', Buffer.from('after')), Buffer.from('after'));
+    await stillServing();
   });
 
   test('unary and streaming calls share the connection with the calls above', bounded, async () => {
