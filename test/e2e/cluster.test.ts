@@ -71,7 +71,7 @@ for (const target of targets) {
     });
 
     // etcdctl 3.4 dials each endpoint of these commands with ':authority: http://host:port', which
-    // nghttp2 refuses; the client port's HTTP/2 admission (actors/http2-admission.ts) rewrites it.
+    // Go's server accepts and strict HTTP/2 servers (nghttp2) refuse; ours must take it as Go does.
     test('etcdctl endpoint status and endpoint hashkv answer for every member given as http:// URLs', async () => {
       const endpoints = cluster.endpoints().join(',');
       for (const command of ['status', 'hashkv']) {
