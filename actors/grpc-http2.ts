@@ -209,10 +209,13 @@ export class Http2Connection {
       this.receiveUnacked = 0;
     }
     const stream = this.streams.get(streamId);
-    if (stream === undefined || stream.remoteClosed) {
+    if (stream === undefined) {
       if (streamId > this.lastStreamId) throw new Http2ConnectionError(Http2ErrorCode.protocolError, `DATA on idle stream ${streamId}`);
+      // A stream we already finished and reset: the client had sent this before it heard.
       return;
     }
+    // The client ended this stream already (RFC 9113, 5.1: half-closed remote).
+    if (stream.remoteClosed) return this.resetStream(stream, Http2ErrorCode.streamClosed);
     stream.receiveWindow -= payload.length;
     if (stream.receiveWindow < 0) return this.resetStream(stream, Http2ErrorCode.flowControlError);
     const endStream = (flags & FrameFlag.endStream) !== 0;
@@ -289,7 +292,10 @@ export class Http2Connection {
   private reset(streamId: number, payload: Buffer): void {
     if (payload.length !== 4 || streamId === 0) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'malformed RST_STREAM');
     const stream = this.streams.get(streamId);
-    if (stream === undefined) return;
+    if (stream === undefined) {
+      if (streamId > this.lastStreamId) throw new Http2ConnectionError(Http2ErrorCode.protocolError, `RST_STREAM on idle stream ${streamId}`);
+      return;
+    }
     this.forget(stream);
     stream.side?.onReset();
   }

@@ -871,6 +871,35 @@ describe('protocol errors from a raw socket', () => {
     });
   }
 
+  test('DATA after the client ended its stream resets that stream with STREAM_CLOSED and the connection goes on', bounded, async () => {
+    const connection = await RawConnection.open(server.port);
+    try {
+      const started = once(observed, 'stall-started');
+      connection.request(1, 'Stall', Buffer.alloc(0));
+      await started;
+      connection.send(FrameType.data, 0, 1, framed(Buffer.from('late')));
+      const reset = await connection.until('the RST_STREAM', (frame) => frame.type === FrameType.rstStream && frame.streamId === 1);
+      assert.equal(reset.payload.readUInt32BE(0), Http2ErrorCode.streamClosed);
+      connection.request(3, 'Echo', Buffer.from('after'));
+      assert.equal(fieldsOf(await connection.until('the trailers', endsStream(3)))['grpc-status'], '0');
+    } finally {
+      connection.close();
+    }
+  });
+
+  test('RST_STREAM on a stream never opened gets GOAWAY PROTOCOL_ERROR', bounded, async () => {
+    const connection = await RawConnection.open(server.port);
+    try {
+      connection.send(FrameType.rstStream, 0, 7, increment(Http2ErrorCode.cancel));
+      const goAway = goAwayOf(await connection.until('the GOAWAY', isGoAway));
+      assert.equal(goAway.code, Http2ErrorCode.protocolError);
+      await connection.ended();
+    } finally {
+      connection.close();
+    }
+    await stillServing();
+  });
+
   test('a client RST_STREAM on a unary call aborts its handler\'s signal and the connection goes on', bounded, async () => {
     const connection = await RawConnection.open(server.port);
     try {
