@@ -63,7 +63,9 @@ export class Http2ConnectionError extends Error {
   }
 }
 
-const slabBytes = 64 * 1024;
+/** A connection's first slab; each next one doubles up to slabBytesMax, so idle connections stay small. */
+const slabBytesMin = 4 * 1024;
+const slabBytesMax = 64 * 1024;
 
 /**
  * Outbound bytes, frame after frame. Frames are written into a slab; `take()` hands over what has
@@ -72,7 +74,7 @@ const slabBytes = 64 * 1024;
  * own Buffer, in order.
  */
 export class FrameWriter {
-  private slab = Buffer.allocUnsafe(slabBytes);
+  private slab = Buffer.allocUnsafe(slabBytesMin);
   private start = 0;
   private end = 0;
   private readonly pieces: Buffer[] = [];
@@ -87,7 +89,7 @@ export class FrameWriter {
   reserve(size: number): { slab: Buffer; at: number } {
     if (this.end + size > this.slab.length) {
       this.seal();
-      this.slab = Buffer.allocUnsafe(Math.max(slabBytes, size));
+      this.slab = Buffer.allocUnsafe(Math.max(Math.min(2 * this.slab.length, slabBytesMax), size));
       this.start = 0;
       this.end = 0;
     }
