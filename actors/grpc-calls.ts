@@ -9,6 +9,7 @@ import zlib from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import type { WireMessage } from '../src/api/codec.js';
 import { EtcdError, GrpcCode } from '../src/api/errors.js';
+import { grpcFramePrefixBytes, writeFramePrefix } from '../src/lib/http2-frames.js';
 import type { Logger } from './logger.js';
 import type { UnaryContext, UnaryHandler } from './grpc-server.js';
 import type { Http2ServerStream } from './grpc-http2.js';
@@ -63,8 +64,6 @@ export interface CallSide {
   onWritable(): void;
 }
 
-/** gRPC's 5-byte message prefix: compressed flag, then the length big-endian. */
-const messagePrefixBytes = 5;
 
 /** A status to end a call with. */
 class CallStatus {
@@ -96,25 +95,25 @@ class MessageReader {
 
   /** A refusal when the next message's prefix announces more than the limit. */
   oversized(): CallStatus | undefined {
-    if (this.bytes < messagePrefixBytes) return undefined;
-    if (this.chunks[0]!.length < messagePrefixBytes) this.join();
+    if (this.bytes < grpcFramePrefixBytes) return undefined;
+    if (this.chunks[0]!.length < grpcFramePrefixBytes) this.join();
     const length = this.chunks[0]!.readUInt32BE(1);
     return length > this.limitBytes ? tooLarge(length, this.limitBytes) : undefined;
   }
 
   /** The next whole message, undefined while it has not all arrived; a CallStatus when it is refused. */
   next(): Buffer | CallStatus | undefined {
-    if (this.bytes < messagePrefixBytes) return undefined;
-    if (this.chunks[0]!.length < messagePrefixBytes) this.join();
+    if (this.bytes < grpcFramePrefixBytes) return undefined;
+    if (this.chunks[0]!.length < grpcFramePrefixBytes) this.join();
     const first = this.chunks[0]!;
     const flag = first[0]!;
     const length = first.readUInt32BE(1);
     if (length > this.limitBytes) return tooLarge(length, this.limitBytes);
-    const total = messagePrefixBytes + length;
+    const total = grpcFramePrefixBytes + length;
     if (this.bytes < total) return undefined;
     if (first.length < total) this.join();
     const joined = this.chunks[0]!;
-    const payload = joined.subarray(messagePrefixBytes, total);
+    const payload = joined.subarray(grpcFramePrefixBytes, total);
     if (joined.length === total) this.chunks.shift();
     else this.chunks[0] = joined.subarray(total);
     this.bytes -= total;
@@ -355,17 +354,6 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
     return this.stream.connection.peer;
   }
 
-  getDeadline(): number {
-    return Infinity;
-  }
-
-  getPath(): string {
-    return this.head.path;
-  }
-
-  /** grpc-js sends headers with the first message; there is no metadata of our own to add. */
-  sendMetadata(): void {}
-
   start(): void {
     const refusal = headRefusal(this.head);
     if (refusal !== undefined) return this.finishWith(refusal);
@@ -448,10 +436,8 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
 
   private prefixed(message: WireMessage): Buffer {
     const payload = this.route.encode(message);
-    const bytes = Buffer.allocUnsafe(messagePrefixBytes + payload.length);
-    bytes[0] = 0;
-    bytes.writeUInt32BE(payload.length, 1);
-    bytes.set(payload, messagePrefixBytes);
+    const bytes = Buffer.allocUnsafe(grpcFramePrefixBytes + payload.length);
+    bytes.set(payload, writeFramePrefix(bytes, 0, payload.length));
     return bytes;
   }
 

@@ -24,11 +24,13 @@ import {
   frameHeaderBytes,
   http2Preface,
   windowBytesMax,
+  grpcFramePrefixBytes,
+  writeFramePrefix,
 } from '../src/lib/http2-frames.js';
 import { HeaderDecoder, HpackError } from '../src/lib/hpack.js';
 import { GrpcCode } from '../src/api/errors.js';
 import { GrpcHeaderEncoder } from './grpc-headers.js';
-import { GrpcStreamCall, UnaryGrpcCall, type CallSide, type GrpcRoutes, type RequestHead } from './grpc-calls.js';
+import { GrpcStreamCall, UnaryGrpcCall, type CallSide, type GrpcRoute, type GrpcRoutes, type RequestHead } from './grpc-calls.js';
 
 /** What we let a client have in flight per stream before it waits for a WINDOW_UPDATE. */
 const streamReceiveWindowBytes = 1 << 20;
@@ -281,9 +283,8 @@ export class Http2Connection {
   }
 
   private startCall(stream: Http2ServerStream, head: RequestHead): void {
-    const refusal = checkRequest(head, this.routes);
-    if (refusal !== undefined) return this.respondTrailersOnly(stream, refusal.code, refusal.message, refusal.httpStatus);
-    const route = this.routes.byPath.get(head.path)!;
+    const route = routeFor(head, this.routes);
+    if (!('kind' in route)) return this.respondTrailersOnly(stream, route.code, route.message, route.httpStatus);
     stream.side = route.kind === 'unary' ? new UnaryGrpcCall(stream, route, head) : new GrpcStreamCall(stream, route, head);
     stream.side.start();
     if (stream.remoteClosed) stream.side.onData(Buffer.alloc(0), true);
@@ -347,40 +348,26 @@ export class Http2Connection {
   /** A whole unary answer: headers, one message and trailers, in one go when the windows allow. */
   respondUnary(stream: Http2ServerStream, message: Uint8Array): void {
     if (stream.localClosed || this.closed) return;
-    const dataBytes = 5 + message.length;
-    if (!stream.headersSent && stream.pending.length === 0 && dataBytes <= Math.min(this.sendWindow, stream.sendWindow, this.peerFrameBytes)) {
-      // Blocks are encoded only when they are written: the client's HPACK table follows wire order.
-      const headerBlock = this.headers.responseHeaders();
-      const trailerBlock = this.headers.okTrailers();
-      const total = 3 * frameHeaderBytes + headerBlock.length + dataBytes + trailerBlock.length;
-      const { slab, at } = this.writer.reserve(total);
-      let offset = at;
-      writeHeader(slab, offset, headerBlock.length, FrameType.headers, FrameFlag.endHeaders, stream.id);
-      offset += frameHeaderBytes;
-      offset += headerBlock.copy(slab, offset);
-      writeHeader(slab, offset, dataBytes, FrameType.data, 0, stream.id);
-      offset += frameHeaderBytes;
-      slab[offset] = 0;
-      slab.writeUInt32BE(message.length, offset + 1);
-      slab.set(message, offset + 5);
-      offset += dataBytes;
-      writeHeader(slab, offset, trailerBlock.length, FrameType.headers, FrameFlag.endHeaders | FrameFlag.endStream, stream.id);
-      offset += frameHeaderBytes;
-      trailerBlock.copy(slab, offset);
-      this.sendWindow -= dataBytes;
-      stream.sendWindow -= dataBytes;
-      stream.headersSent = true;
-      this.endLocal(stream);
-      this.scheduleFlush();
+    const dataBytes = grpcFramePrefixBytes + message.length;
+    if (stream.headersSent || stream.pending.length > 0 || dataBytes > Math.min(this.sendWindow, stream.sendWindow, this.peerFrameBytes)) {
+      const framed = Buffer.allocUnsafe(dataBytes);
+      framed.set(message, writeFramePrefix(framed, 0, message.length));
+      this.sendHeaders(stream);
+      this.sendData(stream, framed);
+      this.sendTrailers(stream, 0, '');
       return;
     }
-    this.sendHeaders(stream);
-    const framed = Buffer.allocUnsafe(dataBytes);
-    framed[0] = 0;
-    framed.writeUInt32BE(message.length, 1);
-    framed.set(message, 5);
-    this.sendData(stream, framed);
-    this.sendTrailers(stream, 0, '');
+    // Blocks are encoded only when they are written: the client's HPACK table follows wire order.
+    this.writer.frame(FrameType.headers, FrameFlag.endHeaders, stream.id, this.headers.responseHeaders());
+    this.writer.header(dataBytes, FrameType.data, 0, stream.id);
+    const { slab, at } = this.writer.reserve(dataBytes);
+    slab.set(message, writeFramePrefix(slab, at, message.length));
+    this.writer.frame(FrameType.headers, FrameFlag.endHeaders | FrameFlag.endStream, stream.id, this.headers.okTrailers());
+    this.sendWindow -= dataBytes;
+    stream.sendWindow -= dataBytes;
+    stream.headersSent = true;
+    this.endLocal(stream);
+    this.scheduleFlush();
   }
 
   /** Response headers, once per stream, ahead of its first message. */
@@ -560,14 +547,6 @@ export class Http2Connection {
   }
 }
 
-const writeHeader = (slab: Buffer, at: number, length: number, type: number, flags: number, streamId: number): void => {
-  slab[at] = length >>> 16;
-  slab[at + 1] = (length >>> 8) & 0xff;
-  slab[at + 2] = length & 0xff;
-  slab[at + 3] = type;
-  slab[at + 4] = flags;
-  slab.writeUInt32BE(streamId, at + 5);
-};
 
 /** A DATA or HEADERS payload without its padding and, for HEADERS, its priority fields. */
 function unpadded(flags: number, payload: Buffer, skipBytes: number): Buffer {
@@ -609,13 +588,14 @@ function requestHead(fields: string[]): RequestHead {
   return head;
 }
 
-/** Why a request cannot be routed, in grpc-go's words; undefined when it can. */
-function checkRequest(head: RequestHead, routes: GrpcRoutes): { code: number; message: string; httpStatus?: number } | undefined {
+/** A request's route, or why it has none in grpc-go's words. */
+function routeFor(head: RequestHead, routes: GrpcRoutes): GrpcRoute | { code: number; message: string; httpStatus?: number } {
   const contentType = head.contentType;
   const grpcType = contentType.startsWith('application/grpc') && (contentType.length === 16 || contentType[16] === '+' || contentType[16] === ';');
   if (!grpcType) return { code: GrpcCode.internal, message: `transport: received unexpected content-type "${contentType}"`, httpStatus: 415 };
   if (head.method !== 'POST') return { code: GrpcCode.internal, message: `transport: received unexpected method "${head.method}"`, httpStatus: 405 };
-  if (routes.byPath.has(head.path)) return undefined;
+  const route = routes.byPath.get(head.path);
+  if (route !== undefined) return route;
   const path = head.path.startsWith('/') ? head.path.slice(1) : head.path;
   const slash = path.lastIndexOf('/');
   if (slash < 0) return { code: GrpcCode.unimplemented, message: `malformed method name: "${head.path}"` };

@@ -85,23 +85,6 @@ function splitMethod(method: GrpcMethod): { service: string; name: string } {
   return { service: method.slice(0, slash), name: method.slice(slash + 1) };
 }
 
-/** grpc-go's answer for a method the server does not implement. */
-function unimplementedStatus(method: GrpcMethod): Partial<grpc.StatusObject> {
-  const { service, name } = splitMethod(method);
-  return { code: grpc.status.UNIMPLEMENTED, details: `unknown method ${name} for service ${service}` };
-}
-
-function unimplementedUnary(method: GrpcMethod): UnaryHandler {
-  const { code, details } = unimplementedStatus(method);
-  return () => Promise.reject(new EtcdError(code as number, details as string));
-}
-
-function unimplementedStream(method: GrpcMethod): StreamHandler {
-  return (call: GrpcStreamCall) => {
-    call.emit('error', unimplementedStatus(method));
-  };
-}
-
 function isStreaming(method: GrpcMethod): method is StreamingMethod {
   return (streamingMethods as readonly string[]).includes(method);
 }
@@ -194,11 +177,13 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcRoutes {
     if (loaded === undefined) throw new Error(`method ${method} missing from the loaded protos`);
     const decode = loaded.requestDeserialize as (buffer: Buffer) => WireMessage;
     const encode = passEncoded(loaded.responseSerialize as (message: WireMessage) => Buffer);
+    // A method without a handler is left out: the transport answers it UNIMPLEMENTED in grpc-go's words.
     if (isStreaming(method)) {
-      const handler = handlers[method] ?? unimplementedStream(method);
-      byPath.set(`/${method}`, { kind: 'stream', clientStreaming: loaded.requestStream, decode, encode, handler });
+      const handler = handlers[method];
+      if (handler !== undefined) byPath.set(`/${method}`, { kind: 'stream', clientStreaming: loaded.requestStream, decode, encode, handler });
     } else {
-      byPath.set(`/${method}`, { kind: 'unary', decode, encode, handler: handlers[method] ?? unimplementedUnary(method) });
+      const handler = handlers[method];
+      if (handler !== undefined) byPath.set(`/${method}`, { kind: 'unary', decode, encode, handler });
     }
   }
   return { byPath, services, receiveLimitBytes, logger };

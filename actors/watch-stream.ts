@@ -17,15 +17,14 @@ import { headerToWire, loadProtos, type WireMessage } from '../src/api/codec.js'
 import type { ResponseHeader } from '../src/api/types.js';
 import { assert } from '../src/lib/assert.js';
 import { grpcOverheadBytes, requestBytesDefault } from '../src/lib/limits.js';
+import { grpcFramePrefixBytes, writeFramePrefix } from '../src/lib/http2-frames.js';
 import {
   fragmentResponse,
   framedWatchIdMax,
-  grpcFramePrefixBytes,
   watchEventToWire,
   watchIdFieldBytes,
   watchRequestFromWire,
   watchResponseToWire,
-  writeFramePrefix,
   writeWatchIdField,
   type WatchCreate,
   type WatchResponseFields,

@@ -1,7 +1,8 @@
 /**
  * HTTP/2 framing (RFC 9113) as bytes: frame and setting numbers, error codes, and a writer that
  * lays outbound frames end to end in shared slabs, so a burst of answers leaves in one socket
- * write instead of one small Buffer (and one syscall) per frame.
+ * write instead of one small Buffer (and one syscall) per frame. Also gRPC's message prefix,
+ * which every message carries inside DATA frames.
  */
 import { assert } from './assert.js';
 
@@ -139,7 +140,7 @@ export class FrameWriter {
   }
 }
 
-export function writeFrameHeader(bytes: Buffer, at: number, length: number, type: number, flags: number, streamId: number): void {
+function writeFrameHeader(bytes: Buffer, at: number, length: number, type: number, flags: number, streamId: number): void {
   assert(length <= frameBytesLimitMax, () => `a frame payload of ${length} bytes is over ${frameBytesLimitMax}`);
   bytes[at] = length >>> 16;
   bytes[at + 1] = (length >>> 8) & 0xff;
@@ -147,4 +148,17 @@ export function writeFrameHeader(bytes: Buffer, at: number, length: number, type
   bytes[at + 3] = type;
   bytes[at + 4] = flags;
   bytes.writeUInt32BE(streamId, at + 5);
+}
+
+/** gRPC's message prefix: a compressed flag byte and a 4-byte big-endian length. */
+export const grpcFramePrefixBytes = 5;
+
+/** Writes gRPC's 5-byte prefix (uncompressed) for a message of `messageBytes` at `offset`; returns the offset after it. */
+export function writeFramePrefix(target: Uint8Array, offset: number, messageBytes: number): number {
+  target[offset] = 0;
+  target[offset + 1] = (messageBytes >>> 24) & 0xff;
+  target[offset + 2] = (messageBytes >>> 16) & 0xff;
+  target[offset + 3] = (messageBytes >>> 8) & 0xff;
+  target[offset + 4] = messageBytes & 0xff;
+  return offset + grpcFramePrefixBytes;
 }

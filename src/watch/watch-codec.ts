@@ -144,8 +144,6 @@ export function fragmentResponse(
   return pieces;
 }
 
-/** gRPC's message prefix: a compressed flag byte and a 4-byte big-endian length. */
-export const grpcFramePrefixBytes = 5;
 /** WatchResponse.watch_id is field 2, a varint: tag byte (2 << 3) | 0. */
 const watchIdTag = 0x10;
 /** Watch ids this encoder writes itself; others (negative ones a client chose) go through protobuf. */
@@ -170,14 +168,4 @@ export function writeWatchIdField(target: Uint8Array, offset: number, watchId: n
   }
   target[offset++] = rest;
   return offset;
-}
-
-/** Writes gRPC's 5-byte prefix for a message of `messageBytes` at `offset`; returns the offset after it. */
-export function writeFramePrefix(target: Uint8Array, offset: number, messageBytes: number): number {
-  target[offset] = 0;
-  target[offset + 1] = (messageBytes >>> 24) & 0xff;
-  target[offset + 2] = (messageBytes >>> 16) & 0xff;
-  target[offset + 3] = (messageBytes >>> 8) & 0xff;
-  target[offset + 4] = messageBytes & 0xff;
-  return offset + grpcFramePrefixBytes;
 }

@@ -715,6 +715,12 @@ class RawConnection {
     }
   }
 
+  /** One call answered on stream 1, so the server's response header entries are in our table first. */
+  async prime(): Promise<void> {
+    this.request(1, 'Echo', Buffer.from('prime the header table'));
+    await this.until('the first trailers', endsStream(1));
+  }
+
   /** Sends a PING and waits for its ACK: every frame the server wrote before reading it is in. */
   async barrier(): Promise<void> {
     const payload = Buffer.alloc(8);
@@ -992,8 +998,7 @@ describe('flow control and settings at the frame level', () => {
   test('an answer stops where the connection window ends and a stream WINDOW_UPDATE alone does not move it', bounded, async () => {
     const connection = await RawConnection.open(server.port);
     try {
-      connection.request(1, 'Echo', Buffer.from('prime the header table'));
-      await connection.until('the first trailers', endsStream(1));
+      await connection.prime();
       // The first answer took 27 bytes of the connection's 65,535.
       const left = 65_535 - 27;
       const message = patterned(200_000);
@@ -1023,8 +1028,7 @@ describe('flow control and settings at the frame level', () => {
     try {
       // A connection window far larger than the answer: only the stream's window limits it.
       connection.send(FrameType.windowUpdate, 0, 0, increment(50_000_000));
-      connection.request(1, 'Echo', Buffer.from('prime the header table'));
-      await connection.until('the first trailers', endsStream(1));
+      await connection.prime();
       const message = patterned(200_000);
       connection.request(3, 'Echo', message);
       await connection.until('DATA filling the window', dataReaches(connection, 3, 65_535));
@@ -1048,8 +1052,7 @@ describe('flow control and settings at the frame level', () => {
   test('the client\'s SETTINGS_INITIAL_WINDOW_SIZE bounds each stream and a later change moves open streams', bounded, async () => {
     const connection = await RawConnection.open(server.port, [[Setting.initialWindowSize, 1_000]]);
     try {
-      connection.request(1, 'Echo', Buffer.from('prime'));
-      await connection.until('the first trailers', endsStream(1));
+      await connection.prime();
       const message = patterned(5_000);
       connection.request(3, 'Echo', message);
       await connection.until('DATA filling the window', dataReaches(connection, 3, 1_000));
@@ -1066,8 +1069,7 @@ describe('flow control and settings at the frame level', () => {
   test('the client\'s SETTINGS_MAX_FRAME_SIZE lets an answer go in one larger DATA frame', bounded, async () => {
     const connection = await RawConnection.open(server.port, [[Setting.maxFrameSize, 65_536]]);
     try {
-      connection.request(1, 'Echo', Buffer.from('prime'));
-      await connection.until('the first trailers', endsStream(1));
+      await connection.prime();
       const message = patterned(40_000);
       connection.request(3, 'Echo', message);
       assert.equal(fieldsOf(await connection.until('the trailers', endsStream(3)))['grpc-status'], '0');

@@ -78,13 +78,18 @@ function headerBlocks(bytes: Buffer): Buffer[] {
   return found;
 }
 
-/** Decodes a block with `decoder`; later duplicates of a name win, which these requests never have. */
-function asRecord(decoder: HeaderDecoder, block: Buffer): Record<string, string> {
+/** One block decoded with `decoder`, as name/value pairs in order. */
+function decodePairs(decoder: HeaderDecoder, block: Buffer): Array<[string, string]> {
   const fields: string[] = [];
   decoder.decode(block, fields);
-  const record: Record<string, string> = {};
-  for (let i = 0; i < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
-  return record;
+  const pairs: Array<[string, string]> = [];
+  for (let i = 0; i < fields.length; i += 2) pairs.push([fields[i]!, fields[i + 1]!]);
+  return pairs;
+}
+
+/** A block decoded into a record; these requests never repeat a name. */
+function asRecord(decoder: HeaderDecoder, block: Buffer): Record<string, string> {
+  return Object.fromEntries(decodePairs(decoder, block));
 }
 
 describe('HPACK header blocks from nghttp2', () => {
@@ -105,13 +110,7 @@ describe('HPACK header blocks from nghttp2', () => {
 
 /** Decodes `hex` blocks in order with one decoder, as one direction of a connection would. */
 function decodeInOrder(decoder: HeaderDecoder, hexBlocks: readonly string[]): Array<Array<[string, string]>> {
-  return hexBlocks.map((hex) => {
-    const fields: string[] = [];
-    decoder.decode(Buffer.from(hex, 'hex'), fields);
-    const pairs: Array<[string, string]> = [];
-    for (let i = 0; i < fields.length; i += 2) pairs.push([fields[i]!, fields[i + 1]!]);
-    return pairs;
-  });
+  return hexBlocks.map((hex) => decodePairs(decoder, Buffer.from(hex, 'hex')));
 }
 
 /** The three requests of RFC 7541 Appendix C.3 and C.4, as decoded headers. */
