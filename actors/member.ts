@@ -66,7 +66,7 @@ import {
 } from '../src/snap/snap-file.js';
 import { storeSnapshotDb, type SnapshotBody } from './snapshot-transfer.js';
 import { finishInstall, recoverSnapshotInstall, sendDirFor, snapshotInstallPending, stageReceivedDb } from './snapshot-install.js';
-import { snapshotCatchUpEntriesDefault } from '../src/lib/limits.js';
+import { raftLogGrowthBytesMax, snapshotCatchUpBytesMax, snapshotCatchUpEntriesDefault } from '../src/lib/limits.js';
 import { type Entry, EntryType, type HardState, type Ready, RaftRole, type Snapshot } from '../src/raft/types.js';
 import type { KvStore } from '../src/mvcc/kv-store.js';
 import { openWatchableKvStore } from '../src/watch/kv-source.js';
@@ -190,6 +190,8 @@ export class Member implements KvService, LeaseApi {
   private readonly voters = new Set<bigint>();
   private fatalError: Error | undefined;
   private snapshotIndex = 0;
+  /** Entry bytes the in-memory log held right after its last compaction (see snapshotDue). */
+  private logBytesAfterCompaction = 0;
   /** True once the backend quota was exceeded (etcd's NOSPACE alarm). */
   noSpaceAlarm = false;
   private transport!: RaftTransport<unknown>;
@@ -692,7 +694,7 @@ export class Member implements KvService, LeaseApi {
     // entries it could still lose, and a candidate never asks for votes before its own is on disk.
     if (!sentEarly) this.sendMessages(ready.messages);
     this.applyEntries(ready.committedEntries);
-    if (this.snapshotting === undefined && this.appliedIndex - this.snapshotIndex >= this.config.snapshotCount) {
+    if (this.snapshotting === undefined && this.snapshotDue()) {
       this.snapshotting = this.takeSnapshot().finally(() => {
         this.snapshotting = undefined;
       });
@@ -1058,6 +1060,7 @@ export class Member implements KvService, LeaseApi {
     this.restoreMembership(decodeMembership(snapshot.data, `snapshot at index ${index}`));
     this.appliedIndex = index;
     this.snapshotIndex = index;
+    this.logBytesAfterCompaction = 0;
     await old.close();
     finishInstall(staged, this.paths.backendPath);
     purgeSnapFiles(this.paths.snapDir, this.config.maxSnapshots);
@@ -1129,10 +1132,23 @@ export class Member implements KvService, LeaseApi {
   }
 
   /**
+   * A snapshot is due every --snapshot-count applied entries, as in etcd, and also once the
+   * in-memory log has grown by raftLogGrowthBytesMax since its last compaction: a log of large
+   * entries (big values, batched txns) would otherwise hold hundreds of MB until the count is
+   * reached, where the WAL already holds every entry on disk.
+   */
+  private snapshotDue(): boolean {
+    if (this.appliedIndex <= this.snapshotIndex) return false;
+    if (this.appliedIndex - this.snapshotIndex >= this.config.snapshotCount) return true;
+    return this.storage.entryBytes() - this.logBytesAfterCompaction >= raftLogGrowthBytesMax;
+  }
+
+  /**
    * Records a snapshot at the applied index, as etcd does every --snapshot-count entries: the
    * backend is flushed (it holds the state up to that index), the membership is saved in a snap
    * file, the WAL notes the snapshot and drops segments behind it, and the in-memory log keeps
-   * only a tail for followers to catch up from.
+   * only a tail for followers to catch up from: etcd's 5,000 entries, or fewer when those would
+   * hold more than snapshotCatchUpBytesMax. A follower further behind gets the snapshot.
    */
   private async takeSnapshot(): Promise<void> {
     const index = this.appliedIndex;
@@ -1144,8 +1160,9 @@ export class Member implements KvService, LeaseApi {
       saveSnapFile(this.paths.snapDir, { data, metadata: { index, term, confState } });
       this.storage.createSnapshot(index, confState, data);
       await this.wal.saveSnapshot(index, term);
-      const compactIndex = index - snapshotCatchUpEntriesDefault;
+      const compactIndex = Math.max(index - snapshotCatchUpEntriesDefault, this.storage.compactIndexKeeping(index, snapshotCatchUpBytesMax));
       if (compactIndex > this.storage.firstIndex()) this.storage.compact(compactIndex);
+      this.logBytesAfterCompaction = this.storage.entryBytes();
       await this.wal.releaseTo(index);
       purgeSnapFiles(this.paths.snapDir, this.config.maxSnapshots);
       this.snapshotIndex = index;

@@ -16,6 +16,17 @@ export const quotaBackendBytesMax = 8 * 1024 * 1024 * 1024;
 export const snapshotCountDefault = 100_000;
 /** Entries kept in the log behind a snapshot so slow followers can catch up without one. */
 export const snapshotCatchUpEntriesDefault = 5_000;
+/**
+ * The catch-up entries kept behind a snapshot hold at most this many bytes of data (fewer entries
+ * are kept when they are large): 16 MiB.
+ */
+export const snapshotCatchUpBytesMax = 16 * 1024 * 1024;
+/**
+ * Growth of the in-memory Raft log since its last compaction that triggers a snapshot even before
+ * --snapshot-count entries were applied: 64 MiB. Entries of a few hundred bytes reach the count
+ * first; this bounds the memory a log of large entries holds.
+ */
+export const raftLogGrowthBytesMax = 64 * 1024 * 1024;
 /** etcd's defaultLeaseCheckpointInterval: how often the leader records a lease's remaining TTL. */
 export const leaseCheckpointIntervalMsDefault = 5 * 60 * 1_000;
 export const heartbeatIntervalMsDefault = 100;

@@ -39,6 +39,8 @@ export class MemoryStorage implements RaftStorage {
   private currentSnapshot: Snapshot = emptySnapshot();
   // entries[0] is a dummy holding the snapshot's index and term, so term(firstIndex - 1) works.
   private log: Entry[] = [{ term: 0, index: 0, type: EntryType.normal, data: new Uint8Array(0) }];
+  /** Bytes of entry data the log holds (the dummy holds none), kept as entries come and go. */
+  private dataBytes = 0;
 
   /** Seeds a fresh storage with a configuration, as a new cluster's bootstrap does. */
   static withConfState(confState: ConfState): MemoryStorage {
@@ -88,6 +90,7 @@ export class MemoryStorage implements RaftStorage {
     this.currentSnapshot = snapshot;
     const { index, term } = snapshot.metadata;
     this.log = [{ term, index, type: EntryType.normal, data: new Uint8Array(0) }];
+    this.dataBytes = 0;
   }
 
   /** Records a snapshot of the application state at `index` (which must be applied already). */
@@ -105,6 +108,7 @@ export class MemoryStorage implements RaftStorage {
     const offset = this.dummy().index;
     if (index <= offset) throw new StorageCompactedError(index, offset + 1);
     assert(index <= this.lastIndex(), () => `compact ${index} past last index ${this.lastIndex()}`);
+    for (let i = 1; i <= index - offset; i++) this.dataBytes -= (this.log[i] as Entry).data.length;
     const kept = this.log.slice(index - offset);
     const head = kept[0] as Entry;
     kept[0] = { term: head.term, index: head.index, type: EntryType.normal, data: new Uint8Array(0) };
@@ -123,8 +127,34 @@ export class MemoryStorage implements RaftStorage {
     assert(start <= this.lastIndex() + 1, () => `append gap: first new index ${start}, last index ${this.lastIndex()}`);
     const offset = this.dummy().index;
     // Truncate any conflicting suffix in place, then push: appends stay linear in their size.
+    for (let i = start - offset; i < this.log.length; i++) this.dataBytes -= (this.log[i] as Entry).data.length;
     this.log.length = start - offset;
-    for (const entry of fresh) this.log.push(entry);
+    for (const entry of fresh) {
+      this.log.push(entry);
+      this.dataBytes += entry.data.length;
+    }
+  }
+
+  /** Bytes of entry data held in memory; what a snapshot and compaction can give back. */
+  entryBytes(): number {
+    return this.dataBytes;
+  }
+
+  /**
+   * The lowest index to compact at so that the entries kept after it, up to `index`, hold at most
+   * `bytesMax` bytes of data; the dummy's index (firstIndex() - 1) when they all fit. Entries past
+   * `index` are not counted.
+   */
+  compactIndexKeeping(index: number, bytesMax: number): number {
+    const offset = this.dummy().index;
+    assert(index > offset && index <= this.lastIndex(), () => `index ${index} outside the log (${offset}, ${this.lastIndex()}]`);
+    let keptBytes = 0;
+    for (let at = index; at > offset; at--) {
+      keptBytes += (this.log[at - offset] as Entry).data.length;
+      if (keptBytes > bytesMax) return at;
+    }
+    // Everything fits: the dummy's index, which compacts nothing.
+    return offset;
   }
 
   private dummy(): Entry {

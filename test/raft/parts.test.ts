@@ -76,6 +76,41 @@ test('the log finds conflicts, truncates an uncommitted suffix and reports compa
   assert.equal(log.term(1), undefined);
 });
 
+test('memory storage counts the entry bytes it holds through appends, truncation, compaction and snapshots', () => {
+  const sized = (term: number, index: number, bytes: number) => ({ term, index, type: EntryType.normal, data: new Uint8Array(bytes) });
+  const storage = new MemoryStorage();
+  storage.append([sized(1, 1, 10), sized(1, 2, 20), sized(1, 3, 30), sized(1, 4, 40)]);
+  assert.equal(storage.entryBytes(), 100);
+  // A conflicting suffix from index 3 is replaced: 30 + 40 leave, 5 + 6 + 7 come.
+  storage.append([sized(2, 3, 5), sized(2, 4, 6), sized(2, 5, 7)]);
+  assert.equal(storage.entryBytes(), 10 + 20 + 5 + 6 + 7);
+  // Entries already compacted away are skipped, not counted twice.
+  storage.compact(2);
+  assert.equal(storage.entryBytes(), 5 + 6 + 7);
+  storage.append([sized(2, 2, 99), sized(2, 3, 5)]);
+  assert.equal(storage.entryBytes(), 5);
+  storage.applySnapshot({ data: new Uint8Array(0), metadata: { index: 9, term: 3, confState: confStateOf([1n]) } });
+  assert.equal(storage.entryBytes(), 0);
+});
+
+test('memory storage finds the compaction index that keeps at most a byte budget up to an index', () => {
+  const sized = (index: number, bytes: number) => ({ term: 1, index, type: EntryType.normal, data: new Uint8Array(bytes) });
+  const storage = new MemoryStorage();
+  storage.append([sized(1, 100), sized(2, 100), sized(3, 100), sized(4, 100), sized(5, 1_000)]);
+  // Up to index 4: entries 3 and 4 fit in 250 bytes, so compacting at 2 keeps them.
+  assert.equal(storage.compactIndexKeeping(4, 250), 2);
+  assert.equal(storage.compactIndexKeeping(4, 200), 2);
+  assert.equal(storage.compactIndexKeeping(4, 199), 3);
+  // Everything up to the index fits: the dummy's index, which compacts nothing.
+  assert.equal(storage.compactIndexKeeping(4, 400), 0);
+  // An entry larger than the budget is not kept even alone.
+  assert.equal(storage.compactIndexKeeping(5, 999), 5);
+  storage.compact(2);
+  assert.equal(storage.compactIndexKeeping(4, 1_000), 2);
+  assert.throws(() => storage.compactIndexKeeping(2, 1_000), /outside the log/);
+  assert.throws(() => storage.compactIndexKeeping(6, 1_000), /outside the log/);
+});
+
 test('a core whose loaded hard state lags its last entry starts at that entry term without a vote', () => {
   const coreFrom = (hardState: { term: number; vote: bigint; commit: number }) => {
     const storage = MemoryStorage.withConfState(confStateOf([1n, 2n, 3n]));
