@@ -152,11 +152,15 @@ function tooLarge(length: number, limitBytes: number): CallStatus {
   return new CallStatus(GrpcCode.resourceExhausted, `grpc: received message larger than max (${length} vs. ${limitBytes})`);
 }
 
-/** protobufjs reports a truncated message as an index error; grpc-go calls it "unexpected EOF". */
+/**
+ * protobufjs reports a truncated message as an index error; grpc-go calls it "unexpected EOF". A
+ * decoder may also refuse a request as etcd's validation would (an EtcdError), with that answer.
+ */
 function decoded(route: GrpcRoute, payload: Buffer): WireMessage | CallStatus {
   try {
     return route.decode(payload);
   } catch (error) {
+    if (error instanceof EtcdError) return new CallStatus(error.code as number, error.message);
     const text = error instanceof Error ? error.message : String(error);
     return new CallStatus(GrpcCode.internal, `grpc: error unmarshalling request: ${text.startsWith('index out of range') ? 'unexpected EOF' : text}`);
   }

@@ -1,6 +1,6 @@
 /**
  * The gRPC face of a member: every etcd v3 method is routed; KV calls are decoded with
- * src/api/codec, checked with src/api/validate and handed to a KvService; other methods answer
+ * src/api/request-decoder, checked with src/api/validate and handed to a KvService; other methods answer
  * UNIMPLEMENTED until a caller plugs in a handler. Errors reach clients in etcd's exact words.
  * The routes are served on the client port by our own HTTP/2 (grpc-http2.ts).
  */
@@ -8,29 +8,19 @@ import * as grpc from '@grpc/grpc-js';
 import {
   compactionRequestFromWire,
   compactionResponseToWire,
-  deleteRangeRequestFromWire,
-  deleteRangeResponseToWire,
   grpcMethods,
-  headerToWire,
   loadProtos,
-  putRequestFromWire,
-  rangeRequestFromWire,
   streamingMethods,
-  txnRequestFromWire,
-  txnResponseToWire,
   type GrpcMethod,
   type StreamingMethod,
   type UnaryMethod,
   type WireCompactionRequest,
-  type WireDeleteRangeRequest,
   type WireMessage,
-  type WirePutRequest,
-  type WireRangeRequest,
-  type WireTxnRequest,
 } from '../src/api/codec.js';
 import { EtcdError, GrpcCode } from '../src/api/errors.js';
-import { EncodedResponse, encodePutResponse, encodeRangeResponse } from '../src/api/response-encoder.js';
-import type { KvService } from '../src/api/types.js';
+import { decodeDeleteRangeRequest, decodePutRequest, decodeRangeRequest, decodeTxnRequest } from '../src/api/request-decoder.js';
+import { EncodedResponse, encodeDeleteRangeResponse, encodePutResponse, encodeRangeResponse, encodeTxnResponse } from '../src/api/response-encoder.js';
+import type { DeleteRangeRequest, KvService, PutRequest, RangeRequest, TxnRequest } from '../src/api/types.js';
 import {
   checkDeleteRangeRequest,
   checkProposalSize,
@@ -93,32 +83,32 @@ function isStreaming(method: GrpcMethod): method is StreamingMethod {
 function kvHandlers(kv: KvService, limits: GrpcLimits): Partial<Record<UnaryMethod, UnaryHandler>> {
   const propose = (context: UnaryContext): void => checkProposalSize(context.requestBytes, limits.maxRequestBytes);
   return {
-    'etcdserverpb.KV/Range': async (wire) => {
-      const request = rangeRequestFromWire(wire as unknown as WireRangeRequest);
+    'etcdserverpb.KV/Range': async (decoded) => {
+      const request = decoded as unknown as RangeRequest;
       checkRangeRequest(request);
       const { header, result } = await kv.range(request);
       return new EncodedResponse(encodeRangeResponse(header, result)) as unknown as WireMessage;
     },
-    'etcdserverpb.KV/Put': async (wire, context) => {
-      const request = putRequestFromWire(wire as unknown as WirePutRequest);
+    'etcdserverpb.KV/Put': async (decoded, context) => {
+      const request = decoded as unknown as PutRequest;
       checkPutRequest(request);
       propose(context);
       const { header, result } = await kv.put(request);
       return new EncodedResponse(encodePutResponse(header, result)) as unknown as WireMessage;
     },
-    'etcdserverpb.KV/DeleteRange': async (wire, context) => {
-      const request = deleteRangeRequestFromWire(wire as unknown as WireDeleteRangeRequest);
+    'etcdserverpb.KV/DeleteRange': async (decoded, context) => {
+      const request = decoded as unknown as DeleteRangeRequest;
       checkDeleteRangeRequest(request);
       propose(context);
       const { header, result } = await kv.deleteRange(request);
-      return deleteRangeResponseToWire(headerToWire(header), result) as unknown as WireMessage;
+      return new EncodedResponse(encodeDeleteRangeResponse(header, result)) as unknown as WireMessage;
     },
-    'etcdserverpb.KV/Txn': async (wire, context) => {
-      const request = txnRequestFromWire(wire as unknown as WireTxnRequest);
+    'etcdserverpb.KV/Txn': async (decoded, context) => {
+      const request = decoded as unknown as TxnRequest;
       checkTxnRequest(request, limits.maxTxnOps);
       if (!isTxnReadOnly(request)) propose(context);
       const { header, result } = await kv.txn(request);
-      return txnResponseToWire(header, result) as unknown as WireMessage;
+      return new EncodedResponse(encodeTxnResponse(header, result)) as unknown as WireMessage;
     },
     'etcdserverpb.KV/Compact': async (wire, context) => {
       const request = compactionRequestFromWire(wire as unknown as WireCompactionRequest);
@@ -157,6 +147,17 @@ function resolveLimits(limits: Partial<GrpcLimits> | undefined): GrpcLimits {
   };
 }
 
+/**
+ * The KV requests are decoded straight into domain objects (request-decoder.ts); their handlers
+ * take those. Every other method gets proto-loader's wire object.
+ */
+const domainDecoders: Partial<Record<UnaryMethod, (buffer: Buffer) => unknown>> = {
+  'etcdserverpb.KV/Range': decodeRangeRequest,
+  'etcdserverpb.KV/Put': decodePutRequest,
+  'etcdserverpb.KV/DeleteRange': decodeDeleteRangeRequest,
+  'etcdserverpb.KV/Txn': decodeTxnRequest,
+};
+
 /** Every etcd v3 method routed to its handler, for the client port (listenClient). */
 export function createGrpcServer(options: GrpcServerOptions): GrpcRoutes {
   const limits = resolveLimits(options.limits);
@@ -175,7 +176,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcRoutes {
     services.add(service);
     const loaded = (loadProtos()[service] as grpc.ServiceDefinition | undefined)?.[name];
     if (loaded === undefined) throw new Error(`method ${method} missing from the loaded protos`);
-    const decode = loaded.requestDeserialize as (buffer: Buffer) => WireMessage;
+    const decode = (domainDecoders[method as UnaryMethod] ?? loaded.requestDeserialize) as (buffer: Buffer) => WireMessage;
     const encode = passEncoded(loaded.responseSerialize as (message: WireMessage) => Buffer);
     // A method without a handler is left out: the transport answers it UNIMPLEMENTED in grpc-go's words.
     if (isStreaming(method)) {

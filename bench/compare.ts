@@ -22,16 +22,19 @@ export interface Workload {
   readonly name: string;
   readonly op: LoadOp;
   readonly consistency: 'l' | 's';
+  /** Puts per txn, for txn-put. */
+  readonly txnOps: number;
   readonly clients: number;
   readonly conns: number;
 }
 
 /** The default workloads; puts come first so the ranges find keys. */
 export const workloadsDefault: readonly Workload[] = [
-  { name: 'put-1', op: 'put', consistency: 'l', clients: 1, conns: 1 },
-  { name: 'put-64', op: 'put', consistency: 'l', clients: 64, conns: 8 },
-  { name: 'range-l-64', op: 'range', consistency: 'l', clients: 64, conns: 8 },
-  { name: 'range-s-64', op: 'range', consistency: 's', clients: 64, conns: 8 },
+  { name: 'put-1', op: 'put', consistency: 'l', txnOps: 1, clients: 1, conns: 1 },
+  { name: 'put-64', op: 'put', consistency: 'l', txnOps: 1, clients: 64, conns: 8 },
+  { name: 'txn-put-64', op: 'txn-put', consistency: 'l', txnOps: 1, clients: 64, conns: 8 },
+  { name: 'range-l-64', op: 'range', consistency: 'l', txnOps: 1, clients: 64, conns: 8 },
+  { name: 'range-s-64', op: 'range', consistency: 's', txnOps: 1, clients: 64, conns: 8 },
 ];
 
 export interface CompareOptions {
@@ -111,6 +114,7 @@ async function measure(member: Member, workload: Workload, options: CompareOptio
     clients: workload.clients,
     op: workload.op,
     consistency: workload.consistency,
+    txnOps: workload.txnOps,
     durationMs: options.durationMs,
     warmupMs: 0,
     keySpace: options.keySpace,

@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/lib/paths.js';
-import { runLoad, type LoadOptions, type LoadResult } from './load.js';
+import { loadOps, runLoad, type LoadOptions, type LoadResult } from './load.js';
 
 /** Where Debian's golang-etcd-server-dev puts etcd's Go source and its dependencies. */
 export const debianGoPath = '/usr/share/gocode';
@@ -87,6 +87,7 @@ export function goLoadArgs(options: LoadOptions): string[] {
     '--clients', String(options.clients),
     '--op', options.op,
     '--consistency', options.consistency,
+    '--txn-ops', String(options.txnOps),
     '--key-size', String(options.keySize),
     '--val-size', String(options.valSize),
     '--key-space', String(options.keySpace),
@@ -126,12 +127,12 @@ export function parseGoLoadResult(stdout: string): LoadResult {
   const line = stdout.trim().split('\n').pop() ?? '';
   if (line === '') throw new Error('expected one JSON report on stdout, saw nothing');
   const raw = JSON.parse(line) as Record<string, unknown> & { latencyUs?: Record<string, unknown> };
-  const numbers = ['conns', 'clients', 'requests', 'errorCount', 'elapsedMs', 'throughputPerSec', 'clientCpuMs', 'lastRevision'];
+  const numbers = ['txnOps', 'conns', 'clients', 'requests', 'errorCount', 'elapsedMs', 'throughputPerSec', 'clientCpuMs', 'lastRevision'];
   for (const name of numbers) if (typeof raw[name] !== 'number') throw new Error(`expected a number in ${name}, saw ${JSON.stringify(raw[name])}`);
   for (const name of ['p50', 'p90', 'p99', 'p999', 'max', 'mean']) {
     if (typeof raw.latencyUs?.[name] !== 'number') throw new Error(`expected a number in latencyUs.${name}, saw ${JSON.stringify(raw.latencyUs?.[name])}`);
   }
-  if (raw.op !== 'put' && raw.op !== 'range') throw new Error(`expected op put or range, saw ${JSON.stringify(raw.op)}`);
+  if (!(loadOps as readonly unknown[]).includes(raw.op)) throw new Error(`expected op ${loadOps.join(', ')}, saw ${JSON.stringify(raw.op)}`);
   // Go encodes an empty map as {} but a nil one as null.
   const errors = (raw.errors ?? {}) as Record<string, number>;
   const { client: _client, ...result } = raw;

@@ -1,21 +1,23 @@
 /**
- * A minimal etcd KV client over raw gRPC with hand-encoded protobuf: only PutRequest and
- * RangeRequest, and only the response header's revision and the range count decoded. It keeps
+ * A minimal etcd KV client over raw gRPC with hand-encoded protobuf: only PutRequest,
+ * RangeRequest and a TxnRequest of puts, and only the response header's revision and the range
+ * count decoded. It keeps
  * the load generator's own CPU cost low and independent of any .proto loading.
  */
 import * as grpc from '@grpc/grpc-js';
 
 const putMethod = '/etcdserverpb.KV/Put';
 const rangeMethod = '/etcdserverpb.KV/Range';
+const txnMethod = '/etcdserverpb.KV/Txn';
 const wireVarint = 0;
 const wireLengthDelimited = 2;
 /** etcd's default client receive limit is far above anything the bench reads; keep gRPC's cap generous. */
 const receiveMessageBytesMax = 64 * 1024 * 1024;
 
-/** What the bench needs from a Put or Range response. */
+/** What the bench needs from a Put, Range or Txn response. */
 export interface KvReply {
   readonly revision: number;
-  /** RangeResponse.count; 0 for Put. */
+  /** RangeResponse.count; 0 for Put and Txn. */
   readonly count: number;
 }
 
@@ -41,6 +43,11 @@ export class KvConnection {
   /** Sends one single-key RangeRequest; serializable reads skip the read-index round. */
   range(key: Buffer, serializable: boolean, deadlineMs: number): Promise<KvReply> {
     return this.call(rangeMethod, encodeRangeRequest(key, serializable), deadlineMs);
+  }
+
+  /** Sends one TxnRequest with no compares whose success branch puts `value` at each key. */
+  txnPut(keys: readonly Buffer[], value: Buffer, deadlineMs: number): Promise<KvReply> {
+    return this.call(txnMethod, encodeTxnPutRequest(keys, value), deadlineMs);
   }
 
   close(): void {
@@ -74,7 +81,12 @@ export function encodeRangeRequest(key: Buffer, serializable: boolean): Buffer {
   return Buffer.concat(parts);
 }
 
-/** Reads header.revision (field 1 -> 3) and count (field 4) from a Put or Range response. */
+/** TxnRequest{success = 2: RequestOp{request_put = 2: PutRequest} per key}, with no compares. */
+export function encodeTxnPutRequest(keys: readonly Buffer[], value: Buffer): Buffer {
+  return Buffer.concat(keys.map((key) => lengthDelimited(2, lengthDelimited(2, encodePutRequest(key, value)))));
+}
+
+/** Reads header.revision (field 1 -> 3) and count (field 4) from a Put, Range or Txn response. */
 export function decodeReply(message: Buffer): KvReply {
   let revision = 0;
   let count = 0;

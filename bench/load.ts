@@ -1,7 +1,7 @@
 /**
  * tsetcd-bench: a gRPC load generator for etcd's KV API, in the spirit of etcd's own
- * `benchmark put` / `benchmark range`. Latencies go into an HDR histogram; requests that
- * complete during the warm-up are not counted.
+ * `benchmark put` / `benchmark range` / `benchmark txn-put`. Latencies go into an HDR
+ * histogram; requests that complete during the warm-up are not counted.
  *
  *   tsetcd-bench --endpoints 127.0.0.1:2379 --conns 4 --clients 64 --duration 10 --op put
  */
@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as hdr from 'hdr-histogram-js';
-import { KvConnection } from './kv-client.js';
+import { KvConnection, type KvReply } from './kv-client.js';
 
 /** Slowest latency the histogram can hold: a minute, in microseconds. */
 const latencyUsMax = 60_000_000;
@@ -22,7 +22,9 @@ export const durationMsDefault = 10_000;
 export const durationMsMax = 3_600_000;
 export const requestDeadlineMsDefault = 10_000;
 
-export type LoadOp = 'put' | 'range';
+/** The workloads; txn-put is one Txn per request whose success branch puts --txn-ops distinct keys. */
+export const loadOps = ['put', 'range', 'txn-put'] as const;
+export type LoadOp = (typeof loadOps)[number];
 
 export interface LoadOptions {
   readonly endpoints: readonly string[];
@@ -39,6 +41,8 @@ export interface LoadOptions {
   readonly op: LoadOp;
   /** 'l' linearizable or 's' serializable, for ranges. */
   readonly consistency: 'l' | 's';
+  /** Puts of distinct keys in each txn-put request. */
+  readonly txnOps: number;
   readonly deadlineMs: number;
 }
 
@@ -54,6 +58,7 @@ export interface LatencySummaryUs {
 export interface LoadResult {
   readonly op: LoadOp;
   readonly consistency: 'l' | 's';
+  readonly txnOps: number;
   readonly conns: number;
   readonly clients: number;
   /** Successful measured requests. */
@@ -81,6 +86,7 @@ export function loadOptions(partial: Partial<LoadOptions> & { endpoints: readonl
     sequentialKeys: false,
     op: 'put',
     consistency: 'l',
+    txnOps: 1,
     deadlineMs: requestDeadlineMsDefault,
     ...partial,
   };
@@ -89,7 +95,7 @@ export function loadOptions(partial: Partial<LoadOptions> & { endpoints: readonl
 }
 
 function validate(options: LoadOptions): void {
-  const positive: Array<keyof LoadOptions> = ['conns', 'clients', 'keySize', 'keySpace', 'deadlineMs'];
+  const positive: Array<keyof LoadOptions> = ['conns', 'clients', 'keySize', 'keySpace', 'txnOps', 'deadlineMs'];
   for (const name of positive) {
     const value = options[name];
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer, saw ${String(value)}`);
@@ -98,7 +104,12 @@ function validate(options: LoadOptions): void {
   if (options.valSize < 0 || options.warmupMs < 0) throw new Error('--val-size and --warmup must not be negative');
   if (options.durationMs <= 0 || options.durationMs > durationMsMax) throw new Error(`--duration must be in (0, ${durationMsMax / 1000}] s`);
   if (options.total !== undefined && (!Number.isInteger(options.total) || options.total < 1)) throw new Error('--total must be a positive integer');
-  if (options.op !== 'put' && options.op !== 'range') throw new Error(`--op must be put or range, saw ${String(options.op)}`);
+  if (!loadOps.includes(options.op)) throw new Error(`--op must be ${loadOps.join(', ')}, saw ${String(options.op)}`);
+  if (options.txnOps > options.keySpace) throw new Error(`--txn-ops must be in 1..${options.keySpace} (the key space), saw ${options.txnOps}`);
+  // Truncated keys repeat, and etcd refuses a txn that puts one key twice.
+  if (options.op === 'txn-put' && options.txnOps > 1 && String(options.keySpace - 1).length > options.keySize) {
+    throw new Error(`--txn-ops above 1 needs every index of --key-space ${options.keySpace} to fit in --key-size ${options.keySize} digits`);
+  }
   if (options.consistency !== 'l' && options.consistency !== 's') throw new Error(`--consistency must be l or s, saw ${String(options.consistency)}`);
 }
 
@@ -132,10 +143,13 @@ class LoadRun {
     return 'measure';
   }
 
-  nextKey(): Buffer {
+  /** `count` keys: a random or the next sequential start index and the indexes after it. */
+  nextKeys(count: number): Buffer[] {
     const { keySpace, keySize, sequentialKeys } = this.options;
-    const index = sequentialKeys ? this.nextSequentialKey++ % keySpace : Math.floor(Math.random() * keySpace);
-    return Buffer.from(index.toString().padStart(keySize, '0').slice(-keySize));
+    if (!sequentialKeys) return consecutiveKeys(Math.floor(Math.random() * keySpace), count, keySpace, keySize);
+    const start = this.nextSequentialKey % keySpace;
+    this.nextSequentialKey += count;
+    return consecutiveKeys(start, count, keySpace, keySize);
   }
 
   recordError(error: unknown): void {
@@ -146,21 +160,38 @@ class LoadRun {
   }
 }
 
+/**
+ * The keys of indexes start, start + 1, ... wrapping at `keySpace`: each index in decimal,
+ * zero-padded to `keySize` and keeping its last `keySize` digits. They are distinct while
+ * `count <= keySpace` and no index is truncated.
+ */
+export function consecutiveKeys(start: number, count: number, keySpace: number, keySize: number): Buffer[] {
+  return Array.from({ length: count }, (_, i) => Buffer.from(((start + i) % keySpace).toString().padStart(keySize, '0').slice(-keySize)));
+}
+
 function errorKind(error: unknown): string {
   const status = error as Partial<grpc.StatusObject>;
   if (typeof status.code === 'number') return `${grpc.status[status.code] ?? status.code}: ${String(status.details ?? '').slice(0, 120)}`;
   return String((error as Error).message ?? error).slice(0, 120);
 }
 
-async function clientLoop(run: LoadRun, connection: KvConnection): Promise<void> {
+/** Sends one request of the run's op. */
+function send(run: LoadRun, connection: KvConnection, keys: readonly Buffer[]): Promise<KvReply> {
   const { op, consistency, deadlineMs } = run.options;
+  if (op === 'txn-put') return connection.txnPut(keys, run.value, deadlineMs);
+  const key = keys[0] as Buffer;
+  return op === 'put' ? connection.put(key, run.value, deadlineMs) : connection.range(key, consistency === 's', deadlineMs);
+}
+
+async function clientLoop(run: LoadRun, connection: KvConnection): Promise<void> {
+  const keysPerRequest = run.options.op === 'txn-put' ? run.options.txnOps : 1;
   for (;;) {
     const phase = run.admit(performance.now());
     if (phase === 'stop') return;
-    const key = run.nextKey();
+    const keys = run.nextKeys(keysPerRequest);
     const startMs = performance.now();
     try {
-      const reply = op === 'put' ? await connection.put(key, run.value, deadlineMs) : await connection.range(key, consistency === 's', deadlineMs);
+      const reply = await send(run, connection, keys);
       if (phase !== 'measure') continue;
       run.histogram.recordValue(Math.max(1, Math.round((performance.now() - startMs) * 1000)));
       run.requests += 1;
@@ -199,6 +230,7 @@ function summarise(run: LoadRun, elapsedMs: number, clientCpuMs: number): LoadRe
   return {
     op: run.options.op,
     consistency: run.options.consistency,
+    txnOps: run.options.txnOps,
     conns: run.options.conns,
     clients: run.options.clients,
     requests: run.requests,
@@ -212,12 +244,17 @@ function summarise(run: LoadRun, elapsedMs: number, clientCpuMs: number): LoadRe
   };
 }
 
+function opDetail(result: LoadResult): string {
+  if (result.op === 'range') return ` consistency=${result.consistency}`;
+  return result.op === 'txn-put' ? ` txn-ops=${result.txnOps}` : '';
+}
+
 /** A human-readable summary, in milliseconds. */
 export function formatLoadResult(result: LoadResult): string {
   const ms = (us: number): string => (us / 1000).toFixed(3);
   const l = result.latencyUs;
   const lines = [
-    `op=${result.op}${result.op === 'range' ? ` consistency=${result.consistency}` : ''} conns=${result.conns} clients=${result.clients}`,
+    `op=${result.op}${opDetail(result)} conns=${result.conns} clients=${result.clients}`,
     `requests: ${result.requests} ok, ${result.errorCount} errors in ${(result.elapsedMs / 1000).toFixed(2)} s`,
     `throughput: ${result.throughputPerSec} req/s`,
     `latency ms: p50 ${ms(l.p50)}  p90 ${ms(l.p90)}  p99 ${ms(l.p99)}  p99.9 ${ms(l.p999)}  max ${ms(l.max)}  mean ${ms(l.mean)}`,
@@ -229,7 +266,7 @@ export function formatLoadResult(result: LoadResult): string {
 
 const usage = `usage: tsetcd-bench [--endpoints h:p,...] [--conns N] [--clients N] [--total N | --duration S]
   [--warmup S] [--key-size B] [--val-size B] [--key-space N] [--sequential-keys]
-  [--op put|range] [--consistency l|s] [--deadline S] [--json]`;
+  [--op put|range|txn-put] [--consistency l|s] [--txn-ops N] [--deadline S] [--json]`;
 
 /** Parses command-line flags into load options (durations in seconds). */
 export function parseLoadArgs(argv: readonly string[]): { options: LoadOptions; json: boolean } {
@@ -248,6 +285,7 @@ export function parseLoadArgs(argv: readonly string[]): { options: LoadOptions; 
       'sequential-keys': { type: 'boolean', default: false },
       op: { type: 'string', default: 'put' },
       consistency: { type: 'string', default: 'l' },
+      'txn-ops': { type: 'string', default: '1' },
       deadline: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
@@ -266,6 +304,7 @@ export function parseLoadArgs(argv: readonly string[]): { options: LoadOptions; 
     sequentialKeys: values['sequential-keys'] === true,
     op: values.op as LoadOp,
     consistency: values.consistency as 'l' | 's',
+    txnOps: Number(values['txn-ops']),
     deadlineMs: seconds(values.deadline, requestDeadlineMsDefault),
   });
   return { options, json: values.json === true };

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,7 @@ type options struct {
 	clients        int
 	op             string
 	consistency    string
+	txnOps         int
 	keySize        int
 	valSize        int
 	keySpace       int
@@ -57,8 +59,9 @@ func parseOptions(args []string) (options, error) {
 	endpoints := fs.String("endpoints", "127.0.0.1:2379", "comma-separated client endpoints; connection i uses endpoint i mod n")
 	fs.IntVar(&o.conns, "conns", 1, "gRPC connections (one clientv3 client each); clients are spread round-robin over them")
 	fs.IntVar(&o.clients, "clients", 1, "concurrent goroutines, each with one request in flight")
-	fs.StringVar(&o.op, "op", "put", "put or range")
+	fs.StringVar(&o.op, "op", "put", "put, range or txn-put")
 	fs.StringVar(&o.consistency, "consistency", "l", "l (linearizable) or s (serializable), for range")
+	fs.IntVar(&o.txnOps, "txn-ops", 1, "puts of distinct keys in each txn-put request")
 	fs.IntVar(&o.keySize, "key-size", 8, "key size in bytes")
 	fs.IntVar(&o.valSize, "val-size", 256, "value size in bytes")
 	fs.IntVar(&o.keySpace, "key-space", 10_000, "keys are drawn from [0, key-space)")
@@ -99,8 +102,8 @@ func (o options) validate() error {
 		return fmt.Errorf("--conns must be in 1..%d, saw %d", connsMax, o.conns)
 	case o.clients < 1 || o.clients > clientsMax:
 		return fmt.Errorf("--clients must be in 1..%d, saw %d", clientsMax, o.clients)
-	case o.op != "put" && o.op != "range":
-		return fmt.Errorf("--op must be put or range, saw %q", o.op)
+	case o.op != "put" && o.op != "range" && o.op != "txn-put":
+		return fmt.Errorf("--op must be put, range or txn-put, saw %q", o.op)
 	case o.consistency != "l" && o.consistency != "s":
 		return fmt.Errorf("--consistency must be l or s, saw %q", o.consistency)
 	case o.keySize < 1 || o.keySize > keySizeMax:
@@ -109,6 +112,11 @@ func (o options) validate() error {
 		return fmt.Errorf("--val-size must be in 0..%d, saw %d", valSizeMax, o.valSize)
 	case o.keySpace < 1:
 		return fmt.Errorf("--key-space must be positive, saw %d", o.keySpace)
+	case o.txnOps < 1 || o.txnOps > o.keySpace:
+		return fmt.Errorf("--txn-ops must be in 1..%d (the key space), saw %d", o.keySpace, o.txnOps)
+	case o.op == "txn-put" && o.txnOps > 1 && len(strconv.Itoa(o.keySpace-1)) > o.keySize:
+		// Truncated keys repeat, and etcd refuses a txn that puts one key twice.
+		return fmt.Errorf("--txn-ops above 1 needs every index of --key-space %d to fit in --key-size %d digits", o.keySpace, o.keySize)
 	case o.duration <= 0 || o.duration > durationMax:
 		return fmt.Errorf("--duration must be in (0, %v], saw %v", durationMax, o.duration)
 	case o.warmup < 0:
@@ -119,6 +127,14 @@ func (o options) validate() error {
 		return fmt.Errorf("--deadline must be positive, saw %v", o.deadline)
 	}
 	return nil
+}
+
+// keysPerRequest is how many distinct keys one request writes or reads.
+func (o options) keysPerRequest() int {
+	if o.op == "txn-put" {
+		return o.txnOps
+	}
+	return 1
 }
 
 func main() {
@@ -234,16 +250,16 @@ func run(o options, clients []*clientv3.Client) result {
 }
 
 func clientLoop(r *loadRun, client *clientv3.Client, seed uint64, tally *workerTally) {
-	keys := newKeySource(r, seed)
+	source := newKeySource(r, seed)
 	for {
 		p := r.admit(time.Now())
 		if p == phaseStop {
 			return
 		}
-		key := keys.next()
+		keys := source.next(r.o.keysPerRequest())
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), r.o.deadline)
-		revision, err := request(ctx, r.o, client, key, r.value)
+		revision, err := request(ctx, r.o, client, keys, r.value)
 		cancel()
 		if p != phaseMeasure {
 			continue
@@ -263,9 +279,22 @@ func clientLoop(r *loadRun, client *clientv3.Client, seed uint64, tally *workerT
 	}
 }
 
-func request(ctx context.Context, o options, client *clientv3.Client, key, value string) (int64, error) {
-	if o.op == "put" {
-		response, err := client.Put(ctx, key, value)
+// request sends one request of --op and returns the revision in its response header.
+func request(ctx context.Context, o options, client *clientv3.Client, keys []string, value string) (int64, error) {
+	switch o.op {
+	case "put":
+		response, err := client.Put(ctx, keys[0], value)
+		if err != nil {
+			return 0, err
+		}
+		return response.Header.Revision, nil
+	case "txn-put":
+		// As etcd's `benchmark txn-put`: no compares, every put in the success branch.
+		puts := make([]clientv3.Op, len(keys))
+		for i, key := range keys {
+			puts[i] = clientv3.OpPut(key, value)
+		}
+		response, err := client.Txn(ctx).Then(puts...).Commit()
 		if err != nil {
 			return 0, err
 		}
@@ -275,7 +304,7 @@ func request(ctx context.Context, o options, client *clientv3.Client, key, value
 	if o.consistency == "s" {
 		opts = append(opts, clientv3.WithSerializable())
 	}
-	response, err := client.Get(ctx, key, opts...)
+	response, err := client.Get(ctx, keys[0], opts...)
 	if err != nil {
 		return 0, err
 	}

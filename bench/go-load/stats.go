@@ -28,6 +28,7 @@ type result struct {
 	Client           string           `json:"client"`
 	Op               string           `json:"op"`
 	Consistency      string           `json:"consistency"`
+	TxnOps           int              `json:"txnOps"`
 	Conns            int              `json:"conns"`
 	Clients          int              `json:"clients"`
 	Requests         int              `json:"requests"`
@@ -58,6 +59,7 @@ func summarise(o options, tallies []workerTally, errors *errorCounts, elapsed, c
 		Client:           "go-clientv3",
 		Op:               o.op,
 		Consistency:      o.consistency,
+		TxnOps:           o.txnOps,
 		Conns:            o.conns,
 		Clients:          o.clients,
 		Requests:         len(latencies),
@@ -176,14 +178,26 @@ func newKeySource(run *loadRun, seed uint64) *keySource {
 	return &keySource{run: run, random: rand.New(rand.NewSource(time.Now().UnixNano() + int64(seed)))}
 }
 
-func (k *keySource) next() string {
-	var index int64
+// next draws `count` keys: a random or the next sequential start index and the indexes after it.
+func (k *keySource) next(count int) []string {
+	keySpace := int64(k.run.o.keySpace)
+	var start int64
 	if k.run.o.sequentialKeys {
-		index = (atomic.AddInt64(&k.run.sequentialNext, 1) - 1) % int64(k.run.o.keySpace)
+		start = atomic.AddInt64(&k.run.sequentialNext, int64(count)) - int64(count)
 	} else {
-		index = k.random.Int63n(int64(k.run.o.keySpace))
+		start = k.random.Int63n(keySpace)
 	}
-	return formatKey(index, k.run.o.keySize)
+	return consecutiveKeys(start, count, keySpace, k.run.o.keySize)
+}
+
+// consecutiveKeys is the keys of indexes start, start+1, ... wrapping at keySpace; they are
+// distinct while count <= keySpace and no index is truncated by keySize.
+func consecutiveKeys(start int64, count int, keySpace int64, keySize int) []string {
+	keys := make([]string, count)
+	for i := range keys {
+		keys[i] = formatKey((start+int64(i))%keySpace, keySize)
+	}
+	return keys
 }
 
 func formatKey(index int64, size int) string {

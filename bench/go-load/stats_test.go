@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -43,5 +44,35 @@ func TestErrorKindsUseGrpcWireNamesAndStopGrowingAtTheLimit(t *testing.T) {
 	kinds, total := counts.snapshot()
 	if total != 5 || kinds["a"] != 2 || kinds["b"] != 1 || kinds["other"] != 2 {
 		t.Fatalf("expected a=2 b=1 other=2 of 5, saw %v of %d", kinds, total)
+	}
+}
+
+func TestTxnKeysAreConsecutiveIndexesWrappingAtTheKeySpace(t *testing.T) {
+	got := strings.Join(consecutiveKeys(97, 5, 100, 3), ",")
+	if want := "097,098,099,000,001"; got != want {
+		t.Fatalf("expected %s, saw %s", want, got)
+	}
+	if single := consecutiveKeys(1234, 1, 10_000, 8); len(single) != 1 || single[0] != "00001234" {
+		t.Fatalf("expected [00001234], saw %v", single)
+	}
+}
+
+func TestTxnOpsMustFitInTheKeySpaceWithoutTruncatedKeys(t *testing.T) {
+	cases := map[string]bool{
+		"--op txn-put --txn-ops 8 --key-space 100":               true,
+		"--op txn-put --txn-ops 100 --key-space 100":             true,
+		"--op txn-put --txn-ops 0":                               false,
+		"--op txn-put --txn-ops 101 --key-space 100":             false,
+		"--op txn-put --txn-ops 2 --key-space 1000 --key-size 2": false,
+		"--op put --txn-ops 1 --key-space 1000 --key-size 2":     true,
+		"--op txn-put --txn-ops 1 --key-space 1000 --key-size 2": true,
+		"--op txn-put --txn-ops 2 --key-space 100 --key-size 2":  true,
+		"--op delete --txn-ops 2 --key-space 100 --key-size 2":   false,
+	}
+	for args, valid := range cases {
+		_, err := parseOptions(strings.Fields(args))
+		if (err == nil) != valid {
+			t.Fatalf("expected %q valid=%v, saw error %v", args, valid, err)
+		}
 	}
 }

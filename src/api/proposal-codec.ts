@@ -2,17 +2,22 @@
  * The bytes of a proposal inside a Raft entry: {origin, id, body}. `origin` is the proposing
  * member, so only that member answers the waiting client when the entry is applied.
  *
- * Puts, by far the most common proposal, have a fixed binary layout; everything else is msgpack.
- * A msgpack envelope (a map) never starts with the byte 0xf0, which marks the put layout:
+ * Puts and txns, the writes clients make, have binary layouts; everything else is msgpack. A
+ * msgpack envelope (a map) never starts with 0xf0 or 0xf1, which mark the two layouts:
  *
  *   0xf0 | origin u64 BE | id u64 BE | flags u8 (1 prevKv, 2 ignoreValue, 4 ignoreLease)
  *        | lease i64 BE | key length u32 BE | key | value (the rest)
+ *   0xf1 | origin u64 BE | id u64 BE | TxnRequest protobuf (the rest; request-encoder.ts)
+ *
+ * Entries written before the txn layout existed hold msgpack txns, which still decode.
  *
  * Either way the encoded bytes own their buffer exactly: entries are cloned to the WAL thread,
  * and a view into a larger shared buffer would clone all of it.
  */
 import { Packr } from 'msgpackr';
-import type { PutRequest, Proposal } from './types.js';
+import { decodeTxnRequest } from './request-decoder.js';
+import { encodeTxnRequest } from './request-encoder.js';
+import type { PutRequest, Proposal, TxnRequest } from './types.js';
 
 export interface Envelope extends Proposal {
   origin: bigint;
@@ -22,18 +27,22 @@ const packr = new Packr({ useRecords: false, int64AsType: 'bigint' });
 
 const putMarker = 0xf0;
 const putHeaderBytes = 1 + 8 + 8 + 1 + 8 + 4;
+const txnMarker = 0xf1;
+const txnHeaderBytes = 1 + 8 + 8;
 const flagPrevKv = 1;
 const flagIgnoreValue = 2;
 const flagIgnoreLease = 4;
 
 export function encodeProposal(envelope: Envelope): Uint8Array {
   if (envelope.body.type === 'put') return encodePut(envelope.origin, envelope.id, envelope.body.put);
+  if (envelope.body.type === 'txn') return encodeTxn(envelope.origin, envelope.id, envelope.body.txn);
   return new Uint8Array(packr.pack(envelope));
 }
 
 /** Decodes entry data written by encodeProposal; byte fields come back as views into `data`. */
 export function decodeProposal(data: Uint8Array): Envelope {
   if (data[0] === putMarker) return decodePut(data);
+  if (data[0] === txnMarker) return decodeTxn(data);
   return packr.unpack(data) as Envelope;
 }
 
@@ -45,7 +54,7 @@ const memberAttributesName = new TextEncoder().encode('memberAttributes');
  * be a false alarm, which costs the caller only a full decode.
  */
 export function mayBeMemberAttributes(data: Uint8Array): boolean {
-  if (data[0] === putMarker) return false;
+  if (data[0] === putMarker || data[0] === txnMarker) return false;
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength).indexOf(memberAttributesName) !== -1;
 }
 
@@ -79,4 +88,20 @@ function decodePut(data: Uint8Array): Envelope {
     ignoreLease: (flags & flagIgnoreLease) !== 0,
   };
   return { origin: view.getBigUint64(1), id: Number(view.getBigUint64(9)), body: { type: 'put', put } };
+}
+
+function encodeTxn(origin: bigint, id: number, txn: TxnRequest): Uint8Array {
+  const bytes = encodeTxnRequest(txn, txnHeaderBytes);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  bytes[0] = txnMarker;
+  view.setBigUint64(1, origin);
+  view.setBigUint64(9, BigInt(id));
+  return bytes;
+}
+
+function decodeTxn(data: Uint8Array): Envelope {
+  if (data.length < txnHeaderBytes) throw new Error(`txn proposal of ${data.length} bytes is shorter than its header`);
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const txn = decodeTxnRequest(Buffer.from(data.buffer, data.byteOffset + txnHeaderBytes, data.length - txnHeaderBytes));
+  return { origin: view.getBigUint64(1), id: Number(view.getBigUint64(9)), body: { type: 'txn', txn } };
 }

@@ -1,15 +1,21 @@
 /**
- * The hottest responses (Range, Put) encoded straight from domain objects into protobuf bytes,
- * as gogoproto marshals them (fields in number order, zero values left out). The generic path
- * turns every int64 into a decimal string for protobufjs, which parses it back; for a Range of a
- * few keys that costs more than the read itself.
+ * The KV responses (Range, Put, DeleteRange, Txn) encoded straight from domain objects into
+ * protobuf bytes, as gogoproto marshals them (fields in number order, zero values left out). The
+ * generic path turns every int64 into a decimal string for protobufjs, which parses it back; for
+ * a Range of a few keys that costs more than the read itself.
  *
- *   ResponseHeader { uint64 cluster_id = 1; uint64 member_id = 2; int64 revision = 3; uint64 raft_term = 4; }
- *   RangeResponse  { ResponseHeader header = 1; repeated mvccpb.KeyValue kvs = 2; bool more = 3; int64 count = 4; }
- *   PutResponse    { ResponseHeader header = 1; mvccpb.KeyValue prev_kv = 2; }
+ *   ResponseHeader      { uint64 cluster_id = 1; uint64 member_id = 2; int64 revision = 3; uint64 raft_term = 4; }
+ *   RangeResponse       { ResponseHeader header = 1; repeated mvccpb.KeyValue kvs = 2; bool more = 3; int64 count = 4; }
+ *   PutResponse         { ResponseHeader header = 1; mvccpb.KeyValue prev_kv = 2; }
+ *   DeleteRangeResponse { ResponseHeader header = 1; int64 deleted = 2; repeated mvccpb.KeyValue prev_kvs = 3; }
+ *   TxnResponse         { ResponseHeader header = 1; bool succeeded = 2; repeated ResponseOp responses = 3; }
+ *   ResponseOp          { oneof { RangeResponse 1; PutResponse 2; DeleteRangeResponse 3; TxnResponse 4; } }
+ *
+ * The ops inside a txn carry a header with only a revision (the op's own, or the txn's); a
+ * nested txn's header stays all zero, exactly as etcd 3.4 answers.
  */
-import { encodeKeyValue, Writer } from '../mvcc/codec.js';
-import type { PutResult, RangeResult, ResponseHeader } from './types.js';
+import { encodeKeyValue, varintBytes, Writer } from '../mvcc/codec.js';
+import type { DeleteRangeResult, PutResult, RangeResult, ResponseHeader, ResponseOp, TxnResult } from './types.js';
 
 /** A response already encoded; serializers pass its bytes through as they are. */
 export class EncodedResponse {
@@ -25,15 +31,13 @@ const tagKvs = 0x12;
 const tagMore = 0x18;
 const tagCount = 0x20;
 const tagPrevKv = 0x12;
+const tagDeleted = 0x10;
+const tagPrevKvs = 0x1a;
+const tagSucceeded = 0x10;
+const tagResponses = 0x1a;
+const responseOpTags: Record<ResponseOp['type'], number> = { range: 0x0a, put: 0x12, deleteRange: 0x1a, txn: 0x22 };
+const emptyBytes = new Uint8Array(0);
 
-function varintBytes(value: number): number {
-  let bytes = 1;
-  while (value >= 0x80) {
-    value = Math.floor(value / 0x80);
-    bytes++;
-  }
-  return bytes;
-}
 
 /** Room for a tag, a length varint and `bodyBytes`. */
 function fieldBytes(bodyBytes: number): number {
@@ -46,6 +50,8 @@ const int64FieldBytesMax = 11;
 let identityCache: { clusterId: bigint; memberId: bigint; bytes: Uint8Array } | undefined;
 
 function identityFields(clusterId: bigint, memberId: bigint): Uint8Array {
+  // The headers of ops inside a txn have neither; they must not evict the member's own.
+  if (clusterId === 0n && memberId === 0n) return emptyBytes;
   if (identityCache?.clusterId === clusterId && identityCache.memberId === memberId) return identityCache.bytes;
   const writer = new Writer(2 * int64FieldBytesMax);
   if (clusterId !== 0n) {
@@ -102,5 +108,60 @@ export function encodePutResponse(header: ResponseHeader, result: PutResult): Ui
   const writer = new Writer(fieldBytes(headerBytes.length) + (prevKv === undefined ? 0 : fieldBytes(prevKv.length)));
   writer.message(tagHeader, headerBytes);
   if (prevKv !== undefined) writer.message(tagPrevKv, prevKv);
+  return writer.done();
+}
+
+export function encodeDeleteRangeResponse(header: ResponseHeader, result: DeleteRangeResult): Uint8Array {
+  const headerBytes = encodeResponseHeader(header);
+  const prevKvs = result.prevKvs.map(encodeKeyValue);
+  const deletedBytes = result.deleted === 0 ? 0 : 1 + varintBytes(result.deleted);
+  const writer = new Writer(fieldBytes(headerBytes.length) + deletedBytes + prevKvs.reduce((sum, kv) => sum + fieldBytes(kv.length), 0));
+  writer.message(tagHeader, headerBytes);
+  if (result.deleted !== 0) {
+    writer.byte(tagDeleted);
+    writer.varint(result.deleted);
+  }
+  for (const kv of prevKvs) writer.message(tagPrevKvs, kv);
+  return writer.done();
+}
+
+export function encodeTxnResponse(header: ResponseHeader, result: TxnResult): Uint8Array {
+  return encodeTxnResult(header, result, header.revision);
+}
+
+function revisionOnlyHeader(revision: number): ResponseHeader {
+  return { clusterId: 0n, memberId: 0n, revision, raftTerm: 0 };
+}
+
+function encodeResponseOp(op: ResponseOp, txnRevision: number): Uint8Array {
+  switch (op.type) {
+    case 'range':
+      return encodeRangeResponse(revisionOnlyHeader(op.range.revision ?? txnRevision), op.range);
+    case 'put':
+      return encodePutResponse(revisionOnlyHeader(op.put.revision ?? txnRevision), op.put);
+    case 'deleteRange':
+      return encodeDeleteRangeResponse(revisionOnlyHeader(op.deleteRange.revision ?? txnRevision), op.deleteRange);
+    case 'txn':
+      return encodeTxnResult(revisionOnlyHeader(0), op.txn, txnRevision);
+  }
+}
+
+function encodeTxnResult(header: ResponseHeader, result: TxnResult, txnRevision: number): Uint8Array {
+  const headerBytes = encodeResponseHeader(header);
+  const ops = result.responses.map((op) => encodeResponseOp(op, txnRevision));
+  // Each ResponseOp is a message holding one field, the op's response.
+  const size = fieldBytes(headerBytes.length) + (result.succeeded ? 2 : 0) + ops.reduce((sum, op) => sum + fieldBytes(fieldBytes(op.length)), 0);
+  const writer = new Writer(size);
+  writer.message(tagHeader, headerBytes);
+  if (result.succeeded) {
+    writer.byte(tagSucceeded);
+    writer.byte(1);
+  }
+  result.responses.forEach((op, i) => {
+    const body = ops[i] as Uint8Array;
+    writer.byte(tagResponses);
+    writer.varint(fieldBytes(body.length));
+    writer.message(responseOpTags[op.type], body);
+  });
   return writer.done();
 }

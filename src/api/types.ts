@@ -51,6 +51,26 @@ export interface RangeRequest {
   maxCreateRevision: number;
 }
 
+/** A RangeRequest with etcd's zero values in every field `fields` leaves out. */
+export function rangeRequestWith(fields: Partial<RangeRequest>): RangeRequest {
+  return {
+    key: new Uint8Array(0),
+    rangeEnd: new Uint8Array(0),
+    limit: 0,
+    revision: 0,
+    sortOrder: SortOrder.none,
+    sortTarget: SortTarget.key,
+    serializable: false,
+    keysOnly: false,
+    countOnly: false,
+    minModRevision: 0,
+    maxModRevision: 0,
+    minCreateRevision: 0,
+    maxCreateRevision: 0,
+    ...fields,
+  };
+}
+
 export interface RangeResult {
   kvs: KeyValue[];
   more: boolean;

@@ -10,6 +10,7 @@ import {
   type DeleteRangeRequest,
   type PutRequest,
   type RangeRequest,
+  rangeRequestWith,
   type RangeResult,
   type RequestOp,
   SortOrder,
@@ -53,22 +54,7 @@ export function prefixRangeEnd(prefix: Uint8Array): Uint8Array {
 }
 
 function rangeRequest(key: Uint8Array, rangeEnd: Uint8Array, extra: Partial<RangeRequest>): RangeRequest {
-  return {
-    key,
-    rangeEnd,
-    limit: 0,
-    revision: 0,
-    sortOrder: SortOrder.none,
-    sortTarget: SortTarget.key,
-    serializable: false,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-    ...extra,
-  };
+  return rangeRequestWith({ key, rangeEnd, ...extra });
 }
 
 /** The key alone. */

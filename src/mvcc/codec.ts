@@ -51,8 +51,9 @@ export class Writer {
   private readonly bytes: Uint8Array;
   private offset = 0;
 
-  constructor(size: number) {
-    this.bytes = scratchBytes(size);
+  /** Scratch bytes (short-lived, see scratch-bytes.ts) unless `owned`: then an array of its own. */
+  constructor(size: number, owned = false) {
+    this.bytes = owned ? new Uint8Array(size) : scratchBytes(size);
   }
 
   byte(value: number): void {
@@ -95,6 +96,17 @@ export class Writer {
 
 /** Upper bound of a varint's length; 10 bytes covers any 64-bit value. */
 const varintBytesMax = 10;
+
+/** Bytes of `value` as a protobuf varint; a negative int64 takes all ten. */
+export function varintBytes(value: number): number {
+  if (value < 0) return varintBytesMax;
+  let bytes = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 0x80);
+    bytes++;
+  }
+  return bytes;
+}
 
 /** Encodes a KeyValue exactly as gogoproto marshals mvccpb.KeyValue: fields in order, zero values omitted. */
 export function encodeKeyValue(kv: KeyValue): Uint8Array {

@@ -1,7 +1,7 @@
 /** Binds a WatchableStore to a KvStore: history and previous values come from the store, writes arrive through its onChanges hook. */
 
 import { EtcdError } from '../api/errors.js';
-import { type KeyValue, SortOrder, SortTarget } from '../api/types.js';
+import { type KeyValue, rangeRequestWith } from '../api/types.js';
 import type { Backend } from '../mvcc/backend.js';
 import { KvStore, type KvStoreOptions } from '../mvcc/kv-store.js';
 import { WatchableStore, type WatchableStoreOptions, type WatchSource } from './watchable-store.js';
@@ -23,21 +23,7 @@ function previousKv(store: KvStore, key: Uint8Array, revision: number): KeyValue
   // Revision 0 would mean "now" to range; revision 1 is the empty store.
   if (revision < 2) return undefined;
   try {
-    return store.range({
-      key,
-      rangeEnd: emptyBytes,
-      limit: 1,
-      revision,
-      sortOrder: SortOrder.none,
-      sortTarget: SortTarget.key,
-      serializable: true,
-      keysOnly: false,
-      countOnly: false,
-      minModRevision: 0,
-      maxModRevision: 0,
-      minCreateRevision: 0,
-      maxCreateRevision: 0,
-    }).kvs[0];
+    return store.range(rangeRequestWith({ key, rangeEnd: emptyBytes, limit: 1, revision, serializable: true })).kvs[0];
   } catch (error) {
     // A compacted revision has no previous value to offer, as in etcd.
     if (error instanceof EtcdError) return undefined;

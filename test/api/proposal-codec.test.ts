@@ -57,8 +57,10 @@ test('a replayed entry is recognised as member attributes without decoding it, f
   assert.equal(mayBeMemberAttributes(encodeProposal(attributes)), true);
   assert.equal(mayBeMemberAttributes(encodeProposal(put('memberAttributes', 'memberAttributes'))), false, 'a put is never member attributes');
   assert.equal(mayBeMemberAttributes(encodeProposal(txn('plain value'))), false);
-  // A txn that happens to carry the name is a false alarm: it is decoded, and decodes as a txn.
-  const lookalike = encodeProposal(txn('memberAttributes'));
+  assert.equal(mayBeMemberAttributes(encodeProposal(txn('memberAttributes'))), false, 'a txn is never member attributes');
+  // A msgpack proposal that happens to carry the name is a false alarm: it is decoded, and decodes as what it is.
+  const deleteRange: Envelope = { origin, id: 6, body: { type: 'deleteRange', deleteRange: { key: new TextEncoder().encode('memberAttributes'), rangeEnd: new Uint8Array(0), prevKv: false } } };
+  const lookalike = encodeProposal(deleteRange);
   assert.equal(mayBeMemberAttributes(lookalike), true);
-  assert.equal(decodeProposal(lookalike).body.type, 'txn');
+  assert.equal(decodeProposal(lookalike).body.type, 'deleteRange');
 });

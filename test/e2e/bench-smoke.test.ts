@@ -1,11 +1,11 @@
 /**
- * Keeps the load generator from rotting: a short put and range run against real etcd (and the
+ * Keeps the load generator from rotting: a short put, range and txn-put run against real etcd (and the
  * system under test when it is built). Only correctness of the tool is asserted, never timing.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadOptions, runLoad, formatLoadResult } from '../../bench/load.js';
-import { decodeReply, encodePutRequest, encodeRangeRequest } from '../../bench/kv-client.js';
+import { consecutiveKeys, loadOptions, runLoad, formatLoadResult } from '../../bench/load.js';
+import { decodeReply, encodePutRequest, encodeRangeRequest, encodeTxnPutRequest } from '../../bench/kv-client.js';
 import { Member } from '../support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
 
@@ -18,12 +18,23 @@ const targets: Array<{ label: string; command?: MemberCommand; skip?: string }> 
 test('the bench protobuf encoders write the fields etcd expects', () => {
   assert.deepEqual([...encodePutRequest(Buffer.from('k'), Buffer.from('v'))], [0x0a, 1, 0x6b, 0x12, 1, 0x76]);
   assert.deepEqual([...encodeRangeRequest(Buffer.from('k'), true)], [0x0a, 1, 0x6b, 0x38, 1]);
+  // TxnRequest{success: [RequestOp{request_put: PutRequest{key, value}}] per key}
+  const txn = encodeTxnPutRequest([Buffer.from('a'), Buffer.from('b')], Buffer.from('v'));
+  assert.deepEqual([...txn], [0x12, 8, 0x12, 6, 0x0a, 1, 0x61, 0x12, 1, 0x76, 0x12, 8, 0x12, 6, 0x0a, 1, 0x62, 0x12, 1, 0x76]);
   // RangeResponse{header{revision: 300}, count: 2}
   assert.deepEqual(decodeReply(Buffer.from([0x0a, 3, 0x18, 0xac, 0x02, 0x20, 2])), { revision: 300, count: 2 });
+  // TxnResponse{header{revision: 7}, succeeded: true, responses: [ResponseOp{response_put: {}}]}
+  assert.deepEqual(decodeReply(Buffer.from([0x0a, 2, 0x18, 7, 0x10, 1, 0x1a, 2, 0x12, 0])), { revision: 7, count: 0 });
+});
+
+test('the keys of one txn-put are distinct consecutive indexes that wrap at the key space', () => {
+  assert.deepEqual(consecutiveKeys(97, 5, 100, 3).map(String), ['097', '098', '099', '000', '001']);
+  assert.throws(() => loadOptions({ endpoints: ['e'], op: 'txn-put', txnOps: 101, keySpace: 100 }), /--txn-ops must be in 1\.\.100/);
+  assert.throws(() => loadOptions({ endpoints: ['e'], op: 'txn-put', txnOps: 2, keySpace: 1000, keySize: 2 }), /fit in --key-size 2/);
 });
 
 for (const target of targets) {
-  test(`the load generator completes short put and range runs against ${target.label}`, target.skip === undefined ? {} : { skip: target.skip }, async () => {
+  test(`the load generator completes short put, range and txn-put runs against ${target.label}`, target.skip === undefined ? {} : { skip: target.skip }, async () => {
     const member = await Member.start({ command: target.command as MemberCommand });
     try {
       const base = { endpoints: [member.clientUrl], conns: 2, clients: 8, durationMs: 700, warmupMs: 200, keySpace: 100 };
@@ -34,6 +45,10 @@ for (const target of targets) {
         const range = await runLoad(loadOptions({ ...base, op: 'range', consistency }));
         assert.ok(range.requests > 0 && range.errorCount === 0, `expected ranges without errors:\n${formatLoadResult(range)}`);
       }
+      // Random starts near the end of the key space make some txns wrap around to key 0.
+      const txnPut = await runLoad(loadOptions({ ...base, op: 'txn-put', txnOps: 8 }));
+      assert.ok(txnPut.requests > 0 && txnPut.errorCount === 0, `expected txn-puts without errors:\n${formatLoadResult(txnPut)}`);
+      assert.ok(txnPut.lastRevision > put.lastRevision, `expected revisions past ${put.lastRevision}, saw ${txnPut.lastRevision}`);
       const counted = await runLoad(loadOptions({ ...base, op: 'put', total: 50, warmupMs: 0, durationMs: 10_000 }));
       assert.equal(counted.requests, 50);
     } finally {

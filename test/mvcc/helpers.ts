@@ -9,9 +9,8 @@ import {
   type ProposalResult,
   type PutRequest,
   type RangeRequest,
+  rangeRequestWith,
   type RequestOp,
-  SortOrder,
-  SortTarget,
   type TxnRequest,
   type TxnResult,
 } from '../../src/api/types.js';
@@ -23,22 +22,7 @@ export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text
 export const text = (data: Uint8Array): string => Buffer.from(data).toString('latin1');
 
 export function rangeReq(key: string, rangeEnd = '', extra: Partial<RangeRequest> = {}): RangeRequest {
-  return {
-    key: bytes(key),
-    rangeEnd: bytes(rangeEnd),
-    limit: 0,
-    revision: 0,
-    sortOrder: SortOrder.none,
-    sortTarget: SortTarget.key,
-    serializable: false,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-    ...extra,
-  };
+  return rangeRequestWith({ key: bytes(key), rangeEnd: bytes(rangeEnd), ...extra });
 }
 
 export function putReq(key: string, value: string, extra: Partial<PutRequest> = {}): PutRequest {
