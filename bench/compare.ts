@@ -3,18 +3,26 @@
  * loopback with the same flags, alternating between them, and reports tsetcd/etcd ratios of
  * throughput, latency, CPU per request and peak memory.
  *
- *   node dist/bench/compare.js [--duration S] [--warmup S] [--rounds N] [--workloads put-1,put-64,...] [--client go|node] [--json]
+ *   node dist/bench/compare.js [--duration S] [--warmup S] [--rounds N] [--workloads put-1,put-64,...] [--client go|node] [--json] [--plot-dir DIR]
+ *
+ * --plot-dir writes DIR/<workload>.svg: etcd's and tsetcd's latency by percentile, one line each,
+ * from one round (with several rounds, the round whose p99 ratio is the median).
  *
  * --client go drives both members with bench/go-load (etcd's Go clientv3) instead of the Node
  * load generator, to check that the figures measure the servers rather than the client.
  *
  * TSETCD_CMD chooses the second member (TSETCD_CMD=/usr/bin/etcd compares etcd with itself).
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { describeProbe, probeFsync, type FsyncProbeResult } from './fsync-probe.js';
+import { latencyPlotSvg } from './plot.js';
 import { ratio } from './side-by-side.js';
 import { Member } from '../test/support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
-import { isMainModule, loadOptions, type LoadOp, type LoadResult } from './load.js';
+import { describeWorkload, isMainModule, loadOptions, type LoadOp, type LoadResult } from './load.js';
 import { goLoadAvailable, loadClientLabel, loadRunner, parseLoadClientName, type LoadClientName, type LoadRunner } from './go-client.js';
 import { readProcessStats } from './proc-stats.js';
 
@@ -75,6 +83,13 @@ export interface CompareReport {
   readonly peakRssKb: { readonly etcd: number; readonly sut: number; readonly ratio: number };
   /** Per workload, the median of each ratio over the rounds: the figure to quote. */
   readonly medianRatios: Readonly<Record<string, WorkloadComparison['ratios']>>;
+  /** The disk's floor for a durable write, measured in this run before the members start. */
+  readonly fsyncProbe: FsyncProbeResult;
+  /**
+   * For each one-client workload, the median over rounds of each side's p50 latency divided by the
+   * probe's preallocated p50: how far a sequential write sits above the disk's own floor.
+   */
+  readonly overFsyncFloor: Readonly<Record<string, { readonly etcd: number; readonly sut: number }>>;
 }
 
 /** Starts both members, runs every workload on each in turn, and stops them. */
@@ -82,6 +97,8 @@ export async function runCompare(options: CompareOptions, sutSide: MemberCommand
   const client = options.client ?? 'node';
   // Resolved (and for go built) before any member starts, so a missing toolchain fails fast.
   const run = loadRunner(client);
+  // On the filesystem the members' data dirs go to, while nothing else runs.
+  const fsyncProbe = probeFsync(tmpdir());
   const [etcd, sut] = await Promise.all([
     Member.start({ command: etcdCommand(), extraFlags: options.memberFlags }),
     Member.start({ command: sutSide, extraFlags: options.memberFlags, name: 'm2' }),
@@ -101,7 +118,15 @@ export async function runCompare(options: CompareOptions, sutSide: MemberCommand
     const etcdRss = readProcessStats(etcd.pid).peakRssKb;
     const sutRss = readProcessStats(sut.pid).peakRssKb;
     const peakRssKb = { etcd: etcdRss, sut: sutRss, ratio: ratio(sutRss, etcdRss) };
-    return { sutLabel: sutSide.label, clientLabel: loadClientLabel(client), comparisons, peakRssKb, medianRatios: medianRatios(comparisons) };
+    return {
+      sutLabel: sutSide.label,
+      clientLabel: loadClientLabel(client),
+      comparisons,
+      peakRssKb,
+      medianRatios: medianRatios(comparisons),
+      fsyncProbe,
+      overFsyncFloor: overFsyncFloor(comparisons, options.workloads, fsyncProbe),
+    };
   } finally {
     await Promise.all([etcd.destroy(), sut.destroy()]);
   }
@@ -158,6 +183,19 @@ function medianRatios(comparisons: readonly WorkloadComparison[]): Record<string
   return result;
 }
 
+/** Each one-client workload's median p50 over the probe's preallocated p50, per side. */
+export function overFsyncFloor(comparisons: readonly WorkloadComparison[], workloads: readonly Workload[], probe: FsyncProbeResult): CompareReport['overFsyncFloor'] {
+  const floorUs = probe.preallocated.p50Ms * 1000;
+  const result: Record<string, { etcd: number; sut: number }> = {};
+  for (const workload of workloads.filter((w) => w.clients === 1)) {
+    const rounds = comparisons.filter((c) => c.workload === workload.name);
+    if (rounds.length === 0) continue;
+    const over = (side: 'etcd' | 'sut') => Number(median(rounds.map((c) => c[side].latencyUs.p50 / floorUs)).toFixed(2));
+    result[workload.name] = { etcd: over('etcd'), sut: over('sut') };
+  }
+  return result;
+}
+
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
@@ -194,6 +232,10 @@ export function formatCompareReport(report: CompareReport): string {
     table(ratios),
     '',
     `peak rss MiB: etcd ${(rss.etcd / 1024).toFixed(1)}, ${report.sutLabel} ${(rss.sut / 1024).toFixed(1)}, ratio ${rss.ratio}`,
+    describeProbe(report.fsyncProbe),
+    ...Object.entries(report.overFsyncFloor).map(
+      ([name, over]) => `${name} p50 over the preallocated fsync p50 (median of rounds; the target is 1.2): etcd ${over.etcd}, ${report.sutLabel} ${over.sut}`,
+    ),
   ].join('\n');
 }
 
@@ -207,8 +249,38 @@ function table(rows: readonly string[][]): string {
   return rows.map((row) => row.map((cell, column) => cell.padStart(widths[column] ?? 0)).join('  ')).join('\n');
 }
 
+/**
+ * The comparison a plot of `workload` shows: its only round, or with several the round whose p99
+ * ratio is the median (the lower middle one for an even count), so both lines come from one round.
+ */
+export function plottedComparison(report: CompareReport, workload: string): WorkloadComparison {
+  const byP99Ratio = report.comparisons
+    .filter((c) => c.workload === workload)
+    .sort((a, b) => (Number.isNaN(a.ratios.p99) ? Infinity : a.ratios.p99) - (Number.isNaN(b.ratios.p99) ? Infinity : b.ratios.p99));
+  const chosen = byP99Ratio[Math.floor((byP99Ratio.length - 1) / 2)];
+  if (chosen === undefined) throw new Error(`expected a comparison of workload ${workload}, saw none`);
+  return chosen;
+}
+
+/** One SVG per workload, etcd's and tsetcd's latency by percentile, keyed by file name. */
+export function comparePlots(report: CompareReport): Map<string, string> {
+  const rounds = new Set(report.comparisons.map((c) => c.round)).size;
+  const plots = new Map<string, string>();
+  for (const workload of new Set(report.comparisons.map((c) => c.workload))) {
+    const c = plottedComparison(report, workload);
+    const title = `${workload}: latency by percentile (${describeWorkload(c.etcd)})`;
+    const subtitle = rounds > 1 ? `round ${c.round} of ${rounds}, the one with the median tsetcd/etcd p99 ratio` : 'one round';
+    const series = [
+      { label: `etcd: ${c.etcd.throughputPerSec} req/s`, points: c.etcd.latencyPercentilesUs },
+      { label: `${report.sutLabel}: ${c.sut.throughputPerSec} req/s`, points: c.sut.latencyPercentilesUs },
+    ];
+    plots.set(`${workload}.svg`, latencyPlotSvg({ title, subtitle, series }));
+  }
+  return plots;
+}
+
 /** Parses flags (durations in seconds). */
-export function parseCompareArgs(argv: readonly string[]): { options: CompareOptions; json: boolean } {
+export function parseCompareArgs(argv: readonly string[]): { options: CompareOptions; json: boolean; plotDir?: string } {
   const { values } = parseArgs({
     args: [...argv],
     options: {
@@ -221,6 +293,7 @@ export function parseCompareArgs(argv: readonly string[]): { options: CompareOpt
       'member-flag': { type: 'string', multiple: true, default: [] },
       client: { type: 'string', default: 'node' },
       json: { type: 'boolean', default: false },
+      'plot-dir': { type: 'string' },
     },
   });
   const names = values.workloads?.split(',') ?? workloadsDefault.map((w) => w.name);
@@ -241,7 +314,7 @@ export function parseCompareArgs(argv: readonly string[]): { options: CompareOpt
     memberFlags: (values['member-flag'] as string[]).flatMap((flag) => flag.split(/\s+/)),
     client: parseLoadClientName(values.client),
   };
-  return { options, json: values.json === true };
+  return { options, json: values.json === true, plotDir: values['plot-dir'] };
 }
 
 /** Entry point; returns the process exit code. */
@@ -251,7 +324,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`cannot compare: ${sut.skipReason}\n`);
     return 2;
   }
-  const { options, json } = parseCompareArgs(argv);
+  const { options, json, plotDir } = parseCompareArgs(argv);
   const goLoad = options.client === 'go' ? goLoadAvailable() : undefined;
   if (goLoad?.ok === false) {
     process.stderr.write(`cannot compare with --client go: ${goLoad.reason}\n`);
@@ -259,6 +332,14 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   const report = await runCompare(options, sut.command);
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : `${formatCompareReport(report)}\n`);
+  if (plotDir !== undefined) {
+    mkdirSync(plotDir, { recursive: true });
+    const paths = [...comparePlots(report)].map(([name, svg]) => {
+      writeFileSync(join(plotDir, name), svg);
+      return join(plotDir, name);
+    });
+    if (!json) process.stdout.write(`latency plots: ${paths.join(', ')}\n`);
+  }
   return 0;
 }
 

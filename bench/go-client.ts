@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/lib/paths.js';
-import { loadOps, runLoad, type LoadOptions, type LoadResult } from './load.js';
+import { loadOps, reportedPercentiles, runLoad, type LoadOptions, type LoadResult } from './load.js';
 
 /** Where Debian's golang-etcd-server-dev puts etcd's Go source and its dependencies. */
 export const debianGoPath = '/usr/share/gocode';
@@ -94,6 +94,7 @@ export function goLoadArgs(options: LoadOptions): string[] {
     '--duration', String(options.durationMs / 1000),
     '--warmup', String(options.warmupMs / 1000),
     '--deadline', String(options.deadlineMs / 1000),
+    '--rate', String(options.ratePerSec),
   ];
   if (options.sequentialKeys) args.push('--sequential-keys');
   if (options.total !== undefined) args.push('--total', String(options.total));
@@ -127,16 +128,24 @@ export function parseGoLoadResult(stdout: string): LoadResult {
   const line = stdout.trim().split('\n').pop() ?? '';
   if (line === '') throw new Error('expected one JSON report on stdout, saw nothing');
   const raw = JSON.parse(line) as Record<string, unknown> & { latencyUs?: Record<string, unknown> };
-  const numbers = ['txnOps', 'conns', 'clients', 'requests', 'errorCount', 'elapsedMs', 'throughputPerSec', 'clientCpuMs', 'lastRevision'];
+  const numbers = ['txnOps', 'conns', 'clients', 'requests', 'errorCount', 'elapsedMs', 'throughputPerSec', 'clientCpuMs', 'lastRevision', 'ratePerSec'];
   for (const name of numbers) if (typeof raw[name] !== 'number') throw new Error(`expected a number in ${name}, saw ${JSON.stringify(raw[name])}`);
   for (const name of ['p50', 'p90', 'p99', 'p999', 'max', 'mean']) {
     if (typeof raw.latencyUs?.[name] !== 'number') throw new Error(`expected a number in latencyUs.${name}, saw ${JSON.stringify(raw.latencyUs?.[name])}`);
   }
+  checkPercentiles(raw.latencyPercentilesUs);
   if (!(loadOps as readonly unknown[]).includes(raw.op)) throw new Error(`expected op ${loadOps.join(', ')}, saw ${JSON.stringify(raw.op)}`);
   // Go encodes an empty map as {} but a nil one as null.
   const errors = (raw.errors ?? {}) as Record<string, number>;
   const { client: _client, ...result } = raw;
   return { ...result, errors } as unknown as LoadResult;
+}
+
+/** Throws unless `points` lists a latency at each of reportedPercentiles, in order, as bench/load.ts does. */
+function checkPercentiles(points: unknown): void {
+  const list = Array.isArray(points) ? (points as Array<{ percentile?: unknown; us?: unknown }>) : [];
+  const matches = list.length === reportedPercentiles.length && list.every((p, i) => p.percentile === reportedPercentiles[i] && typeof p.us === 'number');
+  if (!matches) throw new Error(`expected latencyPercentilesUs at percentiles ${reportedPercentiles.join(', ')}, saw ${JSON.stringify(points)}`);
 }
 
 /** The Go tool's path, or an error naming the Debian package to install. */

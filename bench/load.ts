@@ -3,14 +3,17 @@
  * `benchmark put` / `benchmark range` / `benchmark txn-put`. Latencies go into an HDR
  * histogram; requests that complete during the warm-up are not counted.
  *
- *   tsetcd-bench --endpoints 127.0.0.1:2379 --conns 4 --clients 64 --duration 10 --op put
+ *   tsetcd-bench --endpoints 127.0.0.1:2379 --conns 4 --clients 64 --duration 10 --op put [--rate N] [--plot FILE.svg]
  */
-import { realpathSync } from 'node:fs';
+import { realpathSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as hdr from 'hdr-histogram-js';
 import { KvConnection, type KvReply } from './kv-client.js';
+import { latencyPlotSvg, type LatencyAtPercentile } from './plot.js';
+import { startProgress, type ProgressSink, type ProgressSnapshot } from './progress.js';
 
 /** Slowest latency the histogram can hold: a minute, in microseconds. */
 const latencyUsMax = 60_000_000;
@@ -21,6 +24,13 @@ export const durationMsDefault = 10_000;
 /** Upper bound on any run so a typo cannot start an endless load. */
 export const durationMsMax = 3_600_000;
 export const requestDeadlineMsDefault = 10_000;
+/** Highest --rate, in requests per second over all clients. */
+export const ratePerSecMax = 10_000_000;
+/**
+ * Percentiles at which both load generators report latency (latencyPercentilesUs), dense in the
+ * tail so a plot on a log scale of 1/(1-p) has points in every decade. bench/go-load lists the same.
+ */
+export const reportedPercentiles = [0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999, 100] as const;
 
 /** The workloads; txn-put is one Txn per request whose success branch puts --txn-ops distinct keys. */
 export const loadOps = ['put', 'range', 'txn-put'] as const;
@@ -44,6 +54,8 @@ export interface LoadOptions {
   /** Puts of distinct keys in each txn-put request. */
   readonly txnOps: number;
   readonly deadlineMs: number;
+  /** At most this many requests per second over all clients, warm-up included; 0 for no limit. */
+  readonly ratePerSec: number;
 }
 
 export interface LatencySummaryUs {
@@ -68,6 +80,10 @@ export interface LoadResult {
   readonly elapsedMs: number;
   readonly throughputPerSec: number;
   readonly latencyUs: LatencySummaryUs;
+  /** Latency at each of reportedPercentiles, in that order. */
+  readonly latencyPercentilesUs: readonly LatencyAtPercentile[];
+  /** The --rate the run was paced at; 0 for none. */
+  readonly ratePerSec: number;
   /** CPU this process spent during the measured window (user + system). */
   readonly clientCpuMs: number;
   readonly lastRevision: number;
@@ -88,6 +104,7 @@ export function loadOptions(partial: Partial<LoadOptions> & { endpoints: readonl
     consistency: 'l',
     txnOps: 1,
     deadlineMs: requestDeadlineMsDefault,
+    ratePerSec: 0,
     ...partial,
   };
   validate(options);
@@ -111,6 +128,40 @@ function validate(options: LoadOptions): void {
     throw new Error(`--txn-ops above 1 needs every index of --key-space ${options.keySpace} to fit in --key-size ${options.keySize} digits`);
   }
   if (options.consistency !== 'l' && options.consistency !== 's') throw new Error(`--consistency must be l or s, saw ${String(options.consistency)}`);
+  if (!Number.isInteger(options.ratePerSec) || options.ratePerSec < 0 || options.ratePerSec > ratePerSecMax) {
+    throw new Error(`--rate must be an integer in 0..${ratePerSecMax}, saw ${String(options.ratePerSec)}`);
+  }
+}
+
+/**
+ * Paces requests at `ratePerSec` over all clients, as etcd's `benchmark --rate` does: slot i is
+ * due at anchor + i/rate. A slot is never made up: when every client is late, the schedule
+ * restarts from now instead of sending the missed slots in a burst, so due times are always at
+ * least 1/rate apart and no window of a second holds more than `ratePerSec` of them.
+ */
+export class RatePacer {
+  private anchorMs: number;
+  private slot = 0;
+
+  constructor(
+    readonly ratePerSec: number,
+    startMs: number,
+  ) {
+    if (!(ratePerSec > 0)) throw new Error(`expected a positive rate, saw ${ratePerSec}`);
+    this.anchorMs = startMs;
+  }
+
+  /** Takes the next slot and returns when it is due: its schedule time, or `nowMs` if that has passed. */
+  reserve(nowMs: number): number {
+    let dueMs = this.anchorMs + (this.slot * 1000) / this.ratePerSec;
+    if (dueMs < nowMs) {
+      this.anchorMs = nowMs;
+      this.slot = 0;
+      dueMs = nowMs;
+    }
+    this.slot += 1;
+    return dueMs;
+  }
 }
 
 /** Shared state of one run: every client loop draws keys and records results here. */
@@ -120,15 +171,19 @@ class LoadRun {
   readonly value: Buffer;
   requests = 0;
   errorCount = 0;
+  /** Every answered request, warm-up and failures included, for the progress bar's rate. */
+  answered = 0;
   issuedMeasured = 0;
   lastRevision = 0;
   private nextSequentialKey = 0;
-  private readonly startMs = performance.now();
+  readonly startMs = performance.now();
   readonly measureStartMs: number;
   readonly measureEndMs: number;
+  readonly pacer: RatePacer | undefined;
 
   constructor(readonly options: LoadOptions) {
     this.value = Buffer.alloc(options.valSize, 'v');
+    this.pacer = options.ratePerSec > 0 ? new RatePacer(options.ratePerSec, this.startMs) : undefined;
     this.measureStartMs = this.startMs + options.warmupMs;
     // In --total mode the duration still bounds the run, so a dead server cannot hang it.
     this.measureEndMs = this.measureStartMs + options.durationMs;
@@ -183,30 +238,52 @@ function send(run: LoadRun, connection: KvConnection, keys: readonly Buffer[]): 
   return op === 'put' ? connection.put(key, run.value, deadlineMs) : connection.range(key, consistency === 's', deadlineMs);
 }
 
+/**
+ * Waits for the next paced slot and returns its time, or undefined when that slot falls after the
+ * run. The slot's time, not the wake-up's, decides whether it is measured, so a late timer cannot
+ * move a warm-up request into the count.
+ */
+async function pacedSendMs(run: LoadRun, pacer: RatePacer): Promise<number | undefined> {
+  let nowMs = performance.now();
+  const dueMs = pacer.reserve(nowMs);
+  if (dueMs >= run.measureEndMs) return undefined;
+  // Node truncates timer delays to whole milliseconds and may fire a little early: sleep again until due.
+  while (nowMs < dueMs) {
+    await sleep(Math.ceil(dueMs - nowMs));
+    nowMs = performance.now();
+  }
+  return dueMs;
+}
+
 async function clientLoop(run: LoadRun, connection: KvConnection): Promise<void> {
   const keysPerRequest = run.options.op === 'txn-put' ? run.options.txnOps : 1;
   for (;;) {
-    const phase = run.admit(performance.now());
+    // Without --rate no await is added, so the unlimited loop is as before.
+    const sendMs = run.pacer === undefined ? performance.now() : await pacedSendMs(run, run.pacer);
+    const phase = sendMs === undefined ? 'stop' : run.admit(sendMs);
     if (phase === 'stop') return;
     const keys = run.nextKeys(keysPerRequest);
     const startMs = performance.now();
     try {
       const reply = await send(run, connection, keys);
+      run.answered += 1;
       if (phase !== 'measure') continue;
       run.histogram.recordValue(Math.max(1, Math.round((performance.now() - startMs) * 1000)));
       run.requests += 1;
       run.lastRevision = Math.max(run.lastRevision, reply.revision);
     } catch (error) {
+      run.answered += 1;
       if (phase === 'measure') run.recordError(error);
     }
   }
 }
 
-/** Runs one workload and returns its measured summary. */
-export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+/** Runs one workload and returns its measured summary; with a `progress` sink, draws a progress bar on it meanwhile. */
+export async function runLoad(options: LoadOptions, progress?: ProgressSink): Promise<LoadResult> {
   validate(options);
   const connections = Array.from({ length: options.conns }, (_, i) => new KvConnection(options.endpoints[i % options.endpoints.length] as string));
   const run = new LoadRun(options);
+  const stopProgress = progress === undefined ? undefined : startProgress(progress, () => progressOf(run));
   let cpuAtStart: NodeJS.CpuUsage | undefined;
   let measuredStartMs = 0;
   const cpuMark = setTimeout(() => {
@@ -217,6 +294,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     await Promise.all(Array.from({ length: options.clients }, (_, i) => clientLoop(run, connections[i % connections.length] as KvConnection)));
   } finally {
     clearTimeout(cpuMark);
+    stopProgress?.();
     for (const connection of connections) connection.close();
   }
   const cpu = process.cpuUsage(cpuAtStart);
@@ -224,8 +302,15 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   return summarise(run, elapsedMs, cpuAtStart === undefined ? 0 : (cpu.user + cpu.system) / 1000);
 }
 
+function progressOf(run: LoadRun): ProgressSnapshot {
+  const { warmupMs, durationMs, total } = run.options;
+  return { elapsedMs: performance.now() - run.startMs, warmupMs, durationMs, total, requests: run.requests, errorCount: run.errorCount, answered: run.answered };
+}
+
 function summarise(run: LoadRun, elapsedMs: number, clientCpuMs: number): LoadResult {
   const h = run.histogram;
+  // Every percentile, 100 included, is read the same way so the list never decreases (maxValue
+  // can sit below the top bucket's highest equivalent value that getValueAtPercentile reports).
   const at = (percentile: number): number => (h.totalCount === 0 ? 0 : h.getValueAtPercentile(percentile));
   return {
     op: run.options.op,
@@ -239,6 +324,8 @@ function summarise(run: LoadRun, elapsedMs: number, clientCpuMs: number): LoadRe
     elapsedMs: Math.round(elapsedMs),
     throughputPerSec: elapsedMs > 0 ? Math.round((run.requests * 1000) / elapsedMs) : 0,
     latencyUs: { p50: at(50), p90: at(90), p99: at(99), p999: at(99.9), max: h.totalCount === 0 ? 0 : h.maxValue, mean: Math.round(h.mean) },
+    latencyPercentilesUs: reportedPercentiles.map((percentile) => ({ percentile, us: at(percentile) })),
+    ratePerSec: run.options.ratePerSec,
     clientCpuMs: Math.round(clientCpuMs),
     lastRevision: run.lastRevision,
   };
@@ -249,12 +336,18 @@ function opDetail(result: LoadResult): string {
   return result.op === 'txn-put' ? ` txn-ops=${result.txnOps}` : '';
 }
 
+/** The workload of a result in one line, e.g. "op=put conns=8 clients=64 rate=500/s". */
+export function describeWorkload(result: LoadResult): string {
+  const rate = result.ratePerSec > 0 ? ` rate=${result.ratePerSec}/s` : '';
+  return `op=${result.op}${opDetail(result)} conns=${result.conns} clients=${result.clients}${rate}`;
+}
+
 /** A human-readable summary, in milliseconds. */
 export function formatLoadResult(result: LoadResult): string {
   const ms = (us: number): string => (us / 1000).toFixed(3);
   const l = result.latencyUs;
   const lines = [
-    `op=${result.op}${opDetail(result)} conns=${result.conns} clients=${result.clients}`,
+    describeWorkload(result),
     `requests: ${result.requests} ok, ${result.errorCount} errors in ${(result.elapsedMs / 1000).toFixed(2)} s`,
     `throughput: ${result.throughputPerSec} req/s`,
     `latency ms: p50 ${ms(l.p50)}  p90 ${ms(l.p90)}  p99 ${ms(l.p99)}  p99.9 ${ms(l.p999)}  max ${ms(l.max)}  mean ${ms(l.mean)}`,
@@ -266,10 +359,11 @@ export function formatLoadResult(result: LoadResult): string {
 
 const usage = `usage: tsetcd-bench [--endpoints h:p,...] [--conns N] [--clients N] [--total N | --duration S]
   [--warmup S] [--key-size B] [--val-size B] [--key-space N] [--sequential-keys]
-  [--op put|range|txn-put] [--consistency l|s] [--txn-ops N] [--deadline S] [--json]`;
+  [--op put|range|txn-put] [--consistency l|s] [--txn-ops N] [--deadline S] [--rate N]
+  [--json] [--plot FILE.svg]`;
 
 /** Parses command-line flags into load options (durations in seconds). */
-export function parseLoadArgs(argv: readonly string[]): { options: LoadOptions; json: boolean } {
+export function parseLoadArgs(argv: readonly string[]): { options: LoadOptions; json: boolean; plotPath?: string } {
   const { values } = parseArgs({
     args: [...argv],
     options: {
@@ -287,7 +381,9 @@ export function parseLoadArgs(argv: readonly string[]): { options: LoadOptions; 
       consistency: { type: 'string', default: 'l' },
       'txn-ops': { type: 'string', default: '1' },
       deadline: { type: 'string' },
+      rate: { type: 'string', default: '0' },
       json: { type: 'boolean', default: false },
+      plot: { type: 'string' },
     },
   });
   const seconds = (text: string | undefined, fallbackMs: number): number => (text === undefined ? fallbackMs : Math.round(Number(text) * 1000));
@@ -306,8 +402,16 @@ export function parseLoadArgs(argv: readonly string[]): { options: LoadOptions; 
     consistency: values.consistency as 'l' | 's',
     txnOps: Number(values['txn-ops']),
     deadlineMs: seconds(values.deadline, requestDeadlineMsDefault),
+    ratePerSec: Number(values.rate),
   });
-  return { options, json: values.json === true };
+  return { options, json: values.json === true, plotPath: values.plot };
+}
+
+/** The latency plot of one run, titled with its workload. */
+export function loadPlotSvg(result: LoadResult, endpoints: readonly string[]): string {
+  const title = `latency by percentile (${describeWorkload(result)})`;
+  const subtitle = `${result.requests} requests, ${result.errorCount} errors, ${result.throughputPerSec} req/s`;
+  return latencyPlotSvg({ title, subtitle, series: [{ label: endpoints.join(','), points: result.latencyPercentilesUs }] });
 }
 
 /** The tsetcd-bench entry point; returns the process exit code. */
@@ -319,8 +423,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`${(error as Error).message}\n${usage}\n`);
     return 2;
   }
-  const result = await runLoad(parsed.options);
+  // The bar is for a person watching a terminal; piped or --json output stays as it was.
+  const progress = !parsed.json && process.stderr.isTTY ? process.stderr : undefined;
+  const result = await runLoad(parsed.options, progress);
   process.stdout.write(parsed.json ? `${JSON.stringify(result)}\n` : `${formatLoadResult(result)}\n`);
+  if (parsed.plotPath !== undefined) {
+    writeFileSync(parsed.plotPath, loadPlotSvg(result, parsed.options.endpoints));
+    if (!parsed.json) process.stdout.write(`latency plot: ${parsed.plotPath}\n`);
+  }
   return result.requests > 0 ? 0 : 1;
 }
 

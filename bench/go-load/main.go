@@ -34,6 +34,7 @@ const (
 	valSizeMax    = 16 << 20
 	dialTimeout   = 5 * time.Second
 	errorKindsMax = 32
+	rateMax       = 10_000_000
 )
 
 type options struct {
@@ -51,6 +52,7 @@ type options struct {
 	warmup         time.Duration
 	total          int64
 	deadline       time.Duration
+	rate           int
 }
 
 func parseOptions(args []string) (options, error) {
@@ -70,6 +72,7 @@ func parseOptions(args []string) (options, error) {
 	warmup := fs.Float64("warmup", 1, "seconds of unmeasured load before measuring")
 	fs.Int64Var(&o.total, "total", 0, "measured requests to send (0: run for --duration)")
 	deadline := fs.Float64("deadline", 10, "per-request deadline in seconds")
+	fs.IntVar(&o.rate, "rate", 0, "at most this many requests per second over all clients, warm-up included (0: no limit)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -125,6 +128,8 @@ func (o options) validate() error {
 		return fmt.Errorf("--total must not be negative, saw %d", o.total)
 	case o.deadline <= 0:
 		return fmt.Errorf("--deadline must be positive, saw %v", o.deadline)
+	case o.rate < 0 || o.rate > rateMax:
+		return fmt.Errorf("--rate must be in 0..%d, saw %d", rateMax, o.rate)
 	}
 	return nil
 }
@@ -198,6 +203,55 @@ type loadRun struct {
 	issuedMeasured int64
 	sequentialNext int64
 	errors         *errorCounts
+	// pacer is nil without --rate.
+	pacer *pacer
+}
+
+// pacer paces requests at --rate over all clients, as etcd's `benchmark --rate` does: slot i is due
+// at anchor + i/rate. A slot is never made up: when every client is late, the schedule restarts
+// from now instead of sending the missed slots in a burst, so due times are always at least
+// 1/rate apart and no window of a second holds more than --rate of them. bench/load.ts's RatePacer
+// is the same schedule.
+type pacer struct {
+	mu     sync.Mutex
+	rate   float64
+	anchor time.Time
+	slot   int64
+}
+
+func newPacer(rate int, start time.Time) *pacer {
+	return &pacer{rate: float64(rate), anchor: start}
+}
+
+// reserve takes the next slot and returns when it is due: its schedule time, or now if that has
+// passed.
+func (p *pacer) reserve(now time.Time) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	due := p.anchor.Add(time.Duration(float64(p.slot) * float64(time.Second) / p.rate))
+	if due.Before(now) {
+		p.anchor = now
+		p.slot = 0
+		due = now
+	}
+	p.slot++
+	return due
+}
+
+// sendTime waits for the client's next paced slot and returns its time, or false when that slot
+// falls after the run. Without --rate it is now. The slot's time, not the wake-up's, decides
+// whether a request is measured, so a late wake-up cannot move a warm-up request into the count.
+func (r *loadRun) sendTime() (time.Time, bool) {
+	now := time.Now()
+	if r.pacer == nil {
+		return now, true
+	}
+	due := r.pacer.reserve(now)
+	if !due.Before(r.measureEnd) {
+		return due, false
+	}
+	time.Sleep(due.Sub(now))
+	return due, true
 }
 
 type phase int
@@ -230,7 +284,11 @@ type workerTally struct {
 
 func run(o options, clients []*clientv3.Client) result {
 	r := &loadRun{o: o, value: strings.Repeat("v", o.valSize), errors: newErrorCounts(errorKindsMax)}
-	r.measureStart = time.Now().Add(o.warmup)
+	runStart := time.Now()
+	if o.rate > 0 {
+		r.pacer = newPacer(o.rate, runStart)
+	}
+	r.measureStart = runStart.Add(o.warmup)
 	// In --total mode the duration still bounds the run, so a dead server cannot hang it.
 	r.measureEnd = r.measureStart.Add(o.duration)
 	tallies := make([]workerTally, o.clients)
@@ -252,7 +310,11 @@ func run(o options, clients []*clientv3.Client) result {
 func clientLoop(r *loadRun, client *clientv3.Client, seed uint64, tally *workerTally) {
 	source := newKeySource(r, seed)
 	for {
-		p := r.admit(time.Now())
+		at, ok := r.sendTime()
+		if !ok {
+			return
+		}
+		p := r.admit(at)
 		if p == phaseStop {
 			return
 		}

@@ -24,6 +24,16 @@ type latencySummary struct {
 	Mean int64 `json:"mean"`
 }
 
+// percentileLatency mirrors LatencyAtPercentile in bench/plot.ts.
+type percentileLatency struct {
+	Percentile float64 `json:"percentile"`
+	Us         int64   `json:"us"`
+}
+
+// reportedPercentiles is bench/load.ts's reportedPercentiles: the percentiles latencyPercentilesUs
+// lists, dense in the tail so a plot on a log scale of 1/(1-p) has points in every decade.
+var reportedPercentiles = []float64{0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999, 100}
+
 type result struct {
 	Client           string           `json:"client"`
 	Op               string           `json:"op"`
@@ -37,8 +47,11 @@ type result struct {
 	ElapsedMs        int64            `json:"elapsedMs"`
 	ThroughputPerSec int64            `json:"throughputPerSec"`
 	LatencyUs        latencySummary   `json:"latencyUs"`
-	ClientCPUMs      int64            `json:"clientCpuMs"`
-	LastRevision     int64            `json:"lastRevision"`
+	// LatencyPercentilesUs has one entry per reportedPercentiles, in that order.
+	LatencyPercentilesUs []percentileLatency `json:"latencyPercentilesUs"`
+	RatePerSec           int                 `json:"ratePerSec"`
+	ClientCPUMs          int64               `json:"clientCpuMs"`
+	LastRevision         int64               `json:"lastRevision"`
 }
 
 func summarise(o options, tallies []workerTally, errors *errorCounts, elapsed, cpu time.Duration) result {
@@ -51,25 +64,29 @@ func summarise(o options, tallies []workerTally, errors *errorCounts, elapsed, c
 		}
 	}
 	kinds, errorCount := errors.snapshot()
+	// summariseLatencies sorts the samples, which latencyPercentiles needs.
+	summary := summariseLatencies(latencies)
 	var throughput int64
 	if elapsed > 0 {
 		throughput = int64(math.Round(float64(len(latencies)) / elapsed.Seconds()))
 	}
 	return result{
-		Client:           "go-clientv3",
-		Op:               o.op,
-		Consistency:      o.consistency,
-		TxnOps:           o.txnOps,
-		Conns:            o.conns,
-		Clients:          o.clients,
-		Requests:         len(latencies),
-		Errors:           kinds,
-		ErrorCount:       errorCount,
-		ElapsedMs:        elapsed.Milliseconds(),
-		ThroughputPerSec: throughput,
-		LatencyUs:        summariseLatencies(latencies),
-		ClientCPUMs:      cpu.Milliseconds(),
-		LastRevision:     lastRevision,
+		Client:               "go-clientv3",
+		Op:                   o.op,
+		Consistency:          o.consistency,
+		TxnOps:               o.txnOps,
+		Conns:                o.conns,
+		Clients:              o.clients,
+		Requests:             len(latencies),
+		Errors:               kinds,
+		ErrorCount:           errorCount,
+		ElapsedMs:            elapsed.Milliseconds(),
+		ThroughputPerSec:     throughput,
+		LatencyUs:            summary,
+		LatencyPercentilesUs: latencyPercentiles(latencies),
+		RatePerSec:           o.rate,
+		ClientCPUMs:          cpu.Milliseconds(),
+		LastRevision:         lastRevision,
 	}
 }
 
@@ -92,6 +109,19 @@ func summariseLatencies(latenciesUs []int64) latencySummary {
 		Max:  latenciesUs[len(latenciesUs)-1],
 		Mean: int64(math.Round(sum / float64(len(latenciesUs)))),
 	}
+}
+
+// latencyPercentiles is the latency at each of reportedPercentiles of sorted samples (zeros when
+// there are none).
+func latencyPercentiles(sortedUs []int64) []percentileLatency {
+	points := make([]percentileLatency, len(reportedPercentiles))
+	for i, p := range reportedPercentiles {
+		points[i].Percentile = p
+		if len(sortedUs) > 0 {
+			points[i].Us = percentile(sortedUs, p)
+		}
+	}
+	return points
 }
 
 // percentile is the nearest-rank percentile of sorted samples: the smallest value with at least

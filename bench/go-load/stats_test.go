@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -74,5 +75,55 @@ func TestTxnOpsMustFitInTheKeySpaceWithoutTruncatedKeys(t *testing.T) {
 		if (err == nil) != valid {
 			t.Fatalf("expected %q valid=%v, saw error %v", args, valid, err)
 		}
+	}
+}
+
+func TestPercentileListIsAtTheReportedPercentilesAndNeverDecreases(t *testing.T) {
+	samples := make([]int64, 0, 100_000)
+	for i := int64(1); i <= 100_000; i++ {
+		samples = append(samples, i)
+	}
+	points := latencyPercentiles(samples)
+	if len(points) != len(reportedPercentiles) {
+		t.Fatalf("expected %d points, saw %d", len(reportedPercentiles), len(points))
+	}
+	want := map[float64]int64{0: 1, 50: 50_000, 99.9: 99_900, 99.999: 99_999, 100: 100_000}
+	for i, point := range points {
+		if point.Percentile != reportedPercentiles[i] {
+			t.Fatalf("expected percentile %v at %d, saw %v", reportedPercentiles[i], i, point.Percentile)
+		}
+		if i > 0 && point.Us < points[i-1].Us {
+			t.Fatalf("expected latencies never to decrease, saw %+v", points)
+		}
+		if us, ok := want[point.Percentile]; ok && point.Us != us {
+			t.Fatalf("expected %d us at %v%%, saw %d", us, point.Percentile, point.Us)
+		}
+	}
+	if empty := latencyPercentiles(nil); len(empty) != len(reportedPercentiles) || empty[len(empty)-1].Us != 0 {
+		t.Fatalf("expected zeros at every percentile for no samples, saw %+v", empty)
+	}
+}
+
+func TestPacedSlotsAreEvenAndAStallIsNotMadeUp(t *testing.T) {
+	start := time.Unix(1_000, 0)
+	p := newPacer(10, start)
+	var got []time.Duration
+	for _, offset := range []time.Duration{0, 0, 50 * time.Millisecond, 5 * time.Second, 5 * time.Second} {
+		got = append(got, p.reserve(start.Add(offset)).Sub(start))
+	}
+	want := []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, 5 * time.Second, 5100 * time.Millisecond}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("expected slots at %v, saw %v", want, got)
+		}
+	}
+}
+
+func TestRateMustBeNonNegative(t *testing.T) {
+	if _, err := parseOptions([]string{"--rate", "-1"}); err == nil {
+		t.Fatalf("expected --rate -1 to be refused")
+	}
+	if o, err := parseOptions([]string{"--rate", "50"}); err != nil || o.rate != 50 {
+		t.Fatalf("expected --rate 50 accepted, saw %v (%d)", err, o.rate)
 	}
 }
