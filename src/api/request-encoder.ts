@@ -2,9 +2,10 @@
  * TxnRequest encoded as protobuf, with etcd's field numbers (see request-decoder.ts, which reads
  * it back): a txn proposal carries its request this way inside a Raft entry, as etcd's
  * InternalRaftRequest does. Fields go in number order and zero values are left out, so decoding
- * gives back the same domain object. The bytes are an array of their own: they live in the log.
+ * gives back the same domain object. The bytes come from logBytes: they live in the Raft log.
  */
 import { varintBytes, Writer } from '../mvcc/codec.js';
+import { logBytes } from '../lib/scratch-bytes.js';
 import type { Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from './types.js';
 
 /** One field of a message: its number and how to read its value, by kind. */
@@ -176,10 +177,10 @@ function writeTxn(writer: Writer, t: TxnRequest): void {
   }
 }
 
-/** TxnRequest's protobuf bytes after `prefixBytes` bytes left for the caller, in an array of their own. */
+/** TxnRequest's protobuf bytes after `prefixBytes` bytes left for the caller, from logBytes. */
 export function encodeTxnRequest(request: TxnRequest, prefixBytes = 0): Uint8Array {
   const size = txnSize(request);
-  const writer = new Writer(prefixBytes + size, true);
+  const writer = new Writer(prefixBytes + size, logBytes);
   for (let i = 0; i < prefixBytes; i++) writer.byte(0);
   writeTxn(writer, request);
   return writer.done();

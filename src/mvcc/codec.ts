@@ -51,9 +51,9 @@ export class Writer {
   private readonly bytes: Uint8Array;
   private offset = 0;
 
-  /** Scratch bytes (short-lived, see scratch-bytes.ts) unless `owned`: then an array of its own. */
-  constructor(size: number, owned = false) {
-    this.bytes = owned ? new Uint8Array(size) : scratchBytes(size);
+  /** Writes into `size` bytes from `allocate`: scratch bytes (short-lived, see scratch-bytes.ts) unless told otherwise. */
+  constructor(size: number, allocate: (size: number) => Uint8Array = scratchBytes) {
+    this.bytes = allocate(size);
   }
 
   byte(value: number): void {

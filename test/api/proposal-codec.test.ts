@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeProposal, encodeProposal, mayBeMemberAttributes, type Envelope } from '../../src/api/proposal-codec.js';
+import type { RequestOp } from '../../src/api/types.js';
 
 const origin = 0x8e9e_05c5_2164_694dn;
 
@@ -27,9 +28,23 @@ test('put proposals round-trip through the binary layout, flags, lease and empty
   for (const envelope of cases) {
     const bytes = encodeProposal(envelope);
     assert.equal(bytes[0], 0xf0);
-    assert.equal(bytes.byteLength, bytes.buffer.byteLength, 'the encoding owns its buffer exactly');
+    const { key, value } = (envelope.body as { put: { key: Uint8Array; value: Uint8Array } }).put;
+    assert.equal(bytes.byteLength, 30 + key.length + value.length, 'the header, the key and the value, nothing more');
     assert.deepEqual(plain(decodeProposal(bytes)), plain(envelope));
   }
+});
+
+test('small put and txn proposals share slabs, a large one gets a buffer of its own, and none overlaps another', () => {
+  const txn: Envelope = { origin, id: 9, body: { type: 'txn', txn: { compare: [], success: [put('t', 'v').body as RequestOp], failure: [] } } };
+  const small = [encodeProposal(put('a', 'one')), encodeProposal(txn), encodeProposal(put('b', 'two'))];
+  assert.ok(small.every((bytes) => bytes.buffer === small[0]!.buffer), 'consecutive small proposals come from one slab');
+  const spans = small.map((bytes) => [bytes.byteOffset, bytes.byteOffset + bytes.byteLength] as const).sort((x, y) => x[0] - y[0]);
+  for (let i = 1; i < spans.length; i++) assert.ok(spans[i]![0] >= spans[i - 1]![1], 'proposals carved from a slab do not overlap');
+  const large = encodeProposal(put('big', 'x'.repeat(70_000)));
+  assert.equal(large.byteLength, large.buffer.byteLength, 'a large proposal owns its buffer');
+  // Each still decodes as written after the others were carved next to it.
+  assert.equal(new TextDecoder().decode((decodeProposal(small[0]!).body as { put: { value: Uint8Array } }).put.value), 'one');
+  assert.equal(decodeProposal(small[1]!).body.type, 'txn');
 });
 
 test('other proposals stay msgpack, own their buffer, and decode as written', () => {

@@ -179,12 +179,11 @@ describe('the direct request decoder', () => {
 });
 
 describe('the txn request encoder', () => {
-  test('writes bytes both decoders read back as the same request, in an array of its own', () => {
+  test('writes bytes both decoders read back as the same request', () => {
     const requests = new Requests(new Prng(7));
     for (let i = 0; i < 300; i++) {
       const txn = requests.txn(2);
       const bytes = encodeTxnRequest(txn);
-      assert.equal(bytes.byteLength, bytes.buffer.byteLength, 'the encoding owns its buffer exactly');
       assert.deepEqual(plain(assertSameDecoding('Txn', Buffer.from(bytes))), plain(txn));
     }
   });
