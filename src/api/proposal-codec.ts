@@ -2,25 +2,26 @@
  * The bytes of a proposal inside a Raft entry: {origin, id, body}. `origin` is the proposing
  * member, so only that member answers the waiting client when the entry is applied.
  *
- * Puts and txns, the writes clients make, have binary layouts; everything else is msgpack. A
- * msgpack envelope (a map) never starts with 0xf0 or 0xf1, which mark the two layouts:
+ * Puts, txns and deletes, the writes clients make, have binary layouts; everything else is
+ * msgpack. A msgpack envelope (a map) never starts with 0xf0, 0xf1 or 0xf2, which mark them:
  *
  *   0xf0 | origin u64 BE | id u64 BE | flags u8 (1 prevKv, 2 ignoreValue, 4 ignoreLease)
  *        | lease i64 BE | key length u32 BE | key | value (the rest)
  *   0xf1 | origin u64 BE | id u64 BE | TxnRequest protobuf (the rest; request-encoder.ts)
+ *   0xf2 | origin u64 BE | id u64 BE | DeleteRangeRequest protobuf (the rest)
  *
- * Entries written before the txn layout existed hold msgpack txns, which still decode.
+ * Entries written before these layouts existed hold msgpack txns and deletes, which still decode.
  *
- * Puts and txns are carved from shared slabs (logBytes): about 200 bytes of ArrayBuffer
+ * Puts, txns and deletes are carved from shared slabs (logBytes): about 200 bytes of ArrayBuffer
  * bookkeeping less per entry, 20 MB over a log of 100,000. Whoever hands entries on copies their
  * bytes (the WAL client into its arena, the peer codec into a frame), never their buffer. The
  * msgpack ones own their buffer.
  */
 import { Packr } from 'msgpackr';
 import { logBytes } from '../lib/scratch-bytes.js';
-import { decodeTxnRequest } from './request-decoder.js';
-import { encodeTxnRequest } from './request-encoder.js';
-import type { PutRequest, Proposal, TxnRequest } from './types.js';
+import { decodeDeleteRangeRequest, decodeTxnRequest } from './request-decoder.js';
+import { encodeDeleteRangeRequest, encodeTxnRequest } from './request-encoder.js';
+import type { PutRequest, Proposal } from './types.js';
 
 export interface Envelope extends Proposal {
   origin: bigint;
@@ -31,21 +32,27 @@ const packr = new Packr({ useRecords: false, int64AsType: 'bigint' });
 const putMarker = 0xf0;
 const putHeaderBytes = 1 + 8 + 8 + 1 + 8 + 4;
 const txnMarker = 0xf1;
-const txnHeaderBytes = 1 + 8 + 8;
+const deleteRangeMarker = 0xf2;
+/** Marker, origin and id before a protobuf request. */
+const protobufHeaderBytes = 1 + 8 + 8;
 const flagPrevKv = 1;
 const flagIgnoreValue = 2;
 const flagIgnoreLease = 4;
 
 export function encodeProposal(envelope: Envelope): Uint8Array {
   if (envelope.body.type === 'put') return encodePut(envelope.origin, envelope.id, envelope.body.put);
-  if (envelope.body.type === 'txn') return encodeTxn(envelope.origin, envelope.id, envelope.body.txn);
+  if (envelope.body.type === 'txn') return withHeader(txnMarker, envelope, encodeTxnRequest(envelope.body.txn, protobufHeaderBytes));
+  if (envelope.body.type === 'deleteRange') {
+    return withHeader(deleteRangeMarker, envelope, encodeDeleteRangeRequest(envelope.body.deleteRange, protobufHeaderBytes));
+  }
   return new Uint8Array(packr.pack(envelope));
 }
 
 /** Decodes entry data written by encodeProposal; byte fields come back as views into `data`. */
 export function decodeProposal(data: Uint8Array): Envelope {
   if (data[0] === putMarker) return decodePut(data);
-  if (data[0] === txnMarker) return decodeTxn(data);
+  if (data[0] === txnMarker) return withBody(data, (request) => ({ type: 'txn', txn: decodeTxnRequest(request) }));
+  if (data[0] === deleteRangeMarker) return withBody(data, (request) => ({ type: 'deleteRange', deleteRange: decodeDeleteRangeRequest(request) }));
   return packr.unpack(data) as Envelope;
 }
 
@@ -57,7 +64,7 @@ const memberAttributesName = new TextEncoder().encode('memberAttributes');
  * be a false alarm, which costs the caller only a full decode.
  */
 export function mayBeMemberAttributes(data: Uint8Array): boolean {
-  if (data[0] === putMarker || data[0] === txnMarker) return false;
+  if (data[0] === putMarker || data[0] === txnMarker || data[0] === deleteRangeMarker) return false;
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength).indexOf(memberAttributesName) !== -1;
 }
 
@@ -93,18 +100,18 @@ function decodePut(data: Uint8Array): Envelope {
   return { origin: view.getBigUint64(1), id: Number(view.getBigUint64(9)), body: { type: 'put', put } };
 }
 
-function encodeTxn(origin: bigint, id: number, txn: TxnRequest): Uint8Array {
-  const bytes = encodeTxnRequest(txn, txnHeaderBytes);
+/** Fills in the marker, origin and id that `bytes` left room for before a protobuf request. */
+function withHeader(marker: number, envelope: Envelope, bytes: Uint8Array): Uint8Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  bytes[0] = txnMarker;
-  view.setBigUint64(1, origin);
-  view.setBigUint64(9, BigInt(id));
+  bytes[0] = marker;
+  view.setBigUint64(1, envelope.origin);
+  view.setBigUint64(9, BigInt(envelope.id));
   return bytes;
 }
 
-function decodeTxn(data: Uint8Array): Envelope {
-  if (data.length < txnHeaderBytes) throw new Error(`txn proposal of ${data.length} bytes is shorter than its header`);
+function withBody(data: Uint8Array, decodeBody: (request: Buffer) => Envelope['body']): Envelope {
+  if (data.length < protobufHeaderBytes) throw new Error(`proposal of ${data.length} bytes is shorter than its header`);
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const txn = decodeTxnRequest(Buffer.from(data.buffer, data.byteOffset + txnHeaderBytes, data.length - txnHeaderBytes));
-  return { origin: view.getBigUint64(1), id: Number(view.getBigUint64(9)), body: { type: 'txn', txn } };
+  const body = decodeBody(Buffer.from(data.buffer, data.byteOffset + protobufHeaderBytes, data.length - protobufHeaderBytes));
+  return { origin: view.getBigUint64(1), id: Number(view.getBigUint64(9)), body };
 }

@@ -1,7 +1,7 @@
 /**
- * TxnRequest encoded as protobuf, with etcd's field numbers (see request-decoder.ts, which reads
- * it back): a txn proposal carries its request this way inside a Raft entry, as etcd's
- * InternalRaftRequest does. Fields go in number order and zero values are left out, so decoding
+ * TxnRequest and DeleteRangeRequest encoded as protobuf, with etcd's field numbers (see
+ * request-decoder.ts, which reads them back): txn and delete proposals carry their request this
+ * way inside a Raft entry, as etcd's InternalRaftRequest does. Fields go in number order and zero values are left out, so decoding
  * gives back the same domain object. The bytes come from logBytes: they live in the Raft log.
  */
 import { varintBytes, Writer } from '../mvcc/codec.js';
@@ -175,6 +175,14 @@ function writeTxn(writer: Writer, t: TxnRequest): void {
       writeOp(writer, op);
     }
   }
+}
+
+/** DeleteRangeRequest's protobuf bytes after `prefixBytes` bytes left for the caller, from logBytes. */
+export function encodeDeleteRangeRequest(request: DeleteRangeRequest, prefixBytes = 0): Uint8Array {
+  const writer = new Writer(prefixBytes + fieldsSize(deleteRangeFields, request), logBytes);
+  for (let i = 0; i < prefixBytes; i++) writer.byte(0);
+  writeFields(writer, deleteRangeFields, request);
+  return writer.done();
 }
 
 /** TxnRequest's protobuf bytes after `prefixBytes` bytes left for the caller, from logBytes. */
