@@ -144,8 +144,12 @@ function opSize(op: RequestOp): number {
   return messageSize(body.field, body.bytes);
 }
 
-function writeOp(writer: Writer, op: RequestOp): void {
+/** Writes `op` as field `field` of its TxnRequest: the RequestOp's length, then the request it holds. */
+function writeOp(writer: Writer, field: number, op: RequestOp): void {
+  // One size pass per op: the RequestOp's length derives from its request's.
   const body = opBody(op);
+  writeKey(writer, field, 2);
+  writer.varint(messageSize(body.field, body.bytes));
   writeKey(writer, body.field, 2);
   writer.varint(body.bytes);
   if (op.type === 'range') writeFields(writer, rangeFields, op.range);
@@ -168,13 +172,8 @@ function writeTxn(writer: Writer, t: TxnRequest): void {
     writer.varint(fieldsSize(compareFields, c));
     writeFields(writer, compareFields, c);
   }
-  for (const [field, ops] of [[2, t.success], [3, t.failure]] as const) {
-    for (const op of ops) {
-      writeKey(writer, field, 2);
-      writer.varint(opSize(op));
-      writeOp(writer, op);
-    }
-  }
+  for (const op of t.success) writeOp(writer, 2, op);
+  for (const op of t.failure) writeOp(writer, 3, op);
 }
 
 /** DeleteRangeRequest's protobuf bytes after `prefixBytes` bytes left for the caller, from logBytes. */
