@@ -92,7 +92,7 @@ import { MessagePortTransport } from './peer-port-transport.js';
 import type { RaftTransport } from './peer-links.js';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import { MessageType, type Message } from '../src/raft/types.js';
-import { LmdbBackend } from '../src/mvcc/lmdb-backend.js';
+import { LmdbBackend, type LmdbBackendOptions } from '../src/mvcc/lmdb-backend.js';
 import { WalClient } from './wal-client.js';
 import type { Logger } from './logger.js';
 
@@ -137,9 +137,13 @@ interface KeySpace {
   changeListeners: ((events: MvccEvent[], revision: number) => void)[];
 }
 
+function backendOptions(config: MemberConfig): LmdbBackendOptions {
+  return { batchIntervalMs: config.backendBatchIntervalMs, batchLimit: config.backendBatchLimit };
+}
+
 /** Opens the backend at `backendPath` and rebuilds the lessor and the key index from it. */
 function openKeySpace(backendPath: string, config: MemberConfig, electionTicks: number): KeySpace {
-  const backend = LmdbBackend.open(backendPath);
+  const backend = LmdbBackend.open(backendPath, backendOptions(config));
   const lessor = Lessor.open(backend, {
     minTtlSeconds: minLeaseTtlSeconds(electionTicks, config.heartbeatIntervalMs),
     expiredRetryMs: 5_000 + 2 * config.electionTimeoutMs,
@@ -1051,7 +1055,7 @@ export class Member implements KvService, LeaseApi {
     const { index, term } = snapshot.metadata;
     const staged = stageReceivedDb(this.paths.snapDir, this.paths.backendPath, index);
     const old = this.backend;
-    this.backend = LmdbBackend.open(staged);
+    this.backend = LmdbBackend.open(staged, backendOptions(this.config));
     this.store.restoreFrom(this.backend);
     if (this.lessor.isPrimary) this.lessor.demote();
     this.lessor.recover(this.backend);

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import AjvModule from 'ajv';
-import { leaseCheckpointIntervalMsDefault, quotaBackendBytesDefault } from '../lib/limits.js';
+import { backendBatchIntervalMsDefault, backendBatchLimitDefault, leaseCheckpointIntervalMsDefault, quotaBackendBytesDefault } from '../lib/limits.js';
 import { packageRoot } from '../lib/paths.js';
 import { serverFlags, defaultName, defaultListenPeerUrls } from './flags.js';
 import {
@@ -54,6 +54,10 @@ export interface MemberConfig {
   initialClusterState: 'new' | 'existing';
   initialClusterToken: string;
   quotaBackendBytes: number;
+  /** --backend-batch-interval: the longest applied writes wait for their backend commit. */
+  backendBatchIntervalMs: number;
+  /** --backend-batch-limit: a backend commit is due once this many operations wait. */
+  backendBatchLimit: number;
   maxRequestBytes: number;
   maxTxnOps: number;
   maxSnapshots: number;
@@ -155,6 +159,8 @@ function resolve(raw: RawFlags): MemberConfig {
     initialClusterState: str(raw, 'initial-cluster-state') as 'new' | 'existing',
     initialClusterToken: str(raw, 'initial-cluster-token'),
     quotaBackendBytes: quota > 0 ? quota : quotaBackendBytesDefault,
+    backendBatchIntervalMs: num(raw, 'backend-batch-interval') || backendBatchIntervalMsDefault,
+    backendBatchLimit: num(raw, 'backend-batch-limit') || backendBatchLimitDefault,
     maxRequestBytes: num(raw, 'max-request-bytes'),
     maxTxnOps: num(raw, 'max-txn-ops'),
     maxSnapshots: num(raw, 'max-snapshots'),

@@ -28,6 +28,9 @@ export const snapshotCatchUpBytesMax = 16 * 1024 * 1024;
  */
 export const raftLogGrowthBytesMax = 64 * 1024 * 1024;
 /** etcd's defaultLeaseCheckpointInterval: how often the leader records a lease's remaining TTL. */
+/** etcd's --backend-batch-interval and --backend-batch-limit defaults (0 on the command line means these). */
+export const backendBatchIntervalMsDefault = 100;
+export const backendBatchLimitDefault = 10_000;
 export const leaseCheckpointIntervalMsDefault = 5 * 60 * 1_000;
 export const heartbeatIntervalMsDefault = 100;
 export const electionTimeoutMsDefault = 1_000;

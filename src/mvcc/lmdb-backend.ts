@@ -2,8 +2,11 @@
  * The Backend on LMDB (lmdb-js), laid out like etcd's bbolt file: a "key" database from
  * etcd's 17-byte revision key to the protobuf mvccpb.KeyValue, and a "meta" database.
  *
- * Writes commit asynchronously on lmdb-js's writer thread, batched per event turn, because
- * the WAL already makes applied entries durable. Until a batch's commit resolves, lmdb-js
+ * Writes commit asynchronously on lmdb-js's writer thread, because the WAL already makes applied
+ * entries durable. Like etcd's batch transaction, the batches written within
+ * --backend-batch-interval (100 ms) go into one LMDB commit, or fewer once --backend-batch-limit
+ * (10,000) operations have queued: a commit per event turn woke a pool thread, and then this
+ * thread for the completion, on every put. Until a batch's commit resolves, lmdb-js
  * does not show its puts to get(), so every written batch sits in an overlay that reads
  * consult first; this is etcd's write buffer in another form. Each batch (data plus the
  * consistent index covering it) goes through lmdb-js's batch(), which commits it inside one
@@ -16,6 +19,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { assert } from '../lib/assert.js';
+import { backendBatchIntervalMsDefault, backendBatchLimitDefault } from '../lib/limits.js';
 import { scratchBytes } from '../lib/scratch-bytes.js';
 import { decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from '../lease/record-codec.js';
 import {
@@ -49,6 +53,10 @@ const lmdbMapBytesDefault = 64 * 1024 * 1024 * 1024;
 export interface LmdbBackendOptions {
   /** Skip fsync of LMDB commits (the WAL covers crashes); defaults to true. */
   noSync?: boolean;
+  /** The longest a written batch waits for its LMDB commit (etcd's --backend-batch-interval); 0 commits each event turn. */
+  batchIntervalMs?: number;
+  /** A group commits at once when it holds this many operations (etcd's --backend-batch-limit). */
+  batchLimit?: number;
 }
 
 interface OverlayEntry {
@@ -58,9 +66,11 @@ interface OverlayEntry {
   stored: StoredKeyValue | null;
 }
 
-/** The batches written in one turn of the event loop, committed as one LMDB batch. */
+/** The batches written within one batch interval, committed as one LMDB batch. */
 interface WriteGroup {
   seq: number;
+  /** Puts, deletes and lease operations queued, against the batch limit. */
+  operations: number;
   puts: { rev: Revision; key: Uint8Array; bytes: Uint8Array }[];
   deletes: { rev: Revision; key: Uint8Array }[];
   meta: Partial<BackendMeta>;
@@ -145,7 +155,10 @@ export class LmdbBackend implements Backend {
   private pendingMeta: Partial<BackendMeta> = {};
   private pendingMetaSeq = 0;
   private group: WriteGroup | undefined;
+  /** Commits the open group when the batch interval ends. */
+  private commitTimer: NodeJS.Timeout | undefined;
   private seq = 0;
+  private commitsStarted = 0;
   private lastCommit: Promise<unknown> = Promise.resolve();
   private failure: Error | undefined;
   private closed = false;
@@ -159,6 +172,8 @@ export class LmdbBackend implements Backend {
     private readonly metaDb: Database<Uint8Array, string>,
     private readonly leaseDb: Database<Uint8Array, Uint8Array>,
     private readonly indexDb: Database<IndexRecord, Uint8Array>,
+    private readonly batchIntervalMs: number,
+    private readonly batchLimit: number,
   ) {}
 
   /** Opens (creating if needed) the LMDB environment at `path`. */
@@ -176,7 +191,10 @@ export class LmdbBackend implements Backend {
     // lmdb-js takes keyEncoder at run time but does not declare it on DatabaseOptions.
     const indexOptions: DatabaseOptions & { name: string; keyEncoder: typeof indexKeyReader; encoder: typeof indexValueReader } = { name: 'key', keyEncoder: indexKeyReader, encoder: indexValueReader };
     const indexDb = root.openDB<IndexRecord, Uint8Array>(indexOptions);
-    return new LmdbBackend(root, keyDb, metaDb, leaseDb, indexDb);
+    const batchIntervalMs = options.batchIntervalMs ?? backendBatchIntervalMsDefault;
+    const batchLimit = options.batchLimit ?? backendBatchLimitDefault;
+    assert(batchIntervalMs >= 0 && batchLimit >= 1, () => `batch interval ${batchIntervalMs} ms and limit ${batchLimit} must be >= 0 and >= 1`);
+    return new LmdbBackend(root, keyDb, metaDb, leaseDb, indexDb, batchIntervalMs, batchLimit);
   }
 
   get(rev: Revision): StoredKeyValue | undefined {
@@ -187,7 +205,7 @@ export class LmdbBackend implements Backend {
   }
 
   /**
-   * Queues the batch into this turn's group. A group commits as one LMDB batch, so a batch is
+   * Queues the batch into the open group. A group commits as one LMDB batch, so a batch is
    * never split from the meta written with it; one commit per turn instead of per batch cut
    * the cost of 1M single-put batches from 38 s to a fraction (promises and closures per batch).
    */
@@ -211,6 +229,8 @@ export class LmdbBackend implements Backend {
       Object.assign(this.pendingMeta, batch.meta);
       this.pendingMetaSeq = group.seq;
     }
+    group.operations += batch.puts.length + batch.deletes.length + (batch.leases?.puts.length ?? 0) + (batch.leases?.deletes.length ?? 0);
+    if (group.operations >= this.batchLimit) this.commitGroup();
   }
 
   scan(from: Revision, visit: (rev: Revision, stored: StoredKeyValue) => boolean | void): void {
@@ -279,6 +299,11 @@ export class LmdbBackend implements Backend {
     for (const id of [...records.keys()].sort(compareLeaseIds)) visit(records.get(id)!);
   }
 
+  /** LMDB commits handed to lmdb-js so far (etcd counts its backend commits the same way). */
+  commitCount(): number {
+    return this.commitsStarted;
+  }
+
   async flush(): Promise<void> {
     this.commitGroup();
     let seen: Promise<unknown> | undefined;
@@ -335,9 +360,10 @@ export class LmdbBackend implements Backend {
 
   private openGroup(): WriteGroup {
     if (this.group !== undefined) return this.group;
-    const group: WriteGroup = { seq: ++this.seq, puts: [], deletes: [], meta: {}, leaseOps: [] };
+    const group: WriteGroup = { seq: ++this.seq, operations: 0, puts: [], deletes: [], meta: {}, leaseOps: [] };
     this.group = group;
-    queueMicrotask(() => this.commitGroup());
+    if (this.batchIntervalMs === 0) queueMicrotask(() => this.commitGroup());
+    else this.commitTimer = setTimeout(() => this.commitGroup(), this.batchIntervalMs).unref();
     return group;
   }
 
@@ -346,6 +372,9 @@ export class LmdbBackend implements Backend {
     const group = this.group;
     if (group === undefined) return;
     this.group = undefined;
+    clearTimeout(this.commitTimer);
+    this.commitTimer = undefined;
+    this.commitsStarted++;
     const commit = this.root.batch(() => {
       for (const put of group.puts) void this.keyDb.put(put.key, put.bytes);
       for (const del of group.deletes) void this.keyDb.remove(del.key);

@@ -25,6 +25,18 @@ test('no flags gives etcd defaults', () => {
   assert.equal(config.maxRequestBytes, 1572864);
   assert.equal(config.maxTxnOps, 128);
   assert.equal(config.quotaBackendBytes, 2 * 1024 ** 3);
+  assert.equal(config.backendBatchIntervalMs, 100);
+  assert.equal(config.backendBatchLimit, 10000);
+});
+
+test('the backend batch flags take durations and counts; 0 keeps etcd defaults', () => {
+  const { config } = load(['--backend-batch-interval', '25ms', '--backend-batch-limit', '64']);
+  assert.equal(config.backendBatchIntervalMs, 25);
+  assert.equal(config.backendBatchLimit, 64);
+  const zero = load(['--backend-batch-interval=0s', '--backend-batch-limit=0']).config;
+  assert.equal(zero.backendBatchIntervalMs, 100);
+  assert.equal(zero.backendBatchLimit, 10000);
+  assert.throws(() => load(['--backend-batch-limit=-1']), ConfigError);
 });
 
 test('a renamed member defaults its data dir and initial cluster to its name', () => {

@@ -14,9 +14,25 @@ import {
   type TxnRequest,
   type TxnResult,
 } from '../../src/api/types.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Backend } from '../../src/mvcc/backend.js';
 import { MemoryBackend } from '../../src/mvcc/backend.js';
 import { type KvStoreOptions, KvStore } from '../../src/mvcc/kv-store.js';
+
+const tempDbDirs: string[] = [];
+
+/** A fresh LMDB path in its own temp dir; removeTempDbs (run it in after()) deletes them all. */
+export function tempDbPath(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDbDirs.push(dir);
+  return join(dir, 'db');
+}
+
+export function removeTempDbs(): void {
+  for (const dir of tempDbDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
 
 export const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 export const text = (data: Uint8Array): string => Buffer.from(data).toString('latin1');

@@ -1,23 +1,13 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { MemoryBackend } from '../../src/mvcc/backend.js';
 import { KvStore, type MvccEvent } from '../../src/mvcc/kv-store.js';
 import { LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
-import { Harness, plain, putReq, rangeReq, text } from './helpers.js';
+import { Harness, plain, putReq, rangeReq, removeTempDbs, tempDbPath as tempDbPathWith, text } from './helpers.js';
 
-const tempDirs: string[] = [];
-after(() => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
+after(removeTempDbs);
 
-function tempDbPath(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'mvcc-restore-'));
-  tempDirs.push(dir);
-  return join(dir, 'db');
-}
+const tempDbPath = (): string => tempDbPathWith('mvcc-restore-');
 
 describe('restore', () => {
   it('a store reopened from LMDB answers reads, revisions and indexes as before', async () => {
