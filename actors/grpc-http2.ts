@@ -40,6 +40,14 @@ const connectionReceiveWindowBytes = 16 << 20;
 const headerListBytesMax = 1 << 20;
 /** Unanswered bytes a client may leave in the socket's queue before streaming writes wait. */
 const congestedBytesMax = 4 << 20;
+/**
+ * A PING's ACK waits this long for an answer to ride along with. grpc-go clients send a PING on
+ * each response they read (their BDP estimator), so with one call in flight every answer drew
+ * a second socket write, and the client a second wake-up, just for the ACK.
+ */
+const pingAckDelayMs = 5;
+/** Held ACKs beyond this many leave at once. */
+const pingAcksHeldMax = 16;
 /** After a GOAWAY, how long the client gets to read it before the socket is destroyed. */
 const goAwayLingerMs = 1_000;
 
@@ -101,6 +109,9 @@ export class Http2Connection {
   private receiveWindow = connectionReceiveWindowBytes;
   private receiveUnacked = 0;
   private flushScheduled = false;
+  /** PING payloads whose ACK waits for the next write (pingAckDelayMs at most). */
+  private readonly pingAcks: Buffer[] = [];
+  private pingAckTimer: NodeJS.Timeout | undefined;
   private afterFlush: Array<() => void> = [];
   congested = false;
   private closed = false;
@@ -186,7 +197,7 @@ export class Http2Connection {
         throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'PUSH_PROMISE from a client');
       case FrameType.ping:
         if (payload.length !== 8 || streamId !== 0) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'malformed PING');
-        if ((flags & FrameFlag.ack) === 0) this.writer.frame(FrameType.ping, FrameFlag.ack, 0, payload);
+        if ((flags & FrameFlag.ack) === 0) this.holdPingAck(payload);
         return;
       case FrameType.goaway:
         return;
@@ -492,6 +503,23 @@ export class Http2Connection {
     this.writer.frame(FrameType.windowUpdate, 0, streamId, payload);
   }
 
+  private holdPingAck(payload: Buffer): void {
+    this.pingAcks.push(Buffer.from(payload));
+    if (this.pingAcks.length > pingAcksHeldMax) return this.writePingAcks();
+    this.pingAckTimer ??= setTimeout(() => {
+      this.pingAckTimer = undefined;
+      this.writePingAcks();
+      this.flush();
+    }, pingAckDelayMs);
+  }
+
+  private writePingAcks(): void {
+    for (const payload of this.pingAcks) this.writer.frame(FrameType.ping, FrameFlag.ack, 0, payload);
+    this.pingAcks.length = 0;
+    clearTimeout(this.pingAckTimer);
+    this.pingAckTimer = undefined;
+  }
+
   private scheduleFlush(): void {
     if (this.flushScheduled || this.closed) return;
     this.flushScheduled = true;
@@ -501,6 +529,7 @@ export class Http2Connection {
   private flush(): void {
     this.flushScheduled = false;
     if (this.closed || this.writer.bytes === 0) return;
+    if (this.pingAcks.length > 0) this.writePingAcks();
     const pieces = this.writer.take();
     const callbacks = this.afterFlush;
     this.afterFlush = [];
@@ -540,6 +569,7 @@ export class Http2Connection {
   private shutDown(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.pingAckTimer);
     const streams = [...this.streams.values()];
     this.streams.clear();
     this.blocked.clear();

@@ -47,6 +47,12 @@ async function echo(request: WireMessage): Promise<WireMessage> {
   return request;
 }
 
+/** Echoes a millisecond later, as a put answers once its entry is durable. */
+async function echoLater(request: WireMessage): Promise<WireMessage> {
+  await new Promise((resolve) => setTimeout(resolve, 1));
+  return request;
+}
+
 /** Fails with an EtcdError whose message is the request's text. */
 async function fail(request: WireMessage): Promise<WireMessage> {
   throw new EtcdError(GrpcCode.failedPrecondition, bytesOf(request).toString('utf8'));
@@ -144,6 +150,7 @@ function testRoutes(receiveLimitBytes: number): GrpcRoutes {
   const stream = (clientStreaming: boolean, handler: (call: GrpcStreamCall) => void): GrpcRoute => ({ kind: 'stream', clientStreaming, decode: wrap, encode: bytesOf, handler });
   const byPath = new Map<string, GrpcRoute>([
     [`/${service}/Echo`, unary(echo)],
+    [`/${service}/EchoLater`, unary(echoLater)],
     [`/${service}/Fail`, unary(fail)],
     [`/${service}/Stall`, unary(stall)],
     [`/${service}/Chat`, stream(true, chat)],
@@ -592,6 +599,8 @@ interface Frame {
   /** A HEADERS frame's fields, decoded in arrival order; undefined when decoding failed. */
   fields?: Record<string, string>;
   hpackError?: string;
+  /** Which socket read brought the frame: frames of one server write arrive in one read on loopback. */
+  read: number;
 }
 
 /** An HPACK integer with an N-bit prefix after `pattern`'s high bits (RFC 7541, 5.1). */
@@ -664,6 +673,7 @@ class RawConnection {
   private readonly decoder = new HeaderDecoder();
   private readonly arrivals = new EventEmitter();
   private pings = 0;
+  private reads = 0;
   closed = false;
 
   private constructor(readonly socket: net.Socket) {
@@ -748,6 +758,7 @@ class RawConnection {
   }
 
   private receive(chunk: Buffer): void {
+    this.reads++;
     this.input = Buffer.concat([this.input, chunk]);
     let at = 0;
     while (this.input.length - at >= 9) {
@@ -758,6 +769,7 @@ class RawConnection {
         flags: this.input[at + 4]!,
         streamId: this.input.readUInt32BE(at + 5) & 0x7fffffff,
         payload: Buffer.from(this.input.subarray(at + 9, at + 9 + length)),
+        read: this.reads,
       };
       if (frame.type === FrameType.headers) this.decodeHeaders(frame);
       if (frame.type === FrameType.settings && (frame.flags & FrameFlag.ack) === 0) this.send(FrameType.settings, FrameFlag.ack, 0);
@@ -973,6 +985,23 @@ describe('protocol errors from a raw socket', () => {
       connection.send(FrameType.data, FrameFlag.endStream | FrameFlag.padded, 1, dataPayload);
       assert.equal(fieldsOf(await connection.until('the trailers', endsStream(1)))['grpc-status'], '0');
       assert.deepEqual(connection.dataOn(1), framed(Buffer.from('padded')));
+    } finally {
+      connection.close();
+    }
+  });
+});
+
+describe('PING at the frame level', () => {
+  test('an ACK waits for the answer in flight and leaves in the same write; alone it still leaves', bounded, async () => {
+    const connection = await RawConnection.open(server.port);
+    try {
+      await connection.prime();
+      const payload = Buffer.from('bdp-ping');
+      connection.write(Buffer.concat([frameBytes(FrameType.headers, FrameFlag.endHeaders, 3, headerBlock(requestFields('EchoLater'))), frameBytes(FrameType.data, FrameFlag.endStream, 3, framed(Buffer.from('later'))), frameBytes(FrameType.ping, 0, 0, payload)]));
+      const trailers = await connection.until('the trailers', endsStream(3));
+      const ack = await connection.until('the PING ACK', (frame) => frame.type === FrameType.ping && frame.flags === FrameFlag.ack && frame.payload.equals(payload));
+      assert.equal(ack.read, trailers.read, 'the ACK came with the answer, not in a write of its own');
+      await connection.barrier();
     } finally {
       connection.close();
     }
