@@ -3,7 +3,10 @@
  * (3 processes) and tsetcd's single-host mode (`tsetcd cluster --members 3`, one process), with
  * the same load generator in the same run, clients spread over all members' endpoints.
  *
- *   node dist/bench/cluster.js [--duration 5] [--warmup 5] [--clients 1,64,256] [--client go|node] [--json]
+ *   node dist/bench/cluster.js [--duration 5] [--warmup 5] [--clients 1,64,256] [--rate N] [--client go|node] [--json]
+ *
+ * --rate paces each run at N puts per second over all clients (0, the default, runs flat out).
+ * "steal %" is the host CPU time the hypervisor took for others during each run, warm-up included.
  *
  * Each measured window follows --warmup seconds of the same load, excluded. V8 compiles tsetcd's
  * hot paths during the first seconds of load (in a 24 s run at 64 clients, about three quarters of
@@ -23,7 +26,8 @@ import { join } from 'node:path';
 import { Cluster } from '../test/support/cluster.js';
 import { probeHealth } from '../test/support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
-import { loadOptions, type LoadResult } from './load.js';
+import { loadOptions, ratePerSecMax, type LoadResult } from './load.js';
+import { readHostCpuTicks, stealPercent } from './proc-stats.js';
 import { goLoadAvailable, loadClientLabel, loadRunner, parseLoadClientName, type LoadClientName, type LoadRunner } from './go-client.js';
 
 interface ClusterBenchOptions {
@@ -31,6 +35,8 @@ interface ClusterBenchOptions {
   warmupMs: number;
   clients: number[];
   client: LoadClientName;
+  /** Puts per second over all clients; 0 runs flat out. */
+  ratePerSec: number;
   json: boolean;
 }
 
@@ -43,10 +49,12 @@ interface Row {
   errors: number;
   /** Load generator CPU over the measured window, in percent of one core. */
   clientCpuPercent: number;
+  /** Host CPU time stolen by the hypervisor during the run, in percent. */
+  hostStealPercent: number;
 }
 
-function parseArgs(argv: readonly string[]): ClusterBenchOptions {
-  const options: ClusterBenchOptions = { durationMs: 5_000, warmupMs: 5_000, clients: [1, 64, 256], client: 'node', json: false };
+export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
+  const options: ClusterBenchOptions = { durationMs: 5_000, warmupMs: 5_000, clients: [1, 64, 256], client: 'node', ratePerSec: 0, json: false };
   for (let position = 0; position < argv.length; position++) {
     const flag = argv[position];
     if (flag === '--json') {
@@ -58,7 +66,11 @@ function parseArgs(argv: readonly string[]): ClusterBenchOptions {
     else if (flag === '--warmup') options.warmupMs = Number(value) * 1000;
     else if (flag === '--clients') options.clients = value.split(',').map(Number);
     else if (flag === '--client') options.client = parseLoadClientName(value);
+    else if (flag === '--rate') options.ratePerSec = Number(value);
     else throw new Error(`unknown flag ${flag}`);
+  }
+  if (!Number.isInteger(options.ratePerSec) || options.ratePerSec < 0 || options.ratePerSec > ratePerSecMax) {
+    throw new Error(`--rate must be an integer in 0..${ratePerSecMax}, saw ${String(options.ratePerSec)}`);
   }
   return options;
 }
@@ -67,9 +79,11 @@ async function measure(system: string, endpoints: string[], options: ClusterBenc
   const runLoad: LoadRunner = loadRunner(options.client);
   const rows: Row[] = [];
   for (const clients of options.clients) {
+    const before = readHostCpuTicks();
     const result: LoadResult = await runLoad(
-      loadOptions({ endpoints, clients, conns: Math.max(3, Math.min(16, clients)), durationMs: options.durationMs, warmupMs: options.warmupMs, op: 'put' }),
+      loadOptions({ endpoints, clients, conns: Math.max(3, Math.min(16, clients)), durationMs: options.durationMs, warmupMs: options.warmupMs, op: 'put', ratePerSec: options.ratePerSec }),
     );
+    const hostStealPercent = stealPercent(before, readHostCpuTicks());
     rows.push({
       system,
       clients,
@@ -78,6 +92,7 @@ async function measure(system: string, endpoints: string[], options: ClusterBenc
       p99Ms: result.latencyUs.p99 / 1000,
       errors: result.errorCount,
       clientCpuPercent: result.elapsedMs > 0 ? Math.round((result.clientCpuMs * 100) / result.elapsedMs) : 0,
+      hostStealPercent,
     });
   }
   return rows;
@@ -115,7 +130,7 @@ async function singleHostCluster(command: MemberCommand, options: ClusterBenchOp
 
 /** Runs the three topologies and prints a table with tsetcd/etcd ratios. */
 export async function main(argv: readonly string[]): Promise<number> {
-  const options = parseArgs(argv);
+  const options = parseClusterArgs(argv);
   const sut = sutCommand();
   if (sut.command === undefined) throw new Error(`tsetcd is not available: ${sut.skipReason}`);
   const goLoad = options.client === 'go' ? goLoadAvailable() : undefined;
@@ -132,13 +147,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
     return 0;
   }
-  process.stdout.write(`load client: ${loadClientLabel(options.client)}; cli cpu % is of one core\n`);
-  process.stdout.write('system               clients   put/s   p50 ms   p99 ms  errors  ratio-vs-etcd  cli cpu %\n');
+  process.stdout.write(`load client: ${loadClientLabel(options.client)}; cli cpu % is of one core; steal % is host CPU time the hypervisor took\n`);
+  process.stdout.write('system               clients   put/s   p50 ms   p99 ms  errors  ratio-vs-etcd  cli cpu %  steal %\n');
   for (const row of rows) {
     const reference = rows.find((other) => other.system === 'etcd 3 processes' && other.clients === row.clients);
     const ratio = reference === undefined ? Number.NaN : row.throughputPerSec / reference.throughputPerSec;
     process.stdout.write(
-      `${row.system.padEnd(20)} ${String(row.clients).padStart(7)} ${row.throughputPerSec.toFixed(0).padStart(7)} ${row.p50Ms.toFixed(2).padStart(8)} ${row.p99Ms.toFixed(2).padStart(8)} ${String(row.errors).padStart(7)} ${ratio.toFixed(2).padStart(14)} ${String(row.clientCpuPercent).padStart(10)}\n`,
+      `${row.system.padEnd(20)} ${String(row.clients).padStart(7)} ${row.throughputPerSec.toFixed(0).padStart(7)} ${row.p50Ms.toFixed(2).padStart(8)} ${row.p99Ms.toFixed(2).padStart(8)} ${String(row.errors).padStart(7)} ${ratio.toFixed(2).padStart(14)} ${String(row.clientCpuPercent).padStart(10)} ${row.hostStealPercent.toFixed(1).padStart(8)}\n`,
     );
   }
   return 0;

@@ -3,7 +3,13 @@
  * loopback with the same flags, alternating between them, and reports tsetcd/etcd ratios of
  * throughput, latency, CPU per request and peak memory.
  *
- *   node dist/bench/compare.js [--duration S] [--warmup S] [--rounds N] [--workloads put-1,put-64,...] [--client go|node] [--json] [--plot-dir DIR]
+ *   node dist/bench/compare.js [--duration S] [--warmup S] [--rounds N] [--workloads put-1,put-64,...] [--rate N] [--client go|node] [--json] [--plot-dir DIR]
+ *
+ * --rate paces every workload at N requests per second (0, the default, runs flat out): latency
+ * at a fixed load rather than at each system's own saturation point.
+ *
+ * "steal %" is the host CPU time the hypervisor took for others during each measured window; on a
+ * shared VM it swings from run to run and latency with it, so read ratios beside it.
  *
  * --plot-dir writes DIR/<workload>.svg: etcd's and tsetcd's latency by percentile, one line each,
  * from one round (with several rounds, the round whose p99 ratio is the median).
@@ -22,9 +28,9 @@ import { latencyPlotSvg } from './plot.js';
 import { ratio } from './side-by-side.js';
 import { Member } from '../test/support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
-import { describeWorkload, isMainModule, loadOptions, type LoadOp, type LoadResult } from './load.js';
+import { describeWorkload, isMainModule, loadOptions, ratePerSecMax, type LoadOp, type LoadResult } from './load.js';
 import { goLoadAvailable, loadClientLabel, loadRunner, parseLoadClientName, type LoadClientName, type LoadRunner } from './go-client.js';
-import { readProcessStats } from './proc-stats.js';
+import { readHostCpuTicks, readProcessStats, stealPercent } from './proc-stats.js';
 
 export interface Workload {
   readonly name: string;
@@ -56,6 +62,8 @@ export interface CompareOptions {
   readonly memberFlags: readonly string[];
   /** Which load generator drives both members; node when absent. */
   readonly client?: LoadClientName;
+  /** Requests per second every workload is paced at; 0 or absent runs flat out. */
+  readonly ratePerSec?: number;
 }
 
 /** One side's measurement of one workload. */
@@ -64,6 +72,8 @@ export interface SideRun extends LoadResult {
   readonly serverCpuPerRequestUs: number;
   readonly clientCpuPerRequestUs: number;
   readonly peakRssKb: number;
+  /** Host CPU time stolen by the hypervisor during the measured window, in percent. */
+  readonly hostStealPercent: number;
 }
 
 export interface WorkloadComparison {
@@ -144,11 +154,14 @@ async function measure(member: Member, workload: Workload, options: CompareOptio
     warmupMs: 0,
     keySpace: options.keySpace,
     valSize: options.valSize,
+    ratePerSec: options.ratePerSec ?? 0,
   });
   // The warm-up runs as its own short load so the server's CPU is sampled over the measured part only.
   if (options.warmupMs > 0) await runLoad({ ...load, durationMs: options.warmupMs });
   const before = readProcessStats(member.pid);
+  const hostBefore = readHostCpuTicks();
   const result = await runLoad(load);
+  const hostAfter = readHostCpuTicks();
   const after = readProcessStats(member.pid);
   const serverCpuMs = after.cpuMs - before.cpuMs;
   const perRequestUs = (ms: number): number => (result.requests === 0 ? 0 : Math.round((ms * 1000) / result.requests));
@@ -158,6 +171,7 @@ async function measure(member: Member, workload: Workload, options: CompareOptio
     serverCpuPerRequestUs: perRequestUs(serverCpuMs),
     clientCpuPerRequestUs: perRequestUs(result.clientCpuMs),
     peakRssKb: after.peakRssKb,
+    hostStealPercent: stealPercent(hostBefore, hostAfter),
   };
 }
 
@@ -206,13 +220,13 @@ function median(values: readonly number[]): number {
 /** The report as two aligned text tables: absolute figures per side, then ratios. */
 export function formatCompareReport(report: CompareReport): string {
   const ms = (us: number): string => (us / 1000).toFixed(2);
-  const absolute = [['workload', 'round', 'side', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'srv cpu us/req', 'cli cpu us/req', 'cli cpu %', 'errors', 'peak rss MiB']];
+  const absolute = [['workload', 'round', 'side', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'srv cpu us/req', 'cli cpu us/req', 'cli cpu %', 'errors', 'peak rss MiB', 'steal %']];
   const ratios = [['workload', 'round', 'throughput', 'p50', 'p99', 'p99.9', 'srv cpu/req', 'cli cpu/req']];
   for (const c of report.comparisons) {
     for (const [side, run] of [['etcd', c.etcd], [report.sutLabel, c.sut]] as const) {
       const l = run.latencyUs;
       absolute.push([c.workload, String(c.round), side, String(run.throughputPerSec), ms(l.p50), ms(l.p99), ms(l.p999),
-        String(run.serverCpuPerRequestUs), String(run.clientCpuPerRequestUs), cpuPercent(run), String(run.errorCount), (run.peakRssKb / 1024).toFixed(1)]);
+        String(run.serverCpuPerRequestUs), String(run.clientCpuPerRequestUs), cpuPercent(run), String(run.errorCount), (run.peakRssKb / 1024).toFixed(1), run.hostStealPercent.toFixed(1)]);
     }
     const r = c.ratios;
     ratios.push([c.workload, String(c.round), ...[r.throughput, r.p50, r.p99, r.p999, r.serverCpuPerRequest, r.clientCpuPerRequest].map(String)]);
@@ -225,7 +239,7 @@ export function formatCompareReport(report: CompareReport): string {
   }
   const rss = report.peakRssKb;
   return [
-    `load client: ${report.clientLabel} (cli cpu % is of one core over the measured window)`,
+    `load client: ${report.clientLabel} (cli cpu % is of one core over the measured window; steal % is host CPU time the hypervisor took)`,
     table(absolute),
     '',
     `ratios ${report.sutLabel}/etcd (throughput above 1 is better; latency, cpu and memory below 1 are better)`,
@@ -294,6 +308,7 @@ export function parseCompareArgs(argv: readonly string[]): { options: CompareOpt
       client: { type: 'string', default: 'node' },
       json: { type: 'boolean', default: false },
       'plot-dir': { type: 'string' },
+      rate: { type: 'string', default: '0' },
     },
   });
   const names = values.workloads?.split(',') ?? workloadsDefault.map((w) => w.name);
@@ -304,6 +319,8 @@ export function parseCompareArgs(argv: readonly string[]): { options: CompareOpt
   });
   const rounds = Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error(`--rounds must be 1..20, saw ${values.rounds}`);
+  const ratePerSec = Number(values.rate);
+  if (!Number.isInteger(ratePerSec) || ratePerSec < 0 || ratePerSec > ratePerSecMax) throw new Error(`--rate must be an integer in 0..${ratePerSecMax}, saw ${values.rate}`);
   const options: CompareOptions = {
     durationMs: Math.round(Number(values.duration) * 1000),
     warmupMs: Math.round(Number(values.warmup) * 1000),
@@ -313,6 +330,7 @@ export function parseCompareArgs(argv: readonly string[]): { options: CompareOpt
     valSize: Number(values['val-size']),
     memberFlags: (values['member-flag'] as string[]).flatMap((flag) => flag.split(/\s+/)),
     client: parseLoadClientName(values.client),
+    ratePerSec,
   };
   return { options, json: values.json === true, plotDir: values['plot-dir'] };
 }

@@ -22,6 +22,35 @@ export interface ProcessStats {
   readonly rssKb: number;
 }
 
+/** The machine's CPU time so far, over all CPUs, from the first line of /proc/stat. */
+export interface HostCpuTicks {
+  readonly total: number;
+  /** Time the hypervisor ran something else while this machine's CPUs wanted to run. */
+  readonly steal: number;
+}
+
+/** Parses the aggregate "cpu" line of /proc/stat (user nice system idle iowait irq softirq steal ...). */
+export function parseHostCpuTicks(procStat: string): HostCpuTicks {
+  const line = procStat.split('\n').find((candidate) => candidate.startsWith('cpu '));
+  if (line === undefined) throw new Error('no aggregate "cpu" line in /proc/stat');
+  const fields = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (fields.length < 8 || fields.some((field) => !Number.isFinite(field))) throw new Error(`unreadable /proc/stat cpu line: ${line}`);
+  return { total: fields.reduce((sum, field) => sum + field, 0), steal: fields[7] as number };
+}
+
+export function readHostCpuTicks(): HostCpuTicks {
+  return parseHostCpuTicks(readFileSync('/proc/stat', 'utf8'));
+}
+
+/**
+ * The share of the machine's CPU time stolen by the hypervisor between two readings, in percent.
+ * On a shared VM host it moves run to run, and latency with it: quote it beside the figures.
+ */
+export function stealPercent(before: HostCpuTicks, after: HostCpuTicks): number {
+  const total = after.total - before.total;
+  return total > 0 ? Math.round((1000 * (after.steal - before.steal)) / total) / 10 : 0;
+}
+
 /** Reads the stats of `pid` and every live descendant. */
 export function readProcessStats(pid: number): ProcessStats {
   let cpuTicks = 0;

@@ -112,7 +112,7 @@ function sideRun(us: number): SideRun {
   const latencyUs = { p50: us, p90: us, p99: us, p999: us, max: us, mean: us };
   const latencyPercentilesUs = reportedPercentiles.map((percentile) => ({ percentile, us }));
   const counts = { requests: 100, errors: {}, errorCount: 0, elapsedMs: 1_000, throughputPerSec: 100, clientCpuMs: 0, lastRevision: 1 };
-  const server = { serverCpuMs: 0, serverCpuPerRequestUs: 0, clientCpuPerRequestUs: 0, peakRssKb: 0 };
+  const server = { serverCpuMs: 0, serverCpuPerRequestUs: 0, clientCpuPerRequestUs: 0, peakRssKb: 0, hostStealPercent: 0 };
   return { op, consistency, txnOps, conns, clients, ratePerSec, latencyUs, latencyPercentilesUs, ...counts, ...server };
 }
 
