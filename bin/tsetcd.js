@@ -1,5 +1,15 @@
 #!/usr/bin/env node
 // Starts a tsetcd member (or `tsetcd cluster`); the implementation is compiled TypeScript in dist/.
+import { setFlagsFromString } from 'node:v8';
+
+// V8 optimizes a function once it has used up its interrupt budget, 132 KB of bytecode by default.
+// A request passes through many small functions once each, so at a few hundred requests a second
+// most of the request path runs unoptimized for a long time. With 16 KB, 3 processes fed 200 puts/s
+// used 3.7-4.6 ms of CPU per put against 5.3-6.5 ms, and loads of 64 clients were no slower.
+// The flag is process-wide, so the member's worker threads get it too; a node flag given
+// explicitly wins.
+const nodeFlags = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' ');
+if (!nodeFlags.includes('--interrupt-budget')) setFlagsFromString('--interrupt-budget=16000');
 const argv = process.argv.slice(2);
 // A member's thread starts first, loading its modules while the supervisor loads its own.
 const wantsMember = argv[0] !== 'cluster' && !argv.some((argument) => /^--?(h|help|version)(=|$)/.test(argument));
