@@ -106,3 +106,27 @@ test('opening a corrupt WAL through the client rejects with the file and offset'
     cleanup();
   }
 });
+
+test('a commit-only hard state waits for the next append or the close, and is not written alone', async () => {
+  const { dir, cleanup } = tempDir();
+  const { client } = await WalClient.open(dir, { metadata: testMetadata });
+  let closed = false;
+  try {
+    await client.append(makeEntries(1, 3), { term: 1, vote: 2n, commit: 1 });
+    client.writeCommit({ term: 1, vote: 2n, commit: 2 });
+    await client.append(makeEntries(4, 1));
+    client.writeCommit({ term: 1, vote: 2n, commit: 4 });
+    // Everything posted so far is durable: the last commit index is still held by the client.
+    const beforeClose = readWal(dir);
+    assert.deepEqual(beforeClose.state.hardState, { term: 1, vote: 2n, commit: 2 }, 'the held commit rode with the append that followed it');
+    await client.close();
+    closed = true;
+    const { wal, state } = Wal.open(dir);
+    wal.close();
+    assert.deepEqual(state.hardState, { term: 1, vote: 2n, commit: 4 }, 'the close wrote the held commit');
+    assert.deepEqual(state.entries, makeEntries(1, 4));
+  } finally {
+    if (!closed) await client.close();
+    cleanup();
+  }
+});
