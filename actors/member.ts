@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { MemberConfig } from '../src/config/config.js';
 import { errors, EtcdError } from '../src/api/errors.js';
 import { decodeProposal, encodeProposal, mayBeMemberAttributes, type Envelope } from '../src/api/proposal-codec.js';
+import { CommitNoticeHold } from './commit-notices.js';
 import type {
   CompactionRequest,
   DeleteRangeRequest,
@@ -190,6 +191,9 @@ export class Member implements KvService, LeaseApi {
   private drainScheduled = false;
   private draining = false;
   private stopped = false;
+  /** Commit notices to followers that wait for the next message to them (actors/commit-notices.ts). */
+  private readonly commitNotices = new CommitNoticeHold();
+  private heldCommitNoticesTimer: NodeJS.Timeout | undefined;
   private ticker: NodeJS.Timeout | undefined;
   private readonly voters = new Set<bigint>();
   private fatalError: Error | undefined;
@@ -663,7 +667,7 @@ export class Member implements KvService, LeaseApi {
     // A leader's messages go out at once, in parallel with its own fsync; everyone else's wait
     // for durability (a follower must not acknowledge what it could still lose).
     const sentEarly = this.raft.status().role === RaftRole.leader;
-    if (sentEarly) this.sendMessages(ready.messages);
+    if (sentEarly) this.sendMessages(this.holdCommitNotices(ready.messages, ready.committedEntries));
     const snapshot = ready.snapshot;
     // A snapshot from the leader is on disk (its database and this file) before the WAL names it.
     if (snapshot !== undefined) saveSnapFile(this.paths.snapDir, snapshot);
@@ -998,6 +1002,18 @@ export class Member implements KvService, LeaseApi {
   }
 
   /** Sends a finished Ready's messages; a snapshot goes on its own stream with the backend database. */
+  /** The leader's messages of a Ready, with commit notices no client waits on held back a while. */
+  private holdCommitNotices(messages: Message[], committed: readonly Entry[]): Message[] {
+    const out = this.commitNotices.route(messages, committed);
+    if (this.commitNotices.size > 0) this.heldCommitNoticesTimer ??= setTimeout(() => this.sendHeldCommitNotices(), commitNoticeHoldMs);
+    return out;
+  }
+
+  private sendHeldCommitNotices(): void {
+    this.heldCommitNoticesTimer = undefined;
+    if (!this.stopped) this.sendMessages(this.commitNotices.takeAll());
+  }
+
   private sendMessages(messages: Message[]): void {
     if (messages.length === 0 || this.transport === undefined) return;
     // Nearly every Ready has no snapshot: check before building filtered copies.
@@ -1187,6 +1203,7 @@ export class Member implements KvService, LeaseApi {
     if (this.stopped) return;
     this.stopped = true;
     if (this.ticker !== undefined) clearInterval(this.ticker);
+    clearTimeout(this.heldCommitNoticesTimer);
     this.expiryLoop?.stop();
     this.watchDriver?.stop();
     for (const waiter of this.pending.values()) waiter.reject(errors.stopped());
@@ -1223,6 +1240,8 @@ function txnCostBytes(txn: TxnRequest): number {
 
 /** Readies whose WAL writes may be in flight at once (the pipeline depth of the Raft loop). */
 const appendsInFlightMax = 4;
+/** The longest a commit notice to a follower with no client waiting waits for company. */
+const commitNoticeHoldMs = 5;
 /** etcd's request timeout is 5 s plus two election timeouts. */
 const requestTimeoutBaseMs = 5_000;
 /** MoveLeader waits at most this many election timeouts for the transferee to lead. */

@@ -68,6 +68,15 @@ export function mayBeMemberAttributes(data: Uint8Array): boolean {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength).indexOf(memberAttributesName) !== -1;
 }
 
+/**
+ * The member that proposed `data`, read from the header of a put, txn or delete proposal without
+ * decoding the rest; undefined for the other (msgpack) proposals, whose origin takes a decode.
+ */
+export function proposalOrigin(data: Uint8Array): bigint | undefined {
+  if (data.length < 9 || (data[0] !== putMarker && data[0] !== txnMarker && data[0] !== deleteRangeMarker)) return undefined;
+  return new DataView(data.buffer, data.byteOffset, 9).getBigUint64(1);
+}
+
 function encodePut(origin: bigint, id: number, put: PutRequest): Uint8Array {
   const bytes = logBytes(putHeaderBytes + put.key.length + put.value.length);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
