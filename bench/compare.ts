@@ -49,7 +49,12 @@ export const workloadsDefault: readonly Workload[] = [
   { name: 'txn-put-64', op: 'txn-put', consistency: 'l', txnOps: 1, clients: 64, conns: 8 },
   { name: 'range-l-64', op: 'range', consistency: 'l', txnOps: 1, clients: 64, conns: 8 },
   { name: 'range-s-64', op: 'range', consistency: 's', txnOps: 1, clients: 64, conns: 8 },
+  // A round trip that touches no disk: with the fsync probe, the floor under a one-client put.
+  { name: 'range-s-1', op: 'range', consistency: 's', txnOps: 1, clients: 1, conns: 1 },
 ];
+
+/** The workload whose p50 stands for one client round trip without a disk write. */
+const roundTripWorkload = 'range-s-1';
 
 export interface CompareOptions {
   readonly durationMs: number;
@@ -100,6 +105,12 @@ export interface CompareReport {
    * probe's preallocated p50: how far a sequential write sits above the disk's own floor.
    */
   readonly overFsyncFloor: Readonly<Record<string, { readonly etcd: number; readonly sut: number }>>;
+  /**
+   * For each one-client write workload, when range-s-1 ran too: the median over rounds of each
+   * side's p50 over (its range-s-1 p50 in that round + the probe's preallocated p50). A put cannot
+   * beat a round trip plus an fsync, so this is how far a write sits above what it must cost.
+   */
+  readonly overRoundTripAndFsync: Readonly<Record<string, { readonly etcd: number; readonly sut: number }>>;
 }
 
 /** Starts both members, runs every workload on each in turn, and stops them. */
@@ -136,6 +147,7 @@ export async function runCompare(options: CompareOptions, sutSide: MemberCommand
       medianRatios: medianRatios(comparisons),
       fsyncProbe,
       overFsyncFloor: overFsyncFloor(comparisons, options.workloads, fsyncProbe),
+      overRoundTripAndFsync: overRoundTripAndFsync(comparisons, options.workloads, fsyncProbe),
     };
   } finally {
     await Promise.all([etcd.destroy(), sut.destroy()]);
@@ -197,17 +209,39 @@ function medianRatios(comparisons: readonly WorkloadComparison[]): Record<string
   return result;
 }
 
-/** Each one-client workload's median p50 over the probe's preallocated p50, per side. */
-export function overFsyncFloor(comparisons: readonly WorkloadComparison[], workloads: readonly Workload[], probe: FsyncProbeResult): CompareReport['overFsyncFloor'] {
-  const floorUs = probe.preallocated.p50Ms * 1000;
+/** Each one-client write workload's median p50 over `floorUs(comparison, side)`, per side. */
+function overFloor(
+  comparisons: readonly WorkloadComparison[],
+  workloads: readonly Workload[],
+  floorUs: (comparison: WorkloadComparison, side: 'etcd' | 'sut') => number | undefined,
+): Record<string, { etcd: number; sut: number }> {
   const result: Record<string, { etcd: number; sut: number }> = {};
-  for (const workload of workloads.filter((w) => w.clients === 1)) {
+  for (const workload of workloads.filter((w) => w.clients === 1 && w.op !== 'range')) {
     const rounds = comparisons.filter((c) => c.workload === workload.name);
-    if (rounds.length === 0) continue;
-    const over = (side: 'etcd' | 'sut') => Number(median(rounds.map((c) => c[side].latencyUs.p50 / floorUs)).toFixed(2));
-    result[workload.name] = { etcd: over('etcd'), sut: over('sut') };
+    const over = (side: 'etcd' | 'sut') => {
+      const ratios = rounds.flatMap((c) => {
+        const floor = floorUs(c, side);
+        return floor === undefined || floor <= 0 ? [] : [c[side].latencyUs.p50 / floor];
+      });
+      return ratios.length === 0 ? undefined : Number(median(ratios).toFixed(2));
+    };
+    const [etcd, sut] = [over('etcd'), over('sut')];
+    if (etcd !== undefined && sut !== undefined) result[workload.name] = { etcd, sut };
   }
   return result;
+}
+
+/** Each one-client write workload's median p50 over the probe's preallocated p50, per side. */
+export function overFsyncFloor(comparisons: readonly WorkloadComparison[], workloads: readonly Workload[], probe: FsyncProbeResult): CompareReport['overFsyncFloor'] {
+  return overFloor(comparisons, workloads, () => probe.preallocated.p50Ms * 1000);
+}
+
+/** Each one-client write workload's median p50 over the same round's range-s-1 p50 plus the probe's preallocated p50. */
+export function overRoundTripAndFsync(comparisons: readonly WorkloadComparison[], workloads: readonly Workload[], probe: FsyncProbeResult): CompareReport['overRoundTripAndFsync'] {
+  return overFloor(comparisons, workloads, (comparison, side) => {
+    const roundTrip = comparisons.find((c) => c.workload === roundTripWorkload && c.round === comparison.round);
+    return roundTrip === undefined ? undefined : roundTrip[side].latencyUs.p50 + probe.preallocated.p50Ms * 1000;
+  });
 }
 
 function median(values: readonly number[]): number {
@@ -249,6 +283,9 @@ export function formatCompareReport(report: CompareReport): string {
     describeProbe(report.fsyncProbe),
     ...Object.entries(report.overFsyncFloor).map(
       ([name, over]) => `${name} p50 over the preallocated fsync p50 (median of rounds; the target is 1.2): etcd ${over.etcd}, ${report.sutLabel} ${over.sut}`,
+    ),
+    ...Object.entries(report.overRoundTripAndFsync).map(
+      ([name, over]) => `${name} p50 over one round trip (${roundTripWorkload} p50) plus the fsync p50 (median of rounds): etcd ${over.etcd}, ${report.sutLabel} ${over.sut}`,
     ),
   ].join('\n');
 }

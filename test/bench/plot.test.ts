@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { comparePlots, formatCompareReport, overFsyncFloor, plottedComparison, type CompareReport, type SideRun, type WorkloadComparison } from '../../bench/compare.js';
+import { comparePlots, formatCompareReport, overFsyncFloor, overRoundTripAndFsync, plottedComparison, type CompareReport, type SideRun, type WorkloadComparison } from '../../bench/compare.js';
 import { loadOptions, loadPlotSvg, reportedPercentiles } from '../../bench/load.js';
 import { latencyPlotSvg, percentileTickLabel, plotSeriesMax, type LatencySeries } from '../../bench/plot.js';
 
@@ -131,6 +131,7 @@ test('a compare plot draws etcd and tsetcd from the round with the median p99 ra
     medianRatios: {},
     fsyncProbe: { dir: '/tmp', samples: 1, preallocated: { p50Ms: 0.2, p99Ms: 0.3 }, append: { p50Ms: 0.4, p99Ms: 0.5 } },
     overFsyncFloor: {},
+    overRoundTripAndFsync: {},
   };
   assert.equal(plottedComparison(report, 'put-64').round, 3);
   assert.equal(plottedComparison({ ...report, comparisons: comparisons.slice(0, 2) }, 'put-64').round, 2);
@@ -151,19 +152,34 @@ test("tsetcd-bench's plot titles the run's workload and draws its one series", (
   assert.ok(texts.includes('127.0.0.1:2379'));
 });
 
+const put1Workload = { name: 'put-1', op: 'put', consistency: 'l', txnOps: 1, clients: 1, conns: 1 } as const;
+/** A probe whose preallocated p50 is 250 us. */
+const floorProbe = { dir: '/tmp', samples: 1, preallocated: { p50Ms: 0.25, p99Ms: 0.3 }, append: { p50Ms: 0.4, p99Ms: 0.5 } };
+
+function reportOf(comparisons: WorkloadComparison[], floors: Pick<CompareReport, 'overFsyncFloor' | 'overRoundTripAndFsync'>): CompareReport {
+  return { sutLabel: 'tsetcd', clientLabel: 'node', comparisons, peakRssKb: { etcd: 1, sut: 1, ratio: 1 }, medianRatios: {}, fsyncProbe: floorProbe, ...floors };
+}
+
 test('a compare report sets one-client p50 latencies against the fsync floor of its own run', () => {
   const put1 = (round: number, etcdUs: number, sutUs: number): WorkloadComparison => ({ ...comparison(round, etcdUs, sutUs), workload: 'put-1' });
   const comparisons = [put1(1, 900, 1_300), put1(2, 1_000, 1_100), put1(3, 800, 1_000), comparison(1, 5_000, 4_000)];
-  const workloads = [
-    { name: 'put-1', op: 'put', consistency: 'l', txnOps: 1, clients: 1, conns: 1 },
-    { name: 'put-64', op: 'put', consistency: 'l', txnOps: 1, clients: 64, conns: 8 },
-  ] as const;
-  const probe = { dir: '/tmp', samples: 1, preallocated: { p50Ms: 0.25, p99Ms: 0.3 }, append: { p50Ms: 0.4, p99Ms: 0.5 } };
+  const workloads = [put1Workload, { name: 'put-64', op: 'put', consistency: 'l', txnOps: 1, clients: 64, conns: 8 }] as const;
   // Medians of 900/1000/800 and 1300/1100/1000 us over a 250 us floor; put-64 has many clients and is left out.
-  const over = overFsyncFloor(comparisons, workloads, probe);
+  const over = overFsyncFloor(comparisons, workloads, floorProbe);
   assert.deepEqual(over, { 'put-1': { etcd: 3.6, sut: 4.4 } });
-  const report: CompareReport = { sutLabel: 'tsetcd', clientLabel: 'node', comparisons, peakRssKb: { etcd: 1, sut: 1, ratio: 1 }, medianRatios: {}, fsyncProbe: probe, overFsyncFloor: over };
-  const text = formatCompareReport(report);
+  assert.deepEqual(overRoundTripAndFsync(comparisons, workloads, floorProbe), {}, 'no range-s-1, no round-trip floor');
+  const text = formatCompareReport(reportOf(comparisons, { overFsyncFloor: over, overRoundTripAndFsync: {} }));
   assert.match(text, /^fsync probe \(4096-byte write \+ fdatasync, 1 samples in \/tmp\): preallocated p50 0\.250 ms/m);
   assert.match(text, /^put-1 p50 over the preallocated fsync p50 \(median of rounds; the target is 1\.2\): etcd 3\.6, tsetcd 4\.4$/m);
+});
+
+test('with range-s-1 in the run, a one-client put is also set against a round trip plus the fsync, round by round', () => {
+  const named = (workload: string, round: number, etcdUs: number, sutUs: number): WorkloadComparison => ({ ...comparison(round, etcdUs, sutUs), workload });
+  const comparisons = [named('put-1', 1, 900, 1_200), named('range-s-1', 1, 200, 150), named('put-1', 2, 1_000, 800), named('range-s-1', 2, 250, 150)];
+  const workloads = [put1Workload, { name: 'range-s-1', op: 'range', consistency: 's', txnOps: 1, clients: 1, conns: 1 }] as const;
+  // etcd: 900/(200+250) = 2, 1000/(250+250) = 2; tsetcd: 1200/(150+250) = 3, 800/(150+250) = 2; a range is no write and gets no ratio.
+  const over = overRoundTripAndFsync(comparisons, workloads, floorProbe);
+  assert.deepEqual(over, { 'put-1': { etcd: 2, sut: 2.5 } });
+  assert.deepEqual(Object.keys(overFsyncFloor(comparisons, workloads, floorProbe)), ['put-1']);
+  assert.match(formatCompareReport(reportOf(comparisons, { overFsyncFloor: {}, overRoundTripAndFsync: over })), /^put-1 p50 over one round trip \(range-s-1 p50\) plus the fsync p50 \(median of rounds\): etcd 2, tsetcd 2\.5$/m);
 });
