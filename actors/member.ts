@@ -1001,7 +1001,6 @@ export class Member implements KvService, LeaseApi {
     this.scheduleDrain();
   }
 
-  /** Sends a finished Ready's messages; a snapshot goes on its own stream with the backend database. */
   /** The leader's messages of a Ready, with commit notices no client waits on held back a while. */
   private holdCommitNotices(messages: Message[], committed: readonly Entry[]): Message[] {
     const out = this.commitNotices.route(messages, committed);
@@ -1014,6 +1013,7 @@ export class Member implements KvService, LeaseApi {
     if (!this.stopped) this.sendMessages(this.commitNotices.takeAll());
   }
 
+  /** Sends a finished Ready's messages; a snapshot goes on its own stream with the backend database. */
   private sendMessages(messages: Message[]): void {
     if (messages.length === 0 || this.transport === undefined) return;
     // Nearly every Ready has no snapshot: check before building filtered copies.

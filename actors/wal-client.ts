@@ -122,9 +122,11 @@ export class WalClient {
 
   /** Waits for earlier appends to be durable, closes the WAL and stops the thread. */
   async close(): Promise<void> {
-    if (this.failure === undefined && this.heldCommit !== undefined) this.post({ type: 'wal.state', hardState: this.heldCommit });
+    if (this.failure === undefined) {
+      if (this.heldCommit !== undefined) this.post({ type: 'wal.state', hardState: this.heldCommit });
+      await this.request((seq) => ({ type: 'wal.close', seq }));
+    }
     this.heldCommit = undefined;
-    if (this.failure === undefined) await this.request((seq) => ({ type: 'wal.close', seq }));
     await this.worker.terminate();
   }
 

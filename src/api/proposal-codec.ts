@@ -64,7 +64,7 @@ const memberAttributesName = new TextEncoder().encode('memberAttributes');
  * be a false alarm, which costs the caller only a full decode.
  */
 export function mayBeMemberAttributes(data: Uint8Array): boolean {
-  if (data[0] === putMarker || data[0] === txnMarker || data[0] === deleteRangeMarker) return false;
+  if (hasOriginHeader(data)) return false;
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength).indexOf(memberAttributesName) !== -1;
 }
 
@@ -73,8 +73,13 @@ export function mayBeMemberAttributes(data: Uint8Array): boolean {
  * decoding the rest; undefined for the other (msgpack) proposals, whose origin takes a decode.
  */
 export function proposalOrigin(data: Uint8Array): bigint | undefined {
-  if (data.length < 9 || (data[0] !== putMarker && data[0] !== txnMarker && data[0] !== deleteRangeMarker)) return undefined;
+  if (!hasOriginHeader(data) || data.length < 9) return undefined;
   return new DataView(data.buffer, data.byteOffset, 9).getBigUint64(1);
+}
+
+/** Put, txn and delete proposals start with a marker byte, then origin and id; the rest are msgpack. */
+function hasOriginHeader(data: Uint8Array): boolean {
+  return data[0] === putMarker || data[0] === txnMarker || data[0] === deleteRangeMarker;
 }
 
 function encodePut(origin: bigint, id: number, put: PutRequest): Uint8Array {

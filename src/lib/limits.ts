@@ -27,10 +27,10 @@ export const snapshotCatchUpBytesMax = 16 * 1024 * 1024;
  * first; this bounds the memory a log of large entries holds.
  */
 export const raftLogGrowthBytesMax = 64 * 1024 * 1024;
-/** etcd's defaultLeaseCheckpointInterval: how often the leader records a lease's remaining TTL. */
 /** etcd's --backend-batch-interval and --backend-batch-limit defaults (0 on the command line means these). */
 export const backendBatchIntervalMsDefault = 100;
 export const backendBatchLimitDefault = 10_000;
+/** etcd's defaultLeaseCheckpointInterval: how often the leader records a lease's remaining TTL. */
 export const leaseCheckpointIntervalMsDefault = 5 * 60 * 1_000;
 export const heartbeatIntervalMsDefault = 100;
 export const electionTimeoutMsDefault = 1_000;

@@ -69,8 +69,6 @@ interface OverlayEntry {
 /** The batches written within one batch interval, committed as one LMDB batch. */
 interface WriteGroup {
   seq: number;
-  /** Puts, deletes and lease operations queued, against the batch limit. */
-  operations: number;
   puts: { rev: Revision; key: Uint8Array; bytes: Uint8Array }[];
   deletes: { rev: Revision; key: Uint8Array }[];
   meta: Partial<BackendMeta>;
@@ -229,8 +227,7 @@ export class LmdbBackend implements Backend {
       Object.assign(this.pendingMeta, batch.meta);
       this.pendingMetaSeq = group.seq;
     }
-    group.operations += batch.puts.length + batch.deletes.length + (batch.leases?.puts.length ?? 0) + (batch.leases?.deletes.length ?? 0);
-    if (group.operations >= this.batchLimit) this.commitGroup();
+    if (group.puts.length + group.deletes.length + group.leaseOps.length >= this.batchLimit) this.commitGroup();
   }
 
   scan(from: Revision, visit: (rev: Revision, stored: StoredKeyValue) => boolean | void): void {
@@ -360,7 +357,7 @@ export class LmdbBackend implements Backend {
 
   private openGroup(): WriteGroup {
     if (this.group !== undefined) return this.group;
-    const group: WriteGroup = { seq: ++this.seq, operations: 0, puts: [], deletes: [], meta: {}, leaseOps: [] };
+    const group: WriteGroup = { seq: ++this.seq, puts: [], deletes: [], meta: {}, leaseOps: [] };
     this.group = group;
     if (this.batchIntervalMs === 0) queueMicrotask(() => this.commitGroup());
     else this.commitTimer = setTimeout(() => this.commitGroup(), this.batchIntervalMs).unref();
