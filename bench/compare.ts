@@ -244,7 +244,8 @@ export function overRoundTripAndFsync(comparisons: readonly WorkloadComparison[]
   });
 }
 
-function median(values: readonly number[]): number {
+/** The median of `values`, rounded to two decimals. */
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   const value = sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;

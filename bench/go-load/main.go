@@ -143,6 +143,14 @@ func (o options) keysPerRequest() int {
 }
 
 func main() {
+	// --serve-null ADDRESS turns the tool into the do-nothing server of null_server.go instead.
+	if len(os.Args) == 3 && os.Args[1] == "--serve-null" {
+		if err := serveNull(os.Args[2]); err != nil {
+			fmt.Fprintf(os.Stderr, "tsetcd-go-load: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	o, err := parseOptions(os.Args[1:])
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "tsetcd-go-load: %v\n", err)
