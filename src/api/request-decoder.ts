@@ -20,153 +20,25 @@
  *   TxnRequest         compare 1, success 2, failure 3 (all repeated)
  */
 import { errors } from './errors.js';
+import { emptyBytes, fieldKey as key, protoReaderOf, wireBytes, wireVarint, type ProtoReader } from '../lib/protobuf.js';
 import { rangeRequestWith, type Compare, type DeleteRangeRequest, type PutRequest, type RangeRequest, type RequestOp, type TxnRequest } from './types.js';
 
-const wireVarint = 0;
-const wireFixed64 = 1;
-const wireBytes = 2;
-const wireFixed32 = 5;
-
-/** Varints of up to 7 bytes (49 bits) are read as plain numbers; longer ones go through BigInt. */
-const fastVarintBytesMax = 7;
-const varintBytesMax = 10;
-
-const emptyBytes = Buffer.alloc(0);
-
-/** A cursor over one message's bytes, `[offset, end)` of `bytes`. */
-class ProtoReader {
-  offset: number;
-
-  constructor(
-    private readonly bytes: Buffer,
-    offset: number,
-    readonly end: number,
-  ) {
-    this.offset = offset;
-  }
-
-  get done(): boolean {
-    return this.offset >= this.end;
-  }
-
-  private byte(): number {
-    // grpc-go names a message cut short "unexpected EOF"; the transport passes it on.
-    if (this.offset >= this.end) throw new Error('unexpected EOF');
-    return this.bytes[this.offset++] as number;
-  }
-
-  /** A varint as a number: exact below 2^53, int64 semantics (a negative is ten bytes) beyond. */
-  int64(): number {
-    let result = 0;
-    let scale = 1;
-    const start = this.offset;
-    for (let i = 0; i < fastVarintBytesMax; i++) {
-      const b = this.byte();
-      result += (b & 0x7f) * scale;
-      if (b < 0x80) return result;
-      scale *= 0x80;
-    }
-    this.offset = start;
-    return Number(this.bigInt64());
-  }
-
-  bigInt64(): bigint {
-    let result = 0n;
-    for (let i = 0; i < varintBytesMax; i++) {
-      const b = this.byte();
-      result |= BigInt(b & 0x7f) << BigInt(7 * i);
-      if (b < 0x80) return BigInt.asIntN(64, result);
-    }
-    throw new Error('varint longer than 10 bytes');
-  }
-
-  /** An enum or int32: the varint's low 32 bits, signed, as protobuf reads them. */
-  int32(): number {
-    const start = this.offset;
-    const value = this.int64();
-    if (Number.isSafeInteger(value)) return value | 0;
-    this.offset = start;
-    return Number(BigInt.asIntN(32, this.bigInt64()));
-  }
-
-  bool(): boolean {
-    return this.int64() !== 0;
-  }
-
-  /** A length-delimited field's extent; its bytes are `[start, this.offset)` afterwards. */
-  lengthDelimited(): number {
-    const length = this.int64();
-    if (length < 0 || length > this.end - this.offset) throw new Error('unexpected EOF');
-    const start = this.offset;
-    this.offset += length;
-    return start;
-  }
-
-  bytesField(): Buffer {
-    const start = this.lengthDelimited();
-    return start === this.offset ? emptyBytes : this.bytes.subarray(start, this.offset);
-  }
-
-  /** A reader over an embedded message; this one moves past it. */
-  message(): ProtoReader {
-    const start = this.lengthDelimited();
-    return new ProtoReader(this.bytes, start, this.offset);
-  }
-
-  /** Reads a field key: field number times 8 plus wire type. */
-  key(): number {
-    const key = this.int64();
-    if (key >>> 3 === 0) throw new Error(`proto: illegal tag 0 (wire type ${key & 7})`);
-    return key;
-  }
-
-  skip(key: number): void {
-    switch (key & 7) {
-      case wireVarint:
-        this.int64();
-        return;
-      case wireFixed64:
-        this.advance(8);
-        return;
-      case wireBytes:
-        this.lengthDelimited();
-        return;
-      case wireFixed32:
-        this.advance(4);
-        return;
-      default:
-        throw new Error(`proto: illegal wireType ${key & 7}`);
-    }
-  }
-
-  private advance(bytes: number): void {
-    if (bytes > this.end - this.offset) throw new Error('unexpected EOF');
-    this.offset += bytes;
-  }
-}
-
-/** Field keys (field number << 3 | wire type) as they appear on the wire. */
-const key = (field: number, wireType: number): number => field * 8 + wireType;
-
-function readerOf(bytes: Buffer): ProtoReader {
-  return new ProtoReader(bytes, 0, bytes.length);
-}
 
 export function decodeRangeRequest(bytes: Buffer): RangeRequest {
-  return rangeRequest(readerOf(bytes));
+  return rangeRequest(protoReaderOf(bytes));
 }
 
 export function decodePutRequest(bytes: Buffer): PutRequest {
-  return putRequest(readerOf(bytes));
+  return putRequest(protoReaderOf(bytes));
 }
 
 export function decodeDeleteRangeRequest(bytes: Buffer): DeleteRangeRequest {
-  return deleteRangeRequest(readerOf(bytes));
+  return deleteRangeRequest(protoReaderOf(bytes));
 }
 
 /** Decodes a TxnRequest; an op with no request set throws etcd's "key not found", as validation would. */
 export function decodeTxnRequest(bytes: Buffer): TxnRequest {
-  return txnRequest(readerOf(bytes));
+  return txnRequest(protoReaderOf(bytes));
 }
 
 function rangeRequest(reader: ProtoReader): RangeRequest {

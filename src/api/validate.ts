@@ -3,6 +3,7 @@
  * errors and in etcd's order, so a client sees the same answer for the same bad request.
  */
 import { errors } from './errors.js';
+import { varintBytes } from '../lib/protobuf.js';
 import type { DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from './types.js';
 
 /**
@@ -133,12 +134,6 @@ function checkIntervals(ops: readonly RequestOp[]): { puts: Set<string>; deletes
 // Request size. etcd refuses a proposal whose marshalled InternalRaftRequest is over
 // --max-request-bytes; reads (ranges and read-only txns) are never proposed and never checked.
 // ------------------------------------------------------------------------------------------------
-
-function varintBytes(value: number): number {
-  let bytes = 1;
-  for (let rest = Math.floor(value / 128); rest > 0; rest = Math.floor(rest / 128)) bytes += 1;
-  return bytes;
-}
 
 /** Size of the raft proposal etcd would build around a request of `messageBytes` bytes. */
 export function proposalBytes(messageBytes: number): number {

@@ -7,6 +7,7 @@
 import type { KeyValue } from '../api/types.js';
 import { assert } from '../lib/assert.js';
 import { scratchBytes } from '../lib/scratch-bytes.js';
+import { varintBytesMax } from '../lib/protobuf.js';
 
 /** Keys up to this length convert through String.fromCharCode, which is 3x faster than a Buffer view. */
 const shortKeyBytesMax = 1024;
@@ -92,20 +93,6 @@ export class Writer {
   done(): Uint8Array {
     return this.offset === this.bytes.length ? this.bytes : this.bytes.subarray(0, this.offset);
   }
-}
-
-/** Upper bound of a varint's length; 10 bytes covers any 64-bit value. */
-const varintBytesMax = 10;
-
-/** Bytes of `value` as a protobuf varint; a negative int64 takes all ten. */
-export function varintBytes(value: number): number {
-  if (value < 0) return varintBytesMax;
-  let bytes = 1;
-  while (value >= 0x80) {
-    value = Math.floor(value / 0x80);
-    bytes++;
-  }
-  return bytes;
 }
 
 /** Encodes a KeyValue exactly as gogoproto marshals mvccpb.KeyValue: fields in order, zero values omitted. */

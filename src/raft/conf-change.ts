@@ -2,7 +2,7 @@
  * Single-member configuration changes, encoded in entries exactly as etcd's raftpb.ConfChange
  * protobuf (fields 1 ID, 2 Type, 3 NodeID, 4 Context), so logs stay readable by etcd tooling.
  */
-import { assert } from '../lib/assert.js';
+import { fieldKey, protoReaderOf, pushVarint64, wireBytes, wireVarint } from '../lib/protobuf.js';
 import type { NodeId } from './types.js';
 
 /** etcd's ConfChangeType numbering. Promoting a learner is an addNode of that learner. */
@@ -22,44 +22,19 @@ export interface ConfChange {
   id?: bigint;
 }
 
-const varintBytesMax = 10;
-
-function pushVarint(out: number[], value: bigint): void {
-  assert(value >= 0n, () => `varint must be unsigned, got ${value}`);
-  let rest = value;
-  while (rest >= 0x80n) {
-    out.push(Number(rest & 0x7fn) | 0x80);
-    rest >>= 7n;
-  }
-  out.push(Number(rest));
-}
-
-function readVarint(bytes: Uint8Array, start: number): { value: bigint; next: number } {
-  let value = 0n;
-  let shift = 0n;
-  for (let i = 0; i < varintBytesMax; i += 1) {
-    const byte = bytes[start + i];
-    assert(byte !== undefined, 'truncated varint in conf change');
-    value |= BigInt(byte & 0x7f) << shift;
-    if ((byte & 0x80) === 0) return { value, next: start + i + 1 };
-    shift += 7n;
-  }
-  throw new Error('conf change varint longer than 10 bytes');
-}
-
 /** Encodes a ConfChange as raftpb.ConfChange protobuf bytes. */
 export function encodeConfChange(change: ConfChange): Uint8Array {
   const out: number[] = [];
   out.push(0x08);
-  pushVarint(out, change.id ?? 0n);
+  pushVarint64(out, change.id ?? 0n);
   out.push(0x10);
-  pushVarint(out, BigInt(change.type));
+  pushVarint64(out, BigInt(change.type));
   out.push(0x18);
-  pushVarint(out, change.nodeId);
+  pushVarint64(out, change.nodeId);
   const context = change.context;
   if (context && context.length > 0) {
     out.push(0x22);
-    pushVarint(out, BigInt(context.length));
+    pushVarint64(out, BigInt(context.length));
     const head = Uint8Array.from(out);
     const result = new Uint8Array(head.length + context.length);
     result.set(head, 0);
@@ -69,29 +44,17 @@ export function encodeConfChange(change: ConfChange): Uint8Array {
   return Uint8Array.from(out);
 }
 
-/** Decodes raftpb.ConfChange protobuf bytes. */
+/** Decodes raftpb.ConfChange protobuf bytes; unknown fields are skipped. */
 export function decodeConfChange(bytes: Uint8Array): ConfChange {
   const change: ConfChange = { type: ConfChangeType.addNode, nodeId: 0n };
-  let at = 0;
-  while (at < bytes.length) {
-    const tag = readVarint(bytes, at);
-    at = tag.next;
-    const field = Number(tag.value >> 3n);
-    const wireType = Number(tag.value & 7n);
-    if (wireType === 2) {
-      const length = readVarint(bytes, at);
-      const end = length.next + Number(length.value);
-      assert(end <= bytes.length, 'truncated bytes field in conf change');
-      if (field === 4) change.context = bytes.slice(length.next, end);
-      at = end;
-      continue;
-    }
-    assert(wireType === 0, () => `unexpected wire type ${wireType} in conf change`);
-    const value = readVarint(bytes, at);
-    at = value.next;
-    if (field === 1) change.id = value.value;
-    else if (field === 2) change.type = Number(value.value) as ConfChangeType;
-    else if (field === 3) change.nodeId = value.value;
+  const reader = protoReaderOf(bytes);
+  while (!reader.done) {
+    const key = reader.key();
+    if (key === fieldKey(1, wireVarint)) change.id = reader.bigUint64();
+    else if (key === fieldKey(2, wireVarint)) change.type = reader.int32() as ConfChangeType;
+    else if (key === fieldKey(3, wireVarint)) change.nodeId = reader.bigUint64();
+    else if (key === fieldKey(4, wireBytes)) change.context = Uint8Array.from(reader.bytesField());
+    else reader.skip(key);
   }
   return change;
 }
