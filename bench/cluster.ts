@@ -3,7 +3,13 @@
  * (3 processes) and tsetcd's single-host mode (`tsetcd cluster --members 3`, one process), with
  * the same load generator in the same run, clients spread over all members' endpoints.
  *
- *   node dist/bench/cluster.js [--duration 5] [--warmup 5] [--clients 1,64,256] [--rate N] [--client go|node] [--json]
+ *   node dist/bench/cluster.js [--duration 5] [--warmup 5] [--clients 1,64,256] [--rounds 1]
+ *     [--systems etcd,tsetcd,single-host] [--rate N] [--client go|node] [--json]
+ *
+ * With several --rounds the systems take turns in a new order each round (each cluster started
+ * afresh), and the ratios to etcd are medians over the rounds. Server CPU is the members'
+ * processes' CPU over each measured window per request; peak RSS is the sum of the members'
+ * peak resident sets (one process in single-host mode), the highest over the rounds.
  *
  * --rate paces each run at N puts per second over all clients (0, the default, runs flat out).
  * "steal %" is the host CPU time the hypervisor took for others during each run, warm-up included.
@@ -26,35 +32,66 @@ import { join } from 'node:path';
 import { Cluster } from '../test/support/cluster.js';
 import { probeHealth } from '../test/support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
+import { median } from './compare.js';
 import { loadOptions, ratePerSecMax, type LoadResult } from './load.js';
-import { readHostCpuTicks, stealPercent } from './proc-stats.js';
+import { readHostCpuTicks, readProcessStats, stealPercent } from './proc-stats.js';
 import { goLoadAvailable, loadClientLabel, loadRunner, parseLoadClientName, type LoadClientName, type LoadRunner } from './go-client.js';
 
-interface ClusterBenchOptions {
+/** The three topologies, by the names --systems takes. */
+export const clusterSystems = ['etcd', 'tsetcd', 'single-host'] as const;
+export type ClusterSystem = (typeof clusterSystems)[number];
+const systemLabels: Record<ClusterSystem, string> = { etcd: 'etcd 3 processes', tsetcd: 'tsetcd 3 processes', 'single-host': 'tsetcd single-host' };
+export const clusterRoundsMax = 20;
+
+export interface ClusterBenchOptions {
   durationMs: number;
   warmupMs: number;
   clients: number[];
   client: LoadClientName;
   /** Puts per second over all clients; 0 runs flat out. */
   ratePerSec: number;
+  rounds: number;
+  systems: ClusterSystem[];
   json: boolean;
 }
 
-interface Row {
-  system: string;
+export interface ClusterRow {
+  system: ClusterSystem;
+  round: number;
   clients: number;
   throughputPerSec: number;
   p50Ms: number;
   p99Ms: number;
   errors: number;
+  /** The members' CPU over the measured window, per request answered. */
+  serverCpuPerRequestUs: number;
   /** Load generator CPU over the measured window, in percent of one core. */
   clientCpuPercent: number;
   /** Host CPU time stolen by the hypervisor during the run, in percent. */
   hostStealPercent: number;
 }
 
+/** A system's figures over etcd's at one client count: medians over rounds of the per-round ratios. */
+export interface ClusterRatio {
+  system: ClusterSystem;
+  clients: number;
+  throughput: number;
+  p50: number;
+  p99: number;
+  serverCpuPerRequest: number;
+}
+
+export interface ClusterReport {
+  clientLabel: string;
+  rows: ClusterRow[];
+  /** Per system, the sum of its members' peak RSS, the highest over the rounds. */
+  peakRssKb: Partial<Record<ClusterSystem, number>>;
+  /** Present when etcd ran: each other system's ratios to it. */
+  ratios: ClusterRatio[];
+}
+
 export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
-  const options: ClusterBenchOptions = { durationMs: 5_000, warmupMs: 5_000, clients: [1, 64, 256], client: 'node', ratePerSec: 0, json: false };
+  const options: ClusterBenchOptions = { durationMs: 5_000, warmupMs: 5_000, clients: [1, 64, 256], client: 'node', ratePerSec: 0, rounds: 1, systems: [...clusterSystems], json: false };
   for (let position = 0; position < argv.length; position++) {
     const flag = argv[position];
     if (flag === '--json') {
@@ -67,68 +104,180 @@ export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
     else if (flag === '--clients') options.clients = value.split(',').map(Number);
     else if (flag === '--client') options.client = parseLoadClientName(value);
     else if (flag === '--rate') options.ratePerSec = Number(value);
+    else if (flag === '--rounds') options.rounds = Number(value);
+    else if (flag === '--systems') options.systems = value.split(',').map(parseSystem);
     else throw new Error(`unknown flag ${flag}`);
   }
   if (!Number.isInteger(options.ratePerSec) || options.ratePerSec < 0 || options.ratePerSec > ratePerSecMax) {
     throw new Error(`--rate must be an integer in 0..${ratePerSecMax}, saw ${String(options.ratePerSec)}`);
   }
+  if (!Number.isInteger(options.rounds) || options.rounds < 1 || options.rounds > clusterRoundsMax) {
+    throw new Error(`--rounds must be 1..${clusterRoundsMax}, saw ${String(options.rounds)}`);
+  }
+  if (!(options.durationMs > 0) || !(options.warmupMs >= 0)) throw new Error('--duration must be positive and --warmup 0 or more (seconds)');
+  if (options.clients.length === 0 || !options.clients.every((clients) => Number.isInteger(clients) && clients > 0)) {
+    throw new Error('--clients must list positive integers, e.g. 1,64,256');
+  }
   return options;
 }
 
-async function measure(system: string, endpoints: string[], options: ClusterBenchOptions): Promise<Row[]> {
+function parseSystem(name: string): ClusterSystem {
+  if (!(clusterSystems as readonly string[]).includes(name)) throw new Error(`--systems takes ${clusterSystems.join(', ')}; saw ${name}`);
+  return name as ClusterSystem;
+}
+
+/** The systems in the order round `round` runs them: rotated by one each round, so none always goes first. */
+export function systemOrder(systems: readonly ClusterSystem[], round: number): ClusterSystem[] {
+  const shift = (round - 1) % systems.length;
+  return [...systems.slice(shift), ...systems.slice(0, shift)];
+}
+
+function cpuMsOf(pids: readonly number[]): number {
+  return pids.reduce((sum, pid) => sum + readProcessStats(pid).cpuMs, 0);
+}
+
+/** Runs every client count against one running system; `pids` are its member processes. */
+async function measure(system: ClusterSystem, round: number, endpoints: string[], pids: readonly number[], options: ClusterBenchOptions): Promise<ClusterRow[]> {
   const runLoad: LoadRunner = loadRunner(options.client);
-  const rows: Row[] = [];
+  const rows: ClusterRow[] = [];
   for (const clients of options.clients) {
-    const before = readHostCpuTicks();
-    const result: LoadResult = await runLoad(
-      loadOptions({ endpoints, clients, conns: Math.max(3, Math.min(16, clients)), durationMs: options.durationMs, warmupMs: options.warmupMs, op: 'put', ratePerSec: options.ratePerSec }),
-    );
-    const hostStealPercent = stealPercent(before, readHostCpuTicks());
+    const load = loadOptions({ endpoints, clients, conns: Math.max(3, Math.min(16, clients)), durationMs: options.durationMs, warmupMs: 0, op: 'put', ratePerSec: options.ratePerSec });
+    // The warm-up runs as its own load so the server CPU is sampled over the measured window only.
+    const hostBefore = readHostCpuTicks();
+    if (options.warmupMs > 0) await runLoad({ ...load, durationMs: options.warmupMs });
+    const cpuBeforeMs = cpuMsOf(pids);
+    const result: LoadResult = await runLoad(load);
+    const serverCpuMs = cpuMsOf(pids) - cpuBeforeMs;
     rows.push({
       system,
+      round,
       clients,
       throughputPerSec: result.throughputPerSec,
       p50Ms: result.latencyUs.p50 / 1000,
       p99Ms: result.latencyUs.p99 / 1000,
       errors: result.errorCount,
+      serverCpuPerRequestUs: result.requests > 0 ? Math.round((serverCpuMs * 1000) / result.requests) : 0,
       clientCpuPercent: result.elapsedMs > 0 ? Math.round((result.clientCpuMs * 100) / result.elapsedMs) : 0,
-      hostStealPercent,
+      hostStealPercent: stealPercent(hostBefore, readHostCpuTicks()),
     });
   }
   return rows;
 }
 
-async function processCluster(system: string, command: MemberCommand, options: ClusterBenchOptions): Promise<Row[]> {
+interface SystemRun {
+  rows: ClusterRow[];
+  peakRssKb: number;
+}
+
+async function processCluster(system: ClusterSystem, command: MemberCommand, round: number, options: ClusterBenchOptions): Promise<SystemRun> {
   const cluster = await Cluster.start({ command });
   try {
     await cluster.leader();
-    return await measure(system, cluster.endpoints(), options);
+    const pids = cluster.members.map((member) => member.pid);
+    const rows = await measure(system, round, cluster.endpoints(), pids, options);
+    return { rows, peakRssKb: pids.reduce((sum, pid) => sum + readProcessStats(pid).peakRssKb, 0) };
   } finally {
     await cluster.destroy();
   }
 }
 
-async function singleHostCluster(command: MemberCommand, options: ClusterBenchOptions): Promise<Row[]> {
+async function singleHostCluster(command: MemberCommand, round: number, options: ClusterBenchOptions): Promise<SystemRun> {
   const workDir = await mkdtemp(join(tmpdir(), 'tsetcd-single-host-'));
   const child: ChildProcess = spawn(command.command, [...command.args, 'cluster', '--members', '3'], { cwd: workDir, stdio: 'ignore' });
-  const endpoints = ['http://127.0.0.1:2379', 'http://127.0.0.1:22379', 'http://127.0.0.1:32379'];
+  const exited = new Promise((resolve) => child.once('exit', resolve));
   try {
     const deadline = performance.now() + 30_000;
-    for (const endpoint of endpoints) {
+    for (const endpoint of singleHostEndpoints) {
       while ((await probeHealth(endpoint)) !== '') {
+        if (child.exitCode !== null) throw new Error(`tsetcd cluster exited with ${child.exitCode} before ${endpoint} was healthy (are its ports free?)`);
         if (performance.now() > deadline) throw new Error(`single-host cluster not healthy at ${endpoint}`);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     }
-    return await measure('tsetcd single-host', endpoints, options);
+    const pid = child.pid as number;
+    const rows = await measure('single-host', round, singleHostEndpoints, [pid], options);
+    return { rows, peakRssKb: readProcessStats(pid).peakRssKb };
   } finally {
     child.kill('SIGTERM');
-    await new Promise((resolve) => child.once('exit', resolve));
+    await exited;
     await rm(workDir, { recursive: true, force: true });
   }
 }
 
-/** Runs the three topologies and prints a table with tsetcd/etcd ratios. */
+/** The client URLs of `tsetcd cluster --members 3` (etcd's Procfile layout). */
+export const singleHostEndpoints = ['http://127.0.0.1:2379', 'http://127.0.0.1:22379', 'http://127.0.0.1:32379'];
+
+/** Each non-etcd system's ratios to etcd per client count, medians over the rounds that ran both. */
+export function clusterRatios(rows: readonly ClusterRow[]): ClusterRatio[] {
+  const ratios: ClusterRatio[] = [];
+  const systems = [...new Set(rows.map((row) => row.system))].filter((system) => system !== 'etcd');
+  for (const system of systems) {
+    for (const clients of [...new Set(rows.map((row) => row.clients))]) {
+      const pairs = rows
+        .filter((row) => row.system === system && row.clients === clients)
+        .flatMap((row) => {
+          const reference = rows.find((other) => other.system === 'etcd' && other.clients === clients && other.round === row.round);
+          return reference === undefined ? [] : [[row, reference] as const];
+        });
+      if (pairs.length === 0) continue;
+      const medianOf = (figure: (row: ClusterRow) => number) => median(pairs.map(([row, reference]) => figure(row) / figure(reference)));
+      ratios.push({
+        system,
+        clients,
+        throughput: medianOf((row) => row.throughputPerSec),
+        p50: medianOf((row) => row.p50Ms),
+        p99: medianOf((row) => row.p99Ms),
+        serverCpuPerRequest: medianOf((row) => row.serverCpuPerRequestUs),
+      });
+    }
+  }
+  return ratios;
+}
+
+/** Runs the rounds: every system in each, in a rotating order. */
+export async function runClusterBench(options: ClusterBenchOptions, sut: MemberCommand): Promise<ClusterReport> {
+  const rows: ClusterRow[] = [];
+  const peakRssKb: Partial<Record<ClusterSystem, number>> = {};
+  for (let round = 1; round <= options.rounds; round++) {
+    for (const system of systemOrder(options.systems, round)) {
+      const run =
+        system === 'etcd' ? await processCluster(system, etcdCommand(), round, options)
+        : system === 'tsetcd' ? await processCluster(system, sut, round, options)
+        : await singleHostCluster(sut, round, options);
+      rows.push(...run.rows);
+      peakRssKb[system] = Math.max(peakRssKb[system] ?? 0, run.peakRssKb);
+    }
+  }
+  const order = (row: ClusterRow) => options.systems.indexOf(row.system) * 1e6 + row.clients * 100 + row.round;
+  rows.sort((a, b) => order(a) - order(b));
+  return { clientLabel: loadClientLabel(options.client), rows, peakRssKb, ratios: clusterRatios(rows) };
+}
+
+function table(rows: readonly string[][]): string {
+  const widths = (rows[0] ?? []).map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length)));
+  return rows.map((row) => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join('  ')).join('\n');
+}
+
+/** The report as text: a row per system, round and client count, then the ratios to etcd and peak RSS. */
+export function formatClusterReport(report: ClusterReport): string {
+  const runs = [['system', 'round', 'clients', 'put/s', 'p50 ms', 'p99 ms', 'errors', 'srv cpu us/req', 'cli cpu %', 'steal %']];
+  for (const row of report.rows) {
+    runs.push([systemLabels[row.system], String(row.round), String(row.clients), row.throughputPerSec.toFixed(0), row.p50Ms.toFixed(2), row.p99Ms.toFixed(2),
+      String(row.errors), String(row.serverCpuPerRequestUs), String(row.clientCpuPercent), row.hostStealPercent.toFixed(1)]);
+  }
+  const ratios = [['system', 'clients', 'throughput', 'p50', 'p99', 'srv cpu/req']];
+  for (const r of report.ratios) ratios.push([systemLabels[r.system], String(r.clients), ...[r.throughput, r.p50, r.p99, r.serverCpuPerRequest].map(String)]);
+  const rss = Object.entries(report.peakRssKb).map(([system, kb]) => `${systemLabels[system as ClusterSystem]} ${(kb / 1024).toFixed(1)}`);
+  const lines = [
+    `load client: ${report.clientLabel}; cli cpu % is of one core; steal % is host CPU time the hypervisor took`,
+    table(runs),
+  ];
+  if (report.ratios.length > 0) lines.push('', 'ratios to etcd 3 processes, medians over rounds (throughput above 1 is better; latency and cpu below 1 are better)', table(ratios));
+  lines.push('', `peak rss MiB (sum over a system's member processes, highest round): ${rss.join(', ')}`);
+  return lines.join('\n');
+}
+
+/** Runs the chosen topologies and prints a table with tsetcd/etcd ratios. */
 export async function main(argv: readonly string[]): Promise<number> {
   const options = parseClusterArgs(argv);
   const sut = sutCommand();
@@ -138,24 +287,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`cannot run with --client go: ${goLoad.reason}\n`);
     return 2;
   }
-  const rows = [
-    ...(await processCluster('etcd 3 processes', etcdCommand(), options)),
-    ...(await processCluster('tsetcd 3 processes', sut.command, options)),
-    ...(await singleHostCluster(sut.command, options)),
-  ];
-  if (options.json) {
-    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
-    return 0;
-  }
-  process.stdout.write(`load client: ${loadClientLabel(options.client)}; cli cpu % is of one core; steal % is host CPU time the hypervisor took\n`);
-  process.stdout.write('system               clients   put/s   p50 ms   p99 ms  errors  ratio-vs-etcd  cli cpu %  steal %\n');
-  for (const row of rows) {
-    const reference = rows.find((other) => other.system === 'etcd 3 processes' && other.clients === row.clients);
-    const ratio = reference === undefined ? Number.NaN : row.throughputPerSec / reference.throughputPerSec;
-    process.stdout.write(
-      `${row.system.padEnd(20)} ${String(row.clients).padStart(7)} ${row.throughputPerSec.toFixed(0).padStart(7)} ${row.p50Ms.toFixed(2).padStart(8)} ${row.p99Ms.toFixed(2).padStart(8)} ${String(row.errors).padStart(7)} ${ratio.toFixed(2).padStart(14)} ${String(row.clientCpuPercent).padStart(10)} ${row.hostStealPercent.toFixed(1).padStart(8)}\n`,
-    );
-  }
+  const report = await runClusterBench(options, sut.command);
+  process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatClusterReport(report)}\n`);
   return 0;
 }
 

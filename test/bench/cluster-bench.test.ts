@@ -1,0 +1,91 @@
+/**
+ * The three-topology cluster benchmark (bench/cluster.ts): its flags, round order and ratio
+ * medians on given rows, and a short real run of every topology it can start here. No timing is
+ * asserted.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import {
+  clusterRatios,
+  formatClusterReport,
+  parseClusterArgs,
+  runClusterBench,
+  singleHostEndpoints,
+  systemOrder,
+  type ClusterRow,
+  type ClusterSystem,
+} from '../../bench/cluster.js';
+import { sutCommand } from '../support/sut.js';
+
+test('cluster.js takes --rounds and --systems and refuses bad values', () => {
+  const defaults = parseClusterArgs([]);
+  assert.equal(defaults.rounds, 1);
+  assert.deepEqual(defaults.systems, ['etcd', 'tsetcd', 'single-host']);
+  const parsed = parseClusterArgs(['--rounds', '3', '--systems', 'tsetcd,etcd', '--clients', '1,8']);
+  assert.equal(parsed.rounds, 3);
+  assert.deepEqual(parsed.systems, ['tsetcd', 'etcd']);
+  assert.deepEqual(parsed.clients, [1, 8]);
+  assert.throws(() => parseClusterArgs(['--rounds', '0']), /--rounds must be 1\.\.20, saw 0/);
+  assert.throws(() => parseClusterArgs(['--systems', 'etcd,zookeeper']), /--systems takes etcd, tsetcd, single-host; saw zookeeper/);
+  assert.throws(() => parseClusterArgs(['--clients', '1,x']), /--clients must list positive integers/);
+  assert.throws(() => parseClusterArgs(['--duration', '0']), /--duration must be positive/);
+  assert.throws(() => parseClusterArgs(['--bogus', '1']), /unknown flag --bogus/);
+});
+
+test('each round starts with a different system', () => {
+  const systems: ClusterSystem[] = ['etcd', 'tsetcd', 'single-host'];
+  assert.deepEqual(systemOrder(systems, 1), ['etcd', 'tsetcd', 'single-host']);
+  assert.deepEqual(systemOrder(systems, 2), ['tsetcd', 'single-host', 'etcd']);
+  assert.deepEqual(systemOrder(systems, 3), ['single-host', 'etcd', 'tsetcd']);
+  assert.deepEqual(systemOrder(systems, 4), systemOrder(systems, 1));
+});
+
+function row(system: ClusterSystem, round: number, clients: number, throughputPerSec: number, p99Ms: number): ClusterRow {
+  return { system, round, clients, throughputPerSec, p50Ms: p99Ms / 4, p99Ms, errors: 0, serverCpuPerRequestUs: 1_000_000 / throughputPerSec, clientCpuPercent: 30, hostStealPercent: 1 };
+}
+
+test('ratios pair each round with etcd in the same round and take the median', () => {
+  const rows = [
+    row('etcd', 1, 64, 1000, 40), row('etcd', 2, 64, 2000, 40), row('etcd', 3, 64, 1000, 80),
+    row('tsetcd', 1, 64, 1500, 20), row('tsetcd', 2, 64, 1000, 80), row('tsetcd', 3, 64, 3000, 40),
+    // No etcd row for 256 clients: nothing to pair, so no ratio.
+    row('tsetcd', 1, 256, 5000, 50),
+  ];
+  const ratios = clusterRatios(rows);
+  assert.equal(ratios.length, 1);
+  // Per round: throughput 1.5, 0.5, 3; p99 0.5, 2, 0.5; cpu per request is the throughput's inverse.
+  assert.deepEqual(ratios[0], { system: 'tsetcd', clients: 64, throughput: 1.5, p50: 0.5, p99: 0.5, serverCpuPerRequest: 0.67 });
+  const text = formatClusterReport({ clientLabel: 'test client', rows, peakRssKb: { etcd: 2048, tsetcd: 4096 }, ratios });
+  assert.match(text, /^tsetcd 3 processes\s+64\s+1\.5\s+0\.5\s+0\.5\s+0\.67$/m);
+  assert.match(text, /etcd 3 processes 2\.0, tsetcd 3 processes 4\.0$/m);
+});
+
+/** Whether nothing listens on `port` of 127.0.0.1. */
+async function portFree(port: number): Promise<boolean> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+const sut = sutCommand();
+test('a short run measures every topology it can start here', sut.command === undefined ? { skip: sut.skipReason } : {}, async (t) => {
+  const ports = singleHostEndpoints.flatMap((endpoint) => {
+    const client = Number(new URL(endpoint).port);
+    return [client, client + 1];
+  });
+  const singleHostPortsFree = (await Promise.all(ports.map(portFree))).every(Boolean);
+  if (!singleHostPortsFree) t.diagnostic(`single-host mode not run: one of ports ${ports.join(', ')} is in use`);
+  const systems: ClusterSystem[] = singleHostPortsFree ? ['etcd', 'tsetcd', 'single-host'] : ['etcd', 'tsetcd'];
+  const options = { ...parseClusterArgs(['--duration', '0.3', '--warmup', '0.2', '--clients', '2']), systems };
+  const report = await runClusterBench(options, sut.command!);
+  assert.deepEqual(report.rows.map((r) => r.system), systems);
+  for (const r of report.rows) {
+    assert.ok(r.throughputPerSec > 0 && r.errors === 0, `expected puts without errors, saw ${JSON.stringify(r)}`);
+    assert.ok(r.serverCpuPerRequestUs > 0, `expected the members' CPU to be counted, saw ${JSON.stringify(r)}`);
+    assert.ok((report.peakRssKb[r.system] ?? 0) > 0, `expected a peak RSS for ${r.system}`);
+  }
+  assert.deepEqual(report.ratios.map((r) => r.system), systems.slice(1));
+});
