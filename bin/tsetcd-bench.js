@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Load generator (`tsetcd-bench [flags]`), etcd comparisons (`tsetcd-bench compare|cluster [flags]`) and
+// Load generator (`tsetcd-bench [flags]`), etcd comparisons (`tsetcd-bench all|compare|cluster [flags]`) and
 // the one-client floor (`tsetcd-bench floor [flags]`); the implementation is compiled TypeScript in dist/.
-const subcommands = { compare: '../dist/bench/compare.js', cluster: '../dist/bench/cluster.js', floor: '../dist/bench/floor.js' };
+const subcommands = { all: '../dist/bench/all.js', compare: '../dist/bench/compare.js', cluster: '../dist/bench/cluster.js', floor: '../dist/bench/floor.js' };
 const [first, ...rest] = process.argv.slice(2);
 const module = subcommands[first] ?? '../dist/bench/load.js';
 const args = first in subcommands ? rest : process.argv.slice(2);

@@ -1,7 +1,9 @@
-/** A short real run of the one-member comparison (bench/compare.ts), so the tool never rots. No timing is asserted. */
+/** A short real run of the one-member comparison (bench/compare.ts), so the tool never rots, and the flags of `tsetcd-bench all`. No timing is asserted. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatCompareReport, runCompare, workloadsDefault } from '../../bench/compare.js';
+import { parseAllArgs } from '../../bench/all.js';
+import { parseClusterArgs } from '../../bench/cluster.js';
+import { formatCompareReport, parseCompareArgs, runCompare, workloadsDefault } from '../../bench/compare.js';
 import { sutCommand } from '../support/sut.js';
 
 const sut = sutCommand();
@@ -19,4 +21,16 @@ test('a short compare run measures both members on a write and a round trip and 
   assert.deepEqual(Object.keys(report.overFsyncFloor), ['put-1']);
   assert.deepEqual(Object.keys(report.overRoundTripAndFsync), ['put-1']);
   assert.match(formatCompareReport(report), /put-1 p50 over one round trip \(range-s-1 p50\) plus the fsync p50/);
+});
+
+test('tsetcd-bench all hands its flags to both comparisons and refuses a bad one before starting anything', () => {
+  const { compareArgs, clusterArgs, json } = parseAllArgs(['--duration', '2', '--rounds', '5', '--clients', '64', '--client', 'go', '--json']);
+  assert.equal(json, true);
+  const compare = parseCompareArgs(compareArgs).options;
+  assert.deepEqual([compare.durationMs, compare.warmupMs, compare.rounds, compare.client], [2000, 3000, 5, 'go']);
+  const cluster = parseClusterArgs(clusterArgs);
+  assert.deepEqual([cluster.durationMs, cluster.warmupMs, cluster.rounds, cluster.client, cluster.clients], [2000, 3000, 5, 'go', [64]]);
+  assert.throws(() => parseAllArgs(['--rounds', '0']), /--rounds must be 1\.\.20, saw 0/);
+  assert.throws(() => parseAllArgs(['--clients', '0']), /--clients must list positive integers/);
+  assert.throws(() => parseAllArgs(['--workloads', 'put-1']), /Unknown option '--workloads'/);
 });
