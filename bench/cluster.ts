@@ -22,6 +22,9 @@
  *
  * --client go uses bench/go-load (etcd's Go clientv3) as the load generator instead of Node's.
  *
+ * Endpoints are ordered leader first for every system (see leaderFirst), so one client talks to
+ * the leader and the connections of many clients spread over the members alike.
+ *
  * Single-host mode uses etcd's Procfile ports (2379, 22379, 32379 and 2380, 22380, 32380): they
  * must be free.
  */
@@ -29,7 +32,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cluster } from '../test/support/cluster.js';
+import { Cluster, endpointStatus } from '../test/support/cluster.js';
 import { probeHealth } from '../test/support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
 import { median } from './compare.js';
@@ -172,9 +175,8 @@ interface SystemRun {
 async function processCluster(system: ClusterSystem, command: MemberCommand, round: number, options: ClusterBenchOptions): Promise<SystemRun> {
   const cluster = await Cluster.start({ command });
   try {
-    await cluster.leader();
     const pids = cluster.members.map((member) => member.pid);
-    const rows = await measure(system, round, cluster.endpoints(), pids, options);
+    const rows = await measure(system, round, await leaderFirst(cluster.endpoints()), pids, options);
     return { rows, peakRssKb: pids.reduce((sum, pid) => sum + readProcessStats(pid).peakRssKb, 0) };
   } finally {
     await cluster.destroy();
@@ -195,13 +197,36 @@ async function singleHostCluster(command: MemberCommand, round: number, options:
       }
     }
     const pid = child.pid as number;
-    const rows = await measure('single-host', round, singleHostEndpoints, [pid], options);
+    const rows = await measure('single-host', round, await leaderFirst(singleHostEndpoints), [pid], options);
     return { rows, peakRssKb: readProcessStats(pid).peakRssKb };
   } finally {
     child.kill('SIGTERM');
     await exited;
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+/** Longest the members may take to agree on a leader before a system's runs start. */
+const leaderWaitMsMax = 30_000;
+
+/**
+ * `endpoints` with the leader's first, once every member names the same one. Connection i goes to
+ * endpoint i mod n, so one client always talks to the leader, whichever member won the election:
+ * through a follower a put takes two more hops (the proposal forwarded, the commit sent back), and
+ * which member leads differs from system to system and run to run.
+ */
+export async function leaderFirst(endpoints: readonly string[]): Promise<string[]> {
+  const deadline = performance.now() + leaderWaitMsMax;
+  let seen = 'no status yet';
+  while (performance.now() < deadline) {
+    const statuses = await Promise.all(endpoints.map((endpoint) => endpointStatus(endpoint).catch((error: Error) => error)));
+    const leaderIds = new Set(statuses.map((status) => (status instanceof Error ? 'error' : status.leaderId)));
+    const index = statuses.findIndex((status) => !(status instanceof Error) && status.memberId === status.leaderId);
+    if (leaderIds.size === 1 && index >= 0) return [endpoints[index] as string, ...endpoints.filter((_, other) => other !== index)];
+    seen = statuses.map((status, i) => `${endpoints[i]}: ${status instanceof Error ? status.message.split('\n')[0] : `leader ${status.leaderId}`}`).join('; ');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`the members agreed on no leader within ${leaderWaitMsMax} ms (${seen})`);
 }
 
 /** The client URLs of `tsetcd cluster --members 3` (etcd's Procfile layout). */

@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import {
   clusterRatios,
   formatClusterReport,
+  leaderFirst,
   parseClusterArgs,
   runClusterBench,
   singleHostEndpoints,
@@ -16,7 +17,8 @@ import {
   type ClusterRow,
   type ClusterSystem,
 } from '../../bench/cluster.js';
-import { sutCommand } from '../support/sut.js';
+import { Cluster } from '../support/cluster.js';
+import { etcdCommand, sutCommand } from '../support/sut.js';
 
 test('cluster.js takes --rounds and --systems and refuses bad values', () => {
   const defaults = parseClusterArgs([]);
@@ -88,4 +90,16 @@ test('a short run measures every topology it can start here', sut.command === un
     assert.ok((report.peakRssKb[r.system] ?? 0) > 0, `expected a peak RSS for ${r.system}`);
   }
   assert.deepEqual(report.ratios.map((r) => r.system), systems.slice(1));
+});
+
+test('the leader\'s endpoint goes first, the others keep their order', async () => {
+  const cluster = await Cluster.start({ command: etcdCommand() });
+  try {
+    const leader = await cluster.leader();
+    const followers = cluster.endpoints().filter((endpoint) => endpoint !== leader.clientUrl);
+    // The leader last, so leaving the list as it is cannot pass.
+    assert.deepEqual(await leaderFirst([...followers, leader.clientUrl]), [leader.clientUrl, ...followers]);
+  } finally {
+    await cluster.destroy();
+  }
 });
