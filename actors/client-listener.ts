@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { versionBody } from '../src/api/version.js';
 import type { GrpcRoutes } from './grpc-calls.js';
-import { serveGrpcConnection } from './grpc-http2.js';
+import { serveGrpcConnection, type Http2ServerOptions } from './grpc-http2.js';
 import { http2Preface } from '../src/lib/http2-frames.js';
 
 /** A connection that sends nothing for this long is closed before any protocol is chosen. */
@@ -36,6 +36,8 @@ export interface ClientListenerOptions {
   port: number;
   /** The gRPC methods served (createGrpcServer). */
   grpcServer: GrpcRoutes;
+  /** Stream limit and keepalive of the gRPC connections; etcd's defaults when absent. */
+  http2?: Http2ServerOptions;
   http: HttpHandlers;
   /** Serve TLS instead of plaintext; ALPN offers h2 for gRPC and http/1.1 for the rest. */
   tls?: tls.TlsOptions;
@@ -152,7 +154,7 @@ export async function listenClient(options: ClientListenerOptions): Promise<Clie
     socket.on('error', () => socket.destroy());
     void classify(socket).then((kind) => {
       if (kind === 'grpc') {
-        serveGrpcConnection(socket, options.grpcServer);
+        serveGrpcConnection(socket, options.grpcServer, options.http2);
       } else if (kind === 'http') {
         httpServer.emit('connection', socket);
         // node:http reads the socket's handle directly and would leave the bytes we peeked at

@@ -11,6 +11,7 @@ import { etcdServerVersion } from '../src/api/version.js';
 import type { MemberConfig } from '../src/config/config.js';
 import { createGrpcServer, type GrpcHandlers, type StreamHandler, type UnaryHandler } from './grpc-server.js';
 import { listenClient, type ClientListener } from './client-listener.js';
+import { http2ServerOptions } from './grpc-http2.js';
 import { leaseHandlers } from './lease-service.js';
 import { createJsonGateway, gatewayTarget, type JsonGateway } from './json-gateway.js';
 import { watchHandler } from './watch-stream.js';
@@ -168,6 +169,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
   const listeners: ClientListener[] = [];
   const gateways: JsonGateway[] = [];
   const urls: string[] = [];
+  const http2 = http2ServerOptions(config);
   for (const text of config.listenClientUrls) {
     const url = new URL(text);
     if (url.protocol !== 'http:') {
@@ -180,6 +182,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
       host: bindHost(url),
       port: Number(url.port),
       grpcServer,
+      http2,
       http: {
         health: () =>
           member.healthy()

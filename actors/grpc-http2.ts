@@ -8,7 +8,8 @@
  * What a client sees is what grpc-go's server sends: response headers, length-prefixed messages,
  * trailers with grpc-status; errors as trailers-only responses. Both directions are
  * flow-controlled. Streaming methods get a call object shaped like grpc-js's (see GrpcStreamCall),
- * which is what their handlers were written against.
+ * which is what their handlers were written against. etcd's --max-concurrent-streams and
+ * --grpc-keepalive-* flags act here as grpc-go's server options do (Http2ServerOptions).
  */
 import type { Duplex } from 'node:stream';
 import {
@@ -23,10 +24,20 @@ import {
   frameBytesLimitMax,
   frameHeaderBytes,
   http2Preface,
+  pingStrikesAfter,
   windowBytesMax,
   grpcFramePrefixBytes,
   writeFramePrefix,
 } from '../src/lib/http2-frames.js';
+import {
+  grpcKeepaliveIntervalMsDefault,
+  grpcKeepaliveMinTimeMsDefault,
+  grpcKeepalivePolicyMinTimeMsDefault,
+  grpcKeepaliveTimeoutMsDefault,
+  grpcPingStrikesMax,
+  maxConcurrentStreamsDefault,
+} from '../src/lib/limits.js';
+import type { MemberConfig } from '../src/config/config.js';
 import { HeaderDecoder, HpackError } from '../src/lib/hpack.js';
 import { GrpcCode } from '../src/api/errors.js';
 import { GrpcHeaderEncoder } from './grpc-headers.js';
@@ -50,15 +61,68 @@ const pingAckDelayMs = 5;
 const pingAcksHeldMax = 16;
 /** After a GOAWAY, how long the client gets to read it before the socket is destroyed. */
 const goAwayLingerMs = 1_000;
+/** Node runs a setTimeout longer than this at once; longer keepalive waits are taken in steps. */
+const timerDelayMsMax = 2 ** 31 - 1;
+/** grpc-go's keepalive PING carries eight zero bytes. */
+const keepalivePingPayload = Buffer.alloc(8);
+/** RST_STREAM's payload for a stream over the concurrent-stream limit. */
+const refusedStreamPayload = Buffer.from([0, 0, 0, Http2ErrorCode.refusedStream]);
 
-const serverSettings = (() => {
-  const payload = Buffer.alloc(12);
-  payload.writeUInt16BE(Setting.initialWindowSize, 0);
-  payload.writeUInt32BE(streamReceiveWindowBytes, 2);
-  payload.writeUInt16BE(Setting.maxHeaderListSize, 6);
-  payload.writeUInt32BE(headerListBytesMax, 8);
+/** What etcd's --max-concurrent-streams and --grpc-keepalive-* flags make grpc-go's server do. */
+export interface Http2ServerOptions {
+  /**
+   * Streams a client may have open at once; a HEADERS frame opening one more is refused with
+   * RST_STREAM REFUSED_STREAM. Announced in SETTINGS_MAX_CONCURRENT_STREAMS; 0 means no limit
+   * and no announcement, as in grpc-go.
+   */
+  maxConcurrentStreams: number;
+  /** A client with streams open that PINGs sooner than this after its last PING earns a strike. */
+  keepaliveMinTimeMs: number;
+  /** After this long without a frame from the client, the server PINGs it. */
+  keepaliveIntervalMs: number;
+  /** And closes the connection when nothing arrives this long after that PING. */
+  keepaliveTimeoutMs: number;
+}
+
+/** What etcd's defaults come to. */
+export const etcdHttp2ServerOptions: Readonly<Http2ServerOptions> = {
+  maxConcurrentStreams: maxConcurrentStreamsDefault,
+  keepaliveMinTimeMs: grpcKeepaliveMinTimeMsDefault,
+  keepaliveIntervalMs: grpcKeepaliveIntervalMsDefault,
+  keepaliveTimeoutMs: grpcKeepaliveTimeoutMsDefault,
+};
+
+type KeepaliveFlags = Pick<MemberConfig, 'maxConcurrentStreams' | 'grpcKeepaliveMinTimeMs' | 'grpcKeepaliveIntervalMs' | 'grpcKeepaliveTimeoutMs'>;
+
+/**
+ * The server options etcd's flags come to. etcd passes grpc-go an enforcement policy only for a
+ * --grpc-keepalive-min-time above 0, and keepalive parameters only when both the interval and
+ * the timeout are above 0; without them grpc-go uses its own defaults, so 0 disables nothing.
+ */
+export function http2ServerOptions(flags: KeepaliveFlags): Http2ServerOptions {
+  const pingsServer = flags.grpcKeepaliveIntervalMs > 0 && flags.grpcKeepaliveTimeoutMs > 0;
+  return {
+    maxConcurrentStreams: flags.maxConcurrentStreams,
+    keepaliveMinTimeMs: flags.grpcKeepaliveMinTimeMs > 0 ? flags.grpcKeepaliveMinTimeMs : grpcKeepalivePolicyMinTimeMsDefault,
+    keepaliveIntervalMs: pingsServer ? flags.grpcKeepaliveIntervalMs : grpcKeepaliveIntervalMsDefault,
+    keepaliveTimeoutMs: pingsServer ? flags.grpcKeepaliveTimeoutMs : grpcKeepaliveTimeoutMsDefault,
+  };
+}
+
+/** The server's first SETTINGS: grpc-go's, with our stream window and header list limit. */
+function serverSettings(maxConcurrentStreams: number): Buffer {
+  const settings: Array<[number, number]> = [
+    [Setting.initialWindowSize, streamReceiveWindowBytes],
+    [Setting.maxHeaderListSize, headerListBytesMax],
+  ];
+  if (maxConcurrentStreams > 0) settings.push([Setting.maxConcurrentStreams, maxConcurrentStreams]);
+  const payload = Buffer.alloc(6 * settings.length);
+  settings.forEach(([id, value], index) => {
+    payload.writeUInt16BE(id, 6 * index);
+    payload.writeUInt32BE(value, 6 * index + 2);
+  });
   return payload;
-})();
+}
 
 /** One outbound item a stream could not send yet for want of flow-control window. */
 type Outbound = { kind: 'data'; bytes: Buffer; done?: () => void } | { kind: 'trailers'; code: number; message: string };
@@ -84,8 +148,12 @@ export class Http2ServerStream {
 }
 
 /** Serves gRPC on a socket whose next bytes are the client's HTTP/2 connection preface. */
-export function serveGrpcConnection(socket: Duplex & { remoteAddress?: string; remotePort?: number }, routes: GrpcRoutes): Http2Connection {
-  const connection = new Http2Connection(socket, routes);
+export function serveGrpcConnection(
+  socket: Duplex & { remoteAddress?: string; remotePort?: number },
+  routes: GrpcRoutes,
+  options: Readonly<Http2ServerOptions> = etcdHttp2ServerOptions,
+): Http2Connection {
+  const connection = new Http2Connection(socket, routes, options);
   connection.start();
   return connection;
 }
@@ -115,21 +183,37 @@ export class Http2Connection {
   private afterFlush: Array<() => void> = [];
   congested = false;
   private closed = false;
+  /** Streams beyond this many are refused; 0 in the options means no limit. */
+  private readonly streamsMax: number;
+  /** Whether HEADERS or DATA went out since the client's last PING: grpc-go then forgives it. */
+  private answeredSincePing = false;
+  private pingStrikes = 0;
+  private lastPingAtMs = -Infinity;
+  /** When the last bytes arrived from the client (performance.now()), for the keepalive check. */
+  private lastReadAtMs = 0;
+  /** When our keepalive PING went out; undefined while none is waiting for an answer. */
+  private keepalivePingSentAtMs: number | undefined;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private readonly keepaliveDueCallback = () => this.keepaliveDue();
 
   constructor(
     private readonly socket: Duplex & { remoteAddress?: string; remotePort?: number },
     readonly routes: GrpcRoutes,
+    private readonly options: Readonly<Http2ServerOptions> = etcdHttp2ServerOptions,
   ) {
     this.peer = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
+    this.streamsMax = options.maxConcurrentStreams > 0 ? options.maxConcurrentStreams : Infinity;
   }
 
   start(): void {
     // Answers are already batched per turn of the event loop; Nagle's algorithm would hold the
     // last small write of a burst until the client's delayed ACK (40 ms on Linux).
     (this.socket as Duplex & { setNoDelay?: (noDelay: boolean) => void }).setNoDelay?.(true);
-    this.writer.frame(FrameType.settings, 0, 0, serverSettings);
+    this.writer.frame(FrameType.settings, 0, 0, serverSettings(this.options.maxConcurrentStreams));
     this.writeWindowUpdate(0, connectionReceiveWindowBytes - defaultWindowBytes);
     this.flush();
+    this.lastReadAtMs = performance.now();
+    this.armKeepalive(this.options.keepaliveIntervalMs);
     this.socket.on('data', (chunk: Buffer) => this.receive(chunk));
     this.socket.on('close', () => this.shutDown());
     this.socket.on('error', () => this.socket.destroy());
@@ -141,6 +225,8 @@ export class Http2Connection {
 
   private receive(chunk: Buffer): void {
     if (this.closed) return;
+    // Once per read rather than per frame: the keepalive check only needs to know the client is there.
+    this.lastReadAtMs = performance.now();
     let bytes = this.input === undefined ? chunk : Buffer.concat([this.input, chunk]);
     this.input = undefined;
     try {
@@ -197,7 +283,7 @@ export class Http2Connection {
         throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'PUSH_PROMISE from a client');
       case FrameType.ping:
         if (payload.length !== 8 || streamId !== 0) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'malformed PING');
-        if ((flags & FrameFlag.ack) === 0) this.holdPingAck(payload);
+        if ((flags & FrameFlag.ack) === 0) this.clientPing(payload);
         return;
       case FrameType.goaway:
         return;
@@ -282,7 +368,12 @@ export class Http2Connection {
       return;
     }
     if (streamId <= this.lastStreamId) throw new Http2ConnectionError(Http2ErrorCode.streamClosed, `HEADERS on closed stream ${streamId}`);
+    // A refused stream counts as seen too, so DATA the client sent on it before it heard is ignored.
     this.lastStreamId = streamId;
+    if (this.streams.size >= this.streamsMax) {
+      this.writer.frame(FrameType.rstStream, 0, streamId, refusedStreamPayload);
+      return;
+    }
     const stream = new Http2ServerStream(streamId, this, this.peerInitialWindow);
     stream.remoteClosed = endStream;
     this.streams.set(streamId, stream);
@@ -377,6 +468,7 @@ export class Http2Connection {
     this.sendWindow -= dataBytes;
     stream.sendWindow -= dataBytes;
     stream.headersSent = true;
+    this.answeredSincePing = true;
     this.endLocal(stream);
     this.scheduleFlush();
   }
@@ -385,6 +477,7 @@ export class Http2Connection {
   sendHeaders(stream: Http2ServerStream): void {
     if (stream.headersSent || stream.localClosed || this.closed) return;
     stream.headersSent = true;
+    this.answeredSincePing = true;
     this.writer.frame(FrameType.headers, FrameFlag.endHeaders, stream.id, this.headers.responseHeaders());
     this.scheduleFlush();
   }
@@ -408,6 +501,7 @@ export class Http2Connection {
     if (stream.localClosed || this.closed) return;
     if (stream.headersSent) return this.sendTrailers(stream, code, message);
     stream.headersSent = true;
+    this.answeredSincePing = true;
     this.writer.frame(FrameType.headers, FrameFlag.endHeaders | FrameFlag.endStream, stream.id, this.headers.trailersOnly(code, message, httpStatus));
     this.endLocal(stream);
     this.scheduleFlush();
@@ -439,12 +533,14 @@ export class Http2Connection {
       if (item.kind === 'trailers') {
         stream.pending.shift();
         this.writer.frame(FrameType.headers, FrameFlag.endHeaders | FrameFlag.endStream, stream.id, this.headers.statusTrailers(item.code, item.message));
+        this.answeredSincePing = true;
         this.endLocal(stream);
         break;
       }
       if (this.congested && stream.side?.streaming === true) break;
       const size = Math.min(item.bytes.length, this.sendWindow, stream.sendWindow, this.peerFrameBytes);
       if (size <= 0) break;
+      this.answeredSincePing = true;
       this.writer.header(size, FrameType.data, 0, stream.id);
       this.writer.append(item.bytes.subarray(0, size));
       this.sendWindow -= size;
@@ -503,6 +599,16 @@ export class Http2Connection {
     this.writer.frame(FrameType.windowUpdate, 0, streamId, payload);
   }
 
+  /** ACKs a client's PING and judges it as grpc-go's keepalive enforcement does. */
+  private clientPing(payload: Buffer): void {
+    this.holdPingAck(payload);
+    const nowMs = performance.now();
+    this.pingStrikes = pingStrikesAfter(this.pingStrikes, nowMs - this.lastPingAtMs, this.answeredSincePing, this.streams.size, this.options.keepaliveMinTimeMs);
+    this.lastPingAtMs = nowMs;
+    this.answeredSincePing = false;
+    if (this.pingStrikes > grpcPingStrikesMax) throw new Http2ConnectionError(Http2ErrorCode.enhanceYourCalm, 'too_many_pings');
+  }
+
   private holdPingAck(payload: Buffer): void {
     this.pingAcks.push(Buffer.from(payload));
     if (this.pingAcks.length > pingAcksHeldMax) return this.writePingAcks();
@@ -518,6 +624,44 @@ export class Http2Connection {
     this.pingAcks.length = 0;
     clearTimeout(this.pingAckTimer);
     this.pingAckTimer = undefined;
+  }
+
+  private armKeepalive(delayMs: number): void {
+    this.keepaliveTimer = setTimeout(this.keepaliveDueCallback, Math.min(Math.max(delayMs, 1), timerDelayMsMax));
+    // An idle client connection must not keep the process alive.
+    this.keepaliveTimer.unref();
+  }
+
+  /**
+   * grpc-go's server keepalive: PING a client that has sent nothing for keepaliveIntervalMs, and
+   * close the connection when nothing arrives keepaliveTimeoutMs after that. One timer a
+   * connection; reads only move lastReadAtMs, and the timer finds out when it fires.
+   */
+  private keepaliveDue(): void {
+    this.keepaliveTimer = undefined;
+    if (this.closed) return;
+    const nowMs = performance.now();
+    const { keepaliveIntervalMs, keepaliveTimeoutMs } = this.options;
+    const pingSentAtMs = this.keepalivePingSentAtMs;
+    if (pingSentAtMs !== undefined && this.lastReadAtMs <= pingSentAtMs) {
+      const waitedMs = nowMs - pingSentAtMs;
+      if (waitedMs >= keepaliveTimeoutMs) return this.closeUnresponsive();
+      return this.armKeepalive(keepaliveTimeoutMs - waitedMs);
+    }
+    this.keepalivePingSentAtMs = undefined;
+    const idleMs = nowMs - this.lastReadAtMs;
+    if (idleMs < keepaliveIntervalMs) return this.armKeepalive(keepaliveIntervalMs - idleMs);
+    this.keepalivePingSentAtMs = nowMs;
+    this.writer.frame(FrameType.ping, 0, 0, keepalivePingPayload);
+    this.flush();
+    this.armKeepalive(keepaliveTimeoutMs);
+  }
+
+  /** grpc-go closes a connection whose keepalive PING went unanswered without a GOAWAY. */
+  private closeUnresponsive(): void {
+    this.routes.logger.info({ peer: this.peer }, 'closing server transport due to idleness');
+    this.socket.destroy();
+    this.shutDown();
   }
 
   private scheduleFlush(): void {
@@ -552,6 +696,8 @@ export class Http2Connection {
   /** A connection error: GOAWAY with the last stream we saw, then the connection ends. */
   goAway(code: number, reason: string): void {
     if (this.closed) return;
+    // ACKs held for a later write go first: grpc-go ACKs the PING that earns GOAWAY too_many_pings.
+    if (this.pingAcks.length > 0) this.writePingAcks();
     const debug = Buffer.from(reason, 'utf8');
     const payload = Buffer.allocUnsafe(8 + debug.length);
     payload.writeUInt32BE(this.lastStreamId, 0);
@@ -570,6 +716,7 @@ export class Http2Connection {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.pingAckTimer);
+    clearTimeout(this.keepaliveTimer);
     const streams = [...this.streams.values()];
     this.streams.clear();
     this.blocked.clear();

@@ -67,6 +67,8 @@ export interface MemberConfig {
   logLevel: LogLevel;
   logOutputs: string[];
   unsafeNoFsync: boolean;
+  /** --max-concurrent-streams: streams one client connection may have open at once (0 means no limit, as in grpc-go). */
+  maxConcurrentStreams: number;
   grpcKeepaliveMinTimeMs: number;
   grpcKeepaliveIntervalMs: number;
   grpcKeepaliveTimeoutMs: number;
@@ -170,6 +172,7 @@ function resolve(raw: RawFlags): MemberConfig {
     logLevel: str(raw, 'log-level') as LogLevel,
     logOutputs: list(raw, 'log-outputs'),
     unsafeNoFsync: bool(raw, 'unsafe-no-fsync'),
+    maxConcurrentStreams: num(raw, 'max-concurrent-streams'),
     grpcKeepaliveMinTimeMs: num(raw, 'grpc-keepalive-min-time'),
     grpcKeepaliveIntervalMs: num(raw, 'grpc-keepalive-interval'),
     grpcKeepaliveTimeoutMs: num(raw, 'grpc-keepalive-timeout'),

@@ -2,9 +2,10 @@
  * HTTP/2 framing (RFC 9113) as bytes: frame and setting numbers, error codes, and a writer that
  * lays outbound frames end to end in shared slabs, so a burst of answers leaves in one socket
  * write instead of one small Buffer (and one syscall) per frame. Also gRPC's message prefix,
- * which every message carries inside DATA frames.
+ * which every message carries inside DATA frames, and grpc-go's rule for judging a client's PINGs.
  */
 import { assert } from './assert.js';
+import { grpcPingWithoutStreamIntervalMs } from './limits.js';
 
 /** The client connection preface (RFC 9113, 3.4). */
 export const http2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -161,4 +162,19 @@ export function writeFramePrefix(target: Uint8Array, offset: number, messageByte
   target[offset + 3] = (messageBytes >>> 8) & 0xff;
   target[offset + 4] = messageBytes & 0xff;
   return offset + grpcFramePrefixBytes;
+}
+
+/**
+ * A client PING judged as grpc-go's server judges it (keepalive.EnforcementPolicy with
+ * PermitWithoutStream false, as etcd configures it); returns the connection's strike count after
+ * it. A PING that follows a HEADERS or DATA frame from the server clears the count and is not
+ * judged, which keeps safe the PINGs grpc-go clients send on each answer they read (their BDP
+ * estimator). Otherwise a PING sooner than minTimeMs after the previous one is a strike, or
+ * sooner than two hours when no stream is open. The caller ends the connection once the count
+ * exceeds grpcPingStrikesMax.
+ */
+export function pingStrikesAfter(strikes: number, sinceLastPingMs: number, answeredSinceLastPing: boolean, openStreams: number, minTimeMs: number): number {
+  if (answeredSinceLastPing) return 0;
+  const allowedMs = openStreams > 0 ? minTimeMs : grpcPingWithoutStreamIntervalMs;
+  return sinceLastPingMs < allowedMs ? strikes + 1 : strikes;
 }

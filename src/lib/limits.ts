@@ -51,3 +51,16 @@ export const peerDialBackoffMsDefault = 50;
 export const peerDialBackoffMsMax = 2_000;
 /** A peer connection that answers no ping within this interval is closed and redialed. */
 export const peerPingIntervalMsDefault = 5_000;
+/** etcd's --max-concurrent-streams default (Go's math.MaxUint32), which etcd still announces in its SETTINGS. */
+export const maxConcurrentStreamsDefault = 2 ** 32 - 1;
+/** etcd's --grpc-keepalive-min-time default: a client with streams open may PING this often. */
+export const grpcKeepaliveMinTimeMsDefault = 5_000;
+/** etcd's --grpc-keepalive-interval and --grpc-keepalive-timeout defaults, which are grpc-go's own too. */
+export const grpcKeepaliveIntervalMsDefault = 2 * 60 * 60 * 1_000;
+export const grpcKeepaliveTimeoutMsDefault = 20_000;
+/** grpc-go's EnforcementPolicy.MinTime when etcd passes none (--grpc-keepalive-min-time 0). */
+export const grpcKeepalivePolicyMinTimeMsDefault = 5 * 60 * 1_000;
+/** grpc-go: with no stream open, a client PING sooner than this after its previous one is a strike. */
+export const grpcPingWithoutStreamIntervalMs = 2 * 60 * 60 * 1_000;
+/** grpc-go's maxPingStrikes: the strike after this many ends the connection with GOAWAY too_many_pings. */
+export const grpcPingStrikesMax = 2;
