@@ -10,7 +10,8 @@ import {
   txnOpsDefault,
 } from '../lib/limits.js';
 
-export type FlagKind = 'string' | 'uint' | 'int' | 'bool' | 'duration' | 'urls' | 'strings';
+/** `uint32` is etcd's own flag type (--max-concurrent-streams), which reports strconv's errors as they are. */
+export type FlagKind = 'string' | 'uint' | 'uint32' | 'int' | 'bool' | 'duration' | 'urls' | 'strings';
 
 export interface FlagSpec {
   name: string;
@@ -54,7 +55,7 @@ export const serverFlags: readonly FlagSpec[] = [
   flag('grpc-keepalive-min-time', 'duration', '5s', 'Minimum duration interval that a client should wait before pinging server.'),
   flag('grpc-keepalive-interval', 'duration', '2h0m0s', 'Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).'),
   flag('grpc-keepalive-timeout', 'duration', '20s', 'Additional duration of wait before closing a non-responsive connection (0 to disable).'),
-  flag('max-concurrent-streams', 'uint', '4294967295', 'Maximum concurrent streams that each client can open at a time.'),
+  flag('max-concurrent-streams', 'uint32', '4294967295', 'Maximum concurrent streams that each client can open at a time.'),
   flag('initial-advertise-peer-urls', 'urls', defaultListenPeerUrls, "List of this member's peer URLs to advertise to the rest of the cluster."),
   flag('initial-cluster', 'string', `${defaultName}=${defaultListenPeerUrls}`, 'Initial cluster configuration for bootstrapping.'),
   flag('initial-cluster-state', 'string', 'new', "Initial cluster state ('new' or 'existing')."),

@@ -65,6 +65,29 @@ function parseUrls(spec: FlagSpec, text: string): string[] {
   });
 }
 
+/**
+ * Go's strconv.ParseUint(text, 0, 32) syntax: decimal, or 0x, 0o, 0b or 0 (octal) prefixed digits,
+ * with single underscores allowed between digits and after a prefix, as in Go literals.
+ */
+const uint32Syntax: ReadonlyArray<{ pattern: RegExp; radix: number; prefixChars: number }> = [
+  { pattern: /^(?:0|[1-9](?:_?[0-9])*)$/, radix: 10, prefixChars: 0 },
+  { pattern: /^0[xX](?:_?[0-9a-fA-F])+$/, radix: 16, prefixChars: 2 },
+  { pattern: /^0[oO](?:_?[0-7])+$/, radix: 8, prefixChars: 2 },
+  { pattern: /^0[bB](?:_?[01])+$/, radix: 2, prefixChars: 2 },
+  { pattern: /^0(?:_?[0-7])+$/, radix: 8, prefixChars: 1 },
+];
+
+/** etcd's uint32 flag value: strconv's own error text, "invalid syntax" or "value out of range". */
+function parseUint32(spec: FlagSpec, text: string): number {
+  const fail = (reason: string) => new FlagError(`invalid value "${text}" for flag -${spec.name}: strconv.ParseUint: parsing "${text}": ${reason}`);
+  const syntax = uint32Syntax.find((candidate) => candidate.pattern.test(text));
+  if (syntax === undefined) throw fail('invalid syntax');
+  const digits = text.slice(syntax.prefixChars).replaceAll('_', '');
+  const value = Number.parseInt(digits, syntax.radix);
+  if (value > 0xffffffff) throw fail('value out of range');
+  return value;
+}
+
 /** Converts one flag's text to its typed value, with Go's error text on failure. */
 export function convertFlagValue(spec: FlagSpec, text: string): RawValue {
   const invalid = () => new FlagError(`invalid value "${text}" for flag -${spec.name}: parse error`);
@@ -84,6 +107,8 @@ export function convertFlagValue(spec: FlagSpec, text: string): RawValue {
       if (!Number.isSafeInteger(value) || (spec.kind === 'uint' && value < 0)) throw invalid();
       return value;
     }
+    case 'uint32':
+      return parseUint32(spec, text);
     case 'duration': {
       const valueMs = parseGoDurationMs(text);
       if (valueMs === undefined) throw invalid();

@@ -117,3 +117,18 @@ test('Go durations parse to milliseconds', () => {
   assert.equal(parseGoDurationMs('1.5s'), 1500);
   assert.equal(parseGoDurationMs('5'), undefined);
 });
+
+test('--max-concurrent-streams reads Go uint32 literals and refuses others with strconv\'s text', () => {
+  const streams = (text: string) => load(['--max-concurrent-streams', text]).config.maxConcurrentStreams;
+  assert.equal(load([]).config.maxConcurrentStreams, 4294967295);
+  for (const [text, value] of [['0', 0], ['100', 100], ['1_000', 1000], ['0x10', 16], ['0o17', 15], ['017', 15], ['0b101', 5], ['4294967295', 4294967295]] as const) {
+    assert.equal(streams(text), value, `for ${text}`);
+  }
+  for (const [text, reason] of [['-1', 'invalid syntax'], ['abc', 'invalid syntax'], ['08', 'invalid syntax'], ['1__0', 'invalid syntax'], ['+5', 'invalid syntax'], ['4294967296', 'value out of range'], ['0x1_0000_0000', 'value out of range']] as const) {
+    assert.throws(
+      () => streams(text),
+      (error: Error) => error instanceof FlagError && error.message === `invalid value "${text}" for flag -max-concurrent-streams: strconv.ParseUint: parsing "${text}": ${reason}`,
+      `for ${text}`,
+    );
+  }
+});

@@ -1,0 +1,43 @@
+/**
+ * Bad command lines against real etcd and tsetcd: the same exit status and the same first line on
+ * stderr. Every line here is refused before a member starts, so nothing listens.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { etcdBinaryPath, etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
+
+/** A refusal takes well under this; a line that started a member would be killed here. */
+const refusalMsMax = 15_000;
+
+const badLines: string[][] = [
+  ['--foo'],
+  ['--snapshot-count', 'abc'],
+  ['--max-concurrent-streams', '-1'],
+  ['--max-concurrent-streams', '4294967296'],
+  ['--max-concurrent-streams', '1__0'],
+];
+
+function refusal(command: MemberCommand, args: string[], cwd: string): { status: number | null; firstLine: string } {
+  const result = spawnSync(command.command, [...command.args, ...args], { cwd, encoding: 'utf8', timeout: refusalMsMax });
+  return { status: result.status, firstLine: (result.stderr ?? '').split('\n')[0] ?? '' };
+}
+
+const sut = sutCommand();
+const skip = !existsSync(etcdBinaryPath) ? `${etcdBinaryPath} is not installed` : sut.skipReason;
+test('bad flags are refused as etcd refuses them', skip === undefined ? {} : { skip }, () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'tsetcd-flag-errors-'));
+  try {
+    for (const args of badLines) {
+      const etcd = refusal(etcdCommand(), args, cwd);
+      const ours = refusal(sut.command!, args, cwd);
+      assert.equal(etcd.status, 2, `etcd ${args.join(' ')}: ${etcd.firstLine}`);
+      assert.deepEqual(ours, etcd, `for ${args.join(' ')}`);
+    }
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
