@@ -118,6 +118,7 @@ export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
     throw new Error(`--rounds must be 1..${clusterRoundsMax}, saw ${String(options.rounds)}`);
   }
   if (!(options.durationMs > 0) || !(options.warmupMs >= 0)) throw new Error('--duration must be positive and --warmup 0 or more (seconds)');
+  if (new Set(options.systems).size !== options.systems.length) throw new Error(`--systems names a system twice: ${options.systems.join(',')}`);
   if (options.clients.length === 0 || !options.clients.every((clients) => Number.isInteger(clients) && clients > 0)) {
     throw new Error('--clients must list positive integers, e.g. 1,64,256');
   }
@@ -273,8 +274,8 @@ export async function runClusterBench(options: ClusterBenchOptions, sut: MemberC
       peakRssKb[system] = Math.max(peakRssKb[system] ?? 0, run.peakRssKb);
     }
   }
-  const order = (row: ClusterRow) => options.systems.indexOf(row.system) * 1e6 + row.clients * 100 + row.round;
-  rows.sort((a, b) => order(a) - order(b));
+  const systemRank = (row: ClusterRow) => options.systems.indexOf(row.system);
+  rows.sort((a, b) => systemRank(a) - systemRank(b) || a.clients - b.clients || a.round - b.round);
   return { clientLabel: loadClientLabel(options.client), rows, peakRssKb, ratios: clusterRatios(rows) };
 }
 

@@ -4,8 +4,9 @@
  * (bench/go-load's `--serve-null`: etcd's KV service answering every request at once, with no
  * store, Raft or disk). A durable put waits for both, one after the other: the request must arrive
  * before its entry can be synced, and the answer leaves after. So (null p50 + fsync p50) / fsync p50
- * is the lowest "put p50 over fsync p50" any server can reach with this client here, to set beside
- * the 1.2 the performance target asks and the ratios compare.js reports for etcd and tsetcd.
+ * is the "put p50 over fsync p50" of a server whose round trip is as fast as this null one's and
+ * that adds only the fsync, to set beside the 1.2 the performance target asks and the ratios
+ * compare.js reports for etcd and tsetcd (whose own range-s-1 round trip is about as fast).
  *
  *   node dist/bench/floor.js [--duration 3] [--warmup 1] [--rounds 3] [--client go|node] [--json]
  *
@@ -49,7 +50,7 @@ export interface FloorReport {
   readonly rounds: readonly FloorRound[];
   /** Median over rounds of the null server's put p50 over the probe's preallocated p50. */
   readonly roundTripOverFsync: number;
-  /** Median over rounds of (null put p50 + fsync p50) over fsync p50: the lowest ratio a durable put can reach. */
+  /** Median over rounds of (null put p50 + fsync p50) over fsync p50: a durable put that adds only the fsync. */
   readonly durablePutFloorOverFsync: number;
 }
 

@@ -31,6 +31,7 @@ test('cluster.js takes --rounds and --systems and refuses bad values', () => {
   assert.throws(() => parseClusterArgs(['--rounds', '0']), /--rounds must be 1\.\.20, saw 0/);
   assert.throws(() => parseClusterArgs(['--systems', 'etcd,zookeeper']), /--systems takes etcd, tsetcd, single-host; saw zookeeper/);
   assert.throws(() => parseClusterArgs(['--clients', '1,x']), /--clients must list positive integers/);
+  assert.throws(() => parseClusterArgs(['--systems', 'etcd,etcd']), /--systems names a system twice: etcd,etcd/);
   assert.throws(() => parseClusterArgs(['--duration', '0']), /--duration must be positive/);
   assert.throws(() => parseClusterArgs(['--bogus', '1']), /unknown flag --bogus/);
 });
