@@ -4,7 +4,10 @@
  * the round trip and the fsync floor), then three members (cluster.ts: etcd 3 processes, tsetcd 3
  * processes, tsetcd single-host), each with medians over --rounds.
  *
- *   node dist/bench/all.js [--duration 3] [--warmup 3] [--rounds 3] [--clients 1,64,256] [--client go|node] [--json]
+ *   node dist/bench/all.js [--duration 3] [--warmup 3] [--rounds 3] [--clients 1,64,256] [--cluster-ops put]
+ *     [--client go|node] [--json]
+ *
+ * --clients and --cluster-ops go to cluster.js (its --clients and --ops).
  *   npx tsetcd-bench all ...
  */
 import { parseArgs } from 'node:util';
@@ -27,13 +30,14 @@ export function parseAllArgs(argv: readonly string[]): { compareArgs: string[]; 
       warmup: { type: 'string', default: '3' },
       rounds: { type: 'string', default: '3' },
       clients: { type: 'string', default: '1,64,256' },
+      'cluster-ops': { type: 'string', default: 'put' },
       client: { type: 'string', default: 'node' },
       json: { type: 'boolean', default: false },
     },
   });
   const shared = ['--duration', values.duration, '--warmup', values.warmup, '--rounds', values.rounds, '--client', values.client];
   const compareArgs = [...shared];
-  const clusterArgs = [...shared, '--clients', values.clients];
+  const clusterArgs = [...shared, '--clients', values.clients, '--ops', values['cluster-ops']];
   // Both parsers run now, so a bad value fails before anything starts.
   parseCompareArgs(compareArgs);
   parseClusterArgs(clusterArgs);

@@ -4,14 +4,18 @@
  * the same load generator in the same run, clients spread over all members' endpoints.
  *
  *   node dist/bench/cluster.js [--duration 5] [--warmup 5] [--clients 1,64,256] [--rounds 1]
- *     [--systems etcd,tsetcd,single-host] [--rate N] [--client go|node] [--json]
+ *     [--ops put,range-l,range-s] [--systems etcd,tsetcd,single-host] [--rate N] [--client go|node] [--json]
+ *
+ * --ops picks the workloads, each run at every client count, in the order given (default put):
+ * 256-byte puts, and linearizable (range-l) or serializable (range-s) one-key ranges. List put
+ * first when ranges should find keys.
  *
  * With several --rounds the systems take turns in a new order each round (each cluster started
  * afresh), and the ratios to etcd are medians over the rounds. Server CPU is the members'
  * processes' CPU over each measured window per request; peak RSS is the sum of the members'
  * peak resident sets (one process in single-host mode), the highest over the rounds.
  *
- * --rate paces each run at N puts per second over all clients (0, the default, runs flat out).
+ * --rate paces each run at N requests per second over all clients (0, the default, runs flat out).
  * "steal %" is the host CPU time the hypervisor took for others during each run, warm-up included.
  *
  * Each measured window follows --warmup seconds of the same load, excluded. V8 compiles tsetcd's
@@ -45,22 +49,27 @@ export const clusterSystems = ['etcd', 'tsetcd', 'single-host'] as const;
 export type ClusterSystem = (typeof clusterSystems)[number];
 const systemLabels: Record<ClusterSystem, string> = { etcd: 'etcd 3 processes', tsetcd: 'tsetcd 3 processes', 'single-host': 'tsetcd single-host' };
 export const clusterRoundsMax = 20;
+/** The workloads --ops takes. */
+export const clusterOps = ['put', 'range-l', 'range-s'] as const;
+export type ClusterOp = (typeof clusterOps)[number];
 
 export interface ClusterBenchOptions {
   durationMs: number;
   warmupMs: number;
   clients: number[];
   client: LoadClientName;
-  /** Puts per second over all clients; 0 runs flat out. */
+  /** Requests per second over all clients; 0 runs flat out. */
   ratePerSec: number;
   rounds: number;
   systems: ClusterSystem[];
+  ops: ClusterOp[];
   json: boolean;
 }
 
 export interface ClusterRow {
   system: ClusterSystem;
   round: number;
+  op: ClusterOp;
   clients: number;
   throughputPerSec: number;
   p50Ms: number;
@@ -77,6 +86,7 @@ export interface ClusterRow {
 /** A system's figures over etcd's at one client count: medians over rounds of the per-round ratios. */
 export interface ClusterRatio {
   system: ClusterSystem;
+  op: ClusterOp;
   clients: number;
   throughput: number;
   p50: number;
@@ -94,7 +104,7 @@ export interface ClusterReport {
 }
 
 export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
-  const options: ClusterBenchOptions = { durationMs: 5_000, warmupMs: 5_000, clients: [1, 64, 256], client: 'node', ratePerSec: 0, rounds: 1, systems: [...clusterSystems], json: false };
+  const options: ClusterBenchOptions = { durationMs: 5_000, warmupMs: 5_000, clients: [1, 64, 256], client: 'node', ratePerSec: 0, rounds: 1, systems: [...clusterSystems], ops: ['put'], json: false };
   for (let position = 0; position < argv.length; position++) {
     const flag = argv[position];
     if (flag === '--json') {
@@ -109,6 +119,7 @@ export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
     else if (flag === '--rate') options.ratePerSec = Number(value);
     else if (flag === '--rounds') options.rounds = Number(value);
     else if (flag === '--systems') options.systems = value.split(',').map(parseSystem);
+    else if (flag === '--ops') options.ops = value.split(',').map(parseOp);
     else throw new Error(`unknown flag ${flag}`);
   }
   if (!Number.isInteger(options.ratePerSec) || options.ratePerSec < 0 || options.ratePerSec > ratePerSecMax) {
@@ -119,6 +130,7 @@ export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
   }
   if (!(options.durationMs > 0) || !(options.warmupMs >= 0)) throw new Error('--duration must be positive and --warmup 0 or more (seconds)');
   if (new Set(options.systems).size !== options.systems.length) throw new Error(`--systems names a system twice: ${options.systems.join(',')}`);
+  if (new Set(options.ops).size !== options.ops.length) throw new Error(`--ops names a workload twice: ${options.ops.join(',')}`);
   if (options.clients.length === 0 || !options.clients.every((clients) => Number.isInteger(clients) && clients > 0)) {
     throw new Error('--clients must list positive integers, e.g. 1,64,256');
   }
@@ -128,6 +140,11 @@ export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
 function parseSystem(name: string): ClusterSystem {
   if (!(clusterSystems as readonly string[]).includes(name)) throw new Error(`--systems takes ${clusterSystems.join(', ')}; saw ${name}`);
   return name as ClusterSystem;
+}
+
+function parseOp(name: string): ClusterOp {
+  if (!(clusterOps as readonly string[]).includes(name)) throw new Error(`--ops takes ${clusterOps.join(', ')}; saw ${name}`);
+  return name as ClusterOp;
 }
 
 /** The systems in the order round `round` runs them: rotated by one each round, so none always goes first. */
@@ -140,12 +157,29 @@ function cpuMsOf(pids: readonly number[]): number {
   return pids.reduce((sum, pid) => sum + readProcessStats(pid).cpuMs, 0);
 }
 
-/** Runs every client count against one running system; `pids` are its member processes. */
+/** Runs every workload at every client count against one running system; `pids` are its member processes. */
 async function measure(system: ClusterSystem, round: number, endpoints: string[], pids: readonly number[], options: ClusterBenchOptions): Promise<ClusterRow[]> {
   const runLoad: LoadRunner = loadRunner(options.client);
   const rows: ClusterRow[] = [];
+  for (const op of options.ops) {
+    rows.push(...(await measureOp(system, round, op, endpoints, pids, options, runLoad)));
+  }
+  return rows;
+}
+
+async function measureOp(
+  system: ClusterSystem,
+  round: number,
+  op: ClusterOp,
+  endpoints: string[],
+  pids: readonly number[],
+  options: ClusterBenchOptions,
+  runLoad: LoadRunner,
+): Promise<ClusterRow[]> {
+  const rows: ClusterRow[] = [];
+  const workload = op === 'put' ? { op: 'put' as const } : { op: 'range' as const, consistency: op === 'range-l' ? ('l' as const) : ('s' as const) };
   for (const clients of options.clients) {
-    const load = loadOptions({ endpoints, clients, conns: Math.max(3, Math.min(16, clients)), durationMs: options.durationMs, warmupMs: 0, op: 'put', ratePerSec: options.ratePerSec });
+    const load = loadOptions({ endpoints, clients, conns: Math.max(3, Math.min(16, clients)), durationMs: options.durationMs, warmupMs: 0, ...workload, ratePerSec: options.ratePerSec });
     // The warm-up runs as its own load so the server CPU is sampled over the measured window only.
     const hostBefore = readHostCpuTicks();
     if (options.warmupMs > 0) await runLoad({ ...load, durationMs: options.warmupMs });
@@ -155,6 +189,7 @@ async function measure(system: ClusterSystem, round: number, endpoints: string[]
     rows.push({
       system,
       round,
+      op,
       clients,
       throughputPerSec: result.throughputPerSec,
       p50Ms: result.latencyUs.p50 / 1000,
@@ -233,22 +268,25 @@ export async function leaderFirst(endpoints: readonly string[]): Promise<string[
 /** The client URLs of `tsetcd cluster --members 3` (etcd's Procfile layout). */
 export const singleHostEndpoints = ['http://127.0.0.1:2379', 'http://127.0.0.1:22379', 'http://127.0.0.1:32379'];
 
-/** Each non-etcd system's ratios to etcd per client count, medians over the rounds that ran both. */
+/** Each non-etcd system's ratios to etcd per workload and client count, medians over the rounds that ran both. */
 export function clusterRatios(rows: readonly ClusterRow[]): ClusterRatio[] {
   const ratios: ClusterRatio[] = [];
   const systems = [...new Set(rows.map((row) => row.system))].filter((system) => system !== 'etcd');
+  const runs = [...new Map(rows.map((row) => [`${row.op} ${row.clients}`, { op: row.op, clients: row.clients }])).values()];
   for (const system of systems) {
-    for (const clients of [...new Set(rows.map((row) => row.clients))]) {
+    for (const { op, clients } of runs) {
+      const same = (row: ClusterRow) => row.op === op && row.clients === clients;
       const pairs = rows
-        .filter((row) => row.system === system && row.clients === clients)
+        .filter((row) => row.system === system && same(row))
         .flatMap((row) => {
-          const reference = rows.find((other) => other.system === 'etcd' && other.clients === clients && other.round === row.round);
+          const reference = rows.find((other) => other.system === 'etcd' && same(other) && other.round === row.round);
           return reference === undefined ? [] : [[row, reference] as const];
         });
       if (pairs.length === 0) continue;
       const medianOf = (figure: (row: ClusterRow) => number) => median(pairs.map(([row, reference]) => figure(row) / figure(reference)));
       ratios.push({
         system,
+        op,
         clients,
         throughput: medianOf((row) => row.throughputPerSec),
         p50: medianOf((row) => row.p50Ms),
@@ -275,7 +313,8 @@ export async function runClusterBench(options: ClusterBenchOptions, sut: MemberC
     }
   }
   const systemRank = (row: ClusterRow) => options.systems.indexOf(row.system);
-  rows.sort((a, b) => systemRank(a) - systemRank(b) || a.clients - b.clients || a.round - b.round);
+  const opRank = (row: ClusterRow) => options.ops.indexOf(row.op);
+  rows.sort((a, b) => systemRank(a) - systemRank(b) || opRank(a) - opRank(b) || a.clients - b.clients || a.round - b.round);
   return { clientLabel: loadClientLabel(options.client), rows, peakRssKb, ratios: clusterRatios(rows) };
 }
 
@@ -284,15 +323,15 @@ function table(rows: readonly string[][]): string {
   return rows.map((row) => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join('  ')).join('\n');
 }
 
-/** The report as text: a row per system, round and client count, then the ratios to etcd and peak RSS. */
+/** The report as text: a row per system, workload, client count and round, then the ratios to etcd and peak RSS. */
 export function formatClusterReport(report: ClusterReport): string {
-  const runs = [['system', 'round', 'clients', 'put/s', 'p50 ms', 'p99 ms', 'errors', 'srv cpu us/req', 'cli cpu %', 'steal %']];
+  const runs = [['system', 'op', 'round', 'clients', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'srv cpu us/req', 'cli cpu %', 'steal %']];
   for (const row of report.rows) {
-    runs.push([systemLabels[row.system], String(row.round), String(row.clients), row.throughputPerSec.toFixed(0), row.p50Ms.toFixed(2), row.p99Ms.toFixed(2),
+    runs.push([systemLabels[row.system], row.op, String(row.round), String(row.clients), row.throughputPerSec.toFixed(0), row.p50Ms.toFixed(2), row.p99Ms.toFixed(2),
       String(row.errors), String(row.serverCpuPerRequestUs), String(row.clientCpuPercent), row.hostStealPercent.toFixed(1)]);
   }
-  const ratios = [['system', 'clients', 'throughput', 'p50', 'p99', 'srv cpu/req']];
-  for (const r of report.ratios) ratios.push([systemLabels[r.system], String(r.clients), ...[r.throughput, r.p50, r.p99, r.serverCpuPerRequest].map(String)]);
+  const ratios = [['system', 'op', 'clients', 'throughput', 'p50', 'p99', 'srv cpu/req']];
+  for (const r of report.ratios) ratios.push([systemLabels[r.system], r.op, String(r.clients), ...[r.throughput, r.p50, r.p99, r.serverCpuPerRequest].map(String)]);
   const rss = Object.entries(report.peakRssKb).map(([system, kb]) => `${systemLabels[system as ClusterSystem]} ${(kb / 1024).toFixed(1)}`);
   const lines = [
     `load client: ${report.clientLabel}; cli cpu % is of one core; steal % is host CPU time the hypervisor took`,

@@ -24,12 +24,12 @@ test('a short compare run measures both members on a write and a round trip and 
 });
 
 test('tsetcd-bench all hands its flags to both comparisons and refuses a bad one before starting anything', () => {
-  const { compareArgs, clusterArgs, json } = parseAllArgs(['--duration', '2', '--rounds', '5', '--clients', '64', '--client', 'go', '--json']);
+  const { compareArgs, clusterArgs, json } = parseAllArgs(['--duration', '2', '--rounds', '5', '--clients', '64', '--cluster-ops', 'put,range-l', '--client', 'go', '--json']);
   assert.equal(json, true);
   const compare = parseCompareArgs(compareArgs).options;
   assert.deepEqual([compare.durationMs, compare.warmupMs, compare.rounds, compare.client], [2000, 3000, 5, 'go']);
   const cluster = parseClusterArgs(clusterArgs);
-  assert.deepEqual([cluster.durationMs, cluster.warmupMs, cluster.rounds, cluster.client, cluster.clients], [2000, 3000, 5, 'go', [64]]);
+  assert.deepEqual([cluster.durationMs, cluster.warmupMs, cluster.rounds, cluster.client, cluster.clients, cluster.ops], [2000, 3000, 5, 'go', [64], ['put', 'range-l']]);
   assert.throws(() => parseAllArgs(['--rounds', '0']), /--rounds must be 1\.\.20, saw 0/);
   assert.throws(() => parseAllArgs(['--clients', '0']), /--clients must list positive integers/);
   assert.throws(() => parseAllArgs(['--workloads', 'put-1']), /Unknown option '--workloads'/);
