@@ -62,8 +62,12 @@ export interface LmdbBackendOptions {
 interface OverlayEntry {
   /** The group that wrote this entry. */
   seq: number;
-  /** null marks a pending delete. */
-  stored: StoredKeyValue | null;
+  /**
+   * The record as it goes to LMDB, decoded again when read; null marks a pending delete. Keeping
+   * the decoded KeyValue here too held each put's objects until the commit, long enough for the
+   * young generation to copy and promote them before they died.
+   */
+  bytes: Uint8Array | null;
 }
 
 /** The batches written within one batch interval, committed as one LMDB batch. */
@@ -197,7 +201,7 @@ export class LmdbBackend implements Backend {
 
   get(rev: Revision): StoredKeyValue | undefined {
     const pending = this.overlay.get(overlayKey(rev));
-    if (pending !== undefined) return pending.stored ?? undefined;
+    if (pending !== undefined) return pending.bytes === null ? undefined : decodeStored(pending.bytes);
     const bytes = this.keyDb.get(encodeRevision(rev));
     return bytes === undefined ? undefined : decodeStored(bytes);
   }
@@ -215,11 +219,11 @@ export class LmdbBackend implements Backend {
       const bytes = encodeStored(stored);
       this.bytesSinceSizeRead += bytes.length;
       group.puts.push({ rev, key: encodeRevision(rev), bytes });
-      this.overlay.set(overlayKey(rev), { seq: group.seq, stored });
+      this.overlay.set(overlayKey(rev), { seq: group.seq, bytes });
     }
     for (const rev of batch.deletes) {
       group.deletes.push({ rev, key: encodeRevision(rev) });
-      this.overlay.set(overlayKey(rev), { seq: group.seq, stored: null });
+      this.overlay.set(overlayKey(rev), { seq: group.seq, bytes: null });
     }
     this.queueLeases(group, batch);
     if (Object.keys(batch.meta).length > 0) {
@@ -394,7 +398,7 @@ export class LmdbBackend implements Backend {
   /** Overlay entries at or after `from`, in revision order. */
   private pendingFrom(from: Revision): { rev: Revision; stored: StoredKeyValue | null }[] {
     return [...this.overlay.entries()]
-      .map(([key, entry]) => ({ rev: parseOverlayKey(key), stored: entry.stored }))
+      .map(([key, entry]) => ({ rev: parseOverlayKey(key), stored: entry.bytes === null ? null : decodeStored(entry.bytes) }))
       .filter((entry) => compareRevisions(entry.rev, from) >= 0)
       .sort((a, b) => compareRevisions(a.rev, b.rev));
   }
