@@ -36,10 +36,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cluster, endpointStatus } from '../test/support/cluster.js';
+import { agreedLeader, Cluster } from '../test/support/cluster.js';
 import { probeHealth } from '../test/support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
-import { median } from './compare.js';
+import { median, table } from './compare.js';
 import { loadOptions, ratePerSecMax, type LoadResult } from './load.js';
 import { readHostCpuTicks, readProcessStats, stealPercent } from './proc-stats.js';
 import { goLoadAvailable, loadClientLabel, loadRunner, parseLoadClientName, type LoadClientName, type LoadRunner } from './go-client.js';
@@ -252,17 +252,8 @@ const leaderWaitMsMax = 30_000;
  * which member leads differs from system to system and run to run.
  */
 export async function leaderFirst(endpoints: readonly string[]): Promise<string[]> {
-  const deadline = performance.now() + leaderWaitMsMax;
-  let seen = 'no status yet';
-  while (performance.now() < deadline) {
-    const statuses = await Promise.all(endpoints.map((endpoint) => endpointStatus(endpoint).catch((error: Error) => error)));
-    const leaderIds = new Set(statuses.map((status) => (status instanceof Error ? 'error' : status.leaderId)));
-    const index = statuses.findIndex((status) => !(status instanceof Error) && status.memberId === status.leaderId);
-    if (leaderIds.size === 1 && index >= 0) return [endpoints[index] as string, ...endpoints.filter((_, other) => other !== index)];
-    seen = statuses.map((status, i) => `${endpoints[i]}: ${status instanceof Error ? status.message.split('\n')[0] : `leader ${status.leaderId}`}`).join('; ');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`the members agreed on no leader within ${leaderWaitMsMax} ms (${seen})`);
+  const leader = await agreedLeader(() => endpoints, (endpoint) => endpoint, (endpoint) => endpoint, leaderWaitMsMax);
+  return [leader, ...endpoints.filter((endpoint) => endpoint !== leader)];
 }
 
 /** The client URLs of `tsetcd cluster --members 3` (etcd's Procfile layout). */
@@ -318,11 +309,6 @@ export async function runClusterBench(options: ClusterBenchOptions, sut: MemberC
   return { clientLabel: loadClientLabel(options.client), rows, peakRssKb, ratios: clusterRatios(rows) };
 }
 
-function table(rows: readonly string[][]): string {
-  const widths = (rows[0] ?? []).map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length)));
-  return rows.map((row) => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join('  ')).join('\n');
-}
-
 /** The report as text: a row per system, workload, client count and round, then the ratios to etcd and peak RSS. */
 export function formatClusterReport(report: ClusterReport): string {
   const runs = [['system', 'op', 'round', 'clients', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'srv cpu us/req', 'cli cpu %', 'steal %']];
@@ -335,9 +321,9 @@ export function formatClusterReport(report: ClusterReport): string {
   const rss = Object.entries(report.peakRssKb).map(([system, kb]) => `${systemLabels[system as ClusterSystem]} ${(kb / 1024).toFixed(1)}`);
   const lines = [
     `load client: ${report.clientLabel}; cli cpu % is of one core; steal % is host CPU time the hypervisor took`,
-    table(runs),
+    table(runs, true),
   ];
-  if (report.ratios.length > 0) lines.push('', 'ratios to etcd 3 processes, medians over rounds (throughput above 1 is better; latency and cpu below 1 are better)', table(ratios));
+  if (report.ratios.length > 0) lines.push('', 'ratios to etcd 3 processes, medians over rounds (throughput above 1 is better; latency and cpu below 1 are better)', table(ratios, true));
   lines.push('', `peak rss MiB (sum over a system's member processes, highest round): ${rss.join(', ')}`);
   return lines.join('\n');
 }

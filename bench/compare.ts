@@ -296,9 +296,11 @@ function cpuPercent(run: LoadResult): string {
   return run.elapsedMs > 0 ? String(Math.round((run.clientCpuMs * 100) / run.elapsedMs)) : '-';
 }
 
-function table(rows: readonly string[][]): string {
+/** Rows as aligned text columns, right-aligned; with `leftFirst` the first column is left-aligned. */
+export function table(rows: readonly string[][], leftFirst = false): string {
   const widths = (rows[0] ?? []).map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length)));
-  return rows.map((row) => row.map((cell, column) => cell.padStart(widths[column] ?? 0)).join('  ')).join('\n');
+  const pad = (cell: string, column: number) => (leftFirst && column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0));
+  return rows.map((row) => row.map(pad).join('  ')).join('\n');
 }
 
 /**

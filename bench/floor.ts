@@ -17,7 +17,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
-import { median } from './compare.js';
+import { median, table } from './compare.js';
 import { describeProbe, probeFsync, type FsyncProbeResult } from './fsync-probe.js';
 import { goLoadAvailable, loadClientLabel, loadRunner, parseLoadClientName, requireGoLoad, type LoadClientName } from './go-client.js';
 import { loadOptions } from './load.js';
@@ -131,11 +131,10 @@ export function formatFloorReport(report: FloorReport): string {
     rows.push([String(r.round), String(r.throughputPerSec), ms(r.p50Us), ms(r.p99Us), String(r.errorCount), r.hostStealPercent.toFixed(1),
       (r.p50Us / fsyncUs).toFixed(2), ((r.p50Us + fsyncUs) / fsyncUs).toFixed(2)]);
   }
-  const widths = (rows[0] ?? []).map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length)));
   return [
     describeProbe(report.fsyncProbe),
     `one-client puts from ${report.clientLabel} to a gRPC server that does nothing (bench/go-load --serve-null):`,
-    ...rows.map((row) => row.map((cell, column) => cell.padStart(widths[column] ?? 0)).join('  ')),
+    table(rows),
     `median round trip over the fsync p50: ${report.roundTripOverFsync}`,
     `put p50 over fsync p50 of a server that adds only the fsync to this round trip (median): ${report.durablePutFloorOverFsync} (the target asks 1.2)`,
   ].join('\n');

@@ -242,19 +242,12 @@ export class Cluster {
    * and returns it. Members that still report the old leader or none make the poll go on.
    */
   async leader(waitMs = leaderWaitMsDefault): Promise<ClusterMember> {
-    const deadline = Date.now() + waitMs;
-    let lastSeen = 'no status yet';
-    while (Date.now() < deadline) {
-      const running = this.running();
-      const statuses = await Promise.all(running.map((m) => endpointStatus(m.clientUrl).catch((error: Error) => error)));
-      const leaders = new Set(statuses.map((s) => (s instanceof Error ? 'error' : s.leaderId)));
-      const [leaderId] = leaders;
-      const index = statuses.findIndex((s) => !(s instanceof Error) && s.memberId === leaderId);
-      if (leaders.size === 1 && leaderId !== '0' && index >= 0) return running[index] as ClusterMember;
-      lastSeen = statuses.map((s, i) => `${running[i]?.name}: ${s instanceof Error ? s.message.split('\n')[0] : `leader ${s.leaderId} term ${s.raftTerm}`}`).join('; ');
-      await sleep(pollIntervalMs);
+    try {
+      // Asked again each poll: a member that stops by itself (removed from the cluster) drops out.
+      return await agreedLeader(() => this.running(), (m) => m.clientUrl, (m) => m.name, waitMs);
+    } catch (error) {
+      throw new Error(`${this.command.label} cluster ${(error as Error).message}`);
     }
-    throw new Error(`${this.command.label} cluster has no agreed leader after ${waitMs} ms (${lastSeen})`);
   }
 
   /** The running members that are not `leader`. */
@@ -272,6 +265,26 @@ export class Cluster {
   logTails(): string {
     return this.members.map((m) => `--- ${m.describe()} ---\n${m.logTail()}`).join('\n');
   }
+}
+
+/**
+ * Polls the members `candidates()` lists (asked again each poll) until every one reports the same
+ * leader and that leader is among them, and returns it.
+ */
+export async function agreedLeader<T>(candidates: () => readonly T[], urlOf: (candidate: T) => string, nameOf: (candidate: T) => string, waitMs = leaderWaitMsDefault): Promise<T> {
+  const deadline = Date.now() + waitMs;
+  let lastSeen = 'no status yet';
+  while (Date.now() < deadline) {
+    const members = candidates();
+    const statuses = await Promise.all(members.map((m) => endpointStatus(urlOf(m)).catch((error: Error) => error)));
+    const leaders = new Set(statuses.map((s) => (s instanceof Error ? 'error' : s.leaderId)));
+    const [leaderId] = leaders;
+    const index = statuses.findIndex((s) => !(s instanceof Error) && s.memberId === leaderId);
+    if (leaders.size === 1 && leaderId !== '0' && index >= 0) return members[index] as T;
+    lastSeen = statuses.map((s, i) => `${nameOf(members[i] as T)}: ${s instanceof Error ? s.message.split('\n')[0] : `leader ${s.leaderId} term ${s.raftTerm}`}`).join('; ');
+    await sleep(pollIntervalMs);
+  }
+  throw new Error(`has no agreed leader after ${waitMs} ms (${lastSeen})`);
 }
 
 /** One member's `etcdctl endpoint status -w json`, with 64-bit IDs kept exact. */
