@@ -9,13 +9,21 @@ import { assert } from '../lib/assert.js';
 import { scratchBytes } from '../lib/scratch-bytes.js';
 import { varintBytesMax } from '../lib/protobuf.js';
 
-/** Keys up to this length convert through String.fromCharCode, which is 3x faster than a Buffer view. */
-const shortKeyBytesMax = 1024;
+/**
+ * Node's native latin1 decoder, which Buffer#toString('latin1') calls after its argument checks.
+ * It reads any Uint8Array, so neither a Buffer view nor a subarray is made for it. Measured per
+ * key against String.fromCharCode.apply: the same at 8 bytes, 2-3x faster at 40, 9x at 200.
+ */
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string }).latin1Slice;
+
+/** The bytes `[start, end)` of `bytes` as a latin1 string: each byte becomes one UTF-16 code unit below 256. */
+function latin1String(bytes: Uint8Array, start: number, end: number): string {
+  return latin1Slice.call(bytes, start, end);
+}
 
 /** A key's bytes as a latin1 string: each byte becomes one UTF-16 code unit below 256. */
 export function keyToString(key: Uint8Array): string {
-  if (key.length <= shortKeyBytesMax) return String.fromCharCode.apply(null, key as unknown as number[]);
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
+  return latin1String(key, 0, key.length);
 }
 
 /** The inverse of keyToString. */
@@ -190,7 +198,7 @@ class Reader {
   /** A bytes field as a latin1 string (keyToString), without an array for it. */
   stringField(): string {
     const start = this.skipBytesField();
-    return keyToString(this.bytes.subarray(start, this.offset));
+    return latin1String(this.bytes, start, this.offset);
   }
 }
 

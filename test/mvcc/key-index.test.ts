@@ -81,6 +81,20 @@ describe('key index', () => {
     assert.equal(ki.isEmpty(), true);
   });
 
+  it('a key compacted down to its live life can be deleted and live again', () => {
+    const ki = threeLives();
+    ki.compact(12, []);
+    assert.deepEqual(shape(ki), ['14,14.1,16']);
+    assert.equal(ki.tombstone(r(18)), true);
+    ki.put(r(20));
+    assert.deepEqual(shape(ki), ['14,14.1,16,18', '20']);
+    assert.equal(ki.get(19), undefined, 'deleted at 18');
+    assert.deepEqual(ki.get(17), { modified: r(16), created: r(14), version: 3 });
+    assert.deepEqual(ki.get(20), { modified: r(20), created: r(20), version: 1 });
+    ki.compact(20, []);
+    assert.deepEqual(shape(ki), ['20']);
+  });
+
   it('keep names the revision compaction would keep, never a tombstone', () => {
     const ki = threeLives();
     const keepAt = (atRev: number): string[] => {
