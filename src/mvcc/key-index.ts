@@ -43,8 +43,8 @@ function appendSmall<T>(items: T[], item: T): T[] {
 /**
  * A key's history. The live generation (the last one) is kept in the KeyIndex's own fields, so
  * the KeyIndex is that Generation; only generations closed by a tombstone get objects of their
- * own. Most keys are never deleted: this saves a Generation and an array per key, 104 of about
- * 270 heap bytes each with a million keys, and two of six allocations per key in a restore.
+ * own. Most keys are never deleted: this saves a Generation and an array per key. A restore of
+ * a million keys measured 359 MiB of heap with them and 272 MiB without.
  */
 export class KeyIndex implements Generation {
   /** The key's bytes as a latin1 string. */
@@ -62,7 +62,7 @@ export class KeyIndex implements Generation {
     this.key = key;
   }
 
-  /** Every generation, oldest first, the live one last; a copy for inspection and tests. */
+  /** Every generation, oldest first, the live one last, in a new array (for inspection and tests). */
   get generations(): Generation[] {
     return [...(this.closed ?? []), { version: this.version, created: this.created, revs: [...this.revs] }];
   }
