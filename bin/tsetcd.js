@@ -2,7 +2,7 @@
 // Starts a tsetcd member (or `tsetcd cluster`); the implementation is compiled TypeScript in dist/.
 import { setFlagsFromString } from 'node:v8';
 
-// V8 optimizes a function once it has used up its interrupt budget, 132 KB of bytecode by default.
+// V8 optimizes a function once it has used up its interrupt budget, 66 KB of bytecode by default.
 // A request passes through many small functions once each, so at a few hundred requests a second
 // most of the request path runs unoptimized for a long time. With 16 KB, 3 processes fed 200 puts/s
 // used 3.7-4.6 ms of CPU per put against 5.3-6.5 ms, and loads of 64 clients were no slower.
