@@ -4,6 +4,7 @@
  */
 import { errors } from './errors.js';
 import { varintBytes } from '../lib/protobuf.js';
+import { keyToString } from '../mvcc/codec.js';
 import type { DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from './types.js';
 
 /**
@@ -83,16 +84,12 @@ function covers(intervals: readonly Interval[], key: string): boolean {
   return intervals.some((iv) => affineCompare(key, iv.begin) >= 0 && affineCompare(key, iv.end) < 0);
 }
 
-function keyString(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
-}
-
 function deleteIntervals(ops: readonly RequestOp[]): Interval[] {
   const intervals: Interval[] = [];
   for (const op of ops) {
     if (op.type !== 'deleteRange') continue;
-    const begin = keyString(op.deleteRange.key);
-    const end = op.deleteRange.rangeEnd.length === 0 ? begin + '\0' : keyString(op.deleteRange.rangeEnd);
+    const begin = keyToString(op.deleteRange.key);
+    const end = op.deleteRange.rangeEnd.length === 0 ? begin + '\0' : keyToString(op.deleteRange.rangeEnd);
     intervals.push({ begin, end });
   }
   return intervals;
@@ -123,7 +120,7 @@ function checkIntervals(ops: readonly RequestOp[]): { puts: Set<string>; deletes
   }
   for (const op of ops) {
     if (op.type !== 'put') continue;
-    const key = keyString(op.put.key);
+    const key = keyToString(op.put.key);
     if (puts.has(key) || covers(deletes, key)) throw errors.duplicateKey();
     puts.add(key);
   }
