@@ -1,7 +1,7 @@
 /**
  * The KV requests decoded straight from protobuf bytes into domain objects. The generic path
  * (protobufjs through proto-loader) turns every int64 into a decimal string and every message into
- * a wire object, which codec.ts then converts again; for a Txn of a hundred puts that cost more
+ * a wire object, which proto-wire.ts then converts again; for a Txn of a hundred puts that cost more
  * than applying it. This decoder gives the same domain objects as that path does (a test holds
  * the two side by side): proto3 rules, the last value of a repeated scalar field wins, unknown
  * fields are skipped, bytes fields are Buffer views into the request. Like etcd's gogoproto code,
@@ -128,7 +128,7 @@ function requestOp(reader: ProtoReader): RequestOp {
       default: reader.skip(field);
     }
   }
-  // etcd rejects an op with no request during validation as "key not found"; so does codec.ts.
+  // etcd rejects an op with no request during validation as "key not found"; so does proto-wire.ts.
   if (op === undefined) throw errors.keyNotFound();
   return op;
 }

@@ -4,7 +4,7 @@
  * way inside a Raft entry, as etcd's InternalRaftRequest does. Fields go in number order and zero values are left out, so decoding
  * gives back the same domain object. The bytes come from logBytes: they live in the Raft log.
  */
-import { Writer } from '../mvcc/codec.js';
+import { Writer } from '../lib/bytes-writer.js';
 import { varintBytes } from '../lib/protobuf.js';
 import { logBytes } from '../lib/scratch-bytes.js';
 import type { Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from './types.js';

@@ -14,7 +14,8 @@
  * The ops inside a txn carry a header with only a revision (the op's own, or the txn's); a
  * nested txn's header stays all zero, exactly as etcd 3.4 answers.
  */
-import { encodeKeyValue, Writer } from '../mvcc/codec.js';
+import { encodeKeyValue } from './key-value-codec.js';
+import { Writer } from '../lib/bytes-writer.js';
 import { varintBytes } from '../lib/protobuf.js';
 import type { DeleteRangeResult, PutResult, RangeResult, ResponseHeader, ResponseOp, TxnResult } from './types.js';
 

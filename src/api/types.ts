@@ -3,7 +3,6 @@
  * Revisions are numbers; lease, member and cluster IDs are int64/uint64 held as bigint;
  * keys and values are bytes. The gRPC layer maps wire messages to these and back.
  */
-import type { LeaseProposalBody, LeaseProposalResult } from '../lease/apply.js';
 
 export interface KeyValue {
   key: Uint8Array;
@@ -175,6 +174,25 @@ export interface CompactionRequest {
 
 /** A write (or compaction) as it travels through Raft; `id` matches the answer to the waiting client. */
 export type ProposalBody = LeaseProposalBody | KvProposalBody | MembershipProposalBody;
+
+/** A lease's remaining TTL as the leader records it (etcd's LeaseCheckpoint); 0 clears it. */
+export interface LeaseCheckpoint {
+  id: bigint;
+  remainingTtlSeconds: number;
+}
+
+/** The lease proposals. */
+export type LeaseProposalBody =
+  | { type: 'leaseGrant'; leaseGrant: { id: bigint; ttlSeconds: number } }
+  | { type: 'leaseRevoke'; leaseRevoke: { id: bigint } }
+  /** etcd's LeaseCheckpointRequest: remaining TTLs the leader recorded. */
+  | { type: 'leaseCheckpoint'; leaseCheckpoint: { checkpoints: LeaseCheckpoint[] } };
+
+/** What applying a lease proposal answers the waiting client with (its header comes from the member). */
+export type LeaseProposalResult =
+  | { type: 'leaseGrant'; leaseGrant: { id: bigint; ttlSeconds: number } }
+  | { type: 'leaseRevoke' }
+  | { type: 'leaseCheckpoint' };
 
 /** A member publishing its name and client URLs to the cluster once it starts, as etcd does. */
 export type MembershipProposalBody = {

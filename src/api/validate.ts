@@ -4,7 +4,7 @@
  */
 import { errors } from './errors.js';
 import { varintBytes } from '../lib/protobuf.js';
-import { keyToString } from '../mvcc/codec.js';
+import { keyToString } from '../lib/bytes.js';
 import type { DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from './types.js';
 
 /**

@@ -5,22 +5,9 @@
  */
 
 import { EtcdError } from '../api/errors.js';
-import type { RequestOp, TxnRequest } from '../api/types.js';
+import type { LeaseProposalBody, LeaseProposalResult, RequestOp, TxnRequest } from '../api/types.js';
 import type { KvStore } from '../mvcc/kv-store.js';
-import type { LeaseCheckpoint, Lessor } from './lessor.js';
-
-/** The lease proposals; meant to join ProposalBody in src/api/types.ts. */
-export type LeaseProposalBody =
-  | { type: 'leaseGrant'; leaseGrant: { id: bigint; ttlSeconds: number } }
-  | { type: 'leaseRevoke'; leaseRevoke: { id: bigint } }
-  /** etcd's LeaseCheckpointRequest: remaining TTLs the leader recorded. */
-  | { type: 'leaseCheckpoint'; leaseCheckpoint: { checkpoints: LeaseCheckpoint[] } };
-
-/** What applying a lease proposal answers the waiting client with (its header comes from the member). */
-export type LeaseProposalResult =
-  | { type: 'leaseGrant'; leaseGrant: { id: bigint; ttlSeconds: number } }
-  | { type: 'leaseRevoke' }
-  | { type: 'leaseCheckpoint' };
+import type { Lessor } from './lessor.js';
 
 /** The one transaction deleting a revoked lease's keys (already in byte order), as etcd's Revoke. */
 export function revokeTxn(keys: readonly Uint8Array[]): TxnRequest {

@@ -12,9 +12,10 @@
  */
 
 import { errors } from '../api/errors.js';
+import type { LeaseCheckpoint } from '../api/types.js';
 import { assert } from '../lib/assert.js';
 import type { Backend, LeaseRecord } from '../mvcc/backend.js';
-import { keyToString, stringToKey } from '../mvcc/codec.js';
+import { keyToString, stringToKey } from '../lib/bytes.js';
 import type { MvccEvent } from '../mvcc/write-txn.js';
 import { ExpiryQueue } from './expiry-queue.js';
 
@@ -61,12 +62,6 @@ export interface LessorOptions {
    * remaining TTL through Raft, so the next leader resumes from it instead of the full TTL.
    */
   checkpointIntervalMs?: number;
-}
-
-/** A lease's remaining TTL as the leader records it (etcd's LeaseCheckpoint); 0 clears it. */
-export interface LeaseCheckpoint {
-  id: bigint;
-  remainingTtlSeconds: number;
 }
 
 /** etcd's maxLeaseCheckpointBatchSize: checkpoints proposed in one entry at most. */

@@ -5,7 +5,7 @@
  */
 import { errors, EtcdError, GrpcCode } from '../api/errors.js';
 import { ConfChangeType } from '../raft/conf-change.js';
-import type { ClusterMember, MemberChange } from './member.js';
+import type { ClusterMember, MemberChange } from './cluster-member.js';
 
 /** etcd allows at most this many learners at once (membership.maxLearners). */
 export const learnersMax = 1;

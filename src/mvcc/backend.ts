@@ -8,7 +8,7 @@
 import type { KeyValue } from '../api/types.js';
 import { assert } from '../lib/assert.js';
 import { type Revision, revisionBytes } from './revision.js';
-import { keyToString } from './codec.js';
+import { keyToString } from '../lib/bytes.js';
 
 /** One stored revision: the KeyValue written then; a tombstone holds only the key, as in etcd. */
 export interface StoredKeyValue {

@@ -1,7 +1,7 @@
 /** Txn compare evaluation, as etcd's applyCompare / compareKV. */
 
 import { type Compare, CompareResult, CompareTarget, type KeyValue } from '../api/types.js';
-import { compareBytes } from './codec.js';
+import { compareBytes } from '../lib/bytes.js';
 
 const absentKv: KeyValue = Object.freeze({
   key: new Uint8Array(0),

@@ -21,7 +21,7 @@ import { open, type Database, type DatabaseOptions, type RootDatabase } from 'lm
 import { assert } from '../lib/assert.js';
 import { backendBatchIntervalMsDefault, backendBatchLimitDefault } from '../lib/limits.js';
 import { scratchBytes } from '../lib/scratch-bytes.js';
-import { decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from '../lease/record-codec.js';
+import { decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from './lease-record-codec.js';
 import {
   type Backend,
   type BackendBatch,
@@ -33,7 +33,7 @@ import {
   emptyMeta,
   indexRecordOf,
 } from './backend.js';
-import { decodeKeyValue, encodeKeyValue, readIndexFields } from './codec.js';
+import { decodeKeyValue, encodeKeyValue, readIndexFields } from '../api/key-value-codec.js';
 import { type Revision, compareRevisions, decodeRevision, encodeRevision, readUint64, revisionBytes, writeUint64 } from './revision.js';
 
 /** etcd's meta bucket key names, kept so the layout reads the same. */

@@ -5,7 +5,7 @@
 
 import { type KeyValue, type RangeRequest, type RangeResult, SortOrder, SortTarget } from '../api/types.js';
 import { unreachable } from '../lib/assert.js';
-import { compareBytes } from './codec.js';
+import { compareBytes } from '../lib/bytes.js';
 
 /**
  * The limit handed to the index: none when results are sorted or filtered afterwards (all must

@@ -7,7 +7,7 @@ import type { KeyValue } from '../api/types.js';
 import { errors } from '../api/errors.js';
 import { assert } from '../lib/assert.js';
 import type { StoredKeyValue } from './backend.js';
-import { keyToString } from './codec.js';
+import { keyToString } from '../lib/bytes.js';
 import type { Revision } from './revision.js';
 import type { TreeIndex } from './tree-index.js';
 

@@ -7,7 +7,7 @@
 import type { KeyValue } from '../api/types.js';
 import { assert } from '../lib/assert.js';
 import type { BackendBatch, StoredKeyValue } from './backend.js';
-import { stringToKey } from './codec.js';
+import { stringToKey } from '../lib/bytes.js';
 import { type KeySpan, type ReadView } from './read-view.js';
 import type { Revision } from './revision.js';
 import type { TreeIndex } from './tree-index.js';

@@ -11,9 +11,9 @@ import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, 
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { crc32c } from '../lib/crc32c.js';
-import { fsyncDirectory } from '../lib/fs-sync.js';
+import { fsyncDirectory } from '../wal/fs-sync.js';
 import type { ConfState, Snapshot } from '../raft/types.js';
-import type { ClusterMember } from '../membership/member.js';
+import type { ClusterMember } from '../membership/cluster-member.js';
 
 const packr = new Packr({ useRecords: false, int64AsType: 'bigint' });
 const snapNamePattern = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;

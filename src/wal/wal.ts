@@ -22,7 +22,7 @@ import {
   type WalSnapshotMarker,
 } from './format.js';
 import { readWal, type WalState } from './reader.js';
-import { fsyncDirectory } from '../lib/fs-sync.js';
+import { fsyncDirectory } from './fs-sync.js';
 import { listSegments, listTempSegments, segmentName, segmentTempSuffix, type SegmentFile } from './segment.js';
 
 export interface WalOptions {

@@ -14,7 +14,7 @@
 
 import type { KeyValue } from '../api/types.js';
 import { assert } from '../lib/assert.js';
-import { keyToString } from '../mvcc/codec.js';
+import { keyToString } from '../lib/bytes.js';
 import type { MvccEvent } from '../mvcc/kv-store.js';
 import { syncBytesMaxDefault, syncEventsMaxDefault, watchersPerSyncMax } from './watch-limits.js';
 import { type WatchedSpan, WatcherGroup } from './watcher-group.js';

@@ -13,7 +13,7 @@ import {
   txnRequestToWire,
   txnResponseToWire,
   type WireTxnRequest,
-} from '../../src/api/codec.js';
+} from '../../src/api/proto-wire.js';
 import { EtcdError } from '../../src/api/errors.js';
 import type { KeyValue, ResponseHeader, TxnRequest } from '../../src/api/types.js';
 

@@ -12,7 +12,7 @@ import {
   type WirePutRequest,
   type WireRangeRequest,
   type WireTxnRequest,
-} from '../../src/api/codec.js';
+} from '../../src/api/proto-wire.js';
 import { EtcdError } from '../../src/api/errors.js';
 import { decodeDeleteRangeRequest, decodePutRequest, decodeRangeRequest, decodeTxnRequest } from '../../src/api/request-decoder.js';
 import { encodeTxnRequest } from '../../src/api/request-encoder.js';
@@ -25,7 +25,7 @@ type Method = 'Range' | 'Put' | 'DeleteRange' | 'Txn';
 const serialize = (method: Method, wire: unknown): Buffer => (kv[method]!.requestSerialize as (value: unknown) => Buffer)(wire);
 const protobufjsDecode = (method: Method, bytes: Buffer): unknown => (kv[method]!.requestDeserialize as (buffer: Buffer) => unknown)(bytes);
 
-/** The generic path: protobufjs through proto-loader, then codec.ts's mapping to domain objects. */
+/** The generic path: protobufjs through proto-loader, then proto-wire.ts's mapping to domain objects. */
 const generic: Record<Method, (bytes: Buffer) => unknown> = {
   Range: (bytes) => rangeRequestFromWire(protobufjsDecode('Range', bytes) as WireRangeRequest),
   Put: (bytes) => putRequestFromWire(protobufjsDecode('Put', bytes) as WirePutRequest),

@@ -6,10 +6,10 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { concurrencyHandlers } from '../../actors/concurrency-service.js';
-import { createGrpcServer } from '../../actors/grpc-server.js';
-import { listenClient, type ClientListener } from '../../actors/client-listener.js';
-import { loadProtos, type WireMessage } from '../../src/api/codec.js';
+import { concurrencyHandlers } from '../../actors/client/grpc/concurrency-service.js';
+import { createGrpcServer } from '../../actors/client/grpc/router.js';
+import { listenClient, type ClientListener } from '../../actors/client/listener.js';
+import { loadProtos, type WireMessage } from '../../src/api/proto-wire.js';
 import { errors } from '../../src/api/errors.js';
 import type {
   CompactionRequest,
@@ -26,7 +26,7 @@ import type { ConcurrencyHost, ConcurrencyWatchBatch, ConcurrencyWatchRequest } 
 import { MemoryBackend } from '../../src/mvcc/backend.js';
 import { KvStore, type MvccEvent } from '../../src/mvcc/kv-store.js';
 import { rangeReq } from '../mvcc/helpers.js';
-import type { GrpcRoutes } from '../../actors/grpc-calls.js';
+import type { GrpcRoutes } from '../../actors/client/grpc/calls.js';
 
 export const testClusterId = 0x1234n;
 export const testMemberId = 0x5678n;

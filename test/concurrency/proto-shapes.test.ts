@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import protobuf from 'protobufjs';
-import { protoRoot } from '../../src/api/codec.js';
+import { protoRoot } from '../../src/api/proto-wire.js';
 
 const etcdApiDir = '/usr/share/gocode/src/go.etcd.io/etcd/etcdserver/api';
 

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { concurrencyHandlers } from '../../actors/concurrency-service.js';
+import { concurrencyHandlers } from '../../actors/client/grpc/concurrency-service.js';
 import { EtcdError, GrpcCode, errors } from '../../src/api/errors.js';
 import { campaign, observe, resign, type LeaderState } from '../../src/concurrency/election.js';
 import type { ConcurrencyWatchBatch, ConcurrencyWatchRequest } from '../../src/concurrency/host.js';

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { WireMessage } from '../../src/api/codec.js';
+import type { WireMessage } from '../../src/api/proto-wire.js';
 import { rangeReq } from '../mvcc/helpers.js';
 import { type CallOutcome, ConcurrencyTestHost, RecipeClients, stillPending, waitUntil } from './host.js';
 

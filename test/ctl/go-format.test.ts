@@ -1,8 +1,8 @@
 /** Go formatting rules tsetcdctl reproduces, checked against values etcdctl was seen to print. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { goDurationString, goParseDuration, goParseInt, goQuote, goUnquote, humanizeBytes } from '../../actors/ctl/go-format.js';
-import { tabwrite } from '../../actors/ctl/usage.js';
+import { goDurationString, goParseDuration, goParseInt, goQuote, goUnquote, humanizeBytes } from '../../ctl/go-format.js';
+import { tabwrite } from '../../ctl/usage.js';
 
 test('goQuote escapes like Go %q, keeping printable Unicode and spelling out invalid bytes', () => {
   assert.equal(goQuote(Buffer.from('a"b\\c\n\t\x01é')), '"a\\"b\\\\c\\n\\t\\x01é"');

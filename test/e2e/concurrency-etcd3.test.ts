@@ -7,7 +7,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3, EtcdLockFailedError, type Campaign, type ElectionObserver } from 'etcd3';
-import type { WireMessage } from '../../src/api/codec.js';
+import type { WireMessage } from '../../src/api/proto-wire.js';
 import { RecipeClients, stillPending, type CallOutcome } from '../concurrency/host.js';
 import { Member } from '../support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';

@@ -12,7 +12,7 @@ import { Cluster, endpointStatus, leaderWaitMsDefault, pollUntil, type ClusterMe
 import { runEtcdctl } from '../support/etcdctl.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
 import { checkWatcher, headerRevision, KvClient, resolveHistory, ResumingWatcher, WriteHistory, type WriteIntent } from '../support/watch-checker.js';
-import type { WireMessage } from '../../src/api/codec.js';
+import type { WireMessage } from '../../src/api/proto-wire.js';
 
 const writersCount = 4;
 /** Bound on each writer's attempts, in case the cluster is very fast. */

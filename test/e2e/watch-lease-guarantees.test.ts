@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
-import type { WireMessage } from '../../src/api/codec.js';
+import type { WireMessage } from '../../src/api/proto-wire.js';
 import { RawWatch, waitUntil } from '../watch/clients.js';
 import { Member } from '../support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { applyLeaseProposal } from '../../src/lease/apply.js';
 import { Lessor } from '../../src/lease/lessor.js';
-import { decodeLeaseKey, decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from '../../src/lease/record-codec.js';
+import { decodeLeaseKey, decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from '../../src/mvcc/lease-record-codec.js';
 import { type Backend, type LeaseRecord, MemoryBackend } from '../../src/mvcc/backend.js';
 import { KvStore } from '../../src/mvcc/kv-store.js';
 import { LmdbBackend } from '../../src/mvcc/lmdb-backend.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { LeaseExpiryLoop } from '../../actors/lease-service.js';
+import { LeaseExpiryLoop } from '../../actors/client/grpc/lease-service.js';
 import { errors } from '../../src/api/errors.js';
 import { Lessor, leaseRevokesPendingMax } from '../../src/lease/lessor.js';
 import { MemoryBackend } from '../../src/mvcc/backend.js';

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TlsConfig } from '../../src/config/config.js';
 import { type Entry, EntryType, type Message, MessageType, type NodeId } from '../../src/raft/types.js';
-import { PeerTransport, type PeerTransportOptions } from '../../actors/peer-transport.js';
-import type { PeerLog } from '../../actors/peer-links.js';
+import { PeerTransport, type PeerTransportOptions } from '../../actors/peer/ws-transport.js';
+import type { PeerLog } from '../../actors/peer/links.js';
 
 export const clusterId = 0xcdf818194e3a8c32n;
 

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { MessageChannel } from 'node:worker_threads';
 import type { Message, NodeId } from '../../src/raft/types.js';
 import { encodeFrame } from '../../src/raft/message-codec.js';
-import { MessagePortTransport } from '../../actors/peer-port-transport.js';
+import { MessagePortTransport } from '../../actors/peer/port-transport.js';
 import { appendMessage, clusterId, heartbeat, RecordingLog, sleep, snapshotMessage, waitFor } from './helpers.js';
 import { startWorker } from './workers.js';
 

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import type { Message } from '../../src/raft/types.js';
-import { MessagePortTransport } from '../../actors/peer-port-transport.js';
-import { readSnapshotHeader, snapshotPath, snapshotStreamHeader, storeSnapshotDb, type SnapshotBody } from '../../actors/snapshot-transfer.js';
+import { MessagePortTransport } from '../../actors/peer/port-transport.js';
+import { readSnapshotHeader, snapshotPath, snapshotStreamHeader, storeSnapshotDb, type SnapshotBody } from '../../actors/peer/snapshot-transfer.js';
 import { clusterId, connectAll, snapshotMessage, startMember, type TestMember } from './helpers.js';
 
 /** A sink that stores the database into `dir` the way a member does, and records the message. */

@@ -5,9 +5,9 @@
  * frame with one appResp, as a follower does.
  */
 import { type MessagePort, parentPort, workerData } from 'node:worker_threads';
-import { MessagePortTransport } from '../../actors/peer-port-transport.js';
-import { PeerTransport } from '../../actors/peer-transport.js';
-import type { RaftTransport } from '../../actors/peer-links.js';
+import { MessagePortTransport } from '../../actors/peer/port-transport.js';
+import { PeerTransport } from '../../actors/peer/ws-transport.js';
+import type { RaftTransport } from '../../actors/peer/links.js';
 import { type Message, MessageType, type NodeId } from '../../src/raft/types.js';
 import { appendMessage } from './helpers.js';
 

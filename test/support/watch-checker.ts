@@ -11,7 +11,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
-import { loadProtos, type WireMessage } from '../../src/api/codec.js';
+import { loadProtos, type WireMessage } from '../../src/api/proto-wire.js';
 import { RawWatch, waitUntil } from '../watch/clients.js';
 import { schemelessEndpoint } from './cluster.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { closeSync, ftruncateSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { WalClient } from '../../actors/wal-client.js';
+import { WalClient } from '../../actors/wal/client.js';
 import { readWal } from '../../src/wal/reader.js';
 import { Wal } from '../../src/wal/wal.js';
 import { makeEntries, tempDir, testMetadata } from './helpers.js';

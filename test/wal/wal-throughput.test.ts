@@ -1,5 +1,5 @@
 import { test } from 'node:test';
-import { WalClient } from '../../actors/wal-client.js';
+import { WalClient } from '../../actors/wal/client.js';
 import { makeEntries, tempDir, testMetadata } from './helpers.js';
 
 /** Each measurement runs this long; the numbers are printed, not asserted. */

@@ -1,7 +1,7 @@
 /** Watch clients for the stream tests: a long-running etcdctl watch and a raw grpc-js Watch stream. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
-import { loadProtos, type WireMessage } from '../../src/api/codec.js';
+import { loadProtos, type WireMessage } from '../../src/api/proto-wire.js';
 
 /** Every wait in these tests gives up after this long. */
 export const waitMsMax = 8_000;

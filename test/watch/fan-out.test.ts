@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { watchIdFieldBytes, writeWatchIdField } from '../../src/watch/watch-codec.js';
-import { grpcFramePrefixBytes, writeFramePrefix } from '../../src/lib/http2-frames.js';
+import { grpcFramePrefixBytes, writeFramePrefix } from '../../src/http2/frames.js';
 import { WatchFilter } from '../../src/watch/watchable-store.js';
 import { RawWatch } from './clients.js';
 import { WatchHarness } from './helpers.js';

@@ -4,9 +4,9 @@
  * grpc-js server on a loopback port serving KV and Watch, so real clients can write and watch.
  */
 import { pino } from 'pino';
-import { createGrpcServer } from '../../actors/grpc-server.js';
-import { listenClient, type ClientListener } from '../../actors/client-listener.js';
-import { WatchDriver, watchHandler, type WatchHost } from '../../actors/watch-stream.js';
+import { createGrpcServer } from '../../actors/client/grpc/router.js';
+import { listenClient, type ClientListener } from '../../actors/client/listener.js';
+import { WatchDriver, watchHandler, type WatchHost } from '../../actors/client/grpc/watch-service.js';
 import type {
   CompactionRequest,
   DeleteRangeRequest,
@@ -23,7 +23,7 @@ import type { KvStore, MvccEvent } from '../../src/mvcc/kv-store.js';
 import { bytes, text } from '../mvcc/helpers.js';
 import { openWatchableKvStore } from '../../src/watch/kv-source.js';
 import type { WatchableStore } from '../../src/watch/watchable-store.js';
-import type { GrpcRoutes } from '../../actors/grpc-calls.js';
+import type { GrpcRoutes } from '../../actors/client/grpc/calls.js';
 
 export const testClusterId = 0x1234n;
 export const testMemberId = 0x5678n;

@@ -1,0 +1,196 @@
+/**
+ * The gRPC face of a member: every etcd v3 method is routed; KV calls are decoded with
+ * src/api/request-decoder, checked with src/api/validate and handed to a KvService; other methods answer
+ * UNIMPLEMENTED until a caller plugs in a handler. Errors reach clients in etcd's exact words.
+ * The routes are served on the client port by our own HTTP/2 (actors/client/http2/server.ts).
+ */
+import * as grpc from '@grpc/grpc-js';
+import {
+  compactionRequestFromWire,
+  compactionResponseToWire,
+  grpcMethods,
+  loadProtos,
+  streamingMethods,
+  type GrpcMethod,
+  type StreamingMethod,
+  type UnaryMethod,
+  type WireCompactionRequest,
+  type WireMessage,
+} from '../../../src/api/proto-wire.js';
+import { EtcdError, GrpcCode } from '../../../src/api/errors.js';
+import { decodeDeleteRangeRequest, decodePutRequest, decodeRangeRequest, decodeTxnRequest } from '../../../src/api/request-decoder.js';
+import { EncodedResponse, encodeDeleteRangeResponse, encodePutResponse, encodeRangeResponse, encodeTxnResponse } from '../../../src/api/response-encoder.js';
+import type { DeleteRangeRequest, KvService, PutRequest, RangeRequest, TxnRequest } from '../../../src/api/types.js';
+import {
+  checkDeleteRangeRequest,
+  checkProposalSize,
+  checkPutRequest,
+  checkRangeRequest,
+  checkTxnRequest,
+  isTxnReadOnly,
+} from '../../../src/api/validate.js';
+import { grpcOverheadBytes, requestBytesDefault, txnOpsDefault } from '../../../src/lib/limits.js';
+import { createLogger, type Logger } from '../../shared/logger.js';
+import type { GrpcRoute, GrpcRoutes, GrpcStreamCall } from './calls.js';
+
+export interface GrpcLimits {
+  /** etcd's --max-request-bytes: the largest proposal accepted. */
+  maxRequestBytes: number;
+  /** etcd's --max-txn-ops. */
+  maxTxnOps: number;
+}
+
+/** What a unary handler learns about its call besides the request. */
+export interface UnaryContext {
+  metadata: grpc.Metadata;
+  /** Size of the request as it came off the wire, for proposal size checks. */
+  requestBytes: number;
+  peer: string;
+  /** Aborted when the client cancels the call or its deadline passes. */
+  signal: AbortSignal;
+}
+
+/**
+ * A unary method's implementation on wire objects (see src/api/proto-wire.ts for their shape). Throwing an
+ * EtcdError answers with its code and message; any other error answers UNKNOWN and is logged.
+ */
+export type UnaryHandler = (request: WireMessage, context: UnaryContext) => Promise<WireMessage>;
+/** Streaming methods get a call shaped like grpc-js's; end a stream with an error by emitting it. */
+export type StreamHandler = (call: GrpcStreamCall) => void;
+
+export type GrpcHandlers = { [M in UnaryMethod]?: UnaryHandler } & { [M in StreamingMethod]?: StreamHandler };
+
+export interface GrpcServerOptions {
+  kv: KvService;
+  /** Implementations for methods beyond KV, keyed by `package.Service/Method`. */
+  handlers?: GrpcHandlers;
+  limits?: Partial<GrpcLimits>;
+  /** Health.Check answers SERVING while this says true. */
+  healthy?: () => boolean | Promise<boolean>;
+  logger?: Logger;
+}
+
+function splitMethod(method: GrpcMethod): { service: string; name: string } {
+  const slash = method.indexOf('/');
+  return { service: method.slice(0, slash), name: method.slice(slash + 1) };
+}
+
+function isStreaming(method: GrpcMethod): method is StreamingMethod {
+  return (streamingMethods as readonly string[]).includes(method);
+}
+
+/** The KV service: validate as etcd does, check proposal size, then ask the KvService. */
+function kvHandlers(kv: KvService, limits: GrpcLimits): Partial<Record<UnaryMethod, UnaryHandler>> {
+  const propose = (context: UnaryContext): void => checkProposalSize(context.requestBytes, limits.maxRequestBytes);
+  return {
+    'etcdserverpb.KV/Range': async (decoded) => {
+      const request = decoded as unknown as RangeRequest;
+      checkRangeRequest(request);
+      const { header, result } = await kv.range(request);
+      return new EncodedResponse(encodeRangeResponse(header, result)) as unknown as WireMessage;
+    },
+    'etcdserverpb.KV/Put': async (decoded, context) => {
+      const request = decoded as unknown as PutRequest;
+      checkPutRequest(request);
+      propose(context);
+      const { header, result } = await kv.put(request);
+      return new EncodedResponse(encodePutResponse(header, result)) as unknown as WireMessage;
+    },
+    'etcdserverpb.KV/DeleteRange': async (decoded, context) => {
+      const request = decoded as unknown as DeleteRangeRequest;
+      checkDeleteRangeRequest(request);
+      propose(context);
+      const { header, result } = await kv.deleteRange(request);
+      return new EncodedResponse(encodeDeleteRangeResponse(header, result)) as unknown as WireMessage;
+    },
+    'etcdserverpb.KV/Txn': async (decoded, context) => {
+      const request = decoded as unknown as TxnRequest;
+      checkTxnRequest(request, limits.maxTxnOps);
+      if (!isTxnReadOnly(request)) propose(context);
+      const { header, result } = await kv.txn(request);
+      return new EncodedResponse(encodeTxnResponse(header, result)) as unknown as WireMessage;
+    },
+    'etcdserverpb.KV/Compact': async (wire, context) => {
+      const request = compactionRequestFromWire(wire as unknown as WireCompactionRequest);
+      propose(context);
+      const { header } = await kv.compact(request);
+      return compactionResponseToWire(header) as unknown as WireMessage;
+    },
+  };
+}
+
+const healthStatus = { serving: 1, notServing: 2, serviceUnknown: 3 } as const;
+
+/** etcd registers its health status under the empty service name only. */
+function healthHandlers(healthy: () => boolean | Promise<boolean>): GrpcHandlers {
+  const status = async (): Promise<number> => ((await healthy()) ? healthStatus.serving : healthStatus.notServing);
+  return {
+    'grpc.health.v1.Health/Check': async (request) => {
+      if (request.service !== '') throw new EtcdError(GrpcCode.notFound, 'unknown service');
+      return { status: await status() };
+    },
+    // Sends the current status and holds the stream open; status changes are not pushed yet.
+    'grpc.health.v1.Health/Watch': (call: GrpcStreamCall) => {
+      if (call.request.service !== '') {
+        call.write({ status: healthStatus.serviceUnknown });
+        return;
+      }
+      void status().then((value) => call.write({ status: value }));
+    },
+  };
+}
+
+function resolveLimits(limits: Partial<GrpcLimits> | undefined): GrpcLimits {
+  return {
+    maxRequestBytes: limits?.maxRequestBytes ?? requestBytesDefault,
+    maxTxnOps: limits?.maxTxnOps ?? txnOpsDefault,
+  };
+}
+
+/**
+ * The KV requests are decoded straight into domain objects (request-decoder.ts); their handlers
+ * take those. Every other method gets proto-loader's wire object.
+ */
+const domainDecoders: Partial<Record<UnaryMethod, (buffer: Buffer) => unknown>> = {
+  'etcdserverpb.KV/Range': decodeRangeRequest,
+  'etcdserverpb.KV/Put': decodePutRequest,
+  'etcdserverpb.KV/DeleteRange': decodeDeleteRangeRequest,
+  'etcdserverpb.KV/Txn': decodeTxnRequest,
+};
+
+/** Every etcd v3 method routed to its handler, for the client port (listenClient). */
+export function createGrpcServer(options: GrpcServerOptions): GrpcRoutes {
+  const limits = resolveLimits(options.limits);
+  const logger = options.logger ?? createLogger('info', ['default'], { component: 'grpc-server' });
+  // etcd lets gRPC accept messages up to --max-request-bytes plus framing headroom.
+  const receiveLimitBytes = limits.maxRequestBytes + grpcOverheadBytes;
+  const handlers: GrpcHandlers = {
+    ...healthHandlers(options.healthy ?? (() => true)),
+    ...kvHandlers(options.kv, limits),
+    ...options.handlers,
+  };
+  const byPath = new Map<string, GrpcRoute>();
+  const services = new Set<string>();
+  for (const method of grpcMethods) {
+    const { service, name } = splitMethod(method);
+    services.add(service);
+    const loaded = (loadProtos()[service] as grpc.ServiceDefinition | undefined)?.[name];
+    if (loaded === undefined) throw new Error(`method ${method} missing from the loaded protos`);
+    const decode = (domainDecoders[method as UnaryMethod] ?? loaded.requestDeserialize) as (buffer: Buffer) => WireMessage;
+    const encode = passEncoded(loaded.responseSerialize as (message: WireMessage) => Buffer);
+    // A method without a handler is left out: the transport answers it UNIMPLEMENTED in grpc-go's words.
+    if (isStreaming(method)) {
+      const handler = handlers[method];
+      if (handler !== undefined) byPath.set(`/${method}`, { kind: 'stream', clientStreaming: loaded.requestStream, decode, encode, handler });
+    } else {
+      const handler = handlers[method];
+      if (handler !== undefined) byPath.set(`/${method}`, { kind: 'unary', decode, encode, handler });
+    }
+  }
+  return { byPath, services, receiveLimitBytes, logger };
+}
+
+/** A serializer that hands an EncodedResponse's bytes over as they are and encodes anything else. */
+function passEncoded(serialize: (message: WireMessage) => Buffer): (message: WireMessage) => Uint8Array {
+  return (message) => (message instanceof EncodedResponse ? (message as EncodedResponse).bytes : serialize(message));
+}

@@ -1,0 +1,782 @@
+/**
+ * The client port's gRPC over our own HTTP/2 (RFC 9113): frames are read straight off the
+ * socket, calls are routed by path, and answers are laid end to end in shared slabs that leave in
+ * one socket write per turn of the event loop. Node's HTTP/2 server (nghttp2 and a stream object
+ * with its header objects per call) was the largest cost a member thread had under load, and it
+ * wrote every unary answer's trailers in a write of their own.
+ *
+ * What a client sees is what grpc-go's server sends: response headers, length-prefixed messages,
+ * trailers with grpc-status; errors as trailers-only responses. Both directions are
+ * flow-controlled. Streaming methods get a call object shaped like grpc-js's (see GrpcStreamCall),
+ * which is what their handlers were written against. etcd's --max-concurrent-streams and
+ * --grpc-keepalive-* flags act here as grpc-go's server options do (Http2ServerOptions).
+ */
+import type { Duplex } from 'node:stream';
+import {
+  FrameFlag,
+  FrameType,
+  FrameWriter,
+  Http2ConnectionError,
+  Http2ErrorCode,
+  Setting,
+  defaultFrameBytes,
+  defaultWindowBytes,
+  frameBytesLimitMax,
+  frameHeaderBytes,
+  http2Preface,
+  pingStrikesAfter,
+  windowBytesMax,
+  grpcFramePrefixBytes,
+  writeFramePrefix,
+} from '../../../src/http2/frames.js';
+import {
+  grpcKeepaliveIntervalMsDefault,
+  grpcKeepaliveMinTimeMsDefault,
+  grpcKeepalivePolicyMinTimeMsDefault,
+  grpcKeepaliveTimeoutMsDefault,
+  grpcPingStrikesMax,
+  maxConcurrentStreamsDefault,
+} from '../../../src/lib/limits.js';
+import type { MemberConfig } from '../../../src/config/config.js';
+import { HeaderDecoder, HpackError } from '../../../src/http2/hpack.js';
+import { GrpcCode } from '../../../src/api/errors.js';
+import { GrpcHeaderEncoder } from '../grpc/headers.js';
+import { GrpcStreamCall, UnaryGrpcCall, type CallSide, type GrpcRoute, type GrpcRoutes, type RequestHead } from '../grpc/calls.js';
+
+/** What we let a client have in flight per stream before it waits for a WINDOW_UPDATE. */
+const streamReceiveWindowBytes = 1 << 20;
+/** And on the whole connection. */
+const connectionReceiveWindowBytes = 16 << 20;
+/** A header list larger than this (RFC 9113's count) is refused; grpc-go allows 16 MiB. */
+const headerListBytesMax = 1 << 20;
+/** Unanswered bytes a client may leave in the socket's queue before streaming writes wait. */
+const congestedBytesMax = 4 << 20;
+/**
+ * A PING's ACK waits this long for an answer to ride along with. grpc-go clients send a PING on
+ * each response they read (their BDP estimator), so with one call in flight every answer drew
+ * a second socket write, and the client a second wake-up, just for the ACK.
+ */
+const pingAckDelayMs = 5;
+/** Held ACKs beyond this many leave at once. */
+const pingAcksHeldMax = 16;
+/** After a GOAWAY, how long the client gets to read it before the socket is destroyed. */
+const goAwayLingerMs = 1_000;
+/** Node runs a setTimeout longer than this at once; longer keepalive waits are taken in steps. */
+const timerDelayMsMax = 2 ** 31 - 1;
+/** grpc-go's keepalive PING carries eight zero bytes. */
+const keepalivePingPayload = Buffer.alloc(8);
+/** RST_STREAM's payload for a stream over the concurrent-stream limit. */
+const refusedStreamPayload = Buffer.from([0, 0, 0, Http2ErrorCode.refusedStream]);
+
+/** What etcd's --max-concurrent-streams and --grpc-keepalive-* flags make grpc-go's server do. */
+export interface Http2ServerOptions {
+  /**
+   * Streams a client may have open at once; a HEADERS frame opening one more is refused with
+   * RST_STREAM REFUSED_STREAM. Announced in SETTINGS_MAX_CONCURRENT_STREAMS; 0 means no limit
+   * and no announcement, as in grpc-go.
+   */
+  maxConcurrentStreams: number;
+  /** A client with streams open that PINGs sooner than this after its last PING earns a strike. */
+  keepaliveMinTimeMs: number;
+  /** After this long without a frame from the client, the server PINGs it. */
+  keepaliveIntervalMs: number;
+  /** And closes the connection when nothing arrives this long after that PING. */
+  keepaliveTimeoutMs: number;
+}
+
+/** What etcd's defaults come to. */
+export const etcdHttp2ServerOptions: Readonly<Http2ServerOptions> = {
+  maxConcurrentStreams: maxConcurrentStreamsDefault,
+  keepaliveMinTimeMs: grpcKeepaliveMinTimeMsDefault,
+  keepaliveIntervalMs: grpcKeepaliveIntervalMsDefault,
+  keepaliveTimeoutMs: grpcKeepaliveTimeoutMsDefault,
+};
+
+type KeepaliveFlags = Pick<MemberConfig, 'maxConcurrentStreams' | 'grpcKeepaliveMinTimeMs' | 'grpcKeepaliveIntervalMs' | 'grpcKeepaliveTimeoutMs'>;
+
+/**
+ * The server options etcd's flags come to. etcd passes grpc-go an enforcement policy only for a
+ * --grpc-keepalive-min-time above 0, and keepalive parameters only when both the interval and
+ * the timeout are above 0; without them grpc-go uses its own defaults, so 0 disables nothing.
+ */
+export function http2ServerOptions(flags: KeepaliveFlags): Http2ServerOptions {
+  const pingsServer = flags.grpcKeepaliveIntervalMs > 0 && flags.grpcKeepaliveTimeoutMs > 0;
+  return {
+    maxConcurrentStreams: flags.maxConcurrentStreams,
+    keepaliveMinTimeMs: flags.grpcKeepaliveMinTimeMs > 0 ? flags.grpcKeepaliveMinTimeMs : grpcKeepalivePolicyMinTimeMsDefault,
+    keepaliveIntervalMs: pingsServer ? flags.grpcKeepaliveIntervalMs : grpcKeepaliveIntervalMsDefault,
+    keepaliveTimeoutMs: pingsServer ? flags.grpcKeepaliveTimeoutMs : grpcKeepaliveTimeoutMsDefault,
+  };
+}
+
+/** The server's first SETTINGS: grpc-go's, with our stream window and header list limit. */
+function serverSettings(maxConcurrentStreams: number): Buffer {
+  const settings: Array<[number, number]> = [
+    [Setting.initialWindowSize, streamReceiveWindowBytes],
+    [Setting.maxHeaderListSize, headerListBytesMax],
+  ];
+  if (maxConcurrentStreams > 0) settings.push([Setting.maxConcurrentStreams, maxConcurrentStreams]);
+  const payload = Buffer.alloc(6 * settings.length);
+  settings.forEach(([id, value], index) => {
+    payload.writeUInt16BE(id, 6 * index);
+    payload.writeUInt32BE(value, 6 * index + 2);
+  });
+  return payload;
+}
+
+/** One outbound item a stream could not send yet for want of flow-control window. */
+type Outbound = { kind: 'data'; bytes: Buffer; done?: () => void } | { kind: 'trailers'; code: number; message: string };
+
+/** A stream's HTTP/2 state; its call (unary or streaming) lives in `side`. */
+export class Http2ServerStream {
+  sendWindow: number;
+  receiveWindow = streamReceiveWindowBytes;
+  receiveUnacked = 0;
+  remoteClosed = false;
+  localClosed = false;
+  headersSent = false;
+  readonly pending: Outbound[] = [];
+  side: CallSide | undefined;
+
+  constructor(
+    readonly id: number,
+    readonly connection: Http2Connection,
+    sendWindow: number,
+  ) {
+    this.sendWindow = sendWindow;
+  }
+}
+
+/** Serves gRPC on a socket whose next bytes are the client's HTTP/2 connection preface. */
+export function serveGrpcConnection(
+  socket: Duplex & { remoteAddress?: string; remotePort?: number },
+  routes: GrpcRoutes,
+  options: Readonly<Http2ServerOptions> = etcdHttp2ServerOptions,
+): Http2Connection {
+  const connection = new Http2Connection(socket, routes, options);
+  connection.start();
+  return connection;
+}
+
+export class Http2Connection {
+  readonly peer: string;
+  private readonly writer = new FrameWriter();
+  private readonly decoder = new HeaderDecoder();
+  private readonly headers = new GrpcHeaderEncoder();
+  private readonly streams = new Map<number, Http2ServerStream>();
+  /** Streams with data waiting for window, and streaming calls waiting for 'drain'. */
+  private readonly blocked = new Set<Http2ServerStream>();
+  private input: Buffer | undefined;
+  private prefaceSeen = false;
+  private lastStreamId = 0;
+  /** A header block still waiting for its CONTINUATION frames. */
+  private headerBlock: { streamId: number; endStream: boolean; fragments: Buffer[]; bytes: number } | undefined;
+  private peerInitialWindow = defaultWindowBytes;
+  private peerFrameBytes = defaultFrameBytes;
+  private sendWindow = defaultWindowBytes;
+  private receiveWindow = connectionReceiveWindowBytes;
+  private receiveUnacked = 0;
+  private flushScheduled = false;
+  /** PING payloads whose ACK waits for the next write (pingAckDelayMs at most). */
+  private readonly pingAcks: Buffer[] = [];
+  private pingAckTimer: NodeJS.Timeout | undefined;
+  private afterFlush: Array<() => void> = [];
+  congested = false;
+  private closed = false;
+  /** Streams beyond this many are refused; 0 in the options means no limit. */
+  private readonly streamsMax: number;
+  /** Whether HEADERS or DATA went out since the client's last PING: grpc-go then forgives it. */
+  private answeredSincePing = false;
+  private pingStrikes = 0;
+  private lastPingAtMs = -Infinity;
+  /** When the last bytes arrived from the client (performance.now()), for the keepalive check. */
+  private lastReadAtMs = 0;
+  /** When our keepalive PING went out; undefined while none is waiting for an answer. */
+  private keepalivePingSentAtMs: number | undefined;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private readonly keepaliveDueCallback = () => this.keepaliveDue();
+
+  constructor(
+    private readonly socket: Duplex & { remoteAddress?: string; remotePort?: number },
+    readonly routes: GrpcRoutes,
+    private readonly options: Readonly<Http2ServerOptions> = etcdHttp2ServerOptions,
+  ) {
+    this.peer = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
+    this.streamsMax = options.maxConcurrentStreams > 0 ? options.maxConcurrentStreams : Infinity;
+  }
+
+  start(): void {
+    // Answers are already batched per turn of the event loop; Nagle's algorithm would hold the
+    // last small write of a burst until the client's delayed ACK (40 ms on Linux).
+    (this.socket as Duplex & { setNoDelay?: (noDelay: boolean) => void }).setNoDelay?.(true);
+    this.writer.frame(FrameType.settings, 0, 0, serverSettings(this.options.maxConcurrentStreams));
+    this.writeWindowUpdate(0, connectionReceiveWindowBytes - defaultWindowBytes);
+    this.flush();
+    this.lastReadAtMs = performance.now();
+    this.armKeepalive(this.options.keepaliveIntervalMs);
+    this.socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    this.socket.on('close', () => this.shutDown());
+    this.socket.on('error', () => this.socket.destroy());
+    this.socket.on('drain', () => this.drained());
+    this.socket.resume();
+  }
+
+  // ---- reading ----
+
+  private receive(chunk: Buffer): void {
+    if (this.closed) return;
+    // Once per read rather than per frame: the keepalive check only needs to know the client is there.
+    this.lastReadAtMs = performance.now();
+    let bytes = this.input === undefined ? chunk : Buffer.concat([this.input, chunk]);
+    this.input = undefined;
+    try {
+      if (!this.prefaceSeen) {
+        if (bytes.length < http2Preface.length) {
+          this.input = bytes;
+          return;
+        }
+        if (!bytes.subarray(0, http2Preface.length).equals(http2Preface)) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'bad connection preface');
+        this.prefaceSeen = true;
+        bytes = bytes.subarray(http2Preface.length);
+      }
+      let at = 0;
+      while (bytes.length - at >= frameHeaderBytes) {
+        const length = (bytes[at]! << 16) | (bytes[at + 1]! << 8) | bytes[at + 2]!;
+        if (length > defaultFrameBytes) throw new Http2ConnectionError(Http2ErrorCode.frameSizeError, `frame of ${length} bytes over ${defaultFrameBytes}`);
+        const end = at + frameHeaderBytes + length;
+        if (end > bytes.length) break;
+        const type = bytes[at + 3]!;
+        const flags = bytes[at + 4]!;
+        const streamId = bytes.readUInt32BE(at + 5) & 0x7fffffff;
+        at = end;
+        this.frame(type, flags, streamId, bytes.subarray(end - length, end));
+        if (this.closed) return;
+      }
+      if (at < bytes.length) this.input = bytes.subarray(at);
+    } catch (error) {
+      if (error instanceof Http2ConnectionError) return this.goAway(error.code, error.message);
+      if (error instanceof HpackError) return this.goAway(Http2ErrorCode.compressionError, error.message);
+      // A handler's listener that throws ends this connection, not the member.
+      this.routes.logger.error({ peer: this.peer, err: error }, 'unexpected error serving a client connection');
+      return this.goAway(Http2ErrorCode.internalError, 'internal error');
+    }
+    this.scheduleFlush();
+  }
+
+  private frame(type: number, flags: number, streamId: number, payload: Buffer): void {
+    if (this.headerBlock !== undefined && type !== FrameType.continuation) {
+      throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'expected a CONTINUATION frame');
+    }
+    switch (type) {
+      case FrameType.data:
+        return this.data(flags, streamId, payload);
+      case FrameType.headers:
+        return this.headersFrame(flags, streamId, payload);
+      case FrameType.priority:
+        if (payload.length !== 5) throw new Http2ConnectionError(Http2ErrorCode.frameSizeError, 'PRIORITY frame not 5 bytes');
+        return;
+      case FrameType.rstStream:
+        return this.reset(streamId, payload);
+      case FrameType.settings:
+        return this.settings(flags, streamId, payload);
+      case FrameType.pushPromise:
+        throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'PUSH_PROMISE from a client');
+      case FrameType.ping:
+        if (payload.length !== 8 || streamId !== 0) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'malformed PING');
+        if ((flags & FrameFlag.ack) === 0) this.clientPing(payload);
+        return;
+      case FrameType.goaway:
+        return;
+      case FrameType.windowUpdate:
+        return this.windowUpdate(streamId, payload);
+      case FrameType.continuation:
+        return this.continuation(flags, streamId, payload);
+      default:
+        // Unknown frame types are ignored (RFC 9113, 4.1).
+        return;
+    }
+  }
+
+  private data(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId === 0) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'DATA on stream 0');
+    this.receiveWindow -= payload.length;
+    if (this.receiveWindow < 0) throw new Http2ConnectionError(Http2ErrorCode.flowControlError, 'connection receive window exceeded');
+    this.receiveUnacked += payload.length;
+    if (this.receiveUnacked >= connectionReceiveWindowBytes / 4) {
+      this.writeWindowUpdate(0, this.receiveUnacked);
+      this.receiveWindow += this.receiveUnacked;
+      this.receiveUnacked = 0;
+    }
+    const stream = this.streams.get(streamId);
+    if (stream === undefined) {
+      if (streamId > this.lastStreamId) throw new Http2ConnectionError(Http2ErrorCode.protocolError, `DATA on idle stream ${streamId}`);
+      // A stream we already finished and reset: the client had sent this before it heard.
+      return;
+    }
+    // The client ended this stream already (RFC 9113, 5.1: half-closed remote).
+    if (stream.remoteClosed) return this.resetStream(stream, Http2ErrorCode.streamClosed);
+    stream.receiveWindow -= payload.length;
+    if (stream.receiveWindow < 0) return this.resetStream(stream, Http2ErrorCode.flowControlError);
+    const endStream = (flags & FrameFlag.endStream) !== 0;
+    const body = unpadded(flags, payload, 0);
+    if (endStream) stream.remoteClosed = true;
+    else {
+      stream.receiveUnacked += payload.length;
+      if (stream.receiveUnacked >= streamReceiveWindowBytes / 2) {
+        this.writeWindowUpdate(stream.id, stream.receiveUnacked);
+        stream.receiveWindow += stream.receiveUnacked;
+        stream.receiveUnacked = 0;
+      }
+    }
+    stream.side?.onData(body, endStream);
+    if (endStream) this.retireIfDone(stream);
+  }
+
+  private headersFrame(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId === 0 || streamId % 2 === 0) throw new Http2ConnectionError(Http2ErrorCode.protocolError, `HEADERS on stream ${streamId}`);
+    const fragment = unpadded(flags, payload, flags & FrameFlag.priority ? 5 : 0);
+    const endStream = (flags & FrameFlag.endStream) !== 0;
+    if ((flags & FrameFlag.endHeaders) === 0) {
+      this.headerBlock = { streamId, endStream, fragments: [fragment], bytes: fragment.length };
+      return;
+    }
+    this.headerBlockDone(streamId, endStream, fragment);
+  }
+
+  private continuation(flags: number, streamId: number, payload: Buffer): void {
+    const block = this.headerBlock;
+    if (block === undefined || block.streamId !== streamId) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'unexpected CONTINUATION');
+    block.fragments.push(payload);
+    block.bytes += payload.length;
+    if (block.bytes > headerListBytesMax) throw new Http2ConnectionError(Http2ErrorCode.enhanceYourCalm, 'header block too large');
+    if ((flags & FrameFlag.endHeaders) === 0) return;
+    this.headerBlock = undefined;
+    this.headerBlockDone(streamId, block.endStream, Buffer.concat(block.fragments, block.bytes));
+  }
+
+  private headerBlockDone(streamId: number, endStream: boolean, block: Buffer): void {
+    const fields: string[] = [];
+    // Decoded even for a stream that is refused: the decoder's table must stay in step.
+    const listBytes = this.decoder.decode(block, fields);
+    const existing = this.streams.get(streamId);
+    if (existing !== undefined) {
+      // Trailers from the client: they only end its side.
+      if (!endStream || existing.remoteClosed) throw new Http2ConnectionError(Http2ErrorCode.protocolError, `second HEADERS on stream ${streamId} without END_STREAM`);
+      existing.remoteClosed = true;
+      existing.side?.onData(Buffer.alloc(0), true);
+      this.retireIfDone(existing);
+      return;
+    }
+    if (streamId <= this.lastStreamId) throw new Http2ConnectionError(Http2ErrorCode.streamClosed, `HEADERS on closed stream ${streamId}`);
+    // A refused stream counts as seen too, so DATA the client sent on it before it heard is ignored.
+    this.lastStreamId = streamId;
+    if (this.streams.size >= this.streamsMax) {
+      this.writer.frame(FrameType.rstStream, 0, streamId, refusedStreamPayload);
+      return;
+    }
+    const stream = new Http2ServerStream(streamId, this, this.peerInitialWindow);
+    stream.remoteClosed = endStream;
+    this.streams.set(streamId, stream);
+    if (listBytes > headerListBytesMax) {
+      this.respondTrailersOnly(stream, GrpcCode.resourceExhausted, `header list of ${listBytes} bytes over ${headerListBytesMax}`);
+      return;
+    }
+    this.startCall(stream, requestHead(fields));
+  }
+
+  private startCall(stream: Http2ServerStream, head: RequestHead): void {
+    const route = routeFor(head, this.routes);
+    if (!('kind' in route)) return this.respondTrailersOnly(stream, route.code, route.message, route.httpStatus);
+    stream.side = route.kind === 'unary' ? new UnaryGrpcCall(stream, route, head) : new GrpcStreamCall(stream, route, head);
+    stream.side.start();
+    if (stream.remoteClosed) stream.side.onData(Buffer.alloc(0), true);
+  }
+
+  private reset(streamId: number, payload: Buffer): void {
+    if (payload.length !== 4 || streamId === 0) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'malformed RST_STREAM');
+    const stream = this.streams.get(streamId);
+    if (stream === undefined) {
+      if (streamId > this.lastStreamId) throw new Http2ConnectionError(Http2ErrorCode.protocolError, `RST_STREAM on idle stream ${streamId}`);
+      return;
+    }
+    this.forget(stream);
+    stream.side?.onReset();
+  }
+
+  private settings(flags: number, streamId: number, payload: Buffer): void {
+    if (streamId !== 0) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'SETTINGS on a stream');
+    if (flags & FrameFlag.ack) return;
+    if (payload.length % 6 !== 0) throw new Http2ConnectionError(Http2ErrorCode.frameSizeError, 'SETTINGS not a multiple of 6 bytes');
+    for (let at = 0; at < payload.length; at += 6) {
+      const id = payload.readUInt16BE(at);
+      const value = payload.readUInt32BE(at + 2);
+      if (id === Setting.initialWindowSize) {
+        if (value > windowBytesMax) throw new Http2ConnectionError(Http2ErrorCode.flowControlError, `initial window ${value}`);
+        const delta = value - this.peerInitialWindow;
+        this.peerInitialWindow = value;
+        for (const stream of this.streams.values()) stream.sendWindow += delta;
+      } else if (id === Setting.maxFrameSize) {
+        if (value < defaultFrameBytes || value > frameBytesLimitMax) throw new Http2ConnectionError(Http2ErrorCode.protocolError, `max frame size ${value}`);
+        this.peerFrameBytes = value;
+      } else if (id === Setting.headerTableSize) {
+        this.headers.peerTableBytes(value);
+      }
+    }
+    this.writer.frame(FrameType.settings, FrameFlag.ack, 0, Buffer.alloc(0));
+    this.pumpBlocked();
+  }
+
+  private windowUpdate(streamId: number, payload: Buffer): void {
+    if (payload.length !== 4) throw new Http2ConnectionError(Http2ErrorCode.frameSizeError, 'WINDOW_UPDATE not 4 bytes');
+    const increment = payload.readUInt32BE(0) & 0x7fffffff;
+    if (streamId === 0) {
+      if (increment === 0) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'WINDOW_UPDATE of 0');
+      this.sendWindow += increment;
+      if (this.sendWindow > windowBytesMax) throw new Http2ConnectionError(Http2ErrorCode.flowControlError, 'connection send window over 2^31-1');
+      this.pumpBlocked();
+      return;
+    }
+    const stream = this.streams.get(streamId);
+    if (stream === undefined) return;
+    if (increment === 0) return this.resetStream(stream, Http2ErrorCode.protocolError);
+    stream.sendWindow += increment;
+    if (stream.sendWindow > windowBytesMax) return this.resetStream(stream, Http2ErrorCode.flowControlError);
+    if (stream.pending.length > 0) this.pump(stream);
+    this.wakeIfWritable(stream);
+  }
+
+  // ---- writing ----
+
+  /** A whole unary answer: headers, one message and trailers, in one go when the windows allow. */
+  respondUnary(stream: Http2ServerStream, message: Uint8Array): void {
+    if (stream.localClosed || this.closed) return;
+    const dataBytes = grpcFramePrefixBytes + message.length;
+    if (stream.headersSent || stream.pending.length > 0 || dataBytes > Math.min(this.sendWindow, stream.sendWindow, this.peerFrameBytes)) {
+      const framed = Buffer.allocUnsafe(dataBytes);
+      framed.set(message, writeFramePrefix(framed, 0, message.length));
+      this.sendHeaders(stream);
+      this.sendData(stream, framed);
+      this.sendTrailers(stream, 0, '');
+      return;
+    }
+    // Blocks are encoded only when they are written: the client's HPACK table follows wire order.
+    this.writer.frame(FrameType.headers, FrameFlag.endHeaders, stream.id, this.headers.responseHeaders());
+    this.writer.header(dataBytes, FrameType.data, 0, stream.id);
+    const { slab, at } = this.writer.reserve(dataBytes);
+    slab.set(message, writeFramePrefix(slab, at, message.length));
+    this.writer.frame(FrameType.headers, FrameFlag.endHeaders | FrameFlag.endStream, stream.id, this.headers.okTrailers());
+    this.sendWindow -= dataBytes;
+    stream.sendWindow -= dataBytes;
+    stream.headersSent = true;
+    this.answeredSincePing = true;
+    this.endLocal(stream);
+    this.scheduleFlush();
+  }
+
+  /** Response headers, once per stream, ahead of its first message. */
+  sendHeaders(stream: Http2ServerStream): void {
+    if (stream.headersSent || stream.localClosed || this.closed) return;
+    stream.headersSent = true;
+    this.answeredSincePing = true;
+    this.writer.frame(FrameType.headers, FrameFlag.endHeaders, stream.id, this.headers.responseHeaders());
+    this.scheduleFlush();
+  }
+
+  /** Prefixed message bytes; `done` runs once they have been handed to the socket. */
+  sendData(stream: Http2ServerStream, bytes: Buffer, done?: () => void): void {
+    if (stream.localClosed || this.closed) return;
+    stream.pending.push({ kind: 'data', bytes, done });
+    this.pump(stream);
+  }
+
+  /** Ends the stream with trailers carrying a status, after everything queued before them. */
+  sendTrailers(stream: Http2ServerStream, code: number, message: string): void {
+    if (stream.localClosed || this.closed) return;
+    stream.pending.push({ kind: 'trailers', code, message });
+    this.pump(stream);
+  }
+
+  /** A status with no message before it: one HEADERS frame that ends the stream. */
+  respondTrailersOnly(stream: Http2ServerStream, code: number, message: string, httpStatus = 200): void {
+    if (stream.localClosed || this.closed) return;
+    if (stream.headersSent) return this.sendTrailers(stream, code, message);
+    stream.headersSent = true;
+    this.answeredSincePing = true;
+    this.writer.frame(FrameType.headers, FrameFlag.endHeaders | FrameFlag.endStream, stream.id, this.headers.trailersOnly(code, message, httpStatus));
+    this.endLocal(stream);
+    this.scheduleFlush();
+  }
+
+  /** Whether a streaming call may write more now without queueing behind flow control. */
+  writable(stream: Http2ServerStream): boolean {
+    return stream.pending.length === 0 && !this.congested && !this.closed;
+  }
+
+  /** Asks to hear (through side.onWritable) when `stream` can take writes again. */
+  waitWritable(stream: Http2ServerStream): void {
+    this.blocked.add(stream);
+  }
+
+  resetStream(stream: Http2ServerStream, code: number): void {
+    if (this.closed) return;
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt32BE(code, 0);
+    this.writer.frame(FrameType.rstStream, 0, stream.id, payload);
+    this.forget(stream);
+    stream.side?.onReset();
+    this.scheduleFlush();
+  }
+
+  private pump(stream: Http2ServerStream): void {
+    while (stream.pending.length > 0 && !this.closed) {
+      const item = stream.pending[0]!;
+      if (item.kind === 'trailers') {
+        stream.pending.shift();
+        this.writer.frame(FrameType.headers, FrameFlag.endHeaders | FrameFlag.endStream, stream.id, this.headers.statusTrailers(item.code, item.message));
+        this.answeredSincePing = true;
+        this.endLocal(stream);
+        break;
+      }
+      if (this.congested && stream.side?.streaming === true) break;
+      const size = Math.min(item.bytes.length, this.sendWindow, stream.sendWindow, this.peerFrameBytes);
+      if (size <= 0) break;
+      this.answeredSincePing = true;
+      this.writer.header(size, FrameType.data, 0, stream.id);
+      this.writer.append(item.bytes.subarray(0, size));
+      this.sendWindow -= size;
+      stream.sendWindow -= size;
+      if (size < item.bytes.length) {
+        item.bytes = item.bytes.subarray(size);
+        continue;
+      }
+      stream.pending.shift();
+      if (item.done !== undefined) this.afterFlush.push(item.done);
+    }
+    if (stream.pending.length > 0) this.blocked.add(stream);
+    this.scheduleFlush();
+  }
+
+  private pumpBlocked(): void {
+    for (const stream of this.blocked) {
+      if (stream.pending.length > 0) this.pump(stream);
+      this.wakeIfWritable(stream);
+    }
+  }
+
+  /** Tells a blocked stream's call it may write again once its queue has gone out. */
+  private wakeIfWritable(stream: Http2ServerStream): void {
+    if (stream.pending.length > 0 || this.congested || !this.blocked.delete(stream)) return;
+    stream.side?.onWritable();
+  }
+
+  /** Our side is done; a client still sending is told to stop (RFC 9113, 8.1). */
+  private endLocal(stream: Http2ServerStream): void {
+    stream.localClosed = true;
+    stream.pending.length = 0;
+    if (!stream.remoteClosed) {
+      const payload = Buffer.alloc(4);
+      this.writer.frame(FrameType.rstStream, 0, stream.id, payload);
+      stream.remoteClosed = true;
+    }
+    this.retireIfDone(stream);
+  }
+
+  private retireIfDone(stream: Http2ServerStream): void {
+    if (stream.localClosed && stream.remoteClosed) this.forget(stream);
+  }
+
+  private forget(stream: Http2ServerStream): void {
+    stream.localClosed = true;
+    stream.remoteClosed = true;
+    stream.pending.length = 0;
+    this.streams.delete(stream.id);
+    this.blocked.delete(stream);
+  }
+
+  private writeWindowUpdate(streamId: number, increment: number): void {
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt32BE(increment, 0);
+    this.writer.frame(FrameType.windowUpdate, 0, streamId, payload);
+  }
+
+  /** ACKs a client's PING and judges it as grpc-go's keepalive enforcement does. */
+  private clientPing(payload: Buffer): void {
+    this.holdPingAck(payload);
+    const nowMs = performance.now();
+    this.pingStrikes = pingStrikesAfter(this.pingStrikes, nowMs - this.lastPingAtMs, this.answeredSincePing, this.streams.size, this.options.keepaliveMinTimeMs);
+    this.lastPingAtMs = nowMs;
+    this.answeredSincePing = false;
+    if (this.pingStrikes > grpcPingStrikesMax) throw new Http2ConnectionError(Http2ErrorCode.enhanceYourCalm, 'too_many_pings');
+  }
+
+  private holdPingAck(payload: Buffer): void {
+    this.pingAcks.push(Buffer.from(payload));
+    if (this.pingAcks.length > pingAcksHeldMax) return this.writePingAcks();
+    this.pingAckTimer ??= setTimeout(() => {
+      this.pingAckTimer = undefined;
+      this.writePingAcks();
+      this.flush();
+    }, pingAckDelayMs);
+  }
+
+  private writePingAcks(): void {
+    for (const payload of this.pingAcks) this.writer.frame(FrameType.ping, FrameFlag.ack, 0, payload);
+    this.pingAcks.length = 0;
+    clearTimeout(this.pingAckTimer);
+    this.pingAckTimer = undefined;
+  }
+
+  private armKeepalive(delayMs: number): void {
+    this.keepaliveTimer = setTimeout(this.keepaliveDueCallback, Math.min(Math.max(delayMs, 1), timerDelayMsMax));
+    // An idle client connection must not keep the process alive.
+    this.keepaliveTimer.unref();
+  }
+
+  /**
+   * grpc-go's server keepalive: PING a client that has sent nothing for keepaliveIntervalMs, and
+   * close the connection when nothing arrives keepaliveTimeoutMs after that. One timer a
+   * connection; reads only move lastReadAtMs, and the timer finds out when it fires.
+   */
+  private keepaliveDue(): void {
+    this.keepaliveTimer = undefined;
+    if (this.closed) return;
+    const nowMs = performance.now();
+    const { keepaliveIntervalMs, keepaliveTimeoutMs } = this.options;
+    const pingSentAtMs = this.keepalivePingSentAtMs;
+    if (pingSentAtMs !== undefined && this.lastReadAtMs <= pingSentAtMs) {
+      const waitedMs = nowMs - pingSentAtMs;
+      if (waitedMs >= keepaliveTimeoutMs) return this.closeUnresponsive();
+      return this.armKeepalive(keepaliveTimeoutMs - waitedMs);
+    }
+    this.keepalivePingSentAtMs = undefined;
+    const idleMs = nowMs - this.lastReadAtMs;
+    if (idleMs < keepaliveIntervalMs) return this.armKeepalive(keepaliveIntervalMs - idleMs);
+    this.keepalivePingSentAtMs = nowMs;
+    this.writer.frame(FrameType.ping, 0, 0, keepalivePingPayload);
+    this.flush();
+    this.armKeepalive(keepaliveTimeoutMs);
+  }
+
+  /** grpc-go closes a connection whose keepalive PING went unanswered without a GOAWAY. */
+  private closeUnresponsive(): void {
+    this.routes.logger.info({ peer: this.peer }, 'closing server transport due to idleness');
+    this.socket.destroy();
+    this.shutDown();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.closed) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.closed || this.writer.bytes === 0) return;
+    if (this.pingAcks.length > 0) this.writePingAcks();
+    const pieces = this.writer.take();
+    const callbacks = this.afterFlush;
+    this.afterFlush = [];
+    const done = callbacks.length === 0 ? undefined : () => callbacks.forEach((callback) => callback());
+    if (pieces.length === 1) this.socket.write(pieces[0], done);
+    else {
+      this.socket.cork();
+      pieces.forEach((piece, index) => this.socket.write(piece, index === pieces.length - 1 ? done : undefined));
+      this.socket.uncork();
+    }
+    if (this.socket.writableLength > congestedBytesMax) this.congested = true;
+  }
+
+  private drained(): void {
+    if (!this.congested || this.socket.writableLength > congestedBytesMax) return;
+    this.congested = false;
+    this.pumpBlocked();
+  }
+
+  /** A connection error: GOAWAY with the last stream we saw, then the connection ends. */
+  goAway(code: number, reason: string): void {
+    if (this.closed) return;
+    // ACKs held for a later write go first: grpc-go ACKs the PING that earns GOAWAY too_many_pings.
+    if (this.pingAcks.length > 0) this.writePingAcks();
+    const debug = Buffer.from(reason, 'utf8');
+    const payload = Buffer.allocUnsafe(8 + debug.length);
+    payload.writeUInt32BE(this.lastStreamId, 0);
+    payload.writeUInt32BE(code, 4);
+    debug.copy(payload, 8);
+    this.writer.frame(FrameType.goaway, 0, 0, payload);
+    this.flush();
+    this.socket.end();
+    // A client that never closes its side is not waited for.
+    setTimeout(() => this.socket.destroy(), goAwayLingerMs).unref();
+    this.routes.logger.warn({ peer: this.peer, code, reason }, 'closed a client connection after an HTTP/2 protocol error');
+    this.shutDown();
+  }
+
+  private shutDown(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.pingAckTimer);
+    clearTimeout(this.keepaliveTimer);
+    const streams = [...this.streams.values()];
+    this.streams.clear();
+    this.blocked.clear();
+    for (const stream of streams) stream.side?.onReset();
+  }
+}
+
+
+/** A DATA or HEADERS payload without its padding and, for HEADERS, its priority fields. */
+function unpadded(flags: number, payload: Buffer, skipBytes: number): Buffer {
+  let start = skipBytes;
+  let end = payload.length;
+  if (flags & FrameFlag.padded) {
+    if (payload.length < 1) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'padded frame without a pad length');
+    start += 1;
+    end -= payload[0]!;
+  }
+  if (end < start) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'padding longer than the frame');
+  return start === 0 && end === payload.length ? payload : payload.subarray(start, end);
+}
+
+/** The request's pseudo-headers and gRPC headers, picked out of its decoded fields. */
+function requestHead(fields: string[]): RequestHead {
+  const head: RequestHead = { method: '', path: '', contentType: '', timeout: undefined, encoding: undefined, fields };
+  for (let i = 0; i < fields.length; i += 2) {
+    const name = fields[i]!;
+    const value = fields[i + 1]!;
+    switch (name) {
+      case ':method':
+        head.method = value;
+        break;
+      case ':path':
+        head.path = value;
+        break;
+      case 'content-type':
+        head.contentType = value;
+        break;
+      case 'grpc-timeout':
+        head.timeout = value;
+        break;
+      case 'grpc-encoding':
+        head.encoding = value;
+        break;
+    }
+  }
+  return head;
+}
+
+/** A request's route, or why it has none in grpc-go's words. */
+function routeFor(head: RequestHead, routes: GrpcRoutes): GrpcRoute | { code: number; message: string; httpStatus?: number } {
+  const contentType = head.contentType;
+  const grpcType = contentType.startsWith('application/grpc') && (contentType.length === 16 || contentType[16] === '+' || contentType[16] === ';');
+  if (!grpcType) return { code: GrpcCode.internal, message: `transport: received unexpected content-type "${contentType}"`, httpStatus: 415 };
+  if (head.method !== 'POST') return { code: GrpcCode.internal, message: `transport: received unexpected method "${head.method}"`, httpStatus: 405 };
+  const route = routes.byPath.get(head.path);
+  if (route !== undefined) return route;
+  const path = head.path.startsWith('/') ? head.path.slice(1) : head.path;
+  const slash = path.lastIndexOf('/');
+  if (slash < 0) return { code: GrpcCode.unimplemented, message: `malformed method name: "${head.path}"` };
+  const service = path.slice(0, slash);
+  if (!routes.services.has(service)) return { code: GrpcCode.unimplemented, message: `unknown service ${service}` };
+  return { code: GrpcCode.unimplemented, message: `unknown method ${path.slice(slash + 1)} for service ${service}` };
+}

@@ -1,0 +1,187 @@
+/**
+ * The client port: like etcd's cmux, one TCP listener carries both gRPC (HTTP/2 with prior
+ * knowledge, as etcdctl and clientv3 speak it) and HTTP/1.1 (/health, /version, later /metrics
+ * and the JSON gateway). Each connection's first bytes decide where it goes.
+ */
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { versionBody } from '../../src/api/version.js';
+import type { GrpcRoutes } from './grpc/calls.js';
+import { serveGrpcConnection, type Http2ServerOptions } from './http2/server.js';
+import { http2Preface } from '../../src/http2/frames.js';
+
+/** A connection that sends nothing for this long is closed before any protocol is chosen. */
+const firstBytesTimeoutMs = 10_000;
+
+export interface HealthReport {
+  health: boolean;
+  /** Why the member is unhealthy; empty when healthy. */
+  reason: string;
+}
+
+export interface HttpHandlers {
+  /** Answers GET /health. */
+  health: () => HealthReport | Promise<HealthReport>;
+  /**
+   * Further routes: an exact path, or a prefix when the key ends in '/' (e.g. '/v3/').
+   * Checked before the built-in /health and /version.
+   */
+  routes?: Record<string, http.RequestListener>;
+}
+
+export interface ClientListenerOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** The gRPC methods served (createGrpcServer). */
+  grpcServer: GrpcRoutes;
+  /** Stream limit and keepalive of the gRPC connections; etcd's defaults when absent. */
+  http2?: Http2ServerOptions;
+  http: HttpHandlers;
+  /** Serve TLS instead of plaintext; ALPN offers h2 for gRPC and http/1.1 for the rest. */
+  tls?: tls.TlsOptions;
+}
+
+export interface ClientListener {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** CORS headers etcd sets on every HTTP answer of the client port. */
+const corsHeaders = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Methods': 'POST, GET, OPTIONS, PUT, DELETE',
+  'Access-Control-Allow-Headers': 'accept, content-type, authorization',
+};
+
+/** Sends a complete body with its length, as Go's net/http does for small answers. */
+function send(response: http.ServerResponse, status: number, body: string, headers: http.OutgoingHttpHeaders) {
+  response.writeHead(status, { ...headers, 'Content-Length': Buffer.byteLength(body) });
+  response.end(body);
+}
+
+function sendText(response: http.ServerResponse, status: number, body: string, headers: http.OutgoingHttpHeaders = {}) {
+  send(response, status, body, {
+    ...headers,
+    'Content-Type': 'text/plain; charset=utf-8',
+    'X-Content-Type-Options': 'nosniff',
+  });
+}
+
+/** etcd answers non-GET requests to /health and /version with Go's 405 text. */
+function allowGetOnly(request: http.IncomingMessage, response: http.ServerResponse): boolean {
+  if (request.method === 'GET') return true;
+  sendText(response, 405, 'Method Not Allowed\n', { Allow: 'GET' });
+  return false;
+}
+
+async function serveHealth(handlers: HttpHandlers, request: http.IncomingMessage, response: http.ServerResponse) {
+  if (!allowGetOnly(request, response)) return;
+  let report: HealthReport;
+  try {
+    report = await handlers.health();
+  } catch (error) {
+    report = { health: false, reason: error instanceof Error ? error.message : String(error) };
+  }
+  // etcd 3.5 writes the health flag as a string and lets Go sniff the content type.
+  const body = JSON.stringify({ health: String(report.health), reason: report.reason });
+  send(response, report.health ? 200 : 503, body, { 'Content-Type': 'text/plain; charset=utf-8' });
+}
+
+function serveVersion(request: http.IncomingMessage, response: http.ServerResponse) {
+  if (!allowGetOnly(request, response)) return;
+  send(response, 200, JSON.stringify(versionBody()), { 'Content-Type': 'application/json' });
+}
+
+function findRoute(routes: Record<string, http.RequestListener>, path: string): http.RequestListener | undefined {
+  const exact = routes[path];
+  if (exact !== undefined) return exact;
+  const prefix = Object.keys(routes).find((key) => key.endsWith('/') && path.startsWith(key));
+  return prefix === undefined ? undefined : routes[prefix];
+}
+
+function httpListener(handlers: HttpHandlers): http.RequestListener {
+  return (request, response) => {
+    for (const [name, value] of Object.entries(corsHeaders)) response.setHeader(name, value);
+    const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+    const route = findRoute(handlers.routes ?? {}, path);
+    if (route !== undefined) return void route(request, response);
+    if (path === '/health') return void serveHealth(handlers, request, response);
+    if (path === '/version') return serveVersion(request, response);
+    sendText(response, 404, '404 page not found\n');
+  };
+}
+
+/**
+ * Reads until the bytes seen either match the whole HTTP/2 preface or stop matching it, then
+ * puts them back so the chosen server reads the connection from its first byte.
+ */
+function classify(socket: net.Socket): Promise<'grpc' | 'http' | 'closed'> {
+  return new Promise((resolve) => {
+    let seen = Buffer.alloc(0);
+    const finish = (kind: 'grpc' | 'http' | 'closed') => {
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.setTimeout(0);
+      socket.pause();
+      if (seen.length > 0) socket.unshift(seen);
+      resolve(kind);
+    };
+    const onData = (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      const compared = Math.min(seen.length, http2Preface.length);
+      if (!seen.subarray(0, compared).equals(http2Preface.subarray(0, compared))) finish('http');
+      else if (compared === http2Preface.length) finish('grpc');
+    };
+    const onEnd = () => finish(seen.length === 0 ? 'closed' : 'http');
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.setTimeout(firstBytesTimeoutMs, () => {
+      finish('closed');
+      socket.destroy();
+    });
+  });
+}
+
+/** Starts listening on the client port; resolves once bound, with the port actually used. */
+export async function listenClient(options: ClientListenerOptions): Promise<ClientListener> {
+  const httpServer = http.createServer(httpListener(options.http));
+  const sockets = new Set<net.Socket>();
+  const route = (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    void classify(socket).then((kind) => {
+      if (kind === 'grpc') {
+        serveGrpcConnection(socket, options.grpcServer, options.http2);
+      } else if (kind === 'http') {
+        httpServer.emit('connection', socket);
+        // node:http reads the socket's handle directly and would leave the bytes we peeked at
+        // (and put back) sitting in the paused stream; resuming delivers them as 'data'.
+        socket.resume();
+      }
+      else socket.destroy();
+    });
+  };
+  const server = options.tls
+    ? tls.createServer({ ALPNProtocols: ['h2', 'http/1.1'], ...options.tls }, route)
+    : net.createServer(route);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as net.AddressInfo;
+  return {
+    port: address.port,
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      httpServer.close();
+      for (const socket of sockets) socket.destroy();
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,207 @@
+/**
+ * A member's client side: the gRPC services (KV, plus what the member already answers of
+ * Maintenance and Cluster) and HTTP/1.1 /health and /version, on every --listen-client-urls.
+ */
+import { headerToWire, streamingMethods } from '../../src/api/proto-wire.js';
+import type { WireMessage } from '../../src/api/proto-wire.js';
+import { errors } from '../../src/api/errors.js';
+import type { KvService } from '../../src/api/types.js';
+import type { ClusterMember } from '../../src/membership/cluster-member.js';
+import { etcdServerVersion } from '../../src/api/version.js';
+import type { MemberConfig } from '../../src/config/config.js';
+import { createGrpcServer, type GrpcHandlers, type StreamHandler, type UnaryHandler } from './grpc/router.js';
+import { listenClient, type ClientListener } from './listener.js';
+import { http2ServerOptions } from './http2/server.js';
+import { leaseHandlers } from './grpc/lease-service.js';
+import { createJsonGateway, gatewayTarget, type JsonGateway } from './json-gateway.js';
+import { watchHandler } from './grpc/watch-service.js';
+import { concurrencyHandlers } from './grpc/concurrency-service.js';
+import { concurrencyHostFor } from '../member/concurrency-host.js';
+import type { Logger } from '../shared/logger.js';
+import type { Member } from '../member/member.js';
+
+export interface ClientServer {
+  /** The URLs actually served (ports resolved when a URL asked for port 0). */
+  urls: string[];
+  close(): Promise<void>;
+}
+
+/** etcd binds "localhost" as the IPv4 loopback; Node would pick whichever address resolves first. */
+function bindHost(url: URL): string {
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  return host === 'localhost' ? '127.0.0.1' : host;
+}
+
+/** etcd's pb.Member; IDs as decimal strings (uint64 on the wire). */
+function memberToWire(member: ClusterMember): WireMessage {
+  return { ID: member.id.toString(), name: member.name, peerURLs: member.peerUrls, clientURLs: member.clientUrls, isLearner: member.isLearner };
+}
+
+/** A uint64 field of a request (decoded as a decimal string); 0 when absent. */
+function wireId(value: unknown): bigint {
+  return BigInt(typeof value === 'string' || typeof value === 'number' ? value : 0);
+}
+
+function wireUrls(value: unknown): string[] {
+  return Array.isArray(value) ? value.map(String) : [];
+}
+
+function maintenanceHandlers(member: Member): GrpcHandlers {
+  return {
+    'etcdserverpb.Maintenance/Status': async (): Promise<WireMessage> => {
+      const status = member.status();
+      return {
+        header: headerToWire(member.header()),
+        version: etcdServerVersion,
+        dbSize: String(status.backendBytes),
+        leader: status.leaderId.toString(),
+        raftIndex: String(status.raftIndex),
+        raftTerm: String(status.raftTerm),
+        raftAppliedIndex: String(status.raftAppliedIndex),
+        errors: [],
+        dbSizeInUse: String(status.backendBytes),
+        isLearner: status.isLearner,
+      };
+    },
+    'etcdserverpb.Maintenance/HashKV': async (request: WireMessage): Promise<WireMessage> => {
+      const hashed = member.hashKv(Number(request.revision ?? 0));
+      return { header: headerToWire(member.header()), hash: String(hashed.hash), compactRevision: String(hashed.compactRevision) };
+    },
+    'etcdserverpb.Maintenance/MoveLeader': async (request: WireMessage): Promise<WireMessage> => {
+      await member.moveLeader(wireId(request.targetID));
+      return { header: headerToWire(member.header()) };
+    },
+  };
+}
+
+function clusterHandlers(member: Member): GrpcHandlers {
+  // etcd's cluster service fills the header without a revision.
+  const header = () => headerToWire({ ...member.header(), revision: 0 });
+  const list = (members: ClusterMember[]) => members.map(memberToWire);
+  return {
+    'etcdserverpb.Cluster/MemberList': async (): Promise<WireMessage> => ({ header: header(), members: list(member.memberList()) }),
+    'etcdserverpb.Cluster/MemberAdd': async (request: WireMessage): Promise<WireMessage> => {
+      const added = await member.addMember(wireUrls(request.peerURLs), request.isLearner === true);
+      const { ID, peerURLs, isLearner } = memberToWire(added.member);
+      return { header: header(), member: { ID, peerURLs, isLearner }, members: list(added.members) };
+    },
+    'etcdserverpb.Cluster/MemberRemove': async (request: WireMessage): Promise<WireMessage> => ({
+      header: header(),
+      members: list(await member.removeMember(wireId(request.ID))),
+    }),
+    'etcdserverpb.Cluster/MemberUpdate': async (request: WireMessage): Promise<WireMessage> => ({
+      header: header(),
+      members: list(await member.updateMember(wireId(request.ID), wireUrls(request.peerURLs))),
+    }),
+    'etcdserverpb.Cluster/MemberPromote': async (request: WireMessage): Promise<WireMessage> => ({
+      header: header(),
+      members: list(await member.promoteMember(wireId(request.ID))),
+    }),
+  };
+}
+
+/**
+ * A learner answers only Status and serializable Range, as etcd's interceptors allow; everything
+ * else fails with "rpc not supported for learner".
+ */
+function learnerGuardedKv(member: Member): KvService {
+  const refuse = () => {
+    if (member.isLearner()) throw errors.notSupportedForLearner();
+  };
+  return {
+    range: async (request) => {
+      if (!request.serializable) refuse();
+      return member.range(request);
+    },
+    put: async (request) => (refuse(), member.put(request)),
+    deleteRange: async (request) => (refuse(), member.deleteRange(request)),
+    txn: async (request) => (refuse(), member.txn(request)),
+    compact: async (request) => (refuse(), member.compact(request)),
+  };
+}
+
+function learnerGuarded(member: Member, handlers: GrpcHandlers): GrpcHandlers {
+  const guarded: Record<string, UnaryHandler | StreamHandler> = {};
+  for (const [method, handler] of Object.entries(handlers) as [string, UnaryHandler | StreamHandler][]) {
+    if (method === 'etcdserverpb.Maintenance/Status') {
+      guarded[method] = handler;
+    } else if (streamingHandler(method)) {
+      guarded[method] = ((call: { emit(event: 'error', error: object): boolean }) => {
+        if (!member.isLearner()) return (handler as (call: unknown) => void)(call);
+        const refusal = errors.notSupportedForLearner();
+        call.emit('error', { code: refusal.code, details: refusal.message });
+      }) as StreamHandler;
+    } else {
+      guarded[method] = (async (request, context) => {
+        if (member.isLearner()) throw errors.notSupportedForLearner();
+        return (handler as UnaryHandler)(request, context);
+      }) as UnaryHandler;
+    }
+  }
+  return guarded as GrpcHandlers;
+}
+
+function streamingHandler(method: string): boolean {
+  return (streamingMethods as readonly string[]).includes(method);
+}
+
+/** Serves the member's client API on each listen-client-url. */
+export async function startClientServer(config: MemberConfig, member: Member, logger: Logger): Promise<ClientServer> {
+  const grpcServer = createGrpcServer({
+    kv: learnerGuardedKv(member),
+    handlers: learnerGuarded(member, {
+      ...maintenanceHandlers(member),
+      ...clusterHandlers(member),
+      ...leaseHandlers(member),
+      ...concurrencyHandlers(concurrencyHostFor(member)),
+      'etcdserverpb.Watch/Watch': watchHandler({
+        header: () => member.header(),
+        watchable: member.watchable,
+        wake: member.watchDriver.wake,
+        progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
+        maxRequestBytes: config.maxRequestBytes,
+      }),
+    }),
+    limits: { maxRequestBytes: config.maxRequestBytes, maxTxnOps: config.maxTxnOps },
+    healthy: () => member.healthy(),
+    logger,
+  });
+  const listeners: ClientListener[] = [];
+  const gateways: JsonGateway[] = [];
+  const urls: string[] = [];
+  const http2 = http2ServerOptions(config);
+  for (const text of config.listenClientUrls) {
+    const url = new URL(text);
+    if (url.protocol !== 'http:') {
+      throw new Error(`listen-client-urls ${text}: only http:// is served so far (TLS arrives with the security issue)`);
+    }
+    // The JSON gateway calls this member's own gRPC port, as etcd's gateway does.
+    let boundPort = 0;
+    const gateway = createJsonGateway({ target: () => gatewayTarget(bindHost(url), boundPort) });
+    const listener = await listenClient({
+      host: bindHost(url),
+      port: Number(url.port),
+      grpcServer,
+      http2,
+      http: {
+        health: () =>
+          member.healthy()
+            ? { health: true, reason: '' }
+            : { health: false, reason: member.noSpaceAlarm ? 'ALARM NOSPACE' : 'RAFT NO LEADER' },
+        routes: gateway.routes,
+      },
+    });
+    boundPort = listener.port;
+    gateways.push(gateway);
+    listeners.push(listener);
+    urls.push(`http://${url.hostname}:${listener.port}`);
+    logger.info({ address: `${bindHost(url)}:${listener.port}` }, 'serving client traffic insecurely; this is strongly discouraged!');
+  }
+  return {
+    urls,
+    close: async () => {
+      for (const gateway of gateways) gateway.close();
+      await Promise.all(listeners.map((listener) => listener.close()));
+    },
+  };
+}

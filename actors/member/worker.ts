@@ -1,0 +1,90 @@
+/**
+ * Entry point of a member actor's worker thread: starts the member, serves its client URLs and
+ * exposes MemberControl to the supervisor through comlink.
+ *
+ * `tsetcd` starts this thread before the supervisor has read its flags (actors/supervisor/member-prestart.ts):
+ * the thread loads its modules meanwhile and takes its MemberWorkerData as its first message.
+ * Threads started with workerData (single-host mode) begin at once.
+ */
+import { parentPort } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { formatId } from '../../src/membership/ids.js';
+import { createLogger, type Logger } from '../shared/logger.js';
+import type { Member } from './member.js';
+import type { MemberControl, MemberFatalMessage, MemberStatus, MemberWorkerData } from '../supervisor/thread-protocol.js';
+import type { ClientServer } from '../client/services.js';
+import { WalClient } from '../wal/client.js';
+import { onThreadData } from '../supervisor/thread-start.js';
+
+const port = parentPort;
+if (port === null) throw new Error('the member module must run in a worker thread');
+// The WAL thread and the member's heavier modules start loading before the data arrives.
+const walThread = WalClient.prestart();
+const modules = Promise.all([import('./member.js'), import('../client/services.js')]);
+
+let member: Member | undefined;
+let clientServer: ClientServer | undefined;
+
+function reportFatal(error: Error): void {
+  const message: MemberFatalMessage = { type: 'fatal', message: error.message };
+  port?.postMessage(message);
+}
+
+async function start({ config, peerPorts }: MemberWorkerData, logger: Logger): Promise<void> {
+  const [{ Member }, { startClientServer }] = await modules;
+  const ports = peerPorts === undefined ? undefined : new Map(peerPorts.map(([id, port]) => [BigInt(id), port] as const));
+  member = await Member.start(config, logger, reportFatal, ports, walThread);
+  clientServer = await startClientServer(config, member, logger);
+}
+
+let config: MemberWorkerData['config'];
+let starting: Promise<void>;
+
+function begin(data: MemberWorkerData): void {
+  config = data.config;
+  const logger = createLogger(config.logLevel, config.logOutputs, { member: config.name });
+  starting = start(data, logger);
+  starting.catch((error: Error) => {
+    logger.fatal({ error: error.message }, 'failed to start member');
+    reportFatal(error);
+  });
+  Comlink.expose(control, nodeEndpoint(port!));
+}
+
+function currentStatus(): MemberStatus {
+  if (member === undefined) throw new Error('member is not started');
+  const status = member.status();
+  return {
+    name: config.name,
+    memberId: formatId(status.memberId),
+    clusterId: formatId(status.clusterId),
+    leaderId: formatId(status.leaderId),
+    role: status.role,
+    raftTerm: status.raftTerm,
+    raftIndex: status.raftIndex,
+    raftAppliedIndex: status.raftAppliedIndex,
+    revision: status.revision,
+    compactRevision: status.compactRevision,
+    backendBytes: status.backendBytes,
+    clientUrls: clientServer?.urls ?? [],
+  };
+}
+
+const control: MemberControl = {
+  async ready() {
+    await starting;
+    return currentStatus();
+  },
+  async status() {
+    return currentStatus();
+  },
+  async stop() {
+    await clientServer?.close();
+    await member?.stop();
+  },
+};
+
+// begin() exposes control while the data message is handled, so the supervisor's calls, which
+// follow it, find comlink listening.
+onThreadData(begin);

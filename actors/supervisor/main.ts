@@ -1,0 +1,184 @@
+/**
+ * `tsetcd`: parses etcd's flags, then supervises the member actor (a worker thread) through its
+ * comlink control API, and stops it cleanly on SIGINT/SIGTERM.
+ */
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { memberIdFor } from '../../src/membership/ids.js';
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { ConfigError, FlagError, loadConfig, usageText, type MemberConfig } from '../../src/config/config.js';
+import { etcdApiVersion, tsetcdVersion } from '../../src/api/version.js';
+import { createLogger, type Logger } from '../shared/logger.js';
+import { memberThreadLimits, memberWorkerUrl } from './member-prestart.js';
+import type { MemberControl, MemberFatalMessage, MemberWorkerData } from './thread-protocol.js';
+import { handOver } from './thread-start.js';
+
+/** Prints versions the way `etcd --version` does, naming ours and the etcd API we speak. */
+function printVersion(): void {
+  process.stdout.write(
+    `tsetcd Version: ${tsetcdVersion}\netcd API Version: ${etcdApiVersion}\nNode Version: ${process.version}\nNode OS/Arch: ${process.platform}/${process.arch}\n`,
+  );
+}
+
+/** A running member actor as the supervisor sees it. */
+export interface MemberHandle {
+  control: Comlink.Remote<MemberControl>;
+  worker: Worker;
+  exited: Promise<number>;
+}
+
+/**
+ * Starts one member actor in a worker thread (or hands its data to one from prestartMemberWorker)
+ * and waits until it serves clients.
+ */
+export async function startMemberActor(
+  config: MemberConfig,
+  logger: Logger,
+  onFatal: (message: string) => void,
+  peerPorts?: Map<bigint, MessagePort>,
+  prestarted?: Worker,
+): Promise<MemberHandle> {
+  const workerData: MemberWorkerData = { config };
+  if (peerPorts !== undefined) workerData.peerPorts = [...peerPorts].map(([id, port]) => [id.toString(), port]);
+  const transferList = peerPorts === undefined ? [] : [...peerPorts.values()];
+  const worker = prestarted ?? new Worker(memberWorkerUrl, { workerData, transferList, resourceLimits: memberThreadLimits });
+  if (prestarted !== undefined) handOver(prestarted, workerData, transferList);
+  worker.on('message', (message: MemberFatalMessage | unknown) => {
+    if (typeof message === 'object' && message !== null && (message as MemberFatalMessage).type === 'fatal') {
+      onFatal((message as MemberFatalMessage).message);
+    }
+  });
+  const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+  worker.once('error', (error) => {
+    logger.fatal({ member: config.name, error: error.message }, 'member actor crashed');
+    onFatal(error.message);
+  });
+  const control = Comlink.wrap<MemberControl>(nodeEndpoint(worker));
+  const status = await Promise.race([control.ready(), exited.then((code) => Promise.reject(new Error(`member worker exited with code ${code}`)))]);
+  logger.info({ member: config.name, 'member-id': status.memberId, 'client-urls': status.clientUrls }, 'ready to serve client requests');
+  return { control, worker, exited };
+}
+
+/** Runs member actors until SIGINT/SIGTERM, then stops them all cleanly. */
+async function supervise(configs: MemberConfig[], logger: Logger, peerPorts: (Map<bigint, MessagePort> | undefined)[], prestarted?: Worker): Promise<void> {
+  let stopping = false;
+  const fail = (message: string) => {
+    logger.fatal({ error: message }, 'member stopped on a fatal error');
+    process.exit(1);
+  };
+  const handles = await Promise.all(configs.map((config, position) => startMemberActor(config, logger, fail, peerPorts[position], position === 0 ? prestarted : undefined)));
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'received signal; shutting down');
+    const forceTimer = setTimeout(() => process.exit(1), 10_000);
+    forceTimer.unref();
+    try {
+      await Promise.all(handles.map((handle) => handle.control.stop()));
+    } finally {
+      await Promise.all(handles.map((handle) => handle.worker.terminate()));
+      process.exit(0);
+    }
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+/** Members of `tsetcd cluster`: etcd's local Procfile layout (infra1 on 2379/2380, infra2 on 22379/22380, ...). */
+export const clusterMembersMax = 6;
+
+function clusterMemberArgs(position: number, members: number): string[] {
+  const prefix = position === 0 ? '' : String(position + 1);
+  const client = `http://127.0.0.1:${prefix}2379`;
+  const peer = `http://127.0.0.1:${prefix}2380`;
+  const initialCluster = Array.from({ length: members }, (_unused, other) => `infra${other + 1}=http://127.0.0.1:${other === 0 ? '' : other + 1}2380`).join(',');
+  return [
+    '--name', `infra${position + 1}`,
+    '--listen-client-urls', client, '--advertise-client-urls', client,
+    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
+    '--initial-cluster-token', 'etcd-cluster-1', '--initial-cluster', initialCluster,
+  ];
+}
+
+/** `tsetcd cluster [--members N] [etcd flags for every member]`: N members as worker threads, linked by MessagePorts. */
+async function runCluster(argv: string[]): Promise<void> {
+  let members = 3;
+  const shared: string[] = [];
+  for (let position = 0; position < argv.length; position++) {
+    const argument = argv[position] as string;
+    if (argument === '--members' || argument.startsWith('--members=')) {
+      const text = argument.includes('=') ? argument.slice(argument.indexOf('=') + 1) : argv[++position];
+      members = Number(text);
+      if (!Number.isInteger(members) || members < 1 || members > clusterMembersMax) {
+        process.stderr.write(`invalid value "${text}" for flag -members: must be 1 to ${clusterMembersMax}\n`);
+        process.exit(2);
+      }
+    } else {
+      shared.push(argument);
+    }
+  }
+  const configs: MemberConfig[] = [];
+  for (let position = 0; position < members; position++) {
+    const loaded = loadOrExit([...clusterMemberArgs(position, members), ...shared], {});
+    configs.push(loaded.config);
+  }
+  const logger = createLogger(configs[0]?.logLevel ?? 'info', configs[0]?.logOutputs);
+  const ids = configs.map((config) => memberIdFor(config.initialAdvertisePeerUrls, config.initialClusterToken));
+  const peerPorts = configs.map(() => new Map<bigint, MessagePort>());
+  for (let first = 0; first < members; first++) {
+    for (let second = first + 1; second < members; second++) {
+      const channel = new MessageChannel();
+      peerPorts[first]?.set(ids[second] as bigint, channel.port1);
+      peerPorts[second]?.set(ids[first] as bigint, channel.port2);
+    }
+  }
+  logger.info({ members, 'tsetcd-version': tsetcdVersion }, 'starting a single-host cluster');
+  await supervise(configs, logger, peerPorts);
+}
+
+function loadOrExit(argv: string[], env: NodeJS.ProcessEnv) {
+  try {
+    return loadConfig({ argv, env });
+  } catch (error) {
+    if (error instanceof FlagError) {
+      process.stderr.write(`${error.message}\n${usageText()}\n`);
+      process.exit(2);
+    }
+    if (error instanceof ConfigError) {
+      createLogger('info').fatal({ error: error.message }, 'failed to verify flags');
+      process.exit(1);
+    }
+    throw error;
+  }
+}
+
+/**
+ * Entry point for `tsetcd [flags]`. `prestarted` is a member thread from prestartMemberWorker,
+ * started before this module loaded; it is used for the member or stopped.
+ */
+export async function run(argv: string[], prestarted?: Worker): Promise<void> {
+  if (argv[0] === 'cluster') {
+    void prestarted?.terminate();
+    await runCluster(argv.slice(1));
+    return;
+  }
+  const loaded = loadOrExit(argv, process.env);
+  if (loaded.printVersion || loaded.printHelp) void prestarted?.terminate();
+  if (loaded.printVersion) {
+    printVersion();
+    return;
+  }
+  if (loaded.printHelp) {
+    process.stdout.write(`${usageText()}\n`);
+    return;
+  }
+  const logger = createLogger(loaded.config.logLevel, loaded.config.logOutputs);
+  for (const warning of loaded.warnings) logger.warn(warning);
+  logger.info({ 'tsetcd-version': tsetcdVersion, 'node-version': process.version, name: loaded.config.name, 'data-dir': loaded.config.dataDir }, 'starting tsetcd');
+  try {
+    await supervise([loaded.config], logger, [undefined], prestarted);
+  } catch (error) {
+    logger.fatal({ error: (error as Error).message }, 'failed to start member');
+    process.exit(1);
+  }
+}
