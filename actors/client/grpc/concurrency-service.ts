@@ -1,5 +1,5 @@
 /**
- * The Lock and Election gRPC services: wire messages decoded with src/concurrency/proto-wire.ts, the
+ * The Lock and Election gRPC services: wire messages decoded with src/concurrency/lock-election-wire.ts, the
  * recipes of src/concurrency run against a ConcurrencyHost (the member), and failures answered
  * the way etcd's recipe servers answer them (code UNKNOWN, etcd's text).
  */
@@ -17,7 +17,7 @@ import {
   proclaimRequestFromWire,
   resignLeaderFromWire,
   unlockKeyFromWire,
-} from '../../../src/concurrency/proto-wire.js';
+} from '../../../src/concurrency/lock-election-wire.js';
 import { asRecipeError } from '../../../src/concurrency/concurrency-errors.js';
 import { campaign, currentLeader, observe, proclaim, resign } from '../../../src/concurrency/election.js';
 import type { ConcurrencyHost } from '../../../src/concurrency/host.js';
