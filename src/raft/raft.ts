@@ -540,7 +540,7 @@ function stepCampaigner(core: RaftCore, m: Message, responseType: MessageType): 
     case MessageType.app:
     case MessageType.heartbeat:
     case MessageType.snap:
-      assert(m.term === core.term, () => `a leader's message of term ${m.term} reached the term rules' ${core.term}`);
+      assert(m.term === core.term, () => `a leader's message past the term rules must be of our term ${core.term}, got ${m.term}`);
       return { type: 'LEADER_SEEN', leaderId: m.from }; // The follower we become handles it.
     case responseType:
       return tallyVoteResponse(core, m, responseType === MessageType.preVoteResp);
