@@ -1,30 +1,82 @@
 /**
- * Raft roles as an XState v5 machine: follower, preCandidate, candidate and leader are state
- * nodes, each binding the events it accepts to the core's per-role handlers. Actions only
- * `assign`: they run the plain functions in src/raft over the core record in context, which push
- * messages and read states into the core's outbox. Role changes happen inside those functions
- * (a single step can go follower -> candidate -> leader), so each state node follows the core's
- * role with guarded eventless transitions.
+ * Raft roles as an XState v5 machine. follower, preCandidate, candidate and leader are state
+ * nodes, and the role changes only by a named event that the current state may take:
+ * ELECTION_TIMEOUT and CAMPAIGN start an election (a pre-vote first when enabled, unless our own
+ * vote is a quorum), PRE_VOTE_WON and VOTE_WON advance it, PRE_VOTE_LOST, VOTE_LOST, LEADER_SEEN,
+ * HIGHER_TERM, QUORUM_LOST, REMOVED and DEMOTED step down to follower, and TIMEOUT_NOW starts a
+ * leadership transfer's election. So the graph holds Raft's edges and no others (no leader ->
+ * candidate, no follower -> leader; test/raft/role-machine.test.ts pins the edge set), and an
+ * inspector shows why each change happened.
  *
- * The core record is held by reference and mutated in place: the machine is its only owner and
- * snapshots are never revisited, which keeps one event per tick or message batch cheap.
+ * Each state's entry actions do that role's work (becomeFollower, becomeCandidate, ... in
+ * src/raft/raft.ts), HIGHER_TERM's transition adopts the new term, and each state binds its own
+ * handlers for TICK, MESSAGE, PROPOSE, ... (etcd's stepFollower, stepCandidate, stepLeader). The
+ * handlers are plain functions over the core; one that detects a role change returns it and the
+ * action records it in context. The root's eventless transition (no target) raises it at once as
+ * its named event, and the current state's transition for that event picks the next state. A
+ * MESSAGE batch stops at the message that changed the role; the rest waits in context and the
+ * next state's entry raises it as a new MESSAGE, after any role change of the entry's own (a lone
+ * voter's candidacy wins at once), so every message is stepped by the role current then.
+ *
+ * Actions only assign and raise. The core record is held by reference and mutated in place: the
+ * machine is its only owner and snapshots are never revisited, which keeps one event per tick or
+ * message batch cheap. What a caller reads back after an event (why a proposal was dropped, the
+ * ConfState of a conf change) is a context field; messages and read states stay in the core's
+ * outbox for the next Ready.
  */
-import { assign, createActor, initialTransition, setup, transition, type Actor, type SnapshotFrom } from 'xstate';
+import {
+  and,
+  assign,
+  createActor,
+  enqueueActions,
+  initialTransition,
+  raise,
+  setup,
+  transition,
+  type Actor,
+  type SnapshotFrom,
+} from 'xstate';
+import { assert } from '../src/lib/assert.js';
 import type { ConfChange } from '../src/raft/conf-change.js';
+import { droppedReasons } from '../src/raft/errors.js';
 import {
   type RaftCore,
+  type RoleChange,
+  type RoleStep,
+  adoptTerm,
   applyConfChange,
-  hup,
+  becomeCandidate,
+  becomeFollower,
+  becomeLeader,
+  becomePreCandidate,
+  forwardToLeader,
+  leaderAfterConfChange,
   leaderPropose,
   leaderReadIndex,
+  leavesMessageToNewRole,
+  mayCampaign,
   message,
+  startsWithPreVote,
+  stepCandidate,
+  stepFollower,
+  stepLeader,
   stepMessage,
+  stepPreCandidate,
   tickElection,
   tickHeartbeat,
 } from '../src/raft/raft.js';
-import { type Entry, type Message, MessageType, type NodeId, RaftRole } from '../src/raft/types.js';
+import {
+  type ConfState,
+  type Entry,
+  type Message,
+  MessageType,
+  type NodeId,
+  type RaftRole,
+  noneId,
+} from '../src/raft/types.js';
 
-export type RaftRoleEvent =
+/** What a caller sends the machine (RawNode does); role changes are raised by the machine alone. */
+export type RaftRoleCommand =
   | { type: 'TICK' }
   | { type: 'MESSAGE'; messages: readonly Message[] }
   | { type: 'PROPOSE'; entries: Entry[] }
@@ -35,20 +87,79 @@ export type RaftRoleEvent =
   | { type: 'REPORT_SNAPSHOT'; id: NodeId; rejected: boolean }
   | { type: 'APPLY_CONF_CHANGE'; change: ConfChange };
 
+export type RaftRoleEvent = RaftRoleCommand | RoleChange;
+
 export interface RaftRoleContext {
   core: RaftCore;
   /** The ConfState produced by the latest APPLY_CONF_CHANGE, for the caller to read back. */
-  confState: ReturnType<typeof applyConfChange> | undefined;
+  confState: ConfState | undefined;
+  /** Why the latest PROPOSE, READ_INDEX or TRANSFER_LEADER was dropped; undefined if it was taken. */
+  droppedReason: string | undefined;
+  /** A role change an action detected, until it is raised (within the same macrostep). */
+  roleChange: RoleChange | undefined;
+  /** The rest of a MESSAGE batch after a role change, until the next state's entry raises it. */
+  unsteppedMessages: readonly Message[];
 }
 
 type EventOf<T extends RaftRoleEvent['type']> = Extract<RaftRoleEvent, { type: T }>;
+type Outputs = Partial<Omit<RaftRoleContext, 'core'>>;
 
-/** Runs `work` on the core for events of type `type`; the assign keeps the reference. */
-function onCore<T extends RaftRoleEvent['type']>(type: T, work: (core: RaftCore, event: EventOf<T>) => void) {
+const noMessages: readonly Message[] = Object.freeze([]);
+
+/** An action for events of type `type`: `work` runs over the core and returns context outputs. */
+function on<T extends RaftRoleEvent['type']>(type: T, work: (core: RaftCore, event: EventOf<T>) => Outputs | void) {
   return assign<RaftRoleContext, RaftRoleEvent, undefined, RaftRoleEvent, never>(({ context, event }) => {
-    if (event.type === type) work(context.core, event as EventOf<T>);
-    return {};
+    assert(event.type === type, () => `action for ${type} ran on ${event.type}`);
+    return work(context.core, event as EventOf<T>) ?? {};
   });
+}
+
+/** An entry action: `work` runs over the core, given the event that entered the state. */
+function onEntry(work: (core: RaftCore, event: RaftRoleEvent) => Outputs | void) {
+  return assign<RaftRoleContext, RaftRoleEvent, undefined, RaftRoleEvent, never>(({ context, event }) =>
+    work(context.core, event) ?? {});
+}
+
+/**
+ * An entry's last action: raises the entry's own role change if it recorded one (a lone voter's
+ * candidacy wins at once), then the rest of the batch that led here, in that order, so the rest
+ * is stepped by the role that is current once every change has been taken.
+ */
+const raiseRecorded = enqueueActions<RaftRoleContext, RaftRoleEvent, undefined, RaftRoleEvent, never, never, never, never, never>(
+  ({ context, enqueue }) => {
+    const { roleChange, unsteppedMessages } = context;
+    if (roleChange !== undefined) {
+      enqueue.assign({ roleChange: undefined });
+      enqueue.raise(roleChange);
+    }
+    if (unsteppedMessages.length > 0) {
+      enqueue.assign({ unsteppedMessages: noMessages });
+      enqueue.raise({ type: 'MESSAGE', messages: unsteppedMessages });
+    }
+  });
+
+/** Raises the role change a transition's action recorded (see the root's eventless transition). */
+const raiseRoleChange = raise<RaftRoleContext, RaftRoleEvent, RaftRoleEvent, undefined>(({ context }) => {
+  assert(context.roleChange !== undefined, 'raising a role change that was not recorded');
+  return context.roleChange;
+});
+
+/** A role's MESSAGE handler: steps the batch with `roleStep` until a message changes the role. */
+function stepBatch(roleStep: RoleStep) {
+  return on('MESSAGE', (core, event) => {
+    const messages = event.messages;
+    for (let i = 0; i < messages.length; i += 1) {
+      const roleChange = stepMessage(core, messages[i] as Message, roleStep);
+      if (roleChange === undefined) continue;
+      return { roleChange, unsteppedMessages: messages.slice(leavesMessageToNewRole(roleChange) ? i : i + 1) };
+    }
+    return undefined;
+  });
+}
+
+/** The leader a follower starts with: the one a HIGHER_TERM or LEADER_SEEN message came from. */
+function leaderOf(event: RaftRoleEvent): NodeId {
+  return event.type === 'HIGHER_TERM' || event.type === 'LEADER_SEEN' ? event.leaderId : noneId;
 }
 
 function proposalMessage(entries: Entry[]): Message {
@@ -59,6 +170,10 @@ function readIndexMessage(requestCtx: Uint8Array): Message {
   return message({ type: MessageType.readIndex, entries: [{ term: 0, index: 0, type: 0, data: requestCtx }] });
 }
 
+function transferMessage(core: RaftCore, to: NodeId): Message {
+  return message({ type: MessageType.transferLeader, from: to, to: core.id });
+}
+
 export const raftRoleMachine = setup({
   types: {
     context: {} as RaftRoleContext,
@@ -66,104 +181,138 @@ export const raftRoleMachine = setup({
     input: {} as { core: RaftCore },
   },
   guards: {
-    isFollower: ({ context }) => context.core.role === RaftRole.follower,
-    isPreCandidate: ({ context }) => context.core.role === RaftRole.preCandidate,
-    isCandidate: ({ context }) => context.core.role === RaftRole.candidate,
-    isLeader: ({ context }) => context.core.role === RaftRole.leader,
+    mayCampaign: ({ context }) => mayCampaign(context.core),
+    startsWithPreVote: ({ context }) => startsWithPreVote(context.core),
+    roleChangeRecorded: ({ context }) => context.roleChange !== undefined,
   },
   actions: {
-    tickElection: onCore('TICK', (core) => tickElection(core)),
-    tickHeartbeat: onCore('TICK', (core) => tickHeartbeat(core)),
-    stepMessages: onCore('MESSAGE', (core, event) => {
-      for (const m of event.messages) stepMessage(core, m);
+    becomeFollower: onEntry((core, event) => becomeFollower(core, leaderOf(event))),
+    becomePreCandidate: onEntry((core) => becomePreCandidate(core)),
+    becomeCandidate: onEntry((core, event) => ({ roleChange: becomeCandidate(core, event.type === 'TIMEOUT_NOW') })),
+    becomeLeader: onEntry((core) => becomeLeader(core)),
+    adoptTerm: on('HIGHER_TERM', (core, event) => adoptTerm(core, event.term)),
+    raiseRoleChange,
+    forgetRoleChange: assign({ roleChange: undefined }),
+    raiseRecorded,
+    tickElection: on('TICK', (core) => ({ roleChange: tickElection(core) })),
+    tickHeartbeat: on('TICK', (core) => ({ roleChange: tickHeartbeat(core) })),
+    stepFollowerMessages: stepBatch(stepFollower),
+    stepPreCandidateMessages: stepBatch(stepPreCandidate),
+    stepCandidateMessages: stepBatch(stepCandidate),
+    stepLeaderMessages: stepBatch(stepLeader),
+    forwardProposal: on('PROPOSE', (core, event) =>
+      ({ droppedReason: forwardToLeader(core, proposalMessage(event.entries)) })),
+    appendProposal: on('PROPOSE', (core, event) =>
+      ({ droppedReason: leaderPropose(core, proposalMessage(event.entries)) })),
+    dropProposal: on('PROPOSE', () => ({ droppedReason: droppedReasons.electionInProgress })),
+    forwardReadIndex: on('READ_INDEX', (core, event) =>
+      ({ droppedReason: forwardToLeader(core, readIndexMessage(event.requestCtx)) })),
+    confirmReadIndex: on('READ_INDEX', (core, event) => {
+      leaderReadIndex(core, readIndexMessage(event.requestCtx));
+      return { droppedReason: undefined };
     }),
-    campaign: onCore('CAMPAIGN', (core) => hup(core, core.preVote ? 'preElection' : 'election')),
-    forwardProposal: onCore('PROPOSE', (core, event) => stepMessage(core, proposalMessage(event.entries))),
-    appendProposal: onCore('PROPOSE', (core, event) => leaderPropose(core, proposalMessage(event.entries))),
-    dropProposal: onCore('PROPOSE', (core) => {
-      core.droppedReason = 'no leader (election in progress)';
+    dropReadIndex: on('READ_INDEX', () => ({ droppedReason: droppedReasons.electionInProgress })),
+    forwardTransfer: on('TRANSFER_LEADER', (core, event) =>
+      ({ droppedReason: forwardToLeader(core, transferMessage(core, event.to)) })),
+    startTransfer: on('TRANSFER_LEADER', (core, event) => {
+      stepLeader(core, transferMessage(core, event.to));
+      return { droppedReason: undefined };
     }),
-    forwardReadIndex: onCore('READ_INDEX', (core, event) => stepMessage(core, readIndexMessage(event.requestCtx))),
-    confirmReadIndex: onCore('READ_INDEX', (core, event) => leaderReadIndex(core, readIndexMessage(event.requestCtx))),
-    dropReadIndex: onCore('READ_INDEX', (core) => {
-      core.droppedReason = 'no leader (election in progress)';
-    }),
-    transferLeader: onCore('TRANSFER_LEADER', (core, event) =>
-      stepMessage(core, message({ type: MessageType.transferLeader, from: event.to, to: core.id }))),
-    reportUnreachable: onCore('REPORT_UNREACHABLE', (core, event) =>
-      stepMessage(core, message({ type: MessageType.unreachable, from: event.id, to: core.id }))),
-    reportSnapshot: onCore('REPORT_SNAPSHOT', (core, event) =>
-      stepMessage(core, message({ type: MessageType.snapStatus, from: event.id, to: core.id, reject: event.rejected }))),
-    applyConfChange: assign(({ context, event }) => {
-      if (event.type !== 'APPLY_CONF_CHANGE') return {};
-      return { confState: applyConfChange(context.core, event.change) };
+    reportUnreachable: on('REPORT_UNREACHABLE', (core, event) =>
+      stepLeader(core, message({ type: MessageType.unreachable, from: event.id, to: core.id }))),
+    reportSnapshot: on('REPORT_SNAPSHOT', (core, event) =>
+      stepLeader(core, message({ type: MessageType.snapStatus, from: event.id, to: core.id, reject: event.rejected }))),
+    applyConfChange: on('APPLY_CONF_CHANGE', (core, event) => ({ confState: applyConfChange(core, event.change) })),
+    applyConfChangeAsLeader: on('APPLY_CONF_CHANGE', (core, event) => {
+      const confState = applyConfChange(core, event.change);
+      return { confState, roleChange: leaderAfterConfChange(core) };
     }),
   },
 }).createMachine({
   id: 'raftRole',
-  context: ({ input }) => ({ core: input.core, confState: undefined }),
+  context: ({ input }) => ({
+    core: input.core, confState: undefined, droppedReason: undefined, roleChange: undefined, unsteppedMessages: noMessages,
+  }),
   initial: 'follower',
+  // A TICK, MESSAGE or conf change that detected a role change recorded it; this raises it as its
+  // named event, which the current state's transition takes. It has no target, so it never
+  // changes the role itself. It costs one guard per step, where an enqueueActions after every
+  // TICK and MESSAGE (its ten closures per call) cost a 3-member in-memory cluster about a quarter
+  // more CPU per proposal.
+  always: { guard: 'roleChangeRecorded', actions: ['raiseRoleChange', 'forgetRoleChange'] },
   on: {
     APPLY_CONF_CHANGE: { actions: 'applyConfChange' },
   },
   states: {
     follower: {
-      always: [
-        { guard: 'isPreCandidate', target: 'preCandidate' },
-        { guard: 'isCandidate', target: 'candidate' },
-        { guard: 'isLeader', target: 'leader' },
-      ],
+      entry: ['becomeFollower', 'raiseRecorded'],
       on: {
         TICK: { actions: 'tickElection' },
-        MESSAGE: { actions: 'stepMessages' },
-        CAMPAIGN: { actions: 'campaign' },
+        MESSAGE: { actions: 'stepFollowerMessages' },
+        CAMPAIGN: [
+          { guard: and(['mayCampaign', 'startsWithPreVote']), target: 'preCandidate' },
+          { guard: 'mayCampaign', target: 'candidate' },
+        ],
+        ELECTION_TIMEOUT: [{ guard: 'startsWithPreVote', target: 'preCandidate' }, { target: 'candidate' }],
+        TIMEOUT_NOW: { target: 'candidate' },
+        HIGHER_TERM: { target: 'follower', reenter: true, actions: 'adoptTerm' },
         PROPOSE: { actions: 'forwardProposal' },
         READ_INDEX: { actions: 'forwardReadIndex' },
-        TRANSFER_LEADER: { actions: 'transferLeader' },
+        TRANSFER_LEADER: { actions: 'forwardTransfer' },
       },
     },
     preCandidate: {
-      always: [
-        { guard: 'isFollower', target: 'follower' },
-        { guard: 'isCandidate', target: 'candidate' },
-        { guard: 'isLeader', target: 'leader' },
-      ],
+      entry: ['becomePreCandidate', 'raiseRecorded'],
       on: {
         TICK: { actions: 'tickElection' },
-        MESSAGE: { actions: 'stepMessages' },
-        CAMPAIGN: { actions: 'campaign' },
+        MESSAGE: { actions: 'stepPreCandidateMessages' },
+        CAMPAIGN: [
+          { guard: and(['mayCampaign', 'startsWithPreVote']), target: 'preCandidate', reenter: true },
+          { guard: 'mayCampaign', target: 'candidate' },
+        ],
+        ELECTION_TIMEOUT: [{ guard: 'startsWithPreVote', target: 'preCandidate', reenter: true }, { target: 'candidate' }],
+        PRE_VOTE_WON: { target: 'candidate' },
+        PRE_VOTE_LOST: { target: 'follower' },
+        LEADER_SEEN: { target: 'follower' },
+        HIGHER_TERM: { target: 'follower', actions: 'adoptTerm' },
         PROPOSE: { actions: 'dropProposal' },
         READ_INDEX: { actions: 'dropReadIndex' },
       },
     },
     candidate: {
-      always: [
-        { guard: 'isFollower', target: 'follower' },
-        { guard: 'isPreCandidate', target: 'preCandidate' },
-        { guard: 'isLeader', target: 'leader' },
-      ],
+      // A lone voter's own vote is a quorum: becomeCandidate then records VOTE_WON.
+      entry: ['becomeCandidate', 'raiseRecorded'],
       on: {
         TICK: { actions: 'tickElection' },
-        MESSAGE: { actions: 'stepMessages' },
-        CAMPAIGN: { actions: 'campaign' },
+        MESSAGE: { actions: 'stepCandidateMessages' },
+        CAMPAIGN: [
+          { guard: and(['mayCampaign', 'startsWithPreVote']), target: 'preCandidate' },
+          { guard: 'mayCampaign', target: 'candidate', reenter: true },
+        ],
+        ELECTION_TIMEOUT: [{ guard: 'startsWithPreVote', target: 'preCandidate' }, { target: 'candidate', reenter: true }],
+        VOTE_WON: { target: 'leader' },
+        VOTE_LOST: { target: 'follower' },
+        LEADER_SEEN: { target: 'follower' },
+        HIGHER_TERM: { target: 'follower', actions: 'adoptTerm' },
         PROPOSE: { actions: 'dropProposal' },
         READ_INDEX: { actions: 'dropReadIndex' },
       },
     },
     leader: {
-      always: [
-        { guard: 'isFollower', target: 'follower' },
-        { guard: 'isPreCandidate', target: 'preCandidate' },
-        { guard: 'isCandidate', target: 'candidate' },
-      ],
+      entry: ['becomeLeader', 'raiseRecorded'],
       on: {
         TICK: { actions: 'tickHeartbeat' },
-        MESSAGE: { actions: 'stepMessages' },
+        MESSAGE: { actions: 'stepLeaderMessages' },
+        HIGHER_TERM: { target: 'follower', actions: 'adoptTerm' },
+        QUORUM_LOST: { target: 'follower' },
+        REMOVED: { target: 'follower' },
+        DEMOTED: { target: 'follower' },
         PROPOSE: { actions: 'appendProposal' },
         READ_INDEX: { actions: 'confirmReadIndex' },
-        TRANSFER_LEADER: { actions: 'transferLeader' },
+        TRANSFER_LEADER: { actions: 'startTransfer' },
         REPORT_UNREACHABLE: { actions: 'reportUnreachable' },
         REPORT_SNAPSHOT: { actions: 'reportSnapshot' },
+        APPLY_CONF_CHANGE: { actions: 'applyConfChangeAsLeader' },
       },
     },
   },
@@ -190,37 +339,44 @@ export class RaftRoleDriver {
       this.actor = undefined;
       [this.snapshot] = initialTransition(raftRoleMachine, { core });
     }
-    this.checkHealthy();
+    this.checkSettled();
   }
 
   /** Delivers one event; rethrows at once any invariant failure raised inside an action. */
-  send(event: RaftRoleEvent): void {
+  send(event: RaftRoleCommand): void {
     if (this.actor) {
       this.actor.send(event);
       this.snapshot = this.actor.getSnapshot();
     } else {
       [this.snapshot] = transition(raftRoleMachine, this.snapshot, event);
     }
-    this.checkHealthy();
+    this.checkSettled();
   }
 
-  /** The machine's current state node, which always equals the core's role between events. */
+  /** The machine's current state node: the role. */
   role(): RaftRole {
     return this.snapshot.value as RaftRole;
   }
 
-  lastConfState(): RaftRoleContext['confState'] {
+  lastConfState(): ConfState | undefined {
     return this.snapshot.context.confState;
+  }
+
+  /** Why the latest PROPOSE, READ_INDEX or TRANSFER_LEADER was dropped; undefined if it was taken. */
+  lastDroppedReason(): string | undefined {
+    return this.snapshot.context.droppedReason;
   }
 
   stop(): void {
     this.actor?.stop();
   }
 
-  private checkHealthy(): void {
+  /** Between events every role change has been taken and every message of a batch stepped. */
+  private checkSettled(): void {
     if (this.snapshot.status === 'error') throw this.snapshot.error;
-    if (this.snapshot.value !== this.core.role) {
-      throw new Error(`role machine in state ${String(this.snapshot.value)} but core role is ${this.core.role}`);
-    }
+    const { roleChange, unsteppedMessages } = this.snapshot.context;
+    assert(roleChange === undefined, () => `role change ${roleChange?.type} was recorded but not raised`);
+    assert(unsteppedMessages.length === 0, () =>
+      `${unsteppedMessages.length} messages of a batch were left unstepped in state ${String(this.snapshot.value)}`);
   }
 }

@@ -1,8 +1,11 @@
 /**
- * RawNode: the application's handle on one Raft member. It feeds ticks, messages and proposals
- * to the role machine and hands back work as a Ready: persist, send, apply, then advance().
+ * RawNode: the application's handle on one Raft member, as etcd raft's RawNode. It feeds ticks,
+ * messages and proposals to the role machine as one event each (a message batch is one event)
+ * and hands back work as a Ready: persist, send, apply, then advance(). The role it reports is the
+ * machine's state; a dropped proposal or read throws ProposalDroppedError with the reason the
+ * machine's event left in its context.
  */
-import { RaftRoleDriver, type RaftRoleDriverMode, type RaftRoleEvent } from './raft-role.js';
+import { RaftRoleDriver, type RaftRoleCommand, type RaftRoleDriverMode } from './raft-role.js';
 import { assert } from '../src/lib/assert.js';
 import { type ConfChange, encodeConfChange } from '../src/raft/conf-change.js';
 import { ProposalDroppedError, StepLocalMessageError } from '../src/raft/errors.js';
@@ -15,7 +18,7 @@ import {
   type HardState,
   type Message,
   type NodeId,
-  type RaftRole,
+  RaftRole,
   type Ready,
   type SoftState,
 } from '../src/raft/types.js';
@@ -86,7 +89,6 @@ export class RawNode {
   /** Proposes several payloads as one machine event (one MsgProp), all or none. */
   proposeMany(data: readonly Uint8Array[]): void {
     if (data.length === 0) return;
-    this.core.droppedReason = undefined;
     this.send({ type: 'PROPOSE', entries: data.map((d) => ({ term: 0, index: 0, type: EntryType.normal, data: d })) });
     this.throwIfDropped();
   }
@@ -121,7 +123,6 @@ export class RawNode {
 
   /** Requests a linearizable read point; a ReadState tagged `requestCtx` appears in a later Ready. */
   readIndex(requestCtx: Uint8Array): void {
-    this.core.droppedReason = undefined;
     this.send({ type: 'READ_INDEX', requestCtx });
     this.throwIfDropped();
   }
@@ -129,7 +130,6 @@ export class RawNode {
   /** Asks the leader to hand leadership to `to`; best effort, as in etcd. */
   transferLeader(to: NodeId): void {
     this.send({ type: 'TRANSFER_LEADER', to });
-    this.core.droppedReason = undefined;
   }
 
   /** Tells the leader that a message to `id` could not be delivered. */
@@ -196,7 +196,7 @@ export class RawNode {
       id: core.id, term: core.term, vote: core.vote, commit: core.log.committed, applied: core.log.applied,
       leaderId: core.leaderId, role: this.driver.role(),
     };
-    if (core.role === 'leader') {
+    if (status.role === RaftRole.leader) {
       status.progress = new Map();
       for (const [id, p] of core.tracker.progress) status.progress.set(id, { match: p.match, next: p.next, state: p.state });
     }
@@ -214,24 +214,22 @@ export class RawNode {
   }
 
   private proposeEntry(entry: Entry): void {
-    this.core.droppedReason = undefined;
     this.send({ type: 'PROPOSE', entries: [entry] });
     this.throwIfDropped();
   }
 
+  /** Throws for the PROPOSE or READ_INDEX just sent if the machine dropped it. */
   private throwIfDropped(): void {
-    const reason = this.core.droppedReason;
-    if (reason === undefined) return;
-    this.core.droppedReason = undefined;
-    throw new ProposalDroppedError(reason);
+    const reason = this.driver.lastDroppedReason();
+    if (reason !== undefined) throw new ProposalDroppedError(reason);
   }
 
-  private send(event: RaftRoleEvent): void {
+  private send(event: RaftRoleCommand): void {
     this.driver.send(event);
   }
 
   private softState(): SoftState {
-    return { leaderId: this.core.leaderId, role: this.core.role };
+    return { leaderId: this.core.leaderId, role: this.driver.role() };
   }
 
   private hardState(): HardState {

@@ -1,5 +1,13 @@
 /** Errors the Raft core raises; each is a small named class so callers can match on it. */
 
+/** Why a proposal, read or transfer was dropped: the reason a ProposalDroppedError carries. */
+export const droppedReasons = {
+  noLeader: 'no leader',
+  electionInProgress: 'no leader (election in progress)',
+  leaderNotMember: 'leader is not a member of the configuration',
+  transferInProgress: 'leadership transfer in progress',
+} as const;
+
 /** A proposal, read or transfer could not be accepted (no leader, or the leader is busy). */
 export class ProposalDroppedError extends Error {
   constructor(reason: string) {

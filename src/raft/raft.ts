@@ -1,10 +1,18 @@
 /**
  * The Raft core as plain functions over one mutable `RaftCore` record, after etcd raft. The role
- * machine (machines/raft-role.ts) owns the record and calls these functions from its actions;
- * nothing here performs I/O: outputs go to `core.outbox` and `core.readStates`.
+ * machine (machines/raft-role.ts) owns the record and the role: its state nodes call these
+ * functions from their actions, the entry work of each role included (becomeFollower, ...), and
+ * bind their own step function (stepFollower, stepPreCandidate, stepCandidate, stepLeader).
+ *
+ * A function here never changes the role. When it detects a role change (a tally reaching
+ * quorum, a message of a higher term, an election timeout) it returns a `RoleChange`, which the
+ * machine takes as the event of the same name. A step's other results are return values too
+ * (a dropped proposal's reason). Nothing here performs I/O: messages and read states go to
+ * `core.outbox` and `core.readStates`, which the next Ready hands out.
  */
 import { assert } from '../lib/assert.js';
 import { type ConfChange, ConfChangeType } from './conf-change.js';
+import { droppedReasons } from './errors.js';
 import { prngNext, prngSeedState } from '../lib/prng.js';
 import { RaftLog } from './log.js';
 import { ReadOnly } from './read-only.js';
@@ -17,7 +25,6 @@ import {
   type Message,
   MessageType,
   type NodeId,
-  RaftRole,
   type ReadState,
   noneId,
 } from './types.js';
@@ -40,7 +47,6 @@ export interface RaftCoreConfig {
 
 export interface RaftCore {
   readonly id: NodeId;
-  role: RaftRole;
   term: number;
   vote: NodeId;
   leaderId: NodeId;
@@ -63,11 +69,35 @@ export interface RaftCore {
   pendingReadIndexMessages: Message[];
   outbox: Message[];
   readStates: ReadState[];
-  /** Set when the most recent proposal, read or transfer request was dropped, with why. */
-  droppedReason: string | undefined;
 }
 
-type CampaignKind = 'preElection' | 'election' | 'transfer';
+/**
+ * A role change a function detected and returned; the role machine takes it as the event of the
+ * same name, so the machine alone chooses the next role.
+ */
+export type RoleChange =
+  | { type: 'ELECTION_TIMEOUT' }
+  | { type: 'TIMEOUT_NOW' }
+  | { type: 'PRE_VOTE_WON' }
+  | { type: 'PRE_VOTE_LOST' }
+  | { type: 'VOTE_WON' }
+  | { type: 'VOTE_LOST' }
+  | { type: 'HIGHER_TERM'; term: number; leaderId: NodeId }
+  | { type: 'LEADER_SEEN'; leaderId: NodeId }
+  | { type: 'QUORUM_LOST' }
+  | { type: 'REMOVED' }
+  | { type: 'DEMOTED' };
+
+/**
+ * Whether the message that caused `change` is left for the new role to step: news of a higher
+ * term or of our term's leader changes the role first, and the follower then handles the message.
+ */
+export function leavesMessageToNewRole(change: RoleChange): boolean {
+  return change.type === 'HIGHER_TERM' || change.type === 'LEADER_SEEN';
+}
+
+/** A role's handler for the messages the shared term and vote rules pass on. */
+export type RoleStep = (core: RaftCore, m: Message) => RoleChange | undefined;
 
 export function newRaftCore(config: RaftCoreConfig): RaftCore {
   assert(config.id !== noneId, 'raft id must not be zero');
@@ -79,13 +109,13 @@ export function newRaftCore(config: RaftCoreConfig): RaftCore {
   const tracker = new ProgressTracker(config.maxInflightMessages);
   tracker.resetFromConfState(confState, log.lastIndex() + 1);
   const core: RaftCore = {
-    id: config.id, role: RaftRole.follower, term: 0, vote: noneId, leaderId: noneId,
+    id: config.id, term: 0, vote: noneId, leaderId: noneId,
     log, tracker, readOnly: new ReadOnly(),
     electionTicks: config.electionTicks, heartbeatTicks: config.heartbeatTicks,
     randomizedElectionTicks: config.electionTicks, electionElapsedTicks: 0, heartbeatElapsedTicks: 0,
     prngState: prngSeedState(config.seed), preVote: config.preVote, checkQuorum: config.checkQuorum,
     maxEntriesPerMessage: Math.max(1, config.maxEntriesPerMessage), leadTransferee: noneId, pendingConfIndex: 0,
-    pendingReadIndexMessages: [], outbox: [], readStates: [], droppedReason: undefined,
+    pendingReadIndexMessages: [], outbox: [], readStates: [],
   };
   if (hardState.term !== 0 || hardState.commit !== 0) {
     assert(hardState.commit >= log.committed && hardState.commit <= log.lastIndex(), () =>
@@ -96,7 +126,7 @@ export function newRaftCore(config: RaftCoreConfig): RaftCore {
   }
   adoptLastLogTerm(core);
   if (config.appliedIndex > 0) log.appliedTo(config.appliedIndex);
-  becomeFollower(core, core.term, noneId);
+  // No role yet: the role machine starts in follower, whose entry runs becomeFollower.
   return core;
 }
 
@@ -138,7 +168,7 @@ function send(core: RaftCore, fields: Partial<Message> & Pick<Message, 'type' | 
   core.outbox.push(m);
 }
 
-// ---- role changes ----------------------------------------------------------------------------
+// ---- the work of entering a role (the role machine's entry actions call these) --------------
 
 function resetRandomizedElectionTicks(core: RaftCore): void {
   const step = prngNext(core.prngState);
@@ -169,37 +199,56 @@ function reset(core: RaftCore, term: number): void {
   core.pendingReadIndexMessages = [];
 }
 
-export function becomeFollower(core: RaftCore, term: number, leaderId: NodeId): void {
-  reset(core, term);
+/** HIGHER_TERM's own work, before the follower's entry: the newer term, with no vote cast in it. */
+export function adoptTerm(core: RaftCore, term: number): void {
+  assert(term > core.term, () => `a higher term must exceed ours: got ${term}, have ${core.term}`);
+  core.term = term;
+  core.vote = noneId;
+}
+
+/** Entering follower: a fresh election timer in the current term, following `leaderId` if known. */
+export function becomeFollower(core: RaftCore, leaderId: NodeId): void {
+  reset(core, core.term);
   core.leaderId = leaderId;
-  core.role = RaftRole.follower;
 }
 
-function becomeCandidate(core: RaftCore): void {
-  assert(core.role !== RaftRole.leader, 'invalid transition [leader -> candidate]');
-  reset(core, core.term + 1);
-  core.vote = core.id;
-  core.role = RaftRole.candidate;
-}
-
-function becomePreCandidate(core: RaftCore): void {
-  assert(core.role !== RaftRole.leader, 'invalid transition [leader -> preCandidate]');
-  // A pre-candidate changes neither term nor vote: a failed pre-vote must leave no trace.
+/**
+ * Entering pre-candidate: asks for votes in the next term without taking it, so a failed
+ * pre-vote leaves no trace (term and vote unchanged). Never entered by a lone voter.
+ */
+export function becomePreCandidate(core: RaftCore): void {
   core.tracker.resetVotes();
   core.leaderId = noneId;
-  core.role = RaftRole.preCandidate;
+  const result = poll(core, core.id, true);
+  assert(result === 'pending', () => `a pre-vote with other voters cannot be decided by our own vote, got ${result}`);
+  requestVotes(core, MessageType.preVote, core.term + 1, undefined);
 }
 
-function becomeLeader(core: RaftCore): void {
-  assert(core.role !== RaftRole.follower, 'invalid transition [follower -> leader]');
+/**
+ * Entering candidate: a new term voting for ourselves. Returns VOTE_WON when our own vote is a
+ * quorum (a lone voter); a transfer's MsgVote is marked so that voters waive the leader lease.
+ */
+export function becomeCandidate(core: RaftCore, isTransfer: boolean): RoleChange | undefined {
+  reset(core, core.term + 1);
+  core.vote = core.id;
+  if (poll(core, core.id, true) === 'won') return { type: 'VOTE_WON' };
+  requestVotes(core, MessageType.vote, core.term, isTransfer ? campaignTransferContext : undefined);
+  return undefined;
+}
+
+/** Entering leader: replicate from our last index and append an empty entry of our term. */
+export function becomeLeader(core: RaftCore): void {
+  // Voters that answered learn of us at once; a lone voter elected by its own vote has told no
+  // one, and (as in etcd) its learners hear from it at the next heartbeat response.
+  const votedWithOthers = core.tracker.votes.size > 1;
   reset(core, core.term);
   core.leaderId = core.id;
-  core.role = RaftRole.leader;
   const self = core.tracker.progress.get(core.id);
   if (self) self.becomeReplicate();
   // Conservatively treat any uncommitted tail as possibly holding a conf change.
   core.pendingConfIndex = core.log.lastIndex();
   appendEntries(core, [{ term: 0, index: 0, type: EntryType.normal, data: new Uint8Array(0) }]);
+  if (votedWithOthers) broadcastAppend(core);
 }
 
 export function promotable(core: RaftCore): boolean {
@@ -209,11 +258,15 @@ export function promotable(core: RaftCore): boolean {
 
 // ---- elections -------------------------------------------------------------------------------
 
-/** MsgHup: start an election (or pre-election) unless we are leader or cannot be one. */
-export function hup(core: RaftCore, kind: CampaignKind): void {
-  if (core.role === RaftRole.leader || !promotable(core)) return;
-  if (hasUnappliedConfChange(core)) return; // Campaigning now could use a stale configuration.
-  campaign(core, kind);
+/** Whether a campaign may start now (etcd's MsgHup checks): a voter with no unapplied conf change. */
+export function mayCampaign(core: RaftCore): boolean {
+  // Campaigning with a committed but unapplied conf change could use a stale configuration.
+  return promotable(core) && !hasUnappliedConfChange(core);
+}
+
+/** Whether a campaign starts with a pre-vote: when enabled, unless our own vote is a quorum. */
+export function startsWithPreVote(core: RaftCore): boolean {
+  return core.preVote && !core.tracker.isSingleton();
 }
 
 function hasUnappliedConfChange(core: RaftCore): boolean {
@@ -223,33 +276,17 @@ function hasUnappliedConfChange(core: RaftCore): boolean {
   return entries.some((entry) => entry.type !== EntryType.normal);
 }
 
-function campaign(core: RaftCore, kind: CampaignKind): void {
-  let voteType: MessageType;
-  let term: number;
-  if (kind === 'preElection') {
-    becomePreCandidate(core);
-    voteType = MessageType.preVote;
-    term = core.term + 1; // Pre-votes ask for the next term without taking it.
-  } else {
-    becomeCandidate(core);
-    voteType = MessageType.vote;
-    term = core.term;
-  }
-  if (poll(core, core.id, voteResponseType(voteType), true) === 'won') {
-    if (kind === 'preElection') campaign(core, 'election');
-    else becomeLeader(core);
-    return;
-  }
+function requestVotes(core: RaftCore, voteType: MessageType, term: number, context: Uint8Array | undefined): void {
   for (const id of core.tracker.voters) {
     if (id === core.id) continue;
     send(core, {
       type: voteType, to: id, term, index: core.log.lastIndex(), logTerm: core.log.lastTerm(),
-      ...(kind === 'transfer' ? { context: campaignTransferContext } : {}),
+      ...(context ? { context } : {}),
     });
   }
 }
 
-function poll(core: RaftCore, id: NodeId, _type: MessageType, granted: boolean): 'won' | 'lost' | 'pending' {
+function poll(core: RaftCore, id: NodeId, granted: boolean): 'won' | 'lost' | 'pending' {
   core.tracker.recordVote(id, granted);
   return core.tracker.tallyVotes().result;
 }
@@ -340,37 +377,35 @@ function sendTimeoutNow(core: RaftCore, to: NodeId): void {
 
 // ---- ticks -----------------------------------------------------------------------------------
 
-/** Follower and candidate tick: campaign once the randomized election timeout passes. */
-export function tickElection(core: RaftCore): void {
+/** Follower and candidate tick: ELECTION_TIMEOUT once the randomized timeout passes, if we may campaign. */
+export function tickElection(core: RaftCore): RoleChange | undefined {
   core.electionElapsedTicks += 1;
-  if (promotable(core) && core.electionElapsedTicks >= core.randomizedElectionTicks) {
-    core.electionElapsedTicks = 0;
-    hup(core, core.preVote ? 'preElection' : 'election');
-  }
+  if (!promotable(core) || core.electionElapsedTicks < core.randomizedElectionTicks) return undefined;
+  core.electionElapsedTicks = 0;
+  return mayCampaign(core) ? { type: 'ELECTION_TIMEOUT' } : undefined;
 }
 
-/** Leader tick: heartbeats, check-quorum, and giving up a stalled leadership transfer. */
-export function tickHeartbeat(core: RaftCore): void {
+/** Leader tick: heartbeats, giving up a stalled leadership transfer, and QUORUM_LOST under check-quorum. */
+export function tickHeartbeat(core: RaftCore): RoleChange | undefined {
   core.heartbeatElapsedTicks += 1;
   core.electionElapsedTicks += 1;
   if (core.electionElapsedTicks >= core.electionTicks) {
     core.electionElapsedTicks = 0;
-    if (core.checkQuorum) checkQuorumActive(core);
-    if (core.role === RaftRole.leader && core.leadTransferee !== noneId) core.leadTransferee = noneId;
+    if (core.checkQuorum && !checkQuorumActive(core)) return { type: 'QUORUM_LOST' };
+    core.leadTransferee = noneId; // A transfer must finish within one election timeout.
   }
-  if (core.role !== RaftRole.leader) return;
   if (core.heartbeatElapsedTicks >= core.heartbeatTicks) {
     core.heartbeatElapsedTicks = 0;
     broadcastHeartbeat(core, core.readOnly.lastPendingContext());
   }
+  return undefined;
 }
 
-function checkQuorumActive(core: RaftCore): void {
-  if (!core.tracker.quorumActive(core.id)) {
-    becomeFollower(core, core.term, noneId);
-    return;
-  }
+/** Whether a majority was active this election timeout; if so, starts the next round of checks. */
+function checkQuorumActive(core: RaftCore): boolean {
+  if (!core.tracker.quorumActive(core.id)) return false;
   for (const [id, progress] of core.tracker.progress) if (id !== core.id) progress.recentActive = false;
+  return true;
 }
 
 // ---- stepping messages -----------------------------------------------------------------------
@@ -388,25 +423,25 @@ export function isResponseMessage(type: MessageType): boolean {
     type === MessageType.unreachable || type === MessageType.preVoteResp;
 }
 
-/** Steps one message: term bookkeeping shared by every role, then the role's own handler. */
-export function stepMessage(core: RaftCore, m: Message): void {
-  if (!stepTerm(core, m)) return;
-  switch (m.type) {
-    case MessageType.hup:
-      hup(core, core.preVote ? 'preElection' : 'election');
-      return;
-    case MessageType.vote:
-    case MessageType.preVote:
-      handleVoteRequest(core, m);
-      return;
-    default:
-      roleSteps[core.role](core, m);
+/**
+ * Steps one peer message: the term rules and vote requests shared by every role, then `roleStep`,
+ * the handler the role machine's current state binds. Local messages (MsgHup, MsgBeat,
+ * MsgCheckQuorum) never come here: RawNode refuses them, and ticks and CAMPAIGN are events.
+ */
+export function stepMessage(core: RaftCore, m: Message, roleStep: RoleStep): RoleChange | undefined {
+  const verdict = stepTerm(core, m);
+  if (verdict === 'ignore') return undefined;
+  if (verdict !== 'step') return verdict;
+  if (m.type === MessageType.vote || m.type === MessageType.preVote) {
+    handleVoteRequest(core, m);
+    return undefined;
   }
+  return roleStep(core, m);
 }
 
-/** Applies the term rules; false when the message must be ignored. */
-function stepTerm(core: RaftCore, m: Message): boolean {
-  if (m.term === 0 || m.term === core.term) return true;
+/** Applies the term rules: 'step' on, 'ignore' the message, or a HIGHER_TERM to take first. */
+function stepTerm(core: RaftCore, m: Message): 'step' | 'ignore' | RoleChange {
+  if (m.term === 0 || m.term === core.term) return 'step';
   if (m.term > core.term) return stepHigherTerm(core, m);
   // A lower term. With check-quorum or pre-vote, a partitioned node with a high term would never
   // learn of the leader without an answer; the response carries our term and unsticks it.
@@ -415,20 +450,19 @@ function stepTerm(core: RaftCore, m: Message): boolean {
   } else if (m.type === MessageType.preVote) {
     send(core, { type: MessageType.preVoteResp, to: m.from, term: core.term, reject: true });
   }
-  return false;
+  return 'ignore';
 }
 
-function stepHigherTerm(core: RaftCore, m: Message): boolean {
+function stepHigherTerm(core: RaftCore, m: Message): 'step' | 'ignore' | RoleChange {
   if (m.type === MessageType.vote || m.type === MessageType.preVote) {
     const force = m.context !== undefined && sameBytes(m.context, campaignTransferContext);
     const inLease = core.checkQuorum && core.leaderId !== noneId && core.electionElapsedTicks < core.electionTicks;
-    if (!force && inLease) return false; // A live leader is known: refuse to be disrupted.
+    if (!force && inLease) return 'ignore'; // A live leader is known: refuse to be disrupted.
   }
-  if (m.type === MessageType.preVote) return true; // Never change term for a pre-vote.
-  if (m.type === MessageType.preVoteResp && !m.reject) return true; // Term moves once we win.
+  if (m.type === MessageType.preVote) return 'step'; // Never change term for a pre-vote.
+  if (m.type === MessageType.preVoteResp && !m.reject) return 'step'; // Term moves once we win.
   const knowsLeader = m.type === MessageType.app || m.type === MessageType.heartbeat || m.type === MessageType.snap;
-  becomeFollower(core, m.term, knowsLeader ? m.from : noneId);
-  return true;
+  return { type: 'HIGHER_TERM', term: m.term, leaderId: knowsLeader ? m.from : noneId };
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
@@ -453,84 +487,74 @@ function handleVoteRequest(core: RaftCore, m: Message): void {
   send(core, { type: responseType, to: m.from, term: core.term, reject: true });
 }
 
-const roleSteps: Record<RaftRole, (core: RaftCore, m: Message) => void> = {
-  [RaftRole.follower]: stepFollower,
-  [RaftRole.preCandidate]: stepCandidate,
-  [RaftRole.candidate]: stepCandidate,
-  [RaftRole.leader]: stepLeader,
-};
-
-function stepFollower(core: RaftCore, m: Message): void {
+/** The follower's handler (etcd's stepFollower): forward client requests, obey the leader. */
+export function stepFollower(core: RaftCore, m: Message): RoleChange | undefined {
   switch (m.type) {
     case MessageType.prop:
     case MessageType.transferLeader:
     case MessageType.readIndex:
-      forwardToLeader(core, m);
-      return;
+      forwardToLeader(core, m); // A peer's request we cannot forward is dropped, as in etcd.
+      return undefined;
     case MessageType.app:
     case MessageType.heartbeat:
     case MessageType.snap:
       core.electionElapsedTicks = 0;
       core.leaderId = m.from;
       handleFromLeader(core, m);
-      return;
+      return undefined;
     case MessageType.timeoutNow:
       // A transfer skips pre-vote: the old leader asked for this election explicitly.
-      if (promotable(core)) hup(core, 'transfer');
-      return;
+      return mayCampaign(core) ? { type: 'TIMEOUT_NOW' } : undefined;
     case MessageType.readIndexResp:
       if (m.entries.length === 1) core.readStates.push({ index: m.index, requestCtx: (m.entries[0] as Entry).data });
-      return;
+      return undefined;
     default:
+      return undefined;
   }
 }
 
-function forwardToLeader(core: RaftCore, m: Message): void {
-  if (core.leaderId === noneId) {
-    core.droppedReason = 'no leader';
-    return;
-  }
+/** Sends a proposal, read or transfer request on to the leader; returns why not when there is none. */
+export function forwardToLeader(core: RaftCore, m: Message): string | undefined {
+  if (core.leaderId === noneId) return droppedReasons.noLeader;
   if (m.type === MessageType.transferLeader) {
     // The transferee travels in `from`, so the message goes on with it untouched.
     core.outbox.push({ ...m, to: core.leaderId, term: core.term });
-    return;
+    return undefined;
   }
   core.outbox.push({ ...m, to: core.leaderId, from: core.id, term: 0 });
+  return undefined;
 }
 
-function stepCandidate(core: RaftCore, m: Message): void {
-  const myResponseType = core.role === RaftRole.preCandidate ? MessageType.preVoteResp : MessageType.voteResp;
+/** The pre-candidate's handler: count pre-votes, and step down for a leader of our term. */
+export function stepPreCandidate(core: RaftCore, m: Message): RoleChange | undefined {
+  return stepCampaigner(core, m, MessageType.preVoteResp);
+}
+
+/** The candidate's handler (etcd's stepCandidate): count votes, and step down for a leader of our term. */
+export function stepCandidate(core: RaftCore, m: Message): RoleChange | undefined {
+  return stepCampaigner(core, m, MessageType.voteResp);
+}
+
+function stepCampaigner(core: RaftCore, m: Message, responseType: MessageType): RoleChange | undefined {
   switch (m.type) {
-    case MessageType.prop:
-    case MessageType.readIndex:
-      core.droppedReason = 'no leader (election in progress)';
-      return;
     case MessageType.app:
     case MessageType.heartbeat:
     case MessageType.snap:
-      becomeFollower(core, m.term, m.from); // A leader of our term exists.
-      handleFromLeader(core, m);
-      return;
-    case myResponseType:
-      handleVoteResponse(core, m);
-      return;
+      assert(m.term === core.term, () => `a leader's message past the term rules must be of our term ${core.term}, got ${m.term}`);
+      return { type: 'LEADER_SEEN', leaderId: m.from }; // The follower we become handles it.
+    case responseType:
+      return tallyVoteResponse(core, m, responseType === MessageType.preVoteResp);
     default:
+      return undefined; // Peers' proposals and reads are dropped: there is no leader to take them.
   }
 }
 
-function handleVoteResponse(core: RaftCore, m: Message): void {
-  const result = poll(core, m.from, m.type, !m.reject);
-  if (result === 'won') {
-    if (core.role === RaftRole.preCandidate) {
-      campaign(core, 'election');
-    } else {
-      becomeLeader(core);
-      broadcastAppend(core);
-    }
-  } else if (result === 'lost') {
-    // A rejection from a newer term was already adopted by the term rules before we got here.
-    becomeFollower(core, core.term, noneId);
-  }
+function tallyVoteResponse(core: RaftCore, m: Message, isPreVote: boolean): RoleChange | undefined {
+  const result = poll(core, m.from, !m.reject);
+  if (result === 'won') return { type: isPreVote ? 'PRE_VOTE_WON' : 'VOTE_WON' };
+  // A rejection from a newer term was already taken as HIGHER_TERM before we got here.
+  if (result === 'lost') return { type: isPreVote ? 'PRE_VOTE_LOST' : 'VOTE_LOST' };
+  return undefined;
 }
 
 function handleFromLeader(core: RaftCore, m: Message): void {
@@ -589,36 +613,29 @@ function restore(core: RaftCore, snapshot: NonNullable<Message['snapshot']>): bo
   return true;
 }
 
-function stepLeader(core: RaftCore, m: Message): void {
+/**
+ * The leader's handler (etcd's stepLeader): proposals, reads, and its followers' answers. It
+ * never changes the role: a message of a higher term is taken by the term rules first.
+ */
+export function stepLeader(core: RaftCore, m: Message): undefined {
   switch (m.type) {
-    case MessageType.beat:
-      broadcastHeartbeat(core, core.readOnly.lastPendingContext());
-      return;
-    case MessageType.checkQuorum:
-      checkQuorumActive(core);
-      return;
     case MessageType.prop:
-      leaderPropose(core, m);
-      return;
+      leaderPropose(core, m); // A forwarded proposal the leader drops is lost, as in etcd.
+      return undefined;
     case MessageType.readIndex:
       leaderReadIndex(core, m);
-      return;
+      return undefined;
     default:
       stepLeaderFromPeer(core, m);
+      return undefined;
   }
 }
 
-/** Appends a proposal at the leader; sets `droppedReason` instead when it cannot. */
-export function leaderPropose(core: RaftCore, m: Message): void {
+/** Appends a proposal at the leader; returns why not when it cannot take one. */
+export function leaderPropose(core: RaftCore, m: Message): string | undefined {
   assert(m.entries.length > 0, 'empty proposal');
-  if (!core.tracker.progress.has(core.id)) {
-    core.droppedReason = 'leader is not a member of the configuration';
-    return;
-  }
-  if (core.leadTransferee !== noneId) {
-    core.droppedReason = 'leadership transfer in progress';
-    return;
-  }
+  if (!core.tracker.progress.has(core.id)) return droppedReasons.leaderNotMember;
+  if (core.leadTransferee !== noneId) return droppedReasons.transferInProgress;
   const entries = m.entries.map((entry, offset) => {
     if (entry.type === EntryType.normal) return entry;
     // Only one configuration change may be in flight; later ones become no-ops.
@@ -628,6 +645,7 @@ export function leaderPropose(core: RaftCore, m: Message): void {
   });
   appendEntries(core, entries);
   broadcastAppend(core);
+  return undefined;
 }
 
 /** ReadIndex at the leader: confirm leadership by a heartbeat round, or answer at once if alone. */
@@ -774,20 +792,20 @@ export function applyConfChange(core: RaftCore, change: ConfChange): ConfState {
     case ConfChangeType.updateNode:
       break;
   }
-  afterConfigChange(core);
   return tracker.confState();
 }
 
-function afterConfigChange(core: RaftCore): void {
+/**
+ * The leader's follow-up to an applied conf change: REMOVED or DEMOTED when it lost its vote (the
+ * rest elect a new leader after their timeout), else commit and replicate under the new quorum.
+ */
+export function leaderAfterConfChange(core: RaftCore): RoleChange | undefined {
   const self = core.tracker.progress.get(core.id);
-  if (core.role === RaftRole.leader && (!self || self.isLearner)) {
-    // A leader removed or demoted steps down; the rest elect a new one after their timeout.
-    becomeFollower(core, core.term, noneId);
-    return;
-  }
-  if (core.role !== RaftRole.leader) return;
+  if (!self) return { type: 'REMOVED' };
+  if (self.isLearner) return { type: 'DEMOTED' };
   if (core.leadTransferee !== noneId && !core.tracker.voters.has(core.leadTransferee)) core.leadTransferee = noneId;
   // The quorum changed: the commit index may move, and new members need entries.
   if (maybeCommit(core)) broadcastAppend(core);
   else for (const id of core.tracker.progress.keys()) if (id !== core.id) maybeSendAppend(core, id, false);
+  return undefined;
 }
