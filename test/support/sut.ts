@@ -32,7 +32,7 @@ export function sutCommand(env: NodeJS.ProcessEnv = process.env): SutLookup {
   if (override !== undefined && override !== '') return { command: commandFromString(override) };
   const root = packageRoot();
   const launcher = join(root, 'bin', 'tsetcd.js');
-  const compiledMain = join(root, 'dist', 'actors', 'main.js');
+  const compiledMain = join(root, 'dist', 'actors', 'supervisor', 'main.js');
   for (const required of [launcher, compiledMain]) {
     if (!existsSync(required)) {
       return { skipReason: `tsetcd is not built yet: ${required} is missing (set TSETCD_CMD to test another binary)` };
