@@ -13,7 +13,7 @@ import { unexpectedEofText } from '../../../src/lib/protobuf.js';
 import { grpcFramePrefixBytes, writeFramePrefix } from '../../../src/http2/frames.js';
 import type { Logger } from '../../shared/logger.js';
 import type { UnaryContext, UnaryHandler } from './router.js';
-import type { Http2ServerStream } from '../http2/server.js';
+import type { Http2ServerStream } from '../http2/answer-writer.js';
 
 export interface GrpcUnaryRoute {
   kind: 'unary';
