@@ -2,13 +2,14 @@
  * `etcdctl endpoint health` and `endpoint status`: each endpoint is dialled on its own, so one
  * dead member shows up as its own line rather than failing the whole command.
  */
+import { errors } from '../src/api/errors.js';
 import { CtlRpcError, type Message } from './client.js';
 import type { CommandContext } from './context.js';
 import { CtlExit, ExitCode, exitWithError } from './output.js';
 import type { EndpointHealth, EndpointStatus } from './printers.js';
 
 /** The error clientv3 reports for a denied read, which still proves the member commits. */
-const permissionDeniedText = 'etcdserver: permission denied';
+const permissionDeniedText = errors.permissionDenied().message;
 
 /** --endpoints, or with --cluster every client URL from the member list. */
 async function targetEndpoints(context: CommandContext): Promise<string[]> {

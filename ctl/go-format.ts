@@ -1,6 +1,7 @@
 /**
  * Go formatting and parsing rules etcdctl's output depends on: strconv quoting and integer
- * parsing, time.Duration text, go-humanize byte sizes and encoding/json string escaping.
+ * parsing, time.Duration parsing, go-humanize byte sizes and encoding/json string escaping
+ * (time.Duration text is src/lib/go-duration.ts, shared with the server's help).
  * etcdctl users script against these byte for byte, so they are reproduced here exactly.
  */
 
@@ -192,31 +193,6 @@ export function goParseDuration(text: string): GoParse<number> {
     totalNs += Number(number) * scale;
   }
   return { ok: true, value: Math.round(sign * totalNs) };
-}
-
-/** Go's time.Duration.String() for a non-negative nanosecond count. */
-export function goDurationString(durationNs: number): string {
-  const ns = Math.round(durationNs);
-  if (ns === 0) return '0s';
-  if (ns < 1e3) return `${ns}ns`;
-  if (ns < 1e6) return `${trimFraction(ns, 1e3)}µs`;
-  if (ns < 1e9) return `${trimFraction(ns, 1e6)}ms`;
-  const hours = Math.floor(ns / 3600e9);
-  const minutes = Math.floor((ns % 3600e9) / 60e9);
-  const seconds = `${trimFraction(ns % 60e9, 1e9)}s`;
-  if (hours > 0) return `${hours}h${minutes}m${seconds}`;
-  if (minutes > 0) return `${minutes}m${seconds}`;
-  return seconds;
-}
-
-/** Whole units plus the fraction with trailing zeros removed, as Go prints durations. */
-function trimFraction(value: number, unit: number): string {
-  const whole = Math.floor(value / unit);
-  const digits = String(unit).length - 1;
-  const fraction = String(value % unit)
-    .padStart(digits, '0')
-    .replace(/0+$/, '');
-  return fraction === '' ? String(whole) : `${whole}.${fraction}`;
 }
 
 const sizeSuffixes = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB'];

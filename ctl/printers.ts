@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { packageRoot } from '../src/lib/paths.js';
 import type { Message } from './client.js';
-import { goDurationString, goJsonString, goQuote, humanizeBytes } from './go-format.js';
+import { goDurationString } from '../src/lib/go-duration.js';
+import { goJsonString, goQuote, humanizeBytes } from './go-format.js';
 import { ExitCode, exitWithError, type Output } from './output.js';
 
 export type OutputFormat = 'simple' | 'json' | 'fields' | 'table' | 'protobuf';

@@ -17,6 +17,8 @@ import {
   readJsonPrefix,
   type JsonPrefix,
 } from '../../src/api/jsonpb.js';
+import { grpcTexts } from '../../src/api/errors.js';
+import { unexpectedEofText } from '../../src/lib/protobuf.js';
 
 /**
  * The paths etcd 3.5's google.api.http annotations give each method. Hash and HashKV share one
@@ -230,13 +232,13 @@ const identity = (buffer: Buffer) => buffer;
 
 /** Reads the whole body, refusing one over the limit in grpc-go's words. */
 function readBody(request: http.IncomingMessage, maxBytes: number): Promise<Buffer> {
-  return readBodyBounded(request, maxBytes, (total) => new GatewayJsonError(`grpc: received message larger than max (${total} vs. ${maxBytes})`));
+  return readBodyBounded(request, maxBytes, (total) => new GatewayJsonError(grpcTexts.messageTooLarge(total, maxBytes)));
 }
 
 /** The first JSON object of a body as request bytes; an empty body is an empty request. */
 function firstRequest(method: GatewayMethod, body: Buffer): Buffer {
   const prefix = readJsonPrefix(body, 0, true);
-  if (prefix.kind === 'incomplete') throw new GatewayJsonError('unexpected EOF');
+  if (prefix.kind === 'incomplete') throw new GatewayJsonError(unexpectedEofText);
   if (prefix.kind === 'end') return Buffer.alloc(0);
   return Buffer.from(encodeJsonRequest(method.requestType, prefix.value));
 }
@@ -316,7 +318,7 @@ function serveBidiStream(context: CallContext, method: GatewayMethod, request: h
       let encoded: Buffer;
       try {
         prefix = readJsonPrefix(pending, 0, final);
-        if (prefix.kind === 'incomplete' && final) throw new GatewayJsonError('unexpected EOF');
+        if (prefix.kind === 'incomplete' && final) throw new GatewayJsonError(unexpectedEofText);
         if (prefix.kind !== 'value') break;
         encoded = Buffer.from(encodeJsonRequest(method.requestType, prefix.value));
       } catch (error) {

@@ -8,7 +8,8 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { versionBody } from '../../src/api/version.js';
 import type { GrpcRoutes } from './grpc/calls.js';
-import { serveGrpcConnection, type Http2ServerOptions } from './http2/server.js';
+import { serveGrpcConnection } from './http2/server.js';
+import type { Http2ServerOptions } from './http2/server-options.js';
 import { http2Preface } from '../../src/http2/frames.js';
 
 /** A connection that sends nothing for this long is closed before any protocol is chosen. */

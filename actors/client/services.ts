@@ -11,7 +11,7 @@ import { etcdServerVersion } from '../../src/api/version.js';
 import type { MemberConfig } from '../../src/config/config.js';
 import { createGrpcServer, type GrpcHandlers, type StreamHandler, type UnaryHandler } from './grpc/router.js';
 import { listenClient, type ClientListener } from './listener.js';
-import { http2ServerOptions } from './http2/server.js';
+import { http2ServerOptions } from './http2/server-options.js';
 import { leaseHandlers } from './grpc/lease-service.js';
 import { createJsonGateway, gatewayTarget, type JsonGateway } from './json-gateway.js';
 import { watchHandler } from './grpc/watch-service.js';

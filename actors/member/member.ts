@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { MemberConfig } from '../../src/config/config.js';
 import { errors, EtcdError } from '../../src/api/errors.js';
 import { decodeProposal, encodeProposal, mayBeMemberAttributes, type Envelope } from '../../src/api/proposal-codec.js';
+import { isTxnReadOnly } from '../../src/api/txn-read-only.js';
 import { CommitNoticeHold } from './commit-notices.js';
 import type {
   CompactionRequest,
@@ -470,7 +471,7 @@ export class Member implements KvService, LeaseApi {
   }
 
   async txn(request: TxnRequest): Promise<{ header: ResponseHeader; result: TxnResult }> {
-    if (isReadOnlyTxn(request)) {
+    if (isTxnReadOnly(request)) {
       // A read-only txn needs no log entry, only a linearizable read point, as in etcd.
       await this.linearizableBarrier();
       return { header: this.header(), result: this.store.txn(request) };
@@ -1279,11 +1280,6 @@ async function joinExistingCluster(config: MemberConfig, logger: Logger): Promis
 /** One monotonic clock for every lease time, immune to wall-clock jumps. */
 function leaseClockMs(): number {
   return performance.timeOrigin + performance.now();
-}
-
-function isReadOnlyTxn(request: TxnRequest): boolean {
-  const branches = [...request.success, ...request.failure];
-  return branches.every((op) => op.type === 'range' || (op.type === 'txn' && isReadOnlyTxn(op.txn)));
 }
 
 /** A new cluster's first entries: one committed AddNode per initial member, as etcd bootstraps. */

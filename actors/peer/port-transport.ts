@@ -22,6 +22,7 @@ import {
   type TransportLimits,
   TransportBase,
 } from './links.js';
+import type { PortControl } from '../supervisor/thread-protocol.js';
 
 export interface MessagePortTransportOptions {
   localId: NodeId;
@@ -30,12 +31,6 @@ export interface MessagePortTransportOptions {
   limits?: Partial<TransportLimits>;
 }
 
-/** The control messages a port carries besides frames (which are bare ArrayBuffers). */
-type PortControl =
-  | { kind: 'snapshot'; seq: number; frame: ArrayBuffer; dbPath: string }
-  | { kind: 'snapshot-done'; seq: number; error?: string }
-  | { kind: 'call'; seq: number; call: PeerCall }
-  | { kind: 'call-answer'; seq: number; answer: PeerAnswer };
 
 const controlKinds = new Set(['snapshot', 'snapshot-done', 'call', 'call-answer']);
 

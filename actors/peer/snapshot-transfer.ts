@@ -14,14 +14,13 @@
 import { createReadStream } from 'node:fs';
 import { copyFile, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { backendDbBytesMax } from '../../src/lib/limits.js';
 import { fsyncDirectory } from '../../src/wal/fs-sync.js';
 
 /** Bytes of the frame length prefix. */
 const frameLengthBytes = 4;
 /** The peer path a snapshot stream is posted to (etcd's RaftSnapshotPrefix). */
 export const snapshotPath = '/raft/snapshot';
-/** A received database larger than this is refused (LMDB's address space reservation). */
-export const snapshotDbBytesMax = 64 * 1024 * 1024 * 1024;
 
 /** How a snapshot's database reaches the follower: streamed, or as a file on the shared disk. */
 export type SnapshotBody = { kind: 'stream'; chunks: AsyncIterable<Uint8Array> } | { kind: 'file'; path: string };
@@ -80,9 +79,10 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 
 /**
  * Stores a received database at `finalPath` durably: written to a temp file, fsynced, renamed,
- * and the directory fsynced. A stream over `bytesMax` is refused and nothing is left behind.
+ * and the directory fsynced. A stream over `bytesMax` is refused and nothing is left behind; by
+ * default that is the largest database the backend can open.
  */
-export async function storeSnapshotDb(body: SnapshotBody, finalPath: string, bytesMax = snapshotDbBytesMax): Promise<number> {
+export async function storeSnapshotDb(body: SnapshotBody, finalPath: string, bytesMax = backendDbBytesMax): Promise<number> {
   const tempPath = `${finalPath}.tmp`;
   try {
     const bytes = body.kind === 'file' ? await copyDb(body.path, tempPath) : await writeDb(body.chunks, tempPath, bytesMax);

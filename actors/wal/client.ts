@@ -8,7 +8,7 @@ import type { Entry, HardState } from '../../src/raft/types.js';
 import type { WalMetadata, WalSnapshotMarker } from '../../src/wal/format.js';
 import type { WalState } from '../../src/wal/reader.js';
 import { EntryArena } from '../../src/wal/entry-arena.js';
-import type { WalReply, WalRequest, WalThreadInit } from './protocol.js';
+import type { WalReply, WalRequest, WalThreadInit } from '../supervisor/thread-protocol.js';
 import { handOver, prestartThread } from '../supervisor/thread-start.js';
 
 export interface WalClientOptions {

@@ -7,7 +7,7 @@
 import { parentPort, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { Wal } from '../../src/wal/wal.js';
 import { unreachable } from '../../src/lib/assert.js';
-import type { WalReply, WalRequest, WalThreadInit } from './protocol.js';
+import type { WalReply, WalRequest, WalThreadInit } from '../supervisor/thread-protocol.js';
 import { onThreadData } from '../supervisor/thread-start.js';
 
 /** Write-and-sync rounds run back to back before yielding to the event loop. */

@@ -1,7 +1,9 @@
 /**
  * etcd's client-visible errors: gRPC status code and message text, byte for byte, because clients
- * map errors by their text. Every error the API returns is built here.
+ * map errors by their text. Every error the API returns is built here, and every text etcd (or
+ * the grpc-go under it) answers with is spelled here once.
  */
+import { unexpectedEofText } from '../lib/protobuf.js';
 
 /** gRPC status codes (the numbers are fixed by the gRPC protocol). */
 export const enum GrpcCode {
@@ -112,6 +114,39 @@ export const errors = {
   corrupt: define(GrpcCode.dataLoss, 'etcdserver: corrupt cluster'),
   notSupportedForLearner: define(GrpcCode.unavailable, 'etcdserver: rpc not supported for learner'),
   badLeaderTransferee: define(GrpcCode.failedPrecondition, 'etcdserver: bad leader transferee'),
+  /** etcd's ErrTimeoutLeaderTransfer; etcd has no gRPC mapping for it, so clients see code Unknown. */
+  timeoutLeaderTransfer: define(GrpcCode.unknown, 'etcdserver: request timed out, leader transfer took too long'),
 
   unimplemented: (method: string) => new EtcdError(GrpcCode.unimplemented, `unknown method ${method}`),
+} as const;
+
+/**
+ * etcd's words for lock and election failures. etcd serves these recipes through a client of
+ * itself, so every failure reaches clients with code UNKNOWN and the message text unchanged.
+ */
+export const recipeErrors = {
+  /** concurrency.ErrElectionNotLeader: the leader key is gone or was re-created. */
+  notLeader: define(GrpcCode.unknown, 'election: not leader'),
+  /** concurrency.ErrElectionNoLeader: nobody campaigns under the name. */
+  noLeader: define(GrpcCode.unknown, 'election: no leader'),
+  /** v3election.ErrMissingLeaderKey: Proclaim or Resign without a leader. */
+  missingLeaderKey: define(GrpcCode.unknown, '"leader" field must be provided'),
+  /** Go's context.Canceled, for a wait its caller gave up on. */
+  canceled: define(GrpcCode.canceled, 'context canceled'),
+} as const;
+
+/** etcd's words for watch failures, sent to clients as a create response's cancel_reason. */
+export const watchCancelReasons = {
+  /** mvcc.ErrEmptyWatcherRange: a range end at or before the key. */
+  emptyRange: 'mvcc: watcher range is empty',
+  /** mvcc.ErrWatcherDuplicateID: a client-chosen watch id already in use on the stream. */
+  duplicateId: 'mvcc: duplicate watch ID provided on the WatchStream',
+} as const;
+
+/** grpc-go's texts for a request it cannot take, which etcd's clients see unchanged. */
+export const grpcTexts = {
+  messageTooLarge: (bytes: number, bytesMax: number) => `grpc: received message larger than max (${bytes} vs. ${bytesMax})`,
+  unmarshalling: (reason: string) => `grpc: error unmarshalling request: ${reason}`,
+  /** A request cut short, as grpc-go reports it. */
+  unmarshallingEof: `grpc: error unmarshalling request: ${unexpectedEofText}`,
 } as const;

@@ -10,7 +10,8 @@
  *   0xf1 | origin u64 BE | id u64 BE | TxnRequest protobuf (the rest; request-encoder.ts)
  *   0xf2 | origin u64 BE | id u64 BE | DeleteRangeRequest protobuf (the rest)
  *
- * Entries written before these layouts existed hold msgpack txns and deletes, which still decode.
+ * These are the only forms of puts, txns and deletes: a msgpack one is refused, not read (no
+ * release ever wrote one).
  *
  * Puts, txns and deletes are carved from shared slabs (logBytes): about 200 bytes of ArrayBuffer
  * bookkeeping less per entry, 20 MB over a log of 100,000. Whoever hands entries on copies their
@@ -53,7 +54,10 @@ export function decodeProposal(data: Uint8Array): Envelope {
   if (data[0] === putMarker) return decodePut(data);
   if (data[0] === txnMarker) return withBody(data, (request) => ({ type: 'txn', txn: decodeTxnRequest(request) }));
   if (data[0] === deleteRangeMarker) return withBody(data, (request) => ({ type: 'deleteRange', deleteRange: decodeDeleteRangeRequest(request) }));
-  return packr.unpack(data) as Envelope;
+  const envelope = packr.unpack(data) as Envelope;
+  const type = envelope.body.type;
+  if (type === 'put' || type === 'txn' || type === 'deleteRange') throw new Error(`${type} proposal in msgpack: ${type}s have a binary layout only`);
+  return envelope;
 }
 
 const memberAttributesName = new TextEncoder().encode('memberAttributes');

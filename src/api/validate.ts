@@ -141,9 +141,3 @@ export function proposalBytes(messageBytes: number): number {
 export function checkProposalSize(messageBytes: number, maxRequestBytes: number): void {
   if (proposalBytes(messageBytes) > maxRequestBytes) throw errors.requestTooLarge();
 }
-
-/** A txn with no put or delete anywhere (nested txns included) is served without a proposal. */
-export function isTxnReadOnly(request: TxnRequest): boolean {
-  const readOnly = (op: RequestOp): boolean => op.type === 'range' || (op.type === 'txn' && isTxnReadOnly(op.txn));
-  return request.success.every(readOnly) && request.failure.every(readOnly);
-}

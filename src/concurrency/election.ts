@@ -6,7 +6,7 @@
  */
 import type { KeyValue, ResponseHeader } from '../api/types.js';
 import { assert } from '../lib/assert.js';
-import { concurrencyErrors } from './concurrency-errors.js';
+import { recipeErrors } from '../api/errors.js';
 import type { ConcurrencyHost } from './host.js';
 import {
   createRevisionIs,
@@ -95,7 +95,7 @@ async function rejoin(host: ConcurrencyHost, leader: LeaderKey, existing: KeyVal
 
 /** Replaces the leader's value, if `leader` still names the current key; fails with "not leader" otherwise. */
 export async function proclaim(host: ConcurrencyHost, leader: LeaderKey | undefined, value: Uint8Array): Promise<{ header: ResponseHeader }> {
-  if (leader === undefined) throw concurrencyErrors.missingLeaderKey();
+  if (leader === undefined) throw recipeErrors.missingLeaderKey();
   const lease = await sessionLease(host, leader.lease);
   return proclaimAs(host, leader, lease, value);
 }
@@ -106,13 +106,13 @@ async function proclaimAs(host: ConcurrencyHost, leader: LeaderKey, lease: bigin
     success: [requestOp.put(putWithLease(leader.key, value, lease))],
     failure: [],
   });
-  if (!result.succeeded) throw concurrencyErrors.notLeader();
+  if (!result.succeeded) throw recipeErrors.notLeader();
   return { header };
 }
 
 /** Gives up leadership (or candidacy); a key that is gone or re-created is left alone without error. */
 export async function resign(host: ConcurrencyHost, leader: LeaderKey | undefined): Promise<{ header: ResponseHeader }> {
-  if (leader === undefined) throw concurrencyErrors.missingLeaderKey();
+  if (leader === undefined) throw recipeErrors.missingLeaderKey();
   // etcd opens a session even here, so lease 0 grants a lease that nothing uses.
   await sessionLease(host, leader.lease);
   return resignAs(host, leader);
@@ -131,7 +131,7 @@ async function resignAs(host: ConcurrencyHost, leader: LeaderKey): Promise<{ hea
 export async function currentLeader(host: ConcurrencyHost, name: Uint8Array): Promise<LeaderState> {
   const { header, result } = await host.kv.range(getFirstCreated(recipePrefix(name)));
   const kv = result.kvs[0];
-  if (kv === undefined) throw concurrencyErrors.noLeader();
+  if (kv === undefined) throw recipeErrors.noLeader();
   return { header, kv };
 }
 

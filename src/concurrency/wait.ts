@@ -4,7 +4,7 @@
  */
 import type { KeyValue, ResponseHeader } from '../api/types.js';
 import { AssertionError, assert } from '../lib/assert.js';
-import { concurrencyErrors } from './concurrency-errors.js';
+import { recipeErrors } from '../api/errors.js';
 import type { ConcurrencyHost, ConcurrencyWatchBatch, ConcurrencyWatchEvent, ConcurrencyWatchRequest } from './host.js';
 import { getLastCreatedUpTo } from './keys.js';
 
@@ -32,7 +32,7 @@ export async function* watchChanges(
   request: ConcurrencyWatchRequest,
   signal: AbortSignal,
 ): AsyncGenerator<WatchedChange, never, undefined> {
-  if (signal.aborted) throw concurrencyErrors.canceled();
+  if (signal.aborted) throw recipeErrors.canceled();
   const { controller, release } = linkedController(signal);
   // Batches wait here until the consumer takes them; a slow consumer only costs memory.
   const queue: ConcurrencyWatchBatch[] = [];
@@ -54,7 +54,7 @@ export async function* watchChanges(
         for (const event of batch.events) yield { header: batch.header, event };
         continue;
       }
-      if (ended !== undefined) throw ended.failure ?? concurrencyErrors.canceled();
+      if (ended !== undefined) throw ended.failure ?? recipeErrors.canceled();
       await new Promise<void>((resolve) => (wake = resolve));
       wake = undefined;
     }
@@ -86,7 +86,7 @@ export async function waitDeletes(
 ): Promise<ResponseHeader> {
   let previousCreateRevision = Infinity;
   for (;;) {
-    if (signal.aborted) throw concurrencyErrors.canceled();
+    if (signal.aborted) throw recipeErrors.canceled();
     const { header, result } = await host.kv.range(getLastCreatedUpTo(prefix, maxCreateRevision));
     const ahead = result.kvs[0];
     if (ahead === undefined) return header;

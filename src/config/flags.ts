@@ -2,9 +2,15 @@
  * etcd's server flags: names, kinds and defaults, as `etcd --help` lists them. Flags we accept but
  * do not act on yet are marked `inert`, so etcd command lines keep working and the log says so.
  */
+import { goDurationString } from '../lib/go-duration.js';
 import {
   electionTimeoutMsDefault,
+  grpcKeepaliveIntervalMsDefault,
+  grpcKeepaliveMinTimeMsDefault,
+  grpcKeepaliveTimeoutMsDefault,
   heartbeatIntervalMsDefault,
+  maxConcurrentStreamsDefault,
+  progressNotifyIntervalMsDefault,
   requestBytesDefault,
   snapshotCountDefault,
   txnOpsDefault,
@@ -27,6 +33,11 @@ export const defaultName = 'default';
 export const defaultListenClientUrls = 'http://localhost:2379';
 export const defaultListenPeerUrls = 'http://localhost:2380';
 export const defaultClusterToken = 'etcd-cluster';
+
+/** A default in milliseconds as etcd's help prints a duration ("2h0m0s"). */
+function durationText(durationMs: number): string {
+  return goDurationString(durationMs * 1e6);
+}
 
 function flag(name: string, kind: FlagKind, defaultValue: string | undefined, usage: string, inert = false): FlagSpec {
   return { name, kind, defaultValue, usage, inert };
@@ -52,10 +63,10 @@ export const serverFlags: readonly FlagSpec[] = [
   flag('backend-batch-limit', 'int', '0', 'The maximum operations before committing the backend transaction.'),
   flag('max-txn-ops', 'uint', String(txnOpsDefault), 'Maximum number of operations permitted in a transaction.'),
   flag('max-request-bytes', 'uint', String(requestBytesDefault), 'Maximum client request size in bytes the server will accept.'),
-  flag('grpc-keepalive-min-time', 'duration', '5s', 'Minimum duration interval that a client should wait before pinging server.'),
-  flag('grpc-keepalive-interval', 'duration', '2h0m0s', 'Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).'),
-  flag('grpc-keepalive-timeout', 'duration', '20s', 'Additional duration of wait before closing a non-responsive connection (0 to disable).'),
-  flag('max-concurrent-streams', 'uint32', '4294967295', 'Maximum concurrent streams that each client can open at a time.'),
+  flag('grpc-keepalive-min-time', 'duration', durationText(grpcKeepaliveMinTimeMsDefault), 'Minimum duration interval that a client should wait before pinging server.'),
+  flag('grpc-keepalive-interval', 'duration', durationText(grpcKeepaliveIntervalMsDefault), 'Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).'),
+  flag('grpc-keepalive-timeout', 'duration', durationText(grpcKeepaliveTimeoutMsDefault), 'Additional duration of wait before closing a non-responsive connection (0 to disable).'),
+  flag('max-concurrent-streams', 'uint32', String(maxConcurrentStreamsDefault), 'Maximum concurrent streams that each client can open at a time.'),
   flag('initial-advertise-peer-urls', 'urls', defaultListenPeerUrls, "List of this member's peer URLs to advertise to the rest of the cluster."),
   flag('initial-cluster', 'string', `${defaultName}=${defaultListenPeerUrls}`, 'Initial cluster configuration for bootstrapping.'),
   flag('initial-cluster-state', 'string', 'new', "Initial cluster state ('new' or 'existing')."),
@@ -104,7 +115,7 @@ export const serverFlags: readonly FlagSpec[] = [
   flag('experimental-corrupt-check-time', 'duration', '0s', 'Duration of time between cluster corruption check passes.', true),
   flag('experimental-enable-lease-checkpoint', 'bool', 'false', 'Enable to persist lease remaining TTL to prevent indefinite auto-renewal of long lived leases.'),
   flag('experimental-compaction-batch-limit', 'int', '1000', 'Sets the maximum revisions deleted in each compaction batch.', true),
-  flag('experimental-watch-progress-notify-interval', 'duration', '10m0s', 'Duration of periodic watch progress notifications.'),
+  flag('experimental-watch-progress-notify-interval', 'duration', durationText(progressNotifyIntervalMsDefault), 'Duration of periodic watch progress notifications.'),
   flag('experimental-warning-apply-duration', 'duration', '100ms', 'Time duration after which a warning is generated if request takes more time.', true),
   flag('version', 'bool', 'false', 'Print the version and exit.'),
   flag('help', 'bool', 'false', 'Show this help.'),

@@ -14,23 +14,17 @@
 import { errors } from '../api/errors.js';
 import type { LeaseCheckpoint } from '../api/types.js';
 import { assert } from '../lib/assert.js';
+import {
+  expiredLeaseRetryMsDefault,
+  leaseCheckpointsPerBatchMax,
+  leaseRevokeRatePerSecondMax,
+  leaseRevokesPerCheckMax,
+  leaseTtlSecondsMax,
+} from '../lib/limits.js';
 import type { Backend, LeaseRecord } from '../mvcc/backend.js';
 import { keyToString, stringToKey } from '../lib/bytes.js';
 import type { MvccEvent } from '../mvcc/write-txn.js';
 import { ExpiryQueue } from './expiry-queue.js';
-
-/** etcd's MaxLeaseTTL: 9,000,000,000 seconds. */
-export const leaseTtlSecondsMax = 9_000_000_000;
-/** etcd's leaseRevokeRate: at most this many expired leases are handed over for revocation per second. */
-export const leaseRevokeRatePerSecondMax = 1_000;
-/** etcd's lessor loop period; each pass hands over at most half the per-second rate. */
-export const leaseExpiryCheckIntervalMs = 500;
-/** Expired leases one check hands over: leaseRevokeRate / 2, as etcd. */
-export const leaseRevokesPerCheckMax = leaseRevokeRatePerSecondMax / 2;
-/** etcd's maxPendingRevokes: revocations of expired leases in flight at once. */
-export const leaseRevokesPendingMax = 16;
-/** etcd's default wait before an expired lease whose revocation did not land is offered again. */
-export const expiredLeaseRetryMsDefault = 3_000;
 
 const noLease = 0n;
 /** Expiry of a lease the leader is not timing (etcd's "forever"). */
@@ -63,9 +57,6 @@ export interface LessorOptions {
    */
   checkpointIntervalMs?: number;
 }
-
-/** etcd's maxLeaseCheckpointBatchSize: checkpoints proposed in one entry at most. */
-export const leaseCheckpointsPerBatchMax = 1_000;
 
 /** A lease as TimeToLive reports it. */
 export interface LeaseTimeToLive {

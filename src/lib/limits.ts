@@ -32,10 +32,29 @@ export const backendBatchIntervalMsDefault = 100;
 export const backendBatchLimitDefault = 10_000;
 /** etcd's defaultLeaseCheckpointInterval: how often the leader records a lease's remaining TTL. */
 export const leaseCheckpointIntervalMsDefault = 5 * 60 * 1_000;
+/** etcd's maxLeaseCheckpointBatchSize: checkpoints proposed in one entry at most. */
+export const leaseCheckpointsPerBatchMax = 1_000;
+/** etcd's MaxLeaseTTL: 9,000,000,000 seconds. */
+export const leaseTtlSecondsMax = 9_000_000_000;
+/** etcd's leaseRevokeRate: at most this many expired leases are handed over for revocation per second. */
+export const leaseRevokeRatePerSecondMax = 1_000;
+/** etcd's lessor loop period; each pass hands over at most half the per-second rate. */
+export const leaseExpiryCheckIntervalMs = 500;
+/** Expired leases one check hands over: leaseRevokeRate / 2, as etcd. */
+export const leaseRevokesPerCheckMax = leaseRevokeRatePerSecondMax / 2;
+/** etcd's maxPendingRevokes: revocations of expired leases in flight at once. */
+export const leaseRevokesPendingMax = 16;
+/** etcd's default wait before an expired lease whose revocation did not land is offered again. */
+export const expiredLeaseRetryMsDefault = 3_000;
 export const heartbeatIntervalMsDefault = 100;
 export const electionTimeoutMsDefault = 1_000;
 /** etcd refuses election timeouts over 50 s. */
 export const electionTimeoutMsMax = 50_000;
+/**
+ * The backend's LMDB map size, so the largest backend database (a received snapshot's included):
+ * 64 GiB. It is an address space reservation; the file grows only as used.
+ */
+export const backendDbBytesMax = 64 * 1024 * 1024 * 1024;
 /** WAL segment size: 64 MiB, as etcd preallocates. */
 export const walSegmentBytesDefault = 64 * 1024 * 1024;
 /** A single WAL record may not exceed this (a larger length field is corruption). */
@@ -64,3 +83,32 @@ export const grpcKeepalivePolicyMinTimeMsDefault = 5 * 60 * 1_000;
 export const grpcPingWithoutStreamIntervalMs = 2 * 60 * 60 * 1_000;
 /** grpc-go's maxPingStrikes: the strike after this many ends the connection with GOAWAY too_many_pings. */
 export const grpcPingStrikesMax = 2;
+
+// The watch path, named as etcd names its watch bounds.
+
+/**
+ * Encoded bytes a stream holds for its client before its watchers become victims. etcd bounds its
+ * channel at 128 responses (chanBufLen), but its send loop drains that channel while the store is
+ * still notifying; here one write's whole fan-out is queued before anything is sent, so the bound
+ * must hold a revision for every watcher of a busy stream (1,000 watchers of ~80 bytes is 80 KiB).
+ */
+export const streamQueuedBytesMax = 4 * 1024 * 1024;
+/** Bytes of queued responses handed to gRPC in one write (always at least one response). */
+export const streamWriteBytesMax = 256 * 1024;
+/** etcd's maxWatchersPerSync: unsynced watchers caught up in one sync pass. */
+export const watchersPerSyncMax = 512;
+/** Stored events one sync pass reads at most (always finishing the revision it is in). */
+export const syncEventsMaxDefault = 10_000;
+/**
+ * Key and value bytes one sync pass hands out at most (finishing the revision it is in): catch-up
+ * responses stay under grpc-js's default 4 MiB receive limit, which the npm etcd3 client keeps.
+ */
+export const syncBytesMaxDefault = 1024 * 1024;
+/** etcd's --experimental-watch-progress-notify-interval default: 10 minutes. */
+export const progressNotifyIntervalMsDefault = 10 * 60 * 1000;
+/** etcd raises shorter progress intervals to this minimum. */
+export const progressNotifyIntervalMsMin = 100;
+/** etcd's syncWatchersLoop period when unsynced watchers make no headway. */
+export const syncRetryIntervalMs = 100;
+/** etcd's syncVictimsLoop period while victims wait. */
+export const victimRetryIntervalMs = 10;

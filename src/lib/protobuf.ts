@@ -17,6 +17,9 @@ export const fieldKey = (field: number, wireType: number): number => field * 8 +
 /** A varint never needs more than 10 bytes for a 64-bit value. */
 export const varintBytesMax = 10;
 
+/** Go's io.ErrUnexpectedEOF: what grpc-go and encoding/json call a message cut short. */
+export const unexpectedEofText = 'unexpected EOF';
+
 /** The empty bytes field; shared, never written. */
 export const emptyBytes = Buffer.alloc(0);
 
@@ -38,7 +41,7 @@ export class ProtoReader {
 
   private byte(): number {
     // grpc-go names a message cut short "unexpected EOF"; the transport passes it on.
-    if (this.offset >= this.end) throw new Error('unexpected EOF');
+    if (this.offset >= this.end) throw new Error(unexpectedEofText);
     return this.bytes[this.offset++] as number;
   }
 
@@ -89,7 +92,7 @@ export class ProtoReader {
   /** A length-delimited field's extent; its bytes are `[start, this.offset)` afterwards. */
   lengthDelimited(): number {
     const length = this.int64();
-    if (length < 0 || length > this.end - this.offset) throw new Error('unexpected EOF');
+    if (length < 0 || length > this.end - this.offset) throw new Error(unexpectedEofText);
     const start = this.offset;
     this.offset += length;
     return start;
@@ -133,7 +136,7 @@ export class ProtoReader {
   }
 
   private advance(bytes: number): void {
-    if (bytes > this.end - this.offset) throw new Error('unexpected EOF');
+    if (bytes > this.end - this.offset) throw new Error(unexpectedEofText);
     this.offset += bytes;
   }
 }

@@ -3,7 +3,7 @@
  * change must satisfy when it is applied (checked identically on every member, so all agree), and
  * what --strict-reconfig-check demands before a change is even proposed.
  */
-import { errors, EtcdError, GrpcCode } from '../api/errors.js';
+import { errors, type EtcdError } from '../api/errors.js';
 import { ConfChangeType } from '../raft/conf-change.js';
 import type { ClusterMember, MemberChange } from './cluster-member.js';
 
@@ -14,10 +14,11 @@ export const learnerReadyShare = 0.9;
 /** A peer counts as connected for reconfiguration once its link has been up this long (etcd's HealthInterval). */
 export const peerHealthIntervalMs = 5_000;
 
-/** etcd's ErrTimeoutLeaderTransfer; etcd has no gRPC mapping for it, so clients see code Unknown. */
-export function leaderTransferTimeoutError(): EtcdError {
-  return new EtcdError(GrpcCode.unknown, 'etcdserver: request timed out, leader transfer took too long');
-}
+/**
+ * etcd's ErrTimeoutLeaderTransfer, whose text lives in errors.ts with the others. An alias for the
+ * member, which is being split into parts; it can import errors.timeoutLeaderTransfer afterwards.
+ */
+export const leaderTransferTimeoutError = errors.timeoutLeaderTransfer;
 
 /** The checks etcd's ValidateConfigurationChange makes when a conf change is applied; undefined when it may be applied. */
 export function validateConfChange(

@@ -32,7 +32,8 @@ import { fetchLimit, shapeRangeResult } from './range-options.js';
 import { type ReadView, keySpan, rangeKeys } from './read-view.js';
 import { encodeRevision, type Revision } from './revision.js';
 import { TreeIndex } from './tree-index.js';
-import { choosePath, chosenOps, forEachChosenOp, isReadOnlyTxn, type TxnPath } from './txn-path.js';
+import { choosePath, chosenOps, forEachChosenOp, type TxnPath } from './txn-path.js';
+import { isTxnReadOnly } from '../api/txn-read-only.js';
 import { type MvccEvent, WriteTxn } from './write-txn.js';
 
 export type { MvccEvent } from './write-txn.js';
@@ -156,9 +157,9 @@ export class KvStore {
     return this.rangeIn(this.view, request);
   }
 
-  /** Runs a txn that only reads; writes must come through apply(). */
+  /** Runs a read-only txn; any other must come through apply(), as etcd proposes it. */
   txn(request: TxnRequest): TxnResult {
-    assert(!hasWrites(request), 'a txn with writes must be applied through Raft with apply()');
+    assert(isTxnReadOnly(request), 'a txn that is not read-only must be applied through Raft with apply()');
     const path = this.checkTxn(request, false);
     return this.runPath(request, path, this.view, undefined);
   }
@@ -304,7 +305,7 @@ export class KvStore {
   }
 
   private applyTxn(index: number, term: number, request: TxnRequest): ApplyOutcome {
-    const writes = !isReadOnlyTxn(request);
+    const writes = !isTxnReadOnly(request);
     const path = this.checkTxn(request, writes);
     if (!writes) {
       const result: ProposalResult = { type: 'txn', txn: this.runPath(request, path, this.view, undefined) };
@@ -417,10 +418,6 @@ export class KvStore {
 }
 
 /** True when a put or delete appears anywhere in the txn, nested txns included. */
-function hasWrites(txn: TxnRequest): boolean {
-  return [...txn.success, ...txn.failure].some((op) => op.type === 'put' || op.type === 'deleteRange' || (op.type === 'txn' && hasWrites(op.txn)));
-}
-
 function writable(tw: WriteTxn | undefined): WriteTxn {
   assert(tw !== undefined, 'a write op in a txn that runs read-only');
   return tw;

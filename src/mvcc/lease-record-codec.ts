@@ -5,7 +5,6 @@
  */
 
 import type { LeaseRecord } from './backend.js';
-import { assert } from '../lib/assert.js';
 import { protoReaderOf, pushVarint64 } from '../lib/protobuf.js';
 
 const tagId = 0x08;
@@ -18,11 +17,6 @@ export function encodeLeaseKey(id: bigint): Uint8Array {
   const bytes = new Uint8Array(leaseKeyBytes);
   new DataView(bytes.buffer).setBigUint64(0, BigInt.asUintN(64, id));
   return bytes;
-}
-
-export function decodeLeaseKey(bytes: Uint8Array): bigint {
-  assert(bytes.length === leaseKeyBytes, () => `a lease key has ${leaseKeyBytes} bytes, saw ${bytes.length}`);
-  return BigInt.asIntN(64, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0));
 }
 
 /** leasepb.Lease as gogoproto marshals it: fields in order, zero values left out. */

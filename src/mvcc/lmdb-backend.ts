@@ -19,7 +19,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { assert } from '../lib/assert.js';
-import { backendBatchIntervalMsDefault, backendBatchLimitDefault } from '../lib/limits.js';
+import { backendBatchIntervalMsDefault, backendBatchLimitDefault, backendDbBytesMax } from '../lib/limits.js';
 import { scratchBytes } from '../lib/scratch-bytes.js';
 import { decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from './lease-record-codec.js';
 import {
@@ -46,9 +46,6 @@ const metaKeys = {
 
 /** Batches written between two reads of LMDB's stats for sizeBytes(). */
 const sizeReadWritesMax = 256;
-
-/** LMDB's address space reservation; it is virtual memory, the file grows only as used. */
-const lmdbMapBytesDefault = 64 * 1024 * 1024 * 1024;
 
 export interface LmdbBackendOptions {
   /** Skip fsync of LMDB commits (the WAL covers crashes); defaults to true. */
@@ -185,7 +182,7 @@ export class LmdbBackend implements Backend {
       encoding: 'binary',
       keyEncoding: 'binary',
       noSync: options.noSync ?? true,
-      mapSize: lmdbMapBytesDefault,
+      mapSize: backendDbBytesMax,
     });
     const keyDb = root.openDB<Uint8Array, Uint8Array>({ name: 'key', encoding: 'binary', keyEncoding: 'binary' });
     const metaDb = root.openDB<Uint8Array, string>({ name: 'meta', encoding: 'binary' });

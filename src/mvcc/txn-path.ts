@@ -33,8 +33,3 @@ export function forEachChosenOp(txn: TxnRequest, path: TxnPath, visit: (op: Requ
     else visit(op);
   }
 }
-
-/** etcd's isTxnReadonly: only ranges in both branches; a nested txn counts as a write. */
-export function isReadOnlyTxn(txn: TxnRequest): boolean {
-  return txn.success.every((op) => op.type === 'range') && txn.failure.every((op) => op.type === 'range');
-}

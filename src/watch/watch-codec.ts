@@ -147,6 +147,11 @@ export function fragmentResponse(
 /** WatchResponse.watch_id is field 2, a varint: tag byte (2 << 3) | 0. */
 const watchIdTag = 0x10;
 /** Watch ids this encoder writes itself; others (negative ones a client chose) go through protobuf. */
+/** clientv3's InvalidWatchID: the watch id of responses not tied to one watcher. */
+export const invalidWatchId = -1;
+/** clientv3's AutoWatchID: a create request with this id asks the server to choose. */
+export const autoWatchId = 0;
+
 export const framedWatchIdMax = Number.MAX_SAFE_INTEGER;
 
 /** Bytes of the watch_id field for `watchId` (0 is omitted, as proto3 omits defaults). */

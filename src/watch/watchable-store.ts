@@ -16,7 +16,7 @@ import type { KeyValue } from '../api/types.js';
 import { assert } from '../lib/assert.js';
 import { keyToString } from '../lib/bytes.js';
 import type { MvccEvent } from '../mvcc/kv-store.js';
-import { syncBytesMaxDefault, syncEventsMaxDefault, watchersPerSyncMax } from './watch-limits.js';
+import { syncBytesMaxDefault, syncEventsMaxDefault, watchersPerSyncMax } from '../lib/limits.js';
 import { type WatchedSpan, WatcherGroup } from './watcher-group.js';
 
 /** Shared by every watcher without filters, so each needs no array of its own. */

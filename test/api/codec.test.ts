@@ -1,19 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { grpcMethods, keyValueToWire, loadProtos, streamingMethods } from '../../src/api/proto-wire.js';
 import {
-  grpcMethods,
   headerFromWire,
   keyValueFromWire,
-  keyValueToWire,
-  loadProtos,
   putRequestFromWire,
   rangeRequestFromWire,
-  streamingMethods,
   txnRequestFromWire,
   txnRequestToWire,
   txnResponseToWire,
   type WireTxnRequest,
-} from '../../src/api/proto-wire.js';
+} from '../support/kv-proto-wire.js';
 import { EtcdError } from '../../src/api/errors.js';
 import type { KeyValue, ResponseHeader, TxnRequest } from '../../src/api/types.js';
 

@@ -3,7 +3,6 @@
  * leases. Enough for etcdctl and the etcd3 client to put, get, delete, txn and compact.
  */
 import { errors } from '../../src/api/errors.js';
-import { isTxnReadOnly } from '../../src/api/validate.js';
 import type {
   Compare,
   DeleteRangeRequest,
@@ -30,6 +29,8 @@ const key = (bytes: Uint8Array) => Buffer.from(bytes).toString('latin1');
 export class FakeKv implements KvService {
   private readonly store = new Map<string, KeyValue>();
   private revision = 1;
+  /** Puts and deleted keys so far: a txn that changed nothing keeps the revision, as in etcd. */
+  private changes = 0;
   private compacted = 0;
   /** Set to make the next call fail with this error. */
   failNext: Error | undefined;
@@ -68,6 +69,7 @@ export class FakeKv implements KvService {
   private doPut(request: PutRequest, revision: number): PutResult {
     const previous = this.store.get(key(request.key));
     if ((request.ignoreValue || request.ignoreLease) && previous === undefined) throw errors.keyNotFound();
+    this.changes += 1;
     this.store.set(key(request.key), {
       key: request.key,
       value: request.ignoreValue ? previous!.value : request.value,
@@ -82,6 +84,7 @@ export class FakeKv implements KvService {
   private doDelete(request: DeleteRangeRequest): DeleteRangeResult {
     const victims = this.matching(request.key, request.rangeEnd);
     for (const kv of victims) this.store.delete(key(kv.key));
+    this.changes += victims.length;
     return { deleted: victims.length, prevKvs: request.prevKv ? victims : [] };
   }
 
@@ -145,12 +148,12 @@ export class FakeKv implements KvService {
     return { header: this.header(), result };
   }
 
-  /** Counts any txn with a write as one revision; good enough for a fake. */
+  /** A txn that changed anything takes one revision. */
   async txn(request: TxnRequest) {
     this.failIfAsked();
-    const writes = !isTxnReadOnly(request);
+    const changesBefore = this.changes;
     const result = this.applyTxn(request, this.revision + 1);
-    if (writes) this.revision += 1;
+    if (this.changes !== changesBefore) this.revision += 1;
     return { header: this.header(), result };
   }
 

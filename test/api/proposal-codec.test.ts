@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { Packr } from 'msgpackr';
 import { decodeProposal, encodeProposal, mayBeMemberAttributes, type Envelope } from '../../src/api/proposal-codec.js';
 import type { RequestOp } from '../../src/api/types.js';
 
@@ -53,6 +54,15 @@ test('other proposals stay msgpack, own their buffer, and decode as written', ()
   assert.notEqual(bytes[0], 0xf0);
   assert.equal(bytes.byteLength, bytes.buffer.byteLength);
   assert.deepEqual(decodeProposal(bytes), grant);
+});
+
+test('a put, txn or delete in msgpack is refused: they have one layout each, and msgpack is not it', () => {
+  const packr = new Packr({ useRecords: false, int64AsType: 'bigint' });
+  const deleteRange: Envelope = { origin, id: 6, body: { type: 'deleteRange', deleteRange: { key: Buffer.from('k'), rangeEnd: Buffer.alloc(0), prevKv: false } } };
+  const txn: Envelope = { origin, id: 7, body: { type: 'txn', txn: { compare: [], success: [], failure: [] } } };
+  for (const envelope of [put('k', 'v'), txn, deleteRange]) {
+    assert.throws(() => decodeProposal(new Uint8Array(packr.pack(envelope))), /in msgpack/);
+  }
 });
 
 test('a truncated put proposal is refused with what is wrong', () => {

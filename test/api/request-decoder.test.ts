@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
+import { loadProtos } from '../../src/api/proto-wire.js';
 import {
   deleteRangeRequestFromWire,
-  loadProtos,
   putRequestFromWire,
   rangeRequestFromWire,
   txnRequestFromWire,
@@ -12,7 +12,7 @@ import {
   type WirePutRequest,
   type WireRangeRequest,
   type WireTxnRequest,
-} from '../../src/api/proto-wire.js';
+} from '../support/kv-proto-wire.js';
 import { EtcdError } from '../../src/api/errors.js';
 import { decodeDeleteRangeRequest, decodePutRequest, decodeRangeRequest, decodeTxnRequest } from '../../src/api/request-decoder.js';
 import { encodeTxnRequest } from '../../src/api/request-encoder.js';

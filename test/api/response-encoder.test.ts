@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type * as grpc from '@grpc/grpc-js';
-import { deleteRangeResponseToWire, headerToWire, loadProtos, putResponseToWire, rangeResponseToWire, txnResponseToWire, type WireMessage } from '../../src/api/proto-wire.js';
+import { headerToWire, loadProtos, type WireMessage } from '../../src/api/proto-wire.js';
+import {
+  deleteRangeResponseToWire,
+  putResponseToWire,
+  rangeResponseToWire,
+  txnResponseToWire,
+} from '../support/kv-proto-wire.js';
 import { encodeDeleteRangeResponse, encodePutResponse, encodeRangeResponse, encodeTxnResponse } from '../../src/api/response-encoder.js';
 import type { KeyValue, ResponseHeader, TxnResult } from '../../src/api/types.js';
 

@@ -7,7 +7,6 @@ import {
   checkProposalSize,
   checkRangeRequest,
   checkTxnRequest,
-  isTxnReadOnly,
   proposalBytes,
 } from '../../src/api/validate.js';
 import { requestBytesDefault } from '../../src/lib/limits.js';
@@ -111,11 +110,5 @@ describe('request size', () => {
     assert.equal(proposalBytes(largestAccepted), requestBytesDefault);
     checkProposalSize(largestAccepted, requestBytesDefault);
     rejects(() => checkProposalSize(largestAccepted + 1, requestBytesDefault), 'etcdserver: request is too large');
-  });
-
-  test('a txn without writes anywhere is read-only', () => {
-    const range: RequestOp = { type: 'range', range: { key: bytes('a') } as never };
-    assert.equal(isTxnReadOnly(txn([range, nested([range])])), true);
-    assert.equal(isTxnReadOnly(txn([range], [nested([del('a')])])), false);
   });
 });

@@ -14,7 +14,8 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
-import { etcdHttp2ServerOptions, http2ServerOptions, serveGrpcConnection } from '../../actors/client/http2/server.js';
+import { etcdHttp2ServerOptions, http2ServerOptions } from '../../actors/client/http2/server-options.js';
+import { serveGrpcConnection } from '../../actors/client/http2/server.js';
 import { HeaderDecoder } from '../../src/http2/hpack.js';
 import { FrameFlag, FrameType, FrameWriter, Http2ErrorCode, Setting, http2Preface, pingStrikesAfter } from '../../src/http2/frames.js';
 import {

@@ -9,6 +9,9 @@ import { pino } from 'pino';
 import { listenClient, type ClientListener } from '../../actors/client/listener.js';
 import { createGrpcServer } from '../../actors/client/grpc/router.js';
 import { errors } from '../../src/api/errors.js';
+import { encodeTxnRequest } from '../../src/api/request-encoder.js';
+import { rangeRequestWith, type RequestOp, type TxnRequest } from '../../src/api/types.js';
+import { requestBytesDefault } from '../../src/lib/limits.js';
 import { FakeKv, fakeClusterId, fakeMemberId, fakeRaftTerm } from '../api/fake-kv.js';
 
 const run = promisify(execFile);
@@ -229,6 +232,16 @@ describe('malformed requests', () => {
     assert.deepEqual(response, { code: 13, details: 'grpc: error unmarshalling request: unexpected EOF' });
     const next = await rawUnary('/etcdserverpb.KV/Range', Buffer.from([0x0a, 0x01, 0x61]));
     assert.ok(Buffer.isBuffer(next));
+  });
+
+  test('a nested txn makes a txn a write, so it meets the size limit, as in etcd 3.4.23', async () => {
+    // Measured against etcd 3.4.23: the flat txn is served, the nested one is proposed and refused.
+    const range: RequestOp = { type: 'range', range: rangeRequestWith({ key: new Uint8Array(requestBytesDefault).fill(0x61) }) };
+    const flat: TxnRequest = { compare: [], success: [range], failure: [] };
+    const nested: TxnRequest = { compare: [], success: [{ type: 'txn', txn: flat }], failure: [] };
+    assert.ok(Buffer.isBuffer(await rawUnary('/etcdserverpb.KV/Txn', Buffer.from(encodeTxnRequest(flat)))));
+    const response = await rawUnary('/etcdserverpb.KV/Txn', Buffer.from(encodeTxnRequest(nested)));
+    assert.deepEqual(response, { code: 3, details: 'etcdserver: request is too large' });
   });
 
   test('a txn op with no request set is "key not found", as etcd says', async () => {

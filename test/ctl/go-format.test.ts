@@ -1,7 +1,8 @@
 /** Go formatting rules tsetcdctl reproduces, checked against values etcdctl was seen to print. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { goDurationString, goParseDuration, goParseInt, goQuote, goUnquote, humanizeBytes } from '../../ctl/go-format.js';
+import { goParseDuration, goParseInt, goQuote, goUnquote, humanizeBytes } from '../../ctl/go-format.js';
+import { goDurationString } from '../../src/lib/go-duration.js';
 import { tabwrite } from '../../ctl/usage.js';
 
 test('goQuote escapes like Go %q, keeping printable Unicode and spelling out invalid bytes', () => {

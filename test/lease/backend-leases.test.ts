@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { applyLeaseProposal } from '../../src/lease/apply.js';
 import { Lessor } from '../../src/lease/lessor.js';
-import { decodeLeaseKey, decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from '../../src/mvcc/lease-record-codec.js';
+import { decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from '../../src/mvcc/lease-record-codec.js';
 import { type Backend, type LeaseRecord, MemoryBackend } from '../../src/mvcc/backend.js';
 import { KvStore } from '../../src/mvcc/kv-store.js';
 import { LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
@@ -14,6 +14,12 @@ const tempDirs: string[] = [];
 after(() => {
   for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
+
+/** The inverse of encodeLeaseKey; the backend never reads lease keys back (records carry the ID). */
+function decodeLeaseKey(bytes: Uint8Array): bigint {
+  assert.equal(bytes.length, 8);
+  return BigInt.asIntN(64, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(0));
+}
 
 function scanAll(backend: Backend): LeaseRecord[] {
   const records: LeaseRecord[] = [];

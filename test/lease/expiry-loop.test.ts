@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { LeaseExpiryLoop } from '../../actors/client/grpc/lease-service.js';
 import { errors } from '../../src/api/errors.js';
-import { Lessor, leaseRevokesPendingMax } from '../../src/lease/lessor.js';
+import { Lessor } from '../../src/lease/lessor.js';
+import { leaseRevokesPendingMax } from '../../src/lib/limits.js';
 import { MemoryBackend } from '../../src/mvcc/backend.js';
 
 /** Lets every settled promise callback run. */

@@ -4,13 +4,8 @@ import { EtcdError } from '../../src/api/errors.js';
 import type { KeyValue } from '../../src/api/types.js';
 import { applyLeaseProposal, revokeTxn } from '../../src/lease/apply.js';
 import { LeaseIdGenerator, leaseIdAt } from '../../src/lease/lease-id.js';
-import {
-  Lessor,
-  leaseRevokeRatePerSecondMax,
-  leaseTtlSecondsMax,
-  minLeaseTtlSeconds,
-  promoteExtendMs,
-} from '../../src/lease/lessor.js';
+import { Lessor, minLeaseTtlSeconds, promoteExtendMs } from '../../src/lease/lessor.js';
+import { leaseRevokeRatePerSecondMax, leaseTtlSecondsMax } from '../../src/lib/limits.js';
 import { MemoryBackend } from '../../src/mvcc/backend.js';
 import { KvStore } from '../../src/mvcc/kv-store.js';
 

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { WebSocket } from 'ws';
 import { encodeFrame } from '../../src/raft/message-codec.js';
 import { MessageType } from '../../src/raft/types.js';
-import { peerStreamPath } from '../../actors/peer/ws-transport.js';
+import { peerStreamPath } from '../../actors/peer/ws-listener.js';
 import { appendMessage, clusterId, connectAll, heartbeat, sleep, snapshotMessage, startMember, waitFor } from './helpers.js';
 
 test('two members exchange batches, one frame per destination per send', async () => {

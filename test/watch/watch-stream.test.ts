@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { watchErrors } from '../../src/watch/watch-errors.js';
+import { watchCancelReasons } from '../../src/api/errors.js';
 import { EtcdctlWatch, RawWatch, waitUntil } from './clients.js';
 import { WatchTestHost } from './host.js';
 
@@ -139,8 +139,8 @@ describe('the Watch protocol', () => {
       await raw.waitFor((responses) => responses.length >= 3, 'three responses');
       const refusals = raw.responses.slice(1).map((response) => [response.watchId, response.created, response.canceled, response.cancelReason]);
       assert.deepEqual(refusals, [
-        ['-1', true, true, watchErrors.duplicateId],
-        ['-1', true, true, watchErrors.emptyRange],
+        ['-1', true, true, watchCancelReasons.duplicateId],
+        ['-1', true, true, watchCancelReasons.emptyRange],
       ]);
     } finally {
       raw.close();

@@ -8,11 +8,12 @@ import { EventEmitter } from 'node:events';
 import zlib from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import type { WireMessage } from '../../../src/api/proto-wire.js';
-import { EtcdError, GrpcCode } from '../../../src/api/errors.js';
+import { EtcdError, GrpcCode, grpcTexts } from '../../../src/api/errors.js';
+import { unexpectedEofText } from '../../../src/lib/protobuf.js';
 import { grpcFramePrefixBytes, writeFramePrefix } from '../../../src/http2/frames.js';
 import type { Logger } from '../../shared/logger.js';
 import type { UnaryContext, UnaryHandler } from './router.js';
-import type { Http2ServerStream } from '../http2/server.js';
+import type { Http2ServerStream } from '../http2/answer-writer.js';
 
 export interface GrpcUnaryRoute {
   kind: 'unary';
@@ -149,7 +150,7 @@ class MessageReader {
 const decompressors = new Set(['identity', 'gzip', 'deflate']);
 
 function tooLarge(length: number, limitBytes: number): CallStatus {
-  return new CallStatus(GrpcCode.resourceExhausted, `grpc: received message larger than max (${length} vs. ${limitBytes})`);
+  return new CallStatus(GrpcCode.resourceExhausted, grpcTexts.messageTooLarge(length, limitBytes));
 }
 
 /**
@@ -162,7 +163,7 @@ function decoded(route: GrpcRoute, payload: Buffer): WireMessage | CallStatus {
   } catch (error) {
     if (error instanceof EtcdError) return new CallStatus(error.code as number, error.message);
     const text = error instanceof Error ? error.message : String(error);
-    return new CallStatus(GrpcCode.internal, `grpc: error unmarshalling request: ${text.startsWith('index out of range') ? 'unexpected EOF' : text}`);
+    return new CallStatus(GrpcCode.internal, grpcTexts.unmarshalling(text.startsWith('index out of range') ? unexpectedEofText : text));
   }
 }
 
@@ -244,7 +245,7 @@ export class UnaryGrpcCall implements CallSide {
     const message = this.reader.next();
     if (message instanceof CallStatus) return this.fail(message);
     if (message === undefined || this.reader.buffered > 0) {
-      return this.fail(new CallStatus(GrpcCode.internal, 'grpc: error unmarshalling request: unexpected EOF'));
+      return this.fail(new CallStatus(GrpcCode.internal, grpcTexts.unmarshallingEof));
     }
     const request = decoded(this.route, message);
     if (request instanceof CallStatus) return this.fail(request);
@@ -389,7 +390,7 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
       if (this.finished) return;
     }
     if (!endStream) return;
-    if (!this.handlerStarted) return this.finishWith(new CallStatus(GrpcCode.internal, 'grpc: error unmarshalling request: unexpected EOF'));
+    if (!this.handlerStarted) return this.finishWith(new CallStatus(GrpcCode.internal, grpcTexts.unmarshallingEof));
     this.emit('end');
   }
 

@@ -7,14 +7,10 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { headerToWire, type WireMessage } from '../../../src/api/proto-wire.js';
-import { EtcdError, GrpcCode } from '../../../src/api/errors.js';
+import { errors, EtcdError, GrpcCode } from '../../../src/api/errors.js';
 import type { ResponseHeader } from '../../../src/api/types.js';
-import {
-  type LeaseTimeToLive,
-  leaseExpiryCheckIntervalMs,
-  leaseRevokesPendingMax,
-  leaseRevokesPerCheckMax,
-} from '../../../src/lease/lessor.js';
+import type { LeaseTimeToLive } from '../../../src/lease/lessor.js';
+import { leaseExpiryCheckIntervalMs, leaseRevokesPendingMax, leaseRevokesPerCheckMax } from '../../../src/lib/limits.js';
 import type { GrpcHandlers } from './router.js';
 import type { StreamHandler } from './router.js';
 
@@ -123,7 +119,7 @@ function keepAliveHandler(api: LeaseApi): StreamHandler {
     };
     call.on('data', (request: WireMessage) => {
       if (failed || call.cancelled) return;
-      if (++queued > keepAliveQueuedMax) return fail(new EtcdError(GrpcCode.resourceExhausted, 'etcdserver: too many requests'));
+      if (++queued > keepAliveQueuedMax) return fail(errors.tooManyRequests());
       const id = wireId(request.ID);
       chain = chain.then(async () => {
         queued--;

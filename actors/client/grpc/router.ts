@@ -27,8 +27,8 @@ import {
   checkPutRequest,
   checkRangeRequest,
   checkTxnRequest,
-  isTxnReadOnly,
 } from '../../../src/api/validate.js';
+import { isTxnReadOnly } from '../../../src/api/txn-read-only.js';
 import { grpcOverheadBytes, requestBytesDefault, txnOpsDefault } from '../../../src/lib/limits.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import type { GrpcRoute, GrpcRoutes, GrpcStreamCall } from './calls.js';

@@ -16,11 +16,25 @@ import type * as grpc from '@grpc/grpc-js';
 import { headerToWire, loadProtos, type WireMessage } from '../../../src/api/proto-wire.js';
 import type { ResponseHeader } from '../../../src/api/types.js';
 import { assert } from '../../../src/lib/assert.js';
-import { grpcOverheadBytes, requestBytesDefault } from '../../../src/lib/limits.js';
+import {
+  grpcOverheadBytes,
+  progressNotifyIntervalMsDefault,
+  progressNotifyIntervalMsMin,
+  requestBytesDefault,
+  streamQueuedBytesMax,
+  streamWriteBytesMax,
+  syncBytesMaxDefault,
+  syncEventsMaxDefault,
+  syncRetryIntervalMs,
+  victimRetryIntervalMs,
+} from '../../../src/lib/limits.js';
+import { watchCancelReasons } from '../../../src/api/errors.js';
 import { grpcFramePrefixBytes, writeFramePrefix } from '../../../src/http2/frames.js';
 import {
+  autoWatchId,
   fragmentResponse,
   framedWatchIdMax,
+  invalidWatchId,
   watchEventToWire,
   watchIdFieldBytes,
   watchRequestFromWire,
@@ -30,19 +44,6 @@ import {
   type WatchResponseFields,
   type WireWatchResponse,
 } from '../../../src/watch/watch-codec.js';
-import { watchErrors } from '../../../src/watch/watch-errors.js';
-import {
-  autoWatchId,
-  invalidWatchId,
-  progressNotifyIntervalMsDefault,
-  progressNotifyIntervalMsMin,
-  streamQueuedBytesMax,
-  streamWriteBytesMax,
-  syncBytesMaxDefault,
-  syncEventsMaxDefault,
-  syncRetryIntervalMs,
-  victimRetryIntervalMs,
-} from '../../../src/watch/watch-limits.js';
 import { type Watcher, type WatchableStore, type WatchEvent, type WatchResponse, watchSpan } from '../../../src/watch/watchable-store.js';
 import type { StreamHandler } from './router.js';
 import type { GrpcStreamCall } from './calls.js';
@@ -301,13 +302,13 @@ class WatchStream {
     const header = this.host.header();
     const refuse = (reason: string): void =>
       this.send(header, { watchId: invalidWatchId, created: true, canceled: true, cancelReason: reason });
-    if (watchSpan(request.key, request.rangeEnd) === undefined) return refuse(watchErrors.emptyRange);
+    if (watchSpan(request.key, request.rangeEnd) === undefined) return refuse(watchCancelReasons.emptyRange);
     let watchId = request.watchId;
     if (watchId === autoWatchId) {
       while (this.watchers.has(this.nextWatchId)) this.nextWatchId++;
       watchId = this.nextWatchId++;
     } else if (this.watchers.has(watchId)) {
-      return refuse(watchErrors.duplicateId);
+      return refuse(watchCancelReasons.duplicateId);
     }
     // "created" is queued before the watcher exists, so its events can only come after it.
     this.sendCreated(header, watchId);

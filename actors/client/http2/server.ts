@@ -10,12 +10,15 @@
  * flow-controlled. Streaming methods get a call object shaped like grpc-js's (see GrpcStreamCall),
  * which is what their handlers were written against. etcd's --max-concurrent-streams and
  * --grpc-keepalive-* flags act here as grpc-go's server options do (Http2ServerOptions).
+ *
+ * The connection is split by job: server-options.ts holds the SETTINGS and the options etcd's
+ * flags come to, answer-writer.ts the streams and everything written, and this file reads
+ * frames off the socket, starts calls and judges the client's PINGs (keepalive included).
  */
 import type { Duplex } from 'node:stream';
 import {
   FrameFlag,
   FrameType,
-  FrameWriter,
   Http2ConnectionError,
   Http2ErrorCode,
   Setting,
@@ -26,126 +29,27 @@ import {
   http2Preface,
   pingStrikesAfter,
   windowBytesMax,
-  grpcFramePrefixBytes,
-  writeFramePrefix,
 } from '../../../src/http2/frames.js';
-import {
-  grpcKeepaliveIntervalMsDefault,
-  grpcKeepaliveMinTimeMsDefault,
-  grpcKeepalivePolicyMinTimeMsDefault,
-  grpcKeepaliveTimeoutMsDefault,
-  grpcPingStrikesMax,
-  maxConcurrentStreamsDefault,
-} from '../../../src/lib/limits.js';
-import type { MemberConfig } from '../../../src/config/config.js';
+import { grpcPingStrikesMax } from '../../../src/lib/limits.js';
 import { HeaderDecoder, HpackError } from '../../../src/http2/hpack.js';
 import { GrpcCode } from '../../../src/api/errors.js';
-import { GrpcHeaderEncoder } from '../grpc/headers.js';
-import { GrpcStreamCall, UnaryGrpcCall, type CallSide, type GrpcRoute, type GrpcRoutes, type RequestHead } from '../grpc/calls.js';
+import { GrpcStreamCall, UnaryGrpcCall, type GrpcRoute, type GrpcRoutes, type RequestHead } from '../grpc/calls.js';
+import { Http2AnswerWriter, Http2ServerStream } from './answer-writer.js';
+import {
+  connectionReceiveWindowBytes,
+  etcdHttp2ServerOptions,
+  headerListBytesMax,
+  serverSettings,
+  streamReceiveWindowBytes,
+  type Http2ServerOptions,
+} from './server-options.js';
 
-/** What we let a client have in flight per stream before it waits for a WINDOW_UPDATE. */
-const streamReceiveWindowBytes = 1 << 20;
-/** And on the whole connection. */
-const connectionReceiveWindowBytes = 16 << 20;
-/** A header list larger than this (RFC 9113's count) is refused; grpc-go allows 16 MiB. */
-const headerListBytesMax = 1 << 20;
-/** Unanswered bytes a client may leave in the socket's queue before streaming writes wait. */
-const congestedBytesMax = 4 << 20;
-/**
- * A PING's ACK waits this long for an answer to ride along with. grpc-go clients send a PING on
- * each response they read (their BDP estimator), so with one call in flight every answer drew
- * a second socket write, and the client a second wake-up, just for the ACK.
- */
-const pingAckDelayMs = 5;
-/** Held ACKs beyond this many leave at once. */
-const pingAcksHeldMax = 16;
-/** After a GOAWAY, how long the client gets to read it before the socket is destroyed. */
-const goAwayLingerMs = 1_000;
 /** Node runs a setTimeout longer than this at once; longer keepalive waits are taken in steps. */
 const timerDelayMsMax = 2 ** 31 - 1;
 /** grpc-go's keepalive PING carries eight zero bytes. */
 const keepalivePingPayload = Buffer.alloc(8);
 /** RST_STREAM's payload for a stream over the concurrent-stream limit. */
 const refusedStreamPayload = Buffer.from([0, 0, 0, Http2ErrorCode.refusedStream]);
-
-/** What etcd's --max-concurrent-streams and --grpc-keepalive-* flags make grpc-go's server do. */
-export interface Http2ServerOptions {
-  /**
-   * Streams a client may have open at once; a HEADERS frame opening one more is refused with
-   * RST_STREAM REFUSED_STREAM. Announced in SETTINGS_MAX_CONCURRENT_STREAMS; 0 means no limit
-   * and no announcement, as in grpc-go.
-   */
-  maxConcurrentStreams: number;
-  /** A client with streams open that PINGs sooner than this after its last PING earns a strike. */
-  keepaliveMinTimeMs: number;
-  /** After this long without a frame from the client, the server PINGs it. */
-  keepaliveIntervalMs: number;
-  /** And closes the connection when nothing arrives this long after that PING. */
-  keepaliveTimeoutMs: number;
-}
-
-/** What etcd's defaults come to. */
-export const etcdHttp2ServerOptions: Readonly<Http2ServerOptions> = {
-  maxConcurrentStreams: maxConcurrentStreamsDefault,
-  keepaliveMinTimeMs: grpcKeepaliveMinTimeMsDefault,
-  keepaliveIntervalMs: grpcKeepaliveIntervalMsDefault,
-  keepaliveTimeoutMs: grpcKeepaliveTimeoutMsDefault,
-};
-
-type KeepaliveFlags = Pick<MemberConfig, 'maxConcurrentStreams' | 'grpcKeepaliveMinTimeMs' | 'grpcKeepaliveIntervalMs' | 'grpcKeepaliveTimeoutMs'>;
-
-/**
- * The server options etcd's flags come to. etcd passes grpc-go an enforcement policy only for a
- * --grpc-keepalive-min-time above 0, and keepalive parameters only when both the interval and
- * the timeout are above 0; without them grpc-go uses its own defaults, so 0 disables nothing.
- */
-export function http2ServerOptions(flags: KeepaliveFlags): Http2ServerOptions {
-  const pingsServer = flags.grpcKeepaliveIntervalMs > 0 && flags.grpcKeepaliveTimeoutMs > 0;
-  return {
-    maxConcurrentStreams: flags.maxConcurrentStreams,
-    keepaliveMinTimeMs: flags.grpcKeepaliveMinTimeMs > 0 ? flags.grpcKeepaliveMinTimeMs : grpcKeepalivePolicyMinTimeMsDefault,
-    keepaliveIntervalMs: pingsServer ? flags.grpcKeepaliveIntervalMs : grpcKeepaliveIntervalMsDefault,
-    keepaliveTimeoutMs: pingsServer ? flags.grpcKeepaliveTimeoutMs : grpcKeepaliveTimeoutMsDefault,
-  };
-}
-
-/** The server's first SETTINGS: grpc-go's, with our stream window and header list limit. */
-function serverSettings(maxConcurrentStreams: number): Buffer {
-  const settings: Array<[number, number]> = [
-    [Setting.initialWindowSize, streamReceiveWindowBytes],
-    [Setting.maxHeaderListSize, headerListBytesMax],
-  ];
-  if (maxConcurrentStreams > 0) settings.push([Setting.maxConcurrentStreams, maxConcurrentStreams]);
-  const payload = Buffer.alloc(6 * settings.length);
-  settings.forEach(([id, value], index) => {
-    payload.writeUInt16BE(id, 6 * index);
-    payload.writeUInt32BE(value, 6 * index + 2);
-  });
-  return payload;
-}
-
-/** One outbound item a stream could not send yet for want of flow-control window. */
-type Outbound = { kind: 'data'; bytes: Buffer; done?: () => void } | { kind: 'trailers'; code: number; message: string };
-
-/** A stream's HTTP/2 state; its call (unary or streaming) lives in `side`. */
-export class Http2ServerStream {
-  sendWindow: number;
-  receiveWindow = streamReceiveWindowBytes;
-  receiveUnacked = 0;
-  remoteClosed = false;
-  localClosed = false;
-  headersSent = false;
-  readonly pending: Outbound[] = [];
-  side: CallSide | undefined;
-
-  constructor(
-    readonly id: number,
-    readonly connection: Http2Connection,
-    sendWindow: number,
-  ) {
-    this.sendWindow = sendWindow;
-  }
-}
 
 /** Serves gRPC on a socket whose next bytes are the client's HTTP/2 connection preface. */
 export function serveGrpcConnection(
@@ -158,35 +62,18 @@ export function serveGrpcConnection(
   return connection;
 }
 
-export class Http2Connection {
-  readonly peer: string;
-  private readonly writer = new FrameWriter();
+/** A client connection: reads its frames and acts on each; answers go out through Http2AnswerWriter. */
+export class Http2Connection extends Http2AnswerWriter {
   private readonly decoder = new HeaderDecoder();
-  private readonly headers = new GrpcHeaderEncoder();
-  private readonly streams = new Map<number, Http2ServerStream>();
-  /** Streams with data waiting for window, and streaming calls waiting for 'drain'. */
-  private readonly blocked = new Set<Http2ServerStream>();
   private input: Buffer | undefined;
   private prefaceSeen = false;
-  private lastStreamId = 0;
   /** A header block still waiting for its CONTINUATION frames. */
   private headerBlock: { streamId: number; endStream: boolean; fragments: Buffer[]; bytes: number } | undefined;
   private peerInitialWindow = defaultWindowBytes;
-  private peerFrameBytes = defaultFrameBytes;
-  private sendWindow = defaultWindowBytes;
   private receiveWindow = connectionReceiveWindowBytes;
   private receiveUnacked = 0;
-  private flushScheduled = false;
-  /** PING payloads whose ACK waits for the next write (pingAckDelayMs at most). */
-  private readonly pingAcks: Buffer[] = [];
-  private pingAckTimer: NodeJS.Timeout | undefined;
-  private afterFlush: Array<() => void> = [];
-  congested = false;
-  private closed = false;
   /** Streams beyond this many are refused; 0 in the options means no limit. */
   private readonly streamsMax: number;
-  /** Whether HEADERS or DATA went out since the client's last PING: grpc-go then forgives it. */
-  private answeredSincePing = false;
   private pingStrikes = 0;
   private lastPingAtMs = -Infinity;
   /** When the last bytes arrived from the client (performance.now()), for the keepalive check. */
@@ -197,11 +84,11 @@ export class Http2Connection {
   private readonly keepaliveDueCallback = () => this.keepaliveDue();
 
   constructor(
-    private readonly socket: Duplex & { remoteAddress?: string; remotePort?: number },
-    readonly routes: GrpcRoutes,
+    socket: Duplex & { remoteAddress?: string; remotePort?: number },
+    routes: GrpcRoutes,
     private readonly options: Readonly<Http2ServerOptions> = etcdHttp2ServerOptions,
   ) {
-    this.peer = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
+    super(socket, routes);
     this.streamsMax = options.maxConcurrentStreams > 0 ? options.maxConcurrentStreams : Infinity;
   }
 
@@ -220,8 +107,6 @@ export class Http2Connection {
     this.socket.on('drain', () => this.drained());
     this.socket.resume();
   }
-
-  // ---- reading ----
 
   private receive(chunk: Buffer): void {
     if (this.closed) return;
@@ -445,160 +330,6 @@ export class Http2Connection {
     this.wakeIfWritable(stream);
   }
 
-  // ---- writing ----
-
-  /** A whole unary answer: headers, one message and trailers, in one go when the windows allow. */
-  respondUnary(stream: Http2ServerStream, message: Uint8Array): void {
-    if (stream.localClosed || this.closed) return;
-    const dataBytes = grpcFramePrefixBytes + message.length;
-    if (stream.headersSent || stream.pending.length > 0 || dataBytes > Math.min(this.sendWindow, stream.sendWindow, this.peerFrameBytes)) {
-      const framed = Buffer.allocUnsafe(dataBytes);
-      framed.set(message, writeFramePrefix(framed, 0, message.length));
-      this.sendHeaders(stream);
-      this.sendData(stream, framed);
-      this.sendTrailers(stream, 0, '');
-      return;
-    }
-    // Blocks are encoded only when they are written: the client's HPACK table follows wire order.
-    this.writer.frame(FrameType.headers, FrameFlag.endHeaders, stream.id, this.headers.responseHeaders());
-    this.writer.header(dataBytes, FrameType.data, 0, stream.id);
-    const { slab, at } = this.writer.reserve(dataBytes);
-    slab.set(message, writeFramePrefix(slab, at, message.length));
-    this.writer.frame(FrameType.headers, FrameFlag.endHeaders | FrameFlag.endStream, stream.id, this.headers.okTrailers());
-    this.sendWindow -= dataBytes;
-    stream.sendWindow -= dataBytes;
-    stream.headersSent = true;
-    this.answeredSincePing = true;
-    this.endLocal(stream);
-    this.scheduleFlush();
-  }
-
-  /** Response headers, once per stream, ahead of its first message. */
-  sendHeaders(stream: Http2ServerStream): void {
-    if (stream.headersSent || stream.localClosed || this.closed) return;
-    stream.headersSent = true;
-    this.answeredSincePing = true;
-    this.writer.frame(FrameType.headers, FrameFlag.endHeaders, stream.id, this.headers.responseHeaders());
-    this.scheduleFlush();
-  }
-
-  /** Prefixed message bytes; `done` runs once they have been handed to the socket. */
-  sendData(stream: Http2ServerStream, bytes: Buffer, done?: () => void): void {
-    if (stream.localClosed || this.closed) return;
-    stream.pending.push({ kind: 'data', bytes, done });
-    this.pump(stream);
-  }
-
-  /** Ends the stream with trailers carrying a status, after everything queued before them. */
-  sendTrailers(stream: Http2ServerStream, code: number, message: string): void {
-    if (stream.localClosed || this.closed) return;
-    stream.pending.push({ kind: 'trailers', code, message });
-    this.pump(stream);
-  }
-
-  /** A status with no message before it: one HEADERS frame that ends the stream. */
-  respondTrailersOnly(stream: Http2ServerStream, code: number, message: string, httpStatus = 200): void {
-    if (stream.localClosed || this.closed) return;
-    if (stream.headersSent) return this.sendTrailers(stream, code, message);
-    stream.headersSent = true;
-    this.answeredSincePing = true;
-    this.writer.frame(FrameType.headers, FrameFlag.endHeaders | FrameFlag.endStream, stream.id, this.headers.trailersOnly(code, message, httpStatus));
-    this.endLocal(stream);
-    this.scheduleFlush();
-  }
-
-  /** Whether a streaming call may write more now without queueing behind flow control. */
-  writable(stream: Http2ServerStream): boolean {
-    return stream.pending.length === 0 && !this.congested && !this.closed;
-  }
-
-  /** Asks to hear (through side.onWritable) when `stream` can take writes again. */
-  waitWritable(stream: Http2ServerStream): void {
-    this.blocked.add(stream);
-  }
-
-  resetStream(stream: Http2ServerStream, code: number): void {
-    if (this.closed) return;
-    const payload = Buffer.allocUnsafe(4);
-    payload.writeUInt32BE(code, 0);
-    this.writer.frame(FrameType.rstStream, 0, stream.id, payload);
-    this.forget(stream);
-    stream.side?.onReset();
-    this.scheduleFlush();
-  }
-
-  private pump(stream: Http2ServerStream): void {
-    while (stream.pending.length > 0 && !this.closed) {
-      const item = stream.pending[0]!;
-      if (item.kind === 'trailers') {
-        stream.pending.shift();
-        this.writer.frame(FrameType.headers, FrameFlag.endHeaders | FrameFlag.endStream, stream.id, this.headers.statusTrailers(item.code, item.message));
-        this.answeredSincePing = true;
-        this.endLocal(stream);
-        break;
-      }
-      if (this.congested && stream.side?.streaming === true) break;
-      const size = Math.min(item.bytes.length, this.sendWindow, stream.sendWindow, this.peerFrameBytes);
-      if (size <= 0) break;
-      this.answeredSincePing = true;
-      this.writer.header(size, FrameType.data, 0, stream.id);
-      this.writer.append(item.bytes.subarray(0, size));
-      this.sendWindow -= size;
-      stream.sendWindow -= size;
-      if (size < item.bytes.length) {
-        item.bytes = item.bytes.subarray(size);
-        continue;
-      }
-      stream.pending.shift();
-      if (item.done !== undefined) this.afterFlush.push(item.done);
-    }
-    if (stream.pending.length > 0) this.blocked.add(stream);
-    this.scheduleFlush();
-  }
-
-  private pumpBlocked(): void {
-    for (const stream of this.blocked) {
-      if (stream.pending.length > 0) this.pump(stream);
-      this.wakeIfWritable(stream);
-    }
-  }
-
-  /** Tells a blocked stream's call it may write again once its queue has gone out. */
-  private wakeIfWritable(stream: Http2ServerStream): void {
-    if (stream.pending.length > 0 || this.congested || !this.blocked.delete(stream)) return;
-    stream.side?.onWritable();
-  }
-
-  /** Our side is done; a client still sending is told to stop (RFC 9113, 8.1). */
-  private endLocal(stream: Http2ServerStream): void {
-    stream.localClosed = true;
-    stream.pending.length = 0;
-    if (!stream.remoteClosed) {
-      const payload = Buffer.alloc(4);
-      this.writer.frame(FrameType.rstStream, 0, stream.id, payload);
-      stream.remoteClosed = true;
-    }
-    this.retireIfDone(stream);
-  }
-
-  private retireIfDone(stream: Http2ServerStream): void {
-    if (stream.localClosed && stream.remoteClosed) this.forget(stream);
-  }
-
-  private forget(stream: Http2ServerStream): void {
-    stream.localClosed = true;
-    stream.remoteClosed = true;
-    stream.pending.length = 0;
-    this.streams.delete(stream.id);
-    this.blocked.delete(stream);
-  }
-
-  private writeWindowUpdate(streamId: number, increment: number): void {
-    const payload = Buffer.allocUnsafe(4);
-    payload.writeUInt32BE(increment, 0);
-    this.writer.frame(FrameType.windowUpdate, 0, streamId, payload);
-  }
-
   /** ACKs a client's PING and judges it as grpc-go's keepalive enforcement does. */
   private clientPing(payload: Buffer): void {
     this.holdPingAck(payload);
@@ -607,23 +338,6 @@ export class Http2Connection {
     this.lastPingAtMs = nowMs;
     this.answeredSincePing = false;
     if (this.pingStrikes > grpcPingStrikesMax) throw new Http2ConnectionError(Http2ErrorCode.enhanceYourCalm, 'too_many_pings');
-  }
-
-  private holdPingAck(payload: Buffer): void {
-    this.pingAcks.push(Buffer.from(payload));
-    if (this.pingAcks.length > pingAcksHeldMax) return this.writePingAcks();
-    this.pingAckTimer ??= setTimeout(() => {
-      this.pingAckTimer = undefined;
-      this.writePingAcks();
-      this.flush();
-    }, pingAckDelayMs);
-  }
-
-  private writePingAcks(): void {
-    for (const payload of this.pingAcks) this.writer.frame(FrameType.ping, FrameFlag.ack, 0, payload);
-    this.pingAcks.length = 0;
-    clearTimeout(this.pingAckTimer);
-    this.pingAckTimer = undefined;
   }
 
   private armKeepalive(delayMs: number): void {
@@ -664,63 +378,10 @@ export class Http2Connection {
     this.shutDown();
   }
 
-  private scheduleFlush(): void {
-    if (this.flushScheduled || this.closed) return;
-    this.flushScheduled = true;
-    setImmediate(() => this.flush());
-  }
-
-  private flush(): void {
-    this.flushScheduled = false;
-    if (this.closed || this.writer.bytes === 0) return;
-    if (this.pingAcks.length > 0) this.writePingAcks();
-    const pieces = this.writer.take();
-    const callbacks = this.afterFlush;
-    this.afterFlush = [];
-    const done = callbacks.length === 0 ? undefined : () => callbacks.forEach((callback) => callback());
-    if (pieces.length === 1) this.socket.write(pieces[0], done);
-    else {
-      this.socket.cork();
-      pieces.forEach((piece, index) => this.socket.write(piece, index === pieces.length - 1 ? done : undefined));
-      this.socket.uncork();
-    }
-    if (this.socket.writableLength > congestedBytesMax) this.congested = true;
-  }
-
-  private drained(): void {
-    if (!this.congested || this.socket.writableLength > congestedBytesMax) return;
-    this.congested = false;
-    this.pumpBlocked();
-  }
-
-  /** A connection error: GOAWAY with the last stream we saw, then the connection ends. */
-  goAway(code: number, reason: string): void {
-    if (this.closed) return;
-    // ACKs held for a later write go first: grpc-go ACKs the PING that earns GOAWAY too_many_pings.
-    if (this.pingAcks.length > 0) this.writePingAcks();
-    const debug = Buffer.from(reason, 'utf8');
-    const payload = Buffer.allocUnsafe(8 + debug.length);
-    payload.writeUInt32BE(this.lastStreamId, 0);
-    payload.writeUInt32BE(code, 4);
-    debug.copy(payload, 8);
-    this.writer.frame(FrameType.goaway, 0, 0, payload);
-    this.flush();
-    this.socket.end();
-    // A client that never closes its side is not waited for.
-    setTimeout(() => this.socket.destroy(), goAwayLingerMs).unref();
-    this.routes.logger.warn({ peer: this.peer, code, reason }, 'closed a client connection after an HTTP/2 protocol error');
-    this.shutDown();
-  }
-
-  private shutDown(): void {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.pingAckTimer);
+  /** The keepalive timer goes with the connection. */
+  protected override shutDown(): void {
     clearTimeout(this.keepaliveTimer);
-    const streams = [...this.streams.values()];
-    this.streams.clear();
-    this.blocked.clear();
-    for (const stream of streams) stream.side?.onReset();
+    super.shutDown();
   }
 }
 
