@@ -99,6 +99,11 @@ export class MemberLifecycle {
     return stopRequested(this.snapshot);
   }
 
+  /** True while the member steps Raft messages: neither removed, failed nor stopping. */
+  get acceptsRaftMessages(): boolean {
+    return this.snapshot.value === 'starting' || this.snapshot.value === 'serving';
+  }
+
   get fatalError(): Error | undefined {
     return this.snapshot.context.fatalError;
   }
