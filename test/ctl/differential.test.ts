@@ -12,7 +12,7 @@ import { Member } from '../support/member.js';
 import { etcdCommand, etcdctlBinaryPath } from '../support/sut.js';
 import { ctlCases, type CtlCase } from './cases.js';
 
-const compiledMain = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'actors', 'ctl', 'main.js');
+const compiledMain = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ctl', 'main.js');
 const loader = `import(${JSON.stringify(compiledMain)}).then((m) => m.run(process.argv.slice(1)))`;
 
 /** What varies between two members (and two runs) without being a difference in behaviour. */

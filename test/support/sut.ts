@@ -32,10 +32,12 @@ export function sutCommand(env: NodeJS.ProcessEnv = process.env): SutLookup {
   if (override !== undefined && override !== '') return { command: commandFromString(override) };
   const root = packageRoot();
   const launcher = join(root, 'bin', 'tsetcd.js');
-  const compiledMain = join(root, 'dist', 'actors', 'main.js');
+  const compiledMain = join(root, 'dist', 'actors', 'supervisor', 'main.js');
+  // A missing build is an error, not a skip: these tests run from the build, so a launcher that
+  // points at a moved entry point would otherwise skip every test that starts a member.
   for (const required of [launcher, compiledMain]) {
     if (!existsSync(required)) {
-      return { skipReason: `tsetcd is not built yet: ${required} is missing (set TSETCD_CMD to test another binary)` };
+      throw new Error(`tsetcd is not built: ${required} is missing (run npm run build, or set TSETCD_CMD to test another binary)`);
     }
   }
   return { command: { label: 'tsetcd', command: process.execPath, args: [launcher] } };
