@@ -1,0 +1,127 @@
+/**
+ * etcd's apply.go: committed entries, in log order, applied to the MVCC store and the lessor
+ * (proposals), to the membership (conf changes and member attributes), and answered to the
+ * proposal waiting on each. It owns the applied index, which moves by exactly one per entry, or
+ * jumps to the index of an installed snapshot; Raft's Ready handling (raft-loop.ts) calls it once
+ * an entry is durable, and nothing else writes the applied state.
+ */
+import { errors, EtcdError } from '../../src/api/errors.js';
+import { decodeProposal, mayBeMemberAttributes } from '../../src/api/proposal-codec.js';
+import type { ProposalResult } from '../../src/api/types.js';
+import { applyLeaseProposal } from '../../src/lease/apply.js';
+import { assert } from '../../src/lib/assert.js';
+import type { ProposalWaiters } from '../../src/server/proposal-waiters.js';
+import { type Entry, EntryType, RaftRole } from '../../src/raft/types.js';
+import type { RawNode } from '../../machines/raw-node.js';
+import { leaseClockMs } from './clock.js';
+import type { KeySpace } from './key-space.js';
+import type { Membership } from './membership.js';
+
+/** What a proposal's waiter learns once its entry is applied. */
+export interface Applied {
+  result: ProposalResult;
+  /** The store's revision right after this entry was applied (its response header's revision). */
+  revision: number;
+}
+
+/** What the applier needs from the rest of the member, each given at construction. */
+export interface ApplierParts {
+  memberId: bigint;
+  keySpace: Pick<KeySpace, 'store' | 'lessor'>;
+  proposals: ProposalWaiters<Applied>;
+  membership: Pick<Membership, 'applyConfChange' | 'applyMemberAttributes'>;
+  raft: Pick<RawNode, 'status'>;
+  /** How long a new leader's lessor extends every lease when it starts timing them. */
+  promoteExtendMs: number;
+}
+
+export class Applier {
+  private applied: number;
+
+  /** `appliedIndex`: the last entry the state already holds (the snapshot's, or 0). */
+  constructor(
+    private readonly parts: ApplierParts,
+    appliedIndex: number,
+  ) {
+    assert(Number.isSafeInteger(appliedIndex) && appliedIndex >= 0, () => `the applied index starts at a non-negative integer, not ${appliedIndex}`);
+    this.applied = appliedIndex;
+  }
+
+  /** The index of the last entry applied. */
+  get index(): number {
+    return this.applied;
+  }
+
+  /** Applies committed entries in order; each must follow the last one applied. */
+  applyEntries(entries: readonly Entry[]): void {
+    const { store } = this.parts.keySpace;
+    for (const entry of entries) {
+      assert(entry.index === this.applied + 1, () => `applying entry ${entry.index} right after entry ${this.applied}; entries apply one index at a time`);
+      if (entry.type === EntryType.normal && entry.data.length > 0) {
+        this.applyProposal(entry);
+      } else {
+        if (entry.type === EntryType.confChange) this.parts.membership.applyConfChange(entry);
+        if (entry.type === EntryType.normal) this.promoteLessorIfLeading(entry);
+        // Entries that do not touch the key space still move the applied index, so a restart
+        // does not replay them into the store.
+        if (entry.index > store.consistentIndex) store.recordApplied(entry.index, entry.term);
+      }
+      this.applied = entry.index;
+    }
+  }
+
+  /** The state now holds everything up to an installed snapshot's index. */
+  jumpTo(snapshotIndex: number): void {
+    assert(snapshotIndex > this.applied, () => `a snapshot at index ${snapshotIndex} installed over applied index ${this.applied}; a snapshot only moves forward`);
+    this.applied = snapshotIndex;
+  }
+
+  /** A member that stops leading stops timing leases; the next leader's lessor takes over. */
+  leadershipChanged(role: RaftRole): void {
+    const { lessor } = this.parts.keySpace;
+    if (role !== RaftRole.leader && lessor.isPrimary) lessor.demote();
+  }
+
+  /** A new leader's empty entry, once applied, is where its lessor starts timing leases (as etcd). */
+  private promoteLessorIfLeading(entry: Entry): void {
+    const { lessor } = this.parts.keySpace;
+    const raftStatus = this.parts.raft.status();
+    if (raftStatus.role !== RaftRole.leader || entry.term !== raftStatus.term || lessor.isPrimary) return;
+    lessor.promote(leaseClockMs(), this.parts.promoteExtendMs);
+  }
+
+  private applyProposal(entry: Entry): void {
+    const { store, lessor } = this.parts.keySpace;
+    const { proposals } = this.parts;
+    // An entry replayed after a restart that the store already holds changes nothing, and nobody
+    // waits for it; only member attributes, which live with the membership, are applied again.
+    // Skipping the decode keeps a restart over a long WAL tail short.
+    if (entry.index <= store.consistentIndex && proposals.size === 0 && !mayBeMemberAttributes(entry.data)) return;
+    const envelope = decodeProposal(entry.data);
+    const waiter = envelope.origin === this.parts.memberId ? proposals.take(envelope.id) : undefined;
+    const body = envelope.body;
+    // Member attributes live with the membership, not in the backend: replayed entries set them again.
+    if (body.type === 'memberAttributes') this.parts.membership.applyMemberAttributes(body.memberAttributes);
+    if (entry.index <= store.consistentIndex) {
+      waiter?.reject(errors.stopped());
+      return;
+    }
+    let result: ProposalResult;
+    try {
+      if (body.type === 'memberAttributes') {
+        store.recordApplied(entry.index, entry.term);
+        result = { type: 'memberAttributes' };
+      } else {
+        result =
+          body.type === 'leaseGrant' || body.type === 'leaseRevoke' || body.type === 'leaseCheckpoint'
+            ? applyLeaseProposal(lessor, store, entry, body, leaseClockMs())
+            : store.apply(entry.index, entry.term, body);
+      }
+    } catch (error) {
+      if (!(error instanceof EtcdError)) throw error;
+      waiter?.reject(error);
+      return;
+    }
+    waiter?.resolve({ result, revision: store.currentRevision });
+  }
+}

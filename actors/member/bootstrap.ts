@@ -1,0 +1,210 @@
+/**
+ * Opening a member's data dir, as etcd's bootstrap does: the WAL (read by its own thread while the
+ * backend is opened here), the snapshot it names, the in-memory Raft log rebuilt from both, the
+ * key space, the Raft node and the peer transport. A new cluster's first entries are written
+ * here; a member joining a running cluster (--initial-cluster-state existing) first learns its
+ * identity from the members. Everything opened is handed to member.ts, which builds the parts.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MessagePort, Worker } from 'node:worker_threads';
+import type { MemberConfig } from '../../src/config/config.js';
+import { encodeMemberContext, sameUrls, type ClusterMember } from '../../src/membership/cluster-member.js';
+import { clusterIdFor, formatId, memberIdFor } from '../../src/membership/ids.js';
+import { ConfChangeType, encodeConfChange } from '../../src/raft/conf-change.js';
+import { MemoryStorage } from '../../src/raft/storage.js';
+import { type Entry, EntryType, type HardState } from '../../src/raft/types.js';
+import { decodeMembership, loadSnapFile, type SnapshotMembership } from '../../src/snap/snap-file.js';
+import { Wal } from '../../src/wal/wal.js';
+import { RawNode } from '../../machines/raw-node.js';
+import type { RaftTransport } from '../peer/links.js';
+import { MessagePortTransport } from '../peer/port-transport.js';
+import { fetchClusterFromPeers, PeerTransport } from '../peer/ws-transport.js';
+import type { Logger } from '../shared/logger.js';
+import { WalClient } from '../wal/client.js';
+import { electionTicksFor } from './clock.js';
+import { KeySpace } from './key-space.js';
+import { recoverSnapshotInstall, snapshotInstallPending } from './snapshot-install.js';
+
+/** Rounds of asking the --initial-cluster peers for the member list when joining. */
+const joinFetchAttemptsMax = 10;
+/** Pause between those rounds, and each request's timeout. */
+const joinFetchRetryMs = 500;
+const joinFetchTimeoutMs = 1_000;
+
+/** The identity a member runs with, decided at bootstrap and kept in the WAL metadata. */
+export interface MemberIdentity {
+  memberId: bigint;
+  clusterId: bigint;
+}
+
+export interface MemberPaths {
+  memberDir: string;
+  walDir: string;
+  snapDir: string;
+  backendPath: string;
+}
+
+/** etcd's on-disk layout: <data-dir>/member/{wal,snap/db}. */
+export function memberPaths(config: MemberConfig): MemberPaths {
+  const memberDir = join(config.dataDir, 'member');
+  return {
+    memberDir,
+    walDir: config.walDir || join(memberDir, 'wal'),
+    snapDir: join(memberDir, 'snap'),
+    backendPath: join(memberDir, 'snap', 'db'),
+  };
+}
+
+/** Everything a started member is built from; the transport is created but not started. */
+export interface OpenedMember {
+  paths: MemberPaths;
+  identity: MemberIdentity;
+  electionTicks: number;
+  wal: WalClient;
+  storage: MemoryStorage;
+  raft: RawNode;
+  keySpace: KeySpace;
+  transport: RaftTransport<unknown>;
+  /** The membership the WAL's snapshot records, when there is a snapshot. */
+  snapshotMembership: SnapshotMembership | undefined;
+  snapshotIndex: number;
+  /** The members a joining member was told of; it talks to them until its log names them. */
+  joinPeers: ClusterMember[];
+  /** The line to log once the member runs: how it started and from what. */
+  startLog: { fields: Record<string, unknown>; message: string };
+}
+
+/** Opens (or bootstraps, or joins) the member's data dir; nothing runs yet. */
+export async function openMember(config: MemberConfig, logger: Logger, peerPorts?: Map<bigint, MessagePort>, walThread?: Worker): Promise<OpenedMember> {
+  const paths = memberPaths(config);
+  mkdirSync(join(paths.memberDir, 'snap'), { recursive: true });
+  const initialMembers = initialClusterMembers(config);
+  // A member joining a running cluster learns its ID and the cluster's from the members (etcd's
+  // --initial-cluster-state existing); its log then comes from the leader, not from bootstrap.
+  const joined = !Wal.exists(paths.walDir) && config.initialClusterState === 'existing' ? await joinExistingCluster(config, logger) : undefined;
+  const self = config.initialCluster.find((member) => member.name === config.name);
+  const bootIdentity: MemberIdentity = joined?.identity ?? {
+    memberId: memberIdFor(self?.peerUrls ?? config.initialAdvertisePeerUrls, config.initialClusterToken),
+    clusterId: clusterIdFor(initialMembers.map((member) => member.id)),
+  };
+  const walOpening = WalClient.open(paths.walDir, {
+    metadata: bootIdentity,
+    log: (message: string) => logger.warn({ 'wal-dir': paths.walDir }, message),
+    thread: walThread,
+  });
+  // The key space is rebuilt from the backend here while the WAL thread reads the log, unless a
+  // received snapshot database waits to be installed: the WAL's snapshot decides that first.
+  walOpening.catch(() => undefined); // its error is thrown by the await below
+  const electionTicks = electionTicksFor(config);
+  let keySpace = snapshotInstallPending(paths.snapDir) ? undefined : KeySpace.open(paths.backendPath, config, electionTicks);
+  const { client: wal, state, created: fresh } = await walOpening;
+  const identity: MemberIdentity = fresh ? bootIdentity : { memberId: state.metadata.memberId, clusterId: state.metadata.clusterId };
+  const storage = new MemoryStorage();
+  const snapshot = state.snapshot.index > 0 ? loadSnapFile(paths.snapDir, state.snapshot.term, state.snapshot.index) : undefined;
+  if (snapshot !== undefined) storage.applySnapshot(snapshot);
+  storage.setHardState(state.hardState);
+  storage.append(state.entries);
+  if (fresh && joined === undefined) await bootstrapLog(wal, storage, initialMembers);
+  for (const step of recoverSnapshotInstall(paths.snapDir, paths.backendPath, state.snapshot.index)) logger.warn({ 'snap-dir': paths.snapDir }, step);
+  keySpace ??= KeySpace.open(paths.backendPath, config, electionTicks);
+  const orphans = keySpace.lessor.recoverAttachments(keySpace.store.takeRestoredLeases());
+  if (orphans > 0) logger.warn({ keys: orphans }, 'keys name leases that no longer exist');
+  return {
+    paths,
+    identity,
+    electionTicks,
+    wal,
+    storage,
+    raft: createRaftNode(config, identity, storage, electionTicks),
+    keySpace,
+    transport: createTransport(config, identity, logger, peerPorts),
+    snapshotMembership: snapshot === undefined ? undefined : decodeMembership(snapshot.data, 'snapshot'),
+    snapshotIndex: state.snapshot.index,
+    joinPeers: joined?.peers ?? [],
+    startLog: {
+      fields: {
+        'local-member-id': formatId(identity.memberId),
+        'cluster-id': formatId(identity.clusterId),
+        'data-dir': config.dataDir,
+        'wal-entries': state.entries.length,
+        'backend-consistent-index': keySpace.store.consistentIndex,
+        'backend-revision': keySpace.store.currentRevision,
+      },
+      message: joined !== undefined ? 'joining an existing cluster' : fresh ? 'starting a new member' : 'restarting member',
+    },
+  };
+}
+
+/** The members --initial-cluster names, with IDs hashed from their peer URLs and the cluster token. */
+function initialClusterMembers(config: MemberConfig): ClusterMember[] {
+  return config.initialCluster.map((member) => ({
+    id: memberIdFor(member.peerUrls, config.initialClusterToken),
+    name: member.name,
+    peerUrls: member.peerUrls,
+    clientUrls: member.name === config.name ? config.advertiseClientUrls : [],
+    isLearner: false,
+  }));
+}
+
+function createRaftNode(config: MemberConfig, identity: MemberIdentity, storage: MemoryStorage, electionTicks: number): RawNode {
+  return new RawNode({
+    id: identity.memberId,
+    electionTicks,
+    heartbeatTicks: 1,
+    storage,
+    // Conf changes live in the log: re-apply everything after the snapshot, the store skips
+    // entries it already holds (its consistent index).
+    appliedIndex: storage.firstIndex() - 1,
+    preVote: config.preVote,
+    checkQuorum: true,
+    maxEntriesPerMessage: 4096,
+    maxInflightMessages: 256,
+    seed: Number(identity.memberId & 0xffffffffn),
+  });
+}
+
+/** Members in one process talk over MessagePorts with the same frames; others over ws/wss. */
+function createTransport(config: MemberConfig, identity: MemberIdentity, logger: Logger, peerPorts: Map<bigint, MessagePort> | undefined): RaftTransport<unknown> {
+  if (peerPorts !== undefined) {
+    return new MessagePortTransport({ localId: identity.memberId, clusterId: identity.clusterId, log: logger }) as RaftTransport<unknown>;
+  }
+  const options = { localId: identity.memberId, clusterId: identity.clusterId, listenUrls: config.listenPeerUrls, tls: config.peerTls, log: logger };
+  return new PeerTransport(options) as RaftTransport<unknown>;
+}
+
+/** etcd's join: the members named in --initial-cluster (other than this one) tell who this member is. */
+async function joinExistingCluster(config: MemberConfig, logger: Logger): Promise<{ identity: MemberIdentity; peers: ClusterMember[] }> {
+  const ownUrls = config.initialCluster.find((member) => member.name === config.name)?.peerUrls ?? config.initialAdvertisePeerUrls;
+  const peerUrls = config.initialCluster.filter((member) => member.name !== config.name).flatMap((member) => member.peerUrls);
+  let failures: string[] = ['no peer URLs in --initial-cluster besides this member'];
+  for (let attempt = 0; attempt < joinFetchAttemptsMax && peerUrls.length > 0; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, joinFetchRetryMs));
+    const fetched = await fetchClusterFromPeers(peerUrls, joinFetchTimeoutMs, config.peerTls);
+    if ('failures' in fetched) {
+      failures = fetched.failures;
+      continue;
+    }
+    const self = fetched.members.find((member) => sameUrls(member.peerUrls, ownUrls));
+    if (self === undefined) {
+      throw new Error(`error validating peerURLs: member with peer URLs ${ownUrls.join(',')} is not in the cluster's member list from ${fetched.from} (add it with member add first)`);
+    }
+    logger.info({ 'local-member-id': formatId(self.id), 'cluster-id': formatId(fetched.clusterId), from: fetched.from }, 'learned identity from the existing cluster');
+    return { identity: { memberId: self.id, clusterId: fetched.clusterId }, peers: fetched.members.filter((member) => member.id !== self.id) };
+  }
+  throw new Error(`cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs (${failures.join('; ')})`);
+}
+
+/** A new cluster's first entries: one committed AddNode per initial member, as etcd bootstraps. */
+async function bootstrapLog(wal: WalClient, storage: MemoryStorage, members: ClusterMember[]): Promise<void> {
+  const entries: Entry[] = members.map((member, position) => ({
+    term: 1,
+    index: position + 1,
+    type: EntryType.confChange,
+    data: encodeConfChange({ type: ConfChangeType.addNode, nodeId: member.id, context: encodeMemberContext(member) }),
+  }));
+  const hardState: HardState = { term: 1, vote: 0n, commit: entries.length };
+  await wal.append(entries, hardState);
+  storage.append(entries);
+  storage.setHardState(hardState);
+}

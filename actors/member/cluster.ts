@@ -1,0 +1,187 @@
+/**
+ * Reconfiguration requests, as etcd's server serves Cluster and MoveLeader: add, remove, update
+ * and promote members (a conf change proposed and waited on until applied, or refused, or timed
+ * out), hand leadership to another member, and publish this member's name and client URLs through
+ * Raft. A follower forwards a promotion to the leader, which alone knows whether the learner
+ * caught up. The membership these change is kept by membership.ts, which applies the entries.
+ */
+import { errors } from '../../src/api/errors.js';
+import type { MemberConfig } from '../../src/config/config.js';
+import { encodeMemberContext, membersFromPeerJson, validPeerUrls, type ClusterMember } from '../../src/membership/cluster-member.js';
+import { formatId, memberIdFor } from '../../src/membership/ids.js';
+import {
+  connectedToAllVoters,
+  leaderTransferTimeoutError,
+  learnerInSync,
+  readyToAddVoter,
+  readyToPromote,
+  readyToRemoveVoter,
+  removeKeepsActiveQuorum,
+} from '../../src/membership/reconfig.js';
+import { type ConfChange, ConfChangeType } from '../../src/raft/conf-change.js';
+import { RaftRole } from '../../src/raft/types.js';
+import type { Waiters } from '../../src/server/waiters.js';
+import type { MemberLifecycle } from '../../machines/member-lifecycle.js';
+import type { RawNode } from '../../machines/raw-node.js';
+import { peerApiPaths, promoteRefusal } from '../peer/api.js';
+import type { RaftTransport } from '../peer/links.js';
+import type { Logger } from '../shared/logger.js';
+import { pause, requestTimeoutMs } from './clock.js';
+import type { Membership } from './membership.js';
+import type { RaftLoop } from './raft-loop.js';
+
+/** MoveLeader waits at most this many election timeouts for the transferee to lead. */
+const leaderTransferTimeoutsMax = 3;
+
+/** What reconfiguration needs from the rest of the member, each given at construction. */
+export interface ClusterParts {
+  config: MemberConfig;
+  memberId: bigint;
+  membership: Pick<Membership, 'all' | 'memberList' | 'connectedLongEnough' | 'isActive'>;
+  raft: Pick<RawNode, 'status'>;
+  loop: Pick<RaftLoop, 'propose' | 'proposeConfChange' | 'transferLeader'>;
+  /** Conf changes proposed here, by ConfChange ID; membership.ts answers them once applied. */
+  confChangeWaiters: Waiters<bigint, ClusterMember[]>;
+  transport: Pick<RaftTransport<unknown>, 'call'>;
+  lifecycle: MemberLifecycle;
+  logger: Logger;
+}
+
+export class Cluster {
+  private confChangeSeq = 0;
+
+  constructor(private readonly parts: ClusterParts) {}
+
+  isLeader(): boolean {
+    return this.parts.raft.status().role === RaftRole.leader;
+  }
+
+  /** Cluster.MemberAdd: a new member (or learner) with these peer URLs and an ID hashed from them and the time. */
+  async addMember(peerUrls: string[], isLearner: boolean): Promise<{ member: ClusterMember; members: ClusterMember[] }> {
+    if (!validPeerUrls(peerUrls)) throw errors.memberBadUrls();
+    const { membership } = this.parts;
+    const urls = [...peerUrls].sort();
+    const member: ClusterMember = { id: memberIdFor(urls, '', Date.now() / 1000), name: '', peerUrls: urls, clientUrls: [], isLearner };
+    if (this.parts.config.strictReconfigCheck) {
+      if (!isLearner && !readyToAddVoter(membership.all)) throw errors.memberNotEnoughStarted();
+      if (!connectedToAllVoters(membership.all, (id) => membership.connectedLongEnough(id))) throw errors.unhealthy();
+    }
+    const type = isLearner ? ConfChangeType.addLearnerNode : ConfChangeType.addNode;
+    const members = await this.configure({ type, nodeId: member.id, context: encodeMemberContext(member) });
+    return { member, members };
+  }
+
+  /** Cluster.MemberRemove. */
+  async removeMember(id: bigint): Promise<ClusterMember[]> {
+    const { membership } = this.parts;
+    const target = membership.all.get(id);
+    if (this.parts.config.strictReconfigCheck && target?.isLearner !== true) {
+      if (!readyToRemoveVoter(membership.all, id)) throw errors.memberNotEnoughStarted();
+      // A peer that is down is no part of the active quorum, so removing it is always safe.
+      const targetActive = id === this.parts.memberId || membership.isActive(id);
+      if (targetActive && !removeKeepsActiveQuorum(membership.all, (voter) => membership.connectedLongEnough(voter))) throw errors.unhealthy();
+    }
+    return this.configure({ type: ConfChangeType.removeNode, nodeId: id });
+  }
+
+  /** Cluster.MemberUpdate: new peer URLs for a member. */
+  async updateMember(id: bigint, peerUrls: string[]): Promise<ClusterMember[]> {
+    if (!validPeerUrls(peerUrls)) throw errors.memberBadUrls();
+    const member: ClusterMember = { id, name: '', peerUrls: [...peerUrls], clientUrls: [], isLearner: false };
+    return this.configure({ type: ConfChangeType.updateNode, nodeId: id, context: encodeMemberContext(member) });
+  }
+
+  /**
+   * Cluster.MemberPromote. Only the leader knows whether the learner caught up, so a follower
+   * hands the request to the leader over the peer port, as etcd does.
+   */
+  async promoteMember(id: bigint): Promise<ClusterMember[]> {
+    if (this.isLeader()) return this.promoteAsLeader(id);
+    return this.forwardPromote(id);
+  }
+
+  /** A promotion on the leader, from a client here or forwarded by a follower (the peer API). */
+  async promoteAsLeader(id: bigint): Promise<ClusterMember[]> {
+    const raftStatus = this.parts.raft.status();
+    if (raftStatus.progress === undefined) throw errors.notLeader();
+    if (!learnerInSync(raftStatus.progress, raftStatus.id, id)) throw errors.learnerNotReady();
+    if (this.parts.config.strictReconfigCheck && !readyToPromote(this.parts.membership.all)) throw errors.memberNotEnoughStarted();
+    const context = encodeMemberContext({ id, name: '', peerUrls: [], clientUrls: [], isLearner: false }, true);
+    return this.configure({ type: ConfChangeType.addNode, nodeId: id, context });
+  }
+
+  /** Maintenance.MoveLeader: hands leadership to `targetId` and waits until it leads. */
+  async moveLeader(targetId: bigint): Promise<void> {
+    if (!this.isLeader()) throw errors.notLeader();
+    const target = this.parts.membership.all.get(targetId);
+    if (target === undefined || target.isLearner) throw errors.badLeaderTransferee();
+    this.parts.logger.info({ 'transferee-member-id': formatId(targetId) }, 'leadership transfer starting');
+    this.parts.loop.transferLeader(targetId);
+    const deadline = Date.now() + leaderTransferTimeoutsMax * this.parts.config.electionTimeoutMs;
+    while (this.parts.raft.status().leaderId !== targetId) {
+      if (this.parts.lifecycle.stopRequested) throw errors.stopped();
+      if (Date.now() >= deadline) throw leaderTransferTimeoutError();
+      await pause(this.parts.config.heartbeatIntervalMs);
+    }
+    this.parts.logger.info({ 'new-leader-member-id': formatId(targetId) }, 'leadership transfer finished');
+  }
+
+  /** Publishes this member's name and client URLs through Raft until it lands (etcd's publish). */
+  publishAttributes(): void {
+    const { config, memberId, lifecycle, logger } = this.parts;
+    const attempt = () => {
+      if (lifecycle.stopRequested) return;
+      const body = { type: 'memberAttributes' as const, memberAttributes: { id: memberId, name: config.name, clientUrls: config.advertiseClientUrls } };
+      this.parts.loop.propose(body).then(
+        () => logger.info({ 'client-urls': config.advertiseClientUrls }, 'published local member to cluster through raft'),
+        () => setTimeout(attempt, config.electionTimeoutMs).unref(),
+      );
+    };
+    attempt();
+  }
+
+  private async forwardPromote(id: bigint): Promise<ClusterMember[]> {
+    const { raft, transport, lifecycle } = this.parts;
+    const deadline = Date.now() + requestTimeoutMs(this.parts.config);
+    while (Date.now() < deadline && !lifecycle.stopRequested) {
+      const leaderId = raft.status().leaderId;
+      if (leaderId !== 0n && leaderId !== this.parts.memberId) {
+        const call = { method: 'POST' as const, path: `${peerApiPaths.promotePrefix}${id.toString()}`, body: '' };
+        const answer = await transport.call(leaderId, call, Math.max(1, deadline - Date.now())).catch(() => undefined);
+        if (answer?.status === 200) return membersFromPeerJson(answer.body);
+        const known = answer === undefined ? undefined : promoteRefusal(answer.status, answer.body);
+        if (known !== undefined) throw known;
+      }
+      await pause(this.parts.config.heartbeatIntervalMs);
+    }
+    throw errors.timeout();
+  }
+
+  /**
+   * A ConfChange ID unique across members, as etcd's request IDs are: the low 16 bits of the
+   * member ID above 48 bits of milliseconds and a counter.
+   */
+  private nextConfChangeId(): bigint {
+    const counter = (BigInt(Date.now()) << 8n) + BigInt(this.confChangeSeq++);
+    return ((this.parts.memberId & 0xffffn) << 48n) | (counter & 0xffffffffffffn);
+  }
+
+  /** Proposes a conf change and resolves with the members once it is applied (etcd's configure). */
+  private configure(change: ConfChange): Promise<ClusterMember[]> {
+    const { lifecycle, confChangeWaiters } = this.parts;
+    if (lifecycle.stopRequested || lifecycle.removed) return Promise.reject(errors.stopped());
+    const id = this.nextConfChangeId();
+    return new Promise<ClusterMember[]>((resolve, reject) => {
+      // Raft turns a conf change proposed while another is pending into an empty entry, which
+      // never answers; like etcd, the request then times out.
+      const timer = setTimeout(() => confChangeWaiters.take(id)?.reject(errors.timeout()), requestTimeoutMs(this.parts.config));
+      const settle = <T>(answer: (value: T) => void) => (value: T) => (clearTimeout(timer), answer(value));
+      confChangeWaiters.register(id, settle(resolve), settle(reject));
+      try {
+        this.parts.loop.proposeConfChange({ ...change, id });
+      } catch {
+        confChangeWaiters.take(id)?.reject(errors.noLeader());
+      }
+    });
+  }
+}

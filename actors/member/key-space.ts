@@ -1,0 +1,68 @@
+/**
+ * The applied state a member serves from: the LMDB backend, the lessor and the MVCC key space
+ * rebuilt from them, and the watchable store fed by every applied change. The backend is replaced
+ * when a snapshot from the leader is installed, so the parts that read it ask this object for the
+ * current one rather than keeping their own reference.
+ */
+import type { MemberConfig } from '../../src/config/config.js';
+import { Lessor, minLeaseTtlSeconds } from '../../src/lease/lessor.js';
+import type { KvStore } from '../../src/mvcc/kv-store.js';
+import { LmdbBackend, type LmdbBackendOptions } from '../../src/mvcc/lmdb-backend.js';
+import { openWatchableKvStore } from '../../src/watch/kv-source.js';
+import type { WatchableStore } from '../../src/watch/watchable-store.js';
+import { WatchDriver } from '../client/grpc/watch-service.js';
+
+function backendOptions(config: MemberConfig): LmdbBackendOptions {
+  return { batchIntervalMs: config.backendBatchIntervalMs, batchLimit: config.backendBatchLimit };
+}
+
+export class KeySpace {
+  private constructor(
+    private current: LmdbBackend,
+    private readonly config: MemberConfig,
+    readonly lessor: Lessor,
+    readonly store: KvStore,
+    /** Watchers of this member's store (fed by every applied write). */
+    readonly watchable: WatchableStore,
+    readonly watchDriver: WatchDriver,
+  ) {}
+
+  /** Opens the backend at `backendPath` and rebuilds the lessor and the key index from it. */
+  static open(backendPath: string, config: MemberConfig, electionTicks: number): KeySpace {
+    const backend = LmdbBackend.open(backendPath, backendOptions(config));
+    const lessor = Lessor.open(backend, {
+      minTtlSeconds: minLeaseTtlSeconds(electionTicks, config.heartbeatIntervalMs),
+      expiredRetryMs: 5_000 + 2 * config.electionTimeoutMs,
+      ...(config.leaseCheckpoint ? { checkpointIntervalMs: config.leaseCheckpointIntervalMs } : {}),
+    });
+    const watchDriver = new WatchDriver();
+    // The lessor's key tracking learns of every applied change in order, before the watchers.
+    const { store, watchable } = openWatchableKvStore(
+      backend,
+      { leaseExists: (id) => lessor.exists(id), onChanges: (events) => lessor.applyEvents(events) },
+      { wake: watchDriver.wake },
+    );
+    watchDriver.attach(watchable);
+    return new KeySpace(backend, config, lessor, store, watchable, watchDriver);
+  }
+
+  /** The backend served from now. */
+  get backend(): LmdbBackend {
+    return this.current;
+  }
+
+  /**
+   * Serves from the database in `dir` at once: the store, the lessor (demoted; the leader times
+   * leases) and the watchers are rebuilt from it. Returns the backend it replaced, to be closed.
+   */
+  replaceBackend(dir: string): LmdbBackend {
+    const old = this.current;
+    this.current = LmdbBackend.open(dir, backendOptions(this.config));
+    this.store.restoreFrom(this.current);
+    if (this.lessor.isPrimary) this.lessor.demote();
+    this.lessor.recover(this.current);
+    this.lessor.recoverAttachments(this.store.takeRestoredLeases());
+    this.watchable.resync();
+    return old;
+  }
+}

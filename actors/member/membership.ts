@@ -1,0 +1,239 @@
+/**
+ * The cluster's members as this member knows them, kept from applied conf changes and snapshots
+ * (etcd's membership.RaftCluster): who is a member and a voter, which IDs were removed for good,
+ * and the peer links that follow. Applying a conf change checks it against the members (the same
+ * check on every member), applies it to Raft and here only when valid, and answers the waiting
+ * proposer either way. It is separate from the reconfiguration requests (cluster.ts) because the
+ * applier needs it before the Raft loop exists, and those requests need the loop.
+ */
+import { formatId } from '../../src/membership/ids.js';
+import {
+  cloneMember,
+  decodeMemberChange,
+  sortMembers,
+  type ClusterMember,
+  type MemberChange,
+} from '../../src/membership/cluster-member.js';
+import { peerHealthIntervalMs, validateConfChange } from '../../src/membership/reconfig.js';
+import { type ConfChange, ConfChangeType, decodeConfChange } from '../../src/raft/conf-change.js';
+import type { Entry } from '../../src/raft/types.js';
+import type { SnapshotMembership } from '../../src/snap/snap-file.js';
+import type { Waiters } from '../../src/server/waiters.js';
+import type { MemberLifecycle } from '../../machines/member-lifecycle.js';
+import type { RawNode } from '../../machines/raw-node.js';
+import type { RaftTransport } from '../peer/links.js';
+import { peerRefusals } from '../peer/ws-transport.js';
+import type { MessagePort } from 'node:worker_threads';
+import type { Logger } from '../shared/logger.js';
+
+/** What membership needs from the rest of the member, each given at construction. */
+export interface MembershipParts {
+  memberId: bigint;
+  raft: Pick<RawNode, 'applyConfChange'>;
+  transport: Pick<RaftTransport<unknown>, 'addPeer' | 'updatePeer' | 'removePeer' | 'activePeers'>;
+  /** In single-host mode, the MessagePort to each peer member; else undefined (ws/wss to peer URLs). */
+  peerPorts: Map<bigint, MessagePort> | undefined;
+  /** Conf changes this member proposed, by ConfChange ID, answered with the members once applied. */
+  confChangeWaiters: Waiters<bigint, ClusterMember[]>;
+  lifecycle: MemberLifecycle;
+  logger: Logger;
+}
+
+export class Membership {
+  private readonly members = new Map<bigint, ClusterMember>();
+  private readonly voters = new Set<bigint>();
+  /** Members removed from the cluster; their IDs may never come back (etcd's removed set). */
+  private readonly removedIds = new Set<bigint>();
+  private readonly connectedPeers = new Set<bigint>();
+  /** When each peer's outgoing link was last seen coming up (etcd's ActiveSince), wall-clock ms. */
+  private readonly peerActiveSinceMs = new Map<bigint, number>();
+
+  /**
+   * Starts from the snapshot's membership (if any) and the voters of the log's ConfState; peers
+   * are linked only by connectAll(), once the transport runs.
+   */
+  constructor(
+    private readonly parts: MembershipParts,
+    initial: SnapshotMembership | undefined,
+    initialVoters: readonly bigint[],
+  ) {
+    if (initial !== undefined) this.adopt(initial);
+    for (const voter of initialVoters) this.voters.add(voter);
+  }
+
+  /** The members by ID, as they are now. */
+  get all(): ReadonlyMap<bigint, ClusterMember> {
+    return this.members;
+  }
+
+  /** The cluster's members, sorted by ID, as MemberList answers (copies). */
+  memberList(): ClusterMember[] {
+    return sortMembers(this.members.values()).map(cloneMember);
+  }
+
+  /** True when this member is a learner of the cluster (it replicates but does not vote). */
+  isLearner(): boolean {
+    return this.members.get(this.parts.memberId)?.isLearner ?? false;
+  }
+
+  voterCount(): number {
+    return this.voters.size;
+  }
+
+  /** True when this member is the only voter: it need not wait out an election timeout to lead. */
+  isSoleVoter(): boolean {
+    return this.voters.size === 1 && this.voters.has(this.parts.memberId);
+  }
+
+  /** The membership a snapshot records: members, and the IDs removed for good. */
+  snapshotMembership(): SnapshotMembership {
+    return { members: this.memberList(), removed: [...this.removedIds] };
+  }
+
+  /** Takes a snapshot's membership: peers no longer in it are dropped, new ones connected. */
+  restore(membership: SnapshotMembership): void {
+    const previous = [...this.members.keys()];
+    this.adopt(membership);
+    for (const id of previous) if (!this.members.has(id) && this.connectedPeers.delete(id)) this.parts.transport.removePeer(id);
+    for (const member of this.members.values()) this.connectPeer(member);
+  }
+
+  /** Links every known member, and `joinPeers` (the members a joining member was told of). */
+  connectAll(joinPeers: readonly ClusterMember[]): void {
+    for (const known of this.members.values()) this.connectPeer(known);
+    for (const peer of joinPeers) this.connectPeer(peer);
+  }
+
+  /** Applies a committed conf change entry, or refuses it, and answers its proposer if it waits here. */
+  applyConfChange(entry: Entry): void {
+    const change = decodeConfChange(entry.data);
+    const memberChange = this.memberChangeOf(change);
+    const refusal = validateConfChange(this.members, this.removedIds, change.type, change.nodeId, memberChange);
+    if (refusal === undefined) {
+      this.parts.raft.applyConfChange(change);
+      this.applyMembership(change, memberChange);
+    } else {
+      this.parts.logger.warn(
+        { 'raft-conf-change': change.type, 'raft-conf-change-node-id': formatId(change.nodeId), error: refusal.message },
+        'refused a configuration change',
+      );
+    }
+    const waiter = change.id === undefined ? undefined : this.parts.confChangeWaiters.take(change.id);
+    if (waiter === undefined) return;
+    if (refusal === undefined) waiter.resolve(this.memberList());
+    else waiter.reject(refusal);
+  }
+
+  /** A member's published name and client URLs (etcd's attributes), applied from the log. */
+  applyMemberAttributes(attributes: { id: bigint; name: string; clientUrls: string[] }): void {
+    const known = this.members.get(attributes.id);
+    if (known === undefined) return; // removed meanwhile
+    known.name = attributes.name;
+    known.clientUrls = attributes.clientUrls;
+  }
+
+  /**
+   * This member learned it was removed (it applied its own removal, or a peer refused it): the
+   * lifecycle takes REMOVED once, and the member stops after a grace period (member.ts).
+   */
+  leave(reason: string): void {
+    if (!this.parts.lifecycle.send({ type: 'REMOVED' })) return;
+    this.parts.logger.warn({ 'local-member-id': formatId(this.parts.memberId), reason }, peerRefusals.memberRemoved);
+  }
+
+  /** Remembers when each peer's link came up; reconfiguration trusts only links up for a while. */
+  trackPeerActivity(): void {
+    const nowMs = Date.now();
+    const active = new Set(this.parts.transport.activePeers());
+    for (const id of active) if (!this.peerActiveSinceMs.has(id)) this.peerActiveSinceMs.set(id, nowMs);
+    for (const id of [...this.peerActiveSinceMs.keys()]) if (!active.has(id)) this.peerActiveSinceMs.delete(id);
+  }
+
+  /** True when the link to peer `id` is up now. */
+  isActive(id: bigint): boolean {
+    return this.peerActiveSinceMs.has(id);
+  }
+
+  /** etcd's isConnectedSince(now - HealthInterval): this member, or a peer linked for a health interval. */
+  connectedLongEnough(id: bigint): boolean {
+    if (id === this.parts.memberId) return true;
+    const since = this.peerActiveSinceMs.get(id);
+    return since !== undefined && Date.now() - since >= peerHealthIntervalMs;
+  }
+
+  private adopt({ members, removed }: SnapshotMembership): void {
+    this.members.clear();
+    this.voters.clear();
+    for (const member of members) {
+      this.members.set(member.id, cloneMember(member));
+      if (!member.isLearner) this.voters.add(member.id);
+    }
+    for (const id of removed) this.removedIds.add(id);
+  }
+
+  /** The member a conf change is about: from its context, or (removals) from the member map. */
+  private memberChangeOf(change: ConfChange): MemberChange {
+    if ((change.context?.length ?? 0) > 0) return decodeMemberChange(change.context, change.nodeId);
+    const known = this.members.get(change.nodeId);
+    return { member: known === undefined ? decodeMemberChange(undefined, change.nodeId).member : cloneMember(known), isPromote: false };
+  }
+
+  private applyMembership(change: ConfChange, memberChange: MemberChange): void {
+    switch (change.type) {
+      case ConfChangeType.addNode:
+      case ConfChangeType.addLearnerNode:
+        return this.addOrPromote(change, memberChange);
+      case ConfChangeType.removeNode:
+        return this.remove(change.nodeId);
+      case ConfChangeType.updateNode:
+        return this.update(change.nodeId, memberChange.member);
+    }
+  }
+
+  private addOrPromote(change: ConfChange, { member, isPromote }: MemberChange): void {
+    const id = change.nodeId;
+    const known = this.members.get(id);
+    if (isPromote && known !== undefined) {
+      known.isLearner = false;
+    } else {
+      this.members.set(id, { ...cloneMember(member), id, isLearner: change.type === ConfChangeType.addLearnerNode });
+      this.connectPeer(this.members.get(id) as ClusterMember);
+    }
+    if (change.type === ConfChangeType.addNode) this.voters.add(id);
+    this.parts.logger.info({ 'member-id': formatId(id), 'peer-urls': this.members.get(id)?.peerUrls, promoted: isPromote }, 'added or promoted member');
+  }
+
+  private remove(id: bigint): void {
+    this.voters.delete(id);
+    this.members.delete(id);
+    this.removedIds.add(id);
+    this.peerActiveSinceMs.delete(id);
+    this.parts.logger.info({ 'removed-member-id': formatId(id) }, 'removed member');
+    if (id === this.parts.memberId) this.leave('this member applied its own removal');
+    else if (this.connectedPeers.delete(id)) this.parts.transport.removePeer(id);
+  }
+
+  private update(id: bigint, member: ClusterMember): void {
+    const known = this.members.get(id);
+    if (known === undefined) return;
+    known.peerUrls = [...member.peerUrls];
+    this.connectPeer(known);
+    this.parts.logger.info({ 'member-id': formatId(id), 'peer-urls': known.peerUrls }, 'updated member peer URLs');
+  }
+
+  private connectPeer(member: ClusterMember): void {
+    if (member.id === this.parts.memberId) return;
+    const { peerPorts, transport } = this.parts;
+    const endpoint = peerPorts === undefined ? member.peerUrls : peerPorts.get(member.id);
+    if (endpoint === undefined) {
+      this.parts.logger.warn({ peer: formatId(member.id) }, 'no in-process channel to this member; it stays unreachable');
+      return;
+    }
+    if (this.connectedPeers.has(member.id)) {
+      if (peerPorts === undefined) transport.updatePeer(member.id, endpoint);
+      return;
+    }
+    this.connectedPeers.add(member.id);
+    transport.addPeer(member.id, endpoint);
+  }
+}

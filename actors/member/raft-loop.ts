@@ -1,0 +1,299 @@
+/**
+ * etcd's raft.go: the loop between the Raft node and the world. It ticks the node, hands it the
+ * proposals and read requests made since its last pass, and handles each Ready in turn: the WAL
+ * appends (and fsyncs) its entries, its messages go to peers (a leader's at once, everyone else's
+ * once durable), and once durable its committed entries go to the applier, its read states to
+ * the read-index queue, and a snapshot to be installed. One Ready is handled at a time; proposals
+ * arriving while the WAL fsyncs pile up in the Raft log and go to disk together in the next Ready
+ * (group commit). It is separate so that the order of persist, send and apply is in one place.
+ */
+import { errors } from '../../src/api/errors.js';
+import { encodeProposal } from '../../src/api/proposal-codec.js';
+import type { ProposalBody } from '../../src/api/types.js';
+import { assert } from '../../src/lib/assert.js';
+import type { ConfChange } from '../../src/raft/conf-change.js';
+import type { MemoryStorage } from '../../src/raft/storage.js';
+import { type Entry, type Message, MessageType, type NodeId, RaftRole, type Ready } from '../../src/raft/types.js';
+import type { ProposalWaiters } from '../../src/server/proposal-waiters.js';
+import type { ReadIndexQueue } from '../../src/server/read-index-queue.js';
+import type { Waiter } from '../../src/server/waiters.js';
+import { formatId } from '../../src/membership/ids.js';
+import type { MemberLifecycle } from '../../machines/member-lifecycle.js';
+import type { RawNode } from '../../machines/raw-node.js';
+import type { RaftTransport } from '../peer/links.js';
+import type { Logger } from '../shared/logger.js';
+import type { WalClient } from '../wal/client.js';
+import type { Applied, Applier } from './apply.js';
+import { pause } from './clock.js';
+import { CommitNoticeHold } from './commit-notices.js';
+import type { Membership } from './membership.js';
+import type { Snapshots } from './snapshots.js';
+
+/** Readies whose WAL writes may be in flight at once (the pipeline depth of the Raft loop). */
+const appendsInFlightMax = 4;
+/** The longest a commit notice to a follower with no client waiting waits for company. */
+const commitNoticeHoldMs = 5;
+
+/** What the loop needs from the rest of the member, each given at construction. */
+export interface RaftLoopParts {
+  memberId: bigint;
+  heartbeatIntervalMs: number;
+  raft: RawNode;
+  storage: MemoryStorage;
+  wal: Pick<WalClient, 'append' | 'writeCommit'>;
+  transport: Pick<RaftTransport<unknown>, 'send'>;
+  lifecycle: MemberLifecycle;
+  proposals: ProposalWaiters<Applied>;
+  reads: ReadIndexQueue<Waiter<void>>;
+  applier: Pick<Applier, 'applyEntries' | 'index' | 'leadershipChanged'>;
+  snapshots: Pick<Snapshots, 'saveIncoming' | 'install' | 'takeIfDue' | 'send'>;
+  membership: Pick<Membership, 'voterCount' | 'isSoleVoter' | 'trackPeerActivity'>;
+  logger: Logger;
+  fail: (error: Error) => void;
+}
+
+export class RaftLoop {
+  private drainScheduled = false;
+  private draining = false;
+  /** The Ready between raft.ready() and raft.advance(); there is never more than one. */
+  private readyInHand: Ready | undefined;
+  /** Readies handed to the WAL, and Readies finished: they finish in the order they started. */
+  private readiesStarted = 0;
+  private readiesFinished = 0;
+  private applyChain: Promise<void> = Promise.resolve();
+  private appendsInFlight = 0;
+  /** Commit notices to followers that wait for the next message to them (commit-notices.ts). */
+  private readonly commitNotices = new CommitNoticeHold();
+  private heldCommitNoticesTimer: NodeJS.Timeout | undefined;
+  private ticker: NodeJS.Timeout | undefined;
+
+  constructor(private readonly parts: RaftLoopParts) {}
+
+  /** Queues a proposal for the next pass; resolves once its entry is applied. */
+  propose(body: ProposalBody): Promise<Applied> {
+    const { lifecycle, proposals } = this.parts;
+    if (lifecycle.stopRequested) return Promise.reject(errors.stopped());
+    if (lifecycle.fatalError !== undefined) return Promise.reject(errors.corrupt());
+    const id = proposals.issueId();
+    const data = encodeProposal({ origin: this.parts.memberId, id, body });
+    return new Promise<Applied>((resolve, reject) => {
+      proposals.add(id, data, resolve, reject);
+      this.wake();
+    });
+  }
+
+  /** Proposes a conf change at once; throws when Raft drops it (no leader). */
+  proposeConfChange(change: ConfChange): void {
+    this.parts.raft.proposeConfChange(change);
+    this.wake();
+  }
+
+  /** Asks Raft to hand leadership to `to`. */
+  transferLeader(to: NodeId): void {
+    this.parts.raft.transferLeader(to);
+    this.wake();
+  }
+
+  /** Inbound Raft messages from peers: stepped as one batch, then the loop runs. */
+  receive(messages: Message[]): void {
+    if (!this.parts.lifecycle.acceptsRaftMessages) return;
+    try {
+      this.parts.raft.stepMany(messages);
+    } catch (error) {
+      this.parts.logger.warn({ error: (error as Error).message }, 'dropped Raft messages the core refused');
+    }
+    this.wake();
+  }
+
+  /** Schedules a pass of the loop soon; cheap to call often. */
+  wake(): void {
+    if (this.drainScheduled || this.parts.lifecycle.stopRequested) return;
+    this.drainScheduled = true;
+    setImmediate(() => {
+      this.drainScheduled = false;
+      void this.drain();
+    });
+  }
+
+  /** Runs the loop until Raft has nothing more to hand over and everything handed over is applied. */
+  async catchUp(): Promise<void> {
+    await this.drain();
+    await this.applyChain;
+  }
+
+  /** Starts the heartbeat ticker; a sole voter campaigns at once rather than after an election timeout. */
+  startTicking(): void {
+    assert(this.ticker === undefined, 'the Raft loop starts ticking twice');
+    const { raft, membership } = this.parts;
+    if (membership.isSoleVoter()) {
+      raft.campaign();
+      this.wake();
+    }
+    this.ticker = setInterval(() => {
+      raft.tick();
+      membership.trackPeerActivity();
+      this.wake();
+    }, this.parts.heartbeatIntervalMs);
+    this.ticker.unref();
+  }
+
+  /** Stops the ticker and the held commit notices' timer (stop() of the member). */
+  stopTicking(): void {
+    if (this.ticker !== undefined) clearInterval(this.ticker);
+    clearTimeout(this.heldCommitNoticesTimer);
+  }
+
+  /** Resolves once the pass in progress (if any) is over and every Ready handed over is finished. */
+  async settle(): Promise<void> {
+    while (this.draining) await pause(1);
+    await this.applyChain;
+  }
+
+  /** Handles Readies one at a time until the node has nothing more to hand over. */
+  private async drain(): Promise<void> {
+    const { raft, lifecycle } = this.parts;
+    if (this.draining || lifecycle.fatalError !== undefined) return;
+    this.draining = true;
+    try {
+      this.flushProposals();
+      this.flushReadRequests();
+      while (raft.hasReady()) {
+        // Bound the pipeline: at most pipelineDepth() Readies wait on the WAL at once.
+        if (this.appendsInFlight >= this.pipelineDepth()) await this.applyChain;
+        // Proposals that came in while this loop waited join this Ready.
+        this.flushProposals();
+        this.handleReady(raft.ready());
+        this.flushProposals();
+        this.flushReadRequests();
+      }
+    } catch (error) {
+      this.parts.fail(error as Error);
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private handleReady(ready: Ready): void {
+    assert(this.readyInHand === undefined, 'a Ready was taken while another was still being handled');
+    this.readyInHand = ready;
+    this.startReady(ready);
+    this.parts.raft.advance(ready);
+    this.readyInHand = undefined;
+  }
+
+  /**
+   * Hands every proposal made since the last pass to Raft as one batch: one machine event and one
+   * append broadcast for all of them. Without a leader to take them, they all fail with "no leader".
+   */
+  private flushProposals(): void {
+    const { proposals } = this.parts;
+    if (!proposals.hasUnproposed) return;
+    const batch = proposals.takeBatch();
+    try {
+      this.parts.raft.proposeMany(batch.map((proposal) => proposal.data));
+    } catch {
+      proposals.failBatch(batch, errors.noLeader);
+    }
+  }
+
+  private flushReadRequests(): void {
+    const { reads, raft } = this.parts;
+    if (!reads.hasUnsent) return;
+    if (raft.status().leaderId === 0n) return; // wait for a leader; the ticker retries
+    raft.readIndex(reads.takeRequest() as Uint8Array);
+  }
+
+  /**
+   * A single voter may pipeline Readies behind the fsync. With peers, the next Ready waits for the
+   * previous one's fsync (etcd's model): a leader sends before it persists, so a commit index it
+   * announces must never count entries of its own that are not yet durable.
+   */
+  private pipelineDepth(): number {
+    return this.parts.membership.voterCount() > 1 ? 1 : appendsInFlightMax;
+  }
+
+  /**
+   * Hands a Ready's entries to the WAL thread and queues the rest of its work behind their fsync,
+   * so the next Ready can be written while this one syncs: nothing is applied, answered or read
+   * until it is durable, and Readies finish in order because the WAL acknowledges in order.
+   */
+  private startReady(ready: Ready): void {
+    const { storage, wal, snapshots } = this.parts;
+    // A leader's messages go out at once, in parallel with its own fsync; everyone else's wait
+    // for durability (a follower must not acknowledge what it could still lose).
+    const sentEarly = this.parts.raft.status().role === RaftRole.leader;
+    if (sentEarly) this.sendMessages(this.holdCommitNotices(ready.messages, ready.committedEntries));
+    const snapshot = ready.snapshot;
+    if (snapshot !== undefined) snapshots.saveIncoming(snapshot);
+    const marker = snapshot === undefined ? undefined : { index: snapshot.metadata.index, term: snapshot.metadata.term };
+    // A Ready that only moves the commit index need not wait for the disk (Raft's mustSync is false).
+    const mustPersist = ready.mustSync || marker !== undefined;
+    if (!mustPersist && ready.hardState !== undefined) wal.writeCommit(ready.hardState);
+    const durable = mustPersist ? wal.append(ready.entries, ready.hardState, marker) : Promise.resolve();
+    if (ready.hardState !== undefined) storage.setHardState(ready.hardState);
+    if (snapshot !== undefined) storage.applySnapshot(snapshot);
+    if (ready.entries.length > 0) storage.append(ready.entries);
+    this.appendsInFlight++;
+    assert(this.appendsInFlight <= appendsInFlightMax, () => `${this.appendsInFlight} Readies wait on the WAL; at most ${appendsInFlightMax} may`);
+    const sequence = ++this.readiesStarted;
+    const complete = () => {
+      this.appendsInFlight--;
+      assert(sequence === ++this.readiesFinished, () => `Ready ${sequence} finished as number ${this.readiesFinished}; Readies finish in order`);
+      if (this.parts.lifecycle.fatalError === undefined) this.finishReady(ready, sentEarly);
+    };
+    this.applyChain = this.applyChain
+      .then(() => durable)
+      .then(() => (snapshot === undefined ? complete() : snapshots.install(snapshot).then(complete)))
+      .catch((error: Error) => this.parts.fail(error));
+  }
+
+  private finishReady(ready: Ready, sentEarly: boolean): void {
+    const { applier, reads } = this.parts;
+    if (ready.softState !== undefined) {
+      applier.leadershipChanged(ready.softState.role);
+      this.parts.logger.info(
+        { role: ready.softState.role, leader: formatId(ready.softState.leaderId), term: this.parts.raft.status().term },
+        'raft role changed',
+      );
+    }
+    // Non-leaders' messages leave only once this Ready is durable: a follower never acknowledges
+    // entries it could still lose, and a candidate never asks for votes before its own is on disk.
+    if (!sentEarly) this.sendMessages(ready.messages);
+    applier.applyEntries(ready.committedEntries);
+    this.parts.snapshots.takeIfDue();
+    for (const readState of ready.readStates) reads.confirm(readState.requestCtx, readState.index);
+    for (const read of reads.takeDue(applier.index)) read.resolve();
+  }
+
+  /** The leader's messages of a Ready, with commit notices no client waits on held back a while. */
+  private holdCommitNotices(messages: Message[], committed: readonly Entry[]): Message[] {
+    const out = this.commitNotices.route(messages, committed);
+    if (this.commitNotices.size > 0) this.heldCommitNoticesTimer ??= setTimeout(() => this.sendHeldCommitNotices(), commitNoticeHoldMs);
+    return out;
+  }
+
+  private sendHeldCommitNotices(): void {
+    this.heldCommitNoticesTimer = undefined;
+    if (!this.parts.lifecycle.stopRequested) this.sendMessages(this.commitNotices.takeAll());
+  }
+
+  /** Sends a finished Ready's messages; a snapshot goes on its own stream with the backend database. */
+  private sendMessages(messages: Message[]): void {
+    if (messages.length === 0) return;
+    const { transport } = this.parts;
+    // Nearly every Ready has no snapshot: check before building filtered copies.
+    if (!messages.some((message) => message.type === MessageType.snap)) return transport.send(messages);
+    for (const message of messages) if (message.type === MessageType.snap) this.sendSnapshot(message);
+    transport.send(messages.filter((message) => message.type !== MessageType.snap));
+  }
+
+  /** Raft learns how a snapshot send went; a failure also marks the follower unreachable, so it is probed. */
+  private sendSnapshot(message: Message): void {
+    void this.parts.snapshots.send(message).then((ok) => {
+      if (this.parts.lifecycle.stopRequested) return;
+      if (!ok) this.parts.raft.reportUnreachable(message.to);
+      this.parts.raft.reportSnapshot(message.to, ok);
+      this.wake();
+    });
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The proposals one member made and still waits on: each gets an ID (carried in its entry's
+ * envelope), waits in a batch until the Raft loop hands every proposal made since its last pass to
+ * Raft at once, and is answered when its entry is applied, or failed when Raft refuses the batch
+ * or the member stops. Pure bookkeeping: no timers, no I/O.
+ */
+import { assert } from '../lib/assert.js';
+import { Waiters, type Waiter } from './waiters.js';
+
+/** A proposal's entry data, made but not yet handed to Raft. */
+export interface UnproposedEntry {
+  id: number;
+  data: Uint8Array;
+}
+
+export class ProposalWaiters<T> {
+  private readonly waiters = new Waiters<number, T>();
+  private unproposed: UnproposedEntry[] = [];
+  private nextId: number;
+
+  /** `firstId`: the ID of the first proposal; IDs then count up by one. */
+  constructor(firstId = 1) {
+    assert(Number.isSafeInteger(firstId) && firstId >= 1, () => `the first proposal ID must be a positive integer, not ${firstId}`);
+    this.nextId = firstId;
+  }
+
+  /** The ID for the next proposal; its entry data carries it, then add() registers it. */
+  issueId(): number {
+    return this.nextId++;
+  }
+
+  /** Registers proposal `id` (from issueId) and queues its data for the next batch. */
+  add(id: number, data: Uint8Array, resolve: (value: T) => void, reject: (error: Error) => void): void {
+    assert(id < this.nextId, () => `proposal ID ${id} was never issued (the next is ${this.nextId})`);
+    this.waiters.register(id, resolve, reject);
+    this.unproposed.push({ id, data });
+  }
+
+  /** True when proposals wait to be handed to Raft. */
+  get hasUnproposed(): boolean {
+    return this.unproposed.length > 0;
+  }
+
+  /** Proposals waiting to be answered, handed to Raft or not. */
+  get size(): number {
+    return this.waiters.size;
+  }
+
+  /** Every proposal made since the last call, oldest first; they stay registered until answered. */
+  takeBatch(): UnproposedEntry[] {
+    const batch = this.unproposed;
+    this.unproposed = [];
+    return batch;
+  }
+
+  /** Fails the proposals of a batch Raft refused (those not answered meanwhile). */
+  failBatch(batch: readonly UnproposedEntry[], error: () => Error): void {
+    for (const { id } of batch) this.waiters.take(id)?.reject(error());
+  }
+
+  /** Removes and returns the waiter of proposal `id`; undefined when none waits for it. */
+  take(id: number): Waiter<T> | undefined {
+    return this.waiters.take(id);
+  }
+
+  /** Fails every waiting proposal, handed to Raft or not, and forgets them. */
+  failAll(error: () => Error): void {
+    this.unproposed = [];
+    this.waiters.failAll(error);
+  }
+}
