@@ -6,7 +6,7 @@
  * carries a response header, which the other fronts (lease, cluster, maintenance) use too.
  */
 import { errors } from '../../src/api/errors.js';
-import { isTxnReadOnly } from '../../src/api/txn-read-only.js';
+import { isTxnReadOnly, isTxnSerializable } from '../../src/api/txn-read-only.js';
 import type {
   CompactionRequest,
   DeleteRangeRequest,
@@ -78,8 +78,9 @@ export class KvFront implements KvService {
 
   async txn(request: TxnRequest): Promise<{ header: ResponseHeader; result: TxnResult }> {
     if (isTxnReadOnly(request)) {
-      // A read-only txn needs no log entry, only a linearizable read point, as in etcd.
-      await this.linearizableBarrier();
+      // A read-only txn needs no log entry, only a linearizable read point unless every range in
+      // it is serializable, as in etcd.
+      if (!isTxnSerializable(request)) await this.linearizableBarrier();
       return { header: this.header(), result: this.parts.keySpace.store.txn(request) };
     }
     this.parts.quota.check(txnCostBytes(request));

@@ -18,3 +18,16 @@ export function isTxnReadOnly(txn: TxnRequest): boolean {
 function isRange(op: RequestOp): boolean {
   return op.type === 'range';
 }
+
+/**
+ * etcd 3.4's isTxnSerializable: every op of both branches is a serializable Range. A read-only
+ * txn that is also serializable is served from the member's own store without a read index, as
+ * a serializable Range is.
+ */
+export function isTxnSerializable(txn: TxnRequest): boolean {
+  return txn.success.every(isSerializableRange) && txn.failure.every(isSerializableRange);
+}
+
+function isSerializableRange(op: RequestOp): boolean {
+  return op.type === 'range' && op.range.serializable;
+}

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 // The router, the member and mvcc all import this one function (grep finds no other decider).
 import type { TxnRequest } from '../../src/api/types.js';
-import { isTxnReadOnly } from '../../src/api/txn-read-only.js';
+import { isTxnReadOnly, isTxnSerializable } from '../../src/api/txn-read-only.js';
 import { Harness, deleteReq, op, putReq, rangeReq, txnReq } from '../mvcc/helpers.js';
 
 const range = op.range(rangeReq('a'));
@@ -48,5 +48,19 @@ describe('the read-only txn rule', () => {
     const result = harness.txn(txnReq([], [op.txn(txnReq([], [range]))]));
     assert.equal(result.succeeded, true);
     assert.equal(harness.store.currentRevision, before);
+  });
+});
+
+describe('the serializable txn rule', () => {
+  const serializable = op.range(rangeReq('a', '', { serializable: true }));
+  test('a txn of serializable ranges only is serializable, an empty one too', () => {
+    assert.equal(isTxnSerializable(txnReq([], [serializable], [serializable])), true);
+    assert.equal(isTxnSerializable(txnReq([], [])), true);
+  });
+
+  test('one linearizable range, a write or a nested txn makes it linearizable', () => {
+    assert.equal(isTxnSerializable(txnReq([], [serializable], [range])), false);
+    assert.equal(isTxnSerializable(txnReq([], [serializable, op.put(putReq('a', '1'))])), false);
+    assert.equal(isTxnSerializable(txnReq([], [op.txn(txnReq([], [serializable]))])), false);
   });
 });
