@@ -35,7 +35,16 @@ export function parseAllArgs(argv: readonly string[]): { compareArgs: string[]; 
       json: { type: 'boolean', default: false },
     },
   });
-  const shared = ['--duration', values.duration, '--warmup', values.warmup, '--rounds', values.rounds, '--client', values.client];
+  const shared = [
+    '--duration',
+    values.duration,
+    '--warmup',
+    values.warmup,
+    '--rounds',
+    values.rounds,
+    '--client',
+    values.client,
+  ];
   const compareArgs = [...shared];
   const clusterArgs = [...shared, '--clients', values.clients, '--ops', values['cluster-ops']];
   // Both parsers run now, so a bad value fails before anything starts.
@@ -62,7 +71,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (!json) process.stdout.write(`# One member each\n\n${formatCompareReport(oneMember)}\n\n`);
   const threeMembers = await runClusterBench(clusterOptions, sut.command);
   const report: AllReport = { oneMember, threeMembers };
-  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : `# Three members\n\n${formatClusterReport(threeMembers)}\n`);
+  process.stdout.write(
+    json ? `${JSON.stringify(report, null, 2)}\n` : `# Three members\n\n${formatClusterReport(threeMembers)}\n`,
+  );
   return 0;
 }
 

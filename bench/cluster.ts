@@ -42,12 +42,23 @@ import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut
 import { median, table } from './compare.js';
 import { loadOptions, ratePerSecMax, type LoadResult } from './load.js';
 import { readHostCpuTicks, readProcessStats, stealPercent } from './proc-stats.js';
-import { goLoadAvailable, loadClientLabel, loadRunner, parseLoadClientName, type LoadClientName, type LoadRunner } from './go-client.js';
+import {
+  goLoadAvailable,
+  loadClientLabel,
+  loadRunner,
+  parseLoadClientName,
+  type LoadClientName,
+  type LoadRunner,
+} from './go-client.js';
 
 /** The three topologies, by the names --systems takes. */
 export const clusterSystems = ['etcd', 'tsetcd', 'single-host'] as const;
 export type ClusterSystem = (typeof clusterSystems)[number];
-const systemLabels: Record<ClusterSystem, string> = { etcd: 'etcd 3 processes', tsetcd: 'tsetcd 3 processes', 'single-host': 'tsetcd single-host' };
+const systemLabels: Record<ClusterSystem, string> = {
+  etcd: 'etcd 3 processes',
+  tsetcd: 'tsetcd 3 processes',
+  'single-host': 'tsetcd single-host',
+};
 export const clusterRoundsMax = 20;
 /** The workloads --ops takes. */
 export const clusterOps = ['put', 'range-l', 'range-s'] as const;
@@ -104,7 +115,17 @@ export interface ClusterReport {
 }
 
 export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
-  const options: ClusterBenchOptions = { durationMs: 5_000, warmupMs: 5_000, clients: [1, 64, 256], client: 'node', ratePerSec: 0, rounds: 1, systems: [...clusterSystems], ops: ['put'], json: false };
+  const options: ClusterBenchOptions = {
+    durationMs: 5_000,
+    warmupMs: 5_000,
+    clients: [1, 64, 256],
+    client: 'node',
+    ratePerSec: 0,
+    rounds: 1,
+    systems: [...clusterSystems],
+    ops: ['put'],
+    json: false,
+  };
   for (let position = 0; position < argv.length; position++) {
     const flag = argv[position];
     if (flag === '--json') {
@@ -128,9 +149,12 @@ export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
   if (!Number.isInteger(options.rounds) || options.rounds < 1 || options.rounds > clusterRoundsMax) {
     throw new Error(`--rounds must be 1..${clusterRoundsMax}, saw ${String(options.rounds)}`);
   }
-  if (!(options.durationMs > 0) || !(options.warmupMs >= 0)) throw new Error('--duration must be positive and --warmup 0 or more (seconds)');
-  if (new Set(options.systems).size !== options.systems.length) throw new Error(`--systems names a system twice: ${options.systems.join(',')}`);
-  if (new Set(options.ops).size !== options.ops.length) throw new Error(`--ops names a workload twice: ${options.ops.join(',')}`);
+  if (!(options.durationMs > 0) || !(options.warmupMs >= 0))
+    throw new Error('--duration must be positive and --warmup 0 or more (seconds)');
+  if (new Set(options.systems).size !== options.systems.length)
+    throw new Error(`--systems names a system twice: ${options.systems.join(',')}`);
+  if (new Set(options.ops).size !== options.ops.length)
+    throw new Error(`--ops names a workload twice: ${options.ops.join(',')}`);
   if (options.clients.length === 0 || !options.clients.every((clients) => Number.isInteger(clients) && clients > 0)) {
     throw new Error('--clients must list positive integers, e.g. 1,64,256');
   }
@@ -138,12 +162,14 @@ export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
 }
 
 function parseSystem(name: string): ClusterSystem {
-  if (!(clusterSystems as readonly string[]).includes(name)) throw new Error(`--systems takes ${clusterSystems.join(', ')}; saw ${name}`);
+  if (!(clusterSystems as readonly string[]).includes(name))
+    throw new Error(`--systems takes ${clusterSystems.join(', ')}; saw ${name}`);
   return name as ClusterSystem;
 }
 
 function parseOp(name: string): ClusterOp {
-  if (!(clusterOps as readonly string[]).includes(name)) throw new Error(`--ops takes ${clusterOps.join(', ')}; saw ${name}`);
+  if (!(clusterOps as readonly string[]).includes(name))
+    throw new Error(`--ops takes ${clusterOps.join(', ')}; saw ${name}`);
   return name as ClusterOp;
 }
 
@@ -158,7 +184,13 @@ function cpuMsOf(pids: readonly number[]): number {
 }
 
 /** Runs every workload at every client count against one running system; `pids` are its member processes. */
-async function measure(system: ClusterSystem, round: number, endpoints: string[], pids: readonly number[], options: ClusterBenchOptions): Promise<ClusterRow[]> {
+async function measure(
+  system: ClusterSystem,
+  round: number,
+  endpoints: string[],
+  pids: readonly number[],
+  options: ClusterBenchOptions,
+): Promise<ClusterRow[]> {
   const runLoad: LoadRunner = loadRunner(options.client);
   const rows: ClusterRow[] = [];
   for (const op of options.ops) {
@@ -177,9 +209,20 @@ async function measureOp(
   runLoad: LoadRunner,
 ): Promise<ClusterRow[]> {
   const rows: ClusterRow[] = [];
-  const workload = op === 'put' ? { op: 'put' as const } : { op: 'range' as const, consistency: op === 'range-l' ? ('l' as const) : ('s' as const) };
+  const workload =
+    op === 'put'
+      ? { op: 'put' as const }
+      : { op: 'range' as const, consistency: op === 'range-l' ? ('l' as const) : ('s' as const) };
   for (const clients of options.clients) {
-    const load = loadOptions({ endpoints, clients, conns: Math.max(3, Math.min(16, clients)), durationMs: options.durationMs, warmupMs: 0, ...workload, ratePerSec: options.ratePerSec });
+    const load = loadOptions({
+      endpoints,
+      clients,
+      conns: Math.max(3, Math.min(16, clients)),
+      durationMs: options.durationMs,
+      warmupMs: 0,
+      ...workload,
+      ratePerSec: options.ratePerSec,
+    });
     // The warm-up runs as its own load so the server CPU is sampled over the measured window only.
     const hostBefore = readHostCpuTicks();
     if (options.warmupMs > 0) await runLoad({ ...load, durationMs: options.warmupMs });
@@ -208,7 +251,12 @@ interface SystemRun {
   peakRssKb: number;
 }
 
-async function processCluster(system: ClusterSystem, command: MemberCommand, round: number, options: ClusterBenchOptions): Promise<SystemRun> {
+async function processCluster(
+  system: ClusterSystem,
+  command: MemberCommand,
+  round: number,
+  options: ClusterBenchOptions,
+): Promise<SystemRun> {
   const cluster = await Cluster.start({ command });
   try {
     const pids = cluster.members.map((member) => member.pid);
@@ -219,15 +267,25 @@ async function processCluster(system: ClusterSystem, command: MemberCommand, rou
   }
 }
 
-async function singleHostCluster(command: MemberCommand, round: number, options: ClusterBenchOptions): Promise<SystemRun> {
+async function singleHostCluster(
+  command: MemberCommand,
+  round: number,
+  options: ClusterBenchOptions,
+): Promise<SystemRun> {
   const workDir = await mkdtemp(join(tmpdir(), 'tsetcd-single-host-'));
-  const child: ChildProcess = spawn(command.command, [...command.args, 'cluster', '--members', '3'], { cwd: workDir, stdio: 'ignore' });
+  const child: ChildProcess = spawn(command.command, [...command.args, 'cluster', '--members', '3'], {
+    cwd: workDir,
+    stdio: 'ignore',
+  });
   const exited = new Promise((resolve) => child.once('exit', resolve));
   try {
     const deadline = performance.now() + 30_000;
     for (const endpoint of singleHostEndpoints) {
       while ((await probeHealth(endpoint)) !== '') {
-        if (child.exitCode !== null) throw new Error(`tsetcd cluster exited with ${child.exitCode} before ${endpoint} was healthy (are its ports free?)`);
+        if (child.exitCode !== null)
+          throw new Error(
+            `tsetcd cluster exited with ${child.exitCode} before ${endpoint} was healthy (are its ports free?)`,
+          );
         if (performance.now() > deadline) throw new Error(`single-host cluster not healthy at ${endpoint}`);
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
@@ -252,7 +310,12 @@ const leaderWaitMsMax = 30_000;
  * which member leads differs from system to system and run to run.
  */
 export async function leaderFirst(endpoints: readonly string[]): Promise<string[]> {
-  const leader = await agreedLeader(() => endpoints, (endpoint) => endpoint, (endpoint) => endpoint, leaderWaitMsMax);
+  const leader = await agreedLeader(
+    () => endpoints,
+    (endpoint) => endpoint,
+    (endpoint) => endpoint,
+    leaderWaitMsMax,
+  );
   return [leader, ...endpoints.filter((endpoint) => endpoint !== leader)];
 }
 
@@ -263,7 +326,9 @@ export const singleHostEndpoints = ['http://127.0.0.1:2379', 'http://127.0.0.1:2
 export function clusterRatios(rows: readonly ClusterRow[]): ClusterRatio[] {
   const ratios: ClusterRatio[] = [];
   const systems = [...new Set(rows.map((row) => row.system))].filter((system) => system !== 'etcd');
-  const runs = [...new Map(rows.map((row) => [`${row.op} ${row.clients}`, { op: row.op, clients: row.clients }])).values()];
+  const runs = [
+    ...new Map(rows.map((row) => [`${row.op} ${row.clients}`, { op: row.op, clients: row.clients }])).values(),
+  ];
   for (const system of systems) {
     for (const { op, clients } of runs) {
       const same = (row: ClusterRow) => row.op === op && row.clients === clients;
@@ -274,7 +339,8 @@ export function clusterRatios(rows: readonly ClusterRow[]): ClusterRatio[] {
           return reference === undefined ? [] : [[row, reference] as const];
         });
       if (pairs.length === 0) continue;
-      const medianOf = (figure: (row: ClusterRow) => number) => median(pairs.map(([row, reference]) => figure(row) / figure(reference)));
+      const medianOf = (figure: (row: ClusterRow) => number) =>
+        median(pairs.map(([row, reference]) => figure(row) / figure(reference)));
       ratios.push({
         system,
         op,
@@ -296,34 +362,76 @@ export async function runClusterBench(options: ClusterBenchOptions, sut: MemberC
   for (let round = 1; round <= options.rounds; round++) {
     for (const system of systemOrder(options.systems, round)) {
       const run =
-        system === 'etcd' ? await processCluster(system, etcdCommand(), round, options)
-        : system === 'tsetcd' ? await processCluster(system, sut, round, options)
-        : await singleHostCluster(sut, round, options);
+        system === 'etcd'
+          ? await processCluster(system, etcdCommand(), round, options)
+          : system === 'tsetcd'
+            ? await processCluster(system, sut, round, options)
+            : await singleHostCluster(sut, round, options);
       rows.push(...run.rows);
       peakRssKb[system] = Math.max(peakRssKb[system] ?? 0, run.peakRssKb);
     }
   }
   const systemRank = (row: ClusterRow) => options.systems.indexOf(row.system);
   const opRank = (row: ClusterRow) => options.ops.indexOf(row.op);
-  rows.sort((a, b) => systemRank(a) - systemRank(b) || opRank(a) - opRank(b) || a.clients - b.clients || a.round - b.round);
+  rows.sort(
+    (a, b) => systemRank(a) - systemRank(b) || opRank(a) - opRank(b) || a.clients - b.clients || a.round - b.round,
+  );
   return { clientLabel: loadClientLabel(options.client), rows, peakRssKb, ratios: clusterRatios(rows) };
 }
 
 /** The report as text: a row per system, workload, client count and round, then the ratios to etcd and peak RSS. */
 export function formatClusterReport(report: ClusterReport): string {
-  const runs = [['system', 'op', 'round', 'clients', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'srv cpu us/req', 'cli cpu %', 'steal %']];
+  const runs = [
+    [
+      'system',
+      'op',
+      'round',
+      'clients',
+      'req/s',
+      'p50 ms',
+      'p99 ms',
+      'errors',
+      'srv cpu us/req',
+      'cli cpu %',
+      'steal %',
+    ],
+  ];
   for (const row of report.rows) {
-    runs.push([systemLabels[row.system], row.op, String(row.round), String(row.clients), row.throughputPerSec.toFixed(0), row.p50Ms.toFixed(2), row.p99Ms.toFixed(2),
-      String(row.errors), String(row.serverCpuPerRequestUs), String(row.clientCpuPercent), row.hostStealPercent.toFixed(1)]);
+    runs.push([
+      systemLabels[row.system],
+      row.op,
+      String(row.round),
+      String(row.clients),
+      row.throughputPerSec.toFixed(0),
+      row.p50Ms.toFixed(2),
+      row.p99Ms.toFixed(2),
+      String(row.errors),
+      String(row.serverCpuPerRequestUs),
+      String(row.clientCpuPercent),
+      row.hostStealPercent.toFixed(1),
+    ]);
   }
   const ratios = [['system', 'op', 'clients', 'throughput', 'p50', 'p99', 'srv cpu/req']];
-  for (const r of report.ratios) ratios.push([systemLabels[r.system], r.op, String(r.clients), ...[r.throughput, r.p50, r.p99, r.serverCpuPerRequest].map(String)]);
-  const rss = Object.entries(report.peakRssKb).map(([system, kb]) => `${systemLabels[system as ClusterSystem]} ${(kb / 1024).toFixed(1)}`);
+  for (const r of report.ratios)
+    ratios.push([
+      systemLabels[r.system],
+      r.op,
+      String(r.clients),
+      ...[r.throughput, r.p50, r.p99, r.serverCpuPerRequest].map(String),
+    ]);
+  const rss = Object.entries(report.peakRssKb).map(
+    ([system, kb]) => `${systemLabels[system as ClusterSystem]} ${(kb / 1024).toFixed(1)}`,
+  );
   const lines = [
     `load client: ${report.clientLabel}; cli cpu % is of one core; steal % is host CPU time the hypervisor took`,
     table(runs, true),
   ];
-  if (report.ratios.length > 0) lines.push('', 'ratios to etcd 3 processes, medians over rounds (throughput above 1 is better; latency and cpu below 1 are better)', table(ratios, true));
+  if (report.ratios.length > 0)
+    lines.push(
+      '',
+      'ratios to etcd 3 processes, medians over rounds (throughput above 1 is better; latency and cpu below 1 are better)',
+      table(ratios, true),
+    );
   lines.push('', `peak rss MiB (sum over a system's member processes, highest round): ${rss.join(', ')}`);
   return lines.join('\n');
 }

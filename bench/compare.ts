@@ -29,7 +29,14 @@ import { ratio } from './side-by-side.js';
 import { Member } from '../test/support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
 import { describeWorkload, isMainModule, loadOptions, ratePerSecMax, type LoadOp, type LoadResult } from './load.js';
-import { goLoadAvailable, loadClientLabel, loadRunner, parseLoadClientName, type LoadClientName, type LoadRunner } from './go-client.js';
+import {
+  goLoadAvailable,
+  loadClientLabel,
+  loadRunner,
+  parseLoadClientName,
+  type LoadClientName,
+  type LoadRunner,
+} from './go-client.js';
 import { readHostCpuTicks, readProcessStats, stealPercent } from './proc-stats.js';
 
 export interface Workload {
@@ -87,7 +94,9 @@ export interface WorkloadComparison {
   readonly etcd: SideRun;
   readonly sut: SideRun;
   /** sut / etcd for each figure; above 1 means tsetcd is higher (better for throughput, worse otherwise). */
-  readonly ratios: Readonly<Record<'throughput' | 'p50' | 'p99' | 'p999' | 'serverCpuPerRequest' | 'clientCpuPerRequest', number>>;
+  readonly ratios: Readonly<
+    Record<'throughput' | 'p50' | 'p99' | 'p999' | 'serverCpuPerRequest' | 'clientCpuPerRequest', number>
+  >;
 }
 
 export interface CompareReport {
@@ -133,7 +142,13 @@ export async function runCompare(options: CompareOptions, sutSide: MemberCommand
         const first = await measure(etcdFirst ? etcd : sut, workload, options, run);
         const second = await measure(etcdFirst ? sut : etcd, workload, options, run);
         const [etcdRun, sutRun] = etcdFirst ? [first, second] : [second, first];
-        comparisons.push({ workload: workload.name, round, etcd: etcdRun, sut: sutRun, ratios: ratiosOf(etcdRun, sutRun) });
+        comparisons.push({
+          workload: workload.name,
+          round,
+          etcd: etcdRun,
+          sut: sutRun,
+          ratios: ratiosOf(etcdRun, sutRun),
+        });
       }
     }
     const etcdRss = readProcessStats(etcd.pid).peakRssKb;
@@ -154,7 +169,12 @@ export async function runCompare(options: CompareOptions, sutSide: MemberCommand
   }
 }
 
-async function measure(member: Member, workload: Workload, options: CompareOptions, runLoad: LoadRunner): Promise<SideRun> {
+async function measure(
+  member: Member,
+  workload: Workload,
+  options: CompareOptions,
+  runLoad: LoadRunner,
+): Promise<SideRun> {
   const load = loadOptions({
     endpoints: [member.clientUrl],
     conns: workload.conns,
@@ -204,7 +224,9 @@ function medianRatios(comparisons: readonly WorkloadComparison[]): Record<string
     const rounds = comparisons.filter((c) => c.workload === name).map((c) => c.ratios);
     const first = rounds[0] as WorkloadComparison['ratios'];
     const keys = Object.keys(first) as Array<keyof WorkloadComparison['ratios']>;
-    result[name] = Object.fromEntries(keys.map((key) => [key, median(rounds.map((r) => r[key]))])) as WorkloadComparison['ratios'];
+    result[name] = Object.fromEntries(
+      keys.map((key) => [key, median(rounds.map((r) => r[key]))]),
+    ) as WorkloadComparison['ratios'];
   }
   return result;
 }
@@ -232,12 +254,20 @@ function overFloor(
 }
 
 /** Each one-client write workload's median p50 over the probe's preallocated p50, per side. */
-export function overFsyncFloor(comparisons: readonly WorkloadComparison[], workloads: readonly Workload[], probe: FsyncProbeResult): CompareReport['overFsyncFloor'] {
+export function overFsyncFloor(
+  comparisons: readonly WorkloadComparison[],
+  workloads: readonly Workload[],
+  probe: FsyncProbeResult,
+): CompareReport['overFsyncFloor'] {
   return overFloor(comparisons, workloads, () => probe.preallocated.p50Ms * 1000);
 }
 
 /** Each one-client write workload's median p50 over the same round's range-s-1 p50 plus the probe's preallocated p50. */
-export function overRoundTripAndFsync(comparisons: readonly WorkloadComparison[], workloads: readonly Workload[], probe: FsyncProbeResult): CompareReport['overRoundTripAndFsync'] {
+export function overRoundTripAndFsync(
+  comparisons: readonly WorkloadComparison[],
+  workloads: readonly Workload[],
+  probe: FsyncProbeResult,
+): CompareReport['overRoundTripAndFsync'] {
   return overFloor(comparisons, workloads, (comparison, side) => {
     const roundTrip = comparisons.find((c) => c.workload === roundTripWorkload && c.round === comparison.round);
     return roundTrip === undefined ? undefined : roundTrip[side].latencyUs.p50 + probe.preallocated.p50Ms * 1000;
@@ -248,28 +278,71 @@ export function overRoundTripAndFsync(comparisons: readonly WorkloadComparison[]
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
-  const value = sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+  const value =
+    sorted.length % 2 === 1
+      ? (sorted[middle] as number)
+      : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
   return Math.round(value * 100) / 100;
 }
 
 /** The report as two aligned text tables: absolute figures per side, then ratios. */
 export function formatCompareReport(report: CompareReport): string {
   const ms = (us: number): string => (us / 1000).toFixed(2);
-  const absolute = [['workload', 'round', 'side', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'srv cpu us/req', 'cli cpu us/req', 'cli cpu %', 'errors', 'peak rss MiB', 'steal %']];
+  const absolute = [
+    [
+      'workload',
+      'round',
+      'side',
+      'req/s',
+      'p50 ms',
+      'p99 ms',
+      'p99.9 ms',
+      'srv cpu us/req',
+      'cli cpu us/req',
+      'cli cpu %',
+      'errors',
+      'peak rss MiB',
+      'steal %',
+    ],
+  ];
   const ratios = [['workload', 'round', 'throughput', 'p50', 'p99', 'p99.9', 'srv cpu/req', 'cli cpu/req']];
   for (const c of report.comparisons) {
-    for (const [side, run] of [['etcd', c.etcd], [report.sutLabel, c.sut]] as const) {
+    for (const [side, run] of [
+      ['etcd', c.etcd],
+      [report.sutLabel, c.sut],
+    ] as const) {
       const l = run.latencyUs;
-      absolute.push([c.workload, String(c.round), side, String(run.throughputPerSec), ms(l.p50), ms(l.p99), ms(l.p999),
-        String(run.serverCpuPerRequestUs), String(run.clientCpuPerRequestUs), cpuPercent(run), String(run.errorCount), (run.peakRssKb / 1024).toFixed(1), run.hostStealPercent.toFixed(1)]);
+      absolute.push([
+        c.workload,
+        String(c.round),
+        side,
+        String(run.throughputPerSec),
+        ms(l.p50),
+        ms(l.p99),
+        ms(l.p999),
+        String(run.serverCpuPerRequestUs),
+        String(run.clientCpuPerRequestUs),
+        cpuPercent(run),
+        String(run.errorCount),
+        (run.peakRssKb / 1024).toFixed(1),
+        run.hostStealPercent.toFixed(1),
+      ]);
     }
     const r = c.ratios;
-    ratios.push([c.workload, String(c.round), ...[r.throughput, r.p50, r.p99, r.p999, r.serverCpuPerRequest, r.clientCpuPerRequest].map(String)]);
+    ratios.push([
+      c.workload,
+      String(c.round),
+      ...[r.throughput, r.p50, r.p99, r.p999, r.serverCpuPerRequest, r.clientCpuPerRequest].map(String),
+    ]);
   }
   const rounds = new Set(report.comparisons.map((c) => c.round)).size;
   if (rounds > 1) {
     for (const [name, r] of Object.entries(report.medianRatios)) {
-      ratios.push([name, 'median', ...[r.throughput, r.p50, r.p99, r.p999, r.serverCpuPerRequest, r.clientCpuPerRequest].map(String)]);
+      ratios.push([
+        name,
+        'median',
+        ...[r.throughput, r.p50, r.p99, r.p999, r.serverCpuPerRequest, r.clientCpuPerRequest].map(String),
+      ]);
     }
   }
   const rss = report.peakRssKb;
@@ -283,10 +356,12 @@ export function formatCompareReport(report: CompareReport): string {
     `peak rss MiB: etcd ${(rss.etcd / 1024).toFixed(1)}, ${report.sutLabel} ${(rss.sut / 1024).toFixed(1)}, ratio ${rss.ratio}`,
     describeProbe(report.fsyncProbe),
     ...Object.entries(report.overFsyncFloor).map(
-      ([name, over]) => `${name} p50 over the preallocated fsync p50 (median of rounds; the target is 1.2): etcd ${over.etcd}, ${report.sutLabel} ${over.sut}`,
+      ([name, over]) =>
+        `${name} p50 over the preallocated fsync p50 (median of rounds; the target is 1.2): etcd ${over.etcd}, ${report.sutLabel} ${over.sut}`,
     ),
     ...Object.entries(report.overRoundTripAndFsync).map(
-      ([name, over]) => `${name} p50 over one round trip (${roundTripWorkload} p50) plus the fsync p50 (median of rounds): etcd ${over.etcd}, ${report.sutLabel} ${over.sut}`,
+      ([name, over]) =>
+        `${name} p50 over one round trip (${roundTripWorkload} p50) plus the fsync p50 (median of rounds): etcd ${over.etcd}, ${report.sutLabel} ${over.sut}`,
     ),
   ].join('\n');
 }
@@ -299,7 +374,8 @@ function cpuPercent(run: LoadResult): string {
 /** Rows as aligned text columns, right-aligned; with `leftFirst` the first column is left-aligned. */
 export function table(rows: readonly string[][], leftFirst = false): string {
   const widths = (rows[0] ?? []).map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length)));
-  const pad = (cell: string, column: number) => (leftFirst && column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0));
+  const pad = (cell: string, column: number) =>
+    leftFirst && column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0);
   return rows.map((row) => row.map(pad).join('  ')).join('\n');
 }
 
@@ -310,7 +386,10 @@ export function table(rows: readonly string[][], leftFirst = false): string {
 export function plottedComparison(report: CompareReport, workload: string): WorkloadComparison {
   const byP99Ratio = report.comparisons
     .filter((c) => c.workload === workload)
-    .sort((a, b) => (Number.isNaN(a.ratios.p99) ? Infinity : a.ratios.p99) - (Number.isNaN(b.ratios.p99) ? Infinity : b.ratios.p99));
+    .sort(
+      (a, b) =>
+        (Number.isNaN(a.ratios.p99) ? Infinity : a.ratios.p99) - (Number.isNaN(b.ratios.p99) ? Infinity : b.ratios.p99),
+    );
   const chosen = byP99Ratio[Math.floor((byP99Ratio.length - 1) / 2)];
   if (chosen === undefined) throw new Error(`expected a comparison of workload ${workload}, saw none`);
   return chosen;
@@ -323,7 +402,8 @@ export function comparePlots(report: CompareReport): Map<string, string> {
   for (const workload of new Set(report.comparisons.map((c) => c.workload))) {
     const c = plottedComparison(report, workload);
     const title = `${workload}: latency by percentile (${describeWorkload(c.etcd)})`;
-    const subtitle = rounds > 1 ? `round ${c.round} of ${rounds}, the one with the median tsetcd/etcd p99 ratio` : 'one round';
+    const subtitle =
+      rounds > 1 ? `round ${c.round} of ${rounds}, the one with the median tsetcd/etcd p99 ratio` : 'one round';
     const series = [
       { label: `etcd: ${c.etcd.throughputPerSec} req/s`, points: c.etcd.latencyPercentilesUs },
       { label: `${report.sutLabel}: ${c.sut.throughputPerSec} req/s`, points: c.sut.latencyPercentilesUs },
@@ -334,7 +414,11 @@ export function comparePlots(report: CompareReport): Map<string, string> {
 }
 
 /** Parses flags (durations in seconds). */
-export function parseCompareArgs(argv: readonly string[]): { options: CompareOptions; json: boolean; plotDir?: string } {
+export function parseCompareArgs(argv: readonly string[]): {
+  options: CompareOptions;
+  json: boolean;
+  plotDir?: string;
+} {
   const { values } = parseArgs({
     args: [...argv],
     options: {
@@ -354,13 +438,16 @@ export function parseCompareArgs(argv: readonly string[]): { options: CompareOpt
   const names = values.workloads?.split(',') ?? workloadsDefault.map((w) => w.name);
   const workloads = names.map((name) => {
     const found = workloadsDefault.find((w) => w.name === name);
-    if (found === undefined) throw new Error(`unknown workload ${name}; known: ${workloadsDefault.map((w) => w.name).join(', ')}`);
+    if (found === undefined)
+      throw new Error(`unknown workload ${name}; known: ${workloadsDefault.map((w) => w.name).join(', ')}`);
     return found;
   });
   const rounds = Number(values.rounds);
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20) throw new Error(`--rounds must be 1..20, saw ${values.rounds}`);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 20)
+    throw new Error(`--rounds must be 1..20, saw ${values.rounds}`);
   const ratePerSec = Number(values.rate);
-  if (!Number.isInteger(ratePerSec) || ratePerSec < 0 || ratePerSec > ratePerSecMax) throw new Error(`--rate must be an integer in 0..${ratePerSecMax}, saw ${values.rate}`);
+  if (!Number.isInteger(ratePerSec) || ratePerSec < 0 || ratePerSec > ratePerSecMax)
+    throw new Error(`--rate must be an integer in 0..${ratePerSecMax}, saw ${values.rate}`);
   const options: CompareOptions = {
     durationMs: Math.round(Number(values.duration) * 1000),
     warmupMs: Math.round(Number(values.warmup) * 1000),

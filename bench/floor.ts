@@ -19,7 +19,14 @@ import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { median, table } from './compare.js';
 import { describeProbe, probeFsync, type FsyncProbeResult } from './fsync-probe.js';
-import { goLoadAvailable, loadClientLabel, loadRunner, parseLoadClientName, requireGoLoad, type LoadClientName } from './go-client.js';
+import {
+  goLoadAvailable,
+  loadClientLabel,
+  loadRunner,
+  parseLoadClientName,
+  requireGoLoad,
+  type LoadClientName,
+} from './go-client.js';
 import { loadOptions } from './load.js';
 import { readHostCpuTicks, stealPercent } from './proc-stats.js';
 
@@ -55,7 +62,11 @@ export interface FloorReport {
 }
 
 /** The medians of a report, from its rounds and the probe. */
-export function summarizeFloor(rounds: readonly FloorRound[], fsyncProbe: FsyncProbeResult, clientLabel: string): FloorReport {
+export function summarizeFloor(
+  rounds: readonly FloorRound[],
+  fsyncProbe: FsyncProbeResult,
+  clientLabel: string,
+): FloorReport {
   if (rounds.length === 0) throw new Error('expected at least one round, saw none');
   const fsyncUs = fsyncProbe.preallocated.p50Ms * 1000;
   if (!(fsyncUs > 0)) throw new Error(`expected a positive fsync p50, saw ${fsyncProbe.preallocated.p50Ms} ms`);
@@ -76,7 +87,10 @@ async function startNullServer(): Promise<{ child: ChildProcess; endpoint: strin
   const lines = createInterface({ input: child.stdout as NonNullable<ChildProcess['stdout']> });
   try {
     const endpoint = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the null server printed no address within ${nullServerStartMsMax} ms`)), nullServerStartMsMax);
+      const timer = setTimeout(
+        () => reject(new Error(`the null server printed no address within ${nullServerStartMsMax} ms`)),
+        nullServerStartMsMax,
+      );
       lines.once('line', (line) => {
         clearTimeout(timer);
         resolve(line.trim());
@@ -105,7 +119,16 @@ export async function runFloor(options: FloorOptions): Promise<FloorReport> {
     const rounds: FloorRound[] = [];
     for (let round = 1; round <= options.rounds; round += 1) {
       const before = readHostCpuTicks();
-      const result = await runLoad(loadOptions({ endpoints: [endpoint], clients: 1, conns: 1, op: 'put', durationMs: options.durationMs, warmupMs: options.warmupMs }));
+      const result = await runLoad(
+        loadOptions({
+          endpoints: [endpoint],
+          clients: 1,
+          conns: 1,
+          op: 'put',
+          durationMs: options.durationMs,
+          warmupMs: options.warmupMs,
+        }),
+      );
       rounds.push({
         round,
         throughputPerSec: result.throughputPerSec,
@@ -128,8 +151,16 @@ export function formatFloorReport(report: FloorReport): string {
   const fsyncUs = report.fsyncProbe.preallocated.p50Ms * 1000;
   const rows = [['round', 'put/s', 'p50 ms', 'p99 ms', 'errors', 'steal %', 'p50/fsync', '(p50+fsync)/fsync']];
   for (const r of report.rounds) {
-    rows.push([String(r.round), String(r.throughputPerSec), ms(r.p50Us), ms(r.p99Us), String(r.errorCount), r.hostStealPercent.toFixed(1),
-      (r.p50Us / fsyncUs).toFixed(2), ((r.p50Us + fsyncUs) / fsyncUs).toFixed(2)]);
+    rows.push([
+      String(r.round),
+      String(r.throughputPerSec),
+      ms(r.p50Us),
+      ms(r.p99Us),
+      String(r.errorCount),
+      r.hostStealPercent.toFixed(1),
+      (r.p50Us / fsyncUs).toFixed(2),
+      ((r.p50Us + fsyncUs) / fsyncUs).toFixed(2),
+    ]);
   }
   return [
     describeProbe(report.fsyncProbe),
@@ -153,12 +184,16 @@ export function parseFloorArgs(argv: readonly string[]): { options: FloorOptions
     },
   });
   const rounds = Number(values.rounds);
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > floorRoundsMax) throw new Error(`--rounds must be 1..${floorRoundsMax}, saw ${values.rounds}`);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > floorRoundsMax)
+    throw new Error(`--rounds must be 1..${floorRoundsMax}, saw ${values.rounds}`);
   const durationMs = Math.round(Number(values.duration) * 1000);
   const warmupMs = Math.round(Number(values.warmup) * 1000);
   if (!(durationMs > 0)) throw new Error(`--duration must be a positive number of seconds, saw ${values.duration}`);
   if (!(warmupMs >= 0)) throw new Error(`--warmup must be a number of seconds, 0 or more, saw ${values.warmup}`);
-  return { options: { durationMs, warmupMs, rounds, client: parseLoadClientName(values.client) }, json: values.json === true };
+  return {
+    options: { durationMs, warmupMs, rounds, client: parseLoadClientName(values.client) },
+    json: values.json === true,
+  };
 }
 
 /** Entry point; returns the process exit code. */

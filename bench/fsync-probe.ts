@@ -96,7 +96,11 @@ export function describeProbe(result: FsyncProbeResult): string {
 export function main(argv: readonly string[]): number {
   const { values } = parseArgs({
     args: [...argv],
-    options: { dir: { type: 'string', default: tmpdir() }, samples: { type: 'string', default: String(probeSamplesDefault) }, json: { type: 'boolean', default: false } },
+    options: {
+      dir: { type: 'string', default: tmpdir() },
+      samples: { type: 'string', default: String(probeSamplesDefault) },
+      json: { type: 'boolean', default: false },
+    },
   });
   const result = probeFsync(values.dir, Number(values.samples));
   process.stdout.write(values.json ? `${JSON.stringify(result, null, 2)}\n` : `${describeProbe(result)}\n`);

@@ -23,7 +23,8 @@ const stderrCharsMax = 4_000;
 
 export type LoadClientName = 'go' | 'node';
 export type LoadRunner = (options: LoadOptions) => Promise<LoadResult>;
-export type GoLoadLookup = { readonly ok: true; readonly binary: string } | { readonly ok: false; readonly reason: string };
+export type GoLoadLookup =
+  { readonly ok: true; readonly binary: string } | { readonly ok: false; readonly reason: string };
 
 function sourceDir(): string {
   return join(packageRoot(), 'bench', 'go-load');
@@ -55,9 +56,21 @@ function build(binary: string): GoLoadLookup {
   mkdirSync(buildDir, { recursive: true });
   // Building to a private name and renaming keeps a concurrent run from executing half a file.
   const partial = `${binary}.${process.pid}.partial`;
-  const env = { ...process.env, GO111MODULE: 'off', GOPATH: debianGoPath, GOCACHE: join(buildDir, 'cache'), GOPROXY: 'off', GOFLAGS: '' };
+  const env = {
+    ...process.env,
+    GO111MODULE: 'off',
+    GOPATH: debianGoPath,
+    GOCACHE: join(buildDir, 'cache'),
+    GOPROXY: 'off',
+    GOFLAGS: '',
+  };
   try {
-    execFileSync('go', ['build', '-o', partial, '.'], { cwd: sourceDir(), env, stdio: ['ignore', 'ignore', 'pipe'], timeout: goBuildMsMax });
+    execFileSync('go', ['build', '-o', partial, '.'], {
+      cwd: sourceDir(),
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: goBuildMsMax,
+    });
   } catch (error) {
     const stderr = String((error as { stderr?: Buffer }).stderr ?? (error as Error).message).slice(0, stderrCharsMax);
     return { ok: false, reason: `building bench/go-load failed:\n${stderr}` };
@@ -71,10 +84,16 @@ export function goLoadAvailable(): GoLoadLookup {
   const binary = goLoadBinaryPath();
   if (goVersion() === undefined) {
     if (existsSync(binary)) return { ok: true, binary };
-    return { ok: false, reason: 'the Go toolchain is not installed: apt-get install -y golang-go (Debian), then rerun' };
+    return {
+      ok: false,
+      reason: 'the Go toolchain is not installed: apt-get install -y golang-go (Debian), then rerun',
+    };
   }
   if (!existsSync(join(debianGoPath, 'src', 'go.etcd.io', 'etcd', 'clientv3'))) {
-    return { ok: false, reason: `etcd's Go client source is missing under ${debianGoPath}: apt-get install -y golang-etcd-server-dev` };
+    return {
+      ok: false,
+      reason: `etcd's Go client source is missing under ${debianGoPath}: apt-get install -y golang-etcd-server-dev`,
+    };
   }
   return isStale(binary) ? build(binary) : { ok: true, binary };
 }
@@ -82,19 +101,32 @@ export function goLoadAvailable(): GoLoadLookup {
 /** Command-line flags of the Go tool for `options`; durations in seconds. */
 export function goLoadArgs(options: LoadOptions): string[] {
   const args = [
-    '--endpoints', options.endpoints.join(','),
-    '--conns', String(options.conns),
-    '--clients', String(options.clients),
-    '--op', options.op,
-    '--consistency', options.consistency,
-    '--txn-ops', String(options.txnOps),
-    '--key-size', String(options.keySize),
-    '--val-size', String(options.valSize),
-    '--key-space', String(options.keySpace),
-    '--duration', String(options.durationMs / 1000),
-    '--warmup', String(options.warmupMs / 1000),
-    '--deadline', String(options.deadlineMs / 1000),
-    '--rate', String(options.ratePerSec),
+    '--endpoints',
+    options.endpoints.join(','),
+    '--conns',
+    String(options.conns),
+    '--clients',
+    String(options.clients),
+    '--op',
+    options.op,
+    '--consistency',
+    options.consistency,
+    '--txn-ops',
+    String(options.txnOps),
+    '--key-size',
+    String(options.keySize),
+    '--val-size',
+    String(options.valSize),
+    '--key-space',
+    String(options.keySpace),
+    '--duration',
+    String(options.durationMs / 1000),
+    '--warmup',
+    String(options.warmupMs / 1000),
+    '--deadline',
+    String(options.deadlineMs / 1000),
+    '--rate',
+    String(options.ratePerSec),
   ];
   if (options.sequentialKeys) args.push('--sequential-keys');
   if (options.total !== undefined) args.push('--total', String(options.total));
@@ -103,7 +135,8 @@ export function goLoadArgs(options: LoadOptions): string[] {
 
 /** Runs one workload with the Go tool and returns the same summary bench/load.ts's runLoad does. */
 export async function runGoLoad(options: LoadOptions, binary: string = requireGoLoad()): Promise<LoadResult> {
-  const limitMs = options.warmupMs + options.durationMs + options.deadlineMs + options.conns * goDialMsMax + goLoadSlackMs;
+  const limitMs =
+    options.warmupMs + options.durationMs + options.deadlineMs + options.conns * goDialMsMax + goLoadSlackMs;
   const child = spawn(binary, goLoadArgs(options), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -115,7 +148,8 @@ export async function runGoLoad(options: LoadOptions, binary: string = requireGo
     child.once('close', (code) => resolve(code));
   }).finally(() => clearTimeout(timer));
   // Exit 1 with a report means no request succeeded; Node's runLoad returns such a report too.
-  if (exitCode !== 0 && exitCode !== 1) throw new Error(`tsetcd-go-load exited with ${String(exitCode)}: ${stderr.trim()}`);
+  if (exitCode !== 0 && exitCode !== 1)
+    throw new Error(`tsetcd-go-load exited with ${String(exitCode)}: ${stderr.trim()}`);
   try {
     return parseGoLoadResult(stdout);
   } catch (error) {
@@ -128,13 +162,28 @@ export function parseGoLoadResult(stdout: string): LoadResult {
   const line = stdout.trim().split('\n').pop() ?? '';
   if (line === '') throw new Error('expected one JSON report on stdout, saw nothing');
   const raw = JSON.parse(line) as Record<string, unknown> & { latencyUs?: Record<string, unknown> };
-  const numbers = ['txnOps', 'conns', 'clients', 'requests', 'errorCount', 'elapsedMs', 'throughputPerSec', 'clientCpuMs', 'lastRevision', 'ratePerSec'];
-  for (const name of numbers) if (typeof raw[name] !== 'number') throw new Error(`expected a number in ${name}, saw ${JSON.stringify(raw[name])}`);
+  const numbers = [
+    'txnOps',
+    'conns',
+    'clients',
+    'requests',
+    'errorCount',
+    'elapsedMs',
+    'throughputPerSec',
+    'clientCpuMs',
+    'lastRevision',
+    'ratePerSec',
+  ];
+  for (const name of numbers)
+    if (typeof raw[name] !== 'number')
+      throw new Error(`expected a number in ${name}, saw ${JSON.stringify(raw[name])}`);
   for (const name of ['p50', 'p90', 'p99', 'p999', 'max', 'mean']) {
-    if (typeof raw.latencyUs?.[name] !== 'number') throw new Error(`expected a number in latencyUs.${name}, saw ${JSON.stringify(raw.latencyUs?.[name])}`);
+    if (typeof raw.latencyUs?.[name] !== 'number')
+      throw new Error(`expected a number in latencyUs.${name}, saw ${JSON.stringify(raw.latencyUs?.[name])}`);
   }
   checkPercentiles(raw.latencyPercentilesUs);
-  if (!(loadOps as readonly unknown[]).includes(raw.op)) throw new Error(`expected op ${loadOps.join(', ')}, saw ${JSON.stringify(raw.op)}`);
+  if (!(loadOps as readonly unknown[]).includes(raw.op))
+    throw new Error(`expected op ${loadOps.join(', ')}, saw ${JSON.stringify(raw.op)}`);
   // Go encodes an empty map as {} but a nil one as null.
   const errors = (raw.errors ?? {}) as Record<string, number>;
   const { client: _client, ...result } = raw;
@@ -144,8 +193,13 @@ export function parseGoLoadResult(stdout: string): LoadResult {
 /** Throws unless `points` lists a latency at each of reportedPercentiles, in order, as bench/load.ts does. */
 function checkPercentiles(points: unknown): void {
   const list = Array.isArray(points) ? (points as Array<{ percentile?: unknown; us?: unknown }>) : [];
-  const matches = list.length === reportedPercentiles.length && list.every((p, i) => p.percentile === reportedPercentiles[i] && typeof p.us === 'number');
-  if (!matches) throw new Error(`expected latencyPercentilesUs at percentiles ${reportedPercentiles.join(', ')}, saw ${JSON.stringify(points)}`);
+  const matches =
+    list.length === reportedPercentiles.length &&
+    list.every((p, i) => p.percentile === reportedPercentiles[i] && typeof p.us === 'number');
+  if (!matches)
+    throw new Error(
+      `expected latencyPercentilesUs at percentiles ${reportedPercentiles.join(', ')}, saw ${JSON.stringify(points)}`,
+    );
 }
 
 /** The Go tool's path, or an error naming the Debian package to install. */

@@ -63,7 +63,8 @@ export class KvConnection {
         request,
         new grpc.Metadata(),
         { deadline: Date.now() + deadlineMs },
-        (error, reply) => (error !== null || reply === undefined ? reject(error ?? new Error('empty reply')) : resolve(reply)),
+        (error, reply) =>
+          error !== null || reply === undefined ? reject(error ?? new Error('empty reply')) : resolve(reply),
       );
     });
   }

@@ -59,7 +59,12 @@ export interface LeaseBenchReport {
 
 /** LeaseGrantRequest{TTL(1)}. */
 function encodeGrant(ttlSec: number): Buffer {
-  return Buffer.from(protobuf.Writer.create().uint32(1 << 3).int64(ttlSec).finish());
+  return Buffer.from(
+    protobuf.Writer.create()
+      .uint32(1 << 3)
+      .int64(ttlSec)
+      .finish(),
+  );
 }
 
 /**
@@ -70,7 +75,7 @@ export function grantedIdVarint(message: Buffer): Buffer {
   const reader = protobuf.Reader.create(message);
   while (reader.pos < reader.len) {
     const tag = reader.uint32();
-    if (tag === (2 << 3)) {
+    if (tag === 2 << 3) {
       const start = reader.pos;
       reader.skipType(0);
       return message.subarray(start, reader.pos);
@@ -85,7 +90,7 @@ export function keepAliveTtl(message: Buffer): number {
   const reader = protobuf.Reader.create(message);
   while (reader.pos < reader.len) {
     const tag = reader.uint32();
-    if (tag === (3 << 3)) return Number(reader.int64());
+    if (tag === 3 << 3) return Number(reader.int64());
     reader.skipType(tag & 7);
   }
   return 0;
@@ -93,8 +98,17 @@ export function keepAliveTtl(message: Buffer): number {
 
 function grant(client: grpc.Client): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    client.makeUnaryRequest<Buffer, Buffer>(grantMethod, (b) => b, (b) => b, encodeGrant(grantTtlSec), new grpc.Metadata(), { deadline: Date.now() + callDeadlineMs }, (error, reply) =>
-      error !== null || reply === undefined ? reject(error ?? new Error('empty reply')) : resolve(grantedIdVarint(reply)),
+    client.makeUnaryRequest<Buffer, Buffer>(
+      grantMethod,
+      (b) => b,
+      (b) => b,
+      encodeGrant(grantTtlSec),
+      new grpc.Metadata(),
+      { deadline: Date.now() + callDeadlineMs },
+      (error, reply) =>
+        error !== null || reply === undefined
+          ? reject(error ?? new Error('empty reply'))
+          : resolve(grantedIdVarint(reply)),
     );
   });
 }
@@ -129,7 +143,11 @@ class KeepAliveStream {
     private readonly histogram: hdr.Histogram,
     private readonly counting: () => boolean,
   ) {
-    this.call = client.makeBidiStreamRequest<Buffer, Buffer>(keepAliveMethod, (b) => b, (b) => b);
+    this.call = client.makeBidiStreamRequest<Buffer, Buffer>(
+      keepAliveMethod,
+      (b) => b,
+      (b) => b,
+    );
     this.call.on('data', (reply: Buffer) => this.onReply(reply));
     this.call.on('error', () => undefined);
   }
@@ -174,8 +192,15 @@ class KeepAliveStream {
 export async function measureLease(endpoint: string, options: LeaseBenchOptions): Promise<LeaseSideResult> {
   validate(options);
   const target = endpoint.replace(/^https?:\/\//, '');
-  const clients = Array.from({ length: options.streams }, () => new grpc.Client(target, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
-  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: latencyUsMax, numberOfSignificantValueDigits: 3 });
+  const clients = Array.from(
+    { length: options.streams },
+    () => new grpc.Client(target, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }),
+  );
+  const histogram = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: latencyUsMax,
+    numberOfSignificantValueDigits: 3,
+  });
   const streams: KeepAliveStream[] = [];
   try {
     const grantStartMs = performance.now();
@@ -183,7 +208,9 @@ export async function measureLease(endpoint: string, options: LeaseBenchOptions)
     const grantMs = performance.now() - grantStartMs;
     let counting = true;
     clients.forEach((client, s) => {
-      const mine = ids.filter((_, i) => i % options.streams === s).map((id) => Buffer.concat([Buffer.from([1 << 3]), id]));
+      const mine = ids
+        .filter((_, i) => i % options.streams === s)
+        .map((id) => Buffer.concat([Buffer.from([1 << 3]), id]));
       streams.push(new KeepAliveStream(client, mine, histogram, () => counting));
     });
     const startMs = performance.now();
@@ -201,7 +228,11 @@ export async function measureLease(endpoint: string, options: LeaseBenchOptions)
       keepAlives,
       keepAliveErrors: streams.reduce((sum, s) => sum + s.errors, 0),
       keepAlivesPerSec: Math.round((keepAlives * 1000) / elapsedMs),
-      latencyUs: { p50: histogram.getValueAtPercentile(50), p99: histogram.getValueAtPercentile(99), max: histogram.maxValue },
+      latencyUs: {
+        p50: histogram.getValueAtPercentile(50),
+        p99: histogram.getValueAtPercentile(99),
+        max: histogram.maxValue,
+      },
     };
   } finally {
     for (const stream of streams) stream.close();
@@ -220,7 +251,8 @@ function validate(options: LeaseBenchOptions): void {
 
 /** Starts a fresh member per side, etcd first, and measures each. */
 export async function runLeaseBench(options: LeaseBenchOptions, sutSide: MemberCommand): Promise<LeaseBenchReport> {
-  const measureOn = (command: MemberCommand): Promise<LeaseSideResult> => onFreshMember(command, (member) => measureLease(member.clientUrl, options));
+  const measureOn = (command: MemberCommand): Promise<LeaseSideResult> =>
+    onFreshMember(command, (member) => measureLease(member.clientUrl, options));
   const etcd = await measureOn(etcdCommand());
   const sut = await measureOn(sutSide);
   return {

@@ -115,19 +115,26 @@ function validate(options: LoadOptions): void {
   const positive: Array<keyof LoadOptions> = ['conns', 'clients', 'keySize', 'keySpace', 'txnOps', 'deadlineMs'];
   for (const name of positive) {
     const value = options[name];
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer, saw ${String(value)}`);
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 1)
+      throw new Error(`--${name} must be a positive integer, saw ${String(value)}`);
   }
   if (options.endpoints.length === 0) throw new Error('expected at least one endpoint');
   if (options.valSize < 0 || options.warmupMs < 0) throw new Error('--val-size and --warmup must not be negative');
-  if (options.durationMs <= 0 || options.durationMs > durationMsMax) throw new Error(`--duration must be in (0, ${durationMsMax / 1000}] s`);
-  if (options.total !== undefined && (!Number.isInteger(options.total) || options.total < 1)) throw new Error('--total must be a positive integer');
+  if (options.durationMs <= 0 || options.durationMs > durationMsMax)
+    throw new Error(`--duration must be in (0, ${durationMsMax / 1000}] s`);
+  if (options.total !== undefined && (!Number.isInteger(options.total) || options.total < 1))
+    throw new Error('--total must be a positive integer');
   if (!loadOps.includes(options.op)) throw new Error(`--op must be ${loadOps.join(', ')}, saw ${String(options.op)}`);
-  if (options.txnOps > options.keySpace) throw new Error(`--txn-ops must be in 1..${options.keySpace} (the key space), saw ${options.txnOps}`);
+  if (options.txnOps > options.keySpace)
+    throw new Error(`--txn-ops must be in 1..${options.keySpace} (the key space), saw ${options.txnOps}`);
   // Truncated keys repeat, and etcd refuses a txn that puts one key twice.
   if (options.op === 'txn-put' && options.txnOps > 1 && String(options.keySpace - 1).length > options.keySize) {
-    throw new Error(`--txn-ops above 1 needs every index of --key-space ${options.keySpace} to fit in --key-size ${options.keySize} digits`);
+    throw new Error(
+      `--txn-ops above 1 needs every index of --key-space ${options.keySpace} to fit in --key-size ${options.keySize} digits`,
+    );
   }
-  if (options.consistency !== 'l' && options.consistency !== 's') throw new Error(`--consistency must be l or s, saw ${String(options.consistency)}`);
+  if (options.consistency !== 'l' && options.consistency !== 's')
+    throw new Error(`--consistency must be l or s, saw ${String(options.consistency)}`);
   if (!Number.isInteger(options.ratePerSec) || options.ratePerSec < 0 || options.ratePerSec > ratePerSecMax) {
     throw new Error(`--rate must be an integer in 0..${ratePerSecMax}, saw ${String(options.ratePerSec)}`);
   }
@@ -166,7 +173,11 @@ export class RatePacer {
 
 /** Shared state of one run: every client loop draws keys and records results here. */
 class LoadRun {
-  readonly histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: latencyUsMax, numberOfSignificantValueDigits: 3 });
+  readonly histogram = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: latencyUsMax,
+    numberOfSignificantValueDigits: 3,
+  });
   readonly errors = new Map<string, number>();
   readonly value: Buffer;
   requests = 0;
@@ -221,12 +232,15 @@ class LoadRun {
  * `count <= keySpace` and no index is truncated.
  */
 export function consecutiveKeys(start: number, count: number, keySpace: number, keySize: number): Buffer[] {
-  return Array.from({ length: count }, (_, i) => Buffer.from(((start + i) % keySpace).toString().padStart(keySize, '0').slice(-keySize)));
+  return Array.from({ length: count }, (_, i) =>
+    Buffer.from(((start + i) % keySpace).toString().padStart(keySize, '0').slice(-keySize)),
+  );
 }
 
 function errorKind(error: unknown): string {
   const status = error as Partial<grpc.StatusObject>;
-  if (typeof status.code === 'number') return `${grpc.status[status.code] ?? status.code}: ${String(status.details ?? '').slice(0, 120)}`;
+  if (typeof status.code === 'number')
+    return `${grpc.status[status.code] ?? status.code}: ${String(status.details ?? '').slice(0, 120)}`;
   return String((error as Error).message ?? error).slice(0, 120);
 }
 
@@ -235,7 +249,9 @@ function send(run: LoadRun, connection: KvConnection, keys: readonly Buffer[]): 
   const { op, consistency, deadlineMs } = run.options;
   if (op === 'txn-put') return connection.txnPut(keys, run.value, deadlineMs);
   const key = keys[0] as Buffer;
-  return op === 'put' ? connection.put(key, run.value, deadlineMs) : connection.range(key, consistency === 's', deadlineMs);
+  return op === 'put'
+    ? connection.put(key, run.value, deadlineMs)
+    : connection.range(key, consistency === 's', deadlineMs);
 }
 
 /**
@@ -281,7 +297,10 @@ async function clientLoop(run: LoadRun, connection: KvConnection): Promise<void>
 /** Runs one workload and returns its measured summary; with a `progress` sink, draws a progress bar on it meanwhile. */
 export async function runLoad(options: LoadOptions, progress?: ProgressSink): Promise<LoadResult> {
   validate(options);
-  const connections = Array.from({ length: options.conns }, (_, i) => new KvConnection(options.endpoints[i % options.endpoints.length] as string));
+  const connections = Array.from(
+    { length: options.conns },
+    (_, i) => new KvConnection(options.endpoints[i % options.endpoints.length] as string),
+  );
   const run = new LoadRun(options);
   const stopProgress = progress === undefined ? undefined : startProgress(progress, () => progressOf(run));
   let cpuAtStart: NodeJS.CpuUsage | undefined;
@@ -291,7 +310,11 @@ export async function runLoad(options: LoadOptions, progress?: ProgressSink): Pr
     measuredStartMs = performance.now();
   }, options.warmupMs);
   try {
-    await Promise.all(Array.from({ length: options.clients }, (_, i) => clientLoop(run, connections[i % connections.length] as KvConnection)));
+    await Promise.all(
+      Array.from({ length: options.clients }, (_, i) =>
+        clientLoop(run, connections[i % connections.length] as KvConnection),
+      ),
+    );
   } finally {
     clearTimeout(cpuMark);
     stopProgress?.();
@@ -304,7 +327,15 @@ export async function runLoad(options: LoadOptions, progress?: ProgressSink): Pr
 
 function progressOf(run: LoadRun): ProgressSnapshot {
   const { warmupMs, durationMs, total } = run.options;
-  return { elapsedMs: performance.now() - run.startMs, warmupMs, durationMs, total, requests: run.requests, errorCount: run.errorCount, answered: run.answered };
+  return {
+    elapsedMs: performance.now() - run.startMs,
+    warmupMs,
+    durationMs,
+    total,
+    requests: run.requests,
+    errorCount: run.errorCount,
+    answered: run.answered,
+  };
 }
 
 function summarise(run: LoadRun, elapsedMs: number, clientCpuMs: number): LoadResult {
@@ -323,7 +354,14 @@ function summarise(run: LoadRun, elapsedMs: number, clientCpuMs: number): LoadRe
     errorCount: run.errorCount,
     elapsedMs: Math.round(elapsedMs),
     throughputPerSec: elapsedMs > 0 ? Math.round((run.requests * 1000) / elapsedMs) : 0,
-    latencyUs: { p50: at(50), p90: at(90), p99: at(99), p999: at(99.9), max: h.totalCount === 0 ? 0 : h.maxValue, mean: Math.round(h.mean) },
+    latencyUs: {
+      p50: at(50),
+      p90: at(90),
+      p99: at(99),
+      p999: at(99.9),
+      max: h.totalCount === 0 ? 0 : h.maxValue,
+      mean: Math.round(h.mean),
+    },
     latencyPercentilesUs: reportedPercentiles.map((percentile) => ({ percentile, us: at(percentile) })),
     ratePerSec: run.options.ratePerSec,
     clientCpuMs: Math.round(clientCpuMs),
@@ -386,9 +424,12 @@ export function parseLoadArgs(argv: readonly string[]): { options: LoadOptions; 
       plot: { type: 'string' },
     },
   });
-  const seconds = (text: string | undefined, fallbackMs: number): number => (text === undefined ? fallbackMs : Math.round(Number(text) * 1000));
+  const seconds = (text: string | undefined, fallbackMs: number): number =>
+    text === undefined ? fallbackMs : Math.round(Number(text) * 1000);
   const options = loadOptions({
-    endpoints: String(values.endpoints).split(',').filter((e) => e !== ''),
+    endpoints: String(values.endpoints)
+      .split(',')
+      .filter((e) => e !== ''),
     conns: Number(values.conns),
     clients: Number(values.clients),
     ...(values.total === undefined ? {} : { total: Number(values.total) }),
@@ -411,7 +452,11 @@ export function parseLoadArgs(argv: readonly string[]): { options: LoadOptions; 
 export function loadPlotSvg(result: LoadResult, endpoints: readonly string[]): string {
   const title = `latency by percentile (${describeWorkload(result)})`;
   const subtitle = `${result.requests} requests, ${result.errorCount} errors, ${result.throughputPerSec} req/s`;
-  return latencyPlotSvg({ title, subtitle, series: [{ label: endpoints.join(','), points: result.latencyPercentilesUs }] });
+  return latencyPlotSvg({
+    title,
+    subtitle,
+    series: [{ label: endpoints.join(','), points: result.latencyPercentilesUs }],
+  });
 }
 
 /** The tsetcd-bench entry point; returns the process exit code. */

@@ -55,7 +55,9 @@ export function latencyPlotSvg(plot: LatencyPlot): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${widthPx}" height="${heightPx}" viewBox="0 0 ${widthPx} ${heightPx}" font-family="sans-serif" font-size="12">`,
     `<rect x="0" y="0" width="${widthPx}" height="${heightPx}" fill="white"/>`,
     `<text x="${widthPx / 2}" y="22" text-anchor="middle" font-size="15">${escapeXml(plot.title)}</text>`,
-    ...(plot.subtitle === undefined ? [] : [`<text x="${widthPx / 2}" y="42" text-anchor="middle" fill="#555">${escapeXml(plot.subtitle)}</text>`]),
+    ...(plot.subtitle === undefined
+      ? []
+      : [`<text x="${widthPx / 2}" y="42" text-anchor="middle" fill="#555">${escapeXml(plot.subtitle)}</text>`]),
     ...percentileAxis(frame),
     ...latencyAxis(frame),
     ...plot.series.map((series, index) => seriesPath(series, index, frame)),
@@ -66,16 +68,21 @@ export function latencyPlotSvg(plot: LatencyPlot): string {
 }
 
 function checkPlot(plot: LatencyPlot): void {
-  if (plot.series.length < 1 || plot.series.length > plotSeriesMax) throw new Error(`expected 1..${plotSeriesMax} series, saw ${plot.series.length}`);
+  if (plot.series.length < 1 || plot.series.length > plotSeriesMax)
+    throw new Error(`expected 1..${plotSeriesMax} series, saw ${plot.series.length}`);
   for (const series of plot.series) {
     if (series.points.length === 0) throw new Error(`expected points in series ${series.label}, saw none`);
     series.points.forEach((point, index) => {
       const previous = series.points[index - 1];
       if (!(point.percentile >= 0 && point.percentile <= 100) || !(point.us >= 0)) {
-        throw new Error(`expected a percentile in 0..100 and a latency >= 0 in series ${series.label}, saw ${JSON.stringify(point)}`);
+        throw new Error(
+          `expected a percentile in 0..100 and a latency >= 0 in series ${series.label}, saw ${JSON.stringify(point)}`,
+        );
       }
       if (previous !== undefined && point.percentile <= previous.percentile) {
-        throw new Error(`expected increasing percentiles in series ${series.label}, saw ${previous.percentile} then ${point.percentile}`);
+        throw new Error(
+          `expected increasing percentiles in series ${series.label}, saw ${previous.percentile} then ${point.percentile}`,
+        );
       }
     });
   }
@@ -124,10 +131,15 @@ export function percentileTickLabel(decade: number): string {
 
 function percentileAxis(frame: Frame): string[] {
   const bottom = frame.y(0);
-  const ticks = Array.from({ length: frame.decades + 1 }, (_, k) => ({ x: frame.xOfDecades(k), label: percentileTickLabel(k) }));
+  const ticks = Array.from({ length: frame.decades + 1 }, (_, k) => ({
+    x: frame.xOfDecades(k),
+    label: percentileTickLabel(k),
+  }));
   if (frame.hasMax) ticks.push({ x: frame.x(100), label: 'max' });
   return [
-    ...ticks.map((t) => `<line x1="${px(t.x)}" y1="${margin.top}" x2="${px(t.x)}" y2="${px(bottom)}" stroke="#e0e0e0"/>`),
+    ...ticks.map(
+      (t) => `<line x1="${px(t.x)}" y1="${margin.top}" x2="${px(t.x)}" y2="${px(bottom)}" stroke="#e0e0e0"/>`,
+    ),
     ...ticks.map((t) => `<text x="${px(t.x)}" y="${px(bottom + 18)}" text-anchor="middle">${t.label}</text>`),
     `<line x1="${margin.left}" y1="${px(bottom)}" x2="${widthPx - margin.right}" y2="${px(bottom)}" stroke="black"/>`,
     `<text x="${margin.left + (widthPx - margin.left - margin.right) / 2}" y="${heightPx - 15}" text-anchor="middle">percentile</text>`,
@@ -140,8 +152,14 @@ function latencyAxis(frame: Frame): string[] {
   const ticks = Array.from({ length: count + 1 }, (_, i) => i * frame.latencyStepMs);
   const middle = margin.top + (heightPx - margin.top - margin.bottom) / 2;
   return [
-    ...ticks.map((ms) => `<line x1="${margin.left}" y1="${px(frame.y(ms))}" x2="${widthPx - margin.right}" y2="${px(frame.y(ms))}" stroke="#e0e0e0"/>`),
-    ...ticks.map((ms) => `<text x="${margin.left - 8}" y="${px(frame.y(ms) + 4)}" text-anchor="end">${ms.toFixed(decimals)}</text>`),
+    ...ticks.map(
+      (ms) =>
+        `<line x1="${margin.left}" y1="${px(frame.y(ms))}" x2="${widthPx - margin.right}" y2="${px(frame.y(ms))}" stroke="#e0e0e0"/>`,
+    ),
+    ...ticks.map(
+      (ms) =>
+        `<text x="${margin.left - 8}" y="${px(frame.y(ms) + 4)}" text-anchor="end">${ms.toFixed(decimals)}</text>`,
+    ),
     `<line x1="${margin.left}" y1="${margin.top}" x2="${margin.left}" y2="${px(frame.y(0))}" stroke="black"/>`,
     `<text x="20" y="${px(middle)}" text-anchor="middle" transform="rotate(-90 20 ${px(middle)})">latency (ms)</text>`,
   ];
@@ -162,14 +180,17 @@ function legend(series: readonly LatencySeries[]): string[] {
   // A rough text width (7 px a character) is enough for a backdrop that keeps lines off the labels.
   const boxWidthPx = 50 + 7 * Math.max(...series.map((s) => s.label.length));
   const box = `<rect x="${left - 8}" y="${margin.top + 4}" width="${boxWidthPx}" height="${series.length * 18 + 10}" fill="white" fill-opacity="0.85" stroke="#cccccc"/>`;
-  return [box, ...series.flatMap((s, index) => {
-    const y = margin.top + 15 + index * 18;
-    const colour = seriesColours[index] as string;
-    return [
-      `<line x1="${left}" y1="${y}" x2="${left + 24}" y2="${y}" stroke="${colour}" stroke-width="3"/>`,
-      `<text x="${left + 32}" y="${y + 4}">${escapeXml(s.label)}</text>`,
-    ];
-  })];
+  return [
+    box,
+    ...series.flatMap((s, index) => {
+      const y = margin.top + 15 + index * 18;
+      const colour = seriesColours[index] as string;
+      return [
+        `<line x1="${left}" y1="${y}" x2="${left + 24}" y2="${y}" stroke="${colour}" stroke-width="3"/>`,
+        `<text x="${left + 32}" y="${y + 4}">${escapeXml(s.label)}</text>`,
+      ];
+    }),
+  ];
 }
 
 function px(value: number): string {

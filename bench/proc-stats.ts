@@ -34,7 +34,8 @@ export function parseHostCpuTicks(procStat: string): HostCpuTicks {
   const line = procStat.split('\n').find((candidate) => candidate.startsWith('cpu '));
   if (line === undefined) throw new Error('no aggregate "cpu" line in /proc/stat');
   const fields = line.trim().split(/\s+/).slice(1, 9).map(Number);
-  if (fields.length < 8 || fields.some((field) => !Number.isFinite(field))) throw new Error(`unreadable /proc/stat cpu line: ${line}`);
+  if (fields.length < 8 || fields.some((field) => !Number.isFinite(field)))
+    throw new Error(`unreadable /proc/stat cpu line: ${line}`);
   return { total: fields.reduce((sum, field) => sum + field, 0), steal: fields[7] as number };
 }
 

@@ -51,16 +51,28 @@ function parseArgs(argv: readonly string[]): RestartOptions {
   return options;
 }
 
-type KvClient = grpc.Client & Record<string, (request: unknown, options: grpc.CallOptions, done: (error: grpc.ServiceError | null, response: unknown) => void) => void>;
+type KvClient = grpc.Client &
+  Record<
+    string,
+    (
+      request: unknown,
+      options: grpc.CallOptions,
+      done: (error: grpc.ServiceError | null, response: unknown) => void,
+    ) => void
+  >;
 
 function kvClient(endpoint: string): KvClient {
-  const loaded = grpc.loadPackageDefinition(loadProtos()) as unknown as { etcdserverpb: { KV: new (address: string, credentials: grpc.ChannelCredentials) => KvClient } };
+  const loaded = grpc.loadPackageDefinition(loadProtos()) as unknown as {
+    etcdserverpb: { KV: new (address: string, credentials: grpc.ChannelCredentials) => KvClient };
+  };
   return new loaded.etcdserverpb.KV(endpoint.replace(/^http:\/\//, ''), grpc.credentials.createInsecure());
 }
 
 function call(client: KvClient, method: string, request: unknown, timeoutMs = 30_000): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    client[method]!(request, { deadline: Date.now() + timeoutMs }, (error, response) => (error ? reject(error) : resolve(response)));
+    client[method]!(request, { deadline: Date.now() + timeoutMs }, (error, response) =>
+      error ? reject(error) : resolve(response),
+    );
   });
 }
 
@@ -101,8 +113,13 @@ async function waitServing(member: Member, startedAt: number, keys: number): Pro
   const servingSeconds = (performance.now() - startedAt) / 1000;
   const client = kvClient(member.clientUrl);
   try {
-    const response = (await call(client, 'Range', { key: Buffer.from('key/'), rangeEnd: Buffer.from('key0'), countOnly: true })) as { count: string };
-    if (Number(response.count) !== keys) throw new Error(`restarted member holds ${response.count} keys, expected ${keys}`);
+    const response = (await call(client, 'Range', {
+      key: Buffer.from('key/'),
+      rangeEnd: Buffer.from('key0'),
+      countOnly: true,
+    })) as { count: string };
+    if (Number(response.count) !== keys)
+      throw new Error(`restarted member holds ${response.count} keys, expected ${keys}`);
   } finally {
     client.close();
   }
@@ -127,7 +144,15 @@ async function measure(system: string, command: MemberCommand, options: RestartO
     const restart = member.restart().catch(() => undefined); // health waits are bounded inside Member
     const restartToServingSeconds = await waitServing(member, restartStarted, options.keys);
     await restart;
-    return { system, keys: options.keys, loadSeconds, rssAfterLoadMiB, dataDirMiB, restartToServingSeconds, rssAfterRestartMiB: rssMiB(member.pid) };
+    return {
+      system,
+      keys: options.keys,
+      loadSeconds,
+      rssAfterLoadMiB,
+      dataDirMiB,
+      restartToServingSeconds,
+      rssAfterRestartMiB: rssMiB(member.pid),
+    };
   } finally {
     await member.destroy();
   }
@@ -138,7 +163,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   const options = parseArgs(argv);
   const results: RestartResult[] = [];
   const sut = sutCommand();
-  const systems: Array<[string, MemberCommand | undefined]> = [['etcd', etcdCommand()], ['tsetcd', sut.command]];
+  const systems: Array<[string, MemberCommand | undefined]> = [
+    ['etcd', etcdCommand()],
+    ['tsetcd', sut.command],
+  ];
   for (const [system, command] of systems) {
     if (options.only !== undefined && options.only !== system) continue;
     if (command === undefined) throw new Error(`${system} is not available: ${sut.skipReason ?? ''}`);
@@ -158,8 +186,11 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  main(process.argv.slice(2)).then((code) => (process.exitCode = code), (error: Error) => {
-    process.stderr.write(`${error.stack ?? error.message}\n`);
-    process.exitCode = 1;
-  });
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (error: Error) => {
+      process.stderr.write(`${error.stack ?? error.message}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

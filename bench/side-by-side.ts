@@ -9,7 +9,8 @@ export function ratio(sut: number, etcd: number): number {
 
 /** Throws naming the flag when `value` is not an integer in min..max. */
 export function checkIntegerOption(name: string, value: number, min: number, max: number): void {
-  if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${name} must be an integer in ${min}..${max}, saw ${value}`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new Error(`--${name} must be an integer in ${min}..${max}, saw ${value}`);
 }
 
 /** Starts a fresh single member with `command`, runs `measure` against it, and always removes it. */

@@ -50,7 +50,14 @@ export interface WatchBenchOptions {
   readonly streamMemory?: number;
 }
 
-export const watchBenchDefaults: WatchBenchOptions = { watchers: 10_000, streams: 10, puts: 50, putIntervalMs: 10, timeoutMs: 60_000, streamMemory: 1_000 };
+export const watchBenchDefaults: WatchBenchOptions = {
+  watchers: 10_000,
+  streams: 10,
+  puts: 50,
+  putIntervalMs: 10,
+  timeoutMs: 60_000,
+  streamMemory: 1_000,
+};
 
 export interface LatencyUs {
   readonly p50: number;
@@ -100,7 +107,12 @@ interface WatchReply {
 /** WatchRequest{create_request(1): WatchCreateRequest{key(1)}}. */
 function encodeCreate(key: Buffer): Buffer {
   const writer = protobuf.Writer.create();
-  writer.uint32((1 << 3) | 2).fork().uint32((1 << 3) | 2).bytes(key).ldelim();
+  writer
+    .uint32((1 << 3) | 2)
+    .fork()
+    .uint32((1 << 3) | 2)
+    .bytes(key)
+    .ldelim();
   return Buffer.from(writer.finish());
 }
 
@@ -144,7 +156,11 @@ class Delivery {
   received = 0;
   lastReceiptMs = 0;
   readonly sentAtMs: number[] = [];
-  readonly histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: latencyUsMax, numberOfSignificantValueDigits: 3 });
+  readonly histogram = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: latencyUsMax,
+    numberOfSignificantValueDigits: 3,
+  });
 
   onReply(reply: WatchReply): void {
     if (reply.created) this.created += 1;
@@ -208,11 +224,18 @@ async function measureStreamMemory(
 }
 
 /** Runs the fan-out once against `endpoint`, whose server process is `pid`. */
-export async function measureWatch(endpoint: string, pid: number, options: WatchBenchOptions): Promise<WatchSideResult> {
+export async function measureWatch(
+  endpoint: string,
+  pid: number,
+  options: WatchBenchOptions,
+): Promise<WatchSideResult> {
   validate(options);
   const target = endpoint.replace(/^https?:\/\//, '');
   const delivery = new Delivery();
-  const clients = Array.from({ length: options.streams }, () => new grpc.Client(target, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+  const clients = Array.from(
+    { length: options.streams },
+    () => new grpc.Client(target, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }),
+  );
   const calls = clients.map((client) => openStream(client, delivery));
   const writer = new KvConnection(endpoint);
   try {
@@ -227,7 +250,13 @@ export async function measureWatch(endpoint: string, pid: number, options: Watch
     await sleep(memorySettleMs);
     const rssAfterKb = readProcessStats(pid).rssKb;
     // After the watcher figure, so the streams' memory does not blur it; their watchers see no puts.
-    const rssPerStreamBytes = await measureStreamMemory(clients, pid, options.streamMemory ?? 0, options.timeoutMs, calls);
+    const rssPerStreamBytes = await measureStreamMemory(
+      clients,
+      pid,
+      options.streamMemory ?? 0,
+      options.timeoutMs,
+      calls,
+    );
 
     const serverCpuStartMs = readProcessStats(pid).cpuMs;
     const clientCpuStart = process.cpuUsage();
@@ -254,7 +283,8 @@ export async function measureWatch(endpoint: string, pid: number, options: Watch
       latencyUs: { p50: h.getValueAtPercentile(50), p99: h.getValueAtPercentile(99), max: h.maxValue },
       rssBeforeKb,
       rssAfterKb,
-      rssPerWatcherBytes: delivery.created === 0 ? 0 : Math.round(((rssAfterKb - rssBeforeKb) * 1024) / delivery.created),
+      rssPerWatcherBytes:
+        delivery.created === 0 ? 0 : Math.round(((rssAfterKb - rssBeforeKb) * 1024) / delivery.created),
       putPhaseMs: Math.round(putPhaseMs),
       clientCpuMs: Math.round((clientCpu.user + clientCpu.system) / 1000),
       serverCpuMs: Math.round(serverCpuMs),
@@ -279,7 +309,8 @@ function validate(options: WatchBenchOptions): void {
 
 /** Starts both members, measures etcd first and then the system under test, and stops them. */
 export async function runWatchBench(options: WatchBenchOptions, sutSide: MemberCommand): Promise<WatchBenchReport> {
-  const measureOn = (command: MemberCommand): Promise<WatchSideResult> => onFreshMember(command, (member) => measureWatch(member.clientUrl, member.pid, options));
+  const measureOn = (command: MemberCommand): Promise<WatchSideResult> =>
+    onFreshMember(command, (member) => measureWatch(member.clientUrl, member.pid, options));
   const etcd = await measureOn(etcdCommand());
   const sut = await measureOn(sutSide);
   return {

@@ -61,7 +61,8 @@ export function clientErrorText(error: grpc.ServiceError): string {
   // clientv3 turns every server error it knows (all spelled "etcdserver: ...") into its bare text.
   if (error.details.startsWith('etcdserver: ')) return error.details;
   // An expired call deadline surfaces as the Go context's own error.
-  if (error.code === grpc.status.DEADLINE_EXCEEDED || error.code === grpc.status.CANCELLED) return 'context deadline exceeded';
+  if (error.code === grpc.status.DEADLINE_EXCEEDED || error.code === grpc.status.CANCELLED)
+    return 'context deadline exceeded';
   return `rpc error: code = ${goCodeNames[error.code] ?? `Code(${error.code})`} desc = ${error.details}`;
 }
 
@@ -69,7 +70,8 @@ export function clientErrorText(error: grpc.ServiceError): string {
 export function grpcTarget(endpoints: readonly string[]): string {
   const hosts = endpoints.map((endpoint) => endpoint.trim().replace(/^(https?|unixs?):\/\//, ''));
   // grpc-js dials a list only as IP literals; a named host is dialled on its own.
-  if (hosts.length > 1 && hosts.every((host) => /^\d+\.\d+\.\d+\.\d+:\d+$/.test(host))) return `ipv4:${hosts.join(',')}`;
+  if (hosts.length > 1 && hosts.every((host) => /^\d+\.\d+\.\d+\.\d+:\d+$/.test(host)))
+    return `ipv4:${hosts.join(',')}`;
   return `dns:${hosts[0] ?? '127.0.0.1:2379'}`;
 }
 

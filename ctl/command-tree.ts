@@ -20,27 +20,83 @@ export interface CommandSpec {
   readonly missing?: boolean;
 }
 
-const bool = (name: string, usage: string, shorthand?: string): FlagSpec => ({ name, kind: 'bool', defaultText: 'false', usage, shorthand });
+const bool = (name: string, usage: string, shorthand?: string): FlagSpec => ({
+  name,
+  kind: 'bool',
+  defaultText: 'false',
+  usage,
+  shorthand,
+});
 
 export const globalFlags: readonly FlagSpec[] = [
   { name: 'endpoints', kind: 'stringSlice', defaultText: '[127.0.0.1:2379]', usage: 'gRPC endpoints' },
   bool('debug', 'enable client-side debug logging'),
-  { name: 'write-out', shorthand: 'w', kind: 'string', defaultText: 'simple', usage: 'set the output format (fields, json, protobuf, simple, table)' },
+  {
+    name: 'write-out',
+    shorthand: 'w',
+    kind: 'string',
+    defaultText: 'simple',
+    usage: 'set the output format (fields, json, protobuf, simple, table)',
+  },
   bool('hex', 'print byte strings as hex encoded strings'),
   { name: 'dial-timeout', kind: 'duration', defaultText: '2s', usage: 'dial timeout for client connections' },
-  { name: 'command-timeout', kind: 'duration', defaultText: '5s', usage: 'timeout for short running command (excluding dial timeout)' },
+  {
+    name: 'command-timeout',
+    kind: 'duration',
+    defaultText: '5s',
+    usage: 'timeout for short running command (excluding dial timeout)',
+  },
   { name: 'keepalive-time', kind: 'duration', defaultText: '2s', usage: 'keepalive time for client connections' },
   { name: 'keepalive-timeout', kind: 'duration', defaultText: '6s', usage: 'keepalive timeout for client connections' },
-  { name: 'insecure-transport', kind: 'bool', defaultText: 'true', usage: 'disable transport security for client connections' },
-  { name: 'insecure-discovery', kind: 'bool', defaultText: 'true', usage: 'accept insecure SRV records describing cluster endpoints' },
-  bool('insecure-skip-tls-verify', 'skip server certificate verification (CAUTION: this option should be enabled only for testing purposes)'),
+  {
+    name: 'insecure-transport',
+    kind: 'bool',
+    defaultText: 'true',
+    usage: 'disable transport security for client connections',
+  },
+  {
+    name: 'insecure-discovery',
+    kind: 'bool',
+    defaultText: 'true',
+    usage: 'accept insecure SRV records describing cluster endpoints',
+  },
+  bool(
+    'insecure-skip-tls-verify',
+    'skip server certificate verification (CAUTION: this option should be enabled only for testing purposes)',
+  ),
   { name: 'cert', kind: 'string', defaultText: '', usage: 'identify secure client using this TLS certificate file' },
   { name: 'key', kind: 'string', defaultText: '', usage: 'identify secure client using this TLS key file' },
-  { name: 'cacert', kind: 'string', defaultText: '', usage: 'verify certificates of TLS-enabled secure servers using this CA bundle' },
-  { name: 'user', kind: 'string', defaultText: '', usage: 'username[:password] for authentication (prompt if password is not supplied)' },
-  { name: 'password', kind: 'string', defaultText: '', usage: "password for authentication (if this option is used, --user option shouldn't include password)" },
-  { name: 'discovery-srv', shorthand: 'd', kind: 'string', defaultText: '', usage: 'domain name to query for SRV records describing cluster endpoints' },
-  { name: 'discovery-srv-name', kind: 'string', defaultText: '', usage: 'service name to query when using DNS discovery' },
+  {
+    name: 'cacert',
+    kind: 'string',
+    defaultText: '',
+    usage: 'verify certificates of TLS-enabled secure servers using this CA bundle',
+  },
+  {
+    name: 'user',
+    kind: 'string',
+    defaultText: '',
+    usage: 'username[:password] for authentication (prompt if password is not supplied)',
+  },
+  {
+    name: 'password',
+    kind: 'string',
+    defaultText: '',
+    usage: "password for authentication (if this option is used, --user option shouldn't include password)",
+  },
+  {
+    name: 'discovery-srv',
+    shorthand: 'd',
+    kind: 'string',
+    defaultText: '',
+    usage: 'domain name to query for SRV records describing cluster endpoints',
+  },
+  {
+    name: 'discovery-srv-name',
+    kind: 'string',
+    defaultText: '',
+    usage: 'service name to query when using DNS discovery',
+  },
 ];
 
 /** cobra's automatic -h/--help flag. */
@@ -103,12 +159,38 @@ export const delUse = 'del [options] <key> [range_end]';
 /** Root commands in etcdctl's registration order (which its suggestions follow). */
 export function rootCommands(runners: Record<string, (context: CommandContext) => Promise<void>>): CommandSpec[] {
   const missing = (name: string, short: string): CommandSpec => ({ name, use: name, short, flags: [], missing: true });
-  const endpointChild = (name: string, short: string, long?: string): CommandSpec => ({ name, use: name, short, long, flags: [], run: runners[`endpoint ${name}`] });
+  const endpointChild = (name: string, short: string, long?: string): CommandSpec => ({
+    name,
+    use: name,
+    short,
+    long,
+    flags: [],
+    run: runners[`endpoint ${name}`],
+  });
   return [
     { name: 'get', use: getUse, short: 'Gets the key or a range of keys', flags: getFlags, run: runners.get },
-    { name: 'put', use: putUse, short: 'Puts the given key into the store', long: putLong, flags: putFlags, run: runners.put },
-    { name: 'del', use: delUse, short: 'Removes the specified key or range of keys [key, range_end)', flags: delFlags, run: runners.del },
-    { name: 'txn', use: 'txn [options]', short: 'Txn processes all the requests in one transaction', flags: [bool('interactive', 'Input transaction in interactive mode', 'i')], run: runners.txn },
+    {
+      name: 'put',
+      use: putUse,
+      short: 'Puts the given key into the store',
+      long: putLong,
+      flags: putFlags,
+      run: runners.put,
+    },
+    {
+      name: 'del',
+      use: delUse,
+      short: 'Removes the specified key or range of keys [key, range_end)',
+      flags: delFlags,
+      run: runners.del,
+    },
+    {
+      name: 'txn',
+      use: 'txn [options]',
+      short: 'Txn processes all the requests in one transaction',
+      flags: [bool('interactive', 'Input transaction in interactive mode', 'i')],
+      run: runners.txn,
+    },
     {
       name: 'compaction',
       use: 'compaction [options] <revision>',
@@ -131,7 +213,14 @@ export function rootCommands(runners: Record<string, (context: CommandContext) =
           name: 'hashkv',
           use: 'hashkv',
           short: 'Prints the KV history hash for each endpoint in --endpoints',
-          flags: [{ name: 'rev', kind: 'int64', defaultText: '0', usage: 'maximum revision to hash (default: all revisions)' }],
+          flags: [
+            {
+              name: 'rev',
+              kind: 'int64',
+              defaultText: '0',
+              usage: 'maximum revision to hash (default: all revisions)',
+            },
+          ],
           missing: true,
         },
       ],

@@ -79,9 +79,14 @@ export class FlagValues {
 }
 
 function defaultValue(spec: FlagSpec): FlagValue {
-  if (spec.kind === 'stringSlice') return spec.defaultText.slice(1, -1).split(',').filter((part) => part !== '');
+  if (spec.kind === 'stringSlice')
+    return spec.defaultText
+      .slice(1, -1)
+      .split(',')
+      .filter((part) => part !== '');
   const parsed = parseValue(spec, spec.defaultText, undefined);
-  if (typeof parsed === 'object' && parsed !== null && 'error' in parsed) throw new Error(`bad default for --${spec.name}: ${parsed.error}`);
+  if (typeof parsed === 'object' && parsed !== null && 'error' in parsed)
+    throw new Error(`bad default for --${spec.name}: ${parsed.error}`);
   return parsed;
 }
 

@@ -81,7 +81,7 @@ export function goUnquote(literal: string): Buffer | undefined {
   if (quote === '`') return body.includes('`') ? undefined : Buffer.from(body.replace(/\r/g, ''));
   if (quote !== '"' || body.includes('\n')) return undefined;
   const parts: Buffer[] = [];
-  for (let index = 0; index < body.length; ) {
+  for (let index = 0; index < body.length;) {
     const char = body[index] ?? '';
     if (char === '"') return undefined;
     if (char !== '\\') {
@@ -98,7 +98,17 @@ export function goUnquote(literal: string): Buffer | undefined {
   return Buffer.concat(parts);
 }
 
-const simpleUnescapes: Record<string, number> = { a: 0x07, b: 0x08, f: 0x0c, n: 0x0a, r: 0x0d, t: 0x09, v: 0x0b, '\\': 0x5c, '"': 0x22 };
+const simpleUnescapes: Record<string, number> = {
+  a: 0x07,
+  b: 0x08,
+  f: 0x0c,
+  n: 0x0a,
+  r: 0x0d,
+  t: 0x09,
+  v: 0x0b,
+  '\\': 0x5c,
+  '"': 0x22,
+};
 
 function unescapeAt(body: string, index: number): { bytes: Buffer; next: number } | undefined {
   const kind = body[index] ?? '';
@@ -116,7 +126,8 @@ function unescapeAt(body: string, index: number): { bytes: Buffer; next: number 
     return { bytes: Buffer.from(String.fromCodePoint(value)), next: index + 1 + width };
   }
   const octal = body.slice(index, index + 3);
-  if (/^[0-7]{3}$/.test(octal) && parseInt(octal, 8) <= 0xff) return { bytes: Buffer.from([parseInt(octal, 8)]), next: index + 3 };
+  if (/^[0-7]{3}$/.test(octal) && parseInt(octal, 8) <= 0xff)
+    return { bytes: Buffer.from([parseInt(octal, 8)]), next: index + 3 };
   return undefined;
 }
 
@@ -128,7 +139,10 @@ const int64Min = -(1n << 63n);
 
 /** Go's strconv.ParseInt(text, base, 64), including base 0 prefixes and underscores. */
 export function goParseInt(text: string, base: 0 | 10 | 16): GoParse<bigint> {
-  const fail = (why: string): GoParse<bigint> => ({ ok: false, error: `strconv.ParseInt: parsing ${goQuote(Buffer.from(text))}: ${why}` });
+  const fail = (why: string): GoParse<bigint> => ({
+    ok: false,
+    error: `strconv.ParseInt: parsing ${goQuote(Buffer.from(text))}: ${why}`,
+  });
   let body = text;
   let negative = false;
   if (body.startsWith('+') || body.startsWith('-')) {
@@ -167,7 +181,16 @@ export function goParseBool(text: string): GoParse<boolean> {
   return { ok: false, error: `strconv.ParseBool: parsing ${goQuote(Buffer.from(text))}: invalid syntax` };
 }
 
-const durationUnitsNs: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+const durationUnitsNs: Record<string, number> = {
+  ns: 1,
+  us: 1e3,
+  µs: 1e3,
+  μs: 1e3,
+  ms: 1e6,
+  s: 1e9,
+  m: 60e9,
+  h: 3600e9,
+};
 
 /** Go's time.ParseDuration, in nanoseconds. */
 export function goParseDuration(text: string): GoParse<number> {
@@ -188,7 +211,11 @@ export function goParseDuration(text: string): GoParse<number> {
     const unit = /^[^\d.]*/.exec(rest)?.[0] ?? '';
     if (unit === '') return { ok: false, error: `time: missing unit in duration ${goQuote(Buffer.from(text))}` };
     const scale = durationUnitsNs[unit];
-    if (scale === undefined) return { ok: false, error: `time: unknown unit ${goQuote(Buffer.from(unit))} in duration ${goQuote(Buffer.from(text))}` };
+    if (scale === undefined)
+      return {
+        ok: false,
+        error: `time: unknown unit ${goQuote(Buffer.from(unit))} in duration ${goQuote(Buffer.from(text))}`,
+      };
     rest = rest.slice(unit.length);
     totalNs += Number(number) * scale;
   }

@@ -32,11 +32,17 @@ export function prefixRangeEnd(key: Buffer): Buffer {
 }
 
 /** etcdctl's getPutOp; `value` is the second argument or, without one, all of stdin. */
-export function putOp(output: Output, flags: FlagValues, args: readonly string[], stdinValue: () => Buffer | undefined): KvOp {
+export function putOp(
+  output: Output,
+  flags: FlagValues,
+  args: readonly string[],
+  stdinValue: () => Buffer | undefined,
+): KvOp {
   const needs = 'put command needs 1 argument and input from stdin or 2 arguments';
   if (args.length === 0) exitWithError(output, ExitCode.badArgs, needs);
   const ignoreValue = flags.bool('ignore-value');
-  if (ignoreValue && args.length > 1) exitWithError(output, ExitCode.badArgs, "put command needs only 1 argument when 'ignore-value' is set");
+  if (ignoreValue && args.length > 1)
+    exitWithError(output, ExitCode.badArgs, "put command needs only 1 argument when 'ignore-value' is set");
   let value: Buffer = Buffer.alloc(0);
   if (!ignoreValue) {
     const given = args[1] !== undefined ? Buffer.from(args[1]) : stdinValue();
@@ -61,21 +67,37 @@ const sortTargets: Record<string, number> = { '': 0, KEY: 0, VERSION: 1, CREATE:
 
 /** etcdctl's getGetOp. */
 export function getOp(output: Output, flags: FlagValues, args: readonly string[]): KvOp {
-  if (args.length === 0) exitWithError(output, ExitCode.badArgs, 'get command needs one argument as key and an optional argument as range_end');
+  if (args.length === 0)
+    exitWithError(
+      output,
+      ExitCode.badArgs,
+      'get command needs one argument as key and an optional argument as range_end',
+    );
   const prefix = flags.bool('prefix');
   const fromKey = flags.bool('from-key');
-  if (prefix && fromKey) exitWithError(output, ExitCode.badArgs, '`--prefix` and `--from-key` cannot be set at the same time, choose one');
+  if (prefix && fromKey)
+    exitWithError(output, ExitCode.badArgs, '`--prefix` and `--from-key` cannot be set at the same time, choose one');
   const consistency = flags.string('consistency');
-  if (consistency !== 'l' && consistency !== 's') exitWithError(output, ExitCode.badFeature, `unknown consistency flag ${goQuote(Buffer.from(consistency))}`);
+  if (consistency !== 'l' && consistency !== 's')
+    exitWithError(output, ExitCode.badFeature, `unknown consistency flag ${goQuote(Buffer.from(consistency))}`);
   if (args.length > 1 && (prefix || fromKey)) {
-    exitWithError(output, ExitCode.badArgs, 'too many arguments, only accept one argument when `--prefix` or `--from-key` is set');
+    exitWithError(
+      output,
+      ExitCode.badArgs,
+      'too many arguments, only accept one argument when `--prefix` or `--from-key` is set',
+    );
   }
   const order = sortOrders[flags.string('order').toUpperCase()];
   if (order === undefined) exitWithError(output, ExitCode.badFeature, `bad sort order ${flags.string('order')}`);
   const target = sortTargets[flags.string('sort-by').toUpperCase()];
   if (target === undefined) exitWithError(output, ExitCode.badFeature, `bad sort target ${flags.string('sort-by')}`);
   const countOnly = flags.optionalBool('count-only');
-  if (countOnly && flags.bool('keys-only')) exitWithError(output, ExitCode.badArgs, '`--keys-only` and `--count-only` cannot be set at the same time, choose one');
+  if (countOnly && flags.bool('keys-only'))
+    exitWithError(
+      output,
+      ExitCode.badArgs,
+      '`--keys-only` and `--count-only` cannot be set at the same time, choose one',
+    );
   const range = keyRange(args, prefix, fromKey);
   const rev = flags.int64('rev');
   const request = {
@@ -109,19 +131,33 @@ function keyRange(args: readonly string[], prefix: boolean, fromKey: boolean): {
 
 /** etcdctl's getDelOp. */
 export function delOp(output: Output, flags: FlagValues, args: readonly string[]): KvOp {
-  if (args.length === 0 || args.length > 2) exitWithError(output, ExitCode.badArgs, 'del command needs one argument as key and an optional argument as range_end');
+  if (args.length === 0 || args.length > 2)
+    exitWithError(
+      output,
+      ExitCode.badArgs,
+      'del command needs one argument as key and an optional argument as range_end',
+    );
   const prefix = flags.bool('prefix');
   const fromKey = flags.bool('from-key');
-  if (prefix && fromKey) exitWithError(output, ExitCode.badArgs, '`--prefix` and `--from-key` cannot be set at the same time, choose one');
+  if (prefix && fromKey)
+    exitWithError(output, ExitCode.badArgs, '`--prefix` and `--from-key` cannot be set at the same time, choose one');
   if (args.length > 1 && (prefix || fromKey)) {
-    exitWithError(output, ExitCode.badArgs, 'too many arguments, only accept one argument when `--prefix` or `--from-key` is set');
+    exitWithError(
+      output,
+      ExitCode.badArgs,
+      'too many arguments, only accept one argument when `--prefix` or `--from-key` is set',
+    );
   }
-  return { method: 'DeleteRange', request: withoutDefaults({ ...keyRange(args, prefix, fromKey), prev_kv: flags.bool('prev-kv') }) };
+  return {
+    method: 'DeleteRange',
+    request: withoutDefaults({ ...keyRange(args, prefix, fromKey), prev_kv: flags.bool('prev-kv') }),
+  };
 }
 
 /** `etcdctl put`. */
 export async function runPut(context: CommandContext): Promise<void> {
-  const stdinValue = context.args.length === 1 && !context.flags.bool('ignore-value') ? await context.stdin.readAll() : undefined;
+  const stdinValue =
+    context.args.length === 1 && !context.flags.bool('ignore-value') ? await context.stdin.readAll() : undefined;
   const op = putOp(context.output, context.flags, context.args, () => stdinValue);
   const printer = context.printer();
   printer.put(await context.kv(op.method, op.request));
@@ -133,7 +169,8 @@ export async function runGet(context: CommandContext): Promise<void> {
   context.client();
   const response = await context.kv(op.method, op.request);
   if (context.flags.bool('print-value-only')) {
-    if (context.format() !== 'simple') exitWithError(context.output, ExitCode.badArgs, 'print-value-only is only for `--write-out=simple`');
+    if (context.format() !== 'simple')
+      exitWithError(context.output, ExitCode.badArgs, 'print-value-only is only for `--write-out=simple`');
     context.valueOnly = true;
   }
   if (context.flags.bool('count-only') && context.format() !== 'fields') {
@@ -154,7 +191,10 @@ export async function runCompaction(context: CommandContext): Promise<void> {
   if (context.args.length !== 1) exitWithError(context.output, ExitCode.badArgs, 'compaction command needs 1 argument');
   const rev = goParseInt(context.args[0] ?? '', 10);
   if (!rev.ok) exitWithError(context.output, ExitCode.error, rev.error);
-  await context.kv('Compact', withoutDefaults({ revision: rev.value.toString(), physical: context.flags.bool('physical') }));
+  await context.kv(
+    'Compact',
+    withoutDefaults({ revision: rev.value.toString(), physical: context.flags.bool('physical') }),
+  );
   context.output.out(`compacted revision ${rev.value}\n`);
 }
 

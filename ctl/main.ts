@@ -96,8 +96,13 @@ async function execute(argv: readonly string[], output: Output, stdin: StdinRead
   }
   if (parsed.help || (command.run === undefined && command.missing !== true)) return output.out(usageOf(path));
   if (command.name === 'help' && path.length === 2) return output.out(usageOf(findCommand(parsed.args).path));
-  if (command.run === undefined) exitWithError(output, ExitCode.error, `tsetcdctl does not implement "${commandPath(path)}" yet`);
-  applyEnvironment(flags, inherited.map((spec) => spec.name), process.env);
+  if (command.run === undefined)
+    exitWithError(output, ExitCode.error, `tsetcdctl does not implement "${commandPath(path)}" yet`);
+  applyEnvironment(
+    flags,
+    inherited.map((spec) => spec.name),
+    process.env,
+  );
   const { CommandContext } = await import('./context.js');
   const context = new CommandContext(parsed.args, flags, output, stdin);
   try {
@@ -141,12 +146,18 @@ function stripFlags(args: readonly string[], specs: readonly FlagSpec[]): string
   const words: string[] = [];
   const rest = [...args];
   const isBool = (name: string): boolean => specs.some((spec) => spec.name === name && spec.kind === 'bool');
-  const isShortBool = (letter: string): boolean => specs.some((spec) => spec.shorthand === letter && spec.kind === 'bool');
+  const isShortBool = (letter: string): boolean =>
+    specs.some((spec) => spec.shorthand === letter && spec.kind === 'bool');
   while (rest.length > 0) {
     const arg = rest.shift() ?? '';
     if (arg === '--') break;
     const longTakesValue = arg.startsWith('--') && !arg.includes('=') && !isBool(arg.slice(2));
-    const shortTakesValue = arg.startsWith('-') && !arg.startsWith('--') && !arg.includes('=') && arg.length === 2 && !isShortBool(arg.slice(1));
+    const shortTakesValue =
+      arg.startsWith('-') &&
+      !arg.startsWith('--') &&
+      !arg.includes('=') &&
+      arg.length === 2 &&
+      !isShortBool(arg.slice(1));
     if (longTakesValue || shortTakesValue) {
       if (rest.length <= 1) break;
       rest.shift();
@@ -163,7 +174,11 @@ function checkRootArgs(output: Output, args: readonly string[]): void {
   if (word === undefined) return;
   const suggestions = (root.children ?? [])
     .filter((child) => child.name !== 'help')
-    .filter((child) => levenshtein(word.toLowerCase(), child.name.toLowerCase()) <= 2 || child.name.toLowerCase().startsWith(word.toLowerCase()))
+    .filter(
+      (child) =>
+        levenshtein(word.toLowerCase(), child.name.toLowerCase()) <= 2 ||
+        child.name.toLowerCase().startsWith(word.toLowerCase()),
+    )
     .map((child) => `\t${child.name}\n`);
   const hint = suggestions.length > 0 ? `\n\nDid you mean this?\n${suggestions.join('')}` : '';
   const message = `unknown command ${goQuote(Buffer.from(word))} for "etcdctl"${hint}`;

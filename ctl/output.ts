@@ -42,7 +42,8 @@ export function exitWithError(output: Output, code: number, message: string): ne
 export async function flushProcessOutput(): Promise<void> {
   await Promise.all(
     [process.stdout, process.stderr].map(
-      (stream) => new Promise<void>((resolve) => (stream.writableNeedDrain ? stream.once('drain', () => resolve()) : resolve())),
+      (stream) =>
+        new Promise<void>((resolve) => (stream.writableNeedDrain ? stream.once('drain', () => resolve()) : resolve())),
     ),
   );
 }

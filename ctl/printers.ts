@@ -41,19 +41,43 @@ export class Printer {
   ) {}
 
   put(response: Message): void {
-    this.dispatch('Put', 'PutResponse', response, () => this.simplePut(response), () => this.fieldsPut(response));
+    this.dispatch(
+      'Put',
+      'PutResponse',
+      response,
+      () => this.simplePut(response),
+      () => this.fieldsPut(response),
+    );
   }
 
   get(response: Message): void {
-    this.dispatch('Range', 'RangeResponse', response, () => this.simpleGet(response), () => this.fieldsGet(response));
+    this.dispatch(
+      'Range',
+      'RangeResponse',
+      response,
+      () => this.simpleGet(response),
+      () => this.fieldsGet(response),
+    );
   }
 
   del(response: Message): void {
-    this.dispatch('DeleteRange', 'DeleteRangeResponse', response, () => this.simpleDel(response), () => this.fieldsDel(response));
+    this.dispatch(
+      'DeleteRange',
+      'DeleteRangeResponse',
+      response,
+      () => this.simpleDel(response),
+      () => this.fieldsDel(response),
+    );
   }
 
   txn(response: Message): void {
-    this.dispatch('Txn', 'TxnResponse', response, () => this.simpleTxn(response), () => this.fieldsTxn(response));
+    this.dispatch(
+      'Txn',
+      'TxnResponse',
+      response,
+      () => this.simpleTxn(response),
+      () => this.fieldsTxn(response),
+    );
   }
 
   endpointHealth(list: readonly EndpointHealth[]): void {
@@ -61,7 +85,8 @@ export class Printer {
     switch (this.options.format) {
       case 'simple':
         for (const item of list) {
-          if (item.error === '') this.output.err(`${item.endpoint} is healthy: successfully committed proposal: took = ${took(item)}\n`);
+          if (item.error === '')
+            this.output.err(`${item.endpoint} is healthy: successfully committed proposal: took = ${took(item)}\n`);
           else this.output.err(`${item.endpoint} is unhealthy: failed to commit proposal: ${item.error}\n`);
         }
         return;
@@ -70,11 +95,18 @@ export class Printer {
         return;
       case 'fields':
         for (const item of list) {
-          this.line(`"Endpoint" : ${goQuote(Buffer.from(item.endpoint))}\n"Health" : ${item.health}\n"Took" : ${took(item)}\n"Error" : ${item.error}\n`);
+          this.line(
+            `"Endpoint" : ${goQuote(Buffer.from(item.endpoint))}\n"Health" : ${item.health}\n"Took" : ${took(item)}\n"Error" : ${item.error}\n`,
+          );
         }
         return;
       case 'table':
-        this.output.out(renderTable(['endpoint', 'health', 'took', 'error'], list.map((item) => [item.endpoint, String(item.health), took(item), item.error])));
+        this.output.out(
+          renderTable(
+            ['endpoint', 'health', 'took', 'error'],
+            list.map((item) => [item.endpoint, String(item.health), took(item), item.error]),
+          ),
+        );
         return;
       case 'protobuf':
         this.unsupported();
@@ -87,13 +119,26 @@ export class Printer {
         for (const row of list.map(statusRow)) this.line(row.join(', '));
         return;
       case 'json':
-        this.line(`[${list.map((item) => `{"Endpoint":${goJsonString(item.endpoint)},"Status":${messageJson('etcdserverpb.StatusResponse', item.status)}}`).join(',')}]`);
+        this.line(
+          `[${list.map((item) => `{"Endpoint":${goJsonString(item.endpoint)},"Status":${messageJson('etcdserverpb.StatusResponse', item.status)}}`).join(',')}]`,
+        );
         return;
       case 'fields':
         for (const item of list) this.fieldsStatus(item);
         return;
       case 'table': {
-        const header = ['endpoint', 'ID', 'version', 'db size', 'is leader', 'is learner', 'raft term', 'raft index', 'raft applied index', 'errors'];
+        const header = [
+          'endpoint',
+          'ID',
+          'version',
+          'db size',
+          'is leader',
+          'is learner',
+          'raft term',
+          'raft index',
+          'raft applied index',
+          'errors',
+        ];
         this.output.out(renderTable(header, list.map(statusRow)));
         return;
       }
@@ -111,7 +156,9 @@ export class Printer {
       case 'json':
         return this.line(messageJson(`etcdserverpb.${typeName}`, response));
       case 'protobuf':
-        return this.output.out(this.options.serialize(method, withoutDefaultFields(`etcdserverpb.${typeName}`, response)));
+        return this.output.out(
+          this.options.serialize(method, withoutDefaultFields(`etcdserverpb.${typeName}`, response)),
+        );
       case 'table':
         this.unsupported();
     }
@@ -128,7 +175,8 @@ export class Printer {
   private printKv(kv: Message): void {
     const key = kv.key as Buffer;
     const value = kv.value as Buffer;
-    if (!this.options.valueOnly) this.output.out(Buffer.concat([this.options.hex ? hexBytes(key) : key, Buffer.from('\n')]));
+    if (!this.options.valueOnly)
+      this.output.out(Buffer.concat([this.options.hex ? hexBytes(key) : key, Buffer.from('\n')]));
     this.output.out(Buffer.concat([this.options.hex ? hexBytes(value) : value, Buffer.from('\n')]));
   }
 
@@ -159,12 +207,16 @@ export class Printer {
 
   private fieldsHeader(header: Message | null): void {
     const value = header ?? { cluster_id: '0', member_id: '0', revision: '0', raft_term: '0' };
-    this.line(`"ClusterID" : ${value.cluster_id}\n"MemberID" : ${value.member_id}\n"Revision" : ${value.revision}\n"RaftTerm" : ${value.raft_term}`);
+    this.line(
+      `"ClusterID" : ${value.cluster_id}\n"MemberID" : ${value.member_id}\n"Revision" : ${value.revision}\n"RaftTerm" : ${value.raft_term}`,
+    );
   }
 
   private fieldsKv(prefix: string, kv: Message): void {
     this.line(`"${prefix}Key" : ${goQuote(kv.key)}`);
-    this.line(`"${prefix}CreateRevision" : ${kv.create_revision}\n"${prefix}ModRevision" : ${kv.mod_revision}\n"${prefix}Version" : ${kv.version}`);
+    this.line(
+      `"${prefix}CreateRevision" : ${kv.create_revision}\n"${prefix}ModRevision" : ${kv.mod_revision}\n"${prefix}Version" : ${kv.version}`,
+    );
     this.line(`"${prefix}Value" : ${goQuote(kv.value)}\n"${prefix}Lease" : ${kv.lease}`);
   }
 
@@ -199,7 +251,9 @@ export class Printer {
   private fieldsStatus(item: EndpointStatus): void {
     const status = item.status;
     this.fieldsHeader(status.header);
-    this.line(`"Version" : ${goQuote(Buffer.from(status.version as string))}\n"DBSize" : ${status.dbSize}\n"Leader" : ${status.leader}`);
+    this.line(
+      `"Version" : ${goQuote(Buffer.from(status.version as string))}\n"DBSize" : ${status.dbSize}\n"Leader" : ${status.leader}`,
+    );
     this.line(`"IsLearner" : ${status.isLearner}\n"RaftIndex" : ${status.raftIndex}\n"RaftTerm" : ${status.raftTerm}`);
     this.line(`"RaftAppliedIndex" : ${status.raftAppliedIndex}\n"Errors" : [${(status.errors as string[]).join(' ')}]`);
     this.line(`"Endpoint" : ${goQuote(Buffer.from(item.endpoint))}\n`);
@@ -235,14 +289,18 @@ function statusRow(item: EndpointStatus): string[] {
 
 /** olekukonko/tablewriter's default look: upper-case centred header, right-aligned cells. */
 export function renderTable(header: readonly string[], rows: readonly string[][]): string {
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => [...(row[column] ?? '')].length)));
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => [...(row[column] ?? '')].length)),
+  );
   const border = `+${widths.map((width) => '-'.repeat(width + 2)).join('+')}+\n`;
   const centre = (text: string, width: number): string => {
     const left = Math.floor((width - text.length) / 2);
     return ' '.repeat(left) + text + ' '.repeat(width - text.length - left);
   };
   const headerLine = `| ${header.map((title, column) => centre(title.toUpperCase(), widths[column] ?? 0)).join(' | ')} |\n`;
-  const rowLines = rows.map((row) => `| ${row.map((cell, column) => cell.padStart(widths[column] ?? 0)).join(' | ')} |\n`);
+  const rowLines = rows.map(
+    (row) => `| ${row.map((cell, column) => cell.padStart(widths[column] ?? 0)).join(' | ')} |\n`,
+  );
   return border + headerLine + border + rowLines.join('') + border;
 }
 
@@ -288,7 +346,9 @@ function typeJson(type: protobuf.Type, value: Message): string {
     }
     const fieldValue = value[field.name];
     if (isEmpty(field, fieldValue)) continue;
-    const encoded = field.repeated ? `[${(fieldValue as unknown[]).map((item) => valueJson(field, item)).join(',')}]` : valueJson(field, fieldValue);
+    const encoded = field.repeated
+      ? `[${(fieldValue as unknown[]).map((item) => valueJson(field, item)).join(',')}]`
+      : valueJson(field, fieldValue);
     parts.push(`${goJsonString(field.name)}:${encoded}`);
   }
   return `{${parts.join(',')}}`;
@@ -314,7 +374,8 @@ function isEmpty(field: protobuf.Field, value: unknown): boolean {
 }
 
 function valueJson(field: protobuf.Field, value: unknown): string {
-  if (field.resolvedType instanceof protobuf.Type) return value === null ? 'null' : typeJson(field.resolvedType, value as Message);
+  if (field.resolvedType instanceof protobuf.Type)
+    return value === null ? 'null' : typeJson(field.resolvedType, value as Message);
   if (field.type === 'bytes') return `"${(value as Buffer).toString('base64')}"`;
   if (field.type === 'string') return goJsonString(value as string);
   return String(value);
@@ -332,7 +393,8 @@ function pruneType(type: protobuf.Type, value: Message): Message {
   const copy: Message = {};
   for (const field of type.fieldsArray) {
     const fieldValue = value[field.name];
-    const skip = realOneof(field) !== null ? fieldValue === null || fieldValue === undefined : isEmpty(field, fieldValue);
+    const skip =
+      realOneof(field) !== null ? fieldValue === null || fieldValue === undefined : isEmpty(field, fieldValue);
     if (skip) continue;
     const nested = field.resolvedType;
     if (!(nested instanceof protobuf.Type)) copy[field.name] = fieldValue;

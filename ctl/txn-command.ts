@@ -102,7 +102,12 @@ function resultOf(output: Output, op: string): number {
 
 /** fmt.Sscanf(text, "%q) %s %q"): how many operands were read, and their values. */
 function scanCompare(text: string): { count: number; key: Buffer; op: string; value: Buffer } {
-  const result: { count: number; key: Buffer; op: string; value: Buffer } = { count: 0, key: Buffer.alloc(0), op: '', value: Buffer.alloc(0) };
+  const result: { count: number; key: Buffer; op: string; value: Buffer } = {
+    count: 0,
+    key: Buffer.alloc(0),
+    op: '',
+    value: Buffer.alloc(0),
+  };
   const first = scanQuoted(text, 0);
   if (first === undefined) return result;
   [result.key, result.count] = [first.value, 1];
@@ -164,7 +169,13 @@ export function parseRequest(output: Output, line: string): KvOp {
   return build(output, flags, parsed.args);
 }
 
-const pflagTypeNames: Record<string, string> = { bool: '', string: 'string', int64: 'int', duration: 'duration', stringSlice: 'strings' };
+const pflagTypeNames: Record<string, string> = {
+  bool: '',
+  string: 'string',
+  int64: 'int',
+  duration: 'duration',
+  stringSlice: 'strings',
+};
 const zeroDefaults = new Set(['false', '', '0', '0s', '[]']);
 
 /** cobra's stock usage text (etcdctl prints it on stderr when a txn line has a bad flag). */
@@ -178,7 +189,12 @@ function cobraUsage(use: string, specs: readonly FlagSpec[]): string {
   const lines = sorted.map((spec, index) => {
     const head = heads[index] ?? '';
     const shown = spec.kind === 'string' ? goQuote(Buffer.from(spec.defaultText)) : spec.defaultText;
-    const suffix = zeroDefaults.has(spec.defaultText) && spec.kind !== 'string' ? '' : spec.defaultText === '' ? '' : ` (default ${shown})`;
+    const suffix =
+      zeroDefaults.has(spec.defaultText) && spec.kind !== 'string'
+        ? ''
+        : spec.defaultText === ''
+          ? ''
+          : ` (default ${shown})`;
     return `${head} ${' '.repeat(width - head.length)} ${spec.usage}${suffix}`;
   });
   return `Usage:\n   ${use} [flags]\n\nFlags:\n${lines.join('\n')}\n\n`;
@@ -194,7 +210,11 @@ export function argify(output: Output, line: string): string[] {
       // etcdctl slices with the argument count rather than the word length; kept for parity.
       const high = args.length - 1;
       const length = Buffer.byteLength(arg);
-      if (high > length || high < 1) goPanic(output, `runtime error: slice bounds out of range [${high < 1 ? `1:${high}` : `:${high}`}]${high > length ? ` with length ${length}` : ''}`);
+      if (high > length || high < 1)
+        goPanic(
+          output,
+          `runtime error: slice bounds out of range [${high < 1 ? `1:${high}` : `:${high}`}]${high > length ? ` with length ${length}` : ''}`,
+        );
       return Buffer.from(arg).subarray(1, high).toString();
     }
     if (arg.startsWith('"')) {

@@ -12,11 +12,7 @@
 import { assign, createActor, setup, type Actor, type SnapshotFrom } from 'xstate';
 
 export type MemberLifecycleEvent =
-  | { type: 'STARTED' }
-  | { type: 'REMOVED' }
-  | { type: 'FATAL'; error: Error }
-  | { type: 'STOP' }
-  | { type: 'STOPPED' };
+  { type: 'STARTED' } | { type: 'REMOVED' } | { type: 'FATAL'; error: Error } | { type: 'STOP' } | { type: 'STOPPED' };
 
 export interface MemberLifecycleContext {
   /** The latest fatal error; set in `failed`, and kept while the member stops. */
@@ -36,7 +32,9 @@ export const memberLifecycleMachine = setup({
     events: {} as MemberLifecycleEvent,
   },
   actions: {
-    recordFatal: assign({ fatalError: ({ event, context }) => (event.type === 'FATAL' ? event.error : context.fatalError) }),
+    recordFatal: assign({
+      fatalError: ({ event, context }) => (event.type === 'FATAL' ? event.error : context.fatalError),
+    }),
     recordRemoved: assign({ removed: true }),
   },
   guards: {
@@ -52,7 +50,13 @@ export const memberLifecycleMachine = setup({
     serving: { on: { REMOVED: toRemoved, FATAL: toFailed, STOP: 'stopping' } },
     removed: { on: { FATAL: toFailed, STOP: 'stopping' } },
     // A failed member still learns of its removal (a peer may refuse it), once.
-    failed: { on: { FATAL: { actions: 'recordFatal' }, REMOVED: { guard: 'notRemovedYet', actions: 'recordRemoved' }, STOP: 'stopping' } },
+    failed: {
+      on: {
+        FATAL: { actions: 'recordFatal' },
+        REMOVED: { guard: 'notRemovedYet', actions: 'recordRemoved' },
+        STOP: 'stopping',
+      },
+    },
     // A failure while stopping is recorded; the stop goes on.
     stopping: { on: { FATAL: { actions: 'recordFatal' }, STOPPED: 'stopped' } },
     stopped: { type: 'final' },

@@ -116,8 +116,9 @@ function on<T extends RaftRoleEvent['type']>(type: T, work: (core: RaftCore, eve
 
 /** An entry action: `work` runs over the core, given the event that entered the state. */
 function onEntry(work: (core: RaftCore, event: RaftRoleEvent) => Outputs | void) {
-  return assign<RaftRoleContext, RaftRoleEvent, undefined, RaftRoleEvent, never>(({ context, event }) =>
-    work(context.core, event) ?? {});
+  return assign<RaftRoleContext, RaftRoleEvent, undefined, RaftRoleEvent, never>(
+    ({ context, event }) => work(context.core, event) ?? {},
+  );
 }
 
 /**
@@ -125,18 +126,27 @@ function onEntry(work: (core: RaftCore, event: RaftRoleEvent) => Outputs | void)
  * candidacy wins at once), then the rest of the batch that led here, in that order, so the rest
  * is stepped by the role that is current once every change has been taken.
  */
-const raiseRecorded = enqueueActions<RaftRoleContext, RaftRoleEvent, undefined, RaftRoleEvent, never, never, never, never, never>(
-  ({ context, enqueue }) => {
-    const { roleChange, unsteppedMessages } = context;
-    if (roleChange !== undefined) {
-      enqueue.assign({ roleChange: undefined });
-      enqueue.raise(roleChange);
-    }
-    if (unsteppedMessages.length > 0) {
-      enqueue.assign({ unsteppedMessages: noMessages });
-      enqueue.raise({ type: 'MESSAGE', messages: unsteppedMessages });
-    }
-  });
+const raiseRecorded = enqueueActions<
+  RaftRoleContext,
+  RaftRoleEvent,
+  undefined,
+  RaftRoleEvent,
+  never,
+  never,
+  never,
+  never,
+  never
+>(({ context, enqueue }) => {
+  const { roleChange, unsteppedMessages } = context;
+  if (roleChange !== undefined) {
+    enqueue.assign({ roleChange: undefined });
+    enqueue.raise(roleChange);
+  }
+  if (unsteppedMessages.length > 0) {
+    enqueue.assign({ unsteppedMessages: noMessages });
+    enqueue.raise({ type: 'MESSAGE', messages: unsteppedMessages });
+  }
+});
 
 /** Raises the role change a transition's action recorded (see the root's eventless transition). */
 const raiseRoleChange = raise<RaftRoleContext, RaftRoleEvent, RaftRoleEvent, undefined>(({ context }) => {
@@ -200,28 +210,34 @@ export const raftRoleMachine = setup({
     stepPreCandidateMessages: stepBatch(stepPreCandidate),
     stepCandidateMessages: stepBatch(stepCandidate),
     stepLeaderMessages: stepBatch(stepLeader),
-    forwardProposal: on('PROPOSE', (core, event) =>
-      ({ droppedReason: forwardToLeader(core, proposalMessage(event.entries)) })),
-    appendProposal: on('PROPOSE', (core, event) =>
-      ({ droppedReason: leaderPropose(core, proposalMessage(event.entries)) })),
+    forwardProposal: on('PROPOSE', (core, event) => ({
+      droppedReason: forwardToLeader(core, proposalMessage(event.entries)),
+    })),
+    appendProposal: on('PROPOSE', (core, event) => ({
+      droppedReason: leaderPropose(core, proposalMessage(event.entries)),
+    })),
     dropProposal: on('PROPOSE', () => ({ droppedReason: droppedReasons.electionInProgress })),
-    forwardReadIndex: on('READ_INDEX', (core, event) =>
-      ({ droppedReason: forwardToLeader(core, readIndexMessage(event.requestCtx)) })),
+    forwardReadIndex: on('READ_INDEX', (core, event) => ({
+      droppedReason: forwardToLeader(core, readIndexMessage(event.requestCtx)),
+    })),
     confirmReadIndex: on('READ_INDEX', (core, event) => {
       leaderReadIndex(core, readIndexMessage(event.requestCtx));
       return { droppedReason: undefined };
     }),
     dropReadIndex: on('READ_INDEX', () => ({ droppedReason: droppedReasons.electionInProgress })),
-    forwardTransfer: on('TRANSFER_LEADER', (core, event) =>
-      ({ droppedReason: forwardToLeader(core, transferMessage(core, event.to)) })),
+    forwardTransfer: on('TRANSFER_LEADER', (core, event) => ({
+      droppedReason: forwardToLeader(core, transferMessage(core, event.to)),
+    })),
     startTransfer: on('TRANSFER_LEADER', (core, event) => {
       stepLeader(core, transferMessage(core, event.to));
       return { droppedReason: undefined };
     }),
     reportUnreachable: on('REPORT_UNREACHABLE', (core, event) =>
-      stepLeader(core, message({ type: MessageType.unreachable, from: event.id, to: core.id }))),
+      stepLeader(core, message({ type: MessageType.unreachable, from: event.id, to: core.id })),
+    ),
     reportSnapshot: on('REPORT_SNAPSHOT', (core, event) =>
-      stepLeader(core, message({ type: MessageType.snapStatus, from: event.id, to: core.id, reject: event.rejected }))),
+      stepLeader(core, message({ type: MessageType.snapStatus, from: event.id, to: core.id, reject: event.rejected })),
+    ),
     applyConfChange: on('APPLY_CONF_CHANGE', (core, event) => ({ confState: applyConfChange(core, event.change) })),
     applyConfChangeAsLeader: on('APPLY_CONF_CHANGE', (core, event) => {
       const confState = applyConfChange(core, event.change);
@@ -231,7 +247,11 @@ export const raftRoleMachine = setup({
 }).createMachine({
   id: 'raftRole',
   context: ({ input }) => ({
-    core: input.core, confState: undefined, droppedReason: undefined, roleChange: undefined, unsteppedMessages: noMessages,
+    core: input.core,
+    confState: undefined,
+    droppedReason: undefined,
+    roleChange: undefined,
+    unsteppedMessages: noMessages,
   }),
   initial: 'follower',
   // A TICK, MESSAGE or conf change that detected a role change recorded it; this raises it as its
@@ -270,7 +290,10 @@ export const raftRoleMachine = setup({
           { guard: and(['mayCampaign', 'startsWithPreVote']), target: 'preCandidate', reenter: true },
           { guard: 'mayCampaign', target: 'candidate' },
         ],
-        ELECTION_TIMEOUT: [{ guard: 'startsWithPreVote', target: 'preCandidate', reenter: true }, { target: 'candidate' }],
+        ELECTION_TIMEOUT: [
+          { guard: 'startsWithPreVote', target: 'preCandidate', reenter: true },
+          { target: 'candidate' },
+        ],
         PRE_VOTE_WON: { target: 'candidate' },
         PRE_VOTE_LOST: { target: 'follower' },
         LEADER_SEEN: { target: 'follower' },
@@ -289,7 +312,10 @@ export const raftRoleMachine = setup({
           { guard: and(['mayCampaign', 'startsWithPreVote']), target: 'preCandidate' },
           { guard: 'mayCampaign', target: 'candidate', reenter: true },
         ],
-        ELECTION_TIMEOUT: [{ guard: 'startsWithPreVote', target: 'preCandidate' }, { target: 'candidate', reenter: true }],
+        ELECTION_TIMEOUT: [
+          { guard: 'startsWithPreVote', target: 'preCandidate' },
+          { target: 'candidate', reenter: true },
+        ],
         VOTE_WON: { target: 'leader' },
         VOTE_LOST: { target: 'follower' },
         LEADER_SEEN: { target: 'follower' },
@@ -376,7 +402,10 @@ export class RaftRoleDriver {
     if (this.snapshot.status === 'error') throw this.snapshot.error;
     const { roleChange, unsteppedMessages } = this.snapshot.context;
     assert(roleChange === undefined, () => `role change ${roleChange?.type} was recorded but not raised`);
-    assert(unsteppedMessages.length === 0, () =>
-      `${unsteppedMessages.length} messages of a batch were left unstepped in state ${String(this.snapshot.value)}`);
+    assert(
+      unsteppedMessages.length === 0,
+      () =>
+        `${unsteppedMessages.length} messages of a batch were left unstepped in state ${String(this.snapshot.value)}`,
+    );
   }
 }

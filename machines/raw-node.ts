@@ -144,10 +144,15 @@ export class RawNode {
 
   hasReady(): boolean {
     const core = this.core;
-    return !sameSoftState(this.softState(), this.previousSoftState) ||
+    return (
+      !sameSoftState(this.softState(), this.previousSoftState) ||
       !sameHardState(this.hardState(), this.previousHardState) ||
-      core.log.unstable.snapshot !== undefined || core.log.unstable.entries.length > 0 ||
-      core.log.hasNextCommittedEntries() || core.outbox.length > 0 || core.readStates.length > 0;
+      core.log.unstable.snapshot !== undefined ||
+      core.log.unstable.entries.length > 0 ||
+      core.log.hasNextCommittedEntries() ||
+      core.outbox.length > 0 ||
+      core.readStates.length > 0
+    );
   }
 
   /** Collects pending work. Call advance() with it before the next ready(). */
@@ -161,7 +166,9 @@ export class RawNode {
       entries,
       committedEntries: core.log.nextCommittedEntries(readyCommittedEntriesMax),
       messages: core.outbox,
-      mustSync: entries.length > 0 || hardState.term !== this.previousHardState.term ||
+      mustSync:
+        entries.length > 0 ||
+        hardState.term !== this.previousHardState.term ||
         hardState.vote !== this.previousHardState.vote,
     };
     if (!sameSoftState(softState, this.previousSoftState)) ready.softState = softState;
@@ -193,12 +200,18 @@ export class RawNode {
   status(): RaftStatus {
     const core = this.core;
     const status: RaftStatus = {
-      id: core.id, term: core.term, vote: core.vote, commit: core.log.committed, applied: core.log.applied,
-      leaderId: core.leaderId, role: this.driver.role(),
+      id: core.id,
+      term: core.term,
+      vote: core.vote,
+      commit: core.log.committed,
+      applied: core.log.applied,
+      leaderId: core.leaderId,
+      role: this.driver.role(),
     };
     if (status.role === RaftRole.leader) {
       status.progress = new Map();
-      for (const [id, p] of core.tracker.progress) status.progress.set(id, { match: p.match, next: p.next, state: p.state });
+      for (const [id, p] of core.tracker.progress)
+        status.progress.set(id, { match: p.match, next: p.next, state: p.state });
     }
     return status;
   }

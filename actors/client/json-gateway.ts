@@ -135,8 +135,23 @@ function resolveMethod(method: string): GatewayMethod {
 
 /** grpc-gateway's mapping from gRPC status codes to HTTP statuses. */
 const httpStatusByCode: Record<number, number> = {
-  0: 200, 1: 408, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429,
-  9: 412, 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401,
+  0: 200,
+  1: 408,
+  2: 500,
+  3: 400,
+  4: 504,
+  5: 404,
+  6: 409,
+  7: 403,
+  8: 429,
+  9: 412,
+  10: 409,
+  11: 400,
+  12: 501,
+  13: 500,
+  14: 503,
+  15: 500,
+  16: 401,
 };
 
 export function httpStatusFromCode(code: number): number {
@@ -209,7 +224,9 @@ function outgoingMetadata(request: http.IncomingMessage): grpc.Metadata {
 
 /** Go's canonical header spelling: each dash-separated word capitalised. */
 function canonicalHeader(name: string): string {
-  return name.toLowerCase().replace(/(^|-)([a-z])/g, (_match, dash: string, letter: string) => dash + letter.toUpperCase());
+  return name
+    .toLowerCase()
+    .replace(/(^|-)([a-z])/g, (_match, dash: string, letter: string) => dash + letter.toUpperCase());
 }
 
 /** Metadata grpc-js reports that is transport detail rather than something the server set. */
@@ -217,9 +234,13 @@ const transportMetadata = new Set(['content-type', 'date', 'grpc-accept-encoding
 
 /** The gRPC server's header metadata, forwarded as grpc-gateway does, with Go's content type. */
 function forwardedHeaders(metadata?: grpc.Metadata): Record<string, string> {
-  const headers: Record<string, string> = { 'Content-Type': 'application/json', 'Grpc-Metadata-Content-Type': 'application/grpc' };
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/json',
+    'Grpc-Metadata-Content-Type': 'application/grpc',
+  };
   for (const [key, value] of Object.entries(metadata?.getMap() ?? {})) {
-    if (typeof value === 'string' && !transportMetadata.has(key)) headers[canonicalHeader(`grpc-metadata-${key}`)] = value;
+    if (typeof value === 'string' && !transportMetadata.has(key))
+      headers[canonicalHeader(`grpc-metadata-${key}`)] = value;
   }
   return headers;
 }
@@ -232,7 +253,11 @@ const identity = (buffer: Buffer) => buffer;
 
 /** Reads the whole body, refusing one over the limit in grpc-go's words. */
 function readBody(request: http.IncomingMessage, maxBytes: number): Promise<Buffer> {
-  return readBodyBounded(request, maxBytes, (total) => new GatewayJsonError(grpcTexts.messageTooLarge(total, maxBytes)));
+  return readBodyBounded(
+    request,
+    maxBytes,
+    (total) => new GatewayJsonError(grpcTexts.messageTooLarge(total, maxBytes)),
+  );
 }
 
 /** The first JSON object of a body as request bytes; an empty body is an empty request. */
@@ -248,14 +273,21 @@ interface CallContext {
   maxBodyBytes: number;
 }
 
-async function serveUnary(context: CallContext, method: GatewayMethod, request: http.IncomingMessage, response: http.ServerResponse) {
+async function serveUnary(
+  context: CallContext,
+  method: GatewayMethod,
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+) {
   const body = await readBody(request, context.maxBodyBytes);
   const argument = firstRequest(method, body);
   let headerMetadata: grpc.Metadata | undefined;
   const reply = await new Promise<Buffer>((resolve, reject) => {
-    const call = context.client().makeUnaryRequest(method.path, identity, identity, argument, outgoingMetadata(request), (error, value) =>
-      error ? reject(error) : resolve(value!),
-    );
+    const call = context
+      .client()
+      .makeUnaryRequest(method.path, identity, identity, argument, outgoingMetadata(request), (error, value) =>
+        error ? reject(error) : resolve(value!),
+      );
     call.on('metadata', (metadata) => (headerMetadata = metadata));
     response.once('close', () => call.cancel());
   });
@@ -267,10 +299,16 @@ async function serveUnary(context: CallContext, method: GatewayMethod, request: 
 type ResponseStream = grpc.ClientReadableStream<Buffer> | grpc.ClientDuplexStream<Buffer, Buffer>;
 
 /** Writes each response as a `{"result": ...}` line, headers once the server's headers arrive. */
-function relayResponses(method: GatewayMethod, call: ResponseStream, request: http.IncomingMessage, response: http.ServerResponse) {
+function relayResponses(
+  method: GatewayMethod,
+  call: ResponseStream,
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+) {
   let wroteMessage = false;
   const start = (metadata?: grpc.Metadata) => {
-    if (!response.headersSent) response.writeHead(200, { ...forwardedHeaders(metadata), 'Transfer-Encoding': 'chunked' });
+    if (!response.headersSent)
+      response.writeHead(200, { ...forwardedHeaders(metadata), 'Transfer-Encoding': 'chunked' });
   };
   call.on('metadata', start);
   call.on('data', (message: Buffer) => {
@@ -292,9 +330,16 @@ function relayResponses(method: GatewayMethod, call: ResponseStream, request: ht
   response.once('close', () => call.cancel());
 }
 
-async function serveServerStream(context: CallContext, method: GatewayMethod, request: http.IncomingMessage, response: http.ServerResponse) {
+async function serveServerStream(
+  context: CallContext,
+  method: GatewayMethod,
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+) {
   const argument = firstRequest(method, await readBody(request, context.maxBodyBytes));
-  const call = context.client().makeServerStreamRequest(method.path, identity, identity, argument, outgoingMetadata(request));
+  const call = context
+    .client()
+    .makeServerStreamRequest(method.path, identity, identity, argument, outgoingMetadata(request));
   relayResponses(method, call, request, response);
 }
 
@@ -303,7 +348,12 @@ async function serveServerStream(context: CallContext, method: GatewayMethod, re
  * stream opens so a malformed one is answered like grpc-gateway does (UNKNOWN); later bad
  * objects, like the end of the body, just close the sending side.
  */
-function serveBidiStream(context: CallContext, method: GatewayMethod, request: http.IncomingMessage, response: http.ServerResponse) {
+function serveBidiStream(
+  context: CallContext,
+  method: GatewayMethod,
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+) {
   let pending = Buffer.alloc(0);
   let call: grpc.ClientDuplexStream<Buffer, Buffer> | undefined;
   let sending = true;
@@ -352,7 +402,12 @@ function serveBidiStream(context: CallContext, method: GatewayMethod, request: h
   });
 }
 
-function serve(context: CallContext, method: GatewayMethod, request: http.IncomingMessage, response: http.ServerResponse) {
+function serve(
+  context: CallContext,
+  method: GatewayMethod,
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+) {
   const failed = (error: unknown) => {
     const { code, message } = statusOf(error);
     if (!response.destroyed) sendError(request, response, code, message);

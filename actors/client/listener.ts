@@ -161,8 +161,7 @@ export async function listenClient(options: ClientListenerOptions): Promise<Clie
         // node:http reads the socket's handle directly and would leave the bytes we peeked at
         // (and put back) sitting in the paused stream; resuming delivers them as 'data'.
         socket.resume();
-      }
-      else socket.destroy();
+      } else socket.destroy();
     });
   };
   const server = options.tls

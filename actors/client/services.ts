@@ -34,7 +34,13 @@ function bindHost(url: URL): string {
 
 /** etcd's pb.Member; IDs as decimal strings (uint64 on the wire). */
 function memberToWire(member: ClusterMember): WireMessage {
-  return { ID: member.id.toString(), name: member.name, peerURLs: member.peerUrls, clientURLs: member.clientUrls, isLearner: member.isLearner };
+  return {
+    ID: member.id.toString(),
+    name: member.name,
+    peerURLs: member.peerUrls,
+    clientURLs: member.clientUrls,
+    isLearner: member.isLearner,
+  };
 }
 
 /** A uint64 field of a request (decoded as a decimal string); 0 when absent. */
@@ -65,7 +71,11 @@ function maintenanceHandlers(member: Member): GrpcHandlers {
     },
     'etcdserverpb.Maintenance/HashKV': async (request: WireMessage): Promise<WireMessage> => {
       const hashed = member.hashKv(Number(request.revision ?? 0));
-      return { header: headerToWire(member.header()), hash: String(hashed.hash), compactRevision: String(hashed.compactRevision) };
+      return {
+        header: headerToWire(member.header()),
+        hash: String(hashed.hash),
+        compactRevision: String(hashed.compactRevision),
+      };
     },
     'etcdserverpb.Maintenance/MoveLeader': async (request: WireMessage): Promise<WireMessage> => {
       await member.moveLeader(wireId(request.targetID));
@@ -79,7 +89,10 @@ function clusterHandlers(member: Member): GrpcHandlers {
   const header = () => headerToWire({ ...member.header(), revision: 0 });
   const list = (members: ClusterMember[]) => members.map(memberToWire);
   return {
-    'etcdserverpb.Cluster/MemberList': async (): Promise<WireMessage> => ({ header: header(), members: list(member.memberList()) }),
+    'etcdserverpb.Cluster/MemberList': async (): Promise<WireMessage> => ({
+      header: header(),
+      members: list(member.memberList()),
+    }),
     'etcdserverpb.Cluster/MemberAdd': async (request: WireMessage): Promise<WireMessage> => {
       const added = await member.addMember(wireUrls(request.peerURLs), request.isLearner === true);
       const { ID, peerURLs, isLearner } = memberToWire(added.member);
@@ -173,7 +186,9 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
   for (const text of config.listenClientUrls) {
     const url = new URL(text);
     if (url.protocol !== 'http:') {
-      throw new Error(`listen-client-urls ${text}: only http:// is served so far (TLS arrives with the security issue)`);
+      throw new Error(
+        `listen-client-urls ${text}: only http:// is served so far (TLS arrives with the security issue)`,
+      );
     }
     // The JSON gateway calls this member's own gRPC port, as etcd's gateway does.
     let boundPort = 0;
@@ -195,7 +210,10 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     gateways.push(gateway);
     listeners.push(listener);
     urls.push(`http://${url.hostname}:${listener.port}`);
-    logger.info({ address: `${bindHost(url)}:${listener.port}` }, 'serving client traffic insecurely; this is strongly discouraged!');
+    logger.info(
+      { address: `${bindHost(url)}:${listener.port}` },
+      'serving client traffic insecurely; this is strongly discouraged!',
+    );
   }
   return {
     urls,

@@ -43,7 +43,10 @@ export class Applier {
     private readonly parts: ApplierParts,
     appliedIndex: number,
   ) {
-    assert(Number.isSafeInteger(appliedIndex) && appliedIndex >= 0, () => `the applied index starts at a non-negative integer, not ${appliedIndex}`);
+    assert(
+      Number.isSafeInteger(appliedIndex) && appliedIndex >= 0,
+      () => `the applied index starts at a non-negative integer, not ${appliedIndex}`,
+    );
     this.applied = appliedIndex;
   }
 
@@ -56,7 +59,10 @@ export class Applier {
   applyEntries(entries: readonly Entry[]): void {
     const { store } = this.parts.keySpace;
     for (const entry of entries) {
-      assert(entry.index === this.applied + 1, () => `applying entry ${entry.index} right after entry ${this.applied}; entries apply one index at a time`);
+      assert(
+        entry.index === this.applied + 1,
+        () => `applying entry ${entry.index} right after entry ${this.applied}; entries apply one index at a time`,
+      );
       if (entry.type === EntryType.normal && entry.data.length > 0) {
         this.applyProposal(entry);
       } else {
@@ -72,7 +78,11 @@ export class Applier {
 
   /** The state now holds everything up to an installed snapshot's index. */
   jumpTo(snapshotIndex: number): void {
-    assert(snapshotIndex > this.applied, () => `a snapshot at index ${snapshotIndex} installed over applied index ${this.applied}; a snapshot only moves forward`);
+    assert(
+      snapshotIndex > this.applied,
+      () =>
+        `a snapshot at index ${snapshotIndex} installed over applied index ${this.applied}; a snapshot only moves forward`,
+    );
     this.applied = snapshotIndex;
   }
 

@@ -76,13 +76,21 @@ export interface OpenedMember {
 }
 
 /** Opens (or bootstraps, or joins) the member's data dir; nothing runs yet. */
-export async function openMember(config: MemberConfig, logger: Logger, peerPorts?: Map<bigint, MessagePort>, walThread?: Worker): Promise<OpenedMember> {
+export async function openMember(
+  config: MemberConfig,
+  logger: Logger,
+  peerPorts?: Map<bigint, MessagePort>,
+  walThread?: Worker,
+): Promise<OpenedMember> {
   const paths = memberPaths(config);
   mkdirSync(join(paths.memberDir, 'snap'), { recursive: true });
   const initialMembers = initialClusterMembers(config);
   // A member joining a running cluster learns its ID and the cluster's from the members (etcd's
   // --initial-cluster-state existing); its log then comes from the leader, not from bootstrap.
-  const joined = !Wal.exists(paths.walDir) && config.initialClusterState === 'existing' ? await joinExistingCluster(config, logger) : undefined;
+  const joined =
+    !Wal.exists(paths.walDir) && config.initialClusterState === 'existing'
+      ? await joinExistingCluster(config, logger)
+      : undefined;
   const self = config.initialCluster.find((member) => member.name === config.name);
   const bootIdentity: MemberIdentity = joined?.identity ?? {
     memberId: memberIdFor(self?.peerUrls ?? config.initialAdvertisePeerUrls, config.initialClusterToken),
@@ -97,16 +105,22 @@ export async function openMember(config: MemberConfig, logger: Logger, peerPorts
   // received snapshot database waits to be installed: the WAL's snapshot decides that first.
   walOpening.catch(() => undefined); // its error is thrown by the await below
   const electionTicks = electionTicksFor(config);
-  let keySpace = snapshotInstallPending(paths.snapDir) ? undefined : KeySpace.open(paths.backendPath, config, electionTicks);
+  let keySpace = snapshotInstallPending(paths.snapDir)
+    ? undefined
+    : KeySpace.open(paths.backendPath, config, electionTicks);
   const { client: wal, state, created: fresh } = await walOpening;
-  const identity: MemberIdentity = fresh ? bootIdentity : { memberId: state.metadata.memberId, clusterId: state.metadata.clusterId };
+  const identity: MemberIdentity = fresh
+    ? bootIdentity
+    : { memberId: state.metadata.memberId, clusterId: state.metadata.clusterId };
   const storage = new MemoryStorage();
-  const snapshot = state.snapshot.index > 0 ? loadSnapFile(paths.snapDir, state.snapshot.term, state.snapshot.index) : undefined;
+  const snapshot =
+    state.snapshot.index > 0 ? loadSnapFile(paths.snapDir, state.snapshot.term, state.snapshot.index) : undefined;
   if (snapshot !== undefined) storage.applySnapshot(snapshot);
   storage.setHardState(state.hardState);
   storage.append(state.entries);
   if (fresh && joined === undefined) await bootstrapLog(wal, storage, initialMembers);
-  for (const step of recoverSnapshotInstall(paths.snapDir, paths.backendPath, state.snapshot.index)) logger.warn({ 'snap-dir': paths.snapDir }, step);
+  for (const step of recoverSnapshotInstall(paths.snapDir, paths.backendPath, state.snapshot.index))
+    logger.warn({ 'snap-dir': paths.snapDir }, step);
   keySpace ??= KeySpace.open(paths.backendPath, config, electionTicks);
   const orphans = keySpace.lessor.recoverAttachments(keySpace.store.takeRestoredLeases());
   if (orphans > 0) logger.warn({ keys: orphans }, 'keys name leases that no longer exist');
@@ -131,7 +145,8 @@ export async function openMember(config: MemberConfig, logger: Logger, peerPorts
         'backend-consistent-index': keySpace.store.consistentIndex,
         'backend-revision': keySpace.store.currentRevision,
       },
-      message: joined !== undefined ? 'joining an existing cluster' : fresh ? 'starting a new member' : 'restarting member',
+      message:
+        joined !== undefined ? 'joining an existing cluster' : fresh ? 'starting a new member' : 'restarting member',
     },
   };
 }
@@ -147,7 +162,12 @@ function initialClusterMembers(config: MemberConfig): ClusterMember[] {
   }));
 }
 
-function createRaftNode(config: MemberConfig, identity: MemberIdentity, storage: MemoryStorage, electionTicks: number): RawNode {
+function createRaftNode(
+  config: MemberConfig,
+  identity: MemberIdentity,
+  storage: MemoryStorage,
+  electionTicks: number,
+): RawNode {
   return new RawNode({
     id: identity.memberId,
     electionTicks,
@@ -165,18 +185,39 @@ function createRaftNode(config: MemberConfig, identity: MemberIdentity, storage:
 }
 
 /** Members in one process talk over MessagePorts with the same frames; others over ws/wss. */
-function createTransport(config: MemberConfig, identity: MemberIdentity, logger: Logger, peerPorts: Map<bigint, MessagePort> | undefined): RaftTransport<unknown> {
+function createTransport(
+  config: MemberConfig,
+  identity: MemberIdentity,
+  logger: Logger,
+  peerPorts: Map<bigint, MessagePort> | undefined,
+): RaftTransport<unknown> {
   if (peerPorts !== undefined) {
-    return new MessagePortTransport({ localId: identity.memberId, clusterId: identity.clusterId, log: logger }) as RaftTransport<unknown>;
+    return new MessagePortTransport({
+      localId: identity.memberId,
+      clusterId: identity.clusterId,
+      log: logger,
+    }) as RaftTransport<unknown>;
   }
-  const options = { localId: identity.memberId, clusterId: identity.clusterId, listenUrls: config.listenPeerUrls, tls: config.peerTls, log: logger };
+  const options = {
+    localId: identity.memberId,
+    clusterId: identity.clusterId,
+    listenUrls: config.listenPeerUrls,
+    tls: config.peerTls,
+    log: logger,
+  };
   return new PeerTransport(options) as RaftTransport<unknown>;
 }
 
 /** etcd's join: the members named in --initial-cluster (other than this one) tell who this member is. */
-async function joinExistingCluster(config: MemberConfig, logger: Logger): Promise<{ identity: MemberIdentity; peers: ClusterMember[] }> {
-  const ownUrls = config.initialCluster.find((member) => member.name === config.name)?.peerUrls ?? config.initialAdvertisePeerUrls;
-  const peerUrls = config.initialCluster.filter((member) => member.name !== config.name).flatMap((member) => member.peerUrls);
+async function joinExistingCluster(
+  config: MemberConfig,
+  logger: Logger,
+): Promise<{ identity: MemberIdentity; peers: ClusterMember[] }> {
+  const ownUrls =
+    config.initialCluster.find((member) => member.name === config.name)?.peerUrls ?? config.initialAdvertisePeerUrls;
+  const peerUrls = config.initialCluster
+    .filter((member) => member.name !== config.name)
+    .flatMap((member) => member.peerUrls);
   let failures: string[] = ['no peer URLs in --initial-cluster besides this member'];
   for (let attempt = 0; attempt < joinFetchAttemptsMax && peerUrls.length > 0; attempt++) {
     if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, joinFetchRetryMs));
@@ -187,12 +228,22 @@ async function joinExistingCluster(config: MemberConfig, logger: Logger): Promis
     }
     const self = fetched.members.find((member) => sameUrls(member.peerUrls, ownUrls));
     if (self === undefined) {
-      throw new Error(`error validating peerURLs: member with peer URLs ${ownUrls.join(',')} is not in the cluster's member list from ${fetched.from} (add it with member add first)`);
+      throw new Error(
+        `error validating peerURLs: member with peer URLs ${ownUrls.join(',')} is not in the cluster's member list from ${fetched.from} (add it with member add first)`,
+      );
     }
-    logger.info({ 'local-member-id': formatId(self.id), 'cluster-id': formatId(fetched.clusterId), from: fetched.from }, 'learned identity from the existing cluster');
-    return { identity: { memberId: self.id, clusterId: fetched.clusterId }, peers: fetched.members.filter((member) => member.id !== self.id) };
+    logger.info(
+      { 'local-member-id': formatId(self.id), 'cluster-id': formatId(fetched.clusterId), from: fetched.from },
+      'learned identity from the existing cluster',
+    );
+    return {
+      identity: { memberId: self.id, clusterId: fetched.clusterId },
+      peers: fetched.members.filter((member) => member.id !== self.id),
+    };
   }
-  throw new Error(`cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs (${failures.join('; ')})`);
+  throw new Error(
+    `cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs (${failures.join('; ')})`,
+  );
 }
 
 /** A new cluster's first entries: one committed AddNode per initial member, as etcd bootstraps. */

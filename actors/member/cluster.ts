@@ -7,7 +7,12 @@
  */
 import { errors } from '../../src/api/errors.js';
 import type { MemberConfig } from '../../src/config/config.js';
-import { encodeMemberContext, membersFromPeerJson, validPeerUrls, type ClusterMember } from '../../src/membership/cluster-member.js';
+import {
+  encodeMemberContext,
+  membersFromPeerJson,
+  validPeerUrls,
+  type ClusterMember,
+} from '../../src/membership/cluster-member.js';
 import { formatId, memberIdFor } from '../../src/membership/ids.js';
 import {
   connectedToAllVoters,
@@ -57,11 +62,20 @@ export class Cluster {
   }
 
   /** Cluster.MemberAdd: a new member (or learner) with these peer URLs and an ID hashed from them and the time. */
-  async addMember(peerUrls: string[], isLearner: boolean): Promise<{ member: ClusterMember; members: ClusterMember[] }> {
+  async addMember(
+    peerUrls: string[],
+    isLearner: boolean,
+  ): Promise<{ member: ClusterMember; members: ClusterMember[] }> {
     if (!validPeerUrls(peerUrls)) throw errors.memberBadUrls();
     const { membership } = this.parts;
     const urls = [...peerUrls].sort();
-    const member: ClusterMember = { id: memberIdFor(urls, '', Date.now() / 1000), name: '', peerUrls: urls, clientUrls: [], isLearner };
+    const member: ClusterMember = {
+      id: memberIdFor(urls, '', Date.now() / 1000),
+      name: '',
+      peerUrls: urls,
+      clientUrls: [],
+      isLearner,
+    };
     if (this.parts.config.strictReconfigCheck) {
       if (!isLearner && !readyToAddVoter(membership.all)) throw errors.memberNotEnoughStarted();
       if (!connectedToAllVoters(membership.all, (id) => membership.connectedLongEnough(id))) throw errors.unhealthy();
@@ -79,7 +93,8 @@ export class Cluster {
       if (!readyToRemoveVoter(membership.all, id)) throw errors.memberNotEnoughStarted();
       // A peer that is down is no part of the active quorum, so removing it is always safe.
       const targetActive = id === this.parts.memberId || membership.isActive(id);
-      if (targetActive && !removeKeepsActiveQuorum(membership.all, (voter) => membership.connectedLongEnough(voter))) throw errors.unhealthy();
+      if (targetActive && !removeKeepsActiveQuorum(membership.all, (voter) => membership.connectedLongEnough(voter)))
+        throw errors.unhealthy();
     }
     return this.configure({ type: ConfChangeType.removeNode, nodeId: id });
   }
@@ -105,7 +120,8 @@ export class Cluster {
     const raftStatus = this.parts.raft.status();
     if (raftStatus.progress === undefined) throw errors.notLeader();
     if (!learnerInSync(raftStatus.progress, raftStatus.id, id)) throw errors.learnerNotReady();
-    if (this.parts.config.strictReconfigCheck && !readyToPromote(this.parts.membership.all)) throw errors.memberNotEnoughStarted();
+    if (this.parts.config.strictReconfigCheck && !readyToPromote(this.parts.membership.all))
+      throw errors.memberNotEnoughStarted();
     const context = encodeMemberContext({ id, name: '', peerUrls: [], clientUrls: [], isLearner: false }, true);
     return this.configure({ type: ConfChangeType.addNode, nodeId: id, context });
   }
@@ -131,9 +147,13 @@ export class Cluster {
     const { config, memberId, lifecycle, logger } = this.parts;
     const attempt = () => {
       if (lifecycle.stopRequested) return;
-      const body = { type: 'memberAttributes' as const, memberAttributes: { id: memberId, name: config.name, clientUrls: config.advertiseClientUrls } };
+      const body = {
+        type: 'memberAttributes' as const,
+        memberAttributes: { id: memberId, name: config.name, clientUrls: config.advertiseClientUrls },
+      };
       this.parts.loop.propose(body).then(
-        () => logger.info({ 'client-urls': config.advertiseClientUrls }, 'published local member to cluster through raft'),
+        () =>
+          logger.info({ 'client-urls': config.advertiseClientUrls }, 'published local member to cluster through raft'),
         () => setTimeout(attempt, config.electionTimeoutMs).unref(),
       );
     };
@@ -174,8 +194,13 @@ export class Cluster {
     return new Promise<ClusterMember[]>((resolve, reject) => {
       // Raft turns a conf change proposed while another is pending into an empty entry, which
       // never answers; like etcd, the request then times out.
-      const timer = setTimeout(() => confChangeWaiters.take(id)?.reject(errors.timeout()), requestTimeoutMs(this.parts.config));
-      const settle = <T>(answer: (value: T) => void) => (value: T) => (clearTimeout(timer), answer(value));
+      const timer = setTimeout(
+        () => confChangeWaiters.take(id)?.reject(errors.timeout()),
+        requestTimeoutMs(this.parts.config),
+      );
+      const settle =
+        <T>(answer: (value: T) => void) =>
+        (value: T) => (clearTimeout(timer), answer(value));
       confChangeWaiters.register(id, settle(resolve), settle(reject));
       try {
         this.parts.loop.proposeConfChange({ ...change, id });

@@ -32,7 +32,12 @@ function watchSpan(
     }
     const header = member.header();
     const watcher = member.watchable.watch(
-      { watchId: nextRecipeWatchId--, key: request.key, rangeEnd: request.rangeEnd, startRevision: request.startRevision },
+      {
+        watchId: nextRecipeWatchId--,
+        key: request.key,
+        rangeEnd: request.rangeEnd,
+        startRevision: request.startRevision,
+      },
       (response) => {
         if (response.compactRevision !== 0) {
           finish(errors.compacted());

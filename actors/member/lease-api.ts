@@ -46,7 +46,8 @@ export class LeaseFront {
       expired: (nowMs, max) => (parts.lessor.isPrimary ? parts.lessor.expiredLeases(nowMs, max) : []),
       revoke: (id) => this.revoke(id),
       checkpoint: (nowMs) => this.proposeCheckpoints(nowMs),
-      onError: (id, error) => parts.logger.warn({ lease: formatId(id), error: String(error) }, 'failed to revoke an expired lease'),
+      onError: (id, error) =>
+        parts.logger.warn({ lease: formatId(id), error: String(error) }, 'failed to revoke an expired lease'),
       now: leaseClockMs,
     });
   }
@@ -63,7 +64,10 @@ export class LeaseFront {
   async grant(id: bigint, ttlSeconds: number): Promise<{ id: bigint; ttlSeconds: number }> {
     this.parts.quota.check(leaseCostBytes);
     const leaseId = id === 0n ? this.leaseIds.next() : id;
-    const { result: outcome } = await this.parts.loop.propose({ type: 'leaseGrant', leaseGrant: { id: leaseId, ttlSeconds } });
+    const { result: outcome } = await this.parts.loop.propose({
+      type: 'leaseGrant',
+      leaseGrant: { id: leaseId, ttlSeconds },
+    });
     return (outcome as { leaseGrant: { id: bigint; ttlSeconds: number } }).leaseGrant;
   }
 
@@ -110,9 +114,11 @@ export class LeaseFront {
   private proposeCheckpoints(nowMs: number): void {
     const checkpoints = this.parts.lessor.dueCheckpoints(nowMs);
     if (checkpoints.length === 0) return;
-    this.parts.loop.propose({ type: 'leaseCheckpoint', leaseCheckpoint: { checkpoints } }).catch((error: Error) =>
-      this.parts.logger.warn({ leases: checkpoints.length, error: error.message }, 'failed to checkpoint leases'),
-    );
+    this.parts.loop
+      .propose({ type: 'leaseCheckpoint', leaseCheckpoint: { checkpoints } })
+      .catch((error: Error) =>
+        this.parts.logger.warn({ leases: checkpoints.length, error: error.message }, 'failed to checkpoint leases'),
+      );
   }
 
   /**

@@ -101,19 +101,64 @@ export class Member implements KvService, LeaseApi {
     this.watchDriver = keySpace.watchDriver;
     this.quota = new BackendQuota(config.quotaBackendBytes, () => keySpace.backend.sizeBytes(), logger);
     const initialVoters = storage.initialState().confState.voters;
-    this.membership = new Membership({ memberId, raft, transport, peerPorts, confChangeWaiters, lifecycle, logger }, opened.snapshotMembership, initialVoters);
+    this.membership = new Membership(
+      { memberId, raft, transport, peerPorts, confChangeWaiters, lifecycle, logger },
+      opened.snapshotMembership,
+      initialVoters,
+    );
     const { membership } = this;
     const extendMs = promoteExtendMs(opened.electionTicks, config.heartbeatIntervalMs);
-    this.applier = new Applier({ memberId, keySpace, proposals, membership, raft, promoteExtendMs: extendMs }, storage.firstIndex() - 1);
+    this.applier = new Applier(
+      { memberId, keySpace, proposals, membership, raft, promoteExtendMs: extendMs },
+      storage.firstIndex() - 1,
+    );
     const { applier } = this;
-    this.snapshots = new Snapshots({ config, paths, storage, wal, raft, keySpace, membership, applier, transport, lifecycle, logger, fail }, opened.snapshotIndex);
+    this.snapshots = new Snapshots(
+      { config, paths, storage, wal, raft, keySpace, membership, applier, transport, lifecycle, logger, fail },
+      opened.snapshotIndex,
+    );
     const { snapshots } = this;
     const heartbeatIntervalMs = config.heartbeatIntervalMs;
-    this.loop = new RaftLoop({ memberId, heartbeatIntervalMs, raft, storage, wal, transport, lifecycle, proposals, reads, applier, snapshots, membership, logger, fail });
+    this.loop = new RaftLoop({
+      memberId,
+      heartbeatIntervalMs,
+      raft,
+      storage,
+      wal,
+      transport,
+      lifecycle,
+      proposals,
+      reads,
+      applier,
+      snapshots,
+      membership,
+      logger,
+      fail,
+    });
     const { loop, quota } = this;
-    this.cluster = new Cluster({ config, memberId, membership, raft, loop, confChangeWaiters, transport, lifecycle, logger });
+    this.cluster = new Cluster({
+      config,
+      memberId,
+      membership,
+      raft,
+      loop,
+      confChangeWaiters,
+      transport,
+      lifecycle,
+      logger,
+    });
     this.kv = new KvFront({ identity, keySpace, raft, loop, reads, quota, lifecycle });
-    this.lease = new LeaseFront({ config, memberId, lessor: keySpace.lessor, raft, loop, transport, quota, lifecycle, logger });
+    this.lease = new LeaseFront({
+      config,
+      memberId,
+      lessor: keySpace.lessor,
+      raft,
+      loop,
+      transport,
+      quota,
+      lifecycle,
+      logger,
+    });
     lifecycle.onTaken('REMOVED', () => this.stopAfterRemoval());
   }
 
@@ -147,7 +192,8 @@ export class Member implements KvService, LeaseApi {
 
   private connectTransport(): void {
     const { transport, loop, raft, snapshots } = this;
-    if (transport instanceof PeerTransport) transport.onRemoved(() => this.membership.leave('a peer refused this member as removed'));
+    if (transport instanceof PeerTransport)
+      transport.onRemoved(() => this.membership.leave('a peer refused this member as removed'));
     transport.onMessages((messages) => loop.receive(messages));
     transport.onUnreachable((id) => raft.reportUnreachable(id));
     transport.onSnapshotStatus((id, ok) => raft.reportSnapshot(id, ok));
@@ -215,7 +261,12 @@ export class Member implements KvService, LeaseApi {
   /** True when this member knows a leader and has not failed, stopped or run out of space. */
   healthy(): boolean {
     const { lifecycle } = this;
-    return !this.quota.noSpaceAlarm && !lifecycle.stopRequested && lifecycle.fatalError === undefined && this.raft.status().leaderId !== 0n;
+    return (
+      !this.quota.noSpaceAlarm &&
+      !lifecycle.stopRequested &&
+      lifecycle.fatalError === undefined &&
+      this.raft.status().leaderId !== 0n
+    );
   }
 
   /** True once the backend quota was exceeded (etcd's NOSPACE alarm). */

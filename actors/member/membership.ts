@@ -94,7 +94,8 @@ export class Membership {
   restore(membership: SnapshotMembership): void {
     const previous = [...this.members.keys()];
     this.adopt(membership);
-    for (const id of previous) if (!this.members.has(id) && this.connectedPeers.delete(id)) this.parts.transport.removePeer(id);
+    for (const id of previous)
+      if (!this.members.has(id) && this.connectedPeers.delete(id)) this.parts.transport.removePeer(id);
     for (const member of this.members.values()) this.connectPeer(member);
   }
 
@@ -114,7 +115,11 @@ export class Membership {
       this.applyMembership(change, memberChange);
     } else {
       this.parts.logger.warn(
-        { 'raft-conf-change': change.type, 'raft-conf-change-node-id': formatId(change.nodeId), error: refusal.message },
+        {
+          'raft-conf-change': change.type,
+          'raft-conf-change-node-id': formatId(change.nodeId),
+          error: refusal.message,
+        },
         'refused a configuration change',
       );
     }
@@ -175,7 +180,10 @@ export class Membership {
   private memberChangeOf(change: ConfChange): MemberChange {
     if ((change.context?.length ?? 0) > 0) return decodeMemberChange(change.context, change.nodeId);
     const known = this.members.get(change.nodeId);
-    return { member: known === undefined ? decodeMemberChange(undefined, change.nodeId).member : cloneMember(known), isPromote: false };
+    return {
+      member: known === undefined ? decodeMemberChange(undefined, change.nodeId).member : cloneMember(known),
+      isPromote: false,
+    };
   }
 
   private applyMembership(change: ConfChange, memberChange: MemberChange): void {
@@ -200,7 +208,10 @@ export class Membership {
       this.connectPeer(this.members.get(id) as ClusterMember);
     }
     if (change.type === ConfChangeType.addNode) this.voters.add(id);
-    this.parts.logger.info({ 'member-id': formatId(id), 'peer-urls': this.members.get(id)?.peerUrls, promoted: isPromote }, 'added or promoted member');
+    this.parts.logger.info(
+      { 'member-id': formatId(id), 'peer-urls': this.members.get(id)?.peerUrls, promoted: isPromote },
+      'added or promoted member',
+    );
   }
 
   private remove(id: bigint): void {
@@ -226,7 +237,10 @@ export class Membership {
     const { peerPorts, transport } = this.parts;
     const endpoint = peerPorts === undefined ? member.peerUrls : peerPorts.get(member.id);
     if (endpoint === undefined) {
-      this.parts.logger.warn({ peer: formatId(member.id) }, 'no in-process channel to this member; it stays unreachable');
+      this.parts.logger.warn(
+        { peer: formatId(member.id) },
+        'no in-process channel to this member; it stays unreachable',
+      );
       return;
     }
     if (this.connectedPeers.has(member.id)) {

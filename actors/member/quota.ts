@@ -21,7 +21,10 @@ export function putCostBytes(put: PutRequest): number {
 /** A txn costs what its costlier branch writes (etcd's rule), nested txns included. */
 export function txnCostBytes(txn: TxnRequest): number {
   const branchCost = (ops: TxnRequest['success']) =>
-    ops.reduce((sum, op) => sum + (op.type === 'put' ? putCostBytes(op.put) : op.type === 'txn' ? txnCostBytes(op.txn) : 0), 0);
+    ops.reduce(
+      (sum, op) => sum + (op.type === 'put' ? putCostBytes(op.put) : op.type === 'txn' ? txnCostBytes(op.txn) : 0),
+      0,
+    );
   return Math.max(branchCost(txn.success), branchCost(txn.failure));
 }
 
@@ -44,7 +47,10 @@ export class BackendQuota {
   check(costBytes: number): void {
     if (!this.alarmed && this.backendBytes() + costBytes > this.quotaBytes) {
       this.alarmed = true;
-      this.logger.warn({ 'quota-backend-bytes': this.quotaBytes, 'backend-bytes': this.backendBytes() }, 'raised NOSPACE alarm: backend quota exceeded');
+      this.logger.warn(
+        { 'quota-backend-bytes': this.quotaBytes, 'backend-bytes': this.backendBytes() },
+        'raised NOSPACE alarm: backend quota exceeded',
+      );
     }
     if (this.alarmed) throw errors.noSpace();
   }

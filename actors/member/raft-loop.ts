@@ -225,7 +225,8 @@ export class RaftLoop {
     if (sentEarly) this.sendMessages(this.holdCommitNotices(ready.messages, ready.committedEntries));
     const snapshot = ready.snapshot;
     if (snapshot !== undefined) snapshots.saveIncoming(snapshot);
-    const marker = snapshot === undefined ? undefined : { index: snapshot.metadata.index, term: snapshot.metadata.term };
+    const marker =
+      snapshot === undefined ? undefined : { index: snapshot.metadata.index, term: snapshot.metadata.term };
     // A Ready that only moves the commit index need not wait for the disk (Raft's mustSync is false).
     const mustPersist = ready.mustSync || marker !== undefined;
     if (!mustPersist && ready.hardState !== undefined) wal.writeCommit(ready.hardState);
@@ -234,11 +235,17 @@ export class RaftLoop {
     if (snapshot !== undefined) storage.applySnapshot(snapshot);
     if (ready.entries.length > 0) storage.append(ready.entries);
     this.appendsInFlight++;
-    assert(this.appendsInFlight <= appendsInFlightMax, () => `${this.appendsInFlight} Readies wait on the WAL; at most ${appendsInFlightMax} may`);
+    assert(
+      this.appendsInFlight <= appendsInFlightMax,
+      () => `${this.appendsInFlight} Readies wait on the WAL; at most ${appendsInFlightMax} may`,
+    );
     const sequence = ++this.readiesStarted;
     const complete = () => {
       this.appendsInFlight--;
-      assert(sequence === ++this.readiesFinished, () => `Ready ${sequence} finished as number ${this.readiesFinished}; Readies finish in order`);
+      assert(
+        sequence === ++this.readiesFinished,
+        () => `Ready ${sequence} finished as number ${this.readiesFinished}; Readies finish in order`,
+      );
       if (this.parts.lifecycle.fatalError === undefined) this.finishReady(ready, sentEarly);
     };
     this.applyChain = this.applyChain
@@ -268,7 +275,8 @@ export class RaftLoop {
   /** The leader's messages of a Ready, with commit notices no client waits on held back a while. */
   private holdCommitNotices(messages: Message[], committed: readonly Entry[]): Message[] {
     const out = this.commitNotices.route(messages, committed);
-    if (this.commitNotices.size > 0) this.heldCommitNoticesTimer ??= setTimeout(() => this.sendHeldCommitNotices(), commitNoticeHoldMs);
+    if (this.commitNotices.size > 0)
+      this.heldCommitNoticesTimer ??= setTimeout(() => this.sendHeldCommitNotices(), commitNoticeHoldMs);
     return out;
   }
 

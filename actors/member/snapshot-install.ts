@@ -33,7 +33,8 @@ export function installDir(backendPath: string, index: number): string {
  */
 export function stageReceivedDb(snapDir: string, backendPath: string, index: number): string {
   const received = join(snapDir, snapDbFileName(index));
-  if (!existsSync(received)) throw new Error(`failed to find database snapshot file ${received} for the snapshot at index ${index}`);
+  if (!existsSync(received))
+    throw new Error(`failed to find database snapshot file ${received} for the snapshot at index ${index}`);
   const target = installDir(backendPath, index);
   rmSync(target, { recursive: true, force: true });
   mkdirSync(target);
@@ -63,7 +64,8 @@ export function recoverSnapshotInstall(snapDir: string, backendPath: string, wal
   const done: string[] = [];
   const names = readdirSync(snapDir);
   // Copies made to send to followers are worthless after a restart.
-  for (const name of names.filter((entry) => sendDirPattern.test(entry))) rmSync(join(snapDir, name), { recursive: true, force: true });
+  for (const name of names.filter((entry) => sendDirPattern.test(entry)))
+    rmSync(join(snapDir, name), { recursive: true, force: true });
   const staged = names.filter((name) => installDirPattern.test(name)).sort();
   const newest = staged.pop();
   for (const name of staged) rmSync(join(snapDir, name), { recursive: true, force: true });

@@ -16,7 +16,13 @@ import { raftLogGrowthBytesMax, snapshotCatchUpBytesMax, snapshotCatchUpEntriesD
 import { formatId } from '../../src/membership/ids.js';
 import type { MemoryStorage } from '../../src/raft/storage.js';
 import type { Message, Snapshot } from '../../src/raft/types.js';
-import { decodeMembership, encodeMembership, purgeSnapFiles, saveSnapFile, snapDbFileName } from '../../src/snap/snap-file.js';
+import {
+  decodeMembership,
+  encodeMembership,
+  purgeSnapFiles,
+  saveSnapFile,
+  snapDbFileName,
+} from '../../src/snap/snap-file.js';
 import type { MemberLifecycle } from '../../machines/member-lifecycle.js';
 import type { RawNode } from '../../machines/raw-node.js';
 import type { RaftTransport } from '../peer/links.js';
@@ -90,7 +96,10 @@ export class Snapshots {
     if (!this.parts.lifecycle.acceptsRaftMessages) throw errors.stopped();
     const index = (message.snapshot as Snapshot).metadata.index;
     const bytes = await storeSnapshotDb(body, join(this.parts.paths.snapDir, snapDbFileName(index)));
-    this.parts.logger.info({ 'remote-peer-id': formatId(message.from), index, 'db-bytes': bytes }, 'received and saved database snapshot');
+    this.parts.logger.info(
+      { 'remote-peer-id': formatId(message.from), index, 'db-bytes': bytes },
+      'received and saved database snapshot',
+    );
   }
 
   /**
@@ -111,7 +120,12 @@ export class Snapshots {
     finishInstall(staged, paths.backendPath);
     purgeSnapFiles(paths.snapDir, this.parts.config.maxSnapshots);
     this.parts.logger.info(
-      { index, term, 'backend-consistent-index': keySpace.store.consistentIndex, 'backend-revision': keySpace.store.currentRevision },
+      {
+        index,
+        term,
+        'backend-consistent-index': keySpace.store.consistentIndex,
+        'backend-revision': keySpace.store.currentRevision,
+      },
       'applied snapshot from the leader',
     );
   }
@@ -152,13 +166,19 @@ export class Snapshots {
     const term = storage.term(index);
     const confState = this.parts.raft.confState();
     try {
-      assert(index > this.snapshotIndex, () => `a snapshot at index ${index} taken after one at index ${this.snapshotIndex}`);
+      assert(
+        index > this.snapshotIndex,
+        () => `a snapshot at index ${index} taken after one at index ${this.snapshotIndex}`,
+      );
       await this.parts.keySpace.backend.flush();
       const data = encodeMembership(this.parts.membership.snapshotMembership());
       saveSnapFile(paths.snapDir, { data, metadata: { index, term, confState } });
       storage.createSnapshot(index, confState, data);
       await wal.saveSnapshot(index, term);
-      const compactIndex = Math.max(index - snapshotCatchUpEntriesDefault, storage.compactIndexKeeping(index, snapshotCatchUpBytesMax));
+      const compactIndex = Math.max(
+        index - snapshotCatchUpEntriesDefault,
+        storage.compactIndexKeeping(index, snapshotCatchUpBytesMax),
+      );
       if (compactIndex > storage.firstIndex()) storage.compact(compactIndex);
       this.logBytesAfterCompaction = storage.entryBytes();
       await wal.releaseTo(index);
@@ -181,7 +201,10 @@ export class Snapshots {
       this.parts.logger.info({ 'remote-peer-id': to, index }, 'sent database snapshot');
       return true;
     } catch (error) {
-      this.parts.logger.warn({ 'remote-peer-id': to, index, error: (error as Error).message }, 'failed to send database snapshot');
+      this.parts.logger.warn(
+        { 'remote-peer-id': to, index, error: (error as Error).message },
+        'failed to send database snapshot',
+      );
       return false;
     } finally {
       rmSync(dir, { recursive: true, force: true });

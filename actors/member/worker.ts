@@ -12,7 +12,12 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { formatId } from '../../src/membership/ids.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import type { Member } from './member.js';
-import type { MemberControl, MemberFatalMessage, MemberStatus, MemberWorkerData } from '../supervisor/thread-protocol.js';
+import type {
+  MemberControl,
+  MemberFatalMessage,
+  MemberStatus,
+  MemberWorkerData,
+} from '../supervisor/thread-protocol.js';
 import type { ClientServer } from '../client/services.js';
 import { WalClient } from '../wal/client.js';
 import { onThreadData } from '../supervisor/thread-start.js';
@@ -33,7 +38,8 @@ function reportFatal(error: Error): void {
 
 async function start({ config, peerPorts }: MemberWorkerData, logger: Logger): Promise<void> {
   const [{ Member }, { startClientServer }] = await modules;
-  const ports = peerPorts === undefined ? undefined : new Map(peerPorts.map(([id, port]) => [BigInt(id), port] as const));
+  const ports =
+    peerPorts === undefined ? undefined : new Map(peerPorts.map(([id, port]) => [BigInt(id), port] as const));
   member = await Member.start(config, logger, reportFatal, ports, walThread);
   clientServer = await startClientServer(config, member, logger);
 }

@@ -38,15 +38,18 @@ export function servePeerCall(host: PeerApiHost, call: PeerCall): Promise<PeerAn
   const isLease = path === peerApiPaths.leaseRenew || path === peerApiPaths.leaseTtl;
   if (path !== peerApiPaths.members && !path.startsWith(peerApiPaths.promotePrefix) && !isLease) return undefined;
   const method = path === peerApiPaths.members ? 'GET' : 'POST';
-  if (call.method !== method) return Promise.resolve({ status: 405, contentType: textType, body: 'Method Not Allowed\n' });
-  if (path === peerApiPaths.members) return Promise.resolve({ status: 200, contentType: jsonType, body: membersToPeerJson(host.members()) });
+  if (call.method !== method)
+    return Promise.resolve({ status: 405, contentType: textType, body: 'Method Not Allowed\n' });
+  if (path === peerApiPaths.members)
+    return Promise.resolve({ status: 200, contentType: jsonType, body: membersToPeerJson(host.members()) });
   if (isLease) return serveLeaseCall(host, call);
   return servePromote(host, path.slice(peerApiPaths.promotePrefix.length));
 }
 
 async function servePromote(host: PeerApiHost, text: string): Promise<PeerAnswer> {
   const id = /^\d{1,20}$/.test(text) ? BigInt(text) : undefined;
-  if (id === undefined || id >= 1n << 64n) return { status: 404, contentType: textType, body: `member ${text} not found in cluster\n` };
+  if (id === undefined || id >= 1n << 64n)
+    return { status: 404, contentType: textType, body: `member ${text} not found in cluster\n` };
   try {
     return { status: 200, contentType: jsonType, body: membersToPeerJson(await host.promoteAsLeader(id)) };
   } catch (error) {
@@ -60,14 +63,16 @@ async function serveLeaseCall(host: PeerApiHost, call: PeerCall): Promise<PeerAn
     const body = parseJsonObject(call.body);
     const id = parsePeerId(body.id);
     if (id === undefined) throw new EtcdError(GrpcCode.invalidArgument, `bad lease ID ${String(body.id)}`);
-    const answer = call.path === peerApiPaths.leaseRenew
-      ? { ttlSeconds: host.renewAsLeader(id) }
-      : timeToLiveToPeerJson(host.timeToLiveAsLeader(id, body.withKeys === true));
+    const answer =
+      call.path === peerApiPaths.leaseRenew
+        ? { ttlSeconds: host.renewAsLeader(id) }
+        : timeToLiveToPeerJson(host.timeToLiveAsLeader(id, body.withKeys === true));
     return { status: 200, contentType: jsonType, body: JSON.stringify(answer) };
   } catch (error) {
     const { message } = error as Error;
     const code = error instanceof EtcdError ? error.code : GrpcCode.unknown;
-    const status = message === errors.leaseNotFound().message ? 404 : message === errors.notLeader().message ? 503 : 500;
+    const status =
+      message === errors.leaseNotFound().message ? 404 : message === errors.notLeader().message ? 503 : 500;
     return { status, contentType: jsonType, body: JSON.stringify({ code, message }) };
   }
 }
@@ -79,7 +84,8 @@ function parseJsonObject(text: string): Record<string, unknown> {
   } catch (error) {
     throw new EtcdError(GrpcCode.invalidArgument, (error as Error).message);
   }
-  if (typeof parsed !== 'object' || parsed === null) throw new EtcdError(GrpcCode.invalidArgument, 'expected a JSON object');
+  if (typeof parsed !== 'object' || parsed === null)
+    throw new EtcdError(GrpcCode.invalidArgument, 'expected a JSON object');
   return parsed as Record<string, unknown>;
 }
 
@@ -109,11 +115,27 @@ function timeToLiveToPeerJson(ttl: LeaseTimeToLive): object {
 
 /** The leader's TimeToLive answer. */
 export function timeToLiveFromPeerJson(body: string): LeaseTimeToLive {
-  const parsed = JSON.parse(body) as { id?: unknown; ttlSeconds?: unknown; grantedTtlSeconds?: unknown; keys?: unknown };
+  const parsed = JSON.parse(body) as {
+    id?: unknown;
+    ttlSeconds?: unknown;
+    grantedTtlSeconds?: unknown;
+    keys?: unknown;
+  };
   const id = parsePeerId(parsed.id);
   const { ttlSeconds, grantedTtlSeconds, keys } = parsed;
-  if (id === undefined || typeof ttlSeconds !== 'number' || typeof grantedTtlSeconds !== 'number' || !Array.isArray(keys)) throw errors.timeout();
-  return { id, ttlSeconds, grantedTtlSeconds, keys: keys.map((key) => new Uint8Array(Buffer.from(String(key), 'base64'))) };
+  if (
+    id === undefined ||
+    typeof ttlSeconds !== 'number' ||
+    typeof grantedTtlSeconds !== 'number' ||
+    !Array.isArray(keys)
+  )
+    throw errors.timeout();
+  return {
+    id,
+    ttlSeconds,
+    grantedTtlSeconds,
+    keys: keys.map((key) => new Uint8Array(Buffer.from(String(key), 'base64'))),
+  };
 }
 
 /**
@@ -135,7 +157,8 @@ export function leaseRefusal(body: string): EtcdError | undefined {
 /** The HTTP status etcd's promote handler answers an error with. */
 function promoteStatusFor(error: Error): number {
   if (error.message === errors.memberNotFound().message) return 404;
-  if (error.message === errors.memberNotLearner().message || error.message === errors.learnerNotReady().message) return 412;
+  if (error.message === errors.memberNotLearner().message || error.message === errors.learnerNotReady().message)
+    return 412;
   if (error.message === errors.notLeader().message) return 503;
   return 500;
 }
@@ -144,6 +167,12 @@ function promoteStatusFor(error: Error): number {
 export function promoteRefusal(status: number, body: string): EtcdError | undefined {
   const text = body.trim();
   if (status === 404) return errors.memberNotFound();
-  const known = [errors.learnerNotReady(), errors.memberNotLearner(), errors.memberNotEnoughStarted(), errors.timeout(), errors.stopped()];
+  const known = [
+    errors.learnerNotReady(),
+    errors.memberNotLearner(),
+    errors.memberNotEnoughStarted(),
+    errors.timeout(),
+    errors.stopped(),
+  ];
   return known.find((error) => error.message === text);
 }

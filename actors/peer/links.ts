@@ -85,7 +85,11 @@ export type PeerCallHandler = (call: PeerCall) => Promise<PeerAnswer> | undefine
 export const peerCallBodyBytesMax = 64 * 1024;
 
 /** The answer to a call for a path nobody serves. */
-export const notFoundAnswer: PeerAnswer = { status: 404, contentType: 'text/plain; charset=utf-8', body: '404 page not found\n' };
+export const notFoundAnswer: PeerAnswer = {
+  status: 404,
+  contentType: 'text/plain; charset=utf-8',
+  body: '404 page not found\n',
+};
 
 /** Receives a MsgSnap and its database; resolves once both are taken. */
 export type SnapshotSink = (message: Message, body: SnapshotBody) => Promise<void>;
@@ -108,7 +112,10 @@ export interface TransportLimits {
   bufferedBytesMax: number;
 }
 
-export const defaultTransportLimits: TransportLimits = { frameBytesMax: peerFrameBytesMax, bufferedBytesMax: peerBufferedBytesMax };
+export const defaultTransportLimits: TransportLimits = {
+  frameBytesMax: peerFrameBytesMax,
+  bufferedBytesMax: peerBufferedBytesMax,
+};
 
 type DropReason = 'unknown peer' | 'link down' | 'buffer full' | 'frame too large';
 
@@ -190,7 +197,8 @@ export abstract class TransportBase<Endpoint> implements RaftTransport<Endpoint>
     if (link.bufferedBytes() > this.limits.bufferedBytesMax) return this.drop(to, batch, 'buffer full');
     for (const part of this.encodeWithinBound(to, batch)) {
       const snapshots = part.messages.filter((message) => message.type === MessageType.snap).length;
-      const written = snapshots === 0 ? undefined : (error?: Error | null) => this.reportSnapshots(to, snapshots, error == null);
+      const written =
+        snapshots === 0 ? undefined : (error?: Error | null) => this.reportSnapshots(to, snapshots, error == null);
       link.write(part.frame, written);
       this.counters.framesSent += 1;
       this.counters.messagesSent += part.messages.length;
@@ -203,7 +211,10 @@ export abstract class TransportBase<Endpoint> implements RaftTransport<Endpoint>
     const frame = encodeFrame({ clusterId: this.identity.clusterId, senderId: this.identity.localId }, batch);
     if (frame.length <= this.limits.frameBytesMax) return [{ frame, messages: batch }];
     if (batch.length === 1) {
-      this.drop(to, batch, 'frame too large', { 'frame-bytes': frame.length, 'frame-bytes-max': this.limits.frameBytesMax });
+      this.drop(to, batch, 'frame too large', {
+        'frame-bytes': frame.length,
+        'frame-bytes-max': this.limits.frameBytesMax,
+      });
       return [];
     }
     const half = Math.ceil(batch.length / 2);
@@ -213,7 +224,10 @@ export abstract class TransportBase<Endpoint> implements RaftTransport<Endpoint>
   private drop(to: NodeId, batch: Message[], reason: DropReason, fields: object = {}): void {
     this.counters.messagesDropped += batch.length;
     const level = reason === 'frame too large' ? 'warn' : 'debug';
-    this.log[level]({ 'remote-peer-id': formatId(to), messages: batch.length, reason, ...fields }, 'dropped messages to peer');
+    this.log[level](
+      { 'remote-peer-id': formatId(to), messages: batch.length, reason, ...fields },
+      'dropped messages to peer',
+    );
     const snapshots = batch.filter((message) => message.type === MessageType.snap).length;
     // etcd raft ignores reports for a member it does not track, but there is nothing to say either.
     if (reason === 'unknown peer') return;
@@ -227,7 +241,8 @@ export abstract class TransportBase<Endpoint> implements RaftTransport<Endpoint>
 
   /** The frame that opens a snapshot stream: the one MsgSnap, from this member to its peer. */
   protected snapshotFrame(message: Message): Uint8Array {
-    if (message.type !== MessageType.snap || message.snapshot === undefined) throw new Error(`not a snapshot message: type ${message.type}`);
+    if (message.type !== MessageType.snap || message.snapshot === undefined)
+      throw new Error(`not a snapshot message: type ${message.type}`);
     return encodeFrame({ clusterId: this.identity.clusterId, senderId: this.identity.localId }, [message]);
   }
 
@@ -278,7 +293,10 @@ export abstract class TransportBase<Endpoint> implements RaftTransport<Endpoint>
       this.messageHandler(messages);
     } catch (error) {
       // The member's own failure: the link is fine, so it stays open.
-      this.log.warn({ 'remote-peer-id': formatId(senderId), error: (error as Error).message }, 'message handler failed');
+      this.log.warn(
+        { 'remote-peer-id': formatId(senderId), error: (error as Error).message },
+        'message handler failed',
+      );
     }
   }
 }

@@ -31,7 +31,6 @@ export interface MessagePortTransportOptions {
   limits?: Partial<TransportLimits>;
 }
 
-
 const controlKinds = new Set(['snapshot', 'snapshot-done', 'call', 'call-answer']);
 
 function isPortControl(value: unknown): value is PortControl {
@@ -58,7 +57,10 @@ class PortLink implements OutgoingLink {
 
   write(frame: Uint8Array, written?: (error?: Error | null) => void): void {
     const buffer = frame.buffer as ArrayBuffer;
-    assert(frame.byteOffset === 0 && frame.byteLength === buffer.byteLength, () => `a frame must own its ArrayBuffer (${frame.byteLength} of ${buffer.byteLength} bytes)`);
+    assert(
+      frame.byteOffset === 0 && frame.byteLength === buffer.byteLength,
+      () => `a frame must own its ArrayBuffer (${frame.byteLength} of ${buffer.byteLength} bytes)`,
+    );
     this.port.postMessage(buffer, [buffer]);
     if (written !== undefined) queueMicrotask(() => written());
   }
@@ -72,7 +74,10 @@ export class MessagePortTransport extends TransportBase<MessagePort> {
   private readonly snapshotsInFlight = new Map<number, { resolve(): void; reject(error: Error): void; to: NodeId }>();
   private callSeq = 0;
   /** Calls sent and not yet answered, by sequence number. */
-  private readonly callsInFlight = new Map<number, { resolve(answer: PeerAnswer): void; reject(error: Error): void; to: NodeId }>();
+  private readonly callsInFlight = new Map<
+    number,
+    { resolve(answer: PeerAnswer): void; reject(error: Error): void; to: NodeId }
+  >();
 
   constructor(options: MessagePortTransportOptions) {
     super({ localId: options.localId, clusterId: options.clusterId }, options.log ?? silentPeerLog, {
@@ -101,7 +106,10 @@ export class MessagePortTransport extends TransportBase<MessagePort> {
 
   removePeer(id: NodeId): void {
     const link = this.links.get(id);
-    for (const waiters of [this.snapshotsInFlight, this.callsInFlight] as Map<number, { reject(error: Error): void; to: NodeId }>[]) {
+    for (const waiters of [this.snapshotsInFlight, this.callsInFlight] as Map<
+      number,
+      { reject(error: Error): void; to: NodeId }
+    >[]) {
       for (const [seq, waiter] of waiters) {
         if (waiter.to !== id) continue;
         waiters.delete(seq);
@@ -144,7 +152,11 @@ export class MessagePortTransport extends TransportBase<MessagePort> {
         clearTimeout(timer);
         done();
       };
-      this.callsInFlight.set(seq, { to, resolve: (answer) => settle(() => resolve(answer)), reject: (error) => settle(() => reject(error)) });
+      this.callsInFlight.set(seq, {
+        to,
+        resolve: (answer) => settle(() => resolve(answer)),
+        reject: (error) => settle(() => reject(error)),
+      });
       link.port.postMessage({ kind: 'call', seq, call } satisfies PortControl);
     });
   }
@@ -166,7 +178,10 @@ export class MessagePortTransport extends TransportBase<MessagePort> {
     } catch (error) {
       // Both ends run our code in one process, so a bad frame is a bug: stop using the port.
       // The link stays known, so sends to it are reported unreachable.
-      this.log.warn({ 'remote-peer-id': formatId(link.id), error: (error as Error).message }, 'closing peer port after a bad frame');
+      this.log.warn(
+        { 'remote-peer-id': formatId(link.id), error: (error as Error).message },
+        'closing peer port after a bad frame',
+      );
       link.open = false;
       link.port.close();
     }
@@ -193,7 +208,10 @@ export class MessagePortTransport extends TransportBase<MessagePort> {
       return;
     }
     const answer = (error?: Error) => {
-      const done: PortControl = error === undefined ? { kind: 'snapshot-done', seq: control.seq } : { kind: 'snapshot-done', seq: control.seq, error: error.message };
+      const done: PortControl =
+        error === undefined
+          ? { kind: 'snapshot-done', seq: control.seq }
+          : { kind: 'snapshot-done', seq: control.seq, error: error.message };
       if (link.open) link.port.postMessage(done);
     };
     this.acceptSnapshot(new Uint8Array(control.frame), link.id, { kind: 'file', path: control.dbPath }).then(

@@ -82,10 +82,15 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
  * and the directory fsynced. A stream over `bytesMax` is refused and nothing is left behind; by
  * default that is the largest database the backend can open.
  */
-export async function storeSnapshotDb(body: SnapshotBody, finalPath: string, bytesMax = backendDbBytesMax): Promise<number> {
+export async function storeSnapshotDb(
+  body: SnapshotBody,
+  finalPath: string,
+  bytesMax = backendDbBytesMax,
+): Promise<number> {
   const tempPath = `${finalPath}.tmp`;
   try {
-    const bytes = body.kind === 'file' ? await copyDb(body.path, tempPath) : await writeDb(body.chunks, tempPath, bytesMax);
+    const bytes =
+      body.kind === 'file' ? await copyDb(body.path, tempPath) : await writeDb(body.chunks, tempPath, bytesMax);
     await rename(tempPath, finalPath);
     fsyncDirectory(dirname(finalPath));
     return bytes;

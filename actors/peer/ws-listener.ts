@@ -104,7 +104,10 @@ export abstract class PeerListener extends TransportBase<readonly string[]> {
   protected abstract knowsPeer(id: NodeId): boolean;
 
   protected identityHeaders(): string[] {
-    return [`X-Etcd-Cluster-ID: ${formatId(this.identity.clusterId)}`, `X-Server-From: ${formatId(this.identity.localId)}`];
+    return [
+      `X-Etcd-Cluster-ID: ${formatId(this.identity.clusterId)}`,
+      `X-Server-From: ${formatId(this.identity.localId)}`,
+    ];
   }
 
   /** Closes the streams a removed peer dialed into this member. */
@@ -128,11 +131,14 @@ export abstract class PeerListener extends TransportBase<readonly string[]> {
     // A snapshot body may take longer than Node's whole-request limit; its stream has an idle timeout instead.
     server.requestTimeout = 0;
     server.on('request', (request: http.IncomingMessage, response: http.ServerResponse) => {
-      if (!this.closed && new URL(request.url ?? '/', 'http://peer').pathname === snapshotPath) return void this.serveSnapshot(request, response);
+      if (!this.closed && new URL(request.url ?? '/', 'http://peer').pathname === snapshotPath)
+        return void this.serveSnapshot(request, response);
       if (this.closed) return void response.writeHead(404).end('404 page not found\n');
       this.serveCall(request, response);
     });
-    server.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(request, socket, head));
+    server.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.handleUpgrade(request, socket, head),
+    );
     if (url.protocol === 'https:') this.watchTls(server as https.Server);
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     await new Promise<void>((resolve, reject) => {
@@ -161,7 +167,10 @@ export abstract class PeerListener extends TransportBase<readonly string[]> {
     server.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
       // Node often reports a refused client certificate only as a hang-up, so say what to check.
       const hint = 'TLS handshake failed: check the peer certificate against --peer-trusted-ca-file';
-      this.log.warn({ 'remote-addr': socket.remoteAddress, error: error.message, code: error.code, hint }, 'rejected connection from peer');
+      this.log.warn(
+        { 'remote-addr': socket.remoteAddress, error: error.message, code: error.code, hint },
+        'rejected connection from peer',
+      );
     });
     const allowedCn = this.options.tls?.allowedCn ?? '';
     if (allowedCn === '') return;
@@ -190,7 +199,10 @@ export abstract class PeerListener extends TransportBase<readonly string[]> {
     };
     if (clusterId !== this.identity.clusterId) {
       const remote = clusterId === undefined ? 'none' : formatId(clusterId);
-      this.log.warn({ ...fields, 'local-member-cluster-id': formatId(this.identity.clusterId), 'remote-peer-cluster-id': remote }, 'request cluster ID mismatch');
+      this.log.warn(
+        { ...fields, 'local-member-cluster-id': formatId(this.identity.clusterId), 'remote-peer-cluster-id': remote },
+        'request cluster ID mismatch',
+      );
       return this.refuse(socket, 412, peerRefusals.clusterIdMismatch);
     }
     if (from !== undefined && this.removedIds.has(from)) return this.refuse(socket, 410, peerRefusals.memberRemoved);
@@ -209,8 +221,14 @@ export abstract class PeerListener extends TransportBase<readonly string[]> {
   private serveCall(request: http.IncomingMessage, response: http.ServerResponse): void {
     const method = request.method === 'GET' || request.method === 'POST' ? request.method : undefined;
     const path = new URL(request.url ?? '/', 'http://peer').pathname;
-    readBodyBounded(request, peerCallBodyBytesMax, () => new Error(`peer request body exceeds ${peerCallBodyBytesMax} bytes`))
-      .then((body) => (method === undefined ? notFoundAnswer : this.answerCall({ method, path, body: body.toString('utf8') })))
+    readBodyBounded(
+      request,
+      peerCallBodyBytesMax,
+      () => new Error(`peer request body exceeds ${peerCallBodyBytesMax} bytes`),
+    )
+      .then((body) =>
+        method === undefined ? notFoundAnswer : this.answerCall({ method, path, body: body.toString('utf8') }),
+      )
       .then(
         (answer) => {
           response.setHeader('X-Etcd-Cluster-ID', formatId(this.identity.clusterId));
@@ -229,9 +247,12 @@ export abstract class PeerListener extends TransportBase<readonly string[]> {
     };
     response.setHeader('X-Etcd-Cluster-ID', formatId(this.identity.clusterId));
     if (request.method !== 'POST') return answer(405, 'Method Not Allowed');
-    request.socket.setTimeout(snapshotIdleMs, () => request.destroy(new Error(`snapshot stream stalled for ${snapshotIdleMs} ms`)));
+    request.socket.setTimeout(snapshotIdleMs, () =>
+      request.destroy(new Error(`snapshot stream stalled for ${snapshotIdleMs} ms`)),
+    );
     const from = parseHexId(request.headers['x-server-from']);
-    if (parseHexId(request.headers['x-etcd-cluster-id']) !== this.identity.clusterId) return answer(412, peerRefusals.clusterIdMismatch);
+    if (parseHexId(request.headers['x-etcd-cluster-id']) !== this.identity.clusterId)
+      return answer(412, peerRefusals.clusterIdMismatch);
     if (from !== undefined && this.removedIds.has(from)) return answer(410, peerRefusals.memberRemoved);
     if (from === undefined || !this.knowsPeer(from)) return answer(404, peerRefusals.senderNotFound);
     try {
@@ -239,7 +260,10 @@ export abstract class PeerListener extends TransportBase<readonly string[]> {
       await this.acceptSnapshot(frame, from, { kind: 'stream', chunks: rest });
       response.writeHead(204).end();
     } catch (error) {
-      this.log.warn({ 'remote-peer-id': formatId(from), error: (error as Error).message }, 'failed to receive snapshot');
+      this.log.warn(
+        { 'remote-peer-id': formatId(from), error: (error as Error).message },
+        'failed to receive snapshot',
+      );
       if (!response.headersSent) answer(400, (error as Error).message);
     }
   }
@@ -259,7 +283,8 @@ export abstract class PeerListener extends TransportBase<readonly string[]> {
 
   private acceptInbound(from: NodeId, webSocket: WebSocket): void {
     // A redialing peer leaves its old connection behind; the newest one is the live stream.
-    for (const older of this.inbound.get(from) ?? []) older.close(peerCloseCodes.replaced, 'replaced by a newer connection');
+    for (const older of this.inbound.get(from) ?? [])
+      older.close(peerCloseCodes.replaced, 'replaced by a newer connection');
     this.inbound.set(from, new Set([webSocket]));
     webSocket.on('error', () => {});
     webSocket.on('message', (data: RawData, isBinary: boolean) => this.handleInbound(from, webSocket, data, isBinary));
@@ -277,7 +302,8 @@ export abstract class PeerListener extends TransportBase<readonly string[]> {
     try {
       this.receive(data, from);
     } catch (error) {
-      if (error instanceof ClusterIdMismatchError) webSocket.close(peerCloseCodes.clusterIdMismatch, 'request cluster ID mismatch');
+      if (error instanceof ClusterIdMismatchError)
+        webSocket.close(peerCloseCodes.clusterIdMismatch, 'request cluster ID mismatch');
       else if (error instanceof FrameTooLargeError) webSocket.close(1009, 'peer frame too large');
       else webSocket.close(peerCloseCodes.malformedFrame, truncateUtf8((error as Error).message, 123));
     }

@@ -198,7 +198,9 @@ export class PeerTransport extends PeerListener {
       timeout: snapshotIdleMs,
       ...(secure ? this.tlsMaterial : {}),
     });
-    request.on('timeout', () => request.destroy(new Error(`snapshot to ${target.toString()} stalled for ${snapshotIdleMs} ms`)));
+    request.on('timeout', () =>
+      request.destroy(new Error(`snapshot to ${target.toString()} stalled for ${snapshotIdleMs} ms`)),
+    );
     const answered = new Promise<http.IncomingMessage>((resolve, reject) => {
       request.on('response', resolve);
       request.on('error', reject);
@@ -207,7 +209,10 @@ export class PeerTransport extends PeerListener {
     const response = await answered;
     const chunks: Buffer[] = [];
     for await (const chunk of response) if (chunks.length < 16) chunks.push(chunk as Buffer);
-    if (response.statusCode !== 204) throw new Error(`peer answered the snapshot with ${response.statusCode}: ${Buffer.concat(chunks).toString('utf8').trim()}`);
+    if (response.statusCode !== 204)
+      throw new Error(
+        `peer answered the snapshot with ${response.statusCode}: ${Buffer.concat(chunks).toString('utf8').trim()}`,
+      );
   }
 
   /** A peer API call to member `to`, tried on each of its peer URLs until one answers. */
@@ -216,7 +221,13 @@ export class PeerTransport extends PeerListener {
     let failure: Error = new Error(`no peer URL for ${formatId(to)}`);
     for (const base of urls) {
       try {
-        const answer = await peerHttpRequest(call.method, `${base.replace(/\/$/, '')}${call.path}`, timeoutMs, this.options.tls, call.method === 'POST' ? call.body : undefined);
+        const answer = await peerHttpRequest(
+          call.method,
+          `${base.replace(/\/$/, '')}${call.path}`,
+          timeoutMs,
+          this.options.tls,
+          call.method === 'POST' ? call.body : undefined,
+        );
         return { status: answer.status, contentType: answer.contentType, body: answer.body };
       } catch (error) {
         failure = error as Error;
@@ -257,7 +268,11 @@ export class PeerTransport extends PeerListener {
 
   private linkOpened(peer: DialedPeer, socket: WebSocket, remoteClusterId: bigint | undefined): void {
     if (remoteClusterId !== this.identity.clusterId) {
-      this.noteFailure(peer, `remote peer cluster ID ${remoteClusterId === undefined ? 'none' : formatId(remoteClusterId)}`, 'request sent was ignored by remote peer due to cluster ID mismatch');
+      this.noteFailure(
+        peer,
+        `remote peer cluster ID ${remoteClusterId === undefined ? 'none' : formatId(remoteClusterId)}`,
+        'request sent was ignored by remote peer due to cluster ID mismatch',
+      );
       socket.close(peerCloseCodes.clusterIdMismatch, 'request cluster ID mismatch');
       return;
     }
@@ -265,7 +280,10 @@ export class PeerTransport extends PeerListener {
     peer.awaitingPong = false;
     peer.backoffMs = this.backoffMsDefault;
     peer.lastFailure = '';
-    this.log.info({ 'local-member-id': formatId(this.identity.localId), 'remote-peer-id': formatId(peer.id) }, 'peer became active');
+    this.log.info(
+      { 'local-member-id': formatId(this.identity.localId), 'remote-peer-id': formatId(peer.id) },
+      'peer became active',
+    );
   }
 
   private linkClosed(peer: DialedPeer, socket: WebSocket, code: number, reason: string): void {
@@ -273,7 +291,10 @@ export class PeerTransport extends PeerListener {
     peer.socket = undefined;
     if (peer.open) {
       peer.open = false;
-      this.log.warn({ 'remote-peer-id': formatId(peer.id), code, reason }, 'peer became inactive (message send to peer failed)');
+      this.log.warn(
+        { 'remote-peer-id': formatId(peer.id), code, reason },
+        'peer became inactive (message send to peer failed)',
+      );
     }
     if (peer.removed || this.closed) return;
     peer.attempts += 1;
@@ -283,7 +304,12 @@ export class PeerTransport extends PeerListener {
   }
 
   /** A refused upgrade: read etcd's one-line reason, log it once, and let the close redial. */
-  private readRefusal(peer: DialedPeer, socket: WebSocket, request: http.ClientRequest, response: http.IncomingMessage): void {
+  private readRefusal(
+    peer: DialedPeer,
+    socket: WebSocket,
+    request: http.ClientRequest,
+    response: http.IncomingMessage,
+  ): void {
     const chunks: Buffer[] = [];
     let bytes = 0;
     response.on('data', (chunk: Buffer) => {
@@ -294,7 +320,8 @@ export class PeerTransport extends PeerListener {
     response.on('end', () => {
       const text = Buffer.concat(chunks).toString('utf8').trim().slice(0, 1024);
       const remoteClusterId = parseHexId(response.headers['x-etcd-cluster-id']);
-      if (response.statusCode === 410 && text === peerRefusals.memberRemoved) queueMicrotask(() => this.removedHandler());
+      if (response.statusCode === 410 && text === peerRefusals.memberRemoved)
+        queueMicrotask(() => this.removedHandler());
       const message =
         text === peerRefusals.clusterIdMismatch || remoteClusterId !== this.identity.clusterId
           ? 'request sent was ignored by remote peer due to cluster ID mismatch'
@@ -310,7 +337,10 @@ export class PeerTransport extends PeerListener {
   private noteFailure(peer: DialedPeer, detail: string, message = 'failed to dial remote peer'): void {
     if (this.closed || peer.removed || detail === peer.lastFailure) return;
     peer.lastFailure = detail;
-    this.log.warn({ 'local-member-id': formatId(this.identity.localId), 'remote-peer-id': formatId(peer.id), error: detail }, message);
+    this.log.warn(
+      { 'local-member-id': formatId(this.identity.localId), 'remote-peer-id': formatId(peer.id), error: detail },
+      message,
+    );
   }
 
   /** Closes dialed connections whose peer missed the previous ping, so a silent peer is redialed. */
@@ -342,30 +372,41 @@ const peerAnswerBytesMax = 4 * 1024 * 1024;
  * One plain HTTP request to a peer URL (http or https with the --peer-* TLS files); a `jsonBody`
  * is sent as application/json (only our own members read those, e.g. forwarded lease calls).
  */
-export function peerHttpRequest(method: 'GET' | 'POST', url: string, timeoutMs: number, tls?: TlsConfig, jsonBody?: string): Promise<PeerHttpAnswer> {
+export function peerHttpRequest(
+  method: 'GET' | 'POST',
+  url: string,
+  timeoutMs: number,
+  tls?: TlsConfig,
+  jsonBody?: string,
+): Promise<PeerHttpAnswer> {
   const target = new URL(url);
   const secure = target.protocol === 'https:';
   const requester = secure ? https.request : http.request;
-  const headers = jsonBody === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(jsonBody) };
+  const headers =
+    jsonBody === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(jsonBody) };
   return new Promise((resolve, reject) => {
-    const request = requester(target, { method, headers, timeout: timeoutMs, ...(secure ? readTlsMaterial(tls) : {}) }, (response) => {
-      const chunks: Buffer[] = [];
-      let bytes = 0;
-      response.on('data', (chunk: Buffer) => {
-        bytes += chunk.length;
-        if (bytes <= peerAnswerBytesMax) chunks.push(chunk);
-        else response.destroy(new Error(`peer answer from ${url} exceeds ${peerAnswerBytesMax} bytes`));
-      });
-      response.on('error', reject);
-      response.on('end', () =>
-        resolve({
-          status: response.statusCode ?? 0,
-          contentType: response.headers['content-type'] ?? '',
-          body: Buffer.concat(chunks).toString('utf8'),
-          clusterId: parseHexId(response.headers['x-etcd-cluster-id']),
-        }),
-      );
-    });
+    const request = requester(
+      target,
+      { method, headers, timeout: timeoutMs, ...(secure ? readTlsMaterial(tls) : {}) },
+      (response) => {
+        const chunks: Buffer[] = [];
+        let bytes = 0;
+        response.on('data', (chunk: Buffer) => {
+          bytes += chunk.length;
+          if (bytes <= peerAnswerBytesMax) chunks.push(chunk);
+          else response.destroy(new Error(`peer answer from ${url} exceeds ${peerAnswerBytesMax} bytes`));
+        });
+        response.on('error', reject);
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            contentType: response.headers['content-type'] ?? '',
+            body: Buffer.concat(chunks).toString('utf8'),
+            clusterId: parseHexId(response.headers['x-etcd-cluster-id']),
+          }),
+        );
+      },
+    );
     request.on('timeout', () => request.destroy(new Error(`peer request to ${url} timed out after ${timeoutMs} ms`)));
     request.on('error', reject);
     request.end(jsonBody);
@@ -392,4 +433,3 @@ export async function fetchClusterFromPeers(
   }
   return { failures };
 }
-

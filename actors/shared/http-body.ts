@@ -5,7 +5,11 @@ import type * as http from 'node:http';
  * The whole body of `request`. Past `bytesMax` the request is destroyed (its connection with it)
  * and the promise rejects with `tooLarge(bytesSeen)`.
  */
-export function readBodyBounded(request: http.IncomingMessage, bytesMax: number, tooLarge: (bytesSeen: number) => Error): Promise<Buffer> {
+export function readBodyBounded(
+  request: http.IncomingMessage,
+  bytesMax: number,
+  tooLarge: (bytesSeen: number) => Error,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let bytes = 0;

@@ -17,7 +17,11 @@ const pinoLevels: Record<string, string> = {
 };
 
 /** Creates the process logger; `outputs` follows --log-outputs (default/stderr, stdout). */
-export function createLogger(level: string, outputs: readonly string[] = ['default'], bindings: Record<string, unknown> = {}): Logger {
+export function createLogger(
+  level: string,
+  outputs: readonly string[] = ['default'],
+  bindings: Record<string, unknown> = {},
+): Logger {
   const toStdout = outputs.length === 1 && outputs[0] === 'stdout';
   return pino(
     {

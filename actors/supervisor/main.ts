@@ -41,7 +41,8 @@ export async function startMemberActor(
   const workerData: MemberWorkerData = { config };
   if (peerPorts !== undefined) workerData.peerPorts = [...peerPorts].map(([id, port]) => [id.toString(), port]);
   const transferList = peerPorts === undefined ? [] : [...peerPorts.values()];
-  const worker = prestarted ?? new Worker(memberWorkerUrl, { workerData, transferList, resourceLimits: memberThreadLimits });
+  const worker =
+    prestarted ?? new Worker(memberWorkerUrl, { workerData, transferList, resourceLimits: memberThreadLimits });
   if (prestarted !== undefined) handOver(prestarted, workerData, transferList);
   worker.on('message', (message: MemberFatalMessage | unknown) => {
     if (typeof message === 'object' && message !== null && (message as MemberFatalMessage).type === 'fatal') {
@@ -54,19 +55,34 @@ export async function startMemberActor(
     onFatal(error.message);
   });
   const control = Comlink.wrap<MemberControl>(nodeEndpoint(worker));
-  const status = await Promise.race([control.ready(), exited.then((code) => Promise.reject(new Error(`member worker exited with code ${code}`)))]);
-  logger.info({ member: config.name, 'member-id': status.memberId, 'client-urls': status.clientUrls }, 'ready to serve client requests');
+  const status = await Promise.race([
+    control.ready(),
+    exited.then((code) => Promise.reject(new Error(`member worker exited with code ${code}`))),
+  ]);
+  logger.info(
+    { member: config.name, 'member-id': status.memberId, 'client-urls': status.clientUrls },
+    'ready to serve client requests',
+  );
   return { control, worker, exited };
 }
 
 /** Runs member actors until SIGINT/SIGTERM, then stops them all cleanly. */
-async function supervise(configs: MemberConfig[], logger: Logger, peerPorts: (Map<bigint, MessagePort> | undefined)[], prestarted?: Worker): Promise<void> {
+async function supervise(
+  configs: MemberConfig[],
+  logger: Logger,
+  peerPorts: (Map<bigint, MessagePort> | undefined)[],
+  prestarted?: Worker,
+): Promise<void> {
   let stopping = false;
   const fail = (message: string) => {
     logger.fatal({ error: message }, 'member stopped on a fatal error');
     process.exit(1);
   };
-  const handles = await Promise.all(configs.map((config, position) => startMemberActor(config, logger, fail, peerPorts[position], position === 0 ? prestarted : undefined)));
+  const handles = await Promise.all(
+    configs.map((config, position) =>
+      startMemberActor(config, logger, fail, peerPorts[position], position === 0 ? prestarted : undefined),
+    ),
+  );
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -91,12 +107,25 @@ function clusterMemberArgs(position: number, members: number): string[] {
   const prefix = position === 0 ? '' : String(position + 1);
   const client = `http://127.0.0.1:${prefix}2379`;
   const peer = `http://127.0.0.1:${prefix}2380`;
-  const initialCluster = Array.from({ length: members }, (_unused, other) => `infra${other + 1}=http://127.0.0.1:${other === 0 ? '' : other + 1}2380`).join(',');
+  const initialCluster = Array.from(
+    { length: members },
+    (_unused, other) => `infra${other + 1}=http://127.0.0.1:${other === 0 ? '' : other + 1}2380`,
+  ).join(',');
   return [
-    '--name', `infra${position + 1}`,
-    '--listen-client-urls', client, '--advertise-client-urls', client,
-    '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
-    '--initial-cluster-token', 'etcd-cluster-1', '--initial-cluster', initialCluster,
+    '--name',
+    `infra${position + 1}`,
+    '--listen-client-urls',
+    client,
+    '--advertise-client-urls',
+    client,
+    '--listen-peer-urls',
+    peer,
+    '--initial-advertise-peer-urls',
+    peer,
+    '--initial-cluster-token',
+    'etcd-cluster-1',
+    '--initial-cluster',
+    initialCluster,
   ];
 }
 
@@ -174,7 +203,15 @@ export async function run(argv: string[], prestarted?: Worker): Promise<void> {
   }
   const logger = createLogger(loaded.config.logLevel, loaded.config.logOutputs);
   for (const warning of loaded.warnings) logger.warn(warning);
-  logger.info({ 'tsetcd-version': tsetcdVersion, 'node-version': process.version, name: loaded.config.name, 'data-dir': loaded.config.dataDir }, 'starting tsetcd');
+  logger.info(
+    {
+      'tsetcd-version': tsetcdVersion,
+      'node-version': process.version,
+      name: loaded.config.name,
+      'data-dir': loaded.config.dataDir,
+    },
+    'starting tsetcd',
+  );
   try {
     await supervise([loaded.config], logger, [undefined], prestarted);
   } catch (error) {

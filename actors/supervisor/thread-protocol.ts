@@ -74,7 +74,13 @@ export interface WalThreadInit {
 
 /** Member to WAL thread. `seq` increases by one per request; replies name the request they cover. */
 export type WalRequest =
-  | { type: 'wal.append'; seq: number; entries: Entry[]; hardState: HardState | undefined; snapshot: WalSnapshotMarker | undefined }
+  | {
+      type: 'wal.append';
+      seq: number;
+      entries: Entry[];
+      hardState: HardState | undefined;
+      snapshot: WalSnapshotMarker | undefined;
+    }
   /** A hard state whose loss is harmless (only its commit index moved): written, not waited for, never fsynced on its own. */
   | { type: 'wal.state'; hardState: HardState }
   | { type: 'wal.release'; seq: number; index: number }

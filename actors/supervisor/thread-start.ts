@@ -7,7 +7,10 @@ import { Worker, parentPort, workerData, type ResourceLimits, type TransferListI
 
 /** Starts a thread that waits for handOver(); unreferenced until then, so it never holds the process up. */
 export function prestartThread(url: URL, resourceLimits?: ResourceLimits): Worker {
-  const worker = new Worker(url, resourceLimits === undefined ? { workerData: null } : { workerData: null, resourceLimits });
+  const worker = new Worker(
+    url,
+    resourceLimits === undefined ? { workerData: null } : { workerData: null, resourceLimits },
+  );
   worker.unref();
   return worker;
 }

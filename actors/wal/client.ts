@@ -61,7 +61,10 @@ export class WalClient {
   }
 
   /** Starts a WAL thread on `dir`, reading the existing WAL or creating one with `options.metadata`. */
-  static async open(dir: string, options: WalClientOptions): Promise<{ client: WalClient; state: WalState; created: boolean }> {
+  static async open(
+    dir: string,
+    options: WalClientOptions,
+  ): Promise<{ client: WalClient; state: WalState; created: boolean }> {
     const init: WalThreadInit = { dir, metadata: options.metadata, segmentBytes: options.segmentBytes };
     const worker = options.thread ?? new Worker(walThreadUrl, { workerData: init });
     if (options.thread !== undefined) handOver(worker, init);
@@ -192,7 +195,8 @@ export class WalClient {
 
   private onExit(code: number): void {
     const unanswered = this.appends.length + this.others.size;
-    if (unanswered > 0 || this.onOpened !== undefined) this.fail(new Error(`WAL thread exited with code ${code} and ${unanswered} requests unanswered`));
+    if (unanswered > 0 || this.onOpened !== undefined)
+      this.fail(new Error(`WAL thread exited with code ${code} and ${unanswered} requests unanswered`));
   }
 }
 
@@ -204,6 +208,11 @@ function packEntryData(entries: readonly Entry[]): { entries: Entry[]; buffers: 
   let totalBytes = 0;
   for (const { data } of entries) totalBytes += data.byteLength;
   const arena = new EntryArena(totalBytes);
-  const packed = entries.map((entry) => ({ term: entry.term, index: entry.index, type: entry.type, data: arena.copy(entry.data) }));
+  const packed = entries.map((entry) => ({
+    term: entry.term,
+    index: entry.index,
+    type: entry.type,
+    data: arena.copy(entry.data),
+  }));
   return { entries: packed, buffers: arena.buffers };
 }

@@ -101,7 +101,10 @@ class WalThread {
 
   private fail(error: unknown): void {
     this.failed = true;
-    this.reply({ type: 'wal.failed', message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+    this.reply({
+      type: 'wal.failed',
+      message: error instanceof Error ? (error.stack ?? error.message) : String(error),
+    });
     this.port.close();
   }
 
@@ -111,7 +114,10 @@ class WalThread {
 }
 
 function start(port: MessagePort, init: WalThreadInit): void {
-  const options = { segmentBytes: init.segmentBytes, log: (message: string) => port.postMessage({ type: 'wal.log', message } satisfies WalReply) };
+  const options = {
+    segmentBytes: init.segmentBytes,
+    log: (message: string) => port.postMessage({ type: 'wal.log', message } satisfies WalReply),
+  };
   // The entries' data buffers move to the member thread (transferred, not copied).
   let opened: { wal: Wal; reply: WalReply; entryBuffers: ArrayBuffer[] };
   try {
@@ -120,11 +126,19 @@ function start(port: MessagePort, init: WalThreadInit): void {
       opened = { wal, reply: { type: 'wal.opened', state, created: false }, entryBuffers };
     } else {
       const wal = Wal.create(init.dir, init.metadata, options);
-      const state = { metadata: wal.metadata, hardState: { term: 0, vote: 0n, commit: 0 }, snapshot: { index: 0, term: 0 }, entries: [] };
+      const state = {
+        metadata: wal.metadata,
+        hardState: { term: 0, vote: 0n, commit: 0 },
+        snapshot: { index: 0, term: 0 },
+        entries: [],
+      };
       opened = { wal, reply: { type: 'wal.opened', state, created: true }, entryBuffers: [] };
     }
   } catch (error) {
-    port.postMessage({ type: 'wal.failed', message: error instanceof Error ? error.message : String(error) } satisfies WalReply);
+    port.postMessage({
+      type: 'wal.failed',
+      message: error instanceof Error ? error.message : String(error),
+    } satisfies WalReply);
     port.close();
     return;
   }

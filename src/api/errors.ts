@@ -145,7 +145,8 @@ export const watchCancelReasons = {
 
 /** grpc-go's texts for a request it cannot take, which etcd's clients see unchanged. */
 export const grpcTexts = {
-  messageTooLarge: (bytes: number, bytesMax: number) => `grpc: received message larger than max (${bytes} vs. ${bytesMax})`,
+  messageTooLarge: (bytes: number, bytesMax: number) =>
+    `grpc: received message larger than max (${bytes} vs. ${bytesMax})`,
   unmarshalling: (reason: string) => `grpc: error unmarshalling request: ${reason}`,
   /** A request cut short, as grpc-go reports it. */
   unmarshallingEof: `grpc: error unmarshalling request: ${unexpectedEofText}`,

@@ -486,14 +486,18 @@ function longText(value: unknown, unsigned: boolean): string {
 /** The JSON of one value, or undefined when jsonpb would leave it out as a default. */
 function writeScalar(field: protobuf.Field, value: unknown): string | undefined {
   if (field.resolvedType instanceof protobuf.Type) {
-    return value === null || value === undefined ? undefined : writeMessage(field.resolvedType, value as protobuf.Message);
+    return value === null || value === undefined
+      ? undefined
+      : writeMessage(field.resolvedType, value as protobuf.Message);
   }
   if (field.resolvedType instanceof protobuf.Enum) {
     const name = field.resolvedType.valuesById[value as number];
     return value === 0 ? undefined : name !== undefined ? goJsonString(name) : String(value);
   }
   if (longTypes.has(field.type)) {
-    return isLongZero(value) ? undefined : goJsonString(longText(value, field.type.includes('fixed') || field.type.startsWith('u')));
+    return isLongZero(value)
+      ? undefined
+      : goJsonString(longText(value, field.type.includes('fixed') || field.type.startsWith('u')));
   }
   if (field.type === 'bytes') {
     const bytes = value as Uint8Array;

@@ -17,7 +17,6 @@ const tagVersion = 0x20;
 const tagValue = 0x2a;
 const tagLease = 0x30;
 
-
 /** Encodes a KeyValue exactly as gogoproto marshals mvccpb.KeyValue: fields in order, zero values omitted. */
 export function encodeKeyValue(kv: KeyValue): Uint8Array {
   const writer = new Writer(2 + kv.key.length + kv.value.length + 6 * varintBytesMax);
@@ -43,7 +42,10 @@ export function encodeKeyValue(kv: KeyValue): Uint8Array {
 
 function writeNumberField(writer: Writer, tag: number, value: number): void {
   if (value === 0) return;
-  assert(Number.isSafeInteger(value) && value > 0, () => `KeyValue number field must be a positive safe integer, saw ${value}`);
+  assert(
+    Number.isSafeInteger(value) && value > 0,
+    () => `KeyValue number field must be a positive safe integer, saw ${value}`,
+  );
   writer.byte(tag);
   writer.varint(value);
 }

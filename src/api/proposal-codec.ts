@@ -42,9 +42,14 @@ const flagIgnoreLease = 4;
 
 export function encodeProposal(envelope: Envelope): Uint8Array {
   if (envelope.body.type === 'put') return encodePut(envelope.origin, envelope.id, envelope.body.put);
-  if (envelope.body.type === 'txn') return withHeader(txnMarker, envelope, encodeTxnRequest(envelope.body.txn, protobufHeaderBytes));
+  if (envelope.body.type === 'txn')
+    return withHeader(txnMarker, envelope, encodeTxnRequest(envelope.body.txn, protobufHeaderBytes));
   if (envelope.body.type === 'deleteRange') {
-    return withHeader(deleteRangeMarker, envelope, encodeDeleteRangeRequest(envelope.body.deleteRange, protobufHeaderBytes));
+    return withHeader(
+      deleteRangeMarker,
+      envelope,
+      encodeDeleteRangeRequest(envelope.body.deleteRange, protobufHeaderBytes),
+    );
   }
   return new Uint8Array(packr.pack(envelope));
 }
@@ -53,10 +58,12 @@ export function encodeProposal(envelope: Envelope): Uint8Array {
 export function decodeProposal(data: Uint8Array): Envelope {
   if (data[0] === putMarker) return decodePut(data);
   if (data[0] === txnMarker) return withBody(data, (request) => ({ type: 'txn', txn: decodeTxnRequest(request) }));
-  if (data[0] === deleteRangeMarker) return withBody(data, (request) => ({ type: 'deleteRange', deleteRange: decodeDeleteRangeRequest(request) }));
+  if (data[0] === deleteRangeMarker)
+    return withBody(data, (request) => ({ type: 'deleteRange', deleteRange: decodeDeleteRangeRequest(request) }));
   const envelope = packr.unpack(data) as Envelope;
   const type = envelope.body.type;
-  if (type === 'put' || type === 'txn' || type === 'deleteRange') throw new Error(`${type} proposal in msgpack: ${type}s have a binary layout only`);
+  if (type === 'put' || type === 'txn' || type === 'deleteRange')
+    throw new Error(`${type} proposal in msgpack: ${type}s have a binary layout only`);
   return envelope;
 }
 
@@ -92,7 +99,8 @@ function encodePut(origin: bigint, id: number, put: PutRequest): Uint8Array {
   bytes[0] = putMarker;
   view.setBigUint64(1, origin);
   view.setBigUint64(9, BigInt(id));
-  bytes[17] = (put.prevKv ? flagPrevKv : 0) | (put.ignoreValue ? flagIgnoreValue : 0) | (put.ignoreLease ? flagIgnoreLease : 0);
+  bytes[17] =
+    (put.prevKv ? flagPrevKv : 0) | (put.ignoreValue ? flagIgnoreValue : 0) | (put.ignoreLease ? flagIgnoreLease : 0);
   view.setBigInt64(18, put.lease);
   view.setUint32(26, put.key.length);
   bytes.set(put.key, putHeaderBytes);
@@ -130,6 +138,8 @@ function withHeader(marker: number, envelope: Envelope, bytes: Uint8Array): Uint
 function withBody(data: Uint8Array, decodeBody: (request: Buffer) => Envelope['body']): Envelope {
   if (data.length < protobufHeaderBytes) throw new Error(`proposal of ${data.length} bytes is shorter than its header`);
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const body = decodeBody(Buffer.from(data.buffer, data.byteOffset + protobufHeaderBytes, data.length - protobufHeaderBytes));
+  const body = decodeBody(
+    Buffer.from(data.buffer, data.byteOffset + protobufHeaderBytes, data.length - protobufHeaderBytes),
+  );
   return { origin: view.getBigUint64(1), id: Number(view.getBigUint64(9)), body };
 }

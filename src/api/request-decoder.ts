@@ -20,9 +20,23 @@
  *   TxnRequest         compare 1, success 2, failure 3 (all repeated)
  */
 import { errors } from './errors.js';
-import { emptyBytes, fieldKey as key, protoReaderOf, wireBytes, wireVarint, type ProtoReader } from '../lib/protobuf.js';
-import { rangeRequestWith, type Compare, type DeleteRangeRequest, type PutRequest, type RangeRequest, type RequestOp, type TxnRequest } from './types.js';
-
+import {
+  emptyBytes,
+  fieldKey as key,
+  protoReaderOf,
+  wireBytes,
+  wireVarint,
+  type ProtoReader,
+} from '../lib/protobuf.js';
+import {
+  rangeRequestWith,
+  type Compare,
+  type DeleteRangeRequest,
+  type PutRequest,
+  type RangeRequest,
+  type RequestOp,
+  type TxnRequest,
+} from './types.js';
 
 export function decodeRangeRequest(bytes: Buffer): RangeRequest {
   return rangeRequest(protoReaderOf(bytes));
@@ -46,37 +60,84 @@ function rangeRequest(reader: ProtoReader): RangeRequest {
   while (!reader.done) {
     const field = reader.key();
     switch (field) {
-      case key(1, wireBytes): request.key = reader.bytesField(); break;
-      case key(2, wireBytes): request.rangeEnd = reader.bytesField(); break;
-      case key(3, wireVarint): request.limit = reader.int64(); break;
-      case key(4, wireVarint): request.revision = reader.int64(); break;
-      case key(5, wireVarint): request.sortOrder = reader.int32(); break;
-      case key(6, wireVarint): request.sortTarget = reader.int32(); break;
-      case key(7, wireVarint): request.serializable = reader.bool(); break;
-      case key(8, wireVarint): request.keysOnly = reader.bool(); break;
-      case key(9, wireVarint): request.countOnly = reader.bool(); break;
-      case key(10, wireVarint): request.minModRevision = reader.int64(); break;
-      case key(11, wireVarint): request.maxModRevision = reader.int64(); break;
-      case key(12, wireVarint): request.minCreateRevision = reader.int64(); break;
-      case key(13, wireVarint): request.maxCreateRevision = reader.int64(); break;
-      default: reader.skip(field);
+      case key(1, wireBytes):
+        request.key = reader.bytesField();
+        break;
+      case key(2, wireBytes):
+        request.rangeEnd = reader.bytesField();
+        break;
+      case key(3, wireVarint):
+        request.limit = reader.int64();
+        break;
+      case key(4, wireVarint):
+        request.revision = reader.int64();
+        break;
+      case key(5, wireVarint):
+        request.sortOrder = reader.int32();
+        break;
+      case key(6, wireVarint):
+        request.sortTarget = reader.int32();
+        break;
+      case key(7, wireVarint):
+        request.serializable = reader.bool();
+        break;
+      case key(8, wireVarint):
+        request.keysOnly = reader.bool();
+        break;
+      case key(9, wireVarint):
+        request.countOnly = reader.bool();
+        break;
+      case key(10, wireVarint):
+        request.minModRevision = reader.int64();
+        break;
+      case key(11, wireVarint):
+        request.maxModRevision = reader.int64();
+        break;
+      case key(12, wireVarint):
+        request.minCreateRevision = reader.int64();
+        break;
+      case key(13, wireVarint):
+        request.maxCreateRevision = reader.int64();
+        break;
+      default:
+        reader.skip(field);
     }
   }
   return request;
 }
 
 function putRequest(reader: ProtoReader): PutRequest {
-  const request: PutRequest = { key: emptyBytes, value: emptyBytes, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false };
+  const request: PutRequest = {
+    key: emptyBytes,
+    value: emptyBytes,
+    lease: 0n,
+    prevKv: false,
+    ignoreValue: false,
+    ignoreLease: false,
+  };
   while (!reader.done) {
     const field = reader.key();
     switch (field) {
-      case key(1, wireBytes): request.key = reader.bytesField(); break;
-      case key(2, wireBytes): request.value = reader.bytesField(); break;
-      case key(3, wireVarint): request.lease = reader.bigInt64(); break;
-      case key(4, wireVarint): request.prevKv = reader.bool(); break;
-      case key(5, wireVarint): request.ignoreValue = reader.bool(); break;
-      case key(6, wireVarint): request.ignoreLease = reader.bool(); break;
-      default: reader.skip(field);
+      case key(1, wireBytes):
+        request.key = reader.bytesField();
+        break;
+      case key(2, wireBytes):
+        request.value = reader.bytesField();
+        break;
+      case key(3, wireVarint):
+        request.lease = reader.bigInt64();
+        break;
+      case key(4, wireVarint):
+        request.prevKv = reader.bool();
+        break;
+      case key(5, wireVarint):
+        request.ignoreValue = reader.bool();
+        break;
+      case key(6, wireVarint):
+        request.ignoreLease = reader.bool();
+        break;
+      default:
+        reader.skip(field);
     }
   }
   return request;
@@ -87,30 +148,66 @@ function deleteRangeRequest(reader: ProtoReader): DeleteRangeRequest {
   while (!reader.done) {
     const field = reader.key();
     switch (field) {
-      case key(1, wireBytes): request.key = reader.bytesField(); break;
-      case key(2, wireBytes): request.rangeEnd = reader.bytesField(); break;
-      case key(3, wireVarint): request.prevKv = reader.bool(); break;
-      default: reader.skip(field);
+      case key(1, wireBytes):
+        request.key = reader.bytesField();
+        break;
+      case key(2, wireBytes):
+        request.rangeEnd = reader.bytesField();
+        break;
+      case key(3, wireVarint):
+        request.prevKv = reader.bool();
+        break;
+      default:
+        reader.skip(field);
     }
   }
   return request;
 }
 
 function compare(reader: ProtoReader): Compare {
-  const result: Compare = { result: 0, target: 0, key: emptyBytes, rangeEnd: emptyBytes, version: 0, createRevision: 0, modRevision: 0, value: emptyBytes, lease: 0n };
+  const result: Compare = {
+    result: 0,
+    target: 0,
+    key: emptyBytes,
+    rangeEnd: emptyBytes,
+    version: 0,
+    createRevision: 0,
+    modRevision: 0,
+    value: emptyBytes,
+    lease: 0n,
+  };
   while (!reader.done) {
     const field = reader.key();
     switch (field) {
-      case key(1, wireVarint): result.result = reader.int32(); break;
-      case key(2, wireVarint): result.target = reader.int32(); break;
-      case key(3, wireBytes): result.key = reader.bytesField(); break;
-      case key(4, wireVarint): result.version = reader.int64(); break;
-      case key(5, wireVarint): result.createRevision = reader.int64(); break;
-      case key(6, wireVarint): result.modRevision = reader.int64(); break;
-      case key(7, wireBytes): result.value = reader.bytesField(); break;
-      case key(8, wireVarint): result.lease = reader.bigInt64(); break;
-      case key(64, wireBytes): result.rangeEnd = reader.bytesField(); break;
-      default: reader.skip(field);
+      case key(1, wireVarint):
+        result.result = reader.int32();
+        break;
+      case key(2, wireVarint):
+        result.target = reader.int32();
+        break;
+      case key(3, wireBytes):
+        result.key = reader.bytesField();
+        break;
+      case key(4, wireVarint):
+        result.version = reader.int64();
+        break;
+      case key(5, wireVarint):
+        result.createRevision = reader.int64();
+        break;
+      case key(6, wireVarint):
+        result.modRevision = reader.int64();
+        break;
+      case key(7, wireBytes):
+        result.value = reader.bytesField();
+        break;
+      case key(8, wireVarint):
+        result.lease = reader.bigInt64();
+        break;
+      case key(64, wireBytes):
+        result.rangeEnd = reader.bytesField();
+        break;
+      default:
+        reader.skip(field);
     }
   }
   return result;
@@ -121,11 +218,20 @@ function requestOp(reader: ProtoReader): RequestOp {
   while (!reader.done) {
     const field = reader.key();
     switch (field) {
-      case key(1, wireBytes): op = { type: 'range', range: rangeRequest(reader.message()) }; break;
-      case key(2, wireBytes): op = { type: 'put', put: putRequest(reader.message()) }; break;
-      case key(3, wireBytes): op = { type: 'deleteRange', deleteRange: deleteRangeRequest(reader.message()) }; break;
-      case key(4, wireBytes): op = { type: 'txn', txn: txnRequest(reader.message()) }; break;
-      default: reader.skip(field);
+      case key(1, wireBytes):
+        op = { type: 'range', range: rangeRequest(reader.message()) };
+        break;
+      case key(2, wireBytes):
+        op = { type: 'put', put: putRequest(reader.message()) };
+        break;
+      case key(3, wireBytes):
+        op = { type: 'deleteRange', deleteRange: deleteRangeRequest(reader.message()) };
+        break;
+      case key(4, wireBytes):
+        op = { type: 'txn', txn: txnRequest(reader.message()) };
+        break;
+      default:
+        reader.skip(field);
     }
   }
   // etcd rejects an op with no request during validation as "key not found"; so does proto-wire.ts.
@@ -138,10 +244,17 @@ function txnRequest(reader: ProtoReader): TxnRequest {
   while (!reader.done) {
     const field = reader.key();
     switch (field) {
-      case key(1, wireBytes): request.compare.push(compare(reader.message())); break;
-      case key(2, wireBytes): request.success.push(requestOp(reader.message())); break;
-      case key(3, wireBytes): request.failure.push(requestOp(reader.message())); break;
-      default: reader.skip(field);
+      case key(1, wireBytes):
+        request.compare.push(compare(reader.message()));
+        break;
+      case key(2, wireBytes):
+        request.success.push(requestOp(reader.message()));
+        break;
+      case key(3, wireBytes):
+        request.failure.push(requestOp(reader.message()));
+        break;
+      default:
+        reader.skip(field);
     }
   }
   return request;

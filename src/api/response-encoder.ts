@@ -40,7 +40,6 @@ const tagResponses = 0x1a;
 const responseOpTags: Record<ResponseOp['type'], number> = { range: 0x0a, put: 0x12, deleteRange: 0x1a, txn: 0x22 };
 const emptyBytes = new Uint8Array(0);
 
-
 /** Room for a tag, a length varint and `bodyBytes`. */
 function fieldBytes(bodyBytes: number): number {
   return 1 + varintBytes(bodyBytes) + bodyBytes;
@@ -89,7 +88,11 @@ export function encodeRangeResponse(header: ResponseHeader, result: RangeResult)
   const headerBytes = encodeResponseHeader(header);
   const kvs = result.kvs.map(encodeKeyValue);
   const countBytes = result.count === 0 ? 0 : 1 + varintBytes(result.count);
-  const size = fieldBytes(headerBytes.length) + kvs.reduce((sum, kv) => sum + fieldBytes(kv.length), 0) + (result.more ? 2 : 0) + countBytes;
+  const size =
+    fieldBytes(headerBytes.length) +
+    kvs.reduce((sum, kv) => sum + fieldBytes(kv.length), 0) +
+    (result.more ? 2 : 0) +
+    countBytes;
   const writer = new Writer(size);
   writer.message(tagHeader, headerBytes);
   for (const kv of kvs) writer.message(tagKvs, kv);
@@ -117,7 +120,9 @@ export function encodeDeleteRangeResponse(header: ResponseHeader, result: Delete
   const headerBytes = encodeResponseHeader(header);
   const prevKvs = result.prevKvs.map(encodeKeyValue);
   const deletedBytes = result.deleted === 0 ? 0 : 1 + varintBytes(result.deleted);
-  const writer = new Writer(fieldBytes(headerBytes.length) + deletedBytes + prevKvs.reduce((sum, kv) => sum + fieldBytes(kv.length), 0));
+  const writer = new Writer(
+    fieldBytes(headerBytes.length) + deletedBytes + prevKvs.reduce((sum, kv) => sum + fieldBytes(kv.length), 0),
+  );
   writer.message(tagHeader, headerBytes);
   if (result.deleted !== 0) {
     writer.byte(tagDeleted);
@@ -152,7 +157,10 @@ function encodeTxnResult(header: ResponseHeader, result: TxnResult, txnRevision:
   const headerBytes = encodeResponseHeader(header);
   const ops = result.responses.map((op) => encodeResponseOp(op, txnRevision));
   // Each ResponseOp is a message holding one field, the op's response.
-  const size = fieldBytes(headerBytes.length) + (result.succeeded ? 2 : 0) + ops.reduce((sum, op) => sum + fieldBytes(fieldBytes(op.length)), 0);
+  const size =
+    fieldBytes(headerBytes.length) +
+    (result.succeeded ? 2 : 0) +
+    ops.reduce((sum, op) => sum + fieldBytes(fieldBytes(op.length)), 0);
   const writer = new Writer(size);
   writer.message(tagHeader, headerBytes);
   if (result.succeeded) {

@@ -7,6 +7,7 @@ import { EtcdError, GrpcCode } from '../api/errors.js';
 
 /** An error as etcd's recipe servers pass it on: EtcdErrors keep their text under code UNKNOWN. */
 export function asRecipeError(error: unknown): unknown {
-  if (!(error instanceof EtcdError) || error.code === GrpcCode.unknown || error.code === GrpcCode.canceled) return error;
+  if (!(error instanceof EtcdError) || error.code === GrpcCode.unknown || error.code === GrpcCode.canceled)
+    return error;
   return new EtcdError(GrpcCode.unknown, error.message);
 }

@@ -81,7 +81,12 @@ export async function campaign(
 }
 
 /** A lease campaigning again: take the existing key's revision and bring its value up to date. */
-async function rejoin(host: ConcurrencyHost, leader: LeaderKey, existing: KeyValue | undefined, value: Uint8Array): Promise<void> {
+async function rejoin(
+  host: ConcurrencyHost,
+  leader: LeaderKey,
+  existing: KeyValue | undefined,
+  value: Uint8Array,
+): Promise<void> {
   assert(existing !== undefined, 'a failed create-revision-is-0 compare should find the key');
   leader.rev = existing.createRevision;
   if (sameBytes(existing.value, value)) return;
@@ -94,13 +99,22 @@ async function rejoin(host: ConcurrencyHost, leader: LeaderKey, existing: KeyVal
 }
 
 /** Replaces the leader's value, if `leader` still names the current key; fails with "not leader" otherwise. */
-export async function proclaim(host: ConcurrencyHost, leader: LeaderKey | undefined, value: Uint8Array): Promise<{ header: ResponseHeader }> {
+export async function proclaim(
+  host: ConcurrencyHost,
+  leader: LeaderKey | undefined,
+  value: Uint8Array,
+): Promise<{ header: ResponseHeader }> {
   if (leader === undefined) throw recipeErrors.missingLeaderKey();
   const lease = await sessionLease(host, leader.lease);
   return proclaimAs(host, leader, lease, value);
 }
 
-async function proclaimAs(host: ConcurrencyHost, leader: LeaderKey, lease: bigint, value: Uint8Array): Promise<{ header: ResponseHeader }> {
+async function proclaimAs(
+  host: ConcurrencyHost,
+  leader: LeaderKey,
+  lease: bigint,
+  value: Uint8Array,
+): Promise<{ header: ResponseHeader }> {
   const { header, result } = await recipeTxn(host, {
     compare: [createRevisionIs(leader.key, leader.rev)],
     success: [requestOp.put(putWithLease(leader.key, value, lease))],
@@ -111,7 +125,10 @@ async function proclaimAs(host: ConcurrencyHost, leader: LeaderKey, lease: bigin
 }
 
 /** Gives up leadership (or candidacy); a key that is gone or re-created is left alone without error. */
-export async function resign(host: ConcurrencyHost, leader: LeaderKey | undefined): Promise<{ header: ResponseHeader }> {
+export async function resign(
+  host: ConcurrencyHost,
+  leader: LeaderKey | undefined,
+): Promise<{ header: ResponseHeader }> {
   if (leader === undefined) throw recipeErrors.missingLeaderKey();
   // etcd opens a session even here, so lease 0 grants a lease that nothing uses.
   await sessionLease(host, leader.lease);
@@ -140,7 +157,11 @@ export async function currentLeader(host: ConcurrencyHost, name: Uint8Array): Pr
  * none, the first candidate to appear), then its value changes until its key is deleted, then the
  * next leader. Values of a leader replaced in between are not all seen, only the latest leader.
  */
-export async function* observe(host: ConcurrencyHost, name: Uint8Array, signal: AbortSignal): AsyncGenerator<LeaderState, never, undefined> {
+export async function* observe(
+  host: ConcurrencyHost,
+  name: Uint8Array,
+  signal: AbortSignal,
+): AsyncGenerator<LeaderState, never, undefined> {
   const prefix = recipePrefix(name);
   for (;;) {
     const { header, result } = await host.kv.range(getFirstCreated(prefix));
@@ -148,14 +169,22 @@ export async function* observe(host: ConcurrencyHost, name: Uint8Array, signal: 
     const leader =
       found !== undefined
         ? { header, kv: found }
-        : await firstPut(host, { key: prefix, rangeEnd: prefixRangeEnd(prefix), startRevision: header.revision }, signal);
+        : await firstPut(
+            host,
+            { key: prefix, rangeEnd: prefixRangeEnd(prefix), startRevision: header.revision },
+            signal,
+          );
     yield leader;
     yield* leaderChanges(host, leader, signal);
   }
 }
 
 /** The leader's later values, ending when its key is deleted. */
-async function* leaderChanges(host: ConcurrencyHost, leader: LeaderState, signal: AbortSignal): AsyncGenerator<LeaderState, void, undefined> {
+async function* leaderChanges(
+  host: ConcurrencyHost,
+  leader: LeaderState,
+  signal: AbortSignal,
+): AsyncGenerator<LeaderState, void, undefined> {
   const request = { key: leader.kv.key, rangeEnd: emptyBytes, startRevision: leader.header.revision + 1 };
   for await (const { header, event } of watchChanges(host, request, signal)) {
     if (event.type === 'delete') return;

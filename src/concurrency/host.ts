@@ -38,5 +38,9 @@ export interface ConcurrencyHost {
    * resolved once unregistered after the abort, rejected with an EtcdError when it cannot go on
    * (errors.compacted() for a compacted start revision, errors.stopped() when the member stops).
    */
-  watch(request: ConcurrencyWatchRequest, onBatch: (batch: ConcurrencyWatchBatch) => void, signal: AbortSignal): Promise<void>;
+  watch(
+    request: ConcurrencyWatchRequest,
+    onBatch: (batch: ConcurrencyWatchBatch) => void,
+    signal: AbortSignal,
+  ): Promise<void>;
 }

@@ -17,7 +17,10 @@ export async function sessionLease(host: ConcurrencyHost, lease: bigint): Promis
 }
 
 /** A recipe txn, checked as the KV service checks a client's before it is proposed. */
-export async function recipeTxn(host: ConcurrencyHost, request: TxnRequest): Promise<{ header: ResponseHeader; result: TxnResult }> {
+export async function recipeTxn(
+  host: ConcurrencyHost,
+  request: TxnRequest,
+): Promise<{ header: ResponseHeader; result: TxnResult }> {
   checkTxnRequest(request, txnOpsDefault);
   return host.kv.txn(request);
 }

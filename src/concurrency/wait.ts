@@ -66,8 +66,17 @@ export async function* watchChanges(
 }
 
 /** Resolves once `key` is deleted at `fromRevision` or later (a key alive then must be deleted after). */
-export async function waitDelete(host: ConcurrencyHost, key: Uint8Array, fromRevision: number, signal: AbortSignal): Promise<void> {
-  for await (const { event } of watchChanges(host, { key, rangeEnd: emptyBytes, startRevision: fromRevision }, signal)) {
+export async function waitDelete(
+  host: ConcurrencyHost,
+  key: Uint8Array,
+  fromRevision: number,
+  signal: AbortSignal,
+): Promise<void> {
+  for await (const { event } of watchChanges(
+    host,
+    { key, rangeEnd: emptyBytes, startRevision: fromRevision },
+    signal,
+  )) {
     if (event.type === 'delete') return;
   }
   return endless();
@@ -91,7 +100,10 @@ export async function waitDeletes(
     const ahead = result.kvs[0];
     if (ahead === undefined) return header;
     // A deleted key that comes back has a new create revision beyond the bound, so this shrinks.
-    assert(ahead.createRevision < previousCreateRevision, () => `waiting on create revision ${ahead.createRevision} after ${previousCreateRevision}`);
+    assert(
+      ahead.createRevision < previousCreateRevision,
+      () => `waiting on create revision ${ahead.createRevision} after ${previousCreateRevision}`,
+    );
     previousCreateRevision = ahead.createRevision;
     await waitDelete(host, ahead.key, header.revision, signal);
   }

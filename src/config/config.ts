@@ -6,7 +6,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import AjvModule from 'ajv';
-import { backendBatchIntervalMsDefault, backendBatchLimitDefault, leaseCheckpointIntervalMsDefault, quotaBackendBytesDefault } from '../lib/limits.js';
+import {
+  backendBatchIntervalMsDefault,
+  backendBatchLimitDefault,
+  leaseCheckpointIntervalMsDefault,
+  quotaBackendBytesDefault,
+} from '../lib/limits.js';
 import { packageRoot } from '../lib/paths.js';
 import { serverFlags, defaultName, defaultListenPeerUrls } from './flags.js';
 import {
@@ -141,7 +146,8 @@ function resolve(raw: RawFlags): MemberConfig {
   const name = str(raw, 'name');
   let initialClusterText = str(raw, 'initial-cluster');
   // etcd: a renamed member with the default cluster string bootstraps as "<name>=<default peer url>".
-  if (name !== defaultName && !raw.values.has('initial-cluster')) initialClusterText = `${name}=${defaultListenPeerUrls}`;
+  if (name !== defaultName && !raw.values.has('initial-cluster'))
+    initialClusterText = `${name}=${defaultListenPeerUrls}`;
   const listenClientSet = raw.values.has('listen-client-urls');
   const advertiseClientSet = raw.values.has('advertise-client-urls');
   const quota = num(raw, 'quota-backend-bytes');
@@ -215,7 +221,9 @@ function checkRules(config: MemberConfig): void {
     );
   }
   if (config.electionTimeoutMs > 50_000) {
-    throw new ConfigError(`--election-timeout[${config.electionTimeoutMs}ms] is too long, and should be set less than 50000ms`);
+    throw new ConfigError(
+      `--election-timeout[${config.electionTimeoutMs}ms] is too long, and should be set less than 50000ms`,
+    );
   }
   if (config.advertiseClientUrls.length === 0) {
     throw new ConfigError('--advertise-client-urls is required when --listen-client-urls is set explicitly');
@@ -247,7 +255,9 @@ export function loadConfig(sources: ConfigSources): LoadedConfig {
     }
     const fileRaw = emptyRawFlags();
     applyConfigFile(text, fileRaw);
-    fileRaw.warnings.push(`loaded server configuration from "${configFile}"; other flags and environment variables are ignored`);
+    fileRaw.warnings.push(
+      `loaded server configuration from "${configFile}"; other flags and environment variables are ignored`,
+    );
     return finish(fileRaw, bool(raw, 'version'), bool(raw, 'help'));
   }
   applyEnvironment(sources.env, raw);
@@ -257,7 +267,8 @@ export function loadConfig(sources: ConfigSources): LoadedConfig {
 function finish(raw: RawFlags, printVersion: boolean, printHelp: boolean): LoadedConfig {
   const warnings = [...raw.warnings];
   for (const name of raw.values.keys()) {
-    if (serverFlags.find((spec) => spec.name === name)?.inert) warnings.push(`flag --${name} is accepted but has no effect yet`);
+    if (serverFlags.find((spec) => spec.name === name)?.inert)
+      warnings.push(`flag --${name} is accepted but has no effect yet`);
   }
   const config = resolve(raw);
   if (printVersion || printHelp) return { config, printVersion, printHelp, warnings };
@@ -271,7 +282,10 @@ export function usageText(): string {
   const lines = ['Usage:', '', '  tsetcd [flags]', '    Start an etcd-compatible member.', '', 'Flags:'];
   for (const spec of serverFlags) {
     const defaultText = spec.defaultValue ? ` (default ${JSON.stringify(spec.defaultValue)})` : '';
-    lines.push(`  --${spec.name}${defaultText}`, `      ${spec.usage}${spec.inert ? ' [accepted, no effect yet]' : ''}`);
+    lines.push(
+      `  --${spec.name}${defaultText}`,
+      `      ${spec.usage}${spec.inert ? ' [accepted, no effect yet]' : ''}`,
+    );
   }
   return lines.join('\n');
 }

@@ -31,7 +31,15 @@ export interface RawFlags {
   warnings: string[];
 }
 
-const durationUnitsMs: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const durationUnitsMs: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
 
 /** Parses a Go duration ("1h2m3.5s", "100ms", "0") into milliseconds, or undefined if malformed. */
 export function parseGoDurationMs(text: string): number | undefined {
@@ -56,10 +64,14 @@ function parseUrls(spec: FlagSpec, text: string): string[] {
       throw new FlagError(`invalid value "${text}" for flag -${spec.name}: parse "${item}": invalid URI for request`);
     }
     if (!['http:', 'https:', 'unix:', 'unixs:'].includes(url.protocol)) {
-      throw new FlagError(`invalid value "${text}" for flag -${spec.name}: URL scheme must be http, https, unix, or unixs: ${item}`);
+      throw new FlagError(
+        `invalid value "${text}" for flag -${spec.name}: URL scheme must be http, https, unix, or unixs: ${item}`,
+      );
     }
     if (url.port === '' && !url.protocol.startsWith('unix')) {
-      throw new FlagError(`invalid value "${text}" for flag -${spec.name}: URL address does not have the form "host:port": ${item}`);
+      throw new FlagError(
+        `invalid value "${text}" for flag -${spec.name}: URL address does not have the form "host:port": ${item}`,
+      );
     }
     return item;
   });
@@ -79,7 +91,8 @@ const uint32Syntax: ReadonlyArray<{ pattern: RegExp; radix: number; prefixChars:
 
 /** etcd's uint32 flag value: strconv's own error text, "invalid syntax" or "value out of range". */
 function parseUint32(spec: FlagSpec, text: string): number {
-  const fail = (reason: string) => new FlagError(`invalid value "${text}" for flag -${spec.name}: strconv.ParseUint: parsing "${text}": ${reason}`);
+  const fail = (reason: string) =>
+    new FlagError(`invalid value "${text}" for flag -${spec.name}: strconv.ParseUint: parsing "${text}": ${reason}`);
   const syntax = uint32Syntax.find((candidate) => candidate.pattern.test(text));
   if (syntax === undefined) throw fail('invalid syntax');
   const digits = text.slice(syntax.prefixChars).replaceAll('_', '');
@@ -200,7 +213,8 @@ const transportSections: Record<string, Record<string, string>> = {
 function yamlScalarText(value: unknown, where: string): string {
   if (Array.isArray(value)) return value.map((item) => yamlScalarText(item, where)).join(',');
   if (value === null || value === undefined) return '';
-  if (typeof value === 'object') throw new ConfigError(`error unmarshaling config file: unexpected mapping at ${where}`);
+  if (typeof value === 'object')
+    throw new ConfigError(`error unmarshaling config file: unexpected mapping at ${where}`);
   return String(value);
 }
 
@@ -222,7 +236,8 @@ export function applyConfigFile(text: string, raw: RawFlags): void {
       for (const [inner, innerValue] of Object.entries(value as Record<string, unknown>)) {
         const flagName = section[inner];
         const spec = flagName === undefined ? undefined : serverFlagsByName.get(flagName);
-        if (spec === undefined) throw new ConfigError(`error unmarshaling config file: unknown field "${key}.${inner}"`);
+        if (spec === undefined)
+          throw new ConfigError(`error unmarshaling config file: unknown field "${key}.${inner}"`);
         setValue(raw, spec, yamlScalarText(innerValue, `${key}.${inner}`), 'file');
       }
       continue;

@@ -141,7 +141,14 @@ export class FrameWriter {
   }
 }
 
-function writeFrameHeader(bytes: Buffer, at: number, length: number, type: number, flags: number, streamId: number): void {
+function writeFrameHeader(
+  bytes: Buffer,
+  at: number,
+  length: number,
+  type: number,
+  flags: number,
+  streamId: number,
+): void {
   assert(length <= frameBytesLimitMax, () => `a frame payload of ${length} bytes is over ${frameBytesLimitMax}`);
   bytes[at] = length >>> 16;
   bytes[at + 1] = (length >>> 8) & 0xff;
@@ -173,7 +180,13 @@ export function writeFramePrefix(target: Uint8Array, offset: number, messageByte
  * sooner than two hours when no stream is open. The caller ends the connection once the count
  * exceeds grpcPingStrikesMax.
  */
-export function pingStrikesAfter(strikes: number, sinceLastPingMs: number, answeredSinceLastPing: boolean, openStreams: number, minTimeMs: number): number {
+export function pingStrikesAfter(
+  strikes: number,
+  sinceLastPingMs: number,
+  answeredSinceLastPing: boolean,
+  openStreams: number,
+  minTimeMs: number,
+): number {
   if (answeredSinceLastPing) return 0;
   const allowedMs = openStreams > 0 ? minTimeMs : grpcPingWithoutStreamIntervalMs;
   return sinceLastPingMs < allowedMs ? strikes + 1 : strikes;

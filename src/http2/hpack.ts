@@ -6,15 +6,67 @@ import { huffmanCodeBits, huffmanCodes } from './hpack-huffman.js';
 
 /** Names of the static table's 61 entries (RFC 7541, Appendix A), index 1 first. */
 const staticNames: readonly string[] = [
-  ':authority', ':method', ':method', ':path', ':path', ':scheme', ':scheme', ':status', ':status',
-  ':status', ':status', ':status', ':status', ':status', 'accept-charset', 'accept-encoding',
-  'accept-language', 'accept-ranges', 'accept', 'access-control-allow-origin', 'age', 'allow',
-  'authorization', 'cache-control', 'content-disposition', 'content-encoding', 'content-language',
-  'content-length', 'content-location', 'content-range', 'content-type', 'cookie', 'date', 'etag',
-  'expect', 'expires', 'from', 'host', 'if-match', 'if-modified-since', 'if-none-match', 'if-range',
-  'if-unmodified-since', 'last-modified', 'link', 'location', 'max-forwards', 'proxy-authenticate',
-  'proxy-authorization', 'range', 'referer', 'refresh', 'retry-after', 'server', 'set-cookie',
-  'strict-transport-security', 'transfer-encoding', 'user-agent', 'vary', 'via', 'www-authenticate',
+  ':authority',
+  ':method',
+  ':method',
+  ':path',
+  ':path',
+  ':scheme',
+  ':scheme',
+  ':status',
+  ':status',
+  ':status',
+  ':status',
+  ':status',
+  ':status',
+  ':status',
+  'accept-charset',
+  'accept-encoding',
+  'accept-language',
+  'accept-ranges',
+  'accept',
+  'access-control-allow-origin',
+  'age',
+  'allow',
+  'authorization',
+  'cache-control',
+  'content-disposition',
+  'content-encoding',
+  'content-language',
+  'content-length',
+  'content-location',
+  'content-range',
+  'content-type',
+  'cookie',
+  'date',
+  'etag',
+  'expect',
+  'expires',
+  'from',
+  'host',
+  'if-match',
+  'if-modified-since',
+  'if-none-match',
+  'if-range',
+  'if-unmodified-since',
+  'last-modified',
+  'link',
+  'location',
+  'max-forwards',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'range',
+  'referer',
+  'refresh',
+  'retry-after',
+  'server',
+  'set-cookie',
+  'strict-transport-security',
+  'transfer-encoding',
+  'user-agent',
+  'vary',
+  'via',
+  'www-authenticate',
 ];
 
 /** Every dynamic table entry costs its name and value octets plus this (RFC 7541, 4.1). */
@@ -106,8 +158,20 @@ function readString(block: Uint8Array, at: number): StringField {
 const staticValues: readonly string[] = (() => {
   const values = new Array<string>(staticNames.length).fill('');
   const known: Record<number, string> = {
-    2: 'GET', 3: 'POST', 4: '/', 5: '/index.html', 6: 'http', 7: 'https', 8: '200', 9: '204', 10: '206',
-    11: '304', 12: '400', 13: '404', 14: '500', 16: 'gzip, deflate',
+    2: 'GET',
+    3: 'POST',
+    4: '/',
+    5: '/index.html',
+    6: 'http',
+    7: 'https',
+    8: '200',
+    9: '204',
+    10: '206',
+    11: '304',
+    12: '400',
+    13: '404',
+    14: '500',
+    16: 'gzip, deflate',
   };
   for (const [index, value] of Object.entries(known)) values[Number(index) - 1] = value;
   return values;
@@ -141,7 +205,8 @@ export class HeaderDecoder {
       if ((first & 0xe0) === 0x20) {
         if (!sizeUpdateAllowed) throw new HpackError('dynamic table size update after the first header');
         const size = readInteger(block, at, 5);
-        if (size.value > this.tableBytesMax) throw new HpackError(`dynamic table size ${size.value} over ${this.tableBytesMax}`);
+        if (size.value > this.tableBytesMax)
+          throw new HpackError(`dynamic table size ${size.value} over ${this.tableBytesMax}`);
         this.maxBytes = size.value;
         this.evict();
         at = size.end;

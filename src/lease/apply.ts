@@ -11,9 +11,10 @@ import type { Lessor } from './lessor.js';
 
 /** The one transaction deleting a revoked lease's keys (already in byte order), as etcd's Revoke. */
 export function revokeTxn(keys: readonly Uint8Array[]): TxnRequest {
-  const success = keys.map(
-    (key): RequestOp => ({ type: 'deleteRange', deleteRange: { key, rangeEnd: new Uint8Array(0), prevKv: false } }),
-  );
+  const success = keys.map((key): RequestOp => ({
+    type: 'deleteRange',
+    deleteRange: { key, rangeEnd: new Uint8Array(0), prevKv: false },
+  }));
   return { compare: [], success, failure: [] };
 }
 
@@ -33,7 +34,9 @@ export function applyLeaseProposal(
   nowMs: number,
 ): LeaseProposalResult {
   if (body.type === 'leaseGrant') {
-    const granted = refusalRecorded(store, entry, () => lessor.applyGrant(body.leaseGrant.id, body.leaseGrant.ttlSeconds, nowMs));
+    const granted = refusalRecorded(store, entry, () =>
+      lessor.applyGrant(body.leaseGrant.id, body.leaseGrant.ttlSeconds, nowMs),
+    );
     store.recordApplied(entry.index, entry.term);
     return { type: 'leaseGrant', leaseGrant: granted };
   }
@@ -56,4 +59,3 @@ function refusalRecorded<T>(store: LeaseApplyStore, entry: { index: number; term
     throw error;
   }
 }
-

@@ -36,7 +36,10 @@ const msPerSecond = 1_000;
  * lease cannot expire during the election that follows a leader failure.
  */
 export function minLeaseTtlSeconds(electionTicks: number, heartbeatMs: number): number {
-  assert(electionTicks > 0 && heartbeatMs > 0, () => `election ticks and heartbeat must be positive, saw ${electionTicks}, ${heartbeatMs}`);
+  assert(
+    electionTicks > 0 && heartbeatMs > 0,
+    () => `election ticks and heartbeat must be positive, saw ${electionTicks}, ${heartbeatMs}`,
+  );
   // Go's integer division of (3 * ticks) / 2 comes first, as etcd writes it.
   return Math.ceil((Math.floor((3 * electionTicks) / 2) * heartbeatMs) / msPerSecond);
 }
@@ -248,7 +251,8 @@ export class Lessor {
    */
   promote(nowMs: number, extendMs: number): void {
     this.primary = true;
-    for (const lease of this.leaseMap.values()) lease.expiryMs = nowMs + extendMs + startingTtlSeconds(lease) * msPerSecond;
+    for (const lease of this.leaseMap.values())
+      lease.expiryMs = nowMs + extendMs + startingTtlSeconds(lease) * msPerSecond;
     if (this.leaseMap.size >= leaseRevokeRatePerSecondMax) this.spreadExpiries(nowMs, extendMs);
     this.queue.reset();
     this.checkpointQueue.reset();
@@ -306,7 +310,11 @@ export class Lessor {
   dueCheckpoints(nowMs: number, max: number = leaseCheckpointsPerBatchMax): LeaseCheckpoint[] {
     if (!this.primary || this.checkpointIntervalMs === undefined) return [];
     const due = this.clears.splice(0, max).map((id) => ({ id, remainingTtlSeconds: 0 }));
-    for (let entry = this.checkpointQueue.peek(); entry !== undefined && due.length < max; entry = this.checkpointQueue.peek()) {
+    for (
+      let entry = this.checkpointQueue.peek();
+      entry !== undefined && due.length < max;
+      entry = this.checkpointQueue.peek()
+    ) {
       if (entry.dueMs > nowMs) break;
       this.checkpointQueue.pop();
       const lease = this.leaseMap.get(entry.id);
@@ -344,7 +352,8 @@ export class Lessor {
     const lease = this.leaseMap.get(id);
     if (lease === undefined) throw errors.leaseNotFound();
     // etcd truncates the remaining duration to whole seconds.
-    const ttlSeconds = lease.expiryMs === forever ? lease.ttlSeconds : Math.trunc((lease.expiryMs - nowMs) / msPerSecond);
+    const ttlSeconds =
+      lease.expiryMs === forever ? lease.ttlSeconds : Math.trunc((lease.expiryMs - nowMs) / msPerSecond);
     const keys = withKeys ? [...lease.keys].sort().map(stringToKey) : [];
     return { id, ttlSeconds, grantedTtlSeconds: lease.ttlSeconds, keys };
   }
@@ -419,7 +428,15 @@ export class Lessor {
 }
 
 function newLease(id: bigint, ttlSeconds: number): Lease {
-  return { id, ttlSeconds, expiryMs: forever, dueMs: forever, keys: new Set(), remainingTtlSeconds: 0, checkpointDueMs: forever };
+  return {
+    id,
+    ttlSeconds,
+    expiryMs: forever,
+    dueMs: forever,
+    keys: new Set(),
+    remainingTtlSeconds: 0,
+    checkpointDueMs: forever,
+  };
 }
 
 /** What a lease's clock starts from at promote: the recorded remaining TTL, else the granted one. */

@@ -25,7 +25,10 @@ export function encodeMemberContext(member: ClusterMember, isPromote = false): U
 /** Reads a ConfChange context written by encodeMemberContext; an empty one names only the ID. */
 export function decodeMemberChange(context: Uint8Array | undefined, id: bigint): MemberChange {
   if (context === undefined || context.length === 0) return { member: emptyMember(id), isPromote: false };
-  const parsed = JSON.parse(new TextDecoder().decode(context)) as Partial<Omit<ClusterMember, 'id'>> & { id?: string; isPromote?: boolean };
+  const parsed = JSON.parse(new TextDecoder().decode(context)) as Partial<Omit<ClusterMember, 'id'>> & {
+    id?: string;
+    isPromote?: boolean;
+  };
   const member: ClusterMember = {
     id: parsed.id === undefined ? id : BigInt(parsed.id),
     name: parsed.name ?? '',
@@ -75,16 +78,19 @@ export function membersFromPeerJson(text: string): ClusterMember[] {
   const quoted = text.replace(/("id"\s*:\s*)(\d+)/g, '$1"$2"');
   const parsed = JSON.parse(quoted) as unknown;
   if (!Array.isArray(parsed)) throw new Error(`expected a JSON list of members, saw ${text.slice(0, 200)}`);
-  return parsed.map((item: { id?: string; name?: string; peerURLs?: string[]; clientURLs?: string[]; isLearner?: boolean }) => {
-    if (typeof item.id !== 'string') throw new Error(`expected a member with a numeric id, saw ${JSON.stringify(item)}`);
-    return {
-      id: BigInt(item.id),
-      name: item.name ?? '',
-      peerUrls: item.peerURLs ?? [],
-      clientUrls: item.clientURLs ?? [],
-      isLearner: item.isLearner ?? false,
-    };
-  });
+  return parsed.map(
+    (item: { id?: string; name?: string; peerURLs?: string[]; clientURLs?: string[]; isLearner?: boolean }) => {
+      if (typeof item.id !== 'string')
+        throw new Error(`expected a member with a numeric id, saw ${JSON.stringify(item)}`);
+      return {
+        id: BigInt(item.id),
+        name: item.name ?? '',
+        peerUrls: item.peerURLs ?? [],
+        clientUrls: item.clientURLs ?? [],
+        isLearner: item.isLearner ?? false,
+      };
+    },
+  );
 }
 
 /** True when both lists name the same URLs, in any order (etcd compares sorted peer URLs). */
@@ -97,5 +103,7 @@ export function sameUrls(a: readonly string[], b: readonly string[]): boolean {
 /** etcd's types.NewURLs check for member URLs: http(s)://host:port (or unix), no path. */
 export function validPeerUrls(urls: readonly string[]): boolean {
   if (urls.length === 0) return false;
-  return urls.every((text) => /^unixs?:\/\/\S+$/i.test(text) || /^https?:\/\/(\[[0-9a-f:.]+\]|[^/:?#@\s]+):\d{1,5}$/i.test(text));
+  return urls.every(
+    (text) => /^unixs?:\/\/\S+$/i.test(text) || /^https?:\/\/(\[[0-9a-f:.]+\]|[^/:?#@\s]+):\d{1,5}$/i.test(text),
+  );
 }

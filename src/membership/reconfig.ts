@@ -50,7 +50,11 @@ export function validateConfChange(
   return undefined;
 }
 
-function usesPeerUrl(members: ReadonlyMap<bigint, ClusterMember>, urls: readonly string[], except: bigint | undefined): boolean {
+function usesPeerUrl(
+  members: ReadonlyMap<bigint, ClusterMember>,
+  urls: readonly string[],
+  except: bigint | undefined,
+): boolean {
   for (const member of members.values()) {
     if (member.id === except) continue;
     if (member.peerUrls.some((url) => urls.includes(url))) return true;
@@ -95,7 +99,11 @@ export function readyToPromote(members: ReadonlyMap<bigint, ClusterMember>): boo
 }
 
 /** etcd's isLearnerReady, on the leader's progress: the learner's match is close enough to the leader's. */
-export function learnerInSync(progress: ReadonlyMap<bigint, { match: number }>, leaderId: bigint, learnerId: bigint): boolean {
+export function learnerInSync(
+  progress: ReadonlyMap<bigint, { match: number }>,
+  leaderId: bigint,
+  learnerId: bigint,
+): boolean {
   const learner = progress.get(learnerId);
   if (learner === undefined) return true; // Not a member or not a learner: the apply-time check answers.
   const leaderMatch = progress.get(leaderId)?.match ?? 0;
@@ -106,13 +114,19 @@ export function learnerInSync(progress: ReadonlyMap<bigint, { match: number }>, 
  * etcd's active-quorum check before removing a voter: with `connected` telling which voters this
  * member has been linked to for a health interval (itself always), the rest must keep a quorum.
  */
-export function removeKeepsActiveQuorum(members: ReadonlyMap<bigint, ClusterMember>, connected: (id: bigint) => boolean): boolean {
+export function removeKeepsActiveQuorum(
+  members: ReadonlyMap<bigint, ClusterMember>,
+  connected: (id: bigint) => boolean,
+): boolean {
   const voters = votersOf(members);
   const active = voters.filter((member) => connected(member.id)).length;
   return active - 1 >= 1 + Math.floor((voters.length - 1) / 2);
 }
 
 /** etcd's isConnectedFullySince over the voters: every voter linked for a health interval. */
-export function connectedToAllVoters(members: ReadonlyMap<bigint, ClusterMember>, connected: (id: bigint) => boolean): boolean {
+export function connectedToAllVoters(
+  members: ReadonlyMap<bigint, ClusterMember>,
+  connected: (id: bigint) => boolean,
+): boolean {
   return votersOf(members).every((member) => connected(member.id));
 }

@@ -132,7 +132,8 @@ export class MemoryBackend implements Backend {
     for (const record of batch.leases?.puts ?? []) this.leaseRecords.set(record.id, { ...record });
     for (const id of batch.leases?.deletes ?? []) this.leaseRecords.delete(id);
     this.meta = { ...this.meta, ...batch.meta };
-    if (this.mains.length > 2 * this.byMain.size + 1024) this.mains = this.mains.filter((main) => this.byMain.has(main));
+    if (this.mains.length > 2 * this.byMain.size + 1024)
+      this.mains = this.mains.filter((main) => this.byMain.has(main));
   }
 
   scan(from: Revision, visit: (rev: Revision, stored: StoredKeyValue) => boolean | void): void {
@@ -181,7 +182,10 @@ export class MemoryBackend implements Backend {
       this.insertMain(rev.main);
     }
     const subs = entry.subs;
-    assert(rev.sub <= subs.length + subRevisionGapMax, () => `sub revision ${rev.sub} leaves a gap after ${subs.length} subs`);
+    assert(
+      rev.sub <= subs.length + subRevisionGapMax,
+      () => `sub revision ${rev.sub} leaves a gap after ${subs.length} subs`,
+    );
     const old = subs[rev.sub];
     if (old !== undefined) this.bytes -= storedSizeBytes(old);
     else entry.live++;
@@ -226,5 +230,13 @@ function lowerBound(values: number[], target: number): number {
 /** The IndexRecord of a decoded revision, for backends without a faster way to produce one. */
 export function indexRecordOf(rev: Revision, stored: StoredKeyValue): IndexRecord {
   const { kv, tombstone } = stored;
-  return { main: rev.main, sub: rev.sub, key: keyToString(kv.key), createRevision: kv.createRevision, version: kv.version, lease: kv.lease, tombstone };
+  return {
+    main: rev.main,
+    sub: rev.sub,
+    key: keyToString(kv.key),
+    createRevision: kv.createRevision,
+    version: kv.version,
+    lease: kv.lease,
+    tombstone,
+  };
 }

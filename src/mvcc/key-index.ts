@@ -69,7 +69,11 @@ export class KeyIndex implements Generation {
 
   /** Records a put at `rev`, starting a new life if the key was deleted. */
   put(rev: Revision): void {
-    assert(revisionGreater(rev, this.modified), () => `put at ${rev.main}/${rev.sub} is not after the last modification ${this.modified.main}/${this.modified.sub}`);
+    assert(
+      revisionGreater(rev, this.modified),
+      () =>
+        `put at ${rev.main}/${rev.sub} is not after the last modification ${this.modified.main}/${this.modified.sub}`,
+    );
     if (this.revs.length === 0) this.created = rev;
     this.revs = appendSmall(this.revs, rev);
     this.version++;
@@ -78,7 +82,10 @@ export class KeyIndex implements Generation {
 
   /** Rebuilds a key from its oldest surviving revision, as read back from the backend. */
   restore(created: Revision, modified: Revision, version: number): void {
-    assert(this.revs.length === 0 && this.closed === undefined, () => `restore needs an empty key index, saw ${this.generationCount()} generations`);
+    assert(
+      this.revs.length === 0 && this.closed === undefined,
+      () => `restore needs an empty key index, saw ${this.generationCount()} generations`,
+    );
     this.modified = modified;
     this.version = version;
     this.created = created;

@@ -176,7 +176,10 @@ export class KvStore {
 
   private applyEntry(index: number, term: number, body: KvProposalBody, eventsWanted: boolean): ApplyOutcome {
     this.eventsWanted = eventsWanted || this.onChanges !== undefined;
-    assert(index > this.appliedIndex, () => `entry ${index} was already applied (consistent index ${this.appliedIndex})`);
+    assert(
+      index > this.appliedIndex,
+      () => `entry ${index} was already applied (consistent index ${this.appliedIndex})`,
+    );
     try {
       return this.applyBody(index, term, body);
     } catch (error) {
@@ -218,16 +221,29 @@ export class KvStore {
   /** Visits every stored change from `fromRevision` up to now, in revision order, as watch events. */
   scanEvents(fromRevision: number, visit: (event: MvccEvent, rev: Revision) => boolean | void): void {
     this.backend.scan({ main: Math.max(fromRevision, 0), sub: 0 }, (rev, stored) =>
-      visit(stored.tombstone ? { type: 'delete', kv: { ...stored.kv, modRevision: rev.main } } : { type: 'put', kv: stored.kv }, rev),
+      visit(
+        stored.tombstone
+          ? { type: 'delete', kv: { ...stored.kv, modRevision: rev.main } }
+          : { type: 'put', kv: stored.kv },
+        rev,
+      ),
     );
   }
 
   private applyBody(index: number, term: number, body: KvProposalBody): ApplyOutcome {
     switch (body.type) {
       case 'put':
-        return this.write(index, term, (tw) => ({ type: 'put', put: this.putTop(tw, body.put) }), () => this.checkPut(body.put));
+        return this.write(
+          index,
+          term,
+          (tw) => ({ type: 'put', put: this.putTop(tw, body.put) }),
+          () => this.checkPut(body.put),
+        );
       case 'deleteRange':
-        return this.write(index, term, (tw) => ({ type: 'deleteRange', deleteRange: this.deleteIn(tw, body.deleteRange) }));
+        return this.write(index, term, (tw) => ({
+          type: 'deleteRange',
+          deleteRange: this.deleteIn(tw, body.deleteRange),
+        }));
       case 'txn':
         return this.applyTxn(index, term, body.txn);
       case 'compaction':
@@ -270,7 +286,8 @@ export class KvStore {
 
   /** The key's current value as `view` sees it. */
   private current(view: ReadView, key: Uint8Array): KeyValue | undefined {
-    return rangeKeys(this.index, view, keySpan(key, new Uint8Array(0)), { revision: 0, limit: 0, countOnly: false }).kvs[0];
+    return rangeKeys(this.index, view, keySpan(key, new Uint8Array(0)), { revision: 0, limit: 0, countOnly: false })
+      .kvs[0];
   }
 
   /** Checks etcd makes before a put proposal runs: the lease must exist. */
@@ -280,7 +297,8 @@ export class KvStore {
 
   /** A put outside a txn: ignore_value/ignore_lease need the key, as etcd's applier checks. */
   private putTop(tw: WriteTxn, request: PutRequest): PutResult {
-    if ((request.ignoreValue || request.ignoreLease) && this.current(tw, request.key) === undefined) throw errors.keyNotFound();
+    if ((request.ignoreValue || request.ignoreLease) && this.current(tw, request.key) === undefined)
+      throw errors.keyNotFound();
     return this.putIn(tw, request);
   }
 
@@ -289,7 +307,10 @@ export class KvStore {
     const previous = needPrevious ? this.current(tw, request.key) : undefined;
     // Inside a txn these were checked up front; an earlier op of the same txn deleting the key
     // is the one way to get here without it, and etcd panics on that too.
-    assert(!((request.ignoreValue || request.ignoreLease) && previous === undefined), 'ignore_value/ignore_lease put on a key deleted earlier in the same txn');
+    assert(
+      !((request.ignoreValue || request.ignoreLease) && previous === undefined),
+      'ignore_value/ignore_lease put on a key deleted earlier in the same txn',
+    );
     const value = request.ignoreValue ? previous!.value : copyBytes(request.value);
     const lease = request.ignoreLease ? previous!.lease : request.lease;
     const key = copyBytes(request.key);
@@ -299,7 +320,9 @@ export class KvStore {
 
   private deleteIn(tw: WriteTxn, request: DeleteRangeRequest): DeleteRangeResult {
     const span = keySpan(request.key, request.rangeEnd);
-    const prevKvs = request.prevKv ? rangeKeys(this.index, tw, span, { revision: 0, limit: 0, countOnly: false }).kvs : [];
+    const prevKvs = request.prevKv
+      ? rangeKeys(this.index, tw, span, { revision: 0, limit: 0, countOnly: false }).kvs
+      : [];
     const deleted = tw.deleteRange(span);
     return { deleted, prevKvs };
   }
@@ -318,10 +341,15 @@ export class KvStore {
   /** Decides every branch against the store before the txn, then checks the ops the branches run. */
   private checkTxn(request: TxnRequest, writes: boolean): TxnPath {
     const view = this.view;
-    const path = choosePath(request, (txn) => txn.compare.every((compare) => {
-      const span = keySpan(compare.key, compare.rangeEnd);
-      return compareHolds(compare, rangeKeys(this.index, view, span, { revision: 0, limit: 0, countOnly: false }).kvs);
-    }));
+    const path = choosePath(request, (txn) =>
+      txn.compare.every((compare) => {
+        const span = keySpan(compare.key, compare.rangeEnd);
+        return compareHolds(
+          compare,
+          rangeKeys(this.index, view, span, { revision: 0, limit: 0, countOnly: false }).kvs,
+        );
+      }),
+    );
     if (writes) forEachChosenOp(request, path, (op) => this.checkTxnPut(view, op.type === 'put' ? op.put : undefined));
     forEachChosenOp(request, path, (op) => {
       if (op.type === 'range') checkTxnRange(view, op.range.revision);
@@ -331,7 +359,8 @@ export class KvStore {
 
   private checkTxnPut(view: ReadView, request: PutRequest | undefined): void {
     if (request === undefined) return;
-    if ((request.ignoreValue || request.ignoreLease) && this.current(view, request.key) === undefined) throw errors.keyNotFound();
+    if ((request.ignoreValue || request.ignoreLease) && this.current(view, request.key) === undefined)
+      throw errors.keyNotFound();
     this.checkPut(request);
   }
 

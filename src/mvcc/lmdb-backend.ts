@@ -34,7 +34,15 @@ import {
   indexRecordOf,
 } from './backend.js';
 import { decodeKeyValue, encodeKeyValue, readIndexFields } from '../api/key-value-codec.js';
-import { type Revision, compareRevisions, decodeRevision, encodeRevision, readUint64, revisionBytes, writeUint64 } from './revision.js';
+import {
+  type Revision,
+  compareRevisions,
+  decodeRevision,
+  encodeRevision,
+  readUint64,
+  revisionBytes,
+  writeUint64,
+} from './revision.js';
 
 /** etcd's meta bucket key names, kept so the layout reads the same. */
 const metaKeys = {
@@ -88,7 +96,10 @@ function overlayKey(rev: Revision): string {
 }
 
 function encodeStored(stored: StoredKeyValue): Uint8Array {
-  assert(stored.tombstone === (stored.kv.createRevision === 0), () => `tombstone flag ${stored.tombstone} disagrees with create revision ${stored.kv.createRevision}`);
+  assert(
+    stored.tombstone === (stored.kv.createRevision === 0),
+    () => `tombstone flag ${stored.tombstone} disagrees with create revision ${stored.kv.createRevision}`,
+  );
   return encodeKeyValue(stored.kv);
 }
 
@@ -116,7 +127,15 @@ function decodeMetaNumber(bytes: Uint8Array | undefined, absent: number): number
 }
 
 /** The one record scanIndex's readers fill: the key reader sets the revision, the value reader the rest. */
-const indexRecord: IndexRecord = { main: 0, sub: 0, key: '', createRevision: 0, version: 0, lease: 0n, tombstone: false };
+const indexRecord: IndexRecord = {
+  main: 0,
+  sub: 0,
+  key: '',
+  createRevision: 0,
+  version: 0,
+  lease: 0n,
+  tombstone: false,
+};
 
 /** lmdb-js key encoder for scanIndex: start keys are written as given, read keys parsed in place. */
 const indexKeyReader = {
@@ -188,11 +207,18 @@ export class LmdbBackend implements Backend {
     const metaDb = root.openDB<Uint8Array, string>({ name: 'meta', encoding: 'binary' });
     const leaseDb = root.openDB<Uint8Array, Uint8Array>({ name: 'lease', encoding: 'binary', keyEncoding: 'binary' });
     // lmdb-js takes keyEncoder at run time but does not declare it on DatabaseOptions.
-    const indexOptions: DatabaseOptions & { name: string; keyEncoder: typeof indexKeyReader; encoder: typeof indexValueReader } = { name: 'key', keyEncoder: indexKeyReader, encoder: indexValueReader };
+    const indexOptions: DatabaseOptions & {
+      name: string;
+      keyEncoder: typeof indexKeyReader;
+      encoder: typeof indexValueReader;
+    } = { name: 'key', keyEncoder: indexKeyReader, encoder: indexValueReader };
     const indexDb = root.openDB<IndexRecord, Uint8Array>(indexOptions);
     const batchIntervalMs = options.batchIntervalMs ?? backendBatchIntervalMsDefault;
     const batchLimit = options.batchLimit ?? backendBatchLimitDefault;
-    assert(batchIntervalMs >= 0 && batchLimit >= 1, () => `batch interval ${batchIntervalMs} ms and limit ${batchLimit} must be >= 0 and >= 1`);
+    assert(
+      batchIntervalMs >= 0 && batchLimit >= 1,
+      () => `batch interval ${batchIntervalMs} ms and limit ${batchLimit} must be >= 0 and >= 1`,
+    );
     return new LmdbBackend(root, keyDb, metaDb, leaseDb, indexDb, batchIntervalMs, batchLimit);
   }
 
@@ -278,8 +304,14 @@ export class LmdbBackend implements Backend {
     const stored: BackendMeta = {
       consistentIndex: decodeMetaNumber(this.metaDb.get(metaKeys.consistentIndex), emptyMeta.consistentIndex),
       term: decodeMetaNumber(this.metaDb.get(metaKeys.term), emptyMeta.term),
-      scheduledCompactRevision: decodeMetaNumber(this.metaDb.get(metaKeys.scheduledCompactRevision), emptyMeta.scheduledCompactRevision),
-      finishedCompactRevision: decodeMetaNumber(this.metaDb.get(metaKeys.finishedCompactRevision), emptyMeta.finishedCompactRevision),
+      scheduledCompactRevision: decodeMetaNumber(
+        this.metaDb.get(metaKeys.scheduledCompactRevision),
+        emptyMeta.scheduledCompactRevision,
+      ),
+      finishedCompactRevision: decodeMetaNumber(
+        this.metaDb.get(metaKeys.finishedCompactRevision),
+        emptyMeta.finishedCompactRevision,
+      ),
     };
     return { ...stored, ...this.pendingMeta };
   }
@@ -395,7 +427,10 @@ export class LmdbBackend implements Backend {
   /** Overlay entries at or after `from`, in revision order. */
   private pendingFrom(from: Revision): { rev: Revision; stored: StoredKeyValue | null }[] {
     return [...this.overlay.entries()]
-      .map(([key, entry]) => ({ rev: parseOverlayKey(key), stored: entry.bytes === null ? null : decodeStored(entry.bytes) }))
+      .map(([key, entry]) => ({
+        rev: parseOverlayKey(key),
+        stored: entry.bytes === null ? null : decodeStored(entry.bytes),
+      }))
       .filter((entry) => compareRevisions(entry.rev, from) >= 0)
       .sort((a, b) => compareRevisions(a.rev, b.rev));
   }

@@ -42,7 +42,12 @@ export interface RangeKeysOptions {
 }
 
 /** The live keys of `span` at the requested revision, in key order, and how many there are. */
-export function rangeKeys(index: TreeIndex, view: ReadView, span: KeySpan, options: RangeKeysOptions): { kvs: KeyValue[]; count: number } {
+export function rangeKeys(
+  index: TreeIndex,
+  view: ReadView,
+  span: KeySpan,
+  options: RangeKeysOptions,
+): { kvs: KeyValue[]; count: number } {
   let atRev = options.revision;
   if (atRev > view.rev) throw errors.futureRev();
   if (atRev <= 0) atRev = view.rev;
@@ -55,7 +60,10 @@ export function rangeKeys(index: TreeIndex, view: ReadView, span: KeySpan, optio
   });
   const kvs = revs.map((rev) => {
     const stored = view.valueAt(rev);
-    assert(stored !== undefined && !stored.tombstone, () => `index points at revision ${rev.main}/${rev.sub} which the backend lacks`);
+    assert(
+      stored !== undefined && !stored.tombstone,
+      () => `index points at revision ${rev.main}/${rev.sub} which the backend lacks`,
+    );
     return stored.kv;
   });
   return { kvs, count };

@@ -29,8 +29,14 @@ export function revisionGreater(a: Revision, b: Revision): boolean {
 
 /** Encodes a revision as etcd's 17-byte bucket key, plus the tombstone mark when asked. */
 export function encodeRevision(rev: Revision, tombstone = false): Uint8Array {
-  assert(Number.isSafeInteger(rev.main) && rev.main >= 0, () => `revision main must be a safe non-negative integer, saw ${rev.main}`);
-  assert(Number.isSafeInteger(rev.sub) && rev.sub >= 0, () => `revision sub must be a safe non-negative integer, saw ${rev.sub}`);
+  assert(
+    Number.isSafeInteger(rev.main) && rev.main >= 0,
+    () => `revision main must be a safe non-negative integer, saw ${rev.main}`,
+  );
+  assert(
+    Number.isSafeInteger(rev.sub) && rev.sub >= 0,
+    () => `revision sub must be a safe non-negative integer, saw ${rev.sub}`,
+  );
   // Revision keys go to LMDB or a hash and are dropped: scratch bytes spare an ArrayBuffer each.
   const bytes = scratchBytes(tombstone ? revisionBytes + 1 : revisionBytes);
   writeUint64(bytes, 0, rev.main);
@@ -67,8 +73,10 @@ export function writeUint64(bytes: Uint8Array, offset: number, value: number): v
 
 /** Reads a big-endian uint64 at `offset` that must fit a safe integer. */
 export function readUint64(bytes: Uint8Array, offset: number): number {
-  const high = ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0;
-  const low = ((bytes[offset + 4]! << 24) | (bytes[offset + 5]! << 16) | (bytes[offset + 6]! << 8) | bytes[offset + 7]!) >>> 0;
+  const high =
+    ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0;
+  const low =
+    ((bytes[offset + 4]! << 24) | (bytes[offset + 5]! << 16) | (bytes[offset + 6]! << 8) | bytes[offset + 7]!) >>> 0;
   const value = high * twoTo32 + low;
   assert(Number.isSafeInteger(value), () => `stored uint64 at offset ${offset} exceeds 2^53`);
   return value;

@@ -89,14 +89,24 @@ export class WriteTxn implements ReadView {
 
   private delete(keyString: string): void {
     const rev = { main: this.beginRev + 1, sub: this.written.length };
-    const kv: KeyValue = { key: stringToKey(keyString), createRevision: 0, modRevision: 0, version: 0, value: emptyBytes, lease: 0n };
+    const kv: KeyValue = {
+      key: stringToKey(keyString),
+      createRevision: 0,
+      modRevision: 0,
+      version: 0,
+      value: emptyBytes,
+      lease: 0n,
+    };
     this.record(rev, { kv, tombstone: true });
     const deleted = this.index.tombstone(keyString, rev);
     assert(deleted, () => `tombstone of live key ${JSON.stringify(keyString)} found nothing to delete`);
   }
 
   private record(rev: Revision, stored: StoredKeyValue): void {
-    assert(rev.sub === this.written.length, () => `sub revision ${rev.sub} out of order after ${this.written.length} writes`);
+    assert(
+      rev.sub === this.written.length,
+      () => `sub revision ${rev.sub} out of order after ${this.written.length} writes`,
+    );
     this.written.push({ rev, stored });
   }
 }

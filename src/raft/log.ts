@@ -72,8 +72,10 @@ export class UnstableLog {
   }
 
   slice(lo: number, hi: number): Entry[] {
-    assert(lo >= this.offset && hi <= this.offset + this.entries.length, () =>
-      `unstable slice [${lo}, ${hi}) out of bounds [${this.offset}, ${this.offset + this.entries.length})`);
+    assert(
+      lo >= this.offset && hi <= this.offset + this.entries.length,
+      () => `unstable slice [${lo}, ${hi}) out of bounds [${this.offset}, ${this.offset + this.entries.length})`,
+    );
     return this.entries.slice(lo - this.offset, hi - this.offset);
   }
 }
@@ -137,7 +139,10 @@ export class RaftLog {
     const lastNewIndex = index + entries.length;
     const conflict = this.findConflict(entries);
     if (conflict !== 0) {
-      assert(conflict > this.committed, () => `entry ${conflict} conflicts with committed entry (committed ${this.committed})`);
+      assert(
+        conflict > this.committed,
+        () => `entry ${conflict} conflicts with committed entry (committed ${this.committed})`,
+      );
       this.append(entries.slice(conflict - (index + 1)));
     }
     this.commitTo(Math.min(committed, lastNewIndex));
@@ -217,8 +222,10 @@ export class RaftLog {
 
   appliedTo(index: number): void {
     if (index === 0) return;
-    assert(index <= this.committed && index >= this.applied, () =>
-      `applied ${index} out of range [prev applied ${this.applied}, committed ${this.committed}]`);
+    assert(
+      index <= this.committed && index >= this.applied,
+      () => `applied ${index} out of range [prev applied ${this.applied}, committed ${this.committed}]`,
+    );
     this.applied = index;
   }
 

@@ -118,7 +118,9 @@ class ByteSource {
   take(length: unknown, where: string): Uint8Array {
     const bytes = integer(length, `${where} length`);
     if (bytes > this.end - this.offset) {
-      throw new MalformedFrameError(`${where} needs ${bytes} bytes, the data section has ${this.end - this.offset} left`);
+      throw new MalformedFrameError(
+        `${where} needs ${bytes} bytes, the data section has ${this.end - this.offset} left`,
+      );
     }
     const view = new Uint8Array(this.frame.buffer, this.frame.byteOffset + this.offset, bytes);
     this.offset += bytes;
@@ -126,7 +128,8 @@ class ByteSource {
   }
 
   finish(): void {
-    if (this.offset !== this.end) throw new MalformedFrameError(`${this.end - this.offset} data bytes are not used by any message`);
+    if (this.offset !== this.end)
+      throw new MalformedFrameError(`${this.end - this.offset} data bytes are not used by any message`);
   }
 }
 
@@ -168,18 +171,28 @@ interface ParsedHeader extends FrameHeader {
 /** Reads only the header, so a receiver can refuse a foreign cluster before decoding the body. */
 export function decodeFrameHeader(frame: Uint8Array, frameBytesMax = peerFrameBytesMax): ParsedHeader {
   if (frame.length > frameBytesMax) throw new FrameTooLargeError(frame.length, frameBytesMax);
-  if (frame.length < frameHeaderBytes) throw new MalformedFrameError(`${frame.length} bytes is shorter than the ${frameHeaderBytes}-byte header`);
+  if (frame.length < frameHeaderBytes)
+    throw new MalformedFrameError(`${frame.length} bytes is shorter than the ${frameHeaderBytes}-byte header`);
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const magic = view.getUint32(0);
-  if (magic !== frameMagic) throw new MalformedFrameError(`magic 0x${magic.toString(16)}, expected 0x${frameMagic.toString(16)}`);
+  if (magic !== frameMagic)
+    throw new MalformedFrameError(`magic 0x${magic.toString(16)}, expected 0x${frameMagic.toString(16)}`);
   if (frame[4] !== frameVersion) throw new MalformedFrameError(`version ${frame[4]}, expected ${frameVersion}`);
-  if (frame[5] !== frameKindMessages) throw new MalformedFrameError(`frame kind ${frame[5]}, expected ${frameKindMessages}`);
+  if (frame[5] !== frameKindMessages)
+    throw new MalformedFrameError(`frame kind ${frame[5]}, expected ${frameKindMessages}`);
   const bodyBytes = view.getUint32(28);
   const dataBytes = view.getUint32(32);
   if (frameHeaderBytes + bodyBytes + dataBytes !== frame.length) {
-    throw new MalformedFrameError(`header says ${bodyBytes} body and ${dataBytes} data bytes, frame holds ${frame.length - frameHeaderBytes}`);
+    throw new MalformedFrameError(
+      `header says ${bodyBytes} body and ${dataBytes} data bytes, frame holds ${frame.length - frameHeaderBytes}`,
+    );
   }
-  return { clusterId: view.getBigUint64(8), senderId: view.getBigUint64(16), messageCount: view.getUint32(24), bodyBytes };
+  return {
+    clusterId: view.getBigUint64(8),
+    senderId: view.getBigUint64(16),
+    messageCount: view.getUint32(24),
+    bodyBytes,
+  };
 }
 
 /** Decodes and checks a whole frame; throws MalformedFrameError or FrameTooLargeError. */
@@ -215,7 +228,9 @@ export function decodeFrameFor(
   const header = decodeFrameHeader(frame, frameBytesMax);
   if (header.clusterId !== expected.clusterId) throw new ClusterIdMismatchError(expected.clusterId, header.clusterId);
   if (expected.senderId !== undefined && header.senderId !== expected.senderId) {
-    throw new MalformedFrameError(`sender ${header.senderId.toString(16)} on the connection of member ${expected.senderId.toString(16)}`);
+    throw new MalformedFrameError(
+      `sender ${header.senderId.toString(16)} on the connection of member ${expected.senderId.toString(16)}`,
+    );
   }
   const decoded = decodeFrame(frame, frameBytesMax);
   for (const message of decoded.messages) {
@@ -230,7 +245,10 @@ export function decodeFrameFor(
 }
 
 function assertId(id: bigint, what: string): void {
-  assert(typeof id === 'bigint' && id >= 0n && id <= uint64Max, () => `${what} must be a uint64 bigint, got ${String(id)}`);
+  assert(
+    typeof id === 'bigint' && id >= 0n && id <= uint64Max,
+    () => `${what} must be a uint64 bigint, got ${String(id)}`,
+  );
 }
 
 // A message as [type, to, from, term, logTerm, index, commit, reject, rejectHint, entries, snapshot,
@@ -260,7 +278,12 @@ function encodeMessage(message: Message, sink: ByteSink): unknown[] {
 
 function encodeSnapshot(snapshot: Snapshot, sink: ByteSink): unknown[] {
   const { confState, index, term } = snapshot.metadata;
-  for (const id of [...confState.voters, ...confState.learners, ...confState.votersOutgoing, ...confState.learnersNext]) {
+  for (const id of [
+    ...confState.voters,
+    ...confState.learners,
+    ...confState.votersOutgoing,
+    ...confState.learnersNext,
+  ]) {
     assertId(id, 'conf state member');
   }
   return [
@@ -283,7 +306,8 @@ function decodeMessage(value: unknown, data: ByteSource, where: string): Message
   const tuple = tupleOf(value, messageFieldCount, where);
   const type = integer(tuple[0], `${where} type`);
   if (type > messageTypeMax) throw new MalformedFrameError(`${where} type ${type} is not a Raft message type`);
-  if (localMessageTypes.has(type)) throw new MalformedFrameError(`${where} type ${type} is local to a member and never sent`);
+  if (localMessageTypes.has(type))
+    throw new MalformedFrameError(`${where} type ${type} is local to a member and never sent`);
   const message: Message = {
     type: type as MessageType,
     to: memberId(tuple[1], `${where} to`),

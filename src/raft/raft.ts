@@ -102,24 +102,42 @@ export type RoleStep = (core: RaftCore, m: Message) => RoleChange | undefined;
 export function newRaftCore(config: RaftCoreConfig): RaftCore {
   assert(config.id !== noneId, 'raft id must not be zero');
   assert(config.heartbeatTicks > 0, () => `heartbeatTicks must be positive, got ${config.heartbeatTicks}`);
-  assert(config.electionTicks > config.heartbeatTicks, () =>
-    `electionTicks ${config.electionTicks} must exceed heartbeatTicks ${config.heartbeatTicks}`);
+  assert(
+    config.electionTicks > config.heartbeatTicks,
+    () => `electionTicks ${config.electionTicks} must exceed heartbeatTicks ${config.heartbeatTicks}`,
+  );
   const { hardState, confState } = config.storage.initialState();
   const log = new RaftLog(config.storage);
   const tracker = new ProgressTracker(config.maxInflightMessages);
   tracker.resetFromConfState(confState, log.lastIndex() + 1);
   const core: RaftCore = {
-    id: config.id, term: 0, vote: noneId, leaderId: noneId,
-    log, tracker, readOnly: new ReadOnly(),
-    electionTicks: config.electionTicks, heartbeatTicks: config.heartbeatTicks,
-    randomizedElectionTicks: config.electionTicks, electionElapsedTicks: 0, heartbeatElapsedTicks: 0,
-    prngState: prngSeedState(config.seed), preVote: config.preVote, checkQuorum: config.checkQuorum,
-    maxEntriesPerMessage: Math.max(1, config.maxEntriesPerMessage), leadTransferee: noneId, pendingConfIndex: 0,
-    pendingReadIndexMessages: [], outbox: [], readStates: [],
+    id: config.id,
+    term: 0,
+    vote: noneId,
+    leaderId: noneId,
+    log,
+    tracker,
+    readOnly: new ReadOnly(),
+    electionTicks: config.electionTicks,
+    heartbeatTicks: config.heartbeatTicks,
+    randomizedElectionTicks: config.electionTicks,
+    electionElapsedTicks: 0,
+    heartbeatElapsedTicks: 0,
+    prngState: prngSeedState(config.seed),
+    preVote: config.preVote,
+    checkQuorum: config.checkQuorum,
+    maxEntriesPerMessage: Math.max(1, config.maxEntriesPerMessage),
+    leadTransferee: noneId,
+    pendingConfIndex: 0,
+    pendingReadIndexMessages: [],
+    outbox: [],
+    readStates: [],
   };
   if (hardState.term !== 0 || hardState.commit !== 0) {
-    assert(hardState.commit >= log.committed && hardState.commit <= log.lastIndex(), () =>
-      `hard state commit ${hardState.commit} out of range [${log.committed}, ${log.lastIndex()}]`);
+    assert(
+      hardState.commit >= log.committed && hardState.commit <= log.lastIndex(),
+      () => `hard state commit ${hardState.commit} out of range [${log.committed}, ${log.lastIndex()}]`,
+    );
     log.committed = hardState.commit;
     core.term = hardState.term;
     core.vote = hardState.vote;
@@ -150,15 +168,26 @@ function adoptLastLogTerm(core: RaftCore): void {
 /** A message with every field defaulted, so callers only name what matters. */
 export function message(fields: Partial<Message> & Pick<Message, 'type'>): Message {
   return {
-    to: noneId, from: noneId, term: 0, logTerm: 0, index: 0, entries: [], commit: 0,
-    reject: false, rejectHint: 0, ...fields,
+    to: noneId,
+    from: noneId,
+    term: 0,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
+    ...fields,
   };
 }
 
 function send(core: RaftCore, fields: Partial<Message> & Pick<Message, 'type' | 'to'>): void {
   const m = message({ from: core.id, ...fields });
-  const isVoteTraffic = m.type === MessageType.vote || m.type === MessageType.voteResp ||
-    m.type === MessageType.preVote || m.type === MessageType.preVoteResp;
+  const isVoteTraffic =
+    m.type === MessageType.vote ||
+    m.type === MessageType.voteResp ||
+    m.type === MessageType.preVote ||
+    m.type === MessageType.preVoteResp;
   if (isVoteTraffic) {
     assert(m.term !== 0, () => `vote traffic ${m.type} must carry a term`);
   } else if (m.type !== MessageType.prop && m.type !== MessageType.readIndex) {
@@ -280,7 +309,11 @@ function requestVotes(core: RaftCore, voteType: MessageType, term: number, conte
   for (const id of core.tracker.voters) {
     if (id === core.id) continue;
     send(core, {
-      type: voteType, to: id, term, index: core.log.lastIndex(), logTerm: core.log.lastTerm(),
+      type: voteType,
+      to: id,
+      term,
+      index: core.log.lastIndex(),
+      logTerm: core.log.lastTerm(),
       ...(context ? { context } : {}),
     });
   }
@@ -411,7 +444,11 @@ function checkQuorumActive(core: RaftCore): boolean {
 // ---- stepping messages -----------------------------------------------------------------------
 
 const localMessageTypes = new Set<MessageType>([
-  MessageType.hup, MessageType.beat, MessageType.unreachable, MessageType.snapStatus, MessageType.checkQuorum,
+  MessageType.hup,
+  MessageType.beat,
+  MessageType.unreachable,
+  MessageType.snapStatus,
+  MessageType.checkQuorum,
 ]);
 
 export function isLocalMessage(type: MessageType): boolean {
@@ -419,8 +456,13 @@ export function isLocalMessage(type: MessageType): boolean {
 }
 
 export function isResponseMessage(type: MessageType): boolean {
-  return type === MessageType.appResp || type === MessageType.voteResp || type === MessageType.heartbeatResp ||
-    type === MessageType.unreachable || type === MessageType.preVoteResp;
+  return (
+    type === MessageType.appResp ||
+    type === MessageType.voteResp ||
+    type === MessageType.heartbeatResp ||
+    type === MessageType.unreachable ||
+    type === MessageType.preVoteResp
+  );
 }
 
 /**
@@ -472,7 +514,9 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 function handleVoteRequest(core: RaftCore, m: Message): void {
-  const canVote = core.vote === m.from || (core.vote === noneId && core.leaderId === noneId) ||
+  const canVote =
+    core.vote === m.from ||
+    (core.vote === noneId && core.leaderId === noneId) ||
     (m.type === MessageType.preVote && m.term > core.term);
   const responseType = voteResponseType(m.type);
   if (canVote && core.log.isUpToDate(m.index, m.logTerm)) {
@@ -540,7 +584,10 @@ function stepCampaigner(core: RaftCore, m: Message, responseType: MessageType): 
     case MessageType.app:
     case MessageType.heartbeat:
     case MessageType.snap:
-      assert(m.term === core.term, () => `a leader's message past the term rules must be of our term ${core.term}, got ${m.term}`);
+      assert(
+        m.term === core.term,
+        () => `a leader's message past the term rules must be of our term ${core.term}, got ${m.term}`,
+      );
       return { type: 'LEADER_SEEN', leaderId: m.from }; // The follower we become handles it.
     case responseType:
       return tallyVoteResponse(core, m, responseType === MessageType.preVoteResp);
@@ -578,7 +625,14 @@ function handleAppend(core: RaftCore, m: Message): void {
   // term of divergent entries in one round trip.
   const hintIndex = log.findConflictByTerm(Math.min(m.index, log.lastIndex()), m.logTerm);
   const hintTerm = log.term(hintIndex) ?? 0;
-  send(core, { type: MessageType.appResp, to: m.from, index: m.index, reject: true, rejectHint: hintIndex, logTerm: hintTerm });
+  send(core, {
+    type: MessageType.appResp,
+    to: m.from,
+    index: m.index,
+    reject: true,
+    rejectHint: hintIndex,
+    logTerm: hintTerm,
+  });
 }
 
 function handleHeartbeat(core: RaftCore, m: Message): void {

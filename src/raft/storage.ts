@@ -3,14 +3,7 @@
  * writes to storage after it has persisted a Ready; the core only reads stable state from it.
  */
 import { assert } from '../lib/assert.js';
-import {
-  type ConfState,
-  type Entry,
-  type HardState,
-  type Snapshot,
-  EntryType,
-  emptyHardState,
-} from './types.js';
+import { type ConfState, type Entry, type HardState, type Snapshot, EntryType, emptyHardState } from './types.js';
 import { SnapshotOutOfDateError, StorageCompactedError, StorageUnavailableError } from './errors.js';
 
 /** Read-only view of persisted Raft state. Indexes are inclusive unless said otherwise. */
@@ -147,7 +140,10 @@ export class MemoryStorage implements RaftStorage {
    */
   compactIndexKeeping(index: number, bytesMax: number): number {
     const offset = this.dummy().index;
-    assert(index > offset && index <= this.lastIndex(), () => `index ${index} outside the log (${offset}, ${this.lastIndex()}]`);
+    assert(
+      index > offset && index <= this.lastIndex(),
+      () => `index ${index} outside the log (${offset}, ${this.lastIndex()}]`,
+    );
     let keptBytes = 0;
     for (let at = index; at > offset; at--) {
       keptBytes += (this.log[at - offset] as Entry).data.length;

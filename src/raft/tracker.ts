@@ -46,7 +46,13 @@ export class ProgressTracker {
 
   confState(): ConfState {
     const sorted = (ids: Set<NodeId>): NodeId[] => [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    return { voters: sorted(this.voters), learners: sorted(this.learners), votersOutgoing: [], learnersNext: [], autoLeave: false };
+    return {
+      voters: sorted(this.voters),
+      learners: sorted(this.learners),
+      votersOutgoing: [],
+      learnersNext: [],
+      autoLeave: false,
+    };
   }
 
   isSingleton(): boolean {

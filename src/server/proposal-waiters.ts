@@ -20,7 +20,10 @@ export class ProposalWaiters<T> {
 
   /** `firstId`: the ID of the first proposal; IDs then count up by one. */
   constructor(firstId = 1) {
-    assert(Number.isSafeInteger(firstId) && firstId >= 1, () => `the first proposal ID must be a positive integer, not ${firstId}`);
+    assert(
+      Number.isSafeInteger(firstId) && firstId >= 1,
+      () => `the first proposal ID must be a positive integer, not ${firstId}`,
+    );
     this.nextId = firstId;
   }
 

@@ -51,7 +51,10 @@ export class ReadIndexQueue<Read> {
    * not know (another member's, or answered already) is ignored.
    */
   confirm(requestContext: Uint8Array, index: number): void {
-    assert(Number.isSafeInteger(index) && index >= 0, () => `a read index must be a non-negative integer, not ${index}`);
+    assert(
+      Number.isSafeInteger(index) && index >= 0,
+      () => `a read index must be a non-negative integer, not ${index}`,
+    );
     const context = decoder.decode(requestContext);
     const reads = this.requested.get(context);
     if (reads === undefined) return;
@@ -73,7 +76,11 @@ export class ReadIndexQueue<Read> {
 
   /** Every read in every phase; the queue is empty afterwards. */
   takeAll(): Read[] {
-    const all = [...this.unsent, ...[...this.requested.values()].flat(), ...this.confirmed.flatMap((item) => item.reads)];
+    const all = [
+      ...this.unsent,
+      ...[...this.requested.values()].flat(),
+      ...this.confirmed.flatMap((item) => item.reads),
+    ];
     this.unsent = [];
     this.requested.clear();
     this.confirmed.length = 0;

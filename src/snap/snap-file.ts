@@ -36,11 +36,23 @@ export function decodeMembership(data: Uint8Array, where: string): SnapshotMembe
   const decoded = packr.unpack(data) as { members?: unknown; removed?: unknown };
   const isMember = (value: unknown): value is ClusterMember => {
     const member = value as ClusterMember;
-    return typeof member === 'object' && member !== null && typeof member.id === 'bigint' && typeof member.name === 'string' &&
-      isStringList(member.peerUrls) && isStringList(member.clientUrls) && typeof member.isLearner === 'boolean';
+    return (
+      typeof member === 'object' &&
+      member !== null &&
+      typeof member.id === 'bigint' &&
+      typeof member.name === 'string' &&
+      isStringList(member.peerUrls) &&
+      isStringList(member.clientUrls) &&
+      typeof member.isLearner === 'boolean'
+    );
   };
   const { members, removed } = decoded;
-  if (!Array.isArray(members) || !members.every(isMember) || !Array.isArray(removed) || !removed.every((id) => typeof id === 'bigint')) {
+  if (
+    !Array.isArray(members) ||
+    !members.every(isMember) ||
+    !Array.isArray(removed) ||
+    !removed.every((id) => typeof id === 'bigint')
+  ) {
     throw new Error(`${where}: malformed membership`);
   }
   return { members, removed: removed as bigint[] };
@@ -88,9 +100,13 @@ function asConfState(value: unknown, path: string): ConfState {
   const state = value as ConfState;
   const isIdList = (list: unknown) => Array.isArray(list) && list.every((id) => typeof id === 'bigint');
   if (
-    typeof state !== 'object' || state === null ||
-    !isIdList(state.voters) || !isIdList(state.learners) || !isIdList(state.votersOutgoing) ||
-    !isIdList(state.learnersNext) || typeof state.autoLeave !== 'boolean'
+    typeof state !== 'object' ||
+    state === null ||
+    !isIdList(state.voters) ||
+    !isIdList(state.learners) ||
+    !isIdList(state.votersOutgoing) ||
+    !isIdList(state.learnersNext) ||
+    typeof state.autoLeave !== 'boolean'
   ) {
     throw new Error(`snapshot file ${path}: malformed membership`);
   }
@@ -123,6 +139,8 @@ export function loadSnapFile(dir: string, term: number, index: number): Snapshot
 /** Deletes all but the newest `keep` snapshot files (etcd's --max-snapshots; 0 keeps all). */
 export function purgeSnapFiles(dir: string, keep: number): void {
   if (keep <= 0) return;
-  const names = readdirSync(dir).filter((name) => snapNamePattern.test(name)).sort();
+  const names = readdirSync(dir)
+    .filter((name) => snapNamePattern.test(name))
+    .sort();
   for (const name of names.slice(0, Math.max(0, names.length - keep))) unlinkSync(join(dir, name));
 }

@@ -96,7 +96,10 @@ export class FrameBuilder {
   private totalBytes = 0;
 
   add(type: RecordType, payload: Uint8Array): this {
-    assert(payload.length + 1 <= walRecordBytesMax, () => `WAL record body ${payload.length + 1} bytes exceeds ${walRecordBytesMax}`);
+    assert(
+      payload.length + 1 <= walRecordBytesMax,
+      () => `WAL record body ${payload.length + 1} bytes exceeds ${walRecordBytesMax}`,
+    );
     this.types.push(type);
     this.payloads.push(payload);
     this.totalBytes += frameBytes(payload.length);
@@ -127,10 +130,16 @@ export function sealFrames(frames: Uint8Array, previousCrc: number): number {
   let crc = previousCrc;
   let offset = 0;
   while (offset < frames.length) {
-    assert(offset + frameHeaderBytes < frames.length, () => `frame header at ${offset} runs past ${frames.length} bytes`);
+    assert(
+      offset + frameHeaderBytes < frames.length,
+      () => `frame header at ${offset} runs past ${frames.length} bytes`,
+    );
     const bodyBytes = view.getUint32(offset, true);
     const bodyStart = offset + frameHeaderBytes;
-    assert(bodyBytes >= 1 && bodyStart + bodyBytes <= frames.length, () => `frame at ${offset} has body of ${bodyBytes} bytes`);
+    assert(
+      bodyBytes >= 1 && bodyStart + bodyBytes <= frames.length,
+      () => `frame at ${offset} has body of ${bodyBytes} bytes`,
+    );
     assert(isRecordType(frames[bodyStart]!), () => `frame at ${offset} has unknown type ${frames[bodyStart]}`);
     crc = crc32cUpdate(crc, frames, bodyStart, bodyStart + bodyBytes);
     view.setUint32(offset + 4, crc, true);
@@ -163,12 +172,20 @@ export function encodeCrc(previousCrc: number): Uint8Array {
 }
 
 /** Frames entries (in order, contiguous) followed by the hard state, as etcd's WAL Save does. */
-export function encodeBatch(entries: readonly Entry[], hardState?: HardState, snapshot?: WalSnapshotMarker): EncodedBatch {
+export function encodeBatch(
+  entries: readonly Entry[],
+  hardState?: HardState,
+  snapshot?: WalSnapshotMarker,
+): EncodedBatch {
   const builder = new FrameBuilder();
   if (snapshot !== undefined) builder.add(RecordType.snapshot, encodeSnapshotMarker(snapshot));
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i]!;
-    if (i > 0) assert(entry.index === entries[i - 1]!.index + 1, () => `entries not contiguous: ${entries[i - 1]!.index} then ${entry.index}`);
+    if (i > 0)
+      assert(
+        entry.index === entries[i - 1]!.index + 1,
+        () => `entries not contiguous: ${entries[i - 1]!.index} then ${entry.index}`,
+      );
     builder.add(RecordType.entry, encodeEntry(entry));
   }
   if (hardState !== undefined) builder.add(RecordType.state, encodeHardState(hardState));
@@ -190,12 +207,13 @@ function decodeArray(payload: Uint8Array, what: string, length: number, unpacker
 }
 
 function describe(value: unknown): string {
-  return typeof value === 'bigint' ? `${value}n` : JSON.stringify(value) ?? String(value);
+  return typeof value === 'bigint' ? `${value}n` : (JSON.stringify(value) ?? String(value));
 }
 
 function toIndex(value: unknown, what: string): number {
   const n = typeof value === 'bigint' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new Error(`${what} is not a non-negative integer: ${describe(value)}`);
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
+    throw new Error(`${what} is not a non-negative integer: ${describe(value)}`);
   return n;
 }
 
@@ -220,12 +238,21 @@ export function decodeEntry(payload: Uint8Array, copy?: (data: Uint8Array) => Ui
   const entryType = toIndex(type, 'entry type');
   if (entryType > 2) throw new Error(`entry type ${entryType} is unknown`);
   const bytes = toBytes(data, 'entry data');
-  return { term: toIndex(term, 'entry term'), index: toIndex(index, 'entry index'), type: entryType as EntryType, data: copy === undefined ? bytes : copy(bytes) };
+  return {
+    term: toIndex(term, 'entry term'),
+    index: toIndex(index, 'entry index'),
+    type: entryType as EntryType,
+    data: copy === undefined ? bytes : copy(bytes),
+  };
 }
 
 export function decodeHardState(payload: Uint8Array): HardState {
   const [term, vote, commit] = decodeArray(payload, 'hard state', 3);
-  return { term: toIndex(term, 'hard state term'), vote: toId(vote, 'hard state vote'), commit: toIndex(commit, 'hard state commit') };
+  return {
+    term: toIndex(term, 'hard state term'),
+    vote: toId(vote, 'hard state vote'),
+    commit: toIndex(commit, 'hard state commit'),
+  };
 }
 
 export function decodeSnapshotMarker(payload: Uint8Array): WalSnapshotMarker {
@@ -239,6 +266,7 @@ export function decodeMetadata(payload: Uint8Array): WalMetadata {
 }
 
 export function decodeCrc(payload: Uint8Array): number {
-  if (payload.length !== crcBodyBytes - 1) throw new Error(`crc record payload is ${payload.length} bytes, expected ${crcBodyBytes - 1}`);
+  if (payload.length !== crcBodyBytes - 1)
+    throw new Error(`crc record payload is ${payload.length} bytes, expected ${crcBodyBytes - 1}`);
   return new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(0, true);
 }

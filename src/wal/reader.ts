@@ -88,7 +88,11 @@ export function isZero(bytes: Uint8Array, start: number, end: number): boolean {
 function segmentSeed(path: string, bytes: Uint8Array, view: DataView, bodyBytes: number): number {
   const type = bytes[frameHeaderBytes];
   if (type !== RecordType.crc || bodyBytes !== crcBodyBytes) {
-    throw new WalCorruptionError(path, 0, `segment starts with a record of type ${type} and ${bodyBytes} body bytes, expected a crc record`);
+    throw new WalCorruptionError(
+      path,
+      0,
+      `segment starts with a record of type ${type} and ${bodyBytes} body bytes, expected a crc record`,
+    );
   }
   return view.getUint32(frameHeaderBytes + 1, true);
 }
@@ -103,7 +107,8 @@ export function scanSegment(path: string, bytes: Uint8Array, isLast: boolean, vi
   let offset = 0;
   const tornOrCorrupt = (reason: string, end: number): ScanResult => {
     if (!isLast) throw new WalCorruptionError(path, offset, `${reason} in a segment that is not the last`);
-    if (!isZero(bytes, end, bytes.length)) throw new WalCorruptionError(path, offset, `${reason}, followed by non-zero data`);
+    if (!isZero(bytes, end, bytes.length))
+      throw new WalCorruptionError(path, offset, `${reason}, followed by non-zero data`);
     // A segment's header records are durable before it gets its name, so they cannot be torn.
     if (crc === undefined) throw new WalCorruptionError(path, offset, `${reason} in the segment's first record`);
     return { endOffset: offset, crc, torn: { offset, reason } };
@@ -115,18 +120,25 @@ export function scanSegment(path: string, bytes: Uint8Array, isLast: boolean, vi
     }
     const bodyBytes = view.getUint32(offset, true);
     if (bodyBytes === 0) {
-      if (!isZero(bytes, offset, bytes.length)) throw new WalCorruptionError(path, offset, 'zero record length followed by non-zero data');
+      if (!isZero(bytes, offset, bytes.length))
+        throw new WalCorruptionError(path, offset, 'zero record length followed by non-zero data');
       break;
     }
-    if (bodyBytes > walRecordBytesMax) throw new WalCorruptionError(path, offset, `record length ${bodyBytes} exceeds ${walRecordBytesMax}`);
+    if (bodyBytes > walRecordBytesMax)
+      throw new WalCorruptionError(path, offset, `record length ${bodyBytes} exceeds ${walRecordBytesMax}`);
     const bodyStart = offset + frameHeaderBytes;
     const end = offset + alignFrame(frameHeaderBytes + bodyBytes);
-    if (end > bytes.length) return tornOrCorrupt(`record of ${bodyBytes} body bytes runs past the end of the file (${bytes.length} bytes)`, bytes.length);
+    if (end > bytes.length)
+      return tornOrCorrupt(
+        `record of ${bodyBytes} body bytes runs past the end of the file (${bytes.length} bytes)`,
+        bytes.length,
+      );
     const seed = crc ?? segmentSeed(path, bytes, view, bodyBytes);
     const actual = crc32cUpdate(seed, bytes, bodyStart, bodyStart + bodyBytes);
     const stored = view.getUint32(offset + 4, true);
     if (actual !== stored) return tornOrCorrupt(`crc mismatch: stored ${hex(stored)}, computed ${hex(actual)}`, end);
-    if (!isZero(bytes, bodyStart + bodyBytes, end)) throw new WalCorruptionError(path, offset, 'non-zero record padding');
+    if (!isZero(bytes, bodyStart + bodyBytes, end))
+      throw new WalCorruptionError(path, offset, 'non-zero record padding');
     const type = bytes[bodyStart]!;
     if (!isRecordType(type)) throw new WalCorruptionError(path, offset, `unknown record type ${type}`);
     try {
@@ -187,7 +199,9 @@ class Replay {
   private metadataRecord(metadata: WalMetadata): void {
     const seen = this.metadata;
     if (seen !== undefined && (seen.memberId !== metadata.memberId || seen.clusterId !== metadata.clusterId)) {
-      throw new Error(`metadata conflict: member ${metadata.memberId} cluster ${metadata.clusterId}, earlier member ${seen.memberId} cluster ${seen.clusterId}`);
+      throw new Error(
+        `metadata conflict: member ${metadata.memberId} cluster ${metadata.clusterId}, earlier member ${seen.memberId} cluster ${seen.clusterId}`,
+      );
     }
     this.metadata = metadata;
   }
@@ -207,7 +221,11 @@ class Replay {
       if (entry.index <= start) continue;
       const position = entry.index - start - 1;
       if (position > entries.length) {
-        throw new WalCorruptionError(path, offset, `entry ${entry.index} leaves a gap after index ${start + entries.length}`);
+        throw new WalCorruptionError(
+          path,
+          offset,
+          `entry ${entry.index} leaves a gap after index ${start + entries.length}`,
+        );
       }
       entries.length = position;
       entries.push(entry);
@@ -229,14 +247,29 @@ export function readWal(dir: string): WalReadResult {
     const { path } = segments[i]!;
     const bytes = reader.read(path);
     const isLast = i === segments.length - 1;
-    last = scanSegment(path, bytes, isLast, (type, payload, offset, crcBefore) => replay.record(path, type, payload, offset, crcBefore));
+    last = scanSegment(path, bytes, isLast, (type, payload, offset, crcBefore) =>
+      replay.record(path, type, payload, offset, crcBefore),
+    );
     replay.previousSegmentCrc = last.crc;
     tailBytes = bytes.length;
   }
   const metadata = replay.metadata;
   if (metadata === undefined) throw new WalCorruptionError(segments[0]!.path, 0, 'no metadata record');
-  const state: WalState = { metadata, hardState: replay.hardState, snapshot: replay.snapshot, entries: replay.entries() };
-  return { state, segments, tailOffset: last!.endOffset, tailCrc: last!.crc, tailBytes, torn: last!.torn, entryBuffers: replay.arena.buffers };
+  const state: WalState = {
+    metadata,
+    hardState: replay.hardState,
+    snapshot: replay.snapshot,
+    entries: replay.entries(),
+  };
+  return {
+    state,
+    segments,
+    tailOffset: last!.endOffset,
+    tailCrc: last!.crc,
+    tailBytes,
+    torn: last!.torn,
+    entryBuffers: replay.arena.buffers,
+  };
 }
 
 /** Reads whole segment files into one buffer, grown as needed; each read replaces the last. */

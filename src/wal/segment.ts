@@ -42,7 +42,9 @@ export function listSegments(dir: string): SegmentFile[] {
     const previous = segments[i - 1]!;
     const current = segments[i]!;
     if (current.seq !== previous.seq + 1) {
-      throw new Error(`WAL ${dir}: segment ${current.path} follows ${previous.path}; expected sequence ${previous.seq + 1}`);
+      throw new Error(
+        `WAL ${dir}: segment ${current.path} follows ${previous.path}; expected sequence ${previous.seq + 1}`,
+      );
     }
   }
   return segments;
@@ -51,6 +53,9 @@ export function listSegments(dir: string): SegmentFile[] {
 /** Names of half-written segments left by a crash during a cut. */
 export function listTempSegments(dir: string): string[] {
   return readdirSync(dir)
-    .filter((name) => name.endsWith(segmentTempSuffix) && parseSegmentName(name.slice(0, -segmentTempSuffix.length)) !== undefined)
+    .filter(
+      (name) =>
+        name.endsWith(segmentTempSuffix) && parseSegmentName(name.slice(0, -segmentTempSuffix.length)) !== undefined,
+    )
     .map((name) => join(dir, name));
 }

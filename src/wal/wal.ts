@@ -3,7 +3,17 @@
  * directly by tests and the simulator. Appends only write; sync() makes everything written durable.
  * See format.ts for the bytes on disk.
  */
-import { closeSync, existsSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fdatasyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { assert } from '../lib/assert.js';
 import { walSegmentBytesDefault } from '../lib/limits.js';
@@ -56,7 +66,13 @@ export class Wal {
     readonly dir: string,
     readonly metadata: WalMetadata,
     private readonly segmentBytes: number,
-    init: { segments: SegmentFile[]; tail: TailSegment; lastIndex: number; hardState: HardState | undefined; snapshot: WalSnapshotMarker },
+    init: {
+      segments: SegmentFile[];
+      tail: TailSegment;
+      lastIndex: number;
+      hardState: HardState | undefined;
+      snapshot: WalSnapshotMarker;
+    },
   ) {
     this.segments = init.segments;
     this.tail = init.tail;
@@ -76,8 +92,22 @@ export class Wal {
     mkdirSync(dir, { recursive: true });
     if (listSegments(dir).length > 0) throw new Error(`WAL ${dir} already exists`);
     const snapshot = { index: 0, term: 0 };
-    const { segment, tail } = writeSegment(dir, { seq: 0, firstIndex: 0, previousCrc: 0, metadata, snapshot, hardState: undefined, segmentBytes });
-    return new Wal(dir, metadata, segmentBytes, { segments: [segment], tail, lastIndex: 0, hardState: undefined, snapshot });
+    const { segment, tail } = writeSegment(dir, {
+      seq: 0,
+      firstIndex: 0,
+      previousCrc: 0,
+      metadata,
+      snapshot,
+      hardState: undefined,
+      segmentBytes,
+    });
+    return new Wal(dir, metadata, segmentBytes, {
+      segments: [segment],
+      tail,
+      lastIndex: 0,
+      hardState: undefined,
+      snapshot,
+    });
   }
 
   /**
@@ -93,11 +123,14 @@ export class Wal {
     try {
       if (read.torn !== undefined) {
         const zeroed = read.tailBytes - read.torn.offset;
-        (options.log ?? console.warn)(`WAL ${tailFile.path}: torn write at byte offset ${read.torn.offset} (${read.torn.reason}); zeroed ${zeroed} bytes`);
+        (options.log ?? console.warn)(
+          `WAL ${tailFile.path}: torn write at byte offset ${read.torn.offset} (${read.torn.reason}); zeroed ${zeroed} bytes`,
+        );
       }
       // Zeroes a torn record and restores preallocation if a crash left the file short.
       if (read.torn !== undefined) ftruncateSync(fd, read.tailOffset);
-      if (read.torn !== undefined || read.tailBytes < segmentBytes) ftruncateSync(fd, Math.max(read.tailBytes, segmentBytes));
+      if (read.torn !== undefined || read.tailBytes < segmentBytes)
+        ftruncateSync(fd, Math.max(read.tailBytes, segmentBytes));
       fdatasyncSync(fd);
     } catch (error) {
       closeSync(fd);
@@ -105,9 +138,18 @@ export class Wal {
     }
     const { state } = read;
     const lastIndex = state.entries.length > 0 ? state.entries[state.entries.length - 1]!.index : state.snapshot.index;
-    const hardState = state.hardState.term === 0 && state.hardState.commit === 0 && state.hardState.vote === 0n ? undefined : state.hardState;
+    const hardState =
+      state.hardState.term === 0 && state.hardState.commit === 0 && state.hardState.vote === 0n
+        ? undefined
+        : state.hardState;
     const tail = { fd, offset: read.tailOffset, crc: read.tailCrc };
-    const wal = new Wal(dir, state.metadata, segmentBytes, { segments: read.segments, tail, lastIndex, hardState, snapshot: state.snapshot });
+    const wal = new Wal(dir, state.metadata, segmentBytes, {
+      segments: read.segments,
+      tail,
+      lastIndex,
+      hardState,
+      snapshot: state.snapshot,
+    });
     return { wal, state, entryBuffers: read.entryBuffers };
   }
 
@@ -141,11 +183,20 @@ export class Wal {
 
   private checkBatch(batch: EncodedBatch): void {
     const snapshotIndex = batch.snapshot?.index ?? this.snapshot.index;
-    assert(snapshotIndex >= this.snapshot.index, () => `snapshot marker ${snapshotIndex} is behind ${this.snapshot.index}`);
+    assert(
+      snapshotIndex >= this.snapshot.index,
+      () => `snapshot marker ${snapshotIndex} is behind ${this.snapshot.index}`,
+    );
     if (batch.firstIndex === undefined) return;
-    assert(batch.firstIndex > snapshotIndex, () => `entry ${batch.firstIndex} is at or below the snapshot at ${snapshotIndex}`);
+    assert(
+      batch.firstIndex > snapshotIndex,
+      () => `entry ${batch.firstIndex} is at or below the snapshot at ${snapshotIndex}`,
+    );
     const lastIndex = Math.max(this.lastIndex, snapshotIndex);
-    assert(batch.firstIndex <= lastIndex + 1, () => `entry ${batch.firstIndex} leaves a gap after the last index ${lastIndex}`);
+    assert(
+      batch.firstIndex <= lastIndex + 1,
+      () => `entry ${batch.firstIndex} leaves a gap after the last index ${lastIndex}`,
+    );
   }
 
   /** Makes every write so far durable. */
@@ -220,7 +271,10 @@ export class Wal {
 
 function segmentBytesOption(options: WalOptions): number {
   const segmentBytes = options.segmentBytes ?? walSegmentBytesDefault;
-  assert(Number.isSafeInteger(segmentBytes) && segmentBytes >= walSegmentBytesMin, () => `segmentBytes must be an integer >= ${walSegmentBytesMin}, got ${segmentBytes}`);
+  assert(
+    Number.isSafeInteger(segmentBytes) && segmentBytes >= walSegmentBytesMin,
+    () => `segmentBytes must be an integer >= ${walSegmentBytesMin}, got ${segmentBytes}`,
+  );
   return segmentBytes;
 }
 
@@ -265,5 +319,8 @@ function writeSegment(dir: string, header: SegmentHeader): { segment: SegmentFil
     closeSync(fd);
     throw error;
   }
-  return { segment: { seq: header.seq, firstIndex: header.firstIndex, path }, tail: { fd, offset: frames.length, crc } };
+  return {
+    segment: { seq: header.seq, firstIndex: header.firstIndex, path },
+    tail: { fd, offset: frames.length, crc },
+  };
 }

@@ -3,7 +3,13 @@
  * etcd's splitting of a large response into fragments.
  */
 
-import { headerToWire, keyValueToWire, type WireHeader, type WireKeyValue, type WireMessage } from '../api/proto-wire.js';
+import {
+  headerToWire,
+  keyValueToWire,
+  type WireHeader,
+  type WireKeyValue,
+  type WireMessage,
+} from '../api/proto-wire.js';
 import type { ResponseHeader } from '../api/types.js';
 import type { WatchEvent, WatchFilter } from './watchable-store.js';
 

@@ -191,7 +191,10 @@ export class WatchableStore {
     const matched = new Map<Watcher, EventSet>();
     for (let index = 0; index < events.length; index++) {
       const event = events[index] as MvccEvent;
-      assert(event.kv.modRevision === revision, () => `notify(${revision}) got an event of revision ${event.kv.modRevision}`);
+      assert(
+        event.kv.modRevision === revision,
+        () => `notify(${revision}) got an event of revision ${event.kv.modRevision}`,
+      );
       this.synced.forEachWatching(keyToString(event.kv.key), (watcher) => {
         if (revision >= watcher.minRevision) matched.set(watcher, (matched.get(watcher) ?? shared.none).with(index));
       });
@@ -216,7 +219,10 @@ export class WatchableStore {
    * moved forward (0 means only refused compaction notices are left: retry later, not at once).
    */
   syncUnsynced(eventsMax = syncEventsMaxDefault, bytesMax = syncBytesMaxDefault): SyncPass {
-    assert(eventsMax > 0 && bytesMax > 0, () => `syncUnsynced needs positive budgets, got ${eventsMax} events, ${bytesMax} bytes`);
+    assert(
+      eventsMax > 0 && bytesMax > 0,
+      () => `syncUnsynced needs positive budgets, got ${eventsMax} events, ${bytesMax} bytes`,
+    );
     if (this.unsynced.size === 0) return { unsynced: 0, advanced: 0 };
     const source = this.requireSource();
     const current = source.currentRevision();
@@ -260,7 +266,12 @@ export class WatchableStore {
   /** Sends a synced watcher an event-less response at the current revision; false when not synced. */
   progress(watcher: Watcher): boolean {
     if (watcher.state !== 'synced') return false;
-    watcher.sink({ watchId: watcher.watchId, revision: this.requireSource().currentRevision(), events: [], compactRevision: 0 });
+    watcher.sink({
+      watchId: watcher.watchId,
+      revision: this.requireSource().currentRevision(),
+      events: [],
+      compactRevision: 0,
+    });
     return true;
   }
 
@@ -290,7 +301,8 @@ export class WatchableStore {
   private cancelIfCompacted(watcher: Watcher, compact: number): 'live' | 'canceled' | 'refused' {
     if (compact < 0 || watcher.minRevision >= compact) return 'live';
     // etcd sends this response with a zero header revision; a refused one is tried on the next pass.
-    if (!watcher.sink({ watchId: watcher.watchId, revision: 0, events: [], compactRevision: compact })) return 'refused';
+    if (!watcher.sink({ watchId: watcher.watchId, revision: 0, events: [], compactRevision: compact }))
+      return 'refused';
     this.unsynced.delete(watcher);
     watcher.state = 'compacted';
     return 'canceled';
@@ -421,7 +433,11 @@ class SharedEvents {
       const event = this.events[index] as MvccEvent;
       if (filters.length > 0 && filteredOut(filters, event)) continue;
       const previous = prevKv ? this.previousOf(index, event) : undefined;
-      out.push(previous === undefined ? { type: event.type, kv: event.kv } : { type: event.type, kv: event.kv, prevKv: previous });
+      out.push(
+        previous === undefined
+          ? { type: event.type, kv: event.kv }
+          : { type: event.type, kv: event.kv, prevKv: previous },
+      );
     }
     return out.length === 0 ? null : out;
   }

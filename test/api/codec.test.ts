@@ -33,9 +33,16 @@ describe('the loaded protos', () => {
     assert.deepEqual(streaming.sort(), [...streamingMethods].sort());
   });
 
-  test('encode a KeyValue with etcd\'s field numbers', () => {
+  test("encode a KeyValue with etcd's field numbers", () => {
     const type = loadProtos()['mvccpb.KeyValue'] as { serialize: (value: object) => Buffer };
-    const kv = keyValueToWire({ key: bytes('k'), createRevision: 2, modRevision: 3, version: 4, value: bytes('v'), lease: 6n });
+    const kv = keyValueToWire({
+      key: bytes('k'),
+      createRevision: 2,
+      modRevision: 3,
+      version: 4,
+      value: bytes('v'),
+      lease: 6n,
+    });
     const expected = [0x0a, 0x01, 0x6b, 0x10, 0x02, 0x18, 0x03, 0x20, 0x04, 0x2a, 0x01, 0x76, 0x30, 0x06];
     assert.deepEqual([...type.serialize(kv)], expected);
   });
@@ -73,14 +80,24 @@ describe('mapping wire messages to domain types', () => {
   });
 
   test('header and key-value round trip through the wire shape', () => {
-    const kv: KeyValue = { key: bytes('k'), value: bytes('v'), createRevision: 3, modRevision: 9, version: 2, lease: -1n };
+    const kv: KeyValue = {
+      key: bytes('k'),
+      value: bytes('v'),
+      createRevision: 3,
+      modRevision: 9,
+      version: 2,
+      lease: -1n,
+    };
     assert.deepEqual(keyValueFromWire(keyValueToWire(kv)), kv);
-    assert.deepEqual(headerFromWire({ clusterId: '18446744073709551615', memberId: '1', revision: '5', raftTerm: '2' }), {
-      clusterId: 18446744073709551615n,
-      memberId: 1n,
-      revision: 5,
-      raftTerm: 2,
-    });
+    assert.deepEqual(
+      headerFromWire({ clusterId: '18446744073709551615', memberId: '1', revision: '5', raftTerm: '2' }),
+      {
+        clusterId: 18446744073709551615n,
+        memberId: 1n,
+        revision: 5,
+        raftTerm: 2,
+      },
+    );
   });
 
   test('a txn survives domain -> wire -> domain, nested txns and compare operands included', () => {
@@ -98,9 +115,28 @@ describe('mapping wire messages to domain types', () => {
           lease: 0n,
         },
       ],
-      success: [{ type: 'txn', txn: { compare: [], success: [{ type: 'put', put: {
-        key: bytes('b'), value: bytes('1'), lease: 5n, prevKv: false, ignoreValue: false, ignoreLease: false,
-      } }], failure: [] } }],
+      success: [
+        {
+          type: 'txn',
+          txn: {
+            compare: [],
+            success: [
+              {
+                type: 'put',
+                put: {
+                  key: bytes('b'),
+                  value: bytes('1'),
+                  lease: 5n,
+                  prevKv: false,
+                  ignoreValue: false,
+                  ignoreLease: false,
+                },
+              },
+            ],
+            failure: [],
+          },
+        },
+      ],
       failure: [{ type: 'deleteRange', deleteRange: { key: bytes('c'), rangeEnd: bytes('d'), prevKv: true } }],
     };
     assert.deepEqual(txnRequestFromWire(txnRequestToWire(txn)), txn);
@@ -108,8 +144,10 @@ describe('mapping wire messages to domain types', () => {
 
   test('an op with nothing set is etcd\'s "key not found"', () => {
     const wire: WireTxnRequest = { compare: [], success: [{}], failure: [] };
-    assert.throws(() => txnRequestFromWire(wire), (error: unknown) =>
-      error instanceof EtcdError && error.message === 'etcdserver: key not found');
+    assert.throws(
+      () => txnRequestFromWire(wire),
+      (error: unknown) => error instanceof EtcdError && error.message === 'etcdserver: key not found',
+    );
   });
 });
 
@@ -122,7 +160,10 @@ describe('txn responses on the wire', () => {
       responses: [
         { type: 'deleteRange', deleteRange: { deleted: 0, prevKvs: [], revision: 7 } },
         { type: 'put', put: {} },
-        { type: 'txn', txn: { succeeded: false, responses: [{ type: 'range', range: { kvs: [], more: false, count: 0 } }] } },
+        {
+          type: 'txn',
+          txn: { succeeded: false, responses: [{ type: 'range', range: { kvs: [], more: false, count: 0 } }] },
+        },
       ],
     });
     const zero = { clusterId: '0', memberId: '0', raftTerm: '0' };

@@ -48,8 +48,7 @@ export class FakeKv implements KvService {
   private matching(begin: Uint8Array, end: Uint8Array): KeyValue[] {
     const from = key(begin);
     const to = key(end);
-    const inRange = (k: string) =>
-      end.length === 0 ? k === from : to === '\0' ? k >= from : k >= from && k < to;
+    const inRange = (k: string) => (end.length === 0 ? k === from : to === '\0' ? k >= from : k >= from && k < to);
     return [...this.store.entries()]
       .filter(([k]) => inRange(k))
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))

@@ -21,15 +21,29 @@ describe('mvcc key codec', () => {
   });
 
   it('orders keys as their bytes, including bytes above 0x7f and long keys', () => {
-    const keys = [[0x61, 0xff], [0x61, 0x80, 0x01], [0x61], [0x7f], [0x80], [...new Array<number>(300).fill(0x61), 0x00]].map((bytes) => new Uint8Array(bytes));
+    const keys = [
+      [0x61, 0xff],
+      [0x61, 0x80, 0x01],
+      [0x61],
+      [0x7f],
+      [0x80],
+      [...new Array<number>(300).fill(0x61), 0x00],
+    ].map((bytes) => new Uint8Array(bytes));
     const byBytes = [...keys].sort((a, b) => Buffer.compare(a, b)).map(keyToString);
     const byText = keys.map(keyToString).sort();
     assert.deepEqual(byText, byBytes);
   });
 
-  it('reads an index record\'s key as the same string keyToString makes', () => {
+  it("reads an index record's key as the same string keyToString makes", () => {
     const key = everyByteAtAnOffset();
-    const record = encodeKeyValue({ key, createRevision: 5, modRevision: 9, version: 3, value: new Uint8Array([1, 2, 3]), lease: 7n });
+    const record = encodeKeyValue({
+      key,
+      createRevision: 5,
+      modRevision: 9,
+      version: 3,
+      value: new Uint8Array([1, 2, 3]),
+      lease: 7n,
+    });
     // The record sits inside a larger buffer, as in LMDB's shared read buffer.
     const shared = new Uint8Array(record.length + 16);
     shared.set(record);

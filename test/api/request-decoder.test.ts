@@ -14,16 +14,29 @@ import {
   type WireTxnRequest,
 } from '../support/kv-proto-wire.js';
 import { EtcdError } from '../../src/api/errors.js';
-import { decodeDeleteRangeRequest, decodePutRequest, decodeRangeRequest, decodeTxnRequest } from '../../src/api/request-decoder.js';
+import {
+  decodeDeleteRangeRequest,
+  decodePutRequest,
+  decodeRangeRequest,
+  decodeTxnRequest,
+} from '../../src/api/request-decoder.js';
 import { encodeTxnRequest } from '../../src/api/request-encoder.js';
-import { CompareTarget, type Compare, type RangeRequest, type RequestOp, type TxnRequest } from '../../src/api/types.js';
+import {
+  CompareTarget,
+  type Compare,
+  type RangeRequest,
+  type RequestOp,
+  type TxnRequest,
+} from '../../src/api/types.js';
 import { Prng } from '../../src/lib/prng.js';
 
 const kv = loadProtos()['etcdserverpb.KV'] as grpc.ServiceDefinition;
 type Method = 'Range' | 'Put' | 'DeleteRange' | 'Txn';
 
-const serialize = (method: Method, wire: unknown): Buffer => (kv[method]!.requestSerialize as (value: unknown) => Buffer)(wire);
-const protobufjsDecode = (method: Method, bytes: Buffer): unknown => (kv[method]!.requestDeserialize as (buffer: Buffer) => unknown)(bytes);
+const serialize = (method: Method, wire: unknown): Buffer =>
+  (kv[method]!.requestSerialize as (value: unknown) => Buffer)(wire);
+const protobufjsDecode = (method: Method, bytes: Buffer): unknown =>
+  (kv[method]!.requestDeserialize as (buffer: Buffer) => unknown)(bytes);
 
 /** The generic path: protobufjs through proto-loader, then proto-wire.ts's mapping to domain objects. */
 const generic: Record<Method, (bytes: Buffer) => unknown> = {
@@ -32,13 +45,19 @@ const generic: Record<Method, (bytes: Buffer) => unknown> = {
   DeleteRange: (bytes) => deleteRangeRequestFromWire(protobufjsDecode('DeleteRange', bytes) as WireDeleteRangeRequest),
   Txn: (bytes) => txnRequestFromWire(protobufjsDecode('Txn', bytes) as WireTxnRequest),
 };
-const direct: Record<Method, (bytes: Buffer) => unknown> = { Range: decodeRangeRequest, Put: decodePutRequest, DeleteRange: decodeDeleteRangeRequest, Txn: decodeTxnRequest };
+const direct: Record<Method, (bytes: Buffer) => unknown> = {
+  Range: decodeRangeRequest,
+  Put: decodePutRequest,
+  DeleteRange: decodeDeleteRangeRequest,
+  Txn: decodeTxnRequest,
+};
 
 /** Byte fields compared by content, whatever their class (an unset compare value is a Uint8Array in the generic path). */
 function plain(value: unknown): unknown {
   if (value instanceof Uint8Array) return [...value];
   if (Array.isArray(value)) return value.map(plain);
-  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, plain(item)]));
+  if (typeof value === 'object' && value !== null)
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, plain(item)]));
   return value;
 }
 
@@ -48,7 +67,10 @@ function assertSameDecoding(method: Method, bytes: Buffer): unknown {
   try {
     expected = generic[method](bytes);
   } catch (error) {
-    assert.throws(() => direct[method](bytes), `the generic decoder refused (${(error as Error).message}), the direct one did not`);
+    assert.throws(
+      () => direct[method](bytes),
+      `the generic decoder refused (${(error as Error).message}), the direct one did not`,
+    );
     return undefined;
   }
   const decoded = direct[method](bytes);
@@ -69,7 +91,9 @@ class Requests {
   }
 
   bytes(): Buffer {
-    return this.int(4) === 0 ? Buffer.alloc(0) : Buffer.from(Array.from({ length: 1 + this.int(this.int(10) === 0 ? 300 : 12) }, () => this.int(256)));
+    return this.int(4) === 0
+      ? Buffer.alloc(0)
+      : Buffer.from(Array.from({ length: 1 + this.int(this.int(10) === 0 ? 300 : 12) }, () => this.int(256)));
   }
 
   number(): number {
@@ -86,15 +110,35 @@ class Requests {
 
   range(): RangeRequest {
     return {
-      key: this.bytes(), rangeEnd: this.bytes(), limit: this.number(), revision: this.number(), sortOrder: this.int(3), sortTarget: this.int(5),
-      serializable: this.bool(), keysOnly: this.bool(), countOnly: this.bool(), minModRevision: this.number(), maxModRevision: this.number(),
-      minCreateRevision: this.number(), maxCreateRevision: this.number(),
+      key: this.bytes(),
+      rangeEnd: this.bytes(),
+      limit: this.number(),
+      revision: this.number(),
+      sortOrder: this.int(3),
+      sortTarget: this.int(5),
+      serializable: this.bool(),
+      keysOnly: this.bool(),
+      countOnly: this.bool(),
+      minModRevision: this.number(),
+      maxModRevision: this.number(),
+      minCreateRevision: this.number(),
+      maxCreateRevision: this.number(),
     };
   }
 
   compare(): Compare {
     const target = this.int(5) as CompareTarget;
-    const base: Compare = { result: this.int(4), target, key: this.bytes(), rangeEnd: this.bytes(), version: 0, createRevision: 0, modRevision: 0, value: Buffer.alloc(0), lease: 0n };
+    const base: Compare = {
+      result: this.int(4),
+      target,
+      key: this.bytes(),
+      rangeEnd: this.bytes(),
+      version: 0,
+      createRevision: 0,
+      modRevision: 0,
+      value: Buffer.alloc(0),
+      lease: 0n,
+    };
     if (target === CompareTarget.version) base.version = this.number();
     if (target === CompareTarget.create) base.createRevision = this.number();
     if (target === CompareTarget.mod) base.modRevision = this.number();
@@ -108,7 +152,17 @@ class Requests {
       case 0:
         return { type: 'range', range: this.range() };
       case 1:
-        return { type: 'put', put: { key: this.bytes(), value: this.bytes(), lease: this.lease(), prevKv: this.bool(), ignoreValue: this.bool(), ignoreLease: this.bool() } };
+        return {
+          type: 'put',
+          put: {
+            key: this.bytes(),
+            value: this.bytes(),
+            lease: this.lease(),
+            prevKv: this.bool(),
+            ignoreValue: this.bool(),
+            ignoreLease: this.bool(),
+          },
+        };
       case 2:
         return { type: 'deleteRange', deleteRange: { key: this.bytes(), rangeEnd: this.bytes(), prevKv: this.bool() } };
       default:
@@ -118,7 +172,11 @@ class Requests {
 
   txn(depth: number): TxnRequest {
     const many = <T>(make: () => T): T[] => Array.from({ length: this.int(4) }, make);
-    return { compare: many(() => this.compare()), success: many(() => this.op(depth)), failure: many(() => this.op(depth)) };
+    return {
+      compare: many(() => this.compare()),
+      success: many(() => this.op(depth)),
+      failure: many(() => this.op(depth)),
+    };
   }
 }
 
@@ -130,7 +188,17 @@ describe('the direct request decoder', () => {
       const decoded = assertSameDecoding('Txn', serialize('Txn', txnRequestToWire(txn)));
       assert.deepEqual(plain(decoded), plain(txn));
       const range = requests.range();
-      assert.deepEqual(assertSameDecoding('Range', serialize('Range', txnRequestToWire({ compare: [], success: [{ type: 'range', range }], failure: [] }).success[0]!.requestRange)), range);
+      assert.deepEqual(
+        assertSameDecoding(
+          'Range',
+          serialize(
+            'Range',
+            txnRequestToWire({ compare: [], success: [{ type: 'range', range }], failure: [] }).success[0]!
+              .requestRange,
+          ),
+        ),
+        range,
+      );
     }
   });
 
@@ -140,7 +208,14 @@ describe('the direct request decoder', () => {
       // value, then key, then lease twice (the last wins), then prev_kv.
       put([0x12, 1, 0x76], [0x0a, 2, 0x6b, 0x31], [0x18, 5], [0x18, 7], [0x20, 1]),
       // unknown field 9 as varint, fixed64, bytes and fixed32 around the known ones.
-      put([0x48, 0x96, 0x01], [0x0a, 1, 0x61], [0x49, 1, 2, 3, 4, 5, 6, 7, 8], [0x4a, 3, 1, 2, 3], [0x4d, 1, 2, 3, 4], [0x28, 1]),
+      put(
+        [0x48, 0x96, 0x01],
+        [0x0a, 1, 0x61],
+        [0x49, 1, 2, 3, 4, 5, 6, 7, 8],
+        [0x4a, 3, 1, 2, 3],
+        [0x4d, 1, 2, 3, 4],
+        [0x28, 1],
+      ),
       // a key given twice: the last wins.
       put([0x0a, 1, 0x61], [0x0a, 1, 0x62]),
       // an empty message.
@@ -168,13 +243,23 @@ describe('the direct request decoder', () => {
 
   test('refuses a field number of 0 as etcd does, and wire types it cannot skip', () => {
     assert.throws(() => decodePutRequest(Buffer.from([0x00, 0x01])), /^Error: proto: illegal tag 0 \(wire type 0\)$/);
-    for (const wireType of [3, 4, 6, 7]) assert.throws(() => decodePutRequest(Buffer.from([0x48 | wireType, 0])), new RegExp(`^Error: proto: illegal wireType ${wireType}$`));
+    for (const wireType of [3, 4, 6, 7])
+      assert.throws(
+        () => decodePutRequest(Buffer.from([0x48 | wireType, 0])),
+        new RegExp(`^Error: proto: illegal wireType ${wireType}$`),
+      );
   });
 
   test('an op with nothing set is etcd\'s "key not found", as in the generic path', () => {
     const bytes = serialize('Txn', { compare: [], success: [{}], failure: [] });
-    assert.throws(() => decodeTxnRequest(bytes), (error: unknown) => error instanceof EtcdError && error.message === 'etcdserver: key not found');
-    assert.throws(() => generic.Txn(bytes), (error: unknown) => error instanceof EtcdError && error.message === 'etcdserver: key not found');
+    assert.throws(
+      () => decodeTxnRequest(bytes),
+      (error: unknown) => error instanceof EtcdError && error.message === 'etcdserver: key not found',
+    );
+    assert.throws(
+      () => generic.Txn(bytes),
+      (error: unknown) => error instanceof EtcdError && error.message === 'etcdserver: key not found',
+    );
   });
 });
 
@@ -189,7 +274,26 @@ describe('the txn request encoder', () => {
   });
 
   test('leaves room for a prefix and writes zero values nowhere', () => {
-    const empty = encodeTxnRequest({ compare: [], success: [{ type: 'put', put: { key: Buffer.alloc(0), value: Buffer.alloc(0), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } }], failure: [] }, 3);
+    const empty = encodeTxnRequest(
+      {
+        compare: [],
+        success: [
+          {
+            type: 'put',
+            put: {
+              key: Buffer.alloc(0),
+              value: Buffer.alloc(0),
+              lease: 0n,
+              prevKv: false,
+              ignoreValue: false,
+              ignoreLease: false,
+            },
+          },
+        ],
+        failure: [],
+      },
+      3,
+    );
     // Three prefix bytes, then success (field 2) holding a RequestOp whose request_put (field 2) is empty.
     assert.deepEqual([...empty], [0, 0, 0, 0x12, 2, 0x12, 0]);
   });

@@ -22,7 +22,11 @@ const cases: { name: string; txn: TxnRequest; readOnly: boolean }[] = [
   { name: 'a delete in the success branch', txn: txnReq([], [op.del(deleteReq('a'))]), readOnly: false },
   { name: 'a nested txn that only reads', txn: txnReq([], [range, op.txn(txnReq([], [range]))]), readOnly: false },
   { name: 'an empty nested txn', txn: txnReq([], [], [op.txn(txnReq([], []))]), readOnly: false },
-  { name: 'a nested txn that writes', txn: txnReq([], [op.txn(txnReq([], [op.put(putReq('a', '1'))]))]), readOnly: false },
+  {
+    name: 'a nested txn that writes',
+    txn: txnReq([], [op.txn(txnReq([], [op.put(putReq('a', '1'))]))]),
+    readOnly: false,
+  },
 ];
 
 describe('the read-only txn rule', () => {

@@ -30,7 +30,10 @@ test('cluster.js takes --rounds and --systems and refuses bad values', () => {
   assert.deepEqual(parsed.systems, ['tsetcd', 'etcd']);
   assert.deepEqual(parsed.clients, [1, 8]);
   assert.throws(() => parseClusterArgs(['--rounds', '0']), /--rounds must be 1\.\.20, saw 0/);
-  assert.throws(() => parseClusterArgs(['--systems', 'etcd,zookeeper']), /--systems takes etcd, tsetcd, single-host; saw zookeeper/);
+  assert.throws(
+    () => parseClusterArgs(['--systems', 'etcd,zookeeper']),
+    /--systems takes etcd, tsetcd, single-host; saw zookeeper/,
+  );
   assert.throws(() => parseClusterArgs(['--clients', '1,x']), /--clients must list positive integers/);
   assert.throws(() => parseClusterArgs(['--systems', 'etcd,etcd']), /--systems names a system twice: etcd,etcd/);
   assert.deepEqual(defaults.ops, ['put']);
@@ -49,27 +52,74 @@ test('each round starts with a different system', () => {
   assert.deepEqual(systemOrder(systems, 4), systemOrder(systems, 1));
 });
 
-function row(system: ClusterSystem, round: number, clients: number, throughputPerSec: number, p99Ms: number, op: ClusterOp = 'put'): ClusterRow {
-  return { system, round, op, clients, throughputPerSec, p50Ms: p99Ms / 4, p99Ms, errors: 0, serverCpuPerRequestUs: 1_000_000 / throughputPerSec, clientCpuPercent: 30, hostStealPercent: 1 };
+function row(
+  system: ClusterSystem,
+  round: number,
+  clients: number,
+  throughputPerSec: number,
+  p99Ms: number,
+  op: ClusterOp = 'put',
+): ClusterRow {
+  return {
+    system,
+    round,
+    op,
+    clients,
+    throughputPerSec,
+    p50Ms: p99Ms / 4,
+    p99Ms,
+    errors: 0,
+    serverCpuPerRequestUs: 1_000_000 / throughputPerSec,
+    clientCpuPercent: 30,
+    hostStealPercent: 1,
+  };
 }
 
-test('ratios pair each workload with etcd\'s same workload and client count', () => {
-  const rows = [row('etcd', 1, 64, 1000, 40), row('etcd', 1, 64, 4000, 10, 'range-l'), row('tsetcd', 1, 64, 2000, 20), row('tsetcd', 1, 64, 6000, 20, 'range-l')];
-  assert.deepEqual(clusterRatios(rows).map((r) => [r.op, r.throughput, r.p99]), [['put', 2, 0.5], ['range-l', 1.5, 2]]);
+test("ratios pair each workload with etcd's same workload and client count", () => {
+  const rows = [
+    row('etcd', 1, 64, 1000, 40),
+    row('etcd', 1, 64, 4000, 10, 'range-l'),
+    row('tsetcd', 1, 64, 2000, 20),
+    row('tsetcd', 1, 64, 6000, 20, 'range-l'),
+  ];
+  assert.deepEqual(
+    clusterRatios(rows).map((r) => [r.op, r.throughput, r.p99]),
+    [
+      ['put', 2, 0.5],
+      ['range-l', 1.5, 2],
+    ],
+  );
 });
 
 test('ratios pair each round with etcd in the same round and take the median', () => {
   const rows = [
-    row('etcd', 1, 64, 1000, 40), row('etcd', 2, 64, 2000, 40), row('etcd', 3, 64, 1000, 80),
-    row('tsetcd', 1, 64, 1500, 20), row('tsetcd', 2, 64, 1000, 80), row('tsetcd', 3, 64, 3000, 40),
+    row('etcd', 1, 64, 1000, 40),
+    row('etcd', 2, 64, 2000, 40),
+    row('etcd', 3, 64, 1000, 80),
+    row('tsetcd', 1, 64, 1500, 20),
+    row('tsetcd', 2, 64, 1000, 80),
+    row('tsetcd', 3, 64, 3000, 40),
     // No etcd row for 256 clients: nothing to pair, so no ratio.
     row('tsetcd', 1, 256, 5000, 50),
   ];
   const ratios = clusterRatios(rows);
   assert.equal(ratios.length, 1);
   // Per round: throughput 1.5, 0.5, 3; p99 0.5, 2, 0.5; cpu per request is the throughput's inverse.
-  assert.deepEqual(ratios[0], { system: 'tsetcd', op: 'put', clients: 64, throughput: 1.5, p50: 0.5, p99: 0.5, serverCpuPerRequest: 0.67 });
-  const text = formatClusterReport({ clientLabel: 'test client', rows, peakRssKb: { etcd: 2048, tsetcd: 4096 }, ratios });
+  assert.deepEqual(ratios[0], {
+    system: 'tsetcd',
+    op: 'put',
+    clients: 64,
+    throughput: 1.5,
+    p50: 0.5,
+    p99: 0.5,
+    serverCpuPerRequest: 0.67,
+  });
+  const text = formatClusterReport({
+    clientLabel: 'test client',
+    rows,
+    peakRssKb: { etcd: 2048, tsetcd: 4096 },
+    ratios,
+  });
   assert.match(text, /^tsetcd 3 processes\s+put\s+64\s+1\.5\s+0\.5\s+0\.5\s+0\.67$/m);
   assert.match(text, /etcd 3 processes 2\.0, tsetcd 3 processes 4\.0$/m);
 });
@@ -84,26 +134,39 @@ async function portFree(port: number): Promise<boolean> {
 }
 
 const sut = sutCommand();
-test('a short run measures every topology it can start here', sut.command === undefined ? { skip: sut.skipReason } : {}, async (t) => {
-  const ports = singleHostEndpoints.flatMap((endpoint) => {
-    const client = Number(new URL(endpoint).port);
-    return [client, client + 1];
-  });
-  const singleHostPortsFree = (await Promise.all(ports.map(portFree))).every(Boolean);
-  if (!singleHostPortsFree) t.diagnostic(`single-host mode not run: one of ports ${ports.join(', ')} is in use`);
-  const systems: ClusterSystem[] = singleHostPortsFree ? ['etcd', 'tsetcd', 'single-host'] : ['etcd', 'tsetcd'];
-  const options = { ...parseClusterArgs(['--duration', '0.3', '--warmup', '0.2', '--clients', '2', '--ops', 'put,range-l']), systems };
-  const report = await runClusterBench(options, sut.command!);
-  assert.deepEqual(report.rows.map((r) => `${r.system} ${r.op}`), systems.flatMap((system) => [`${system} put`, `${system} range-l`]));
-  for (const r of report.rows) {
-    assert.ok(r.throughputPerSec > 0 && r.errors === 0, `expected puts without errors, saw ${JSON.stringify(r)}`);
-    assert.ok(r.serverCpuPerRequestUs > 0, `expected the members' CPU to be counted, saw ${JSON.stringify(r)}`);
-    assert.ok((report.peakRssKb[r.system] ?? 0) > 0, `expected a peak RSS for ${r.system}`);
-  }
-  assert.deepEqual(report.ratios.map((r) => `${r.system} ${r.op}`), systems.slice(1).flatMap((system) => [`${system} put`, `${system} range-l`]));
-});
+test(
+  'a short run measures every topology it can start here',
+  sut.command === undefined ? { skip: sut.skipReason } : {},
+  async (t) => {
+    const ports = singleHostEndpoints.flatMap((endpoint) => {
+      const client = Number(new URL(endpoint).port);
+      return [client, client + 1];
+    });
+    const singleHostPortsFree = (await Promise.all(ports.map(portFree))).every(Boolean);
+    if (!singleHostPortsFree) t.diagnostic(`single-host mode not run: one of ports ${ports.join(', ')} is in use`);
+    const systems: ClusterSystem[] = singleHostPortsFree ? ['etcd', 'tsetcd', 'single-host'] : ['etcd', 'tsetcd'];
+    const options = {
+      ...parseClusterArgs(['--duration', '0.3', '--warmup', '0.2', '--clients', '2', '--ops', 'put,range-l']),
+      systems,
+    };
+    const report = await runClusterBench(options, sut.command!);
+    assert.deepEqual(
+      report.rows.map((r) => `${r.system} ${r.op}`),
+      systems.flatMap((system) => [`${system} put`, `${system} range-l`]),
+    );
+    for (const r of report.rows) {
+      assert.ok(r.throughputPerSec > 0 && r.errors === 0, `expected puts without errors, saw ${JSON.stringify(r)}`);
+      assert.ok(r.serverCpuPerRequestUs > 0, `expected the members' CPU to be counted, saw ${JSON.stringify(r)}`);
+      assert.ok((report.peakRssKb[r.system] ?? 0) > 0, `expected a peak RSS for ${r.system}`);
+    }
+    assert.deepEqual(
+      report.ratios.map((r) => `${r.system} ${r.op}`),
+      systems.slice(1).flatMap((system) => [`${system} put`, `${system} range-l`]),
+    );
+  },
+);
 
-test('the leader\'s endpoint goes first, the others keep their order', async () => {
+test("the leader's endpoint goes first, the others keep their order", async () => {
   const cluster = await Cluster.start({ command: etcdCommand() });
   try {
     const leader = await cluster.leader();

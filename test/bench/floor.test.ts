@@ -8,7 +8,12 @@ import { formatFloorReport, parseFloorArgs, runFloor, summarizeFloor, type Floor
 import type { FsyncProbeResult } from '../../bench/fsync-probe.js';
 import { goLoadAvailable } from '../../bench/go-client.js';
 
-const probe: FsyncProbeResult = { dir: '/tmp', samples: 10, preallocated: { p50Ms: 0.2, p99Ms: 0.4 }, append: { p50Ms: 0.3, p99Ms: 0.6 } };
+const probe: FsyncProbeResult = {
+  dir: '/tmp',
+  samples: 10,
+  preallocated: { p50Ms: 0.2, p99Ms: 0.4 },
+  append: { p50Ms: 0.3, p99Ms: 0.6 },
+};
 
 function round(round: number, p50Us: number): FloorRound {
   return { round, throughputPerSec: 1000, p50Us, p99Us: p50Us * 4, errorCount: 0, hostStealPercent: 0 };
@@ -25,15 +30,21 @@ test('the floor is the median over rounds of (round trip + fsync) over fsync', (
 
 test('the floor refuses no rounds and a probe without a positive p50', () => {
   assert.throws(() => summarizeFloor([], probe, 'c'), /expected at least one round/);
-  assert.throws(() => summarizeFloor([round(1, 300)], { ...probe, preallocated: { p50Ms: 0, p99Ms: 0 } }, 'c'), /expected a positive fsync p50/);
+  assert.throws(
+    () => summarizeFloor([round(1, 300)], { ...probe, preallocated: { p50Ms: 0, p99Ms: 0 } }, 'c'),
+    /expected a positive fsync p50/,
+  );
 });
 
 test('floor.js parses its flags and refuses bad ones', () => {
   assert.deepEqual(parseFloorArgs([]).options, { durationMs: 3000, warmupMs: 1000, rounds: 3, client: 'go' });
-  assert.deepEqual(parseFloorArgs(['--duration', '0.5', '--warmup', '0', '--rounds', '2', '--client', 'node', '--json']), {
-    options: { durationMs: 500, warmupMs: 0, rounds: 2, client: 'node' },
-    json: true,
-  });
+  assert.deepEqual(
+    parseFloorArgs(['--duration', '0.5', '--warmup', '0', '--rounds', '2', '--client', 'node', '--json']),
+    {
+      options: { durationMs: 500, warmupMs: 0, rounds: 2, client: 'node' },
+      json: true,
+    },
+  );
   assert.throws(() => parseFloorArgs(['--rounds', '0']), /--rounds must be 1\.\.20, saw 0/);
   assert.throws(() => parseFloorArgs(['--duration', 'x']), /--duration must be a positive number of seconds, saw x/);
   assert.throws(() => parseFloorArgs(['--warmup=-1']), /--warmup must be a number of seconds, 0 or more, saw -1/);
@@ -43,12 +54,19 @@ test('floor.js parses its flags and refuses bad ones', () => {
 
 const goLoad = goLoadAvailable();
 for (const client of ['go', 'node'] as const) {
-  test(`a short floor run puts through the null server with the ${client} client`, goLoad.ok ? {} : { skip: goLoad.ok ? undefined : goLoad.reason }, async () => {
-    const report = await runFloor({ durationMs: 400, warmupMs: 100, rounds: 1, client });
-    const [only] = report.rounds;
-    assert.ok(only !== undefined && only.throughputPerSec > 0 && only.errorCount === 0, `expected puts without errors, saw ${JSON.stringify(report.rounds)}`);
-    assert.ok(only.p50Us > 0 && only.p99Us >= only.p50Us, `expected p99 >= p50 > 0, saw ${JSON.stringify(only)}`);
-    const fsyncUs = report.fsyncProbe.preallocated.p50Ms * 1000;
-    assert.equal(report.durablePutFloorOverFsync, Math.round(((only.p50Us + fsyncUs) / fsyncUs) * 100) / 100);
-  });
+  test(
+    `a short floor run puts through the null server with the ${client} client`,
+    goLoad.ok ? {} : { skip: goLoad.ok ? undefined : goLoad.reason },
+    async () => {
+      const report = await runFloor({ durationMs: 400, warmupMs: 100, rounds: 1, client });
+      const [only] = report.rounds;
+      assert.ok(
+        only !== undefined && only.throughputPerSec > 0 && only.errorCount === 0,
+        `expected puts without errors, saw ${JSON.stringify(report.rounds)}`,
+      );
+      assert.ok(only.p50Us > 0 && only.p99Us >= only.p50Us, `expected p99 >= p50 > 0, saw ${JSON.stringify(only)}`);
+      const fsyncUs = report.fsyncProbe.preallocated.p50Ms * 1000;
+      assert.equal(report.durablePutFloorOverFsync, Math.round(((only.p50Us + fsyncUs) / fsyncUs) * 100) / 100);
+    },
+  );
 }

@@ -25,7 +25,10 @@ test('the fsync probe times both cases on real files and leaves nothing behind',
       assert.ok(latency.p99Ms >= latency.p50Ms, `p99 ${latency.p99Ms} ms below p50 ${latency.p50Ms} ms`);
     }
     assert.deepEqual(readdirSync(parent), [], 'the probe removes its directory');
-    assert.match(describeProbe(result), /^fsync probe \(4096-byte write \+ fdatasync, 5 samples in .*\): preallocated p50 [\d.]+ ms p99 [\d.]+ ms; append p50 [\d.]+ ms p99 [\d.]+ ms$/);
+    assert.match(
+      describeProbe(result),
+      /^fsync probe \(4096-byte write \+ fdatasync, 5 samples in .*\): preallocated p50 [\d.]+ ms p99 [\d.]+ ms; append p50 [\d.]+ ms p99 [\d.]+ ms$/,
+    );
     assert.throws(() => probeFsync(parent, 0), /samples must be a positive integer/);
   } finally {
     rmSync(parent, { recursive: true, force: true });

@@ -6,7 +6,12 @@ import { parseCompareArgs } from '../../bench/compare.js';
 import { parseClusterArgs } from '../../bench/cluster.js';
 
 const procStat = (steal: number, idle: number) =>
-  [`cpu  1000 20 300 ${idle} 40 0 10 ${steal} 0 0`, `cpu0 500 10 150 ${idle / 2} 20 0 5 ${steal / 2} 0 0`, 'intr 12345', ''].join('\n');
+  [
+    `cpu  1000 20 300 ${idle} 40 0 10 ${steal} 0 0`,
+    `cpu0 500 10 150 ${idle / 2} 20 0 5 ${steal / 2} 0 0`,
+    'intr 12345',
+    '',
+  ].join('\n');
 
 test('the aggregate cpu line gives total and stolen ticks', () => {
   assert.deepEqual(parseHostCpuTicks(procStat(60, 8000)), { total: 1000 + 20 + 300 + 8000 + 40 + 10 + 60, steal: 60 });

@@ -17,7 +17,10 @@ test('a stall restarts the schedule instead of making up the missed slots in a b
   assert.equal(pacer.reserve(0), 0);
   assert.equal(pacer.reserve(0), 100);
   // Nobody asked for a slot for five seconds: the next ones start from now, 100 ms apart.
-  assert.deepEqual([5_000, 5_000, 5_000].map((nowMs) => pacer.reserve(nowMs)), [5_000, 5_100, 5_200]);
+  assert.deepEqual(
+    [5_000, 5_000, 5_000].map((nowMs) => pacer.reserve(nowMs)),
+    [5_000, 5_100, 5_200],
+  );
 });
 
 test('no second of paced slots holds more than the rate, however the clients ask', () => {
@@ -32,11 +35,17 @@ test('no second of paced slots holds more than the rate, however the clients ask
   }
   for (let i = 1; i < due.length; i += 1) {
     const gapMs = (due[i] as number) - (due[i - 1] as number);
-    assert.ok(gapMs >= 1000 / ratePerSec - 1e-9, `expected slots at least ${1000 / ratePerSec} ms apart, saw ${gapMs} at slot ${i}`);
+    assert.ok(
+      gapMs >= 1000 / ratePerSec - 1e-9,
+      `expected slots at least ${1000 / ratePerSec} ms apart, saw ${gapMs} at slot ${i}`,
+    );
   }
   for (const startMs of due) {
     const inSecond = due.filter((ms) => ms >= startMs && ms < startMs + 1_000).length;
-    assert.ok(inSecond <= ratePerSec, `expected at most ${ratePerSec} slots in the second from ${startMs} ms, saw ${inSecond}`);
+    assert.ok(
+      inSecond <= ratePerSec,
+      `expected at most ${ratePerSec} slots in the second from ${startMs} ms, saw ${inSecond}`,
+    );
   }
 });
 
@@ -65,8 +74,14 @@ test('the progress line shows time, requests, the current rate and errors', () =
 });
 
 test('the progress line says when it is warming up and counts requests against --total', () => {
-  const warmup = formatProgress(snapshot({ elapsedMs: 500, answered: 100 }), snapshot({ elapsedMs: 300, answered: 60 }));
+  const warmup = formatProgress(
+    snapshot({ elapsedMs: 500, answered: 100 }),
+    snapshot({ elapsedMs: 300, answered: 60 }),
+  );
   assert.equal(warmup, 'warm-up [##########..........] 0.5/1.0 s  200 req/s  errors 0');
-  const counted = formatProgress(snapshot({ elapsedMs: 2_000, total: 400, requests: 100, answered: 150 }), snapshot({ elapsedMs: 2_000 }));
+  const counted = formatProgress(
+    snapshot({ elapsedMs: 2_000, total: 400, requests: 100, answered: 150 }),
+    snapshot({ elapsedMs: 2_000 }),
+  );
   assert.equal(counted, '[#####...............] 100/400 requests  0 req/s  errors 0');
 });

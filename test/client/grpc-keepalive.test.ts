@@ -17,7 +17,15 @@ import { pino } from 'pino';
 import { etcdHttp2ServerOptions, http2ServerOptions } from '../../actors/client/http2/server-options.js';
 import { serveGrpcConnection } from '../../actors/client/http2/server.js';
 import { HeaderDecoder } from '../../src/http2/hpack.js';
-import { FrameFlag, FrameType, FrameWriter, Http2ErrorCode, Setting, http2Preface, pingStrikesAfter } from '../../src/http2/frames.js';
+import {
+  FrameFlag,
+  FrameType,
+  FrameWriter,
+  Http2ErrorCode,
+  Setting,
+  http2Preface,
+  pingStrikesAfter,
+} from '../../src/http2/frames.js';
 import {
   grpcKeepaliveIntervalMsDefault,
   grpcKeepalivePolicyMinTimeMsDefault,
@@ -36,7 +44,7 @@ const frameWaitMs = 5_000;
 
 // ---- the pure rules ----
 
-describe('grpc-go\'s judgement of a client PING (pingStrikesAfter)', () => {
+describe("grpc-go's judgement of a client PING (pingStrikesAfter)", () => {
   const minTimeMs = 5_000;
 
   test('a PING after the server sent HEADERS or DATA clears the strikes however soon it came', () => {
@@ -66,21 +74,37 @@ describe('grpc-go\'s judgement of a client PING (pingStrikesAfter)', () => {
   });
 });
 
-describe('etcd\'s flags as grpc-go server options (http2ServerOptions)', () => {
-  const flags = { maxConcurrentStreams: 7, grpcKeepaliveMinTimeMs: 300, grpcKeepaliveIntervalMs: 1_000, grpcKeepaliveTimeoutMs: 2_000 };
+describe("etcd's flags as grpc-go server options (http2ServerOptions)", () => {
+  const flags = {
+    maxConcurrentStreams: 7,
+    grpcKeepaliveMinTimeMs: 300,
+    grpcKeepaliveIntervalMs: 1_000,
+    grpcKeepaliveTimeoutMs: 2_000,
+  };
 
   test('values above 0 pass through', () => {
-    assert.deepEqual(http2ServerOptions(flags), { maxConcurrentStreams: 7, keepaliveMinTimeMs: 300, keepaliveIntervalMs: 1_000, keepaliveTimeoutMs: 2_000 });
+    assert.deepEqual(http2ServerOptions(flags), {
+      maxConcurrentStreams: 7,
+      keepaliveMinTimeMs: 300,
+      keepaliveIntervalMs: 1_000,
+      keepaliveTimeoutMs: 2_000,
+    });
   });
 
-  test('--grpc-keepalive-min-time 0 leaves grpc-go\'s own five minutes', () => {
-    assert.equal(http2ServerOptions({ ...flags, grpcKeepaliveMinTimeMs: 0 }).keepaliveMinTimeMs, grpcKeepalivePolicyMinTimeMsDefault);
+  test("--grpc-keepalive-min-time 0 leaves grpc-go's own five minutes", () => {
+    assert.equal(
+      http2ServerOptions({ ...flags, grpcKeepaliveMinTimeMs: 0 }).keepaliveMinTimeMs,
+      grpcKeepalivePolicyMinTimeMsDefault,
+    );
   });
 
-  test('an interval or a timeout of 0 leaves grpc-go\'s own two hours and twenty seconds for both', () => {
+  test("an interval or a timeout of 0 leaves grpc-go's own two hours and twenty seconds for both", () => {
     for (const zeroed of [{ grpcKeepaliveIntervalMs: 0 }, { grpcKeepaliveTimeoutMs: 0 }]) {
       const options = http2ServerOptions({ ...flags, ...zeroed });
-      assert.deepEqual([options.keepaliveIntervalMs, options.keepaliveTimeoutMs], [grpcKeepaliveIntervalMsDefault, grpcKeepaliveTimeoutMsDefault]);
+      assert.deepEqual(
+        [options.keepaliveIntervalMs, options.keepaliveTimeoutMs],
+        [grpcKeepaliveIntervalMsDefault, grpcKeepaliveTimeoutMsDefault],
+      );
     }
   });
 });
@@ -109,7 +133,12 @@ function literalHeaders(fields: Array<[string, string]>): Buffer {
   return Buffer.concat(
     fields.flatMap(([name, value]) => {
       assert.ok(name.length < 127 && value.length < 127, 'short header fields only');
-      return [Buffer.from([0, name.length]), Buffer.from(name, 'latin1'), Buffer.from([value.length]), Buffer.from(value, 'latin1')];
+      return [
+        Buffer.from([0, name.length]),
+        Buffer.from(name, 'latin1'),
+        Buffer.from([value.length]),
+        Buffer.from(value, 'latin1'),
+      ];
     }),
   );
 }
@@ -120,7 +149,14 @@ const rangePath = '/etcdserverpb.KV/Range';
 const rangeMessage = Buffer.from([0, 0, 0, 0, 3, 0x0a, 1, 0x61]);
 
 function requestHeaders(path: string): Buffer {
-  return literalHeaders([[':method', 'POST'], [':scheme', 'http'], [':path', path], [':authority', 'localhost'], ['content-type', 'application/grpc'], ['te', 'trailers']]);
+  return literalHeaders([
+    [':method', 'POST'],
+    [':scheme', 'http'],
+    [':path', path],
+    [':authority', 'localhost'],
+    ['content-type', 'application/grpc'],
+    ['te', 'trailers'],
+  ]);
 }
 
 /** A client connection at the frame level that ACKs the server's SETTINGS and nothing else. */
@@ -181,12 +217,20 @@ class FrameClient {
     this.input = Buffer.concat([this.input, chunk]);
     while (this.input.length >= 9 && this.input.length >= 9 + this.input.readUIntBE(0, 3)) {
       const length = this.input.readUIntBE(0, 3);
-      const received: Frame = { type: this.input[3]!, flags: this.input[4]!, streamId: this.input.readUInt32BE(5) & 0x7fffffff, payload: Buffer.from(this.input.subarray(9, 9 + length)), atMs: performance.now() };
+      const received: Frame = {
+        type: this.input[3]!,
+        flags: this.input[4]!,
+        streamId: this.input.readUInt32BE(5) & 0x7fffffff,
+        payload: Buffer.from(this.input.subarray(9, 9 + length)),
+        atMs: performance.now(),
+      };
       this.input = this.input.subarray(9 + length);
       if (received.type === FrameType.headers) {
         const fields: string[] = [];
         this.decoder.decode(received.payload, fields);
-        received.fields = new Map(fields.flatMap((field, index) => (index % 2 === 0 ? [[field, fields[index + 1]!] as [string, string]] : [])));
+        received.fields = new Map(
+          fields.flatMap((field, index) => (index % 2 === 0 ? [[field, fields[index + 1]!] as [string, string]] : [])),
+        );
       }
       if (received.type === FrameType.settings && received.flags === 0) this.send(FrameType.settings, FrameFlag.ack, 0);
       this.frames.push(received);
@@ -200,7 +244,8 @@ async function firstSettings(client: FrameClient): Promise<Map<number, number>> 
   const settings = await client.next((received) => received.type === FrameType.settings && received.flags === 0);
   assert.ok(settings !== undefined, 'the server opens with SETTINGS');
   const values = new Map<number, number>();
-  for (let at = 0; at < settings.payload.length; at += 6) values.set(settings.payload.readUInt16BE(at), settings.payload.readUInt32BE(at + 2));
+  for (let at = 0; at < settings.payload.length; at += 6)
+    values.set(settings.payload.readUInt16BE(at), settings.payload.readUInt32BE(at + 2));
   return values;
 }
 
@@ -238,7 +283,10 @@ class NodeClient {
 
   /** Resolves once the server's SETTINGS have arrived. */
   async connected(): Promise<void> {
-    await Promise.race([this.settingsArrived, sleep(frameWaitMs, undefined, { ref: false }).then(() => assert.fail('no SETTINGS from the server'))]);
+    await Promise.race([
+      this.settingsArrived,
+      sleep(frameWaitMs, undefined, { ref: false }).then(() => assert.fail('no SETTINGS from the server')),
+    ]);
   }
 
   /** One PING and its ACK (or its failure), then up to 50 ms for a GOAWAY that follows the ACK in the same write. */
@@ -263,14 +311,24 @@ class NodeClient {
 
   /** A stream that stays open: a Watch call whose client side never ends. */
   openWatch(): http2.ClientHttp2Stream {
-    const stream = this.session.request({ ':method': 'POST', ':path': watchPath, 'content-type': 'application/grpc', te: 'trailers' });
+    const stream = this.session.request({
+      ':method': 'POST',
+      ':path': watchPath,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
     stream.on('error', () => undefined);
     return stream;
   }
 
   /** A Range call; resolves with its grpc-status once it is over. */
   async range(): Promise<string> {
-    const stream = this.session.request({ ':method': 'POST', ':path': rangePath, 'content-type': 'application/grpc', te: 'trailers' });
+    const stream = this.session.request({
+      ':method': 'POST',
+      ':path': rangePath,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
     stream.on('error', () => undefined);
     let status = 'none';
     stream.on('trailers', (trailers) => (status = String(trailers['grpc-status'])));
@@ -288,7 +346,10 @@ class NodeClient {
 // ---- the members: real etcd 3.4 as the reference and tsetcd, started with the same flags ----
 
 const sut = sutCommand();
-const commands: MemberCommand[] = [...(existsSync(etcdBinaryPath) ? [etcdCommand()] : []), ...(sut.command === undefined ? [] : [sut.command])];
+const commands: MemberCommand[] = [
+  ...(existsSync(etcdBinaryPath) ? [etcdCommand()] : []),
+  ...(sut.command === undefined ? [] : [sut.command]),
+];
 const skip = sut.command === undefined ? sut.skipReason : false;
 
 async function startMembers(extraFlags: string[]): Promise<Member[]> {
@@ -302,7 +363,11 @@ async function startMembers(extraFlags: string[]): Promise<Member[]> {
 async function sameOnEach<T>(members: Member[], observe: (member: Member) => Promise<T>): Promise<T> {
   const seen = await Promise.all(members.map(observe));
   for (let index = 1; index < seen.length; index++) {
-    assert.deepEqual(seen[index], seen[0], `${members[index]!.command.label} saw what ${members[0]!.command.label} saw`);
+    assert.deepEqual(
+      seen[index],
+      seen[0],
+      `${members[index]!.command.label} saw what ${members[0]!.command.label} saw`,
+    );
   }
   return seen.at(-1)!;
 }
@@ -319,7 +384,7 @@ describe('--max-concurrent-streams 2 --grpc-keepalive-min-time 300ms on etcd and
     await Promise.all(members.map((member) => member.destroy()));
   });
 
-  test('the server\'s first SETTINGS announces MAX_CONCURRENT_STREAMS 2', bounded, async () => {
+  test("the server's first SETTINGS announces MAX_CONCURRENT_STREAMS 2", bounded, async () => {
     const announced = await sameOnEach(members, async (member) => {
       const client = new NodeClient(member);
       try {
@@ -332,83 +397,122 @@ describe('--max-concurrent-streams 2 --grpc-keepalive-min-time 300ms on etcd and
     assert.equal(announced, 2);
   });
 
-  test('a third concurrent stream is refused with REFUSED_STREAM, and the connection and the other streams go on', bounded, async () => {
-    const seen = await sameOnEach(members, async (member) => {
-      const client = await FrameClient.open(member.clientPort);
-      try {
-        for (const streamId of [1, 3, 5]) client.send(FrameType.headers, FrameFlag.endHeaders, streamId, requestHeaders(watchPath));
-        const refused = await client.next((received) => received.type === FrameType.rstStream);
-        // Stream 3 ends, which makes room for a Range call on stream 7.
-        client.send(FrameType.rstStream, 0, 3, Buffer.from([0, 0, 0, Http2ErrorCode.cancel]));
-        client.send(FrameType.headers, FrameFlag.endHeaders, 7, requestHeaders(rangePath));
-        client.send(FrameType.data, FrameFlag.endStream, 7, rangeMessage);
-        const trailers = await client.next((received) => received.streamId === 7 && (received.flags & FrameFlag.endStream) !== 0);
-        return {
-          refusedStream: refused?.streamId,
-          refusedCode: refused?.payload.readUInt32BE(0),
-          rangeStatus: trailers?.fields?.get('grpc-status'),
-          otherResets: client.frames.filter((received) => received.type === FrameType.rstStream && received !== refused).map((received) => received.streamId),
-          goAway: client.frames.some(isGoAway),
-        };
-      } finally {
-        client.close();
-      }
-    });
-    assert.deepEqual(seen, { refusedStream: 5, refusedCode: Http2ErrorCode.refusedStream, rangeStatus: '0', otherResets: [], goAway: false });
-  });
-
-  test('with no stream open, even PINGs further apart than the minimum time are strikes, and the fourth gets GOAWAY ENHANCE_YOUR_CALM "too_many_pings"', bounded, async () => {
-    const seen = await sameOnEach(members, async (member) => {
-      const client = new NodeClient(member);
-      try {
-        await client.connected();
-        const pings = await client.pingUntilGoAway(6, minTimeMs + 100);
-        const serverEnded = await Promise.race([client.serverEnded.then(() => true), sleep(frameWaitMs, false, { ref: false })]);
-        return { pings, goAway: client.goAway, serverEnded };
-      } finally {
-        client.close();
-      }
-    });
-    // The first PING has none before it to be judged against; the three after it are strikes.
-    assert.deepEqual(seen, { pings: grpcPingStrikesMax + 2, goAway: { code: Http2ErrorCode.enhanceYourCalm, debug: 'too_many_pings' }, serverEnded: true });
-  });
-
-  test('with a stream open, PINGs further apart than the minimum time are no strikes, and closer ones are', bounded, async () => {
-    const seen = await sameOnEach(members, async (member) => {
-      const client = new NodeClient(member);
-      try {
-        await client.connected();
-        client.openWatch();
-        const spacedPings = await client.pingUntilGoAway(5, minTimeMs + 100);
-        const spacedGoAway = client.goAway;
-        await sleep(minTimeMs + 100);
-        const rapidPings = await client.pingUntilGoAway(6);
-        return { spacedPings, spacedGoAway, rapidPings, goAway: client.goAway };
-      } finally {
-        client.close();
-      }
-    });
-    // The first rapid PING still came the minimum time after the last spaced one; the three after it are strikes.
-    assert.deepEqual(seen, { spacedPings: 5, spacedGoAway: undefined, rapidPings: grpcPingStrikesMax + 2, goAway: { code: Http2ErrorCode.enhanceYourCalm, debug: 'too_many_pings' } });
-  });
-
-  test('a PING right after each answer, as grpc-go\'s BDP estimator sends them, is never a strike', bounded, async () => {
-    const seen = await sameOnEach(members, async (member) => {
-      const client = new NodeClient(member);
-      try {
-        await client.connected();
-        const statuses: string[] = [];
-        for (let call = 0; call < 8; call++) {
-          statuses.push(await client.range());
-          await client.ping();
+  test(
+    'a third concurrent stream is refused with REFUSED_STREAM, and the connection and the other streams go on',
+    bounded,
+    async () => {
+      const seen = await sameOnEach(members, async (member) => {
+        const client = await FrameClient.open(member.clientPort);
+        try {
+          for (const streamId of [1, 3, 5])
+            client.send(FrameType.headers, FrameFlag.endHeaders, streamId, requestHeaders(watchPath));
+          const refused = await client.next((received) => received.type === FrameType.rstStream);
+          // Stream 3 ends, which makes room for a Range call on stream 7.
+          client.send(FrameType.rstStream, 0, 3, Buffer.from([0, 0, 0, Http2ErrorCode.cancel]));
+          client.send(FrameType.headers, FrameFlag.endHeaders, 7, requestHeaders(rangePath));
+          client.send(FrameType.data, FrameFlag.endStream, 7, rangeMessage);
+          const trailers = await client.next(
+            (received) => received.streamId === 7 && (received.flags & FrameFlag.endStream) !== 0,
+          );
+          return {
+            refusedStream: refused?.streamId,
+            refusedCode: refused?.payload.readUInt32BE(0),
+            rangeStatus: trailers?.fields?.get('grpc-status'),
+            otherResets: client.frames
+              .filter((received) => received.type === FrameType.rstStream && received !== refused)
+              .map((received) => received.streamId),
+            goAway: client.frames.some(isGoAway),
+          };
+        } finally {
+          client.close();
         }
-        return { statuses, goAway: client.goAway, closed: client.session.closed };
-      } finally {
-        client.close();
-      }
-    });
-    assert.deepEqual(seen, { statuses: Array(8).fill('0'), goAway: undefined, closed: false });
-  });
+      });
+      assert.deepEqual(seen, {
+        refusedStream: 5,
+        refusedCode: Http2ErrorCode.refusedStream,
+        rangeStatus: '0',
+        otherResets: [],
+        goAway: false,
+      });
+    },
+  );
+
+  test(
+    'with no stream open, even PINGs further apart than the minimum time are strikes, and the fourth gets GOAWAY ENHANCE_YOUR_CALM "too_many_pings"',
+    bounded,
+    async () => {
+      const seen = await sameOnEach(members, async (member) => {
+        const client = new NodeClient(member);
+        try {
+          await client.connected();
+          const pings = await client.pingUntilGoAway(6, minTimeMs + 100);
+          const serverEnded = await Promise.race([
+            client.serverEnded.then(() => true),
+            sleep(frameWaitMs, false, { ref: false }),
+          ]);
+          return { pings, goAway: client.goAway, serverEnded };
+        } finally {
+          client.close();
+        }
+      });
+      // The first PING has none before it to be judged against; the three after it are strikes.
+      assert.deepEqual(seen, {
+        pings: grpcPingStrikesMax + 2,
+        goAway: { code: Http2ErrorCode.enhanceYourCalm, debug: 'too_many_pings' },
+        serverEnded: true,
+      });
+    },
+  );
+
+  test(
+    'with a stream open, PINGs further apart than the minimum time are no strikes, and closer ones are',
+    bounded,
+    async () => {
+      const seen = await sameOnEach(members, async (member) => {
+        const client = new NodeClient(member);
+        try {
+          await client.connected();
+          client.openWatch();
+          const spacedPings = await client.pingUntilGoAway(5, minTimeMs + 100);
+          const spacedGoAway = client.goAway;
+          await sleep(minTimeMs + 100);
+          const rapidPings = await client.pingUntilGoAway(6);
+          return { spacedPings, spacedGoAway, rapidPings, goAway: client.goAway };
+        } finally {
+          client.close();
+        }
+      });
+      // The first rapid PING still came the minimum time after the last spaced one; the three after it are strikes.
+      assert.deepEqual(seen, {
+        spacedPings: 5,
+        spacedGoAway: undefined,
+        rapidPings: grpcPingStrikesMax + 2,
+        goAway: { code: Http2ErrorCode.enhanceYourCalm, debug: 'too_many_pings' },
+      });
+    },
+  );
+
+  test(
+    "a PING right after each answer, as grpc-go's BDP estimator sends them, is never a strike",
+    bounded,
+    async () => {
+      const seen = await sameOnEach(members, async (member) => {
+        const client = new NodeClient(member);
+        try {
+          await client.connected();
+          const statuses: string[] = [];
+          for (let call = 0; call < 8; call++) {
+            statuses.push(await client.range());
+            await client.ping();
+          }
+          return { statuses, goAway: client.goAway, closed: client.session.closed };
+        } finally {
+          client.close();
+        }
+      });
+      assert.deepEqual(seen, { statuses: Array(8).fill('0'), goAway: undefined, closed: false });
+    },
+  );
 });
 
 describe('--grpc-keepalive-interval 1s --grpc-keepalive-timeout 1s on etcd and tsetcd', { skip }, () => {
@@ -419,51 +523,78 @@ describe('--grpc-keepalive-interval 1s --grpc-keepalive-timeout 1s on etcd and t
   let members: Member[] = [];
 
   before(async () => {
-    members = await startMembers(['--grpc-keepalive-interval', `${intervalMs}ms`, '--grpc-keepalive-timeout', `${timeoutMs}ms`]);
+    members = await startMembers([
+      '--grpc-keepalive-interval',
+      `${intervalMs}ms`,
+      '--grpc-keepalive-timeout',
+      `${timeoutMs}ms`,
+    ]);
   });
 
   after(async () => {
     await Promise.all(members.map((member) => member.destroy()));
   });
 
-  test('at the default --max-concurrent-streams the first SETTINGS still announces 4294967295, as etcd\'s grpc-go does', bounded, async () => {
-    const announced = await sameOnEach(members, async (member) => {
-      const client = await FrameClient.open(member.clientPort);
-      try {
-        return (await firstSettings(client)).get(Setting.maxConcurrentStreams);
-      } finally {
-        client.close();
-      }
-    });
-    assert.equal(announced, 2 ** 32 - 1);
-  });
+  test(
+    "at the default --max-concurrent-streams the first SETTINGS still announces 4294967295, as etcd's grpc-go does",
+    bounded,
+    async () => {
+      const announced = await sameOnEach(members, async (member) => {
+        const client = await FrameClient.open(member.clientPort);
+        try {
+          return (await firstSettings(client)).get(Setting.maxConcurrentStreams);
+        } finally {
+          client.close();
+        }
+      });
+      assert.equal(announced, 2 ** 32 - 1);
+    },
+  );
 
-  test('a silent client gets the server\'s PING after the interval, then the connection closes after the timeout without GOAWAY', bounded, async () => {
-    const seen = await sameOnEach(members, async (member) => {
-      const client = await FrameClient.open(member.clientPort);
-      try {
-        const ping = await client.next(isServerPing);
-        assert.ok(ping !== undefined, `${member.command.label} sent a PING`);
-        const closedAtMs = await client.closed();
-        const pingAfterMs = ping.atMs - client.openedAtMs;
-        const closeAfterPingMs = closedAtMs - ping.atMs;
-        assert.ok(pingAfterMs > intervalMs - slackMs && pingAfterMs < intervalMs + slackMs, `${member.command.label} pinged after ${pingAfterMs} ms`);
-        assert.ok(closeAfterPingMs > timeoutMs - slackMs && closeAfterPingMs < timeoutMs + slackMs, `${member.command.label} closed ${closeAfterPingMs} ms after its PING`);
-        return { pingPayload: ping.payload.toString('hex'), serverPings: client.frames.filter(isServerPing).length, goAway: client.frames.some(isGoAway) };
-      } finally {
-        client.close();
-      }
-    });
-    assert.deepEqual(seen, { pingPayload: '0000000000000000', serverPings: 1, goAway: false });
-  });
+  test(
+    "a silent client gets the server's PING after the interval, then the connection closes after the timeout without GOAWAY",
+    bounded,
+    async () => {
+      const seen = await sameOnEach(members, async (member) => {
+        const client = await FrameClient.open(member.clientPort);
+        try {
+          const ping = await client.next(isServerPing);
+          assert.ok(ping !== undefined, `${member.command.label} sent a PING`);
+          const closedAtMs = await client.closed();
+          const pingAfterMs = ping.atMs - client.openedAtMs;
+          const closeAfterPingMs = closedAtMs - ping.atMs;
+          assert.ok(
+            pingAfterMs > intervalMs - slackMs && pingAfterMs < intervalMs + slackMs,
+            `${member.command.label} pinged after ${pingAfterMs} ms`,
+          );
+          assert.ok(
+            closeAfterPingMs > timeoutMs - slackMs && closeAfterPingMs < timeoutMs + slackMs,
+            `${member.command.label} closed ${closeAfterPingMs} ms after its PING`,
+          );
+          return {
+            pingPayload: ping.payload.toString('hex'),
+            serverPings: client.frames.filter(isServerPing).length,
+            goAway: client.frames.some(isGoAway),
+          };
+        } finally {
+          client.close();
+        }
+      });
+      assert.deepEqual(seen, { pingPayload: '0000000000000000', serverPings: 1, goAway: false });
+    },
+  );
 
-  test('a client that answers the server\'s PINGs keeps its connection past several intervals', bounded, async () => {
+  test("a client that answers the server's PINGs keeps its connection past several intervals", bounded, async () => {
     const seen = await sameOnEach(members, async (member) => {
       const client = new NodeClient(member);
       try {
         await client.connected();
         await sleep(3 * intervalMs + timeoutMs / 2);
-        return { pingedTwiceOrMore: client.serverPings >= 2, closed: client.session.closed, status: await client.range() };
+        return {
+          pingedTwiceOrMore: client.serverPings >= 2,
+          closed: client.session.closed,
+          status: await client.range(),
+        };
       } finally {
         client.close();
       }
@@ -475,10 +606,17 @@ describe('--grpc-keepalive-interval 1s --grpc-keepalive-timeout 1s on etcd and t
 // ---- our server alone, for what a member cannot be started with cheaply ----
 
 describe('serveGrpcConnection on its own', () => {
-  const routes = { byPath: new Map(), services: new Set<string>(), receiveLimitBytes: 1 << 20, logger: pino({ level: 'silent' }) };
+  const routes = {
+    byPath: new Map(),
+    services: new Set<string>(),
+    receiveLimitBytes: 1 << 20,
+    logger: pino({ level: 'silent' }),
+  };
 
   async function settingsWith(maxConcurrentStreams: number): Promise<Map<number, number>> {
-    const server = net.createServer((socket) => serveGrpcConnection(socket, routes, { ...etcdHttp2ServerOptions, maxConcurrentStreams }));
+    const server = net.createServer((socket) =>
+      serveGrpcConnection(socket, routes, { ...etcdHttp2ServerOptions, maxConcurrentStreams }),
+    );
     await new Promise<void>((resolve) => server.listen(0, loopbackHost, resolve));
     const client = await FrameClient.open((server.address() as net.AddressInfo).port);
     try {

@@ -123,28 +123,26 @@ describe('etcdctl 3.4 against the gRPC server', () => {
     assert.equal((await etcdctl(['get', '--print-value-only', 'txn-key'])).stdout, 'yes\n');
   });
 
-  test('a txn that puts the same key twice is refused with etcd\'s message', async () => {
+  test("a txn that puts the same key twice is refused with etcd's message", async () => {
     const result = await etcdctl(['txn'], '\nput twice 1\nput twice 2\n\n\n');
     assert.equal(result.code, 1);
     assert.equal(lastLine(result.stderr), 'Error: etcdserver: duplicate key given in txn request');
   });
 
-  test('compaction reports the revision and a second one reports etcd\'s compacted error', async () => {
-    const revision = JSON.parse((await etcdctl(['get', 'greeting', '-w', 'json'])).stdout.replace(/:(\d{16,})/g, ':"$1"'))
-      .header.revision as number;
+  test("compaction reports the revision and a second one reports etcd's compacted error", async () => {
+    const revision = JSON.parse(
+      (await etcdctl(['get', 'greeting', '-w', 'json'])).stdout.replace(/:(\d{16,})/g, ':"$1"'),
+    ).header.revision as number;
     assert.equal((await etcdctl(['compaction', String(revision)])).stdout, `compacted revision ${revision}\n`);
     const again = await etcdctl(['compaction', String(revision)]);
     assert.equal(again.code, 1);
     assert.equal(lastLine(again.stderr), 'Error: etcdserver: mvcc: required revision has been compacted');
   });
 
-  test('an unimplemented method fails with grpc-go\'s unknown method text', async () => {
+  test("an unimplemented method fails with grpc-go's unknown method text", async () => {
     const result = await etcdctl(['lease', 'grant', '10']);
     assert.equal(result.code, 1);
-    assert.match(
-      result.stderr,
-      /code = Unimplemented desc = unknown method LeaseGrant for service etcdserverpb.Lease/,
-    );
+    assert.match(result.stderr, /code = Unimplemented desc = unknown method LeaseGrant for service etcdserverpb.Lease/);
   });
 
   test('a put over --max-request-bytes gets "request is too large"', async () => {
@@ -153,7 +151,7 @@ describe('etcdctl 3.4 against the gRPC server', () => {
     assert.equal(lastLine(result.stderr), 'Error: etcdserver: request is too large');
   });
 
-  test('the size limit falls on the same byte as etcd 3.4.23\'s', async () => {
+  test("the size limit falls on the same byte as etcd 3.4.23's", async () => {
     const largest = 1.5 * 1024 * 1024 - 24;
     assert.equal((await etcdctl(['put', 'k'], 'x'.repeat(largest))).stdout, 'OK\n');
     const over = await etcdctl(['put', 'k'], 'x'.repeat(largest + 1));
@@ -214,7 +212,7 @@ describe('errors from the KV service', () => {
 });
 
 describe('the receive limit', () => {
-  test('a 2 MiB put from a client without a send limit gets grpc-go\'s text, as real etcd answers', async () => {
+  test("a 2 MiB put from a client without a send limit gets grpc-go's text, as real etcd answers", async () => {
     // PutRequest{key: "big", value: 2 MiB}: tag, length, key, tag, 3-byte length varint, value.
     const value = Buffer.alloc(2 * 1024 * 1024, 0x78);
     const body = Buffer.concat([Buffer.from([0x0a, 0x03, 0x62, 0x69, 0x67, 0x12, 0x80, 0x80, 0x80, 0x01]), value]);
@@ -227,7 +225,7 @@ describe('the receive limit', () => {
 });
 
 describe('malformed requests', () => {
-  test('a truncated protobuf gets etcd\'s unmarshalling error and the server keeps serving', async () => {
+  test("a truncated protobuf gets etcd's unmarshalling error and the server keeps serving", async () => {
     const response = await rawUnary('/etcdserverpb.KV/Put', Buffer.from([0x0a, 0xff, 0xff, 0xff]));
     assert.deepEqual(response, { code: 13, details: 'grpc: error unmarshalling request: unexpected EOF' });
     const next = await rawUnary('/etcdserverpb.KV/Range', Buffer.from([0x0a, 0x01, 0x61]));
@@ -236,7 +234,10 @@ describe('malformed requests', () => {
 
   test('a nested txn makes a txn a write, so it meets the size limit, as in etcd 3.4.23', async () => {
     // Measured against etcd 3.4.23: the flat txn is served, the nested one is proposed and refused.
-    const range: RequestOp = { type: 'range', range: rangeRequestWith({ key: new Uint8Array(requestBytesDefault).fill(0x61) }) };
+    const range: RequestOp = {
+      type: 'range',
+      range: rangeRequestWith({ key: new Uint8Array(requestBytesDefault).fill(0x61) }),
+    };
     const flat: TxnRequest = { compare: [], success: [range], failure: [] };
     const nested: TxnRequest = { compare: [], success: [{ type: 'txn', txn: flat }], failure: [] };
     assert.ok(Buffer.isBuffer(await rawUnary('/etcdserverpb.KV/Txn', Buffer.from(encodeTxnRequest(flat)))));
@@ -286,12 +287,15 @@ describe('HTTP/1.1 on the same port', () => {
     }
   });
 
-  test('unknown paths get Go\'s 404 text and non-GET /health gets 405', async () => {
-    assert.deepEqual({ ...(await httpGet('/nope')), headers: undefined }, {
-      status: 404,
-      body: '404 page not found\n',
-      headers: undefined,
-    });
+  test("unknown paths get Go's 404 text and non-GET /health gets 405", async () => {
+    assert.deepEqual(
+      { ...(await httpGet('/nope')), headers: undefined },
+      {
+        status: 404,
+        body: '404 page not found\n',
+        headers: undefined,
+      },
+    );
     const post = await httpGet('/health', 'POST');
     assert.equal(post.status, 405);
     assert.equal(post.headers.get('allow'), 'GET');

@@ -130,7 +130,9 @@ function hold(call: GrpcStreamCall): void {
 
 /** Bidi that ends the call with PERMISSION_DENIED, the request's text as details, grpc-js style. */
 function refuse(call: GrpcStreamCall): void {
-  call.on('data', (message: WireMessage) => call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: bytesOf(message).toString('utf8') }));
+  call.on('data', (message: WireMessage) =>
+    call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: bytesOf(message).toString('utf8') }),
+  );
 }
 
 /** A unary handler that throws before it returns a promise, as a non-async function can. */
@@ -146,8 +148,19 @@ function explode(call: GrpcStreamCall): void {
 }
 
 function testRoutes(receiveLimitBytes: number): GrpcRoutes {
-  const unary = (handler: (request: WireMessage, context: UnaryContext) => Promise<WireMessage>): GrpcRoute => ({ kind: 'unary', decode: wrap, encode: bytesOf, handler });
-  const stream = (clientStreaming: boolean, handler: (call: GrpcStreamCall) => void): GrpcRoute => ({ kind: 'stream', clientStreaming, decode: wrap, encode: bytesOf, handler });
+  const unary = (handler: (request: WireMessage, context: UnaryContext) => Promise<WireMessage>): GrpcRoute => ({
+    kind: 'unary',
+    decode: wrap,
+    encode: bytesOf,
+    handler,
+  });
+  const stream = (clientStreaming: boolean, handler: (call: GrpcStreamCall) => void): GrpcRoute => ({
+    kind: 'stream',
+    clientStreaming,
+    decode: wrap,
+    encode: bytesOf,
+    handler,
+  });
   const byPath = new Map<string, GrpcRoute>([
     [`/${service}/Echo`, unary(echo)],
     [`/${service}/EchoLater`, unary(echoLater)],
@@ -210,11 +223,19 @@ const identity = (bytes: Buffer): Buffer => bytes;
 
 /** A client with a connection of its own: grpc-js otherwise shares one per target across clients. */
 function newClient(port = server.port): grpc.Client {
-  return new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+  return new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), {
+    'grpc.use_local_subchannel_pool': 1,
+  });
 }
 
 /** A unary call; without options it has a 5-second deadline, so a broken answer fails rather than hangs. */
-function unary(client: grpc.Client, method: string, body: Buffer, options: grpc.CallOptions = { deadline: Date.now() + 5_000 }, path = `/${service}/${method}`): Promise<Buffer> {
+function unary(
+  client: grpc.Client,
+  method: string,
+  body: Buffer,
+  options: grpc.CallOptions = { deadline: Date.now() + 5_000 },
+  path = `/${service}/${method}`,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     client.makeUnaryRequest(path, identity, identity, body, new grpc.Metadata(), options, (error, response) => {
       if (error) reject(error);
@@ -239,7 +260,9 @@ interface StreamOutcome {
 }
 
 /** Everything a streaming call receives, once its status is in and its stream has ended. */
-function outcome(call: grpc.ClientReadableStream<Buffer> | grpc.ClientDuplexStream<Buffer, Buffer>): Promise<StreamOutcome> {
+function outcome(
+  call: grpc.ClientReadableStream<Buffer> | grpc.ClientDuplexStream<Buffer, Buffer>,
+): Promise<StreamOutcome> {
   return new Promise((resolve) => {
     const messages: Buffer[] = [];
     let finalStatus: grpc.StatusObject | undefined;
@@ -277,7 +300,10 @@ describe('unary calls from grpc-js', () => {
   });
 
   test('an EtcdError is answered with its code and message', bounded, async () => {
-    await assert.rejects(unary(client, 'Fail', Buffer.from('etcdserver: key not found')), status(grpc.status.FAILED_PRECONDITION, 'etcdserver: key not found'));
+    await assert.rejects(
+      unary(client, 'Fail', Buffer.from('etcdserver: key not found')),
+      status(grpc.status.FAILED_PRECONDITION, 'etcdserver: key not found'),
+    );
   });
 
   test('a message outside printable ASCII, and a percent sign, survive percent-encoding', bounded, async () => {
@@ -285,41 +311,60 @@ describe('unary calls from grpc-js', () => {
     await assert.rejects(unary(client, 'Fail', Buffer.from(text)), status(grpc.status.FAILED_PRECONDITION, text));
   });
 
-  test('an unknown method is UNIMPLEMENTED in grpc-go\'s words', bounded, async () => {
-    await assert.rejects(unary(client, 'Nope', Buffer.alloc(0)), status(grpc.status.UNIMPLEMENTED, `unknown method Nope for service ${service}`));
+  test("an unknown method is UNIMPLEMENTED in grpc-go's words", bounded, async () => {
+    await assert.rejects(
+      unary(client, 'Nope', Buffer.alloc(0)),
+      status(grpc.status.UNIMPLEMENTED, `unknown method Nope for service ${service}`),
+    );
   });
 
-  test('an unknown service is UNIMPLEMENTED in grpc-go\'s words', bounded, async () => {
-    await assert.rejects(unary(client, '', Buffer.alloc(0), {}, '/nope.Missing/Do'), status(grpc.status.UNIMPLEMENTED, 'unknown service nope.Missing'));
+  test("an unknown service is UNIMPLEMENTED in grpc-go's words", bounded, async () => {
+    await assert.rejects(
+      unary(client, '', Buffer.alloc(0), {}, '/nope.Missing/Do'),
+      status(grpc.status.UNIMPLEMENTED, 'unknown service nope.Missing'),
+    );
   });
 
-  test('a deadline that passes answers DEADLINE_EXCEEDED and aborts the handler\'s signal', bounded, async () => {
+  test("a deadline that passes answers DEADLINE_EXCEEDED and aborts the handler's signal", bounded, async () => {
     const aborted = once(observed, 'stall-aborted');
-    await assert.rejects(unary(client, 'Stall', Buffer.alloc(0), { deadline: Date.now() + 100 }), (error: grpc.ServiceError) => error.code === grpc.status.DEADLINE_EXCEEDED);
+    await assert.rejects(
+      unary(client, 'Stall', Buffer.alloc(0), { deadline: Date.now() + 100 }),
+      (error: grpc.ServiceError) => error.code === grpc.status.DEADLINE_EXCEEDED,
+    );
     await aborted;
   });
 
-  test('a message over receiveLimitBytes is RESOURCE_EXHAUSTED with grpc-go\'s text, and the connection goes on', bounded, async () => {
-    const small = await startServer(testRoutes(1024));
-    const limited = newClient(small.port);
-    try {
-      await assert.rejects(unary(limited, 'Echo', Buffer.alloc(2000)), status(grpc.status.RESOURCE_EXHAUSTED, 'grpc: received message larger than max (2000 vs. 1024)'));
-      // Far over the limit: refused from the prefix of the first DATA frame.
-      await assert.rejects(unary(limited, 'Echo', Buffer.alloc(3 << 20)), status(grpc.status.RESOURCE_EXHAUSTED, `grpc: received message larger than max (${3 << 20} vs. 1024)`));
-      assert.deepEqual(await unary(limited, 'Echo', Buffer.alloc(1024, 7)), Buffer.alloc(1024, 7));
-      // A streaming call's messages meet the same limit.
-      const call = limited.makeBidiStreamRequest(`/${service}/Chat`, identity, identity);
-      const result = outcome(call);
-      call.write(Buffer.alloc(1500));
-      const { status: final } = await result;
-      assert.equal(final.code, grpc.status.RESOURCE_EXHAUSTED);
-      assert.equal(final.details, 'grpc: received message larger than max (1500 vs. 1024)');
-      assert.equal(small.accepted, 1);
-    } finally {
-      limited.close();
-      await small.close();
-    }
-  });
+  test(
+    "a message over receiveLimitBytes is RESOURCE_EXHAUSTED with grpc-go's text, and the connection goes on",
+    bounded,
+    async () => {
+      const small = await startServer(testRoutes(1024));
+      const limited = newClient(small.port);
+      try {
+        await assert.rejects(
+          unary(limited, 'Echo', Buffer.alloc(2000)),
+          status(grpc.status.RESOURCE_EXHAUSTED, 'grpc: received message larger than max (2000 vs. 1024)'),
+        );
+        // Far over the limit: refused from the prefix of the first DATA frame.
+        await assert.rejects(
+          unary(limited, 'Echo', Buffer.alloc(3 << 20)),
+          status(grpc.status.RESOURCE_EXHAUSTED, `grpc: received message larger than max (${3 << 20} vs. 1024)`),
+        );
+        assert.deepEqual(await unary(limited, 'Echo', Buffer.alloc(1024, 7)), Buffer.alloc(1024, 7));
+        // A streaming call's messages meet the same limit.
+        const call = limited.makeBidiStreamRequest(`/${service}/Chat`, identity, identity);
+        const result = outcome(call);
+        call.write(Buffer.alloc(1500));
+        const { status: final } = await result;
+        assert.equal(final.code, grpc.status.RESOURCE_EXHAUSTED);
+        assert.equal(final.details, 'grpc: received message larger than max (1500 vs. 1024)');
+        assert.equal(small.accepted, 1);
+      } finally {
+        limited.close();
+        await small.close();
+      }
+    },
+  );
 
   test('500 concurrent calls on one connection are each answered with their own bytes', bounded, async () => {
     const acceptedBefore = server.accepted;
@@ -329,7 +374,9 @@ describe('unary calls from grpc-js', () => {
       const answers = await Promise.all(bodies.map((body) => unary(fresh, 'Echo', body)));
       answers.forEach((answer, i) => assert.deepEqual(answer, bodies[i], `call ${i}`));
       // And errors interleaved with successes keep the header tables in step.
-      const mixed = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => unary(fresh, i % 2 === 0 ? 'Echo' : 'Fail', Buffer.from(`m${i}`))));
+      const mixed = await Promise.allSettled(
+        Array.from({ length: 100 }, (_, i) => unary(fresh, i % 2 === 0 ? 'Echo' : 'Fail', Buffer.from(`m${i}`))),
+      );
       mixed.forEach((result, i) => {
         if (i % 2 === 0) assert.deepEqual(result, { status: 'fulfilled', value: Buffer.from(`m${i}`) });
         else assert.equal(result.status === 'rejected' && (result.reason as grpc.ServiceError).details, `m${i}`);
@@ -349,30 +396,38 @@ function patterned(size: number): Buffer {
 }
 
 describe('large messages from grpc-js', () => {
-  test('a 3 MiB request is echoed as a 3 MiB response, past every flow-control window and frame size', bounded, async () => {
-    const client = newClient();
-    try {
-      // A small call first, so the large one runs with the header table already primed.
-      await unary(client, 'Echo', Buffer.from('prime'));
-      const body = patterned(3 << 20);
-      const answer = await unary(client, 'Echo', body);
-      assert.equal(answer.length, body.length);
-      assert.ok(answer.equals(body), 'the echo has the same bytes in the same order');
-      assert.ok((await unary(client, 'Echo', body)).equals(body), 'a second time, after the windows were refilled');
-    } finally {
-      client.close();
-    }
-  });
+  test(
+    'a 3 MiB request is echoed as a 3 MiB response, past every flow-control window and frame size',
+    bounded,
+    async () => {
+      const client = newClient();
+      try {
+        // A small call first, so the large one runs with the header table already primed.
+        await unary(client, 'Echo', Buffer.from('prime'));
+        const body = patterned(3 << 20);
+        const answer = await unary(client, 'Echo', body);
+        assert.equal(answer.length, body.length);
+        assert.ok(answer.equals(body), 'the echo has the same bytes in the same order');
+        assert.ok((await unary(client, 'Echo', body)).equals(body), 'a second time, after the windows were refilled');
+      } finally {
+        client.close();
+      }
+    },
+  );
 
-  test('the first answer on a connection may be larger than one frame, and its headers still decode', bounded, async () => {
-    const client = newClient();
-    try {
-      const body = patterned(100_000);
-      assert.ok((await unary(client, 'Echo', body)).equals(body));
-    } finally {
-      client.close();
-    }
-  });
+  test(
+    'the first answer on a connection may be larger than one frame, and its headers still decode',
+    bounded,
+    async () => {
+      const client = newClient();
+      try {
+        const body = patterned(100_000);
+        assert.ok((await unary(client, 'Echo', body)).equals(body));
+      } finally {
+        client.close();
+      }
+    },
+  );
 });
 
 describe('streaming calls from grpc-js', () => {
@@ -395,21 +450,35 @@ describe('streaming calls from grpc-js', () => {
     assert.deepEqual(messages, sent);
   });
 
-  test('a server-streaming call that outruns the client\'s window queues its writes and resumes on drain', bounded, async () => {
-    const done = once(observed, 'flood-done');
-    const count = 200;
-    const size = 16_000;
-    // The deadline turns a stalled stream into a failure instead of a hang.
-    const call = client.makeServerStreamRequest(`/${service}/Flood`, identity, identity, Buffer.from(JSON.stringify({ count, size })), { deadline: Date.now() + 3_000 });
-    const { messages, status: final } = await outcome(call);
-    assert.equal(final.code, grpc.status.OK, `status ${final.code} "${final.details}" after ${messages.length} messages`);
-    const [stats] = (await done) as [FloodStats];
-    assert.equal(messages.length, count);
-    messages.forEach((message, i) => assert.ok(message.equals(floodMessage(i, size)), `message ${i}`));
-    // 3.2 MB against a 64 KiB window: write() must have said to wait, and 'drain' must have followed.
-    assert.ok(stats.refusedWrites >= 1, `refused writes: ${stats.refusedWrites}`);
-    assert.equal(stats.drains, stats.refusedWrites);
-  });
+  test(
+    "a server-streaming call that outruns the client's window queues its writes and resumes on drain",
+    bounded,
+    async () => {
+      const done = once(observed, 'flood-done');
+      const count = 200;
+      const size = 16_000;
+      // The deadline turns a stalled stream into a failure instead of a hang.
+      const call = client.makeServerStreamRequest(
+        `/${service}/Flood`,
+        identity,
+        identity,
+        Buffer.from(JSON.stringify({ count, size })),
+        { deadline: Date.now() + 3_000 },
+      );
+      const { messages, status: final } = await outcome(call);
+      assert.equal(
+        final.code,
+        grpc.status.OK,
+        `status ${final.code} "${final.details}" after ${messages.length} messages`,
+      );
+      const [stats] = (await done) as [FloodStats];
+      assert.equal(messages.length, count);
+      messages.forEach((message, i) => assert.ok(message.equals(floodMessage(i, size)), `message ${i}`));
+      // 3.2 MB against a 64 KiB window: write() must have said to wait, and 'drain' must have followed.
+      assert.ok(stats.refusedWrites >= 1, `refused writes: ${stats.refusedWrites}`);
+      assert.equal(stats.drains, stats.refusedWrites);
+    },
+  );
 
   test('a client that cancels makes the server call emit cancelled and set cancelled', bounded, async () => {
     const started = once(observed, 'hold-data');
@@ -426,34 +495,45 @@ describe('streaming calls from grpc-js', () => {
     assert.equal((await result).status.code, grpc.status.CANCELLED);
   });
 
-  test('a server call emitting error with a code and details ends the client\'s call with that status', bounded, async () => {
-    const call = client.makeBidiStreamRequest(`/${service}/Refuse`, identity, identity);
-    const result = outcome(call);
-    call.write(Buffer.from('etcdserver: permission denied ☃'));
-    const { messages, status: final } = await result;
-    assert.deepEqual(messages, []);
-    assert.equal(final.code, grpc.status.PERMISSION_DENIED);
-    assert.equal(final.details, 'etcdserver: permission denied ☃');
-  });
+  test(
+    "a server call emitting error with a code and details ends the client's call with that status",
+    bounded,
+    async () => {
+      const call = client.makeBidiStreamRequest(`/${service}/Refuse`, identity, identity);
+      const result = outcome(call);
+      call.write(Buffer.from('etcdserver: permission denied ☃'));
+      const { messages, status: final } = await result;
+      assert.deepEqual(messages, []);
+      assert.equal(final.code, grpc.status.PERMISSION_DENIED);
+      assert.equal(final.details, 'etcdserver: permission denied ☃');
+    },
+  );
 
   test('a unary handler that throws before returning a promise answers UNKNOWN with its message', bounded, async () => {
-    await assert.rejects(unary(client, 'Throw', Buffer.from('x')), status(grpc.status.UNKNOWN, 'thrown before any promise'));
+    await assert.rejects(
+      unary(client, 'Throw', Buffer.from('x')),
+      status(grpc.status.UNKNOWN, 'thrown before any promise'),
+    );
   });
 
-  test('a streaming listener that throws ends only its own connection, and the server goes on serving', bounded, async () => {
-    const other = newClient();
-    try {
-      const call = other.makeBidiStreamRequest(`/${service}/Explode`, identity, identity);
-      const result = outcome(call);
-      call.write(Buffer.from('boom'));
-      const { status: final } = await result;
-      assert.notEqual(final.code, grpc.status.OK);
-    } finally {
-      other.close();
-    }
-    assert.deepEqual(await unary(client, 'Echo', Buffer.from('after')), Buffer.from('after'));
-    await stillServing();
-  });
+  test(
+    'a streaming listener that throws ends only its own connection, and the server goes on serving',
+    bounded,
+    async () => {
+      const other = newClient();
+      try {
+        const call = other.makeBidiStreamRequest(`/${service}/Explode`, identity, identity);
+        const result = outcome(call);
+        call.write(Buffer.from('boom'));
+        const { status: final } = await result;
+        assert.notEqual(final.code, grpc.status.OK);
+      } finally {
+        other.close();
+      }
+      assert.deepEqual(await unary(client, 'Echo', Buffer.from('after')), Buffer.from('after'));
+      await stillServing();
+    },
+  );
 
   test('unary and streaming calls share the connection with the calls above', bounded, async () => {
     assert.deepEqual(await unary(client, 'Echo', Buffer.from('after streams')), Buffer.from('after streams'));
@@ -469,9 +549,20 @@ interface RawAnswer {
 }
 
 /** One request on `session`; resolves once the stream has closed, with what came back. */
-function request(session: http2.ClientHttp2Session, path: string, body: Buffer, headers: http2.OutgoingHttpHeaders = {}): Promise<RawAnswer> {
+function request(
+  session: http2.ClientHttp2Session,
+  path: string,
+  body: Buffer,
+  headers: http2.OutgoingHttpHeaders = {},
+): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers', ...headers });
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': path,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      ...headers,
+    });
     let responseHeaders: http2.IncomingHttpHeaders = {};
     let trailers: http2.IncomingHttpHeaders = {};
     const chunks: Buffer[] = [];
@@ -492,7 +583,7 @@ function framed(message: Buffer, compressed = false): Buffer {
   return Buffer.concat([prefix, message]);
 }
 
-describe('requests from Node\'s HTTP/2 client', () => {
+describe("requests from Node's HTTP/2 client", () => {
   let session: http2.ClientHttp2Session;
   before(async () => {
     session = http2.connect(`http://127.0.0.1:${server.port}`);
@@ -517,14 +608,18 @@ describe('requests from Node\'s HTTP/2 client', () => {
   });
 
   test('a content-type that is not gRPC gets HTTP status 415', bounded, async () => {
-    const { headers } = await request(session, `/${service}/Echo`, framed(Buffer.from('abc')), { 'content-type': 'text/plain' });
+    const { headers } = await request(session, `/${service}/Echo`, framed(Buffer.from('abc')), {
+      'content-type': 'text/plain',
+    });
     assert.equal(headers[':status'], 415);
     assert.equal(headers['grpc-status'], String(grpc.status.INTERNAL));
     assert.equal(headers['grpc-message'], 'transport: received unexpected content-type "text/plain"');
   });
 
   test('a content-type with a suffix is still gRPC, and a method other than POST gets 405', bounded, async () => {
-    const proto = await request(session, `/${service}/Echo`, framed(Buffer.from('abc')), { 'content-type': 'application/grpc+proto' });
+    const proto = await request(session, `/${service}/Echo`, framed(Buffer.from('abc')), {
+      'content-type': 'application/grpc+proto',
+    });
     assert.equal(proto.trailers['grpc-status'], '0');
     const put = await request(session, `/${service}/Echo`, framed(Buffer.from('abc')), { ':method': 'PUT' });
     assert.equal(put.headers[':status'], 405);
@@ -539,14 +634,18 @@ describe('requests from Node\'s HTTP/2 client', () => {
 
   test('a gzip-compressed message is decompressed before the handler sees it', bounded, async () => {
     const message = Buffer.from('compressed '.repeat(100));
-    const { body, trailers } = await request(session, `/${service}/Echo`, framed(zlib.gzipSync(message), true), { 'grpc-encoding': 'gzip' });
+    const { body, trailers } = await request(session, `/${service}/Echo`, framed(zlib.gzipSync(message), true), {
+      'grpc-encoding': 'gzip',
+    });
     assert.equal(trailers['grpc-status'], '0');
     assert.deepEqual(body, framed(message));
   });
 
   test('a deflate-compressed message is decompressed too', bounded, async () => {
     const message = Buffer.from('deflated '.repeat(100));
-    const { body, trailers } = await request(session, `/${service}/Echo`, framed(zlib.deflateSync(message), true), { 'grpc-encoding': 'deflate' });
+    const { body, trailers } = await request(session, `/${service}/Echo`, framed(zlib.deflateSync(message), true), {
+      'grpc-encoding': 'deflate',
+    });
     assert.equal(trailers['grpc-status'], '0');
     assert.deepEqual(body, framed(message));
   });
@@ -555,32 +654,49 @@ describe('requests from Node\'s HTTP/2 client', () => {
     const bomb = zlib.gzipSync(Buffer.alloc(receiveLimitBytes + 100));
     const { headers } = await request(session, `/${service}/Echo`, framed(bomb, true), { 'grpc-encoding': 'gzip' });
     assert.equal(headers['grpc-status'], String(grpc.status.RESOURCE_EXHAUSTED));
-    assert.equal(headers['grpc-message'], `grpc: received message after decompression larger than max (${receiveLimitBytes + 1} vs. ${receiveLimitBytes})`);
+    assert.equal(
+      headers['grpc-message'],
+      `grpc: received message after decompression larger than max (${receiveLimitBytes + 1} vs. ${receiveLimitBytes})`,
+    );
   });
 
-  test('an unknown grpc-encoding is UNIMPLEMENTED in grpc-go\'s words', bounded, async () => {
-    const { headers } = await request(session, `/${service}/Echo`, framed(Buffer.from('abc'), true), { 'grpc-encoding': 'x' });
+  test("an unknown grpc-encoding is UNIMPLEMENTED in grpc-go's words", bounded, async () => {
+    const { headers } = await request(session, `/${service}/Echo`, framed(Buffer.from('abc'), true), {
+      'grpc-encoding': 'x',
+    });
     assert.equal(headers[':status'], 200);
     assert.equal(headers['grpc-status'], String(grpc.status.UNIMPLEMENTED));
     assert.equal(headers['grpc-message'], 'grpc: Decompressor is not installed for grpc-encoding "x"');
   });
 
-  test('the server enforces grpc-timeout itself: DEADLINE_EXCEEDED with no deadline on the client side', bounded, async () => {
-    const aborted = once(observed, 'stall-aborted');
-    const { headers } = await request(session, `/${service}/Stall`, framed(Buffer.alloc(0)), { 'grpc-timeout': '50m' });
-    assert.equal(headers['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED));
-    assert.equal(headers['grpc-message'], 'Deadline exceeded');
-    await aborted;
-  });
+  test(
+    'the server enforces grpc-timeout itself: DEADLINE_EXCEEDED with no deadline on the client side',
+    bounded,
+    async () => {
+      const aborted = once(observed, 'stall-aborted');
+      const { headers } = await request(session, `/${service}/Stall`, framed(Buffer.alloc(0)), {
+        'grpc-timeout': '50m',
+      });
+      assert.equal(headers['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED));
+      assert.equal(headers['grpc-message'], 'Deadline exceeded');
+      await aborted;
+    },
+  );
 
-  test('a streaming call whose grpc-timeout passes ends DEADLINE_EXCEEDED and its server call is cancelled', bounded, async () => {
-    const cancelled = once(observed, 'hold-cancelled');
-    const { headers } = await request(session, `/${service}/Hold`, framed(Buffer.from('x')), { 'grpc-timeout': '50m' });
-    assert.equal(headers['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED));
-    assert.equal(headers['grpc-message'], 'Deadline exceeded');
-    const [call] = (await cancelled) as [GrpcStreamCall];
-    assert.equal(call.cancelled, true);
-  });
+  test(
+    'a streaming call whose grpc-timeout passes ends DEADLINE_EXCEEDED and its server call is cancelled',
+    bounded,
+    async () => {
+      const cancelled = once(observed, 'hold-cancelled');
+      const { headers } = await request(session, `/${service}/Hold`, framed(Buffer.from('x')), {
+        'grpc-timeout': '50m',
+      });
+      assert.equal(headers['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED));
+      assert.equal(headers['grpc-message'], 'Deadline exceeded');
+      const [call] = (await cancelled) as [GrpcStreamCall];
+      assert.equal(call.cancelled, true);
+    },
+  );
 
   test('a request that ends inside its message is INTERNAL "unexpected EOF"', bounded, async () => {
     const { headers } = await request(session, `/${service}/Echo`, framed(Buffer.from('abcdef')).subarray(0, 8));
@@ -623,7 +739,12 @@ function headerBlock(fields: Record<string, string>): Buffer {
   for (const [name, value] of Object.entries(fields)) {
     const nameBytes = Buffer.from(name, 'latin1');
     const valueBytes = Buffer.from(value, 'latin1');
-    pieces.push(Buffer.from([0x00, ...hpackInteger(0, 7, nameBytes.length)]), nameBytes, Buffer.from(hpackInteger(0, 7, valueBytes.length)), valueBytes);
+    pieces.push(
+      Buffer.from([0x00, ...hpackInteger(0, 7, nameBytes.length)]),
+      nameBytes,
+      Buffer.from(hpackInteger(0, 7, valueBytes.length)),
+      valueBytes,
+    );
   }
   return Buffer.concat(pieces);
 }
@@ -690,7 +811,8 @@ class RawConnection {
     const socket = net.connect(port, '127.0.0.1');
     await once(socket, 'connect');
     const connection = new RawConnection(socket);
-    if (settings !== null) connection.write(Buffer.concat([http2Preface, frameBytes(FrameType.settings, 0, 0, settingsPayload(settings))]));
+    if (settings !== null)
+      connection.write(Buffer.concat([http2Preface, frameBytes(FrameType.settings, 0, 0, settingsPayload(settings))]));
     return connection;
   }
 
@@ -736,12 +858,19 @@ class RawConnection {
     const payload = Buffer.alloc(8);
     payload.writeUInt32BE(++this.pings, 4);
     this.send(FrameType.ping, 0, 0, payload);
-    await this.until('the PING ACK', (frame) => frame.type === FrameType.ping && (frame.flags & FrameFlag.ack) !== 0 && frame.payload.equals(payload));
+    await this.until(
+      'the PING ACK',
+      (frame) => frame.type === FrameType.ping && (frame.flags & FrameFlag.ack) !== 0 && frame.payload.equals(payload),
+    );
   }
 
   /** DATA bytes received on a stream so far, prefixes included. */
   dataOn(streamId: number): Buffer {
-    return Buffer.concat(this.frames.filter((frame) => frame.type === FrameType.data && frame.streamId === streamId).map((frame) => frame.payload));
+    return Buffer.concat(
+      this.frames
+        .filter((frame) => frame.type === FrameType.data && frame.streamId === streamId)
+        .map((frame) => frame.payload),
+    );
   }
 
   headersOn(streamId: number): Frame[] {
@@ -772,7 +901,8 @@ class RawConnection {
         read: this.reads,
       };
       if (frame.type === FrameType.headers) this.decodeHeaders(frame);
-      if (frame.type === FrameType.settings && (frame.flags & FrameFlag.ack) === 0) this.send(FrameType.settings, FrameFlag.ack, 0);
+      if (frame.type === FrameType.settings && (frame.flags & FrameFlag.ack) === 0)
+        this.send(FrameType.settings, FrameFlag.ack, 0);
       this.frames.push(frame);
       at += 9 + length;
     }
@@ -798,10 +928,15 @@ const isGoAway = (frame: Frame) => frame.type === FrameType.goaway;
 /** Matches a DATA frame of the stream once that stream has received at least `bytes` of DATA. */
 const dataReaches = (connection: RawConnection, streamId: number, bytes: number) => (frame: Frame) =>
   frame.type === FrameType.data && frame.streamId === streamId && connection.dataOn(streamId).length >= bytes;
-const endsStream = (streamId: number) => (frame: Frame) => frame.type === FrameType.headers && frame.streamId === streamId && (frame.flags & FrameFlag.endStream) !== 0;
+const endsStream = (streamId: number) => (frame: Frame) =>
+  frame.type === FrameType.headers && frame.streamId === streamId && (frame.flags & FrameFlag.endStream) !== 0;
 
 function goAwayOf(frame: Frame): { lastStreamId: number; code: number; reason: string } {
-  return { lastStreamId: frame.payload.readUInt32BE(0) & 0x7fffffff, code: frame.payload.readUInt32BE(4), reason: frame.payload.subarray(8).toString('utf8') };
+  return {
+    lastStreamId: frame.payload.readUInt32BE(0) & 0x7fffffff,
+    code: frame.payload.readUInt32BE(4),
+    reason: frame.payload.subarray(8).toString('utf8'),
+  };
 }
 
 /** The fields of a header frame, failing with the decoder's complaint when there were none. */
@@ -846,36 +981,92 @@ describe('protocol errors from a raw socket', () => {
     await stillServing();
   });
 
-  test('text after the preface reads as an oversized frame and gets GOAWAY, while a frame of exactly 16,384 bytes does not', bounded, async () => {
-    const connection = await RawConnection.open(server.port);
-    // An unknown frame type at the largest allowed size is read and ignored (RFC 9113, 4.1).
-    connection.send(0xfa, 0, 0, Buffer.alloc(16_384));
-    await connection.barrier();
-    connection.write(Buffer.from('this is not a frame at all'));
-    const goAway = goAwayOf(await connection.until('GOAWAY', isGoAway));
-    assert.equal(goAway.code, Http2ErrorCode.frameSizeError);
-    await connection.ended();
-  });
+  test(
+    'text after the preface reads as an oversized frame and gets GOAWAY, while a frame of exactly 16,384 bytes does not',
+    bounded,
+    async () => {
+      const connection = await RawConnection.open(server.port);
+      // An unknown frame type at the largest allowed size is read and ignored (RFC 9113, 4.1).
+      connection.send(0xfa, 0, 0, Buffer.alloc(16_384));
+      await connection.barrier();
+      connection.write(Buffer.from('this is not a frame at all'));
+      const goAway = goAwayOf(await connection.until('GOAWAY', isGoAway));
+      assert.equal(goAway.code, Http2ErrorCode.frameSizeError);
+      await connection.ended();
+    },
+  );
 
   /** RFC 9113's names for error codes: flowControlError reads FLOW_CONTROL_ERROR. */
-  const errorNames = new Map<number, string>(Object.entries(Http2ErrorCode).map(([name, code]) => [code, name.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase()]));
+  const errorNames = new Map<number, string>(
+    Object.entries(Http2ErrorCode).map(([name, code]) => [
+      code,
+      name.replace(/[A-Z]/g, (letter) => `_${letter}`).toUpperCase(),
+    ]),
+  );
   for (const [what, bytes, code] of [
     ['DATA on stream 0', frameBytes(FrameType.data, 0, 0, Buffer.from('x')), Http2ErrorCode.protocolError],
     ['DATA on a stream never opened', frameBytes(FrameType.data, 0, 5, Buffer.from('x')), Http2ErrorCode.protocolError],
-    ['HEADERS on an even stream', frameBytes(FrameType.headers, FrameFlag.endHeaders, 2, headerBlock(requestFields('Echo'))), Http2ErrorCode.protocolError],
-    ['HEADERS opening a stream below the last one', frameBytes(FrameType.headers, FrameFlag.endHeaders, 1, headerBlock(requestFields('Echo'))), Http2ErrorCode.streamClosed],
+    [
+      'HEADERS on an even stream',
+      frameBytes(FrameType.headers, FrameFlag.endHeaders, 2, headerBlock(requestFields('Echo'))),
+      Http2ErrorCode.protocolError,
+    ],
+    [
+      'HEADERS opening a stream below the last one',
+      frameBytes(FrameType.headers, FrameFlag.endHeaders, 1, headerBlock(requestFields('Echo'))),
+      Http2ErrorCode.streamClosed,
+    ],
     ['a PING of three bytes', frameBytes(FrameType.ping, 0, 0, Buffer.from('abc')), Http2ErrorCode.protocolError],
-    ['CONTINUATION without HEADERS', frameBytes(FrameType.continuation, FrameFlag.endHeaders, 1, Buffer.alloc(0)), Http2ErrorCode.protocolError],
-    ['a frame where a CONTINUATION is due', Buffer.concat([frameBytes(FrameType.headers, 0, 5, Buffer.alloc(0)), frameBytes(FrameType.ping, 0, 0, Buffer.alloc(8))]), Http2ErrorCode.protocolError],
-    ['PUSH_PROMISE from a client', frameBytes(FrameType.pushPromise, FrameFlag.endHeaders, 1, Buffer.alloc(4)), Http2ErrorCode.protocolError],
+    [
+      'CONTINUATION without HEADERS',
+      frameBytes(FrameType.continuation, FrameFlag.endHeaders, 1, Buffer.alloc(0)),
+      Http2ErrorCode.protocolError,
+    ],
+    [
+      'a frame where a CONTINUATION is due',
+      Buffer.concat([
+        frameBytes(FrameType.headers, 0, 5, Buffer.alloc(0)),
+        frameBytes(FrameType.ping, 0, 0, Buffer.alloc(8)),
+      ]),
+      Http2ErrorCode.protocolError,
+    ],
+    [
+      'PUSH_PROMISE from a client',
+      frameBytes(FrameType.pushPromise, FrameFlag.endHeaders, 1, Buffer.alloc(4)),
+      Http2ErrorCode.protocolError,
+    ],
     ['SETTINGS on a stream', frameBytes(FrameType.settings, 0, 1, Buffer.alloc(0)), Http2ErrorCode.protocolError],
-    ['a connection WINDOW_UPDATE of 0', frameBytes(FrameType.windowUpdate, 0, 0, increment(0)), Http2ErrorCode.protocolError],
-    ['SETTINGS_MAX_FRAME_SIZE below 16,384', frameBytes(FrameType.settings, 0, 0, settingsPayload([[Setting.maxFrameSize, 1_000]])), Http2ErrorCode.protocolError],
-    ['a PRIORITY frame of four bytes', frameBytes(FrameType.priority, 0, 1, Buffer.alloc(4)), Http2ErrorCode.frameSizeError],
+    [
+      'a connection WINDOW_UPDATE of 0',
+      frameBytes(FrameType.windowUpdate, 0, 0, increment(0)),
+      Http2ErrorCode.protocolError,
+    ],
+    [
+      'SETTINGS_MAX_FRAME_SIZE below 16,384',
+      frameBytes(FrameType.settings, 0, 0, settingsPayload([[Setting.maxFrameSize, 1_000]])),
+      Http2ErrorCode.protocolError,
+    ],
+    [
+      'a PRIORITY frame of four bytes',
+      frameBytes(FrameType.priority, 0, 1, Buffer.alloc(4)),
+      Http2ErrorCode.frameSizeError,
+    ],
     ['SETTINGS of five bytes', frameBytes(FrameType.settings, 0, 0, Buffer.alloc(5)), Http2ErrorCode.frameSizeError],
-    ['a WINDOW_UPDATE of three bytes', frameBytes(FrameType.windowUpdate, 0, 0, Buffer.alloc(3)), Http2ErrorCode.frameSizeError],
-    ['SETTINGS_INITIAL_WINDOW_SIZE over 2^31-1', frameBytes(FrameType.settings, 0, 0, settingsPayload([[Setting.initialWindowSize, 2 ** 31]])), Http2ErrorCode.flowControlError],
-    ['a connection window grown past 2^31-1', frameBytes(FrameType.windowUpdate, 0, 0, increment(2 ** 31 - 1)), Http2ErrorCode.flowControlError],
+    [
+      'a WINDOW_UPDATE of three bytes',
+      frameBytes(FrameType.windowUpdate, 0, 0, Buffer.alloc(3)),
+      Http2ErrorCode.frameSizeError,
+    ],
+    [
+      'SETTINGS_INITIAL_WINDOW_SIZE over 2^31-1',
+      frameBytes(FrameType.settings, 0, 0, settingsPayload([[Setting.initialWindowSize, 2 ** 31]])),
+      Http2ErrorCode.flowControlError,
+    ],
+    [
+      'a connection window grown past 2^31-1',
+      frameBytes(FrameType.windowUpdate, 0, 0, increment(2 ** 31 - 1)),
+      Http2ErrorCode.flowControlError,
+    ],
   ] as const) {
     test(`${what} gets GOAWAY ${errorNames.get(code)} naming the last stream served`, bounded, async () => {
       const connection = await RawConnection.open(server.port);
@@ -889,21 +1080,28 @@ describe('protocol errors from a raw socket', () => {
     });
   }
 
-  test('DATA after the client ended its stream resets that stream with STREAM_CLOSED and the connection goes on', bounded, async () => {
-    const connection = await RawConnection.open(server.port);
-    try {
-      const started = once(observed, 'stall-started');
-      connection.request(1, 'Stall', Buffer.alloc(0));
-      await started;
-      connection.send(FrameType.data, 0, 1, framed(Buffer.from('late')));
-      const reset = await connection.until('the RST_STREAM', (frame) => frame.type === FrameType.rstStream && frame.streamId === 1);
-      assert.equal(reset.payload.readUInt32BE(0), Http2ErrorCode.streamClosed);
-      connection.request(3, 'Echo', Buffer.from('after'));
-      assert.equal(fieldsOf(await connection.until('the trailers', endsStream(3)))['grpc-status'], '0');
-    } finally {
-      connection.close();
-    }
-  });
+  test(
+    'DATA after the client ended its stream resets that stream with STREAM_CLOSED and the connection goes on',
+    bounded,
+    async () => {
+      const connection = await RawConnection.open(server.port);
+      try {
+        const started = once(observed, 'stall-started');
+        connection.request(1, 'Stall', Buffer.alloc(0));
+        await started;
+        connection.send(FrameType.data, 0, 1, framed(Buffer.from('late')));
+        const reset = await connection.until(
+          'the RST_STREAM',
+          (frame) => frame.type === FrameType.rstStream && frame.streamId === 1,
+        );
+        assert.equal(reset.payload.readUInt32BE(0), Http2ErrorCode.streamClosed);
+        connection.request(3, 'Echo', Buffer.from('after'));
+        assert.equal(fieldsOf(await connection.until('the trailers', endsStream(3)))['grpc-status'], '0');
+      } finally {
+        connection.close();
+      }
+    },
+  );
 
   test('RST_STREAM on a stream never opened gets GOAWAY PROTOCOL_ERROR', bounded, async () => {
     const connection = await RawConnection.open(server.port);
@@ -918,29 +1116,38 @@ describe('protocol errors from a raw socket', () => {
     await stillServing();
   });
 
-  test('a client RST_STREAM on a unary call aborts its handler\'s signal and the connection goes on', bounded, async () => {
-    const connection = await RawConnection.open(server.port);
-    try {
-      const started = once(observed, 'stall-started');
-      const aborted = once(observed, 'stall-aborted');
-      connection.request(1, 'Stall', Buffer.alloc(0));
-      await started;
-      connection.send(FrameType.rstStream, 0, 1, increment(Http2ErrorCode.cancel));
-      await aborted;
-      connection.request(3, 'Echo', Buffer.from('after the reset'));
-      assert.equal(fieldsOf(await connection.until('the trailers', endsStream(3)))['grpc-status'], '0');
-      assert.equal(connection.headersOn(1).length, 0, 'nothing is answered on a reset stream');
-    } finally {
-      connection.close();
-    }
-  });
+  test(
+    "a client RST_STREAM on a unary call aborts its handler's signal and the connection goes on",
+    bounded,
+    async () => {
+      const connection = await RawConnection.open(server.port);
+      try {
+        const started = once(observed, 'stall-started');
+        const aborted = once(observed, 'stall-aborted');
+        connection.request(1, 'Stall', Buffer.alloc(0));
+        await started;
+        connection.send(FrameType.rstStream, 0, 1, increment(Http2ErrorCode.cancel));
+        await aborted;
+        connection.request(3, 'Echo', Buffer.from('after the reset'));
+        assert.equal(fieldsOf(await connection.until('the trailers', endsStream(3)))['grpc-status'], '0');
+        assert.equal(connection.headersOn(1).length, 0, 'nothing is answered on a reset stream');
+      } finally {
+        connection.close();
+      }
+    },
+  );
 
   test('a request ended by a trailers HEADERS frame rather than END_STREAM on DATA is served', bounded, async () => {
     const connection = await RawConnection.open(server.port);
     try {
       connection.send(FrameType.headers, FrameFlag.endHeaders, 1, headerBlock(requestFields('Echo')));
       connection.send(FrameType.data, 0, 1, framed(Buffer.from('with trailers')));
-      connection.send(FrameType.headers, FrameFlag.endHeaders | FrameFlag.endStream, 1, headerBlock({ 'x-client-trailer': 'yes' }));
+      connection.send(
+        FrameType.headers,
+        FrameFlag.endHeaders | FrameFlag.endStream,
+        1,
+        headerBlock({ 'x-client-trailer': 'yes' }),
+      );
       assert.equal(fieldsOf(await connection.until('the trailers', endsStream(1)))['grpc-status'], '0');
       assert.deepEqual(connection.dataOn(1), framed(Buffer.from('with trailers')));
     } finally {
@@ -980,7 +1187,12 @@ describe('protocol errors from a raw socket', () => {
       const block = headerBlock(requestFields('Echo'));
       // Pad length 3, then 5 bytes of priority, the block and the padding.
       const headersPayload = Buffer.concat([Buffer.from([3]), Buffer.alloc(5), block, Buffer.alloc(3)]);
-      connection.send(FrameType.headers, FrameFlag.endHeaders | FrameFlag.padded | FrameFlag.priority, 1, headersPayload);
+      connection.send(
+        FrameType.headers,
+        FrameFlag.endHeaders | FrameFlag.padded | FrameFlag.priority,
+        1,
+        headersPayload,
+      );
       const dataPayload = Buffer.concat([Buffer.from([4]), framed(Buffer.from('padded')), Buffer.from('PADS')]);
       connection.send(FrameType.data, FrameFlag.endStream | FrameFlag.padded, 1, dataPayload);
       assert.equal(fieldsOf(await connection.until('the trailers', endsStream(1)))['grpc-status'], '0');
@@ -992,110 +1204,155 @@ describe('protocol errors from a raw socket', () => {
 });
 
 describe('PING at the frame level', () => {
-  test('an ACK waits for the answer in flight and leaves in the same write; alone it still leaves', bounded, async () => {
-    const connection = await RawConnection.open(server.port);
-    try {
-      await connection.prime();
-      const payload = Buffer.from('bdp-ping');
-      connection.write(Buffer.concat([frameBytes(FrameType.headers, FrameFlag.endHeaders, 3, headerBlock(requestFields('EchoLater'))), frameBytes(FrameType.data, FrameFlag.endStream, 3, framed(Buffer.from('later'))), frameBytes(FrameType.ping, 0, 0, payload)]));
-      const trailers = await connection.until('the trailers', endsStream(3));
-      const ack = await connection.until('the PING ACK', (frame) => frame.type === FrameType.ping && frame.flags === FrameFlag.ack && frame.payload.equals(payload));
-      assert.equal(ack.read, trailers.read, 'the ACK came with the answer, not in a write of its own');
-      await connection.barrier();
-    } finally {
-      connection.close();
-    }
-  });
+  test(
+    'an ACK waits for the answer in flight and leaves in the same write; alone it still leaves',
+    bounded,
+    async () => {
+      const connection = await RawConnection.open(server.port);
+      try {
+        await connection.prime();
+        const payload = Buffer.from('bdp-ping');
+        connection.write(
+          Buffer.concat([
+            frameBytes(FrameType.headers, FrameFlag.endHeaders, 3, headerBlock(requestFields('EchoLater'))),
+            frameBytes(FrameType.data, FrameFlag.endStream, 3, framed(Buffer.from('later'))),
+            frameBytes(FrameType.ping, 0, 0, payload),
+          ]),
+        );
+        const trailers = await connection.until('the trailers', endsStream(3));
+        const ack = await connection.until(
+          'the PING ACK',
+          (frame) => frame.type === FrameType.ping && frame.flags === FrameFlag.ack && frame.payload.equals(payload),
+        );
+        assert.equal(ack.read, trailers.read, 'the ACK came with the answer, not in a write of its own');
+        await connection.barrier();
+      } finally {
+        connection.close();
+      }
+    },
+  );
 });
 
 describe('flow control and settings at the frame level', () => {
-  test('the server opens with SETTINGS and a connection WINDOW_UPDATE, and ACKs the client\'s SETTINGS', bounded, async () => {
-    const connection = await RawConnection.open(server.port);
-    try {
-      const settings = await connection.until('SETTINGS', (frame) => frame.type === FrameType.settings && frame.flags === 0);
-      const values = new Map<number, number>();
-      for (let at = 0; at < settings.payload.length; at += 6) values.set(settings.payload.readUInt16BE(at), settings.payload.readUInt32BE(at + 2));
-      assert.equal(values.get(Setting.initialWindowSize), 1 << 20);
-      const update = await connection.until('WINDOW_UPDATE', (frame) => frame.type === FrameType.windowUpdate && frame.streamId === 0);
-      assert.equal(update.payload.readUInt32BE(0), (16 << 20) - 65_535);
-      await connection.until('SETTINGS ACK', (frame) => frame.type === FrameType.settings && frame.flags === FrameFlag.ack);
-    } finally {
-      connection.close();
-    }
-  });
+  test(
+    "the server opens with SETTINGS and a connection WINDOW_UPDATE, and ACKs the client's SETTINGS",
+    bounded,
+    async () => {
+      const connection = await RawConnection.open(server.port);
+      try {
+        const settings = await connection.until(
+          'SETTINGS',
+          (frame) => frame.type === FrameType.settings && frame.flags === 0,
+        );
+        const values = new Map<number, number>();
+        for (let at = 0; at < settings.payload.length; at += 6)
+          values.set(settings.payload.readUInt16BE(at), settings.payload.readUInt32BE(at + 2));
+        assert.equal(values.get(Setting.initialWindowSize), 1 << 20);
+        const update = await connection.until(
+          'WINDOW_UPDATE',
+          (frame) => frame.type === FrameType.windowUpdate && frame.streamId === 0,
+        );
+        assert.equal(update.payload.readUInt32BE(0), (16 << 20) - 65_535);
+        await connection.until(
+          'SETTINGS ACK',
+          (frame) => frame.type === FrameType.settings && frame.flags === FrameFlag.ack,
+        );
+      } finally {
+        connection.close();
+      }
+    },
+  );
 
-  test('an answer stops where the connection window ends and a stream WINDOW_UPDATE alone does not move it', bounded, async () => {
-    const connection = await RawConnection.open(server.port);
-    try {
-      await connection.prime();
-      // The first answer took 27 bytes of the connection's 65,535.
-      const left = 65_535 - 27;
-      const message = patterned(200_000);
-      connection.request(3, 'Echo', message);
-      await connection.until('DATA filling the window', dataReaches(connection, 3, left));
-      await connection.barrier();
-      assert.equal(connection.dataOn(3).length, left, 'no more than the connection window');
-      assert.equal(connection.headersOn(3).length, 1, 'response headers but no trailers yet');
-      connection.send(FrameType.windowUpdate, 0, 3, increment(1_000_000));
-      await connection.barrier();
-      assert.equal(connection.dataOn(3).length, left, 'the connection window is still empty');
-      connection.send(FrameType.windowUpdate, 0, 0, increment(100_000));
-      await connection.until('DATA filling the window', dataReaches(connection, 3, left + 100_000));
-      await connection.barrier();
-      assert.equal(connection.dataOn(3).length, left + 100_000, 'exactly what the connection update allowed');
-      connection.send(FrameType.windowUpdate, 0, 0, increment(1_000_000));
-      assert.equal(fieldsOf(await connection.until('the trailers', endsStream(3)))['grpc-status'], '0');
-      assert.deepEqual(connection.dataOn(3), framed(message));
-      for (const frame of connection.frames) assert.ok(frame.payload.length <= 16_384, `a frame of ${frame.payload.length} bytes`);
-    } finally {
-      connection.close();
-    }
-  });
+  test(
+    'an answer stops where the connection window ends and a stream WINDOW_UPDATE alone does not move it',
+    bounded,
+    async () => {
+      const connection = await RawConnection.open(server.port);
+      try {
+        await connection.prime();
+        // The first answer took 27 bytes of the connection's 65,535.
+        const left = 65_535 - 27;
+        const message = patterned(200_000);
+        connection.request(3, 'Echo', message);
+        await connection.until('DATA filling the window', dataReaches(connection, 3, left));
+        await connection.barrier();
+        assert.equal(connection.dataOn(3).length, left, 'no more than the connection window');
+        assert.equal(connection.headersOn(3).length, 1, 'response headers but no trailers yet');
+        connection.send(FrameType.windowUpdate, 0, 3, increment(1_000_000));
+        await connection.barrier();
+        assert.equal(connection.dataOn(3).length, left, 'the connection window is still empty');
+        connection.send(FrameType.windowUpdate, 0, 0, increment(100_000));
+        await connection.until('DATA filling the window', dataReaches(connection, 3, left + 100_000));
+        await connection.barrier();
+        assert.equal(connection.dataOn(3).length, left + 100_000, 'exactly what the connection update allowed');
+        connection.send(FrameType.windowUpdate, 0, 0, increment(1_000_000));
+        assert.equal(fieldsOf(await connection.until('the trailers', endsStream(3)))['grpc-status'], '0');
+        assert.deepEqual(connection.dataOn(3), framed(message));
+        for (const frame of connection.frames)
+          assert.ok(frame.payload.length <= 16_384, `a frame of ${frame.payload.length} bytes`);
+      } finally {
+        connection.close();
+      }
+    },
+  );
 
-  test('an answer stops at the 65,535-byte stream window in frames of at most 16 KiB and goes on after stream WINDOW_UPDATEs', bounded, async () => {
-    const connection = await RawConnection.open(server.port);
-    try {
-      // A connection window far larger than the answer: only the stream's window limits it.
-      connection.send(FrameType.windowUpdate, 0, 0, increment(50_000_000));
-      await connection.prime();
-      const message = patterned(200_000);
-      connection.request(3, 'Echo', message);
-      await connection.until('DATA filling the window', dataReaches(connection, 3, 65_535));
-      await connection.barrier();
-      assert.equal(connection.dataOn(3).length, 65_535, 'no more than the default stream window');
-      connection.send(FrameType.windowUpdate, 0, 3, increment(65_535));
-      await connection.until('DATA filling the window', dataReaches(connection, 3, 2 * 65_535));
-      await connection.barrier();
-      assert.equal(connection.dataOn(3).length, 2 * 65_535, 'exactly what the stream update allowed');
-      connection.send(FrameType.windowUpdate, 0, 3, increment(1_000_000));
-      assert.equal(fieldsOf(await connection.until('the trailers', endsStream(3)))['grpc-status'], '0');
-      assert.deepEqual(connection.dataOn(3), framed(message));
-      const sizes = connection.frames.filter((frame) => frame.type === FrameType.data && frame.streamId === 3).map((frame) => frame.payload.length);
-      assert.ok(sizes.every((size) => size <= 16_384), `frame sizes ${sizes.join(', ')}`);
-      assert.ok(sizes.filter((size) => size === 16_384).length >= 10, 'long runs are split at the frame size');
-    } finally {
-      connection.close();
-    }
-  });
+  test(
+    'an answer stops at the 65,535-byte stream window in frames of at most 16 KiB and goes on after stream WINDOW_UPDATEs',
+    bounded,
+    async () => {
+      const connection = await RawConnection.open(server.port);
+      try {
+        // A connection window far larger than the answer: only the stream's window limits it.
+        connection.send(FrameType.windowUpdate, 0, 0, increment(50_000_000));
+        await connection.prime();
+        const message = patterned(200_000);
+        connection.request(3, 'Echo', message);
+        await connection.until('DATA filling the window', dataReaches(connection, 3, 65_535));
+        await connection.barrier();
+        assert.equal(connection.dataOn(3).length, 65_535, 'no more than the default stream window');
+        connection.send(FrameType.windowUpdate, 0, 3, increment(65_535));
+        await connection.until('DATA filling the window', dataReaches(connection, 3, 2 * 65_535));
+        await connection.barrier();
+        assert.equal(connection.dataOn(3).length, 2 * 65_535, 'exactly what the stream update allowed');
+        connection.send(FrameType.windowUpdate, 0, 3, increment(1_000_000));
+        assert.equal(fieldsOf(await connection.until('the trailers', endsStream(3)))['grpc-status'], '0');
+        assert.deepEqual(connection.dataOn(3), framed(message));
+        const sizes = connection.frames
+          .filter((frame) => frame.type === FrameType.data && frame.streamId === 3)
+          .map((frame) => frame.payload.length);
+        assert.ok(
+          sizes.every((size) => size <= 16_384),
+          `frame sizes ${sizes.join(', ')}`,
+        );
+        assert.ok(sizes.filter((size) => size === 16_384).length >= 10, 'long runs are split at the frame size');
+      } finally {
+        connection.close();
+      }
+    },
+  );
 
-  test('the client\'s SETTINGS_INITIAL_WINDOW_SIZE bounds each stream and a later change moves open streams', bounded, async () => {
-    const connection = await RawConnection.open(server.port, [[Setting.initialWindowSize, 1_000]]);
-    try {
-      await connection.prime();
-      const message = patterned(5_000);
-      connection.request(3, 'Echo', message);
-      await connection.until('DATA filling the window', dataReaches(connection, 3, 1_000));
-      await connection.barrier();
-      assert.equal(connection.dataOn(3).length, 1_000);
-      connection.send(FrameType.settings, 0, 0, settingsPayload([[Setting.initialWindowSize, 10_000]]));
-      assert.equal(fieldsOf(await connection.until('the trailers', endsStream(3)))['grpc-status'], '0');
-      assert.deepEqual(connection.dataOn(3), framed(message));
-    } finally {
-      connection.close();
-    }
-  });
+  test(
+    "the client's SETTINGS_INITIAL_WINDOW_SIZE bounds each stream and a later change moves open streams",
+    bounded,
+    async () => {
+      const connection = await RawConnection.open(server.port, [[Setting.initialWindowSize, 1_000]]);
+      try {
+        await connection.prime();
+        const message = patterned(5_000);
+        connection.request(3, 'Echo', message);
+        await connection.until('DATA filling the window', dataReaches(connection, 3, 1_000));
+        await connection.barrier();
+        assert.equal(connection.dataOn(3).length, 1_000);
+        connection.send(FrameType.settings, 0, 0, settingsPayload([[Setting.initialWindowSize, 10_000]]));
+        assert.equal(fieldsOf(await connection.until('the trailers', endsStream(3)))['grpc-status'], '0');
+        assert.deepEqual(connection.dataOn(3), framed(message));
+      } finally {
+        connection.close();
+      }
+    },
+  );
 
-  test('the client\'s SETTINGS_MAX_FRAME_SIZE lets an answer go in one larger DATA frame', bounded, async () => {
+  test("the client's SETTINGS_MAX_FRAME_SIZE lets an answer go in one larger DATA frame", bounded, async () => {
     const connection = await RawConnection.open(server.port, [[Setting.maxFrameSize, 65_536]]);
     try {
       await connection.prime();
@@ -1103,13 +1360,16 @@ describe('flow control and settings at the frame level', () => {
       connection.request(3, 'Echo', message);
       assert.equal(fieldsOf(await connection.until('the trailers', endsStream(3)))['grpc-status'], '0');
       const data = connection.frames.filter((frame) => frame.type === FrameType.data && frame.streamId === 3);
-      assert.deepEqual(data.map((frame) => frame.payload.length), [40_005]);
+      assert.deepEqual(
+        data.map((frame) => frame.payload.length),
+        [40_005],
+      );
     } finally {
       connection.close();
     }
   });
 
-  test('a request larger than the server\'s stream window gets WINDOW_UPDATEs for its stream', bounded, async () => {
+  test("a request larger than the server's stream window gets WINDOW_UPDATEs for its stream", bounded, async () => {
     const connection = await RawConnection.open(server.port);
     try {
       const message = patterned(1_500_000);
@@ -1117,8 +1377,12 @@ describe('flow control and settings at the frame level', () => {
       connection.send(FrameType.headers, FrameFlag.endHeaders, 1, headerBlock(requestFields('Echo')));
       const body = framed(message);
       const firstPart = 1 << 20;
-      for (let at = 0; at < firstPart; at += 16_384) connection.send(FrameType.data, 0, 1, body.subarray(at, Math.min(firstPart, at + 16_384)));
-      const update = await connection.until('a stream WINDOW_UPDATE', (frame) => frame.type === FrameType.windowUpdate && frame.streamId === 1);
+      for (let at = 0; at < firstPart; at += 16_384)
+        connection.send(FrameType.data, 0, 1, body.subarray(at, Math.min(firstPart, at + 16_384)));
+      const update = await connection.until(
+        'a stream WINDOW_UPDATE',
+        (frame) => frame.type === FrameType.windowUpdate && frame.streamId === 1,
+      );
       assert.ok(update.payload.readUInt32BE(0) >= 1 << 19, 'the update gives back at least half the window');
       for (let at = firstPart; at < body.length; at += 16_384) {
         const end = Math.min(body.length, at + 16_384);
@@ -1133,31 +1397,39 @@ describe('flow control and settings at the frame level', () => {
     }
   });
 
-  test('a server-streaming call sends exactly what the windows allow and resumes on drain as both open', bounded, async () => {
-    const connection = await RawConnection.open(server.port);
-    try {
-      const done = once(observed, 'flood-done');
-      const count = 40;
-      const size = 10_000;
-      connection.request(1, 'Flood', Buffer.from(JSON.stringify({ count, size })));
-      let granted = 65_535;
-      for (let rounds = 0; rounds < 20; rounds++) {
-        await connection.barrier();
-        if (connection.frames.some(endsStream(1))) break;
-        assert.equal(connection.dataOn(1).length, granted, `round ${rounds}: the server sends what the windows allow, then waits`);
-        connection.send(FrameType.windowUpdate, 0, 1, increment(65_535));
-        connection.send(FrameType.windowUpdate, 0, 0, increment(65_535));
-        granted += 65_535;
+  test(
+    'a server-streaming call sends exactly what the windows allow and resumes on drain as both open',
+    bounded,
+    async () => {
+      const connection = await RawConnection.open(server.port);
+      try {
+        const done = once(observed, 'flood-done');
+        const count = 40;
+        const size = 10_000;
+        connection.request(1, 'Flood', Buffer.from(JSON.stringify({ count, size })));
+        let granted = 65_535;
+        for (let rounds = 0; rounds < 20; rounds++) {
+          await connection.barrier();
+          if (connection.frames.some(endsStream(1))) break;
+          assert.equal(
+            connection.dataOn(1).length,
+            granted,
+            `round ${rounds}: the server sends what the windows allow, then waits`,
+          );
+          connection.send(FrameType.windowUpdate, 0, 1, increment(65_535));
+          connection.send(FrameType.windowUpdate, 0, 0, increment(65_535));
+          granted += 65_535;
+        }
+        assert.equal(fieldsOf(await connection.until('the trailers', endsStream(1)))['grpc-status'], '0');
+        const expected = Buffer.concat(Array.from({ length: count }, (_, i) => framed(floodMessage(i, size))));
+        assert.ok(connection.dataOn(1).equals(expected), 'every message, in order');
+        const [stats] = (await done) as [FloodStats];
+        assert.ok(stats.drains >= 5, `drains: ${stats.drains}`);
+      } finally {
+        connection.close();
       }
-      assert.equal(fieldsOf(await connection.until('the trailers', endsStream(1)))['grpc-status'], '0');
-      const expected = Buffer.concat(Array.from({ length: count }, (_, i) => framed(floodMessage(i, size))));
-      assert.ok(connection.dataOn(1).equals(expected), 'every message, in order');
-      const [stats] = (await done) as [FloodStats];
-      assert.ok(stats.drains >= 5, `drains: ${stats.drains}`);
-    } finally {
-      connection.close();
-    }
-  });
+    },
+  );
 
   test('a server-streaming call waiting for drain resumes on stream WINDOW_UPDATEs alone', bounded, async () => {
     const connection = await RawConnection.open(server.port);
@@ -1183,25 +1455,32 @@ describe('flow control and settings at the frame level', () => {
     }
   });
 
-  test('trailers queued behind flow control do not put header indexes on the wire ahead of their entries', bounded, async () => {
-    // A stream window of 50 bytes: the 100-byte message of stream 1 waits, a 5-byte answer does not.
-    const connection = await RawConnection.open(server.port, [[Setting.initialWindowSize, 50]]);
-    try {
-      connection.request(1, 'Flood', Buffer.from(JSON.stringify({ count: 1, size: 100 })));
-      await connection.until('the first response headers', (frame) => frame.type === FrameType.headers && frame.streamId === 1);
-      await connection.barrier();
-      connection.request(3, 'Echo', Buffer.alloc(0));
-      await connection.until('the unary trailers', endsStream(3));
-      assert.deepEqual(connection.headersOn(3).map(fieldsOf), [
-        { ':status': '200', 'content-type': 'application/grpc' },
-        { 'grpc-status': '0' },
-      ]);
-      connection.send(FrameType.windowUpdate, 0, 1, increment(1_000));
-      assert.equal(fieldsOf(await connection.until('the streaming trailers', endsStream(1)))['grpc-status'], '0');
-    } finally {
-      connection.close();
-    }
-  });
+  test(
+    'trailers queued behind flow control do not put header indexes on the wire ahead of their entries',
+    bounded,
+    async () => {
+      // A stream window of 50 bytes: the 100-byte message of stream 1 waits, a 5-byte answer does not.
+      const connection = await RawConnection.open(server.port, [[Setting.initialWindowSize, 50]]);
+      try {
+        connection.request(1, 'Flood', Buffer.from(JSON.stringify({ count: 1, size: 100 })));
+        await connection.until(
+          'the first response headers',
+          (frame) => frame.type === FrameType.headers && frame.streamId === 1,
+        );
+        await connection.barrier();
+        connection.request(3, 'Echo', Buffer.alloc(0));
+        await connection.until('the unary trailers', endsStream(3));
+        assert.deepEqual(connection.headersOn(3).map(fieldsOf), [
+          { ':status': '200', 'content-type': 'application/grpc' },
+          { 'grpc-status': '0' },
+        ]);
+        connection.send(FrameType.windowUpdate, 0, 1, increment(1_000));
+        assert.equal(fieldsOf(await connection.until('the streaming trailers', endsStream(1)))['grpc-status'], '0');
+      } finally {
+        connection.close();
+      }
+    },
+  );
 });
 
 describe('the GrpcHeaderEncoder read back by the HeaderDecoder', () => {
@@ -1217,7 +1496,11 @@ describe('the GrpcHeaderEncoder read back by the HeaderDecoder', () => {
     for (let round = 0; round < 4; round++) {
       const headers = encoder.responseHeaders();
       const trailers = encoder.okTrailers();
-      assert.deepEqual(decode(decoder, headers), [':status', '200', 'content-type', 'application/grpc'], `round ${round}`);
+      assert.deepEqual(
+        decode(decoder, headers),
+        [':status', '200', 'content-type', 'application/grpc'],
+        `round ${round}`,
+      );
       assert.deepEqual(decode(decoder, trailers), ['grpc-status', '0'], `round ${round}`);
       if (round > 0) {
         assert.equal(headers.length, 2, 'two one-byte indexes');
@@ -1230,15 +1513,46 @@ describe('the GrpcHeaderEncoder read back by the HeaderDecoder', () => {
     const encoder = new GrpcHeaderEncoder();
     const decoder = new HeaderDecoder();
     assert.deepEqual(decode(decoder, encoder.trailersOnly(12, 'unknown service x')), [
-      ':status', '200', 'content-type', 'application/grpc', 'grpc-status', '12', 'grpc-message', 'unknown service x',
+      ':status',
+      '200',
+      'content-type',
+      'application/grpc',
+      'grpc-status',
+      '12',
+      'grpc-message',
+      'unknown service x',
     ]);
     assert.deepEqual(decode(decoder, encoder.trailersOnly(13, 'bad "ç"', 415)), [
-      ':status', '415', 'content-type', 'application/grpc', 'grpc-status', '13', 'grpc-message', 'bad "%C3%A7"',
+      ':status',
+      '415',
+      'content-type',
+      'application/grpc',
+      'grpc-status',
+      '13',
+      'grpc-message',
+      'bad "%C3%A7"',
     ]);
-    assert.deepEqual(decode(decoder, encoder.responseHeaders()), [':status', '200', 'content-type', 'application/grpc']);
-    assert.deepEqual(decode(decoder, encoder.statusTrailers(9, 'not now')), ['grpc-status', '9', 'grpc-message', 'not now']);
+    assert.deepEqual(decode(decoder, encoder.responseHeaders()), [
+      ':status',
+      '200',
+      'content-type',
+      'application/grpc',
+    ]);
+    assert.deepEqual(decode(decoder, encoder.statusTrailers(9, 'not now')), [
+      'grpc-status',
+      '9',
+      'grpc-message',
+      'not now',
+    ]);
     assert.deepEqual(decode(decoder, encoder.statusTrailers(0, '')), ['grpc-status', '0']);
-    assert.deepEqual(decode(decoder, encoder.trailersOnly(5, '')), [':status', '200', 'content-type', 'application/grpc', 'grpc-status', '5']);
+    assert.deepEqual(decode(decoder, encoder.trailersOnly(5, '')), [
+      ':status',
+      '200',
+      'content-type',
+      'application/grpc',
+      'grpc-status',
+      '5',
+    ]);
     assert.deepEqual(decode(decoder, encoder.okTrailers()), ['grpc-status', '0']);
   });
 
@@ -1257,7 +1571,16 @@ describe('the GrpcHeaderEncoder read back by the HeaderDecoder', () => {
       const headers = encoder.responseHeaders();
       assert.notEqual(headers[0], 0x20, 'the size update is sent once');
       assert.deepEqual(decode(decoder, headers), [':status', '200', 'content-type', 'application/grpc']);
-      assert.deepEqual(decode(decoder, encoder.trailersOnly(8, 'full')), [':status', '200', 'content-type', 'application/grpc', 'grpc-status', '8', 'grpc-message', 'full']);
+      assert.deepEqual(decode(decoder, encoder.trailersOnly(8, 'full')), [
+        ':status',
+        '200',
+        'content-type',
+        'application/grpc',
+        'grpc-status',
+        '8',
+        'grpc-message',
+        'full',
+      ]);
     }
     // A fresh decoder told the same size reads every later block: they stand alone.
     const fresh = new HeaderDecoder();
@@ -1277,7 +1600,7 @@ describe('the GrpcHeaderEncoder read back by the HeaderDecoder', () => {
     assert.deepEqual(decode(decoder, headers), [':status', '200', 'content-type', 'application/grpc']);
   });
 
-  test('a client\'s SETTINGS_HEADER_TABLE_SIZE of 0 reaches the encoder of its connection', bounded, async () => {
+  test("a client's SETTINGS_HEADER_TABLE_SIZE of 0 reaches the encoder of its connection", bounded, async () => {
     const connection = await RawConnection.open(server.port, [[Setting.headerTableSize, 0]]);
     try {
       for (let stream = 1; stream <= 7; stream += 2) {
@@ -1317,7 +1640,12 @@ describe('listenClient with createGrpcServer on our own HTTP/2', () => {
   let close: () => Promise<void>;
   before(async () => {
     const grpcServer = createGrpcServer({ kv: new FakeKv(), logger: silent });
-    const listener = await listenClient({ host: '127.0.0.1', port: 0, grpcServer, http: { health: () => ({ health: true, reason: '' }) } });
+    const listener = await listenClient({
+      host: '127.0.0.1',
+      port: 0,
+      grpcServer,
+      http: { health: () => ({ health: true, reason: '' }) },
+    });
     port = listener.port;
     close = () => listener.close();
   });
@@ -1330,17 +1658,26 @@ describe('listenClient with createGrpcServer on our own HTTP/2', () => {
       await unary(client, '', Buffer.concat([field(1, Buffer.from('k')), field(2, value)]), {}, '/etcdserverpb.KV/Put');
       const range = await unary(client, '', field(1, Buffer.from('k')), {}, '/etcdserverpb.KV/Range');
       assert.ok(range.includes(value), 'the RangeResponse carries the value put');
-      await assert.rejects(unary(client, '', Buffer.alloc(0), {}, '/etcdserverpb.KV/Nope'), status(grpc.status.UNIMPLEMENTED, 'unknown method Nope for service etcdserverpb.KV'));
+      await assert.rejects(
+        unary(client, '', Buffer.alloc(0), {}, '/etcdserverpb.KV/Nope'),
+        status(grpc.status.UNIMPLEMENTED, 'unknown method Nope for service etcdserverpb.KV'),
+      );
     } finally {
       client.close();
     }
   });
 
-  test('a Range answer larger than one frame is answered as a connection\'s first call', bounded, async () => {
+  test("a Range answer larger than one frame is answered as a connection's first call", bounded, async () => {
     const writer = newClient(port);
     const value = Buffer.from('w'.repeat(20_000));
     try {
-      await unary(writer, '', Buffer.concat([field(1, Buffer.from('big')), field(2, value)]), {}, '/etcdserverpb.KV/Put');
+      await unary(
+        writer,
+        '',
+        Buffer.concat([field(1, Buffer.from('big')), field(2, value)]),
+        {},
+        '/etcdserverpb.KV/Put',
+      );
     } finally {
       writer.close();
     }

@@ -57,7 +57,11 @@ async function assertSameAnswer(path: string, body: string, method = 'POST', rev
   const expected = await post(etcd.clientUrl, path, body, method);
   const actual = await post(ours, path, body, method);
   assert.equal(actual.status, expected.status, `${method} ${path} ${body}: status`);
-  assert.deepEqual(comparable(actual.body, revisions), comparable(expected.body, revisions), `${method} ${path} ${body}`);
+  assert.deepEqual(
+    comparable(actual.body, revisions),
+    comparable(expected.body, revisions),
+    `${method} ${path} ${body}`,
+  );
 }
 
 /** Stand-ins for the lease and watch services so the stream framing can be compared. */
@@ -70,7 +74,11 @@ function streamStubs() {
     'etcdserverpb.Watch/Watch': (call: GrpcStreamCall) => {
       call.on('data', () => call.write({ header: { revision: '1' }, watchId: '0', created: true }));
     },
-    'etcdserverpb.Lease/LeaseGrant': async (request: WireMessage) => ({ header: { revision: '1' }, ID: request.ID, TTL: request.TTL }),
+    'etcdserverpb.Lease/LeaseGrant': async (request: WireMessage) => ({
+      header: { revision: '1' },
+      ID: request.ID,
+      TTL: request.TTL,
+    }),
   };
 }
 
@@ -106,7 +114,10 @@ describe('the JSON gateway answers like etcd', () => {
     await assertSameAnswer('/v3/kv/range', '{"key":"Zm9v","limit":"1","sort_order":"DESCEND","bogus":[1]}');
     await assertSameAnswer('/v3beta/kv/range', '{"key":"Zm9v"}');
     await assertSameAnswer('/v3/kv/deleterange', '{"key":"YQ==","prev_kv":true}');
-    await assertSameAnswer('/v3/kv/txn', '{"compare":[{"key":"Zm9v","target":"VALUE","value":"YmFy"}],"success":[{"requestPut":{"key":"Zm9v","value":"Mg=="}}]}');
+    await assertSameAnswer(
+      '/v3/kv/txn',
+      '{"compare":[{"key":"Zm9v","target":"VALUE","value":"YmFy"}],"success":[{"requestPut":{"key":"Zm9v","value":"Mg=="}}]}',
+    );
   });
 
   test('etcd errors keep their gRPC code and map to the same HTTP status', async () => {
@@ -118,12 +129,28 @@ describe('the JSON gateway answers like etcd', () => {
 
   test('malformed bodies are refused with Go encoding/json and jsonpb texts', async () => {
     const bodies = [
-      '{"key":', '{"key":"YQ==",}', 'xyz', '[]', '{"key":5}', '{"key":"YQ"}', '{"key":"Zm9v_-"}',
-      '{"key":"YQ==","limit":"abc"}', '{"key":"YQ==","limit":1.5}', '{"key":"YQ==","limit":"99999999999999999999"}',
-      '{"key":"YQ==","limit":"0x10"}', '{"key":"YQ==","limit":""}', '{"key":"YQ==","keys_only":"yes"}',
-      '{"key":"YQ==","sort_order":"BOGUS"}', '{"key":"YQ==","sort_order":true}', '{"key":"YQ==","x":tru}',
-      '{"key":"YQ==" "x"}', '{"key":"\\q"}', '{"key":"YQ==","x":[1,}', '{"key":"YQ==","x":-a}',
-      '{"compare":{}}', '{"compare":[{"target":"BAD"}]}',
+      '{"key":',
+      '{"key":"YQ==",}',
+      'xyz',
+      '[]',
+      '{"key":5}',
+      '{"key":"YQ"}',
+      '{"key":"Zm9v_-"}',
+      '{"key":"YQ==","limit":"abc"}',
+      '{"key":"YQ==","limit":1.5}',
+      '{"key":"YQ==","limit":"99999999999999999999"}',
+      '{"key":"YQ==","limit":"0x10"}',
+      '{"key":"YQ==","limit":""}',
+      '{"key":"YQ==","keys_only":"yes"}',
+      '{"key":"YQ==","sort_order":"BOGUS"}',
+      '{"key":"YQ==","sort_order":true}',
+      '{"key":"YQ==","x":tru}',
+      '{"key":"YQ==" "x"}',
+      '{"key":"\\q"}',
+      '{"key":"YQ==","x":[1,}',
+      '{"key":"YQ==","x":-a}',
+      '{"compare":{}}',
+      '{"compare":[{"target":"BAD"}]}',
     ];
     for (const body of bodies) {
       const path = body.includes('compare') ? '/v3/kv/txn' : '/v3/kv/range';
@@ -140,7 +167,10 @@ describe('the JSON gateway answers like etcd', () => {
 
   test('error bodies list error, code and message in etcd 3.5 order', async () => {
     const answer = await post(ours, '/v3/kv/put', '{"key":""}');
-    assert.equal(answer.body, '{"error":"etcdserver: key is not provided","code":3,"message":"etcdserver: key is not provided"}');
+    assert.equal(
+      answer.body,
+      '{"error":"etcdserver: key is not provided","code":3,"message":"etcdserver: key is not provided"}',
+    );
   });
 
   test('stream answers are newline-delimited result objects', async () => {
@@ -154,11 +184,19 @@ describe('the JSON gateway answers like etcd', () => {
   test('a watch answers its create request on an open stream', async () => {
     const read = async (base: string) => {
       const controller = new AbortController();
-      const response = await fetch(`${base}/v3/watch`, { method: 'POST', body: '{"create_request":{"key":"Zm9v"}}', signal: controller.signal });
+      const response = await fetch(`${base}/v3/watch`, {
+        method: 'POST',
+        body: '{"create_request":{"key":"Zm9v"}}',
+        signal: controller.signal,
+      });
       const reader = response.body!.getReader();
       const { value } = await reader.read();
       controller.abort();
-      return { status: response.status, type: response.headers.get('content-type'), line: normalised(Buffer.from(value!).toString(), true) };
+      return {
+        status: response.status,
+        type: response.headers.get('content-type'),
+        line: normalised(Buffer.from(value!).toString(), true),
+      };
     };
     assert.deepEqual(await read(ours), await read(etcd.clientUrl));
   });
@@ -170,8 +208,17 @@ describe('gateway JSON codec', () => {
   test('base64 errors name the byte Go names', () => {
     assert.equal(decodeGoBase64(Buffer.from('Zm9v\r\nYmFy')).toString(), 'foobar');
     assert.equal(decodeGoBase64(Buffer.from('YQ==')).toString(), 'a');
-    for (const [input, offset] of [['YQ', 0], ['Zm9v_-', 4], ['Y===', 1], ['YQ==YQ==', 4], ['YQ=x', 2]] as const) {
-      assert.throws(() => decodeGoBase64(Buffer.from(input)), new GatewayJsonError(`illegal base64 data at input byte ${offset}`));
+    for (const [input, offset] of [
+      ['YQ', 0],
+      ['Zm9v_-', 4],
+      ['Y===', 1],
+      ['YQ==YQ==', 4],
+      ['YQ=x', 2],
+    ] as const) {
+      assert.throws(
+        () => decodeGoBase64(Buffer.from(input)),
+        new GatewayJsonError(`illegal base64 data at input byte ${offset}`),
+      );
     }
   });
 

@@ -112,13 +112,21 @@ export class ConcurrencyTestHost implements ConcurrencyHost, KvService {
     if (owned.length === 0) return;
     await this.txn({
       compare: [],
-      success: owned.map((kv) => ({ type: 'deleteRange', deleteRange: { key: kv.key, rangeEnd: new Uint8Array(0), prevKv: false } })),
+      success: owned.map((kv) => ({
+        type: 'deleteRange',
+        deleteRange: { key: kv.key, rangeEnd: new Uint8Array(0), prevKv: false },
+      })),
       failure: [],
     });
   }
 
-  watch(request: ConcurrencyWatchRequest, onBatch: (batch: ConcurrencyWatchBatch) => void, signal: AbortSignal): Promise<void> {
-    if (request.startRevision > 0 && request.startRevision < this.store.compactRevision) return Promise.reject(errors.compacted());
+  watch(
+    request: ConcurrencyWatchRequest,
+    onBatch: (batch: ConcurrencyWatchBatch) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (request.startRevision > 0 && request.startRevision < this.store.compactRevision)
+      return Promise.reject(errors.compacted());
     const deliver = (events: MvccEvent[], revision: number): void => {
       const mine = events.filter((event) => inSpan(event.kv.key, request));
       if (mine.length > 0) onBatch({ header: this.header(revision), events: mine });
@@ -154,9 +162,18 @@ export class ConcurrencyTestHost implements ConcurrencyHost, KvService {
   }
 
   async start(): Promise<void> {
-    this.server = createGrpcServer({ kv: this, handlers: concurrencyHandlers(this), logger: pino({ level: 'silent' }) });
+    this.server = createGrpcServer({
+      kv: this,
+      handlers: concurrencyHandlers(this),
+      logger: pino({ level: 'silent' }),
+    });
     // The client port as a member serves it, so calls run on the production transport.
-    this.listener = await listenClient({ host: '127.0.0.1', port: 0, grpcServer: this.server, http: { health: () => ({ health: true, reason: '' }) } });
+    this.listener = await listenClient({
+      host: '127.0.0.1',
+      port: 0,
+      grpcServer: this.server,
+      http: { health: () => ({ health: true, reason: '' }) },
+    });
     this.endpoint = `127.0.0.1:${this.listener.port}`;
   }
 
@@ -166,7 +183,10 @@ export class ConcurrencyTestHost implements ConcurrencyHost, KvService {
   }
 }
 
-type ServiceConstructor = new (address: string, credentials: grpc.ChannelCredentials) => grpc.Client & Record<string, unknown>;
+type ServiceConstructor = new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+) => grpc.Client & Record<string, unknown>;
 
 function serviceClient(path: string[], endpoint: string): grpc.Client & Record<string, unknown> {
   let node: unknown = grpc.loadPackageDefinition(loadProtos());
@@ -187,7 +207,12 @@ export class RecipeClients {
     this.election = serviceClient(['v3electionpb', 'Election'], endpoint);
   }
 
-  call(client: grpc.Client & Record<string, unknown>, method: string, request: object, deadlineMs = waitMsMax): Promise<CallOutcome> {
+  call(
+    client: grpc.Client & Record<string, unknown>,
+    method: string,
+    request: object,
+    deadlineMs = waitMsMax,
+  ): Promise<CallOutcome> {
     const invoke = client[method] as (
       request: object,
       options: grpc.CallOptions,
@@ -201,7 +226,11 @@ export class RecipeClients {
   }
 
   /** Opens an Observe stream; responses collect in the returned array. */
-  observe(name: string): { responses: WireMessage[]; stream: grpc.ClientReadableStream<WireMessage>; ended: Promise<void> } {
+  observe(name: string): {
+    responses: WireMessage[];
+    stream: grpc.ClientReadableStream<WireMessage>;
+    ended: Promise<void>;
+  } {
     const open = this.election.Observe as (request: object) => grpc.ClientReadableStream<WireMessage>;
     const stream = open.call(this.election, { name: Buffer.from(name) });
     const responses: WireMessage[] = [];

@@ -18,20 +18,21 @@ function shape(file: string, packageName: string): Record<string, string[]> {
       described[name] = Object.values(nested.fields).map((f) => `${f.name}=${f.id}:${f.type}${f.repeated ? '[]' : ''}`);
     } else if (nested instanceof protobuf.Service) {
       described[name] = Object.values(nested.methods).map(
-        (m) => `${m.name}(${m.requestStream ? 'stream ' : ''}${m.requestType}) ${m.responseStream ? 'stream ' : ''}${m.responseType}`,
+        (m) =>
+          `${m.name}(${m.requestStream ? 'stream ' : ''}${m.requestType}) ${m.responseStream ? 'stream ' : ''}${m.responseType}`,
       );
     }
   }
   return described;
 }
 
-test('the v3lockpb messages and methods match etcd\'s', () => {
+test("the v3lockpb messages and methods match etcd's", () => {
   const ours = shape(join(protoRoot(), 'v3lockpb', 'v3lock.proto'), 'v3lockpb');
   assert.deepEqual(ours, shape(join(etcdApiDir, 'v3lock', 'v3lockpb', 'v3lock.proto'), 'v3lockpb'));
   assert.deepEqual(ours.Lock, ['Lock(LockRequest) LockResponse', 'Unlock(UnlockRequest) UnlockResponse']);
 });
 
-test('the v3electionpb messages and methods match etcd\'s', () => {
+test("the v3electionpb messages and methods match etcd's", () => {
   const ours = shape(join(protoRoot(), 'v3electionpb', 'v3election.proto'), 'v3electionpb');
   assert.deepEqual(ours, shape(join(etcdApiDir, 'v3election', 'v3electionpb', 'v3election.proto'), 'v3electionpb'));
   assert.deepEqual(ours.LeaderKey, ['name=1:bytes', 'key=2:bytes', 'rev=3:int64', 'lease=4:int64']);

@@ -71,17 +71,23 @@ describe('the lock recipe', () => {
     const host = new ConcurrencyTestHost();
     const [a, b] = [await host.grantLease(), await host.grantLease()];
     await lock(host, { name: bytes('gone'), lease: a }, never);
-    host.watch = (_request: ConcurrencyWatchRequest, _onBatch: (batch: ConcurrencyWatchBatch) => void) => Promise.reject(errors.compacted());
+    host.watch = (_request: ConcurrencyWatchRequest, _onBatch: (batch: ConcurrencyWatchBatch) => void) =>
+      Promise.reject(errors.compacted());
     await assert.rejects(lock(host, { name: bytes('gone'), lease: b }, never), /required revision has been compacted/);
     assert.deepEqual(keysUnder(host, 'gone/'), [`gone/${a.toString(16)}`]);
   });
 
-  test('the gRPC handler withdraws a waiter when its call\'s signal aborts', async () => {
+  test("the gRPC handler withdraws a waiter when its call's signal aborts", async () => {
     const host = new ConcurrencyTestHost();
     const [a, b] = [await host.grantLease(), await host.grantLease()];
     const handlers = concurrencyHandlers(host);
     const lockHandler = handlers['v3lockpb.Lock/Lock']!;
-    const context = { metadata: undefined as never, requestBytes: 0, peer: 'test', signal: new AbortController().signal };
+    const context = {
+      metadata: undefined as never,
+      requestBytes: 0,
+      peer: 'test',
+      signal: new AbortController().signal,
+    };
     await lockHandler({ name: Buffer.from('h'), lease: a.toString() }, context);
     const giveUp = new AbortController();
     const waiting = lockHandler({ name: Buffer.from('h'), lease: b.toString() }, { ...context, signal: giveUp.signal });

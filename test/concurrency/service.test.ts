@@ -38,10 +38,17 @@ describe('the Lock service', () => {
 
   test('a lock is a key named after the lease in hex, held by that lease', async () => {
     const lease = await host.grantLease();
-    const response = ok(await clients.call(clients.lock, 'Lock', { name: Buffer.from('shape'), lease: lease.toString() }));
+    const response = ok(
+      await clients.call(clients.lock, 'Lock', { name: Buffer.from('shape'), lease: lease.toString() }),
+    );
     assert.deepEqual(Object.keys(response).sort(), ['header', 'key']);
     assert.equal(text(response.key), `shape/${lease.toString(16)}`);
-    assert.deepEqual(response.header, { clusterId: '4660', memberId: '22136', revision: String(host.store.currentRevision), raftTerm: '3' });
+    assert.deepEqual(response.header, {
+      clusterId: '4660',
+      memberId: '22136',
+      revision: String(host.store.currentRevision),
+      raftTerm: '3',
+    });
     const [kv] = host.store.range(rangeReq(`shape/${lease.toString(16)}`)).kvs;
     assert.equal(kv?.lease, lease);
     assert.equal(kv?.value.length, 0);
@@ -90,7 +97,7 @@ describe('the Lock service', () => {
     assert.equal(text(response.key), `/${lease.toString(16)}`);
   });
 
-  test('errors reach the client with code UNKNOWN and etcd\'s words', async () => {
+  test("errors reach the client with code UNKNOWN and etcd's words", async () => {
     assert.deepEqual(await clients.call(clients.lock, 'Lock', { name: Buffer.from('l'), lease: '12345' }), {
       ok: false,
       code: grpcUnknown,
@@ -124,7 +131,11 @@ describe('the Election service', () => {
   });
 
   const campaign = (name: string, lease: bigint, value: string) =>
-    clients.call(clients.election, 'Campaign', { name: Buffer.from(name), lease: lease.toString(), value: Buffer.from(value) });
+    clients.call(clients.election, 'Campaign', {
+      name: Buffer.from(name),
+      lease: lease.toString(),
+      value: Buffer.from(value),
+    });
 
   test('two candidates take turns: campaign, leader, proclaim, resign', async () => {
     const [a, b] = [await host.grantLease(), await host.grantLease()];
@@ -144,29 +155,40 @@ describe('the Election service', () => {
     assert.equal(text(leader.kv.value), 'alpha');
     assert.equal(leader.kv.createRevision, first.leader.rev);
 
-    const proclaimed = ok(await clients.call(clients.election, 'Proclaim', { leader: first.leader, value: Buffer.from('alpha2') }));
+    const proclaimed = ok(
+      await clients.call(clients.election, 'Proclaim', { leader: first.leader, value: Buffer.from('alpha2') }),
+    );
     assert.deepEqual(Object.keys(proclaimed), ['header']);
-    assert.equal(text(ok(await clients.call(clients.election, 'Leader', { name: Buffer.from('turns') })).kv.value), 'alpha2');
+    assert.equal(
+      text(ok(await clients.call(clients.election, 'Leader', { name: Buffer.from('turns') })).kv.value),
+      'alpha2',
+    );
 
     const resigned = ok(await clients.call(clients.election, 'Resign', { leader: first.leader }));
     const elected = ok(await second);
     assert.equal(text(elected.leader.key), `turns/${b.toString(16)}`);
-    assert.ok(Number(elected.leader.rev) < revisionOf(resigned), 'the rev is the candidate key\'s create revision');
-    assert.equal(revisionOf(elected), Number(elected.leader.rev), 'Campaign answers with its own txn\'s header');
-    assert.equal(text(ok(await clients.call(clients.election, 'Leader', { name: Buffer.from('turns') })).kv.value), 'beta');
+    assert.ok(Number(elected.leader.rev) < revisionOf(resigned), "the rev is the candidate key's create revision");
+    assert.equal(revisionOf(elected), Number(elected.leader.rev), "Campaign answers with its own txn's header");
+    assert.equal(
+      text(ok(await clients.call(clients.election, 'Leader', { name: Buffer.from('turns') })).kv.value),
+      'beta',
+    );
 
     const stale = await clients.call(clients.election, 'Proclaim', { leader: first.leader, value: Buffer.from('x') });
     assert.deepEqual(stale, { ok: false, code: grpcUnknown, details: 'election: not leader' });
   });
 
-  test('campaigning again with a new value proclaims it but answers with the first txn\'s header', async () => {
+  test("campaigning again with a new value proclaims it but answers with the first txn's header", async () => {
     const lease = await host.grantLease();
     const first = ok(await campaign('again', lease, 'one'));
     const again = ok(await campaign('again', lease, 'two'));
     assert.deepEqual(again.leader, first.leader);
     assert.equal(revisionOf(again), revisionOf(first), 'the header is read before the proclaim');
     assert.equal(host.store.currentRevision, Number(first.leader.rev) + 1, 'the proclaim is the only new write');
-    assert.equal(text(ok(await clients.call(clients.election, 'Leader', { name: Buffer.from('again') })).kv.value), 'two');
+    assert.equal(
+      text(ok(await clients.call(clients.election, 'Leader', { name: Buffer.from('again') })).kv.value),
+      'two',
+    );
   });
 
   test('resigning with a stale leader key changes nothing and is not an error', async () => {
@@ -178,9 +200,12 @@ describe('the Election service', () => {
     assert.equal(host.store.currentRevision, revision);
   });
 
-  test('errors reach the client with code UNKNOWN and etcd\'s words', async () => {
+  test("errors reach the client with code UNKNOWN and etcd's words", async () => {
     const failure = (details: string) => ({ ok: false, code: grpcUnknown, details });
-    assert.deepEqual(await clients.call(clients.election, 'Leader', { name: Buffer.from('nobody') }), failure('election: no leader'));
+    assert.deepEqual(
+      await clients.call(clients.election, 'Leader', { name: Buffer.from('nobody') }),
+      failure('election: no leader'),
+    );
     assert.deepEqual(await campaign('bad', 999n, 'v'), failure('etcdserver: requested lease not found'));
     assert.deepEqual(
       await clients.call(clients.election, 'Proclaim', { value: Buffer.from('v') }),
@@ -188,11 +213,17 @@ describe('the Election service', () => {
     );
     assert.deepEqual(await clients.call(clients.election, 'Resign', {}), failure('"leader" field must be provided'));
     const ghost = { name: Buffer.from('ghost'), key: Buffer.from('ghost/1'), rev: '2', lease: '1' };
-    assert.deepEqual(await clients.call(clients.election, 'Proclaim', { leader: ghost, value: Buffer.from('v') }), failure('election: not leader'));
+    assert.deepEqual(
+      await clients.call(clients.election, 'Proclaim', { leader: ghost, value: Buffer.from('v') }),
+      failure('election: not leader'),
+    );
     const lease = (await host.grantLease()).toString();
     const blank = { name: Buffer.from('blank'), key: Buffer.alloc(0), rev: '0', lease };
     const noKey = failure('etcdserver: key is not provided');
-    assert.deepEqual(await clients.call(clients.election, 'Proclaim', { leader: blank, value: Buffer.from('v') }), noKey);
+    assert.deepEqual(
+      await clients.call(clients.election, 'Proclaim', { leader: blank, value: Buffer.from('v') }),
+      noKey,
+    );
     assert.deepEqual(await clients.call(clients.election, 'Resign', { leader: blank }), noKey);
   });
 
@@ -209,7 +240,12 @@ describe('the Election service', () => {
     await waitUntil(() => observer.responses.length >= 3, 'three observations');
     const seen = observer.responses.map((response) => {
       const kv = response.kv as Record<string, unknown>;
-      return { revision: revisionOf(response), key: text(kv.key), value: text(kv.value), modRevision: Number(kv.modRevision) };
+      return {
+        revision: revisionOf(response),
+        key: text(kv.key),
+        value: text(kv.value),
+        modRevision: Number(kv.modRevision),
+      };
     });
     const [aKey, bKey] = [`watched/${a.toString(16)}`, `watched/${b.toString(16)}`];
     const createdA = Number(first.leader.rev);
@@ -223,6 +259,6 @@ describe('the Election service', () => {
     assert.deepEqual(Object.keys(observer.responses[0]!).sort(), ['header', 'kv']);
     observer.stream.cancel();
     await observer.ended;
-    await waitUntil(() => host.activeWatches === 0, 'the observer\'s watch to end');
+    await waitUntil(() => host.activeWatches === 0, "the observer's watch to end");
   });
 });

@@ -4,11 +4,15 @@ import { ConfigError, FlagError, loadConfig } from '../../src/config/config.js';
 import { parseGoDurationMs } from '../../src/config/parse.js';
 
 const load = (argv: string[], env: NodeJS.ProcessEnv = {}, files: Record<string, string> = {}) =>
-  loadConfig({ argv, env, readFile: (path) => {
-    const text = files[path];
-    if (text === undefined) throw new Error(`ENOENT: no such file or directory, open '${path}'`);
-    return text;
-  } });
+  loadConfig({
+    argv,
+    env,
+    readFile: (path) => {
+      const text = files[path];
+      if (text === undefined) throw new Error(`ENOENT: no such file or directory, open '${path}'`);
+      return text;
+    },
+  });
 
 test('no flags gives etcd defaults', () => {
   const { config } = load([]);
@@ -46,7 +50,14 @@ test('a renamed member defaults its data dir and initial cluster to its name', (
 });
 
 test('flags take Go flag forms: single dash, double dash, equals sign, bare booleans', () => {
-  const { config } = load(['-name=a', '--data-dir', '/tmp/a', '--pre-vote=false', '--unsafe-no-fsync', '-snapshot-count=5']);
+  const { config } = load([
+    '-name=a',
+    '--data-dir',
+    '/tmp/a',
+    '--pre-vote=false',
+    '--unsafe-no-fsync',
+    '-snapshot-count=5',
+  ]);
   assert.equal(config.name, 'a');
   assert.equal(config.dataDir, '/tmp/a');
   assert.equal(config.preVote, false);
@@ -55,18 +66,25 @@ test('flags take Go flag forms: single dash, double dash, equals sign, bare bool
 });
 
 test('an unknown flag is a usage error with Go flag text', () => {
-  assert.throws(() => load(['--foo']), (error: Error) => error instanceof FlagError && error.message === 'flag provided but not defined: -foo');
+  assert.throws(
+    () => load(['--foo']),
+    (error: Error) => error instanceof FlagError && error.message === 'flag provided but not defined: -foo',
+  );
 });
 
 test('a bad number is a usage error naming the flag and value', () => {
   assert.throws(
     () => load(['--snapshot-count', 'abc']),
-    (error: Error) => error instanceof FlagError && error.message === 'invalid value "abc" for flag -snapshot-count: parse error',
+    (error: Error) =>
+      error instanceof FlagError && error.message === 'invalid value "abc" for flag -snapshot-count: parse error',
   );
 });
 
 test('a flag without its value is a usage error', () => {
-  assert.throws(() => load(['--name']), (error: Error) => error instanceof FlagError && error.message === 'flag needs an argument: -name');
+  assert.throws(
+    () => load(['--name']),
+    (error: Error) => error instanceof FlagError && error.message === 'flag needs an argument: -name',
+  );
 });
 
 test('ETCD_* environment variables set flags not given on the command line', () => {
@@ -76,29 +94,39 @@ test('ETCD_* environment variables set flags not given on the command line', () 
 });
 
 test('an environment variable shadowed by a flag is an error, as in etcd', () => {
-  assert.throws(() => load(['--name', 'x'], { ETCD_NAME: 'y' }), (error: Error) => error instanceof ConfigError && /conflicting environment variable "ETCD_NAME"/.test(error.message));
+  assert.throws(
+    () => load(['--name', 'x'], { ETCD_NAME: 'y' }),
+    (error: Error) =>
+      error instanceof ConfigError && /conflicting environment variable "ETCD_NAME"/.test(error.message),
+  );
 });
 
 test('listen-client-urls without advertise-client-urls is refused with etcd message', () => {
   assert.throws(
     () => load(['--listen-client-urls', 'http://127.0.0.1:4001']),
-    (error: Error) => error.message === '--advertise-client-urls is required when --listen-client-urls is set explicitly',
+    (error: Error) =>
+      error.message === '--advertise-client-urls is required when --listen-client-urls is set explicitly',
   );
 });
 
 test('election timeout must be at least five heartbeats', () => {
   assert.throws(
     () => load(['--heartbeat-interval', '300', '--election-timeout', '1000']),
-    (error: Error) => error.message === '--election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]',
+    (error: Error) =>
+      error.message === '--election-timeout[1000ms] should be at least as 5 times as --heartbeat-interval[300ms]',
   );
 });
 
 test('a malformed URL flag names the flag', () => {
-  assert.throws(() => load(['--listen-peer-urls', 'ftp://x:1']), (error: Error) => error instanceof FlagError && /-listen-peer-urls/.test(error.message));
+  assert.throws(
+    () => load(['--listen-peer-urls', 'ftp://x:1']),
+    (error: Error) => error instanceof FlagError && /-listen-peer-urls/.test(error.message),
+  );
 });
 
 test('the YAML config file replaces flags and environment', () => {
-  const yaml = 'name: filed\ndata-dir: /tmp/filed\nsnapshot-count: 42\nlisten-client-urls: http://127.0.0.1:5001\nadvertise-client-urls: http://127.0.0.1:5001\nclient-transport-security:\n  cert-file: /c.pem\n';
+  const yaml =
+    'name: filed\ndata-dir: /tmp/filed\nsnapshot-count: 42\nlisten-client-urls: http://127.0.0.1:5001\nadvertise-client-urls: http://127.0.0.1:5001\nclient-transport-security:\n  cert-file: /c.pem\n';
   const { config, warnings } = load(['--config-file', '/etc/x.yml'], { ETCD_MAX_TXN_OPS: '3' }, { '/etc/x.yml': yaml });
   assert.equal(config.name, 'filed');
   assert.equal(config.snapshotCount, 42);
@@ -108,7 +136,10 @@ test('the YAML config file replaces flags and environment', () => {
 });
 
 test('an unknown key in the config file is an error', () => {
-  assert.throws(() => load(['--config-file', 'f'], {}, { f: 'bogus: 1\n' }), (error: Error) => error instanceof ConfigError && /unknown field "bogus"/.test(error.message));
+  assert.throws(
+    () => load(['--config-file', 'f'], {}, { f: 'bogus: 1\n' }),
+    (error: Error) => error instanceof ConfigError && /unknown field "bogus"/.test(error.message),
+  );
 });
 
 test('Go durations parse to milliseconds', () => {
@@ -118,16 +149,36 @@ test('Go durations parse to milliseconds', () => {
   assert.equal(parseGoDurationMs('5'), undefined);
 });
 
-test('--max-concurrent-streams reads Go uint32 literals and refuses others with strconv\'s text', () => {
+test("--max-concurrent-streams reads Go uint32 literals and refuses others with strconv's text", () => {
   const streams = (text: string) => load(['--max-concurrent-streams', text]).config.maxConcurrentStreams;
   assert.equal(load([]).config.maxConcurrentStreams, 4294967295);
-  for (const [text, value] of [['0', 0], ['100', 100], ['1_000', 1000], ['0x10', 16], ['0o17', 15], ['017', 15], ['0b101', 5], ['4294967295', 4294967295]] as const) {
+  for (const [text, value] of [
+    ['0', 0],
+    ['100', 100],
+    ['1_000', 1000],
+    ['0x10', 16],
+    ['0o17', 15],
+    ['017', 15],
+    ['0b101', 5],
+    ['4294967295', 4294967295],
+  ] as const) {
     assert.equal(streams(text), value, `for ${text}`);
   }
-  for (const [text, reason] of [['-1', 'invalid syntax'], ['abc', 'invalid syntax'], ['08', 'invalid syntax'], ['1__0', 'invalid syntax'], ['+5', 'invalid syntax'], ['4294967296', 'value out of range'], ['0x1_0000_0000', 'value out of range']] as const) {
+  for (const [text, reason] of [
+    ['-1', 'invalid syntax'],
+    ['abc', 'invalid syntax'],
+    ['08', 'invalid syntax'],
+    ['1__0', 'invalid syntax'],
+    ['+5', 'invalid syntax'],
+    ['4294967296', 'value out of range'],
+    ['0x1_0000_0000', 'value out of range'],
+  ] as const) {
     assert.throws(
       () => streams(text),
-      (error: Error) => error instanceof FlagError && error.message === `invalid value "${text}" for flag -max-concurrent-streams: strconv.ParseUint: parsing "${text}": ${reason}`,
+      (error: Error) =>
+        error instanceof FlagError &&
+        error.message ===
+          `invalid value "${text}" for flag -max-concurrent-streams: strconv.ParseUint: parsing "${text}": ${reason}`,
       `for ${text}`,
     );
   }

@@ -22,7 +22,11 @@ const badLines: string[][] = [
 ];
 
 function refusal(command: MemberCommand, args: string[], cwd: string): { status: number | null; firstLine: string } {
-  const result = spawnSync(command.command, [...command.args, ...args], { cwd, encoding: 'utf8', timeout: refusalMsMax });
+  const result = spawnSync(command.command, [...command.args, ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: refusalMsMax,
+  });
   return { status: result.status, firstLine: (result.stderr ?? '').split('\n')[0] ?? '' };
 }
 

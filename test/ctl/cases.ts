@@ -11,8 +11,21 @@ export interface CtlCase {
   readonly ownEndpoints?: boolean;
 }
 
-const txnScript = ['value("foo") = "bar"', '', 'put k1 v1', 'get foo', 'del nothing', '', 'put k2 v2', '', ''].join('\n');
-const failingTxn = ['mod("foo") > "100"', 'ver("k1") = "1"', '', 'put k1 one', '', 'put k1 "two words" --prev-kv', 'get k --prefix', 'del k2 --prev-kv', '', ''].join('\n');
+const txnScript = ['value("foo") = "bar"', '', 'put k1 v1', 'get foo', 'del nothing', '', 'put k2 v2', '', ''].join(
+  '\n',
+);
+const failingTxn = [
+  'mod("foo") > "100"',
+  'ver("k1") = "1"',
+  '',
+  'put k1 one',
+  '',
+  'put k1 "two words" --prev-kv',
+  'get k --prefix',
+  'del k2 --prev-kv',
+  '',
+  '',
+].join('\n');
 
 export const ctlCases: readonly CtlCase[] = [
   { args: ['version'] },

@@ -54,7 +54,11 @@ function normalise(result: CommandResult, identity: Identity): CommandResult {
 /** The member's cluster and member IDs in decimal and hex, read with etcdctl. */
 async function identityOf(member: Member): Promise<Identity> {
   const endpoint = `127.0.0.1:${member.clientPort}`;
-  const status = await runCommand(etcdctlBinaryPath, [`--endpoints=${endpoint}`, 'endpoint', 'status', '-w', 'fields'], { env: { ETCDCTL_API: '3' } });
+  const status = await runCommand(
+    etcdctlBinaryPath,
+    [`--endpoints=${endpoint}`, 'endpoint', 'status', '-w', 'fields'],
+    { env: { ETCDCTL_API: '3' } },
+  );
   const decimal = [...status.stdout.matchAll(/"(?:ClusterID|MemberID)" : (\d+)/g)].map((match) => match[1] ?? '');
   assert.ok(decimal.length >= 2, `expected cluster and member IDs from etcdctl, saw ${status.stdout}${status.stderr}`);
   const ids = [...new Set(decimal)].flatMap((id) => [id, BigInt(id).toString(16)]);
@@ -118,13 +122,19 @@ describe('tsetcdctl prints what etcdctl prints', () => {
   let pairs: Map<CtlCase, Promise<Pair>>;
 
   before(async () => {
-    [reference, subject] = await Promise.all([Member.start({ command: etcdCommand() }), Member.start({ command: etcdCommand() })]);
+    [reference, subject] = await Promise.all([
+      Member.start({ command: etcdCommand() }),
+      Member.start({ command: etcdCommand() }),
+    ]);
     [referenceIdentity, subjectIdentity] = await Promise.all([identityOf(reference), identityOf(subject)]);
     pairs = schedule(async (testCase) => {
       const env = { ETCDCTL_API: '3', ...testCase.env };
       return Promise.all([
         runCommand(etcdctlBinaryPath, argsFor(testCase, referenceIdentity), { stdin: testCase.stdin, env }),
-        runCommand(process.execPath, ['-e', loader, '--', ...argsFor(testCase, subjectIdentity)], { stdin: testCase.stdin, env }),
+        runCommand(process.execPath, ['-e', loader, '--', ...argsFor(testCase, subjectIdentity)], {
+          stdin: testCase.stdin,
+          env,
+        }),
       ]);
     });
   });

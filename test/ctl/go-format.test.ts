@@ -19,7 +19,10 @@ test('goParseInt matches strconv.ParseInt errors and bases', () => {
   assert.deepEqual(goParseInt('0x10', 0), { ok: true, value: 16n });
   assert.deepEqual(goParseInt('ff', 16), { ok: true, value: 255n });
   assert.deepEqual(goParseInt('zz', 16), { ok: false, error: 'strconv.ParseInt: parsing "zz": invalid syntax' });
-  assert.deepEqual(goParseInt('9223372036854775808', 10), { ok: false, error: 'strconv.ParseInt: parsing "9223372036854775808": value out of range' });
+  assert.deepEqual(goParseInt('9223372036854775808', 10), {
+    ok: false,
+    error: 'strconv.ParseInt: parsing "9223372036854775808": value out of range',
+  });
 });
 
 test('durations parse and print as Go time.Duration does', () => {

@@ -19,7 +19,9 @@ const shownDifferencesMax = 8;
 const diffLineCharsMax = 400;
 
 const scriptsDir = join(packageRoot(), 'test', 'differential', 'scripts');
-const scriptNames = readdirSync(scriptsDir).filter((name) => name.endsWith('.txt')).sort();
+const scriptNames = readdirSync(scriptsDir)
+  .filter((name) => name.endsWith('.txt'))
+  .sort();
 const sut = sutCommand();
 
 test('the differential scripts directory holds at least one script', () => {
@@ -28,13 +30,17 @@ test('the differential scripts directory holds at least one script', () => {
 
 for (const name of scriptNames) {
   const options = sut.skipReason === undefined ? {} : { skip: sut.skipReason };
-  test(`script ${name} prints the same through etcdctl on etcd and on ${sut.command?.label ?? 'tsetcd'}`, options, async () => {
-    const script = parseScript(readFileSync(join(scriptsDir, name), 'utf8'));
-    const sutSide = sut.command as MemberCommand;
-    const [expected, actual] = await Promise.all([runOn(etcdCommand(), script), runOn(sutSide, script)]);
-    const report = differences(expected, actual, sutSide.label);
-    assert.ok(report === '', `${name}: ${sutSide.label} differs from etcd\n${report}`);
-  });
+  test(
+    `script ${name} prints the same through etcdctl on etcd and on ${sut.command?.label ?? 'tsetcd'}`,
+    options,
+    async () => {
+      const script = parseScript(readFileSync(join(scriptsDir, name), 'utf8'));
+      const sutSide = sut.command as MemberCommand;
+      const [expected, actual] = await Promise.all([runOn(etcdCommand(), script), runOn(sutSide, script)]);
+      const report = differences(expected, actual, sutSide.label);
+      assert.ok(report === '', `${name}: ${sutSide.label} differs from etcd\n${report}`);
+    },
+  );
 }
 
 async function runOn(command: MemberCommand, script: Script): Promise<StepOutcome[]> {
@@ -59,7 +65,9 @@ function differences(expected: readonly StepOutcome[], actual: readonly StepOutc
     if (count > shownDifferencesMax) return;
     const diff = lineDiff(wantText, gotText)
       .split('\n')
-      .map((line) => (line.length > diffLineCharsMax ? `${line.slice(0, diffLineCharsMax)}...(${line.length} chars)` : line))
+      .map((line) =>
+        line.length > diffLineCharsMax ? `${line.slice(0, diffLineCharsMax)}...(${line.length} chars)` : line,
+      )
       .join('\n');
     const stdin = want.step.stdin === undefined ? '' : `\n  stdin:\n${want.step.stdin.replace(/^/gm, '    ')}`;
     parts.push(`line ${want.step.line}: etcdctl ${want.step.text}${stdin}\n(- etcd, + ${label})\n${diff}`);

@@ -47,14 +47,16 @@ export async function runScript(endpoint: string, script: Script): Promise<StepO
 async function runStep(state: RunState, step: ScriptStep): Promise<StepOutcome | undefined> {
   const words = splitWords(substitute(step.text, state.variables));
   if (step.background !== undefined) {
-    if (state.background.has(step.background)) throw new Error(`line ${step.line}: &${step.background} is already running`);
+    if (state.background.has(step.background))
+      throw new Error(`line ${step.line}: &${step.background} is already running`);
     state.background.set(step.background, { words, command: new BackgroundCommand(state.endpoint, words) });
     await sleep(backgroundSettleMsDefault);
     return undefined;
   }
   if (words[0] === '@sleep') {
     const ms = Number(words[1]);
-    if (!Number.isInteger(ms) || ms < 0 || ms > scriptSleepMsMax) throw new Error(`line ${step.line}: @sleep takes 0..${scriptSleepMsMax} ms`);
+    if (!Number.isInteger(ms) || ms < 0 || ms > scriptSleepMsMax)
+      throw new Error(`line ${step.line}: @sleep takes 0..${scriptSleepMsMax} ms`);
     await sleep(ms);
     return undefined;
   }
@@ -117,7 +119,10 @@ export function normalise(text: string, leaseIdsHex: readonly string[]): string 
     // A lease's remaining TTL depends on when the command ran: seconds are compared in tens
     // read the same, so a wrong TTL (e.g. the granted one on a timing leader) still differs.
     // etcd lists a lease's keys from a Go map, in random order: compare them as a set.
-    .replace(/attached keys\(\[([^\]]*)\]\)/g, (_match, keys: string) => `attached keys([${keys.split(' ').sort().join(' ')}])`)
+    .replace(
+      /attached keys\(\[([^\]]*)\]\)/g,
+      (_match, keys: string) => `attached keys([${keys.split(' ').sort().join(' ')}])`,
+    )
     .replace(/"keys":\[([^\]]*)\]/g, (_match, keys: string) => `"keys":[${keys.split(',').sort().join(',')}]`)
     .replace(/remaining\((\d+)s\)/g, (_match, seconds: string) => `remaining(~${Math.round(Number(seconds) / 10)}s)`)
     .replace(/"TTL":(\d+)/g, (_match, seconds: string) => `"TTL":~${Math.round(Number(seconds) / 10)}`)
@@ -126,14 +131,22 @@ export function normalise(text: string, leaseIdsHex: readonly string[]): string 
     const label = `<lease${index + 1}>`;
     const decimal = BigInt(`0x${hex}`).toString(10);
     const bareHex = hex.replace(/^0+/, '');
-    result = result.replace(new RegExp(`\\b0*${bareHex}\\b`, 'gi'), label).replace(new RegExp(`\\b${decimal}\\b`, 'g'), label);
+    result = result
+      .replace(new RegExp(`\\b0*${bareHex}\\b`, 'gi'), label)
+      .replace(new RegExp(`\\b${decimal}\\b`, 'g'), label);
   });
   return result;
 }
 
 /** The printable form of a step's outcome, the unit that is compared and diffed. */
 export function describeOutcome(outcome: StepOutcome): string {
-  return [`exit code: ${String(outcome.code)}`, '--- stdout', outcome.stdout.trimEnd(), '--- stderr', outcome.stderr.trimEnd()].join('\n');
+  return [
+    `exit code: ${String(outcome.code)}`,
+    '--- stdout',
+    outcome.stdout.trimEnd(),
+    '--- stderr',
+    outcome.stderr.trimEnd(),
+  ].join('\n');
 }
 
 /** A line diff (longest common subsequence): ' ' same, '-' only expected, '+' only actual. */

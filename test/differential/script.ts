@@ -64,7 +64,8 @@ export function parseScript(text: string): Script {
     const [, command = '', terminator = ''] = heredoc;
     const body: string[] = [];
     const startLine = index + 1;
-    for (index += 1; index < lines.length && (lines[index] ?? '').trim() !== terminator; index += 1) body.push(lines[index] ?? '');
+    for (index += 1; index < lines.length && (lines[index] ?? '').trim() !== terminator; index += 1)
+      body.push(lines[index] ?? '');
     if (index >= lines.length) throw new Error(`line ${startLine}: heredoc ${terminator} is never closed`);
     steps.push({ line: startLine, text: command, stdin: body.join('\n') + '\n' });
   }

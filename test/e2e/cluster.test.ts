@@ -36,7 +36,9 @@ const keysWhileFollowerDownCount = 100;
 const sut = sutCommand();
 const targets: Array<{ label: string; command?: MemberCommand; skip?: string }> = [
   { label: 'etcd', command: etcdCommand() },
-  sut.command === undefined ? { label: 'tsetcd', skip: sut.skipReason } : { label: sut.command.label, command: sut.command },
+  sut.command === undefined
+    ? { label: 'tsetcd', skip: sut.skipReason }
+    : { label: sut.command.label, command: sut.command },
 ];
 
 /** Normalised `member list` output per target, so tsetcd's can be compared with etcd's. */
@@ -55,7 +57,9 @@ for (const target of targets) {
     });
 
     test('etcdctl member list through each member shows three started members with their names and URLs', async () => {
-      const expected = cluster.members.map((m) => `<id>, started, ${m.name}, <peer ${m.name}>, <client ${m.name}>, false`).sort();
+      const expected = cluster.members
+        .map((m) => `<id>, started, ${m.name}, <peer ${m.name}>, <client ${m.name}>, false`)
+        .sort();
       for (const member of cluster.members) {
         // Members publish their client URLs through the log after they start, so allow a moment.
         let listing: string[] = [];
@@ -67,7 +71,8 @@ for (const target of targets) {
         memberListings.set(target.label, listing);
       }
       const reference = memberListings.get('etcd');
-      if (target.label !== 'etcd' && reference !== undefined) assert.deepEqual(memberListings.get(target.label), reference, 'member list differs from real etcd');
+      if (target.label !== 'etcd' && reference !== undefined)
+        assert.deepEqual(memberListings.get(target.label), reference, 'member list differs from real etcd');
     });
 
     // etcdctl 3.4 dials each endpoint of these commands with ':authority: http://host:port', which
@@ -85,13 +90,26 @@ for (const target of targets) {
     test('a write through any member is readable through every member, linearizable and serializable', async () => {
       await withClients(cluster.members, async (clients) => {
         for (const [i, writer] of cluster.members.entries()) {
-          await clients[i]!.put(`cross/${writer.name}`).value(`via-${writer.name}`).options({ deadline: Date.now() + readDeadlineMs }).exec();
+          await clients[i]!.put(`cross/${writer.name}`)
+            .value(`via-${writer.name}`)
+            .options({ deadline: Date.now() + readDeadlineMs })
+            .exec();
           for (const [j, reader] of cluster.members.entries()) {
-            const linearizable = await clients[j]!.get(`cross/${writer.name}`).options({ deadline: Date.now() + readDeadlineMs }).string();
-            assert.equal(linearizable, `via-${writer.name}`, `linearizable read through ${reader.name} of a put through ${writer.name}`);
+            const linearizable = await clients[j]!.get(`cross/${writer.name}`)
+              .options({ deadline: Date.now() + readDeadlineMs })
+              .string();
+            assert.equal(
+              linearizable,
+              `via-${writer.name}`,
+              `linearizable read through ${reader.name} of a put through ${writer.name}`,
+            );
             // The linearizable read above is the barrier: this member has applied the put now.
             const serializable = await clients[j]!.get(`cross/${writer.name}`).serializable(true).string();
-            assert.equal(serializable, `via-${writer.name}`, `serializable read through ${reader.name} of a put through ${writer.name}`);
+            assert.equal(
+              serializable,
+              `via-${writer.name}`,
+              `serializable read through ${reader.name} of a put through ${writer.name}`,
+            );
           }
         }
       });
@@ -100,7 +118,10 @@ for (const target of targets) {
     test('after kill -9 of the leader under concurrent writers a new leader takes over and no acknowledged put is lost', async (t) => {
       const oldLeader = await cluster.leader();
       const survivors = cluster.followers(oldLeader);
-      const writers = new Writers('failover', survivors.map((m) => m.clientUrl));
+      const writers = new Writers(
+        'failover',
+        survivors.map((m) => m.clientUrl),
+      );
       try {
         await writers.waitForAcks(acksWantedPerPhase, 'before the kill');
         const killedAtMs = Date.now();
@@ -108,7 +129,9 @@ for (const target of targets) {
         writers.markDisruption(killedAtMs);
         await writers.waitForAcksAfterDisruption(acksWantedPerPhase, 'after the leader was killed');
         const failoverMs = writers.firstAckAfterDisruptionMs() - killedAtMs;
-        t.diagnostic(`${target.label} failover: ${failoverMs} ms from kill -9 of ${oldLeader.name} to the first acknowledged put sent after it`);
+        t.diagnostic(
+          `${target.label} failover: ${failoverMs} ms from kill -9 of ${oldLeader.name} to the first acknowledged put sent after it`,
+        );
         const newLeader = await cluster.leader();
         assert.notEqual(newLeader, oldLeader, 'a surviving member leads');
         await oldLeader.restart();
@@ -117,7 +140,9 @@ for (const target of targets) {
       } finally {
         await writers.stop();
       }
-      t.diagnostic(`${target.label}: ${writers.acknowledged.size} puts acknowledged, ${writers.failures} attempts failed`);
+      t.diagnostic(
+        `${target.label}: ${writers.acknowledged.size} puts acknowledged, ${writers.failures} attempts failed`,
+      );
       await assertEveryMemberHas(cluster, 'failover/', writers.acknowledged);
       await assertHashesAgree(cluster, catchUpWaitMs);
     });
@@ -131,7 +156,11 @@ for (const target of targets) {
       await withClients([leader], async ([client]) => {
         for (let i = 0; i < keysWhileFollowerDownCount; i += 1) {
           const key = `missed/${String(i).padStart(4, '0')}`;
-          await client!.put(key).value(`while-${follower.name}-was-down-${i}`).options({ deadline: Date.now() + readDeadlineMs }).exec();
+          await client!
+            .put(key)
+            .value(`while-${follower.name}-was-down-${i}`)
+            .options({ deadline: Date.now() + readDeadlineMs })
+            .exec();
           written.set(key, `while-${follower.name}-was-down-${i}`);
         }
       });
@@ -147,16 +176,19 @@ async function normalisedMemberList(cluster: Cluster, endpoint: string): Promise
   const result = await runEtcdctl(endpoint, ['member', 'list']);
   assert.equal(result.code, 0, `member list failed: ${result.stderr}`);
   const ids = new Set<string>();
-  const lines = result.stdout.trim().split('\n').map((line) => {
-    const [id, ...rest] = line.split(', ');
-    assert.match(id ?? '', /^[0-9a-f]{1,16}$/, `member ID in "${line}"`);
-    ids.add(id!);
-    let normalised = ['<id>', ...rest].join(', ');
-    for (const m of cluster.members) {
-      normalised = normalised.replaceAll(m.peerUrl, `<peer ${m.name}>`).replaceAll(m.clientUrl, `<client ${m.name}>`);
-    }
-    return normalised;
-  });
+  const lines = result.stdout
+    .trim()
+    .split('\n')
+    .map((line) => {
+      const [id, ...rest] = line.split(', ');
+      assert.match(id ?? '', /^[0-9a-f]{1,16}$/, `member ID in "${line}"`);
+      ids.add(id!);
+      let normalised = ['<id>', ...rest].join(', ');
+      for (const m of cluster.members) {
+        normalised = normalised.replaceAll(m.peerUrl, `<peer ${m.name}>`).replaceAll(m.clientUrl, `<client ${m.name}>`);
+      }
+      return normalised;
+    });
   assert.equal(ids.size, lines.length, `member IDs are distinct: ${result.stdout}`);
   return lines.sort();
 }
@@ -195,11 +227,15 @@ class Writers {
   }
 
   async waitForAcks(count: number, when: string): Promise<void> {
-    await pollUntil(`${count} acknowledged puts ${when}`, progressWaitMs, async () => (this.acknowledged.size >= count ? '' : `${this.acknowledged.size} so far, ${this.failures} failed`));
+    await pollUntil(`${count} acknowledged puts ${when}`, progressWaitMs, async () =>
+      this.acknowledged.size >= count ? '' : `${this.acknowledged.size} so far, ${this.failures} failed`,
+    );
   }
 
   async waitForAcksAfterDisruption(count: number, when: string): Promise<void> {
-    await pollUntil(`${count} acknowledged puts ${when}`, progressWaitMs, async () => (this.acksAfterDisruption >= count ? '' : `${this.acksAfterDisruption} so far, ${this.failures} failed`));
+    await pollUntil(`${count} acknowledged puts ${when}`, progressWaitMs, async () =>
+      this.acksAfterDisruption >= count ? '' : `${this.acksAfterDisruption} so far, ${this.failures} failed`,
+    );
   }
 
   async stop(): Promise<void> {
@@ -235,22 +271,39 @@ class Writers {
  * For every member: a linearizable read through it (retried while it catches up) is the barrier,
  * after which a serializable read of `prefix` through the same member must hold every put.
  */
-async function assertEveryMemberHas(cluster: Cluster, prefix: string, expected: ReadonlyMap<string, string>): Promise<void> {
+async function assertEveryMemberHas(
+  cluster: Cluster,
+  prefix: string,
+  expected: ReadonlyMap<string, string>,
+): Promise<void> {
   await withClients(cluster.members, async (clients) => {
     for (const [i, member] of cluster.members.entries()) {
       const client = clients[i]!;
       await pollUntil(`a linearizable read through ${member.describe()}`, catchUpWaitMs, async () => {
         try {
-          await client.get('barrier').options({ deadline: Date.now() + readDeadlineMs }).string();
+          await client
+            .get('barrier')
+            .options({ deadline: Date.now() + readDeadlineMs })
+            .string();
           return '';
         } catch (error) {
           return (error as Error).message;
         }
       });
-      const stored = await client.getAll().prefix(prefix).serializable(true).options({ deadline: Date.now() + readDeadlineMs }).strings();
+      const stored = await client
+        .getAll()
+        .prefix(prefix)
+        .serializable(true)
+        .options({ deadline: Date.now() + readDeadlineMs })
+        .strings();
       const missing: string[] = [];
-      for (const [key, value] of expected) if (stored[key] !== value) missing.push(`${key}: expected ${value}, saw ${String(stored[key])}`);
-      assert.equal(missing.length, 0, `${member.describe()} lacks ${missing.length} of ${expected.size} acknowledged puts:\n${missing.slice(0, 10).join('\n')}`);
+      for (const [key, value] of expected)
+        if (stored[key] !== value) missing.push(`${key}: expected ${value}, saw ${String(stored[key])}`);
+      assert.equal(
+        missing.length,
+        0,
+        `${member.describe()} lacks ${missing.length} of ${expected.size} acknowledged puts:\n${missing.slice(0, 10).join('\n')}`,
+      );
     }
   });
 }

@@ -25,23 +25,29 @@ const stmIncrementsPerWorker = 5;
 const sut = sutCommand();
 const targets: Array<{ label: string; command?: MemberCommand; skip?: string }> = [
   { label: 'etcd', command: etcdCommand() },
-  sut.command === undefined ? { label: 'tsetcd', skip: sut.skipReason } : { label: sut.command.label, command: sut.command },
+  sut.command === undefined
+    ? { label: 'tsetcd', skip: sut.skipReason }
+    : { label: sut.command.label, command: sut.command },
 ];
 
 for (const target of targets) {
-  test(`locks, elections and STM behave like etcd against ${target.label}`, target.skip === undefined ? {} : { skip: target.skip }, async (t) => {
-    const member = await Member.start({ command: target.command as MemberCommand });
-    const clients = [new Etcd3({ hosts: member.clientUrl }), new Etcd3({ hosts: member.clientUrl })] as const;
-    const services = new RecipeClients(member.clientUrl.replace(/^http:\/\//, ''));
-    try {
-      await recipeChecks(t, clients);
-      await serviceChecks(t, clients[0], services);
-    } finally {
-      services.close();
-      for (const client of clients) client.close();
-      await member.destroy();
-    }
-  });
+  test(
+    `locks, elections and STM behave like etcd against ${target.label}`,
+    target.skip === undefined ? {} : { skip: target.skip },
+    async (t) => {
+      const member = await Member.start({ command: target.command as MemberCommand });
+      const clients = [new Etcd3({ hosts: member.clientUrl }), new Etcd3({ hosts: member.clientUrl })] as const;
+      const services = new RecipeClients(member.clientUrl.replace(/^http:\/\//, ''));
+      try {
+        await recipeChecks(t, clients);
+        await serviceChecks(t, clients[0], services);
+      } finally {
+        services.close();
+        for (const client of clients) client.close();
+        await member.destroy();
+      }
+    },
+  );
 }
 
 async function waitFor(ready: () => boolean, what: string): Promise<void> {
@@ -85,7 +91,8 @@ async function recipeChecks(t: TestContext, [first, second]: readonly [Etcd3, Et
     assert.deepEqual(results, ['a', 'b']);
     assert.equal(log.length, 4);
     assert.ok(failedAttempts > 0, 'the later locker should have found the lock taken at least once');
-    for (let i = 0; i < log.length; i += 2) assert.equal(log[i]?.replace(' in', ' out'), log[i + 1], `overlapping holders: ${log.join(', ')}`);
+    for (let i = 0; i < log.length; i += 2)
+      assert.equal(log[i]?.replace(' in', ' out'), log[i + 1], `overlapping holders: ${log.join(', ')}`);
     assert.deepEqual(await first.getAll().prefix('x').keys(), [], 'released locks leave no keys behind');
   });
 
@@ -111,12 +118,21 @@ async function recipeChecks(t: TestContext, [first, second]: readonly [Etcd3, Et
       assert.equal(await first.election('e').leader(), 'one');
       await one.proclaim('one again');
       assert.equal(await first.election('e').leader(), 'one again');
-      await waitFor(() => changes.includes('one again'), `the observer to see the proclaimed value (saw ${JSON.stringify(changes)})`);
+      await waitFor(
+        () => changes.includes('one again'),
+        `the observer to see the proclaimed value (saw ${JSON.stringify(changes)})`,
+      );
       await one.resign();
       await waitFor(() => twoElected, 'the second candidate to be elected');
-      await waitFor(() => changes.includes('two'), `the observer to see the new leader (saw ${JSON.stringify(changes)})`);
+      await waitFor(
+        () => changes.includes('two'),
+        `the observer to see the new leader (saw ${JSON.stringify(changes)})`,
+      );
       assert.equal(await first.election('e').leader(), 'two');
-      assert.deepEqual(changes.filter((value) => value !== undefined), ['one again', 'two']);
+      assert.deepEqual(
+        changes.filter((value) => value !== undefined),
+        ['one again', 'two'],
+      );
     } finally {
       await Promise.all([one.resign(), two?.resign(), observer?.cancel()]);
     }
@@ -148,7 +164,10 @@ function text(value: unknown): string {
 
 async function serviceChecks(t: TestContext, client: Etcd3, services: RecipeClients): Promise<void> {
   await t.test('the Lock service names the lock key after the lease and makes a second locker wait', async () => {
-    const [leaseA, leaseB] = await Promise.all([client.leaseClient.leaseGrant({ TTL: 30 }), client.leaseClient.leaseGrant({ TTL: 30 })]);
+    const [leaseA, leaseB] = await Promise.all([
+      client.leaseClient.leaseGrant({ TTL: 30 }),
+      client.leaseClient.leaseGrant({ TTL: 30 }),
+    ]);
     const held = ok(await services.call(services.lock, 'Lock', { name: Buffer.from('svc'), lease: leaseA.ID }));
     assert.equal(text(held.key), `svc/${BigInt(leaseA.ID).toString(16)}`);
     const waiting = services.call(services.lock, 'Lock', { name: Buffer.from('svc'), lease: leaseB.ID });
@@ -168,15 +187,27 @@ async function serviceChecks(t: TestContext, client: Etcd3, services: RecipeClie
     const none = await services.call(services.election, 'Leader', { name: Buffer.from('svc-e') });
     assert.deepEqual(none, { ok: false, code: 2, details: 'election: no leader' });
     const observed = services.observe('svc-e');
-    const campaign = ok(await services.call(services.election, 'Campaign', { name: Buffer.from('svc-e'), lease: lease.ID, value: Buffer.from('v1') }));
+    const campaign = ok(
+      await services.call(services.election, 'Campaign', {
+        name: Buffer.from('svc-e'),
+        lease: lease.ID,
+        value: Buffer.from('v1'),
+      }),
+    );
     const leader = campaign.leader as WireMessage;
     assert.equal(text(leader.key), `svc-e/${BigInt(lease.ID).toString(16)}`);
     assert.equal(leader.lease, lease.ID);
     ok(await services.call(services.election, 'Proclaim', { leader, value: Buffer.from('v2') }));
     const current = ok(await services.call(services.election, 'Leader', { name: Buffer.from('svc-e') }));
     assert.equal(text(current.kv.value), 'v2');
-    await waitFor(() => observed.responses.some((r) => text((r.kv as WireMessage).value) === 'v2'), 'Observe to stream the proclaimed value');
-    assert.deepEqual(observed.responses.map((r) => text((r.kv as WireMessage).value)), ['v1', 'v2']);
+    await waitFor(
+      () => observed.responses.some((r) => text((r.kv as WireMessage).value) === 'v2'),
+      'Observe to stream the proclaimed value',
+    );
+    assert.deepEqual(
+      observed.responses.map((r) => text((r.kv as WireMessage).value)),
+      ['v1', 'v2'],
+    );
     ok(await services.call(services.election, 'Resign', { leader }));
     const after = await services.call(services.election, 'Leader', { name: Buffer.from('svc-e') });
     assert.deepEqual(after, { ok: false, code: 2, details: 'election: no leader' });

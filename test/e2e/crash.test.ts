@@ -22,7 +22,9 @@ const putDeadlineMs = 5_000;
 const sut = sutCommand();
 const targets: Array<{ label: string; command?: MemberCommand; skip?: string }> = [
   { label: 'etcd', command: etcdCommand() },
-  sut.command === undefined ? { label: 'tsetcd', skip: sut.skipReason } : { label: sut.command.label, command: sut.command },
+  sut.command === undefined
+    ? { label: 'tsetcd', skip: sut.skipReason }
+    : { label: sut.command.label, command: sut.command },
 ];
 
 /** Default settings, and a snapshot every 100 entries so restarts also go through snapshots and a WAL tail. */
@@ -33,22 +35,26 @@ const flagSets: Array<{ label: string; flags: string[] }> = [
 
 for (const target of targets) {
   for (const flagSet of flagSets) {
-  const options = target.skip === undefined ? {} : { skip: target.skip };
-  test(`every acknowledged put survives kill -9 and restart of ${target.label}${flagSet.label}, ${crashRounds} times`, options, async (t) => {
-    const member = await Member.start({ command: target.command as MemberCommand, extraFlags: flagSet.flags });
-    const acknowledged = new Map<string, string>();
-    try {
-      for (let round = 1; round <= crashRounds; round += 1) {
-        const ackedThisRound = await writeUntilKilled(member, round, acknowledged);
-        assert.ok(ackedThisRound > 0, `round ${round}: expected some acknowledged puts before the kill, saw none`);
-        t.diagnostic(`crash ${round}: ${ackedThisRound} puts acknowledged before kill -9`);
-        await member.restart();
-        await assertAllPresent(member, acknowledged, round);
-      }
-    } finally {
-      await member.destroy();
-    }
-  });
+    const options = target.skip === undefined ? {} : { skip: target.skip };
+    test(
+      `every acknowledged put survives kill -9 and restart of ${target.label}${flagSet.label}, ${crashRounds} times`,
+      options,
+      async (t) => {
+        const member = await Member.start({ command: target.command as MemberCommand, extraFlags: flagSet.flags });
+        const acknowledged = new Map<string, string>();
+        try {
+          for (let round = 1; round <= crashRounds; round += 1) {
+            const ackedThisRound = await writeUntilKilled(member, round, acknowledged);
+            assert.ok(ackedThisRound > 0, `round ${round}: expected some acknowledged puts before the kill, saw none`);
+            t.diagnostic(`crash ${round}: ${ackedThisRound} puts acknowledged before kill -9`);
+            await member.restart();
+            await assertAllPresent(member, acknowledged, round);
+          }
+        } finally {
+          await member.destroy();
+        }
+      },
+    );
   }
 }
 
@@ -79,13 +85,22 @@ async function writeUntilKilled(member: Member, round: number, acknowledged: Map
   return acked;
 }
 
-async function assertAllPresent(member: Member, acknowledged: ReadonlyMap<string, string>, round: number): Promise<void> {
+async function assertAllPresent(
+  member: Member,
+  acknowledged: ReadonlyMap<string, string>,
+  round: number,
+): Promise<void> {
   const client = new Etcd3({ hosts: member.clientUrl });
   try {
     const stored = await client.getAll().prefix('crash/').strings();
     const missing: string[] = [];
-    for (const [key, value] of acknowledged) if (stored[key] !== value) missing.push(`${key}: expected ${value}, saw ${String(stored[key])}`);
-    assert.equal(missing.length, 0, `after crash ${round}, ${missing.length} of ${acknowledged.size} acknowledged puts are missing or wrong:\n${missing.slice(0, 10).join('\n')}`);
+    for (const [key, value] of acknowledged)
+      if (stored[key] !== value) missing.push(`${key}: expected ${value}, saw ${String(stored[key])}`);
+    assert.equal(
+      missing.length,
+      0,
+      `after crash ${round}, ${missing.length} of ${acknowledged.size} acknowledged puts are missing or wrong:\n${missing.slice(0, 10).join('\n')}`,
+    );
   } finally {
     client.close();
   }

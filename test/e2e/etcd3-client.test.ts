@@ -11,20 +11,26 @@ import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
 const sut = sutCommand();
 const targets: Array<{ label: string; command?: MemberCommand; skip?: string }> = [
   { label: 'etcd', command: etcdCommand() },
-  sut.command === undefined ? { label: 'tsetcd', skip: sut.skipReason } : { label: sut.command.label, command: sut.command },
+  sut.command === undefined
+    ? { label: 'tsetcd', skip: sut.skipReason }
+    : { label: sut.command.label, command: sut.command },
 ];
 
 for (const target of targets) {
-  test(`the etcd3 client's KV API behaves like etcd against ${target.label}`, target.skip === undefined ? {} : { skip: target.skip }, async (t) => {
-    const member = await Member.start({ command: target.command as MemberCommand });
-    const client = new Etcd3({ hosts: member.clientUrl });
-    try {
-      await kvChecks(t, client);
-    } finally {
-      client.close();
-      await member.destroy();
-    }
-  });
+  test(
+    `the etcd3 client's KV API behaves like etcd against ${target.label}`,
+    target.skip === undefined ? {} : { skip: target.skip },
+    async (t) => {
+      const member = await Member.start({ command: target.command as MemberCommand });
+      const client = new Etcd3({ hosts: member.clientUrl });
+      try {
+        await kvChecks(t, client);
+      } finally {
+        client.close();
+        await member.destroy();
+      }
+    },
+  );
 }
 
 /** Runs in order on a fresh member, so revisions are predictable: the first write is revision 2. */
@@ -48,7 +54,13 @@ async function kvChecks(t: TestContext, client: Etcd3): Promise<void> {
   });
 
   await t.test('getAll with a prefix lists keys in order, counts and limits', async () => {
-    for (const [key, value] of [['p/3', 'c'], ['p/1', 'a'], ['p/2', 'b'], ['pq', 'x']]) await client.put(key as string).value(value as string);
+    for (const [key, value] of [
+      ['p/3', 'c'],
+      ['p/1', 'a'],
+      ['p/2', 'b'],
+      ['pq', 'x'],
+    ])
+      await client.put(key as string).value(value as string);
     assert.deepEqual(await client.getAll().prefix('p/').strings(), { 'p/1': 'a', 'p/2': 'b', 'p/3': 'c' });
     assert.deepEqual(await client.getAll().prefix('p/').keys(), ['p/1', 'p/2', 'p/3']);
     assert.equal(await client.getAll().prefix('p').count(), 4);
@@ -63,18 +75,33 @@ async function kvChecks(t: TestContext, client: Etcd3): Promise<void> {
     const none = await client.delete().key('pq');
     assert.equal(none.deleted, '0');
     const prefix = await client.delete().prefix('p/').getPrevious();
-    assert.deepEqual(prefix.map((kv) => kv.key.toString()), ['p/1', 'p/2', 'p/3']);
+    assert.deepEqual(
+      prefix.map((kv) => kv.key.toString()),
+      ['p/1', 'p/2', 'p/3'],
+    );
     assert.equal(await client.getAll().prefix('p').count(), 0);
   });
 
   await t.test('if/then/else transactions take the branch their compares select', async () => {
-    const taken = await client.if('a', 'Value', '==', '2').then(client.put('a').value('3')).else(client.put('a').value('never')).commit();
+    const taken = await client
+      .if('a', 'Value', '==', '2')
+      .then(client.put('a').value('3'))
+      .else(client.put('a').value('never'))
+      .commit();
     assert.equal(taken.succeeded, true);
     assert.equal(taken.header.revision, '10');
-    const other = await client.if('a', 'Version', '>', 10).then(client.put('a').value('never')).else(client.get('a')).commit();
+    const other = await client
+      .if('a', 'Version', '>', 10)
+      .then(client.put('a').value('never'))
+      .else(client.get('a'))
+      .commit();
     assert.equal(other.succeeded, false);
     assert.equal(other.responses[0]?.response_range?.kvs[0]?.value.toString(), '3');
-    const absent = await client.if('b', 'Create', '==', 0).and('a', 'Mod', '==', 10).then(client.put('b').value('new')).commit();
+    const absent = await client
+      .if('b', 'Create', '==', 0)
+      .and('a', 'Mod', '==', 10)
+      .then(client.put('b').value('new'))
+      .commit();
     assert.equal(absent.succeeded, true);
     assert.equal(await client.get('b').string(), 'new');
     assert.equal(absent.header.revision, '11');
@@ -92,7 +119,7 @@ async function kvChecks(t: TestContext, client: Etcd3): Promise<void> {
     assert.equal(await client.get('leased').string(), null);
   });
 
-  await t.test('reading a future revision is rejected with etcd\'s error text', async () => {
+  await t.test("reading a future revision is rejected with etcd's error text", async () => {
     await assert.rejects(client.get('a').revision(1_000).string(), /required revision is a future revision/);
   });
 }

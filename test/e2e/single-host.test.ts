@@ -24,7 +24,12 @@ const stopWaitMs = 10_000;
 
 const sut = sutCommand();
 const portsBusy = await busyPorts([...clientPorts, 2380, 22380, 32380]);
-const skip = sut.command === undefined ? sut.skipReason : portsBusy.length > 0 ? `single-host ports in use: ${portsBusy.join(', ')}` : undefined;
+const skip =
+  sut.command === undefined
+    ? sut.skipReason
+    : portsBusy.length > 0
+      ? `single-host ports in use: ${portsBusy.join(', ')}`
+      : undefined;
 
 describe('tsetcd cluster --members 3 (single-host mode)', skip === undefined ? {} : { skip }, () => {
   let workDir: string;
@@ -36,7 +41,8 @@ describe('tsetcd cluster --members 3 (single-host mode)', skip === undefined ? {
     const command = sut.command!;
     child = spawn(command.command, [...command.args, 'cluster', '--members', '3'], { cwd: workDir, stdio: 'ignore' });
     exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-    for (const endpoint of endpoints) await pollUntil(`member at ${endpoint} healthy`, startWaitMs, () => probeHealth(`http://${endpoint}`));
+    for (const endpoint of endpoints)
+      await pollUntil(`member at ${endpoint} healthy`, startWaitMs, () => probeHealth(`http://${endpoint}`));
   });
 
   after(async () => {
@@ -44,12 +50,21 @@ describe('tsetcd cluster --members 3 (single-host mode)', skip === undefined ? {
     await rm(workDir, { recursive: true, force: true });
   });
 
-  test('etcdctl member list shows three started members with etcd\'s Procfile names and URLs', async () => {
+  test("etcdctl member list shows three started members with etcd's Procfile names and URLs", async () => {
     await pollUntil('every member published its client URLs', startWaitMs, async () => {
       const result = await runEtcdctl(endpoints[1]!, ['member', 'list']);
-      const lines = result.stdout.trim().split('\n').map((line) => line.split(', ').slice(1).join(', ')).sort();
-      const expected = [1, 2, 3].map((n) => `started, infra${n}, http://127.0.0.1:${n === 1 ? '' : n}2380, http://127.0.0.1:${n === 1 ? '' : n}2379, false`);
-      return result.code === 0 && JSON.stringify(lines) === JSON.stringify(expected) ? '' : `${result.stdout}${result.stderr}`;
+      const lines = result.stdout
+        .trim()
+        .split('\n')
+        .map((line) => line.split(', ').slice(1).join(', '))
+        .sort();
+      const expected = [1, 2, 3].map(
+        (n) =>
+          `started, infra${n}, http://127.0.0.1:${n === 1 ? '' : n}2380, http://127.0.0.1:${n === 1 ? '' : n}2379, false`,
+      );
+      return result.code === 0 && JSON.stringify(lines) === JSON.stringify(expected)
+        ? ''
+        : `${result.stdout}${result.stderr}`;
     });
   });
 
@@ -83,7 +98,10 @@ describe('tsetcd cluster --members 3 (single-host mode)', skip === undefined ? {
 
   test('SIGTERM stops all three members and the process exits 0', async () => {
     child.kill('SIGTERM');
-    const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running'), stopWaitMs).unref())]);
+    const code = await Promise.race([
+      exited,
+      new Promise<string>((resolve) => setTimeout(() => resolve('still running'), stopWaitMs).unref()),
+    ]);
     assert.equal(code, 0);
   });
 });

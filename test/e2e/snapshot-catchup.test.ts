@@ -31,99 +31,163 @@ const putDeadlineMs = 5_000;
 /** Bound on the restarted follower catching up. */
 const catchUpWaitMs = 30_000;
 /** What each system logs when a follower installs a snapshot from the leader. */
-const appliedSnapshotLog: Record<string, RegExp> = { etcd: /finished applying incoming snapshot/, tsetcd: /applied snapshot from the leader/ };
+const appliedSnapshotLog: Record<string, RegExp> = {
+  etcd: /finished applying incoming snapshot/,
+  tsetcd: /applied snapshot from the leader/,
+};
 
 const sut = sutCommand();
 const targets: Array<{ label: string; command?: MemberCommand; skip?: string }> = [
   { label: 'etcd', command: etcdCommand() },
-  sut.command === undefined ? { label: 'tsetcd', skip: sut.skipReason } : { label: sut.command.label, command: sut.command },
+  sut.command === undefined
+    ? { label: 'tsetcd', skip: sut.skipReason }
+    : { label: sut.command.label, command: sut.command },
 ];
 
 for (const target of targets) {
-  describe(`a three-member ${target.label} cluster with --snapshot-count ${snapshotCount}`, target.skip === undefined ? {} : { skip: target.skip }, () => {
+  describe(
+    `a three-member ${target.label} cluster with --snapshot-count ${snapshotCount}`,
+    target.skip === undefined ? {} : { skip: target.skip },
+    () => {
+      let cluster: Cluster;
+
+      before(async () => {
+        cluster = await Cluster.start({
+          command: target.command as MemberCommand,
+          extraFlags: ['--snapshot-count', String(snapshotCount)],
+        });
+      });
+
+      after(async () => {
+        await cluster?.destroy();
+      });
+
+      test('a follower that missed more than the leader keeps catches up through a snapshot', async (t) => {
+        const { follower } = await writeWhileFollowerDown(
+          t,
+          cluster,
+          putsWhileFollowerDown,
+          keyOf,
+          (i) => Buffer.from(valueOf(i)),
+          putsInFlight,
+        );
+        const restartedMs = Date.now();
+        await follower.restart();
+        const client = new Etcd3({ hosts: follower.clientUrl });
+        try {
+          await pollUntil(`${follower.describe()} to serve the last put`, catchUpWaitMs, async () => {
+            const value = await client
+              .get(keyOf(putsWhileFollowerDown - 1))
+              .serializable(true)
+              .string()
+              .catch((error: Error) => error.message);
+            return value === valueOf(putsWhileFollowerDown - 1) ? '' : String(value);
+          });
+          t.diagnostic(
+            `${target.label}: ${follower.name} caught up ${Date.now() - restartedMs} ms after its restart began`,
+          );
+          const stored = await client.getAll().prefix('snap/').serializable(true).strings();
+          const wrong = Array.from({ length: putsWhileFollowerDown }, (_, i) => i).filter(
+            (i) => stored[keyOf(i)] !== valueOf(i),
+          );
+          assert.equal(
+            wrong.length,
+            0,
+            `${follower.describe()} lacks ${wrong.length} puts, e.g. ${wrong.slice(0, 5).map(keyOf).join(', ')}`,
+          );
+          // The follower keeps following the log after the snapshot.
+          await client.put('after-snapshot').value('yes').exec();
+        } finally {
+          client.close();
+        }
+        const log = readFileSync(follower.logPath, 'utf8');
+        const expected = appliedSnapshotLog[target.label] ?? appliedSnapshotLog.tsetcd!;
+        assert.match(log, expected, `${follower.describe()} should say it applied a snapshot from the leader`);
+        await assertHashesAgree(cluster, catchUpWaitMs);
+        // What the snapshot installed survives a crash of the follower: it restarts from it.
+        await follower.kill9();
+        await follower.restart();
+        const again = new Etcd3({ hosts: follower.clientUrl });
+        try {
+          await pollUntil(`${follower.describe()} to serve after its restart`, catchUpWaitMs, async () =>
+            (await again
+              .get('after-snapshot')
+              .string()
+              .catch((error: Error) => error.message)) === 'yes'
+              ? ''
+              : 'not yet',
+          );
+          const stored = await again.getAll().prefix('snap/').serializable(true).strings();
+          assert.equal(
+            Object.keys(stored).length,
+            putsWhileFollowerDown,
+            `${follower.describe()} keys after restarting from the snapshot`,
+          );
+        } finally {
+          again.close();
+        }
+        await assertHashesAgree(cluster, catchUpWaitMs);
+      });
+    },
+  );
+}
+
+describe(
+  'a three-member tsetcd cluster writing 1 MiB values',
+  sut.command === undefined ? { skip: sut.skipReason } : {},
+  () => {
     let cluster: Cluster;
 
     before(async () => {
-      cluster = await Cluster.start({ command: target.command as MemberCommand, extraFlags: ['--snapshot-count', String(snapshotCount)] });
+      cluster = await Cluster.start({ command: sut.command as MemberCommand });
     });
 
     after(async () => {
       await cluster?.destroy();
     });
 
-    test('a follower that missed more than the leader keeps catches up through a snapshot', async (t) => {
-      const { follower } = await writeWhileFollowerDown(t, cluster, putsWhileFollowerDown, keyOf, (i) => Buffer.from(valueOf(i)), putsInFlight);
-      const restartedMs = Date.now();
+    test('snapshots by log size at the default snapshot count, and a follower behind that catches up from the snapshot', async (t) => {
+      const { leader, follower } = await writeWhileFollowerDown(
+        t,
+        cluster,
+        bigPuts,
+        bigKeyOf,
+        bigValueOf,
+        bigPutsInFlight,
+      );
+      assert.match(
+        readFileSync(leader.logPath, 'utf8'),
+        /saved snapshot/,
+        `${leader.describe()} should have taken a snapshot by log size`,
+      );
       await follower.restart();
       const client = new Etcd3({ hosts: follower.clientUrl });
       try {
-        await pollUntil(`${follower.describe()} to serve the last put`, catchUpWaitMs, async () => {
-          const value = await client.get(keyOf(putsWhileFollowerDown - 1)).serializable(true).string().catch((error: Error) => error.message);
-          return value === valueOf(putsWhileFollowerDown - 1) ? '' : String(value);
+        const last = bigPuts - 1;
+        await pollUntil(`${follower.describe()} to serve the last put`, bigCatchUpWaitMs, async () => {
+          const value = await client
+            .get(bigKeyOf(last))
+            .serializable(true)
+            .buffer()
+            .catch((error: Error) => error);
+          return value instanceof Error ? value.message : value?.equals(bigValueOf(last)) === true ? '' : 'not yet';
         });
-        t.diagnostic(`${target.label}: ${follower.name} caught up ${Date.now() - restartedMs} ms after its restart began`);
-        const stored = await client.getAll().prefix('snap/').serializable(true).strings();
-        const wrong = Array.from({ length: putsWhileFollowerDown }, (_, i) => i).filter((i) => stored[keyOf(i)] !== valueOf(i));
-        assert.equal(wrong.length, 0, `${follower.describe()} lacks ${wrong.length} puts, e.g. ${wrong.slice(0, 5).map(keyOf).join(', ')}`);
-        // The follower keeps following the log after the snapshot.
-        await client.put('after-snapshot').value('yes').exec();
+        for (let i = 0; i < bigPuts; i++) {
+          const value = await client.get(bigKeyOf(i)).serializable(true).buffer();
+          assert.ok(value?.equals(bigValueOf(i)), `${follower.describe()} holds the wrong value for ${bigKeyOf(i)}`);
+        }
       } finally {
         client.close();
       }
-      const log = readFileSync(follower.logPath, 'utf8');
-      const expected = appliedSnapshotLog[target.label] ?? appliedSnapshotLog.tsetcd!;
-      assert.match(log, expected, `${follower.describe()} should say it applied a snapshot from the leader`);
-      await assertHashesAgree(cluster, catchUpWaitMs);
-      // What the snapshot installed survives a crash of the follower: it restarts from it.
-      await follower.kill9();
-      await follower.restart();
-      const again = new Etcd3({ hosts: follower.clientUrl });
-      try {
-        await pollUntil(`${follower.describe()} to serve after its restart`, catchUpWaitMs, async () =>
-          (await again.get('after-snapshot').string().catch((error: Error) => error.message)) === 'yes' ? '' : 'not yet');
-        const stored = await again.getAll().prefix('snap/').serializable(true).strings();
-        assert.equal(Object.keys(stored).length, putsWhileFollowerDown, `${follower.describe()} keys after restarting from the snapshot`);
-      } finally {
-        again.close();
-      }
-      await assertHashesAgree(cluster, catchUpWaitMs);
+      assert.match(
+        readFileSync(follower.logPath, 'utf8'),
+        /applied snapshot from the leader/,
+        `${follower.describe()} should have caught up through a snapshot`,
+      );
+      await assertHashesAgree(cluster, bigCatchUpWaitMs);
     });
-  });
-}
-
-describe('a three-member tsetcd cluster writing 1 MiB values', sut.command === undefined ? { skip: sut.skipReason } : {}, () => {
-  let cluster: Cluster;
-
-  before(async () => {
-    cluster = await Cluster.start({ command: sut.command as MemberCommand });
-  });
-
-  after(async () => {
-    await cluster?.destroy();
-  });
-
-  test('snapshots by log size at the default snapshot count, and a follower behind that catches up from the snapshot', async (t) => {
-    const { leader, follower } = await writeWhileFollowerDown(t, cluster, bigPuts, bigKeyOf, bigValueOf, bigPutsInFlight);
-    assert.match(readFileSync(leader.logPath, 'utf8'), /saved snapshot/, `${leader.describe()} should have taken a snapshot by log size`);
-    await follower.restart();
-    const client = new Etcd3({ hosts: follower.clientUrl });
-    try {
-      const last = bigPuts - 1;
-      await pollUntil(`${follower.describe()} to serve the last put`, bigCatchUpWaitMs, async () => {
-        const value = await client.get(bigKeyOf(last)).serializable(true).buffer().catch((error: Error) => error);
-        return value instanceof Error ? value.message : value?.equals(bigValueOf(last)) === true ? '' : 'not yet';
-      });
-      for (let i = 0; i < bigPuts; i++) {
-        const value = await client.get(bigKeyOf(i)).serializable(true).buffer();
-        assert.ok(value?.equals(bigValueOf(i)), `${follower.describe()} holds the wrong value for ${bigKeyOf(i)}`);
-      }
-    } finally {
-      client.close();
-    }
-    assert.match(readFileSync(follower.logPath, 'utf8'), /applied snapshot from the leader/, `${follower.describe()} should have caught up through a snapshot`);
-    await assertHashesAgree(cluster, bigCatchUpWaitMs);
-  });
-});
+  },
+);
 
 const keyOf = (i: number): string => `snap/${String(i).padStart(5, '0')}`;
 const valueOf = (i: number): string => `value-${i}`;

@@ -17,21 +17,27 @@ const shortTtlSec = 2;
 const sut = sutCommand();
 const targets: Array<{ label: string; command?: MemberCommand; skip?: string }> = [
   { label: 'etcd', command: etcdCommand() },
-  sut.command === undefined ? { label: 'tsetcd', skip: sut.skipReason } : { label: sut.command.label, command: sut.command },
+  sut.command === undefined
+    ? { label: 'tsetcd', skip: sut.skipReason }
+    : { label: sut.command.label, command: sut.command },
 ];
 
 for (const target of targets) {
-  test(`the etcd3 client's watch and lease APIs behave like etcd against ${target.label}`, target.skip === undefined ? {} : { skip: target.skip }, async (t) => {
-    const member = await Member.start({ command: target.command as MemberCommand });
-    const client = new Etcd3({ hosts: member.clientUrl });
-    try {
-      await watchChecks(t, client);
-      await leaseChecks(t, client);
-    } finally {
-      client.close();
-      await member.destroy();
-    }
-  });
+  test(
+    `the etcd3 client's watch and lease APIs behave like etcd against ${target.label}`,
+    target.skip === undefined ? {} : { skip: target.skip },
+    async (t) => {
+      const member = await Member.start({ command: target.command as MemberCommand });
+      const client = new Etcd3({ hosts: member.clientUrl });
+      try {
+        await watchChecks(t, client);
+        await leaseChecks(t, client);
+      } finally {
+        client.close();
+        await member.destroy();
+      }
+    },
+  );
 }
 
 /** One event as a watcher saw it, in a form that compares well. */
@@ -47,7 +53,13 @@ interface SeenEvent {
 function record(watcher: Watcher): SeenEvent[] {
   const seen: SeenEvent[] = [];
   const push = (type: SeenEvent['type']) => (kv: IKeyValue, previous?: IKeyValue) =>
-    seen.push({ type, key: kv.key.toString(), value: kv.value.toString(), modRevision: kv.mod_revision, previous: previous?.value.toString() });
+    seen.push({
+      type,
+      key: kv.key.toString(),
+      value: kv.value.toString(),
+      modRevision: kv.mod_revision,
+      previous: previous?.value.toString(),
+    });
   watcher.on('put', push('put')).on('delete', push('delete'));
   return seen;
 }
@@ -84,7 +96,10 @@ async function watchChecks(t: TestContext, client: Etcd3): Promise<void> {
     await client.put('lx').value('new');
     await waitFor(() => seen.length >= 3, 'history and one new event');
     await watcher.cancel();
-    assert.deepEqual(seen.map((e) => `${e.type} ${e.key}@${e.modRevision}`), ['put live@3', 'delete live@5', 'put lx@6']);
+    assert.deepEqual(
+      seen.map((e) => `${e.type} ${e.key}@${e.modRevision}`),
+      ['put live@3', 'delete live@5', 'put lx@6'],
+    );
   });
 
   await t.test('watchers filter by operation and each response carries a header revision', async () => {
@@ -98,8 +113,14 @@ async function watchChecks(t: TestContext, client: Etcd3): Promise<void> {
     await client.delete().key('f');
     await waitFor(() => seenPuts.length >= 1 && seenDeletes.length >= 1, 'one put and one delete');
     await Promise.all([puts.cancel(), deletes.cancel()]);
-    assert.deepEqual(seenPuts.map((e) => e.type), ['put']);
-    assert.deepEqual(seenDeletes.map((e) => `${e.type}@${e.modRevision}`), ['delete@8']);
+    assert.deepEqual(
+      seenPuts.map((e) => e.type),
+      ['put'],
+    );
+    assert.deepEqual(
+      seenDeletes.map((e) => `${e.type}@${e.modRevision}`),
+      ['delete@8'],
+    );
     assert.deepEqual(headers, ['7']);
   });
 
@@ -113,7 +134,10 @@ async function watchChecks(t: TestContext, client: Etcd3): Promise<void> {
     const seen = record(fine);
     await waitFor(() => seen.length >= 1, 'the event at the compaction revision');
     await fine.cancel();
-    assert.deepEqual(seen.map((e) => `${e.key}@${e.modRevision}`), ['lx@6']);
+    assert.deepEqual(
+      seen.map((e) => `${e.key}@${e.modRevision}`),
+      ['lx@6'],
+    );
   });
 }
 
@@ -128,7 +152,10 @@ async function leaseChecks(t: TestContext, client: Etcd3): Promise<void> {
     assert.ok(Number(ttl.TTL) > 590 && Number(ttl.TTL) <= 600, `expected about 600 s left, saw ${ttl.TTL}`);
     assert.deepEqual(ttl.keys.map((key) => key.toString()).sort(), ['held/1', 'held/2']);
     const listed = await client.leaseClient.leaseLeases({});
-    assert.ok(listed.leases.some((l) => l.ID === id), `expected lease ${id} in ${JSON.stringify(listed.leases)}`);
+    assert.ok(
+      listed.leases.some((l) => l.ID === id),
+      `expected lease ${id} in ${JSON.stringify(listed.leases)}`,
+    );
     const once = await lease.keepaliveOnce();
     assert.deepEqual([once.ID, once.TTL], [id, '600']);
     await lease.revoke();
@@ -138,7 +165,7 @@ async function leaseChecks(t: TestContext, client: Etcd3): Promise<void> {
     await assert.rejects(client.leaseClient.leaseRevoke({ ID: id }), /requested lease not found/);
   });
 
-  await t.test('keep-alives keep a short lease\'s key while an unrenewed lease expires and takes its key', async () => {
+  await t.test("keep-alives keep a short lease's key while an unrenewed lease expires and takes its key", async () => {
     const kept = client.lease(shortTtlSec);
     const dropped = client.lease(shortTtlSec, { autoKeepAlive: false });
     let renewals = 0;

@@ -7,7 +7,11 @@ function parseFrames(bytes: Buffer): Array<{ type: number; streamId: number; pay
   const frames = [];
   for (let at = 0; at < bytes.length;) {
     const length = bytes.readUIntBE(at, 3);
-    frames.push({ type: bytes[at + 3]!, streamId: bytes.readUInt32BE(at + 5), payload: bytes.subarray(at + frameHeaderBytes, at + frameHeaderBytes + length) });
+    frames.push({
+      type: bytes[at + 3]!,
+      streamId: bytes.readUInt32BE(at + 5),
+      payload: bytes.subarray(at + frameHeaderBytes, at + frameHeaderBytes + length),
+    });
     at += frameHeaderBytes + length;
   }
   return frames;

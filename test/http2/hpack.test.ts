@@ -115,15 +115,42 @@ function decodeInOrder(decoder: HeaderDecoder, hexBlocks: readonly string[]): Ar
 
 /** The three requests of RFC 7541 Appendix C.3 and C.4, as decoded headers. */
 const rfcRequests: Array<Array<[string, string]>> = [
-  [[':method', 'GET'], [':scheme', 'http'], [':path', '/'], [':authority', 'www.example.com']],
-  [[':method', 'GET'], [':scheme', 'http'], [':path', '/'], [':authority', 'www.example.com'], ['cache-control', 'no-cache']],
-  [[':method', 'GET'], [':scheme', 'https'], [':path', '/index.html'], [':authority', 'www.example.com'], ['custom-key', 'custom-value']],
+  [
+    [':method', 'GET'],
+    [':scheme', 'http'],
+    [':path', '/'],
+    [':authority', 'www.example.com'],
+  ],
+  [
+    [':method', 'GET'],
+    [':scheme', 'http'],
+    [':path', '/'],
+    [':authority', 'www.example.com'],
+    ['cache-control', 'no-cache'],
+  ],
+  [
+    [':method', 'GET'],
+    [':scheme', 'https'],
+    [':path', '/index.html'],
+    [':authority', 'www.example.com'],
+    ['custom-key', 'custom-value'],
+  ],
 ];
 
 /** The three responses of RFC 7541 Appendix C.5, which a 256-byte table makes evict entries. */
 const rfcResponses: Array<Array<[string, string]>> = [
-  [[':status', '302'], ['cache-control', 'private'], ['date', 'Mon, 21 Oct 2013 20:13:21 GMT'], ['location', 'https://www.example.com']],
-  [[':status', '307'], ['cache-control', 'private'], ['date', 'Mon, 21 Oct 2013 20:13:21 GMT'], ['location', 'https://www.example.com']],
+  [
+    [':status', '302'],
+    ['cache-control', 'private'],
+    ['date', 'Mon, 21 Oct 2013 20:13:21 GMT'],
+    ['location', 'https://www.example.com'],
+  ],
+  [
+    [':status', '307'],
+    ['cache-control', 'private'],
+    ['date', 'Mon, 21 Oct 2013 20:13:21 GMT'],
+    ['location', 'https://www.example.com'],
+  ],
   [
     [':status', '200'],
     ['cache-control', 'private'],
@@ -157,7 +184,8 @@ describe('the HPACK HeaderDecoder', () => {
     const decoder = new HeaderDecoder();
     // 0x3f 0xe1 0x01 is a dynamic table size update to 256 (31 + 225 in a 5-bit prefix).
     const decoded = decodeInOrder(decoder, [
-      '3fe101' + '4803333032580770726976617465611d4d6f6e2c203231204f637420323031332032303a31333a323120474d546e1768747470733a2f2f7777772e6578616d706c652e636f6d',
+      '3fe101' +
+        '4803333032580770726976617465611d4d6f6e2c203231204f637420323031332032303a31333a323120474d546e1768747470733a2f2f7777772e6578616d706c652e636f6d',
       '4803333037c1c0bf',
       '88c1611d4d6f6e2c203231204f637420323031332032303a31333a323220474d54c05a04677a69707738666f6f3d4153444a4b48514b425a584f5157454f50495541585157454f49553b206d61782d6167653d333630303b2076657273696f6e3d31',
     ]);
@@ -210,9 +238,9 @@ describe('the HPACK HeaderDecoder', () => {
     assert.throws(() => decoder.decode(Buffer.from([0xff]), []), HpackError);
   });
 
-  test('returns the header list size by RFC 9113\'s count of name, value and 32 octets per field', () => {
+  test("returns the header list size by RFC 9113's count of name, value and 32 octets per field", () => {
     const fields: string[] = [];
     const bytes = new HeaderDecoder().decode(Buffer.from('828684410f7777772e6578616d706c652e636f6d', 'hex'), fields);
-    assert.equal(bytes, (7 + 3 + 32) + (7 + 4 + 32) + (5 + 1 + 32) + (10 + 15 + 32));
+    assert.equal(bytes, 7 + 3 + 32 + (7 + 4 + 32) + (5 + 1 + 32) + (10 + 15 + 32));
   });
 });

@@ -68,7 +68,10 @@ describe('lease record codec', () => {
   });
 
   it('round-trips large and negative IDs and keys them big-endian', () => {
-    for (const record of [{ id: 0x390da2136eaaf005n, ttlSeconds: 9_000_000_000 }, { id: -5n, ttlSeconds: 2 }]) {
+    for (const record of [
+      { id: 0x390da2136eaaf005n, ttlSeconds: 9_000_000_000 },
+      { id: -5n, ttlSeconds: 2 },
+    ]) {
       assert.deepEqual(decodeLeaseRecord(encodeLeaseRecord(record)), record);
       assert.equal(decodeLeaseKey(encodeLeaseKey(record.id)), record.id);
     }
@@ -76,7 +79,10 @@ describe('lease record codec', () => {
   });
 
   it('reads and drops the remaining TTL that etcd checkpoints write', () => {
-    assert.deepEqual(decodeLeaseRecord(Uint8Array.from([0x08, 0x07, 0x10, 0x05, 0x18, 0x03])), { id: 7n, ttlSeconds: 5 });
+    assert.deepEqual(decodeLeaseRecord(Uint8Array.from([0x08, 0x07, 0x10, 0x05, 0x18, 0x03])), {
+      id: 7n,
+      ttlSeconds: 5,
+    });
   });
 });
 
@@ -84,12 +90,31 @@ for (const subject of subjects) {
   describe(`${subject.name} lease area`, () => {
     it('keeps puts and deletes in unsigned ID order and sees them before they commit', async () => {
       const { backend } = subject.make();
-      backend.write({ ...noChanges, leases: { puts: [{ id: 5n, ttlSeconds: 10 }, { id: -1n, ttlSeconds: 3 }, { id: 2n, ttlSeconds: 7 }], deletes: [] } });
-      assert.deepEqual(scanAll(backend).map((record) => record.id), [2n, 5n, -1n]);
+      backend.write({
+        ...noChanges,
+        leases: {
+          puts: [
+            { id: 5n, ttlSeconds: 10 },
+            { id: -1n, ttlSeconds: 3 },
+            { id: 2n, ttlSeconds: 7 },
+          ],
+          deletes: [],
+        },
+      });
+      assert.deepEqual(
+        scanAll(backend).map((record) => record.id),
+        [2n, 5n, -1n],
+      );
       backend.write({ ...noChanges, leases: { puts: [], deletes: [5n] } });
-      assert.deepEqual(scanAll(backend).map((record) => record.id), [2n, -1n]);
+      assert.deepEqual(
+        scanAll(backend).map((record) => record.id),
+        [2n, -1n],
+      );
       await backend.flush();
-      assert.deepEqual(scanAll(backend), [{ id: 2n, ttlSeconds: 7 }, { id: -1n, ttlSeconds: 3 }]);
+      assert.deepEqual(scanAll(backend), [
+        { id: 2n, ttlSeconds: 7 },
+        { id: -1n, ttlSeconds: 3 },
+      ]);
       await backend.close();
     });
 
@@ -107,13 +132,35 @@ for (const subject of subjects) {
     it('brings leases, attachments and the revoke revision back after a restart', async () => {
       const { backend, reopen } = subject.make();
       const lessor = Lessor.open(backend, { minTtlSeconds: 2 });
-      const store = KvStore.open(backend, { leaseExists: (id) => lessor.exists(id), onChanges: (events) => lessor.applyEvents(events) });
+      const store = KvStore.open(backend, {
+        leaseExists: (id) => lessor.exists(id),
+        onChanges: (events) => lessor.applyEvents(events),
+      });
       const put = (key: string, lease: bigint) => ({
         type: 'put' as const,
-        put: { key: new TextEncoder().encode(key), value: new Uint8Array([1]), lease, prevKv: false, ignoreValue: false, ignoreLease: false },
+        put: {
+          key: new TextEncoder().encode(key),
+          value: new Uint8Array([1]),
+          lease,
+          prevKv: false,
+          ignoreValue: false,
+          ignoreLease: false,
+        },
       });
-      applyLeaseProposal(lessor, store, { index: 1, term: 1 }, { type: 'leaseGrant', leaseGrant: { id: 11n, ttlSeconds: 30 } }, 0);
-      applyLeaseProposal(lessor, store, { index: 2, term: 1 }, { type: 'leaseGrant', leaseGrant: { id: 12n, ttlSeconds: 40 } }, 0);
+      applyLeaseProposal(
+        lessor,
+        store,
+        { index: 1, term: 1 },
+        { type: 'leaseGrant', leaseGrant: { id: 11n, ttlSeconds: 30 } },
+        0,
+      );
+      applyLeaseProposal(
+        lessor,
+        store,
+        { index: 2, term: 1 },
+        { type: 'leaseGrant', leaseGrant: { id: 12n, ttlSeconds: 40 } },
+        0,
+      );
       store.apply(3, 1, put('x', 11n));
       store.apply(4, 1, put('y', 12n));
       applyLeaseProposal(lessor, store, { index: 5, term: 1 }, { type: 'leaseRevoke', leaseRevoke: { id: 11n } }, 0);

@@ -9,7 +9,10 @@ const intervalMs = 1_000;
 const extendMs = 1_000;
 
 function lessorWith(checkpointIntervalMs?: number): Lessor {
-  return Lessor.open(new MemoryBackend(), { minTtlSeconds: 1, ...(checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs }) });
+  return Lessor.open(new MemoryBackend(), {
+    minTtlSeconds: 1,
+    ...(checkpointIntervalMs === undefined ? {} : { checkpointIntervalMs }),
+  });
 }
 
 /** A leader lessor and a follower lessor that both applied a grant of lease 7 (TTL 60 s) at time 0. */
@@ -23,7 +26,7 @@ function leaderAndFollower(checkpointIntervalMs?: number): { leader: Lessor; fol
 }
 
 describe('lease checkpoints (--experimental-enable-lease-checkpoint)', () => {
-  it('the leader records a lease\'s remaining TTL once per interval, rounded up to whole seconds', () => {
+  it("the leader records a lease's remaining TTL once per interval, rounded up to whole seconds", () => {
     const { leader } = leaderAndFollower(intervalMs);
     assert.deepEqual(leader.dueCheckpoints(intervalMs - 1), []);
     assert.deepEqual(leader.dueCheckpoints(intervalMs + 400), [{ id: 7n, remainingTtlSeconds: 59 }]);
@@ -40,7 +43,11 @@ describe('lease checkpoints (--experimental-enable-lease-checkpoint)', () => {
     assert.equal(follower.timeToLive(7n, 41_000, false).ttlSeconds, 21);
     const without = leaderAndFollower();
     without.follower.promote(41_000, extendMs);
-    assert.equal(without.follower.timeToLive(7n, 41_000, false).ttlSeconds, 61, 'without checkpoints the full TTL restarts');
+    assert.equal(
+      without.follower.timeToLive(7n, 41_000, false).ttlSeconds,
+      61,
+      'without checkpoints the full TTL restarts',
+    );
   });
 
   it('a renewal after a checkpoint asks for the checkpoint to be cleared everywhere', () => {
@@ -67,19 +74,33 @@ describe('lease checkpoints (--experimental-enable-lease-checkpoint)', () => {
     assert.deepEqual(off.dueCheckpoints(10 * 60_000), []);
   });
 
-  it('a follower never proposes checkpoints, and a revoked lease\'s checkpoint is dropped', () => {
+  it("a follower never proposes checkpoints, and a revoked lease's checkpoint is dropped", () => {
     const { leader, follower } = leaderAndFollower(intervalMs);
     assert.deepEqual(follower.dueCheckpoints(10 * intervalMs), []);
     leader.applyRevoke(7n);
     assert.deepEqual(leader.dueCheckpoints(10 * intervalMs), []);
   });
 
-  it('a committed checkpoint entry is applied to the lessor and moves the store\'s applied index', () => {
+  it("a committed checkpoint entry is applied to the lessor and moves the store's applied index", () => {
     const backend = new MemoryBackend();
     const store = KvStore.open(backend);
     const follower = Lessor.open(backend, { minTtlSeconds: 1, checkpointIntervalMs: intervalMs });
     follower.applyGrant(7n, 60, 0);
-    const result = applyLeaseProposal(follower, store, { index: 5, term: 2 }, { type: 'leaseCheckpoint', leaseCheckpoint: { checkpoints: [{ id: 7n, remainingTtlSeconds: 12 }, { id: 99n, remainingTtlSeconds: 3 }] } }, 0);
+    const result = applyLeaseProposal(
+      follower,
+      store,
+      { index: 5, term: 2 },
+      {
+        type: 'leaseCheckpoint',
+        leaseCheckpoint: {
+          checkpoints: [
+            { id: 7n, remainingTtlSeconds: 12 },
+            { id: 99n, remainingTtlSeconds: 3 },
+          ],
+        },
+      },
+      0,
+    );
     assert.deepEqual(result, { type: 'leaseCheckpoint' });
     assert.equal(store.consistentIndex, 5);
     follower.promote(1_000, 0);

@@ -21,7 +21,8 @@ describe('LeaseExpiryLoop', () => {
         asked++;
         return lessor.expiredLeases(nowMs, max);
       },
-      revoke: (id) => new Promise<void>((resolve) => waiting.push({ id, done: () => (lessor.applyRevoke(id), resolve()) })),
+      revoke: (id) =>
+        new Promise<void>((resolve) => waiting.push({ id, done: () => (lessor.applyRevoke(id), resolve()) })),
       onError: (id, error) => assert.fail(`unexpected failure of ${id}: ${String(error)}`),
       now: () => 10_000,
     });

@@ -67,7 +67,9 @@ let raw: LeaseClient;
 
 function unary(method: string, request: WireMessage): Promise<WireMessage> {
   return new Promise((resolve, reject) => {
-    raw[method]!(request, (error: grpc.ServiceError | null, response: WireMessage) => (error ? reject(error) : resolve(response)));
+    raw[method]!(request, (error: grpc.ServiceError | null, response: WireMessage) =>
+      error ? reject(error) : resolve(response),
+    );
   });
 }
 
@@ -84,11 +86,22 @@ function lastLine(text: string): string {
 }
 
 before(async () => {
-  const grpcServer = createGrpcServer({ kv: new FakeKv(), handlers: leaseHandlers(api), logger: pino({ level: 'silent' }) });
-  listener = await listenClient({ host: '127.0.0.1', port: 0, grpcServer, http: { health: () => ({ health: true, reason: '' }) } });
+  const grpcServer = createGrpcServer({
+    kv: new FakeKv(),
+    handlers: leaseHandlers(api),
+    logger: pino({ level: 'silent' }),
+  });
+  listener = await listenClient({
+    host: '127.0.0.1',
+    port: 0,
+    grpcServer,
+    http: { health: () => ({ health: true, reason: '' }) },
+  });
   endpoint = `127.0.0.1:${listener.port}`;
   client = new Etcd3({ hosts: `http://${endpoint}` });
-  const loaded = grpc.loadPackageDefinition(loadProtos()) as unknown as { etcdserverpb: { Lease: grpc.ServiceClientConstructor } };
+  const loaded = grpc.loadPackageDefinition(loadProtos()) as unknown as {
+    etcdserverpb: { Lease: grpc.ServiceClientConstructor };
+  };
   raw = new loaded.etcdserverpb.Lease(endpoint, grpc.credentials.createInsecure()) as unknown as LeaseClient;
 });
 
@@ -102,7 +115,12 @@ describe('Lease service on the wire', () => {
   test('a grant with a client-chosen ID answers that ID, the granted TTL and the header', async () => {
     const response = await unary('LeaseGrant', { ID: '4242', TTL: '1' });
     assert.deepEqual(response, {
-      header: { clusterId: clusterId.toString(), memberId: memberId.toString(), revision: '1', raftTerm: String(raftTerm) },
+      header: {
+        clusterId: clusterId.toString(),
+        memberId: memberId.toString(),
+        revision: '1',
+        raftTerm: String(raftTerm),
+      },
       ID: '4242',
       TTL: '2',
       error: '',
@@ -137,7 +155,14 @@ describe('Lease service on the wire', () => {
     call.write({ ID: '5151' });
     call.end();
     await done;
-    assert.deepEqual(answers.map((answer) => [answer.ID, answer.TTL]), [['5151', '30'], ['999', '0'], ['5151', '30']]);
+    assert.deepEqual(
+      answers.map((answer) => [answer.ID, answer.TTL]),
+      [
+        ['5151', '30'],
+        ['999', '0'],
+        ['5151', '30'],
+      ],
+    );
     assert.equal((answers[0]!.header as { revision: string }).revision, '1');
   });
 
@@ -193,10 +218,15 @@ describe('etcdctl 3.4 lease commands', () => {
     api.lessor.attach(new TextEncoder().encode('zoo'), id);
     api.lessor.attach(new TextEncoder().encode('foo'), id);
     // Remaining is truncated to whole seconds, so it reads 99 unless etcdctl took over a second to start.
-    assert.match((await etcdctl(['lease', 'timetolive', hex(id)])).stdout, new RegExp(`^lease ${hex(id)} granted with TTL\\(100s\\), remaining\\(9[89]s\\)\n$`));
+    assert.match(
+      (await etcdctl(['lease', 'timetolive', hex(id)])).stdout,
+      new RegExp(`^lease ${hex(id)} granted with TTL\\(100s\\), remaining\\(9[89]s\\)\n$`),
+    );
     assert.match(
       (await etcdctl(['lease', 'timetolive', '--keys', hex(id)])).stdout,
-      new RegExp(`^lease ${hex(id)} granted with TTL\\(100s\\), remaining\\(9[89]s\\), attached keys\\(\\[foo zoo\\]\\)\n$`),
+      new RegExp(
+        `^lease ${hex(id)} granted with TTL\\(100s\\), remaining\\(9[89]s\\), attached keys\\(\\[foo zoo\\]\\)\n$`,
+      ),
     );
     assert.equal((await etcdctl(['lease', 'timetolive', '1234'])).stdout, 'lease 0000000000001234 already expired\n');
   });
@@ -215,17 +245,29 @@ describe('etcdctl 3.4 lease commands', () => {
     assert.deepEqual([missing.code, lastLine(missing.stderr)], [2, 'Error: etcdserver: requested lease not found']);
   });
 
-  test('revoke prints revoked, and a second revoke fails with etcd\'s message', async () => {
+  test("revoke prints revoked, and a second revoke fails with etcd's message", async () => {
     const { id } = await api.grant(0n, 60);
-    assert.deepEqual(await etcdctl(['lease', 'revoke', hex(id)]), { code: 0, stdout: `lease ${hex(id)} revoked\n`, stderr: '' });
+    assert.deepEqual(await etcdctl(['lease', 'revoke', hex(id)]), {
+      code: 0,
+      stdout: `lease ${hex(id)} revoked\n`,
+      stderr: '',
+    });
     const again = await etcdctl(['lease', 'revoke', hex(id)]);
-    assert.deepEqual([again.code, lastLine(again.stderr)], [1, 'Error: failed to revoke lease (etcdserver: requested lease not found)']);
+    assert.deepEqual(
+      [again.code, lastLine(again.stderr)],
+      [1, 'Error: failed to revoke lease (etcdserver: requested lease not found)'],
+    );
   });
 
   test('json output carries the header and etcd field names', async () => {
     const { id } = await api.grant(0n, 60);
     const ttl = (await etcdctl(['lease', 'timetolive', '-w', 'json', hex(id)])).stdout;
-    assert.match(ttl, new RegExp(`"member_id":${memberId},"revision":1,"raft_term":3,"id":${id},"ttl":(59|60),"granted-ttl":60,"keys":null`));
+    assert.match(
+      ttl,
+      new RegExp(
+        `"member_id":${memberId},"revision":1,"raft_term":3,"id":${id},"ttl":(59|60),"granted-ttl":60,"keys":null`,
+      ),
+    );
     const grant = (await etcdctl(['lease', 'grant', '-w', 'json', '30'])).stdout;
     assert.match(grant, /"ID":\d+,"TTL":30,"Error":""}/);
   });

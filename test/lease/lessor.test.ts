@@ -52,9 +52,18 @@ describe('Lessor replicated operations', () => {
   it('refuses an existing ID, ID 0 and a TTL over etcd maximum with etcd errors', () => {
     const { lessor } = makeLessor();
     lessor.applyGrant(7n, 10, 0);
-    assert.equal(etcdMessage(() => lessor.applyGrant(7n, 10, 0)), 'etcdserver: lease already exists');
-    assert.equal(etcdMessage(() => lessor.applyGrant(0n, 10, 0)), 'etcdserver: requested lease not found');
-    assert.equal(etcdMessage(() => lessor.applyGrant(8n, leaseTtlSecondsMax + 1, 0)), 'etcdserver: too large lease TTL');
+    assert.equal(
+      etcdMessage(() => lessor.applyGrant(7n, 10, 0)),
+      'etcdserver: lease already exists',
+    );
+    assert.equal(
+      etcdMessage(() => lessor.applyGrant(0n, 10, 0)),
+      'etcdserver: requested lease not found',
+    );
+    assert.equal(
+      etcdMessage(() => lessor.applyGrant(8n, leaseTtlSecondsMax + 1, 0)),
+      'etcdserver: too large lease TTL',
+    );
     assert.deepEqual(lessor.applyGrant(8n, leaseTtlSecondsMax, 0), { id: 8n, ttlSeconds: leaseTtlSecondsMax });
   });
 
@@ -68,7 +77,10 @@ describe('Lessor replicated operations', () => {
       { type: 'put', kv: kv('c', 2n) },
     ]);
     assert.deepEqual(lessor.timeToLive(1n, 0, true).keys.map(str), ['a', 'b']);
-    lessor.applyEvents([{ type: 'put', kv: kv('b', 2n) }, { type: 'put', kv: kv('c', 0n) }]);
+    lessor.applyEvents([
+      { type: 'put', kv: kv('b', 2n) },
+      { type: 'put', kv: kv('c', 0n) },
+    ]);
     assert.deepEqual(lessor.timeToLive(1n, 0, true).keys.map(str), ['a']);
     assert.deepEqual(lessor.timeToLive(2n, 0, true).keys.map(str), ['b']);
     lessor.applyEvents([{ type: 'delete', kv: kv('a', 0n) }]);
@@ -80,11 +92,17 @@ describe('Lessor replicated operations', () => {
   it('revokes a lease returning its keys in byte order and forgets them', () => {
     const { lessor } = makeLessor();
     lessor.applyGrant(1n, 10, 0);
-    lessor.applyEvents([{ type: 'put', kv: kv('z', 1n) }, { type: 'put', kv: kv('a', 1n) }]);
+    lessor.applyEvents([
+      { type: 'put', kv: kv('z', 1n) },
+      { type: 'put', kv: kv('a', 1n) },
+    ]);
     assert.deepEqual(lessor.applyRevoke(1n).map(str), ['a', 'z']);
     assert.equal(lessor.exists(1n), false);
     assert.equal(lessor.leaseOf(text('a')), 0n);
-    assert.equal(etcdMessage(() => lessor.applyRevoke(1n)), 'etcdserver: requested lease not found');
+    assert.equal(
+      etcdMessage(() => lessor.applyRevoke(1n)),
+      'etcdserver: requested lease not found',
+    );
   });
 
   it('builds the revoke transaction as one delete per key', () => {
@@ -103,7 +121,10 @@ describe('Lessor leader timing', () => {
     lessor.applyGrant(1n, 5, 0);
     assert.equal(lessor.timeToLive(1n, 1_000_000, false).ttlSeconds, 5);
     assert.deepEqual(lessor.expiredLeases(1_000_000), []);
-    assert.equal(etcdMessage(() => lessor.renew(1n, 0)), 'etcdserver: not leader');
+    assert.equal(
+      etcdMessage(() => lessor.renew(1n, 0)),
+      'etcdserver: not leader',
+    );
   });
 
   it('extends every lease by the promote extension and expires it after that', () => {
@@ -132,8 +153,14 @@ describe('Lessor leader timing', () => {
     assert.equal(lessor.renew(1n, 2_000), 3);
     assert.deepEqual(lessor.expiredLeases(4_999), []);
     assert.deepEqual(lessor.expiredLeases(5_000), [1n]);
-    assert.equal(etcdMessage(() => lessor.renew(1n, 5_000)), 'etcdserver: requested lease not found');
-    assert.equal(etcdMessage(() => lessor.renew(99n, 0)), 'etcdserver: requested lease not found');
+    assert.equal(
+      etcdMessage(() => lessor.renew(1n, 5_000)),
+      'etcdserver: requested lease not found',
+    );
+    assert.equal(
+      etcdMessage(() => lessor.renew(99n, 0)),
+      'etcdserver: requested lease not found',
+    );
   });
 
   it('offers an expired lease again only after the retry interval and never after its revoke', () => {
@@ -196,7 +223,10 @@ describe('Lessor with the KvStore', () => {
   function setup(): { lessor: Lessor; store: KvStore; backend: MemoryBackend } {
     const backend = new MemoryBackend();
     const lessor = Lessor.open(backend, { minTtlSeconds: 2 });
-    const store = KvStore.open(backend, { leaseExists: (id) => lessor.exists(id), onChanges: (events) => lessor.applyEvents(events) });
+    const store = KvStore.open(backend, {
+      leaseExists: (id) => lessor.exists(id),
+      onChanges: (events) => lessor.applyEvents(events),
+    });
     return { lessor, store, backend };
   }
   const put = (key: string, lease: bigint) => ({
@@ -206,24 +236,70 @@ describe('Lessor with the KvStore', () => {
 
   it('revokes a lease and deletes its keys in one revision', () => {
     const { lessor, store, backend } = setup();
-    applyLeaseProposal(lessor, store, { index: 1, term: 1 }, { type: 'leaseGrant', leaseGrant: { id: 9n, ttlSeconds: 60 } }, 0);
+    applyLeaseProposal(
+      lessor,
+      store,
+      { index: 1, term: 1 },
+      { type: 'leaseGrant', leaseGrant: { id: 9n, ttlSeconds: 60 } },
+      0,
+    );
     store.apply(2, 1, put('a', 9n));
     store.apply(3, 1, put('b', 9n));
     store.apply(4, 1, put('c', 0n));
     assert.equal(store.currentRevision, 4);
-    assert.deepEqual(applyLeaseProposal(lessor, store, { index: 5, term: 1 }, { type: 'leaseRevoke', leaseRevoke: { id: 9n } }, 0), { type: 'leaseRevoke' });
+    assert.deepEqual(
+      applyLeaseProposal(lessor, store, { index: 5, term: 1 }, { type: 'leaseRevoke', leaseRevoke: { id: 9n } }, 0),
+      { type: 'leaseRevoke' },
+    );
     assert.equal(store.currentRevision, 5);
     assert.equal(store.consistentIndex, 5);
     assert.deepEqual([...KvStore.open(backend).takeRestoredLeases()], []);
-    assert.equal(store.range({ key: text('a'), rangeEnd: text('z'), limit: 0, revision: 0, sortOrder: 0, sortTarget: 0, serializable: true, keysOnly: false, countOnly: true, minModRevision: 0, maxModRevision: 0, minCreateRevision: 0, maxCreateRevision: 0 }).count, 1);
+    assert.equal(
+      store.range({
+        key: text('a'),
+        rangeEnd: text('z'),
+        limit: 0,
+        revision: 0,
+        sortOrder: 0,
+        sortTarget: 0,
+        serializable: true,
+        keysOnly: false,
+        countOnly: true,
+        minModRevision: 0,
+        maxModRevision: 0,
+        minCreateRevision: 0,
+        maxCreateRevision: 0,
+      }).count,
+      1,
+    );
   });
 
   it('records a refused lease proposal as applied and makes no revision for a lease without keys', () => {
     const { lessor, store } = setup();
-    assert.throws(() => applyLeaseProposal(lessor, store, { index: 1, term: 1 }, { type: 'leaseRevoke', leaseRevoke: { id: 4n } }, 0), /lease not found/);
+    assert.throws(
+      () =>
+        applyLeaseProposal(lessor, store, { index: 1, term: 1 }, { type: 'leaseRevoke', leaseRevoke: { id: 4n } }, 0),
+      /lease not found/,
+    );
     assert.equal(store.consistentIndex, 1);
-    applyLeaseProposal(lessor, store, { index: 2, term: 1 }, { type: 'leaseGrant', leaseGrant: { id: 4n, ttlSeconds: 60 } }, 0);
-    assert.throws(() => applyLeaseProposal(lessor, store, { index: 3, term: 1 }, { type: 'leaseGrant', leaseGrant: { id: 4n, ttlSeconds: 60 } }, 0), /already exists/);
+    applyLeaseProposal(
+      lessor,
+      store,
+      { index: 2, term: 1 },
+      { type: 'leaseGrant', leaseGrant: { id: 4n, ttlSeconds: 60 } },
+      0,
+    );
+    assert.throws(
+      () =>
+        applyLeaseProposal(
+          lessor,
+          store,
+          { index: 3, term: 1 },
+          { type: 'leaseGrant', leaseGrant: { id: 4n, ttlSeconds: 60 } },
+          0,
+        ),
+      /already exists/,
+    );
     assert.equal(store.consistentIndex, 3);
     applyLeaseProposal(lessor, store, { index: 4, term: 1 }, { type: 'leaseRevoke', leaseRevoke: { id: 4n } }, 0);
     assert.deepEqual([store.consistentIndex, store.currentRevision], [4, 1]);
@@ -236,8 +312,20 @@ describe('Lessor with the KvStore', () => {
 
   it('restores leases from the backend and attachments from the key space', () => {
     const { lessor, store, backend } = setup();
-    applyLeaseProposal(lessor, store, { index: 1, term: 1 }, { type: 'leaseGrant', leaseGrant: { id: 1n, ttlSeconds: 60 } }, 0);
-    applyLeaseProposal(lessor, store, { index: 2, term: 1 }, { type: 'leaseGrant', leaseGrant: { id: 2n, ttlSeconds: 1 } }, 0);
+    applyLeaseProposal(
+      lessor,
+      store,
+      { index: 1, term: 1 },
+      { type: 'leaseGrant', leaseGrant: { id: 1n, ttlSeconds: 60 } },
+      0,
+    );
+    applyLeaseProposal(
+      lessor,
+      store,
+      { index: 2, term: 1 },
+      { type: 'leaseGrant', leaseGrant: { id: 2n, ttlSeconds: 1 } },
+      0,
+    );
     store.apply(3, 1, put('a', 1n));
     store.apply(4, 1, put('b', 2n));
     const restored = Lessor.open(backend, { minTtlSeconds: 3 });
@@ -252,8 +340,17 @@ describe('Lessor with the KvStore', () => {
 
   it('restores the lease of each live key from its last revision, once', () => {
     const { lessor, store, backend } = setup();
-    for (const [index, id] of [[1, 1n], [2, 2n]] as const) {
-      applyLeaseProposal(lessor, store, { index, term: 1 }, { type: 'leaseGrant', leaseGrant: { id, ttlSeconds: 60 } }, 0);
+    for (const [index, id] of [
+      [1, 1n],
+      [2, 2n],
+    ] as const) {
+      applyLeaseProposal(
+        lessor,
+        store,
+        { index, term: 1 },
+        { type: 'leaseGrant', leaseGrant: { id, ttlSeconds: 60 } },
+        0,
+      );
     }
     store.apply(3, 1, put('moved', 1n));
     store.apply(4, 1, put('dropped', 1n));
@@ -261,17 +358,32 @@ describe('Lessor with the KvStore', () => {
     store.apply(6, 1, put('kept', 2n));
     store.apply(7, 1, put('moved', 2n));
     store.apply(8, 1, put('dropped', 0n));
-    store.apply(9, 1, { type: 'deleteRange', deleteRange: { key: text('deleted'), rangeEnd: new Uint8Array(0), prevKv: false } });
+    store.apply(9, 1, {
+      type: 'deleteRange',
+      deleteRange: { key: text('deleted'), rangeEnd: new Uint8Array(0), prevKv: false },
+    });
     const reopened = KvStore.open(backend);
     const leased = [...reopened.takeRestoredLeases()];
-    assert.deepEqual(leased.sort(), [['kept', 2n], ['moved', 2n]]);
+    assert.deepEqual(leased.sort(), [
+      ['kept', 2n],
+      ['moved', 2n],
+    ]);
     assert.deepEqual([...reopened.takeRestoredLeases()], []);
   });
 
   it('skips and counts restored keys whose lease is gone', () => {
     const { lessor } = makeLessor();
     lessor.applyGrant(1n, 10, 0);
-    assert.equal(lessor.recoverAttachments(new Map([['a', 1n], ['b', 2n], ['c', 0n]])), 1);
+    assert.equal(
+      lessor.recoverAttachments(
+        new Map([
+          ['a', 1n],
+          ['b', 2n],
+          ['c', 0n],
+        ]),
+      ),
+      1,
+    );
   });
 });
 

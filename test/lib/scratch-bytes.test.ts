@@ -7,7 +7,10 @@ test('scratch arrays are zeroed, disjoint, 8-byte aligned, and share slabs only 
   const spans = new Map<ArrayBufferLike, [number, number][]>();
   for (const bytes of arrays) {
     assert.equal(bytes.constructor, Uint8Array);
-    assert.ok(bytes.every((b) => b === 0), 'handed out zeroed');
+    assert.ok(
+      bytes.every((b) => b === 0),
+      'handed out zeroed',
+    );
     assert.equal(bytes.byteOffset % 8, 0);
     const list = spans.get(bytes.buffer) ?? [];
     list.push([bytes.byteOffset, bytes.byteOffset + bytes.length]);

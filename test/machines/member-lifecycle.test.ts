@@ -48,12 +48,19 @@ function walk(path: EventType[]): MemberLifecycleSnapshot {
 }
 
 test('every state takes exactly the events of the edge set, and each leads where the table says', () => {
-  for (const [state, taken] of Object.entries(edges) as [MemberLifecycleState, (typeof edges)[MemberLifecycleState]][]) {
+  for (const [state, taken] of Object.entries(edges) as [
+    MemberLifecycleState,
+    (typeof edges)[MemberLifecycleState],
+  ][]) {
     const from = walk(pathTo[state]);
     assert.equal(from.value, state, `the path ${pathTo[state].join(' ')} leads to ${state}`);
     for (const type of Object.keys(events) as EventType[]) {
       const target = taken[type];
-      assert.equal(from.can(events[type]), target !== undefined, `${state} ${target === undefined ? 'ignores' : 'takes'} ${type}`);
+      assert.equal(
+        from.can(events[type]),
+        target !== undefined,
+        `${state} ${target === undefined ? 'ignores' : 'takes'} ${type}`,
+      );
       const [next] = transition(memberLifecycleMachine, from, events[type]);
       assert.equal(next.value, target ?? state, `${state} --${type}--> ${target ?? state}`);
     }
@@ -63,7 +70,11 @@ test('every state takes exactly the events of the edge set, and each leads where
 test('the machine declares no edge the table lacks', () => {
   for (const [state, node] of Object.entries(memberLifecycleMachine.root.states)) {
     const declared = Object.keys(node.config.on ?? {}).sort();
-    assert.deepEqual(declared, Object.keys(edges[state as MemberLifecycleState]).sort(), `the events ${state} declares`);
+    assert.deepEqual(
+      declared,
+      Object.keys(edges[state as MemberLifecycleState]).sort(),
+      `the events ${state} declares`,
+    );
   }
   assert.deepEqual(Object.keys(memberLifecycleMachine.root.states).sort(), Object.keys(edges).sort());
 });

@@ -27,7 +27,17 @@ class FakeStore {
 }
 
 function put(origin: bigint, id: number, index: number, key = 'k'): Entry {
-  const body: ProposalBody = { type: 'put', put: { key: Buffer.from(key), value: Buffer.from('v'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } };
+  const body: ProposalBody = {
+    type: 'put',
+    put: {
+      key: Buffer.from(key),
+      value: Buffer.from('v'),
+      lease: 0n,
+      prevKv: false,
+      ignoreValue: false,
+      ignoreLease: false,
+    },
+  };
   return { term: 2, index, type: EntryType.normal, data: encodeProposal({ origin, id, body }) };
 }
 
@@ -44,7 +54,10 @@ function applierWith(appliedIndex = 0) {
     memberId: self,
     keySpace: { store, lessor: { isPrimary: false, promote: () => undefined, demote: () => undefined } },
     proposals,
-    membership: { applyConfChange: (entry: Entry) => confChanges.push(entry.index), applyMemberAttributes: () => undefined },
+    membership: {
+      applyConfChange: (entry: Entry) => confChanges.push(entry.index),
+      applyMemberAttributes: () => undefined,
+    },
     raft: { status: () => ({ role: RaftRole.follower, term: 2 }) },
     promoteExtendMs: 0,
   } as unknown as ApplierParts;
@@ -86,11 +99,14 @@ test("this member's proposal is answered with the revision its own apply left; a
   assert.equal(proposals.size, 0);
 });
 
-test('a refused proposal rejects its own waiter with etcd\'s error, and the applied index still moves', async () => {
+test("a refused proposal rejects its own waiter with etcd's error, and the applied index still moves", async () => {
   const { applier, proposals, store } = applierWith();
   const { id, outcome } = waitFor(proposals);
   applier.applyEntries([put(self, id, 1, 'refused')]);
-  await assert.rejects(outcome, (error: Error) => error instanceof EtcdError && error.message === 'etcdserver: key is not provided');
+  await assert.rejects(
+    outcome,
+    (error: Error) => error instanceof EtcdError && error.message === 'etcdserver: key is not provided',
+  );
   assert.equal(applier.index, 1);
   assert.equal(store.consistentIndex, 1);
 });

@@ -13,12 +13,29 @@ function message(type: MessageType, to: bigint, commit: number, entries: Entry[]
 }
 
 function putFrom(origin: bigint, index: number): Entry {
-  const data = encodeProposal({ origin, id: index, body: { type: 'put', put: { key: Buffer.from('k'), value: Buffer.from('v'), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } } });
+  const data = encodeProposal({
+    origin,
+    id: index,
+    body: {
+      type: 'put',
+      put: {
+        key: Buffer.from('k'),
+        value: Buffer.from('v'),
+        lease: 0n,
+        prevKv: false,
+        ignoreValue: false,
+        ignoreLease: false,
+      },
+    },
+  });
   return { term: 2, index, type: EntryType.normal, data };
 }
 
 const notice = (to: bigint, commit: number) => message(MessageType.app, to, commit);
-const describe = (messages: readonly Message[]) => messages.map((m) => `${m.type === MessageType.app ? (m.entries.length === 0 ? 'notice' : 'app') : 'other'}->${m.to}@${m.commit}`);
+const describe = (messages: readonly Message[]) =>
+  messages.map(
+    (m) => `${m.type === MessageType.app ? (m.entries.length === 0 ? 'notice' : 'app') : 'other'}->${m.to}@${m.commit}`,
+  );
 
 test('an empty MsgApp is a commit notice; one with entries or another type is not', () => {
   assert.equal(isCommitNotice(notice(f2, 5)), true);
@@ -52,7 +69,19 @@ test('a newer notice replaces a held one', () => {
 
 test('nothing is held when a committed entry does not name its proposer in its header', () => {
   const hold = new CommitNoticeHold();
-  const compaction: Entry = { term: 2, index: 11, type: EntryType.normal, data: encodeProposal({ origin: f2, id: 1, body: { type: 'compaction', compaction: { revision: 5, physical: false } } }) };
-  assert.deepEqual(describe(hold.route([notice(f2, 11), notice(f3, 11)], [compaction])), ['notice->2@11', 'notice->3@11']);
+  const compaction: Entry = {
+    term: 2,
+    index: 11,
+    type: EntryType.normal,
+    data: encodeProposal({
+      origin: f2,
+      id: 1,
+      body: { type: 'compaction', compaction: { revision: 5, physical: false } },
+    }),
+  };
+  assert.deepEqual(describe(hold.route([notice(f2, 11), notice(f3, 11)], [compaction])), [
+    'notice->2@11',
+    'notice->3@11',
+  ]);
   assert.equal(hold.size, 0);
 });

@@ -33,13 +33,33 @@ const subjects: Subject[] = [
   },
 ];
 
-function putAt(rev: Revision, key: string, value: string, extra: Partial<KeyValue> = {}): { rev: Revision; stored: StoredKeyValue } {
-  const kv: KeyValue = { key: bytes(key), value: bytes(value), createRevision: rev.main, modRevision: rev.main, version: 1, lease: 0n, ...extra };
+function putAt(
+  rev: Revision,
+  key: string,
+  value: string,
+  extra: Partial<KeyValue> = {},
+): { rev: Revision; stored: StoredKeyValue } {
+  const kv: KeyValue = {
+    key: bytes(key),
+    value: bytes(value),
+    createRevision: rev.main,
+    modRevision: rev.main,
+    version: 1,
+    lease: 0n,
+    ...extra,
+  };
   return { rev, stored: { kv, tombstone: false } };
 }
 
 function tombstoneAt(rev: Revision, key: string): { rev: Revision; stored: StoredKeyValue } {
-  const kv: KeyValue = { key: bytes(key), value: new Uint8Array(0), createRevision: 0, modRevision: 0, version: 0, lease: 0n };
+  const kv: KeyValue = {
+    key: bytes(key),
+    value: new Uint8Array(0),
+    createRevision: 0,
+    modRevision: 0,
+    version: 0,
+    lease: 0n,
+  };
   return { rev, stored: { kv, tombstone: true } };
 }
 
@@ -63,7 +83,11 @@ for (const subject of subjects) {
 
     it('reads see a batch as soon as it is written, and still after it is flushed', async () => {
       const backend = subject.make();
-      backend.write({ puts: [putAt({ main: 2, sub: 0 }, 'a', '1')], deletes: [], meta: { consistentIndex: 5, term: 2 } });
+      backend.write({
+        puts: [putAt({ main: 2, sub: 0 }, 'a', '1')],
+        deletes: [],
+        meta: { consistentIndex: 5, term: 2 },
+      });
       const check = (): void => {
         assert.deepEqual(backend.get({ main: 2, sub: 0 })?.kv.value, bytes('1'));
         assert.equal(backend.readMeta().consistentIndex, 5);
@@ -79,7 +103,13 @@ for (const subject of subjects) {
     it('round-trips tombstones, binary keys and values, and any lease', async () => {
       const backend = subject.make();
       const allBytes = new Uint8Array(256).map((_, i) => i);
-      const binary = putAt({ main: 2, sub: 0 }, 'x', '', { key: allBytes, value: allBytes, lease: -5n, version: 3, createRevision: 1 });
+      const binary = putAt({ main: 2, sub: 0 }, 'x', '', {
+        key: allBytes,
+        value: allBytes,
+        lease: -5n,
+        version: 3,
+        createRevision: 1,
+      });
       const large = putAt({ main: 2, sub: 1 }, 'big', 'v'.repeat(100_000), { lease: 0x7fff_ffff_ffff_ffffn });
       backend.write({ puts: [binary, large, tombstoneAt({ main: 3, sub: 0 }, 'gone')], deletes: [], meta: {} });
       await backend.flush();
@@ -91,9 +121,17 @@ for (const subject of subjects) {
 
     it('scans in revision order from a starting revision and stops when told', async () => {
       const backend = subject.make();
-      backend.write({ puts: [putAt({ main: 10, sub: 0 }, 'a', '1'), putAt({ main: 10, sub: 1 }, 'b', '1')], deletes: [], meta: {} });
+      backend.write({
+        puts: [putAt({ main: 10, sub: 0 }, 'a', '1'), putAt({ main: 10, sub: 1 }, 'b', '1')],
+        deletes: [],
+        meta: {},
+      });
       await backend.flush();
-      backend.write({ puts: [putAt({ main: 2, sub: 0 }, 'c', '1'), putAt({ main: 256, sub: 0 }, 'd', '1')], deletes: [], meta: {} });
+      backend.write({
+        puts: [putAt({ main: 2, sub: 0 }, 'c', '1'), putAt({ main: 256, sub: 0 }, 'd', '1')],
+        deletes: [],
+        meta: {},
+      });
       backend.write({ puts: [tombstoneAt({ main: 300, sub: 0 }, 'a')], deletes: [], meta: {} });
       assert.deepEqual(scanAll(backend), ['2.0', '10.0', '10.1', '256.0', '300.0t']);
       assert.deepEqual(scanAll(backend, { main: 10, sub: 1 }), ['10.1', '256.0', '300.0t']);
@@ -114,7 +152,12 @@ for (const subject of subjects) {
       backend.write({
         puts: [
           putAt({ main: 2, sub: 0 }, 'a', '1', { lease: 7n }),
-          putAt({ main: 2, sub: 1 }, '', 'big'.repeat(40_000), { key: allBytes, createRevision: 1, version: 3, lease: -5n }),
+          putAt({ main: 2, sub: 1 }, '', 'big'.repeat(40_000), {
+            key: allBytes,
+            createRevision: 1,
+            version: 3,
+            lease: -5n,
+          }),
           putAt({ main: 2 ** 40, sub: 0 }, 'b', '', { lease: 0x7fff_ffff_ffff_ffffn }),
         ],
         deletes: [],
@@ -124,7 +167,17 @@ for (const subject of subjects) {
       const expected = (): string[] => {
         const seen: string[] = [];
         backend.scan({ main: 0, sub: 0 }, (rev, { kv, tombstone }) => {
-          seen.push(JSON.stringify([rev.main, rev.sub, [...kv.key], tombstone ? 0 : kv.createRevision, tombstone ? 0 : kv.version, String(tombstone ? 0n : kv.lease), tombstone]));
+          seen.push(
+            JSON.stringify([
+              rev.main,
+              rev.sub,
+              [...kv.key],
+              tombstone ? 0 : kv.createRevision,
+              tombstone ? 0 : kv.version,
+              String(tombstone ? 0n : kv.lease),
+              tombstone,
+            ]),
+          );
         });
         return seen;
       };
@@ -132,7 +185,17 @@ for (const subject of subjects) {
         const seen: string[] = [];
         backend.scanIndex((record) => {
           const key = [...record.key].map((char) => char.charCodeAt(0));
-          seen.push(JSON.stringify([record.main, record.sub, key, record.createRevision, record.version, String(record.lease), record.tombstone]));
+          seen.push(
+            JSON.stringify([
+              record.main,
+              record.sub,
+              key,
+              record.createRevision,
+              record.version,
+              String(record.lease),
+              record.tombstone,
+            ]),
+          );
         });
         return seen;
       };
@@ -145,9 +208,17 @@ for (const subject of subjects) {
 
     it('deletes hide revisions from get and scan, before and after flushing', async () => {
       const backend = subject.make();
-      backend.write({ puts: [putAt({ main: 2, sub: 0 }, 'a', '1'), putAt({ main: 3, sub: 0 }, 'a', '2')], deletes: [], meta: {} });
+      backend.write({
+        puts: [putAt({ main: 2, sub: 0 }, 'a', '1'), putAt({ main: 3, sub: 0 }, 'a', '2')],
+        deletes: [],
+        meta: {},
+      });
       await backend.flush();
-      backend.write({ puts: [putAt({ main: 4, sub: 0 }, 'b', '1')], deletes: [{ main: 2, sub: 0 }], meta: { finishedCompactRevision: 3, scheduledCompactRevision: 3 } });
+      backend.write({
+        puts: [putAt({ main: 4, sub: 0 }, 'b', '1')],
+        deletes: [{ main: 2, sub: 0 }],
+        meta: { finishedCompactRevision: 3, scheduledCompactRevision: 3 },
+      });
       backend.write({ puts: [], deletes: [{ main: 4, sub: 0 }], meta: {} });
       const check = (): void => {
         assert.equal(backend.get({ main: 2, sub: 0 }), undefined);

@@ -42,14 +42,28 @@ export function rangeReq(key: string, rangeEnd = '', extra: Partial<RangeRequest
 }
 
 export function putReq(key: string, value: string, extra: Partial<PutRequest> = {}): PutRequest {
-  return { key: bytes(key), value: bytes(value), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false, ...extra };
+  return {
+    key: bytes(key),
+    value: bytes(value),
+    lease: 0n,
+    prevKv: false,
+    ignoreValue: false,
+    ignoreLease: false,
+    ...extra,
+  };
 }
 
 export function deleteReq(key: string, rangeEnd = '', prevKv = false): DeleteRangeRequest {
   return { key: bytes(key), rangeEnd: bytes(rangeEnd), prevKv };
 }
 
-export function cmp(key: string, target: CompareTarget, result: CompareResult, operand: number | string | bigint, rangeEnd = ''): Compare {
+export function cmp(
+  key: string,
+  target: CompareTarget,
+  result: CompareResult,
+  operand: number | string | bigint,
+  rangeEnd = '',
+): Compare {
   return {
     key: bytes(key),
     rangeEnd: bytes(rangeEnd),
@@ -122,5 +136,12 @@ export class Harness {
 /** A KeyValue reduced to comparable plain data. */
 export function plain(kv: KeyValue | undefined): unknown {
   if (kv === undefined) return undefined;
-  return { key: text(kv.key), value: text(kv.value), create: kv.createRevision, mod: kv.modRevision, version: kv.version, lease: kv.lease };
+  return {
+    key: text(kv.key),
+    value: text(kv.value),
+    create: kv.createRevision,
+    mod: kv.modRevision,
+    version: kv.version,
+    lease: kv.lease,
+  };
 }

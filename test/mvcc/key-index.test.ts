@@ -25,7 +25,7 @@ function shape(ki: KeyIndex): string[] {
 }
 
 describe('key index', () => {
-  it('splits a key\'s history into generations at each tombstone', () => {
+  it("splits a key's history into generations at each tombstone", () => {
     assert.deepEqual(shape(threeLives()), ['2,4,6', '8,10,12', '14,14.1,16']);
   });
 
@@ -69,7 +69,11 @@ describe('key index', () => {
       const removed: Revision[] = [];
       ki.compact(atRev, removed);
       assert.deepEqual(shape(ki), left, `compact at ${atRev}`);
-      assert.deepEqual(removed.map((rev) => (rev.sub ? `${rev.main}.${rev.sub}` : `${rev.main}`)), dropped, `dropped at ${atRev}`);
+      assert.deepEqual(
+        removed.map((rev) => (rev.sub ? `${rev.main}.${rev.sub}` : `${rev.main}`)),
+        dropped,
+        `dropped at ${atRev}`,
+      );
     }
   });
 

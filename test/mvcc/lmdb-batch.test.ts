@@ -14,13 +14,27 @@ after(removeTempDbs);
 const freshPath = (): string => tempDbPath('lmdb-batch-');
 
 function stored(main: number): StoredKeyValue {
-  return { kv: { key: bytes(`k${main}`), value: bytes(`v${main}`), createRevision: main, modRevision: main, version: 1, lease: 0n }, tombstone: false };
+  return {
+    kv: {
+      key: bytes(`k${main}`),
+      value: bytes(`v${main}`),
+      createRevision: main,
+      modRevision: main,
+      version: 1,
+      lease: 0n,
+    },
+    tombstone: false,
+  };
 }
 
 /** Writes revisions from..to, one single-put batch per event turn, as applies arrive. */
 async function writeTurns(backend: LmdbBackend, from: number, to: number): Promise<void> {
   for (let main = from; main <= to; main++) {
-    backend.write({ puts: [{ rev: { main, sub: 0 }, stored: stored(main) }], deletes: [], meta: { consistentIndex: main } });
+    backend.write({
+      puts: [{ rev: { main, sub: 0 }, stored: stored(main) }],
+      deletes: [],
+      meta: { consistentIndex: main },
+    });
     await nextTurn();
   }
 }
@@ -30,7 +44,11 @@ function valueAt(backend: LmdbBackend, main: number): string | undefined {
   return found === undefined ? undefined : Buffer.from(found.kv.value).toString();
 }
 
-async function reopened(path: string, options: LmdbBackendOptions, check: (backend: LmdbBackend) => void): Promise<void> {
+async function reopened(
+  path: string,
+  options: LmdbBackendOptions,
+  check: (backend: LmdbBackend) => void,
+): Promise<void> {
   const backend = LmdbBackend.open(path, options);
   try {
     check(backend);

@@ -68,18 +68,24 @@ class Model {
 }
 
 function describeStore(store: KvStore, rev: number): string[] {
-  return store.range(rangeReq('\0', '\0', { revision: rev })).kvs.map((kv) => `${text(kv.key)}=${text(kv.value)}@${kv.createRevision}/${kv.modRevision}/v${kv.version}`);
+  return store
+    .range(rangeReq('\0', '\0', { revision: rev }))
+    .kvs.map((kv) => `${text(kv.key)}=${text(kv.value)}@${kv.createRevision}/${kv.modRevision}/v${kv.version}`);
 }
 
 function describeModel(snapshot: Snapshot): string[] {
-  return [...snapshot.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, kv]) => `${k}=${kv.value}@${kv.create}/${kv.mod}/v${kv.version}`);
+  return [...snapshot.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([k, kv]) => `${k}=${kv.value}@${kv.create}/${kv.mod}/v${kv.version}`);
 }
 
 /** Applies one entry to every store; all must agree on the outcome, error or not. */
 function applyAll(stores: Harness[], body: KvProposalBody): void {
   const outcomes = stores.map((h) => {
     try {
-      return JSON.stringify(h.apply(body), (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? text(v) : v));
+      return JSON.stringify(h.apply(body), (_k, v: unknown) =>
+        typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? text(v) : v,
+      );
     } catch (error) {
       return (error as Error).message;
     }
@@ -102,11 +108,21 @@ function randomStep(prng: Prng, stores: Harness[], model: Model, step: number): 
     model.write([{ del: from!, end }]);
   } else if (roll < 9) {
     const [k1, k2] = [key(), key()];
-    applyAll(stores, { type: 'txn', txn: txnReq([], [op.put(putReq(k1, `t${step}`)), op.del(deleteReq(k2)), op.put(putReq(k2, `u${step}`))]) });
-    model.write([{ put: k1, value: `t${step}` }, { del: k2, end: `${k2}\0` }, { put: k2, value: `u${step}` }]);
+    applyAll(stores, {
+      type: 'txn',
+      txn: txnReq([], [op.put(putReq(k1, `t${step}`)), op.del(deleteReq(k2)), op.put(putReq(k2, `u${step}`))]),
+    });
+    model.write([
+      { put: k1, value: `t${step}` },
+      { del: k2, end: `${k2}\0` },
+      { put: k2, value: `u${step}` },
+    ]);
   } else if (model.rev > compactRevision + 1) {
     const low = Math.max(compactRevision + 1, 1);
-    applyAll(stores, { type: 'compaction', compaction: { revision: low + prng.nextInt(model.rev - low + 1), physical: false } });
+    applyAll(stores, {
+      type: 'compaction',
+      compaction: { revision: low + prng.nextInt(model.rev - low + 1), physical: false },
+    });
   }
 }
 
@@ -114,7 +130,8 @@ function checkAllRevisions(store: KvStore, model: Model): void {
   for (let rev = Math.max(store.compactRevision, 1); rev <= model.rev; rev++) {
     assert.deepEqual(describeStore(store, rev), describeModel(model.at(rev)), `revision ${rev}`);
   }
-  if (store.compactRevision > 1) assert.throws(() => store.range(rangeReq('a', '', { revision: store.compactRevision - 1 })), /compacted/);
+  if (store.compactRevision > 1)
+    assert.throws(() => store.range(rangeReq('a', '', { revision: store.compactRevision - 1 })), /compacted/);
 }
 
 const tempDirs: string[] = [];
@@ -139,7 +156,10 @@ describe('random histories against a model', () => {
       const model = new Model();
       for (let step = 0; step < opsPerRun; step++) randomStep(prng, [h, twin], model, step);
       assert.equal(h.store.currentRevision, model.rev);
-      assert.ok(h.store.compactRevision > 1 && model.rev > 150, `history too tame: compacted at ${h.store.compactRevision}, revision ${model.rev}`);
+      assert.ok(
+        h.store.compactRevision > 1 && model.rev > 150,
+        `history too tame: compacted at ${h.store.compactRevision}, revision ${model.rev}`,
+      );
       checkAllRevisions(h.store, model);
       const hash = h.store.hashKV(0);
       assert.deepEqual(twin.store.hashKV(0), hash);
@@ -159,4 +179,3 @@ describe('random histories against a model', () => {
     });
   }
 });
-

@@ -42,7 +42,10 @@ describe('range', () => {
 
   it('limit truncates, sets more, and count stays the total', () => {
     const result = seeded().store.range(rangeReq('a', '\0', { limit: 2 }));
-    assert.deepEqual(result.kvs.map((kv) => text(kv.key)), ['a', 'b']);
+    assert.deepEqual(
+      result.kvs.map((kv) => text(kv.key)),
+      ['a', 'b'],
+    );
     assert.equal(result.more, true);
     assert.equal(result.count, 5);
     const exact = seeded().store.range(rangeReq('a', '\0', { limit: 5 }));
@@ -87,32 +90,52 @@ describe('range', () => {
     // etcd fetches limit + 1 keys in key order when the raw sort order is none, then sorts them.
     const h = seeded();
     const result = h.store.range(rangeReq('a', '\0', { sortTarget: SortTarget.mod, limit: 2 }));
-    assert.deepEqual(result.kvs.map((kv) => text(kv.key)), ['b', 'c']);
+    assert.deepEqual(
+      result.kvs.map((kv) => text(kv.key)),
+      ['b', 'c'],
+    );
     assert.equal(result.more, true);
-    const sortedFully = h.store.range(rangeReq('a', '\0', { sortTarget: SortTarget.mod, sortOrder: SortOrder.ascend, limit: 2 }));
-    assert.deepEqual(sortedFully.kvs.map((kv) => text(kv.key)), ['e', 'b']);
+    const sortedFully = h.store.range(
+      rangeReq('a', '\0', { sortTarget: SortTarget.mod, sortOrder: SortOrder.ascend, limit: 2 }),
+    );
+    assert.deepEqual(
+      sortedFully.kvs.map((kv) => text(kv.key)),
+      ['e', 'b'],
+    );
   });
 
   it('mod and create revision filters prune kvs but not the count', () => {
     const h = seeded();
     const byMod = h.store.range(rangeReq('a', '\0', { minModRevision: 5, maxModRevision: 8 }));
-    assert.deepEqual(byMod.kvs.map((kv) => text(kv.key)), ['b', 'c', 'd']);
+    assert.deepEqual(
+      byMod.kvs.map((kv) => text(kv.key)),
+      ['b', 'c', 'd'],
+    );
     assert.equal(byMod.count, 5);
     const byCreate = h.store.range(rangeReq('a', '\0', { minCreateRevision: 3, maxCreateRevision: 4 }));
-    assert.deepEqual(byCreate.kvs.map((kv) => text(kv.key)), ['a', 'e']);
+    assert.deepEqual(
+      byCreate.kvs.map((kv) => text(kv.key)),
+      ['a', 'e'],
+    );
     const limited = h.store.range(rangeReq('a', '\0', { minModRevision: 6, limit: 1 }));
-    assert.deepEqual(limited.kvs.map((kv) => text(kv.key)), ['a']);
+    assert.deepEqual(
+      limited.kvs.map((kv) => text(kv.key)),
+      ['a'],
+    );
     assert.equal(limited.more, true);
   });
 
   it('reads at an older revision see the keys and values of that time', () => {
     const h = seeded();
     const old = h.store.range(rangeReq('a', '\0', { revision: 4 }));
-    assert.deepEqual(old.kvs.map((kv) => `${text(kv.key)}=${text(kv.value)}`), ['a=z', 'c=x', 'e=v']);
+    assert.deepEqual(
+      old.kvs.map((kv) => `${text(kv.key)}=${text(kv.value)}`),
+      ['a=z', 'c=x', 'e=v'],
+    );
     assert.equal(old.count, 3);
   });
 
-  it('a future revision fails with etcd\'s future revision error', () => {
+  it("a future revision fails with etcd's future revision error", () => {
     assert.throws(() => seeded().store.range(rangeReq('a', '', { revision: 10 })), {
       message: 'etcdserver: mvcc: required revision is a future revision',
     });

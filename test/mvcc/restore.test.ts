@@ -44,8 +44,22 @@ describe('restore', () => {
     h.put('k', '3');
     h.compact(3);
     const reopened = KvStore.open(backend);
-    assert.deepEqual(plain(reopened.range(rangeReq('k')).kvs[0]), { key: 'k', value: '3', create: 2, mod: 4, version: 3, lease: 0n });
-    assert.deepEqual(plain(reopened.range(rangeReq('k', '', { revision: 3 })).kvs[0]), { key: 'k', value: '2', create: 2, mod: 3, version: 2, lease: 0n });
+    assert.deepEqual(plain(reopened.range(rangeReq('k')).kvs[0]), {
+      key: 'k',
+      value: '3',
+      create: 2,
+      mod: 4,
+      version: 3,
+      lease: 0n,
+    });
+    assert.deepEqual(plain(reopened.range(rangeReq('k', '', { revision: 3 })).kvs[0]), {
+      key: 'k',
+      value: '2',
+      create: 2,
+      mod: 3,
+      version: 2,
+      lease: 0n,
+    });
   });
 
   it('a compaction recorded as scheduled but not finished is completed on open, as etcd resumes it', () => {
@@ -68,7 +82,10 @@ describe('restore', () => {
     h.put('a', '1');
     h.put('b', '2');
     const sameTurn = KvStore.open(backend);
-    assert.deepEqual(sameTurn.range(rangeReq('a', '\0')).kvs.map((kv) => text(kv.key)), ['a', 'b']);
+    assert.deepEqual(
+      sameTurn.range(rangeReq('a', '\0')).kvs.map((kv) => text(kv.key)),
+      ['a', 'b'],
+    );
     assert.equal(sameTurn.consistentIndex, 2);
     await backend.close();
   });
@@ -78,13 +95,17 @@ describe('change events', () => {
   it('writes report put and delete events with the revision they made', () => {
     const seen: [string, string, number][] = [];
     const h = new Harness(new MemoryBackend(), {
-      onChanges: (events: MvccEvent[], revision) => events.forEach((e) => seen.push([e.type, text(e.kv.key), revision])),
+      onChanges: (events: MvccEvent[], revision) =>
+        events.forEach((e) => seen.push([e.type, text(e.kv.key), revision])),
     });
     h.put('a', '1');
     h.del('a');
     const outcome = h.store.applyWithEvents(h.nextIndex++, 1, { type: 'put', put: putReq('b', '2') });
     assert.equal(outcome.revision, 4);
-    assert.deepEqual(outcome.events.map((e) => [e.type, text(e.kv.key), e.kv.modRevision]), [['put', 'b', 4]]);
+    assert.deepEqual(
+      outcome.events.map((e) => [e.type, text(e.kv.key), e.kv.modRevision]),
+      [['put', 'b', 4]],
+    );
     assert.deepEqual(seen, [
       ['put', 'a', 2],
       ['delete', 'a', 3],

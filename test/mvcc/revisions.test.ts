@@ -50,7 +50,10 @@ describe('store revisions', () => {
     h.put('c', '3');
     const result = h.del('a', 'c', true);
     assert.equal(result.type === 'deleteRange' && result.deleteRange.deleted, 2);
-    assert.deepEqual(result.type === 'deleteRange' && result.deleteRange.prevKvs.map((kv) => text(kv.value)), ['1', '2']);
+    assert.deepEqual(result.type === 'deleteRange' && result.deleteRange.prevKvs.map((kv) => text(kv.value)), [
+      '1',
+      '2',
+    ]);
     assert.equal(h.store.currentRevision, 5);
     const last = events[events.length - 1]!;
     assert.deepEqual(
@@ -94,13 +97,31 @@ describe('store revisions', () => {
   it('an entry index at or below the consistent index is refused', () => {
     const h = new Harness();
     h.put('a', '1');
-    assert.throws(() => h.store.apply(1, 1, { type: 'put', put: { key: new Uint8Array([1]), value: new Uint8Array(0), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } }), /already applied/);
+    assert.throws(
+      () =>
+        h.store.apply(1, 1, {
+          type: 'put',
+          put: {
+            key: new Uint8Array([1]),
+            value: new Uint8Array(0),
+            lease: 0n,
+            prevKv: false,
+            ignoreValue: false,
+            ignoreLease: false,
+          },
+        }),
+      /already applied/,
+    );
   });
 
   it('keys are arbitrary bytes ordered bytewise', () => {
     const h = new Harness();
     const keys = [[0xff], [0x00, 0x01], [0x80], [0x7f, 0xff], [0x01]].map((k) => new Uint8Array(k));
-    for (const key of keys) h.apply({ type: 'put', put: { key, value: key, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } });
+    for (const key of keys)
+      h.apply({
+        type: 'put',
+        put: { key, value: key, lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false },
+      });
     const all = h.store.range({ ...rangeReq('', ''), key: new Uint8Array([0]), rangeEnd: new Uint8Array([0]) });
     assert.deepEqual(
       all.kvs.map((kv: KeyValue) => [...kv.key]),

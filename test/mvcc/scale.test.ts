@@ -22,7 +22,9 @@ const putsPerTxn = 100;
 
 function randomKeys(count: number, seed: number): Uint8Array[] {
   const prng = new Prng(seed);
-  return Array.from({ length: count }, () => new TextEncoder().encode(`${prng.nextUint32().toString(16).padStart(8, '0')}/${prng.nextUint32().toString(36)}`));
+  return Array.from({ length: count }, () =>
+    new TextEncoder().encode(`${prng.nextUint32().toString(16).padStart(8, '0')}/${prng.nextUint32().toString(36)}`),
+  );
 }
 
 function putOf(key: Uint8Array, value: Uint8Array): PutRequest {

@@ -69,7 +69,13 @@ describe('txn compares', () => {
 
   it('all compares must hold for the success branch', () => {
     const h = seeded();
-    const result = h.store.txn(txnReq([cmp('a', T.version, R.equal, 2), cmp('b', T.version, R.equal, 2)], [op.range(rangeReq('a'))], [op.range(rangeReq('b'))]));
+    const result = h.store.txn(
+      txnReq(
+        [cmp('a', T.version, R.equal, 2), cmp('b', T.version, R.equal, 2)],
+        [op.range(rangeReq('a'))],
+        [op.range(rangeReq('b'))],
+      ),
+    );
     assert.equal(result.succeeded, false);
     assert.deepEqual(rangeValues(result.responses[0]), ['b1']);
   });
@@ -87,7 +93,12 @@ describe('txn execution', () => {
 
   it('reads inside a txn see its earlier writes', () => {
     const h = seeded();
-    const result = h.txn(txnReq([], [op.put(putReq('a', 'new')), op.range(rangeReq('a')), op.del(deleteReq('b')), op.range(rangeReq('b'))]));
+    const result = h.txn(
+      txnReq(
+        [],
+        [op.put(putReq('a', 'new')), op.range(rangeReq('a')), op.del(deleteReq('b')), op.range(rangeReq('b'))],
+      ),
+    );
     assert.deepEqual(rangeValues(result.responses[1]), ['new']);
     assert.deepEqual(rangeValues(result.responses[3]), []);
   });
@@ -110,11 +121,14 @@ describe('txn execution', () => {
   it('nested txns run their own branch and bump the revision once', () => {
     const h = seeded();
     const result = h.txn(
-      txnReq([], [
-        op.put(putReq('n1', '1')),
-        op.txn(txnReq([cmp('b', T.value, R.equal, 'b1')], [op.put(putReq('n2', '2'))], [op.put(putReq('n3', '3'))])),
-        op.txn(txnReq([cmp('b', T.value, R.equal, 'nope')], [], [op.range(rangeReq('n1'))])),
-      ]),
+      txnReq(
+        [],
+        [
+          op.put(putReq('n1', '1')),
+          op.txn(txnReq([cmp('b', T.value, R.equal, 'b1')], [op.put(putReq('n2', '2'))], [op.put(putReq('n3', '3'))])),
+          op.txn(txnReq([cmp('b', T.value, R.equal, 'nope')], [], [op.range(rangeReq('n1'))])),
+        ],
+      ),
     );
     assert.equal(h.store.currentRevision, 5);
     assert.deepEqual(h.keys('n', 'o'), ['n1', 'n2']);
@@ -126,15 +140,33 @@ describe('txn execution', () => {
 
   it('nested compares are decided before the outer txn writes anything, as etcd', () => {
     const h = seeded();
-    h.txn(txnReq([], [op.put(putReq('fresh', '1')), op.txn(txnReq([cmp('fresh', T.version, R.greater, 0)], [op.put(putReq('saw', 'yes'))], [op.put(putReq('saw', 'no'))]))]));
+    h.txn(
+      txnReq(
+        [],
+        [
+          op.put(putReq('fresh', '1')),
+          op.txn(
+            txnReq(
+              [cmp('fresh', T.version, R.greater, 0)],
+              [op.put(putReq('saw', 'yes'))],
+              [op.put(putReq('saw', 'no'))],
+            ),
+          ),
+        ],
+      ),
+    );
     assert.equal(text(h.get('saw')!.value), 'no');
   });
 
   it('a put with an unknown lease anywhere in the chosen branches fails the whole txn', () => {
     const h = seeded();
-    assert.throws(() => h.txn(txnReq([], [op.put(putReq('x', '1')), op.txn(txnReq([], [op.put(putReq('y', '1', { lease: 8n }))]))])), {
-      message: 'etcdserver: requested lease not found',
-    });
+    assert.throws(
+      () =>
+        h.txn(txnReq([], [op.put(putReq('x', '1')), op.txn(txnReq([], [op.put(putReq('y', '1', { lease: 8n }))]))])),
+      {
+        message: 'etcdserver: requested lease not found',
+      },
+    );
     assert.equal(h.get('x'), undefined);
     assert.equal(h.store.currentRevision, 4);
   });
@@ -147,7 +179,9 @@ describe('txn execution', () => {
 
   it('ignore_value on a missing key fails the txn with key not found', () => {
     const h = seeded();
-    assert.throws(() => h.txn(txnReq([], [op.put(putReq('missing', '', { ignoreValue: true }))])), { message: 'etcdserver: key not found' });
+    assert.throws(() => h.txn(txnReq([], [op.put(putReq('missing', '', { ignoreValue: true }))])), {
+      message: 'etcdserver: key not found',
+    });
   });
 
   it('a range at a future or compacted revision fails the txn before it writes', () => {
@@ -169,7 +203,10 @@ describe('txn execution', () => {
     assert.equal(response?.type, 'deleteRange');
     if (response?.type !== 'deleteRange') return;
     assert.equal(response.deleteRange.deleted, 2);
-    assert.deepEqual(response.deleteRange.prevKvs.map((kv) => text(kv.value)), ['a2', 'b1']);
+    assert.deepEqual(
+      response.deleteRange.prevKvs.map((kv) => text(kv.value)),
+      ['a2', 'b1'],
+    );
   });
 
   it('a read-only txn can run outside Raft, but one with writes cannot', () => {

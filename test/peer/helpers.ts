@@ -37,7 +37,18 @@ export function appendMessage(from: NodeId, to: NodeId, index: number, entryCoun
 }
 
 export function heartbeat(from: NodeId, to: NodeId): Message {
-  return { type: MessageType.heartbeat, to, from, term: 3, logTerm: 0, index: 0, entries: [], commit: 7, reject: false, rejectHint: 0 };
+  return {
+    type: MessageType.heartbeat,
+    to,
+    from,
+    term: 3,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 7,
+    reject: false,
+    rejectHint: 0,
+  };
 }
 
 export function snapshotMessage(from: NodeId, to: NodeId, dataBytes: number): Message {
@@ -57,7 +68,13 @@ export function snapshotMessage(from: NodeId, to: NodeId, dataBytes: number): Me
       metadata: {
         index: 1200,
         term: 4,
-        confState: { voters: [from, to], learners: [0xffffffffffffffffn], votersOutgoing: [], learnersNext: [], autoLeave: false },
+        confState: {
+          voters: [from, to],
+          learners: [0xffffffffffffffffn],
+          votersOutgoing: [],
+          learnersNext: [],
+          autoLeave: false,
+        },
       },
     },
   };
@@ -119,7 +136,16 @@ export async function startMember(
     dialBackoffMsMax: 200,
     ...options,
   });
-  const member: TestMember = { id, transport, log, received: [], batches: 0, unreachable: [], snapshotStatus: [], url: '' };
+  const member: TestMember = {
+    id,
+    transport,
+    log,
+    received: [],
+    batches: 0,
+    unreachable: [],
+    snapshotStatus: [],
+    url: '',
+  };
   transport.onMessages((messages) => {
     member.batches += 1;
     member.received.push(...messages);
@@ -136,7 +162,10 @@ export async function connectAll(members: TestMember[]): Promise<void> {
   for (const member of members) {
     for (const other of members) if (other !== member) member.transport.addPeer(other.id, [other.url]);
   }
-  await waitFor(() => members.every((member) => member.transport.activePeers().length === members.length - 1), 'all peer links up');
+  await waitFor(
+    () => members.every((member) => member.transport.activePeers().length === members.length - 1),
+    'all peer links up',
+  );
 }
 
 export interface TestCertificates {
@@ -162,9 +191,24 @@ export function makeCertificates(): TestCertificates {
   const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   const keyArgs = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   for (const ca of ['ca', 'otherCa']) {
-    openssl('req', '-x509', ...keyArgs, '-keyout', `${ca}.key`, '-out', `${ca}.crt`, '-days', '1', '-subj', `/CN=${ca}`);
+    openssl(
+      'req',
+      '-x509',
+      ...keyArgs,
+      '-keyout',
+      `${ca}.key`,
+      '-out',
+      `${ca}.crt`,
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${ca}`,
+    );
   }
-  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n');
+  writeFileSync(
+    join(dir, 'ext.cnf'),
+    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n',
+  );
   const issued = new Set<string>();
   return {
     dir,
@@ -172,10 +216,31 @@ export function makeCertificates(): TestCertificates {
       const name = `${commonName}-${ca}`;
       if (!issued.has(name)) {
         openssl('req', ...keyArgs, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${commonName}`);
-        openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', 'ext.cnf');
+        openssl(
+          'x509',
+          '-req',
+          '-in',
+          `${name}.csr`,
+          '-CA',
+          `${ca}.crt`,
+          '-CAkey',
+          `${ca}.key`,
+          '-CAcreateserial',
+          '-out',
+          `${name}.crt`,
+          '-days',
+          '1',
+          '-extfile',
+          'ext.cnf',
+        );
         issued.add(name);
       }
-      return { certFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`), trustedCaFile: join(dir, `${ca}.crt`), clientCertAuth: true };
+      return {
+        certFile: join(dir, `${name}.crt`),
+        keyFile: join(dir, `${name}.key`),
+        trustedCaFile: join(dir, `${ca}.crt`),
+        clientCertAuth: true,
+      };
     },
     remove() {
       rmSync(dir, { recursive: true, force: true });

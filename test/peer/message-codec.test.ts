@@ -73,7 +73,10 @@ test('decoded bytes are plain Uint8Array views into the frame', () => {
 });
 
 test('encoding refuses messages that are local to a member', () => {
-  assert.throws(() => encodeFrame(header, [{ ...heartbeat(bigId, 2n), type: MessageType.hup }]), /local message type 0/);
+  assert.throws(
+    () => encodeFrame(header, [{ ...heartbeat(bigId, 2n), type: MessageType.hup }]),
+    /local message type 0/,
+  );
 });
 
 test('a truncated frame, a wrong magic, version or length is refused', () => {
@@ -96,7 +99,10 @@ test('a body that is not msgpack, or not an array of messages, is refused', () =
   garbage.fill(0xc1, frameHeaderBytes); // 0xc1 is never valid msgpack
   assert.throws(() => decodeFrame(garbage), /not valid msgpack/);
   assert.throws(() => decodeFrame(frameWithBody({ messages: [] }, 0)), /expected an array of messages/);
-  assert.throws(() => decodeFrame(frameWithBody([[1, 2, 3]], 1)), /message 0 is an array of 3, expected an array of 12 fields/);
+  assert.throws(
+    () => decodeFrame(frameWithBody([[1, 2, 3]], 1)),
+    /message 0 is an array of 3, expected an array of 12 fields/,
+  );
 });
 
 test('every malformed field is named in the error', () => {
@@ -114,7 +120,14 @@ test('every malformed field is named in the error', () => {
     [9, null, /message 0 entries is null, expected an array/],
     [9, [[1, 2, 7, new Uint8Array(1)]], /message 0 entry 0 type 7 is not an entry type/],
     [9, [[1, 2, 0, 'text']], /message 0 entry 0 data length is string, expected a non-negative safe integer/],
-    [9, [[1, 2, 0, 4], [1, 3, 0, 5]], /message 0 entry 1 data needs 5 bytes, the data section has 4 left/],
+    [
+      9,
+      [
+        [1, 2, 0, 4],
+        [1, 3, 0, 5],
+      ],
+      /message 0 entry 1 data needs 5 bytes, the data section has 4 left/,
+    ],
     [10, [0, 1, 1, [0n], [], [], [], false], /message 0 snapshot voters\[0\] is bigint 0/],
     [10, [0, 1, 1, [], [], [], []], /message 0 snapshot is an array of 7/],
     [11, 42, /message 0 context needs 42 bytes, the data section has 8 left/],
@@ -122,11 +135,14 @@ test('every malformed field is named in the error', () => {
   for (const [field, value, expected] of cases) {
     const tuple = heartbeatTuple();
     tuple[field] = value;
-    assert.throws(() => decodeFrame(frameWithBody([tuple], 1, 8)), (error: Error) => {
-      assert.ok(error instanceof MalformedFrameError, `field ${field}: ${error.message}`);
-      assert.match(error.message, expected);
-      return true;
-    });
+    assert.throws(
+      () => decodeFrame(frameWithBody([tuple], 1, 8)),
+      (error: Error) => {
+        assert.ok(error instanceof MalformedFrameError, `field ${field}: ${error.message}`);
+        assert.match(error.message, expected);
+        return true;
+      },
+    );
   }
   assert.equal(decodeFrame(frameWithBody([heartbeatTuple()], 1)).messages.length, 1);
   assert.throws(() => decodeFrame(frameWithBody([heartbeatTuple()], 1, 3)), /3 data bytes are not used by any message/);
@@ -137,13 +153,16 @@ test('a frame over the size bound is refused before it is decoded', () => {
   assert.throws(() => decodeFrame(frame, 1024), FrameTooLargeError);
 });
 
-test('a frame from another cluster is refused with etcd\'s cluster ID mismatch', () => {
+test("a frame from another cluster is refused with etcd's cluster ID mismatch", () => {
   const frame = encodeFrame({ clusterId: 0x1234n, senderId: bigId }, [heartbeat(bigId, 1n)]);
-  assert.throws(() => decodeFrameFor(frame, { clusterId, localId: 1n }), (error: Error) => {
-    assert.ok(error instanceof ClusterIdMismatchError);
-    assert.match(error.message, /request cluster ID mismatch \(got 1234 want cdf818194e3a8c32\)/);
-    return true;
-  });
+  assert.throws(
+    () => decodeFrameFor(frame, { clusterId, localId: 1n }),
+    (error: Error) => {
+      assert.ok(error instanceof ClusterIdMismatchError);
+      assert.match(error.message, /request cluster ID mismatch \(got 1234 want cdf818194e3a8c32\)/);
+      return true;
+    },
+  );
 });
 
 test('messages not addressed to the receiver or not from the sender are refused', () => {
@@ -151,6 +170,13 @@ test('messages not addressed to the receiver or not from the sender are refused'
   assert.throws(() => decodeFrameFor(frame, { clusterId, localId: 1n }), /message from fedcba9876543210 to 2/);
   const spoofed = encodeFrame(header, [heartbeat(5n, 1n)]);
   assert.throws(() => decodeFrameFor(spoofed, { clusterId, localId: 1n }), /message from 5 to 1/);
-  assert.throws(() => decodeFrameFor(encodeFrame(header, []), { clusterId, localId: 1n, senderId: 9n }), /sender fedcba9876543210 on the connection of member 9/);
-  assert.equal(decodeFrameFor(encodeFrame(header, [heartbeat(bigId, 1n)]), { clusterId, localId: 1n, senderId: bigId }).messages.length, 1);
+  assert.throws(
+    () => decodeFrameFor(encodeFrame(header, []), { clusterId, localId: 1n, senderId: 9n }),
+    /sender fedcba9876543210 on the connection of member 9/,
+  );
+  assert.equal(
+    decodeFrameFor(encodeFrame(header, [heartbeat(bigId, 1n)]), { clusterId, localId: 1n, senderId: bigId }).messages
+      .length,
+    1,
+  );
 });

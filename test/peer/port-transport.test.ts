@@ -17,7 +17,13 @@ interface PortMember {
 
 function portMember(id: NodeId): PortMember {
   const log = new RecordingLog();
-  const member: PortMember = { transport: new MessagePortTransport({ localId: id, clusterId, log }), received: [], unreachable: [], snapshotStatus: [], log };
+  const member: PortMember = {
+    transport: new MessagePortTransport({ localId: id, clusterId, log }),
+    received: [],
+    unreachable: [],
+    snapshotStatus: [],
+    log,
+  };
   member.transport.onMessages((messages) => member.received.push(...messages));
   member.transport.onUnreachable((peer) => member.unreachable.push(peer));
   member.transport.onSnapshotStatus((_peer, ok) => member.snapshotStatus.push(ok));
@@ -66,19 +72,34 @@ test('a frame from another cluster closes the port and reaches no handler', asyn
   await a.transport.close();
 });
 
-
 test('MessagePortTransport streams appends between two worker threads', async () => {
   const channel = new MessageChannel();
-  const sender = startWorker({ kind: 'port', localId: 1n, peerId: 2n, clusterId, port: channel.port1 }, [channel.port1]);
-  const receiver = startWorker({ kind: 'port', localId: 2n, peerId: 1n, clusterId, port: channel.port2 }, [channel.port2]);
+  const sender = startWorker({ kind: 'port', localId: 1n, peerId: 2n, clusterId, port: channel.port1 }, [
+    channel.port1,
+  ]);
+  const receiver = startWorker({ kind: 'port', localId: 2n, peerId: 1n, clusterId, port: channel.port2 }, [
+    channel.port2,
+  ]);
   try {
-    sender.send({ type: 'stream', durationMs: 200, messagesPerSend: 4, entriesPerMessage: 64, entryBytes: 256, windowFrames: 16 });
+    sender.send({
+      type: 'stream',
+      durationMs: 200,
+      messagesPerSend: 4,
+      entriesPerMessage: 64,
+      entryBytes: 256,
+      windowFrames: 16,
+    });
     const streamed = await sender.next('streamed');
     receiver.send({ type: 'close' });
     const received = await receiver.next('received');
     assert.ok(streamed.messages > 0);
     assert.equal(streamed.unreachable, 0);
-    assert.deepStrictEqual(received, { type: 'received', messages: streamed.messages, batches: streamed.frames, bad: 0 });
+    assert.deepStrictEqual(received, {
+      type: 'received',
+      messages: streamed.messages,
+      batches: streamed.frames,
+      bad: 0,
+    });
   } finally {
     await Promise.all([sender.worker.terminate(), receiver.worker.terminate()]);
   }

@@ -7,7 +7,13 @@ import { join } from 'node:path';
 import { MessageChannel } from 'node:worker_threads';
 import type { Message } from '../../src/raft/types.js';
 import { MessagePortTransport } from '../../actors/peer/port-transport.js';
-import { readSnapshotHeader, snapshotPath, snapshotStreamHeader, storeSnapshotDb, type SnapshotBody } from '../../actors/peer/snapshot-transfer.js';
+import {
+  readSnapshotHeader,
+  snapshotPath,
+  snapshotStreamHeader,
+  storeSnapshotDb,
+  type SnapshotBody,
+} from '../../actors/peer/snapshot-transfer.js';
 import { clusterId, connectAll, snapshotMessage, startMember, type TestMember } from './helpers.js';
 
 /** A sink that stores the database into `dir` the way a member does, and records the message. */
@@ -35,7 +41,10 @@ test('a snapshot and its 3 MiB database go over the peer port and arrive byte fo
       const message = snapshotMessage(1n, 2n, 2000);
       await a.transport.sendSnapshot(message, join(dir, 'sent.db'));
       assert.deepStrictEqual(taken, [message]);
-      assert.ok(readFileSync(join(dir, 'received.snap.db')).equals(database), 'the stored database equals the one sent');
+      assert.ok(
+        readFileSync(join(dir, 'received.snap.db')).equals(database),
+        'the stored database equals the one sent',
+      );
     } finally {
       await Promise.all([a.transport.close(), b.transport.close()]);
     }
@@ -50,7 +59,10 @@ test('a snapshot the receiver cannot store is reported as failed to the sender a
       b.transport.onSnapshot(async (_message, body) => {
         await storeSnapshotDb(body, join(dir, 'received.snap.db'), 100);
       });
-      await assert.rejects(a.transport.sendSnapshot(snapshotMessage(1n, 2n, 10), join(dir, 'sent.db')), /answered the snapshot with 400: snapshot database exceeds 100 bytes/);
+      await assert.rejects(
+        a.transport.sendSnapshot(snapshotMessage(1n, 2n, 10), join(dir, 'sent.db')),
+        /answered the snapshot with 400: snapshot database exceeds 100 bytes/,
+      );
       assert.deepStrictEqual(readdirSync(dir), ['sent.db']);
     } finally {
       await Promise.all([a.transport.close(), b.transport.close()]);
@@ -72,7 +84,11 @@ test('the peer port refuses a snapshot from a sender it does not know, before re
     });
     assert.equal(response.status, 404);
     assert.equal((await response.text()).trim(), 'error sender not found');
-    const foreign = await fetch(`${b.url}${snapshotPath}`, { method: 'POST', headers: { 'X-Etcd-Cluster-ID': 'bad', 'X-Server-From': '1' }, body: frame });
+    const foreign = await fetch(`${b.url}${snapshotPath}`, {
+      method: 'POST',
+      headers: { 'X-Etcd-Cluster-ID': 'bad', 'X-Server-From': '1' },
+      body: frame,
+    });
     assert.equal(foreign.status, 412);
     assert.equal(sinkCalls, 0);
   } finally {
@@ -107,13 +123,36 @@ test('a snapshot stream header splits from the database whatever the chunking', 
   const frame = randomBytes(300);
   const stream = Buffer.concat([snapshotStreamHeader(frame), Buffer.from('database bytes')]);
   for (const size of [1, 3, 4, 5, 303, 304, 1000]) {
-    const chunks = Array.from({ length: Math.ceil(stream.length / size) }, (_, i) => stream.subarray(i * size, (i + 1) * size));
-    const { frame: read, rest } = await readSnapshotHeader((async function* () { yield* chunks; })(), 1024);
+    const chunks = Array.from({ length: Math.ceil(stream.length / size) }, (_, i) =>
+      stream.subarray(i * size, (i + 1) * size),
+    );
+    const { frame: read, rest } = await readSnapshotHeader(
+      (async function* () {
+        yield* chunks;
+      })(),
+      1024,
+    );
     assert.ok(Buffer.from(read).equals(frame), `frame with ${size}-byte chunks`);
     const tail: Buffer[] = [];
     for await (const chunk of rest) tail.push(Buffer.from(chunk));
     assert.equal(Buffer.concat(tail).toString(), 'database bytes', `rest with ${size}-byte chunks`);
   }
-  await assert.rejects(readSnapshotHeader((async function* () { yield stream.subarray(0, 10); })(), 1024), /ended inside its header/);
-  await assert.rejects(readSnapshotHeader((async function* () { yield stream; })(), 100), /exceeds 100/);
+  await assert.rejects(
+    readSnapshotHeader(
+      (async function* () {
+        yield stream.subarray(0, 10);
+      })(),
+      1024,
+    ),
+    /ended inside its header/,
+  );
+  await assert.rejects(
+    readSnapshotHeader(
+      (async function* () {
+        yield stream;
+      })(),
+      100,
+    ),
+    /exceeds 100/,
+  );
 });

@@ -33,7 +33,14 @@ async function wsPair(): Promise<Pair> {
 
 async function measure(name: string, pair: Pair, messagesPerSend: number, entriesPerMessage: number): Promise<void> {
   try {
-    pair.sender.send({ type: 'stream', durationMs, messagesPerSend, entriesPerMessage, entryBytes, windowFrames: windowMessages / messagesPerSend });
+    pair.sender.send({
+      type: 'stream',
+      durationMs,
+      messagesPerSend,
+      entriesPerMessage,
+      entryBytes,
+      windowFrames: windowMessages / messagesPerSend,
+    });
     const streamed = await pair.sender.next('streamed');
     pair.receiver.send({ type: 'close' });
     const received = await pair.receiver.next('received');
@@ -54,7 +61,11 @@ async function measure(name: string, pair: Pair, messagesPerSend: number, entrie
 
 test('throughput of the ws and MessagePort transports between two worker threads', async () => {
   // 64 entries per message is the brief's load; one entry per message shows the per-frame cost.
-  for (const [messagesPerSend, entriesPerMessage] of [[1, 64], [16, 64], [1, 1]] as const) {
+  for (const [messagesPerSend, entriesPerMessage] of [
+    [1, 64],
+    [16, 64],
+    [1, 1],
+  ] as const) {
     await measure('ws', await wsPair(), messagesPerSend, entriesPerMessage);
     await measure('MessagePort', portPair(), messagesPerSend, entriesPerMessage);
   }

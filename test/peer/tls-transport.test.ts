@@ -1,6 +1,18 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { appendMessage, connectAll, hasOpenssl, heartbeat, sleep, snapshotMessage, startMember, type TestCertificates, type TestMember, makeCertificates, waitFor } from './helpers.js';
+import {
+  appendMessage,
+  connectAll,
+  hasOpenssl,
+  heartbeat,
+  sleep,
+  snapshotMessage,
+  startMember,
+  type TestCertificates,
+  type TestMember,
+  makeCertificates,
+  waitFor,
+} from './helpers.js';
 
 const skip = hasOpenssl() ? false : 'openssl is not installed';
 let certs: TestCertificates;
@@ -57,7 +69,10 @@ test('a member refuses to dial a peer whose server certificate it cannot verify'
   try {
     b.transport.addPeer(1n, [a.url]);
     await waitFor(() => b.log.has('failed to dial remote peer'), 'dial failure logged');
-    assert.ok(b.log.lines.some((line) => /certificate/i.test(JSON.stringify(line.fields))), 'the error names the certificate');
+    assert.ok(
+      b.log.lines.some((line) => /certificate/i.test(JSON.stringify(line.fields))),
+      'the error names the certificate',
+    );
     assert.deepStrictEqual(b.transport.activePeers(), []);
   } finally {
     await closeAll([a, b]);

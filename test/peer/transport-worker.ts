@@ -22,7 +22,14 @@ export interface TransportWorkerData {
 /** Commands from the test. */
 export type WorkerCommand =
   | { type: 'peer'; url: string }
-  | { type: 'stream'; durationMs: number; messagesPerSend: number; entriesPerMessage: number; entryBytes: number; windowFrames: number }
+  | {
+      type: 'stream';
+      durationMs: number;
+      messagesPerSend: number;
+      entriesPerMessage: number;
+      entryBytes: number;
+      windowFrames: number;
+    }
   | { type: 'close' };
 
 /** Reports to the test. */
@@ -46,7 +53,11 @@ async function main(): Promise<void> {
     portTransport.addPeer(data.peerId, data.port as MessagePort);
     transport = portTransport as unknown as RaftTransport<never>;
   } else {
-    const wsTransport = new PeerTransport({ localId: data.localId, clusterId: data.clusterId, listenUrls: ['http://127.0.0.1:0'] });
+    const wsTransport = new PeerTransport({
+      localId: data.localId,
+      clusterId: data.clusterId,
+      listenUrls: ['http://127.0.0.1:0'],
+    });
     transport = wsTransport as unknown as RaftTransport<never>;
     await wsTransport.start();
     post({ type: 'listening', url: wsTransport.listeningUrls()[0] as string });
@@ -66,10 +77,18 @@ function handleMessages(messages: Message[]): void {
   for (const message of messages) {
     received.messages += 1;
     const entry = message.entries[message.entries.length - 1];
-    if (message.type !== MessageType.app || entry === undefined || entry.data[0] !== entry.index % 251) received.bad += 1;
+    if (message.type !== MessageType.app || entry === undefined || entry.data[0] !== entry.index % 251)
+      received.bad += 1;
   }
   const last = messages[messages.length - 1] as Message;
-  const reply: Message = { ...last, type: MessageType.appResp, to: last.from, from: data.localId, entries: [], index: last.index + last.entries.length };
+  const reply: Message = {
+    ...last,
+    type: MessageType.appResp,
+    to: last.from,
+    from: data.localId,
+    entries: [],
+    index: last.index + last.entries.length,
+  };
   transport.send([reply]);
 }
 

@@ -22,4 +22,3 @@ export function startWorker(workerData: TransportWorkerData, transferList: Messa
     },
   };
 }
-

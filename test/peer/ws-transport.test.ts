@@ -4,7 +4,16 @@ import { WebSocket } from 'ws';
 import { encodeFrame } from '../../src/raft/message-codec.js';
 import { MessageType } from '../../src/raft/types.js';
 import { peerStreamPath } from '../../actors/peer/ws-listener.js';
-import { appendMessage, clusterId, connectAll, heartbeat, sleep, snapshotMessage, startMember, waitFor } from './helpers.js';
+import {
+  appendMessage,
+  clusterId,
+  connectAll,
+  heartbeat,
+  sleep,
+  snapshotMessage,
+  startMember,
+  waitFor,
+} from './helpers.js';
 
 test('two members exchange batches, one frame per destination per send', async () => {
   const [a, b] = [await startMember(1n), await startMember(2n)];
@@ -25,10 +34,16 @@ test('two members exchange batches, one frame per destination per send', async (
 
 test('three members route a mixed batch to each destination', async () => {
   const members = [await startMember(1n), await startMember(2n), await startMember(3n)];
-  const [a, b, c] = members as [typeof members[0], typeof members[0], typeof members[0]];
+  const [a, b, c] = members as [(typeof members)[0], (typeof members)[0], (typeof members)[0]];
   try {
     await connectAll(members);
-    a.transport.send([heartbeat(1n, 2n), heartbeat(1n, 3n), appendMessage(1n, 2n, 1), appendMessage(1n, 3n, 1), snapshotMessage(1n, 3n, 100_000)]);
+    a.transport.send([
+      heartbeat(1n, 2n),
+      heartbeat(1n, 3n),
+      appendMessage(1n, 2n, 1),
+      appendMessage(1n, 3n, 1),
+      snapshotMessage(1n, 3n, 100_000),
+    ]);
     await waitFor(() => b.received.length === 2 && c.received.length === 3, 'messages routed');
     assert.equal(a.transport.stats().framesSent, 2);
     assert.equal(c.received[2]!.snapshot?.data.length, 100_000);
@@ -85,7 +100,12 @@ test('a peer of another cluster is refused with cluster ID mismatch on both side
   try {
     a.transport.addPeer(2n, [stranger.url]);
     stranger.transport.addPeer(1n, [a.url]);
-    await waitFor(() => a.log.has('request cluster ID mismatch') && stranger.log.has('ignored by remote peer due to cluster ID mismatch'), 'refusal logged');
+    await waitFor(
+      () =>
+        a.log.has('request cluster ID mismatch') &&
+        stranger.log.has('ignored by remote peer due to cluster ID mismatch'),
+      'refusal logged',
+    );
     await sleep(100);
     assert.deepStrictEqual(a.transport.activePeers(), []);
     assert.deepStrictEqual(stranger.transport.activePeers(), []);
@@ -121,11 +141,18 @@ test('a forged or oversized frame closes the stream and never reaches the handle
     await connectAll([a, b]);
     const headers = { 'X-Server-From': '2', 'X-Etcd-Cluster-ID': clusterId.toString(16), 'X-Raft-To': '1' };
     const closes: { code: number; reason: string }[] = [];
-    for (const payload of [Buffer.from('not a frame'), encodeFrame({ clusterId: 0xbadn, senderId: 2n }, [heartbeat(2n, 1n)])]) {
+    for (const payload of [
+      Buffer.from('not a frame'),
+      encodeFrame({ clusterId: 0xbadn, senderId: 2n }, [heartbeat(2n, 1n)]),
+    ]) {
       const raw = new WebSocket(`${a.url.replace('http', 'ws')}${peerStreamPath}`, { headers });
       await new Promise((resolve) => raw.once('open', resolve));
       raw.send(payload);
-      closes.push(await new Promise((resolve) => raw.once('close', (code, reason) => resolve({ code, reason: reason.toString() }))));
+      closes.push(
+        await new Promise((resolve) =>
+          raw.once('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+        ),
+      );
     }
     assert.equal(closes[0]!.code, 4002);
     assert.match(closes[0]!.reason, /malformed peer frame: 11 bytes is shorter than the 40-byte header/);
@@ -140,7 +167,7 @@ test('a forged or oversized frame closes the stream and never reaches the handle
   }
 });
 
-test('messages are dropped and reported while a peer\'s buffer is over its bound', async () => {
+test("messages are dropped and reported while a peer's buffer is over its bound", async () => {
   const a = await startMember(1n, { limits: { bufferedBytesMax: 256 * 1024 } });
   const b = await startMember(2n);
   try {

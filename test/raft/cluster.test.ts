@@ -78,7 +78,10 @@ test('readIndex at the leader is answered after a heartbeat quorum', () => {
   cluster.processReady(1n);
   assert.equal(cluster.member(1n).readStates.length, 0);
   cluster.stabilize();
-  assert.deepEqual(cluster.member(1n).readStates.map((r) => [r.index, decode(r.requestCtx)]), [[1, 'r1']]);
+  assert.deepEqual(
+    cluster.member(1n).readStates.map((r) => [r.index, decode(r.requestCtx)]),
+    [[1, 'r1']],
+  );
 });
 
 test('readIndex at a follower is forwarded and answered with the leader commit', () => {
@@ -87,7 +90,10 @@ test('readIndex at a follower is forwarded and answered with the leader commit',
   cluster.stabilize();
   cluster.member(2n).node.readIndex(text('r2'));
   cluster.stabilize();
-  assert.deepEqual(cluster.member(2n).readStates.map((r) => [r.index, decode(r.requestCtx)]), [[2, 'r2']]);
+  assert.deepEqual(
+    cluster.member(2n).readStates.map((r) => [r.index, decode(r.requestCtx)]),
+    [[2, 'r2']],
+  );
 });
 
 test('readIndex is not answered by a leader cut off from the quorum', () => {
@@ -245,7 +251,10 @@ test('a second conf change while one is pending becomes a no-op entry', () => {
   cluster.member(1n).node.proposeConfChange({ type: ConfChangeType.addLearnerNode, nodeId: 5n });
   cluster.processReady(1n);
   const entries = cluster.member(1n).storage.entries(2, 4);
-  assert.deepEqual(entries.map((e) => e.type), [1, 0]);
+  assert.deepEqual(
+    entries.map((e) => e.type),
+    [1, 0],
+  );
 });
 
 test('conf changes round-trip through the etcd protobuf encoding', () => {

@@ -2,7 +2,15 @@
 import { RawNode, type RaftConfig } from '../../machines/raw-node.js';
 import { MemoryStorage } from '../../src/raft/storage.js';
 import { ConfChangeType, decodeConfChange } from '../../src/raft/conf-change.js';
-import { type ConfState, type Entry, EntryType, type Message, type NodeId, type ReadState, type Ready } from '../../src/raft/types.js';
+import {
+  type ConfState,
+  type Entry,
+  EntryType,
+  type Message,
+  type NodeId,
+  type ReadState,
+  type Ready,
+} from '../../src/raft/types.js';
 
 export interface MemberOptions {
   preVote?: boolean;
@@ -30,10 +38,16 @@ export function confStateOf(voters: NodeId[], learners: NodeId[] = []): ConfStat
 
 export function newMember(id: NodeId, storage: MemoryStorage, options: MemberOptions, appliedIndex = 0): Member {
   const node = new RawNode({
-    id, storage, appliedIndex, seed: Number(id),
-    electionTicks: options.electionTicks ?? 10, heartbeatTicks: options.heartbeatTicks ?? 1,
-    preVote: options.preVote ?? false, checkQuorum: options.checkQuorum ?? false,
-    maxEntriesPerMessage: options.maxEntriesPerMessage ?? 64, maxInflightMessages: options.maxInflightMessages ?? 256,
+    id,
+    storage,
+    appliedIndex,
+    seed: Number(id),
+    electionTicks: options.electionTicks ?? 10,
+    heartbeatTicks: options.heartbeatTicks ?? 1,
+    preVote: options.preVote ?? false,
+    checkQuorum: options.checkQuorum ?? false,
+    maxEntriesPerMessage: options.maxEntriesPerMessage ?? 64,
+    maxInflightMessages: options.maxInflightMessages ?? 256,
     driverMode: options.driverMode ?? 'pure',
   });
   return { id, node, storage, applied: [], readStates: [], confState: storage.initialState().confState, options };
@@ -131,7 +145,9 @@ export class Cluster {
   }
 
   appliedData(id: NodeId): string[] {
-    return this.member(id).applied.filter((e) => e.type === EntryType.normal && e.data.length > 0).map((e) => decode(e.data));
+    return this.member(id)
+      .applied.filter((e) => e.type === EntryType.normal && e.data.length > 0)
+      .map((e) => decode(e.data));
   }
 
   /** Snapshot of member `id`'s applied state at its applied index, compacting its storage. */
@@ -150,5 +166,10 @@ export function encodeApplied(entries: Entry[]): Uint8Array {
 
 export function decodeApplied(bytes: Uint8Array): Entry[] {
   const rows = JSON.parse(decode(bytes)) as [number, number, number, string][];
-  return rows.map(([term, index, type, data]) => ({ term, index, type: type as EntryType, data: new Uint8Array(Buffer.from(data, 'base64')) }));
+  return rows.map(([term, index, type, data]) => ({
+    term,
+    index,
+    type: type as EntryType,
+    data: new Uint8Array(Buffer.from(data, 'base64')),
+  }));
 }

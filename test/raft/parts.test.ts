@@ -17,23 +17,64 @@ test('the prng is deterministic for a seed and differs across seeds', () => {
   const b = new Prng(1);
   const c = new Prng(2);
   const seqA = Array.from({ length: 5 }, () => a.nextUint32());
-  assert.deepEqual(Array.from({ length: 5 }, () => b.nextUint32()), seqA);
-  assert.notDeepEqual(Array.from({ length: 5 }, () => c.nextUint32()), seqA);
+  assert.deepEqual(
+    Array.from({ length: 5 }, () => b.nextUint32()),
+    seqA,
+  );
+  assert.notDeepEqual(
+    Array.from({ length: 5 }, () => c.nextUint32()),
+    seqA,
+  );
   assert.equal(prngNext(0).value, prngNext(0).value);
 });
 
 test('the committed index is the highest index a majority holds', () => {
-  const match = new Map([[1n, 5], [2n, 3], [3n, 9]]);
-  assert.equal(majorityCommittedIndex(new Set(match.keys()), (id) => match.get(id) ?? 0), 5);
-  const five = new Map([[1n, 1], [2n, 2], [3n, 3], [4n, 4], [5n, 5]]);
-  assert.equal(majorityCommittedIndex(new Set(five.keys()), (id) => five.get(id) ?? 0), 3);
+  const match = new Map([
+    [1n, 5],
+    [2n, 3],
+    [3n, 9],
+  ]);
+  assert.equal(
+    majorityCommittedIndex(new Set(match.keys()), (id) => match.get(id) ?? 0),
+    5,
+  );
+  const five = new Map([
+    [1n, 1],
+    [2n, 2],
+    [3n, 3],
+    [4n, 4],
+    [5n, 5],
+  ]);
+  assert.equal(
+    majorityCommittedIndex(new Set(five.keys()), (id) => five.get(id) ?? 0),
+    3,
+  );
 });
 
 test('an election is won by a majority, lost when a majority rejects, else pending', () => {
   const voters = new Set([1n, 2n, 3n]);
   assert.equal(majorityVoteResult(voters, new Map([[1n, true]])), 'pending');
-  assert.equal(majorityVoteResult(voters, new Map([[1n, true], [2n, true]])), 'won');
-  assert.equal(majorityVoteResult(voters, new Map([[1n, true], [2n, false], [3n, false]])), 'lost');
+  assert.equal(
+    majorityVoteResult(
+      voters,
+      new Map([
+        [1n, true],
+        [2n, true],
+      ]),
+    ),
+    'won',
+  );
+  assert.equal(
+    majorityVoteResult(
+      voters,
+      new Map([
+        [1n, true],
+        [2n, false],
+        [3n, false],
+      ]),
+    ),
+    'lost',
+  );
 });
 
 test('the inflight window fills, frees up to an index, and reports full', () => {
@@ -66,18 +107,30 @@ test('the log finds conflicts, truncates an uncommitted suffix and reports compa
   const log = new RaftLog(storage);
   assert.equal(log.lastIndex(), 3);
   assert.equal(log.maybeAppend(2, 1, 2, [entry(3, 3), entry(3, 4)]), 4);
-  assert.deepEqual(log.entriesFrom(1, 10).map((e) => e.term), [1, 1, 3, 3]);
+  assert.deepEqual(
+    log.entriesFrom(1, 10).map((e) => e.term),
+    [1, 1, 3, 3],
+  );
   assert.equal(log.committed, 2);
   assert.equal(log.findConflictByTerm(4, 2), 2);
   assert.equal(log.maybeAppend(4, 2, 4, []), undefined);
-  storage.createSnapshot(2, { voters: [1n], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false }, new Uint8Array(0));
+  storage.createSnapshot(
+    2,
+    { voters: [1n], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+    new Uint8Array(0),
+  );
   storage.compact(2);
   assert.throws(() => log.entriesFrom(1, 10), StorageCompactedError);
   assert.equal(log.term(1), undefined);
 });
 
 test('memory storage counts the entry bytes it holds through appends, truncation, compaction and snapshots', () => {
-  const sized = (term: number, index: number, bytes: number) => ({ term, index, type: EntryType.normal, data: new Uint8Array(bytes) });
+  const sized = (term: number, index: number, bytes: number) => ({
+    term,
+    index,
+    type: EntryType.normal,
+    data: new Uint8Array(bytes),
+  });
   const storage = new MemoryStorage();
   storage.append([sized(1, 1, 10), sized(1, 2, 20), sized(1, 3, 30), sized(1, 4, 40)]);
   assert.equal(storage.entryBytes(), 100);
@@ -94,7 +147,12 @@ test('memory storage counts the entry bytes it holds through appends, truncation
 });
 
 test('memory storage finds the compaction index that keeps at most a byte budget up to an index', () => {
-  const sized = (index: number, bytes: number) => ({ term: 1, index, type: EntryType.normal, data: new Uint8Array(bytes) });
+  const sized = (index: number, bytes: number) => ({
+    term: 1,
+    index,
+    type: EntryType.normal,
+    data: new Uint8Array(bytes),
+  });
   const storage = new MemoryStorage();
   storage.append([sized(1, 100), sized(2, 100), sized(3, 100), sized(4, 100), sized(5, 1_000)]);
   // Up to index 4: entries 3 and 4 fit in 250 bytes, so compacting at 2 keeps them.
@@ -117,8 +175,16 @@ test('a core whose loaded hard state lags its last entry starts at that entry te
     storage.append([entry(1, 1), entry(2, 2), entry(4, 3)]);
     storage.setHardState(hardState);
     return newRaftCore({
-      id: 2n, electionTicks: 10, heartbeatTicks: 1, storage, appliedIndex: 0, preVote: true, checkQuorum: false,
-      maxEntriesPerMessage: 4, maxInflightMessages: 8, seed: 1,
+      id: 2n,
+      electionTicks: 10,
+      heartbeatTicks: 1,
+      storage,
+      appliedIndex: 0,
+      preVote: true,
+      checkQuorum: false,
+      maxEntriesPerMessage: 4,
+      maxInflightMessages: 8,
+      seed: 1,
     });
   };
   const torn = coreFrom({ term: 2, vote: 3n, commit: 2 });

@@ -60,19 +60,31 @@ test('the role machine has exactly the role changes Raft allows, each a named ev
 
 test('the role machine has no leader -> candidate, leader -> preCandidate, follower -> leader or preCandidate -> leader edge', () => {
   const pairs = new Set(edgesOf(raftRoleMachine).map((edge) => edge.replace(/ -\w+-> /, ' -> ')));
-  for (const forbidden of ['leader -> candidate', 'leader -> preCandidate', 'follower -> leader', 'preCandidate -> leader']) {
+  for (const forbidden of [
+    'leader -> candidate',
+    'leader -> preCandidate',
+    'follower -> leader',
+    'preCandidate -> leader',
+  ]) {
     assert.equal(pairs.has(forbidden), false, `forbidden edge ${forbidden}`);
   }
   // Only a candidate becomes leader, and only by winning its vote.
-  assert.deepEqual(edgesOf(raftRoleMachine).filter((edge) => edge.endsWith('-> leader')), ['candidate -VOTE_WON-> leader']);
+  assert.deepEqual(
+    edgesOf(raftRoleMachine).filter((edge) => edge.endsWith('-> leader')),
+    ['candidate -VOTE_WON-> leader'],
+  );
 });
 
 test('no role follows a field: no eventless transition changes the role', () => {
   // The root's eventless transition only raises a recorded role change as its named event.
   for (const node of [raftRoleMachine.root, ...Object.values(raftRoleMachine.root.states)]) {
-    for (const transition of node.always ?? []) assert.equal(transition.target, undefined, `${node.key} has an eventless edge`);
+    for (const transition of node.always ?? [])
+      assert.equal(transition.target, undefined, `${node.key} has an eventless edge`);
   }
-  assert.deepEqual(Object.values(raftRoleMachine.root.states).map((node) => node.always ?? []), [[], [], [], []]);
+  assert.deepEqual(
+    Object.values(raftRoleMachine.root.states).map((node) => node.always ?? []),
+    [[], [], [], []],
+  );
 });
 
 /**
@@ -88,9 +100,16 @@ interface Member {
 
 function newMember(id: NodeId, voters: NodeId[], options: { preVote?: boolean; learners?: NodeId[] } = {}): Member {
   const core = newRaftCore({
-    id, storage: MemoryStorage.withConfState(confStateOf(voters, options.learners ?? [])), appliedIndex: 0,
-    electionTicks: 10, heartbeatTicks: 1, preVote: options.preVote ?? false, checkQuorum: false,
-    maxEntriesPerMessage: 64, maxInflightMessages: 256, seed: Number(id),
+    id,
+    storage: MemoryStorage.withConfState(confStateOf(voters, options.learners ?? [])),
+    appliedIndex: 0,
+    electionTicks: 10,
+    heartbeatTicks: 1,
+    preVote: options.preVote ?? false,
+    checkQuorum: false,
+    maxEntriesPerMessage: 64,
+    maxInflightMessages: 256,
+    seed: Number(id),
   });
   const steps: string[] = [];
   const inspect = (inspection: InspectionEvent) => {
@@ -98,7 +117,9 @@ function newMember(id: NodeId, voters: NodeId[], options: { preVote?: boolean; l
     if (inspection._transitions.every((t) => t.eventType === '')) return;
     const targeted = inspection._transitions.find((t) => t.target !== undefined);
     const target = targeted?.target?.[0];
-    steps.push(targeted && target ? `${targeted.source.key} -${inspection.event.type}-> ${target.key}` : inspection.event.type);
+    steps.push(
+      targeted && target ? `${targeted.source.key} -${inspection.event.type}-> ${target.key}` : inspection.event.type,
+    );
   };
   const actor = createActor(raftRoleMachine, { input: { core }, inspect });
   actor.start();
@@ -141,7 +162,12 @@ test('three members elect the campaigner by CAMPAIGN then VOTE_WON, and the vote
   assert.deepEqual(members.map(roleOf), ['leader', 'follower', 'follower']);
   assert.deepEqual(roleChanges(campaigner), ['follower -CAMPAIGN-> candidate', 'candidate -VOTE_WON-> leader']);
   // The first vote response wins: its batch's MESSAGE raises VOTE_WON; the second arrives at the leader.
-  assert.deepEqual(campaigner.steps.slice(0, 4), ['follower -CAMPAIGN-> candidate', 'MESSAGE', 'candidate -VOTE_WON-> leader', 'MESSAGE']);
+  assert.deepEqual(campaigner.steps.slice(0, 4), [
+    'follower -CAMPAIGN-> candidate',
+    'MESSAGE',
+    'candidate -VOTE_WON-> leader',
+    'MESSAGE',
+  ]);
   // A voter learns term 1 from the MsgVote: HIGHER_TERM, then the follower it stays grants the vote.
   assert.deepEqual(voter.steps.slice(0, 3), ['MESSAGE', 'follower -HIGHER_TERM-> follower', 'MESSAGE']);
   assert.deepEqual([voter.core.term, voter.core.vote, voter.core.leaderId], [1, 1n, 1n]);
@@ -154,7 +180,9 @@ test('with pre-vote three members elect the campaigner by CAMPAIGN, PRE_VOTE_WON
   stabilize(members);
   assert.deepEqual(members.map(roleOf), ['leader', 'follower', 'follower']);
   assert.deepEqual(roleChanges(campaigner), [
-    'follower -CAMPAIGN-> preCandidate', 'preCandidate -PRE_VOTE_WON-> candidate', 'candidate -VOTE_WON-> leader',
+    'follower -CAMPAIGN-> preCandidate',
+    'preCandidate -PRE_VOTE_WON-> candidate',
+    'candidate -VOTE_WON-> leader',
   ]);
   assert.equal(campaigner.core.term, 1);
 });
@@ -178,7 +206,10 @@ test('a leader that sees a higher term steps down by HIGHER_TERM, and the follow
   send(leader, { type: 'MESSAGE', messages: [message({ type: MessageType.heartbeat, from: 3n, to: 1n, term: 5 })] });
   assert.deepEqual(leader.steps, ['MESSAGE', 'leader -HIGHER_TERM-> follower', 'MESSAGE']);
   assert.deepEqual([roleOf(leader), leader.core.term, leader.core.vote, leader.core.leaderId], ['follower', 5, 0n, 3n]);
-  assert.deepEqual(leader.core.outbox.map((m) => [m.type, m.to, m.term]), [[MessageType.heartbeatResp, 3n, 5]]);
+  assert.deepEqual(
+    leader.core.outbox.map((m) => [m.type, m.to, m.term]),
+    [[MessageType.heartbeatResp, 3n, 5]],
+  );
 });
 
 test('the rest of a batch after a role change is stepped by the new role', () => {
@@ -191,7 +222,12 @@ test('the rest of a batch after a role change is stepped by the new role', () =>
   const grant = message({ type: MessageType.voteResp, from: voter.id, to: 1n, term: 1 });
   const ack = message({ type: MessageType.appResp, from: voter.id, to: 1n, term: 1, index: 1 });
   send(candidate, { type: 'MESSAGE', messages: [grant, ack] });
-  assert.deepEqual(candidate.steps, ['follower -CAMPAIGN-> candidate', 'MESSAGE', 'candidate -VOTE_WON-> leader', 'MESSAGE']);
+  assert.deepEqual(candidate.steps, [
+    'follower -CAMPAIGN-> candidate',
+    'MESSAGE',
+    'candidate -VOTE_WON-> leader',
+    'MESSAGE',
+  ]);
   assert.equal(candidate.core.log.committed, 1);
 });
 
@@ -199,8 +235,21 @@ test('a lone voter taking TIMEOUT_NOW wins before the rest of its batch is stepp
   // Voter 1 alone, with learner 2 forwarding a proposal right behind a MsgTimeoutNow: the
   // candidacy wins by its own vote at once, so the leader, not the candidate, takes the proposal.
   const member = newMember(1n, [1n], { learners: [2n] });
-  const proposal = message({ type: MessageType.prop, from: 2n, to: 1n, entries: [{ term: 0, index: 0, type: EntryType.normal, data: text('p') }] });
+  const proposal = message({
+    type: MessageType.prop,
+    from: 2n,
+    to: 1n,
+    entries: [{ term: 0, index: 0, type: EntryType.normal, data: text('p') }],
+  });
   send(member, { type: 'MESSAGE', messages: [message({ type: MessageType.timeoutNow, from: 2n, to: 1n }), proposal] });
-  assert.deepEqual(member.steps, ['MESSAGE', 'follower -TIMEOUT_NOW-> candidate', 'candidate -VOTE_WON-> leader', 'MESSAGE']);
-  assert.deepEqual(member.core.log.entriesFrom(1, 10).map((e) => decode(e.data)), ['', 'p']);
+  assert.deepEqual(member.steps, [
+    'MESSAGE',
+    'follower -TIMEOUT_NOW-> candidate',
+    'candidate -VOTE_WON-> leader',
+    'MESSAGE',
+  ]);
+  assert.deepEqual(
+    member.core.log.entriesFrom(1, 10).map((e) => decode(e.data)),
+    ['', 'p'],
+  );
 });

@@ -58,8 +58,10 @@ export class SafetyChecker {
       if (term <= entry.committedByTermMax) continue;
       const held = log.term(index);
       if (held !== entry.term) {
-        throw new SafetyViolation(`leader completeness: leader ${id} of term ${term} has term ${held ?? 'none'} at ` +
-          `${index}, but ${entry.term}/${index} was applied by ${entry.firstAppliedBy}`);
+        throw new SafetyViolation(
+          `leader completeness: leader ${id} of term ${term} has term ${held ?? 'none'} at ` +
+            `${index}, but ${entry.term}/${index} was applied by ${entry.firstAppliedBy}`,
+        );
       }
     }
   }
@@ -68,13 +70,20 @@ export class SafetyChecker {
   onApply(id: NodeId, entry: Entry, data: string): void {
     const known = this.committed.get(entry.index);
     if (known === undefined) {
-      this.committed.set(entry.index, { term: entry.term, data, firstAppliedBy: id, committedByTermMax: this.termMax() });
+      this.committed.set(entry.index, {
+        term: entry.term,
+        data,
+        firstAppliedBy: id,
+        committedByTermMax: this.termMax(),
+      });
       if (entry.index > this.committedIndexMax) this.committedIndexMax = entry.index;
       return;
     }
     if (known.term !== entry.term || known.data !== data) {
-      throw new SafetyViolation(`state machine safety: member ${id} applied ${entry.term}/${entry.index} '${data}' ` +
-        `but member ${known.firstAppliedBy} applied ${known.term}/${entry.index} '${known.data}'`);
+      throw new SafetyViolation(
+        `state machine safety: member ${id} applied ${entry.term}/${entry.index} '${data}' ` +
+          `but member ${known.firstAppliedBy} applied ${known.term}/${entry.index} '${known.data}'`,
+      );
     }
   }
 
@@ -118,8 +127,10 @@ function checkPair(a: LogOf, b: LogOf): void {
     const ea = entriesA[i] as Entry;
     const eb = entriesB[i] as Entry;
     if (ea.term !== eb.term || decode(ea.data) !== decode(eb.data)) {
-      throw new SafetyViolation(`log matching: members ${a.id} and ${b.id} differ at ${ea.index} ` +
-        `(${ea.term} vs ${eb.term}) below their agreeing index ${lo + agreeAt}`);
+      throw new SafetyViolation(
+        `log matching: members ${a.id} and ${b.id} differ at ${ea.index} ` +
+          `(${ea.term} vs ${eb.term}) below their agreeing index ${lo + agreeAt}`,
+      );
     }
   }
 }
@@ -204,13 +215,21 @@ export class RegisterChecker {
   }
 
   /** Checks a read served at `readIndex` against the writes acknowledged before it began. */
-  readServed(id: NodeId, key: string, floorIndex: number, readIndex: number, observed: RegisterValue | undefined): void {
+  readServed(
+    id: NodeId,
+    key: string,
+    floorIndex: number,
+    readIndex: number,
+    observed: RegisterValue | undefined,
+  ): void {
     this.counters.readsServed += 1;
     const observedIndex = observed?.index ?? 0;
     if (readIndex < floorIndex || observedIndex < floorIndex) {
-      throw new SafetyViolation(`linearizable read: member ${id} read ${key} at read index ${readIndex} and saw ` +
-        `'${observed?.value ?? '(absent)'}' from index ${observedIndex}, but a write to ${key} at index ` +
-        `${floorIndex} was acknowledged before the read began`);
+      throw new SafetyViolation(
+        `linearizable read: member ${id} read ${key} at read index ${readIndex} and saw ` +
+          `'${observed?.value ?? '(absent)'}' from index ${observedIndex}, but a write to ${key} at index ` +
+          `${floorIndex} was acknowledged before the read began`,
+      );
     }
   }
 
@@ -221,8 +240,10 @@ export class RegisterChecker {
         const entry = member.applied[acked.index - 1];
         const data = entry ? decode(entry.data) : '(not applied)';
         if (data !== encodeWrite(acked.key, acked.value)) {
-          throw new SafetyViolation(`acknowledged write lost: '${encodeWrite(acked.key, acked.value)}' was ` +
-            `acknowledged at index ${acked.index}, but member ${member.id} has '${data}' there`);
+          throw new SafetyViolation(
+            `acknowledged write lost: '${encodeWrite(acked.key, acked.value)}' was ` +
+              `acknowledged at index ${acked.index}, but member ${member.id} has '${data}' there`,
+          );
         }
       }
     }

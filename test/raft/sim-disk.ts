@@ -52,7 +52,10 @@ export class FakeDisk {
    */
   saveSnapshot(index: number, confState: ConfState, data: Uint8Array): void {
     this.fsync();
-    assert(index <= this.durable.lastIndex(), () => `snapshot at ${index} past durable last index ${this.durable.lastIndex()}`);
+    assert(
+      index <= this.durable.lastIndex(),
+      () => `snapshot at ${index} past durable last index ${this.durable.lastIndex()}`,
+    );
     if (index <= this.durable.snapshot().metadata.index) return;
     this.durable.createSnapshot(index, confState, data);
     this.durable.compact(index);

@@ -18,7 +18,11 @@ export interface NetworkProfile {
 }
 
 export const calmNetwork: NetworkProfile = {
-  dropProbability: 0, duplicateProbability: 0, delayTicksMax: 1, longDelayProbability: 0, longDelayTicksMax: 0,
+  dropProbability: 0,
+  duplicateProbability: 0,
+  delayTicksMax: 1,
+  longDelayProbability: 0,
+  longDelayTicksMax: 0,
 };
 
 export interface NetworkCounters {
@@ -42,7 +46,10 @@ export class FakeNetwork {
   private readonly cut = new Set<string>();
   readonly counters: NetworkCounters = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, cut: 0, longDelayed: 0 };
 
-  constructor(private readonly prng: Prng, profile: NetworkProfile) {
+  constructor(
+    private readonly prng: Prng,
+    profile: NetworkProfile,
+  ) {
     this.profile = profile;
   }
 

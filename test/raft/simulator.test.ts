@@ -17,23 +17,46 @@ const firstSeed = Number(process.env.RAFT_SIM_FIRST_SEED ?? 1);
 function optionsFor(seed: number, traceLengthMax = 60): SimulationOptions {
   const five = seed % 3 === 0;
   return {
-    seed, members: five ? 5 : 3, safetyTicks: five ? 80 : 110, livenessTicksMax: 300,
-    electionTicks: 8, heartbeatTicks: 2, preVote: seed % 2 === 0, checkQuorum: seed % 5 < 3,
+    seed,
+    members: five ? 5 : 3,
+    safetyTicks: five ? 80 : 110,
+    livenessTicksMax: 300,
+    electionTicks: 8,
+    heartbeatTicks: 2,
+    preVote: seed % 2 === 0,
+    checkQuorum: seed % 5 < 3,
     // Most seeds run the role machine as an actor; every tenth folds xstate's pure transition().
-    driverMode: seed % 10 === 7 ? 'pure' : 'actor', traceLengthMax,
+    driverMode: seed % 10 === 7 ? 'pure' : 'actor',
+    traceLengthMax,
   };
 }
 
 function failureReport(result: SimulationResult): string {
   const seed = result.seed;
-  return `simulation failed for seed ${seed} (replay: RAFT_SIM_SEED=${seed} node --test dist/test/raft/simulator.test.js)\n` +
-    `  ${result.failure}\n  last events:\n    ${result.trace.join('\n    ')}`;
+  return (
+    `simulation failed for seed ${seed} (replay: RAFT_SIM_SEED=${seed} node --test dist/test/raft/simulator.test.js)\n` +
+    `  ${result.failure}\n  last events:\n    ${result.trace.join('\n    ')}`
+  );
 }
 
 /** The faults and client paths the sweep must exercise somewhere, or it proves nothing. */
 const statNames: (keyof SimulationStats)[] = [
-  'dropped', 'duplicated', 'longDelayed', 'cut', 'partitions', 'oneWayPartitions', 'heals', 'crashes', 'tornCrashes',
-  'unsyncedWritesLost', 'slowFsyncs', 'compactions', 'snapshotsInstalled', 'transfers', 'writesAcked', 'readsServed',
+  'dropped',
+  'duplicated',
+  'longDelayed',
+  'cut',
+  'partitions',
+  'oneWayPartitions',
+  'heals',
+  'crashes',
+  'tornCrashes',
+  'unsyncedWritesLost',
+  'slowFsyncs',
+  'compactions',
+  'snapshotsInstalled',
+  'transfers',
+  'writesAcked',
+  'readsServed',
 ];
 
 if (replaySeed !== undefined) {
@@ -54,8 +77,10 @@ if (replaySeed !== undefined) {
       livenessTicksMax = Math.max(livenessTicksMax, result.stats.livenessTicks);
     }
     if (seedCount >= 100) for (const [name, total] of totals) assert.ok(total > 0, `no seed exercised ${name}`);
-    console.log(`simulator: ${seedCount} seeds from ${firstSeed}; ${JSON.stringify(Object.fromEntries(totals))}; ` +
-      `slowest liveness ${livenessTicksMax} ticks`);
+    console.log(
+      `simulator: ${seedCount} seeds from ${firstSeed}; ${JSON.stringify(Object.fromEntries(totals))}; ` +
+        `slowest liveness ${livenessTicksMax} ticks`,
+    );
   });
 }
 
@@ -80,7 +105,10 @@ function firstFailure(broken: Partial<SimulationOptions>, seedsMax: number): str
 
 test('the checkers catch an application that replies before its write is durable', () => {
   const failure = firstFailure({ unsafeRepliesBeforeFsync: true }, 1000);
-  assert.match(failure ?? 'no failure', /SafetyViolation: (leader completeness|state machine safety|election safety|acknowledged write lost)/);
+  assert.match(
+    failure ?? 'no failure',
+    /SafetyViolation: (leader completeness|state machine safety|election safety|acknowledged write lost)/,
+  );
 });
 
 test('the checkers catch reads served from local state without ReadIndex', () => {
@@ -96,11 +124,29 @@ test('a member at term 0 holding an entry of term 1 can reject a pre-vote', () =
   const storage = MemoryStorage.withConfState(confStateOf([1n, 2n, 3n]));
   storage.append([{ term: 1, index: 1, type: EntryType.normal, data: new Uint8Array(0) }]);
   const node = new RawNode({
-    id: 2n, storage, appliedIndex: 0, electionTicks: 10, heartbeatTicks: 1, preVote: true, checkQuorum: false,
-    maxEntriesPerMessage: 4, maxInflightMessages: 8, seed: 1, driverMode: 'pure',
+    id: 2n,
+    storage,
+    appliedIndex: 0,
+    electionTicks: 10,
+    heartbeatTicks: 1,
+    preVote: true,
+    checkQuorum: false,
+    maxEntriesPerMessage: 4,
+    maxInflightMessages: 8,
+    seed: 1,
+    driverMode: 'pure',
   });
   node.step({
-    type: MessageType.preVote, from: 1n, to: 2n, term: 2, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0,
+    type: MessageType.preVote,
+    from: 1n,
+    to: 2n,
+    term: 2,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
   });
   const [response] = node.ready().messages;
   assert.equal(response?.type, MessageType.preVoteResp);
@@ -111,7 +157,11 @@ test('a member at term 0 holding an entry of term 1 can reject a pre-vote', () =
 // Found by seed 58151: member 1 granted member 2 a vote in term 2, then voted in term 3, whose
 // leader committed 3/16; the term 2 grant arrived late and made 2 a stale leader without 3/16.
 test('leader completeness binds only leaders of terms after the entry was committed', () => {
-  const logUpTo15 = { firstIndex: () => 1, lastIndex: () => 15, term: (i: number) => (i >= 1 && i <= 15 ? 1 : undefined) };
+  const logUpTo15 = {
+    firstIndex: () => 1,
+    lastIndex: () => 15,
+    term: (i: number) => (i >= 1 && i <= 15 ? 1 : undefined),
+  };
   const checker = new SafetyChecker();
   checker.onLeaderElected(3n, 3);
   checker.onApply(3n, { term: 3, index: 16, type: EntryType.normal, data: text('w') }, 'w');

@@ -14,12 +14,26 @@ import { ProposalDroppedError } from '../../src/raft/errors.js';
 import { RawNode } from '../../machines/raw-node.js';
 import type { MemoryStorage } from '../../src/raft/storage.js';
 import {
-  type ConfState, type Entry, type Message, MessageType, type NodeId, RaftRole, type Ready, noneId,
+  type ConfState,
+  type Entry,
+  type Message,
+  MessageType,
+  type NodeId,
+  RaftRole,
+  type Ready,
+  noneId,
 } from '../../src/raft/types.js';
 import { confStateOf, decode, decodeApplied, encodeApplied, text } from './harness.js';
 import {
-  type ClientCounters, type LogView, RegisterChecker, type RegisterValue, SafetyChecker, SafetyViolation,
-  encodeWrite, parseWrite, registersOf,
+  type ClientCounters,
+  type LogView,
+  RegisterChecker,
+  type RegisterValue,
+  SafetyChecker,
+  SafetyViolation,
+  encodeWrite,
+  parseWrite,
+  registersOf,
 } from './sim-checkers.js';
 import { FakeDisk } from './sim-disk.js';
 import { FakeNetwork, type NetworkCounters, type NetworkProfile, calmNetwork, shuffle } from './sim-network.js';
@@ -174,18 +188,37 @@ export class Simulation {
     const disk = new FakeDisk(confState);
     const storage = disk.recover();
     return {
-      id, node: this.newNode(id, storage, 0, 0), storage, disk, up: true, restartTick: 0, restarts: 0,
-      role: RaftRole.follower, applied: [], appliedIndex: 0, registers: new Map(), confState,
-      pendingWrite: undefined, pendingReads: new Map(),
+      id,
+      node: this.newNode(id, storage, 0, 0),
+      storage,
+      disk,
+      up: true,
+      restartTick: 0,
+      restarts: 0,
+      role: RaftRole.follower,
+      applied: [],
+      appliedIndex: 0,
+      registers: new Map(),
+      confState,
+      pendingWrite: undefined,
+      pendingReads: new Map(),
     };
   }
 
   private newNode(id: NodeId, storage: MemoryStorage, appliedIndex: number, restarts: number): RawNode {
     const o = this.options;
     return new RawNode({
-      id, storage, appliedIndex, electionTicks: o.electionTicks, heartbeatTicks: o.heartbeatTicks, preVote: o.preVote,
-      checkQuorum: o.checkQuorum, maxEntriesPerMessage: 4, maxInflightMessages: 8,
-      seed: o.seed * 31 + Number(id) + restarts * 7919, driverMode: o.driverMode,
+      id,
+      storage,
+      appliedIndex,
+      electionTicks: o.electionTicks,
+      heartbeatTicks: o.heartbeatTicks,
+      preVote: o.preVote,
+      checkQuorum: o.checkQuorum,
+      maxEntriesPerMessage: 4,
+      maxInflightMessages: 8,
+      seed: o.seed * 31 + Number(id) + restarts * 7919,
+      driverMode: o.driverMode,
     });
   }
 
@@ -231,13 +264,18 @@ export class Simulation {
       }
       // Done once every member applied the fresh write and every write acknowledged so far.
       const ackedIndexMax = this.registers.ackedIndexMax();
-      if (this.markerApplied.size === this.members.length && this.members.every((m) => m.appliedIndex >= ackedIndexMax)) {
+      if (
+        this.markerApplied.size === this.members.length &&
+        this.members.every((m) => m.appliedIndex >= ackedIndexMax)
+      ) {
         this.stats.livenessTicks = this.nowTick - startTick;
         return;
       }
     }
-    throw new Error(`liveness: no leader committed a fresh write on every member within ` +
-      `${this.options.livenessTicksMax} ticks of healing (leaders: ${this.leaderSummary()})`);
+    throw new Error(
+      `liveness: no leader committed a fresh write on every member within ` +
+        `${this.options.livenessTicksMax} ticks of healing (leaders: ${this.leaderSummary()})`,
+    );
   }
 
   private leaderSummary(): string {
@@ -321,7 +359,8 @@ export class Simulation {
     const sender = this.liveMember(msg.from);
     if (!sender) return;
     if (msg.type === MessageType.snap) sender.node.reportSnapshot(msg.to, false);
-    else if (msg.type === MessageType.app && connectionBroke && this.prng.chance(0.5)) sender.node.reportUnreachable(msg.to);
+    else if (msg.type === MessageType.app && connectionBroke && this.prng.chance(0.5))
+      sender.node.reportUnreachable(msg.to);
   }
 
   private liveMember(id: NodeId): SimMember | undefined {
@@ -355,7 +394,12 @@ export class Simulation {
     // next Ready, which could reveal a commit, waits for this fsync. Everyone else waits.
     const sendsFirst = m.role === RaftRole.leader || this.options.unsafeRepliesBeforeFsync === true;
     if (sendsFirst) this.send(ready.messages);
-    m.pendingWrite = { ready, needsSync, durableTick: this.nowTick + this.fsyncTicks(needsSync), held: sendsFirst ? [] : ready.messages };
+    m.pendingWrite = {
+      ready,
+      needsSync,
+      durableTick: this.nowTick + this.fsyncTicks(needsSync),
+      held: sendsFirst ? [] : ready.messages,
+    };
     if (!needsSync) this.completeWrite(m);
   }
 
@@ -411,7 +455,9 @@ export class Simulation {
       throw new SafetyViolation(`member ${m.id} applied index ${entry.index} right after ${m.appliedIndex}`);
     }
     if (entry.index > m.disk.durableLastIndex()) {
-      throw new SafetyViolation(`member ${m.id} applied ${entry.index} before it was durable (${m.disk.durableLastIndex()})`);
+      throw new SafetyViolation(
+        `member ${m.id} applied ${entry.index} before it was durable (${m.disk.durableLastIndex()})`,
+      );
     }
     const data = decode(entry.data);
     this.safety.onApply(m.id, entry, data);
@@ -590,7 +636,9 @@ export class Simulation {
     this.stats.crashes += 1;
     if (outcome.torn) this.stats.tornCrashes += 1;
     this.stats.unsyncedWritesLost += outcome.lostWrites;
-    this.note(`crash ${m.id} lost ${outcome.lostWrites} unsynced writes${outcome.torn ? ` (torn, kept ${outcome.keptWrites})` : ''}`);
+    this.note(
+      `crash ${m.id} lost ${outcome.lostWrites} unsynced writes${outcome.torn ? ` (torn, kept ${outcome.keptWrites})` : ''}`,
+    );
   }
 
   /** Restarts from the durable state alone: storage, then the application from its snapshot. */
@@ -605,7 +653,9 @@ export class Simulation {
     m.node = this.newNode(m.id, m.storage, m.appliedIndex, m.restarts);
     m.role = RaftRole.follower;
     m.up = true;
-    this.note(`restart ${m.id} applied=${m.appliedIndex} last=${m.storage.lastIndex()} hs=${JSON.stringify(m.storage.initialState().hardState, bigintJson)}`);
+    this.note(
+      `restart ${m.id} applied=${m.appliedIndex} last=${m.storage.lastIndex()} hs=${JSON.stringify(m.storage.initialState().hardState, bigintJson)}`,
+    );
   }
 
   private compactOne(): void {
@@ -633,11 +683,13 @@ export class Simulation {
 
   private note(event: string | Message): void {
     this.trace.push([this.nowTick, event]);
-    if (this.trace.length > 2 * this.options.traceLengthMax) this.trace.splice(0, this.trace.length - this.options.traceLengthMax);
+    if (this.trace.length > 2 * this.options.traceLengthMax)
+      this.trace.splice(0, this.trace.length - this.options.traceLengthMax);
   }
 
   private formatTrace(): string[] {
-    return this.trace.slice(-this.options.traceLengthMax)
+    return this.trace
+      .slice(-this.options.traceLengthMax)
       .map(([tick, event]) => `${tick} ${typeof event === 'string' ? event : `deliver ${describe(event)}`}`);
   }
 
@@ -692,9 +744,23 @@ function drawFaultProfile(prng: Prng, electionTicks: number): FaultProfile {
 
 function emptyStats(network: NetworkCounters, clients: ClientCounters): SimulationStats {
   return {
-    ...network, ...clients, crashes: 0, tornCrashes: 0, unsyncedWritesLost: 0, partitions: 0, oneWayPartitions: 0,
-    heals: 0, compactions: 0, snapshotsInstalled: 0, transfers: 0, fsyncs: 0, slowFsyncs: 0, leaderTerms: 0,
-    termMax: 0, committedCount: 0, livenessTicks: 0,
+    ...network,
+    ...clients,
+    crashes: 0,
+    tornCrashes: 0,
+    unsyncedWritesLost: 0,
+    partitions: 0,
+    oneWayPartitions: 0,
+    heals: 0,
+    compactions: 0,
+    snapshotsInstalled: 0,
+    transfers: 0,
+    fsyncs: 0,
+    slowFsyncs: 0,
+    leaderTerms: 0,
+    termMax: 0,
+    committedCount: 0,
+    livenessTicks: 0,
   };
 }
 

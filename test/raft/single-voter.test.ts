@@ -4,10 +4,23 @@ import { MemoryStorage, ProposalDroppedError, RawNode } from '../../machines/raw
 import { EntryType, RaftRole } from '../../src/raft/types.js';
 import { confStateOf, decode, text } from './harness.js';
 
-function singleVoter(storage = MemoryStorage.withConfState(confStateOf([1n])), appliedIndex = 0, driverMode: 'pure' | 'actor' = 'actor') {
+function singleVoter(
+  storage = MemoryStorage.withConfState(confStateOf([1n])),
+  appliedIndex = 0,
+  driverMode: 'pure' | 'actor' = 'actor',
+) {
   return new RawNode({
-    id: 1n, storage, appliedIndex, electionTicks: 10, heartbeatTicks: 1, preVote: false, checkQuorum: false,
-    maxEntriesPerMessage: 64, maxInflightMessages: 256, seed: 7, driverMode,
+    id: 1n,
+    storage,
+    appliedIndex,
+    electionTicks: 10,
+    heartbeatTicks: 1,
+    preVote: false,
+    checkQuorum: false,
+    maxEntriesPerMessage: 64,
+    maxInflightMessages: 256,
+    seed: 7,
+    driverMode,
   });
 }
 
@@ -18,7 +31,8 @@ function drain(node: RawNode, storage: MemoryStorage): string[] {
     const ready = node.ready();
     if (ready.hardState) storage.setHardState(ready.hardState);
     storage.append(ready.entries);
-    for (const e of ready.committedEntries) if (e.type === EntryType.normal && e.data.length > 0) applied.push(decode(e.data));
+    for (const e of ready.committedEntries)
+      if (e.type === EntryType.normal && e.data.length > 0) applied.push(decode(e.data));
     node.advance(ready);
   }
   return applied;
@@ -51,8 +65,14 @@ test('a single voter commits a proposal in the same Ready that carries it', () =
   drain(node, storage);
   node.propose(text('x'));
   const ready = node.ready();
-  assert.deepEqual(ready.entries.map((e) => decode(e.data)), ['x']);
-  assert.deepEqual(ready.committedEntries.map((e) => decode(e.data)), ['x']);
+  assert.deepEqual(
+    ready.entries.map((e) => decode(e.data)),
+    ['x'],
+  );
+  assert.deepEqual(
+    ready.committedEntries.map((e) => decode(e.data)),
+    ['x'],
+  );
   assert.equal(ready.hardState?.commit, 2);
 });
 
@@ -104,7 +124,10 @@ test('a restarted single voter resumes from storage and keeps its log', () => {
   restarted.propose(text('c'));
   assert.deepEqual(drain(restarted, storage), ['c']);
   assert.equal(restarted.status().term, 2);
-  assert.deepEqual(storage.entries(1, storage.lastIndex() + 1).map((e) => e.term), [1, 1, 1, 2, 2]);
+  assert.deepEqual(
+    storage.entries(1, storage.lastIndex() + 1).map((e) => e.term),
+    [1, 1, 1, 2, 2],
+  );
 });
 
 test('a restart with an older applied index re-delivers the committed tail', () => {
@@ -117,12 +140,26 @@ test('a restart with an older applied index re-delivers the committed tail', () 
   drain(first, storage);
   const restarted = singleVoter(storage, 2);
   const ready = restarted.ready();
-  assert.deepEqual(ready.committedEntries.map((e) => decode(e.data)), ['b']);
+  assert.deepEqual(
+    ready.committedEntries.map((e) => decode(e.data)),
+    ['b'],
+  );
 });
 
 test('an invariant failure inside the role machine throws synchronously from the call', () => {
   const storage = MemoryStorage.withConfState(confStateOf([1n, 2n]));
   const node = singleVoter(storage);
-  const badSnapshot = { type: 7, to: 1n, from: 2n, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 };
+  const badSnapshot = {
+    type: 7,
+    to: 1n,
+    from: 2n,
+    term: 1,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
+  };
   assert.throws(() => node.step(badSnapshot), /MsgSnap without a snapshot/);
 });

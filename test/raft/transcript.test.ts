@@ -33,12 +33,20 @@ function parse(source: string): Case[] {
 }
 
 const typeNames: Record<number, string> = {
-  [MessageType.prop]: 'MsgProp', [MessageType.app]: 'MsgApp', [MessageType.appResp]: 'MsgAppResp',
-  [MessageType.vote]: 'MsgVote', [MessageType.voteResp]: 'MsgVoteResp', [MessageType.snap]: 'MsgSnap',
-  [MessageType.heartbeat]: 'MsgHeartbeat', [MessageType.heartbeatResp]: 'MsgHeartbeatResp',
-  [MessageType.transferLeader]: 'MsgTransferLeader', [MessageType.timeoutNow]: 'MsgTimeoutNow',
-  [MessageType.readIndex]: 'MsgReadIndex', [MessageType.readIndexResp]: 'MsgReadIndexResp',
-  [MessageType.preVote]: 'MsgPreVote', [MessageType.preVoteResp]: 'MsgPreVoteResp',
+  [MessageType.prop]: 'MsgProp',
+  [MessageType.app]: 'MsgApp',
+  [MessageType.appResp]: 'MsgAppResp',
+  [MessageType.vote]: 'MsgVote',
+  [MessageType.voteResp]: 'MsgVoteResp',
+  [MessageType.snap]: 'MsgSnap',
+  [MessageType.heartbeat]: 'MsgHeartbeat',
+  [MessageType.heartbeatResp]: 'MsgHeartbeatResp',
+  [MessageType.transferLeader]: 'MsgTransferLeader',
+  [MessageType.timeoutNow]: 'MsgTimeoutNow',
+  [MessageType.readIndex]: 'MsgReadIndex',
+  [MessageType.readIndexResp]: 'MsgReadIndexResp',
+  [MessageType.preVote]: 'MsgPreVote',
+  [MessageType.preVoteResp]: 'MsgPreVoteResp',
 };
 
 export function formatMessage(m: Message): string {
@@ -54,10 +62,17 @@ export function formatMessage(m: Message): string {
 function formatReady(id: bigint, ready: Ready): string[] {
   const lines = [`> ${id} handling Ready`];
   if (ready.softState) lines.push(`  Lead:${ready.softState.leaderId} State:${ready.softState.role}`);
-  if (ready.hardState) lines.push(`  HardState Term:${ready.hardState.term} Vote:${ready.hardState.vote} Commit:${ready.hardState.commit}`);
-  if (ready.entries.length > 0) lines.push(`  Entries: ${ready.entries.map((e) => `${e.term}/${e.index}${e.data.length ? ` ${decode(e.data)}` : ''}`).join(', ')}`);
+  if (ready.hardState)
+    lines.push(
+      `  HardState Term:${ready.hardState.term} Vote:${ready.hardState.vote} Commit:${ready.hardState.commit}`,
+    );
+  if (ready.entries.length > 0)
+    lines.push(
+      `  Entries: ${ready.entries.map((e) => `${e.term}/${e.index}${e.data.length ? ` ${decode(e.data)}` : ''}`).join(', ')}`,
+    );
   if (ready.snapshot) lines.push(`  Snapshot: ${ready.snapshot.metadata.term}/${ready.snapshot.metadata.index}`);
-  if (ready.committedEntries.length > 0) lines.push(`  CommittedEntries: ${ready.committedEntries.map((e) => `${e.term}/${e.index}`).join(', ')}`);
+  if (ready.committedEntries.length > 0)
+    lines.push(`  CommittedEntries: ${ready.committedEntries.map((e) => `${e.term}/${e.index}`).join(', ')}`);
   for (const rs of ready.readStates) lines.push(`  ReadState: index ${rs.index} ctx ${decode(rs.requestCtx)}`);
   for (const m of ready.messages) lines.push(`  ${formatMessage(m)}`);
   return lines;
@@ -78,26 +93,54 @@ class Interpreter {
       switch (verb) {
         case 'add-nodes': {
           const ids = Array.from({ length: Number(args[0]) }, (_, i) => BigInt(i + 1));
-          const options: MemberOptions = { preVote: args.includes('prevote'), checkQuorum: args.includes('checkquorum') };
+          const options: MemberOptions = {
+            preVote: args.includes('prevote'),
+            checkQuorum: args.includes('checkquorum'),
+          };
           this.cluster = new Cluster(ids, options);
           this.wrapReady(out);
-          out.push(`ok: ${ids.length} members${options.preVote ? ' prevote' : ''}${options.checkQuorum ? ' checkquorum' : ''}`);
+          out.push(
+            `ok: ${ids.length} members${options.preVote ? ' prevote' : ''}${options.checkQuorum ? ' checkquorum' : ''}`,
+          );
           break;
         }
-        case 'campaign': c().member(id(0)).node.campaign(); break;
-        case 'propose': c().member(id(0)).node.propose(text(args[1] ?? '')); break;
-        case 'read-index': c().member(id(0)).node.readIndex(text(args[1] ?? '')); break;
-        case 'transfer-leader': c().member(id(0)).node.transferLeader(id(1)); break;
-        case 'tick': c().tick(id(0), Number(args[1] ?? 1)); break;
-        case 'isolate': c().isolated.add(id(0)); break;
-        case 'heal': c().isolated.clear(); break;
-        case 'stabilize': this.stabilize(out); break;
+        case 'campaign':
+          c().member(id(0)).node.campaign();
+          break;
+        case 'propose':
+          c()
+            .member(id(0))
+            .node.propose(text(args[1] ?? ''));
+          break;
+        case 'read-index':
+          c()
+            .member(id(0))
+            .node.readIndex(text(args[1] ?? ''));
+          break;
+        case 'transfer-leader':
+          c().member(id(0)).node.transferLeader(id(1));
+          break;
+        case 'tick':
+          c().tick(id(0), Number(args[1] ?? 1));
+          break;
+        case 'isolate':
+          c().isolated.add(id(0));
+          break;
+        case 'heal':
+          c().isolated.clear();
+          break;
+        case 'stabilize':
+          this.stabilize(out);
+          break;
         case 'status': {
           const s = c().member(id(0)).node.status();
-          out.push(`${s.id}: ${s.role} term=${s.term} vote=${s.vote} commit=${s.commit} applied=${s.applied} lead=${s.leaderId}`);
+          out.push(
+            `${s.id}: ${s.role} term=${s.term} vote=${s.vote} commit=${s.commit} applied=${s.applied} lead=${s.leaderId}`,
+          );
           break;
         }
-        default: throw new Error(`unknown command ${verb}`);
+        default:
+          throw new Error(`unknown command ${verb}`);
       }
     } catch (error) {
       if (!(error instanceof ProposalDroppedError)) throw error;
@@ -119,7 +162,9 @@ class Interpreter {
   }
 }
 
-for (const file of readdirSync(testdataDir).filter((f) => f.endsWith('.txt')).sort()) {
+for (const file of readdirSync(testdataDir)
+  .filter((f) => f.endsWith('.txt'))
+  .sort()) {
   test(`transcript ${file} matches its expected output`, () => {
     const path = join(testdataDir, file);
     const cases = parse(readFileSync(path, 'utf8'));

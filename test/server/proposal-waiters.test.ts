@@ -5,7 +5,12 @@ import { ProposalWaiters } from '../../src/server/proposal-waiters.js';
 
 function propose(waiters: ProposalWaiters<string>, seen: string[]): number {
   const id = waiters.issueId();
-  waiters.add(id, Uint8Array.of(id), (value) => seen.push(`${id} resolved ${value}`), (error) => seen.push(`${id} rejected ${error.message}`));
+  waiters.add(
+    id,
+    Uint8Array.of(id),
+    (value) => seen.push(`${id} resolved ${value}`),
+    (error) => seen.push(`${id} rejected ${error.message}`),
+  );
   return id;
 }
 
@@ -22,8 +27,14 @@ test('proposals made since the last batch leave together, in order, and stay reg
   const ids = [propose(waiters, seen), propose(waiters, seen)];
   assert.equal(waiters.hasUnproposed, true);
   const batch = waiters.takeBatch();
-  assert.deepEqual(batch.map((proposal) => proposal.id), ids);
-  assert.deepEqual(batch.map((proposal) => [...proposal.data]), [[1], [2]]);
+  assert.deepEqual(
+    batch.map((proposal) => proposal.id),
+    ids,
+  );
+  assert.deepEqual(
+    batch.map((proposal) => [...proposal.data]),
+    [[1], [2]],
+  );
   assert.equal(waiters.hasUnproposed, false);
   assert.deepEqual(waiters.takeBatch(), []);
   assert.equal(waiters.size, 2);
@@ -64,5 +75,14 @@ test('stopping fails proposals in the batch and those already handed to Raft, ea
 
 test('an ID that was never issued cannot be registered', () => {
   const waiters = new ProposalWaiters<string>();
-  assert.throws(() => waiters.add(1, new Uint8Array(), () => undefined, () => undefined), /proposal ID 1 was never issued/);
+  assert.throws(
+    () =>
+      waiters.add(
+        1,
+        new Uint8Array(),
+        () => undefined,
+        () => undefined,
+      ),
+    /proposal ID 1 was never issued/,
+  );
 });

@@ -6,7 +6,11 @@ import { Waiters } from '../../src/server/waiters.js';
 
 function recorder() {
   const seen: string[] = [];
-  return { seen, resolve: (value: string) => seen.push(`resolved ${value}`), reject: (error: Error) => seen.push(`rejected ${error.message}`) };
+  return {
+    seen,
+    resolve: (value: string) => seen.push(`resolved ${value}`),
+    reject: (error: Error) => seen.push(`rejected ${error.message}`),
+  };
 }
 
 test('a registered waiter is taken once and answered through its own callbacks', () => {
@@ -32,7 +36,10 @@ test('a waiter answered twice throws, naming its ID', () => {
   waiters.register(5, only.resolve, only.reject);
   const waiter = waiters.take(5);
   waiter?.resolve('once');
-  assert.throws(() => waiter?.reject(new Error('twice')), (error: Error) => error instanceof AssertionError && /waiter 5 answered once/.test(error.message));
+  assert.throws(
+    () => waiter?.reject(new Error('twice')),
+    (error: Error) => error instanceof AssertionError && /waiter 5 answered once/.test(error.message),
+  );
   assert.deepEqual(only.seen, ['resolved once']);
 });
 
@@ -40,7 +47,10 @@ test('registering an ID that still waits throws instead of losing the first wait
   const waiters = new Waiters<number, string>();
   const first = recorder();
   waiters.register(1, first.resolve, first.reject);
-  assert.throws(() => waiters.register(1, first.resolve, first.reject), /a waiter for 1 is registered while one still waits/);
+  assert.throws(
+    () => waiters.register(1, first.resolve, first.reject),
+    /a waiter for 1 is registered while one still waits/,
+  );
 });
 
 test('failing all rejects each waiter with its own error and leaves none', () => {

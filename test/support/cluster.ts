@@ -99,22 +99,32 @@ export class ClusterMember {
   /** The OS process id of the running member; throws when it is not running. */
   get pid(): number {
     const pid = this.child?.pid;
-    if (pid === undefined || !this.running) throw new Error(`member ${this.name} (${this.command.label}) is not running`);
+    if (pid === undefined || !this.running)
+      throw new Error(`member ${this.name} (${this.command.label}) is not running`);
     return pid;
   }
 
   /** The etcd flags this member starts with; identical for etcd and tsetcd. */
   flags(): string[] {
     return [
-      '--name', this.name,
-      '--data-dir', this.dataDir,
-      '--listen-client-urls', this.clientUrl,
-      '--advertise-client-urls', this.clientUrl,
-      '--listen-peer-urls', this.peerUrl,
-      '--initial-advertise-peer-urls', this.peerUrl,
-      '--initial-cluster', this.initialCluster,
-      '--initial-cluster-state', 'new',
-      '--initial-cluster-token', `tsetcd-test-${this.command.label}`,
+      '--name',
+      this.name,
+      '--data-dir',
+      this.dataDir,
+      '--listen-client-urls',
+      this.clientUrl,
+      '--advertise-client-urls',
+      this.clientUrl,
+      '--listen-peer-urls',
+      this.peerUrl,
+      '--initial-advertise-peer-urls',
+      this.peerUrl,
+      '--initial-cluster',
+      this.initialCluster,
+      '--initial-cluster-state',
+      'new',
+      '--initial-cluster-token',
+      `tsetcd-test-${this.command.label}`,
       ...this.extraFlags,
     ];
   }
@@ -124,7 +134,9 @@ export class ClusterMember {
     if (this.running) throw new Error(`spawn expects a stopped member, ${this.name} is running`);
     const logFd = openSync(this.logPath, 'a');
     try {
-      const child = spawn(this.command.command, [...this.command.args, ...this.flags()], { stdio: ['ignore', logFd, logFd] });
+      const child = spawn(this.command.command, [...this.command.args, ...this.flags()], {
+        stdio: ['ignore', logFd, logFd],
+      });
       this.child = child;
       this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
       child.once('error', () => undefined);
@@ -140,7 +152,8 @@ export class ClusterMember {
     const deadline = Date.now() + waitMs;
     let lastProblem = 'no probe yet';
     while (Date.now() < deadline) {
-      if (!this.running) throw new Error(`${this.describe()} exited before becoming healthy; log tail:\n${this.logTail()}`);
+      if (!this.running)
+        throw new Error(`${this.describe()} exited before becoming healthy; log tail:\n${this.logTail()}`);
       lastProblem = await probeHealth(this.clientUrl);
       if (lastProblem === '') return;
       await sleep(pollIntervalMs);
@@ -152,7 +165,10 @@ export class ClusterMember {
   async stop(graceMs = stopGraceMsDefault): Promise<void> {
     if (!this.running) return;
     this.child?.kill('SIGTERM');
-    const stopped = await Promise.race([this.exited.then(() => true), sleep(graceMs, undefined, { ref: false }).then(() => false)]);
+    const stopped = await Promise.race([
+      this.exited.then(() => true),
+      sleep(graceMs, undefined, { ref: false }).then(() => false),
+    ]);
     if (!stopped) await this.kill9();
   }
 
@@ -199,7 +215,8 @@ export class Cluster {
   /** Spawns all members at once, then waits until every one is healthy. */
   static async start(options: ClusterOptions): Promise<Cluster> {
     const size = options.size ?? 3;
-    if (!Number.isInteger(size) || size < 1 || size > clusterSizeMax) throw new Error(`expected a cluster size in 1..${clusterSizeMax}, saw ${size}`);
+    if (!Number.isInteger(size) || size < 1 || size > clusterSizeMax)
+      throw new Error(`expected a cluster size in 1..${clusterSizeMax}, saw ${size}`);
     const ports = await freePorts(2 * size);
     const workDir = await mkdtemp(join(tmpdir(), `tsetcd-cluster-${options.command.label}-`));
     const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
@@ -208,7 +225,16 @@ export class Cluster {
     const members = names.map((name, i) => {
       const memberDir = join(workDir, name);
       const healthWaitMs = options.healthWaitMs ?? healthWaitMsDefault;
-      return new ClusterMember(options.command, name, ports[2 * i] as number, peerPort(i), memberDir, initialCluster, options.extraFlags ?? [], healthWaitMs);
+      return new ClusterMember(
+        options.command,
+        name,
+        ports[2 * i] as number,
+        peerPort(i),
+        memberDir,
+        initialCluster,
+        options.extraFlags ?? [],
+        healthWaitMs,
+      );
     });
     const cluster = new Cluster(options.command, members, workDir);
     try {
@@ -233,7 +259,8 @@ export class Cluster {
 
   member(name: string): ClusterMember {
     const found = this.members.find((m) => m.name === name);
-    if (found === undefined) throw new Error(`expected a member named ${name}, saw ${this.members.map((m) => m.name).join(', ')}`);
+    if (found === undefined)
+      throw new Error(`expected a member named ${name}, saw ${this.members.map((m) => m.name).join(', ')}`);
     return found;
   }
 
@@ -244,7 +271,12 @@ export class Cluster {
   async leader(waitMs = leaderWaitMsDefault): Promise<ClusterMember> {
     try {
       // Asked again each poll: a member that stops by itself (removed from the cluster) drops out.
-      return await agreedLeader(() => this.running(), (m) => m.clientUrl, (m) => m.name, waitMs);
+      return await agreedLeader(
+        () => this.running(),
+        (m) => m.clientUrl,
+        (m) => m.name,
+        waitMs,
+      );
     } catch (error) {
       throw new Error(`${this.command.label} cluster ${(error as Error).message}`);
     }
@@ -271,7 +303,12 @@ export class Cluster {
  * Polls the members `candidates()` lists (asked again each poll) until every one reports the same
  * leader and that leader is among them, and returns it.
  */
-export async function agreedLeader<T>(candidates: () => readonly T[], urlOf: (candidate: T) => string, nameOf: (candidate: T) => string, waitMs = leaderWaitMsDefault): Promise<T> {
+export async function agreedLeader<T>(
+  candidates: () => readonly T[],
+  urlOf: (candidate: T) => string,
+  nameOf: (candidate: T) => string,
+  waitMs = leaderWaitMsDefault,
+): Promise<T> {
   const deadline = Date.now() + waitMs;
   let lastSeen = 'no status yet';
   while (Date.now() < deadline) {
@@ -281,7 +318,12 @@ export async function agreedLeader<T>(candidates: () => readonly T[], urlOf: (ca
     const [leaderId] = leaders;
     const index = statuses.findIndex((s) => !(s instanceof Error) && s.memberId === leaderId);
     if (leaders.size === 1 && leaderId !== '0' && index >= 0) return members[index] as T;
-    lastSeen = statuses.map((s, i) => `${nameOf(members[i] as T)}: ${s instanceof Error ? s.message.split('\n')[0] : `leader ${s.leaderId} term ${s.raftTerm}`}`).join('; ');
+    lastSeen = statuses
+      .map(
+        (s, i) =>
+          `${nameOf(members[i] as T)}: ${s instanceof Error ? s.message.split('\n')[0] : `leader ${s.leaderId} term ${s.raftTerm}`}`,
+      )
+      .join('; ');
     await sleep(pollIntervalMs);
   }
   throw new Error(`has no agreed leader after ${waitMs} ms (${lastSeen})`);
@@ -289,9 +331,17 @@ export async function agreedLeader<T>(candidates: () => readonly T[], urlOf: (ca
 
 /** One member's `etcdctl endpoint status -w json`, with 64-bit IDs kept exact. */
 export async function endpointStatus(endpoint: string): Promise<EndpointStatus> {
-  const result = await runEtcdctl(endpoint, ['endpoint', 'status', '-w', 'json', `--command-timeout=${statusCommandTimeout}`]);
+  const result = await runEtcdctl(endpoint, [
+    'endpoint',
+    'status',
+    '-w',
+    'json',
+    `--command-timeout=${statusCommandTimeout}`,
+  ]);
   if (result.code !== 0) throw new Error(`endpoint status of ${endpoint} failed: ${result.stderr.trim()}`);
-  const [entry] = parseEtcdctlJson(result.stdout) as Array<{ Status?: Record<string, unknown> & { header?: Record<string, unknown> } }>;
+  const [entry] = parseEtcdctlJson(result.stdout) as Array<{
+    Status?: Record<string, unknown> & { header?: Record<string, unknown> };
+  }>;
   const status = entry?.Status;
   if (status === undefined) throw new Error(`expected one status from ${endpoint}, saw ${result.stdout}`);
   return {
@@ -341,9 +391,19 @@ export async function assertHashesAgree(cluster: Cluster, waitMs: number): Promi
   await pollUntil('agreeing hashkv across members', waitMs, async () => {
     const result = await runEtcdctl(cluster.endpoints().join(','), ['endpoint', 'hashkv', '-w', 'json']);
     if (result.code !== 0) return `hashkv failed: ${result.stderr.trim()}`;
-    const entries = parseEtcdctlJson(result.stdout) as Array<{ Endpoint: string; HashKV: { hash?: number; header: { revision?: number } } }>;
-    if (entries.length !== cluster.members.length) return `expected ${cluster.members.length} hashes, saw ${result.stdout}`;
-    const distinct = new Set(entries.map((e) => `hash ${e.HashKV.hash ?? 0} at revision ${e.HashKV.header.revision ?? 0}`));
-    return distinct.size === 1 ? '' : entries.map((e) => `${e.Endpoint}: hash ${e.HashKV.hash ?? 0} at revision ${e.HashKV.header.revision ?? 0}`).join('; ');
+    const entries = parseEtcdctlJson(result.stdout) as Array<{
+      Endpoint: string;
+      HashKV: { hash?: number; header: { revision?: number } };
+    }>;
+    if (entries.length !== cluster.members.length)
+      return `expected ${cluster.members.length} hashes, saw ${result.stdout}`;
+    const distinct = new Set(
+      entries.map((e) => `hash ${e.HashKV.hash ?? 0} at revision ${e.HashKV.header.revision ?? 0}`),
+    );
+    return distinct.size === 1
+      ? ''
+      : entries
+          .map((e) => `${e.Endpoint}: hash ${e.HashKV.hash ?? 0} at revision ${e.HashKV.header.revision ?? 0}`)
+          .join('; ');
   });
 }

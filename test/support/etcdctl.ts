@@ -18,7 +18,11 @@ export interface EtcdctlOptions {
 }
 
 /** Runs `etcdctl --endpoints=<endpoint> ...args` with ETCDCTL_API=3. */
-export function runEtcdctl(endpoint: string, args: readonly string[], options: EtcdctlOptions = {}): Promise<CommandResult> {
+export function runEtcdctl(
+  endpoint: string,
+  args: readonly string[],
+  options: EtcdctlOptions = {},
+): Promise<CommandResult> {
   return runCommand(etcdctlBinaryPath, [`--endpoints=${endpoint}`, ...args], { ...options, env: { ETCDCTL_API: '3' } });
 }
 

@@ -5,7 +5,13 @@
  * agree with, and as a client-side mapping.
  */
 import { errors } from '../../src/api/errors.js';
-import { headerToWire, keyValueToWire, type WireHeader, type WireKeyValue, type WireLong } from '../../src/api/proto-wire.js';
+import {
+  headerToWire,
+  keyValueToWire,
+  type WireHeader,
+  type WireKeyValue,
+  type WireLong,
+} from '../../src/api/proto-wire.js';
 import { CompareTarget } from '../../src/api/types.js';
 import type {
   Compare,
@@ -341,4 +347,3 @@ export function keyValueFromWire(wire: WireKeyValue): KeyValue {
     lease: toBigInt(wire.lease),
   };
 }
-

@@ -97,13 +97,20 @@ export class Member {
   /** The etcd flags this member starts with; the same for every kind of member. */
   flags(): string[] {
     return [
-      '--name', this.name,
-      '--data-dir', this.dataDir,
-      '--listen-client-urls', this.clientUrl,
-      '--advertise-client-urls', this.clientUrl,
-      '--listen-peer-urls', this.peerUrl,
-      '--initial-advertise-peer-urls', this.peerUrl,
-      '--initial-cluster', `${this.name}=${this.peerUrl}`,
+      '--name',
+      this.name,
+      '--data-dir',
+      this.dataDir,
+      '--listen-client-urls',
+      this.clientUrl,
+      '--advertise-client-urls',
+      this.clientUrl,
+      '--listen-peer-urls',
+      this.peerUrl,
+      '--initial-advertise-peer-urls',
+      this.peerUrl,
+      '--initial-cluster',
+      `${this.name}=${this.peerUrl}`,
       ...this.extraFlags,
     ];
   }
@@ -112,7 +119,10 @@ export class Member {
   async stop(graceMs = stopGraceMsDefault): Promise<void> {
     if (!this.running) return;
     this.child?.kill('SIGTERM');
-    const stopped = await Promise.race([this.exited.then(() => true), sleep(graceMs, undefined, { ref: false }).then(() => false)]);
+    const stopped = await Promise.race([
+      this.exited.then(() => true),
+      sleep(graceMs, undefined, { ref: false }).then(() => false),
+    ]);
     if (!stopped) await this.kill9();
   }
 
@@ -178,7 +188,9 @@ export class Member {
       await sleep(healthProbeIntervalMs);
     }
     await this.kill9();
-    throw new Error(`${this.command.label} not healthy after ${this.healthWaitMs} ms (${lastProblem}); log tail:\n${this.logTail()}`);
+    throw new Error(
+      `${this.command.label} not healthy after ${this.healthWaitMs} ms (${lastProblem}); log tail:\n${this.logTail()}`,
+    );
   }
 }
 

@@ -16,7 +16,9 @@ export interface MemberCommand {
 }
 
 /** The system under test, or why it cannot run here. */
-export type SutLookup = { readonly command: MemberCommand; readonly skipReason?: undefined } | { readonly command?: undefined; readonly skipReason: string };
+export type SutLookup =
+  | { readonly command: MemberCommand; readonly skipReason?: undefined }
+  | { readonly command?: undefined; readonly skipReason: string };
 
 export const etcdBinaryPath = '/usr/bin/etcd';
 export const etcdctlBinaryPath = '/usr/bin/etcdctl';
@@ -37,7 +39,9 @@ export function sutCommand(env: NodeJS.ProcessEnv = process.env): SutLookup {
   // points at a moved entry point would otherwise skip every test that starts a member.
   for (const required of [launcher, compiledMain]) {
     if (!existsSync(required)) {
-      throw new Error(`tsetcd is not built: ${required} is missing (run npm run build, or set TSETCD_CMD to test another binary)`);
+      throw new Error(
+        `tsetcd is not built: ${required} is missing (run npm run build, or set TSETCD_CMD to test another binary)`,
+      );
     }
   }
   return { command: { label: 'tsetcd', command: process.execPath, args: [launcher] } };
@@ -47,6 +51,11 @@ export function sutCommand(env: NodeJS.ProcessEnv = process.env): SutLookup {
 function commandFromString(text: string): MemberCommand {
   const [command, ...args] = text.split(/\s+/);
   if (command === undefined) throw new Error(`expected a command in TSETCD_CMD, saw "${text}"`);
-  const label = basename(command) === 'etcd' ? 'etcd-as-sut' : args.some((a) => a.endsWith('tsetcd.js')) ? 'tsetcd' : basename(command);
+  const label =
+    basename(command) === 'etcd'
+      ? 'etcd-as-sut'
+      : args.some((a) => a.endsWith('tsetcd.js'))
+        ? 'tsetcd'
+        : basename(command);
   return { label, command, args };
 }

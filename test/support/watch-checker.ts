@@ -53,7 +53,8 @@ export class WriteHistory {
 
   acknowledge(intent: WriteIntent, revision: number, headerRevision: number, deleted: readonly string[]): void {
     const other = this.acknowledged.get(revision);
-    if (other !== undefined) this.problems.push(`writes ${other.intent.id} and ${intent.id} were both acknowledged at revision ${revision}`);
+    if (other !== undefined)
+      this.problems.push(`writes ${other.intent.id} and ${intent.id} were both acknowledged at revision ${revision}`);
     this.acknowledged.set(revision, { intent, headerRevision, deleted });
   }
 
@@ -63,7 +64,9 @@ export class WriteHistory {
 
   /** Acknowledged writes whose response header named another revision than the one they made. */
   headerMismatches(): string[] {
-    return [...this.acknowledged].filter(([revision, ack]) => ack.headerRevision !== revision).map(([revision, ack]) => `${ack.intent.id} made ${revision}, header said ${ack.headerRevision}`);
+    return [...this.acknowledged]
+      .filter(([revision, ack]) => ack.headerRevision !== revision)
+      .map(([revision, ack]) => `${ack.intent.id} made ${revision}, header said ${ack.headerRevision}`);
   }
 }
 
@@ -102,7 +105,12 @@ export function eventText(event: Pick<SeenEvent, 'type' | 'key' | 'value' | 'pre
  * by the one unknown-outcome write whose unique put values some watcher saw there. `views` are the
  * events watchers saw, used only to identify which unknown write made a revision.
  */
-export function resolveHistory(history: WriteHistory, views: ReadonlyArray<ReadonlyMap<number, readonly SeenEvent[]>>, first: number, last: number): Resolution {
+export function resolveHistory(
+  history: WriteHistory,
+  views: ReadonlyArray<ReadonlyMap<number, readonly SeenEvent[]>>,
+  first: number,
+  last: number,
+): Resolution {
   const problems = [...history.problems];
   const model = new Map<string, string>();
   const events = new Map<number, EventText[]>();
@@ -116,10 +124,14 @@ export function resolveHistory(history: WriteHistory, views: ReadonlyArray<Reado
     events.set(revision, applied.events);
     eventsWithPrev.set(revision, applied.eventsWithPrev);
     if (ack !== undefined && ack.deleted.join(',') !== applied.deleted.join(',')) {
-      problems.push(`revision ${revision} (${intent.id}): the delete reported [${ack.deleted.join(', ')}] deleted, the replayed history says [${applied.deleted.join(', ')}]`);
+      problems.push(
+        `revision ${revision} (${intent.id}): the delete reported [${ack.deleted.join(', ')}] deleted, the replayed history says [${applied.deleted.join(', ')}]`,
+      );
     }
   }
-  for (const [revision] of history.acknowledged) if (revision < first || revision > last) problems.push(`an acknowledged write made revision ${revision}, outside ${first}..${last}`);
+  for (const [revision] of history.acknowledged)
+    if (revision < first || revision > last)
+      problems.push(`an acknowledged write made revision ${revision}, outside ${first}..${last}`);
   return { first, last, events, eventsWithPrev, finalState: model, unknownApplied, problems };
 }
 
@@ -134,7 +146,13 @@ function identifyUnknown(
   const seen = new Set<string>();
   for (const view of views) {
     const events = view.get(revision);
-    if (events !== undefined) seen.add(events.filter((e) => e.type === 'PUT').map((e) => `${e.key}=${e.value}`).join(','));
+    if (events !== undefined)
+      seen.add(
+        events
+          .filter((e) => e.type === 'PUT')
+          .map((e) => `${e.key}=${e.value}`)
+          .join(','),
+      );
   }
   if (seen.size === 0) {
     problems.push(`revision ${revision}: no acknowledged write made it and no watcher saw it`);
@@ -144,7 +162,8 @@ function identifyUnknown(
     const match = history.unknown.find((u) => u.intent.puts.map(([k, v]) => `${k}=${v}`).join(',') === puts);
     if (match === undefined) continue;
     const earlier = applied.get(match.intent.id);
-    if (earlier !== undefined) problems.push(`write ${match.intent.id} (outcome unknown) appears at revisions ${earlier} and ${revision}`);
+    if (earlier !== undefined)
+      problems.push(`write ${match.intent.id} (outcome unknown) appears at revisions ${earlier} and ${revision}`);
     applied.set(match.intent.id, revision);
     return match.intent;
   }
@@ -153,11 +172,15 @@ function identifyUnknown(
 }
 
 /** Applies one intent to the model and returns the events it makes, deletes first, in key order. */
-function applyIntent(model: Map<string, string>, intent: WriteIntent): { events: EventText[]; eventsWithPrev: EventText[]; deleted: string[] } {
+function applyIntent(
+  model: Map<string, string>,
+  intent: WriteIntent,
+): { events: EventText[]; eventsWithPrev: EventText[]; deleted: string[] } {
   const events: EventText[] = [];
   const eventsWithPrev: EventText[] = [];
   const range = intent.deleteRange;
-  const deleted = range === undefined ? [] : [...model.keys()].filter((k) => k >= range.key && k < range.rangeEnd).sort();
+  const deleted =
+    range === undefined ? [] : [...model.keys()].filter((k) => k >= range.key && k < range.rangeEnd).sort();
   for (const key of deleted) {
     events.push(eventText({ type: 'DELETE', key, value: '', prev: undefined }));
     eventsWithPrev.push(eventText({ type: 'DELETE', key, value: '', prev: model.get(key) ?? '-' }));
@@ -208,7 +231,8 @@ export class ResumingWatcher {
 
   /** Opens the first segment: from `startRevision`, or from now when it is 'now'. */
   async start(endpoint: string, startRevision: number | 'now'): Promise<void> {
-    if (this.segments.length !== 0) throw new Error(`${this.name}: start expects a new watcher, it has ${this.segments.length} segments`);
+    if (this.segments.length !== 0)
+      throw new Error(`${this.name}: start expects a new watcher, it has ${this.segments.length} segments`);
     // grpc-js shares one subchannel per address across clients; after a member restarts, that
     // subchannel may still be in reconnect backoff and fail a new stream at once. Nothing was
     // created then, so trying again loses nothing.
@@ -233,7 +257,8 @@ export class ResumingWatcher {
   /** The highest revision received over all segments, or the start revision - 1 when none yet. */
   reached(): number {
     let highest = (this.segments[0]?.startRevision ?? 1) - 1;
-    for (const segment of this.segments) for (const event of segmentEvents(segment)) highest = Math.max(highest, event.revision);
+    for (const segment of this.segments)
+      for (const event of segmentEvents(segment)) highest = Math.max(highest, event.revision);
     return highest;
   }
 
@@ -248,7 +273,11 @@ export class ResumingWatcher {
     this.cancelling = true;
     try {
       segment.stream.cancel(Number(segment.watchId));
-      await waitUntil(() => segment.stream.responses.some((r) => r.canceled === true && r.watchId === segment.watchId), `${this.name} to be cancelled`, watchCreateWaitMsDefault);
+      await waitUntil(
+        () => segment.stream.responses.some((r) => r.canceled === true && r.watchId === segment.watchId),
+        `${this.name} to be cancelled`,
+        watchCreateWaitMsDefault,
+      );
       segment.endedBecause = 'cancelled';
       segment.stream.close();
       const from = this.nextRevision();
@@ -268,8 +297,12 @@ export class ResumingWatcher {
     const segment = this.current;
     const serverCancel = segment.stream.responses.find((r) => r.canceled === true && r.watchId === segment.watchId);
     if (segment.endedBecause !== undefined || (!segment.stream.ended && serverCancel === undefined)) return '';
-    segment.endedBecause = serverCancel === undefined ? 'stream broke' : `server cancelled it: ${JSON.stringify(serverCancel)}`;
-    if (serverCancel !== undefined) this.problems.push(`the watch through ${segment.endpoint} from ${segment.startRevision} was cancelled by the server: ${JSON.stringify(serverCancel)}`);
+    segment.endedBecause =
+      serverCancel === undefined ? 'stream broke' : `server cancelled it: ${JSON.stringify(serverCancel)}`;
+    if (serverCancel !== undefined)
+      this.problems.push(
+        `the watch through ${segment.endpoint} from ${segment.startRevision} was cancelled by the server: ${JSON.stringify(serverCancel)}`,
+      );
     segment.stream.close();
     const candidates = [...endpoints.filter((e) => e !== segment.endpoint), segment.endpoint];
     for (const endpoint of candidates) {
@@ -288,7 +321,9 @@ export class ResumingWatcher {
 
   /** Every event received, segment by segment, grouped by response. */
   responses(): Array<{ readonly segment: number; readonly events: readonly SeenEvent[] }> {
-    return this.segments.flatMap((segment, index) => segmentResponses(segment).map((events) => ({ segment: index, events })));
+    return this.segments.flatMap((segment, index) =>
+      segmentResponses(segment).map((events) => ({ segment: index, events })),
+    );
   }
 
   /** Events by revision, for identifying unknown writes; the last response wins on a duplicate. */
@@ -296,7 +331,8 @@ export class ResumingWatcher {
     const byRevision = new Map<number, SeenEvent[]>();
     for (const response of this.responses()) {
       const inResponse = new Map<number, SeenEvent[]>();
-      for (const event of response.events) inResponse.set(event.revision, [...(inResponse.get(event.revision) ?? []), event]);
+      for (const event of response.events)
+        inResponse.set(event.revision, [...(inResponse.get(event.revision) ?? []), event]);
       for (const [revision, events] of inResponse) byRevision.set(revision, events);
     }
     return byRevision;
@@ -313,11 +349,19 @@ export class ResumingWatcher {
     const stream = new RawWatch(schemelessEndpoint(endpoint));
     let streamError = 'stream ended';
     stream.call.on('error', (error: Error) => (streamError = `stream failed: ${error.message}`));
-    const request: Record<string, unknown> = { key: Buffer.from(this.range.key), rangeEnd: Buffer.from(this.range.rangeEnd), prevKv: this.prevKv };
+    const request: Record<string, unknown> = {
+      key: Buffer.from(this.range.key),
+      rangeEnd: Buffer.from(this.range.rangeEnd),
+      prevKv: this.prevKv,
+    };
     if (startRevision !== 'now') request.startRevision = String(startRevision);
     stream.create(request);
     try {
-      await waitUntil(() => stream.ended || stream.responses.some((r) => r.created === true), `${this.name} to be created on ${endpoint}`, watchCreateWaitMsDefault);
+      await waitUntil(
+        () => stream.ended || stream.responses.some((r) => r.created === true),
+        `${this.name} to be created on ${endpoint}`,
+        watchCreateWaitMsDefault,
+      );
     } catch (error) {
       stream.close();
       throw error;
@@ -325,10 +369,18 @@ export class ResumingWatcher {
     const created = stream.responses.find((r) => r.created === true);
     if (created === undefined || created.canceled === true) {
       stream.close();
-      throw new Error(`watch from ${startRevision} on ${endpoint} was not created: ${created === undefined ? streamError : JSON.stringify(created)}`);
+      throw new Error(
+        `watch from ${startRevision} on ${endpoint} was not created: ${created === undefined ? streamError : JSON.stringify(created)}`,
+      );
     }
     const start = startRevision === 'now' ? headerRevision(created) + 1 : startRevision;
-    this.segments.push({ endpoint, startRevision: start, stream, watchId: String(created.watchId), endedBecause: undefined });
+    this.segments.push({
+      endpoint,
+      startRevision: start,
+      stream,
+      watchId: String(created.watchId),
+      endedBecause: undefined,
+    });
   }
 }
 
@@ -377,24 +429,39 @@ export function checkWatcher(watcher: ResumingWatcher, resolution: Resolution): 
   for (const [index, response] of responses.entries()) {
     const grouped = new Map<number, SeenEvent[]>();
     for (const event of response.events) {
-      if (event.revision < previous) problems.push(`revision ${event.revision} arrived after ${previous} (response #${index}, segment ${response.segment})`);
-      if (event.revision !== previous && grouped.has(event.revision)) problems.push(`revision ${event.revision}'s events are interleaved with others in response #${index}`);
+      if (event.revision < previous)
+        problems.push(
+          `revision ${event.revision} arrived after ${previous} (response #${index}, segment ${response.segment})`,
+        );
+      if (event.revision !== previous && grouped.has(event.revision))
+        problems.push(`revision ${event.revision}'s events are interleaved with others in response #${index}`);
       previous = Math.max(previous, event.revision);
       grouped.set(event.revision, [...(grouped.get(event.revision) ?? []), event]);
     }
     for (const [revision, events] of grouped) {
       const earlier = responseOf.get(revision);
-      if (earlier !== undefined) problems.push(`revision ${revision} delivered in responses #${earlier} and #${index} (duplicate or split; segment ${response.segment})`);
+      if (earlier !== undefined)
+        problems.push(
+          `revision ${revision} delivered in responses #${earlier} and #${index} (duplicate or split; segment ${response.segment})`,
+        );
       responseOf.set(revision, index);
-      if (revision < first || revision > resolution.last) problems.push(`revision ${revision} is outside the watched range ${first}..${resolution.last} (segment ${response.segment})`);
+      if (revision < first || revision > resolution.last)
+        problems.push(
+          `revision ${revision} is outside the watched range ${first}..${resolution.last} (segment ${response.segment})`,
+        );
       const expected = (watcher.prevKv ? resolution.eventsWithPrev : resolution.events).get(revision);
       const seen = events.map((e) => eventText(watcher.prevKv ? e : { ...e, prev: undefined }));
-      if (expected !== undefined && seen.join('\n') !== expected.join('\n')) problems.push(`revision ${revision}: saw [${seen.join('; ')}], expected [${expected.join('; ')}]`);
+      if (expected !== undefined && seen.join('\n') !== expected.join('\n'))
+        problems.push(`revision ${revision}: saw [${seen.join('; ')}], expected [${expected.join('; ')}]`);
     }
   }
   const missing = [];
-  for (let revision = first; revision <= resolution.last; revision += 1) if (!responseOf.has(revision)) missing.push(revision);
-  if (missing.length > 0) problems.push(`gap: ${missing.length} revisions in ${first}..${resolution.last} never delivered: ${compactRanges(missing)}`);
+  for (let revision = first; revision <= resolution.last; revision += 1)
+    if (!responseOf.has(revision)) missing.push(revision);
+  if (missing.length > 0)
+    problems.push(
+      `gap: ${missing.length} revisions in ${first}..${resolution.last} never delivered: ${compactRanges(missing)}`,
+    );
   problems.push(...resumptionProblems(watcher, resolution.first));
   if (problems.length <= problemsShownMax) return problems;
   return [...problems.slice(0, problemsShownMax), `... and ${problems.length - problemsShownMax} more`];
@@ -405,11 +472,17 @@ function resumptionProblems(watcher: ResumingWatcher, firstRevision: number): st
   const problems: string[] = [];
   let reached = (watcher.segments[0]?.startRevision ?? 1) - 1;
   for (const [index, segment] of watcher.segments.entries()) {
-    if (index > 0 && segment.startRevision !== reached + 1) problems.push(`segment ${index} on ${segment.endpoint} resumed from ${segment.startRevision}, expected ${reached + 1}`);
+    if (index > 0 && segment.startRevision !== reached + 1)
+      problems.push(
+        `segment ${index} on ${segment.endpoint} resumed from ${segment.startRevision}, expected ${reached + 1}`,
+      );
     const events = segmentEvents(segment);
     const firstSeen = events[0]?.revision;
     const due = Math.max(segment.startRevision, firstRevision);
-    if (firstSeen !== undefined && firstSeen !== due) problems.push(`segment ${index} on ${segment.endpoint} asked for ${segment.startRevision} but its first event is at ${firstSeen}, expected ${due}`);
+    if (firstSeen !== undefined && firstSeen !== due)
+      problems.push(
+        `segment ${index} on ${segment.endpoint} asked for ${segment.startRevision} but its first event is at ${firstSeen}, expected ${due}`,
+      );
     for (const event of events) reached = Math.max(reached, event.revision);
   }
   return problems;
@@ -428,14 +501,20 @@ export function compactRanges(revisions: readonly number[]): string {
   return parts.join(', ');
 }
 
-type UnaryMethod = (request: WireMessage, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response?: WireMessage) => void) => void;
+type UnaryMethod = (
+  request: WireMessage,
+  options: grpc.CallOptions,
+  callback: (error: grpc.ServiceError | null, response?: WireMessage) => void,
+) => void;
 
 /** A plain KV client for one member: no retries and no failover, so every failure is visible. */
 export class KvClient {
   private readonly client: grpc.Client & Record<'Txn' | 'Range' | 'Compact', UnaryMethod>;
 
   constructor(readonly endpoint: string) {
-    const root = grpc.loadPackageDefinition(loadProtos()) as unknown as { etcdserverpb: { KV: new (address: string, credentials: grpc.ChannelCredentials) => KvClient['client'] } };
+    const root = grpc.loadPackageDefinition(loadProtos()) as unknown as {
+      etcdserverpb: { KV: new (address: string, credentials: grpc.ChannelCredentials) => KvClient['client'] };
+    };
     this.client = new root.etcdserverpb.KV(schemelessEndpoint(endpoint), grpc.credentials.createInsecure());
   }
 
@@ -457,7 +536,9 @@ export class KvClient {
 
   private call(method: 'Txn' | 'Range' | 'Compact', request: WireMessage, deadlineMs: number): Promise<WireMessage> {
     return new Promise((resolve, reject) => {
-      this.client[method](request, { deadline: Date.now() + deadlineMs }, (error, response) => (error !== null || response === undefined ? reject(error ?? new Error('empty response')) : resolve(response)));
+      this.client[method](request, { deadline: Date.now() + deadlineMs }, (error, response) =>
+        error !== null || response === undefined ? reject(error ?? new Error('empty response')) : resolve(response),
+      );
     });
   }
 }

@@ -13,7 +13,8 @@ const segmentBytes = 8192;
 /** A WAL in a fresh directory holding entries 1..count; returns its segment paths. */
 function writeWal(dir: string, count: number, options = { segmentBytes }): string[] {
   const wal = Wal.create(dir, testMetadata, options);
-  for (let index = 1; index <= count; index += 5) wal.append(makeEntries(index, 5, 1, 48), { term: 1, vote: 1n, commit: index });
+  for (let index = 1; index <= count; index += 5)
+    wal.append(makeEntries(index, 5, 1, 48), { term: 1, vote: 1n, commit: index });
   const paths = wal.segmentPaths();
   wal.close();
   return paths;
@@ -100,7 +101,10 @@ test('a corrupted record in the middle of the last segment fails with the file a
         assert.ok(error instanceof WalCorruptionError);
         assert.equal(error.path, path);
         assert.equal(error.offset, offsets[10]);
-        assert.match(error.message, new RegExp(`${path}.*byte offset ${offsets[10]}: crc mismatch.*followed by non-zero data`));
+        assert.match(
+          error.message,
+          new RegExp(`${path}.*byte offset ${offsets[10]}: crc mismatch.*followed by non-zero data`),
+        );
         return true;
       },
     );
@@ -114,7 +118,10 @@ test('a corrupted last record of an earlier segment fails even though nothing fo
     const offsets = entryOffsets(paths[1]!);
     const last = offsets[offsets.length - 1]!;
     patch(paths[1]!, last + 30, Uint8Array.of(0x55));
-    assert.throws(() => silentOpen(dir), new RegExp(`${paths[1]} at byte offset ${last}: crc mismatch.* in a segment that is not the last`));
+    assert.throws(
+      () => silentOpen(dir),
+      new RegExp(`${paths[1]} at byte offset ${last}: crc mismatch.* in a segment that is not the last`),
+    );
   });
 });
 
@@ -141,7 +148,10 @@ test('data after a stretch of zeros at the end of the log fails, as a lost write
     const [path] = writeWal(dir, 10);
     const { tailOffset } = readWal(dir);
     patch(path!, tailOffset + 512, Uint8Array.of(1, 2, 3));
-    assert.throws(() => silentOpen(dir), new RegExp(`byte offset ${tailOffset}: zero record length followed by non-zero data`));
+    assert.throws(
+      () => silentOpen(dir),
+      new RegExp(`byte offset ${tailOffset}: zero record length followed by non-zero data`),
+    );
   });
 });
 

@@ -40,7 +40,10 @@ test('the client reopens an existing WAL and reports a repaired torn write throu
     ftruncateSync(fd, readWal(dir).tailOffset - 3);
     closeSync(fd);
     const logs: string[] = [];
-    const { client, state, created } = await WalClient.open(dir, { metadata: { memberId: 1n, clusterId: 2n }, log: (message) => logs.push(message) });
+    const { client, state, created } = await WalClient.open(dir, {
+      metadata: { memberId: 1n, clusterId: 2n },
+      log: (message) => logs.push(message),
+    });
     assert.equal(created, false);
     assert.deepEqual(state.metadata, testMetadata, 'an existing WAL keeps its metadata');
     assert.deepEqual(state.entries, makeEntries(1, 3));
@@ -118,7 +121,11 @@ test('a commit-only hard state waits for the next append or the close, and is no
     client.writeCommit({ term: 1, vote: 2n, commit: 4 });
     // Everything posted so far is durable: the last commit index is still held by the client.
     const beforeClose = readWal(dir);
-    assert.deepEqual(beforeClose.state.hardState, { term: 1, vote: 2n, commit: 2 }, 'the held commit rode with the append that followed it');
+    assert.deepEqual(
+      beforeClose.state.hardState,
+      { term: 1, vote: 2n, commit: 2 },
+      'the held commit rode with the append that followed it',
+    );
     await client.close();
     closed = true;
     const { wal, state } = Wal.open(dir);

@@ -24,7 +24,9 @@ async function measure(appenders: number): Promise<void> {
     const { syncCount, appendCount } = client.stats();
     const appendsPerSecond = Math.round(appendCount / seconds);
     const syncsPerSecond = Math.round(syncCount / seconds);
-    console.log(`${appenders} appender(s), ${entryBytes}-byte entries: ${appendsPerSecond} appends/s, ${syncsPerSecond} fsyncs/s, ${(appendCount / syncCount).toFixed(1)} appends per fsync`);
+    console.log(
+      `${appenders} appender(s), ${entryBytes}-byte entries: ${appendsPerSecond} appends/s, ${syncsPerSecond} fsyncs/s, ${(appendCount / syncCount).toFixed(1)} appends per fsync`,
+    );
   } finally {
     await client.close();
     cleanup();

@@ -49,7 +49,12 @@ test('a WAL with no appends opens with empty state', () => {
     Wal.create(dir, testMetadata).close();
     const { wal, state } = Wal.open(dir);
     wal.close();
-    assert.deepEqual(state, { metadata: testMetadata, hardState: { term: 0, vote: 0n, commit: 0 }, snapshot: { index: 0, term: 0 }, entries: [] });
+    assert.deepEqual(state, {
+      metadata: testMetadata,
+      hardState: { term: 0, vote: 0n, commit: 0 },
+      snapshot: { index: 0, term: 0 },
+      entries: [],
+    });
   });
 });
 
@@ -106,9 +111,12 @@ test('an overwrite reaching back into an earlier segment reads back correctly', 
 test('segments roll over when full and every entry survives a reopen', () => {
   withDir((dir) => {
     const wal = Wal.create(dir, testMetadata, { segmentBytes: 4096 });
-    for (let index = 1; index <= 2000; index += 10) wal.append(makeEntries(index, 10, 3, 64), { term: 3, vote: 1n, commit: index });
+    for (let index = 1; index <= 2000; index += 10)
+      wal.append(makeEntries(index, 10, 3, 64), { term: 3, vote: 1n, commit: index });
     wal.close();
-    const names = readdirSync(dir).filter((name) => name.endsWith('.wal')).sort();
+    const names = readdirSync(dir)
+      .filter((name) => name.endsWith('.wal'))
+      .sort();
     assert.ok(names.length > 20, `expected many segments, got ${names.length}`);
     const parsed = names.map((name) => parseSegmentName(name)!);
     parsed.forEach((segment, i) => assert.equal(segment.seq, i));
@@ -127,7 +135,8 @@ test('releasing behind a snapshot deletes old segments and keeps everything afte
   withDir((dir) => {
     const options = { segmentBytes: 4096 };
     const wal = Wal.create(dir, testMetadata, options);
-    for (let index = 1; index <= 500; index += 10) wal.append(makeEntries(index, 10, 1, 64), { term: 1, vote: 1n, commit: index + 9 });
+    for (let index = 1; index <= 500; index += 10)
+      wal.append(makeEntries(index, 10, 1, 64), { term: 1, vote: 1n, commit: index + 9 });
     const before = wal.segmentPaths().length;
     wal.saveSnapshot(300, 1);
     assert.throws(() => wal.releaseTo(301), /past the snapshot/);
@@ -177,8 +186,13 @@ test('readWal leaves a clean WAL at the offset where appends resume', () => {
 test('reopened entries live in a few buffers that can move to another thread whole, across segments', () => {
   withDir((dir) => {
     const wal = Wal.create(dir, testMetadata, { segmentBytes: 4096 });
-    const written = [...makeEntries(1, 300, 1, 100), ...makeEntries(301, 1, 1, 20 * 1024 * 1024), ...makeEntries(302, 50, 1, 100)];
-    for (let start = 0; start < written.length; start += 10) wal.append(written.slice(start, start + 10), { term: 1, vote: 1n, commit: start });
+    const written = [
+      ...makeEntries(1, 300, 1, 100),
+      ...makeEntries(301, 1, 1, 20 * 1024 * 1024),
+      ...makeEntries(302, 50, 1, 100),
+    ];
+    for (let start = 0; start < written.length; start += 10)
+      wal.append(written.slice(start, start + 10), { term: 1, vote: 1n, commit: start });
     wal.sync();
     wal.close();
     const { wal: reopened, state, entryBuffers } = Wal.open(dir, { segmentBytes: 4096 });

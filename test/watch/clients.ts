@@ -57,7 +57,10 @@ export class EtcdctlWatch {
   }
 }
 
-type WatchClientConstructor = new (address: string, credentials: grpc.ChannelCredentials) => grpc.Client & {
+type WatchClientConstructor = new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+) => grpc.Client & {
   Watch(): grpc.ClientDuplexStream<WireMessage, WireMessage>;
 };
 
@@ -69,7 +72,9 @@ export class RawWatch {
   readonly call: grpc.ClientDuplexStream<WireMessage, WireMessage>;
 
   constructor(endpoint: string) {
-    const root = grpc.loadPackageDefinition(loadProtos()) as unknown as { etcdserverpb: { Watch: WatchClientConstructor } };
+    const root = grpc.loadPackageDefinition(loadProtos()) as unknown as {
+      etcdserverpb: { Watch: WatchClientConstructor };
+    };
     const client = new root.etcdserverpb.Watch(endpoint, grpc.credentials.createInsecure());
     this.client = client;
     this.call = client.Watch();

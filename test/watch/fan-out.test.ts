@@ -39,7 +39,14 @@ describe('the watchable store shares a revision among its watchers', () => {
     const onB = h.watch('b');
     const noPut = h.watch('a', 'c', 0, { filters: [WatchFilter.noPut] });
     const noDelete = h.watch('a', 'c', 0, { filters: [WatchFilter.noDelete] });
-    h.txn({ compare: [], success: [{ type: 'put', put: putReq('a', '1') }, { type: 'deleteRange', deleteRange: deleteReq('b') }], failure: [] });
+    h.txn({
+      compare: [],
+      success: [
+        { type: 'put', put: putReq('a', '1') },
+        { type: 'deleteRange', deleteRange: deleteReq('b') },
+      ],
+      failure: [],
+    });
     assert.deepEqual(onA.recorder.events(), ['put a=1@4']);
     assert.deepEqual(onAB.recorder.events(), ['put a=1@4', 'delete b=@4']);
     assert.deepEqual(onB.recorder.events(), ['delete b=@4']);
@@ -86,18 +93,40 @@ describe('batched writes on a stream', () => {
     const watchers = 300;
     const puts = 5;
     try {
-      for (let i = 0; i < watchers; i++) raw.create({ key: Buffer.from('fan/k'), prevKv: i % 3 === 0, filters: i % 5 === 0 ? [WatchFilter.noDelete] : [] });
-      await raw.waitFor((responses) => responses.filter((response) => response.created === true).length >= watchers, 'every watcher created');
+      for (let i = 0; i < watchers; i++)
+        raw.create({
+          key: Buffer.from('fan/k'),
+          prevKv: i % 3 === 0,
+          filters: i % 5 === 0 ? [WatchFilter.noDelete] : [],
+        });
+      await raw.waitFor(
+        (responses) => responses.filter((response) => response.created === true).length >= watchers,
+        'every watcher created',
+      );
       const first = host.store.currentRevision + 1;
       for (let i = 0; i < puts; i++) host.putKey('fan/k', `v${i}`);
       host.deleteKey('fan/k');
-      const expected = [...Array.from({ length: puts }, (_, i) => `PUT fan/k@${first + i}`), `DELETE fan/k@${first + puts}`];
-      await raw.waitFor(() => raw.events(watchers - 1).length >= expected.length, 'the last watcher to get every event');
+      const expected = [
+        ...Array.from({ length: puts }, (_, i) => `PUT fan/k@${first + i}`),
+        `DELETE fan/k@${first + puts}`,
+      ];
+      await raw.waitFor(
+        () => raw.events(watchers - 1).length >= expected.length,
+        'the last watcher to get every event',
+      );
       for (let id = 0; id < watchers; id++) {
         const wanted = id % 5 === 0 ? expected.slice(0, puts) : expected;
         assert.deepEqual(raw.events(id), wanted, `watcher ${id}`);
-        const previous = raw.of(id).map((response) => (response.events as Array<{ prevKv: { value: Buffer } | null }>)[0]?.prevKv?.value.toString() ?? null);
-        const wantedPrevious = [null, ...Array.from({ length: wanted.length - 1 }, (_, i) => (id % 3 === 0 ? `v${i}` : null))];
+        const previous = raw
+          .of(id)
+          .map(
+            (response) =>
+              (response.events as Array<{ prevKv: { value: Buffer } | null }>)[0]?.prevKv?.value.toString() ?? null,
+          );
+        const wantedPrevious = [
+          null,
+          ...Array.from({ length: wanted.length - 1 }, (_, i) => (id % 3 === 0 ? `v${i}` : null)),
+        ];
         assert.deepEqual(previous.slice(-wanted.length), wantedPrevious, `previous values of watcher ${id}`);
       }
     } finally {

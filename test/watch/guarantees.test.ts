@@ -63,7 +63,14 @@ function subscribe(h: WatchHarness, prng: Prng): Subscription {
   const recorder = new Recorder();
   const prevKv = prng.chance(0.3);
   const watcher = h.watchable.watch(
-    { watchId: 0, key: bytes(span[0]), rangeEnd: bytes(span[1]), startRevision: startRevision > current ? 0 : startRevision, filters, prevKv },
+    {
+      watchId: 0,
+      key: bytes(span[0]),
+      rangeEnd: bytes(span[1]),
+      startRevision: startRevision > current ? 0 : startRevision,
+      filters,
+      prevKv,
+    },
     recorder.sink,
   );
   return { span, startRevision, filters, prevKv, recorder, watcher, earlier: [] };
@@ -72,12 +79,21 @@ function subscribe(h: WatchHarness, prng: Prng): Subscription {
 /** A client's resume: cancel, then watch again from the revision after the last event it saw. */
 function resume(h: WatchHarness, sub: Subscription): void {
   h.watchable.cancel(sub.watcher);
-  const last = received(sub).flatMap((response) => response.events).at(-1);
+  const last = received(sub)
+    .flatMap((response) => response.events)
+    .at(-1);
   const from = last === undefined ? sub.startRevision : last.kv.modRevision + 1;
   sub.earlier.push(sub.recorder);
   sub.recorder = new Recorder();
   sub.watcher = h.watchable.watch(
-    { watchId: 0, key: bytes(sub.span[0]), rangeEnd: bytes(sub.span[1]), startRevision: from, filters: sub.filters, prevKv: sub.prevKv },
+    {
+      watchId: 0,
+      key: bytes(sub.span[0]),
+      rangeEnd: bytes(sub.span[1]),
+      startRevision: from,
+      filters: sub.filters,
+      prevKv: sub.prevKv,
+    },
     sub.recorder.sink,
   );
 }
@@ -91,7 +107,12 @@ function write(h: WatchHarness, prng: Prng): void {
   else if (roll < 7) h.del(prng.pick(keys));
   else if (roll < 9) {
     const chosen = [...new Set([prng.pick(keys), prng.pick(keys), prng.pick(keys)])];
-    h.txn(txnReq([], chosen.map((key) => (prng.chance(0.7) ? op.put(putReq(key, `t${prng.nextInt(100)}`)) : op.del(deleteReq(key))))));
+    h.txn(
+      txnReq(
+        [],
+        chosen.map((key) => (prng.chance(0.7) ? op.put(putReq(key, `t${prng.nextInt(100)}`)) : op.del(deleteReq(key)))),
+      ),
+    );
   } else if (h.store.currentRevision > h.store.compactRevision + 1) {
     const low = Math.max(h.store.compactRevision + 1, 1);
     const revision = low + prng.nextInt(h.store.currentRevision - low + 1);
@@ -119,24 +140,33 @@ function check(h: WatchHarness, sub: Subscription, seed: number): void {
   const got = responses.flatMap((response) => response.events);
   const delivered = new Set(got.map((event) => `${event.kv.modRevision} ${text(event.kv.key)}`));
   const expected = expectedEvents(h, sub).filter(
-    (event) => !(event.type === 'delete' && compactions.has(event.revision) && !delivered.has(`${event.revision} ${event.key}`)),
+    (event) =>
+      !(event.type === 'delete' && compactions.has(event.revision) && !delivered.has(`${event.revision} ${event.key}`)),
   );
   const label = `seed ${seed}, span ${JSON.stringify(sub.span)} from ${sub.startRevision}`;
   const compacted = responses.find((response) => response.compactRevision !== 0);
-  const shown = got.map((event) => `${event.type} ${text(event.kv.key)}=${text(event.kv.value)}@${event.kv.modRevision}`);
-  const want = expected.map((event) => `${event.type} ${event.key}=${event.type === 'put' ? event.value : ''}@${event.revision}`);
+  const shown = got.map(
+    (event) => `${event.type} ${text(event.kv.key)}=${text(event.kv.value)}@${event.kv.modRevision}`,
+  );
+  const want = expected.map(
+    (event) => `${event.type} ${event.key}=${event.type === 'put' ? event.value : ''}@${event.revision}`,
+  );
   if (compacted === undefined) {
     assert.deepEqual(shown, want, label);
   } else {
     assert.deepEqual(shown, want.slice(0, shown.length), `${label}: events before the compaction notice`);
     const next = got.length === 0 ? sub.startRevision : got.at(-1)!.kv.modRevision + 1;
-    assert.ok(next < compacted.compactRevision, `${label}: canceled at ${compacted.compactRevision} while needing ${next}`);
+    assert.ok(
+      next < compacted.compactRevision,
+      `${label}: canceled at ${compacted.compactRevision} while needing ${next}`,
+    );
     assert.equal(compacted, responses.at(-1), `${label}: nothing follows the compaction notice`);
   }
   for (let i = 1; i < responses.length; i++) {
     const before = responses[i - 1]!.events.at(-1);
     const after = responses[i]!.events[0];
-    if (before !== undefined && after !== undefined) assert.ok(before.kv.modRevision < after.kv.modRevision, `${label}: a revision split across responses`);
+    if (before !== undefined && after !== undefined)
+      assert.ok(before.kv.modRevision < after.kv.modRevision, `${label}: a revision split across responses`);
   }
   if (sub.prevKv) checkPrevious(h, got, label);
 }

@@ -22,7 +22,9 @@ export class Recorder {
   /** Every event taken, as "type key=value@rev". */
   events(): string[] {
     return this.responses.flatMap((response) =>
-      response.events.map((event) => `${event.type} ${text(event.kv.key)}=${text(event.kv.value)}@${event.kv.modRevision}`),
+      response.events.map(
+        (event) => `${event.type} ${text(event.kv.key)}=${text(event.kv.value)}@${event.kv.modRevision}`,
+      ),
     );
   }
 
@@ -72,7 +74,12 @@ export class WatchHarness extends Harness {
   }
 
   /** Registers a watcher recording into a fresh Recorder. */
-  watch(key: string, rangeEnd = '', startRevision = 0, extra: Partial<WatchSpec> = {}): { watcher: Watcher; recorder: Recorder } {
+  watch(
+    key: string,
+    rangeEnd = '',
+    startRevision = 0,
+    extra: Partial<WatchSpec> = {},
+  ): { watcher: Watcher; recorder: Recorder } {
     const recorder = new Recorder();
     const spec: WatchSpec = { watchId: 0, key: bytes(key), rangeEnd: bytes(rangeEnd), startRevision, ...extra };
     const watcher = this.watchable.watch(spec, recorder.sink, () => recorder.synced++);

@@ -40,12 +40,19 @@ export class WatchTestHost implements KvService {
   private readonly options: Partial<Pick<WatchHost, 'progressNotifyIntervalMs' | 'maxRequestBytes'>>;
   endpoint = '';
 
-  constructor(options: Partial<Pick<WatchHost, 'progressNotifyIntervalMs' | 'maxRequestBytes'>> & { syncEventsMax?: number } = {}) {
+  constructor(
+    options: Partial<Pick<WatchHost, 'progressNotifyIntervalMs' | 'maxRequestBytes'>> & { syncEventsMax?: number } = {},
+  ) {
     this.driver = new WatchDriver({ syncEventsMax: options.syncEventsMax });
     const record = (events: MvccEvent[]): void => {
-      for (const event of events) this.history.push(`${event.type === 'put' ? 'PUT' : 'DELETE'} ${text(event.kv.key)}@${event.kv.modRevision}`);
+      for (const event of events)
+        this.history.push(`${event.type === 'put' ? 'PUT' : 'DELETE'} ${text(event.kv.key)}@${event.kv.modRevision}`);
     };
-    const { store, watchable } = openWatchableKvStore(new MemoryBackend(), { onChanges: record }, { wake: this.driver.wake });
+    const { store, watchable } = openWatchableKvStore(
+      new MemoryBackend(),
+      { onChanges: record },
+      { wake: this.driver.wake },
+    );
     this.store = store;
     this.watchable = watchable;
     this.driver.attach(watchable);
@@ -57,14 +64,24 @@ export class WatchTestHost implements KvService {
   }
 
   async start(): Promise<void> {
-    const host: WatchHost = { header: () => this.header(), watchable: this.watchable, wake: this.driver.wake, ...this.options };
+    const host: WatchHost = {
+      header: () => this.header(),
+      watchable: this.watchable,
+      wake: this.driver.wake,
+      ...this.options,
+    };
     this.server = createGrpcServer({
       kv: this,
       handlers: { 'etcdserverpb.Watch/Watch': watchHandler(host) },
       logger: pino({ level: 'silent' }),
     });
     // The client port as a member serves it, so watch streams run on the production transport.
-    this.listener = await listenClient({ host: '127.0.0.1', port: 0, grpcServer: this.server, http: { health: () => ({ health: true, reason: '' }) } });
+    this.listener = await listenClient({
+      host: '127.0.0.1',
+      port: 0,
+      grpcServer: this.server,
+      http: { health: () => ({ health: true, reason: '' }) },
+    });
     this.endpoint = `127.0.0.1:${this.listener.port}`;
   }
 
@@ -79,7 +96,10 @@ export class WatchTestHost implements KvService {
   }
 
   putKey(key: string, value: string): void {
-    this.apply({ type: 'put', put: { key: bytes(key), value: bytes(value), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } });
+    this.apply({
+      type: 'put',
+      put: { key: bytes(key), value: bytes(value), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false },
+    });
   }
 
   deleteKey(key: string): void {

@@ -54,7 +54,12 @@ test('concurrent writers, a compaction and a resume leave every watcher with exa
     raw.cancel(3);
     await raw.waitFor(() => raw.of(3).some((response) => response.canceled === true), 'watch 3 to be canceled');
     const resumeFrom = Number(/@(\d+)$/.exec(raw.events(3).at(-1)!)![1]) + 1;
-    raw.create({ key: Buffer.from('g/'), rangeEnd: Buffer.from('g0'), startRevision: String(resumeFrom), watchId: '4' });
+    raw.create({
+      key: Buffer.from('g/'),
+      rangeEnd: Buffer.from('g0'),
+      startRevision: String(resumeFrom),
+      watchId: '4',
+    });
     await raw.waitFor(() => raw.of(4).length > 0, 'watch 4 to be created');
     host.compactTo(host.store.currentRevision - 3);
     await Promise.all(writing);
@@ -63,11 +68,14 @@ test('concurrent writers, a compaction and a resume leave every watcher with exa
     const lastRevisionOf = (events: string[]): number => Number(/@(\d+)$/.exec(events.at(-1) ?? '@0')![1]);
     const prefixLast = lastRevisionOf(expected(host, 1, (key) => key.startsWith('g/')));
     const ctlEvents = (): string[] =>
-      etcdctl.json().flatMap((response) =>
-        ((response.Events ?? []) as Array<{ type?: number; kv: { key: string; mod_revision: number } }>).map(
-          (event) => `${event.type === 1 ? 'DELETE' : 'PUT'} ${Buffer.from(event.kv.key, 'base64').toString()}@${event.kv.mod_revision}`,
-        ),
-      );
+      etcdctl
+        .json()
+        .flatMap((response) =>
+          ((response.Events ?? []) as Array<{ type?: number; kv: { key: string; mod_revision: number } }>).map(
+            (event) =>
+              `${event.type === 1 ? 'DELETE' : 'PUT'} ${Buffer.from(event.kv.key, 'base64').toString()}@${event.kv.mod_revision}`,
+          ),
+        );
     await waitUntil(
       () =>
         lastRevisionOf(jsSeen) === prefixLast &&
@@ -78,12 +86,31 @@ test('concurrent writers, a compaction and a resume leave every watcher with exa
     );
     const isPrefix = (key: string): boolean => key.startsWith('g/');
     assert.deepEqual(jsSeen, expected(host, live, isPrefix), 'etcd3 prefix watcher from now');
-    assert.deepEqual(raw.events(1), expected(host, 2, () => true), 'every key from revision 2');
-    assert.deepEqual([...raw.events(3), ...raw.events(4)], expected(host, 10, isPrefix), 'a prefix watch resumed after a cancel');
+    assert.deepEqual(
+      raw.events(1),
+      expected(host, 2, () => true),
+      'every key from revision 2',
+    );
+    assert.deepEqual(
+      [...raw.events(3), ...raw.events(4)],
+      expected(host, 10, isPrefix),
+      'a prefix watch resumed after a cancel',
+    );
     assert.deepEqual(ctlEvents(), expected(host, 5, isPrefix), 'etcdctl --prefix --rev 5');
-    await waitUntil(() => lastRevisionOf(raw.events(2)) === lastRevisionOf(expected(host, 12, (key) => key === 'g/3')), 'watch 2');
-    assert.deepEqual(raw.events(2), expected(host, 12, (key) => key === 'g/3'), 'one key from revision 12');
-    assert.equal(raw.responses.some((response) => response.compactRevision !== '0'), false, 'no watcher was behind the compaction');
+    await waitUntil(
+      () => lastRevisionOf(raw.events(2)) === lastRevisionOf(expected(host, 12, (key) => key === 'g/3')),
+      'watch 2',
+    );
+    assert.deepEqual(
+      raw.events(2),
+      expected(host, 12, (key) => key === 'g/3'),
+      'one key from revision 12',
+    );
+    assert.equal(
+      raw.responses.some((response) => response.compactRevision !== '0'),
+      false,
+      'no watcher was behind the compaction',
+    );
   } finally {
     await jsWatcher?.cancel();
     raw.close();

@@ -46,14 +46,36 @@ describe('etcdctl watch', () => {
     host.putKey('pfx/1', 'b');
     host.putKey('pfy', 'outside');
     host.deleteKey('pfx/1');
-    const watch = new EtcdctlWatch(host.endpoint, ['--prefix', '--prev-kv', '--rev', String(from), '-w', 'json', 'pfx/']);
+    const watch = new EtcdctlWatch(host.endpoint, [
+      '--prefix',
+      '--prev-kv',
+      '--rev',
+      String(from),
+      '-w',
+      'json',
+      'pfx/',
+    ]);
     try {
       await waitUntil(() => watch.json().length >= 1, 'a json response');
-      const [response] = watch.json() as Array<{ Header: { revision: number; cluster_id: number }; Events: Array<Record<string, unknown>> }>;
+      const [response] = watch.json() as Array<{
+        Header: { revision: number; cluster_id: number };
+        Events: Array<Record<string, unknown>>;
+      }>;
       assert.equal(response!.Header.revision, host.store.currentRevision);
       assert.equal(response!.Header.cluster_id, 0x1234);
-      const events = response!.Events as Array<{ type?: number; kv: { mod_revision: number; value?: string }; prev_kv?: { value: string } }>;
-      assert.deepEqual(events.map((event) => [event.type ?? 0, event.kv.mod_revision]), [[0, from], [0, from + 1], [1, from + 3]]);
+      const events = response!.Events as Array<{
+        type?: number;
+        kv: { mod_revision: number; value?: string };
+        prev_kv?: { value: string };
+      }>;
+      assert.deepEqual(
+        events.map((event) => [event.type ?? 0, event.kv.mod_revision]),
+        [
+          [0, from],
+          [0, from + 1],
+          [1, from + 3],
+        ],
+      );
       assert.equal(events[0]!.prev_kv, undefined, 'a create has no previous value');
       assert.equal(Buffer.from(events[1]!.prev_kv!.value, 'base64').toString(), 'a');
       assert.equal(Buffer.from(events[2]!.prev_kv!.value, 'base64').toString(), 'b');
@@ -62,7 +84,7 @@ describe('etcdctl watch', () => {
     }
   });
 
-  test('a watch from a compacted revision is canceled with etcd\'s words', async () => {
+  test("a watch from a compacted revision is canceled with etcd's words", async () => {
     const from = nextRevision();
     host.putKey('cmp/a', '1');
     host.putKey('cmp/a', '2');
@@ -84,8 +106,12 @@ describe('the etcd3 client', () => {
   test('a key watch sees puts and deletes made through the KV service, with previous values', async () => {
     const watcher = await client.watch().key('js/a').withPreviousKV().create();
     const seen: string[] = [];
-    watcher.on('put', (kv, previous) => seen.push(`put ${kv.value.toString()} prev=${previous?.value.toString() ?? '-'}`));
-    watcher.on('delete', (kv, previous) => seen.push(`delete ${kv.key.toString()} prev=${previous?.value.toString() ?? '-'}`));
+    watcher.on('put', (kv, previous) =>
+      seen.push(`put ${kv.value.toString()} prev=${previous?.value.toString() ?? '-'}`),
+    );
+    watcher.on('delete', (kv, previous) =>
+      seen.push(`delete ${kv.key.toString()} prev=${previous?.value.toString() ?? '-'}`),
+    );
     await client.put('js/a').value('1');
     await client.put('js/a').value('2');
     await client.put('js/other').value('x');
@@ -106,7 +132,12 @@ describe('the etcd3 client', () => {
     await waitUntil(() => seen.length >= 3, 'the replay');
     await client.put('hist/3').value('d');
     await waitUntil(() => seen.length >= 4, 'the live put');
-    assert.deepEqual(seen, [`hist/1=a@${from}`, `hist/2=b@${from + 1}`, `hist/1=c@${from + 2}`, `hist/3=d@${from + 3}`]);
+    assert.deepEqual(seen, [
+      `hist/1=a@${from}`,
+      `hist/2=b@${from + 1}`,
+      `hist/1=c@${from + 2}`,
+      `hist/3=d@${from + 3}`,
+    ]);
     await watcher.cancel();
   });
 });
@@ -119,11 +150,14 @@ describe('the Watch protocol', () => {
       raw.create({ key: Buffer.from('ids/b'), watchId: '7' });
       raw.create({ key: Buffer.from('ids/c') });
       await raw.waitFor((responses) => responses.length >= 3, 'three created responses');
-      assert.deepEqual(raw.responses.map((response) => [response.watchId, response.created, response.canceled]), [
-        ['0', true, false],
-        ['7', true, false],
-        ['1', true, false],
-      ]);
+      assert.deepEqual(
+        raw.responses.map((response) => [response.watchId, response.created, response.canceled]),
+        [
+          ['0', true, false],
+          ['7', true, false],
+          ['1', true, false],
+        ],
+      );
       assert.equal((raw.responses[0]!.header as { revision: string }).revision, String(host.store.currentRevision));
     } finally {
       raw.close();
@@ -137,7 +171,9 @@ describe('the Watch protocol', () => {
       raw.create({ key: Buffer.from('dup'), watchId: '3' });
       raw.create({ key: Buffer.from('b'), rangeEnd: Buffer.from('a') });
       await raw.waitFor((responses) => responses.length >= 3, 'three responses');
-      const refusals = raw.responses.slice(1).map((response) => [response.watchId, response.created, response.canceled, response.cancelReason]);
+      const refusals = raw.responses
+        .slice(1)
+        .map((response) => [response.watchId, response.created, response.canceled, response.cancelReason]);
       assert.deepEqual(refusals, [
         ['-1', true, true, watchCancelReasons.duplicateId],
         ['-1', true, true, watchCancelReasons.emptyRange],
@@ -158,11 +194,14 @@ describe('the Watch protocol', () => {
       host.putKey('cx', 'after');
       raw.progress();
       await raw.waitFor((responses) => responses.length >= 3, 'the progress response');
-      assert.deepEqual(raw.responses.map((response) => [response.watchId, response.canceled]), [
-        ['0', false],
-        ['0', true],
-        ['-1', false],
-      ]);
+      assert.deepEqual(
+        raw.responses.map((response) => [response.watchId, response.canceled]),
+        [
+          ['0', false],
+          ['0', true],
+          ['-1', false],
+        ],
+      );
     } finally {
       raw.close();
     }
@@ -174,12 +213,18 @@ describe('the Watch protocol', () => {
       host.putKey('prog', '1');
       raw.create({ key: Buffer.from('prog'), startRevision: String(host.store.currentRevision) });
       raw.progress();
-      await raw.waitFor((responses) => responses.some((response) => response.watchId === '-1'), 'the progress response');
+      await raw.waitFor(
+        (responses) => responses.some((response) => response.watchId === '-1'),
+        'the progress response',
+      );
       const progress = raw.responses.find((response) => response.watchId === '-1')!;
       assert.equal((progress.header as { revision: string }).revision, String(host.store.currentRevision));
       assert.deepEqual(progress.events, []);
       const eventsIndex = raw.responses.findIndex((response) => (response.events as unknown[]).length > 0);
-      assert.ok(eventsIndex >= 0 && eventsIndex < raw.responses.indexOf(progress), 'history comes before the progress mark');
+      assert.ok(
+        eventsIndex >= 0 && eventsIndex < raw.responses.indexOf(progress),
+        'history comes before the progress mark',
+      );
     } finally {
       raw.close();
     }
@@ -189,7 +234,10 @@ describe('the Watch protocol', () => {
     const raw = new RawWatch(host.endpoint);
     try {
       raw.create({ key: Buffer.from('quiet'), progressNotify: true, watchId: '5' });
-      await raw.waitFor((responses) => responses.filter((response) => response.watchId === '5' && !response.created).length >= 2, 'two notifications');
+      await raw.waitFor(
+        (responses) => responses.filter((response) => response.watchId === '5' && !response.created).length >= 2,
+        'two notifications',
+      );
       const notice = raw.of(5).find((response) => !response.created)!;
       assert.deepEqual(notice.events, []);
       assert.equal((notice.header as { revision: string }).revision, String(host.store.currentRevision));
@@ -204,15 +252,38 @@ describe('the Watch protocol', () => {
       raw.create({ key: Buffer.from('frag/'), rangeEnd: Buffer.from('frag0'), fragment: true });
       await raw.waitFor((responses) => responses.length >= 1, 'created');
       const big = 'x'.repeat(1500);
-      const puts = Array.from({ length: 6 }, (_, i) => ({ type: 'put' as const, put: { key: Buffer.from(`frag/${i}`), value: Buffer.from(big), lease: 0n, prevKv: false, ignoreValue: false, ignoreLease: false } }));
+      const puts = Array.from({ length: 6 }, (_, i) => ({
+        type: 'put' as const,
+        put: {
+          key: Buffer.from(`frag/${i}`),
+          value: Buffer.from(big),
+          lease: 0n,
+          prevKv: false,
+          ignoreValue: false,
+          ignoreLease: false,
+        },
+      }));
       // The test host's limit is 4 KiB plus gRPC's 512 KiB headroom, so send a revision over that.
-      const many = Array.from({ length: 400 }, (_, i) => puts[i % 6]!.put).map((put, i) => ({ type: 'put' as const, put: { ...put, key: Buffer.from(`frag/${i}`) } }));
+      const many = Array.from({ length: 400 }, (_, i) => puts[i % 6]!.put).map((put, i) => ({
+        type: 'put' as const,
+        put: { ...put, key: Buffer.from(`frag/${i}`) },
+      }));
       host.apply({ type: 'txn', txn: { compare: [], success: many, failure: [] } });
-      await raw.waitFor((responses) => responses.some((response) => response.fragment === false && (response.events as unknown[]).length > 0), 'the last fragment');
+      await raw.waitFor(
+        (responses) =>
+          responses.some((response) => response.fragment === false && (response.events as unknown[]).length > 0),
+        'the last fragment',
+      );
       const pieces = raw.responses.slice(1);
       assert.ok(pieces.length >= 2, `expected fragments, got ${pieces.length}`);
-      assert.deepEqual(pieces.map((piece) => piece.fragment), [...pieces.slice(1).map(() => true), false]);
-      assert.equal(pieces.reduce((sum, piece) => sum + (piece.events as unknown[]).length, 0), 400);
+      assert.deepEqual(
+        pieces.map((piece) => piece.fragment),
+        [...pieces.slice(1).map(() => true), false],
+      );
+      assert.equal(
+        pieces.reduce((sum, piece) => sum + (piece.events as unknown[]).length, 0),
+        400,
+      );
     } finally {
       raw.close();
     }
@@ -239,7 +310,10 @@ describe('backpressure', () => {
         sawVictim ||= host.watchable.counts.victims > 0;
       }
       await live.waitFor(() => live.events(0).length >= writes, 'the live stream to get every event');
-      await waitUntil(() => (sawVictim ||= host.watchable.counts.victims > 0), 'the stalled watcher to become a victim');
+      await waitUntil(
+        () => (sawVictim ||= host.watchable.counts.victims > 0),
+        'the stalled watcher to become a victim',
+      );
       stalled.call.resume();
       await stalled.waitFor(() => stalled.events(0).length >= writes, 'the stalled stream to catch up');
       const expected = Array.from({ length: writes }, (_, i) => `PUT bp/${i % 10}@${first + i}`);

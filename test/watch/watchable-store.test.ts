@@ -13,7 +13,10 @@ describe('synced watchers', () => {
     h.put('b', 'x');
     h.del('a');
     assert.deepEqual(recorder.events(), ['put a=1@2', 'delete a=@4']);
-    assert.deepEqual(recorder.responses.map((response) => response.revision), [2, 4]);
+    assert.deepEqual(
+      recorder.responses.map((response) => response.revision),
+      [2, 4],
+    );
   });
 
   test('prefix, open-ended and empty-key watches follow Range key rules', () => {
@@ -39,7 +42,10 @@ describe('synced watchers', () => {
     h.txn(txnReq([], [op.put(putReq('k1', 'a')), op.put(putReq('k2', 'b')), op.del(deleteReq('zz'))]));
     h.txn(txnReq([], [op.put(putReq('k3', 'c')), op.del(deleteReq('k1'))]));
     assert.equal(recorder.responses.length, 2);
-    assert.deepEqual(recorder.responses.map((response) => response.events.length), [2, 2]);
+    assert.deepEqual(
+      recorder.responses.map((response) => response.events.length),
+      [2, 2],
+    );
     assert.deepEqual(recorder.events(), ['put k1=a@2', 'put k2=b@2', 'put k3=c@3', 'delete k1=@3']);
   });
 
@@ -105,14 +111,23 @@ describe('unsynced watchers', () => {
   test('catch-up reads in bounded passes that never split a revision', () => {
     const h = new WatchHarness();
     for (let round = 0; round < 5; round++) {
-      h.txn(txnReq([], [op.put(putReq(`k${round}a`, 'x')), op.put(putReq(`k${round}b`, 'y')), op.put(putReq(`k${round}c`, 'z'))]));
+      h.txn(
+        txnReq(
+          [],
+          [op.put(putReq(`k${round}a`, 'x')), op.put(putReq(`k${round}b`, 'y')), op.put(putReq(`k${round}c`, 'z'))],
+        ),
+      );
     }
     const { recorder } = h.watch('k', 'l', 1);
     const passes = h.settle(4);
     assert.ok(passes >= 3, `expected several passes, got ${passes}`);
     for (const response of recorder.responses) {
       assert.equal(response.events.length % 3, 0, 'every response holds whole revisions');
-      assert.equal(response.revision, response.events.at(-1)!.kv.modRevision, 'a partial catch-up reports the revision it reached');
+      assert.equal(
+        response.revision,
+        response.events.at(-1)!.kv.modRevision,
+        'a partial catch-up reports the revision it reached',
+      );
     }
     assert.deepEqual(recorder.revisions(), [2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6]);
   });

@@ -65,7 +65,6 @@ export interface CallSide {
   onWritable(): void;
 }
 
-
 /** A status to end a call with. */
 class CallStatus {
   constructor(
@@ -136,12 +135,21 @@ class MessageReader {
       plain = this.encoding === 'gzip' ? zlib.gunzipSync(payload, options) : zlib.inflateSync(payload, options);
     } catch (error) {
       if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
-        return new CallStatus(GrpcCode.resourceExhausted, `grpc: received message after decompression larger than max (${this.limitBytes + 1} vs. ${this.limitBytes})`);
+        return new CallStatus(
+          GrpcCode.resourceExhausted,
+          `grpc: received message after decompression larger than max (${this.limitBytes + 1} vs. ${this.limitBytes})`,
+        );
       }
-      return new CallStatus(GrpcCode.internal, `grpc: failed to decompress the received message: ${error instanceof Error ? error.message : String(error)}`);
+      return new CallStatus(
+        GrpcCode.internal,
+        `grpc: failed to decompress the received message: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
     if (plain.length > this.limitBytes) {
-      return new CallStatus(GrpcCode.resourceExhausted, `grpc: received message after decompression larger than max (${plain.length} vs. ${this.limitBytes})`);
+      return new CallStatus(
+        GrpcCode.resourceExhausted,
+        `grpc: received message after decompression larger than max (${plain.length} vs. ${this.limitBytes})`,
+      );
     }
     return plain;
   }
@@ -163,7 +171,10 @@ function decoded(route: GrpcRoute, payload: Buffer): WireMessage | CallStatus {
   } catch (error) {
     if (error instanceof EtcdError) return new CallStatus(error.code as number, error.message);
     const text = error instanceof Error ? error.message : String(error);
-    return new CallStatus(GrpcCode.internal, grpcTexts.unmarshalling(text.startsWith('index out of range') ? unexpectedEofText : text));
+    return new CallStatus(
+      GrpcCode.internal,
+      grpcTexts.unmarshalling(text.startsWith('index out of range') ? unexpectedEofText : text),
+    );
   }
 }
 
@@ -198,7 +209,10 @@ function metadataOf(head: RequestHead): grpc.Metadata {
 /** Refusals that depend only on the headers: an encoding we cannot read. */
 function headRefusal(head: RequestHead): CallStatus | undefined {
   if (head.encoding === undefined || decompressors.has(head.encoding)) return undefined;
-  return new CallStatus(GrpcCode.unimplemented, `grpc: Decompressor is not installed for grpc-encoding "${head.encoding}"`);
+  return new CallStatus(
+    GrpcCode.unimplemented,
+    `grpc: Decompressor is not installed for grpc-encoding "${head.encoding}"`,
+  );
 }
 
 function statusOfError(error: unknown, logger: Logger, path: string): CallStatus {
@@ -228,7 +242,10 @@ export class UnaryGrpcCall implements CallSide {
     if (refusal !== undefined) return this.fail(refusal);
     const timeoutMs = parseGrpcTimeout(this.head.timeout);
     if (timeoutMs !== undefined) {
-      this.deadlineTimer = setTimeout(() => this.fail(new CallStatus(GrpcCode.deadlineExceeded, 'Deadline exceeded')), timeoutMs);
+      this.deadlineTimer = setTimeout(
+        () => this.fail(new CallStatus(GrpcCode.deadlineExceeded, 'Deadline exceeded')),
+        timeoutMs,
+      );
       this.deadlineTimer.unref();
     }
   }
@@ -383,7 +400,10 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
       const request = decoded(this.route, message);
       if (request instanceof CallStatus) return this.finishWith(request);
       if (!this.route.clientStreaming) {
-        if (this.handlerStarted) return this.finishWith(new CallStatus(GrpcCode.internal, 'grpc: server-streaming request sent more than one message'));
+        if (this.handlerStarted)
+          return this.finishWith(
+            new CallStatus(GrpcCode.internal, 'grpc: server-streaming request sent more than one message'),
+          );
         this.request = request;
         this.runHandler();
       } else this.emit('data', request);
@@ -415,7 +435,12 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
     try {
       bytes = this.prefixed(message);
     } catch (error) {
-      this.finishWith(new CallStatus(GrpcCode.internal, `grpc: error while marshaling: ${error instanceof Error ? error.message : String(error)}`));
+      this.finishWith(
+        new CallStatus(
+          GrpcCode.internal,
+          `grpc: error while marshaling: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
       return false;
     }
     return this.writeFramed(bytes, whenWritten);

@@ -53,7 +53,9 @@ export function concurrencyHandlers(host: ConcurrencyHost): GrpcHandlers {
       const { header, key } = await lock(host, lockRequestFromWire(wire), signal);
       return lockResponseToWire(header, key);
     }),
-    'v3lockpb.Lock/Unlock': recipe(async (wire) => headerOnlyResponseToWire((await unlock(host, unlockKeyFromWire(wire))).header)),
+    'v3lockpb.Lock/Unlock': recipe(async (wire) =>
+      headerOnlyResponseToWire((await unlock(host, unlockKeyFromWire(wire))).header),
+    ),
     'v3electionpb.Election/Campaign': recipe(async (wire, signal) => {
       const { header, leader } = await campaign(host, campaignRequestFromWire(wire), signal);
       return campaignResponseToWire(header, leader);
@@ -62,8 +64,12 @@ export function concurrencyHandlers(host: ConcurrencyHost): GrpcHandlers {
       const { leader, value } = proclaimRequestFromWire(wire);
       return headerOnlyResponseToWire((await proclaim(host, leader, value)).header);
     }),
-    'v3electionpb.Election/Leader': recipe(async (wire) => leaderResponseToWire(await currentLeader(host, leaderNameFromWire(wire)))),
-    'v3electionpb.Election/Resign': recipe(async (wire) => headerOnlyResponseToWire((await resign(host, resignLeaderFromWire(wire))).header)),
+    'v3electionpb.Election/Leader': recipe(async (wire) =>
+      leaderResponseToWire(await currentLeader(host, leaderNameFromWire(wire))),
+    ),
+    'v3electionpb.Election/Resign': recipe(async (wire) =>
+      headerOnlyResponseToWire((await resign(host, resignLeaderFromWire(wire))).header),
+    ),
     'v3electionpb.Election/Observe': (call: GrpcStreamCall) => {
       void observeStream(host, call);
     },

@@ -129,7 +129,14 @@ function rawString(bytes: number[], text: string): void {
 }
 
 /** A literal field: with incremental indexing (0x40, 6-bit index) or without (0x00, 4-bit). */
-function literal(bytes: number[], pattern: number, prefixBits: number, nameIndex: number, name: string, value: string): void {
+function literal(
+  bytes: number[],
+  pattern: number,
+  prefixBits: number,
+  nameIndex: number,
+  name: string,
+  value: string,
+): void {
   integer(bytes, pattern, prefixBits, nameIndex);
   if (nameIndex === 0) rawString(bytes, name);
   rawString(bytes, value);
@@ -140,7 +147,10 @@ export function percentEncode(message: string): string {
   if (/^[\x20-\x24\x26-\x7e]*$/.test(message)) return message;
   let encoded = '';
   for (const byte of Buffer.from(message, 'utf8')) {
-    encoded += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    encoded +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return encoded;
 }

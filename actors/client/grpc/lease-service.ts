@@ -10,7 +10,11 @@ import { headerToWire, type WireMessage } from '../../../src/api/proto-wire.js';
 import { errors, EtcdError, GrpcCode } from '../../../src/api/errors.js';
 import type { ResponseHeader } from '../../../src/api/types.js';
 import type { LeaseTimeToLive } from '../../../src/lease/lessor.js';
-import { leaseExpiryCheckIntervalMs, leaseRevokesPendingMax, leaseRevokesPerCheckMax } from '../../../src/lib/limits.js';
+import {
+  leaseExpiryCheckIntervalMs,
+  leaseRevokesPendingMax,
+  leaseRevokesPerCheckMax,
+} from '../../../src/lib/limits.js';
 import type { GrpcHandlers } from './router.js';
 import type { StreamHandler } from './router.js';
 

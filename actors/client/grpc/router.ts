@@ -18,8 +18,19 @@ import {
   type WireMessage,
 } from '../../../src/api/proto-wire.js';
 import { EtcdError, GrpcCode } from '../../../src/api/errors.js';
-import { decodeDeleteRangeRequest, decodePutRequest, decodeRangeRequest, decodeTxnRequest } from '../../../src/api/request-decoder.js';
-import { EncodedResponse, encodeDeleteRangeResponse, encodePutResponse, encodeRangeResponse, encodeTxnResponse } from '../../../src/api/response-encoder.js';
+import {
+  decodeDeleteRangeRequest,
+  decodePutRequest,
+  decodeRangeRequest,
+  decodeTxnRequest,
+} from '../../../src/api/request-decoder.js';
+import {
+  EncodedResponse,
+  encodeDeleteRangeResponse,
+  encodePutResponse,
+  encodeRangeResponse,
+  encodeTxnResponse,
+} from '../../../src/api/response-encoder.js';
 import type { DeleteRangeRequest, KvService, PutRequest, RangeRequest, TxnRequest } from '../../../src/api/types.js';
 import {
   checkDeleteRangeRequest,
@@ -176,12 +187,15 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcRoutes {
     services.add(service);
     const loaded = (loadProtos()[service] as grpc.ServiceDefinition | undefined)?.[name];
     if (loaded === undefined) throw new Error(`method ${method} missing from the loaded protos`);
-    const decode = (domainDecoders[method as UnaryMethod] ?? loaded.requestDeserialize) as (buffer: Buffer) => WireMessage;
+    const decode = (domainDecoders[method as UnaryMethod] ?? loaded.requestDeserialize) as (
+      buffer: Buffer,
+    ) => WireMessage;
     const encode = passEncoded(loaded.responseSerialize as (message: WireMessage) => Buffer);
     // A method without a handler is left out: the transport answers it UNIMPLEMENTED in grpc-go's words.
     if (isStreaming(method)) {
       const handler = handlers[method];
-      if (handler !== undefined) byPath.set(`/${method}`, { kind: 'stream', clientStreaming: loaded.requestStream, decode, encode, handler });
+      if (handler !== undefined)
+        byPath.set(`/${method}`, { kind: 'stream', clientStreaming: loaded.requestStream, decode, encode, handler });
     } else {
       const handler = handlers[method];
       if (handler !== undefined) byPath.set(`/${method}`, { kind: 'unary', decode, encode, handler });

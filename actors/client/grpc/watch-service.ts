@@ -44,7 +44,13 @@ import {
   type WatchResponseFields,
   type WireWatchResponse,
 } from '../../../src/watch/watch-codec.js';
-import { type Watcher, type WatchableStore, type WatchEvent, type WatchResponse, watchSpan } from '../../../src/watch/watchable-store.js';
+import {
+  type Watcher,
+  type WatchableStore,
+  type WatchEvent,
+  type WatchResponse,
+  watchSpan,
+} from '../../../src/watch/watchable-store.js';
 import type { StreamHandler } from './router.js';
 import type { GrpcStreamCall } from './calls.js';
 
@@ -169,7 +175,9 @@ const noBytes = new Uint8Array(0);
 const createdField = new Uint8Array([(3 << 3) | 0, 1]);
 
 function sameHeader(a: ResponseHeader, b: ResponseHeader): boolean {
-  return a.revision === b.revision && a.raftTerm === b.raftTerm && a.clusterId === b.clusterId && a.memberId === b.memberId;
+  return (
+    a.revision === b.revision && a.raftTerm === b.raftTerm && a.clusterId === b.clusterId && a.memberId === b.memberId
+  );
 }
 
 /** Encodes responses; shared by every stream of a server so a revision's events are encoded once in all. */
@@ -237,7 +245,10 @@ function writeMessage(target: Buffer, offset: number, response: QueuedResponse):
   let at = writeWatchIdField(target, offset + response.head.length, response.watchId);
   target.set(response.tail, at);
   at += response.tail.length;
-  assert(at - offset === response.messageBytes, () => `a response of ${response.messageBytes} bytes was written as ${at - offset}`);
+  assert(
+    at - offset === response.messageBytes,
+    () => `a response of ${response.messageBytes} bytes was written as ${at - offset}`,
+  );
   return at;
 }
 
@@ -313,7 +324,14 @@ class WatchStream {
     // "created" is queued before the watcher exists, so its events can only come after it.
     this.sendCreated(header, watchId);
     const watcher = this.host.watchable.watch(
-      { watchId, key: request.key, rangeEnd: request.rangeEnd, startRevision: request.startRevision, filters: request.filters, prevKv: request.prevKv },
+      {
+        watchId,
+        key: request.key,
+        rangeEnd: request.rangeEnd,
+        startRevision: request.startRevision,
+        filters: request.filters,
+        prevKv: request.prevKv,
+      },
       this.sink,
       this.onSynced,
     );
@@ -329,7 +347,12 @@ class WatchStream {
   private sendCreated(header: ResponseHeader, watchId: number): void {
     if (watchId < 0 || watchId > framedWatchIdMax) return this.send(header, { watchId, created: true });
     const head = this.encoder.header(header);
-    this.enqueue({ head, watchId, tail: createdField, messageBytes: head.length + watchIdFieldBytes(watchId) + createdField.length });
+    this.enqueue({
+      head,
+      watchId,
+      tail: createdField,
+      messageBytes: head.length + watchIdFieldBytes(watchId) + createdField.length,
+    });
   }
 
   private cancel(watchId: number): void {
@@ -373,11 +396,17 @@ class WatchStream {
       this.refused = true;
       return false;
     }
-    if (response.events.length > 0 && this.progressWanted.has(response.watchId)) this.progressWanted.set(response.watchId, false);
+    if (response.events.length > 0 && this.progressWanted.has(response.watchId))
+      this.progressWanted.set(response.watchId, false);
     if (!this.deliverShared(response)) {
       const header = { ...this.host.header(), revision: response.revision };
       const canceled = response.compactRevision !== 0;
-      this.send(header, { watchId: response.watchId, events: response.events, compactRevision: response.compactRevision, canceled });
+      this.send(header, {
+        watchId: response.watchId,
+        events: response.events,
+        compactRevision: response.compactRevision,
+        canceled,
+      });
     }
     return true;
   }
@@ -385,7 +414,8 @@ class WatchStream {
   /** Queues an events response from the revision's shared bytes; false when it needs the general path. */
   private deliverShared(response: WatchResponse): boolean {
     const { watchId, events } = response;
-    if (events.length === 0 || response.compactRevision !== 0 || watchId < 0 || watchId > framedWatchIdMax) return false;
+    if (events.length === 0 || response.compactRevision !== 0 || watchId < 0 || watchId > framedWatchIdMax)
+      return false;
     const { head, tail } = this.encoder.events(events, response.revision);
     const messageBytes = head.length + watchIdFieldBytes(watchId) + tail.length;
     // etcd's sendFragments splits a response of at least the limit holding two or more events.
@@ -397,7 +427,9 @@ class WatchStream {
   private send(header: ResponseHeader, fields: WatchResponseFields): void {
     if (this.closed) return;
     const wire = watchResponseToWire(header, fields);
-    const pieces = this.fragmented.has(fields.watchId) ? fragmentResponse(wire, this.fragmentBytesMax, this.encoder.sizeBytes) : [wire];
+    const pieces = this.fragmented.has(fields.watchId)
+      ? fragmentResponse(wire, this.fragmentBytesMax, this.encoder.sizeBytes)
+      : [wire];
     for (const piece of pieces) {
       const bytes = this.encoder.message(piece);
       this.enqueue({ head: bytes, watchId: 0, tail: noBytes, messageBytes: bytes.length });
@@ -421,7 +453,10 @@ class WatchStream {
     if (this.writing || this.closed || this.queue.length === 0) return;
     let count = 0;
     let bytes = 0;
-    while (count < this.queue.length && (count === 0 || bytes + (this.queue[count] as QueuedResponse).messageBytes <= streamWriteBytesMax)) {
+    while (
+      count < this.queue.length &&
+      (count === 0 || bytes + (this.queue[count] as QueuedResponse).messageBytes <= streamWriteBytesMax)
+    ) {
       bytes += (this.queue[count] as QueuedResponse).messageBytes;
       count++;
     }

@@ -7,7 +7,15 @@
  * reading half, so both work on one object and a frame costs no extra hop.
  */
 import type { Duplex } from 'node:stream';
-import { FrameFlag, FrameType, FrameWriter, defaultFrameBytes, defaultWindowBytes, grpcFramePrefixBytes, writeFramePrefix } from '../../../src/http2/frames.js';
+import {
+  FrameFlag,
+  FrameType,
+  FrameWriter,
+  defaultFrameBytes,
+  defaultWindowBytes,
+  grpcFramePrefixBytes,
+  writeFramePrefix,
+} from '../../../src/http2/frames.js';
 import { GrpcHeaderEncoder } from '../grpc/headers.js';
 import type { CallSide, GrpcRoutes } from '../grpc/calls.js';
 import { streamReceiveWindowBytes } from './server-options.js';
@@ -26,7 +34,8 @@ const pingAcksHeldMax = 16;
 const goAwayLingerMs = 1_000;
 
 /** One outbound item a stream could not send yet for want of flow-control window. */
-type Outbound = { kind: 'data'; bytes: Buffer; done?: () => void } | { kind: 'trailers'; code: number; message: string };
+type Outbound =
+  { kind: 'data'; bytes: Buffer; done?: () => void } | { kind: 'trailers'; code: number; message: string };
 
 /** A stream's HTTP/2 state; its call (unary or streaming) lives in `side`. */
 export class Http2ServerStream {
@@ -80,7 +89,11 @@ export abstract class Http2AnswerWriter {
   respondUnary(stream: Http2ServerStream, message: Uint8Array): void {
     if (stream.localClosed || this.closed) return;
     const dataBytes = grpcFramePrefixBytes + message.length;
-    if (stream.headersSent || stream.pending.length > 0 || dataBytes > Math.min(this.sendWindow, stream.sendWindow, this.peerFrameBytes)) {
+    if (
+      stream.headersSent ||
+      stream.pending.length > 0 ||
+      dataBytes > Math.min(this.sendWindow, stream.sendWindow, this.peerFrameBytes)
+    ) {
       const framed = Buffer.allocUnsafe(dataBytes);
       framed.set(message, writeFramePrefix(framed, 0, message.length));
       this.sendHeaders(stream);
@@ -93,7 +106,12 @@ export abstract class Http2AnswerWriter {
     this.writer.header(dataBytes, FrameType.data, 0, stream.id);
     const { slab, at } = this.writer.reserve(dataBytes);
     slab.set(message, writeFramePrefix(slab, at, message.length));
-    this.writer.frame(FrameType.headers, FrameFlag.endHeaders | FrameFlag.endStream, stream.id, this.headers.okTrailers());
+    this.writer.frame(
+      FrameType.headers,
+      FrameFlag.endHeaders | FrameFlag.endStream,
+      stream.id,
+      this.headers.okTrailers(),
+    );
     this.sendWindow -= dataBytes;
     stream.sendWindow -= dataBytes;
     stream.headersSent = true;
@@ -131,7 +149,12 @@ export abstract class Http2AnswerWriter {
     if (stream.headersSent) return this.sendTrailers(stream, code, message);
     stream.headersSent = true;
     this.answeredSincePing = true;
-    this.writer.frame(FrameType.headers, FrameFlag.endHeaders | FrameFlag.endStream, stream.id, this.headers.trailersOnly(code, message, httpStatus));
+    this.writer.frame(
+      FrameType.headers,
+      FrameFlag.endHeaders | FrameFlag.endStream,
+      stream.id,
+      this.headers.trailersOnly(code, message, httpStatus),
+    );
     this.endLocal(stream);
     this.scheduleFlush();
   }
@@ -161,7 +184,12 @@ export abstract class Http2AnswerWriter {
       const item = stream.pending[0]!;
       if (item.kind === 'trailers') {
         stream.pending.shift();
-        this.writer.frame(FrameType.headers, FrameFlag.endHeaders | FrameFlag.endStream, stream.id, this.headers.statusTrailers(item.code, item.message));
+        this.writer.frame(
+          FrameType.headers,
+          FrameFlag.endHeaders | FrameFlag.endStream,
+          stream.id,
+          this.headers.statusTrailers(item.code, item.message),
+        );
         this.answeredSincePing = true;
         this.endLocal(stream);
         break;
@@ -289,7 +317,10 @@ export abstract class Http2AnswerWriter {
     this.socket.end();
     // A client that never closes its side is not waited for.
     setTimeout(() => this.socket.destroy(), goAwayLingerMs).unref();
-    this.routes.logger.warn({ peer: this.peer, code, reason }, 'closed a client connection after an HTTP/2 protocol error');
+    this.routes.logger.warn(
+      { peer: this.peer, code, reason },
+      'closed a client connection after an HTTP/2 protocol error',
+    );
     this.shutDown();
   }
 

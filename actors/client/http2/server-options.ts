@@ -45,7 +45,10 @@ export const etcdHttp2ServerOptions: Readonly<Http2ServerOptions> = {
   keepaliveTimeoutMs: grpcKeepaliveTimeoutMsDefault,
 };
 
-type KeepaliveFlags = Pick<MemberConfig, 'maxConcurrentStreams' | 'grpcKeepaliveMinTimeMs' | 'grpcKeepaliveIntervalMs' | 'grpcKeepaliveTimeoutMs'>;
+type KeepaliveFlags = Pick<
+  MemberConfig,
+  'maxConcurrentStreams' | 'grpcKeepaliveMinTimeMs' | 'grpcKeepaliveIntervalMs' | 'grpcKeepaliveTimeoutMs'
+>;
 
 /**
  * The server options etcd's flags come to. etcd passes grpc-go an enforcement policy only for a
@@ -56,7 +59,8 @@ export function http2ServerOptions(flags: KeepaliveFlags): Http2ServerOptions {
   const pingsServer = flags.grpcKeepaliveIntervalMs > 0 && flags.grpcKeepaliveTimeoutMs > 0;
   return {
     maxConcurrentStreams: flags.maxConcurrentStreams,
-    keepaliveMinTimeMs: flags.grpcKeepaliveMinTimeMs > 0 ? flags.grpcKeepaliveMinTimeMs : grpcKeepalivePolicyMinTimeMsDefault,
+    keepaliveMinTimeMs:
+      flags.grpcKeepaliveMinTimeMs > 0 ? flags.grpcKeepaliveMinTimeMs : grpcKeepalivePolicyMinTimeMsDefault,
     keepaliveIntervalMs: pingsServer ? flags.grpcKeepaliveIntervalMs : grpcKeepaliveIntervalMsDefault,
     keepaliveTimeoutMs: pingsServer ? flags.grpcKeepaliveTimeoutMs : grpcKeepaliveTimeoutMsDefault,
   };

@@ -120,14 +120,19 @@ export class Http2Connection extends Http2AnswerWriter {
           this.input = bytes;
           return;
         }
-        if (!bytes.subarray(0, http2Preface.length).equals(http2Preface)) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'bad connection preface');
+        if (!bytes.subarray(0, http2Preface.length).equals(http2Preface))
+          throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'bad connection preface');
         this.prefaceSeen = true;
         bytes = bytes.subarray(http2Preface.length);
       }
       let at = 0;
       while (bytes.length - at >= frameHeaderBytes) {
         const length = (bytes[at]! << 16) | (bytes[at + 1]! << 8) | bytes[at + 2]!;
-        if (length > defaultFrameBytes) throw new Http2ConnectionError(Http2ErrorCode.frameSizeError, `frame of ${length} bytes over ${defaultFrameBytes}`);
+        if (length > defaultFrameBytes)
+          throw new Http2ConnectionError(
+            Http2ErrorCode.frameSizeError,
+            `frame of ${length} bytes over ${defaultFrameBytes}`,
+          );
         const end = at + frameHeaderBytes + length;
         if (end > bytes.length) break;
         const type = bytes[at + 3]!;
@@ -158,7 +163,8 @@ export class Http2Connection extends Http2AnswerWriter {
       case FrameType.headers:
         return this.headersFrame(flags, streamId, payload);
       case FrameType.priority:
-        if (payload.length !== 5) throw new Http2ConnectionError(Http2ErrorCode.frameSizeError, 'PRIORITY frame not 5 bytes');
+        if (payload.length !== 5)
+          throw new Http2ConnectionError(Http2ErrorCode.frameSizeError, 'PRIORITY frame not 5 bytes');
         return;
       case FrameType.rstStream:
         return this.reset(streamId, payload);
@@ -167,7 +173,8 @@ export class Http2Connection extends Http2AnswerWriter {
       case FrameType.pushPromise:
         throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'PUSH_PROMISE from a client');
       case FrameType.ping:
-        if (payload.length !== 8 || streamId !== 0) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'malformed PING');
+        if (payload.length !== 8 || streamId !== 0)
+          throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'malformed PING');
         if ((flags & FrameFlag.ack) === 0) this.clientPing(payload);
         return;
       case FrameType.goaway:
@@ -185,7 +192,8 @@ export class Http2Connection extends Http2AnswerWriter {
   private data(flags: number, streamId: number, payload: Buffer): void {
     if (streamId === 0) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'DATA on stream 0');
     this.receiveWindow -= payload.length;
-    if (this.receiveWindow < 0) throw new Http2ConnectionError(Http2ErrorCode.flowControlError, 'connection receive window exceeded');
+    if (this.receiveWindow < 0)
+      throw new Http2ConnectionError(Http2ErrorCode.flowControlError, 'connection receive window exceeded');
     this.receiveUnacked += payload.length;
     if (this.receiveUnacked >= connectionReceiveWindowBytes / 4) {
       this.writeWindowUpdate(0, this.receiveUnacked);
@@ -194,7 +202,8 @@ export class Http2Connection extends Http2AnswerWriter {
     }
     const stream = this.streams.get(streamId);
     if (stream === undefined) {
-      if (streamId > this.lastStreamId) throw new Http2ConnectionError(Http2ErrorCode.protocolError, `DATA on idle stream ${streamId}`);
+      if (streamId > this.lastStreamId)
+        throw new Http2ConnectionError(Http2ErrorCode.protocolError, `DATA on idle stream ${streamId}`);
       // A stream we already finished and reset: the client had sent this before it heard.
       return;
     }
@@ -218,7 +227,8 @@ export class Http2Connection extends Http2AnswerWriter {
   }
 
   private headersFrame(flags: number, streamId: number, payload: Buffer): void {
-    if (streamId === 0 || streamId % 2 === 0) throw new Http2ConnectionError(Http2ErrorCode.protocolError, `HEADERS on stream ${streamId}`);
+    if (streamId === 0 || streamId % 2 === 0)
+      throw new Http2ConnectionError(Http2ErrorCode.protocolError, `HEADERS on stream ${streamId}`);
     const fragment = unpadded(flags, payload, flags & FrameFlag.priority ? 5 : 0);
     const endStream = (flags & FrameFlag.endStream) !== 0;
     if ((flags & FrameFlag.endHeaders) === 0) {
@@ -230,10 +240,12 @@ export class Http2Connection extends Http2AnswerWriter {
 
   private continuation(flags: number, streamId: number, payload: Buffer): void {
     const block = this.headerBlock;
-    if (block === undefined || block.streamId !== streamId) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'unexpected CONTINUATION');
+    if (block === undefined || block.streamId !== streamId)
+      throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'unexpected CONTINUATION');
     block.fragments.push(payload);
     block.bytes += payload.length;
-    if (block.bytes > headerListBytesMax) throw new Http2ConnectionError(Http2ErrorCode.enhanceYourCalm, 'header block too large');
+    if (block.bytes > headerListBytesMax)
+      throw new Http2ConnectionError(Http2ErrorCode.enhanceYourCalm, 'header block too large');
     if ((flags & FrameFlag.endHeaders) === 0) return;
     this.headerBlock = undefined;
     this.headerBlockDone(streamId, block.endStream, Buffer.concat(block.fragments, block.bytes));
@@ -246,13 +258,18 @@ export class Http2Connection extends Http2AnswerWriter {
     const existing = this.streams.get(streamId);
     if (existing !== undefined) {
       // Trailers from the client: they only end its side.
-      if (!endStream || existing.remoteClosed) throw new Http2ConnectionError(Http2ErrorCode.protocolError, `second HEADERS on stream ${streamId} without END_STREAM`);
+      if (!endStream || existing.remoteClosed)
+        throw new Http2ConnectionError(
+          Http2ErrorCode.protocolError,
+          `second HEADERS on stream ${streamId} without END_STREAM`,
+        );
       existing.remoteClosed = true;
       existing.side?.onData(Buffer.alloc(0), true);
       this.retireIfDone(existing);
       return;
     }
-    if (streamId <= this.lastStreamId) throw new Http2ConnectionError(Http2ErrorCode.streamClosed, `HEADERS on closed stream ${streamId}`);
+    if (streamId <= this.lastStreamId)
+      throw new Http2ConnectionError(Http2ErrorCode.streamClosed, `HEADERS on closed stream ${streamId}`);
     // A refused stream counts as seen too, so DATA the client sent on it before it heard is ignored.
     this.lastStreamId = streamId;
     if (this.streams.size >= this.streamsMax) {
@@ -263,7 +280,11 @@ export class Http2Connection extends Http2AnswerWriter {
     stream.remoteClosed = endStream;
     this.streams.set(streamId, stream);
     if (listBytes > headerListBytesMax) {
-      this.respondTrailersOnly(stream, GrpcCode.resourceExhausted, `header list of ${listBytes} bytes over ${headerListBytesMax}`);
+      this.respondTrailersOnly(
+        stream,
+        GrpcCode.resourceExhausted,
+        `header list of ${listBytes} bytes over ${headerListBytesMax}`,
+      );
       return;
     }
     this.startCall(stream, requestHead(fields));
@@ -272,16 +293,19 @@ export class Http2Connection extends Http2AnswerWriter {
   private startCall(stream: Http2ServerStream, head: RequestHead): void {
     const route = routeFor(head, this.routes);
     if (!('kind' in route)) return this.respondTrailersOnly(stream, route.code, route.message, route.httpStatus);
-    stream.side = route.kind === 'unary' ? new UnaryGrpcCall(stream, route, head) : new GrpcStreamCall(stream, route, head);
+    stream.side =
+      route.kind === 'unary' ? new UnaryGrpcCall(stream, route, head) : new GrpcStreamCall(stream, route, head);
     stream.side.start();
     if (stream.remoteClosed) stream.side.onData(Buffer.alloc(0), true);
   }
 
   private reset(streamId: number, payload: Buffer): void {
-    if (payload.length !== 4 || streamId === 0) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'malformed RST_STREAM');
+    if (payload.length !== 4 || streamId === 0)
+      throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'malformed RST_STREAM');
     const stream = this.streams.get(streamId);
     if (stream === undefined) {
-      if (streamId > this.lastStreamId) throw new Http2ConnectionError(Http2ErrorCode.protocolError, `RST_STREAM on idle stream ${streamId}`);
+      if (streamId > this.lastStreamId)
+        throw new Http2ConnectionError(Http2ErrorCode.protocolError, `RST_STREAM on idle stream ${streamId}`);
       return;
     }
     this.forget(stream);
@@ -291,17 +315,20 @@ export class Http2Connection extends Http2AnswerWriter {
   private settings(flags: number, streamId: number, payload: Buffer): void {
     if (streamId !== 0) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'SETTINGS on a stream');
     if (flags & FrameFlag.ack) return;
-    if (payload.length % 6 !== 0) throw new Http2ConnectionError(Http2ErrorCode.frameSizeError, 'SETTINGS not a multiple of 6 bytes');
+    if (payload.length % 6 !== 0)
+      throw new Http2ConnectionError(Http2ErrorCode.frameSizeError, 'SETTINGS not a multiple of 6 bytes');
     for (let at = 0; at < payload.length; at += 6) {
       const id = payload.readUInt16BE(at);
       const value = payload.readUInt32BE(at + 2);
       if (id === Setting.initialWindowSize) {
-        if (value > windowBytesMax) throw new Http2ConnectionError(Http2ErrorCode.flowControlError, `initial window ${value}`);
+        if (value > windowBytesMax)
+          throw new Http2ConnectionError(Http2ErrorCode.flowControlError, `initial window ${value}`);
         const delta = value - this.peerInitialWindow;
         this.peerInitialWindow = value;
         for (const stream of this.streams.values()) stream.sendWindow += delta;
       } else if (id === Setting.maxFrameSize) {
-        if (value < defaultFrameBytes || value > frameBytesLimitMax) throw new Http2ConnectionError(Http2ErrorCode.protocolError, `max frame size ${value}`);
+        if (value < defaultFrameBytes || value > frameBytesLimitMax)
+          throw new Http2ConnectionError(Http2ErrorCode.protocolError, `max frame size ${value}`);
         this.peerFrameBytes = value;
       } else if (id === Setting.headerTableSize) {
         this.headers.peerTableBytes(value);
@@ -312,12 +339,14 @@ export class Http2Connection extends Http2AnswerWriter {
   }
 
   private windowUpdate(streamId: number, payload: Buffer): void {
-    if (payload.length !== 4) throw new Http2ConnectionError(Http2ErrorCode.frameSizeError, 'WINDOW_UPDATE not 4 bytes');
+    if (payload.length !== 4)
+      throw new Http2ConnectionError(Http2ErrorCode.frameSizeError, 'WINDOW_UPDATE not 4 bytes');
     const increment = payload.readUInt32BE(0) & 0x7fffffff;
     if (streamId === 0) {
       if (increment === 0) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'WINDOW_UPDATE of 0');
       this.sendWindow += increment;
-      if (this.sendWindow > windowBytesMax) throw new Http2ConnectionError(Http2ErrorCode.flowControlError, 'connection send window over 2^31-1');
+      if (this.sendWindow > windowBytesMax)
+        throw new Http2ConnectionError(Http2ErrorCode.flowControlError, 'connection send window over 2^31-1');
       this.pumpBlocked();
       return;
     }
@@ -334,10 +363,17 @@ export class Http2Connection extends Http2AnswerWriter {
   private clientPing(payload: Buffer): void {
     this.holdPingAck(payload);
     const nowMs = performance.now();
-    this.pingStrikes = pingStrikesAfter(this.pingStrikes, nowMs - this.lastPingAtMs, this.answeredSincePing, this.streams.size, this.options.keepaliveMinTimeMs);
+    this.pingStrikes = pingStrikesAfter(
+      this.pingStrikes,
+      nowMs - this.lastPingAtMs,
+      this.answeredSincePing,
+      this.streams.size,
+      this.options.keepaliveMinTimeMs,
+    );
     this.lastPingAtMs = nowMs;
     this.answeredSincePing = false;
-    if (this.pingStrikes > grpcPingStrikesMax) throw new Http2ConnectionError(Http2ErrorCode.enhanceYourCalm, 'too_many_pings');
+    if (this.pingStrikes > grpcPingStrikesMax)
+      throw new Http2ConnectionError(Http2ErrorCode.enhanceYourCalm, 'too_many_pings');
   }
 
   private armKeepalive(delayMs: number): void {
@@ -385,13 +421,13 @@ export class Http2Connection extends Http2AnswerWriter {
   }
 }
 
-
 /** A DATA or HEADERS payload without its padding and, for HEADERS, its priority fields. */
 function unpadded(flags: number, payload: Buffer, skipBytes: number): Buffer {
   let start = skipBytes;
   let end = payload.length;
   if (flags & FrameFlag.padded) {
-    if (payload.length < 1) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'padded frame without a pad length');
+    if (payload.length < 1)
+      throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'padded frame without a pad length');
     start += 1;
     end -= payload[0]!;
   }
@@ -427,11 +463,26 @@ function requestHead(fields: string[]): RequestHead {
 }
 
 /** A request's route, or why it has none in grpc-go's words. */
-function routeFor(head: RequestHead, routes: GrpcRoutes): GrpcRoute | { code: number; message: string; httpStatus?: number } {
+function routeFor(
+  head: RequestHead,
+  routes: GrpcRoutes,
+): GrpcRoute | { code: number; message: string; httpStatus?: number } {
   const contentType = head.contentType;
-  const grpcType = contentType.startsWith('application/grpc') && (contentType.length === 16 || contentType[16] === '+' || contentType[16] === ';');
-  if (!grpcType) return { code: GrpcCode.internal, message: `transport: received unexpected content-type "${contentType}"`, httpStatus: 415 };
-  if (head.method !== 'POST') return { code: GrpcCode.internal, message: `transport: received unexpected method "${head.method}"`, httpStatus: 405 };
+  const grpcType =
+    contentType.startsWith('application/grpc') &&
+    (contentType.length === 16 || contentType[16] === '+' || contentType[16] === ';');
+  if (!grpcType)
+    return {
+      code: GrpcCode.internal,
+      message: `transport: received unexpected content-type "${contentType}"`,
+      httpStatus: 415,
+    };
+  if (head.method !== 'POST')
+    return {
+      code: GrpcCode.internal,
+      message: `transport: received unexpected method "${head.method}"`,
+      httpStatus: 405,
+    };
   const route = routes.byPath.get(head.path);
   if (route !== undefined) return route;
   const path = head.path.startsWith('/') ? head.path.slice(1) : head.path;
