@@ -28,7 +28,7 @@ import type {
 } from '../../src/api/types.js';
 import type { ClusterMember } from '../../src/membership/cluster-member.js';
 import { promoteExtendMs, type LeaseTimeToLive } from '../../src/lease/lessor.js';
-import { ProposalWaiters } from '../../src/server/proposal-waiters.js';
+import { firstProposalIdAt, ProposalWaiters } from '../../src/server/proposal-waiters.js';
 import { ReadIndexQueue } from '../../src/server/read-index-queue.js';
 import { Waiters, type Waiter } from '../../src/server/waiters.js';
 import type { RaftRole } from '../../src/raft/types.js';
@@ -62,7 +62,7 @@ export class Member implements KvService, LeaseApi {
   readonly watchable: WatchableStore;
   readonly watchDriver: WatchDriver;
   private readonly lifecycle = new MemberLifecycle();
-  private readonly proposals = new ProposalWaiters<Applied>();
+  private readonly proposals = new ProposalWaiters<Applied>(firstProposalIdAt(Date.now()));
   private readonly reads = new ReadIndexQueue<Waiter<void>>();
   private readonly confChangeWaiters = new Waiters<bigint, ClusterMember[]>();
   private readonly raft: RawNode;

@@ -13,6 +13,23 @@ export interface UnproposedEntry {
   data: Uint8Array;
 }
 
+/** Proposal IDs a member may issue per millisecond of its uptime before a later start could reuse one. */
+export const proposalIdsPerMsMax = 1024;
+
+/**
+ * The first proposal ID of a member started at `wallClockMs`. Entries a member proposed before a
+ * restart may be committed and applied after it, and the restarted member must not take one of
+ * them for its own new proposal with the same ID. Starting from the start time, scaled by
+ * proposalIdsPerMsMax, puts every later start above every ID an earlier run reached (as etcd's
+ * ID generator starts from the time), and stays a safe integer until the year 2248.
+ */
+export function firstProposalIdAt(wallClockMs: number): number {
+  assert(Number.isSafeInteger(wallClockMs) && wallClockMs > 0, () => `wall clock ${wallClockMs} ms is not a time`);
+  const firstId = wallClockMs * proposalIdsPerMsMax;
+  assert(Number.isSafeInteger(firstId), () => `proposal IDs from ${wallClockMs} ms pass 2^53`);
+  return firstId;
+}
+
 export class ProposalWaiters<T> {
   private readonly waiters = new Waiters<number, T>();
   private unproposed: UnproposedEntry[] = [];

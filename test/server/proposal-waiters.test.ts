@@ -1,7 +1,7 @@
 /** Proposal waiters: IDs, the batch handed to Raft, answers and failures. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ProposalWaiters } from '../../src/server/proposal-waiters.js';
+import { firstProposalIdAt, ProposalWaiters, proposalIdsPerMsMax } from '../../src/server/proposal-waiters.js';
 
 function propose(waiters: ProposalWaiters<string>, seen: string[]): number {
   const id = waiters.issueId();
@@ -85,4 +85,20 @@ test('an ID that was never issued cannot be registered', () => {
       ),
     /proposal ID 1 was never issued/,
   );
+});
+
+test('a restarted member issues IDs above every ID its earlier run could reach', () => {
+  const startedMs = 1_764_900_000_000;
+  const earlier = new ProposalWaiters<string>(firstProposalIdAt(startedMs));
+  // The earlier run issues as many IDs as its uptime allows at the bound, then restarts.
+  const uptimeMs = 2_000;
+  let lastEarlierId = 0;
+  for (let i = 0; i < uptimeMs * proposalIdsPerMsMax; i += 1) lastEarlierId = earlier.issueId();
+  const restarted = new ProposalWaiters<string>(firstProposalIdAt(startedMs + uptimeMs + 1));
+  assert.ok(restarted.issueId() > lastEarlierId);
+});
+
+test('a start time that is not a time, or whose IDs would pass 2^53, is refused', () => {
+  assert.throws(() => firstProposalIdAt(0), /is not a time/);
+  assert.throws(() => firstProposalIdAt(2 ** 53 / 16), /pass 2\^53/);
 });
