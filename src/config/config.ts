@@ -11,6 +11,7 @@ import {
   backendBatchLimitDefault,
   leaseCheckpointIntervalMsDefault,
   quotaBackendBytesDefault,
+  electionTimeoutMsMax,
 } from '../lib/limits.js';
 import { packageRoot } from '../lib/paths.js';
 import { serverFlags, defaultName, defaultListenPeerUrls } from './flags.js';
@@ -220,9 +221,9 @@ function checkRules(config: MemberConfig): void {
       `--election-timeout[${config.electionTimeoutMs}ms] should be at least as 5 times as --heartbeat-interval[${config.heartbeatIntervalMs}ms]`,
     );
   }
-  if (config.electionTimeoutMs > 50_000) {
+  if (config.electionTimeoutMs > electionTimeoutMsMax) {
     throw new ConfigError(
-      `--election-timeout[${config.electionTimeoutMs}ms] is too long, and should be set less than 50000ms`,
+      `--election-timeout[${config.electionTimeoutMs}ms] is too long, and should be set less than ${electionTimeoutMsMax}ms`,
     );
   }
   if (config.advertiseClientUrls.length === 0) {

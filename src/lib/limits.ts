@@ -10,8 +10,6 @@ export const grpcOverheadBytes = 512 * 1024;
 export const txnOpsDefault = 128;
 /** etcd's --quota-backend-bytes default (0 means this default): 2 GiB. */
 export const quotaBackendBytesDefault = 2 * 1024 * 1024 * 1024;
-/** etcd's hard ceiling for --quota-backend-bytes: 8 GiB. */
-export const quotaBackendBytesMax = 8 * 1024 * 1024 * 1024;
 /** etcd's --snapshot-count default. */
 export const snapshotCountDefault = 100_000;
 /** Entries kept in the log behind a snapshot so slow followers can catch up without one. */
@@ -59,8 +57,6 @@ export const backendDbBytesMax = 64 * 1024 * 1024 * 1024;
 export const walSegmentBytesDefault = 64 * 1024 * 1024;
 /** A single WAL record may not exceed this (a larger length field is corruption). */
 export const walRecordBytesMax = 256 * 1024 * 1024;
-/** Key length limit: etcd does not bound keys apart from the request size; we mirror that. */
-export const keyBytesMax = requestBytesDefault;
 /** Largest peer transport frame (one batch of Raft messages to one member); larger frames are refused. */
 export const peerFrameBytesMax = 256 * 1024 * 1024;
 /** Bytes queued on one peer's connection beyond which further messages to it are dropped (reported unreachable). */

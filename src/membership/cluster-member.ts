@@ -39,11 +39,6 @@ export function decodeMemberChange(context: Uint8Array | undefined, id: bigint):
   return { member, isPromote: parsed.isPromote === true };
 }
 
-/** The member part of decodeMemberChange. */
-export function decodeMemberContext(context: Uint8Array | undefined, id: bigint): ClusterMember {
-  return decodeMemberChange(context, id).member;
-}
-
 function emptyMember(id: bigint): ClusterMember {
   return { id, name: '', peerUrls: [], clientUrls: [], isLearner: false };
 }

@@ -24,6 +24,7 @@
 import { Packr } from 'msgpackr';
 import { assert } from '../lib/assert.js';
 import { peerFrameBytesMax } from '../lib/limits.js';
+import { isLocalMessage } from './raft.js';
 import {
   type ConfState,
   type Entry,
@@ -79,15 +80,6 @@ export class ClusterIdMismatchError extends Error {
   }
 }
 
-// Messages that only ever pass between the application and its own Raft node; one on the wire is a
-// bug at the sender or a forged frame, and RawNode.step would refuse it.
-const localMessageTypes: ReadonlySet<number> = new Set([
-  MessageType.hup,
-  MessageType.beat,
-  MessageType.unreachable,
-  MessageType.snapStatus,
-  MessageType.checkQuorum,
-]);
 const messageTypeMax = MessageType.preVoteResp;
 const entryTypeMax = EntryType.confChangeV2;
 const uint64Max = (1n << 64n) - 1n;
@@ -131,11 +123,6 @@ class ByteSource {
     if (this.offset !== this.end)
       throw new MalformedFrameError(`${this.end - this.offset} data bytes are not used by any message`);
   }
-}
-
-/** True for message types that must never leave the member (hup, beat, unreachable, ...). */
-export function isLocalMessageType(type: MessageType): boolean {
-  return localMessageTypes.has(type);
 }
 
 /** Encodes a batch of messages into one frame that owns its whole ArrayBuffer (so it can be transferred). */
@@ -254,7 +241,7 @@ function assertId(id: bigint, what: string): void {
 // A message as [type, to, from, term, logTerm, index, commit, reject, rejectHint, entries, snapshot,
 // contextBytes], an entry as [term, index, type, dataBytes]; null stands for an absent snapshot or context.
 function encodeMessage(message: Message, sink: ByteSink): unknown[] {
-  assert(!localMessageTypes.has(message.type), () => `local message type ${message.type} cannot be sent to a peer`);
+  assert(!isLocalMessage(message.type), () => `local message type ${message.type} cannot be sent to a peer`);
   assertId(message.to, 'message to');
   assertId(message.from, 'message from');
   const entries = message.entries.map((entry) => [entry.term, entry.index, entry.type, sink.add(entry.data)]);
@@ -306,8 +293,7 @@ function decodeMessage(value: unknown, data: ByteSource, where: string): Message
   const tuple = tupleOf(value, messageFieldCount, where);
   const type = integer(tuple[0], `${where} type`);
   if (type > messageTypeMax) throw new MalformedFrameError(`${where} type ${type} is not a Raft message type`);
-  if (localMessageTypes.has(type))
-    throw new MalformedFrameError(`${where} type ${type} is local to a member and never sent`);
+  if (isLocalMessage(type)) throw new MalformedFrameError(`${where} type ${type} is local to a member and never sent`);
   const message: Message = {
     type: type as MessageType,
     to: memberId(tuple[1], `${where} to`),

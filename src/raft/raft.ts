@@ -443,7 +443,9 @@ function checkQuorumActive(core: RaftCore): boolean {
 
 // ---- stepping messages -----------------------------------------------------------------------
 
-const localMessageTypes = new Set<MessageType>([
+// Messages that only ever pass between the application and its own Raft node: RawNode refuses to
+// step one, and the peer codec refuses one on the wire (a bug at the sender or a forged frame).
+const localMessageTypes: ReadonlySet<number> = new Set<MessageType>([
   MessageType.hup,
   MessageType.beat,
   MessageType.unreachable,
