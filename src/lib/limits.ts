@@ -61,6 +61,13 @@ export const walSegmentBytesDefault = 64 * 1024 * 1024;
 export const walRecordBytesMax = 256 * 1024 * 1024;
 /** Key length limit: etcd does not bound keys apart from the request size; we mirror that. */
 export const keyBytesMax = requestBytesDefault;
+/**
+ * Txns nested inside txns (RequestOp.request_txn) deeper than this are refused while decoding: the
+ * decoder and everything after it recurse per level, and a 1.5 MiB request could otherwise nest
+ * some 200,000 levels and overflow the stack. etcd has no such bound, but its op budget
+ * (--max-txn-ops, default 128) already refuses a deeper txn in validation.
+ */
+export const txnNestingDepthMax = 1_000;
 /** Largest peer transport frame (one batch of Raft messages to one member); larger frames are refused. */
 export const peerFrameBytesMax = 256 * 1024 * 1024;
 /** Bytes queued on one peer's connection beyond which further messages to it are dropped (reported unreachable). */

@@ -10,7 +10,9 @@ import {
 import { encodeDeleteRangeRequest, encodeTxnRequest } from '../../src/api/request-encoder.js';
 import { rangeRequestWith, type Compare, type RequestOp, type TxnRequest } from '../../src/api/types.js';
 import { protoReaderOf, wireBytes } from '../../src/lib/protobuf.js';
+import type { Prng } from '../../src/lib/prng.js';
 import { parseOrRefuse, runFuzz } from './fuzz.js';
+import { nestTxn } from './nested-txn.js';
 
 const bytes = (text: string): Buffer => Buffer.from(text);
 
@@ -52,6 +54,8 @@ const corpus: Uint8Array[] = [
   encodeDeleteRangeRequest(deleteRange.deleteRange),
 ];
 
+const nest = (input: Uint8Array, prng: Prng): Uint8Array => nestTxn(input, prng.pick([2, 50, 1_000, 20_000]));
+
 /** Decoding errors become gRPC errors: a plain Error with the protobuf reader's text, or etcd's own EtcdError. */
 const decodeErrors = [Error, EtcdError] as const;
 
@@ -75,6 +79,8 @@ test('each KV request decoder returns a request or throws a plain Error or an Et
   const decoders = [decodeRangeRequest, decodePutRequest, decodeDeleteRangeRequest, decodeTxnRequest];
   runFuzz('kv-request-decoders', {
     corpus,
+    mutations: [nest],
+    inputBytesMax: 256 * 1024,
     check(input) {
       for (const decode of decoders) parseOrRefuse(() => decode(Buffer.from(input)), ...decodeErrors);
     },
