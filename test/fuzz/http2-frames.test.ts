@@ -7,7 +7,7 @@ import { serveGrpcConnection } from '../../actors/client/http2/server.js';
 import type { WireMessage } from '../../src/api/proto-wire.js';
 import { decodeRangeRequest } from '../../src/api/request-decoder.js';
 import { FrameFlag, FrameType, Http2ErrorCode, http2Preface } from '../../src/http2/frames.js';
-import { concat, runFuzz } from './fuzz.js';
+import { concat, runFuzzYielding } from './fuzz.js';
 
 /** One frame: the 9-byte header, then the payload. */
 function frame(type: number, flags: number, streamId: number, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
@@ -146,8 +146,8 @@ test('the frame sequences the fuzzer starts from are served without GOAWAY', () 
   for (const input of corpus) assert.deepEqual(serve(input), { errors: [], goAwayCodes: [] });
 });
 
-test('the HTTP/2 frame reader answers any bytes after the preface, ending the connection only with a protocol GOAWAY', () => {
-  runFuzz('http2-frames', {
+test('the HTTP/2 frame reader answers any bytes after the preface, ending the connection only with a protocol GOAWAY', async () => {
+  await runFuzzYielding('http2-frames', {
     corpus,
     inputBytesMax: 32 * 1024,
     check(input) {
