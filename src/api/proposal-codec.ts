@@ -60,11 +60,26 @@ export function decodeProposal(data: Uint8Array): Envelope {
   if (data[0] === txnMarker) return withBody(data, (request) => ({ type: 'txn', txn: decodeTxnRequest(request) }));
   if (data[0] === deleteRangeMarker)
     return withBody(data, (request) => ({ type: 'deleteRange', deleteRange: decodeDeleteRangeRequest(request) }));
-  const envelope = packr.unpack(data) as Envelope;
+  const envelope = unpackEnvelope(data);
   const type = envelope.body.type;
   if (type === 'put' || type === 'txn' || type === 'deleteRange')
     throw new Error(`${type} proposal in msgpack: ${type}s have a binary layout only`);
   return envelope;
+}
+
+/** The msgpack envelope of any other proposal; bytes that are not one throw a plain Error saying so. */
+function unpackEnvelope(data: Uint8Array): Envelope {
+  let value: unknown;
+  try {
+    value = packr.unpack(data);
+  } catch (error) {
+    // msgpackr throws RangeErrors too and may quote the decoded value; keep the error plain and short.
+    throw new Error(`proposal is not valid msgpack: ${(error as Error).message.slice(0, 200)}`);
+  }
+  const body = (value as { body?: unknown } | null)?.body;
+  if (typeof body !== 'object' || body === null || typeof (body as { type?: unknown }).type !== 'string')
+    throw new Error(`proposal of ${data.length} bytes is not an envelope with a typed body`);
+  return value as Envelope;
 }
 
 const memberAttributesName = new TextEncoder().encode('memberAttributes');

@@ -28,6 +28,7 @@ import {
   wireVarint,
   type ProtoReader,
 } from '../lib/protobuf.js';
+import { txnNestingDepthMax } from '../lib/limits.js';
 import {
   rangeRequestWith,
   type Compare,
@@ -52,8 +53,11 @@ export function decodeDeleteRangeRequest(bytes: Buffer): DeleteRangeRequest {
 
 /** Decodes a TxnRequest; an op with no request set throws etcd's "key not found", as validation would. */
 export function decodeTxnRequest(bytes: Buffer): TxnRequest {
-  return txnRequest(protoReaderOf(bytes));
+  return txnRequest(protoReaderOf(bytes), 0);
 }
+
+/** The error for a txn nested deeper than txnNestingDepthMax, in protobuf-go's words for its own limit. */
+export const txnNestingText = `proto: exceeded maximum recursion depth (txns nested over ${txnNestingDepthMax} deep)`;
 
 function rangeRequest(reader: ProtoReader): RangeRequest {
   const request = rangeRequestWith({ key: emptyBytes, rangeEnd: emptyBytes });
@@ -213,7 +217,7 @@ function compare(reader: ProtoReader): Compare {
   return result;
 }
 
-function requestOp(reader: ProtoReader): RequestOp {
+function requestOp(reader: ProtoReader, depth: number): RequestOp {
   let op: RequestOp | undefined;
   while (!reader.done) {
     const field = reader.key();
@@ -228,7 +232,7 @@ function requestOp(reader: ProtoReader): RequestOp {
         op = { type: 'deleteRange', deleteRange: deleteRangeRequest(reader.message()) };
         break;
       case key(4, wireBytes):
-        op = { type: 'txn', txn: txnRequest(reader.message()) };
+        op = { type: 'txn', txn: txnRequest(reader.message(), depth + 1) };
         break;
       default:
         reader.skip(field);
@@ -239,7 +243,9 @@ function requestOp(reader: ProtoReader): RequestOp {
   return op;
 }
 
-function txnRequest(reader: ProtoReader): TxnRequest {
+/** `depth` counts the txns this one is nested in; the bound is checked once per txn, not per byte. */
+function txnRequest(reader: ProtoReader, depth: number): TxnRequest {
+  if (depth > txnNestingDepthMax) throw new Error(txnNestingText);
   const request: TxnRequest = { compare: [], success: [], failure: [] };
   while (!reader.done) {
     const field = reader.key();
@@ -248,10 +254,10 @@ function txnRequest(reader: ProtoReader): TxnRequest {
         request.compare.push(compare(reader.message()));
         break;
       case key(2, wireBytes):
-        request.success.push(requestOp(reader.message()));
+        request.success.push(requestOp(reader.message(), depth));
         break;
       case key(3, wireBytes):
-        request.failure.push(requestOp(reader.message()));
+        request.failure.push(requestOp(reader.message(), depth));
         break;
       default:
         reader.skip(field);

@@ -57,6 +57,13 @@ export const backendDbBytesMax = 64 * 1024 * 1024 * 1024;
 export const walSegmentBytesDefault = 64 * 1024 * 1024;
 /** A single WAL record may not exceed this (a larger length field is corruption). */
 export const walRecordBytesMax = 256 * 1024 * 1024;
+/**
+ * Txns nested inside txns (RequestOp.request_txn) deeper than this are refused while decoding: the
+ * decoder and everything after it recurse per level, and a 1.5 MiB request could otherwise nest
+ * some 200,000 levels and overflow the stack. etcd has no such bound, but its op budget
+ * (--max-txn-ops, default 128) already refuses a deeper txn in validation.
+ */
+export const txnNestingDepthMax = 1_000;
 /** Largest peer transport frame (one batch of Raft messages to one member); larger frames are refused. */
 export const peerFrameBytesMax = 256 * 1024 * 1024;
 /** Bytes queued on one peer's connection beyond which further messages to it are dropped (reported unreachable). */

@@ -178,3 +178,22 @@ test('delete proposals round-trip through their protobuf layout, and a truncated
   assert.throws(() => decodeProposal(encodeProposal(cases[0]!).subarray(0, 10)), /shorter than its header/);
   assert.throws(() => decodeProposal(encodeProposal(cases[0]!).subarray(0, 19)), /unexpected EOF/);
 });
+
+// Found by the fuzzer: msgpack that is not an envelope threw a TypeError reading `body.type`, and
+// msgpack cut short could throw msgpackr's own errors.
+test('bytes that are not a msgpack envelope are refused with a plain Error that says so', () => {
+  const packr = new Packr({ useRecords: false });
+  for (const [hex, text] of [
+    ['01', /not an envelope with a typed body/],
+    ['c0', /not an envelope with a typed body/],
+    [Buffer.from(packr.pack({ origin: 1, id: 2 })).toString('hex'), /not an envelope with a typed body/],
+    [Buffer.from(packr.pack({ body: { type: 7 } })).toString('hex'), /not an envelope with a typed body/],
+    ['de0003a66f726967696e04a8706879736963616cc2', /not valid msgpack: Unexpected end of MessagePack data/],
+  ] as const) {
+    assert.throws(
+      () => decodeProposal(Buffer.from(hex, 'hex')),
+      (error: unknown) => Object.getPrototypeOf(error) === Error.prototype && text.test(String(error)),
+      hex,
+    );
+  }
+});

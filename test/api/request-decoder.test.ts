@@ -29,6 +29,8 @@ import {
   type TxnRequest,
 } from '../../src/api/types.js';
 import { Prng } from '../../src/lib/prng.js';
+import { txnNestingDepthMax } from '../../src/lib/limits.js';
+import { nestTxn } from '../fuzz/nested-txn.js';
 
 const kv = loadProtos()['etcdserverpb.KV'] as grpc.ServiceDefinition;
 type Method = 'Range' | 'Put' | 'DeleteRange' | 'Txn';
@@ -296,5 +298,30 @@ describe('the txn request encoder', () => {
     );
     // Three prefix bytes, then success (field 2) holding a RequestOp whose request_put (field 2) is empty.
     assert.deepEqual([...empty], [0, 0, 0, 0x12, 2, 0x12, 0]);
+  });
+});
+
+describe('txns nested in txns', () => {
+  const emptyTxn = new Uint8Array(0);
+
+  test('decode up to txnNestingDepthMax levels deep', () => {
+    let txn = decodeTxnRequest(Buffer.from(nestTxn(emptyTxn, txnNestingDepthMax)));
+    for (let level = 0; level < txnNestingDepthMax; level++) {
+      const op = txn.success[0];
+      assert.equal(op?.type, 'txn');
+      txn = (op as Extract<RequestOp, { type: 'txn' }>).txn;
+    }
+    assert.deepEqual(txn, { compare: [], success: [], failure: [] });
+  });
+
+  // Found by the fuzzer: 20,000 levels (about 110 KiB) overflowed the stack with a RangeError.
+  test('are refused with a clear error one level deeper and at 20,000 levels, without overflowing the stack', () => {
+    for (const depth of [txnNestingDepthMax + 1, 20_000]) {
+      assert.throws(
+        () => decodeTxnRequest(Buffer.from(nestTxn(emptyTxn, depth))),
+        (error: unknown) =>
+          Object.getPrototypeOf(error) === Error.prototype && /exceeded maximum recursion depth/.test(String(error)),
+      );
+    }
   });
 });
