@@ -240,6 +240,23 @@ function checkRules(config: MemberConfig): void {
   }
 }
 
+/**
+ * etcd's check of client URLs against the client TLS flags (embed.configureClientListeners): an
+ * https:// URL needs --cert-file or --key-file. Returns the error text, or undefined when fine.
+ */
+export function clientUrlsTlsProblem(config: MemberConfig): string | undefined {
+  const tlsEmpty = config.clientTls.certFile === '' && config.clientTls.keyFile === '';
+  const secure = config.listenClientUrls.find((url) => url.startsWith('https://') || url.startsWith('unixs://'));
+  if (secure === undefined || !tlsEmpty) return undefined;
+  return `TLS key/cert (--cert-file, --key-file) must be provided for client url ${secure} with HTTPS scheme`;
+}
+
+/** Go's os.Open error text for a failed Node read: "open <path>: no such file or directory". */
+export function goOpenErrorText(path: string, error: NodeJS.ErrnoException): string {
+  const description = error.message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/, '');
+  return `open ${path}: ${description}`;
+}
+
 /** Loads the configuration etcd would run with; throws FlagError (exit 2) or ConfigError (exit 1). */
 export function loadConfig(sources: ConfigSources): LoadedConfig {
   const raw = emptyRawFlags();
