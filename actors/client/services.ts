@@ -161,7 +161,7 @@ function streamingHandler(method: string): boolean {
 
 /** The client TLS flags in the words of etcd's TLSInfo.String(). */
 function describeTls(tls: MemberConfig['clientTls']): string {
-  return `cert = ${tls.certFile}, key = ${tls.keyFile}, trusted-ca = ${tls.trustedCaFile}, client-cert-auth = ${tls.clientCertAuth}, crl-file = `;
+  return `cert = ${tls.certFile}, key = ${tls.keyFile}, trusted-ca = ${tls.trustedCaFile}, client-cert-auth = ${tls.clientCertAuth}, crl-file = ${tls.crlFile ?? ''}`;
 }
 
 /** etcd's warnings for an http:// client URL on a member that has client TLS flags. */

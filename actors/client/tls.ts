@@ -14,6 +14,7 @@ export interface ClientTlsMaterial {
   cert: Buffer;
   key: Buffer;
   ca?: Buffer;
+  crl?: Buffer;
   /** Whether every client must present a certificate signed by `ca`. */
   verifyClients: boolean;
 }
@@ -39,6 +40,8 @@ export function readClientTlsMaterial(config: TlsConfig): ClientTlsMaterial {
     verifyClients: config.trustedCaFile !== '' || config.clientCertAuth,
   };
   if (config.trustedCaFile !== '') material.ca = readPem(config.trustedCaFile);
+  const crlFile = config.crlFile ?? '';
+  if (crlFile !== '') material.crl = readPem(crlFile);
   return material;
 }
 
@@ -52,6 +55,7 @@ export function serverTlsOptions(material: ClientTlsMaterial): tls.TlsOptions {
     rejectUnauthorized: material.verifyClients,
   };
   if (material.ca !== undefined) options.ca = material.ca;
+  if (material.crl !== undefined) options.crl = material.crl;
   return options;
 }
 

@@ -34,6 +34,8 @@ export interface TlsConfig {
   trustedCaFile: string;
   clientCertAuth: boolean;
   allowedCn?: string;
+  /** --client-crl-file: certificates it revokes are refused at the handshake. */
+  crlFile?: string;
 }
 
 export interface ClusterMemberConfig {
@@ -139,6 +141,7 @@ function tlsConfig(raw: RawFlags, prefix: '' | 'peer-'): TlsConfig {
     clientCertAuth: bool(raw, `${prefix}client-cert-auth`),
   };
   if (prefix === 'peer-') tls.allowedCn = str(raw, 'peer-cert-allowed-cn');
+  else tls.crlFile = str(raw, 'client-crl-file');
   return tls;
 }
 
