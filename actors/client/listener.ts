@@ -42,6 +42,8 @@ export interface ClientListenerOptions {
   http: HttpHandlers;
   /** Serve TLS instead of plaintext; ALPN picks h2 for gRPC clients and http/1.1 for the rest (chooseProtocol). */
   tls?: tls.TlsOptions;
+  /** With `tls`: a verified client whose certificate this refuses is disconnected at once. */
+  acceptClient?: (socket: tls.TLSSocket) => boolean;
 }
 
 export interface ClientListener {
@@ -160,6 +162,10 @@ export async function listenClient(options: ClientListenerOptions): Promise<Clie
   const httpServer = http.createServer(httpListener(options.http));
   const sockets = new Set<net.Socket>();
   const route = (socket: net.Socket) => {
+    if (options.acceptClient !== undefined && !options.acceptClient(socket as tls.TLSSocket)) {
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());

@@ -11,7 +11,7 @@ import { etcdServerVersion } from '../../src/api/version.js';
 import type { MemberConfig } from '../../src/config/config.js';
 import { createGrpcServer, type GrpcHandlers, type StreamHandler, type UnaryHandler } from './grpc/router.js';
 import { listenClient, type ClientListener } from './listener.js';
-import { gatewayCredentials, readClientTlsMaterial, serverTlsOptions } from './tls.js';
+import { allowedHostnameCheck, gatewayCredentials, readClientTlsMaterial, serverTlsOptions } from './tls.js';
 import { http2ServerOptions } from './http2/server-options.js';
 import { leaseHandlers } from './grpc/lease-service.js';
 import { createJsonGateway, gatewayTarget, type JsonGateway } from './json-gateway.js';
@@ -20,6 +20,7 @@ import { concurrencyHandlers } from './grpc/concurrency-service.js';
 import { concurrencyHostFor } from '../member/concurrency-host.js';
 import type { Logger } from '../shared/logger.js';
 import type { Member } from '../member/member.js';
+import type { TLSSocket } from 'node:tls';
 
 export interface ClientServer {
   /** The URLs actually served (ports resolved when a URL asked for port 0). */
@@ -159,6 +160,12 @@ function streamingHandler(method: string): boolean {
   return (streamingMethods as readonly string[]).includes(method);
 }
 
+/** The --client-cert-allowed-hostname check for listenClient, when the flag is set. */
+function optionalAcceptClient(config: MemberConfig): { acceptClient?: (socket: TLSSocket) => boolean } {
+  const acceptClient = allowedHostnameCheck(config.clientTls);
+  return acceptClient === undefined ? {} : { acceptClient };
+}
+
 /** The client TLS flags in the words of etcd's TLSInfo.String(). */
 function describeTls(tls: MemberConfig['clientTls']): string {
   return `cert = ${tls.certFile}, key = ${tls.keyFile}, trusted-ca = ${tls.trustedCaFile}, client-cert-auth = ${tls.clientCertAuth}, crl-file = ${tls.crlFile ?? ''}`;
@@ -235,6 +242,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
         routes: gateway.routes,
       },
       ...(material === undefined ? {} : { tls: serverTlsOptions(material) }),
+      ...(material === undefined ? {} : optionalAcceptClient(config)),
     });
     boundPort = listener.port;
     gateways.push(gateway);

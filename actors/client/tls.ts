@@ -4,7 +4,7 @@
  * the credentials the JSON gateway uses to dial its own TLS listener.
  */
 import { readFileSync } from 'node:fs';
-import type * as tls from 'node:tls';
+import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { TlsConfig } from '../../src/config/config.js';
 import { goOpenErrorText } from '../../src/config/config.js';
@@ -68,4 +68,17 @@ export function gatewayCredentials(material: ClientTlsMaterial): grpc.ChannelCre
     rejectUnauthorized: false,
     checkServerIdentity: () => undefined,
   });
+}
+
+/**
+ * --client-cert-allowed-hostname: etcd accepts a client only when its certificate is valid for
+ * this hostname (Go's VerifyHostname, checked here with Node's own host check); undefined when unset.
+ */
+export function allowedHostnameCheck(config: TlsConfig): ((socket: tls.TLSSocket) => boolean) | undefined {
+  const hostname = config.allowedHostname ?? '';
+  if (hostname === '') return undefined;
+  return (socket) => {
+    const certificate = socket.getPeerCertificate();
+    return certificate.raw !== undefined && tls.checkServerIdentity(hostname, certificate) === undefined;
+  };
 }

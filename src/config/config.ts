@@ -36,6 +36,8 @@ export interface TlsConfig {
   allowedCn?: string;
   /** --client-crl-file: certificates it revokes are refused at the handshake. */
   crlFile?: string;
+  /** --client-cert-allowed-hostname: client certificates must be valid for this hostname. */
+  allowedHostname?: string;
 }
 
 export interface ClusterMemberConfig {
@@ -141,7 +143,10 @@ function tlsConfig(raw: RawFlags, prefix: '' | 'peer-'): TlsConfig {
     clientCertAuth: bool(raw, `${prefix}client-cert-auth`),
   };
   if (prefix === 'peer-') tls.allowedCn = str(raw, 'peer-cert-allowed-cn');
-  else tls.crlFile = str(raw, 'client-crl-file');
+  else {
+    tls.crlFile = str(raw, 'client-crl-file');
+    tls.allowedHostname = str(raw, 'client-cert-allowed-hostname');
+  }
   return tls;
 }
 

@@ -180,7 +180,7 @@ export const serverFlags: readonly FlagSpec[] = [
   flag('key-file', 'string', '', 'Path to the client server TLS key file.'),
   flag('client-cert-auth', 'bool', 'false', 'Enable client cert authentication.'),
   flag('client-crl-file', 'string', '', 'Path to the client certificate revocation list file.'),
-  flag('client-cert-allowed-hostname', 'string', '', 'Allowed TLS hostname for client cert authentication.', true),
+  flag('client-cert-allowed-hostname', 'string', '', 'Allowed TLS hostname for client cert authentication.'),
   flag('trusted-ca-file', 'string', '', 'Path to the client server TLS trusted CA cert file.'),
   flag('auto-tls', 'bool', 'false', 'Client TLS using generated certificates.', true),
   flag('peer-cert-file', 'string', '', 'Path to the peer server TLS cert file.'),
