@@ -40,8 +40,10 @@ export interface ClientListenerOptions {
   /** Stream limit and keepalive of the gRPC connections; etcd's defaults when absent. */
   http2?: Http2ServerOptions;
   http: HttpHandlers;
-  /** Serve TLS instead of plaintext; ALPN offers h2 for gRPC and http/1.1 for the rest. */
+  /** Serve TLS instead of plaintext; ALPN picks h2 for gRPC clients and http/1.1 for the rest (chooseProtocol). */
   tls?: tls.TlsOptions;
+  /** With `tls`: a verified client whose certificate this refuses is disconnected at once. */
+  acceptClient?: (socket: tls.TLSSocket) => boolean;
 }
 
 export interface ClientListener {
@@ -145,11 +147,25 @@ function classify(socket: net.Socket): Promise<'grpc' | 'http' | 'closed'> {
   });
 }
 
+/**
+ * ALPN: gRPC clients offer only h2 and get it. Clients that also speak HTTP/1.1 (curl, browsers)
+ * get http/1.1, because our HTTP/2 server answers gRPC only; etcd's Go server would speak h2 to
+ * them and route by content type, with the same answers.
+ */
+function chooseProtocol({ protocols }: { protocols: string[] }): string | undefined {
+  if (protocols.includes('http/1.1')) return 'http/1.1';
+  return protocols.includes('h2') ? 'h2' : undefined;
+}
+
 /** Starts listening on the client port; resolves once bound, with the port actually used. */
 export async function listenClient(options: ClientListenerOptions): Promise<ClientListener> {
   const httpServer = http.createServer(httpListener(options.http));
   const sockets = new Set<net.Socket>();
   const route = (socket: net.Socket) => {
+    if (options.acceptClient !== undefined && !options.acceptClient(socket as tls.TLSSocket)) {
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
@@ -165,7 +181,7 @@ export async function listenClient(options: ClientListenerOptions): Promise<Clie
     });
   };
   const server = options.tls
-    ? tls.createServer({ ALPNProtocols: ['h2', 'http/1.1'], ...options.tls }, route)
+    ? tls.createServer({ ALPNCallback: chooseProtocol, ...options.tls }, route)
     : net.createServer(route);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

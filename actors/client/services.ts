@@ -11,6 +11,7 @@ import { etcdServerVersion } from '../../src/api/version.js';
 import type { MemberConfig } from '../../src/config/config.js';
 import { createGrpcServer, type GrpcHandlers, type StreamHandler, type UnaryHandler } from './grpc/router.js';
 import { listenClient, type ClientListener } from './listener.js';
+import { allowedHostnameCheck, gatewayCredentials, readClientTlsMaterial, serverTlsOptions } from './tls.js';
 import { http2ServerOptions } from './http2/server-options.js';
 import { leaseHandlers } from './grpc/lease-service.js';
 import { createJsonGateway, gatewayTarget, type JsonGateway } from './json-gateway.js';
@@ -19,6 +20,7 @@ import { concurrencyHandlers } from './grpc/concurrency-service.js';
 import { concurrencyHostFor } from '../member/concurrency-host.js';
 import type { Logger } from '../shared/logger.js';
 import type { Member } from '../member/member.js';
+import type { TLSSocket } from 'node:tls';
 
 export interface ClientServer {
   /** The URLs actually served (ports resolved when a URL asked for port 0). */
@@ -158,6 +160,33 @@ function streamingHandler(method: string): boolean {
   return (streamingMethods as readonly string[]).includes(method);
 }
 
+/** The --client-cert-allowed-hostname check for listenClient, when the flag is set. */
+function optionalAcceptClient(config: MemberConfig): { acceptClient?: (socket: TLSSocket) => boolean } {
+  const acceptClient = allowedHostnameCheck(config.clientTls);
+  return acceptClient === undefined ? {} : { acceptClient };
+}
+
+/** The client TLS flags in the words of etcd's TLSInfo.String(). */
+function describeTls(tls: MemberConfig['clientTls']): string {
+  return `cert = ${tls.certFile}, key = ${tls.keyFile}, trusted-ca = ${tls.trustedCaFile}, client-cert-auth = ${tls.clientCertAuth}, crl-file = ${tls.crlFile ?? ''}`;
+}
+
+/** etcd's warnings for an http:// client URL on a member that has client TLS flags. */
+function warnIgnoredTls(config: MemberConfig, url: string, clientTlsSet: boolean, logger: Logger): void {
+  if (clientTlsSet) {
+    logger.warn(
+      { 'client-url': url },
+      'scheme is HTTP while key and cert files are present; ignoring key and cert files',
+    );
+  }
+  if (config.clientTls.clientCertAuth) {
+    logger.warn(
+      { 'client-url': url },
+      'scheme is HTTP while --client-cert-auth is enabled; ignoring client cert auth for this URL',
+    );
+  }
+}
+
 /** Serves the member's client API on each listen-client-url. */
 export async function startClientServer(config: MemberConfig, member: Member, logger: Logger): Promise<ClientServer> {
   const grpcServer = createGrpcServer({
@@ -183,16 +212,23 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
   const gateways: JsonGateway[] = [];
   const urls: string[] = [];
   const http2 = http2ServerOptions(config);
+  const clientTlsSet = config.clientTls.certFile !== '' || config.clientTls.keyFile !== '';
+  if (clientTlsSet) logger.info({ 'tls-info': describeTls(config.clientTls) }, 'starting with client TLS');
   for (const text of config.listenClientUrls) {
     const url = new URL(text);
-    if (url.protocol !== 'http:') {
-      throw new Error(
-        `listen-client-urls ${text}: only http:// is served so far (TLS arrives with the security issue)`,
-      );
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new Error(`listen-client-urls ${text}: only http:// and https:// are served so far`);
     }
+    const secure = url.protocol === 'https:';
+    if (!secure) warnIgnoredTls(config, text, clientTlsSet, logger);
+    // Read per listener, as etcd's ServerConfig does: a missing file fails the start with Go's text.
+    const material = secure ? readClientTlsMaterial(config.clientTls) : undefined;
     // The JSON gateway calls this member's own gRPC port, as etcd's gateway does.
     let boundPort = 0;
-    const gateway = createJsonGateway({ target: () => gatewayTarget(bindHost(url), boundPort) });
+    const gateway = createJsonGateway({
+      target: () => gatewayTarget(bindHost(url), boundPort),
+      ...(material === undefined ? {} : { credentials: gatewayCredentials(material) }),
+    });
     const listener = await listenClient({
       host: bindHost(url),
       port: Number(url.port),
@@ -205,14 +241,16 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
             : { health: false, reason: member.noSpaceAlarm ? 'ALARM NOSPACE' : 'RAFT NO LEADER' },
         routes: gateway.routes,
       },
+      ...(material === undefined ? {} : { tls: serverTlsOptions(material) }),
+      ...(material === undefined ? {} : optionalAcceptClient(config)),
     });
     boundPort = listener.port;
     gateways.push(gateway);
     listeners.push(listener);
-    urls.push(`http://${url.hostname}:${listener.port}`);
+    urls.push(`${url.protocol}//${url.hostname}:${listener.port}`);
     logger.info(
       { address: `${bindHost(url)}:${listener.port}` },
-      'serving client traffic insecurely; this is strongly discouraged!',
+      secure ? 'serving client traffic securely' : 'serving client traffic insecurely; this is strongly discouraged!',
     );
   }
   return {

@@ -6,7 +6,14 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { memberIdFor } from '../../src/membership/ids.js';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import { ConfigError, FlagError, loadConfig, usageText, type MemberConfig } from '../../src/config/config.js';
+import {
+  ConfigError,
+  FlagError,
+  clientUrlsTlsProblem,
+  loadConfig,
+  usageText,
+  type MemberConfig,
+} from '../../src/config/config.js';
 import { etcdApiVersion, tsetcdVersion } from '../../src/api/version.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { memberThreadLimits, memberWorkerUrl } from './member-prestart.js';
@@ -212,6 +219,12 @@ export async function run(argv: string[], prestarted?: Worker): Promise<void> {
     },
     'starting tsetcd',
   );
+  // etcd refuses an https:// client URL without key and cert before the member starts.
+  const tlsProblem = clientUrlsTlsProblem(loaded.config);
+  if (tlsProblem !== undefined) {
+    logger.fatal({ error: tlsProblem }, 'discovery failed');
+    process.exit(1);
+  }
   try {
     await supervise([loaded.config], logger, [undefined], prestarted);
   } catch (error) {

@@ -35,6 +35,10 @@ export interface TlsConfig {
   trustedCaFile: string;
   clientCertAuth: boolean;
   allowedCn?: string;
+  /** --client-crl-file: certificates it revokes are refused at the handshake. */
+  crlFile?: string;
+  /** --client-cert-allowed-hostname: client certificates must be valid for this hostname. */
+  allowedHostname?: string;
 }
 
 export interface ClusterMemberConfig {
@@ -140,6 +144,10 @@ function tlsConfig(raw: RawFlags, prefix: '' | 'peer-'): TlsConfig {
     clientCertAuth: bool(raw, `${prefix}client-cert-auth`),
   };
   if (prefix === 'peer-') tls.allowedCn = str(raw, 'peer-cert-allowed-cn');
+  else {
+    tls.crlFile = str(raw, 'client-crl-file');
+    tls.allowedHostname = str(raw, 'client-cert-allowed-hostname');
+  }
   return tls;
 }
 
@@ -239,6 +247,23 @@ function checkRules(config: MemberConfig): void {
       `--initial-cluster has ${config.name}=${self.peerUrls.join(',')} but missing from --initial-advertise-peer-urls=${config.initialAdvertisePeerUrls.join(',')}`,
     );
   }
+}
+
+/**
+ * etcd's check of client URLs against the client TLS flags (embed.configureClientListeners): an
+ * https:// URL needs --cert-file or --key-file. Returns the error text, or undefined when fine.
+ */
+export function clientUrlsTlsProblem(config: MemberConfig): string | undefined {
+  const tlsEmpty = config.clientTls.certFile === '' && config.clientTls.keyFile === '';
+  const secure = config.listenClientUrls.find((url) => url.startsWith('https://') || url.startsWith('unixs://'));
+  if (secure === undefined || !tlsEmpty) return undefined;
+  return `TLS key/cert (--cert-file, --key-file) must be provided for client url ${secure} with HTTPS scheme`;
+}
+
+/** Go's os.Open error text for a failed Node read: "open <path>: no such file or directory". */
+export function goOpenErrorText(path: string, error: NodeJS.ErrnoException): string {
+  const description = error.message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/, '');
+  return `open ${path}: ${description}`;
 }
 
 /** Loads the configuration etcd would run with; throws FlagError (exit 2) or ConfigError (exit 1). */

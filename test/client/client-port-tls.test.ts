@@ -1,6 +1,6 @@
 /**
  * The client port over TLS: ALPN sends h2 to our own HTTP/2 and http/1.1 to the HTTP routes, on
- * the same listener. Members do not serve https:// client URLs yet; this keeps the transport ready.
+ * the same listener, as members serve their https:// client URLs.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

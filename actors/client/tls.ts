@@ -1,0 +1,84 @@
+/**
+ * The client port's TLS settings from etcd's client flags (--cert-file, --key-file,
+ * --trusted-ca-file, --client-cert-auth), read as etcd's transport.TLSInfo.ServerConfig does, and
+ * the credentials the JSON gateway uses to dial its own TLS listener.
+ */
+import { readFileSync } from 'node:fs';
+import * as tls from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import type { TlsConfig } from '../../src/config/config.js';
+import { goOpenErrorText } from '../../src/config/config.js';
+
+/** The PEM files a TLS client listener serves with. */
+export interface ClientTlsMaterial {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer;
+  crl?: Buffer;
+  /** Whether every client must present a certificate signed by `ca`. */
+  verifyClients: boolean;
+}
+
+/** Reads one file, failing with Go's os.Open text ("open <path>: no such file or directory"). */
+function readPem(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new Error(goOpenErrorText(path, error as NodeJS.ErrnoException), { cause: error });
+  }
+}
+
+/** Reads the client TLS files; throws etcd's messages for a missing flag or an unreadable file. */
+export function readClientTlsMaterial(config: TlsConfig): ClientTlsMaterial {
+  if (config.certFile === '' || config.keyFile === '') {
+    throw new Error(`KeyFile and CertFile must both be present[key: ${config.keyFile}, cert: ${config.certFile}]`);
+  }
+  const material: ClientTlsMaterial = {
+    cert: readPem(config.certFile),
+    key: readPem(config.keyFile),
+    // etcd demands a verified client certificate as soon as a trusted CA is given, even without --client-cert-auth.
+    verifyClients: config.trustedCaFile !== '' || config.clientCertAuth,
+  };
+  if (config.trustedCaFile !== '') material.ca = readPem(config.trustedCaFile);
+  const crlFile = config.crlFile ?? '';
+  if (crlFile !== '') material.crl = readPem(crlFile);
+  return material;
+}
+
+/** Options for tls.createServer: TLS 1.2 at least, as etcd's baseConfig sets. */
+export function serverTlsOptions(material: ClientTlsMaterial): tls.TlsOptions {
+  const options: tls.TlsOptions = {
+    cert: material.cert,
+    key: material.key,
+    minVersion: 'TLSv1.2',
+    requestCert: material.verifyClients,
+    rejectUnauthorized: material.verifyClients,
+  };
+  if (material.ca !== undefined) options.ca = material.ca;
+  if (material.crl !== undefined) options.crl = material.crl;
+  return options;
+}
+
+/**
+ * How the JSON gateway dials this member's own TLS port: like etcd, it trusts the local server
+ * without verifying it and presents the server's certificate as its client certificate.
+ */
+export function gatewayCredentials(material: ClientTlsMaterial): grpc.ChannelCredentials {
+  return grpc.credentials.createSsl(material.ca ?? null, material.key, material.cert, {
+    rejectUnauthorized: false,
+    checkServerIdentity: () => undefined,
+  });
+}
+
+/**
+ * --client-cert-allowed-hostname: etcd accepts a client only when its certificate is valid for
+ * this hostname (Go's VerifyHostname, checked here with Node's own host check); undefined when unset.
+ */
+export function allowedHostnameCheck(config: TlsConfig): ((socket: tls.TLSSocket) => boolean) | undefined {
+  const hostname = config.allowedHostname ?? '';
+  if (hostname === '') return undefined;
+  return (socket) => {
+    const certificate = socket.getPeerCertificate();
+    return certificate.raw !== undefined && tls.checkServerIdentity(hostname, certificate) === undefined;
+  };
+}
