@@ -1,7 +1,7 @@
 /**
  * The client port: like etcd's cmux, one TCP listener carries both gRPC (HTTP/2 with prior
- * knowledge, as etcdctl and clientv3 speak it) and HTTP/1.1 (/health, /version, later /metrics
- * and the JSON gateway). Each connection's first bytes decide where it goes.
+ * knowledge, as etcdctl and clientv3 speak it) and HTTP/1.1 (/health, /version and the JSON
+ * gateway). Each connection's first bytes decide where it goes.
  */
 import * as http from 'node:http';
 import * as net from 'node:net';
