@@ -7,6 +7,7 @@ import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { TlsConfig } from '../../src/config/config.js';
 import { loadCaBundle, loadKeyPair, readTlsFile } from '../../src/config/tls-files.js';
+import { opensslCiphers } from '../../src/config/cipher-suites.js';
 
 /** The PEM files a TLS client listener serves with. */
 export interface ClientTlsMaterial {
@@ -14,6 +15,8 @@ export interface ClientTlsMaterial {
   key: Buffer;
   ca?: Buffer;
   crl?: Buffer;
+  /** --cipher-suites in OpenSSL's names; Node's defaults when absent. */
+  ciphers?: string;
   /** Whether every client must present a certificate signed by `ca`. */
   verifyClients: boolean;
 }
@@ -28,6 +31,8 @@ export function readClientTlsMaterial(config: TlsConfig): ClientTlsMaterial {
   if (config.trustedCaFile !== '') material.ca = loadCaBundle(config.trustedCaFile);
   const crlFile = config.crlFile ?? '';
   if (crlFile !== '') material.crl = readTlsFile(crlFile);
+  const ciphers = opensslCiphers(config.cipherSuites ?? []);
+  if (ciphers !== undefined) material.ciphers = ciphers;
   return material;
 }
 
@@ -42,6 +47,7 @@ export function serverTlsOptions(material: ClientTlsMaterial): tls.TlsOptions {
   };
   if (material.ca !== undefined) options.ca = material.ca;
   if (material.crl !== undefined) options.crl = material.crl;
+  if (material.ciphers !== undefined) options.ciphers = material.ciphers;
   return options;
 }
 
