@@ -35,6 +35,8 @@ export interface ClientListenerOptions {
   host: string;
   /** 0 picks a free port. */
   port: number;
+  /** A unix socket path (unix:// and unixs:// URLs) to listen on instead of host and port. */
+  path?: string;
   /** The gRPC methods served (createGrpcServer). */
   grpcServer: GrpcRoutes;
   /** Stream limit and keepalive of the gRPC connections; etcd's defaults when absent. */
@@ -185,14 +187,16 @@ export async function listenClient(options: ClientListenerOptions): Promise<Clie
     : net.createServer(route);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host, () => {
+    const listening = () => {
       server.off('error', reject);
       resolve();
-    });
+    };
+    if (options.path !== undefined) server.listen(options.path, listening);
+    else server.listen(options.port, options.host, listening);
   });
-  const address = server.address() as net.AddressInfo;
+  const address = server.address();
   return {
-    port: address.port,
+    port: typeof address === 'object' && address !== null ? address.port : 0,
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       httpServer.close();

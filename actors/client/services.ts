@@ -216,22 +216,25 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
   if (clientTlsSet) logger.info({ 'tls-info': describeTls(config.clientTls) }, 'starting with client TLS');
   for (const text of config.listenClientUrls) {
     const url = new URL(text);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new Error(`listen-client-urls ${text}: only http:// and https:// are served so far`);
+    if (!['http:', 'https:', 'unix:', 'unixs:'].includes(url.protocol)) {
+      throw new Error(`listen-client-urls ${text}: only http, https, unix and unixs URLs are served`);
     }
-    const secure = url.protocol === 'https:';
+    const secure = url.protocol === 'https:' || url.protocol === 'unixs:';
+    // etcd listens on unix://<host><path> as a socket file of that (often relative) name.
+    const socketPath = url.protocol.startsWith('unix') ? url.host + url.pathname : undefined;
     if (!secure) warnIgnoredTls(config, text, clientTlsSet, logger);
     // Read per listener, as etcd's ServerConfig does: a missing file fails the start with Go's text.
     const material = secure ? readClientTlsMaterial(config.clientTls) : undefined;
     // The JSON gateway calls this member's own gRPC port, as etcd's gateway does.
     let boundPort = 0;
     const gateway = createJsonGateway({
-      target: () => gatewayTarget(bindHost(url), boundPort),
+      target: () => (socketPath === undefined ? gatewayTarget(bindHost(url), boundPort) : `unix:${socketPath}`),
       ...(material === undefined ? {} : { credentials: gatewayCredentials(material) }),
     });
     const listener = await listenClient({
       host: bindHost(url),
       port: Number(url.port),
+      ...(socketPath === undefined ? {} : { path: socketPath }),
       grpcServer,
       http2,
       http: {
@@ -247,9 +250,9 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     boundPort = listener.port;
     gateways.push(gateway);
     listeners.push(listener);
-    urls.push(`${url.protocol}//${url.hostname}:${listener.port}`);
+    urls.push(socketPath === undefined ? `${url.protocol}//${url.hostname}:${listener.port}` : text);
     logger.info(
-      { address: `${bindHost(url)}:${listener.port}` },
+      { address: socketPath ?? `${bindHost(url)}:${listener.port}` },
       secure ? 'serving client traffic securely' : 'serving client traffic insecurely; this is strongly discouraged!',
     );
   }

@@ -35,10 +35,16 @@ export interface TlsConfig {
   trustedCaFile: string;
   clientCertAuth: boolean;
   allowedCn?: string;
-  /** --client-crl-file: certificates it revokes are refused at the handshake. */
+  /** --client-crl-file (or --peer-crl-file): certificates it revokes are refused at the handshake. */
   crlFile?: string;
-  /** --client-cert-allowed-hostname: client certificates must be valid for this hostname. */
+  /** --client-cert-allowed-hostname (or --peer-cert-allowed-hostname): certificates must be valid for this hostname. */
   allowedHostname?: string;
+  /** --cipher-suites, Go's names; empty means the TLS library's defaults. */
+  cipherSuites?: string[];
+  /** --auto-tls (or --peer-auto-tls): generate a self-signed certificate when no files are given. */
+  autoTls?: boolean;
+  /** The files are a generated self-signed certificate, which peers dial without verifying, as etcd's do. */
+  selfSigned?: boolean;
 }
 
 export interface ClusterMemberConfig {
@@ -142,12 +148,13 @@ function tlsConfig(raw: RawFlags, prefix: '' | 'peer-'): TlsConfig {
     keyFile: str(raw, `${prefix}key-file`),
     trustedCaFile: str(raw, `${prefix}trusted-ca-file`),
     clientCertAuth: bool(raw, `${prefix}client-cert-auth`),
+    cipherSuites: list(raw, 'cipher-suites'),
+    autoTls: bool(raw, `${prefix}auto-tls`),
   };
+  const side = prefix === 'peer-' ? 'peer' : 'client';
   if (prefix === 'peer-') tls.allowedCn = str(raw, 'peer-cert-allowed-cn');
-  else {
-    tls.crlFile = str(raw, 'client-crl-file');
-    tls.allowedHostname = str(raw, 'client-cert-allowed-hostname');
-  }
+  tls.crlFile = str(raw, `${side}-crl-file`);
+  tls.allowedHostname = str(raw, `${side}-cert-allowed-hostname`);
   return tls;
 }
 

@@ -52,7 +52,8 @@ function parseUrls(spec: FlagSpec, text: string): string[] {
         `invalid value "${text}" for flag -${spec.name}: URL scheme must be http, https, unix, or unixs: ${item}`,
       );
     }
-    if (url.port === '' && !url.protocol.startsWith('unix')) {
+    // etcd asks every URL, unix sockets included, for host:port (unix://localhost:2379 is a socket file of that name).
+    if (url.port === '') {
       throw new FlagError(
         `invalid value "${text}" for flag -${spec.name}: URL address does not have the form "host:port": ${item}`,
       );

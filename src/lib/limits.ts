@@ -115,3 +115,5 @@ export const progressNotifyIntervalMsMin = 100;
 export const syncRetryIntervalMs = 100;
 /** etcd's syncVictimsLoop period while victims wait. */
 export const victimRetryIntervalMs = 10;
+/** How long the certificates --auto-tls and --peer-auto-tls generate stay valid: etcd's 365 days. */
+export const selfSignedCertValidityMs = 365 * 24 * 60 * 60 * 1000;
