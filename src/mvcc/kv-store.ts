@@ -150,6 +150,11 @@ export class KvStore {
     return this.appliedTerm;
   }
 
+  /** Number of keys live at the current revision. */
+  get liveKeys(): number {
+    return this.index.liveKeys;
+  }
+
   /** Number of keys with history in the index (live or awaiting compaction). */
   get indexedKeys(): number {
     return this.index.size;
@@ -436,6 +441,7 @@ export class KvStore {
       this.restoreRevision(record);
     });
     this.currentRev = Math.max(lastMain, this.compactMainRev);
+    this.index.recountLive();
     // A compaction recorded as started but not finished is run again, as etcd resumes it.
     if (meta.scheduledCompactRevision > this.compactMainRev) this.compactTo(meta.scheduledCompactRevision, {});
   }
