@@ -1,6 +1,6 @@
 /**
  * The client port: like etcd's cmux, one TCP listener carries both gRPC (HTTP/2 with prior
- * knowledge, as etcdctl and clientv3 speak it) and HTTP/1.1 (/health, /version and the JSON
+ * knowledge, as etcdctl and clientv3 speak it) and HTTP/1.1 (/health, /version, /metrics and the JSON
  * gateway). Each connection's first bytes decide where it goes.
  */
 import * as http from 'node:http';
@@ -81,7 +81,12 @@ function allowGetOnly(request: http.IncomingMessage, response: http.ServerRespon
   return false;
 }
 
-async function serveHealth(handlers: HttpHandlers, request: http.IncomingMessage, response: http.ServerResponse) {
+/** Answers GET /health with the report, as etcd does. */
+export async function serveHealth(
+  handlers: HttpHandlers,
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+) {
   if (!allowGetOnly(request, response)) return;
   let report: HealthReport;
   try {

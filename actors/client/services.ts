@@ -1,6 +1,7 @@
 /**
  * A member's client side: the gRPC services (KV, plus what the member already answers of
- * Maintenance and Cluster) and HTTP/1.1 /health and /version, on every --listen-client-urls.
+ * Maintenance and Cluster) and HTTP/1.1 /health, /version and /metrics, on every --listen-client-urls,
+ * and /metrics with /health on every --listen-metrics-urls.
  */
 import { headerToWire, streamingMethods } from '../../src/api/proto-wire.js';
 import type { WireMessage } from '../../src/api/proto-wire.js';
@@ -10,7 +11,8 @@ import type { ClusterMember } from '../../src/membership/cluster-member.js';
 import { etcdServerVersion } from '../../src/api/version.js';
 import type { MemberConfig } from '../../src/config/config.js';
 import { createGrpcServer, type GrpcHandlers, type StreamHandler, type UnaryHandler } from './grpc/router.js';
-import { listenClient, type ClientListener } from './listener.js';
+import { listenClient, type ClientListener, type HealthReport } from './listener.js';
+import { listenMetrics, metricsRoute, type MetricsListener } from './metrics-endpoint.js';
 import { allowedHostnameCheck, gatewayCredentials, readClientTlsMaterial, serverTlsOptions } from './tls.js';
 import { http2ServerOptions } from './http2/server-options.js';
 import { leaseHandlers } from './grpc/lease-service.js';
@@ -25,6 +27,8 @@ import type { TLSSocket } from 'node:tls';
 export interface ClientServer {
   /** The URLs actually served (ports resolved when a URL asked for port 0). */
   urls: string[];
+  /** The --listen-metrics-urls served, likewise. */
+  metricsUrls: string[];
   close(): Promise<void>;
 }
 
@@ -208,7 +212,12 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     healthy: () => member.healthy(),
     logger,
   });
-  const listeners: ClientListener[] = [];
+  member.metrics.attachGrpc(grpcServer);
+  const health = (): HealthReport =>
+    member.healthy()
+      ? { health: true, reason: '' }
+      : { health: false, reason: member.noSpaceAlarm ? 'ALARM NOSPACE' : 'RAFT NO LEADER' };
+  const listeners: (ClientListener | MetricsListener)[] = [];
   const gateways: JsonGateway[] = [];
   const urls: string[] = [];
   const http2 = http2ServerOptions(config);
@@ -237,13 +246,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
       ...(socketPath === undefined ? {} : { path: socketPath }),
       grpcServer,
       http2,
-      http: {
-        health: () =>
-          member.healthy()
-            ? { health: true, reason: '' }
-            : { health: false, reason: member.noSpaceAlarm ? 'ALARM NOSPACE' : 'RAFT NO LEADER' },
-        routes: gateway.routes,
-      },
+      http: { health, routes: { ...gateway.routes, '/metrics': metricsRoute(member.metrics) } },
       ...(material === undefined ? {} : { tls: serverTlsOptions(material) }),
       ...(material === undefined ? {} : optionalAcceptClient(config)),
     });
@@ -256,8 +259,25 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
       secure ? 'serving client traffic securely' : 'serving client traffic insecurely; this is strongly discouraged!',
     );
   }
+  const metricsUrls: string[] = [];
+  for (const text of config.listenMetricsUrls) {
+    const url = new URL(text);
+    const material = url.protocol === 'https:' ? readClientTlsMaterial(config.clientTls) : undefined;
+    const listener = await listenMetrics({
+      host: bindHost(url),
+      port: Number(url.port),
+      metrics: member.metrics,
+      health,
+      ...(material === undefined ? {} : { tls: serverTlsOptions(material) }),
+    });
+    listeners.push(listener);
+    const served = `${url.protocol}//${url.hostname}:${listener.port}`;
+    metricsUrls.push(served);
+    logger.info({ address: served }, 'serving metrics');
+  }
   return {
     urls,
+    metricsUrls,
     close: async () => {
       for (const gateway of gateways) gateway.close();
       await Promise.all(listeners.map((listener) => listener.close()));

@@ -14,6 +14,7 @@ import {
   electionTimeoutMsMax,
 } from '../lib/limits.js';
 import { packageRoot } from '../lib/paths.js';
+import type { MetricsLevel } from '../metrics/etcd-metrics.js';
 import { serverFlags, defaultName, defaultListenPeerUrls } from './flags.js';
 import {
   ConfigError,
@@ -64,6 +65,10 @@ export interface MemberConfig {
   initialElectionTickAdvance: boolean;
   listenPeerUrls: string[];
   listenClientUrls: string[];
+  /** --listen-metrics-urls: further URLs serving /metrics and /health only. */
+  listenMetricsUrls: string[];
+  /** --metrics: 'extensive' adds the gRPC handling-time histograms; any other value is etcd's basic. */
+  metrics: MetricsLevel;
   initialAdvertisePeerUrls: string[];
   advertiseClientUrls: string[];
   initialCluster: ClusterMemberConfig[];
@@ -177,6 +182,8 @@ function resolve(raw: RawFlags): MemberConfig {
     initialElectionTickAdvance: bool(raw, 'initial-election-tick-advance'),
     listenPeerUrls: list(raw, 'listen-peer-urls'),
     listenClientUrls: list(raw, 'listen-client-urls'),
+    listenMetricsUrls: list(raw, 'listen-metrics-urls'),
+    metrics: str(raw, 'metrics') === 'extensive' ? 'extensive' : 'basic',
     initialAdvertisePeerUrls: list(raw, 'initial-advertise-peer-urls'),
     advertiseClientUrls: listenClientSet && !advertiseClientSet ? [] : list(raw, 'advertise-client-urls'),
     initialCluster: parseInitialCluster(initialClusterText),

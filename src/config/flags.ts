@@ -80,7 +80,7 @@ export const serverFlags: readonly FlagSpec[] = [
   ),
   flag('listen-peer-urls', 'urls', defaultListenPeerUrls, 'List of URLs to listen on for peer traffic.'),
   flag('listen-client-urls', 'urls', defaultListenClientUrls, 'List of URLs to listen on for client traffic.'),
-  flag('listen-metrics-urls', 'urls', '', 'List of URLs to listen on for the metrics and health endpoints.', true),
+  flag('listen-metrics-urls', 'urls', '', 'List of URLs to listen on for the metrics and health endpoints.'),
   flag('max-snapshots', 'uint', '5', 'Maximum number of snapshot files to retain (0 is unlimited).'),
   flag('max-wals', 'uint', '5', 'Maximum number of wal files to retain (0 is unlimited).'),
   flag(
@@ -239,7 +239,6 @@ export const serverFlags: readonly FlagSpec[] = [
     'string',
     'basic',
     "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics.",
-    true,
   ),
   flag('force-new-cluster', 'bool', 'false', 'Force to create a new one member cluster.', true),
   flag('unsafe-no-fsync', 'bool', 'false', 'Disables fsync, unsafe, will cause data loss.'),

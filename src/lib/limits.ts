@@ -40,6 +40,8 @@ export const leaseRevokeRatePerSecondMax = 1_000;
 export const leaseExpiryCheckIntervalMs = 500;
 /** Expired leases one check hands over: leaseRevokeRate / 2, as etcd. */
 export const leaseRevokesPerCheckMax = leaseRevokeRatePerSecondMax / 2;
+/** etcd's warnApplyDuration: an entry whose apply takes longer counts in etcd_server_slow_apply_total. */
+export const slowApplyMs = 100;
 /** etcd's maxPendingRevokes: revocations of expired leases in flight at once. */
 export const leaseRevokesPendingMax = 16;
 /** etcd's default wait before an expired lease whose revocation did not land is offered again. */
