@@ -19,6 +19,7 @@ import {
   credentialClasses,
   matrixRows,
   methodsOutsideMatrix,
+  rootSetupFailedPrefix,
   runMatrix,
   runTokenLifecycle,
   type CredentialClass,
@@ -141,6 +142,8 @@ test(
   async (t) => {
     const sutSide = sut.command as MemberCommand;
     const [observed, actual] = await Promise.all([runOn(etcdCommand()), runOn(sutSide)]);
+    const etcdSetupFailures = [...observed].filter(([, said]) => said.startsWith(rootSetupFailedPrefix));
+    assert.deepEqual(etcdSetupFailures, [], 'root could not set up these cells on etcd: the harness is broken');
     const openHoles = stillOpen(observed);
     assert.deepEqual(openHoles.closed, [], 'closedHoles lists cells where etcd 3.4 already answers the later way');
     const expected = sutIsEtcd ? observed : withHolesClosed(observed);

@@ -576,6 +576,21 @@ async function prepare(client: EtcdGrpc): Promise<{ credentials: Credentials; me
   };
 }
 
+/** A call a cell makes as root to set up or clean up failed; the cell reports it. */
+class RootSetupError extends Error {}
+
+/** What cells say when root could not set them up, so one broken RPC does not hide the rest. */
+export const rootSetupFailedPrefix = 'root setup failed: ';
+
+async function runCell(row: Row, cell: Cell): Promise<string> {
+  try {
+    return await row.run(cell);
+  } catch (error) {
+    if (error instanceof RootSetupError) return `${rootSetupFailedPrefix}${error.message}`;
+    throw error;
+  }
+}
+
 /** Runs every row with every credential class against the member at `endpoint`. */
 export async function runMatrix(endpoint: string, rows: readonly Row[]): Promise<Matrix> {
   const client = new EtcdGrpc(endpoint);
@@ -605,12 +620,11 @@ export async function runMatrix(endpoint: string, rows: readonly Row[]): Promise
           stream: (method, request) => client.firstOfStream(method, request, token),
           root: async (method, request) => {
             const answer = await client.unary(method, request, rootToken);
-            if (answer.code !== grpc.status.OK)
-              throw new Error(`${row.name} / ${credentialClass}: root ${method} failed: ${describeAnswer(answer)}`);
+            if (answer.code !== grpc.status.OK) throw new RootSetupError(`${method}: ${describeAnswer(answer)}`);
             return answer.response;
           },
         };
-        matrix.set(cellKey(row.name, credentialClass), await row.run(cell));
+        matrix.set(cellKey(row.name, credentialClass), await runCell(row, cell));
       }
     }
     return matrix;
