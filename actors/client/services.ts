@@ -6,6 +6,7 @@
 import { headerToWire, streamingMethods } from '../../src/api/proto-wire.js';
 import type { WireMessage } from '../../src/api/proto-wire.js';
 import { errors } from '../../src/api/errors.js';
+import { AlarmAction, AlarmType, alarmTypeOf, type AlarmMember } from '../../src/alarm/alarm-store.js';
 import type { KvService } from '../../src/api/types.js';
 import type { ClusterMember } from '../../src/membership/cluster-member.js';
 import { etcdServerVersion } from '../../src/api/version.js';
@@ -58,6 +59,18 @@ function wireUrls(value: unknown): string[] {
   return Array.isArray(value) ? value.map(String) : [];
 }
 
+/** etcd's pb.AlarmMember on the wire; enums as numbers. */
+function alarmMemberToWire(alarm: AlarmMember): WireMessage {
+  return { memberID: alarm.memberId.toString(), alarm: alarm.alarm };
+}
+
+/** AlarmRequest.action as proto-loader hands it (name or number). */
+function alarmActionOf(value: unknown): AlarmAction {
+  if (value === 'ACTIVATE' || value === 1) return AlarmAction.activate;
+  if (value === 'DEACTIVATE' || value === 2) return AlarmAction.deactivate;
+  return AlarmAction.get;
+}
+
 function maintenanceHandlers(member: Member): GrpcHandlers {
   return {
     'etcdserverpb.Maintenance/Status': async (): Promise<WireMessage> => {
@@ -70,8 +83,8 @@ function maintenanceHandlers(member: Member): GrpcHandlers {
         raftIndex: String(status.raftIndex),
         raftTerm: String(status.raftTerm),
         raftAppliedIndex: String(status.raftAppliedIndex),
-        errors: [],
-        dbSizeInUse: String(status.backendBytes),
+        errors: member.statusErrors(),
+        dbSizeInUse: String(status.backendBytesInUse),
         isLearner: status.isLearner,
       };
     },
@@ -82,6 +95,21 @@ function maintenanceHandlers(member: Member): GrpcHandlers {
         hash: String(hashed.hash),
         compactRevision: String(hashed.compactRevision),
       };
+    },
+    // Alarm, Defragment and MoveLeader are for root only once auth is on: the auth check goes here.
+    'etcdserverpb.Maintenance/Alarm': async (request: WireMessage): Promise<WireMessage> => {
+      const alarm = alarmTypeOf(request.alarm);
+      const action = alarmActionOf(request.action);
+      const answer = await member.alarm({ action, memberId: wireId(request.memberID), alarm: alarm ?? AlarmType.none });
+      return { header: headerToWire(answer.header), alarms: answer.alarms.map(alarmMemberToWire) };
+    },
+    'etcdserverpb.Maintenance/Defragment': async (): Promise<WireMessage> => {
+      await member.defragment();
+      return { header: headerToWire(member.header()) };
+    },
+    'etcdserverpb.Maintenance/Hash': async (): Promise<WireMessage> => {
+      const hashed = await member.hash();
+      return { header: headerToWire(member.header()), hash: String(hashed.hash) };
     },
     'etcdserverpb.Maintenance/MoveLeader': async (request: WireMessage): Promise<WireMessage> => {
       await member.moveLeader(wireId(request.targetID));
@@ -213,10 +241,10 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     logger,
   });
   member.metrics.attachGrpc(grpcServer);
-  const health = (): HealthReport =>
-    member.healthy()
-      ? { health: true, reason: '' }
-      : { health: false, reason: member.noSpaceAlarm ? 'ALARM NOSPACE' : 'RAFT NO LEADER' };
+  const health = (): HealthReport => {
+    const reason = member.unhealthyReason();
+    return reason === undefined ? { health: true, reason: '' } : { health: false, reason };
+  };
   const listeners: (ClientListener | MetricsListener)[] = [];
   const gateways: JsonGateway[] = [];
   const urls: string[] = [];

@@ -7,9 +7,10 @@
  */
 import { errors, EtcdError } from '../../src/api/errors.js';
 import { decodeProposal, mayBeMemberAttributes } from '../../src/api/proposal-codec.js';
-import type { ProposalResult } from '../../src/api/types.js';
+import type { ProposalBody, ProposalResult } from '../../src/api/types.js';
+import { AlarmType, type AlarmChange } from '../../src/alarm/alarm-store.js';
 import { applyLeaseProposal } from '../../src/lease/apply.js';
-import { assert } from '../../src/lib/assert.js';
+import { assert, unreachable } from '../../src/lib/assert.js';
 import { slowApplyMs } from '../../src/lib/limits.js';
 import type { ProposalWaiters } from '../../src/server/proposal-waiters.js';
 import { type Entry, EntryType, RaftRole } from '../../src/raft/types.js';
@@ -17,6 +18,7 @@ import type { RawNode } from '../../machines/raw-node.js';
 import { leaseClockMs } from './clock.js';
 import type { KeySpace } from './key-space.js';
 import type { Membership } from './membership.js';
+import { leaseCostBytes, putCostBytes, txnCostBytes, type BackendQuota } from './quota.js';
 
 /** What a proposal's waiter learns once its entry is applied. */
 export interface Applied {
@@ -28,12 +30,36 @@ export interface Applied {
 /** What the applier needs from the rest of the member, each given at construction. */
 export interface ApplierParts {
   memberId: bigint;
-  keySpace: Pick<KeySpace, 'store' | 'lessor'>;
+  keySpace: Pick<KeySpace, 'store' | 'lessor' | 'alarms' | 'backend'>;
   proposals: ProposalWaiters<Applied>;
   membership: Pick<Membership, 'applyConfChange' | 'applyMemberAttributes'>;
   raft: Pick<RawNode, 'status'>;
   /** How long a new leader's lessor extends every lease when it starts timing them. */
   promoteExtendMs: number;
+  /** This member's backend quota, which a write applied past it trips (etcd's quotaApplierV3). */
+  quota: Pick<BackendQuota, 'exceeded'>;
+  /** Proposes this member's NOSPACE alarm (a write applied past the quota). */
+  raiseNoSpace: () => void;
+  /** Told of every applied alarm change that raised the first or disarmed the last of its type. */
+  onAlarmTransition: (change: AlarmChange) => void;
+}
+
+/** What etcd's corrupt applier refuses once CORRUPT stands. */
+const corruptRefused: ReadonlySet<ProposalBody['type']> = new Set([
+  'put',
+  'deleteRange',
+  'txn',
+  'compaction',
+  'leaseGrant',
+  'leaseRevoke',
+]);
+
+/** What a proposal adds to the backend as etcd's quota counts it: puts, txns with puts, lease grants. */
+function writeCostBytes(body: ProposalBody): number {
+  if (body.type === 'put') return putCostBytes(body.put);
+  if (body.type === 'txn') return txnCostBytes(body.txn);
+  if (body.type === 'leaseGrant') return leaseCostBytes;
+  return 0;
 }
 
 export class Applier {
@@ -81,6 +107,58 @@ export class Applier {
     }
   }
 
+  /** Applies a proposal body to the part that owns it; refusals are thrown as EtcdError. */
+  private applyBody(entry: Entry, body: ProposalBody): ProposalResult {
+    const { store, lessor } = this.parts.keySpace;
+    switch (body.type) {
+      case 'memberAttributes':
+        store.recordApplied(entry.index, entry.term);
+        return { type: 'memberAttributes' };
+      case 'alarm':
+        return this.applyAlarm(entry, body.alarm);
+      case 'leaseGrant':
+      case 'leaseRevoke':
+      case 'leaseCheckpoint':
+        return applyLeaseProposal(lessor, store, entry, body, leaseClockMs());
+      case 'put':
+      case 'deleteRange':
+      case 'txn':
+      case 'compaction':
+        return store.apply(entry.index, entry.term, body);
+      default:
+        return unreachable(body);
+    }
+  }
+
+  /** etcd's Alarm apply: the store changes, the backend keeps the change with the entry's index. */
+  private applyAlarm(entry: Entry, request: Parameters<KeySpace['alarms']['apply']>[0]): ProposalResult {
+    const { store, alarms, backend } = this.parts.keySpace;
+    const change = alarms.apply(request);
+    if (change.stored !== undefined) {
+      const stored = change.stored;
+      backend.write({
+        puts: [],
+        deletes: [],
+        meta: {},
+        alarms: 'put' in stored ? { puts: [stored.put], deletes: [] } : { puts: [], deletes: [stored.delete] },
+      });
+    }
+    store.recordApplied(entry.index, entry.term);
+    if (change.transition !== undefined) this.parts.onAlarmTransition(change);
+    return { type: 'alarm', alarm: { alarms: change.alarms } };
+  }
+
+  /**
+   * The refusal etcd's capped applier (NOSPACE raised: puts, txns with puts, lease grants) or
+   * corrupt applier (CORRUPT raised: every write) gives `body`, if any.
+   */
+  private cappedRefusal(body: ProposalBody): EtcdError | undefined {
+    const { alarms } = this.parts.keySpace;
+    if (alarms.has(AlarmType.corrupt) && corruptRefused.has(body.type)) return errors.corrupt();
+    if (alarms.has(AlarmType.noSpace) && writeCostBytes(body) > 0) return errors.noSpace();
+    return undefined;
+  }
+
   /** The state now holds everything up to an installed snapshot's index. */
   jumpTo(snapshotIndex: number): void {
     assert(
@@ -106,7 +184,7 @@ export class Applier {
   }
 
   private applyProposal(entry: Entry): void {
-    const { store, lessor } = this.parts.keySpace;
+    const { store } = this.parts.keySpace;
     const { proposals } = this.parts;
     // An entry replayed after a restart that the store already holds changes nothing, and nobody
     // waits for it; only member attributes, which live with the membership, are applied again.
@@ -121,20 +199,27 @@ export class Applier {
       waiter?.reject(errors.stopped());
       return;
     }
+    const refusal = this.cappedRefusal(body);
+    if (refusal !== undefined) {
+      // etcd's capped and corrupt appliers: the entry is consumed and the request refused.
+      store.recordApplied(entry.index, entry.term);
+      waiter?.reject(refusal);
+      return;
+    }
+    const overQuota = this.parts.quota.exceeded(writeCostBytes(body));
     let result: ProposalResult;
     try {
-      if (body.type === 'memberAttributes') {
-        store.recordApplied(entry.index, entry.term);
-        result = { type: 'memberAttributes' };
-      } else {
-        result =
-          body.type === 'leaseGrant' || body.type === 'leaseRevoke' || body.type === 'leaseCheckpoint'
-            ? applyLeaseProposal(lessor, store, entry, body, leaseClockMs())
-            : store.apply(entry.index, entry.term, body);
-      }
+      result = this.applyBody(entry, body);
     } catch (error) {
       if (!(error instanceof EtcdError)) throw error;
       waiter?.reject(error);
+      return;
+    }
+    if (overQuota) {
+      // etcd applies a write that passed the front door but finds the quota used up, answers it
+      // with "database space exceeded" and raises this member's alarm.
+      if (!this.parts.keySpace.alarms.has(AlarmType.noSpace)) this.parts.raiseNoSpace();
+      waiter?.reject(errors.noSpace());
       return;
     }
     waiter?.resolve({ result, revision: store.currentRevision });

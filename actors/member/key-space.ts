@@ -5,6 +5,7 @@
  * current one rather than keeping their own reference.
  */
 import type { MemberConfig } from '../../src/config/config.js';
+import { AlarmStore, type AlarmMember } from '../../src/alarm/alarm-store.js';
 import { Lessor, minLeaseTtlSeconds } from '../../src/lease/lessor.js';
 import type { KvStore } from '../../src/mvcc/kv-store.js';
 import { LmdbBackend, type LmdbBackendOptions } from '../../src/mvcc/lmdb-backend.js';
@@ -27,6 +28,8 @@ export class KeySpace {
     /** Watchers of this member's store (fed by every applied write). */
     readonly watchable: WatchableStore,
     readonly watchDriver: WatchDriver,
+    /** The raised alarms, as the backend keeps them. */
+    readonly alarms: AlarmStore,
   ) {}
 
   /** Opens the backend at `backendPath` and rebuilds the lessor and the key index from it. */
@@ -45,7 +48,7 @@ export class KeySpace {
       { wake: watchDriver.wake },
     );
     watchDriver.attach(watchable);
-    return new KeySpace(backend, config, lessor, store, watchable, watchDriver);
+    return new KeySpace(backend, config, lessor, store, watchable, watchDriver, new AlarmStore(storedAlarms(backend)));
   }
 
   /** Hands every backend commit, of this backend and of those that replace it, to `observer`. */
@@ -72,6 +75,13 @@ export class KeySpace {
     this.lessor.recover(this.current);
     this.lessor.recoverAttachments(this.store.takeRestoredLeases());
     this.watchable.resync();
+    this.alarms.reset(storedAlarms(this.current));
     return old;
   }
+}
+
+function storedAlarms(backend: LmdbBackend): AlarmMember[] {
+  const members: AlarmMember[] = [];
+  backend.scanAlarms((member) => members.push(member));
+  return members;
 }

@@ -66,7 +66,7 @@ export class KvFront implements KvService {
   }
 
   async put(request: PutRequest): Promise<{ header: ResponseHeader; result: PutResult }> {
-    this.parts.quota.check(putCostBytes(request));
+    await this.parts.quota.check(putCostBytes(request));
     const { result: outcome, revision } = await this.parts.loop.propose({ type: 'put', put: request });
     return { header: this.headerAt(revision), result: (outcome as { put: PutResult }).put };
   }
@@ -83,7 +83,7 @@ export class KvFront implements KvService {
       if (!isTxnSerializable(request)) await this.linearizableBarrier();
       return { header: this.header(), result: this.parts.keySpace.store.txn(request) };
     }
-    this.parts.quota.check(txnCostBytes(request));
+    await this.parts.quota.check(txnCostBytes(request));
     const { result: outcome, revision } = await this.parts.loop.propose({ type: 'txn', txn: request });
     return { header: this.headerAt(revision), result: (outcome as { txn: TxnResult }).txn };
   }

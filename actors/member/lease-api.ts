@@ -62,7 +62,7 @@ export class LeaseFront {
   }
 
   async grant(id: bigint, ttlSeconds: number): Promise<{ id: bigint; ttlSeconds: number }> {
-    this.parts.quota.check(leaseCostBytes);
+    await this.parts.quota.check(leaseCostBytes);
     const leaseId = id === 0n ? this.leaseIds.next() : id;
     const { result: outcome } = await this.parts.loop.propose({
       type: 'leaseGrant',

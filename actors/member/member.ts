@@ -32,6 +32,15 @@ import { firstProposalIdAt, ProposalWaiters } from '../../src/server/proposal-wa
 import { ReadIndexQueue } from '../../src/server/read-index-queue.js';
 import { Waiters, type Waiter } from '../../src/server/waiters.js';
 import { RaftRole } from '../../src/raft/types.js';
+import {
+  AlarmAction,
+  AlarmType,
+  alarmTypeName,
+  describeAlarm,
+  type AlarmChange,
+  type AlarmMember,
+  type AlarmRequest,
+} from '../../src/alarm/alarm-store.js';
 import type { WatchableStore } from '../../src/watch/watchable-store.js';
 import { MemberLifecycle } from '../../machines/member-lifecycle.js';
 import type { RawNode } from '../../machines/raw-node.js';
@@ -53,6 +62,7 @@ import { MemberMetrics, type MemberSample } from './metrics.js';
 import { BackendQuota } from './quota.js';
 import { RaftLoop } from './raft-loop.js';
 import { Snapshots } from './snapshots.js';
+import { finishInstall } from './snapshot-install.js';
 
 export { memberPaths, type MemberIdentity, type MemberPaths } from './bootstrap.js';
 
@@ -81,6 +91,7 @@ export class Member implements KvService, LeaseApi {
   private readonly cluster: Cluster;
   private readonly kv: KvFront;
   private readonly lease: LeaseFront;
+  private readonly paths: OpenedMember['paths'];
 
   /** Builds the parts in order, each from the ones before it; nothing runs until run(). */
   private constructor(
@@ -97,12 +108,18 @@ export class Member implements KvService, LeaseApi {
     this.wal = wal;
     this.keySpace = keySpace;
     this.transport = transport;
+    this.paths = paths;
     const { lifecycle, proposals, reads, confChangeWaiters } = this;
     const memberId = identity.memberId;
     const fail = (error: Error) => this.fail(error);
     this.watchable = keySpace.watchable;
     this.watchDriver = keySpace.watchDriver;
-    this.quota = new BackendQuota(config.quotaBackendBytes, () => keySpace.backend.sizeBytes(), logger);
+    this.quota = new BackendQuota(
+      config.quotaBackendBytes,
+      () => keySpace.backend.sizeBytes(),
+      () => this.raiseAlarm(AlarmType.noSpace),
+      logger,
+    );
     const initialVoters = storage.initialState().confState.voters;
     this.membership = new Membership(
       { memberId, raft, transport, peerPorts, confChangeWaiters, lifecycle, logger },
@@ -112,7 +129,17 @@ export class Member implements KvService, LeaseApi {
     const { membership } = this;
     const extendMs = promoteExtendMs(opened.electionTicks, config.heartbeatIntervalMs);
     this.applier = new Applier(
-      { memberId, keySpace, proposals, membership, raft, promoteExtendMs: extendMs },
+      {
+        memberId,
+        keySpace,
+        proposals,
+        membership,
+        raft,
+        promoteExtendMs: extendMs,
+        quota: this.quota,
+        raiseNoSpace: () => void this.raiseAlarm(AlarmType.noSpace),
+        onAlarmTransition: (change) => this.logAlarmTransition(change),
+      },
       storage.firstIndex() - 1,
     );
     const { applier } = this;
@@ -187,7 +214,7 @@ export class Member implements KvService, LeaseApi {
       proposalsFailed: this.proposals.failed,
       quotaBackendBytes: this.config.quotaBackendBytes,
       dbTotalBytes: dbBytes,
-      dbInUseBytes: dbBytes,
+      dbInUseBytes: backend.sizeInUseBytes(),
       keys: store.liveKeys,
       mvcc: store.opCounts,
       peerBytes: this.transport.peerBytes(),
@@ -271,8 +298,41 @@ export class Member implements KvService, LeaseApi {
       revision: store.currentRevision,
       compactRevision: store.compactRevision,
       backendBytes: this.keySpace.backend.sizeBytes(),
+      backendBytesInUse: this.keySpace.backend.sizeInUseBytes(),
       isLearner: this.isLearner(),
     };
+  }
+
+  /** Status.errors as etcd fills it: "etcdserver: no leader" without a leader, then each alarm. */
+  statusErrors(): string[] {
+    const found = this.raft.status().leaderId === 0n ? [errors.noLeader().message] : [];
+    return [...found, ...this.alarms().map(describeAlarm)];
+  }
+
+  /**
+   * etcd's Defragment: the backend is rewritten compactly while applies wait, then the compacted
+   * copy takes the backend's place on disk.
+   */
+  async defragment(): Promise<void> {
+    if (this.lifecycle.stopRequested) throw errors.stopped();
+    const { backendPath } = this.paths;
+    const stagingDir = `${backendPath}-defrag`;
+    this.logger.info({}, 'starting defragment');
+    const before = this.keySpace.backend.sizeBytes();
+    await this.loop.holdingApplies(async () => {
+      await this.keySpace.backend.defragment(stagingDir);
+      finishInstall(stagingDir, backendPath);
+    });
+    this.logger.info(
+      { 'current-db-size-bytes': before, 'new-db-size-bytes': this.keySpace.backend.sizeBytes() },
+      'finished defragment',
+    );
+  }
+
+  /** etcd's Hash over the whole backend (see LmdbBackend.hash: comparable between tsetcd members). */
+  async hash(): Promise<{ hash: number; revision: number }> {
+    const revision = this.keySpace.store.currentRevision;
+    return { hash: await this.keySpace.backend.hash(), revision };
   }
 
   /** True when this member is a learner of the cluster (it replicates but does not vote). */
@@ -290,20 +350,47 @@ export class Member implements KvService, LeaseApi {
     return this.kv.hashKv(revision);
   }
 
-  /** True when this member knows a leader and has not failed, stopped or run out of space. */
+  /** True when no alarm stands and this member knows a leader and has not failed or stopped. */
   healthy(): boolean {
-    const { lifecycle } = this;
-    return (
-      !this.quota.noSpaceAlarm &&
-      !lifecycle.stopRequested &&
-      lifecycle.fatalError === undefined &&
-      this.raft.status().leaderId !== 0n
-    );
+    return this.unhealthyReason() === undefined;
   }
 
-  /** True once the backend quota was exceeded (etcd's NOSPACE alarm). */
-  get noSpaceAlarm(): boolean {
-    return this.quota.noSpaceAlarm;
+  /** Why /health answers false (etcd 3.5's words: "ALARM NOSPACE", "RAFT NO LEADER"), or undefined. */
+  unhealthyReason(): string | undefined {
+    const { lifecycle } = this;
+    const raised = this.keySpace.alarms.get(AlarmType.none)[0];
+    if (raised !== undefined) return `ALARM ${alarmTypeName(raised.alarm)}`;
+    if (lifecycle.stopRequested || lifecycle.fatalError !== undefined) return 'SERVER STOPPED';
+    if (this.raft.status().leaderId === 0n) return 'RAFT NO LEADER';
+    return undefined;
+  }
+
+  /** The alarms raised in the cluster, as this member has applied them. */
+  alarms(): AlarmMember[] {
+    return this.keySpace.alarms.get(AlarmType.none);
+  }
+
+  /** etcd's Alarm RPC: GET, ACTIVATE and DEACTIVATE all go through Raft, as in etcd. */
+  async alarm(request: AlarmRequest): Promise<{ header: ResponseHeader; alarms: AlarmMember[] }> {
+    const { result } = await this.loop.propose({ type: 'alarm', alarm: request });
+    return { header: this.header(), alarms: (result as { alarm: { alarms: AlarmMember[] } }).alarm.alarms };
+  }
+
+  /** Proposes this member's alarm of `alarm`; a failed proposal is logged, as etcd ignores it. */
+  async raiseAlarm(alarm: AlarmType): Promise<void> {
+    const request = { action: AlarmAction.activate, memberId: this.identity.memberId, alarm };
+    try {
+      await this.loop.propose({ type: 'alarm', alarm: request });
+    } catch (error) {
+      this.logger.warn({ alarm: alarmTypeName(alarm), error: (error as Error).message }, 'failed to raise alarm');
+    }
+  }
+
+  private logAlarmTransition(change: AlarmChange): void {
+    const member = change.alarms[0];
+    if (member === undefined) return;
+    const fields = { alarm: alarmTypeName(member.alarm), from: member.memberId.toString(16) };
+    this.logger.warn(fields, change.transition === 'raised' ? 'alarm raised' : 'alarm disarmed');
   }
 
   isLeader(): boolean {
@@ -418,5 +505,7 @@ export interface MemberRunStatus {
   revision: number;
   compactRevision: number;
   backendBytes: number;
+  /** The bytes of the backend's file its data uses (etcd's dbSizeInUse); the rest is free pages. */
+  backendBytesInUse: number;
   isLearner: boolean;
 }

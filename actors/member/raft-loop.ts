@@ -154,6 +154,20 @@ export class RaftLoop {
     clearTimeout(this.heldCommitNoticesTimer);
   }
 
+  /**
+   * Runs `work` once every Ready handed over so far is applied, and holds back the applying of
+   * later ones until it settles (etcd's defragmentation holds the backend's write lock the same
+   * way). Entries still reach the WAL and peers meanwhile.
+   */
+  holdingApplies<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.applyChain.then(work);
+    this.applyChain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
   /** Resolves once the pass in progress (if any) is over and every Ready handed over is finished. */
   async settle(): Promise<void> {
     while (this.draining) await pause(1);

@@ -3,6 +3,7 @@
  * Revisions are numbers; lease, member and cluster IDs are int64/uint64 held as bigint;
  * keys and values are bytes. The gRPC layer maps wire messages to these and back.
  */
+import type { AlarmMember, AlarmRequest } from '../alarm/alarm-store.js';
 
 export interface KeyValue {
   key: Uint8Array;
@@ -173,7 +174,10 @@ export interface CompactionRequest {
 }
 
 /** A write (or compaction) as it travels through Raft; `id` matches the answer to the waiting client. */
-export type ProposalBody = LeaseProposalBody | KvProposalBody | MembershipProposalBody;
+export type ProposalBody = LeaseProposalBody | KvProposalBody | MembershipProposalBody | AlarmProposalBody;
+
+/** etcd's AlarmRequest: raise, disarm or list alarms, through Raft so every member agrees. */
+export type AlarmProposalBody = { type: 'alarm'; alarm: AlarmRequest };
 
 /** A lease's remaining TTL as the leader records it (etcd's LeaseCheckpoint); 0 clears it. */
 export interface LeaseCheckpoint {
@@ -215,6 +219,7 @@ export interface Proposal {
 export type ProposalResult =
   | LeaseProposalResult
   | { type: 'memberAttributes' }
+  | { type: 'alarm'; alarm: { alarms: AlarmMember[] } }
   | { type: 'put'; put: PutResult }
   | { type: 'deleteRange'; deleteRange: DeleteRangeResult }
   | { type: 'txn'; txn: TxnResult }

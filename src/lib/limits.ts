@@ -119,3 +119,7 @@ export const syncRetryIntervalMs = 100;
 export const victimRetryIntervalMs = 10;
 /** How long the certificates --auto-tls and --peer-auto-tls generate stay valid: etcd's 365 days. */
 export const selfSignedCertValidityMs = 365 * 24 * 60 * 60 * 1000;
+/** How often a gRPC Health.Watch stream looks at the member's status to push a change. */
+export const healthWatchPollMs = 200;
+/** etcd's --experimental-corrupt-check-time default: 0, no periodic check. */
+export const corruptCheckTimeMsDefault = 0;

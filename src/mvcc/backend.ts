@@ -6,6 +6,7 @@
  */
 
 import type { KeyValue } from '../api/types.js';
+import type { AlarmMember } from '../alarm/alarm-store.js';
 import { assert } from '../lib/assert.js';
 import { type Revision, revisionBytes } from './revision.js';
 import { keyToString } from '../lib/bytes.js';
@@ -61,6 +62,14 @@ export interface BackendBatch {
   meta: Partial<BackendMeta>;
   /** Lease grants and revocations, committed with the key changes of the same entry. */
   leases?: LeaseBatch;
+  /** Alarms raised (puts) and disarmed (deletes), committed with the entry that changed them. */
+  alarms?: AlarmBatch;
+}
+
+/** Alarm area changes of one applied entry. */
+export interface AlarmBatch {
+  puts: AlarmMember[];
+  deletes: AlarmMember[];
 }
 
 export interface Backend {
@@ -78,6 +87,8 @@ export interface Backend {
   readMeta(): BackendMeta;
   /** Visits every lease record in ascending unsigned id order; sees every batch already written. */
   scanLeases(visit: (record: LeaseRecord) => void): void;
+  /** Visits every stored alarm; sees every batch already written. */
+  scanAlarms(visit: (member: AlarmMember) => void): void;
   /** Resolves once every batch written so far is committed to storage. */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -118,6 +129,7 @@ export class MemoryBackend implements Backend {
   private mains: number[] = [];
   private meta: BackendMeta = { ...emptyMeta };
   private readonly leaseRecords = new Map<bigint, LeaseRecord>();
+  private readonly alarms = new Map<string, AlarmMember>();
   private bytes = 0;
   private closed = false;
 
@@ -131,6 +143,8 @@ export class MemoryBackend implements Backend {
     for (const rev of batch.deletes) this.delete(rev);
     for (const record of batch.leases?.puts ?? []) this.leaseRecords.set(record.id, { ...record });
     for (const id of batch.leases?.deletes ?? []) this.leaseRecords.delete(id);
+    for (const member of batch.alarms?.puts ?? []) this.alarms.set(alarmKey(member), { ...member });
+    for (const member of batch.alarms?.deletes ?? []) this.alarms.delete(alarmKey(member));
     this.meta = { ...this.meta, ...batch.meta };
     if (this.mains.length > 2 * this.byMain.size + 1024)
       this.mains = this.mains.filter((main) => this.byMain.has(main));
@@ -159,6 +173,10 @@ export class MemoryBackend implements Backend {
   scanLeases(visit: (record: LeaseRecord) => void): void {
     const ids = [...this.leaseRecords.keys()].sort(compareLeaseIds);
     for (const id of ids) visit({ ...this.leaseRecords.get(id)! });
+  }
+
+  scanAlarms(visit: (member: AlarmMember) => void): void {
+    for (const member of this.alarms.values()) visit({ ...member });
   }
 
   flush(): Promise<void> {
@@ -213,6 +231,10 @@ export class MemoryBackend implements Backend {
     const at = lowerBound(this.mains, main);
     if (this.mains[at] !== main) this.mains.splice(at, 0, main);
   }
+}
+
+function alarmKey(member: AlarmMember): string {
+  return `${member.memberId}:${member.alarm}`;
 }
 
 /** First position in sorted `values` holding a value >= `target`. */

@@ -21,7 +21,10 @@ import { open, type Database, type DatabaseOptions, type RootDatabase } from 'lm
 import { assert } from '../lib/assert.js';
 import { backendBatchIntervalMsDefault, backendBatchLimitDefault, backendDbBytesMax } from '../lib/limits.js';
 import { scratchBytes } from '../lib/scratch-bytes.js';
+import { crc32cUpdate } from '../lib/crc32c.js';
 import { decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from './lease-record-codec.js';
+import { decodeAlarmKey, encodeAlarmKey } from './alarm-record-codec.js';
+import type { AlarmMember } from '../alarm/alarm-store.js';
 import {
   type Backend,
   type BackendBatch,
@@ -83,6 +86,8 @@ interface WriteGroup {
   meta: Partial<BackendMeta>;
   /** Lease puts (record) and deletes (null) in write order, so a revoke then re-grant of one ID ends granted. */
   leaseOps: { id: bigint; record: LeaseRecord | null }[];
+  /** Alarms raised (true) and disarmed (false) in write order. */
+  alarmOps: { member: AlarmMember; raised: boolean }[];
 }
 
 interface LeaseOverlayEntry {
@@ -169,6 +174,8 @@ export class LmdbBackend implements Backend {
   private readonly overlay = new Map<string, OverlayEntry>();
   /** Lease records written but not yet committed, as the overlay does for revisions. */
   private readonly leaseOverlay = new Map<bigint, LeaseOverlayEntry>();
+  /** Alarms written but not yet committed: raised (true) or disarmed (false), by encoded key. */
+  private readonly alarmOverlay = new Map<string, { seq: number; member: AlarmMember; raised: boolean }>();
   /** Meta written but not yet committed, and the group that last touched it. */
   private pendingMeta: Partial<BackendMeta> = {};
   private pendingMetaSeq = 0;
@@ -186,41 +193,45 @@ export class LmdbBackend implements Backend {
   private bytesSinceSizeRead = 0;
 
   private constructor(
-    private readonly root: RootDatabase<Uint8Array, Uint8Array>,
-    private readonly keyDb: Database<Uint8Array, Uint8Array>,
-    private readonly metaDb: Database<Uint8Array, string>,
-    private readonly leaseDb: Database<Uint8Array, Uint8Array>,
-    private readonly indexDb: Database<IndexRecord, Uint8Array>,
+    /** The environment and its databases; defragment() swaps them for a compacted copy's. */
+    private env: OpenedEnvironment,
     private readonly batchIntervalMs: number,
     private readonly batchLimit: number,
   ) {}
 
+  private get root(): RootDatabase<Uint8Array, Uint8Array> {
+    return this.env.root;
+  }
+
+  private get keyDb(): Database<Uint8Array, Uint8Array> {
+    return this.env.keyDb;
+  }
+
+  private get metaDb(): Database<Uint8Array, string> {
+    return this.env.metaDb;
+  }
+
+  private get leaseDb(): Database<Uint8Array, Uint8Array> {
+    return this.env.leaseDb;
+  }
+
+  private get alarmDb(): Database<Uint8Array, Uint8Array> {
+    return this.env.alarmDb;
+  }
+
+  private get indexDb(): Database<IndexRecord, Uint8Array> {
+    return this.env.indexDb;
+  }
+
   /** Opens (creating if needed) the LMDB environment at `path`. */
   static open(path: string, options: LmdbBackendOptions = {}): LmdbBackend {
-    const root = open<Uint8Array, Uint8Array>({
-      path,
-      encoding: 'binary',
-      keyEncoding: 'binary',
-      noSync: options.noSync ?? true,
-      mapSize: backendDbBytesMax,
-    });
-    const keyDb = root.openDB<Uint8Array, Uint8Array>({ name: 'key', encoding: 'binary', keyEncoding: 'binary' });
-    const metaDb = root.openDB<Uint8Array, string>({ name: 'meta', encoding: 'binary' });
-    const leaseDb = root.openDB<Uint8Array, Uint8Array>({ name: 'lease', encoding: 'binary', keyEncoding: 'binary' });
-    // lmdb-js takes keyEncoder at run time but does not declare it on DatabaseOptions.
-    const indexOptions: DatabaseOptions & {
-      name: string;
-      keyEncoder: typeof indexKeyReader;
-      encoder: typeof indexValueReader;
-    } = { name: 'key', keyEncoder: indexKeyReader, encoder: indexValueReader };
-    const indexDb = root.openDB<IndexRecord, Uint8Array>(indexOptions);
     const batchIntervalMs = options.batchIntervalMs ?? backendBatchIntervalMsDefault;
     const batchLimit = options.batchLimit ?? backendBatchLimitDefault;
     assert(
       batchIntervalMs >= 0 && batchLimit >= 1,
       () => `batch interval ${batchIntervalMs} ms and limit ${batchLimit} must be >= 0 and >= 1`,
     );
-    return new LmdbBackend(root, keyDb, metaDb, leaseDb, indexDb, batchIntervalMs, batchLimit);
+    return new LmdbBackend(openEnvironment(path, options.noSync ?? true), batchIntervalMs, batchLimit);
   }
 
   get(rev: Revision): StoredKeyValue | undefined {
@@ -250,12 +261,14 @@ export class LmdbBackend implements Backend {
       this.overlay.set(overlayKey(rev), { seq: group.seq, bytes: null });
     }
     this.queueLeases(group, batch);
+    this.queueAlarms(group, batch);
     if (Object.keys(batch.meta).length > 0) {
       Object.assign(group.meta, batch.meta);
       Object.assign(this.pendingMeta, batch.meta);
       this.pendingMetaSeq = group.seq;
     }
-    if (group.puts.length + group.deletes.length + group.leaseOps.length >= this.batchLimit) this.commitGroup();
+    const operations = group.puts.length + group.deletes.length + group.leaseOps.length + group.alarmOps.length;
+    if (operations >= this.batchLimit) this.commitGroup();
   }
 
   scan(from: Revision, visit: (rev: Revision, stored: StoredKeyValue) => boolean | void): void {
@@ -330,6 +343,19 @@ export class LmdbBackend implements Backend {
     for (const id of [...records.keys()].sort(compareLeaseIds)) visit(records.get(id)!);
   }
 
+  scanAlarms(visit: (member: AlarmMember) => void): void {
+    const members = new Map<string, AlarmMember>();
+    for (const { key } of this.alarmDb.getRange({})) {
+      const member = decodeAlarmKey(key);
+      members.set(alarmOverlayKey(member), member);
+    }
+    for (const [key, entry] of this.alarmOverlay) {
+      if (entry.raised) members.set(key, { ...entry.member });
+      else members.delete(key);
+    }
+    for (const member of members.values()) visit(member);
+  }
+
   /** Hands every LMDB commit, as it starts, to `observer` (which times it for etcd's backend commit histogram). */
   observeCommits(observer: (commit: Promise<unknown>) => void): void {
     this.commitObserver = observer;
@@ -394,9 +420,65 @@ export class LmdbBackend implements Backend {
     return this.sizeRead + this.bytesSinceSizeRead;
   }
 
+  /**
+   * Bytes the databases' pages hold (etcd's SizeInUse): the file's size less the pages LMDB keeps
+   * on its free list for reuse. Both LMDB meta pages count as in use.
+   */
+  sizeInUseBytes(): number {
+    const stats = this.root.getStats() as { pageSize?: number; root?: unknown; free?: unknown };
+    const databases = [this.keyDb, this.metaDb, this.leaseDb, this.alarmDb];
+    const treesPages = databases.reduce((sum, db) => sum + treePages(db.getStats()), 0);
+    const pages = 2 + treePages(stats.root) + treePages(stats.free) + treesPages;
+    return Math.min((stats.pageSize ?? 0) * pages, this.sizeBytes());
+  }
+
+  /**
+   * etcd's backend Hash: CRC-32C over every area's name, then each of its keys and values, areas in
+   * name order, leaving out the meta area's consistent index and term as etcd's default ignores do.
+   * The bytes are tsetcd's (LMDB's areas, 8-byte meta numbers, no membership or auth areas), so
+   * the hash compares tsetcd members at the same applied index with each other, never with etcd.
+   */
+  async hash(): Promise<number> {
+    await this.flush();
+    const ignored = new Set<string>([metaKeys.consistentIndex, metaKeys.term]);
+    let crc = 0;
+    const visit = (name: string, entries: Iterable<{ key: Uint8Array; value: Uint8Array }>) => {
+      crc = crc32cUpdate(crc, Buffer.from(name));
+      for (const { key, value } of entries) crc = crc32cUpdate(crc32cUpdate(crc, key), value);
+    };
+    visit('alarm', this.alarmDb.getRange({}));
+    visit('key', this.keyDb.getRange({}));
+    visit('lease', this.leaseDb.getRange({}));
+    const meta = [...this.metaDb.getRange({})]
+      .filter(({ key }) => !ignored.has(key))
+      .map(({ key, value }) => ({ key: Buffer.from(key), value }));
+    visit('meta', meta);
+    return crc;
+  }
+
+  /**
+   * etcd's Defrag: writes a compacted copy of the database (LMDB's copy with compaction, done on
+   * lmdb-js's own thread) into `stagingDir` and serves from it from then on; the caller then moves
+   * `stagingDir` into the backend's place. No write may come in meanwhile: the member holds its
+   * applies back (a write after the copy began would be lost).
+   */
+  async defragment(stagingDir: string): Promise<void> {
+    this.checkUsable();
+    await this.flush();
+    assert(this.overlay.size === 0 && this.group === undefined, 'defragment with writes pending');
+    rmSync(stagingDir, { recursive: true, force: true });
+    mkdirSync(stagingDir, { recursive: true });
+    await this.root.backup(stagingDir, true);
+    assert(this.group === undefined, 'a write came in while the database was copied for defragmentation');
+    const old = this.env;
+    this.env = openEnvironment(stagingDir, old.noSync);
+    this.sizeRead = undefined;
+    await old.root.close();
+  }
+
   private openGroup(): WriteGroup {
     if (this.group !== undefined) return this.group;
-    const group: WriteGroup = { seq: ++this.seq, puts: [], deletes: [], meta: {}, leaseOps: [] };
+    const group: WriteGroup = { seq: ++this.seq, puts: [], deletes: [], meta: {}, leaseOps: [], alarmOps: [] };
     this.group = group;
     if (this.batchIntervalMs === 0) queueMicrotask(() => this.commitGroup());
     else this.commitTimer = setTimeout(() => this.commitGroup(), this.batchIntervalMs).unref();
@@ -417,6 +499,10 @@ export class LmdbBackend implements Backend {
       for (const { id, record } of group.leaseOps) {
         if (record === null) void this.leaseDb.remove(encodeLeaseKey(id));
         else void this.leaseDb.put(encodeLeaseKey(id), encodeLeaseRecord(record));
+      }
+      for (const { member, raised } of group.alarmOps) {
+        if (raised) void this.alarmDb.put(encodeAlarmKey(member), new Uint8Array(0));
+        else void this.alarmDb.remove(encodeAlarmKey(member));
       }
       for (const [field, value] of Object.entries(group.meta) as [keyof BackendMeta, number][]) {
         void this.metaDb.put(metaKeys[field], encodeMetaNumber(value));
@@ -448,6 +534,22 @@ export class LmdbBackend implements Backend {
     for (const { rev } of group.deletes) this.forget(rev, group.seq);
     if (this.pendingMetaSeq === group.seq) this.pendingMeta = {};
     for (const { id } of group.leaseOps) this.forgetLease(id, group.seq);
+    for (const { member } of group.alarmOps) {
+      const key = alarmOverlayKey(member);
+      if (this.alarmOverlay.get(key)?.seq === group.seq) this.alarmOverlay.delete(key);
+    }
+  }
+
+  /** Adds a batch's alarm changes to the group: raised, then disarmed. */
+  private queueAlarms(group: WriteGroup, batch: BackendBatch): void {
+    const changes = [
+      ...(batch.alarms?.puts ?? []).map((member) => ({ member: { ...member }, raised: true })),
+      ...(batch.alarms?.deletes ?? []).map((member) => ({ member: { ...member }, raised: false })),
+    ];
+    for (const change of changes) {
+      group.alarmOps.push(change);
+      this.alarmOverlay.set(alarmOverlayKey(change.member), { seq: group.seq, ...change });
+    }
   }
 
   /** Adds a batch's lease changes to the group, in the order the batch gives: puts, then deletes. */
@@ -476,6 +578,49 @@ export class LmdbBackend implements Backend {
     assert(!this.closed, 'write on a closed LmdbBackend');
     if (this.failure !== undefined) throw this.failure;
   }
+}
+
+function alarmOverlayKey(member: AlarmMember): string {
+  return `${member.memberId}:${member.alarm}`;
+}
+
+/** An LMDB environment with the databases the backend keeps in it. */
+interface OpenedEnvironment {
+  root: RootDatabase<Uint8Array, Uint8Array>;
+  keyDb: Database<Uint8Array, Uint8Array>;
+  metaDb: Database<Uint8Array, string>;
+  leaseDb: Database<Uint8Array, Uint8Array>;
+  alarmDb: Database<Uint8Array, Uint8Array>;
+  indexDb: Database<IndexRecord, Uint8Array>;
+  noSync: boolean;
+}
+
+function openEnvironment(path: string, noSync: boolean): OpenedEnvironment {
+  const root = open<Uint8Array, Uint8Array>({
+    path,
+    encoding: 'binary',
+    keyEncoding: 'binary',
+    noSync,
+    mapSize: backendDbBytesMax,
+  });
+  const keyDb = root.openDB<Uint8Array, Uint8Array>({ name: 'key', encoding: 'binary', keyEncoding: 'binary' });
+  const metaDb = root.openDB<Uint8Array, string>({ name: 'meta', encoding: 'binary' });
+  const leaseDb = root.openDB<Uint8Array, Uint8Array>({ name: 'lease', encoding: 'binary', keyEncoding: 'binary' });
+  const alarmDb = root.openDB<Uint8Array, Uint8Array>({ name: 'alarm', encoding: 'binary', keyEncoding: 'binary' });
+  // lmdb-js takes keyEncoder at run time but does not declare it on DatabaseOptions.
+  const indexOptions: DatabaseOptions & {
+    name: string;
+    keyEncoder: typeof indexKeyReader;
+    encoder: typeof indexValueReader;
+  } = { name: 'key', keyEncoder: indexKeyReader, encoder: indexValueReader };
+  const indexDb = root.openDB<IndexRecord, Uint8Array>(indexOptions);
+  return { root, keyDb, metaDb, leaseDb, alarmDb, indexDb, noSync };
+}
+
+/** Pages one database's B+tree holds, from lmdb-js's stats of it. */
+function treePages(stats: unknown): number {
+  const tree = stats as { treeBranchPageCount?: number; treeLeafPageCount?: number; overflowPages?: number };
+  return (tree.treeBranchPageCount ?? 0) + (tree.treeLeafPageCount ?? 0) + (tree.overflowPages ?? 0);
 }
 
 function parseOverlayKey(key: string): Revision {

@@ -7,6 +7,8 @@ import { encodeProposal } from '../../src/api/proposal-codec.js';
 import type { ProposalBody } from '../../src/api/types.js';
 import { ProposalWaiters } from '../../src/server/proposal-waiters.js';
 import { type Entry, EntryType, RaftRole } from '../../src/raft/types.js';
+import { AlarmAction, AlarmStore, AlarmType } from '../../src/alarm/alarm-store.js';
+import { MemoryBackend } from '../../src/mvcc/backend.js';
 
 const self = 1n;
 const peer = 2n;
@@ -27,7 +29,11 @@ class FakeStore {
 }
 
 function put(origin: bigint, id: number, index: number, key = 'k'): Entry {
-  const body: ProposalBody = {
+  return entryOf(origin, id, index, putBody(key));
+}
+
+function putBody(key: string): ProposalBody {
+  return {
     type: 'put',
     put: {
       key: Buffer.from(key),
@@ -38,21 +44,40 @@ function put(origin: bigint, id: number, index: number, key = 'k'): Entry {
       ignoreLease: false,
     },
   };
+}
+
+function entryOf(origin: bigint, id: number, index: number, body: ProposalBody): Entry {
   return { term: 2, index, type: EntryType.normal, data: encodeProposal({ origin, id, body }) };
+}
+
+function alarmEntry(index: number, action: AlarmAction, alarm: AlarmType, id = 900 + index): Entry {
+  return entryOf(self, id, index, { type: 'alarm', alarm: { action, memberId: peer, alarm } });
 }
 
 function empty(index: number): Entry {
   return { term: 2, index, type: EntryType.normal, data: new Uint8Array(0) };
 }
 
-function applierWith(appliedIndex = 0) {
+function applierWith(appliedIndex = 0, overQuota = false) {
   const store = new FakeStore();
+  const alarms = new AlarmStore();
+  const backend = new MemoryBackend();
+  const raised: number[] = [];
+  const transitions: string[] = [];
   store.consistentIndex = appliedIndex;
   const proposals = new ProposalWaiters<Applied>();
   const confChanges: number[] = [];
   const parts = {
     memberId: self,
-    keySpace: { store, lessor: { isPrimary: false, promote: () => undefined, demote: () => undefined } },
+    keySpace: {
+      store,
+      alarms,
+      backend,
+      lessor: { isPrimary: false, promote: () => undefined, demote: () => undefined },
+    },
+    quota: { exceeded: (costBytes: number) => overQuota && costBytes > 0 },
+    raiseNoSpace: () => raised.push(store.consistentIndex),
+    onAlarmTransition: (change: { transition?: string }) => transitions.push(change.transition ?? ''),
     proposals,
     membership: {
       applyConfChange: (entry: Entry) => confChanges.push(entry.index),
@@ -61,7 +86,16 @@ function applierWith(appliedIndex = 0) {
     raft: { status: () => ({ role: RaftRole.follower, term: 2 }) },
     promoteExtendMs: 0,
   } as unknown as ApplierParts;
-  return { applier: new Applier(parts, appliedIndex), store, proposals, confChanges };
+  return {
+    applier: new Applier(parts, appliedIndex),
+    store,
+    proposals,
+    confChanges,
+    alarms,
+    backend,
+    raised,
+    transitions,
+  };
 }
 
 function waitFor(proposals: ProposalWaiters<Applied>): { id: number; outcome: Promise<Applied> } {
@@ -117,4 +151,52 @@ test('conf changes go to the membership, and entries without data only move the 
   assert.deepEqual(confChanges, [1]);
   assert.equal(store.consistentIndex, 2);
   assert.equal(store.currentRevision, 1);
+});
+
+test('an applied alarm is kept in the backend, and while NOSPACE stands puts are refused and deletes pass', async () => {
+  const { applier, store, proposals, backend, transitions } = applierWith();
+  applier.applyEntries([alarmEntry(1, AlarmAction.activate, AlarmType.noSpace)]);
+  const stored: unknown[] = [];
+  backend.scanAlarms((member) => stored.push(member));
+  assert.deepEqual(stored, [{ memberId: peer, alarm: AlarmType.noSpace }]);
+  assert.deepEqual(transitions, ['raised']);
+  const refused = waitFor(proposals);
+  const deleted = waitFor(proposals);
+  const deleteBody: ProposalBody = {
+    type: 'deleteRange',
+    deleteRange: { key: Buffer.from('k'), rangeEnd: new Uint8Array(0), prevKv: false },
+  };
+  applier.applyEntries([put(self, refused.id, 2), entryOf(self, deleted.id, 3, deleteBody)]);
+  await assert.rejects(refused.outcome, (error: EtcdError) => error.message === errors.noSpace().message);
+  await deleted.outcome;
+  assert.equal(store.consistentIndex, 3, 'the refused put still moved the applied index');
+  const disarmed = waitFor(proposals);
+  applier.applyEntries([alarmEntry(4, AlarmAction.deactivate, AlarmType.noSpace, disarmed.id)]);
+  assert.deepEqual((await disarmed.outcome).result, {
+    type: 'alarm',
+    alarm: { alarms: [{ memberId: peer, alarm: AlarmType.noSpace }] },
+  });
+  assert.deepEqual(transitions, ['raised', 'disarmed']);
+  const passed = waitFor(proposals);
+  applier.applyEntries([put(self, passed.id, 5)]);
+  await passed.outcome;
+});
+
+test("while CORRUPT stands every write is refused with etcd's corrupt cluster error", async () => {
+  const { applier, proposals } = applierWith();
+  applier.applyEntries([alarmEntry(1, AlarmAction.activate, AlarmType.corrupt)]);
+  const refused = waitFor(proposals);
+  applier.applyEntries([
+    entryOf(self, refused.id, 2, { type: 'compaction', compaction: { revision: 1, physical: false } }),
+  ]);
+  await assert.rejects(refused.outcome, (error: EtcdError) => error.message === errors.corrupt().message);
+});
+
+test('a put applied past the quota is applied, answered with database space exceeded, and raises NOSPACE', async () => {
+  const { applier, store, proposals, raised } = applierWith(0, true);
+  const over = waitFor(proposals);
+  applier.applyEntries([put(self, over.id, 1)]);
+  await assert.rejects(over.outcome, (error: EtcdError) => error.message === errors.noSpace().message);
+  assert.equal(store.currentRevision, 2, 'the put was applied');
+  assert.deepEqual(raised, [1]);
 });

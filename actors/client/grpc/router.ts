@@ -40,7 +40,7 @@ import {
   checkTxnRequest,
 } from '../../../src/api/validate.js';
 import { isTxnReadOnly } from '../../../src/api/txn-read-only.js';
-import { grpcOverheadBytes, requestBytesDefault, txnOpsDefault } from '../../../src/lib/limits.js';
+import { grpcOverheadBytes, healthWatchPollMs, requestBytesDefault, txnOpsDefault } from '../../../src/lib/limits.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import type { GrpcRoute, GrpcRoutes, GrpcStreamCall } from './calls.js';
 import { GrpcTraffic, grpcTypeOf, MethodStats } from './call-stats.js';
@@ -141,13 +141,34 @@ function healthHandlers(healthy: () => boolean | Promise<boolean>): GrpcHandlers
       if (request.service !== '') throw new EtcdError(GrpcCode.notFound, 'unknown service');
       return { status: await status() };
     },
-    // Sends the current status and holds the stream open; status changes are not pushed yet.
+    // Sends the current status, then each change, as grpc-go's health server does, until the
+    // client cancels; the status is a function of the member's state, so it is polled.
     'grpc.health.v1.Health/Watch': (call: GrpcStreamCall) => {
       if (call.request.service !== '') {
         call.write({ status: healthStatus.serviceUnknown });
         return;
       }
-      void status().then((value) => call.write({ status: value }));
+      let sent: number | undefined;
+      let polling = false;
+      const push = async (): Promise<void> => {
+        if (polling || call.cancelled) return;
+        polling = true;
+        try {
+          const value = await status();
+          if (value !== sent && !call.cancelled) {
+            sent = value;
+            call.write({ status: value });
+          }
+        } finally {
+          polling = false;
+        }
+      };
+      const timer = setInterval(() => void push(), healthWatchPollMs);
+      timer.unref();
+      const stop = (): void => clearInterval(timer);
+      call.once('cancelled', stop);
+      call.once('close', stop);
+      void push();
     },
   };
 }
