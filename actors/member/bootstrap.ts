@@ -73,6 +73,8 @@ export interface OpenedMember {
   joinPeers: ClusterMember[];
   /** The line to log once the member runs: how it started and from what. */
   startLog: { fields: Record<string, unknown>; message: string };
+  /** True when the member started from a WAL it had (etcd's memberInitialized), not bootstrapped or joined. */
+  restarted: boolean;
 }
 
 /** Opens (or bootstraps, or joins) the member's data dir; nothing runs yet. */
@@ -125,6 +127,7 @@ export async function openMember(
   const orphans = keySpace.lessor.recoverAttachments(keySpace.store.takeRestoredLeases());
   if (orphans > 0) logger.warn({ keys: orphans }, 'keys name leases that no longer exist');
   return {
+    restarted: !fresh,
     paths,
     identity,
     electionTicks,

@@ -100,7 +100,7 @@ export class KvFront implements KvService {
   }
 
   /** Resolves once everything committed before the call is applied (Raft ReadIndex). */
-  private linearizableBarrier(): Promise<void> {
+  linearizableBarrier(): Promise<void> {
     if (this.parts.lifecycle.stopRequested) return Promise.reject(errors.stopped());
     return new Promise<void>((resolve, reject) => {
       this.parts.reads.add({ resolve, reject });

@@ -63,6 +63,7 @@ import { BackendQuota } from './quota.js';
 import { RaftLoop } from './raft-loop.js';
 import { Snapshots } from './snapshots.js';
 import { finishInstall } from './snapshot-install.js';
+import { CorruptionCheck } from './corruption.js';
 
 export { memberPaths, type MemberIdentity, type MemberPaths } from './bootstrap.js';
 
@@ -92,6 +93,7 @@ export class Member implements KvService, LeaseApi {
   private readonly kv: KvFront;
   private readonly lease: LeaseFront;
   private readonly paths: OpenedMember['paths'];
+  private readonly corruption: CorruptionCheck;
 
   /** Builds the parts in order, each from the ones before it; nothing runs until run(). */
   private constructor(
@@ -189,6 +191,18 @@ export class Member implements KvService, LeaseApi {
       lifecycle,
       logger,
     });
+    this.corruption = new CorruptionCheck({
+      memberId,
+      electionTimeoutMs: config.electionTimeoutMs,
+      members: () => membership.all.values(),
+      transport,
+      hashKv: (revision) => this.kv.hashKv(revision),
+      linearizableRead: () => this.kv.linearizableBarrier(),
+      isLeader: () => this.isLeader(),
+      // etcd raises a CORRUPT its leader finds for member 0, not for the member that differs.
+      raiseCorrupt: () => this.raiseAlarm(AlarmType.corrupt, 0n),
+      logger,
+    });
     this.metrics = new MemberMetrics(config.metrics, () => this.metricsSample());
     wal.observeSyncs((syncMs) => this.metrics.observeWalSync(syncMs));
     keySpace.observeCommits((commit) => this.metrics.observeBackendCommit(commit));
@@ -242,10 +256,12 @@ export class Member implements KvService, LeaseApi {
     this.membership.connectAll(opened.joinPeers);
     this.logger.info(opened.startLog.fields, opened.startLog.message);
     await this.loop.catchUp();
+    if (this.config.initialCorruptCheck && opened.restarted) await this.corruption.initialCheck();
     this.lifecycle.send({ type: 'STARTED' });
     if (this.lifecycle.stopRequested) return;
     this.loop.startTicking();
     this.lease.startExpiryLoop();
+    this.corruption.start(this.config.corruptCheckTimeMs);
     this.cluster.publishAttributes();
   }
 
@@ -271,6 +287,7 @@ export class Member implements KvService, LeaseApi {
       promoteAsLeader: (id) => this.cluster.promoteAsLeader(id),
       renewAsLeader: (id) => this.lease.renewAsLeader(id),
       timeToLiveAsLeader: (id, withKeys) => this.lease.timeToLiveAsLeader(id, withKeys),
+      hashKv: (revision) => ({ memberId: this.identity.memberId, ...this.kv.hashKv(revision) }),
     };
   }
 
@@ -377,8 +394,8 @@ export class Member implements KvService, LeaseApi {
   }
 
   /** Proposes this member's alarm of `alarm`; a failed proposal is logged, as etcd ignores it. */
-  async raiseAlarm(alarm: AlarmType): Promise<void> {
-    const request = { action: AlarmAction.activate, memberId: this.identity.memberId, alarm };
+  async raiseAlarm(alarm: AlarmType, memberId = this.identity.memberId): Promise<void> {
+    const request = { action: AlarmAction.activate, memberId, alarm };
     try {
       await this.loop.propose({ type: 'alarm', alarm: request });
     } catch (error) {
@@ -462,6 +479,7 @@ export class Member implements KvService, LeaseApi {
     if (!this.lifecycle.send({ type: 'STOP' })) return;
     this.loop.stopTicking();
     this.lease.stop();
+    this.corruption.stop();
     this.watchDriver.stop();
     this.proposals.failAll(errors.stopped);
     this.confChangeWaiters.failAll(errors.stopped);

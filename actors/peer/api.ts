@@ -19,6 +19,8 @@ export const peerApiPaths = {
   promotePrefix: '/members/promote/',
   leaseRenew: '/leases/renew',
   leaseTtl: '/leases/ttl',
+  /** etcd's peer HashKV endpoint, which corruption checks call. */
+  hashKv: '/members/hashkv',
 } as const;
 
 /** What the routes need from the member. Lease calls throw "not leader" unless its lessor is primary. */
@@ -27,6 +29,17 @@ export interface PeerApiHost {
   promoteAsLeader(id: bigint): Promise<ClusterMember[]>;
   renewAsLeader(id: bigint): number;
   timeToLiveAsLeader(id: bigint, withKeys: boolean): LeaseTimeToLive;
+  /** HashKV of this member's store at `revision` (0: current); throws etcd's compacted / future revision errors. */
+  hashKv(revision: number): PeerHashKv;
+}
+
+/** A peer's HashKV answer, as the corruption check reads it. */
+export interface PeerHashKv {
+  memberId: bigint;
+  /** The answering member's current revision (its response header's). */
+  revision: number;
+  hash: number;
+  compactRevision: number;
 }
 
 const jsonType = 'application/json';
@@ -36,6 +49,7 @@ const textType = 'text/plain; charset=utf-8';
 export function servePeerCall(host: PeerApiHost, call: PeerCall): Promise<PeerAnswer> | undefined {
   const { path } = call;
   const isLease = path === peerApiPaths.leaseRenew || path === peerApiPaths.leaseTtl;
+  if (path === peerApiPaths.hashKv) return Promise.resolve(serveHashKv(host, call));
   if (path !== peerApiPaths.members && !path.startsWith(peerApiPaths.promotePrefix) && !isLease) return undefined;
   const method = path === peerApiPaths.members ? 'GET' : 'POST';
   if (call.method !== method)
@@ -44,6 +58,35 @@ export function servePeerCall(host: PeerApiHost, call: PeerCall): Promise<PeerAn
     return Promise.resolve({ status: 200, contentType: jsonType, body: membersToPeerJson(host.members()) });
   if (isLease) return serveLeaseCall(host, call);
   return servePromote(host, path.slice(peerApiPaths.promotePrefix.length));
+}
+
+function serveHashKv(host: PeerApiHost, call: PeerCall): PeerAnswer {
+  if (call.method !== 'POST') return { status: 405, contentType: textType, body: 'Method Not Allowed\n' };
+  try {
+    const revision = parseJsonObject(call.body).revision;
+    if (typeof revision !== 'number' || !Number.isSafeInteger(revision) || revision < 0)
+      throw new EtcdError(GrpcCode.invalidArgument, `bad revision ${String(revision)}`);
+    const answer = host.hashKv(revision);
+    return {
+      status: 200,
+      contentType: jsonType,
+      body: JSON.stringify({ ...answer, memberId: answer.memberId.toString() }),
+    };
+  } catch (error) {
+    const { message } = error as Error;
+    const code = error instanceof EtcdError ? error.code : GrpcCode.unknown;
+    return { status: 400, contentType: jsonType, body: JSON.stringify({ code, message }) };
+  }
+}
+
+/** A peer's /members/hashkv answer: the hash, or the etcd error it refused with. */
+export function hashKvFromPeer(answer: PeerAnswer): PeerHashKv | EtcdError {
+  const parsed = JSON.parse(answer.body) as Record<string, unknown>;
+  if (answer.status !== 200) return new EtcdError(parsed.code as GrpcCode, String(parsed.message));
+  const { memberId, revision, hash, compactRevision } = parsed;
+  if (typeof memberId !== 'string' || typeof revision !== 'number' || typeof hash !== 'number')
+    throw new Error(`unexpected hashkv answer ${answer.body.slice(0, 200)}`);
+  return { memberId: BigInt(memberId), revision, hash, compactRevision: Number(compactRevision) };
 }
 
 async function servePromote(host: PeerApiHost, text: string): Promise<PeerAnswer> {

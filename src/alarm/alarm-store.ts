@@ -56,7 +56,10 @@ export function alarmTypeOf(value: unknown): AlarmType | undefined {
  * which is what `etcdctl alarm list` prints and Status.errors carries.
  */
 export function describeAlarm(member: AlarmMember): string {
-  return `memberID:${member.memberId} alarm:${alarmTypeName(member.alarm)} `;
+  // The text format leaves out fields holding their zero value (member 0, alarm NONE).
+  const memberText = member.memberId === 0n ? '' : `memberID:${member.memberId} `;
+  const alarmText = member.alarm === AlarmType.none ? '' : `alarm:${alarmTypeName(member.alarm)} `;
+  return memberText + alarmText;
 }
 
 /** What applying an alarm request changed, for the apply step to persist and log. */

@@ -98,6 +98,10 @@ export interface MemberConfig {
   leaseCheckpoint: boolean;
   /** How often the leader checkpoints a lease (etcd's 5 minutes; not a flag in etcd either, tests shorten it). */
   leaseCheckpointIntervalMs: number;
+  /** --experimental-initial-corrupt-check: compare HashKV with the peers before serving. */
+  initialCorruptCheck: boolean;
+  /** --experimental-corrupt-check-time: how often the leader compares HashKV with followers; 0 never. */
+  corruptCheckTimeMs: number;
   clientTls: TlsConfig;
   peerTls: TlsConfig;
 }
@@ -208,6 +212,8 @@ function resolve(raw: RawFlags): MemberConfig {
     watchProgressNotifyIntervalMs: num(raw, 'experimental-watch-progress-notify-interval'),
     leaseCheckpoint: bool(raw, 'experimental-enable-lease-checkpoint'),
     leaseCheckpointIntervalMs: leaseCheckpointIntervalMsDefault,
+    initialCorruptCheck: bool(raw, 'experimental-initial-corrupt-check'),
+    corruptCheckTimeMs: num(raw, 'experimental-corrupt-check-time'),
     clientTls: tlsConfig(raw, ''),
     peerTls: tlsConfig(raw, 'peer-'),
   };

@@ -247,14 +247,12 @@ export const serverFlags: readonly FlagSpec[] = [
     'bool',
     'false',
     'Enable to check data corruption before serving any client/peer traffic.',
-    true,
   ),
   flag(
     'experimental-corrupt-check-time',
     'duration',
     '0s',
     'Duration of time between cluster corruption check passes.',
-    true,
   ),
   flag(
     'experimental-enable-lease-checkpoint',

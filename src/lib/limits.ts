@@ -121,5 +121,5 @@ export const victimRetryIntervalMs = 10;
 export const selfSignedCertValidityMs = 365 * 24 * 60 * 60 * 1000;
 /** How often a gRPC Health.Watch stream looks at the member's status to push a change. */
 export const healthWatchPollMs = 200;
-/** etcd's --experimental-corrupt-check-time default: 0, no periodic check. */
-export const corruptCheckTimeMsDefault = 0;
+/** etcd's ReqTimeout base (5 s), to which two election timeouts are added, e.g. for peer hash requests. */
+export const requestTimeoutBaseMs = 5_000;
