@@ -264,6 +264,51 @@ describe('gRPC health', () => {
   });
 });
 
+/** Messages of a raw server-streaming call as they arrive, until cancel(). */
+function rawStream(path: string, body: Buffer): { next: () => Promise<Buffer>; cancel: () => void } {
+  const client = new grpc.Client(endpoint, grpc.credentials.createInsecure());
+  const call = client.makeServerStreamRequest(
+    path,
+    (buffer: Buffer) => buffer,
+    (buffer: Buffer) => buffer,
+    body,
+  );
+  const arrived: Buffer[] = [];
+  const waiting: ((message: Buffer) => void)[] = [];
+  call.on('data', (message: Buffer) => {
+    const taker = waiting.shift();
+    if (taker === undefined) arrived.push(message);
+    else taker(message);
+  });
+  call.on('error', () => undefined);
+  return {
+    next: () => {
+      const message = arrived.shift();
+      return message === undefined ? new Promise((resolve) => waiting.push(resolve)) : Promise.resolve(message);
+    },
+    cancel: () => {
+      call.cancel();
+      client.close();
+    },
+  };
+}
+
+describe('gRPC health watch', () => {
+  test('Watch sends the status, then pushes each change of it until cancelled', { timeout: 10_000 }, async () => {
+    const watch = rawStream('/grpc.health.v1.Health/Watch', Buffer.alloc(0));
+    try {
+      assert.deepEqual(await watch.next(), Buffer.from([0x08, 0x01]));
+      healthy = false;
+      assert.deepEqual(await watch.next(), Buffer.from([0x08, 0x02]));
+      healthy = true;
+      assert.deepEqual(await watch.next(), Buffer.from([0x08, 0x01]));
+    } finally {
+      healthy = true;
+      watch.cancel();
+    }
+  });
+});
+
 describe('HTTP/1.1 on the same port', () => {
   test('/version names the etcd release we speak for', async () => {
     const response = await httpGet('/version');
