@@ -22,8 +22,8 @@ export interface HealthReport {
 }
 
 export interface HttpHandlers {
-  /** Answers GET /health. */
-  health: () => HealthReport | Promise<HealthReport>;
+  /** Answers GET /health; `excludedAlarms` are the alarm names of ?exclude= (etcd's), to be ignored. */
+  health: (excludedAlarms: ReadonlySet<string>) => HealthReport | Promise<HealthReport>;
   /**
    * Further routes: an exact path, or a prefix when the key ends in '/' (e.g. '/v3/').
    * Checked before the built-in /health and /version.
@@ -81,6 +81,12 @@ function allowGetOnly(request: http.IncomingMessage, response: http.ServerRespon
   return false;
 }
 
+/** The alarm names a /health request asks to leave out (?exclude=NOSPACE&exclude=...), as etcd reads them. */
+function excludedAlarms(request: http.IncomingMessage): ReadonlySet<string> {
+  const url = new URL(request.url ?? '/', 'http://localhost');
+  return new Set(url.searchParams.getAll('exclude'));
+}
+
 /** Answers GET /health with the report, as etcd does. */
 export async function serveHealth(
   handlers: HttpHandlers,
@@ -90,7 +96,7 @@ export async function serveHealth(
   if (!allowGetOnly(request, response)) return;
   let report: HealthReport;
   try {
-    report = await handlers.health();
+    report = await handlers.health(excludedAlarms(request));
   } catch (error) {
     report = { health: false, reason: error instanceof Error ? error.message : String(error) };
   }

@@ -241,8 +241,8 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     logger,
   });
   member.metrics.attachGrpc(grpcServer);
-  const health = (): HealthReport => {
-    const reason = member.unhealthyReason();
+  const health = (excludedAlarms: ReadonlySet<string>): HealthReport => {
+    const reason = member.unhealthyReason(excludedAlarms);
     return reason === undefined ? { health: true, reason: '' } : { health: false, reason };
   };
   const listeners: (ClientListener | MetricsListener)[] = [];

@@ -372,10 +372,13 @@ export class Member implements KvService, LeaseApi {
     return this.unhealthyReason() === undefined;
   }
 
-  /** Why /health answers false (etcd 3.5's words: "ALARM NOSPACE", "RAFT NO LEADER"), or undefined. */
-  unhealthyReason(): string | undefined {
+  /**
+   * Why /health answers false (etcd 3.5's words: "ALARM NOSPACE", "RAFT NO LEADER"), or undefined;
+   * alarms named in `excludedAlarms` (etcd's /health?exclude=NOSPACE) do not count.
+   */
+  unhealthyReason(excludedAlarms: ReadonlySet<string> = new Set()): string | undefined {
     const { lifecycle } = this;
-    const raised = this.keySpace.alarms.get(AlarmType.none)[0];
+    const raised = this.alarms().find((member) => !excludedAlarms.has(alarmTypeName(member.alarm)));
     if (raised !== undefined) return `ALARM ${alarmTypeName(raised.alarm)}`;
     if (lifecycle.stopRequested || lifecycle.fatalError !== undefined) return 'SERVER STOPPED';
     if (this.raft.status().leaderId === 0n) return 'RAFT NO LEADER';

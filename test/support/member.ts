@@ -36,6 +36,8 @@ process.once('exit', () => {
 
 /** One running (or stopped) member process; restart() reuses its ports and data dir. */
 export class Member {
+  /** Appended to /health when waiting for the member, e.g. '?exclude=NOSPACE' while that alarm stands. */
+  healthQuery = '';
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
 
@@ -183,7 +185,7 @@ export class Member {
       if (!this.running) {
         throw new Error(`${this.command.label} exited before becoming healthy; log tail:\n${this.logTail()}`);
       }
-      lastProblem = await probeHealth(this.clientUrl);
+      lastProblem = await probeHealth(this.clientUrl, this.healthQuery);
       if (lastProblem === '') return;
       await sleep(healthProbeIntervalMs);
     }
@@ -195,9 +197,9 @@ export class Member {
 }
 
 /** Returns '' when GET /health says {"health":"true"}, else what was wrong. */
-export async function probeHealth(clientUrl: string): Promise<string> {
+export async function probeHealth(clientUrl: string, query = ''): Promise<string> {
   try {
-    const response = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1_000) });
+    const response = await fetch(`${clientUrl}/health${query}`, { signal: AbortSignal.timeout(1_000) });
     const body = await response.text();
     if (response.status !== 200) return `status ${response.status}: ${body}`;
     const parsed = JSON.parse(body) as { health?: unknown };
