@@ -190,6 +190,8 @@ export class LmdbBackend implements Backend {
   private closed = false;
   private sizeRead: number | undefined;
   private writesSinceSizeRead = 0;
+  /** The whole-file copy in progress, if any; the next one waits for it. */
+  private copies: Promise<void> = Promise.resolve();
   private bytesSinceSizeRead = 0;
 
   private constructor(
@@ -382,7 +384,11 @@ export class LmdbBackend implements Backend {
    * more) to `dir`/data.mdb, fsynced, and returns that file's path. The copy carries its own
    * consistent index, so it says which entries it covers.
    */
-  async copyTo(dir: string): Promise<string> {
+  copyTo(dir: string): Promise<string> {
+    return this.oneCopyAtATime(() => this.copyNow(dir));
+  }
+
+  private async copyNow(dir: string): Promise<string> {
     this.checkUsable();
     await this.flush();
     mkdirSync(dir, { recursive: true });
@@ -462,7 +468,24 @@ export class LmdbBackend implements Backend {
    * `stagingDir` into the backend's place. No write may come in meanwhile: the member holds its
    * applies back (a write after the copy began would be lost).
    */
-  async defragment(stagingDir: string): Promise<void> {
+  defragment(stagingDir: string): Promise<void> {
+    return this.oneCopyAtATime(() => this.defragmentNow(stagingDir));
+  }
+
+  /**
+   * Runs whole-file copies (snapshot copies, defragmentation) one after another: defragmentation
+   * closes the environment a snapshot copy may still be reading.
+   */
+  private oneCopyAtATime<T>(copy: () => Promise<T>): Promise<T> {
+    const run = this.copies.then(copy);
+    this.copies = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async defragmentNow(stagingDir: string): Promise<void> {
     this.checkUsable();
     await this.flush();
     assert(this.overlay.size === 0 && this.group === undefined, 'defragment with writes pending');
