@@ -120,7 +120,6 @@ export class Member implements KvService, LeaseApi {
       config.quotaBackendBytes,
       () => keySpace.backend.sizeBytes(),
       () => this.raiseAlarm(AlarmType.noSpace),
-      logger,
     );
     const initialVoters = storage.initialState().confState.voters;
     this.membership = new Membership(
@@ -139,7 +138,13 @@ export class Member implements KvService, LeaseApi {
         raft,
         promoteExtendMs: extendMs,
         quota: this.quota,
-        raiseNoSpace: () => void this.raiseAlarm(AlarmType.noSpace),
+        raiseNoSpace: () => {
+          logger.warn(
+            { 'quota-size-bytes': config.quotaBackendBytes, error: errors.noSpace().message },
+            'message exceeded backend quota; raising alarm',
+          );
+          void this.raiseAlarm(AlarmType.noSpace);
+        },
         onAlarmTransition: (change) => this.logAlarmTransition(change),
       },
       storage.firstIndex() - 1,

@@ -14,7 +14,6 @@
  */
 import { errors } from '../../src/api/errors.js';
 import type { PutRequest, TxnRequest } from '../../src/api/types.js';
-import type { Logger } from '../shared/logger.js';
 
 /** What a lease grant adds to the backend, as etcd's quota counts it (leaseOverhead). */
 export const leaseCostBytes = 64;
@@ -40,7 +39,6 @@ export class BackendQuota {
     private readonly backendBytes: () => number,
     /** Proposes this member's NOSPACE alarm and resolves once it is applied (or failed). */
     private readonly raiseNoSpace: () => Promise<void>,
-    private readonly logger: Logger,
   ) {}
 
   /** True when a write of `costBytes` does not fit in the quota (etcd's !Available); writes of 0 always fit. */
@@ -49,13 +47,9 @@ export class BackendQuota {
     return this.backendBytes() + costBytes >= this.quotaBytes;
   }
 
-  /** The front door's check: a write that does not fit raises NOSPACE, then is refused. */
+  /** The front door's check: a write that does not fit raises NOSPACE, then is refused (etcd logs nothing here). */
   async check(costBytes: number): Promise<void> {
     if (!this.exceeded(costBytes)) return;
-    this.logger.warn(
-      { 'quota-size-bytes': this.quotaBytes, 'backend-bytes': this.backendBytes(), 'cost-bytes': costBytes },
-      'request exceeded backend quota; raising alarm',
-    );
     await this.raiseNoSpace();
     throw errors.noSpace();
   }
