@@ -329,6 +329,17 @@ export class LmdbBackend implements Backend {
     for (const id of [...records.keys()].sort(compareLeaseIds)) visit(records.get(id)!);
   }
 
+  /**
+   * The committed "key" records as stored: etcd's 17-byte revision key and the mvccpb.KeyValue
+   * bytes, oldest first, each in buffers of its own. For a copy made by copyTo, which has nothing
+   * pending; a live backend's pending batches would be missing.
+   */
+  *storedRevisions(): Generator<{ revisionKey: Uint8Array; value: Uint8Array }> {
+    assert(this.overlay.size === 0, () => `storedRevisions reads committed records only, ${this.overlay.size} pending`);
+    const start = encodeRevision({ main: 0, sub: 0 });
+    for (const { key, value } of this.keyDb.getRange({ start })) yield { revisionKey: key, value };
+  }
+
   /** LMDB commits handed to lmdb-js so far (etcd counts its backend commits the same way). */
   commitCount(): number {
     return this.commitsStarted;
