@@ -7,9 +7,20 @@
  * JSON and "members_removed" maps removed IDs to "removed"; "cluster" holds clusterVersion;
  * "auth" holds authRevision; "alarm" has a marshalled AlarmMember key per raised alarm.
  */
-import type { BackendMeta, LeaseRecord } from '../mvcc/backend.js';
-import { encodeLeaseKey, encodeLeaseRecord } from '../mvcc/lease-record-codec.js';
-import { encodeRevision, revisionBytes, tombstoneMark, writeUint64 } from '../mvcc/revision.js';
+import { decodeKeyValue } from '../api/key-value-codec.js';
+import { crc32cUpdate } from '../lib/crc32c.js';
+import type { BackendMeta, LeaseRecord, StoredKeyValue } from '../mvcc/backend.js';
+import { decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from '../mvcc/lease-record-codec.js';
+import {
+  type Revision,
+  decodeRevision,
+  encodeRevision,
+  readUint64,
+  revisionBytes,
+  tombstoneMark,
+  writeUint64,
+} from '../mvcc/revision.js';
+import { type BoltDatabase, childBucket } from './bbolt/reader.js';
 import { pushVarint64 } from '../lib/protobuf.js';
 import { type ClusterMember, memberToEtcdJson } from '../membership/cluster-member.js';
 import type { BoltBucketSource, BoltItem } from './bbolt/format.js';
@@ -125,4 +136,77 @@ function uint64Bytes(value: number): Uint8Array {
 /** A compaction revision as etcd stores it: the revision key of (rev, 0). */
 function revisionKeyOf(main: number): Uint8Array {
   return Uint8Array.from(encodeRevision({ main, sub: 0 }));
+}
+
+/** What `etcdctl snapshot status` reports of a database file. */
+export interface EtcdDbStatus {
+  /** CRC-32C over every bucket's name and its keys and values, in order. */
+  hash: number;
+  /** The main revision of the last key in the "key" bucket. */
+  revision: number;
+  /** Items in all buckets. */
+  totalKey: number;
+  /** The database's pages times the page size. */
+  totalSize: number;
+}
+
+/** etcd's snapshot status of a database read by readBolt; throws when a top-level item is not a bucket. */
+export function etcdDbStatus(db: BoltDatabase): EtcdDbStatus {
+  let hash = 0;
+  let revision = 0;
+  let totalKey = 0;
+  for (const item of db.root.items) {
+    if (!('bucket' in item)) throw new Error(`cannot get hash of bucket ${Buffer.from(item.key).toString('latin1')}`);
+    hash = crc32cUpdate(hash, item.key);
+    const isKeyBucket = Buffer.from(item.key).toString('latin1') === 'key';
+    for (const entry of item.bucket.items) {
+      hash = crc32cUpdate(hash, entry.key);
+      // A nested bucket's value reads as nil in bbolt's ForEach.
+      if ('value' in entry) hash = crc32cUpdate(hash, entry.value);
+      if (isKeyBucket && entry.key.length >= revisionBytes) revision = readUint64(entry.key, 0);
+      totalKey++;
+    }
+  }
+  return { hash, revision, totalKey, totalSize: db.pageCount * db.pageBytes };
+}
+
+/** A backend's contents read from an etcd database file, for a restore. */
+export interface EtcdDbRecords {
+  revisions: { rev: Revision; stored: StoredKeyValue }[];
+  leases: LeaseRecord[];
+  scheduledCompactRevision: number;
+  finishedCompactRevision: number;
+}
+
+/** Reads the "key", "lease" and "meta" buckets; throws naming the record that is not etcd's layout. */
+export function readEtcdDbRecords(db: BoltDatabase): EtcdDbRecords {
+  const revisions: EtcdDbRecords['revisions'] = [];
+  for (const { key, value } of plainItems(db, 'key')) {
+    const tombstone = key.length === revisionBytes + 1 && key[revisionBytes] === tombstoneMark;
+    if (key.length !== revisionBytes && !tombstone)
+      throw new Error(`key bucket: a key of ${key.length} bytes is not a revision`);
+    const kv = decodeKeyValue(value);
+    revisions.push({ rev: decodeRevision(key), stored: { kv, tombstone } });
+  }
+  const leases = plainItems(db, 'lease').map(({ value }) => decodeLeaseRecord(value));
+  const meta = new Map(plainItems(db, 'meta').map(({ key, value }) => [Buffer.from(key).toString('latin1'), value]));
+  const compactRevision = (name: string): number => {
+    const value = meta.get(name);
+    return value === undefined ? -1 : decodeRevision(value).main;
+  };
+  return {
+    revisions,
+    leases,
+    scheduledCompactRevision: compactRevision('scheduledCompactRev'),
+    finishedCompactRevision: compactRevision('finishedCompactRev'),
+  };
+}
+
+function plainItems(db: BoltDatabase, bucketName: string): { key: Uint8Array; value: Uint8Array }[] {
+  const bucket = childBucket(db.root, bucketName);
+  if (bucket === undefined) return [];
+  return bucket.items.map((item) => {
+    if (!('value' in item)) throw new Error(`${bucketName} bucket: a nested bucket where etcd keeps records`);
+    return item;
+  });
 }

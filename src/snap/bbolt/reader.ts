@@ -134,6 +134,8 @@ class Pages {
 export function readBolt(file: Uint8Array): BoltDatabase {
   const meta = chooseMeta(file);
   const { pageBytes } = meta;
+  // bbolt's own check when it maps the file: both meta pages must be there.
+  if (file.length < 2 * pageBytes) fail('file size too small');
   if (meta.pageCount < 3n || meta.pageCount * BigInt(pageBytes) > BigInt(file.length)) {
     fail(
       `truncated: the meta counts ${meta.pageCount} pages of ${pageBytes} bytes, the file holds ${file.length} bytes`,
