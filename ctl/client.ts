@@ -5,7 +5,9 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { join } from 'node:path';
+import { errors } from '../src/api/errors.js';
 import { packageRoot } from '../src/lib/paths.js';
+import { channelCredentials, type ClientTls, type UserCredentials } from './security.js';
 
 /** A decoded protobuf message: keepCase field names, int64 as decimal strings, bytes as Buffers. */
 export type Message = Record<string, any>;
@@ -26,7 +28,7 @@ export function packageDefinition(): protoLoader.PackageDefinition {
   return cachedDefinition;
 }
 
-type ServiceName = 'KV' | 'Maintenance' | 'Cluster';
+type ServiceName = 'KV' | 'Maintenance' | 'Cluster' | 'Auth';
 
 /** The client error etcdctl prints after "Error: ". */
 export class CtlRpcError extends Error {
@@ -34,6 +36,27 @@ export class CtlRpcError extends Error {
     super(message);
     this.name = 'CtlRpcError';
   }
+}
+
+/** A failure while setting the client up (authentication), which etcdctl reports with exit code 2. */
+export class CtlDialError extends CtlRpcError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CtlDialError';
+  }
+}
+
+/** clientv3 goes on without a token when the cluster answers that auth is off. */
+const authNotEnabledText = errors.authNotEnabled().message;
+
+/** How one connection is secured and whom it authenticates as. */
+export interface ConnectionOptions {
+  /** TLS for these endpoints; plaintext when undefined. */
+  tls?: ClientTls;
+  /** The user to authenticate as (asked once per command, shared by its connections). */
+  user?: () => Promise<UserCredentials | undefined>;
+  /** Deadline of the Authenticate call, etcdctl's --dial-timeout. */
+  dialTimeoutMs?: number;
 }
 
 const goCodeNames = [
@@ -66,8 +89,17 @@ export function clientErrorText(error: grpc.ServiceError): string {
   return `rpc error: code = ${goCodeNames[error.code] ?? `Code(${error.code})`} desc = ${error.details}`;
 }
 
-/** Turns "http://127.0.0.1:2379" or "127.0.0.1:2379" into a gRPC target. */
+/** The host of an endpoint without scheme and port, as clientv3 names the server it verifies. */
+function endpointHost(endpoint: string): string {
+  const host = endpoint.trim().replace(/^[a-z]+:\/\//, '');
+  return host.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+}
+
+/** Turns "http://127.0.0.1:2379", "127.0.0.1:2379" or "unix://path" into a gRPC target. */
 export function grpcTarget(endpoints: readonly string[]): string {
+  const first = endpoints[0]?.trim() ?? '';
+  // clientv3 dials unix:// and unixs:// endpoints as the socket path host + path.
+  if (/^unixs?:\/\//.test(first)) return `unix:${first.replace(/^unixs?:\/\//, '')}`;
   const hosts = endpoints.map((endpoint) => endpoint.trim().replace(/^(https?|unixs?):\/\//, ''));
   // grpc-js dials a list only as IP literals; a named host is dialled on its own.
   if (hosts.length > 1 && hosts.every((host) => /^\d+\.\d+\.\d+\.\d+:\d+$/.test(host)))
@@ -79,18 +111,54 @@ export function grpcTarget(endpoints: readonly string[]): string {
 export class EtcdConnection {
   private readonly clients = new Map<ServiceName, grpc.Client>();
   private readonly channel: grpc.Channel;
+  private token: Promise<string | undefined> | undefined;
 
-  constructor(readonly endpoints: readonly string[]) {
-    this.channel = new grpc.Channel(grpcTarget(endpoints), grpc.credentials.createInsecure(), {});
+  constructor(
+    readonly endpoints: readonly string[],
+    private readonly options: ConnectionOptions = {},
+  ) {
+    const target = grpcTarget(endpoints);
+    const channelOptions: grpc.ChannelOptions = {};
+    // clientv3 verifies the server's certificate against the first endpoint's host.
+    const firstHost = endpointHost(endpoints[0] ?? '');
+    if (options.tls !== undefined && target.startsWith('ipv4:'))
+      channelOptions['grpc.ssl_target_name_override'] = firstHost;
+    this.channel = new grpc.Channel(target, channelCredentials(options.tls), channelOptions);
   }
 
   /** Calls a unary method; `timeoutMs` undefined means no deadline, as for etcdctl's txn. */
-  call(service: ServiceName, method: string, request: Message, timeoutMs: number | undefined): Promise<Message> {
+  async call(service: ServiceName, method: string, request: Message, timeoutMs: number | undefined): Promise<Message> {
+    this.token ??= this.authenticate();
+    return this.send(service, method, request, timeoutMs, await this.token);
+  }
+
+  /** clientv3's getToken: Authenticate once, then send the token as `token` metadata on every call. */
+  private async authenticate(): Promise<string | undefined> {
+    const user = await this.options.user?.();
+    if (user === undefined || user.username === '' || user.password === '') return undefined;
+    const request = { name: user.username, password: user.password };
+    try {
+      const response = await this.send('Auth', 'Authenticate', request, this.options.dialTimeoutMs, undefined);
+      return String(response.token);
+    } catch (error) {
+      if (error instanceof CtlRpcError && error.message === authNotEnabledText) return undefined;
+      throw new CtlDialError(error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  private send(
+    service: ServiceName,
+    method: string,
+    request: Message,
+    timeoutMs: number | undefined,
+    token: string | undefined,
+  ): Promise<Message> {
     const client = this.client(service);
     const options: grpc.CallOptions = timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
     return new Promise((resolve, reject) => {
       const callable = (client as any)[method] as (...args: unknown[]) => unknown;
       const metadata = new grpc.Metadata({ waitForReady: true });
+      if (token !== undefined) metadata.set('token', token);
       callable.call(client, request, metadata, options, (error: grpc.ServiceError | null, response: Message) => {
         if (error !== null) reject(new CtlRpcError(clientErrorText(error)));
         else resolve(response);
@@ -116,7 +184,7 @@ export class EtcdConnection {
     if (existing !== undefined) return existing;
     const loaded = grpc.loadPackageDefinition(packageDefinition()) as any;
     const constructor = loaded.etcdserverpb[service] as grpc.ServiceClientConstructor;
-    const client = new constructor('unused', grpc.credentials.createInsecure(), { channelOverride: this.channel });
+    const client = new constructor('unused', channelCredentials(this.options.tls), { channelOverride: this.channel });
     this.clients.set(service, client);
     return client;
   }

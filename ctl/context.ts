@@ -3,6 +3,13 @@ import { EtcdConnection, type Message } from './client.js';
 import type { FlagValues } from './flags.js';
 import { ExitCode, exitWithError, type Output } from './output.js';
 import { Printer, type OutputFormat } from './printers.js';
+import {
+  clientSecurity,
+  tlsForEndpoint,
+  userCredentials,
+  type ClientSecurity,
+  type UserCredentials,
+} from './security.js';
 import type { StdinReader } from './stdin.js';
 
 const outputFormats: readonly string[] = ['simple', 'json', 'fields', 'table', 'protobuf'];
@@ -11,6 +18,8 @@ const outputFormats: readonly string[] = ['simple', 'json', 'fields', 'table', '
 export class CommandContext {
   private connection: EtcdConnection | undefined;
   private readonly connections: EtcdConnection[] = [];
+  private security: ClientSecurity | undefined;
+  private user: Promise<UserCredentials | undefined> | undefined;
   valueOnly = false;
 
   constructor(
@@ -44,7 +53,15 @@ export class CommandContext {
 
   /** A separate connection to one endpoint, as etcdctl's endpoint commands dial each one. */
   open(endpoints: readonly string[]): EtcdConnection {
-    const connection = new EtcdConnection(endpoints);
+    // The TLS flags are read (and their files checked) when the first client is made, as in etcdctl.
+    this.security ??= clientSecurity(this.flags, this.output);
+    const tls = tlsForEndpoint(this.security, endpoints[0] ?? '');
+    const connection = new EtcdConnection(endpoints, {
+      ...(tls === undefined ? {} : { tls }),
+      // The password is asked once per command, however many endpoints it dials.
+      user: () => (this.user ??= userCredentials(this.flags, this.output, this.stdin)),
+      dialTimeoutMs: this.flags.durationNs('dial-timeout') / 1e6,
+    });
     this.connections.push(connection);
     return connection;
   }

@@ -1,9 +1,10 @@
 /**
  * Go formatting and parsing rules etcdctl's output depends on: strconv quoting and integer
- * parsing, time.Duration parsing, go-humanize byte sizes and encoding/json string escaping
- * (time.Duration text is src/lib/go-duration.ts, shared with the server's help).
- * etcdctl users script against these byte for byte, so they are reproduced here exactly.
+ * parsing, time.ParseDuration's error texts, go-humanize byte sizes and encoding/json string
+ * escaping (durations themselves are read and printed by src/lib/go-duration.ts, shared with the
+ * server's flags). etcdctl users script against these byte for byte, so they are reproduced here exactly.
  */
+import { parseGoDuration } from '../src/lib/go-duration.js';
 
 /** Go's strconv.Quote (and fmt's %q) over raw bytes: invalid UTF-8 becomes \xNN. */
 export function goQuote(bytes: Uint8Array): string {
@@ -181,45 +182,15 @@ export function goParseBool(text: string): GoParse<boolean> {
   return { ok: false, error: `strconv.ParseBool: parsing ${goQuote(Buffer.from(text))}: invalid syntax` };
 }
 
-const durationUnitsNs: Record<string, number> = {
-  ns: 1,
-  us: 1e3,
-  µs: 1e3,
-  μs: 1e3,
-  ms: 1e6,
-  s: 1e9,
-  m: 60e9,
-  h: 3600e9,
-};
-
-/** Go's time.ParseDuration, in nanoseconds. */
+/** Go's time.ParseDuration, in nanoseconds, with its error texts. */
 export function goParseDuration(text: string): GoParse<number> {
-  const invalid: GoParse<number> = { ok: false, error: `time: invalid duration ${goQuote(Buffer.from(text))}` };
-  let rest = text;
-  let sign = 1;
-  if (rest.startsWith('-') || rest.startsWith('+')) {
-    sign = rest.startsWith('-') ? -1 : 1;
-    rest = rest.slice(1);
-  }
-  if (rest === '0') return { ok: true, value: 0 };
-  if (rest === '') return invalid;
-  let totalNs = 0;
-  while (rest !== '') {
-    const number = /^(\d*)(\.\d*)?/.exec(rest)?.[0] ?? '';
-    if (number === '' || number === '.') return invalid;
-    rest = rest.slice(number.length);
-    const unit = /^[^\d.]*/.exec(rest)?.[0] ?? '';
-    if (unit === '') return { ok: false, error: `time: missing unit in duration ${goQuote(Buffer.from(text))}` };
-    const scale = durationUnitsNs[unit];
-    if (scale === undefined)
-      return {
-        ok: false,
-        error: `time: unknown unit ${goQuote(Buffer.from(unit))} in duration ${goQuote(Buffer.from(text))}`,
-      };
-    rest = rest.slice(unit.length);
-    totalNs += Number(number) * scale;
-  }
-  return { ok: true, value: Math.round(sign * totalNs) };
+  const parsed = parseGoDuration(text);
+  if (parsed.ok) return { ok: true, value: parsed.durationNs };
+  const quoted = goQuote(Buffer.from(text));
+  if (parsed.problem === 'missing unit') return { ok: false, error: `time: missing unit in duration ${quoted}` };
+  if (parsed.problem === 'unknown unit')
+    return { ok: false, error: `time: unknown unit ${goQuote(Buffer.from(parsed.unit))} in duration ${quoted}` };
+  return { ok: false, error: `time: invalid duration ${quoted}` };
 }
 
 const sizeSuffixes = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB'];

@@ -43,6 +43,9 @@ const root: CommandSpec = {
 
 /** Runs tsetcdctl with the arguments after the program name and sets process.exitCode. */
 export async function run(argv: string[]): Promise<void> {
+  // grpc-js names the server by IP in the TLS handshake, which Node flags as deprecated (RFC 6066);
+  // etcdctl prints nothing of the kind, and neither should its users see Node's runtime notes.
+  process.noDeprecation = true;
   const output = processOutput;
   const stdin = new LazyStdin();
   let code: number = ExitCode.success;
@@ -50,7 +53,11 @@ export async function run(argv: string[]): Promise<void> {
     await execute(argv, output, stdin);
   } catch (error) {
     if (error instanceof CtlExit) code = error.code;
-    else {
+    else if (error instanceof Error && error.name === 'CtlDialError') {
+      // etcdctl reports a client it could not set up (a refused authentication) with exit code 2.
+      output.err(`Error: ${error.message}\n`);
+      code = ExitCode.badConnection;
+    } else {
       output.err(`Error: ${error instanceof Error ? error.message : String(error)}\n`);
       code = ExitCode.error;
     }

@@ -1,6 +1,6 @@
 /**
  * The client port: like etcd's cmux, one TCP listener carries both gRPC (HTTP/2 with prior
- * knowledge, as etcdctl and clientv3 speak it) and HTTP/1.1 (/health, /version and the JSON
+ * knowledge, as etcdctl and clientv3 speak it) and HTTP/1.1 (/health, /version, /metrics and the JSON
  * gateway). Each connection's first bytes decide where it goes.
  */
 import * as http from 'node:http';
@@ -35,6 +35,8 @@ export interface ClientListenerOptions {
   host: string;
   /** 0 picks a free port. */
   port: number;
+  /** A unix socket path (unix:// and unixs:// URLs) to listen on instead of host and port. */
+  path?: string;
   /** The gRPC methods served (createGrpcServer). */
   grpcServer: GrpcRoutes;
   /** Stream limit and keepalive of the gRPC connections; etcd's defaults when absent. */
@@ -79,7 +81,12 @@ function allowGetOnly(request: http.IncomingMessage, response: http.ServerRespon
   return false;
 }
 
-async function serveHealth(handlers: HttpHandlers, request: http.IncomingMessage, response: http.ServerResponse) {
+/** Answers GET /health with the report, as etcd does. */
+export async function serveHealth(
+  handlers: HttpHandlers,
+  request: http.IncomingMessage,
+  response: http.ServerResponse,
+) {
   if (!allowGetOnly(request, response)) return;
   let report: HealthReport;
   try {
@@ -185,14 +192,16 @@ export async function listenClient(options: ClientListenerOptions): Promise<Clie
     : net.createServer(route);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host, () => {
+    const listening = () => {
       server.off('error', reject);
       resolve();
-    });
+    };
+    if (options.path !== undefined) server.listen(options.path, listening);
+    else server.listen(options.port, options.host, listening);
   });
-  const address = server.address() as net.AddressInfo;
+  const address = server.address();
   return {
-    port: address.port,
+    port: typeof address === 'object' && address !== null ? address.port : 0,
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       httpServer.close();

@@ -1,6 +1,7 @@
 /**
  * A member's client side: the gRPC services (KV, plus what the member already answers of
- * Maintenance, Snapshot included, and Cluster) and HTTP/1.1 /health and /version, on every --listen-client-urls.
+ * Maintenance, Snapshot included, and Cluster) and HTTP/1.1 /health, /version and /metrics, on every --listen-client-urls,
+ * and /metrics with /health on every --listen-metrics-urls.
  */
 import { headerToWire, streamingMethods } from '../../src/api/proto-wire.js';
 import type { WireMessage } from '../../src/api/proto-wire.js';
@@ -10,7 +11,8 @@ import type { ClusterMember } from '../../src/membership/cluster-member.js';
 import { etcdServerVersion } from '../../src/api/version.js';
 import type { MemberConfig } from '../../src/config/config.js';
 import { createGrpcServer, type GrpcHandlers, type StreamHandler, type UnaryHandler } from './grpc/router.js';
-import { listenClient, type ClientListener } from './listener.js';
+import { listenClient, type ClientListener, type HealthReport } from './listener.js';
+import { listenMetrics, metricsRoute, type MetricsListener } from './metrics-endpoint.js';
 import { allowedHostnameCheck, gatewayCredentials, readClientTlsMaterial, serverTlsOptions } from './tls.js';
 import { http2ServerOptions } from './http2/server-options.js';
 import { leaseHandlers } from './grpc/lease-service.js';
@@ -26,6 +28,8 @@ import type { TLSSocket } from 'node:tls';
 export interface ClientServer {
   /** The URLs actually served (ports resolved when a URL asked for port 0). */
   urls: string[];
+  /** The --listen-metrics-urls served, likewise. */
+  metricsUrls: string[];
   close(): Promise<void>;
 }
 
@@ -210,7 +214,12 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     healthy: () => member.healthy(),
     logger,
   });
-  const listeners: ClientListener[] = [];
+  member.metrics.attachGrpc(grpcServer);
+  const health = (): HealthReport =>
+    member.healthy()
+      ? { health: true, reason: '' }
+      : { health: false, reason: member.noSpaceAlarm ? 'ALARM NOSPACE' : 'RAFT NO LEADER' };
+  const listeners: (ClientListener | MetricsListener)[] = [];
   const gateways: JsonGateway[] = [];
   const urls: string[] = [];
   const http2 = http2ServerOptions(config);
@@ -218,45 +227,59 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
   if (clientTlsSet) logger.info({ 'tls-info': describeTls(config.clientTls) }, 'starting with client TLS');
   for (const text of config.listenClientUrls) {
     const url = new URL(text);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new Error(`listen-client-urls ${text}: only http:// and https:// are served so far`);
+    if (!['http:', 'https:', 'unix:', 'unixs:'].includes(url.protocol)) {
+      throw new Error(`listen-client-urls ${text}: only http, https, unix and unixs URLs are served`);
     }
-    const secure = url.protocol === 'https:';
+    const secure = url.protocol === 'https:' || url.protocol === 'unixs:';
+    // etcd listens on unix://<host><path> as a socket file of that (often relative) name.
+    const socketPath = url.protocol.startsWith('unix') ? url.host + url.pathname : undefined;
     if (!secure) warnIgnoredTls(config, text, clientTlsSet, logger);
     // Read per listener, as etcd's ServerConfig does: a missing file fails the start with Go's text.
     const material = secure ? readClientTlsMaterial(config.clientTls) : undefined;
     // The JSON gateway calls this member's own gRPC port, as etcd's gateway does.
     let boundPort = 0;
     const gateway = createJsonGateway({
-      target: () => gatewayTarget(bindHost(url), boundPort),
+      target: () => (socketPath === undefined ? gatewayTarget(bindHost(url), boundPort) : `unix:${socketPath}`),
       ...(material === undefined ? {} : { credentials: gatewayCredentials(material) }),
     });
     const listener = await listenClient({
       host: bindHost(url),
       port: Number(url.port),
+      ...(socketPath === undefined ? {} : { path: socketPath }),
       grpcServer,
       http2,
-      http: {
-        health: () =>
-          member.healthy()
-            ? { health: true, reason: '' }
-            : { health: false, reason: member.noSpaceAlarm ? 'ALARM NOSPACE' : 'RAFT NO LEADER' },
-        routes: gateway.routes,
-      },
+      http: { health, routes: { ...gateway.routes, '/metrics': metricsRoute(member.metrics) } },
       ...(material === undefined ? {} : { tls: serverTlsOptions(material) }),
       ...(material === undefined ? {} : optionalAcceptClient(config)),
     });
     boundPort = listener.port;
     gateways.push(gateway);
     listeners.push(listener);
-    urls.push(`${url.protocol}//${url.hostname}:${listener.port}`);
+    urls.push(socketPath === undefined ? `${url.protocol}//${url.hostname}:${listener.port}` : text);
     logger.info(
-      { address: `${bindHost(url)}:${listener.port}` },
+      { address: socketPath ?? `${bindHost(url)}:${listener.port}` },
       secure ? 'serving client traffic securely' : 'serving client traffic insecurely; this is strongly discouraged!',
     );
   }
+  const metricsUrls: string[] = [];
+  for (const text of config.listenMetricsUrls) {
+    const url = new URL(text);
+    const material = url.protocol === 'https:' ? readClientTlsMaterial(config.clientTls) : undefined;
+    const listener = await listenMetrics({
+      host: bindHost(url),
+      port: Number(url.port),
+      metrics: member.metrics,
+      health,
+      ...(material === undefined ? {} : { tls: serverTlsOptions(material) }),
+    });
+    listeners.push(listener);
+    const served = `${url.protocol}//${url.hostname}:${listener.port}`;
+    metricsUrls.push(served);
+    logger.info({ address: served }, 'serving metrics');
+  }
   return {
     urls,
+    metricsUrls,
     close: async () => {
       for (const gateway of gateways) gateway.close();
       await Promise.all(listeners.map((listener) => listener.close()));

@@ -3,11 +3,11 @@
  * --trusted-ca-file, --client-cert-auth), read as etcd's transport.TLSInfo.ServerConfig does, and
  * the credentials the JSON gateway uses to dial its own TLS listener.
  */
-import { readFileSync } from 'node:fs';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { TlsConfig } from '../../src/config/config.js';
-import { goOpenErrorText } from '../../src/config/config.js';
+import { loadCaBundle, loadKeyPair, readTlsFile } from '../../src/config/tls-files.js';
+import { opensslCiphers } from '../../src/config/cipher-suites.js';
 
 /** The PEM files a TLS client listener serves with. */
 export interface ClientTlsMaterial {
@@ -15,33 +15,24 @@ export interface ClientTlsMaterial {
   key: Buffer;
   ca?: Buffer;
   crl?: Buffer;
+  /** --cipher-suites in OpenSSL's names; Node's defaults when absent. */
+  ciphers?: string;
   /** Whether every client must present a certificate signed by `ca`. */
   verifyClients: boolean;
 }
 
-/** Reads one file, failing with Go's os.Open text ("open <path>: no such file or directory"). */
-function readPem(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    throw new Error(goOpenErrorText(path, error as NodeJS.ErrnoException), { cause: error });
-  }
-}
-
-/** Reads the client TLS files; throws etcd's messages for a missing flag or an unreadable file. */
+/** Reads the client TLS files; throws etcd's messages for a missing flag, an unreadable file or a key not matching. */
 export function readClientTlsMaterial(config: TlsConfig): ClientTlsMaterial {
-  if (config.certFile === '' || config.keyFile === '') {
-    throw new Error(`KeyFile and CertFile must both be present[key: ${config.keyFile}, cert: ${config.certFile}]`);
-  }
   const material: ClientTlsMaterial = {
-    cert: readPem(config.certFile),
-    key: readPem(config.keyFile),
+    ...loadKeyPair(config.certFile, config.keyFile),
     // etcd demands a verified client certificate as soon as a trusted CA is given, even without --client-cert-auth.
     verifyClients: config.trustedCaFile !== '' || config.clientCertAuth,
   };
-  if (config.trustedCaFile !== '') material.ca = readPem(config.trustedCaFile);
+  if (config.trustedCaFile !== '') material.ca = loadCaBundle(config.trustedCaFile);
   const crlFile = config.crlFile ?? '';
-  if (crlFile !== '') material.crl = readPem(crlFile);
+  if (crlFile !== '') material.crl = readTlsFile(crlFile);
+  const ciphers = opensslCiphers(config.cipherSuites ?? []);
+  if (ciphers !== undefined) material.ciphers = ciphers;
   return material;
 }
 
@@ -56,6 +47,7 @@ export function serverTlsOptions(material: ClientTlsMaterial): tls.TlsOptions {
   };
   if (material.ca !== undefined) options.ca = material.ca;
   if (material.crl !== undefined) options.crl = material.crl;
+  if (material.ciphers !== undefined) options.ciphers = material.ciphers;
   return options;
 }
 

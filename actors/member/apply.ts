@@ -10,6 +10,7 @@ import { decodeProposal, mayBeMemberAttributes } from '../../src/api/proposal-co
 import type { ProposalResult } from '../../src/api/types.js';
 import { applyLeaseProposal } from '../../src/lease/apply.js';
 import { assert } from '../../src/lib/assert.js';
+import { slowApplyMs } from '../../src/lib/limits.js';
 import type { ProposalWaiters } from '../../src/server/proposal-waiters.js';
 import { type Entry, EntryType, RaftRole } from '../../src/raft/types.js';
 import type { RawNode } from '../../machines/raw-node.js';
@@ -37,6 +38,8 @@ export interface ApplierParts {
 
 export class Applier {
   private applied: number;
+  /** Proposals whose apply took longer than etcd's warnApplyDuration (etcd_server_slow_apply_total). */
+  slowApplies = 0;
 
   /** `appliedIndex`: the last entry the state already holds (the snapshot's, or 0). */
   constructor(
@@ -64,7 +67,9 @@ export class Applier {
         () => `applying entry ${entry.index} right after entry ${this.applied}; entries apply one index at a time`,
       );
       if (entry.type === EntryType.normal && entry.data.length > 0) {
+        const startedAt = performance.now();
         this.applyProposal(entry);
+        if (performance.now() - startedAt > slowApplyMs) this.slowApplies++;
       } else {
         if (entry.type === EntryType.confChange) this.parts.membership.applyConfChange(entry);
         if (entry.type === EntryType.normal) this.promoteLessorIfLeading(entry);

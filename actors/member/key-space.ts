@@ -17,6 +17,8 @@ function backendOptions(config: MemberConfig): LmdbBackendOptions {
 }
 
 export class KeySpace {
+  private commitObserver: ((commit: Promise<unknown>) => void) | undefined;
+
   private constructor(
     private current: LmdbBackend,
     private readonly config: MemberConfig,
@@ -46,6 +48,12 @@ export class KeySpace {
     return new KeySpace(backend, config, lessor, store, watchable, watchDriver);
   }
 
+  /** Hands every backend commit, of this backend and of those that replace it, to `observer`. */
+  observeCommits(observer: (commit: Promise<unknown>) => void): void {
+    this.commitObserver = observer;
+    this.current.observeCommits(observer);
+  }
+
   /** The backend served from now. */
   get backend(): LmdbBackend {
     return this.current;
@@ -58,6 +66,7 @@ export class KeySpace {
   replaceBackend(dir: string): LmdbBackend {
     const old = this.current;
     this.current = LmdbBackend.open(dir, backendOptions(this.config));
+    if (this.commitObserver !== undefined) this.current.observeCommits(this.commitObserver);
     this.store.restoreFrom(this.current);
     if (this.lessor.isPrimary) this.lessor.demote();
     this.lessor.recover(this.current);

@@ -31,7 +31,7 @@ import { promoteExtendMs, type LeaseTimeToLive } from '../../src/lease/lessor.js
 import { firstProposalIdAt, ProposalWaiters } from '../../src/server/proposal-waiters.js';
 import { ReadIndexQueue } from '../../src/server/read-index-queue.js';
 import { Waiters, type Waiter } from '../../src/server/waiters.js';
-import type { RaftRole } from '../../src/raft/types.js';
+import { RaftRole } from '../../src/raft/types.js';
 import type { WatchableStore } from '../../src/watch/watchable-store.js';
 import { MemberLifecycle } from '../../machines/member-lifecycle.js';
 import type { RawNode } from '../../machines/raw-node.js';
@@ -49,6 +49,7 @@ import type { KeySpace } from './key-space.js';
 import { KvFront } from './kv-api.js';
 import { LeaseFront } from './lease-api.js';
 import { Membership } from './membership.js';
+import { MemberMetrics, type MemberSample } from './metrics.js';
 import { BackendQuota } from './quota.js';
 import { RaftLoop } from './raft-loop.js';
 import { Snapshots } from './snapshots.js';
@@ -62,6 +63,8 @@ export class Member implements KvService, LeaseApi {
   /** Watchers of this member's store (fed by every applied write). */
   readonly watchable: WatchableStore;
   readonly watchDriver: WatchDriver;
+  /** This member's metrics in etcd's names, served at /metrics. */
+  readonly metrics: MemberMetrics;
   private readonly lifecycle = new MemberLifecycle();
   private readonly proposals = new ProposalWaiters<Applied>(firstProposalIdAt(Date.now()));
   private readonly reads = new ReadIndexQueue<Waiter<void>>();
@@ -169,7 +172,36 @@ export class Member implements KvService, LeaseApi {
       lifecycle,
       logger,
     });
+    this.metrics = new MemberMetrics(config.metrics, () => this.metricsSample());
+    wal.observeSyncs((syncMs) => this.metrics.observeWalSync(syncMs));
+    keySpace.observeCommits((commit) => this.metrics.observeBackendCommit(commit));
     lifecycle.onTaken('REMOVED', () => this.stopAfterRemoval());
+  }
+
+  /** The numbers a metrics scrape reports, read from the parts that keep them. */
+  private metricsSample(): MemberSample {
+    const raftStatus = this.raft.status();
+    const { store, backend } = this.keySpace;
+    const dbBytes = backend.sizeBytes();
+    return {
+      memberId: this.identity.memberId,
+      leaderId: raftStatus.leaderId,
+      isLeader: raftStatus.role === RaftRole.leader,
+      isLearner: this.isLearner(),
+      leaderChanges: this.loop.counts.leaderChanges,
+      heartbeatSendFailures: this.loop.counts.heartbeatSendFailures,
+      slowApplies: this.applier.slowApplies,
+      proposalsCommitted: raftStatus.commit,
+      proposalsApplied: this.applier.index,
+      proposalsPending: this.proposals.size,
+      proposalsFailed: this.proposals.failed,
+      quotaBackendBytes: this.config.quotaBackendBytes,
+      dbTotalBytes: dbBytes,
+      dbInUseBytes: dbBytes,
+      keys: store.liveKeys,
+      mvcc: store.opCounts,
+      peerBytes: this.transport.peerBytes(),
+    };
   }
 
   /** Opens (or bootstraps) the member's data dir and starts its Raft loop; clients are served by the caller. */

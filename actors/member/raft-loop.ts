@@ -52,7 +52,18 @@ export interface RaftLoopParts {
   fail: (error: Error) => void;
 }
 
+/** What the loop counts for metrics: etcd's leader changes and late leader heartbeats. */
+export interface RaftLoopCounts {
+  leaderChanges: number;
+  heartbeatSendFailures: number;
+}
+
 export class RaftLoop {
+  readonly counts: RaftLoopCounts = { leaderChanges: 0, heartbeatSendFailures: 0 };
+  /** The leader the last soft state named (0 for none), to count changes as etcd does. */
+  private leaderSeen: NodeId = 0n;
+  /** When a heartbeat last left for each follower (performance.now() ms). */
+  private readonly heartbeatSentAt = new Map<NodeId, number>();
   private drainScheduled = false;
   private draining = false;
   /** The Ready between raft.ready() and raft.advance(); there is never more than one. */
@@ -257,6 +268,10 @@ export class RaftLoop {
   private finishReady(ready: Ready, sentEarly: boolean): void {
     const { applier, reads } = this.parts;
     if (ready.softState !== undefined) {
+      const leaderId = ready.softState.leaderId;
+      if (leaderId !== 0n && leaderId !== this.leaderSeen) this.counts.leaderChanges++;
+      this.leaderSeen = leaderId;
+      this.heartbeatSentAt.clear();
       applier.leadershipChanged(ready.softState.role);
       this.parts.logger.info(
         { role: ready.softState.role, leader: formatId(ready.softState.leaderId), term: this.parts.raft.status().term },
@@ -289,10 +304,28 @@ export class RaftLoop {
   private sendMessages(messages: Message[]): void {
     if (messages.length === 0) return;
     const { transport } = this.parts;
+    for (const message of messages) if (message.type === MessageType.heartbeat) this.noteHeartbeat(message.to);
     // Nearly every Ready has no snapshot: check before building filtered copies.
     if (!messages.some((message) => message.type === MessageType.snap)) return transport.send(messages);
     for (const message of messages) if (message.type === MessageType.snap) this.sendSnapshot(message);
     transport.send(messages.filter((message) => message.type !== MessageType.snap));
+  }
+
+  /**
+   * etcd's timeout detector: a heartbeat that leaves for a follower more than two heartbeat
+   * intervals after the one before it was late (the leader is likely overloaded), and counts.
+   */
+  private noteHeartbeat(to: NodeId): void {
+    const now = performance.now();
+    const previous = this.heartbeatSentAt.get(to);
+    this.heartbeatSentAt.set(to, now);
+    if (previous !== undefined && now - previous > 2 * this.parts.heartbeatIntervalMs) {
+      this.counts.heartbeatSendFailures++;
+      this.parts.logger.warn(
+        { to: formatId(to), 'heartbeat-interval': `${this.parts.heartbeatIntervalMs}ms` },
+        'leader failed to send out heartbeat on time; took too long, leader is overloaded likely from slow disk',
+      );
+    }
   }
 
   /** Raft learns how a snapshot send went; a failure also marks the follower unreachable, so it is probed. */

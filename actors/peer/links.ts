@@ -32,6 +32,12 @@ export interface TransportStats {
   framesRefused: number;
 }
 
+/** Bytes by peer; a peer appears once a frame went to or came from it. */
+export interface PeerBytes {
+  sent: ReadonlyMap<NodeId, number>;
+  received: ReadonlyMap<NodeId, number>;
+}
+
 /**
  * A member's links to the other members. Callbacks never run inside send(): they are deferred to a
  * microtask or come from I/O, so the caller may call RawNode from them without reentrancy.
@@ -63,6 +69,8 @@ export interface RaftTransport<Endpoint> {
   /** Peers whose outgoing link is up right now (etcd's active peers). */
   activePeers(): NodeId[];
   stats(): TransportStats;
+  /** Frame bytes sent to and received from each peer (etcd's etcd_network_peer_*_bytes_total). */
+  peerBytes(): PeerBytes;
   close(): Promise<void>;
 }
 
@@ -130,6 +138,8 @@ export abstract class TransportBase<Endpoint> implements RaftTransport<Endpoint>
     messagesDropped: 0,
     framesRefused: 0,
   };
+  private readonly bytesSentTo = new Map<NodeId, number>();
+  private readonly bytesReceivedFrom = new Map<NodeId, number>();
   private messageHandler: (messages: Message[]) => void = () => {};
   private unreachableHandler: (id: NodeId) => void = () => {};
   private snapshotHandler: (id: NodeId, ok: boolean) => void = () => {};
@@ -186,6 +196,10 @@ export abstract class TransportBase<Endpoint> implements RaftTransport<Endpoint>
     return { ...this.counters };
   }
 
+  peerBytes(): PeerBytes {
+    return { sent: this.bytesSentTo, received: this.bytesReceivedFrom };
+  }
+
   send(messages: readonly Message[]): void {
     for (const [to, batch] of groupByDestination(messages)) this.sendBatch(to, batch);
   }
@@ -203,6 +217,7 @@ export abstract class TransportBase<Endpoint> implements RaftTransport<Endpoint>
       this.counters.framesSent += 1;
       this.counters.messagesSent += part.messages.length;
       this.counters.bytesSent += part.frame.length;
+      this.bytesSentTo.set(to, (this.bytesSentTo.get(to) ?? 0) + part.frame.length);
     }
   }
 
@@ -289,6 +304,7 @@ export abstract class TransportBase<Endpoint> implements RaftTransport<Endpoint>
     this.counters.framesReceived += 1;
     this.counters.messagesReceived += messages.length;
     this.counters.bytesReceived += frame.length;
+    this.bytesReceivedFrom.set(senderId, (this.bytesReceivedFrom.get(senderId) ?? 0) + frame.length);
     try {
       this.messageHandler(messages);
     } catch (error) {

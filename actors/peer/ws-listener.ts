@@ -13,14 +13,15 @@
  * Other plain HTTP requests on the peer port go to the member's handler (etcd's GET /members and
  * POST /members/promote/<id>).
  */
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
+import { checkServerIdentity, type TLSSocket } from 'node:tls';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { TlsConfig } from '../../src/config/config.js';
+import { opensslCiphers } from '../../src/config/cipher-suites.js';
+import { loadCaBundle, loadKeyPair, readTlsFile, tlsErrorTexts } from '../../src/config/tls-files.js';
 import { formatId, parseHexId as parseHexText } from '../../src/membership/ids.js';
 import { ClusterIdMismatchError, FrameTooLargeError } from '../../src/raft/message-codec.js';
 import type { NodeId } from '../../src/raft/types.js';
@@ -71,10 +72,15 @@ export interface PeerListenerOptions {
   limits?: Partial<TransportLimits>;
 }
 
+/** What both the peer servers and the dialed connections are given from the --peer-* TLS flags. */
 export interface TlsMaterial {
   cert?: Buffer;
   key?: Buffer;
   ca?: Buffer;
+  /** --cipher-suites in OpenSSL's names. */
+  ciphers?: string;
+  /** false for --peer-auto-tls certificates, which etcd's peers accept without verifying. */
+  rejectUnauthorized?: boolean;
 }
 
 /** The peer port's servers and the streams peers dialed into this member. */
@@ -157,9 +163,20 @@ export abstract class PeerListener extends TransportBase<readonly string[]> {
     if (tls === undefined || tls.certFile === '' || tls.keyFile === '') {
       throw new Error('listen-peer-urls: an https URL needs --peer-cert-file and --peer-key-file');
     }
-    // --peer-cert-allowed-cn only means something when a client certificate is demanded.
-    const verifyClients = tls.clientCertAuth || (tls.allowedCn ?? '') !== '';
-    return { ...this.tlsMaterial, requestCert: verifyClients, rejectUnauthorized: verifyClients };
+    const allowedCn = tls.allowedCn ?? '';
+    const allowedHostname = tls.allowedHostname ?? '';
+    if (allowedCn !== '' && allowedHostname !== '')
+      throw new Error(tlsErrorTexts.allowedCnAndHostname(allowedCn, allowedHostname));
+    // etcd demands a verified client certificate as soon as a trusted CA is given, as on the client port;
+    // an allowed CN or hostname is checked on that certificate, so it needs one too.
+    const verifyClients = tls.clientCertAuth || tls.trustedCaFile !== '' || allowedCn !== '' || allowedHostname !== '';
+    const options: https.ServerOptions = {
+      ...this.tlsMaterial,
+      requestCert: verifyClients,
+      rejectUnauthorized: verifyClients,
+    };
+    if ((tls.crlFile ?? '') !== '') options.crl = readTlsFile(tls.crlFile ?? '');
+    return options;
   }
 
   /** Logs refused handshakes and enforces --peer-cert-allowed-cn, as etcd's TLS listener does. */
@@ -173,13 +190,27 @@ export abstract class PeerListener extends TransportBase<readonly string[]> {
       );
     });
     const allowedCn = this.options.tls?.allowedCn ?? '';
-    if (allowedCn === '') return;
+    const allowedHostname = this.options.tls?.allowedHostname ?? '';
+    if (allowedCn === '' && allowedHostname === '') return;
+    // Like etcd's VerifyPeerCertificate: a verified certificate must carry the CN, or be valid for the hostname.
     server.on('secureConnection', (socket: TLSSocket) => {
-      const commonName = socket.getPeerCertificate().subject?.CN;
-      if (commonName === allowedCn) return;
+      const certificate = socket.getPeerCertificate();
+      const commonName = certificate.subject?.CN;
+      const accepted =
+        allowedCn !== ''
+          ? commonName === allowedCn
+          : certificate.raw !== undefined && checkServerIdentity(allowedHostname, certificate) === undefined;
+      if (accepted) return;
       this.log.warn(
-        { 'remote-addr': socket.remoteAddress, 'common-name': commonName, 'allowed-cn': allowedCn },
-        'rejected connection from peer: CommonName authentication failed',
+        {
+          'remote-addr': socket.remoteAddress,
+          'common-name': commonName,
+          ...(allowedCn !== '' ? { 'allowed-cn': allowedCn } : { 'allowed-hostname': allowedHostname }),
+          error: 'client certificate authentication failed',
+        },
+        allowedCn !== ''
+          ? 'rejected connection from peer: CommonName authentication failed'
+          : 'rejected connection from peer: hostname authentication failed',
       );
       socket.destroy();
     });
@@ -314,9 +345,11 @@ export abstract class PeerListener extends TransportBase<readonly string[]> {
 export function readTlsMaterial(tls: TlsConfig | undefined): TlsMaterial {
   if (tls === undefined) return {};
   const material: TlsMaterial = {};
-  if (tls.certFile !== '') material.cert = readFileSync(tls.certFile);
-  if (tls.keyFile !== '') material.key = readFileSync(tls.keyFile);
-  if (tls.trustedCaFile !== '') material.ca = readFileSync(tls.trustedCaFile);
+  if (tls.certFile !== '' || tls.keyFile !== '') Object.assign(material, loadKeyPair(tls.certFile, tls.keyFile));
+  if (tls.trustedCaFile !== '') material.ca = loadCaBundle(tls.trustedCaFile);
+  const ciphers = opensslCiphers(tls.cipherSuites ?? []);
+  if (ciphers !== undefined) material.ciphers = ciphers;
+  if (tls.selfSigned === true) material.rejectUnauthorized = false;
   return material;
 }
 

@@ -14,6 +14,8 @@ import {
   usageText,
   type MemberConfig,
 } from '../../src/config/config.js';
+import { cipherSuitesProblem } from '../../src/config/cipher-suites.js';
+import { applyAutoTls } from './auto-tls.js';
 import { etcdApiVersion, tsetcdVersion } from '../../src/api/version.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import { memberThreadLimits, memberWorkerUrl } from './member-prestart.js';
@@ -219,14 +221,17 @@ export async function run(argv: string[], prestarted?: Worker): Promise<void> {
     },
     'starting tsetcd',
   );
-  // etcd refuses an https:// client URL without key and cert before the member starts.
-  const tlsProblem = clientUrlsTlsProblem(loaded.config);
+  // etcd refuses unknown cipher suites, makes the auto-TLS certificates, then refuses an https://
+  // client URL without key and cert, all before the member starts.
+  const cipherProblem = cipherSuitesProblem(loaded.config.clientTls.cipherSuites ?? []);
+  const config = cipherProblem === undefined ? applyAutoTls(loaded.config, logger) : loaded.config;
+  const tlsProblem = cipherProblem ?? clientUrlsTlsProblem(config);
   if (tlsProblem !== undefined) {
     logger.fatal({ error: tlsProblem }, 'discovery failed');
     process.exit(1);
   }
   try {
-    await supervise([loaded.config], logger, [undefined], prestarted);
+    await supervise([config], logger, [undefined], prestarted);
   } catch (error) {
     logger.fatal({ error: (error as Error).message }, 'failed to start member');
     process.exit(1);

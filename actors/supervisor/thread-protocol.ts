@@ -89,8 +89,8 @@ export type WalRequest =
 /** WAL thread to member. */
 export type WalReply =
   | { type: 'wal.opened'; state: WalState; created: boolean }
-  /** Every append with seq at or below `seq` is durable; `syncCount` counts fdatasyncs so far. */
-  | { type: 'wal.synced'; seq: number; syncCount: number }
+  /** Every append with seq at or below `seq` is durable; `syncCount` counts fdatasyncs so far; `syncMs` is this sync's time. */
+  | { type: 'wal.synced'; seq: number; syncCount: number; syncMs: number }
   | { type: 'wal.released'; seq: number }
   | { type: 'wal.closed'; seq: number; syncCount: number }
   | { type: 'wal.log'; message: string }

@@ -41,6 +41,7 @@ export class WalClient {
   private failure: Error | undefined;
   private syncs = 0;
   private appendsPosted = 0;
+  private syncObserver: ((syncMs: number) => void) | undefined;
   /** The latest commit-only hard state, written with the next append or at close. */
   private heldCommit: HardState | undefined;
   /** Set only while open() waits for the thread to read or create the WAL. */
@@ -133,6 +134,11 @@ export class WalClient {
     await this.worker.terminate();
   }
 
+  /** Learns how long each fdatasync that made appends durable took, in milliseconds. */
+  observeSyncs(observer: (syncMs: number) => void): void {
+    this.syncObserver = observer;
+  }
+
   /** fdatasyncs the thread has issued and appends posted, for group-commit metrics. */
   stats(): { syncCount: number; appendCount: number } {
     return { syncCount: this.syncs, appendCount: this.appendsPosted };
@@ -158,6 +164,7 @@ export class WalClient {
         return;
       case 'wal.synced':
         this.syncs = reply.syncCount;
+        this.syncObserver?.(reply.syncMs);
         return this.resolveAppendsThrough(reply.seq);
       case 'wal.released':
       case 'wal.closed':

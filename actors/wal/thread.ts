@@ -43,8 +43,7 @@ class WalThread {
         this.handle(next.message as WalRequest);
       }
       if (this.unsyncedSeq === undefined) return this.finishClose();
-      this.wal.sync();
-      this.reply({ type: 'wal.synced', seq: this.unsyncedSeq, syncCount: this.wal.syncCount });
+      this.syncAndReply(this.unsyncedSeq);
       this.unsyncedSeq = undefined;
     }
     // Still busy after many rounds: let the event loop run, then carry on.
@@ -87,9 +86,16 @@ class WalThread {
 
   private syncNow(): void {
     if (this.unsyncedSeq === undefined) return;
-    this.wal.sync();
-    this.reply({ type: 'wal.synced', seq: this.unsyncedSeq, syncCount: this.wal.syncCount });
+    this.syncAndReply(this.unsyncedSeq);
     this.unsyncedSeq = undefined;
+  }
+
+  /** Syncs and says which appends are durable, with how long the sync took (etcd's WAL fsync histogram). */
+  private syncAndReply(seq: number): void {
+    const startedAt = performance.now();
+    this.wal.sync();
+    const syncMs = performance.now() - startedAt;
+    this.reply({ type: 'wal.synced', seq, syncCount: this.wal.syncCount, syncMs });
   }
 
   private finishClose(): void {

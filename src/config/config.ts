@@ -14,6 +14,7 @@ import {
   electionTimeoutMsMax,
 } from '../lib/limits.js';
 import { packageRoot } from '../lib/paths.js';
+import type { MetricsLevel } from '../metrics/etcd-metrics.js';
 import { serverFlags, defaultName, defaultListenPeerUrls } from './flags.js';
 import {
   ConfigError,
@@ -35,10 +36,16 @@ export interface TlsConfig {
   trustedCaFile: string;
   clientCertAuth: boolean;
   allowedCn?: string;
-  /** --client-crl-file: certificates it revokes are refused at the handshake. */
+  /** --client-crl-file (or --peer-crl-file): certificates it revokes are refused at the handshake. */
   crlFile?: string;
-  /** --client-cert-allowed-hostname: client certificates must be valid for this hostname. */
+  /** --client-cert-allowed-hostname (or --peer-cert-allowed-hostname): certificates must be valid for this hostname. */
   allowedHostname?: string;
+  /** --cipher-suites, Go's names; empty means the TLS library's defaults. */
+  cipherSuites?: string[];
+  /** --auto-tls (or --peer-auto-tls): generate a self-signed certificate when no files are given. */
+  autoTls?: boolean;
+  /** The files are a generated self-signed certificate, which peers dial without verifying, as etcd's do. */
+  selfSigned?: boolean;
 }
 
 export interface ClusterMemberConfig {
@@ -58,6 +65,10 @@ export interface MemberConfig {
   initialElectionTickAdvance: boolean;
   listenPeerUrls: string[];
   listenClientUrls: string[];
+  /** --listen-metrics-urls: further URLs serving /metrics and /health only. */
+  listenMetricsUrls: string[];
+  /** --metrics: 'extensive' adds the gRPC handling-time histograms; any other value is etcd's basic. */
+  metrics: MetricsLevel;
   initialAdvertisePeerUrls: string[];
   advertiseClientUrls: string[];
   initialCluster: ClusterMemberConfig[];
@@ -142,12 +153,13 @@ function tlsConfig(raw: RawFlags, prefix: '' | 'peer-'): TlsConfig {
     keyFile: str(raw, `${prefix}key-file`),
     trustedCaFile: str(raw, `${prefix}trusted-ca-file`),
     clientCertAuth: bool(raw, `${prefix}client-cert-auth`),
+    cipherSuites: list(raw, 'cipher-suites'),
+    autoTls: bool(raw, `${prefix}auto-tls`),
   };
+  const side = prefix === 'peer-' ? 'peer' : 'client';
   if (prefix === 'peer-') tls.allowedCn = str(raw, 'peer-cert-allowed-cn');
-  else {
-    tls.crlFile = str(raw, 'client-crl-file');
-    tls.allowedHostname = str(raw, 'client-cert-allowed-hostname');
-  }
+  tls.crlFile = str(raw, `${side}-crl-file`);
+  tls.allowedHostname = str(raw, `${side}-cert-allowed-hostname`);
   return tls;
 }
 
@@ -170,6 +182,8 @@ function resolve(raw: RawFlags): MemberConfig {
     initialElectionTickAdvance: bool(raw, 'initial-election-tick-advance'),
     listenPeerUrls: list(raw, 'listen-peer-urls'),
     listenClientUrls: list(raw, 'listen-client-urls'),
+    listenMetricsUrls: list(raw, 'listen-metrics-urls'),
+    metrics: str(raw, 'metrics') === 'extensive' ? 'extensive' : 'basic',
     initialAdvertisePeerUrls: list(raw, 'initial-advertise-peer-urls'),
     advertiseClientUrls: listenClientSet && !advertiseClientSet ? [] : list(raw, 'advertise-client-urls'),
     initialCluster: parseInitialCluster(initialClusterText),

@@ -4,6 +4,7 @@
  */
 import { parse as parseYaml } from 'yaml';
 import { type FlagSpec, serverFlags, serverFlagsByName } from './flags.js';
+import { parseGoDuration } from '../lib/go-duration.js';
 
 /** A usage error: etcd prints it with the usage text and exits with status 2. */
 export class FlagError extends Error {
@@ -31,27 +32,10 @@ export interface RawFlags {
   warnings: string[];
 }
 
-const durationUnitsMs: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  µs: 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-
-/** Parses a Go duration ("1h2m3.5s", "100ms", "0") into milliseconds, or undefined if malformed. */
+/** Parses a Go duration ("1h2m3.5s", "100ms", "0") into milliseconds; undefined if malformed or negative. */
 export function parseGoDurationMs(text: string): number | undefined {
-  if (text === '0') return 0;
-  const pattern = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
-  let totalMs = 0;
-  let consumed = 0;
-  for (let match = pattern.exec(text); match !== null; match = pattern.exec(text)) {
-    totalMs += Number(match[1]) * (durationUnitsMs[match[2] as string] as number);
-    consumed = pattern.lastIndex;
-  }
-  return consumed === text.length && consumed > 0 ? totalMs : undefined;
+  const parsed = parseGoDuration(text);
+  return parsed.ok && parsed.durationNs >= 0 ? parsed.durationNs / 1e6 : undefined;
 }
 
 function parseUrls(spec: FlagSpec, text: string): string[] {
@@ -68,7 +52,8 @@ function parseUrls(spec: FlagSpec, text: string): string[] {
         `invalid value "${text}" for flag -${spec.name}: URL scheme must be http, https, unix, or unixs: ${item}`,
       );
     }
-    if (url.port === '' && !url.protocol.startsWith('unix')) {
+    // etcd asks every URL, unix sockets included, for host:port (unix://localhost:2379 is a socket file of that name).
+    if (url.port === '') {
       throw new FlagError(
         `invalid value "${text}" for flag -${spec.name}: URL address does not have the form "host:port": ${item}`,
       );

@@ -40,6 +40,8 @@ export const leaseRevokeRatePerSecondMax = 1_000;
 export const leaseExpiryCheckIntervalMs = 500;
 /** Expired leases one check hands over: leaseRevokeRate / 2, as etcd. */
 export const leaseRevokesPerCheckMax = leaseRevokeRatePerSecondMax / 2;
+/** etcd's warnApplyDuration: an entry whose apply takes longer counts in etcd_server_slow_apply_total. */
+export const slowApplyMs = 100;
 /** etcd's maxPendingRevokes: revocations of expired leases in flight at once. */
 export const leaseRevokesPendingMax = 16;
 /** etcd's default wait before an expired lease whose revocation did not land is offered again. */
@@ -124,3 +126,5 @@ export const boltPageBytesMax = 64 * 1024;
 export const boltTreeDepthMax = 64;
 /** etcd's snapshotSendBufferSize: the database bytes one Maintenance.Snapshot response carries: 32 KiB. */
 export const snapshotChunkBytes = 32 * 1024;
+/** How long the certificates --auto-tls and --peer-auto-tls generate stay valid: etcd's 365 days. */
+export const selfSignedCertValidityMs = 365 * 24 * 60 * 60 * 1000;

@@ -35,6 +35,7 @@ import { TreeIndex } from './tree-index.js';
 import { choosePath, chosenOps, forEachChosenOp, type TxnPath } from './txn-path.js';
 import { isTxnReadOnly } from '../api/txn-read-only.js';
 import { type MvccEvent, WriteTxn } from './write-txn.js';
+import { MvccOpCounts } from './op-counts.js';
 
 export type { MvccEvent } from './write-txn.js';
 
@@ -64,6 +65,8 @@ const noLease = 0n;
 const keyBucketName = new TextEncoder().encode('key');
 
 export class KvStore {
+  /** etcd's etcd_mvcc_{range,put,delete,txn}_total, counted per store transaction. */
+  readonly opCounts = new MvccOpCounts();
   private index = new TreeIndex();
   private currentRev = 1;
   private compactMainRev = -1;
@@ -147,6 +150,11 @@ export class KvStore {
     return this.appliedTerm;
   }
 
+  /** Number of keys live at the current revision. */
+  get liveKeys(): number {
+    return this.index.liveKeys;
+  }
+
   /** Number of keys with history in the index (live or awaiting compaction). */
   get indexedKeys(): number {
     return this.index.size;
@@ -154,14 +162,22 @@ export class KvStore {
 
   /** A read at the current revision (or the one requested). */
   range(request: RangeRequest): RangeResult {
-    return this.rangeIn(this.view, request);
+    try {
+      return this.rangeIn(this.view, request);
+    } finally {
+      this.opCounts.endTxn();
+    }
   }
 
   /** Runs a read-only txn; any other must come through apply(), as etcd proposes it. */
   txn(request: TxnRequest): TxnResult {
     assert(isTxnReadOnly(request), 'a txn that is not read-only must be applied through Raft with apply()');
-    const path = this.checkTxn(request, false);
-    return this.runPath(request, path, this.view, undefined);
+    try {
+      const path = this.checkTxn(request, false);
+      return this.runPath(request, path, this.view, undefined);
+    } finally {
+      this.opCounts.endTxn();
+    }
   }
 
   /** Applies one committed proposal at Raft (index, term); request errors are thrown as EtcdError. */
@@ -186,6 +202,8 @@ export class KvStore {
       // A refused request still consumed its entry: remember that, or a restart would redo it.
       if (error instanceof EtcdError && this.appliedIndex < index) this.recordApplied(index, term);
       throw error;
+    } finally {
+      this.opCounts.endTxn();
     }
   }
 
@@ -275,6 +293,7 @@ export class KvStore {
   }
 
   private rangeIn(view: ReadView, request: RangeRequest): RangeResult {
+    this.opCounts.countRange();
     const span = keySpan(request.key, request.rangeEnd);
     const { kvs, count } = rangeKeys(this.index, view, span, {
       revision: request.revision,
@@ -286,6 +305,7 @@ export class KvStore {
 
   /** The key's current value as `view` sees it. */
   private current(view: ReadView, key: Uint8Array): KeyValue | undefined {
+    this.opCounts.countRange();
     return rangeKeys(this.index, view, keySpan(key, new Uint8Array(0)), { revision: 0, limit: 0, countOnly: false })
       .kvs[0];
   }
@@ -315,15 +335,18 @@ export class KvStore {
     const lease = request.ignoreLease ? previous!.lease : request.lease;
     const key = copyBytes(request.key);
     tw.put(key, keyToString(key), value, lease);
+    this.opCounts.countPut();
     return request.prevKv && previous !== undefined ? { prevKv: previous } : {};
   }
 
   private deleteIn(tw: WriteTxn, request: DeleteRangeRequest): DeleteRangeResult {
     const span = keySpan(request.key, request.rangeEnd);
+    if (request.prevKv) this.opCounts.countRange();
     const prevKvs = request.prevKv
       ? rangeKeys(this.index, tw, span, { revision: 0, limit: 0, countOnly: false }).kvs
       : [];
     const deleted = tw.deleteRange(span);
+    this.opCounts.countDelete();
     return { deleted, prevKvs };
   }
 
@@ -343,6 +366,7 @@ export class KvStore {
     const view = this.view;
     const path = choosePath(request, (txn) =>
       txn.compare.every((compare) => {
+        this.opCounts.countRange();
         const span = keySpan(compare.key, compare.rangeEnd);
         return compareHolds(
           compare,
@@ -417,6 +441,7 @@ export class KvStore {
       this.restoreRevision(record);
     });
     this.currentRev = Math.max(lastMain, this.compactMainRev);
+    this.index.recountLive();
     // A compaction recorded as started but not finished is run again, as etcd resumes it.
     if (meta.scheduledCompactRevision > this.compactMainRev) this.compactTo(meta.scheduledCompactRevision, {});
   }

@@ -35,10 +35,23 @@ export class TreeIndex {
   private readonly byKey = new Map<string, KeyIndex>();
   /** Keys in byKey but not yet in the tree. */
   private unordered: string[] = [];
+  /** Keys live now (etcd's etcd_debugging_mvcc_keys_total); put, tombstone and insert keep it. */
+  private liveCount = 0;
 
   /** Number of keys with any history left in the index. */
   get size(): number {
     return this.byKey.size;
+  }
+
+  /** Number of keys live at the latest revision. */
+  get liveKeys(): number {
+    return this.liveCount;
+  }
+
+  /** Counts the live keys again, after key histories were changed in place (a restore). */
+  recountLive(): void {
+    this.liveCount = 0;
+    for (const ki of this.byKey.values()) if (ki.revs.length > 0) this.liveCount++;
   }
 
   /** The key's state at `atRev`, or undefined if absent then. */
@@ -53,13 +66,16 @@ export class TreeIndex {
       ki = new KeyIndex(key);
       this.insert(ki);
     }
+    if (ki.revs.length === 0) this.liveCount++;
     ki.put(rev);
   }
 
   /** Records a delete of `key` at `rev`; false when the key is not live. */
   tombstone(key: string, rev: Revision): boolean {
     const ki = this.byKey.get(key);
-    return ki !== undefined && ki.tombstone(rev);
+    const deleted = ki !== undefined && ki.tombstone(rev);
+    if (deleted) this.liveCount--;
+    return deleted;
   }
 
   /** The key's full history, for restore. */
@@ -75,6 +91,7 @@ export class TreeIndex {
     this.byKey.set(ki.key, ki);
     assert(this.byKey.size === sizeBefore + 1, () => `key ${JSON.stringify(ki.key)} is already indexed`);
     this.unordered.push(ki.key);
+    if (ki.revs.length > 0) this.liveCount++;
   }
 
   /** The tree with every key in it. */

@@ -34,6 +34,8 @@ export class ProposalWaiters<T> {
   private readonly waiters = new Waiters<number, T>();
   private unproposed: UnproposedEntry[] = [];
   private nextId: number;
+  /** Proposals failed so far (no leader, stopped): etcd's etcd_server_proposals_failed_total. */
+  private failedCount = 0;
 
   /** `firstId`: the ID of the first proposal; IDs then count up by one. */
   constructor(firstId = 1) {
@@ -75,7 +77,17 @@ export class ProposalWaiters<T> {
 
   /** Fails the proposals of a batch Raft refused (those not answered meanwhile). */
   failBatch(batch: readonly UnproposedEntry[], error: () => Error): void {
-    for (const { id } of batch) this.waiters.take(id)?.reject(error());
+    for (const { id } of batch) {
+      const waiter = this.waiters.take(id);
+      if (waiter === undefined) continue;
+      this.failedCount++;
+      waiter.reject(error());
+    }
+  }
+
+  /** Proposals failed so far, by failBatch or failAll. */
+  get failed(): number {
+    return this.failedCount;
   }
 
   /** Removes and returns the waiter of proposal `id`; undefined when none waits for it. */
@@ -86,6 +98,7 @@ export class ProposalWaiters<T> {
   /** Fails every waiting proposal, handed to Raft or not, and forgets them. */
   failAll(error: () => Error): void {
     this.unproposed = [];
+    this.failedCount += this.waiters.size;
     this.waiters.failAll(error);
   }
 }

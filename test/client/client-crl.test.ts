@@ -3,16 +3,13 @@
  * handshake, another from the same CA is served, as etcd's TLS listener does.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { listenClient, type ClientListener } from '../../actors/client/listener.js';
 import { createGrpcServer } from '../../actors/client/grpc/router.js';
 import { readClientTlsMaterial, serverTlsOptions } from '../../actors/client/tls.js';
 import type { TlsConfig } from '../../src/config/config.js';
-import { hasOpenssl, makeCertificates, type TestCertificates } from '../peer/helpers.js';
+import { hasOpenssl, makeCertificates, revoke, type TestCertificates } from '../peer/helpers.js';
 import { runEtcdctl } from '../support/etcdctl.js';
 import { FakeKv } from '../api/fake-kv.js';
 
@@ -22,20 +19,6 @@ let listener: ClientListener;
 let endpoint: string;
 let revoked: TlsConfig;
 let kept: TlsConfig;
-
-/** Revokes `certFile` with the test CA and writes the CRL; returns its path. */
-function revoke(dir: string, certFile: string): string {
-  writeFileSync(
-    join(dir, 'crl.cnf'),
-    '[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ncrlnumber=crlnumber\ndefault_md=sha256\ndefault_crl_days=1\n',
-  );
-  writeFileSync(join(dir, 'index.txt'), '');
-  writeFileSync(join(dir, 'crlnumber'), '01\n');
-  const ca = ['-config', 'crl.cnf', '-keyfile', 'ca.key', '-cert', 'ca.crt'];
-  execFileSync('openssl', ['ca', ...ca, '-revoke', certFile], { cwd: dir, stdio: 'pipe' });
-  execFileSync('openssl', ['ca', ...ca, '-gencrl', '-out', 'ca.crl'], { cwd: dir, stdio: 'pipe' });
-  return join(dir, 'ca.crl');
-}
 
 before(async () => {
   if (skip) return;

@@ -54,11 +54,23 @@ function memberFlags(workDir: string, clientUrl: string, peerPort: number, extra
   ];
 }
 
+/** The one TLS 1.2 suite both members allow (--cipher-suites), and one they must refuse. */
+const allowedSuite = { go: 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256', openssl: 'ECDHE-ECDSA-AES128-GCM-SHA256' };
+const refusedSuite = 'ECDHE-ECDSA-AES256-GCM-SHA384';
+
 function serverTlsFlags(): string[] {
   return [
     ...['--cert-file', server.certFile, '--key-file', server.keyFile],
     ...['--trusted-ca-file', server.trustedCaFile, '--client-cert-auth'],
+    ...['--cipher-suites', allowedSuite.go],
   ];
+}
+
+/** A TLS 1.2 handshake offering only `cipher`; exit code 0 when the member accepts it. */
+function handshakeTls12(endpoint: string, cipher: string): Promise<CommandResult> {
+  const identity = ['-cert', client.certFile, '-key', client.keyFile, '-CAfile', server.trustedCaFile];
+  const address = endpoint.replace('https://', '');
+  return runCommand('openssl', ['s_client', '-connect', address, '-tls1_2', '-cipher', cipher, ...identity]);
 }
 
 /** curl with the client certificate; exit code 0 and the body when the member answers. */
@@ -189,6 +201,15 @@ describe('client TLS flags behave as in etcd 3.4', { skip }, () => {
     }
   });
 
+  test('--cipher-suites limits TLS 1.2 to the listed suites on both', async () => {
+    for (const member of members) {
+      const accepted = await handshakeTls12(member.endpoint, allowedSuite.openssl);
+      assert.equal(accepted.code, 0, `${member.label}: ${accepted.stderr}`);
+      const refused = await handshakeTls12(member.endpoint, refusedSuite);
+      assert.notEqual(refused.code, 0, `${member.label} accepted ${refusedSuite}`);
+    }
+  });
+
   test('the JSON gateway answers over https on both', async () => {
     const key = Buffer.from('tls-key').toString('base64');
     for (const member of members) {
@@ -235,5 +256,20 @@ describe('client TLS start-up errors match etcd 3.4', { skip }, () => {
     const etcd = await refusedStart(etcdCommand(), missing);
     assert.equal(etcd.status, 1);
     assert.deepEqual(await refusedStart(sut.command!, missing), etcd);
+  });
+
+  test('a missing key file, a key not matching the certificate, a missing CA and an unknown cipher suite stop both alike', async () => {
+    const pair = ['--cert-file', server.certFile, '--key-file', server.keyFile];
+    const cases = [
+      ['--cert-file', server.certFile, '--key-file', join(certs.dir, 'absent.key')],
+      ['--cert-file', server.certFile, '--key-file', client.keyFile],
+      [...pair, '--trusted-ca-file', join(certs.dir, 'absent-ca.crt')],
+      [...pair, '--cipher-suites', `${allowedSuite.go},TLS_NO_SUCH_SUITE`],
+    ];
+    for (const flags of cases) {
+      const etcd = await refusedStart(etcdCommand(), flags);
+      assert.equal(etcd.status, 1, flags.join(' '));
+      assert.deepEqual(await refusedStart(sut.command!, flags), etcd, flags.join(' '));
+    }
   });
 });

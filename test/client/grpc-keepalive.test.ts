@@ -36,6 +36,7 @@ import {
 import { Member } from '../support/member.js';
 import { loopbackHost } from '../support/ports.js';
 import { etcdBinaryPath, etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
+import { GrpcTraffic } from '../../actors/client/grpc/call-stats.js';
 
 /** Every test ends by itself well within this; the slowest waits about four seconds. */
 const bounded = { timeout: 15_000 };
@@ -611,6 +612,7 @@ describe('serveGrpcConnection on its own', () => {
     services: new Set<string>(),
     receiveLimitBytes: 1 << 20,
     logger: pino({ level: 'silent' }),
+    traffic: new GrpcTraffic(),
   };
 
   async function settingsWith(maxConcurrentStreams: number): Promise<Map<number, number>> {

@@ -12,6 +12,7 @@ import zlib from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import type { GrpcRoute, GrpcRoutes, GrpcStreamCall } from '../../actors/client/grpc/calls.js';
+import { GrpcTraffic, MethodStats } from '../../actors/client/grpc/call-stats.js';
 import { GrpcHeaderEncoder } from '../../actors/client/grpc/headers.js';
 import { serveGrpcConnection } from '../../actors/client/http2/server.js';
 import { listenClient } from '../../actors/client/listener.js';
@@ -153,6 +154,7 @@ function testRoutes(receiveLimitBytes: number): GrpcRoutes {
     decode: wrap,
     encode: bytesOf,
     handler,
+    stats: new MethodStats(service, 'unary', 'unary'),
   });
   const stream = (clientStreaming: boolean, handler: (call: GrpcStreamCall) => void): GrpcRoute => ({
     kind: 'stream',
@@ -160,6 +162,7 @@ function testRoutes(receiveLimitBytes: number): GrpcRoutes {
     decode: wrap,
     encode: bytesOf,
     handler,
+    stats: new MethodStats(service, 'stream', clientStreaming ? 'bidi_stream' : 'server_stream'),
   });
   const byPath = new Map<string, GrpcRoute>([
     [`/${service}/Echo`, unary(echo)],
@@ -173,7 +176,7 @@ function testRoutes(receiveLimitBytes: number): GrpcRoutes {
     [`/${service}/Throw`, unary(throwAtOnce)],
     [`/${service}/Explode`, stream(true, explode)],
   ]);
-  return { byPath, services: new Set([service]), receiveLimitBytes, logger: silent };
+  return { byPath, services: new Set([service]), receiveLimitBytes, logger: silent, traffic: new GrpcTraffic() };
 }
 
 // ---- a TCP server whose every connection is ours ----

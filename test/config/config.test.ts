@@ -147,6 +147,12 @@ test('Go durations parse to milliseconds', () => {
   assert.equal(parseGoDurationMs('100ms'), 100);
   assert.equal(parseGoDurationMs('1.5s'), 1500);
   assert.equal(parseGoDurationMs('5'), undefined);
+  // The same reader as etcdctl's flags (Go's time.ParseDuration): a bare fraction and the Greek mu
+  // are durations; a negative one is no setting a member can take.
+  assert.equal(parseGoDurationMs('.5s'), 500);
+  assert.equal(parseGoDurationMs('250μs'), 0.25);
+  assert.equal(parseGoDurationMs('-1s'), undefined);
+  assert.equal(parseGoDurationMs('1x'), undefined);
 });
 
 test("--max-concurrent-streams reads Go uint32 literals and refuses others with strconv's text", () => {

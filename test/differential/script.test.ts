@@ -1,7 +1,7 @@
 /** The script language and normaliser the differential test depends on. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseScript, splitWords, substitute } from './script.js';
+import { gateSkipReason, parseScript, splitWords, substitute } from './script.js';
 import { lineDiff, normalise } from './runner.js';
 
 test('a script yields its flags, its commands and heredoc bodies with line numbers', () => {
@@ -57,4 +57,12 @@ test('background commands are named with &, and @sleep and @stop stay steps of t
       [4, '@stop w1 3', undefined],
     ],
   );
+});
+
+test('a gated script runs only when its environment variable is 1', () => {
+  const script = parseScript('@gate TSETCD_AUTH_TESTS\nget a\n');
+  assert.deepEqual(script.gates, ['TSETCD_AUTH_TESTS']);
+  assert.equal(gateSkipReason(script, { TSETCD_AUTH_TESTS: '1' }), undefined);
+  assert.equal(gateSkipReason(script, {}), 'set TSETCD_AUTH_TESTS=1 to run this script');
+  assert.equal(gateSkipReason(parseScript('get a\n'), {}), undefined);
 });

@@ -3,6 +3,8 @@
  *
  *   # comment                 ignored, as are blank lines
  *   @flags --max-txn-ops 4    member start flags (both sides start with the same ones)
+ *   @gate TSETCD_AUTH_TESTS   the script runs only when that environment variable is 1 (for a
+ *                             feature tsetcd does not have yet); otherwise its test is skipped
  *   put a 1 --prev-kv         etcdctl arguments, shell-style quoting ('..' and "..")
  *   txn <<END                 the following lines up to END are fed to etcdctl on stdin;
  *                             etcdctl needs each of its three sections ended by an empty line
@@ -29,6 +31,8 @@ export interface ScriptStep {
 
 export interface Script {
   readonly flags: readonly string[];
+  /** Environment variables that must be 1 for the script to run (from `@gate`). */
+  readonly gates: readonly string[];
   readonly steps: readonly ScriptStep[];
 }
 
@@ -42,12 +46,17 @@ const backgroundPattern = /^&([a-z][a-z0-9]*)\s+(.+)$/;
 export function parseScript(text: string): Script {
   const lines = text.split('\n');
   const flags: string[] = [];
+  const gates: string[] = [];
   const steps: ScriptStep[] = [];
   for (let index = 0; index < lines.length; index += 1) {
     const raw = (lines[index] ?? '').trim();
     if (raw === '' || raw.startsWith('#')) continue;
     if (raw.startsWith('@flags ')) {
       flags.push(...splitWords(raw.slice('@flags '.length)));
+      continue;
+    }
+    if (raw.startsWith('@gate ')) {
+      gates.push(...splitWords(raw.slice('@gate '.length)));
       continue;
     }
     const background = backgroundPattern.exec(raw);
@@ -70,7 +79,13 @@ export function parseScript(text: string): Script {
     steps.push({ line: startLine, text: command, stdin: body.join('\n') + '\n' });
   }
   if (steps.length > scriptStepsMax) throw new Error(`expected at most ${scriptStepsMax} steps, saw ${steps.length}`);
-  return { flags, steps };
+  return { flags, gates, steps };
+}
+
+/** Why a script does not run in this environment, or undefined when every gate is open. */
+export function gateSkipReason(script: Script, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const closed = script.gates.filter((name) => env[name] !== '1');
+  return closed.length === 0 ? undefined : `set ${closed.map((name) => `${name}=1`).join(' ')} to run this script`;
 }
 
 /** Replaces $NAME variables and {{c*N}} repetitions. */

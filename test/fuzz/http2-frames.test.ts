@@ -3,6 +3,7 @@ import { Duplex } from 'node:stream';
 import { test } from 'node:test';
 import type { Logger } from 'pino';
 import type { GrpcRoute, GrpcRoutes } from '../../actors/client/grpc/calls.js';
+import { GrpcTraffic, MethodStats } from '../../actors/client/grpc/call-stats.js';
 import { serveGrpcConnection } from '../../actors/client/http2/server.js';
 import type { WireMessage } from '../../src/api/proto-wire.js';
 import { decodeRangeRequest } from '../../src/api/request-decoder.js';
@@ -107,12 +108,19 @@ function fakeLogger(logged: Logged): Logger {
 function routesFor(logged: Logged): GrpcRoutes {
   const wrap = (bytes: Buffer): WireMessage => ({ bytes });
   const bytesOf = (message: WireMessage): Uint8Array => message.bytes as Buffer;
-  const echo: GrpcRoute = { kind: 'unary', decode: wrap, encode: bytesOf, handler: async (request) => request };
+  const echo: GrpcRoute = {
+    kind: 'unary',
+    decode: wrap,
+    encode: bytesOf,
+    handler: async (request) => request,
+    stats: new MethodStats('test.Echo', 'Echo', 'unary'),
+  };
   const range: GrpcRoute = {
     kind: 'unary',
     decode: (bytes) => decodeRangeRequest(bytes) as unknown as WireMessage,
     encode: () => new Uint8Array(0),
     handler: async () => ({}),
+    stats: new MethodStats('test.Echo', 'Range', 'unary'),
   };
   return {
     byPath: new Map([
@@ -122,6 +130,7 @@ function routesFor(logged: Logged): GrpcRoutes {
     services: new Set(['test.Echo']),
     receiveLimitBytes: 64 * 1024,
     logger: fakeLogger(logged),
+    traffic: new GrpcTraffic(),
   };
 }
 

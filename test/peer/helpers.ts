@@ -247,3 +247,17 @@ export function makeCertificates(): TestCertificates {
     },
   };
 }
+
+/** Revokes `certFile` with the test CA and writes the CRL; returns its path. */
+export function revoke(dir: string, certFile: string): string {
+  writeFileSync(
+    join(dir, 'crl.cnf'),
+    '[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\ncrlnumber=crlnumber\ndefault_md=sha256\ndefault_crl_days=1\n',
+  );
+  writeFileSync(join(dir, 'index.txt'), '');
+  writeFileSync(join(dir, 'crlnumber'), '01\n');
+  const ca = ['-config', 'crl.cnf', '-keyfile', 'ca.key', '-cert', 'ca.crt'];
+  execFileSync('openssl', ['ca', ...ca, '-revoke', certFile], { cwd: dir, stdio: 'pipe' });
+  execFileSync('openssl', ['ca', ...ca, '-gencrl', '-out', 'ca.crl'], { cwd: dir, stdio: 'pipe' });
+  return join(dir, 'ca.crl');
+}

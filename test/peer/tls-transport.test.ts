@@ -11,6 +11,7 @@ import {
   type TestCertificates,
   type TestMember,
   makeCertificates,
+  revoke,
   waitFor,
 } from './helpers.js';
 
@@ -108,5 +109,54 @@ test('a peer without a client certificate is refused when client cert auth is on
     assert.deepStrictEqual(b.transport.activePeers(), []);
   } finally {
     await closeAll([a, b]);
+  }
+});
+
+test(
+  'a peer whose certificate --peer-crl-file revokes is refused, another from the same CA accepted',
+  { skip },
+  async () => {
+    const crlFile = revoke(certs.dir, certs.member('revoked').certFile);
+    const a = await startMember(1n, { listenUrl: tlsUrl, tls: { ...certs.member('member1'), crlFile } });
+    const b = await startMember(2n, { listenUrl: tlsUrl, tls: certs.member('member2') });
+    const c = await startMember(3n, { listenUrl: tlsUrl, tls: certs.member('revoked') });
+    try {
+      for (const other of [b, c]) {
+        a.transport.addPeer(other.id, [other.url]);
+        other.transport.addPeer(1n, [a.url]);
+      }
+      await waitFor(() => b.transport.activePeers().length === 1, 'unrevoked certificate accepted');
+      await waitFor(() => a.log.has('rejected connection from peer'), 'revoked certificate refused');
+      assert.deepStrictEqual(c.transport.activePeers(), []);
+    } finally {
+      await closeAll([a, b, c]);
+    }
+  },
+);
+
+test('--peer-cert-allowed-hostname accepts a certificate valid for it and refuses others', { skip }, async () => {
+  // The test certificates are valid for localhost and 127.0.0.1 only.
+  const a = await startMember(1n, {
+    listenUrl: tlsUrl,
+    tls: { ...certs.member('member1'), allowedHostname: 'localhost' },
+  });
+  const b = await startMember(2n, { listenUrl: tlsUrl, tls: certs.member('member2') });
+  const c = await startMember(3n, {
+    listenUrl: tlsUrl,
+    tls: { ...certs.member('member3'), allowedHostname: 'elsewhere.example' },
+  });
+  try {
+    for (const [from, to] of [
+      [b, a],
+      [b, c],
+    ] as const) {
+      from.transport.addPeer(to.id, [to.url]);
+      to.transport.addPeer(from.id, [from.url]);
+    }
+    await waitFor(() => b.transport.activePeers().includes(1n), 'certificate valid for the hostname accepted');
+    await waitFor(() => c.log.has('hostname authentication failed'), 'certificate not valid for it refused');
+    assert.ok(!b.transport.activePeers().includes(3n));
+  } finally {
+    await closeAll([a, b, c]);
   }
 });

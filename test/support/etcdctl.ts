@@ -15,6 +15,8 @@ export interface CommandResult {
 export interface EtcdctlOptions {
   readonly stdin?: string;
   readonly timeoutMs?: number;
+  /** Working directory, for unix://name:port endpoints, which name a socket file relative to it. */
+  readonly cwd?: string;
 }
 
 /** Runs `etcdctl --endpoints=<endpoint> ...args` with ETCDCTL_API=3. */
@@ -33,7 +35,11 @@ export function runCommand(
   options: EtcdctlOptions & { env?: Record<string, string> } = {},
 ): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      env: { ...process.env, ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+      ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+    });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));

@@ -14,12 +14,15 @@ import { grpcFramePrefixBytes, writeFramePrefix } from '../../../src/http2/frame
 import type { Logger } from '../../shared/logger.js';
 import type { UnaryContext, UnaryHandler } from './router.js';
 import type { Http2ServerStream } from '../http2/answer-writer.js';
+import { CallTally, type GrpcTraffic, type MethodStats } from './call-stats.js';
 
 export interface GrpcUnaryRoute {
   kind: 'unary';
   decode(buffer: Buffer): WireMessage;
   encode(message: WireMessage): Uint8Array;
   handler: UnaryHandler;
+  /** This method's counts, for metrics. */
+  stats: MethodStats;
 }
 
 export interface GrpcStreamRoute {
@@ -29,6 +32,8 @@ export interface GrpcStreamRoute {
   decode(buffer: Buffer): WireMessage;
   encode(message: WireMessage): Uint8Array;
   handler: (call: GrpcStreamCall) => void;
+  /** This method's counts, for metrics. */
+  stats: MethodStats;
 }
 
 export type GrpcRoute = GrpcUnaryRoute | GrpcStreamRoute;
@@ -41,6 +46,8 @@ export interface GrpcRoutes {
   /** Messages larger than this are refused with grpc-go's RESOURCE_EXHAUSTED text. */
   receiveLimitBytes: number;
   logger: Logger;
+  /** Message bytes in and out of every call, for metrics. */
+  traffic: GrpcTraffic;
 }
 
 /** The request headers a call needs; the rest stay as decoded name/value pairs. */
@@ -225,6 +232,7 @@ function statusOfError(error: unknown, logger: Logger, path: string): CallStatus
 export class UnaryGrpcCall implements CallSide {
   readonly streaming = false;
   private readonly reader: MessageReader;
+  private readonly tally: CallTally;
   private answered = false;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private aborter: AbortController | undefined;
@@ -235,6 +243,7 @@ export class UnaryGrpcCall implements CallSide {
     readonly head: RequestHead,
   ) {
     this.reader = new MessageReader(stream.connection.routes.receiveLimitBytes, head.encoding);
+    this.tally = new CallTally(route.stats, stream.connection.routes.traffic);
   }
 
   start(): void {
@@ -266,6 +275,8 @@ export class UnaryGrpcCall implements CallSide {
     }
     const request = decoded(this.route, message);
     if (request instanceof CallStatus) return this.fail(request);
+    this.tally.start();
+    this.tally.received(message.length);
     let answer: Promise<WireMessage>;
     try {
       answer = this.route.handler(request, new UnaryCallContext(this, message.length));
@@ -279,6 +290,7 @@ export class UnaryGrpcCall implements CallSide {
   }
 
   onReset(): void {
+    this.tally.handled(GrpcCode.canceled);
     this.finish();
   }
 
@@ -303,12 +315,15 @@ export class UnaryGrpcCall implements CallSide {
     } catch (error) {
       return this.fail(statusOfError(error, this.stream.connection.routes.logger, this.head.path));
     }
+    this.tally.sent(payload.length);
+    this.tally.handled(GrpcCode.ok);
     this.finish();
     this.stream.connection.respondUnary(this.stream, payload);
   }
 
   private fail(status: CallStatus): void {
     if (this.answered) return;
+    this.tally.handled(status.code);
     this.finish();
     this.stream.connection.respondTrailersOnly(this.stream, status.code, status.message);
   }
@@ -351,6 +366,7 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
   request: WireMessage = {};
   cancelled = false;
   private readonly reader: MessageReader;
+  private readonly tally: CallTally;
   private handlerStarted = false;
   private finished = false;
   private waitingDrain = false;
@@ -364,6 +380,7 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
   ) {
     super();
     this.reader = new MessageReader(stream.connection.routes.receiveLimitBytes, head.encoding);
+    this.tally = new CallTally(route.stats, stream.connection.routes.traffic);
     // grpc-js handlers end a call with an error status by emitting it.
     this.on('error', (status: Partial<grpc.StatusObject> | Error) => this.endWithStatus(status));
   }
@@ -399,6 +416,7 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
       if (message instanceof CallStatus) return this.finishWith(message);
       const request = decoded(this.route, message);
       if (request instanceof CallStatus) return this.finishWith(request);
+      this.tally.received(message.length);
       if (!this.route.clientStreaming) {
         if (this.handlerStarted)
           return this.finishWith(
@@ -416,6 +434,7 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
 
   onReset(): void {
     clearTimeout(this.deadlineTimer);
+    if (!this.finished) this.tally.handled(GrpcCode.canceled);
     this.finished = true;
     this.cancel();
     this.emit('close');
@@ -446,9 +465,10 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
     return this.writeFramed(bytes, whenWritten);
   }
 
-  /** Sends bytes that are already whole prefixed messages (one or several), as write() does. */
-  writeFramed(bytes: Buffer, whenWritten?: () => void): boolean {
+  /** Sends bytes that are already whole prefixed messages (`messages` of them), as write() does. */
+  writeFramed(bytes: Buffer, whenWritten?: () => void, messages = 1): boolean {
     if (this.finished) return false;
+    this.tally.sent(bytes.length - messages * grpcFramePrefixBytes, messages);
     const connection = this.stream.connection;
     connection.sendHeaders(this.stream);
     connection.sendData(this.stream, bytes, whenWritten);
@@ -473,6 +493,7 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
 
   private runHandler(): void {
     this.handlerStarted = true;
+    this.tally.start();
     try {
       this.route.handler(this);
     } catch (error) {
@@ -488,6 +509,7 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
   private finishWith(status: CallStatus): void {
     if (this.finished) return;
     this.finished = true;
+    this.tally.handled(status.code);
     clearTimeout(this.deadlineTimer);
     const connection = this.stream.connection;
     if (status.code === GrpcCode.ok) {

@@ -43,6 +43,7 @@ import { isTxnReadOnly } from '../../../src/api/txn-read-only.js';
 import { grpcOverheadBytes, requestBytesDefault, txnOpsDefault } from '../../../src/lib/limits.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
 import type { GrpcRoute, GrpcRoutes, GrpcStreamCall } from './calls.js';
+import { GrpcTraffic, grpcTypeOf, MethodStats } from './call-stats.js';
 
 export interface GrpcLimits {
   /** etcd's --max-request-bytes: the largest proposal accepted. */
@@ -191,17 +192,25 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcRoutes {
       buffer: Buffer,
     ) => WireMessage;
     const encode = passEncoded(loaded.responseSerialize as (message: WireMessage) => Buffer);
+    const stats = new MethodStats(service, name, grpcTypeOf(loaded.requestStream, loaded.responseStream));
     // A method without a handler is left out: the transport answers it UNIMPLEMENTED in grpc-go's words.
     if (isStreaming(method)) {
       const handler = handlers[method];
       if (handler !== undefined)
-        byPath.set(`/${method}`, { kind: 'stream', clientStreaming: loaded.requestStream, decode, encode, handler });
+        byPath.set(`/${method}`, {
+          kind: 'stream',
+          clientStreaming: loaded.requestStream,
+          decode,
+          encode,
+          handler,
+          stats,
+        });
     } else {
       const handler = handlers[method];
-      if (handler !== undefined) byPath.set(`/${method}`, { kind: 'unary', decode, encode, handler });
+      if (handler !== undefined) byPath.set(`/${method}`, { kind: 'unary', decode, encode, handler, stats });
     }
   }
-  return { byPath, services, receiveLimitBytes, logger };
+  return { byPath, services, receiveLimitBytes, logger, traffic: new GrpcTraffic() };
 }
 
 /** A serializer that hands an EncodedResponse's bytes over as they are and encodes anything else. */

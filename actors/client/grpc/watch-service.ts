@@ -236,7 +236,7 @@ function framedWriter(call: WatchCall): BatchWriter {
       offset = writeMessage(bytes, offset, response);
     }
     assert(offset === bytes.length, () => `a framed batch of ${bytes.length} bytes was filled to ${offset}`);
-    call.writeFramed(bytes, done);
+    call.writeFramed(bytes, done, batch.length);
   };
 }
 

@@ -1,0 +1,231 @@
+/**
+ * A member's metrics in etcd's names: one prom-client registry per member, on the member's own
+ * thread. The member's parts keep plain numbers (kv-store op counts, raft-loop counts, gRPC
+ * MethodStats, peer bytes); a scrape takes one sample of them and the registry's collect hooks
+ * copy it into etcd's counters and gauges. Only the disk histograms are observed as things happen,
+ * once per fsync or backend commit, and with --metrics extensive the gRPC handling times.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { etcdClusterVersion, etcdServerVersion } from '../../src/api/version.js';
+import { formatId } from '../../src/membership/ids.js';
+import {
+  etcdMetrics,
+  grpcCodeNames,
+  grpcPreinitialisedServices,
+  type MetricSpec,
+  type MetricsLevel,
+} from '../../src/metrics/etcd-metrics.js';
+import type { MvccOpCounts } from '../../src/mvcc/op-counts.js';
+import type { GrpcRoutes } from '../client/grpc/calls.js';
+import type { MethodStats } from '../client/grpc/call-stats.js';
+import type { PeerBytes } from '../peer/links.js';
+
+/** The member's numbers at one scrape. */
+export interface MemberSample {
+  memberId: bigint;
+  leaderId: bigint;
+  isLeader: boolean;
+  isLearner: boolean;
+  leaderChanges: number;
+  heartbeatSendFailures: number;
+  slowApplies: number;
+  proposalsCommitted: number;
+  proposalsApplied: number;
+  proposalsPending: number;
+  proposalsFailed: number;
+  quotaBackendBytes: number;
+  dbTotalBytes: number;
+  dbInUseBytes: number;
+  keys: number;
+  mvcc: Readonly<MvccOpCounts>;
+  peerBytes: PeerBytes;
+}
+
+/** The Prometheus text format's content type, as etcd's promhttp answers it. */
+export const metricsContentType = Registry.PROMETHEUS_CONTENT_TYPE;
+
+type Labels = Record<string, string>;
+
+function grpcLabels(stats: MethodStats): Labels {
+  return { grpc_type: stats.type, grpc_service: stats.service, grpc_method: stats.method };
+}
+
+/** etcd's cluster_version label is the major.minor of the cluster version. */
+function majorMinor(version: string): string {
+  return version.split('.').slice(0, 2).join('.');
+}
+
+export class MemberMetrics {
+  readonly registry = new Registry();
+  private latest: MemberSample;
+  private readonly methods: MethodStats[] = [];
+  private grpcRoutes: GrpcRoutes | undefined;
+  private readonly walFsync: Histogram;
+  private readonly backendCommit: Histogram;
+  private readonly grpcHandling: Histogram | undefined;
+  private readonly handlingByMethod = new Map<MethodStats, Histogram.Internal<string>>();
+
+  constructor(
+    level: MetricsLevel,
+    private readonly sample: () => MemberSample,
+  ) {
+    this.latest = sample();
+    this.registerServer();
+    this.registerMvcc();
+    this.registerNetwork();
+    this.registerGrpc();
+    this.walFsync = this.histogram(etcdMetrics.walFsyncDuration);
+    this.backendCommit = this.histogram(etcdMetrics.backendCommitDuration);
+    if (level === 'extensive') this.grpcHandling = this.histogram(etcdMetrics.grpcHandlingSeconds);
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The whole registry in Prometheus' text format, from one fresh sample. */
+  async text(): Promise<string> {
+    this.latest = this.sample();
+    return this.registry.metrics();
+  }
+
+  /** An fdatasync of the WAL took `syncMs`. */
+  observeWalSync(syncMs: number): void {
+    this.walFsync.observe(syncMs / 1000);
+  }
+
+  /** Times a backend commit from now until it settles. */
+  observeBackendCommit(commit: Promise<unknown>): void {
+    const startedAt = performance.now();
+    const done = () => this.backendCommit.observe((performance.now() - startedAt) / 1000);
+    commit.then(done, done);
+  }
+
+  /** The gRPC server whose calls the gRPC metrics report (every client URL shares it). */
+  attachGrpc(routes: GrpcRoutes): void {
+    this.grpcRoutes = routes;
+    for (const route of routes.byPath.values()) this.methods.push(route.stats);
+    const histogram = this.grpcHandling;
+    if (histogram === undefined) return;
+    for (const stats of this.methods) {
+      const child = histogram.labels(grpcLabels(stats));
+      this.handlingByMethod.set(stats, child);
+      if (grpcPreinitialisedServices.has(stats.service)) histogram.zero(grpcLabels(stats));
+    }
+    routes.traffic.handlingObserver = (stats, seconds) => this.handlingByMethod.get(stats)?.observe(seconds);
+  }
+
+  private registerServer(): void {
+    const sample = () => this.latest;
+    this.gauge(etcdMetrics.hasLeader, () => Number(sample().leaderId !== 0n));
+    this.gauge(etcdMetrics.isLeader, () => Number(sample().isLeader));
+    this.gauge(etcdMetrics.isLearner, () => Number(sample().isLearner));
+    this.counter(etcdMetrics.leaderChanges, () => sample().leaderChanges);
+    this.counter(etcdMetrics.heartbeatSendFailures, () => sample().heartbeatSendFailures);
+    this.counter(etcdMetrics.slowApplies, () => sample().slowApplies);
+    this.gauge(etcdMetrics.proposalsCommitted, () => sample().proposalsCommitted);
+    this.gauge(etcdMetrics.proposalsApplied, () => sample().proposalsApplied);
+    this.gauge(etcdMetrics.proposalsPending, () => sample().proposalsPending);
+    this.counter(etcdMetrics.proposalsFailed, () => sample().proposalsFailed);
+    this.gauge(etcdMetrics.quotaBackendBytes, () => sample().quotaBackendBytes);
+    this.info(etcdMetrics.serverId, () => ({ server_id: formatId(sample().memberId) }));
+    this.info(etcdMetrics.serverVersion, () => ({ server_version: etcdServerVersion }));
+    this.info(etcdMetrics.clusterVersion, () => ({ cluster_version: majorMinor(etcdClusterVersion) }));
+  }
+
+  private registerMvcc(): void {
+    const sample = () => this.latest;
+    this.gauge(etcdMetrics.dbTotalSize, () => sample().dbTotalBytes);
+    this.gauge(etcdMetrics.dbTotalSizeInUse, () => sample().dbInUseBytes);
+    this.counter(etcdMetrics.mvccPut, () => sample().mvcc.put);
+    this.counter(etcdMetrics.mvccDelete, () => sample().mvcc.delete);
+    this.counter(etcdMetrics.mvccRange, () => sample().mvcc.range);
+    this.counter(etcdMetrics.mvccTxn, () => sample().mvcc.txn);
+    this.gauge(etcdMetrics.mvccKeys, () => sample().keys);
+  }
+
+  private registerNetwork(): void {
+    const byPeer = (label: string, counts: () => ReadonlyMap<bigint, number>) =>
+      function (this: Counter) {
+        this.reset();
+        for (const [peer, bytes] of counts()) this.inc({ [label]: formatId(peer) }, bytes);
+      };
+    this.labelledCounter(
+      etcdMetrics.peerSentBytes,
+      byPeer('To', () => this.latest.peerBytes.sent),
+    );
+    this.labelledCounter(
+      etcdMetrics.peerReceivedBytes,
+      byPeer('From', () => this.latest.peerBytes.received),
+    );
+    this.counter(etcdMetrics.clientGrpcSentBytes, () => this.grpcRoutes?.traffic.sentBytes ?? 0);
+    this.counter(etcdMetrics.clientGrpcReceivedBytes, () => this.grpcRoutes?.traffic.receivedBytes ?? 0);
+  }
+
+  private registerGrpc(): void {
+    const methods = () => this.reportedMethods();
+    const perMethod = (spec: MetricSpec, read: (stats: MethodStats) => number) =>
+      this.labelledCounter(spec, function () {
+        this.reset();
+        for (const stats of methods()) this.inc(grpcLabels(stats), read(stats));
+      });
+    perMethod(etcdMetrics.grpcStarted, (stats) => stats.started);
+    perMethod(etcdMetrics.grpcMsgReceived, (stats) => stats.received);
+    perMethod(etcdMetrics.grpcMsgSent, (stats) => stats.sent);
+    this.labelledCounter(etcdMetrics.grpcHandled, function () {
+      this.reset();
+      for (const stats of methods()) {
+        const labels = grpcLabels(stats);
+        stats.handled.forEach((count, code) => this.inc({ ...labels, grpc_code: grpcCodeNames[code]! }, count));
+      }
+    });
+  }
+
+  /** Methods etcd lists from the start, and any other once it was called. */
+  private reportedMethods(): MethodStats[] {
+    return this.methods.filter((stats) => grpcPreinitialisedServices.has(stats.service) || stats.started > 0);
+  }
+
+  private counter(spec: MetricSpec, read: () => number): void {
+    this.labelledCounter(spec, function () {
+      this.reset();
+      this.inc(read());
+    });
+  }
+
+  private labelledCounter(spec: MetricSpec, collect: (this: Counter) => void): void {
+    new Counter({ name: spec.name, help: spec.help, labelNames: spec.labelNames, registers: [this.registry], collect });
+  }
+
+  private gauge(spec: MetricSpec, read: () => number): void {
+    new Gauge({
+      name: spec.name,
+      help: spec.help,
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  }
+
+  /** etcd's info gauges: one series at 1, whose label carries the value. */
+  private info(spec: MetricSpec, labels: () => Labels): void {
+    new Gauge({
+      name: spec.name,
+      help: spec.help,
+      labelNames: spec.labelNames,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.set(labels(), 1);
+      },
+    });
+  }
+
+  private histogram(spec: MetricSpec): Histogram {
+    return new Histogram({
+      name: spec.name,
+      help: spec.help,
+      labelNames: spec.labelNames,
+      buckets: [...(spec.buckets ?? [])],
+      registers: [this.registry],
+    });
+  }
+}

@@ -1,0 +1,269 @@
+/**
+ * /metrics against a real etcd's: the same small workload on both, then the metric families etcd's
+ * dashboards and alerts use are compared by name, type, help text and label names (names tsetcd
+ * lacks fail the test, listed); a put moves the same counters by the same amounts on both;
+ * --listen-metrics-urls serves the same families with /health and nothing else; and in a
+ * 3-member cluster exactly one member reports itself leader while all see a leader.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Cluster } from '../support/cluster.js';
+import { runEtcdctl } from '../support/etcdctl.js';
+import { Member } from '../support/member.js';
+import { freePort, loopbackHost } from '../support/ports.js';
+import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
+
+/** One metric family of the text format: its HELP, TYPE and samples. */
+interface Family {
+  help: string;
+  type: string;
+  samples: { name: string; labels: Record<string, string>; value: number }[];
+}
+
+/** Parses Prometheus' text format (as etcd and prom-client write it) into families by name. */
+function parseMetrics(text: string): Map<string, Family> {
+  const families = new Map<string, Family>();
+  const family = (name: string): Family => {
+    let found = families.get(name);
+    if (found === undefined) families.set(name, (found = { help: '', type: '', samples: [] }));
+    return found;
+  };
+  for (const line of text.split('\n')) {
+    const meta = /^# (HELP|TYPE) (\S+) (.*)$/.exec(line);
+    if (meta !== null) {
+      if (meta[1] === 'HELP') family(meta[2]!).help = meta[3]!;
+      else family(meta[2]!).type = meta[3]!;
+      continue;
+    }
+    const sample = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (sample === null) continue;
+    const labels: Record<string, string> = {};
+    for (const match of (sample[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[match[1]!] = match[2]!;
+    const base = sample[1]!.replace(/_(bucket|sum|count)$/, '');
+    const owner = families.has(sample[1]!) ? sample[1]! : base;
+    family(owner).samples.push({ name: sample[1]!, labels, value: Number(sample[3]) });
+  }
+  return families;
+}
+
+/** Label names of a family's samples, `le` left out, sorted and joined. */
+function labelNames(family: Family): string {
+  const names = new Set<string>();
+  for (const sample of family.samples)
+    for (const name of Object.keys(sample.labels)) if (name !== 'le') names.add(name);
+  return [...names].sort().join(',');
+}
+
+/** The value of the sample of `name` whose labels include `labels`; 0 when there is none. */
+function valueOf(families: Map<string, Family>, name: string, labels: Record<string, string> = {}): number {
+  const family = families.get(name) ?? families.get(name.replace(/_(bucket|sum|count)$/, ''));
+  const sample = family?.samples.find(
+    (candidate) =>
+      candidate.name === name && Object.entries(labels).every(([key, value]) => candidate.labels[key] === value),
+  );
+  return sample?.value ?? 0;
+}
+
+async function scrape(url: string): Promise<Map<string, Family>> {
+  const response = await fetch(`${url}/metrics`);
+  assert.equal(response.status, 200, `GET ${url}/metrics`);
+  assert.match(response.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+  return parseMetrics(await response.text());
+}
+
+/** The families the brief's dashboards and alerts read, which a single etcd member shows. */
+const comparedNames = [
+  'etcd_server_has_leader',
+  'etcd_server_is_leader',
+  'etcd_server_leader_changes_seen_total',
+  'etcd_server_proposals_committed_total',
+  'etcd_server_proposals_applied_total',
+  'etcd_server_proposals_pending',
+  'etcd_server_proposals_failed_total',
+  'etcd_server_id',
+  'etcd_server_version',
+  'etcd_server_heartbeat_send_failures_total',
+  'etcd_server_slow_apply_total',
+  'etcd_disk_wal_fsync_duration_seconds',
+  'etcd_disk_backend_commit_duration_seconds',
+  'etcd_mvcc_db_total_size_in_bytes',
+  'etcd_mvcc_db_total_size_in_use_in_bytes',
+  'etcd_mvcc_put_total',
+  'etcd_mvcc_delete_total',
+  'etcd_mvcc_range_total',
+  'etcd_mvcc_txn_total',
+  'etcd_debugging_mvcc_keys_total',
+  'etcd_network_client_grpc_sent_bytes_total',
+  'etcd_network_client_grpc_received_bytes_total',
+  'grpc_server_started_total',
+  'grpc_server_handled_total',
+  'grpc_server_msg_received_total',
+  'grpc_server_msg_sent_total',
+  'grpc_server_handling_seconds',
+  'process_cpu_seconds_total',
+  'process_open_fds',
+  'process_max_fds',
+  'process_resident_memory_bytes',
+  'process_start_time_seconds',
+];
+
+const sut = sutCommand();
+const skip = sut.command === undefined ? { skip: sut.skipReason } : {};
+
+/** A member with a metrics URL and extensive metrics, after the same small workload. */
+async function startWithWorkload(command: MemberCommand): Promise<{ member: Member; metricsUrl: string }> {
+  const metricsUrl = `http://${loopbackHost}:${await freePort()}`;
+  const member = await Member.start({
+    command,
+    extraFlags: ['--listen-metrics-urls', metricsUrl, '--metrics', 'extensive'],
+  });
+  const steps = [
+    ['put', 'a', '1'],
+    ['get', 'a'],
+    ['del', 'a'],
+    ['put', 'b', '2'],
+    ['endpoint', 'status'],
+  ];
+  for (const args of steps) {
+    const result = await runEtcdctl(member.clientUrl, args);
+    assert.equal(result.code, 0, `etcdctl ${args.join(' ')}: ${result.stderr}`);
+  }
+  return { member, metricsUrl };
+}
+
+describe('/metrics as etcd exposes it', skip, () => {
+  test("the dashboards' metric families match a real etcd's by type, help text and labels", async (t) => {
+    const etcd = await startWithWorkload(etcdCommand());
+    const tsetcd = await startWithWorkload(sut.command as MemberCommand);
+    try {
+      const expected = await scrape(etcd.member.clientUrl);
+      const actual = await scrape(tsetcd.member.clientUrl);
+      const missing = comparedNames.filter((name) => !actual.has(name));
+      assert.deepEqual(missing, [], `metric families tsetcd lacks: ${missing.join(', ')}`);
+      for (const name of comparedNames) {
+        const reference = expected.get(name);
+        assert.ok(reference !== undefined, `etcd shows ${name}`);
+        const family = actual.get(name)!;
+        assert.equal(family.type, reference.type, `type of ${name}`);
+        if (!name.startsWith('process_')) assert.equal(family.help, reference.help, `help of ${name}`);
+        assert.equal(labelNames(family), labelNames(reference), `label names of ${name}`);
+      }
+      for (const name of ['etcd_disk_wal_fsync_duration_seconds', 'grpc_server_handling_seconds']) {
+        const bounds = (families: Map<string, Family>) =>
+          [...new Set(families.get(name)!.samples.flatMap((sample) => sample.labels.le ?? []))].join(' ');
+        assert.equal(bounds(actual), bounds(expected), `buckets of ${name}`);
+      }
+      // Every gRPC method tsetcd reports, etcd reports with the same type; those it lacks are named.
+      const methods = (families: Map<string, Family>) =>
+        new Set(
+          families
+            .get('grpc_server_started_total')!
+            .samples.map((s) => `${s.labels.grpc_service}/${s.labels.grpc_method} ${s.labels.grpc_type}`),
+        );
+      const etcdMethods = methods(expected);
+      const ours = methods(actual);
+      assert.deepEqual(
+        [...ours].filter((method) => !etcdMethods.has(method)),
+        [],
+        'gRPC methods etcd does not report',
+      );
+      t.diagnostic(
+        `gRPC methods etcd reports and tsetcd does not serve: ${[...etcdMethods].filter((m) => !ours.has(m)).join(', ')}`,
+      );
+      assert.equal(valueOf(actual, 'etcd_mvcc_put_total'), valueOf(expected, 'etcd_mvcc_put_total'));
+      assert.equal(valueOf(actual, 'etcd_mvcc_delete_total'), valueOf(expected, 'etcd_mvcc_delete_total'));
+      assert.equal(
+        valueOf(actual, 'etcd_debugging_mvcc_keys_total'),
+        valueOf(expected, 'etcd_debugging_mvcc_keys_total'),
+      );
+    } finally {
+      await Promise.all([etcd.member.destroy(), tsetcd.member.destroy()]);
+    }
+  });
+
+  test('a put moves the put and gRPC counters by the same amounts as on etcd', async () => {
+    const deltas: Record<string, number>[] = [];
+    for (const command of [etcdCommand(), sut.command as MemberCommand]) {
+      const { member } = await startWithWorkload(command);
+      try {
+        const before = await scrape(member.clientUrl);
+        const put = await runEtcdctl(member.clientUrl, ['put', 'moved', 'value']);
+        assert.equal(put.code, 0, put.stderr);
+        const after = await scrape(member.clientUrl);
+        const kvPut = { grpc_service: 'etcdserverpb.KV', grpc_method: 'Put', grpc_type: 'unary' };
+        const delta = (name: string, labels: Record<string, string> = {}) =>
+          valueOf(after, name, labels) - valueOf(before, name, labels);
+        deltas.push({
+          put: delta('etcd_mvcc_put_total'),
+          started: delta('grpc_server_started_total', kvPut),
+          handledOk: delta('grpc_server_handled_total', { ...kvPut, grpc_code: 'OK' }),
+          received: delta('grpc_server_msg_received_total', kvPut),
+          sent: delta('grpc_server_msg_sent_total', kvPut),
+          receivedBytes: delta('etcd_network_client_grpc_received_bytes_total'),
+          handlingCount: delta('grpc_server_handling_seconds_count', kvPut),
+          applied: delta('etcd_server_proposals_applied_total'),
+        });
+      } finally {
+        await member.destroy();
+      }
+    }
+    const [etcd, tsetcd] = deltas;
+    const { receivedBytes, ...counts } = etcd!;
+    assert.deepEqual(counts, { put: 1, started: 1, handledOk: 1, received: 1, sent: 1, handlingCount: 1, applied: 1 });
+    assert.ok(receivedBytes! > 0, `etcd counted ${receivedBytes} request bytes`);
+    assert.deepEqual(tsetcd, etcd);
+  });
+
+  test('--listen-metrics-urls serves the same families and /health, and nothing else, as on etcd', async () => {
+    const answers: string[][] = [];
+    for (const command of [etcdCommand(), sut.command as MemberCommand]) {
+      const { member, metricsUrl } = await startWithWorkload(command);
+      try {
+        const fromClient = await scrape(member.clientUrl);
+        const fromMetrics = await scrape(metricsUrl);
+        assert.deepEqual([...fromMetrics.keys()].sort(), [...fromClient.keys()].sort());
+        const codes: string[] = [];
+        for (const path of ['/health', '/version', '/v3/kv/range']) {
+          codes.push(`${path} ${(await fetch(`${metricsUrl}${path}`, { method: 'GET' })).status}`);
+        }
+        answers.push(codes);
+      } finally {
+        await member.destroy();
+      }
+    }
+    assert.deepEqual(answers[1], answers[0]);
+    assert.deepEqual(answers[0], ['/health 200', '/version 404', '/v3/kv/range 404']);
+  });
+
+  test('in a 3-member cluster one member is leader, all have one, and peer bytes name the peers', async () => {
+    const cluster = await Cluster.start({ command: sut.command as MemberCommand });
+    try {
+      await runEtcdctl(cluster.endpoints()[0]!, ['put', 'k', 'v']);
+      const scraped = await Promise.all(cluster.members.map((member) => scrape(member.clientUrl)));
+      const ids = scraped.map((families) => families.get('etcd_server_id')!.samples[0]!.labels.server_id!);
+      assert.deepEqual(
+        scraped.map((families) => valueOf(families, 'etcd_server_has_leader')),
+        [1, 1, 1],
+      );
+      assert.equal(
+        scraped.reduce((sum, families) => sum + valueOf(families, 'etcd_server_is_leader'), 0),
+        1,
+      );
+      const leaderId = ids[scraped.findIndex((families) => valueOf(families, 'etcd_server_is_leader') === 1)]!;
+      // The leader talks to every follower; a follower only to the leader.
+      scraped.forEach((families, position) => {
+        const peers = ids[position] === leaderId ? ids.filter((id) => id !== leaderId).sort() : [leaderId];
+        const named = (name: string, label: string) =>
+          families
+            .get(name)!
+            .samples.map((sample) => sample.labels[label]!)
+            .sort();
+        assert.deepEqual(named('etcd_network_peer_sent_bytes_total', 'To'), peers);
+        assert.deepEqual(named('etcd_network_peer_received_bytes_total', 'From'), peers);
+        assert.equal(families.has('grpc_server_handling_seconds'), false, 'basic metrics leave out handling times');
+      });
+    } finally {
+      await cluster.destroy();
+    }
+  });
+});
