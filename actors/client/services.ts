@@ -1,6 +1,6 @@
 /**
  * A member's client side: the gRPC services (KV, plus what the member already answers of
- * Maintenance and Cluster) and HTTP/1.1 /health, /version and /metrics, on every --listen-client-urls,
+ * Maintenance, Snapshot included, and Cluster) and HTTP/1.1 /health, /version and /metrics, on every --listen-client-urls,
  * and /metrics with /health on every --listen-metrics-urls.
  */
 import { headerToWire, streamingMethods } from '../../src/api/proto-wire.js';
@@ -18,6 +18,7 @@ import { http2ServerOptions } from './http2/server-options.js';
 import { leaseHandlers } from './grpc/lease-service.js';
 import { createJsonGateway, gatewayTarget, type JsonGateway } from './json-gateway.js';
 import { watchHandler } from './grpc/watch-service.js';
+import { snapshotHandler } from './grpc/snapshot-service.js';
 import { concurrencyHandlers } from './grpc/concurrency-service.js';
 import { concurrencyHostFor } from '../member/concurrency-host.js';
 import type { Logger } from '../shared/logger.js';
@@ -58,8 +59,9 @@ function wireUrls(value: unknown): string[] {
   return Array.isArray(value) ? value.map(String) : [];
 }
 
-function maintenanceHandlers(member: Member): GrpcHandlers {
+function maintenanceHandlers(member: Member, logger: Logger): GrpcHandlers {
   return {
+    'etcdserverpb.Maintenance/Snapshot': snapshotHandler(member, logger),
     'etcdserverpb.Maintenance/Status': async (): Promise<WireMessage> => {
       const status = member.status();
       return {
@@ -196,7 +198,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
   const grpcServer = createGrpcServer({
     kv: learnerGuardedKv(member),
     handlers: learnerGuarded(member, {
-      ...maintenanceHandlers(member),
+      ...maintenanceHandlers(member, logger),
       ...clusterHandlers(member),
       ...leaseHandlers(member),
       ...concurrencyHandlers(concurrencyHostFor(member)),

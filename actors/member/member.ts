@@ -53,6 +53,7 @@ import { MemberMetrics, type MemberSample } from './metrics.js';
 import { BackendQuota } from './quota.js';
 import { RaftLoop } from './raft-loop.js';
 import { Snapshots } from './snapshots.js';
+import { type BackupFile, type BackupParts, writeBackup } from './backup.js';
 
 export { memberPaths, type MemberIdentity, type MemberPaths } from './bootstrap.js';
 
@@ -81,6 +82,7 @@ export class Member implements KvService, LeaseApi {
   private readonly cluster: Cluster;
   private readonly kv: KvFront;
   private readonly lease: LeaseFront;
+  private readonly backups: BackupParts;
 
   /** Builds the parts in order, each from the ones before it; nothing runs until run(). */
   private constructor(
@@ -101,6 +103,14 @@ export class Member implements KvService, LeaseApi {
     const memberId = identity.memberId;
     const fail = (error: Error) => this.fail(error);
     this.watchable = keySpace.watchable;
+    this.backups = {
+      snapDir: paths.snapDir,
+      backend: () => keySpace.backend,
+      membership: () => this.membership.snapshotMembership(),
+      memberId,
+      noSpaceAlarm: () => this.quota.noSpaceAlarm,
+      logger,
+    };
     this.watchDriver = keySpace.watchDriver;
     this.quota = new BackendQuota(config.quotaBackendBytes, () => keySpace.backend.sizeBytes(), logger);
     const initialVoters = storage.initialState().confState.voters;
@@ -299,6 +309,15 @@ export class Member implements KvService, LeaseApi {
       lifecycle.fatalError === undefined &&
       this.raft.status().leaderId !== 0n
     );
+  }
+
+  /**
+   * A point-in-time copy of the backend as an etcd database file, for Maintenance.Snapshot; the
+   * caller streams it and disposes of it.
+   */
+  backup(): Promise<BackupFile> {
+    if (this.lifecycle.stopRequested) return Promise.reject(errors.stopped());
+    return writeBackup(this.backups);
   }
 
   /** True once the backend quota was exceeded (etcd's NOSPACE alarm). */

@@ -251,14 +251,26 @@ function checkRules(config: MemberConfig): void {
   if (config.advertiseClientUrls.length === 0) {
     throw new ConfigError('--advertise-client-urls is required when --listen-client-urls is set explicitly');
   }
-  const self = config.initialCluster.find((member) => member.name === config.name);
+  checkLocalMember(config.name, config.initialCluster, config.initialAdvertisePeerUrls);
+}
+
+/**
+ * etcd's bootstrap checks that --initial-cluster names this member (--name) with the peer URLs it
+ * advertises; a member start and a snapshot restore both make them.
+ */
+export function checkLocalMember(
+  name: string,
+  initialCluster: readonly ClusterMemberConfig[],
+  advertisePeerUrls: readonly string[],
+): void {
+  const self = initialCluster.find((member) => member.name === name);
   if (self === undefined) {
-    throw new ConfigError(`couldn't find local name "${config.name}" in the initial cluster configuration`);
+    throw new ConfigError(`couldn't find local name "${name}" in the initial cluster configuration`);
   }
-  const advertised = [...config.initialAdvertisePeerUrls].sort().join(',');
+  const advertised = [...advertisePeerUrls].sort().join(',');
   if ([...self.peerUrls].sort().join(',') !== advertised) {
     throw new ConfigError(
-      `--initial-cluster has ${config.name}=${self.peerUrls.join(',')} but missing from --initial-advertise-peer-urls=${config.initialAdvertisePeerUrls.join(',')}`,
+      `--initial-cluster has ${name}=${self.peerUrls.join(',')} but missing from --initial-advertise-peer-urls=${advertisePeerUrls.join(',')}`,
     );
   }
 }

@@ -117,5 +117,14 @@ export const progressNotifyIntervalMsMin = 100;
 export const syncRetryIntervalMs = 100;
 /** etcd's syncVictimsLoop period while victims wait. */
 export const victimRetryIntervalMs = 10;
+/** bbolt's page size on the platforms etcd runs on (the OS page size): 4 KiB. Snapshot files use it. */
+export const boltPageBytesDefault = 4096;
+/** The page sizes a bbolt file may declare and still be read: 512 B to 64 KiB, powers of two. */
+export const boltPageBytesMin = 512;
+export const boltPageBytesMax = 64 * 1024;
+/** Levels of pages (branches above leaves, buckets within buckets) a bbolt file may nest; deeper is corrupt. */
+export const boltTreeDepthMax = 64;
+/** etcd's snapshotSendBufferSize: the database bytes one Maintenance.Snapshot response carries: 32 KiB. */
+export const snapshotChunkBytes = 32 * 1024;
 /** How long the certificates --auto-tls and --peer-auto-tls generate stay valid: etcd's 365 days. */
 export const selfSignedCertValidityMs = 365 * 24 * 60 * 60 * 1000;

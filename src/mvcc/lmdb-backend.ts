@@ -330,6 +330,17 @@ export class LmdbBackend implements Backend {
     for (const id of [...records.keys()].sort(compareLeaseIds)) visit(records.get(id)!);
   }
 
+  /**
+   * The committed "key" records as stored: etcd's 17-byte revision key and the mvccpb.KeyValue
+   * bytes, oldest first, each in buffers of its own. For a copy made by copyTo, which has nothing
+   * pending; a live backend's pending batches would be missing.
+   */
+  *storedRevisions(): Generator<{ revisionKey: Uint8Array; value: Uint8Array }> {
+    assert(this.overlay.size === 0, () => `storedRevisions reads committed records only, ${this.overlay.size} pending`);
+    const start = encodeRevision({ main: 0, sub: 0 });
+    for (const { key, value } of this.keyDb.getRange({ start })) yield { revisionKey: key, value };
+  }
+
   /** Hands every LMDB commit, as it starts, to `observer` (which times it for etcd's backend commit histogram). */
   observeCommits(observer: (commit: Promise<unknown>) => void): void {
     this.commitObserver = observer;

@@ -525,3 +525,16 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
     this.emit('cancelled');
   }
 }
+
+/** Resolves when the stream takes writes again or the call is over. */
+export function drained(call: GrpcStreamCall, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    call.once('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -23,7 +23,7 @@ import { campaign, currentLeader, observe, proclaim, resign } from '../../../src
 import type { ConcurrencyHost } from '../../../src/concurrency/host.js';
 import { lock, unlock } from '../../../src/concurrency/lock.js';
 import type { GrpcHandlers, UnaryContext, UnaryHandler } from './router.js';
-import type { GrpcStreamCall } from './calls.js';
+import { drained, type GrpcStreamCall } from './calls.js';
 
 export type { ConcurrencyHost } from '../../../src/concurrency/host.js';
 
@@ -97,17 +97,4 @@ async function observeStream(host: ConcurrencyHost, call: GrpcStreamCall): Promi
     controller.abort();
   }
   if (!call.cancelled) call.end();
-}
-
-/** Resolves when the stream takes writes again or the call is over. */
-function drained(call: GrpcStreamCall, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      call.off('drain', done);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    call.once('drain', done);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
