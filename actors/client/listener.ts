@@ -184,6 +184,9 @@ export async function listenClient(options: ClientListenerOptions): Promise<Clie
   const server = options.tls
     ? tls.createServer({ ALPNCallback: chooseProtocol, handshakeTimeout: clientHandshakeMsMax, ...options.tls }, route)
     : net.createServer(route);
+  // Node reports a handshake that failed or timed out (handshakeTimeout) here and leaves the
+  // socket open; nothing more will come of it.
+  server.on('tlsClientError', (_error: Error, socket: tls.TLSSocket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
