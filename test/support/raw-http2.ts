@@ -159,7 +159,10 @@ export class Attacker {
       written += chunk.length;
       if (this.write(chunk)) continue;
       const drained = await Promise.race([
-        once(this.socket, 'drain').then(() => true),
+        once(this.socket, 'drain').then(
+          () => true,
+          () => false,
+        ),
         this.ended.then(() => false),
         sleep(stallMs, false, { ref: false }),
       ]);
@@ -172,7 +175,7 @@ export class Attacker {
   async waitFor(what: string, done: () => boolean): Promise<void> {
     while (!done()) {
       if (this.closed) throw new Error(`the connection closed before ${what}`);
-      await Promise.race([once(this.socket, 'data'), this.ended]);
+      await this.nextRead();
     }
   }
 
@@ -183,11 +186,16 @@ export class Attacker {
   async settled(): Promise<void> {
     const acksBefore = this.pingAcks;
     this.write(frameBytes(FrameType.ping, 0, 0, Buffer.from('settled?')));
-    while (this.pingAcks === acksBefore && !this.closed) await Promise.race([once(this.socket, 'data'), this.ended]);
+    while (this.pingAcks === acksBefore && !this.closed) await this.nextRead();
   }
 
   close(): void {
     this.socket.destroy();
+  }
+
+  /** The next read, or the close (a reset connection is a close here too). */
+  private async nextRead(): Promise<void> {
+    await Promise.race([once(this.socket, 'data').catch(() => undefined), this.ended]);
   }
 
   private receive(chunk: Buffer): void {
