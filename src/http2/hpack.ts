@@ -149,19 +149,24 @@ interface StringField {
   end: number;
 }
 
-/** Reads a string literal; with `wanted` false only its extent (nothing is decoded or copied). */
-function readString(block: Uint8Array, at: number, wanted = true): StringField {
+function readString(block: Uint8Array, at: number): StringField {
   const huffman = at < block.length && (block[at]! & 0x80) !== 0;
   const length = readInteger(block, at, 7);
   if (length.value > headerStringBytesMax) throw new HpackError('header string too long');
   const end = length.end + length.value;
   if (end > block.length) throw new HpackError('header block ends inside a string');
-  if (!wanted) return { octets: emptyOctets, end };
   const raw = block.subarray(length.end, end);
   return { octets: huffman ? huffmanDecode(raw) : Buffer.from(raw), end };
 }
 
-const emptyOctets = Buffer.alloc(0);
+/** The end of the string literal at block[at], checked as readString checks it but not decoded. */
+function skipString(block: Uint8Array, at: number): number {
+  const length = readInteger(block, at, 7);
+  if (length.value > headerStringBytesMax) throw new HpackError('header string too long');
+  const end = length.end + length.value;
+  if (end > block.length) throw new HpackError('header block ends inside a string');
+  return end;
+}
 
 /** Values of the static table's entries, index 1 first ('' where the entry has a name only). */
 const staticValues: readonly string[] = (() => {
@@ -236,15 +241,21 @@ export class HeaderDecoder {
         at = index.end;
       } else {
         const indexed = (first & 0xc0) === 0x40;
-        const wanted = emitting || indexed;
         const nameIndex = readInteger(block, at, indexed ? 6 : 4);
         at = nameIndex.end;
+        if (!emitting && !indexed) {
+          // Past the limit, a literal that enters no table is only stepped over.
+          if (nameIndex.value === 0) at = skipString(block, at);
+          else this.nameAt(nameIndex.value);
+          at = skipString(block, at);
+          continue;
+        }
         if (nameIndex.value === 0) {
-          const literalName = readString(block, at, wanted);
+          const literalName = readString(block, at);
           name = literalName.octets.toString('latin1');
           at = literalName.end;
         } else name = this.nameAt(nameIndex.value);
-        const literal = readString(block, at, wanted);
+        const literal = readString(block, at);
         value = literal.octets.toString('latin1');
         at = literal.end;
         if (indexed) this.add(name, value);

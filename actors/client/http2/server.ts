@@ -14,6 +14,12 @@
  * The connection is split by job: server-options.ts holds the SETTINGS and the options etcd's
  * flags come to, answer-writer.ts the streams and everything written, and this file reads
  * frames off the socket, starts calls and judges the client's PINGs (keepalive included).
+ *
+ * The port faces the network, so what a client can make the member hold or do is bounded, each
+ * bound named in limits.ts: stream resets (rapid reset), header blocks and header lists (CONTINUATION
+ * floods, HPACK bombs), runs of empty frames, what is queued for a client that does not read
+ * (answer-writer.ts), the bytes and streams of requests not yet finished, idle unfinished streams,
+ * and the time to the preface. bench/RESULTS.md (2026-12-05) records why this server is our own.
  */
 import type { Duplex } from 'node:stream';
 import {
