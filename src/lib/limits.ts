@@ -128,3 +128,65 @@ export const boltTreeDepthMax = 64;
 export const snapshotChunkBytes = 32 * 1024;
 /** How long the certificates --auto-tls and --peer-auto-tls generate stay valid: etcd's 365 days. */
 export const selfSignedCertValidityMs = 365 * 24 * 60 * 60 * 1000;
+
+// The client port's HTTP/2 server: what a client connection may make the member hold or do. etcd's
+// grpc-go bounds little of this; these follow Go's x/net/http2 and nghttp2 where they have a bound.
+
+/**
+ * A header list larger than this (RFC 9113's count: name and value octets plus 32 per field) is
+ * refused with RST_STREAM FRAME_SIZE_ERROR, as grpc-go refuses a truncated one; announced as
+ * SETTINGS_MAX_HEADER_LIST_SIZE. grpc-go allows 16 MiB.
+ */
+export const headerListBytesMax = 1024 * 1024;
+/**
+ * A header block (HEADERS and its CONTINUATION frames, each frame's 9-byte header counted, so
+ * empty CONTINUATION frames use it up too) larger than this ends the connection with GOAWAY
+ * ENHANCE_YOUR_CALM: no legitimate block compresses to more than the list it carries.
+ */
+export const headerBlockBytesMax = headerListBytesMax;
+/** One header name or value, before or after Huffman decoding; longer is a COMPRESSION_ERROR, as in Go's hpack. */
+export const headerStringBytesMax = headerListBytesMax;
+/**
+ * Rapid reset (CVE-2023-44487): RST_STREAMs a client sends for streams still open, and the
+ * streams we reset for its stream errors, are drawn from a bucket of this many that refills at
+ * streamResetsPerSecondMax; an empty bucket ends the connection with GOAWAY ENHANCE_YOUR_CALM.
+ * nghttp2's defaults.
+ */
+export const streamResetsBurstMax = 1_000;
+export const streamResetsPerSecondMax = 33;
+/** Empty DATA frames that neither end their stream nor follow any other frame; more in a row end the connection. */
+export const emptyFramesInARowMax = 100;
+/**
+ * Bytes queued on a client's socket (answers and acknowledgements it has not read) above which
+ * the server stops reading its frames and streaming calls wait, until the queue drains.
+ */
+export const clientQueuedBytesReadingMax = 4 * 1024 * 1024;
+/**
+ * Above this the client is not reading at all and the connection is closed. A client's own
+ * flow-control windows (16 MiB at most for grpc-go's) keep a reading client far below it.
+ */
+export const clientQueuedBytesMax = 64 * 1024 * 1024;
+/**
+ * What a connection may make the member hold for requests it has not finished sending: the
+ * buffered bytes of messages not yet whole, plus, for every stream the client has not ended, its
+ * header list and streamStateBytes. A stream that would go over is refused (REFUSED_STREAM when
+ * it opens, "etcdserver: too many requests" when its DATA arrives). This bounds the streams a
+ * connection holds open even with --max-concurrent-streams at its unlimited default.
+ */
+export const unfinishedRequestBytesMax = 64 * 1024 * 1024;
+/**
+ * What one open stream is charged beyond its header list and buffered bytes. A unary call's
+ * stream, call and decoded head measured 1,028 bytes of heap; twice that covers the heap's slack
+ * around them (a member holding 64 MiB of such streams at 1 KiB grew its RSS by 98 MiB).
+ */
+export const streamStateBytes = 2_048;
+/**
+ * A stream whose request has not all arrived (a unary call not ended by the client, or a
+ * streaming call that has sent no bytes) and that received nothing for this long is reset with
+ * CANCEL.
+ */
+export const unfinishedStreamIdleMsMax = 30_000;
+/** A client must complete its TLS handshake within this; grpc-go allows 120 s for handshake and preface. */
+export const clientHandshakeMsMax = 10_000;
+/** After connecting (and the TLS handshake), a client must send its first bytes, the HTTP/2 preface and SETTINGS within this. */
+export const clientPrefaceMsMax = 10_000;

@@ -64,6 +64,8 @@ export interface RequestHead {
 /** What the connection tells a call about its stream. */
 export interface CallSide {
   readonly streaming: boolean;
+  /** Bytes received and held for a message that has not all arrived. */
+  readonly bufferedBytes: number;
   start(): void;
   onData(bytes: Buffer, endStream: boolean): void;
   /** The client reset the stream or the connection went away. */
@@ -289,6 +291,10 @@ export class UnaryGrpcCall implements CallSide {
     );
   }
 
+  get bufferedBytes(): number {
+    return this.reader.buffered;
+  }
+
   onReset(): void {
     this.tally.handled(GrpcCode.canceled);
     this.finish();
@@ -430,6 +436,10 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
     if (!endStream) return;
     if (!this.handlerStarted) return this.finishWith(new CallStatus(GrpcCode.internal, grpcTexts.unmarshallingEof));
     this.emit('end');
+  }
+
+  get bufferedBytes(): number {
+    return this.reader.buffered;
   }
 
   onReset(): void {
