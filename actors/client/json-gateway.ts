@@ -4,6 +4,7 @@
  * clients pass through exactly the checks, guards and limits gRPC clients do. Unary answers are
  * one JSON object; stream answers are newline-delimited `{"result": ...}` objects.
  */
+import { gatewayMarkerHeader } from './grpc/calls.js';
 import * as grpc from '@grpc/grpc-js';
 import * as http from 'node:http';
 import { readBodyBounded } from '../shared/http-body.js';
@@ -209,9 +210,13 @@ function statusOf(error: unknown): { code: number; message: string } {
   return { code: grpc.status.UNKNOWN, message: error instanceof Error ? error.message : String(error) };
 }
 
-/** grpc-gateway passes Authorization through (etcd reads its token from it) and Grpc-Metadata-*. */
+/**
+ * grpc-gateway passes Authorization through (etcd reads its token from it) and Grpc-Metadata-*,
+ * and marks its calls, so that the gateway's own TLS certificate never names the caller.
+ */
 function outgoingMetadata(request: http.IncomingMessage): grpc.Metadata {
   const metadata = new grpc.Metadata();
+  metadata.add(gatewayMarkerHeader, request.headers.accept ?? '*/*');
   for (const [name, value] of Object.entries(request.headers)) {
     if (value === undefined) continue;
     const values = Array.isArray(value) ? value : [value];
