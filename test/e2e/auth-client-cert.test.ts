@@ -149,7 +149,7 @@ describe('a client certificate names the user when no token is given', { skip },
     );
   });
 
-  test('the JSON gateway does not take the caller from the certificate', async () => {
+  test('the JSON gateway refuses a named certificate rather than take the caller from it', async () => {
     const body = JSON.stringify({ key: Buffer.from('a/1').toString('base64') });
     const answers = await Promise.all(
       members.map((member) => curl(`${member.endpoint}/v3/kv/range`, identities.alice!, ['-X', 'POST', '-d', body])),
