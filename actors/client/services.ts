@@ -5,7 +5,7 @@
  */
 import { headerToWire, streamingMethods } from '../../src/api/proto-wire.js';
 import type { WireMessage } from '../../src/api/proto-wire.js';
-import { errors } from '../../src/api/errors.js';
+import { errors, EtcdError, watchRefusalReason } from '../../src/api/errors.js';
 import type { KvService } from '../../src/api/types.js';
 import type { ClusterMember } from '../../src/membership/cluster-member.js';
 import { etcdServerVersion } from '../../src/api/version.js';
@@ -17,9 +17,10 @@ import { allowedHostnameCheck, gatewayCredentials, readClientTlsMaterial, server
 import { http2ServerOptions } from './http2/server-options.js';
 import { leaseHandlers } from './grpc/lease-service.js';
 import { createJsonGateway, gatewayTarget, type JsonGateway } from './json-gateway.js';
-import { watchHandler } from './grpc/watch-service.js';
+import { watchHandler, type WatchAuthorizer } from './grpc/watch-service.js';
 import { snapshotHandler } from './grpc/snapshot-service.js';
 import { concurrencyHandlers } from './grpc/concurrency-service.js';
+import { authHandlers } from './grpc/auth-service.js';
 import { concurrencyHostFor } from '../member/concurrency-host.js';
 import type { Logger } from '../shared/logger.js';
 import type { Member } from '../member/member.js';
@@ -92,6 +93,33 @@ function maintenanceHandlers(member: Member, logger: Logger): GrpcHandlers {
   };
 }
 
+/**
+ * Calls only a root-role user may make while auth is enabled: membership changes, HashKV and
+ * MoveLeader (etcd's authMaintenanceServer and checkMembershipOperationPermission, with the
+ * checks later releases added).
+ */
+const adminMethods: readonly string[] = [
+  'etcdserverpb.Maintenance/HashKV',
+  'etcdserverpb.Maintenance/MoveLeader',
+  'etcdserverpb.Cluster/MemberAdd',
+  'etcdserverpb.Cluster/MemberRemove',
+  'etcdserverpb.Cluster/MemberUpdate',
+  'etcdserverpb.Cluster/MemberPromote',
+];
+
+function adminGuarded(member: Member, handlers: GrpcHandlers): GrpcHandlers {
+  const guarded: Record<string, unknown> = { ...handlers };
+  for (const method of adminMethods) {
+    const handler = (handlers as Record<string, UnaryHandler | undefined>)[method];
+    if (handler === undefined) continue;
+    guarded[method] = (async (request, context) => {
+      if (member.auth.enabled) await member.auth.checkAdmin(context);
+      return handler(request, context);
+    }) as UnaryHandler;
+  }
+  return guarded as GrpcHandlers;
+}
+
 function clusterHandlers(member: Member): GrpcHandlers {
   // etcd's cluster service fills the header without a revision.
   const header = () => headerToWire({ ...member.header(), revision: 0 });
@@ -130,14 +158,14 @@ function learnerGuardedKv(member: Member): KvService {
     if (member.isLearner()) throw errors.notSupportedForLearner();
   };
   return {
-    range: async (request) => {
+    range: async (request, credentials) => {
       if (!request.serializable) refuse();
-      return member.range(request);
+      return member.range(request, credentials);
     },
-    put: async (request) => (refuse(), member.put(request)),
-    deleteRange: async (request) => (refuse(), member.deleteRange(request)),
-    txn: async (request) => (refuse(), member.txn(request)),
-    compact: async (request) => (refuse(), member.compact(request)),
+    put: async (request, credentials) => (refuse(), member.put(request, credentials)),
+    deleteRange: async (request, credentials) => (refuse(), member.deleteRange(request, credentials)),
+    txn: async (request, credentials) => (refuse(), member.txn(request, credentials)),
+    compact: async (request, credentials) => (refuse(), member.compact(request, credentials)),
   };
 }
 
@@ -164,6 +192,22 @@ function learnerGuarded(member: Member, handlers: GrpcHandlers): GrpcHandlers {
 
 function streamingHandler(method: string): boolean {
   return (streamingMethods as readonly string[]).includes(method);
+}
+
+/** A watch needs read on its range while auth is enabled; a refusal is its cancel reason. */
+function watchAuthorizer(member: Member): WatchAuthorizer {
+  return {
+    enabled: () => member.auth.enabled,
+    refusal: async (credentials, key, rangeEnd) => {
+      try {
+        await member.auth.checkRead(credentials, key, rangeEnd);
+        return undefined;
+      } catch (error) {
+        if (error instanceof EtcdError) return watchRefusalReason(error);
+        throw error;
+      }
+    },
+  };
 }
 
 /** The --client-cert-allowed-hostname check for listenClient, when the flag is set. */
@@ -198,8 +242,8 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
   const grpcServer = createGrpcServer({
     kv: learnerGuardedKv(member),
     handlers: learnerGuarded(member, {
-      ...maintenanceHandlers(member, logger),
-      ...clusterHandlers(member),
+      ...adminGuarded(member, { ...maintenanceHandlers(member, logger), ...clusterHandlers(member) }),
+      ...authHandlers({ header: () => member.header(), auth: member.auth }),
       ...leaseHandlers(member),
       ...concurrencyHandlers(concurrencyHostFor(member)),
       'etcdserverpb.Watch/Watch': watchHandler({
@@ -208,6 +252,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
         wake: member.watchDriver.wake,
         progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
         maxRequestBytes: config.maxRequestBytes,
+        auth: watchAuthorizer(member),
       }),
     }),
     limits: { maxRequestBytes: config.maxRequestBytes, maxTxnOps: config.maxTxnOps },
@@ -240,6 +285,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     let boundPort = 0;
     const gateway = createJsonGateway({
       target: () => (socketPath === undefined ? gatewayTarget(bindHost(url), boundPort) : `unix:${socketPath}`),
+      refuseCommonNames: () => config.clientTls.clientCertAuth && member.auth.enabled,
       ...(material === undefined ? {} : { credentials: gatewayCredentials(material) }),
     });
     const listener = await listenClient({

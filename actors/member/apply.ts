@@ -7,8 +7,11 @@
  */
 import { errors, EtcdError } from '../../src/api/errors.js';
 import { decodeProposal, mayBeMemberAttributes } from '../../src/api/proposal-codec.js';
-import type { ProposalResult } from '../../src/api/types.js';
+import type { ProposalBody, ProposalResult } from '../../src/api/types.js';
+import type { AuthInfo, AuthRequest } from '../../src/auth/types.js';
 import { applyLeaseProposal } from '../../src/lease/apply.js';
+import type { TokenHooks } from '../../src/auth/auth-store.js';
+import { checkProposal } from '../../src/auth/enforce.js';
 import { assert } from '../../src/lib/assert.js';
 import { slowApplyMs } from '../../src/lib/limits.js';
 import type { ProposalWaiters } from '../../src/server/proposal-waiters.js';
@@ -28,7 +31,9 @@ export interface Applied {
 /** What the applier needs from the rest of the member, each given at construction. */
 export interface ApplierParts {
   memberId: bigint;
-  keySpace: Pick<KeySpace, 'store' | 'lessor'>;
+  keySpace: Pick<KeySpace, 'store' | 'lessor' | 'auth' | 'backend'>;
+  /** The member's tokens, told of authentications and of users losing theirs. */
+  tokens: TokenHooks;
   proposals: ProposalWaiters<Applied>;
   membership: Pick<Membership, 'applyConfChange' | 'applyMemberAttributes'>;
   raft: Pick<RawNode, 'status'>;
@@ -106,7 +111,7 @@ export class Applier {
   }
 
   private applyProposal(entry: Entry): void {
-    const { store, lessor } = this.parts.keySpace;
+    const { store, lessor, auth } = this.parts.keySpace;
     const { proposals } = this.parts;
     // An entry replayed after a restart that the store already holds changes nothing, and nobody
     // waits for it; only member attributes, which live with the membership, are applied again.
@@ -123,9 +128,14 @@ export class Applier {
     }
     let result: ProposalResult;
     try {
+      // With auth enabled, a write is checked again against the store as it is now (as etcd's
+      // auth applier does): the check before proposing may have seen an older auth revision.
+      if (auth.enabled) this.checkPermission(entry, envelope.caller, body);
       if (body.type === 'memberAttributes') {
         store.recordApplied(entry.index, entry.term);
         result = { type: 'memberAttributes' };
+      } else if (body.type === 'auth') {
+        result = this.applyAuth(entry, envelope.caller, body.auth);
       } else {
         result =
           body.type === 'leaseGrant' || body.type === 'leaseRevoke' || body.type === 'leaseCheckpoint'
@@ -138,5 +148,28 @@ export class Applier {
       return;
     }
     waiter?.resolve({ result, revision: store.currentRevision });
+  }
+
+  /** Refusals still consume their entry, recorded as applied so a restart does not redo it. */
+  private checkPermission(entry: Entry, caller: AuthInfo | undefined, body: ProposalBody): void {
+    const { store, lessor, auth } = this.parts.keySpace;
+    try {
+      checkProposal(auth, caller, body, lessor);
+    } catch (error) {
+      if (error instanceof EtcdError) store.recordApplied(entry.index, entry.term);
+      throw error;
+    }
+  }
+
+  /** An Auth service request: a change is written to the backend with the entry's index. */
+  private applyAuth(entry: Entry, caller: AuthInfo | undefined, request: AuthRequest): ProposalResult {
+    const { store, auth, backend } = this.parts.keySpace;
+    try {
+      const { response, changed } = auth.apply(request, caller, entry.index, this.parts.tokens);
+      if (changed) backend.write({ puts: [], deletes: [], meta: {}, auth: auth.encode() });
+      return { type: 'auth', auth: response };
+    } finally {
+      store.recordApplied(entry.index, entry.term);
+    }
   }
 }

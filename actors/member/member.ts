@@ -43,6 +43,11 @@ import { peerRefusals, PeerTransport } from '../peer/ws-transport.js';
 import type { Logger } from '../shared/logger.js';
 import type { WalClient } from '../wal/client.js';
 import { Applier, type Applied } from './apply.js';
+import { AuthFront } from './auth-api.js';
+import { createTokenProvider, type TokenProvider } from './auth-tokens.js';
+import { PasswordPool } from './password-pool.js';
+import type { CallerCredentials } from '../../src/auth/types.js';
+import { checkLeaseKeys } from '../../src/auth/enforce.js';
 import { openMember, type MemberIdentity, type OpenedMember } from './bootstrap.js';
 import { Cluster } from './cluster.js';
 import type { KeySpace } from './key-space.js';
@@ -83,6 +88,10 @@ export class Member implements KvService, LeaseApi {
   private readonly kv: KvFront;
   private readonly lease: LeaseFront;
   private readonly backups: BackupParts;
+  /** The Auth service, and who a call comes from while auth is enabled. */
+  readonly auth: AuthFront;
+  private readonly tokens: TokenProvider;
+  private readonly passwords: PasswordPool;
 
   /** Builds the parts in order, each from the ones before it; nothing runs until run(). */
   private constructor(
@@ -121,8 +130,11 @@ export class Member implements KvService, LeaseApi {
     );
     const { membership } = this;
     const extendMs = promoteExtendMs(opened.electionTicks, config.heartbeatIntervalMs);
+    this.tokens = createTokenProvider(config);
+    this.passwords = new PasswordPool(config.bcryptCost);
+    const { tokens, passwords } = this;
     this.applier = new Applier(
-      { memberId, keySpace, proposals, membership, raft, promoteExtendMs: extendMs },
+      { memberId, keySpace, proposals, membership, raft, promoteExtendMs: extendMs, tokens },
       storage.firstIndex() - 1,
     );
     const { applier } = this;
@@ -160,7 +172,17 @@ export class Member implements KvService, LeaseApi {
       lifecycle,
       logger,
     });
-    this.kv = new KvFront({ identity, keySpace, raft, loop, reads, quota, lifecycle });
+    this.auth = new AuthFront({
+      config,
+      keySpace,
+      loop,
+      readBarrier: () => this.kv.linearizableBarrier(),
+      appliedIndex: () => applier.index,
+      tokens,
+      passwords,
+    });
+    const { auth } = this;
+    this.kv = new KvFront({ auth, identity, keySpace, raft, loop, reads, quota, lifecycle });
     this.lease = new LeaseFront({
       config,
       memberId,
@@ -329,39 +351,55 @@ export class Member implements KvService, LeaseApi {
     return this.cluster.isLeader();
   }
 
-  range(request: RangeRequest): Promise<{ header: ResponseHeader; result: RangeResult }> {
-    return this.kv.range(request);
+  range(
+    request: RangeRequest,
+    credentials?: CallerCredentials,
+  ): Promise<{ header: ResponseHeader; result: RangeResult }> {
+    return this.kv.range(request, credentials);
   }
 
-  put(request: PutRequest): Promise<{ header: ResponseHeader; result: PutResult }> {
-    return this.kv.put(request);
+  put(request: PutRequest, credentials?: CallerCredentials): Promise<{ header: ResponseHeader; result: PutResult }> {
+    return this.kv.put(request, credentials);
   }
 
-  deleteRange(request: DeleteRangeRequest): Promise<{ header: ResponseHeader; result: DeleteRangeResult }> {
-    return this.kv.deleteRange(request);
+  deleteRange(
+    request: DeleteRangeRequest,
+    credentials?: CallerCredentials,
+  ): Promise<{ header: ResponseHeader; result: DeleteRangeResult }> {
+    return this.kv.deleteRange(request, credentials);
   }
 
-  txn(request: TxnRequest): Promise<{ header: ResponseHeader; result: TxnResult }> {
-    return this.kv.txn(request);
+  txn(request: TxnRequest, credentials?: CallerCredentials): Promise<{ header: ResponseHeader; result: TxnResult }> {
+    return this.kv.txn(request, credentials);
   }
 
-  compact(request: CompactionRequest): Promise<{ header: ResponseHeader }> {
-    return this.kv.compact(request);
+  compact(request: CompactionRequest, credentials?: CallerCredentials): Promise<{ header: ResponseHeader }> {
+    return this.kv.compact(request, credentials);
   }
 
   grant(id: bigint, ttlSeconds: number): Promise<{ id: bigint; ttlSeconds: number }> {
     return this.lease.grant(id, ttlSeconds);
   }
 
-  revoke(id: bigint): Promise<void> {
-    return this.lease.revoke(id);
+  /** With auth enabled, the caller needs write on every key the lease holds (checked again at apply). */
+  async revoke(id: bigint, credentials?: CallerCredentials): Promise<void> {
+    if (!this.auth.enabled) return this.lease.revoke(id);
+    const caller = await this.auth.callerOf(credentials);
+    checkLeaseKeys(this.keySpace.auth, caller, id, this.keySpace.lessor);
+    return this.lease.revoke(id, caller);
   }
 
   renew(id: bigint): Promise<number> {
     return this.lease.renew(id);
   }
 
-  timeToLive(id: bigint, withKeys: boolean): Promise<LeaseTimeToLive> {
+  /** With auth enabled, the caller needs read on every key the lease holds, as later etcd releases check. */
+  async timeToLive(id: bigint, withKeys: boolean, credentials?: CallerCredentials): Promise<LeaseTimeToLive> {
+    if (this.auth.enabled) {
+      const caller = await this.auth.callerOf(credentials);
+      if (caller === undefined) throw errors.userEmpty();
+      for (const key of this.keySpace.lessor.keysOf(id)) this.keySpace.auth.checkRange(caller, key, new Uint8Array(0));
+    }
     return this.lease.timeToLive(id, withKeys);
   }
 
@@ -404,6 +442,8 @@ export class Member implements KvService, LeaseApi {
     await this.snapshots.settleSending();
     await this.keySpace.backend.close();
     await this.wal.close();
+    this.tokens.close();
+    await this.passwords.close();
     this.lifecycle.send({ type: 'STOPPED' });
   }
 

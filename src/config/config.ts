@@ -12,7 +12,12 @@ import {
   leaseCheckpointIntervalMsDefault,
   quotaBackendBytesDefault,
   electionTimeoutMsMax,
+  bcryptCostDefault,
+  bcryptCostMax,
+  bcryptCostMin,
+  simpleTokenTtlSecondsDefault,
 } from '../lib/limits.js';
+import { parseTokenOptions, TokenOptionsError, type TokenOptions } from '../auth/token-options.js';
 import { packageRoot } from '../lib/paths.js';
 import type { MetricsLevel } from '../metrics/etcd-metrics.js';
 import { serverFlags, defaultName, defaultListenPeerUrls } from './flags.js';
@@ -100,6 +105,12 @@ export interface MemberConfig {
   leaseCheckpointIntervalMs: number;
   clientTls: TlsConfig;
   peerTls: TlsConfig;
+  /** --auth-token, parsed. */
+  authToken: TokenOptions;
+  /** --bcrypt-cost; a cost bcrypt refuses falls back to the default, as etcd does. */
+  bcryptCost: number;
+  /** --auth-token-ttl: how long a simple token lives after its last use. */
+  authTokenTtlSeconds: number;
 }
 
 export interface LoadedConfig {
@@ -210,7 +221,23 @@ function resolve(raw: RawFlags): MemberConfig {
     leaseCheckpointIntervalMs: leaseCheckpointIntervalMsDefault,
     clientTls: tlsConfig(raw, ''),
     peerTls: tlsConfig(raw, 'peer-'),
+    authToken: tokenOptions(str(raw, 'auth-token')),
+    bcryptCost: bcryptCost(num(raw, 'bcrypt-cost')),
+    authTokenTtlSeconds: num(raw, 'auth-token-ttl') || simpleTokenTtlSecondsDefault,
   };
+}
+
+function tokenOptions(text: string): TokenOptions {
+  try {
+    return parseTokenOptions(text);
+  } catch (error) {
+    if (error instanceof TokenOptionsError) throw new ConfigError(`failed to create token provider: ${error.message}`);
+    throw error;
+  }
+}
+
+function bcryptCost(cost: number): number {
+  return cost < bcryptCostMin || cost > bcryptCostMax ? bcryptCostDefault : cost;
 }
 
 let schemaValidator: AjvModule.ValidateFunction | undefined;

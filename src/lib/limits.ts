@@ -30,6 +30,17 @@ export const backendBatchIntervalMsDefault = 100;
 export const backendBatchLimitDefault = 10_000;
 /** etcd's defaultLeaseCheckpointInterval: how often the leader records a lease's remaining TTL. */
 export const leaseCheckpointIntervalMsDefault = 5 * 60 * 1_000;
+/** etcd's --auth-token default and its simple tokens' --auth-token-ttl default (seconds). */
+export const authTokenDefault = 'simple';
+export const simpleTokenTtlSecondsDefault = 300;
+/** etcd's JWT ttl option default (5m). */
+export const jwtTokenTtlMsDefault = 5 * 60 * 1_000;
+/** etcd's --bcrypt-cost default, and bcrypt's bounds: a cost outside them falls back to the default. */
+export const bcryptCostDefault = 10;
+export const bcryptCostMin = 4;
+export const bcryptCostMax = 31;
+/** Threads of the pool that hashes and checks passwords off the event loop. */
+export const bcryptThreadsMax = 2;
 /** etcd's maxLeaseCheckpointBatchSize: checkpoints proposed in one entry at most. */
 export const leaseCheckpointsPerBatchMax = 1_000;
 /** etcd's MaxLeaseTTL: 9,000,000,000 seconds. */

@@ -61,6 +61,8 @@ export interface BackendBatch {
   meta: Partial<BackendMeta>;
   /** Lease grants and revocations, committed with the key changes of the same entry. */
   leases?: LeaseBatch;
+  /** The whole auth store (src/auth/auth-store.ts encode()), replacing the one stored. */
+  auth?: Uint8Array;
 }
 
 export interface Backend {
@@ -78,6 +80,8 @@ export interface Backend {
   readMeta(): BackendMeta;
   /** Visits every lease record in ascending unsigned id order; sees every batch already written. */
   scanLeases(visit: (record: LeaseRecord) => void): void;
+  /** The auth store last written; undefined when none ever was. Sees every batch already written. */
+  readAuth(): Uint8Array | undefined;
   /** Resolves once every batch written so far is committed to storage. */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -118,6 +122,7 @@ export class MemoryBackend implements Backend {
   private mains: number[] = [];
   private meta: BackendMeta = { ...emptyMeta };
   private readonly leaseRecords = new Map<bigint, LeaseRecord>();
+  private auth: Uint8Array | undefined;
   private bytes = 0;
   private closed = false;
 
@@ -131,6 +136,7 @@ export class MemoryBackend implements Backend {
     for (const rev of batch.deletes) this.delete(rev);
     for (const record of batch.leases?.puts ?? []) this.leaseRecords.set(record.id, { ...record });
     for (const id of batch.leases?.deletes ?? []) this.leaseRecords.delete(id);
+    if (batch.auth !== undefined) this.auth = batch.auth.slice();
     this.meta = { ...this.meta, ...batch.meta };
     if (this.mains.length > 2 * this.byMain.size + 1024)
       this.mains = this.mains.filter((main) => this.byMain.has(main));
@@ -159,6 +165,10 @@ export class MemoryBackend implements Backend {
   scanLeases(visit: (record: LeaseRecord) => void): void {
     const ids = [...this.leaseRecords.keys()].sort(compareLeaseIds);
     for (const id of ids) visit({ ...this.leaseRecords.get(id)! });
+  }
+
+  readAuth(): Uint8Array | undefined {
+    return this.auth?.slice();
   }
 
   flush(): Promise<void> {

@@ -83,7 +83,12 @@ interface WriteGroup {
   meta: Partial<BackendMeta>;
   /** Lease puts (record) and deletes (null) in write order, so a revoke then re-grant of one ID ends granted. */
   leaseOps: { id: bigint; record: LeaseRecord | null }[];
+  /** The auth store's record, when a batch of the group replaced it. */
+  auth: Uint8Array | undefined;
 }
+
+/** The one record of the "auth" database: the whole auth store. */
+const authStateKey = 'state';
 
 interface LeaseOverlayEntry {
   seq: number;
@@ -172,6 +177,8 @@ export class LmdbBackend implements Backend {
   /** Meta written but not yet committed, and the group that last touched it. */
   private pendingMeta: Partial<BackendMeta> = {};
   private pendingMetaSeq = 0;
+  /** The auth record written but not yet committed, and the group that wrote it. */
+  private pendingAuth: { seq: number; bytes: Uint8Array } | undefined;
   private group: WriteGroup | undefined;
   /** Commits the open group when the batch interval ends. */
   private commitTimer: NodeJS.Timeout | undefined;
@@ -190,6 +197,7 @@ export class LmdbBackend implements Backend {
     private readonly keyDb: Database<Uint8Array, Uint8Array>,
     private readonly metaDb: Database<Uint8Array, string>,
     private readonly leaseDb: Database<Uint8Array, Uint8Array>,
+    private readonly authDb: Database<Uint8Array, string>,
     private readonly indexDb: Database<IndexRecord, Uint8Array>,
     private readonly batchIntervalMs: number,
     private readonly batchLimit: number,
@@ -207,6 +215,7 @@ export class LmdbBackend implements Backend {
     const keyDb = root.openDB<Uint8Array, Uint8Array>({ name: 'key', encoding: 'binary', keyEncoding: 'binary' });
     const metaDb = root.openDB<Uint8Array, string>({ name: 'meta', encoding: 'binary' });
     const leaseDb = root.openDB<Uint8Array, Uint8Array>({ name: 'lease', encoding: 'binary', keyEncoding: 'binary' });
+    const authDb = root.openDB<Uint8Array, string>({ name: 'auth', encoding: 'binary' });
     // lmdb-js takes keyEncoder at run time but does not declare it on DatabaseOptions.
     const indexOptions: DatabaseOptions & {
       name: string;
@@ -220,7 +229,7 @@ export class LmdbBackend implements Backend {
       batchIntervalMs >= 0 && batchLimit >= 1,
       () => `batch interval ${batchIntervalMs} ms and limit ${batchLimit} must be >= 0 and >= 1`,
     );
-    return new LmdbBackend(root, keyDb, metaDb, leaseDb, indexDb, batchIntervalMs, batchLimit);
+    return new LmdbBackend(root, keyDb, metaDb, leaseDb, authDb, indexDb, batchIntervalMs, batchLimit);
   }
 
   get(rev: Revision): StoredKeyValue | undefined {
@@ -250,6 +259,11 @@ export class LmdbBackend implements Backend {
       this.overlay.set(overlayKey(rev), { seq: group.seq, bytes: null });
     }
     this.queueLeases(group, batch);
+    if (batch.auth !== undefined) {
+      const bytes = batch.auth.slice();
+      group.auth = bytes;
+      this.pendingAuth = { seq: group.seq, bytes };
+    }
     if (Object.keys(batch.meta).length > 0) {
       Object.assign(group.meta, batch.meta);
       Object.assign(this.pendingMeta, batch.meta);
@@ -346,6 +360,12 @@ export class LmdbBackend implements Backend {
     this.commitObserver = observer;
   }
 
+  readAuth(): Uint8Array | undefined {
+    if (this.pendingAuth !== undefined) return this.pendingAuth.bytes.slice();
+    const bytes = this.authDb.get(authStateKey);
+    return bytes === undefined ? undefined : new Uint8Array(bytes);
+  }
+
   /** LMDB commits handed to lmdb-js so far (etcd counts its backend commits the same way). */
   commitCount(): number {
     return this.commitsStarted;
@@ -407,7 +427,7 @@ export class LmdbBackend implements Backend {
 
   private openGroup(): WriteGroup {
     if (this.group !== undefined) return this.group;
-    const group: WriteGroup = { seq: ++this.seq, puts: [], deletes: [], meta: {}, leaseOps: [] };
+    const group: WriteGroup = { seq: ++this.seq, puts: [], deletes: [], meta: {}, leaseOps: [], auth: undefined };
     this.group = group;
     if (this.batchIntervalMs === 0) queueMicrotask(() => this.commitGroup());
     else this.commitTimer = setTimeout(() => this.commitGroup(), this.batchIntervalMs).unref();
@@ -429,6 +449,7 @@ export class LmdbBackend implements Backend {
         if (record === null) void this.leaseDb.remove(encodeLeaseKey(id));
         else void this.leaseDb.put(encodeLeaseKey(id), encodeLeaseRecord(record));
       }
+      if (group.auth !== undefined) void this.authDb.put(authStateKey, group.auth);
       for (const [field, value] of Object.entries(group.meta) as [keyof BackendMeta, number][]) {
         void this.metaDb.put(metaKeys[field], encodeMetaNumber(value));
       }
@@ -459,6 +480,7 @@ export class LmdbBackend implements Backend {
     for (const { rev } of group.deletes) this.forget(rev, group.seq);
     if (this.pendingMetaSeq === group.seq) this.pendingMeta = {};
     for (const { id } of group.leaseOps) this.forgetLease(id, group.seq);
+    if (this.pendingAuth?.seq === group.seq) this.pendingAuth = undefined;
   }
 
   /** Adds a batch's lease changes to the group, in the order the batch gives: puts, then deletes. */

@@ -1,4 +1,5 @@
 /** The applier: entries in index order, snapshots forward only, each proposal answered by its own entry. */
+import { AuthStore } from '../../src/auth/auth-store.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Applier, type Applied, type ApplierParts } from '../../actors/member/apply.js';
@@ -52,7 +53,11 @@ function applierWith(appliedIndex = 0) {
   const confChanges: number[] = [];
   const parts = {
     memberId: self,
-    keySpace: { store, lessor: { isPrimary: false, promote: () => undefined, demote: () => undefined } },
+    keySpace: {
+      store,
+      lessor: { isPrimary: false, promote: () => undefined, demote: () => undefined },
+      auth: new AuthStore(),
+    },
     proposals,
     membership: {
       applyConfChange: (entry: Entry) => confChanges.push(entry.index),

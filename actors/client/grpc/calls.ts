@@ -215,6 +215,26 @@ function metadataOf(head: RequestHead): grpc.Metadata {
   return grpc.Metadata.fromHttp2Headers(headerObject(head.fields));
 }
 
+/** The first value of header `name` (lower case), without building the metadata. */
+function headerValue(head: RequestHead, name: string): string | undefined {
+  for (let i = 0; i < head.fields.length; i += 2) if (head.fields[i] === name) return head.fields[i + 1];
+  return undefined;
+}
+
+/** etcd reads a token from metadata `token`, or `authorization` as the JSON gateway passes it on. */
+function tokenOf(head: RequestHead): string | undefined {
+  return headerValue(head, 'token') ?? headerValue(head, 'authorization');
+}
+
+/** A certificate names the caller unless the JSON gateway makes the call on someone's behalf. */
+function commonNameOf(head: RequestHead, stream: Http2ServerStream): string | undefined {
+  if (headerValue(head, gatewayMarkerHeader) !== undefined) return undefined;
+  return stream.connection.clientCommonName();
+}
+
+/** The metadata grpc-gateway adds to every call it makes, by which etcd knows them. */
+export const gatewayMarkerHeader = 'grpcgateway-accept';
+
 /** Refusals that depend only on the headers: an encoding we cannot read. */
 function headRefusal(head: RequestHead): CallStatus | undefined {
   if (head.encoding === undefined || decompressors.has(head.encoding)) return undefined;
@@ -306,6 +326,14 @@ export class UnaryGrpcCall implements CallSide {
     return this.stream.connection.peer;
   }
 
+  token(): string | undefined {
+    return tokenOf(this.head);
+  }
+
+  commonName(): string | undefined {
+    return commonNameOf(this.head, this.stream);
+  }
+
   /** Made on first use: most handlers never look. Aborted once the call is over either way. */
   signal(): AbortSignal {
     this.aborter ??= new AbortController();
@@ -359,6 +387,14 @@ class UnaryCallContext implements UnaryContext {
   get signal(): AbortSignal {
     return this.call.signal();
   }
+
+  get token(): string | undefined {
+    return this.call.token();
+  }
+
+  get commonName(): string | undefined {
+    return this.call.commonName();
+  }
 }
 
 /**
@@ -397,6 +433,14 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
 
   getPeer(): string {
     return this.stream.connection.peer;
+  }
+
+  get token(): string | undefined {
+    return tokenOf(this.head);
+  }
+
+  get commonName(): string | undefined {
+    return commonNameOf(this.head, this.stream);
   }
 
   start(): void {

@@ -42,6 +42,7 @@ import {
 import { isTxnReadOnly } from '../../../src/api/txn-read-only.js';
 import { grpcOverheadBytes, requestBytesDefault, txnOpsDefault } from '../../../src/lib/limits.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
+import type { CallerCredentials } from '../../../src/auth/types.js';
 import type { GrpcRoute, GrpcRoutes, GrpcStreamCall } from './calls.js';
 import { GrpcTraffic, grpcTypeOf, MethodStats } from './call-stats.js';
 
@@ -53,7 +54,7 @@ export interface GrpcLimits {
 }
 
 /** What a unary handler learns about its call besides the request. */
-export interface UnaryContext {
+export interface UnaryContext extends CallerCredentials {
   metadata: grpc.Metadata;
   /** Size of the request as it came off the wire, for proposal size checks. */
   requestBytes: number;
@@ -95,37 +96,37 @@ function isStreaming(method: GrpcMethod): method is StreamingMethod {
 function kvHandlers(kv: KvService, limits: GrpcLimits): Partial<Record<UnaryMethod, UnaryHandler>> {
   const propose = (context: UnaryContext): void => checkProposalSize(context.requestBytes, limits.maxRequestBytes);
   return {
-    'etcdserverpb.KV/Range': async (decoded) => {
+    'etcdserverpb.KV/Range': async (decoded, context) => {
       const request = decoded as unknown as RangeRequest;
       checkRangeRequest(request);
-      const { header, result } = await kv.range(request);
+      const { header, result } = await kv.range(request, context);
       return new EncodedResponse(encodeRangeResponse(header, result)) as unknown as WireMessage;
     },
     'etcdserverpb.KV/Put': async (decoded, context) => {
       const request = decoded as unknown as PutRequest;
       checkPutRequest(request);
       propose(context);
-      const { header, result } = await kv.put(request);
+      const { header, result } = await kv.put(request, context);
       return new EncodedResponse(encodePutResponse(header, result)) as unknown as WireMessage;
     },
     'etcdserverpb.KV/DeleteRange': async (decoded, context) => {
       const request = decoded as unknown as DeleteRangeRequest;
       checkDeleteRangeRequest(request);
       propose(context);
-      const { header, result } = await kv.deleteRange(request);
+      const { header, result } = await kv.deleteRange(request, context);
       return new EncodedResponse(encodeDeleteRangeResponse(header, result)) as unknown as WireMessage;
     },
     'etcdserverpb.KV/Txn': async (decoded, context) => {
       const request = decoded as unknown as TxnRequest;
       checkTxnRequest(request, limits.maxTxnOps);
       if (!isTxnReadOnly(request)) propose(context);
-      const { header, result } = await kv.txn(request);
+      const { header, result } = await kv.txn(request, context);
       return new EncodedResponse(encodeTxnResponse(header, result)) as unknown as WireMessage;
     },
     'etcdserverpb.KV/Compact': async (wire, context) => {
       const request = compactionRequestFromWire(wire as unknown as WireCompactionRequest);
       propose(context);
-      const { header } = await kv.compact(request);
+      const { header } = await kv.compact(request, context);
       return compactionResponseToWire(header) as unknown as WireMessage;
     },
   };

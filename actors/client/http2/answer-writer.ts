@@ -6,6 +6,7 @@
  * rides along with the next answer. server.ts's Http2Connection extends this class with the
  * reading half, so both work on one object and a frame costs no extra hop.
  */
+import { verifiedCommonName } from '../tls.js';
 import type { Duplex } from 'node:stream';
 import {
   FrameFlag,
@@ -90,6 +91,11 @@ export abstract class Http2AnswerWriter {
     readonly routes: GrpcRoutes,
   ) {
     this.peer = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
+  }
+
+  /** The common name of the client's verified TLS certificate; undefined without one. */
+  clientCommonName(): string | undefined {
+    return verifiedCommonName(this.socket);
   }
 
   /** A whole unary answer: headers, one message and trailers, in one go when the windows allow. */
