@@ -126,3 +126,11 @@ export const progressNotifyIntervalMsMin = 100;
 export const syncRetryIntervalMs = 100;
 /** etcd's syncVictimsLoop period while victims wait. */
 export const victimRetryIntervalMs = 10;
+/** The audit log's records wait at most this long before they are appended to its file. */
+export const auditFlushIntervalMsDefault = 50;
+/** The audit log's file is fsynced this often while records arrive (and on close). */
+export const auditFsyncIntervalMsDefault = 1_000;
+/** Audit records waiting to be written hold at most this many bytes; more are dropped (and counted). */
+export const auditBufferedBytesMax = 16 * 1024 * 1024;
+/** A new cluster's member waits at most this long for a leader before it gives up applying --auth-bootstrap-file. */
+export const authBootstrapLeaderWaitMsMax = 60_000;
