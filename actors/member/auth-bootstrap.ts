@@ -16,8 +16,8 @@ import type { Logger } from '../shared/logger.js';
 export interface AuthBootstrapParts {
   config: Pick<MemberConfig, 'authBootstrapFile' | 'heartbeatIntervalMs'>;
   auth: Pick<AuthFront, 'request' | 'userAdd'>;
-  /** The auth store's revision and whether auth is on (both untouched in a new cluster). */
-  authState: () => { revision: number; enabled: boolean };
+  /** Whether the auth store is still as a new cluster's is (no change applied yet). */
+  authUntouched: () => boolean;
   /** The leader's ID as this member knows it (0n while none), and this member's. */
   leaderId: () => bigint;
   memberId: bigint;
@@ -67,8 +67,7 @@ export async function applyAuthBootstrap(parts: AuthBootstrapParts): Promise<voi
     const steps = authBootstrapSteps(file);
     if (!(await electedHere(parts))) return;
     await parts.readBarrier();
-    const state = parts.authState();
-    if (state.revision !== 0 || state.enabled) {
+    if (!parts.authUntouched()) {
       parts.logger.info({ file }, 'auth store already changed; auth bootstrap file not applied');
       return;
     }

@@ -10,6 +10,7 @@
  * client port and the worker use. Its lifecycle (machines/member-lifecycle.ts) is what every part
  * consults to refuse work once the member stops, fails or is removed.
  */
+import { AuthStore } from '../../src/auth/auth-store.js';
 import { applyAuthBootstrap } from './auth-bootstrap.js';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import type { MemberConfig } from '../../src/config/config.js';
@@ -220,7 +221,7 @@ export class Member implements KvService, LeaseApi {
     await applyAuthBootstrap({
       config: this.config,
       auth: this.auth,
-      authState: () => ({ revision: keySpace.auth.revision, enabled: keySpace.auth.enabled }),
+      authUntouched: () => !keySpace.auth.enabled && keySpace.auth.revision === AuthStore.decode(undefined).revision,
       leaderId: () => raft.status().leaderId,
       memberId: this.identity.memberId,
       readBarrier: () => this.kv.linearizableBarrier(),
