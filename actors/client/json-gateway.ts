@@ -6,6 +6,7 @@
  */
 import { gatewayMarkerHeader } from './grpc/calls.js';
 import { gatewayAuditHeaders, gatewayAuditSecret } from './grpc/audit-hook.js';
+import { verifiedCommonName } from './tls.js';
 import * as grpc from '@grpc/grpc-js';
 import * as http from 'node:http';
 import { readBodyBounded } from '../shared/http-body.js';
@@ -19,7 +20,7 @@ import {
   readJsonPrefix,
   type JsonPrefix,
 } from '../../src/api/jsonpb.js';
-import { grpcTexts } from '../../src/api/errors.js';
+import { gatewayTexts, grpcTexts } from '../../src/api/errors.js';
 import { unexpectedEofText } from '../../src/lib/protobuf.js';
 
 /**
@@ -90,6 +91,11 @@ export interface JsonGatewayOptions {
   target: () => string;
   /** Channel credentials for reaching the target; insecure when absent. */
   credentials?: grpc.ChannelCredentials;
+  /**
+   * True while etcd refuses gateway requests whose client certificate has a common name (client
+   * certificate auth and auth both enabled): the gateway's calls never take a user from it.
+   */
+  refuseCommonNames?: () => boolean;
   maxBodyBytes?: number;
 }
 
@@ -194,8 +200,7 @@ function sendError(request: http.IncomingMessage, response: http.ServerResponse,
 }
 
 /** Go's http.Error, which grpc-gateway uses for unknown paths and wrong methods. */
-function sendText(response: http.ServerResponse, status: number) {
-  const body = `${http.STATUS_CODES[status] ?? ''}\n`;
+function sendText(response: http.ServerResponse, status: number, body = `${http.STATUS_CODES[status] ?? ''}\n`) {
   response.writeHead(status, {
     'Content-Type': 'text/plain; charset=utf-8',
     'X-Content-Type-Options': 'nosniff',
@@ -446,6 +451,8 @@ export function createJsonGateway(options: JsonGatewayOptions): JsonGateway {
       })),
   };
   const listener: http.RequestListener = (request, response) => {
+    if (options.refuseCommonNames?.() === true && verifiedCommonName(request.socket) !== undefined)
+      return sendText(response, 400, `${gatewayTexts.commonNameIgnored}\n`);
     // etcd answers preflight requests itself, before the gateway sees them.
     if (request.method === 'OPTIONS') return void response.writeHead(200, { 'Content-Length': 0 }).end();
     const path = new URL(request.url ?? '/', 'http://localhost').pathname.replace(/^\/v3beta\//, '/v3/');

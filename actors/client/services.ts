@@ -310,6 +310,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     let boundPort = 0;
     const gateway = createJsonGateway({
       target: () => gatewayTarget(bindHost(url), boundPort),
+      refuseCommonNames: () => config.clientTls.clientCertAuth && member.auth.enabled,
       ...(material === undefined ? {} : { credentials: gatewayCredentials(material) }),
     });
     const listener = await listenClient({

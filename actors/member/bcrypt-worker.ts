@@ -4,9 +4,9 @@
  */
 import { hashSync, verifySync } from '@node-rs/bcrypt';
 
-/** A bcrypt hash of `password` at `cost`, in Go's $2a$ form as etcd writes it. */
+/** A bcrypt hash of `password` at `cost` ($2b$, which Go's bcrypt reads as well as its own $2a$). */
 export function hash(task: { password: string; cost: number }): string {
-  return hashSync(task.password, { cost: task.cost, version: '2a' });
+  return hashSync(task.password, task.cost);
 }
 
 /** Whether `password` matches `hash`. */

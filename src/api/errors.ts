@@ -163,6 +163,12 @@ export function watchRefusalReason(error: EtcdError): string {
   return `rpc error: code = ${grpcCodeNames[refusal.code] ?? 'Unknown'} desc = ${refusal.message}`;
 }
 
+/** What etcd's HTTP side answers the JSON gateway's callers with, outside gRPC. */
+export const gatewayTexts = {
+  /** A request with a named client certificate while client certificate auth and auth are on (400). */
+  commonNameIgnored: 'CommonName of client sending a request against gateway will be ignored and not used as expected',
+} as const;
+
 /** grpc-go's texts for a request it cannot take, which etcd's clients see unchanged. */
 export const grpcTexts = {
   messageTooLarge: (bytes: number, bytesMax: number) =>

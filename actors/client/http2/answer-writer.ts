@@ -6,7 +6,7 @@
  * rides along with the next answer. server.ts's Http2Connection extends this class with the
  * reading half, so both work on one object and a frame costs no extra hop.
  */
-import type { TLSSocket } from 'node:tls';
+import { verifiedCommonName } from '../tls.js';
 import type { Duplex } from 'node:stream';
 import {
   FrameFlag,
@@ -88,11 +88,7 @@ export abstract class Http2AnswerWriter {
 
   /** The common name of the client's verified TLS certificate; undefined without one. */
   clientCommonName(): string | undefined {
-    const socket = this.socket as Partial<TLSSocket>;
-    if (socket.authorized !== true || typeof socket.getPeerCertificate !== 'function') return undefined;
-    const name: unknown = socket.getPeerCertificate().subject?.CN;
-    if (Array.isArray(name)) return typeof name[0] === 'string' ? name[0] : undefined;
-    return typeof name === 'string' ? name : undefined;
+    return verifiedCommonName(this.socket);
   }
 
   /** A whole unary answer: headers, one message and trailers, in one go when the windows allow. */
