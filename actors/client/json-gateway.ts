@@ -5,6 +5,7 @@
  * one JSON object; stream answers are newline-delimited `{"result": ...}` objects.
  */
 import { gatewayMarkerHeader } from './grpc/calls.js';
+import { gatewayAuditHeaders, gatewayAuditSecret } from './grpc/audit-hook.js';
 import { verifiedCommonName } from './tls.js';
 import * as grpc from '@grpc/grpc-js';
 import * as http from 'node:http';
@@ -222,6 +223,10 @@ function statusOf(error: unknown): { code: number; message: string } {
 function outgoingMetadata(request: http.IncomingMessage): grpc.Metadata {
   const metadata = new grpc.Metadata();
   metadata.add(gatewayMarkerHeader, request.headers.accept ?? '*/*');
+  // The audit log records the call under the HTTP path and the HTTP client's address.
+  metadata.add(gatewayAuditHeaders.secret, gatewayAuditSecret);
+  metadata.add(gatewayAuditHeaders.path, (request.url ?? '').split('?')[0]!);
+  metadata.add(gatewayAuditHeaders.remote, `${request.socket.remoteAddress ?? ''}:${request.socket.remotePort ?? 0}`);
   for (const [name, value] of Object.entries(request.headers)) {
     if (value === undefined) continue;
     const values = Array.isArray(value) ? value : [value];

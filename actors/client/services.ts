@@ -25,6 +25,9 @@ import { concurrencyHostFor } from '../member/concurrency-host.js';
 import type { Logger } from '../shared/logger.js';
 import type { Member } from '../member/member.js';
 import type { TLSSocket } from 'node:tls';
+import { AuditLog, type AuditFields, type AuditSink } from '../audit/audit-log.js';
+import { subjectOf } from '../../src/audit/audit-record.js';
+import type { CallerCredentials } from '../../src/auth/types.js';
 
 export interface ClientServer {
   /** The URLs actually served (ports resolved when a URL asked for port 0). */
@@ -194,20 +197,53 @@ function streamingHandler(method: string): boolean {
   return (streamingMethods as readonly string[]).includes(method);
 }
 
-/** A watch needs read on its range while auth is enabled; a refusal is its cancel reason. */
-function watchAuthorizer(member: Member): WatchAuthorizer {
+/** A watch needs read on its range while auth is enabled; a refusal is its cancel reason (and audited). */
+function watchAuthorizer(member: Member, audit: AuditSink | undefined): WatchAuthorizer {
   return {
     enabled: () => member.auth.enabled,
     refusal: async (credentials, key, rangeEnd) => {
+      const seen = credentialsSeen(credentials);
       try {
-        await member.auth.checkRead(credentials, key, rangeEnd);
+        await member.auth.checkRead(seen, key, rangeEnd);
         return undefined;
       } catch (error) {
-        if (error instanceof EtcdError) return watchRefusalReason(error);
-        throw error;
+        if (!(error instanceof EtcdError)) throw error;
+        const reason = watchRefusalReason(error);
+        audit?.record(watchDenial(credentials, seen, error, key, rangeEnd));
+        return reason;
       }
     },
   };
+}
+
+/** A watch's credentials, told who the auth layer found the caller to be. */
+function credentialsSeen(credentials: CallerCredentials): CallerCredentials & { caller?: string; source?: string } {
+  const seen: CallerCredentials & { caller?: string; source?: 'token' | 'certificate' } = {
+    token: credentials.token,
+    commonName: credentials.commonName,
+    noteCaller: (caller, source) => {
+      seen.caller = caller.username;
+      seen.source = source;
+    },
+  };
+  return seen;
+}
+
+function watchDenial(
+  credentials: CallerCredentials,
+  seen: { caller?: string; source?: string },
+  error: EtcdError,
+  key: Uint8Array,
+  rangeEnd: Uint8Array,
+): AuditFields {
+  const peer = (credentials as { getPeer?: () => string }).getPeer?.() ?? ':0';
+  const method = '/etcdserverpb.Watch/Watch';
+  const record: AuditFields = { method, remote: peer, outcome: 'denied', code: error.code as number };
+  if (seen.caller !== undefined) {
+    record.identity = seen.caller;
+    record.identity_source = seen.source as AuditFields['identity_source'];
+  }
+  return { ...record, ...subjectOf('/etcdserverpb.KV/Range', { key, rangeEnd }) };
 }
 
 /** The --client-cert-allowed-hostname check for listenClient, when the flag is set. */
@@ -239,6 +275,7 @@ function warnIgnoredTls(config: MemberConfig, url: string, clientTlsSet: boolean
 
 /** Serves the member's client API on each listen-client-url. */
 export async function startClientServer(config: MemberConfig, member: Member, logger: Logger): Promise<ClientServer> {
+  const audit = config.auditLogPath === '' ? undefined : await AuditLog.open(config.auditLogPath, config.name, logger);
   const grpcServer = createGrpcServer({
     kv: learnerGuardedKv(member),
     handlers: learnerGuarded(member, {
@@ -252,12 +289,13 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
         wake: member.watchDriver.wake,
         progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
         maxRequestBytes: config.maxRequestBytes,
-        auth: watchAuthorizer(member),
+        auth: watchAuthorizer(member, audit),
       }),
     }),
     limits: { maxRequestBytes: config.maxRequestBytes, maxTxnOps: config.maxTxnOps },
     healthy: () => member.healthy(),
     logger,
+    ...(audit === undefined ? {} : { audit }),
   });
   member.metrics.attachGrpc(grpcServer);
   const health = (): HealthReport =>
@@ -329,6 +367,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     close: async () => {
       for (const gateway of gateways) gateway.close();
       await Promise.all(listeners.map((listener) => listener.close()));
+      await audit?.close();
     },
   };
 }

@@ -60,11 +60,15 @@ export class AuthFront {
         }
       }
       if (info === undefined) throw errors.invalidAuthToken();
+      credentials?.noteCaller?.(info, 'token');
       return info;
     }
     if (!this.parts.config.clientTls.clientCertAuth) return undefined;
     const commonName = credentials?.commonName;
-    return commonName === undefined ? undefined : { username: commonName, revision: auth.revision };
+    if (commonName === undefined) return undefined;
+    const fromCertificate = { username: commonName, revision: auth.revision };
+    credentials?.noteCaller?.(fromCertificate, 'certificate');
+    return fromCertificate;
   }
 
   /** Throws unless auth is off or the caller holds the root role (etcd's IsAdminPermitted). */

@@ -49,6 +49,8 @@ export function memberPaths(config: MemberConfig): MemberPaths {
 /** Everything a started member is built from; the transport is created but not started. */
 export interface OpenedMember {
   paths: MemberPaths;
+  /** This start bootstraps a new cluster (no WAL before, not joining an existing cluster). */
+  newCluster: boolean;
   identity: MemberIdentity;
   electionTicks: number;
   wal: WalClient;
@@ -116,6 +118,7 @@ export async function openMember(
   if (orphans > 0) logger.warn({ keys: orphans }, 'keys name leases that no longer exist');
   return {
     paths,
+    newCluster: fresh && joined === undefined,
     identity,
     electionTicks,
     wal,

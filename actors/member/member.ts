@@ -10,6 +10,8 @@
  * client port and the worker use. Its lifecycle (machines/member-lifecycle.ts) is what every part
  * consults to refuse work once the member stops, fails or is removed.
  */
+import { AuthStore } from '../../src/auth/auth-store.js';
+import { applyAuthBootstrap } from './auth-bootstrap.js';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import type { MemberConfig } from '../../src/config/config.js';
 import { errors } from '../../src/api/errors.js';
@@ -252,6 +254,22 @@ export class Member implements KvService, LeaseApi {
     this.loop.startTicking();
     this.lease.startExpiryLoop();
     this.cluster.publishAttributes();
+    if (opened.newCluster && this.config.authBootstrapFile !== '') void this.bootstrapAuth();
+  }
+
+  /** --auth-bootstrap-file, applied by the first leader of a new cluster (auth-bootstrap.ts). */
+  private async bootstrapAuth(): Promise<void> {
+    const { keySpace, raft, lifecycle } = this;
+    await applyAuthBootstrap({
+      config: this.config,
+      auth: this.auth,
+      authUntouched: () => !keySpace.auth.enabled && keySpace.auth.revision === AuthStore.decode(undefined).revision,
+      leaderId: () => raft.status().leaderId,
+      memberId: this.identity.memberId,
+      readBarrier: () => this.kv.linearizableBarrier(),
+      stopRequested: () => lifecycle.stopRequested,
+      logger: this.logger,
+    });
   }
 
   private connectTransport(): void {

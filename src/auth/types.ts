@@ -47,6 +47,8 @@ export interface AuthInfo {
 export interface CallerCredentials {
   readonly token: string | undefined;
   readonly commonName: string | undefined;
+  /** Told who the call was found to come from, and how (the audit log records it). */
+  noteCaller?(caller: AuthInfo, source: 'token' | 'certificate'): void;
 }
 
 export const rootUser = 'root';

@@ -20,6 +20,12 @@ import {
 import { parseTokenOptions, TokenOptionsError, type TokenOptions } from '../auth/token-options.js';
 import { packageRoot } from '../lib/paths.js';
 import type { MetricsLevel } from '../metrics/etcd-metrics.js';
+import {
+  AuthBootstrapError,
+  bootstrapSteps,
+  compileBootstrapSchema,
+  type BootstrapStep,
+} from '../auth/bootstrap-file.js';
 import { serverFlags, defaultName, defaultListenPeerUrls } from './flags.js';
 import {
   ConfigError,
@@ -111,6 +117,10 @@ export interface MemberConfig {
   bcryptCost: number;
   /** --auth-token-ttl: how long a simple token lives after its last use. */
   authTokenTtlSeconds: number;
+  /** --auth-bootstrap-file: users, roles and permissions applied when a new cluster starts; '' for none. */
+  authBootstrapFile: string;
+  /** --audit-log-path: where audit records are appended; '' for no audit log. */
+  auditLogPath: string;
 }
 
 export interface LoadedConfig {
@@ -224,6 +234,8 @@ function resolve(raw: RawFlags): MemberConfig {
     authToken: tokenOptions(str(raw, 'auth-token')),
     bcryptCost: bcryptCost(num(raw, 'bcrypt-cost')),
     authTokenTtlSeconds: num(raw, 'auth-token-ttl') || simpleTokenTtlSecondsDefault,
+    authBootstrapFile: str(raw, 'auth-bootstrap-file'),
+    auditLogPath: str(raw, 'audit-log-path'),
   };
 }
 
@@ -251,6 +263,32 @@ function checkSchema(config: MemberConfig): void {
   if (!schemaValidator(config)) {
     const problems = (schemaValidator.errors ?? []).map((error) => `${error.instancePath || '/'} ${error.message}`);
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+}
+
+let bootstrapValidator: ReturnType<typeof compileBootstrapSchema> | undefined;
+
+/** The steps --auth-bootstrap-file asks for; a ConfigError (exit 1) when it cannot be read or applied. */
+export function authBootstrapSteps(
+  path: string,
+  readFile = (file: string) => readFileSync(file, 'utf8'),
+): BootstrapStep[] {
+  let source: string;
+  try {
+    source = readFile(path);
+  } catch (error) {
+    throw new ConfigError(
+      `error loading auth bootstrap file: ${goOpenErrorText(path, error as NodeJS.ErrnoException)}`,
+    );
+  }
+  bootstrapValidator ??= compileBootstrapSchema(
+    JSON.parse(readFileSync(join(packageRoot(), 'schemas', 'auth-bootstrap.schema.json'), 'utf8')),
+  );
+  try {
+    return bootstrapSteps(path, source, bootstrapValidator);
+  } catch (error) {
+    if (error instanceof AuthBootstrapError) throw new ConfigError(error.message);
+    throw error;
   }
 }
 
@@ -353,6 +391,7 @@ function finish(raw: RawFlags, printVersion: boolean, printHelp: boolean): Loade
   if (printVersion || printHelp) return { config, printVersion, printHelp, warnings };
   checkSchema(config);
   checkRules(config);
+  if (config.authBootstrapFile !== '') authBootstrapSteps(config.authBootstrapFile);
   return { config, printVersion, printHelp, warnings };
 }
 

@@ -226,6 +226,18 @@ export const serverFlags: readonly FlagSpec[] = [
     'Specify the cost / strength of the bcrypt algorithm for hashing auth passwords.',
   ),
   flag('auth-token-ttl', 'uint', String(simpleTokenTtlSecondsDefault), 'Time (in seconds) of the auth-token-ttl.'),
+  flag(
+    'auth-bootstrap-file',
+    'string',
+    '',
+    'Path to a YAML or JSON file of users, roles and permissions (and whether auth is enabled) applied once when a new cluster starts.',
+  ),
+  flag(
+    'audit-log-path',
+    'string',
+    '',
+    'Path to a JSON Lines audit log of authentication attempts, denied requests and requests that change the cluster.',
+  ),
   flag('logger', 'string', 'zap', "Currently only supports 'zap' for structured logging."),
   flag(
     'log-outputs',

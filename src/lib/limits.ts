@@ -201,3 +201,11 @@ export const unfinishedStreamIdleMsMax = 30_000;
 export const clientHandshakeMsMax = 10_000;
 /** After connecting (and the TLS handshake), a client must send its first bytes, the HTTP/2 preface and SETTINGS within this. */
 export const clientPrefaceMsMax = 10_000;
+/** The audit log's records wait at most this long before they are appended to its file. */
+export const auditFlushIntervalMsDefault = 50;
+/** The audit log's file is fsynced this often while records arrive (and on close). */
+export const auditFsyncIntervalMsDefault = 1_000;
+/** Audit records waiting to be written hold at most this many bytes; more are dropped (and counted). */
+export const auditBufferedBytesMax = 16 * 1024 * 1024;
+/** A new cluster's member waits at most this long for a leader before it gives up applying --auth-bootstrap-file. */
+export const authBootstrapLeaderWaitMsMax = 60_000;

@@ -395,6 +395,10 @@ class UnaryCallContext implements UnaryContext {
   get commonName(): string | undefined {
     return this.call.commonName();
   }
+
+  header(name: string): string | undefined {
+    return headerValue(this.call.head, name);
+  }
 }
 
 /**

@@ -45,6 +45,8 @@ import { createLogger, type Logger } from '../../shared/logger.js';
 import type { CallerCredentials } from '../../../src/auth/types.js';
 import type { GrpcRoute, GrpcRoutes, GrpcStreamCall } from './calls.js';
 import { GrpcTraffic, grpcTypeOf, MethodStats } from './call-stats.js';
+import type { AuditSink } from '../../audit/audit-log.js';
+import { auditedHandlers } from './audit-hook.js';
 
 export interface GrpcLimits {
   /** etcd's --max-request-bytes: the largest proposal accepted. */
@@ -61,6 +63,8 @@ export interface UnaryContext extends CallerCredentials {
   peer: string;
   /** Aborted when the client cancels the call or its deadline passes. */
   signal: AbortSignal;
+  /** The first value of request header `name` (lower case). */
+  header?(name: string): string | undefined;
 }
 
 /**
@@ -81,6 +85,8 @@ export interface GrpcServerOptions {
   /** Health.Check answers SERVING while this says true. */
   healthy?: () => boolean | Promise<boolean>;
   logger?: Logger;
+  /** Where the audit records of unary calls go (--audit-log-path); none when absent. */
+  audit?: AuditSink;
 }
 
 function splitMethod(method: GrpcMethod): { service: string; name: string } {
@@ -177,11 +183,13 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcRoutes {
   const logger = options.logger ?? createLogger('info', ['default'], { component: 'grpc-server' });
   // etcd lets gRPC accept messages up to --max-request-bytes plus framing headroom.
   const receiveLimitBytes = limits.maxRequestBytes + grpcOverheadBytes;
-  const handlers: GrpcHandlers = {
+  const allHandlers: GrpcHandlers = {
     ...healthHandlers(options.healthy ?? (() => true)),
     ...kvHandlers(options.kv, limits),
     ...options.handlers,
   };
+  const handlers =
+    options.audit === undefined ? allHandlers : auditedHandlers(allHandlers, streamingMethods, options.audit);
   const byPath = new Map<string, GrpcRoute>();
   const services = new Set<string>();
   for (const method of grpcMethods) {
