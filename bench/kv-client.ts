@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 const putMethod = '/etcdserverpb.KV/Put';
 const rangeMethod = '/etcdserverpb.KV/Range';
 const txnMethod = '/etcdserverpb.KV/Txn';
+const authenticateMethod = '/etcdserverpb.Auth/Authenticate';
 const wireVarint = 0;
 const wireLengthDelimited = 2;
 /** etcd's default client receive limit is far above anything the bench reads; keep gRPC's cap generous. */
@@ -24,14 +25,37 @@ export interface KvReply {
 /** One gRPC channel to one endpoint; many concurrent calls may share it. */
 export class KvConnection {
   private readonly client: grpc.Client;
+  /** Every call carries this token (metadata "token") when the connection was given one. */
+  private readonly tokenMetadata: grpc.Metadata | undefined;
 
-  /** `endpoint` is host:port or http://host:port. */
-  constructor(endpoint: string) {
+  /** `endpoint` is host:port or http://host:port; `token` is an auth token every call carries. */
+  constructor(endpoint: string, token?: string) {
     const target = endpoint.replace(/^https?:\/\//, '');
     // A local subchannel pool gives each connection its own TCP socket, as --conns intends.
     this.client = new grpc.Client(target, grpc.credentials.createInsecure(), {
       'grpc.use_local_subchannel_pool': 1,
       'grpc.max_receive_message_length': receiveMessageBytesMax,
+    });
+    if (token !== undefined) {
+      this.tokenMetadata = new grpc.Metadata();
+      this.tokenMetadata.set('token', token);
+    }
+  }
+
+  /** etcd's Authenticate: resolves with the token for `name` (AuthenticateResponse.token, field 2). */
+  authenticate(name: string, password: string, deadlineMs: number): Promise<string> {
+    const request = Buffer.concat([lengthDelimited(1, Buffer.from(name)), lengthDelimited(2, Buffer.from(password))]);
+    return new Promise((resolve, reject) => {
+      this.client.makeUnaryRequest<Buffer, string>(
+        authenticateMethod,
+        (message) => message,
+        decodeToken,
+        request,
+        new grpc.Metadata(),
+        { deadline: Date.now() + deadlineMs },
+        (error, token) =>
+          error !== null || token === undefined ? reject(error ?? new Error('empty reply')) : resolve(token),
+      );
     });
   }
 
@@ -61,7 +85,7 @@ export class KvConnection {
         (message) => message,
         decodeReply,
         request,
-        new grpc.Metadata(),
+        this.tokenMetadata?.clone() ?? new grpc.Metadata(),
         { deadline: Date.now() + deadlineMs },
         (error, reply) =>
           error !== null || reply === undefined ? reject(error ?? new Error('empty reply')) : resolve(reply),
@@ -101,6 +125,15 @@ export function decodeReply(message: Buffer): KvReply {
     }
   });
   return { revision, count };
+}
+
+/** AuthenticateResponse.token (field 2). */
+function decodeToken(message: Buffer): string {
+  let token = '';
+  forEachField(message, (field, wireType, _value, start, end) => {
+    if (field === 2 && wireType === wireLengthDelimited) token = message.subarray(start, end).toString();
+  });
+  return token;
 }
 
 function lengthDelimited(field: number, bytes: Buffer): Buffer {

@@ -3,7 +3,7 @@
  * `benchmark put` / `benchmark range` / `benchmark txn-put`. Latencies go into an HDR
  * histogram; requests that complete during the warm-up are not counted.
  *
- *   tsetcd-bench --endpoints 127.0.0.1:2379 --conns 4 --clients 64 --duration 10 --op put [--rate N] [--plot FILE.svg]
+ *   tsetcd-bench --endpoints 127.0.0.1:2379 --conns 4 --clients 64 --duration 10 --op put [--rate N] [--plot FILE.svg] [--user NAME:PASSWORD]
  */
 import { realpathSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -56,6 +56,8 @@ export interface LoadOptions {
   readonly deadlineMs: number;
   /** At most this many requests per second over all clients, warm-up included; 0 for no limit. */
   readonly ratePerSec: number;
+  /** etcd benchmark's --user "name:password": every request carries a token for that user. */
+  readonly user?: string;
 }
 
 export interface LatencySummaryUs {
@@ -294,12 +296,26 @@ async function clientLoop(run: LoadRun, connection: KvConnection): Promise<void>
   }
 }
 
+/** Authenticates --user once, on the first endpoint; every connection then carries the token. */
+async function tokenFor(options: LoadOptions): Promise<string> {
+  const user = options.user as string;
+  const colon = user.indexOf(':');
+  if (colon <= 0) throw new Error(`--user must be name:password, saw ${JSON.stringify(user)}`);
+  const connection = new KvConnection(options.endpoints[0] as string);
+  try {
+    return await connection.authenticate(user.slice(0, colon), user.slice(colon + 1), options.deadlineMs);
+  } finally {
+    connection.close();
+  }
+}
+
 /** Runs one workload and returns its measured summary; with a `progress` sink, draws a progress bar on it meanwhile. */
 export async function runLoad(options: LoadOptions, progress?: ProgressSink): Promise<LoadResult> {
   validate(options);
+  const token = options.user === undefined ? undefined : await tokenFor(options);
   const connections = Array.from(
     { length: options.conns },
-    (_, i) => new KvConnection(options.endpoints[i % options.endpoints.length] as string),
+    (_, i) => new KvConnection(options.endpoints[i % options.endpoints.length] as string, token),
   );
   const run = new LoadRun(options);
   const stopProgress = progress === undefined ? undefined : startProgress(progress, () => progressOf(run));
@@ -398,7 +414,7 @@ export function formatLoadResult(result: LoadResult): string {
 const usage = `usage: tsetcd-bench [--endpoints h:p,...] [--conns N] [--clients N] [--total N | --duration S]
   [--warmup S] [--key-size B] [--val-size B] [--key-space N] [--sequential-keys]
   [--op put|range|txn-put] [--consistency l|s] [--txn-ops N] [--deadline S] [--rate N]
-  [--json] [--plot FILE.svg]`;
+  [--json] [--plot FILE.svg] [--user NAME:PASSWORD]`;
 
 /** Parses command-line flags into load options (durations in seconds). */
 export function parseLoadArgs(argv: readonly string[]): { options: LoadOptions; json: boolean; plotPath?: string } {
@@ -422,6 +438,7 @@ export function parseLoadArgs(argv: readonly string[]): { options: LoadOptions; 
       rate: { type: 'string', default: '0' },
       json: { type: 'boolean', default: false },
       plot: { type: 'string' },
+      user: { type: 'string' },
     },
   });
   const seconds = (text: string | undefined, fallbackMs: number): number =>
@@ -444,6 +461,7 @@ export function parseLoadArgs(argv: readonly string[]): { options: LoadOptions; 
     txnOps: Number(values['txn-ops']),
     deadlineMs: seconds(values.deadline, requestDeadlineMsDefault),
     ratePerSec: Number(values.rate),
+    ...(values.user === undefined ? {} : { user: values.user }),
   });
   return { options, json: values.json === true, plotPath: values.plot };
 }

@@ -51,7 +51,7 @@ function parseArgs(argv: readonly string[]): RestartOptions {
   return options;
 }
 
-type KvClient = grpc.Client &
+export type KvClient = grpc.Client &
   Record<
     string,
     (
@@ -61,14 +61,16 @@ type KvClient = grpc.Client &
     ) => void
   >;
 
-function kvClient(endpoint: string): KvClient {
+/** A KV client over grpc-js for loading keys. */
+export function kvClient(endpoint: string): KvClient {
   const loaded = grpc.loadPackageDefinition(loadProtos()) as unknown as {
     etcdserverpb: { KV: new (address: string, credentials: grpc.ChannelCredentials) => KvClient };
   };
   return new loaded.etcdserverpb.KV(endpoint.replace(/^http:\/\//, ''), grpc.credentials.createInsecure());
 }
 
-function call(client: KvClient, method: string, request: unknown, timeoutMs = 30_000): Promise<unknown> {
+/** One unary KV call. */
+export function call(client: KvClient, method: string, request: unknown, timeoutMs = 30_000): Promise<unknown> {
   return new Promise((resolve, reject) => {
     client[method]!(request, { deadline: Date.now() + timeoutMs }, (error, response) =>
       error ? reject(error) : resolve(response),
@@ -76,7 +78,7 @@ function call(client: KvClient, method: string, request: unknown, timeoutMs = 30
   });
 }
 
-function rssMiB(pid: number): number {
+export function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const match = /VmRSS:\s+(\d+) kB/.exec(status);
   return match ? Number(match[1]) / 1024 : Number.NaN;
@@ -86,7 +88,11 @@ function duMiB(path: string): number {
   return Number(execFileSync('du', ['-sk', path], { encoding: 'utf8' }).split('\t')[0]) / 1024;
 }
 
-async function load(client: KvClient, options: RestartOptions): Promise<void> {
+/** Puts `keys` keys key/00000000... in txns of `batch` puts, `concurrency` txns at a time. */
+export async function load(
+  client: KvClient,
+  options: Pick<RestartOptions, 'keys' | 'valSize' | 'batch' | 'concurrency'>,
+): Promise<void> {
   const value = Buffer.alloc(options.valSize, 'v');
   let next = 0;
   const worker = async () => {

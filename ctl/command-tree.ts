@@ -228,10 +228,39 @@ export function rootCommands(runners: Record<string, (context: CommandContext) =
     missing('move-leader', 'Transfers leadership to another etcd cluster member.'),
     missing('watch', 'Watches events stream on keys or prefixes'),
     { name: 'version', use: 'version', short: 'Prints the version of etcdctl', flags: [], run: runners.version },
+    {
+      name: 'snapshot',
+      use: 'snapshot <subcommand>',
+      short: 'Manages etcd node snapshots',
+      flags: [],
+      children: [
+        {
+          name: 'save',
+          use: 'save <filename>',
+          short: 'Stores an etcd node backend snapshot to a given file',
+          flags: [],
+          missing: true,
+        },
+        {
+          name: 'restore',
+          use: 'restore <filename> [options]',
+          short: 'Restores an etcd member snapshot to an etcd directory',
+          flags: snapshotRestoreFlags,
+          run: runners['snapshot restore'],
+        },
+        {
+          name: 'status',
+          use: 'status <filename>',
+          short: 'Gets backend snapshot status of a given file',
+          long: snapshotStatusLong,
+          flags: [],
+          run: runners['snapshot status'],
+        },
+      ],
+    },
     ...[
       ['lease', 'Lease related commands'],
       ['member', 'Membership related commands'],
-      ['snapshot', 'Manages etcd node snapshots'],
       ['make-mirror', 'Makes a mirror at the destination etcd cluster'],
       ['migrate', 'Migrates keys in a v2 store to a mvcc store'],
       ['lock', 'Acquires a named lock'],
@@ -245,6 +274,40 @@ export function rootCommands(runners: Record<string, (context: CommandContext) =
     ].map(([name, short]) => missing(name ?? '', short ?? '')),
   ];
 }
+
+const snapshotStatusLong = `When --write-out is set to simple, this command prints out comma-separated status lists for each endpoint.
+The items in the lists are hash, revision, total keys, total size.
+`;
+
+const snapshotRestoreFlags: readonly FlagSpec[] = [
+  { name: 'data-dir', kind: 'string', defaultText: '', usage: 'Path to the data directory' },
+  {
+    name: 'wal-dir',
+    kind: 'string',
+    defaultText: '',
+    usage: 'Path to the WAL directory (use --data-dir if none given)',
+  },
+  {
+    name: 'initial-cluster',
+    kind: 'string',
+    defaultText: 'default=http://localhost:2380',
+    usage: 'Initial cluster configuration for restore bootstrap',
+  },
+  {
+    name: 'initial-cluster-token',
+    kind: 'string',
+    defaultText: 'etcd-cluster',
+    usage: 'Initial cluster token for the etcd cluster during restore bootstrap',
+  },
+  {
+    name: 'initial-advertise-peer-urls',
+    kind: 'string',
+    defaultText: 'http://localhost:2380',
+    usage: "List of this member's peer URLs to advertise to the rest of the cluster",
+  },
+  { name: 'name', kind: 'string', defaultText: 'default', usage: 'Human-readable name for this member' },
+  bool('skip-hash-check', 'Ignore snapshot integrity hash value (required if copied from data directory)'),
+];
 
 const statusLong = `When --write-out is set to simple, this command prints out comma-separated status lists for each endpoint.
 The items in the lists are endpoint, ID, version, db size, is leader, is learner, raft term, raft index, raft applied index, errors.

@@ -15,6 +15,7 @@ import { renderUsage } from './usage.js';
 // help and usage errors then answer without paying for either.
 const kvCommands = (): Promise<typeof import('./kv-commands.js')> => import('./kv-commands.js');
 const endpointCommands = (): Promise<typeof import('./endpoint-commands.js')> => import('./endpoint-commands.js');
+const snapshotCommands = (): Promise<typeof import('./snapshot-commands.js')> => import('./snapshot-commands.js');
 type Runner = (context: CommandContext) => Promise<void>;
 
 /** Nesting depth of etcdctl's command tree is two; anything deeper is a bug in the tree. */
@@ -35,6 +36,8 @@ const root: CommandSpec = {
     version: async (context) => (await kvCommands()).runVersion(context),
     'endpoint health': async (context) => (await endpointCommands()).runEndpointHealth(context),
     'endpoint status': async (context) => (await endpointCommands()).runEndpointStatus(context),
+    'snapshot status': async (context) => (await snapshotCommands()).runSnapshotStatus(context),
+    'snapshot restore': async (context) => (await snapshotCommands()).runSnapshotRestore(context),
   } satisfies Record<string, Runner>),
 };
 

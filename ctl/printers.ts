@@ -9,6 +9,7 @@ import type { Message } from './client.js';
 import { goDurationString } from '../src/lib/go-duration.js';
 import { goJsonString, goQuote, humanizeBytes } from './go-format.js';
 import { ExitCode, exitWithError, type Output } from './output.js';
+import type { EtcdDbStatus } from '../src/snap/etcd-db.js';
 
 export type OutputFormat = 'simple' | 'json' | 'fields' | 'table' | 'protobuf';
 
@@ -160,6 +161,33 @@ export class Printer {
           this.options.serialize(method, withoutDefaultFields(`etcdserverpb.${typeName}`, response)),
         );
       case 'table':
+        this.unsupported();
+    }
+  }
+
+  /** `snapshot status`: hash, revision, total keys, total size. */
+  dbStatus(status: EtcdDbStatus): void {
+    const row = [
+      status.hash.toString(16),
+      String(status.revision),
+      String(status.totalKey),
+      humanizeBytes(status.totalSize),
+    ];
+    switch (this.options.format) {
+      case 'simple':
+        return this.line(row.join(', '));
+      case 'json':
+        return this.line(
+          `{"hash":${status.hash},"revision":${status.revision},"totalKey":${status.totalKey},"totalSize":${status.totalSize}}`,
+        );
+      case 'fields':
+        this.line(`"Hash" : ${status.hash}`);
+        this.line(`"Revision" : ${status.revision}`);
+        this.line(`"Keys" : ${status.totalKey}`);
+        return this.line(`"Size" : ${status.totalSize}`);
+      case 'table':
+        return this.output.out(renderTable(['hash', 'revision', 'total keys', 'total size'], [row]));
+      case 'protobuf':
         this.unsupported();
     }
   }

@@ -4,6 +4,9 @@
  * clients pass through exactly the checks, guards and limits gRPC clients do. Unary answers are
  * one JSON object; stream answers are newline-delimited `{"result": ...}` objects.
  */
+import { gatewayMarkerHeader } from './grpc/calls.js';
+import { gatewayAuditHeaders, gatewayAuditSecret } from './grpc/audit-hook.js';
+import { verifiedCommonName } from './tls.js';
 import * as grpc from '@grpc/grpc-js';
 import * as http from 'node:http';
 import { readBodyBounded } from '../shared/http-body.js';
@@ -17,7 +20,7 @@ import {
   readJsonPrefix,
   type JsonPrefix,
 } from '../../src/api/jsonpb.js';
-import { grpcTexts } from '../../src/api/errors.js';
+import { gatewayTexts, grpcTexts } from '../../src/api/errors.js';
 import { unexpectedEofText } from '../../src/lib/protobuf.js';
 
 /**
@@ -88,6 +91,11 @@ export interface JsonGatewayOptions {
   target: () => string;
   /** Channel credentials for reaching the target; insecure when absent. */
   credentials?: grpc.ChannelCredentials;
+  /**
+   * True while etcd refuses gateway requests whose client certificate has a common name (client
+   * certificate auth and auth both enabled): the gateway's calls never take a user from it.
+   */
+  refuseCommonNames?: () => boolean;
   maxBodyBytes?: number;
 }
 
@@ -192,8 +200,7 @@ function sendError(request: http.IncomingMessage, response: http.ServerResponse,
 }
 
 /** Go's http.Error, which grpc-gateway uses for unknown paths and wrong methods. */
-function sendText(response: http.ServerResponse, status: number) {
-  const body = `${http.STATUS_CODES[status] ?? ''}\n`;
+function sendText(response: http.ServerResponse, status: number, body = `${http.STATUS_CODES[status] ?? ''}\n`) {
   response.writeHead(status, {
     'Content-Type': 'text/plain; charset=utf-8',
     'X-Content-Type-Options': 'nosniff',
@@ -209,9 +216,17 @@ function statusOf(error: unknown): { code: number; message: string } {
   return { code: grpc.status.UNKNOWN, message: error instanceof Error ? error.message : String(error) };
 }
 
-/** grpc-gateway passes Authorization through (etcd reads its token from it) and Grpc-Metadata-*. */
+/**
+ * grpc-gateway passes Authorization through (etcd reads its token from it) and Grpc-Metadata-*,
+ * and marks its calls, so that the gateway's own TLS certificate never names the caller.
+ */
 function outgoingMetadata(request: http.IncomingMessage): grpc.Metadata {
   const metadata = new grpc.Metadata();
+  metadata.add(gatewayMarkerHeader, request.headers.accept ?? '*/*');
+  // The audit log records the call under the HTTP path and the HTTP client's address.
+  metadata.add(gatewayAuditHeaders.secret, gatewayAuditSecret);
+  metadata.add(gatewayAuditHeaders.path, (request.url ?? '').split('?')[0]!);
+  metadata.add(gatewayAuditHeaders.remote, `${request.socket.remoteAddress ?? ''}:${request.socket.remotePort ?? 0}`);
   for (const [name, value] of Object.entries(request.headers)) {
     if (value === undefined) continue;
     const values = Array.isArray(value) ? value : [value];
@@ -436,6 +451,8 @@ export function createJsonGateway(options: JsonGatewayOptions): JsonGateway {
       })),
   };
   const listener: http.RequestListener = (request, response) => {
+    if (options.refuseCommonNames?.() === true && verifiedCommonName(request.socket) !== undefined)
+      return sendText(response, 400, `${gatewayTexts.commonNameIgnored}\n`);
     // etcd answers preflight requests itself, before the gateway sees them.
     if (request.method === 'OPTIONS') return void response.writeHead(200, { 'Content-Length': 0 }).end();
     const path = new URL(request.url ?? '/', 'http://localhost').pathname.replace(/^\/v3beta\//, '/v3/');

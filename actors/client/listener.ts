@@ -11,9 +11,7 @@ import type { GrpcRoutes } from './grpc/calls.js';
 import { serveGrpcConnection } from './http2/server.js';
 import type { Http2ServerOptions } from './http2/server-options.js';
 import { http2Preface } from '../../src/http2/frames.js';
-
-/** A connection that sends nothing for this long is closed before any protocol is chosen. */
-const firstBytesTimeoutMs = 10_000;
+import { clientHandshakeMsMax, clientPrefaceMsMax } from '../../src/lib/limits.js';
 
 export interface HealthReport {
   health: boolean;
@@ -131,7 +129,9 @@ function httpListener(handlers: HttpHandlers): http.RequestListener {
 
 /**
  * Reads until the bytes seen either match the whole HTTP/2 preface or stop matching it, then
- * puts them back so the chosen server reads the connection from its first byte.
+ * puts them back so the chosen server reads the connection from its first byte. A client that
+ * has not shown which protocol it speaks clientPrefaceMsMax after connecting is closed, however
+ * slowly it trickles bytes in.
  */
 function classify(socket: net.Socket): Promise<'grpc' | 'http' | 'closed'> {
   return new Promise((resolve) => {
@@ -139,7 +139,7 @@ function classify(socket: net.Socket): Promise<'grpc' | 'http' | 'closed'> {
     const finish = (kind: 'grpc' | 'http' | 'closed') => {
       socket.off('data', onData);
       socket.off('end', onEnd);
-      socket.setTimeout(0);
+      clearTimeout(deadline);
       socket.pause();
       if (seen.length > 0) socket.unshift(seen);
       resolve(kind);
@@ -153,10 +153,11 @@ function classify(socket: net.Socket): Promise<'grpc' | 'http' | 'closed'> {
     const onEnd = () => finish(seen.length === 0 ? 'closed' : 'http');
     socket.on('data', onData);
     socket.once('end', onEnd);
-    socket.setTimeout(firstBytesTimeoutMs, () => {
+    const deadline = setTimeout(() => {
       finish('closed');
       socket.destroy();
-    });
+    }, clientPrefaceMsMax);
+    deadline.unref();
   });
 }
 
@@ -194,8 +195,11 @@ export async function listenClient(options: ClientListenerOptions): Promise<Clie
     });
   };
   const server = options.tls
-    ? tls.createServer({ ALPNCallback: chooseProtocol, ...options.tls }, route)
+    ? tls.createServer({ ALPNCallback: chooseProtocol, handshakeTimeout: clientHandshakeMsMax, ...options.tls }, route)
     : net.createServer(route);
+  // Node reports a handshake that failed or timed out (handshakeTimeout) here and leaves the
+  // socket open; nothing more will come of it.
+  server.on('tlsClientError', (_error: Error, socket: tls.TLSSocket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     const listening = () => {

@@ -1,11 +1,11 @@
 /**
  * A member's client side: the gRPC services (KV, plus what the member already answers of
- * Maintenance and Cluster) and HTTP/1.1 /health, /version and /metrics, on every --listen-client-urls,
+ * Maintenance, Snapshot included, and Cluster) and HTTP/1.1 /health, /version and /metrics, on every --listen-client-urls,
  * and /metrics with /health on every --listen-metrics-urls.
  */
 import { headerToWire, streamingMethods } from '../../src/api/proto-wire.js';
 import type { WireMessage } from '../../src/api/proto-wire.js';
-import { errors } from '../../src/api/errors.js';
+import { errors, EtcdError, watchRefusalReason } from '../../src/api/errors.js';
 import { AlarmAction, AlarmType, alarmTypeOf, type AlarmMember } from '../../src/alarm/alarm-store.js';
 import type { KvService } from '../../src/api/types.js';
 import type { ClusterMember } from '../../src/membership/cluster-member.js';
@@ -18,12 +18,17 @@ import { allowedHostnameCheck, gatewayCredentials, readClientTlsMaterial, server
 import { http2ServerOptions } from './http2/server-options.js';
 import { leaseHandlers } from './grpc/lease-service.js';
 import { createJsonGateway, gatewayTarget, type JsonGateway } from './json-gateway.js';
-import { watchHandler } from './grpc/watch-service.js';
+import { watchHandler, type WatchAuthorizer } from './grpc/watch-service.js';
+import { snapshotHandler } from './grpc/snapshot-service.js';
 import { concurrencyHandlers } from './grpc/concurrency-service.js';
+import { authHandlers } from './grpc/auth-service.js';
 import { concurrencyHostFor } from '../member/concurrency-host.js';
 import type { Logger } from '../shared/logger.js';
 import type { Member } from '../member/member.js';
 import type { TLSSocket } from 'node:tls';
+import { AuditLog, type AuditFields, type AuditSink } from '../audit/audit-log.js';
+import { subjectOf } from '../../src/audit/audit-record.js';
+import type { CallerCredentials } from '../../src/auth/types.js';
 
 export interface ClientServer {
   /** The URLs actually served (ports resolved when a URL asked for port 0). */
@@ -71,8 +76,9 @@ function alarmActionOf(value: unknown): AlarmAction {
   return AlarmAction.get;
 }
 
-function maintenanceHandlers(member: Member): GrpcHandlers {
+function maintenanceHandlers(member: Member, logger: Logger): GrpcHandlers {
   return {
+    'etcdserverpb.Maintenance/Snapshot': snapshotHandler(member, logger),
     'etcdserverpb.Maintenance/Status': async (): Promise<WireMessage> => {
       const status = member.status();
       return {
@@ -97,9 +103,13 @@ function maintenanceHandlers(member: Member): GrpcHandlers {
       };
     },
     // Alarm, Defragment and MoveLeader are for root only once auth is on: the auth check goes here.
-    'etcdserverpb.Maintenance/Alarm': async (request: WireMessage): Promise<WireMessage> => {
+    'etcdserverpb.Maintenance/Alarm': async (request: WireMessage, context): Promise<WireMessage> => {
       const alarm = alarmTypeOf(request.alarm);
       const action = alarmActionOf(request.action);
+      // With auth enabled, listing alarms needs a user and changing them needs root, as in the
+      // etcd releases after 3.4 (3.4 itself lets anyone call Alarm).
+      if (action === AlarmAction.get) await member.auth.checkUser(context);
+      else await member.auth.checkAdmin(context);
       const answer = await member.alarm({ action, memberId: wireId(request.memberID), alarm: alarm ?? AlarmType.none });
       return { header: headerToWire(answer.header), alarms: answer.alarms.map(alarmMemberToWire) };
     },
@@ -116,6 +126,35 @@ function maintenanceHandlers(member: Member): GrpcHandlers {
       return { header: headerToWire(member.header()) };
     },
   };
+}
+
+/**
+ * Calls only a root-role user may make while auth is enabled: membership changes, Defragment,
+ * Hash, HashKV and MoveLeader (etcd's authMaintenanceServer and checkMembershipOperationPermission, with the
+ * checks later releases added).
+ */
+const adminMethods: readonly string[] = [
+  'etcdserverpb.Maintenance/Defragment',
+  'etcdserverpb.Maintenance/Hash',
+  'etcdserverpb.Maintenance/HashKV',
+  'etcdserverpb.Maintenance/MoveLeader',
+  'etcdserverpb.Cluster/MemberAdd',
+  'etcdserverpb.Cluster/MemberRemove',
+  'etcdserverpb.Cluster/MemberUpdate',
+  'etcdserverpb.Cluster/MemberPromote',
+];
+
+function adminGuarded(member: Member, handlers: GrpcHandlers): GrpcHandlers {
+  const guarded: Record<string, unknown> = { ...handlers };
+  for (const method of adminMethods) {
+    const handler = (handlers as Record<string, UnaryHandler | undefined>)[method];
+    if (handler === undefined) continue;
+    guarded[method] = (async (request, context) => {
+      if (member.auth.enabled) await member.auth.checkAdmin(context);
+      return handler(request, context);
+    }) as UnaryHandler;
+  }
+  return guarded as GrpcHandlers;
 }
 
 function clusterHandlers(member: Member): GrpcHandlers {
@@ -156,14 +195,14 @@ function learnerGuardedKv(member: Member): KvService {
     if (member.isLearner()) throw errors.notSupportedForLearner();
   };
   return {
-    range: async (request) => {
+    range: async (request, credentials) => {
       if (!request.serializable) refuse();
-      return member.range(request);
+      return member.range(request, credentials);
     },
-    put: async (request) => (refuse(), member.put(request)),
-    deleteRange: async (request) => (refuse(), member.deleteRange(request)),
-    txn: async (request) => (refuse(), member.txn(request)),
-    compact: async (request) => (refuse(), member.compact(request)),
+    put: async (request, credentials) => (refuse(), member.put(request, credentials)),
+    deleteRange: async (request, credentials) => (refuse(), member.deleteRange(request, credentials)),
+    txn: async (request, credentials) => (refuse(), member.txn(request, credentials)),
+    compact: async (request, credentials) => (refuse(), member.compact(request, credentials)),
   };
 }
 
@@ -190,6 +229,55 @@ function learnerGuarded(member: Member, handlers: GrpcHandlers): GrpcHandlers {
 
 function streamingHandler(method: string): boolean {
   return (streamingMethods as readonly string[]).includes(method);
+}
+
+/** A watch needs read on its range while auth is enabled; a refusal is its cancel reason (and audited). */
+function watchAuthorizer(member: Member, audit: AuditSink | undefined): WatchAuthorizer {
+  return {
+    enabled: () => member.auth.enabled,
+    refusal: async (credentials, key, rangeEnd) => {
+      const seen = credentialsSeen(credentials);
+      try {
+        await member.auth.checkRead(seen, key, rangeEnd);
+        return undefined;
+      } catch (error) {
+        if (!(error instanceof EtcdError)) throw error;
+        const reason = watchRefusalReason(error);
+        audit?.record(watchDenial(credentials, seen, error, key, rangeEnd));
+        return reason;
+      }
+    },
+  };
+}
+
+/** A watch's credentials, told who the auth layer found the caller to be. */
+function credentialsSeen(credentials: CallerCredentials): CallerCredentials & { caller?: string; source?: string } {
+  const seen: CallerCredentials & { caller?: string; source?: 'token' | 'certificate' } = {
+    token: credentials.token,
+    commonName: credentials.commonName,
+    noteCaller: (caller, source) => {
+      seen.caller = caller.username;
+      seen.source = source;
+    },
+  };
+  return seen;
+}
+
+function watchDenial(
+  credentials: CallerCredentials,
+  seen: { caller?: string; source?: string },
+  error: EtcdError,
+  key: Uint8Array,
+  rangeEnd: Uint8Array,
+): AuditFields {
+  const peer = (credentials as { getPeer?: () => string }).getPeer?.() ?? ':0';
+  const method = '/etcdserverpb.Watch/Watch';
+  const record: AuditFields = { method, remote: peer, outcome: 'denied', code: error.code as number };
+  if (seen.caller !== undefined) {
+    record.identity = seen.caller;
+    record.identity_source = seen.source as AuditFields['identity_source'];
+  }
+  return { ...record, ...subjectOf('/etcdserverpb.KV/Range', { key, rangeEnd }) };
 }
 
 /** The --client-cert-allowed-hostname check for listenClient, when the flag is set. */
@@ -221,11 +309,12 @@ function warnIgnoredTls(config: MemberConfig, url: string, clientTlsSet: boolean
 
 /** Serves the member's client API on each listen-client-url. */
 export async function startClientServer(config: MemberConfig, member: Member, logger: Logger): Promise<ClientServer> {
+  const audit = config.auditLogPath === '' ? undefined : await AuditLog.open(config.auditLogPath, config.name, logger);
   const grpcServer = createGrpcServer({
     kv: learnerGuardedKv(member),
     handlers: learnerGuarded(member, {
-      ...maintenanceHandlers(member),
-      ...clusterHandlers(member),
+      ...adminGuarded(member, { ...maintenanceHandlers(member, logger), ...clusterHandlers(member) }),
+      ...authHandlers({ header: () => member.header(), auth: member.auth }),
       ...leaseHandlers(member),
       ...concurrencyHandlers(concurrencyHostFor(member)),
       'etcdserverpb.Watch/Watch': watchHandler({
@@ -234,11 +323,13 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
         wake: member.watchDriver.wake,
         progressNotifyIntervalMs: config.watchProgressNotifyIntervalMs,
         maxRequestBytes: config.maxRequestBytes,
+        auth: watchAuthorizer(member, audit),
       }),
     }),
     limits: { maxRequestBytes: config.maxRequestBytes, maxTxnOps: config.maxTxnOps },
     healthy: () => member.healthy(),
     logger,
+    ...(audit === undefined ? {} : { audit }),
   });
   member.metrics.attachGrpc(grpcServer);
   const health = (excludedAlarms: ReadonlySet<string>): HealthReport => {
@@ -266,6 +357,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     let boundPort = 0;
     const gateway = createJsonGateway({
       target: () => (socketPath === undefined ? gatewayTarget(bindHost(url), boundPort) : `unix:${socketPath}`),
+      refuseCommonNames: () => config.clientTls.clientCertAuth && member.auth.enabled,
       ...(material === undefined ? {} : { credentials: gatewayCredentials(material) }),
     });
     const listener = await listenClient({
@@ -309,6 +401,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     close: async () => {
       for (const gateway of gateways) gateway.close();
       await Promise.all(listeners.map((listener) => listener.close()));
+      await audit?.close();
     },
   };
 }

@@ -74,3 +74,12 @@ export function allowedHostnameCheck(config: TlsConfig): ((socket: tls.TLSSocket
     return certificate.raw !== undefined && tls.checkServerIdentity(hostname, certificate) === undefined;
   };
 }
+
+/** The common name of a connection's verified TLS client certificate; undefined without one. */
+export function verifiedCommonName(socket: unknown): string | undefined {
+  const tlsSocket = socket as Partial<tls.TLSSocket> | undefined;
+  if (tlsSocket?.authorized !== true || typeof tlsSocket.getPeerCertificate !== 'function') return undefined;
+  const name: unknown = tlsSocket.getPeerCertificate().subject?.CN;
+  const first: unknown = Array.isArray(name) ? name[0] : name;
+  return typeof first === 'string' && first !== '' ? first : undefined;
+}

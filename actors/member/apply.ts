@@ -9,7 +9,10 @@ import { errors, EtcdError } from '../../src/api/errors.js';
 import { decodeProposal, mayBeMemberAttributes } from '../../src/api/proposal-codec.js';
 import type { ProposalBody, ProposalResult } from '../../src/api/types.js';
 import { AlarmType, type AlarmChange } from '../../src/alarm/alarm-store.js';
+import type { AuthInfo, AuthRequest } from '../../src/auth/types.js';
 import { applyLeaseProposal } from '../../src/lease/apply.js';
+import type { TokenHooks } from '../../src/auth/auth-store.js';
+import { checkProposal } from '../../src/auth/enforce.js';
 import { assert, unreachable } from '../../src/lib/assert.js';
 import { slowApplyMs } from '../../src/lib/limits.js';
 import type { ProposalWaiters } from '../../src/server/proposal-waiters.js';
@@ -30,7 +33,9 @@ export interface Applied {
 /** What the applier needs from the rest of the member, each given at construction. */
 export interface ApplierParts {
   memberId: bigint;
-  keySpace: Pick<KeySpace, 'store' | 'lessor' | 'alarms' | 'backend'>;
+  keySpace: Pick<KeySpace, 'store' | 'lessor' | 'alarms' | 'auth' | 'backend'>;
+  /** The member's tokens, told of authentications and of users losing theirs. */
+  tokens: TokenHooks;
   proposals: ProposalWaiters<Applied>;
   membership: Pick<Membership, 'applyConfChange' | 'applyMemberAttributes'>;
   raft: Pick<RawNode, 'status'>;
@@ -108,12 +113,14 @@ export class Applier {
   }
 
   /** Applies a proposal body to the part that owns it; refusals are thrown as EtcdError. */
-  private applyBody(entry: Entry, body: ProposalBody): ProposalResult {
+  private applyBody(entry: Entry, caller: AuthInfo | undefined, body: ProposalBody): ProposalResult {
     const { store, lessor } = this.parts.keySpace;
     switch (body.type) {
       case 'memberAttributes':
         store.recordApplied(entry.index, entry.term);
         return { type: 'memberAttributes' };
+      case 'auth':
+        return this.applyAuth(entry, caller, body.auth);
       case 'alarm':
         return this.applyAlarm(entry, body.alarm);
       case 'leaseGrant':
@@ -184,7 +191,7 @@ export class Applier {
   }
 
   private applyProposal(entry: Entry): void {
-    const { store } = this.parts.keySpace;
+    const { store, auth } = this.parts.keySpace;
     const { proposals } = this.parts;
     // An entry replayed after a restart that the store already holds changes nothing, and nobody
     // waits for it; only member attributes, which live with the membership, are applied again.
@@ -209,7 +216,10 @@ export class Applier {
     const overQuota = this.parts.quota.exceeded(writeCostBytes(body));
     let result: ProposalResult;
     try {
-      result = this.applyBody(entry, body);
+      // With auth enabled, a write is checked again against the store as it is now (as etcd's
+      // auth applier does): the check before proposing may have seen an older auth revision.
+      if (auth.enabled) this.checkPermission(entry, envelope.caller, body);
+      result = this.applyBody(entry, envelope.caller, body);
     } catch (error) {
       if (!(error instanceof EtcdError)) throw error;
       waiter?.reject(error);
@@ -223,5 +233,28 @@ export class Applier {
       return;
     }
     waiter?.resolve({ result, revision: store.currentRevision });
+  }
+
+  /** Refusals still consume their entry, recorded as applied so a restart does not redo it. */
+  private checkPermission(entry: Entry, caller: AuthInfo | undefined, body: ProposalBody): void {
+    const { store, lessor, auth } = this.parts.keySpace;
+    try {
+      checkProposal(auth, caller, body, lessor);
+    } catch (error) {
+      if (error instanceof EtcdError) store.recordApplied(entry.index, entry.term);
+      throw error;
+    }
+  }
+
+  /** An Auth service request: a change is written to the backend with the entry's index. */
+  private applyAuth(entry: Entry, caller: AuthInfo | undefined, request: AuthRequest): ProposalResult {
+    const { store, auth, backend } = this.parts.keySpace;
+    try {
+      const { response, changed } = auth.apply(request, caller, entry.index, this.parts.tokens);
+      if (changed) backend.write({ puts: [], deletes: [], meta: {}, auth: auth.encode() });
+      return { type: 'auth', auth: response };
+    } finally {
+      store.recordApplied(entry.index, entry.term);
+    }
   }
 }

@@ -16,6 +16,7 @@ import { MemoryStorage } from '../../src/raft/storage.js';
 import { type Entry, EntryType, type HardState } from '../../src/raft/types.js';
 import { decodeMembership, loadSnapFile, type SnapshotMembership } from '../../src/snap/snap-file.js';
 import { Wal } from '../../src/wal/wal.js';
+import { memberDataPaths, type MemberPaths } from '../../src/lib/paths.js';
 import { RawNode } from '../../machines/raw-node.js';
 import type { RaftTransport } from '../peer/links.js';
 import { MessagePortTransport } from '../peer/port-transport.js';
@@ -38,27 +39,18 @@ export interface MemberIdentity {
   clusterId: bigint;
 }
 
-export interface MemberPaths {
-  memberDir: string;
-  walDir: string;
-  snapDir: string;
-  backendPath: string;
-}
+export type { MemberPaths };
 
 /** etcd's on-disk layout: <data-dir>/member/{wal,snap/db}. */
 export function memberPaths(config: MemberConfig): MemberPaths {
-  const memberDir = join(config.dataDir, 'member');
-  return {
-    memberDir,
-    walDir: config.walDir || join(memberDir, 'wal'),
-    snapDir: join(memberDir, 'snap'),
-    backendPath: join(memberDir, 'snap', 'db'),
-  };
+  return memberDataPaths(config.dataDir, config.walDir);
 }
 
 /** Everything a started member is built from; the transport is created but not started. */
 export interface OpenedMember {
   paths: MemberPaths;
+  /** This start bootstraps a new cluster (no WAL before, not joining an existing cluster). */
+  newCluster: boolean;
   identity: MemberIdentity;
   electionTicks: number;
   wal: WalClient;
@@ -129,6 +121,7 @@ export async function openMember(
   return {
     restarted: !fresh,
     paths,
+    newCluster: fresh && joined === undefined,
     identity,
     electionTicks,
     wal,

@@ -5,6 +5,8 @@
 import { errors } from '../../src/api/errors.js';
 import type { ConcurrencyHost, ConcurrencyWatchBatch, ConcurrencyWatchRequest } from '../../src/concurrency/host.js';
 import type { Member } from './member.js';
+import type { KvService } from '../../src/api/types.js';
+import type { CallerCredentials } from '../../src/auth/types.js';
 
 /** Watch IDs of recipe watchers live apart from client watch streams (the store does not read them). */
 const recipeWatchIdBase = -1_000_000;
@@ -12,10 +14,23 @@ let nextRecipeWatchId = recipeWatchIdBase;
 
 /** Builds the ConcurrencyHost the Lock and Election services run on. */
 export function concurrencyHostFor(member: Member): ConcurrencyHost {
-  return {
+  const host: ConcurrencyHost = {
     kv: member,
     grantLease: async (ttlSeconds) => (await member.grant(0n, ttlSeconds)).id,
     watch: (request, onBatch, signal) => watchSpan(member, request, onBatch, signal),
+    forCaller: (credentials) => (member.auth.enabled ? { ...host, kv: kvAs(member, credentials) } : host),
+  };
+  return host;
+}
+
+/** The member's KV with every request made by the holder of `credentials`. */
+function kvAs(member: Member, credentials: CallerCredentials): KvService {
+  return {
+    range: (request) => member.range(request, credentials),
+    put: (request) => member.put(request, credentials),
+    deleteRange: (request) => member.deleteRange(request, credentials),
+    txn: (request) => member.txn(request, credentials),
+    compact: (request) => member.compact(request, credentials),
   };
 }
 

@@ -1,11 +1,12 @@
 /**
- * The applied state a member serves from: the LMDB backend, the lessor and the MVCC key space
- * rebuilt from them, and the watchable store fed by every applied change. The backend is replaced
+ * The applied state a member serves from: the LMDB backend, the lessor, the auth store and the
+ * MVCC key space rebuilt from them, and the watchable store fed by every applied change. The backend is replaced
  * when a snapshot from the leader is installed, so the parts that read it ask this object for the
  * current one rather than keeping their own reference.
  */
 import type { MemberConfig } from '../../src/config/config.js';
 import { AlarmStore, type AlarmMember } from '../../src/alarm/alarm-store.js';
+import { AuthStore } from '../../src/auth/auth-store.js';
 import { Lessor, minLeaseTtlSeconds } from '../../src/lease/lessor.js';
 import type { KvStore } from '../../src/mvcc/kv-store.js';
 import { LmdbBackend, type LmdbBackendOptions } from '../../src/mvcc/lmdb-backend.js';
@@ -30,6 +31,8 @@ export class KeySpace {
     readonly watchDriver: WatchDriver,
     /** The raised alarms, as the backend keeps them. */
     readonly alarms: AlarmStore,
+    /** Users, roles and permissions, kept in the backend with the keys (and so in snapshots). */
+    readonly auth: AuthStore,
   ) {}
 
   /** Opens the backend at `backendPath` and rebuilds the lessor and the key index from it. */
@@ -48,7 +51,9 @@ export class KeySpace {
       { wake: watchDriver.wake },
     );
     watchDriver.attach(watchable);
-    return new KeySpace(backend, config, lessor, store, watchable, watchDriver, new AlarmStore(storedAlarms(backend)));
+    const auth = AuthStore.decode(backend.readAuth());
+    const alarms = new AlarmStore(storedAlarms(backend));
+    return new KeySpace(backend, config, lessor, store, watchable, watchDriver, alarms, auth);
   }
 
   /** Hands every backend commit, of this backend and of those that replace it, to `observer`. */
@@ -74,6 +79,7 @@ export class KeySpace {
     if (this.lessor.isPrimary) this.lessor.demote();
     this.lessor.recover(this.current);
     this.lessor.recoverAttachments(this.store.takeRestoredLeases());
+    this.auth.restore(this.current.readAuth());
     this.watchable.resync();
     this.alarms.reset(storedAlarms(this.current));
     return old;

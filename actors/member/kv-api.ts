@@ -27,12 +27,18 @@ import type { RawNode } from '../../machines/raw-node.js';
 import type { MemberIdentity } from './bootstrap.js';
 import type { KeySpace } from './key-space.js';
 import { putCostBytes, txnCostBytes, type BackendQuota } from './quota.js';
+import type { AuthStore } from '../../src/auth/auth-store.js';
+import { checkDeleteRange, checkPut, checkRange, checkTxn } from '../../src/auth/enforce.js';
+import type { AuthInfo, CallerCredentials } from '../../src/auth/types.js';
+import type { AuthFront } from './auth-api.js';
 import type { RaftLoop } from './raft-loop.js';
 
 /** What the KV front needs from the rest of the member, each given at construction. */
 export interface KvFrontParts {
+  /** Who calls, and the auth store the permission checks read; consulted only while auth is enabled. */
+  auth: Pick<AuthFront, 'enabled' | 'callerOf'>;
   identity: MemberIdentity;
-  keySpace: Pick<KeySpace, 'store' | 'backend'>;
+  keySpace: Pick<KeySpace, 'store' | 'backend' | 'auth' | 'lessor'>;
   raft: Pick<RawNode, 'status'>;
   loop: Pick<RaftLoop, 'propose' | 'wake'>;
   reads: ReadIndexQueue<Waiter<void>>;
@@ -59,37 +65,67 @@ export class KvFront implements KvService {
     return { ...this.header(), revision };
   }
 
-  async range(request: RangeRequest): Promise<{ header: ResponseHeader; result: RangeResult }> {
+  async range(
+    request: RangeRequest,
+    credentials?: CallerCredentials,
+  ): Promise<{ header: ResponseHeader; result: RangeResult }> {
     if (!request.serializable) await this.linearizableBarrier();
+    if (this.parts.auth.enabled) {
+      const read = () => this.parts.keySpace.store.range(request);
+      return this.readAs(credentials, (auth, caller) => checkRange(auth, caller, request), read);
+    }
     const result = this.parts.keySpace.store.range(request);
     return { header: this.header(), result };
   }
 
-  async put(request: PutRequest): Promise<{ header: ResponseHeader; result: PutResult }> {
+  async put(
+    request: PutRequest,
+    credentials?: CallerCredentials,
+  ): Promise<{ header: ResponseHeader; result: PutResult }> {
     await this.parts.quota.check(putCostBytes(request));
-    const { result: outcome, revision } = await this.parts.loop.propose({ type: 'put', put: request });
+    const caller = this.parts.auth.enabled
+      ? await this.writerOf(credentials, (auth, who) => checkPut(auth, who, request, this.parts.keySpace.lessor))
+      : undefined;
+    const { result: outcome, revision } = await this.parts.loop.propose({ type: 'put', put: request }, caller);
     return { header: this.headerAt(revision), result: (outcome as { put: PutResult }).put };
   }
 
-  async deleteRange(request: DeleteRangeRequest): Promise<{ header: ResponseHeader; result: DeleteRangeResult }> {
-    const { result: outcome, revision } = await this.parts.loop.propose({ type: 'deleteRange', deleteRange: request });
+  async deleteRange(
+    request: DeleteRangeRequest,
+    credentials?: CallerCredentials,
+  ): Promise<{ header: ResponseHeader; result: DeleteRangeResult }> {
+    const caller = this.parts.auth.enabled
+      ? await this.writerOf(credentials, (auth, who) => checkDeleteRange(auth, who, request))
+      : undefined;
+    const body = { type: 'deleteRange', deleteRange: request } as const;
+    const { result: outcome, revision } = await this.parts.loop.propose(body, caller);
     return { header: this.headerAt(revision), result: (outcome as { deleteRange: DeleteRangeResult }).deleteRange };
   }
 
-  async txn(request: TxnRequest): Promise<{ header: ResponseHeader; result: TxnResult }> {
+  async txn(
+    request: TxnRequest,
+    credentials?: CallerCredentials,
+  ): Promise<{ header: ResponseHeader; result: TxnResult }> {
+    const check = (auth: AuthStore, who: AuthInfo | undefined) =>
+      checkTxn(auth, who, request, this.parts.keySpace.lessor);
     if (isTxnReadOnly(request)) {
       // A read-only txn needs no log entry, only a linearizable read point unless every range in
       // it is serializable, as in etcd.
       if (!isTxnSerializable(request)) await this.linearizableBarrier();
-      return { header: this.header(), result: this.parts.keySpace.store.txn(request) };
+      const read = () => this.parts.keySpace.store.txn(request);
+      if (this.parts.auth.enabled) return this.readAs(credentials, check, read);
+      return { header: this.header(), result: read() };
     }
     await this.parts.quota.check(txnCostBytes(request));
-    const { result: outcome, revision } = await this.parts.loop.propose({ type: 'txn', txn: request });
+    const caller = this.parts.auth.enabled ? await this.writerOf(credentials, check) : undefined;
+    const { result: outcome, revision } = await this.parts.loop.propose({ type: 'txn', txn: request }, caller);
     return { header: this.headerAt(revision), result: (outcome as { txn: TxnResult }).txn };
   }
 
-  async compact(request: CompactionRequest): Promise<{ header: ResponseHeader }> {
-    const { revision } = await this.parts.loop.propose({ type: 'compaction', compaction: request });
+  /** Compaction is open to every authenticated caller, as in etcd; the caller still travels with it. */
+  async compact(request: CompactionRequest, credentials?: CallerCredentials): Promise<{ header: ResponseHeader }> {
+    const caller = this.parts.auth.enabled ? await this.parts.auth.callerOf(credentials) : undefined;
+    const { revision } = await this.parts.loop.propose({ type: 'compaction', compaction: request }, caller);
     if (request.physical) await this.parts.keySpace.backend.flush();
     return { header: this.headerAt(revision) };
   }
@@ -97,6 +133,34 @@ export class KvFront implements KvService {
   /** etcd's HashKV over the store at `revision` (0: current). */
   hashKv(revision: number): { hash: number; revision: number; compactRevision: number } {
     return this.parts.keySpace.store.hashKV(revision);
+  }
+
+  /**
+   * etcd's doSerialize: a read is checked, served, and refused after all when the auth store
+   * changed while it was served.
+   */
+  private async readAs<T>(
+    credentials: CallerCredentials | undefined,
+    check: (auth: AuthStore, caller: AuthInfo | undefined) => void,
+    read: () => T,
+  ): Promise<{ header: ResponseHeader; result: T }> {
+    const caller = await this.parts.auth.callerOf(credentials);
+    const { auth } = this.parts.keySpace;
+    check(auth, caller);
+    const result = read();
+    if (caller !== undefined && caller.revision !== 0 && caller.revision !== auth.revision)
+      throw errors.authOldRevision();
+    return { header: this.header(), result };
+  }
+
+  /** The caller of a write, checked before proposing; its apply checks again (apply.ts). */
+  private async writerOf(
+    credentials: CallerCredentials | undefined,
+    check: (auth: AuthStore, caller: AuthInfo | undefined) => void,
+  ): Promise<AuthInfo | undefined> {
+    const caller = await this.parts.auth.callerOf(credentials);
+    check(this.parts.keySpace.auth, caller);
+    return caller;
   }
 
   /** Resolves once everything committed before the call is applied (Raft ReadIndex). */

@@ -5,6 +5,7 @@
  * proposes lease checkpoints on a timer. Leases have their own leader-only path and their own
  * timers, which is why they are apart from the KV front.
  */
+import type { AuthInfo } from '../../src/auth/types.js';
 import { errors } from '../../src/api/errors.js';
 import type { MemberConfig } from '../../src/config/config.js';
 import { LeaseIdGenerator } from '../../src/lease/lease-id.js';
@@ -71,8 +72,9 @@ export class LeaseFront {
     return (outcome as { leaseGrant: { id: bigint; ttlSeconds: number } }).leaseGrant;
   }
 
-  async revoke(id: bigint): Promise<void> {
-    await this.parts.loop.propose({ type: 'leaseRevoke', leaseRevoke: { id } });
+  /** `caller`: who asks, while auth is enabled (the apply checks their permissions again). */
+  async revoke(id: bigint, caller?: AuthInfo): Promise<void> {
+    await this.parts.loop.propose({ type: 'leaseRevoke', leaseRevoke: { id } }, caller);
   }
 
   /**

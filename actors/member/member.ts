@@ -10,6 +10,8 @@
  * client port and the worker use. Its lifecycle (machines/member-lifecycle.ts) is what every part
  * consults to refuse work once the member stops, fails or is removed.
  */
+import { AuthStore } from '../../src/auth/auth-store.js';
+import { applyAuthBootstrap } from './auth-bootstrap.js';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import type { MemberConfig } from '../../src/config/config.js';
 import { errors } from '../../src/api/errors.js';
@@ -52,6 +54,11 @@ import { peerRefusals, PeerTransport } from '../peer/ws-transport.js';
 import type { Logger } from '../shared/logger.js';
 import type { WalClient } from '../wal/client.js';
 import { Applier, type Applied } from './apply.js';
+import { AuthFront } from './auth-api.js';
+import { createTokenProvider, type TokenProvider } from './auth-tokens.js';
+import { PasswordPool } from './password-pool.js';
+import type { CallerCredentials } from '../../src/auth/types.js';
+import { checkLeaseKeys } from '../../src/auth/enforce.js';
 import { openMember, type MemberIdentity, type OpenedMember } from './bootstrap.js';
 import { Cluster } from './cluster.js';
 import type { KeySpace } from './key-space.js';
@@ -64,6 +71,7 @@ import { RaftLoop } from './raft-loop.js';
 import { Snapshots } from './snapshots.js';
 import { finishInstall } from './snapshot-install.js';
 import { CorruptionCheck } from './corruption.js';
+import { type BackupFile, type BackupParts, writeBackup } from './backup.js';
 
 export { memberPaths, type MemberIdentity, type MemberPaths } from './bootstrap.js';
 
@@ -94,6 +102,11 @@ export class Member implements KvService, LeaseApi {
   private readonly lease: LeaseFront;
   private readonly paths: OpenedMember['paths'];
   private readonly corruption: CorruptionCheck;
+  private readonly backups: BackupParts;
+  /** The Auth service, and who a call comes from while auth is enabled. */
+  readonly auth: AuthFront;
+  private readonly tokens: TokenProvider;
+  private readonly passwords: PasswordPool;
 
   /** Builds the parts in order, each from the ones before it; nothing runs until run(). */
   private constructor(
@@ -115,6 +128,13 @@ export class Member implements KvService, LeaseApi {
     const memberId = identity.memberId;
     const fail = (error: Error) => this.fail(error);
     this.watchable = keySpace.watchable;
+    this.backups = {
+      snapDir: paths.snapDir,
+      backend: () => keySpace.backend,
+      membership: () => this.membership.snapshotMembership(),
+      alarms: () => this.alarms(),
+      logger,
+    };
     this.watchDriver = keySpace.watchDriver;
     this.quota = new BackendQuota(
       config.quotaBackendBytes,
@@ -129,6 +149,9 @@ export class Member implements KvService, LeaseApi {
     );
     const { membership } = this;
     const extendMs = promoteExtendMs(opened.electionTicks, config.heartbeatIntervalMs);
+    this.tokens = createTokenProvider(config);
+    this.passwords = new PasswordPool(config.bcryptCost);
+    const { tokens, passwords } = this;
     this.applier = new Applier(
       {
         memberId,
@@ -137,6 +160,7 @@ export class Member implements KvService, LeaseApi {
         membership,
         raft,
         promoteExtendMs: extendMs,
+        tokens,
         quota: this.quota,
         raiseNoSpace: () => {
           logger.warn(
@@ -184,7 +208,17 @@ export class Member implements KvService, LeaseApi {
       lifecycle,
       logger,
     });
-    this.kv = new KvFront({ identity, keySpace, raft, loop, reads, quota, lifecycle });
+    this.auth = new AuthFront({
+      config,
+      keySpace,
+      loop,
+      readBarrier: () => this.kv.linearizableBarrier(),
+      appliedIndex: () => applier.index,
+      tokens,
+      passwords,
+    });
+    const { auth } = this;
+    this.kv = new KvFront({ auth, identity, keySpace, raft, loop, reads, quota, lifecycle });
     this.lease = new LeaseFront({
       config,
       memberId,
@@ -268,6 +302,22 @@ export class Member implements KvService, LeaseApi {
     this.lease.startExpiryLoop();
     this.corruption.start(this.config.corruptCheckTimeMs);
     this.cluster.publishAttributes();
+    if (opened.newCluster && this.config.authBootstrapFile !== '') void this.bootstrapAuth();
+  }
+
+  /** --auth-bootstrap-file, applied by the first leader of a new cluster (auth-bootstrap.ts). */
+  private async bootstrapAuth(): Promise<void> {
+    const { keySpace, raft, lifecycle } = this;
+    await applyAuthBootstrap({
+      config: this.config,
+      auth: this.auth,
+      authUntouched: () => !keySpace.auth.enabled && keySpace.auth.revision === AuthStore.decode(undefined).revision,
+      leaderId: () => raft.status().leaderId,
+      memberId: this.identity.memberId,
+      readBarrier: () => this.kv.linearizableBarrier(),
+      stopRequested: () => lifecycle.stopRequested,
+      logger: this.logger,
+    });
   }
 
   private connectTransport(): void {
@@ -418,43 +468,68 @@ export class Member implements KvService, LeaseApi {
     this.logger.warn(fields, change.transition === 'raised' ? 'alarm raised' : 'alarm disarmed');
   }
 
+  /**
+   * A point-in-time copy of the backend as an etcd database file, for Maintenance.Snapshot; the
+   * caller streams it and disposes of it.
+   */
+  backup(): Promise<BackupFile> {
+    if (this.lifecycle.stopRequested) return Promise.reject(errors.stopped());
+    return writeBackup(this.backups);
+  }
+
   isLeader(): boolean {
     return this.cluster.isLeader();
   }
 
-  range(request: RangeRequest): Promise<{ header: ResponseHeader; result: RangeResult }> {
-    return this.kv.range(request);
+  range(
+    request: RangeRequest,
+    credentials?: CallerCredentials,
+  ): Promise<{ header: ResponseHeader; result: RangeResult }> {
+    return this.kv.range(request, credentials);
   }
 
-  put(request: PutRequest): Promise<{ header: ResponseHeader; result: PutResult }> {
-    return this.kv.put(request);
+  put(request: PutRequest, credentials?: CallerCredentials): Promise<{ header: ResponseHeader; result: PutResult }> {
+    return this.kv.put(request, credentials);
   }
 
-  deleteRange(request: DeleteRangeRequest): Promise<{ header: ResponseHeader; result: DeleteRangeResult }> {
-    return this.kv.deleteRange(request);
+  deleteRange(
+    request: DeleteRangeRequest,
+    credentials?: CallerCredentials,
+  ): Promise<{ header: ResponseHeader; result: DeleteRangeResult }> {
+    return this.kv.deleteRange(request, credentials);
   }
 
-  txn(request: TxnRequest): Promise<{ header: ResponseHeader; result: TxnResult }> {
-    return this.kv.txn(request);
+  txn(request: TxnRequest, credentials?: CallerCredentials): Promise<{ header: ResponseHeader; result: TxnResult }> {
+    return this.kv.txn(request, credentials);
   }
 
-  compact(request: CompactionRequest): Promise<{ header: ResponseHeader }> {
-    return this.kv.compact(request);
+  compact(request: CompactionRequest, credentials?: CallerCredentials): Promise<{ header: ResponseHeader }> {
+    return this.kv.compact(request, credentials);
   }
 
   grant(id: bigint, ttlSeconds: number): Promise<{ id: bigint; ttlSeconds: number }> {
     return this.lease.grant(id, ttlSeconds);
   }
 
-  revoke(id: bigint): Promise<void> {
-    return this.lease.revoke(id);
+  /** With auth enabled, the caller needs write on every key the lease holds (checked again at apply). */
+  async revoke(id: bigint, credentials?: CallerCredentials): Promise<void> {
+    if (!this.auth.enabled) return this.lease.revoke(id);
+    const caller = await this.auth.callerOf(credentials);
+    checkLeaseKeys(this.keySpace.auth, caller, id, this.keySpace.lessor);
+    return this.lease.revoke(id, caller);
   }
 
   renew(id: bigint): Promise<number> {
     return this.lease.renew(id);
   }
 
-  timeToLive(id: bigint, withKeys: boolean): Promise<LeaseTimeToLive> {
+  /** With auth enabled, the caller needs read on every key the lease holds, as later etcd releases check. */
+  async timeToLive(id: bigint, withKeys: boolean, credentials?: CallerCredentials): Promise<LeaseTimeToLive> {
+    if (this.auth.enabled) {
+      const caller = await this.auth.callerOf(credentials);
+      if (caller === undefined) throw errors.userEmpty();
+      for (const key of this.keySpace.lessor.keysOf(id)) this.keySpace.auth.checkRange(caller, key, new Uint8Array(0));
+    }
     return this.lease.timeToLive(id, withKeys);
   }
 
@@ -498,6 +573,8 @@ export class Member implements KvService, LeaseApi {
     await this.snapshots.settleSending();
     await this.keySpace.backend.close();
     await this.wal.close();
+    this.tokens.close();
+    await this.passwords.close();
     this.lifecycle.send({ type: 'STOPPED' });
   }
 

@@ -7,6 +7,7 @@
  * arriving while the WAL fsyncs pile up in the Raft log and go to disk together in the next Ready
  * (group commit). It is separate so that the order of persist, send and apply is in one place.
  */
+import type { AuthInfo } from '../../src/auth/types.js';
 import { errors } from '../../src/api/errors.js';
 import { encodeProposal } from '../../src/api/proposal-codec.js';
 import type { ProposalBody } from '../../src/api/types.js';
@@ -80,13 +81,20 @@ export class RaftLoop {
 
   constructor(private readonly parts: RaftLoopParts) {}
 
-  /** Queues a proposal for the next pass; resolves once its entry is applied. */
-  propose(body: ProposalBody): Promise<Applied> {
+  /**
+   * Queues a proposal for the next pass; resolves once its entry is applied. `caller` is who made
+   * it, given only while auth is enabled (its apply checks the caller's permissions again).
+   */
+  propose(body: ProposalBody, caller?: AuthInfo): Promise<Applied> {
     const { lifecycle, proposals } = this.parts;
     if (lifecycle.stopRequested) return Promise.reject(errors.stopped());
     if (lifecycle.fatalError !== undefined) return Promise.reject(errors.corrupt());
     const id = proposals.issueId();
-    const data = encodeProposal({ origin: this.parts.memberId, id, body });
+    const data = encodeProposal(
+      caller === undefined
+        ? { origin: this.parts.memberId, id, body }
+        : { origin: this.parts.memberId, id, body, caller },
+    );
     return new Promise<Applied>((resolve, reject) => {
       proposals.add(id, data, resolve, reject);
       this.wake();

@@ -18,6 +18,10 @@ import { snapDbFileName } from '../../src/snap/snap-file.js';
 
 const installDirPattern = /^db-([0-9a-f]{16})$/;
 const sendDirPattern = /^send-[0-9a-f]{16}$/;
+/** Directories made by mkdtemp for Maintenance.Snapshot (backupDirPrefix plus six characters). */
+const backupDirPattern = /^backup-[0-9A-Za-z]{6}$/;
+/** The prefix of a directory where a backup for a client is made (see actors/member/backup.ts). */
+export const backupDirPrefix = 'backup-';
 const receivedDbPattern = /^([0-9a-f]{16})\.snap\.db(\.tmp)?$/;
 /** The file LMDB keeps an environment's data in. */
 const lmdbDataFile = 'data.mdb';
@@ -63,8 +67,8 @@ export function snapshotInstallPending(snapDir: string): boolean {
 export function recoverSnapshotInstall(snapDir: string, backendPath: string, walSnapshotIndex: number): string[] {
   const done: string[] = [];
   const names = readdirSync(snapDir);
-  // Copies made to send to followers are worthless after a restart.
-  for (const name of names.filter((entry) => sendDirPattern.test(entry)))
+  // Copies made to send to followers or clients are worthless after a restart.
+  for (const name of names.filter((entry) => sendDirPattern.test(entry) || backupDirPattern.test(entry)))
     rmSync(join(snapDir, name), { recursive: true, force: true });
   const staged = names.filter((name) => installDirPattern.test(name)).sort();
   const newest = staged.pop();

@@ -53,6 +53,7 @@ type options struct {
 	total          int64
 	deadline       time.Duration
 	rate           int
+	user           string
 }
 
 func parseOptions(args []string) (options, error) {
@@ -72,6 +73,7 @@ func parseOptions(args []string) (options, error) {
 	warmup := fs.Float64("warmup", 1, "seconds of unmeasured load before measuring")
 	fs.Int64Var(&o.total, "total", 0, "measured requests to send (0: run for --duration)")
 	deadline := fs.Float64("deadline", 10, "per-request deadline in seconds")
+	fs.StringVar(&o.user, "user", "", "name:password to authenticate as, for a server with auth enabled (empty: anonymous)")
 	fs.IntVar(&o.rate, "rate", 0, "at most this many requests per second over all clients, warm-up included (0: no limit)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -190,6 +192,8 @@ func connect(o options) ([]*clientv3.Client, error) {
 			// Blocking makes an unreachable endpoint fail here, within DialTimeout, not per request.
 			DialOptions: []grpc.DialOption{grpc.WithBlock()},
 			LogConfig:   &logConfig,
+			Username:    userName(o.user),
+			Password:    userPassword(o.user),
 		})
 		if err != nil {
 			for _, opened := range clients {
@@ -388,4 +392,20 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(usage.Utime.Nano() + usage.Stime.Nano())
+}
+
+// userName is the name part of --user name:password ("" when --user is empty).
+func userName(user string) string {
+	if i := strings.Index(user, ":"); i >= 0 {
+		return user[:i]
+	}
+	return user
+}
+
+// userPassword is the password part of --user name:password.
+func userPassword(user string) string {
+	if i := strings.Index(user, ":"); i >= 0 {
+		return user[i+1:]
+	}
+	return ""
 }

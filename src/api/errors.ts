@@ -91,6 +91,8 @@ export const errors = {
   invalidAuthToken: define(GrpcCode.unauthenticated, 'etcdserver: invalid auth token'),
   invalidAuthMgmt: define(GrpcCode.invalidArgument, 'etcdserver: invalid auth management'),
   authOldRevision: define(GrpcCode.invalidArgument, 'etcdserver: revision of auth store is old'),
+  /** auth.ErrNoPasswordUser, which etcd has no gRPC mapping for: clients see code Unknown and this text. */
+  noPasswordUser: define(GrpcCode.unknown, 'auth: authentication failed, password was given for no password user'),
 
   noLeader: define(GrpcCode.unavailable, 'etcdserver: no leader'),
   notLeader: define(GrpcCode.failedPrecondition, 'etcdserver: not leader'),
@@ -141,6 +143,30 @@ export const watchCancelReasons = {
   emptyRange: 'mvcc: watcher range is empty',
   /** mvcc.ErrWatcherDuplicateID: a client-chosen watch id already in use on the stream. */
   duplicateId: 'mvcc: duplicate watch ID provided on the WatchStream',
+} as const;
+
+/** grpc-go's names of the status codes, as its errors print them. */
+const grpcCodeNames: Partial<Record<GrpcCode, string>> = {
+  [GrpcCode.invalidArgument]: 'InvalidArgument',
+  [GrpcCode.permissionDenied]: 'PermissionDenied',
+  [GrpcCode.unauthenticated]: 'Unauthenticated',
+  [GrpcCode.failedPrecondition]: 'FailedPrecondition',
+};
+
+/**
+ * The cancel reason of a watch refused by auth: etcd writes the gRPC error's full text there. Any
+ * refusal other than a bad token, a stale revision or a missing user reads as permission denied.
+ */
+export function watchRefusalReason(error: EtcdError): string {
+  const known = [errors.invalidAuthToken(), errors.authOldRevision(), errors.userEmpty()];
+  const refusal = known.find((candidate) => candidate.message === error.message) ?? errors.permissionDenied();
+  return `rpc error: code = ${grpcCodeNames[refusal.code] ?? 'Unknown'} desc = ${refusal.message}`;
+}
+
+/** What etcd's HTTP side answers the JSON gateway's callers with, outside gRPC. */
+export const gatewayTexts = {
+  /** A request with a named client certificate while client certificate auth and auth are on (400). */
+  commonNameIgnored: 'CommonName of client sending a request against gateway will be ignored and not used as expected',
 } as const;
 
 /** grpc-go's texts for a request it cannot take, which etcd's clients see unchanged. */

@@ -13,6 +13,14 @@
  * These are the only forms of puts, txns and deletes: a msgpack one is refused, not read (no
  * release ever wrote one).
  *
+ * When auth is enabled, a put, txn or delete carries who proposed it and the auth revision its
+ * permission check used (etcd's RequestHeader username and auth_revision) in a wrapper around
+ * the forms above; with auth disabled no wrapper is written, so the hot path stays as it was:
+ *
+ *   0xf3 | username length u16 BE | username UTF-8 | auth revision u64 BE | a 0xf0-0xf2 proposal
+ *
+ * The msgpack envelopes carry the caller as a field.
+ *
  * Puts, txns and deletes are carved from shared slabs (logBytes): about 200 bytes of ArrayBuffer
  * bookkeeping less per entry, 20 MB over a log of 100,000. Whoever hands entries on copies their
  * bytes (the WAL client into its arena, the peer codec into a frame), never their buffer. The
@@ -23,17 +31,25 @@ import { logBytes } from '../lib/scratch-bytes.js';
 import { decodeDeleteRangeRequest, decodeTxnRequest } from './request-decoder.js';
 import { encodeDeleteRangeRequest, encodeTxnRequest } from './request-encoder.js';
 import type { PutRequest, Proposal } from './types.js';
+import type { AuthInfo } from '../auth/types.js';
 
 export interface Envelope extends Proposal {
   origin: bigint;
+  /** Who proposed it, when auth was enabled then (etcd's RequestHeader username and auth revision). */
+  caller?: AuthInfo;
 }
 
 const packr = new Packr({ useRecords: false, int64AsType: 'bigint' });
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
 
 const putMarker = 0xf0;
 const putHeaderBytes = 1 + 8 + 8 + 1 + 8 + 4;
 const txnMarker = 0xf1;
 const deleteRangeMarker = 0xf2;
+const callerMarker = 0xf3;
+/** Marker, username length and auth revision around the username. */
+const callerHeaderBytes = 1 + 2 + 8;
 /** Marker, origin and id before a protobuf request. */
 const protobufHeaderBytes = 1 + 8 + 8;
 const flagPrevKv = 1;
@@ -41,6 +57,7 @@ const flagIgnoreValue = 2;
 const flagIgnoreLease = 4;
 
 export function encodeProposal(envelope: Envelope): Uint8Array {
+  if (envelope.caller !== undefined && hasBinaryLayout(envelope.body.type)) return encodeWithCaller(envelope);
   if (envelope.body.type === 'put') return encodePut(envelope.origin, envelope.id, envelope.body.put);
   if (envelope.body.type === 'txn')
     return withHeader(txnMarker, envelope, encodeTxnRequest(envelope.body.txn, protobufHeaderBytes));
@@ -56,6 +73,7 @@ export function encodeProposal(envelope: Envelope): Uint8Array {
 
 /** Decodes entry data written by encodeProposal; byte fields come back as views into `data`. */
 export function decodeProposal(data: Uint8Array): Envelope {
+  if (data[0] === callerMarker) return decodeWithCaller(data);
   if (data[0] === putMarker) return decodePut(data);
   if (data[0] === txnMarker) return withBody(data, (request) => ({ type: 'txn', txn: decodeTxnRequest(request) }));
   if (data[0] === deleteRangeMarker)
@@ -99,13 +117,52 @@ export function mayBeMemberAttributes(data: Uint8Array): boolean {
  * decoding the rest; undefined for the other (msgpack) proposals, whose origin takes a decode.
  */
 export function proposalOrigin(data: Uint8Array): bigint | undefined {
+  if (data[0] === callerMarker) return proposalOrigin(data.subarray(callerPrefixBytes(data)));
   if (!hasOriginHeader(data) || data.length < 9) return undefined;
   return new DataView(data.buffer, data.byteOffset, 9).getBigUint64(1);
 }
 
 /** Put, txn and delete proposals start with a marker byte, then origin and id; the rest are msgpack. */
 function hasOriginHeader(data: Uint8Array): boolean {
-  return data[0] === putMarker || data[0] === txnMarker || data[0] === deleteRangeMarker;
+  return data[0] === putMarker || data[0] === txnMarker || data[0] === deleteRangeMarker || data[0] === callerMarker;
+}
+
+function hasBinaryLayout(type: Envelope['body']['type']): boolean {
+  return type === 'put' || type === 'txn' || type === 'deleteRange';
+}
+
+/** The bytes of the caller wrapper before the proposal it wraps. */
+function callerPrefixBytes(data: Uint8Array): number {
+  if (data.length < callerHeaderBytes) throw new Error(`proposal of ${data.length} bytes is shorter than its header`);
+  const nameBytes = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint16(1);
+  const prefixBytes = callerHeaderBytes + nameBytes;
+  if (prefixBytes > data.length)
+    throw new Error(`proposal caller of ${nameBytes} bytes runs past its ${data.length} bytes`);
+  return prefixBytes;
+}
+
+function encodeWithCaller(envelope: Envelope): Uint8Array {
+  const caller = envelope.caller!;
+  const inner = encodeProposal({ origin: envelope.origin, id: envelope.id, body: envelope.body });
+  const name = textEncoder.encode(caller.username);
+  const bytes = new Uint8Array(callerHeaderBytes + name.length + inner.length);
+  const view = new DataView(bytes.buffer);
+  bytes[0] = callerMarker;
+  view.setUint16(1, name.length);
+  bytes.set(name, 3);
+  view.setBigUint64(3 + name.length, BigInt(caller.revision));
+  bytes.set(inner, callerHeaderBytes + name.length);
+  return bytes;
+}
+
+function decodeWithCaller(data: Uint8Array): Envelope {
+  const prefixBytes = callerPrefixBytes(data);
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const username = textDecoder.decode(data.subarray(3, prefixBytes - 8));
+  const revision = Number(view.getBigUint64(prefixBytes - 8));
+  const inner = data.subarray(prefixBytes);
+  if (inner[0] === callerMarker) throw new Error('proposal caller wraps another caller');
+  return { ...decodeProposal(inner), caller: { username, revision } };
 }
 
 function encodePut(origin: bigint, id: number, put: PutRequest): Uint8Array {

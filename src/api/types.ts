@@ -4,6 +4,7 @@
  * keys and values are bytes. The gRPC layer maps wire messages to these and back.
  */
 import type { AlarmMember, AlarmRequest } from '../alarm/alarm-store.js';
+import type { AuthRequest, AuthResponse, CallerCredentials } from '../auth/types.js';
 
 export interface KeyValue {
   key: Uint8Array;
@@ -174,7 +175,11 @@ export interface CompactionRequest {
 }
 
 /** A write (or compaction) as it travels through Raft; `id` matches the answer to the waiting client. */
-export type ProposalBody = LeaseProposalBody | KvProposalBody | MembershipProposalBody | AlarmProposalBody;
+export type ProposalBody =
+  LeaseProposalBody | KvProposalBody | MembershipProposalBody | AuthProposalBody | AlarmProposalBody;
+
+/** A request of the Auth service, applied to the auth store on every member. */
+export type AuthProposalBody = { type: 'auth'; auth: AuthRequest };
 
 /** etcd's AlarmRequest: raise, disarm or list alarms, through Raft so every member agrees. */
 export type AlarmProposalBody = { type: 'alarm'; alarm: AlarmRequest };
@@ -223,13 +228,17 @@ export type ProposalResult =
   | { type: 'put'; put: PutResult }
   | { type: 'deleteRange'; deleteRange: DeleteRangeResult }
   | { type: 'txn'; txn: TxnResult }
-  | { type: 'compaction' };
+  | { type: 'compaction' }
+  | { type: 'auth'; auth: AuthResponse };
 
 /** What the KV service asks of a member; every answer carries the header as of its revision. */
 export interface KvService {
-  range(request: RangeRequest): Promise<{ header: ResponseHeader; result: RangeResult }>;
-  put(request: PutRequest): Promise<{ header: ResponseHeader; result: PutResult }>;
-  deleteRange(request: DeleteRangeRequest): Promise<{ header: ResponseHeader; result: DeleteRangeResult }>;
-  txn(request: TxnRequest): Promise<{ header: ResponseHeader; result: TxnResult }>;
-  compact(request: CompactionRequest): Promise<{ header: ResponseHeader }>;
+  range(request: RangeRequest, caller?: CallerCredentials): Promise<{ header: ResponseHeader; result: RangeResult }>;
+  put(request: PutRequest, caller?: CallerCredentials): Promise<{ header: ResponseHeader; result: PutResult }>;
+  deleteRange(
+    request: DeleteRangeRequest,
+    caller?: CallerCredentials,
+  ): Promise<{ header: ResponseHeader; result: DeleteRangeResult }>;
+  txn(request: TxnRequest, caller?: CallerCredentials): Promise<{ header: ResponseHeader; result: TxnResult }>;
+  compact(request: CompactionRequest, caller?: CallerCredentials): Promise<{ header: ResponseHeader }>;
 }

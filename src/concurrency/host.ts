@@ -2,6 +2,7 @@
  * What etcd's lock and election recipes need from a member. etcd runs them as a client of its
  * own server (KV, a lease grant and watches); a tsetcd member offers the same three things here.
  */
+import type { CallerCredentials } from '../auth/types.js';
 import type { KeyValue, KvService, ResponseHeader } from '../api/types.js';
 
 /** One change of a watched key; a delete's kv carries the key and the deleting revision. */
@@ -27,6 +28,12 @@ export interface ConcurrencyWatchRequest {
 export interface ConcurrencyHost {
   /** Linearizable KV, exactly as the KV service answers it (writes go through Raft). */
   kv: KvService;
+  /**
+   * The host as a call's caller sees it, while auth is enabled: its KV requests carry the call's
+   * credentials, so a recipe may do only what its caller may (etcd serves the recipes through a
+   * client of itself that passes the caller's token on). Absent or returning itself: no auth.
+   */
+  forCaller?(credentials: CallerCredentials): ConcurrencyHost;
   /**
    * Grants a new lease with a server-chosen ID and this TTL, as LeaseGrant with ID 0 does; etcd's
    * recipes do this when a request names lease 0.

@@ -12,9 +12,20 @@ import {
   leaseCheckpointIntervalMsDefault,
   quotaBackendBytesDefault,
   electionTimeoutMsMax,
+  bcryptCostDefault,
+  bcryptCostMax,
+  bcryptCostMin,
+  simpleTokenTtlSecondsDefault,
 } from '../lib/limits.js';
+import { parseTokenOptions, TokenOptionsError, type TokenOptions } from '../auth/token-options.js';
 import { packageRoot } from '../lib/paths.js';
 import type { MetricsLevel } from '../metrics/etcd-metrics.js';
+import {
+  AuthBootstrapError,
+  bootstrapSteps,
+  compileBootstrapSchema,
+  type BootstrapStep,
+} from '../auth/bootstrap-file.js';
 import { serverFlags, defaultName, defaultListenPeerUrls } from './flags.js';
 import {
   ConfigError,
@@ -104,6 +115,16 @@ export interface MemberConfig {
   corruptCheckTimeMs: number;
   clientTls: TlsConfig;
   peerTls: TlsConfig;
+  /** --auth-token, parsed. */
+  authToken: TokenOptions;
+  /** --bcrypt-cost; a cost bcrypt refuses falls back to the default, as etcd does. */
+  bcryptCost: number;
+  /** --auth-token-ttl: how long a simple token lives after its last use. */
+  authTokenTtlSeconds: number;
+  /** --auth-bootstrap-file: users, roles and permissions applied when a new cluster starts; '' for none. */
+  authBootstrapFile: string;
+  /** --audit-log-path: where audit records are appended; '' for no audit log. */
+  auditLogPath: string;
 }
 
 export interface LoadedConfig {
@@ -216,7 +237,25 @@ function resolve(raw: RawFlags): MemberConfig {
     corruptCheckTimeMs: num(raw, 'experimental-corrupt-check-time'),
     clientTls: tlsConfig(raw, ''),
     peerTls: tlsConfig(raw, 'peer-'),
+    authToken: tokenOptions(str(raw, 'auth-token')),
+    bcryptCost: bcryptCost(num(raw, 'bcrypt-cost')),
+    authTokenTtlSeconds: num(raw, 'auth-token-ttl') || simpleTokenTtlSecondsDefault,
+    authBootstrapFile: str(raw, 'auth-bootstrap-file'),
+    auditLogPath: str(raw, 'audit-log-path'),
   };
+}
+
+function tokenOptions(text: string): TokenOptions {
+  try {
+    return parseTokenOptions(text);
+  } catch (error) {
+    if (error instanceof TokenOptionsError) throw new ConfigError(`failed to create token provider: ${error.message}`);
+    throw error;
+  }
+}
+
+function bcryptCost(cost: number): number {
+  return cost < bcryptCostMin || cost > bcryptCostMax ? bcryptCostDefault : cost;
 }
 
 let schemaValidator: AjvModule.ValidateFunction | undefined;
@@ -230,6 +269,32 @@ function checkSchema(config: MemberConfig): void {
   if (!schemaValidator(config)) {
     const problems = (schemaValidator.errors ?? []).map((error) => `${error.instancePath || '/'} ${error.message}`);
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  }
+}
+
+let bootstrapValidator: ReturnType<typeof compileBootstrapSchema> | undefined;
+
+/** The steps --auth-bootstrap-file asks for; a ConfigError (exit 1) when it cannot be read or applied. */
+export function authBootstrapSteps(
+  path: string,
+  readFile = (file: string) => readFileSync(file, 'utf8'),
+): BootstrapStep[] {
+  let source: string;
+  try {
+    source = readFile(path);
+  } catch (error) {
+    throw new ConfigError(
+      `error loading auth bootstrap file: ${goOpenErrorText(path, error as NodeJS.ErrnoException)}`,
+    );
+  }
+  bootstrapValidator ??= compileBootstrapSchema(
+    JSON.parse(readFileSync(join(packageRoot(), 'schemas', 'auth-bootstrap.schema.json'), 'utf8')),
+  );
+  try {
+    return bootstrapSteps(path, source, bootstrapValidator);
+  } catch (error) {
+    if (error instanceof AuthBootstrapError) throw new ConfigError(error.message);
+    throw error;
   }
 }
 
@@ -257,14 +322,26 @@ function checkRules(config: MemberConfig): void {
   if (config.advertiseClientUrls.length === 0) {
     throw new ConfigError('--advertise-client-urls is required when --listen-client-urls is set explicitly');
   }
-  const self = config.initialCluster.find((member) => member.name === config.name);
+  checkLocalMember(config.name, config.initialCluster, config.initialAdvertisePeerUrls);
+}
+
+/**
+ * etcd's bootstrap checks that --initial-cluster names this member (--name) with the peer URLs it
+ * advertises; a member start and a snapshot restore both make them.
+ */
+export function checkLocalMember(
+  name: string,
+  initialCluster: readonly ClusterMemberConfig[],
+  advertisePeerUrls: readonly string[],
+): void {
+  const self = initialCluster.find((member) => member.name === name);
   if (self === undefined) {
-    throw new ConfigError(`couldn't find local name "${config.name}" in the initial cluster configuration`);
+    throw new ConfigError(`couldn't find local name "${name}" in the initial cluster configuration`);
   }
-  const advertised = [...config.initialAdvertisePeerUrls].sort().join(',');
+  const advertised = [...advertisePeerUrls].sort().join(',');
   if ([...self.peerUrls].sort().join(',') !== advertised) {
     throw new ConfigError(
-      `--initial-cluster has ${config.name}=${self.peerUrls.join(',')} but missing from --initial-advertise-peer-urls=${config.initialAdvertisePeerUrls.join(',')}`,
+      `--initial-cluster has ${name}=${self.peerUrls.join(',')} but missing from --initial-advertise-peer-urls=${advertisePeerUrls.join(',')}`,
     );
   }
 }
@@ -320,6 +397,7 @@ function finish(raw: RawFlags, printVersion: boolean, printHelp: boolean): Loade
   if (printVersion || printHelp) return { config, printVersion, printHelp, warnings };
   checkSchema(config);
   checkRules(config);
+  if (config.authBootstrapFile !== '') authBootstrapSteps(config.authBootstrapFile);
   return { config, printVersion, printHelp, warnings };
 }
 

@@ -4,6 +4,9 @@
  */
 import { goDurationString } from '../lib/go-duration.js';
 import {
+  authTokenDefault,
+  bcryptCostDefault,
+  simpleTokenTtlSecondsDefault,
   electionTimeoutMsDefault,
   grpcKeepaliveIntervalMsDefault,
   grpcKeepaliveMinTimeMsDefault,
@@ -213,18 +216,28 @@ export const serverFlags: readonly FlagSpec[] = [
   flag(
     'auth-token',
     'string',
-    'simple',
+    authTokenDefault,
     "Specify a v3 authentication token type and its options ('simple' or 'jwt').",
-    true,
   ),
   flag(
     'bcrypt-cost',
     'uint',
-    '10',
+    String(bcryptCostDefault),
     'Specify the cost / strength of the bcrypt algorithm for hashing auth passwords.',
-    true,
   ),
-  flag('auth-token-ttl', 'uint', '300', 'Time (in seconds) of the auth-token-ttl.', true),
+  flag('auth-token-ttl', 'uint', String(simpleTokenTtlSecondsDefault), 'Time (in seconds) of the auth-token-ttl.'),
+  flag(
+    'auth-bootstrap-file',
+    'string',
+    '',
+    'Path to a YAML or JSON file of users, roles and permissions (and whether auth is enabled) applied once when a new cluster starts.',
+  ),
+  flag(
+    'audit-log-path',
+    'string',
+    '',
+    'Path to a JSON Lines audit log of authentication attempts, denied requests and requests that change the cluster.',
+  ),
   flag('logger', 'string', 'zap', "Currently only supports 'zap' for structured logging."),
   flag(
     'log-outputs',

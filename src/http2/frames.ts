@@ -5,7 +5,7 @@
  * which every message carries inside DATA frames, and grpc-go's rule for judging a client's PINGs.
  */
 import { assert } from '../lib/assert.js';
-import { grpcPingWithoutStreamIntervalMs } from '../lib/limits.js';
+import { grpcPingWithoutStreamIntervalMs, streamResetsBurstMax, streamResetsPerSecondMax } from '../lib/limits.js';
 
 /** The client connection preface (RFC 9113, 3.4). */
 export const http2Preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -190,4 +190,31 @@ export function pingStrikesAfter(
   if (answeredSinceLastPing) return 0;
   const allowedMs = openStreams > 0 ? minTimeMs : grpcPingWithoutStreamIntervalMs;
   return sinceLastPingMs < allowedMs ? strikes + 1 : strikes;
+}
+
+/** A connection's allowance of stream resets: a token bucket as nghttp2 keeps one. */
+export interface ResetBudget {
+  tokens: number;
+  /** When the tokens were last refilled (ms on any monotonic clock). */
+  refilledAtMs: number;
+}
+
+/** A full bucket of streamResetsBurstMax resets. */
+export function fullResetBudget(nowMs: number): ResetBudget {
+  return { tokens: streamResetsBurstMax, refilledAtMs: nowMs };
+}
+
+/**
+ * Takes one reset from the budget, refilled at streamResetsPerSecondMax up to the burst first;
+ * returns false when none is left (the caller ends the connection with ENHANCE_YOUR_CALM).
+ */
+export function takeReset(budget: ResetBudget, nowMs: number): boolean {
+  const refill = ((nowMs - budget.refilledAtMs) * streamResetsPerSecondMax) / 1_000;
+  if (refill > 0) {
+    budget.tokens = Math.min(streamResetsBurstMax, budget.tokens + refill);
+    budget.refilledAtMs = nowMs;
+  }
+  if (budget.tokens < 1) return false;
+  budget.tokens -= 1;
+  return true;
 }

@@ -3,6 +3,7 @@
  * the dynamic table kept in step. (Our answers are encoded by actors/client/grpc/headers.ts.)
  */
 import { huffmanCodeBits, huffmanCodes } from './hpack-huffman.js';
+import { headerStringBytesMax } from '../lib/limits.js';
 
 /** Names of the static table's 61 entries (RFC 7541, Appendix A), index 1 first. */
 const staticNames: readonly string[] = [
@@ -73,8 +74,6 @@ const staticNames: readonly string[] = [
 const entryOverheadBytes = 32;
 /** SETTINGS_HEADER_TABLE_SIZE until a peer says otherwise (RFC 9113, 6.5.2). */
 export const defaultHeaderTableBytes = 4096;
-/** No header string we rewrite for is longer; a longer length prefix is malformed input. */
-const headerStringBytesMax = 1 << 20;
 
 export class HpackError extends Error {}
 
@@ -97,9 +96,14 @@ const huffmanTrie: Int32Array = (() => {
   return trie;
 })();
 
-/** Decodes a Huffman-coded string; padding must be a prefix of end-of-string shorter than a byte. */
-export function huffmanDecode(bytes: Uint8Array): Buffer {
-  const out: number[] = [];
+/**
+ * Decodes a Huffman-coded string; padding must be a prefix of end-of-string shorter than a byte.
+ * A string that would decode to more than `octetsMax` octets is refused as it grows.
+ */
+export function huffmanDecode(bytes: Uint8Array, octetsMax: number = headerStringBytesMax): Buffer {
+  // The shortest code is 5 bits, so no string decodes to more than 8/5 of its bytes.
+  const out = Buffer.allocUnsafe(Math.min(Math.ceil((bytes.length * 8) / 5), octetsMax + 1));
+  let length = 0;
   let node = 0;
   let depth = 0;
   let allOnes = true;
@@ -110,7 +114,8 @@ export function huffmanDecode(bytes: Uint8Array): Buffer {
       depth++;
       allOnes &&= one === 1;
       if (next < 0) {
-        out.push(~next);
+        if (length === octetsMax) throw new HpackError('header string too long');
+        out[length++] = ~next;
         node = 0;
         depth = 0;
         allOnes = true;
@@ -119,7 +124,7 @@ export function huffmanDecode(bytes: Uint8Array): Buffer {
     }
   }
   if (depth > 7 || !allOnes) throw new HpackError('invalid Huffman padding');
-  return Buffer.from(out);
+  return out.subarray(0, length);
 }
 
 /** Reads an HPACK integer with an N-bit prefix (RFC 7541, 5.1) at block[at]. */
@@ -152,6 +157,15 @@ function readString(block: Uint8Array, at: number): StringField {
   if (end > block.length) throw new HpackError('header block ends inside a string');
   const raw = block.subarray(length.end, end);
   return { octets: huffman ? huffmanDecode(raw) : Buffer.from(raw), end };
+}
+
+/** The end of the string literal at block[at], checked as readString checks it but not decoded. */
+function skipString(block: Uint8Array, at: number): number {
+  const length = readInteger(block, at, 7);
+  if (length.value > headerStringBytesMax) throw new HpackError('header string too long');
+  const end = length.end + length.value;
+  if (end > block.length) throw new HpackError('header block ends inside a string');
+  return end;
 }
 
 /** Values of the static table's entries, index 1 first ('' where the entry has a name only). */
@@ -194,9 +208,12 @@ export class HeaderDecoder {
 
   /**
    * Appends each header of one complete block to `out` as a name then its value; returns the
-   * header list's size by RFC 9113's count. Throws HpackError on malformed input.
+   * header list's size by RFC 9113's count. Once that size passes `listBytesMax` no more fields
+   * are appended and the size returned is over the limit: the rest of the block is only walked
+   * to keep the dynamic table in step, decoding just the literals that enter it, as Go's
+   * decoder does once a list is truncated. Throws HpackError on malformed input.
    */
-  decode(block: Uint8Array, out: string[]): number {
+  decode(block: Uint8Array, out: string[], listBytesMax = Infinity): number {
     let at = 0;
     let listBytes = 0;
     let sizeUpdateAllowed = true;
@@ -213,6 +230,7 @@ export class HeaderDecoder {
         continue;
       }
       sizeUpdateAllowed = false;
+      const emitting = listBytes <= listBytesMax;
       let name: string;
       let value: string;
       if (first & 0x80) {
@@ -225,6 +243,13 @@ export class HeaderDecoder {
         const indexed = (first & 0xc0) === 0x40;
         const nameIndex = readInteger(block, at, indexed ? 6 : 4);
         at = nameIndex.end;
+        if (!emitting && !indexed) {
+          // Past the limit, a literal that enters no table is only stepped over.
+          if (nameIndex.value === 0) at = skipString(block, at);
+          else this.nameAt(nameIndex.value);
+          at = skipString(block, at);
+          continue;
+        }
         if (nameIndex.value === 0) {
           const literalName = readString(block, at);
           name = literalName.octets.toString('latin1');
@@ -235,8 +260,9 @@ export class HeaderDecoder {
         at = literal.end;
         if (indexed) this.add(name, value);
       }
-      out.push(name, value);
+      if (!emitting) continue;
       listBytes += name.length + value.length + entryOverheadBytes;
+      if (listBytes <= listBytesMax) out.push(name, value);
     }
     return listBytes;
   }

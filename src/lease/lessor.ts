@@ -358,6 +358,12 @@ export class Lessor {
     return { id, ttlSeconds, grantedTtlSeconds: lease.ttlSeconds, keys };
   }
 
+  /** The keys attached to lease `id` in byte order; empty when it does not exist (etcd's Lookup().Keys()). */
+  keysOf(id: bigint): Uint8Array[] {
+    const lease = this.leaseMap.get(id);
+    return lease === undefined ? [] : [...lease.keys].sort().map(stringToKey);
+  }
+
   /** Every lease ID, soonest expiry first (as etcd sorts them), ties by ID. */
   leases(): bigint[] {
     return [...this.leaseMap.values()]

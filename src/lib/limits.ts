@@ -30,6 +30,17 @@ export const backendBatchIntervalMsDefault = 100;
 export const backendBatchLimitDefault = 10_000;
 /** etcd's defaultLeaseCheckpointInterval: how often the leader records a lease's remaining TTL. */
 export const leaseCheckpointIntervalMsDefault = 5 * 60 * 1_000;
+/** etcd's --auth-token default and its simple tokens' --auth-token-ttl default (seconds). */
+export const authTokenDefault = 'simple';
+export const simpleTokenTtlSecondsDefault = 300;
+/** etcd's JWT ttl option default (5m). */
+export const jwtTokenTtlMsDefault = 5 * 60 * 1_000;
+/** etcd's --bcrypt-cost default, and bcrypt's bounds: a cost outside them falls back to the default. */
+export const bcryptCostDefault = 10;
+export const bcryptCostMin = 4;
+export const bcryptCostMax = 31;
+/** Threads of the pool that hashes and checks passwords off the event loop. */
+export const bcryptThreadsMax = 2;
 /** etcd's maxLeaseCheckpointBatchSize: checkpoints proposed in one entry at most. */
 export const leaseCheckpointsPerBatchMax = 1_000;
 /** etcd's MaxLeaseTTL: 9,000,000,000 seconds. */
@@ -117,9 +128,88 @@ export const progressNotifyIntervalMsMin = 100;
 export const syncRetryIntervalMs = 100;
 /** etcd's syncVictimsLoop period while victims wait. */
 export const victimRetryIntervalMs = 10;
+/** bbolt's page size on the platforms etcd runs on (the OS page size): 4 KiB. Snapshot files use it. */
+export const boltPageBytesDefault = 4096;
+/** The page sizes a bbolt file may declare and still be read: 512 B to 64 KiB, powers of two. */
+export const boltPageBytesMin = 512;
+export const boltPageBytesMax = 64 * 1024;
+/** Levels of pages (branches above leaves, buckets within buckets) a bbolt file may nest; deeper is corrupt. */
+export const boltTreeDepthMax = 64;
+/** etcd's snapshotSendBufferSize: the database bytes one Maintenance.Snapshot response carries: 32 KiB. */
+export const snapshotChunkBytes = 32 * 1024;
 /** How long the certificates --auto-tls and --peer-auto-tls generate stay valid: etcd's 365 days. */
 export const selfSignedCertValidityMs = 365 * 24 * 60 * 60 * 1000;
 /** How often a gRPC Health.Watch stream looks at the member's status to push a change. */
 export const healthWatchPollMs = 200;
 /** etcd's ReqTimeout base (5 s), to which two election timeouts are added, e.g. for peer hash requests. */
 export const requestTimeoutBaseMs = 5_000;
+
+// The client port's HTTP/2 server: what a client connection may make the member hold or do. etcd's
+// grpc-go bounds little of this; these follow Go's x/net/http2 and nghttp2 where they have a bound.
+
+/**
+ * A header list larger than this (RFC 9113's count: name and value octets plus 32 per field) is
+ * refused with RST_STREAM FRAME_SIZE_ERROR, as grpc-go refuses a truncated one; announced as
+ * SETTINGS_MAX_HEADER_LIST_SIZE. grpc-go allows 16 MiB.
+ */
+export const headerListBytesMax = 1024 * 1024;
+/**
+ * A header block (HEADERS and its CONTINUATION frames, each frame's 9-byte header counted, so
+ * empty CONTINUATION frames use it up too) larger than this ends the connection with GOAWAY
+ * ENHANCE_YOUR_CALM: no legitimate block compresses to more than the list it carries.
+ */
+export const headerBlockBytesMax = headerListBytesMax;
+/** One header name or value, before or after Huffman decoding; longer is a COMPRESSION_ERROR, as in Go's hpack. */
+export const headerStringBytesMax = headerListBytesMax;
+/**
+ * Rapid reset (CVE-2023-44487): RST_STREAMs a client sends for streams still open, and the
+ * streams we reset for its stream errors, are drawn from a bucket of this many that refills at
+ * streamResetsPerSecondMax; an empty bucket ends the connection with GOAWAY ENHANCE_YOUR_CALM.
+ * nghttp2's defaults.
+ */
+export const streamResetsBurstMax = 1_000;
+export const streamResetsPerSecondMax = 33;
+/** Empty DATA frames that neither end their stream nor follow any other frame; more in a row end the connection. */
+export const emptyFramesInARowMax = 100;
+/**
+ * Bytes queued on a client's socket (answers and acknowledgements it has not read) above which
+ * the server stops reading its frames and streaming calls wait, until the queue drains.
+ */
+export const clientQueuedBytesReadingMax = 4 * 1024 * 1024;
+/**
+ * Above this the client is not reading at all and the connection is closed. A client's own
+ * flow-control windows (16 MiB at most for grpc-go's) keep a reading client far below it.
+ */
+export const clientQueuedBytesMax = 64 * 1024 * 1024;
+/**
+ * What a connection may make the member hold for requests it has not finished sending: the
+ * buffered bytes of messages not yet whole, plus, for every stream the client has not ended, its
+ * header list and streamStateBytes. A stream that would go over is refused (REFUSED_STREAM when
+ * it opens, "etcdserver: too many requests" when its DATA arrives). This bounds the streams a
+ * connection holds open even with --max-concurrent-streams at its unlimited default.
+ */
+export const unfinishedRequestBytesMax = 64 * 1024 * 1024;
+/**
+ * What one open stream is charged beyond its header list and buffered bytes. A unary call's
+ * stream, call and decoded head measured 1,028 bytes of heap; twice that covers the heap's slack
+ * around them (a member holding 64 MiB of such streams at 1 KiB grew its RSS by 98 MiB).
+ */
+export const streamStateBytes = 2_048;
+/**
+ * A stream whose request has not all arrived (a unary call not ended by the client, or a
+ * streaming call that has sent no bytes) and that received nothing for this long is reset with
+ * CANCEL.
+ */
+export const unfinishedStreamIdleMsMax = 30_000;
+/** A client must complete its TLS handshake within this; grpc-go allows 120 s for handshake and preface. */
+export const clientHandshakeMsMax = 10_000;
+/** After connecting (and the TLS handshake), a client must send its first bytes, the HTTP/2 preface and SETTINGS within this. */
+export const clientPrefaceMsMax = 10_000;
+/** The audit log's records wait at most this long before they are appended to its file. */
+export const auditFlushIntervalMsDefault = 50;
+/** The audit log's file is fsynced this often while records arrive (and on close). */
+export const auditFsyncIntervalMsDefault = 1_000;
+/** Audit records waiting to be written hold at most this many bytes; more are dropped (and counted). */
+export const auditBufferedBytesMax = 16 * 1024 * 1024;
+/** A new cluster's member waits at most this long for a leader before it gives up applying --auth-bootstrap-file. */
+export const authBootstrapLeaderWaitMsMax = 60_000;

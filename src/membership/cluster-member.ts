@@ -58,14 +58,19 @@ export function cloneMember(member: ClusterMember): ClusterMember {
  * membership.Member, ID as a bare uint64, empty name/clientURLs/isLearner left out, one line.
  */
 export function membersToPeerJson(members: Iterable<ClusterMember>): string {
-  const items = sortMembers(members).map((member) => {
-    const fields = [`"id":${member.id.toString()}`, `"peerURLs":${JSON.stringify(member.peerUrls)}`];
-    if (member.isLearner) fields.push('"isLearner":true');
-    if (member.name !== '') fields.push(`"name":${JSON.stringify(member.name)}`);
-    if (member.clientUrls.length > 0) fields.push(`"clientURLs":${JSON.stringify(member.clientUrls)}`);
-    return `{${fields.join(',')}}`;
-  });
-  return `[${items.join(',')}]\n`;
+  return `[${sortMembers(members).map(memberToEtcdJson).join(',')}]\n`;
+}
+
+/**
+ * Go's encoding of one membership.Member: ID as a bare uint64, empty name, clientURLs and
+ * isLearner left out. The peer API lists these and the backend's "members" bucket stores them.
+ */
+export function memberToEtcdJson(member: ClusterMember): string {
+  const fields = [`"id":${member.id.toString()}`, `"peerURLs":${JSON.stringify(member.peerUrls)}`];
+  if (member.isLearner) fields.push('"isLearner":true');
+  if (member.name !== '') fields.push(`"name":${JSON.stringify(member.name)}`);
+  if (member.clientUrls.length > 0) fields.push(`"clientURLs":${JSON.stringify(member.clientUrls)}`);
+  return `{${fields.join(',')}}`;
 }
 
 /** Parses etcd's /members JSON, keeping the 64-bit IDs exact (JSON numbers lose them as doubles). */

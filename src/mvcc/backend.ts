@@ -64,6 +64,8 @@ export interface BackendBatch {
   leases?: LeaseBatch;
   /** Alarms raised (puts) and disarmed (deletes), committed with the entry that changed them. */
   alarms?: AlarmBatch;
+  /** The whole auth store (src/auth/auth-store.ts encode()), replacing the one stored. */
+  auth?: Uint8Array;
 }
 
 /** Alarm area changes of one applied entry. */
@@ -89,6 +91,8 @@ export interface Backend {
   scanLeases(visit: (record: LeaseRecord) => void): void;
   /** Visits every stored alarm; sees every batch already written. */
   scanAlarms(visit: (member: AlarmMember) => void): void;
+  /** The auth store last written; undefined when none ever was. Sees every batch already written. */
+  readAuth(): Uint8Array | undefined;
   /** Resolves once every batch written so far is committed to storage. */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -130,6 +134,7 @@ export class MemoryBackend implements Backend {
   private meta: BackendMeta = { ...emptyMeta };
   private readonly leaseRecords = new Map<bigint, LeaseRecord>();
   private readonly alarms = new Map<string, AlarmMember>();
+  private auth: Uint8Array | undefined;
   private bytes = 0;
   private closed = false;
 
@@ -145,6 +150,7 @@ export class MemoryBackend implements Backend {
     for (const id of batch.leases?.deletes ?? []) this.leaseRecords.delete(id);
     for (const member of batch.alarms?.puts ?? []) this.alarms.set(alarmKey(member), { ...member });
     for (const member of batch.alarms?.deletes ?? []) this.alarms.delete(alarmKey(member));
+    if (batch.auth !== undefined) this.auth = batch.auth.slice();
     this.meta = { ...this.meta, ...batch.meta };
     if (this.mains.length > 2 * this.byMain.size + 1024)
       this.mains = this.mains.filter((main) => this.byMain.has(main));
@@ -177,6 +183,10 @@ export class MemoryBackend implements Backend {
 
   scanAlarms(visit: (member: AlarmMember) => void): void {
     for (const member of this.alarms.values()) visit({ ...member });
+  }
+
+  readAuth(): Uint8Array | undefined {
+    return this.auth?.slice();
   }
 
   flush(): Promise<void> {

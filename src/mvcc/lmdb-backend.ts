@@ -88,7 +88,12 @@ interface WriteGroup {
   leaseOps: { id: bigint; record: LeaseRecord | null }[];
   /** Alarms raised (true) and disarmed (false) in write order. */
   alarmOps: { member: AlarmMember; raised: boolean }[];
+  /** The auth store's record, when a batch of the group replaced it. */
+  auth: Uint8Array | undefined;
 }
+
+/** The one record of the "auth" database: the whole auth store. */
+const authStateKey = 'state';
 
 interface LeaseOverlayEntry {
   seq: number;
@@ -179,6 +184,8 @@ export class LmdbBackend implements Backend {
   /** Meta written but not yet committed, and the group that last touched it. */
   private pendingMeta: Partial<BackendMeta> = {};
   private pendingMetaSeq = 0;
+  /** The auth record written but not yet committed, and the group that wrote it. */
+  private pendingAuth: { seq: number; bytes: Uint8Array } | undefined;
   private group: WriteGroup | undefined;
   /** Commits the open group when the batch interval ends. */
   private commitTimer: NodeJS.Timeout | undefined;
@@ -219,6 +226,10 @@ export class LmdbBackend implements Backend {
 
   private get alarmDb(): Database<Uint8Array, Uint8Array> {
     return this.env.alarmDb;
+  }
+
+  private get authDb(): Database<Uint8Array, string> {
+    return this.env.authDb;
   }
 
   private get indexDb(): Database<IndexRecord, Uint8Array> {
@@ -264,6 +275,11 @@ export class LmdbBackend implements Backend {
     }
     this.queueLeases(group, batch);
     this.queueAlarms(group, batch);
+    if (batch.auth !== undefined) {
+      const bytes = batch.auth.slice();
+      group.auth = bytes;
+      this.pendingAuth = { seq: group.seq, bytes };
+    }
     if (Object.keys(batch.meta).length > 0) {
       Object.assign(group.meta, batch.meta);
       Object.assign(this.pendingMeta, batch.meta);
@@ -358,9 +374,26 @@ export class LmdbBackend implements Backend {
     for (const member of members.values()) visit(member);
   }
 
+  /**
+   * The committed "key" records as stored: etcd's 17-byte revision key and the mvccpb.KeyValue
+   * bytes, oldest first, each in buffers of its own. For a copy made by copyTo, which has nothing
+   * pending; a live backend's pending batches would be missing.
+   */
+  *storedRevisions(): Generator<{ revisionKey: Uint8Array; value: Uint8Array }> {
+    assert(this.overlay.size === 0, () => `storedRevisions reads committed records only, ${this.overlay.size} pending`);
+    const start = encodeRevision({ main: 0, sub: 0 });
+    for (const { key, value } of this.keyDb.getRange({ start })) yield { revisionKey: key, value };
+  }
+
   /** Hands every LMDB commit, as it starts, to `observer` (which times it for etcd's backend commit histogram). */
   observeCommits(observer: (commit: Promise<unknown>) => void): void {
     this.commitObserver = observer;
+  }
+
+  readAuth(): Uint8Array | undefined {
+    if (this.pendingAuth !== undefined) return this.pendingAuth.bytes.slice();
+    const bytes = this.authDb.get(authStateKey);
+    return bytes === undefined ? undefined : new Uint8Array(bytes);
   }
 
   /** LMDB commits handed to lmdb-js so far (etcd counts its backend commits the same way). */
@@ -432,7 +465,7 @@ export class LmdbBackend implements Backend {
    */
   sizeInUseBytes(): number {
     const stats = this.root.getStats() as { pageSize?: number; root?: unknown; free?: unknown };
-    const databases = [this.keyDb, this.metaDb, this.leaseDb, this.alarmDb];
+    const databases = [this.keyDb, this.metaDb, this.leaseDb, this.alarmDb, this.authDb];
     const treesPages = databases.reduce((sum, db) => sum + treePages(db.getStats()), 0);
     const pages = 2 + treePages(stats.root) + treePages(stats.free) + treesPages;
     return Math.min((stats.pageSize ?? 0) * pages, this.sizeBytes());
@@ -501,7 +534,15 @@ export class LmdbBackend implements Backend {
 
   private openGroup(): WriteGroup {
     if (this.group !== undefined) return this.group;
-    const group: WriteGroup = { seq: ++this.seq, puts: [], deletes: [], meta: {}, leaseOps: [], alarmOps: [] };
+    const group: WriteGroup = {
+      seq: ++this.seq,
+      puts: [],
+      deletes: [],
+      meta: {},
+      leaseOps: [],
+      alarmOps: [],
+      auth: undefined,
+    };
     this.group = group;
     if (this.batchIntervalMs === 0) queueMicrotask(() => this.commitGroup());
     else this.commitTimer = setTimeout(() => this.commitGroup(), this.batchIntervalMs).unref();
@@ -527,6 +568,7 @@ export class LmdbBackend implements Backend {
         if (raised) void this.alarmDb.put(encodeAlarmKey(member), new Uint8Array(0));
         else void this.alarmDb.remove(encodeAlarmKey(member));
       }
+      if (group.auth !== undefined) void this.authDb.put(authStateKey, group.auth);
       for (const [field, value] of Object.entries(group.meta) as [keyof BackendMeta, number][]) {
         void this.metaDb.put(metaKeys[field], encodeMetaNumber(value));
       }
@@ -561,6 +603,7 @@ export class LmdbBackend implements Backend {
       const key = alarmOverlayKey(member);
       if (this.alarmOverlay.get(key)?.seq === group.seq) this.alarmOverlay.delete(key);
     }
+    if (this.pendingAuth?.seq === group.seq) this.pendingAuth = undefined;
   }
 
   /** Adds a batch's alarm changes to the group: raised, then disarmed. */
@@ -614,6 +657,7 @@ interface OpenedEnvironment {
   metaDb: Database<Uint8Array, string>;
   leaseDb: Database<Uint8Array, Uint8Array>;
   alarmDb: Database<Uint8Array, Uint8Array>;
+  authDb: Database<Uint8Array, string>;
   indexDb: Database<IndexRecord, Uint8Array>;
   noSync: boolean;
 }
@@ -630,6 +674,7 @@ function openEnvironment(path: string, noSync: boolean): OpenedEnvironment {
   const metaDb = root.openDB<Uint8Array, string>({ name: 'meta', encoding: 'binary' });
   const leaseDb = root.openDB<Uint8Array, Uint8Array>({ name: 'lease', encoding: 'binary', keyEncoding: 'binary' });
   const alarmDb = root.openDB<Uint8Array, Uint8Array>({ name: 'alarm', encoding: 'binary', keyEncoding: 'binary' });
+  const authDb = root.openDB<Uint8Array, string>({ name: 'auth', encoding: 'binary' });
   // lmdb-js takes keyEncoder at run time but does not declare it on DatabaseOptions.
   const indexOptions: DatabaseOptions & {
     name: string;
@@ -637,7 +682,7 @@ function openEnvironment(path: string, noSync: boolean): OpenedEnvironment {
     encoder: typeof indexValueReader;
   } = { name: 'key', keyEncoder: indexKeyReader, encoder: indexValueReader };
   const indexDb = root.openDB<IndexRecord, Uint8Array>(indexOptions);
-  return { root, keyDb, metaDb, leaseDb, alarmDb, indexDb, noSync };
+  return { root, keyDb, metaDb, leaseDb, alarmDb, authDb, indexDb, noSync };
 }
 
 /** Pages one database's B+tree holds, from lmdb-js's stats of it. */

@@ -27,11 +27,13 @@ import {
   pingStrikesAfter,
 } from '../../src/http2/frames.js';
 import {
+  clientPrefaceMsMax,
   grpcKeepaliveIntervalMsDefault,
   grpcKeepalivePolicyMinTimeMsDefault,
   grpcKeepaliveTimeoutMsDefault,
   grpcPingStrikesMax,
   grpcPingWithoutStreamIntervalMs,
+  unfinishedStreamIdleMsMax,
 } from '../../src/lib/limits.js';
 import { Member } from '../support/member.js';
 import { loopbackHost } from '../support/ports.js';
@@ -89,6 +91,8 @@ describe("etcd's flags as grpc-go server options (http2ServerOptions)", () => {
       keepaliveMinTimeMs: 300,
       keepaliveIntervalMs: 1_000,
       keepaliveTimeoutMs: 2_000,
+      prefaceMs: clientPrefaceMsMax,
+      unfinishedStreamIdleMs: unfinishedStreamIdleMsMax,
     });
   });
 

@@ -87,6 +87,8 @@ describe('the lock recipe', () => {
       requestBytes: 0,
       peer: 'test',
       signal: new AbortController().signal,
+      token: undefined,
+      commonName: undefined,
     };
     await lockHandler({ name: Buffer.from('h'), lease: a.toString() }, context);
     const giveUp = new AbortController();

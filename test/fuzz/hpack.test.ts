@@ -49,6 +49,39 @@ test('the HPACK decoder returns headers or throws HpackError, with its table and
   });
 });
 
+/** The dynamic table entries of a decoder, newest first. */
+const tableOf = (decoder: HeaderDecoder) => (decoder as unknown as DecoderTable).entries;
+
+test('a header list limit only drops fields from the end, and the dynamic table stays as without it', () => {
+  runFuzz('hpack-list-limit', {
+    corpus,
+    check(input) {
+      if (input.length < 2) return;
+      // The first byte picks the limit (0 to 2,040 octets), the rest is two blocks in a row.
+      const limitBytes = input[0]! * 8;
+      const blocks = [
+        input.subarray(1, 1 + Math.floor((input.length - 1) / 2)),
+        input.subarray(1 + Math.floor((input.length - 1) / 2)),
+      ];
+      const limited = new HeaderDecoder();
+      const unlimited = new HeaderDecoder();
+      for (const bytes of blocks) {
+        const block = Buffer.from(bytes);
+        const all: string[] = [];
+        const allBytes = parseOrRefuse(() => unlimited.decode(block, all), HpackError);
+        // The limited decoder skips literals it drops without decoding them, so it may accept what the other refuses.
+        if (allBytes === undefined) return;
+        const kept: string[] = [];
+        const keptBytes = limited.decode(block, kept, limitBytes);
+        assert.deepEqual(kept, all.slice(0, kept.length));
+        if (allBytes <= limitBytes) assert.equal(keptBytes, allBytes);
+        else assert.ok(keptBytes > limitBytes && kept.length < all.length);
+        assert.deepEqual(tableOf(limited), tableOf(unlimited));
+      }
+    },
+  });
+});
+
 test('the Huffman decoder returns octets or throws HpackError, never more than 8/5 of its input', () => {
   runFuzz('huffman', {
     corpus: corpus.map((block) => block.subarray(block.length > 4 ? 4 : 0)),

@@ -17,6 +17,15 @@ describe('HPACK Huffman decoding', () => {
     });
   }
 
+  test('refuses a string that would decode to more octets than it is allowed', () => {
+    // Ten zero bytes are sixteen five-bit codes for '0'.
+    assert.equal(huffmanDecode(Buffer.alloc(10), 16).toString('latin1'), '0'.repeat(16));
+    assert.throws(
+      () => huffmanDecode(Buffer.alloc(10), 15),
+      (error) => error instanceof HpackError && error.message === 'header string too long',
+    );
+  });
+
   test('refuses padding longer than seven bits or not made of ones', () => {
     assert.throws(() => huffmanDecode(Buffer.from('f1e3c2e5f23a6ba0ab90f4ffff', 'hex')), HpackError);
     assert.throws(() => huffmanDecode(Buffer.from('f1e3c2e5f23a6ba0ab90f4fe', 'hex')), HpackError);
@@ -242,5 +251,26 @@ describe('the HPACK HeaderDecoder', () => {
     const fields: string[] = [];
     const bytes = new HeaderDecoder().decode(Buffer.from('828684410f7777772e6578616d706c652e636f6d', 'hex'), fields);
     assert.equal(bytes, 7 + 3 + 32 + (7 + 4 + 32) + (5 + 1 + 32) + (10 + 15 + 32));
+  });
+
+  test('fields past the list limit are not kept, the size returned is over it, and the table stays in step', () => {
+    const literal = (value: string) => Buffer.from([0x40, 1, 0x61, value.length, ...Buffer.from(value)]);
+    // A 100-octet value entered at index 62, then referenced ten times: 133 octets of list each.
+    const block = Buffer.concat([literal('x'.repeat(100)), Buffer.alloc(10, 0xbe), literal('y'.repeat(50))]);
+    const limited = new HeaderDecoder();
+    const unlimited = new HeaderDecoder();
+    const kept: string[] = [];
+    const all: string[] = [];
+    const keptBytes = limited.decode(block, kept, 300);
+    assert.equal(unlimited.decode(block, all), 11 * 133 + 83);
+    assert.deepEqual(kept, all.slice(0, 4));
+    assert.ok(keptBytes > 300, `returned ${keptBytes}`);
+    // The literal past the limit still entered the table: index 62 is now 'y's, on both.
+    const next = Buffer.from([0xbe, 0xbf]);
+    const [afterLimited, afterAll]: [string[], string[]] = [[], []];
+    limited.decode(next, afterLimited);
+    unlimited.decode(next, afterAll);
+    assert.deepEqual(afterLimited, ['a', 'y'.repeat(50), 'a', 'x'.repeat(100)]);
+    assert.deepEqual(afterLimited, afterAll);
   });
 });

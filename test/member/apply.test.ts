@@ -1,4 +1,5 @@
 /** The applier: entries in index order, snapshots forward only, each proposal answered by its own entry. */
+import { AuthStore } from '../../src/auth/auth-store.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Applier, type Applied, type ApplierParts } from '../../actors/member/apply.js';
@@ -74,6 +75,7 @@ function applierWith(appliedIndex = 0, overQuota = false) {
       alarms,
       backend,
       lessor: { isPrimary: false, promote: () => undefined, demote: () => undefined },
+      auth: new AuthStore(),
     },
     quota: { exceeded: (costBytes: number) => overQuota && costBytes > 0 },
     raiseNoSpace: () => raised.push(store.consistentIndex),

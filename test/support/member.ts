@@ -26,6 +26,8 @@ export interface MemberOptions {
   /** Extra etcd flags, e.g. ['--max-txn-ops', '4']. */
   readonly extraFlags?: readonly string[];
   readonly healthWaitMs?: number;
+  /** Runs before the first start with the member's data dir, name and peer URL (e.g. to restore a snapshot there). */
+  readonly beforeStart?: (member: Member) => Promise<void>;
 }
 
 /** Members still running; killed if the test process exits without stopping them. */
@@ -65,6 +67,7 @@ export class Member {
       options.extraFlags ?? [],
       options.healthWaitMs ?? healthWaitMsDefault,
     );
+    await options.beforeStart?.(member);
     await member.launch();
     return member;
   }

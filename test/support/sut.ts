@@ -48,7 +48,7 @@ export function sutCommand(env: NodeJS.ProcessEnv = process.env): SutLookup {
 }
 
 /** Splits a command string on whitespace; paths with spaces are not supported here. */
-function commandFromString(text: string): MemberCommand {
+export function commandFromString(text: string): MemberCommand {
   const [command, ...args] = text.split(/\s+/);
   if (command === undefined) throw new Error(`expected a command in TSETCD_CMD, saw "${text}"`);
   const label =

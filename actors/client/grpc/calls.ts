@@ -64,6 +64,8 @@ export interface RequestHead {
 /** What the connection tells a call about its stream. */
 export interface CallSide {
   readonly streaming: boolean;
+  /** Bytes received and held for a message that has not all arrived. */
+  readonly bufferedBytes: number;
   start(): void;
   onData(bytes: Buffer, endStream: boolean): void;
   /** The client reset the stream or the connection went away. */
@@ -213,6 +215,26 @@ function metadataOf(head: RequestHead): grpc.Metadata {
   return grpc.Metadata.fromHttp2Headers(headerObject(head.fields));
 }
 
+/** The first value of header `name` (lower case), without building the metadata. */
+function headerValue(head: RequestHead, name: string): string | undefined {
+  for (let i = 0; i < head.fields.length; i += 2) if (head.fields[i] === name) return head.fields[i + 1];
+  return undefined;
+}
+
+/** etcd reads a token from metadata `token`, or `authorization` as the JSON gateway passes it on. */
+function tokenOf(head: RequestHead): string | undefined {
+  return headerValue(head, 'token') ?? headerValue(head, 'authorization');
+}
+
+/** A certificate names the caller unless the JSON gateway makes the call on someone's behalf. */
+function commonNameOf(head: RequestHead, stream: Http2ServerStream): string | undefined {
+  if (headerValue(head, gatewayMarkerHeader) !== undefined) return undefined;
+  return stream.connection.clientCommonName();
+}
+
+/** The metadata grpc-gateway adds to every call it makes, by which etcd knows them. */
+export const gatewayMarkerHeader = 'grpcgateway-accept';
+
 /** Refusals that depend only on the headers: an encoding we cannot read. */
 function headRefusal(head: RequestHead): CallStatus | undefined {
   if (head.encoding === undefined || decompressors.has(head.encoding)) return undefined;
@@ -289,6 +311,10 @@ export class UnaryGrpcCall implements CallSide {
     );
   }
 
+  get bufferedBytes(): number {
+    return this.reader.buffered;
+  }
+
   onReset(): void {
     this.tally.handled(GrpcCode.canceled);
     this.finish();
@@ -298,6 +324,14 @@ export class UnaryGrpcCall implements CallSide {
 
   peer(): string {
     return this.stream.connection.peer;
+  }
+
+  token(): string | undefined {
+    return tokenOf(this.head);
+  }
+
+  commonName(): string | undefined {
+    return commonNameOf(this.head, this.stream);
   }
 
   /** Made on first use: most handlers never look. Aborted once the call is over either way. */
@@ -353,6 +387,18 @@ class UnaryCallContext implements UnaryContext {
   get signal(): AbortSignal {
     return this.call.signal();
   }
+
+  get token(): string | undefined {
+    return this.call.token();
+  }
+
+  get commonName(): string | undefined {
+    return this.call.commonName();
+  }
+
+  header(name: string): string | undefined {
+    return headerValue(this.call.head, name);
+  }
 }
 
 /**
@@ -393,6 +439,14 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
     return this.stream.connection.peer;
   }
 
+  get token(): string | undefined {
+    return tokenOf(this.head);
+  }
+
+  get commonName(): string | undefined {
+    return commonNameOf(this.head, this.stream);
+  }
+
   start(): void {
     const refusal = headRefusal(this.head);
     if (refusal !== undefined) return this.finishWith(refusal);
@@ -430,6 +484,10 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
     if (!endStream) return;
     if (!this.handlerStarted) return this.finishWith(new CallStatus(GrpcCode.internal, grpcTexts.unmarshallingEof));
     this.emit('end');
+  }
+
+  get bufferedBytes(): number {
+    return this.reader.buffered;
   }
 
   onReset(): void {
@@ -524,4 +582,17 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
     this.cancelled = true;
     this.emit('cancelled');
   }
+}
+
+/** Resolves when the stream takes writes again or the call is over. */
+export function drained(call: GrpcStreamCall, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    call.once('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

@@ -23,7 +23,7 @@ import { campaign, currentLeader, observe, proclaim, resign } from '../../../src
 import type { ConcurrencyHost } from '../../../src/concurrency/host.js';
 import { lock, unlock } from '../../../src/concurrency/lock.js';
 import type { GrpcHandlers, UnaryContext, UnaryHandler } from './router.js';
-import type { GrpcStreamCall } from './calls.js';
+import { drained, type GrpcStreamCall } from './calls.js';
 
 export type { ConcurrencyHost } from '../../../src/concurrency/host.js';
 
@@ -35,11 +35,15 @@ export type CancellableContext = UnaryContext & { signal?: AbortSignal };
 
 const neverAborted = new AbortController().signal;
 
-/** Runs a recipe with etcd's error mapping. */
-function recipe(run: (request: WireMessage, signal: AbortSignal) => Promise<WireMessage>): UnaryHandler {
+/** Runs a recipe with etcd's error mapping, on the host as the call's caller sees it. */
+function recipe(
+  base: ConcurrencyHost,
+  run: (host: ConcurrencyHost, request: WireMessage, signal: AbortSignal) => Promise<WireMessage>,
+): UnaryHandler {
   return async (request, context: CancellableContext) => {
     try {
-      return await run(request, context.signal ?? neverAborted);
+      const host = base.forCaller?.(context) ?? base;
+      return await run(host, request, context.signal ?? neverAborted);
     } catch (error) {
       throw asRecipeError(error);
     }
@@ -47,31 +51,31 @@ function recipe(run: (request: WireMessage, signal: AbortSignal) => Promise<Wire
 }
 
 /** Handlers for every v3lockpb.Lock and v3electionpb.Election method, to pass to createGrpcServer. */
-export function concurrencyHandlers(host: ConcurrencyHost): GrpcHandlers {
+export function concurrencyHandlers(base: ConcurrencyHost): GrpcHandlers {
   return {
-    'v3lockpb.Lock/Lock': recipe(async (wire, signal) => {
+    'v3lockpb.Lock/Lock': recipe(base, async (host, wire, signal) => {
       const { header, key } = await lock(host, lockRequestFromWire(wire), signal);
       return lockResponseToWire(header, key);
     }),
-    'v3lockpb.Lock/Unlock': recipe(async (wire) =>
+    'v3lockpb.Lock/Unlock': recipe(base, async (host, wire) =>
       headerOnlyResponseToWire((await unlock(host, unlockKeyFromWire(wire))).header),
     ),
-    'v3electionpb.Election/Campaign': recipe(async (wire, signal) => {
+    'v3electionpb.Election/Campaign': recipe(base, async (host, wire, signal) => {
       const { header, leader } = await campaign(host, campaignRequestFromWire(wire), signal);
       return campaignResponseToWire(header, leader);
     }),
-    'v3electionpb.Election/Proclaim': recipe(async (wire) => {
+    'v3electionpb.Election/Proclaim': recipe(base, async (host, wire) => {
       const { leader, value } = proclaimRequestFromWire(wire);
       return headerOnlyResponseToWire((await proclaim(host, leader, value)).header);
     }),
-    'v3electionpb.Election/Leader': recipe(async (wire) =>
+    'v3electionpb.Election/Leader': recipe(base, async (host, wire) =>
       leaderResponseToWire(await currentLeader(host, leaderNameFromWire(wire))),
     ),
-    'v3electionpb.Election/Resign': recipe(async (wire) =>
+    'v3electionpb.Election/Resign': recipe(base, async (host, wire) =>
       headerOnlyResponseToWire((await resign(host, resignLeaderFromWire(wire))).header),
     ),
     'v3electionpb.Election/Observe': (call: GrpcStreamCall) => {
-      void observeStream(host, call);
+      void observeStream(base.forCaller?.(call) ?? base, call);
     },
   };
 }
@@ -97,17 +101,4 @@ async function observeStream(host: ConcurrencyHost, call: GrpcStreamCall): Promi
     controller.abort();
   }
   if (!call.cancelled) call.end();
-}
-
-/** Resolves when the stream takes writes again or the call is over. */
-function drained(call: GrpcStreamCall, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      call.off('drain', done);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    call.once('drain', done);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

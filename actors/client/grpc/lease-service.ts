@@ -16,6 +16,7 @@ import {
   leaseRevokesPerCheckMax,
 } from '../../../src/lib/limits.js';
 import type { GrpcHandlers } from './router.js';
+import type { CallerCredentials } from '../../../src/auth/types.js';
 import type { StreamHandler } from './router.js';
 
 /** What the Lease service asks of a member. Errors are EtcdErrors with etcd's codes and texts. */
@@ -25,11 +26,11 @@ export interface LeaseApi {
   /** Grants through Raft; id 0 asks the member to choose one. Resolves with the TTL granted. */
   grant(id: bigint, ttlSeconds: number): Promise<{ id: bigint; ttlSeconds: number }>;
   /** Revokes through Raft: the lease and its keys go in one revision. */
-  revoke(id: bigint): Promise<void>;
+  revoke(id: bigint, credentials?: CallerCredentials): Promise<void>;
   /** Restarts the lease's TTL on the leader and resolves with it; rejects leaseNotFound when gone. */
   renew(id: bigint): Promise<number>;
   /** Rejects leaseNotFound when the lease does not exist. */
-  timeToLive(id: bigint, withKeys: boolean): Promise<LeaseTimeToLive>;
+  timeToLive(id: bigint, withKeys: boolean, credentials?: CallerCredentials): Promise<LeaseTimeToLive>;
   /** Every lease ID. */
   leases(): Promise<bigint[]>;
 }
@@ -69,14 +70,14 @@ function unaryHandlers(api: LeaseApi): GrpcHandlers {
       const granted = await api.grant(wireId(wire.ID), Number(wireId(wire.TTL)));
       return { header: wireHeader(api), ID: granted.id.toString(), TTL: String(granted.ttlSeconds), error: '' };
     },
-    'etcdserverpb.Lease/LeaseRevoke': async (wire) => {
-      await api.revoke(wireId(wire.ID));
+    'etcdserverpb.Lease/LeaseRevoke': async (wire, context) => {
+      await api.revoke(wireId(wire.ID), context);
       return { header: wireHeader(api) };
     },
-    'etcdserverpb.Lease/LeaseTimeToLive': async (wire) => {
+    'etcdserverpb.Lease/LeaseTimeToLive': async (wire, context) => {
       const id = wireId(wire.ID);
       try {
-        return timeToLiveToWire(api, await api.timeToLive(id, wire.keys === true));
+        return timeToLiveToWire(api, await api.timeToLive(id, wire.keys === true, context));
       } catch (error) {
         if (!isLeaseNotFound(error)) throw error;
         return { header: wireHeader(api), ID: id.toString(), TTL: '-1', grantedTTL: '0', keys: [] };

@@ -42,8 +42,11 @@ import {
 import { isTxnReadOnly } from '../../../src/api/txn-read-only.js';
 import { grpcOverheadBytes, healthWatchPollMs, requestBytesDefault, txnOpsDefault } from '../../../src/lib/limits.js';
 import { createLogger, type Logger } from '../../shared/logger.js';
+import type { CallerCredentials } from '../../../src/auth/types.js';
 import type { GrpcRoute, GrpcRoutes, GrpcStreamCall } from './calls.js';
 import { GrpcTraffic, grpcTypeOf, MethodStats } from './call-stats.js';
+import type { AuditSink } from '../../audit/audit-log.js';
+import { auditedHandlers } from './audit-hook.js';
 
 export interface GrpcLimits {
   /** etcd's --max-request-bytes: the largest proposal accepted. */
@@ -53,13 +56,15 @@ export interface GrpcLimits {
 }
 
 /** What a unary handler learns about its call besides the request. */
-export interface UnaryContext {
+export interface UnaryContext extends CallerCredentials {
   metadata: grpc.Metadata;
   /** Size of the request as it came off the wire, for proposal size checks. */
   requestBytes: number;
   peer: string;
   /** Aborted when the client cancels the call or its deadline passes. */
   signal: AbortSignal;
+  /** The first value of request header `name` (lower case). */
+  header?(name: string): string | undefined;
 }
 
 /**
@@ -80,6 +85,8 @@ export interface GrpcServerOptions {
   /** Health.Check answers SERVING while this says true. */
   healthy?: () => boolean | Promise<boolean>;
   logger?: Logger;
+  /** Where the audit records of unary calls go (--audit-log-path); none when absent. */
+  audit?: AuditSink;
 }
 
 function splitMethod(method: GrpcMethod): { service: string; name: string } {
@@ -95,37 +102,37 @@ function isStreaming(method: GrpcMethod): method is StreamingMethod {
 function kvHandlers(kv: KvService, limits: GrpcLimits): Partial<Record<UnaryMethod, UnaryHandler>> {
   const propose = (context: UnaryContext): void => checkProposalSize(context.requestBytes, limits.maxRequestBytes);
   return {
-    'etcdserverpb.KV/Range': async (decoded) => {
+    'etcdserverpb.KV/Range': async (decoded, context) => {
       const request = decoded as unknown as RangeRequest;
       checkRangeRequest(request);
-      const { header, result } = await kv.range(request);
+      const { header, result } = await kv.range(request, context);
       return new EncodedResponse(encodeRangeResponse(header, result)) as unknown as WireMessage;
     },
     'etcdserverpb.KV/Put': async (decoded, context) => {
       const request = decoded as unknown as PutRequest;
       checkPutRequest(request);
       propose(context);
-      const { header, result } = await kv.put(request);
+      const { header, result } = await kv.put(request, context);
       return new EncodedResponse(encodePutResponse(header, result)) as unknown as WireMessage;
     },
     'etcdserverpb.KV/DeleteRange': async (decoded, context) => {
       const request = decoded as unknown as DeleteRangeRequest;
       checkDeleteRangeRequest(request);
       propose(context);
-      const { header, result } = await kv.deleteRange(request);
+      const { header, result } = await kv.deleteRange(request, context);
       return new EncodedResponse(encodeDeleteRangeResponse(header, result)) as unknown as WireMessage;
     },
     'etcdserverpb.KV/Txn': async (decoded, context) => {
       const request = decoded as unknown as TxnRequest;
       checkTxnRequest(request, limits.maxTxnOps);
       if (!isTxnReadOnly(request)) propose(context);
-      const { header, result } = await kv.txn(request);
+      const { header, result } = await kv.txn(request, context);
       return new EncodedResponse(encodeTxnResponse(header, result)) as unknown as WireMessage;
     },
     'etcdserverpb.KV/Compact': async (wire, context) => {
       const request = compactionRequestFromWire(wire as unknown as WireCompactionRequest);
       propose(context);
-      const { header } = await kv.compact(request);
+      const { header } = await kv.compact(request, context);
       return compactionResponseToWire(header) as unknown as WireMessage;
     },
   };
@@ -197,11 +204,13 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcRoutes {
   const logger = options.logger ?? createLogger('info', ['default'], { component: 'grpc-server' });
   // etcd lets gRPC accept messages up to --max-request-bytes plus framing headroom.
   const receiveLimitBytes = limits.maxRequestBytes + grpcOverheadBytes;
-  const handlers: GrpcHandlers = {
+  const allHandlers: GrpcHandlers = {
     ...healthHandlers(options.healthy ?? (() => true)),
     ...kvHandlers(options.kv, limits),
     ...options.handlers,
   };
+  const handlers =
+    options.audit === undefined ? allHandlers : auditedHandlers(allHandlers, streamingMethods, options.audit);
   const byPath = new Map<string, GrpcRoute>();
   const services = new Set<string>();
   for (const method of grpcMethods) {

@@ -28,7 +28,8 @@ import {
   syncRetryIntervalMs,
   victimRetryIntervalMs,
 } from '../../../src/lib/limits.js';
-import { watchCancelReasons } from '../../../src/api/errors.js';
+import { GrpcCode, watchCancelReasons } from '../../../src/api/errors.js';
+import type { CallerCredentials } from '../../../src/auth/types.js';
 import { grpcFramePrefixBytes, writeFramePrefix } from '../../../src/http2/frames.js';
 import {
   autoWatchId,
@@ -41,6 +42,7 @@ import {
   watchResponseToWire,
   writeWatchIdField,
   type WatchCreate,
+  type WatchRequest,
   type WatchResponseFields,
   type WireWatchResponse,
 } from '../../../src/watch/watch-codec.js';
@@ -64,6 +66,15 @@ export interface WatchHost {
   progressNotifyIntervalMs?: number;
   /** etcd's --max-request-bytes: fragments stay under it plus gRPC's overhead. */
   maxRequestBytes?: number;
+  /** Checks a watch's range while auth is enabled; absent, every watch is allowed. */
+  auth?: WatchAuthorizer;
+}
+
+/** Who may watch what, while auth is enabled. */
+export interface WatchAuthorizer {
+  enabled(): boolean;
+  /** Undefined when the caller may read [key, rangeEnd); otherwise the cancel reason to answer with. */
+  refusal(credentials: CallerCredentials, key: Uint8Array, rangeEnd: Uint8Array): Promise<string | undefined>;
 }
 
 export interface WatchDriverOptions {
@@ -268,6 +279,11 @@ class WatchStream {
   /** A watcher was refused since the last write finished: its victim waits for room. */
   private refused = false;
   private closed = false;
+  /**
+   * Requests wait here, in order, once a create had to be checked by auth (asynchronously), so
+   * none overtakes an earlier one; with auth disabled it stays undefined and requests run at once.
+   */
+  private ordered: Promise<void> | undefined;
   /** A progress request waiting for the stream's watchers to catch up. */
   private progressDeferred = false;
   private progressTimer: NodeJS.Timeout | undefined;
@@ -297,6 +313,38 @@ class WatchStream {
   private onRequest(wire: WireMessage): void {
     if (this.closed) return;
     const request = watchRequestFromWire(wire);
+    const auth = this.host.auth;
+    if (this.ordered === undefined && (auth === undefined || request.type !== 'create' || !auth.enabled()))
+      return this.handle(request);
+    const previous = this.ordered ?? Promise.resolve();
+    this.ordered = previous.then(() => this.handleChecked(request)).catch((error: unknown) => this.fail(error));
+  }
+
+  /** Creates are checked by auth (while it is enabled) before they are handled. */
+  private async handleChecked(request: WatchRequest): Promise<void> {
+    if (this.closed) return;
+    const auth = this.host.auth;
+    if (request.type === 'create' && auth !== undefined && auth.enabled()) {
+      // etcd checks an empty key as "\0", the smallest key.
+      const key = request.create.key.length === 0 ? new Uint8Array([0]) : request.create.key;
+      const reason = await auth.refusal(this.call, key, request.create.rangeEnd);
+      if (this.closed) return;
+      if (reason !== undefined) {
+        this.send(this.host.header(), { watchId: invalidWatchId, created: true, canceled: true, cancelReason: reason });
+        return;
+      }
+    }
+    this.handle(request);
+  }
+
+  private fail(error: unknown): void {
+    this.call.emit('error', {
+      code: GrpcCode.unknown,
+      details: error instanceof Error ? error.message : String(error),
+    });
+  }
+
+  private handle(request: WatchRequest): void {
     switch (request.type) {
       case 'create':
         return this.create(request.create);

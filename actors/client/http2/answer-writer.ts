@@ -6,6 +6,7 @@
  * rides along with the next answer. server.ts's Http2Connection extends this class with the
  * reading half, so both work on one object and a frame costs no extra hop.
  */
+import { verifiedCommonName } from '../tls.js';
 import type { Duplex } from 'node:stream';
 import {
   FrameFlag,
@@ -16,12 +17,11 @@ import {
   grpcFramePrefixBytes,
   writeFramePrefix,
 } from '../../../src/http2/frames.js';
+import { clientQueuedBytesMax, clientQueuedBytesReadingMax } from '../../../src/lib/limits.js';
 import { GrpcHeaderEncoder } from '../grpc/headers.js';
 import type { CallSide, GrpcRoutes } from '../grpc/calls.js';
 import { streamReceiveWindowBytes } from './server-options.js';
 
-/** Unanswered bytes a client may leave in the socket's queue before streaming writes wait. */
-const congestedBytesMax = 4 << 20;
 /**
  * A PING's ACK waits this long for an answer to ride along with. grpc-go clients send a PING on
  * each response they read (their BDP estimator), so with one call in flight every answer drew
@@ -45,6 +45,14 @@ export class Http2ServerStream {
   remoteClosed = false;
   localClosed = false;
   headersSent = false;
+  /** Bytes of its header list, held in the call's head while the stream lives. */
+  headerBytes = 0;
+  /** DATA bytes received so far. */
+  receivedBytes = 0;
+  /** When its last frame arrived (performance.now()), for reaping streams left unfinished. */
+  lastReceivedAtMs = 0;
+  /** What this stream counts toward its connection's unfinished request bytes. */
+  chargedBytes = 0;
   readonly pending: Outbound[] = [];
   side: CallSide | undefined;
 
@@ -83,6 +91,11 @@ export abstract class Http2AnswerWriter {
     readonly routes: GrpcRoutes,
   ) {
     this.peer = `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
+  }
+
+  /** The common name of the client's verified TLS certificate; undefined without one. */
+  clientCommonName(): string | undefined {
+    return verifiedCommonName(this.socket);
   }
 
   /** A whole unary answer: headers, one message and trailers, in one go when the windows allow. */
@@ -293,13 +306,37 @@ export abstract class Http2AnswerWriter {
       pieces.forEach((piece, index) => this.socket.write(piece, index === pieces.length - 1 ? done : undefined));
       this.socket.uncork();
     }
-    if (this.socket.writableLength > congestedBytesMax) this.congested = true;
+    this.judgeQueue();
+  }
+
+  /**
+   * A client that does not read its answers must not make us queue them without end: above
+   * clientQueuedBytesReadingMax we stop reading its frames (so it cannot ask for more, not even
+   * acknowledgements) until the queue drains; above clientQueuedBytesMax it is closed.
+   */
+  private judgeQueue(): void {
+    const queuedBytes = this.socket.writableLength;
+    if (queuedBytes > clientQueuedBytesMax) return this.abandon(queuedBytes);
+    if (queuedBytes <= clientQueuedBytesReadingMax || this.congested) return;
+    this.congested = true;
+    this.socket.pause();
   }
 
   protected drained(): void {
-    if (!this.congested || this.socket.writableLength > congestedBytesMax) return;
+    if (!this.congested || this.socket.writableLength > clientQueuedBytesReadingMax) return;
     this.congested = false;
+    this.socket.resume();
     this.pumpBlocked();
+  }
+
+  /** Closes a connection whose client reads nothing of what is queued for it. */
+  private abandon(queuedBytes: number): void {
+    this.routes.logger.warn(
+      { peer: this.peer, queuedBytes, limitBytes: clientQueuedBytesMax },
+      'closed a client connection that does not read its responses',
+    );
+    this.socket.destroy();
+    this.shutDown();
   }
 
   /** A connection error: GOAWAY with the last stream we saw, then the connection ends. */
@@ -314,6 +351,7 @@ export abstract class Http2AnswerWriter {
     debug.copy(payload, 8);
     this.writer.frame(FrameType.goaway, 0, 0, payload);
     this.flush();
+    if (this.closed) return;
     this.socket.end();
     // A client that never closes its side is not waited for.
     setTimeout(() => this.socket.destroy(), goAwayLingerMs).unref();

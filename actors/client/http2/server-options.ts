@@ -6,11 +6,14 @@
  */
 import { Setting } from '../../../src/http2/frames.js';
 import {
+  clientPrefaceMsMax,
   grpcKeepaliveIntervalMsDefault,
   grpcKeepaliveMinTimeMsDefault,
   grpcKeepalivePolicyMinTimeMsDefault,
   grpcKeepaliveTimeoutMsDefault,
+  headerListBytesMax,
   maxConcurrentStreamsDefault,
+  unfinishedStreamIdleMsMax,
 } from '../../../src/lib/limits.js';
 import type { MemberConfig } from '../../../src/config/config.js';
 
@@ -18,8 +21,6 @@ import type { MemberConfig } from '../../../src/config/config.js';
 export const streamReceiveWindowBytes = 1 << 20;
 /** And on the whole connection. */
 export const connectionReceiveWindowBytes = 16 << 20;
-/** A header list larger than this (RFC 9113's count) is refused; grpc-go allows 16 MiB. */
-export const headerListBytesMax = 1 << 20;
 
 /** What etcd's --max-concurrent-streams and --grpc-keepalive-* flags make grpc-go's server do. */
 export interface Http2ServerOptions {
@@ -35,6 +36,10 @@ export interface Http2ServerOptions {
   keepaliveIntervalMs: number;
   /** And closes the connection when nothing arrives this long after that PING. */
   keepaliveTimeoutMs: number;
+  /** A connection whose SETTINGS (after the preface) has not arrived this long after it started is closed. */
+  prefaceMs: number;
+  /** A stream whose request has not all arrived and that received nothing this long is reset. */
+  unfinishedStreamIdleMs: number;
 }
 
 /** What etcd's defaults come to. */
@@ -43,6 +48,8 @@ export const etcdHttp2ServerOptions: Readonly<Http2ServerOptions> = {
   keepaliveMinTimeMs: grpcKeepaliveMinTimeMsDefault,
   keepaliveIntervalMs: grpcKeepaliveIntervalMsDefault,
   keepaliveTimeoutMs: grpcKeepaliveTimeoutMsDefault,
+  prefaceMs: clientPrefaceMsMax,
+  unfinishedStreamIdleMs: unfinishedStreamIdleMsMax,
 };
 
 type KeepaliveFlags = Pick<
@@ -63,6 +70,8 @@ export function http2ServerOptions(flags: KeepaliveFlags): Http2ServerOptions {
       flags.grpcKeepaliveMinTimeMs > 0 ? flags.grpcKeepaliveMinTimeMs : grpcKeepalivePolicyMinTimeMsDefault,
     keepaliveIntervalMs: pingsServer ? flags.grpcKeepaliveIntervalMs : grpcKeepaliveIntervalMsDefault,
     keepaliveTimeoutMs: pingsServer ? flags.grpcKeepaliveTimeoutMs : grpcKeepaliveTimeoutMsDefault,
+    prefaceMs: clientPrefaceMsMax,
+    unfinishedStreamIdleMs: unfinishedStreamIdleMsMax,
   };
 }
 

@@ -14,6 +14,12 @@
  * The connection is split by job: server-options.ts holds the SETTINGS and the options etcd's
  * flags come to, answer-writer.ts the streams and everything written, and this file reads
  * frames off the socket, starts calls and judges the client's PINGs (keepalive included).
+ *
+ * The port faces the network, so what a client can make the member hold or do is bounded, each
+ * bound named in limits.ts: stream resets (rapid reset), header blocks and header lists (CONTINUATION
+ * floods, HPACK bombs), runs of empty frames, what is queued for a client that does not read
+ * (answer-writer.ts), the bytes and streams of requests not yet finished, idle unfinished streams,
+ * and the time to the preface. bench/RESULTS.md (2026-12-05) records why this server is our own.
  */
 import type { Duplex } from 'node:stream';
 import {
@@ -26,19 +32,28 @@ import {
   defaultWindowBytes,
   frameBytesLimitMax,
   frameHeaderBytes,
+  fullResetBudget,
   http2Preface,
   pingStrikesAfter,
+  takeReset,
   windowBytesMax,
+  type ResetBudget,
 } from '../../../src/http2/frames.js';
-import { grpcPingStrikesMax } from '../../../src/lib/limits.js';
+import {
+  emptyFramesInARowMax,
+  grpcPingStrikesMax,
+  headerBlockBytesMax,
+  headerListBytesMax,
+  streamStateBytes,
+  unfinishedRequestBytesMax,
+} from '../../../src/lib/limits.js';
 import { HeaderDecoder, HpackError } from '../../../src/http2/hpack.js';
-import { GrpcCode } from '../../../src/api/errors.js';
+import { GrpcCode, errors } from '../../../src/api/errors.js';
 import { GrpcStreamCall, UnaryGrpcCall, type GrpcRoute, type GrpcRoutes, type RequestHead } from '../grpc/calls.js';
 import { Http2AnswerWriter, Http2ServerStream } from './answer-writer.js';
 import {
   connectionReceiveWindowBytes,
   etcdHttp2ServerOptions,
-  headerListBytesMax,
   serverSettings,
   streamReceiveWindowBytes,
   type Http2ServerOptions,
@@ -50,6 +65,8 @@ const timerDelayMsMax = 2 ** 31 - 1;
 const keepalivePingPayload = Buffer.alloc(8);
 /** RST_STREAM's payload for a stream over the concurrent-stream limit. */
 const refusedStreamPayload = Buffer.from([0, 0, 0, Http2ErrorCode.refusedStream]);
+/** RST_STREAM's payload for a header list over headerListBytesMax, as grpc-go answers a truncated one. */
+const frameSizePayload = Buffer.from([0, 0, 0, Http2ErrorCode.frameSizeError]);
 
 /** Serves gRPC on a socket whose next bytes are the client's HTTP/2 connection preface. */
 export function serveGrpcConnection(
@@ -82,6 +99,16 @@ export class Http2Connection extends Http2AnswerWriter {
   private keepalivePingSentAtMs: number | undefined;
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private readonly keepaliveDueCallback = () => this.keepaliveDue();
+  /** Resets the client may still cause before it is told to calm down (rapid reset, CVE-2023-44487). */
+  private readonly resetBudget: ResetBudget = fullResetBudget(performance.now());
+  private emptyFramesInARow = 0;
+  /** What the streams the client has not finished hold (see unfinishedRequestBytesMax). */
+  private unfinishedBytes = 0;
+  /** Runs until the client's SETTINGS arrives; a connection that sends none in time is closed. */
+  private prefaceTimer: NodeJS.Timeout | undefined;
+  /** Armed while streams whose request has not all arrived are open. */
+  private reapTimer: NodeJS.Timeout | undefined;
+  private readonly reapCallback = () => this.reapUnfinished();
 
   constructor(
     socket: Duplex & { remoteAddress?: string; remotePort?: number },
@@ -101,6 +128,8 @@ export class Http2Connection extends Http2AnswerWriter {
     this.flush();
     this.lastReadAtMs = performance.now();
     this.armKeepalive(this.options.keepaliveIntervalMs);
+    this.prefaceTimer = setTimeout(() => this.prefaceOverdue(), this.options.prefaceMs);
+    this.prefaceTimer.unref();
     this.socket.on('data', (chunk: Buffer) => this.receive(chunk));
     this.socket.on('close', () => this.shutDown());
     this.socket.on('error', () => this.socket.destroy());
@@ -208,11 +237,18 @@ export class Http2Connection extends Http2AnswerWriter {
       return;
     }
     // The client ended this stream already (RFC 9113, 5.1: half-closed remote).
-    if (stream.remoteClosed) return this.resetStream(stream, Http2ErrorCode.streamClosed);
+    if (stream.remoteClosed) return this.resetForClient(stream, Http2ErrorCode.streamClosed);
     stream.receiveWindow -= payload.length;
-    if (stream.receiveWindow < 0) return this.resetStream(stream, Http2ErrorCode.flowControlError);
+    if (stream.receiveWindow < 0) return this.resetForClient(stream, Http2ErrorCode.flowControlError);
     const endStream = (flags & FrameFlag.endStream) !== 0;
     const body = unpadded(flags, payload, 0);
+    if (body.length > 0) this.emptyFramesInARow = 0;
+    else if (!endStream && ++this.emptyFramesInARow > emptyFramesInARowMax)
+      throw new Http2ConnectionError(Http2ErrorCode.enhanceYourCalm, 'too many empty frames');
+    stream.receivedBytes += payload.length;
+    stream.lastReceivedAtMs = this.lastReadAtMs;
+    if (!endStream && this.unfinishedBytes + body.length > unfinishedRequestBytesMax)
+      return this.refuseUnfinished(stream);
     if (endStream) stream.remoteClosed = true;
     else {
       stream.receiveUnacked += payload.length;
@@ -224,6 +260,7 @@ export class Http2Connection extends Http2AnswerWriter {
     }
     stream.side?.onData(body, endStream);
     if (endStream) this.retireIfDone(stream);
+    this.recharge(stream);
   }
 
   private headersFrame(flags: number, streamId: number, payload: Buffer): void {
@@ -231,8 +268,9 @@ export class Http2Connection extends Http2AnswerWriter {
       throw new Http2ConnectionError(Http2ErrorCode.protocolError, `HEADERS on stream ${streamId}`);
     const fragment = unpadded(flags, payload, flags & FrameFlag.priority ? 5 : 0);
     const endStream = (flags & FrameFlag.endStream) !== 0;
+    this.emptyFramesInARow = 0;
     if ((flags & FrameFlag.endHeaders) === 0) {
-      this.headerBlock = { streamId, endStream, fragments: [fragment], bytes: fragment.length };
+      this.headerBlock = { streamId, endStream, fragments: [fragment], bytes: frameHeaderBytes + payload.length };
       return;
     }
     this.headerBlockDone(streamId, endStream, fragment);
@@ -242,19 +280,21 @@ export class Http2Connection extends Http2AnswerWriter {
     const block = this.headerBlock;
     if (block === undefined || block.streamId !== streamId)
       throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'unexpected CONTINUATION');
-    block.fragments.push(payload);
-    block.bytes += payload.length;
-    if (block.bytes > headerListBytesMax)
+    // Frame headers count too, so a flood of empty CONTINUATION frames runs out as well.
+    block.bytes += frameHeaderBytes + payload.length;
+    if (block.bytes > headerBlockBytesMax)
       throw new Http2ConnectionError(Http2ErrorCode.enhanceYourCalm, 'header block too large');
+    if (payload.length > 0) block.fragments.push(payload);
     if ((flags & FrameFlag.endHeaders) === 0) return;
     this.headerBlock = undefined;
-    this.headerBlockDone(streamId, block.endStream, Buffer.concat(block.fragments, block.bytes));
+    this.headerBlockDone(streamId, block.endStream, Buffer.concat(block.fragments));
   }
 
   private headerBlockDone(streamId: number, endStream: boolean, block: Buffer): void {
     const fields: string[] = [];
-    // Decoded even for a stream that is refused: the decoder's table must stay in step.
-    const listBytes = this.decoder.decode(block, fields);
+    // Decoded even for a stream that is refused: the decoder's table must stay in step. Fields
+    // past headerListBytesMax are not kept.
+    const listBytes = this.decoder.decode(block, fields, headerListBytesMax);
     const existing = this.streams.get(streamId);
     if (existing !== undefined) {
       // Trailers from the client: they only end its side.
@@ -272,22 +312,25 @@ export class Http2Connection extends Http2AnswerWriter {
       throw new Http2ConnectionError(Http2ErrorCode.streamClosed, `HEADERS on closed stream ${streamId}`);
     // A refused stream counts as seen too, so DATA the client sent on it before it heard is ignored.
     this.lastStreamId = streamId;
-    if (this.streams.size >= this.streamsMax) {
+    if (listBytes > headerListBytesMax) {
+      // grpc-go resets a stream whose header list it had to truncate, with FRAME_SIZE_ERROR.
+      this.writer.frame(FrameType.rstStream, 0, streamId, frameSizePayload);
+      this.spendReset();
+      return;
+    }
+    const charge = endStream ? 0 : streamStateBytes + listBytes;
+    if (this.streams.size >= this.streamsMax || this.unfinishedBytes + charge > unfinishedRequestBytesMax) {
       this.writer.frame(FrameType.rstStream, 0, streamId, refusedStreamPayload);
       return;
     }
     const stream = new Http2ServerStream(streamId, this, this.peerInitialWindow);
     stream.remoteClosed = endStream;
+    stream.headerBytes = listBytes;
+    stream.lastReceivedAtMs = this.lastReadAtMs;
     this.streams.set(streamId, stream);
-    if (listBytes > headerListBytesMax) {
-      this.respondTrailersOnly(
-        stream,
-        GrpcCode.resourceExhausted,
-        `header list of ${listBytes} bytes over ${headerListBytesMax}`,
-      );
-      return;
-    }
     this.startCall(stream, requestHead(fields));
+    this.recharge(stream);
+    if (!stream.remoteClosed) this.armReaper();
   }
 
   private startCall(stream: Http2ServerStream, head: RequestHead): void {
@@ -310,11 +353,81 @@ export class Http2Connection extends Http2AnswerWriter {
     }
     this.forget(stream);
     stream.side?.onReset();
+    this.spendReset();
+  }
+
+  /** Resets a stream for the client's error on it; these count against the reset budget too. */
+  private resetForClient(stream: Http2ServerStream, code: number): void {
+    this.resetStream(stream, code);
+    this.spendReset();
+  }
+
+  private spendReset(): void {
+    if (!takeReset(this.resetBudget, this.lastReadAtMs))
+      throw new Http2ConnectionError(Http2ErrorCode.enhanceYourCalm, 'too many stream resets');
+  }
+
+  /** Brings a stream's share of unfinishedBytes up to date after it received or ended. */
+  private recharge(stream: Http2ServerStream): void {
+    const open = !stream.remoteClosed && this.streams.get(stream.id) === stream;
+    const target = open ? streamStateBytes + stream.headerBytes + (stream.side?.bufferedBytes ?? 0) : 0;
+    this.unfinishedBytes += target - stream.chargedBytes;
+    stream.chargedBytes = target;
+  }
+
+  /** Answers "etcdserver: too many requests" on a stream whose DATA would take the connection over its bound. */
+  private refuseUnfinished(stream: Http2ServerStream): void {
+    const refusal = errors.tooManyRequests();
+    const side = stream.side;
+    this.respondTrailersOnly(stream, refusal.code, refusal.message);
+    side?.onReset();
+  }
+
+  protected override forget(stream: Http2ServerStream): void {
+    super.forget(stream);
+    this.unfinishedBytes -= stream.chargedBytes;
+    stream.chargedBytes = 0;
+  }
+
+  private armReaper(): void {
+    if (this.reapTimer !== undefined || this.closed) return;
+    this.reapTimer = setTimeout(this.reapCallback, Math.max(this.options.unfinishedStreamIdleMs / 2, 1));
+    this.reapTimer.unref();
+  }
+
+  /**
+   * Resets the streams whose request has not all arrived (a unary call the client has not ended,
+   * a streaming call that sent nothing) and that received nothing for unfinishedStreamIdleMs.
+   */
+  private reapUnfinished(): void {
+    this.reapTimer = undefined;
+    if (this.closed) return;
+    const nowMs = performance.now();
+    let waiting = false;
+    for (const stream of this.streams.values()) {
+      if (stream.remoteClosed || (stream.side?.streaming === true && stream.receivedBytes > 0)) continue;
+      if (nowMs - stream.lastReceivedAtMs >= this.options.unfinishedStreamIdleMs)
+        this.resetStream(stream, Http2ErrorCode.cancel);
+      else waiting = true;
+    }
+    if (waiting) this.armReaper();
+  }
+
+  /** grpc-go closes a connection whose preface and SETTINGS do not arrive in time, without a GOAWAY. */
+  private prefaceOverdue(): void {
+    if (this.closed) return;
+    this.routes.logger.info(
+      { peer: this.peer },
+      'transport: http2Server.HandleStreams failed to receive the preface from client',
+    );
+    this.socket.destroy();
+    this.shutDown();
   }
 
   private settings(flags: number, streamId: number, payload: Buffer): void {
     if (streamId !== 0) throw new Http2ConnectionError(Http2ErrorCode.protocolError, 'SETTINGS on a stream');
     if (flags & FrameFlag.ack) return;
+    clearTimeout(this.prefaceTimer);
     if (payload.length % 6 !== 0)
       throw new Http2ConnectionError(Http2ErrorCode.frameSizeError, 'SETTINGS not a multiple of 6 bytes');
     for (let at = 0; at < payload.length; at += 6) {
@@ -352,9 +465,9 @@ export class Http2Connection extends Http2AnswerWriter {
     }
     const stream = this.streams.get(streamId);
     if (stream === undefined) return;
-    if (increment === 0) return this.resetStream(stream, Http2ErrorCode.protocolError);
+    if (increment === 0) return this.resetForClient(stream, Http2ErrorCode.protocolError);
     stream.sendWindow += increment;
-    if (stream.sendWindow > windowBytesMax) return this.resetStream(stream, Http2ErrorCode.flowControlError);
+    if (stream.sendWindow > windowBytesMax) return this.resetForClient(stream, Http2ErrorCode.flowControlError);
     if (stream.pending.length > 0) this.pump(stream);
     this.wakeIfWritable(stream);
   }
@@ -417,6 +530,8 @@ export class Http2Connection extends Http2AnswerWriter {
   /** The keepalive timer goes with the connection. */
   protected override shutDown(): void {
     clearTimeout(this.keepaliveTimer);
+    clearTimeout(this.prefaceTimer);
+    clearTimeout(this.reapTimer);
     super.shutDown();
   }
 }

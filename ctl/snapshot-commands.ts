@@ -1,0 +1,121 @@
+/**
+ * `etcdctl snapshot status` and `snapshot restore`, offline on a backup file in etcd's format
+ * (a bbolt database, usually followed by its sha256). Restore turns it into a tsetcd data dir:
+ * the backend gets the keys with their revisions, the leases and the compaction revisions; the
+ * membership comes from the restore flags, which the member is then started with, as etcd's own
+ * restore writes the new cluster's members instead of the old ones.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ConfigError, checkLocalMember, parseInitialCluster } from '../src/config/config.js';
+import { memberDataPaths } from '../src/lib/paths.js';
+import type { BackendBatch } from '../src/mvcc/backend.js';
+import { LmdbBackend } from '../src/mvcc/lmdb-backend.js';
+import { readBolt } from '../src/snap/bbolt/reader.js';
+import { etcdDbStatus, readEtcdDbRecords } from '../src/snap/etcd-db.js';
+import type { CommandContext } from './context.js';
+import { goQuote } from './go-format.js';
+import { CtlExit, ExitCode, exitWithError } from './output.js';
+
+/** etcdctl's rule: a file whose size is 32 over a multiple of 512 ends with its sha256. */
+const sha256Bytes = 32;
+const hashAlignmentBytes = 512;
+/** Revisions written to the backend per batch while restoring. */
+const restoreBatchRevisions = 1_000;
+
+/** Go's text for the errno of a failed file operation. */
+function goErrnoText(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'no such file or directory';
+  if (code === 'EACCES') return 'permission denied';
+  if (code === 'EISDIR') return 'is a directory';
+  return error instanceof Error ? error.message : String(error);
+}
+
+function readSnapshotFile(context: CommandContext, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    exitWithError(context.output, ExitCode.error, `stat ${path}: ${goErrnoText(error)}`);
+  }
+}
+
+/** `etcdctl snapshot status <filename>`. */
+export async function runSnapshotStatus(context: CommandContext): Promise<void> {
+  if (context.args.length !== 1)
+    exitWithError(context.output, ExitCode.badArgs, 'snapshot status requires exactly one argument');
+  const printer = context.printer();
+  const path = context.args[0]!;
+  const file = readSnapshotFile(context, path);
+  try {
+    printer.dbStatus(etcdDbStatus(readBolt(file)));
+  } catch (error) {
+    if (error instanceof CtlExit || !(error instanceof Error)) throw error;
+    exitWithError(context.output, ExitCode.error, error.message);
+  }
+}
+
+/** The database bytes of a snapshot file, after etcdctl's hash check. */
+function checkedDatabase(context: CommandContext, file: Buffer): Buffer {
+  const hasHash = file.length % hashAlignmentBytes === sha256Bytes;
+  const skip = context.flags.bool('skip-hash-check');
+  if (!hasHash && !skip)
+    exitWithError(context.output, ExitCode.error, 'snapshot missing hash but --skip-hash-check=false');
+  if (!hasHash) return file;
+  const database = file.subarray(0, file.length - sha256Bytes);
+  if (!skip) {
+    const expected = file.subarray(file.length - sha256Bytes);
+    const seen = createHash('sha256').update(database).digest();
+    if (!seen.equals(expected)) {
+      const goBytes = (bytes: Uint8Array) => `[${[...bytes].join(' ')}]`;
+      exitWithError(context.output, ExitCode.error, `expected sha256 ${goBytes(expected)}, got ${goBytes(seen)}`);
+    }
+  }
+  return database;
+}
+
+/** `etcdctl snapshot restore <filename>`, into a tsetcd data dir. */
+export async function runSnapshotRestore(context: CommandContext): Promise<void> {
+  const { output, flags } = context;
+  if (context.args.length !== 1)
+    exitWithError(output, ExitCode.badArgs, 'snapshot restore requires exactly one argument');
+  const name = flags.string('name');
+  try {
+    const cluster = parseInitialCluster(flags.string('initial-cluster'));
+    checkLocalMember(name, cluster, flags.string('initial-advertise-peer-urls').split(','));
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    exitWithError(output, ExitCode.error, error.message);
+  }
+  const dataDir = flags.string('data-dir') || `${name}.etcd`;
+  if (existsSync(dataDir)) exitWithError(output, ExitCode.error, `data-dir ${goQuote(Buffer.from(dataDir))} exists`);
+  const walDir = flags.string('wal-dir');
+  if (walDir !== '' && existsSync(walDir))
+    exitWithError(output, ExitCode.error, `wal-dir ${goQuote(Buffer.from(walDir))} exists`);
+  const database = checkedDatabase(context, readSnapshotFile(context, context.args[0]!));
+  let records;
+  try {
+    records = readEtcdDbRecords(readBolt(database));
+  } catch (error) {
+    if (!(error instanceof Error)) throw error;
+    exitWithError(output, ExitCode.error, error.message);
+  }
+  const { backendPath } = memberDataPaths(dataDir, walDir);
+  mkdirSync(dirname(backendPath), { recursive: true });
+  const backend = LmdbBackend.open(backendPath);
+  try {
+    const { revisions, leases, scheduledCompactRevision, finishedCompactRevision } = records;
+    for (let start = 0; start < revisions.length || start === 0; start += restoreBatchRevisions) {
+      const batch: BackendBatch = {
+        puts: revisions.slice(start, start + restoreBatchRevisions),
+        deletes: [],
+        meta: start === 0 ? { consistentIndex: 0, term: 0, scheduledCompactRevision, finishedCompactRevision } : {},
+        ...(start === 0 ? { leases: { puts: leases, deletes: [] } } : {}),
+      };
+      backend.write(batch);
+    }
+  } finally {
+    await backend.close();
+  }
+}

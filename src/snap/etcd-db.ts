@@ -1,0 +1,212 @@
+/**
+ * etcd 3.4's backend layout in a bbolt file, as `etcdctl snapshot save` receives it: the buckets
+ * alarm, auth, authRoles, authUsers, cluster, key, lease, members, members_removed and meta.
+ * "key" maps etcd's revision keys (a tombstone's with a trailing 't') to mvccpb.KeyValue; "meta"
+ * holds consistent_index (8 bytes big-endian) and the compaction revisions as revision keys;
+ * "lease" maps 8-byte big-endian IDs to leasepb.Lease; "members" maps hex IDs to etcd's member
+ * JSON and "members_removed" maps removed IDs to "removed"; "cluster" holds clusterVersion;
+ * "auth" holds authRevision; "alarm" has a marshalled AlarmMember key per raised alarm.
+ */
+import { decodeKeyValue } from '../api/key-value-codec.js';
+import { crc32cUpdate } from '../lib/crc32c.js';
+import type { BackendMeta, LeaseRecord, StoredKeyValue } from '../mvcc/backend.js';
+import { decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from '../mvcc/lease-record-codec.js';
+import {
+  type Revision,
+  decodeRevision,
+  encodeRevision,
+  readUint64,
+  revisionBytes,
+  tombstoneMark,
+  writeUint64,
+} from '../mvcc/revision.js';
+import { type BoltDatabase, childBucket } from './bbolt/reader.js';
+import { pushVarint64 } from '../lib/protobuf.js';
+import { type ClusterMember, memberToEtcdJson } from '../membership/cluster-member.js';
+import type { BoltBucketSource, BoltItem } from './bbolt/format.js';
+
+/** One record of the backend's key area: its 17-byte revision key and its mvccpb.KeyValue bytes. */
+export interface RevisionRecord {
+  revisionKey: Uint8Array;
+  value: Uint8Array;
+  tombstone: boolean;
+}
+
+/** etcd's AlarmType values. */
+export const alarmTypes = { none: 0, noSpace: 1, corrupt: 2 } as const;
+
+/** What a backend snapshot holds, read from a member at one point. */
+export interface EtcdDbContents {
+  /** Every stored revision in ascending order. */
+  revisions: Iterable<RevisionRecord>;
+  meta: BackendMeta;
+  /** Lease records in ascending unsigned ID order. */
+  leases: Iterable<LeaseRecord>;
+  members: ClusterMember[];
+  removedMemberIds: bigint[];
+  clusterVersion: string;
+  alarms: { memberId: bigint; alarm: number }[];
+}
+
+/** etcd's auth store starts at revision 1 and writes it on its first start. */
+const authRevisionInitial = 1;
+
+const encoder = new TextEncoder();
+const name = (text: string): Uint8Array => encoder.encode(text);
+
+/** The root bucket of the database: etcd's buckets in byte order. */
+export function etcdDbBuckets(contents: EtcdDbContents): BoltBucketSource {
+  const buckets: { name: string; items: BoltBucketSource }[] = [
+    { name: 'alarm', items: alarmItems(contents.alarms) },
+    { name: 'auth', items: [{ key: name('authRevision'), value: uint64Bytes(authRevisionInitial) }] },
+    { name: 'authRoles', items: [] },
+    { name: 'authUsers', items: [] },
+    { name: 'cluster', items: [{ key: name('clusterVersion'), value: name(contents.clusterVersion) }] },
+    { name: 'key', items: keyItems(contents.revisions) },
+    { name: 'lease', items: leaseItems(contents.leases) },
+    { name: 'members', items: memberItems(contents.members) },
+    { name: 'members_removed', items: removedItems(contents.removedMemberIds) },
+    { name: 'meta', items: metaItems(contents.meta) },
+  ];
+  return buckets.map(({ name: bucketName, items }) => ({ key: name(bucketName), bucket: items }));
+}
+
+function* keyItems(revisions: Iterable<RevisionRecord>): Generator<BoltItem> {
+  for (const { revisionKey, value, tombstone } of revisions) {
+    const key = new Uint8Array(revisionBytes + (tombstone ? 1 : 0));
+    key.set(revisionKey.subarray(0, revisionBytes));
+    if (tombstone) key[revisionBytes] = tombstoneMark;
+    yield { key, value };
+  }
+}
+
+function* leaseItems(leases: Iterable<LeaseRecord>): Generator<BoltItem> {
+  for (const record of leases) yield { key: encodeLeaseKey(record.id), value: encodeLeaseRecord(record) };
+}
+
+/** Members by their hex ID (etcd's types.ID.String()), sorted as bbolt sorts those keys. */
+function memberItems(members: ClusterMember[]): BoltItem[] {
+  return sortedItems(
+    members.map((member) => ({ key: name(member.id.toString(16)), value: name(memberToEtcdJson(member)) })),
+  );
+}
+
+function removedItems(ids: bigint[]): BoltItem[] {
+  return sortedItems(ids.map((id) => ({ key: name(id.toString(16)), value: name('removed') })));
+}
+
+/** consistent_index, then the compaction revisions when a compaction was ever recorded. */
+function metaItems(meta: BackendMeta): BoltItem[] {
+  const items: BoltItem[] = [{ key: name('consistent_index'), value: uint64Bytes(meta.consistentIndex) }];
+  if (meta.finishedCompactRevision >= 0)
+    items.push({ key: name('finishedCompactRev'), value: revisionKeyOf(meta.finishedCompactRevision) });
+  if (meta.scheduledCompactRevision >= 0)
+    items.push({ key: name('scheduledCompactRev'), value: revisionKeyOf(meta.scheduledCompactRevision) });
+  return items;
+}
+
+/** pb.AlarmMember {MemberID = 1, Alarm = 2} as the key, an empty value. */
+function alarmItems(alarms: { memberId: bigint; alarm: number }[]): BoltItem[] {
+  return sortedItems(
+    alarms.map(({ memberId, alarm }) => {
+      const out: number[] = [];
+      if (memberId !== 0n) {
+        out.push(0x08);
+        pushVarint64(out, memberId);
+      }
+      if (alarm !== 0) {
+        out.push(0x10);
+        pushVarint64(out, BigInt(alarm));
+      }
+      return { key: Uint8Array.from(out), value: new Uint8Array(0) };
+    }),
+  );
+}
+
+function sortedItems(items: { key: Uint8Array; value: Uint8Array }[]): BoltItem[] {
+  return items.sort((a, b) => Buffer.compare(a.key, b.key));
+}
+
+function uint64Bytes(value: number): Uint8Array {
+  const bytes = new Uint8Array(8);
+  writeUint64(bytes, 0, value);
+  return bytes;
+}
+
+/** A compaction revision as etcd stores it: the revision key of (rev, 0). */
+function revisionKeyOf(main: number): Uint8Array {
+  return Uint8Array.from(encodeRevision({ main, sub: 0 }));
+}
+
+/** What `etcdctl snapshot status` reports of a database file. */
+export interface EtcdDbStatus {
+  /** CRC-32C over every bucket's name and its keys and values, in order. */
+  hash: number;
+  /** The main revision of the last key in the "key" bucket. */
+  revision: number;
+  /** Items in all buckets. */
+  totalKey: number;
+  /** The database's pages times the page size. */
+  totalSize: number;
+}
+
+/** etcd's snapshot status of a database read by readBolt; throws when a top-level item is not a bucket. */
+export function etcdDbStatus(db: BoltDatabase): EtcdDbStatus {
+  let hash = 0;
+  let revision = 0;
+  let totalKey = 0;
+  for (const item of db.root.items) {
+    if (!('bucket' in item)) throw new Error(`cannot get hash of bucket ${Buffer.from(item.key).toString('latin1')}`);
+    hash = crc32cUpdate(hash, item.key);
+    const isKeyBucket = Buffer.from(item.key).toString('latin1') === 'key';
+    for (const entry of item.bucket.items) {
+      hash = crc32cUpdate(hash, entry.key);
+      // A nested bucket's value reads as nil in bbolt's ForEach.
+      if ('value' in entry) hash = crc32cUpdate(hash, entry.value);
+      if (isKeyBucket && entry.key.length >= revisionBytes) revision = readUint64(entry.key, 0);
+      totalKey++;
+    }
+  }
+  return { hash, revision, totalKey, totalSize: db.pageCount * db.pageBytes };
+}
+
+/** A backend's contents read from an etcd database file, for a restore. */
+export interface EtcdDbRecords {
+  revisions: { rev: Revision; stored: StoredKeyValue }[];
+  leases: LeaseRecord[];
+  scheduledCompactRevision: number;
+  finishedCompactRevision: number;
+}
+
+/** Reads the "key", "lease" and "meta" buckets; throws naming the record that is not etcd's layout. */
+export function readEtcdDbRecords(db: BoltDatabase): EtcdDbRecords {
+  const revisions: EtcdDbRecords['revisions'] = [];
+  for (const { key, value } of plainItems(db, 'key')) {
+    const tombstone = key.length === revisionBytes + 1 && key[revisionBytes] === tombstoneMark;
+    if (key.length !== revisionBytes && !tombstone)
+      throw new Error(`key bucket: a key of ${key.length} bytes is not a revision`);
+    const kv = decodeKeyValue(value);
+    revisions.push({ rev: decodeRevision(key), stored: { kv, tombstone } });
+  }
+  const leases = plainItems(db, 'lease').map(({ value }) => decodeLeaseRecord(value));
+  const meta = new Map(plainItems(db, 'meta').map(({ key, value }) => [Buffer.from(key).toString('latin1'), value]));
+  const compactRevision = (name: string): number => {
+    const value = meta.get(name);
+    return value === undefined ? -1 : decodeRevision(value).main;
+  };
+  return {
+    revisions,
+    leases,
+    scheduledCompactRevision: compactRevision('scheduledCompactRev'),
+    finishedCompactRevision: compactRevision('finishedCompactRev'),
+  };
+}
+
+function plainItems(db: BoltDatabase, bucketName: string): { key: Uint8Array; value: Uint8Array }[] {
+  const bucket = childBucket(db.root, bucketName);
+  if (bucket === undefined) return [];
+  return bucket.items.map((item) => {
+    if (!('value' in item)) throw new Error(`${bucketName} bucket: a nested bucket where etcd keeps records`);
+    return item;
+  });
+}
