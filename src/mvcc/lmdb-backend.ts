@@ -486,7 +486,9 @@ export class LmdbBackend implements Backend {
       for (const { key, value } of entries) crc = crc32cUpdate(crc32cUpdate(crc, key), value);
     };
     visit('alarm', this.alarmDb.getRange({}));
-    visit('key', this.keyDb.getRange({}));
+    // From the first revision key: on a fresh environment lmdb-js's first open-ended range over
+    // this database can come back empty (storedRevisions starts there too).
+    visit('key', this.keyDb.getRange({ start: encodeRevision({ main: 0, sub: 0 }) }));
     visit('lease', this.leaseDb.getRange({}));
     const meta = [...this.metaDb.getRange({})]
       .filter(({ key }) => !ignored.has(key))

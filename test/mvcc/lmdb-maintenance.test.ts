@@ -1,8 +1,8 @@
 /**
  * The LMDB backend's maintenance: the alarm area survives a reopen (and so a restart, and a
  * snapshot, which ships the file), dbSizeInUse falls below the file's size once data is deleted,
- * defragmentation gives the free pages back without losing a record, and Hash is a function of
- * the stored records alone.
+ * defragmentation gives the free pages back without losing a record (nor the alarm and auth
+ * records), and Hash is a function of the stored records alone.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -88,6 +88,24 @@ describe('the LMDB backend maintenance', () => {
     await backend.flush();
     assert.notEqual(await backend.hash(), hashBefore);
     await backend.close();
+  });
+
+  it('keeps the alarm and auth records through defragmentation, and writes them to the new file after it', async () => {
+    const path = tempDbPath('lmdb-defrag-areas-');
+    const backend = LmdbBackend.open(path, { batchIntervalMs: 0 });
+    const noSpace = { memberId: 7n, alarm: 1 };
+    const corrupt = { memberId: 9n, alarm: 2 };
+    writeRecords(backend, 1, 10);
+    backend.write({ puts: [], deletes: [], meta: {}, alarms: { puts: [noSpace], deletes: [] }, auth: bytes('auth-1') });
+    await backend.defragment(`${path}-defrag`);
+    assert.deepEqual(alarmsOf(backend), [noSpace]);
+    assert.deepEqual(backend.readAuth(), bytes('auth-1'));
+    backend.write({ puts: [], deletes: [], meta: {}, alarms: { puts: [corrupt], deletes: [] }, auth: bytes('auth-2') });
+    await backend.close();
+    const reopened = LmdbBackend.open(`${path}-defrag`);
+    assert.deepEqual(alarmsOf(reopened), [noSpace, corrupt]);
+    assert.deepEqual(reopened.readAuth(), bytes('auth-2'));
+    await reopened.close();
   });
 
   it('hashes the same records the same, whatever the applied index', async () => {
