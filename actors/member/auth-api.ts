@@ -77,6 +77,14 @@ export class AuthFront {
     this.parts.keySpace.auth.checkAdmin(await this.callerOf(credentials));
   }
 
+  /** The caller while auth is enabled, who must be someone (etcd's requireAuthInfo); undefined when auth is off. */
+  async requireUser(credentials: CallerCredentials | undefined): Promise<AuthInfo | undefined> {
+    if (!this.enabled) return undefined;
+    const caller = await this.callerOf(credentials);
+    if (caller === undefined || caller.username === '') throw errors.userEmpty();
+    return caller;
+  }
+
   /** Throws unless the caller may read [key, rangeEnd) (a watch's check). */
   async checkRead(credentials: CallerCredentials | undefined, key: Uint8Array, rangeEnd: Uint8Array): Promise<void> {
     const caller = await this.callerOf(credentials);

@@ -122,9 +122,10 @@ export class KvFront implements KvService {
     return { header: this.headerAt(revision), result: (outcome as { txn: TxnResult }).txn };
   }
 
-  /** Compaction is open to every authenticated caller, as in etcd; the caller still travels with it. */
+  /** Compaction needs root while auth is enabled, as later etcd releases check; the caller travels with it. */
   async compact(request: CompactionRequest, credentials?: CallerCredentials): Promise<{ header: ResponseHeader }> {
     const caller = this.parts.auth.enabled ? await this.parts.auth.callerOf(credentials) : undefined;
+    if (this.parts.auth.enabled) this.parts.keySpace.auth.checkAdmin(caller);
     const { revision } = await this.parts.loop.propose({ type: 'compaction', compaction: request }, caller);
     if (request.physical) await this.parts.keySpace.backend.flush();
     return { header: this.headerAt(revision) };
