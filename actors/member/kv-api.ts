@@ -74,7 +74,7 @@ export class KvFront implements KvService {
       const read = () => this.parts.keySpace.store.range(request);
       return this.readAs(credentials, (auth, caller) => checkRange(auth, caller, request), read);
     }
-    await this.checkStrayToken(credentials);
+    if (credentials?.token !== undefined) await this.refuseUnknownToken(credentials);
     const result = this.parts.keySpace.store.range(request);
     return { header: this.header(), result };
   }
@@ -86,7 +86,9 @@ export class KvFront implements KvService {
     this.parts.quota.check(putCostBytes(request));
     const caller = this.parts.auth.enabled
       ? await this.writerOf(credentials, (auth, who) => checkPut(auth, who, request, this.parts.keySpace.lessor))
-      : await this.checkStrayToken(credentials);
+      : credentials?.token !== undefined
+        ? await this.refuseUnknownToken(credentials)
+        : undefined;
     const { result: outcome, revision } = await this.parts.loop.propose({ type: 'put', put: request }, caller);
     return { header: this.headerAt(revision), result: (outcome as { put: PutResult }).put };
   }
@@ -97,7 +99,9 @@ export class KvFront implements KvService {
   ): Promise<{ header: ResponseHeader; result: DeleteRangeResult }> {
     const caller = this.parts.auth.enabled
       ? await this.writerOf(credentials, (auth, who) => checkDeleteRange(auth, who, request))
-      : await this.checkStrayToken(credentials);
+      : credentials?.token !== undefined
+        ? await this.refuseUnknownToken(credentials)
+        : undefined;
     const body = { type: 'deleteRange', deleteRange: request } as const;
     const { result: outcome, revision } = await this.parts.loop.propose(body, caller);
     return { header: this.headerAt(revision), result: (outcome as { deleteRange: DeleteRangeResult }).deleteRange };
@@ -115,13 +119,15 @@ export class KvFront implements KvService {
       if (!isTxnSerializable(request)) await this.linearizableBarrier();
       const read = () => this.parts.keySpace.store.txn(request);
       if (this.parts.auth.enabled) return this.readAs(credentials, check, read);
-      await this.checkStrayToken(credentials);
+      if (credentials?.token !== undefined) await this.refuseUnknownToken(credentials);
       return { header: this.header(), result: read() };
     }
     this.parts.quota.check(txnCostBytes(request));
     const caller = this.parts.auth.enabled
       ? await this.writerOf(credentials, check)
-      : await this.checkStrayToken(credentials);
+      : credentials?.token !== undefined
+        ? await this.refuseUnknownToken(credentials)
+        : undefined;
     const { result: outcome, revision } = await this.parts.loop.propose({ type: 'txn', txn: request }, caller);
     return { header: this.headerAt(revision), result: (outcome as { txn: TxnResult }).txn };
   }
@@ -130,7 +136,9 @@ export class KvFront implements KvService {
   async compact(request: CompactionRequest, credentials?: CallerCredentials): Promise<{ header: ResponseHeader }> {
     const caller = this.parts.auth.enabled
       ? await this.parts.auth.callerOf(credentials)
-      : await this.checkStrayToken(credentials);
+      : credentials?.token !== undefined
+        ? await this.refuseUnknownToken(credentials)
+        : undefined;
     if (this.parts.auth.enabled) this.parts.keySpace.auth.checkAdmin(caller);
     const { revision } = await this.parts.loop.propose({ type: 'compaction', compaction: request }, caller);
     if (request.physical) await this.parts.keySpace.backend.flush();
@@ -140,10 +148,10 @@ export class KvFront implements KvService {
   /**
    * With auth disabled, a token a call carries is still looked up, as etcd's AuthInfoFromCtx is,
    * and one this member does not know (every token is dropped when auth is disabled) is refused.
-   * A call without a token pays only the header lookup.
+   * Callers test for a token first, so a call without one pays only the header lookup (no await).
    */
-  private async checkStrayToken(credentials: CallerCredentials | undefined): Promise<undefined> {
-    if (credentials?.token !== undefined) await this.parts.auth.callerOf(credentials);
+  private async refuseUnknownToken(credentials: CallerCredentials): Promise<undefined> {
+    await this.parts.auth.callerOf(credentials);
     return undefined;
   }
 

@@ -401,7 +401,7 @@ export class Member implements KvService, LeaseApi {
     ttlSeconds: number,
     credentials?: CallerCredentials,
   ): Promise<{ id: bigint; ttlSeconds: number }> {
-    await this.auth.requireUser(credentials);
+    if (this.auth.enabled) await this.auth.requireUser(credentials);
     return this.lease.grant(id, ttlSeconds);
   }
 
@@ -424,7 +424,7 @@ export class Member implements KvService, LeaseApi {
 
   /** With auth enabled, the caller is a user, who needs read on the lease's keys to list them, as later etcd releases check. */
   async timeToLive(id: bigint, withKeys: boolean, credentials?: CallerCredentials): Promise<LeaseTimeToLive> {
-    const caller = await this.auth.requireUser(credentials);
+    const caller = this.auth.enabled ? await this.auth.requireUser(credentials) : undefined;
     if (caller !== undefined && withKeys) {
       for (const key of this.keySpace.lessor.keysOf(id)) this.keySpace.auth.checkRange(caller, key, new Uint8Array(0));
     }
@@ -434,7 +434,7 @@ export class Member implements KvService, LeaseApi {
   /** With auth enabled, the caller needs read on every key any lease holds (later etcd's checkLeaseLeases). */
   async leases(credentials?: CallerCredentials): Promise<bigint[]> {
     const ids = await this.lease.leases();
-    const caller = await this.auth.requireUser(credentials);
+    const caller = this.auth.enabled ? await this.auth.requireUser(credentials) : undefined;
     if (caller === undefined) return ids;
     for (const id of ids) {
       for (const key of this.keySpace.lessor.keysOf(id)) this.keySpace.auth.checkRange(caller, key, new Uint8Array(0));
