@@ -5,7 +5,7 @@
  */
 import { headerToWire, streamingMethods } from '../../src/api/proto-wire.js';
 import type { WireMessage } from '../../src/api/proto-wire.js';
-import { errors, EtcdError, watchRefusalReason } from '../../src/api/errors.js';
+import { errors, EtcdError, maintenanceRefusal, watchRefusalReason } from '../../src/api/errors.js';
 import { AlarmAction, AlarmType, alarmTypeOf, type AlarmMember } from '../../src/alarm/alarm-store.js';
 import type { KvService } from '../../src/api/types.js';
 import type { ClusterMember } from '../../src/membership/cluster-member.js';
@@ -144,17 +144,65 @@ const adminMethods: readonly string[] = [
   'etcdserverpb.Cluster/MemberPromote',
 ];
 
+/** Maintenance calls whose refusal is the auth package's own error (code Unknown, "auth: ..."). */
+const maintenanceMethods: ReadonlySet<string> = new Set([
+  'etcdserverpb.Maintenance/HashKV',
+  'etcdserverpb.Maintenance/Hash',
+  'etcdserverpb.Maintenance/Defragment',
+]);
+
+/** Calls that need an authenticated user of any role while auth is enabled (requireAuthInfo in later releases). */
+const userMethods: readonly string[] = ['etcdserverpb.Maintenance/Status', 'etcdserverpb.Cluster/MemberList'];
+
 function adminGuarded(member: Member, handlers: GrpcHandlers): GrpcHandlers {
   const guarded: Record<string, unknown> = { ...handlers };
   for (const method of adminMethods) {
     const handler = (handlers as Record<string, UnaryHandler | undefined>)[method];
     if (handler === undefined) continue;
+    const refusal = maintenanceMethods.has(method) ? maintenanceRefusal : (error: EtcdError) => error;
     guarded[method] = (async (request, context) => {
-      if (member.auth.enabled) await member.auth.checkAdmin(context);
+      if (member.auth.enabled) await checkAdminAs(member, context, refusal);
       return handler(request, context);
     }) as UnaryHandler;
   }
+  for (const method of userMethods) {
+    const handler = (handlers as Record<string, UnaryHandler | undefined>)[method];
+    if (handler === undefined) continue;
+    guarded[method] = (async (request, context) => {
+      if (member.auth.enabled) await member.auth.requireUser(context);
+      return handler(request, context);
+    }) as UnaryHandler;
+  }
+  const snapshot = handlers['etcdserverpb.Maintenance/Snapshot'];
+  if (snapshot !== undefined) guarded['etcdserverpb.Maintenance/Snapshot'] = adminGuardedStream(member, snapshot);
   return guarded as GrpcHandlers;
+}
+
+/** checkAdmin, its refusal told in the words the method's server uses. */
+async function checkAdminAs(
+  member: Member,
+  credentials: CallerCredentials,
+  refusal: (error: EtcdError) => EtcdError,
+): Promise<void> {
+  try {
+    await member.auth.checkAdmin(credentials);
+  } catch (error) {
+    throw error instanceof EtcdError ? refusal(error) : error;
+  }
+}
+
+/** Snapshot streams the database, so it needs root too (etcd's authMaintenanceServer). */
+function adminGuardedStream(member: Member, handler: StreamHandler): StreamHandler {
+  return (call) => {
+    if (!member.auth.enabled) return handler(call);
+    checkAdminAs(member, call, maintenanceRefusal).then(
+      () => handler(call),
+      (error: unknown) => {
+        const refusal = error instanceof EtcdError ? error : maintenanceRefusal(errors.permissionDenied());
+        call.emit('error', { code: refusal.code, details: refusal.message });
+      },
+    );
+  };
 }
 
 function clusterHandlers(member: Member): GrpcHandlers {

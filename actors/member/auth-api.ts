@@ -79,8 +79,15 @@ export class AuthFront {
 
   /** Throws unless auth is off or the call names a user (etcd's requireAuthInfo). */
   async checkUser(credentials: CallerCredentials | undefined): Promise<void> {
-    if (!this.enabled) return;
-    if ((await this.callerOf(credentials)) === undefined) throw errors.userEmpty();
+    await this.requireUser(credentials);
+  }
+
+  /** The caller while auth is enabled, who must be someone (etcd's requireAuthInfo); undefined when auth is off. */
+  async requireUser(credentials: CallerCredentials | undefined): Promise<AuthInfo | undefined> {
+    if (!this.enabled) return undefined;
+    const caller = await this.callerOf(credentials);
+    if (caller === undefined || caller.username === '') throw errors.userEmpty();
+    return caller;
   }
 
   /** Throws unless the caller may read [key, rangeEnd) (a watch's check). */

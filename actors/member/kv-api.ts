@@ -74,6 +74,7 @@ export class KvFront implements KvService {
       const read = () => this.parts.keySpace.store.range(request);
       return this.readAs(credentials, (auth, caller) => checkRange(auth, caller, request), read);
     }
+    if (credentials?.token !== undefined) await this.refuseUnknownToken(credentials);
     const result = this.parts.keySpace.store.range(request);
     return { header: this.header(), result };
   }
@@ -85,7 +86,9 @@ export class KvFront implements KvService {
     await this.parts.quota.check(putCostBytes(request));
     const caller = this.parts.auth.enabled
       ? await this.writerOf(credentials, (auth, who) => checkPut(auth, who, request, this.parts.keySpace.lessor))
-      : undefined;
+      : credentials?.token !== undefined
+        ? await this.refuseUnknownToken(credentials)
+        : undefined;
     const { result: outcome, revision } = await this.parts.loop.propose({ type: 'put', put: request }, caller);
     return { header: this.headerAt(revision), result: (outcome as { put: PutResult }).put };
   }
@@ -96,7 +99,9 @@ export class KvFront implements KvService {
   ): Promise<{ header: ResponseHeader; result: DeleteRangeResult }> {
     const caller = this.parts.auth.enabled
       ? await this.writerOf(credentials, (auth, who) => checkDeleteRange(auth, who, request))
-      : undefined;
+      : credentials?.token !== undefined
+        ? await this.refuseUnknownToken(credentials)
+        : undefined;
     const body = { type: 'deleteRange', deleteRange: request } as const;
     const { result: outcome, revision } = await this.parts.loop.propose(body, caller);
     return { header: this.headerAt(revision), result: (outcome as { deleteRange: DeleteRangeResult }).deleteRange };
@@ -114,20 +119,40 @@ export class KvFront implements KvService {
       if (!isTxnSerializable(request)) await this.linearizableBarrier();
       const read = () => this.parts.keySpace.store.txn(request);
       if (this.parts.auth.enabled) return this.readAs(credentials, check, read);
+      if (credentials?.token !== undefined) await this.refuseUnknownToken(credentials);
       return { header: this.header(), result: read() };
     }
     await this.parts.quota.check(txnCostBytes(request));
-    const caller = this.parts.auth.enabled ? await this.writerOf(credentials, check) : undefined;
+    const caller = this.parts.auth.enabled
+      ? await this.writerOf(credentials, check)
+      : credentials?.token !== undefined
+        ? await this.refuseUnknownToken(credentials)
+        : undefined;
     const { result: outcome, revision } = await this.parts.loop.propose({ type: 'txn', txn: request }, caller);
     return { header: this.headerAt(revision), result: (outcome as { txn: TxnResult }).txn };
   }
 
-  /** Compaction is open to every authenticated caller, as in etcd; the caller still travels with it. */
+  /** Compaction needs root while auth is enabled, as later etcd releases check; the caller travels with it. */
   async compact(request: CompactionRequest, credentials?: CallerCredentials): Promise<{ header: ResponseHeader }> {
-    const caller = this.parts.auth.enabled ? await this.parts.auth.callerOf(credentials) : undefined;
+    const caller = this.parts.auth.enabled
+      ? await this.parts.auth.callerOf(credentials)
+      : credentials?.token !== undefined
+        ? await this.refuseUnknownToken(credentials)
+        : undefined;
+    if (this.parts.auth.enabled) this.parts.keySpace.auth.checkAdmin(caller);
     const { revision } = await this.parts.loop.propose({ type: 'compaction', compaction: request }, caller);
     if (request.physical) await this.parts.keySpace.backend.flush();
     return { header: this.headerAt(revision) };
+  }
+
+  /**
+   * With auth disabled, a token a call carries is still looked up, as etcd's AuthInfoFromCtx is,
+   * and one this member does not know (every token is dropped when auth is disabled) is refused.
+   * Callers test for a token first, so a call without one pays only the header lookup (no await).
+   */
+  private async refuseUnknownToken(credentials: CallerCredentials): Promise<undefined> {
+    await this.parts.auth.callerOf(credentials);
+    return undefined;
   }
 
   /** etcd's HashKV over the store at `revision` (0: current). */

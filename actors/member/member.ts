@@ -507,34 +507,51 @@ export class Member implements KvService, LeaseApi {
     return this.kv.compact(request, credentials);
   }
 
-  grant(id: bigint, ttlSeconds: number): Promise<{ id: bigint; ttlSeconds: number }> {
+  /** With auth enabled, the caller must be a user, as later etcd releases check. */
+  async grant(
+    id: bigint,
+    ttlSeconds: number,
+    credentials?: CallerCredentials,
+  ): Promise<{ id: bigint; ttlSeconds: number }> {
+    if (this.auth.enabled) await this.auth.requireUser(credentials);
     return this.lease.grant(id, ttlSeconds);
   }
 
-  /** With auth enabled, the caller needs write on every key the lease holds (checked again at apply). */
+  /** With auth enabled, the caller is a user with write on every key the lease holds (checked again at apply). */
   async revoke(id: bigint, credentials?: CallerCredentials): Promise<void> {
     if (!this.auth.enabled) return this.lease.revoke(id);
-    const caller = await this.auth.callerOf(credentials);
+    const caller = await this.auth.requireUser(credentials);
     checkLeaseKeys(this.keySpace.auth, caller, id, this.keySpace.lessor);
     return this.lease.revoke(id, caller);
   }
 
-  renew(id: bigint): Promise<number> {
+  /** With auth enabled, the caller is a user with write on every key the lease holds (later etcd's checkLeaseRenew). */
+  async renew(id: bigint, credentials?: CallerCredentials): Promise<number> {
+    if (this.auth.enabled) {
+      const caller = await this.auth.requireUser(credentials);
+      checkLeaseKeys(this.keySpace.auth, caller, id, this.keySpace.lessor);
+    }
     return this.lease.renew(id);
   }
 
-  /** With auth enabled, the caller needs read on every key the lease holds, as later etcd releases check. */
+  /** With auth enabled, the caller is a user, who needs read on the lease's keys to list them, as later etcd releases check. */
   async timeToLive(id: bigint, withKeys: boolean, credentials?: CallerCredentials): Promise<LeaseTimeToLive> {
-    if (this.auth.enabled) {
-      const caller = await this.auth.callerOf(credentials);
-      if (caller === undefined) throw errors.userEmpty();
+    const caller = this.auth.enabled ? await this.auth.requireUser(credentials) : undefined;
+    if (caller !== undefined && withKeys) {
       for (const key of this.keySpace.lessor.keysOf(id)) this.keySpace.auth.checkRange(caller, key, new Uint8Array(0));
     }
     return this.lease.timeToLive(id, withKeys);
   }
 
-  leases(): Promise<bigint[]> {
-    return this.lease.leases();
+  /** With auth enabled, the caller needs read on every key any lease holds (later etcd's checkLeaseLeases). */
+  async leases(credentials?: CallerCredentials): Promise<bigint[]> {
+    const ids = await this.lease.leases();
+    const caller = this.auth.enabled ? await this.auth.requireUser(credentials) : undefined;
+    if (caller === undefined) return ids;
+    for (const id of ids) {
+      for (const key of this.keySpace.lessor.keysOf(id)) this.keySpace.auth.checkRange(caller, key, new Uint8Array(0));
+    }
+    return ids;
   }
 
   addMember(peerUrls: string[], isLearner: boolean): Promise<{ member: ClusterMember; members: ClusterMember[] }> {

@@ -163,6 +163,20 @@ export function watchRefusalReason(error: EtcdError): string {
   return `rpc error: code = ${grpcCodeNames[refusal.code] ?? 'Unknown'} desc = ${refusal.message}`;
 }
 
+/**
+ * etcd's Maintenance server refuses an unauthorised HashKV, Hash, Snapshot or Defragment with the
+ * auth package's own error, which has no gRPC mapping: clients see code Unknown and "auth: ...".
+ */
+export function maintenanceRefusal(error: EtcdError): EtcdError {
+  const authTexts: ReadonlyMap<string, string> = new Map([
+    [errors.userEmpty().message, 'auth: user name is empty'],
+    [errors.invalidAuthToken().message, 'auth: invalid auth token'],
+    [errors.authOldRevision().message, 'auth: revision in header is old'],
+    [errors.userNotFound().message, 'auth: user not found'],
+  ]);
+  return new EtcdError(GrpcCode.unknown, authTexts.get(error.message) ?? 'auth: permission denied');
+}
+
 /** What etcd's HTTP side answers the JSON gateway's callers with, outside gRPC. */
 export const gatewayTexts = {
   /** A request with a named client certificate while client certificate auth and auth are on (400). */

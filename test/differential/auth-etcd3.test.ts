@@ -3,8 +3,6 @@
  * puts, gets, deletes and watches where its role allows, and meets etcd's permission-denied,
  * authentication-failed and missing-user errors (as etcd3's own error classes) where it does not.
  * Both members run the same steps; the transcripts must match.
- *
- * Skipped unless TSETCD_AUTH_TESTS=1, until tsetcd serves the Auth service; remove the gate then.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,9 +11,8 @@ import { runEtcdctl } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
 
-const gateOpen = process.env.TSETCD_AUTH_TESTS === '1';
 const sut = sutCommand();
-const skipReason = sut.skipReason ?? (gateOpen ? undefined : 'set TSETCD_AUTH_TESTS=1 to run the etcd3 auth test');
+const skipReason = sut.skipReason;
 /** etcd3 retries and waits on its own; a step that takes longer than this is reported as hung. */
 const stepTimeoutMs = 10_000;
 

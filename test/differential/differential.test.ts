@@ -2,7 +2,7 @@
  * Differential conformance: every script in scripts/ runs against a fresh real etcd and a fresh
  * system under test started with the same flags; each command's exit code, stdout and stderr
  * must match after normalising ids. TSETCD_CMD=/usr/bin/etcd checks the harness itself. A script
- * with `@gate NAME` runs only when NAME=1 (the auth scripts wait for TSETCD_AUTH_TESTS=1).
+ * with `@gate NAME` runs only when NAME=1.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -24,15 +24,15 @@ export interface LeaseApi {
   /** The header as of now (the store's current revision). */
   header(): ResponseHeader;
   /** Grants through Raft; id 0 asks the member to choose one. Resolves with the TTL granted. */
-  grant(id: bigint, ttlSeconds: number): Promise<{ id: bigint; ttlSeconds: number }>;
+  grant(id: bigint, ttlSeconds: number, credentials?: CallerCredentials): Promise<{ id: bigint; ttlSeconds: number }>;
   /** Revokes through Raft: the lease and its keys go in one revision. */
   revoke(id: bigint, credentials?: CallerCredentials): Promise<void>;
   /** Restarts the lease's TTL on the leader and resolves with it; rejects leaseNotFound when gone. */
-  renew(id: bigint): Promise<number>;
+  renew(id: bigint, credentials?: CallerCredentials): Promise<number>;
   /** Rejects leaseNotFound when the lease does not exist. */
   timeToLive(id: bigint, withKeys: boolean, credentials?: CallerCredentials): Promise<LeaseTimeToLive>;
   /** Every lease ID. */
-  leases(): Promise<bigint[]>;
+  leases(credentials?: CallerCredentials): Promise<bigint[]>;
 }
 
 /** Keepalive requests queued on one stream before it is ended with "too many requests". */
@@ -66,8 +66,8 @@ function isLeaseNotFound(error: unknown): boolean {
 /** The unary Lease methods. */
 function unaryHandlers(api: LeaseApi): GrpcHandlers {
   return {
-    'etcdserverpb.Lease/LeaseGrant': async (wire) => {
-      const granted = await api.grant(wireId(wire.ID), Number(wireId(wire.TTL)));
+    'etcdserverpb.Lease/LeaseGrant': async (wire, context) => {
+      const granted = await api.grant(wireId(wire.ID), Number(wireId(wire.TTL)), context);
       return { header: wireHeader(api), ID: granted.id.toString(), TTL: String(granted.ttlSeconds), error: '' };
     },
     'etcdserverpb.Lease/LeaseRevoke': async (wire, context) => {
@@ -83,19 +83,19 @@ function unaryHandlers(api: LeaseApi): GrpcHandlers {
         return { header: wireHeader(api), ID: id.toString(), TTL: '-1', grantedTTL: '0', keys: [] };
       }
     },
-    'etcdserverpb.Lease/LeaseLeases': async () => {
-      const ids = await api.leases();
+    'etcdserverpb.Lease/LeaseLeases': async (_wire, context) => {
+      const ids = await api.leases(context);
       return { header: wireHeader(api), leases: ids.map((id) => ({ ID: id.toString() })) };
     },
   };
 }
 
 /** Answers one keepalive: header taken before the renewal, as etcd, so it never runs ahead of a revoke. */
-async function keepAliveOnce(api: LeaseApi, id: bigint): Promise<WireMessage> {
+async function keepAliveOnce(api: LeaseApi, id: bigint, credentials: CallerCredentials): Promise<WireMessage> {
   const header = wireHeader(api);
   let ttlSeconds: number;
   try {
-    ttlSeconds = await api.renew(id);
+    ttlSeconds = await api.renew(id, credentials);
   } catch (error) {
     if (!isLeaseNotFound(error)) throw error;
     ttlSeconds = 0;
@@ -130,7 +130,7 @@ function keepAliveHandler(api: LeaseApi): StreamHandler {
         queued--;
         if (failed || call.cancelled) return;
         try {
-          call.write(await keepAliveOnce(api, id));
+          call.write(await keepAliveOnce(api, id, call));
         } catch (error) {
           fail(error);
         }
