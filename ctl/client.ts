@@ -5,7 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { join } from 'node:path';
-import { errors } from '../src/api/errors.js';
+import { errors, grpcCodeNames } from '../src/api/errors.js';
 import { packageRoot } from '../src/lib/paths.js';
 import { channelCredentials, type ClientTls, type UserCredentials } from './security.js';
 
@@ -59,26 +59,6 @@ export interface ConnectionOptions {
   dialTimeoutMs?: number;
 }
 
-const goCodeNames = [
-  'OK',
-  'Canceled',
-  'Unknown',
-  'InvalidArgument',
-  'DeadlineExceeded',
-  'NotFound',
-  'AlreadyExists',
-  'PermissionDenied',
-  'ResourceExhausted',
-  'FailedPrecondition',
-  'Aborted',
-  'OutOfRange',
-  'Unimplemented',
-  'Internal',
-  'Unavailable',
-  'DataLoss',
-  'Unauthenticated',
-];
-
 /** Maps a gRPC failure to the text of the error clientv3 returns for it. */
 export function clientErrorText(error: grpc.ServiceError): string {
   // clientv3 turns every server error it knows (all spelled "etcdserver: ...") into its bare text.
@@ -86,7 +66,7 @@ export function clientErrorText(error: grpc.ServiceError): string {
   // An expired call deadline surfaces as the Go context's own error.
   if (error.code === grpc.status.DEADLINE_EXCEEDED || error.code === grpc.status.CANCELLED)
     return 'context deadline exceeded';
-  return `rpc error: code = ${goCodeNames[error.code] ?? `Code(${error.code})`} desc = ${error.details}`;
+  return `rpc error: code = ${grpcCodeNames[error.code] ?? `Code(${error.code})`} desc = ${error.details}`;
 }
 
 /** The host of an endpoint without scheme and port, as clientv3 names the server it verifies. */

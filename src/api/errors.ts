@@ -145,13 +145,26 @@ export const watchCancelReasons = {
   duplicateId: 'mvcc: duplicate watch ID provided on the WatchStream',
 } as const;
 
-/** grpc-go's names of the status codes, as its errors print them. */
-const grpcCodeNames: Partial<Record<GrpcCode, string>> = {
-  [GrpcCode.invalidArgument]: 'InvalidArgument',
-  [GrpcCode.permissionDenied]: 'PermissionDenied',
-  [GrpcCode.unauthenticated]: 'Unauthenticated',
-  [GrpcCode.failedPrecondition]: 'FailedPrecondition',
-};
+/** grpc-go's names of the status codes, indexed by code: its errors print them and go-grpc-prometheus labels with them. */
+export const grpcCodeNames: readonly string[] = [
+  'OK',
+  'Canceled',
+  'Unknown',
+  'InvalidArgument',
+  'DeadlineExceeded',
+  'NotFound',
+  'AlreadyExists',
+  'PermissionDenied',
+  'ResourceExhausted',
+  'FailedPrecondition',
+  'Aborted',
+  'OutOfRange',
+  'Unimplemented',
+  'Internal',
+  'Unavailable',
+  'DataLoss',
+  'Unauthenticated',
+];
 
 /**
  * The cancel reason of a watch refused by auth: etcd writes the gRPC error's full text there. Any

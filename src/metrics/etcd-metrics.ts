@@ -27,25 +27,7 @@ export const defaultBuckets: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1,
 export const diskDurationBuckets: readonly number[] = exponentialBuckets(0.001, 2, 14);
 
 /** gRPC status code names as go-grpc-prometheus labels them, indexed by code. */
-export const grpcCodeNames: readonly string[] = [
-  'OK',
-  'Canceled',
-  'Unknown',
-  'InvalidArgument',
-  'DeadlineExceeded',
-  'NotFound',
-  'AlreadyExists',
-  'PermissionDenied',
-  'ResourceExhausted',
-  'FailedPrecondition',
-  'Aborted',
-  'OutOfRange',
-  'Unimplemented',
-  'Internal',
-  'Unavailable',
-  'DataLoss',
-  'Unauthenticated',
-];
+export { grpcCodeNames } from '../api/errors.js';
 
 /** go-grpc-prometheus' grpc_type label. */
 export type GrpcType = 'unary' | 'client_stream' | 'server_stream' | 'bidi_stream';
