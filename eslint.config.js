@@ -38,6 +38,11 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard page's script runs in the browser.
+    files: ['actors/client/dashboard/**/*.js'],
+    languageOptions: { sourceType: 'module', globals: { document: 'readonly', EventSource: 'readonly' } },
+  },
+  {
     files: ['bin/**/*.js', 'eslint.config.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },

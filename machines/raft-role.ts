@@ -99,6 +99,8 @@ export interface RaftRoleContext {
   roleChange: RoleChange | undefined;
   /** The rest of a MESSAGE batch after a role change, until the next state's entry raises it. */
   unsteppedMessages: readonly Message[];
+  /** The named event that entered the current role (VOTE_WON, HIGHER_TERM, ...): why the role is what it is. */
+  enteredBy: string;
 }
 
 type EventOf<T extends RaftRoleEvent['type']> = Extract<RaftRoleEvent, { type: T }>;
@@ -114,11 +116,12 @@ function on<T extends RaftRoleEvent['type']>(type: T, work: (core: RaftCore, eve
   });
 }
 
-/** An entry action: `work` runs over the core, given the event that entered the state. */
+/** An entry action: `work` runs over the core, given the event that entered the state, which it notes. */
 function onEntry(work: (core: RaftCore, event: RaftRoleEvent) => Outputs | void) {
-  return assign<RaftRoleContext, RaftRoleEvent, undefined, RaftRoleEvent, never>(
-    ({ context, event }) => work(context.core, event) ?? {},
-  );
+  return assign<RaftRoleContext, RaftRoleEvent, undefined, RaftRoleEvent, never>(({ context, event }) => ({
+    enteredBy: event.type,
+    ...work(context.core, event),
+  }));
 }
 
 /**
@@ -252,6 +255,7 @@ export const raftRoleMachine = setup({
     droppedReason: undefined,
     roleChange: undefined,
     unsteppedMessages: noMessages,
+    enteredBy: 'xstate.init',
   }),
   initial: 'follower',
   // A TICK, MESSAGE or conf change that detected a role change recorded it; this raises it as its
@@ -391,6 +395,11 @@ export class RaftRoleDriver {
   /** Why the latest PROPOSE, READ_INDEX or TRANSFER_LEADER was dropped; undefined if it was taken. */
   lastDroppedReason(): string | undefined {
     return this.snapshot.context.droppedReason;
+  }
+
+  /** The named event that entered the current role ('xstate.init' for the role a member starts in). */
+  enteredBy(): string {
+    return this.snapshot.context.enteredBy;
   }
 
   stop(): void {

@@ -216,6 +216,11 @@ export class RawNode {
     return status;
   }
 
+  /** The named event of the role machine that entered the current role (VOTE_WON, HIGHER_TERM, ...). */
+  roleEnteredBy(): string {
+    return this.driver.enteredBy();
+  }
+
   /** The current configuration as the core sees it. */
   confState(): ConfState {
     return this.core.tracker.confState();

@@ -1,7 +1,7 @@
 /**
  * The client port: like etcd's cmux, one TCP listener carries both gRPC (HTTP/2 with prior
- * knowledge, as etcdctl and clientv3 speak it) and HTTP/1.1 (/health, /version, /metrics and the JSON
- * gateway). Each connection's first bytes decide where it goes.
+ * knowledge, as etcdctl and clientv3 speak it) and HTTP/1.1 (/health, /version, /metrics, /dashboard
+ * and the JSON gateway). Each connection's first bytes decide where it goes.
  */
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -108,7 +108,11 @@ function serveVersion(request: http.IncomingMessage, response: http.ServerRespon
   send(response, 200, JSON.stringify(versionBody()), { 'Content-Type': 'application/json' });
 }
 
-function findRoute(routes: Record<string, http.RequestListener>, path: string): http.RequestListener | undefined {
+/** The route serving `path`: an exact key, or a key ending in '/' that `path` starts with. */
+export function findRoute(
+  routes: Record<string, http.RequestListener>,
+  path: string,
+): http.RequestListener | undefined {
   const exact = routes[path];
   if (exact !== undefined) return exact;
   const prefix = Object.keys(routes).find((key) => key.endsWith('/') && path.startsWith(key));

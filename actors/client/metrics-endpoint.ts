@@ -7,7 +7,7 @@ import * as https from 'node:https';
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
 import { metricsContentType, type MemberMetrics } from '../member/metrics.js';
-import { serveHealth, type HttpHandlers } from './listener.js';
+import { findRoute, serveHealth, type HttpHandlers } from './listener.js';
 
 /** Answers /metrics with the member's metrics; like etcd's handler, it takes any method. */
 export function metricsRoute(metrics: MemberMetrics): http.RequestListener {
@@ -32,6 +32,8 @@ export interface MetricsListenerOptions {
   port: number;
   metrics: MemberMetrics;
   health: HttpHandlers['health'];
+  /** Further routes (the dashboard), as ClientListenerOptions' http.routes. */
+  routes?: Record<string, http.RequestListener>;
   /** Serve https with the client TLS material, as etcd does for an https metrics URL. */
   tls?: tls.TlsOptions;
 }
@@ -41,7 +43,7 @@ export interface MetricsListener {
   close(): Promise<void>;
 }
 
-/** Listens on one --listen-metrics-urls address: /metrics and /health, 404 for the rest. */
+/** Listens on one --listen-metrics-urls address: /metrics, /health and the further routes, 404 for the rest. */
 export async function listenMetrics(options: MetricsListenerOptions): Promise<MetricsListener> {
   const serveMetrics = metricsRoute(options.metrics);
   const handlers: HttpHandlers = { health: options.health };
@@ -49,6 +51,8 @@ export async function listenMetrics(options: MetricsListenerOptions): Promise<Me
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     if (path === '/metrics') return serveMetrics(request, response);
     if (path === '/health') return void serveHealth(handlers, request, response);
+    const route = findRoute(options.routes ?? {}, path);
+    if (route !== undefined) return void route(request, response);
     const body = '404 page not found\n';
     response.writeHead(404, {
       'Content-Type': 'text/plain; charset=utf-8',

@@ -29,6 +29,8 @@ import type { TLSSocket } from 'node:tls';
 import { AuditLog, type AuditFields, type AuditSink } from '../audit/audit-log.js';
 import { subjectOf } from '../../src/audit/audit-record.js';
 import type { CallerCredentials } from '../../src/auth/types.js';
+import { formatId } from '../../src/membership/ids.js';
+import { DashboardFeed } from './dashboard.js';
 
 export interface ClientServer {
   /** The URLs actually served (ports resolved when a URL asked for port 0). */
@@ -384,6 +386,12 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     const reason = member.unhealthyReason(excludedAlarms);
     return reason === undefined ? { health: true, reason: '' } : { health: false, reason };
   };
+  // One feed per member: every client and metrics URL serves the same dashboard.
+  const dashboard = new DashboardFeed({
+    memberId: formatId(member.identity.memberId),
+    clusterView: () => member.clusterView(),
+    timeline: member.timeline,
+  });
   const listeners: (ClientListener | MetricsListener)[] = [];
   const gateways: JsonGateway[] = [];
   const urls: string[] = [];
@@ -414,7 +422,10 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
       ...(socketPath === undefined ? {} : { path: socketPath }),
       grpcServer,
       http2,
-      http: { health, routes: { ...gateway.routes, '/metrics': metricsRoute(member.metrics) } },
+      http: {
+        health,
+        routes: { ...gateway.routes, '/metrics': metricsRoute(member.metrics), ...dashboard.routes() },
+      },
       ...(material === undefined ? {} : { tls: serverTlsOptions(material) }),
       ...(material === undefined ? {} : optionalAcceptClient(config)),
     });
@@ -436,6 +447,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
       port: Number(url.port),
       metrics: member.metrics,
       health,
+      routes: dashboard.routes(),
       ...(material === undefined ? {} : { tls: serverTlsOptions(material) }),
     });
     listeners.push(listener);
@@ -447,6 +459,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     urls,
     metricsUrls,
     close: async () => {
+      dashboard.close();
       for (const gateway of gateways) gateway.close();
       await Promise.all(listeners.map((listener) => listener.close()));
       await audit?.close();

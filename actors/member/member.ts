@@ -72,6 +72,9 @@ import { Snapshots } from './snapshots.js';
 import { finishInstall } from './snapshot-install.js';
 import { CorruptionCheck } from './corruption.js';
 import { type BackupFile, type BackupParts, writeBackup } from './backup.js';
+import { RoleTimeline } from './role-timeline.js';
+import { type ClusterView, gatherClusterView, type MemberView } from './dashboard-view.js';
+import { formatId } from '../../src/membership/ids.js';
 
 export { memberPaths, type MemberIdentity, type MemberPaths } from './bootstrap.js';
 
@@ -83,6 +86,8 @@ export class Member implements KvService, LeaseApi {
   readonly watchDriver: WatchDriver;
   /** This member's metrics in etcd's names, served at /metrics. */
   readonly metrics: MemberMetrics;
+  /** This member's recent role transitions and leader changes, shown by the dashboard. */
+  readonly timeline = new RoleTimeline();
   private readonly lifecycle = new MemberLifecycle();
   private readonly proposals = new ProposalWaiters<Applied>(firstProposalIdAt(Date.now()));
   private readonly reads = new ReadIndexQueue<Waiter<void>>();
@@ -193,6 +198,7 @@ export class Member implements KvService, LeaseApi {
       applier,
       snapshots,
       membership,
+      timeline: this.timeline,
       logger,
       fail,
     });
@@ -343,7 +349,46 @@ export class Member implements KvService, LeaseApi {
       renewAsLeader: (id) => this.lease.renewAsLeader(id),
       timeToLiveAsLeader: (id, withKeys) => this.lease.timeToLiveAsLeader(id, withKeys),
       hashKv: (revision) => ({ memberId: this.identity.memberId, ...this.kv.hashKv(revision) }),
+      dashboardView: () => this.dashboardView(),
     };
+  }
+
+  /** What the dashboard shows of this member (dashboard-view.ts). */
+  dashboardView(): MemberView {
+    const status = this.status();
+    const { opCounts } = this.keySpace.store;
+    return {
+      id: formatId(status.memberId),
+      name: this.config.name,
+      role: status.role,
+      term: status.raftTerm,
+      leader: formatId(status.leaderId),
+      commit: this.raft.status().commit,
+      applied: status.raftAppliedIndex,
+      revision: status.revision,
+      dbSizeBytes: status.backendBytes,
+      dbSizeInUseBytes: status.backendBytesInUse,
+      isLearner: status.isLearner,
+      requests: {
+        put: opCounts.put,
+        range: opCounts.range,
+        delete: opCounts.delete,
+        txn: opCounts.txn,
+        grpc: this.metrics.grpcCallsStarted(),
+      },
+      atMs: Date.now(),
+      transitions: this.timeline.recent(),
+    };
+  }
+
+  /** Every member's dashboard view as this member gathers it: its own, and its peers' over the peer API. */
+  clusterView(): Promise<ClusterView> {
+    return gatherClusterView({
+      memberId: this.identity.memberId,
+      members: () => this.membership.all.values(),
+      localView: () => this.dashboardView(),
+      transport: this.transport,
+    });
   }
 
   /** The header every response carries, as of the store's current revision. */

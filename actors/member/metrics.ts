@@ -86,6 +86,13 @@ export class MemberMetrics {
     return this.registry.metrics();
   }
 
+  /** gRPC calls started so far over every method: the sum of grpc_server_started_total. */
+  grpcCallsStarted(): number {
+    let started = 0;
+    for (const stats of this.methods) started += stats.started;
+    return started;
+  }
+
   /** An fdatasync of the WAL took `syncMs`. */
   observeWalSync(syncMs: number): void {
     this.walFsync.observe(syncMs / 1000);

@@ -28,6 +28,7 @@ import type { Applied, Applier } from './apply.js';
 import { pause } from './clock.js';
 import { CommitNoticeHold } from './commit-notices.js';
 import type { Membership } from './membership.js';
+import type { RoleTimeline } from './role-timeline.js';
 import type { Snapshots } from './snapshots.js';
 
 /** Readies whose WAL writes may be in flight at once (the pipeline depth of the Raft loop). */
@@ -49,6 +50,8 @@ export interface RaftLoopParts {
   applier: Pick<Applier, 'applyEntries' | 'index' | 'leadershipChanged'>;
   snapshots: Pick<Snapshots, 'saveIncoming' | 'install' | 'takeIfDue' | 'send'>;
   membership: Pick<Membership, 'voterCount' | 'isSoleVoter' | 'trackPeerActivity'>;
+  /** Where role transitions and leader changes are kept for the dashboard. */
+  timeline: Pick<RoleTimeline, 'record'>;
   logger: Logger;
   fail: (error: Error) => void;
 }
@@ -63,6 +66,8 @@ export class RaftLoop {
   readonly counts: RaftLoopCounts = { leaderChanges: 0, heartbeatSendFailures: 0 };
   /** The leader the last soft state named (0 for none), to count changes as etcd does. */
   private leaderSeen: NodeId = 0n;
+  /** The role the last soft state named; every member starts as a follower. */
+  private roleSeen: RaftRole = RaftRole.follower;
   /** When a heartbeat last left for each follower (performance.now() ms). */
   private readonly heartbeatSentAt = new Map<NodeId, number>();
   private drainScheduled = false;
@@ -290,15 +295,17 @@ export class RaftLoop {
   private finishReady(ready: Ready, sentEarly: boolean): void {
     const { applier, reads } = this.parts;
     if (ready.softState !== undefined) {
-      const leaderId = ready.softState.leaderId;
+      const { leaderId, role } = ready.softState;
+      const term = this.parts.raft.status().term;
       if (leaderId !== 0n && leaderId !== this.leaderSeen) this.counts.leaderChanges++;
+      const [leaderBefore, from] = [this.leaderSeen, this.roleSeen];
       this.leaderSeen = leaderId;
+      this.roleSeen = role;
       this.heartbeatSentAt.clear();
-      applier.leadershipChanged(ready.softState.role);
-      this.parts.logger.info(
-        { role: ready.softState.role, leader: formatId(ready.softState.leaderId), term: this.parts.raft.status().term },
-        'raft role changed',
-      );
+      applier.leadershipChanged(role);
+      this.parts.logger.info({ role, leader: formatId(leaderId), term }, 'raft role changed');
+      const cause = this.parts.raft.roleEnteredBy();
+      this.parts.timeline.record({ term, from, to: role, leaderBefore, leaderAfter: leaderId, cause });
     }
     // Non-leaders' messages leave only once this Ready is durable: a follower never acknowledges
     // entries it could still lose, and a candidate never asks for votes before its own is on disk.

@@ -5,6 +5,7 @@
  *   POST /members/promote/<id>    a follower hands MemberPromote to the leader
  *   POST /leases/renew            a follower hands a keep-alive to the leader (JSON, our members only)
  *   POST /leases/ttl              a follower asks the leader for a lease's TimeToLive
+ *   GET  /members/dashboard       the member's own dashboard view (our members only)
  *
  * Calls are plain data (PeerCall in, PeerAnswer out), so the same routes answer over HTTP on the
  * peer port and over the MessagePorts of single-host mode; the transport carries them.
@@ -21,6 +22,8 @@ export const peerApiPaths = {
   leaseTtl: '/leases/ttl',
   /** etcd's peer HashKV endpoint, which corruption checks call. */
   hashKv: '/members/hashkv',
+  /** The member's dashboard view (actors/member/dashboard-view.ts), asked only while a dashboard is open. */
+  dashboard: '/members/dashboard',
 } as const;
 
 /** What the routes need from the member. Lease calls throw "not leader" unless its lessor is primary. */
@@ -31,6 +34,8 @@ export interface PeerApiHost {
   timeToLiveAsLeader(id: bigint, withKeys: boolean): LeaseTimeToLive;
   /** HashKV of this member's store at `revision` (0: current); throws etcd's compacted / future revision errors. */
   hashKv(revision: number): PeerHashKv;
+  /** This member's dashboard view, as plain JSON data. */
+  dashboardView(): object;
 }
 
 /** A peer's HashKV answer, as the corruption check reads it. */
@@ -50,6 +55,7 @@ export function servePeerCall(host: PeerApiHost, call: PeerCall): Promise<PeerAn
   const { path } = call;
   const isLease = path === peerApiPaths.leaseRenew || path === peerApiPaths.leaseTtl;
   if (path === peerApiPaths.hashKv) return Promise.resolve(serveHashKv(host, call));
+  if (path === peerApiPaths.dashboard) return Promise.resolve(serveDashboardView(host, call));
   if (path !== peerApiPaths.members && !path.startsWith(peerApiPaths.promotePrefix) && !isLease) return undefined;
   const method = path === peerApiPaths.members ? 'GET' : 'POST';
   if (call.method !== method)
@@ -58,6 +64,11 @@ export function servePeerCall(host: PeerApiHost, call: PeerCall): Promise<PeerAn
     return Promise.resolve({ status: 200, contentType: jsonType, body: membersToPeerJson(host.members()) });
   if (isLease) return serveLeaseCall(host, call);
   return servePromote(host, path.slice(peerApiPaths.promotePrefix.length));
+}
+
+function serveDashboardView(host: PeerApiHost, call: PeerCall): PeerAnswer {
+  if (call.method !== 'GET') return { status: 405, contentType: textType, body: 'Method Not Allowed\n' };
+  return { status: 200, contentType: jsonType, body: JSON.stringify(host.dashboardView()) };
 }
 
 function serveHashKv(host: PeerApiHost, call: PeerCall): PeerAnswer {

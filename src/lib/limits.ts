@@ -213,3 +213,13 @@ export const auditFsyncIntervalMsDefault = 1_000;
 export const auditBufferedBytesMax = 16 * 1024 * 1024;
 /** A new cluster's member waits at most this long for a leader before it gives up applying --auth-bootstrap-file. */
 export const authBootstrapLeaderWaitMsMax = 60_000;
+/** Role transitions and leader changes a member keeps for the dashboard; older ones are dropped. */
+export const roleTransitionsMax = 64;
+/** Dashboards (GET /dashboard/events) one member feeds at once; more are answered 503. */
+export const dashboardFeedsMax = 16;
+/** How often an open dashboard feed pushes the cluster view. */
+export const dashboardFeedIntervalMs = 1_000;
+/** A peer that has not answered the dashboard's status call in this long is shown unreachable. */
+export const dashboardPeerCallMsMax = 800;
+/** A dashboard feed whose unsent events exceed this many bytes (a reader that stopped reading) is ended. */
+export const dashboardFeedBufferedBytesMax = 1024 * 1024;
