@@ -98,6 +98,11 @@ export class DashboardFeed {
     return this.feeds.size;
   }
 
+  /** True while the feed's timer and timeline hook exist: only while a dashboard is connected. */
+  get running(): boolean {
+    return this.timer !== undefined || this.unsubscribe !== undefined;
+  }
+
   /** Ends every open feed. */
   close(): void {
     for (const feed of this.feeds) feed.end();

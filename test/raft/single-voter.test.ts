@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryStorage, ProposalDroppedError, RawNode } from '../../machines/raw-node.js';
-import { EntryType, RaftRole } from '../../src/raft/types.js';
+import { EntryType, MessageType, RaftRole } from '../../src/raft/types.js';
 import { confStateOf, decode, text } from './harness.js';
 
 function singleVoter(
@@ -162,4 +162,20 @@ test('an invariant failure inside the role machine throws synchronously from the
     rejectHint: 0,
   };
   assert.throws(() => node.step(badSnapshot), /MsgSnap without a snapshot/);
+});
+
+test('the role machine tells which named event entered the current role, in pure and actor mode alike', () => {
+  for (const mode of ['pure', 'actor'] as const) {
+    const storage = MemoryStorage.withConfState(confStateOf([1n]));
+    const node = singleVoter(storage, 0, mode);
+    assert.equal(node.roleEnteredBy(), 'xstate.init', mode);
+    node.campaign();
+    assert.equal(node.status().role, RaftRole.leader, mode);
+    assert.equal(node.roleEnteredBy(), 'VOTE_WON', mode);
+    drain(node, storage);
+    const append = { type: MessageType.app, to: 1n, from: 2n, term: 9, logTerm: 0, index: 0, entries: [], commit: 0 };
+    node.step({ ...append, reject: false, rejectHint: 0 });
+    assert.equal(node.status().role, RaftRole.follower, mode);
+    assert.equal(node.roleEnteredBy(), 'HIGHER_TERM', mode);
+  }
 });
