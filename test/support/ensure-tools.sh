@@ -1,17 +1,18 @@
 #!/bin/sh
 # Installs what the tests drive or read besides tsetcd itself: real etcd and etcdctl 3.4 (Debian's
 # etcd-server and etcd-client), used as a client and as the differential reference, and etcd's Go
-# sources (golang-etcd-server-dev), whose .proto files the protocol-shape tests compare ours with.
+# sources (golang-etcd-server-dev), whose .proto files the protocol-shape tests compare ours with;
+# and Debian's chromium, which the dashboard test drives headless through playwright-core.
 set -e
 etcdProtoFile=/usr/share/gocode/src/go.etcd.io/etcd/etcdserver/api/v3lock/v3lockpb/v3lock.proto
-if command -v etcd >/dev/null 2>&1 && command -v etcdctl >/dev/null 2>&1 && [ -f "$etcdProtoFile" ]; then
+if command -v etcd >/dev/null 2>&1 && command -v etcdctl >/dev/null 2>&1 && [ -f "$etcdProtoFile" ] && [ -x /usr/bin/chromium ]; then
   exit 0
 fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing etcd-server, etcd-client and golang-etcd-server-dev (Debian) for the differential tests" >&2
+  echo "installing etcd-server, etcd-client, golang-etcd-server-dev and chromium (Debian) for the differential and dashboard tests" >&2
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client golang-etcd-server-dev >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client golang-etcd-server-dev chromium >/dev/null
   exit 0
 fi
-echo "etcd, etcdctl or etcd's Go sources are not installed and cannot be installed here (need root and apt-get);" >&2
-echo "tests that compare with real etcd will be skipped" >&2
+echo "etcd, etcdctl, etcd's Go sources or chromium are not installed and cannot be installed here (need root and apt-get);" >&2
+echo "tests that compare with real etcd or drive the dashboard in a browser will be skipped" >&2
