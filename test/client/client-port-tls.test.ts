@@ -12,12 +12,19 @@ import { createGrpcServer } from '../../actors/client/grpc/router.js';
 import { hasOpenssl, makeCertificates, type TestCertificates } from '../peer/helpers.js';
 import { runEtcdctl } from '../support/etcdctl.js';
 import { FakeKv } from '../api/fake-kv.js';
+import { DashboardFeed } from '../../actors/client/dashboard.js';
 
 const skip = hasOpenssl() ? false : 'openssl is not installed';
 let certs: TestCertificates;
 let listener: ClientListener;
 let endpoint: string;
 let caFile: string;
+/** The dashboard as a member serves it, over a view with no members. */
+const dashboard = new DashboardFeed({
+  memberId: '1',
+  clusterView: async () => ({ observer: '1', atMs: Date.now(), members: [] }),
+  timeline: { subscribe: () => () => undefined },
+});
 
 before(async () => {
   if (skip) return;
@@ -29,13 +36,14 @@ before(async () => {
     host: '127.0.0.1',
     port: 0,
     grpcServer,
-    http: { health: () => ({ health: true, reason: '' }) },
+    http: { health: () => ({ health: true, reason: '' }), routes: dashboard.routes() },
     tls: { cert: readFileSync(files.certFile), key: readFileSync(files.keyFile) },
   });
   endpoint = `https://127.0.0.1:${listener.port}`;
 });
 
 after(async () => {
+  dashboard.close();
   await listener?.close();
   certs?.remove();
 });
@@ -58,14 +66,25 @@ describe('the client port over TLS', { skip }, () => {
   });
 
   test('/health answers over https on the same port', async () => {
-    const body = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const request = https.get(`${endpoint}/health`, { ca: readFileSync(caFile) }, (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
-      });
-      request.on('error', reject);
-    });
+    const body = await httpsGet(`${endpoint}/health`);
     assert.deepEqual(body, { status: 200, text: '{"health":"true","reason":""}' });
   });
+
+  test('/dashboard answers over https on the same port', async () => {
+    const page = await httpsGet(`${endpoint}/dashboard`);
+    assert.equal(page.status, 200);
+    assert.match(page.text, /<title>tsetcd dashboard<\/title>/);
+  });
 });
+
+/** A GET over https trusting the test CA; the whole answer. */
+function httpsGet(url: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const request = https.get(url, { ca: readFileSync(caFile) }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+    });
+    request.on('error', reject);
+  });
+}
