@@ -124,6 +124,26 @@ describe('/dashboard on a member', skip, () => {
       await member.destroy();
     }
   });
+
+  test('with auth enabled the page and the feed need no token, as /metrics and /health', async () => {
+    const member = await Member.start({ command: sut.command! });
+    try {
+      for (const args of [
+        ['user', 'add', 'root:rootpw'],
+        ['auth', 'enable'],
+      ]) {
+        const result = await runEtcdctl(member.clientUrl, args);
+        assert.equal(result.code, 0, `etcdctl ${args.join(' ')}: ${result.stderr}`);
+      }
+      const refused = await runEtcdctl(member.clientUrl, ['get', 'a']);
+      assert.match(refused.stderr, /user name is empty/, 'auth is on');
+      assert.equal((await fetch(`${member.clientUrl}/dashboard`)).status, 200);
+      const view = lastCluster(await readFeed(`${member.clientUrl}/dashboard/events`, (e) => e.event === 'cluster'));
+      assert.equal(view.members[0]?.view?.role, 'leader');
+    } finally {
+      await member.destroy();
+    }
+  });
 });
 
 /** A source whose timeline subscriptions and view requests are counted. */
