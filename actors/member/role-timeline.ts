@@ -20,7 +20,10 @@ export interface RoleTransition {
   /** The leader before and after; '0' for none. */
   leaderBefore: string;
   leaderAfter: string;
-  /** The role machine's named event that entered the role (VOTE_WON, HIGHER_TERM, ...). */
+  /**
+   * The role machine's named event that entered the role (VOTE_WON, HIGHER_TERM, ...); when only
+   * the leader changed, the one that entered the role the member stayed in.
+   */
   cause: string;
 }
 

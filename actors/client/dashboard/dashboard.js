@@ -85,7 +85,8 @@ function describe(member, transition) {
   const who = nameOf(member);
   const leader = nameOf(transition.leaderAfter);
   if (transition.from === transition.to) {
-    return `${who}: leader changed from ${nameOf(transition.leaderBefore)} to ${leader} (term ${transition.term}, ${transition.cause})`;
+    // The role stayed, so its entering event is not what changed the leader; it is left out.
+    return `${who}: leader changed from ${nameOf(transition.leaderBefore)} to ${leader} in term ${transition.term}`;
   }
   const leaderText = transition.leaderAfter === '0' ? 'no leader' : `leader ${leader}`;
   return `${who}: ${transition.from} → ${transition.to} in term ${transition.term} by ${transition.cause}; ${leaderText}`;
