@@ -74,7 +74,7 @@ export class InspectionStream implements InspectionAdapter {
 
   private lost(socket: WebSocket): void {
     if (socket !== this.socket) return;
-    if (this.open) {
+    if (this.open && !this.stopped) {
       this.logger.warn({ 'inspect-url': this.url, 'dropped-events': this.dropped }, 'lost connection to inspector');
     }
     this.open = false;

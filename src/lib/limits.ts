@@ -225,5 +225,7 @@ export const inspectDialBackoffMsMax = 5_000;
 export const inspectBatchMessagesMax = 16;
 /** Recent inspection messages `tsetcd inspect` replays to a viewer that connects late (as @statelyai/inspect's server does). */
 export const inspectRelayReplayMax = 200;
+/** Sessions whose registration (machine definition) `tsetcd inspect` keeps for late viewers; the oldest go first. */
+export const inspectRelaySessionsMax = 256;
 /** Bytes queued to one inspection viewer beyond which `tsetcd inspect` skips it until it catches up. */
 export const inspectRelayViewerBytesMax = 4 * 1024 * 1024;
