@@ -19,6 +19,7 @@ import type {
   MemberWorkerData,
 } from '../supervisor/thread-protocol.js';
 import type { ClientServer } from '../client/services.js';
+import { startInspectionIfAsked } from '../inspect/member-inspection.js';
 import type { MemberInspection } from '../inspect/stream.js';
 import { WalClient } from '../wal/client.js';
 import { onThreadData } from '../supervisor/thread-start.js';
@@ -42,11 +43,7 @@ async function start({ config, peerPorts }: MemberWorkerData, logger: Logger): P
   const [{ Member }, { startClientServer }] = await modules;
   const ports =
     peerPorts === undefined ? undefined : new Map(peerPorts.map(([id, port]) => [BigInt(id), port] as const));
-  // Without --inspect-url the inspection module is not even loaded, and the machines get no callback.
-  if (config.inspectUrl !== '') {
-    const { startMemberInspection } = await import('../inspect/stream.js');
-    inspection = startMemberInspection(config.name, config.inspectUrl, config.inspectAllEvents, logger);
-  }
+  inspection = await startInspectionIfAsked(config, logger);
   member = await Member.start(config, logger, reportFatal, ports, walThread, inspection?.inspect);
   clientServer = await startClientServer(config, member, logger);
 }
