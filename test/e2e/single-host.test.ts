@@ -8,12 +8,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { endpointStatus, pollUntil } from '../support/cluster.js';
 import { runEtcdctl } from '../support/etcdctl.js';
 import { probeHealth } from '../support/member.js';
+import { busyPorts } from '../support/ports.js';
 import { sutCommand } from '../support/sut.js';
 
 const clientPorts = [2379, 22379, 32379];
@@ -113,18 +113,4 @@ async function followerEndpoint(): Promise<string> {
     if (status.leaderId !== '0' && status.memberId !== status.leaderId) return endpoint;
   }
   throw new Error('no member reports a leader other than itself');
-}
-
-/** The ports among `ports` something on this machine already listens on. */
-async function busyPorts(ports: number[]): Promise<number[]> {
-  const busy: number[] = [];
-  for (const port of ports) {
-    const free = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (!free) busy.push(port);
-  }
-  return busy;
 }

@@ -28,3 +28,17 @@ export async function freePorts(count: number): Promise<number[]> {
   await Promise.all(servers.map((s) => s.close()));
   return servers.map((s) => s.port);
 }
+
+/** The ports among `ports` something on this machine already listens on. */
+export async function busyPorts(ports: number[]): Promise<number[]> {
+  const busy: number[] = [];
+  for (const port of ports) {
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, loopbackHost, () => server.close(() => resolve(true)));
+    });
+    if (!free) busy.push(port);
+  }
+  return busy;
+}
