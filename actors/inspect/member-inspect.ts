@@ -58,8 +58,16 @@ function changesState(transitions: readonly { target?: readonly unknown[] | unde
   return transitions.some((transition) => (transition.target?.length ?? 0) > 0);
 }
 
-/** Builds a member's inspection callback over `adapter`; `allEvents` keeps the high-rate events too. */
-export function createMemberInspect(member: string, adapter: InspectionAdapter, allEvents: boolean): MachineInspect {
+/**
+ * Builds a member's inspection callback over `adapter`; `allEvents` keeps the high-rate events too.
+ * It runs inside the machines' send(), so it never throws: a failure goes to `onError` instead.
+ */
+export function createMemberInspect(
+  member: string,
+  adapter: InspectionAdapter,
+  allEvents: boolean,
+  onError: (error: unknown) => void = () => undefined,
+): MachineInspect {
   const inspector = createInspector(adapter, { autoStart: false });
   const sessions = new Map<string, Session>();
 
@@ -74,7 +82,7 @@ export function createMemberInspect(member: string, adapter: InspectionAdapter, 
     session.held = false;
   };
 
-  return (inspection: InspectionEvent) => {
+  const inspect = (inspection: InspectionEvent) => {
     switch (inspection.type) {
       case '@xstate.actor': {
         const actorRef = inspection.actorRef as InspectedActor;
@@ -123,6 +131,13 @@ export function createMemberInspect(member: string, adapter: InspectionAdapter, 
       case '@xstate.action':
       case '@xstate.transition':
         return;
+    }
+  };
+  return (inspection: InspectionEvent) => {
+    try {
+      inspect(inspection);
+    } catch (error) {
+      onError(error);
     }
   };
 }

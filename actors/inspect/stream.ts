@@ -114,5 +114,10 @@ export function startMemberInspection(
 ): MemberInspection {
   const stream = new InspectionStream(url, logger);
   stream.start();
-  return { inspect: createMemberInspect(member, stream, allEvents), stream };
+  let failures = 0;
+  const onError = (error: unknown) => {
+    failures += 1;
+    if (failures === 1) logger.warn({ error: String(error) }, 'failed to inspect a state machine event; skipping it');
+  };
+  return { inspect: createMemberInspect(member, stream, allEvents, onError), stream };
 }

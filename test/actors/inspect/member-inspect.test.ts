@@ -96,3 +96,19 @@ test('session IDs are prefixed with the member, so members in one thread never s
   const lifecycle = sessions[2] as string;
   assert.deepEqual(transitions(events, lifecycle), ['starting -> serving STARTED']);
 });
+
+test('an inspection that fails never fails the machine: the member goes on and the failure is reported', () => {
+  const failures: unknown[] = [];
+  const failing = {
+    send: () => {
+      throw new Error('inspector adapter failed');
+    },
+  };
+  const node = singleVoter(
+    createMemberInspect('infra1', failing, false, (error) => failures.push(error)),
+    false,
+  );
+  for (let tick = 0; tick < 40; tick += 1) node.tick();
+  assert.equal(node.status().role, 'leader');
+  assert.ok(failures.length > 0);
+});
