@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TransitionPrinter } from '../../../actors/inspect/relay.js';
+import { TransitionPrinter } from '../../actors/inspect/relay.js';
 
 const actor = (sessionId: string, name: string) => ({ type: '@xstate.actor', sessionId, name });
 const snapshot = (sessionId: string, value: string, event: string, context: Record<string, unknown> = {}) => ({

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { packageRoot } from '../../../src/lib/paths.js';
+import { packageRoot } from '../../src/lib/paths.js';
 
 const run = promisify(execFile);
 const launcher = join(packageRoot(), 'bin', 'tsetcd.js');

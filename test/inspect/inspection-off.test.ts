@@ -5,12 +5,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AnyActorRef } from 'xstate';
-import { MemoryStorage, RawNode } from '../../../machines/raw-node.js';
-import { MemberLifecycle } from '../../../machines/member-lifecycle.js';
-import { loadConfig } from '../../../src/config/config.js';
-import { startInspectionIfAsked } from '../../../actors/inspect/member-inspection.js';
-import { createLogger } from '../../../actors/shared/logger.js';
-import { confStateOf } from '../../raft/harness.js';
+import { MemoryStorage, RawNode } from '../../machines/raw-node.js';
+import { MemberLifecycle } from '../../machines/member-lifecycle.js';
+import { loadConfig } from '../../src/config/config.js';
+import { startInspectionIfAsked } from '../../actors/inspect/member-inspection.js';
+import { createLogger } from '../../actors/shared/logger.js';
+import { confStateOf } from '../raft/harness.js';
 
 /** The XState actor behind a role machine driver or a lifecycle, reached past their private fields. */
 function actorOf(owner: object): AnyActorRef & { options: { inspect?: unknown } } {

@@ -7,11 +7,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { WebSocketServer } from 'ws';
-import { InspectionStream } from '../../../actors/inspect/stream.js';
-import type { StatelyInspectionEvent } from '../../../actors/inspect/member-inspect.js';
-import { inspectQueueEventsMax } from '../../../src/lib/limits.js';
-import { pollUntil } from '../../support/cluster.js';
-import { freePort, loopbackHost } from '../../support/ports.js';
+import { InspectionStream } from '../../actors/inspect/stream.js';
+import type { StatelyInspectionEvent } from '../../actors/inspect/member-inspect.js';
+import { inspectQueueEventsMax } from '../../src/lib/limits.js';
+import { pollUntil } from '../support/cluster.js';
+import { freePort, loopbackHost } from '../support/ports.js';
 
 /** Bound on the stream's redial (its backoff is at most a few seconds) and on delivery. */
 const connectWaitMs = 20_000;

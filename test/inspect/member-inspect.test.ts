@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MemoryStorage, RawNode } from '../../../machines/raw-node.js';
-import { MemberLifecycle } from '../../../machines/member-lifecycle.js';
-import type { MachineInspect } from '../../../machines/raft-role.js';
-import { createMemberInspect, memberOfSession } from '../../../actors/inspect/member-inspect.js';
-import { confStateOf } from '../../raft/harness.js';
+import { MemoryStorage, RawNode } from '../../machines/raw-node.js';
+import { MemberLifecycle } from '../../machines/member-lifecycle.js';
+import type { MachineInspect } from '../../machines/raft-role.js';
+import { createMemberInspect, memberOfSession } from '../../actors/inspect/member-inspect.js';
+import { confStateOf } from '../raft/harness.js';
 
 function singleVoter(inspect: MachineInspect | undefined, preVote: boolean): RawNode {
   return new RawNode({
