@@ -39,8 +39,14 @@ export class TransitionPrinter {
   /** The line for `event` (one parsed inspection message), or undefined when it changes no state. */
   lineFor(event: Inspected): string | undefined {
     if (typeof event.sessionId !== 'string') return undefined;
-    const seen = this.sessions.get(event.sessionId) ?? { name: undefined, value: undefined };
-    this.sessions.set(event.sessionId, seen);
+    let seen = this.sessions.get(event.sessionId);
+    if (seen === undefined) {
+      seen = { name: undefined, value: undefined };
+      this.sessions.set(event.sessionId, seen);
+      // Members that restart start new sessions; the oldest are forgotten.
+      if (this.sessions.size > inspectRelaySessionsMax)
+        this.sessions.delete(this.sessions.keys().next().value as string);
+    }
     if (event.type === '@xstate.actor' && typeof event.name === 'string') seen.name = event.name;
     if (event.type !== '@xstate.snapshot' || event.snapshot === undefined) return undefined;
     const value = JSON.stringify(event.snapshot.value);
