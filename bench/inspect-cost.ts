@@ -21,7 +21,7 @@ type Mode = (typeof modes)[number];
 function runOnce(mode: Mode, proposals: number): { cpuUsPerProposal: number; sent: number } {
   let sent = 0;
   const adapter = { send: (event: unknown) => void (JSON.stringify(event), (sent += 1)) };
-  const inspect = mode === 'off' ? undefined : createMemberInspect('m1', adapter, mode === 'all-events');
+  const inspect = mode === 'off' ? undefined : createMemberInspect('m1/0', adapter, mode === 'all-events');
   const storage = MemoryStorage.withConfState(confStateOf([1n]));
   const node = new RawNode({
     id: 1n,

@@ -3,8 +3,9 @@
  * machine, the lifecycle machine, any other) into @statelyai/inspect's events, through that
  * package's createInspector, and hands them to an adapter (actors/inspect/stream.ts sends them on).
  *
- * Session IDs are XState's own prefixed with the member's name: XState numbers actors per thread,
- * so members that are threads of one process would otherwise share them.
+ * Session IDs are XState's own prefixed with the member's name and start time: XState numbers
+ * actors per thread, so members that are threads of one process, or a member and its restart,
+ * would otherwise share them.
  *
  * A macrostep is one event sent to an actor and what follows from it. Role changes are raised
  * events within it (a TICK raises ELECTION_TIMEOUT), so each microstep that changes the state is
@@ -17,18 +18,26 @@ import type { ActorRefLike, AnyEventObject, InspectionEvent } from 'xstate';
 import type { MachineInspect } from '../../machines/raft-role.js';
 import { isHighRateEvent, summarizeEvent, summarizeSnapshot } from './summaries.js';
 
-/** The separator between the member's name and XState's session ID. */
+/** The separator between the parts of a session ID: member, incarnation, XState's session ID. */
 export const sessionSeparator = '/';
 
-/** A member's session ID for one of its actors. */
-export function inspectionSessionId(member: string, xstateSessionId: string): string {
-  return `${member}${sessionSeparator}${xstateSessionId}`;
+/**
+ * What a member's session IDs start with: its name, and when this start of it began (base 36
+ * milliseconds), so a member that restarts shows up as new sessions rather than old ones going back.
+ */
+export function inspectionSessionPrefix(member: string, startedAtMs: number): string {
+  return `${member}${sessionSeparator}${startedAtMs.toString(36)}`;
 }
 
-/** The member a session ID names (inspectionSessionId's first part). */
+/** A member's session ID for one of its actors. */
+export function inspectionSessionId(prefix: string, xstateSessionId: string): string {
+  return `${prefix}${sessionSeparator}${xstateSessionId}`;
+}
+
+/** The member a session ID names: what comes before its incarnation and XState's session ID. */
 export function memberOfSession(sessionId: string): string {
-  const at = sessionId.lastIndexOf(sessionSeparator);
-  return at < 0 ? sessionId : sessionId.slice(0, at);
+  const parts = sessionId.split(sessionSeparator);
+  return parts.length < 3 ? sessionId : parts.slice(0, -2).join(sessionSeparator);
 }
 
 /** What @statelyai/inspect hands its inspection events to (its Adapter, which it does not export by name). */
@@ -59,11 +68,12 @@ function changesState(transitions: readonly { target?: readonly unknown[] | unde
 }
 
 /**
- * Builds a member's inspection callback over `adapter`; `allEvents` keeps the high-rate events too.
+ * Builds a member's inspection callback over `adapter`, its session IDs starting with
+ * `sessionPrefix` (inspectionSessionPrefix); `allEvents` keeps the high-rate events too.
  * It runs inside the machines' send(), so it never throws: a failure goes to `onError` instead.
  */
 export function createMemberInspect(
-  member: string,
+  sessionPrefix: string,
   adapter: InspectionAdapter,
   allEvents: boolean,
   onError: (error: unknown) => void = () => undefined,
@@ -87,7 +97,7 @@ export function createMemberInspect(
       case '@xstate.actor': {
         const actorRef = inspection.actorRef as InspectedActor;
         const session: Session = {
-          id: inspectionSessionId(member, actorRef.sessionId),
+          id: inspectionSessionId(sessionPrefix, actorRef.sessionId),
           machineId: machineIdOf(actorRef),
           currentEvent: undefined,
           held: false,

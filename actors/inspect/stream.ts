@@ -15,7 +15,12 @@ import {
 } from '../../src/lib/limits.js';
 import type { Logger } from '../shared/logger.js';
 import type { MachineInspect } from '../../machines/raft-role.js';
-import { createMemberInspect, type InspectionAdapter, type StatelyInspectionEvent } from './member-inspect.js';
+import {
+  createMemberInspect,
+  inspectionSessionPrefix,
+  type InspectionAdapter,
+  type StatelyInspectionEvent,
+} from './member-inspect.js';
 
 export class InspectionStream implements InspectionAdapter {
   private socket: WebSocket | undefined;
@@ -119,5 +124,6 @@ export function startMemberInspection(
     failures += 1;
     if (failures === 1) logger.warn({ error: String(error) }, 'failed to inspect a state machine event; skipping it');
   };
-  return { inspect: createMemberInspect(member, stream, allEvents, onError), stream };
+  const sessionPrefix = inspectionSessionPrefix(member, Date.now());
+  return { inspect: createMemberInspect(sessionPrefix, stream, allEvents, onError), stream };
 }

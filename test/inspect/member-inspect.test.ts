@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { MemoryStorage, RawNode } from '../../machines/raw-node.js';
 import { MemberLifecycle } from '../../machines/member-lifecycle.js';
 import type { MachineInspect } from '../../machines/raft-role.js';
-import { createMemberInspect, memberOfSession } from '../../actors/inspect/member-inspect.js';
+import { createMemberInspect, inspectionSessionPrefix, memberOfSession } from '../../actors/inspect/member-inspect.js';
 import { confStateOf } from '../raft/harness.js';
 
 function singleVoter(inspect: MachineInspect | undefined, preVote: boolean): RawNode {
@@ -54,7 +54,7 @@ function transitions(events: Wire[], sessionId: string): string[] {
 
 test('a role change is shown with the named event that caused it, and idle ticks are left out', () => {
   const { events, adapter } = recorder();
-  const node = singleVoter(createMemberInspect('infra1', adapter, false), false);
+  const node = singleVoter(createMemberInspect(inspectionSessionPrefix('infra1', 1), adapter, false), false);
   const actor = events.find((event) => event.type === '@xstate.actor');
   assert.ok(actor !== undefined);
   assert.equal(actor.name, 'raftRole');
@@ -78,7 +78,7 @@ test('a role change is shown with the named event that caused it, and idle ticks
 
 test('with --inspect-all-events every tick is shown', () => {
   const { events, adapter } = recorder();
-  const node = singleVoter(createMemberInspect('infra1', adapter, true), false);
+  const node = singleVoter(createMemberInspect(inspectionSessionPrefix('infra1', 1), adapter, true), false);
   for (let tick = 0; tick < 40; tick += 1) node.tick();
   const ticks = events.filter((event) => event.type === '@xstate.event' && event.event.type === 'TICK');
   assert.equal(ticks.length, 40);
@@ -86,9 +86,11 @@ test('with --inspect-all-events every tick is shown', () => {
 
 test('session IDs are prefixed with the member, so members in one thread never share one', () => {
   const { events, adapter } = recorder();
-  singleVoter(createMemberInspect('infra1', adapter, false), true);
-  singleVoter(createMemberInspect('infra2', adapter, false), true);
-  new MemberLifecycle(createMemberInspect('infra1', adapter, false)).send({ type: 'STARTED' });
+  singleVoter(createMemberInspect(inspectionSessionPrefix('infra1', 1), adapter, false), true);
+  singleVoter(createMemberInspect(inspectionSessionPrefix('infra2', 1), adapter, false), true);
+  new MemberLifecycle(createMemberInspect(inspectionSessionPrefix('infra1', 1), adapter, false)).send({
+    type: 'STARTED',
+  });
   const sessions = events.filter((event) => event.type === '@xstate.actor').map((event) => event.sessionId);
   assert.equal(sessions.length, 3);
   assert.equal(new Set(sessions).size, 3);
@@ -105,7 +107,7 @@ test('an inspection that fails never fails the machine: the member goes on and t
     },
   };
   const node = singleVoter(
-    createMemberInspect('infra1', failing, false, (error) => failures.push(error)),
+    createMemberInspect(inspectionSessionPrefix('infra1', 1), failing, false, (error) => failures.push(error)),
     false,
   );
   for (let tick = 0; tick < 40; tick += 1) node.tick();

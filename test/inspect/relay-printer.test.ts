@@ -13,15 +13,15 @@ const snapshot = (sessionId: string, value: string, event: string, context: Reco
 test('tsetcd inspect prints one line per state change: member, term, from -> to and the event', () => {
   const printer = new TransitionPrinter();
   const lines = [
-    actor('infra2/x:0', 'raftRole'),
-    snapshot('infra2/x:0', 'follower', 'xstate.init', { term: 1 }),
-    snapshot('infra2/x:0', 'follower', 'TICK', { term: 1 }),
-    snapshot('infra2/x:0', 'preCandidate', 'ELECTION_TIMEOUT', { term: 1 }),
-    snapshot('infra2/x:0', 'candidate', 'PRE_VOTE_WON', { term: 2 }),
-    { type: '@xstate.event', sessionId: 'infra2/x:0', event: { type: 'VOTE_WON' } },
-    snapshot('infra2/x:0', 'leader', 'VOTE_WON', { term: 2 }),
-    actor('infra2/x:1', 'memberLifecycle'),
-    snapshot('infra2/x:1', 'serving', 'STARTED', { removed: false }),
+    actor('infra2/mitb9k2s/x:0', 'raftRole'),
+    snapshot('infra2/mitb9k2s/x:0', 'follower', 'xstate.init', { term: 1 }),
+    snapshot('infra2/mitb9k2s/x:0', 'follower', 'TICK', { term: 1 }),
+    snapshot('infra2/mitb9k2s/x:0', 'preCandidate', 'ELECTION_TIMEOUT', { term: 1 }),
+    snapshot('infra2/mitb9k2s/x:0', 'candidate', 'PRE_VOTE_WON', { term: 2 }),
+    { type: '@xstate.event', sessionId: 'infra2/mitb9k2s/x:0', event: { type: 'VOTE_WON' } },
+    snapshot('infra2/mitb9k2s/x:0', 'leader', 'VOTE_WON', { term: 2 }),
+    actor('infra2/mitb9k2s/x:1', 'memberLifecycle'),
+    snapshot('infra2/mitb9k2s/x:1', 'serving', 'STARTED', { removed: false }),
   ].map((event) => printer.lineFor(event));
   assert.deepEqual(
     lines.filter((line) => line !== undefined),
