@@ -12,7 +12,9 @@ const nodeFlags = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join(' '
 if (!nodeFlags.includes('--interrupt-budget')) setFlagsFromString('--interrupt-budget=16000');
 const argv = process.argv.slice(2);
 // A member's thread starts first, loading its modules while the supervisor loads its own.
-const wantsMember = argv[0] !== 'cluster' && !argv.some((argument) => /^--?(h|help|version)(=|$)/.test(argument));
+const subcommands = ['cluster', 'inspect', 'machines'];
+const wantsMember =
+  !subcommands.includes(argv[0]) && !argv.some((argument) => /^--?(h|help|version)(=|$)/.test(argument));
 const prestarted = wantsMember
   ? import('../dist/actors/supervisor/member-prestart.js').then((prestart) => prestart.prestartMemberWorker())
   : Promise.resolve(undefined);

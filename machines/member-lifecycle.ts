@@ -9,7 +9,7 @@
  * Removal and failure are also kept in context, because a member that stops after either must go
  * on refusing what a removed or failed member refuses.
  */
-import { assign, createActor, setup, type Actor, type SnapshotFrom } from 'xstate';
+import { assign, createActor, setup, type Actor, type InspectionEvent, type SnapshotFrom } from 'xstate';
 
 export type MemberLifecycleEvent =
   { type: 'STARTED' } | { type: 'REMOVED' } | { type: 'FATAL'; error: Error } | { type: 'STOP' } | { type: 'STOPPED' };
@@ -76,8 +76,9 @@ export class MemberLifecycle {
   private snapshot: MemberLifecycleSnapshot;
   private readonly listeners = new Map<MemberLifecycleEvent['type'], (() => void)[]>();
 
-  constructor() {
-    this.actor = createActor(memberLifecycleMachine);
+  /** `inspect`, when given, sees every event and snapshot of the actor. */
+  constructor(inspect?: (event: InspectionEvent) => void) {
+    this.actor = createActor(memberLifecycleMachine, inspect === undefined ? {} : { inspect });
     // With an error observer xstate does not rethrow asynchronously; send() sees the error instead.
     this.actor.subscribe({ error: () => undefined });
     this.actor.start();

@@ -34,6 +34,7 @@ import {
   setup,
   transition,
   type Actor,
+  type InspectionEvent,
   type SnapshotFrom,
 } from 'xstate';
 import { assert } from '../src/lib/assert.js';
@@ -351,16 +352,24 @@ export const raftRoleMachine = setup({
 /** `actor` runs the machine with createActor (production); `pure` folds xstate's transition(). */
 export type RaftRoleDriverMode = 'actor' | 'pure';
 
+/** An XState inspection callback, given from outside (actors/) so the machine itself stays pure. */
+export type MachineInspect = (event: InspectionEvent) => void;
+
 /** Drives the role machine one way or the other behind one interface. */
 export class RaftRoleDriver {
   readonly core: RaftCore;
   private snapshot: SnapshotFrom<typeof raftRoleMachine>;
   private readonly actor: Actor<typeof raftRoleMachine> | undefined;
 
-  constructor(core: RaftCore, mode: RaftRoleDriverMode) {
+  /** `inspect`, when given, sees every event and snapshot of the actor (actor mode only). */
+  constructor(core: RaftCore, mode: RaftRoleDriverMode, inspect?: MachineInspect) {
     this.core = core;
     if (mode === 'actor') {
-      this.actor = createActor(raftRoleMachine, { input: { core } });
+      // Without an inspector no inspect option is passed at all, so xstate has no observer to call.
+      this.actor = createActor(
+        raftRoleMachine,
+        inspect === undefined ? { input: { core } } : { input: { core }, inspect },
+      );
       // With an error observer xstate does not rethrow asynchronously; send() rethrows instead.
       this.actor.subscribe({ error: () => undefined });
       this.actor.start();

@@ -5,7 +5,7 @@
  * machine's state; a dropped proposal or read throws ProposalDroppedError with the reason the
  * machine's event left in its context.
  */
-import { RaftRoleDriver, type RaftRoleCommand, type RaftRoleDriverMode } from './raft-role.js';
+import { type MachineInspect, RaftRoleDriver, type RaftRoleCommand, type RaftRoleDriverMode } from './raft-role.js';
 import { assert } from '../src/lib/assert.js';
 import { type ConfChange, encodeConfChange } from '../src/raft/conf-change.js';
 import { ProposalDroppedError, StepLocalMessageError } from '../src/raft/errors.js';
@@ -42,6 +42,8 @@ export interface RaftConfig {
   seed: number;
   /** How the role machine runs: `actor` (default) or `pure` for simulators. */
   driverMode?: RaftRoleDriverMode;
+  /** Sees the role machine's inspection events (actors/inspect); absent, none are made for it. */
+  inspect?: MachineInspect;
 }
 
 export interface RaftStatus {
@@ -66,7 +68,7 @@ export class RawNode {
 
   constructor(config: RaftConfig) {
     this.core = newRaftCore(config);
-    this.driver = new RaftRoleDriver(this.core, config.driverMode ?? 'actor');
+    this.driver = new RaftRoleDriver(this.core, config.driverMode ?? 'actor', config.inspect);
     this.previousSoftState = this.softState();
     this.previousHardState = this.hardState();
   }

@@ -18,6 +18,7 @@ import { decodeMembership, loadSnapFile, type SnapshotMembership } from '../../s
 import { Wal } from '../../src/wal/wal.js';
 import { memberDataPaths, type MemberPaths } from '../../src/lib/paths.js';
 import { RawNode } from '../../machines/raw-node.js';
+import type { MachineInspect } from '../../machines/raft-role.js';
 import type { RaftTransport } from '../peer/links.js';
 import { MessagePortTransport } from '../peer/port-transport.js';
 import { fetchClusterFromPeers, PeerTransport } from '../peer/ws-transport.js';
@@ -67,6 +68,8 @@ export interface OpenedMember {
   startLog: { fields: Record<string, unknown>; message: string };
   /** True when the member started from a WAL it had (etcd's memberInitialized), not bootstrapped or joined. */
   restarted: boolean;
+  /** Sees the member's machines' inspection events (--inspect-url); undefined when nothing inspects them. */
+  inspect: MachineInspect | undefined;
 }
 
 /** Opens (or bootstraps, or joins) the member's data dir; nothing runs yet. */
@@ -75,6 +78,7 @@ export async function openMember(
   logger: Logger,
   peerPorts?: Map<bigint, MessagePort>,
   walThread?: Worker,
+  inspect?: MachineInspect,
 ): Promise<OpenedMember> {
   const paths = memberPaths(config);
   mkdirSync(join(paths.memberDir, 'snap'), { recursive: true });
@@ -126,7 +130,8 @@ export async function openMember(
     electionTicks,
     wal,
     storage,
-    raft: createRaftNode(config, identity, storage, electionTicks),
+    raft: createRaftNode(config, identity, storage, electionTicks, inspect),
+    inspect,
     keySpace,
     transport: createTransport(config, identity, logger, peerPorts),
     snapshotMembership: snapshot === undefined ? undefined : decodeMembership(snapshot.data, 'snapshot'),
@@ -163,8 +168,10 @@ function createRaftNode(
   identity: MemberIdentity,
   storage: MemoryStorage,
   electionTicks: number,
+  inspect: MachineInspect | undefined,
 ): RawNode {
   return new RawNode({
+    ...(inspect === undefined ? {} : { inspect }),
     id: identity.memberId,
     electionTicks,
     heartbeatTicks: 1,

@@ -45,6 +45,7 @@ import {
 } from '../../src/alarm/alarm-store.js';
 import type { WatchableStore } from '../../src/watch/watchable-store.js';
 import { MemberLifecycle } from '../../machines/member-lifecycle.js';
+import type { MachineInspect } from '../../machines/raft-role.js';
 import type { RawNode } from '../../machines/raw-node.js';
 import type { LeaseApi } from '../client/grpc/lease-service.js';
 import type { WatchDriver } from '../client/grpc/watch-service.js';
@@ -88,7 +89,7 @@ export class Member implements KvService, LeaseApi {
   readonly metrics: MemberMetrics;
   /** This member's recent role transitions and leader changes, shown by the dashboard. */
   readonly timeline = new RoleTimeline();
-  private readonly lifecycle = new MemberLifecycle();
+  private readonly lifecycle: MemberLifecycle;
   private readonly proposals = new ProposalWaiters<Applied>(firstProposalIdAt(Date.now()));
   private readonly reads = new ReadIndexQueue<Waiter<void>>();
   private readonly confChangeWaiters = new Waiters<bigint, ClusterMember[]>();
@@ -129,6 +130,7 @@ export class Member implements KvService, LeaseApi {
     this.keySpace = keySpace;
     this.transport = transport;
     this.paths = paths;
+    this.lifecycle = new MemberLifecycle(opened.inspect);
     const { lifecycle, proposals, reads, confChangeWaiters } = this;
     const memberId = identity.memberId;
     const fail = (error: Error) => this.fail(error);
@@ -287,8 +289,9 @@ export class Member implements KvService, LeaseApi {
     onFatal: (error: Error) => void,
     peerPorts?: Map<bigint, MessagePort>,
     walThread?: Worker,
+    inspect?: MachineInspect,
   ): Promise<Member> {
-    const opened = await openMember(config, logger, peerPorts, walThread);
+    const opened = await openMember(config, logger, peerPorts, walThread, inspect);
     const member = new Member(config, logger, onFatal, opened, peerPorts);
     await member.run(opened);
     return member;

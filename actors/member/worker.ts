@@ -19,6 +19,8 @@ import type {
   MemberWorkerData,
 } from '../supervisor/thread-protocol.js';
 import type { ClientServer } from '../client/services.js';
+import { startInspectionIfAsked } from '../inspect/member-inspection.js';
+import type { MemberInspection } from '../inspect/stream.js';
 import { WalClient } from '../wal/client.js';
 import { onThreadData } from '../supervisor/thread-start.js';
 
@@ -30,6 +32,7 @@ const modules = Promise.all([import('./member.js'), import('../client/services.j
 
 let member: Member | undefined;
 let clientServer: ClientServer | undefined;
+let inspection: MemberInspection | undefined;
 
 function reportFatal(error: Error): void {
   const message: MemberFatalMessage = { type: 'fatal', message: error.message };
@@ -40,7 +43,8 @@ async function start({ config, peerPorts }: MemberWorkerData, logger: Logger): P
   const [{ Member }, { startClientServer }] = await modules;
   const ports =
     peerPorts === undefined ? undefined : new Map(peerPorts.map(([id, port]) => [BigInt(id), port] as const));
-  member = await Member.start(config, logger, reportFatal, ports, walThread);
+  inspection = await startInspectionIfAsked(config, logger);
+  member = await Member.start(config, logger, reportFatal, ports, walThread, inspection?.inspect);
   clientServer = await startClientServer(config, member, logger);
 }
 
@@ -88,6 +92,7 @@ const control: MemberControl = {
   async stop() {
     await clientServer?.close();
     await member?.stop();
+    inspection?.stream.stop();
   },
 };
 

@@ -200,6 +200,18 @@ export async function run(argv: string[], prestarted?: Worker): Promise<void> {
     await runCluster(argv.slice(1));
     return;
   }
+  if (argv[0] === 'inspect') {
+    void prestarted?.terminate();
+    const { runInspectRelay } = await import('../inspect/relay.js');
+    await runInspectRelay(argv.slice(1));
+    return;
+  }
+  if (argv[0] === 'machines') {
+    void prestarted?.terminate();
+    const { runMachines } = await import('../inspect/machines-export.js');
+    runMachines(argv.slice(1));
+    return;
+  }
   const loaded = loadOrExit(argv, process.env);
   if (loaded.printVersion || loaded.printHelp) void prestarted?.terminate();
   if (loaded.printVersion) {

@@ -125,6 +125,10 @@ export interface MemberConfig {
   authBootstrapFile: string;
   /** --audit-log-path: where audit records are appended; '' for no audit log. */
   auditLogPath: string;
+  /** --inspect-url: where the member streams its machines' inspection events; '' for nowhere. */
+  inspectUrl: string;
+  /** --inspect-all-events: also stream ticks, heartbeats and other events that change no state. */
+  inspectAllEvents: boolean;
 }
 
 export interface LoadedConfig {
@@ -242,6 +246,8 @@ function resolve(raw: RawFlags): MemberConfig {
     authTokenTtlSeconds: num(raw, 'auth-token-ttl') || simpleTokenTtlSecondsDefault,
     authBootstrapFile: str(raw, 'auth-bootstrap-file'),
     auditLogPath: str(raw, 'audit-log-path'),
+    inspectUrl: str(raw, 'inspect-url'),
+    inspectAllEvents: bool(raw, 'inspect-all-events'),
   };
 }
 
@@ -321,6 +327,9 @@ function checkRules(config: MemberConfig): void {
   }
   if (config.advertiseClientUrls.length === 0) {
     throw new ConfigError('--advertise-client-urls is required when --listen-client-urls is set explicitly');
+  }
+  if (config.inspectUrl !== '' && !/^wss?:\/\/[^/]/.test(config.inspectUrl)) {
+    throw new ConfigError(`--inspect-url must be a ws:// or wss:// URL (set to "${config.inspectUrl}")`);
   }
   checkLocalMember(config.name, config.initialCluster, config.initialAdvertisePeerUrls);
 }

@@ -238,6 +238,18 @@ export const serverFlags: readonly FlagSpec[] = [
     '',
     'Path to a JSON Lines audit log of authentication attempts, denied requests and requests that change the cluster.',
   ),
+  flag(
+    'inspect-url',
+    'string',
+    '',
+    "WebSocket URL (ws://HOST:PORT) of a Stately inspector or `tsetcd inspect` to stream this member's state machines to; empty for none.",
+  ),
+  flag(
+    'inspect-all-events',
+    'bool',
+    'false',
+    'Also stream the high-rate machine events (ticks, heartbeats, appends, proposals) that change no state.',
+  ),
   flag('logger', 'string', 'zap', "Currently only supports 'zap' for structured logging."),
   flag(
     'log-outputs',

@@ -223,3 +223,19 @@ export const dashboardFeedIntervalMs = 1_000;
 export const dashboardPeerCallMsMax = 800;
 /** A dashboard feed whose unsent events exceed this many bytes (a reader that stopped reading) is ended. */
 export const dashboardFeedBufferedBytesMax = 1024 * 1024;
+
+/** Inspection events a member holds while its inspector connection is down or slow; more are dropped and counted. */
+export const inspectQueueEventsMax = 1_000;
+/** Bytes written to the inspector socket but not yet sent, beyond which events wait in the queue. */
+export const inspectBufferedBytesMax = 1024 * 1024;
+/** First delay before redialing the inspector; it doubles per failed attempt up to inspectDialBackoffMsMax. */
+export const inspectDialBackoffMsDefault = 100;
+export const inspectDialBackoffMsMax = 5_000;
+/** Messages of one MESSAGE batch an inspection event describes; the rest are only counted. */
+export const inspectBatchMessagesMax = 16;
+/** Recent inspection messages `tsetcd inspect` replays to a viewer that connects late (as @statelyai/inspect's server does). */
+export const inspectRelayReplayMax = 200;
+/** Sessions whose registration (machine definition) `tsetcd inspect` keeps for late viewers; the oldest go first. */
+export const inspectRelaySessionsMax = 256;
+/** Bytes queued to one inspection viewer beyond which `tsetcd inspect` skips it until it catches up. */
+export const inspectRelayViewerBytesMax = 4 * 1024 * 1024;

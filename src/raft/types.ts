@@ -73,6 +73,29 @@ export const enum MessageType {
   preVoteResp = 18,
 }
 
+/** etcd raft's names of the message types (raftpb's MessageType), for traces and inspection. */
+export const messageTypeNames: readonly string[] = [
+  'MsgHup',
+  'MsgBeat',
+  'MsgProp',
+  'MsgApp',
+  'MsgAppResp',
+  'MsgVote',
+  'MsgVoteResp',
+  'MsgSnap',
+  'MsgHeartbeat',
+  'MsgHeartbeatResp',
+  'MsgUnreachable',
+  'MsgSnapStatus',
+  'MsgCheckQuorum',
+  'MsgTransferLeader',
+  'MsgTimeoutNow',
+  'MsgReadIndex',
+  'MsgReadIndexResp',
+  'MsgPreVote',
+  'MsgPreVoteResp',
+];
+
 export interface Message {
   type: MessageType;
   to: NodeId;

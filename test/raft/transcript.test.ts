@@ -9,7 +9,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/lib/paths.js';
 import { ProposalDroppedError } from '../../src/raft/errors.js';
-import { type Message, MessageType, type Ready } from '../../src/raft/types.js';
+import { type Message, type Ready, messageTypeNames } from '../../src/raft/types.js';
 import { Cluster, type MemberOptions, decode, text } from './harness.js';
 
 const testdataDir = join(packageRoot(), 'test', 'raft', 'testdata');
@@ -32,26 +32,9 @@ function parse(source: string): Case[] {
   return cases;
 }
 
-const typeNames: Record<number, string> = {
-  [MessageType.prop]: 'MsgProp',
-  [MessageType.app]: 'MsgApp',
-  [MessageType.appResp]: 'MsgAppResp',
-  [MessageType.vote]: 'MsgVote',
-  [MessageType.voteResp]: 'MsgVoteResp',
-  [MessageType.snap]: 'MsgSnap',
-  [MessageType.heartbeat]: 'MsgHeartbeat',
-  [MessageType.heartbeatResp]: 'MsgHeartbeatResp',
-  [MessageType.transferLeader]: 'MsgTransferLeader',
-  [MessageType.timeoutNow]: 'MsgTimeoutNow',
-  [MessageType.readIndex]: 'MsgReadIndex',
-  [MessageType.readIndexResp]: 'MsgReadIndexResp',
-  [MessageType.preVote]: 'MsgPreVote',
-  [MessageType.preVoteResp]: 'MsgPreVoteResp',
-};
-
 export function formatMessage(m: Message): string {
   const entries = m.entries.map((e) => `${e.term}/${e.index}${e.data.length > 0 ? ` ${decode(e.data)}` : ''}`);
-  const parts = [`${m.from}->${m.to} ${typeNames[m.type] ?? m.type} Term:${m.term} Log:${m.logTerm}/${m.index}`];
+  const parts = [`${m.from}->${m.to} ${messageTypeNames[m.type] ?? m.type} Term:${m.term} Log:${m.logTerm}/${m.index}`];
   if (m.commit > 0) parts.push(`Commit:${m.commit}`);
   if (m.reject) parts.push(`Rejected (Hint: ${m.rejectHint})`);
   if (entries.length > 0) parts.push(`Entries:[${entries.join(', ')}]`);
