@@ -414,7 +414,13 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
       ...(socketPath === undefined ? {} : { path: socketPath }),
       grpcServer,
       http2,
-      http: { health, routes: { ...gateway.routes, '/metrics': metricsRoute(member.metrics) } },
+      http: {
+        health,
+        // --enable-grpc-gateway=false leaves the JSON gateway's /v3/ paths unserved, as in etcd.
+        routes: { ...(config.enableGrpcGateway ? gateway.routes : {}), '/metrics': metricsRoute(member.metrics) },
+        cors: config.cors,
+        hostWhitelist: config.hostWhitelist,
+      },
       ...(material === undefined ? {} : { tls: serverTlsOptions(material) }),
       ...(material === undefined ? {} : optionalAcceptClient(config)),
     });

@@ -15,6 +15,7 @@ import { applyAuthBootstrap } from './auth-bootstrap.js';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import type { MemberConfig } from '../../src/config/config.js';
 import { errors } from '../../src/api/errors.js';
+import { goDurationString } from '../../src/lib/go-duration.js';
 import type {
   CompactionRequest,
   DeleteRangeRequest,
@@ -170,6 +171,16 @@ export class Member implements KvService, LeaseApi {
           void this.raiseAlarm(AlarmType.noSpace);
         },
         onAlarmTransition: (change) => this.logAlarmTransition(change),
+        warningApplyMs: config.warningApplyMs,
+        onSlowApply: (tookMs, warningApplyMs, entry) =>
+          logger.warn(
+            {
+              took: goDurationString(tookMs * 1e6),
+              'expected-duration': goDurationString(warningApplyMs * 1e6),
+              index: entry.index,
+            },
+            'apply request took too long',
+          ),
       },
       storage.firstIndex() - 1,
     );
