@@ -72,6 +72,7 @@ import { RaftLoop } from './raft-loop.js';
 import { Snapshots } from './snapshots.js';
 import { finishInstall } from './snapshot-install.js';
 import { CorruptionCheck } from './corruption.js';
+import { AutoCompaction } from './auto-compaction.js';
 import { type BackupFile, type BackupParts, writeBackup } from './backup.js';
 
 export { memberPaths, type MemberIdentity, type MemberPaths } from './bootstrap.js';
@@ -103,6 +104,7 @@ export class Member implements KvService, LeaseApi {
   private readonly lease: LeaseFront;
   private readonly paths: OpenedMember['paths'];
   private readonly corruption: CorruptionCheck;
+  private readonly autoCompaction: AutoCompaction;
   private readonly backups: BackupParts;
   /** The Auth service, and who a call comes from while auth is enabled. */
   readonly auth: AuthFront;
@@ -253,6 +255,13 @@ export class Member implements KvService, LeaseApi {
       raiseCorrupt: () => this.raiseAlarm(AlarmType.corrupt, 0n),
       logger,
     });
+    this.autoCompaction = new AutoCompaction({
+      config,
+      currentRevision: () => keySpace.store.currentRevision,
+      isLeader: () => this.isLeader(),
+      compact: (revision) => loop.propose({ type: 'compaction', compaction: { revision, physical: false } }),
+      logger,
+    });
     this.metrics = new MemberMetrics(config.metrics, () => this.metricsSample());
     wal.observeSyncs((syncMs) => this.metrics.observeWalSync(syncMs));
     keySpace.observeCommits((commit) => this.metrics.observeBackendCommit(commit));
@@ -312,6 +321,7 @@ export class Member implements KvService, LeaseApi {
     this.loop.startTicking();
     this.lease.startExpiryLoop();
     this.corruption.start(this.config.corruptCheckTimeMs);
+    this.autoCompaction.start();
     this.cluster.publishAttributes();
     if (opened.newCluster && this.config.authBootstrapFile !== '') void this.bootstrapAuth();
   }
@@ -591,6 +601,7 @@ export class Member implements KvService, LeaseApi {
     this.loop.stopTicking();
     this.lease.stop();
     this.corruption.stop();
+    this.autoCompaction.stop();
     this.watchDriver.stop();
     this.proposals.failAll(errors.stopped);
     this.confChangeWaiters.failAll(errors.stopped);
