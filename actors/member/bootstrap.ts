@@ -94,6 +94,8 @@ export async function openMember(
     metadata: bootIdentity,
     log: (message: string) => logger.warn({ 'wal-dir': paths.walDir }, message),
     thread: walThread,
+    maxWals: config.maxWals,
+    unsafeNoFsync: config.unsafeNoFsync,
   });
   // The key space is rebuilt from the backend here while the WAL thread reads the log, unless a
   // received snapshot database waits to be installed: the WAL's snapshot decides that first.
