@@ -398,6 +398,9 @@ function checkRules(config: MemberConfig, raw: RawFlags): void {
     throw new ConfigError('--advertise-client-urls is required when --listen-client-urls is set explicitly');
   }
   checkLocalMember(config.name, config.initialCluster, config.initialAdvertisePeerUrls);
+  if (config.logOutputs.length > 1 && config.logOutputs.includes('default')) {
+    throw new ConfigError('multi logoutput for "default" is not supported yet');
+  }
 }
 
 /**
