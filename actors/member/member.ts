@@ -206,6 +206,8 @@ export class Member implements KvService, LeaseApi {
       applier,
       snapshots,
       membership,
+      initialElectionTickAdvance: config.initialElectionTickAdvance,
+      electionTicks: opened.electionTicks,
       logger,
       fail,
     });
@@ -449,7 +451,7 @@ export class Member implements KvService, LeaseApi {
   }
 
   /**
-   * Why /health answers false (etcd 3.5's words: "ALARM NOSPACE", "RAFT NO LEADER"), or undefined;
+   * Why /health answers false ("ALARM NOSPACE", "RAFT NO LEADER"; kept for the logs, etcd 3.4's body has no reason), or undefined;
    * alarms named in `excludedAlarms` (etcd's /health?exclude=NOSPACE) do not count.
    */
   unhealthyReason(excludedAlarms: ReadonlySet<string> = new Set()): string | undefined {

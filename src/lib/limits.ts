@@ -30,6 +30,12 @@ export const backendBatchIntervalMsDefault = 100;
 export const backendBatchLimitDefault = 10_000;
 /** etcd's defaultLeaseCheckpointInterval: how often the leader records a lease's remaining TTL. */
 export const leaseCheckpointIntervalMsDefault = 5 * 60 * 1_000;
+/**
+ * --initial-election-tick-advance: how often a starting member of a larger cluster looks for its
+ * peer links, and how many times (etcd: every 50 ms for its 5 s connection read timeout).
+ */
+export const initialTickAdvancePollMs = 50;
+export const initialTickAdvancePollsMax = 5_000 / initialTickAdvancePollMs;
 /** etcd's revision-mode auto compaction looks at the store's revision this often (5 minutes). */
 export const autoCompactionRevisionIntervalMsDefault = 5 * 60 * 1_000;
 /** etcd's periodic auto compaction records a revision every period/10, the period counted as at most an hour. */
