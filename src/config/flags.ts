@@ -24,7 +24,8 @@ import {
 } from '../lib/limits.js';
 
 /** `uint32` is etcd's own flag type (--max-concurrent-streams), which reports strconv's errors as they are. */
-export type FlagKind = 'string' | 'uint' | 'uint32' | 'int' | 'bool' | 'duration' | 'urls' | 'strings';
+/** `origins` is etcd's --cors: URLs as for `urls`, or '*'. */
+export type FlagKind = 'string' | 'uint' | 'uint32' | 'int' | 'bool' | 'duration' | 'urls' | 'origins' | 'strings';
 
 export interface FlagSpec {
   name: string;
@@ -219,8 +220,8 @@ export const serverFlags: readonly FlagSpec[] = [
   ),
   flag(
     'cors',
-    'strings',
-    '',
+    'origins',
+    '*',
     'Comma-separated whitelist of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).',
   ),
   flag(

@@ -19,6 +19,7 @@ const badLines: string[][] = [
   ['--max-concurrent-streams', '-1'],
   ['--max-concurrent-streams', '4294967296'],
   ['--max-concurrent-streams', '1__0'],
+  ['--cors', 'http://allowed.example'],
 ];
 
 function refusal(command: MemberCommand, args: string[], cwd: string): { status: number | null; firstLine: string } {
