@@ -4,7 +4,7 @@
  * escaping (durations themselves are read and printed by src/lib/go-duration.ts, shared with the
  * server's flags). etcdctl users script against these byte for byte, so they are reproduced here exactly.
  */
-import { parseGoDuration } from '../src/lib/go-duration.js';
+import { goDurationErrorText, parseGoDuration } from '../src/lib/go-duration.js';
 
 /** Go's strconv.Quote (and fmt's %q) over raw bytes: invalid UTF-8 becomes \xNN. */
 export function goQuote(bytes: Uint8Array): string {
@@ -186,11 +186,7 @@ export function goParseBool(text: string): GoParse<boolean> {
 export function goParseDuration(text: string): GoParse<number> {
   const parsed = parseGoDuration(text);
   if (parsed.ok) return { ok: true, value: parsed.durationNs };
-  const quoted = goQuote(Buffer.from(text));
-  if (parsed.problem === 'missing unit') return { ok: false, error: `time: missing unit in duration ${quoted}` };
-  if (parsed.problem === 'unknown unit')
-    return { ok: false, error: `time: unknown unit ${goQuote(Buffer.from(parsed.unit))} in duration ${quoted}` };
-  return { ok: false, error: `time: invalid duration ${quoted}` };
+  return { ok: false, error: goDurationErrorText(text, parsed, (part) => goQuote(Buffer.from(part))) };
 }
 
 const sizeSuffixes = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB'];

@@ -27,6 +27,10 @@ export interface HttpHandlers {
    * Checked before the built-in /health and /version.
    */
   routes?: Record<string, http.RequestListener>;
+  /** --cors: origins allowed; empty or containing '*' allows every origin (etcd's default). */
+  cors?: readonly string[];
+  /** --host-whitelist: Host names a plain-HTTP request may name; empty or containing '*' allows all. */
+  hostWhitelist?: readonly string[];
 }
 
 export interface ClientListenerOptions {
@@ -51,12 +55,60 @@ export interface ClientListener {
   close(): Promise<void>;
 }
 
-/** CORS headers etcd sets on every HTTP answer of the client port. */
-const corsHeaders = {
-  'Access-Control-Allow-Origin': '*',
-  'Access-Control-Allow-Methods': 'POST, GET, OPTIONS, PUT, DELETE',
-  'Access-Control-Allow-Headers': 'accept, content-type, authorization',
-};
+/** True when `list` (--cors, --host-whitelist) is empty or holds '*' or `name`, as etcd's access controller reads them. */
+function listAllows(list: readonly string[] | undefined, name: string): boolean {
+  return list === undefined || list.length === 0 || list.includes('*') || list.includes(name);
+}
+
+/** The Host header's name without its port, as etcd's httputil.GetHostname reads it. */
+function requestHostname(request: http.IncomingMessage): string {
+  const host = request.headers.host ?? '';
+  const port = /^(.*):\d*$/.exec(host);
+  if (port === null) return host;
+  const name = port[1] as string;
+  return name.startsWith('[') && name.endsWith(']') ? name.slice(1, -1) : name;
+}
+
+/** etcd's answer to a plain-HTTP request whose Host is not in --host-whitelist (status 421). */
+function hostRefusalText(host: string): string {
+  return `
+etcd received your request, but the Host header was unrecognized.
+
+To fix this, choose one of the following options:
+- Enable TLS, then any HTTPS request will be allowed.
+- Add the hostname you want to use to the whitelist in settings.
+  - e.g. etcd --host-whitelist ${JSON.stringify(host)}
+
+This requirement has been added to help prevent "DNS Rebinding" attacks (CVE-2018-5702).
+`;
+}
+
+/**
+ * etcd's access controller in front of the HTTP answers of the client port: plain-HTTP requests
+ * must name a whitelisted host, allowed origins get the CORS headers, and OPTIONS is answered at
+ * once. Returns false when it answered the request itself.
+ */
+function accessControl(handlers: HttpHandlers, request: http.IncomingMessage, response: http.ServerResponse): boolean {
+  if (!(request.socket as tls.TLSSocket).encrypted) {
+    const host = requestHostname(request);
+    if (!listAllows(handlers.hostWhitelist, host)) {
+      sendText(response, 421, `${hostRefusalText(host)}\n`);
+      return false;
+    }
+  }
+  const origin = listAllows(handlers.cors, '*') ? '*' : request.headers.origin;
+  if (origin !== undefined && listAllows(handlers.cors, origin)) {
+    response.setHeader('Access-Control-Allow-Methods', 'POST, GET, OPTIONS, PUT, DELETE');
+    response.setHeader('Access-Control-Allow-Origin', origin);
+    response.setHeader('Access-Control-Allow-Headers', 'accept, content-type, authorization');
+  }
+  if (request.method === 'OPTIONS') {
+    response.writeHead(200, { 'Content-Length': '0' });
+    response.end();
+    return false;
+  }
+  return true;
+}
 
 /** Sends a complete body with its length, as Go's net/http does for small answers. */
 function send(response: http.ServerResponse, status: number, body: string, headers: http.OutgoingHttpHeaders) {
@@ -98,9 +150,11 @@ export async function serveHealth(
   } catch (error) {
     report = { health: false, reason: error instanceof Error ? error.message : String(error) };
   }
-  // etcd 3.5 writes the health flag as a string and lets Go sniff the content type.
-  const body = JSON.stringify({ health: String(report.health), reason: report.reason });
-  send(response, report.health ? 200 : 503, body, { 'Content-Type': 'text/plain; charset=utf-8' });
+  // etcd 3.4 writes the health flag as a string with no reason: a healthy answer lets Go sniff the
+  // content type, an unhealthy one goes out as Go's http.Error (a trailing newline, nosniff).
+  const body = JSON.stringify({ health: String(report.health) });
+  if (report.health) send(response, 200, body, { 'Content-Type': 'text/plain; charset=utf-8' });
+  else sendText(response, 503, `${body}\n`);
 }
 
 function serveVersion(request: http.IncomingMessage, response: http.ServerResponse) {
@@ -121,7 +175,7 @@ export function findRoute(
 
 function httpListener(handlers: HttpHandlers): http.RequestListener {
   return (request, response) => {
-    for (const [name, value] of Object.entries(corsHeaders)) response.setHeader(name, value);
+    if (!accessControl(handlers, request, response)) return;
     const path = new URL(request.url ?? '/', 'http://localhost').pathname;
     const route = findRoute(handlers.routes ?? {}, path);
     if (route !== undefined) return void route(request, response);

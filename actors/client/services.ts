@@ -424,7 +424,14 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
       http2,
       http: {
         health,
-        routes: { ...gateway.routes, '/metrics': metricsRoute(member.metrics), ...dashboard.routes() },
+        // --enable-grpc-gateway=false leaves the JSON gateway's /v3/ paths unserved, as in etcd.
+        routes: {
+          ...(config.enableGrpcGateway ? gateway.routes : {}),
+          '/metrics': metricsRoute(member.metrics),
+          ...dashboard.routes(),
+        },
+        cors: config.cors,
+        hostWhitelist: config.hostWhitelist,
       },
       ...(material === undefined ? {} : { tls: serverTlsOptions(material) }),
       ...(material === undefined ? {} : optionalAcceptClient(config)),

@@ -14,7 +14,7 @@ import { applyLeaseProposal } from '../../src/lease/apply.js';
 import type { TokenHooks } from '../../src/auth/auth-store.js';
 import { checkProposal } from '../../src/auth/enforce.js';
 import { assert, unreachable } from '../../src/lib/assert.js';
-import { slowApplyMs } from '../../src/lib/limits.js';
+import { slowApplyMsDefault } from '../../src/lib/limits.js';
 import type { ProposalWaiters } from '../../src/server/proposal-waiters.js';
 import { type Entry, EntryType, RaftRole } from '../../src/raft/types.js';
 import type { RawNode } from '../../machines/raw-node.js';
@@ -47,6 +47,10 @@ export interface ApplierParts {
   raiseNoSpace: () => void;
   /** Told of every applied alarm change that raised the first or disarmed the last of its type. */
   onAlarmTransition: (change: AlarmChange) => void;
+  /** --experimental-warning-apply-duration: a proposal whose apply takes longer is slow. */
+  warningApplyMs?: number;
+  /** Told of each slow apply (etcd logs "apply request took too long"). */
+  onSlowApply?: (tookMs: number, warningApplyMs: number, entry: Entry) => void;
 }
 
 /** What etcd's corrupt applier refuses once CORRUPT stands. */
@@ -69,7 +73,7 @@ function writeCostBytes(body: ProposalBody): number {
 
 export class Applier {
   private applied: number;
-  /** Proposals whose apply took longer than etcd's warnApplyDuration (etcd_server_slow_apply_total). */
+  /** Proposals whose apply took longer than --experimental-warning-apply-duration (etcd_server_slow_apply_total). */
   slowApplies = 0;
 
   /** `appliedIndex`: the last entry the state already holds (the snapshot's, or 0). */
@@ -100,7 +104,7 @@ export class Applier {
       if (entry.type === EntryType.normal && entry.data.length > 0) {
         const startedAt = performance.now();
         this.applyProposal(entry);
-        if (performance.now() - startedAt > slowApplyMs) this.slowApplies++;
+        this.noteApplyTime(performance.now() - startedAt, entry);
       } else {
         if (entry.type === EntryType.confChange) this.parts.membership.applyConfChange(entry);
         if (entry.type === EntryType.normal) this.promoteLessorIfLeading(entry);
@@ -188,6 +192,14 @@ export class Applier {
     const raftStatus = this.parts.raft.status();
     if (raftStatus.role !== RaftRole.leader || entry.term !== raftStatus.term || lessor.isPrimary) return;
     lessor.promote(leaseClockMs(), this.parts.promoteExtendMs);
+  }
+
+  /** Counts (and reports) a proposal whose apply took longer than --experimental-warning-apply-duration. */
+  private noteApplyTime(tookMs: number, entry: Entry): void {
+    const warningApplyMs = this.parts.warningApplyMs ?? slowApplyMsDefault;
+    if (tookMs <= warningApplyMs) return;
+    this.slowApplies++;
+    this.parts.onSlowApply?.(tookMs, warningApplyMs, entry);
   }
 
   private applyProposal(entry: Entry): void {

@@ -16,6 +16,8 @@ import { MemoryStorage } from '../../src/raft/storage.js';
 import { type Entry, EntryType, type HardState } from '../../src/raft/types.js';
 import { decodeMembership, loadSnapFile, type SnapshotMembership } from '../../src/snap/snap-file.js';
 import { Wal } from '../../src/wal/wal.js';
+import type { WalState } from '../../src/wal/reader.js';
+import { forceNewClusterLog } from '../../src/membership/force-new-cluster.js';
 import { memberDataPaths, type MemberPaths } from '../../src/lib/paths.js';
 import { RawNode } from '../../machines/raw-node.js';
 import type { MachineInspect } from '../../machines/raft-role.js';
@@ -98,6 +100,8 @@ export async function openMember(
     metadata: bootIdentity,
     log: (message: string) => logger.warn({ 'wal-dir': paths.walDir }, message),
     thread: walThread,
+    maxWals: config.maxWals,
+    unsafeNoFsync: config.unsafeNoFsync,
   });
   // The key space is rebuilt from the backend here while the WAL thread reads the log, unless a
   // received snapshot database waits to be installed: the WAL's snapshot decides that first.
@@ -114,8 +118,12 @@ export async function openMember(
   const snapshot =
     state.snapshot.index > 0 ? loadSnapFile(paths.snapDir, state.snapshot.term, state.snapshot.index) : undefined;
   if (snapshot !== undefined) storage.applySnapshot(snapshot);
-  storage.setHardState(state.hardState);
-  storage.append(state.entries);
+  if (!fresh && config.forceNewCluster) {
+    await forceStandalone(config, identity, state, storage, wal, logger);
+  } else {
+    storage.setHardState(state.hardState);
+    storage.append(state.entries);
+  }
   if (fresh && joined === undefined) await bootstrapLog(wal, storage, initialMembers);
   for (const step of recoverSnapshotInstall(paths.snapDir, paths.backendPath, state.snapshot.index))
     logger.warn({ 'snap-dir': paths.snapDir }, step);
@@ -246,6 +254,51 @@ async function joinExistingCluster(
   }
   throw new Error(
     `cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs (${failures.join('; ')})`,
+  );
+}
+
+/**
+ * --force-new-cluster on an existing data dir (etcd's restartAsStandaloneNode): uncommitted entries
+ * are dropped and committed conf changes removing every other member are written to the WAL, so
+ * this member restarts as a one-member cluster with all committed data.
+ */
+async function forceStandalone(
+  config: MemberConfig,
+  identity: MemberIdentity,
+  state: WalState,
+  storage: MemoryStorage,
+  wal: WalClient,
+  logger: Logger,
+): Promise<void> {
+  const self: ClusterMember = {
+    id: identity.memberId,
+    name: config.name,
+    peerUrls: config.initialAdvertisePeerUrls,
+    clientUrls: config.advertiseClientUrls,
+    isLearner: false,
+  };
+  const { confState } = storage.initialState();
+  const forced = forceNewClusterLog(
+    confState,
+    state.entries,
+    state.hardState,
+    state.snapshot.index,
+    identity.memberId,
+    encodeMemberContext(self),
+  );
+  if (forced.forced.length > 0 || forced.entries.length < state.entries.length) {
+    await wal.append(forced.forced, forced.hardState);
+  }
+  storage.setHardState(forced.hardState);
+  storage.append(forced.entries);
+  logger.info(
+    {
+      'cluster-id': formatId(identity.clusterId),
+      'local-member-id': formatId(identity.memberId),
+      'commit-index': forced.hardState.commit,
+      'previous-members': forced.previousMembers.map(formatId),
+    },
+    'forcing restart member',
   );
 }
 

@@ -47,7 +47,11 @@ export class KeySpace {
     // The lessor's key tracking learns of every applied change in order, before the watchers.
     const { store, watchable } = openWatchableKvStore(
       backend,
-      { leaseExists: (id) => lessor.exists(id), onChanges: (events) => lessor.applyEvents(events) },
+      {
+        leaseExists: (id) => lessor.exists(id),
+        onChanges: (events) => lessor.applyEvents(events),
+        compactionBatchLimit: config.compactionBatchLimit,
+      },
       { wake: watchDriver.wake },
     );
     watchDriver.attach(watchable);

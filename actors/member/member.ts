@@ -15,6 +15,7 @@ import { applyAuthBootstrap } from './auth-bootstrap.js';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import type { MemberConfig } from '../../src/config/config.js';
 import { errors } from '../../src/api/errors.js';
+import { goDurationString } from '../../src/lib/go-duration.js';
 import type {
   CompactionRequest,
   DeleteRangeRequest,
@@ -72,6 +73,7 @@ import { RaftLoop } from './raft-loop.js';
 import { Snapshots } from './snapshots.js';
 import { finishInstall } from './snapshot-install.js';
 import { CorruptionCheck } from './corruption.js';
+import { AutoCompaction } from './auto-compaction.js';
 import { type BackupFile, type BackupParts, writeBackup } from './backup.js';
 import { RoleTimeline } from './role-timeline.js';
 import { type ClusterView, gatherClusterView, type MemberView } from './dashboard-view.js';
@@ -108,6 +110,7 @@ export class Member implements KvService, LeaseApi {
   private readonly lease: LeaseFront;
   private readonly paths: OpenedMember['paths'];
   private readonly corruption: CorruptionCheck;
+  private readonly autoCompaction: AutoCompaction;
   private readonly backups: BackupParts;
   /** The Auth service, and who a call comes from while auth is enabled. */
   readonly auth: AuthFront;
@@ -177,6 +180,16 @@ export class Member implements KvService, LeaseApi {
           void this.raiseAlarm(AlarmType.noSpace);
         },
         onAlarmTransition: (change) => this.logAlarmTransition(change),
+        warningApplyMs: config.warningApplyMs,
+        onSlowApply: (tookMs, warningApplyMs, entry) =>
+          logger.warn(
+            {
+              took: goDurationString(tookMs * 1e6),
+              'expected-duration': goDurationString(warningApplyMs * 1e6),
+              index: entry.index,
+            },
+            'apply request took too long',
+          ),
       },
       storage.firstIndex() - 1,
     );
@@ -201,6 +214,8 @@ export class Member implements KvService, LeaseApi {
       snapshots,
       membership,
       timeline: this.timeline,
+      initialElectionTickAdvance: config.initialElectionTickAdvance,
+      electionTicks: opened.electionTicks,
       logger,
       fail,
     });
@@ -248,6 +263,13 @@ export class Member implements KvService, LeaseApi {
       isLeader: () => this.isLeader(),
       // etcd raises a CORRUPT its leader finds for member 0, not for the member that differs.
       raiseCorrupt: () => this.raiseAlarm(AlarmType.corrupt, 0n),
+      logger,
+    });
+    this.autoCompaction = new AutoCompaction({
+      config,
+      currentRevision: () => keySpace.store.currentRevision,
+      isLeader: () => this.isLeader(),
+      compact: (revision) => loop.propose({ type: 'compaction', compaction: { revision, physical: false } }),
       logger,
     });
     this.metrics = new MemberMetrics(config.metrics, () => this.metricsSample());
@@ -310,6 +332,7 @@ export class Member implements KvService, LeaseApi {
     this.loop.startTicking();
     this.lease.startExpiryLoop();
     this.corruption.start(this.config.corruptCheckTimeMs);
+    this.autoCompaction.start();
     this.cluster.publishAttributes();
     if (opened.newCluster && this.config.authBootstrapFile !== '') void this.bootstrapAuth();
   }
@@ -476,7 +499,7 @@ export class Member implements KvService, LeaseApi {
   }
 
   /**
-   * Why /health answers false (etcd 3.5's words: "ALARM NOSPACE", "RAFT NO LEADER"), or undefined;
+   * Why /health answers false ("ALARM NOSPACE", "RAFT NO LEADER"; kept for the logs, etcd 3.4's body has no reason), or undefined;
    * alarms named in `excludedAlarms` (etcd's /health?exclude=NOSPACE) do not count.
    */
   unhealthyReason(excludedAlarms: ReadonlySet<string> = new Set()): string | undefined {
@@ -628,6 +651,7 @@ export class Member implements KvService, LeaseApi {
     this.loop.stopTicking();
     this.lease.stop();
     this.corruption.stop();
+    this.autoCompaction.stop();
     this.watchDriver.stop();
     this.proposals.failAll(errors.stopped);
     this.confChangeWaiters.failAll(errors.stopped);

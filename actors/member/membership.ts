@@ -154,6 +154,11 @@ export class Membership {
     for (const id of [...this.peerActiveSinceMs.keys()]) if (!active.has(id)) this.peerActiveSinceMs.delete(id);
   }
 
+  /** How many peer links are up now (etcd's transport ActivePeers). */
+  activePeerCount(): number {
+    return this.parts.transport.activePeers().length;
+  }
+
   /** True when the link to peer `id` is up now. */
   isActive(id: bigint): boolean {
     return this.peerActiveSinceMs.has(id);

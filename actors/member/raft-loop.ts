@@ -12,6 +12,8 @@ import { errors } from '../../src/api/errors.js';
 import { encodeProposal } from '../../src/api/proposal-codec.js';
 import type { ProposalBody } from '../../src/api/types.js';
 import { assert } from '../../src/lib/assert.js';
+import { goDurationString } from '../../src/lib/go-duration.js';
+import { initialTickAdvancePollMs, initialTickAdvancePollsMax } from '../../src/lib/limits.js';
 import type { ConfChange } from '../../src/raft/conf-change.js';
 import type { MemoryStorage } from '../../src/raft/storage.js';
 import { type Entry, type Message, MessageType, type NodeId, RaftRole, type Ready } from '../../src/raft/types.js';
@@ -49,7 +51,10 @@ export interface RaftLoopParts {
   reads: ReadIndexQueue<Waiter<void>>;
   applier: Pick<Applier, 'applyEntries' | 'index' | 'leadershipChanged'>;
   snapshots: Pick<Snapshots, 'saveIncoming' | 'install' | 'takeIfDue' | 'send'>;
-  membership: Pick<Membership, 'voterCount' | 'isSoleVoter' | 'trackPeerActivity'>;
+  membership: Pick<Membership, 'voterCount' | 'isSoleVoter' | 'trackPeerActivity' | 'activePeerCount'>;
+  /** --initial-election-tick-advance: fast-forward the election ticks once the peers are linked. */
+  initialElectionTickAdvance: boolean;
+  electionTicks: number;
   /** Where role transitions and leader changes are kept for the dashboard. */
   timeline: Pick<RoleTimeline, 'record'>;
   logger: Logger;
@@ -83,6 +88,7 @@ export class RaftLoop {
   private readonly commitNotices = new CommitNoticeHold();
   private heldCommitNoticesTimer: NodeJS.Timeout | undefined;
   private ticker: NodeJS.Timeout | undefined;
+  private tickAdvancePoller: NodeJS.Timeout | undefined;
 
   constructor(private readonly parts: RaftLoopParts) {}
 
@@ -145,13 +151,22 @@ export class RaftLoop {
     await this.applyChain;
   }
 
-  /** Starts the heartbeat ticker; a sole voter campaigns at once rather than after an election timeout. */
+  /**
+   * Starts the heartbeat ticker. As etcd's adjustTicks: a sole voter campaigns at once rather than
+   * after an election timeout; with --initial-election-tick-advance, members of a larger cluster
+   * fast-forward all but two election ticks once links to more than one peer are up.
+   */
   startTicking(): void {
     assert(this.ticker === undefined, 'the Raft loop starts ticking twice');
-    const { raft, membership } = this.parts;
+    const { raft, membership, logger, electionTicks } = this.parts;
     if (membership.isSoleVoter()) {
       raft.campaign();
       this.wake();
+    } else if (this.parts.initialElectionTickAdvance) {
+      logger.info({ 'election-ticks': electionTicks }, 'starting initial election tick advance');
+      this.advanceTicksOncePeersLink();
+    } else {
+      logger.info({ 'election-ticks': electionTicks }, 'skipping initial election tick advance');
     }
     this.ticker = setInterval(() => {
       raft.tick();
@@ -161,8 +176,37 @@ export class RaftLoop {
     this.ticker.unref();
   }
 
+  /** Polls the peer links (etcd: every 50 ms for up to 5 s) and fast-forwards electionTicks - 2 ticks once more than one is up. */
+  private advanceTicksOncePeersLink(): void {
+    const { raft, membership, logger, electionTicks, heartbeatIntervalMs } = this.parts;
+    let polls = 0;
+    this.tickAdvancePoller = setInterval(() => {
+      polls++;
+      const activePeers = membership.activePeerCount();
+      if (activePeers <= 1 && polls < initialTickAdvancePollsMax) return;
+      clearInterval(this.tickAdvancePoller);
+      if (activePeers <= 1) return;
+      const ticks = Math.max(0, electionTicks - 2);
+      logger.info(
+        {
+          'local-member-id': formatId(this.parts.memberId),
+          'forward-ticks': ticks,
+          'forward-duration': goDurationString(ticks * heartbeatIntervalMs * 1e6),
+          'election-ticks': electionTicks,
+          'election-timeout': goDurationString(electionTicks * heartbeatIntervalMs * 1e6),
+          'active-remote-members': activePeers,
+        },
+        'initialized peer connections; fast-forwarding election ticks',
+      );
+      for (let tick = 0; tick < ticks; tick++) raft.tick();
+      this.wake();
+    }, initialTickAdvancePollMs);
+    this.tickAdvancePoller.unref();
+  }
+
   /** Stops the ticker and the held commit notices' timer (stop() of the member). */
   stopTicking(): void {
+    clearInterval(this.tickAdvancePoller);
     if (this.ticker !== undefined) clearInterval(this.ticker);
     clearTimeout(this.heldCommitNoticesTimer);
   }

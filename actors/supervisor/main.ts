@@ -17,7 +17,7 @@ import {
 import { cipherSuitesProblem } from '../../src/config/cipher-suites.js';
 import { applyAutoTls } from './auto-tls.js';
 import { etcdApiVersion, tsetcdVersion } from '../../src/api/version.js';
-import { createLogger, type Logger } from '../shared/logger.js';
+import { createLogger, LogOutputError, type Logger } from '../shared/logger.js';
 import { memberThreadLimits, memberWorkerUrl } from './member-prestart.js';
 import type { MemberControl, MemberFatalMessage, MemberWorkerData } from './thread-protocol.js';
 import { handOver } from './thread-start.js';
@@ -160,7 +160,7 @@ async function runCluster(argv: string[]): Promise<void> {
     const loaded = loadOrExit([...clusterMemberArgs(position, members), ...shared], {});
     configs.push(loaded.config);
   }
-  const logger = createLogger(configs[0]?.logLevel ?? 'info', configs[0]?.logOutputs);
+  const logger = loggerOrExit(configs[0] as MemberConfig);
   const ids = configs.map((config) => memberIdFor(config.initialAdvertisePeerUrls, config.initialClusterToken));
   const peerPorts = configs.map(() => new Map<bigint, MessagePort>());
   for (let first = 0; first < members; first++) {
@@ -187,6 +187,17 @@ function loadOrExit(argv: string[], env: NodeJS.ProcessEnv) {
       process.exit(1);
     }
     throw error;
+  }
+}
+
+/** The logger --log-outputs asks for; a file that cannot be opened stops the start, as in etcd. */
+function loggerOrExit(config: MemberConfig): Logger {
+  try {
+    return createLogger(config.logLevel, config.logOutputs);
+  } catch (error) {
+    if (!(error instanceof LogOutputError)) throw error;
+    createLogger('info').fatal({ error: error.message }, 'failed to verify flags');
+    process.exit(1);
   }
 }
 
@@ -222,7 +233,7 @@ export async function run(argv: string[], prestarted?: Worker): Promise<void> {
     process.stdout.write(`${usageText()}\n`);
     return;
   }
-  const logger = createLogger(loaded.config.logLevel, loaded.config.logOutputs);
+  const logger = loggerOrExit(loaded.config);
   for (const warning of loaded.warnings) logger.warn(warning);
   logger.info(
     {

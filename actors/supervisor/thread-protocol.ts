@@ -70,6 +70,10 @@ export interface WalThreadInit {
   dir: string;
   metadata: WalMetadata;
   segmentBytes: number | undefined;
+  /** --max-wals (see WalOptions); undefined deletes every segment a snapshot covers. */
+  maxWals: number | undefined;
+  /** --unsafe-no-fsync. */
+  unsafeNoFsync: boolean;
 }
 
 /** Member to WAL thread. `seq` increases by one per request; replies name the request they cover. */

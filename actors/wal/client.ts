@@ -19,6 +19,10 @@ export interface WalClientOptions {
   log?: (message: string) => void;
   /** A thread from prestart(), already past its module loading; a new one is started otherwise. */
   thread?: Worker;
+  /** --max-wals (see WalOptions). */
+  maxWals?: number;
+  /** --unsafe-no-fsync: the thread never fdatasyncs. */
+  unsafeNoFsync?: boolean;
 }
 
 type OpenedReply = Extract<WalReply, { type: 'wal.opened' }>;
@@ -66,7 +70,13 @@ export class WalClient {
     dir: string,
     options: WalClientOptions,
   ): Promise<{ client: WalClient; state: WalState; created: boolean }> {
-    const init: WalThreadInit = { dir, metadata: options.metadata, segmentBytes: options.segmentBytes };
+    const init: WalThreadInit = {
+      dir,
+      metadata: options.metadata,
+      segmentBytes: options.segmentBytes,
+      maxWals: options.maxWals,
+      unsafeNoFsync: options.unsafeNoFsync ?? false,
+    };
     const worker = options.thread ?? new Worker(walThreadUrl, { workerData: init });
     if (options.thread !== undefined) handOver(worker, init);
     const client = new WalClient(worker, options.log ?? console.warn);
@@ -163,8 +173,9 @@ export class WalClient {
         this.onOpened?.(reply);
         return;
       case 'wal.synced':
+        // Only an fdatasync is observed: with --unsafe-no-fsync the count stays put, as in etcd's metrics.
+        if (reply.syncCount > this.syncs) this.syncObserver?.(reply.syncMs);
         this.syncs = reply.syncCount;
-        this.syncObserver?.(reply.syncMs);
         return this.resolveAppendsThrough(reply.seq);
       case 'wal.released':
       case 'wal.closed':

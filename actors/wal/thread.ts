@@ -122,6 +122,8 @@ class WalThread {
 function start(port: MessagePort, init: WalThreadInit): void {
   const options = {
     segmentBytes: init.segmentBytes,
+    ...(init.maxWals === undefined ? {} : { maxWals: init.maxWals }),
+    unsafeNoFsync: init.unsafeNoFsync,
     log: (message: string) => port.postMessage({ type: 'wal.log', message } satisfies WalReply),
   };
   // The entries' data buffers move to the member thread (transferred, not copied).

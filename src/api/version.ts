@@ -6,12 +6,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../lib/paths.js';
 
-/** The etcd server release whose client API tsetcd speaks. */
-export const etcdServerVersion = '3.5.17';
-/** The cluster version etcd 3.5 members agree on. */
-export const etcdClusterVersion = '3.5.0';
-/** The API version etcd 3.5 prints in `etcd --version`. */
-export const etcdApiVersion = '3.5';
+/** The etcd server release whose client API, flags and behaviour tsetcd follows (the differential tests run against it). */
+export const etcdServerVersion = '3.4.23';
+/** The cluster version etcd 3.4 members agree on. */
+export const etcdClusterVersion = '3.4.0';
+/** The API version etcd 3.4 prints in `etcd --version`. */
+export const etcdApiVersion = '3.4';
 
 /** tsetcd's own release, as package.json states it. */
 export const tsetcdVersion: string = (

@@ -1,12 +1,15 @@
 /**
- * etcd's server flags: names, kinds and defaults, as `etcd --help` lists them. Flags we accept but
- * do not act on yet are marked `inert`, so etcd command lines keep working and the log says so.
+ * etcd's server flags: names, kinds and defaults, as `etcd --help` lists them. Flags for parts of
+ * etcd that tsetcd does not have (the v2 API, discovery services, Go's profiler) carry the reason in
+ * `unsupported`: their defaults are accepted, so etcd command lines keep working, and any other
+ * value is refused at start.
  */
 import { goDurationString } from '../lib/go-duration.js';
 import {
   authTokenDefault,
   bcryptCostDefault,
   simpleTokenTtlSecondsDefault,
+  compactionBatchLimitDefault,
   electionTimeoutMsDefault,
   grpcKeepaliveIntervalMsDefault,
   grpcKeepaliveMinTimeMsDefault,
@@ -15,12 +18,14 @@ import {
   maxConcurrentStreamsDefault,
   progressNotifyIntervalMsDefault,
   requestBytesDefault,
+  slowApplyMsDefault,
   snapshotCountDefault,
   txnOpsDefault,
 } from '../lib/limits.js';
 
 /** `uint32` is etcd's own flag type (--max-concurrent-streams), which reports strconv's errors as they are. */
-export type FlagKind = 'string' | 'uint' | 'uint32' | 'int' | 'bool' | 'duration' | 'urls' | 'strings';
+/** `origins` is etcd's --cors: URLs as for `urls`, or '*'. */
+export type FlagKind = 'string' | 'uint' | 'uint32' | 'int' | 'bool' | 'duration' | 'urls' | 'origins' | 'strings';
 
 export interface FlagSpec {
   name: string;
@@ -28,8 +33,8 @@ export interface FlagSpec {
   /** The default as etcd spells it on the command line; undefined means "unset". */
   defaultValue?: string;
   usage: string;
-  /** Accepted for compatibility; has no effect yet. */
-  inert?: boolean;
+  /** Why tsetcd cannot act on a value other than the default; undefined for flags that act. */
+  unsupported?: string;
 }
 
 export const defaultName = 'default';
@@ -42,9 +47,19 @@ function durationText(durationMs: number): string {
   return goDurationString(durationMs * 1e6);
 }
 
-function flag(name: string, kind: FlagKind, defaultValue: string | undefined, usage: string, inert = false): FlagSpec {
-  return { name, kind, defaultValue, usage, inert };
+function flag(
+  name: string,
+  kind: FlagKind,
+  defaultValue: string | undefined,
+  usage: string,
+  unsupported?: string,
+): FlagSpec {
+  return unsupported === undefined
+    ? { name, kind, defaultValue, usage }
+    : { name, kind, defaultValue, usage, unsupported };
 }
+
+const noDiscovery = 'tsetcd has no discovery service client; name the members with --initial-cluster';
 
 /** Every flag the member understands; order follows etcd's help text. */
 export const serverFlags: readonly FlagSpec[] = [
@@ -150,17 +165,17 @@ export const serverFlags: readonly FlagSpec[] = [
     defaultListenClientUrls,
     "List of this member's client URLs to advertise to the public.",
   ),
-  flag('discovery', 'string', '', 'Discovery URL used to bootstrap the cluster.', true),
+  flag('discovery', 'string', '', 'Discovery URL used to bootstrap the cluster.', noDiscovery),
   flag(
     'discovery-fallback',
     'string',
     'proxy',
     "Expected behavior ('exit' or 'proxy') when discovery services fails.",
-    true,
+    noDiscovery,
   ),
-  flag('discovery-proxy', 'string', '', 'HTTP proxy to use for traffic to discovery service.', true),
-  flag('discovery-srv', 'string', '', 'DNS srv domain used to bootstrap the cluster.', true),
-  flag('discovery-srv-name', 'string', '', 'Suffix to the dns srv name queried when bootstrapping.', true),
+  flag('discovery-proxy', 'string', '', 'HTTP proxy to use for traffic to discovery service.', noDiscovery),
+  flag('discovery-srv', 'string', '', 'DNS srv domain used to bootstrap the cluster.', noDiscovery),
+  flag('discovery-srv-name', 'string', '', 'Suffix to the dns srv name queried when bootstrapping.', noDiscovery),
   flag('strict-reconfig-check', 'bool', 'true', 'Reject reconfiguration requests that would cause quorum loss.'),
   flag('pre-vote', 'bool', 'true', 'Enable the pre-vote feature.'),
   flag(
@@ -168,17 +183,15 @@ export const serverFlags: readonly FlagSpec[] = [
     'string',
     '0',
     'Auto compaction retention length. 0 means disable auto compaction.',
-    true,
   ),
   flag(
     'auto-compaction-mode',
     'string',
     'periodic',
-    "Interpret 'auto-compaction-retention' one of: 'periodic', 'revision'.",
-    true,
+    "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention.",
   ),
-  flag('enable-v2', 'bool', 'false', 'Accept etcd V2 client requests.', true),
-  flag('enable-grpc-gateway', 'bool', 'true', 'Enable GRPC gateway.', true),
+  flag('enable-v2', 'bool', 'false', 'Accept etcd V2 client requests.', 'tsetcd serves the v3 API only'),
+  flag('enable-grpc-gateway', 'bool', 'true', 'Enable GRPC gateway.'),
   flag('cert-file', 'string', '', 'Path to the client server TLS cert file.'),
   flag('key-file', 'string', '', 'Path to the client server TLS key file.'),
   flag('client-cert-auth', 'bool', 'false', 'Enable client cert authentication.'),
@@ -205,13 +218,17 @@ export const serverFlags: readonly FlagSpec[] = [
     '',
     'Comma-separated list of supported TLS cipher suites between client/server and peers.',
   ),
-  flag('cors', 'strings', '', 'Comma-separated whitelist of origins for CORS, or cross-origin resource sharing.', true),
+  flag(
+    'cors',
+    'origins',
+    '*',
+    'Comma-separated whitelist of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).',
+  ),
   flag(
     'host-whitelist',
     'strings',
     '*',
-    'Acceptable hostnames from HTTP client requests, if server is not secure.',
-    true,
+    'Acceptable hostnames from HTTP client requests, if server is not secure (empty or * means allow all).',
   ),
   flag(
     'auth-token',
@@ -258,14 +275,20 @@ export const serverFlags: readonly FlagSpec[] = [
     "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets.",
   ),
   flag('log-level', 'string', 'info', 'Configures log level. Only supports debug, info, warn, error, panic, or fatal.'),
-  flag('enable-pprof', 'bool', 'false', 'Enable runtime profiling data via HTTP server.', true),
+  flag(
+    'enable-pprof',
+    'bool',
+    'false',
+    'Enable runtime profiling data via HTTP server. Address is at client URL + "/debug/pprof/"',
+    'tsetcd runs on Node.js and has no Go runtime to profile',
+  ),
   flag(
     'metrics',
     'string',
     'basic',
     "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics.",
   ),
-  flag('force-new-cluster', 'bool', 'false', 'Force to create a new one member cluster.', true),
+  flag('force-new-cluster', 'bool', 'false', 'Force to create a new one-member cluster.'),
   flag('unsafe-no-fsync', 'bool', 'false', 'Disables fsync, unsafe, will cause data loss.'),
   flag(
     'experimental-initial-corrupt-check',
@@ -288,9 +311,8 @@ export const serverFlags: readonly FlagSpec[] = [
   flag(
     'experimental-compaction-batch-limit',
     'int',
-    '1000',
+    String(compactionBatchLimitDefault),
     'Sets the maximum revisions deleted in each compaction batch.',
-    true,
   ),
   flag(
     'experimental-watch-progress-notify-interval',
@@ -301,9 +323,8 @@ export const serverFlags: readonly FlagSpec[] = [
   flag(
     'experimental-warning-apply-duration',
     'duration',
-    '100ms',
-    'Time duration after which a warning is generated if request takes more time.',
-    true,
+    durationText(slowApplyMsDefault),
+    'Warning is generated if requests take more than this duration.',
   ),
   flag('version', 'bool', 'false', 'Print the version and exit.'),
   flag('help', 'bool', 'false', 'Show this help.'),

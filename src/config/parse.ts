@@ -114,6 +114,9 @@ export function convertFlagValue(spec: FlagSpec, text: string): RawValue {
     }
     case 'urls':
       return parseUrls(spec, text);
+    case 'origins':
+      // etcd checks every --cors entry as a URL, except '*'.
+      return text === '' ? [] : text.split(',').flatMap((item) => (item === '*' ? ['*'] : parseUrls(spec, item)));
     case 'strings':
       return text === '' ? [] : text.split(',');
   }

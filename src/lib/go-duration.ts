@@ -70,3 +70,14 @@ export function parseGoDuration(text: string): GoDurationParse {
   }
   return { ok: true, durationNs: Math.round(sign * totalNs) };
 }
+
+/** Go's time.ParseDuration error for a text parseGoDuration refused; `quote` is Go's %q (JSON's quoting fits ASCII). */
+export function goDurationErrorText(
+  text: string,
+  parsed: Exclude<GoDurationParse, { ok: true }>,
+  quote: (text: string) => string = JSON.stringify,
+): string {
+  if (parsed.problem === 'missing unit') return `time: missing unit in duration ${quote(text)}`;
+  if (parsed.problem === 'unknown unit') return `time: unknown unit ${quote(parsed.unit)} in duration ${quote(text)}`;
+  return `time: invalid duration ${quote(text)}`;
+}

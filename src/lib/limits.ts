@@ -30,6 +30,17 @@ export const backendBatchIntervalMsDefault = 100;
 export const backendBatchLimitDefault = 10_000;
 /** etcd's defaultLeaseCheckpointInterval: how often the leader records a lease's remaining TTL. */
 export const leaseCheckpointIntervalMsDefault = 5 * 60 * 1_000;
+/**
+ * --initial-election-tick-advance: how often a starting member of a larger cluster looks for its
+ * peer links, and how many times (etcd: every 50 ms for its 5 s connection read timeout).
+ */
+export const initialTickAdvancePollMs = 50;
+export const initialTickAdvancePollsMax = 5_000 / initialTickAdvancePollMs;
+/** etcd's revision-mode auto compaction looks at the store's revision this often (5 minutes). */
+export const autoCompactionRevisionIntervalMsDefault = 5 * 60 * 1_000;
+/** etcd's periodic auto compaction records a revision every period/10, the period counted as at most an hour. */
+export const autoCompactionPeriodDivisor = 10;
+export const autoCompactionPeriodMsMax = 60 * 60 * 1_000;
 /** etcd's --auth-token default and its simple tokens' --auth-token-ttl default (seconds). */
 export const authTokenDefault = 'simple';
 export const simpleTokenTtlSecondsDefault = 300;
@@ -51,8 +62,13 @@ export const leaseRevokeRatePerSecondMax = 1_000;
 export const leaseExpiryCheckIntervalMs = 500;
 /** Expired leases one check hands over: leaseRevokeRate / 2, as etcd. */
 export const leaseRevokesPerCheckMax = leaseRevokeRatePerSecondMax / 2;
-/** etcd's warnApplyDuration: an entry whose apply takes longer counts in etcd_server_slow_apply_total. */
-export const slowApplyMs = 100;
+/**
+ * etcd's --experimental-warning-apply-duration default: an entry whose apply takes longer is logged
+ * and counted in etcd_server_slow_apply_total.
+ */
+export const slowApplyMsDefault = 100;
+/** etcd's --experimental-compaction-batch-limit default: revisions deleted per backend batch of a compaction. */
+export const compactionBatchLimitDefault = 1_000;
 /** etcd's maxPendingRevokes: revocations of expired leases in flight at once. */
 export const leaseRevokesPendingMax = 16;
 /** etcd's default wait before an expired lease whose revocation did not land is offered again. */

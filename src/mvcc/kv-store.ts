@@ -26,6 +26,7 @@ import type { Backend, BackendBatch, IndexRecord } from './backend.js';
 import { compareHolds } from './compare.js';
 import { copyBytes, keyToString } from '../lib/bytes.js';
 import { encodeKeyValue } from '../api/key-value-codec.js';
+import { compactionBatchLimitDefault } from '../lib/limits.js';
 import { crc32cUpdate } from '../lib/crc32c.js';
 import { KeyIndex, revisionKey } from './key-index.js';
 import { fetchLimit, shapeRangeResult } from './range-options.js';
@@ -44,6 +45,8 @@ export interface KvStoreOptions {
   leaseExists?: (id: bigint) => boolean;
   /** Called after each write transaction that changed something, with its events and new revision. */
   onChanges?: (events: MvccEvent[], revision: number) => void;
+  /** --experimental-compaction-batch-limit: revisions one backend batch of a compaction deletes at most. */
+  compactionBatchLimit?: number;
 }
 
 /** What applying one entry did. `revision` is the one etcd puts in the response header. */
@@ -79,6 +82,7 @@ export class KvStore {
   /** Live keys with a lease as the last restore found them (latin1 key to lease), until taken. */
   private restoredLeases = new Map<string, bigint>();
   private readonly onChanges: ((events: MvccEvent[], revision: number) => void) | undefined;
+  private readonly compactionBatchLimit: number;
 
   private constructor(
     private backend: Backend,
@@ -97,6 +101,11 @@ export class KvStore {
     };
     this.leaseExists = options.leaseExists ?? (() => false);
     this.onChanges = options.onChanges;
+    this.compactionBatchLimit = options.compactionBatchLimit ?? compactionBatchLimitDefault;
+    assert(
+      Number.isSafeInteger(this.compactionBatchLimit) && this.compactionBatchLimit > 0,
+      () => `the compaction batch limit must be a positive integer, got ${this.compactionBatchLimit}`,
+    );
   }
 
   /** Rebuilds the index, revisions and applied index from what the backend holds. */
@@ -418,14 +427,28 @@ export class KvStore {
     return { result: { type: 'compaction' }, revision: this.currentRev, events: [] };
   }
 
+  /**
+   * Drops history up to `rev` from the index and deletes it from the backend in batches of at most
+   * --experimental-compaction-batch-limit revisions, as etcd's scheduled compaction does: the first
+   * batch records the compaction as scheduled, the last as finished, so a restart in between runs
+   * it again.
+   */
   private compactTo(rev: number, meta: BackendBatch['meta']): void {
     this.compactMainRev = rev;
     const removed = this.index.compact(rev);
-    this.backend.write({
-      puts: [],
-      deletes: removed,
-      meta: { ...meta, scheduledCompactRevision: rev, finishedCompactRevision: rev },
-    });
+    const limit = this.compactionBatchLimit;
+    let start = 0;
+    do {
+      const deletes = removed.slice(start, start + limit);
+      start += limit;
+      const last = start >= removed.length;
+      const batchMeta = start === limit ? { ...meta, scheduledCompactRevision: rev } : {};
+      this.backend.write({
+        puts: [],
+        deletes,
+        meta: last ? { ...batchMeta, finishedCompactRevision: rev } : batchMeta,
+      });
+    } while (start < removed.length);
   }
 
   /** etcd's restore: replay every stored revision into the index, oldest first. */

@@ -40,6 +40,13 @@ export interface WalOptions {
   segmentBytes?: number;
   /** Where repairs (a truncated torn write) are reported; defaults to console.warn. */
   log?: (message: string) => void;
+  /**
+   * --max-wals: segment files kept even when a snapshot covers them (0 keeps all); undefined
+   * deletes every segment a snapshot covers.
+   */
+  maxWals?: number;
+  /** --unsafe-no-fsync: never fdatasync or fsync; a crash may lose what was acknowledged. */
+  unsafeNoFsync?: boolean;
 }
 
 /** Smallest segment size accepted, so a segment header always fits with room for records. */
@@ -62,10 +69,14 @@ export class Wal {
   private dirty = false;
   private syncs = 0;
 
+  private readonly maxWals: number | undefined;
+  private readonly fsyncs: Fsyncs;
+
   private constructor(
     readonly dir: string,
     readonly metadata: WalMetadata,
     private readonly segmentBytes: number,
+    options: WalOptions,
     init: {
       segments: SegmentFile[];
       tail: TailSegment;
@@ -79,6 +90,8 @@ export class Wal {
     this.lastIndex = init.lastIndex;
     this.hardState = init.hardState;
     this.snapshot = init.snapshot;
+    this.maxWals = options.maxWals;
+    this.fsyncs = fsyncsFor(options);
   }
 
   /** True when `dir` holds WAL segments. */
@@ -92,7 +105,7 @@ export class Wal {
     mkdirSync(dir, { recursive: true });
     if (listSegments(dir).length > 0) throw new Error(`WAL ${dir} already exists`);
     const snapshot = { index: 0, term: 0 };
-    const { segment, tail } = writeSegment(dir, {
+    const { segment, tail } = writeSegment(dir, fsyncsFor(options), {
       seq: 0,
       firstIndex: 0,
       previousCrc: 0,
@@ -101,7 +114,7 @@ export class Wal {
       hardState: undefined,
       segmentBytes,
     });
-    return new Wal(dir, metadata, segmentBytes, {
+    return new Wal(dir, metadata, segmentBytes, options, {
       segments: [segment],
       tail,
       lastIndex: 0,
@@ -131,7 +144,7 @@ export class Wal {
       if (read.torn !== undefined) ftruncateSync(fd, read.tailOffset);
       if (read.torn !== undefined || read.tailBytes < segmentBytes)
         ftruncateSync(fd, Math.max(read.tailBytes, segmentBytes));
-      fdatasyncSync(fd);
+      fsyncsFor(options).file(fd);
     } catch (error) {
       closeSync(fd);
       throw error;
@@ -143,7 +156,7 @@ export class Wal {
         ? undefined
         : state.hardState;
     const tail = { fd, offset: read.tailOffset, crc: read.tailCrc };
-    const wal = new Wal(dir, state.metadata, segmentBytes, {
+    const wal = new Wal(dir, state.metadata, segmentBytes, options, {
       segments: read.segments,
       tail,
       lastIndex,
@@ -203,8 +216,10 @@ export class Wal {
   sync(): void {
     const tail = this.openTail();
     if (!this.dirty) return;
-    fdatasyncSync(tail.fd);
     this.dirty = false;
+    // etcd's WAL with --unsafe-no-fsync returns before its fdatasync (and its fsync metrics).
+    if (this.fsyncs.unsafe) return;
+    this.fsyncs.file(tail.fd);
     this.syncs++;
   }
 
@@ -215,16 +230,19 @@ export class Wal {
 
   /**
    * Deletes the segments holding only entries at or below `index`, which must not be past the
-   * latest snapshot marker. A segment's entries all precede the next segment's first index.
+   * latest snapshot marker, oldest first while more than --max-wals segment files remain (etcd's
+   * purge of unlocked WAL files). A segment's entries all precede the next segment's first index.
    */
   releaseTo(index: number): void {
     this.openTail();
     assert(index <= this.snapshot.index, () => `release to ${index} is past the snapshot at ${this.snapshot.index}`);
+    if (this.maxWals === 0) return;
     let released = 0;
     while (released + 1 < this.segments.length && this.segments[released + 1]!.firstIndex <= index + 1) released++;
+    if (this.maxWals !== undefined) released = Math.min(released, Math.max(0, this.segments.length - this.maxWals));
     if (released === 0) return;
     for (const segment of this.segments.slice(0, released)) unlinkSync(segment.path);
-    fsyncDirectory(this.dir);
+    this.fsyncs.directory(this.dir);
     this.segments = this.segments.slice(released);
   }
 
@@ -250,12 +268,12 @@ export class Wal {
   private cut(): void {
     const tail = this.openTail();
     ftruncateSync(tail.fd, tail.offset);
-    fdatasyncSync(tail.fd);
+    this.fsyncs.file(tail.fd);
     closeSync(tail.fd);
     this.tail = undefined;
     this.dirty = false;
     const previous = this.segments[this.segments.length - 1]!;
-    const { segment, tail: next } = writeSegment(this.dir, {
+    const { segment, tail: next } = writeSegment(this.dir, this.fsyncs, {
       seq: previous.seq + 1,
       firstIndex: this.lastIndex + 1,
       previousCrc: tail.crc,
@@ -267,6 +285,18 @@ export class Wal {
     this.segments.push(segment);
     this.tail = next;
   }
+}
+
+/** The WAL's syncs of files and directories; with --unsafe-no-fsync both do nothing. */
+interface Fsyncs {
+  unsafe: boolean;
+  file(fd: number): void;
+  directory(dir: string): void;
+}
+
+function fsyncsFor(options: WalOptions): Fsyncs {
+  if (options.unsafeNoFsync === true) return { unsafe: true, file: () => undefined, directory: () => undefined };
+  return { unsafe: false, file: (fd) => fdatasyncSync(fd), directory: fsyncDirectory };
 }
 
 function segmentBytesOption(options: WalOptions): number {
@@ -298,7 +328,7 @@ interface SegmentHeader {
  * Writes a new segment's header records under a temporary name, makes them durable and renames the
  * file into place, so a named segment always starts with a complete header.
  */
-function writeSegment(dir: string, header: SegmentHeader): { segment: SegmentFile; tail: TailSegment } {
+function writeSegment(dir: string, fsyncs: Fsyncs, header: SegmentHeader): { segment: SegmentFile; tail: TailSegment } {
   const builder = new FrameBuilder()
     .add(RecordType.crc, encodeCrc(header.previousCrc))
     .add(RecordType.metadata, encodeMetadata(header.metadata))
@@ -312,9 +342,9 @@ function writeSegment(dir: string, header: SegmentHeader): { segment: SegmentFil
   try {
     ftruncateSync(fd, header.segmentBytes);
     writeAll(fd, frames, 0);
-    fdatasyncSync(fd);
+    fsyncs.file(fd);
     renameSync(tempPath, path);
-    fsyncDirectory(dir);
+    fsyncs.directory(dir);
   } catch (error) {
     closeSync(fd);
     throw error;

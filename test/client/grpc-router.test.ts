@@ -75,7 +75,7 @@ before(async () => {
     logger,
     healthy: () => healthy,
     handlers: {
-      'etcdserverpb.Maintenance/Status': async () => ({ version: '3.5.17', raftTerm: '7' }),
+      'etcdserverpb.Maintenance/Status': async () => ({ version: '3.4.23', raftTerm: '7' }),
     },
   });
   listener = await listenClient({
@@ -175,7 +175,7 @@ describe('etcdctl 3.4 against the gRPC server', () => {
   test('a plugged-in Maintenance/Status handler answers endpoint status', async () => {
     const result = await etcdctl(['endpoint', 'status', '-w', 'json']);
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /"version":"3.5.17"/);
+    assert.match(result.stdout, /"version":"3.4.23"/);
   });
 });
 
@@ -313,20 +313,20 @@ describe('HTTP/1.1 on the same port', () => {
   test('/version names the etcd release we speak for', async () => {
     const response = await httpGet('/version');
     assert.equal(response.status, 200);
-    assert.equal(response.body, '{"etcdserver":"3.5.17","etcdcluster":"3.5.0"}');
+    assert.equal(response.body, '{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}');
     assert.equal(response.headers.get('content-type'), 'application/json');
   });
 
-  test('/health answers like etcd 3.5, with 503 when unhealthy', async () => {
+  test('/health answers like etcd 3.4, with 503 when unhealthy', async () => {
     assert.deepEqual(
       { ...(await httpGet('/health')), headers: undefined },
-      { status: 200, body: '{"health":"true","reason":""}', headers: undefined },
+      { status: 200, body: '{"health":"true"}', headers: undefined },
     );
     healthy = false;
     try {
       const response = await httpGet('/health');
       assert.equal(response.status, 503);
-      assert.equal(response.body, '{"health":"false","reason":"no leader"}');
+      assert.equal(response.body, '{"health":"false"}\n');
     } finally {
       healthy = true;
     }
@@ -358,6 +358,6 @@ describe('HTTP/1.1 on the same port', () => {
     }
     await closed;
     assert.match(answer, /^HTTP\/1.1 200 OK/);
-    assert.match(answer, /"etcdserver":"3.5.17"/);
+    assert.match(answer, /"etcdserver":"3.4.23"/);
   });
 });

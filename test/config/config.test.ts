@@ -189,3 +189,58 @@ test("--max-concurrent-streams reads Go uint32 literals and refuses others with 
     );
   }
 });
+
+test('flags for parts tsetcd lacks accept their defaults and refuse anything else, saying why', () => {
+  const defaults = load([
+    '--enable-v2=false',
+    '--enable-pprof=false',
+    '--discovery=',
+    '--discovery-fallback',
+    'proxy',
+    '--logger',
+    'zap',
+  ]);
+  assert.equal(defaults.config.name, 'default');
+  for (const [argv, text] of [
+    [['--enable-v2'], /^--enable-v2 is not supported: tsetcd serves the v3 API only$/],
+    [['--enable-pprof'], /^--enable-pprof is not supported: /],
+    [['--discovery', 'https://discovery.etcd.io/x'], /^--discovery is not supported: .*--initial-cluster$/],
+    [['--discovery-srv', 'example.com'], /^--discovery-srv is not supported/],
+    [['--discovery-fallback', 'exit'], /^--discovery-fallback is not supported/],
+    [['--logger', 'capnslog'], /^--logger=capnslog is not supported/],
+    [['--logger', 'foo'], /^unknown logger option "foo"$/],
+  ] as const) {
+    assert.throws(
+      () => load([...argv]),
+      (error: Error) => error instanceof ConfigError && text.test(error.message),
+    );
+  }
+});
+
+test('--auto-compaction-retention reads hours or a duration (periodic) and a count (revision), as etcd', () => {
+  assert.equal(load([]).config.autoCompactionRetention, 0);
+  assert.equal(load(['--auto-compaction-retention', '2']).config.autoCompactionRetention, 2 * 3_600_000);
+  assert.equal(load(['--auto-compaction-retention', '90s']).config.autoCompactionRetention, 90_000);
+  const revision = load(['--auto-compaction-mode', 'revision', '--auto-compaction-retention', '1000']).config;
+  assert.deepEqual([revision.autoCompactionMode, revision.autoCompactionRetention], ['revision', 1000]);
+  assert.throws(
+    () => load(['--auto-compaction-retention', '-5']),
+    (error: Error) => error.message === 'error parsing CompactionRetention: time: missing unit in duration "-5"',
+  );
+  assert.throws(
+    () => load(['--auto-compaction-mode', 'daily', '--auto-compaction-retention', '1']),
+    (error: Error) => error.message === 'unknown auto-compaction-mode "daily"',
+  );
+});
+
+test('the experimental compaction and apply-warning flags are read, 0 batch limit keeping the default', () => {
+  const { config } = load([
+    '--experimental-compaction-batch-limit',
+    '7',
+    '--experimental-warning-apply-duration',
+    '5ms',
+  ]);
+  assert.deepEqual([config.compactionBatchLimit, config.warningApplyMs], [7, 5]);
+  const defaults = load(['--experimental-compaction-batch-limit', '0']).config;
+  assert.deepEqual([defaults.compactionBatchLimit, defaults.warningApplyMs], [1000, 100]);
+});

@@ -19,6 +19,7 @@ const badLines: string[][] = [
   ['--max-concurrent-streams', '-1'],
   ['--max-concurrent-streams', '4294967296'],
   ['--max-concurrent-streams', '1__0'],
+  ['--cors', 'http://allowed.example'],
 ];
 
 function refusal(command: MemberCommand, args: string[], cwd: string): { status: number | null; firstLine: string } {
@@ -45,3 +46,42 @@ test('bad flags are refused as etcd refuses them', skip === undefined ? {} : { s
     rmSync(cwd, { recursive: true, force: true });
   }
 });
+
+/** Settings etcd's configuration check refuses (exit 1), with the reason as etcd words it. */
+const refusedSettings: string[][] = [
+  ['--logger', 'foo'],
+  ['--auto-compaction-mode', 'daily', '--auto-compaction-retention', '1'],
+];
+
+/** The reason in etcd's "error verifying flags, <reason>. See 'etcd --help'." or in tsetcd's fatal JSON line. */
+function refusalReason(stderr: string): string {
+  const etcd = /error verifying flags, (.*)\. See 'etcd --help'\./.exec(stderr);
+  if (etcd !== null) return etcd[1] as string;
+  const line = stderr.split('\n').find((text) => text.startsWith('{"level":"fatal"'));
+  return line === undefined ? stderr : ((JSON.parse(line) as { error: string }).error ?? line);
+}
+
+test(
+  'settings etcd refuses after parsing are refused alike, with exit status 1 and its reason',
+  skip === undefined ? {} : { skip },
+  () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'tsetcd-flag-errors-'));
+    try {
+      for (const args of refusedSettings) {
+        const run = (command: MemberCommand) => {
+          const result = spawnSync(command.command, [...command.args, ...args], {
+            cwd,
+            encoding: 'utf8',
+            timeout: refusalMsMax,
+          });
+          return { status: result.status, reason: refusalReason(result.stderr ?? '') };
+        };
+        const etcd = run(etcdCommand());
+        assert.equal(etcd.status, 1, `etcd ${args.join(' ')}: ${etcd.reason}`);
+        assert.deepEqual(run(sut.command!), etcd, `for ${args.join(' ')}`);
+      }
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  },
+);

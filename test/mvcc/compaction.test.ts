@@ -105,3 +105,39 @@ describe('hashKV', () => {
     assert.throws(() => h.store.hashKV(7), futureMessage);
   });
 });
+
+describe('compaction batches (--experimental-compaction-batch-limit)', () => {
+  /** A MemoryBackend that remembers the deletes and compaction marks of every batch written. */
+  class RecordingBackend extends MemoryBackend {
+    readonly batches: { deletes: number; scheduled?: number; finished?: number }[] = [];
+    override write(batch: Parameters<MemoryBackend['write']>[0]): void {
+      if (batch.deletes.length > 0 || batch.meta.scheduledCompactRevision !== undefined) {
+        this.batches.push({
+          deletes: batch.deletes.length,
+          ...(batch.meta.scheduledCompactRevision === undefined
+            ? {}
+            : { scheduled: batch.meta.scheduledCompactRevision }),
+          ...(batch.meta.finishedCompactRevision === undefined ? {} : { finished: batch.meta.finishedCompactRevision }),
+        });
+      }
+      super.write(batch);
+    }
+  }
+
+  it('deletes at most the limit per backend batch, marking the first scheduled and the last finished', () => {
+    const backend = new RecordingBackend();
+    const h = new Harness(backend, { compactionBatchLimit: 3 });
+    for (let value = 0; value < 8; value++) h.put('a', String(value));
+    h.compact(9);
+    assert.deepEqual(backend.batches, [{ deletes: 3, scheduled: 9 }, { deletes: 3 }, { deletes: 1, finished: 9 }]);
+    assert.deepEqual(storedRevisions(backend), ['9:a']);
+  });
+
+  it('the default limit of 1000 writes a small compaction in one batch', () => {
+    const backend = new RecordingBackend();
+    const h = new Harness(backend);
+    for (let value = 0; value < 8; value++) h.put('a', String(value));
+    h.compact(9);
+    assert.deepEqual(backend.batches, [{ deletes: 7, scheduled: 9, finished: 9 }]);
+  });
+});

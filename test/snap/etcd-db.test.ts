@@ -62,7 +62,7 @@ test("a member's contents written in etcd's layout read back the same, with etcd
       leases: [{ id: 7n, ttlSeconds: 60 }],
       members: [{ id: 0xabcn, name: 'm1', peerUrls: ['http://p:1'], clientUrls: ['http://c:1'], isLearner: false }],
       removedMemberIds: [0x5n],
-      clusterVersion: '3.5.0',
+      clusterVersion: '3.4.0',
       alarms: [],
     }),
   );

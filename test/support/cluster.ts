@@ -129,12 +129,12 @@ export class ClusterMember {
     ];
   }
 
-  /** Spawns the process without waiting; pair with waitHealthy(). */
-  spawn(): void {
+  /** Spawns the process without waiting; pair with waitHealthy(). `moreFlags` apply to this start only. */
+  spawn(moreFlags: readonly string[] = []): void {
     if (this.running) throw new Error(`spawn expects a stopped member, ${this.name} is running`);
     const logFd = openSync(this.logPath, 'a');
     try {
-      const child = spawn(this.command.command, [...this.command.args, ...this.flags()], {
+      const child = spawn(this.command.command, [...this.command.args, ...this.flags(), ...moreFlags], {
         stdio: ['ignore', logFd, logFd],
       });
       this.child = child;
@@ -179,9 +179,9 @@ export class ClusterMember {
     await this.exited;
   }
 
-  /** Starts the member again on its ports and data dir and waits for its health. */
-  async restart(): Promise<void> {
-    this.spawn();
+  /** Starts the member again on its ports and data dir (with `moreFlags` this time) and waits for its health. */
+  async restart(moreFlags: readonly string[] = []): Promise<void> {
+    this.spawn(moreFlags);
     await this.waitHealthy();
   }
 

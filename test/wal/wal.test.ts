@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import fs, { readdirSync, readFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { RecordType } from '../../src/wal/format.js';
@@ -8,10 +9,10 @@ import { parseSegmentName } from '../../src/wal/segment.js';
 import { Wal } from '../../src/wal/wal.js';
 import { makeEntries, tempDir, testMetadata } from './helpers.js';
 
-function withDir(body: (dir: string) => void): void {
+function withDir<T>(body: (dir: string) => T): T {
   const { dir, cleanup } = tempDir();
   try {
-    body(dir);
+    return body(dir);
   } finally {
     cleanup();
   }
@@ -207,4 +208,61 @@ test('reopened entries live in a few buffers that can move to another thread who
     assert.deepEqual(moved, written);
     assert.equal(entryBuffers[0]!.byteLength, 0, 'transferred, not copied');
   });
+});
+
+test('--max-wals keeps that many segment files behind a snapshot; 0 keeps them all', () => {
+  for (const [maxWals, expected] of [
+    [3, 3],
+    [0, undefined],
+  ] as const) {
+    withDir((dir) => {
+      const options = { segmentBytes: 4096, maxWals };
+      const wal = Wal.create(dir, testMetadata, options);
+      for (let index = 1; index <= 500; index += 10)
+        wal.append(makeEntries(index, 10, 1, 64), { term: 1, vote: 1n, commit: index + 9 });
+      const before = wal.segmentPaths().length;
+      assert.ok(before > 6, `expected many segments, saw ${before}`);
+      wal.saveSnapshot(500, 1);
+      wal.releaseTo(500);
+      assert.equal(wal.segmentPaths().length, expected ?? before, `--max-wals ${maxWals}`);
+      assert.equal(readdirSync(dir).length, expected ?? before);
+      wal.close();
+    });
+  }
+});
+
+test('--unsafe-no-fsync writes the WAL without a single fdatasync or fsync; without it every sync is one', () => {
+  const counts = { fdatasync: 0, fsync: 0 };
+  const original = { fdatasyncSync: fs.fdatasyncSync, fsyncSync: fs.fsyncSync };
+  fs.fdatasyncSync = (fd) => {
+    counts.fdatasync++;
+    original.fdatasyncSync(fd);
+  };
+  fs.fsyncSync = (fd) => {
+    counts.fsync++;
+    original.fsyncSync(fd);
+  };
+  syncBuiltinESMExports();
+  const run = (unsafeNoFsync: boolean) =>
+    withDir((dir) => {
+      counts.fdatasync = counts.fsync = 0;
+      const wal = Wal.create(dir, testMetadata, { segmentBytes: 4096, unsafeNoFsync });
+      for (let index = 1; index <= 200; index += 10) {
+        wal.append(makeEntries(index, 10, 1, 64), { term: 1, vote: 1n, commit: index + 9 });
+        wal.sync();
+      }
+      wal.close();
+      const { wal: reopened, state } = Wal.open(dir, { segmentBytes: 4096, unsafeNoFsync });
+      reopened.close();
+      assert.equal(state.entries.length, 200);
+      return { ...counts, syncCount: wal.syncCount };
+    });
+  try {
+    assert.deepEqual(run(true), { fdatasync: 0, fsync: 0, syncCount: 0 });
+    const safe = run(false);
+    assert.ok(safe.syncCount > 10 && safe.fdatasync > safe.syncCount && safe.fsync > 0, JSON.stringify(safe));
+  } finally {
+    Object.assign(fs, original);
+    syncBuiltinESMExports();
+  }
 });

@@ -1,0 +1,54 @@
+/**
+ * --initial-election-tick-advance on a fresh 3-member cluster, against real etcd 3.4 (--logger
+ * zap): with it (the default) every member fast-forwards all but two of its election ticks once it
+ * is linked to both peers, and says so with etcd's fields; with --initial-election-tick-advance=false
+ * none does. Either way the cluster elects a leader.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Cluster } from '../support/cluster.js';
+import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
+
+const sut = sutCommand();
+const skip = sut.skipReason === undefined ? {} : { skip: sut.skipReason };
+/** 50 election ticks: a fast-forward of 48 is plain in the log. */
+const timingFlags = ['--heartbeat-interval', '100', '--election-timeout', '5000'];
+
+/** What each member's log says about the tick advance, in etcd's words and fields. */
+async function tickAdvanceLogs(command: MemberCommand, flags: string[]): Promise<string[]> {
+  const cluster = await Cluster.start({ command, extraFlags: ['--logger', 'zap', ...timingFlags, ...flags] });
+  try {
+    await cluster.leader();
+    return cluster.members.map((member) => {
+      const lines = readFileSync(member.logPath, 'utf8')
+        .split('\n')
+        .filter((line) => line.startsWith('{') && /election tick advance|fast-forwarding election ticks/.test(line))
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      return lines
+        .map((line) =>
+          [line.msg, line['forward-ticks'], line['election-ticks'], line['active-remote-members']]
+            .filter((field) => field !== undefined)
+            .join(' '),
+        )
+        .join('; ');
+    });
+  } finally {
+    await cluster.destroy();
+  }
+}
+
+test('members of a fresh cluster fast-forward their election ticks once linked, as etcd does', skip, async () => {
+  const expected = await tickAdvanceLogs(etcdCommand(), []);
+  const advanced =
+    'starting initial election tick advance 50; initialized peer connections; fast-forwarding election ticks 48 50 2';
+  assert.deepEqual(expected, [advanced, advanced, advanced], 'etcd 3.4.23');
+  assert.deepEqual(await tickAdvanceLogs(sut.command as MemberCommand, []), expected);
+});
+
+test('--initial-election-tick-advance=false skips the fast-forward, as etcd does', skip, async () => {
+  const flags = ['--initial-election-tick-advance=false'];
+  const expected = await tickAdvanceLogs(etcdCommand(), flags);
+  assert.deepEqual(expected, Array(3).fill('skipping initial election tick advance 50'), 'etcd 3.4.23');
+  assert.deepEqual(await tickAdvanceLogs(sut.command as MemberCommand, flags), expected);
+});
