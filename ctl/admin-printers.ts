@@ -9,6 +9,7 @@ import { goJsonString, goQuote } from './go-format.js';
 import { ExitCode, exitWithError, goPanic, type Output } from './output.js';
 import {
   encodeMessage,
+  enumName,
   fieldsHeaderText,
   messageJson,
   messageText,
@@ -185,8 +186,8 @@ export class AdminDisplay {
         if (response.header === null || response.header === undefined) goPanic(this.output, nilDereference);
         this.output.out(fieldsHeaderText(response.header));
         for (const alarm of alarms) {
-          const name = messageText('etcdserverpb.AlarmMember', { alarm: alarm.alarm }).replace(/^alarm:(\S*) $/, '$1');
-          this.output.out(`"MemberID" : ${alarm.memberID}\n"AlarmType" : ${name === '' ? 'NONE' : name}\n\n`);
+          const name = enumName('etcdserverpb.AlarmType', alarm.alarm as number);
+          this.output.out(`"MemberID" : ${alarm.memberID}\n"AlarmType" : ${name}\n\n`);
         }
         return;
       case 'json':

@@ -8,10 +8,10 @@ import { rpcErrorText, type Message } from './client.js';
 import type { CommandContext } from './context.js';
 import { prefixRangeEnd } from './kv-commands.js';
 import { ExitCode, exitWithError } from './output.js';
+import { enumValue } from './printers.js';
 import { askPassword } from './security.js';
 
 const rootRoleMissingText = errors.rootRoleNotExist().message;
-const permissionTypeNames: Record<string, number> = { READ: 0, WRITE: 1, READWRITE: 2 };
 
 function display(context: CommandContext): AuthDisplay {
   return new AuthDisplay(context.output, context.format());
@@ -170,7 +170,8 @@ export async function runRoleGrantPermission(context: CommandContext): Promise<v
       ExitCode.badArgs,
       'role grant command requires role name, permission type, and key [endkey] as its argument',
     );
-  const permType = permissionTypeNames[(args[1] ?? '').toUpperCase()];
+  // clientv3's StrToPermissionType: the enum's names, in any case.
+  const permType = enumValue('authpb.Permission.Type', (args[1] ?? '').toUpperCase());
   if (permType === undefined) exitWithError(output, ExitCode.badArgs, `invalid permission type: ${args[1]}`);
   const { key, rangeEnd } = permRange(context, args.slice(2));
   const name = args[0] ?? '';

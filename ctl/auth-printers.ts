@@ -6,10 +6,9 @@ import { prefixRangeEnd } from './kv-commands.js';
 import type { Message } from './client.js';
 import { goQuote } from './go-format.js';
 import { ExitCode, exitWithError, type Output } from './output.js';
-import { encodeMessage, fieldsHeaderText, messageJson, type OutputFormat } from './printers.js';
+import { encodeMessage, enumName, fieldsHeaderText, messageJson, type OutputFormat } from './printers.js';
 
-/** authpb.Permission.Type by number. */
-const permissionTypes = ['READ', 'WRITE', 'READWRITE'] as const;
+/** authpb.Permission.Type's numbers. */
 const permissionRead = 0;
 const permissionWrite = 1;
 const permissionReadWrite = 2;
@@ -66,7 +65,7 @@ export class AuthDisplay {
     if (this.format === 'fields') {
       this.output.out(fieldsHeaderText(response.header));
       for (const perm of perms) {
-        const type = permissionTypes[perm.permType as number] ?? String(perm.permType);
+        const type = enumName('authpb.Permission.Type', perm.permType as number);
         this.output.out(
           `"PermType" :  ${type}\n"Key" : ${goQuote(perm.key as Buffer)}\n"RangeEnd" : ${goQuote(perm.range_end as Buffer)}\n`,
         );

@@ -296,6 +296,17 @@ export function encodeMessage(typeName: string, value: Message): Buffer {
   return Buffer.from(type.encode(type.fromObject(withoutDefaultFields(typeName, value))).finish());
 }
 
+/** The name protobuf gives an enum value, as Go's String() prints it. */
+export function enumName(enumName: string, value: number): string {
+  return reflectionRoot().lookupEnum(enumName).valuesById[value] ?? String(value);
+}
+
+/** The number of an enum value by its protobuf name, or undefined when the enum has no such name. */
+export function enumValue(enumName: string, name: string): number | undefined {
+  const values = reflectionRoot().lookupEnum(enumName).values;
+  return Object.hasOwn(values, name) ? values[name] : undefined;
+}
+
 /**
  * A message in protobuf's compact text form, as gogo's String() gives it to fmt's %v: every set
  * field as `name:value ` (enums by name, nested messages in angle brackets).
