@@ -28,7 +28,7 @@ export function packageDefinition(): protoLoader.PackageDefinition {
   return cachedDefinition;
 }
 
-type ServiceName = 'KV' | 'Maintenance' | 'Cluster' | 'Auth';
+export type ServiceName = 'KV' | 'Lease' | 'Maintenance' | 'Cluster' | 'Auth';
 
 /** The client error etcdctl prints after "Error: ". */
 export class CtlRpcError extends Error {
@@ -67,6 +67,15 @@ export function clientErrorText(error: grpc.ServiceError): string {
   if (error.code === grpc.status.DEADLINE_EXCEEDED || error.code === grpc.status.CANCELLED)
     return 'context deadline exceeded';
   return `rpc error: code = ${grpcCodeNames[error.code] ?? `Code(${error.code})`} desc = ${error.details}`;
+}
+
+/**
+ * The client error text of a failed call. A refused authentication (exit 2 in main) and anything
+ * that is not a call failure go up as they are.
+ */
+export function rpcErrorText(error: unknown): string {
+  if (error instanceof CtlRpcError && !(error instanceof CtlDialError)) return error.message;
+  throw error;
 }
 
 /** The host of an endpoint without scheme and port, as clientv3 names the server it verifies. */
@@ -144,6 +153,17 @@ export class EtcdConnection {
         else resolve(response);
       });
     });
+  }
+
+  /** Opens a bidirectional stream (LeaseKeepAlive), authenticated like the unary calls. */
+  async duplex(service: ServiceName, method: string): Promise<grpc.ClientDuplexStream<Message, Message>> {
+    this.token ??= this.authenticate();
+    const token = await this.token;
+    const client = this.client(service);
+    const metadata = new grpc.Metadata({ waitForReady: true });
+    if (token !== undefined) metadata.set('token', token);
+    const callable = (client as any)[method] as (metadata: grpc.Metadata) => grpc.ClientDuplexStream<Message, Message>;
+    return callable.call(client, metadata);
   }
 
   /** The protobuf encoding of a response, for `-w protobuf`. */

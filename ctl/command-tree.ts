@@ -99,6 +99,14 @@ export const globalFlags: readonly FlagSpec[] = [
   },
 ];
 
+const trueFlag = (name: string, usage: string): FlagSpec => ({ name, kind: 'bool', defaultText: 'true', usage });
+const peerUrlsFlag = (usage: string): FlagSpec => ({ name: 'peer-urls', kind: 'string', defaultText: '', usage });
+const clusterFlag = bool('cluster', 'use all endpoints from the cluster member list');
+
+const memberListLong = `When --write-out is set to simple, this command prints out comma-separated member lists for each endpoint.
+The items in the lists are ID, Status, Name, Peer Addrs, Client Addrs, Is Learner.
+`;
+
 /** cobra's automatic -h/--help flag. */
 export function helpFlag(commandName: string): FlagSpec {
   return bool('help', `help for ${commandName}`, 'h');
@@ -159,6 +167,20 @@ export const delUse = 'del [options] <key> [range_end]';
 /** Root commands in etcdctl's registration order (which its suggestions follow). */
 export function rootCommands(runners: Record<string, (context: CommandContext) => Promise<void>>): CommandSpec[] {
   const missing = (name: string, short: string): CommandSpec => ({ name, use: name, short, flags: [], missing: true });
+  /** A group such as `lease`, whose subcommands run as runners["lease grant"] and so on. */
+  const group = (name: string, use: string, short: string, children: CommandSpec[]): CommandSpec => ({
+    name,
+    use,
+    short,
+    flags: [],
+    children: children.map((child) => ({ ...child, run: runners[`${name} ${child.name}`] })),
+  });
+  const leaf = (name: string, use: string, short: string, flags: FlagSpec[] = []): CommandSpec => ({
+    name,
+    use,
+    short,
+    flags,
+  });
   const endpointChild = (name: string, short: string, long?: string): CommandSpec => ({
     name,
     use: name,
@@ -198,14 +220,31 @@ export function rootCommands(runners: Record<string, (context: CommandContext) =
       flags: [bool('physical', "'true' to wait for compaction to physically remove all old revisions")],
       run: runners.compaction,
     },
-    missing('alarm', 'Alarm related commands'),
-    missing('defrag', 'Defragments the storage of the etcd members with given endpoints'),
+    group('alarm', 'alarm <subcommand>', 'Alarm related commands', [
+      leaf('disarm', 'disarm', 'Disarms all alarms'),
+      leaf('list', 'list', 'Lists all alarms'),
+    ]),
+    {
+      name: 'defrag',
+      use: 'defrag',
+      short: 'Defragments the storage of the etcd members with given endpoints',
+      flags: [
+        {
+          name: 'data-dir',
+          kind: 'string',
+          defaultText: '',
+          usage: 'Optional. If present, defragments a data directory not in use by etcd.',
+        },
+      ],
+      persistentFlags: [clusterFlag],
+      run: runners.defrag,
+    },
     {
       name: 'endpoint',
       use: 'endpoint <subcommand>',
       short: 'Endpoint related commands',
       flags: [],
-      persistentFlags: [bool('cluster', 'use all endpoints from the cluster member list')],
+      persistentFlags: [clusterFlag],
       children: [
         endpointChild('health', 'Checks the healthiness of endpoints specified in `--endpoints` flag'),
         endpointChild('status', 'Prints out the status of endpoints specified in `--endpoints` flag', statusLong),
@@ -213,7 +252,8 @@ export function rootCommands(runners: Record<string, (context: CommandContext) =
           name: 'hashkv',
           use: 'hashkv',
           short: 'Prints the KV history hash for each endpoint in --endpoints',
-          flags: [
+          flags: [],
+          persistentFlags: [
             {
               name: 'rev',
               kind: 'int64',
@@ -221,13 +261,45 @@ export function rootCommands(runners: Record<string, (context: CommandContext) =
               usage: 'maximum revision to hash (default: all revisions)',
             },
           ],
-          missing: true,
+          run: runners['endpoint hashkv'],
         },
       ],
     },
-    missing('move-leader', 'Transfers leadership to another etcd cluster member.'),
+    {
+      name: 'move-leader',
+      use: 'move-leader <transferee-member-id>',
+      short: 'Transfers leadership to another etcd cluster member.',
+      flags: [],
+      run: runners['move-leader'],
+    },
     missing('watch', 'Watches events stream on keys or prefixes'),
     { name: 'version', use: 'version', short: 'Prints the version of etcdctl', flags: [], run: runners.version },
+    group('lease', 'lease <subcommand>', 'Lease related commands', [
+      leaf('grant', 'grant <ttl>', 'Creates leases'),
+      leaf('revoke', 'revoke <leaseID>', 'Revokes leases'),
+      leaf('timetolive', 'timetolive <leaseID> [options]', 'Get lease information', [
+        bool('keys', 'Get keys attached to this lease'),
+      ]),
+      leaf('list', 'list', 'List all active leases'),
+      leaf('keep-alive', 'keep-alive [options] <leaseID>', 'Keeps leases alive (renew)', [
+        bool('once', 'Resets the keep-alive time to its original value and exits immediately'),
+      ]),
+    ]),
+    group('member', 'member <subcommand>', 'Membership related commands', [
+      leaf('add', 'add <memberName> [options]', 'Adds a member into the cluster', [
+        peerUrlsFlag('comma separated peer URLs for the new member.'),
+        bool('learner', 'indicates if the new member is raft learner'),
+      ]),
+      leaf('remove', 'remove <memberID>', 'Removes a member from the cluster'),
+      leaf('update', 'update <memberID> [options]', 'Updates a member in the cluster', [
+        peerUrlsFlag('comma separated peer URLs for the updated member.'),
+      ]),
+      { ...leaf('list', 'list', 'Lists all members in the cluster'), long: memberListLong },
+      {
+        ...leaf('promote', 'promote <memberID>', 'Promotes a non-voting member in the cluster'),
+        long: 'Promotes a non-voting learner member to a voting one in the cluster.\n',
+      },
+    ]),
     {
       name: 'snapshot',
       use: 'snapshot <subcommand>',
@@ -259,15 +331,63 @@ export function rootCommands(runners: Record<string, (context: CommandContext) =
       ],
     },
     ...[
-      ['lease', 'Lease related commands'],
-      ['member', 'Membership related commands'],
       ['make-mirror', 'Makes a mirror at the destination etcd cluster'],
       ['migrate', 'Migrates keys in a v2 store to a mvcc store'],
       ['lock', 'Acquires a named lock'],
       ['elect', 'Observes and participates in leader election'],
-      ['auth', 'Enable or disable authentication'],
-      ['user', 'User related commands'],
-      ['role', 'Role related commands'],
+    ].map(([name, short]) => missing(name ?? '', short ?? '')),
+    group('auth', 'auth <enable or disable>', 'Enable or disable authentication', [
+      leaf('enable', 'enable', 'Enables authentication'),
+      leaf('disable', 'disable', 'Disables authentication'),
+    ]),
+    group('user', 'user <subcommand>', 'User related commands', [
+      leaf('add', 'add <user name or user:password> [options]', 'Adds a new user', [
+        trueFlag('interactive', 'Read password from stdin instead of interactive terminal'),
+        {
+          name: 'new-user-password',
+          kind: 'string',
+          defaultText: '',
+          usage: 'Supply password from the command line flag',
+        },
+        bool('no-password', 'Create a user without password (CN based auth only)'),
+      ]),
+      leaf('delete', 'delete <user name>', 'Deletes a user'),
+      leaf('get', 'get <user name> [options]', 'Gets detailed information of a user', [
+        bool('detail', 'Show permissions of roles granted to the user'),
+      ]),
+      leaf('list', 'list', 'Lists all users'),
+      leaf('passwd', 'passwd <user name> [options]', 'Changes password of user', [
+        trueFlag('interactive', 'If true, read password from stdin instead of interactive terminal'),
+      ]),
+      leaf('grant-role', 'grant-role <user name> <role name>', 'Grants a role to a user'),
+      leaf('revoke-role', 'revoke-role <user name> <role name>', 'Revokes a role from a user'),
+    ]),
+    group('role', 'role <subcommand>', 'Role related commands', [
+      leaf('add', 'add <role name>', 'Adds a new role'),
+      leaf('delete', 'delete <role name>', 'Deletes a role'),
+      leaf('get', 'get <role name>', 'Gets detailed information of a role'),
+      leaf('list', 'list', 'Lists all roles'),
+      leaf(
+        'grant-permission',
+        'grant-permission [options] <role name> <permission type> <key> [endkey]',
+        'Grants a key to a role',
+        [
+          bool('prefix', 'grant a prefix permission'),
+          bool(
+            'from-key',
+            'grant a permission of keys that are greater than or equal to the given key using byte compare',
+          ),
+        ],
+      ),
+      leaf('revoke-permission', 'revoke-permission <role name> <key> [endkey]', 'Revokes a key from a role', [
+        bool('prefix', 'revoke a prefix permission'),
+        bool(
+          'from-key',
+          'revoke a permission of keys that are greater than or equal to the given key using byte compare',
+        ),
+      ]),
+    ]),
+    ...[
       ['check', 'commands for checking properties of the etcd cluster'],
       ['help', 'Help about any command'],
       ['completion', 'Generate the autocompletion script for the specified shell'],

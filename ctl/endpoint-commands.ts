@@ -3,7 +3,8 @@
  * dead member shows up as its own line rather than failing the whole command.
  */
 import { errors } from '../src/api/errors.js';
-import { CtlRpcError, type Message } from './client.js';
+import { AdminDisplay, type EndpointHash } from './admin-printers.js';
+import { CtlRpcError, rpcErrorText, type Message } from './client.js';
 import type { CommandContext } from './context.js';
 import { CtlExit, ExitCode, exitWithError } from './output.js';
 import type { EndpointHealth, EndpointStatus } from './printers.js';
@@ -12,7 +13,7 @@ import type { EndpointHealth, EndpointStatus } from './printers.js';
 const permissionDeniedText = errors.permissionDenied().message;
 
 /** --endpoints, or with --cluster every client URL from the member list. */
-async function targetEndpoints(context: CommandContext): Promise<string[]> {
+export async function targetEndpoints(context: CommandContext): Promise<string[]> {
   if (!context.flags.bool('cluster')) return context.endpoints;
   const connection = context.open(context.endpoints);
   try {
@@ -47,6 +48,27 @@ export async function runEndpointHealth(context: CommandContext): Promise<void> 
   );
   printer.endpointHealth(results);
   if (results.some((result) => result.error !== '')) exitWithError(context.output, ExitCode.error, 'unhealthy cluster');
+}
+
+/** `etcdctl endpoint hashkv [--rev]`: each member's hash, failures on stderr and in the exit code. */
+export async function runEndpointHashKv(context: CommandContext): Promise<void> {
+  context.client();
+  const printer = new AdminDisplay(context.output, context.format());
+  const hashes: EndpointHash[] = [];
+  let lastError: string | undefined;
+  const revision = context.flags.int64('rev');
+  for (const endpoint of await targetEndpoints(context)) {
+    try {
+      const request = revision === 0n ? {} : { revision: revision.toString() };
+      const response = await context.open([endpoint]).call('Maintenance', 'HashKV', request, context.commandTimeoutMs);
+      hashes.push({ endpoint, response });
+    } catch (caught) {
+      lastError = rpcErrorText(caught);
+      context.output.err(`Failed to get the hash of endpoint ${endpoint} (${lastError})\n`);
+    }
+  }
+  printer.hashKv(hashes);
+  if (lastError !== undefined) exitWithError(context.output, ExitCode.error, lastError);
 }
 
 /** `etcdctl endpoint status`. */

@@ -169,6 +169,19 @@ export function goParseInt(text: string, base: 0 | 10 | 16): GoParse<bigint> {
   return { ok: true, value };
 }
 
+const uint64Max = (1n << 64n) - 1n;
+
+/** Go's strconv.ParseUint(text, 16, 64), as etcdctl reads member IDs: no sign, no prefix. */
+export function goParseUint16(text: string): GoParse<bigint> {
+  const fail = (why: string): GoParse<bigint> => ({
+    ok: false,
+    error: `strconv.ParseUint: parsing ${goQuote(Buffer.from(text))}: ${why}`,
+  });
+  if (!/^[0-9a-fA-F]+$/.test(text)) return fail('invalid syntax');
+  const value = BigInt(`0x${text}`);
+  return value > uint64Max ? fail('value out of range') : { ok: true, value };
+}
+
 /** Go accepts base-0 underscores only between digits (or after a base prefix). */
 function underscoresValid(text: string): boolean {
   if (!text.includes('_')) return true;

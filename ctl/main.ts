@@ -16,6 +16,11 @@ import { renderUsage } from './usage.js';
 const kvCommands = (): Promise<typeof import('./kv-commands.js')> => import('./kv-commands.js');
 const endpointCommands = (): Promise<typeof import('./endpoint-commands.js')> => import('./endpoint-commands.js');
 const snapshotCommands = (): Promise<typeof import('./snapshot-commands.js')> => import('./snapshot-commands.js');
+const leaseCommands = (): Promise<typeof import('./lease-commands.js')> => import('./lease-commands.js');
+const memberCommands = (): Promise<typeof import('./member-commands.js')> => import('./member-commands.js');
+const maintenanceCommands = (): Promise<typeof import('./maintenance-commands.js')> =>
+  import('./maintenance-commands.js');
+const authCommands = (): Promise<typeof import('./auth-commands.js')> => import('./auth-commands.js');
 type Runner = (context: CommandContext) => Promise<void>;
 
 /** Nesting depth of etcdctl's command tree is two; anything deeper is a bug in the tree. */
@@ -36,8 +41,38 @@ const root: CommandSpec = {
     version: async (context) => (await kvCommands()).runVersion(context),
     'endpoint health': async (context) => (await endpointCommands()).runEndpointHealth(context),
     'endpoint status': async (context) => (await endpointCommands()).runEndpointStatus(context),
+    'endpoint hashkv': async (context) => (await endpointCommands()).runEndpointHashKv(context),
     'snapshot status': async (context) => (await snapshotCommands()).runSnapshotStatus(context),
     'snapshot restore': async (context) => (await snapshotCommands()).runSnapshotRestore(context),
+    'lease grant': async (context) => (await leaseCommands()).runLeaseGrant(context),
+    'lease revoke': async (context) => (await leaseCommands()).runLeaseRevoke(context),
+    'lease timetolive': async (context) => (await leaseCommands()).runLeaseTimeToLive(context),
+    'lease list': async (context) => (await leaseCommands()).runLeaseList(context),
+    'lease keep-alive': async (context) => (await leaseCommands()).runLeaseKeepAlive(context),
+    'member add': async (context) => (await memberCommands()).runMemberAdd(context),
+    'member remove': async (context) => (await memberCommands()).runMemberRemove(context),
+    'member update': async (context) => (await memberCommands()).runMemberUpdate(context),
+    'member list': async (context) => (await memberCommands()).runMemberList(context),
+    'member promote': async (context) => (await memberCommands()).runMemberPromote(context),
+    'move-leader': async (context) => (await memberCommands()).runMoveLeader(context),
+    'alarm disarm': async (context) => (await maintenanceCommands()).runAlarmDisarm(context),
+    'alarm list': async (context) => (await maintenanceCommands()).runAlarmList(context),
+    defrag: async (context) => (await maintenanceCommands()).runDefrag(context),
+    'auth enable': async (context) => (await authCommands()).runAuthEnable(context),
+    'auth disable': async (context) => (await authCommands()).runAuthDisable(context),
+    'user add': async (context) => (await authCommands()).runUserAdd(context),
+    'user delete': async (context) => (await authCommands()).runUserDelete(context),
+    'user get': async (context) => (await authCommands()).runUserGet(context),
+    'user list': async (context) => (await authCommands()).runUserList(context),
+    'user passwd': async (context) => (await authCommands()).runUserPasswd(context),
+    'user grant-role': async (context) => (await authCommands()).runUserGrantRole(context),
+    'user revoke-role': async (context) => (await authCommands()).runUserRevokeRole(context),
+    'role add': async (context) => (await authCommands()).runRoleAdd(context),
+    'role delete': async (context) => (await authCommands()).runRoleDelete(context),
+    'role get': async (context) => (await authCommands()).runRoleGet(context),
+    'role list': async (context) => (await authCommands()).runRoleList(context),
+    'role grant-permission': async (context) => (await authCommands()).runRoleGrantPermission(context),
+    'role revoke-permission': async (context) => (await authCommands()).runRoleRevokePermission(context),
   } satisfies Record<string, Runner>),
 };
 

@@ -38,6 +38,12 @@ export function exitWithError(output: Output, code: number, message: string): ne
   throw new CtlExit(code);
 }
 
+/** Go's runtime panic: message on stderr and exit status 2, as etcdctl does on some inputs. */
+export function goPanic(output: Output, message: string): never {
+  output.err(`panic: ${message}\n\ngoroutine 1 [running]:\n`);
+  throw new CtlExit(2);
+}
+
 /** Resolves once everything written so far has left the process streams. */
 export async function flushProcessOutput(): Promise<void> {
   await Promise.all(

@@ -234,10 +234,7 @@ export class Printer {
   }
 
   private fieldsHeader(header: Message | null): void {
-    const value = header ?? { cluster_id: '0', member_id: '0', revision: '0', raft_term: '0' };
-    this.line(
-      `"ClusterID" : ${value.cluster_id}\n"MemberID" : ${value.member_id}\n"Revision" : ${value.revision}\n"RaftTerm" : ${value.raft_term}`,
-    );
+    this.output.out(fieldsHeaderText(header ?? { cluster_id: '0', member_id: '0', revision: '0', raft_term: '0' }));
   }
 
   private fieldsKv(prefix: string, kv: Message): void {
@@ -286,6 +283,55 @@ export class Printer {
     this.line(`"RaftAppliedIndex" : ${status.raftAppliedIndex}\n"Errors" : [${(status.errors as string[]).join(' ')}]`);
     this.line(`"Endpoint" : ${goQuote(Buffer.from(item.endpoint))}\n`);
   }
+}
+
+/** The four header lines of etcdctl's fields printer. */
+export function fieldsHeaderText(header: Message): string {
+  return `"ClusterID" : ${header.cluster_id}\n"MemberID" : ${header.member_id}\n"Revision" : ${header.revision}\n"RaftTerm" : ${header.raft_term}\n`;
+}
+
+/** A message in Go's protobuf wire form, as gogo's Marshal writes it (default fields left out). */
+export function encodeMessage(typeName: string, value: Message): Buffer {
+  const type = typeOf(typeName);
+  return Buffer.from(type.encode(type.fromObject(withoutDefaultFields(typeName, value))).finish());
+}
+
+/** The name protobuf gives an enum value, as Go's String() prints it. */
+export function enumName(enumName: string, value: number): string {
+  return reflectionRoot().lookupEnum(enumName).valuesById[value] ?? String(value);
+}
+
+/** The number of an enum value by its protobuf name, or undefined when the enum has no such name. */
+export function enumValue(enumName: string, name: string): number | undefined {
+  const values = reflectionRoot().lookupEnum(enumName).values;
+  return Object.hasOwn(values, name) ? values[name] : undefined;
+}
+
+/**
+ * A message in protobuf's compact text form, as gogo's String() gives it to fmt's %v: every set
+ * field as `name:value ` (enums by name, nested messages in angle brackets).
+ */
+export function messageText(typeName: string, value: Message): string {
+  return typeText(typeOf(typeName), value);
+}
+
+function typeText(type: protobuf.Type, value: Message): string {
+  let out = '';
+  for (const field of type.fieldsArray) {
+    const fieldValue = value[field.name];
+    if (isEmpty(field, fieldValue)) continue;
+    const items = field.repeated ? (fieldValue as unknown[]) : [fieldValue];
+    for (const item of items) {
+      const nested = field.resolvedType;
+      if (nested instanceof protobuf.Type) out += `${field.name}:<${typeText(nested, item as Message)}> `;
+      else if (nested instanceof protobuf.Enum)
+        out += `${field.name}:${nested.valuesById[item as number] ?? String(item)} `;
+      else if (field.type === 'bytes' || field.type === 'string')
+        out += `${field.name}:${goQuote(Buffer.from(item as Buffer | string))} `;
+      else out += `${field.name}:${String(item)} `;
+    }
+  }
+  return out;
 }
 
 /** etcdctl's --hex form: every byte as \xNN. */

@@ -79,9 +79,9 @@ export function channelCredentials(tls: ClientTls | undefined): grpc.ChannelCred
   return grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null, verify);
 }
 
-/** speakeasy's prompt: "Password: " on stdout, echo off with stty on the same descriptors, one line read. */
-async function askPassword(output: Output, stdin: StdinReader): Promise<string> {
-  output.out('Password: ');
+/** speakeasy's prompt: `prompt` on stdout, echo off with stty on the same descriptors, one line read. */
+export async function askPassword(output: Output, stdin: StdinReader, prompt = 'Password: '): Promise<string> {
+  output.out(prompt);
   const echoOff = spawnSync('/bin/stty', ['-echo'], { argv0: 'stty', stdio: 'inherit' });
   if (echoOff.error !== undefined) {
     exitWithError(

@@ -8,16 +8,10 @@ import type { CommandContext } from './context.js';
 import { FlagValues, parseFlags, type FlagSpec } from './flags.js';
 import { goParseInt, goQuote, goUnquote } from './go-format.js';
 import { delOp, getOp, putOp, type KvOp } from './kv-commands.js';
-import { CtlExit, ExitCode, exitWithError, type Output } from './output.js';
+import { ExitCode, exitWithError, goPanic, type Output } from './output.js';
 
 /** Lines per txn section we accept before calling the input runaway. */
 const txnSectionLinesMax = 1_000_000;
-
-/** Go's runtime panic: message on stderr and exit status 2, as etcdctl does on these inputs. */
-function goPanic(output: Output, message: string): never {
-  output.err(`panic: ${message}\n\ngoroutine 1 [running]:\n`);
-  throw new CtlExit(2);
-}
 
 /** `etcdctl txn [-i]`. */
 export async function runTxn(context: CommandContext): Promise<void> {

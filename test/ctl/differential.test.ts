@@ -1,15 +1,18 @@
 /**
  * tsetcdctl against etcdctl: the same command lines run through /usr/bin/etcdctl against one
- * real etcd and through tsetcdctl against a second, identical one; stdout, stderr and the exit
- * code must agree once member and cluster IDs, ports and timings are normalised.
+ * real etcd (the reference), through tsetcdctl against a second real etcd, and through tsetcdctl
+ * against tsetcd; stdout, stderr and the exit code must agree once member, cluster and lease IDs,
+ * ports and timings are normalised.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+import { packageRoot } from '../../src/lib/paths.js';
 import { runCommand, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
-import { etcdCommand, etcdctlBinaryPath } from '../support/sut.js';
+import { etcdCommand, etcdctlBinaryPath, sutCommand } from '../support/sut.js';
 import { ctlCases, type CtlCase } from './cases.js';
 
 const compiledMain = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ctl', 'main.js');
@@ -18,18 +21,69 @@ const loader = `import(${JSON.stringify(compiledMain)}).then((m) => m.run(proces
 /** What varies between two members (and two runs) without being a difference in behaviour. */
 interface Identity {
   readonly endpoint: string;
-  readonly ids: readonly string[];
+  readonly peer: string;
+  /** Member and cluster IDs, and the IDs of leases and members the cases created (hex and decimal). */
+  readonly ids: string[];
+  /** Values captured from earlier answers, substituted for ${name} in later command lines. */
+  readonly values: Map<string, string>;
 }
 
-function normalise(result: CommandResult, identity: Identity): CommandResult {
+/** Our protos, to compare `-w protobuf` answers field by field once their IDs are normalised. */
+let protoRoot: protobuf.Root | undefined;
+
+function protobufText(typeName: string, bytes: Buffer): string {
+  if (protoRoot === undefined) {
+    protoRoot = new protobuf.Root();
+    const protoDir = join(packageRoot(), 'src', 'api', 'proto');
+    protoRoot.resolvePath = (_origin, target) => join(protoDir, target);
+    protoRoot.loadSync('etcdserverpb/rpc.proto', { keepCase: true });
+  }
+  const type = protoRoot.lookupType(typeName);
+  return JSON.stringify(type.toObject(type.decode(bytes), { longs: String, bytes: String }));
+}
+
+/**
+ * etcd lists members in Go map order, which differs from run to run: sorts each run of lines
+ * between table borders, and the members of a JSON answer.
+ */
+function sortMembers(text: string): string {
+  // Tested by what the answer is rather than by whether sorting changed it: an answer that
+  // happens to be in order must not fall through to the line sort.
+  if (text.includes('"members":['))
+    return text.replace(/"members":\[((?:\{[^{}]*\},?)*)\]/g, (_match, list: string) => {
+      const members = (list.match(/\{[^{}]*\}/g) ?? []).sort();
+      return `"members":[${members.join(',')}]`;
+    });
+  if (text.includes('ETCD_INITIAL_CLUSTER="'))
+    return text.replace(
+      /ETCD_INITIAL_CLUSTER="([^"]*)"/,
+      (_match, list: string) => `ETCD_INITIAL_CLUSTER="${list.split(',').sort().join(',')}"`,
+    );
+  const blocks: string[][] = [[]];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('+')) blocks.push([line], []);
+    else blocks[blocks.length - 1]?.push(line);
+  }
+  return blocks.map((block) => (block[0]?.startsWith('+') === true ? block : [...block].sort()).join('\n')).join('\n');
+}
+
+function normalise(result: CommandResult, identity: Identity, testCase: CtlCase): CommandResult {
+  const protobufType = testCase.protobuf;
   const clean = (text: string): string => {
-    let out = text.split(identity.endpoint).join('<endpoint>');
-    for (const id of identity.ids) out = out.split(id).join('<id>');
+    let out = text.split(identity.endpoint).join('<endpoint>').split(identity.peer).join('<peer>');
+    // Longest first, so that an ID never leaves part of a longer one behind.
+    for (const id of [...identity.ids].sort((a, b) => b.length - a.length)) out = out.split(id).join('<id>');
     return (
       out
         // clientv3's retry logs carry timestamps and random client names; tsetcdctl has none.
         .replace(/^\{"level":"warn".*\n/gm, '')
-        .replace(/goroutine 1 \[running\]:\n[\s\S]*$/, 'goroutine 1 [running]:\n')
+        .replace(/goroutine \d+ \[running\]:\n[\s\S]*$/, 'goroutine <n> [running]:\n')
+        // capnslog's wall-clock timestamp on etcdctl's fatal log line.
+        .replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} C \|/gm, '<time> C |')
+        // A lease's remaining TTL depends on when the member was asked.
+        .replace(/remaining\(\d+s\)/g, 'remaining(<ttl>s)')
+        .replace(/"ttl":\d+,"granted-ttl"/g, '"ttl":<ttl>,"granted-ttl"')
+        .replace(/"TTL" : \d+\n"GrantedTTL"/g, '"TTL" : <ttl>\n"GrantedTTL"')
         .replace(/took = [0-9.]+(ns|µs|ms|s)/g, 'took = <took>')
         .replace(/"took":"[^"]*"/g, '"took":"<took>"')
         .replace(/"Took" : \S+/g, '"Took" : <took>')
@@ -48,7 +102,16 @@ function normalise(result: CommandResult, identity: Identity): CommandResult {
         .replace(/ {2,}/g, ' ')
     );
   };
-  return { stdout: clean(result.stdout), stderr: clean(result.stderr), code: result.code };
+  const stdout =
+    protobufType === undefined || result.code !== 0
+      ? result.stdout
+      : protobufText(protobufType, result.stdoutBytes ?? Buffer.from(result.stdout));
+  const cleaned = clean(stdout);
+  return {
+    stdout: testCase.membersUnordered === true ? sortMembers(cleaned) : cleaned,
+    stderr: clean(result.stderr),
+    code: result.code,
+  };
 }
 
 /** The member's cluster and member IDs in decimal and hex, read with etcdctl. */
@@ -62,19 +125,54 @@ async function identityOf(member: Member): Promise<Identity> {
   const decimal = [...status.stdout.matchAll(/"(?:ClusterID|MemberID)" : (\d+)/g)].map((match) => match[1] ?? '');
   assert.ok(decimal.length >= 2, `expected cluster and member IDs from etcdctl, saw ${status.stdout}${status.stderr}`);
   const ids = [...new Set(decimal)].flatMap((id) => [id, BigInt(id).toString(16)]);
-  return { endpoint, ids };
+  const self = BigInt(decimal[1] ?? '0').toString(16);
+  return { endpoint, peer: `127.0.0.1:${member.peerPort}`, ids, values: new Map([['self', self]]) };
 }
 
+/** The case's command line with ${name} replaced by what this side captured earlier. */
 function argsFor(testCase: CtlCase, identity: Identity): string[] {
-  return testCase.ownEndpoints === true ? [...testCase.args] : [`--endpoints=${identity.endpoint}`, ...testCase.args];
+  const args = testCase.args.map((arg) =>
+    arg.replace(/\$\{(\w+)\}/g, (_match, name: string) => {
+      const value = identity.values.get(name);
+      assert.ok(value !== undefined, `expected an earlier case to capture \${${name}}`);
+      return value;
+    }),
+  );
+  return testCase.ownEndpoints === true ? args : [`--endpoints=${identity.endpoint}`, ...args];
 }
 
-/** Commands that change the keyspace; every other case may run alongside its neighbours. */
-const mutatingCommands = new Set(['put', 'del', 'txn', 'compaction']);
+/** Remembers the ID a case's answer names (as hex), for later command lines and for normalising. */
+function capture(testCase: CtlCase, result: CommandResult, identity: Identity): void {
+  if (testCase.capture === undefined) return;
+  const { name, pattern, radix } = testCase.capture;
+  const found = pattern.exec(result.stdout)?.[1];
+  assert.ok(found !== undefined, `expected ${String(pattern)} in ${result.stdout}${result.stderr}`);
+  const value = BigInt(radix === 10 ? found : `0x${found}`);
+  const hex = value.toString(16);
+  identity.values.set(name, hex);
+  identity.ids.push(value.toString(), hex.padStart(16, '0'), hex);
+}
+
+/** Commands that change state; every other case may run alongside its neighbours. */
+const mutatingCommands = new Set([
+  'put',
+  'del',
+  'txn',
+  'compaction',
+  'lease',
+  'member',
+  'alarm',
+  'defrag',
+  'move-leader',
+  'auth',
+  'user',
+  'role',
+]);
 /** Command pairs in flight at once; node start-up dominates, and the machine is shared. */
 const pairsInFlightMax = 3;
 
-type Pair = readonly [expected: CommandResult, actual: CommandResult];
+/** etcdctl against etcd, tsetcdctl against etcd, tsetcdctl against tsetcd. */
+type Runs = readonly [expected: CommandResult, againstEtcd: CommandResult, againstTsetcd: CommandResult];
 
 /** Runs at most `limit` tasks at a time. */
 function limiter(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
@@ -96,9 +194,9 @@ function limiter(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
  * Starts every case in script order: a mutating case waits for everything before it, and
  * everything after it waits for it, so both members see the same history.
  */
-function schedule(run: (testCase: CtlCase) => Promise<Pair>): Map<CtlCase, Promise<Pair>> {
+function schedule(run: (testCase: CtlCase) => Promise<Runs>): Map<CtlCase, Promise<Runs>> {
   const limit = limiter(pairsInFlightMax);
-  const scheduled = new Map<CtlCase, Promise<Pair>>();
+  const scheduled = new Map<CtlCase, Promise<Runs>>();
   let barrier: Promise<unknown> = Promise.resolve();
   let sinceBarrier: Promise<unknown>[] = [];
   for (const testCase of ctlCases) {
@@ -116,41 +214,54 @@ function schedule(run: (testCase: CtlCase) => Promise<Pair>): Map<CtlCase, Promi
 
 describe('tsetcdctl prints what etcdctl prints', () => {
   let reference: Member;
-  let subject: Member;
-  let referenceIdentity: Identity;
-  let subjectIdentity: Identity;
-  let pairs: Map<CtlCase, Promise<Pair>>;
+  let etcdSubject: Member;
+  let tsetcdSubject: Member;
+  let identities: [reference: Identity, etcd: Identity, tsetcd: Identity];
+  let runs: Map<CtlCase, Promise<Runs>>;
 
   before(async () => {
-    [reference, subject] = await Promise.all([
+    const tsetcd = sutCommand().command;
+    assert.ok(tsetcd !== undefined, 'expected tsetcd to be built');
+    [reference, etcdSubject, tsetcdSubject] = await Promise.all([
       Member.start({ command: etcdCommand() }),
       Member.start({ command: etcdCommand() }),
+      Member.start({ command: tsetcd }),
     ]);
-    [referenceIdentity, subjectIdentity] = await Promise.all([identityOf(reference), identityOf(subject)]);
-    pairs = schedule(async (testCase) => {
+    identities = await Promise.all([identityOf(reference), identityOf(etcdSubject), identityOf(tsetcdSubject)]);
+    runs = schedule(async (testCase) => {
       const env = { ETCDCTL_API: '3', ...testCase.env };
-      return Promise.all([
-        runCommand(etcdctlBinaryPath, argsFor(testCase, referenceIdentity), { stdin: testCase.stdin, env }),
-        runCommand(process.execPath, ['-e', loader, '--', ...argsFor(testCase, subjectIdentity)], {
-          stdin: testCase.stdin,
-          env,
-        }),
+      const options = { stdin: testCase.stdin, env };
+      const tsetcdctl = (identity: Identity): Promise<CommandResult> =>
+        runCommand(process.execPath, ['-e', loader, '--', ...argsFor(testCase, identity)], options);
+      const results = await Promise.all([
+        runCommand(etcdctlBinaryPath, argsFor(testCase, identities[0]), options),
+        tsetcdctl(identities[1]),
+        tsetcdctl(identities[2]),
       ]);
+      results.forEach((result, index) => capture(testCase, result, identities[index] ?? identities[0]));
+      return results;
     });
   });
 
   after(async () => {
-    if (pairs !== undefined) await Promise.allSettled(pairs.values());
-    await Promise.all([reference?.destroy(), subject?.destroy()]);
+    if (runs !== undefined) await Promise.allSettled(runs.values());
+    await Promise.all([reference?.destroy(), etcdSubject?.destroy(), tsetcdSubject?.destroy()]);
   });
 
   for (const testCase of ctlCases) {
     const title = `etcdctl ${testCase.args.join(' ')}${testCase.stdin !== undefined ? ` <<< ${JSON.stringify(testCase.stdin)}` : ''}`;
-    it(`answers like ${title}`, async () => {
-      const pair = pairs.get(testCase);
-      assert.ok(pair !== undefined, 'expected every case to be scheduled in before()');
-      const [expected, actual] = await pair;
-      assert.deepEqual(normalise(actual, subjectIdentity), normalise(expected, referenceIdentity));
-    });
+    const compare = async (index: 1 | 2): Promise<void> => {
+      const scheduled = runs.get(testCase);
+      assert.ok(scheduled !== undefined, 'expected every case to be scheduled in before()');
+      // Later cases may capture IDs this answer shows, so every answer is in before any is compared.
+      await Promise.allSettled(runs.values());
+      const results = await scheduled;
+      const [expected, actual] = [results[0], results[index]];
+      const [referenceIdentity, subjectIdentity] = [identities[0], identities[index]];
+      assert.deepEqual(normalise(actual, subjectIdentity, testCase), normalise(expected, referenceIdentity, testCase));
+    };
+    it(`answers like ${title} (against etcd)`, () => compare(1));
+    if (testCase.tsetcdDiffers === undefined) it(`answers like ${title} (against tsetcd)`, () => compare(2));
+    else void it.skip(`answers like ${title} (against tsetcd: ${testCase.tsetcdDiffers})`);
   }
 });

@@ -1,7 +1,7 @@
 /** Go formatting rules tsetcdctl reproduces, checked against values etcdctl was seen to print. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { goParseDuration, goParseInt, goQuote, goUnquote, humanizeBytes } from '../../ctl/go-format.js';
+import { goParseDuration, goParseInt, goParseUint16, goQuote, goUnquote, humanizeBytes } from '../../ctl/go-format.js';
 import { goDurationString } from '../../src/lib/go-duration.js';
 import { tabwrite } from '../../ctl/usage.js';
 
@@ -22,6 +22,16 @@ test('goParseInt matches strconv.ParseInt errors and bases', () => {
   assert.deepEqual(goParseInt('9223372036854775808', 10), {
     ok: false,
     error: 'strconv.ParseInt: parsing "9223372036854775808": value out of range',
+  });
+});
+
+test('goParseUint16 reads member IDs as strconv.ParseUint(s, 16, 64) does', () => {
+  assert.deepEqual(goParseUint16('ffffffffffffffff'), { ok: true, value: (1n << 64n) - 1n });
+  assert.deepEqual(goParseUint16('zz'), { ok: false, error: 'strconv.ParseUint: parsing "zz": invalid syntax' });
+  assert.deepEqual(goParseUint16('+1'), { ok: false, error: 'strconv.ParseUint: parsing "+1": invalid syntax' });
+  assert.deepEqual(goParseUint16('10000000000000000'), {
+    ok: false,
+    error: 'strconv.ParseUint: parsing "10000000000000000": value out of range',
   });
 });
 

@@ -7,6 +7,8 @@ export const etcdctlTimeoutMsDefault = 15_000;
 
 export interface CommandResult {
   readonly stdout: string;
+  /** stdout as bytes, for binary answers such as `-w protobuf`. */
+  readonly stdoutBytes?: Buffer;
   readonly stderr: string;
   /** Exit code, or null when the process was killed by a signal. */
   readonly code: number | null;
@@ -51,7 +53,13 @@ export function runCommand(
     });
     child.once('close', (code) => {
       clearTimeout(timer);
-      resolve({ stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8'), code });
+      const stdoutBytes = Buffer.concat(stdout);
+      resolve({
+        stdout: stdoutBytes.toString('utf8'),
+        stdoutBytes,
+        stderr: Buffer.concat(stderr).toString('utf8'),
+        code,
+      });
     });
     child.stdin.on('error', () => undefined);
     child.stdin.end(options.stdin ?? '');
