@@ -113,7 +113,8 @@ function maintenanceHandlers(member: Member, logger: Logger): GrpcHandlers {
       if (action === AlarmAction.get) await member.auth.checkUser(context);
       else await member.auth.checkAdmin(context);
       const answer = await member.alarm({ action, memberId: wireId(request.memberID), alarm: alarm ?? AlarmType.none });
-      return { header: headerToWire(answer.header), alarms: answer.alarms.map(alarmMemberToWire) };
+      // etcd 3.4 answers Alarm and MoveLeader without a response header (later releases add one).
+      return { alarms: answer.alarms.map(alarmMemberToWire) };
     },
     'etcdserverpb.Maintenance/Defragment': async (): Promise<WireMessage> => {
       await member.defragment();
@@ -125,7 +126,7 @@ function maintenanceHandlers(member: Member, logger: Logger): GrpcHandlers {
     },
     'etcdserverpb.Maintenance/MoveLeader': async (request: WireMessage): Promise<WireMessage> => {
       await member.moveLeader(wireId(request.targetID));
-      return { header: headerToWire(member.header()) };
+      return {};
     },
   };
 }
