@@ -120,17 +120,6 @@ const closedHoles: ReadonlyMap<
   ],
 ]);
 
-/**
- * Expected differences: methods tsetcd does not serve yet, whose cells answer UNIMPLEMENTED there.
- * Only an UNIMPLEMENTED answer is let through (and counted in the diagnostics); once a method is
- * served, its cells are compared like every other, and its entry here should go.
- */
-const notServedYet: ReadonlyMap<string, string> = new Map([
-  ['etcdserverpb.Maintenance/Alarm', 'the alarm list is not served yet'],
-  ['etcdserverpb.Maintenance/Defragment', 'defragmentation is not served yet'],
-  ['etcdserverpb.Maintenance/Hash', 'the backend hash is not served yet'],
-]);
-
 const rows = matrixRows();
 
 test('the auth matrix calls every etcd v3 RPC tsetcd serves', () => {
@@ -155,22 +144,11 @@ test(
     const openHoles = stillOpen(observed);
     assert.deepEqual(openHoles.closed, [], 'closedHoles lists cells where etcd 3.4 already answers the later way');
     const expected = sutIsEtcd ? observed : withHolesClosed(observed);
-    const differing = [...expected].filter(([key, want]) => actual.get(key) !== want);
-    const mismatches = differing.filter(([key]) => !notServedYetCell(key, actual));
+    const mismatches = [...expected].filter(([key, want]) => actual.get(key) !== want);
     t.diagnostic(`${expected.size} cells, ${mismatches.length} differ`);
-    const tolerated = differing.length - mismatches.length;
-    if (tolerated > 0)
-      t.diagnostic(`${tolerated} cells UNIMPLEMENTED, expected: ${[...notServedYet.values()].join('; ')}`);
     assert.ok(mismatches.length === 0, report(mismatches, actual, sutSide.label, expected.size));
   },
 );
-
-/** A cell of a method in notServedYet that the system under test answers UNIMPLEMENTED. */
-function notServedYetCell(key: string, actual: Matrix): boolean {
-  const rowName = key.split(' | ')[0];
-  const method = rows.find((row) => row.name === rowName)?.method;
-  return method !== undefined && notServedYet.has(method) && actual.get(key)?.startsWith('UNIMPLEMENTED') === true;
-}
 
 async function runOn(command: MemberCommand): Promise<Matrix> {
   const member = await Member.start({ command });
