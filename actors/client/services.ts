@@ -108,7 +108,8 @@ function maintenanceHandlers(member: Member, logger: Logger): GrpcHandlers {
       const action = alarmActionOf(request.action);
       // With auth enabled, listing alarms needs a user and changing them needs root, as in the
       // etcd releases after 3.4 (3.4 itself lets anyone call Alarm).
-      if (action === AlarmAction.get) await member.auth.checkUser(context);
+      if (!member.auth.enabled) await refuseUnknownTokenAs(member, context, maintenanceRefusal);
+      else if (action === AlarmAction.get) await member.auth.checkUser(context);
       else await member.auth.checkAdmin(context);
       const answer = await member.alarm({ action, memberId: wireId(request.memberID), alarm: alarm ?? AlarmType.none });
       return { header: headerToWire(answer.header), alarms: answer.alarms.map(alarmMemberToWire) };
@@ -151,6 +152,14 @@ const maintenanceMethods: ReadonlySet<string> = new Set([
   'etcdserverpb.Maintenance/Defragment',
 ]);
 
+/**
+ * Root-only calls that etcd 3.4 still looks up a token for while auth is disabled, refusing one
+ * nobody issued (AuthInfoFromCtx); MoveLeader is not among them.
+ */
+const tokenCheckedAdminMethods: ReadonlySet<string> = new Set(
+  adminMethods.filter((method) => method !== 'etcdserverpb.Maintenance/MoveLeader'),
+);
+
 /** Calls that need an authenticated user of any role while auth is enabled (requireAuthInfo in later releases). */
 const userMethods: readonly string[] = ['etcdserverpb.Maintenance/Status', 'etcdserverpb.Cluster/MemberList'];
 
@@ -160,8 +169,10 @@ function adminGuarded(member: Member, handlers: GrpcHandlers): GrpcHandlers {
     const handler = (handlers as Record<string, UnaryHandler | undefined>)[method];
     if (handler === undefined) continue;
     const refusal = maintenanceMethods.has(method) ? maintenanceRefusal : (error: EtcdError) => error;
+    const tokenChecked = tokenCheckedAdminMethods.has(method);
     guarded[method] = (async (request, context) => {
       if (member.auth.enabled) await checkAdminAs(member, context, refusal);
+      else if (tokenChecked) await refuseUnknownTokenAs(member, context, refusal);
       return handler(request, context);
     }) as UnaryHandler;
   }
@@ -191,11 +202,28 @@ async function checkAdminAs(
   }
 }
 
+/** With auth disabled, a token the call carries that nobody issued, refused in the words of the method's server. */
+async function refuseUnknownTokenAs(
+  member: Member,
+  credentials: CallerCredentials,
+  refusal: (error: EtcdError) => EtcdError,
+): Promise<void> {
+  if (credentials.token === undefined) return;
+  try {
+    await member.auth.refuseUnknownToken(credentials);
+  } catch (error) {
+    throw error instanceof EtcdError ? refusal(error) : error;
+  }
+}
+
 /** Snapshot streams the database, so it needs root too (etcd's authMaintenanceServer). */
 function adminGuardedStream(member: Member, handler: StreamHandler): StreamHandler {
   return (call) => {
-    if (!member.auth.enabled) return handler(call);
-    checkAdminAs(member, call, maintenanceRefusal).then(
+    if (!member.auth.enabled && call.token === undefined) return handler(call);
+    const check = member.auth.enabled
+      ? checkAdminAs(member, call, maintenanceRefusal)
+      : refuseUnknownTokenAs(member, call, maintenanceRefusal);
+    check.then(
       () => handler(call),
       (error: unknown) => {
         const refusal = error instanceof EtcdError ? error : maintenanceRefusal(errors.permissionDenied());
@@ -282,7 +310,7 @@ function streamingHandler(method: string): boolean {
 /** A watch needs read on its range while auth is enabled; a refusal is its cancel reason (and audited). */
 function watchAuthorizer(member: Member, audit: AuditSink | undefined): WatchAuthorizer {
   return {
-    enabled: () => member.auth.enabled,
+    checks: (credentials) => member.auth.enabled || credentials.token !== undefined,
     refusal: async (credentials, key, rangeEnd) => {
       const seen = credentialsSeen(credentials);
       try {
