@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TlsConfig } from '../../src/config/config.js';
 import { gatewayTexts } from '../../src/api/errors.js';
-import { runEtcdctl, type CommandResult } from '../support/etcdctl.js';
+import { authSetupCommands, runEtcdctl, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
 import { etcdCommand, sutCommand } from '../support/sut.js';
 import { curlTls, makeCertificates, tlsSkipReason, type TestCertificates } from '../support/tls.js';
@@ -58,15 +58,7 @@ before(async () => {
         extraFlags: ['--bcrypt-cost', '4'],
       }),
     );
-  for (const args of [
-    ['user', 'add', 'root:rootpw'],
-    ['user', 'grant-role', 'root', 'root'],
-    ['user', 'add', 'alice:apw'],
-    ['role', 'add', 'a-writer'],
-    ['role', 'grant-permission', '--prefix', 'a-writer', 'readwrite', 'a/'],
-    ['user', 'grant-role', 'alice', 'a-writer'],
-    ['auth', 'enable'],
-  ]) {
+  for (const args of authSetupCommands()) {
     for (const result of await asCertificate('root', ...args)) assert.equal(result.code, 0, result.stderr);
   }
 });

@@ -15,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos, type WireMessage } from '../../src/api/proto-wire.js';
 import { KvConnection } from '../../bench/kv-client.js';
-import { hasOpenssl, makeJwtKeys } from '../support/tls.js';
+import { hasOpenssl, jwtTokenFlag, makeJwtKeys } from '../support/tls.js';
 import { Cluster, pollUntil } from '../support/cluster.js';
 import { runEtcdctl, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
@@ -173,8 +173,7 @@ for (const target of targets) {
 
         before(async () => {
           keyDir = mkdtempSync(join(tmpdir(), 'tsetcd-jwt-'));
-          const keys = makeJwtKeys(keyDir, signMethod === 'RS256' ? 'RSA' : 'EC');
-          const tokenFlag = `jwt,pub-key=${keys.publicKey ?? ''},priv-key=${keys.privateKey},sign-method=${signMethod},ttl=10m`;
+          const tokenFlag = jwtTokenFlag(makeJwtKeys(keyDir, signMethod), signMethod, '10m');
           member = await Member.start({
             command: target.command as MemberCommand,
             extraFlags: [...fastBcrypt, '--auth-token', tokenFlag],

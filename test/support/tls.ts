@@ -126,21 +126,34 @@ export function curlTls(
   return runCommand('curl', ['-s', '--max-time', '5', '--cacert', ca, ...certificate, ...extra, url]);
 }
 
-/** The JWT signing methods etcd's --auth-token takes, by the kind of key each needs. */
-export type JwtKeyKind = 'RSA' | 'EC' | 'HMAC';
+/** The curve each ECDSA signing method signs with (jwt-go refuses a key of another size). */
+const ecCurves: Readonly<Record<string, string>> = { ES256: 'prime256v1', ES384: 'secp384r1', ES512: 'secp521r1' };
 
 /**
- * Writes a signing key for `kind` into `dir` and returns the key files: an RSA or P-256 key pair
- * (priv.pem, pub.pem), or for HMAC a random secret (secret.key) that is both.
+ * Writes the key files etcd's --auth-token jwt takes for `signMethod` into `dir`: for HS* a random
+ * secret (secret.key, read as raw bytes, given as priv-key only); for RS* and PS* an RSA key pair,
+ * for ES* a key pair on the method's curve (priv.pem, pub.pem).
  */
-export function makeJwtKeys(dir: string, kind: JwtKeyKind): { privateKey: string; publicKey?: string } {
+export function makeJwtKeys(dir: string, signMethod: string): { privateKey: string; publicKey?: string } {
   const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  if (kind === 'HMAC') {
+  if (signMethod.startsWith('HS')) {
     openssl('rand', '-hex', '-out', 'secret.key', '32');
     return { privateKey: join(dir, 'secret.key') };
   }
-  if (kind === 'RSA') openssl('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'priv.pem');
-  else openssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'priv.pem');
+  const curve = ecCurves[signMethod];
+  if (curve === undefined)
+    openssl('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'priv.pem');
+  else openssl('ecparam', '-name', curve, '-genkey', '-noout', '-out', 'priv.pem');
   openssl('pkey', '-in', 'priv.pem', '-pubout', '-out', 'pub.pem');
   return { privateKey: join(dir, 'priv.pem'), publicKey: join(dir, 'pub.pem') };
+}
+
+/** etcd's --auth-token value for a JWT provider with these keys. */
+export function jwtTokenFlag(
+  keys: { privateKey: string; publicKey?: string },
+  signMethod: string,
+  ttl: string,
+): string {
+  const publicKey = keys.publicKey === undefined ? '' : `pub-key=${keys.publicKey},`;
+  return `jwt,${publicKey}priv-key=${keys.privateKey},sign-method=${signMethod},ttl=${ttl}`;
 }
