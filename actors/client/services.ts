@@ -5,7 +5,7 @@
  */
 import { headerToWire, streamingMethods } from '../../src/api/proto-wire.js';
 import type { WireMessage } from '../../src/api/proto-wire.js';
-import { errors, EtcdError, maintenanceRefusal, watchRefusalReason } from '../../src/api/errors.js';
+import { errors, EtcdError, GrpcCode, maintenanceRefusal, watchRefusalReason } from '../../src/api/errors.js';
 import { AlarmAction, AlarmType, alarmTypeOf, type AlarmMember } from '../../src/alarm/alarm-store.js';
 import type { KvService } from '../../src/api/types.js';
 import type { ClusterMember } from '../../src/membership/cluster-member.js';
@@ -27,7 +27,7 @@ import type { Logger } from '../shared/logger.js';
 import type { Member } from '../member/member.js';
 import type { TLSSocket } from 'node:tls';
 import { AuditLog, type AuditFields, type AuditSink } from '../audit/audit-log.js';
-import { subjectOf } from '../../src/audit/audit-record.js';
+import { subjectOf, tlsHandshakeMethod } from '../../src/audit/audit-record.js';
 import type { CallerCredentials } from '../../src/auth/types.js';
 
 export interface ClientServer {
@@ -356,6 +356,15 @@ function watchDenial(
   return { ...record, ...subjectOf('/etcdserverpb.KV/Range', { key, rangeEnd }) };
 }
 
+/**
+ * A TLS connection refused before any call (a failed handshake, as for a certificate no trusted CA
+ * signed, or a refused host name) is audited as denied under the method name tlsHandshakeMethod.
+ */
+function handshakeDenial(audit: AuditSink): (remote: string) => void {
+  return (remote) =>
+    audit.record({ method: tlsHandshakeMethod, remote, outcome: 'denied', code: GrpcCode.unauthenticated });
+}
+
 /** The --client-cert-allowed-hostname check for listenClient, when the flag is set. */
 function optionalAcceptClient(config: MemberConfig): { acceptClient?: (socket: TLSSocket) => boolean } {
   const acceptClient = allowedHostnameCheck(config.clientTls);
@@ -445,6 +454,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
       http: { health, routes: { ...gateway.routes, '/metrics': metricsRoute(member.metrics) } },
       ...(material === undefined ? {} : { tls: serverTlsOptions(material) }),
       ...(material === undefined ? {} : optionalAcceptClient(config)),
+      ...(material === undefined || audit === undefined ? {} : { onRefusedConnection: handshakeDenial(audit) }),
     });
     boundPort = listener.port;
     gateways.push(gateway);
