@@ -48,6 +48,8 @@ export interface ClientListenerOptions {
   tls?: tls.TlsOptions;
   /** With `tls`: a verified client whose certificate this refuses is disconnected at once. */
   acceptClient?: (socket: tls.TLSSocket) => boolean;
+  /** Told of each TLS connection refused before any call: a failed handshake or a refused certificate; `remote` is host:port. */
+  onRefusedConnection?: (remote: string) => void;
 }
 
 export interface ClientListener {
@@ -229,12 +231,18 @@ function chooseProtocol({ protocols }: { protocols: string[] }): string | undefi
   return protocols.includes('h2') ? 'h2' : undefined;
 }
 
+/** A socket's peer as host:port (":0" for a unix socket). */
+function remoteOf(socket: net.Socket): string {
+  return `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
+}
+
 /** Starts listening on the client port; resolves once bound, with the port actually used. */
 export async function listenClient(options: ClientListenerOptions): Promise<ClientListener> {
   const httpServer = http.createServer(httpListener(options.http));
   const sockets = new Set<net.Socket>();
   const route = (socket: net.Socket) => {
     if (options.acceptClient !== undefined && !options.acceptClient(socket as tls.TLSSocket)) {
+      options.onRefusedConnection?.(remoteOf(socket));
       socket.destroy();
       return;
     }
@@ -257,7 +265,10 @@ export async function listenClient(options: ClientListenerOptions): Promise<Clie
     : net.createServer(route);
   // Node reports a handshake that failed or timed out (handshakeTimeout) here and leaves the
   // socket open; nothing more will come of it.
-  server.on('tlsClientError', (_error: Error, socket: tls.TLSSocket) => socket.destroy());
+  server.on('tlsClientError', (_error: Error, socket: tls.TLSSocket) => {
+    options.onRefusedConnection?.(remoteOf(socket));
+    socket.destroy();
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     const listening = () => {

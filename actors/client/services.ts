@@ -5,7 +5,7 @@
  */
 import { headerToWire, streamingMethods } from '../../src/api/proto-wire.js';
 import type { WireMessage } from '../../src/api/proto-wire.js';
-import { errors, EtcdError, maintenanceRefusal, watchRefusalReason } from '../../src/api/errors.js';
+import { errors, EtcdError, GrpcCode, maintenanceRefusal, watchRefusalReason } from '../../src/api/errors.js';
 import { AlarmAction, AlarmType, alarmTypeOf, type AlarmMember } from '../../src/alarm/alarm-store.js';
 import type { KvService } from '../../src/api/types.js';
 import type { ClusterMember } from '../../src/membership/cluster-member.js';
@@ -27,7 +27,7 @@ import type { Logger } from '../shared/logger.js';
 import type { Member } from '../member/member.js';
 import type { TLSSocket } from 'node:tls';
 import { AuditLog, type AuditFields, type AuditSink } from '../audit/audit-log.js';
-import { subjectOf } from '../../src/audit/audit-record.js';
+import { subjectOf, tlsHandshakeMethod } from '../../src/audit/audit-record.js';
 import type { CallerCredentials } from '../../src/auth/types.js';
 import { formatId } from '../../src/membership/ids.js';
 import { DashboardFeed } from './dashboard.js';
@@ -110,7 +110,8 @@ function maintenanceHandlers(member: Member, logger: Logger): GrpcHandlers {
       const action = alarmActionOf(request.action);
       // With auth enabled, listing alarms needs a user and changing them needs root, as in the
       // etcd releases after 3.4 (3.4 itself lets anyone call Alarm).
-      if (action === AlarmAction.get) await member.auth.checkUser(context);
+      if (!member.auth.enabled) await refuseUnknownTokenAs(member, context, maintenanceRefusal);
+      else if (action === AlarmAction.get) await member.auth.checkUser(context);
       else await member.auth.checkAdmin(context);
       const answer = await member.alarm({ action, memberId: wireId(request.memberID), alarm: alarm ?? AlarmType.none });
       // etcd 3.4 answers Alarm and MoveLeader without a response header (later releases add one).
@@ -154,6 +155,14 @@ const maintenanceMethods: ReadonlySet<string> = new Set([
   'etcdserverpb.Maintenance/Defragment',
 ]);
 
+/**
+ * Root-only calls that etcd 3.4 still looks up a token for while auth is disabled, refusing one
+ * nobody issued (AuthInfoFromCtx); MoveLeader is not among them.
+ */
+const tokenCheckedAdminMethods: ReadonlySet<string> = new Set(
+  adminMethods.filter((method) => method !== 'etcdserverpb.Maintenance/MoveLeader'),
+);
+
 /** Calls that need an authenticated user of any role while auth is enabled (requireAuthInfo in later releases). */
 const userMethods: readonly string[] = ['etcdserverpb.Maintenance/Status', 'etcdserverpb.Cluster/MemberList'];
 
@@ -163,8 +172,10 @@ function adminGuarded(member: Member, handlers: GrpcHandlers): GrpcHandlers {
     const handler = (handlers as Record<string, UnaryHandler | undefined>)[method];
     if (handler === undefined) continue;
     const refusal = maintenanceMethods.has(method) ? maintenanceRefusal : (error: EtcdError) => error;
+    const tokenChecked = tokenCheckedAdminMethods.has(method);
     guarded[method] = (async (request, context) => {
       if (member.auth.enabled) await checkAdminAs(member, context, refusal);
+      else if (tokenChecked) await refuseUnknownTokenAs(member, context, refusal);
       return handler(request, context);
     }) as UnaryHandler;
   }
@@ -194,11 +205,28 @@ async function checkAdminAs(
   }
 }
 
+/** With auth disabled, a token the call carries that nobody issued, refused in the words of the method's server. */
+async function refuseUnknownTokenAs(
+  member: Member,
+  credentials: CallerCredentials,
+  refusal: (error: EtcdError) => EtcdError,
+): Promise<void> {
+  if (credentials.token === undefined) return;
+  try {
+    await member.auth.refuseUnknownToken(credentials);
+  } catch (error) {
+    throw error instanceof EtcdError ? refusal(error) : error;
+  }
+}
+
 /** Snapshot streams the database, so it needs root too (etcd's authMaintenanceServer). */
 function adminGuardedStream(member: Member, handler: StreamHandler): StreamHandler {
   return (call) => {
-    if (!member.auth.enabled) return handler(call);
-    checkAdminAs(member, call, maintenanceRefusal).then(
+    if (!member.auth.enabled && call.token === undefined) return handler(call);
+    const check = member.auth.enabled
+      ? checkAdminAs(member, call, maintenanceRefusal)
+      : refuseUnknownTokenAs(member, call, maintenanceRefusal);
+    check.then(
       () => handler(call),
       (error: unknown) => {
         const refusal = error instanceof EtcdError ? error : maintenanceRefusal(errors.permissionDenied());
@@ -285,7 +313,7 @@ function streamingHandler(method: string): boolean {
 /** A watch needs read on its range while auth is enabled; a refusal is its cancel reason (and audited). */
 function watchAuthorizer(member: Member, audit: AuditSink | undefined): WatchAuthorizer {
   return {
-    enabled: () => member.auth.enabled,
+    checks: (credentials) => member.auth.enabled || credentials.token !== undefined,
     refusal: async (credentials, key, rangeEnd) => {
       const seen = credentialsSeen(credentials);
       try {
@@ -329,6 +357,15 @@ function watchDenial(
     record.identity_source = seen.source as AuditFields['identity_source'];
   }
   return { ...record, ...subjectOf('/etcdserverpb.KV/Range', { key, rangeEnd }) };
+}
+
+/**
+ * A TLS connection refused before any call (a failed handshake, as for a certificate no trusted CA
+ * signed, or a refused host name) is audited as denied under the method name tlsHandshakeMethod.
+ */
+function handshakeDenial(audit: AuditSink): (remote: string) => void {
+  return (remote) =>
+    audit.record({ method: tlsHandshakeMethod, remote, outcome: 'denied', code: GrpcCode.unauthenticated });
 }
 
 /** The --client-cert-allowed-hostname check for listenClient, when the flag is set. */
@@ -436,6 +473,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
       },
       ...(material === undefined ? {} : { tls: serverTlsOptions(material) }),
       ...(material === undefined ? {} : optionalAcceptClient(config)),
+      ...(material === undefined || audit === undefined ? {} : { onRefusedConnection: handshakeDenial(audit) }),
     });
     boundPort = listener.port;
     gateways.push(gateway);

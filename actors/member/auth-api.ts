@@ -71,6 +71,16 @@ export class AuthFront {
     return fromCertificate;
   }
 
+  /**
+   * etcd's AuthInfoFromCtx while auth is disabled: a token the call carries is still looked up,
+   * and one no member issued (every simple token is dropped when auth is disabled) is refused
+   * with "invalid auth token". Callers test for a token first, so a call without one takes no await.
+   */
+  async refuseUnknownToken(credentials: CallerCredentials): Promise<undefined> {
+    await this.callerOf(credentials);
+    return undefined;
+  }
+
   /** Throws unless auth is off or the caller holds the root role (etcd's IsAdminPermitted). */
   async checkAdmin(credentials: CallerCredentials | undefined): Promise<void> {
     if (!this.enabled) return;
@@ -98,7 +108,7 @@ export class AuthFront {
 
   /** Any Auth request but Authenticate, through Raft; answered with what its apply said. */
   async request(request: AuthRequest, credentials: CallerCredentials | undefined): Promise<AuthResponse> {
-    const caller = this.enabled ? await this.callerOf(credentials) : undefined;
+    const caller = this.enabled || credentials?.token !== undefined ? await this.callerOf(credentials) : undefined;
     const { result } = await this.parts.loop.propose({ type: 'auth', auth: request }, caller);
     return (result as { auth: AuthResponse }).auth;
   }
@@ -125,14 +135,18 @@ export class AuthFront {
     return this.request({ method: 'userChangePassword', name, hashedPassword }, credentials);
   }
 
-  /** etcd's Authenticate: resolves with the token for `name`. */
-  async authenticate(name: string, password: string): Promise<string> {
+  /**
+   * etcd's Authenticate: resolves with the token for `name`. A token the call carries is looked
+   * up once the password checked out, when the authentication is proposed, as in etcd.
+   */
+  async authenticate(name: string, password: string, credentials?: CallerCredentials): Promise<string> {
     const { auth } = this.parts.keySpace;
     const { tokens, passwords } = this.parts;
     await this.parts.readBarrier();
     for (let attempt = 0; attempt < authenticateAttemptsMax; attempt++) {
       const checked = auth.passwordHashOf(name);
       if (!(await passwords.verify(password, checked.hash))) throw errors.authFailed();
+      if (credentials?.token !== undefined) await this.callerOf(credentials);
       const request: AuthRequest = { method: 'authenticate', name, token: tokens.newPrefix() };
       const { result } = await this.parts.loop.propose({ type: 'auth', auth: request });
       const response = (result as { auth: AuthResponse }).auth;

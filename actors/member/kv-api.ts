@@ -36,7 +36,7 @@ import type { RaftLoop } from './raft-loop.js';
 /** What the KV front needs from the rest of the member, each given at construction. */
 export interface KvFrontParts {
   /** Who calls, and the auth store the permission checks read; consulted only while auth is enabled. */
-  auth: Pick<AuthFront, 'enabled' | 'callerOf'>;
+  auth: Pick<AuthFront, 'enabled' | 'callerOf' | 'refuseUnknownToken'>;
   identity: MemberIdentity;
   keySpace: Pick<KeySpace, 'store' | 'backend' | 'auth' | 'lessor'>;
   raft: Pick<RawNode, 'status'>;
@@ -74,7 +74,7 @@ export class KvFront implements KvService {
       const read = () => this.parts.keySpace.store.range(request);
       return this.readAs(credentials, (auth, caller) => checkRange(auth, caller, request), read);
     }
-    if (credentials?.token !== undefined) await this.refuseUnknownToken(credentials);
+    if (credentials?.token !== undefined) await this.parts.auth.refuseUnknownToken(credentials);
     const result = this.parts.keySpace.store.range(request);
     return { header: this.header(), result };
   }
@@ -87,7 +87,7 @@ export class KvFront implements KvService {
     const caller = this.parts.auth.enabled
       ? await this.writerOf(credentials, (auth, who) => checkPut(auth, who, request, this.parts.keySpace.lessor))
       : credentials?.token !== undefined
-        ? await this.refuseUnknownToken(credentials)
+        ? await this.parts.auth.refuseUnknownToken(credentials)
         : undefined;
     const { result: outcome, revision } = await this.parts.loop.propose({ type: 'put', put: request }, caller);
     return { header: this.headerAt(revision), result: (outcome as { put: PutResult }).put };
@@ -100,7 +100,7 @@ export class KvFront implements KvService {
     const caller = this.parts.auth.enabled
       ? await this.writerOf(credentials, (auth, who) => checkDeleteRange(auth, who, request))
       : credentials?.token !== undefined
-        ? await this.refuseUnknownToken(credentials)
+        ? await this.parts.auth.refuseUnknownToken(credentials)
         : undefined;
     const body = { type: 'deleteRange', deleteRange: request } as const;
     const { result: outcome, revision } = await this.parts.loop.propose(body, caller);
@@ -119,14 +119,14 @@ export class KvFront implements KvService {
       if (!isTxnSerializable(request)) await this.linearizableBarrier();
       const read = () => this.parts.keySpace.store.txn(request);
       if (this.parts.auth.enabled) return this.readAs(credentials, check, read);
-      if (credentials?.token !== undefined) await this.refuseUnknownToken(credentials);
+      if (credentials?.token !== undefined) await this.parts.auth.refuseUnknownToken(credentials);
       return { header: this.header(), result: read() };
     }
     await this.parts.quota.check(txnCostBytes(request));
     const caller = this.parts.auth.enabled
       ? await this.writerOf(credentials, check)
       : credentials?.token !== undefined
-        ? await this.refuseUnknownToken(credentials)
+        ? await this.parts.auth.refuseUnknownToken(credentials)
         : undefined;
     const { result: outcome, revision } = await this.parts.loop.propose({ type: 'txn', txn: request }, caller);
     return { header: this.headerAt(revision), result: (outcome as { txn: TxnResult }).txn };
@@ -137,22 +137,12 @@ export class KvFront implements KvService {
     const caller = this.parts.auth.enabled
       ? await this.parts.auth.callerOf(credentials)
       : credentials?.token !== undefined
-        ? await this.refuseUnknownToken(credentials)
+        ? await this.parts.auth.refuseUnknownToken(credentials)
         : undefined;
     if (this.parts.auth.enabled) this.parts.keySpace.auth.checkAdmin(caller);
     const { revision } = await this.parts.loop.propose({ type: 'compaction', compaction: request }, caller);
     if (request.physical) await this.parts.keySpace.backend.flush();
     return { header: this.headerAt(revision) };
-  }
-
-  /**
-   * With auth disabled, a token a call carries is still looked up, as etcd's AuthInfoFromCtx is,
-   * and one this member does not know (every token is dropped when auth is disabled) is refused.
-   * Callers test for a token first, so a call without one pays only the header lookup (no await).
-   */
-  private async refuseUnknownToken(credentials: CallerCredentials): Promise<undefined> {
-    await this.parts.auth.callerOf(credentials);
-    return undefined;
   }
 
   /** etcd's HashKV over the store at `revision` (0: current). */

@@ -578,19 +578,26 @@ export class Member implements KvService, LeaseApi {
     return this.kv.compact(request, credentials);
   }
 
-  /** With auth enabled, the caller must be a user, as later etcd releases check. */
+  /**
+   * With auth enabled, the caller must be a user, as later etcd releases check; with auth
+   * disabled, a token nobody issued is refused, as for every proposal.
+   */
   async grant(
     id: bigint,
     ttlSeconds: number,
     credentials?: CallerCredentials,
   ): Promise<{ id: bigint; ttlSeconds: number }> {
     if (this.auth.enabled) await this.auth.requireUser(credentials);
+    else if (credentials?.token !== undefined) await this.auth.refuseUnknownToken(credentials);
     return this.lease.grant(id, ttlSeconds);
   }
 
   /** With auth enabled, the caller is a user with write on every key the lease holds (checked again at apply). */
   async revoke(id: bigint, credentials?: CallerCredentials): Promise<void> {
-    if (!this.auth.enabled) return this.lease.revoke(id);
+    if (!this.auth.enabled) {
+      if (credentials?.token !== undefined) await this.auth.refuseUnknownToken(credentials);
+      return this.lease.revoke(id);
+    }
     const caller = await this.auth.requireUser(credentials);
     checkLeaseKeys(this.keySpace.auth, caller, id, this.keySpace.lessor);
     return this.lease.revoke(id, caller);

@@ -14,6 +14,9 @@ import { fieldKey, protoReaderOf, wireBytes, wireVarint } from '../lib/protobuf.
 export type AuditOutcome = 'ok' | 'denied' | 'error';
 
 /** One line of the audit log, in the order the fields are written. */
+/** The method of a record for a TLS connection refused before any call was made. */
+export const tlsHandshakeMethod = '/tls/handshake';
+
 export interface AuditRecord {
   /** RFC 3339 with milliseconds, UTC. */
   time: string;
@@ -23,7 +26,7 @@ export interface AuditRecord {
   identity?: string;
   /** Where the identity came from. */
   identity_source?: 'token' | 'certificate' | 'password';
-  /** `/package.Service/Method`, or the HTTP path a JSON gateway call came in on. */
+  /** `/package.Service/Method`, the HTTP path a JSON gateway call came in on, or tlsHandshakeMethod. */
   method: string;
   outcome: AuditOutcome;
   /** The gRPC status code number. */

@@ -9,7 +9,7 @@ import { listenClient, type ClientListener } from '../../actors/client/listener.
 import { createGrpcServer } from '../../actors/client/grpc/router.js';
 import { readClientTlsMaterial, serverTlsOptions } from '../../actors/client/tls.js';
 import type { TlsConfig } from '../../src/config/config.js';
-import { hasOpenssl, makeCertificates, revoke, type TestCertificates } from '../peer/helpers.js';
+import { hasOpenssl, makeCertificates, revoke, type TestCertificates } from '../support/tls.js';
 import { runEtcdctl } from '../support/etcdctl.js';
 import { FakeKv } from '../api/fake-kv.js';
 

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import { listenClient, type ClientListener } from '../../actors/client/listener.js';
 import { createGrpcServer } from '../../actors/client/grpc/router.js';
-import { hasOpenssl, makeCertificates, type TestCertificates } from '../peer/helpers.js';
+import { hasOpenssl, makeCertificates, type TestCertificates } from '../support/tls.js';
 import { runEtcdctl } from '../support/etcdctl.js';
 import { FakeKv } from '../api/fake-kv.js';
 import { DashboardFeed } from '../../actors/client/dashboard.js';

@@ -5,66 +5,29 @@
  * normalised before comparing.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { TlsConfig } from '../../src/config/config.js';
-import { hasOpenssl, makeCertificates, type TestCertificates } from '../peer/helpers.js';
 import { runCommand, runEtcdctl, type CommandResult } from '../support/etcdctl.js';
-import { freePorts, loopbackHost } from '../support/ports.js';
-import { etcdBinaryPath, etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
+import { Member } from '../support/member.js';
+import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
+import { curlTls, makeCertificates, tlsSkipReason, type TestCertificates } from '../support/tls.js';
 
-/** How long a member may take to answer /health over https. */
-const startMsMax = 20_000;
 /** A start that etcd refuses ends well within this. */
 const refusalMsMax = 15_000;
 
-interface TlsMember {
-  label: string;
-  endpoint: string;
-  child: ChildProcess;
-  workDir: string;
-}
-
 const sut = sutCommand();
-const skip = !existsSync(etcdBinaryPath)
-  ? `${etcdBinaryPath} is not installed`
-  : !hasOpenssl()
-    ? 'openssl is not installed'
-    : (sut.skipReason ?? false);
+const skip = tlsSkipReason(sut);
 
 let certs: TestCertificates;
 let server: TlsConfig;
 let client: TlsConfig;
 let otherClient: TlsConfig;
-const members: TlsMember[] = [];
-
-/** etcd's flags for one member on `clientPort`/`peerPort`, with `extra` appended. */
-function memberFlags(workDir: string, clientUrl: string, peerPort: number, extra: string[]): string[] {
-  const peerUrl = `http://${loopbackHost}:${peerPort}`;
-  return [
-    ...['--logger', 'zap', '--data-dir', join(workDir, 'data')],
-    ...['--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl],
-    ...['--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl],
-    ...['--initial-cluster', `default=${peerUrl}`],
-    ...extra,
-  ];
-}
+const members: Member[] = [];
 
 /** The one TLS 1.2 suite both members allow (--cipher-suites), and one they must refuse. */
 const allowedSuite = { go: 'TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256', openssl: 'ECDHE-ECDSA-AES128-GCM-SHA256' };
 const refusedSuite = 'ECDHE-ECDSA-AES256-GCM-SHA384';
-
-function serverTlsFlags(): string[] {
-  return [
-    ...['--cert-file', server.certFile, '--key-file', server.keyFile],
-    ...['--trusted-ca-file', server.trustedCaFile, '--client-cert-auth'],
-    ...['--cipher-suites', allowedSuite.go],
-  ];
-}
 
 /** A TLS 1.2 handshake offering only `cipher`; exit code 0 when the member accepts it. */
 function handshakeTls12(endpoint: string, cipher: string): Promise<CommandResult> {
@@ -73,33 +36,15 @@ function handshakeTls12(endpoint: string, cipher: string): Promise<CommandResult
   return runCommand('openssl', ['s_client', '-connect', address, '-tls1_2', '-cipher', cipher, ...identity]);
 }
 
-/** curl with the client certificate; exit code 0 and the body when the member answers. */
+/** curl trusting the test CA, with the client certificate when given. */
 function curl(url: string, identity: TlsConfig | undefined, extra: string[] = []): Promise<CommandResult> {
-  const tlsArgs = identity === undefined ? [] : ['--cert', identity.certFile, '--key', identity.keyFile];
-  return runCommand('curl', ['-s', '--max-time', '5', '--cacert', server.trustedCaFile, ...tlsArgs, ...extra, url]);
+  return curlTls(url, server.trustedCaFile, identity, extra);
 }
 
-async function startTlsMember(command: MemberCommand): Promise<TlsMember> {
-  const [clientPort, peerPort] = await freePorts(2);
-  const workDir = mkdtempSync(join(tmpdir(), `tsetcd-client-tls-${command.label}-`));
-  const endpoint = `https://${loopbackHost}:${clientPort}`;
-  const child = spawn(
-    command.command,
-    [...command.args, ...memberFlags(workDir, endpoint, peerPort!, serverTlsFlags())],
-    {
-      stdio: 'ignore',
-    },
-  );
-  const member = { label: command.label, endpoint, child, workDir };
-  members.push(member);
-  const deadline = Date.now() + startMsMax;
-  while (Date.now() < deadline) {
-    assert.equal(child.exitCode, null, `${command.label} exited before serving https`);
-    const health = await curl(`${endpoint}/health`, client);
-    if (health.code === 0 && health.stdout.includes('"health":"true"')) return member;
-    await sleep(100);
-  }
-  throw new Error(`${command.label} did not answer /health over https within ${startMsMax} ms`);
+/** A member serving https with --client-cert-auth and the one allowed cipher suite. */
+async function startTlsMember(command: MemberCommand): Promise<void> {
+  const extraFlags = ['--logger', 'zap', '--cipher-suites', allowedSuite.go];
+  members.push(await Member.start({ command, clientTls: server, probeIdentity: client, extraFlags }));
 }
 
 /** etcdctl's refusal text without what differs between runs: times, client ids, ports. */
@@ -111,8 +56,8 @@ function normalise(text: string): string {
 }
 
 /** Runs the same etcdctl command against both members; answers in member order. */
-function bothEtcdctl(args: (member: TlsMember) => string[]): Promise<CommandResult[]> {
-  return Promise.all(members.map((member) => runEtcdctl(member.endpoint, args(member))));
+function bothEtcdctl(args: (member: Member) => string[]): Promise<CommandResult[]> {
+  return Promise.all(members.map((member) => runEtcdctl(member.clientUrl, args(member))));
 }
 
 function tlsArgs(identity: TlsConfig | undefined): string[] {
@@ -131,15 +76,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const member of members) {
-    if (member.child.exitCode === null) {
-      const exited = new Promise((resolve) => member.child.once('exit', resolve));
-      member.child.kill('SIGTERM');
-      await Promise.race([exited, sleep(5_000)]);
-      if (member.child.exitCode === null) member.child.kill('SIGKILL');
-    }
-    rmSync(member.workDir, { recursive: true, force: true });
-  }
+  for (const member of members) await member.destroy();
   certs?.remove();
 });
 
@@ -172,7 +109,7 @@ describe('client TLS flags behave as in etcd 3.4', { skip }, () => {
   test('a plaintext client on the https port is refused by both, and the port keeps serving', async () => {
     const results = await Promise.all(
       members.map((member) =>
-        runEtcdctl(member.endpoint.replace('https://', 'http://'), ['--command-timeout=3s', 'get', 'tls-key']),
+        runEtcdctl(member.clientUrl.replace('https://', 'http://'), ['--command-timeout=3s', 'get', 'tls-key']),
       ),
     );
     const [etcd, ours] = results;
@@ -187,36 +124,36 @@ describe('client TLS flags behave as in etcd 3.4', { skip }, () => {
 
   test('curl with the CA and a client certificate reads /health on both; without a certificate both refuse', async () => {
     for (const member of members) {
-      const health = await curl(`${member.endpoint}/health`, client);
-      assert.equal(health.code, 0, `${member.label}: ${health.stderr}`);
-      assert.equal(JSON.parse(health.stdout).health, 'true', member.label);
+      const health = await curl(`${member.clientUrl}/health`, client);
+      assert.equal(health.code, 0, `${member.command.label}: ${health.stderr}`);
+      assert.equal(JSON.parse(health.stdout).health, 'true', member.command.label);
     }
     // curl's exit code for a refused handshake depends on when the alert arrives (55 or 56 under
     // TLS 1.3, where the server checks the certificate after curl has sent its request), so only
     // the refusal itself is compared.
     for (const member of members) {
-      const refused = await curl(`${member.endpoint}/health`, undefined);
-      assert.notEqual(refused.code, 0, member.label);
-      assert.equal(refused.stdout, '', member.label);
+      const refused = await curl(`${member.clientUrl}/health`, undefined);
+      assert.notEqual(refused.code, 0, member.command.label);
+      assert.equal(refused.stdout, '', member.command.label);
     }
   });
 
   test('--cipher-suites limits TLS 1.2 to the listed suites on both', async () => {
     for (const member of members) {
-      const accepted = await handshakeTls12(member.endpoint, allowedSuite.openssl);
-      assert.equal(accepted.code, 0, `${member.label}: ${accepted.stderr}`);
-      const refused = await handshakeTls12(member.endpoint, refusedSuite);
-      assert.notEqual(refused.code, 0, `${member.label} accepted ${refusedSuite}`);
+      const accepted = await handshakeTls12(member.clientUrl, allowedSuite.openssl);
+      assert.equal(accepted.code, 0, `${member.command.label}: ${accepted.stderr}`);
+      const refused = await handshakeTls12(member.clientUrl, refusedSuite);
+      assert.notEqual(refused.code, 0, `${member.command.label} accepted ${refusedSuite}`);
     }
   });
 
   test('the JSON gateway answers over https on both', async () => {
     const key = Buffer.from('tls-key').toString('base64');
     for (const member of members) {
-      const range = await curl(`${member.endpoint}/v3/kv/range`, client, ['-d', JSON.stringify({ key })]);
-      assert.equal(range.code, 0, `${member.label}: ${range.stderr}`);
+      const range = await curl(`${member.clientUrl}/v3/kv/range`, client, ['-d', JSON.stringify({ key })]);
+      assert.equal(range.code, 0, `${member.command.label}: ${range.stderr}`);
       const value = JSON.parse(range.stdout).kvs[0].value as string;
-      assert.equal(Buffer.from(value, 'base64').toString(), 'tls-value', member.label);
+      assert.equal(Buffer.from(value, 'base64').toString(), 'tls-value', member.command.label);
     }
   });
 });
@@ -226,21 +163,17 @@ async function refusedStart(
   command: MemberCommand,
   extra: string[],
 ): Promise<{ status: number | null; error: string }> {
-  const [clientPort, peerPort] = await freePorts(2);
-  const workDir = mkdtempSync(join(tmpdir(), `tsetcd-client-tls-refusal-`));
+  const member = await Member.create({ command, clientTls: 'https only', extraFlags: ['--logger', 'zap', ...extra] });
   try {
-    const endpoint = `https://${loopbackHost}:${clientPort}`;
-    const result = spawnSync(command.command, [...command.args, ...memberFlags(workDir, endpoint, peerPort!, extra)], {
-      encoding: 'utf8',
-      timeout: refusalMsMax,
-    });
-    const lines = (result.stderr ?? '').trim().split('\n');
-    const fatal = lines
+    const result = member.runUntilExit(refusalMsMax);
+    const fatal = result.stderr
+      .trim()
+      .split('\n')
       .map((line) => JSON.parse(line) as Record<string, unknown>)
       .find((line) => line.level === 'fatal');
     return { status: result.status, error: normalise(String(fatal?.error)) };
   } finally {
-    rmSync(workDir, { recursive: true, force: true });
+    await member.destroy();
   }
 }
 

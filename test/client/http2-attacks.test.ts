@@ -19,7 +19,7 @@ import { listenClient } from '../../actors/client/listener.js';
 import { FrameFlag, FrameType, Http2ErrorCode, http2Preface } from '../../src/http2/frames.js';
 import { clientPrefaceMsMax, headerStringBytesMax } from '../../src/lib/limits.js';
 import { FakeKv } from '../api/fake-kv.js';
-import { hasOpenssl, makeCertificates } from '../peer/helpers.js';
+import { hasOpenssl, makeCertificates } from '../support/tls.js';
 import { runEtcdctl } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
 import {

@@ -5,32 +5,23 @@
  * tsetcdctl, against ours) dial it from there; both must give the same answers.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import type { TlsConfig } from '../../src/config/config.js';
-import { hasOpenssl, makeCertificates, type TestCertificates } from '../peer/helpers.js';
 import { runCommand, runEtcdctl, type CommandResult } from '../support/etcdctl.js';
-import { freePorts, loopbackHost } from '../support/ports.js';
-import { etcdBinaryPath, etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
+import { Member } from '../support/member.js';
+import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
+import { makeCertificates, tlsSkipReason, type TestCertificates } from '../support/tls.js';
 
-const startMsMax = 20_000;
 const compiledCtl = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ctl', 'main.js');
 const ctlLoader = `import(${JSON.stringify(compiledCtl)}).then((m) => m.run(process.argv.slice(1)))`;
 const sut = sutCommand();
-const skip = !existsSync(etcdBinaryPath)
-  ? `${etcdBinaryPath} is not installed`
-  : !hasOpenssl()
-    ? 'openssl is not installed'
-    : (sut.skipReason ?? false);
+const skip = tlsSkipReason(sut);
 
+/** A member listening on its TCP client URL plus a plain and a TLS unix socket. */
 interface SocketMember {
-  label: string;
-  child: ChildProcess;
+  member: Member;
   workDir: string;
   unixUrl: string;
   unixsUrl: string;
@@ -40,30 +31,18 @@ let certs: TestCertificates;
 let server: TlsConfig;
 const members: SocketMember[] = [];
 
-async function startSocketMember(command: MemberCommand): Promise<SocketMember> {
-  const [clientPort, peerPort] = await freePorts(2);
-  const workDir = mkdtempSync(join(tmpdir(), `tsetcd-unix-${command.label}-`));
-  const tcpUrl = `http://${loopbackHost}:${clientPort}`;
-  const peerUrl = `http://${loopbackHost}:${peerPort}`;
-  const unixUrl = `unix://localhost:${clientPort! + 1}`;
-  const unixsUrl = `unixs://localhost:${clientPort! + 2}`;
-  const flags = [
-    ...['--logger', 'zap', '--data-dir', join(workDir, 'data')],
-    ...['--listen-client-urls', `${tcpUrl},${unixUrl},${unixsUrl}`, '--advertise-client-urls', tcpUrl],
-    ...['--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl],
-    ...['--initial-cluster', `default=${peerUrl}`, '--cert-file', server.certFile, '--key-file', server.keyFile],
-  ];
-  const child = spawn(command.command, [...command.args, ...flags], { stdio: 'ignore', cwd: workDir });
-  const member = { label: command.label, child, workDir, unixUrl, unixsUrl };
-  members.push(member);
-  const deadline = Date.now() + startMsMax;
-  while (Date.now() < deadline) {
-    assert.equal(child.exitCode, null, `${command.label} exited before serving`);
-    const health = await runEtcdctl(unixUrl, ['--command-timeout=2s', 'endpoint', 'health'], { cwd: workDir });
-    if (health.code === 0) return member;
-    await sleep(100);
-  }
-  throw new Error(`${command.label} did not serve on ${unixUrl} within ${startMsMax} ms`);
+const unixUrlOf = (clientPort: number): string => `unix://localhost:${clientPort + 1}`;
+const unixsUrlOf = (clientPort: number): string => `unixs://localhost:${clientPort + 2}`;
+
+async function startSocketMember(command: MemberCommand): Promise<void> {
+  const member = await Member.start({
+    command,
+    extraListenClientUrls: (clientPort) => [unixUrlOf(clientPort), unixsUrlOf(clientPort)],
+    runInWorkDir: true,
+    extraFlags: ['--logger', 'zap', '--cert-file', server.certFile, '--key-file', server.keyFile],
+  });
+  const { clientPort, workDir } = member;
+  members.push({ member, workDir, unixUrl: unixUrlOf(clientPort), unixsUrl: unixsUrlOf(clientPort) });
 }
 
 before(async () => {
@@ -75,15 +54,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const member of members) {
-    if (member.child.exitCode === null) {
-      const exited = new Promise((resolve) => member.child.once('exit', resolve));
-      member.child.kill('SIGTERM');
-      await Promise.race([exited, sleep(5_000)]);
-      if (member.child.exitCode === null) member.child.kill('SIGKILL');
-    }
-    rmSync(member.workDir, { recursive: true, force: true });
-  }
+  for (const { member } of members) await member.destroy();
   certs?.remove();
 });
 

@@ -6,37 +6,24 @@
  * clientv3's retry logs (timestamps, random client names) are dropped.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import type { TlsConfig } from '../../src/config/config.js';
-import { hasOpenssl, makeCertificates, type TestCertificates } from '../peer/helpers.js';
 import { runCommand, runEtcdctl, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
-import { freePorts, loopbackHost } from '../support/ports.js';
-import { etcdBinaryPath, etcdCommand, etcdctlBinaryPath } from '../support/sut.js';
+import { etcdCommand, etcdctlBinaryPath } from '../support/sut.js';
+import { makeCertificates, tlsSkipReason, type TestCertificates } from '../support/tls.js';
 
 const compiledMain = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ctl', 'main.js');
 const loader = `import(${JSON.stringify(compiledMain)}).then((m) => m.run(process.argv.slice(1)))`;
-/** How long the https member may take to serve. */
-const startMsMax = 20_000;
-
-const skip = !existsSync(etcdBinaryPath)
-  ? `${etcdBinaryPath} is not installed`
-  : !hasOpenssl()
-    ? 'openssl is not installed'
-    : false;
+const skip = tlsSkipReason({ command: etcdCommand() });
 
 let certs: TestCertificates;
 let server: TlsConfig;
 let client: TlsConfig;
 let otherCa: TlsConfig;
-let tlsChild: ChildProcess | undefined;
-let tlsWorkDir = '';
+let tlsMember: Member | undefined;
 let tlsEndpoint = '';
 let authMember: Member | undefined;
 
@@ -73,40 +60,14 @@ function identity(config: TlsConfig): string[] {
   return ['--cert', config.certFile, '--key', config.keyFile];
 }
 
-async function startTlsEtcd(): Promise<void> {
-  const [clientPort, peerPort] = await freePorts(2);
-  tlsWorkDir = mkdtempSync(join(tmpdir(), 'tsetcd-ctl-tls-'));
-  tlsEndpoint = `https://${loopbackHost}:${clientPort}`;
-  const peerUrl = `http://${loopbackHost}:${peerPort}`;
-  tlsChild = spawn(
-    etcdBinaryPath,
-    [
-      ...['--logger', 'zap', '--data-dir', join(tlsWorkDir, 'data')],
-      ...['--listen-client-urls', tlsEndpoint, '--advertise-client-urls', tlsEndpoint],
-      ...['--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl],
-      ...['--initial-cluster', `default=${peerUrl}`],
-      ...['--cert-file', server.certFile, '--key-file', server.keyFile],
-      ...['--trusted-ca-file', server.trustedCaFile, '--client-cert-auth'],
-    ],
-    { stdio: 'ignore' },
-  );
-  const deadline = Date.now() + startMsMax;
-  while (Date.now() < deadline) {
-    assert.equal(tlsChild.exitCode, null, 'etcd exited before serving https');
-    const probe = await runEtcdctl(tlsEndpoint, ['--cacert', server.trustedCaFile, ...identity(client), 'get', 'x']);
-    if (probe.code === 0) return;
-    await sleep(100);
-  }
-  throw new Error(`etcd did not serve https within ${startMsMax} ms`);
-}
-
 before(async () => {
   if (skip !== false) return;
   certs = makeCertificates();
   server = certs.member('server');
   client = certs.member('client');
   otherCa = certs.member('client', 'otherCa');
-  await startTlsEtcd();
+  tlsMember = await Member.start({ command: etcdCommand(), clientTls: server, probeIdentity: client });
+  tlsEndpoint = tlsMember.clientUrl;
   authMember = await Member.start({ command: etcdCommand() });
   const endpoint = `127.0.0.1:${authMember.clientPort}`;
   for (const args of [
@@ -120,13 +81,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (tlsChild !== undefined && tlsChild.exitCode === null) {
-    const exited = new Promise((resolve) => tlsChild?.once('exit', resolve));
-    tlsChild.kill('SIGTERM');
-    await Promise.race([exited, sleep(5_000)]);
-    if (tlsChild.exitCode === null) tlsChild.kill('SIGKILL');
-  }
-  if (tlsWorkDir !== '') rmSync(tlsWorkDir, { recursive: true, force: true });
+  await tlsMember?.destroy();
   await authMember?.destroy();
   certs?.remove();
 });

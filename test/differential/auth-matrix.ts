@@ -21,6 +21,12 @@ export const credentialClasses = [
 ] as const;
 export type CredentialClass = (typeof credentialClasses)[number];
 
+/** The classes that mean something while auth is disabled: no token, and a token nobody issued. */
+export const authOffClasses: readonly CredentialClass[] = ['no credentials', 'invalid token'];
+
+/** Whether the member runs the matrix with auth enabled (the users' classes) or disabled (authOffClasses). */
+export type AuthMode = 'auth on' | 'auth off';
+
 /** What a cell can do: call as its own credential class, or as root to set up and clean up. */
 export interface Cell {
   /** A number unique in the run, for names of keys, users and roles the cell creates. */
@@ -40,6 +46,8 @@ export interface Row {
   run(cell: Cell): Promise<string>;
 }
 
+/** A token no member issued. No dot: etcd 3.4 reads `name.N` as a simple token issued at raft index N and waits for N. */
+const invalidToken = 'not-a-token';
 const rootPassword = 'rootpw';
 const alicePassword = 'alicepw';
 /** A user's token once the password changed: etcd's simple tokens are invalidated with it. */
@@ -515,8 +523,10 @@ interface Credentials {
  * alice (class "permission") may read and write allowed/ and only write writeonly/;
  * bob (class "no permission") may read and write other/ only; stale is alice's twin whose token is
  * invalidated by a password change; root holds the root role.
+ * With auth off the same users and roles are made but root (so no cell can enable auth) and
+ * nobody logs in: the only token is one no member issued.
  */
-async function prepare(client: EtcdGrpc): Promise<{ credentials: Credentials; memberId: string }> {
+async function prepare(client: EtcdGrpc, mode: AuthMode): Promise<{ credentials: Credentials; memberId: string }> {
   const must = async (method: GrpcMethod, request: WireMessage, token?: string): Promise<WireMessage> => {
     const answer = await client.unary(method, request, token);
     if (answer.code !== grpc.status.OK) throw new Error(`setup ${method} failed: ${describeAnswer(answer)}`);
@@ -542,18 +552,27 @@ async function prepare(client: EtcdGrpc): Promise<{ credentials: Credentials; me
     name: 'other',
     perm: { permType: 2, key: bytes('other/'), rangeEnd: prefixEnd('other/') },
   });
-  for (const [name, password, role] of [
+  const users = [
     ['root', rootPassword, 'root'],
     ['alice', alicePassword, 'app'],
     ['bob', 'bobpw', 'other'],
     [staleUser, 'stalepw', 'app'],
-  ] as const) {
+  ] as const;
+  for (const [name, password, role] of mode === 'auth on' ? users : users.slice(1)) {
     await must('etcdserverpb.Auth/UserAdd', { name, password });
     await must('etcdserverpb.Auth/UserGrantRole', { user: name, role });
   }
   const status = await must('etcdserverpb.Maintenance/Status', {});
+  const memberId = String(status.header && (status.header as WireMessage).memberId);
   const lease = await must('etcdserverpb.Lease/LeaseGrant', { TTL: leaseTtlSeconds });
   await must('etcdserverpb.KV/Put', { key: bytes('secret/leased'), value: bytes('s'), lease: lease.ID });
+  if (mode === 'auth off') {
+    const tokens = new Map<CredentialClass, string | undefined>([['invalid token', invalidToken]]);
+    return {
+      credentials: { tokens, badPasswordAnswer: { code: grpc.status.OK, message: '', response: {} } },
+      memberId,
+    };
+  }
   await must('etcdserverpb.Auth/AuthEnable', {});
   const token = async (name: string, password: string): Promise<string> =>
     String((await must('etcdserverpb.Auth/Authenticate', { name, password })).token);
@@ -562,18 +581,14 @@ async function prepare(client: EtcdGrpc): Promise<{ credentials: Credentials; me
   await must('etcdserverpb.Auth/UserChangePassword', { name: staleUser, password: 'changed' }, rootToken);
   const tokens = new Map<CredentialClass, string | undefined>([
     ['no credentials', undefined],
-    // No dot: etcd 3.4 reads `name.N` as a simple token issued at raft index N and waits for N.
-    ['invalid token', 'not-a-token'],
+    ['invalid token', invalidToken],
     ['stale token', staleToken],
     ['no permission', await token('bob', 'bobpw')],
     ['permission', await token('alice', alicePassword)],
     ['root', rootToken],
   ]);
   const badPasswordAnswer = await client.unary('etcdserverpb.Auth/Authenticate', { name: 'alice', password: 'wrong' });
-  return {
-    credentials: { tokens, badPasswordAnswer },
-    memberId: String(status.header && (status.header as WireMessage).memberId),
-  };
+  return { credentials: { tokens, badPasswordAnswer }, memberId };
 }
 
 /** A call a cell makes as root to set up or clean up failed; the cell reports it. */
@@ -591,16 +606,19 @@ async function runCell(row: Row, cell: Cell): Promise<string> {
   }
 }
 
-/** Runs every row with every credential class against the member at `endpoint`. */
-export async function runMatrix(endpoint: string, rows: readonly Row[]): Promise<Matrix> {
+/**
+ * Runs every row with every credential class of `mode` against the member at `endpoint`; with
+ * auth off, root's setup calls carry no token.
+ */
+export async function runMatrix(endpoint: string, rows: readonly Row[], mode: AuthMode = 'auth on'): Promise<Matrix> {
   const client = new EtcdGrpc(endpoint);
   try {
-    const { credentials, memberId } = await prepare(client);
+    const { credentials, memberId } = await prepare(client, mode);
     const rootToken = credentials.tokens.get('root');
     const matrix = new Map<string, string>();
     let n = 0;
     for (const row of rows) {
-      for (const credentialClass of credentialClasses) {
+      for (const credentialClass of mode === 'auth on' ? credentialClasses : authOffClasses) {
         n += 1;
         if (credentialClass === 'bad password' && credentials.badPasswordAnswer.code !== grpc.status.OK) {
           matrix.set(

@@ -5,82 +5,27 @@
  * TLS flags and must answer the same etcdctl and curl commands alike.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { TlsConfig } from '../../src/config/config.js';
 import { gatewayTexts } from '../../src/api/errors.js';
-import { hasOpenssl, makeCertificates, type TestCertificates } from '../peer/helpers.js';
-import { runCommand, runEtcdctl, type CommandResult } from '../support/etcdctl.js';
-import { freePorts, loopbackHost } from '../support/ports.js';
-import { etcdBinaryPath, etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
+import { authSetupCommands, runEtcdctl, type CommandResult } from '../support/etcdctl.js';
+import { Member } from '../support/member.js';
+import { etcdCommand, sutCommand } from '../support/sut.js';
+import { curlTls, makeCertificates, tlsSkipReason, type TestCertificates } from '../support/tls.js';
 
-const startMsMax = 20_000;
 const sut = sutCommand();
-const skip = !existsSync(etcdBinaryPath)
-  ? `${etcdBinaryPath} is not installed`
-  : !hasOpenssl()
-    ? 'openssl is not installed'
-    : (sut.skipReason ?? false);
-
-interface TlsMember {
-  label: string;
-  endpoint: string;
-  child: ChildProcess;
-  workDir: string;
-}
+const skip = tlsSkipReason(sut);
 
 let certs: TestCertificates;
 let server: TlsConfig;
 const identities: Record<string, TlsConfig> = {};
-const members: TlsMember[] = [];
-
-function curl(url: string, identity: TlsConfig, extra: string[] = []): Promise<CommandResult> {
-  return runCommand('curl', [
-    ...['-s', '--max-time', '5', '--cacert', server.trustedCaFile],
-    ...['--cert', identity.certFile, '--key', identity.keyFile, ...extra, url],
-  ]);
-}
-
-async function startTlsMember(command: MemberCommand): Promise<void> {
-  const [clientPort, peerPort] = await freePorts(2);
-  const workDir = mkdtempSync(join(tmpdir(), `tsetcd-auth-cn-${command.label}-`));
-  const endpoint = `https://${loopbackHost}:${clientPort}`;
-  const peerUrl = `http://${loopbackHost}:${peerPort}`;
-  const flags = [
-    ...['--data-dir', join(workDir, 'data'), '--bcrypt-cost', '4'],
-    ...['--listen-client-urls', endpoint, '--advertise-client-urls', endpoint],
-    ...[
-      '--listen-peer-urls',
-      peerUrl,
-      '--initial-advertise-peer-urls',
-      peerUrl,
-      '--initial-cluster',
-      `default=${peerUrl}`,
-    ],
-    ...['--cert-file', server.certFile, '--key-file', server.keyFile],
-    ...['--trusted-ca-file', server.trustedCaFile, '--client-cert-auth'],
-  ];
-  const child = spawn(command.command, [...command.args, ...flags], { stdio: 'ignore' });
-  members.push({ label: command.label, endpoint, child, workDir });
-  const deadline = Date.now() + startMsMax;
-  while (Date.now() < deadline) {
-    assert.equal(child.exitCode, null, `${command.label} exited before serving https`);
-    const health = await curl(`${endpoint}/health`, identities.root!);
-    if (health.code === 0 && health.stdout.includes('"health":"true"')) return;
-    await sleep(100);
-  }
-  throw new Error(`${command.label} did not answer /health over https within ${startMsMax} ms`);
-}
+const members: Member[] = [];
 
 /** etcdctl as the certificate's user (common name), with `args`, on every member in order. */
 function asCertificate(name: string, ...args: string[]): Promise<CommandResult[]> {
   const identity = identities[name]!;
   const tls = ['--cacert', server.trustedCaFile, '--cert', identity.certFile, '--key', identity.keyFile];
-  return Promise.all(members.map((member) => runEtcdctl(member.endpoint, [...tls, '--command-timeout=3s', ...args])));
+  return Promise.all(members.map((member) => runEtcdctl(member.clientUrl, [...tls, '--command-timeout=3s', ...args])));
 }
 
 function normalise(result: CommandResult): string {
@@ -95,7 +40,7 @@ function normalise(result: CommandResult): string {
 function alike(results: CommandResult[]): CommandResult {
   const [etcd, ...others] = results;
   for (const [index, other] of others.entries())
-    assert.equal(normalise(other), normalise(etcd!), `${members[index + 1]!.label} differs from etcd`);
+    assert.equal(normalise(other), normalise(etcd!), `${members[index + 1]!.command.label} differs from etcd`);
   return etcd!;
 }
 
@@ -104,31 +49,22 @@ before(async () => {
   certs = makeCertificates();
   server = certs.member('server');
   for (const name of ['root', 'alice', 'mallory']) identities[name] = certs.member(name);
-  await startTlsMember(etcdCommand());
-  await startTlsMember(sut.command!);
-  for (const args of [
-    ['user', 'add', 'root:rootpw'],
-    ['user', 'grant-role', 'root', 'root'],
-    ['user', 'add', 'alice:apw'],
-    ['role', 'add', 'a-writer'],
-    ['role', 'grant-permission', '--prefix', 'a-writer', 'readwrite', 'a/'],
-    ['user', 'grant-role', 'alice', 'a-writer'],
-    ['auth', 'enable'],
-  ]) {
+  for (const command of [etcdCommand(), sut.command!])
+    members.push(
+      await Member.start({
+        command,
+        clientTls: server,
+        probeIdentity: identities.root!,
+        extraFlags: ['--bcrypt-cost', '4'],
+      }),
+    );
+  for (const args of authSetupCommands()) {
     for (const result of await asCertificate('root', ...args)) assert.equal(result.code, 0, result.stderr);
   }
 });
 
 after(async () => {
-  for (const member of members) {
-    if (member.child.exitCode === null) {
-      const exited = new Promise((resolve) => member.child.once('exit', resolve));
-      member.child.kill('SIGTERM');
-      await Promise.race([exited, sleep(5_000)]);
-      if (member.child.exitCode === null) member.child.kill('SIGKILL');
-    }
-    rmSync(member.workDir, { recursive: true, force: true });
-  }
+  for (const member of members) await member.destroy();
   certs?.remove();
 });
 
@@ -152,7 +88,9 @@ describe('a client certificate names the user when no token is given', { skip },
   test('the JSON gateway refuses a named certificate rather than take the caller from it', async () => {
     const body = JSON.stringify({ key: Buffer.from('a/1').toString('base64') });
     const answers = await Promise.all(
-      members.map((member) => curl(`${member.endpoint}/v3/kv/range`, identities.alice!, ['-X', 'POST', '-d', body])),
+      members.map((member) =>
+        curlTls(`${member.clientUrl}/v3/kv/range`, server.trustedCaFile, identities.alice!, ['-X', 'POST', '-d', body]),
+      ),
     );
     assert.equal(alike(answers).stdout, `${gatewayTexts.commonNameIgnored}\n`);
   });

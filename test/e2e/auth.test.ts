@@ -7,7 +7,6 @@
  * same expectations.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos, type WireMessage } from '../../src/api/proto-wire.js';
 import { KvConnection } from '../../bench/kv-client.js';
-import { hasOpenssl } from '../peer/helpers.js';
+import { hasOpenssl, jwtTokenFlag, makeJwtKeys } from '../support/tls.js';
 import { Cluster, pollUntil } from '../support/cluster.js';
 import { runEtcdctl, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
@@ -174,12 +173,7 @@ for (const target of targets) {
 
         before(async () => {
           keyDir = mkdtempSync(join(tmpdir(), 'tsetcd-jwt-'));
-          const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: keyDir, stdio: 'pipe' });
-          if (signMethod === 'RS256')
-            openssl('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'priv.pem');
-          else openssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'priv.pem');
-          openssl('pkey', '-in', 'priv.pem', '-pubout', '-out', 'pub.pem');
-          const tokenFlag = `jwt,pub-key=${join(keyDir, 'pub.pem')},priv-key=${join(keyDir, 'priv.pem')},sign-method=${signMethod},ttl=10m`;
+          const tokenFlag = jwtTokenFlag(makeJwtKeys(keyDir, signMethod), signMethod, '10m');
           member = await Member.start({
             command: target.command as MemberCommand,
             extraFlags: [...fastBcrypt, '--auth-token', tokenFlag],

@@ -3,17 +3,14 @@ import { after, before, test } from 'node:test';
 import {
   appendMessage,
   connectAll,
-  hasOpenssl,
   heartbeat,
   sleep,
   snapshotMessage,
   startMember,
-  type TestCertificates,
   type TestMember,
-  makeCertificates,
-  revoke,
   waitFor,
 } from './helpers.js';
+import { hasOpenssl, makeCertificates, revoke, type TestCertificates } from '../support/tls.js';
 
 const skip = hasOpenssl() ? false : 'openssl is not installed';
 let certs: TestCertificates;

@@ -6,63 +6,25 @@
  * files are given) is checked on applyAutoTls directly.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { applyAutoTls } from '../../actors/supervisor/auto-tls.js';
 import type { Logger } from '../../actors/shared/logger.js';
 import { loadConfig } from '../../src/config/config.js';
-import { hasOpenssl } from '../peer/helpers.js';
 import { runEtcdctl } from '../support/etcdctl.js';
-import { freePorts, loopbackHost } from '../support/ports.js';
-import { etcdBinaryPath, etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
+import { Member } from '../support/member.js';
+import { etcdCommand, sutCommand } from '../support/sut.js';
+import { hasOpenssl, tlsSkipReason } from '../support/tls.js';
 
-const startMsMax = 20_000;
 const sut = sutCommand();
-const skip = !existsSync(etcdBinaryPath)
-  ? `${etcdBinaryPath} is not installed`
-  : !hasOpenssl()
-    ? 'openssl is not installed'
-    : (sut.skipReason ?? false);
+const skip = tlsSkipReason(sut);
 
-interface AutoTlsMember {
-  label: string;
-  endpoint: string;
-  dataDir: string;
-  child: ChildProcess;
-  workDir: string;
-}
-
-const members: AutoTlsMember[] = [];
+const members: Member[] = [];
 /** etcdctl trusts a self-signed member only when told to skip verification over TLS. */
 const insecureTls = ['--insecure-transport=false', '--insecure-skip-tls-verify', '--command-timeout=3s'];
-
-async function startAutoTlsMember(command: MemberCommand): Promise<AutoTlsMember> {
-  const [clientPort, peerPort] = await freePorts(2);
-  const workDir = mkdtempSync(join(tmpdir(), `tsetcd-auto-tls-${command.label}-`));
-  const dataDir = join(workDir, 'data');
-  const endpoint = `https://${loopbackHost}:${clientPort}`;
-  const peerUrl = `https://${loopbackHost}:${peerPort}`;
-  const flags = [
-    ...['--logger', 'zap', '--data-dir', dataDir],
-    ...['--listen-client-urls', endpoint, '--advertise-client-urls', endpoint],
-    ...['--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl],
-    ...['--initial-cluster', `default=${peerUrl}`, '--auto-tls', '--peer-auto-tls'],
-  ];
-  const child = spawn(command.command, [...command.args, ...flags], { stdio: 'ignore' });
-  const member = { label: command.label, endpoint, dataDir, child, workDir };
-  members.push(member);
-  const deadline = Date.now() + startMsMax;
-  while (Date.now() < deadline) {
-    assert.equal(child.exitCode, null, `${command.label} exited before serving`);
-    if ((await runEtcdctl(endpoint, [...insecureTls, 'endpoint', 'health'])).code === 0) return member;
-    await sleep(100);
-  }
-  throw new Error(`${command.label} did not serve over auto TLS within ${startMsMax} ms`);
-}
 
 /** openssl's description of a certificate without what is random or time-dependent. */
 function describeCertificate(path: string): string {
@@ -75,20 +37,12 @@ function describeCertificate(path: string): string {
 
 before(async () => {
   if (skip !== false) return;
-  await startAutoTlsMember(etcdCommand());
-  await startAutoTlsMember(sut.command!);
+  for (const command of [etcdCommand(), sut.command!])
+    members.push(await Member.start({ command, clientTls: 'auto', extraFlags: ['--logger', 'zap'] }));
 });
 
 after(async () => {
-  for (const member of members) {
-    if (member.child.exitCode === null) {
-      const exited = new Promise((resolve) => member.child.once('exit', resolve));
-      member.child.kill('SIGTERM');
-      await Promise.race([exited, sleep(5_000)]);
-      if (member.child.exitCode === null) member.child.kill('SIGKILL');
-    }
-    rmSync(member.workDir, { recursive: true, force: true });
-  }
+  for (const member of members) await member.destroy();
 });
 
 describe('--auto-tls and --peer-auto-tls generate certificates as etcd 3.4 does', { skip }, () => {
@@ -104,17 +58,17 @@ describe('--auto-tls and --peer-auto-tls generate certificates as etcd 3.4 does'
 
   test('etcdctl puts and gets over the generated client certificate on both', async () => {
     for (const member of members) {
-      const put = await runEtcdctl(member.endpoint, [...insecureTls, 'put', 'auto', 'tls']);
-      assert.deepEqual([put.code, put.stdout], [0, 'OK\n'], `${member.label}: ${put.stderr}`);
-      const get = await runEtcdctl(member.endpoint, [...insecureTls, 'get', 'auto', '--print-value-only']);
-      assert.deepEqual([get.code, get.stdout], [0, 'tls\n'], `${member.label}: ${get.stderr}`);
+      const put = await runEtcdctl(member.clientUrl, [...insecureTls, 'put', 'auto', 'tls']);
+      assert.deepEqual([put.code, put.stdout], [0, 'OK\n'], `${member.command.label}: ${put.stderr}`);
+      const get = await runEtcdctl(member.clientUrl, [...insecureTls, 'get', 'auto', '--print-value-only']);
+      assert.deepEqual([get.code, get.stdout], [0, 'tls\n'], `${member.command.label}: ${get.stderr}`);
     }
   });
 
   test('a client that verifies the server refuses the self-signed certificate on both', async () => {
     for (const member of members) {
-      const refused = await runEtcdctl(member.endpoint, ['--command-timeout=2s', '--dial-timeout=1s', 'get', 'auto']);
-      assert.notEqual(refused.code, 0, member.label);
+      const refused = await runEtcdctl(member.clientUrl, ['--command-timeout=2s', '--dial-timeout=1s', 'get', 'auto']);
+      assert.notEqual(refused.code, 0, member.command.label);
     }
   });
 });

@@ -65,3 +65,20 @@ export function runCommand(
     child.stdin.end(options.stdin ?? '');
   });
 }
+
+/**
+ * The etcdctl commands that make the users most auth tests share and then enable auth: root (root
+ * role) and alice (readwrite on the prefix a/), with `extra` commands run just before auth enable.
+ */
+export function authSetupCommands(extra: readonly string[][] = []): string[][] {
+  return [
+    ['user', 'add', 'root:rootpw'],
+    ['user', 'grant-role', 'root', 'root'],
+    ['user', 'add', 'alice:apw'],
+    ['role', 'add', 'a-writer'],
+    ['role', 'grant-permission', '--prefix', 'a-writer', 'readwrite', 'a/'],
+    ['user', 'grant-role', 'alice', 'a-writer'],
+    ...extra,
+    ['auth', 'enable'],
+  ];
+}

@@ -2,14 +2,16 @@
  * Starts, stops, crashes and restarts one single-node member (real etcd or tsetcd) on free
  * loopback ports with its own temporary data dir, so tests can treat both the same way.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePorts, loopbackHost } from './ports.js';
 import type { MemberCommand } from './sut.js';
+import type { TlsConfig } from '../../src/config/config.js';
 
 /** How long a member may take to answer /health after it is spawned. */
 export const healthWaitMsDefault = 20_000;
@@ -28,7 +30,22 @@ export interface MemberOptions {
   readonly healthWaitMs?: number;
   /** Runs before the first start with the member's data dir, name and peer URL (e.g. to restore a snapshot there). */
   readonly beforeStart?: (member: Member) => Promise<void>;
+  /**
+   * Serve the client URL over https: with these files (--cert-file, --key-file, --trusted-ca-file,
+   * and --client-cert-auth when clientCertAuth is set); with --auto-tls and --peer-auto-tls (peer
+   * URL over https too) when 'auto'; with no TLS flags but those in extraFlags when 'https only'.
+   */
+  readonly clientTls?: ClientTls;
+  /** The client certificate /health is probed with; needed with --client-cert-auth. */
+  readonly probeIdentity?: TlsConfig;
+  /** Further --listen-client-urls (e.g. unix sockets), made from the client port. */
+  readonly extraListenClientUrls?: (clientPort: number) => string[];
+  /** Start the process in its work dir (unix socket URLs name files relative to it). */
+  readonly runInWorkDir?: boolean;
 }
+
+/** How a member serves its client URL (MemberOptions.clientTls). */
+export type ClientTls = TlsConfig | 'auto' | 'https only';
 
 /** Members still running; killed if the test process exits without stopping them. */
 const liveMembers = new Set<Member>();
@@ -51,10 +68,19 @@ export class Member {
     readonly workDir: string,
     readonly extraFlags: readonly string[],
     readonly healthWaitMs: number,
+    private readonly options: MemberOptions,
   ) {}
 
   /** Spawns a fresh member and waits until its /health answers. */
   static async start(options: MemberOptions): Promise<Member> {
+    const member = await Member.create(options);
+    await options.beforeStart?.(member);
+    await member.launch();
+    return member;
+  }
+
+  /** A member with its ports and work dir, not started: for a start that should fail (runUntilExit). */
+  static async create(options: MemberOptions): Promise<Member> {
     const [clientPort, peerPort] = await freePorts(2);
     if (clientPort === undefined || peerPort === undefined) throw new Error('expected two free ports');
     const workDir = await mkdtemp(join(tmpdir(), `tsetcd-${options.command.label}-`));
@@ -66,18 +92,27 @@ export class Member {
       workDir,
       options.extraFlags ?? [],
       options.healthWaitMs ?? healthWaitMsDefault,
+      options,
     );
-    await options.beforeStart?.(member);
-    await member.launch();
     return member;
   }
 
+  /** Runs the member in the foreground until it exits or `timeoutMs` passes: its exit status and stderr. */
+  runUntilExit(timeoutMs: number): { status: number | null; stderr: string } {
+    const result = spawnSync(this.command.command, [...this.command.args, ...this.flags()], {
+      encoding: 'utf8',
+      timeout: timeoutMs,
+      ...(this.options.runInWorkDir === true ? { cwd: this.workDir } : {}),
+    });
+    return { status: result.status, stderr: result.stderr ?? '' };
+  }
+
   get clientUrl(): string {
-    return `http://${loopbackHost}:${this.clientPort}`;
+    return `${this.options.clientTls === undefined ? 'http' : 'https'}://${loopbackHost}:${this.clientPort}`;
   }
 
   get peerUrl(): string {
-    return `http://${loopbackHost}:${this.peerPort}`;
+    return `${this.options.clientTls === 'auto' ? 'https' : 'http'}://${loopbackHost}:${this.peerPort}`;
   }
 
   get dataDir(): string {
@@ -101,13 +136,14 @@ export class Member {
 
   /** The etcd flags this member starts with; the same for every kind of member. */
   flags(): string[] {
+    const listenClientUrls = [this.clientUrl, ...(this.options.extraListenClientUrls?.(this.clientPort) ?? [])];
     return [
       '--name',
       this.name,
       '--data-dir',
       this.dataDir,
       '--listen-client-urls',
-      this.clientUrl,
+      listenClientUrls.join(','),
       '--advertise-client-urls',
       this.clientUrl,
       '--listen-peer-urls',
@@ -116,6 +152,7 @@ export class Member {
       this.peerUrl,
       '--initial-cluster',
       `${this.name}=${this.peerUrl}`,
+      ...tlsFlags(this.options.clientTls),
       ...this.extraFlags,
     ];
   }
@@ -169,6 +206,7 @@ export class Member {
     try {
       const child = spawn(this.command.command, [...this.command.args, ...this.flags()], {
         stdio: ['ignore', logFd, logFd],
+        ...(this.options.runInWorkDir === true ? { cwd: this.workDir } : {}),
       });
       this.child = child;
       this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
@@ -181,6 +219,13 @@ export class Member {
     await this.waitHealthy();
   }
 
+  /** This member's /health, over https when it serves TLS. */
+  private probe(): Promise<string> {
+    const tls = this.options.clientTls;
+    if (tls === undefined) return probeHealth(this.clientUrl, this.healthQuery);
+    return probeHealthTls(this.clientUrl, tls, this.options.probeIdentity, this.healthQuery);
+  }
+
   private async waitHealthy(): Promise<void> {
     const deadline = Date.now() + this.healthWaitMs;
     let lastProblem = 'no probe yet';
@@ -188,7 +233,7 @@ export class Member {
       if (!this.running) {
         throw new Error(`${this.command.label} exited before becoming healthy; log tail:\n${this.logTail()}`);
       }
-      lastProblem = await probeHealth(this.clientUrl, this.healthQuery);
+      lastProblem = await this.probe();
       if (lastProblem === '') return;
       await sleep(healthProbeIntervalMs);
     }
@@ -199,14 +244,58 @@ export class Member {
   }
 }
 
+/** The client TLS flags of MemberOptions.clientTls. */
+function tlsFlags(tls: ClientTls | undefined): string[] {
+  if (tls === undefined || tls === 'https only') return [];
+  if (tls === 'auto') return ['--auto-tls', '--peer-auto-tls'];
+  return [
+    ...['--cert-file', tls.certFile, '--key-file', tls.keyFile, '--trusted-ca-file', tls.trustedCaFile],
+    ...(tls.clientCertAuth ? ['--client-cert-auth'] : []),
+  ];
+}
+
+/** probeHealth over https: trusting the member's CA (any certificate with --auto-tls), with a client certificate when given. */
+export function probeHealthTls(
+  clientUrl: string,
+  tls: ClientTls,
+  identity: TlsConfig | undefined,
+  query = '',
+): Promise<string> {
+  const trust = typeof tls === 'string' ? { rejectUnauthorized: false } : { ca: readFileSync(tls.trustedCaFile) };
+  const certificate =
+    identity === undefined ? {} : { cert: readFileSync(identity.certFile), key: readFileSync(identity.keyFile) };
+  return new Promise((resolve) => {
+    const request = httpsGet(
+      `${clientUrl}/health${query}`,
+      { ...trust, ...certificate, timeout: 1_000 },
+      (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve(healthProblem(response.statusCode ?? 0, body)));
+        response.on('error', (error) => resolve(error.message));
+      },
+    );
+    request.on('timeout', () => request.destroy(new Error('timed out')));
+    request.on('error', (error) => resolve(error.message));
+  });
+}
+
+/** '' when a /health answer says {"health":"true"}, else what was wrong. */
+function healthProblem(status: number, body: string): string {
+  if (status !== 200) return `status ${status}: ${body}`;
+  try {
+    return (JSON.parse(body) as { health?: unknown }).health === 'true' ? '' : `unhealthy body ${body}`;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
 /** Returns '' when GET /health says {"health":"true"}, else what was wrong. */
 export async function probeHealth(clientUrl: string, query = ''): Promise<string> {
   try {
     const response = await fetch(`${clientUrl}/health${query}`, { signal: AbortSignal.timeout(1_000) });
-    const body = await response.text();
-    if (response.status !== 200) return `status ${response.status}: ${body}`;
-    const parsed = JSON.parse(body) as { health?: unknown };
-    return parsed.health === 'true' ? '' : `unhealthy body ${body}`;
+    return healthProblem(response.status, await response.text());
   } catch (error) {
     return (error as Error).message;
   }

@@ -11,7 +11,7 @@ import type { GrpcHandlers, UnaryContext, UnaryHandler } from './router.js';
 /** What the Auth service needs of a member. */
 export interface AuthServiceHost {
   header(): ResponseHeader;
-  auth: Pick<AuthFront, 'request' | 'userAdd' | 'userChangePassword' | 'authenticate' | 'callerOf'>;
+  auth: Pick<AuthFront, 'request' | 'userAdd' | 'userChangePassword' | 'authenticate'>;
 }
 
 const text = (value: unknown): string => (typeof value === 'string' ? value : '');
@@ -80,11 +80,10 @@ export function authHandlers(host: AuthServiceHost): GrpcHandlers {
       return { header: header(), ...responseToWire(response) };
     };
   }
-  handlers['etcdserverpb.Auth/Authenticate'] = async (wire, context) => {
-    // etcd looks up a token the call carries even here, and refuses one it does not know.
-    if (context.token !== undefined) await host.auth.callerOf(context);
-    return { header: header(), token: await host.auth.authenticate(text(wire.name), text(wire.password)) };
-  };
+  handlers['etcdserverpb.Auth/Authenticate'] = async (wire, context) => ({
+    header: header(),
+    token: await host.auth.authenticate(text(wire.name), text(wire.password), context),
+  });
   handlers['etcdserverpb.Auth/UserAdd'] = async (wire, context) => {
     const noPassword = (wire.options as { noPassword?: unknown } | null | undefined)?.noPassword === true;
     await host.auth.userAdd(text(wire.name), text(wire.password), noPassword, context);

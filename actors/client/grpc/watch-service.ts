@@ -66,13 +66,14 @@ export interface WatchHost {
   progressNotifyIntervalMs?: number;
   /** etcd's --max-request-bytes: fragments stay under it plus gRPC's overhead. */
   maxRequestBytes?: number;
-  /** Checks a watch's range while auth is enabled; absent, every watch is allowed. */
+  /** Checks a watch's range; absent, every watch is allowed. */
   auth?: WatchAuthorizer;
 }
 
-/** Who may watch what, while auth is enabled. */
+/** Who may watch what. */
 export interface WatchAuthorizer {
-  enabled(): boolean;
+  /** Whether creates on a stream with these credentials are checked: auth is enabled, or the stream carries a token. */
+  checks(credentials: CallerCredentials): boolean;
   /** Undefined when the caller may read [key, rangeEnd); otherwise the cancel reason to answer with. */
   refusal(credentials: CallerCredentials, key: Uint8Array, rangeEnd: Uint8Array): Promise<string | undefined>;
 }
@@ -314,17 +315,17 @@ class WatchStream {
     if (this.closed) return;
     const request = watchRequestFromWire(wire);
     const auth = this.host.auth;
-    if (this.ordered === undefined && (auth === undefined || request.type !== 'create' || !auth.enabled()))
+    if (this.ordered === undefined && (auth === undefined || request.type !== 'create' || !auth.checks(this.call)))
       return this.handle(request);
     const previous = this.ordered ?? Promise.resolve();
     this.ordered = previous.then(() => this.handleChecked(request)).catch((error: unknown) => this.fail(error));
   }
 
-  /** Creates are checked by auth (while it is enabled) before they are handled. */
+  /** Creates are checked by auth (while it is enabled, or for a token) before they are handled. */
   private async handleChecked(request: WatchRequest): Promise<void> {
     if (this.closed) return;
     const auth = this.host.auth;
-    if (request.type === 'create' && auth !== undefined && auth.enabled()) {
+    if (request.type === 'create' && auth !== undefined && auth.checks(this.call)) {
       // etcd checks an empty key as "\0", the smallest key.
       const key = request.create.key.length === 0 ? new Uint8Array([0]) : request.create.key;
       const reason = await auth.refusal(this.call, key, request.create.rangeEnd);
