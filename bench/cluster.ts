@@ -5,6 +5,7 @@
  *
  *   node dist/bench/cluster.js [--duration 5] [--warmup 5] [--clients 1,64,256] [--rounds 1]
  *     [--ops put,range-l,range-s] [--systems etcd,tsetcd,single-host] [--rate N] [--client go|node] [--json]
+ *     [--tls] [--auth]
  *
  * --ops picks the workloads, each run at every client count, in the order given (default put):
  * 256-byte puts, and linearizable (range-l) or serializable (range-s) one-key ranges. List put
@@ -29,6 +30,13 @@
  * Endpoints are ordered leader first for every system (see leaderFirst), so one client talks to
  * the leader and the connections of many clients spread over the members alike.
  *
+ * --tls serves clients and peers over https with certificates made by openssl at the start (into a
+ * temporary dir), and every member requires client certificates (--client-cert-auth,
+ * --peer-client-cert-auth); the load client presents one. --auth enables auth on each fresh
+ * cluster before its runs, with a root user and a bench user whose role may read and write the
+ * bench's key space, and the load runs as the bench user (simple tokens, etcd's default). Both
+ * apply to etcd and tsetcd alike; single-host mode takes neither.
+ *
  * Single-host mode uses etcd's Procfile ports (2379, 22379, 32379 and 2380, 22380, 32380): they
  * must be free.
  */
@@ -36,7 +44,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { agreedLeader, Cluster } from '../test/support/cluster.js';
+import { etcdctlTlsArgs, makeCertificates, type TlsFiles } from '../test/support/certificates.js';
+import { agreedLeader, Cluster, type ClusterTls } from '../test/support/cluster.js';
+import { runEtcdctl } from '../test/support/etcdctl.js';
 import { probeHealth } from '../test/support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
 import { median, table } from './compare.js';
@@ -74,6 +84,10 @@ export interface ClusterBenchOptions {
   rounds: number;
   systems: ClusterSystem[];
   ops: ClusterOp[];
+  /** Clients and peers over TLS with client certificates required. */
+  tls: boolean;
+  /** Auth enabled; the load runs as benchUser. */
+  auth: boolean;
   json: boolean;
 }
 
@@ -107,6 +121,8 @@ export interface ClusterRatio {
 
 export interface ClusterReport {
   clientLabel: string;
+  /** plain, tls, auth or tls+auth: how the members were configured. */
+  security: string;
   rows: ClusterRow[];
   /** Per system, the sum of its members' peak RSS, the highest over the rounds. */
   peakRssKb: Partial<Record<ClusterSystem, number>>;
@@ -124,12 +140,14 @@ export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
     rounds: 1,
     systems: [...clusterSystems],
     ops: ['put'],
+    tls: false,
+    auth: false,
     json: false,
   };
   for (let position = 0; position < argv.length; position++) {
     const flag = argv[position];
-    if (flag === '--json') {
-      options.json = true;
+    if (flag === '--json' || flag === '--tls' || flag === '--auth') {
+      options[flag.slice(2) as 'json' | 'tls' | 'auth'] = true;
       continue;
     }
     const value = argv[++position] ?? '';
@@ -151,6 +169,8 @@ export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
   }
   if (!(options.durationMs > 0) || !(options.warmupMs >= 0))
     throw new Error('--duration must be positive and --warmup 0 or more (seconds)');
+  if ((options.tls || options.auth) && options.systems.includes('single-host'))
+    throw new Error('--tls and --auth apply to etcd and tsetcd; leave single-host out of --systems');
   if (new Set(options.systems).size !== options.systems.length)
     throw new Error(`--systems names a system twice: ${options.systems.join(',')}`);
   if (new Set(options.ops).size !== options.ops.length)
@@ -183,6 +203,12 @@ function cpuMsOf(pids: readonly number[]): number {
   return pids.reduce((sum, pid) => sum + readProcessStats(pid).cpuMs, 0);
 }
 
+/** How the load client connects: over TLS with these client files, as this user (name:password). */
+interface ClientSecurity {
+  readonly tls?: TlsFiles;
+  readonly user?: string;
+}
+
 /** Runs every workload at every client count against one running system; `pids` are its member processes. */
 async function measure(
   system: ClusterSystem,
@@ -190,11 +216,12 @@ async function measure(
   endpoints: string[],
   pids: readonly number[],
   options: ClusterBenchOptions,
+  security: ClientSecurity = {},
 ): Promise<ClusterRow[]> {
   const runLoad: LoadRunner = loadRunner(options.client);
   const rows: ClusterRow[] = [];
   for (const op of options.ops) {
-    rows.push(...(await measureOp(system, round, op, endpoints, pids, options, runLoad)));
+    rows.push(...(await measureOp(system, round, op, endpoints, pids, options, runLoad, security)));
   }
   return rows;
 }
@@ -207,6 +234,7 @@ async function measureOp(
   pids: readonly number[],
   options: ClusterBenchOptions,
   runLoad: LoadRunner,
+  security: ClientSecurity,
 ): Promise<ClusterRow[]> {
   const rows: ClusterRow[] = [];
   const workload =
@@ -222,6 +250,7 @@ async function measureOp(
       warmupMs: 0,
       ...workload,
       ratePerSec: options.ratePerSec,
+      ...security,
     });
     // The warm-up runs as its own load so the server CPU is sampled over the measured window only.
     const hostBefore = readHostCpuTicks();
@@ -256,11 +285,18 @@ async function processCluster(
   command: MemberCommand,
   round: number,
   options: ClusterBenchOptions,
+  tls: ClusterTls | undefined,
 ): Promise<SystemRun> {
-  const cluster = await Cluster.start({ command });
+  const cluster = await Cluster.start({ command, ...(tls === undefined ? {} : { tls }) });
   try {
     const pids = cluster.members.map((member) => member.pid);
-    const rows = await measure(system, round, await leaderFirst(cluster.endpoints()), pids, options);
+    const endpoints = await leaderFirst(cluster.endpoints(), tls?.client);
+    if (options.auth) await enableBenchAuth(endpoints[0] as string, tls?.client);
+    const security: ClientSecurity = {
+      ...(tls === undefined ? {} : { tls: tls.client }),
+      ...(options.auth ? { user: benchUser } : {}),
+    };
+    const rows = await measure(system, round, endpoints, pids, options, security);
     return { rows, peakRssKb: pids.reduce((sum, pid) => sum + readProcessStats(pid).peakRssKb, 0) };
   } finally {
     await cluster.destroy();
@@ -309,14 +345,41 @@ const leaderWaitMsMax = 30_000;
  * through a follower a put takes two more hops (the proposal forwarded, the commit sent back), and
  * which member leads differs from system to system and run to run.
  */
-export async function leaderFirst(endpoints: readonly string[]): Promise<string[]> {
+export async function leaderFirst(endpoints: readonly string[], tls?: TlsFiles): Promise<string[]> {
   const leader = await agreedLeader(
     () => endpoints,
     (endpoint) => endpoint,
     (endpoint) => endpoint,
     leaderWaitMsMax,
+    tls,
   );
   return [leader, ...endpoints.filter((endpoint) => endpoint !== leader)];
+}
+
+/** The user the load runs as with --auth, as name:password. */
+export const benchUser = 'bench:bench-password';
+/** The bench user's role covers the load's key space: keys are indexes below 10,000 as 8 decimal digits. */
+const benchKeyRange = ['00000000', '00010000'] as const;
+
+/**
+ * Enables auth through `endpoint` as etcd's documentation has it: a root user with the root role,
+ * then benchUser with a role that may read and write benchKeyRange, then `auth enable`.
+ */
+export async function enableBenchAuth(endpoint: string, tls: TlsFiles | undefined): Promise<void> {
+  const [name, password] = benchUser.split(':') as [string, string];
+  const steps = [
+    ['user', 'add', 'root:root-password'],
+    ['user', 'grant-role', 'root', 'root'],
+    ['user', 'add', `${name}:${password}`],
+    ['role', 'add', name],
+    ['role', 'grant-permission', name, 'readwrite', ...benchKeyRange],
+    ['user', 'grant-role', name, name],
+    ['auth', 'enable'],
+  ];
+  for (const step of steps) {
+    const result = await runEtcdctl(endpoint, [...etcdctlTlsArgs(tls), ...step]);
+    if (result.code !== 0) throw new Error(`etcdctl ${step.join(' ')} failed: ${result.stderr.trim()}`);
+  }
 }
 
 /** The client URLs of `tsetcd cluster --members 3` (etcd's Procfile layout). */
@@ -359,24 +422,42 @@ export function clusterRatios(rows: readonly ClusterRow[]): ClusterRatio[] {
 export async function runClusterBench(options: ClusterBenchOptions, sut: MemberCommand): Promise<ClusterReport> {
   const rows: ClusterRow[] = [];
   const peakRssKb: Partial<Record<ClusterSystem, number>> = {};
-  for (let round = 1; round <= options.rounds; round++) {
-    for (const system of systemOrder(options.systems, round)) {
-      const run =
-        system === 'etcd'
-          ? await processCluster(system, etcdCommand(), round, options)
-          : system === 'tsetcd'
-            ? await processCluster(system, sut, round, options)
-            : await singleHostCluster(sut, round, options);
-      rows.push(...run.rows);
-      peakRssKb[system] = Math.max(peakRssKb[system] ?? 0, run.peakRssKb);
+  const certificates = options.tls ? makeCertificates() : undefined;
+  const tls = certificates && { server: certificates.member('server'), client: certificates.member('bench') };
+  try {
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const system of systemOrder(options.systems, round)) {
+        const run =
+          system === 'etcd'
+            ? await processCluster(system, etcdCommand(), round, options, tls)
+            : system === 'tsetcd'
+              ? await processCluster(system, sut, round, options, tls)
+              : await singleHostCluster(sut, round, options);
+        rows.push(...run.rows);
+        peakRssKb[system] = Math.max(peakRssKb[system] ?? 0, run.peakRssKb);
+      }
     }
+  } finally {
+    certificates?.remove();
   }
   const systemRank = (row: ClusterRow) => options.systems.indexOf(row.system);
   const opRank = (row: ClusterRow) => options.ops.indexOf(row.op);
   rows.sort(
     (a, b) => systemRank(a) - systemRank(b) || opRank(a) - opRank(b) || a.clients - b.clients || a.round - b.round,
   );
-  return { clientLabel: loadClientLabel(options.client), rows, peakRssKb, ratios: clusterRatios(rows) };
+  return {
+    clientLabel: loadClientLabel(options.client),
+    security: securityLabel(options),
+    rows,
+    peakRssKb,
+    ratios: clusterRatios(rows),
+  };
+}
+
+/** plain, tls, auth or tls+auth. */
+export function securityLabel(options: Pick<ClusterBenchOptions, 'tls' | 'auth'>): string {
+  const parts = [options.tls ? 'tls' : '', options.auth ? 'auth' : ''].filter((part) => part !== '');
+  return parts.length === 0 ? 'plain' : parts.join('+');
 }
 
 /** The report as text: a row per system, workload, client count and round, then the ratios to etcd and peak RSS. */
@@ -423,7 +504,7 @@ export function formatClusterReport(report: ClusterReport): string {
     ([system, kb]) => `${systemLabels[system as ClusterSystem]} ${(kb / 1024).toFixed(1)}`,
   );
   const lines = [
-    `load client: ${report.clientLabel}; cli cpu % is of one core; steal % is host CPU time the hypervisor took`,
+    `load client: ${report.clientLabel}; members: ${report.security}; cli cpu % is of one core; steal % is host CPU time the hypervisor took`,
     table(runs, true),
   ];
   if (report.ratios.length > 0)

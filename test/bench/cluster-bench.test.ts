@@ -12,6 +12,7 @@ import {
   leaderFirst,
   parseClusterArgs,
   runClusterBench,
+  securityLabel,
   singleHostEndpoints,
   systemOrder,
   type ClusterOp,
@@ -42,6 +43,20 @@ test('cluster.js takes --rounds and --systems and refuses bad values', () => {
   assert.throws(() => parseClusterArgs(['--ops', 'put,put']), /--ops names a workload twice: put,put/);
   assert.throws(() => parseClusterArgs(['--duration', '0']), /--duration must be positive/);
   assert.throws(() => parseClusterArgs(['--bogus', '1']), /unknown flag --bogus/);
+});
+
+test('cluster.js takes --tls and --auth for etcd and tsetcd, not for single-host mode', () => {
+  const defaults = parseClusterArgs([]);
+  assert.deepEqual([defaults.tls, defaults.auth, securityLabel(defaults)], [false, false, 'plain']);
+  const both = parseClusterArgs(['--tls', '--systems', 'etcd,tsetcd', '--auth', '--clients', '64']);
+  assert.deepEqual([both.tls, both.auth, securityLabel(both), both.clients], [true, true, 'tls+auth', [64]]);
+  assert.equal(securityLabel(parseClusterArgs(['--tls', '--systems', 'tsetcd'])), 'tls');
+  assert.equal(securityLabel(parseClusterArgs(['--auth', '--systems', 'tsetcd'])), 'auth');
+  assert.throws(() => parseClusterArgs(['--tls']), /--tls and --auth apply to etcd and tsetcd; leave single-host out/);
+  assert.throws(
+    () => parseClusterArgs(['--auth', '--systems', 'single-host']),
+    /--tls and --auth apply to etcd and tsetcd; leave single-host out/,
+  );
 });
 
 test('each round starts with a different system', () => {
@@ -116,6 +131,7 @@ test('ratios pair each round with etcd in the same round and take the median', (
   });
   const text = formatClusterReport({
     clientLabel: 'test client',
+    security: 'plain',
     rows,
     peakRssKb: { etcd: 2048, tsetcd: 4096 },
     ratios,

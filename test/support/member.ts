@@ -6,9 +6,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import https from 'node:https';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePorts, loopbackHost } from './ports.js';
+import type { TlsFiles } from './certificates.js';
 import type { MemberCommand } from './sut.js';
 
 /** How long a member may take to answer /health after it is spawned. */
@@ -199,15 +201,50 @@ export class Member {
   }
 }
 
-/** Returns '' when GET /health says {"health":"true"}, else what was wrong. */
-export async function probeHealth(clientUrl: string, query = ''): Promise<string> {
+/** How long one /health probe may take. */
+const healthProbeMsMax = 1_000;
+
+/**
+ * Returns '' when GET /health says {"health":"true"}, else what was wrong. An https URL is probed
+ * with `tls`'s CA and client certificate (fetch cannot present one).
+ */
+export async function probeHealth(clientUrl: string, query = '', tls?: TlsFiles): Promise<string> {
   try {
-    const response = await fetch(`${clientUrl}/health${query}`, { signal: AbortSignal.timeout(1_000) });
-    const body = await response.text();
-    if (response.status !== 200) return `status ${response.status}: ${body}`;
+    const url = `${clientUrl}/health${query}`;
+    const { status, body } =
+      tls === undefined
+        ? await fetch(url, { signal: AbortSignal.timeout(healthProbeMsMax) }).then(async (response) => ({
+            status: response.status,
+            body: await response.text(),
+          }))
+        : await httpsGet(url, tls);
+    if (status !== 200) return `status ${status}: ${body}`;
     const parsed = JSON.parse(body) as { health?: unknown };
     return parsed.health === 'true' ? '' : `unhealthy body ${body}`;
   } catch (error) {
     return (error as Error).message;
   }
+}
+
+/** GET over https presenting `tls`'s client certificate; resolves with the status and body. */
+function httpsGet(url: string, tls: TlsFiles): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = https.get(
+      url,
+      {
+        ca: readFileSync(tls.trustedCaFile),
+        cert: readFileSync(tls.certFile),
+        key: readFileSync(tls.keyFile),
+        timeout: healthProbeMsMax,
+      },
+      (response) => {
+        let body = '';
+        response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+        response.once('end', () => resolve({ status: response.statusCode ?? 0, body }));
+        response.once('error', reject);
+      },
+    );
+    request.once('timeout', () => request.destroy(new Error(`no answer within ${healthProbeMsMax} ms`)));
+    request.once('error', reject);
+  });
 }
