@@ -5,7 +5,7 @@
  *
  *   node dist/bench/cluster.js [--duration 5] [--warmup 5] [--clients 1,64,256] [--rounds 1]
  *     [--ops put,range-l,range-s] [--systems etcd,tsetcd,single-host] [--rate N] [--client go|node] [--json]
- *     [--tls] [--auth]
+ *     [--tls] [--auth] [--members N] [--bcrypt-cost N]
  *
  * --ops picks the workloads, each run at every client count, in the order given (default put):
  * 256-byte puts, and linearizable (range-l) or serializable (range-s) one-key ranges. List put
@@ -35,7 +35,10 @@
  * --peer-client-cert-auth); the load client presents one. --auth enables auth on each fresh
  * cluster before its runs, with a root user and a bench user whose role may read and write the
  * bench's key space, and the load runs as the bench user (simple tokens, etcd's default). Both
- * apply to etcd and tsetcd alike; single-host mode takes neither.
+ * apply to etcd and tsetcd alike; single-host mode takes neither. --ops authenticate (with --auth)
+ * has every request be an Auth.Authenticate call as the bench user, so it measures the password
+ * check at the members' --bcrypt-cost (default 10, etcd's). --members runs etcd and tsetcd with
+ * that many members instead of 3.
  *
  * Single-host mode uses etcd's Procfile ports (2379, 22379, 32379 and 2380, 22380, 32380): they
  * must be free.
@@ -45,11 +48,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { etcdctlTlsArgs, makeCertificates, type TlsFiles } from '../test/support/certificates.js';
-import { agreedLeader, Cluster, type ClusterTls } from '../test/support/cluster.js';
+import { agreedLeader, Cluster, clusterSizeMax, type ClusterTls } from '../test/support/cluster.js';
 import { runEtcdctl } from '../test/support/etcdctl.js';
 import { probeHealth } from '../test/support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
+import { bcryptCostDefault, bcryptCostMax, bcryptCostMin } from '../src/lib/limits.js';
 import { median, table } from './compare.js';
+import { checkIntegerOption } from './side-by-side.js';
 import { loadOptions, ratePerSecMax, type LoadResult } from './load.js';
 import { readHostCpuTicks, readProcessStats, stealPercent } from './proc-stats.js';
 import {
@@ -64,14 +69,13 @@ import {
 /** The three topologies, by the names --systems takes. */
 export const clusterSystems = ['etcd', 'tsetcd', 'single-host'] as const;
 export type ClusterSystem = (typeof clusterSystems)[number];
-const systemLabels: Record<ClusterSystem, string> = {
-  etcd: 'etcd 3 processes',
-  tsetcd: 'tsetcd 3 processes',
-  'single-host': 'tsetcd single-host',
-};
+/** How a system is named in reports; `members` is how many processes etcd and tsetcd ran. */
+function systemLabel(system: ClusterSystem, members: number): string {
+  return system === 'single-host' ? 'tsetcd single-host' : `${system} ${members} processes`;
+}
 export const clusterRoundsMax = 20;
-/** The workloads --ops takes. */
-export const clusterOps = ['put', 'range-l', 'range-s'] as const;
+/** The workloads --ops takes; authenticate (Auth.Authenticate as the bench user) needs --auth. */
+export const clusterOps = ['put', 'range-l', 'range-s', 'authenticate'] as const;
 export type ClusterOp = (typeof clusterOps)[number];
 
 export interface ClusterBenchOptions {
@@ -88,6 +92,10 @@ export interface ClusterBenchOptions {
   tls: boolean;
   /** Auth enabled; the load runs as benchUser. */
   auth: boolean;
+  /** Members of the etcd and tsetcd clusters (3 unless told). */
+  members: number;
+  /** --bcrypt-cost of every member with --auth (etcd's default unless told). */
+  bcryptCost: number;
   json: boolean;
 }
 
@@ -123,6 +131,8 @@ export interface ClusterReport {
   clientLabel: string;
   /** plain, tls, auth or tls+auth: how the members were configured. */
   security: string;
+  /** Members of the etcd and tsetcd clusters. */
+  members: number;
   rows: ClusterRow[];
   /** Per system, the sum of its members' peak RSS, the highest over the rounds. */
   peakRssKb: Partial<Record<ClusterSystem, number>>;
@@ -142,6 +152,8 @@ export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
     ops: ['put'],
     tls: false,
     auth: false,
+    members: 3,
+    bcryptCost: bcryptCostDefault,
     json: false,
   };
   for (let position = 0; position < argv.length; position++) {
@@ -159,6 +171,8 @@ export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
     else if (flag === '--rounds') options.rounds = Number(value);
     else if (flag === '--systems') options.systems = value.split(',').map(parseSystem);
     else if (flag === '--ops') options.ops = value.split(',').map(parseOp);
+    else if (flag === '--members') options.members = Number(value);
+    else if (flag === '--bcrypt-cost') options.bcryptCost = Number(value);
     else throw new Error(`unknown flag ${flag}`);
   }
   if (!Number.isInteger(options.ratePerSec) || options.ratePerSec < 0 || options.ratePerSec > ratePerSecMax) {
@@ -169,8 +183,12 @@ export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
   }
   if (!(options.durationMs > 0) || !(options.warmupMs >= 0))
     throw new Error('--duration must be positive and --warmup 0 or more (seconds)');
-  if ((options.tls || options.auth) && options.systems.includes('single-host'))
-    throw new Error('--tls and --auth apply to etcd and tsetcd; leave single-host out of --systems');
+  if ((options.tls || options.auth || options.members !== 3) && options.systems.includes('single-host'))
+    throw new Error('--tls, --auth and --members apply to etcd and tsetcd; leave single-host out of --systems');
+  checkIntegerOption('members', options.members, 1, clusterSizeMax);
+  checkIntegerOption('bcrypt-cost', options.bcryptCost, bcryptCostMin, bcryptCostMax);
+  if (options.ops.includes('authenticate') && !options.auth)
+    throw new Error('--ops authenticate needs --auth (the bench user logs in)');
   if (new Set(options.systems).size !== options.systems.length)
     throw new Error(`--systems names a system twice: ${options.systems.join(',')}`);
   if (new Set(options.ops).size !== options.ops.length)
@@ -238,8 +256,8 @@ async function measureOp(
 ): Promise<ClusterRow[]> {
   const rows: ClusterRow[] = [];
   const workload =
-    op === 'put'
-      ? { op: 'put' as const }
+    op === 'put' || op === 'authenticate'
+      ? { op }
       : { op: 'range' as const, consistency: op === 'range-l' ? ('l' as const) : ('s' as const) };
   for (const clients of options.clients) {
     const load = loadOptions({
@@ -287,7 +305,12 @@ async function processCluster(
   options: ClusterBenchOptions,
   tls: ClusterTls | undefined,
 ): Promise<SystemRun> {
-  const cluster = await Cluster.start({ command, ...(tls === undefined ? {} : { tls }) });
+  const cluster = await Cluster.start({
+    command,
+    size: options.members,
+    extraFlags: options.auth ? ['--bcrypt-cost', String(options.bcryptCost)] : [],
+    ...(tls === undefined ? {} : { tls }),
+  });
   try {
     const pids = cluster.members.map((member) => member.pid);
     const endpoints = await leaderFirst(cluster.endpoints(), tls?.client);
@@ -448,6 +471,7 @@ export async function runClusterBench(options: ClusterBenchOptions, sut: MemberC
   return {
     clientLabel: loadClientLabel(options.client),
     security: securityLabel(options),
+    members: options.members,
     rows,
     peakRssKb,
     ratios: clusterRatios(rows),
@@ -479,7 +503,7 @@ export function formatClusterReport(report: ClusterReport): string {
   ];
   for (const row of report.rows) {
     runs.push([
-      systemLabels[row.system],
+      systemLabel(row.system, report.members),
       row.op,
       String(row.round),
       String(row.clients),
@@ -495,13 +519,13 @@ export function formatClusterReport(report: ClusterReport): string {
   const ratios = [['system', 'op', 'clients', 'throughput', 'p50', 'p99', 'srv cpu/req']];
   for (const r of report.ratios)
     ratios.push([
-      systemLabels[r.system],
+      systemLabel(r.system, report.members),
       r.op,
       String(r.clients),
       ...[r.throughput, r.p50, r.p99, r.serverCpuPerRequest].map(String),
     ]);
   const rss = Object.entries(report.peakRssKb).map(
-    ([system, kb]) => `${systemLabels[system as ClusterSystem]} ${(kb / 1024).toFixed(1)}`,
+    ([system, kb]) => `${systemLabel(system as ClusterSystem, report.members)} ${(kb / 1024).toFixed(1)}`,
   );
   const lines = [
     `load client: ${report.clientLabel}; members: ${report.security}; cli cpu % is of one core; steal % is host CPU time the hypervisor took`,
@@ -510,7 +534,7 @@ export function formatClusterReport(report: ClusterReport): string {
   if (report.ratios.length > 0)
     lines.push(
       '',
-      'ratios to etcd 3 processes, medians over rounds (throughput above 1 is better; latency and cpu below 1 are better)',
+      `ratios to ${systemLabel('etcd', report.members)}, medians over rounds (throughput above 1 is better; latency and cpu below 1 are better)`,
       table(ratios, true),
     );
   lines.push('', `peak rss MiB (sum over a system's member processes, highest round): ${rss.join(', ')}`);
