@@ -108,6 +108,8 @@ export interface ClusterRow {
   p50Ms: number;
   p99Ms: number;
   errors: number;
+  /** The errors by kind (gRPC code and message), when there were any. */
+  errorKinds?: Record<string, number>;
   /** The members' CPU over the measured window, per request answered. */
   serverCpuPerRequestUs: number;
   /** Load generator CPU over the measured window, in percent of one core. */
@@ -285,6 +287,7 @@ async function measureOp(
       p50Ms: result.latencyUs.p50 / 1000,
       p99Ms: result.latencyUs.p99 / 1000,
       errors: result.errorCount,
+      ...(result.errorCount > 0 ? { errorKinds: result.errors } : {}),
       serverCpuPerRequestUs: result.requests > 0 ? Math.round((serverCpuMs * 1000) / result.requests) : 0,
       clientCpuPercent: result.elapsedMs > 0 ? Math.round((result.clientCpuMs * 100) / result.elapsedMs) : 0,
       hostStealPercent: stealPercent(hostBefore, readHostCpuTicks()),
@@ -537,6 +540,9 @@ export function formatClusterReport(report: ClusterReport): string {
       `ratios to ${systemLabel('etcd', report.members)}, medians over rounds (throughput above 1 is better; latency and cpu below 1 are better)`,
       table(ratios, true),
     );
+  for (const row of report.rows.filter((r) => r.errorKinds !== undefined))
+    for (const [kind, count] of Object.entries(row.errorKinds ?? {}))
+      lines.push(`errors, ${systemLabel(row.system, report.members)} ${row.op} round ${row.round}: ${count} x ${kind}`);
   lines.push('', `peak rss MiB (sum over a system's member processes, highest round): ${rss.join(', ')}`);
   return lines.join('\n');
 }
