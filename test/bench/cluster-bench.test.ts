@@ -19,6 +19,7 @@ import {
   type ClusterRow,
   type ClusterSystem,
 } from '../../bench/cluster.js';
+import { hasOpenssl } from '../support/certificates.js';
 import { Cluster } from '../support/cluster.js';
 import { etcdCommand, sutCommand } from '../support/sut.js';
 
@@ -216,6 +217,34 @@ test(
       report.ratios.map((r) => `${r.system} ${r.op}`),
       systems.slice(1).flatMap((system) => [`${system} put`, `${system} range-l`]),
     );
+  },
+);
+
+test(
+  'with --tls and --auth, puts and Authenticate calls go through on etcd and tsetcd alike',
+  sut.command === undefined ? { skip: sut.skipReason } : hasOpenssl() ? {} : { skip: 'openssl is not installed' },
+  async () => {
+    const options = parseClusterArgs(
+      ['--tls', '--auth', '--systems', 'etcd,tsetcd', '--members', '1', '--bcrypt-cost', '4'].concat([
+        '--ops',
+        'put,authenticate',
+        '--clients',
+        '2',
+        '--duration',
+        '0.3',
+        '--warmup',
+        '0.2',
+      ]),
+    );
+    const report = await runClusterBench(options, sut.command!);
+    assert.equal(report.security, 'tls+auth');
+    assert.deepEqual(
+      report.rows.map((r) => `${r.system} ${r.op}`),
+      ['etcd put', 'etcd authenticate', 'tsetcd put', 'tsetcd authenticate'],
+    );
+    for (const r of report.rows)
+      assert.ok(r.throughputPerSec > 0 && r.errors === 0, `expected no errors, saw ${JSON.stringify(r)}`);
+    assert.match(formatClusterReport(report), /members: tls\+auth;[\s\S]*^etcd 1 processes\s+put/m);
   },
 );
 
