@@ -5,6 +5,7 @@
  *
  *   node dist/bench/cluster.js [--duration 5] [--warmup 5] [--clients 1,64,256] [--rounds 1]
  *     [--ops put,range-l,range-s] [--systems etcd,tsetcd,single-host] [--rate N] [--client go|node] [--json]
+ *     [--tls] [--auth] [--members N] [--bcrypt-cost N]
  *
  * --ops picks the workloads, each run at every client count, in the order given (default put):
  * 256-byte puts, and linearizable (range-l) or serializable (range-s) one-key ranges. List put
@@ -29,6 +30,16 @@
  * Endpoints are ordered leader first for every system (see leaderFirst), so one client talks to
  * the leader and the connections of many clients spread over the members alike.
  *
+ * --tls serves clients and peers over https with certificates made by openssl at the start (into a
+ * temporary dir), and every member requires client certificates (--client-cert-auth,
+ * --peer-client-cert-auth); the load client presents one. --auth enables auth on each fresh
+ * cluster before its runs, with a root user and a bench user whose role may read and write the
+ * bench's key space, and the load runs as the bench user (simple tokens, etcd's default). Both
+ * apply to etcd and tsetcd alike; single-host mode takes neither. --ops authenticate (with --auth)
+ * has every request be an Auth.Authenticate call as the bench user, so it measures the password
+ * check at the members' --bcrypt-cost (default 10, etcd's). --members runs etcd and tsetcd with
+ * that many members instead of 3.
+ *
  * Single-host mode uses etcd's Procfile ports (2379, 22379, 32379 and 2380, 22380, 32380): they
  * must be free.
  */
@@ -36,10 +47,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { agreedLeader, Cluster } from '../test/support/cluster.js';
+import { etcdctlTlsArgs, makeCertificates, type TlsFiles } from '../test/support/certificates.js';
+import { agreedLeader, Cluster, clusterSizeMax, type ClusterTls } from '../test/support/cluster.js';
+import { runEtcdctl } from '../test/support/etcdctl.js';
 import { probeHealth } from '../test/support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
+import { bcryptCostDefault, bcryptCostMax, bcryptCostMin } from '../src/lib/limits.js';
 import { median, table } from './compare.js';
+import { checkIntegerOption } from './side-by-side.js';
 import { loadOptions, ratePerSecMax, type LoadResult } from './load.js';
 import { readHostCpuTicks, readProcessStats, stealPercent } from './proc-stats.js';
 import {
@@ -54,14 +69,13 @@ import {
 /** The three topologies, by the names --systems takes. */
 export const clusterSystems = ['etcd', 'tsetcd', 'single-host'] as const;
 export type ClusterSystem = (typeof clusterSystems)[number];
-const systemLabels: Record<ClusterSystem, string> = {
-  etcd: 'etcd 3 processes',
-  tsetcd: 'tsetcd 3 processes',
-  'single-host': 'tsetcd single-host',
-};
+/** How a system is named in reports; `members` is how many processes etcd and tsetcd ran. */
+function systemLabel(system: ClusterSystem, members: number): string {
+  return system === 'single-host' ? 'tsetcd single-host' : `${system} ${members} processes`;
+}
 export const clusterRoundsMax = 20;
-/** The workloads --ops takes. */
-export const clusterOps = ['put', 'range-l', 'range-s'] as const;
+/** The workloads --ops takes; authenticate (Auth.Authenticate as the bench user) needs --auth. */
+export const clusterOps = ['put', 'range-l', 'range-s', 'authenticate'] as const;
 export type ClusterOp = (typeof clusterOps)[number];
 
 export interface ClusterBenchOptions {
@@ -74,6 +88,14 @@ export interface ClusterBenchOptions {
   rounds: number;
   systems: ClusterSystem[];
   ops: ClusterOp[];
+  /** Clients and peers over TLS with client certificates required. */
+  tls: boolean;
+  /** Auth enabled; the load runs as benchUser. */
+  auth: boolean;
+  /** Members of the etcd and tsetcd clusters (3 unless told). */
+  members: number;
+  /** --bcrypt-cost of every member with --auth (etcd's default unless told). */
+  bcryptCost: number;
   json: boolean;
 }
 
@@ -86,6 +108,8 @@ export interface ClusterRow {
   p50Ms: number;
   p99Ms: number;
   errors: number;
+  /** The errors by kind (gRPC code and message), when there were any. */
+  errorKinds?: Record<string, number>;
   /** The members' CPU over the measured window, per request answered. */
   serverCpuPerRequestUs: number;
   /** Load generator CPU over the measured window, in percent of one core. */
@@ -107,6 +131,10 @@ export interface ClusterRatio {
 
 export interface ClusterReport {
   clientLabel: string;
+  /** plain, tls, auth or tls+auth: how the members were configured. */
+  security: string;
+  /** Members of the etcd and tsetcd clusters. */
+  members: number;
   rows: ClusterRow[];
   /** Per system, the sum of its members' peak RSS, the highest over the rounds. */
   peakRssKb: Partial<Record<ClusterSystem, number>>;
@@ -124,12 +152,16 @@ export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
     rounds: 1,
     systems: [...clusterSystems],
     ops: ['put'],
+    tls: false,
+    auth: false,
+    members: 3,
+    bcryptCost: bcryptCostDefault,
     json: false,
   };
   for (let position = 0; position < argv.length; position++) {
     const flag = argv[position];
-    if (flag === '--json') {
-      options.json = true;
+    if (flag === '--json' || flag === '--tls' || flag === '--auth') {
+      options[flag.slice(2) as 'json' | 'tls' | 'auth'] = true;
       continue;
     }
     const value = argv[++position] ?? '';
@@ -141,6 +173,8 @@ export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
     else if (flag === '--rounds') options.rounds = Number(value);
     else if (flag === '--systems') options.systems = value.split(',').map(parseSystem);
     else if (flag === '--ops') options.ops = value.split(',').map(parseOp);
+    else if (flag === '--members') options.members = Number(value);
+    else if (flag === '--bcrypt-cost') options.bcryptCost = Number(value);
     else throw new Error(`unknown flag ${flag}`);
   }
   if (!Number.isInteger(options.ratePerSec) || options.ratePerSec < 0 || options.ratePerSec > ratePerSecMax) {
@@ -151,6 +185,12 @@ export function parseClusterArgs(argv: readonly string[]): ClusterBenchOptions {
   }
   if (!(options.durationMs > 0) || !(options.warmupMs >= 0))
     throw new Error('--duration must be positive and --warmup 0 or more (seconds)');
+  if ((options.tls || options.auth || options.members !== 3) && options.systems.includes('single-host'))
+    throw new Error('--tls, --auth and --members apply to etcd and tsetcd; leave single-host out of --systems');
+  checkIntegerOption('members', options.members, 1, clusterSizeMax);
+  checkIntegerOption('bcrypt-cost', options.bcryptCost, bcryptCostMin, bcryptCostMax);
+  if (options.ops.includes('authenticate') && !options.auth)
+    throw new Error('--ops authenticate needs --auth (the bench user logs in)');
   if (new Set(options.systems).size !== options.systems.length)
     throw new Error(`--systems names a system twice: ${options.systems.join(',')}`);
   if (new Set(options.ops).size !== options.ops.length)
@@ -183,6 +223,12 @@ function cpuMsOf(pids: readonly number[]): number {
   return pids.reduce((sum, pid) => sum + readProcessStats(pid).cpuMs, 0);
 }
 
+/** How the load client connects: over TLS with these client files, as this user (name:password). */
+interface ClientSecurity {
+  readonly tls?: TlsFiles;
+  readonly user?: string;
+}
+
 /** Runs every workload at every client count against one running system; `pids` are its member processes. */
 async function measure(
   system: ClusterSystem,
@@ -190,11 +236,12 @@ async function measure(
   endpoints: string[],
   pids: readonly number[],
   options: ClusterBenchOptions,
+  security: ClientSecurity = {},
 ): Promise<ClusterRow[]> {
   const runLoad: LoadRunner = loadRunner(options.client);
   const rows: ClusterRow[] = [];
   for (const op of options.ops) {
-    rows.push(...(await measureOp(system, round, op, endpoints, pids, options, runLoad)));
+    rows.push(...(await measureOp(system, round, op, endpoints, pids, options, runLoad, security)));
   }
   return rows;
 }
@@ -207,11 +254,12 @@ async function measureOp(
   pids: readonly number[],
   options: ClusterBenchOptions,
   runLoad: LoadRunner,
+  security: ClientSecurity,
 ): Promise<ClusterRow[]> {
   const rows: ClusterRow[] = [];
   const workload =
-    op === 'put'
-      ? { op: 'put' as const }
+    op === 'put' || op === 'authenticate'
+      ? { op }
       : { op: 'range' as const, consistency: op === 'range-l' ? ('l' as const) : ('s' as const) };
   for (const clients of options.clients) {
     const load = loadOptions({
@@ -222,6 +270,7 @@ async function measureOp(
       warmupMs: 0,
       ...workload,
       ratePerSec: options.ratePerSec,
+      ...security,
     });
     // The warm-up runs as its own load so the server CPU is sampled over the measured window only.
     const hostBefore = readHostCpuTicks();
@@ -238,6 +287,7 @@ async function measureOp(
       p50Ms: result.latencyUs.p50 / 1000,
       p99Ms: result.latencyUs.p99 / 1000,
       errors: result.errorCount,
+      ...(result.errorCount > 0 ? { errorKinds: result.errors } : {}),
       serverCpuPerRequestUs: result.requests > 0 ? Math.round((serverCpuMs * 1000) / result.requests) : 0,
       clientCpuPercent: result.elapsedMs > 0 ? Math.round((result.clientCpuMs * 100) / result.elapsedMs) : 0,
       hostStealPercent: stealPercent(hostBefore, readHostCpuTicks()),
@@ -256,11 +306,23 @@ async function processCluster(
   command: MemberCommand,
   round: number,
   options: ClusterBenchOptions,
+  tls: ClusterTls | undefined,
 ): Promise<SystemRun> {
-  const cluster = await Cluster.start({ command });
+  const cluster = await Cluster.start({
+    command,
+    size: options.members,
+    extraFlags: options.auth ? ['--bcrypt-cost', String(options.bcryptCost)] : [],
+    ...(tls === undefined ? {} : { tls }),
+  });
   try {
     const pids = cluster.members.map((member) => member.pid);
-    const rows = await measure(system, round, await leaderFirst(cluster.endpoints()), pids, options);
+    const endpoints = await leaderFirst(cluster.endpoints(), tls?.client);
+    if (options.auth) await enableBenchAuth(endpoints[0] as string, tls?.client);
+    const security: ClientSecurity = {
+      ...(tls === undefined ? {} : { tls: tls.client }),
+      ...(options.auth ? { user: benchUser } : {}),
+    };
+    const rows = await measure(system, round, endpoints, pids, options, security);
     return { rows, peakRssKb: pids.reduce((sum, pid) => sum + readProcessStats(pid).peakRssKb, 0) };
   } finally {
     await cluster.destroy();
@@ -309,14 +371,41 @@ const leaderWaitMsMax = 30_000;
  * through a follower a put takes two more hops (the proposal forwarded, the commit sent back), and
  * which member leads differs from system to system and run to run.
  */
-export async function leaderFirst(endpoints: readonly string[]): Promise<string[]> {
+export async function leaderFirst(endpoints: readonly string[], tls?: TlsFiles): Promise<string[]> {
   const leader = await agreedLeader(
     () => endpoints,
     (endpoint) => endpoint,
     (endpoint) => endpoint,
     leaderWaitMsMax,
+    tls,
   );
   return [leader, ...endpoints.filter((endpoint) => endpoint !== leader)];
+}
+
+/** The user the load runs as with --auth, as name:password. */
+export const benchUser = 'bench:bench-password';
+/** The bench user's role covers the load's key space: keys are indexes below 10,000 as 8 decimal digits. */
+const benchKeyRange = ['00000000', '00010000'] as const;
+
+/**
+ * Enables auth through `endpoint` as etcd's documentation has it: a root user with the root role,
+ * then benchUser with a role that may read and write benchKeyRange, then `auth enable`.
+ */
+export async function enableBenchAuth(endpoint: string, tls: TlsFiles | undefined): Promise<void> {
+  const [name, password] = benchUser.split(':') as [string, string];
+  const steps = [
+    ['user', 'add', 'root:root-password'],
+    ['user', 'grant-role', 'root', 'root'],
+    ['user', 'add', `${name}:${password}`],
+    ['role', 'add', name],
+    ['role', 'grant-permission', name, 'readwrite', ...benchKeyRange],
+    ['user', 'grant-role', name, name],
+    ['auth', 'enable'],
+  ];
+  for (const step of steps) {
+    const result = await runEtcdctl(endpoint, [...etcdctlTlsArgs(tls), ...step]);
+    if (result.code !== 0) throw new Error(`etcdctl ${step.join(' ')} failed: ${result.stderr.trim()}`);
+  }
 }
 
 /** The client URLs of `tsetcd cluster --members 3` (etcd's Procfile layout). */
@@ -359,24 +448,43 @@ export function clusterRatios(rows: readonly ClusterRow[]): ClusterRatio[] {
 export async function runClusterBench(options: ClusterBenchOptions, sut: MemberCommand): Promise<ClusterReport> {
   const rows: ClusterRow[] = [];
   const peakRssKb: Partial<Record<ClusterSystem, number>> = {};
-  for (let round = 1; round <= options.rounds; round++) {
-    for (const system of systemOrder(options.systems, round)) {
-      const run =
-        system === 'etcd'
-          ? await processCluster(system, etcdCommand(), round, options)
-          : system === 'tsetcd'
-            ? await processCluster(system, sut, round, options)
-            : await singleHostCluster(sut, round, options);
-      rows.push(...run.rows);
-      peakRssKb[system] = Math.max(peakRssKb[system] ?? 0, run.peakRssKb);
+  const certificates = options.tls ? makeCertificates() : undefined;
+  const tls = certificates && { server: certificates.member('server'), client: certificates.member('bench') };
+  try {
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const system of systemOrder(options.systems, round)) {
+        const run =
+          system === 'etcd'
+            ? await processCluster(system, etcdCommand(), round, options, tls)
+            : system === 'tsetcd'
+              ? await processCluster(system, sut, round, options, tls)
+              : await singleHostCluster(sut, round, options);
+        rows.push(...run.rows);
+        peakRssKb[system] = Math.max(peakRssKb[system] ?? 0, run.peakRssKb);
+      }
     }
+  } finally {
+    certificates?.remove();
   }
   const systemRank = (row: ClusterRow) => options.systems.indexOf(row.system);
   const opRank = (row: ClusterRow) => options.ops.indexOf(row.op);
   rows.sort(
     (a, b) => systemRank(a) - systemRank(b) || opRank(a) - opRank(b) || a.clients - b.clients || a.round - b.round,
   );
-  return { clientLabel: loadClientLabel(options.client), rows, peakRssKb, ratios: clusterRatios(rows) };
+  return {
+    clientLabel: loadClientLabel(options.client),
+    security: securityLabel(options),
+    members: options.members,
+    rows,
+    peakRssKb,
+    ratios: clusterRatios(rows),
+  };
+}
+
+/** plain, tls, auth or tls+auth. */
+export function securityLabel(options: Pick<ClusterBenchOptions, 'tls' | 'auth'>): string {
+  const parts = [options.tls ? 'tls' : '', options.auth ? 'auth' : ''].filter((part) => part !== '');
+  return parts.length === 0 ? 'plain' : parts.join('+');
 }
 
 /** The report as text: a row per system, workload, client count and round, then the ratios to etcd and peak RSS. */
@@ -398,7 +506,7 @@ export function formatClusterReport(report: ClusterReport): string {
   ];
   for (const row of report.rows) {
     runs.push([
-      systemLabels[row.system],
+      systemLabel(row.system, report.members),
       row.op,
       String(row.round),
       String(row.clients),
@@ -414,24 +522,27 @@ export function formatClusterReport(report: ClusterReport): string {
   const ratios = [['system', 'op', 'clients', 'throughput', 'p50', 'p99', 'srv cpu/req']];
   for (const r of report.ratios)
     ratios.push([
-      systemLabels[r.system],
+      systemLabel(r.system, report.members),
       r.op,
       String(r.clients),
       ...[r.throughput, r.p50, r.p99, r.serverCpuPerRequest].map(String),
     ]);
   const rss = Object.entries(report.peakRssKb).map(
-    ([system, kb]) => `${systemLabels[system as ClusterSystem]} ${(kb / 1024).toFixed(1)}`,
+    ([system, kb]) => `${systemLabel(system as ClusterSystem, report.members)} ${(kb / 1024).toFixed(1)}`,
   );
   const lines = [
-    `load client: ${report.clientLabel}; cli cpu % is of one core; steal % is host CPU time the hypervisor took`,
+    `load client: ${report.clientLabel}; members: ${report.security}; cli cpu % is of one core; steal % is host CPU time the hypervisor took`,
     table(runs, true),
   ];
   if (report.ratios.length > 0)
     lines.push(
       '',
-      'ratios to etcd 3 processes, medians over rounds (throughput above 1 is better; latency and cpu below 1 are better)',
+      `ratios to ${systemLabel('etcd', report.members)}, medians over rounds (throughput above 1 is better; latency and cpu below 1 are better)`,
       table(ratios, true),
     );
+  for (const row of report.rows.filter((r) => r.errorKinds !== undefined))
+    for (const [kind, count] of Object.entries(row.errorKinds ?? {}))
+      lines.push(`errors, ${systemLabel(row.system, report.members)} ${row.op} round ${row.round}: ${count} x ${kind}`);
   lines.push('', `peak rss MiB (sum over a system's member processes, highest round): ${rss.join(', ')}`);
   return lines.join('\n');
 }

@@ -128,6 +128,9 @@ export function goLoadArgs(options: LoadOptions): string[] {
     '--rate',
     String(options.ratePerSec),
   ];
+  if (options.user !== undefined) args.push('--user', options.user);
+  if (options.tls !== undefined)
+    args.push('--cacert', options.tls.trustedCaFile, '--cert', options.tls.certFile, '--key', options.tls.keyFile);
   if (options.sequentialKeys) args.push('--sequential-keys');
   if (options.total !== undefined) args.push('--total', String(options.total));
   return args;

@@ -4,7 +4,9 @@
  * count decoded. It keeps
  * the load generator's own CPU cost low and independent of any .proto loading.
  */
+import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
+import type { TlsFiles } from '../test/support/certificates.js';
 
 const putMethod = '/etcdserverpb.KV/Put';
 const rangeMethod = '/etcdserverpb.KV/Range';
@@ -28,11 +30,22 @@ export class KvConnection {
   /** Every call carries this token (metadata "token") when the connection was given one. */
   private readonly tokenMetadata: grpc.Metadata | undefined;
 
-  /** `endpoint` is host:port or http://host:port; `token` is an auth token every call carries. */
-  constructor(endpoint: string, token?: string) {
+  /**
+   * `endpoint` is host:port or http(s)://host:port; `token` is an auth token every call carries;
+   * with `tls` the connection is TLS and presents its client certificate.
+   */
+  constructor(endpoint: string, token?: string, tls?: TlsFiles) {
     const target = endpoint.replace(/^https?:\/\//, '');
+    const credentials =
+      tls === undefined
+        ? grpc.credentials.createInsecure()
+        : grpc.credentials.createSsl(
+            readFileSync(tls.trustedCaFile),
+            readFileSync(tls.keyFile),
+            readFileSync(tls.certFile),
+          );
     // A local subchannel pool gives each connection its own TCP socket, as --conns intends.
-    this.client = new grpc.Client(target, grpc.credentials.createInsecure(), {
+    this.client = new grpc.Client(target, credentials, {
       'grpc.use_local_subchannel_pool': 1,
       'grpc.max_receive_message_length': receiveMessageBytesMax,
     });

@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import * as hdr from 'hdr-histogram-js';
+import type { TlsFiles } from '../test/support/certificates.js';
 import { KvConnection, type KvReply } from './kv-client.js';
 import { latencyPlotSvg, type LatencyAtPercentile } from './plot.js';
 import { startProgress, type ProgressSink, type ProgressSnapshot } from './progress.js';
@@ -33,7 +34,8 @@ export const ratePerSecMax = 10_000_000;
 export const reportedPercentiles = [0, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999, 100] as const;
 
 /** The workloads; txn-put is one Txn per request whose success branch puts --txn-ops distinct keys. */
-export const loadOps = ['put', 'range', 'txn-put'] as const;
+/** 'authenticate' calls Auth.Authenticate as --user on every request (the bcrypt check is the work). */
+export const loadOps = ['put', 'range', 'txn-put', 'authenticate'] as const;
 export type LoadOp = (typeof loadOps)[number];
 
 export interface LoadOptions {
@@ -58,6 +60,8 @@ export interface LoadOptions {
   readonly ratePerSec: number;
   /** etcd benchmark's --user "name:password": every request carries a token for that user. */
   readonly user?: string;
+  /** etcdctl's --cacert, --cert and --key: TLS connections, with a client certificate. */
+  readonly tls?: TlsFiles;
 }
 
 export interface LatencySummaryUs {
@@ -135,6 +139,8 @@ function validate(options: LoadOptions): void {
       `--txn-ops above 1 needs every index of --key-space ${options.keySpace} to fit in --key-size ${options.keySize} digits`,
     );
   }
+  if (options.op === 'authenticate' && !(options.user ?? '').includes(':'))
+    throw new Error(`--op authenticate needs --user name:password, saw ${JSON.stringify(options.user ?? '')}`);
   if (options.consistency !== 'l' && options.consistency !== 's')
     throw new Error(`--consistency must be l or s, saw ${String(options.consistency)}`);
   if (!Number.isInteger(options.ratePerSec) || options.ratePerSec < 0 || options.ratePerSec > ratePerSecMax) {
@@ -250,6 +256,7 @@ function errorKind(error: unknown): string {
 function send(run: LoadRun, connection: KvConnection, keys: readonly Buffer[]): Promise<KvReply> {
   const { op, consistency, deadlineMs } = run.options;
   if (op === 'txn-put') return connection.txnPut(keys, run.value, deadlineMs);
+  if (op === 'authenticate') return authenticateOnce(connection, run.options);
   const key = keys[0] as Buffer;
   return op === 'put'
     ? connection.put(key, run.value, deadlineMs)
@@ -296,14 +303,27 @@ async function clientLoop(run: LoadRun, connection: KvConnection): Promise<void>
   }
 }
 
-/** Authenticates --user once, on the first endpoint; every connection then carries the token. */
-async function tokenFor(options: LoadOptions): Promise<string> {
-  const user = options.user as string;
+/** --user split at its first colon; throws unless it is name:password. */
+function userOf(options: LoadOptions): { name: string; password: string } {
+  const user = options.user ?? '';
   const colon = user.indexOf(':');
   if (colon <= 0) throw new Error(`--user must be name:password, saw ${JSON.stringify(user)}`);
-  const connection = new KvConnection(options.endpoints[0] as string);
+  return { name: user.slice(0, colon), password: user.slice(colon + 1) };
+}
+
+/** One Authenticate call as --user; an answer carries no revision the bench reads. */
+async function authenticateOnce(connection: KvConnection, options: LoadOptions): Promise<KvReply> {
+  const { name, password } = userOf(options);
+  await connection.authenticate(name, password, options.deadlineMs);
+  return { revision: 0, count: 0 };
+}
+
+/** Authenticates --user once, on the first endpoint; every connection then carries the token. */
+async function tokenFor(options: LoadOptions): Promise<string> {
+  const { name, password } = userOf(options);
+  const connection = new KvConnection(options.endpoints[0] as string, undefined, options.tls);
   try {
-    return await connection.authenticate(user.slice(0, colon), user.slice(colon + 1), options.deadlineMs);
+    return await connection.authenticate(name, password, options.deadlineMs);
   } finally {
     connection.close();
   }
@@ -312,10 +332,11 @@ async function tokenFor(options: LoadOptions): Promise<string> {
 /** Runs one workload and returns its measured summary; with a `progress` sink, draws a progress bar on it meanwhile. */
 export async function runLoad(options: LoadOptions, progress?: ProgressSink): Promise<LoadResult> {
   validate(options);
-  const token = options.user === undefined ? undefined : await tokenFor(options);
+  // With --op authenticate the calls themselves log in; a token would go unused.
+  const token = options.user === undefined || options.op === 'authenticate' ? undefined : await tokenFor(options);
   const connections = Array.from(
     { length: options.conns },
-    (_, i) => new KvConnection(options.endpoints[i % options.endpoints.length] as string, token),
+    (_, i) => new KvConnection(options.endpoints[i % options.endpoints.length] as string, token, options.tls),
   );
   const run = new LoadRun(options);
   const stopProgress = progress === undefined ? undefined : startProgress(progress, () => progressOf(run));
@@ -413,8 +434,8 @@ export function formatLoadResult(result: LoadResult): string {
 
 const usage = `usage: tsetcd-bench [--endpoints h:p,...] [--conns N] [--clients N] [--total N | --duration S]
   [--warmup S] [--key-size B] [--val-size B] [--key-space N] [--sequential-keys]
-  [--op put|range|txn-put] [--consistency l|s] [--txn-ops N] [--deadline S] [--rate N]
-  [--json] [--plot FILE.svg] [--user NAME:PASSWORD]`;
+  [--op put|range|txn-put|authenticate] [--consistency l|s] [--txn-ops N] [--deadline S] [--rate N]
+  [--json] [--plot FILE.svg] [--user NAME:PASSWORD] [--cacert FILE --cert FILE --key FILE]`;
 
 /** Parses command-line flags into load options (durations in seconds). */
 export function parseLoadArgs(argv: readonly string[]): { options: LoadOptions; json: boolean; plotPath?: string } {
@@ -439,6 +460,9 @@ export function parseLoadArgs(argv: readonly string[]): { options: LoadOptions; 
       json: { type: 'boolean', default: false },
       plot: { type: 'string' },
       user: { type: 'string' },
+      cacert: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
     },
   });
   const seconds = (text: string | undefined, fallbackMs: number): number =>
@@ -462,8 +486,17 @@ export function parseLoadArgs(argv: readonly string[]): { options: LoadOptions; 
     deadlineMs: seconds(values.deadline, requestDeadlineMsDefault),
     ratePerSec: Number(values.rate),
     ...(values.user === undefined ? {} : { user: values.user }),
+    ...tlsOf(values.cacert, values.cert, values.key),
   });
   return { options, json: values.json === true, plotPath: values.plot };
+}
+
+/** --cacert, --cert and --key as LoadOptions' tls: all three or none. */
+function tlsOf(caFile?: string, certFile?: string, keyFile?: string): { tls?: TlsFiles } {
+  if (caFile === undefined && certFile === undefined && keyFile === undefined) return {};
+  if (caFile === undefined || certFile === undefined || keyFile === undefined)
+    throw new Error('--cacert, --cert and --key go together (the servers verify client certificates)');
+  return { tls: { trustedCaFile: caFile, certFile, keyFile } };
 }
 
 /** The latency plot of one run, titled with its workload. */

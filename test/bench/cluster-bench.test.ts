@@ -12,12 +12,14 @@ import {
   leaderFirst,
   parseClusterArgs,
   runClusterBench,
+  securityLabel,
   singleHostEndpoints,
   systemOrder,
   type ClusterOp,
   type ClusterRow,
   type ClusterSystem,
 } from '../../bench/cluster.js';
+import { hasOpenssl } from '../support/certificates.js';
 import { Cluster } from '../support/cluster.js';
 import { etcdCommand, sutCommand } from '../support/sut.js';
 
@@ -38,10 +40,60 @@ test('cluster.js takes --rounds and --systems and refuses bad values', () => {
   assert.throws(() => parseClusterArgs(['--systems', 'etcd,etcd']), /--systems names a system twice: etcd,etcd/);
   assert.deepEqual(defaults.ops, ['put']);
   assert.deepEqual(parseClusterArgs(['--ops', 'put,range-s,range-l']).ops, ['put', 'range-s', 'range-l']);
-  assert.throws(() => parseClusterArgs(['--ops', 'put,delete']), /--ops takes put, range-l, range-s; saw delete/);
+  assert.throws(
+    () => parseClusterArgs(['--ops', 'put,delete']),
+    /--ops takes put, range-l, range-s, authenticate; saw delete/,
+  );
   assert.throws(() => parseClusterArgs(['--ops', 'put,put']), /--ops names a workload twice: put,put/);
   assert.throws(() => parseClusterArgs(['--duration', '0']), /--duration must be positive/);
   assert.throws(() => parseClusterArgs(['--bogus', '1']), /unknown flag --bogus/);
+});
+
+test('cluster.js takes --tls and --auth for etcd and tsetcd, not for single-host mode', () => {
+  const defaults = parseClusterArgs([]);
+  assert.deepEqual([defaults.tls, defaults.auth, securityLabel(defaults)], [false, false, 'plain']);
+  const both = parseClusterArgs(['--tls', '--systems', 'etcd,tsetcd', '--auth', '--clients', '64']);
+  assert.deepEqual([both.tls, both.auth, securityLabel(both), both.clients], [true, true, 'tls+auth', [64]]);
+  assert.equal(securityLabel(parseClusterArgs(['--tls', '--systems', 'tsetcd'])), 'tls');
+  assert.equal(securityLabel(parseClusterArgs(['--auth', '--systems', 'tsetcd'])), 'auth');
+  assert.throws(
+    () => parseClusterArgs(['--tls']),
+    /--tls, --auth and --members apply to etcd and tsetcd; leave single-host out/,
+  );
+  assert.throws(
+    () => parseClusterArgs(['--auth', '--systems', 'single-host']),
+    /--tls, --auth and --members apply to etcd and tsetcd; leave single-host out/,
+  );
+});
+
+test("cluster.js measures Authenticate with --auth, on 1 to 5 members, at a bcrypt cost in bcrypt's bounds", () => {
+  const defaults = parseClusterArgs([]);
+  assert.deepEqual([defaults.members, defaults.bcryptCost], [3, 10]);
+  const parsed = parseClusterArgs([
+    '--auth',
+    '--ops',
+    'authenticate',
+    '--members',
+    '1',
+    '--bcrypt-cost',
+    '4',
+    '--systems',
+    'etcd,tsetcd',
+  ]);
+  assert.deepEqual([parsed.ops, parsed.members, parsed.bcryptCost], [['authenticate'], 1, 4]);
+  assert.throws(
+    () => parseClusterArgs(['--ops', 'authenticate', '--systems', 'etcd']),
+    /--ops authenticate needs --auth/,
+  );
+  assert.throws(
+    () => parseClusterArgs(['--members', '6', '--systems', 'etcd']),
+    /--members must be an integer in 1\.\.5, saw 6/,
+  );
+  assert.throws(() => parseClusterArgs(['--members', '1']), /leave single-host out of --systems/);
+  assert.throws(
+    () => parseClusterArgs(['--bcrypt-cost', '3', '--systems', 'etcd']),
+    /--bcrypt-cost must be an integer in 4\.\.31, saw 3/,
+  );
 });
 
 test('each round starts with a different system', () => {
@@ -116,6 +168,8 @@ test('ratios pair each round with etcd in the same round and take the median', (
   });
   const text = formatClusterReport({
     clientLabel: 'test client',
+    security: 'plain',
+    members: 3,
     rows,
     peakRssKb: { etcd: 2048, tsetcd: 4096 },
     ratios,
@@ -163,6 +217,34 @@ test(
       report.ratios.map((r) => `${r.system} ${r.op}`),
       systems.slice(1).flatMap((system) => [`${system} put`, `${system} range-l`]),
     );
+  },
+);
+
+test(
+  'with --tls and --auth, puts and Authenticate calls go through on etcd and tsetcd alike',
+  sut.command === undefined ? { skip: sut.skipReason } : hasOpenssl() ? {} : { skip: 'openssl is not installed' },
+  async () => {
+    const options = parseClusterArgs(
+      ['--tls', '--auth', '--systems', 'etcd,tsetcd', '--members', '1', '--bcrypt-cost', '4'].concat([
+        '--ops',
+        'put,authenticate',
+        '--clients',
+        '2',
+        '--duration',
+        '0.3',
+        '--warmup',
+        '0.2',
+      ]),
+    );
+    const report = await runClusterBench(options, sut.command!);
+    assert.equal(report.security, 'tls+auth');
+    assert.deepEqual(
+      report.rows.map((r) => `${r.system} ${r.op}`),
+      ['etcd put', 'etcd authenticate', 'tsetcd put', 'tsetcd authenticate'],
+    );
+    for (const r of report.rows)
+      assert.ok(r.throughputPerSec > 0 && r.errors === 0, `expected no errors, saw ${JSON.stringify(r)}`);
+    assert.match(formatClusterReport(report), /members: tls\+auth;[\s\S]*^etcd 1 processes\s+put/m);
   },
 );
 

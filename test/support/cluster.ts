@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { etcdctlTlsArgs, type TlsFiles } from './certificates.js';
 import { runEtcdctl } from './etcdctl.js';
 import { healthWaitMsDefault, probeHealth, stopGraceMsDefault } from './member.js';
 import { freePorts, loopbackHost } from './ports.js';
@@ -33,6 +34,14 @@ export interface ClusterOptions {
   /** Extra etcd flags for every member, e.g. ['--snapshot-count', '100']. */
   readonly extraFlags?: readonly string[];
   readonly healthWaitMs?: number;
+  /** Client and peer URLs over https: the members serve `server`'s certificate and ask every client and peer for one (--client-cert-auth, --peer-client-cert-auth); probes present `client`'s. */
+  readonly tls?: ClusterTls;
+}
+
+/** The certificates of a TLS cluster; both signed by the one CA named in their trustedCaFile. */
+export interface ClusterTls {
+  readonly server: TlsFiles;
+  readonly client: TlsFiles;
 }
 
 /** What `etcdctl endpoint status` reports for one member; IDs as lowercase hex like etcdctl's table. */
@@ -74,14 +83,15 @@ export class ClusterMember {
     private readonly initialCluster: string,
     private readonly extraFlags: readonly string[],
     readonly healthWaitMs: number,
+    readonly tls?: ClusterTls,
   ) {}
 
   get clientUrl(): string {
-    return `http://${loopbackHost}:${this.clientPort}`;
+    return `${schemeOf(this.tls)}://${loopbackHost}:${this.clientPort}`;
   }
 
   get peerUrl(): string {
-    return `http://${loopbackHost}:${this.peerPort}`;
+    return `${schemeOf(this.tls)}://${loopbackHost}:${this.peerPort}`;
   }
 
   get dataDir(): string {
@@ -125,6 +135,7 @@ export class ClusterMember {
       'new',
       '--initial-cluster-token',
       `tsetcd-test-${this.command.label}`,
+      ...tlsFlags(this.tls),
       ...this.extraFlags,
     ];
   }
@@ -154,7 +165,7 @@ export class ClusterMember {
     while (Date.now() < deadline) {
       if (!this.running)
         throw new Error(`${this.describe()} exited before becoming healthy; log tail:\n${this.logTail()}`);
-      lastProblem = await probeHealth(this.clientUrl);
+      lastProblem = await probeHealth(this.clientUrl, '', this.tls?.client);
       if (lastProblem === '') return;
       await sleep(pollIntervalMs);
     }
@@ -204,6 +215,21 @@ export class ClusterMember {
   }
 }
 
+function schemeOf(tls: ClusterTls | undefined): 'http' | 'https' {
+  return tls === undefined ? 'http' : 'https';
+}
+
+/** The same TLS flags for etcd and tsetcd: server certificate, CA, and client certificates required, on both ports. */
+function tlsFlags(tls: ClusterTls | undefined): string[] {
+  if (tls === undefined) return [];
+  const { certFile, keyFile, trustedCaFile } = tls.server;
+  return [
+    ...['--cert-file', certFile, '--key-file', keyFile, '--trusted-ca-file', trustedCaFile, '--client-cert-auth'],
+    ...['--peer-cert-file', certFile, '--peer-key-file', keyFile, '--peer-trusted-ca-file', trustedCaFile],
+    '--peer-client-cert-auth',
+  ];
+}
+
 /** A set of members bootstrapped together with one --initial-cluster. */
 export class Cluster {
   private constructor(
@@ -221,7 +247,9 @@ export class Cluster {
     const workDir = await mkdtemp(join(tmpdir(), `tsetcd-cluster-${options.command.label}-`));
     const names = Array.from({ length: size }, (_, i) => `m${i + 1}`);
     const peerPort = (i: number) => ports[2 * i + 1] as number;
-    const initialCluster = names.map((name, i) => `${name}=http://${loopbackHost}:${peerPort(i)}`).join(',');
+    const initialCluster = names
+      .map((name, i) => `${name}=${schemeOf(options.tls)}://${loopbackHost}:${peerPort(i)}`)
+      .join(',');
     const members = names.map((name, i) => {
       const memberDir = join(workDir, name);
       const healthWaitMs = options.healthWaitMs ?? healthWaitMsDefault;
@@ -234,6 +262,7 @@ export class Cluster {
         initialCluster,
         options.extraFlags ?? [],
         healthWaitMs,
+        options.tls,
       );
     });
     const cluster = new Cluster(options.command, members, workDir);
@@ -276,6 +305,7 @@ export class Cluster {
         (m) => m.clientUrl,
         (m) => m.name,
         waitMs,
+        this.members[0]?.tls?.client,
       );
     } catch (error) {
       throw new Error(`${this.command.label} cluster ${(error as Error).message}`);
@@ -308,12 +338,15 @@ export async function agreedLeader<T>(
   urlOf: (candidate: T) => string,
   nameOf: (candidate: T) => string,
   waitMs = leaderWaitMsDefault,
+  tls?: TlsFiles,
 ): Promise<T> {
   const deadline = Date.now() + waitMs;
   let lastSeen = 'no status yet';
   while (Date.now() < deadline) {
     const members = candidates();
-    const statuses = await Promise.all(members.map((m) => endpointStatus(urlOf(m)).catch((error: Error) => error)));
+    const statuses = await Promise.all(
+      members.map((m) => endpointStatus(urlOf(m), tls).catch((error: Error) => error)),
+    );
     const leaders = new Set(statuses.map((s) => (s instanceof Error ? 'error' : s.leaderId)));
     const [leaderId] = leaders;
     const index = statuses.findIndex((s) => !(s instanceof Error) && s.memberId === leaderId);
@@ -330,8 +363,9 @@ export async function agreedLeader<T>(
 }
 
 /** One member's `etcdctl endpoint status -w json`, with 64-bit IDs kept exact. */
-export async function endpointStatus(endpoint: string): Promise<EndpointStatus> {
+export async function endpointStatus(endpoint: string, tls?: TlsFiles): Promise<EndpointStatus> {
   const result = await runEtcdctl(endpoint, [
+    ...etcdctlTlsArgs(tls),
     'endpoint',
     'status',
     '-w',

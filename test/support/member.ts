@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePorts, loopbackHost } from './ports.js';
+import type { TlsFiles } from './certificates.js';
 import type { MemberCommand } from './sut.js';
 import type { TlsConfig } from '../../src/config/config.js';
 
@@ -258,7 +259,7 @@ function tlsFlags(tls: ClientTls | undefined): string[] {
 export function probeHealthTls(
   clientUrl: string,
   tls: ClientTls,
-  identity: TlsConfig | undefined,
+  identity: Pick<TlsConfig, 'certFile' | 'keyFile'> | undefined,
   query = '',
 ): Promise<string> {
   const trust = typeof tls === 'string' ? { rejectUnauthorized: false } : { ca: readFileSync(tls.trustedCaFile) };
@@ -291,8 +292,12 @@ function healthProblem(status: number, body: string): string {
   }
 }
 
-/** Returns '' when GET /health says {"health":"true"}, else what was wrong. */
-export async function probeHealth(clientUrl: string, query = ''): Promise<string> {
+/**
+ * Returns '' when GET /health says {"health":"true"}, else what was wrong. An https URL is probed
+ * trusting `tls`'s CA and presenting its client certificate (fetch cannot present one).
+ */
+export async function probeHealth(clientUrl: string, query = '', tls?: TlsFiles): Promise<string> {
+  if (tls !== undefined) return probeHealthTls(clientUrl, { ...tls, clientCertAuth: false }, tls, query);
   try {
     const response = await fetch(`${clientUrl}/health${query}`, { signal: AbortSignal.timeout(1_000) });
     return healthProblem(response.status, await response.text());
