@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConfigError, checkLocalMember, parseInitialCluster } from '../src/config/config.js';
+import { encodeAuthState } from '../src/auth/auth-store.js';
 import { memberDataPaths } from '../src/lib/paths.js';
 import type { BackendBatch } from '../src/mvcc/backend.js';
 import { LmdbBackend } from '../src/mvcc/lmdb-backend.js';
@@ -105,13 +106,13 @@ export async function runSnapshotRestore(context: CommandContext): Promise<void>
   mkdirSync(dirname(backendPath), { recursive: true });
   const backend = LmdbBackend.open(backendPath);
   try {
-    const { revisions, leases, scheduledCompactRevision, finishedCompactRevision } = records;
+    const { revisions, leases, scheduledCompactRevision, finishedCompactRevision, auth } = records;
     for (let start = 0; start < revisions.length || start === 0; start += restoreBatchRevisions) {
       const batch: BackendBatch = {
         puts: revisions.slice(start, start + restoreBatchRevisions),
         deletes: [],
         meta: start === 0 ? { consistentIndex: 0, term: 0, scheduledCompactRevision, finishedCompactRevision } : {},
-        ...(start === 0 ? { leases: { puts: leases, deletes: [] } } : {}),
+        ...(start === 0 ? { leases: { puts: leases, deletes: [] }, auth: encodeAuthState(auth) } : {}),
       };
       backend.write(batch);
     }

@@ -1,8 +1,10 @@
 /**
  * Backups for Maintenance.Snapshot, in etcd's own format: the backend is copied at one point
  * (LMDB's consistent copy of everything committed, after a flush), and a snapshot thread turns
- * the copy into an etcd 3.4 bbolt database file, off the member's event loop, while writes go on.
- * The client service streams the file and hashes it as it goes, as etcd does.
+ * the copy into an etcd 3.4 bbolt database, off the member's event loop, while writes go on. The
+ * thread lays the file out first (so its length is known), then builds it in file order and hands
+ * it over in chunks as the client stream takes them, hashing it with sha256 as it goes; the file
+ * is never written to disk.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,25 +12,20 @@ import { Worker } from 'node:worker_threads';
 import type { LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
 import type { SnapshotMembership } from '../../src/snap/snap-file.js';
 import { etcdClusterVersion } from '../../src/api/version.js';
+import { assert } from '../../src/lib/assert.js';
+import { backupChunksAheadMax } from '../../src/lib/limits.js';
 import type { Logger } from '../shared/logger.js';
 import { backupDirPrefix } from './snapshot-install.js';
+import { backupCancelled, backupCredit, type BackupThreadInit, type BackupThreadReply } from './backup-protocol.js';
 
-/** What the snapshot thread is given: the backend copy to read, where to write, and what the backend does not hold. */
-export interface BackupThreadInit {
-  copyDir: string;
-  outputPath: string;
-  membership: SnapshotMembership;
-  clusterVersion: string;
-  alarms: { memberId: bigint; alarm: number }[];
-}
-
-/** The snapshot thread's one message. */
-export type BackupThreadReply = { type: 'written'; bytes: number } | { type: 'failed'; message: string };
-
-/** A written backup; dispose() deletes it. */
-export interface BackupFile {
-  path: string;
+/** A backup being built: read its chunks in order with next(); dispose() stops it and deletes the copy. */
+export interface BackupStream {
+  /** The database's length. */
   bytes: number;
+  /** The next bytes of the database; undefined after the last. */
+  next(): Promise<Uint8Array | undefined>;
+  /** The sha256 of the database, once next() returned undefined. */
+  sha256(): Uint8Array;
   dispose(): void;
 }
 
@@ -43,38 +40,113 @@ export interface BackupParts {
 
 const backupThreadUrl = new URL('./backup-thread.js', import.meta.url);
 
-/** Copies the backend and has the snapshot thread write it as an etcd database file. */
-export async function writeBackup(parts: BackupParts): Promise<BackupFile> {
+/** Copies the backend and starts the snapshot thread on the copy; resolves once the file's length is known. */
+export async function openBackup(parts: BackupParts): Promise<BackupStream> {
   const dir = mkdtempSync(join(parts.snapDir, backupDirPrefix));
-  const dispose = (): void => rmSync(dir, { recursive: true, force: true });
+  const remove = (): void => rmSync(dir, { recursive: true, force: true });
   try {
     const copyDir = join(dir, 'copy');
-    await parts.backend().copyTo(copyDir);
+    await parts.backend().copyTo(copyDir, { durable: false });
+    const flow = new SharedArrayBuffer(8);
     const init: BackupThreadInit = {
       copyDir,
-      outputPath: join(dir, 'db'),
       membership: parts.membership(),
       clusterVersion: etcdClusterVersion,
       alarms: parts.alarms(),
+      flow,
     };
-    const bytes = await runBackupThread(init);
-    rmSync(copyDir, { recursive: true, force: true });
-    return { path: init.outputPath, bytes, dispose };
+    return await new ThreadBackup(new Worker(backupThreadUrl, { workerData: init }), flow, remove).planned;
   } catch (error) {
-    dispose();
+    remove();
     throw error;
   }
 }
 
-function runBackupThread(init: BackupThreadInit): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(backupThreadUrl, { workerData: init });
-    let reply: BackupThreadReply | undefined;
-    worker.once('message', (message: BackupThreadReply) => (reply = message));
-    worker.once('error', reject);
-    worker.once('exit', (code) => {
-      if (reply?.type === 'written') resolve(reply.bytes);
-      else reject(new Error(reply?.message ?? `the snapshot thread exited with code ${code}`));
+/** The member's side of one snapshot thread: its chunks queued in order, handed out with credit back. */
+class ThreadBackup implements BackupStream {
+  bytes = 0;
+  readonly planned: Promise<BackupStream>;
+  private readonly flow: Int32Array;
+  private readonly chunks: Uint8Array[] = [];
+  private digest: Uint8Array | undefined;
+  private failure: Error | undefined;
+  private exited = false;
+  private waiting: (() => void) | undefined;
+  private plannedResolve!: (stream: BackupStream) => void;
+  private plannedReject!: (error: Error) => void;
+
+  constructor(
+    private readonly worker: Worker,
+    flow: SharedArrayBuffer,
+    private readonly remove: () => void,
+  ) {
+    this.flow = new Int32Array(flow);
+    Atomics.store(this.flow, backupCredit, backupChunksAheadMax);
+    this.planned = new Promise((resolve, reject) => {
+      this.plannedResolve = resolve;
+      this.plannedReject = reject;
     });
-  });
+    worker.on('message', (reply: BackupThreadReply) => this.take(reply));
+    worker.once('error', (error) => this.fail(error));
+    worker.once('exit', (code) => {
+      this.exited = true;
+      this.remove();
+      if (this.digest === undefined) this.fail(new Error(`the snapshot thread exited with code ${code}`));
+    });
+  }
+
+  async next(): Promise<Uint8Array | undefined> {
+    while (this.chunks.length === 0 && this.digest === undefined && this.failure === undefined)
+      await new Promise<void>((resolve) => (this.waiting = resolve));
+    const chunk = this.chunks.shift();
+    if (chunk !== undefined) {
+      Atomics.add(this.flow, backupCredit, 1);
+      Atomics.notify(this.flow, backupCredit);
+      return chunk;
+    }
+    if (this.failure !== undefined) throw this.failure;
+    return undefined;
+  }
+
+  sha256(): Uint8Array {
+    assert(this.digest !== undefined, 'the sha256 of a backup is known once all of it was read');
+    return this.digest;
+  }
+
+  dispose(): void {
+    Atomics.store(this.flow, backupCancelled, 1);
+    Atomics.notify(this.flow, backupCredit);
+    if (this.exited) this.remove();
+  }
+
+  private take(reply: BackupThreadReply): void {
+    switch (reply.type) {
+      case 'planned':
+        this.bytes = reply.bytes;
+        this.plannedResolve(this);
+        break;
+      case 'chunk':
+        this.chunks.push(reply.chunk);
+        break;
+      case 'written':
+        this.digest = reply.sha256;
+        break;
+      case 'failed':
+        this.fail(new Error(reply.message));
+        break;
+    }
+    this.wake();
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    this.plannedReject(error);
+    this.wake();
+  }
+
+  private wake(): void {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.();
+  }
 }

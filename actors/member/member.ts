@@ -71,7 +71,7 @@ import { RaftLoop } from './raft-loop.js';
 import { Snapshots } from './snapshots.js';
 import { finishInstall } from './snapshot-install.js';
 import { CorruptionCheck } from './corruption.js';
-import { type BackupFile, type BackupParts, writeBackup } from './backup.js';
+import { type BackupParts, type BackupStream, openBackup } from './backup.js';
 
 export { memberPaths, type MemberIdentity, type MemberPaths } from './bootstrap.js';
 
@@ -472,9 +472,9 @@ export class Member implements KvService, LeaseApi {
    * A point-in-time copy of the backend as an etcd database file, for Maintenance.Snapshot; the
    * caller streams it and disposes of it.
    */
-  backup(): Promise<BackupFile> {
+  backup(): Promise<BackupStream> {
     if (this.lifecycle.stopRequested) return Promise.reject(errors.stopped());
-    return writeBackup(this.backups);
+    return openBackup(this.backups);
   }
 
   isLeader(): boolean {

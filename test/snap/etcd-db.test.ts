@@ -11,6 +11,7 @@ import { decodeKeyValue } from '../../src/api/key-value-codec.js';
 import { packageRoot } from '../../src/lib/paths.js';
 import { encodeKeyValue } from '../../src/api/key-value-codec.js';
 import { encodeRevision } from '../../src/mvcc/revision.js';
+import { PermissionType } from '../../src/auth/types.js';
 import { childBucket, readBolt } from '../../src/snap/bbolt/reader.js';
 import { writeBoltBytes } from '../../src/snap/bbolt/writer.js';
 import { etcdDbBuckets, etcdDbStatus, readEtcdDbRecords, type RevisionRecord } from '../../src/snap/etcd-db.js';
@@ -35,6 +36,7 @@ test("a real etcd 3.4 snapshot reads with etcdctl's status and its records", () 
   assert.equal(records.leases[0]?.ttlSeconds, 100);
   assert.equal(records.revisions[4]?.stored.kv.lease, records.leases[0]?.id);
   assert.deepEqual([records.scheduledCompactRevision, records.finishedCompactRevision], [3, 3]);
+  assert.deepEqual(records.auth, { enabled: false, revision: 1, users: [], roles: [] });
 });
 
 test("a member's contents written in etcd's layout read back the same, with etcd's members and meta", () => {
@@ -55,6 +57,26 @@ test("a member's contents written in etcd's layout read back the same, with etcd
       tombstone: true,
     },
   ].map((record) => ({ ...record, revisionKey: Uint8Array.from(record.revisionKey) }));
+  const bytes = (text: string) => new Uint8Array(Buffer.from(text));
+  const auth = {
+    enabled: true,
+    revision: 7,
+    users: [
+      { name: 'root', password: '$2a$10$abcdefghijklmnopqrstuu', noPassword: false, roles: ['root'] },
+      { name: 'reader', password: '', noPassword: true, roles: ['r', 'w'] },
+    ],
+    roles: [
+      {
+        name: 'r',
+        permissions: [
+          { permType: PermissionType.read, key: bytes('a'), rangeEnd: bytes('b') },
+          { permType: PermissionType.readwrite, key: bytes('k'), rangeEnd: new Uint8Array(0) },
+        ],
+      },
+      { name: 'root', permissions: [] },
+      { name: 'w', permissions: [{ permType: PermissionType.write, key: bytes('x'), rangeEnd: Uint8Array.of(0) }] },
+    ],
+  };
   const file = writeBoltBytes(
     etcdDbBuckets({
       revisions,
@@ -64,6 +86,7 @@ test("a member's contents written in etcd's layout read back the same, with etcd
       removedMemberIds: [0x5n],
       clusterVersion: '3.5.0',
       alarms: [],
+      auth,
     }),
   );
   const db = readBolt(file);
@@ -99,9 +122,22 @@ test("a member's contents written in etcd's layout read back the same, with etcd
     Buffer.from(member.value).toString(),
     '{"id":2748,"peerURLs":["http://p:1"],"name":"m1","clientURLs":["http://c:1"]}',
   );
-  // alarm 0 + auth 1 + cluster 1 + key 3 + lease 1 + members 1 + removed 1 + meta 2.
+  const plain = (value: unknown) =>
+    JSON.parse(JSON.stringify(value, (_, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)));
+  assert.deepEqual(plain(records.auth), plain({ ...auth, users: [auth.users[1], auth.users[0]] }));
+  const usersBucket = childBucket(db.root, 'authUsers')!.items.map((item) => Buffer.from(item.key).toString());
+  assert.deepEqual(usersBucket, ['reader', 'root']);
+  const authBucket = childBucket(db.root, 'auth')!.items.map((item) => [
+    Buffer.from(item.key).toString(),
+    'value' in item ? Buffer.from(item.value).toString('hex') : '',
+  ]);
+  assert.deepEqual(authBucket, [
+    ['authEnabled', '01'],
+    ['authRevision', '0000000000000007'],
+  ]);
+  // alarm 0 + auth 2 + authRoles 3 + authUsers 2 + cluster 1 + key 3 + lease 1 + members 1 + removed 1 + meta 2.
   assert.deepEqual(
     { revision: etcdDbStatus(db).revision, totalKey: etcdDbStatus(db).totalKey },
-    { revision: 3, totalKey: 10 },
+    { revision: 3, totalKey: 16 },
   );
 });
