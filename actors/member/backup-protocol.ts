@@ -1,4 +1,5 @@
 /** The thread protocol between a member and its snapshot thread (backup.ts and backup-thread.ts), as plain types. */
+import type { MessagePort } from 'node:worker_threads';
 import type { SnapshotMembership } from '../../src/snap/snap-file.js';
 
 /** What the snapshot thread is given: the backend copy to read, what the backend does not hold, and the flow control. */
@@ -14,9 +15,12 @@ export interface BackupThreadInit {
 export const backupCredit = 0;
 export const backupCancelled = 1;
 
-/** The snapshot thread's messages: the file's length, its bytes in order, then its sha256 (or a failure). */
+/** One backup task: what to build, and the port its messages go out on. The task fails with what went wrong. */
+export interface BackupTask {
+  init: BackupThreadInit;
+  port: MessagePort;
+}
+
+/** The snapshot thread's messages on the task's port: the file's length, its bytes in order, then its sha256. */
 export type BackupThreadReply =
-  | { type: 'planned'; bytes: number }
-  | { type: 'chunk'; chunk: Uint8Array }
-  | { type: 'written'; sha256: Uint8Array }
-  | { type: 'failed'; message: string };
+  { type: 'planned'; bytes: number } | { type: 'chunk'; chunk: Uint8Array } | { type: 'written'; sha256: Uint8Array };

@@ -1,31 +1,29 @@
 /**
  * The snapshot thread: reads a copy of the backend and builds it as an etcd 3.4 bbolt database
  * (see actors/member/backup.ts): a first pass lays the pages out, a second builds them in file
- * order into chunks, hashed and posted to the member as the client stream takes them.
+ * order into chunks, hashed and posted to the member as the client stream takes them. It runs
+ * in the member's backup pool (Piscina), which keeps the thread warm between saves.
  */
 import { createHash } from 'node:crypto';
-import { parentPort, workerData } from 'node:worker_threads';
-import { readIndexFields, type IndexFields } from '../../src/api/key-value-codec.js';
+import { isTombstoneRecord } from '../../src/api/key-value-codec.js';
 import { decodeAuthState } from '../../src/auth/auth-store.js';
 import { backupChunkBytes, boltPageBytesDefault } from '../../src/lib/limits.js';
 import { LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
 import type { LeaseRecord } from '../../src/mvcc/backend.js';
 import { ChunkedPageOutput, planBolt, writeBolt } from '../../src/snap/bbolt/writer.js';
 import { etcdDbBuckets, type RevisionRecord } from '../../src/snap/etcd-db.js';
-import { backupCancelled, backupCredit, type BackupThreadInit, type BackupThreadReply } from './backup-protocol.js';
+import { backupCancelled, backupCredit, type BackupTask, type BackupThreadReply } from './backup-protocol.js';
 
 /** How long one wait for credit lasts before the cancel flag is looked at again. */
 const creditWaitMs = 1_000;
 
 /** The copy's revisions, one record object reused (the writer copies each record at once). */
 function* revisionRecords(backend: LmdbBackend): Generator<RevisionRecord> {
-  const fields: IndexFields = { key: '', createRevision: 0, version: 0, lease: 0n, tombstone: false };
   const record: RevisionRecord = { revisionKey: new Uint8Array(0), value: new Uint8Array(0), tombstone: false };
   for (const { revisionKey, value } of backend.storedRevisions()) {
-    readIndexFields(value, value.length, fields);
     record.revisionKey = revisionKey;
     record.value = value;
-    record.tombstone = fields.tombstone;
+    record.tombstone = isTombstoneRecord(value);
     yield record;
   }
 }
@@ -40,10 +38,8 @@ function awaitCredit(flow: Int32Array): void {
   }
 }
 
-async function buildBackup(
-  init: BackupThreadInit,
-  post: (reply: BackupThreadReply, transfer?: ArrayBuffer[]) => void,
-): Promise<void> {
+/** Builds the backup `task` names, posting its length, its chunks and its sha256 on the task's port. */
+export default async function buildBackup({ init, port }: BackupTask): Promise<void> {
   const flow = new Int32Array(init.flow);
   const backend = LmdbBackend.open(init.copyDir);
   try {
@@ -60,28 +56,18 @@ async function buildBackup(
       alarms: init.alarms,
     });
     const plan = planBolt(root, boltPageBytesDefault);
-    post({ type: 'planned', bytes: plan.pageCount * plan.pageBytes });
+    port.postMessage({ type: 'planned', bytes: plan.pageCount * plan.pageBytes } satisfies BackupThreadReply);
     const hash = createHash('sha256');
     const output = new ChunkedPageOutput(backupChunkBytes, (chunk) => {
       hash.update(chunk);
       awaitCredit(flow);
-      post({ type: 'chunk', chunk }, [chunk.buffer as ArrayBuffer]);
+      port.postMessage({ type: 'chunk', chunk } satisfies BackupThreadReply, [chunk.buffer as ArrayBuffer]);
     });
     writeBolt(root, plan, output);
     output.finish();
-    post({ type: 'written', sha256: new Uint8Array(hash.digest()) });
+    port.postMessage({ type: 'written', sha256: new Uint8Array(hash.digest()) } satisfies BackupThreadReply);
   } finally {
+    port.close();
     await backend.close();
   }
-}
-
-const port = parentPort;
-if (port !== null) {
-  buildBackup(workerData as BackupThreadInit, (reply, transfer) => port.postMessage(reply, transfer)).catch(
-    (error: unknown) =>
-      port.postMessage({
-        type: 'failed',
-        message: error instanceof Error ? error.message : String(error),
-      } satisfies BackupThreadReply),
-  );
 }

@@ -8,15 +8,22 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
 import type { LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
 import type { SnapshotMembership } from '../../src/snap/snap-file.js';
 import { etcdClusterVersion } from '../../src/api/version.js';
 import { assert } from '../../src/lib/assert.js';
-import { backupChunksAheadMax } from '../../src/lib/limits.js';
+import { backupChunksAheadMax, backupThreadIdleMs } from '../../src/lib/limits.js';
 import type { Logger } from '../shared/logger.js';
 import { backupDirPrefix } from './snapshot-install.js';
-import { backupCancelled, backupCredit, type BackupThreadInit, type BackupThreadReply } from './backup-protocol.js';
+import {
+  backupCancelled,
+  backupCredit,
+  type BackupTask,
+  type BackupThreadInit,
+  type BackupThreadReply,
+} from './backup-protocol.js';
 
 /** A backup being built: read its chunks in order with next(); dispose() stops it and deletes the copy. */
 export interface BackupStream {
@@ -38,31 +45,57 @@ export interface BackupParts {
   logger: Logger;
 }
 
-const backupThreadUrl = new URL('./backup-thread.js', import.meta.url);
+const backupThreadUrl = new URL('./backup-thread.js', import.meta.url).href;
 
-/** Copies the backend and starts the snapshot thread on the copy; resolves once the file's length is known. */
-export async function openBackup(parts: BackupParts): Promise<BackupStream> {
-  const dir = mkdtempSync(join(parts.snapDir, backupDirPrefix));
-  const remove = (): void => rmSync(dir, { recursive: true, force: true });
-  try {
-    const copyDir = join(dir, 'copy');
-    await parts.backend().copyTo(copyDir, { durable: false });
-    const flow = new SharedArrayBuffer(8);
-    const init: BackupThreadInit = {
-      copyDir,
-      membership: parts.membership(),
-      clusterVersion: etcdClusterVersion,
-      alarms: parts.alarms(),
-      flow,
-    };
-    return await new ThreadBackup(new Worker(backupThreadUrl, { workerData: init }), flow, remove).planned;
-  } catch (error) {
-    remove();
-    throw error;
+/**
+ * The member's snapshot thread, in a Piscina pool of one: started on the first save and kept
+ * for backupThreadIdleMs, so saves in a row do not each start a thread.
+ */
+export class BackupPool {
+  private pool: Piscina | undefined;
+
+  /** Copies the backend and starts building the backup on the copy; resolves once the file's length is known. */
+  async open(parts: BackupParts): Promise<BackupStream> {
+    const dir = mkdtempSync(join(parts.snapDir, backupDirPrefix));
+    const remove = (): void => rmSync(dir, { recursive: true, force: true });
+    try {
+      const copyDir = join(dir, 'copy');
+      await parts.backend().copyTo(copyDir, { durable: false });
+      const init: BackupThreadInit = {
+        copyDir,
+        membership: parts.membership(),
+        clusterVersion: etcdClusterVersion,
+        alarms: parts.alarms(),
+        flow: new SharedArrayBuffer(8),
+      };
+      const { port1, port2 } = new MessageChannel();
+      const task: BackupTask = { init, port: port2 };
+      const result = this.started().run(task, { transferList: [port2] }) as Promise<void>;
+      return await new ThreadBackup(port1, init.flow, result, remove).planned;
+    } catch (error) {
+      remove();
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.destroy();
+  }
+
+  private started(): Piscina {
+    this.pool ??= new Piscina({
+      filename: backupThreadUrl,
+      minThreads: 0,
+      maxThreads: 1,
+      idleTimeout: backupThreadIdleMs,
+    });
+    return this.pool;
   }
 }
 
-/** The member's side of one snapshot thread: its chunks queued in order, handed out with credit back. */
+/** The member's side of one backup: its chunks queued in order, handed out with credit back. */
 class ThreadBackup implements BackupStream {
   bytes = 0;
   readonly planned: Promise<BackupStream>;
@@ -70,14 +103,15 @@ class ThreadBackup implements BackupStream {
   private readonly chunks: Uint8Array[] = [];
   private digest: Uint8Array | undefined;
   private failure: Error | undefined;
-  private exited = false;
+  private settled = false;
   private waiting: (() => void) | undefined;
   private plannedResolve!: (stream: BackupStream) => void;
   private plannedReject!: (error: Error) => void;
 
   constructor(
-    private readonly worker: Worker,
+    private readonly port: MessagePort,
     flow: SharedArrayBuffer,
+    result: Promise<void>,
     private readonly remove: () => void,
   ) {
     this.flow = new Int32Array(flow);
@@ -86,13 +120,11 @@ class ThreadBackup implements BackupStream {
       this.plannedResolve = resolve;
       this.plannedReject = reject;
     });
-    worker.on('message', (reply: BackupThreadReply) => this.take(reply));
-    worker.once('error', (error) => this.fail(error));
-    worker.once('exit', (code) => {
-      this.exited = true;
-      this.remove();
-      if (this.digest === undefined) this.fail(new Error(`the snapshot thread exited with code ${code}`));
-    });
+    port.on('message', (reply: BackupThreadReply) => this.take(reply));
+    result.then(
+      () => this.settle(undefined),
+      (error: unknown) => this.settle(error instanceof Error ? error : new Error(String(error))),
+    );
   }
 
   async next(): Promise<Uint8Array | undefined> {
@@ -116,7 +148,7 @@ class ThreadBackup implements BackupStream {
   dispose(): void {
     Atomics.store(this.flow, backupCancelled, 1);
     Atomics.notify(this.flow, backupCredit);
-    if (this.exited) this.remove();
+    if (this.settled) this.remove();
   }
 
   private take(reply: BackupThreadReply): void {
@@ -130,17 +162,24 @@ class ThreadBackup implements BackupStream {
         break;
       case 'written':
         this.digest = reply.sha256;
-        break;
-      case 'failed':
-        this.fail(new Error(reply.message));
+        this.port.close();
         break;
     }
     this.wake();
   }
 
-  private fail(error: Error): void {
-    this.failure ??= error;
-    this.plannedReject(error);
+  /**
+   * The task ended. A failure ends the stream; after a success the port's last messages may still
+   * be on their way (the port is not ordered with the task's result), and 'written' closes it.
+   */
+  private settle(error: Error | undefined): void {
+    this.settled = true;
+    this.remove();
+    if (error !== undefined) {
+      this.port.close();
+      this.failure ??= error;
+      this.plannedReject(error);
+    }
     this.wake();
   }
 

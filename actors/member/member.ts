@@ -71,7 +71,7 @@ import { RaftLoop } from './raft-loop.js';
 import { Snapshots } from './snapshots.js';
 import { finishInstall } from './snapshot-install.js';
 import { CorruptionCheck } from './corruption.js';
-import { type BackupParts, type BackupStream, openBackup } from './backup.js';
+import { BackupPool, type BackupParts, type BackupStream } from './backup.js';
 
 export { memberPaths, type MemberIdentity, type MemberPaths } from './bootstrap.js';
 
@@ -103,6 +103,7 @@ export class Member implements KvService, LeaseApi {
   private readonly paths: OpenedMember['paths'];
   private readonly corruption: CorruptionCheck;
   private readonly backups: BackupParts;
+  private readonly backupPool = new BackupPool();
   /** The Auth service, and who a call comes from while auth is enabled. */
   readonly auth: AuthFront;
   private readonly tokens: TokenProvider;
@@ -474,7 +475,7 @@ export class Member implements KvService, LeaseApi {
    */
   backup(): Promise<BackupStream> {
     if (this.lifecycle.stopRequested) return Promise.reject(errors.stopped());
-    return openBackup(this.backups);
+    return this.backupPool.open(this.backups);
   }
 
   isLeader(): boolean {
@@ -592,6 +593,7 @@ export class Member implements KvService, LeaseApi {
     await this.wal.close();
     this.tokens.close();
     await this.passwords.close();
+    await this.backupPool.close();
     this.lifecycle.send({ type: 'STOPPED' });
   }
 

@@ -136,6 +136,16 @@ class NodeBuilder {
   }
 }
 
+/** Whether `key` sorts after the first `previousBytes` bytes of `previous`, bytewise (a loop: keys are short). */
+function ascends(previous: Uint8Array, previousBytes: number, key: Uint8Array): boolean {
+  const common = Math.min(previousBytes, key.length);
+  for (let index = 0; index < common; index++) {
+    const difference = key[index]! - previous[index]!;
+    if (difference !== 0) return difference > 0;
+  }
+  return key.length > previousBytes;
+}
+
 /** Lays out (output undefined) or writes one pass of the tree pages, from page 3 on. */
 class TreeWriter {
   private nextPageId = firstTreePageId;
@@ -173,7 +183,7 @@ class TreeWriter {
       const { key } = item;
       assert(key.length > 0, 'bbolt keys are never empty');
       assert(
-        previousBytes < 0 || previous.compare(key, 0, key.length, 0, previousBytes) < 0,
+        previousBytes < 0 || ascends(previous, previousBytes, key),
         () =>
           `bucket keys must ascend: ${Buffer.from(key).toString('hex')} after ${previous.toString('hex', 0, previousBytes)}`,
       );
