@@ -3,11 +3,13 @@
  * (a bbolt database, usually followed by its sha256). Restore turns it into a tsetcd data dir:
  * the backend gets the keys with their revisions, the leases and the compaction revisions; the
  * membership comes from the restore flags, which the member is then started with, as etcd's own
- * restore writes the new cluster's members instead of the old ones.
+ * restore writes the new cluster's members instead of the old ones. The data dir appears whole or
+ * not at all: it is built as <data-dir>.part and renamed.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fsyncDirectory } from '../src/wal/fs-sync.js';
 import { ConfigError, checkLocalMember, parseInitialCluster } from '../src/config/config.js';
 import { encodeAuthState } from '../src/auth/auth-store.js';
 import { memberDataPaths } from '../src/lib/paths.js';
@@ -102,7 +104,11 @@ export async function runSnapshotRestore(context: CommandContext): Promise<void>
     if (!(error instanceof Error)) throw error;
     exitWithError(output, ExitCode.error, error.message);
   }
-  const { backendPath } = memberDataPaths(dataDir, walDir);
+  // The data dir is built beside its place and renamed into it once whole, so a restore that is
+  // killed leaves no data dir (only this one, which the next restore removes), never a partial one.
+  const partDir = `${dataDir}.part`;
+  rmSync(partDir, { recursive: true, force: true });
+  const { backendPath } = memberDataPaths(partDir, walDir);
   mkdirSync(dirname(backendPath), { recursive: true });
   const backend = LmdbBackend.open(backendPath);
   try {
@@ -119,4 +125,7 @@ export async function runSnapshotRestore(context: CommandContext): Promise<void>
   } finally {
     await backend.close();
   }
+  for (let dir = backendPath; dir.startsWith(partDir); dir = dirname(dir)) fsyncDirectory(dir);
+  renameSync(partDir, dataDir);
+  fsyncDirectory(dirname(resolve(dataDir)));
 }

@@ -69,7 +69,7 @@ import { MemberMetrics, type MemberSample } from './metrics.js';
 import { BackendQuota } from './quota.js';
 import { RaftLoop } from './raft-loop.js';
 import { Snapshots } from './snapshots.js';
-import { finishInstall } from './snapshot-install.js';
+import { defragStagingDir, finishInstall } from './snapshot-install.js';
 import { CorruptionCheck } from './corruption.js';
 import { BackupPool, type BackupParts, type BackupStream } from './backup.js';
 
@@ -389,7 +389,7 @@ export class Member implements KvService, LeaseApi {
   async defragment(): Promise<void> {
     if (this.lifecycle.stopRequested) throw errors.stopped();
     const { backendPath } = this.paths;
-    const stagingDir = `${backendPath}-defrag`;
+    const stagingDir = defragStagingDir(backendPath);
     this.logger.info({}, 'starting defragment');
     const before = this.keySpace.backend.sizeBytes();
     await this.loop.holdingApplies(async () => {
