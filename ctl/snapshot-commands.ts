@@ -13,7 +13,6 @@ import { fsyncDirectory } from '../src/wal/fs-sync.js';
 import { ConfigError, checkLocalMember, parseInitialCluster } from '../src/config/config.js';
 import { encodeAuthState } from '../src/auth/auth-store.js';
 import { memberDataPaths } from '../src/lib/paths.js';
-import type { BackendBatch } from '../src/mvcc/backend.js';
 import { LmdbBackend } from '../src/mvcc/lmdb-backend.js';
 import { readBolt } from '../src/snap/bbolt/reader.js';
 import { etcdDbStatus, readEtcdDbRecords } from '../src/snap/etcd-db.js';
@@ -24,8 +23,6 @@ import { CtlExit, ExitCode, exitWithError } from './output.js';
 /** etcdctl's rule: a file whose size is 32 over a multiple of 512 ends with its sha256. */
 const sha256Bytes = 32;
 const hashAlignmentBytes = 512;
-/** Revisions written to the backend per batch while restoring. */
-const restoreBatchRevisions = 1_000;
 
 /** Go's text for the errno of a failed file operation. */
 function goErrnoText(error: unknown): string {
@@ -113,15 +110,15 @@ export async function runSnapshotRestore(context: CommandContext): Promise<void>
   const backend = LmdbBackend.open(backendPath);
   try {
     const { revisions, leases, scheduledCompactRevision, finishedCompactRevision, auth } = records;
-    for (let start = 0; start < revisions.length || start === 0; start += restoreBatchRevisions) {
-      const batch: BackendBatch = {
-        puts: revisions.slice(start, start + restoreBatchRevisions),
-        deletes: [],
-        meta: start === 0 ? { consistentIndex: 0, term: 0, scheduledCompactRevision, finishedCompactRevision } : {},
-        ...(start === 0 ? { leases: { puts: leases, deletes: [] }, auth: encodeAuthState(auth) } : {}),
-      };
-      backend.write(batch);
-    }
+    backend.write({
+      puts: [],
+      deletes: [],
+      meta: { consistentIndex: 0, term: 0, scheduledCompactRevision, finishedCompactRevision },
+      leases: { puts: leases, deletes: [] },
+      auth: encodeAuthState(auth),
+    });
+    await backend.flush();
+    backend.importRevisions(revisions);
   } finally {
     await backend.close();
   }

@@ -9,14 +9,13 @@
  * "authUsers" and "authRoles" map names to authpb.User and authpb.Role (src/auth/authpb-codec.ts);
  * "alarm" has a marshalled AlarmMember key per raised alarm.
  */
-import { decodeKeyValue } from '../api/key-value-codec.js';
+import { readIndexFields, type IndexFields } from '../api/key-value-codec.js';
 import type { AuthState } from '../auth/auth-store.js';
 import { decodeRole, decodeUser, encodeRole, encodeUser } from '../auth/authpb-codec.js';
 import { crc32cUpdate } from '../lib/crc32c.js';
-import type { BackendMeta, LeaseRecord, StoredKeyValue } from '../mvcc/backend.js';
+import type { BackendMeta, LeaseRecord } from '../mvcc/backend.js';
 import { decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from '../mvcc/lease-record-codec.js';
 import {
-  type Revision,
   decodeRevision,
   encodeRevision,
   readUint64,
@@ -200,7 +199,8 @@ export function etcdDbStatus(db: BoltDatabase): EtcdDbStatus {
 
 /** A backend's contents read from an etcd database file, for a restore. */
 export interface EtcdDbRecords {
-  revisions: { rev: Revision; stored: StoredKeyValue }[];
+  /** The key bucket's records as stored (views of the file's bytes), checked to be mvccpb.KeyValue. */
+  revisions: RevisionRecord[];
   leases: LeaseRecord[];
   scheduledCompactRevision: number;
   finishedCompactRevision: number;
@@ -209,13 +209,20 @@ export interface EtcdDbRecords {
 
 /** Reads the "key", "lease", "meta" and auth buckets; throws naming the record that is not etcd's layout. */
 export function readEtcdDbRecords(db: BoltDatabase): EtcdDbRecords {
-  const revisions: EtcdDbRecords['revisions'] = [];
+  const revisions: RevisionRecord[] = [];
+  const fields: IndexFields = { key: '', createRevision: 0, version: 0, lease: 0n, tombstone: false };
   for (const { key, value } of plainItems(db, 'key')) {
     const tombstone = key.length === revisionBytes + 1 && key[revisionBytes] === tombstoneMark;
     if (key.length !== revisionBytes && !tombstone)
       throw new Error(`key bucket: a key of ${key.length} bytes is not a revision`);
-    const kv = decodeKeyValue(value);
-    revisions.push({ rev: decodeRevision(key), stored: { kv, tombstone } });
+    readIndexFields(value, value.length, fields);
+    if (fields.tombstone !== tombstone) {
+      const { main, sub } = decodeRevision(key);
+      throw new Error(
+        `key bucket: revision ${main}_${sub} is ${tombstone ? '' : 'not '}marked a tombstone, its record says otherwise`,
+      );
+    }
+    revisions.push({ revisionKey: key.subarray(0, revisionBytes), value, tombstone });
   }
   const leases = plainItems(db, 'lease').map(({ value }) => decodeLeaseRecord(value));
   const meta = new Map(plainItems(db, 'meta').map(({ key, value }) => [Buffer.from(key).toString('latin1'), value]));

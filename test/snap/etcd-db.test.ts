@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { decodeKeyValue } from '../../src/api/key-value-codec.js';
 import { packageRoot } from '../../src/lib/paths.js';
 import { encodeKeyValue } from '../../src/api/key-value-codec.js';
-import { encodeRevision } from '../../src/mvcc/revision.js';
+import { decodeRevision, encodeRevision } from '../../src/mvcc/revision.js';
 import { PermissionType } from '../../src/auth/types.js';
 import { childBucket, readBolt } from '../../src/snap/bbolt/reader.js';
 import { writeBoltBytes } from '../../src/snap/bbolt/writer.js';
@@ -23,7 +23,11 @@ test("a real etcd 3.4 snapshot reads with etcdctl's status and its records", () 
   assert.deepEqual(etcdDbStatus(db), { hash: 6310319, revision: 6, totalKey: 12, totalSize: 20480 });
   const records = readEtcdDbRecords(db);
   assert.deepEqual(
-    records.revisions.map(({ rev, stored }) => [rev.main, Buffer.from(stored.kv.key).toString(), stored.tombstone]),
+    records.revisions.map(({ revisionKey, value, tombstone }) => [
+      decodeRevision(revisionKey).main,
+      Buffer.from(decodeKeyValue(value).key).toString(),
+      tombstone,
+    ]),
     [
       [2, 'a', false],
       [3, 'b', false],
@@ -34,7 +38,7 @@ test("a real etcd 3.4 snapshot reads with etcdctl's status and its records", () 
   );
   assert.equal(records.leases.length, 1);
   assert.equal(records.leases[0]?.ttlSeconds, 100);
-  assert.equal(records.revisions[4]?.stored.kv.lease, records.leases[0]?.id);
+  assert.equal(decodeKeyValue(records.revisions[4]!.value).lease, records.leases[0]?.id);
   assert.deepEqual([records.scheduledCompactRevision, records.finishedCompactRevision], [3, 3]);
   assert.deepEqual(records.auth, { enabled: false, revision: 1, users: [], roles: [] });
 });
@@ -105,14 +109,17 @@ test("a member's contents written in etcd's layout read back the same, with etcd
   ]);
   const records = readEtcdDbRecords(db);
   assert.deepEqual(
-    records.revisions.map(({ rev, stored }) => [rev.main, rev.sub, stored.tombstone]),
+    records.revisions.map(({ revisionKey, tombstone }) => {
+      const { main, sub } = decodeRevision(revisionKey);
+      return [main, sub, tombstone];
+    }),
     [
       [2, 0, false],
       [2, 1, false],
       [3, 0, true],
     ],
   );
-  assert.deepEqual(records.revisions[1]?.stored.kv, decodeKeyValue(revisions[1]!.value));
+  assert.deepEqual(decodeKeyValue(records.revisions[1]!.value), decodeKeyValue(revisions[1]!.value));
   assert.deepEqual(records.leases, [{ id: 7n, ttlSeconds: 60 }]);
   assert.deepEqual([records.scheduledCompactRevision, records.finishedCompactRevision], [2, -1]);
   const member = childBucket(db.root, 'members')!.items[0]!;
