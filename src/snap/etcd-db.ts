@@ -222,7 +222,7 @@ export function readEtcdDbRecords(db: BoltDatabase): EtcdDbRecords {
         `key bucket: revision ${main}_${sub} is ${tombstone ? '' : 'not '}marked a tombstone, its record says otherwise`,
       );
     }
-    revisions.push({ revisionKey: key.subarray(0, revisionBytes), value, tombstone });
+    revisions.push({ revisionKey: tombstone ? key.subarray(0, revisionBytes) : key, value, tombstone });
   }
   const leases = plainItems(db, 'lease').map(({ value }) => decodeLeaseRecord(value));
   const meta = new Map(plainItems(db, 'meta').map(({ key, value }) => [Buffer.from(key).toString('latin1'), value]));
