@@ -1,14 +1,18 @@
 /**
  * Snapshot benchmark: loads N keys into a fresh member (real etcd, then tsetcd, same flags), then
- * times `etcdctl snapshot save` while one client keeps putting, and compares the put latency
- * during the save with the same client's latency just before it.
+ * for each round puts with C clients for a baseline window, then times `etcdctl snapshot save`
+ * while the same clients keep putting, and compares the put latency during the save with the
+ * latency just before it. Then it times the restore of the saved file, `etcdctl snapshot restore`
+ * for etcd's and `tsetcdctl snapshot restore` for tsetcd's, each into a fresh data dir.
  *
- *   node dist/bench/snapshot.js --keys 100000 --val-size 256 [--baseline-seconds 3] [--json]
+ *   node dist/bench/snapshot.js --keys 100000 --val-size 256 [--clients 16] [--rounds 3]
+ *     [--baseline-seconds 3] [--only etcd|tsetcd] [--json]
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { packageRoot } from '../src/lib/paths.js';
 import { Member } from '../test/support/member.js';
 import { etcdCommand, etcdctlBinaryPath, sutCommand, type MemberCommand } from '../test/support/sut.js';
 import { call, kvClient, load, rssMiB, type KvClient } from './restart.js';
@@ -16,6 +20,8 @@ import { call, kvClient, load, rssMiB, type KvClient } from './restart.js';
 interface SnapshotBenchOptions {
   keys: number;
   valSize: number;
+  clients: number;
+  rounds: number;
   baselineSeconds: number;
   json: boolean;
   only?: string;
@@ -28,19 +34,32 @@ interface LatencyMs {
   max: number;
 }
 
-interface SnapshotBenchResult {
-  system: string;
-  keys: number;
-  loadSeconds: number;
+interface SnapshotRound {
   saveSeconds: number;
+  restoreSeconds: number;
   fileMiB: number;
   putsBefore: LatencyMs;
   putsDuring: LatencyMs;
   rssDuringMiB: number;
 }
 
+interface SnapshotBenchResult {
+  system: string;
+  keys: number;
+  clients: number;
+  loadSeconds: number;
+  rounds: SnapshotRound[];
+}
+
 function parseArgs(argv: readonly string[]): SnapshotBenchOptions {
-  const options: SnapshotBenchOptions = { keys: 100_000, valSize: 256, baselineSeconds: 3, json: false };
+  const options: SnapshotBenchOptions = {
+    keys: 100_000,
+    valSize: 256,
+    clients: 16,
+    rounds: 3,
+    baselineSeconds: 3,
+    json: false,
+  };
   for (let position = 0; position < argv.length; position++) {
     const flag = argv[position];
     const value = argv[position + 1];
@@ -51,6 +70,8 @@ function parseArgs(argv: readonly string[]): SnapshotBenchOptions {
     position++;
     if (flag === '--keys') options.keys = Number(value);
     else if (flag === '--val-size') options.valSize = Number(value);
+    else if (flag === '--clients') options.clients = Number(value);
+    else if (flag === '--rounds') options.rounds = Number(value);
     else if (flag === '--baseline-seconds') options.baselineSeconds = Number(value);
     else if (flag === '--only') options.only = value;
     else throw new Error(`unknown flag ${flag}`);
@@ -65,30 +86,49 @@ function summary(latenciesMs: number[]): LatencyMs {
   return { puts: sorted.length, p50: round(at(0.5)), p99: round(at(0.99)), max: round(sorted.at(-1) ?? NaN) };
 }
 
-/** One client's sequential puts until `done()` says stop; returns each put's latency in ms. */
-async function putsUntil(client: KvClient, done: () => boolean): Promise<number[]> {
+/** Each client's sequential puts until `done()` says stop; returns every put's latency in ms. */
+async function putsUntil(clients: KvClient[], done: () => boolean): Promise<number[]> {
   const latencies: number[] = [];
   const value = Buffer.alloc(256, 'p');
-  for (let index = 0; !done(); index++) {
-    const started = performance.now();
-    await call(client, 'Put', { key: Buffer.from(`during/${index % 1000}`), value });
-    latencies.push(performance.now() - started);
-  }
+  await Promise.all(
+    clients.map(async (client, clientIndex) => {
+      for (let index = 0; !done(); index++) {
+        const started = performance.now();
+        await call(client, 'Put', { key: Buffer.from(`during/${clientIndex}/${index % 1000}`), value });
+        latencies.push(performance.now() - started);
+      }
+    }),
+  );
   return latencies;
 }
 
-function saveSnapshot(endpoint: string, path: string): Promise<void> {
+function run(command: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(etcdctlBinaryPath, [`--endpoints=${endpoint}`, 'snapshot', 'save', path], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const stderr: Buffer[] = [];
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
     child.once('error', reject);
     child.once('close', (code) =>
-      code === 0 ? resolve() : reject(new Error(`snapshot save failed: ${Buffer.concat(stderr).toString()}`)),
+      code === 0 ? resolve() : reject(new Error(`${args.join(' ')} failed: ${Buffer.concat(stderr).toString()}`)),
     );
   });
+}
+
+const tsetcdctlPath = join(packageRoot(), 'bin', 'tsetcdctl.js');
+
+/** Times the restore of `path` into a fresh data dir with the system's own tool. */
+async function timeRestore(system: string, path: string, dir: string, round: number): Promise<number> {
+  const dataDir = join(dir, `restored-${round}`);
+  const name = 'restored';
+  const peerUrl = 'http://127.0.0.1:2380';
+  const args = ['snapshot', 'restore', path, '--name', name, '--data-dir', dataDir];
+  args.push('--initial-cluster', `${name}=${peerUrl}`, '--initial-advertise-peer-urls', peerUrl);
+  const started = performance.now();
+  if (system === 'etcd') await run(etcdctlBinaryPath, args);
+  else await run(process.execPath, [tsetcdctlPath, ...args]);
+  const seconds = (performance.now() - started) / 1000;
+  await rm(dataDir, { recursive: true, force: true });
+  return seconds;
 }
 
 async function measure(
@@ -98,48 +138,71 @@ async function measure(
 ): Promise<SnapshotBenchResult> {
   const member = await Member.start({ command, healthWaitMs: 60_000 });
   const dir = await mkdtemp(join(tmpdir(), 'tsetcd-snapshot-bench-'));
-  const client = kvClient(member.clientUrl);
+  const clients = Array.from({ length: options.clients }, () => kvClient(member.clientUrl));
   try {
     const loadStarted = performance.now();
-    await load(client, { keys: options.keys, valSize: options.valSize, batch: 100, concurrency: 8 });
+    await load(clients[0]!, { keys: options.keys, valSize: options.valSize, batch: 100, concurrency: 8 });
     const loadSeconds = (performance.now() - loadStarted) / 1000;
-    const baselineEnd = performance.now() + options.baselineSeconds * 1000;
-    const before = await putsUntil(client, () => performance.now() >= baselineEnd);
-    let saving = true;
-    let rssDuringMiB = 0;
-    const path = join(dir, 'snapshot.db');
-    const saveStarted = performance.now();
-    const saved = saveSnapshot(member.clientUrl.replace(/^http:\/\//, ''), path).finally(() => (saving = false));
-    const during = putsUntil(client, () => {
-      rssDuringMiB = Math.max(rssDuringMiB, rssMiB(member.pid));
-      return !saving;
-    });
-    await saved;
-    const saveSeconds = (performance.now() - saveStarted) / 1000;
-    const duringLatencies = await during;
-    return {
-      system,
-      keys: options.keys,
-      loadSeconds,
-      saveSeconds,
-      fileMiB: (await stat(path)).size / (1024 * 1024),
-      putsBefore: summary(before),
-      putsDuring: summary(duringLatencies),
-      rssDuringMiB,
-    };
+    const rounds: SnapshotRound[] = [];
+    for (let round = 0; round < options.rounds; round++) {
+      const baselineEnd = performance.now() + options.baselineSeconds * 1000;
+      const before = await putsUntil(clients, () => performance.now() >= baselineEnd);
+      let saving = true;
+      let rssDuringMiB = 0;
+      const path = join(dir, `snapshot-${round}.db`);
+      const saveStarted = performance.now();
+      const endpoint = member.clientUrl.replace(/^http:\/\//, '');
+      const saved = run(etcdctlBinaryPath, [`--endpoints=${endpoint}`, 'snapshot', 'save', path]).finally(
+        () => (saving = false),
+      );
+      const during = putsUntil(clients, () => {
+        rssDuringMiB = Math.max(rssDuringMiB, rssMiB(member.pid));
+        return !saving;
+      });
+      await saved;
+      const saveSeconds = (performance.now() - saveStarted) / 1000;
+      const duringLatencies = await during;
+      const fileMiB = (await stat(path)).size / (1024 * 1024);
+      const restoreSeconds = await timeRestore(system, path, dir, round);
+      await rm(path, { force: true });
+      rounds.push({
+        saveSeconds,
+        restoreSeconds,
+        fileMiB,
+        putsBefore: summary(before),
+        putsDuring: summary(duringLatencies),
+        rssDuringMiB,
+      });
+    }
+    return { system, keys: options.keys, clients: options.clients, loadSeconds, rounds };
   } finally {
-    client.close();
+    for (const client of clients) client.close();
     await member.destroy();
     await rm(dir, { recursive: true, force: true });
   }
 }
 
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? NaN;
+}
+
 function line(result: SnapshotBenchResult): string {
   const latency = (l: LatencyMs) => `n=${l.puts} p50=${l.p50}ms p99=${l.p99}ms max=${l.max}ms`;
+  const rounds = result.rounds.map(
+    (round, index) =>
+      `  round ${index + 1}: save=${round.saveSeconds.toFixed(2)}s restore=${round.restoreSeconds.toFixed(2)}s ` +
+      `file=${round.fileMiB.toFixed(1)}MiB rss-during=${round.rssDuringMiB.toFixed(0)}MiB\n` +
+      `    puts before: ${latency(round.putsBefore)}\n    puts during: ${latency(round.putsDuring)}\n`,
+  );
+  const saves = result.rounds.map((round) => round.saveSeconds);
+  const restores = result.rounds.map((round) => round.restoreSeconds);
+  const spread = (values: number[]) => `${Math.min(...values).toFixed(2)}-${Math.max(...values).toFixed(2)}`;
   return (
-    `${result.system.padEnd(7)} keys=${result.keys} load=${result.loadSeconds.toFixed(1)}s save=${result.saveSeconds.toFixed(2)}s ` +
-    `file=${result.fileMiB.toFixed(1)}MiB rss-during=${result.rssDuringMiB.toFixed(0)}MiB\n` +
-    `        puts before: ${latency(result.putsBefore)}\n        puts during: ${latency(result.putsDuring)}\n`
+    `${result.system.padEnd(7)} keys=${result.keys} clients=${result.clients} load=${result.loadSeconds.toFixed(1)}s ` +
+    `save median=${median(saves).toFixed(2)}s (${spread(saves)}) restore median=${median(restores).toFixed(2)}s (${spread(restores)}) ` +
+    `p99 before/during median=${median(result.rounds.map((r) => r.putsBefore.p99)).toFixed(1)}/${median(result.rounds.map((r) => r.putsDuring.p99)).toFixed(1)}ms\n` +
+    rounds.join('')
   );
 }
 

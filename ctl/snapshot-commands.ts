@@ -3,14 +3,16 @@
  * (a bbolt database, usually followed by its sha256). Restore turns it into a tsetcd data dir:
  * the backend gets the keys with their revisions, the leases and the compaction revisions; the
  * membership comes from the restore flags, which the member is then started with, as etcd's own
- * restore writes the new cluster's members instead of the old ones.
+ * restore writes the new cluster's members instead of the old ones. The data dir appears whole or
+ * not at all: it is built as <data-dir>.part and renamed.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fsyncDirectory } from '../src/wal/fs-sync.js';
 import { ConfigError, checkLocalMember, parseInitialCluster } from '../src/config/config.js';
+import { encodeAuthState } from '../src/auth/auth-store.js';
 import { memberDataPaths } from '../src/lib/paths.js';
-import type { BackendBatch } from '../src/mvcc/backend.js';
 import { LmdbBackend } from '../src/mvcc/lmdb-backend.js';
 import { readBolt } from '../src/snap/bbolt/reader.js';
 import { etcdDbStatus, readEtcdDbRecords } from '../src/snap/etcd-db.js';
@@ -21,8 +23,6 @@ import { CtlExit, ExitCode, exitWithError } from './output.js';
 /** etcdctl's rule: a file whose size is 32 over a multiple of 512 ends with its sha256. */
 const sha256Bytes = 32;
 const hashAlignmentBytes = 512;
-/** Revisions written to the backend per batch while restoring. */
-const restoreBatchRevisions = 1_000;
 
 /** Go's text for the errno of a failed file operation. */
 function goErrnoText(error: unknown): string {
@@ -101,21 +101,28 @@ export async function runSnapshotRestore(context: CommandContext): Promise<void>
     if (!(error instanceof Error)) throw error;
     exitWithError(output, ExitCode.error, error.message);
   }
-  const { backendPath } = memberDataPaths(dataDir, walDir);
+  // The data dir is built beside its place and renamed into it once whole, so a restore that is
+  // killed leaves no data dir (only this one, which the next restore removes), never a partial one.
+  const partDir = `${dataDir}.part`;
+  rmSync(partDir, { recursive: true, force: true });
+  const { backendPath } = memberDataPaths(partDir, walDir);
   mkdirSync(dirname(backendPath), { recursive: true });
   const backend = LmdbBackend.open(backendPath);
   try {
-    const { revisions, leases, scheduledCompactRevision, finishedCompactRevision } = records;
-    for (let start = 0; start < revisions.length || start === 0; start += restoreBatchRevisions) {
-      const batch: BackendBatch = {
-        puts: revisions.slice(start, start + restoreBatchRevisions),
-        deletes: [],
-        meta: start === 0 ? { consistentIndex: 0, term: 0, scheduledCompactRevision, finishedCompactRevision } : {},
-        ...(start === 0 ? { leases: { puts: leases, deletes: [] } } : {}),
-      };
-      backend.write(batch);
-    }
+    const { revisions, leases, scheduledCompactRevision, finishedCompactRevision, auth } = records;
+    backend.write({
+      puts: [],
+      deletes: [],
+      meta: { consistentIndex: 0, term: 0, scheduledCompactRevision, finishedCompactRevision },
+      leases: { puts: leases, deletes: [] },
+      auth: encodeAuthState(auth),
+    });
+    await backend.flush();
+    backend.importRevisions(revisions);
   } finally {
     await backend.close();
   }
+  for (let dir = backendPath; dir.startsWith(partDir); dir = dirname(dir)) fsyncDirectory(dir);
+  renameSync(partDir, dataDir);
+  fsyncDirectory(dirname(resolve(dataDir)));
 }

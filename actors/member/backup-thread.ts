@@ -1,64 +1,73 @@
 /**
- * The snapshot thread: reads a copy of the backend and writes it as an etcd 3.4 bbolt database
- * file (see actors/member/backup.ts), page by page, so the member's event loop never builds it.
+ * The snapshot thread: reads a copy of the backend and builds it as an etcd 3.4 bbolt database
+ * (see actors/member/backup.ts): a first pass lays the pages out, a second builds them in file
+ * order into chunks, hashed and posted to the member as the client stream takes them. It runs
+ * in the member's backup pool (Piscina), which keeps the thread warm between saves.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
-import { readIndexFields, type IndexFields } from '../../src/api/key-value-codec.js';
-import { boltPageBytesDefault } from '../../src/lib/limits.js';
+import { createHash } from 'node:crypto';
+import { isTombstoneRecord } from '../../src/api/key-value-codec.js';
+import { decodeAuthState } from '../../src/auth/auth-store.js';
+import { backupChunkBytes, boltPageBytesDefault } from '../../src/lib/limits.js';
 import { LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
 import type { LeaseRecord } from '../../src/mvcc/backend.js';
-import { BoltWriter } from '../../src/snap/bbolt/writer.js';
+import { ChunkedPageOutput, planBolt, writeBolt } from '../../src/snap/bbolt/writer.js';
 import { etcdDbBuckets, type RevisionRecord } from '../../src/snap/etcd-db.js';
-import type { BackupThreadInit, BackupThreadReply } from './backup.js';
+import { backupCancelled, backupCredit, type BackupTask, type BackupThreadReply } from './backup-protocol.js';
 
+/** How long one wait for credit lasts before the cancel flag is looked at again. */
+const creditWaitMs = 1_000;
+
+/** The copy's revisions, one record object reused (the writer copies each record at once). */
 function* revisionRecords(backend: LmdbBackend): Generator<RevisionRecord> {
-  const fields: IndexFields = { key: '', createRevision: 0, version: 0, lease: 0n, tombstone: false };
+  const record: RevisionRecord = { revisionKey: new Uint8Array(0), value: new Uint8Array(0), tombstone: false };
   for (const { revisionKey, value } of backend.storedRevisions()) {
-    readIndexFields(value, value.length, fields);
-    yield { revisionKey, value, tombstone: fields.tombstone };
+    record.revisionKey = revisionKey;
+    record.value = value;
+    record.tombstone = isTombstoneRecord(value);
+    yield record;
   }
 }
 
-function writeAll(fd: number, bytes: Uint8Array, position: number): void {
-  let written = 0;
-  while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written, position + written);
+/** Blocks until the member has taken enough chunks to let one more go; throws when the stream went away. */
+function awaitCredit(flow: Int32Array): void {
+  for (;;) {
+    if (Atomics.load(flow, backupCancelled) !== 0) throw new Error('the snapshot stream was cancelled');
+    const credit = Atomics.load(flow, backupCredit);
+    if (credit > 0 && Atomics.compareExchange(flow, backupCredit, credit, credit - 1) === credit) return;
+    if (credit === 0) Atomics.wait(flow, backupCredit, 0, creditWaitMs);
+  }
 }
 
-async function writeBackupFile(init: BackupThreadInit): Promise<number> {
+/** Builds the backup `task` names, posting its length, its chunks and its sha256 on the task's port. */
+export default async function buildBackup({ init, port }: BackupTask): Promise<void> {
+  const flow = new Int32Array(init.flow);
   const backend = LmdbBackend.open(init.copyDir);
-  const fd = openSync(init.outputPath, 'w');
   try {
     const leases: LeaseRecord[] = [];
     backend.scanLeases((record) => leases.push(record));
-    const pageBytes = boltPageBytesDefault;
-    const writer = new BoltWriter({ write: (pageId, bytes) => writeAll(fd, bytes, pageId * pageBytes) }, pageBytes);
-    const pageCount = writer.write(
-      etcdDbBuckets({
-        revisions: revisionRecords(backend),
-        meta: backend.readMeta(),
-        leases,
-        members: init.membership.members,
-        removedMemberIds: init.membership.removed,
-        clusterVersion: init.clusterVersion,
-        alarms: init.alarms,
-      }),
-    );
-    return pageCount * pageBytes;
+    const root = etcdDbBuckets({
+      revisions: { [Symbol.iterator]: () => revisionRecords(backend) },
+      meta: backend.readMeta(),
+      leases,
+      auth: decodeAuthState(backend.readAuth()),
+      members: init.membership.members,
+      removedMemberIds: init.membership.removed,
+      clusterVersion: init.clusterVersion,
+      alarms: init.alarms,
+    });
+    const plan = planBolt(root, boltPageBytesDefault);
+    port.postMessage({ type: 'planned', bytes: plan.pageCount * plan.pageBytes } satisfies BackupThreadReply);
+    const hash = createHash('sha256');
+    const output = new ChunkedPageOutput(backupChunkBytes, (chunk) => {
+      hash.update(chunk);
+      awaitCredit(flow);
+      port.postMessage({ type: 'chunk', chunk } satisfies BackupThreadReply, [chunk.buffer as ArrayBuffer]);
+    });
+    writeBolt(root, plan, output);
+    output.finish();
+    port.postMessage({ type: 'written', sha256: new Uint8Array(hash.digest()) } satisfies BackupThreadReply);
   } finally {
-    closeSync(fd);
+    port.close();
     await backend.close();
   }
-}
-
-const port = parentPort;
-if (port !== null) {
-  writeBackupFile(workerData as BackupThreadInit).then(
-    (bytes) => port.postMessage({ type: 'written', bytes } satisfies BackupThreadReply),
-    (error: unknown) =>
-      port.postMessage({
-        type: 'failed',
-        message: error instanceof Error ? error.message : String(error),
-      } satisfies BackupThreadReply),
-  );
 }

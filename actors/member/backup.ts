@@ -1,34 +1,38 @@
 /**
  * Backups for Maintenance.Snapshot, in etcd's own format: the backend is copied at one point
  * (LMDB's consistent copy of everything committed, after a flush), and a snapshot thread turns
- * the copy into an etcd 3.4 bbolt database file, off the member's event loop, while writes go on.
- * The client service streams the file and hashes it as it goes, as etcd does.
+ * the copy into an etcd 3.4 bbolt database, off the member's event loop, while writes go on. The
+ * thread lays the file out first (so its length is known), then builds it in file order and hands
+ * it over in chunks as the client stream takes them, hashing it with sha256 as it goes; the file
+ * is never written to disk.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
 import type { LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
 import type { SnapshotMembership } from '../../src/snap/snap-file.js';
 import { etcdClusterVersion } from '../../src/api/version.js';
+import { assert } from '../../src/lib/assert.js';
+import { backupChunksAheadMax, backupThreadIdleMs } from '../../src/lib/limits.js';
 import type { Logger } from '../shared/logger.js';
 import { backupDirPrefix } from './snapshot-install.js';
+import {
+  backupCancelled,
+  backupCredit,
+  type BackupTask,
+  type BackupThreadInit,
+  type BackupThreadReply,
+} from './backup-protocol.js';
 
-/** What the snapshot thread is given: the backend copy to read, where to write, and what the backend does not hold. */
-export interface BackupThreadInit {
-  copyDir: string;
-  outputPath: string;
-  membership: SnapshotMembership;
-  clusterVersion: string;
-  alarms: { memberId: bigint; alarm: number }[];
-}
-
-/** The snapshot thread's one message. */
-export type BackupThreadReply = { type: 'written'; bytes: number } | { type: 'failed'; message: string };
-
-/** A written backup; dispose() deletes it. */
-export interface BackupFile {
-  path: string;
+/** A backup being built: read its chunks in order with next(); dispose() stops it and deletes the copy. */
+export interface BackupStream {
+  /** The database's length. */
   bytes: number;
+  /** The next bytes of the database; undefined after the last. */
+  next(): Promise<Uint8Array | undefined>;
+  /** The sha256 of the database, once next() returned undefined. */
+  sha256(): Uint8Array;
   dispose(): void;
 }
 
@@ -41,40 +45,147 @@ export interface BackupParts {
   logger: Logger;
 }
 
-const backupThreadUrl = new URL('./backup-thread.js', import.meta.url);
+const backupThreadUrl = new URL('./backup-thread.js', import.meta.url).href;
 
-/** Copies the backend and has the snapshot thread write it as an etcd database file. */
-export async function writeBackup(parts: BackupParts): Promise<BackupFile> {
-  const dir = mkdtempSync(join(parts.snapDir, backupDirPrefix));
-  const dispose = (): void => rmSync(dir, { recursive: true, force: true });
-  try {
-    const copyDir = join(dir, 'copy');
-    await parts.backend().copyTo(copyDir);
-    const init: BackupThreadInit = {
-      copyDir,
-      outputPath: join(dir, 'db'),
-      membership: parts.membership(),
-      clusterVersion: etcdClusterVersion,
-      alarms: parts.alarms(),
-    };
-    const bytes = await runBackupThread(init);
-    rmSync(copyDir, { recursive: true, force: true });
-    return { path: init.outputPath, bytes, dispose };
-  } catch (error) {
-    dispose();
-    throw error;
+/**
+ * The member's snapshot thread, in a Piscina pool of one: started on the first save and kept
+ * for backupThreadIdleMs, so saves in a row do not each start a thread.
+ */
+export class BackupPool {
+  private pool: Piscina | undefined;
+
+  /** Copies the backend and starts building the backup on the copy; resolves once the file's length is known. */
+  async open(parts: BackupParts): Promise<BackupStream> {
+    const dir = mkdtempSync(join(parts.snapDir, backupDirPrefix));
+    const remove = (): void => rmSync(dir, { recursive: true, force: true });
+    try {
+      const copyDir = join(dir, 'copy');
+      await parts.backend().copyTo(copyDir, { durable: false });
+      const init: BackupThreadInit = {
+        copyDir,
+        membership: parts.membership(),
+        clusterVersion: etcdClusterVersion,
+        alarms: parts.alarms(),
+        flow: new SharedArrayBuffer(8),
+      };
+      const { port1, port2 } = new MessageChannel();
+      const task: BackupTask = { init, port: port2 };
+      const result = this.started().run(task, { transferList: [port2] }) as Promise<void>;
+      return await new ThreadBackup(port1, init.flow, result, remove).planned;
+    } catch (error) {
+      remove();
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.destroy();
+  }
+
+  private started(): Piscina {
+    this.pool ??= new Piscina({
+      filename: backupThreadUrl,
+      minThreads: 0,
+      maxThreads: 1,
+      idleTimeout: backupThreadIdleMs,
+    });
+    return this.pool;
   }
 }
 
-function runBackupThread(init: BackupThreadInit): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(backupThreadUrl, { workerData: init });
-    let reply: BackupThreadReply | undefined;
-    worker.once('message', (message: BackupThreadReply) => (reply = message));
-    worker.once('error', reject);
-    worker.once('exit', (code) => {
-      if (reply?.type === 'written') resolve(reply.bytes);
-      else reject(new Error(reply?.message ?? `the snapshot thread exited with code ${code}`));
+/** The member's side of one backup: its chunks queued in order, handed out with credit back. */
+class ThreadBackup implements BackupStream {
+  bytes = 0;
+  readonly planned: Promise<BackupStream>;
+  private readonly flow: Int32Array;
+  private readonly chunks: Uint8Array[] = [];
+  private digest: Uint8Array | undefined;
+  private failure: Error | undefined;
+  private settled = false;
+  private waiting: (() => void) | undefined;
+  private plannedResolve!: (stream: BackupStream) => void;
+  private plannedReject!: (error: Error) => void;
+
+  constructor(
+    private readonly port: MessagePort,
+    flow: SharedArrayBuffer,
+    result: Promise<void>,
+    private readonly remove: () => void,
+  ) {
+    this.flow = new Int32Array(flow);
+    Atomics.store(this.flow, backupCredit, backupChunksAheadMax);
+    this.planned = new Promise((resolve, reject) => {
+      this.plannedResolve = resolve;
+      this.plannedReject = reject;
     });
-  });
+    port.on('message', (reply: BackupThreadReply) => this.take(reply));
+    result.then(
+      () => this.settle(undefined),
+      (error: unknown) => this.settle(error instanceof Error ? error : new Error(String(error))),
+    );
+  }
+
+  async next(): Promise<Uint8Array | undefined> {
+    while (this.chunks.length === 0 && this.digest === undefined && this.failure === undefined)
+      await new Promise<void>((resolve) => (this.waiting = resolve));
+    const chunk = this.chunks.shift();
+    if (chunk !== undefined) {
+      Atomics.add(this.flow, backupCredit, 1);
+      Atomics.notify(this.flow, backupCredit);
+      return chunk;
+    }
+    if (this.failure !== undefined) throw this.failure;
+    return undefined;
+  }
+
+  sha256(): Uint8Array {
+    assert(this.digest !== undefined, 'the sha256 of a backup is known once all of it was read');
+    return this.digest;
+  }
+
+  dispose(): void {
+    Atomics.store(this.flow, backupCancelled, 1);
+    Atomics.notify(this.flow, backupCredit);
+    if (this.settled) this.remove();
+  }
+
+  private take(reply: BackupThreadReply): void {
+    switch (reply.type) {
+      case 'planned':
+        this.bytes = reply.bytes;
+        this.plannedResolve(this);
+        break;
+      case 'chunk':
+        this.chunks.push(reply.chunk);
+        break;
+      case 'written':
+        this.digest = reply.sha256;
+        this.port.close();
+        break;
+    }
+    this.wake();
+  }
+
+  /**
+   * The task ended. A failure ends the stream; after a success the port's last messages may still
+   * be on their way (the port is not ordered with the task's result), and 'written' closes it.
+   */
+  private settle(error: Error | undefined): void {
+    this.settled = true;
+    this.remove();
+    if (error !== undefined) {
+      this.port.close();
+      this.failure ??= error;
+      this.plannedReject(error);
+    }
+    this.wake();
+  }
+
+  private wake(): void {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.();
+  }
 }

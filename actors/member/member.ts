@@ -71,10 +71,10 @@ import { MemberMetrics, type MemberSample } from './metrics.js';
 import { BackendQuota } from './quota.js';
 import { RaftLoop } from './raft-loop.js';
 import { Snapshots } from './snapshots.js';
-import { finishInstall } from './snapshot-install.js';
+import { defragStagingDir, finishInstall } from './snapshot-install.js';
 import { CorruptionCheck } from './corruption.js';
 import { AutoCompaction } from './auto-compaction.js';
-import { type BackupFile, type BackupParts, writeBackup } from './backup.js';
+import { BackupPool, type BackupParts, type BackupStream } from './backup.js';
 import { RoleTimeline } from './role-timeline.js';
 import { type ClusterView, gatherClusterView, type MemberView } from './dashboard-view.js';
 import { formatId } from '../../src/membership/ids.js';
@@ -112,6 +112,7 @@ export class Member implements KvService, LeaseApi {
   private readonly corruption: CorruptionCheck;
   private readonly autoCompaction: AutoCompaction;
   private readonly backups: BackupParts;
+  private readonly backupPool = new BackupPool();
   /** The Auth service, and who a call comes from while auth is enabled. */
   readonly auth: AuthFront;
   private readonly tokens: TokenProvider;
@@ -459,7 +460,7 @@ export class Member implements KvService, LeaseApi {
   async defragment(): Promise<void> {
     if (this.lifecycle.stopRequested) throw errors.stopped();
     const { backendPath } = this.paths;
-    const stagingDir = `${backendPath}-defrag`;
+    const stagingDir = defragStagingDir(backendPath);
     this.logger.info({}, 'starting defragment');
     const before = this.keySpace.backend.sizeBytes();
     await this.loop.holdingApplies(async () => {
@@ -543,9 +544,9 @@ export class Member implements KvService, LeaseApi {
    * A point-in-time copy of the backend as an etcd database file, for Maintenance.Snapshot; the
    * caller streams it and disposes of it.
    */
-  backup(): Promise<BackupFile> {
+  backup(): Promise<BackupStream> {
     if (this.lifecycle.stopRequested) return Promise.reject(errors.stopped());
-    return writeBackup(this.backups);
+    return this.backupPool.open(this.backups);
   }
 
   isLeader(): boolean {
@@ -671,6 +672,7 @@ export class Member implements KvService, LeaseApi {
     await this.wal.close();
     this.tokens.close();
     await this.passwords.close();
+    await this.backupPool.close();
     this.lifecycle.send({ type: 'STOPPED' });
   }
 

@@ -48,10 +48,25 @@ export function stageReceivedDb(snapDir: string, backendPath: string, index: num
   return target;
 }
 
-/** Once the old backend is closed: the staged directory becomes `backendPath`. */
+/** Where defragmentation writes the compacted copy before it takes the backend's place. */
+export function defragStagingDir(backendPath: string): string {
+  return `${backendPath}-defrag`;
+}
+
+/**
+ * Once the old backend is closed: the staged database becomes `backendPath`'s. Its data file is
+ * renamed over the old one, which is atomic, so a crash at any point leaves the old database or
+ * the new one in place, never neither (removing the old directory first, then renaming the staged
+ * one, left a window with none). A staged directory whose data file was already moved is removed.
+ */
 export function finishInstall(stagedDir: string, backendPath: string): void {
-  rmSync(backendPath, { recursive: true, force: true });
-  renameSync(stagedDir, backendPath);
+  const staged = join(stagedDir, lmdbDataFile);
+  if (existsSync(staged)) {
+    mkdirSync(backendPath, { recursive: true });
+    renameSync(staged, join(backendPath, lmdbDataFile));
+    fsyncDirectory(backendPath);
+  }
+  rmSync(stagedDir, { recursive: true, force: true });
   fsyncDirectory(dirname(backendPath));
 }
 
@@ -67,9 +82,11 @@ export function snapshotInstallPending(snapDir: string): boolean {
 export function recoverSnapshotInstall(snapDir: string, backendPath: string, walSnapshotIndex: number): string[] {
   const done: string[] = [];
   const names = readdirSync(snapDir);
-  // Copies made to send to followers or clients are worthless after a restart.
+  // Copies made to send to followers or clients are worthless after a restart, and so is a
+  // defragmentation's copy: until its data file took the backend's place, the backend is whole.
   for (const name of names.filter((entry) => sendDirPattern.test(entry) || backupDirPattern.test(entry)))
     rmSync(join(snapDir, name), { recursive: true, force: true });
+  rmSync(defragStagingDir(backendPath), { recursive: true, force: true });
   const staged = names.filter((name) => installDirPattern.test(name)).sort();
   const newest = staged.pop();
   for (const name of staged) rmSync(join(snapDir, name), { recursive: true, force: true });

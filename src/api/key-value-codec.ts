@@ -177,3 +177,19 @@ export function readIndexFields(bytes: Uint8Array, end: number, into: IndexField
   }
   into.tombstone = into.createRevision === 0;
 }
+
+/**
+ * Whether the stored mvccpb.KeyValue in `bytes` is a tombstone: a record holding its key and no
+ * other field (create revision 0), as readIndexFields finds, read from the key's length alone.
+ */
+export function isTombstoneRecord(bytes: Uint8Array): boolean {
+  if (bytes[0] !== tagKey) return false;
+  let length = 0;
+  let at = 1;
+  for (let shift = 0; at < bytes.length && shift < 35; shift += 7) {
+    const byte = bytes[at++]!;
+    length += (byte & 0x7f) * 2 ** shift;
+    if (byte < 0x80) return at + length === bytes.length;
+  }
+  throw new Error('KeyValue record: the key length is cut short');
+}

@@ -33,8 +33,8 @@ export interface TokenHooks {
   disable(): void;
 }
 
-/** The persisted form. */
-interface AuthState {
+/** The persisted form: the whole store, as encode() writes it and a backup carries it. */
+export interface AuthState {
   enabled: boolean;
   revision: number;
   users: User[];
@@ -42,6 +42,17 @@ interface AuthState {
 }
 
 const packr = new Packr({ useRecords: false });
+
+/** The state a record written by encode() holds; a fresh store's (disabled, revision 1) when undefined. */
+export function decodeAuthState(bytes: Uint8Array | undefined): AuthState {
+  if (bytes === undefined) return { enabled: false, revision: 1, users: [], roles: [] };
+  return packr.unpack(bytes) as AuthState;
+}
+
+/** The backend record of `state`, as encode() writes it. */
+export function encodeAuthState(state: AuthState): Uint8Array {
+  return new Uint8Array(packr.pack(state));
+}
 
 /** The methods only a root-role user may call when auth is enabled (etcd's needAdminPermission). */
 const adminMethods: ReadonlySet<AuthRequest['method']> = new Set([
@@ -75,7 +86,7 @@ export class AuthStore {
   /** The store as `bytes` (encode()) left it; a fresh store when undefined. */
   static decode(bytes: Uint8Array | undefined): AuthStore {
     const store = new AuthStore();
-    if (bytes !== undefined) store.load(packr.unpack(bytes) as AuthState);
+    if (bytes !== undefined) store.load(decodeAuthState(bytes));
     return store;
   }
 
@@ -85,7 +96,7 @@ export class AuthStore {
     this.roles.clear();
     this.enabledFlag = false;
     this.revisionNumber = 1;
-    if (bytes !== undefined) this.load(packr.unpack(bytes) as AuthState);
+    if (bytes !== undefined) this.load(decodeAuthState(bytes));
     else this.refreshCache();
   }
 
@@ -96,7 +107,7 @@ export class AuthStore {
       users: [...this.users.values()],
       roles: [...this.roles.values()],
     };
-    return new Uint8Array(packr.pack(state));
+    return encodeAuthState(state);
   }
 
   /** Whether auth is enabled; the one check the request path makes when it is not. */

@@ -153,6 +153,12 @@ export const boltPageBytesMax = 64 * 1024;
 export const boltTreeDepthMax = 64;
 /** etcd's snapshotSendBufferSize: the database bytes one Maintenance.Snapshot response carries: 32 KiB. */
 export const snapshotChunkBytes = 32 * 1024;
+/** A backup's database bytes cross from the snapshot thread to the member's event loop in chunks of this many bytes. */
+export const backupChunkBytes = 1024 * 1024;
+/** Chunks the snapshot thread may build ahead of what the client stream has taken (memory: this many chunks). */
+export const backupChunksAheadMax = 4;
+/** The snapshot thread is kept this long after a save, so saves in a row do not each start one. */
+export const backupThreadIdleMs = 10 * 60 * 1000;
 /** How long the certificates --auto-tls and --peer-auto-tls generate stay valid: etcd's 365 days. */
 export const selfSignedCertValidityMs = 365 * 24 * 60 * 60 * 1000;
 /** How often a gRPC Health.Watch stream looks at the member's status to push a change. */

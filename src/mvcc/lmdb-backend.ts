@@ -175,6 +175,30 @@ const indexValueReader = {
   },
 };
 
+/**
+ * lmdb-js key and value readers for storedRevisions: each record is handed out as views of
+ * lmdb-js's read buffers, which the next record overwrites, so nothing is copied per record.
+ */
+const sharedKeyReader = {
+  writeKey(key: Uint8Array, target: Uint8Array, start: number): number {
+    target.set(key, start);
+    return start + key.length;
+  },
+  readKey(target: Uint8Array, start: number, end: number): Uint8Array {
+    return target.subarray(start, end);
+  },
+  enableNullTermination(): void {},
+};
+const sharedValueReader = {
+  needsStableBuffer: false,
+  encode(): never {
+    throw new Error('the shared-buffer handle of the key bucket is read-only');
+  },
+  decode(bytes: Uint8Array, size: number): Uint8Array {
+    return bytes.subarray(0, size);
+  },
+};
+
 export class LmdbBackend implements Backend {
   private readonly overlay = new Map<string, OverlayEntry>();
   /** Lease records written but not yet committed, as the overlay does for revisions. */
@@ -376,13 +400,35 @@ export class LmdbBackend implements Backend {
 
   /**
    * The committed "key" records as stored: etcd's 17-byte revision key and the mvccpb.KeyValue
-   * bytes, oldest first, each in buffers of its own. For a copy made by copyTo, which has nothing
-   * pending; a live backend's pending batches would be missing.
+   * bytes, oldest first. One record object is handed out again and again, and its bytes are views
+   * of lmdb-js's buffers: both are valid only until the next record is asked for. For a copy made
+   * by copyTo, which has nothing pending; a live backend's pending batches would be missing.
    */
   *storedRevisions(): Generator<{ revisionKey: Uint8Array; value: Uint8Array }> {
     assert(this.overlay.size === 0, () => `storedRevisions reads committed records only, ${this.overlay.size} pending`);
     const start = encodeRevision({ main: 0, sub: 0 });
-    for (const { key, value } of this.keyDb.getRange({ start })) yield { revisionKey: key, value };
+    const record: { revisionKey: Uint8Array; value: Uint8Array } = {
+      revisionKey: new Uint8Array(0),
+      value: new Uint8Array(0),
+    };
+    for (const { key, value } of this.env.sharedKeyDb.getRange({ start })) {
+      record.revisionKey = key;
+      record.value = value;
+      yield record;
+    }
+  }
+
+  /**
+   * Writes `records` (etcd's 17-byte revision keys in ascending order, with their mvccpb.KeyValue
+   * bytes) straight into the key area in one transaction, appending: for a restore into a new,
+   * empty backend that nothing reads meanwhile. Throws when a key does not ascend.
+   */
+  importRevisions(records: Iterable<{ revisionKey: Uint8Array; value: Uint8Array }>): void {
+    this.checkUsable();
+    assert(this.overlay.size === 0 && this.group === undefined, 'importRevisions with writes pending');
+    this.root.transactionSync(() => {
+      for (const { revisionKey, value } of records) this.keyDb.putSync(revisionKey, value, { append: true });
+    });
   }
 
   /** Hands every LMDB commit, as it starts, to `observer` (which times it for etcd's backend commit histogram). */
@@ -414,20 +460,22 @@ export class LmdbBackend implements Backend {
 
   /**
    * Writes a consistent copy of the committed database (everything written so far, and possibly
-   * more) to `dir`/data.mdb, fsynced, and returns that file's path. The copy carries its own
-   * consistent index, so it says which entries it covers.
+   * more) to `dir`/data.mdb, fsynced unless `durable` is false (a copy read once and deleted),
+   * and returns that file's path. The copy carries its own consistent index, so it says which
+   * entries it covers.
    */
-  copyTo(dir: string): Promise<string> {
-    return this.oneCopyAtATime(() => this.copyNow(dir));
+  copyTo(dir: string, { durable = true }: { durable?: boolean } = {}): Promise<string> {
+    return this.oneCopyAtATime(() => this.copyNow(dir, durable));
   }
 
-  private async copyNow(dir: string): Promise<string> {
+  private async copyNow(dir: string, durable: boolean): Promise<string> {
     this.checkUsable();
     await this.flush();
     mkdirSync(dir, { recursive: true });
     const path = join(dir, 'data.mdb');
     rmSync(path, { force: true });
     await this.root.backup(dir, false);
+    if (!durable) return path;
     const fd = openSync(path, 'r+');
     try {
       fsyncSync(fd);
@@ -661,6 +709,8 @@ interface OpenedEnvironment {
   alarmDb: Database<Uint8Array, Uint8Array>;
   authDb: Database<Uint8Array, string>;
   indexDb: Database<IndexRecord, Uint8Array>;
+  /** The key bucket read through sharedKeyReader and sharedValueReader. */
+  sharedKeyDb: Database<Uint8Array, Uint8Array>;
   noSync: boolean;
 }
 
@@ -684,7 +734,13 @@ function openEnvironment(path: string, noSync: boolean): OpenedEnvironment {
     encoder: typeof indexValueReader;
   } = { name: 'key', keyEncoder: indexKeyReader, encoder: indexValueReader };
   const indexDb = root.openDB<IndexRecord, Uint8Array>(indexOptions);
-  return { root, keyDb, metaDb, leaseDb, alarmDb, authDb, indexDb, noSync };
+  const sharedOptions: DatabaseOptions & {
+    name: string;
+    keyEncoder: typeof sharedKeyReader;
+    encoder: typeof sharedValueReader;
+  } = { name: 'key', keyEncoder: sharedKeyReader, encoder: sharedValueReader };
+  const sharedKeyDb = root.openDB<Uint8Array, Uint8Array>(sharedOptions);
+  return { root, keyDb, metaDb, leaseDb, alarmDb, authDb, indexDb, sharedKeyDb, noSync };
 }
 
 /** Pages one database's B+tree holds, from lmdb-js's stats of it. */

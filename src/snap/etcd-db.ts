@@ -5,14 +5,17 @@
  * holds consistent_index (8 bytes big-endian) and the compaction revisions as revision keys;
  * "lease" maps 8-byte big-endian IDs to leasepb.Lease; "members" maps hex IDs to etcd's member
  * JSON and "members_removed" maps removed IDs to "removed"; "cluster" holds clusterVersion;
- * "auth" holds authRevision; "alarm" has a marshalled AlarmMember key per raised alarm.
+ * "auth" holds authEnabled (one byte, 1 when enabled) and authRevision (8 bytes big-endian);
+ * "authUsers" and "authRoles" map names to authpb.User and authpb.Role (src/auth/authpb-codec.ts);
+ * "alarm" has a marshalled AlarmMember key per raised alarm.
  */
-import { decodeKeyValue } from '../api/key-value-codec.js';
+import { readIndexFields, type IndexFields } from '../api/key-value-codec.js';
+import type { AuthState } from '../auth/auth-store.js';
+import { decodeRole, decodeUser, encodeRole, encodeUser } from '../auth/authpb-codec.js';
 import { crc32cUpdate } from '../lib/crc32c.js';
-import type { BackendMeta, LeaseRecord, StoredKeyValue } from '../mvcc/backend.js';
+import type { BackendMeta, LeaseRecord } from '../mvcc/backend.js';
 import { decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from '../mvcc/lease-record-codec.js';
 import {
-  type Revision,
   decodeRevision,
   encodeRevision,
   readUint64,
@@ -35,21 +38,23 @@ export interface RevisionRecord {
 /** etcd's AlarmType values. */
 export const alarmTypes = { none: 0, noSpace: 1, corrupt: 2 } as const;
 
-/** What a backend snapshot holds, read from a member at one point. */
+/**
+ * What a backend snapshot holds, read from a member at one point. The writer reads the records
+ * twice (see planBolt), so `revisions` and `leases` must start over on each iteration; a record
+ * is copied before the next one is asked for, so a source may reuse its buffers.
+ */
 export interface EtcdDbContents {
   /** Every stored revision in ascending order. */
   revisions: Iterable<RevisionRecord>;
   meta: BackendMeta;
   /** Lease records in ascending unsigned ID order. */
   leases: Iterable<LeaseRecord>;
+  auth: AuthState;
   members: ClusterMember[];
   removedMemberIds: bigint[];
   clusterVersion: string;
   alarms: { memberId: bigint; alarm: number }[];
 }
-
-/** etcd's auth store starts at revision 1 and writes it on its first start. */
-const authRevisionInitial = 1;
 
 const encoder = new TextEncoder();
 const name = (text: string): Uint8Array => encoder.encode(text);
@@ -58,12 +63,18 @@ const name = (text: string): Uint8Array => encoder.encode(text);
 export function etcdDbBuckets(contents: EtcdDbContents): BoltBucketSource {
   const buckets: { name: string; items: BoltBucketSource }[] = [
     { name: 'alarm', items: alarmItems(contents.alarms) },
-    { name: 'auth', items: [{ key: name('authRevision'), value: uint64Bytes(authRevisionInitial) }] },
-    { name: 'authRoles', items: [] },
-    { name: 'authUsers', items: [] },
+    { name: 'auth', items: authItems(contents.auth) },
+    {
+      name: 'authRoles',
+      items: sortedItems(contents.auth.roles.map((role) => ({ key: name(role.name), value: encodeRole(role) }))),
+    },
+    {
+      name: 'authUsers',
+      items: sortedItems(contents.auth.users.map((user) => ({ key: name(user.name), value: encodeUser(user) }))),
+    },
     { name: 'cluster', items: [{ key: name('clusterVersion'), value: name(contents.clusterVersion) }] },
-    { name: 'key', items: keyItems(contents.revisions) },
-    { name: 'lease', items: leaseItems(contents.leases) },
+    { name: 'key', items: { [Symbol.iterator]: () => keyItems(contents.revisions) } },
+    { name: 'lease', items: { [Symbol.iterator]: () => leaseItems(contents.leases) } },
     { name: 'members', items: memberItems(contents.members) },
     { name: 'members_removed', items: removedItems(contents.removedMemberIds) },
     { name: 'meta', items: metaItems(contents.meta) },
@@ -71,13 +82,29 @@ export function etcdDbBuckets(contents: EtcdDbContents): BoltBucketSource {
   return buckets.map(({ name: bucketName, items }) => ({ key: name(bucketName), bucket: items }));
 }
 
+/** The key bucket's items, in two key buffers reused for every item (the writer copies each at once). */
 function* keyItems(revisions: Iterable<RevisionRecord>): Generator<BoltItem> {
-  for (const { revisionKey, value, tombstone } of revisions) {
-    const key = new Uint8Array(revisionBytes + (tombstone ? 1 : 0));
-    key.set(revisionKey.subarray(0, revisionBytes));
-    if (tombstone) key[revisionBytes] = tombstoneMark;
-    yield { key, value };
+  const live: { key: Uint8Array; value: Uint8Array } = { key: new Uint8Array(revisionBytes), value: new Uint8Array(0) };
+  const tombstone: { key: Uint8Array; value: Uint8Array } = {
+    key: new Uint8Array(revisionBytes + 1),
+    value: new Uint8Array(0),
+  };
+  tombstone.key[revisionBytes] = tombstoneMark;
+  for (const record of revisions) {
+    const item = record.tombstone ? tombstone : live;
+    item.key.set(record.revisionKey.subarray(0, revisionBytes));
+    item.value = record.value;
+    yield item;
   }
+}
+
+/**
+ * authEnabled, then authRevision. etcd writes authEnabled only once auth is first enabled, so a
+ * store whose auth is off leaves it out, as a store that never had auth on does.
+ */
+function authItems(auth: AuthState): BoltItem[] {
+  const revision = { key: name('authRevision'), value: uint64Bytes(auth.revision) };
+  return auth.enabled ? [{ key: name('authEnabled'), value: Uint8Array.of(1) }, revision] : [revision];
 }
 
 function* leaseItems(leases: Iterable<LeaseRecord>): Generator<BoltItem> {
@@ -172,21 +199,30 @@ export function etcdDbStatus(db: BoltDatabase): EtcdDbStatus {
 
 /** A backend's contents read from an etcd database file, for a restore. */
 export interface EtcdDbRecords {
-  revisions: { rev: Revision; stored: StoredKeyValue }[];
+  /** The key bucket's records as stored (views of the file's bytes), checked to be mvccpb.KeyValue. */
+  revisions: RevisionRecord[];
   leases: LeaseRecord[];
   scheduledCompactRevision: number;
   finishedCompactRevision: number;
+  auth: AuthState;
 }
 
-/** Reads the "key", "lease" and "meta" buckets; throws naming the record that is not etcd's layout. */
+/** Reads the "key", "lease", "meta" and auth buckets; throws naming the record that is not etcd's layout. */
 export function readEtcdDbRecords(db: BoltDatabase): EtcdDbRecords {
-  const revisions: EtcdDbRecords['revisions'] = [];
+  const revisions: RevisionRecord[] = [];
+  const fields: IndexFields = { key: '', createRevision: 0, version: 0, lease: 0n, tombstone: false };
   for (const { key, value } of plainItems(db, 'key')) {
     const tombstone = key.length === revisionBytes + 1 && key[revisionBytes] === tombstoneMark;
     if (key.length !== revisionBytes && !tombstone)
       throw new Error(`key bucket: a key of ${key.length} bytes is not a revision`);
-    const kv = decodeKeyValue(value);
-    revisions.push({ rev: decodeRevision(key), stored: { kv, tombstone } });
+    readIndexFields(value, value.length, fields);
+    if (fields.tombstone !== tombstone) {
+      const { main, sub } = decodeRevision(key);
+      throw new Error(
+        `key bucket: revision ${main}_${sub} is ${tombstone ? '' : 'not '}marked a tombstone, its record says otherwise`,
+      );
+    }
+    revisions.push({ revisionKey: tombstone ? key.subarray(0, revisionBytes) : key, value, tombstone });
   }
   const leases = plainItems(db, 'lease').map(({ value }) => decodeLeaseRecord(value));
   const meta = new Map(plainItems(db, 'meta').map(({ key, value }) => [Buffer.from(key).toString('latin1'), value]));
@@ -199,6 +235,22 @@ export function readEtcdDbRecords(db: BoltDatabase): EtcdDbRecords {
     leases,
     scheduledCompactRevision: compactRevision('scheduledCompactRev'),
     finishedCompactRevision: compactRevision('finishedCompactRev'),
+    auth: readAuthState(db),
+  };
+}
+
+/** etcd's auth buckets as tsetcd's auth record; a store without authRevision is at etcd's first revision, 1. */
+function readAuthState(db: BoltDatabase): AuthState {
+  const auth = new Map(plainItems(db, 'auth').map(({ key, value }) => [Buffer.from(key).toString('latin1'), value]));
+  const enabled = auth.get('authEnabled');
+  const revision = auth.get('authRevision');
+  if (revision !== undefined && revision.length !== 8)
+    throw new Error(`auth bucket: authRevision of ${revision.length} bytes, want 8`);
+  return {
+    enabled: enabled?.length === 1 && enabled[0] === 1,
+    revision: revision === undefined ? 1 : readUint64(revision, 0),
+    users: plainItems(db, 'authUsers').map(({ value }) => decodeUser(value)),
+    roles: plainItems(db, 'authRoles').map(({ value }) => decodeRole(value)),
   };
 }
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeKeyValue, readIndexFields, type IndexFields } from '../../src/api/key-value-codec.js';
+import { encodeKeyValue, isTombstoneRecord, readIndexFields, type IndexFields } from '../../src/api/key-value-codec.js';
 import { keyToString, stringToKey } from '../../src/lib/bytes.js';
 
 /** Every byte value once, in a buffer that starts at an offset, as keys decoded from a request do. */
@@ -11,6 +11,20 @@ function everyByteAtAnOffset(): Uint8Array {
 }
 
 describe('mvcc key codec', () => {
+  it('tells a tombstone record from a live one by the key length alone, as readIndexFields does', () => {
+    const fields: IndexFields = { key: '', createRevision: 0, version: 0, lease: 0n, tombstone: false };
+    for (const keyBytes of [1, 127, 128, 300, 20_000]) {
+      const key = new Uint8Array(keyBytes).fill(0x61);
+      const live = { key, createRevision: 5, modRevision: 6, version: 2, value: new Uint8Array(0), lease: 0n };
+      const tombstone = { ...live, createRevision: 0, modRevision: 0, version: 0 };
+      for (const record of [encodeKeyValue(live), encodeKeyValue(tombstone)]) {
+        readIndexFields(record, record.length, fields);
+        assert.equal(isTombstoneRecord(record), fields.tombstone, `key of ${keyBytes} bytes`);
+      }
+      assert.equal(isTombstoneRecord(encodeKeyValue(tombstone)), true);
+    }
+  });
+
   it('turns each key byte into the code unit of the same value, reading a view from its own offset', () => {
     const key = everyByteAtAnOffset();
     const text = keyToString(key);

@@ -13,7 +13,16 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runCommand, runEtcdctl, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
-import { endpointOf, keyValues, leaseView, ok, saveAndStatus, writeHistory } from '../support/snapshots.js';
+import {
+  authView,
+  endpointOf,
+  keyValues,
+  leaseView,
+  ok,
+  saveAndStatus,
+  writeAuth,
+  writeHistory,
+} from '../support/snapshots.js';
 import { etcdCommand, etcdctlBinaryPath, sutCommand, type MemberCommand } from '../support/sut.js';
 
 const compiledMain = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ctl', 'main.js');
@@ -112,6 +121,55 @@ test(
         kvs: { mod_revision: number }[];
       };
       assert.equal(after.kvs[0]?.mod_revision, (expected as { revision: number }).revision + 1);
+    } finally {
+      for (const member of members) await member.destroy();
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  "tsetcdctl snapshot restore reads etcd's auth buckets: tsetcd restored from a real etcd snapshot authenticates the same users and enforces the same permissions",
+  sut.command === undefined ? { skip: sut.skipReason } : {},
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tsetcdctl-snapshot-auth-'));
+    const members: Member[] = [];
+    try {
+      const etcd = await Member.start({ command: etcdCommand() });
+      members.push(etcd);
+      await writeAuth(endpointOf(etcd));
+      const file = join(dir, 'etcd.db');
+      await ok(
+        runEtcdctl(endpointOf(etcd), ['--user', 'root:root-secret', 'snapshot', 'save', file], { timeoutMs: 60_000 }),
+      );
+      const restored = await Member.start({
+        command: sut.command as MemberCommand,
+        name: 'restored',
+        beforeStart: async (member) => {
+          await ok(
+            tsetcdctl([
+              'snapshot',
+              'restore',
+              file,
+              '--name',
+              member.name,
+              '--data-dir',
+              member.dataDir,
+              '--initial-cluster',
+              `${member.name}=${member.peerUrl}`,
+              '--initial-advertise-peer-urls',
+              member.peerUrl,
+            ]),
+          );
+        },
+      });
+      members.push(restored);
+      const seen = await authView(endpointOf(restored));
+      assert.deepEqual(seen, await authView(endpointOf(etcd)));
+      assert.ok(
+        seen.some((outcome) => (outcome as { error: string }).error.includes('permission denied')),
+        'some command was refused',
+      );
     } finally {
       for (const member of members) await member.destroy();
       await rm(dir, { recursive: true, force: true });

@@ -10,12 +10,12 @@ const benchMain = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ben
 const sut = sutCommand();
 
 test(
-  'the snapshot benchmark saves a snapshot on both systems and reports puts around it',
+  'the snapshot benchmark saves and restores a snapshot on both systems and reports puts around the save',
   sut.command === undefined ? { skip: sut.skipReason } : {},
   async () => {
     const result = await runCommand(
       process.execPath,
-      [benchMain, '--keys', '300', '--baseline-seconds', '0.2', '--json'],
+      [benchMain, '--keys', '300', '--rounds', '1', '--clients', '2', '--baseline-seconds', '0.2', '--json'],
       {
         timeoutMs: 120_000,
       },
@@ -24,8 +24,7 @@ test(
     const report = JSON.parse(result.stdout) as {
       system: string;
       keys: number;
-      fileMiB: number;
-      putsBefore: { puts: number };
+      rounds: { fileMiB: number; restoreSeconds: number; putsBefore: { puts: number } }[];
     }[];
     assert.deepEqual(
       report.map((row) => row.system),
@@ -33,7 +32,9 @@ test(
     );
     for (const row of report) {
       assert.equal(row.keys, 300);
-      assert.ok(row.fileMiB > 0 && row.putsBefore.puts > 0, JSON.stringify(row));
+      assert.equal(row.rounds.length, 1);
+      const [round] = row.rounds;
+      assert.ok(round!.fileMiB > 0 && round!.restoreSeconds > 0 && round!.putsBefore.puts > 0, JSON.stringify(row));
     }
   },
 );

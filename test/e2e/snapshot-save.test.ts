@@ -13,7 +13,16 @@ import { test } from 'node:test';
 import { runCommand, runEtcdctl } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
 import { etcdCommand, etcdctlBinaryPath, sutCommand, type MemberCommand } from '../support/sut.js';
-import { endpointOf, keyValues, leaseView, ok, saveAndStatus, writeHistory } from '../support/snapshots.js';
+import {
+  authView,
+  endpointOf,
+  keyValues,
+  leaseView,
+  ok,
+  saveAndStatus,
+  writeAuth,
+  writeHistory,
+} from '../support/snapshots.js';
 
 const sut = sutCommand();
 
@@ -74,6 +83,55 @@ test(
       assert.deepEqual(
         { revision: status.revision, totalKey: status.totalKey },
         { revision: etcdStatus.revision, totalKey: etcdStatus.totalKey },
+      );
+    } finally {
+      for (const member of members) await member.destroy();
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  "a tsetcd snapshot carries auth in etcd's layout: real etcd restored from it authenticates the same users and enforces the same permissions",
+  sut.command === undefined ? { skip: sut.skipReason } : {},
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tsetcd-snapshot-auth-'));
+    const members: Member[] = [];
+    try {
+      const tsetcd = await Member.start({ command: sut.command as MemberCommand });
+      members.push(tsetcd);
+      await writeAuth(endpointOf(tsetcd));
+      const file = join(dir, 'tsetcd.db');
+      await ok(
+        runEtcdctl(endpointOf(tsetcd), ['--user', 'root:root-secret', 'snapshot', 'save', file], { timeoutMs: 60_000 }),
+      );
+      const restored = await Member.start({
+        command: etcdCommand(),
+        name: 'restored',
+        beforeStart: async (member) => {
+          await ok(
+            runCommand(etcdctlBinaryPath, [
+              'snapshot',
+              'restore',
+              file,
+              '--name',
+              member.name,
+              '--data-dir',
+              member.dataDir,
+              '--initial-cluster',
+              `${member.name}=${member.peerUrl}`,
+              '--initial-advertise-peer-urls',
+              member.peerUrl,
+            ]),
+          );
+        },
+      });
+      members.push(restored);
+      const seen = await authView(endpointOf(restored));
+      assert.deepEqual(seen, await authView(endpointOf(tsetcd)));
+      assert.ok(
+        seen.some((outcome) => (outcome as { error: string }).error.includes('permission denied')),
+        'some command was refused',
       );
     } finally {
       for (const member of members) await member.destroy();

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BoltWriter, writeBoltBytes } from '../../src/snap/bbolt/writer.js';
+import { ChunkedPageOutput, planBolt, writeBolt, writeBoltBytes } from '../../src/snap/bbolt/writer.js';
 import { BoltFormatError, childBucket, readBolt } from '../../src/snap/bbolt/reader.js';
-import { metaOffsets, pageFlags, pageHeaderBytes } from '../../src/snap/bbolt/format.js';
+import { type BoltItem, metaOffsets, pageFlags, pageHeaderBytes } from '../../src/snap/bbolt/format.js';
 import { itemsOf, keysBucket, plainBucket, rewriteMeta, sampleRoot } from './bbolt-helpers.js';
 
 const pageBytes = 4096;
@@ -25,16 +25,41 @@ test('what the writer writes reads back item for item, nested, inline, overflowi
 });
 
 test('a bucket of a quarter page or less is stored inline and a larger one on its own pages', () => {
-  const sizes: Record<string, number> = {};
-  const writer = new BoltWriter({ write: (pageId) => void (sizes[pageId] = 1) }, pageBytes);
-  const pageCount = writer.write(
+  const { pageCount } = planBolt(
     [
       { key: Buffer.from('small'), bucket: keysBucket(10, 50) },
       { key: Buffer.from('large'), bucket: keysBucket(40, 50) },
     ].sort((a, b) => Buffer.compare(a.key, b.key)),
+    pageBytes,
   );
   // metas (2), freelist, the large bucket's leaf, the root leaf: the small bucket took no page.
   assert.equal(pageCount, 5);
+});
+
+test('written in chunks, from items that share one buffer, the file is the same bytes as written whole', () => {
+  const root = sampleRoot(pageBytes, 3_000);
+  const whole = writeBoltBytes(root, pageBytes);
+  // The same items again, each handed out in one buffer the source overwrites for the next item.
+  const shared = { key: new Uint8Array(64), value: new Uint8Array(pageBytes * 4) };
+  function* reused(items: BoltItem[]): Generator<BoltItem> {
+    for (const item of items) {
+      if ('bucket' in item) {
+        yield { key: item.key, bucket: { [Symbol.iterator]: () => reused([...item.bucket]) } };
+        continue;
+      }
+      shared.key.set(item.key);
+      shared.value.set(item.value);
+      yield { key: shared.key.subarray(0, item.key.length), value: shared.value.subarray(0, item.value.length) };
+    }
+  }
+  const source = { [Symbol.iterator]: () => reused(root) };
+  const plan = planBolt(source, pageBytes);
+  const chunks: Uint8Array[] = [];
+  const output = new ChunkedPageOutput(5 * pageBytes, (chunk) => chunks.push(chunk));
+  writeBolt(source, plan, output);
+  output.finish();
+  assert.ok(chunks.length > 3, `several chunks, saw ${chunks.length}`);
+  assert.ok(Buffer.concat(chunks).equals(whole), 'the chunked file differs from the whole one');
 });
 
 test('a value larger than a page spans overflow pages', () => {

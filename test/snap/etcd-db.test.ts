@@ -10,7 +10,8 @@ import { test } from 'node:test';
 import { decodeKeyValue } from '../../src/api/key-value-codec.js';
 import { packageRoot } from '../../src/lib/paths.js';
 import { encodeKeyValue } from '../../src/api/key-value-codec.js';
-import { encodeRevision } from '../../src/mvcc/revision.js';
+import { decodeRevision, encodeRevision } from '../../src/mvcc/revision.js';
+import { PermissionType } from '../../src/auth/types.js';
 import { childBucket, readBolt } from '../../src/snap/bbolt/reader.js';
 import { writeBoltBytes } from '../../src/snap/bbolt/writer.js';
 import { etcdDbBuckets, etcdDbStatus, readEtcdDbRecords, type RevisionRecord } from '../../src/snap/etcd-db.js';
@@ -22,7 +23,11 @@ test("a real etcd 3.4 snapshot reads with etcdctl's status and its records", () 
   assert.deepEqual(etcdDbStatus(db), { hash: 6310319, revision: 6, totalKey: 12, totalSize: 20480 });
   const records = readEtcdDbRecords(db);
   assert.deepEqual(
-    records.revisions.map(({ rev, stored }) => [rev.main, Buffer.from(stored.kv.key).toString(), stored.tombstone]),
+    records.revisions.map(({ revisionKey, value, tombstone }) => [
+      decodeRevision(revisionKey).main,
+      Buffer.from(decodeKeyValue(value).key).toString(),
+      tombstone,
+    ]),
     [
       [2, 'a', false],
       [3, 'b', false],
@@ -33,8 +38,9 @@ test("a real etcd 3.4 snapshot reads with etcdctl's status and its records", () 
   );
   assert.equal(records.leases.length, 1);
   assert.equal(records.leases[0]?.ttlSeconds, 100);
-  assert.equal(records.revisions[4]?.stored.kv.lease, records.leases[0]?.id);
+  assert.equal(decodeKeyValue(records.revisions[4]!.value).lease, records.leases[0]?.id);
   assert.deepEqual([records.scheduledCompactRevision, records.finishedCompactRevision], [3, 3]);
+  assert.deepEqual(records.auth, { enabled: false, revision: 1, users: [], roles: [] });
 });
 
 test("a member's contents written in etcd's layout read back the same, with etcd's members and meta", () => {
@@ -55,6 +61,26 @@ test("a member's contents written in etcd's layout read back the same, with etcd
       tombstone: true,
     },
   ].map((record) => ({ ...record, revisionKey: Uint8Array.from(record.revisionKey) }));
+  const bytes = (text: string) => new Uint8Array(Buffer.from(text));
+  const auth = {
+    enabled: true,
+    revision: 7,
+    users: [
+      { name: 'root', password: '$2a$10$abcdefghijklmnopqrstuu', noPassword: false, roles: ['root'] },
+      { name: 'reader', password: '', noPassword: true, roles: ['r', 'w'] },
+    ],
+    roles: [
+      {
+        name: 'r',
+        permissions: [
+          { permType: PermissionType.read, key: bytes('a'), rangeEnd: bytes('b') },
+          { permType: PermissionType.readwrite, key: bytes('k'), rangeEnd: new Uint8Array(0) },
+        ],
+      },
+      { name: 'root', permissions: [] },
+      { name: 'w', permissions: [{ permType: PermissionType.write, key: bytes('x'), rangeEnd: Uint8Array.of(0) }] },
+    ],
+  };
   const file = writeBoltBytes(
     etcdDbBuckets({
       revisions,
@@ -64,6 +90,7 @@ test("a member's contents written in etcd's layout read back the same, with etcd
       removedMemberIds: [0x5n],
       clusterVersion: '3.4.0',
       alarms: [],
+      auth,
     }),
   );
   const db = readBolt(file);
@@ -82,14 +109,17 @@ test("a member's contents written in etcd's layout read back the same, with etcd
   ]);
   const records = readEtcdDbRecords(db);
   assert.deepEqual(
-    records.revisions.map(({ rev, stored }) => [rev.main, rev.sub, stored.tombstone]),
+    records.revisions.map(({ revisionKey, tombstone }) => {
+      const { main, sub } = decodeRevision(revisionKey);
+      return [main, sub, tombstone];
+    }),
     [
       [2, 0, false],
       [2, 1, false],
       [3, 0, true],
     ],
   );
-  assert.deepEqual(records.revisions[1]?.stored.kv, decodeKeyValue(revisions[1]!.value));
+  assert.deepEqual(decodeKeyValue(records.revisions[1]!.value), decodeKeyValue(revisions[1]!.value));
   assert.deepEqual(records.leases, [{ id: 7n, ttlSeconds: 60 }]);
   assert.deepEqual([records.scheduledCompactRevision, records.finishedCompactRevision], [2, -1]);
   const member = childBucket(db.root, 'members')!.items[0]!;
@@ -99,9 +129,22 @@ test("a member's contents written in etcd's layout read back the same, with etcd
     Buffer.from(member.value).toString(),
     '{"id":2748,"peerURLs":["http://p:1"],"name":"m1","clientURLs":["http://c:1"]}',
   );
-  // alarm 0 + auth 1 + cluster 1 + key 3 + lease 1 + members 1 + removed 1 + meta 2.
+  const plain = (value: unknown) =>
+    JSON.parse(JSON.stringify(value, (_, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v)));
+  assert.deepEqual(plain(records.auth), plain({ ...auth, users: [auth.users[1], auth.users[0]] }));
+  const usersBucket = childBucket(db.root, 'authUsers')!.items.map((item) => Buffer.from(item.key).toString());
+  assert.deepEqual(usersBucket, ['reader', 'root']);
+  const authBucket = childBucket(db.root, 'auth')!.items.map((item) => [
+    Buffer.from(item.key).toString(),
+    'value' in item ? Buffer.from(item.value).toString('hex') : '',
+  ]);
+  assert.deepEqual(authBucket, [
+    ['authEnabled', '01'],
+    ['authRevision', '0000000000000007'],
+  ]);
+  // alarm 0 + auth 2 + authRoles 3 + authUsers 2 + cluster 1 + key 3 + lease 1 + members 1 + removed 1 + meta 2.
   assert.deepEqual(
     { revision: etcdDbStatus(db).revision, totalKey: etcdDbStatus(db).totalKey },
-    { revision: 3, totalKey: 10 },
+    { revision: 3, totalKey: 16 },
   );
 });

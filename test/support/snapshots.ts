@@ -68,3 +68,55 @@ export async function leaseView(endpoint: string, leaseId: string): Promise<unkn
   };
   return { list, id: live.id, grantedTtl: live['granted-ttl'], keys: live.keys };
 }
+
+/** Users, roles and permissions, then auth enabled: root, alice (role reader), and carol without a password. */
+export async function writeAuth(endpoint: string): Promise<void> {
+  const etcdctl = (...args: string[]) => ok(runEtcdctl(endpoint, args));
+  await etcdctl('put', 'a', 'for-alice');
+  await etcdctl('put', 'z', 'not-for-alice');
+  await etcdctl('user', 'add', 'root:root-secret');
+  await etcdctl('user', 'grant-role', 'root', 'root');
+  await etcdctl('role', 'add', 'reader');
+  await etcdctl('role', 'grant-permission', 'reader', 'read', 'a');
+  await etcdctl('role', 'grant-permission', 'reader', 'readwrite', 'b', 'd');
+  await etcdctl('role', 'grant-permission', 'reader', 'write', '--prefix', 'w/');
+  await etcdctl('user', 'add', 'alice:alice-secret');
+  await etcdctl('user', 'grant-role', 'alice', 'reader');
+  await etcdctl('user', 'add', 'carol', '--no-password');
+  await etcdctl('user', 'grant-role', 'carol', 'reader');
+  await etcdctl('auth', 'enable');
+}
+
+/**
+ * What users can do on a member writeAuth set up: each command's exit code, output and error
+ * line, as alice with the right and a wrong password, as carol (no password), and as root.
+ */
+export async function authView(endpoint: string): Promise<unknown[]> {
+  const alice = ['--user', 'alice:alice-secret'];
+  const root = ['--user', 'root:root-secret'];
+  const commands = [
+    [...alice, 'get', 'a'],
+    [...alice, 'put', 'c', 'written'],
+    [...alice, 'get', 'c'],
+    [...alice, 'put', 'w/1', 'x'],
+    [...alice, 'get', 'z'],
+    [...alice, 'put', 'a', 'no'],
+    [...alice, 'get', 'w/1'],
+    ['--user', 'alice:wrong', 'get', 'a'],
+    ['--user', 'carol:anything', 'get', 'a'],
+    ['get', 'a'],
+    [...root, 'get', 'z'],
+    [...root, 'user', 'list'],
+    [...root, 'role', 'list'],
+    [...root, 'user', 'get', 'alice'],
+    [...root, 'user', 'get', 'carol'],
+    [...root, 'role', 'get', 'reader'],
+  ];
+  const outcomes: unknown[] = [];
+  for (const args of commands) {
+    const result = await runEtcdctl(endpoint, args);
+    const error = result.stderr.split('\n').find((line) => line.startsWith('Error:')) ?? '';
+    outcomes.push({ args: args.join(' '), code: result.code, stdout: result.stdout, error });
+  }
+  return outcomes;
+}

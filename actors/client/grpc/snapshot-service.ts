@@ -1,20 +1,19 @@
 /**
- * Maintenance.Snapshot, as etcd serves it: the member writes a point-in-time backup (see
+ * Maintenance.Snapshot, as etcd serves it: the member builds a point-in-time backup (see
  * actors/member/backup.ts), the database bytes go out in 32 KiB responses counting down
- * remaining_bytes, and a last response carries the sha256 of everything sent, which
- * `etcdctl snapshot save` keeps at the end of the file.
+ * remaining_bytes as the snapshot thread hands them over, and a last response carries the sha256
+ * of everything sent (computed by that thread), which `etcdctl snapshot save` keeps at the end
+ * of the file.
  */
-import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import { EtcdError, GrpcCode } from '../../../src/api/errors.js';
 import { snapshotChunkBytes } from '../../../src/lib/limits.js';
-import type { BackupFile } from '../../member/backup.js';
+import type { BackupStream } from '../../member/backup.js';
 import type { Logger } from '../../shared/logger.js';
 import { drained, type GrpcStreamCall } from './calls.js';
 import type { StreamHandler } from './router.js';
 
 export interface SnapshotSource {
-  backup(): Promise<BackupFile>;
+  backup(): Promise<BackupStream>;
 }
 
 /** The Maintenance.Snapshot handler. */
@@ -27,7 +26,7 @@ export function snapshotHandler(source: SnapshotSource, logger: Logger): StreamH
 async function sendSnapshot(source: SnapshotSource, call: GrpcStreamCall, logger: Logger): Promise<void> {
   const controller = new AbortController();
   call.once('cancelled', () => controller.abort());
-  let backup: BackupFile | undefined;
+  let backup: BackupStream | undefined;
   try {
     backup = await source.backup();
     if (call.cancelled) return;
@@ -46,29 +45,28 @@ async function sendSnapshot(source: SnapshotSource, call: GrpcStreamCall, logger
   }
 }
 
-async function sendFile(backup: BackupFile, call: GrpcStreamCall, signal: AbortSignal, logger: Logger): Promise<void> {
+async function sendFile(
+  backup: BackupStream,
+  call: GrpcStreamCall,
+  signal: AbortSignal,
+  logger: Logger,
+): Promise<void> {
   const total = backup.bytes;
-  const hash = createHash('sha256');
   const startedMs = performance.now();
   logger.info({ 'total-bytes': total }, 'sending database snapshot to client');
-  const file = await open(backup.path, 'r');
-  try {
-    let sent = 0;
-    while (total - sent > 0) {
-      const chunk = Buffer.allocUnsafe(Math.min(snapshotChunkBytes, total - sent));
-      const { bytesRead } = await file.read(chunk, 0, chunk.length, sent);
-      if (bytesRead !== chunk.length) throw new Error(`snapshot file ended at ${sent + bytesRead} of ${total} bytes`);
-      sent += chunk.length;
-      hash.update(chunk);
-      if (!call.write({ remainingBytes: String(total - sent), blob: chunk })) await drained(call, signal);
+  let sent = 0;
+  for (let chunk = await backup.next(); chunk !== undefined; chunk = await backup.next()) {
+    for (let at = 0; at < chunk.length; at += snapshotChunkBytes) {
+      const blob = Buffer.from(chunk.buffer, chunk.byteOffset + at, Math.min(snapshotChunkBytes, chunk.length - at));
+      sent += blob.length;
+      if (!call.write({ remainingBytes: String(total - sent), blob })) await drained(call, signal);
       if (call.cancelled) return;
     }
-  } finally {
-    await file.close();
   }
-  const sha = hash.digest();
+  if (sent !== total) throw new Error(`the snapshot ended at ${sent} of ${total} bytes`);
+  const sha = backup.sha256();
   logger.info({ 'total-bytes': total, 'checksum-size': sha.length }, 'sending database sha256 checksum to client');
-  call.write({ remainingBytes: '0', blob: sha });
+  call.write({ remainingBytes: '0', blob: Buffer.from(sha) });
   call.end();
   logger.info(
     { 'total-bytes': total, took: `${Math.round(performance.now() - startedMs)}ms` },

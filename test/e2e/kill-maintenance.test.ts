@@ -1,0 +1,220 @@
+/**
+ * kill -9 in the middle of a snapshot save, a restore and a defragmentation loses nothing: after
+ * the member restarts every acknowledged write is there and the data dir takes new writes; the
+ * snapshot file of a save cut short never appears under its final name (etcdctl writes FILE.part
+ * and renames it); a restore cut short leaves no data dir, and the next restore succeeds.
+ * Enough keys are loaded that each operation takes a while; every wait is a bounded loop.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { EtcdGrpc } from '../support/etcd-grpc.js';
+import { runEtcdctl } from '../support/etcdctl.js';
+import { Member } from '../support/member.js';
+import { endpointOf, ok } from '../support/snapshots.js';
+import { sutCommand, type MemberCommand } from '../support/sut.js';
+
+const sut = sutCommand();
+const skip = sut.command === undefined ? { skip: sut.skipReason } : {};
+const keysLoaded = 60_000;
+const txnPuts = 100;
+const pollMs = 2;
+const pollsMax = 15_000;
+const compiledCtl = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ctl', 'main.js');
+
+async function loadKeys(grpc: EtcdGrpc): Promise<void> {
+  const value = Buffer.alloc(256, 'v');
+  for (let start = 0; start < keysLoaded; start += txnPuts * 8) {
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, worker) => {
+        const from = start + worker * txnPuts;
+        const success = [];
+        for (let index = from; index < Math.min(keysLoaded, from + txnPuts); index++)
+          success.push({ requestPut: { key: Buffer.from(`load/${String(index).padStart(6, '0')}`), value } });
+        if (success.length === 0) return;
+        const answer = await grpc.unary('etcdserverpb.KV/Txn', { compare: [], success, failure: [] });
+        assert.equal(answer.code, 0, answer.message);
+      }),
+    );
+  }
+}
+
+/** Puts acked/<n> one after another until a put fails (the member was killed); returns the acknowledged keys, in order. */
+async function putUntilFailure(grpc: EtcdGrpc): Promise<string[]> {
+  const acknowledged: string[] = [];
+  for (let index = 0; index < 1_000_000; index++) {
+    const key = `acked/${String(index).padStart(7, '0')}`;
+    const answer = await grpc.unary('etcdserverpb.KV/Put', { key: Buffer.from(key), value: Buffer.from('x') });
+    if (answer.code !== 0) return acknowledged;
+    acknowledged.push(key);
+  }
+  throw new Error('the member was never killed');
+}
+
+/** Waits (bounded) until `seen()` holds. */
+async function until(what: string, seen: () => boolean): Promise<void> {
+  for (let poll = 0; poll < pollsMax; poll++) {
+    if (seen()) return;
+    await sleep(pollMs);
+  }
+  throw new Error(`${what} did not happen within ${pollsMax} polls`);
+}
+
+async function keysWithPrefix(endpoint: string, prefix: string): Promise<string[]> {
+  const out = await ok(runEtcdctl(endpoint, ['get', prefix, '--prefix', '--keys-only'], { timeoutMs: 60_000 }));
+  return out.split('\n').filter((line) => line !== '');
+}
+
+/** After the restart: every acknowledged write and every loaded key is there, and the member takes a write. */
+async function checkNothingLost(member: Member, acknowledged: string[]): Promise<void> {
+  const endpoint = endpointOf(member);
+  // Every acknowledged put is there; the one put in flight at the kill may have committed or not.
+  const present = await keysWithPrefix(endpoint, 'acked/');
+  assert.deepEqual(present.slice(0, acknowledged.length), acknowledged);
+  assert.ok(
+    present.length <= acknowledged.length + 1,
+    `at most the put in flight besides, saw ${present.length - acknowledged.length}`,
+  );
+  assert.equal((await keysWithPrefix(endpoint, 'load/')).length, keysLoaded);
+  await ok(runEtcdctl(endpoint, ['put', 'after-restart', 'ok']));
+}
+
+function snapDir(member: Member): string {
+  return join(member.dataDir, 'member', 'snap');
+}
+
+test(
+  'kill -9 during snapshot save: acknowledged writes survive, and no file appears under the final name',
+  skip,
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tsetcd-kill-save-'));
+    const member = await Member.start({ command: sut.command as MemberCommand });
+    const grpc = new EtcdGrpc(member.clientUrl);
+    try {
+      await loadKeys(grpc);
+      const file = join(dir, 'cut.db');
+      const save = runEtcdctl(endpointOf(member), ['snapshot', 'save', file], { timeoutMs: 60_000 });
+      const writes = putUntilFailure(grpc);
+      await until('a backup being built', () =>
+        readdirSync(snapDir(member)).some((name) => name.startsWith('backup-')),
+      );
+      await member.kill9();
+      const acknowledged = await writes;
+      const saved = await save;
+      assert.notEqual(saved.code, 0, 'the save was cut short');
+      assert.equal(existsSync(file), false, 'a cut-short snapshot never carries the final name');
+      grpc.close();
+      await member.restart();
+      await checkNothingLost(member, acknowledged);
+      assert.deepEqual(
+        readdirSync(snapDir(member)).filter((name) => name.startsWith('backup-')),
+        [],
+        'the cut-short backup copy is gone',
+      );
+    } finally {
+      grpc.close();
+      await member.destroy();
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test('kill -9 during defragment: acknowledged writes survive and the data dir takes writes', skip, async () => {
+  const member = await Member.start({ command: sut.command as MemberCommand });
+  const grpc = new EtcdGrpc(member.clientUrl);
+  try {
+    await loadKeys(grpc);
+    const defrag = runEtcdctl(endpointOf(member), ['defrag'], { timeoutMs: 60_000 });
+    const writes = putUntilFailure(grpc);
+    await until('a defragmentation copy', () => existsSync(join(snapDir(member), 'db-defrag')));
+    await member.kill9();
+    const acknowledged = await writes;
+    await defrag;
+    grpc.close();
+    await member.restart();
+    await checkNothingLost(member, acknowledged);
+    assert.equal(existsSync(join(snapDir(member), 'db-defrag')), false, 'the cut-short copy is gone');
+  } finally {
+    grpc.close();
+    await member.destroy();
+  }
+});
+
+test(
+  'kill -9 during tsetcdctl snapshot restore leaves no data dir, and the next restore serves every key',
+  skip,
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tsetcd-kill-restore-'));
+    const members: Member[] = [];
+    try {
+      const source = await Member.start({ command: sut.command as MemberCommand });
+      members.push(source);
+      const grpc = new EtcdGrpc(source.clientUrl);
+      await loadKeys(grpc);
+      grpc.close();
+      const file = join(dir, 'whole.db');
+      await ok(runEtcdctl(endpointOf(source), ['snapshot', 'save', file], { timeoutMs: 60_000 }));
+      await source.stop();
+
+      const dataDir = join(dir, 'restored.etcd');
+      const args = ['snapshot', 'restore', file, '--data-dir', dataDir];
+      const child = spawn(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `import(${JSON.stringify(compiledCtl)}).then((m) => m.run(process.argv.slice(1)))`,
+          ...args,
+        ],
+        { stdio: 'ignore' },
+      );
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      // Wherever the restore writes (its .part directory, or the data dir itself), kill it once it does.
+      const writing = (root: string) => existsSync(join(root, 'member', 'snap', 'db'));
+      await until('the restore writing its data dir', () => writing(`${dataDir}.part`) || writing(dataDir));
+      child.kill('SIGKILL');
+      await exited;
+      assert.equal(existsSync(dataDir), false, 'a cut-short restore leaves no data dir');
+
+      const restored = await Member.start({
+        command: sut.command as MemberCommand,
+        name: 'restored',
+        beforeStart: async (member) => {
+          const again = spawn(
+            process.execPath,
+            [
+              '--input-type=module',
+              '-e',
+              `import(${JSON.stringify(compiledCtl)}).then((m) => m.run(process.argv.slice(1)))`,
+              'snapshot',
+              'restore',
+              file,
+              '--name',
+              member.name,
+              '--data-dir',
+              member.dataDir,
+              '--initial-cluster',
+              `${member.name}=${member.peerUrl}`,
+              '--initial-advertise-peer-urls',
+              member.peerUrl,
+            ],
+            { stdio: 'ignore' },
+          );
+          const code = await new Promise((resolve) => again.once('exit', resolve));
+          assert.equal(code, 0, 'the second restore succeeds');
+        },
+      });
+      members.push(restored);
+      assert.equal((await keysWithPrefix(endpointOf(restored), 'load/')).length, keysLoaded);
+    } finally {
+      for (const member of members) await member.destroy();
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+);
