@@ -158,6 +158,9 @@ async function runCluster(argv: string[]): Promise<void> {
   const configs: MemberConfig[] = [];
   for (let position = 0; position < members; position++) {
     const loaded = loadOrExit([...clusterMemberArgs(position, members), ...shared], {});
+    // `tsetcd cluster --help` (or --version) answers and starts nothing.
+    if (loaded.printVersion) return printVersion();
+    if (loaded.printHelp) return void process.stdout.write(`${usageText()}\n`);
     configs.push(loaded.config);
   }
   const logger = loggerOrExit(configs[0] as MemberConfig);

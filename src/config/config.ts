@@ -487,7 +487,20 @@ function finish(raw: RawFlags, printVersion: boolean, printHelp: boolean): Loade
 
 /** The usage text printed with flag errors and --help. */
 export function usageText(): string {
-  const lines = ['Usage:', '', '  tsetcd [flags]', '    Start an etcd-compatible member.', '', 'Flags:'];
+  const lines = [
+    'Usage:',
+    '',
+    '  tsetcd [flags]',
+    '    Start an etcd-compatible member.',
+    '  tsetcd cluster [--members N] [flags]',
+    '    Start N members (default 3) as threads of one process, on ports 2379/2380, 22379/22380, 32379/32380, ...',
+    '  tsetcd inspect [--listen ws://HOST:PORT]',
+    "    Relay members' --inspect-url streams to Stately's inspector and print their role changes.",
+    '  tsetcd machines --export DIR',
+    "    Write each state machine definition as DIR/<id>.json for Stately's visualiser.",
+    '',
+    'Flags:',
+  ];
   for (const spec of serverFlags) {
     const defaultText = spec.defaultValue ? ` (default ${JSON.stringify(spec.defaultValue)})` : '';
     lines.push(`  --${spec.name}${defaultText}`, `      ${spec.usage}`);
