@@ -168,6 +168,12 @@ const mutatingCommands = new Set([
   'user',
   'role',
 ]);
+/**
+ * The middle leg, tsetcdctl against a second etcd, tells a tsetcdctl difference from a server one;
+ * it costs a third of the run (each tsetcdctl call is a Node start), so it runs when
+ * TSETCD_CTL_AGAINST_ETCD=1 and the two ends (etcdctl on etcd, tsetcdctl on tsetcd) always do.
+ */
+const againstEtcd = process.env.TSETCD_CTL_AGAINST_ETCD === '1';
 /** Command pairs in flight at once; node start-up dominates, and the machine is shared. */
 const pairsInFlightMax = 3;
 
@@ -233,12 +239,15 @@ describe('tsetcdctl prints what etcdctl prints', () => {
       const options = { stdin: testCase.stdin, env };
       const tsetcdctl = (identity: Identity): Promise<CommandResult> =>
         runCommand(process.execPath, ['-e', loader, '--', ...argsFor(testCase, identity)], options);
+      const skipped: CommandResult = { stdout: '', stderr: '', code: null };
       const results = await Promise.all([
         runCommand(etcdctlBinaryPath, argsFor(testCase, identities[0]), options),
-        tsetcdctl(identities[1]),
+        againstEtcd ? tsetcdctl(identities[1]) : Promise.resolve(skipped),
         tsetcdctl(identities[2]),
       ]);
-      results.forEach((result, index) => capture(testCase, result, identities[index] ?? identities[0]));
+      results.forEach((result, index) => {
+        if (result !== skipped) capture(testCase, result, identities[index] ?? identities[0]);
+      });
       return results;
     });
   });
@@ -260,7 +269,7 @@ describe('tsetcdctl prints what etcdctl prints', () => {
       const [referenceIdentity, subjectIdentity] = [identities[0], identities[index]];
       assert.deepEqual(normalise(actual, subjectIdentity, testCase), normalise(expected, referenceIdentity, testCase));
     };
-    it(`answers like ${title} (against etcd)`, () => compare(1));
+    if (againstEtcd) it(`answers like ${title} (against etcd)`, () => compare(1));
     if (testCase.tsetcdDiffers === undefined) it(`answers like ${title} (against tsetcd)`, () => compare(2));
     else void it.skip(`answers like ${title} (against tsetcd: ${testCase.tsetcdDiffers})`);
   }
