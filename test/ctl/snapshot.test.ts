@@ -22,6 +22,7 @@ import {
   saveAndStatus,
   writeAuth,
   writeHistory,
+  restoreInto,
 } from '../support/snapshots.js';
 import { etcdCommand, etcdctlBinaryPath, sutCommand, type MemberCommand } from '../support/sut.js';
 
@@ -96,21 +97,7 @@ test(
         command: sut.command as MemberCommand,
         name: 'restored',
         beforeStart: async (member) => {
-          await ok(
-            tsetcdctl([
-              'snapshot',
-              'restore',
-              file,
-              '--name',
-              member.name,
-              '--data-dir',
-              member.dataDir,
-              '--initial-cluster',
-              `${member.name}=${member.peerUrl}`,
-              '--initial-advertise-peer-urls',
-              member.peerUrl,
-            ]),
-          );
+          await ok(tsetcdctl([...restoreInto(file, member)]));
         },
       });
       members.push(restored);
@@ -146,21 +133,7 @@ test(
         command: sut.command as MemberCommand,
         name: 'restored',
         beforeStart: async (member) => {
-          await ok(
-            tsetcdctl([
-              'snapshot',
-              'restore',
-              file,
-              '--name',
-              member.name,
-              '--data-dir',
-              member.dataDir,
-              '--initial-cluster',
-              `${member.name}=${member.peerUrl}`,
-              '--initial-advertise-peer-urls',
-              member.peerUrl,
-            ]),
-          );
+          await ok(tsetcdctl([...restoreInto(file, member)]));
         },
       });
       members.push(restored);

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { EtcdGrpc } from '../support/etcd-grpc.js';
 import { runEtcdctl } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
-import { endpointOf, ok } from '../support/snapshots.js';
+import { endpointOf, ok, restoreInto } from '../support/snapshots.js';
 import { sutCommand, type MemberCommand } from '../support/sut.js';
 
 const sut = sutCommand();
@@ -192,17 +192,7 @@ test(
               '--input-type=module',
               '-e',
               `import(${JSON.stringify(compiledCtl)}).then((m) => m.run(process.argv.slice(1)))`,
-              'snapshot',
-              'restore',
-              file,
-              '--name',
-              member.name,
-              '--data-dir',
-              member.dataDir,
-              '--initial-cluster',
-              `${member.name}=${member.peerUrl}`,
-              '--initial-advertise-peer-urls',
-              member.peerUrl,
+              ...restoreInto(file, member),
             ],
             { stdio: 'ignore' },
           );

@@ -22,6 +22,7 @@ import {
   saveAndStatus,
   writeAuth,
   writeHistory,
+  restoreInto,
 } from '../support/snapshots.js';
 
 const sut = sutCommand();
@@ -109,21 +110,7 @@ test(
         command: etcdCommand(),
         name: 'restored',
         beforeStart: async (member) => {
-          await ok(
-            runCommand(etcdctlBinaryPath, [
-              'snapshot',
-              'restore',
-              file,
-              '--name',
-              member.name,
-              '--data-dir',
-              member.dataDir,
-              '--initial-cluster',
-              `${member.name}=${member.peerUrl}`,
-              '--initial-advertise-peer-urls',
-              member.peerUrl,
-            ]),
-          );
+          await ok(runCommand(etcdctlBinaryPath, [...restoreInto(file, member)]));
         },
       });
       members.push(restored);

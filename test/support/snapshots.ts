@@ -5,6 +5,24 @@ import { runCommand, runEtcdctl, type CommandResult } from './etcdctl.js';
 import type { Member } from './member.js';
 import { etcdctlBinaryPath } from './sut.js';
 
+/** `snapshot restore FILE` with the flags that make `member`'s data dir a one-member cluster of its own. */
+export function restoreInto(file: string, member: Member): string[] {
+  const cluster = `${member.name}=${member.peerUrl}`;
+  return [
+    'snapshot',
+    'restore',
+    file,
+    '--name',
+    member.name,
+    '--data-dir',
+    member.dataDir,
+    '--initial-cluster',
+    cluster,
+    '--initial-advertise-peer-urls',
+    member.peerUrl,
+  ];
+}
+
 export function endpointOf(member: Member): string {
   return member.clientUrl.replace(/^http:\/\//, '');
 }
