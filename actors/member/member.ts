@@ -53,8 +53,9 @@ import type { WatchDriver } from '../client/grpc/watch-service.js';
 import { servePeerCall, type PeerApiHost } from '../peer/api.js';
 import type { RaftTransport } from '../peer/links.js';
 import { peerRefusals, PeerTransport } from '../peer/ws-transport.js';
+import { failpointAsync, failpointsOn } from '../shared/failpoints.js';
 import type { Logger } from '../shared/logger.js';
-import type { WalClient } from '../wal/client.js';
+import { WalFailedError, type WalClient } from '../wal/client.js';
 import { Applier, type Applied } from './apply.js';
 import { AuthFront } from './auth-api.js';
 import { createTokenProvider, type TokenProvider } from './auth-tokens.js';
@@ -464,7 +465,9 @@ export class Member implements KvService, LeaseApi {
     this.logger.info({}, 'starting defragment');
     const before = this.keySpace.backend.sizeBytes();
     await this.loop.holdingApplies(async () => {
+      if (failpointsOn) await failpointAsync('defragBeforeCopy');
       await this.keySpace.backend.defragment(stagingDir);
+      if (failpointsOn) await failpointAsync('defragBeforeRename');
       finishInstall(stagingDir, backendPath);
     });
     this.logger.info(
@@ -678,7 +681,10 @@ export class Member implements KvService, LeaseApi {
 
   private fail(error: Error): void {
     this.lifecycle.send({ type: 'FATAL', error });
-    this.logger.fatal({ error: error.message, stack: error.stack }, 'member failed; stopping');
+    // etcd exits with this message when its WAL cannot save a Ready (a failed write or fsync).
+    const message =
+      error instanceof WalFailedError ? 'failed to save Raft hard state and entries' : 'member failed; stopping';
+    this.logger.fatal({ error: error.message, stack: error.stack }, message);
     this.onFatal(error);
   }
 

@@ -65,6 +65,11 @@ export interface LmdbBackendOptions {
   batchIntervalMs?: number;
   /** A group commits at once when it holds this many operations (etcd's --backend-batch-limit). */
   batchLimit?: number;
+  /**
+   * Called as each LMDB commit starts and once it has committed; a throw fails the backend as a
+   * failed commit does. The member's failpoints (beforeCommit, afterCommit) use it; unset otherwise.
+   */
+  commitHooks?: { before: () => void; after: () => void };
 }
 
 interface OverlayEntry {
@@ -230,6 +235,7 @@ export class LmdbBackend implements Backend {
     private env: OpenedEnvironment,
     private readonly batchIntervalMs: number,
     private readonly batchLimit: number,
+    private readonly commitHooks: LmdbBackendOptions['commitHooks'],
   ) {}
 
   private get root(): RootDatabase<Uint8Array, Uint8Array> {
@@ -268,7 +274,12 @@ export class LmdbBackend implements Backend {
       batchIntervalMs >= 0 && batchLimit >= 1,
       () => `batch interval ${batchIntervalMs} ms and limit ${batchLimit} must be >= 0 and >= 1`,
     );
-    return new LmdbBackend(openEnvironment(path, options.noSync ?? true), batchIntervalMs, batchLimit);
+    return new LmdbBackend(
+      openEnvironment(path, options.noSync ?? true),
+      batchIntervalMs,
+      batchLimit,
+      options.commitHooks,
+    );
   }
 
   get(rev: Revision): StoredKeyValue | undefined {
@@ -607,6 +618,15 @@ export class LmdbBackend implements Backend {
     clearTimeout(this.commitTimer);
     this.commitTimer = undefined;
     this.commitsStarted++;
+    const hooks = this.commitHooks;
+    if (hooks !== undefined) {
+      try {
+        hooks.before();
+      } catch (error) {
+        this.failure = error instanceof Error ? error : new Error(String(error));
+        return;
+      }
+    }
     const commit = this.root.batch(() => {
       for (const put of group.puts) void this.keyDb.put(put.key, put.bytes);
       for (const del of group.deletes) void this.keyDb.remove(del.key);
@@ -624,7 +644,8 @@ export class LmdbBackend implements Backend {
       }
     });
     this.commitObserver?.(commit);
-    this.lastCommit = commit.then(
+    const committed = hooks === undefined ? commit : commit.then(() => hooks.after());
+    this.lastCommit = committed.then(
       () => this.settle(group),
       (error: unknown) => {
         this.failure = error instanceof Error ? error : new Error(String(error));
