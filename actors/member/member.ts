@@ -276,7 +276,11 @@ export class Member implements KvService, LeaseApi {
     });
     this.metrics = new MemberMetrics(config.metrics, () => this.metricsSample());
     wal.observeSyncs((syncMs) => this.metrics.observeWalSync(syncMs));
-    keySpace.observeCommits((commit) => this.metrics.observeBackendCommit(commit));
+    keySpace.observeCommits((commit) => {
+      this.metrics.observeBackendCommit(commit);
+      // etcd exits when bbolt cannot commit: the WAL still holds what the commit would have kept.
+      commit.catch((error: Error) => this.fail(error, 'failed to commit tx'));
+    });
     lifecycle.onTaken('REMOVED', () => this.stopAfterRemoval());
   }
 
@@ -679,11 +683,11 @@ export class Member implements KvService, LeaseApi {
     this.lifecycle.send({ type: 'STOPPED' });
   }
 
-  private fail(error: Error): void {
+  private fail(error: Error, message = 'member failed; stopping'): void {
+    if (this.lifecycle.fatalError !== undefined) return;
     this.lifecycle.send({ type: 'FATAL', error });
     // etcd exits with this message when its WAL cannot save a Ready (a failed write or fsync).
-    const message =
-      error instanceof WalFailedError ? 'failed to save Raft hard state and entries' : 'member failed; stopping';
+    if (error instanceof WalFailedError) message = 'failed to save Raft hard state and entries';
     this.logger.fatal({ error: error.message, stack: error.stack }, message);
     this.onFatal(error);
   }

@@ -619,15 +619,26 @@ export class LmdbBackend implements Backend {
     this.commitTimer = undefined;
     this.commitsStarted++;
     const hooks = this.commitHooks;
-    if (hooks !== undefined) {
-      try {
-        hooks.before();
-      } catch (error) {
-        this.failure = error instanceof Error ? error : new Error(String(error));
-        return;
-      }
+    let commit: Promise<unknown>;
+    try {
+      hooks?.before();
+      commit = this.batchCommit(group);
+    } catch (error) {
+      commit = Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
-    const commit = this.root.batch(() => {
+    if (hooks !== undefined) commit = commit.then(() => hooks.after());
+    this.commitObserver?.(commit);
+    this.lastCommit = commit.then(
+      () => this.settle(group),
+      (error: unknown) => {
+        this.failure = error instanceof Error ? error : new Error(String(error));
+      },
+    );
+  }
+
+  /** Writes `group` to LMDB in one batch (one transaction on lmdb-js's writer thread). */
+  private batchCommit(group: WriteGroup): Promise<unknown> {
+    return this.root.batch(() => {
       for (const put of group.puts) void this.keyDb.put(put.key, put.bytes);
       for (const del of group.deletes) void this.keyDb.remove(del.key);
       for (const { id, record } of group.leaseOps) {
@@ -643,14 +654,6 @@ export class LmdbBackend implements Backend {
         void this.metaDb.put(metaKeys[field], encodeMetaNumber(value));
       }
     });
-    this.commitObserver?.(commit);
-    const committed = hooks === undefined ? commit : commit.then(() => hooks.after());
-    this.lastCommit = committed.then(
-      () => this.settle(group),
-      (error: unknown) => {
-        this.failure = error instanceof Error ? error : new Error(String(error));
-      },
-    );
   }
 
   /** Overlay entries at or after `from`, in revision order. */
