@@ -57,7 +57,12 @@ channel.unref();
 channel.onmessage = (event: unknown) => onChannelMessage((event as { data: ChannelMessage }).data);
 
 for (const [name, terms] of parseFailpointList(process.env.GOFAIL_FAILPOINTS ?? '')) setLocally(name, terms);
-writeLine({ level: 'warn', msg: 'failpoints enabled', thread: threadId, failpoints: listText().trim() });
+writeLine({
+  level: 'warn',
+  msg: 'failpoints enabled',
+  thread: threadId,
+  failpoints: process.env.GOFAIL_FAILPOINTS ?? '',
+});
 if (isMainThread && process.env.GOFAIL_HTTP !== undefined) serveHttp(process.env.GOFAIL_HTTP);
 
 /** The terms set on `name`, or undefined. */
