@@ -24,13 +24,16 @@ const reachabilityCommand: MemberCommand = {
 
 /** `from->to` for every pair of members where `from` opens a TCP connection to `to`'s peer port, asked through each member's client URL. */
 async function reachablePairs(cluster: PartitionedCluster): Promise<string[]> {
-  const pairs: string[] = [];
-  for (const member of cluster.members) {
-    const response = await fetch(`${member.clientUrl}/reach`, { signal: AbortSignal.timeout(reachWaitMs) });
-    const reached = (await response.json()) as Record<string, boolean>;
-    for (const [peer, yes] of Object.entries(reached)) if (yes) pairs.push(`${member.name}->${peer}`);
-  }
-  return pairs.sort();
+  const answers = await Promise.all(
+    cluster.members.map(async (member) => {
+      const response = await fetch(`${member.clientUrl}/reach`, { signal: AbortSignal.timeout(reachWaitMs) });
+      const reached = (await response.json()) as Record<string, boolean>;
+      return Object.entries(reached)
+        .filter(([, yes]) => yes)
+        .map(([peer]) => `${member.name}->${peer}`);
+    }),
+  );
+  return answers.flat().sort();
 }
 
 describe('the partition harness', partitionSkip === '' ? {} : { skip: partitionSkip }, () => {
@@ -59,6 +62,26 @@ describe('the partition harness', partitionSkip === '' ? {} : { skip: partitionS
       assert.deepEqual(await reachablePairs(cluster), all, 'healed');
     } finally {
       await cluster.stop();
+    }
+  });
+
+  test('runs a five-member cluster beside a three-member one, each on its own subnet, and splits it two against three', async () => {
+    const [small, large] = await Promise.all([
+      startPartitionedCluster({ command: reachabilityCommand }),
+      startPartitionedCluster({ command: reachabilityCommand, size: 5 }),
+    ]);
+    try {
+      const subnet = (cluster: PartitionedCluster): string => cluster.members[0]?.address.replace(/\.\d+$/, '') ?? '';
+      assert.notEqual(subnet(small), subnet(large));
+      await large.partition([
+        ['m1', 'm2'],
+        ['m3', 'm4', 'm5'],
+      ]);
+      const within = ['m1->m2', 'm2->m1', 'm3->m4', 'm3->m5', 'm4->m3', 'm4->m5', 'm5->m3', 'm5->m4'];
+      assert.deepEqual(await reachablePairs(large), within, 'm1 m2 | m3 m4 m5');
+      assert.equal((await reachablePairs(small)).length, 6, 'the three-member cluster is untouched');
+    } finally {
+      await Promise.all([small.stop(), large.stop()]);
     }
   });
 });
