@@ -166,12 +166,14 @@ export function httpStatusFromCode(code: number): number {
   return httpStatusByCode[code] ?? 500;
 }
 
-/** The body grpc-gateway writes for a failed call: error, code, message; empty fields left out. */
+/**
+ * The body etcd 3.4's grpc-gateway writes for a failed call: error, message, code (the order of its
+ * errorBody fields, which etcd 3.5's gateway changed to error, code, message); empty fields left out.
+ */
 function errorBody(code: number, message: string): string {
   const parts = [];
-  if (message !== '') parts.push(`"error":${goJsonString(message)}`);
+  if (message !== '') parts.push(`"error":${goJsonString(message)}`, `"message":${goJsonString(message)}`);
   if (code !== 0) parts.push(`"code":${code}`);
-  if (message !== '') parts.push(`"message":${goJsonString(message)}`);
   return `{${parts.join(',')}}`;
 }
 

@@ -13,6 +13,10 @@ export interface StepOutcome {
 }
 
 const leaseGrantedPattern = /lease ([0-9a-f]+) granted with TTL/;
+const leaseKeptAlivePattern = /lease ([0-9a-f]+) keepalived with TTL/;
+/** `lease timetolive`'s simple and JSON forms: the lease, its granted TTL and the time left. */
+const timeToLiveTextPattern = /lease ([0-9a-f]+) granted with TTL\((\d+)s\), remaining\((-?\d+)s\)/g;
+const timeToLiveJsonPattern = /"id":(\d+),"ttl":(-?\d+),"granted-ttl":(\d+)/g;
 /** `lock` and `elect` print their session key, `<name>/<lease id in hex>`, on a line of its own. */
 const sessionKeyPattern = /^[^\s/]+\/([0-9a-f]{1,16})$/gm;
 /** Time a background command gets to connect and register (e.g. its watch) before the next step. */
@@ -25,12 +29,35 @@ interface RunState {
   readonly endpoint: string;
   readonly variables: Map<string, string>;
   readonly leaseIdsHex: string[];
-  readonly background: Map<string, { readonly words: readonly string[]; readonly command: BackgroundCommand }>;
+  /** By lease id (hex, no leading zeros): when the command that granted or last renewed it started. */
+  readonly leaseRefreshedAtMs: Map<string, number>;
+  readonly background: Map<
+    string,
+    { readonly words: readonly string[]; readonly command: BackgroundCommand; readonly startedAtMs: number }
+  >;
 }
+
+/**
+ * The remaining TTLs etcd can report for a lease granted (or renewed) with `grantedSeconds` at most
+ * `elapsedMs` before the report: etcd truncates the time left to whole seconds, so right after a
+ * grant it already says granted - 1, and it never says less than what is left after `elapsedMs`.
+ */
+export function remainingTtlBounds(grantedSeconds: number, elapsedMs: number): { low: number; high: number } {
+  return { low: Math.floor(grantedSeconds - elapsedMs / 1000), high: grantedSeconds - 1 };
+}
+
+/** Says whether a reported remaining TTL is one etcd could have printed for that lease at that point. */
+export type RemainingTtlCheck = (leaseIdHex: string, grantedSeconds: number, remainingSeconds: number) => boolean;
 
 /** Runs every step in order against `endpoint`; later steps may use leases granted by earlier ones. */
 export async function runScript(endpoint: string, script: Script): Promise<StepOutcome[]> {
-  const state: RunState = { endpoint, variables: new Map(), leaseIdsHex: [], background: new Map() };
+  const state: RunState = {
+    endpoint,
+    variables: new Map(),
+    leaseIdsHex: [],
+    leaseRefreshedAtMs: new Map(),
+    background: new Map(),
+  };
   const outcomes: StepOutcome[] = [];
   try {
     for (const step of script.steps) {
@@ -49,7 +76,11 @@ async function runStep(state: RunState, step: ScriptStep): Promise<StepOutcome |
   if (step.background !== undefined) {
     if (state.background.has(step.background))
       throw new Error(`line ${step.line}: &${step.background} is already running`);
-    state.background.set(step.background, { words, command: new BackgroundCommand(state.endpoint, words) });
+    state.background.set(step.background, {
+      words,
+      command: new BackgroundCommand(state.endpoint, words),
+      startedAtMs: Date.now(),
+    });
     await sleep(backgroundSettleMsDefault);
     return undefined;
   }
@@ -63,10 +94,12 @@ async function runStep(state: RunState, step: ScriptStep): Promise<StepOutcome |
   if (words[0] === '@stop') return stopBackground(state, step, words);
   // Lock and elect print their session key as soon as they hold it; learning those lease ids now
   // keeps their labels in start order even when a later `get` shows the key first.
-  for (const running of state.background.values()) captureLeaseIds(state, running.words, running.command.output());
+  for (const running of state.background.values())
+    captureLeaseIds(state, running.words, running.command.output(), running.startedAtMs);
   const stdin = step.stdin === undefined ? undefined : substitute(step.stdin, state.variables);
+  const startedAtMs = Date.now();
   const result = await runEtcdctl(state.endpoint, words, stdin === undefined ? {} : { stdin });
-  return outcomeOf(state, step, words, result);
+  return outcomeOf(state, step, words, result, startedAtMs);
 }
 
 /** `@stop name [lines]`: the background command's whole output becomes this step's outcome. */
@@ -76,57 +109,90 @@ async function stopBackground(state: RunState, step: ScriptStep, words: readonly
   if (running === undefined) throw new Error(`line ${step.line}: no background command named ${name}`);
   state.background.delete(name);
   const result = await running.command.stop(Number(words[2] ?? '0'));
-  return outcomeOf(state, step, running.words, result);
+  return outcomeOf(state, step, running.words, result, running.startedAtMs);
 }
 
-function outcomeOf(state: RunState, step: ScriptStep, words: readonly string[], result: CommandResult): StepOutcome {
-  captureLeaseIds(state, words, result.stdout);
+function outcomeOf(
+  state: RunState,
+  step: ScriptStep,
+  words: readonly string[],
+  result: CommandResult,
+  startedAtMs: number,
+): StepOutcome {
+  captureLeaseIds(state, words, result.stdout, startedAtMs);
+  const finishedAtMs = Date.now();
+  const plausible: RemainingTtlCheck = (leaseIdHex, grantedSeconds, remainingSeconds) => {
+    const refreshedAtMs = state.leaseRefreshedAtMs.get(bareHex(leaseIdHex));
+    if (refreshedAtMs === undefined) return false;
+    const { low, high } = remainingTtlBounds(grantedSeconds, finishedAtMs - refreshedAtMs);
+    return remainingSeconds >= low && remainingSeconds <= high;
+  };
   return {
     step,
-    stdout: normalise(result.stdout, state.leaseIdsHex),
-    stderr: normalise(result.stderr, state.leaseIdsHex),
+    stdout: normalise(result.stdout, state.leaseIdsHex, plausible),
+    stderr: normalise(result.stderr, state.leaseIdsHex, plausible),
     code: result.code,
   };
 }
 
-/** Lease ids a command revealed become $LEASE1, $LEASE2, ... and are hidden by `normalise`. */
-function captureLeaseIds(state: RunState, words: readonly string[], stdout: string): void {
+/** A lease id in hex without leading zeros, the form ids are kept under. */
+function bareHex(hex: string): string {
+  return hex.replace(/^0+/, '');
+}
+
+/**
+ * Lease ids a command revealed become $LEASE1, $LEASE2, ... and are hidden by `normalise`; a
+ * granted or renewed lease's time left is counted from `startedAtMs`, when its command started.
+ */
+function captureLeaseIds(state: RunState, words: readonly string[], stdout: string, startedAtMs: number): void {
   const found: string[] = [];
   const granted = leaseGrantedPattern.exec(stdout);
   if (granted?.[1] !== undefined) found.push(granted[1]);
   if (words[0] === 'lock' || words[0] === 'elect') {
     for (const match of stdout.matchAll(sessionKeyPattern)) if (match[1] !== undefined) found.push(match[1]);
   }
-  const bare = (hex: string): string => hex.replace(/^0+/, '');
   for (const hex of found) {
-    if (state.leaseIdsHex.some((known) => bare(known) === bare(hex))) continue;
+    if (state.leaseIdsHex.some((known) => bareHex(known) === bareHex(hex))) continue;
     state.leaseIdsHex.push(hex);
     state.variables.set(`LEASE${state.leaseIdsHex.length}`, hex);
+    state.leaseRefreshedAtMs.set(bareHex(hex), startedAtMs);
   }
+  const renewed = leaseKeptAlivePattern.exec(stdout)?.[1];
+  if (renewed !== undefined) state.leaseRefreshedAtMs.set(bareHex(renewed), startedAtMs);
 }
 
 /**
  * Hides what legitimately differs between two members: cluster and member ids, raft terms,
  * lease ids (hex and decimal), log timestamps and endpoints. Revisions are kept: they must match.
+ * A lease's remaining TTL depends on when the command ran: it becomes `<remaining>` only when
+ * `remainingTtl` finds it within what etcd could have said then (remainingTtlBounds), and stays a
+ * number otherwise, so a wrong TTL differs from etcd's `<remaining>`.
  */
-export function normalise(text: string, leaseIdsHex: readonly string[]): string {
+export function normalise(text: string, leaseIdsHex: readonly string[], remainingTtl?: RemainingTtlCheck): string {
+  const shown = (leaseIdHex: string, granted: string, remaining: string): string =>
+    remainingTtl?.(leaseIdHex, Number(granted), Number(remaining)) === true ? '<remaining>' : remaining;
   let result = text
+    .replace(
+      timeToLiveTextPattern,
+      (_match, id: string, granted: string, remaining: string) =>
+        `lease ${id} granted with TTL(${granted}s), remaining(${shown(id, granted, remaining)}s)`,
+    )
+    .replace(
+      timeToLiveJsonPattern,
+      (_match, id: string, remaining: string, granted: string) =>
+        `"id":${id},"ttl":${shown(BigInt(id).toString(16), granted, remaining)},"granted-ttl":${granted}`,
+    )
     .replace(/"(cluster_id|member_id|raft_term)":\d+/g, '"$1":<$1>')
     .replace(/"(ClusterID|MemberID|RaftTerm)" : \d+/g, '"$1" : <$1>')
     .replace(/"ts":"[^"]*"/g, '"ts":<ts>')
     // etcdctl's retry warning names a random client id and the member's port.
     .replace(/"target":"[^"]*"/g, '"target":<target>')
-    // A lease's remaining TTL depends on when the command ran: seconds are compared in tens
-    // read the same, so a wrong TTL (e.g. the granted one on a timing leader) still differs.
     // etcd lists a lease's keys from a Go map, in random order: compare them as a set.
     .replace(
       /attached keys\(\[([^\]]*)\]\)/g,
       (_match, keys: string) => `attached keys([${keys.split(' ').sort().join(' ')}])`,
     )
-    .replace(/"keys":\[([^\]]*)\]/g, (_match, keys: string) => `"keys":[${keys.split(',').sort().join(',')}]`)
-    .replace(/remaining\((\d+)s\)/g, (_match, seconds: string) => `remaining(~${Math.round(Number(seconds) / 10)}s)`)
-    .replace(/"TTL":(\d+)/g, (_match, seconds: string) => `"TTL":~${Math.round(Number(seconds) / 10)}`)
-    .replace(/"ttl":(\d+)/g, (_match, seconds: string) => `"ttl":~${Math.round(Number(seconds) / 10)}`);
+    .replace(/"keys":\[([^\]]*)\]/g, (_match, keys: string) => `"keys":[${keys.split(',').sort().join(',')}]`);
   leaseIdsHex.forEach((hex, index) => {
     const label = `<lease${index + 1}>`;
     const decimal = BigInt(`0x${hex}`).toString(10);

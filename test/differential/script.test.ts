@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gateSkipReason, parseScript, splitWords, substitute } from './script.js';
-import { lineDiff, normalise } from './runner.js';
+import { lineDiff, normalise, remainingTtlBounds } from './runner.js';
 
 test('a script yields its flags, its commands and heredoc bodies with line numbers', () => {
   const script = parseScript(
@@ -39,6 +39,49 @@ test('normalising hides ids, terms and lease ids in hex and decimal but keeps re
   assert.equal(
     normalise(text, ['00000000000000ff']),
     '{"header":{"cluster_id":<cluster_id>,"member_id":<member_id>,"revision":7,"raft_term":<raft_term>},"lease":<lease1>} lease <lease1> granted',
+  );
+});
+
+test("a remaining TTL is etcd's whole seconds left: granted - 1 at once, never less than what elapsed leaves", () => {
+  assert.deepEqual(remainingTtlBounds(600, 0), { low: 600, high: 599 }, 'nothing is possible before any time passed');
+  assert.deepEqual(remainingTtlBounds(600, 300), { low: 599, high: 599 });
+  assert.deepEqual(remainingTtlBounds(3, 1200), { low: 1, high: 2 });
+  assert.deepEqual(remainingTtlBounds(2, 2500), { low: -1, high: 1 });
+});
+
+test('a remaining TTL is hidden only when the check finds it plausible, in the simple and JSON forms', () => {
+  const seen: Array<[string, number, number]> = [];
+  const plausible = (id: string, granted: number, remaining: number): boolean => {
+    seen.push([id, granted, remaining]);
+    return remaining === granted - 1;
+  };
+  const text = 'lease 00000000000000ff granted with TTL(3s), remaining(2s), attached keys([a])';
+  assert.equal(
+    normalise(text, ['00000000000000ff'], plausible),
+    'lease <lease1> granted with TTL(3s), remaining(<remaining>s), attached keys([a])',
+  );
+  assert.equal(
+    normalise('lease 00000000000000ff granted with TTL(3s), remaining(7s)', ['00000000000000ff'], plausible),
+    'lease <lease1> granted with TTL(3s), remaining(7s)',
+    "a TTL etcd could not have printed stays as it is, so it differs from etcd's",
+  );
+  assert.equal(
+    normalise('{"id":255,"ttl":599,"granted-ttl":600,"keys":null}', ['00000000000000ff'], plausible),
+    '{"id":<lease1>,"ttl":<remaining>,"granted-ttl":600,"keys":null}',
+  );
+  assert.equal(
+    normalise('{"id":255,"ttl":595,"granted-ttl":600}', ['ff'], plausible),
+    '{"id":<lease1>,"ttl":595,"granted-ttl":600}',
+  );
+  assert.deepEqual(seen, [
+    ['00000000000000ff', 3, 2],
+    ['00000000000000ff', 3, 7],
+    ['ff', 600, 599],
+    ['ff', 600, 595],
+  ]);
+  assert.equal(
+    normalise(text, ['00000000000000ff']),
+    'lease <lease1> granted with TTL(3s), remaining(2s), attached keys([a])',
   );
 });
 

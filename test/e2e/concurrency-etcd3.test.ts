@@ -58,21 +58,23 @@ async function waitFor(ready: () => boolean, what: string): Promise<void> {
   }
 }
 
-/** Lock attempts that found the lock taken, across the run. */
-let failedAttempts = 0;
+/** Lock attempts that found the lock taken, counted per check so each target's run stands alone. */
+interface Contention {
+  failedAttempts: number;
+}
 
 /**
  * The etcd3 lock fails at once when the lock is taken (it does not queue like etcd's own recipe),
  * so callers retry; bounded by the usual wait.
  */
-async function lockedDo<T>(client: Etcd3, name: string, fn: () => Promise<T>): Promise<T> {
+async function lockedDo<T>(client: Etcd3, name: string, contention: Contention, fn: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + progressWaitMsMax;
   for (;;) {
     try {
       return await client.lock(name).ttl(5).do(fn);
     } catch (error) {
       if (!(error instanceof EtcdLockFailedError) || Date.now() > deadline) throw error;
-      failedAttempts += 1;
+      contention.failedAttempts += 1;
       await sleep(lockRetryMs);
     }
   }
@@ -81,16 +83,20 @@ async function lockedDo<T>(client: Etcd3, name: string, fn: () => Promise<T>): P
 async function recipeChecks(t: TestContext, [first, second]: readonly [Etcd3, Etcd3]): Promise<void> {
   await t.test('two concurrent lockers of the same name hold the lock one after the other', async () => {
     const log: string[] = [];
+    const contention: Contention = { failedAttempts: 0 };
     const hold = (who: string) => async () => {
       log.push(`${who} in`);
       await sleep(lockHoldMs);
       log.push(`${who} out`);
       return who;
     };
-    const results = await Promise.all([lockedDo(first, 'x', hold('a')), lockedDo(second, 'x', hold('b'))]);
+    const results = await Promise.all([
+      lockedDo(first, 'x', contention, hold('a')),
+      lockedDo(second, 'x', contention, hold('b')),
+    ]);
     assert.deepEqual(results, ['a', 'b']);
     assert.equal(log.length, 4);
-    assert.ok(failedAttempts > 0, 'the later locker should have found the lock taken at least once');
+    assert.ok(contention.failedAttempts > 0, 'the later locker should have found the lock taken at least once');
     for (let i = 0; i < log.length; i += 2)
       assert.equal(log[i]?.replace(' in', ' out'), log[i + 1], `overlapping holders: ${log.join(', ')}`);
     assert.deepEqual(await first.getAll().prefix('x').keys(), [], 'released locks leave no keys behind');

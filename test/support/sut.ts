@@ -3,6 +3,7 @@
  * tsetcd by default. TSETCD_CMD overrides the latter (e.g. TSETCD_CMD=/usr/bin/etcd checks the
  * harness itself by comparing etcd with etcd).
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { packageRoot } from '../../src/lib/paths.js';
@@ -23,8 +24,51 @@ export type SutLookup =
 export const etcdBinaryPath = '/usr/bin/etcd';
 export const etcdctlBinaryPath = '/usr/bin/etcdctl';
 
-/** Real etcd 3.4, the reference implementation. */
+/**
+ * The etcd release every expectation against the reference was written for. Patch releases of the
+ * same minor version keep etcd's output formats, error strings and exit codes, so any 3.4.x is
+ * accepted; another minor version changes them (3.5 reorders JSON errors, adds fields), and a test
+ * run against it would report etcd's changes as ours, so it fails instead of running.
+ */
+export const etcdReferenceVersion = '3.4.23';
+const etcdReferenceSeries = etcdReferenceVersion.split('.').slice(0, 2).join('.');
+
+/** The versions the reference binaries report. */
+export interface EtcdReferenceVersions {
+  readonly etcd: string;
+  readonly etcdctl: string;
+}
+
+/** The versions in `etcd --version` and `etcdctl version` output; throws unless both are the reference's minor version. */
+export function checkReferenceVersions(etcdOutput: string, etcdctlOutput: string): EtcdReferenceVersions {
+  const etcd = /^etcd Version: (\S+)$/m.exec(etcdOutput)?.[1] ?? 'no version';
+  const etcdctl = /^etcdctl version: (\S+)$/m.exec(etcdctlOutput)?.[1] ?? 'no version';
+  for (const [binary, version] of [
+    [etcdBinaryPath, etcd],
+    [etcdctlBinaryPath, etcdctl],
+  ] as const) {
+    if (!version.startsWith(`${etcdReferenceSeries}.`))
+      throw new Error(
+        `${binary} reports ${version}, but the tests compare against etcd ${etcdReferenceSeries}.x (written against ${etcdReferenceVersion}); install etcd ${etcdReferenceVersion}`,
+      );
+  }
+  return { etcd, etcdctl };
+}
+
+let referenceVersions: EtcdReferenceVersions | undefined;
+
+/** The reference binaries' versions, read once per process; throws unless both are etcd 3.4.x. */
+export function etcdReferenceVersions(): EtcdReferenceVersions {
+  referenceVersions ??= checkReferenceVersions(
+    execFileSync(etcdBinaryPath, ['--version'], { encoding: 'utf8' }),
+    execFileSync(etcdctlBinaryPath, ['version'], { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } }),
+  );
+  return referenceVersions;
+}
+
+/** Real etcd 3.4, the reference implementation; throws when the installed etcd is another version. */
 export function etcdCommand(): MemberCommand {
+  etcdReferenceVersions();
   return { label: 'etcd', command: etcdBinaryPath, args: [] };
 }
 

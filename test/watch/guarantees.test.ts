@@ -6,7 +6,11 @@
  * response; a compaction may cut it short only when it really was behind the compaction.
  * One etcd rule shows here: a watcher may start at the compaction revision itself (clientv3 tells
  * clients to resume there), and compaction has already removed the tombstones of that revision,
- * so deletes at exactly a compaction revision may be absent, as in etcd.
+ * so deletes at exactly a compaction revision may be absent, as in etcd. That excuses only a
+ * watcher that had been handed nothing from that revision on when the compaction ran (it may read
+ * the revision from history afterwards), and then all of that revision's deletes are absent together.
+ * Likewise a prev_kv may be missing only when the revision before the event was already compacted
+ * when the response was made; every other event on a key that had a value carries it.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -43,6 +47,33 @@ function received(sub: Subscription): Recorder['responses'] {
   return [...sub.earlier, sub.recorder].flatMap((recorder) => recorder.responses);
 }
 
+type Response = Recorder['responses'][number];
+
+/** The store's compaction revision when `response` was first offered to the subscription. */
+function compactedWhenOffered(sub: Subscription, response: Response): number {
+  for (const recorder of [...sub.earlier, sub.recorder]) {
+    const at = recorder.firstOfferedAt.get(response);
+    if (at !== undefined) return at;
+  }
+  throw new Error('a response the subscription took was never offered to it');
+}
+
+/**
+ * True when the deletes at compaction revision `revision` may be missing for this subscription:
+ * nothing it was offered before that compaction held an event from `revision` on, so it may have
+ * read `revision` from history after compaction removed the revision's tombstones.
+ */
+function deletesMayBeCompacted(sub: Subscription, responses: readonly Response[], revision: number): boolean {
+  return (
+    compactions.has(revision) &&
+    responses.every(
+      (response) =>
+        compactedWhenOffered(sub, response) >= revision ||
+        response.events.every((event) => event.kv.modRevision < revision),
+    )
+  );
+}
+
 function expectedEvents(h: WatchHarness, sub: Subscription): HistoryEvent[] {
   const [key, end] = sub.span;
   const span = { key: key === '' ? '\0' : key, end: end === '' ? undefined : end === '\0' ? '' : end };
@@ -60,7 +91,7 @@ function subscribe(h: WatchHarness, prng: Prng): Subscription {
   const current = h.store.currentRevision;
   const startRevision = prng.chance(0.4) ? current + 1 : 1 + prng.nextInt(current + 1);
   const filters = prng.chance(0.2) ? [prng.pick([WatchFilter.noPut, WatchFilter.noDelete])] : [];
-  const recorder = new Recorder();
+  const recorder = new Recorder(() => h.store.compactRevision);
   const prevKv = prng.chance(0.3);
   const watcher = h.watchable.watch(
     {
@@ -84,7 +115,7 @@ function resume(h: WatchHarness, sub: Subscription): void {
     .at(-1);
   const from = last === undefined ? sub.startRevision : last.kv.modRevision + 1;
   sub.earlier.push(sub.recorder);
-  sub.recorder = new Recorder();
+  sub.recorder = new Recorder(() => h.store.compactRevision);
   sub.watcher = h.watchable.watch(
     {
       watchId: 0,
@@ -138,10 +169,15 @@ function step(h: WatchHarness, prng: Prng, subs: Subscription[]): void {
 function check(h: WatchHarness, sub: Subscription, seed: number): void {
   const responses = received(sub);
   const got = responses.flatMap((response) => response.events);
-  const delivered = new Set(got.map((event) => `${event.kv.modRevision} ${text(event.kv.key)}`));
+  const deliveredDeletes = new Set(got.filter((event) => event.type === 'delete').map((event) => event.kv.modRevision));
+  // A compaction revision's deletes are left out only when they may be gone and none of them came.
   const expected = expectedEvents(h, sub).filter(
     (event) =>
-      !(event.type === 'delete' && compactions.has(event.revision) && !delivered.has(`${event.revision} ${event.key}`)),
+      !(
+        event.type === 'delete' &&
+        !deliveredDeletes.has(event.revision) &&
+        deletesMayBeCompacted(sub, responses, event.revision)
+      ),
   );
   const label = `seed ${seed}, span ${JSON.stringify(sub.span)} from ${sub.startRevision}`;
   const compacted = responses.find((response) => response.compactRevision !== 0);
@@ -168,17 +204,30 @@ function check(h: WatchHarness, sub: Subscription, seed: number): void {
     if (before !== undefined && after !== undefined)
       assert.ok(before.kv.modRevision < after.kv.modRevision, `${label}: a revision split across responses`);
   }
-  if (sub.prevKv) checkPrevious(h, got, label);
+  if (sub.prevKv) checkPrevious(h, sub, responses, label);
 }
 
-/** A previous value, when present, is the key's value just before the event. */
-function checkPrevious(h: WatchHarness, got: Recorder['responses'][number]['events'], label: string): void {
-  for (const event of got) {
-    if (event.prevKv === undefined) continue;
-    const key = text(event.kv.key);
-    const before = h.history.filter((item) => item.key === key && item.revision < event.kv.modRevision).at(-1);
-    assert.equal(before?.type, 'put', `${label}: prev_kv for a key that was absent`);
-    assert.equal(text(event.prevKv.value), before.value, `${label}: prev_kv value`);
+/**
+ * A previous value is the key's value just before the event, and it is there whenever the key had
+ * one, unless the revision before the event was compacted when the response was made.
+ */
+function checkPrevious(h: WatchHarness, sub: Subscription, responses: readonly Response[], label: string): void {
+  for (const response of responses) {
+    for (const event of response.events) {
+      const key = text(event.kv.key);
+      const revision = event.kv.modRevision;
+      const before = h.history.filter((item) => item.key === key && item.revision < revision).at(-1);
+      if (event.prevKv !== undefined) {
+        assert.equal(before?.type, 'put', `${label}: prev_kv for ${key}@${revision}, a key that was absent`);
+        assert.equal(text(event.prevKv.value), before.value, `${label}: prev_kv value of ${key}@${revision}`);
+      } else if (before?.type === 'put') {
+        const compacted = compactedWhenOffered(sub, response);
+        assert.ok(
+          revision <= compacted,
+          `${label}: ${event.type} ${key}@${revision} came without prev_kv although the key had a value and revision ${revision - 1} was not compacted (compaction at ${compacted})`,
+        );
+      }
+    }
   }
 }
 

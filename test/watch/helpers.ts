@@ -6,11 +6,16 @@ import { type WatchResponse, type WatchSpec, type Watcher, WatchableStore } from
 /** A sink that records what it takes and refuses while `full` is set. */
 export class Recorder {
   readonly responses: WatchResponse[] = [];
+  /** What `clock` read when each response was first offered, taken or not (a refused one comes again). */
+  readonly firstOfferedAt = new Map<WatchResponse, number>();
   full = false;
   refusals = 0;
   synced = 0;
 
+  constructor(private readonly clock: () => number = () => 0) {}
+
   readonly sink = (response: WatchResponse): boolean => {
+    if (!this.firstOfferedAt.has(response)) this.firstOfferedAt.set(response, this.clock());
     if (this.full) {
       this.refusals++;
       return false;
