@@ -235,7 +235,37 @@ test('conf changes add a learner, promote it, and remove a voter', () => {
   cluster.member(1n).node.proposeConfChange({ type: ConfChangeType.removeNode, nodeId: 1n });
   cluster.stabilize();
   assert.deepEqual(cluster.member(2n).confState.voters, [2n]);
-  assert.equal(cluster.member(1n).node.status().role, RaftRole.follower);
+  // The removed leader leads on until its member stops it, but takes nothing new.
+  assert.equal(cluster.member(1n).node.status().role, RaftRole.leader);
+  assert.throws(() => cluster.member(1n).node.propose(text('z')), ProposalDroppedError);
+  assert.throws(() => cluster.member(1n).node.readIndex(text('r')), ProposalDroppedError);
+  cluster.tick(2n, 25);
+  cluster.stabilize();
+  assert.equal(cluster.member(2n).node.status().role, RaftRole.leader);
+});
+
+// Found by the membership simulator (test/raft/simulator-membership.test.ts, seed 16): the leader
+// of a two-voter cluster removed itself and stepped down at once; the append telling the other
+// voter that the removal committed was lost, so that voter kept counting the removed member and
+// waited for its vote forever. As etcd raft 3.4, the removed leader now leads on, and its next
+// heartbeat carries the commit index.
+test('a leader that removed itself tells the last voter of the commit with its next heartbeat', () => {
+  const cluster = new Cluster([1n, 2n], { heartbeatTicks: 1, electionTicks: 10 });
+  cluster.member(1n).node.campaign();
+  cluster.stabilize();
+  cluster.member(1n).node.proposeConfChange({ type: ConfChangeType.removeNode, nodeId: 1n });
+  cluster.processReady(1n);
+  cluster.deliverAll(); // The removal reaches 2,
+  cluster.processReady(2n);
+  cluster.deliverAll(); // and its acknowledgement commits the removal at 1,
+  cluster.processReady(1n); // which applies it; the append carrying the commit index is lost.
+  cluster.queue = [];
+  assert.deepEqual(cluster.member(1n).confState.voters, [2n]);
+  assert.deepEqual(cluster.member(2n).confState.voters, [1n, 2n]);
+  cluster.tick(1n, 1);
+  cluster.stabilize();
+  assert.deepEqual(cluster.member(2n).confState.voters, [2n]);
+  cluster.isolated.add(1n); // Its member stops.
   cluster.tick(2n, 25);
   cluster.stabilize();
   assert.equal(cluster.member(2n).node.status().role, RaftRole.leader);
