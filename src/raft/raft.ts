@@ -17,6 +17,7 @@ import { prngNext, prngSeedState } from '../lib/prng.js';
 import { RaftLog } from './log.js';
 import { ReadOnly } from './read-only.js';
 import type { RaftStorage } from './storage.js';
+import { majorityCommittedIndex } from './quorum.js';
 import { ProgressTracker } from './tracker.js';
 import {
   type ConfState,
@@ -367,7 +368,7 @@ function maybeSendAppend(core: RaftCore, to: NodeId, sendIfEmpty: boolean): bool
   }
   if (entries !== undefined && entries.length === 0 && !sendIfEmpty) return false;
   if (prevTerm === undefined || entries === undefined) return sendSnapshot(core, to);
-  send(core, { type: MessageType.app, to, index: prevIndex, logTerm: prevTerm, entries, commit: core.log.committed });
+  send(core, { type: MessageType.app, to, index: prevIndex, logTerm: prevTerm, entries, commit: commitToTell(core) });
   const last = entries[entries.length - 1];
   if (last) {
     if (progress.state === 'replicate') {
@@ -390,6 +391,23 @@ function sendSnapshot(core: RaftCore, to: NodeId): boolean {
   return true;
 }
 
+/**
+ * The commit index a leader may tell followers: what a majority of voters holds durably, the
+ * leader counting only its stable log. The leader counts its unstable entries toward commit (it
+ * writes in parallel with replicating, as etcd does), so a lone voter commits an entry as it
+ * appends it, and the Ready that persists the entry also sends it to the learners. Told it is
+ * committed, a learner could apply an entry the leader then loses in a crash before its write is
+ * durable, and a later leader would commit another at that index.
+ */
+function commitToTell(core: RaftCore): number {
+  const stableLastIndex = core.log.unstable.offset - 1;
+  if (core.log.committed <= stableLastIndex) return core.log.committed;
+  const durable = majorityCommittedIndex(core.tracker.voters, (id) =>
+    id === core.id ? stableLastIndex : (core.tracker.progress.get(id)?.match ?? 0),
+  );
+  return Math.min(core.log.committed, durable);
+}
+
 export function broadcastAppend(core: RaftCore): void {
   for (const id of core.tracker.progress.keys()) if (id !== core.id) sendAppend(core, id);
 }
@@ -398,7 +416,7 @@ export function broadcastHeartbeat(core: RaftCore, context?: Uint8Array): void {
   for (const [id, progress] of core.tracker.progress) {
     if (id === core.id) continue;
     // Never tell a follower to commit past what it is known to hold.
-    const commit = Math.min(progress.match, core.log.committed);
+    const commit = Math.min(progress.match, commitToTell(core));
     send(core, { type: MessageType.heartbeat, to: id, commit, ...(context ? { context } : {}) });
   }
 }

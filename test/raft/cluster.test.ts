@@ -227,6 +227,9 @@ test('conf changes add a learner, promote it, and remove a voter', () => {
   cluster.member(1n).node.proposeConfChange({ type: ConfChangeType.addNode, nodeId: 2n });
   cluster.stabilize();
   assert.deepEqual(cluster.member(1n).confState.voters, [1n, 2n]);
+  // A lone voter tells its learner of a commit once the entry is stable: at the next heartbeat.
+  cluster.tick(1n, 1);
+  cluster.stabilize();
   assert.deepEqual(cluster.member(2n).confState.voters, [1n, 2n]);
   cluster.member(1n).node.propose(text('y'));
   cluster.stabilize();
@@ -269,6 +272,35 @@ test('a leader that removed itself tells the last voter of the commit with its n
   cluster.tick(2n, 25);
   cluster.stabilize();
   assert.equal(cluster.member(2n).node.status().role, RaftRole.leader);
+});
+
+// Found by the membership simulator (seed 461 of RAFT_SIM_MEMBERSHIP_SEEDS=5000 from 201): a lone
+// voter commits an entry as it appends it, and the Ready persisting the entry also sent it to the
+// learner with that commit index; the learner applied it, the leader crashed before its fsync and
+// lost it, and its next term put another entry at that index.
+test('a lone voter tells its learner of a commit only once the entry is in its own stable log', () => {
+  const cluster = new Cluster([1n]);
+  for (const id of [1n, 2n]) {
+    cluster.members.set(id, newMember(id, MemoryStorage.withConfState(confStateOf([1n], [2n])), {}));
+  }
+  cluster.member(1n).node.campaign();
+  cluster.stabilize();
+  cluster.member(1n).node.propose(text('x'));
+  const ready = cluster.member(1n).node.ready();
+  const entry = ready.entries.find((e) => decode(e.data) === 'x');
+  assert.ok(entry, 'the Ready persists the proposal');
+  const append = ready.messages.find((m) => m.type === MessageType.app && m.to === 2n);
+  assert.ok(append, 'the leader sends the proposal to its learner as it persists it');
+  assert.ok(append.commit < entry.index, `commit ${append.commit} told before ${entry.index} is stable`);
+  // Persisted: the next heartbeat tells the learner, which then applies it.
+  cluster.member(1n).storage.append(ready.entries);
+  if (ready.hardState) cluster.member(1n).storage.setHardState(ready.hardState);
+  cluster.queue.push(...ready.messages);
+  cluster.member(1n).node.advance(ready);
+  cluster.stabilize();
+  cluster.tick(1n, 1);
+  cluster.stabilize();
+  assert.deepEqual(cluster.appliedData(2n), ['x']);
 });
 
 test('a second conf change while one is pending becomes a no-op entry', () => {
