@@ -1072,7 +1072,9 @@ export class Simulation {
   private transferOne(): void {
     const leader = this.members.find((m) => m.up && m.role === RaftRole.leader);
     if (!leader) return;
-    const target = this.prng.pick(this.members.filter((m) => m.id !== leader.id && !m.removed));
+    const targets = this.members.filter((m) => m.id !== leader.id && !m.removed);
+    if (targets.length === 0) return; // Membership changes left the leader alone.
+    const target = this.prng.pick(targets);
     leader.node.transferLeader(target.id);
     this.stats.transfers += 1;
     this.note(`transfer ${leader.id} -> ${target.id}`);
