@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { ConfChangeType, decodeConfChange, encodeConfChange } from '../../src/raft/conf-change.js';
 import { ProposalDroppedError } from '../../machines/raw-node.js';
 import { MemoryStorage } from '../../src/raft/storage.js';
-import { MessageType, RaftRole } from '../../src/raft/types.js';
+import { EntryType, MessageType, RaftRole } from '../../src/raft/types.js';
 import { Cluster, confStateOf, decode, newMember, text } from './harness.js';
 
 function elected(options = {}): Cluster {
@@ -301,6 +301,30 @@ test('a lone voter tells its learner of a commit only once the entry is in its o
   cluster.tick(1n, 1);
   cluster.stabilize();
   assert.deepEqual(cluster.appliedData(2n), ['x']);
+});
+
+// Found by the membership simulator (seed 3577 of RAFT_SIM_MEMBERSHIP_SEEDS=4000 from 201): the
+// last voter left after a removal applied it, the removed member stopped, and a power cut then took
+// the unsynced commit index; the survivor restarted in the old configuration and waited forever
+// for the removed member's vote. Committing a conf change now makes its Ready one to fsync.
+test('every Ready that commits a conf change must be synced before it is applied', () => {
+  const cluster = elected();
+  const seen: { id: bigint; newEntries: number; mustSync: boolean }[] = [];
+  cluster.onReady = (id, ready) => {
+    if (ready.committedEntries.some((e) => e.type === EntryType.confChange))
+      seen.push({ id, newEntries: ready.entries.length, mustSync: ready.mustSync });
+  };
+  cluster.member(1n).node.proposeConfChange({ type: ConfChangeType.removeNode, nodeId: 3n });
+  cluster.stabilize();
+  cluster.tickAll(2);
+  cluster.stabilize();
+  assert.deepEqual(
+    seen.map((s) => s.id).sort(),
+    [1n, 2n, 3n],
+    'every member applies the change (the leader learns it from acknowledgements alone)',
+  );
+  assert.ok(seen.some((s) => s.newEntries === 0));
+  for (const s of seen) assert.equal(s.mustSync, true, `member ${s.id}'s Ready committing the change`);
 });
 
 test('a second conf change while one is pending becomes a no-op entry', () => {
