@@ -1,31 +1,22 @@
 /**
  * Membership in the simulator: the cluster's members as each simulated member folds them from its
- * committed conf changes (checked with etcd's apply-time rules, src/membership/reconfig.ts, so a
- * refused change is consumed without touching Raft, as on a real member), and the checkers that
+ * committed conf changes with the member's own code (src/membership/member-map.ts: etcd's
+ * apply-time check, so a refused change is consumed without touching Raft), and the checkers that
  * hold Raft to single-member changes: at most one conf change pending at a leader, a leader's
  * commit index backed by a majority of the voters its applied configuration names (so removed
  * members and learners never count), an election won by a majority of those voters, only voters
  * campaigning, and every member's Raft configuration equal to the one its applied log implies.
  */
 import type { EtcdError } from '../../src/api/errors.js';
-import {
-  type ClusterMember,
-  type MemberChange,
-  cloneMember,
-  decodeMemberChange,
-  encodeMemberContext,
-} from '../../src/membership/cluster-member.js';
-import { validateConfChange } from '../../src/membership/reconfig.js';
-import { type ConfChange, ConfChangeType, decodeConfChange } from '../../src/raft/conf-change.js';
+import { type ClusterMember, encodeMemberContext } from '../../src/membership/cluster-member.js';
+import { MemberMap } from '../../src/membership/member-map.js';
+import { type ConfChange, decodeConfChange } from '../../src/raft/conf-change.js';
 import type { MemoryStorage } from '../../src/raft/storage.js';
 import { type ConfState, type Entry, EntryType, type NodeId } from '../../src/raft/types.js';
 import { SafetyViolation } from './sim-checkers.js';
 
-/** A member's view of the cluster: etcd's members and the IDs removed for good. */
-export interface SimMembership {
-  members: Map<NodeId, ClusterMember>;
-  removed: Set<NodeId>;
-}
+/** A member's view of the cluster: the member's own MemberMap (members and IDs removed for good). */
+export type SimMembership = MemberMap;
 
 export function memberNamed(id: NodeId, isLearner: boolean, urlGeneration = 0): ClusterMember {
   const host = urlGeneration === 0 ? `m${id}` : `m${id}-${urlGeneration}`;
@@ -34,42 +25,16 @@ export function memberNamed(id: NodeId, isLearner: boolean, urlGeneration = 0): 
 
 /** The bootstrap membership: every initial member a voter. */
 export function initialMembership(ids: readonly NodeId[]): SimMembership {
-  return { members: new Map(ids.map((id) => [id, memberNamed(id, false)])), removed: new Set() };
+  const map = new MemberMap();
+  map.adopt({ members: ids.map((id) => memberNamed(id, false)), removed: [] });
+  return map;
 }
 
-/** What a conf change is about, as the member reads it: its context, or for a removal the known member. */
-function memberChangeOf(state: SimMembership, change: ConfChange): MemberChange {
-  if ((change.context?.length ?? 0) > 0) return decodeMemberChange(change.context, change.nodeId);
-  const known = state.members.get(change.nodeId);
-  return { member: known ? cloneMember(known) : decodeMemberChange(undefined, change.nodeId).member, isPromote: false };
-}
-
-/** Applies a committed conf change to `state` when etcd's rules allow it; returns the refusal otherwise. */
+/** Applies a committed conf change as a member does (MemberMap.check, then apply); returns etcd's refusal if any. */
 export function applyMembershipChange(state: SimMembership, change: ConfChange): EtcdError | undefined {
-  const memberChange = memberChangeOf(state, change);
-  const refusal = validateConfChange(state.members, state.removed, change.type, change.nodeId, memberChange);
-  if (refusal !== undefined) return refusal;
-  const known = state.members.get(change.nodeId);
-  switch (change.type) {
-    case ConfChangeType.addNode:
-    case ConfChangeType.addLearnerNode:
-      if (memberChange.isPromote && known) known.isLearner = false;
-      else
-        state.members.set(change.nodeId, {
-          ...cloneMember(memberChange.member),
-          id: change.nodeId,
-          isLearner: change.type === ConfChangeType.addLearnerNode,
-        });
-      break;
-    case ConfChangeType.removeNode:
-      state.members.delete(change.nodeId);
-      state.removed.add(change.nodeId);
-      break;
-    case ConfChangeType.updateNode:
-      if (known) known.peerUrls = [...memberChange.member.peerUrls];
-      break;
-  }
-  return undefined;
+  const { memberChange, refusal } = state.check(change);
+  if (refusal === undefined) state.apply(change, memberChange);
+  return refusal;
 }
 
 /** The membership a sequence of applied entries implies, from the bootstrap members. */
