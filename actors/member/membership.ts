@@ -74,8 +74,9 @@ export class Membership {
     return this.members.get(this.parts.memberId)?.isLearner ?? false;
   }
 
-  voterCount(): number {
-    return this.voters.size;
+  /** True when another member, voter or learner, hears from this one. */
+  hasPeers(): boolean {
+    return this.voters.size > 1 || this.map.hasPeers(this.parts.memberId);
   }
 
   /** True when this member is the only voter: it need not wait out an election timeout to lead. */

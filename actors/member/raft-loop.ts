@@ -13,7 +13,8 @@ import { encodeProposal } from '../../src/api/proposal-codec.js';
 import type { ProposalBody } from '../../src/api/types.js';
 import { assert } from '../../src/lib/assert.js';
 import { goDurationString } from '../../src/lib/go-duration.js';
-import { initialTickAdvancePollMs, initialTickAdvancePollsMax } from '../../src/lib/limits.js';
+import { initialTickAdvancePollMs, initialTickAdvancePollsMax, readiesInFlightMax } from '../../src/lib/limits.js';
+import { readiesInFlight, sendsBeforeDurable } from '../../src/raft/ready-order.js';
 import type { ConfChange } from '../../src/raft/conf-change.js';
 import type { MemoryStorage } from '../../src/raft/storage.js';
 import { type Entry, type Message, MessageType, type NodeId, RaftRole, type Ready } from '../../src/raft/types.js';
@@ -33,8 +34,6 @@ import type { Membership } from './membership.js';
 import type { RoleTimeline } from './role-timeline.js';
 import type { Snapshots } from './snapshots.js';
 
-/** Readies whose WAL writes may be in flight at once (the pipeline depth of the Raft loop). */
-const appendsInFlightMax = 4;
 /** The longest a commit notice to a follower with no client waiting waits for company. */
 const commitNoticeHoldMs = 5;
 
@@ -51,7 +50,7 @@ export interface RaftLoopParts {
   reads: ReadIndexQueue<Waiter<void>>;
   applier: Pick<Applier, 'applyEntries' | 'index' | 'leadershipChanged'>;
   snapshots: Pick<Snapshots, 'saveIncoming' | 'install' | 'takeIfDue' | 'send'>;
-  membership: Pick<Membership, 'voterCount' | 'isSoleVoter' | 'trackPeerActivity' | 'activePeerCount'>;
+  membership: Pick<Membership, 'hasPeers' | 'isSoleVoter' | 'trackPeerActivity' | 'activePeerCount'>;
   /** --initial-election-tick-advance: fast-forward the election ticks once the peers are linked. */
   initialElectionTickAdvance: boolean;
   electionTicks: number;
@@ -285,13 +284,9 @@ export class RaftLoop {
     raft.readIndex(reads.takeRequest() as Uint8Array);
   }
 
-  /**
-   * A single voter may pipeline Readies behind the fsync. With peers, the next Ready waits for the
-   * previous one's fsync (etcd's model): a leader sends before it persists, so a commit index it
-   * announces must never count entries of its own that are not yet durable.
-   */
+  /** Readies that may wait on the WAL at once: several only for a member alone (src/raft/ready-order.ts). */
   private pipelineDepth(): number {
-    return this.parts.membership.voterCount() > 1 ? 1 : appendsInFlightMax;
+    return readiesInFlight(this.parts.membership.hasPeers());
   }
 
   /**
@@ -303,7 +298,7 @@ export class RaftLoop {
     const { storage, wal, snapshots } = this.parts;
     // A leader's messages go out at once, in parallel with its own fsync; everyone else's wait
     // for durability (a follower must not acknowledge what it could still lose).
-    const sentEarly = this.parts.raft.status().role === RaftRole.leader;
+    const sentEarly = sendsBeforeDurable(this.parts.raft.status().role);
     if (sentEarly) this.sendMessages(this.holdCommitNotices(ready.messages, ready.committedEntries));
     const snapshot = ready.snapshot;
     if (snapshot !== undefined) snapshots.saveIncoming(snapshot);
@@ -318,8 +313,8 @@ export class RaftLoop {
     if (ready.entries.length > 0) storage.append(ready.entries);
     this.appendsInFlight++;
     assert(
-      this.appendsInFlight <= appendsInFlightMax,
-      () => `${this.appendsInFlight} Readies wait on the WAL; at most ${appendsInFlightMax} may`,
+      this.appendsInFlight <= readiesInFlightMax,
+      () => `${this.appendsInFlight} Readies wait on the WAL; at most ${readiesInFlightMax} may`,
     );
     const sequence = ++this.readiesStarted;
     const complete = () => {

@@ -31,6 +31,12 @@ export class MemberMap {
     for (const id of removed) this.removed.add(id);
   }
 
+  /** True when a member other than `self`, voter or learner, is in the cluster. */
+  hasPeers(self: bigint): boolean {
+    for (const id of this.members.keys()) if (id !== self) return true;
+    return false;
+  }
+
   /** The member a conf change is about (from its context, or for a removal the known member) and etcd's refusal, if any. */
   check(change: ConfChange): { memberChange: MemberChange; refusal: EtcdError | undefined } {
     const memberChange = this.memberChangeOf(change);

@@ -22,7 +22,7 @@ const seedCount = Number(process.env.RAFT_SIM_MEMBERSHIP_SEEDS ?? 200);
 const firstSeed = Number(process.env.RAFT_SIM_MEMBERSHIP_FIRST_SEED ?? 1);
 
 function membershipOptions(seed: number, traceLengthMax = 60): SimulationOptions {
-  return { ...optionsForSeed(seed, traceLengthMax), membership: true, realApply: true };
+  return { ...optionsForSeed(seed, traceLengthMax), membership: true, realApply: true, memberReadyOrder: true };
 }
 
 function failureReport(result: SimulationResult): string {

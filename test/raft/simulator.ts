@@ -17,6 +17,7 @@ import { ProposalDroppedError } from '../../src/raft/errors.js';
 import { RawNode } from '../../machines/raw-node.js';
 import { type ConfChange, ConfChangeType, decodeConfChange } from '../../src/raft/conf-change.js';
 import type { RaftCore } from '../../src/raft/raft.js';
+import { readiesInFlight, sendsBeforeDurable } from '../../src/raft/ready-order.js';
 import type { MemoryStorage } from '../../src/raft/storage.js';
 import {
   type ConfState,
@@ -83,6 +84,12 @@ export interface SimulationOptions {
   membership?: boolean;
   /** Clients also write puts, deletes, txns and compactions, applied to a real src/mvcc store per member. */
   realApply?: boolean;
+  /**
+   * Handles Readies in the member's order (actors/member/raft-loop.ts, src/raft/ready-order.ts):
+   * advance() as a Ready is handed to the disk, and as many Readies waiting on the disk at once as
+   * readiesInFlight() allows, rather than one at a time with advance() once durable.
+   */
+  memberReadyOrder?: boolean;
   /**
    * Breaks the one-pending-conf-change rule on purpose: the leader forgets its pending conf change
    * before each proposal (self-test only).
@@ -195,7 +202,8 @@ interface SimMember {
   appliedIndex: number;
   registers: Map<string, RegisterValue>;
   confState: ConfState;
-  pendingWrite: PendingWrite | undefined;
+  /** Readies handed to the disk, oldest first, waiting for their fsync. */
+  pendingWrites: PendingWrite[];
   pendingReads: Map<string, PendingRead>;
 }
 
@@ -300,7 +308,7 @@ export class Simulation {
       appliedIndex: 0,
       registers: new Map(),
       confState,
-      pendingWrite: undefined,
+      pendingWrites: [],
       pendingReads: new Map(),
     };
   }
@@ -507,7 +515,7 @@ export class Simulation {
   private processAllReady(): boolean {
     let any = false;
     for (const m of this.members) {
-      if (m.up && m.pendingWrite === undefined && m.node.hasReady()) {
+      if (m.up && m.pendingWrites.length < this.readiesInFlight(m) && m.node.hasReady()) {
         this.processReady(m);
         any = true;
       }
@@ -527,15 +535,35 @@ export class Simulation {
     const needsSync = ready.mustSync || ready.snapshot !== undefined;
     // A leader sends before its own write is durable (Raft thesis 10.2.1, as etcd does); its
     // next Ready, which could reveal a commit, waits for this fsync. Everyone else waits.
-    const sendsFirst = m.role === RaftRole.leader || this.options.unsafeRepliesBeforeFsync === true;
+    const sendsFirst = sendsBeforeDurable(m.role) || this.options.unsafeRepliesBeforeFsync === true;
     if (sendsFirst) this.send(ready.messages);
-    m.pendingWrite = {
+    const handedOff = this.options.memberReadyOrder === true;
+    m.pendingWrites.push({
       ready,
       needsSync,
       durableTick: this.nowTick + this.fsyncTicks(needsSync),
       held: sendsFirst ? [] : ready.messages,
-    };
-    if (!needsSync) this.completeWrite(m);
+    });
+    if (handedOff) this.handOff(m, ready);
+    // Readies finish in order: one with nothing to sync finishes now only if none waits before it.
+    if (!needsSync && m.pendingWrites.length === 1) this.completeWrite(m);
+  }
+
+  /** How many Readies may wait on this member's disk at once. */
+  private readiesInFlight(m: SimMember): number {
+    if (this.options.memberReadyOrder !== true) return 1;
+    return readiesInFlight(m.membership.hasPeers(m.id));
+  }
+
+  /**
+   * As the member's raft loop does when it hands a Ready to the WAL: the storage Raft reads takes
+   * the Ready at once, and advance() follows, before the writes are durable.
+   */
+  private handOff(m: SimMember, ready: Ready): void {
+    if (ready.hardState) m.storage.setHardState(ready.hardState);
+    if (ready.snapshot) m.storage.applySnapshot(ready.snapshot);
+    m.storage.append(ready.entries);
+    m.node.advance(ready);
   }
 
   private fsyncTicks(needsSync: boolean): number {
@@ -550,7 +578,7 @@ export class Simulation {
   private completeDueWrites(): boolean {
     let any = false;
     for (const m of this.members) {
-      if (m.up && m.pendingWrite && m.pendingWrite.durableTick <= this.nowTick) {
+      while (m.up && (m.pendingWrites[0]?.durableTick ?? Infinity) <= this.nowTick) {
         this.completeWrite(m);
         any = true;
       }
@@ -558,24 +586,29 @@ export class Simulation {
     return any;
   }
 
-  /** The fsync finished: update the storage the core reads, release replies, apply, advance. */
+  /**
+   * The oldest Ready's fsync finished: update the storage the core reads (unless it took the Ready
+   * at hand-off), release replies, apply, advance (unless done at hand-off).
+   */
   private completeWrite(m: SimMember): void {
-    const pending = m.pendingWrite as PendingWrite;
-    m.pendingWrite = undefined;
+    const pending = m.pendingWrites.shift() as PendingWrite;
     const { ready } = pending;
+    const handedOff = this.options.memberReadyOrder === true;
     if (pending.needsSync) m.disk.fsync();
-    if (ready.snapshot) this.installSnapshot(m, ready);
-    m.storage.append(ready.entries);
-    if (ready.hardState) m.storage.setHardState(ready.hardState);
+    if (ready.snapshot) this.installSnapshot(m, ready, !handedOff);
+    if (!handedOff) {
+      m.storage.append(ready.entries);
+      if (ready.hardState) m.storage.setHardState(ready.hardState);
+    }
     this.send(pending.held);
     for (const entry of ready.committedEntries) this.apply(m, entry);
-    m.node.advance(ready);
+    if (!handedOff) m.node.advance(ready);
     this.serveReads(m);
   }
 
-  private installSnapshot(m: SimMember, ready: Ready): void {
+  private installSnapshot(m: SimMember, ready: Ready, toStorage: boolean): void {
     const snapshot = ready.snapshot as NonNullable<Ready['snapshot']>;
-    m.storage.applySnapshot(snapshot);
+    if (toStorage) m.storage.applySnapshot(snapshot);
     this.restoreApplication(m, snapshot.data, snapshot.metadata.index, snapshot.metadata.confState);
     if (m.applied.some((e) => decode(e.data) === this.finalMarker)) this.markerApplied.add(m.id);
     this.stats.snapshotsInstalled += 1;
@@ -849,7 +882,7 @@ export class Simulation {
     m.node.stop();
     m.up = false;
     m.removed = true;
-    m.pendingWrite = undefined;
+    m.pendingWrites = [];
     m.pendingReads.clear();
     for (const msg of this.network.discardTo(m.id)) this.reportFailure(msg, true);
     this.note(`${m.id} stops for good: ${why}`);
@@ -870,7 +903,8 @@ export class Simulation {
     }
     if (status.commit <= m.commitChecked) return;
     m.commitChecked = status.commit;
-    this.membershipChecker.checkCommitQuorum(m.id, status.term, status.commit, voters, this.members);
+    const durableLogs = this.members.map((member) => ({ id: member.id, storage: member.disk.durableLog() }));
+    this.membershipChecker.checkCommitQuorum(m.id, status.term, status.commit, voters, durableLogs);
   }
 
   /** Checks on a Ready: only voters campaign, and a leader appends a conf change only with none pending. */
@@ -1019,7 +1053,7 @@ export class Simulation {
   /** A power cut while a write is on its way to disk, the moment a crash does most harm. */
   private crashOneMidFsync(): void {
     if (!this.prng.chance(this.faults.crashMidFsyncProbability)) return;
-    const exposed = this.members.filter((m) => m.up && m.pendingWrite !== undefined);
+    const exposed = this.members.filter((m) => m.up && m.pendingWrites.length > 0);
     if (exposed.length > 0) this.crash(this.prng.pick(exposed));
   }
 
@@ -1027,7 +1061,7 @@ export class Simulation {
     m.node.stop();
     m.up = false;
     const outcome = m.disk.crash(this.prng, this.prng.chance(this.faults.tornProbability));
-    m.pendingWrite = undefined;
+    m.pendingWrites = [];
     m.pendingReads.clear();
     m.restartTick = this.nowTick + this.prng.nextInt(2 * this.options.electionTicks);
     for (const msg of this.network.discardTo(m.id)) this.reportFailure(msg, true);
