@@ -14,7 +14,7 @@ import type { ProposalBody } from '../../src/api/types.js';
 import { assert } from '../../src/lib/assert.js';
 import { goDurationString } from '../../src/lib/go-duration.js';
 import { initialTickAdvancePollMs, initialTickAdvancePollsMax, readiesInFlightMax } from '../../src/lib/limits.js';
-import { readiesInFlight, sendsBeforeDurable } from '../../src/raft/ready-order.js';
+import { advancesOnceApplied, readiesInFlight, sendsBeforeDurable } from '../../src/raft/ready-order.js';
 import type { ConfChange } from '../../src/raft/conf-change.js';
 import type { MemoryStorage } from '../../src/raft/storage.js';
 import { type Entry, type Message, MessageType, type NodeId, RaftRole, type Ready } from '../../src/raft/types.js';
@@ -243,7 +243,8 @@ export class RaftLoop {
         if (this.appendsInFlight >= this.pipelineDepth()) await this.applyChain;
         // Proposals that came in while this loop waited join this Ready.
         this.flushProposals();
-        this.handleReady(raft.ready());
+        const applying = this.handleReady(raft.ready());
+        if (applying !== undefined) await applying;
         this.flushProposals();
         this.flushReadRequests();
       }
@@ -254,12 +255,23 @@ export class RaftLoop {
     }
   }
 
-  private handleReady(ready: Ready): void {
+  /**
+   * Hands a Ready over and advances Raft past it: at once, or (a Ready committing a conf change)
+   * once it is applied, returning that wait, as etcd's raft loop waits for the apply of a conf
+   * change. Advanced earlier, Raft would take the change as applied while its configuration is
+   * still the old one, and could campaign or count votes in it.
+   */
+  private handleReady(ready: Ready): Promise<void> | undefined {
     assert(this.readyInHand === undefined, 'a Ready was taken while another was still being handled');
     this.readyInHand = ready;
-    this.startReady(ready);
-    this.parts.raft.advance(ready);
-    this.readyInHand = undefined;
+    const finished = this.startReady(ready);
+    const advance = () => {
+      this.parts.raft.advance(ready);
+      this.readyInHand = undefined;
+    };
+    if (advancesOnceApplied(ready)) return finished.then(advance);
+    advance();
+    return undefined;
   }
 
   /**
@@ -294,7 +306,7 @@ export class RaftLoop {
    * so the next Ready can be written while this one syncs: nothing is applied, answered or read
    * until it is durable, and Readies finish in order because the WAL acknowledges in order.
    */
-  private startReady(ready: Ready): void {
+  private startReady(ready: Ready): Promise<void> {
     const { storage, wal, snapshots } = this.parts;
     // A leader's messages go out at once, in parallel with its own fsync; everyone else's wait
     // for durability (a follower must not acknowledge what it could still lose).
@@ -329,6 +341,7 @@ export class RaftLoop {
       .then(() => durable)
       .then(() => (snapshot === undefined ? complete() : snapshots.install(snapshot).then(complete)))
       .catch((error: Error) => this.parts.fail(error));
+    return this.applyChain;
   }
 
   private finishReady(ready: Ready, sentEarly: boolean): void {

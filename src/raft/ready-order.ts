@@ -4,7 +4,7 @@
  * leave before the Ready's writes are durable, and how many Readies may wait on the disk at once.
  */
 import { readiesInFlightMax } from '../lib/limits.js';
-import { RaftRole } from './types.js';
+import { EntryType, RaftRole, type Ready } from './types.js';
 
 /**
  * Whether a Ready's messages may leave before its writes are durable: a leader's may, in parallel
@@ -24,4 +24,14 @@ export function sendsBeforeDurable(role: RaftRole): boolean {
  */
 export function readiesInFlight(hasPeers: boolean): number {
   return hasPeers ? 1 : readiesInFlightMax;
+}
+
+/**
+ * Whether advance() must wait until the Ready's committed entries are applied: when they hold a
+ * conf change, as etcd's raft loop waits for its apply. advance() marks them applied in Raft, and
+ * until the member applies the change Raft's configuration is still the old one: it could start a
+ * campaign it may not (a removed voter, or one elected by a removed member's vote).
+ */
+export function advancesOnceApplied(ready: Ready): boolean {
+  return ready.committedEntries.some((entry) => entry.type !== EntryType.normal);
 }

@@ -95,6 +95,14 @@ test('a membership simulation seed replays exactly', () => {
   assert.ok(first.stats.confChangesProposed > 0, 'the run should propose conf changes');
 });
 
+// Found by seed 2502: the member's raft loop advanced Raft past a Ready as it handed it to the WAL,
+// so Raft took a committed removal as applied before the member applied it, and the removed voter,
+// still in its old configuration, campaigned. advance() now waits for a conf change's apply
+// (src/raft/ready-order.ts advancesOnceApplied, as etcd's raft loop waits).
+test('a member does not campaign on a conf change it has committed but not applied (seed 2502)', () => {
+  assert.equal(simulate(membershipOptions(2502)).failure, undefined);
+});
+
 test('the checkers catch a leader that appends a conf change while another is pending', () => {
   let failure: string | undefined;
   for (let seed = 1; seed <= 300 && failure === undefined; seed += 1) {

@@ -17,7 +17,7 @@ import { ProposalDroppedError } from '../../src/raft/errors.js';
 import { RawNode } from '../../machines/raw-node.js';
 import { type ConfChange, ConfChangeType, decodeConfChange } from '../../src/raft/conf-change.js';
 import type { RaftCore } from '../../src/raft/raft.js';
-import { readiesInFlight, sendsBeforeDurable } from '../../src/raft/ready-order.js';
+import { advancesOnceApplied, readiesInFlight, sendsBeforeDurable } from '../../src/raft/ready-order.js';
 import type { MemoryStorage } from '../../src/raft/storage.js';
 import {
   type ConfState,
@@ -167,6 +167,8 @@ interface FaultProfile {
 /** A Ready handed to the disk, waiting for its fsync before replies go out and entries apply. */
 interface PendingWrite {
   ready: Ready;
+  /** Handed off in the member's order, but advance() waits for the apply (a conf change commits). */
+  advancesOnceApplied: boolean;
   durableTick: number;
   needsSync: boolean;
   held: Message[];
@@ -540,6 +542,7 @@ export class Simulation {
     const handedOff = this.options.memberReadyOrder === true;
     m.pendingWrites.push({
       ready,
+      advancesOnceApplied: handedOff && advancesOnceApplied(ready),
       needsSync,
       durableTick: this.nowTick + this.fsyncTicks(needsSync),
       held: sendsFirst ? [] : ready.messages,
@@ -552,6 +555,8 @@ export class Simulation {
   /** How many Readies may wait on this member's disk at once. */
   private readiesInFlight(m: SimMember): number {
     if (this.options.memberReadyOrder !== true) return 1;
+    // No next Ready before the last one is advanced.
+    if (m.pendingWrites.some((pending) => pending.advancesOnceApplied)) return 0;
     return readiesInFlight(m.membership.hasPeers(m.id));
   }
 
@@ -563,7 +568,7 @@ export class Simulation {
     if (ready.hardState) m.storage.setHardState(ready.hardState);
     if (ready.snapshot) m.storage.applySnapshot(ready.snapshot);
     m.storage.append(ready.entries);
-    m.node.advance(ready);
+    if (!advancesOnceApplied(ready)) m.node.advance(ready);
   }
 
   private fsyncTicks(needsSync: boolean): number {
@@ -602,7 +607,7 @@ export class Simulation {
     }
     this.send(pending.held);
     for (const entry of ready.committedEntries) this.apply(m, entry);
-    if (!handedOff) m.node.advance(ready);
+    if (!handedOff || pending.advancesOnceApplied) m.node.advance(ready);
     this.serveReads(m);
   }
 
