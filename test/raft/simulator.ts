@@ -7,7 +7,8 @@
  * unsynced (or tear) writes, compaction, leadership transfer and clock drift. Clients write
  * unique values to a few keys and issue ReadIndex reads; checkers run on every step. After the
  * safety phase, a liveness phase heals everything and requires a fresh write applied everywhere.
- * A seed replays exactly.
+ * Options add membership changes (sim-membership.ts), a real src/mvcc key space per member
+ * (sim-kv.ts) and the member's own Ready order (src/raft/ready-order.ts). A seed replays exactly.
  */
 import { Prng } from '../../src/lib/prng.js';
 import { errors } from '../../src/api/errors.js';
