@@ -3,7 +3,7 @@
  * nodes, and the role changes only by a named event that the current state may take:
  * ELECTION_TIMEOUT and CAMPAIGN start an election (a pre-vote first when enabled, unless our own
  * vote is a quorum), PRE_VOTE_WON and VOTE_WON advance it, PRE_VOTE_LOST, VOTE_LOST, LEADER_SEEN,
- * HIGHER_TERM, QUORUM_LOST, REMOVED and DEMOTED step down to follower, and TIMEOUT_NOW starts a
+ * HIGHER_TERM, QUORUM_LOST and DEMOTED step down to follower, and TIMEOUT_NOW starts a
  * leadership transfer's election. So the graph holds Raft's edges and no others (no leader ->
  * candidate, no follower -> leader; test/raft/role-machine.test.ts pins the edge set), and an
  * inspector shows why each change happened.
@@ -224,10 +224,9 @@ export const raftRoleMachine = setup({
     forwardReadIndex: on('READ_INDEX', (core, event) => ({
       droppedReason: forwardToLeader(core, readIndexMessage(event.requestCtx)),
     })),
-    confirmReadIndex: on('READ_INDEX', (core, event) => {
-      leaderReadIndex(core, readIndexMessage(event.requestCtx));
-      return { droppedReason: undefined };
-    }),
+    confirmReadIndex: on('READ_INDEX', (core, event) => ({
+      droppedReason: leaderReadIndex(core, readIndexMessage(event.requestCtx)),
+    })),
     dropReadIndex: on('READ_INDEX', () => ({ droppedReason: droppedReasons.electionInProgress })),
     forwardTransfer: on('TRANSFER_LEADER', (core, event) => ({
       droppedReason: forwardToLeader(core, transferMessage(core, event.to)),
@@ -336,7 +335,6 @@ export const raftRoleMachine = setup({
         MESSAGE: { actions: 'stepLeaderMessages' },
         HIGHER_TERM: { target: 'follower', actions: 'adoptTerm' },
         QUORUM_LOST: { target: 'follower' },
-        REMOVED: { target: 'follower' },
         DEMOTED: { target: 'follower' },
         PROPOSE: { actions: 'appendProposal' },
         READ_INDEX: { actions: 'confirmReadIndex' },

@@ -163,15 +163,17 @@ export class RawNode {
     const softState = this.softState();
     const hardState = this.hardState();
     const entries = core.log.unstableEntries();
+    const committedEntries = core.log.nextCommittedEntries(readyCommittedEntriesMax);
     const ready: Ready = {
       readStates: core.readStates,
       entries,
-      committedEntries: core.log.nextCommittedEntries(readyCommittedEntriesMax),
+      committedEntries,
       messages: core.outbox,
       mustSync:
         entries.length > 0 ||
         hardState.term !== this.previousHardState.term ||
-        hardState.vote !== this.previousHardState.vote,
+        hardState.vote !== this.previousHardState.vote ||
+        committedEntries.some((entry) => entry.type !== EntryType.normal),
     };
     if (!sameSoftState(softState, this.previousSoftState)) ready.softState = softState;
     if (!sameHardState(hardState, this.previousHardState)) ready.hardState = hardState;

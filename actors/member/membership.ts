@@ -7,14 +7,9 @@
  * applier needs it before the Raft loop exists, and those requests need the loop.
  */
 import { formatId } from '../../src/membership/ids.js';
-import {
-  cloneMember,
-  decodeMemberChange,
-  sortMembers,
-  type ClusterMember,
-  type MemberChange,
-} from '../../src/membership/cluster-member.js';
-import { peerHealthIntervalMs, validateConfChange } from '../../src/membership/reconfig.js';
+import { cloneMember, sortMembers, type ClusterMember } from '../../src/membership/cluster-member.js';
+import { MemberMap, type MemberMapChange } from '../../src/membership/member-map.js';
+import { peerHealthIntervalMs } from '../../src/membership/reconfig.js';
 import { type ConfChange, ConfChangeType, decodeConfChange } from '../../src/raft/conf-change.js';
 import type { Entry } from '../../src/raft/types.js';
 import type { SnapshotMembership } from '../../src/snap/snap-file.js';
@@ -40,10 +35,9 @@ export interface MembershipParts {
 }
 
 export class Membership {
-  private readonly members = new Map<bigint, ClusterMember>();
+  /** The members and the IDs removed for good, as applied conf changes (src/membership/member-map.ts) build them. */
+  private readonly map = new MemberMap();
   private readonly voters = new Set<bigint>();
-  /** Members removed from the cluster; their IDs may never come back (etcd's removed set). */
-  private readonly removedIds = new Set<bigint>();
   private readonly connectedPeers = new Set<bigint>();
   /** When each peer's outgoing link was last seen coming up (etcd's ActiveSince), wall-clock ms. */
   private readonly peerActiveSinceMs = new Map<bigint, number>();
@@ -63,7 +57,11 @@ export class Membership {
 
   /** The members by ID, as they are now. */
   get all(): ReadonlyMap<bigint, ClusterMember> {
-    return this.members;
+    return this.map.members;
+  }
+
+  private get members(): Map<bigint, ClusterMember> {
+    return this.map.members;
   }
 
   /** The cluster's members, sorted by ID, as MemberList answers (copies). */
@@ -76,8 +74,9 @@ export class Membership {
     return this.members.get(this.parts.memberId)?.isLearner ?? false;
   }
 
-  voterCount(): number {
-    return this.voters.size;
+  /** True when another member, voter or learner, hears from this one. */
+  hasPeers(): boolean {
+    return this.voters.size > 1 || this.map.hasPeers(this.parts.memberId);
   }
 
   /** True when this member is the only voter: it need not wait out an election timeout to lead. */
@@ -87,7 +86,7 @@ export class Membership {
 
   /** The membership a snapshot records: members, and the IDs removed for good. */
   snapshotMembership(): SnapshotMembership {
-    return { members: this.memberList(), removed: [...this.removedIds] };
+    return { members: this.memberList(), removed: [...this.map.removed] };
   }
 
   /** Takes a snapshot's membership: peers no longer in it are dropped, new ones connected. */
@@ -108,11 +107,10 @@ export class Membership {
   /** Applies a committed conf change entry, or refuses it, and answers its proposer if it waits here. */
   applyConfChange(entry: Entry): void {
     const change = decodeConfChange(entry.data);
-    const memberChange = this.memberChangeOf(change);
-    const refusal = validateConfChange(this.members, this.removedIds, change.type, change.nodeId, memberChange);
+    const { memberChange, refusal } = this.map.check(change);
     if (refusal === undefined) {
       this.parts.raft.applyConfChange(change);
-      this.applyMembership(change, memberChange);
+      this.followChange(change, this.map.apply(change, memberChange));
     } else {
       this.parts.logger.warn(
         {
@@ -171,70 +169,48 @@ export class Membership {
     return since !== undefined && Date.now() - since >= peerHealthIntervalMs;
   }
 
-  private adopt({ members, removed }: SnapshotMembership): void {
-    this.members.clear();
+  private adopt(membership: SnapshotMembership): void {
+    this.map.adopt(membership);
     this.voters.clear();
-    for (const member of members) {
-      this.members.set(member.id, cloneMember(member));
-      if (!member.isLearner) this.voters.add(member.id);
-    }
-    for (const id of removed) this.removedIds.add(id);
+    for (const member of this.members.values()) if (!member.isLearner) this.voters.add(member.id);
   }
 
-  /** The member a conf change is about: from its context, or (removals) from the member map. */
-  private memberChangeOf(change: ConfChange): MemberChange {
-    if ((change.context?.length ?? 0) > 0) return decodeMemberChange(change.context, change.nodeId);
-    const known = this.members.get(change.nodeId);
-    return {
-      member: known === undefined ? decodeMemberChange(undefined, change.nodeId).member : cloneMember(known),
-      isPromote: false,
-    };
-  }
-
-  private applyMembership(change: ConfChange, memberChange: MemberChange): void {
-    switch (change.type) {
-      case ConfChangeType.addNode:
-      case ConfChangeType.addLearnerNode:
-        return this.addOrPromote(change, memberChange);
-      case ConfChangeType.removeNode:
-        return this.remove(change.nodeId);
-      case ConfChangeType.updateNode:
-        return this.update(change.nodeId, memberChange.member);
+  /** What follows an applied change here: voters, peer links and the log. */
+  private followChange(change: ConfChange, applied: MemberMapChange): void {
+    switch (applied.type) {
+      case 'added':
+      case 'promoted':
+        if (applied.type === 'added') this.connectPeer(applied.member);
+        if (change.type === ConfChangeType.addNode) this.voters.add(change.nodeId);
+        this.parts.logger.info(
+          {
+            'member-id': formatId(change.nodeId),
+            'peer-urls': applied.member.peerUrls,
+            promoted: applied.type === 'promoted',
+          },
+          'added or promoted member',
+        );
+        return;
+      case 'removed':
+        return this.remove(applied.id);
+      case 'updated':
+        this.connectPeer(applied.member);
+        this.parts.logger.info(
+          { 'member-id': formatId(change.nodeId), 'peer-urls': applied.member.peerUrls },
+          'updated member peer URLs',
+        );
+        return;
+      case 'unchanged':
+        return;
     }
-  }
-
-  private addOrPromote(change: ConfChange, { member, isPromote }: MemberChange): void {
-    const id = change.nodeId;
-    const known = this.members.get(id);
-    if (isPromote && known !== undefined) {
-      known.isLearner = false;
-    } else {
-      this.members.set(id, { ...cloneMember(member), id, isLearner: change.type === ConfChangeType.addLearnerNode });
-      this.connectPeer(this.members.get(id) as ClusterMember);
-    }
-    if (change.type === ConfChangeType.addNode) this.voters.add(id);
-    this.parts.logger.info(
-      { 'member-id': formatId(id), 'peer-urls': this.members.get(id)?.peerUrls, promoted: isPromote },
-      'added or promoted member',
-    );
   }
 
   private remove(id: bigint): void {
     this.voters.delete(id);
-    this.members.delete(id);
-    this.removedIds.add(id);
     this.peerActiveSinceMs.delete(id);
     this.parts.logger.info({ 'removed-member-id': formatId(id) }, 'removed member');
     if (id === this.parts.memberId) this.leave('this member applied its own removal');
     else if (this.connectedPeers.delete(id)) this.parts.transport.removePeer(id);
-  }
-
-  private update(id: bigint, member: ClusterMember): void {
-    const known = this.members.get(id);
-    if (known === undefined) return;
-    known.peerUrls = [...member.peerUrls];
-    this.connectPeer(known);
-    this.parts.logger.info({ 'member-id': formatId(id), 'peer-urls': known.peerUrls }, 'updated member peer URLs');
   }
 
   private connectPeer(member: ClusterMember): void {

@@ -13,7 +13,8 @@ import { encodeProposal } from '../../src/api/proposal-codec.js';
 import type { ProposalBody } from '../../src/api/types.js';
 import { assert } from '../../src/lib/assert.js';
 import { goDurationString } from '../../src/lib/go-duration.js';
-import { initialTickAdvancePollMs, initialTickAdvancePollsMax } from '../../src/lib/limits.js';
+import { initialTickAdvancePollMs, initialTickAdvancePollsMax, readiesInFlightMax } from '../../src/lib/limits.js';
+import { advancesOnceApplied, readiesInFlight, sendsBeforeDurable } from '../../src/raft/ready-order.js';
 import type { ConfChange } from '../../src/raft/conf-change.js';
 import type { MemoryStorage } from '../../src/raft/storage.js';
 import { type Entry, type Message, MessageType, type NodeId, RaftRole, type Ready } from '../../src/raft/types.js';
@@ -34,8 +35,6 @@ import type { Membership } from './membership.js';
 import type { RoleTimeline } from './role-timeline.js';
 import type { Snapshots } from './snapshots.js';
 
-/** Readies whose WAL writes may be in flight at once (the pipeline depth of the Raft loop). */
-const appendsInFlightMax = 4;
 /** The longest a commit notice to a follower with no client waiting waits for company. */
 const commitNoticeHoldMs = 5;
 
@@ -52,7 +51,7 @@ export interface RaftLoopParts {
   reads: ReadIndexQueue<Waiter<void>>;
   applier: Pick<Applier, 'applyEntries' | 'index' | 'leadershipChanged'>;
   snapshots: Pick<Snapshots, 'saveIncoming' | 'install' | 'takeIfDue' | 'send'>;
-  membership: Pick<Membership, 'voterCount' | 'isSoleVoter' | 'trackPeerActivity' | 'activePeerCount'>;
+  membership: Pick<Membership, 'hasPeers' | 'isSoleVoter' | 'trackPeerActivity' | 'activePeerCount'>;
   /** --initial-election-tick-advance: fast-forward the election ticks once the peers are linked. */
   initialElectionTickAdvance: boolean;
   electionTicks: number;
@@ -245,7 +244,8 @@ export class RaftLoop {
         if (this.appendsInFlight >= this.pipelineDepth()) await this.applyChain;
         // Proposals that came in while this loop waited join this Ready.
         this.flushProposals();
-        this.handleReady(raft.ready());
+        const applying = this.handleReady(raft.ready());
+        if (applying !== undefined) await applying;
         this.flushProposals();
         this.flushReadRequests();
       }
@@ -256,12 +256,23 @@ export class RaftLoop {
     }
   }
 
-  private handleReady(ready: Ready): void {
+  /**
+   * Hands a Ready over and advances Raft past it: at once, or (a Ready committing a conf change)
+   * once it is applied, returning that wait, as etcd's raft loop waits for the apply of a conf
+   * change. Advanced earlier, Raft would take the change as applied while its configuration is
+   * still the old one, and could campaign or count votes in it.
+   */
+  private handleReady(ready: Ready): Promise<void> | undefined {
     assert(this.readyInHand === undefined, 'a Ready was taken while another was still being handled');
     this.readyInHand = ready;
-    this.startReady(ready);
-    this.parts.raft.advance(ready);
-    this.readyInHand = undefined;
+    const finished = this.startReady(ready);
+    const advance = () => {
+      this.parts.raft.advance(ready);
+      this.readyInHand = undefined;
+    };
+    if (advancesOnceApplied(ready)) return finished.then(advance);
+    advance();
+    return undefined;
   }
 
   /**
@@ -286,13 +297,9 @@ export class RaftLoop {
     raft.readIndex(reads.takeRequest() as Uint8Array);
   }
 
-  /**
-   * A single voter may pipeline Readies behind the fsync. With peers, the next Ready waits for the
-   * previous one's fsync (etcd's model): a leader sends before it persists, so a commit index it
-   * announces must never count entries of its own that are not yet durable.
-   */
+  /** Readies that may wait on the WAL at once: several only for a member alone (src/raft/ready-order.ts). */
   private pipelineDepth(): number {
-    return this.parts.membership.voterCount() > 1 ? 1 : appendsInFlightMax;
+    return readiesInFlight(this.parts.membership.hasPeers());
   }
 
   /**
@@ -300,11 +307,11 @@ export class RaftLoop {
    * so the next Ready can be written while this one syncs: nothing is applied, answered or read
    * until it is durable, and Readies finish in order because the WAL acknowledges in order.
    */
-  private startReady(ready: Ready): void {
+  private startReady(ready: Ready): Promise<void> {
     const { storage, wal, snapshots } = this.parts;
     // A leader's messages go out at once, in parallel with its own fsync; everyone else's wait
     // for durability (a follower must not acknowledge what it could still lose).
-    const sentEarly = this.parts.raft.status().role === RaftRole.leader;
+    const sentEarly = sendsBeforeDurable(this.parts.raft.status().role);
     if (sentEarly && failpointsOn) failpoint('raftBeforeLeaderSend');
     if (sentEarly) this.sendMessages(this.holdCommitNotices(ready.messages, ready.committedEntries));
     const snapshot = ready.snapshot;
@@ -321,8 +328,8 @@ export class RaftLoop {
     if (ready.entries.length > 0) storage.append(ready.entries);
     this.appendsInFlight++;
     assert(
-      this.appendsInFlight <= appendsInFlightMax,
-      () => `${this.appendsInFlight} Readies wait on the WAL; at most ${appendsInFlightMax} may`,
+      this.appendsInFlight <= readiesInFlightMax,
+      () => `${this.appendsInFlight} Readies wait on the WAL; at most ${readiesInFlightMax} may`,
     );
     const sequence = ++this.readiesStarted;
     const complete = () => {
@@ -338,6 +345,7 @@ export class RaftLoop {
     this.applyChain = saved
       .then(() => (snapshot === undefined ? complete() : this.installSnapshot(snapshot).then(complete)))
       .catch((error: Error) => this.parts.fail(error));
+    return this.applyChain;
   }
 
   /** Installs a snapshot Raft accepted, between etcd's failpoints around applying it. */

@@ -261,3 +261,6 @@ export const inspectRelayReplayMax = 200;
 export const inspectRelaySessionsMax = 256;
 /** Bytes queued to one inspection viewer beyond which `tsetcd inspect` skips it until it catches up. */
 export const inspectRelayViewerBytesMax = 4 * 1024 * 1024;
+
+/** Readies a member alone may have waiting on the WAL at once (its raft loop's pipeline depth; src/raft/ready-order.ts). */
+export const readiesInFlightMax = 4;

@@ -17,6 +17,7 @@ import { prngNext, prngSeedState } from '../lib/prng.js';
 import { RaftLog } from './log.js';
 import { ReadOnly } from './read-only.js';
 import type { RaftStorage } from './storage.js';
+import { majorityCommittedIndex } from './quorum.js';
 import { ProgressTracker } from './tracker.js';
 import {
   type ConfState,
@@ -85,7 +86,6 @@ export type RoleChange =
   | { type: 'HIGHER_TERM'; term: number; leaderId: NodeId }
   | { type: 'LEADER_SEEN'; leaderId: NodeId }
   | { type: 'QUORUM_LOST' }
-  | { type: 'REMOVED' }
   | { type: 'DEMOTED' };
 
 /**
@@ -368,7 +368,7 @@ function maybeSendAppend(core: RaftCore, to: NodeId, sendIfEmpty: boolean): bool
   }
   if (entries !== undefined && entries.length === 0 && !sendIfEmpty) return false;
   if (prevTerm === undefined || entries === undefined) return sendSnapshot(core, to);
-  send(core, { type: MessageType.app, to, index: prevIndex, logTerm: prevTerm, entries, commit: core.log.committed });
+  send(core, { type: MessageType.app, to, index: prevIndex, logTerm: prevTerm, entries, commit: commitToTell(core) });
   const last = entries[entries.length - 1];
   if (last) {
     if (progress.state === 'replicate') {
@@ -391,6 +391,23 @@ function sendSnapshot(core: RaftCore, to: NodeId): boolean {
   return true;
 }
 
+/**
+ * The commit index a leader may tell followers: what a majority of voters holds durably, the
+ * leader counting only its stable log. The leader counts its unstable entries toward commit (it
+ * writes in parallel with replicating, as etcd does), so a lone voter commits an entry as it
+ * appends it, and the Ready that persists the entry also sends it to the learners. Told it is
+ * committed, a learner could apply an entry the leader then loses in a crash before its write is
+ * durable, and a later leader would commit another at that index.
+ */
+function commitToTell(core: RaftCore): number {
+  const stableLastIndex = core.log.unstable.offset - 1;
+  if (core.log.committed <= stableLastIndex) return core.log.committed;
+  const durable = majorityCommittedIndex(core.tracker.voters, (id) =>
+    id === core.id ? stableLastIndex : (core.tracker.progress.get(id)?.match ?? 0),
+  );
+  return Math.min(core.log.committed, durable);
+}
+
 export function broadcastAppend(core: RaftCore): void {
   for (const id of core.tracker.progress.keys()) if (id !== core.id) sendAppend(core, id);
 }
@@ -399,7 +416,7 @@ export function broadcastHeartbeat(core: RaftCore, context?: Uint8Array): void {
   for (const [id, progress] of core.tracker.progress) {
     if (id === core.id) continue;
     // Never tell a follower to commit past what it is known to hold.
-    const commit = Math.min(progress.match, core.log.committed);
+    const commit = Math.min(progress.match, commitToTell(core));
     send(core, { type: MessageType.heartbeat, to: id, commit, ...(context ? { context } : {}) });
   }
 }
@@ -704,16 +721,21 @@ export function leaderPropose(core: RaftCore, m: Message): string | undefined {
   return undefined;
 }
 
-/** ReadIndex at the leader: confirm leadership by a heartbeat round, or answer at once if alone. */
-export function leaderReadIndex(core: RaftCore, m: Message): void {
+/**
+ * ReadIndex at the leader: confirm leadership by a heartbeat round, or answer at once if alone.
+ * Returns why not when it cannot serve one: a leader that removed itself leads on only to pass on
+ * its commit index, and the voters left may already have elected a leader it does not know of.
+ */
+export function leaderReadIndex(core: RaftCore, m: Message): string | undefined {
+  if (!core.tracker.progress.has(core.id)) return droppedReasons.leaderNotMember;
   if (core.tracker.isSingleton()) {
     respondToReadIndex(core, m, core.log.committed);
-    return;
+    return undefined;
   }
   // Until an entry of this term commits, our commit index may be behind the true one.
   if (core.log.term(core.log.committed) !== core.term) {
     core.pendingReadIndexMessages.push(m);
-    return;
+    return undefined;
   }
   const context = (m.entries[0] as Entry).data;
   core.readOnly.addRequest(core.log.committed, m, context);
@@ -721,6 +743,7 @@ export function leaderReadIndex(core: RaftCore, m: Message): void {
   const acks = core.readOnly.recvAck(core.id, context);
   if (acks) maybeReleaseReads(core, acks, context);
   broadcastHeartbeat(core, context);
+  return undefined;
 }
 
 function respondToReadIndex(core: RaftCore, request: Message, index: number): void {
@@ -852,13 +875,18 @@ export function applyConfChange(core: RaftCore, change: ConfChange): ConfState {
 }
 
 /**
- * The leader's follow-up to an applied conf change: REMOVED or DEMOTED when it lost its vote (the
- * rest elect a new leader after their timeout), else commit and replicate under the new quorum.
+ * The leader's follow-up to an applied conf change: DEMOTED when it became a learner (the rest
+ * elect a new leader after their timeout), else commit and replicate under the new quorum.
+ *
+ * A leader that removed itself keeps leading, as etcd raft 3.4 does, until its member stops: its
+ * heartbeats carry the commit index that holds the removal to the voters left, which apply it
+ * only once they learn it is committed. Stepping down at once could leave them waiting forever:
+ * the last voter of a two-voter cluster would still count the removed member and need its vote.
+ * It takes no proposals or reads meanwhile (it is not a member).
  */
 export function leaderAfterConfChange(core: RaftCore): RoleChange | undefined {
   const self = core.tracker.progress.get(core.id);
-  if (!self) return { type: 'REMOVED' };
-  if (self.isLearner) return { type: 'DEMOTED' };
+  if (self?.isLearner === true) return { type: 'DEMOTED' };
   if (core.leadTransferee !== noneId && !core.tracker.voters.has(core.leadTransferee)) core.leadTransferee = noneId;
   // The quorum changed: the commit index may move, and new members need entries.
   if (maybeCommit(core)) broadcastAppend(core);

@@ -142,5 +142,12 @@ export interface Ready {
   snapshot?: Snapshot;
   committedEntries: Entry[];
   messages: Message[];
+  /**
+   * Whether the writes must be fsynced before messages that depend on them leave and before
+   * anything is applied: new entries, a new term or vote (as etcd), and also a commit index that
+   * reaches a conf change. A member that forgot, after a power cut, that a change committed would
+   * restart in the configuration before it, and could wait forever for the vote of a member the
+   * change removed (which stopped once it applied its removal).
+   */
   mustSync: boolean;
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { ConfChangeType, decodeConfChange, encodeConfChange } from '../../src/raft/conf-change.js';
 import { ProposalDroppedError } from '../../machines/raw-node.js';
 import { MemoryStorage } from '../../src/raft/storage.js';
-import { MessageType, RaftRole } from '../../src/raft/types.js';
+import { EntryType, MessageType, RaftRole } from '../../src/raft/types.js';
 import { Cluster, confStateOf, decode, newMember, text } from './harness.js';
 
 function elected(options = {}): Cluster {
@@ -227,6 +227,9 @@ test('conf changes add a learner, promote it, and remove a voter', () => {
   cluster.member(1n).node.proposeConfChange({ type: ConfChangeType.addNode, nodeId: 2n });
   cluster.stabilize();
   assert.deepEqual(cluster.member(1n).confState.voters, [1n, 2n]);
+  // A lone voter tells its learner of a commit once the entry is stable: at the next heartbeat.
+  cluster.tick(1n, 1);
+  cluster.stabilize();
   assert.deepEqual(cluster.member(2n).confState.voters, [1n, 2n]);
   cluster.member(1n).node.propose(text('y'));
   cluster.stabilize();
@@ -235,10 +238,93 @@ test('conf changes add a learner, promote it, and remove a voter', () => {
   cluster.member(1n).node.proposeConfChange({ type: ConfChangeType.removeNode, nodeId: 1n });
   cluster.stabilize();
   assert.deepEqual(cluster.member(2n).confState.voters, [2n]);
-  assert.equal(cluster.member(1n).node.status().role, RaftRole.follower);
+  // The removed leader leads on until its member stops it, but takes nothing new.
+  assert.equal(cluster.member(1n).node.status().role, RaftRole.leader);
+  assert.throws(() => cluster.member(1n).node.propose(text('z')), ProposalDroppedError);
+  assert.throws(() => cluster.member(1n).node.readIndex(text('r')), ProposalDroppedError);
   cluster.tick(2n, 25);
   cluster.stabilize();
   assert.equal(cluster.member(2n).node.status().role, RaftRole.leader);
+});
+
+// Found by the membership simulator (test/raft/simulator-membership.test.ts, seed 16): the leader
+// of a two-voter cluster removed itself and stepped down at once; the append telling the other
+// voter that the removal committed was lost, so that voter kept counting the removed member and
+// waited for its vote forever. As etcd raft 3.4, the removed leader now leads on, and its next
+// heartbeat carries the commit index.
+test('a leader that removed itself tells the last voter of the commit with its next heartbeat', () => {
+  const cluster = new Cluster([1n, 2n], { heartbeatTicks: 1, electionTicks: 10 });
+  cluster.member(1n).node.campaign();
+  cluster.stabilize();
+  cluster.member(1n).node.proposeConfChange({ type: ConfChangeType.removeNode, nodeId: 1n });
+  cluster.processReady(1n);
+  cluster.deliverAll(); // The removal reaches 2,
+  cluster.processReady(2n);
+  cluster.deliverAll(); // and its acknowledgement commits the removal at 1,
+  cluster.processReady(1n); // which applies it; the append carrying the commit index is lost.
+  cluster.queue = [];
+  assert.deepEqual(cluster.member(1n).confState.voters, [2n]);
+  assert.deepEqual(cluster.member(2n).confState.voters, [1n, 2n]);
+  cluster.tick(1n, 1);
+  cluster.stabilize();
+  assert.deepEqual(cluster.member(2n).confState.voters, [2n]);
+  cluster.isolated.add(1n); // Its member stops.
+  cluster.tick(2n, 25);
+  cluster.stabilize();
+  assert.equal(cluster.member(2n).node.status().role, RaftRole.leader);
+});
+
+// Found by the membership simulator (seed 461 of RAFT_SIM_MEMBERSHIP_SEEDS=5000 from 201): a lone
+// voter commits an entry as it appends it, and the Ready persisting the entry also sent it to the
+// learner with that commit index; the learner applied it, the leader crashed before its fsync and
+// lost it, and its next term put another entry at that index.
+test('a lone voter tells its learner of a commit only once the entry is in its own stable log', () => {
+  const cluster = new Cluster([1n]);
+  for (const id of [1n, 2n]) {
+    cluster.members.set(id, newMember(id, MemoryStorage.withConfState(confStateOf([1n], [2n])), {}));
+  }
+  cluster.member(1n).node.campaign();
+  cluster.stabilize();
+  cluster.member(1n).node.propose(text('x'));
+  const ready = cluster.member(1n).node.ready();
+  const entry = ready.entries.find((e) => decode(e.data) === 'x');
+  assert.ok(entry, 'the Ready persists the proposal');
+  const append = ready.messages.find((m) => m.type === MessageType.app && m.to === 2n);
+  assert.ok(append, 'the leader sends the proposal to its learner as it persists it');
+  assert.ok(append.commit < entry.index, `commit ${append.commit} told before ${entry.index} is stable`);
+  // Persisted: the next heartbeat tells the learner, which then applies it.
+  cluster.member(1n).storage.append(ready.entries);
+  if (ready.hardState) cluster.member(1n).storage.setHardState(ready.hardState);
+  cluster.queue.push(...ready.messages);
+  cluster.member(1n).node.advance(ready);
+  cluster.stabilize();
+  cluster.tick(1n, 1);
+  cluster.stabilize();
+  assert.deepEqual(cluster.appliedData(2n), ['x']);
+});
+
+// Found by the membership simulator (seed 3577 of RAFT_SIM_MEMBERSHIP_SEEDS=4000 from 201): the
+// last voter left after a removal applied it, the removed member stopped, and a power cut then took
+// the unsynced commit index; the survivor restarted in the old configuration and waited forever
+// for the removed member's vote. Committing a conf change now makes its Ready one to fsync.
+test('every Ready that commits a conf change must be synced before it is applied', () => {
+  const cluster = elected();
+  const seen: { id: bigint; newEntries: number; mustSync: boolean }[] = [];
+  cluster.onReady = (id, ready) => {
+    if (ready.committedEntries.some((e) => e.type === EntryType.confChange))
+      seen.push({ id, newEntries: ready.entries.length, mustSync: ready.mustSync });
+  };
+  cluster.member(1n).node.proposeConfChange({ type: ConfChangeType.removeNode, nodeId: 3n });
+  cluster.stabilize();
+  cluster.tickAll(2);
+  cluster.stabilize();
+  assert.deepEqual(
+    seen.map((s) => s.id).sort(),
+    [1n, 2n, 3n],
+    'every member applies the change (the leader learns it from acknowledgements alone)',
+  );
+  assert.ok(seen.some((s) => s.newEntries === 0));
+  for (const s of seen) assert.equal(s.mustSync, true, `member ${s.id}'s Ready committing the change`);
 });
 
 test('a second conf change while one is pending becomes a no-op entry', () => {

@@ -51,7 +51,6 @@ const raftEdges = [
   'leader -DEMOTED-> follower',
   'leader -HIGHER_TERM-> follower',
   'leader -QUORUM_LOST-> follower',
-  'leader -REMOVED-> follower',
 ].sort();
 
 test('the role machine has exactly the role changes Raft allows, each a named event', () => {

@@ -5,7 +5,7 @@
  * acknowledged before it began (a register per key, each write a unique value).
  */
 import type { MemoryStorage } from '../../src/raft/storage.js';
-import type { Entry, NodeId } from '../../src/raft/types.js';
+import { type Entry, EntryType, type NodeId } from '../../src/raft/types.js';
 import { decode } from './harness.js';
 
 export class SafetyViolation extends Error {
@@ -155,10 +155,24 @@ export function parseWrite(data: string): { key: string; value: string } | undef
   return { key: data.slice(0, at), value: data.slice(at + 1) };
 }
 
+/** The first byte of a put, txn, delete or caller-wrapped proposal (src/api/proposal-codec.ts). */
+const binaryProposalMarkerMin = 0xf0;
+
+/** Whether entry data is a key-space proposal (sim-kv.ts) rather than the simulator's text writes. */
+export function isKvProposal(data: Uint8Array): boolean {
+  return data.length > 0 && (data[0] as number) >= binaryProposalMarkerMin;
+}
+
+/** Whether an entry is one of the simulator's text writes (or empty): not a conf change or key-space proposal. */
+export function isTextEntry(entry: Entry): boolean {
+  return entry.type === EntryType.normal && !isKvProposal(entry.data);
+}
+
 /** Folds applied entries into the register state a member would rebuild from its snapshot. */
 export function registersOf(applied: readonly Entry[]): Map<string, RegisterValue> {
   const registers = new Map<string, RegisterValue>();
   for (const entry of applied) {
+    if (!isTextEntry(entry)) continue;
     const write = parseWrite(decode(entry.data));
     if (write) registers.set(write.key, { value: write.value, index: entry.index });
   }

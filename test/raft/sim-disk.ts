@@ -96,6 +96,11 @@ export class FakeDisk {
     return storage;
   }
 
+  /** The durable log itself (read only), for checkers that count who holds an entry. */
+  durableLog(): MemoryStorage {
+    return this.durable;
+  }
+
   /** Durable last index, for the invariant that nothing is applied before it is durable. */
   durableLastIndex(): number {
     return this.durable.lastIndex();

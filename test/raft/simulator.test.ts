@@ -5,31 +5,19 @@ import { MemoryStorage } from '../../src/raft/storage.js';
 import { EntryType, MessageType } from '../../src/raft/types.js';
 import { confStateOf, text } from './harness.js';
 import { SafetyChecker } from './sim-checkers.js';
-import { type SimulationOptions, type SimulationResult, type SimulationStats, simulate } from './simulator.js';
+import {
+  type SimulationOptions,
+  type SimulationResult,
+  type SimulationStats,
+  optionsForSeed,
+  simulate,
+} from './simulator.js';
 
 // RAFT_SIM_SEED=n replays one seed and prints its whole trace; RAFT_SIM_SEEDS=n widens the sweep
 // and RAFT_SIM_FIRST_SEED=n shifts it. See test/raft/README.md.
 const replaySeed = process.env.RAFT_SIM_SEED === undefined ? undefined : Number(process.env.RAFT_SIM_SEED);
 const seedCount = Number(process.env.RAFT_SIM_SEEDS ?? 1000);
 const firstSeed = Number(process.env.RAFT_SIM_FIRST_SEED ?? 1);
-
-/** Everything about a run follows from its seed, so a failing seed replays exactly. */
-function optionsFor(seed: number, traceLengthMax = 60): SimulationOptions {
-  const five = seed % 3 === 0;
-  return {
-    seed,
-    members: five ? 5 : 3,
-    safetyTicks: five ? 80 : 110,
-    livenessTicksMax: 300,
-    electionTicks: 8,
-    heartbeatTicks: 2,
-    preVote: seed % 2 === 0,
-    checkQuorum: seed % 5 < 3,
-    // Most seeds run the role machine as an actor; every tenth folds xstate's pure transition().
-    driverMode: seed % 10 === 7 ? 'pure' : 'actor',
-    traceLengthMax,
-  };
-}
 
 function failureReport(result: SimulationResult): string {
   const seed = result.seed;
@@ -61,7 +49,7 @@ const statNames: (keyof SimulationStats)[] = [
 
 if (replaySeed !== undefined) {
   test(`simulation seed ${replaySeed} replays`, () => {
-    const result = simulate(optionsFor(replaySeed, Number.MAX_SAFE_INTEGER));
+    const result = simulate(optionsForSeed(replaySeed, Number.MAX_SAFE_INTEGER));
     console.log(result.trace.join('\n'));
     console.log(JSON.stringify(result.stats));
     if (result.failure !== undefined) assert.fail(failureReport(result));
@@ -71,7 +59,7 @@ if (replaySeed !== undefined) {
     const totals = new Map<keyof SimulationStats, number>(statNames.map((name) => [name, 0]));
     let livenessTicksMax = 0;
     for (let seed = firstSeed; seed < firstSeed + seedCount; seed += 1) {
-      const result = simulate(optionsFor(seed));
+      const result = simulate(optionsForSeed(seed));
       if (result.failure !== undefined) assert.fail(failureReport(result));
       for (const name of statNames) totals.set(name, (totals.get(name) ?? 0) + result.stats[name]);
       livenessTicksMax = Math.max(livenessTicksMax, result.stats.livenessTicks);
@@ -86,8 +74,8 @@ if (replaySeed !== undefined) {
 
 test('a simulation seed replays exactly, with either machine driver', () => {
   for (const seed of [42, 47]) {
-    const first = simulate(optionsFor(seed, 500));
-    const second = simulate(optionsFor(seed, 500));
+    const first = simulate(optionsForSeed(seed, 500));
+    const second = simulate(optionsForSeed(seed, 500));
     assert.deepEqual(second.trace, first.trace);
     assert.deepEqual(second.stats, first.stats);
     assert.ok(first.stats.committedCount > 0, 'the run should commit entries');
@@ -97,7 +85,7 @@ test('a simulation seed replays exactly, with either machine driver', () => {
 /** Runs seeds of a deliberately broken application until one fails; returns that failure. */
 function firstFailure(broken: Partial<SimulationOptions>, seedsMax: number): string | undefined {
   for (let seed = 1; seed <= seedsMax; seed += 1) {
-    const result = simulate({ ...optionsFor(seed), ...broken });
+    const result = simulate({ ...optionsForSeed(seed), ...broken });
     if (result.failure !== undefined) return result.failure;
   }
   return undefined;
