@@ -144,6 +144,7 @@ function identifyUnknown(
   problems: string[],
 ): WriteIntent | undefined {
   const seen = new Set<string>();
+  const deletedKeys = new Set<string>();
   for (const view of views) {
     const events = view.get(revision);
     if (events !== undefined)
@@ -153,13 +154,19 @@ function identifyUnknown(
           .map((e) => `${e.key}=${e.value}`)
           .join(','),
       );
+    for (const event of events ?? []) if (event.type === 'DELETE') deletedKeys.add(event.key);
   }
   if (seen.size === 0) {
     problems.push(`revision ${revision}: no acknowledged write made it and no watcher saw it`);
     return undefined;
   }
   for (const puts of seen) {
-    const match = history.unknown.find((u) => u.intent.puts.map(([k, v]) => `${k}=${v}`).join(',') === puts);
+    // Deletes alone carry no unique value: such a write is told by the range it deleted, once.
+    const match = history.unknown.find(
+      (u) =>
+        u.intent.puts.map(([k, v]) => `${k}=${v}`).join(',') === puts &&
+        (puts !== '' || (!applied.has(u.intent.id) && deletesWithin(u.intent, deletedKeys))),
+    );
     if (match === undefined) continue;
     const earlier = applied.get(match.intent.id);
     if (earlier !== undefined)
@@ -169,6 +176,12 @@ function identifyUnknown(
   }
   problems.push(`revision ${revision}: watchers saw puts {${[...seen].join(' | ')}}, which no writer attempted`);
   return undefined;
+}
+
+/** Whether `keys` (at least one) all lie in the intent's delete range. */
+function deletesWithin(intent: WriteIntent, keys: ReadonlySet<string>): boolean {
+  const range = intent.deleteRange;
+  return range !== undefined && keys.size > 0 && [...keys].every((k) => k >= range.key && k < range.rangeEnd);
 }
 
 /** Applies one intent to the model and returns the events it makes, deletes first, in key order. */
@@ -338,6 +351,19 @@ export class ResumingWatcher {
     return byRevision;
   }
 
+  /** Everything received so far, for checkWatchRecord. */
+  record(): WatchRecord {
+    return {
+      prevKv: this.prevKv,
+      problems: this.problems,
+      segments: this.segments.map((segment) => ({
+        endpoint: segment.endpoint,
+        startRevision: segment.startRevision,
+        responses: segmentResponses(segment),
+      })),
+    };
+  }
+
   close(): void {
     for (const segment of this.segments) {
       segment.endedBecause ??= 'closed';
@@ -421,8 +447,28 @@ function seenEvent(event: WireEvent): SeenEvent {
  * revisions outside its range, events unlike the replayed history, inexact resumptions.
  */
 export function checkWatcher(watcher: ResumingWatcher, resolution: Resolution): string[] {
+  return checkWatchRecord(watcher.record(), resolution);
+}
+
+/** What one logical watcher received, segment by segment: ResumingWatcher's, or one a test builds. */
+export interface WatchRecord {
+  readonly prevKv: boolean;
+  /** Problems the watcher met while it ran (failed resumptions, server cancels). */
+  readonly problems: readonly string[];
+  readonly segments: ReadonlyArray<{
+    readonly endpoint: string;
+    readonly startRevision: number;
+    /** The events of each response with events, in arrival order. */
+    readonly responses: ReadonlyArray<readonly SeenEvent[]>;
+  }>;
+}
+
+/** checkWatcher over a record, so the checks can be fed recorded or hand-made streams. */
+export function checkWatchRecord(watcher: WatchRecord, resolution: Resolution): string[] {
   const problems = [...watcher.problems];
-  const responses = watcher.responses();
+  const responses = watcher.segments.flatMap((segment, index) =>
+    segment.responses.map((events) => ({ segment: index, events })),
+  );
   const first = Math.max(resolution.first, watcher.segments[0]?.startRevision ?? resolution.first);
   const responseOf = new Map<number, number>();
   let previous = 0;
@@ -468,7 +514,7 @@ export function checkWatcher(watcher: ResumingWatcher, resolution: Resolution): 
 }
 
 /** Each resumed segment must start exactly one past what came before and deliver that revision first. */
-function resumptionProblems(watcher: ResumingWatcher, firstRevision: number): string[] {
+function resumptionProblems(watcher: WatchRecord, firstRevision: number): string[] {
   const problems: string[] = [];
   let reached = (watcher.segments[0]?.startRevision ?? 1) - 1;
   for (const [index, segment] of watcher.segments.entries()) {
@@ -476,7 +522,7 @@ function resumptionProblems(watcher: ResumingWatcher, firstRevision: number): st
       problems.push(
         `segment ${index} on ${segment.endpoint} resumed from ${segment.startRevision}, expected ${reached + 1}`,
       );
-    const events = segmentEvents(segment);
+    const events = segment.responses.flat();
     const firstSeen = events[0]?.revision;
     const due = Math.max(segment.startRevision, firstRevision);
     if (firstSeen !== undefined && firstSeen !== due)
