@@ -23,6 +23,8 @@ export const watchResumesMax = 8;
 export const watchStartAttemptsMax = 20;
 /** Pause between those attempts. */
 const watchStartRetryPauseMs = 250;
+/** How a failed attempt to resume is noted in a watcher's problems (a chaos run expects some: members are down). */
+export const resumeFailedPrefix = 'resuming from';
 /** Problems listed per watcher in a failure message; the rest are counted. */
 const problemsShownMax = 12;
 
@@ -240,6 +242,8 @@ export class ResumingWatcher {
     readonly name: string,
     private readonly range: WatchRange,
     readonly prevKv = false,
+    /** Resumptions allowed over its life; a long chaos run kills its member many times. */
+    private readonly resumesMax = watchResumesMax,
   ) {}
 
   /** Opens the first segment: from `startRevision`, or from now when it is 'now'. */
@@ -308,25 +312,29 @@ export class ResumingWatcher {
   async heal(endpoints: readonly string[]): Promise<string> {
     if (this.cancelling) return '';
     const segment = this.current;
-    const serverCancel = segment.stream.responses.find((r) => r.canceled === true && r.watchId === segment.watchId);
-    if (segment.endedBecause !== undefined || (!segment.stream.ended && serverCancel === undefined)) return '';
-    segment.endedBecause =
-      serverCancel === undefined ? 'stream broke' : `server cancelled it: ${JSON.stringify(serverCancel)}`;
-    if (serverCancel !== undefined)
-      this.problems.push(
-        `the watch through ${segment.endpoint} from ${segment.startRevision} was cancelled by the server: ${JSON.stringify(serverCancel)}`,
-      );
-    segment.stream.close();
+    if (segment.endedBecause === 'cancelled' || segment.endedBecause === 'closed') return '';
+    // A segment that broke before and could not be resumed then is tried again.
+    if (segment.endedBecause === undefined) {
+      const serverCancel = segment.stream.responses.find((r) => r.canceled === true && r.watchId === segment.watchId);
+      if (!segment.stream.ended && serverCancel === undefined) return '';
+      segment.endedBecause =
+        serverCancel === undefined ? 'stream broke' : `server cancelled it: ${JSON.stringify(serverCancel)}`;
+      if (serverCancel !== undefined)
+        this.problems.push(
+          `the watch through ${segment.endpoint} from ${segment.startRevision} was cancelled by the server: ${JSON.stringify(serverCancel)}`,
+        );
+      segment.stream.close();
+    }
     const candidates = [...endpoints.filter((e) => e !== segment.endpoint), segment.endpoint];
     for (const endpoint of candidates) {
-      if (this.resumes >= watchResumesMax) break;
+      if (this.resumes >= this.resumesMax) break;
       this.resumes += 1;
       const from = this.nextRevision();
       try {
         await this.open(endpoint, from);
         return `${this.name}: ${segment.endedBecause} on ${segment.endpoint}, resumed from ${from} on ${endpoint}`;
       } catch (error) {
-        this.problems.push(`resuming from ${from} on ${endpoint} failed: ${(error as Error).message}`);
+        this.problems.push(`${resumeFailedPrefix} ${from} on ${endpoint} failed: ${(error as Error).message}`);
       }
     }
     throw new Error(`${this.name}: could not resume after ${this.resumes} attempts: ${this.problems.join('; ')}`);

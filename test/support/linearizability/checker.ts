@@ -228,7 +228,7 @@ function searchPartition(
   const head = buildEntries(ops);
   const linearized = new Bitset(ops.length);
   const pending = new PendingRevisions(ops, linearized);
-  const memo = new Map<string, Uint32Array[]>();
+  const memo = new Set<string>();
   const calls: Array<{ entry: Entry; state: KvState }> = [];
   let longest: number[] = [];
   let state = start;
@@ -357,23 +357,24 @@ function relink(entry: Entry): void {
   if (entry.next !== undefined) entry.next.prev = entry;
 }
 
-/** Adds (linearized, state) to the memo; false when it was there already. */
-function remember(memo: Map<string, Uint32Array[]>, linearized: Bitset, state: KvState): boolean {
-  const key = `${linearized.hash}:${state.hash}`;
-  const seen = memo.get(key);
-  if (seen === undefined) {
-    memo.set(key, [linearized.copy()]);
-    return true;
-  }
-  if (seen.some((words) => linearized.equals(words))) return false;
-  seen.push(linearized.copy());
+/**
+ * Adds (linearized, state) to the memo; false when it was there already. The linearized set is
+ * kept as two independent 32-bit hashes rather than a copy (a copy per state costs hundreds of
+ * megabytes on long histories); a collision of both, odds about states^2 / 2^64, could only prune
+ * a branch, never accept a history.
+ */
+function remember(memo: Set<string>, linearized: Bitset, state: KvState): boolean {
+  const key = `${linearized.hash}:${linearized.hash2}:${state.hash}`;
+  if (memo.has(key)) return false;
+  memo.add(key);
   return true;
 }
 
-/** A set of operation indexes with an incrementally kept hash (Zobrist: XOR of a random word per member). */
+/** A set of operation indexes with incrementally kept hashes (Zobrist: XOR of a random word per member). */
 class Bitset {
   private readonly words: Uint32Array;
   hash = 0;
+  hash2 = 0;
 
   constructor(size: number) {
     this.words = new Uint32Array(Math.ceil(size / 32) + 1);
@@ -381,31 +382,27 @@ class Bitset {
 
   set(index: number): void {
     this.words[index >>> 5]! |= 1 << (index & 31);
-    this.hash ^= zobrist(index);
+    this.toggle(index);
   }
 
   clear(index: number): void {
     this.words[index >>> 5]! &= ~(1 << (index & 31));
-    this.hash ^= zobrist(index);
+    this.toggle(index);
   }
 
   has(index: number): boolean {
     return ((this.words[index >>> 5] as number) & (1 << (index & 31))) !== 0;
   }
 
-  copy(): Uint32Array {
-    return this.words.slice();
-  }
-
-  equals(words: Uint32Array): boolean {
-    for (let i = 0; i < words.length; i += 1) if (words[i] !== this.words[i]) return false;
-    return true;
+  private toggle(index: number): void {
+    this.hash ^= mix32(index + 0x6d2b79f5);
+    this.hash2 ^= mix32(Math.imul(index + 1, 0x9e3779b1) ^ 0x5bd1e995);
   }
 }
 
-/** A well-mixed 32-bit word per index (the mulberry32 finaliser), so XORs of them rarely collide. */
-function zobrist(index: number): number {
-  let mixed = Math.imul((index + 0x6d2b79f5) ^ ((index + 0x6d2b79f5) >>> 15), (index + 0x6d2b79f5) | 1);
+/** A well-mixed 32-bit word for a number (the mulberry32 finaliser), so XORs of them rarely collide. */
+function mix32(seed: number): number {
+  let mixed = Math.imul(seed ^ (seed >>> 15), seed | 1);
   mixed ^= mixed + Math.imul(mixed ^ (mixed >>> 7), mixed | 61);
   return (mixed ^ (mixed >>> 14)) >>> 0;
 }

@@ -1,0 +1,223 @@
+/**
+ * The cluster a chaos run works on, in either mode: three tsetcd processes (test/support/cluster.ts),
+ * where every fault hits one member, or `tsetcd cluster --members 3`, three worker threads in one
+ * process on etcd's Procfile ports, where a kill or a pause hits the process and so every member.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Cluster, endpointStatus, pollUntil } from '../support/cluster.js';
+import { healthWaitMsDefault, probeHealth } from '../support/member.js';
+import { busyPorts } from '../support/ports.js';
+import type { MemberCommand } from '../support/sut.js';
+
+export type ChaosMode = 'processes' | 'single-host';
+
+/** Bound on finding which member leads while faults come and go. */
+const leaderLookupMs = 5_000;
+/** Characters of a log shown in a report. */
+const logTailCharsMax = 3_000;
+
+export interface ChaosTarget {
+  readonly mode: ChaosMode;
+  /** Member names, in the order of endpoints(). */
+  readonly names: readonly string[];
+  /** Every member's client URL, running or not. */
+  endpoints(): string[];
+  /** The index of the member every running member names as leader, or undefined when there is none now. */
+  leaderIndex(): Promise<number | undefined>;
+  /** What a fault on member `index` hits: that member, or in single-host mode all of them. */
+  scopeOf(index: number): string;
+  kill9(index: number): Promise<void>;
+  /** Starts it again on its data dir and waits until it is healthy. */
+  restart(index: number): Promise<void>;
+  pause(index: number): void;
+  resume(index: number): void;
+  running(index: number): boolean;
+  logTails(): string;
+  destroy(): Promise<void>;
+}
+
+/** Starts a three-member target in `mode`. */
+export async function startTarget(mode: ChaosMode, command: MemberCommand): Promise<ChaosTarget> {
+  return mode === 'processes' ? ProcessesTarget.start(command) : SingleHostTarget.start(command);
+}
+
+class ProcessesTarget implements ChaosTarget {
+  readonly mode = 'processes';
+
+  private constructor(private readonly cluster: Cluster) {}
+
+  static async start(command: MemberCommand): Promise<ProcessesTarget> {
+    return new ProcessesTarget(await Cluster.start({ command }));
+  }
+
+  get names(): string[] {
+    return this.cluster.members.map((m) => m.name);
+  }
+
+  endpoints(): string[] {
+    return this.cluster.members.map((m) => m.clientUrl);
+  }
+
+  async leaderIndex(): Promise<number | undefined> {
+    try {
+      return this.cluster.members.indexOf(await this.cluster.leader(leaderLookupMs));
+    } catch {
+      return undefined;
+    }
+  }
+
+  scopeOf(index: number): string {
+    return this.names[index] as string;
+  }
+
+  async kill9(index: number): Promise<void> {
+    await this.member(index).kill9();
+  }
+
+  async restart(index: number): Promise<void> {
+    await this.member(index).restart();
+  }
+
+  pause(index: number): void {
+    process.kill(this.member(index).pid, 'SIGSTOP');
+  }
+
+  resume(index: number): void {
+    process.kill(this.member(index).pid, 'SIGCONT');
+  }
+
+  running(index: number): boolean {
+    return this.member(index).running;
+  }
+
+  logTails(): string {
+    return this.cluster.logTails();
+  }
+
+  async destroy(): Promise<void> {
+    for (const member of this.cluster.members) if (member.running) process.kill(member.pid, 'SIGCONT');
+    await this.cluster.destroy();
+  }
+
+  private member(index: number) {
+    const member = this.cluster.members[index];
+    if (member === undefined)
+      throw new Error(`expected a member index below ${this.cluster.members.length}, saw ${index}`);
+    return member;
+  }
+}
+
+/** etcd's Procfile client ports, which `tsetcd cluster` serves; peer ports follow with 2380. */
+const singleHostClientPorts = [2379, 22379, 32379];
+const singleHostPeerPorts = [2380, 22380, 32380];
+
+/** Single-host processes still running; killed if the chaos process exits without stopping them. */
+const liveSingleHosts = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of liveSingleHosts) child.kill('SIGKILL');
+});
+
+class SingleHostTarget implements ChaosTarget {
+  readonly mode = 'single-host';
+  readonly names = ['infra1', 'infra2', 'infra3'];
+  private child: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly command: MemberCommand,
+    private readonly workDir: string,
+  ) {}
+
+  static async start(command: MemberCommand): Promise<SingleHostTarget> {
+    const busy = await busyPorts([...singleHostClientPorts, ...singleHostPeerPorts]);
+    if (busy.length > 0) throw new Error(`single-host mode needs ports ${busy.join(', ')}, which are in use`);
+    const target = new SingleHostTarget(command, await mkdtemp(join(tmpdir(), 'tsetcd-chaos-single-host-')));
+    try {
+      await target.restart();
+    } catch (error) {
+      await target.destroy();
+      throw error;
+    }
+    return target;
+  }
+
+  endpoints(): string[] {
+    return singleHostClientPorts.map((port) => `http://127.0.0.1:${port}`);
+  }
+
+  async leaderIndex(): Promise<number | undefined> {
+    try {
+      const statuses = await Promise.all(this.endpoints().map((e) => endpointStatus(e)));
+      const index = statuses.findIndex((s) => s.memberId === s.leaderId);
+      return index >= 0 && statuses.every((s) => s.leaderId === statuses[index]?.leaderId) ? index : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  scopeOf(): string {
+    return `the single-host process (${this.names.join(', ')})`;
+  }
+
+  async kill9(): Promise<void> {
+    if (!this.running()) return;
+    this.child?.kill('SIGKILL');
+    await this.exited;
+  }
+
+  async restart(): Promise<void> {
+    if (this.running()) throw new Error('restart expects the single-host process to be stopped');
+    const logFd = openSync(join(this.workDir, 'cluster.log'), 'a');
+    try {
+      const child = spawn(this.command.command, [...this.command.args, 'cluster', '--members', '3'], {
+        cwd: this.workDir,
+        stdio: ['ignore', logFd, logFd],
+      });
+      this.child = child;
+      liveSingleHosts.add(child);
+      this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+      void this.exited.then(() => liveSingleHosts.delete(child));
+      child.once('error', () => undefined);
+    } finally {
+      closeSync(logFd);
+    }
+    for (const endpoint of this.endpoints())
+      await pollUntil(`${endpoint} healthy`, healthWaitMsDefault, async () => {
+        if (!this.running()) throw new Error(`the single-host process exited; log tail:\n${this.logTails()}`);
+        return probeHealth(endpoint);
+      });
+  }
+
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
+  running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  logTails(): string {
+    try {
+      return readFileSync(join(this.workDir, 'cluster.log'), 'utf8').slice(-logTailCharsMax);
+    } catch {
+      return '(no log)';
+    }
+  }
+
+  async destroy(): Promise<void> {
+    if (this.running()) {
+      this.child?.kill('SIGCONT');
+      this.child?.kill('SIGKILL');
+      await this.exited;
+    }
+    await rm(this.workDir, { recursive: true, force: true });
+  }
+}
