@@ -239,7 +239,11 @@ function searchPartition(
     if (entry.isCall) {
       const op = ops[entry.index] as Operation;
       const next = step(state, op.input, op.output, mode);
-      if (next.ok) {
+      // An operation of unknown outcome that changes nothing here (a CAS whose compare fails, a
+      // delete of a missing key) may as well never happen, which is placing it after everything
+      // answered; trying it here too would double the configurations for each one.
+      const noEffect = op.output === undefined && next.ok && next.state.hash === state.hash;
+      if (next.ok && !(noEffect && pending.lowest() !== Infinity)) {
         pending.linearize(entry.index);
         // The model's revision never goes down, so no answered operation left may name a lower
         // one; this cuts short chains of unknown writes that ran ahead of the answered ones.
