@@ -67,6 +67,10 @@ export interface ChaosReport {
   /** Operations the checker looked at: answered ones and writes of unknown outcome. */
   readonly opsChecked: number;
   readonly unknownOutcomes: number;
+  /** Unknown outcomes by the error's first sentence. */
+  readonly unknownReasons: ReadonlyMap<string, number>;
+  /** Calls that never left the client (no connection): not operations. */
+  readonly notSent: number;
   readonly faults: ReadonlyMap<string, number>;
   readonly watchEvents: number;
   readonly finalRevision: number;
@@ -132,6 +136,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       opsRecorded: workload.ops.length,
       opsChecked: workload.ops.filter((op) => op.output !== undefined || mayWrite(op.input)).length,
       unknownOutcomes: workload.ops.filter((op) => op.output === undefined).length,
+      unknownReasons: workload.unknownReasons,
+      notSent: workload.notSent,
       faults,
       watchEvents: watchers.reduce((sum, w) => sum + w.responses().reduce((n, r) => n + r.events.length, 0), 0),
       finalRevision,
@@ -320,6 +326,7 @@ export function summary(seed: number, secs: number, mode: string, report: ChaosR
   return [
     `seed ${seed}, ${secs} s, ${mode}`,
     `operations checked: ${report.opsChecked} of ${report.opsRecorded} recorded (${report.unknownOutcomes} of unknown outcome), final revision ${report.finalRevision}`,
+    `unknown outcomes by error: ${[...report.unknownReasons].map(([reason, n]) => `${reason} ${n}`).join('; ') || 'none'}; ${report.notSent} calls never sent (no connection)`,
     `watch events checked: ${report.watchEvents}`,
     `faults: ${faults}`,
     `linearizability: ${verdict === undefined ? 'not checked' : verdict.result === 'unknown' ? `inconclusive (${verdict.reason})` : verdict.result} in ${report.checkerMs} ms`,

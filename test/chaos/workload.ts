@@ -32,12 +32,22 @@ export interface WorkloadOptions {
   readonly staleReads?: boolean;
 }
 
+/**
+ * How grpc-js fails a call its load balancer could not pick a connection for (UnavailablePicker):
+ * the request was never written to a socket.
+ */
+const notSentPattern = /^No connection established/;
+
 /** Operation mix, as cumulative shares of a draw in [0, 1). */
 const mix = { get: 0.3, put: 0.55, delete: 0.65, cas: 0.9 } as const;
 const compareTargets: readonly CompareTarget[] = ['version', 'mod', 'create', 'value'];
 
 export class Workload {
   readonly ops: Operation[] = [];
+  /** Calls grpc-js failed before sending them (no connection to the member): not in the history. */
+  notSent = 0;
+  /** Errors that left an outcome unknown, by their first sentence, for the report. */
+  readonly unknownReasons = new Map<string, number>();
   /** Responses that could not be read as an answer to what was asked. */
   readonly problems: string[] = [];
   private stopped = false;
@@ -79,7 +89,16 @@ export class Workload {
       const { method, request } = requestFor(input);
       const answer = await this.connection(this.endpoints[endpoint] as string).unary(method, request);
       const returnMs = this.now();
+      if (answer.code === grpc.status.UNAVAILABLE && notSentPattern.test(answer.message)) {
+        // grpc-js refused the call at pick time: nothing reached a member, so nothing happened.
+        this.notSent += 1;
+        endpoint = (endpoint + 1) % this.endpoints.length;
+        await sleep(errorPauseMs);
+        continue;
+      }
       if (answer.code !== grpc.status.OK) {
+        const reason = answer.message.split('.')[0] ?? '';
+        this.unknownReasons.set(reason, (this.unknownReasons.get(reason) ?? 0) + 1);
         this.ops.push({
           id: this.ops.length,
           client,
