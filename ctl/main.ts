@@ -81,26 +81,68 @@ export async function run(argv: string[]): Promise<void> {
   // grpc-js names the server by IP in the TLS handshake, which Node flags as deprecated (RFC 6066);
   // etcdctl prints nothing of the kind, and neither should its users see Node's runtime notes.
   process.noDeprecation = true;
-  const output = processOutput;
   const stdin = new LazyStdin();
-  let code: number = ExitCode.success;
+  let code: number;
   try {
-    await execute(argv, output, stdin);
-  } catch (error) {
-    if (error instanceof CtlExit) code = error.code;
-    else if (error instanceof Error && error.name === 'CtlDialError') {
-      // etcdctl reports a client it could not set up (a refused authentication) with exit code 2.
-      output.err(`Error: ${error.message}\n`);
-      code = ExitCode.badConnection;
-    } else {
-      output.err(`Error: ${error instanceof Error ? error.message : String(error)}\n`);
-      code = ExitCode.error;
-    }
+    code = await runWith(argv, processOutput, stdin, process.env);
   } finally {
     stdin.release();
   }
   await flushProcessOutput();
   process.exitCode = code;
+}
+
+/** What one tsetcdctl command line printed and its exit code. */
+export interface CapturedRun {
+  readonly stdout: Buffer;
+  readonly stderr: Buffer;
+  readonly code: number;
+}
+
+/**
+ * Runs one tsetcdctl command line inside this process, with `stdin` as its standard input and
+ * `env` as its environment, and returns what it printed: the same code path as the program
+ * without a Node start per command, for callers that run hundreds of them (the tests).
+ */
+export async function runCaptured(
+  argv: readonly string[],
+  options: { readonly env?: NodeJS.ProcessEnv; readonly stdin?: string } = {},
+): Promise<CapturedRun> {
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  const chunk = (data: string | Uint8Array): Buffer =>
+    typeof data === 'string' ? Buffer.from(data) : Buffer.from(data);
+  const output: Output = { out: (data) => void stdout.push(chunk(data)), err: (data) => void stderr.push(chunk(data)) };
+  const input = Buffer.from(options.stdin ?? '');
+  const stdin = new StdinReader(() =>
+    (async function* () {
+      yield input;
+    })(),
+  );
+  const code = await runWith(argv, output, stdin, options.env ?? {});
+  return { stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr), code };
+}
+
+/** Runs the command line and maps how it ended to etcdctl's exit code. */
+async function runWith(
+  argv: readonly string[],
+  output: Output,
+  stdin: StdinReader,
+  env: NodeJS.ProcessEnv,
+): Promise<number> {
+  try {
+    await execute(argv, output, stdin, env);
+    return ExitCode.success;
+  } catch (error) {
+    if (error instanceof CtlExit) return error.code;
+    if (error instanceof Error && error.name === 'CtlDialError') {
+      // etcdctl reports a client it could not set up (a refused authentication) with exit code 2.
+      output.err(`Error: ${error.message}\n`);
+      return ExitCode.badConnection;
+    }
+    output.err(`Error: ${error instanceof Error ? error.message : String(error)}\n`);
+    return ExitCode.error;
+  }
 }
 
 /** Only touches process.stdin when a command reads it, so a terminal is never held open. */
@@ -120,8 +162,13 @@ class LazyStdin extends StdinReader {
 }
 
 /** Finds the command, parses its flags and runs it. */
-async function execute(argv: readonly string[], output: Output, stdin: StdinReader): Promise<void> {
-  const api = process.env.ETCDCTL_API;
+async function execute(
+  argv: readonly string[],
+  output: Output,
+  stdin: StdinReader,
+  env: NodeJS.ProcessEnv,
+): Promise<void> {
+  const api = env.ETCDCTL_API;
   if (api !== undefined && api !== '' && api !== '3') {
     output.err(`unsupported API version ${api}\n`);
     throw new CtlExit(ExitCode.error);
@@ -146,7 +193,7 @@ async function execute(argv: readonly string[], output: Output, stdin: StdinRead
   applyEnvironment(
     flags,
     inherited.map((spec) => spec.name),
-    process.env,
+    env,
   );
   const { CommandContext } = await import('./context.js');
   const context = new CommandContext(parsed.args, flags, output, stdin);

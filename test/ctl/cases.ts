@@ -17,6 +17,11 @@ export interface CtlCase {
   readonly membersUnordered?: boolean;
   /** Why tsetcd answers this differently from etcd 3.4 (the comparison against etcd still runs). */
   readonly tsetcdDiffers?: string;
+  /**
+   * Runs tsetcdctl as its own process rather than inside the test's: a password prompt turns echo
+   * off with stty on the process's own standard input, as etcdctl does.
+   */
+  readonly ownProcess?: boolean;
 }
 
 const txnScript = ['value("foo") = "bar"', '', 'put k1 v1', 'get foo', 'del nothing', '', 'put k2 v2', '', ''].join(
@@ -52,7 +57,7 @@ function authCases(): CtlCase[] {
     { args: ['user', 'add', ':pw'] },
     { args: ['user', 'add', 'frank', '--interactive=false'], stdin: '  secret words\n' },
     { args: ['user', 'add', 'nopass', '--no-password'] },
-    { args: ['user', 'add', 'prompted'], stdin: '' },
+    { args: ['user', 'add', 'prompted'], stdin: '', ownProcess: true },
     { args: ['user', 'add', 'alice', '--new-user-password=pw'] },
     { args: ['user', 'list'] },
     { args: ['user', 'list', '-w', 'json'] },
@@ -136,7 +141,7 @@ function authCases(): CtlCase[] {
     { args: ['user', 'passwd', 'alice', '--interactive=false', '-w', 'json'], stdin: 'newpw\n' },
     { args: ['user', 'passwd', 'alice', '--interactive=false', '-w', 'fields'], stdin: 'newpw\n' },
     { args: ['user', 'passwd', 'nobody', '--interactive=false'], stdin: 'newpw\n' },
-    { args: ['user', 'passwd', 'alice'], stdin: '' },
+    { args: ['user', 'passwd', 'alice'], stdin: '', ownProcess: true },
     { args: ['user', 'passwd'] },
     { args: ['user', 'delete', 'erin'] },
     { args: ['user', 'delete', 'erin'] },
