@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import { EtcdGrpc } from '../support/etcd-grpc.js';
 import { checkHistory, type Operation, type Verdict } from '../support/linearizability/checker.js';
-import { mayWrite } from '../support/linearizability/kv-model.js';
+import { keysOf, mayWrite } from '../support/linearizability/kv-model.js';
 import { writeHistoryOf } from '../support/linearizability/watch-history.js';
 import { probeHealth } from '../support/member.js';
 import type { MemberCommand } from '../support/sut.js';
@@ -271,12 +271,7 @@ function checkRun(
     const problems = record.problems.filter((p) => !p.startsWith(resumeFailedPrefix));
     violations.push(...checkWatchRecord({ ...record, problems }, resolution).map((p) => `${watcher.name}: ${p}`));
   }
-  const fates = new Map<number, number | 'not applied'>();
-  if (violations.length === 0)
-    for (const op of ops) {
-      if (op.output !== undefined || !putsSomething(op)) continue;
-      fates.set(op.id, resolution.unknownApplied.get(`#${op.id}`) ?? 'not applied');
-    }
+  const fates = violations.length === 0 ? unknownFates(ops, resolution) : new Map<number, number | 'not applied'>();
   const started = performance.now();
   const verdict = checkHistory(ops, { initialRevision: 1, unknownFates: fates, msMax: checkerMsMax });
   const checkerMs = Math.round(performance.now() - started);
@@ -285,6 +280,27 @@ function checkRun(
   );
   if (verdict.result === 'illegal') violations.push(verdict.explanation.text);
   return { verdict, checkerMs, violations, resolution };
+}
+
+/**
+ * What the watchers (which saw every revision) tell of writes of unknown outcome: one that puts
+ * made the revision its unique value appeared at, or none. A delete carries no unique value, so
+ * unknown deletes of a key are told apart only when none of them made a revision: then each one
+ * changed nothing (the key was missing, or its compare failed) and may as well not have happened.
+ */
+function unknownFates(ops: readonly Operation[], resolution: Resolution): Map<number, number | 'not applied'> {
+  const fates = new Map<number, number | 'not applied'>();
+  const deletedByUnknown = new Set<string>();
+  for (const op of ops)
+    if (op.output === undefined && !putsSomething(op) && resolution.unknownApplied.has(`#${op.id}`))
+      for (const key of keysOf(op.input)) deletedByUnknown.add(key);
+  for (const op of ops) {
+    if (op.output !== undefined) continue;
+    if (putsSomething(op)) fates.set(op.id, resolution.unknownApplied.get(`#${op.id}`) ?? 'not applied');
+    else if (mayWrite(op.input) && !keysOf(op.input).some((key) => deletedByUnknown.has(key)))
+      fates.set(op.id, 'not applied');
+  }
+  return fates;
 }
 
 /** Whether an operation's success branch puts a (unique) value, which watchers can recognise. */
