@@ -185,6 +185,22 @@ describe('histories that are not linearizable are refused', () => {
     assert.equal(verdict.explanation.partition, 'a');
   });
 
+  test('a write of unknown outcome the watchers place at a revision is checked as a put that answered it', () => {
+    // Open, the put of b may land after the read at revision 3; made at revision 3, it cannot.
+    const h = new Builder().put(1, 0, 10, 'a', 'v1', 2).put(2, 15, 'unknown', 'b', 'w1').get(3, 60, 70, 'b', 3, null);
+    assertOk(checkHistory(h.ops));
+    assertIllegal(checkHistory(h.ops, { unknownFates: new Map([[1, 3]]) }), /not above 3|returned nothing/);
+  });
+
+  test('a write of unknown outcome the watchers say did not happen cannot explain a read of its value', () => {
+    const h = new Builder()
+      .put(1, 0, 10, 'a', 'v1', 2)
+      .put(2, 15, 'unknown', 'a', 'v2')
+      .get(3, 60, 70, 'a', 3, kv('v2', 2, 2, 3));
+    assertOk(checkHistory(h.ops));
+    assertIllegal(checkHistory(h.ops, { unknownFates: new Map([[1, 'not applied']]) }), /returned "v2"/);
+  });
+
   test('a search over its budget answers unknown rather than a verdict', () => {
     const h = new Builder();
     for (let i = 0; i < 12; i += 1) h.put(i, 0, 'unknown', 'a', `u${i}`);

@@ -143,9 +143,20 @@ function narrowUnknowns(ops: readonly Operation[], fates: ReadonlyMap<number, nu
     let returnMs = fate === undefined ? Infinity : atOrAbove(fate);
     for (const put of putsOf(op))
       if (writers.get(put) === 1) returnMs = Math.min(returnMs, readAt.get(put) ?? Infinity);
-    narrowed.push(returnMs === Infinity ? op : { ...op, returnMs: Math.max(op.callMs, returnMs) });
+    const output = fate === undefined ? undefined : outputAt(op.input, fate);
+    narrowed.push({ ...op, output, returnMs: returnMs === Infinity ? Infinity : Math.max(op.callMs, returnMs) });
   }
   return narrowed;
+}
+
+/**
+ * The response a write known to have made `revision` would have had, when that is all there is
+ * to it: a put, or a txn whose success branch only puts. Otherwise undefined (still unknown).
+ */
+function outputAt(input: KvInput, revision: number): KvOutput | undefined {
+  if (input.type === 'put') return { type: 'put', revision };
+  if (input.type !== 'txn' || !input.success.every((op) => op.type === 'put')) return undefined;
+  return { type: 'txn', revision, succeeded: true, results: input.success.map(() => ({ type: 'put' }) as const) };
 }
 
 /** `key=value` of every put an operation may make (both branches of a txn). */
