@@ -18,6 +18,7 @@ import { slowApplyMsDefault } from '../../src/lib/limits.js';
 import type { ProposalWaiters } from '../../src/server/proposal-waiters.js';
 import { type Entry, EntryType, RaftRole } from '../../src/raft/types.js';
 import type { RawNode } from '../../machines/raw-node.js';
+import { failpoint, failpointsOn } from '../shared/failpoints.js';
 import { leaseClockMs } from './clock.js';
 import type { KeySpace } from './key-space.js';
 import type { Membership } from './membership.js';
@@ -103,6 +104,7 @@ export class Applier {
       );
       if (entry.type === EntryType.normal && entry.data.length > 0) {
         const startedAt = performance.now();
+        if (failpointsOn) failpoint('beforeApplyEntry');
         this.applyProposal(entry);
         this.noteApplyTime(performance.now() - startedAt, entry);
       } else {
@@ -134,11 +136,20 @@ export class Applier {
       case 'put':
       case 'deleteRange':
       case 'txn':
-      case 'compaction':
         return store.apply(entry.index, entry.term, body);
+      case 'compaction':
+        return this.applyCompaction(entry, body);
       default:
         return unreachable(body);
     }
+  }
+
+  /** A Compact, between the failpoints etcd puts around committing the scheduled compaction. */
+  private applyCompaction(entry: Entry, body: Extract<ProposalBody, { type: 'compaction' }>): ProposalResult {
+    if (failpointsOn) failpoint('compactBeforeCommitScheduledCompact');
+    const result = this.parts.keySpace.store.apply(entry.index, entry.term, body);
+    if (failpointsOn) failpoint('compactAfterCommitScheduledCompact');
+    return result;
   }
 
   /** etcd's Alarm apply: the store changes, the backend keeps the change with the entry's index. */

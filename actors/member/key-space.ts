@@ -13,9 +13,13 @@ import { LmdbBackend, type LmdbBackendOptions } from '../../src/mvcc/lmdb-backen
 import { openWatchableKvStore } from '../../src/watch/kv-source.js';
 import type { WatchableStore } from '../../src/watch/watchable-store.js';
 import { WatchDriver } from '../client/grpc/watch-service.js';
+import { failpoint, failpointsOn } from '../shared/failpoints.js';
 
 function backendOptions(config: MemberConfig): LmdbBackendOptions {
-  return { batchIntervalMs: config.backendBatchIntervalMs, batchLimit: config.backendBatchLimit };
+  const options = { batchIntervalMs: config.backendBatchIntervalMs, batchLimit: config.backendBatchLimit };
+  if (!failpointsOn) return options;
+  const commitHooks = { before: () => failpoint('beforeCommit'), after: () => failpoint('afterCommit') };
+  return { ...options, commitHooks };
 }
 
 export class KeySpace {

@@ -53,8 +53,9 @@ import type { WatchDriver } from '../client/grpc/watch-service.js';
 import { servePeerCall, type PeerApiHost } from '../peer/api.js';
 import type { RaftTransport } from '../peer/links.js';
 import { peerRefusals, PeerTransport } from '../peer/ws-transport.js';
+import { failpointAsync, failpointsOn } from '../shared/failpoints.js';
 import type { Logger } from '../shared/logger.js';
-import type { WalClient } from '../wal/client.js';
+import { WalFailedError, type WalClient } from '../wal/client.js';
 import { Applier, type Applied } from './apply.js';
 import { AuthFront } from './auth-api.js';
 import { createTokenProvider, type TokenProvider } from './auth-tokens.js';
@@ -275,7 +276,11 @@ export class Member implements KvService, LeaseApi {
     });
     this.metrics = new MemberMetrics(config.metrics, () => this.metricsSample());
     wal.observeSyncs((syncMs) => this.metrics.observeWalSync(syncMs));
-    keySpace.observeCommits((commit) => this.metrics.observeBackendCommit(commit));
+    keySpace.observeCommits((commit) => {
+      this.metrics.observeBackendCommit(commit);
+      // etcd exits when bbolt cannot commit: the WAL still holds what the commit would have kept.
+      commit.catch((error: Error) => this.fail(error, 'failed to commit tx'));
+    });
     lifecycle.onTaken('REMOVED', () => this.stopAfterRemoval());
   }
 
@@ -464,7 +469,9 @@ export class Member implements KvService, LeaseApi {
     this.logger.info({}, 'starting defragment');
     const before = this.keySpace.backend.sizeBytes();
     await this.loop.holdingApplies(async () => {
+      if (failpointsOn) await failpointAsync('defragBeforeCopy');
       await this.keySpace.backend.defragment(stagingDir);
+      if (failpointsOn) await failpointAsync('defragBeforeRename');
       finishInstall(stagingDir, backendPath);
     });
     this.logger.info(
@@ -676,9 +683,12 @@ export class Member implements KvService, LeaseApi {
     this.lifecycle.send({ type: 'STOPPED' });
   }
 
-  private fail(error: Error): void {
+  private fail(error: Error, message = 'member failed; stopping'): void {
+    if (this.lifecycle.fatalError !== undefined) return;
     this.lifecycle.send({ type: 'FATAL', error });
-    this.logger.fatal({ error: error.message, stack: error.stack }, 'member failed; stopping');
+    // etcd exits with this message when its WAL cannot save a Ready (a failed write or fsync).
+    if (error instanceof WalFailedError) message = 'failed to save Raft hard state and entries';
+    this.logger.fatal({ error: error.message, stack: error.stack }, message);
     this.onFatal(error);
   }
 

@@ -25,6 +25,7 @@ import type { MemberLifecycle } from '../../machines/member-lifecycle.js';
 import type { RawNode } from '../../machines/raw-node.js';
 import type { RaftTransport } from '../peer/links.js';
 import type { Logger } from '../shared/logger.js';
+import { failpoint, failpointAsync, failpointsOn } from '../shared/failpoints.js';
 import type { WalClient } from '../wal/client.js';
 import type { Applied, Applier } from './apply.js';
 import { pause } from './clock.js';
@@ -304,6 +305,7 @@ export class RaftLoop {
     // A leader's messages go out at once, in parallel with its own fsync; everyone else's wait
     // for durability (a follower must not acknowledge what it could still lose).
     const sentEarly = this.parts.raft.status().role === RaftRole.leader;
+    if (sentEarly && failpointsOn) failpoint('raftBeforeLeaderSend');
     if (sentEarly) this.sendMessages(this.holdCommitNotices(ready.messages, ready.committedEntries));
     const snapshot = ready.snapshot;
     if (snapshot !== undefined) snapshots.saveIncoming(snapshot);
@@ -312,6 +314,7 @@ export class RaftLoop {
     // A Ready that only moves the commit index need not wait for the disk (Raft's mustSync is false).
     const mustPersist = ready.mustSync || marker !== undefined;
     if (!mustPersist && ready.hardState !== undefined) wal.writeCommit(ready.hardState);
+    if (mustPersist && failpointsOn) failpoint('raftBeforeSave');
     const durable = mustPersist ? wal.append(ready.entries, ready.hardState, marker) : Promise.resolve();
     if (ready.hardState !== undefined) storage.setHardState(ready.hardState);
     if (snapshot !== undefined) storage.applySnapshot(snapshot);
@@ -330,10 +333,18 @@ export class RaftLoop {
       );
       if (this.parts.lifecycle.fatalError === undefined) this.finishReady(ready, sentEarly);
     };
-    this.applyChain = this.applyChain
-      .then(() => durable)
-      .then(() => (snapshot === undefined ? complete() : snapshots.install(snapshot).then(complete)))
+    let saved = this.applyChain.then(() => durable);
+    if (failpointsOn) saved = saved.then(() => failpointAsync('raftAfterSave'));
+    this.applyChain = saved
+      .then(() => (snapshot === undefined ? complete() : this.installSnapshot(snapshot).then(complete)))
       .catch((error: Error) => this.parts.fail(error));
+  }
+
+  /** Installs a snapshot Raft accepted, between etcd's failpoints around applying it. */
+  private async installSnapshot(snapshot: NonNullable<Ready['snapshot']>): Promise<void> {
+    if (failpointsOn) await failpointAsync('raftBeforeApplySnap');
+    await this.parts.snapshots.install(snapshot);
+    if (failpointsOn) await failpointAsync('raftAfterApplySnap');
   }
 
   private finishReady(ready: Ready, sentEarly: boolean): void {
@@ -353,6 +364,7 @@ export class RaftLoop {
     }
     // Non-leaders' messages leave only once this Ready is durable: a follower never acknowledges
     // entries it could still lose, and a candidate never asks for votes before its own is on disk.
+    if (!sentEarly && failpointsOn) failpoint('raftBeforeFollowerSend');
     if (!sentEarly) this.sendMessages(ready.messages);
     applier.applyEntries(ready.committedEntries);
     this.parts.snapshots.takeIfDue();

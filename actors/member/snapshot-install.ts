@@ -15,6 +15,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync } fr
 import { basename, dirname, join } from 'node:path';
 import { fsyncDirectory } from '../../src/wal/fs-sync.js';
 import { snapDbFileName } from '../../src/snap/snap-file.js';
+import { failpoint, failpointsOn } from '../shared/failpoints.js';
 
 const installDirPattern = /^db-([0-9a-f]{16})$/;
 const sendDirPattern = /^send-[0-9a-f]{16}$/;
@@ -36,6 +37,7 @@ export function installDir(backendPath: string, index: number): string {
  * caller opens it as the new backend. Throws when no database was received for `index`.
  */
 export function stageReceivedDb(snapDir: string, backendPath: string, index: number): string {
+  if (failpointsOn) failpoint('snapshotBeforeInstall');
   const received = join(snapDir, snapDbFileName(index));
   if (!existsSync(received))
     throw new Error(`failed to find database snapshot file ${received} for the snapshot at index ${index}`);

@@ -27,6 +27,7 @@ import type { MemberLifecycle } from '../../machines/member-lifecycle.js';
 import type { RawNode } from '../../machines/raw-node.js';
 import type { RaftTransport } from '../peer/links.js';
 import { storeSnapshotDb, type SnapshotBody } from '../peer/snapshot-transfer.js';
+import { failpointAsync, failpointsOn } from '../shared/failpoints.js';
 import type { Logger } from '../shared/logger.js';
 import type { WalClient } from '../wal/client.js';
 import type { Applier } from './apply.js';
@@ -197,6 +198,7 @@ export class Snapshots {
     try {
       const dbPath = await this.parts.keySpace.backend.copyTo(dir);
       this.parts.logger.info({ 'remote-peer-id': to, index }, 'sending database snapshot');
+      if (failpointsOn) await failpointAsync('snapshotBeforeSend');
       await this.parts.transport.sendSnapshot(message, dbPath);
       this.parts.logger.info({ 'remote-peer-id': to, index }, 'sent database snapshot');
       return true;

@@ -16,6 +16,7 @@ import { copyFile, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { backendDbBytesMax } from '../../src/lib/limits.js';
 import { fsyncDirectory } from '../../src/wal/fs-sync.js';
+import { failpointAsync, failpointsOn } from '../shared/failpoints.js';
 
 /** Bytes of the frame length prefix. */
 const frameLengthBytes = 4;
@@ -89,6 +90,7 @@ export async function storeSnapshotDb(
 ): Promise<number> {
   const tempPath = `${finalPath}.tmp`;
   try {
+    if (failpointsOn) await failpointAsync('snapshotBeforeReceive');
     const bytes =
       body.kind === 'file' ? await copyDb(body.path, tempPath) : await writeDb(body.chunks, tempPath, bytesMax);
     await rename(tempPath, finalPath);

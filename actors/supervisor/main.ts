@@ -21,6 +21,8 @@ import { createLogger, LogOutputError, type Logger } from '../shared/logger.js';
 import { memberThreadLimits, memberWorkerUrl } from './member-prestart.js';
 import type { MemberControl, MemberFatalMessage, MemberWorkerData } from './thread-protocol.js';
 import { handOver } from './thread-start.js';
+// Loads the failpoint registry and its GOFAIL_HTTP endpoint only under the test switch.
+import '../shared/failpoints.js';
 
 /** Prints versions the way `etcd --version` does, naming ours and the etcd API we speak. */
 function printVersion(): void {

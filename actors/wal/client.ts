@@ -25,6 +25,14 @@ export interface WalClientOptions {
   unsafeNoFsync?: boolean;
 }
 
+/** The WAL thread could not write or sync: nothing after its last 'wal.synced' is durable. */
+export class WalFailedError extends Error {
+  constructor(threadMessage: string) {
+    super(`WAL thread failed: ${threadMessage}`);
+    this.name = 'WalFailedError';
+  }
+}
+
 type OpenedReply = Extract<WalReply, { type: 'wal.opened' }>;
 
 interface Pending {
@@ -184,7 +192,7 @@ export class WalClient {
       case 'wal.log':
         return this.log(reply.message);
       case 'wal.failed':
-        return this.fail(new Error(`WAL thread failed: ${reply.message}`));
+        return this.fail(new WalFailedError(reply.message));
     }
   }
 

@@ -9,6 +9,7 @@ import { Wal } from '../../src/wal/wal.js';
 import { unreachable } from '../../src/lib/assert.js';
 import type { WalReply, WalRequest, WalThreadInit } from '../supervisor/thread-protocol.js';
 import { onThreadData } from '../supervisor/thread-start.js';
+import { failpoint, failpointsOn } from '../shared/failpoints.js';
 
 /** Write-and-sync rounds run back to back before yielding to the event loop. */
 const syncRoundsPerTurnMax = 1024;
@@ -63,6 +64,7 @@ class WalThread {
     if (this.closing !== undefined) throw new Error(`WAL request ${request.type} after close`);
     switch (request.type) {
       case 'wal.append':
+        if (failpointsOn) failpoint('walBeforeWrite');
         if (request.snapshot !== undefined) this.wal.saveSnapshot(request.snapshot.index, request.snapshot.term);
         this.wal.append(request.entries, request.hardState);
         this.unsyncedSeq = request.seq;
@@ -93,7 +95,9 @@ class WalThread {
   /** Syncs and says which appends are durable, with how long the sync took (etcd's WAL fsync histogram). */
   private syncAndReply(seq: number): void {
     const startedAt = performance.now();
+    if (failpointsOn) failpoint('walBeforeSync');
     this.wal.sync();
+    if (failpointsOn) failpoint('walAfterSync');
     const syncMs = performance.now() - startedAt;
     this.reply({ type: 'wal.synced', seq, syncCount: this.wal.syncCount, syncMs });
   }

@@ -65,6 +65,11 @@ export interface LmdbBackendOptions {
   batchIntervalMs?: number;
   /** A group commits at once when it holds this many operations (etcd's --backend-batch-limit). */
   batchLimit?: number;
+  /**
+   * Called as each LMDB commit starts and once it has committed; a throw fails the backend as a
+   * failed commit does. The member's failpoints (beforeCommit, afterCommit) use it; unset otherwise.
+   */
+  commitHooks?: { before: () => void; after: () => void };
 }
 
 interface OverlayEntry {
@@ -230,6 +235,7 @@ export class LmdbBackend implements Backend {
     private env: OpenedEnvironment,
     private readonly batchIntervalMs: number,
     private readonly batchLimit: number,
+    private readonly commitHooks: LmdbBackendOptions['commitHooks'],
   ) {}
 
   private get root(): RootDatabase<Uint8Array, Uint8Array> {
@@ -268,7 +274,12 @@ export class LmdbBackend implements Backend {
       batchIntervalMs >= 0 && batchLimit >= 1,
       () => `batch interval ${batchIntervalMs} ms and limit ${batchLimit} must be >= 0 and >= 1`,
     );
-    return new LmdbBackend(openEnvironment(path, options.noSync ?? true), batchIntervalMs, batchLimit);
+    return new LmdbBackend(
+      openEnvironment(path, options.noSync ?? true),
+      batchIntervalMs,
+      batchLimit,
+      options.commitHooks,
+    );
   }
 
   get(rev: Revision): StoredKeyValue | undefined {
@@ -607,7 +618,27 @@ export class LmdbBackend implements Backend {
     clearTimeout(this.commitTimer);
     this.commitTimer = undefined;
     this.commitsStarted++;
-    const commit = this.root.batch(() => {
+    const hooks = this.commitHooks;
+    let commit: Promise<unknown>;
+    try {
+      hooks?.before();
+      commit = this.batchCommit(group);
+    } catch (error) {
+      commit = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    if (hooks !== undefined) commit = commit.then(() => hooks.after());
+    this.commitObserver?.(commit);
+    this.lastCommit = commit.then(
+      () => this.settle(group),
+      (error: unknown) => {
+        this.failure = error instanceof Error ? error : new Error(String(error));
+      },
+    );
+  }
+
+  /** Writes `group` to LMDB in one batch (one transaction on lmdb-js's writer thread). */
+  private batchCommit(group: WriteGroup): Promise<unknown> {
+    return this.root.batch(() => {
       for (const put of group.puts) void this.keyDb.put(put.key, put.bytes);
       for (const del of group.deletes) void this.keyDb.remove(del.key);
       for (const { id, record } of group.leaseOps) {
@@ -623,13 +654,6 @@ export class LmdbBackend implements Backend {
         void this.metaDb.put(metaKeys[field], encodeMetaNumber(value));
       }
     });
-    this.commitObserver?.(commit);
-    this.lastCommit = commit.then(
-      () => this.settle(group),
-      (error: unknown) => {
-        this.failure = error instanceof Error ? error : new Error(String(error));
-      },
-    );
   }
 
   /** Overlay entries at or after `from`, in revision order. */

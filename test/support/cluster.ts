@@ -421,7 +421,10 @@ export async function pollUntil(what: string, waitMs: number, check: () => Promi
 }
 
 /** Waits until `etcdctl endpoint hashkv` over all members reports one hash at one revision. */
-export async function assertHashesAgree(cluster: Cluster, waitMs: number): Promise<void> {
+export async function assertHashesAgree(
+  cluster: Pick<Cluster, 'endpoints' | 'members'>,
+  waitMs: number,
+): Promise<void> {
   await pollUntil('agreeing hashkv across members', waitMs, async () => {
     const result = await runEtcdctl(cluster.endpoints().join(','), ['endpoint', 'hashkv', '-w', 'json']);
     if (result.code !== 0) return `hashkv failed: ${result.stderr.trim()}`;

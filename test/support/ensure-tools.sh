@@ -2,17 +2,18 @@
 # Installs what the tests drive or read besides tsetcd itself: real etcd and etcdctl 3.4 (Debian's
 # etcd-server and etcd-client), used as a client and as the differential reference, and etcd's Go
 # sources (golang-etcd-server-dev), whose .proto files the protocol-shape tests compare ours with;
-# and Debian's chromium, which the dashboard test drives headless through playwright-core.
+# Debian's chromium, which the dashboard test drives headless through playwright-core; and nftables,
+# whose nft blocks traffic between members in their own network namespaces (the partition tests).
 set -e
 etcdProtoFile=/usr/share/gocode/src/go.etcd.io/etcd/etcdserver/api/v3lock/v3lockpb/v3lock.proto
-if command -v etcd >/dev/null 2>&1 && command -v etcdctl >/dev/null 2>&1 && [ -f "$etcdProtoFile" ] && [ -x /usr/bin/chromium ]; then
+if command -v etcd >/dev/null 2>&1 && command -v etcdctl >/dev/null 2>&1 && [ -f "$etcdProtoFile" ] && [ -x /usr/bin/chromium ] && command -v nft >/dev/null 2>&1; then
   exit 0
 fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "installing etcd-server, etcd-client, golang-etcd-server-dev and chromium (Debian) for the differential and dashboard tests" >&2
+  echo "installing etcd-server, etcd-client, golang-etcd-server-dev, chromium and nftables (Debian) for the differential, dashboard and partition tests" >&2
   apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client golang-etcd-server-dev chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server etcd-client golang-etcd-server-dev chromium nftables >/dev/null
   exit 0
 fi
-echo "etcd, etcdctl, etcd's Go sources or chromium are not installed and cannot be installed here (need root and apt-get);" >&2
-echo "tests that compare with real etcd or drive the dashboard in a browser will be skipped" >&2
+echo "etcd, etcdctl, etcd's Go sources, chromium or nft are not installed and cannot be installed here (need root and apt-get);" >&2
+echo "tests that compare with real etcd, drive the dashboard in a browser or partition members will be skipped" >&2

@@ -43,6 +43,14 @@ export interface MemberOptions {
   readonly extraListenClientUrls?: (clientPort: number) => string[];
   /** Start the process in its work dir (unix socket URLs name files relative to it). */
   readonly runInWorkDir?: boolean;
+  /** Environment variables added to the test's own for the member's process (e.g. GOFAIL_FAILPOINTS). */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** How a member's process ended: its exit code, or the signal that ended it. */
+export interface MemberExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
 }
 
 /** How a member serves its client URL (MemberOptions.clientTls). */
@@ -60,6 +68,7 @@ export class Member {
   healthQuery = '';
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
+  private exitStatus: MemberExit = { code: null, signal: null };
 
   private constructor(
     readonly command: MemberCommand,
@@ -102,6 +111,7 @@ export class Member {
   runUntilExit(timeoutMs: number): { status: number | null; stderr: string } {
     const result = spawnSync(this.command.command, [...this.command.args, ...this.flags()], {
       encoding: 'utf8',
+      env: this.env(),
       timeout: timeoutMs,
       ...(this.options.runInWorkDir === true ? { cwd: this.workDir } : {}),
     });
@@ -176,6 +186,12 @@ export class Member {
     await this.exited;
   }
 
+  /** Resolves once the member's process has exited by itself (or was stopped), with how it ended. */
+  async waitForExit(): Promise<MemberExit> {
+    await this.exited;
+    return this.exitStatus;
+  }
+
   /** Starts the member again on the same ports and data dir. */
   async restart(): Promise<void> {
     if (this.running) throw new Error(`restart expects a stopped member, ${this.command.label} is running`);
@@ -207,10 +223,16 @@ export class Member {
     try {
       const child = spawn(this.command.command, [...this.command.args, ...this.flags()], {
         stdio: ['ignore', logFd, logFd],
+        env: this.env(),
         ...(this.options.runInWorkDir === true ? { cwd: this.workDir } : {}),
       });
       this.child = child;
-      this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+      this.exited = new Promise((resolve) =>
+        child.once('exit', (code, signal) => {
+          this.exitStatus = { code, signal };
+          resolve();
+        }),
+      );
       child.once('error', () => undefined);
     } finally {
       closeSync(logFd);
@@ -218,6 +240,10 @@ export class Member {
     liveMembers.add(this);
     void this.exited.then(() => liveMembers.delete(this));
     await this.waitHealthy();
+  }
+
+  private env(): NodeJS.ProcessEnv {
+    return this.options.env === undefined ? process.env : { ...process.env, ...this.options.env };
   }
 
   /** This member's /health, over https when it serves TLS. */
