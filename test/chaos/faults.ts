@@ -6,6 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Prng } from '../../src/lib/prng.js';
+import { clearFailpoint, setFailpoint, type FailpointName } from '../support/failpoints.js';
 import type { ChaosMode, ChaosTarget } from './target.js';
 
 /** Pause before the first fault, so the workload and watchers are under way. */
@@ -26,6 +27,8 @@ export interface PlannedFault {
   /** Which follower, as a number the target reduces modulo the followers there are. */
   readonly followerPick: number;
   readonly holdMs: number;
+  /** Which variant of the fault (e.g. which failpoint), as a number the injector reduces. */
+  readonly variant: number;
 }
 
 /** Writes one line of the run's log, prefixed with the time since the start. */
@@ -38,8 +41,10 @@ export interface FaultInjector {
   /** How long the fault is held: a random span in [holdMsMin, holdMsMin + holdMsSpread). */
   readonly holdMsMin: number;
   readonly holdMsSpread: number;
+  /** Whether a run draws it when no kinds are named (--faults); newer kinds start as opt-in. */
+  readonly byDefault: boolean;
   /** Breaks member `index`, holds for `holdMs`, heals, and notes each step. */
-  inject(target: ChaosTarget, index: number, holdMs: number, note: Note): Promise<void>;
+  inject(target: ChaosTarget, index: number, fault: PlannedFault, note: Note): Promise<void>;
 }
 
 /** kill -9 of a member (in single-host mode, of the process), then a restart on its data dir. */
@@ -48,7 +53,8 @@ const kill9Restart: FaultInjector = {
   modes: ['processes', 'single-host'],
   holdMsMin: 300,
   holdMsSpread: 2_500,
-  async inject(target, index, holdMs, note) {
+  byDefault: true,
+  async inject(target, index, { holdMs }, note) {
     await target.kill9(index);
     note(`kill -9 ${target.scopeOf(index)}, restart in ${holdMs} ms`);
     await sleep(holdMs);
@@ -64,7 +70,8 @@ const pauseResume: FaultInjector = {
   modes: ['processes', 'single-host'],
   holdMsMin: 500,
   holdMsSpread: 3_000,
-  async inject(target, index, holdMs, note) {
+  byDefault: true,
+  async inject(target, index, { holdMs }, note) {
     target.pause(index);
     note(`SIGSTOP ${target.scopeOf(index)} for ${holdMs} ms`);
     try {
@@ -76,12 +83,52 @@ const pauseResume: FaultInjector = {
   },
 };
 
-/** Every injector there is; a run uses those for its mode. */
-export const faultInjectors: readonly FaultInjector[] = [kill9Restart, pauseResume];
+/**
+ * Failpoints a chaos run sets (see actors/shared/failpoint-names.ts): a crash before or after the
+ * Ready is persisted or at the backend commit, and slow fsyncs and applies.
+ */
+const chaosFailpoints: ReadonlyArray<readonly [FailpointName, string]> = [
+  ['raftBeforeSave', 'panic'],
+  ['raftAfterSave', 'panic'],
+  ['beforeCommit', 'panic'],
+  ['walBeforeSync', 'sleep(300)'],
+  ['beforeApplyEntry', 'sleep(100)'],
+  ['raftBeforeLeaderSend', 'sleep(200)'],
+];
 
-/** The injectors a mode can use, optionally only the kinds named. */
+/** Sets one failpoint on a member for the hold (a panic ends the member: it is restarted), then clears it. */
+const failpoint: FaultInjector = {
+  kind: 'failpoint',
+  modes: ['processes'],
+  holdMsMin: 500,
+  holdMsSpread: 2_500,
+  byDefault: false,
+  async inject(target, index, { holdMs, variant }, note) {
+    const endpoint = target.failpointEndpoint(index);
+    if (endpoint === undefined) throw new Error('failpoint faults need members started with failpoints on');
+    const [name, terms] = chaosFailpoints[variant % chaosFailpoints.length] as readonly [FailpointName, string];
+    await setFailpoint(endpoint, name, terms);
+    note(`failpoint ${name}=${terms} on ${target.scopeOf(index)} for ${holdMs} ms`);
+    await sleep(holdMs);
+    if (target.running(index)) {
+      await clearFailpoint(endpoint, name);
+      note(`failpoint ${name} cleared on ${target.scopeOf(index)}`);
+      return;
+    }
+    const startedMs = Date.now();
+    await target.restart(index);
+    note(`${target.scopeOf(index)} stopped at ${name}; restarted, healthy after ${Date.now() - startedMs} ms`);
+  },
+};
+
+/** Every injector there is; a run uses those for its mode. */
+export const faultInjectors: readonly FaultInjector[] = [kill9Restart, pauseResume, failpoint];
+
+/** The injectors a mode can use: the kinds named, or those drawn by default. */
 export function injectorsFor(mode: ChaosMode, kinds?: readonly string[]): FaultInjector[] {
-  return faultInjectors.filter((i) => i.modes.includes(mode) && (kinds === undefined || kinds.includes(i.kind)));
+  return faultInjectors.filter(
+    (i) => i.modes.includes(mode) && (kinds === undefined ? i.byDefault : kinds.includes(i.kind)),
+  );
 }
 
 /** The plan for a run of `runMs`: the same seed and injectors give the same plan. */
@@ -99,6 +146,7 @@ export function planFaults(seed: number, runMs: number, injectors: readonly Faul
       role: prng.chance(0.5) ? 'leader' : 'follower',
       followerPick: prng.nextInt(1_000),
       holdMs,
+      variant: prng.nextInt(1_000),
     });
     atMs += holdMs + gapMsMin + prng.nextInt(gapMsSpread);
   }
@@ -126,7 +174,7 @@ export async function runFaults(
     if (injector === undefined) throw new Error(`no injector for planned fault kind ${fault.kind}`);
     const index = await chooseMember(target, fault);
     note(`fault ${fault.kind} on the ${fault.role === 'leader' ? 'leader' : 'follower'} ${target.names[index]}`);
-    await injector.inject(target, index, fault.holdMs, note);
+    await injector.inject(target, index, fault, note);
     counts.set(fault.kind, (counts.get(fault.kind) ?? 0) + 1);
   }
   return counts;

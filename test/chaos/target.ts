@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, endpointStatus, pollUntil } from '../support/cluster.js';
 import { healthWaitMsDefault, probeHealth } from '../support/member.js';
-import { busyPorts } from '../support/ports.js';
+import { failpointEnv } from '../support/failpoints.js';
+import { busyPorts, freePort, loopbackHost } from '../support/ports.js';
 import type { MemberCommand } from '../support/sut.js';
 
 export type ChaosMode = 'processes' | 'single-host';
@@ -36,22 +37,39 @@ export interface ChaosTarget {
   pause(index: number): void;
   resume(index: number): void;
   running(index: number): boolean;
+  /** Where member `index`'s failpoints are set, when the target started its members with them on. */
+  failpointEndpoint(index: number): string | undefined;
   logTails(): string;
   destroy(): Promise<void>;
 }
 
 /** Starts a three-member target in `mode`. */
-export async function startTarget(mode: ChaosMode, command: MemberCommand): Promise<ChaosTarget> {
-  return mode === 'processes' ? ProcessesTarget.start(command) : SingleHostTarget.start(command);
+export async function startTarget(mode: ChaosMode, command: MemberCommand, failpoints = false): Promise<ChaosTarget> {
+  return mode === 'processes' ? ProcessesTarget.start(command, failpoints) : SingleHostTarget.start(command);
 }
 
 class ProcessesTarget implements ChaosTarget {
   readonly mode = 'processes';
 
-  private constructor(private readonly cluster: Cluster) {}
+  private constructor(
+    private readonly cluster: Cluster,
+    private readonly failpointPorts: ReadonlyMap<string, number>,
+  ) {}
 
-  static async start(command: MemberCommand): Promise<ProcessesTarget> {
-    return new ProcessesTarget(await Cluster.start({ command }));
+  /** With `failpoints`, every member serves gofail's endpoint on a port of its own (GOFAIL_HTTP). */
+  static async start(command: MemberCommand, failpoints: boolean): Promise<ProcessesTarget> {
+    const ports = new Map<string, number>();
+    if (failpoints) for (const name of ['m1', 'm2', 'm3']) ports.set(name, await freePort());
+    const memberEnv = (name: string) => {
+      const port = ports.get(name);
+      return port === undefined ? {} : failpointEnv(port);
+    };
+    return new ProcessesTarget(await Cluster.start({ command, memberEnv }), ports);
+  }
+
+  failpointEndpoint(index: number): string | undefined {
+    const port = this.failpointPorts.get(this.member(index).name);
+    return port === undefined ? undefined : `http://${loopbackHost}:${port}`;
   }
 
   get names(): string[] {
@@ -157,6 +175,10 @@ class SingleHostTarget implements ChaosTarget {
     } catch {
       return undefined;
     }
+  }
+
+  failpointEndpoint(): undefined {
+    return undefined;
   }
 
   scopeOf(): string {
