@@ -121,8 +121,43 @@ const failpoint: FaultInjector = {
   },
 };
 
+/**
+ * Network partitions between the members (test/support/partitions.ts: namespaces and nftables,
+ * root only): the chosen member isolated, made the bridge between the other two, cut from one
+ * other member, or its dialed peer connection to one other member blocked one way; healed after the hold.
+ */
+const partition: FaultInjector = {
+  kind: 'partition',
+  modes: ['processes'],
+  holdMsMin: 1_000,
+  holdMsSpread: 4_000,
+  byDefault: false,
+  async inject(target, index, { holdMs, variant }, note) {
+    const network = target.network();
+    if (network === undefined) throw new Error('partition faults need members in network namespaces');
+    const name = target.names[index] as string;
+    const others = target.names.filter((n) => n !== name);
+    const other = others[Math.floor(variant / 4) % others.length] as string;
+    const shapes = [
+      ['isolate', () => network.isolate(name)],
+      ['bridge through', () => network.bridge(name)],
+      [`cut from ${other}:`, () => network.cut(name, other)],
+      [`block one way to ${other}, from`, () => network.blockOneWay(name, other)],
+    ] as const;
+    const [label, apply] = shapes[variant % shapes.length] as (typeof shapes)[number];
+    await apply();
+    note(`partition: ${label} ${name} for ${holdMs} ms (${network.describeBlocks()})`);
+    try {
+      await sleep(holdMs);
+    } finally {
+      await network.heal();
+    }
+    note('partition healed');
+  },
+};
+
 /** Every injector there is; a run uses those for its mode. */
-export const faultInjectors: readonly FaultInjector[] = [kill9Restart, pauseResume, failpoint];
+export const faultInjectors: readonly FaultInjector[] = [kill9Restart, pauseResume, failpoint, partition];
 
 /** The injectors a mode can use: the kinds named, or those drawn by default. */
 export function injectorsFor(mode: ChaosMode, kinds?: readonly string[]): FaultInjector[] {

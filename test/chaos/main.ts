@@ -1,6 +1,6 @@
 /**
  * `npm run chaos -- --seed N --secs S [--mode processes|single-host] [--clients C] [--keys K]
- * [--faults kill9,pause,failpoint] [--out DIR]`: a seeded chaos run against a three-member tsetcd cluster
+ * [--faults kill9,pause,failpoint,partition] [--out DIR]`: a seeded chaos run against a three-member tsetcd cluster
  * (see run.ts). Prints the seed and the command that replays it, every fault with its time, and
  * a summary; exits 0 when nothing was violated, 1 on a violation (history written to --out),
  * 3 when the check was inconclusive (its budget ran out), 2 on a usage or harness error.
@@ -12,7 +12,7 @@ import { runChaos, summary } from './run.js';
 import type { ChaosMode } from './target.js';
 
 const usage =
-  'usage: npm run chaos -- --seed N --secs S [--mode processes|single-host] [--clients C] [--keys K] [--faults kill9,pause,failpoint] [--out DIR]';
+  'usage: npm run chaos -- --seed N --secs S [--mode processes|single-host] [--clients C] [--keys K] [--faults kill9,pause,failpoint,partition] [--out DIR]';
 /** Bounds on the options, so a typo does not start a day-long run or a thousand clients. */
 const secsMax = 24 * 60 * 60;
 const clientsMax = 64;

@@ -92,11 +92,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   note(
     `plan: ${plan.map((f) => `${(f.atMs / 1_000).toFixed(1)}s ${f.kind}/${f.role}/${f.holdMs}ms`).join(', ') || 'no faults'}`,
   );
-  const target = await startTarget(
-    options.mode,
-    options.command,
-    injectors.some((i) => i.kind === 'failpoint'),
-  );
+  const target = await startTarget(options.mode, options.command, {
+    failpoints: injectors.some((i) => i.kind === 'failpoint'),
+    partitions: injectors.some((i) => i.kind === 'partition'),
+  });
   note(`${options.mode}: ${target.names.map((name, i) => `${name} ${target.endpoints()[i]}`).join(', ')}`);
   const watchers: ResumingWatcher[] = [];
   const violations: string[] = [];

@@ -8,9 +8,10 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cluster, endpointStatus, pollUntil } from '../support/cluster.js';
+import { Cluster, endpointStatus, pollUntil, type ClusterMember } from '../support/cluster.js';
 import { healthWaitMsDefault, probeHealth } from '../support/member.js';
 import { failpointEnv } from '../support/failpoints.js';
+import { partitionSupport, PartitionedCluster, startPartitionedCluster } from '../support/partitions.js';
 import { busyPorts, freePort, loopbackHost } from '../support/ports.js';
 import type { MemberCommand } from '../support/sut.js';
 
@@ -39,22 +40,39 @@ export interface ChaosTarget {
   running(index: number): boolean;
   /** Where member `index`'s failpoints are set, when the target started its members with them on. */
   failpointEndpoint(index: number): string | undefined;
+  /** The network between the members, when they run in network namespaces (partition faults). */
+  network(): PartitionedCluster | undefined;
   logTails(): string;
   destroy(): Promise<void>;
 }
 
 /** Starts a three-member target in `mode`. */
-export async function startTarget(mode: ChaosMode, command: MemberCommand, failpoints = false): Promise<ChaosTarget> {
-  return mode === 'processes' ? ProcessesTarget.start(command, failpoints) : SingleHostTarget.start(command);
+/** What the processes target needs for the faults drawn: failpoint endpoints, network namespaces. */
+export interface TargetNeeds {
+  readonly failpoints: boolean;
+  readonly partitions: boolean;
+}
+
+export async function startTarget(mode: ChaosMode, command: MemberCommand, needs: TargetNeeds): Promise<ChaosTarget> {
+  if (mode === 'single-host') return SingleHostTarget.start(command);
+  if (!needs.partitions) return ProcessesTarget.start(command, needs.failpoints);
+  if (needs.failpoints) throw new Error('failpoint and partition faults cannot be drawn in one run yet');
+  const unsupported = partitionSupport();
+  if (unsupported !== '') throw new Error(unsupported);
+  return new ProcessesTarget(await startPartitionedCluster({ command }), new Map());
 }
 
 class ProcessesTarget implements ChaosTarget {
   readonly mode = 'processes';
 
-  private constructor(
-    private readonly cluster: Cluster,
+  constructor(
+    private readonly cluster: Cluster | PartitionedCluster,
     private readonly failpointPorts: ReadonlyMap<string, number>,
   ) {}
+
+  network(): PartitionedCluster | undefined {
+    return this.cluster instanceof PartitionedCluster ? this.cluster : undefined;
+  }
 
   /** With `failpoints`, every member serves gofail's endpoint on a port of its own (GOFAIL_HTTP). */
   static async start(command: MemberCommand, failpoints: boolean): Promise<ProcessesTarget> {
@@ -82,7 +100,12 @@ class ProcessesTarget implements ChaosTarget {
 
   async leaderIndex(): Promise<number | undefined> {
     try {
-      return this.cluster.members.indexOf(await this.cluster.leader(leaderLookupMs));
+      const members: readonly ClusterMember[] = this.cluster.members;
+      const leader =
+        this.cluster instanceof PartitionedCluster
+          ? await this.cluster.leader(undefined, leaderLookupMs)
+          : await this.cluster.leader(leaderLookupMs);
+      return members.indexOf(leader);
     } catch {
       return undefined;
     }
@@ -118,7 +141,8 @@ class ProcessesTarget implements ChaosTarget {
 
   async destroy(): Promise<void> {
     for (const member of this.cluster.members) if (member.running) process.kill(member.pid, 'SIGCONT');
-    await this.cluster.destroy();
+    if (this.cluster instanceof PartitionedCluster) await this.cluster.stop();
+    else await this.cluster.destroy();
   }
 
   private member(index: number) {
@@ -178,6 +202,10 @@ class SingleHostTarget implements ChaosTarget {
   }
 
   failpointEndpoint(): undefined {
+    return undefined;
+  }
+
+  network(): undefined {
     return undefined;
   }
 
