@@ -97,7 +97,7 @@ export class Workload {
         continue;
       }
       if (answer.code !== grpc.status.OK) {
-        const reason = answer.message.split('.')[0] ?? '';
+        const reason = answer.message.replace(/\d+(\.\d+)?/g, 'N').split(/\.\s/)[0] ?? '';
         this.unknownReasons.set(reason, (this.unknownReasons.get(reason) ?? 0) + 1);
         this.ops.push({
           id: this.ops.length,
