@@ -1,6 +1,6 @@
 /**
  * A short chaos run in the suite: three tsetcd processes, concurrent clients and watchers, and the
- * seeded kill -9 and SIGSTOP plan; every operation must linearize and every watch stream pass.
+ * seeded plan of kill -9, SIGSTOP and failpoints; every operation must linearize and every watch stream pass.
  * And the harness's self-test: the same run with clients that answer some gets from a stale
  * cache, as a broken store would, must be caught by the checker.
  */
@@ -46,7 +46,7 @@ async function run(
 }
 
 test(
-  `a ${suiteSecs} s chaos run on three processes with kill -9 and SIGSTOP linearizes and its watches are whole (seed ${suiteSeed})`,
+  `a ${suiteSecs} s chaos run on three processes with kill -9, SIGSTOP and failpoints linearizes and its watches are whole (seed ${suiteSeed})`,
   options,
   async (t) => {
     const lines: string[] = [];

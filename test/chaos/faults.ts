@@ -41,7 +41,7 @@ export interface FaultInjector {
   /** How long the fault is held: a random span in [holdMsMin, holdMsMin + holdMsSpread). */
   readonly holdMsMin: number;
   readonly holdMsSpread: number;
-  /** Whether a run draws it when no kinds are named (--faults); newer kinds start as opt-in. */
+  /** Whether a run draws it when no kinds are named (--faults); partitions need root, so they are opt-in. */
   readonly byDefault: boolean;
   /** Breaks member `index`, holds for `holdMs`, heals, and notes each step. */
   inject(target: ChaosTarget, index: number, fault: PlannedFault, note: Note): Promise<void>;
@@ -102,7 +102,7 @@ const failpoint: FaultInjector = {
   modes: ['processes'],
   holdMsMin: 500,
   holdMsSpread: 2_500,
-  byDefault: false,
+  byDefault: true,
   async inject(target, index, { holdMs, variant }, note) {
     const endpoint = target.failpointEndpoint(index);
     if (endpoint === undefined) throw new Error('failpoint faults need members started with failpoints on');
