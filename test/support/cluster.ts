@@ -36,6 +36,8 @@ export interface ClusterOptions {
   readonly healthWaitMs?: number;
   /** Client and peer URLs over https: the members serve `server`'s certificate and ask every client and peer for one (--client-cert-auth, --peer-client-cert-auth); probes present `client`'s. */
   readonly tls?: ClusterTls;
+  /** Environment variables added for one member's process, by its name (e.g. its own GOFAIL_HTTP port). */
+  readonly memberEnv?: (name: string) => Readonly<Record<string, string>>;
 }
 
 /** The certificates of a TLS cluster; both signed by the one CA named in their trustedCaFile. */
@@ -84,6 +86,7 @@ export class ClusterMember {
     private readonly extraFlags: readonly string[],
     readonly healthWaitMs: number,
     readonly tls?: ClusterTls,
+    private readonly env?: Readonly<Record<string, string>>,
   ) {}
 
   get clientUrl(): string {
@@ -147,6 +150,7 @@ export class ClusterMember {
     try {
       const child = spawn(this.command.command, [...this.command.args, ...this.flags(), ...moreFlags], {
         stdio: ['ignore', logFd, logFd],
+        env: this.env === undefined ? process.env : { ...process.env, ...this.env },
       });
       this.child = child;
       this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
@@ -263,6 +267,7 @@ export class Cluster {
         options.extraFlags ?? [],
         healthWaitMs,
         options.tls,
+        options.memberEnv?.(name),
       );
     });
     const cluster = new Cluster(options.command, members, workDir);

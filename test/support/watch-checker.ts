@@ -23,6 +23,8 @@ export const watchResumesMax = 8;
 export const watchStartAttemptsMax = 20;
 /** Pause between those attempts. */
 const watchStartRetryPauseMs = 250;
+/** How a failed attempt to resume is noted in a watcher's problems (a chaos run expects some: members are down). */
+export const resumeFailedPrefix = 'resuming from';
 /** Problems listed per watcher in a failure message; the rest are counted. */
 const problemsShownMax = 12;
 
@@ -144,6 +146,7 @@ function identifyUnknown(
   problems: string[],
 ): WriteIntent | undefined {
   const seen = new Set<string>();
+  const deletedKeys = new Set<string>();
   for (const view of views) {
     const events = view.get(revision);
     if (events !== undefined)
@@ -153,13 +156,19 @@ function identifyUnknown(
           .map((e) => `${e.key}=${e.value}`)
           .join(','),
       );
+    for (const event of events ?? []) if (event.type === 'DELETE') deletedKeys.add(event.key);
   }
   if (seen.size === 0) {
     problems.push(`revision ${revision}: no acknowledged write made it and no watcher saw it`);
     return undefined;
   }
   for (const puts of seen) {
-    const match = history.unknown.find((u) => u.intent.puts.map(([k, v]) => `${k}=${v}`).join(',') === puts);
+    // Deletes alone carry no unique value: such a write is told by the range it deleted, once.
+    const match = history.unknown.find(
+      (u) =>
+        u.intent.puts.map(([k, v]) => `${k}=${v}`).join(',') === puts &&
+        (puts !== '' || (!applied.has(u.intent.id) && deletesWithin(u.intent, deletedKeys))),
+    );
     if (match === undefined) continue;
     const earlier = applied.get(match.intent.id);
     if (earlier !== undefined)
@@ -169,6 +178,12 @@ function identifyUnknown(
   }
   problems.push(`revision ${revision}: watchers saw puts {${[...seen].join(' | ')}}, which no writer attempted`);
   return undefined;
+}
+
+/** Whether `keys` (at least one) all lie in the intent's delete range. */
+function deletesWithin(intent: WriteIntent, keys: ReadonlySet<string>): boolean {
+  const range = intent.deleteRange;
+  return range !== undefined && keys.size > 0 && [...keys].every((k) => k >= range.key && k < range.rangeEnd);
 }
 
 /** Applies one intent to the model and returns the events it makes, deletes first, in key order. */
@@ -227,6 +242,8 @@ export class ResumingWatcher {
     readonly name: string,
     private readonly range: WatchRange,
     readonly prevKv = false,
+    /** Resumptions allowed over its life; a long chaos run kills its member many times. */
+    private readonly resumesMax = watchResumesMax,
   ) {}
 
   /** Opens the first segment: from `startRevision`, or from now when it is 'now'. */
@@ -295,25 +312,29 @@ export class ResumingWatcher {
   async heal(endpoints: readonly string[]): Promise<string> {
     if (this.cancelling) return '';
     const segment = this.current;
-    const serverCancel = segment.stream.responses.find((r) => r.canceled === true && r.watchId === segment.watchId);
-    if (segment.endedBecause !== undefined || (!segment.stream.ended && serverCancel === undefined)) return '';
-    segment.endedBecause =
-      serverCancel === undefined ? 'stream broke' : `server cancelled it: ${JSON.stringify(serverCancel)}`;
-    if (serverCancel !== undefined)
-      this.problems.push(
-        `the watch through ${segment.endpoint} from ${segment.startRevision} was cancelled by the server: ${JSON.stringify(serverCancel)}`,
-      );
-    segment.stream.close();
+    if (segment.endedBecause === 'cancelled' || segment.endedBecause === 'closed') return '';
+    // A segment that broke before and could not be resumed then is tried again.
+    if (segment.endedBecause === undefined) {
+      const serverCancel = segment.stream.responses.find((r) => r.canceled === true && r.watchId === segment.watchId);
+      if (!segment.stream.ended && serverCancel === undefined) return '';
+      segment.endedBecause =
+        serverCancel === undefined ? 'stream broke' : `server cancelled it: ${JSON.stringify(serverCancel)}`;
+      if (serverCancel !== undefined)
+        this.problems.push(
+          `the watch through ${segment.endpoint} from ${segment.startRevision} was cancelled by the server: ${JSON.stringify(serverCancel)}`,
+        );
+      segment.stream.close();
+    }
     const candidates = [...endpoints.filter((e) => e !== segment.endpoint), segment.endpoint];
     for (const endpoint of candidates) {
-      if (this.resumes >= watchResumesMax) break;
+      if (this.resumes >= this.resumesMax) break;
       this.resumes += 1;
       const from = this.nextRevision();
       try {
         await this.open(endpoint, from);
         return `${this.name}: ${segment.endedBecause} on ${segment.endpoint}, resumed from ${from} on ${endpoint}`;
       } catch (error) {
-        this.problems.push(`resuming from ${from} on ${endpoint} failed: ${(error as Error).message}`);
+        this.problems.push(`${resumeFailedPrefix} ${from} on ${endpoint} failed: ${(error as Error).message}`);
       }
     }
     throw new Error(`${this.name}: could not resume after ${this.resumes} attempts: ${this.problems.join('; ')}`);
@@ -336,6 +357,19 @@ export class ResumingWatcher {
       for (const [revision, events] of inResponse) byRevision.set(revision, events);
     }
     return byRevision;
+  }
+
+  /** Everything received so far, for checkWatchRecord. */
+  record(): WatchRecord {
+    return {
+      prevKv: this.prevKv,
+      problems: this.problems,
+      segments: this.segments.map((segment) => ({
+        endpoint: segment.endpoint,
+        startRevision: segment.startRevision,
+        responses: segmentResponses(segment),
+      })),
+    };
   }
 
   close(): void {
@@ -421,8 +455,28 @@ function seenEvent(event: WireEvent): SeenEvent {
  * revisions outside its range, events unlike the replayed history, inexact resumptions.
  */
 export function checkWatcher(watcher: ResumingWatcher, resolution: Resolution): string[] {
+  return checkWatchRecord(watcher.record(), resolution);
+}
+
+/** What one logical watcher received, segment by segment: ResumingWatcher's, or one a test builds. */
+export interface WatchRecord {
+  readonly prevKv: boolean;
+  /** Problems the watcher met while it ran (failed resumptions, server cancels). */
+  readonly problems: readonly string[];
+  readonly segments: ReadonlyArray<{
+    readonly endpoint: string;
+    readonly startRevision: number;
+    /** The events of each response with events, in arrival order. */
+    readonly responses: ReadonlyArray<readonly SeenEvent[]>;
+  }>;
+}
+
+/** checkWatcher over a record, so the checks can be fed recorded or hand-made streams. */
+export function checkWatchRecord(watcher: WatchRecord, resolution: Resolution): string[] {
   const problems = [...watcher.problems];
-  const responses = watcher.responses();
+  const responses = watcher.segments.flatMap((segment, index) =>
+    segment.responses.map((events) => ({ segment: index, events })),
+  );
   const first = Math.max(resolution.first, watcher.segments[0]?.startRevision ?? resolution.first);
   const responseOf = new Map<number, number>();
   let previous = 0;
@@ -468,7 +522,7 @@ export function checkWatcher(watcher: ResumingWatcher, resolution: Resolution): 
 }
 
 /** Each resumed segment must start exactly one past what came before and deliver that revision first. */
-function resumptionProblems(watcher: ResumingWatcher, firstRevision: number): string[] {
+function resumptionProblems(watcher: WatchRecord, firstRevision: number): string[] {
   const problems: string[] = [];
   let reached = (watcher.segments[0]?.startRevision ?? 1) - 1;
   for (const [index, segment] of watcher.segments.entries()) {
@@ -476,7 +530,7 @@ function resumptionProblems(watcher: ResumingWatcher, firstRevision: number): st
       problems.push(
         `segment ${index} on ${segment.endpoint} resumed from ${segment.startRevision}, expected ${reached + 1}`,
       );
-    const events = segmentEvents(segment);
+    const events = segment.responses.flat();
     const firstSeen = events[0]?.revision;
     const due = Math.max(segment.startRevision, firstRevision);
     if (firstSeen !== undefined && firstSeen !== due)
