@@ -2,8 +2,10 @@
  * Reads a WAL directory back into Raft state, as etcd's WAL ReadAll does: the metadata, the latest
  * hard state, the latest snapshot marker and the entries after it, where an entry written later
  * replaces the one at the same index and everything after it (a new leader truncated the tail).
- * Only a torn write at the very end of the last segment is tolerated; any other damage throws a
- * WalCorruptionError naming the file and byte offset.
+ * Only a torn write in the last segment is tolerated: a damaged record followed by nothing but
+ * zeros, or, since a disk may write back the pages of an unsynced write in any order, a record of
+ * zero length or with a whole unwritten (all-zero) sector followed by data, as etcd takes them.
+ * Any other damage throws a WalCorruptionError naming the file and byte offset.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { emptyHardState, type Entry, type HardState } from '../raft/types.js';
@@ -74,6 +76,8 @@ interface ScanResult {
 type RecordVisitor = (type: number, payload: Uint8Array, offset: number, crcBefore: number | undefined) => void;
 
 const zeroChunk = new Uint8Array(64 * 1024);
+/** The unit a disk writes whole: a torn write leaves whole sectors unwritten. */
+const sectorBytes = 512;
 
 /** True when bytes[start, end) are all zero. */
 export function isZero(bytes: Uint8Array, start: number, end: number): boolean {
@@ -82,6 +86,16 @@ export function isZero(bytes: Uint8Array, start: number, end: number): boolean {
     if (Buffer.compare(bytes.subarray(p, p + n), zeroChunk.subarray(0, n)) !== 0) return false;
   }
   return true;
+}
+
+/** True when some sector-bounded piece of bytes[start, end) is all zero: a sector never written. */
+function hasUnwrittenSector(bytes: Uint8Array, start: number, end: number): boolean {
+  for (let piece = start; piece < end;) {
+    const pieceEnd = Math.min(end, (Math.floor(piece / sectorBytes) + 1) * sectorBytes);
+    if (isZero(bytes, piece, pieceEnd)) return true;
+    piece = pieceEnd;
+  }
+  return false;
 }
 
 /** The crc a segment's first record is checked against: the value its crc record carries. */
@@ -98,20 +112,26 @@ function segmentSeed(path: string, bytes: Uint8Array, view: DataView, bodyBytes:
 }
 
 /**
- * Walks the records of one segment, handing each verified body to `visit`. A bad record in the last
- * segment followed only by zeros is a torn write and ends the scan; anything else throws.
+ * Walks the records of one segment, handing each verified body to `visit`. In the last segment a
+ * torn write ends the scan: a bad record followed only by zeros, a bad record with an unwritten
+ * sector, or a zero length, whatever follows (what follows was written after the last fsync that
+ * finished, so it was never acknowledged). Anything else throws.
  */
 export function scanSegment(path: string, bytes: Uint8Array, isLast: boolean, visit: RecordVisitor): ScanResult {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let crc: number | undefined;
   let offset = 0;
-  const tornOrCorrupt = (reason: string, end: number): ScanResult => {
+  const torn = (reason: string): ScanResult => {
     if (!isLast) throw new WalCorruptionError(path, offset, `${reason} in a segment that is not the last`);
-    if (!isZero(bytes, end, bytes.length))
-      throw new WalCorruptionError(path, offset, `${reason}, followed by non-zero data`);
     // A segment's header records are durable before it gets its name, so they cannot be torn.
     if (crc === undefined) throw new WalCorruptionError(path, offset, `${reason} in the segment's first record`);
     return { endOffset: offset, crc, torn: { offset, reason } };
+  };
+  const tornOrCorrupt = (reason: string, end: number, unwritten = false): ScanResult => {
+    if (isZero(bytes, end, bytes.length)) return torn(reason);
+    if (isLast && unwritten) return torn(`${reason}, with an unwritten sector, followed by data written out of order`);
+    if (!isLast) throw new WalCorruptionError(path, offset, `${reason} in a segment that is not the last`);
+    throw new WalCorruptionError(path, offset, `${reason}, followed by non-zero data`);
   };
   for (;;) {
     if (offset + frameHeaderBytes > bytes.length) {
@@ -120,9 +140,9 @@ export function scanSegment(path: string, bytes: Uint8Array, isLast: boolean, vi
     }
     const bodyBytes = view.getUint32(offset, true);
     if (bodyBytes === 0) {
-      if (!isZero(bytes, offset, bytes.length))
-        throw new WalCorruptionError(path, offset, 'zero record length followed by non-zero data');
-      break;
+      if (isZero(bytes, offset, bytes.length)) break;
+      if (!isLast) throw new WalCorruptionError(path, offset, 'zero record length followed by non-zero data');
+      return torn('zero record length, followed by data written out of order');
     }
     if (bodyBytes > walRecordBytesMax)
       throw new WalCorruptionError(path, offset, `record length ${bodyBytes} exceeds ${walRecordBytesMax}`);
@@ -136,7 +156,10 @@ export function scanSegment(path: string, bytes: Uint8Array, isLast: boolean, vi
     const seed = crc ?? segmentSeed(path, bytes, view, bodyBytes);
     const actual = crc32cUpdate(seed, bytes, bodyStart, bodyStart + bodyBytes);
     const stored = view.getUint32(offset + 4, true);
-    if (actual !== stored) return tornOrCorrupt(`crc mismatch: stored ${hex(stored)}, computed ${hex(actual)}`, end);
+    if (actual !== stored) {
+      const unwritten = hasUnwrittenSector(bytes, bodyStart, bodyStart + bodyBytes);
+      return tornOrCorrupt(`crc mismatch: stored ${hex(stored)}, computed ${hex(actual)}`, end, unwritten);
+    }
     if (!isZero(bytes, bodyStart + bodyBytes, end))
       throw new WalCorruptionError(path, offset, 'non-zero record padding');
     const type = bytes[bodyStart]!;

@@ -143,15 +143,41 @@ test('an impossible record length fails rather than being taken for a torn write
   });
 });
 
-test('data after a stretch of zeros at the end of the log fails, as a lost write followed by a kept one', () => {
+test('data after a stretch of zeros at the end of the log is a lost write followed by a kept one: zeroed, and the WAL reopens', () => {
   withDir((dir) => {
     const [path] = writeWal(dir, 10);
     const { tailOffset } = readWal(dir);
     patch(path!, tailOffset + 512, Uint8Array.of(1, 2, 3));
-    assert.throws(
-      () => silentOpen(dir),
-      new RegExp(`byte offset ${tailOffset}: zero record length followed by non-zero data`),
+    const logs: string[] = [];
+    const { wal, state } = silentOpen(dir, logs);
+    assert.deepEqual(state.entries, makeEntries(1, 10, 1, 48));
+    assert.match(
+      logs[0]!,
+      new RegExp(`torn write at byte offset ${tailOffset} \\(zero record length, followed by data`),
     );
+    wal.append(makeEntries(11, 1, 1, 48));
+    wal.close();
+    const reopenLogs: string[] = [];
+    assert.equal(silentOpen(dir, reopenLogs).state.entries.length, 11);
+    assert.deepEqual(reopenLogs, []);
+  });
+});
+
+test('a last record with an unwritten sector, followed by a kept later write, is a torn write', () => {
+  withDir((dir) => {
+    const [path] = writeWal(dir, 20, { segmentBytes: walSegmentBytesDefault });
+    const offsets = entryOffsets(path!);
+    const bytes = readFileSync(path!);
+    // Entry 19 loses the sector-bounded piece of its body that holds its first bytes (never
+    // written back), while entry 20 after it reached the disk.
+    const start = offsets[18]! + 8;
+    const pieceEnd = Math.min(start + bytes.readUInt32LE(offsets[18]!), (Math.floor(start / 512) + 1) * 512);
+    patch(path!, start, new Uint8Array(pieceEnd - start));
+    const logs: string[] = [];
+    const { wal, state } = silentOpen(dir, logs);
+    assert.deepEqual(state.entries, makeEntries(1, 18, 1, 48));
+    assert.match(logs[0]!, /crc mismatch.*with an unwritten sector, followed by data written out of order/);
+    wal.close();
   });
 });
 
