@@ -13,9 +13,15 @@ import { LmdbBackend, type LmdbBackendOptions } from '../../src/mvcc/lmdb-backen
 import { openWatchableKvStore } from '../../src/watch/kv-source.js';
 import type { WatchableStore } from '../../src/watch/watchable-store.js';
 import { WatchDriver } from '../client/grpc/watch-service.js';
+import { powerLossJournalDir } from '../wal/power-loss-journal.js';
 
 function backendOptions(config: MemberConfig): LmdbBackendOptions {
-  return { batchIntervalMs: config.backendBatchIntervalMs, batchLimit: config.backendBatchLimit };
+  const journalDir = powerLossJournalDir();
+  return {
+    batchIntervalMs: config.backendBatchIntervalMs,
+    batchLimit: config.backendBatchLimit,
+    ...(journalDir === undefined ? {} : { durableCopiesDir: journalDir }),
+  };
 }
 
 export class KeySpace {

@@ -15,7 +15,7 @@
  * with a synchronous transaction per batch.
  */
 
-import { closeSync, fsyncSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { assert } from '../lib/assert.js';
@@ -65,6 +65,16 @@ export interface LmdbBackendOptions {
   batchIntervalMs?: number;
   /** A group commits at once when it holds this many operations (etcd's --backend-batch-limit). */
   batchLimit?: number;
+  /**
+   * Power-loss tests only (TSETCD_UNSAFE_POWERLOSS_JOURNAL): each sync() leaves a copy of the
+   * database as it was synced here, as backend-<n>.mdb, n counting up (see durableCopyName).
+   */
+  durableCopiesDir?: string;
+}
+
+/** The name of the n-th durable copy sync() leaves in LmdbBackendOptions.durableCopiesDir. */
+export function durableCopyName(n: number): string {
+  return `backend-${String(n).padStart(6, '0')}.mdb`;
 }
 
 interface OverlayEntry {
@@ -230,6 +240,7 @@ export class LmdbBackend implements Backend {
     private env: OpenedEnvironment,
     private readonly batchIntervalMs: number,
     private readonly batchLimit: number,
+    private readonly durableCopiesDir: string | undefined,
   ) {}
 
   private get root(): RootDatabase<Uint8Array, Uint8Array> {
@@ -268,7 +279,12 @@ export class LmdbBackend implements Backend {
       batchIntervalMs >= 0 && batchLimit >= 1,
       () => `batch interval ${batchIntervalMs} ms and limit ${batchLimit} must be >= 0 and >= 1`,
     );
-    return new LmdbBackend(openEnvironment(path, options.noSync ?? true), batchIntervalMs, batchLimit);
+    return new LmdbBackend(
+      openEnvironment(path, options.noSync ?? true),
+      batchIntervalMs,
+      batchLimit,
+      options.durableCopiesDir,
+    );
   }
 
   get(rev: Revision): StoredKeyValue | undefined {
@@ -456,6 +472,33 @@ export class LmdbBackend implements Backend {
       await seen;
     }
     if (this.failure !== undefined) throw this.failure;
+  }
+
+  /**
+   * Makes every write so far durable: commits them, then has LMDB flush its file to disk (commits
+   * are not synced one by one, see noSync). With durableCopiesDir, a copy of the database read
+   * after the commit and before the flush is kept there once the flush returned: what this sync
+   * made durable, and possibly less, never more.
+   */
+  sync(): Promise<void> {
+    return this.oneCopyAtATime(() => this.syncNow());
+  }
+
+  private async syncNow(): Promise<void> {
+    this.checkUsable();
+    await this.flush();
+    const copiesDir = this.durableCopiesDir;
+    const staging = copiesDir === undefined ? undefined : join(copiesDir, 'backend-staging');
+    if (staging !== undefined) {
+      rmSync(staging, { recursive: true, force: true });
+      mkdirSync(staging, { recursive: true });
+      await this.root.backup(staging, false);
+    }
+    const root = this.root as unknown as { sync(done: (error: unknown) => void): void };
+    await new Promise<void>((resolve, reject) => root.sync((error) => (error ? reject(error as Error) : resolve())));
+    if (copiesDir === undefined || staging === undefined) return;
+    const copies = readdirSync(copiesDir).filter((name) => /^backend-\d+\.mdb$/.test(name)).length;
+    renameSync(join(staging, 'data.mdb'), join(copiesDir, durableCopyName(copies + 1)));
   }
 
   /**

@@ -43,6 +43,8 @@ export interface MemberOptions {
   readonly extraListenClientUrls?: (clientPort: number) => string[];
   /** Start the process in its work dir (unix socket URLs name files relative to it). */
   readonly runInWorkDir?: boolean;
+  /** Environment variables set for the member's process, on top of this process's. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** How a member serves its client URL (MemberOptions.clientTls). */
@@ -58,6 +60,8 @@ process.once('exit', () => {
 export class Member {
   /** Appended to /health when waiting for the member, e.g. '?exclude=NOSPACE' while that alarm stands. */
   healthQuery = '';
+  /** Environment variables for the next start, on top of this process's (from MemberOptions.env). */
+  env: Record<string, string>;
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
 
@@ -70,7 +74,9 @@ export class Member {
     readonly extraFlags: readonly string[],
     readonly healthWaitMs: number,
     private readonly options: MemberOptions,
-  ) {}
+  ) {
+    this.env = { ...options.env };
+  }
 
   /** Spawns a fresh member and waits until its /health answers. */
   static async start(options: MemberOptions): Promise<Member> {
@@ -103,6 +109,7 @@ export class Member {
     const result = spawnSync(this.command.command, [...this.command.args, ...this.flags()], {
       encoding: 'utf8',
       timeout: timeoutMs,
+      env: { ...process.env, ...this.env },
       ...(this.options.runInWorkDir === true ? { cwd: this.workDir } : {}),
     });
     return { status: result.status, stderr: result.stderr ?? '' };
@@ -207,6 +214,7 @@ export class Member {
     try {
       const child = spawn(this.command.command, [...this.command.args, ...this.flags()], {
         stdio: ['ignore', logFd, logFd],
+        env: { ...process.env, ...this.env },
         ...(this.options.runInWorkDir === true ? { cwd: this.workDir } : {}),
       });
       this.child = child;
