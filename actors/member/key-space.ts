@@ -20,6 +20,7 @@ function backendOptions(config: MemberConfig): LmdbBackendOptions {
   return {
     batchIntervalMs: config.backendBatchIntervalMs,
     batchLimit: config.backendBatchLimit,
+    unsafeNoFsync: config.unsafeNoFsync,
     ...(journalDir === undefined ? {} : { durableCopiesDir: journalDir }),
   };
 }

@@ -38,6 +38,7 @@ export type JournalRecord =
 
 /** nodeWalFiles for the WAL in `walDir`, journaling every call to <journalDir>/wal.journal. */
 export function journaledWalFiles(walDir: string, journalDir: string): WalFiles {
+  mkdirSync(journalDir, { recursive: true });
   const journal = openSync(join(journalDir, walJournalFile), 'a');
   const inodes = new Map<number, number>();
   const record = (call: JournalRecord, data: Uint8Array = new Uint8Array(0)): void => {

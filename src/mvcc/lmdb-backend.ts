@@ -70,6 +70,8 @@ export interface LmdbBackendOptions {
    * database as it was synced here, as backend-<n>.mdb, n counting up (see durableCopyName).
    */
   durableCopiesDir?: string;
+  /** --unsafe-no-fsync: sync() commits but never flushes to disk, as etcd's backend then never fsyncs. */
+  unsafeNoFsync?: boolean;
 }
 
 /** The name of the n-th durable copy sync() leaves in LmdbBackendOptions.durableCopiesDir. */
@@ -241,6 +243,7 @@ export class LmdbBackend implements Backend {
     private readonly batchIntervalMs: number,
     private readonly batchLimit: number,
     private readonly durableCopiesDir: string | undefined,
+    private readonly unsafeNoFsync: boolean,
   ) {}
 
   private get root(): RootDatabase<Uint8Array, Uint8Array> {
@@ -284,6 +287,7 @@ export class LmdbBackend implements Backend {
       batchIntervalMs,
       batchLimit,
       options.durableCopiesDir,
+      options.unsafeNoFsync ?? false,
     );
   }
 
@@ -487,6 +491,7 @@ export class LmdbBackend implements Backend {
   private async syncNow(): Promise<void> {
     this.checkUsable();
     await this.flush();
+    if (this.unsafeNoFsync) return;
     const copiesDir = this.durableCopiesDir;
     const staging = copiesDir === undefined ? undefined : join(copiesDir, 'backend-staging');
     if (staging !== undefined) {
@@ -499,6 +504,7 @@ export class LmdbBackend implements Backend {
     if (copiesDir === undefined || staging === undefined) return;
     const copies = readdirSync(copiesDir).filter((name) => /^backend-\d+\.mdb$/.test(name)).length;
     renameSync(join(staging, 'data.mdb'), join(copiesDir, durableCopyName(copies + 1)));
+    rmSync(staging, { recursive: true, force: true });
   }
 
   /**
