@@ -128,6 +128,7 @@ export async function openMember(
   for (const step of recoverSnapshotInstall(paths.snapDir, paths.backendPath, state.snapshot.index))
     logger.warn({ 'snap-dir': paths.snapDir }, step);
   keySpace ??= KeySpace.open(paths.backendPath, config, electionTicks);
+  checkBackendCoversSnapshot(keySpace.store.consistentIndex, state.snapshot.index);
   const orphans = keySpace.lessor.recoverAttachments(keySpace.store.takeRestoredLeases());
   if (orphans > 0) logger.warn({ keys: orphans }, 'keys name leases that no longer exist');
   return {
@@ -158,6 +159,18 @@ export async function openMember(
         joined !== undefined ? 'joining an existing cluster' : fresh ? 'starting a new member' : 'restarting member',
     },
   };
+}
+
+/**
+ * The WAL replays only the entries after its snapshot, so a backend behind the snapshot (its
+ * writes since the last sync lost with the power) cannot be brought up to date: refuse, as etcd
+ * does when neither the backend nor a snapshot database holds the snapshot's index.
+ */
+function checkBackendCoversSnapshot(consistentIndex: number, snapshotIndex: number): void {
+  if (consistentIndex >= snapshotIndex) return;
+  throw new Error(
+    `failed to recover v3 backend from snapshot: failed to find database snapshot file (snap: snapshot file doesn't exist): the backend's consistent index ${consistentIndex} is behind the snapshot at index ${snapshotIndex}`,
+  );
 }
 
 /** The members --initial-cluster names, with IDs hashed from their peer URLs and the cluster token. */

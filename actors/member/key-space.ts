@@ -14,9 +14,16 @@ import { openWatchableKvStore } from '../../src/watch/kv-source.js';
 import type { WatchableStore } from '../../src/watch/watchable-store.js';
 import { WatchDriver } from '../client/grpc/watch-service.js';
 import { failpoint, failpointsOn } from '../shared/failpoints.js';
+import { powerLossJournalDir } from '../wal/power-loss-journal.js';
 
 function backendOptions(config: MemberConfig): LmdbBackendOptions {
-  const options = { batchIntervalMs: config.backendBatchIntervalMs, batchLimit: config.backendBatchLimit };
+  const journalDir = powerLossJournalDir();
+  const options: LmdbBackendOptions = {
+    batchIntervalMs: config.backendBatchIntervalMs,
+    batchLimit: config.backendBatchLimit,
+    unsafeNoFsync: config.unsafeNoFsync,
+    ...(journalDir === undefined ? {} : { durableCopiesDir: journalDir }),
+  };
   if (!failpointsOn) return options;
   const commitHooks = { before: () => failpoint('beforeCommit'), after: () => failpoint('afterCommit') };
   return { ...options, commitHooks };

@@ -1,7 +1,7 @@
 /**
  * Snapshots, as etcd's server takes, sends, receives and installs them. Taking: every
  * --snapshot-count applied entries (or once the in-memory log grew by raftLogGrowthBytesMax) the
- * backend is flushed, the membership saved in a snap file, the WAL told, and the in-memory log
+ * backend is synced to disk, the membership saved in a snap file, the WAL told, and the in-memory log
  * compacted to a tail for followers. Sending: a copy of the backend database goes with a MsgSnap.
  * Receiving: the database is stored durably before Raft steps the message. Installing: the
  * received database becomes the backend and everything is rebuilt from it. These share files,
@@ -156,7 +156,7 @@ export class Snapshots {
 
   /**
    * Records a snapshot at the applied index, as etcd does every --snapshot-count entries: the
-   * backend is flushed (it holds the state up to that index), the membership is saved in a snap
+   * backend is synced to disk (it holds the state up to that index), the membership is saved in a snap
    * file, the WAL notes the snapshot and drops segments behind it, and the in-memory log keeps
    * only a tail for followers to catch up from: etcd's 5,000 entries, or fewer when those would
    * hold more than snapshotCatchUpBytesMax. A follower further behind gets the snapshot.
@@ -171,7 +171,10 @@ export class Snapshots {
         index > this.snapshotIndex,
         () => `a snapshot at index ${index} taken after one at index ${this.snapshotIndex}`,
       );
-      await this.parts.keySpace.backend.flush();
+      // The backend commits without syncing (the WAL holds every entry until now); once the WAL
+      // marks this snapshot, the entries before it are no longer replayed, so the backend must be
+      // on disk first, as etcd's backend commit fsyncs before its snapshot.
+      await this.parts.keySpace.backend.sync();
       const data = encodeMembership(this.parts.membership.snapshotMembership());
       saveSnapFile(paths.snapDir, { data, metadata: { index, term, confState } });
       storage.createSnapshot(index, confState, data);

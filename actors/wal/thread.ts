@@ -10,6 +10,7 @@ import { unreachable } from '../../src/lib/assert.js';
 import type { WalReply, WalRequest, WalThreadInit } from '../supervisor/thread-protocol.js';
 import { onThreadData } from '../supervisor/thread-start.js';
 import { failpoint, failpointsOn } from '../shared/failpoints.js';
+import { journaledWalFiles, powerLossJournalDir } from './power-loss-journal.js';
 
 /** Write-and-sync rounds run back to back before yielding to the event loop. */
 const syncRoundsPerTurnMax = 1024;
@@ -124,15 +125,17 @@ class WalThread {
 }
 
 function start(port: MessagePort, init: WalThreadInit): void {
-  const options = {
-    segmentBytes: init.segmentBytes,
-    ...(init.maxWals === undefined ? {} : { maxWals: init.maxWals }),
-    unsafeNoFsync: init.unsafeNoFsync,
-    log: (message: string) => port.postMessage({ type: 'wal.log', message } satisfies WalReply),
-  };
   // The entries' data buffers move to the member thread (transferred, not copied).
   let opened: { wal: Wal; reply: WalReply; entryBuffers: ArrayBuffer[] };
   try {
+    const journalDir = powerLossJournalDir();
+    const options = {
+      segmentBytes: init.segmentBytes,
+      ...(init.maxWals === undefined ? {} : { maxWals: init.maxWals }),
+      unsafeNoFsync: init.unsafeNoFsync,
+      log: (message: string) => port.postMessage({ type: 'wal.log', message } satisfies WalReply),
+      ...(journalDir === undefined ? {} : { files: journaledWalFiles(init.dir, journalDir) }),
+    };
     if (Wal.exists(init.dir)) {
       const { wal, state, entryBuffers } = Wal.open(init.dir, options);
       opened = { wal, reply: { type: 'wal.opened', state, created: false }, entryBuffers };

@@ -15,7 +15,7 @@
  * with a synchronous transaction per batch.
  */
 
-import { closeSync, fsyncSync, mkdirSync, openSync, rmSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { assert } from '../lib/assert.js';
@@ -70,6 +70,18 @@ export interface LmdbBackendOptions {
    * failed commit does. The member's failpoints (beforeCommit, afterCommit) use it; unset otherwise.
    */
   commitHooks?: { before: () => void; after: () => void };
+  /**
+   * Power-loss tests only (TSETCD_UNSAFE_POWERLOSS_JOURNAL): each sync() leaves a copy of the
+   * database as it was synced here, as backend-<n>.mdb, n counting up (see durableCopyName).
+   */
+  durableCopiesDir?: string;
+  /** --unsafe-no-fsync: sync() commits but never flushes to disk, as etcd's backend then never fsyncs. */
+  unsafeNoFsync?: boolean;
+}
+
+/** The name of the n-th durable copy sync() leaves in LmdbBackendOptions.durableCopiesDir. */
+export function durableCopyName(n: number): string {
+  return `backend-${String(n).padStart(6, '0')}.mdb`;
 }
 
 interface OverlayEntry {
@@ -236,6 +248,8 @@ export class LmdbBackend implements Backend {
     private readonly batchIntervalMs: number,
     private readonly batchLimit: number,
     private readonly commitHooks: LmdbBackendOptions['commitHooks'],
+    private readonly durableCopiesDir: string | undefined,
+    private readonly unsafeNoFsync: boolean,
   ) {}
 
   private get root(): RootDatabase<Uint8Array, Uint8Array> {
@@ -279,6 +293,8 @@ export class LmdbBackend implements Backend {
       batchIntervalMs,
       batchLimit,
       options.commitHooks,
+      options.durableCopiesDir,
+      options.unsafeNoFsync ?? false,
     );
   }
 
@@ -467,6 +483,35 @@ export class LmdbBackend implements Backend {
       await seen;
     }
     if (this.failure !== undefined) throw this.failure;
+  }
+
+  /**
+   * Makes every write so far durable: commits them, then has LMDB flush its file to disk (commits
+   * are not synced one by one, see noSync). With durableCopiesDir, a copy of the database read
+   * after the commit and before the flush is kept there once the flush returned: what this sync
+   * made durable, and possibly less, never more.
+   */
+  sync(): Promise<void> {
+    return this.oneCopyAtATime(() => this.syncNow());
+  }
+
+  private async syncNow(): Promise<void> {
+    this.checkUsable();
+    await this.flush();
+    if (this.unsafeNoFsync) return;
+    const copiesDir = this.durableCopiesDir;
+    const staging = copiesDir === undefined ? undefined : join(copiesDir, 'backend-staging');
+    if (staging !== undefined) {
+      rmSync(staging, { recursive: true, force: true });
+      mkdirSync(staging, { recursive: true });
+      await this.root.backup(staging, false);
+    }
+    const root = this.root as unknown as { sync(done: (error: unknown) => void): void };
+    await new Promise<void>((resolve, reject) => root.sync((error) => (error ? reject(error as Error) : resolve())));
+    if (copiesDir === undefined || staging === undefined) return;
+    const copies = readdirSync(copiesDir).filter((name) => /^backend-\d+\.mdb$/.test(name)).length;
+    renameSync(join(staging, 'data.mdb'), join(copiesDir, durableCopyName(copies + 1)));
+    rmSync(staging, { recursive: true, force: true });
   }
 
   /**

@@ -3,17 +3,7 @@
  * directly by tests and the simulator. Appends only write; sync() makes everything written durable.
  * See format.ts for the bytes on disk.
  */
-import {
-  closeSync,
-  existsSync,
-  fdatasyncSync,
-  ftruncateSync,
-  mkdirSync,
-  openSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { assert } from '../lib/assert.js';
 import { walSegmentBytesDefault } from '../lib/limits.js';
@@ -32,7 +22,7 @@ import {
   type WalSnapshotMarker,
 } from './format.js';
 import { readWal, type WalState } from './reader.js';
-import { fsyncDirectory } from './fs-sync.js';
+import { nodeWalFiles, type WalFiles } from './fs-sync.js';
 import { listSegments, listTempSegments, segmentName, segmentTempSuffix, type SegmentFile } from './segment.js';
 
 export interface WalOptions {
@@ -47,6 +37,8 @@ export interface WalOptions {
   maxWals?: number;
   /** --unsafe-no-fsync: never fdatasync or fsync; a crash may lose what was acknowledged. */
   unsafeNoFsync?: boolean;
+  /** The file calls the WAL makes; nodeWalFiles unless a power-loss test journals them. */
+  files?: WalFiles;
 }
 
 /** Smallest segment size accepted, so a segment header always fits with room for records. */
@@ -71,6 +63,7 @@ export class Wal {
 
   private readonly maxWals: number | undefined;
   private readonly fsyncs: Fsyncs;
+  private readonly files: WalFiles;
 
   private constructor(
     readonly dir: string,
@@ -92,6 +85,7 @@ export class Wal {
     this.snapshot = init.snapshot;
     this.maxWals = options.maxWals;
     this.fsyncs = fsyncsFor(options);
+    this.files = options.files ?? nodeWalFiles;
   }
 
   /** True when `dir` holds WAL segments. */
@@ -105,7 +99,7 @@ export class Wal {
     mkdirSync(dir, { recursive: true });
     if (listSegments(dir).length > 0) throw new Error(`WAL ${dir} already exists`);
     const snapshot = { index: 0, term: 0 };
-    const { segment, tail } = writeSegment(dir, fsyncsFor(options), {
+    const { segment, tail } = writeSegment(dir, options.files ?? nodeWalFiles, fsyncsFor(options), {
       seq: 0,
       firstIndex: 0,
       previousCrc: 0,
@@ -129,10 +123,11 @@ export class Wal {
    */
   static open(dir: string, options: WalOptions = {}): { wal: Wal; state: WalState; entryBuffers: ArrayBuffer[] } {
     const segmentBytes = segmentBytesOption(options);
-    for (const path of listTempSegments(dir)) unlinkSync(path);
+    const files = options.files ?? nodeWalFiles;
+    for (const path of listTempSegments(dir)) files.unlink(path);
     const read = readWal(dir);
     const tailFile = read.segments[read.segments.length - 1]!;
-    const fd = openSync(tailFile.path, 'r+');
+    const fd = files.openExisting(tailFile.path);
     try {
       if (read.torn !== undefined) {
         const zeroed = read.tailBytes - read.torn.offset;
@@ -141,12 +136,12 @@ export class Wal {
         );
       }
       // Zeroes a torn record and restores preallocation if a crash left the file short.
-      if (read.torn !== undefined) ftruncateSync(fd, read.tailOffset);
+      if (read.torn !== undefined) files.truncate(fd, read.tailOffset);
       if (read.torn !== undefined || read.tailBytes < segmentBytes)
-        ftruncateSync(fd, Math.max(read.tailBytes, segmentBytes));
+        files.truncate(fd, Math.max(read.tailBytes, segmentBytes));
       fsyncsFor(options).file(fd);
     } catch (error) {
-      closeSync(fd);
+      files.close(fd);
       throw error;
     }
     const { state } = read;
@@ -182,7 +177,7 @@ export class Wal {
     const tail = this.openTail();
     this.checkBatch(batch);
     tail.crc = sealFrames(batch.frames, tail.crc);
-    writeAll(tail.fd, batch.frames, tail.offset);
+    writeAll(this.files, tail.fd, batch.frames, tail.offset);
     tail.offset += batch.frames.length;
     this.dirty = true;
     if (batch.snapshot !== undefined) {
@@ -241,7 +236,7 @@ export class Wal {
     while (released + 1 < this.segments.length && this.segments[released + 1]!.firstIndex <= index + 1) released++;
     if (this.maxWals !== undefined) released = Math.min(released, Math.max(0, this.segments.length - this.maxWals));
     if (released === 0) return;
-    for (const segment of this.segments.slice(0, released)) unlinkSync(segment.path);
+    for (const segment of this.segments.slice(0, released)) this.files.unlink(segment.path);
     this.fsyncs.directory(this.dir);
     this.segments = this.segments.slice(released);
   }
@@ -255,7 +250,7 @@ export class Wal {
   close(): void {
     if (this.tail === undefined) return;
     this.sync();
-    closeSync(this.tail.fd);
+    this.files.close(this.tail.fd);
     this.tail = undefined;
   }
 
@@ -267,16 +262,16 @@ export class Wal {
   /** Seals the full tail segment at its data end and starts the next one, as etcd's cut does. */
   private cut(): void {
     const tail = this.openTail();
-    ftruncateSync(tail.fd, tail.offset);
+    this.files.truncate(tail.fd, tail.offset);
     // This fdatasync makes the appends written so far durable, like sync()'s, and counts as one
     // (etcd's cut syncs through the same path as a save and observes it in its fsync metrics).
     this.fsyncs.file(tail.fd);
     if (!this.fsyncs.unsafe) this.syncs++;
-    closeSync(tail.fd);
+    this.files.close(tail.fd);
     this.tail = undefined;
     this.dirty = false;
     const previous = this.segments[this.segments.length - 1]!;
-    const { segment, tail: next } = writeSegment(this.dir, this.fsyncs, {
+    const { segment, tail: next } = writeSegment(this.dir, this.files, this.fsyncs, {
       seq: previous.seq + 1,
       firstIndex: this.lastIndex + 1,
       previousCrc: tail.crc,
@@ -299,7 +294,8 @@ interface Fsyncs {
 
 function fsyncsFor(options: WalOptions): Fsyncs {
   if (options.unsafeNoFsync === true) return { unsafe: true, file: () => undefined, directory: () => undefined };
-  return { unsafe: false, file: (fd) => fdatasyncSync(fd), directory: fsyncDirectory };
+  const files = options.files ?? nodeWalFiles;
+  return { unsafe: false, file: (fd) => files.fdatasync(fd), directory: (dir) => files.fsyncDirectory(dir) };
 }
 
 function segmentBytesOption(options: WalOptions): number {
@@ -311,10 +307,10 @@ function segmentBytesOption(options: WalOptions): number {
   return segmentBytes;
 }
 
-function writeAll(fd: number, bytes: Uint8Array, position: number): void {
+function writeAll(files: WalFiles, fd: number, bytes: Uint8Array, position: number): void {
   let written = 0;
-  // writeSync may write less than asked; each call makes progress or throws, so this ends.
-  while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written, position + written);
+  // A write may write less than asked; each call makes progress or throws, so this ends.
+  while (written < bytes.length) written += files.write(fd, bytes, written, bytes.length - written, position + written);
 }
 
 interface SegmentHeader {
@@ -331,7 +327,12 @@ interface SegmentHeader {
  * Writes a new segment's header records under a temporary name, makes them durable and renames the
  * file into place, so a named segment always starts with a complete header.
  */
-function writeSegment(dir: string, fsyncs: Fsyncs, header: SegmentHeader): { segment: SegmentFile; tail: TailSegment } {
+function writeSegment(
+  dir: string,
+  files: WalFiles,
+  fsyncs: Fsyncs,
+  header: SegmentHeader,
+): { segment: SegmentFile; tail: TailSegment } {
   const builder = new FrameBuilder()
     .add(RecordType.crc, encodeCrc(header.previousCrc))
     .add(RecordType.metadata, encodeMetadata(header.metadata))
@@ -341,15 +342,15 @@ function writeSegment(dir: string, fsyncs: Fsyncs, header: SegmentHeader): { seg
   const crc = sealFrames(frames, header.previousCrc);
   const path = join(dir, segmentName(header.seq, header.firstIndex));
   const tempPath = path + segmentTempSuffix;
-  const fd = openSync(tempPath, 'w+');
+  const fd = files.create(tempPath);
   try {
-    ftruncateSync(fd, header.segmentBytes);
-    writeAll(fd, frames, 0);
+    files.truncate(fd, header.segmentBytes);
+    writeAll(files, fd, frames, 0);
     fsyncs.file(fd);
-    renameSync(tempPath, path);
+    files.rename(tempPath, path);
     fsyncs.directory(dir);
   } catch (error) {
-    closeSync(fd);
+    files.close(fd);
     throw error;
   }
   return {

@@ -78,11 +78,11 @@ class ProcessesTarget implements ChaosTarget {
   static async start(command: MemberCommand, failpoints: boolean): Promise<ProcessesTarget> {
     const ports = new Map<string, number>();
     if (failpoints) for (const name of ['m1', 'm2', 'm3']) ports.set(name, await freePort());
-    const memberEnv = (name: string) => {
+    const env = ({ name }: { name: string }) => {
       const port = ports.get(name);
       return port === undefined ? {} : failpointEnv(port);
     };
-    return new ProcessesTarget(await Cluster.start({ command, memberEnv }), ports);
+    return new ProcessesTarget(await Cluster.start({ command, env }), ports);
   }
 
   failpointEndpoint(index: number): string | undefined {

@@ -36,8 +36,8 @@ export interface ClusterOptions {
   readonly healthWaitMs?: number;
   /** Client and peer URLs over https: the members serve `server`'s certificate and ask every client and peer for one (--client-cert-auth, --peer-client-cert-auth); probes present `client`'s. */
   readonly tls?: ClusterTls;
-  /** Environment variables added for one member's process, by its name (e.g. its own GOFAIL_HTTP port). */
-  readonly memberEnv?: (name: string) => Readonly<Record<string, string>>;
+  /** Environment variables for each member's process (on top of this process's), from its name and work dir. */
+  readonly env?: (member: { name: string; workDir: string }) => Record<string, string>;
 }
 
 /** The certificates of a TLS cluster; both signed by the one CA named in their trustedCaFile. */
@@ -73,6 +73,8 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 
 /** One member process of a cluster; restart() reuses its ports, data dir and flags. */
 export class ClusterMember {
+  /** Environment variables for the next start, on top of this process's. */
+  env: Record<string, string> = {};
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
 
@@ -86,7 +88,6 @@ export class ClusterMember {
     private readonly extraFlags: readonly string[],
     readonly healthWaitMs: number,
     readonly tls?: ClusterTls,
-    private readonly env?: Readonly<Record<string, string>>,
   ) {}
 
   get clientUrl(): string {
@@ -150,7 +151,7 @@ export class ClusterMember {
     try {
       const child = spawn(this.command.command, [...this.command.args, ...this.flags(), ...moreFlags], {
         stdio: ['ignore', logFd, logFd],
-        env: this.env === undefined ? process.env : { ...process.env, ...this.env },
+        env: { ...process.env, ...this.env },
       });
       this.child = child;
       this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
@@ -267,9 +268,9 @@ export class Cluster {
         options.extraFlags ?? [],
         healthWaitMs,
         options.tls,
-        options.memberEnv?.(name),
       );
     });
+    for (const member of members) member.env = options.env?.(member) ?? {};
     const cluster = new Cluster(options.command, members, workDir);
     try {
       await Promise.all(members.map((m) => mkdir(m.workDir, { recursive: true })));

@@ -66,6 +66,8 @@ process.once('exit', () => {
 export class Member {
   /** Appended to /health when waiting for the member, e.g. '?exclude=NOSPACE' while that alarm stands. */
   healthQuery = '';
+  /** Environment variables for the next start, on top of this process's (from MemberOptions.env). */
+  env: Record<string, string>;
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
   private exitStatus: MemberExit = { code: null, signal: null };
@@ -79,7 +81,9 @@ export class Member {
     readonly extraFlags: readonly string[],
     readonly healthWaitMs: number,
     private readonly options: MemberOptions,
-  ) {}
+  ) {
+    this.env = { ...options.env };
+  }
 
   /** Spawns a fresh member and waits until its /health answers. */
   static async start(options: MemberOptions): Promise<Member> {
@@ -111,8 +115,8 @@ export class Member {
   runUntilExit(timeoutMs: number): { status: number | null; stderr: string } {
     const result = spawnSync(this.command.command, [...this.command.args, ...this.flags()], {
       encoding: 'utf8',
-      env: this.env(),
       timeout: timeoutMs,
+      env: { ...process.env, ...this.env },
       ...(this.options.runInWorkDir === true ? { cwd: this.workDir } : {}),
     });
     return { status: result.status, stderr: result.stderr ?? '' };
@@ -223,7 +227,7 @@ export class Member {
     try {
       const child = spawn(this.command.command, [...this.command.args, ...this.flags()], {
         stdio: ['ignore', logFd, logFd],
-        env: this.env(),
+        env: { ...process.env, ...this.env },
         ...(this.options.runInWorkDir === true ? { cwd: this.workDir } : {}),
       });
       this.child = child;
@@ -240,10 +244,6 @@ export class Member {
     liveMembers.add(this);
     void this.exited.then(() => liveMembers.delete(this));
     await this.waitHealthy();
-  }
-
-  private env(): NodeJS.ProcessEnv {
-    return this.options.env === undefined ? process.env : { ...process.env, ...this.options.env };
   }
 
   /** This member's /health, over https when it serves TLS. */
