@@ -15,7 +15,7 @@
  * with a synchronous transaction per batch.
  */
 
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { assert } from '../lib/assert.js';
@@ -756,6 +756,8 @@ function checkMetaPages(path: string): void {
   if (!existsSync(file)) return;
   const fd = openSync(file, 'r');
   try {
+    // An empty file (created, then lost before any sync) is one LMDB initializes afresh.
+    if (fstatSync(fd).size === 0) return;
     const header = Buffer.alloc(lmdbPageSizeOffset + 4);
     let pageSize = 0;
     for (const page of [0, 1]) {
