@@ -3,6 +3,10 @@
  * cleared at runtime in every thread, and the faults they make: a panic ends the process as Go's
  * does, an I/O error on the WAL's write or fsync stops the member without acknowledging the
  * writes it could not make durable, and a slow fsync slows writes without losing any.
+ *
+ * Seen failing on purpose: with a WAL thread that acknowledges despite a failed write or fsync,
+ * both I/O error tests fail (the member never stops); with the gate loading the registry
+ * unconditionally, the default-start test fails on the "failpoints enabled" notice.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
