@@ -15,7 +15,18 @@
  * with a synchronous transaction per batch.
  */
 
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  rmSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { assert } from '../lib/assert.js';
@@ -783,7 +794,46 @@ interface OpenedEnvironment {
   noSync: boolean;
 }
 
+/** LMDB's magic number, its meta-page flag, and where lmdb-js's build keeps them in a page. */
+const lmdbMagic = 0xbeefc0de;
+const lmdbMetaPageFlag = 0x08;
+const lmdbFlagsOffset = 18;
+const lmdbMagicOffset = 24;
+/** Where the meta page keeps the page size (md_pad of its first database record). */
+const lmdbPageSizeOffset = 48;
+
+/**
+ * Refuses a data file whose meta pages are not LMDB's: LMDB trusts them and crashes the process
+ * (a segmentation fault) on a damaged first one, where etcd's bbolt says "invalid database".
+ * Only the magic number and the meta flag are checked; LMDB has no checksums to check.
+ */
+function checkMetaPages(path: string): void {
+  const file = join(path, 'data.mdb');
+  if (!existsSync(file)) return;
+  const fd = openSync(file, 'r');
+  try {
+    // An empty file (created, then lost before any sync) is one LMDB initializes afresh.
+    if (fstatSync(fd).size === 0) return;
+    const header = Buffer.alloc(lmdbPageSizeOffset + 4);
+    let pageSize = 0;
+    for (const page of [0, 1]) {
+      const read = readSync(fd, header, 0, header.length, page * pageSize);
+      const magic = read === header.length ? header.readUInt32LE(lmdbMagicOffset) : 0;
+      const flags = read === header.length ? header.readUInt16LE(lmdbFlagsOffset) : 0;
+      if (magic !== lmdbMagic || (flags & lmdbMetaPageFlag) === 0) {
+        throw new Error(
+          `invalid database: ${file}: meta page ${page} has magic 0x${magic.toString(16)} and flags 0x${flags.toString(16)}, not LMDB's`,
+        );
+      }
+      if (page === 0) pageSize = header.readUInt32LE(lmdbPageSizeOffset);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function openEnvironment(path: string, noSync: boolean): OpenedEnvironment {
+  checkMetaPages(path);
   const root = open<Uint8Array, Uint8Array>({
     path,
     encoding: 'binary',
