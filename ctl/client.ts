@@ -28,7 +28,35 @@ export function packageDefinition(): protoLoader.PackageDefinition {
   return cachedDefinition;
 }
 
-export type ServiceName = 'KV' | 'Lease' | 'Maintenance' | 'Cluster' | 'Auth';
+export type ServiceName = 'KV' | 'Watch' | 'Lease' | 'Maintenance' | 'Cluster' | 'Auth' | 'Lock' | 'Election';
+
+/** The proto package of each service; lock and election come from protos of their own. */
+const servicePackages: Record<ServiceName, string> = {
+  KV: 'etcdserverpb',
+  Watch: 'etcdserverpb',
+  Lease: 'etcdserverpb',
+  Maintenance: 'etcdserverpb',
+  Cluster: 'etcdserverpb',
+  Auth: 'etcdserverpb',
+  Lock: 'v3lockpb',
+  Election: 'v3electionpb',
+};
+
+let cachedConcurrencyDefinition: protoLoader.PackageDefinition | undefined;
+
+/** The lock and election protos, loaded only by the commands that use them. */
+function concurrencyDefinition(): protoLoader.PackageDefinition {
+  cachedConcurrencyDefinition ??= protoLoader.loadSync(['v3lockpb/v3lock.proto', 'v3electionpb/v3election.proto'], {
+    includeDirs: [join(packageRoot(), 'src', 'api', 'proto')],
+    keepCase: true,
+    longs: String,
+    bytes: Buffer,
+    enums: Number,
+    defaults: true,
+    oneofs: true,
+  });
+  return cachedConcurrencyDefinition;
+}
 
 /** The client error etcdctl prints after "Error: ". */
 export class CtlRpcError extends Error {
@@ -115,10 +143,37 @@ export class EtcdConnection {
     this.channel = new grpc.Channel(target, channelCredentials(options.tls), channelOptions);
   }
 
-  /** Calls a unary method; `timeoutMs` undefined means no deadline, as for etcdctl's txn. */
-  async call(service: ServiceName, method: string, request: Message, timeoutMs: number | undefined): Promise<Message> {
+  /**
+   * Calls a unary method; `timeoutMs` undefined means no deadline, as for etcdctl's txn. An abort
+   * of `signal` cancels the call (it then fails with gRPC's CANCELLED).
+   */
+  async call(
+    service: ServiceName,
+    method: string,
+    request: Message,
+    timeoutMs: number | undefined,
+    signal?: AbortSignal,
+  ): Promise<Message> {
     this.token ??= this.authenticate();
-    return this.send(service, method, request, timeoutMs, await this.token);
+    return this.send(service, method, request, timeoutMs, await this.token, signal);
+  }
+
+  /** Opens a server stream (Observe, Snapshot), authenticated like the unary calls. */
+  async serverStream(
+    service: ServiceName,
+    method: string,
+    request: Message,
+  ): Promise<grpc.ClientReadableStream<Message>> {
+    this.token ??= this.authenticate();
+    const token = await this.token;
+    const client = this.client(service);
+    const metadata = new grpc.Metadata({ waitForReady: true });
+    if (token !== undefined) metadata.set('token', token);
+    const callable = (client as any)[method] as (
+      request: Message,
+      metadata: grpc.Metadata,
+    ) => grpc.ClientReadableStream<Message>;
+    return callable.call(client, request, metadata);
   }
 
   /** clientv3's getToken: Authenticate once, then send the token as `token` metadata on every call. */
@@ -141,6 +196,7 @@ export class EtcdConnection {
     request: Message,
     timeoutMs: number | undefined,
     token: string | undefined,
+    signal?: AbortSignal,
   ): Promise<Message> {
     const client = this.client(service);
     const options: grpc.CallOptions = timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
@@ -148,20 +204,35 @@ export class EtcdConnection {
       const callable = (client as any)[method] as (...args: unknown[]) => unknown;
       const metadata = new grpc.Metadata({ waitForReady: true });
       if (token !== undefined) metadata.set('token', token);
-      callable.call(client, request, metadata, options, (error: grpc.ServiceError | null, response: Message) => {
-        if (error !== null) reject(new CtlRpcError(clientErrorText(error)));
-        else resolve(response);
-      });
+      const call = callable.call(
+        client,
+        request,
+        metadata,
+        options,
+        (error: grpc.ServiceError | null, response: Message) => {
+          if (error !== null) reject(new CtlRpcError(clientErrorText(error)));
+          else resolve(response);
+        },
+      ) as grpc.ClientUnaryCall;
+      signal?.addEventListener('abort', () => call.cancel(), { once: true });
     });
   }
 
-  /** Opens a bidirectional stream (LeaseKeepAlive), authenticated like the unary calls. */
-  async duplex(service: ServiceName, method: string): Promise<grpc.ClientDuplexStream<Message, Message>> {
+  /**
+   * Opens a bidirectional stream (LeaseKeepAlive, Watch), authenticated like the unary calls;
+   * `requireLeader` sends clientv3's WithRequireLeader metadata.
+   */
+  async duplex(
+    service: ServiceName,
+    method: string,
+    requireLeader = false,
+  ): Promise<grpc.ClientDuplexStream<Message, Message>> {
     this.token ??= this.authenticate();
     const token = await this.token;
     const client = this.client(service);
     const metadata = new grpc.Metadata({ waitForReady: true });
     if (token !== undefined) metadata.set('token', token);
+    if (requireLeader) metadata.set('hasleader', 'true');
     const callable = (client as any)[method] as (metadata: grpc.Metadata) => grpc.ClientDuplexStream<Message, Message>;
     return callable.call(client, metadata);
   }
@@ -182,8 +253,10 @@ export class EtcdConnection {
   private client(service: ServiceName): grpc.Client {
     const existing = this.clients.get(service);
     if (existing !== undefined) return existing;
-    const loaded = grpc.loadPackageDefinition(packageDefinition()) as any;
-    const constructor = loaded.etcdserverpb[service] as grpc.ServiceClientConstructor;
+    const protoPackage = servicePackages[service];
+    const definition = protoPackage === 'etcdserverpb' ? packageDefinition() : concurrencyDefinition();
+    const loaded = grpc.loadPackageDefinition(definition) as any;
+    const constructor = loaded[protoPackage][service] as grpc.ServiceClientConstructor;
     const client = new constructor('unused', channelCredentials(this.options.tls), { channelOverride: this.channel });
     this.clients.set(service, client);
     return client;

@@ -159,6 +159,19 @@ export const delFlags: readonly FlagSpec[] = [
   bool('from-key', 'delete keys that are greater than or equal to the given key using byte compare'),
 ];
 
+/** The watch command's own flags, in etcdctl's declaration. */
+export const watchFlags: readonly FlagSpec[] = [
+  { name: 'interactive', shorthand: 'i', kind: 'bool', defaultText: 'false', usage: 'Interactive mode' },
+  { name: 'prefix', kind: 'bool', defaultText: 'false', usage: 'Watch on a prefix if prefix is set' },
+  { name: 'rev', kind: 'int64', defaultText: '0', usage: 'Revision to start watching' },
+  {
+    name: 'prev-kv',
+    kind: 'bool',
+    defaultText: 'false',
+    usage: 'get the previous key-value pair before the event happens',
+  },
+];
+
 /** The put/get/del commands as etcdctl declares them (also parsed inside txn). */
 export const putUse = 'put [options] <key> <value> (<value> can also be given from stdin)';
 export const getUse = 'get [options] <key> [range_end]';
@@ -272,7 +285,13 @@ export function rootCommands(runners: Record<string, (context: CommandContext) =
       flags: [],
       run: runners['move-leader'],
     },
-    missing('watch', 'Watches events stream on keys or prefixes'),
+    {
+      name: 'watch',
+      use: 'watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]',
+      short: 'Watches events stream on keys or prefixes',
+      flags: watchFlags,
+      run: runners.watch,
+    },
     { name: 'version', use: 'version', short: 'Prints the version of etcdctl', flags: [], run: runners.version },
     group('lease', 'lease <subcommand>', 'Lease related commands', [
       leaf('grant', 'grant <ttl>', 'Creates leases'),
@@ -333,9 +352,21 @@ export function rootCommands(runners: Record<string, (context: CommandContext) =
     ...[
       ['make-mirror', 'Makes a mirror at the destination etcd cluster'],
       ['migrate', 'Migrates keys in a v2 store to a mvcc store'],
-      ['lock', 'Acquires a named lock'],
-      ['elect', 'Observes and participates in leader election'],
     ].map(([name, short]) => missing(name ?? '', short ?? '')),
+    {
+      name: 'lock',
+      use: 'lock <lockname> [exec-command arg1 arg2 ...]',
+      short: 'Acquires a named lock',
+      flags: [{ name: 'ttl', kind: 'int64', defaultText: '10', usage: 'timeout for session' }],
+      run: runners.lock,
+    },
+    {
+      name: 'elect',
+      use: 'elect <election-name> [proposal]',
+      short: 'Observes and participates in leader election',
+      flags: [bool('listen', 'observation mode', 'l')],
+      run: runners.elect,
+    },
     group('auth', 'auth <enable or disable>', 'Enable or disable authentication', [
       leaf('enable', 'enable', 'Enables authentication'),
       leaf('disable', 'disable', 'Disables authentication'),

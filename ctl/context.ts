@@ -27,6 +27,8 @@ export class CommandContext {
     readonly flags: FlagValues,
     readonly output: Output,
     readonly stdin: StdinReader,
+    /** The whole command line as typed (etcdctl's os.Args), for commands that look past `--`. */
+    readonly rawArgs: readonly string[] = [],
   ) {}
 
   get endpoints(): string[] {

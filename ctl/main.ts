@@ -37,6 +37,9 @@ const root: CommandSpec = {
     put: async (context) => (await kvCommands()).runPut(context),
     del: async (context) => (await kvCommands()).runDel(context),
     txn: async (context) => (await import('./txn-command.js')).runTxn(context),
+    watch: async (context) => (await import('./watch-command.js')).runWatch(context),
+    lock: async (context) => (await import('./concurrency-commands.js')).runLock(context),
+    elect: async (context) => (await import('./concurrency-commands.js')).runElect(context),
     compaction: async (context) => (await kvCommands()).runCompaction(context),
     version: async (context) => (await kvCommands()).runVersion(context),
     'endpoint health': async (context) => (await endpointCommands()).runEndpointHealth(context),
@@ -149,7 +152,7 @@ async function execute(argv: readonly string[], output: Output, stdin: StdinRead
     process.env,
   );
   const { CommandContext } = await import('./context.js');
-  const context = new CommandContext(parsed.args, flags, output, stdin);
+  const context = new CommandContext(parsed.args, flags, output, stdin, ['etcdctl', ...argv]);
   try {
     await command.run(context);
   } finally {
