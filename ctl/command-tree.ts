@@ -3,6 +3,13 @@
  * declares them (help text and error messages are built from these), plus which ones run here.
  */
 import type { CommandContext } from './context.js';
+import {
+  checkCommand,
+  completionCommand,
+  helpCommand,
+  makeMirrorCommand,
+  migrateCommand,
+} from './command-tree-tools.js';
 import type { FlagSpec } from './flags.js';
 
 export interface CommandSpec {
@@ -18,7 +25,11 @@ export interface CommandSpec {
   readonly run?: (context: CommandContext) => Promise<void>;
   /** Listed and matched like etcdctl's, but not implemented by tsetcdctl yet. */
   readonly missing?: boolean;
+  /** cobra's DisableFlagsInUseLine: no " [flags]" after the usage line. */
+  readonly disableFlagsInUseLine?: boolean;
 }
+
+export type Runner = (context: CommandContext) => Promise<void>;
 
 const bool = (name: string, usage: string, shorthand?: string): FlagSpec => ({
   name,
@@ -178,8 +189,7 @@ export const getUse = 'get [options] <key> [range_end]';
 export const delUse = 'del [options] <key> [range_end]';
 
 /** Root commands in etcdctl's registration order (which its suggestions follow). */
-export function rootCommands(runners: Record<string, (context: CommandContext) => Promise<void>>): CommandSpec[] {
-  const missing = (name: string, short: string): CommandSpec => ({ name, use: name, short, flags: [], missing: true });
+export function rootCommands(runners: Record<string, Runner>): CommandSpec[] {
   /** A group such as `lease`, whose subcommands run as runners["lease grant"] and so on. */
   const group = (name: string, use: string, short: string, children: CommandSpec[]): CommandSpec => ({
     name,
@@ -349,10 +359,8 @@ export function rootCommands(runners: Record<string, (context: CommandContext) =
         },
       ],
     },
-    ...[
-      ['make-mirror', 'Makes a mirror at the destination etcd cluster'],
-      ['migrate', 'Migrates keys in a v2 store to a mvcc store'],
-    ].map(([name, short]) => missing(name ?? '', short ?? '')),
+    makeMirrorCommand(runners),
+    migrateCommand(runners),
     {
       name: 'lock',
       use: 'lock <lockname> [exec-command arg1 arg2 ...]',
@@ -418,11 +426,9 @@ export function rootCommands(runners: Record<string, (context: CommandContext) =
         ),
       ]),
     ]),
-    ...[
-      ['check', 'commands for checking properties of the etcd cluster'],
-      ['help', 'Help about any command'],
-      ['completion', 'Generate the autocompletion script for the specified shell'],
-    ].map(([name, short]) => missing(name ?? '', short ?? '')),
+    checkCommand(runners),
+    helpCommand,
+    completionCommand(runners),
   ];
 }
 

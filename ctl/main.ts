@@ -4,6 +4,7 @@
  * etcdctl's exit codes.
  */
 import { globalFlags, helpFlag, rootCommands, rootHelpCommands, type CommandSpec } from './command-tree.js';
+import { helpCommand } from './command-tree-tools.js';
 import type { CommandContext } from './context.js';
 import { FlagValues, applyEnvironment, parseFlags, type FlagSpec } from './flags.js';
 import { goQuote } from './go-format.js';
@@ -40,6 +41,7 @@ const root: CommandSpec = {
     watch: async (context) => (await import('./watch-command.js')).runWatch(context),
     lock: async (context) => (await import('./concurrency-commands.js')).runLock(context),
     elect: async (context) => (await import('./concurrency-commands.js')).runElect(context),
+    migrate: async (context) => (await import('./migrate-command.js')).runMigrate(context),
     compaction: async (context) => (await kvCommands()).runCompaction(context),
     version: async (context) => (await kvCommands()).runVersion(context),
     'endpoint health': async (context) => (await endpointCommands()).runEndpointHealth(context),
@@ -142,8 +144,8 @@ async function execute(argv: readonly string[], output: Output, stdin: StdinRead
     output.err('\n');
     exitWithError(output, ExitCode.error, parsed.error);
   }
+  if (command === helpCommand && !parsed.help) return help(output, parsed.args);
   if (parsed.help || (command.run === undefined && command.missing !== true)) return output.out(usageOf(path));
-  if (command.name === 'help' && path.length === 2) return output.out(usageOf(findCommand(parsed.args).path));
   if (command.run === undefined)
     exitWithError(output, ExitCode.error, `tsetcdctl does not implement "${commandPath(path)}" yet`);
   applyEnvironment(
@@ -262,8 +264,21 @@ function commandPath(path: readonly CommandSpec[]): string {
     .join(' ');
 }
 
+/**
+ * cobra's help command: the help of the command the words name, or, when they name none, the
+ * root's usage (which leaves out the root's own -h flag) after "Unknown help topic".
+ */
+function help(output: Output, words: readonly string[]): void {
+  const found = findCommand(words);
+  const unknown = found.path.length === 1 && stripFlags(found.args, globalFlags).length > 0;
+  if (!unknown) return output.out(usageOf(found.path));
+  const quoted = words.map((word) => (word.includes('`') ? goQuote(Buffer.from(word)) : `\`${word}\``));
+  output.err(`Unknown help topic [${quoted.join(' ')}]\n`);
+  output.out(usageOf(found.path, false));
+}
+
 /** etcdctl's help page for the command at the end of `path`. */
-function usageOf(path: readonly CommandSpec[]): string {
+function usageOf(path: readonly CommandSpec[], withHelpFlag = true): string {
   const command = path[path.length - 1] ?? root;
   const subcommands: Array<[string, string]> = [];
   const collect = (parent: CommandSpec, prefix: string): void => {
@@ -280,8 +295,9 @@ function usageOf(path: readonly CommandSpec[]): string {
     short: command.short,
     long: command.long,
     runnable: command.run !== undefined,
+    disableFlagsInUseLine: command.disableFlagsInUseLine,
     subcommands,
-    localFlags: localFlags(command),
+    localFlags: withHelpFlag ? localFlags(command) : localFlags(command).filter((spec) => spec.name !== 'help'),
     inheritedFlags: inheritedFlags(path),
   });
 }
