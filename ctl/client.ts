@@ -163,6 +163,7 @@ export class EtcdConnection {
     service: ServiceName,
     method: string,
     request: Message,
+    timeoutMs?: number,
   ): Promise<grpc.ClientReadableStream<Message>> {
     this.token ??= this.authenticate();
     const token = await this.token;
@@ -172,8 +173,10 @@ export class EtcdConnection {
     const callable = (client as any)[method] as (
       request: Message,
       metadata: grpc.Metadata,
+      options: grpc.CallOptions,
     ) => grpc.ClientReadableStream<Message>;
-    return callable.call(client, request, metadata);
+    const options: grpc.CallOptions = timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
+    return callable.call(client, request, metadata, options);
   }
 
   /** clientv3's getToken: Authenticate once, then send the token as `token` metadata on every call. */

@@ -340,7 +340,7 @@ export function rootCommands(runners: Record<string, Runner>): CommandSpec[] {
           use: 'save <filename>',
           short: 'Stores an etcd node backend snapshot to a given file',
           flags: [],
-          missing: true,
+          run: runners['snapshot save'],
         },
         {
           name: 'restore',

@@ -47,6 +47,7 @@ const root: CommandSpec = {
     'endpoint health': async (context) => (await endpointCommands()).runEndpointHealth(context),
     'endpoint status': async (context) => (await endpointCommands()).runEndpointStatus(context),
     'endpoint hashkv': async (context) => (await endpointCommands()).runEndpointHashKv(context),
+    'snapshot save': async (context) => (await snapshotCommands()).runSnapshotSave(context),
     'snapshot status': async (context) => (await snapshotCommands()).runSnapshotStatus(context),
     'snapshot restore': async (context) => (await snapshotCommands()).runSnapshotRestore(context),
     'lease grant': async (context) => (await leaseCommands()).runLeaseGrant(context),

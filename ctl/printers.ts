@@ -83,7 +83,7 @@ export class Printer {
 
   /** One clientv3 WatchResponse as etcdctl's display.Watch prints it. */
   watch(response: Message): void {
-    const events = response.events as Message[];
+    const events = (response.events ?? []) as Message[];
     switch (this.options.format) {
       case 'simple':
         for (const event of events) {
@@ -101,9 +101,12 @@ export class Printer {
         }
         return;
       case 'json': {
-        // clientv3's WatchResponse struct, marshalled as Go does: Go field names, a nil list as null.
+        // clientv3's WatchResponse struct, marshalled as Go does: Go field names; only the response
+        // closing a refused watch has a nil event list (null), every other one a made slice.
         const list =
-          events.length === 0 ? 'null' : `[${events.map((event) => messageJson('mvccpb.Event', event)).join(',')}]`;
+          response.events === null
+            ? 'null'
+            : `[${events.map((event) => messageJson('mvccpb.Event', event)).join(',')}]`;
         return this.line(
           `{"Header":${messageJson('etcdserverpb.ResponseHeader', response.header ?? {})},"Events":${list},"CompactRevision":${response.compact_revision},"Canceled":${response.canceled},"Created":${response.created}}`,
         );

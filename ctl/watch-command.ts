@@ -49,10 +49,10 @@ export async function runWatch(context: CommandContext): Promise<void> {
   if (!parsed.ok) exitWithError(context.output, ExitCode.badArgs, parsed.error);
   context.client();
   const session = new WatchSession(context);
-  const ended = session.watch(parsed);
-  if (typeof ended === 'string') exitWithError(context.output, ExitCode.badArgs, ended);
+  const started = session.watch(parsed);
+  if (typeof started === 'string') exitWithError(context.output, ExitCode.badArgs, started);
   try {
-    await Promise.race([ended, session.failure]);
+    await Promise.race([started.ended, session.failure]);
   } finally {
     session.close();
   }
@@ -83,8 +83,9 @@ async function runInteractive(context: CommandContext, env: WatchEnvironment): P
         const parsed = parseInteractiveWatchArgs(words, env);
         if (!parsed.ok) exitWithError(output, ExitCode.badArgs, parsed.error);
         const started = session.watch(parsed);
+        // clientv3's Watch returns once the server has created the watch, so lines stay in order.
         if (typeof started === 'string') output.err(`Invalid command ${line} (${started})\n`);
-        else started.catch(() => undefined);
+        else await Promise.race([started.created, session.failure]);
       } else if (words[0] === 'progress') {
         await session.requestProgress();
       } else {
@@ -105,8 +106,15 @@ interface Watch {
   id: string | undefined;
   /** Responses are shown one after the other, exec commands included. */
   shown: Promise<void>;
+  created: () => void;
   end: () => void;
   ended: boolean;
+}
+
+/** A started watch: `created` settles once the server has it, `ended` when the server ends it. */
+interface StartedWatch {
+  readonly created: Promise<void>;
+  readonly ended: Promise<void>;
 }
 
 /** The watches of one command on one Watch stream, created in order like clientv3's. */
@@ -127,8 +135,8 @@ class WatchSession {
     this.failure.catch(() => undefined);
   }
 
-  /** Starts a watch; resolves when the server ends it, or returns etcdctl's refusal of the words. */
-  watch(args: Extract<WatchArgs, { ok: true }>): Promise<void> | string {
+  /** Starts a watch, or returns etcdctl's refusal of the words. */
+  watch(args: Extract<WatchArgs, { ok: true }>): StartedWatch | string {
     const span = watchSpan(args.watchArgs, args.options);
     if (!span.ok) return span.error;
     const create = {
@@ -137,22 +145,29 @@ class WatchSession {
       start_revision: args.options.rev.toString(),
       prev_kv: args.options.prevKv,
     };
-    return new Promise<void>((resolve) => {
-      const watch: Watch = {
-        create,
-        execArgs: args.execArgs,
-        nextRevision: args.options.rev,
-        id: undefined,
-        shown: Promise.resolve(),
-        ended: false,
-        end: () => {
-          watch.ended = true;
-          resolve();
-        },
-      };
-      this.watches.push(watch);
-      void this.send(watch);
-    });
+    let created = (): void => undefined;
+    let end = (): void => undefined;
+    const started: StartedWatch = {
+      created: new Promise<void>((resolve) => (created = resolve)),
+      ended: new Promise<void>((resolve) => (end = resolve)),
+    };
+    const watch: Watch = {
+      create,
+      execArgs: args.execArgs,
+      nextRevision: args.options.rev,
+      id: undefined,
+      shown: Promise.resolve(),
+      ended: false,
+      created,
+      end: () => {
+        watch.ended = true;
+        created();
+        end();
+      },
+    };
+    this.watches.push(watch);
+    void this.send(watch);
+    return started;
   }
 
   /** clientv3's RequestProgress: asks the server for a progress notice on every watch. */
@@ -204,7 +219,17 @@ class WatchSession {
       watch.id = String(response.watch_id);
       // A watch from "now" resumes at the revision it was created at, as clientv3's does.
       if (watch.nextRevision === 0n) watch.nextRevision = BigInt(response.header?.revision ?? 0);
-      if (response.canceled === true) this.show(watch, response);
+      watch.created();
+      // A refused create closes the watch with the reason as its error and an empty response.
+      if (response.canceled === true && String(response.cancel_reason) !== '')
+        this.show(watch, {
+          header: null,
+          events: null,
+          compact_revision: '0',
+          canceled: true,
+          created: false,
+          closeError: response.cancel_reason,
+        });
       return;
     }
     if (String(response.watch_id) === broadcastWatchId) {
@@ -219,7 +244,7 @@ class WatchSession {
   }
 
   private show(watch: Watch, response: Message): void {
-    const events = response.events as Message[];
+    const events = (response.events ?? []) as Message[];
     const last = events[events.length - 1];
     if (last !== undefined) watch.nextRevision = BigInt(last.kv.mod_revision as string) + 1n;
     else if (response.created !== true) watch.nextRevision = BigInt(response.header?.revision ?? 0);
@@ -230,7 +255,7 @@ class WatchSession {
   /** etcdctl's printWatchCh for one response. */
   private async display(watch: Watch, response: Message): Promise<void> {
     const { output } = this.context;
-    const events = response.events as Message[];
+    const events = (response.events ?? []) as Message[];
     if (response.canceled === true) output.err(`watch was canceled (${cancelText(response)})\n`);
     const progress =
       events.length === 0 &&
@@ -263,6 +288,7 @@ class WatchSession {
 
 /** clientv3's WatchResponse.Err() text for a cancelled watch. */
 function cancelText(response: Message): string {
+  if (typeof response.closeError === 'string') return response.closeError;
   if (String(response.compact_revision) !== '0') return errors.compacted().message;
   const reason = String(response.cancel_reason ?? '');
   if (reason === '') return errors.futureRev().message;
