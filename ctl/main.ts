@@ -42,6 +42,13 @@ const root: CommandSpec = {
     lock: async (context) => (await import('./concurrency-commands.js')).runLock(context),
     elect: async (context) => (await import('./concurrency-commands.js')).runElect(context),
     migrate: async (context) => (await import('./migrate-command.js')).runMigrate(context),
+    ...Object.fromEntries(
+      (['bash', 'zsh', 'fish', 'powershell'] as const).map((shell) => [
+        `completion ${shell}`,
+        async (context: CommandContext) =>
+          (await import('./completion-command.js')).completionRunner(shell, () => root, globalFlags)(context),
+      ]),
+    ),
     compaction: async (context) => (await kvCommands()).runCompaction(context),
     version: async (context) => (await kvCommands()).runVersion(context),
     'endpoint health': async (context) => (await endpointCommands()).runEndpointHealth(context),
