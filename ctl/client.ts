@@ -85,6 +85,9 @@ export interface ConnectionOptions {
   user?: () => Promise<UserCredentials | undefined>;
   /** Deadline of the Authenticate call, etcdctl's --dial-timeout. */
   dialTimeoutMs?: number;
+  /** etcdctl's --keepalive-time and --keepalive-timeout: HTTP/2 pings while calls are open. */
+  keepAliveTimeMs?: number;
+  keepAliveTimeoutMs?: number;
 }
 
 /** Maps a gRPC failure to the text of the error clientv3 returns for it. */
@@ -124,6 +127,9 @@ export function grpcTarget(endpoints: readonly string[]): string {
   return `dns:${hosts[0] ?? '127.0.0.1:2379'}`;
 }
 
+/** grpc-go's smallest client keepalive time. */
+const keepAliveTimeMinMs = 10_000;
+
 /** One connection to a set of endpoints, with etcdctl's per-call deadline semantics. */
 export class EtcdConnection {
   private readonly clients = new Map<ServiceName, grpc.Client>();
@@ -140,6 +146,11 @@ export class EtcdConnection {
     const firstHost = endpointHost(endpoints[0] ?? '');
     if (options.tls !== undefined && target.startsWith('ipv4:'))
       channelOptions['grpc.ssl_target_name_override'] = firstHost;
+    // grpc-go raises a keepalive time under 10 s to 10 s, so etcdctl's 2 s default pings every 10 s.
+    if (options.keepAliveTimeMs !== undefined)
+      channelOptions['grpc.keepalive_time_ms'] = Math.max(options.keepAliveTimeMs, keepAliveTimeMinMs);
+    if (options.keepAliveTimeoutMs !== undefined)
+      channelOptions['grpc.keepalive_timeout_ms'] = options.keepAliveTimeoutMs;
     this.channel = new grpc.Channel(target, channelCredentials(options.tls), channelOptions);
   }
 

@@ -63,6 +63,8 @@ export class CommandContext {
       // The password is asked once per command, however many endpoints it dials.
       user: () => (this.user ??= userCredentials(this.flags, this.output, this.stdin)),
       dialTimeoutMs: this.flags.durationNs('dial-timeout') / 1e6,
+      keepAliveTimeMs: this.flags.durationNs('keepalive-time') / 1e6,
+      keepAliveTimeoutMs: this.flags.durationNs('keepalive-timeout') / 1e6,
     });
     this.connections.push(connection);
     return connection;
