@@ -43,6 +43,7 @@ const root: CommandSpec = {
     elect: async (context) => (await import('./concurrency-commands.js')).runElect(context),
     migrate: async (context) => (await import('./migrate-command.js')).runMigrate(context),
     'check perf': async (context) => (await import('./check-commands.js')).runCheckPerf(context),
+    'check datascale': async (context) => (await import('./check-commands.js')).runCheckDatascale(context),
     'make-mirror': async (context) => (await import('./make-mirror-command.js')).runMakeMirror(context),
     ...Object.fromEntries(
       (['bash', 'zsh', 'fish', 'powershell'] as const).map((shell) => [
