@@ -4,6 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { lookup } from 'node:dns/promises';
 import { join } from 'node:path';
 import { errors, grpcCodeNames } from '../src/api/errors.js';
 import { packageRoot } from '../src/lib/paths.js';
@@ -130,28 +131,72 @@ export function grpcTarget(endpoints: readonly string[]): string {
 /** grpc-go's smallest client keepalive time. */
 const keepAliveTimeMinMs = 10_000;
 
-/** One connection to a set of endpoints, with etcdctl's per-call deadline semantics. */
+/**
+ * Several endpoints naming hosts (not IP literals): grpc-js dials a list only as addresses, so the
+ * names are looked up first; undefined when grpcTarget's target needs no look-up.
+ */
+function namedHosts(endpoints: readonly string[]): string[] | undefined {
+  if (endpoints.length < 2 || endpoints.some((endpoint) => /^unixs?:\/\//.test(endpoint.trim()))) return undefined;
+  const hosts = endpoints.map((endpoint) => endpoint.trim().replace(/^https?:\/\//, ''));
+  return hosts.every((host) => /^\d+\.\d+\.\d+\.\d+:\d+$/.test(host)) ? undefined : hosts;
+}
+
+/** The `ipv4:` target of every host that resolves, in the order given; the first name's own target when none does. */
+async function resolvedTarget(hosts: readonly string[]): Promise<string> {
+  const addresses = await Promise.all(
+    hosts.map(async (host) => {
+      const match = /^(.*):(\d+)$/.exec(host);
+      if (match === null) return undefined;
+      const name = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1');
+      if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) return host;
+      try {
+        return `${(await lookup(name, { family: 4 })).address}:${match[2]}`;
+      } catch {
+        return undefined;
+      }
+    }),
+  );
+  const found = addresses.filter((address): address is string => address !== undefined);
+  return found.length > 0 ? `ipv4:${found.join(',')}` : `dns:${hosts[0] ?? ''}`;
+}
+
+/**
+ * One connection to a set of endpoints, with etcdctl's per-call deadline semantics. With several
+ * endpoints the channel takes the first that answers and moves to the next when it fails, as
+ * clientv3's balancer does.
+ */
 export class EtcdConnection {
   private readonly clients = new Map<ServiceName, grpc.Client>();
-  private readonly channel: grpc.Channel;
+  private channel: grpc.Channel | undefined;
+  /** Settles once the channel exists (after looking endpoint names up, when there are several). */
+  private readonly ready: Promise<void>;
+  private closed = false;
   private token: Promise<string | undefined> | undefined;
 
   constructor(
     readonly endpoints: readonly string[],
     private readonly options: ConnectionOptions = {},
   ) {
-    const target = grpcTarget(endpoints);
+    const named = namedHosts(endpoints);
+    if (named === undefined) {
+      this.openChannel(grpcTarget(endpoints));
+      this.ready = Promise.resolve();
+    } else this.ready = resolvedTarget(named).then((target) => this.openChannel(target));
+  }
+
+  private openChannel(target: string): void {
     const channelOptions: grpc.ChannelOptions = {};
     // clientv3 verifies the server's certificate against the first endpoint's host.
-    const firstHost = endpointHost(endpoints[0] ?? '');
-    if (options.tls !== undefined && target.startsWith('ipv4:'))
+    const firstHost = endpointHost(this.endpoints[0] ?? '');
+    if (this.options.tls !== undefined && target.startsWith('ipv4:'))
       channelOptions['grpc.ssl_target_name_override'] = firstHost;
     // grpc-go raises a keepalive time under 10 s to 10 s, so etcdctl's 2 s default pings every 10 s.
-    if (options.keepAliveTimeMs !== undefined)
-      channelOptions['grpc.keepalive_time_ms'] = Math.max(options.keepAliveTimeMs, keepAliveTimeMinMs);
-    if (options.keepAliveTimeoutMs !== undefined)
-      channelOptions['grpc.keepalive_timeout_ms'] = options.keepAliveTimeoutMs;
-    this.channel = new grpc.Channel(target, channelCredentials(options.tls), channelOptions);
+    if (this.options.keepAliveTimeMs !== undefined)
+      channelOptions['grpc.keepalive_time_ms'] = Math.max(this.options.keepAliveTimeMs, keepAliveTimeMinMs);
+    if (this.options.keepAliveTimeoutMs !== undefined)
+      channelOptions['grpc.keepalive_timeout_ms'] = this.options.keepAliveTimeoutMs;
+    this.channel = new grpc.Channel(target, channelCredentials(this.options.tls), channelOptions);
+    if (this.closed) this.channel.close();
   }
 
   /**
@@ -165,6 +210,7 @@ export class EtcdConnection {
     timeoutMs: number | undefined,
     signal?: AbortSignal,
   ): Promise<Message> {
+    await this.ready;
     this.token ??= this.authenticate();
     return this.send(service, method, request, timeoutMs, await this.token, signal);
   }
@@ -176,6 +222,7 @@ export class EtcdConnection {
     request: Message,
     timeoutMs?: number,
   ): Promise<grpc.ClientReadableStream<Message>> {
+    await this.ready;
     this.token ??= this.authenticate();
     const token = await this.token;
     const client = this.client(service);
@@ -241,6 +288,7 @@ export class EtcdConnection {
     method: string,
     requireLeader = false,
   ): Promise<grpc.ClientDuplexStream<Message, Message>> {
+    await this.ready;
     this.token ??= this.authenticate();
     const token = await this.token;
     const client = this.client(service);
@@ -261,7 +309,8 @@ export class EtcdConnection {
 
   close(): void {
     for (const client of this.clients.values()) client.close();
-    this.channel.close();
+    this.closed = true;
+    this.channel?.close();
   }
 
   private client(service: ServiceName): grpc.Client {
@@ -271,6 +320,7 @@ export class EtcdConnection {
     const definition = protoPackage === 'etcdserverpb' ? packageDefinition() : concurrencyDefinition();
     const loaded = grpc.loadPackageDefinition(definition) as any;
     const constructor = loaded[protoPackage][service] as grpc.ServiceClientConstructor;
+    if (this.channel === undefined) throw new Error('expected the channel to be open before a call');
     const client = new constructor('unused', channelCredentials(this.options.tls), { channelOverride: this.channel });
     this.clients.set(service, client);
     return client;

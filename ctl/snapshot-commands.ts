@@ -139,20 +139,21 @@ export async function runSnapshotRestore(context: CommandContext): Promise<void>
   fsyncDirectory(dirname(resolve(dataDir)));
 }
 
-/** A zap production logger line, as etcdctl's snapshot manager writes them to stderr. */
+/**
+ * A zap info line as etcdctl's snapshot save writes them to stderr: the snapshot manager's logger
+ * stamps epoch seconds, clientv3's maintenance logger an ISO 8601 time.
+ */
 function zapInfo(
   context: CommandContext,
   caller: string,
   message: string,
-  fields: Record<string, string | number>,
+  fields: Record<string, string | number> = {},
 ): void {
   const extra = Object.entries(fields)
     .map(([name, value]) => `,${goJsonString(name)}:${typeof value === 'number' ? value : goJsonString(value)}`)
     .join('');
-  const ts = Date.now() / 1000;
-  context.output.err(
-    `{"level":"info","ts":${ts},"caller":"snapshot/v3_snapshot.go:${caller}","msg":${goJsonString(message)}${extra}}\n`,
-  );
+  const ts = caller.startsWith('clientv3/') ? goJsonString(new Date().toISOString()) : String(Date.now() / 1000);
+  context.output.err(`{"level":"info","ts":${ts},"caller":"${caller}","msg":${goJsonString(message)}${extra}}\n`);
 }
 
 /** `etcdctl snapshot save <filename>`: the member's backend through Maintenance.Snapshot. */
@@ -175,7 +176,7 @@ export async function runSnapshotSave(context: CommandContext): Promise<void> {
     exitWithError(output, ExitCode.interrupted, `could not open ${partPath} (open ${partPath}: ${goErrnoText(error)})`);
   }
   try {
-    zapInfo(context, '119', 'created temporary db file', { path: partPath });
+    zapInfo(context, 'snapshot/v3_snapshot.go:119', 'created temporary db file', { path: partPath });
     const started = process.hrtime.bigint();
     const size = await fetchSnapshot(context, file, endpoints[0] ?? '');
     if (size % hashAlignmentBytes !== sha256Bytes)
@@ -184,7 +185,7 @@ export async function runSnapshotSave(context: CommandContext): Promise<void> {
     closeSync(file);
     file = -1;
     const tookSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    zapInfo(context, '142', 'fetched snapshot', {
+    zapInfo(context, 'snapshot/v3_snapshot.go:142', 'fetched snapshot', {
       endpoint: endpoints[0] ?? '',
       size: humanizeBytes(size),
       took: tookSeconds,
@@ -198,7 +199,7 @@ export async function runSnapshotSave(context: CommandContext): Promise<void> {
         `could not rename ${partPath} to ${path} (rename ${partPath} ${path}: ${goErrnoText(error)})`,
       );
     }
-    zapInfo(context, '152', 'saved', { path });
+    zapInfo(context, 'snapshot/v3_snapshot.go:152', 'saved', { path });
   } finally {
     if (file !== -1) closeSync(file);
     rmSync(partPath, { force: true });
@@ -216,7 +217,8 @@ async function fetchSnapshot(context: CommandContext, file: number, endpoint: st
   } catch (error) {
     return exitWithError(context.output, ExitCode.interrupted, rpcErrorText(error));
   }
-  zapInfo(context, '127', 'fetching snapshot', { endpoint });
+  zapInfo(context, 'clientv3/maintenance.go:200', 'opened snapshot stream; downloading');
+  zapInfo(context, 'snapshot/v3_snapshot.go:127', 'fetching snapshot', { endpoint });
   let size = 0;
   try {
     for await (const chunk of stream as AsyncIterable<Message>) {
@@ -228,5 +230,6 @@ async function fetchSnapshot(context: CommandContext, file: number, endpoint: st
     const text = error instanceof Error && 'code' in error ? clientErrorText(error as ServiceError) : String(error);
     exitWithError(context.output, ExitCode.interrupted, text);
   }
+  zapInfo(context, 'clientv3/maintenance.go:208', 'completed snapshot read; closing');
   return size;
 }
