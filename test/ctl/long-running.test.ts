@@ -90,6 +90,7 @@ function side(member: Member, client: 'etcdctl' | 'tsetcdctl'): Side {
       env: { ...process.env, ETCDCTL_API: '3' },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
+    started.add(child);
     return new Running(child);
   };
   const drive = async (...args: string[]): Promise<void> => {
@@ -114,7 +115,16 @@ function normalise(text: string): string {
     });
 }
 
-describe('long-running tsetcdctl commands behave as etcdctl does', () => {
+/**
+ * A scenario whose awaited output never comes fails after this long instead of holding the e2e
+ * lock forever; it is a bound on a hang, not a measure of speed (scenarios take about a second).
+ */
+const scenarioTimeoutMs = 60_000;
+
+/** Every client started, so that none outlives the file when a scenario fails half-way. */
+const started = new Set<ChildProcessWithoutNullStreams>();
+
+describe('long-running tsetcdctl commands behave as etcdctl does', { timeout: scenarioTimeoutMs * 12 }, () => {
   let sides: [reference: Side, subject: Side];
 
   /** Runs `scenario` on both sides at once and compares what it returns. */
@@ -143,69 +153,86 @@ describe('long-running tsetcdctl commands behave as etcdctl does', () => {
   });
 
   after(async () => {
+    for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await Promise.all((sides ?? []).map((on) => on.member.destroy()));
   });
 
   for (const format of ['simple', 'json', 'fields']) {
-    it(`watch --prefix --prev-kv --rev replays history and follows new events (-w ${format})`, () =>
-      same(async (on) => {
-        const watch = on.start(['watch', 'w/', '--prefix', '--prev-kv', '--rev', '2', '-w', format]);
-        // Waits for the last line of the last event, so that the signal never cuts an answer short.
-        const [last, times] = {
-          simple: ['DELETE\nw/b\ntwo words\nw/b\n\n', 1],
-          json: ['"type":1', 1],
-          fields: ['"Lease" : 0', 4],
-        }[format] ?? ['', 1];
-        await watch.waitFor(String(last), Number(times));
-        return watch.end('SIGTERM');
-      }));
+    it(
+      `watch --prefix --prev-kv --rev replays history and follows new events (-w ${format})`,
+      { timeout: scenarioTimeoutMs },
+      () =>
+        same(async (on) => {
+          const watch = on.start(['watch', 'w/', '--prefix', '--prev-kv', '--rev', '2', '-w', format]);
+          // Waits for the last line of the last event, so that the signal never cuts an answer short.
+          const [last, times] = {
+            simple: ['DELETE\nw/b\ntwo words\nw/b\n\n', 1],
+            json: ['"type":1', 1],
+            fields: ['"Lease" : 0', 4],
+          }[format] ?? ['', 1];
+          await watch.waitFor(String(last), Number(times));
+          return watch.end('SIGTERM');
+        }),
+    );
   }
 
-  it('watch KEY -- CMD runs the command per event with the ETCD_WATCH_* variables', () =>
-    same(async (on) => {
-      const script =
-        'echo "rev=$ETCD_WATCH_REVISION type=$ETCD_WATCH_EVENT_TYPE key=$ETCD_WATCH_KEY value=$ETCD_WATCH_VALUE"';
-      const watch = on.start(['watch', '--rev', '2', 'w/', '--prefix', '--', 'sh', '-c', script]);
-      await watch.waitFor('rev=', 4);
-      return watch.end('SIGTERM');
-    }));
+  it(
+    'watch KEY -- CMD runs the command per event with the ETCD_WATCH_* variables',
+    { timeout: scenarioTimeoutMs },
+    () =>
+      same(async (on) => {
+        const script =
+          'echo "rev=$ETCD_WATCH_REVISION type=$ETCD_WATCH_EVENT_TYPE key=$ETCD_WATCH_KEY value=$ETCD_WATCH_VALUE"';
+        const watch = on.start(['watch', '--rev', '2', 'w/', '--prefix', '--', 'sh', '-c', script]);
+        await watch.waitFor('rev=', 4);
+        return watch.end('SIGTERM');
+      }),
+  );
 
-  it('watch -i takes watch and progress lines and refuses others; the end of stdin ends it', () =>
-    same(async (on) => {
-      const watch = on.start(['watch', '-i']);
-      watch.write('nonsense\n\nwatch\nwatch i/key\nprogress\n');
-      await watch.waitFor('progress notify:');
-      await on.drive('put', 'i/key', 'live');
-      await watch.waitFor('live');
-      watch.write('watch w/a --rev 2 -- echo ran\n');
-      await watch.waitFor('ran', 2);
-      return watch.end('eof');
-    }));
+  it(
+    'watch -i takes watch and progress lines and refuses others; the end of stdin ends it',
+    { timeout: scenarioTimeoutMs },
+    () =>
+      same(async (on) => {
+        const watch = on.start(['watch', '-i']);
+        watch.write('nonsense\n\nwatch\nwatch i/key\nprogress\n');
+        await watch.waitFor('progress notify:');
+        await on.drive('put', 'i/key', 'live');
+        await watch.waitFor('live');
+        watch.write('watch w/a --rev 2 -- echo ran\n');
+        await watch.waitFor('ran', 2);
+        return watch.end('eof');
+      }),
+  );
 
-  it("snapshot save fetches a backup that snapshot status reads, with etcdctl's messages", () =>
-    same(async (on) => {
-      const dir = await mkdtemp(join(tmpdir(), 'tsetcd-ctl-save-'));
-      try {
-        const file = join(dir, 'backup.db');
-        const save = on.start(['snapshot', 'save', file]);
-        const said = (await save.end('by itself'))
-          .split(dir)
-          .join('<dir>')
-          // zap's wall-clock time, the transfer's duration and the backend's size are the server's own.
-          .replace(/"ts":("[-0-9T:.Z]+"|[0-9.e+]+)/g, '"ts":<ts>')
-          .split(`127.0.0.1:${on.member.clientPort}`)
-          .join('<endpoint>')
-          .replace(/"took":[0-9.e-]+/g, '"took":<took>')
-          .replace(/"size":"[^"]*"/g, '"size":<size>');
-        const status = await runEtcdctl('127.0.0.1:1', ['snapshot', 'status', file, '-w', 'json']);
-        const { revision, totalKey } = JSON.parse(status.stdout) as { revision: number; totalKey: number };
-        return `${said}\nrevision ${revision}, ${totalKey} keys`;
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
-    }));
+  it(
+    "snapshot save fetches a backup that snapshot status reads, with etcdctl's messages",
+    { timeout: scenarioTimeoutMs },
+    () =>
+      same(async (on) => {
+        const dir = await mkdtemp(join(tmpdir(), 'tsetcd-ctl-save-'));
+        try {
+          const file = join(dir, 'backup.db');
+          const save = on.start(['snapshot', 'save', file]);
+          const said = (await save.end('by itself'))
+            .split(dir)
+            .join('<dir>')
+            // zap's wall-clock time, the transfer's duration and the backend's size are the server's own.
+            .replace(/"ts":("[-0-9T:.Z]+"|[0-9.e+]+)/g, '"ts":<ts>')
+            .split(`127.0.0.1:${on.member.clientPort}`)
+            .join('<endpoint>')
+            .replace(/"took":[0-9.e-]+/g, '"took":<took>')
+            .replace(/"size":"[^"]*"/g, '"size":<size>');
+          const status = await runEtcdctl('127.0.0.1:1', ['snapshot', 'status', file, '-w', 'json']);
+          const { revision, totalKey } = JSON.parse(status.stdout) as { revision: number; totalKey: number };
+          return `${said}\nrevision ${revision}, ${totalKey} keys`;
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      }),
+  );
 
-  it('make-mirror copies a prefix under another one and follows new changes', () =>
+  it('make-mirror copies a prefix under another one and follows new changes', { timeout: scenarioTimeoutMs }, () =>
     same(async (on) => {
       const endpoint = `127.0.0.1:${on.member.clientPort}`;
       const mirror = on.start(['make-mirror', '--prefix', 'w/', '--dest-prefix', 'm/', endpoint]);
@@ -214,24 +241,33 @@ describe('long-running tsetcdctl commands behave as etcdctl does', () => {
       await until(async () => (await runEtcdctl(endpoint, ['get', 'm/c'])).stdout !== '');
       const copied = await runEtcdctl(endpoint, ['get', 'm/', '--prefix']);
       return `${copied.stdout}\n${await mirror.end('SIGTERM')}`;
-    }));
+    }),
+  );
 
-  it('with the first endpoint down, commands go to the next one (addresses and host names)', () =>
-    same(async (on) => {
-      const port = on.member.clientPort;
-      const put = on.startWithEndpoints(`localhost:1,localhost:${port}`, ['put', 'failover', 'named']);
-      const get = on.startWithEndpoints(`127.0.0.1:1,127.0.0.1:${port}`, ['get', 'failover']);
-      return `${await put.end('by itself')}\n${await get.end('by itself')}`;
-    }));
+  it(
+    'with the first endpoint down, commands go to the next one (addresses and host names)',
+    { timeout: scenarioTimeoutMs },
+    () =>
+      same(async (on) => {
+        const port = on.member.clientPort;
+        const put = on.startWithEndpoints(`localhost:1,localhost:${port}`, ['put', 'failover', 'named']);
+        const get = on.startWithEndpoints(`127.0.0.1:1,127.0.0.1:${port}`, ['get', 'failover']);
+        return `${await put.end('by itself')}\n${await get.end('by itself')}`;
+      }),
+  );
 
-  it('watch from a compacted revision is cancelled with the compaction error (exit 5)', () =>
-    same(async (on) => {
-      await on.drive('compaction', '3');
-      const watch = on.start(['watch', 'w/a', '--rev', '2', '-w', 'json']);
-      return watch.end('by itself');
-    }));
+  it(
+    'watch from a compacted revision is cancelled with the compaction error (exit 5)',
+    { timeout: scenarioTimeoutMs },
+    () =>
+      same(async (on) => {
+        await on.drive('compaction', '3');
+        const watch = on.start(['watch', 'w/a', '--rev', '2', '-w', 'json']);
+        return watch.end('by itself');
+      }),
+  );
 
-  it('lock holds until SIGTERM, a second locker waits and then runs its command', () =>
+  it('lock holds until SIGTERM, a second locker waits and then runs its command', { timeout: scenarioTimeoutMs }, () =>
     same(async (on) => {
       const first = on.start(['lock', 'L']);
       await first.waitFor('L/');
@@ -240,9 +276,10 @@ describe('long-running tsetcdctl commands behave as etcdctl does', () => {
       const second = on.start(['lock', 'L', '--', 'sh', '-c', 'echo "got $ETCD_LOCK_KEY"']);
       const released = await first.end('SIGTERM');
       return [held.stdout, released, await second.end('by itself')].join('\n');
-    }));
+    }),
+  );
 
-  it('elect campaigns, observers see each leader, and SIGTERM resigns', () =>
+  it('elect campaigns, observers see each leader, and SIGTERM resigns', { timeout: scenarioTimeoutMs }, () =>
     same(async (on) => {
       const observer = on.start(['elect', '-l', 'E']);
       const first = on.start(['elect', 'E', 'p1']);
@@ -253,5 +290,6 @@ describe('long-running tsetcdctl commands behave as etcdctl does', () => {
       await second.waitFor('p2');
       await observer.waitFor('p2');
       return [resigned, await second.end('SIGTERM'), await observer.end('SIGTERM')].join('\n');
-    }));
+    }),
+  );
 });
