@@ -4,6 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { lookup } from 'node:dns/promises';
 import { join } from 'node:path';
 import { errors, grpcCodeNames } from '../src/api/errors.js';
 import { packageRoot } from '../src/lib/paths.js';
@@ -28,7 +29,35 @@ export function packageDefinition(): protoLoader.PackageDefinition {
   return cachedDefinition;
 }
 
-export type ServiceName = 'KV' | 'Lease' | 'Maintenance' | 'Cluster' | 'Auth';
+export type ServiceName = 'KV' | 'Watch' | 'Lease' | 'Maintenance' | 'Cluster' | 'Auth' | 'Lock' | 'Election';
+
+/** The proto package of each service; lock and election come from protos of their own. */
+const servicePackages: Record<ServiceName, string> = {
+  KV: 'etcdserverpb',
+  Watch: 'etcdserverpb',
+  Lease: 'etcdserverpb',
+  Maintenance: 'etcdserverpb',
+  Cluster: 'etcdserverpb',
+  Auth: 'etcdserverpb',
+  Lock: 'v3lockpb',
+  Election: 'v3electionpb',
+};
+
+let cachedConcurrencyDefinition: protoLoader.PackageDefinition | undefined;
+
+/** The lock and election protos, loaded only by the commands that use them. */
+function concurrencyDefinition(): protoLoader.PackageDefinition {
+  cachedConcurrencyDefinition ??= protoLoader.loadSync(['v3lockpb/v3lock.proto', 'v3electionpb/v3election.proto'], {
+    includeDirs: [join(packageRoot(), 'src', 'api', 'proto')],
+    keepCase: true,
+    longs: String,
+    bytes: Buffer,
+    enums: Number,
+    defaults: true,
+    oneofs: true,
+  });
+  return cachedConcurrencyDefinition;
+}
 
 /** The client error etcdctl prints after "Error: ". */
 export class CtlRpcError extends Error {
@@ -57,6 +86,9 @@ export interface ConnectionOptions {
   user?: () => Promise<UserCredentials | undefined>;
   /** Deadline of the Authenticate call, etcdctl's --dial-timeout. */
   dialTimeoutMs?: number;
+  /** etcdctl's --keepalive-time and --keepalive-timeout: HTTP/2 pings while calls are open. */
+  keepAliveTimeMs?: number;
+  keepAliveTimeoutMs?: number;
 }
 
 /** Maps a gRPC failure to the text of the error clientv3 returns for it. */
@@ -96,29 +128,113 @@ export function grpcTarget(endpoints: readonly string[]): string {
   return `dns:${hosts[0] ?? '127.0.0.1:2379'}`;
 }
 
-/** One connection to a set of endpoints, with etcdctl's per-call deadline semantics. */
+/** grpc-go's smallest client keepalive time. */
+const keepAliveTimeMinMs = 10_000;
+
+/**
+ * Several endpoints naming hosts (not IP literals): grpc-js dials a list only as addresses, so the
+ * names are looked up first; undefined when grpcTarget's target needs no look-up.
+ */
+function namedHosts(endpoints: readonly string[]): string[] | undefined {
+  if (endpoints.length < 2 || endpoints.some((endpoint) => /^unixs?:\/\//.test(endpoint.trim()))) return undefined;
+  const hosts = endpoints.map((endpoint) => endpoint.trim().replace(/^https?:\/\//, ''));
+  return hosts.every((host) => /^\d+\.\d+\.\d+\.\d+:\d+$/.test(host)) ? undefined : hosts;
+}
+
+/** The `ipv4:` target of every host that resolves, in the order given; the first name's own target when none does. */
+async function resolvedTarget(hosts: readonly string[]): Promise<string> {
+  const addresses = await Promise.all(
+    hosts.map(async (host) => {
+      const match = /^(.*):(\d+)$/.exec(host);
+      if (match === null) return undefined;
+      const name = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1');
+      if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) return host;
+      try {
+        return `${(await lookup(name, { family: 4 })).address}:${match[2]}`;
+      } catch {
+        return undefined;
+      }
+    }),
+  );
+  const found = addresses.filter((address): address is string => address !== undefined);
+  return found.length > 0 ? `ipv4:${found.join(',')}` : `dns:${hosts[0] ?? ''}`;
+}
+
+/**
+ * One connection to a set of endpoints, with etcdctl's per-call deadline semantics. With several
+ * endpoints the channel takes the first that answers and moves to the next when it fails, as
+ * clientv3's balancer does.
+ */
 export class EtcdConnection {
   private readonly clients = new Map<ServiceName, grpc.Client>();
-  private readonly channel: grpc.Channel;
+  private channel: grpc.Channel | undefined;
+  /** Settles once the channel exists (after looking endpoint names up, when there are several). */
+  private readonly ready: Promise<void>;
+  private closed = false;
   private token: Promise<string | undefined> | undefined;
 
   constructor(
     readonly endpoints: readonly string[],
     private readonly options: ConnectionOptions = {},
   ) {
-    const target = grpcTarget(endpoints);
-    const channelOptions: grpc.ChannelOptions = {};
-    // clientv3 verifies the server's certificate against the first endpoint's host.
-    const firstHost = endpointHost(endpoints[0] ?? '');
-    if (options.tls !== undefined && target.startsWith('ipv4:'))
-      channelOptions['grpc.ssl_target_name_override'] = firstHost;
-    this.channel = new grpc.Channel(target, channelCredentials(options.tls), channelOptions);
+    const named = namedHosts(endpoints);
+    if (named === undefined) {
+      this.openChannel(grpcTarget(endpoints));
+      this.ready = Promise.resolve();
+    } else this.ready = resolvedTarget(named).then((target) => this.openChannel(target));
   }
 
-  /** Calls a unary method; `timeoutMs` undefined means no deadline, as for etcdctl's txn. */
-  async call(service: ServiceName, method: string, request: Message, timeoutMs: number | undefined): Promise<Message> {
+  private openChannel(target: string): void {
+    const channelOptions: grpc.ChannelOptions = {};
+    // clientv3 verifies the server's certificate against the first endpoint's host.
+    const firstHost = endpointHost(this.endpoints[0] ?? '');
+    if (this.options.tls !== undefined && target.startsWith('ipv4:'))
+      channelOptions['grpc.ssl_target_name_override'] = firstHost;
+    // grpc-go raises a keepalive time under 10 s to 10 s, so etcdctl's 2 s default pings every 10 s.
+    if (this.options.keepAliveTimeMs !== undefined)
+      channelOptions['grpc.keepalive_time_ms'] = Math.max(this.options.keepAliveTimeMs, keepAliveTimeMinMs);
+    if (this.options.keepAliveTimeoutMs !== undefined)
+      channelOptions['grpc.keepalive_timeout_ms'] = this.options.keepAliveTimeoutMs;
+    this.channel = new grpc.Channel(target, channelCredentials(this.options.tls), channelOptions);
+    if (this.closed) this.channel.close();
+  }
+
+  /**
+   * Calls a unary method; `timeoutMs` undefined means no deadline, as for etcdctl's txn. An abort
+   * of `signal` cancels the call (it then fails with gRPC's CANCELLED).
+   */
+  async call(
+    service: ServiceName,
+    method: string,
+    request: Message,
+    timeoutMs: number | undefined,
+    signal?: AbortSignal,
+  ): Promise<Message> {
+    await this.ready;
     this.token ??= this.authenticate();
-    return this.send(service, method, request, timeoutMs, await this.token);
+    return this.send(service, method, request, timeoutMs, await this.token, signal);
+  }
+
+  /** Opens a server stream (Observe, Snapshot), authenticated like the unary calls. */
+  async serverStream(
+    service: ServiceName,
+    method: string,
+    request: Message,
+    timeoutMs?: number,
+  ): Promise<grpc.ClientReadableStream<Message>> {
+    await this.ready;
+    this.token ??= this.authenticate();
+    const token = await this.token;
+    const client = this.client(service);
+    const metadata = new grpc.Metadata({ waitForReady: true });
+    if (token !== undefined) metadata.set('token', token);
+    const callable = (client as any)[method] as (
+      request: Message,
+      metadata: grpc.Metadata,
+      options: grpc.CallOptions,
+    ) => grpc.ClientReadableStream<Message>;
+    const options: grpc.CallOptions = timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
+    return callable.call(client, request, metadata, options);
   }
 
   /** clientv3's getToken: Authenticate once, then send the token as `token` metadata on every call. */
@@ -141,6 +257,7 @@ export class EtcdConnection {
     request: Message,
     timeoutMs: number | undefined,
     token: string | undefined,
+    signal?: AbortSignal,
   ): Promise<Message> {
     const client = this.client(service);
     const options: grpc.CallOptions = timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
@@ -148,20 +265,36 @@ export class EtcdConnection {
       const callable = (client as any)[method] as (...args: unknown[]) => unknown;
       const metadata = new grpc.Metadata({ waitForReady: true });
       if (token !== undefined) metadata.set('token', token);
-      callable.call(client, request, metadata, options, (error: grpc.ServiceError | null, response: Message) => {
-        if (error !== null) reject(new CtlRpcError(clientErrorText(error)));
-        else resolve(response);
-      });
+      const call = callable.call(
+        client,
+        request,
+        metadata,
+        options,
+        (error: grpc.ServiceError | null, response: Message) => {
+          if (error !== null) reject(new CtlRpcError(clientErrorText(error)));
+          else resolve(response);
+        },
+      ) as grpc.ClientUnaryCall;
+      signal?.addEventListener('abort', () => call.cancel(), { once: true });
     });
   }
 
-  /** Opens a bidirectional stream (LeaseKeepAlive), authenticated like the unary calls. */
-  async duplex(service: ServiceName, method: string): Promise<grpc.ClientDuplexStream<Message, Message>> {
+  /**
+   * Opens a bidirectional stream (LeaseKeepAlive, Watch), authenticated like the unary calls;
+   * `requireLeader` sends clientv3's WithRequireLeader metadata.
+   */
+  async duplex(
+    service: ServiceName,
+    method: string,
+    requireLeader = false,
+  ): Promise<grpc.ClientDuplexStream<Message, Message>> {
+    await this.ready;
     this.token ??= this.authenticate();
     const token = await this.token;
     const client = this.client(service);
     const metadata = new grpc.Metadata({ waitForReady: true });
     if (token !== undefined) metadata.set('token', token);
+    if (requireLeader) metadata.set('hasleader', 'true');
     const callable = (client as any)[method] as (metadata: grpc.Metadata) => grpc.ClientDuplexStream<Message, Message>;
     return callable.call(client, metadata);
   }
@@ -176,14 +309,18 @@ export class EtcdConnection {
 
   close(): void {
     for (const client of this.clients.values()) client.close();
-    this.channel.close();
+    this.closed = true;
+    this.channel?.close();
   }
 
   private client(service: ServiceName): grpc.Client {
     const existing = this.clients.get(service);
     if (existing !== undefined) return existing;
-    const loaded = grpc.loadPackageDefinition(packageDefinition()) as any;
-    const constructor = loaded.etcdserverpb[service] as grpc.ServiceClientConstructor;
+    const protoPackage = servicePackages[service];
+    const definition = protoPackage === 'etcdserverpb' ? packageDefinition() : concurrencyDefinition();
+    const loaded = grpc.loadPackageDefinition(definition) as any;
+    const constructor = loaded[protoPackage][service] as grpc.ServiceClientConstructor;
+    if (this.channel === undefined) throw new Error('expected the channel to be open before a call');
     const client = new constructor('unused', channelCredentials(this.options.tls), { channelOverride: this.channel });
     this.clients.set(service, client);
     return client;

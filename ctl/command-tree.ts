@@ -3,6 +3,13 @@
  * declares them (help text and error messages are built from these), plus which ones run here.
  */
 import type { CommandContext } from './context.js';
+import {
+  checkCommand,
+  completionCommand,
+  helpCommand,
+  makeMirrorCommand,
+  migrateCommand,
+} from './command-tree-tools.js';
 import type { FlagSpec } from './flags.js';
 
 export interface CommandSpec {
@@ -18,7 +25,11 @@ export interface CommandSpec {
   readonly run?: (context: CommandContext) => Promise<void>;
   /** Listed and matched like etcdctl's, but not implemented by tsetcdctl yet. */
   readonly missing?: boolean;
+  /** cobra's DisableFlagsInUseLine: no " [flags]" after the usage line. */
+  readonly disableFlagsInUseLine?: boolean;
 }
+
+export type Runner = (context: CommandContext) => Promise<void>;
 
 const bool = (name: string, usage: string, shorthand?: string): FlagSpec => ({
   name,
@@ -159,14 +170,26 @@ export const delFlags: readonly FlagSpec[] = [
   bool('from-key', 'delete keys that are greater than or equal to the given key using byte compare'),
 ];
 
+/** The watch command's own flags, in etcdctl's declaration. */
+export const watchFlags: readonly FlagSpec[] = [
+  { name: 'interactive', shorthand: 'i', kind: 'bool', defaultText: 'false', usage: 'Interactive mode' },
+  { name: 'prefix', kind: 'bool', defaultText: 'false', usage: 'Watch on a prefix if prefix is set' },
+  { name: 'rev', kind: 'int64', defaultText: '0', usage: 'Revision to start watching' },
+  {
+    name: 'prev-kv',
+    kind: 'bool',
+    defaultText: 'false',
+    usage: 'get the previous key-value pair before the event happens',
+  },
+];
+
 /** The put/get/del commands as etcdctl declares them (also parsed inside txn). */
 export const putUse = 'put [options] <key> <value> (<value> can also be given from stdin)';
 export const getUse = 'get [options] <key> [range_end]';
 export const delUse = 'del [options] <key> [range_end]';
 
 /** Root commands in etcdctl's registration order (which its suggestions follow). */
-export function rootCommands(runners: Record<string, (context: CommandContext) => Promise<void>>): CommandSpec[] {
-  const missing = (name: string, short: string): CommandSpec => ({ name, use: name, short, flags: [], missing: true });
+export function rootCommands(runners: Record<string, Runner>): CommandSpec[] {
   /** A group such as `lease`, whose subcommands run as runners["lease grant"] and so on. */
   const group = (name: string, use: string, short: string, children: CommandSpec[]): CommandSpec => ({
     name,
@@ -272,7 +295,13 @@ export function rootCommands(runners: Record<string, (context: CommandContext) =
       flags: [],
       run: runners['move-leader'],
     },
-    missing('watch', 'Watches events stream on keys or prefixes'),
+    {
+      name: 'watch',
+      use: 'watch [options] [key or prefix] [range_end] [--] [exec-command arg1 arg2 ...]',
+      short: 'Watches events stream on keys or prefixes',
+      flags: watchFlags,
+      run: runners.watch,
+    },
     { name: 'version', use: 'version', short: 'Prints the version of etcdctl', flags: [], run: runners.version },
     group('lease', 'lease <subcommand>', 'Lease related commands', [
       leaf('grant', 'grant <ttl>', 'Creates leases'),
@@ -311,7 +340,7 @@ export function rootCommands(runners: Record<string, (context: CommandContext) =
           use: 'save <filename>',
           short: 'Stores an etcd node backend snapshot to a given file',
           flags: [],
-          missing: true,
+          run: runners['snapshot save'],
         },
         {
           name: 'restore',
@@ -330,12 +359,22 @@ export function rootCommands(runners: Record<string, (context: CommandContext) =
         },
       ],
     },
-    ...[
-      ['make-mirror', 'Makes a mirror at the destination etcd cluster'],
-      ['migrate', 'Migrates keys in a v2 store to a mvcc store'],
-      ['lock', 'Acquires a named lock'],
-      ['elect', 'Observes and participates in leader election'],
-    ].map(([name, short]) => missing(name ?? '', short ?? '')),
+    makeMirrorCommand(runners),
+    migrateCommand(runners),
+    {
+      name: 'lock',
+      use: 'lock <lockname> [exec-command arg1 arg2 ...]',
+      short: 'Acquires a named lock',
+      flags: [{ name: 'ttl', kind: 'int64', defaultText: '10', usage: 'timeout for session' }],
+      run: runners.lock,
+    },
+    {
+      name: 'elect',
+      use: 'elect <election-name> [proposal]',
+      short: 'Observes and participates in leader election',
+      flags: [bool('listen', 'observation mode', 'l')],
+      run: runners.elect,
+    },
     group('auth', 'auth <enable or disable>', 'Enable or disable authentication', [
       leaf('enable', 'enable', 'Enables authentication'),
       leaf('disable', 'disable', 'Disables authentication'),
@@ -387,11 +426,9 @@ export function rootCommands(runners: Record<string, (context: CommandContext) =
         ),
       ]),
     ]),
-    ...[
-      ['check', 'commands for checking properties of the etcd cluster'],
-      ['help', 'Help about any command'],
-      ['completion', 'Generate the autocompletion script for the specified shell'],
-    ].map(([name, short]) => missing(name ?? '', short ?? '')),
+    checkCommand(runners),
+    helpCommand,
+    completionCommand(runners),
   ];
 }
 

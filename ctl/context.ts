@@ -27,6 +27,8 @@ export class CommandContext {
     readonly flags: FlagValues,
     readonly output: Output,
     readonly stdin: StdinReader,
+    /** The whole command line as typed (etcdctl's os.Args), for commands that look past `--`. */
+    readonly rawArgs: readonly string[] = [],
   ) {}
 
   get endpoints(): string[] {
@@ -61,6 +63,8 @@ export class CommandContext {
       // The password is asked once per command, however many endpoints it dials.
       user: () => (this.user ??= userCredentials(this.flags, this.output, this.stdin)),
       dialTimeoutMs: this.flags.durationNs('dial-timeout') / 1e6,
+      keepAliveTimeMs: this.flags.durationNs('keepalive-time') / 1e6,
+      keepAliveTimeoutMs: this.flags.durationNs('keepalive-timeout') / 1e6,
     });
     this.connections.push(connection);
     return connection;

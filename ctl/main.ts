@@ -4,6 +4,7 @@
  * etcdctl's exit codes.
  */
 import { globalFlags, helpFlag, rootCommands, rootHelpCommands, type CommandSpec } from './command-tree.js';
+import { helpCommand } from './command-tree-tools.js';
 import type { CommandContext } from './context.js';
 import { FlagValues, applyEnvironment, parseFlags, type FlagSpec } from './flags.js';
 import { goQuote } from './go-format.js';
@@ -37,11 +38,26 @@ const root: CommandSpec = {
     put: async (context) => (await kvCommands()).runPut(context),
     del: async (context) => (await kvCommands()).runDel(context),
     txn: async (context) => (await import('./txn-command.js')).runTxn(context),
+    watch: async (context) => (await import('./watch-command.js')).runWatch(context),
+    lock: async (context) => (await import('./concurrency-commands.js')).runLock(context),
+    elect: async (context) => (await import('./concurrency-commands.js')).runElect(context),
+    migrate: async (context) => (await import('./migrate-command.js')).runMigrate(context),
+    'check perf': async (context) => (await import('./check-commands.js')).runCheckPerf(context),
+    'check datascale': async (context) => (await import('./check-commands.js')).runCheckDatascale(context),
+    'make-mirror': async (context) => (await import('./make-mirror-command.js')).runMakeMirror(context),
+    ...Object.fromEntries(
+      (['bash', 'zsh', 'fish', 'powershell'] as const).map((shell) => [
+        `completion ${shell}`,
+        async (context: CommandContext) =>
+          (await import('./completion-command.js')).completionRunner(shell, () => root, globalFlags)(context),
+      ]),
+    ),
     compaction: async (context) => (await kvCommands()).runCompaction(context),
     version: async (context) => (await kvCommands()).runVersion(context),
     'endpoint health': async (context) => (await endpointCommands()).runEndpointHealth(context),
     'endpoint status': async (context) => (await endpointCommands()).runEndpointStatus(context),
     'endpoint hashkv': async (context) => (await endpointCommands()).runEndpointHashKv(context),
+    'snapshot save': async (context) => (await snapshotCommands()).runSnapshotSave(context),
     'snapshot status': async (context) => (await snapshotCommands()).runSnapshotStatus(context),
     'snapshot restore': async (context) => (await snapshotCommands()).runSnapshotRestore(context),
     'lease grant': async (context) => (await leaseCommands()).runLeaseGrant(context),
@@ -186,8 +202,8 @@ async function execute(
     output.err('\n');
     exitWithError(output, ExitCode.error, parsed.error);
   }
+  if (command === helpCommand && !parsed.help) return help(output, parsed.args);
   if (parsed.help || (command.run === undefined && command.missing !== true)) return output.out(usageOf(path));
-  if (command.name === 'help' && path.length === 2) return output.out(usageOf(findCommand(parsed.args).path));
   if (command.run === undefined)
     exitWithError(output, ExitCode.error, `tsetcdctl does not implement "${commandPath(path)}" yet`);
   applyEnvironment(
@@ -196,7 +212,7 @@ async function execute(
     env,
   );
   const { CommandContext } = await import('./context.js');
-  const context = new CommandContext(parsed.args, flags, output, stdin);
+  const context = new CommandContext(parsed.args, flags, output, stdin, ['etcdctl', ...argv]);
   try {
     await command.run(context);
   } finally {
@@ -306,8 +322,21 @@ function commandPath(path: readonly CommandSpec[]): string {
     .join(' ');
 }
 
+/**
+ * cobra's help command: the help of the command the words name, or, when they name none, the
+ * root's usage (which leaves out the root's own -h flag) after "Unknown help topic".
+ */
+function help(output: Output, words: readonly string[]): void {
+  const found = findCommand(words);
+  const unknown = found.path.length === 1 && stripFlags(found.args, globalFlags).length > 0;
+  if (!unknown) return output.out(usageOf(found.path));
+  const quoted = words.map((word) => (word.includes('`') ? goQuote(Buffer.from(word)) : `\`${word}\``));
+  output.err(`Unknown help topic [${quoted.join(' ')}]\n`);
+  output.out(usageOf(found.path, false));
+}
+
 /** etcdctl's help page for the command at the end of `path`. */
-function usageOf(path: readonly CommandSpec[]): string {
+function usageOf(path: readonly CommandSpec[], withHelpFlag = true): string {
   const command = path[path.length - 1] ?? root;
   const subcommands: Array<[string, string]> = [];
   const collect = (parent: CommandSpec, prefix: string): void => {
@@ -324,8 +353,9 @@ function usageOf(path: readonly CommandSpec[]): string {
     short: command.short,
     long: command.long,
     runnable: command.run !== undefined,
+    disableFlagsInUseLine: command.disableFlagsInUseLine,
     subcommands,
-    localFlags: localFlags(command),
+    localFlags: withHelpFlag ? localFlags(command) : localFlags(command).filter((spec) => spec.name !== 'help'),
     inheritedFlags: inheritedFlags(path),
   });
 }

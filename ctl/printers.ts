@@ -81,6 +81,47 @@ export class Printer {
     );
   }
 
+  /** One clientv3 WatchResponse as etcdctl's display.Watch prints it. */
+  watch(response: Message): void {
+    const events = (response.events ?? []) as Message[];
+    switch (this.options.format) {
+      case 'simple':
+        for (const event of events) {
+          this.line(enumName('mvccpb.Event.EventType', event.type as number));
+          if (event.prev_kv) this.printKv(event.prev_kv);
+          this.printKv(event.kv);
+        }
+        return;
+      case 'fields':
+        this.fieldsHeader(response.header);
+        for (const event of events) {
+          this.line(`"Type" : ${enumName('mvccpb.Event.EventType', event.type as number)}`);
+          if (event.prev_kv) this.fieldsKv('Prev', event.prev_kv);
+          this.fieldsKv('', event.kv);
+        }
+        return;
+      case 'json': {
+        // clientv3's WatchResponse struct, marshalled as Go does: Go field names; only the response
+        // closing a refused watch has a nil event list (null), every other one a made slice.
+        const list =
+          response.events === null
+            ? 'null'
+            : `[${events.map((event) => messageJson('mvccpb.Event', event)).join(',')}]`;
+        return this.line(
+          `{"Header":${messageJson('etcdserverpb.ResponseHeader', response.header ?? {})},"Events":${list},"CompactRevision":${response.compact_revision},"Canceled":${response.canceled},"Created":${response.created}}`,
+        );
+      }
+      case 'protobuf': {
+        const { header, compact_revision, canceled, created } = response;
+        return this.output.out(
+          encodeMessage('etcdserverpb.WatchResponse', { header, events, compact_revision, canceled, created }),
+        );
+      }
+      case 'table':
+        this.unsupported();
+    }
+  }
+
   endpointHealth(list: readonly EndpointHealth[]): void {
     const took = (item: EndpointHealth): string => (item.tookNs === undefined ? '' : goDurationString(item.tookNs));
     switch (this.options.format) {

@@ -7,7 +7,18 @@
  * not at all: it is built as <data-dir>.part and renamed.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import type { ServiceError } from '@grpc/grpc-js';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fsyncDirectory } from '../src/wal/fs-sync.js';
 import { ConfigError, checkLocalMember, parseInitialCluster } from '../src/config/config.js';
@@ -17,7 +28,8 @@ import { LmdbBackend } from '../src/mvcc/lmdb-backend.js';
 import { readBolt } from '../src/snap/bbolt/reader.js';
 import { etcdDbStatus, readEtcdDbRecords } from '../src/snap/etcd-db.js';
 import type { CommandContext } from './context.js';
-import { goQuote } from './go-format.js';
+import { clientErrorText, rpcErrorText, type Message } from './client.js';
+import { goJsonString, goQuote, humanizeBytes } from './go-format.js';
 import { CtlExit, ExitCode, exitWithError } from './output.js';
 
 /** etcdctl's rule: a file whose size is 32 over a multiple of 512 ends with its sha256. */
@@ -125,4 +137,99 @@ export async function runSnapshotRestore(context: CommandContext): Promise<void>
   for (let dir = backendPath; dir.startsWith(partDir); dir = dirname(dir)) fsyncDirectory(dir);
   renameSync(partDir, dataDir);
   fsyncDirectory(dirname(resolve(dataDir)));
+}
+
+/**
+ * A zap info line as etcdctl's snapshot save writes them to stderr: the snapshot manager's logger
+ * stamps epoch seconds, clientv3's maintenance logger an ISO 8601 time.
+ */
+function zapInfo(
+  context: CommandContext,
+  caller: string,
+  message: string,
+  fields: Record<string, string | number> = {},
+): void {
+  const extra = Object.entries(fields)
+    .map(([name, value]) => `,${goJsonString(name)}:${typeof value === 'number' ? value : goJsonString(value)}`)
+    .join('');
+  const ts = caller.startsWith('clientv3/') ? goJsonString(new Date().toISOString()) : String(Date.now() / 1000);
+  context.output.err(`{"level":"info","ts":${ts},"caller":"${caller}","msg":${goJsonString(message)}${extra}}\n`);
+}
+
+/** `etcdctl snapshot save <filename>`: the member's backend through Maintenance.Snapshot. */
+export async function runSnapshotSave(context: CommandContext): Promise<void> {
+  const { output } = context;
+  if (context.args.length !== 1) exitWithError(output, ExitCode.badArgs, 'snapshot save expects one argument');
+  const path = context.args[0]!;
+  const endpoints = context.endpoints;
+  if (endpoints.length !== 1)
+    exitWithError(
+      output,
+      ExitCode.interrupted,
+      `snapshot must be requested to one selected node, not multiple [${endpoints.join(' ')}]`,
+    );
+  const partPath = `${path}.part`;
+  let file: number;
+  try {
+    file = openSync(partPath, 'w', 0o600);
+  } catch (error) {
+    exitWithError(output, ExitCode.interrupted, `could not open ${partPath} (open ${partPath}: ${goErrnoText(error)})`);
+  }
+  try {
+    zapInfo(context, 'snapshot/v3_snapshot.go:119', 'created temporary db file', { path: partPath });
+    const started = process.hrtime.bigint();
+    const size = await fetchSnapshot(context, file, endpoints[0] ?? '');
+    if (size % hashAlignmentBytes !== sha256Bytes)
+      exitWithError(output, ExitCode.interrupted, `sha256 checksum not found [bytes: ${size}]`);
+    fsyncSync(file);
+    closeSync(file);
+    file = -1;
+    const tookSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    zapInfo(context, 'snapshot/v3_snapshot.go:142', 'fetched snapshot', {
+      endpoint: endpoints[0] ?? '',
+      size: humanizeBytes(size),
+      took: tookSeconds,
+    });
+    try {
+      renameSync(partPath, path);
+    } catch (error) {
+      exitWithError(
+        output,
+        ExitCode.interrupted,
+        `could not rename ${partPath} to ${path} (rename ${partPath} ${path}: ${goErrnoText(error)})`,
+      );
+    }
+    zapInfo(context, 'snapshot/v3_snapshot.go:152', 'saved', { path });
+  } finally {
+    if (file !== -1) closeSync(file);
+    rmSync(partPath, { force: true });
+  }
+  output.out(`Snapshot saved at ${path}\n`);
+}
+
+/** Copies the snapshot stream into `file`; the number of bytes written. */
+async function fetchSnapshot(context: CommandContext, file: number, endpoint: string): Promise<number> {
+  // Without an explicit --command-timeout, etcdctl gives the snapshot all the time it needs.
+  const deadlineMs = context.flags.changed.has('command-timeout') ? context.commandTimeoutMs : undefined;
+  let stream;
+  try {
+    stream = await context.client().serverStream('Maintenance', 'Snapshot', {}, deadlineMs);
+  } catch (error) {
+    return exitWithError(context.output, ExitCode.interrupted, rpcErrorText(error));
+  }
+  zapInfo(context, 'clientv3/maintenance.go:200', 'opened snapshot stream; downloading');
+  zapInfo(context, 'snapshot/v3_snapshot.go:127', 'fetching snapshot', { endpoint });
+  let size = 0;
+  try {
+    for await (const chunk of stream as AsyncIterable<Message>) {
+      const blob = chunk.blob as Buffer;
+      writeSync(file, blob);
+      size += blob.length;
+    }
+  } catch (error) {
+    const text = error instanceof Error && 'code' in error ? clientErrorText(error as ServiceError) : String(error);
+    exitWithError(context.output, ExitCode.interrupted, text);
+  }
+  zapInfo(context, 'clientv3/maintenance.go:208', 'completed snapshot read; closing');
+  return size;
 }

@@ -79,6 +79,8 @@ export interface UsageInput {
   readonly short: string;
   readonly long?: string;
   readonly runnable: boolean;
+  /** cobra's DisableFlagsInUseLine. */
+  readonly disableFlagsInUseLine?: boolean;
   /** [path below this command, short] for every descendant, sorted. */
   readonly subcommands: ReadonlyArray<readonly [string, string]>;
   readonly localFlags: readonly FlagSpec[];
@@ -90,7 +92,8 @@ export function renderUsage(input: UsageInput): string {
   const isRoot = input.path === '';
   const name = isRoot ? 'etcdctl' : input.path;
   const useArgs = input.use.split(' ').slice(1).join(' ');
-  const useLine = ['etcdctl', input.path, useArgs].filter((part) => part !== '').join(' ') + ' [flags]';
+  const flagsText = input.disableFlagsInUseLine === true ? '' : ' [flags]';
+  const useLine = ['etcdctl', input.path, useArgs].filter((part) => part !== '').join(' ') + flagsText;
   let text = `NAME:\n\t${name} - ${input.short}\n\nUSAGE:\n\t${useLine}\n`;
   if (isRoot) text += `\nVERSION:\n\t${etcdctlVersion}\n`;
   if (input.subcommands.length > 0) {
