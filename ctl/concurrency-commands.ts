@@ -128,7 +128,7 @@ export async function runLock(context: CommandContext): Promise<void> {
       const env = {
         ETCD_LOCK_KEY: key.toString(),
         ETCD_LOCK_REV: String(locked.header?.revision ?? 0),
-        ...process.env,
+        ...context.env,
       };
       const failure = await runToEnd(args.slice(1), env);
       await recipeCall(context, 'Lock', 'Unlock', { key });

@@ -29,6 +29,8 @@ export class CommandContext {
     readonly stdin: StdinReader,
     /** The whole command line as typed (etcdctl's os.Args), for commands that look past `--`. */
     readonly rawArgs: readonly string[] = [],
+    /** The environment the command runs in (its ETCDCTL_* variables, and what exec'd commands inherit). */
+    readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
   get endpoints(): string[] {

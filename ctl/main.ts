@@ -212,7 +212,7 @@ async function execute(
     env,
   );
   const { CommandContext } = await import('./context.js');
-  const context = new CommandContext(parsed.args, flags, output, stdin, ['etcdctl', ...argv]);
+  const context = new CommandContext(parsed.args, flags, output, stdin, ['etcdctl', ...argv], env);
   try {
     await command.run(context);
   } finally {

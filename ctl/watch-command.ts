@@ -30,8 +30,8 @@ const interactiveLinesMax = 10_000_000;
 /** `etcdctl watch`. */
 export async function runWatch(context: CommandContext): Promise<void> {
   const env: WatchEnvironment = {
-    key: process.env.ETCDCTL_WATCH_KEY ?? '',
-    rangeEnd: process.env.ETCDCTL_WATCH_RANGE_END ?? '',
+    key: context.env.ETCDCTL_WATCH_KEY ?? '',
+    rangeEnd: context.env.ETCDCTL_WATCH_RANGE_END ?? '',
   };
   if (env.key === '' && env.rangeEnd !== '')
     exitWithError(
@@ -272,7 +272,7 @@ class WatchSession {
   /** Runs the exec command for one event with etcdctl's ETCD_WATCH_* variables; a failure ends etcdctl. */
   private async exec(execArgs: readonly string[], response: Message, event: Message): Promise<void> {
     const env = {
-      ...process.env,
+      ...this.context.env,
       ETCD_WATCH_REVISION: String(response.header?.revision ?? 0),
       ETCD_WATCH_EVENT_TYPE: `"${enumName('mvccpb.Event.EventType', event.type as number)}"`,
       ETCD_WATCH_KEY: goQuote(event.kv.key as Buffer),
