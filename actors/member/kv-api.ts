@@ -44,6 +44,8 @@ export interface KvFrontParts {
   reads: ReadIndexQueue<Waiter<void>>;
   quota: Pick<BackendQuota, 'check'>;
   lifecycle: MemberLifecycle;
+  /** etcd's request timeout: a linearizable read whose read index is not confirmed by then fails. */
+  requestTimeoutMs: number;
 }
 
 export class KvFront implements KvService {
@@ -182,7 +184,14 @@ export class KvFront implements KvService {
   linearizableBarrier(): Promise<void> {
     if (this.parts.lifecycle.stopRequested) return Promise.reject(errors.stopped());
     return new Promise<void>((resolve, reject) => {
-      this.parts.reads.add({ resolve, reject });
+      // As etcd's read loop: without a leader (or a quorum) to confirm the read index, the read
+      // fails with "request timed out" after the request timeout instead of waiting forever.
+      const timer = setTimeout(() => reject(errors.timeout()), this.parts.requestTimeoutMs);
+      const settle = (): void => clearTimeout(timer);
+      this.parts.reads.add({
+        resolve: () => (settle(), resolve()),
+        reject: (error) => (settle(), reject(error)),
+      });
       this.parts.loop.wake();
     });
   }

@@ -64,6 +64,7 @@ import type { CallerCredentials } from '../../src/auth/types.js';
 import { checkLeaseKeys } from '../../src/auth/enforce.js';
 import { openMember, type MemberIdentity, type OpenedMember } from './bootstrap.js';
 import { Cluster } from './cluster.js';
+import { requestTimeoutMs } from './clock.js';
 import type { KeySpace } from './key-space.js';
 import { KvFront } from './kv-api.js';
 import { LeaseFront } from './lease-api.js';
@@ -243,7 +244,18 @@ export class Member implements KvService, LeaseApi {
       passwords,
     });
     const { auth } = this;
-    this.kv = new KvFront({ auth, identity, keySpace, raft, loop, reads, quota, lifecycle });
+    const requestTimeout = requestTimeoutMs(config);
+    this.kv = new KvFront({
+      auth,
+      identity,
+      keySpace,
+      raft,
+      loop,
+      reads,
+      quota,
+      lifecycle,
+      requestTimeoutMs: requestTimeout,
+    });
     this.lease = new LeaseFront({
       config,
       memberId,
