@@ -250,9 +250,12 @@ describe('long-running tsetcdctl commands behave as etcdctl does', { timeout: sc
     () =>
       same(async (on) => {
         const port = on.member.clientPort;
-        const put = on.startWithEndpoints(`localhost:1,localhost:${port}`, ['put', 'failover', 'named']);
-        const get = on.startWithEndpoints(`127.0.0.1:1,127.0.0.1:${port}`, ['get', 'failover']);
-        return `${await put.end('by itself')}\n${await get.end('by itself')}`;
+        // The get starts once the put has ended: started together, it could read before the put.
+        const put = await on
+          .startWithEndpoints(`localhost:1,localhost:${port}`, ['put', 'failover', 'named'])
+          .end('by itself');
+        const get = await on.startWithEndpoints(`127.0.0.1:1,127.0.0.1:${port}`, ['get', 'failover']).end('by itself');
+        return `${put}\n${get}`;
       }),
   );
 
