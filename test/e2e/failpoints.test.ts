@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Etcd3 } from 'etcd3';
+import { assertAllPresent } from '../support/acknowledged.js';
 import { KvConnection } from '../../bench/kv-client.js';
 import {
   clearFailpoint,
@@ -250,19 +250,4 @@ async function writeWhileFaulty(member: Member, prefix: string): Promise<Map<str
 /** How the member's process ended, or undefined when it still runs after stopWaitMs (a member that should have stopped). */
 async function exitOf(member: Member): Promise<MemberExit | undefined> {
   return Promise.race([member.waitForExit(), sleep(stopWaitMs, undefined, { ref: false })]);
-}
-
-async function assertAllPresent(member: Member, acknowledged: ReadonlyMap<string, string>): Promise<void> {
-  const client = new Etcd3({ hosts: member.clientUrl });
-  try {
-    const stored = await client.getAll().strings();
-    const missing = [...acknowledged].filter(([key, value]) => stored[key] !== value).map(([key]) => key);
-    assert.deepEqual(
-      missing,
-      [],
-      `${missing.length} of ${acknowledged.size} acknowledged puts are missing after restart`,
-    );
-  } finally {
-    client.close();
-  }
 }
