@@ -15,9 +15,9 @@ export type Message = Record<string, any>;
 
 let cachedDefinition: protoLoader.PackageDefinition | undefined;
 
-/** etcd's v3 protos, loaded once with options that keep field names and 64-bit values exact. */
-export function packageDefinition(): protoLoader.PackageDefinition {
-  cachedDefinition ??= protoLoader.loadSync('etcdserverpb/rpc.proto', {
+/** How the protos load: field names and 64-bit values exact, as the printers expect them. */
+function loadOptions(): protoLoader.Options {
+  return {
     includeDirs: [join(packageRoot(), 'src', 'api', 'proto')],
     keepCase: true,
     longs: String,
@@ -25,7 +25,12 @@ export function packageDefinition(): protoLoader.PackageDefinition {
     enums: Number,
     defaults: true,
     oneofs: true,
-  });
+  };
+}
+
+/** etcd's v3 protos, loaded once with options that keep field names and 64-bit values exact. */
+export function packageDefinition(): protoLoader.PackageDefinition {
+  cachedDefinition ??= protoLoader.loadSync('etcdserverpb/rpc.proto', loadOptions());
   return cachedDefinition;
 }
 
@@ -47,15 +52,10 @@ let cachedConcurrencyDefinition: protoLoader.PackageDefinition | undefined;
 
 /** The lock and election protos, loaded only by the commands that use them. */
 function concurrencyDefinition(): protoLoader.PackageDefinition {
-  cachedConcurrencyDefinition ??= protoLoader.loadSync(['v3lockpb/v3lock.proto', 'v3electionpb/v3election.proto'], {
-    includeDirs: [join(packageRoot(), 'src', 'api', 'proto')],
-    keepCase: true,
-    longs: String,
-    bytes: Buffer,
-    enums: Number,
-    defaults: true,
-    oneofs: true,
-  });
+  cachedConcurrencyDefinition ??= protoLoader.loadSync(
+    ['v3lockpb/v3lock.proto', 'v3electionpb/v3election.proto'],
+    loadOptions(),
+  );
   return cachedConcurrencyDefinition;
 }
 
