@@ -1,16 +1,19 @@
 /**
  * The member's token provider, from --auth-token: simple tokens (src/auth/simple-tokens.ts) on
  * the wall clock, or JWTs signed and verified with jose, whose claims are etcd's (username,
- * revision, exp). A JWT carries the auth revision it was issued at, so a change to users or
+ * revision, exp). jose checks the signature only: the time claims follow etcd's rule
+ * (src/auth/jwt-claims.ts), which takes a token whose exp is the current second, where jose's
+ * own check refuses it. A JWT carries the auth revision it was issued at, so a change to users or
  * roles makes older JWTs stale ("revision of auth store is old"), as in etcd.
  */
 import { randomInt } from 'node:crypto';
 import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { jwtVerify, SignJWT } from 'jose';
+import { compactVerify, SignJWT } from 'jose';
 import { EtcdError, GrpcCode } from '../../src/api/errors.js';
 import type { MemberConfig } from '../../src/config/config.js';
 import type { TokenHooks } from '../../src/auth/auth-store.js';
+import { jwtTimeClaimsValid } from '../../src/auth/jwt-claims.js';
 import { SimpleTokens, simpleTokenLetters, simpleTokenPrefix } from '../../src/auth/simple-tokens.js';
 import type { TokenOptions } from '../../src/auth/token-options.js';
 import type { AuthInfo } from '../../src/auth/types.js';
@@ -79,6 +82,7 @@ class JwtTokenProvider implements TokenProvider {
     private readonly signingKey: KeyObject | undefined,
     private readonly verifyingKey: KeyObject,
     private readonly ttlMs: number,
+    private readonly clockMs: () => number,
   ) {}
 
   newPrefix(): string {
@@ -86,20 +90,25 @@ class JwtTokenProvider implements TokenProvider {
   }
 
   async info(token: string): Promise<AuthInfo | undefined> {
+    let claims: unknown;
     try {
-      const { payload } = await jwtVerify(token, this.verifyingKey, { algorithms: [this.signMethod] });
-      if (typeof payload.username !== 'string' || typeof payload.revision !== 'number') return undefined;
-      return { username: payload.username, revision: payload.revision };
+      const { payload } = await compactVerify(token, this.verifyingKey, { algorithms: [this.signMethod] });
+      claims = JSON.parse(new TextDecoder().decode(payload));
     } catch {
       return undefined;
     }
+    if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) return undefined;
+    const { username, revision } = claims as Record<string, unknown>;
+    if (!jwtTimeClaimsValid(claims as Record<string, unknown>, Math.floor(this.clockMs() / 1_000))) return undefined;
+    if (typeof username !== 'string' || typeof revision !== 'number') return undefined;
+    return { username, revision };
   }
 
   async issue(username: string, revision: number): Promise<string> {
     if (this.signingKey === undefined) throw verifyOnly();
     return new SignJWT({ username, revision })
       .setProtectedHeader({ alg: this.signMethod })
-      .setExpirationTime(Math.floor((Date.now() + this.ttlMs) / 1_000))
+      .setExpirationTime(Math.floor((this.clockMs() + this.ttlMs) / 1_000))
       .sign(this.signingKey);
   }
 
@@ -116,13 +125,13 @@ class JwtTokenProvider implements TokenProvider {
 /** auth.ErrMissingKey: neither key file was given. */
 export class TokenProviderError extends Error {}
 
-function jwtProvider(options: Extract<TokenOptions, { type: 'jwt' }>): TokenProvider {
+function jwtProvider(options: Extract<TokenOptions, { type: 'jwt' }>, clockMs: () => number): TokenProvider {
   const privatePem = options.privateKeyPath === '' ? undefined : readFileSync(options.privateKeyPath);
   const publicPem = options.publicKeyPath === '' ? undefined : readFileSync(options.publicKeyPath);
   if (options.signMethod.startsWith('HS')) {
     if (privatePem === undefined) throw new TokenProviderError('auth: missing key data');
     const secret = createSecretKey(privatePem);
-    return new JwtTokenProvider(options.signMethod, secret, secret, options.ttlMs);
+    return new JwtTokenProvider(options.signMethod, secret, secret, options.ttlMs, clockMs);
   }
   const signingKey = privatePem === undefined ? undefined : createPrivateKey(privatePem);
   const verifyingKey =
@@ -132,12 +141,15 @@ function jwtProvider(options: Extract<TokenOptions, { type: 'jwt' }>): TokenProv
         ? createPublicKey(signingKey)
         : undefined;
   if (verifyingKey === undefined) throw new TokenProviderError('auth: missing key data');
-  return new JwtTokenProvider(options.signMethod, signingKey, verifyingKey, options.ttlMs);
+  return new JwtTokenProvider(options.signMethod, signingKey, verifyingKey, options.ttlMs, clockMs);
 }
 
-/** The provider --auth-token and --auth-token-ttl ask for. */
-export function createTokenProvider(config: Pick<MemberConfig, 'authToken' | 'authTokenTtlSeconds'>): TokenProvider {
+/** The provider --auth-token and --auth-token-ttl ask for; `clockMs` is the wall clock JWTs are issued and checked on. */
+export function createTokenProvider(
+  config: Pick<MemberConfig, 'authToken' | 'authTokenTtlSeconds'>,
+  clockMs: () => number = Date.now,
+): TokenProvider {
   return config.authToken.type === 'jwt'
-    ? jwtProvider(config.authToken)
+    ? jwtProvider(config.authToken, clockMs)
     : new SimpleTokenProvider(config.authTokenTtlSeconds);
 }
