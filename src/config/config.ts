@@ -29,7 +29,7 @@ import {
   compileBootstrapSchema,
   type BootstrapStep,
 } from '../auth/bootstrap-file.js';
-import { serverFlags, defaultName, defaultListenPeerUrls } from './flags.js';
+import { serverFlags, defaultName, defaultListenPeerUrls, noCapnslogReason } from './flags.js';
 import {
   ConfigError,
   FlagError,
@@ -253,7 +253,8 @@ function resolve(raw: RawFlags): MemberConfig {
     maxWals: num(raw, 'max-wals'),
     strictReconfigCheck: bool(raw, 'strict-reconfig-check'),
     preVote: bool(raw, 'pre-vote'),
-    logLevel: str(raw, 'log-level') as LogLevel,
+    // etcd 3.4's deprecated --debug asks for debug-level logs whatever --log-level says.
+    logLevel: (bool(raw, 'debug') ? 'debug' : str(raw, 'log-level')) as LogLevel,
     logOutputs: list(raw, 'log-outputs'),
     unsafeNoFsync: bool(raw, 'unsafe-no-fsync'),
     maxConcurrentStreams: num(raw, 'max-concurrent-streams'),
@@ -370,7 +371,7 @@ function checkSupported(raw: RawFlags): void {
     throw new ConfigError(`--${name} is not supported: ${spec.unsupported}`);
   }
   const logger = valueOf(raw, 'logger');
-  if (logger === 'capnslog') throw new ConfigError('--logger=capnslog is not supported: tsetcd logs with zap only');
+  if (logger === 'capnslog') throw new ConfigError(`--logger=capnslog is not supported: ${noCapnslogReason}`);
   const mode = str(raw, 'auto-compaction-mode');
   if (mode !== 'periodic' && mode !== 'revision') {
     throw new ConfigError(`unknown auto-compaction-mode ${JSON.stringify(mode)}`);
@@ -501,9 +502,10 @@ export function usageText(): string {
     '',
     'Flags:',
   ];
+  // Each flag as etcd's help shows it: the name and its default, then the text indented.
   for (const spec of serverFlags) {
-    const defaultText = spec.defaultValue ? ` (default ${JSON.stringify(spec.defaultValue)})` : '';
-    lines.push(`  --${spec.name}${defaultText}`, `      ${spec.usage}`);
+    lines.push(`  --${spec.name} ${spec.helpDefault ?? `'${spec.defaultValue ?? ''}'`}`);
+    for (const line of spec.usage.split('\n')) lines.push(`    ${line}`);
   }
   return lines.join('\n');
 }

@@ -33,6 +33,10 @@ export interface FlagSpec {
   /** The default as etcd spells it on the command line; undefined means "unset". */
   defaultValue?: string;
   usage: string;
+  /** The default as etcd's help shows it, where that is not the value quoted ('2h' for 2h0m0s). */
+  helpDefault?: string;
+  /** The only values etcd's flag takes (its selective string flags); undefined for any value. */
+  choices?: readonly string[];
   /** Why tsetcd cannot act on a value other than the default; undefined for flags that act. */
   unsupported?: string;
 }
@@ -60,6 +64,14 @@ function flag(
 }
 
 const noDiscovery = 'tsetcd has no discovery service client; name the members with --initial-cluster';
+const noProxy = 'tsetcd has no v2 proxy';
+/** Why capnslog's flags take only their defaults. */
+export const noCapnslogReason = 'tsetcd logs with zap only';
+
+/** A v2 proxy timing in milliseconds; etcd's help shows these defaults unquoted. */
+function proxyMsFlag(name: string, defaultMs: number, usage: string): FlagSpec {
+  return { ...flag(name, 'uint', String(defaultMs), usage, noProxy), helpDefault: String(defaultMs) };
+}
 
 /** Every flag the member understands; order follows etcd's help text. */
 export const serverFlags: readonly FlagSpec[] = [
@@ -70,7 +82,7 @@ export const serverFlags: readonly FlagSpec[] = [
     'Path to the server configuration file (YAML); when given, other flags and environment variables are ignored.',
   ),
   flag('name', 'string', defaultName, 'Human-readable name for this member.'),
-  flag('data-dir', 'string', '', 'Path to the data directory (default "${name}.etcd").'),
+  { ...flag('data-dir', 'string', '', 'Path to the data directory.'), helpDefault: "'${name}.etcd'" },
   flag('wal-dir', 'string', '', 'Path to the dedicated wal directory.'),
   flag(
     'snapshot-count',
@@ -88,7 +100,7 @@ export const serverFlags: readonly FlagSpec[] = [
     'election-timeout',
     'uint',
     String(electionTimeoutMsDefault),
-    'Time (in milliseconds) for an election to timeout.',
+    'Time (in milliseconds) for an election to timeout. See tuning documentation for details.',
   ),
   flag(
     'initial-election-tick-advance',
@@ -107,8 +119,21 @@ export const serverFlags: readonly FlagSpec[] = [
     '0',
     'Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).',
   ),
-  flag('backend-batch-interval', 'duration', '0s', 'The maximum time before committing the backend transaction.'),
-  flag('backend-batch-limit', 'int', '0', 'The maximum operations before committing the backend transaction.'),
+  {
+    ...flag(
+      'backend-batch-interval',
+      'duration',
+      '0s',
+      'BackendBatchInterval is the maximum time before commit the backend transaction.',
+    ),
+    helpDefault: "''",
+  },
+  flag(
+    'backend-batch-limit',
+    'int',
+    '0',
+    'BackendBatchLimit is the maximum operations before commit the backend transaction.',
+  ),
   flag('max-txn-ops', 'uint', String(txnOpsDefault), 'Maximum number of operations permitted in a transaction.'),
   flag(
     'max-request-bytes',
@@ -122,24 +147,30 @@ export const serverFlags: readonly FlagSpec[] = [
     durationText(grpcKeepaliveMinTimeMsDefault),
     'Minimum duration interval that a client should wait before pinging server.',
   ),
-  flag(
-    'grpc-keepalive-interval',
-    'duration',
-    durationText(grpcKeepaliveIntervalMsDefault),
-    'Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).',
-  ),
+  {
+    ...flag(
+      'grpc-keepalive-interval',
+      'duration',
+      durationText(grpcKeepaliveIntervalMsDefault),
+      'Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).',
+    ),
+    helpDefault: "'2h'",
+  },
   flag(
     'grpc-keepalive-timeout',
     'duration',
     durationText(grpcKeepaliveTimeoutMsDefault),
     'Additional duration of wait before closing a non-responsive connection (0 to disable).',
   ),
-  flag(
-    'max-concurrent-streams',
-    'uint32',
-    String(maxConcurrentStreamsDefault),
-    'Maximum concurrent streams that each client can open at a time.',
-  ),
+  {
+    ...flag(
+      'max-concurrent-streams',
+      'uint32',
+      String(maxConcurrentStreamsDefault),
+      'Maximum concurrent streams that each client can open at a time.',
+    ),
+    helpDefault: "'math.MaxUint32'",
+  },
   flag(
     'initial-advertise-peer-urls',
     'urls',
@@ -152,32 +183,38 @@ export const serverFlags: readonly FlagSpec[] = [
     `${defaultName}=${defaultListenPeerUrls}`,
     'Initial cluster configuration for bootstrapping.',
   ),
-  flag('initial-cluster-state', 'string', 'new', "Initial cluster state ('new' or 'existing')."),
+  {
+    ...flag('initial-cluster-state', 'string', 'new', "Initial cluster state ('new' or 'existing')."),
+    choices: ['new', 'existing'],
+  },
   flag(
     'initial-cluster-token',
     'string',
     defaultClusterToken,
-    'Initial cluster token for the etcd cluster during bootstrap.',
+    'Initial cluster token for the etcd cluster during bootstrap.\nSpecifying this can protect you from unintended cross-cluster interaction when running multiple clusters.',
   ),
   flag(
     'advertise-client-urls',
     'urls',
     defaultListenClientUrls,
-    "List of this member's client URLs to advertise to the public.",
+    "List of this member's client URLs to advertise to the public.\nThe client URLs advertised should be accessible to machines that talk to etcd cluster. etcd client libraries parse these URLs to connect to the cluster.",
   ),
   flag('discovery', 'string', '', 'Discovery URL used to bootstrap the cluster.', noDiscovery),
-  flag(
-    'discovery-fallback',
-    'string',
-    'proxy',
-    "Expected behavior ('exit' or 'proxy') when discovery services fails.",
-    noDiscovery,
-  ),
+  {
+    ...flag(
+      'discovery-fallback',
+      'string',
+      'proxy',
+      "Expected behavior ('exit' or 'proxy') when discovery services fails.\n\"proxy\" supports v2 API only.",
+      noDiscovery,
+    ),
+    choices: ['proxy', 'exit'],
+  },
   flag('discovery-proxy', 'string', '', 'HTTP proxy to use for traffic to discovery service.', noDiscovery),
   flag('discovery-srv', 'string', '', 'DNS srv domain used to bootstrap the cluster.', noDiscovery),
   flag('discovery-srv-name', 'string', '', 'Suffix to the dns srv name queried when bootstrapping.', noDiscovery),
   flag('strict-reconfig-check', 'bool', 'true', 'Reject reconfiguration requests that would cause quorum loss.'),
-  flag('pre-vote', 'bool', 'true', 'Enable the pre-vote feature.'),
+  flag('pre-vote', 'bool', 'false', 'Enable to run an additional Raft election phase.'),
   flag(
     'auto-compaction-retention',
     'string',
@@ -236,13 +273,19 @@ export const serverFlags: readonly FlagSpec[] = [
     authTokenDefault,
     "Specify a v3 authentication token type and its options ('simple' or 'jwt').",
   ),
-  flag(
-    'bcrypt-cost',
-    'uint',
-    String(bcryptCostDefault),
-    'Specify the cost / strength of the bcrypt algorithm for hashing auth passwords.',
-  ),
-  flag('auth-token-ttl', 'uint', String(simpleTokenTtlSecondsDefault), 'Time (in seconds) of the auth-token-ttl.'),
+  {
+    ...flag(
+      'bcrypt-cost',
+      'uint',
+      String(bcryptCostDefault),
+      'Specify the cost / strength of the bcrypt algorithm for hashing auth passwords. Valid values are between 4 and 31.',
+    ),
+    helpDefault: String(bcryptCostDefault),
+  },
+  {
+    ...flag('auth-token-ttl', 'uint', String(simpleTokenTtlSecondsDefault), 'Time (in seconds) of the auth-token-ttl.'),
+    helpDefault: String(simpleTokenTtlSecondsDefault),
+  },
   flag(
     'auth-bootstrap-file',
     'string',
@@ -276,6 +319,28 @@ export const serverFlags: readonly FlagSpec[] = [
   ),
   flag('log-level', 'string', 'info', 'Configures log level. Only supports debug, info, warn, error, panic, or fatal.'),
   flag(
+    'debug',
+    'bool',
+    'false',
+    "Enable debug-level logging for etcd. [WARN] Will be deprecated in v3.5. Use '--log-level=debug' instead.",
+  ),
+  flag(
+    'log-package-levels',
+    'string',
+    '',
+    "Specify a particular log level for each etcd package (eg: 'etcdmain=CRITICAL,etcdserver=DEBUG').",
+    noCapnslogReason,
+  ),
+  {
+    ...flag('proxy', 'string', 'off', "Proxy mode setting ('off', 'readonly' or 'on').", noProxy),
+    choices: ['off', 'readonly', 'on'],
+  },
+  proxyMsFlag('proxy-failure-wait', 5_000, 'Time (in milliseconds) an endpoint will be held in a failed state.'),
+  proxyMsFlag('proxy-refresh-interval', 30_000, 'Time (in milliseconds) of the endpoints refresh interval.'),
+  proxyMsFlag('proxy-dial-timeout', 1_000, 'Time (in milliseconds) for a dial to timeout.'),
+  proxyMsFlag('proxy-write-timeout', 5_000, 'Time (in milliseconds) for a write to timeout.'),
+  proxyMsFlag('proxy-read-timeout', 0, 'Time (in milliseconds) for a read to timeout.'),
+  flag(
     'enable-pprof',
     'bool',
     'false',
@@ -286,7 +351,7 @@ export const serverFlags: readonly FlagSpec[] = [
     'metrics',
     'string',
     'basic',
-    "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics.",
+    "Set level of detail for exported metrics, specify 'extensive' to include histogram metrics.",
   ),
   flag('force-new-cluster', 'bool', 'false', 'Force to create a new one-member cluster.'),
   flag('unsafe-no-fsync', 'bool', 'false', 'Disables fsync, unsafe, will cause data loss.'),
@@ -303,23 +368,43 @@ export const serverFlags: readonly FlagSpec[] = [
     'Duration of time between cluster corruption check passes.',
   ),
   flag(
+    'experimental-enable-v2v3',
+    'string',
+    '',
+    'Serve v2 requests through the v3 backend under a given prefix.',
+    'tsetcd serves the v3 API only',
+  ),
+  flag(
+    'experimental-backend-bbolt-freelist-type',
+    'string',
+    'array',
+    'ExperimentalBackendFreelistType specifies the type of freelist that boltdb backend uses(array and map are supported types).',
+    "tsetcd's backend is not bbolt",
+  ),
+  flag(
     'experimental-enable-lease-checkpoint',
     'bool',
     'false',
-    'Enable to persist lease remaining TTL to prevent indefinite auto-renewal of long lived leases.',
+    'ExperimentalEnableLeaseCheckpoint enables primary lessor to persist lease remainingTTL to prevent indefinite auto-renewal of long lived leases.',
   ),
-  flag(
-    'experimental-compaction-batch-limit',
-    'int',
-    String(compactionBatchLimitDefault),
-    'Sets the maximum revisions deleted in each compaction batch.',
-  ),
-  flag(
-    'experimental-watch-progress-notify-interval',
-    'duration',
-    durationText(progressNotifyIntervalMsDefault),
-    'Duration of periodic watch progress notifications.',
-  ),
+  {
+    ...flag(
+      'experimental-compaction-batch-limit',
+      'int',
+      String(compactionBatchLimitDefault),
+      'ExperimentalCompactionBatchLimit sets the maximum revisions deleted in each compaction batch.',
+    ),
+    helpDefault: String(compactionBatchLimitDefault),
+  },
+  {
+    ...flag(
+      'experimental-watch-progress-notify-interval',
+      'duration',
+      durationText(progressNotifyIntervalMsDefault),
+      'Duration of periodical watch progress notification.',
+    ),
+    helpDefault: "'10m'",
+  },
   flag(
     'experimental-warning-apply-duration',
     'duration',

@@ -91,6 +91,9 @@ export function convertFlagValue(spec: FlagSpec, text: string): RawValue {
   const invalid = () => new FlagError(`invalid value "${text}" for flag -${spec.name}: parse error`);
   switch (spec.kind) {
     case 'string':
+      // etcd's selective string flags name no reason: only "invalid value".
+      if (spec.choices !== undefined && !spec.choices.includes(text))
+        throw new FlagError(`invalid value "${text}" for flag -${spec.name}: invalid value`);
       return text;
     case 'bool': {
       const lowered = text.toLowerCase();

@@ -20,6 +20,9 @@ const badLines: string[][] = [
   ['--max-concurrent-streams', '4294967296'],
   ['--max-concurrent-streams', '1__0'],
   ['--cors', 'http://allowed.example'],
+  ['--discovery-fallback', 'foo'],
+  ['--initial-cluster-state', 'foo'],
+  ['--proxy', 'foo'],
 ];
 
 function refusal(command: MemberCommand, args: string[], cwd: string): { status: number | null; firstLine: string } {
