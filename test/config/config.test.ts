@@ -31,6 +31,13 @@ test('no flags gives etcd defaults', () => {
   assert.equal(config.quotaBackendBytes, 2 * 1024 ** 3);
   assert.equal(config.backendBatchIntervalMs, 100);
   assert.equal(config.backendBatchLimit, 10000);
+  assert.equal(config.preVote, false, "etcd 3.4's --pre-vote default");
+  assert.equal(config.logLevel, 'info');
+});
+
+test("etcd 3.4's deprecated --debug asks for debug-level logs", () => {
+  assert.equal(load(['--debug']).config.logLevel, 'debug');
+  assert.equal(load(['--debug', '--log-level', 'warn']).config.logLevel, 'debug');
 });
 
 test('the backend batch flags take durations and counts; 0 keeps etcd defaults', () => {
@@ -50,17 +57,10 @@ test('a renamed member defaults its data dir and initial cluster to its name', (
 });
 
 test('flags take Go flag forms: single dash, double dash, equals sign, bare booleans', () => {
-  const { config } = load([
-    '-name=a',
-    '--data-dir',
-    '/tmp/a',
-    '--pre-vote=false',
-    '--unsafe-no-fsync',
-    '-snapshot-count=5',
-  ]);
+  const { config } = load(['-name=a', '--data-dir', '/tmp/a', '--pre-vote', '--unsafe-no-fsync', '-snapshot-count=5']);
   assert.equal(config.name, 'a');
   assert.equal(config.dataDir, '/tmp/a');
-  assert.equal(config.preVote, false);
+  assert.equal(config.preVote, true);
   assert.equal(config.unsafeNoFsync, true);
   assert.equal(config.snapshotCount, 5);
 });
