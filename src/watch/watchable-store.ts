@@ -84,8 +84,6 @@ export class Watcher implements WatchedSpan {
     readonly filters: readonly WatchFilter[],
     readonly prevKv: boolean,
     readonly sink: WatchSink,
-    /** Called each time the watcher (re)joins the synced group after catching up. */
-    readonly onSynced: (() => void) | undefined,
   ) {}
 }
 
@@ -141,11 +139,11 @@ export class WatchableStore {
   }
 
   /** Registers a watcher; throws when the range is empty (check with watchSpan() first). */
-  watch(spec: WatchSpec, sink: WatchSink, onSynced?: () => void): Watcher {
+  watch(spec: WatchSpec, sink: WatchSink): Watcher {
     const span = watchSpan(spec.key, spec.rangeEnd);
     assert(span !== undefined, 'a watch on an empty range');
     const filters = spec.filters === undefined || spec.filters.length === 0 ? noFilters : spec.filters;
-    const watcher = new Watcher(spec.watchId, span.key, span.end, filters, spec.prevKv ?? false, sink, onSynced);
+    const watcher = new Watcher(spec.watchId, span.key, span.end, filters, spec.prevKv ?? false, sink);
     const current = this.requireSource().currentRevision();
     if (spec.startRevision === 0 || spec.startRevision > current) {
       watcher.minRevision = Math.max(current + 1, spec.startRevision);
@@ -275,12 +273,6 @@ export class WatchableStore {
     return true;
   }
 
-  /** True when none of `watchers` is still catching up or holding a refused response. */
-  allSynced(watchers: Iterable<Watcher>): boolean {
-    for (const watcher of watchers) if (watcher.state === 'unsynced' || watcher.state === 'victim') return false;
-    return true;
-  }
-
   /** After the store's contents were replaced (a snapshot restore), every synced watcher re-checks history. */
   resync(): void {
     const moved = [...this.synced];
@@ -385,7 +377,6 @@ export class WatchableStore {
   private joinSynced(watcher: Watcher): void {
     watcher.state = 'synced';
     this.synced.add(watcher);
-    watcher.onSynced?.();
   }
 }
 

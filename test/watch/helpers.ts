@@ -10,7 +10,6 @@ export class Recorder {
   readonly firstOfferedAt = new Map<WatchResponse, number>();
   full = false;
   refusals = 0;
-  synced = 0;
 
   constructor(private readonly clock: () => number = () => 0) {}
 
@@ -87,7 +86,7 @@ export class WatchHarness extends Harness {
   ): { watcher: Watcher; recorder: Recorder } {
     const recorder = new Recorder();
     const spec: WatchSpec = { watchId: 0, key: bytes(key), rangeEnd: bytes(rangeEnd), startRevision, ...extra };
-    const watcher = this.watchable.watch(spec, recorder.sink, () => recorder.synced++);
+    const watcher = this.watchable.watch(spec, recorder.sink);
     return { watcher, recorder };
   }
 

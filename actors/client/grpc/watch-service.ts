@@ -285,13 +285,10 @@ class WatchStream {
    * none overtakes an earlier one; with auth disabled it stays undefined and requests run at once.
    */
   private ordered: Promise<void> | undefined;
-  /** A progress request waiting for the stream's watchers to catch up. */
-  private progressDeferred = false;
   private progressTimer: NodeJS.Timeout | undefined;
   private readonly fragmentBytesMax: number;
   /** One sink and one sync callback for all the stream's watchers: 10,000 watchers need no closures of their own. */
   private readonly sink = (response: WatchResponse): boolean => this.deliver(response);
-  private readonly onSynced = (): void => this.answerDeferredProgress();
 
   constructor(
     private readonly call: WatchCall,
@@ -382,7 +379,6 @@ class WatchStream {
         prevKv: request.prevKv,
       },
       this.sink,
-      this.onSynced,
     );
     this.watchers.set(watchId, watcher);
     if (request.fragment) this.fragmented.add(watchId);
@@ -411,7 +407,6 @@ class WatchStream {
     this.host.watchable.cancel(watcher);
     this.forget(watchId);
     this.send(this.host.header(), { watchId, canceled: true });
-    this.answerDeferredProgress();
   }
 
   private forget(watchId: number): void {
@@ -421,19 +416,11 @@ class WatchStream {
   }
 
   /**
-   * A progress request is answered with watch id -1 at the current revision once every watcher
-   * of the stream is caught up, so the revision promises that all earlier events were sent
-   * (etcd 3.5's rule; 3.4 answered at once).
+   * A progress request is answered at once with watch id -1 at the current revision, as etcd 3.4
+   * answers it: a watcher still catching up may send older events after it (later releases wait
+   * until every watcher of the stream is caught up).
    */
   private requestProgress(): void {
-    this.progressDeferred = true;
-    this.answerDeferredProgress();
-  }
-
-  private answerDeferredProgress(): void {
-    if (!this.progressDeferred || this.closed) return;
-    if (!this.host.watchable.allSynced(this.watchers.values())) return;
-    this.progressDeferred = false;
     this.send(this.host.header(), { watchId: invalidWatchId });
   }
 
