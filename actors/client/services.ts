@@ -12,6 +12,7 @@ import type { ClusterMember } from '../../src/membership/cluster-member.js';
 import { etcdServerVersion } from '../../src/api/version.js';
 import type { MemberConfig } from '../../src/config/config.js';
 import { createGrpcServer, type GrpcHandlers, type StreamHandler, type UnaryHandler } from './grpc/router.js';
+import { LeaderRequirement } from './grpc/require-leader.js';
 import { listenClient, type ClientListener, type HealthReport } from './listener.js';
 import { listenMetrics, metricsRoute, type MetricsListener } from './metrics-endpoint.js';
 import { allowedHostnameCheck, gatewayCredentials, readClientTlsMaterial, serverTlsOptions } from './tls.js';
@@ -398,7 +399,10 @@ function warnIgnoredTls(config: MemberConfig, url: string, clientTlsSet: boolean
 /** Serves the member's client API on each listen-client-url. */
 export async function startClientServer(config: MemberConfig, member: Member, logger: Logger): Promise<ClientServer> {
   const audit = config.auditLogPath === '' ? undefined : await AuditLog.open(config.auditLogPath, config.name, logger);
+  const leaderRequirement = new LeaderRequirement(() => member.hasLeader());
+  leaderRequirement.startMonitor(config.electionTimeoutMs);
   const grpcServer = createGrpcServer({
+    leaderRequirement,
     kv: learnerGuardedKv(member),
     handlers: learnerGuarded(member, {
       ...adminGuarded(member, { ...maintenanceHandlers(member, logger), ...clusterHandlers(member) }),
@@ -505,6 +509,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     urls,
     metricsUrls,
     close: async () => {
+      leaderRequirement.stop();
       dashboard.close();
       for (const gateway of gateways) gateway.close();
       await Promise.all(listeners.map((listener) => listener.close()));

@@ -4,17 +4,15 @@
  * so they are computed here once rather than in each part.
  */
 import type { MemberConfig } from '../../src/config/config.js';
-
-/** etcd's request timeout is 5 s plus two election timeouts. */
-const requestTimeoutBaseMs = 5_000;
+import { requestTimeoutBaseMs } from '../../src/lib/limits.js';
 
 /** One monotonic clock for every lease time, immune to wall-clock jumps. */
 export function leaseClockMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
-/** etcd's request timeout: how long a conf change, a forwarded lease call or a promotion may take. */
-export function requestTimeoutMs(config: MemberConfig): number {
+/** etcd's request timeout, 5 s plus two election timeouts: how long a proposal, a conf change, a forwarded lease call or a promotion may take. */
+export function requestTimeoutMs(config: Pick<MemberConfig, 'electionTimeoutMs'>): number {
   return requestTimeoutBaseMs + 2 * config.electionTimeoutMs;
 }
 

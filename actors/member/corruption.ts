@@ -11,11 +11,11 @@
  */
 import { EtcdError } from '../../src/api/errors.js';
 import type { ClusterMember } from '../../src/membership/cluster-member.js';
-import { requestTimeoutBaseMs } from '../../src/lib/limits.js';
 import { formatId } from '../../src/membership/ids.js';
 import { hashKvFromPeer, peerApiPaths, type PeerHashKv } from '../peer/api.js';
 import type { RaftTransport } from '../peer/links.js';
 import type { Logger } from '../shared/logger.js';
+import { requestTimeoutMs } from './clock.js';
 
 /** What the checks need from the rest of the member, each given at construction. */
 export interface CorruptionCheckParts {
@@ -168,7 +168,7 @@ export class CorruptionCheck {
 
   /** etcd's ReqTimeout: 5 s and two election timeouts. */
   private timeoutMs(): number {
-    return requestTimeoutBaseMs + 2 * this.parts.electionTimeoutMs;
+    return requestTimeoutMs(this.parts);
   }
 
   /** Every other member's HashKV at `revision`; a peer that cannot answer is logged and left undefined. */

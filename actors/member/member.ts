@@ -219,6 +219,7 @@ export class Member implements KvService, LeaseApi {
       timeline: this.timeline,
       initialElectionTickAdvance: config.initialElectionTickAdvance,
       electionTicks: opened.electionTicks,
+      requestTimeoutMs: requestTimeoutMs(config),
       logger,
       fail,
     });
@@ -462,6 +463,11 @@ export class Member implements KvService, LeaseApi {
       backendBytesInUse: this.keySpace.backend.sizeInUseBytes(),
       isLearner: this.isLearner(),
     };
+  }
+
+  /** Whether this member knows a leader (clientv3's WithRequireLeader asks). */
+  hasLeader(): boolean {
+    return this.raft.status().leaderId !== 0n;
   }
 
   /** Status.errors as etcd fills it: "etcdserver: no leader" without a leader, then each alarm. */

@@ -55,6 +55,8 @@ export interface RaftLoopParts {
   /** --initial-election-tick-advance: fast-forward the election ticks once the peers are linked. */
   initialElectionTickAdvance: boolean;
   electionTicks: number;
+  /** etcd's request timeout: a proposal not applied by then fails (expireProposals). */
+  requestTimeoutMs: number;
   /** Where role transitions and leader changes are kept for the dashboard. */
   timeline: Pick<RoleTimeline, 'record'>;
   logger: Logger;
@@ -107,7 +109,7 @@ export class RaftLoop {
         : { origin: this.parts.memberId, id, body, caller },
     );
     return new Promise<Applied>((resolve, reject) => {
-      proposals.add(id, data, resolve, reject);
+      proposals.add(id, data, resolve, reject, performance.now() + this.parts.requestTimeoutMs);
       this.wake();
     });
   }
@@ -171,6 +173,7 @@ export class RaftLoop {
     this.ticker = setInterval(() => {
       raft.tick();
       membership.trackPeerActivity();
+      this.expireProposals();
       this.wake();
     }, this.parts.heartbeatIntervalMs);
     this.ticker.unref();
@@ -277,17 +280,29 @@ export class RaftLoop {
 
   /**
    * Hands every proposal made since the last pass to Raft as one batch: one machine event and one
-   * append broadcast for all of them. Without a leader to take them, they all fail with "no leader".
+   * append broadcast for all of them. Without a leader they wait for one, as etcd's proposals wait
+   * for raft to take them, until their request timeout (expireProposals); a batch the leader's
+   * Raft drops (a leadership transfer) fails at once.
    */
   private flushProposals(): void {
-    const { proposals } = this.parts;
-    if (!proposals.hasUnproposed) return;
+    const { proposals, raft } = this.parts;
+    if (!proposals.hasUnproposed || raft.status().leaderId === 0n) return;
     const batch = proposals.takeBatch();
     try {
-      this.parts.raft.proposeMany(batch.map((proposal) => proposal.data));
+      raft.proposeMany(batch.map((proposal) => proposal.data));
     } catch {
-      proposals.failBatch(batch, errors.noLeader);
+      proposals.failBatch(batch, errors.proposalDropped);
     }
+  }
+
+  /**
+   * Fails the proposals whose request timeout passed, as etcd's: one Raft never took (no leader
+   * all along) with the context's own "context deadline exceeded", one it took but did not commit
+   * in time with "request timed out".
+   */
+  private expireProposals(): void {
+    for (const { waiter, proposed } of this.parts.proposals.expire(performance.now()))
+      waiter.reject(proposed ? errors.timeout() : errors.deadlineExceeded());
   }
 
   private flushReadRequests(): void {

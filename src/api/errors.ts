@@ -119,6 +119,14 @@ export const errors = {
   /** etcd's ErrTimeoutLeaderTransfer; etcd has no gRPC mapping for it, so clients see code Unknown. */
   timeoutLeaderTransfer: define(GrpcCode.unknown, 'etcdserver: request timed out, leader transfer took too long'),
 
+  /**
+   * Go's context.DeadlineExceeded: a proposal Raft never took within etcd's request timeout.
+   * etcd hands it to gRPC unmapped, so clients see code Unknown and this text.
+   */
+  deadlineExceeded: define(GrpcCode.unknown, 'context deadline exceeded'),
+  /** raft.ErrProposalDropped (the leader is handing over leadership); unmapped in etcd, so code Unknown. */
+  proposalDropped: define(GrpcCode.unknown, 'raft proposal dropped'),
+
   unimplemented: (method: string) => new EtcdError(GrpcCode.unimplemented, `unknown method ${method}`),
 } as const;
 

@@ -163,7 +163,9 @@ export const backupThreadIdleMs = 10 * 60 * 1000;
 export const selfSignedCertValidityMs = 365 * 24 * 60 * 60 * 1000;
 /** How often a gRPC Health.Watch stream looks at the member's status to push a change. */
 export const healthWatchPollMs = 200;
-/** etcd's ReqTimeout base (5 s), to which two election timeouts are added, e.g. for peer hash requests. */
+/** Election timeouts in a row without a leader after which etcd ends the streams that require one (maxNoLeaderCnt). */
+export const noLeaderElectionTimeoutsMax = 3;
+/** etcd's ReqTimeout base (5 s), to which two election timeouts are added (actors/member/clock.ts requestTimeoutMs). */
 export const requestTimeoutBaseMs = 5_000;
 
 // The client port's HTTP/2 server: what a client connection may make the member hold or do. etcd's

@@ -1,8 +1,9 @@
 /**
  * The proposals one member made and still waits on: each gets an ID (carried in its entry's
  * envelope), waits in a batch until the Raft loop hands every proposal made since its last pass to
- * Raft at once, and is answered when its entry is applied, or failed when Raft refuses the batch
- * or the member stops. Pure bookkeeping: no timers, no I/O.
+ * Raft at once, and is answered when its entry is applied, or failed when Raft refuses the batch,
+ * its deadline passes (expire) or the member stops. Pure bookkeeping: no timers, no I/O; the
+ * caller passes the time.
  */
 import { assert } from '../lib/assert.js';
 import { Waiters, type Waiter } from './waiters.js';
@@ -11,6 +12,12 @@ import { Waiters, type Waiter } from './waiters.js';
 export interface UnproposedEntry {
   id: number;
   data: Uint8Array;
+}
+
+/** A proposal whose deadline passed, taken out of the waiters; `proposed`: Raft had its entry. */
+export interface ExpiredProposal<T> {
+  waiter: Waiter<T>;
+  proposed: boolean;
 }
 
 /** Proposal IDs a member may issue per millisecond of its uptime before a later start could reuse one. */
@@ -36,6 +43,14 @@ export class ProposalWaiters<T> {
   private nextId: number;
   /** Proposals failed so far (no leader, stopped): etcd's etcd_server_proposals_failed_total. */
   private failedCount = 0;
+  /**
+   * Proposal IDs with their deadlines, in the order they were added, from `deadlinesHead` on. All
+   * proposals get the same timeout, so deadlines come in order and expire from the front; answered
+   * proposals are dropped from the front as it is reached.
+   */
+  private deadlineIds: number[] = [];
+  private deadlinesMs: number[] = [];
+  private deadlinesHead = 0;
 
   /** `firstId`: the ID of the first proposal; IDs then count up by one. */
   constructor(firstId = 1) {
@@ -51,11 +66,45 @@ export class ProposalWaiters<T> {
     return this.nextId++;
   }
 
-  /** Registers proposal `id` (from issueId) and queues its data for the next batch. */
-  add(id: number, data: Uint8Array, resolve: (value: T) => void, reject: (error: Error) => void): void {
+  /**
+   * Registers proposal `id` (from issueId) and queues its data for the next batch; expire() fails
+   * it once `deadlineMs` has passed (never by default).
+   */
+  add(
+    id: number,
+    data: Uint8Array,
+    resolve: (value: T) => void,
+    reject: (error: Error) => void,
+    deadlineMs = Number.POSITIVE_INFINITY,
+  ): void {
     assert(id < this.nextId, () => `proposal ID ${id} was never issued (the next is ${this.nextId})`);
     this.waiters.register(id, resolve, reject);
     this.unproposed.push({ id, data });
+    if (deadlineMs === Number.POSITIVE_INFINITY) return;
+    this.deadlineIds.push(id);
+    this.deadlinesMs.push(deadlineMs);
+  }
+
+  /**
+   * Takes out every waiting proposal whose deadline is at or before `nowMs`, oldest first; one not
+   * yet handed to Raft leaves the next batch. The caller answers them.
+   */
+  expire(nowMs: number): ExpiredProposal<T>[] {
+    const expiredIds: number[] = [];
+    while (this.deadlinesHead < this.deadlineIds.length) {
+      const id = this.deadlineIds[this.deadlinesHead] as number;
+      const waiting = this.waiters.has(id);
+      if (waiting && (this.deadlinesMs[this.deadlinesHead] as number) > nowMs) break;
+      this.deadlinesHead++;
+      if (waiting) expiredIds.push(id);
+    }
+    this.compactDeadlines();
+    if (expiredIds.length === 0) return [];
+    const expiring = new Set(expiredIds);
+    const neverProposed = new Set(this.unproposed.filter((entry) => expiring.has(entry.id)).map((entry) => entry.id));
+    if (neverProposed.size > 0) this.unproposed = this.unproposed.filter((entry) => !neverProposed.has(entry.id));
+    this.failedCount += expiredIds.length;
+    return expiredIds.map((id) => ({ waiter: this.waiters.take(id) as Waiter<T>, proposed: !neverProposed.has(id) }));
   }
 
   /** True when proposals wait to be handed to Raft. */
@@ -95,9 +144,20 @@ export class ProposalWaiters<T> {
     return this.waiters.take(id);
   }
 
+  /** Drops the consumed front of the deadline queue once it is most of the arrays. */
+  private compactDeadlines(): void {
+    if (this.deadlinesHead < 1024 || this.deadlinesHead * 2 < this.deadlineIds.length) return;
+    this.deadlineIds = this.deadlineIds.slice(this.deadlinesHead);
+    this.deadlinesMs = this.deadlinesMs.slice(this.deadlinesHead);
+    this.deadlinesHead = 0;
+  }
+
   /** Fails every waiting proposal, handed to Raft or not, and forgets them. */
   failAll(error: () => Error): void {
     this.unproposed = [];
+    this.deadlineIds = [];
+    this.deadlinesMs = [];
+    this.deadlinesHead = 0;
     this.failedCount += this.waiters.size;
     this.waiters.failAll(error);
   }

@@ -421,9 +421,11 @@ for (const target of targets) {
  * connection is a one-way block of raft messages only for tsetcd: etcd's peers receive on the
  * streams they dial and fall back to pipelines they dial for sending, so the same block stops other
  * messages in etcd. There only the leader and its term compare.
- * A put through a member without a leader differs too, and is left out: etcd holds it for its
- * request timeout and answers "context deadline exceeded" (code Unknown), tsetcd refuses it at
- * once with "etcdserver: no leader" (both refuse it; the tests above check that).
+ * A put through the cut-off member is left out: both hold it for etcd's request timeout (a member
+ * that never had a leader meanwhile answers "context deadline exceeded" in both, see
+ * no-leader-etcd.test.ts), but etcd words the timeout of a put Raft took by what it saw meanwhile
+ * ("possibly due to previous leader failure", "... connection lost"), and tsetcd answers plain
+ * "request timed out" (both refuse it; the tests above check that).
  */
 function comparable(scenario: string, observation: Observation | undefined): Partial<Observation> | undefined {
   if (observation === undefined) return undefined;

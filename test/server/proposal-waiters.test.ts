@@ -73,6 +73,46 @@ test('stopping fails proposals in the batch and those already handed to Raft, ea
   assert.equal(waiters.size, 0);
 });
 
+function proposeBy(waiters: ProposalWaiters<string>, seen: string[], deadlineMs: number): number {
+  const id = waiters.issueId();
+  waiters.add(
+    id,
+    Uint8Array.of(id),
+    (value) => seen.push(`${id} resolved ${value}`),
+    (error) => seen.push(`${id} rejected ${error.message}`),
+    deadlineMs,
+  );
+  return id;
+}
+
+test('proposals past their deadline are taken out, saying whether Raft had them; the rest wait', () => {
+  const waiters = new ProposalWaiters<string>();
+  const seen: string[] = [];
+  const answered = proposeBy(waiters, seen, 100);
+  proposeBy(waiters, seen, 100);
+  waiters.takeBatch();
+  waiters.take(answered)?.resolve('applied');
+  proposeBy(waiters, seen, 150);
+  proposeBy(waiters, seen, 300);
+  assert.deepEqual(waiters.expire(99), []);
+  const expired = waiters.expire(150);
+  assert.deepEqual(
+    expired.map((proposal) => proposal.proposed),
+    [true, false],
+  );
+  for (const { waiter, proposed } of expired) waiter.reject(new Error(proposed ? 'timed out' : 'deadline'));
+  assert.deepEqual(seen, ['1 resolved applied', '2 rejected timed out', '3 rejected deadline']);
+  assert.deepEqual(
+    waiters.takeBatch().map((proposal) => proposal.id),
+    [4],
+    'an expired proposal never handed to Raft leaves the batch',
+  );
+  assert.equal(waiters.size, 1);
+  assert.equal(waiters.failed, 2);
+  assert.deepEqual(waiters.expire(299), []);
+  assert.equal(waiters.expire(300).length, 1);
+});
+
 test('an ID that was never issued cannot be registered', () => {
   const waiters = new ProposalWaiters<string>();
   assert.throws(

@@ -31,10 +31,14 @@ export class EtcdGrpc {
 
   private readonly address: string;
 
-  /** `endpoint` is a client URL (http://host:port) or host:port. */
+  /**
+   * `endpoint` is a client URL (http://host:port) or host:port. `metadata` goes with every call,
+   * e.g. clientv3's WithRequireLeader as { hasleader: 'true' }.
+   */
   constructor(
     endpoint: string,
     private readonly deadlineMs = callDeadlineMsDefault,
+    private readonly metadata: Readonly<Record<string, string>> = {},
   ) {
     this.address = endpoint.replace(/^https?:\/\//, '');
   }
@@ -45,7 +49,7 @@ export class EtcdGrpc {
     return new Promise((resolve) => {
       client[name]?.(
         request,
-        metadataFor(token),
+        this.metadataFor(token),
         { deadline: this.deadline() },
         (error: grpc.ServiceError | null, response: WireMessage) => resolve(answerOf(error, response)),
       );
@@ -62,7 +66,9 @@ export class EtcdGrpc {
     const bidirectional = method === 'etcdserverpb.Watch/Watch' || method === 'etcdserverpb.Lease/LeaseKeepAlive';
     const options = { deadline: this.deadline() };
     const call = (
-      bidirectional ? client[name]?.(metadataFor(token), options) : client[name]?.(request, metadataFor(token), options)
+      bidirectional
+        ? client[name]?.(this.metadataFor(token), options)
+        : client[name]?.(request, this.metadataFor(token), options)
     ) as grpc.ClientDuplexStream<WireMessage, WireMessage> | grpc.ClientReadableStream<WireMessage>;
     return new Promise((resolve) => {
       let settled = false;
@@ -85,6 +91,13 @@ export class EtcdGrpc {
     this.clients.clear();
   }
 
+  private metadataFor(token: string | undefined): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    for (const [key, value] of Object.entries(this.metadata)) metadata.set(key, value);
+    if (token !== undefined) metadata.set('token', token);
+    return metadata;
+  }
+
   private deadline(): Date {
     return new Date(Date.now() + this.deadlineMs);
   }
@@ -102,12 +115,6 @@ export class EtcdGrpc {
     }
     return { client, name };
   }
-}
-
-function metadataFor(token: string | undefined): grpc.Metadata {
-  const metadata = new grpc.Metadata();
-  if (token !== undefined) metadata.set('token', token);
-  return metadata;
 }
 
 function answerOf(error: grpc.ServiceError | null, response: WireMessage | undefined): Answer {

@@ -536,6 +536,12 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
     return false;
   }
 
+  /** Ends the call with an error status and tells the handler the call is over, as a passed deadline does. */
+  endWithError(code: GrpcCode, message: string): void {
+    this.finishWith(new CallStatus(code, message));
+    this.cancel();
+  }
+
   /** Ends the call with an OK status once everything written has gone out. */
   end(): void {
     if (this.finished) return;

@@ -47,6 +47,7 @@ import type { GrpcRoute, GrpcRoutes, GrpcStreamCall } from './calls.js';
 import { GrpcTraffic, grpcTypeOf, MethodStats } from './call-stats.js';
 import type { AuditSink } from '../../audit/audit-log.js';
 import { auditedHandlers } from './audit-hook.js';
+import type { LeaderRequirement } from './require-leader.js';
 
 export interface GrpcLimits {
   /** etcd's --max-request-bytes: the largest proposal accepted. */
@@ -87,6 +88,8 @@ export interface GrpcServerOptions {
   logger?: Logger;
   /** Where the audit records of unary calls go (--audit-log-path); none when absent. */
   audit?: AuditSink;
+  /** Refuses calls that require a leader (metadata hasleader) while there is none; none when absent. */
+  leaderRequirement?: LeaderRequirement;
 }
 
 function splitMethod(method: GrpcMethod): { service: string; name: string } {
@@ -204,11 +207,12 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcRoutes {
   const logger = options.logger ?? createLogger('info', ['default'], { component: 'grpc-server' });
   // etcd lets gRPC accept messages up to --max-request-bytes plus framing headroom.
   const receiveLimitBytes = limits.maxRequestBytes + grpcOverheadBytes;
-  const allHandlers: GrpcHandlers = {
+  const servedHandlers: GrpcHandlers = {
     ...healthHandlers(options.healthy ?? (() => true)),
     ...kvHandlers(options.kv, limits),
     ...options.handlers,
   };
+  const allHandlers = options.leaderRequirement?.guard(servedHandlers, streamingMethods) ?? servedHandlers;
   const handlers =
     options.audit === undefined ? allHandlers : auditedHandlers(allHandlers, streamingMethods, options.audit);
   const byPath = new Map<string, GrpcRoute>();
