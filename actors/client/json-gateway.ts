@@ -24,7 +24,8 @@ import { gatewayTexts, grpcTexts } from '../../src/api/errors.js';
 import { unexpectedEofText } from '../../src/lib/protobuf.js';
 
 /**
- * The paths etcd 3.5's google.api.http annotations give each method. Hash and HashKV share one
+ * The paths etcd 3.4's google.api.http annotations give each method (none for the later AuthStatus
+ * and Downgrade). Hash and HashKV share one
  * path and grpc-gateway matches the first registered, so the path reaches Hash.
  */
 export const gatewayPaths: Readonly<Record<string, string>> = {
@@ -53,10 +54,8 @@ export const gatewayPaths: Readonly<Record<string, string>> = {
   '/v3/maintenance/hash': 'etcdserverpb.Maintenance/Hash',
   '/v3/maintenance/snapshot': 'etcdserverpb.Maintenance/Snapshot',
   '/v3/maintenance/transfer-leadership': 'etcdserverpb.Maintenance/MoveLeader',
-  '/v3/maintenance/downgrade': 'etcdserverpb.Maintenance/Downgrade',
   '/v3/auth/enable': 'etcdserverpb.Auth/AuthEnable',
   '/v3/auth/disable': 'etcdserverpb.Auth/AuthDisable',
-  '/v3/auth/status': 'etcdserverpb.Auth/AuthStatus',
   '/v3/auth/authenticate': 'etcdserverpb.Auth/Authenticate',
   '/v3/auth/user/add': 'etcdserverpb.Auth/UserAdd',
   '/v3/auth/user/get': 'etcdserverpb.Auth/UserGet',

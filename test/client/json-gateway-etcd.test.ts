@@ -78,6 +78,8 @@ const transcript: readonly GatewayRequest[] = [
   post('/v3/kv/put', '{"key":'),
   post('/v3/kv/range', '{"key":"YQ","limit":"x"}'),
   post('/v3/nope', '{}'),
+  post('/v3/auth/status', {}),
+  post('/v3/maintenance/downgrade', {}),
   { method: 'GET', path: '/v3/kv/range', body: '' },
 ];
 

@@ -34,7 +34,6 @@ function permissionToWire(perm: Permission): WireMessage {
 const requestOf: Record<string, (wire: WireMessage) => AuthRequest> = {
   AuthEnable: () => ({ method: 'authEnable' }),
   AuthDisable: () => ({ method: 'authDisable' }),
-  AuthStatus: () => ({ method: 'authStatus' }),
   UserGet: (wire) => ({ method: 'userGet', name: text(wire.name) }),
   UserList: () => ({ method: 'userList' }),
   UserDelete: (wire) => ({ method: 'userDelete', name: text(wire.name) }),
