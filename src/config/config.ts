@@ -255,7 +255,7 @@ function resolve(raw: RawFlags): MemberConfig {
     preVote: bool(raw, 'pre-vote'),
     // etcd 3.4's deprecated --debug asks for debug-level logs whatever --log-level says.
     logLevel: (bool(raw, 'debug') ? 'debug' : str(raw, 'log-level')) as LogLevel,
-    logOutputs: list(raw, 'log-outputs'),
+    logOutputs: logOutputsOf(raw),
     unsafeNoFsync: bool(raw, 'unsafe-no-fsync'),
     maxConcurrentStreams: num(raw, 'max-concurrent-streams'),
     grpcKeepaliveMinTimeMs: num(raw, 'grpc-keepalive-min-time'),
@@ -376,6 +376,26 @@ function checkSupported(raw: RawFlags): void {
   if (mode !== 'periodic' && mode !== 'revision') {
     throw new ConfigError(`unknown auto-compaction-mode ${JSON.stringify(mode)}`);
   }
+}
+
+/**
+ * --log-outputs, or etcd 3.4's deprecated --log-output when it names more outputs; as etcd's
+ * setupLogging, the two naming one and the same output other than the default are refused.
+ */
+function logOutputsOf(raw: RawFlags): string[] {
+  const outputs = list(raw, 'log-outputs');
+  const deprecated = list(raw, 'log-output');
+  if (deprecated.length !== outputs.length) return deprecated.length > outputs.length ? deprecated : outputs;
+  if (outputs.length > 1)
+    throw new ConfigError("both '--log-output' and '--log-outputs' are set; only set '--log-outputs'");
+  if (outputs.length < 1) throw new ConfigError("either '--log-output' or '--log-outputs' flag must be set");
+  if (deprecated[0] === outputs[0] && outputs[0] !== 'default') {
+    const quoted = JSON.stringify(outputs);
+    throw new ConfigError(
+      `'--log-output=${quoted}' and '--log-outputs=${quoted}' are incompatible; only set --log-outputs`,
+    );
+  }
+  return outputs;
 }
 
 /** etcd's cross-flag checks, in etcd's order and with its messages. */

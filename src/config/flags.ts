@@ -317,6 +317,7 @@ export const serverFlags: readonly FlagSpec[] = [
     'default',
     "Specify 'stdout' or 'stderr' to skip journald logging even when running under systemd, or list of comma separated output targets.",
   ),
+  flag('log-output', 'strings', 'default', "[TO BE DEPRECATED IN v3.5] use '--log-outputs'."),
   flag('log-level', 'string', 'info', 'Configures log level. Only supports debug, info, warn, error, panic, or fatal.'),
   flag(
     'debug',

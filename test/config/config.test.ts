@@ -35,6 +35,12 @@ test('no flags gives etcd defaults', () => {
   assert.equal(config.logLevel, 'info');
 });
 
+test("etcd 3.4's deprecated --log-output counts only when it names more outputs than --log-outputs", () => {
+  assert.deepEqual(load(['--log-output', 'stderr']).config.logOutputs, ['default']);
+  assert.deepEqual(load(['--log-output', 'stderr,stdout']).config.logOutputs, ['stderr', 'stdout']);
+  assert.deepEqual(load(['--log-outputs', 'stderr,stdout']).config.logOutputs, ['stderr', 'stdout']);
+});
+
 test("etcd 3.4's deprecated --debug asks for debug-level logs", () => {
   assert.equal(load(['--debug']).config.logLevel, 'debug');
   assert.equal(load(['--debug', '--log-level', 'warn']).config.logLevel, 'debug');

@@ -54,6 +54,8 @@ test('bad flags are refused as etcd refuses them', skip === undefined ? {} : { s
 const refusedSettings: string[][] = [
   ['--logger', 'foo'],
   ['--auto-compaction-mode', 'daily', '--auto-compaction-retention', '1'],
+  ['--log-output', 'stderr', '--log-outputs', 'stderr'],
+  ['--log-output', 'stderr,stdout', '--log-outputs', 'stderr,stdout'],
 ];
 
 /** The reason in etcd's "error verifying flags, <reason>. See 'etcd --help'." or in tsetcd's fatal JSON line. */
