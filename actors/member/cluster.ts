@@ -202,11 +202,25 @@ export class Cluster {
         <T>(answer: (value: T) => void) =>
         (value: T) => (clearTimeout(timer), answer(value));
       confChangeWaiters.register(id, settle(resolve), settle(reject));
-      try {
-        this.parts.loop.proposeConfChange({ ...change, id });
-      } catch {
-        confChangeWaiters.take(id)?.reject(errors.noLeader());
-      }
+      this.proposeOnceLed({ ...change, id });
     });
+  }
+
+  /**
+   * Proposes a conf change once a leader is known, as etcd's proposal waits for Raft to take it;
+   * without one it looks again every heartbeat until the change's waiter is answered (its timeout).
+   */
+  private proposeOnceLed(change: ConfChange & { id: bigint }): void {
+    const { raft, loop, confChangeWaiters, config } = this.parts;
+    if (!confChangeWaiters.has(change.id)) return;
+    if (raft.status().leaderId === 0n) {
+      setTimeout(() => this.proposeOnceLed(change), config.heartbeatIntervalMs).unref();
+      return;
+    }
+    try {
+      loop.proposeConfChange(change);
+    } catch {
+      confChangeWaiters.take(change.id)?.reject(errors.proposalDropped());
+    }
   }
 }

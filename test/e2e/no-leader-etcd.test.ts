@@ -2,7 +2,7 @@
  * A member left alone (two of three members stopped) has no leader. Against real etcd 3.4 and
  * tsetcd alike: a write waits for a leader until etcd's request timeout (5 s + 2 election
  * timeouts) and then fails with Go's "context deadline exceeded" (code Unknown), or the client's
- * own deadline comes first; a linearizable read fails with "etcdserver: request timed out"; a
+ * own deadline comes first (a conf change waits for the client's deadline alone); a linearizable read fails with "etcdserver: request timed out"; a
  * serializable read is served. A call that requires a leader (metadata hasleader, as etcdctl
  * watch sends) is refused at once with "etcdserver: no leader", and a watch that required one
  * when it started is ended with that error after a few election timeouts without a leader.
@@ -43,17 +43,25 @@ async function leaderlessOutcomes(command: MemberCommand): Promise<Record<string
   const requiring = new EtcdGrpc(survivor!.clientUrl, callDeadlineMs, { hasleader: 'true' });
   try {
     assert.equal((await runEtcdctl(survivor!.clientUrl, ['put', 'k', 'v0'])).code, 0);
+    const { memberId } = await endpointStatus(survivor!.clientUrl);
     const openWatch = new EtcdctlWatch(survivor!.clientUrl, ['k'], leaderlessWaitMs + callDeadlineMs);
     for (const member of others) await member.stop();
     await pollUntil('the survivor without a leader', leaderlessWaitMs, async () => {
       const { leaderId } = await endpointStatus(survivor!.clientUrl);
       return leaderId === '0' ? '' : `leader ${leaderId}`;
     });
-    const [shortPut, longPut, grpcPut, grpcRange] = await Promise.all([
+    const [shortPut, longPut, grpcPut, grpcRange, memberUpdate] = await Promise.all([
       runEtcdctl(survivor!.clientUrl, ['put', 'k', 'v1', '--command-timeout=2s']),
       runEtcdctl(survivor!.clientUrl, ['put', 'k', 'v2', '--command-timeout=10s']),
       plain.unary('etcdserverpb.KV/Put', { key, value: Buffer.from('v3') }),
       plain.unary('etcdserverpb.KV/Range', { key }),
+      runEtcdctl(survivor!.clientUrl, [
+        'member',
+        'update',
+        memberId,
+        `--peer-urls=${survivor!.peerUrl}`,
+        '--command-timeout=2s',
+      ]),
     ]);
     const serializable = await runEtcdctl(survivor!.clientUrl, ['get', 'k', '--consistency=s']);
     const watch = await runEtcdctl(survivor!.clientUrl, ['watch', 'k']);
@@ -63,6 +71,7 @@ async function leaderlessOutcomes(command: MemberCommand): Promise<Record<string
       'etcdctl put, 2 s': etcdctlError(shortPut).replace(/rpc error: code = Unknown desc = /, ''),
       'etcdctl put, 10 s': etcdctlError(longPut),
       'gRPC Put': described(grpcPut),
+      'etcdctl member update, 2 s': etcdctlError(memberUpdate).replace(/rpc error: code = Unknown desc = /, ''),
       'gRPC linearizable Range': described(grpcRange),
       'etcdctl get --consistency=s': `exit ${serializable.code}: ${serializable.stdout.trim().replace('\n', ' ')}`,
       'etcdctl watch': `exit ${watch.code}: ${watch.stderr.trim().replaceAll('\n', ' | ')}`,
@@ -93,6 +102,7 @@ test('a member without a leader answers as etcd 3.4 does: writes wait, then time
       'etcdctl put, 2 s': 'exit 1: Error: context deadline exceeded',
       'etcdctl put, 10 s': 'exit 1: Error: rpc error: code = Unknown desc = context deadline exceeded',
       'gRPC Put': 'UNKNOWN context deadline exceeded',
+      'etcdctl member update, 2 s': 'exit 1: Error: context deadline exceeded',
       'gRPC linearizable Range': 'UNAVAILABLE etcdserver: request timed out',
       'etcdctl get --consistency=s': 'exit 0: k v0',
       'etcdctl watch': 'exit 5: watch was canceled (etcdserver: no leader) | Error: watch is canceled by the server',
