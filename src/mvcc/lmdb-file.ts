@@ -14,7 +14,7 @@
  * Integers are little-endian. Only what the backend uses is read: no duplicate-sorted databases.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { backupReadBlockBytes } from '../lib/limits.js';
+import { backupReadBlockBytes, lmdbTreeDepthMax } from '../lib/limits.js';
 
 /** LMDB's magic number and page flags. */
 export const lmdbMagic = 0xbeefc0de;
@@ -129,6 +129,7 @@ export class LmdbFileReader {
   /** Calls `visit` for every record of `tree` in key order. */
   scan(tree: LmdbTree, visit: LmdbRecordVisitor): void {
     if (tree.rootPageId === undefined) return;
+    let records = 0;
     // Branch pages are copied out of the block (the walk reads other pages before it is done with them).
     const stack: { page: Uint8Array; view: DataView; next: number; count: number }[] = [];
     let pageId = tree.rootPageId;
@@ -138,10 +139,13 @@ export class LmdbFileReader {
       // The lower bound, like the node offsets, counts from the end of the page header: it is twice the node count.
       const count = this.blockView.getUint16(at + lmdbPageOffsets.lower, true) >> 1;
       if ((flags & lmdbPageFlags.branch) !== 0) {
+        if (stack.length === lmdbTreeDepthMax)
+          throw new Error(`${this.path}: the tree is deeper than ${stack.length} levels at page ${pageId}`);
         const page = new Uint8Array(this.block.subarray(at, at + this.pageBytes));
         stack.push({ page, view: new DataView(page.buffer, page.byteOffset, page.byteLength), next: 0, count });
       } else if ((flags & (lmdbPageFlags.leaf | lmdbPageFlags.leaf2)) === lmdbPageFlags.leaf) {
         this.scanLeaf(pageId, at, count, visit);
+        records += count;
       } else {
         throw new Error(`${this.path}: page ${pageId} has flags 0x${flags.toString(16)}, not a branch or leaf page`);
       }
@@ -150,13 +154,15 @@ export class LmdbFileReader {
         stack.pop();
         top = stack[stack.length - 1];
       }
-      if (top === undefined) return;
+      if (top === undefined) break;
       const nodeAt = top.view.getUint16(lmdbPageHeaderBytes + 2 * top.next++, true) + lmdbPageHeaderBytes;
       pageId =
         top.view.getUint16(nodeAt, true) +
         top.view.getUint16(nodeAt + 2, true) * 0x10000 +
         top.view.getUint16(nodeAt + 4, true) * twoTo32;
     }
+    if (records !== tree.entries)
+      throw new Error(`${this.path}: the database record counts ${tree.entries} records, its pages hold ${records}`);
   }
 
   private scanLeaf(pageId: number, at: number, count: number, visit: LmdbRecordVisitor): void {

@@ -5,10 +5,10 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { openSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { keyAreaName, LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
-import { LmdbFileReader, lmdbPageOffsets } from '../../src/mvcc/lmdb-file.js';
+import { LmdbFileReader, lmdbPageFlags, lmdbPageHeaderBytes, lmdbPageOffsets } from '../../src/mvcc/lmdb-file.js';
 import { Prng } from '../../src/lib/prng.js';
 import { bytes, removeTempDbs, tempDbPath } from './helpers.js';
 
@@ -107,7 +107,7 @@ describe('the LMDB file reader', () => {
     assert.deepEqual([lines, entries], [[], 0]);
   });
 
-  it("refuses a damaged page, naming it, and a file whose metas are not LMDB's", async () => {
+  it("refuses a tree with a cycle, a damaged page (naming it) and metas that are not LMDB's", async () => {
     const copyDir = await filledCopy(300);
     const file = join(copyDir, 'data.mdb');
     const reader = LmdbFileReader.open(file);
@@ -117,6 +117,19 @@ describe('the LMDB file reader', () => {
     assert.ok(tree?.rootPageId !== undefined);
     const fd = openSync(file, 'r+');
     try {
+      // The root is a branch page; its first child becomes the root itself, a cycle.
+      const root = Buffer.alloc(pageBytes);
+      readSync(fd, root, 0, pageBytes, tree.rootPageId * pageBytes);
+      assert.equal(root.readUInt16LE(lmdbPageOffsets.flags) & lmdbPageFlags.branch, lmdbPageFlags.branch);
+      const firstNodeAt = root.readUInt16LE(lmdbPageHeaderBytes) + lmdbPageHeaderBytes;
+      const cycle = Buffer.from(root);
+      cycle.writeUInt16LE(tree.rootPageId & 0xffff, firstNodeAt);
+      cycle.writeUInt16LE(Math.floor(tree.rootPageId / 0x10000), firstNodeAt + 2);
+      writeSync(fd, cycle, 0, pageBytes, tree.rootPageId * pageBytes);
+      const cyclic = LmdbFileReader.open(file);
+      assert.throws(() => cyclic.scan(tree, () => {}), /the tree is deeper than 32 levels/);
+      cyclic.close();
+      writeSync(fd, root, 0, pageBytes, tree.rootPageId * pageBytes);
       // The key area's root page loses its branch or leaf flag.
       writeSync(fd, Uint8Array.of(0, 0), 0, 2, tree.rootPageId * pageBytes + lmdbPageOffsets.flags);
       const damaged = LmdbFileReader.open(file);
