@@ -37,7 +37,7 @@ export const lmdbMetaOffsets = { magic: 24, freeDb: 48, mainDb: 96, txnid: 152 }
 export const lmdbPageSizeOffset = lmdbMetaOffsets.freeDb;
 /** A database record: pad u32, flags u16, depth u16, branch, leaf and overflow page counts, entries, root (u64 each). */
 const dbRecordBytes = 48;
-const dbOffsets = { flags: 4, entries: 32, root: 40 } as const;
+const dbOffsets = { flags: 4, depth: 6, entries: 32, root: 40 } as const;
 /** A node: data size (leaf) or page number (branch) low and high u16s, flags u16, key size u16, then the key and data. */
 const nodeHeaderBytes = 8;
 const noPage = 2 ** 64 - 1;
@@ -55,6 +55,8 @@ export type LmdbRecordVisitor = (
 /** A database's root page (undefined when it is empty) and its record count, from its database record. */
 export interface LmdbTree {
   rootPageId: number | undefined;
+  /** Levels of pages, 1 when the root is a leaf. */
+  depth: number;
   entries: number;
 }
 
@@ -64,11 +66,12 @@ function readUint64(view: DataView, at: number): number {
 
 /** An LMDB data file open for reading, at its current meta. */
 export class LmdbFileReader {
+  /** Where a run of leaf pages is read, sorted by page number, to be walked in key order. */
   private readonly block: Uint8Array;
   private readonly blockView: DataView;
-  /** The file offset the block holds, and how many bytes of it were read. */
-  private blockStart = -1;
-  private blockBytes = 0;
+  private readonly blockPages: number;
+  /** Where each leaf of the current run sits in the block, by its place in key order. */
+  private readonly slots: Int32Array;
   private overflow = new Uint8Array(0);
   private readonly main: LmdbTree;
 
@@ -80,8 +83,10 @@ export class LmdbFileReader {
     main: LmdbTree,
   ) {
     // A plain Uint8Array, not a Buffer: the writer takes views of it per record, and a Buffer's views cost more.
-    this.block = new Uint8Array(Math.max(backupReadBlockBytes, pageBytes));
+    this.blockPages = Math.max(1, Math.floor(backupReadBlockBytes / pageBytes));
+    this.block = new Uint8Array(this.blockPages * pageBytes);
     this.blockView = new DataView(this.block.buffer, this.block.byteOffset, this.block.byteLength);
+    this.slots = new Int32Array(this.blockPages);
     this.main = main;
   }
 
@@ -129,40 +134,96 @@ export class LmdbFileReader {
   /** Calls `visit` for every record of `tree` in key order. */
   scan(tree: LmdbTree, visit: LmdbRecordVisitor): void {
     if (tree.rootPageId === undefined) return;
-    let records = 0;
-    // Branch pages are copied out of the block (the walk reads other pages before it is done with them).
-    const stack: { page: Uint8Array; view: DataView; next: number; count: number }[] = [];
-    let pageId = tree.rootPageId;
-    for (;;) {
-      const at = this.readPage(pageId);
-      const flags = this.blockView.getUint16(at + lmdbPageOffsets.flags, true);
-      // The lower bound, like the node offsets, counts from the end of the page header: it is twice the node count.
-      const count = this.blockView.getUint16(at + lmdbPageOffsets.lower, true) >> 1;
-      if ((flags & lmdbPageFlags.branch) !== 0) {
-        if (stack.length === lmdbTreeDepthMax)
-          throw new Error(`${this.path}: the tree is deeper than ${stack.length} levels at page ${pageId}`);
-        const page = new Uint8Array(this.block.subarray(at, at + this.pageBytes));
-        stack.push({ page, view: new DataView(page.buffer, page.byteOffset, page.byteLength), next: 0, count });
-      } else if ((flags & (lmdbPageFlags.leaf | lmdbPageFlags.leaf2)) === lmdbPageFlags.leaf) {
-        this.scanLeaf(pageId, at, count, visit);
-        records += count;
-      } else {
-        throw new Error(`${this.path}: page ${pageId} has flags 0x${flags.toString(16)}, not a branch or leaf page`);
-      }
-      let top = stack[stack.length - 1];
-      while (top !== undefined && top.next === top.count) {
-        stack.pop();
-        top = stack[stack.length - 1];
-      }
-      if (top === undefined) break;
-      const nodeAt = top.view.getUint16(lmdbPageHeaderBytes + 2 * top.next++, true) + lmdbPageHeaderBytes;
-      pageId =
-        top.view.getUint16(nodeAt, true) +
-        top.view.getUint16(nodeAt + 2, true) * 0x10000 +
-        top.view.getUint16(nodeAt + 4, true) * twoTo32;
-    }
+    if (tree.depth < 1 || tree.depth > lmdbTreeDepthMax)
+      throw new Error(`${this.path}: a tree of depth ${tree.depth}, LMDB builds 1 to ${lmdbTreeDepthMax} levels`);
+    const records =
+      tree.depth === 1
+        ? this.scanLeaves([tree.rootPageId], visit)
+        : this.scanBranch(tree.rootPageId, 1, tree.depth, visit);
     if (records !== tree.entries)
       throw new Error(`${this.path}: the database record counts ${tree.entries} records, its pages hold ${records}`);
+  }
+
+  /** Walks the subtree under branch page `pageId` at `level` (the root's is 1); returns the records it holds. */
+  private scanBranch(pageId: number, level: number, depth: number, visit: LmdbRecordVisitor): number {
+    const children = this.branchChildren(pageId);
+    if (level === depth - 1) return this.scanLeaves(children, visit);
+    let records = 0;
+    for (const child of children) records += this.scanBranch(child, level + 1, depth, visit);
+    return records;
+  }
+
+  /** The child pages branch page `pageId` names, in key order. */
+  private branchChildren(pageId: number): number[] {
+    const page = new Uint8Array(this.pageBytes);
+    if (readSync(this.fd, page, 0, this.pageBytes, pageId * this.pageBytes) !== this.pageBytes)
+      throw new Error(`${this.path}: page ${pageId} lies beyond the end of the file`);
+    const view = new DataView(page.buffer);
+    const count = this.checkedPage(view, 0, pageId, lmdbPageFlags.branch);
+    const children: number[] = [];
+    for (let index = 0; index < count; index++) {
+      const nodeAt = view.getUint16(lmdbPageHeaderBytes + 2 * index, true) + lmdbPageHeaderBytes;
+      if (nodeAt + nodeHeaderBytes > this.pageBytes)
+        throw new Error(`${this.path}: a node of page ${pageId} lies past the page's end`);
+      children.push(
+        view.getUint16(nodeAt, true) +
+          view.getUint16(nodeAt + 2, true) * 0x10000 +
+          view.getUint16(nodeAt + 4, true) * twoTo32,
+      );
+    }
+    return children;
+  }
+
+  /**
+   * Visits the records of the leaf pages `leaves` in their order. They are read a block at a
+   * time, each block's pages sorted by page number and read in runs of neighbours, each page
+   * once: a tree that grew by many commits has its leaves scattered over the file.
+   */
+  private scanLeaves(leaves: number[], visit: LmdbRecordVisitor): number {
+    let records = 0;
+    for (let first = 0; first < leaves.length; first += this.blockPages) {
+      const group = leaves.slice(first, first + this.blockPages);
+      const order = group.map((_, index) => index).sort((a, b) => group[a]! - group[b]!);
+      let slot = 0;
+      while (slot < order.length) {
+        let end = slot + 1;
+        while (end < order.length && group[order[end]!]! === group[order[end - 1]!]! + 1) end++;
+        const runBytes = (end - slot) * this.pageBytes;
+        const read = readSync(
+          this.fd,
+          this.block,
+          slot * this.pageBytes,
+          runBytes,
+          group[order[slot]!]! * this.pageBytes,
+        );
+        if (read !== runBytes)
+          throw new Error(`${this.path}: page ${group[order[slot]!]} lies beyond the end of the file`);
+        for (let at = slot; at < end; at++) this.slots[order[at]!] = at;
+        slot = end;
+      }
+      for (let index = 0; index < group.length; index++) {
+        const at = this.slots[index]! * this.pageBytes;
+        const count = this.checkedPage(this.blockView, at, group[index]!, lmdbPageFlags.leaf);
+        this.scanLeaf(group[index]!, at, count, visit);
+        records += count;
+      }
+    }
+    return records;
+  }
+
+  /** The node count of the page at `at` of `view`, once it says it is page `pageId` of the kind `flag` names. */
+  private checkedPage(view: DataView, at: number, pageId: number, flag: number): number {
+    const storedId = readUint64(view, at + lmdbPageOffsets.pageId);
+    if (storedId !== pageId) throw new Error(`${this.path}: page ${pageId} says it is page ${storedId}`);
+    const flags = view.getUint16(at + lmdbPageOffsets.flags, true);
+    if ((flags & (lmdbPageFlags.branch | lmdbPageFlags.leaf | lmdbPageFlags.leaf2)) !== flag) {
+      const want = flag === lmdbPageFlags.branch ? 'branch' : 'leaf';
+      throw new Error(
+        `${this.path}: page ${pageId} has flags 0x${flags.toString(16)}, where the tree has a ${want} page`,
+      );
+    }
+    // The lower bound, like the node offsets, counts from the end of the page header: it is twice the node count.
+    return view.getUint16(at + lmdbPageOffsets.lower, true) >> 1;
   }
 
   private scanLeaf(pageId: number, at: number, count: number, visit: LmdbRecordVisitor): void {
@@ -214,21 +275,6 @@ export class LmdbFileReader {
       throw new Error(`${this.path}: page ${pageId} is not the overflow page a record names`);
     visit(this.overflow, 0, keyLength, keyLength + lmdbPageHeaderBytes, valueLength);
   }
-
-  /** Makes the block hold page `pageId`; returns where the page starts in it. */
-  private readPage(pageId: number): number {
-    const offset = pageId * this.pageBytes;
-    if (offset < this.blockStart || offset + this.pageBytes > this.blockStart + this.blockBytes) {
-      if (offset + this.pageBytes > this.fileBytes)
-        throw new Error(`${this.path}: page ${pageId} lies beyond the end of the file`);
-      this.blockStart = offset - (offset % this.block.length);
-      this.blockBytes = readSync(this.fd, this.block, 0, this.block.length, this.blockStart);
-    }
-    const at = offset - this.blockStart;
-    const storedId = readUint64(this.blockView, at + lmdbPageOffsets.pageId);
-    if (storedId !== pageId) throw new Error(`${this.path}: page ${pageId} says it is page ${storedId}`);
-    return at;
-  }
 }
 
 function checkedMeta(path: string, meta: Buffer, pageId: number): { txnid: number; main: LmdbTree } {
@@ -247,5 +293,9 @@ function checkedMeta(path: string, meta: Buffer, pageId: number): { txnid: numbe
 
 function dbRecord(view: DataView): LmdbTree {
   const root = readUint64(view, dbOffsets.root);
-  return { rootPageId: root >= noPage ? undefined : root, entries: readUint64(view, dbOffsets.entries) };
+  return {
+    rootPageId: root >= noPage ? undefined : root,
+    depth: view.getUint16(dbOffsets.depth, true),
+    entries: readUint64(view, dbOffsets.entries),
+  };
 }
