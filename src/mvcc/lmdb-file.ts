@@ -2,9 +2,9 @@
  * Reads the records of one database of an LMDB data file without LMDB, for the snapshot thread:
  * a backup walks a copy of the backend's key area twice (see src/snap/bbolt/writer.ts), and
  * lmdb-js's cursor costs about half a microsecond and an object or two per record, where walking
- * the pages here costs a few dozen nanoseconds and nothing per record. The file is read in large
- * blocks with positioned reads, not mapped, so the copy's pages do not count in the member's
- * resident memory.
+ * the pages here costs a few dozen nanoseconds and nothing per record. The file is read with
+ * positioned reads (each page once, leaves a block at a time), not mapped, so the copy's pages do
+ * not count in the member's resident memory.
  *
  * The layout is that of the LMDB built into lmdb-js (its page header is 24 bytes: page number,
  * txnid, pad, flags, lower and upper bounds or the overflow page count): pages 0 and 1 are metas,
