@@ -1,31 +1,28 @@
 /**
  * The snapshot thread: reads a copy of the backend and builds it as an etcd 3.4 bbolt database
  * (see actors/member/backup.ts): a first pass lays the pages out, a second builds them in file
- * order into chunks, hashed and posted to the member as the client stream takes them. It runs
+ * order into chunks (both read the key area's pages straight from the copy's file), hashed and posted to the member as the client stream takes them. It runs
  * in the member's backup pool (Piscina), which keeps the thread warm between saves.
  */
 import { createHash } from 'node:crypto';
-import { isTombstoneRecord } from '../../src/api/key-value-codec.js';
+import { join } from 'node:path';
 import { decodeAuthState } from '../../src/auth/auth-store.js';
 import { backupChunkBytes, boltPageBytesDefault } from '../../src/lib/limits.js';
-import { LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
+import { keyAreaName, LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
+import { LmdbFileReader } from '../../src/mvcc/lmdb-file.js';
 import type { LeaseRecord } from '../../src/mvcc/backend.js';
 import { ChunkedPageOutput, planBolt, writeBolt } from '../../src/snap/bbolt/writer.js';
-import { etcdDbBuckets, type RevisionRecord } from '../../src/snap/etcd-db.js';
+import { etcdDbBuckets, type RevisionScan } from '../../src/snap/etcd-db.js';
 import { backupCancelled, backupCredit, type BackupTask, type BackupThreadReply } from './backup-protocol.js';
 
 /** How long one wait for credit lasts before the cancel flag is looked at again. */
 const creditWaitMs = 1_000;
 
-/** The copy's revisions, one record object reused (the writer copies each record at once). */
-function* revisionRecords(backend: LmdbBackend): Generator<RevisionRecord> {
-  const record: RevisionRecord = { revisionKey: new Uint8Array(0), value: new Uint8Array(0), tombstone: false };
-  for (const { revisionKey, value } of backend.storedRevisions()) {
-    record.revisionKey = revisionKey;
-    record.value = value;
-    record.tombstone = isTombstoneRecord(value);
-    yield record;
-  }
+/** The copy's key area as a scan of its LMDB pages, read without LMDB (see src/mvcc/lmdb-file.ts). */
+function revisionScan(reader: LmdbFileReader): RevisionScan {
+  const tree = reader.database(keyAreaName);
+  if (tree === undefined) throw new Error(`the backend copy has no ${keyAreaName} area`);
+  return { scan: (visit) => reader.scan(tree, visit) };
 }
 
 /** Blocks until the member has taken enough chunks to let one more go; throws when the stream went away. */
@@ -42,11 +39,12 @@ function awaitCredit(flow: Int32Array): void {
 export default async function buildBackup({ init, port }: BackupTask): Promise<void> {
   const flow = new Int32Array(init.flow);
   const backend = LmdbBackend.open(init.copyDir);
+  const reader = LmdbFileReader.open(join(init.copyDir, 'data.mdb'));
   try {
     const leases: LeaseRecord[] = [];
     backend.scanLeases((record) => leases.push(record));
     const root = etcdDbBuckets({
-      revisions: { [Symbol.iterator]: () => revisionRecords(backend) },
+      revisions: revisionScan(reader),
       meta: backend.readMeta(),
       leases,
       auth: decodeAuthState(backend.readAuth()),
@@ -68,6 +66,7 @@ export default async function buildBackup({ init, port }: BackupTask): Promise<v
     port.postMessage({ type: 'written', sha256: new Uint8Array(hash.digest()) } satisfies BackupThreadReply);
   } finally {
     port.close();
+    reader.close();
     await backend.close();
   }
 }

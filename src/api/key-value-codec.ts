@@ -183,13 +183,19 @@ export function readIndexFields(bytes: Uint8Array, end: number, into: IndexField
  * other field (create revision 0), as readIndexFields finds, read from the key's length alone.
  */
 export function isTombstoneRecord(bytes: Uint8Array): boolean {
-  if (bytes[0] !== tagKey) return false;
-  let length = 0;
-  let at = 1;
-  for (let shift = 0; at < bytes.length && shift < 35; shift += 7) {
+  return isTombstoneRecordAt(bytes, 0, bytes.length);
+}
+
+/** isTombstoneRecord of the `length` bytes of `bytes` from `start`. */
+export function isTombstoneRecordAt(bytes: Uint8Array, start: number, length: number): boolean {
+  if (length === 0 || bytes[start] !== tagKey) return false;
+  const end = start + length;
+  let keyLength = 0;
+  let at = start + 1;
+  for (let shift = 0; at < end && shift < 35; shift += 7) {
     const byte = bytes[at++]!;
-    length += (byte & 0x7f) * 2 ** shift;
-    if (byte < 0x80) return at + length === bytes.length;
+    keyLength += (byte & 0x7f) * 2 ** shift;
+    if (byte < 0x80) return at + keyLength === end;
   }
   throw new Error('KeyValue record: the key length is cut short');
 }

@@ -159,6 +159,10 @@ export const backupChunkBytes = 1024 * 1024;
 export const backupChunksAheadMax = 4;
 /** The snapshot thread is kept this long after a save, so saves in a row do not each start one. */
 export const backupThreadIdleMs = 10 * 60 * 1000;
+/** The snapshot thread reads the backend copy's pages in blocks of this many bytes. */
+export const backupReadBlockBytes = 1024 * 1024;
+/** The deepest B+tree LMDB builds (its cursor's page stack): a deeper walk of a data file is a damaged one. */
+export const lmdbTreeDepthMax = 32;
 /** How long the certificates --auto-tls and --peer-auto-tls generate stay valid: etcd's 365 days. */
 export const selfSignedCertValidityMs = 365 * 24 * 60 * 60 * 1000;
 /** How often a gRPC Health.Watch stream looks at the member's status to push a change. */

@@ -33,6 +33,7 @@ import { assert } from '../lib/assert.js';
 import { backendBatchIntervalMsDefault, backendBatchLimitDefault, backendDbBytesMax } from '../lib/limits.js';
 import { scratchBytes } from '../lib/scratch-bytes.js';
 import { crc32cUpdate } from '../lib/crc32c.js';
+import { lmdbMagic, lmdbMetaOffsets, lmdbPageFlags, lmdbPageOffsets, lmdbPageSizeOffset } from './lmdb-file.js';
 import { decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from './lease-record-codec.js';
 import { decodeAlarmKey, encodeAlarmKey } from './alarm-record-codec.js';
 import type { AlarmMember } from '../alarm/alarm-store.js';
@@ -781,6 +782,9 @@ function alarmOverlayKey(member: AlarmMember): string {
 }
 
 /** An LMDB environment with the databases the backend keeps in it. */
+/** The LMDB database that holds the "key" records (etcd's revision keys and mvccpb.KeyValue bytes). */
+export const keyAreaName = 'key';
+
 interface OpenedEnvironment {
   root: RootDatabase<Uint8Array, Uint8Array>;
   keyDb: Database<Uint8Array, Uint8Array>;
@@ -793,14 +797,6 @@ interface OpenedEnvironment {
   sharedKeyDb: Database<Uint8Array, Uint8Array>;
   noSync: boolean;
 }
-
-/** LMDB's magic number, its meta-page flag, and where lmdb-js's build keeps them in a page. */
-const lmdbMagic = 0xbeefc0de;
-const lmdbMetaPageFlag = 0x08;
-const lmdbFlagsOffset = 18;
-const lmdbMagicOffset = 24;
-/** Where the meta page keeps the page size (md_pad of its first database record). */
-const lmdbPageSizeOffset = 48;
 
 /**
  * Refuses a data file whose meta pages are not LMDB's: LMDB trusts them and crashes the process
@@ -818,9 +814,9 @@ function checkMetaPages(path: string): void {
     let pageSize = 0;
     for (const page of [0, 1]) {
       const read = readSync(fd, header, 0, header.length, page * pageSize);
-      const magic = read === header.length ? header.readUInt32LE(lmdbMagicOffset) : 0;
-      const flags = read === header.length ? header.readUInt16LE(lmdbFlagsOffset) : 0;
-      if (magic !== lmdbMagic || (flags & lmdbMetaPageFlag) === 0) {
+      const magic = read === header.length ? header.readUInt32LE(lmdbMetaOffsets.magic) : 0;
+      const flags = read === header.length ? header.readUInt16LE(lmdbPageOffsets.flags) : 0;
+      if (magic !== lmdbMagic || (flags & lmdbPageFlags.meta) === 0) {
         throw new Error(
           `invalid database: ${file}: meta page ${page} has magic 0x${magic.toString(16)} and flags 0x${flags.toString(16)}, not LMDB's`,
         );
@@ -841,7 +837,7 @@ function openEnvironment(path: string, noSync: boolean): OpenedEnvironment {
     noSync,
     mapSize: backendDbBytesMax,
   });
-  const keyDb = root.openDB<Uint8Array, Uint8Array>({ name: 'key', encoding: 'binary', keyEncoding: 'binary' });
+  const keyDb = root.openDB<Uint8Array, Uint8Array>({ name: keyAreaName, encoding: 'binary', keyEncoding: 'binary' });
   const metaDb = root.openDB<Uint8Array, string>({ name: 'meta', encoding: 'binary' });
   const leaseDb = root.openDB<Uint8Array, Uint8Array>({ name: 'lease', encoding: 'binary', keyEncoding: 'binary' });
   const alarmDb = root.openDB<Uint8Array, Uint8Array>({ name: 'alarm', encoding: 'binary', keyEncoding: 'binary' });
@@ -851,13 +847,13 @@ function openEnvironment(path: string, noSync: boolean): OpenedEnvironment {
     name: string;
     keyEncoder: typeof indexKeyReader;
     encoder: typeof indexValueReader;
-  } = { name: 'key', keyEncoder: indexKeyReader, encoder: indexValueReader };
+  } = { name: keyAreaName, keyEncoder: indexKeyReader, encoder: indexValueReader };
   const indexDb = root.openDB<IndexRecord, Uint8Array>(indexOptions);
   const sharedOptions: DatabaseOptions & {
     name: string;
     keyEncoder: typeof sharedKeyReader;
     encoder: typeof sharedValueReader;
-  } = { name: 'key', keyEncoder: sharedKeyReader, encoder: sharedValueReader };
+  } = { name: keyAreaName, keyEncoder: sharedKeyReader, encoder: sharedValueReader };
   const sharedKeyDb = root.openDB<Uint8Array, Uint8Array>(sharedOptions);
   return { root, keyDb, metaDb, leaseDb, alarmDb, authDb, indexDb, sharedKeyDb, noSync };
 }

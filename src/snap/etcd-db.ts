@@ -9,7 +9,7 @@
  * "authUsers" and "authRoles" map names to authpb.User and authpb.Role (src/auth/authpb-codec.ts);
  * "alarm" has a marshalled AlarmMember key per raised alarm.
  */
-import { readIndexFields, type IndexFields } from '../api/key-value-codec.js';
+import { isTombstoneRecordAt, readIndexFields, type IndexFields } from '../api/key-value-codec.js';
 import type { AuthState } from '../auth/auth-store.js';
 import { decodeRole, decodeUser, encodeRole, encodeUser } from '../auth/authpb-codec.js';
 import { crc32cUpdate } from '../lib/crc32c.js';
@@ -26,7 +26,7 @@ import {
 import { type BoltDatabase, childBucket } from './bbolt/reader.js';
 import { pushVarint64 } from '../lib/protobuf.js';
 import { type ClusterMember, memberToEtcdJson } from '../membership/cluster-member.js';
-import type { BoltBucketSource, BoltItem } from './bbolt/format.js';
+import type { BoltBucketSource, BoltItem, BoltRecordScan } from './bbolt/format.js';
 
 /** One record of the backend's key area: its 17-byte revision key and its mvccpb.KeyValue bytes. */
 export interface RevisionRecord {
@@ -35,17 +35,27 @@ export interface RevisionRecord {
   tombstone: boolean;
 }
 
+/**
+ * The key area's records in bulk, oldest first: `scan` hands each record's 17-byte revision key
+ * and mvccpb.KeyValue bytes to `visit` as ranges of `bytes`, valid during the call only.
+ */
+export interface RevisionScan {
+  scan(
+    visit: (bytes: Uint8Array, keyAt: number, keyLength: number, valueAt: number, valueLength: number) => void,
+  ): void;
+}
+
 /** etcd's AlarmType values. */
 export const alarmTypes = { none: 0, noSpace: 1, corrupt: 2 } as const;
 
 /**
  * What a backend snapshot holds, read from a member at one point. The writer reads the records
- * twice (see planBolt), so `revisions` and `leases` must start over on each iteration; a record
- * is copied before the next one is asked for, so a source may reuse its buffers.
+ * twice (see planBolt), so `revisions` and `leases` must start over on each iteration or scan; a
+ * record is copied before the next one is asked for, so a source may reuse its buffers.
  */
 export interface EtcdDbContents {
-  /** Every stored revision in ascending order. */
-  revisions: Iterable<RevisionRecord>;
+  /** Every stored revision in ascending order, as records or as a scan (cheaper for many). */
+  revisions: Iterable<RevisionRecord> | RevisionScan;
   meta: BackendMeta;
   /** Lease records in ascending unsigned ID order. */
   leases: Iterable<LeaseRecord>;
@@ -61,25 +71,28 @@ const name = (text: string): Uint8Array => encoder.encode(text);
 
 /** The root bucket of the database: etcd's buckets in byte order. */
 export function etcdDbBuckets(contents: EtcdDbContents): BoltBucketSource {
-  const buckets: { name: string; items: BoltBucketSource }[] = [
-    { name: 'alarm', items: alarmItems(contents.alarms) },
-    { name: 'auth', items: authItems(contents.auth) },
-    {
-      name: 'authRoles',
-      items: sortedItems(contents.auth.roles.map((role) => ({ key: name(role.name), value: encodeRole(role) }))),
-    },
-    {
-      name: 'authUsers',
-      items: sortedItems(contents.auth.users.map((user) => ({ key: name(user.name), value: encodeUser(user) }))),
-    },
-    { name: 'cluster', items: [{ key: name('clusterVersion'), value: name(contents.clusterVersion) }] },
-    { name: 'key', items: { [Symbol.iterator]: () => keyItems(contents.revisions) } },
-    { name: 'lease', items: { [Symbol.iterator]: () => leaseItems(contents.leases) } },
-    { name: 'members', items: memberItems(contents.members) },
-    { name: 'members_removed', items: removedItems(contents.removedMemberIds) },
-    { name: 'meta', items: metaItems(contents.meta) },
+  const { revisions } = contents;
+  const bucket = (bucketName: string, items: BoltBucketSource): BoltItem => ({ key: name(bucketName), bucket: items });
+  return [
+    bucket('alarm', alarmItems(contents.alarms)),
+    bucket('auth', authItems(contents.auth)),
+    bucket(
+      'authRoles',
+      sortedItems(contents.auth.roles.map((role) => ({ key: name(role.name), value: encodeRole(role) }))),
+    ),
+    bucket(
+      'authUsers',
+      sortedItems(contents.auth.users.map((user) => ({ key: name(user.name), value: encodeUser(user) }))),
+    ),
+    bucket('cluster', [{ key: name('clusterVersion'), value: name(contents.clusterVersion) }]),
+    'scan' in revisions
+      ? { key: name('key'), records: keyScan(revisions) }
+      : bucket('key', { [Symbol.iterator]: () => keyItems(revisions) }),
+    bucket('lease', { [Symbol.iterator]: () => leaseItems(contents.leases) }),
+    bucket('members', memberItems(contents.members)),
+    bucket('members_removed', removedItems(contents.removedMemberIds)),
+    bucket('meta', metaItems(contents.meta)),
   ];
-  return buckets.map(({ name: bucketName, items }) => ({ key: name(bucketName), bucket: items }));
 }
 
 /** The key bucket's items, in two key buffers reused for every item (the writer copies each at once). */
@@ -96,6 +109,27 @@ function* keyItems(revisions: Iterable<RevisionRecord>): Generator<BoltItem> {
     item.value = record.value;
     yield item;
   }
+}
+
+/**
+ * The key bucket as a record scan over `revisions`: etcd's key is the revision key, with a 't'
+ * after it for a tombstone, filled into one of two reused buffers.
+ */
+function keyScan(revisions: RevisionScan): BoltRecordScan {
+  return {
+    scan(visit) {
+      const live = new Uint8Array(revisionBytes);
+      const tombstone = new Uint8Array(revisionBytes + 1);
+      tombstone[revisionBytes] = tombstoneMark;
+      revisions.scan((bytes, keyAt, keyLength, valueAt, valueLength) => {
+        if (keyLength !== revisionBytes)
+          throw new Error(`the key area holds a key of ${keyLength} bytes, not a ${revisionBytes}-byte revision`);
+        const key = isTombstoneRecordAt(bytes, valueAt, valueLength) ? tombstone : live;
+        for (let index = 0; index < revisionBytes; index++) key[index] = bytes[keyAt + index]!;
+        visit(key, bytes, valueAt, valueLength);
+      });
+    },
+  };
 }
 
 /**

@@ -63,8 +63,26 @@ export function fnv1a64(bytes: Uint8Array): bigint {
   return hash;
 }
 
-/** One item of a bucket: a key with a value, or a key naming a nested bucket. */
-export type BoltItem = { key: Uint8Array; value: Uint8Array } | { key: Uint8Array; bucket: BoltBucketSource };
+/**
+ * Visits one record of a bucket: its key (which the scan may hand out again, refilled, for the
+ * next record) and its value as `valueLength` bytes of `value` from `valueAt`, valid during the
+ * call only.
+ */
+export type BoltRecordVisitor = (key: Uint8Array, value: Uint8Array, valueAt: number, valueLength: number) => void;
+
+/**
+ * A bucket of plain records in ascending key order, handed over in bulk by a callback: for a
+ * large bucket, cheaper than an item object and an iterator step per record.
+ */
+export interface BoltRecordScan {
+  scan(visit: BoltRecordVisitor): void;
+}
+
+/** One item of a bucket: a key with a value, or a key naming a nested bucket (as items or as a record scan). */
+export type BoltItem =
+  | { key: Uint8Array; value: Uint8Array }
+  | { key: Uint8Array; bucket: BoltBucketSource }
+  | { key: Uint8Array; records: BoltRecordScan };
 
 /** A bucket's items in ascending key order (bytewise). */
 export type BoltBucketSource = Iterable<BoltItem>;

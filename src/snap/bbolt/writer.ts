@@ -9,12 +9,14 @@
  * items (planBolt) lays the pages out without writing them, which gives the metas their root page
  * and page count; the second (writeBolt) writes the metas, then each page as its node fills. Both
  * passes copy an item's bytes before asking for the next one, so a source may hand out the same
- * buffers again for every item.
+ * buffers again for every item. The first pass keeps only sizes (and each node's first key), so
+ * it costs little beyond reading the items.
  */
 import { assert } from '../../lib/assert.js';
 import { boltPageBytesDefault } from '../../lib/limits.js';
 import {
   type BoltBucketSource,
+  type BoltRecordScan,
   boltMagic,
   boltVersion,
   bucketHeaderBytes,
@@ -50,43 +52,67 @@ const freelistPageId = 2;
 const firstTreePageId = 3;
 const twoTo32 = 2 ** 32;
 
+/** Copies `length` bytes of `source` from `sourceAt` into `target` at `targetAt`; a loop for short runs (no view made). */
+function copyRange(target: Uint8Array, targetAt: number, source: Uint8Array, sourceAt: number, length: number): void {
+  if (length <= 32) {
+    for (let index = 0; index < length; index++) target[targetAt + index] = source[sourceAt + index]!;
+  } else {
+    target.set(source.subarray(sourceAt, sourceAt + length), targetAt);
+  }
+}
+
 /**
  * One node being filled: its elements' flags and sizes, and their keys and values copied one
- * after another into a scratch area, which is how the page's data area lays them out.
+ * after another into a scratch area, which is how the page's data area lays them out. A sizing
+ * node (the plan pass) keeps only its size and first key.
  */
 class NodeBuilder {
   private data = new Uint8Array(4096);
   private dataBytes = 0;
+  private first = new Uint8Array(64);
+  private firstBytes = 0;
   private readonly flags: number[] = [];
   private readonly keyLengths: number[] = [];
   /** A leaf element's value length, or a branch element's child page. */
   private readonly values: number[] = [];
   count = 0;
 
-  constructor(readonly branch: boolean) {}
+  constructor(
+    readonly branch: boolean,
+    private readonly sizing: boolean,
+  ) {}
 
   /** The node's length: header, elements, keys and values. */
   get byteLength(): number {
     return pageHeaderBytes + this.count * elementBytes + this.dataBytes;
   }
 
-  addLeaf(flags: number, key: Uint8Array, value: Uint8Array): void {
-    this.reserve(key.length + value.length);
-    this.data.set(key, this.dataBytes);
-    this.data.set(value, this.dataBytes + key.length);
-    this.dataBytes += key.length + value.length;
-    this.push(flags, key.length, value.length);
+  /** Adds a leaf element whose value is `valueLength` bytes of `value` from `valueAt`. */
+  addLeaf(flags: number, key: Uint8Array, value: Uint8Array, valueAt: number, valueLength: number): void {
+    this.keepFirst(key);
+    if (!this.sizing) {
+      this.reserve(key.length + valueLength);
+      copyRange(this.data, this.dataBytes, key, 0, key.length);
+      copyRange(this.data, this.dataBytes + key.length, value, valueAt, valueLength);
+      this.push(flags, key.length, valueLength);
+    }
+    this.dataBytes += key.length + valueLength;
+    this.count++;
   }
 
   addBranch(key: Uint8Array, pageId: number): void {
-    this.reserve(key.length);
-    this.data.set(key, this.dataBytes);
+    this.keepFirst(key);
+    if (!this.sizing) {
+      this.reserve(key.length);
+      this.data.set(key, this.dataBytes);
+      this.push(0, key.length, pageId);
+    }
     this.dataBytes += key.length;
-    this.push(0, key.length, pageId);
+    this.count++;
   }
 
   firstKey(): Uint8Array {
-    return this.data.slice(0, this.keyLengths[0] ?? 0);
+    return this.first.slice(0, this.firstBytes);
   }
 
   reset(): void {
@@ -94,8 +120,9 @@ class NodeBuilder {
     this.count = 0;
   }
 
-  /** Writes the node at the start of `target` (zero-filled, at least byteLength long). */
+  /** Writes the node at the start of `target` (zero-filled, at least byteLength long); a sizing node leaves it zeros. */
   writeTo(target: Uint8Array, pageId: number, overflowPages: number): void {
+    if (this.sizing) return;
     assert(this.count < 0xffff, () => `a page holds fewer than 65535 elements, saw ${this.count}`);
     const view = new DataView(target.buffer, target.byteOffset, target.byteLength);
     writePageHeader(view, pageId, this.branch ? pageFlags.branch : pageFlags.leaf, this.count, overflowPages);
@@ -121,11 +148,17 @@ class NodeBuilder {
     target.set(this.data.subarray(0, this.dataBytes), pageHeaderBytes + this.count * elementBytes);
   }
 
+  private keepFirst(key: Uint8Array): void {
+    if (this.count !== 0) return;
+    if (key.length > this.first.length) this.first = new Uint8Array(key.length * 2);
+    this.first.set(key);
+    this.firstBytes = key.length;
+  }
+
   private push(flags: number, keyLength: number, value: number): void {
     this.flags[this.count] = flags;
     this.keyLengths[this.count] = keyLength;
     this.values[this.count] = value;
-    this.count++;
   }
 
   private reserve(bytes: number): void {
@@ -146,14 +179,67 @@ function ascends(previous: Uint8Array, previousBytes: number, key: Uint8Array): 
   return key.length > previousBytes;
 }
 
+/**
+ * One bucket's leaf level being filled, item by item: packs the leaves, tells whether the bucket
+ * still fits inline, and checks that the keys ascend.
+ */
+class LeafLevel {
+  private readonly node: NodeBuilder;
+  private readonly children: ChildRef[] = [];
+  private previous = new Uint8Array(64);
+  private previousBytes = -1;
+
+  constructor(
+    private readonly tree: TreeWriter,
+    private inline: boolean,
+  ) {
+    this.node = new NodeBuilder(false, tree.sizing);
+  }
+
+  add(flags: number, key: Uint8Array, value: Uint8Array, valueAt: number, valueLength: number): void {
+    if (key.length === 0) throw new Error('bbolt keys are never empty');
+    if (this.previousBytes >= 0 && !ascends(this.previous, this.previousBytes, key)) {
+      const previous = Buffer.from(this.previous.subarray(0, this.previousBytes)).toString('hex');
+      throw new Error(`bucket keys must ascend: ${Buffer.from(key).toString('hex')} after ${previous}`);
+    }
+    if (key.length > this.previous.length) this.previous = new Uint8Array(key.length * 2);
+    copyRange(this.previous, 0, key, 0, key.length);
+    this.previousBytes = key.length;
+    const node = this.node;
+    const size = elementBytes + key.length + valueLength;
+    if (flags === bucketLeafFlag || node.byteLength + size > this.tree.inlineBytesMax) this.inline = false;
+    if (!this.inline && node.count > 0 && node.byteLength + size > this.tree.pageBytes) {
+      this.children.push(this.tree.writeNode(node));
+      node.reset();
+    }
+    node.addLeaf(flags, key, value, valueAt, valueLength);
+  }
+
+  /** The bucket's root page, or its inline value (header and page) when it stayed small. */
+  finish(): number | Uint8Array {
+    if (this.inline) {
+      const value = new Uint8Array(bucketHeaderBytes + this.node.byteLength);
+      this.node.writeTo(value.subarray(bucketHeaderBytes), 0, 0);
+      return value;
+    }
+    this.children.push(this.tree.writeNode(this.node));
+    return this.tree.writeBranches(this.children);
+  }
+}
+
 /** Lays out (output undefined) or writes one pass of the tree pages, from page 3 on. */
 class TreeWriter {
   private nextPageId = firstTreePageId;
+  readonly sizing: boolean;
+  readonly inlineBytesMax: number;
 
   constructor(
-    private readonly pageBytes: number,
+    readonly pageBytes: number,
     private readonly output: PageOutput | undefined,
-  ) {}
+  ) {
+    this.sizing = output === undefined;
+    this.inlineBytesMax = inlineBucketBytesMax(pageBytes);
+  }
 
   writeRoot(root: BoltBucketSource): BoltPlan {
     const rootRef = this.writeBucket(root, false);
@@ -161,9 +247,9 @@ class TreeWriter {
     return { rootPageId: rootRef, pageCount: this.nextPageId, pageBytes: this.pageBytes };
   }
 
-  /** A bucket's value as its parent stores it: the header, then the inline page when there is one. */
-  private bucketValue(items: BoltBucketSource): Uint8Array {
-    const written = this.writeBucket(items, true);
+  /** A nested bucket's value as its parent stores it: the header, then the inline page when there is one. */
+  private bucketValue(item: { bucket: BoltBucketSource } | { records: BoltRecordScan }): Uint8Array {
+    const written = 'bucket' in item ? this.writeBucket(item.bucket, true) : this.writeScannedBucket(item.records);
     if (typeof written !== 'number') return written;
     const value = new Uint8Array(bucketHeaderBytes);
     const view = new DataView(value.buffer);
@@ -174,45 +260,29 @@ class TreeWriter {
 
   /** Writes a bucket's pages and returns its root page, or returns its inline value (header and page). */
   private writeBucket(items: BoltBucketSource, mayInline: boolean): number | Uint8Array {
-    const node = new NodeBuilder(false);
-    let inline = mayInline;
-    const children: ChildRef[] = [];
-    let previous = Buffer.alloc(64);
-    let previousBytes = -1;
+    const leaves = new LeafLevel(this, mayInline);
     for (const item of items) {
-      const { key } = item;
-      assert(key.length > 0, 'bbolt keys are never empty');
-      assert(
-        previousBytes < 0 || ascends(previous, previousBytes, key),
-        () =>
-          `bucket keys must ascend: ${Buffer.from(key).toString('hex')} after ${previous.toString('hex', 0, previousBytes)}`,
-      );
-      if (key.length > previous.length) previous = Buffer.alloc(key.length * 2);
-      previous.set(key);
-      previousBytes = key.length;
-      const nested = 'bucket' in item;
-      const value = nested ? this.bucketValue(item.bucket) : item.value;
-      const size = elementBytes + key.length + value.length;
-      if (nested || node.byteLength + size > inlineBucketBytesMax(this.pageBytes)) inline = false;
-      if (!inline && node.count > 0 && node.byteLength + size > this.pageBytes) {
-        children.push(this.writeNode(node));
-        node.reset();
+      if ('value' in item) {
+        leaves.add(0, item.key, item.value, 0, item.value.length);
+      } else {
+        const value = this.bucketValue(item);
+        leaves.add(bucketLeafFlag, item.key, value, 0, value.length);
       }
-      node.addLeaf(nested ? bucketLeafFlag : 0, key, value);
     }
-    if (inline) {
-      const value = new Uint8Array(bucketHeaderBytes + node.byteLength);
-      node.writeTo(value.subarray(bucketHeaderBytes), 0, 0);
-      return value;
-    }
-    children.push(this.writeNode(node));
-    return this.writeBranches(children);
+    return leaves.finish();
+  }
+
+  /** writeBucket for a bucket of plain records handed over by a scan. */
+  private writeScannedBucket(records: BoltRecordScan): number | Uint8Array {
+    const leaves = new LeafLevel(this, true);
+    records.scan((key, value, valueAt, valueLength) => leaves.add(0, key, value, valueAt, valueLength));
+    return leaves.finish();
   }
 
   /** Builds branch levels over `children` until one page remains, and returns that root page. */
-  private writeBranches(children: ChildRef[]): number {
+  writeBranches(children: ChildRef[]): number {
     let level = children;
-    const node = new NodeBuilder(true);
+    const node = new NodeBuilder(true, this.sizing);
     while (level.length > 1) {
       const next: ChildRef[] = [];
       node.reset();
@@ -231,7 +301,7 @@ class TreeWriter {
   }
 
   /** Writes one node on as many pages as it needs (or only counts them); returns its first key and page. */
-  private writeNode(node: NodeBuilder): ChildRef {
+  writeNode(node: NodeBuilder): ChildRef {
     const pageId = this.nextPageId;
     const spanPages = Math.max(1, Math.ceil(node.byteLength / this.pageBytes));
     this.nextPageId += spanPages;
