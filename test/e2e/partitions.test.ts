@@ -38,8 +38,14 @@ const loadDeadlineMs = 2_000;
 const loadPauseMs = 50;
 /** Bound on each background client's requests. */
 const loadOpsPerClientMax = 20_000;
-/** Deadline of the probes sent through a cut-off member: longer than etcd's own request timeout (5 s + 2 election timeouts). */
-const probeDeadlineMs = 10_000;
+/**
+ * Deadline of the probes sent through a cut-off member: longer than two of etcd's request timeouts
+ * (5 s + 2 election timeouts, 7 s each). etcd batches linearizable reads into read-index rounds, and
+ * a read that arrives while a round is already waiting (a background read sent as the cut began)
+ * joins the next one, so etcd may answer it only after two timeouts; with a 10 s deadline such a
+ * read showed up as DEADLINE_EXCEEDED instead of etcd's "request timed out".
+ */
+const probeDeadlineMs = 20_000;
 /** Acknowledged writes wanted through each serving member while a partition stands. */
 const acksWantedPerMember = 5;
 /** How long a partition that should change nothing stands: several election timeouts (1 s by default). */
