@@ -99,13 +99,20 @@ test(
     try {
       await loadKeys(grpc);
       const file = join(dir, 'cut.db');
-      const save = runEtcdctl(endpointOf(member), ['snapshot', 'save', file], { timeoutMs: 60_000 });
+      // etcdctl's save (without --command-timeout) retries its stream against the dead member
+      // forever, so once the member is killed it is stopped as well, before the member restarts.
+      const stopSave = new AbortController();
+      const save = runEtcdctl(endpointOf(member), ['snapshot', 'save', file], {
+        timeoutMs: 60_000,
+        signal: stopSave.signal,
+      });
       const writes = putUntilFailure(grpc);
       await until('a backup being built', () =>
         readdirSync(snapDir(member)).some((name) => name.startsWith('backup-')),
       );
       await member.kill9();
       const acknowledged = await writes;
+      stopSave.abort();
       const saved = await save;
       assert.notEqual(saved.code, 0, 'the save was cut short');
       assert.equal(existsSync(file), false, 'a cut-short snapshot never carries the final name');

@@ -54,72 +54,80 @@ async function valueOf(member: ClusterMember, key: string): Promise<string> {
   return etcdctlOk(member, ['get', key, '--print-value-only']);
 }
 
-for (const target of targets) {
-  describe(
-    `leases used through followers of a three-member ${target.label} cluster`,
-    target.skip === undefined ? {} : { skip: target.skip },
-    () => {
-      let cluster: Cluster;
-      let followers: ClusterMember[];
+// etcd's cluster and tsetcd's run side by side on their own ports: neither needs the other.
+describe('leases through followers on etcd and on tsetcd, side by side', { concurrency: true }, () => {
+  for (const target of targets) {
+    describe(
+      `leases used through followers of a three-member ${target.label} cluster`,
+      // Its tests one after another: a suite's concurrency is inherited otherwise.
+      { concurrency: 1, ...(target.skip === undefined ? {} : { skip: target.skip }) },
+      () => {
+        let cluster: Cluster;
+        let followers: ClusterMember[];
 
-      before(async () => {
-        cluster = await Cluster.start({ command: target.command as MemberCommand });
-        followers = cluster.followers(await cluster.leader());
-      });
+        before(async () => {
+          cluster = await Cluster.start({ command: target.command as MemberCommand });
+          followers = cluster.followers(await cluster.leader());
+        });
 
-      after(async () => {
-        await cluster?.destroy();
-      });
+        after(async () => {
+          await cluster?.destroy();
+        });
 
-      test('a key whose lease is kept alive only through followers outlives its TTL while an unrenewed one expires', async () => {
-        const [first, second] = followers as [ClusterMember, ClusterMember];
-        const kept = await grantLease(first, keptTtlSeconds);
-        const unrenewed = await grantLease(second, unrenewedTtlSeconds);
-        await etcdctlOk(first, ['put', 'forward/kept', 'alive', `--lease=${kept}`]);
-        await etcdctlOk(second, ['put', 'forward/unrenewed', 'doomed', `--lease=${unrenewed}`]);
+        test('a key whose lease is kept alive only through followers outlives its TTL while an unrenewed one expires', async () => {
+          const [first, second] = followers as [ClusterMember, ClusterMember];
+          const kept = await grantLease(first, keptTtlSeconds);
+          const unrenewed = await grantLease(second, unrenewedTtlSeconds);
+          await etcdctlOk(first, ['put', 'forward/kept', 'alive', `--lease=${kept}`]);
+          await etcdctlOk(second, ['put', 'forward/unrenewed', 'doomed', `--lease=${unrenewed}`]);
 
-        const deadline = Date.now() + keepAliveSpanMs;
-        for (let round = 0; Date.now() < deadline; round++) {
-          await keepAliveOnce(round % 2 === 0 ? first : second, kept);
-          await sleep(keepAliveIntervalMs);
-        }
-        await keepAliveOnce(second, kept);
+          const deadline = Date.now() + keepAliveSpanMs;
+          for (let round = 0; Date.now() < deadline; round++) {
+            await keepAliveOnce(round % 2 === 0 ? first : second, kept);
+            await sleep(keepAliveIntervalMs);
+          }
+          await keepAliveOnce(second, kept);
 
-        await sleep(ttlDropWaitMs);
-        const ttlOutput = await etcdctlOk(first, ['lease', 'timetolive', kept, '--keys']);
-        const ttl =
-          /^lease ([0-9a-f]{16}) granted with TTL\((\d+)s\), remaining\((-?\d+)s\), attached keys\((\[.*\])\)$/m.exec(
-            ttlOutput,
+          await sleep(ttlDropWaitMs);
+          const ttlOutput = await etcdctlOk(first, ['lease', 'timetolive', kept, '--keys']);
+          const ttl =
+            /^lease ([0-9a-f]{16}) granted with TTL\((\d+)s\), remaining\((-?\d+)s\), attached keys\((\[.*\])\)$/m.exec(
+              ttlOutput,
+            );
+          assert.ok(ttl !== null, `expected a lease's time to live, saw ${ttlOutput}`);
+          assert.equal(ttl[1], kept);
+          assert.equal(Number(ttl[2]), keptTtlSeconds);
+          const remaining = Number(ttl[3]);
+          assert.ok(
+            remaining > 0 && remaining < keptTtlSeconds,
+            `expected 0 < remaining < ${keptTtlSeconds} through a follower, saw ${remaining}`,
           );
-        assert.ok(ttl !== null, `expected a lease's time to live, saw ${ttlOutput}`);
-        assert.equal(ttl[1], kept);
-        assert.equal(Number(ttl[2]), keptTtlSeconds);
-        const remaining = Number(ttl[3]);
-        assert.ok(
-          remaining > 0 && remaining < keptTtlSeconds,
-          `expected 0 < remaining < ${keptTtlSeconds} through a follower, saw ${remaining}`,
-        );
-        assert.equal(ttl[4], '[forward/kept]');
+          assert.equal(ttl[4], '[forward/kept]');
 
-        for (const member of cluster.members)
-          assert.equal(await valueOf(member, 'forward/kept'), 'alive\n', `forward/kept via ${member.name}`);
-        assert.equal(await valueOf(first, 'forward/unrenewed'), '', "the unrenewed lease's key should have expired");
-        assert.match(
-          await etcdctlOk(second, ['lease', 'timetolive', unrenewed]),
-          new RegExp(`^lease ${unrenewed} already expired$`, 'm'),
-        );
-      });
+          for (const member of cluster.members)
+            assert.equal(await valueOf(member, 'forward/kept'), 'alive\n', `forward/kept via ${member.name}`);
+          assert.equal(await valueOf(first, 'forward/unrenewed'), '', "the unrenewed lease's key should have expired");
+          assert.match(
+            await etcdctlOk(second, ['lease', 'timetolive', unrenewed]),
+            new RegExp(`^lease ${unrenewed} already expired$`, 'm'),
+          );
+        });
 
-      test('a keep-alive or time-to-live through a follower for an unknown lease reports it not found', async () => {
-        const follower = followers[0] as ClusterMember;
-        const keepAlive = await runEtcdctl(follower.clientUrl, ['lease', 'keep-alive', '--once', unknownLeaseHex]);
-        assert.notEqual(keepAlive.code, 0, `expected keep-alive of an unknown lease to fail, saw ${keepAlive.stdout}`);
-        assert.match(keepAlive.stderr, /requested lease not found/);
-        assert.match(
-          await etcdctlOk(follower, ['lease', 'timetolive', unknownLeaseHex]),
-          new RegExp(`^lease ${unknownLeaseHex} already expired$`, 'm'),
-        );
-      });
-    },
-  );
-}
+        test('a keep-alive or time-to-live through a follower for an unknown lease reports it not found', async () => {
+          const follower = followers[0] as ClusterMember;
+          const keepAlive = await runEtcdctl(follower.clientUrl, ['lease', 'keep-alive', '--once', unknownLeaseHex]);
+          assert.notEqual(
+            keepAlive.code,
+            0,
+            `expected keep-alive of an unknown lease to fail, saw ${keepAlive.stdout}`,
+          );
+          assert.match(keepAlive.stderr, /requested lease not found/);
+          assert.match(
+            await etcdctlOk(follower, ['lease', 'timetolive', unknownLeaseHex]),
+            new RegExp(`^lease ${unknownLeaseHex} already expired$`, 'm'),
+          );
+        });
+      },
+    );
+  }
+});

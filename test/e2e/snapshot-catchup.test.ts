@@ -44,93 +44,97 @@ const targets: Array<{ label: string; command?: MemberCommand; skip?: string }> 
     : { label: sut.command.label, command: sut.command },
 ];
 
-for (const target of targets) {
-  describe(
-    `a three-member ${target.label} cluster with --snapshot-count ${snapshotCount}`,
-    target.skip === undefined ? {} : { skip: target.skip },
-    () => {
-      let cluster: Cluster;
+// etcd's cluster and tsetcd's run side by side on their own ports: neither needs the other.
+describe('snapshot catch-up on etcd and on tsetcd, side by side', { concurrency: true }, () => {
+  for (const target of targets) {
+    describe(
+      `a three-member ${target.label} cluster with --snapshot-count ${snapshotCount}`,
+      // Its tests one after another: a suite's concurrency is inherited otherwise.
+      { concurrency: 1, ...(target.skip === undefined ? {} : { skip: target.skip }) },
+      () => {
+        let cluster: Cluster;
 
-      before(async () => {
-        cluster = await Cluster.start({
-          command: target.command as MemberCommand,
-          extraFlags: ['--snapshot-count', String(snapshotCount)],
-        });
-      });
-
-      after(async () => {
-        await cluster?.destroy();
-      });
-
-      test('a follower that missed more than the leader keeps catches up through a snapshot', async (t) => {
-        const { follower } = await writeWhileFollowerDown(
-          t,
-          cluster,
-          putsWhileFollowerDown,
-          keyOf,
-          (i) => Buffer.from(valueOf(i)),
-          putsInFlight,
-        );
-        const restartedMs = Date.now();
-        await follower.restart();
-        const client = new Etcd3({ hosts: follower.clientUrl });
-        try {
-          await pollUntil(`${follower.describe()} to serve the last put`, catchUpWaitMs, async () => {
-            const value = await client
-              .get(keyOf(putsWhileFollowerDown - 1))
-              .serializable(true)
-              .string()
-              .catch((error: Error) => error.message);
-            return value === valueOf(putsWhileFollowerDown - 1) ? '' : String(value);
+        before(async () => {
+          cluster = await Cluster.start({
+            command: target.command as MemberCommand,
+            extraFlags: ['--snapshot-count', String(snapshotCount)],
           });
-          t.diagnostic(
-            `${target.label}: ${follower.name} caught up ${Date.now() - restartedMs} ms after its restart began`,
-          );
-          const stored = await client.getAll().prefix('snap/').serializable(true).strings();
-          const wrong = Array.from({ length: putsWhileFollowerDown }, (_, i) => i).filter(
-            (i) => stored[keyOf(i)] !== valueOf(i),
-          );
-          assert.equal(
-            wrong.length,
-            0,
-            `${follower.describe()} lacks ${wrong.length} puts, e.g. ${wrong.slice(0, 5).map(keyOf).join(', ')}`,
-          );
-          // The follower keeps following the log after the snapshot.
-          await client.put('after-snapshot').value('yes').exec();
-        } finally {
-          client.close();
-        }
-        const log = readFileSync(follower.logPath, 'utf8');
-        const expected = appliedSnapshotLog[target.label] ?? appliedSnapshotLog.tsetcd!;
-        assert.match(log, expected, `${follower.describe()} should say it applied a snapshot from the leader`);
-        await assertHashesAgree(cluster, catchUpWaitMs);
-        // What the snapshot installed survives a crash of the follower: it restarts from it.
-        await follower.kill9();
-        await follower.restart();
-        const again = new Etcd3({ hosts: follower.clientUrl });
-        try {
-          await pollUntil(`${follower.describe()} to serve after its restart`, catchUpWaitMs, async () =>
-            (await again
-              .get('after-snapshot')
-              .string()
-              .catch((error: Error) => error.message)) === 'yes'
-              ? ''
-              : 'not yet',
-          );
-          const stored = await again.getAll().prefix('snap/').serializable(true).strings();
-          assert.equal(
-            Object.keys(stored).length,
+        });
+
+        after(async () => {
+          await cluster?.destroy();
+        });
+
+        test('a follower that missed more than the leader keeps catches up through a snapshot', async (t) => {
+          const { follower } = await writeWhileFollowerDown(
+            t,
+            cluster,
             putsWhileFollowerDown,
-            `${follower.describe()} keys after restarting from the snapshot`,
+            keyOf,
+            (i) => Buffer.from(valueOf(i)),
+            putsInFlight,
           );
-        } finally {
-          again.close();
-        }
-        await assertHashesAgree(cluster, catchUpWaitMs);
-      });
-    },
-  );
-}
+          const restartedMs = Date.now();
+          await follower.restart();
+          const client = new Etcd3({ hosts: follower.clientUrl });
+          try {
+            await pollUntil(`${follower.describe()} to serve the last put`, catchUpWaitMs, async () => {
+              const value = await client
+                .get(keyOf(putsWhileFollowerDown - 1))
+                .serializable(true)
+                .string()
+                .catch((error: Error) => error.message);
+              return value === valueOf(putsWhileFollowerDown - 1) ? '' : String(value);
+            });
+            t.diagnostic(
+              `${target.label}: ${follower.name} caught up ${Date.now() - restartedMs} ms after its restart began`,
+            );
+            const stored = await client.getAll().prefix('snap/').serializable(true).strings();
+            const wrong = Array.from({ length: putsWhileFollowerDown }, (_, i) => i).filter(
+              (i) => stored[keyOf(i)] !== valueOf(i),
+            );
+            assert.equal(
+              wrong.length,
+              0,
+              `${follower.describe()} lacks ${wrong.length} puts, e.g. ${wrong.slice(0, 5).map(keyOf).join(', ')}`,
+            );
+            // The follower keeps following the log after the snapshot.
+            await client.put('after-snapshot').value('yes').exec();
+          } finally {
+            client.close();
+          }
+          const log = readFileSync(follower.logPath, 'utf8');
+          const expected = appliedSnapshotLog[target.label] ?? appliedSnapshotLog.tsetcd!;
+          assert.match(log, expected, `${follower.describe()} should say it applied a snapshot from the leader`);
+          await assertHashesAgree(cluster, catchUpWaitMs);
+          // What the snapshot installed survives a crash of the follower: it restarts from it.
+          await follower.kill9();
+          await follower.restart();
+          const again = new Etcd3({ hosts: follower.clientUrl });
+          try {
+            await pollUntil(`${follower.describe()} to serve after its restart`, catchUpWaitMs, async () =>
+              (await again
+                .get('after-snapshot')
+                .string()
+                .catch((error: Error) => error.message)) === 'yes'
+                ? ''
+                : 'not yet',
+            );
+            const stored = await again.getAll().prefix('snap/').serializable(true).strings();
+            assert.equal(
+              Object.keys(stored).length,
+              putsWhileFollowerDown,
+              `${follower.describe()} keys after restarting from the snapshot`,
+            );
+          } finally {
+            again.close();
+          }
+          await assertHashesAgree(cluster, catchUpWaitMs);
+        });
+      },
+    );
+  }
+});
 
 describe(
   'a three-member tsetcd cluster writing 1 MiB values',

@@ -19,6 +19,8 @@ export interface EtcdctlOptions {
   readonly timeoutMs?: number;
   /** Working directory, for unix://name:port endpoints, which name a socket file relative to it. */
   readonly cwd?: string;
+  /** Aborting it kills the command (SIGKILL), as the timeout does. */
+  readonly signal?: AbortSignal;
 }
 
 /** Runs `etcdctl --endpoints=<endpoint> ...args` with ETCDCTL_API=3. */
@@ -41,6 +43,7 @@ export function runCommand(
       env: { ...process.env, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
       ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+      ...(options.signal === undefined ? {} : { signal: options.signal, killSignal: 'SIGKILL' as const }),
     });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
@@ -48,6 +51,8 @@ export function runCommand(
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? etcdctlTimeoutMsDefault);
     child.once('error', (error) => {
+      // An abort is reported as an error too; the command then ends like one killed at its timeout.
+      if (error.name === 'AbortError') return;
       clearTimeout(timer);
       reject(error);
     });

@@ -5,17 +5,26 @@
  * ports (single-host mode's 2379/22379/32379) or drive a browser. At the end it prints each file's
  * wall time, longest first, so a slow file is seen where it is added.
  *
+ * Files start longest first, by their last known times in test/support/test-durations.json, so the
+ * slowest ones do not start late and leave one file running alone at the end; a file not listed
+ * there is taken as the longest (a new file is most likely the one whose time is not known yet).
+ * The times are updated by hand: TSETCD_TEST_DURATIONS_WRITE=1 rewrites the file with this run's.
+ *
  * TSETCD_TEST_CONCURRENCY sets how many files run at once (1 runs the whole suite one by one);
  * arguments, when given, name the compiled test files to run instead of all of them.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { run } from 'node:test';
 import { tap } from 'node:test/reporters';
 import { finished } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../../src/lib/paths.js';
+import { durationsText, longestFirst } from './suite-order.js';
 
 const testRoot = fileURLToPath(new URL('..', import.meta.url));
+/** The committed source file, not a copy in dist: TSETCD_TEST_DURATIONS_WRITE=1 rewrites it. */
+const durationsPath = join(packageRoot(), 'test', 'support', 'test-durations.json');
 
 /** Files that must not overlap with any other: they bind fixed ports or measure the machine. */
 const aloneFiles = new Set(['e2e/single-host.test.js', 'e2e/inspect.test.js', 'e2e/dashboard-browser.test.js']);
@@ -41,6 +50,12 @@ function concurrencySetting(): number {
   if (!Number.isInteger(value) || value < 1)
     throw new Error(`TSETCD_TEST_CONCURRENCY must be a positive integer, saw ${text}`);
   return value;
+}
+
+/** Last known seconds per file, keyed by the path under dist/test. */
+function recordedDurations(): Map<string, number> {
+  const recorded = JSON.parse(readFileSync(durationsPath, 'utf8')) as Record<string, number>;
+  return new Map(Object.entries(recorded));
 }
 
 interface FileEvent {
@@ -73,7 +88,11 @@ async function main(): Promise<void> {
   const concurrency = concurrencySetting();
   const chosen = process.argv.length > 2 ? process.argv.slice(2) : testFiles(testRoot);
   const alone = chosen.filter((file) => aloneFiles.has(relative(testRoot, file)));
-  const together = chosen.filter((file) => !alone.includes(file));
+  const recorded = recordedDurations();
+  const together = longestFirst(
+    chosen.filter((file) => !alone.includes(file)).map((file) => relative(testRoot, file)),
+    recorded,
+  ).map((file) => join(testRoot, file));
   const times = new Map<string, number>();
   const started = performance.now();
   const passedTogether = await runFiles(together, concurrency, times);
@@ -83,6 +102,11 @@ async function main(): Promise<void> {
   process.stdout.write(`# wall time: ${((performance.now() - started) / 1000).toFixed(1)} s; slowest files:\n`);
   for (const [file, ms] of slowest)
     process.stdout.write(`#   ${(ms / 1000).toFixed(1).padStart(6)} s  ${relative(testRoot, file)}\n`);
+  if (process.env.TSETCD_TEST_DURATIONS_WRITE === '1') {
+    const measured = new Map([...times].map(([file, ms]) => [relative(testRoot, file), ms]));
+    const existing = testFiles(testRoot).map((file) => relative(testRoot, file));
+    writeFileSync(durationsPath, durationsText(recorded, measured, existing));
+  }
   if (!passedTogether || !passedAlone) process.exitCode = 1;
 }
 
