@@ -303,9 +303,11 @@ class Walker {
       const pos = view.getUint32(at + 4, true);
       const keyBytes = view.getUint32(at + 8, true);
       const valueBytes = view.getUint32(at + 12, true);
-      const both = elementSlice(bytes, at, pos, keyBytes + valueBytes, where);
-      const key = both.subarray(0, keyBytes);
-      const value = both.subarray(keyBytes);
+      // elementSlice's check for key and value at once, without a view of both: this runs once an item.
+      const start = at + pos;
+      if (start + keyBytes + valueBytes > bytes.length) fail(`${where}: an element runs past the page`);
+      const key = bytes.subarray(start, start + keyBytes);
+      const value = bytes.subarray(start + keyBytes, start + keyBytes + valueBytes);
       if (keyBytes === 0) fail(`${where}: element ${index} has an empty key`);
       if (flags === 0) {
         order.see(key);
