@@ -13,9 +13,10 @@
  *   node dist/bench/snapshot.js --save-only FILE --keys 1000000 [--only etcd|tsetcd]
  *     loads one member (etcd unless --only tsetcd) and saves its snapshot to FILE with etcdctl;
  *   node dist/bench/snapshot.js --restore-only FILE [--rounds 5] [--json]
- *     restores FILE with `etcdctl snapshot restore` and `tsetcdctl snapshot restore` in turn,
- *     `rounds` times each, alternating which goes first, and reports the wall time and the peak
- *     RSS of each restore (the tool's own process, from /usr/bin/time).
+ *     [--ctl NAME=PATH]... restores FILE with `etcdctl snapshot restore` and `tsetcdctl snapshot
+ *     restore` in turn, `rounds` times each, the order rotating each round, and reports the wall
+ *     time and the peak RSS of each restore (the tool's own process, from /usr/bin/time); each
+ *     --ctl adds another build's tsetcdctl.js (e.g. --ctl before=/tmp/old/bin/tsetcdctl.js).
  */
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
@@ -37,6 +38,8 @@ interface SnapshotBenchOptions {
   only?: string;
   saveOnly?: string;
   restoreOnly?: string;
+  /** More tsetcdctl builds for --restore-only, by name. */
+  ctls: Map<string, string>;
 }
 
 interface LatencyMs {
@@ -71,6 +74,7 @@ function parseArgs(argv: readonly string[]): SnapshotBenchOptions {
     rounds: 3,
     baselineSeconds: 3,
     json: false,
+    ctls: new Map(),
   };
   for (let position = 0; position < argv.length; position++) {
     const flag = argv[position];
@@ -88,7 +92,11 @@ function parseArgs(argv: readonly string[]): SnapshotBenchOptions {
     else if (flag === '--only') options.only = value;
     else if (flag === '--save-only') options.saveOnly = value;
     else if (flag === '--restore-only') options.restoreOnly = value;
-    else throw new Error(`unknown flag ${flag}`);
+    else if (flag === '--ctl') {
+      const at = value?.indexOf('=') ?? -1;
+      if (at <= 0) throw new Error(`--ctl wants NAME=PATH, saw ${value}`);
+      options.ctls.set(value!.slice(0, at), value!.slice(at + 1));
+    } else throw new Error(`unknown flag ${flag}`);
   }
   return options;
 }
@@ -139,13 +147,14 @@ async function timeRestore(
   path: string,
   dir: string,
   round: number,
+  ctlPath = tsetcdctlPath,
 ): Promise<{ seconds: number; peakRssMiB: number }> {
   const dataDir = join(dir, `restored-${system}-${round}`);
   const name = 'restored';
   const peerUrl = 'http://127.0.0.1:2380';
   const args = ['snapshot', 'restore', path, '--name', name, '--data-dir', dataDir];
   args.push('--initial-cluster', `${name}=${peerUrl}`, '--initial-advertise-peer-urls', peerUrl);
-  const command = system === 'etcd' ? [etcdctlBinaryPath, ...args] : [process.execPath, tsetcdctlPath, ...args];
+  const command = system === 'etcd' ? [etcdctlBinaryPath, ...args] : [process.execPath, ctlPath, ...args];
   // GNU time prints the peak RSS (kB) of the command as the last line of stderr.
   const started = performance.now();
   const stderr = await run(timeBinaryPath, ['-f', 'peak-rss-kb %M', ...command]);
@@ -252,14 +261,18 @@ interface RestoreRun {
   peakRssMiB: number;
 }
 
-/** Restores `path` with each system's tool in turn, `rounds` times, alternating which goes first. */
-async function restoreOnly(path: string, rounds: number): Promise<RestoreRun[]> {
+/** Restores `path` with each system's tool in turn, `rounds` times, rotating which goes first. */
+async function restoreOnly(path: string, rounds: number, ctls: Map<string, string>): Promise<RestoreRun[]> {
   const dir = await mkdtemp(join(tmpdir(), 'tsetcd-restore-bench-'));
   const runs: RestoreRun[] = [];
+  const systems = [...restoreSystems(ctls).keys()];
   try {
     for (let round = 0; round < rounds; round++) {
-      const order = round % 2 === 0 ? ['etcd', 'tsetcd'] : ['tsetcd', 'etcd'];
-      for (const system of order) runs.push({ system, ...(await timeRestore(system, path, dir, round)) });
+      const order = [...systems.slice(round % systems.length), ...systems.slice(0, round % systems.length)];
+      for (const system of order) {
+        const ctlPath = ctls.get(system.slice('tsetcd:'.length));
+        runs.push({ system, ...(await timeRestore(system, path, dir, round, ctlPath)) });
+      }
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -267,20 +280,31 @@ async function restoreOnly(path: string, rounds: number): Promise<RestoreRun[]> 
   return runs;
 }
 
-function restoreLines(path: string, runs: RestoreRun[]): string {
+/** The systems a --restore-only run compares: etcd, this build's tsetcd, and each --ctl build as tsetcd:NAME. */
+function restoreSystems(ctls: Map<string, string>): Map<string, string | undefined> {
+  const systems = new Map<string, string | undefined>([
+    ['etcd', undefined],
+    ['tsetcd', undefined],
+  ]);
+  for (const [name, path] of ctls) systems.set(`tsetcd:${name}`, path);
+  return systems;
+}
+
+function restoreLines(path: string, runs: RestoreRun[], ctls: Map<string, string>): string {
   const lines = [`restore of ${path}, ${(statSync(path).size / (1024 * 1024)).toFixed(1)} MiB`];
   const medians: Record<string, number> = {};
-  for (const system of ['etcd', 'tsetcd']) {
+  for (const system of restoreSystems(ctls).keys()) {
     const mine = runs.filter((run) => run.system === system);
     const seconds = mine.map((run) => run.seconds);
     const rss = mine.map((run) => run.peakRssMiB);
     medians[system] = median(seconds);
     lines.push(
-      `${system.padEnd(7)} median=${median(seconds).toFixed(2)}s (${seconds.map((value) => value.toFixed(2)).join(', ')}) ` +
+      `${system.padEnd(14)} median=${median(seconds).toFixed(2)}s (${seconds.map((value) => value.toFixed(2)).join(', ')}) ` +
         `peak RSS median=${median(rss).toFixed(0)}MiB (${rss.map((value) => value.toFixed(0)).join(', ')})`,
     );
   }
-  lines.push(`tsetcd/etcd ${(medians['tsetcd']! / medians['etcd']!).toFixed(2)}`);
+  for (const system of restoreSystems(ctls).keys())
+    if (system !== 'etcd') lines.push(`${system}/etcd ${(medians[system]! / medians['etcd']!).toFixed(2)}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -288,8 +312,10 @@ function restoreLines(path: string, runs: RestoreRun[]): string {
 export async function main(argv: readonly string[]): Promise<number> {
   const options = parseArgs(argv);
   if (options.restoreOnly !== undefined) {
-    const runs = await restoreOnly(options.restoreOnly, options.rounds);
-    process.stdout.write(options.json ? `${JSON.stringify(runs, null, 2)}\n` : restoreLines(options.restoreOnly, runs));
+    const runs = await restoreOnly(options.restoreOnly, options.rounds, options.ctls);
+    process.stdout.write(
+      options.json ? `${JSON.stringify(runs, null, 2)}\n` : restoreLines(options.restoreOnly, runs, options.ctls),
+    );
     return 0;
   }
   const sut = sutCommand();
