@@ -102,7 +102,8 @@ function readFully(fd: number, buffer: Uint8Array, length: number, position: num
 /** The sha256 of the first `length` bytes of `path`, computed on a thread of its own. */
 function hashOnThread(path: string, length: number): Promise<Buffer> {
   const input: HashThreadInput = { path, length };
-  const worker = new Worker(new URL('./snapshot-hash-thread.js', import.meta.url), { workerData: input });
+  // No execArgv of this process (such as --input-type, which a worker started from a file refuses).
+  const worker = new Worker(new URL('./snapshot-hash-thread.js', import.meta.url), { workerData: input, execArgv: [] });
   return new Promise((resolve, reject) => {
     worker.once('message', (digest: Uint8Array) => resolve(Buffer.from(digest)));
     worker.once('error', reject);
