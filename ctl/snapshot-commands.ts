@@ -24,7 +24,8 @@ import {
 import { Worker } from 'node:worker_threads';
 import { dirname, resolve } from 'node:path';
 import { fsyncDirectory } from '../src/wal/fs-sync.js';
-import { ConfigError, checkLocalMember, parseInitialCluster } from '../src/config/config.js';
+import { ConfigError } from '../src/config/config-error.js';
+import { checkLocalMember, parseInitialCluster } from '../src/config/initial-cluster.js';
 import { encodeAuthState } from '../src/auth/auth-store.js';
 import { memberDataPaths } from '../src/lib/paths.js';
 import { LmdbBackend, type LmdbBackendOptions } from '../src/mvcc/lmdb-backend.js';
@@ -32,7 +33,7 @@ import { type BoltPageSource, readBolt, windowedPageSource } from '../src/snap/b
 import { type EtcdDbRecords, etcdDbStatus, readEtcdDbRecords } from '../src/snap/etcd-db.js';
 import type { HashThreadInput } from './snapshot-hash-thread.js';
 import type { CommandContext } from './context.js';
-import { clientErrorText, rpcErrorText, type Message } from './client.js';
+import type { Message } from './client.js';
 import { goJsonString, goQuote, humanizeBytes } from './go-format.js';
 import { CtlExit, ExitCode, exitWithError } from './output.js';
 
@@ -321,6 +322,8 @@ export async function runSnapshotSave(context: CommandContext): Promise<void> {
 async function fetchSnapshot(context: CommandContext, file: number, endpoint: string): Promise<number> {
   // Without an explicit --command-timeout, etcdctl gives the snapshot all the time it needs.
   const deadlineMs = context.flags.changed.has('command-timeout') ? context.commandTimeoutMs : undefined;
+  // The gRPC client's modules load with the command that talks to a member, not with status or restore.
+  const { clientErrorText, rpcErrorText } = await import('./client.js');
   let stream;
   try {
     stream = await context.client().serverStream('Maintenance', 'Snapshot', {}, deadlineMs);
