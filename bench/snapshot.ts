@@ -7,8 +7,19 @@
  *
  *   node dist/bench/snapshot.js --keys 100000 --val-size 256 [--clients 16] [--rounds 3]
  *     [--baseline-seconds 3] [--only etcd|tsetcd] [--json]
+ *
+ * Two modes work on one saved file, to compare restores without loading a member each time:
+ *
+ *   node dist/bench/snapshot.js --save-only FILE --keys 1000000 [--only etcd|tsetcd]
+ *     loads one member (etcd unless --only tsetcd) and saves its snapshot to FILE with etcdctl;
+ *   node dist/bench/snapshot.js --restore-only FILE [--rounds 5] [--json]
+ *     [--ctl NAME=PATH]... restores FILE with `etcdctl snapshot restore` and `tsetcdctl snapshot
+ *     restore` in turn, `rounds` times each, the order rotating each round, and reports the wall
+ *     time and the peak RSS of each restore (the tool's own process, from /usr/bin/time); each
+ *     --ctl adds another build's tsetcdctl.js (e.g. --ctl before=/tmp/old/bin/tsetcdctl.js).
  */
 import { spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +36,10 @@ interface SnapshotBenchOptions {
   baselineSeconds: number;
   json: boolean;
   only?: string;
+  saveOnly?: string;
+  restoreOnly?: string;
+  /** More tsetcdctl builds for --restore-only, by name. */
+  ctls: Map<string, string>;
 }
 
 interface LatencyMs {
@@ -59,6 +74,7 @@ function parseArgs(argv: readonly string[]): SnapshotBenchOptions {
     rounds: 3,
     baselineSeconds: 3,
     json: false,
+    ctls: new Map(),
   };
   for (let position = 0; position < argv.length; position++) {
     const flag = argv[position];
@@ -74,7 +90,13 @@ function parseArgs(argv: readonly string[]): SnapshotBenchOptions {
     else if (flag === '--rounds') options.rounds = Number(value);
     else if (flag === '--baseline-seconds') options.baselineSeconds = Number(value);
     else if (flag === '--only') options.only = value;
-    else throw new Error(`unknown flag ${flag}`);
+    else if (flag === '--save-only') options.saveOnly = value;
+    else if (flag === '--restore-only') options.restoreOnly = value;
+    else if (flag === '--ctl') {
+      const at = value?.indexOf('=') ?? -1;
+      if (at <= 0) throw new Error(`--ctl wants NAME=PATH, saw ${value}`);
+      options.ctls.set(value!.slice(0, at), value!.slice(at + 1));
+    } else throw new Error(`unknown flag ${flag}`);
   }
   return options;
 }
@@ -102,34 +124,47 @@ async function putsUntil(clients: KvClient[], done: () => boolean): Promise<numb
   return latencies;
 }
 
-function run(command: string, args: string[]): Promise<void> {
+/** Runs a command to its end; resolves with its stderr, rejects naming the command when it fails. */
+function run(command: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const stderr: Buffer[] = [];
     child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
     child.once('error', reject);
     child.once('close', (code) =>
-      code === 0 ? resolve() : reject(new Error(`${args.join(' ')} failed: ${Buffer.concat(stderr).toString()}`)),
+      code === 0
+        ? resolve(Buffer.concat(stderr).toString())
+        : reject(new Error(`${args.join(' ')} failed: ${Buffer.concat(stderr).toString()}`)),
     );
   });
 }
 
 const tsetcdctlPath = join(packageRoot(), 'bin', 'tsetcdctl.js');
 
-/** Times the restore of `path` into a fresh data dir with the system's own tool. */
-async function timeRestore(system: string, path: string, dir: string, round: number): Promise<number> {
-  const dataDir = join(dir, `restored-${round}`);
+/** The restore of `path` into a fresh data dir with the system's own tool: wall seconds and the tool's peak RSS. */
+async function timeRestore(
+  system: string,
+  path: string,
+  dir: string,
+  round: number,
+  ctlPath = tsetcdctlPath,
+): Promise<{ seconds: number; peakRssMiB: number }> {
+  const dataDir = join(dir, `restored-${system}-${round}`);
   const name = 'restored';
   const peerUrl = 'http://127.0.0.1:2380';
   const args = ['snapshot', 'restore', path, '--name', name, '--data-dir', dataDir];
   args.push('--initial-cluster', `${name}=${peerUrl}`, '--initial-advertise-peer-urls', peerUrl);
+  const command = system === 'etcd' ? [etcdctlBinaryPath, ...args] : [process.execPath, ctlPath, ...args];
+  // GNU time prints the peak RSS (kB) of the command as the last line of stderr.
   const started = performance.now();
-  if (system === 'etcd') await run(etcdctlBinaryPath, args);
-  else await run(process.execPath, [tsetcdctlPath, ...args]);
+  const stderr = await run(timeBinaryPath, ['-f', 'peak-rss-kb %M', ...command]);
   const seconds = (performance.now() - started) / 1000;
+  const peak = /peak-rss-kb (\d+)\s*$/.exec(stderr);
   await rm(dataDir, { recursive: true, force: true });
-  return seconds;
+  return { seconds, peakRssMiB: peak === null ? Number.NaN : Number(peak[1]) / 1024 };
 }
+
+const timeBinaryPath = '/usr/bin/time';
 
 async function measure(
   system: string,
@@ -163,7 +198,7 @@ async function measure(
       const saveSeconds = (performance.now() - saveStarted) / 1000;
       const duringLatencies = await during;
       const fileMiB = (await stat(path)).size / (1024 * 1024);
-      const restoreSeconds = await timeRestore(system, path, dir, round);
+      const restoreSeconds = (await timeRestore(system, path, dir, round)).seconds;
       await rm(path, { force: true });
       rounds.push({
         saveSeconds,
@@ -206,14 +241,94 @@ function line(result: SnapshotBenchResult): string {
   );
 }
 
+/** Loads one member with the options' keys and saves its snapshot to `path` with etcdctl. */
+async function saveOnly(command: MemberCommand, options: SnapshotBenchOptions, path: string): Promise<void> {
+  const member = await Member.start({ command, healthWaitMs: 60_000 });
+  const client = kvClient(member.clientUrl);
+  try {
+    await load(client, { keys: options.keys, valSize: options.valSize, batch: 100, concurrency: 8 });
+    const endpoint = member.clientUrl.replace(/^http:\/\//, '');
+    await run(etcdctlBinaryPath, [`--endpoints=${endpoint}`, 'snapshot', 'save', path]);
+  } finally {
+    client.close();
+    await member.destroy();
+  }
+}
+
+interface RestoreRun {
+  system: string;
+  seconds: number;
+  peakRssMiB: number;
+}
+
+/** Restores `path` with each system's tool in turn, `rounds` times, rotating which goes first. */
+async function restoreOnly(path: string, rounds: number, ctls: Map<string, string>): Promise<RestoreRun[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'tsetcd-restore-bench-'));
+  const runs: RestoreRun[] = [];
+  const systems = [...restoreSystems(ctls).keys()];
+  try {
+    for (let round = 0; round < rounds; round++) {
+      const order = [...systems.slice(round % systems.length), ...systems.slice(0, round % systems.length)];
+      for (const system of order) {
+        const ctlPath = ctls.get(system.slice('tsetcd:'.length));
+        runs.push({ system, ...(await timeRestore(system, path, dir, round, ctlPath)) });
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return runs;
+}
+
+/** The systems a --restore-only run compares: etcd, this build's tsetcd, and each --ctl build as tsetcd:NAME. */
+function restoreSystems(ctls: Map<string, string>): Map<string, string | undefined> {
+  const systems = new Map<string, string | undefined>([
+    ['etcd', undefined],
+    ['tsetcd', undefined],
+  ]);
+  for (const [name, path] of ctls) systems.set(`tsetcd:${name}`, path);
+  return systems;
+}
+
+function restoreLines(path: string, runs: RestoreRun[], ctls: Map<string, string>): string {
+  const lines = [`restore of ${path}, ${(statSync(path).size / (1024 * 1024)).toFixed(1)} MiB`];
+  const medians: Record<string, number> = {};
+  for (const system of restoreSystems(ctls).keys()) {
+    const mine = runs.filter((run) => run.system === system);
+    const seconds = mine.map((run) => run.seconds);
+    const rss = mine.map((run) => run.peakRssMiB);
+    medians[system] = median(seconds);
+    lines.push(
+      `${system.padEnd(14)} median=${median(seconds).toFixed(2)}s (${seconds.map((value) => value.toFixed(2)).join(', ')}) ` +
+        `peak RSS median=${median(rss).toFixed(0)}MiB (${rss.map((value) => value.toFixed(0)).join(', ')})`,
+    );
+  }
+  for (const system of restoreSystems(ctls).keys())
+    if (system !== 'etcd') lines.push(`${system}/etcd ${(medians[system]! / medians['etcd']!).toFixed(2)}`);
+  return `${lines.join('\n')}\n`;
+}
+
 /** Runs the snapshot benchmark against real etcd and tsetcd; returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const options = parseArgs(argv);
+  if (options.restoreOnly !== undefined) {
+    const runs = await restoreOnly(options.restoreOnly, options.rounds, options.ctls);
+    process.stdout.write(
+      options.json ? `${JSON.stringify(runs, null, 2)}\n` : restoreLines(options.restoreOnly, runs, options.ctls),
+    );
+    return 0;
+  }
   const sut = sutCommand();
   const systems: Array<[string, MemberCommand | undefined]> = [
     ['etcd', etcdCommand()],
     ['tsetcd', sut.command],
   ];
+  if (options.saveOnly !== undefined) {
+    const [system, command] = options.only === 'tsetcd' ? systems[1]! : systems[0]!;
+    if (command === undefined) throw new Error(`${system} is not available: ${sut.skipReason ?? ''}`);
+    await saveOnly(command, options, options.saveOnly);
+    return 0;
+  }
   const results: SnapshotBenchResult[] = [];
   for (const [system, command] of systems) {
     if (options.only !== undefined && options.only !== system) continue;

@@ -6,29 +6,34 @@
  * restore writes the new cluster's members instead of the old ones. The data dir appears whole or
  * not at all: it is built as <data-dir>.part and renamed.
  */
-import { createHash } from 'node:crypto';
 import type { ServiceError } from '@grpc/grpc-js';
 import {
   closeSync,
   existsSync,
+  fstatSync,
   fsyncSync,
   mkdirSync,
   openSync,
   readFileSync,
+  readSync,
   renameSync,
   rmSync,
+  statfsSync,
   writeSync,
 } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { dirname, resolve } from 'node:path';
 import { fsyncDirectory } from '../src/wal/fs-sync.js';
-import { ConfigError, checkLocalMember, parseInitialCluster } from '../src/config/config.js';
+import { ConfigError } from '../src/config/config-error.js';
+import { checkLocalMember, parseInitialCluster } from '../src/config/initial-cluster.js';
 import { encodeAuthState } from '../src/auth/auth-store.js';
 import { memberDataPaths } from '../src/lib/paths.js';
-import { LmdbBackend } from '../src/mvcc/lmdb-backend.js';
-import { readBolt } from '../src/snap/bbolt/reader.js';
-import { etcdDbStatus, readEtcdDbRecords } from '../src/snap/etcd-db.js';
+import { LmdbBackend, type LmdbBackendOptions } from '../src/mvcc/lmdb-backend.js';
+import { type BoltPageSource, readBolt, windowedPageSource } from '../src/snap/bbolt/reader.js';
+import { type EtcdDbRecords, etcdDbStatus, readEtcdDbRecords } from '../src/snap/etcd-db.js';
+import type { HashThreadInput } from './snapshot-hash-thread.js';
 import type { CommandContext } from './context.js';
-import { clientErrorText, rpcErrorText, type Message } from './client.js';
+import type { Message } from './client.js';
 import { goJsonString, goQuote, humanizeBytes } from './go-format.js';
 import { CtlExit, ExitCode, exitWithError } from './output.js';
 
@@ -68,23 +73,77 @@ export async function runSnapshotStatus(context: CommandContext): Promise<void> 
   }
 }
 
-/** The database bytes of a snapshot file, after etcdctl's hash check. */
-function checkedDatabase(context: CommandContext, file: Buffer): Buffer {
-  const hasHash = file.length % hashAlignmentBytes === sha256Bytes;
-  const skip = context.flags.bool('skip-hash-check');
-  if (!hasHash && !skip)
-    exitWithError(context.output, ExitCode.error, 'snapshot missing hash but --skip-hash-check=false');
-  if (!hasHash) return file;
-  const database = file.subarray(0, file.length - sha256Bytes);
-  if (!skip) {
-    const expected = file.subarray(file.length - sha256Bytes);
-    const seen = createHash('sha256').update(database).digest();
+/** A snapshot file opened for a restore: its descriptor and its size. */
+function openSnapshotFile(context: CommandContext, path: string): { fd: number; bytes: number } {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    exitWithError(context.output, ExitCode.error, `stat ${path}: ${goErrnoText(error)}`);
+  }
+  const stats = fstatSync(fd);
+  if (stats.isDirectory()) {
+    closeSync(fd);
+    exitWithError(context.output, ExitCode.error, `stat ${path}: is a directory`);
+  }
+  return { fd, bytes: stats.size };
+}
+
+/** Bytes a restore reads ahead for each page slot: leaf pages mostly follow one another in the file. */
+const readAheadBytes = 256 * 1024;
+
+function readFully(fd: number, buffer: Uint8Array, length: number, position: number): void {
+  for (let done = 0; done < length;) {
+    const read = readSync(fd, buffer, done, length - done, position + done);
+    if (read === 0) throw new Error(`unexpected EOF at byte ${position + done}`);
+    done += read;
+  }
+}
+
+/** The sha256 of the first `length` bytes of `path`, computed on a thread of its own. */
+function hashOnThread(path: string, length: number): Promise<Buffer> {
+  const input: HashThreadInput = { path, length };
+  // No execArgv of this process (such as --input-type, which a worker started from a file refuses).
+  const worker = new Worker(new URL('./snapshot-hash-thread.js', import.meta.url), { workerData: input, execArgv: [] });
+  return new Promise((resolve, reject) => {
+    worker.once('message', (digest: Uint8Array) => resolve(Buffer.from(digest)));
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the hash thread exited with code ${code}`)));
+  });
+}
+
+/** etcdctl's hash check of a snapshot file; the digest is computed while the restore reads the file. */
+class HashCheck {
+  /** The database's bytes: the file's, less the sha256 at its end when it has one. */
+  readonly databaseBytes: number;
+  private readonly digest: Promise<Buffer> | undefined;
+
+  constructor(
+    private readonly context: CommandContext,
+    path: string,
+    private readonly file: { fd: number; bytes: number },
+  ) {
+    const hasHash = file.bytes % hashAlignmentBytes === sha256Bytes;
+    const skip = context.flags.bool('skip-hash-check');
+    if (!hasHash && !skip)
+      exitWithError(context.output, ExitCode.error, 'snapshot missing hash but --skip-hash-check=false');
+    this.databaseBytes = hasHash ? file.bytes - sha256Bytes : file.bytes;
+    this.digest = hasHash && !skip ? hashOnThread(path, this.databaseBytes) : undefined;
+    // Awaited by check(); until then a failure must not count as unhandled.
+    this.digest?.catch(() => {});
+  }
+
+  /** Refuses the file, as etcdctl does before it reads any of it, when its sha256 is not the one at its end. */
+  async check(): Promise<void> {
+    if (this.digest === undefined) return;
+    const seen = await this.digest;
+    const expected = Buffer.alloc(sha256Bytes);
+    readFully(this.file.fd, expected, sha256Bytes, this.databaseBytes);
     if (!seen.equals(expected)) {
       const goBytes = (bytes: Uint8Array) => `[${[...bytes].join(' ')}]`;
-      exitWithError(context.output, ExitCode.error, `expected sha256 ${goBytes(expected)}, got ${goBytes(seen)}`);
+      exitWithError(this.context.output, ExitCode.error, `expected sha256 ${goBytes(expected)}, got ${goBytes(seen)}`);
     }
   }
-  return database;
 }
 
 /** `etcdctl snapshot restore <filename>`, into a tsetcd data dir. */
@@ -105,37 +164,89 @@ export async function runSnapshotRestore(context: CommandContext): Promise<void>
   const walDir = flags.string('wal-dir');
   if (walDir !== '' && existsSync(walDir))
     exitWithError(output, ExitCode.error, `wal-dir ${goQuote(Buffer.from(walDir))} exists`);
-  const database = checkedDatabase(context, readSnapshotFile(context, context.args[0]!));
-  let records;
+  const path = context.args[0]!;
+  const file = openSnapshotFile(context, path);
   try {
-    records = readEtcdDbRecords(readBolt(database));
-  } catch (error) {
-    if (!(error instanceof Error)) throw error;
-    exitWithError(output, ExitCode.error, error.message);
+    const hash = new HashCheck(context, path, file);
+    await restoreInto(
+      context,
+      dataDir,
+      walDir,
+      windowedPageSource(hash.databaseBytes, readAheadBytes, (into, length, position) =>
+        readFully(file.fd, into, length, position),
+      ),
+      hash,
+    );
+  } finally {
+    closeSync(file.fd);
   }
-  // The data dir is built beside its place and renamed into it once whole, so a restore that is
-  // killed leaves no data dir (only this one, which the next restore removes), never a partial one.
+}
+
+/**
+ * The backend's options for a restore of a database of `databaseBytes`: LMDB writes in place in a
+ * map twice that size, when the disk has room for all of it (a write map that finds the disk full
+ * kills the process instead of failing a write), else as it always does.
+ */
+function writeMapOptions(dir: string, databaseBytes: number): LmdbBackendOptions {
+  const writeMapBytes = 2 * databaseBytes + restoreMapSlackBytes;
+  const { bavail, bsize } = statfsSync(dir);
+  return bavail * bsize >= writeMapBytes ? { writeMapBytes } : {};
+}
+
+/** Room a restore's write map leaves beyond twice the database, for a small database's fixed pages. */
+const restoreMapSlackBytes = 64 * 1024 * 1024;
+
+/**
+ * Builds the data dir from the database in `source`: the key bucket's records go into the backend
+ * as the file is read, then the leases, compaction revisions and auth. The data dir is built beside
+ * its place and renamed into it once whole, so a restore that is killed leaves no data dir (only
+ * this one, which the next restore removes), never a partial one.
+ */
+async function restoreInto(
+  context: CommandContext,
+  dataDir: string,
+  walDir: string,
+  source: BoltPageSource,
+  hash: HashCheck,
+): Promise<void> {
   const partDir = `${dataDir}.part`;
   rmSync(partDir, { recursive: true, force: true });
   const { backendPath } = memberDataPaths(partDir, walDir);
-  mkdirSync(dirname(backendPath), { recursive: true });
-  const backend = LmdbBackend.open(backendPath);
+  let whole = false;
   try {
-    const { revisions, leases, scheduledCompactRevision, finishedCompactRevision, auth } = records;
-    backend.write({
-      puts: [],
-      deletes: [],
-      meta: { consistentIndex: 0, term: 0, scheduledCompactRevision, finishedCompactRevision },
-      leases: { puts: leases, deletes: [] },
-      auth: encodeAuthState(auth),
-    });
-    await backend.flush();
-    backend.importRevisions(revisions);
+    mkdirSync(dirname(backendPath), { recursive: true });
+    const backend = LmdbBackend.open(backendPath, writeMapOptions(dirname(backendPath), source.byteLength));
+    try {
+      let records: EtcdDbRecords | undefined;
+      let refusal: unknown;
+      try {
+        backend.importRevisions((put) => (records = readEtcdDbRecords(source, put)));
+      } catch (error) {
+        refusal = error;
+      }
+      // A file whose hash is wrong is refused for that, whatever else is wrong with it.
+      await hash.check();
+      if (records === undefined) {
+        if (!(refusal instanceof Error)) throw refusal;
+        exitWithError(context.output, ExitCode.error, refusal.message);
+      }
+      const { leases, scheduledCompactRevision, finishedCompactRevision, auth } = records;
+      backend.write({
+        puts: [],
+        deletes: [],
+        meta: { consistentIndex: 0, term: 0, scheduledCompactRevision, finishedCompactRevision },
+        leases: { puts: leases, deletes: [] },
+        auth: encodeAuthState(auth),
+      });
+    } finally {
+      await backend.close();
+    }
+    for (let dir = backendPath; dir.startsWith(partDir); dir = dirname(dir)) fsyncDirectory(dir);
+    renameSync(partDir, dataDir);
+    whole = true;
   } finally {
-    await backend.close();
+    if (!whole) rmSync(partDir, { recursive: true, force: true });
   }
-  for (let dir = backendPath; dir.startsWith(partDir); dir = dirname(dir)) fsyncDirectory(dir);
-  renameSync(partDir, dataDir);
   fsyncDirectory(dirname(resolve(dataDir)));
 }
 
@@ -211,6 +322,8 @@ export async function runSnapshotSave(context: CommandContext): Promise<void> {
 async function fetchSnapshot(context: CommandContext, file: number, endpoint: string): Promise<number> {
   // Without an explicit --command-timeout, etcdctl gives the snapshot all the time it needs.
   const deadlineMs = context.flags.changed.has('command-timeout') ? context.commandTimeoutMs : undefined;
+  // The gRPC client's modules load with the command that talks to a member, not with status or restore.
+  const { clientErrorText, rpcErrorText } = await import('./client.js');
   let stream;
   try {
     stream = await context.client().serverStream('Maintenance', 'Snapshot', {}, deadlineMs);

@@ -179,6 +179,25 @@ export function readIndexFields(bytes: Uint8Array, end: number, into: IndexField
 }
 
 /**
+ * Checks that `bytes` is a stored mvccpb.KeyValue as readIndexFields reads one, throwing what it
+ * throws, and says whether it is a tombstone (create revision 0); it decodes no field it can step
+ * over, so checking a restore's records allocates nothing.
+ */
+export function checkKeyValueRecord(bytes: Uint8Array): boolean {
+  let createRevision = 0;
+  const reader = indexReader;
+  reader.reset(bytes, bytes.length);
+  while (!reader.done) {
+    const tag = reader.byte();
+    if (tag === tagKey || tag === tagValue) reader.skipBytesField();
+    else if (tag === tagCreateRevision) createRevision = reader.varint();
+    else if (tag === tagModRevision || tag === tagVersion || tag === tagLease) reader.varint();
+    else throw new Error(`KeyValue record has unknown tag 0x${tag.toString(16)}`);
+  }
+  return createRevision === 0;
+}
+
+/**
  * Whether the stored mvccpb.KeyValue in `bytes` is a tombstone: a record holding its key and no
  * other field (create revision 0), as readIndexFields finds, read from the key's length alone.
  */

@@ -30,6 +30,7 @@ import {
   type BootstrapStep,
 } from '../auth/bootstrap-file.js';
 import { serverFlags, defaultName, defaultListenPeerUrls, noCapnslogReason } from './flags.js';
+import { checkLocalMember, parseInitialCluster } from './initial-cluster.js';
 import {
   ConfigError,
   FlagError,
@@ -183,24 +184,6 @@ const str = (raw: RawFlags, name: string) => valueOf(raw, name) as string;
 const num = (raw: RawFlags, name: string) => valueOf(raw, name) as number;
 const bool = (raw: RawFlags, name: string) => valueOf(raw, name) as boolean;
 const list = (raw: RawFlags, name: string) => valueOf(raw, name) as string[];
-
-/** Parses etcd's --initial-cluster ("a=http://h:1,a=http://h:2,b=...") into members in first-seen order. */
-export function parseInitialCluster(text: string): ClusterMemberConfig[] {
-  const members = new Map<string, string[]>();
-  for (const item of text.split(',').filter((part) => part !== '')) {
-    const equalsAt = item.indexOf('=');
-    if (equalsAt <= 0) throw new ConfigError(`error setting up initial cluster: ${item} is not a valid name=url pair`);
-    const name = item.slice(0, equalsAt);
-    const url = item.slice(equalsAt + 1);
-    try {
-      new URL(url);
-    } catch {
-      throw new ConfigError(`error setting up initial cluster: invalid peer URL ${JSON.stringify(url)}`);
-    }
-    members.set(name, [...(members.get(name) ?? []), url]);
-  }
-  return [...members].map(([name, peerUrls]) => ({ name, peerUrls }));
-}
 
 function tlsConfig(raw: RawFlags, prefix: '' | 'peer-'): TlsConfig {
   const tls: TlsConfig = {
@@ -430,27 +413,6 @@ function checkRules(config: MemberConfig, raw: RawFlags): void {
   checkLocalMember(config.name, config.initialCluster, config.initialAdvertisePeerUrls);
   if (config.logOutputs.length > 1 && config.logOutputs.includes('default')) {
     throw new ConfigError('multi logoutput for "default" is not supported yet');
-  }
-}
-
-/**
- * etcd's bootstrap checks that --initial-cluster names this member (--name) with the peer URLs it
- * advertises; a member start and a snapshot restore both make them.
- */
-export function checkLocalMember(
-  name: string,
-  initialCluster: readonly ClusterMemberConfig[],
-  advertisePeerUrls: readonly string[],
-): void {
-  const self = initialCluster.find((member) => member.name === name);
-  if (self === undefined) {
-    throw new ConfigError(`couldn't find local name "${name}" in the initial cluster configuration`);
-  }
-  const advertised = [...advertisePeerUrls].sort().join(',');
-  if ([...self.peerUrls].sort().join(',') !== advertised) {
-    throw new ConfigError(
-      `--initial-cluster has ${name}=${self.peerUrls.join(',')} but missing from --initial-advertise-peer-urls=${advertisePeerUrls.join(',')}`,
-    );
   }
 }
 

@@ -5,6 +5,7 @@
 import { parse as parseYaml } from 'yaml';
 import { type FlagSpec, serverFlags, serverFlagsByName } from './flags.js';
 import { parseGoDuration } from '../lib/go-duration.js';
+import { ConfigError } from './config-error.js';
 
 /** A usage error: etcd prints it with the usage text and exits with status 2. */
 export class FlagError extends Error {
@@ -14,13 +15,7 @@ export class FlagError extends Error {
   }
 }
 
-/** A configuration that parsed but cannot run: etcd exits with status 1. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 export type RawValue = string | number | boolean | string[];
 

@@ -9,7 +9,8 @@
  * "authUsers" and "authRoles" map names to authpb.User and authpb.Role (src/auth/authpb-codec.ts);
  * "alarm" has a marshalled AlarmMember key per raised alarm.
  */
-import { isTombstoneRecordAt, readIndexFields, type IndexFields } from '../api/key-value-codec.js';
+import { checkKeyValueRecord, isTombstoneRecordAt } from '../api/key-value-codec.js';
+import { assert } from '../lib/assert.js';
 import type { AuthState } from '../auth/auth-store.js';
 import { decodeRole, decodeUser, encodeRole, encodeUser } from '../auth/authpb-codec.js';
 import { crc32cUpdate } from '../lib/crc32c.js';
@@ -23,7 +24,7 @@ import {
   tombstoneMark,
   writeUint64,
 } from '../mvcc/revision.js';
-import { type BoltDatabase, childBucket } from './bbolt/reader.js';
+import { type BoltBucket, type BoltDatabase, type BoltPageSource, childBucket, walkBolt } from './bbolt/reader.js';
 import { pushVarint64 } from '../lib/protobuf.js';
 import { type ClusterMember, memberToEtcdJson } from '../membership/cluster-member.js';
 import type { BoltBucketSource, BoltItem, BoltRecordScan } from './bbolt/format.js';
@@ -231,33 +232,62 @@ export function etcdDbStatus(db: BoltDatabase): EtcdDbStatus {
   return { hash, revision, totalKey, totalSize: db.pageCount * db.pageBytes };
 }
 
-/** A backend's contents read from an etcd database file, for a restore. */
+/** A backend's contents read from an etcd database file for a restore, besides the key bucket's records. */
 export interface EtcdDbRecords {
-  /** The key bucket's records as stored (views of the file's bytes), checked to be mvccpb.KeyValue. */
-  revisions: RevisionRecord[];
   leases: LeaseRecord[];
   scheduledCompactRevision: number;
   finishedCompactRevision: number;
   auth: AuthState;
 }
 
-/** Reads the "key", "lease", "meta" and auth buckets; throws naming the record that is not etcd's layout. */
-export function readEtcdDbRecords(db: BoltDatabase): EtcdDbRecords {
-  const revisions: RevisionRecord[] = [];
-  const fields: IndexFields = { key: '', createRevision: 0, version: 0, lease: 0n, tombstone: false };
-  for (const { key, value } of plainItems(db, 'key')) {
-    const tombstone = key.length === revisionBytes + 1 && key[revisionBytes] === tombstoneMark;
-    if (key.length !== revisionBytes && !tombstone)
-      throw new Error(`key bucket: a key of ${key.length} bytes is not a revision`);
-    readIndexFields(value, value.length, fields);
-    if (fields.tombstone !== tombstone) {
-      const { main, sub } = decodeRevision(key);
-      throw new Error(
-        `key bucket: revision ${main}_${sub} is ${tombstone ? '' : 'not '}marked a tombstone, its record says otherwise`,
-      );
-    }
-    revisions.push({ revisionKey: tombstone ? key.subarray(0, revisionBytes) : key, value, tombstone });
-  }
+/** The root buckets a restore reads whole; they are small next to the key bucket, which streams. */
+const keptBuckets = new Set(['auth', 'authRoles', 'authUsers', 'lease', 'meta']);
+
+/**
+ * Reads an etcd database for a restore, in one pass over its pages: each record of the "key"
+ * bucket goes to `putRevision` as it is read (its 17-byte revision key without the tombstone mark,
+ * and its mvccpb.KeyValue bytes, both valid only during the call), in ascending revision order;
+ * the "lease", "meta" and auth buckets are read once the walk is done. Throws a BoltFormatError
+ * when the file is not a sound bbolt database, else an Error naming the first record that is not
+ * etcd's layout: the key bucket's records first, then the leases, the meta and the auth buckets.
+ * Once it has thrown, what went to `putRevision` must be thrown away.
+ */
+export function readEtcdDbRecords(
+  source: BoltPageSource,
+  putRevision: (revisionKey: Uint8Array, value: Uint8Array) => void,
+): EtcdDbRecords {
+  const keyRecords = new KeyRecords(putRevision);
+  const kept: BoltBucket = { items: [] };
+  // The open buckets from the root: what each one is to the restore.
+  const open: ('key' | BoltBucket | undefined)[] = [];
+  walkBolt(source, {
+    item(key, value) {
+      const bucket = open[open.length - 1];
+      if (bucket === 'key' && open.length === 1) keyRecords.put(key, value);
+      else if (typeof bucket === 'object' && open.length === 1)
+        bucket.items.push({ key: key.slice(), value: value.slice() });
+    },
+    enterBucket(key) {
+      const parent = open[open.length - 1];
+      let opened: 'key' | BoltBucket | undefined;
+      if (open.length === 0) {
+        const bucketName = Buffer.from(key).toString('latin1');
+        if (bucketName === 'key') opened = 'key';
+        else if (keptBuckets.has(bucketName)) {
+          opened = { items: [] };
+          kept.items.push({ key: key.slice(), bucket: opened });
+        }
+      } else if (parent === 'key' && open.length === 1) keyRecords.nested();
+      else if (typeof parent === 'object' && open.length === 1)
+        parent.items.push({ key: key.slice(), bucket: { items: [] } });
+      open.push(opened);
+    },
+    leaveBucket() {
+      open.pop();
+    },
+  });
+  keyRecords.check();
+  const db = { root: kept };
   const leases = plainItems(db, 'lease').map(({ value }) => decodeLeaseRecord(value));
   const meta = new Map(plainItems(db, 'meta').map(({ key, value }) => [Buffer.from(key).toString('latin1'), value]));
   const compactRevision = (name: string): number => {
@@ -265,7 +295,6 @@ export function readEtcdDbRecords(db: BoltDatabase): EtcdDbRecords {
     return value === undefined ? -1 : decodeRevision(value).main;
   };
   return {
-    revisions,
     leases,
     scheduledCompactRevision: compactRevision('scheduledCompactRev'),
     finishedCompactRevision: compactRevision('finishedCompactRev'),
@@ -273,8 +302,84 @@ export function readEtcdDbRecords(db: BoltDatabase): EtcdDbRecords {
   };
 }
 
+/** compareBytes over the revisions of two revision keys (their first revisionBytes), byte by byte. */
+function compareRevisionKeys(a: Uint8Array, b: Uint8Array): number {
+  for (let index = 0; index < revisionBytes; index++) {
+    const difference = a[index]! - b[index]!;
+    if (difference !== 0) return difference;
+  }
+  return 0;
+}
+
+/**
+ * The key bucket's records on their way to a restore: each is checked to be etcd's (a revision
+ * key, marked a tombstone exactly when its KeyValue is one) and passed on. The first record that
+ * is not, or a nested bucket, stops the passing on; check() then throws for it, a nested bucket
+ * first, as a check of the whole bucket would. Keys that stop ascending are left to the reader,
+ * which refuses the file once the bucket is read.
+ */
+class KeyRecords {
+  private nestedSeen = false;
+  private outOfOrder = false;
+  private recordError: Error | undefined;
+  private readonly previousKey = new Uint8Array(revisionBytes + 1);
+  private previousKeyBytes = 0;
+
+  constructor(private readonly putRevision: (revisionKey: Uint8Array, value: Uint8Array) => void) {}
+
+  put(key: Uint8Array, value: Uint8Array): void {
+    if (this.nestedSeen || this.outOfOrder || this.recordError !== undefined) return;
+    const tombstone = key.length === revisionBytes + 1 && key[revisionBytes] === tombstoneMark;
+    if (key.length !== revisionBytes && !tombstone) {
+      this.recordError = new Error(`key bucket: a key of ${key.length} bytes is not a revision`);
+      return;
+    }
+    let recordTombstone;
+    try {
+      recordTombstone = checkKeyValueRecord(value);
+    } catch (error) {
+      this.recordError = error as Error;
+      return;
+    }
+    if (recordTombstone !== tombstone) {
+      const { main, sub } = decodeRevision(key);
+      this.recordError = new Error(
+        `key bucket: revision ${main}_${sub} is ${tombstone ? '' : 'not '}marked a tombstone, its record says otherwise`,
+      );
+      return;
+    }
+    if (this.previousKeyBytes > 0) {
+      // The revisions decide: a key whose revision is not above the last one's is out of order
+      // (which the reader refuses once the bucket is read) or that revision stored again.
+      const order = compareRevisionKeys(this.previousKey, key);
+      if (order > 0 || (order === 0 && this.previousKeyBytes >= key.length)) {
+        this.outOfOrder = true;
+        return;
+      }
+      if (order === 0) {
+        const { main, sub } = decodeRevision(key);
+        this.recordError = new Error(`key bucket: revision ${main}_${sub} is stored both as a key and as a tombstone`);
+        return;
+      }
+    }
+    this.previousKey.set(key);
+    this.previousKeyBytes = key.length;
+    this.putRevision(tombstone ? key.subarray(0, revisionBytes) : key, value);
+  }
+
+  nested(): void {
+    this.nestedSeen = true;
+  }
+
+  check(): void {
+    if (this.nestedSeen) throw new Error('key bucket: a nested bucket where etcd keeps records');
+    if (this.recordError !== undefined) throw this.recordError;
+    assert(!this.outOfOrder, 'the reader passed a key bucket whose keys do not ascend');
+  }
+}
+
 /** etcd's auth buckets as tsetcd's auth record; a store without authRevision is at etcd's first revision, 1. */
-function readAuthState(db: BoltDatabase): AuthState {
+function readAuthState(db: Pick<BoltDatabase, 'root'>): AuthState {
   const auth = new Map(plainItems(db, 'auth').map(({ key, value }) => [Buffer.from(key).toString('latin1'), value]));
   const enabled = auth.get('authEnabled');
   const revision = auth.get('authRevision');
@@ -288,7 +393,7 @@ function readAuthState(db: BoltDatabase): AuthState {
   };
 }
 
-function plainItems(db: BoltDatabase, bucketName: string): { key: Uint8Array; value: Uint8Array }[] {
+function plainItems(db: Pick<BoltDatabase, 'root'>, bucketName: string): { key: Uint8Array; value: Uint8Array }[] {
   const bucket = childBucket(db.root, bucketName);
   if (bucket === undefined) return [];
   return bucket.items.map((item) => {

@@ -12,16 +12,30 @@ import { packageRoot } from '../../src/lib/paths.js';
 import { encodeKeyValue } from '../../src/api/key-value-codec.js';
 import { decodeRevision, encodeRevision } from '../../src/mvcc/revision.js';
 import { PermissionType } from '../../src/auth/types.js';
-import { childBucket, readBolt } from '../../src/snap/bbolt/reader.js';
+import { bytesPageSource, childBucket, readBolt } from '../../src/snap/bbolt/reader.js';
+import { pageFlags } from '../../src/snap/bbolt/format.js';
 import { writeBoltBytes } from '../../src/snap/bbolt/writer.js';
 import { etcdDbBuckets, etcdDbStatus, readEtcdDbRecords, type RevisionRecord } from '../../src/snap/etcd-db.js';
 
 const etcdFile = readFileSync(join(packageRoot(), 'test', 'snap', 'testdata', 'etcd-3.4.23.db'));
 
+/** A restore's reading of `file`, with the key bucket's records as they were handed over, copied. */
+function readRecords(file: Uint8Array) {
+  const revisions: RevisionRecord[] = [];
+  const records = readEtcdDbRecords(bytesPageSource(file), (revisionKey, value) =>
+    revisions.push({
+      revisionKey: revisionKey.slice(),
+      value: value.slice(),
+      tombstone: decodeKeyValue(value).createRevision === 0,
+    }),
+  );
+  return { ...records, revisions };
+}
+
 test("a real etcd 3.4 snapshot reads with etcdctl's status and its records", () => {
   const db = readBolt(etcdFile);
   assert.deepEqual(etcdDbStatus(db), { hash: 6310319, revision: 6, totalKey: 12, totalSize: 20480 });
-  const records = readEtcdDbRecords(db);
+  const records = readRecords(etcdFile);
   assert.deepEqual(
     records.revisions.map(({ revisionKey, value, tombstone }) => [
       decodeRevision(revisionKey).main,
@@ -107,7 +121,7 @@ test("a member's contents written in etcd's layout read back the same, with etcd
     'members_removed',
     'meta',
   ]);
-  const records = readEtcdDbRecords(db);
+  const records = readRecords(file);
   assert.deepEqual(
     records.revisions.map(({ revisionKey, tombstone }) => {
       const { main, sub } = decodeRevision(revisionKey);
@@ -185,10 +199,62 @@ test('the key bucket written from a record scan is the same file as from record 
     const fromObjects = writeBoltBytes(etcdDbBuckets({ ...contents, revisions }));
     const fromScan = writeBoltBytes(etcdDbBuckets({ ...contents, revisions: scan }));
     assert.ok(Buffer.from(fromScan).equals(fromObjects), `${count} records: the files differ`);
-    const read = readEtcdDbRecords(readBolt(fromScan)).revisions;
+    const read = readRecords(fromScan).revisions;
     assert.deepEqual(
       read.map((record) => record.tombstone),
       revisions.map((record) => record.tombstone),
     );
   }
+});
+
+test('a restore refuses a key bucket whose record is not etcd’s after any fault in the file, and a revision stored twice', () => {
+  const revision = (main: number, tombstone = false) => {
+    const key = Uint8Array.from(encodeRevision({ main, sub: 0 }));
+    return tombstone ? Uint8Array.of(...key, 't'.charCodeAt(0)) : key;
+  };
+  const live = encodeKeyValue({
+    key: Buffer.from('a'),
+    createRevision: 2,
+    modRevision: 2,
+    version: 1,
+    value: Buffer.from('1'),
+    lease: 0n,
+  });
+  const tombstone = encodeKeyValue({
+    key: Buffer.from('a'),
+    createRevision: 0,
+    modRevision: 0,
+    version: 0,
+    value: new Uint8Array(0),
+    lease: 0n,
+  });
+  const keyBucket = (items: { key: Uint8Array; value: Uint8Array }[]) =>
+    writeBoltBytes([{ key: Buffer.from('key'), bucket: items }]);
+  // A live record marked a tombstone, then the same revision twice.
+  const marked = keyBucket([{ key: revision(2, true), value: live }]);
+  assert.throws(
+    () => readRecords(marked),
+    /^Error: key bucket: revision 2_0 is marked a tombstone, its record says otherwise$/,
+  );
+  const twice = keyBucket([
+    { key: revision(2), value: live },
+    { key: revision(2, true), value: tombstone },
+  ]);
+  assert.throws(
+    () => readRecords(twice),
+    /^Error: key bucket: revision 2_0 is stored both as a key and as a tombstone$/,
+  );
+  // The record's fault waits for the rest of the file: a page out of place later on is what is reported.
+  const broken = keyBucket([
+    { key: revision(2, true), value: live },
+    ...Array.from({ length: 400 }, (_, index) => ({ key: revision(3 + index), value: live })),
+  ]);
+  // The key bucket's last leaf page (the root bucket's holds one item) names another page in its header.
+  const view = new DataView(broken.buffer, broken.byteOffset);
+  const leaves = Array.from({ length: broken.length / 4096 }, (_, page) => page).filter(
+    (page) => view.getUint16(page * 4096 + 8, true) === pageFlags.leaf && view.getUint16(page * 4096 + 10, true) > 1,
+  );
+  assert.ok(leaves.length > 2, `the key bucket spans leaf pages ${leaves.join(', ')}`);
+  view.setBigUint64(leaves.at(-1)! * 4096, 99n, true);
+  assert.throws(() => readRecords(broken), /^BoltFormatError: page \d+: its header says page 99$/);
 });
