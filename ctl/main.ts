@@ -212,7 +212,10 @@ async function execute(
     env,
   );
   const { CommandContext } = await import('./context.js');
-  const context = new CommandContext(parsed.args, flags, output, stdin, ['etcdctl', ...argv], env);
+  // Looked up before the command runs, reported (if at all) when the command first makes a client.
+  const discovery =
+    flags.string('discovery-srv') === '' ? undefined : await (await import('./discovery.js')).discoveryFromFlags(flags);
+  const context = new CommandContext(parsed.args, flags, output, stdin, ['etcdctl', ...argv], env, discovery);
   try {
     await command.run(context);
   } finally {
