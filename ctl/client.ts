@@ -133,6 +133,21 @@ export function grpcTarget(endpoints: readonly string[]): string {
 const keepAliveTimeMinMs = 10_000;
 
 /**
+ * clientv3's keepalive: pings only with --keepalive-time above zero, never more often than
+ * grpc-go allows (its 10 s floor, so etcdctl's 2 s default pings every 10 s), and a zero
+ * --keepalive-timeout leaves grpc-go's default of 20 s, which is grpc-js's default too.
+ */
+function keepAliveOptions(options: ConnectionOptions): grpc.ChannelOptions {
+  const timeMs = options.keepAliveTimeMs ?? 0;
+  if (timeMs <= 0) return {};
+  const timeoutMs = options.keepAliveTimeoutMs ?? 0;
+  return {
+    'grpc.keepalive_time_ms': Math.max(timeMs, keepAliveTimeMinMs),
+    ...(timeoutMs > 0 ? { 'grpc.keepalive_timeout_ms': timeoutMs } : {}),
+  };
+}
+
+/**
  * One connection to a set of endpoints, with etcdctl's per-call deadline semantics. With several
  * endpoints the channel takes the first that answers and moves to the next when it fails, as
  * clientv3's balancer does.
@@ -159,11 +174,7 @@ export class EtcdConnection {
       channelOptions['grpc.ssl_target_name_override'] = endpointHost(this.endpoints[0] ?? '');
     // etcd serves no gRPC service config in DNS; asking for one only delays the dial.
     channelOptions['grpc.service_config_disable_resolution'] = 1;
-    // grpc-go raises a keepalive time under 10 s to 10 s, so etcdctl's 2 s default pings every 10 s.
-    if (this.options.keepAliveTimeMs !== undefined)
-      channelOptions['grpc.keepalive_time_ms'] = Math.max(this.options.keepAliveTimeMs, keepAliveTimeMinMs);
-    if (this.options.keepAliveTimeoutMs !== undefined)
-      channelOptions['grpc.keepalive_timeout_ms'] = this.options.keepAliveTimeoutMs;
+    Object.assign(channelOptions, keepAliveOptions(this.options));
     this.channel = new grpc.Channel(target, channelCredentials(this.options.tls), channelOptions);
   }
 
