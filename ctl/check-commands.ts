@@ -65,7 +65,8 @@ export async function runCheckPerf(context: CommandContext): Promise<void> {
   const load = model === undefined ? undefined : perfLoads[model];
   if (load === undefined) exitWithError(output, ExitCode.badFeature, `unknown load option ${flags.string('load')}`);
   const prefix = flags.string('prefix');
-  const clients: EtcdConnection[] = Array.from({ length: load.clients }, () => context.open(context.endpoints));
+  const endpoints = context.resolveEndpoints();
+  const clients: EtcdConnection[] = Array.from({ length: load.clients }, () => context.open(endpoints));
   const first = clients[0]!;
   const range = { key: Buffer.from(prefix), range_end: prefixRangeEnd(Buffer.from(prefix)) };
   try {
@@ -213,10 +214,12 @@ export async function runCheckDatascale(context: CommandContext): Promise<void> 
   const load = model === undefined ? undefined : datascaleLoads[model];
   if (load === undefined) exitWithError(output, ExitCode.badFeature, `unknown load option ${flags.string('load')}`);
   const prefix = flags.string('prefix');
-  const clients: EtcdConnection[] = Array.from({ length: load.clients }, () => context.open(context.endpoints));
+  const endpoints = context.resolveEndpoints();
+  const clients: EtcdConnection[] = Array.from({ length: load.clients }, () => context.open(endpoints));
   const first = clients[0]!;
   const range = { key: Buffer.from(prefix), range_end: prefixRangeEnd(Buffer.from(prefix)) };
-  const endpoint = context.endpoints[0] ?? '';
+  // etcdctl looks the endpoints up a second time here (discovery's notices print twice).
+  const endpoint = context.resolveEndpoints()[0] ?? '';
   try {
     const existing = await first.call('KV', 'Range', { ...range, limit: '1' }, undefined);
     if ((existing.kvs as unknown[]).length > 0)

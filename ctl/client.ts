@@ -4,10 +4,10 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { lookup } from 'node:dns/promises';
 import { join } from 'node:path';
 import { errors, grpcCodeNames } from '../src/api/errors.js';
 import { packageRoot } from '../src/lib/paths.js';
+import { endpointListTarget } from './endpoint-resolver.js';
 import { channelCredentials, type ClientTls, type UserCredentials } from './security.js';
 
 /** A decoded protobuf message: keepCase field names, int64 as decimal strings, bytes as Buffers. */
@@ -116,15 +116,16 @@ function endpointHost(endpoint: string): string {
   return host.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
 }
 
-/** Turns "http://127.0.0.1:2379", "127.0.0.1:2379" or "unix://path" into a gRPC target. */
+/**
+ * Turns "http://127.0.0.1:2379", "127.0.0.1:2379" or "unix://path" into a gRPC target; several
+ * endpoints (IP literals of either family or host names) go to the endpoint-list resolver.
+ */
 export function grpcTarget(endpoints: readonly string[]): string {
   const first = endpoints[0]?.trim() ?? '';
   // clientv3 dials unix:// and unixs:// endpoints as the socket path host + path.
   if (/^unixs?:\/\//.test(first)) return `unix:${first.replace(/^unixs?:\/\//, '')}`;
   const hosts = endpoints.map((endpoint) => endpoint.trim().replace(/^(https?|unixs?):\/\//, ''));
-  // grpc-js dials a list only as IP literals; a named host is dialled on its own.
-  if (hosts.length > 1 && hosts.every((host) => /^\d+\.\d+\.\d+\.\d+:\d+$/.test(host)))
-    return `ipv4:${hosts.join(',')}`;
+  if (hosts.length > 1) return endpointListTarget(hosts);
   return `dns:${hosts[0] ?? '127.0.0.1:2379'}`;
 }
 
@@ -132,32 +133,18 @@ export function grpcTarget(endpoints: readonly string[]): string {
 const keepAliveTimeMinMs = 10_000;
 
 /**
- * Several endpoints naming hosts (not IP literals): grpc-js dials a list only as addresses, so the
- * names are looked up first; undefined when grpcTarget's target needs no look-up.
+ * clientv3's keepalive: pings only with --keepalive-time above zero, never more often than
+ * grpc-go allows (its 10 s floor, so etcdctl's 2 s default pings every 10 s), and a zero
+ * --keepalive-timeout leaves grpc-go's default of 20 s, which is grpc-js's default too.
  */
-function namedHosts(endpoints: readonly string[]): string[] | undefined {
-  if (endpoints.length < 2 || endpoints.some((endpoint) => /^unixs?:\/\//.test(endpoint.trim()))) return undefined;
-  const hosts = endpoints.map((endpoint) => endpoint.trim().replace(/^https?:\/\//, ''));
-  return hosts.every((host) => /^\d+\.\d+\.\d+\.\d+:\d+$/.test(host)) ? undefined : hosts;
-}
-
-/** The `ipv4:` target of every host that resolves, in the order given; the first name's own target when none does. */
-async function resolvedTarget(hosts: readonly string[]): Promise<string> {
-  const addresses = await Promise.all(
-    hosts.map(async (host) => {
-      const match = /^(.*):(\d+)$/.exec(host);
-      if (match === null) return undefined;
-      const name = (match[1] ?? '').replace(/^\[(.*)\]$/, '$1');
-      if (/^\d+\.\d+\.\d+\.\d+$/.test(name)) return host;
-      try {
-        return `${(await lookup(name, { family: 4 })).address}:${match[2]}`;
-      } catch {
-        return undefined;
-      }
-    }),
-  );
-  const found = addresses.filter((address): address is string => address !== undefined);
-  return found.length > 0 ? `ipv4:${found.join(',')}` : `dns:${hosts[0] ?? ''}`;
+function keepAliveOptions(options: ConnectionOptions): grpc.ChannelOptions {
+  const timeMs = options.keepAliveTimeMs ?? 0;
+  if (timeMs <= 0) return {};
+  const timeoutMs = options.keepAliveTimeoutMs ?? 0;
+  return {
+    'grpc.keepalive_time_ms': Math.max(timeMs, keepAliveTimeMinMs),
+    ...(timeoutMs > 0 ? { 'grpc.keepalive_timeout_ms': timeoutMs } : {}),
+  };
 }
 
 /**
@@ -168,35 +155,27 @@ async function resolvedTarget(hosts: readonly string[]): Promise<string> {
 export class EtcdConnection {
   private readonly clients = new Map<ServiceName, grpc.Client>();
   private channel: grpc.Channel | undefined;
-  /** Settles once the channel exists (after looking endpoint names up, when there are several). */
-  private readonly ready: Promise<void>;
-  private closed = false;
   private token: Promise<string | undefined> | undefined;
 
   constructor(
     readonly endpoints: readonly string[],
     private readonly options: ConnectionOptions = {},
   ) {
-    const named = namedHosts(endpoints);
-    if (named === undefined) {
-      this.openChannel(grpcTarget(endpoints));
-      this.ready = Promise.resolve();
-    } else this.ready = resolvedTarget(named).then((target) => this.openChannel(target));
+    this.openChannel(grpcTarget(endpoints));
   }
 
   private openChannel(target: string): void {
     const channelOptions: grpc.ChannelOptions = {};
-    // clientv3 verifies the server's certificate against the first endpoint's host.
-    const firstHost = endpointHost(this.endpoints[0] ?? '');
-    if (this.options.tls !== undefined && target.startsWith('ipv4:'))
-      channelOptions['grpc.ssl_target_name_override'] = firstHost;
-    // grpc-go raises a keepalive time under 10 s to 10 s, so etcdctl's 2 s default pings every 10 s.
-    if (this.options.keepAliveTimeMs !== undefined)
-      channelOptions['grpc.keepalive_time_ms'] = Math.max(this.options.keepAliveTimeMs, keepAliveTimeMinMs);
-    if (this.options.keepAliveTimeoutMs !== undefined)
-      channelOptions['grpc.keepalive_timeout_ms'] = this.options.keepAliveTimeoutMs;
+    // clientv3 verifies the server's certificate against the discovery domain (--discovery-srv
+    // without --insecure-discovery), else against the first endpoint's host.
+    const serverName = this.options.tls?.serverName;
+    if (serverName !== undefined) channelOptions['grpc.ssl_target_name_override'] = serverName;
+    else if (this.options.tls !== undefined && !target.startsWith('dns:'))
+      channelOptions['grpc.ssl_target_name_override'] = endpointHost(this.endpoints[0] ?? '');
+    // etcd serves no gRPC service config in DNS; asking for one only delays the dial.
+    channelOptions['grpc.service_config_disable_resolution'] = 1;
+    Object.assign(channelOptions, keepAliveOptions(this.options));
     this.channel = new grpc.Channel(target, channelCredentials(this.options.tls), channelOptions);
-    if (this.closed) this.channel.close();
   }
 
   /**
@@ -210,7 +189,6 @@ export class EtcdConnection {
     timeoutMs: number | undefined,
     signal?: AbortSignal,
   ): Promise<Message> {
-    await this.ready;
     this.token ??= this.authenticate();
     return this.send(service, method, request, timeoutMs, await this.token, signal);
   }
@@ -222,7 +200,6 @@ export class EtcdConnection {
     request: Message,
     timeoutMs?: number,
   ): Promise<grpc.ClientReadableStream<Message>> {
-    await this.ready;
     this.token ??= this.authenticate();
     const token = await this.token;
     const client = this.client(service);
@@ -288,7 +265,6 @@ export class EtcdConnection {
     method: string,
     requireLeader = false,
   ): Promise<grpc.ClientDuplexStream<Message, Message>> {
-    await this.ready;
     this.token ??= this.authenticate();
     const token = await this.token;
     const client = this.client(service);
@@ -309,7 +285,6 @@ export class EtcdConnection {
 
   close(): void {
     for (const client of this.clients.values()) client.close();
-    this.closed = true;
     this.channel?.close();
   }
 

@@ -7,10 +7,13 @@
 import { rpcErrorText, type EtcdConnection, type Message } from './client.js';
 import type { CommandContext } from './context.js';
 import { runToEnd } from './exec.js';
+import { prefixRangeEnd } from './kv-commands.js';
 import { ExitCode, exitWithError } from './output.js';
 
 /** clientv3/concurrency's session TTL when none is given (elect uses it). */
 const sessionTtlSecondsDefault = 60;
+/** mvccpb.Event's type of a put (a delete is 1). */
+const eventTypePut = 0;
 /** clientv3 renews a lease after a third of its TTL. */
 const keepAliveTtlFraction = 3;
 
@@ -171,23 +174,96 @@ export async function runElect(context: CommandContext): Promise<void> {
   }
 }
 
+/**
+ * clientv3's Election.Observe, which etcdctl prints: the oldest candidate's key (waiting for a
+ * first put when there is none), then every change of that key until it is deleted, then again.
+ * The first answer of each leader carries only the header and key; the changes after it carry
+ * the count and more of the range that found the leader, as clientv3 hands them to etcdctl.
+ */
 async function observe(context: CommandContext, name: Buffer, signalled: Promise<void>): Promise<void> {
-  const stream = await context.client().serverStream('Election', 'Observe', { name });
+  const connection = context.client();
   const printer = context.printer();
-  let interrupted = false;
-  void signalled.then(() => {
-    interrupted = true;
+  const prefix = Buffer.concat([name, Buffer.from('/')]);
+  const stop = new AbortController();
+  void signalled.then(() => stop.abort());
+  try {
+    // Observing lasts until a signal, as etcdctl's does; each round waits on the server.
+    for (;;) {
+      const oldest = await connection.call('KV', 'Range', oldestCandidate(prefix), undefined, stop.signal);
+      const leader =
+        (oldest.kvs as Message[]).length > 0
+          ? { header: oldest.header as Message, kv: (oldest.kvs as Message[])[0]! }
+          : await firstPut(connection, prefix, String(oldest.header?.revision ?? '0'), stop.signal);
+      if (leader === undefined) break;
+      printer.get({ header: leader.header, kvs: [leader.kv], more: false, count: '0' });
+      const deleted = await followLeader(connection, leader, stop.signal, (header, kv) =>
+        printer.get({ ...oldest, header, kvs: [kv] }),
+      );
+      if (!deleted) break;
+    }
+  } catch {
+    // A failed call or watch ends observing, as a closed channel ends clientv3's.
+  }
+  if (!stop.signal.aborted) exitWithError(context.output, ExitCode.error, 'elect: observer lost');
+}
+
+/** clientv3's WithFirstCreate under the election's prefix: the candidate that campaigned first. */
+function oldestCandidate(prefix: Buffer): Message {
+  const sortByCreate = { sort_order: 1, sort_target: 1 };
+  return { key: prefix, range_end: prefixRangeEnd(prefix), limit: '1', ...sortByCreate };
+}
+
+/** The responses of one watch; ends (returns) when the server cancels it. */
+async function* watchResponses(
+  connection: EtcdConnection,
+  create: Message,
+  signal: AbortSignal,
+): AsyncGenerator<Message, void> {
+  const stream = await connection.duplex('Watch', 'Watch');
+  const cancel = (): void => stream.cancel();
+  signal.addEventListener('abort', cancel, { once: true });
+  try {
+    stream.write({ create_request: create });
+    for await (const response of stream as AsyncIterable<Message>) {
+      if (response.canceled === true) return;
+      if (response.created !== true) yield response;
+    }
+  } finally {
+    signal.removeEventListener('abort', cancel);
     stream.cancel();
-  });
-  await new Promise<void>((resolve) => {
-    stream.on('data', (leader: Message) => {
-      // clientv3's Observe hands etcdctl a GetResponse holding the leader's key.
-      printer.get({ header: leader.header, kvs: [leader.kv], more: false, count: '1' });
-    });
-    stream.on('error', () => resolve());
-    stream.on('end', () => resolve());
-  });
-  if (!interrupted) exitWithError(context.output, ExitCode.error, 'elect: observer lost');
+  }
+}
+
+/** The first put under the prefix from `revision` on, its header's revision set to the put's. */
+async function firstPut(
+  connection: EtcdConnection,
+  prefix: Buffer,
+  revision: string,
+  signal: AbortSignal,
+): Promise<{ header: Message; kv: Message } | undefined> {
+  const create = { key: prefix, range_end: prefixRangeEnd(prefix), start_revision: revision };
+  for await (const response of watchResponses(connection, create, signal)) {
+    const put = (response.events as Message[]).find((event) => event.type === eventTypePut);
+    if (put !== undefined)
+      return { header: { ...(response.header as Message), revision: (put.kv as Message).mod_revision }, kv: put.kv };
+  }
+  return undefined;
+}
+
+/** Shows every put of the leader's key after it was found; true once the key is deleted. */
+async function followLeader(
+  connection: EtcdConnection,
+  leader: { header: Message; kv: Message },
+  signal: AbortSignal,
+  show: (header: Message, kv: Message) => void,
+): Promise<boolean> {
+  const create = { key: leader.kv.key, start_revision: String(BigInt(leader.header.revision as string) + 1n) };
+  for await (const response of watchResponses(connection, create, signal))
+    for (const event of response.events as Message[]) {
+      if (event.type !== eventTypePut) return true;
+      show(response.header as Message, event.kv as Message);
+    }
+  return false;
 }
 
 async function campaign(

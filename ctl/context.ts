@@ -1,5 +1,6 @@
 /** What every tsetcdctl command receives: its arguments, flags, output and a lazy connection. */
 import { EtcdConnection, type Message } from './client.js';
+import type { Discovery } from './discovery.js';
 import type { FlagValues } from './flags.js';
 import { ExitCode, exitWithError, type Output } from './output.js';
 import { Printer, type OutputFormat } from './printers.js';
@@ -20,6 +21,7 @@ export class CommandContext {
   private readonly connections: EtcdConnection[] = [];
   private security: ClientSecurity | undefined;
   private user: Promise<UserCredentials | undefined> | undefined;
+  private resolved: readonly string[] | undefined;
   valueOnly = false;
 
   constructor(
@@ -31,10 +33,30 @@ export class CommandContext {
     readonly rawArgs: readonly string[] = [],
     /** The environment the command runs in (its ETCDCTL_* variables, and what exec'd commands inherit). */
     readonly env: NodeJS.ProcessEnv = process.env,
+    /** What --discovery-srv found, looked up before the command ran; undefined without the flag. */
+    private readonly discovery?: Discovery,
   ) {}
 
-  get endpoints(): string[] {
+  /** --endpoints as given, which etcdctl's endpoint commands dial without --cluster (no discovery). */
+  get flagEndpoints(): string[] {
     return this.flags.strings('endpoints').map((endpoint) => endpoint.trim());
+  }
+
+  /**
+   * The endpoints a client dials, as etcdctl's endpointsFromCmd finds them: those --discovery-srv
+   * found, else --endpoints. Like etcdctl, each call reports what discovery dropped (on stderr)
+   * and exits when discovery failed.
+   */
+  resolveEndpoints(): string[] {
+    this.resolved = this.discoveredOrFlagEndpoints();
+    return [...this.resolved];
+  }
+
+  private discoveredOrFlagEndpoints(): string[] {
+    if (this.discovery === undefined) return this.flagEndpoints;
+    if (!this.discovery.ok) exitWithError(this.output, ExitCode.error, this.discovery.error);
+    for (const notice of this.discovery.notices) this.output.err(notice);
+    return this.discovery.endpoints.length > 0 ? [...this.discovery.endpoints] : this.flagEndpoints;
   }
 
   get commandTimeoutMs(): number {
@@ -50,8 +72,11 @@ export class CommandContext {
 
   /** The client for --endpoints; like etcdctl it checks the output format when it is made. */
   client(): EtcdConnection {
+    if (this.connection !== undefined) return this.connection;
+    // A command that looked the endpoints up already dials those (etcdctl looks up once per client config).
+    const endpoints = this.resolved ?? this.resolveEndpoints();
     this.format();
-    this.connection ??= this.open(this.endpoints);
+    this.connection = this.open(endpoints);
     return this.connection;
   }
 

@@ -14,8 +14,8 @@ const permissionDeniedText = errors.permissionDenied().message;
 
 /** --endpoints, or with --cluster every client URL from the member list. */
 export async function targetEndpoints(context: CommandContext): Promise<string[]> {
-  if (!context.flags.bool('cluster')) return context.endpoints;
-  const connection = context.open(context.endpoints);
+  if (!context.flags.bool('cluster')) return context.flagEndpoints;
+  const connection = context.open(context.resolveEndpoints());
   try {
     const response = await connection.call('Cluster', 'MemberList', {}, context.commandTimeoutMs);
     return (response.members as Message[]).flatMap((member) => member.clientURLs as string[]);

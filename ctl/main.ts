@@ -105,7 +105,9 @@ export async function run(argv: string[]): Promise<void> {
     stdin.release();
   }
   await flushProcessOutput();
-  process.exitCode = code;
+  // etcdctl ends with os.Exit: a connection still being dialled (to an address that never
+  // answers, say) must not hold the process for the minutes TCP takes to give up.
+  process.exit(code);
 }
 
 /** What one tsetcdctl command line printed and its exit code. */
@@ -212,7 +214,10 @@ async function execute(
     env,
   );
   const { CommandContext } = await import('./context.js');
-  const context = new CommandContext(parsed.args, flags, output, stdin, ['etcdctl', ...argv], env);
+  // Looked up before the command runs, reported (if at all) when the command first makes a client.
+  const discovery =
+    flags.string('discovery-srv') === '' ? undefined : await (await import('./discovery.js')).discoveryFromFlags(flags);
+  const context = new CommandContext(parsed.args, flags, output, stdin, ['etcdctl', ...argv], env, discovery);
   try {
     await command.run(context);
   } finally {

@@ -84,7 +84,7 @@ export async function runMoveLeader(context: CommandContext): Promise<void> {
   const target = goParseUint16(context.args[0] ?? '');
   if (!target.ok) exitWithError(output, ExitCode.badArgs, target.error);
   const printer = display(context);
-  const endpoints = context.endpoints;
+  const endpoints = context.resolveEndpoints();
   let leader: { connection: EtcdConnection; id: bigint } | undefined;
   for (const endpoint of endpoints) {
     const connection = context.open([endpoint]);

@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { loadCaBundle, loadKeyPair } from '../src/config/tls-files.js';
+import { discoveryServerName } from './discovery.js';
 import type { FlagValues } from './flags.js';
 import { ExitCode, exitWithError, type Output } from './output.js';
 import type { StdinReader } from './stdin.js';
@@ -17,6 +18,8 @@ export interface ClientTls {
   cert?: Buffer;
   key?: Buffer;
   skipVerify: boolean;
+  /** The name every server's certificate is verified against, instead of the endpoint's host. */
+  serverName?: string;
 }
 
 /** What a connection needs to be secured: the TLS settings (undefined means etcdctl's nil tls.Config). */
@@ -52,6 +55,9 @@ export function clientSecurity(flags: FlagValues, output: Output): ClientSecurit
   } catch (error) {
     exitWithError(output, ExitCode.badArgs, (error as Error).message);
   }
+  // --discovery-srv without --insecure-discovery verifies servers as the domain, which alone turns TLS on.
+  const serverName = discoveryServerName(flags);
+  if (serverName !== undefined) tls = { ...(tls ?? { skipVerify: false }), serverName };
   if (tls === undefined && !flags.bool('insecure-transport')) tls = { skipVerify: false };
   if (tls !== undefined) tls.skipVerify = flags.bool('insecure-skip-tls-verify');
   return { tls };

@@ -272,7 +272,7 @@ export async function runSnapshotSave(context: CommandContext): Promise<void> {
   const { output } = context;
   if (context.args.length !== 1) exitWithError(output, ExitCode.badArgs, 'snapshot save expects one argument');
   const path = context.args[0]!;
-  const endpoints = context.endpoints;
+  const endpoints = context.resolveEndpoints();
   if (endpoints.length !== 1)
     exitWithError(
       output,

@@ -212,3 +212,19 @@ export const grpcTexts = {
   /** A request cut short, as grpc-go reports it. */
   unmarshallingEof: `grpc: error unmarshalling request: ${unexpectedEofText}`,
 } as const;
+
+/** etcdctl's words for DNS SRV discovery (--discovery-srv): its srv package over Go's resolver. */
+export const discoveryTexts = {
+  /** Both the https and the http SRV look-ups failed. */
+  lookupErrors: (httpsError: string, httpError: string) => `dns lookup errors: ${httpsError} and ${httpError}`,
+  /** Go's DNSError text: the name asked, the server that answered, and why. */
+  lookup: (name: string, server: string, reason: string) => `lookup ${name} on ${server}: ${reason}`,
+  /** No such name, or no records of the type asked. */
+  noSuchHost: 'no such host',
+  /** The server answered with a failure code (SERVFAIL, REFUSED, ...). */
+  serverMisbehaving: 'server misbehaving',
+  /** No answer in time. */
+  timeout: 'i/o timeout',
+  /** An http:// endpoint found without --insecure-discovery, on stderr; `quoted` is Go-quoted. */
+  ignoringInsecure: (quoted: string) => `ignoring discovered insecure endpoint ${quoted}`,
+} as const;

@@ -1,0 +1,85 @@
+/**
+ * A gRPC name resolver for a list of endpoints, as clientv3 dials them: each `host:port` may be an
+ * IPv4 or IPv6 literal or a host name (looked up for every address family, a root dot allowed),
+ * and the channel fails over along the list. grpc-js's own `ipv4:`/`ipv6:` targets take literals
+ * of one family only, and its `dns:` target one name; this takes any mix. Names are looked up
+ * again whenever the channel asks (after a connection failed), as Go's dialer does on each dial.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+
+/** The target scheme this resolver answers, `etcd-endpoints:host:port,host:port`. */
+export const endpointListScheme = 'etcd-endpoints';
+
+type Address = { host: string; port: number };
+
+/** `host:port` or `[v6]:port` split into host and port; undefined when there is no port. */
+function splitHostPort(hostPort: string): Address | undefined {
+  const match = /^(?:\[([^\]]*)\]|([^:]*)):(\d+)$/.exec(hostPort);
+  if (match === null) return undefined;
+  return { host: match[1] ?? match[2] ?? '', port: Number(match[3]) };
+}
+
+/** Every address one endpoint names (none when its name does not resolve). */
+async function addressesOf(hostPort: string): Promise<Address[]> {
+  const split = splitHostPort(hostPort);
+  if (split === undefined) return [];
+  if (isIP(split.host) !== 0) return [split];
+  try {
+    const found = await lookup(split.host, { all: true, verbatim: true });
+    return found.map((entry) => ({ host: entry.address, port: split.port }));
+  } catch {
+    return [];
+  }
+}
+
+class EndpointListResolver implements grpc.experimental.Resolver {
+  private readonly hostPorts: string[];
+  private resolving = false;
+  private destroyed = false;
+
+  constructor(
+    target: grpc.experimental.GrpcUri,
+    private readonly listener: grpc.experimental.ResolverListener,
+  ) {
+    this.hostPorts = target.path.split(',').filter((hostPort) => hostPort !== '');
+  }
+
+  updateResolution(): void {
+    this.destroyed = false;
+    if (this.resolving) return;
+    this.resolving = true;
+    void this.resolve();
+  }
+
+  private async resolve(): Promise<void> {
+    const lists = await Promise.all(this.hostPorts.map(addressesOf));
+    this.resolving = false;
+    if (this.destroyed) return;
+    const endpoints = lists.filter((addresses) => addresses.length > 0).map((addresses) => ({ addresses }));
+    if (endpoints.length === 0) {
+      const details = `name resolution failed for ${this.hostPorts.join(',')}`;
+      const error = { code: grpc.status.UNAVAILABLE, details, metadata: new grpc.Metadata() };
+      this.listener(grpc.experimental.statusOrFromError(error), {}, null, '');
+    } else this.listener(grpc.experimental.statusOrFromValue(endpoints), {}, null, '');
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+  }
+
+  /** The first endpoint names the server, as clientv3's balancer names it. */
+  static getDefaultAuthority(target: grpc.experimental.GrpcUri): string {
+    return target.path.split(',')[0] ?? '';
+  }
+}
+
+let registered = false;
+
+/** The gRPC target dialling `hostPorts` (each `host:port`) in order, with failover along the list. */
+export function endpointListTarget(hostPorts: readonly string[]): string {
+  if (!registered) grpc.experimental.registerResolver(endpointListScheme, EndpointListResolver);
+  registered = true;
+  return `${endpointListScheme}:${hostPorts.join(',')}`;
+}

@@ -1,0 +1,231 @@
+/**
+ * How tsetcdctl finds and dials endpoints, against etcdctl: DNS SRV discovery (--discovery-srv,
+ * --discovery-srv-name, --insecure-discovery, ETCDCTL_DISCOVERY_SRV) through the system resolver,
+ * failover along lists that mix IPv4, IPv6 and host names of either family, and --dial-timeout
+ * and --command-timeout towards an endpoint that refuses or never answers (a blackholed address).
+ *
+ * Everything runs inside one network namespace made for the run: a DNS server on 127.0.0.1:53
+ * (the namespace's resolv.conf names it), a reference etcd, a second etcd and a tsetcd, each
+ * served under a domain of its own. Each case runs etcdctl against the reference, tsetcdctl
+ * against the second etcd and tsetcdctl against tsetcd; stdout, stderr and exit codes must agree
+ * once the domain, the port and timings are normalised. Needs root (skips with the reason).
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import type { DnsZone, SrvRecord } from '../support/dns-server.js';
+import { runCommand, type CommandResult } from '../support/etcdctl.js';
+import { LoopbackNamespace, namespaceSupport } from '../support/loopback-namespace.js';
+import { etcdCommand, etcdctlBinaryPath, sutCommand, type MemberCommand } from '../support/sut.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const compiledMain = join(here, '..', '..', 'ctl', 'main.js');
+const dnsServerMain = join(here, '..', 'support', 'dns-server.js');
+const loader = `import(${JSON.stringify(compiledMain)}).then((m) => m.run(process.argv.slice(1)))`;
+
+/** Probes of a starting member (each an etcdctl run of at most a few seconds) before giving up. */
+const healthProbesMax = 150;
+const healthProbeIntervalMs = 200;
+/** The blackholed address: its packets leave on a veth whose other end drops them. */
+const blackholedAddress = '10.99.0.2';
+
+/** One side of the comparison: the client, the member it talks to and the domain serving it. */
+interface Side {
+  readonly label: string;
+  readonly client: 'etcdctl' | 'tsetcdctl';
+  readonly member: MemberCommand;
+  readonly domain: string;
+  readonly port: number;
+}
+
+/** A case's command line; D stands for the side's domain and P for its member's client port. */
+interface EndpointCase {
+  readonly args: readonly string[];
+  readonly env?: Record<string, string>;
+}
+
+const cases: readonly EndpointCase[] = [
+  // Discovery: a dead endpoint first (priority 0), the member after it (priority 10).
+  { args: ['--discovery-srv', 'D', 'put', 'k', 'v'] },
+  { args: ['--discovery-srv', 'D', 'get', 'k'] },
+  { args: ['get', 'k'], env: { ETCDCTL_DISCOVERY_SRV: 'D' } },
+  // _etcd-client-blue._tcp.D names a host with only an IPv6 address.
+  { args: ['--discovery-srv', 'D', '--discovery-srv-name', 'blue', 'get', 'k', '-w', 'fields'] },
+  { args: ['--discovery-srv', 'D', '--insecure-discovery=false', '--command-timeout=1s', 'get', 'k'] },
+  { args: ['--discovery-srv', 'none.test', 'get', 'k'] },
+  { args: ['--discovery-srv', 'none.test', 'get'] },
+  { args: ['--discovery-srv', 'none.test', 'version'] },
+  { args: ['--discovery-srv', 'fail.test', 'put', 'k', 'v'] },
+  { args: ['--discovery-srv', 'D', 'endpoint', 'health', '--cluster'] },
+  { args: ['--discovery-srv', 'none.test', '--command-timeout=1s', 'endpoint', 'health'] },
+  { args: ['--discovery-srv', 'gone.D', '--user=root:x', '--dial-timeout=1s', 'get', 'k'] },
+  { args: ['--discovery-srv', 'hole.D', '--command-timeout=1s', 'get', 'k'] },
+  // Timeouts towards an address that never answers.
+  { args: [`--endpoints=${blackholedAddress}:P`, '--command-timeout=1s', 'get', 'k'] },
+  { args: [`--endpoints=${blackholedAddress}:P`, '--user=root:x', '--dial-timeout=1s', 'get', 'k'] },
+  { args: [`--endpoints=${blackholedAddress}:P`, '--dial-timeout=1s', '--command-timeout=2s', 'endpoint', 'status'] },
+  // Failover along a list: past a blackholed address, a refusing IPv4 name, refusing literals.
+  { args: [`--endpoints=${blackholedAddress}:P,127.0.0.1:P`, 'get', 'k'] },
+  { args: ['--endpoints=http://dead.D:1,http://v6.D:P', 'get', 'k'] },
+  { args: ['--endpoints=[::1]:1,127.0.0.1:1,[::1]:P', 'put', 'k', 'w'] },
+  { args: ['--endpoints=http://v6.D:P,http://m.D:P', 'get', 'k', '--print-value-only'] },
+];
+
+/** The zone serving one side's domain `d`, whose member listens on `port`. */
+function sideZone(d: string, port: number): Required<Pick<DnsZone, 'srv' | 'a' | 'aaaa'>> {
+  const srv = (priority: number, target: string, at: number): SrvRecord => ({ priority, weight: 0, port: at, target });
+  return {
+    srv: {
+      [`_etcd-client._tcp.${d}`]: [srv(10, `m.${d}`, port), srv(0, `dead.${d}`, 1)],
+      [`_etcd-client-blue._tcp.${d}`]: [srv(0, `v6.${d}`, port)],
+      [`_etcd-client._tcp.gone.${d}`]: [srv(0, `dead.${d}`, 1)],
+      [`_etcd-client._tcp.hole.${d}`]: [srv(0, `hole.${d}`, port)],
+    },
+    a: { [`m.${d}`]: ['127.0.0.1'], [`dead.${d}`]: ['127.0.0.1'], [`hole.${d}`]: [blackholedAddress] },
+    aaaa: { [`v6.${d}`]: ['::1'] },
+  };
+}
+
+function zoneOf(sides: readonly Side[]): DnsZone {
+  const zones = sides.map((side) => sideZone(side.domain, side.port));
+  return {
+    srv: Object.assign({}, ...zones.map((zone) => zone.srv)) as DnsZone['srv'],
+    a: Object.assign({}, ...zones.map((zone) => zone.a)) as DnsZone['a'],
+    aaaa: Object.assign({}, ...zones.map((zone) => zone.aaaa)) as DnsZone['aaaa'],
+    serverFailure: ['_etcd-client._tcp.fail.test', '_etcd-client-ssl._tcp.fail.test'],
+  };
+}
+
+function argsFor(testCase: EndpointCase, side: Side): string[] {
+  const fill = (text: string): string => text.replace(/\bD\b/g, side.domain).replace(/:P\b/g, `:${side.port}`);
+  return testCase.args.map(fill);
+}
+
+function normalise(result: CommandResult, side: Side): CommandResult {
+  const clean = (text: string): string =>
+    text
+      .split(side.domain)
+      .join('<domain>')
+      .split(String(side.port))
+      .join('<port>')
+      // clientv3's retry logs carry timestamps and random client names; tsetcdctl has none.
+      .replace(/^\{"level":"warn".*\n/gm, '')
+      .replace(/"(ClusterID|MemberID)" : \d+/g, '"$1" : <id>')
+      .replace(/took = [0-9.]+(ns|µs|ms|s)/g, 'took = <took>');
+  return { stdout: clean(result.stdout), stderr: clean(result.stderr), code: result.code };
+}
+
+/** Starts one single-member cluster in the namespace, listening on 127.0.0.1 and ::1. */
+async function startMember(
+  namespace: LoopbackNamespace,
+  side: Side,
+  workDir: string,
+): Promise<{ child: ChildProcess; log: string }> {
+  const dataDir = join(workDir, side.label);
+  const peer = `http://127.0.0.1:${side.port + 1}`;
+  const log = join(workDir, `${side.label}.log`);
+  const logFd = openSync(log, 'w');
+  const child = namespace.spawn(
+    side.member.command,
+    [
+      ...side.member.args,
+      ...['--name', side.label, '--data-dir', dataDir],
+      ...['--listen-client-urls', `http://127.0.0.1:${side.port},http://[::1]:${side.port}`],
+      ...['--advertise-client-urls', `http://127.0.0.1:${side.port}`],
+      ...['--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer],
+      ...['--initial-cluster', `${side.label}=${peer}`],
+    ],
+    logFd,
+  );
+  closeSync(logFd);
+  for (let probe = 0; probe < healthProbesMax; probe++) {
+    const health = await inNamespace(namespace, etcdctlBinaryPath, [
+      `--endpoints=127.0.0.1:${side.port}`,
+      'endpoint',
+      'health',
+    ]);
+    if (health.code === 0) return { child, log };
+    if (child.exitCode !== null) break;
+    await sleep(healthProbeIntervalMs);
+  }
+  assert.fail(`${side.label} did not become healthy; its log:\n${readFileSync(log, 'utf8').slice(-3000)}`);
+}
+
+function inNamespace(
+  namespace: LoopbackNamespace,
+  command: string,
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<CommandResult> {
+  const wrapped = namespace.wrap(command, args);
+  return runCommand(wrapped.command, wrapped.args, { env: { ETCDCTL_API: '3', ...env } });
+}
+
+function runClient(namespace: LoopbackNamespace, side: Side, testCase: EndpointCase): Promise<CommandResult> {
+  const args = argsFor(testCase, side);
+  const env = Object.fromEntries(
+    Object.entries(testCase.env ?? {}).map(([name, value]) => [name, value.replace(/\bD\b/g, side.domain)]),
+  );
+  if (side.client === 'etcdctl') return inNamespace(namespace, etcdctlBinaryPath, args, env);
+  return inNamespace(namespace, process.execPath, ['-e', loader, '--', ...args], env);
+}
+
+const unsupported = namespaceSupport();
+
+describe('tsetcdctl finds and dials endpoints as etcdctl does', { skip: unsupported || false }, () => {
+  let namespace: LoopbackNamespace | undefined;
+  let workDir = '';
+  let sides: Side[] = [];
+  const transcripts = new Map<EndpointCase, CommandResult[]>();
+
+  before(async () => {
+    const tsetcd = sutCommand().command;
+    assert.ok(tsetcd !== undefined, 'expected tsetcd to be built');
+    sides = [
+      { label: 'reference', client: 'etcdctl', member: etcdCommand(), domain: 'ref.test', port: 12379 },
+      { label: 'etcd', client: 'tsetcdctl', member: etcdCommand(), domain: 'etcd.test', port: 22379 },
+      { label: 'tsetcd', client: 'tsetcdctl', member: tsetcd, domain: 'tsetcd.test', port: 32379 },
+    ];
+    workDir = await mkdtemp(join(tmpdir(), 'tsetcd-endpoints-'));
+    namespace = LoopbackNamespace.create(['127.0.0.1']);
+    // A veth pair whose far end has no address: what is sent to the blackholed address (its MAC
+    // pinned, so no ARP failure ends the wait) arrives nowhere and is never answered.
+    namespace.ip(['link', 'add', 'hole0', 'type', 'veth', 'peer', 'name', 'hole1']);
+    namespace.ip(['addr', 'add', '10.99.0.1/24', 'dev', 'hole0']);
+    namespace.ip(['link', 'set', 'hole0', 'up']);
+    namespace.ip(['link', 'set', 'hole1', 'up']);
+    namespace.ip(['neigh', 'add', blackholedAddress, 'lladdr', '02:00:00:00:00:99', 'dev', 'hole0']);
+    const dns = namespace.spawn(process.execPath, [dnsServerMain, JSON.stringify(zoneOf(sides))]);
+    await new Promise<void>((resolve, reject) => {
+      dns.stdout?.once('data', () => resolve());
+      dns.once('exit', (code) => reject(new Error(`the DNS server exited (${code}) before it was ready`)));
+    });
+    const ns = namespace;
+    await Promise.all(sides.map((side) => startMember(ns, side, workDir)));
+    // Cases run in order (later ones read what earlier ones wrote); the three sides of a case at once.
+    for (const testCase of cases)
+      transcripts.set(testCase, await Promise.all(sides.map((side) => runClient(ns, side, testCase))));
+  });
+
+  after(async () => {
+    namespace?.remove();
+    if (workDir !== '') await rm(workDir, { recursive: true, force: true });
+  });
+
+  for (const testCase of cases) {
+    const title = [...testCase.args, ...Object.entries(testCase.env ?? {}).map(([k, v]) => `(${k}=${v})`)].join(' ');
+    for (const index of [1, 2] as const)
+      it(`answers like etcdctl ${title} (against ${index === 1 ? 'etcd' : 'tsetcd'})`, () => {
+        const results = transcripts.get(testCase);
+        assert.ok(results !== undefined, 'expected every case to have run in before()');
+        const [expected, actual] = [results[0]!, results[index]!];
+        assert.deepEqual(normalise(actual, sides[index]!), normalise(expected, sides[0]!));
+      });
+  }
+});
