@@ -3,18 +3,36 @@
  * member hashes a new password before it enters the log (as etcd 3.5 does, so the log never holds
  * it), and Authenticate compares against the stored hash. The pool starts on first use, so a
  * member that never sees auth never starts its threads.
+ *
+ * It has a thread per core, as etcd checks passwords on all of them. Once started, one thread
+ * stays: starting a thread and loading bcrypt into it costs about as much CPU as one check at
+ * cost 10 (60-95 ms measured), which a member seeing an Authenticate now and then would otherwise
+ * pay on top of nearly every one. The others end after bcryptThreadIdleMs without work.
  */
+import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { bcryptThreadsMax } from '../../src/lib/limits.js';
+import { bcryptThreadIdleMs, bcryptThreadsMax } from '../../src/lib/limits.js';
 
 const workerUrl = new URL('./bcrypt-worker.js', import.meta.url).href;
-/** An idle thread ends after this long; the next password starts one again. */
-const idleTimeoutMs = 30_000;
+
+/** The pool's size on this machine: a thread per core, within bcryptThreadsMax. */
+export function passwordThreadsFor(cores: number): number {
+  return Math.max(1, Math.min(cores, bcryptThreadsMax));
+}
 
 export class PasswordPool {
   private pool: Piscina | undefined;
 
-  constructor(private readonly cost: number) {}
+  /** `idleMs`: how long an extra thread idles before it ends (tests shorten it). */
+  constructor(
+    private readonly cost: number,
+    private readonly idleMs = bcryptThreadIdleMs,
+  ) {}
+
+  /** Threads running now (0 before first use). */
+  get threads(): number {
+    return this.pool?.threads.length ?? 0;
+  }
 
   hash(password: string): Promise<string> {
     return this.started().run({ password, cost: this.cost }, { name: 'hash' }) as Promise<string>;
@@ -33,9 +51,9 @@ export class PasswordPool {
   private started(): Piscina {
     this.pool ??= new Piscina({
       filename: workerUrl,
-      minThreads: 0,
-      maxThreads: bcryptThreadsMax,
-      idleTimeout: idleTimeoutMs,
+      minThreads: 1,
+      maxThreads: passwordThreadsFor(availableParallelism()),
+      idleTimeout: this.idleMs,
     });
     return this.pool;
   }
