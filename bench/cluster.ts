@@ -107,6 +107,8 @@ export interface ClusterRow {
   throughputPerSec: number;
   p50Ms: number;
   p99Ms: number;
+  /** The slowest request of the window: stragglers show here before they move the p99. */
+  maxMs: number;
   errors: number;
   /** The errors by kind (gRPC code and message), when there were any. */
   errorKinds?: Record<string, number>;
@@ -286,6 +288,7 @@ async function measureOp(
       throughputPerSec: result.throughputPerSec,
       p50Ms: result.latencyUs.p50 / 1000,
       p99Ms: result.latencyUs.p99 / 1000,
+      maxMs: result.latencyUs.max / 1000,
       errors: result.errorCount,
       ...(result.errorCount > 0 ? { errorKinds: result.errors } : {}),
       serverCpuPerRequestUs: result.requests > 0 ? Math.round((serverCpuMs * 1000) / result.requests) : 0,
@@ -498,6 +501,7 @@ export function formatClusterReport(report: ClusterReport): string {
       'req/s',
       'p50 ms',
       'p99 ms',
+      'max ms',
       'errors',
       'srv cpu us/req',
       'cli cpu %',
@@ -513,6 +517,7 @@ export function formatClusterReport(report: ClusterReport): string {
       row.throughputPerSec.toFixed(0),
       row.p50Ms.toFixed(2),
       row.p99Ms.toFixed(2),
+      row.maxMs.toFixed(0),
       String(row.errors),
       String(row.serverCpuPerRequestUs),
       String(row.clientCpuPercent),

@@ -32,7 +32,7 @@ import type {
 import type { ClusterMember } from '../../src/membership/cluster-member.js';
 import { promoteExtendMs, type LeaseTimeToLive } from '../../src/lease/lessor.js';
 import { firstProposalIdAt, ProposalWaiters } from '../../src/server/proposal-waiters.js';
-import { ReadIndexQueue } from '../../src/server/read-index-queue.js';
+import { ReadIndexQueue, readIndexContextPrefix } from '../../src/server/read-index-queue.js';
 import { Waiters, type Waiter } from '../../src/server/waiters.js';
 import { RaftRole } from '../../src/raft/types.js';
 import {
@@ -95,7 +95,7 @@ export class Member implements KvService, LeaseApi {
   readonly timeline = new RoleTimeline();
   private readonly lifecycle: MemberLifecycle;
   private readonly proposals = new ProposalWaiters<Applied>(firstProposalIdAt(Date.now()));
-  private readonly reads = new ReadIndexQueue<Waiter<void>>();
+  private readonly reads: ReadIndexQueue<Waiter<void>>;
   private readonly confChangeWaiters = new Waiters<bigint, ClusterMember[]>();
   private readonly raft: RawNode;
   private readonly storage: OpenedMember['storage'];
@@ -137,6 +137,7 @@ export class Member implements KvService, LeaseApi {
     this.transport = transport;
     this.paths = paths;
     this.lifecycle = new MemberLifecycle(opened.inspect);
+    this.reads = new ReadIndexQueue(readIndexContextPrefix(identity.memberId, Date.now()));
     const { lifecycle, proposals, reads, confChangeWaiters } = this;
     const memberId = identity.memberId;
     const fail = (error: Error) => this.fail(error);

@@ -50,8 +50,13 @@ export const jwtTokenTtlMsDefault = 5 * 60 * 1_000;
 export const bcryptCostDefault = 10;
 export const bcryptCostMin = 4;
 export const bcryptCostMax = 31;
-/** Threads of the pool that hashes and checks passwords off the event loop. */
-export const bcryptThreadsMax = 2;
+/**
+ * Threads of the pool that hashes and checks passwords off the event loop: one per core, at most
+ * this many (etcd checks passwords on every core its Go runtime has).
+ */
+export const bcryptThreadsMax = 16;
+/** The pool's threads beyond its first end after idling this long; the first stays once started. */
+export const bcryptThreadIdleMs = 30_000;
 /** etcd's maxLeaseCheckpointBatchSize: checkpoints proposed in one entry at most. */
 export const leaseCheckpointsPerBatchMax = 1_000;
 /** etcd's MaxLeaseTTL: 9,000,000,000 seconds. */

@@ -3,6 +3,12 @@
  * the Raft loop, and for a leader), requested (one ReadIndex request, named by its context bytes,
  * carries every read that was unsent), and confirmed (the leader named the index they must wait
  * for; they run once the member has applied it). Pure bookkeeping: no timers, no I/O.
+ *
+ * A context must be unique across the cluster, not only on this member: the leader keeps pending
+ * ReadIndex requests by context and ignores a second request whose context is already pending, so
+ * when two members both sent "7" at once, the second member's reads were never answered and failed
+ * with "request timed out". etcd names each read with its ID generator (member ID and start time);
+ * the contexts here start with the same two, from readIndexContextPrefix.
  */
 import { assert } from '../lib/assert.js';
 
@@ -10,11 +16,23 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const noneDue: readonly never[] = Object.freeze([]);
 
+/** What a member's contexts start with: its ID and its start time, as etcd's read request IDs. */
+export function readIndexContextPrefix(memberId: bigint, startedAtMs: number): string {
+  assert(memberId > 0n, () => `a member ID must be positive, not ${memberId}`);
+  assert(Number.isSafeInteger(startedAtMs) && startedAtMs >= 0, () => `start time ${startedAtMs} ms is not a time`);
+  return `${memberId.toString(16)}.${startedAtMs.toString(36)}`;
+}
+
 export class ReadIndexQueue<Read> {
   private unsent: Read[] = [];
   private readonly requested = new Map<string, Read[]>();
   private readonly confirmed: { index: number; reads: Read[] }[] = [];
   private nextContext = 1;
+
+  /** `contextPrefix`: this member's, from readIndexContextPrefix, so no other member sends the same context. */
+  constructor(private readonly contextPrefix: string) {
+    assert(contextPrefix !== '', 'a read index context prefix must not be empty');
+  }
 
   /** Queues a read for the next ReadIndex request. */
   add(read: Read): void {
@@ -39,7 +57,7 @@ export class ReadIndexQueue<Read> {
    */
   takeRequest(): Uint8Array | undefined {
     if (this.unsent.length === 0) return undefined;
-    const context = String(this.nextContext++);
+    const context = `${this.contextPrefix}.${this.nextContext++}`;
     assert(!this.requested.has(context), () => `read index context ${context} is requested twice`);
     this.requested.set(context, this.unsent);
     this.unsent = [];

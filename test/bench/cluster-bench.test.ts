@@ -120,6 +120,7 @@ function row(
     throughputPerSec,
     p50Ms: p99Ms / 4,
     p99Ms,
+    maxMs: p99Ms * 2,
     errors: 0,
     serverCpuPerRequestUs: 1_000_000 / throughputPerSec,
     clientCpuPercent: 30,

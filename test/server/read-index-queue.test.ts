@@ -1,30 +1,32 @@
 /** The read-index queue: reads wait unsent, then requested, then confirmed, and run once applied. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ReadIndexQueue } from '../../src/server/read-index-queue.js';
+import { ReadIndexQueue, readIndexContextPrefix } from '../../src/server/read-index-queue.js';
+import { RaftRole } from '../../src/raft/types.js';
+import { Cluster } from '../raft/harness.js';
 
 const text = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
 
 test('with no read waiting there is no request to make', () => {
-  const queue = new ReadIndexQueue<string>();
+  const queue = new ReadIndexQueue<string>('m1');
   assert.equal(queue.hasUnsent, false);
   assert.equal(queue.takeRequest(), undefined);
 });
 
 test('the reads unsent at a pass share one request, and each request has a new context', () => {
-  const queue = new ReadIndexQueue<string>();
+  const queue = new ReadIndexQueue<string>('m1');
   queue.add('a');
   queue.add('b');
   assert.equal(queue.hasUnsent, true);
-  assert.equal(text(queue.takeRequest()), '1');
+  assert.equal(text(queue.takeRequest()), 'm1.1');
   assert.equal(queue.hasUnsent, false);
   queue.add('c');
-  assert.equal(text(queue.takeRequest()), '2');
+  assert.equal(text(queue.takeRequest()), 'm1.2');
   assert.equal(queue.size, 3);
 });
 
 test('confirmed reads run only once their read index is applied, in confirmation order', () => {
-  const queue = new ReadIndexQueue<string>();
+  const queue = new ReadIndexQueue<string>('m1');
   queue.add('a');
   const first = queue.takeRequest() as Uint8Array;
   queue.add('b');
@@ -39,7 +41,7 @@ test('confirmed reads run only once their read index is applied, in confirmation
 });
 
 test('a confirmation at a lower index waits behind an earlier one at a higher index', () => {
-  const queue = new ReadIndexQueue<string>();
+  const queue = new ReadIndexQueue<string>('m1');
   queue.add('a');
   const first = queue.takeRequest() as Uint8Array;
   queue.add('b');
@@ -51,7 +53,7 @@ test('a confirmation at a lower index waits behind an earlier one at a higher in
 });
 
 test('a context the queue does not know, or confirmed already, is ignored', () => {
-  const queue = new ReadIndexQueue<string>();
+  const queue = new ReadIndexQueue<string>('m1');
   queue.add('a');
   const context = queue.takeRequest() as Uint8Array;
   queue.confirm(new TextEncoder().encode('99'), 1);
@@ -62,13 +64,13 @@ test('a context the queue does not know, or confirmed already, is ignored', () =
 });
 
 test('a read index that is not a non-negative integer throws', () => {
-  const queue = new ReadIndexQueue<string>();
+  const queue = new ReadIndexQueue<string>('m1');
   queue.add('a');
   assert.throws(() => queue.confirm(queue.takeRequest() as Uint8Array, -1), /non-negative integer/);
 });
 
 test('taking all empties every phase', () => {
-  const queue = new ReadIndexQueue<string>();
+  const queue = new ReadIndexQueue<string>('m1');
   queue.add('confirmed');
   queue.confirm(queue.takeRequest() as Uint8Array, 5);
   queue.add('requested');
@@ -77,4 +79,37 @@ test('taking all empties every phase', () => {
   assert.deepEqual(queue.takeAll().sort(), ['confirmed', 'requested', 'unsent']);
   assert.equal(queue.size, 0);
   assert.deepEqual(queue.takeDue(100), []);
+});
+
+test('members started at the same time name their reads apart, and a restart names them anew', () => {
+  const startedAtMs = 1_764_000_000_000;
+  const contexts = [
+    readIndexContextPrefix(0x8e9e05c52164694dn, startedAtMs),
+    readIndexContextPrefix(0x91bc3c398fb3c146n, startedAtMs),
+    readIndexContextPrefix(0x8e9e05c52164694dn, startedAtMs + 1),
+  ].map((prefix) => {
+    const queue = new ReadIndexQueue<string>(prefix);
+    queue.add('read');
+    return text(queue.takeRequest());
+  });
+  assert.equal(new Set(contexts).size, contexts.length, `contexts ${contexts.join(', ')} repeat`);
+});
+
+test('reads sent through every member of a cluster at once are all answered', () => {
+  // The leader ignores a ReadIndex request whose context is already pending, so two members that
+  // both sent their first read at once lost one of them until this queue named contexts apart.
+  const cluster = new Cluster([1n, 2n, 3n], {});
+  cluster.member(1n).node.campaign();
+  cluster.stabilize();
+  assert.equal(cluster.member(1n).node.status().role, RaftRole.leader);
+  const queues = new Map([1n, 2n, 3n].map((id) => [id, new ReadIndexQueue<string>(readIndexContextPrefix(id, 1))]));
+  for (const [id, queue] of queues) {
+    queue.add(`read through ${id}`);
+    cluster.member(id).node.readIndex(queue.takeRequest() as Uint8Array);
+  }
+  cluster.stabilize();
+  for (const [id, queue] of queues) {
+    for (const state of cluster.member(id).readStates) queue.confirm(state.requestCtx, state.index);
+    assert.deepEqual(queue.takeDue(cluster.member(id).node.status().commit), [`read through ${id}`]);
+  }
 });
