@@ -5,7 +5,7 @@
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { goOpenErrorText } from './config.js';
+import { goOpenErrorText } from '../lib/go-os-errors.js';
 
 /** etcd's and Go's words for bad TLS files and settings. */
 export const tlsErrorTexts = {
