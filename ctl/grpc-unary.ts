@@ -1,14 +1,17 @@
 /**
- * gRPC unary calls over node:http2 without gRPC's libraries, for the one-shot commands: loading
- * @grpc/grpc-js costs more than the whole call. It keeps what etcdctl's client does for such a
+ * gRPC unary calls without gRPC's libraries or node:http2, for the one-shot commands: loading
+ * @grpc/grpc-js (or node:http2 with the TLS and crypto modules it pulls in) costs more than the
+ * whole call, so a plain-text call loads only node:net and http2-client.ts, and node:tls comes in
+ * only for an https endpoint. It keeps what etcdctl's client does for such a
  * call: endpoints tried in turn (the next one when a connection fails, again and again until the
  * call's deadline, as a call that waits for a ready connection does), TLS with etcdctl's
  * verification, the call deadline sent as grpc-timeout and kept locally, and HTTP/2 pings while
  * calls are open (--keepalive-time, --keepalive-timeout).
  */
-import { connect, constants, type ClientHttp2Session, type SecureClientSessionOptions } from 'node:http2';
-import { connect as netConnect } from 'node:net';
-import { checkServerIdentity, connect as tlsConnect, type PeerCertificate } from 'node:tls';
+import { connect as netConnect, type Socket } from 'node:net';
+import type { PeerCertificate } from 'node:tls';
+import { Http2ErrorCode } from '../src/http2/frames.js';
+import { Http2ClientConnection } from './http2-client.js';
 import type { ClientTls } from './security.js';
 
 /** gRPC status codes this module produces itself. */
@@ -62,13 +65,14 @@ function decodeGrpcMessage(value: string): string {
 
 /** One HTTP/2 connection at a time to the first of `endpoints` that answers. */
 export class UnaryChannel {
-  private session: ClientHttp2Session | undefined;
+  private session: Http2ClientConnection | undefined;
   /** The connection being made, ended by close() so a dial never outlives the command. */
-  private dialling: ClientHttp2Session | undefined;
-  private connecting: Promise<ClientHttp2Session> | undefined;
+  private dialling: Socket | undefined;
+  /** The :authority of requests on the current connection. */
+  private authority = 'localhost';
+  private connecting: Promise<Http2ClientConnection> | undefined;
   private nextEndpoint = 0;
   private closed = false;
-  private openCalls = 0;
   private keepAlive: NodeJS.Timeout | undefined;
   private readonly wakeOnClose = new Set<() => void>();
 
@@ -117,15 +121,15 @@ export class UnaryChannel {
   }
 
   /** The open session, or one to the next endpoint that accepts a connection. */
-  private ready(): Promise<ClientHttp2Session> {
+  private ready(): Promise<Http2ClientConnection> {
     const session = this.session;
-    if (session !== undefined && !session.closed && !session.destroyed) return Promise.resolve(session);
+    if (session !== undefined && session.usable) return Promise.resolve(session);
     this.connecting ??= this.connectLoop().finally(() => (this.connecting = undefined));
     return this.connecting;
   }
 
   /** Tries the endpoints in turn, backing off after each full pass, until one answers or the channel closes. */
-  private async connectLoop(): Promise<ClientHttp2Session> {
+  private async connectLoop(): Promise<Http2ClientConnection> {
     let backoffMs = reconnectBackoffFirstMs;
     while (!this.closed) {
       for (let tried = 0; tried < this.endpoints.length && !this.closed; tried++) {
@@ -157,16 +161,14 @@ export class UnaryChannel {
   }
 
   /** Keeps the session until it ends; then the next call connects again, starting with the next endpoint. */
-  private adopt(session: ClientHttp2Session): void {
+  private adopt(session: Http2ClientConnection): void {
     this.session = session;
     const forget = (): void => {
       if (this.session !== session) return;
       this.session = undefined;
       this.nextEndpoint++;
     };
-    session.on('close', forget);
-    session.on('goaway', forget);
-    session.on('error', forget);
+    session.whenEnded(forget);
     if (this.closed) session.close();
     if (this.options.keepAliveTimeMs !== undefined && this.keepAlive === undefined) {
       this.keepAlive = setInterval(() => this.ping(), this.options.keepAliveTimeMs);
@@ -177,52 +179,47 @@ export class UnaryChannel {
   /** A keepalive ping while calls are open; no answer within the timeout ends the connection. */
   private ping(): void {
     const session = this.session;
-    if (session === undefined || this.openCalls === 0) return;
-    const timeout = setTimeout(() => session.destroy(), this.options.keepAliveTimeoutMs ?? 20_000);
+    if (session === undefined || session.openStreams === 0) return;
+    const timeout = setTimeout(() => session.close(), this.options.keepAliveTimeoutMs ?? 20_000);
     timeout.unref();
-    session.ping((error) => {
-      clearTimeout(timeout);
-      if (error !== null) session.destroy();
-    });
+    session.ping(() => clearTimeout(timeout));
   }
 
-  private connectTo(endpoint: string): Promise<ClientHttp2Session> {
+  private async connectTo(endpoint: string): Promise<Http2ClientConnection> {
     const tls = this.options.tls;
     const trimmed = endpoint.trim();
     const unixPath = /^unixs?:\/\//.test(trimmed) ? trimmed.replace(/^unixs?:\/\//, '') : undefined;
-    const hostPort = trimmed.replace(/^(https?|unixs?):\/\//, '');
-    const tlsOptions = tls === undefined ? undefined : this.tlsOptions(tls);
-    let options: SecureClientSessionOptions = {};
-    if (unixPath !== undefined)
-      options = {
-        createConnection: () =>
-          tlsOptions === undefined
-            ? netConnect(unixPath)
-            : tlsConnect({ ...tlsOptions, path: unixPath, ALPNProtocols: ['h2'] }),
-      };
-    else if (tlsOptions !== undefined) options = tlsOptions;
-    const authority = unixPath === undefined ? hostPort : 'localhost';
-    const session = connect(`${tls === undefined ? 'http' : 'https'}://${authority}`, options);
-    this.dialling = session;
-    return new Promise((resolve, reject) => {
+    const hostPort = /^(.*?)(?::(\d+))?$/.exec(trimmed.replace(/^(https?|unixs?):\/\//, ''));
+    const host = (hostPort?.[1] ?? '').replace(/^\[(.*)\]$/, '$1');
+    const port = Number(hostPort?.[2] ?? (tls === undefined ? 80 : 443));
+    const where = unixPath === undefined ? { host, port } : { path: unixPath };
+    let socket: Socket;
+    if (tls === undefined) socket = netConnect(where);
+    else {
+      const tlsModule = await import('node:tls');
+      socket = tlsModule.connect({ ...where, ...this.tlsOptions(tls, tlsModule), ALPNProtocols: ['h2'] });
+    }
+    this.dialling = socket;
+    await new Promise<void>((resolve, reject) => {
       const fail = (error?: Error): void => {
-        this.dialling = undefined;
-        session.destroy();
+        socket.destroy();
         reject(error ?? new Error('connection closed'));
       };
-      session.once('error', fail);
-      session.once('close', fail);
-      session.once('connect', () => {
-        this.dialling = undefined;
-        session.off('error', fail);
-        session.off('close', fail);
-        resolve(session);
+      const closedEarly = (): void => fail();
+      socket.once('error', fail);
+      socket.once('close', closedEarly);
+      socket.once(tls === undefined ? 'connect' : 'secureConnect', () => {
+        socket.off('error', fail);
+        socket.off('close', closedEarly);
+        resolve();
       });
-    });
+    }).finally(() => (this.dialling = undefined));
+    this.authority = unixPath === undefined ? `${host.includes(':') ? `[${host}]` : host}:${port}` : 'localhost';
+    return new Http2ClientConnection(socket);
   }
 
   /** clientv3's verification: the CA given (or the system's), the server named as the first endpoint's host. */
-  private tlsOptions(tls: ClientTls): SecureClientSessionOptions {
+  private tlsOptions(tls: ClientTls, tlsModule: typeof import('node:tls')): import('node:tls').ConnectionOptions {
     const firstHost = endpointHost(this.endpoints[0] ?? '');
     return {
       ...(tls.ca === undefined ? {} : { ca: tls.ca }),
@@ -230,12 +227,12 @@ export class UnaryChannel {
       ...(tls.key === undefined ? {} : { key: tls.key }),
       rejectUnauthorized: !tls.skipVerify,
       checkServerIdentity: (_host: string, cert: PeerCertificate) =>
-        tls.skipVerify ? undefined : checkServerIdentity(firstHost, cert),
+        tls.skipVerify ? undefined : tlsModule.checkServerIdentity(firstHost, cert),
     };
   }
 
   private send(
-    session: ClientHttp2Session,
+    session: Http2ClientConnection,
     path: string,
     body: Uint8Array,
     metadata: Readonly<Record<string, string>>,
@@ -247,48 +244,46 @@ export class UnaryChannel {
     new DataView(body.buffer, body.byteOffset, body.byteLength).setUint32(1, messageBytes);
     const headers: Record<string, string> = {
       ':method': 'POST',
+      ':scheme': this.options.tls === undefined ? 'http' : 'https',
       ':path': path,
+      ':authority': this.authority,
       'content-type': 'application/grpc',
       te: 'trailers',
-      ...metadata,
     };
     if (deadline !== undefined) headers['grpc-timeout'] = `${Math.max(1, deadline - Date.now())}m`;
-    const stream = session.request(headers);
-    this.openCalls++;
+    Object.assign(headers, metadata);
     return new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];
       let status: number | undefined;
       let details = '';
-      const readStatus = (fields: Record<string, unknown>): void => {
-        if (fields['grpc-status'] === undefined) return;
-        status = Number(fields['grpc-status']);
-        details = decodeGrpcMessage(String(fields['grpc-message'] ?? ''));
-      };
-      const onStop = (): void => {
-        stream.close(constants.NGHTTP2_CANCEL);
-        reject(stop.reason as Error);
-      };
-      stop.addEventListener('abort', onStop, { once: true });
-      stream.on('response', (responseHeaders) => {
-        const httpStatus = Number(responseHeaders[':status']);
-        if (httpStatus !== 200) {
-          status = grpcStatus.unknown;
-          details = `Received HTTP status code ${httpStatus}`;
+      let sawHeaders = false;
+      const readStatus = (fields: ReadonlyMap<string, string>): void => {
+        if (!sawHeaders) {
+          sawHeaders = true;
+          const httpStatus = Number(fields.get(':status'));
+          if (httpStatus !== 200) {
+            status = grpcStatus.unknown;
+            details = `Received HTTP status code ${httpStatus}`;
+          }
         }
-        readStatus(responseHeaders);
-      });
-      stream.on('trailers', readStatus);
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      stream.on('error', () => undefined);
-      stream.on('close', () => {
-        this.openCalls--;
+        const code = fields.get('grpc-status');
+        if (code === undefined) return;
+        status = Number(code);
+        details = decodeGrpcMessage(fields.get('grpc-message') ?? '');
+      };
+      let streamId = 0;
+      const onStop = (): void => {
+        reject(stop.reason as Error);
+        session.cancel(streamId);
+      };
+      const closed = (resetCode: number | undefined): void => {
         stop.removeEventListener('abort', onStop);
         if (stop.aborted) return;
         if (status === undefined)
           return reject(
             new GrpcStatusError(
               grpcStatus.unavailable,
-              `Stream closed with error code ${stream.rstCode ?? constants.NGHTTP2_INTERNAL_ERROR}`,
+              `Stream closed with error code ${resetCode ?? Http2ErrorCode.internalError}`,
             ),
           );
         if (status !== grpcStatus.ok) return reject(new GrpcStatusError(status, details));
@@ -297,8 +292,13 @@ export class UnaryChannel {
         if (length < 0 || data.length !== grpcFrameHeaderBytes + length || data[0] !== 0)
           return reject(new GrpcStatusError(grpcStatus.internal, 'Failed to parse server response'));
         resolve(data.subarray(grpcFrameHeaderBytes));
+      };
+      streamId = session.request(headers, body, {
+        headers: readStatus,
+        data: (chunk) => chunks.push(chunk),
+        close: closed,
       });
-      stream.end(body);
+      stop.addEventListener('abort', onStop, { once: true });
     });
   }
 }
