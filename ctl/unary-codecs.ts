@@ -17,7 +17,7 @@ import {
   decodePutResponse,
   decodeRangeResponse,
 } from '../src/api/response-decoder.js';
-import { rangeRequestWith, type KeyValue, type ResponseHeader } from '../src/api/types.js';
+import type { KeyValue, ResponseHeader } from '../src/api/types.js';
 import type { Message } from './client.js';
 
 /** How one method's request is written (after `prefixBytes` bytes for the frame) and its response read. */
@@ -66,7 +66,7 @@ export const unaryCodecs: Readonly<Record<string, UnaryCodec>> = {
   'KV/Range': {
     encode: (request, prefixBytes) =>
       encodeRangeRequest(
-        rangeRequestWith({
+        {
           key: bytesOf(request.key),
           rangeEnd: bytesOf(request.range_end),
           limit: numberOf(request.limit),
@@ -80,7 +80,7 @@ export const unaryCodecs: Readonly<Record<string, UnaryCodec>> = {
           maxModRevision: numberOf(request.max_mod_revision),
           minCreateRevision: numberOf(request.min_create_revision),
           maxCreateRevision: numberOf(request.max_create_revision),
-        }),
+        },
         prefixBytes,
       ),
     decode: (bytes) => {
