@@ -10,9 +10,11 @@ import {
   encodeAuthenticateRequest,
   encodePutRequest,
   encodeRangeRequest,
+  encodeCompactionRequest,
 } from '../src/api/request-encoder.js';
 import {
   decodeAuthenticateResponse,
+  decodeCompactionResponse,
   decodeDeleteRangeResponse,
   decodePutResponse,
   decodeRangeResponse,
@@ -128,6 +130,14 @@ export const unaryCodecs: Readonly<Record<string, UnaryCodec>> = {
         prev_kvs: result.prevKvs.map(keyValueMessage),
       };
     },
+  },
+  'KV/Compact': {
+    encode: (request, prefixBytes) =>
+      encodeCompactionRequest(
+        { revision: numberOf(request.revision), physical: request.physical === true },
+        prefixBytes,
+      ),
+    decode: (bytes) => ({ header: headerMessage(decodeCompactionResponse(bytes).header) }),
   },
   'Auth/Authenticate': {
     encode: (request, prefixBytes) =>

@@ -2,7 +2,7 @@
  * KV requests encoded as protobuf, with etcd's field numbers (see request-decoder.ts, which reads
  * them back). Txn and delete proposals carry their request this way inside a Raft entry, as etcd's
  * InternalRaftRequest does (their bytes come from logBytes: they live in the Raft log); tsetcdctl
- * sends its Range, Put, DeleteRange and Authenticate requests with the same field tables. Fields go
+ * sends its Range, Put, DeleteRange, Compaction and Authenticate requests with the same field tables. Fields go
  * in number order and zero values are left out, so decoding gives back the same domain object.
  */
 import { Writer } from '../lib/bytes-writer.js';
@@ -11,6 +11,7 @@ import { logBytes } from '../lib/scratch-bytes.js';
 import type {
   AuthenticateRequest,
   Compare,
+  CompactionRequest,
   DeleteRangeRequest,
   PutRequest,
   RangeRequest,
@@ -219,6 +220,17 @@ export function encodeRangeRequest(request: RangeRequest, prefixBytes = 0): Uint
 /** PutRequest's protobuf bytes, as a client sends them. */
 export function encodePutRequest(request: PutRequest, prefixBytes = 0): Uint8Array {
   return encodeClientRequest(putFields, request, prefixBytes);
+}
+
+/** CompactionRequest { int64 revision = 1; bool physical = 2; } */
+const compactionFields: readonly Field<CompactionRequest>[] = [
+  { field: 1, int: (c) => c.revision },
+  { field: 2, bool: (c) => c.physical },
+];
+
+/** CompactionRequest's protobuf bytes, as a client sends them. */
+export function encodeCompactionRequest(request: CompactionRequest, prefixBytes = 0): Uint8Array {
+  return encodeClientRequest(compactionFields, request, prefixBytes);
 }
 
 /** AuthenticateRequest { string name = 1; string password = 2; } */

@@ -1,5 +1,5 @@
 /**
- * The KV responses (Range, Put, DeleteRange) and AuthenticateResponse decoded from protobuf bytes
+ * The KV responses (Range, Put, DeleteRange, Compact) and AuthenticateResponse decoded from protobuf bytes
  * into domain objects, as a client reads what response-encoder.ts (or etcd) wrote: proto3 rules,
  * unknown fields skipped, key-values as views into the response's bytes. A header the message
  * leaves out stays undefined, so a client can tell it from an all-zero one.
@@ -9,6 +9,7 @@
  *   PutResponse           { ResponseHeader header = 1; mvccpb.KeyValue prev_kv = 2; }
  *   DeleteRangeResponse   { ResponseHeader header = 1; int64 deleted = 2; repeated mvccpb.KeyValue prev_kvs = 3; }
  *   AuthenticateResponse  { ResponseHeader header = 1; string token = 2; }
+ *   CompactionResponse    { ResponseHeader header = 1; }
  */
 import { decodeKeyValue } from './key-value-codec.js';
 import { fieldKey as key, protoReaderOf, wireBytes, wireVarint, type ProtoReader } from '../lib/protobuf.js';
@@ -111,6 +112,18 @@ export function decodeDeleteRangeResponse(bytes: Uint8Array): Decoded<DeleteRang
       default:
         reader.skip(field);
     }
+  }
+  return decoded;
+}
+
+/** CompactionResponse: only its header. */
+export function decodeCompactionResponse(bytes: Uint8Array): Decoded<Record<string, never>> {
+  const reader = protoReaderOf(bytes);
+  const decoded: Decoded<Record<string, never>> = { header: undefined, result: {} };
+  while (!reader.done) {
+    const field = reader.key();
+    if (field === key(1, wireBytes)) decoded.header = responseHeader(reader.message());
+    else reader.skip(field);
   }
   return decoded;
 }

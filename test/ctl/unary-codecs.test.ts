@@ -67,6 +67,13 @@ test('Range, Put and DeleteRange responses decode as proto-loader decodes them',
   assertDecodesAlike('KV', 'Range', Buffer.from([0x20, 0x01]));
 });
 
+test('a Compact response decodes as proto-loader decodes it, and its request encodes alike', () => {
+  assertDecodesAlike('KV', 'Compact', Buffer.from([0x0a, 0x04, 0x18, 0x09, 0x20, 0x02]));
+  assertDecodesAlike('KV', 'Compact', Buffer.alloc(0));
+  assertEncodesAlike('KV', 'Compact', { revision: '12', physical: true });
+  assertEncodesAlike('KV', 'Compact', { revision: '3' });
+});
+
 test('an Authenticate response decodes as proto-loader decodes it', () => {
   const token = Buffer.from('abcDEF.42');
   const encoded = Buffer.concat([Buffer.from([0x0a, 0x02, 0x18, 0x05, 0x12, token.length]), token]);
