@@ -216,7 +216,14 @@ export class UnaryChannel {
       });
     }).finally(() => (this.dialling = undefined));
     this.authority = unixPath === undefined ? `${host.includes(':') ? `[${host}]` : host}:${port}` : 'localhost';
-    return new Http2ClientConnection(socket);
+    const connection = new Http2ClientConnection(socket);
+    this.dialling = socket;
+    try {
+      await connection.ready;
+    } finally {
+      this.dialling = undefined;
+    }
+    return connection;
   }
 
   /** clientv3's verification: the CA given (or the system's), the server named as the first endpoint's host. */

@@ -88,8 +88,18 @@ export class Http2ClientConnection {
   /** Set once the server sent GOAWAY, the socket ended or close() was called: no new streams. */
   private ended = false;
   private readonly onEnd = new Set<() => void>();
+  /**
+   * Settles once the server's first SETTINGS frame arrives, or fails if the connection ends
+   * before: only then is the server speaking HTTP/2 (a TLS server that refuses the client's
+   * certificate closes the connection after a handshake the client saw succeed).
+   */
+  readonly ready: Promise<void>;
+  private settled: { resolve: () => void; reject: (error: Error) => void } | undefined;
 
   constructor(private readonly socket: Socket) {
+    this.ready = new Promise((resolve, reject) => (this.settled = { resolve, reject }));
+    // Nobody may be waiting when it fails (the connection was in use already); that is no error.
+    this.ready.catch(() => undefined);
     this.writer.append(http2Preface);
     const settings = Buffer.alloc(12);
     settings.writeUInt16BE(Setting.enablePush, 0);
@@ -198,6 +208,8 @@ export class Http2ClientConnection {
   private markEnded(): void {
     if (this.ended) return;
     this.ended = true;
+    this.settled?.reject(new Error('the connection ended before the server sent its settings'));
+    this.settled = undefined;
     for (const callback of this.onEnd) callback();
     this.onEnd.clear();
   }
@@ -304,6 +316,8 @@ export class Http2ClientConnection {
       }
     }
     this.writer.frame(FrameType.settings, FrameFlag.ack, 0, Buffer.alloc(0));
+    this.settled?.resolve();
+    this.settled = undefined;
     this.resume();
   }
 

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
 import { mkdtemp, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -122,5 +122,21 @@ test('a call the server never answers ends at its deadline', async () => {
     );
   } finally {
     channel.close();
+  }
+});
+
+test('a server that closes connections before speaking HTTP/2 counts as unreachable until the deadline', async () => {
+  // As a TLS server does that refuses the client's certificate after the handshake.
+  const closer = createTcpServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => closer.listen(0, '127.0.0.1', resolve));
+  const channel = new UnaryChannel([`127.0.0.1:${(closer.address() as AddressInfo).port}`]);
+  try {
+    await assert.rejects(
+      channel.call('/test.Service/Echo', request(1, 0), {}, 300),
+      (error: unknown) => error instanceof GrpcStatusError && error.code === grpcStatus.deadlineExceeded,
+    );
+  } finally {
+    channel.close();
+    await new Promise((resolve) => closer.close(resolve));
   }
 });
