@@ -200,6 +200,9 @@ export class UnaryChannel {
       const tlsModule = await import('node:tls');
       socket = tlsModule.connect({ ...where, ...this.tlsOptions(tls, tlsModule), ALPNProtocols: ['h2'] });
     }
+    // A request is small writes after the preface: with Nagle's algorithm on, each would wait for
+    // the server's delayed ACK (about 40 ms).
+    socket.setNoDelay(true);
     this.dialling = socket;
     await new Promise<void>((resolve, reject) => {
       const fail = (error?: Error): void => {
