@@ -1,14 +1,19 @@
 /**
- * The gRPC side of tsetcdctl: loads our etcd v3 protos, dials endpoints and turns failures into
- * the error text etcdctl's Go client would print ("etcdserver: ..." or "rpc error: ...").
+ * The gRPC side of tsetcdctl: dials endpoints, sends the unary calls that have codecs
+ * (unary-codecs.ts) over node:http2 (grpc-unary.ts) and everything else through grpc-js with our
+ * etcd v3 protos, both loaded only then, and turns failures into the error text etcdctl's Go
+ * client would print ("etcdserver: ..." or "rpc error: ...").
  */
-import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
+import type * as grpc from '@grpc/grpc-js';
+import type * as protoLoader from '@grpc/proto-loader';
 import { join } from 'node:path';
 import { errors, grpcCodeNames } from '../src/api/errors.js';
 import { packageRoot } from '../src/lib/paths.js';
+import { GrpcStatusError, UnaryChannel, endpointHost, grpcFrameHeaderBytes, grpcStatus } from './grpc-unary.js';
+import { grpcJs, protoLoaderJs } from './lazy-modules.js';
 import { endpointListTarget } from './endpoint-resolver.js';
 import { channelCredentials, type ClientTls, type UserCredentials } from './security.js';
+import { unaryCodecs, type UnaryCodec } from './unary-codecs.js';
 
 /** A decoded protobuf message: keepCase field names, int64 as decimal strings, bytes as Buffers. */
 export type Message = Record<string, any>;
@@ -30,7 +35,7 @@ function loadOptions(): protoLoader.Options {
 
 /** etcd's v3 protos, loaded once with options that keep field names and 64-bit values exact. */
 export function packageDefinition(): protoLoader.PackageDefinition {
-  cachedDefinition ??= protoLoader.loadSync('etcdserverpb/rpc.proto', loadOptions());
+  cachedDefinition ??= protoLoaderJs().loadSync('etcdserverpb/rpc.proto', loadOptions());
   return cachedDefinition;
 }
 
@@ -52,7 +57,7 @@ let cachedConcurrencyDefinition: protoLoader.PackageDefinition | undefined;
 
 /** The lock and election protos, loaded only by the commands that use them. */
 function concurrencyDefinition(): protoLoader.PackageDefinition {
-  cachedConcurrencyDefinition ??= protoLoader.loadSync(
+  cachedConcurrencyDefinition ??= protoLoaderJs().loadSync(
     ['v3lockpb/v3lock.proto', 'v3electionpb/v3election.proto'],
     loadOptions(),
   );
@@ -91,12 +96,12 @@ export interface ConnectionOptions {
   keepAliveTimeoutMs?: number;
 }
 
-/** Maps a gRPC failure to the text of the error clientv3 returns for it. */
-export function clientErrorText(error: grpc.ServiceError): string {
+/** Maps a gRPC failure (grpc-js's ServiceError or grpc-unary's GrpcStatusError) to the text of the error clientv3 returns for it. */
+export function clientErrorText(error: { readonly code: number; readonly details: string }): string {
   // clientv3 turns every server error it knows (all spelled "etcdserver: ...") into its bare text.
   if (error.details.startsWith('etcdserver: ')) return error.details;
   // An expired call deadline surfaces as the Go context's own error.
-  if (error.code === grpc.status.DEADLINE_EXCEEDED || error.code === grpc.status.CANCELLED)
+  if (error.code === grpcStatus.deadlineExceeded || error.code === grpcStatus.cancelled)
     return 'context deadline exceeded';
   return `rpc error: code = ${grpcCodeNames[error.code] ?? `Code(${error.code})`} desc = ${error.details}`;
 }
@@ -108,12 +113,6 @@ export function clientErrorText(error: grpc.ServiceError): string {
 export function rpcErrorText(error: unknown): string {
   if (error instanceof CtlRpcError && !(error instanceof CtlDialError)) return error.message;
   throw error;
-}
-
-/** The host of an endpoint without scheme and port, as clientv3 names the server it verifies. */
-function endpointHost(endpoint: string): string {
-  const host = endpoint.trim().replace(/^[a-z]+:\/\//, '');
-  return host.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
 }
 
 /**
@@ -155,13 +154,20 @@ function keepAliveOptions(options: ConnectionOptions): grpc.ChannelOptions {
 export class EtcdConnection {
   private readonly clients = new Map<ServiceName, grpc.Client>();
   private channel: grpc.Channel | undefined;
+  /** The connection for the calls with codecs, made on the first of them. */
+  private unaryChannel: UnaryChannel | undefined;
+  private closed = false;
   private token: Promise<string | undefined> | undefined;
 
   constructor(
     readonly endpoints: readonly string[],
     private readonly options: ConnectionOptions = {},
-  ) {
-    this.openChannel(grpcTarget(endpoints));
+  ) {}
+
+  /** Opens the grpc-js channel on first use: only streams and the calls without a codec need it. */
+  private ready(): Promise<void> {
+    if (this.channel === undefined) this.openChannel(grpcTarget(this.endpoints));
+    return Promise.resolve();
   }
 
   private openChannel(target: string): void {
@@ -175,7 +181,8 @@ export class EtcdConnection {
     // etcd serves no gRPC service config in DNS; asking for one only delays the dial.
     channelOptions['grpc.service_config_disable_resolution'] = 1;
     Object.assign(channelOptions, keepAliveOptions(this.options));
-    this.channel = new grpc.Channel(target, channelCredentials(this.options.tls), channelOptions);
+    this.channel = new (grpcJs().Channel)(target, channelCredentials(this.options.tls), channelOptions);
+    if (this.closed) this.channel.close();
   }
 
   /**
@@ -190,7 +197,7 @@ export class EtcdConnection {
     signal?: AbortSignal,
   ): Promise<Message> {
     this.token ??= this.authenticate();
-    return this.send(service, method, request, timeoutMs, await this.token, signal);
+    return this.unary(service, method, request, timeoutMs, await this.token, signal);
   }
 
   /** Opens a server stream (Observe, Snapshot), authenticated like the unary calls. */
@@ -200,10 +207,11 @@ export class EtcdConnection {
     request: Message,
     timeoutMs?: number,
   ): Promise<grpc.ClientReadableStream<Message>> {
+    await this.ready();
     this.token ??= this.authenticate();
     const token = await this.token;
     const client = this.client(service);
-    const metadata = new grpc.Metadata({ waitForReady: true });
+    const metadata = new (grpcJs().Metadata)({ waitForReady: true });
     if (token !== undefined) metadata.set('token', token);
     const callable = (client as any)[method] as (
       request: Message,
@@ -220,11 +228,61 @@ export class EtcdConnection {
     if (user === undefined || user.username === '' || user.password === '') return undefined;
     const request = { name: user.username, password: user.password };
     try {
-      const response = await this.send('Auth', 'Authenticate', request, this.options.dialTimeoutMs, undefined);
+      const response = await this.unary('Auth', 'Authenticate', request, this.options.dialTimeoutMs, undefined);
       return String(response.token);
     } catch (error) {
       if (error instanceof CtlRpcError && error.message === authNotEnabledText) return undefined;
       throw new CtlDialError(error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  /** One unary call: over node:http2 when the method has a codec, else through grpc-js. */
+  private async unary(
+    service: ServiceName,
+    method: string,
+    request: Message,
+    timeoutMs: number | undefined,
+    token: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<Message> {
+    const codec = unaryCodecs[`${service}/${method}`];
+    if (codec !== undefined) return this.sendWithCodec(codec, service, method, request, timeoutMs, token, signal);
+    await this.ready();
+    return this.send(service, method, request, timeoutMs, token, signal);
+  }
+
+  private async sendWithCodec(
+    codec: UnaryCodec,
+    service: ServiceName,
+    method: string,
+    request: Message,
+    timeoutMs: number | undefined,
+    token: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<Message> {
+    const keepAlive = keepAliveOptions(this.options);
+    const keepAliveTimeMs = keepAlive['grpc.keepalive_time_ms'];
+    const keepAliveTimeoutMs = keepAlive['grpc.keepalive_timeout_ms'];
+    this.unaryChannel ??= new UnaryChannel(this.endpoints, {
+      ...(this.options.tls === undefined ? {} : { tls: this.options.tls }),
+      ...(keepAliveTimeMs === undefined ? {} : { keepAliveTimeMs }),
+      ...(keepAliveTimeoutMs === undefined ? {} : { keepAliveTimeoutMs }),
+    });
+    if (this.closed) this.unaryChannel.close();
+    const path = `/${servicePackages[service]}.${service}/${method}`;
+    const body = codec.encode(request, grpcFrameHeaderBytes);
+    try {
+      const response = await this.unaryChannel.call(
+        path,
+        body,
+        token === undefined ? {} : { token },
+        timeoutMs,
+        signal,
+      );
+      return codec.decode(response);
+    } catch (error) {
+      if (error instanceof GrpcStatusError) throw new CtlRpcError(clientErrorText(error));
+      throw error;
     }
   }
 
@@ -240,7 +298,7 @@ export class EtcdConnection {
     const options: grpc.CallOptions = timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
     return new Promise((resolve, reject) => {
       const callable = (client as any)[method] as (...args: unknown[]) => unknown;
-      const metadata = new grpc.Metadata({ waitForReady: true });
+      const metadata = new (grpcJs().Metadata)({ waitForReady: true });
       if (token !== undefined) metadata.set('token', token);
       const call = callable.call(
         client,
@@ -265,10 +323,11 @@ export class EtcdConnection {
     method: string,
     requireLeader = false,
   ): Promise<grpc.ClientDuplexStream<Message, Message>> {
+    await this.ready();
     this.token ??= this.authenticate();
     const token = await this.token;
     const client = this.client(service);
-    const metadata = new grpc.Metadata({ waitForReady: true });
+    const metadata = new (grpcJs().Metadata)({ waitForReady: true });
     if (token !== undefined) metadata.set('token', token);
     if (requireLeader) metadata.set('hasleader', 'true');
     const callable = (client as any)[method] as (metadata: grpc.Metadata) => grpc.ClientDuplexStream<Message, Message>;
@@ -285,7 +344,9 @@ export class EtcdConnection {
 
   close(): void {
     for (const client of this.clients.values()) client.close();
+    this.closed = true;
     this.channel?.close();
+    this.unaryChannel?.close();
   }
 
   private client(service: ServiceName): grpc.Client {
@@ -293,7 +354,7 @@ export class EtcdConnection {
     if (existing !== undefined) return existing;
     const protoPackage = servicePackages[service];
     const definition = protoPackage === 'etcdserverpb' ? packageDefinition() : concurrencyDefinition();
-    const loaded = grpc.loadPackageDefinition(definition) as any;
+    const loaded = grpcJs().loadPackageDefinition(definition) as any;
     const constructor = loaded[protoPackage][service] as grpc.ServiceClientConstructor;
     if (this.channel === undefined) throw new Error('expected the channel to be open before a call');
     const client = new constructor('unused', channelCredentials(this.options.tls), { channelOverride: this.channel });

@@ -5,8 +5,9 @@
  * of one family only, and its `dns:` target one name; this takes any mix. Names are looked up
  * again whenever the channel asks (after a connection failed), as Go's dialer does on each dial.
  */
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { lookup } from 'node:dns/promises';
+import { grpcJs } from './lazy-modules.js';
 import { isIP } from 'node:net';
 
 /** The target scheme this resolver answers, `etcd-endpoints:host:port,host:port`. */
@@ -60,9 +61,10 @@ class EndpointListResolver implements grpc.experimental.Resolver {
     const endpoints = lists.filter((addresses) => addresses.length > 0).map((addresses) => ({ addresses }));
     if (endpoints.length === 0) {
       const details = `name resolution failed for ${this.hostPorts.join(',')}`;
-      const error = { code: grpc.status.UNAVAILABLE, details, metadata: new grpc.Metadata() };
-      this.listener(grpc.experimental.statusOrFromError(error), {}, null, '');
-    } else this.listener(grpc.experimental.statusOrFromValue(endpoints), {}, null, '');
+      const grpcModule = grpcJs();
+      const error = { code: grpcModule.status.UNAVAILABLE, details, metadata: new grpcModule.Metadata() };
+      this.listener(grpcModule.experimental.statusOrFromError(error), {}, null, '');
+    } else this.listener(grpcJs().experimental.statusOrFromValue(endpoints), {}, null, '');
   }
 
   destroy(): void {
@@ -79,7 +81,7 @@ let registered = false;
 
 /** The gRPC target dialling `hostPorts` (each `host:port`) in order, with failover along the list. */
 export function endpointListTarget(hostPorts: readonly string[]): string {
-  if (!registered) grpc.experimental.registerResolver(endpointListScheme, EndpointListResolver);
+  if (!registered) grpcJs().experimental.registerResolver(endpointListScheme, EndpointListResolver);
   registered = true;
   return `${endpointListScheme}:${hostPorts.join(',')}`;
 }

@@ -3,8 +3,9 @@
  * implements. Keys and values are raw bytes, so lines are written as Buffers, never re-encoded.
  */
 import { join } from 'node:path';
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
 import { packageRoot } from '../src/lib/paths.js';
+import { protobufJs } from './lazy-modules.js';
 import type { Message } from './client.js';
 import { goDurationString } from '../src/lib/go-duration.js';
 import { goJsonString, goQuote, humanizeBytes } from './go-format.js';
@@ -364,8 +365,8 @@ function typeText(type: protobuf.Type, value: Message): string {
     const items = field.repeated ? (fieldValue as unknown[]) : [fieldValue];
     for (const item of items) {
       const nested = field.resolvedType;
-      if (nested instanceof protobuf.Type) out += `${field.name}:<${typeText(nested, item as Message)}> `;
-      else if (nested instanceof protobuf.Enum)
+      if (nested instanceof protobufJs().Type) out += `${field.name}:<${typeText(nested, item as Message)}> `;
+      else if (nested instanceof protobufJs().Enum)
         out += `${field.name}:${nested.valuesById[item as number] ?? String(item)} `;
       else if (field.type === 'bytes' || field.type === 'string')
         out += `${field.name}:${goQuote(Buffer.from(item as Buffer | string))} `;
@@ -424,7 +425,7 @@ let cachedRoot: protobuf.Root | undefined;
 
 function reflectionRoot(): protobuf.Root {
   if (cachedRoot !== undefined) return cachedRoot;
-  const root = new protobuf.Root();
+  const root = new (protobufJs().Root)();
   const protoDir = join(packageRoot(), 'src', 'api', 'proto');
   root.resolvePath = (_origin, target) => join(protoDir, target);
   root.loadSync('etcdserverpb/rpc.proto', { keepCase: true });
@@ -489,7 +490,7 @@ function isEmpty(field: protobuf.Field, value: unknown): boolean {
 }
 
 function valueJson(field: protobuf.Field, value: unknown): string {
-  if (field.resolvedType instanceof protobuf.Type)
+  if (field.resolvedType instanceof protobufJs().Type)
     return value === null ? 'null' : typeJson(field.resolvedType, value as Message);
   if (field.type === 'bytes') return `"${(value as Buffer).toString('base64')}"`;
   if (field.type === 'string') return goJsonString(value as string);
@@ -512,7 +513,7 @@ function pruneType(type: protobuf.Type, value: Message): Message {
       realOneof(field) !== null ? fieldValue === null || fieldValue === undefined : isEmpty(field, fieldValue);
     if (skip) continue;
     const nested = field.resolvedType;
-    if (!(nested instanceof protobuf.Type)) copy[field.name] = fieldValue;
+    if (!(nested instanceof protobufJs().Type)) copy[field.name] = fieldValue;
     else if (field.repeated) copy[field.name] = (fieldValue as Message[]).map((item) => pruneType(nested, item));
     else copy[field.name] = pruneType(nested, fieldValue as Message);
   }

@@ -4,10 +4,10 @@
  * clientv3's per-scheme credentials do; --user and --password (or a password prompt) decide whom
  * the connection authenticates as.
  */
-import { spawnSync } from 'node:child_process';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { loadCaBundle, loadKeyPair } from '../src/config/tls-files.js';
 import { discoveryServerName } from './discovery.js';
+import { grpcJs } from './lazy-modules.js';
 import type { FlagValues } from './flags.js';
 import { ExitCode, exitWithError, type Output } from './output.js';
 import type { StdinReader } from './stdin.js';
@@ -78,16 +78,18 @@ export function tlsForEndpoint(security: ClientSecurity, endpoint: string): Clie
 
 /** gRPC channel credentials for one set of TLS settings (plaintext when undefined). */
 export function channelCredentials(tls: ClientTls | undefined): grpc.ChannelCredentials {
-  if (tls === undefined) return grpc.credentials.createInsecure();
+  const { credentials } = grpcJs();
+  if (tls === undefined) return credentials.createInsecure();
   const verify: grpc.VerifyOptions = tls.skipVerify
     ? { rejectUnauthorized: false, checkServerIdentity: () => undefined }
     : {};
-  return grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null, verify);
+  return credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null, verify);
 }
 
 /** speakeasy's prompt: `prompt` on stdout, echo off with stty on the same descriptors, one line read. */
 export async function askPassword(output: Output, stdin: StdinReader, prompt = 'Password: '): Promise<string> {
   output.out(prompt);
+  const { spawnSync } = await import('node:child_process');
   const echoOff = spawnSync('/bin/stty', ['-echo'], { argv0: 'stty', stdio: 'inherit' });
   if (echoOff.error !== undefined) {
     exitWithError(

@@ -3,7 +3,7 @@
  * written where --log-outputs says: stderr by default, stdout, or files (appended to), as etcd does.
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
-import { goOpenErrorText } from '../../src/config/config.js';
+import { goOpenErrorText } from '../../src/lib/go-os-errors.js';
 
 export type { Logger };
 

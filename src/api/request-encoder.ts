@@ -1,13 +1,23 @@
 /**
- * TxnRequest and DeleteRangeRequest encoded as protobuf, with etcd's field numbers (see
- * request-decoder.ts, which reads them back): txn and delete proposals carry their request this
- * way inside a Raft entry, as etcd's InternalRaftRequest does. Fields go in number order and zero values are left out, so decoding
- * gives back the same domain object. The bytes come from logBytes: they live in the Raft log.
+ * KV requests encoded as protobuf, with etcd's field numbers (see request-decoder.ts, which reads
+ * them back). Txn and delete proposals carry their request this way inside a Raft entry, as etcd's
+ * InternalRaftRequest does (their bytes come from logBytes: they live in the Raft log); tsetcdctl
+ * sends its Range, Put, DeleteRange, Compaction and Authenticate requests with the same field tables. Fields go
+ * in number order and zero values are left out, so decoding gives back the same domain object.
  */
 import { Writer } from '../lib/bytes-writer.js';
 import { varintBytes } from '../lib/protobuf.js';
 import { logBytes } from '../lib/scratch-bytes.js';
-import type { Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest } from './types.js';
+import type {
+  AuthenticateRequest,
+  Compare,
+  CompactionRequest,
+  DeleteRangeRequest,
+  PutRequest,
+  RangeRequest,
+  RequestOp,
+  TxnRequest,
+} from './types.js';
 
 /** One field of a message: its number and how to read its value, by kind. */
 type Field<T> =
@@ -192,4 +202,44 @@ export function encodeTxnRequest(request: TxnRequest, prefixBytes = 0): Uint8Arr
   for (let i = 0; i < prefixBytes; i++) writer.byte(0);
   writeTxn(writer, request);
   return writer.done();
+}
+
+/** A client's request: its bytes (scratch: sent, then dropped) after `prefixBytes` bytes left for the caller (gRPC's frame header). */
+function encodeClientRequest<T>(fields: readonly Field<T>[], request: T, prefixBytes: number): Uint8Array {
+  const writer = new Writer(prefixBytes + fieldsSize(fields, request));
+  for (let i = 0; i < prefixBytes; i++) writer.byte(0);
+  writeFields(writer, fields, request);
+  return writer.done();
+}
+
+/** RangeRequest's protobuf bytes, as a client sends them. */
+export function encodeRangeRequest(request: RangeRequest, prefixBytes = 0): Uint8Array {
+  return encodeClientRequest(rangeFields, request, prefixBytes);
+}
+
+/** PutRequest's protobuf bytes, as a client sends them. */
+export function encodePutRequest(request: PutRequest, prefixBytes = 0): Uint8Array {
+  return encodeClientRequest(putFields, request, prefixBytes);
+}
+
+/** CompactionRequest { int64 revision = 1; bool physical = 2; } */
+const compactionFields: readonly Field<CompactionRequest>[] = [
+  { field: 1, int: (c) => c.revision },
+  { field: 2, bool: (c) => c.physical },
+];
+
+/** CompactionRequest's protobuf bytes, as a client sends them. */
+export function encodeCompactionRequest(request: CompactionRequest, prefixBytes = 0): Uint8Array {
+  return encodeClientRequest(compactionFields, request, prefixBytes);
+}
+
+/** AuthenticateRequest { string name = 1; string password = 2; } */
+const authenticateFields: readonly Field<AuthenticateRequest>[] = [
+  { field: 1, bytes: (a) => Buffer.from(a.name) },
+  { field: 2, bytes: (a) => Buffer.from(a.password) },
+];
+
+/** AuthenticateRequest's protobuf bytes, as a client sends them. */
+export function encodeAuthenticateRequest(request: AuthenticateRequest, prefixBytes = 0): Uint8Array {
+  return encodeClientRequest(authenticateFields, request, prefixBytes);
 }

@@ -101,6 +101,12 @@ export interface PutResult {
   revision?: number;
 }
 
+/** AuthenticateRequest: a user's name and password, answered with a token. */
+export interface AuthenticateRequest {
+  name: string;
+  password: string;
+}
+
 export interface DeleteRangeRequest {
   key: Uint8Array;
   rangeEnd: Uint8Array;

@@ -22,6 +22,7 @@ import {
 import { parseTokenOptions, TokenOptionsError, type TokenOptions } from '../auth/token-options.js';
 import { packageRoot } from '../lib/paths.js';
 import { goDurationErrorText, parseGoDuration } from '../lib/go-duration.js';
+import { goOpenErrorText } from '../lib/go-os-errors.js';
 import type { MetricsLevel } from '../metrics/etcd-metrics.js';
 import {
   AuthBootstrapError,
@@ -425,12 +426,6 @@ export function clientUrlsTlsProblem(config: MemberConfig): string | undefined {
   const secure = config.listenClientUrls.find((url) => url.startsWith('https://') || url.startsWith('unixs://'));
   if (secure === undefined || !tlsEmpty) return undefined;
   return `TLS key/cert (--cert-file, --key-file) must be provided for client url ${secure} with HTTPS scheme`;
-}
-
-/** Go's os.Open error text for a failed Node read: "open <path>: no such file or directory". */
-export function goOpenErrorText(path: string, error: NodeJS.ErrnoException): string {
-  const description = error.message.replace(/^[A-Z]+: /, '').replace(/, \w+ '.*'$/, '');
-  return `open ${path}: ${description}`;
 }
 
 /** Loads the configuration etcd would run with; throws FlagError (exit 2) or ConfigError (exit 1). */

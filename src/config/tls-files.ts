@@ -3,9 +3,18 @@
  * tls.X509KeyPair checks them, and CA bundles as tlsutil.NewCertPool reads them, with Go's error
  * texts. The server's listeners and tsetcdctl both load their files here.
  */
-import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import type { KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { goOpenErrorText } from './config.js';
+import { createRequire } from 'node:module';
+import { goOpenErrorText } from '../lib/go-os-errors.js';
+
+let crypto: typeof import('node:crypto') | undefined;
+
+/** node:crypto, loaded when a file is first checked: tsetcdctl without TLS flags never needs it, and it slows its start. */
+function nodeCrypto(): typeof import('node:crypto') {
+  crypto ??= createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
+  return crypto;
+}
 
 /** etcd's and Go's words for bad TLS files and settings. */
 export const tlsErrorTexts = {
@@ -67,13 +76,13 @@ export function keyPairProblem(cert: Buffer, key: Buffer): string | undefined {
   if (keyProblem !== undefined) return keyProblem;
   let certificate: X509Certificate;
   try {
-    certificate = new X509Certificate(cert);
+    certificate = new (nodeCrypto().X509Certificate)(cert);
   } catch {
     return tlsErrorTexts.certificateUnparsable;
   }
   let privateKey: KeyObject;
   try {
-    privateKey = createPrivateKey(key);
+    privateKey = nodeCrypto().createPrivateKey(key);
   } catch {
     return tlsErrorTexts.keyUnparsable;
   }
@@ -109,7 +118,7 @@ export function loadCaBundle(caFile: string): Buffer {
   const blocks = bundle.toString('latin1').match(/-----BEGIN [A-Z0-9 ]+-----[\s\S]*?-----END [A-Z0-9 ]+-----/g) ?? [];
   for (const block of blocks) {
     try {
-      new X509Certificate(block);
+      new (nodeCrypto().X509Certificate)(block);
     } catch {
       throw new Error(certificateParseError(block));
     }
