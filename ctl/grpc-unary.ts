@@ -48,6 +48,9 @@ const reconnectBackoffMultiplier = 1.6;
 /** gRPC's message header: a compressed flag and a 4-byte big-endian length. */
 export const grpcFrameHeaderBytes = 5;
 
+/** grpc's Happy Eyeballs delay: the next endpoint is dialled too when one has not answered within it. */
+const connectionAttemptDelayMs = 250;
+
 /** The host of an endpoint without scheme and port, as clientv3 names the server it verifies. */
 export function endpointHost(endpoint: string): string {
   const host = endpoint.trim().replace(/^[a-z]+:\/\//, '');
@@ -66,10 +69,10 @@ function decodeGrpcMessage(value: string): string {
 /** One HTTP/2 connection at a time to the first of `endpoints` that answers. */
 export class UnaryChannel {
   private session: Http2ClientConnection | undefined;
-  /** The connection being made, ended by close() so a dial never outlives the command. */
-  private dialling: Socket | undefined;
-  /** The :authority of requests on the current connection. */
-  private authority = 'localhost';
+  /** The connections being made, ended by close() (or by another endpoint answering first) so a dial never outlives the command. */
+  private readonly dialling = new Set<Socket>();
+  /** The :authority of requests on each connection made. */
+  private readonly authorities = new WeakMap<Http2ClientConnection, string>();
   private connecting: Promise<Http2ClientConnection> | undefined;
   private nextEndpoint = 0;
   private closed = false;
@@ -116,7 +119,7 @@ export class UnaryChannel {
     this.closed = true;
     clearInterval(this.keepAlive);
     this.session?.close();
-    this.dialling?.destroy();
+    for (const socket of this.dialling) socket.destroy();
     for (const wake of this.wakeOnClose) wake();
   }
 
@@ -128,24 +131,64 @@ export class UnaryChannel {
     return this.connecting;
   }
 
-  /** Tries the endpoints in turn, backing off after each full pass, until one answers or the channel closes. */
+  /** Passes over the endpoints, backing off after each pass that found none, until one answers or the channel closes. */
   private async connectLoop(): Promise<Http2ClientConnection> {
     let backoffMs = reconnectBackoffFirstMs;
     while (!this.closed) {
-      for (let tried = 0; tried < this.endpoints.length && !this.closed; tried++) {
-        const endpoint = this.endpoints[this.nextEndpoint % this.endpoints.length] ?? '';
-        try {
-          const session = await this.connectTo(endpoint);
-          this.adopt(session);
-          return session;
-        } catch {
-          this.nextEndpoint++;
-        }
+      const session = await this.connectPass();
+      if (session !== undefined) {
+        this.adopt(session);
+        return session;
       }
       await this.sleep(backoffMs);
       backoffMs = Math.min(backoffMs * reconnectBackoffMultiplier, reconnectBackoffMaxMs);
     }
     throw new GrpcStatusError(grpcStatus.cancelled, 'Channel has been shut down');
+  }
+
+  /**
+   * One pass over the endpoints from the next one. Each is dialled once the one before has failed
+   * or has not answered within connectionAttemptDelayMs, so an address that swallows packets does
+   * not hold the others back (clientv3 dials every endpoint); the first to answer is used and the
+   * other dials are ended. Undefined when none answered.
+   */
+  private connectPass(): Promise<Http2ClientConnection | undefined> {
+    const order = this.endpoints.map((_, index) => (this.nextEndpoint + index) % this.endpoints.length);
+    return new Promise((resolve) => {
+      let started = 0;
+      let failed = 0;
+      let won = false;
+      let timer: NodeJS.Timeout | undefined;
+      const startNext = (): void => {
+        clearTimeout(timer);
+        const index = order[started];
+        if (won || this.closed || index === undefined) return;
+        started++;
+        timer = setTimeout(startNext, connectionAttemptDelayMs);
+        this.connectTo(this.endpoints[index] ?? '').then(
+          (session) => {
+            if (won || this.closed) {
+              session.close();
+              return;
+            }
+            won = true;
+            clearTimeout(timer);
+            for (const socket of this.dialling) socket.destroy();
+            this.nextEndpoint = index;
+            resolve(session);
+          },
+          () => {
+            failed++;
+            if (won) return;
+            if (failed === order.length || this.closed) {
+              clearTimeout(timer);
+              resolve(undefined);
+            } else if (failed === started) startNext();
+          },
+        );
+      };
+      startNext();
+    });
   }
 
   private sleep(ms: number): Promise<void> {
@@ -203,7 +246,7 @@ export class UnaryChannel {
     // A request is small writes after the preface: with Nagle's algorithm on, each would wait for
     // the server's delayed ACK (about 40 ms).
     socket.setNoDelay(true);
-    this.dialling = socket;
+    this.dialling.add(socket);
     await new Promise<void>((resolve, reject) => {
       const fail = (error?: Error): void => {
         socket.destroy();
@@ -217,15 +260,18 @@ export class UnaryChannel {
         socket.off('close', closedEarly);
         resolve();
       });
-    }).finally(() => (this.dialling = undefined));
-    this.authority = unixPath === undefined ? `${host.includes(':') ? `[${host}]` : host}:${port}` : 'localhost';
+    }).catch((error: unknown) => {
+      this.dialling.delete(socket);
+      throw error;
+    });
+    const authority = unixPath === undefined ? `${host.includes(':') ? `[${host}]` : host}:${port}` : 'localhost';
     const connection = new Http2ClientConnection(socket);
-    this.dialling = socket;
     try {
       await connection.ready;
     } finally {
-      this.dialling = undefined;
+      this.dialling.delete(socket);
     }
+    this.authorities.set(connection, authority);
     return connection;
   }
 
@@ -258,7 +304,7 @@ export class UnaryChannel {
       ':method': 'POST',
       ':scheme': this.options.tls === undefined ? 'http' : 'https',
       ':path': path,
-      ':authority': this.authority,
+      ':authority': this.authorities.get(session) ?? 'localhost',
       'content-type': 'application/grpc',
       te: 'trailers',
     };

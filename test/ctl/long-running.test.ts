@@ -101,9 +101,17 @@ function side(member: Member, client: 'etcdctl' | 'tsetcdctl'): Side {
   return { member, start, startWithEndpoints, drive };
 }
 
-/** Member, cluster and lease IDs differ between the two servers; everything else must not. */
+/**
+ * Member, cluster and lease IDs differ between the two servers; everything else must not. clientv3
+ * logs a cancelled retry when a signal ends a unary call still in flight, which a race between the
+ * signal and the call's answer decides, so that one warning is left out on both sides.
+ */
 function normalise(text: string): string {
   return text
+    .replace(
+      /^\{"level":"warn"[^\n]*"msg":"retrying of unary invoker failed"[^\n]*code = Canceled desc = context canceled"\}\n/gm,
+      '',
+    )
     .replace(/"(cluster_id|member_id)":\d+/g, '"$1":<id>')
     .replace(/"(ClusterID|MemberID)" : \d+/g, '"$1" : <id>')
     .replace(/\/[0-9a-f]{12,16}\b/g, '/<lease>')

@@ -13,10 +13,12 @@ import { Member } from '../support/member.js';
 import { etcdCommand } from '../support/sut.js';
 
 const compiledMain = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ctl', 'main.js');
-/** Runs tsetcdctl in this process, then prints the CommonJS modules loaded, one per line, after a marker. */
-const script = `import(${JSON.stringify(compiledMain)})
-  .then((m) => m.run(process.argv.slice(1)))
-  .then(() => process.stdout.write('--- loaded\\n' + Object.keys(require.cache).join('\\n') + '\\n'));`;
+/**
+ * Runs tsetcdctl in this process and, as it exits (run() ends with process.exit, as etcdctl does),
+ * prints the CommonJS modules loaded, one per line, after a marker.
+ */
+const script = `process.on('exit', () => require('node:fs').writeSync(1, '--- loaded\\n' + Object.keys(require.cache).join('\\n') + '\\n'));
+import(${JSON.stringify(compiledMain)}).then((m) => m.run(process.argv.slice(1)));`;
 const heavyLibrary = /node_modules\/(@grpc\/grpc-js|@grpc\/proto-loader|protobufjs)\//;
 
 let member: Member | undefined;
@@ -33,7 +35,8 @@ after(async () => {
 async function runAndList(args: readonly string[]): Promise<{ printed: string; heavy: string[] }> {
   const result = await runCommand(process.execPath, ['-e', script, '--', `--endpoints=${member?.clientUrl}`, ...args]);
   assert.equal(result.code, 0, result.stderr);
-  const [printed = '', loaded = ''] = result.stdout.split('--- loaded\n');
+  const [printed = '', loaded] = result.stdout.split('--- loaded\n');
+  assert.ok(loaded !== undefined, `no module list after the output: ${result.stdout}`);
   return { printed, heavy: loaded.split('\n').filter((path) => heavyLibrary.test(path)) };
 }
 
