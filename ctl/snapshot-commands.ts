@@ -16,13 +16,14 @@ import {
   openSync,
   readFileSync,
   readSync,
+  readdirSync,
   renameSync,
   rmSync,
   statfsSync,
   writeSync,
 } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fsyncDirectory } from '../src/wal/fs-sync.js';
 import { ConfigError } from '../src/config/config-error.js';
 import { checkLocalMember, parseInitialCluster } from '../src/config/initial-cluster.js';
@@ -241,6 +242,9 @@ async function restoreInto(
     } finally {
       await backend.close();
     }
+    // The backend writes a restore without syncing as it goes; the whole of it reaches the disk
+    // here, before the rename makes it the data dir (as etcdctl syncs the database it restores).
+    fsyncFilesIn(backendPath);
     for (let dir = backendPath; dir.startsWith(partDir); dir = dirname(dir)) fsyncDirectory(dir);
     renameSync(partDir, dataDir);
     whole = true;
@@ -248,6 +252,19 @@ async function restoreInto(
     if (!whole) rmSync(partDir, { recursive: true, force: true });
   }
   fsyncDirectory(dirname(resolve(dataDir)));
+}
+
+/** fsyncs every file directly in `dir`. */
+function fsyncFilesIn(dir: string): void {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const fd = openSync(join(dir, entry.name), 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
 }
 
 /**
