@@ -9,6 +9,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { processAlive } from './partitions.js';
 
 /** Namespace names start with this, then the test process id in base 36. */
 const namePrefix = 'tsl';
@@ -28,15 +29,6 @@ function runIp(args: readonly string[], ignoreFailure = false): void {
   const result = spawnSync('ip', args, { encoding: 'utf8', timeout: ipCommandTimeoutMs });
   if (!ignoreFailure && (result.error !== undefined || result.status !== 0))
     throw new Error(`ip ${args.join(' ')} failed: ${result.error?.message ?? result.stderr.trim()}`);
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Removes namespaces (and their resolv.conf) that runs no longer alive left behind. */

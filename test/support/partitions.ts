@@ -416,7 +416,8 @@ function removeStaleNetworks(): void {
   }
 }
 
-function processAlive(pid: number): boolean {
+/** Whether process `pid` still runs (a leftover namespace of a live run is not removed). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
