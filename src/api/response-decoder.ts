@@ -50,100 +50,76 @@ function keyValue(reader: ProtoReader): KeyValue {
   return decodeKeyValue(reader.bytesField(), true);
 }
 
-export function decodeRangeResponse(bytes: Uint8Array): Decoded<RangeResult> {
+/**
+ * Reads a response: field 1 is its header; `bodyField` reads the fields of the body it knows and
+ * says whether it did; the rest are skipped, as proto3 skips unknown fields.
+ */
+function decodeResponse<T>(
+  bytes: Uint8Array,
+  result: T,
+  bodyField: (field: number, reader: ProtoReader, result: T) => boolean,
+): Decoded<T> {
   const reader = protoReaderOf(bytes);
-  const decoded: Decoded<RangeResult> = { header: undefined, result: { kvs: [], more: false, count: 0 } };
+  const decoded: Decoded<T> = { header: undefined, result };
   while (!reader.done) {
     const field = reader.key();
-    switch (field) {
-      case key(1, wireBytes):
-        decoded.header = responseHeader(reader.message());
-        break;
-      case key(2, wireBytes):
-        decoded.result.kvs.push(keyValue(reader));
-        break;
-      case key(3, wireVarint):
-        decoded.result.more = reader.bool();
-        break;
-      case key(4, wireVarint):
-        decoded.result.count = reader.int64();
-        break;
-      default:
-        reader.skip(field);
-    }
+    if (field === key(1, wireBytes)) decoded.header = responseHeader(reader.message());
+    else if (!bodyField(field, reader, result)) reader.skip(field);
   }
   return decoded;
+}
+
+export function decodeRangeResponse(bytes: Uint8Array): Decoded<RangeResult> {
+  return decodeResponse<RangeResult>(bytes, { kvs: [], more: false, count: 0 }, (field, reader, result) => {
+    switch (field) {
+      case key(2, wireBytes):
+        result.kvs.push(keyValue(reader));
+        return true;
+      case key(3, wireVarint):
+        result.more = reader.bool();
+        return true;
+      case key(4, wireVarint):
+        result.count = reader.int64();
+        return true;
+      default:
+        return false;
+    }
+  });
 }
 
 export function decodePutResponse(bytes: Uint8Array): Decoded<PutResult> {
-  const reader = protoReaderOf(bytes);
-  const decoded: Decoded<PutResult> = { header: undefined, result: {} };
-  while (!reader.done) {
-    const field = reader.key();
-    switch (field) {
-      case key(1, wireBytes):
-        decoded.header = responseHeader(reader.message());
-        break;
-      case key(2, wireBytes):
-        decoded.result.prevKv = keyValue(reader);
-        break;
-      default:
-        reader.skip(field);
-    }
-  }
-  return decoded;
+  return decodeResponse<PutResult>(bytes, {}, (field, reader, result) => {
+    if (field !== key(2, wireBytes)) return false;
+    result.prevKv = keyValue(reader);
+    return true;
+  });
 }
 
 export function decodeDeleteRangeResponse(bytes: Uint8Array): Decoded<DeleteRangeResult> {
-  const reader = protoReaderOf(bytes);
-  const decoded: Decoded<DeleteRangeResult> = { header: undefined, result: { deleted: 0, prevKvs: [] } };
-  while (!reader.done) {
-    const field = reader.key();
+  return decodeResponse<DeleteRangeResult>(bytes, { deleted: 0, prevKvs: [] }, (field, reader, result) => {
     switch (field) {
-      case key(1, wireBytes):
-        decoded.header = responseHeader(reader.message());
-        break;
       case key(2, wireVarint):
-        decoded.result.deleted = reader.int64();
-        break;
+        result.deleted = reader.int64();
+        return true;
       case key(3, wireBytes):
-        decoded.result.prevKvs.push(keyValue(reader));
-        break;
+        result.prevKvs.push(keyValue(reader));
+        return true;
       default:
-        reader.skip(field);
+        return false;
     }
-  }
-  return decoded;
+  });
 }
 
 /** CompactionResponse: only its header. */
 export function decodeCompactionResponse(bytes: Uint8Array): Decoded<Record<string, never>> {
-  const reader = protoReaderOf(bytes);
-  const decoded: Decoded<Record<string, never>> = { header: undefined, result: {} };
-  while (!reader.done) {
-    const field = reader.key();
-    if (field === key(1, wireBytes)) decoded.header = responseHeader(reader.message());
-    else reader.skip(field);
-  }
-  return decoded;
+  return decodeResponse<Record<string, never>>(bytes, {}, () => false);
 }
 
 /** AuthenticateResponse: the token to send as `token` metadata on every later call. */
 export function decodeAuthenticateResponse(bytes: Uint8Array): Decoded<{ token: string }> {
-  const reader = protoReaderOf(bytes);
-  const decoded: Decoded<{ token: string }> = { header: undefined, result: { token: '' } };
-  while (!reader.done) {
-    const field = reader.key();
-    switch (field) {
-      case key(1, wireBytes):
-        decoded.header = responseHeader(reader.message());
-        break;
-      case key(2, wireBytes):
-        decoded.result.token = reader.bytesField().toString('utf8');
-        break;
-      default:
-        reader.skip(field);
-    }
-  }
-  return decoded;
+  return decodeResponse<{ token: string }>(bytes, { token: '' }, (field, reader, result) => {
+    if (field !== key(2, wireBytes)) return false;
+    result.token = reader.bytesField().toString('utf8');
+    return true;
+  });
 }
