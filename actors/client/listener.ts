@@ -22,6 +22,8 @@ export interface HealthReport {
 export interface HttpHandlers {
   /** Answers GET /health; `excludedAlarms` are the alarm names of ?exclude= (etcd's), to be ignored. */
   health: (excludedAlarms: ReadonlySet<string>) => HealthReport | Promise<HealthReport>;
+  /** The cluster version /version reports ("3.4.0"), undefined while none is decided; not_decided when absent. */
+  clusterVersion?: () => string | undefined;
   /**
    * Further routes: an exact path, or a prefix when the key ends in '/' (e.g. '/v3/').
    * Checked before the built-in /health and /version.
@@ -159,9 +161,9 @@ export async function serveHealth(
   else sendText(response, 503, `${body}\n`);
 }
 
-function serveVersion(request: http.IncomingMessage, response: http.ServerResponse) {
+function serveVersion(handlers: HttpHandlers, request: http.IncomingMessage, response: http.ServerResponse) {
   if (!allowGetOnly(request, response)) return;
-  send(response, 200, JSON.stringify(versionBody()), { 'Content-Type': 'application/json' });
+  send(response, 200, JSON.stringify(versionBody(handlers.clusterVersion?.())), { 'Content-Type': 'application/json' });
 }
 
 /** The route serving `path`: an exact key, or a key ending in '/' that `path` starts with. */
@@ -182,7 +184,7 @@ function httpListener(handlers: HttpHandlers): http.RequestListener {
     const route = findRoute(handlers.routes ?? {}, path);
     if (route !== undefined) return void route(request, response);
     if (path === '/health') return void serveHealth(handlers, request, response);
-    if (path === '/version') return serveVersion(request, response);
+    if (path === '/version') return serveVersion(handlers, request, response);
     sendText(response, 404, '404 page not found\n');
   };
 }

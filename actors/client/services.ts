@@ -466,6 +466,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
       http2,
       http: {
         health,
+        clusterVersion: () => member.clusterVersion(),
         // --enable-grpc-gateway=false leaves the JSON gateway's /v3/ paths unserved, as in etcd.
         routes: {
           ...(config.enableGrpcGateway ? gateway.routes : {}),

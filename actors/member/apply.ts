@@ -6,7 +6,7 @@
  * an entry is durable, and nothing else writes the applied state.
  */
 import { errors, EtcdError } from '../../src/api/errors.js';
-import { decodeProposal, mayBeMemberAttributes } from '../../src/api/proposal-codec.js';
+import { decodeProposal, mayBeMembershipProposal } from '../../src/api/proposal-codec.js';
 import type { ProposalBody, ProposalResult } from '../../src/api/types.js';
 import { AlarmType, type AlarmChange } from '../../src/alarm/alarm-store.js';
 import type { AuthInfo, AuthRequest } from '../../src/auth/types.js';
@@ -38,7 +38,7 @@ export interface ApplierParts {
   /** The member's tokens, told of authentications and of users losing theirs. */
   tokens: TokenHooks;
   proposals: ProposalWaiters<Applied>;
-  membership: Pick<Membership, 'applyConfChange' | 'applyMemberAttributes'>;
+  membership: Pick<Membership, 'applyConfChange' | 'applyMemberAttributes' | 'applyClusterVersion'>;
   raft: Pick<RawNode, 'status'>;
   /** How long a new leader's lessor extends every lease when it starts timing them. */
   promoteExtendMs: number;
@@ -52,6 +52,8 @@ export interface ApplierParts {
   warningApplyMs?: number;
   /** Told of each slow apply (etcd logs "apply request took too long"). */
   onSlowApply?: (tookMs: number, warningApplyMs: number, entry: Entry) => void;
+  /** Told when a leader's empty entry is applied: the leader then looks at the cluster version (etcd's forceVersionC). */
+  onEmptyEntry?: () => void;
 }
 
 /** What etcd's corrupt applier refuses once CORRUPT stands. */
@@ -109,7 +111,10 @@ export class Applier {
         this.noteApplyTime(performance.now() - startedAt, entry);
       } else {
         if (entry.type === EntryType.confChange) this.parts.membership.applyConfChange(entry);
-        if (entry.type === EntryType.normal) this.promoteLessorIfLeading(entry);
+        if (entry.type === EntryType.normal) {
+          this.promoteLessorIfLeading(entry);
+          this.parts.onEmptyEntry?.();
+        }
         // Entries that do not touch the key space still move the applied index, so a restart
         // does not replay them into the store.
         if (entry.index > store.consistentIndex) store.recordApplied(entry.index, entry.term);
@@ -123,8 +128,9 @@ export class Applier {
     const { store, lessor } = this.parts.keySpace;
     switch (body.type) {
       case 'memberAttributes':
+      case 'clusterVersion':
         store.recordApplied(entry.index, entry.term);
-        return { type: 'memberAttributes' };
+        return { type: body.type };
       case 'auth':
         return this.applyAuth(entry, caller, body.auth);
       case 'alarm':
@@ -217,14 +223,16 @@ export class Applier {
     const { store, auth } = this.parts.keySpace;
     const { proposals } = this.parts;
     // An entry replayed after a restart that the store already holds changes nothing, and nobody
-    // waits for it; only member attributes, which live with the membership, are applied again.
-    // Skipping the decode keeps a restart over a long WAL tail short.
-    if (entry.index <= store.consistentIndex && proposals.size === 0 && !mayBeMemberAttributes(entry.data)) return;
+    // waits for it; only member attributes and the cluster version, which live with the
+    // membership, are applied again. Skipping the decode keeps a restart over a long WAL tail short.
+    if (entry.index <= store.consistentIndex && proposals.size === 0 && !mayBeMembershipProposal(entry.data)) return;
     const envelope = decodeProposal(entry.data);
     const waiter = envelope.origin === this.parts.memberId ? proposals.take(envelope.id) : undefined;
     const body = envelope.body;
-    // Member attributes live with the membership, not in the backend: replayed entries set them again.
+    // Member attributes and the cluster version live with the membership (and its snapshots), not
+    // in the backend: replayed entries set them again, as etcd's v2 store replays them.
     if (body.type === 'memberAttributes') this.parts.membership.applyMemberAttributes(body.memberAttributes);
+    if (body.type === 'clusterVersion') this.parts.membership.applyClusterVersion(body.clusterVersion);
     if (entry.index <= store.consistentIndex) {
       waiter?.reject(errors.stopped());
       return;

@@ -5,8 +5,8 @@ import type { SnapshotMembership } from '../../src/snap/snap-file.js';
 /** What the snapshot thread is given: the backend copy to read, what the backend does not hold, and the flow control. */
 export interface BackupThreadInit {
   copyDir: string;
+  /** The members, removed IDs and cluster version (the cluster bucket's clusterVersion). */
   membership: SnapshotMembership;
-  clusterVersion: string;
   alarms: { memberId: bigint; alarm: number }[];
   /** An Int32Array over it: [backupCredit] chunks the thread may still send, [backupCancelled] 1 when the stream went away. */
   flow: SharedArrayBuffer;

@@ -50,7 +50,7 @@ export default async function buildBackup({ init, port }: BackupTask): Promise<v
       auth: decodeAuthState(backend.readAuth()),
       members: init.membership.members,
       removedMemberIds: init.membership.removed,
-      clusterVersion: init.clusterVersion,
+      clusterVersion: init.membership.clusterVersion,
       alarms: init.alarms,
     });
     const plan = planBolt(root, boltPageBytesDefault);

@@ -12,7 +12,6 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
 import type { SnapshotMembership } from '../../src/snap/snap-file.js';
-import { etcdClusterVersion } from '../../src/api/version.js';
 import { assert } from '../../src/lib/assert.js';
 import { backupChunksAheadMax, backupThreadIdleMs } from '../../src/lib/limits.js';
 import type { Logger } from '../shared/logger.js';
@@ -64,7 +63,6 @@ export class BackupPool {
       const init: BackupThreadInit = {
         copyDir,
         membership: parts.membership(),
-        clusterVersion: etcdClusterVersion,
         alarms: parts.alarms(),
         flow: new SharedArrayBuffer(8),
       };

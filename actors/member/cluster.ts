@@ -13,6 +13,7 @@ import {
   validPeerUrls,
   type ClusterMember,
 } from '../../src/membership/cluster-member.js';
+import { goDurationString } from '../../src/lib/go-duration.js';
 import { formatId, memberIdFor } from '../../src/membership/ids.js';
 import {
   connectedToAllVoters,
@@ -42,6 +43,7 @@ const leaderTransferTimeoutsMax = 3;
 export interface ClusterParts {
   config: MemberConfig;
   memberId: bigint;
+  clusterId: bigint;
   membership: Pick<Membership, 'all' | 'memberList' | 'connectedLongEnough' | 'isActive'>;
   raft: Pick<RawNode, 'status'>;
   loop: Pick<RaftLoop, 'propose' | 'proposeConfChange' | 'transferLeader'>;
@@ -144,7 +146,16 @@ export class Cluster {
 
   /** Publishes this member's name and client URLs through Raft until it lands (etcd's publish). */
   publishAttributes(): void {
-    const { config, memberId, lifecycle, logger } = this.parts;
+    const { config, memberId, clusterId, lifecycle, logger } = this.parts;
+    // The fields etcd logs on this milestone: the attributes as Go's %+v prints them, the v2 path it wrote.
+    const published = {
+      caller: 'etcdserver/server.go:2069',
+      'local-member-id': formatId(memberId),
+      'local-member-attributes': `{Name:${config.name} ClientURLs:[${config.advertiseClientUrls.join(' ')}]}`,
+      'request-path': `/0/members/${formatId(memberId)}/attributes`,
+      'cluster-id': formatId(clusterId),
+      'publish-timeout': goDurationString(requestTimeoutMs(config) * 1e6),
+    };
     const attempt = () => {
       if (lifecycle.stopRequested) return;
       const body = {
@@ -152,8 +163,7 @@ export class Cluster {
         memberAttributes: { id: memberId, name: config.name, clientUrls: config.advertiseClientUrls },
       };
       this.parts.loop.propose(body).then(
-        () =>
-          logger.info({ 'client-urls': config.advertiseClientUrls }, 'published local member to cluster through raft'),
+        () => logger.info(published, 'published local member to cluster through raft'),
         () => setTimeout(attempt, config.electionTimeoutMs).unref(),
       );
     };

@@ -69,6 +69,7 @@ import type { KeySpace } from './key-space.js';
 import { KvFront } from './kv-api.js';
 import { LeaseFront } from './lease-api.js';
 import { Membership } from './membership.js';
+import { ClusterVersionMonitor } from './cluster-version.js';
 import { MemberMetrics, type MemberSample } from './metrics.js';
 import { BackendQuota } from './quota.js';
 import { RaftLoop } from './raft-loop.js';
@@ -113,6 +114,7 @@ export class Member implements KvService, LeaseApi {
   private readonly paths: OpenedMember['paths'];
   private readonly corruption: CorruptionCheck;
   private readonly autoCompaction: AutoCompaction;
+  private readonly versionMonitor: ClusterVersionMonitor;
   private readonly backups: BackupParts;
   private readonly backupPool = new BackupPool();
   /** The Auth service, and who a call comes from while auth is enabled. */
@@ -157,7 +159,7 @@ export class Member implements KvService, LeaseApi {
     );
     const initialVoters = storage.initialState().confState.voters;
     this.membership = new Membership(
-      { memberId, raft, transport, peerPorts, confChangeWaiters, lifecycle, logger },
+      { memberId, clusterId: identity.clusterId, raft, transport, peerPorts, confChangeWaiters, lifecycle, logger },
       opened.snapshotMembership,
       initialVoters,
     );
@@ -184,6 +186,7 @@ export class Member implements KvService, LeaseApi {
           void this.raiseAlarm(AlarmType.noSpace);
         },
         onAlarmTransition: (change) => this.logAlarmTransition(change),
+        onEmptyEntry: () => this.versionMonitor.check(),
         warningApplyMs: config.warningApplyMs,
         onSlowApply: (tookMs, warningApplyMs, entry) =>
           logger.warn(
@@ -228,6 +231,7 @@ export class Member implements KvService, LeaseApi {
     this.cluster = new Cluster({
       config,
       memberId,
+      clusterId: identity.clusterId,
       membership,
       raft,
       loop,
@@ -288,6 +292,7 @@ export class Member implements KvService, LeaseApi {
       compact: (revision) => loop.propose({ type: 'compaction', compaction: { revision, physical: false } }),
       logger,
     });
+    this.versionMonitor = new ClusterVersionMonitor({ memberId, membership, raft, loop, transport, lifecycle, logger });
     this.metrics = new MemberMetrics(config.metrics, () => this.metricsSample());
     wal.observeSyncs((syncMs) => this.metrics.observeWalSync(syncMs));
     keySpace.observeCommits((commit) => {
@@ -308,6 +313,7 @@ export class Member implements KvService, LeaseApi {
       leaderId: raftStatus.leaderId,
       isLeader: raftStatus.role === RaftRole.leader,
       isLearner: this.isLearner(),
+      clusterVersion: this.clusterVersion(),
       leaderChanges: this.loop.counts.leaderChanges,
       heartbeatSendFailures: this.loop.counts.heartbeatSendFailures,
       slowApplies: this.applier.slowApplies,
@@ -353,6 +359,7 @@ export class Member implements KvService, LeaseApi {
     this.lease.startExpiryLoop();
     this.corruption.start(this.config.corruptCheckTimeMs);
     this.autoCompaction.start();
+    this.versionMonitor.start();
     this.cluster.publishAttributes();
     if (opened.newCluster && this.config.authBootstrapFile !== '') void this.bootstrapAuth();
   }
@@ -396,6 +403,7 @@ export class Member implements KvService, LeaseApi {
       timeToLiveAsLeader: (id, withKeys) => this.lease.timeToLiveAsLeader(id, withKeys),
       hashKv: (revision) => ({ memberId: this.identity.memberId, ...this.kv.hashKv(revision) }),
       dashboardView: () => this.dashboardView(),
+      clusterVersion: () => this.membership.clusterVersion,
     };
   }
 
@@ -503,6 +511,11 @@ export class Member implements KvService, LeaseApi {
   async hash(): Promise<{ hash: number; revision: number }> {
     const revision = this.keySpace.store.currentRevision;
     return { hash: await this.keySpace.backend.hash(), revision };
+  }
+
+  /** The cluster version the members applied ("3.4.0"), or undefined while none is (/version's not_decided). */
+  clusterVersion(): string | undefined {
+    return this.membership.clusterVersion;
   }
 
   /** True when this member is a learner of the cluster (it replicates but does not vote). */
@@ -686,6 +699,7 @@ export class Member implements KvService, LeaseApi {
     this.lease.stop();
     this.corruption.stop();
     this.autoCompaction.stop();
+    this.versionMonitor.stop();
     this.watchDriver.stop();
     this.proposals.failAll(errors.stopped);
     this.confChangeWaiters.failAll(errors.stopped);

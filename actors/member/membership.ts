@@ -7,6 +7,13 @@
  * applier needs it before the Raft loop exists, and those requests need the loop.
  */
 import { formatId } from '../../src/membership/ids.js';
+import {
+  clusterVersionLabel,
+  clusterVersionLogs,
+  isVersion,
+  raisesCapabilities,
+} from '../../src/membership/cluster-version.js';
+import { assert } from '../../src/lib/assert.js';
 import { cloneMember, sortMembers, type ClusterMember } from '../../src/membership/cluster-member.js';
 import { MemberMap, type MemberMapChange } from '../../src/membership/member-map.js';
 import { peerHealthIntervalMs } from '../../src/membership/reconfig.js';
@@ -24,6 +31,7 @@ import type { Logger } from '../shared/logger.js';
 /** What membership needs from the rest of the member, each given at construction. */
 export interface MembershipParts {
   memberId: bigint;
+  clusterId: bigint;
   raft: Pick<RawNode, 'applyConfChange'>;
   transport: Pick<RaftTransport<unknown>, 'addPeer' | 'updatePeer' | 'removePeer' | 'activePeers'>;
   /** In single-host mode, the MessagePort to each peer member; else undefined (ws/wss to peer URLs). */
@@ -41,6 +49,10 @@ export class Membership {
   private readonly connectedPeers = new Set<bigint>();
   /** When each peer's outgoing link was last seen coming up (etcd's ActiveSince), wall-clock ms. */
   private readonly peerActiveSinceMs = new Map<bigint, number>();
+  /** The cluster version applied ("3.4.0"), from the log or a snapshot; undefined until one is. */
+  private version: string | undefined;
+  /** The version this member's capabilities were last enabled for (etcd's capability curVersion). */
+  private capabilitiesFor: string | undefined;
 
   /**
    * Starts from the snapshot's membership (if any) and the voters of the log's ConfState; peers
@@ -51,8 +63,16 @@ export class Membership {
     initial: SnapshotMembership | undefined,
     initialVoters: readonly bigint[],
   ) {
-    if (initial !== undefined) this.adopt(initial);
+    if (initial !== undefined) {
+      this.adopt(initial);
+      this.recoverVersion(initial.clusterVersion);
+    }
     for (const voter of initialVoters) this.voters.add(voter);
+  }
+
+  /** The cluster version the members applied ("3.4.0"), or undefined while none is. */
+  get clusterVersion(): string | undefined {
+    return this.version;
   }
 
   /** The members by ID, as they are now. */
@@ -86,13 +106,16 @@ export class Membership {
 
   /** The membership a snapshot records: members, and the IDs removed for good. */
   snapshotMembership(): SnapshotMembership {
-    return { members: this.memberList(), removed: [...this.map.removed] };
+    const membership: SnapshotMembership = { members: this.memberList(), removed: [...this.map.removed] };
+    if (this.version !== undefined) membership.clusterVersion = this.version;
+    return membership;
   }
 
   /** Takes a snapshot's membership: peers no longer in it are dropped, new ones connected. */
   restore(membership: SnapshotMembership): void {
     const previous = [...this.members.keys()];
     this.adopt(membership);
+    this.recoverVersion(membership.clusterVersion);
     for (const id of previous)
       if (!this.members.has(id) && this.connectedPeers.delete(id)) this.parts.transport.removePeer(id);
     for (const member of this.members.values()) this.connectPeer(member);
@@ -135,6 +158,31 @@ export class Membership {
     known.clientUrls = attributes.clientUrls;
   }
 
+  /** The cluster version the leader decided, applied from the log (etcd's SetVersion). */
+  applyClusterVersion(version: string): void {
+    assert(isVersion(version), () => `a cluster version entry holds a major.minor.patch version, not ${version}`);
+    const { logger, memberId, clusterId } = this.parts;
+    const ids = { 'cluster-id': formatId(clusterId), 'local-member-id': formatId(memberId) };
+    const { setInitial, setUpdated } = clusterVersionLogs;
+    if (this.version === undefined)
+      logger.info(
+        { caller: setInitial.caller, ...ids, 'cluster-version': clusterVersionLabel(version) },
+        setInitial.msg,
+      );
+    else
+      logger.info(
+        {
+          caller: setUpdated.caller,
+          ...ids,
+          from: clusterVersionLabel(this.version),
+          to: clusterVersionLabel(version),
+        },
+        setUpdated.msg,
+      );
+    this.version = version;
+    this.enableCapabilities();
+  }
+
   /**
    * This member learned it was removed (it applied its own removal, or a peer refused it): the
    * lifecycle takes REMOVED once, and the member stops after a grace period (member.ts).
@@ -167,6 +215,29 @@ export class Membership {
     if (id === this.parts.memberId) return true;
     const since = this.peerActiveSinceMs.get(id);
     return since !== undefined && Date.now() - since >= peerHealthIntervalMs;
+  }
+
+  /** A snapshot's cluster version taken as this member's (etcd's Recover): logged when there is one. */
+  private recoverVersion(version: string | undefined): void {
+    this.version = version;
+    this.enableCapabilities();
+    if (version === undefined) return;
+    const { setFromStore } = clusterVersionLogs;
+    this.parts.logger.info(
+      { caller: setFromStore.caller, 'cluster-version': clusterVersionLabel(version) },
+      setFromStore.msg,
+    );
+  }
+
+  /** etcd's UpdateCapability: the capabilities follow the cluster version when it rises. */
+  private enableCapabilities(): void {
+    if (!raisesCapabilities(this.capabilitiesFor, this.version) || this.version === undefined) return;
+    this.capabilitiesFor = this.version;
+    const { capabilities } = clusterVersionLogs;
+    this.parts.logger.info(
+      { caller: capabilities.caller, 'cluster-version': clusterVersionLabel(this.version) },
+      capabilities.msg,
+    );
   }
 
   private adopt(membership: SnapshotMembership): void {

@@ -6,7 +6,8 @@
  * once per fsync or backend commit, and with --metrics extensive the gRPC handling times.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { etcdClusterVersion, etcdServerVersion } from '../../src/api/version.js';
+import { etcdServerVersion } from '../../src/api/version.js';
+import { clusterVersionLabel } from '../../src/membership/cluster-version.js';
 import { formatId } from '../../src/membership/ids.js';
 import {
   etcdMetrics,
@@ -26,6 +27,8 @@ export interface MemberSample {
   leaderId: bigint;
   isLeader: boolean;
   isLearner: boolean;
+  /** The cluster version applied ("3.4.0"), or undefined while none is. */
+  clusterVersion: string | undefined;
   leaderChanges: number;
   heartbeatSendFailures: number;
   slowApplies: number;
@@ -48,11 +51,6 @@ type Labels = Record<string, string>;
 
 function grpcLabels(stats: MethodStats): Labels {
   return { grpc_type: stats.type, grpc_service: stats.service, grpc_method: stats.method };
-}
-
-/** etcd's cluster_version label is the major.minor of the cluster version. */
-function majorMinor(version: string): string {
-  return version.split('.').slice(0, 2).join('.');
 }
 
 export class MemberMetrics {
@@ -134,7 +132,11 @@ export class MemberMetrics {
     this.gauge(etcdMetrics.quotaBackendBytes, () => sample().quotaBackendBytes);
     this.info(etcdMetrics.serverId, () => ({ server_id: formatId(sample().memberId) }));
     this.info(etcdMetrics.serverVersion, () => ({ server_version: etcdServerVersion }));
-    this.info(etcdMetrics.clusterVersion, () => ({ cluster_version: majorMinor(etcdClusterVersion) }));
+    // etcd's cluster_version label is the major.minor of the applied cluster version; no series before one is.
+    this.info(etcdMetrics.clusterVersion, () => {
+      const version = sample().clusterVersion;
+      return version === undefined ? undefined : { cluster_version: clusterVersionLabel(version) };
+    });
   }
 
   private registerMvcc(): void {
@@ -212,8 +214,8 @@ export class MemberMetrics {
     });
   }
 
-  /** etcd's info gauges: one series at 1, whose label carries the value. */
-  private info(spec: MetricSpec, labels: () => Labels): void {
+  /** etcd's info gauges: one series at 1, whose label carries the value (none while `labels` gives undefined). */
+  private info(spec: MetricSpec, labels: () => Labels | undefined): void {
     new Gauge({
       name: spec.name,
       help: spec.help,
@@ -221,7 +223,8 @@ export class MemberMetrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        this.set(labels(), 1);
+        const current = labels();
+        if (current !== undefined) this.set(current, 1);
       },
     });
   }

@@ -6,6 +6,7 @@
  *   POST /leases/renew            a follower hands a keep-alive to the leader (JSON, our members only)
  *   POST /leases/ttl              a follower asks the leader for a lease's TimeToLive
  *   GET  /members/dashboard       the member's own dashboard view (our members only)
+ *   GET  /version                 the member's server and cluster versions, as on the client port
  *
  * Calls are plain data (PeerCall in, PeerAnswer out), so the same routes answer over HTTP on the
  * peer port and over the MessagePorts of single-host mode; the transport carries them.
@@ -13,6 +14,7 @@
 import { errors, EtcdError, GrpcCode } from '../../src/api/errors.js';
 import type { LeaseTimeToLive } from '../../src/lease/lessor.js';
 import { type ClusterMember, membersToPeerJson } from '../../src/membership/cluster-member.js';
+import { versionBody } from '../../src/api/version.js';
 import type { PeerAnswer, PeerCall } from './links.js';
 
 export const peerApiPaths = {
@@ -24,6 +26,8 @@ export const peerApiPaths = {
   hashKv: '/members/hashkv',
   /** The member's dashboard view (actors/member/dashboard-view.ts), asked only while a dashboard is open. */
   dashboard: '/members/dashboard',
+  /** etcd's peer /version, which the leader reads to decide the cluster version. */
+  version: '/version',
 } as const;
 
 /** What the routes need from the member. Lease calls throw "not leader" unless its lessor is primary. */
@@ -36,6 +40,8 @@ export interface PeerApiHost {
   hashKv(revision: number): PeerHashKv;
   /** This member's dashboard view, as plain JSON data. */
   dashboardView(): object;
+  /** The cluster version this member applied ("3.4.0"), or undefined while none is. */
+  clusterVersion(): string | undefined;
 }
 
 /** A peer's HashKV answer, as the corruption check reads it. */
@@ -56,6 +62,7 @@ export function servePeerCall(host: PeerApiHost, call: PeerCall): Promise<PeerAn
   const isLease = path === peerApiPaths.leaseRenew || path === peerApiPaths.leaseTtl;
   if (path === peerApiPaths.hashKv) return Promise.resolve(serveHashKv(host, call));
   if (path === peerApiPaths.dashboard) return Promise.resolve(serveDashboardView(host, call));
+  if (path === peerApiPaths.version) return Promise.resolve(serveVersion(host, call));
   if (path !== peerApiPaths.members && !path.startsWith(peerApiPaths.promotePrefix) && !isLease) return undefined;
   const method = path === peerApiPaths.members ? 'GET' : 'POST';
   if (call.method !== method)
@@ -64,6 +71,11 @@ export function servePeerCall(host: PeerApiHost, call: PeerCall): Promise<PeerAn
     return Promise.resolve({ status: 200, contentType: jsonType, body: membersToPeerJson(host.members()) });
   if (isLease) return serveLeaseCall(host, call);
   return servePromote(host, path.slice(peerApiPaths.promotePrefix.length));
+}
+
+function serveVersion(host: PeerApiHost, call: PeerCall): PeerAnswer {
+  if (call.method !== 'GET') return { status: 405, contentType: textType, body: 'Method Not Allowed\n' };
+  return { status: 200, contentType: jsonType, body: JSON.stringify(versionBody(host.clusterVersion())) };
 }
 
 function serveDashboardView(host: PeerApiHost, call: PeerCall): PeerAnswer {

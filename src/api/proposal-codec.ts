@@ -100,16 +100,17 @@ function unpackEnvelope(data: Uint8Array): Envelope {
   return value as Envelope;
 }
 
-const memberAttributesName = new TextEncoder().encode('memberAttributes');
+const membershipTypeNames = ['memberAttributes', 'clusterVersion'].map((name) => new TextEncoder().encode(name));
 
 /**
- * False when `data` is certainly not a memberAttributes proposal: a put, or a msgpack envelope
- * whose bytes do not contain that type name (msgpack stores strings as plain UTF-8). True may
- * be a false alarm, which costs the caller only a full decode.
+ * False when `data` is certainly not a membership proposal (member attributes or the cluster
+ * version): a put, or a msgpack envelope whose bytes contain neither type name (msgpack stores
+ * strings as plain UTF-8). True may be a false alarm, which costs the caller only a full decode.
  */
-export function mayBeMemberAttributes(data: Uint8Array): boolean {
+export function mayBeMembershipProposal(data: Uint8Array): boolean {
   if (hasOriginHeader(data)) return false;
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).indexOf(memberAttributesName) !== -1;
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return membershipTypeNames.some((name) => bytes.indexOf(name) !== -1);
 }
 
 /**

@@ -209,11 +209,13 @@ export type LeaseProposalResult =
   | { type: 'leaseRevoke' }
   | { type: 'leaseCheckpoint' };
 
-/** A member publishing its name and client URLs to the cluster once it starts, as etcd does. */
-export type MembershipProposalBody = {
-  type: 'memberAttributes';
-  memberAttributes: { id: bigint; name: string; clientUrls: string[] };
-};
+/**
+ * What the membership applies: a member publishing its name and client URLs once it starts, and
+ * the cluster version the leader decided (etcd's PUT of /0/version), both as etcd does.
+ */
+export type MembershipProposalBody =
+  | { type: 'memberAttributes'; memberAttributes: { id: bigint; name: string; clientUrls: string[] } }
+  | { type: 'clusterVersion'; clusterVersion: string };
 
 /** The proposals the MVCC store applies itself. */
 export type KvProposalBody =
@@ -230,6 +232,7 @@ export interface Proposal {
 export type ProposalResult =
   | LeaseProposalResult
   | { type: 'memberAttributes' }
+  | { type: 'clusterVersion' }
   | { type: 'alarm'; alarm: { alarms: AlarmMember[] } }
   | { type: 'put'; put: PutResult }
   | { type: 'deleteRange'; deleteRange: DeleteRangeResult }

@@ -5,11 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../lib/paths.js';
+import { clusterVersionNotDecided } from '../membership/cluster-version.js';
 
 /** The etcd server release whose client API, flags and behaviour tsetcd follows (the differential tests run against it). */
 export const etcdServerVersion = '3.4.23';
-/** The cluster version etcd 3.4 members agree on. */
-export const etcdClusterVersion = '3.4.0';
 /** The API version etcd 3.4 prints in `etcd --version`. */
 export const etcdApiVersion = '3.4';
 
@@ -18,7 +17,7 @@ export const tsetcdVersion: string = (
   JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }
 ).version;
 
-/** The body etcd serves at GET /version. */
-export function versionBody(): { etcdserver: string; etcdcluster: string } {
-  return { etcdserver: etcdServerVersion, etcdcluster: etcdClusterVersion };
+/** The body etcd serves at GET /version, given the cluster version the members applied (undefined: none yet). */
+export function versionBody(clusterVersion: string | undefined): { etcdserver: string; etcdcluster: string } {
+  return { etcdserver: etcdServerVersion, etcdcluster: clusterVersion ?? clusterVersionNotDecided };
 }

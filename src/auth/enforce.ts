@@ -87,6 +87,7 @@ export function checkProposal(
     case 'leaseGrant':
     case 'leaseCheckpoint':
     case 'memberAttributes':
+    case 'clusterVersion':
     case 'auth':
     case 'alarm':
       return;

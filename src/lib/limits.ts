@@ -174,6 +174,10 @@ export const selfSignedCertValidityMs = 365 * 24 * 60 * 60 * 1000;
 export const healthWatchPollMs = 200;
 /** Election timeouts in a row without a leader after which etcd ends the streams that require one (maxNoLeaderCnt). */
 export const noLeaderElectionTimeoutsMax = 3;
+/** How often the leader looks at its members' versions to raise the cluster version (etcd's monitorVersionInterval). */
+export const clusterVersionCheckIntervalMs = 4_000;
+/** How long the leader waits for a member's GET /version on the peer port (etcd's peer ConnReadTimeout). */
+export const peerVersionCallTimeoutMs = 5_000;
 /** etcd's ReqTimeout base (5 s), to which two election timeouts are added (actors/member/clock.ts requestTimeoutMs). */
 export const requestTimeoutBaseMs = 5_000;
 

@@ -63,7 +63,8 @@ export interface EtcdDbContents {
   auth: AuthState;
   members: ClusterMember[];
   removedMemberIds: bigint[];
-  clusterVersion: string;
+  /** The cluster bucket's clusterVersion ("3.4.0"); the bucket is empty while the cluster has none, as in etcd. */
+  clusterVersion: string | undefined;
   alarms: { memberId: bigint; alarm: number }[];
 }
 
@@ -85,7 +86,12 @@ export function etcdDbBuckets(contents: EtcdDbContents): BoltBucketSource {
       'authUsers',
       sortedItems(contents.auth.users.map((user) => ({ key: name(user.name), value: encodeUser(user) }))),
     ),
-    bucket('cluster', [{ key: name('clusterVersion'), value: name(contents.clusterVersion) }]),
+    bucket(
+      'cluster',
+      contents.clusterVersion === undefined
+        ? []
+        : [{ key: name('clusterVersion'), value: name(contents.clusterVersion) }],
+    ),
     'scan' in revisions
       ? { key: name('key'), records: keyScan(revisions) }
       : bucket('key', { [Symbol.iterator]: () => keyItems(revisions) }),

@@ -3,7 +3,8 @@
  * term then index). The key-value state itself lives in the backend (as in etcd v3, where the bolt
  * db is the snapshot, sent to a follower as `%016x.snap.db`); this file keeps what Raft needs to
  * restart from the snapshot: its index, term, ConfState, and the snapshot's data, which is the
- * membership at that index (the members and the IDs removed for good).
+ * membership at that index (the members, the IDs removed for good and the cluster version, what
+ * etcd 3.4's v2 store snapshot keeps).
  *
  * Format: [u32 LE crc32c of payload][payload: msgpack {index, term, confState, data}].
  */
@@ -14,6 +15,7 @@ import { crc32c } from '../lib/crc32c.js';
 import { fsyncDirectory } from '../wal/fs-sync.js';
 import type { ConfState, Snapshot } from '../raft/types.js';
 import type { ClusterMember } from '../membership/cluster-member.js';
+import { isVersion } from '../membership/cluster-version.js';
 
 const packr = new Packr({ useRecords: false, int64AsType: 'bigint' });
 const snapNamePattern = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
@@ -23,17 +25,20 @@ export interface SnapshotMembership {
   members: ClusterMember[];
   /** Members removed from the cluster; their IDs may never come back. */
   removed: bigint[];
+  /** The cluster version applied by then ("3.4.0"); absent while none was. */
+  clusterVersion?: string;
 }
 
 /** A snapshot's data: the membership, as msgpack. */
 export function encodeMembership(membership: SnapshotMembership): Uint8Array {
-  return packr.pack({ members: membership.members, removed: membership.removed });
+  const { members, removed, clusterVersion } = membership;
+  return packr.pack(clusterVersion === undefined ? { members, removed } : { members, removed, clusterVersion });
 }
 
 /** Reads encodeMembership's bytes; throws naming `where` when they are not a membership. */
 export function decodeMembership(data: Uint8Array, where: string): SnapshotMembership {
   if (data.length === 0) return { members: [], removed: [] };
-  const decoded = packr.unpack(data) as { members?: unknown; removed?: unknown };
+  const decoded = packr.unpack(data) as { members?: unknown; removed?: unknown; clusterVersion?: unknown };
   const isMember = (value: unknown): value is ClusterMember => {
     const member = value as ClusterMember;
     return (
@@ -46,16 +51,19 @@ export function decodeMembership(data: Uint8Array, where: string): SnapshotMembe
       typeof member.isLearner === 'boolean'
     );
   };
-  const { members, removed } = decoded;
+  const { members, removed, clusterVersion } = decoded;
   if (
     !Array.isArray(members) ||
     !members.every(isMember) ||
     !Array.isArray(removed) ||
-    !removed.every((id) => typeof id === 'bigint')
+    !removed.every((id) => typeof id === 'bigint') ||
+    (clusterVersion !== undefined && (typeof clusterVersion !== 'string' || !isVersion(clusterVersion)))
   ) {
     throw new Error(`${where}: malformed membership`);
   }
-  return { members, removed: removed as bigint[] };
+  const membership: SnapshotMembership = { members, removed: removed as bigint[] };
+  if (clusterVersion !== undefined) membership.clusterVersion = clusterVersion;
+  return membership;
 }
 
 function isStringList(value: unknown): boolean {

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Packr } from 'msgpackr';
-import { decodeProposal, encodeProposal, mayBeMemberAttributes, type Envelope } from '../../src/api/proposal-codec.js';
+import {
+  decodeProposal,
+  encodeProposal,
+  mayBeMembershipProposal,
+  type Envelope,
+} from '../../src/api/proposal-codec.js';
 import type { RequestOp } from '../../src/api/types.js';
 
 const origin = 0x8e9e_05c5_2164_694dn;
@@ -113,7 +118,7 @@ test('a truncated put proposal is refused with what is wrong', () => {
   assert.throws(() => decodeProposal(lying), /runs past/);
 });
 
-test('a replayed entry is recognised as member attributes without decoding it, false alarms allowed', () => {
+test('a replayed entry is recognised as a membership proposal without decoding it, false alarms allowed', () => {
   const attributes: Envelope = {
     origin,
     id: 4,
@@ -134,15 +139,23 @@ test('a replayed entry is recognised as member attributes without decoding it, f
       body: { type: 'txn', txn: { compare: [], success: [{ type: 'put', put: request }], failure: [] } },
     };
   };
-  assert.equal(mayBeMemberAttributes(encodeProposal(attributes)), true);
+  assert.equal(mayBeMembershipProposal(encodeProposal(attributes)), true);
+  const clusterVersion: Envelope = { origin, id: 7, body: { type: 'clusterVersion', clusterVersion: '3.4.0' } };
+  assert.equal(mayBeMembershipProposal(encodeProposal(clusterVersion)), true);
+  const compaction: Envelope = {
+    origin,
+    id: 8,
+    body: { type: 'compaction', compaction: { revision: 3, physical: false } },
+  };
+  assert.equal(mayBeMembershipProposal(encodeProposal(compaction)), false);
   assert.equal(
-    mayBeMemberAttributes(encodeProposal(put('memberAttributes', 'memberAttributes'))),
+    mayBeMembershipProposal(encodeProposal(put('memberAttributes', 'memberAttributes'))),
     false,
     'a put is never member attributes',
   );
-  assert.equal(mayBeMemberAttributes(encodeProposal(txn('plain value'))), false);
+  assert.equal(mayBeMembershipProposal(encodeProposal(txn('plain value'))), false);
   assert.equal(
-    mayBeMemberAttributes(encodeProposal(txn('memberAttributes'))),
+    mayBeMembershipProposal(encodeProposal(txn('memberAttributes'))),
     false,
     'a txn is never member attributes',
   );
@@ -154,7 +167,7 @@ test('a replayed entry is recognised as member attributes without decoding it, f
       deleteRange: { key: new TextEncoder().encode('memberAttributes'), rangeEnd: new Uint8Array(0), prevKv: false },
     },
   };
-  assert.equal(mayBeMemberAttributes(encodeProposal(deleteRange)), false, 'a delete is never member attributes');
+  assert.equal(mayBeMembershipProposal(encodeProposal(deleteRange)), false, 'a delete is never member attributes');
 });
 
 test('delete proposals round-trip through their protobuf layout, and a truncated one is refused', () => {

@@ -32,6 +32,8 @@ let listener: ClientListener;
 let endpoint: string;
 const kv = new FakeKv();
 let healthy = true;
+/** The cluster version /version reports; undefined: not decided yet. */
+let clusterVersion: string | undefined = '3.4.0';
 const logged: unknown[] = [];
 
 async function etcdctl(args: string[], input?: string): Promise<EtcdctlResult> {
@@ -82,7 +84,10 @@ before(async () => {
     host: '127.0.0.1',
     port: 0,
     grpcServer,
-    http: { health: () => (healthy ? { health: true, reason: '' } : { health: false, reason: 'no leader' }) },
+    http: {
+      health: () => (healthy ? { health: true, reason: '' } : { health: false, reason: 'no leader' }),
+      clusterVersion: () => clusterVersion,
+    },
   });
   endpoint = `127.0.0.1:${listener.port}`;
 });
@@ -310,7 +315,10 @@ describe('gRPC health watch', () => {
 });
 
 describe('HTTP/1.1 on the same port', () => {
-  test('/version names the etcd release we speak for', async () => {
+  test('/version names the etcd release we speak for, and the cluster version once there is one', async () => {
+    clusterVersion = undefined;
+    assert.equal((await httpGet('/version')).body, '{"etcdserver":"3.4.23","etcdcluster":"not_decided"}');
+    clusterVersion = '3.4.0';
     const response = await httpGet('/version');
     assert.equal(response.status, 200);
     assert.equal(response.body, '{"etcdserver":"3.4.23","etcdcluster":"3.4.0"}');
