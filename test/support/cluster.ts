@@ -38,6 +38,11 @@ export interface ClusterOptions {
   readonly tls?: ClusterTls;
   /** Environment variables for each member's process (on top of this process's), from its name and work dir. */
   readonly env?: (member: { name: string; workDir: string }) => Record<string, string>;
+  /**
+   * Members start() leaves stopped, to be spawned later with spawn(); with any named, start() waits
+   * for no member's health (a minority cannot elect a leader).
+   */
+  readonly deferred?: readonly string[];
 }
 
 /** The certificates of a TLS cluster; both signed by the one CA named in their trustedCaFile. */
@@ -274,8 +279,9 @@ export class Cluster {
     const cluster = new Cluster(options.command, members, workDir);
     try {
       await Promise.all(members.map((m) => mkdir(m.workDir, { recursive: true })));
-      for (const member of members) member.spawn();
-      await Promise.all(members.map((m) => m.waitHealthy()));
+      const deferred = new Set(options.deferred ?? []);
+      for (const member of members) if (!deferred.has(member.name)) member.spawn();
+      if (deferred.size === 0) await Promise.all(members.map((m) => m.waitHealthy()));
     } catch (error) {
       await cluster.destroy();
       throw error;

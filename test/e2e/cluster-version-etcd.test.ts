@@ -1,0 +1,168 @@
+/**
+ * The cluster version, against real etcd 3.4 (--logger zap) side by side: the milestone lines
+ * operators wait for (message, caller, field names and the cluster-version value) on a fresh
+ * single member, on its restart (the WAL replays the version entry), and on a restart from a
+ * snapshot (the version comes from the snapshot); /version and etcd_cluster_version once it is
+ * set. A 3-member cluster whose first member starts alone reports not_decided on its peer port,
+ * and once all three run the leader decides the version and every member applies it, logging
+ * what etcd's leader and followers log.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
+import { clusterVersionLogs } from '../../src/membership/cluster-version.js';
+import { runEtcdctl } from '../support/etcdctl.js';
+import { Cluster, pollUntil, type ClusterMember } from '../support/cluster.js';
+import { Member } from '../support/member.js';
+import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
+
+const sut = sutCommand();
+const skip = sut.skipReason === undefined ? {} : { skip: sut.skipReason };
+const publishedMsg = 'published local member to cluster through raft';
+const milestoneMsgs = new Set<string>([...Object.values(clusterVersionLogs).map((line) => line.msg), publishedMsg]);
+/** Fields of a line that are the logger's own, or tsetcd's alone (the member's name). */
+const loggerFields = new Set(['level', 'ts', 'caller', 'msg', 'member']);
+/** A snapshot every few entries, so the restart after the puts starts from one. */
+const snapshotCount = 10;
+const putsBeforeSnapshotRestart = 3 * snapshotCount;
+const versionWaitMs = 15_000;
+
+/** The milestone lines of a log from byte `fromByte` on: message, caller, field names and the version. */
+function milestones(logPath: string, fromByte = 0): string[] {
+  return readFileSync(logPath)
+    .subarray(fromByte)
+    .toString('utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((line) => milestoneMsgs.has(String(line.msg)))
+    .map((line) => {
+      const fields = Object.keys(line)
+        .filter((key) => !loggerFields.has(key))
+        .sort();
+      const version = line['cluster-version'] === undefined ? '' : ` = ${String(line['cluster-version'])}`;
+      return `${String(line.msg)} (${String(line.caller)}) [${fields.join(' ')}]${version}`;
+    });
+}
+
+const versionLinesOnly = (lines: string[]) => lines.filter((line) => !line.startsWith(publishedMsg));
+
+async function answer(url: string): Promise<string> {
+  return (await fetch(url)).text();
+}
+
+async function clusterVersionSeries(clientUrl: string): Promise<string> {
+  const metrics = await answer(`${clientUrl}/metrics`);
+  return metrics.split('\n').find((line) => line.startsWith('etcd_cluster_version{')) ?? 'no etcd_cluster_version';
+}
+
+/** What one member logs and answers about the cluster version: fresh, restarted, restarted from a snapshot. */
+async function singleMemberStory(command: MemberCommand): Promise<Record<string, unknown>> {
+  const member = await Member.start({
+    command,
+    extraFlags: ['--logger', 'zap', '--snapshot-count', String(snapshotCount)],
+  });
+  try {
+    await pollUntil(`${command.label} to set its cluster version`, versionWaitMs, async () => {
+      const body = await answer(`${member.clientUrl}/version`);
+      return body.includes('"etcdcluster":"3.4.0"') ? '' : body;
+    });
+    const story: Record<string, unknown> = {
+      version: await answer(`${member.clientUrl}/version`),
+      metric: await clusterVersionSeries(member.clientUrl),
+    };
+    // The apply may log just after /version changes; the leader's "is updated" comes after both.
+    await pollUntil(`${command.label} to log that the version is updated`, versionWaitMs, () =>
+      Promise.resolve(
+        milestones(member.logPath).some((line) => line.startsWith(clusterVersionLogs.updated.msg)) ? '' : 'not yet',
+      ),
+    );
+    story.fresh = versionLinesOnly(milestones(member.logPath));
+    await member.stop();
+    let offset = statSync(member.logPath).size;
+    await member.restart();
+    story.restart = milestones(member.logPath, offset);
+    for (let i = 0; i < putsBeforeSnapshotRestart; i++) {
+      const put = await runEtcdctl(member.clientUrl, ['put', `k${i}`, 'v']);
+      assert.equal(put.code, 0, put.stderr);
+    }
+    await member.stop();
+    offset = statSync(member.logPath).size;
+    await member.restart();
+    story.restartFromSnapshot = milestones(member.logPath, offset);
+    story.versionAfterRestarts = await answer(`${member.clientUrl}/version`);
+    return story;
+  } finally {
+    await member.destroy();
+  }
+}
+
+test(
+  'a single member logs the cluster-version milestones as etcd does, fresh and restarted, and reports the version',
+  skip,
+  async () => {
+    const [expected, actual] = await Promise.all([
+      singleMemberStory(etcdCommand()),
+      singleMemberStory(sut.command as MemberCommand),
+    ]);
+    assert.deepEqual(actual, expected);
+    // Guard against both sides agreeing on nothing.
+    assert.deepEqual(versionLinesOnly(expected.restartFromSnapshot as string[]), [
+      'enabled capabilities for version (api/capability.go:76) [cluster-version] = 3.4',
+      'set cluster version from store (membership/cluster.go:269) [cluster-version] = 3.4',
+    ]);
+    assert.equal((expected.fresh as string[]).length, 4);
+    assert.equal(expected.metric, 'etcd_cluster_version{cluster_version="3.4"} 1');
+  },
+);
+
+/** Each member's milestone lines, the leader's first, then the followers' sorted. */
+async function threeMemberStory(command: MemberCommand): Promise<Record<string, unknown>> {
+  const cluster = await Cluster.start({ command, extraFlags: ['--logger', 'zap'], deferred: ['m2', 'm3'] });
+  try {
+    const first = cluster.member('m1');
+    // Alone, the first member has no leader, so no cluster version; etcd serves /version on the peer port already.
+    await pollUntil(`${command.label} m1 to answer on its peer port`, versionWaitMs, async () =>
+      (await answer(`${first.peerUrl}/version`).catch((error: Error) => error.message)).startsWith('{')
+        ? ''
+        : 'no answer',
+    );
+    const alone = await answer(`${first.peerUrl}/version`);
+    for (const name of ['m2', 'm3']) cluster.member(name).spawn();
+    await Promise.all(cluster.members.map((member) => member.waitHealthy()));
+    const leader = await cluster.leader();
+    const applied = (member: ClusterMember) =>
+      milestones(member.logPath).some((line) => line.startsWith(clusterVersionLogs.setInitial.msg));
+    await pollUntil(`${command.label} members to apply the cluster version`, versionWaitMs, () =>
+      Promise.resolve(cluster.members.every(applied) ? '' : 'not every member yet'),
+    );
+    await pollUntil(`${command.label} leader to log that the version is updated`, versionWaitMs, () =>
+      Promise.resolve(
+        milestones(leader.logPath).some((line) => line.startsWith(clusterVersionLogs.updated.msg)) ? '' : 'not yet',
+      ),
+    );
+    const versions = await Promise.all(cluster.members.map((member) => answer(`${member.clientUrl}/version`)));
+    return {
+      alone,
+      versions,
+      leader: versionLinesOnly(milestones(leader.logPath)),
+      followers: cluster.followers(leader).map((member) => versionLinesOnly(milestones(member.logPath))),
+    };
+  } finally {
+    await cluster.destroy();
+  }
+}
+
+test(
+  'a 3-member cluster decides its version once all members run, the leader proposing, as etcd does',
+  skip,
+  async () => {
+    const [expected, actual] = await Promise.all([
+      threeMemberStory(etcdCommand()),
+      threeMemberStory(sut.command as MemberCommand),
+    ]);
+    assert.deepEqual(actual, expected);
+    assert.equal(expected.alone, '{"etcdserver":"3.4.23","etcdcluster":"not_decided"}');
+    assert.equal((expected.leader as string[]).length, 4);
+  },
+);
