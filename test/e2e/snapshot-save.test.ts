@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCommand, runEtcdctl } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
+import { versionBody } from '../../src/api/version.js';
 import { etcdCommand, etcdctlBinaryPath, sutCommand, type MemberCommand } from '../support/sut.js';
 import {
   authView,
@@ -23,6 +24,8 @@ import {
   writeAuth,
   writeHistory,
   restoreInto,
+  clusterVersionIn,
+  restoredDbPath,
 } from '../support/snapshots.js';
 
 const sut = sutCommand();
@@ -41,6 +44,9 @@ test(
       const status = await saveAndStatus(endpointOf(tsetcd), file);
       const expected = await keyValues(endpointOf(tsetcd));
       assert.equal(status.revision, (expected as { revision: number }).revision);
+      // The cluster bucket carries the version the members applied, as etcd's snapshot does (checked below).
+      assert.equal(clusterVersionIn(file), '3.4.0');
+      let restoredClusterVersion: string | undefined;
 
       const restored = await Member.start({
         command: etcdCommand(),
@@ -63,10 +69,14 @@ test(
               member.peerUrl,
             ]),
           );
+          restoredClusterVersion = clusterVersionIn(restoredDbPath(member.dataDir));
         },
         extraFlags: ['--initial-cluster-token', 'restored-token'],
       });
       members.push(restored);
+      // etcdctl keeps the cluster bucket; etcd 3.4 decides its version again at start and reports it.
+      assert.equal(restoredClusterVersion, '3.4.0');
+      assert.equal(await (await fetch(`${restored.clientUrl}/version`)).text(), JSON.stringify(versionBody('3.4.0')));
       assert.deepEqual(await keyValues(endpointOf(restored)), expected);
       assert.deepEqual(await leaseView(endpointOf(restored), leaseId), await leaseView(endpointOf(tsetcd), leaseId));
       // The restored etcd takes new writes at the next revision.
@@ -81,6 +91,11 @@ test(
       members.push(etcd);
       await writeHistory(endpointOf(etcd));
       const etcdStatus = await saveAndStatus(endpointOf(etcd), join(dir, 'etcd.db'));
+      assert.equal(
+        clusterVersionIn(join(dir, 'etcd.db')),
+        clusterVersionIn(file),
+        "etcd's own snapshot's cluster version",
+      );
       assert.deepEqual(
         { revision: status.revision, totalKey: status.totalKey },
         { revision: etcdStatus.revision, totalKey: etcdStatus.totalKey },

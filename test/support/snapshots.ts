@@ -1,6 +1,9 @@
 /** What the snapshot tests share: the same writes on any member, and what etcdctl shows of them. */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { childBucket, readBolt } from '../../src/snap/bbolt/reader.js';
 import { runCommand, runEtcdctl, type CommandResult } from './etcdctl.js';
 import type { Member } from './member.js';
 import { etcdctlBinaryPath } from './sut.js';
@@ -21,6 +24,11 @@ export function restoreInto(file: string, member: Member): string[] {
     '--initial-advertise-peer-urls',
     member.peerUrl,
   ];
+}
+
+/** The backend database `etcdctl snapshot restore` leaves in a data dir. */
+export function restoredDbPath(dataDir: string): string {
+  return join(dataDir, 'member', 'snap', 'db');
 }
 
 export function endpointOf(member: Member): string {
@@ -137,4 +145,16 @@ export async function authView(endpoint: string): Promise<unknown[]> {
     outcomes.push({ args: args.join(' '), code: result.code, stdout: result.stdout, error });
   }
   return outcomes;
+}
+
+/** Bytes etcd's snapshot save appends to the database: its sha256. */
+const snapshotTrailerBytes = 32;
+
+/** The cluster bucket's clusterVersion in a bbolt database file or a saved snapshot (its sha256 trailer left off). */
+export function clusterVersionIn(file: string): string | undefined {
+  const bytes = readFileSync(file);
+  const database = bytes.length % 512 === snapshotTrailerBytes ? bytes.subarray(0, -snapshotTrailerBytes) : bytes;
+  const cluster = childBucket(readBolt(database).root, 'cluster');
+  const item = cluster?.items.find((entry) => Buffer.from(entry.key).toString() === 'clusterVersion');
+  return item === undefined || !('value' in item) ? undefined : Buffer.from(item.value).toString();
 }
