@@ -4,8 +4,8 @@
  * follows the log again. Three real member processes with --snapshot-count 1000; the follower is
  * killed while more than snapshot-count plus the catch-up entries (5,000, as etcd keeps) are
  * written, restarted, and must then hold every write and agree on HashKV with the others. Real
- * etcd runs first to prove the test; both say in their logs that the follower applied a snapshot,
- * and the follower restarts from it after a kill -9.
+ * etcd runs first to prove the test; both say in their logs that the follower applied a snapshot
+ * and took the cluster version from it, and the follower restarts from it after a kill -9.
  *
  * The in-memory log is bounded by bytes as well: a tsetcd member takes a snapshot once its log
  * grew by 64 MiB since the last compaction and keeps at most 16 MiB of entries behind it, so a log
@@ -16,7 +16,7 @@
  */
 import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { Etcd3 } from 'etcd3';
 import { KvConnection } from '../../bench/kv-client.js';
 import { assertHashesAgree, Cluster, type ClusterMember, pollUntil } from '../support/cluster.js';
@@ -34,6 +34,11 @@ const catchUpWaitMs = 30_000;
 const appliedSnapshotLog: Record<string, RegExp> = {
   etcd: /finished applying incoming snapshot/,
   tsetcd: /applied snapshot from the leader/,
+};
+/** What each system logs when the cluster version comes with an installed snapshot (etcd's Recover; capnslog for etcd here). */
+const versionFromSnapshotLog: Record<string, RegExp> = {
+  etcd: /set the cluster version to 3\.4 from store/,
+  tsetcd: /"cluster-version":"3\.4"[^\n]*"msg":"set cluster version from store"/,
 };
 
 const sut = sutCommand();
@@ -75,6 +80,7 @@ describe('snapshot catch-up on etcd and on tsetcd, side by side', { concurrency:
             putsInFlight,
           );
           const restartedMs = Date.now();
+          const logOffset = statSync(follower.logPath).size;
           await follower.restart();
           const client = new Etcd3({ hosts: follower.clientUrl });
           try {
@@ -106,6 +112,12 @@ describe('snapshot catch-up on etcd and on tsetcd, side by side', { concurrency:
           const log = readFileSync(follower.logPath, 'utf8');
           const expected = appliedSnapshotLog[target.label] ?? appliedSnapshotLog.tsetcd!;
           assert.match(log, expected, `${follower.describe()} should say it applied a snapshot from the leader`);
+          // The follower had no snapshot of its own: the cluster version came with the leader's.
+          assert.match(
+            readFileSync(follower.logPath).subarray(logOffset).toString('utf8'),
+            versionFromSnapshotLog[target.label] ?? versionFromSnapshotLog.tsetcd!,
+            `${follower.describe()} should take the cluster version from the snapshot`,
+          );
           await assertHashesAgree(cluster, catchUpWaitMs);
           // What the snapshot installed survives a crash of the follower: it restarts from it.
           await follower.kill9();
