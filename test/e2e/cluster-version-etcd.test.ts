@@ -5,16 +5,23 @@
  * snapshot (the version comes from the snapshot); /version and etcd_cluster_version once it is
  * set. A 3-member cluster whose first member starts alone reports not_decided on its peer port,
  * and once all three run the leader decides the version and every member applies it, logging
- * what etcd's leader and followers log.
+ * what etcd's leader and followers log. A member restored from a snapshot (etcdctl's restore for
+ * etcd, tsetcdctl's for tsetcd) decides the version again at start, as etcd 3.4 does: it reads the
+ * version from its membership, which a restore writes without one, not from the cluster bucket.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { packageRoot } from '../../src/lib/paths.js';
 import { clusterVersionLogs } from '../../src/membership/cluster-version.js';
-import { runEtcdctl } from '../support/etcdctl.js';
+import { runCommand, runEtcdctl, type CommandResult } from '../support/etcdctl.js';
+import { endpointOf, ok, restoreInto } from '../support/snapshots.js';
 import { Cluster, pollUntil, type ClusterMember } from '../support/cluster.js';
 import { Member } from '../support/member.js';
-import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
+import { etcdCommand, etcdctlBinaryPath, sutCommand, type MemberCommand } from '../support/sut.js';
 
 const sut = sutCommand();
 const skip = sut.skipReason === undefined ? {} : { skip: sut.skipReason };
@@ -164,5 +171,56 @@ test(
     assert.deepEqual(actual, expected);
     assert.equal(expected.alone, '{"etcdserver":"3.4.23","etcdcluster":"not_decided"}');
     assert.equal((expected.leader as string[]).length, 4);
+  },
+);
+
+/** A member started on a data dir `restore` made from `file`: its cluster-version lines once the version is set. */
+async function restoredStory(
+  command: MemberCommand,
+  file: string,
+  restore: (args: string[]) => Promise<CommandResult>,
+): Promise<string[]> {
+  const member = await Member.start({
+    command,
+    name: 'restored',
+    extraFlags: ['--logger', 'zap'],
+    beforeStart: async (target) => void (await ok(restore(restoreInto(file, target)))),
+  });
+  try {
+    await pollUntil(`${command.label} restored to log that the version is updated`, versionWaitMs, () =>
+      Promise.resolve(
+        milestones(member.logPath).some((line) => line.startsWith(clusterVersionLogs.updated.msg)) ? '' : 'not yet',
+      ),
+    );
+    return versionLinesOnly(milestones(member.logPath));
+  } finally {
+    await member.destroy();
+  }
+}
+
+test(
+  'a member restored from a snapshot decides its cluster version again at start, as etcd 3.4 does',
+  skip,
+  async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tsetcd-cluster-version-'));
+    const source = await Member.start({ command: etcdCommand() });
+    try {
+      await ok(runEtcdctl(endpointOf(source), ['put', 'a', '1']));
+      const file = join(dir, 'etcd.db');
+      await ok(runEtcdctl(endpointOf(source), ['snapshot', 'save', file]));
+      const tsetcdctl = join(packageRoot(), 'bin', 'tsetcdctl.js');
+      const [expected, actual] = await Promise.all([
+        restoredStory(etcdCommand(), file, (args) => runCommand(etcdctlBinaryPath, args)),
+        restoredStory(sut.command as MemberCommand, file, (args) => runCommand(process.execPath, [tsetcdctl, ...args])),
+      ]);
+      assert.deepEqual(actual, expected);
+      assert.equal(
+        expected[0],
+        'setting up initial cluster version (etcdserver/server.go:2567) [cluster-version] = 3.4',
+      );
+    } finally {
+      await source.destroy();
+      await rm(dir, { recursive: true, force: true });
+    }
   },
 );
