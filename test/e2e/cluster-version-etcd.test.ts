@@ -54,6 +54,13 @@ function milestones(logPath: string, fromByte = 0): string[] {
 
 const versionLinesOnly = (lines: string[]) => lines.filter((line) => !line.startsWith(publishedMsg));
 
+/** Waits until the log from byte `fromByte` on has a milestone line with message `msg`. */
+async function waitForLine(logPath: string, msg: string, fromByte = 0): Promise<void> {
+  await pollUntil(`"${msg}" in ${logPath}`, versionWaitMs, () =>
+    Promise.resolve(milestones(logPath, fromByte).some((line) => line.startsWith(msg)) ? '' : 'not yet'),
+  );
+}
+
 async function answer(url: string): Promise<string> {
   return (await fetch(url)).text();
 }
@@ -79,15 +86,13 @@ async function singleMemberStory(command: MemberCommand): Promise<Record<string,
       metric: await clusterVersionSeries(member.clientUrl),
     };
     // The apply may log just after /version changes; the leader's "is updated" comes after both.
-    await pollUntil(`${command.label} to log that the version is updated`, versionWaitMs, () =>
-      Promise.resolve(
-        milestones(member.logPath).some((line) => line.startsWith(clusterVersionLogs.updated.msg)) ? '' : 'not yet',
-      ),
-    );
+    await waitForLine(member.logPath, clusterVersionLogs.updated.msg);
     story.fresh = versionLinesOnly(milestones(member.logPath));
     await member.stop();
     let offset = statSync(member.logPath).size;
     await member.restart();
+    // Replaying the log comes before publishing; /health may answer before the publish is logged.
+    await waitForLine(member.logPath, publishedMsg, offset);
     story.restart = milestones(member.logPath, offset);
     for (let i = 0; i < putsBeforeSnapshotRestart; i++) {
       const put = await runEtcdctl(member.clientUrl, ['put', `k${i}`, 'v']);
@@ -96,6 +101,7 @@ async function singleMemberStory(command: MemberCommand): Promise<Record<string,
     await member.stop();
     offset = statSync(member.logPath).size;
     await member.restart();
+    await waitForLine(member.logPath, publishedMsg, offset);
     story.restartFromSnapshot = milestones(member.logPath, offset);
     story.versionAfterRestarts = await answer(`${member.clientUrl}/version`);
     return story;
@@ -143,11 +149,7 @@ async function threeMemberStory(command: MemberCommand): Promise<Record<string, 
     await pollUntil(`${command.label} members to apply the cluster version`, versionWaitMs, () =>
       Promise.resolve(cluster.members.every(applied) ? '' : 'not every member yet'),
     );
-    await pollUntil(`${command.label} leader to log that the version is updated`, versionWaitMs, () =>
-      Promise.resolve(
-        milestones(leader.logPath).some((line) => line.startsWith(clusterVersionLogs.updated.msg)) ? '' : 'not yet',
-      ),
-    );
+    await waitForLine(leader.logPath, clusterVersionLogs.updated.msg);
     const versions = await Promise.all(cluster.members.map((member) => answer(`${member.clientUrl}/version`)));
     return {
       alone,
@@ -187,11 +189,7 @@ async function restoredStory(
     beforeStart: async (target) => void (await ok(restore(restoreInto(file, target)))),
   });
   try {
-    await pollUntil(`${command.label} restored to log that the version is updated`, versionWaitMs, () =>
-      Promise.resolve(
-        milestones(member.logPath).some((line) => line.startsWith(clusterVersionLogs.updated.msg)) ? '' : 'not yet',
-      ),
-    );
+    await waitForLine(member.logPath, clusterVersionLogs.updated.msg);
     return versionLinesOnly(milestones(member.logPath));
   } finally {
     await member.destroy();
