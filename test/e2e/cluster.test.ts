@@ -1,8 +1,8 @@
 /**
  * Three real member processes form one cluster: membership as etcdctl sees it, writes through
  * any member readable through every other, leader kill -9 under concurrent writers with the
- * failover time measured, and crashed members catching up. Real etcd runs first to prove the
- * test; tsetcd must behave the same.
+ * failover time measured, and crashed members catching up. Real etcd runs alongside to prove
+ * the test; tsetcd must behave the same.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,7 +1,7 @@
 /**
  * Durability under kill -9: concurrent writers put unique keys, the member is killed mid-stream
  * and restarted on the same data dir, and every acknowledged put must be readable with its
- * value. Three crashes per member; real etcd runs first to prove the test itself.
+ * value. Three crashes per member; real etcd runs alongside to prove the test itself.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
