@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { packageRoot } from '../../src/lib/paths.js';
 import { Member } from '../support/member.js';
@@ -18,6 +18,8 @@ import { describeOutcome, lineDiff, runScript, type StepOutcome } from './runner
 const shownDifferencesMax = 8;
 /** Diff lines longer than this are cut so a 5 KB value does not flood the report. */
 const diffLineCharsMax = 400;
+/** Scripts running at once, each with its own pair of members. */
+const scriptsAtOnce = 2;
 
 const scriptsDir = join(packageRoot(), 'test', 'differential', 'scripts');
 const scriptNames = readdirSync(scriptsDir)
@@ -29,21 +31,25 @@ test('the differential scripts directory holds at least one script', () => {
   assert.ok(scriptNames.length > 0, `expected *.txt scripts in ${scriptsDir}`);
 });
 
-for (const name of scriptNames) {
-  const script = parseScript(readFileSync(join(scriptsDir, name), 'utf8'));
-  const skipReason = sut.skipReason ?? gateSkipReason(script);
-  const options = skipReason === undefined ? {} : { skip: skipReason };
-  test(
-    `script ${name} prints the same through etcdctl on etcd and on ${sut.command?.label ?? 'tsetcd'}`,
-    options,
-    async () => {
-      const sutSide = sut.command as MemberCommand;
-      const [expected, actual] = await Promise.all([runOn(etcdCommand(), script), runOn(sutSide, script)]);
-      const report = differences(expected, actual, sutSide.label);
-      assert.ok(report === '', `${name}: ${sutSide.label} differs from etcd\n${report}`);
-    },
-  );
-}
+// Each script starts its own etcd and tsetcd on their own ports and data dirs, so scripts share
+// nothing and run scriptsAtOnce at a time: a script spends most of its time waiting for etcdctl.
+describe('the differential scripts', { concurrency: scriptsAtOnce }, () => {
+  for (const name of scriptNames) {
+    const script = parseScript(readFileSync(join(scriptsDir, name), 'utf8'));
+    const skipReason = sut.skipReason ?? gateSkipReason(script);
+    const options = skipReason === undefined ? {} : { skip: skipReason };
+    test(
+      `script ${name} prints the same through etcdctl on etcd and on ${sut.command?.label ?? 'tsetcd'}`,
+      options,
+      async () => {
+        const sutSide = sut.command as MemberCommand;
+        const [expected, actual] = await Promise.all([runOn(etcdCommand(), script), runOn(sutSide, script)]);
+        const report = differences(expected, actual, sutSide.label);
+        assert.ok(report === '', `${name}: ${sutSide.label} differs from etcd\n${report}`);
+      },
+    );
+  }
+});
 
 async function runOn(command: MemberCommand, script: Script): Promise<StepOutcome[]> {
   const member = await Member.start({ command, extraFlags: script.flags });

@@ -94,185 +94,199 @@ async function setUpUsers(endpoint: string): Promise<void> {
 
 const range = (key: string): WireMessage => ({ key: Buffer.from(key) });
 
-for (const target of targets) {
-  const options = target.skip === undefined ? {} : { skip: target.skip };
-
-  describe(`auth on one ${target.label} member with --auth-token-ttl 1`, options, () => {
-    let member: Member;
-
-    before(async () => {
-      member = await Member.start({
-        command: target.command as MemberCommand,
-        extraFlags: [...fastBcrypt, '--auth-token-ttl', '1'],
-      });
-      await setUpUsers(member.clientUrl);
-    });
-
-    after(async () => {
-      await member?.destroy();
-    });
-
-    test('a simple token is 16 letters and the raft index; it expires once unused for the TTL', async () => {
-      const token = await authenticate(member.clientUrl, 'alice', 'apw');
-      assert.match(token, /^[a-zA-Z]{16}\.\d+$/);
-      const answer = await call(member.clientUrl, 'KV', 'Range', range('a/1'), token);
-      assert.equal(answer.count, '0');
-      await assert.rejects(call(member.clientUrl, 'KV', 'Range', range('b'), token), {
-        code: grpc.status.PERMISSION_DENIED,
-        details: 'etcdserver: permission denied',
-      });
-      // etcd's TTL keeper looks once a second: three seconds unused are past a one-second TTL.
-      await sleep(3_000);
-      await assert.rejects(call(member.clientUrl, 'KV', 'Range', range('a/1'), token), {
-        code: grpc.status.UNAUTHENTICATED,
-        details: 'etcdserver: invalid auth token',
-      });
-      await assert.rejects(call(member.clientUrl, 'KV', 'Range', range('a/1'), 'made-up.12'), {
-        code: grpc.status.UNAUTHENTICATED,
-        details: 'etcdserver: invalid auth token',
-      });
-    });
-
-    test('users, roles, permissions and the enabled flag survive a restart and a crash', async () => {
-      for (const restart of [() => member.stop(), () => member.kill9()]) {
-        await ctl(member.clientUrl, '--user', 'alice:apw', 'put', 'a/kept', 'yes');
-        await restart();
-        await member.restart();
-        assert.equal(
-          await ctl(member.clientUrl, '--user', 'alice:apw', 'get', 'a/kept', '--print-value-only'),
-          'yes\n',
-        );
-        const denied = await runEtcdctl(member.clientUrl, ['--user', 'alice:apw', 'put', 'b', '1']);
-        assert.equal(refusal(denied), 'Error: etcdserver: permission denied');
-        const anonymous = await runEtcdctl(member.clientUrl, ['get', 'a/kept']);
-        assert.equal(refusal(anonymous), 'Error: etcdserver: user name is empty');
-        assert.equal(await ctl(member.clientUrl, '--user', 'root:rootpw', 'user', 'list'), 'alice\nroot\n');
-      }
-    });
-
-    test('Defragment and Hash need the root role', async () => {
-      const aliceToken = await authenticate(member.clientUrl, 'alice', 'apw');
-      const rootToken = await authenticate(member.clientUrl, 'root', 'rootpw');
-      for (const method of ['Defragment', 'Hash']) {
-        // etcd 3.4 answers UNKNOWN "auth: permission denied" here; later releases etcd's own error.
-        await assert.rejects(call(member.clientUrl, 'Maintenance', method, {}, aliceToken), {
-          details: /permission denied$/,
-        });
-        await call(member.clientUrl, 'Maintenance', method, {}, rootToken);
-      }
-    });
-  });
-
-  for (const signMethod of ['RS256', 'ES256'] as const) {
-    describe(
-      `JWT (${signMethod}) auth tokens on one ${target.label} member`,
-      { ...options, skip: options.skip ?? (!hasOpenssl() && 'openssl is not installed') },
-      () => {
+// etcd's members and tsetcd's run side by side on their own ports: neither needs the other.
+describe('auth on etcd and on tsetcd, side by side', { concurrency: true }, () => {
+  for (const target of targets) {
+    const options = target.skip === undefined ? {} : { skip: target.skip };
+    // Each system's suites one after another: a suite's concurrency is inherited otherwise.
+    describe(`auth on ${target.label}`, { ...options, concurrency: 1 }, () => {
+      describe(`auth on one ${target.label} member with --auth-token-ttl 1`, options, () => {
         let member: Member;
-        let keyDir: string;
 
         before(async () => {
-          keyDir = mkdtempSync(join(tmpdir(), 'tsetcd-jwt-'));
-          const tokenFlag = jwtTokenFlag(makeJwtKeys(keyDir, signMethod), signMethod, '10m');
           member = await Member.start({
             command: target.command as MemberCommand,
-            extraFlags: [...fastBcrypt, '--auth-token', tokenFlag],
+            extraFlags: [...fastBcrypt, '--auth-token-ttl', '1'],
           });
           await setUpUsers(member.clientUrl);
         });
 
         after(async () => {
           await member?.destroy();
-          if (keyDir !== undefined) rmSync(keyDir, { recursive: true, force: true });
         });
 
-        test('a JWT carries username, revision and exp, and goes stale when the auth store changes', async () => {
+        test('a simple token is 16 letters and the raft index; it expires once unused for the TTL', async () => {
           const token = await authenticate(member.clientUrl, 'alice', 'apw');
-          const [header, payload] = token
-            .split('.')
-            .slice(0, 2)
-            .map((part) => JSON.parse(Buffer.from(part, 'base64url').toString()) as Record<string, unknown>);
-          assert.equal(header?.alg, signMethod);
-          assert.deepEqual(Object.keys(payload ?? {}).sort(), ['exp', 'revision', 'username']);
-          assert.equal(payload?.username, 'alice');
-          assert.ok(Number(payload?.exp) > Date.now() / 1_000, `exp ${String(payload?.exp)} is in the future`);
-          await call(member.clientUrl, 'KV', 'Put', { key: Buffer.from('a/1'), value: Buffer.from('v') }, token);
-          assert.equal(await ctl(member.clientUrl, '--user', 'alice:apw', 'get', 'a/1', '--print-value-only'), 'v\n');
-          await ctl(member.clientUrl, '--user', 'root:rootpw', 'role', 'add', 'another');
-          await assert.rejects(call(member.clientUrl, 'KV', 'Range', range('a/1'), token), {
-            code: grpc.status.INVALID_ARGUMENT,
-            details: 'etcdserver: revision of auth store is old',
+          assert.match(token, /^[a-zA-Z]{16}\.\d+$/);
+          const answer = await call(member.clientUrl, 'KV', 'Range', range('a/1'), token);
+          assert.equal(answer.count, '0');
+          await assert.rejects(call(member.clientUrl, 'KV', 'Range', range('b'), token), {
+            code: grpc.status.PERMISSION_DENIED,
+            details: 'etcdserver: permission denied',
           });
-          const tampered = `${token.slice(0, -4)}AAAA`;
-          await assert.rejects(call(member.clientUrl, 'KV', 'Range', range('a/1'), tampered), {
+          // etcd's TTL keeper looks once a second: three seconds unused are past a one-second TTL.
+          await sleep(3_000);
+          await assert.rejects(call(member.clientUrl, 'KV', 'Range', range('a/1'), token), {
+            code: grpc.status.UNAUTHENTICATED,
+            details: 'etcdserver: invalid auth token',
+          });
+          await assert.rejects(call(member.clientUrl, 'KV', 'Range', range('a/1'), 'made-up.12'), {
             code: grpc.status.UNAUTHENTICATED,
             details: 'etcdserver: invalid auth token',
           });
         });
-      },
-    );
-  }
 
-  describe(`a three-member ${target.label} cluster with --snapshot-count 1000`, options, () => {
-    let cluster: Cluster;
+        test('users, roles, permissions and the enabled flag survive a restart and a crash', async () => {
+          for (const restart of [() => member.stop(), () => member.kill9()]) {
+            await ctl(member.clientUrl, '--user', 'alice:apw', 'put', 'a/kept', 'yes');
+            await restart();
+            await member.restart();
+            assert.equal(
+              await ctl(member.clientUrl, '--user', 'alice:apw', 'get', 'a/kept', '--print-value-only'),
+              'yes\n',
+            );
+            const denied = await runEtcdctl(member.clientUrl, ['--user', 'alice:apw', 'put', 'b', '1']);
+            assert.equal(refusal(denied), 'Error: etcdserver: permission denied');
+            const anonymous = await runEtcdctl(member.clientUrl, ['get', 'a/kept']);
+            assert.equal(refusal(anonymous), 'Error: etcdserver: user name is empty');
+            assert.equal(await ctl(member.clientUrl, '--user', 'root:rootpw', 'user', 'list'), 'alice\nroot\n');
+          }
+        });
 
-    before(async () => {
-      cluster = await Cluster.start({
-        command: target.command as MemberCommand,
-        extraFlags: [...fastBcrypt, '--snapshot-count', '1000'],
+        test('Defragment and Hash need the root role', async () => {
+          const aliceToken = await authenticate(member.clientUrl, 'alice', 'apw');
+          const rootToken = await authenticate(member.clientUrl, 'root', 'rootpw');
+          for (const method of ['Defragment', 'Hash']) {
+            // etcd 3.4 answers UNKNOWN "auth: permission denied" here; later releases etcd's own error.
+            await assert.rejects(call(member.clientUrl, 'Maintenance', method, {}, aliceToken), {
+              details: /permission denied$/,
+            });
+            await call(member.clientUrl, 'Maintenance', method, {}, rootToken);
+          }
+        });
       });
-    });
 
-    after(async () => {
-      await cluster?.destroy();
-    });
+      for (const signMethod of ['RS256', 'ES256'] as const) {
+        describe(
+          `JWT (${signMethod}) auth tokens on one ${target.label} member`,
+          { ...options, skip: options.skip ?? (!hasOpenssl() && 'openssl is not installed') },
+          () => {
+            let member: Member;
+            let keyDir: string;
 
-    test('a follower that catches up through a snapshot knows the users made while it was down, and tokens work on every member', async () => {
-      const leader = await cluster.leader();
-      const [follower] = cluster.followers(leader);
-      assert.ok(follower !== undefined, 'expected a follower');
-      await follower.kill9();
-      const connection = new KvConnection(leader.clientUrl);
-      try {
-        // More entries than the leader keeps behind a snapshot (5,000), so the follower needs one.
-        for (let batch = 0; batch < 250; batch++) {
-          await Promise.all(
-            Array.from({ length: 30 }, (_, i) =>
-              connection.put(Buffer.from(`fill/${batch * 30 + i}`), Buffer.from('x'), 5_000),
-            ),
-          );
-        }
-      } finally {
-        connection.close();
-      }
-      await setUpUsers(leader.clientUrl);
-      await follower.restart();
-      await pollUntil(`${follower.describe()} to know alice`, catchUpWaitMs, async () => {
-        const result = await runEtcdctl(follower.clientUrl, ['--user', 'alice:apw', 'get', 'a/x', '--consistency=s']);
-        return result.code === 0 ? '' : result.stderr;
-      });
-      const denied = await runEtcdctl(follower.clientUrl, ['--user', 'alice:apw', 'put', 'b', '1']);
-      assert.equal(refusal(denied), 'Error: etcdserver: permission denied');
-      // A token is valid on every member, whichever issued it.
-      const token = await authenticate(leader.clientUrl, 'alice', 'apw');
-      for (const member of cluster.running()) {
-        await call(
-          member.clientUrl,
-          'KV',
-          'Put',
-          { key: Buffer.from(`a/${member.name}`), value: Buffer.from('v') },
-          token,
+            before(async () => {
+              keyDir = mkdtempSync(join(tmpdir(), 'tsetcd-jwt-'));
+              const tokenFlag = jwtTokenFlag(makeJwtKeys(keyDir, signMethod), signMethod, '10m');
+              member = await Member.start({
+                command: target.command as MemberCommand,
+                extraFlags: [...fastBcrypt, '--auth-token', tokenFlag],
+              });
+              await setUpUsers(member.clientUrl);
+            });
+
+            after(async () => {
+              await member?.destroy();
+              if (keyDir !== undefined) rmSync(keyDir, { recursive: true, force: true });
+            });
+
+            test('a JWT carries username, revision and exp, and goes stale when the auth store changes', async () => {
+              const token = await authenticate(member.clientUrl, 'alice', 'apw');
+              const [header, payload] = token
+                .split('.')
+                .slice(0, 2)
+                .map((part) => JSON.parse(Buffer.from(part, 'base64url').toString()) as Record<string, unknown>);
+              assert.equal(header?.alg, signMethod);
+              assert.deepEqual(Object.keys(payload ?? {}).sort(), ['exp', 'revision', 'username']);
+              assert.equal(payload?.username, 'alice');
+              assert.ok(Number(payload?.exp) > Date.now() / 1_000, `exp ${String(payload?.exp)} is in the future`);
+              await call(member.clientUrl, 'KV', 'Put', { key: Buffer.from('a/1'), value: Buffer.from('v') }, token);
+              assert.equal(
+                await ctl(member.clientUrl, '--user', 'alice:apw', 'get', 'a/1', '--print-value-only'),
+                'v\n',
+              );
+              await ctl(member.clientUrl, '--user', 'root:rootpw', 'role', 'add', 'another');
+              await assert.rejects(call(member.clientUrl, 'KV', 'Range', range('a/1'), token), {
+                code: grpc.status.INVALID_ARGUMENT,
+                details: 'etcdserver: revision of auth store is old',
+              });
+              const tampered = `${token.slice(0, -4)}AAAA`;
+              await assert.rejects(call(member.clientUrl, 'KV', 'Range', range('a/1'), tampered), {
+                code: grpc.status.UNAUTHENTICATED,
+                details: 'etcdserver: invalid auth token',
+              });
+            });
+          },
         );
       }
-      const other = await authenticate(follower.clientUrl, 'alice', 'apw');
-      const answer = await call(
-        leader.clientUrl,
-        'KV',
-        'Range',
-        { key: Buffer.from('a/'), rangeEnd: Buffer.from('a0') },
-        other,
-      );
-      assert.equal(answer.count, String(cluster.running().length));
+
+      describe(`a three-member ${target.label} cluster with --snapshot-count 1000`, options, () => {
+        let cluster: Cluster;
+
+        before(async () => {
+          cluster = await Cluster.start({
+            command: target.command as MemberCommand,
+            extraFlags: [...fastBcrypt, '--snapshot-count', '1000'],
+          });
+        });
+
+        after(async () => {
+          await cluster?.destroy();
+        });
+
+        test('a follower that catches up through a snapshot knows the users made while it was down, and tokens work on every member', async () => {
+          const leader = await cluster.leader();
+          const [follower] = cluster.followers(leader);
+          assert.ok(follower !== undefined, 'expected a follower');
+          await follower.kill9();
+          const connection = new KvConnection(leader.clientUrl);
+          try {
+            // More entries than the leader keeps behind a snapshot (5,000), so the follower needs one.
+            for (let batch = 0; batch < 250; batch++) {
+              await Promise.all(
+                Array.from({ length: 30 }, (_, i) =>
+                  connection.put(Buffer.from(`fill/${batch * 30 + i}`), Buffer.from('x'), 5_000),
+                ),
+              );
+            }
+          } finally {
+            connection.close();
+          }
+          await setUpUsers(leader.clientUrl);
+          await follower.restart();
+          await pollUntil(`${follower.describe()} to know alice`, catchUpWaitMs, async () => {
+            const result = await runEtcdctl(follower.clientUrl, [
+              '--user',
+              'alice:apw',
+              'get',
+              'a/x',
+              '--consistency=s',
+            ]);
+            return result.code === 0 ? '' : result.stderr;
+          });
+          const denied = await runEtcdctl(follower.clientUrl, ['--user', 'alice:apw', 'put', 'b', '1']);
+          assert.equal(refusal(denied), 'Error: etcdserver: permission denied');
+          // A token is valid on every member, whichever issued it.
+          const token = await authenticate(leader.clientUrl, 'alice', 'apw');
+          for (const member of cluster.running()) {
+            await call(
+              member.clientUrl,
+              'KV',
+              'Put',
+              { key: Buffer.from(`a/${member.name}`), value: Buffer.from('v') },
+              token,
+            );
+          }
+          const other = await authenticate(follower.clientUrl, 'alice', 'apw');
+          const answer = await call(
+            leader.clientUrl,
+            'KV',
+            'Range',
+            { key: Buffer.from('a/'), rangeEnd: Buffer.from('a0') },
+            other,
+          );
+          assert.equal(answer.count, String(cluster.running().length));
+        });
+      });
     });
-  });
-}
+  }
+});

@@ -1,8 +1,8 @@
 /**
  * Three real member processes form one cluster: membership as etcdctl sees it, writes through
  * any member readable through every other, leader kill -9 under concurrent writers with the
- * failover time measured, and crashed members catching up. Real etcd runs first to prove the
- * test; tsetcd must behave the same.
+ * failover time measured, and crashed members catching up. Real etcd runs alongside to prove
+ * the test; tsetcd must behave the same.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -41,135 +41,158 @@ const targets: Array<{ label: string; command?: MemberCommand; skip?: string }> 
     : { label: sut.command.label, command: sut.command },
 ];
 
-/** Normalised `member list` output per target, so tsetcd's can be compared with etcd's. */
-const memberListings = new Map<string, string[]>();
+/**
+ * etcd's normalised `member list` output, so tsetcd's can be compared with it: settled by etcd's
+ * listing test, or with undefined once etcd's suite ends without one (its cluster did not start).
+ */
+let settleEtcdListing: (listing: string[] | undefined) => void = () => undefined;
+const etcdListing = new Promise<string[] | undefined>((resolve) => {
+  settleEtcdListing = resolve;
+});
 
-for (const target of targets) {
-  describe(`a three-member ${target.label} cluster`, target.skip === undefined ? {} : { skip: target.skip }, () => {
-    let cluster: Cluster;
+// etcd's cluster and tsetcd's run side by side on their own ports; only tsetcd's member list
+// waits for etcd's, to compare with it.
+describe('three-member clusters of etcd and of tsetcd, side by side', { concurrency: true }, () => {
+  for (const target of targets) {
+    describe(
+      `a three-member ${target.label} cluster`,
+      // Its tests one after another: a suite's concurrency is inherited otherwise.
+      { concurrency: 1, ...(target.skip === undefined ? {} : { skip: target.skip }) },
+      () => {
+        let cluster: Cluster;
 
-    before(async () => {
-      cluster = await Cluster.start({ command: target.command as MemberCommand });
-    });
+        before(async () => {
+          cluster = await Cluster.start({ command: target.command as MemberCommand });
+        });
 
-    after(async () => {
-      await cluster?.destroy();
-    });
+        after(async () => {
+          if (target.label === 'etcd') settleEtcdListing(undefined);
+          await cluster?.destroy();
+        });
 
-    test('etcdctl member list through each member shows three started members with their names and URLs', async () => {
-      const expected = cluster.members
-        .map((m) => `<id>, started, ${m.name}, <peer ${m.name}>, <client ${m.name}>, false`)
-        .sort();
-      for (const member of cluster.members) {
-        // Members publish their client URLs through the log after they start, so allow a moment.
-        let listing: string[] = [];
-        await pollUntil(`member list through ${member.name} to show every member`, attributesWaitMs, async () => {
-          listing = await normalisedMemberList(cluster, member.clientUrl);
-          return JSON.stringify(listing) === JSON.stringify(expected) ? '' : listing.join('; ');
-        }).catch(() => undefined);
-        assert.deepEqual(listing, expected, `member list through ${member.name}`);
-        memberListings.set(target.label, listing);
-      }
-      const reference = memberListings.get('etcd');
-      if (target.label !== 'etcd' && reference !== undefined)
-        assert.deepEqual(memberListings.get(target.label), reference, 'member list differs from real etcd');
-    });
-
-    // etcdctl 3.4 dials each endpoint of these commands with ':authority: http://host:port', which
-    // Go's server accepts and strict HTTP/2 servers (nghttp2) refuse; ours must take it as Go does.
-    test('etcdctl endpoint status and endpoint hashkv answer for every member given as http:// URLs', async () => {
-      const endpoints = cluster.endpoints().join(',');
-      for (const command of ['status', 'hashkv']) {
-        const result = await runEtcdctl(endpoints, ['endpoint', command, '-w', 'json']);
-        assert.equal(result.code, 0, `etcdctl --endpoints=${endpoints} endpoint ${command} failed:\n${result.stderr}`);
-        const entries = parseEtcdctlJson(result.stdout) as unknown[];
-        assert.equal(entries.length, cluster.members.length, `one ${command} per member: ${result.stdout}`);
-      }
-    });
-
-    test('a write through any member is readable through every member, linearizable and serializable', async () => {
-      await withClients(cluster.members, async (clients) => {
-        for (const [i, writer] of cluster.members.entries()) {
-          await clients[i]!.put(`cross/${writer.name}`)
-            .value(`via-${writer.name}`)
-            .options({ deadline: Date.now() + readDeadlineMs })
-            .exec();
-          for (const [j, reader] of cluster.members.entries()) {
-            const linearizable = await clients[j]!.get(`cross/${writer.name}`)
-              .options({ deadline: Date.now() + readDeadlineMs })
-              .string();
-            assert.equal(
-              linearizable,
-              `via-${writer.name}`,
-              `linearizable read through ${reader.name} of a put through ${writer.name}`,
-            );
-            // The linearizable read above is the barrier: this member has applied the put now.
-            const serializable = await clients[j]!.get(`cross/${writer.name}`).serializable(true).string();
-            assert.equal(
-              serializable,
-              `via-${writer.name}`,
-              `serializable read through ${reader.name} of a put through ${writer.name}`,
-            );
+        test('etcdctl member list through each member shows three started members with their names and URLs', async () => {
+          const expected = cluster.members
+            .map((m) => `<id>, started, ${m.name}, <peer ${m.name}>, <client ${m.name}>, false`)
+            .sort();
+          let listing: string[] = [];
+          for (const member of cluster.members) {
+            // Members publish their client URLs through the log after they start, so allow a moment.
+            await pollUntil(`member list through ${member.name} to show every member`, attributesWaitMs, async () => {
+              listing = await normalisedMemberList(cluster, member.clientUrl);
+              return JSON.stringify(listing) === JSON.stringify(expected) ? '' : listing.join('; ');
+            }).catch(() => undefined);
+            assert.deepEqual(listing, expected, `member list through ${member.name}`);
           }
-        }
-      });
-    });
+          if (target.label === 'etcd') {
+            settleEtcdListing(listing);
+            return;
+          }
+          const reference = await etcdListing;
+          assert.ok(reference !== undefined, "etcd's member list, to compare with, was not taken");
+          assert.deepEqual(listing, reference, 'member list differs from real etcd');
+        });
 
-    test('after kill -9 of the leader under concurrent writers a new leader takes over and no acknowledged put is lost', async (t) => {
-      const oldLeader = await cluster.leader();
-      const survivors = cluster.followers(oldLeader);
-      const writers = new Writers(
-        'failover',
-        survivors.map((m) => m.clientUrl),
-      );
-      try {
-        await writers.waitForAcks(acksWantedPerPhase, 'before the kill');
-        const killedAtMs = Date.now();
-        await oldLeader.kill9();
-        writers.markDisruption(killedAtMs);
-        await writers.waitForAcksAfterDisruption(acksWantedPerPhase, 'after the leader was killed');
-        const failoverMs = writers.firstAckAfterDisruptionMs() - killedAtMs;
-        t.diagnostic(
-          `${target.label} failover: ${failoverMs} ms from kill -9 of ${oldLeader.name} to the first acknowledged put sent after it`,
-        );
-        const newLeader = await cluster.leader();
-        assert.notEqual(newLeader, oldLeader, 'a surviving member leads');
-        await oldLeader.restart();
-        writers.markDisruption(Date.now());
-        await writers.waitForAcksAfterDisruption(acksWantedPerPhase, `after ${oldLeader.name} restarted`);
-      } finally {
-        await writers.stop();
-      }
-      t.diagnostic(
-        `${target.label}: ${writers.acknowledged.size} puts acknowledged, ${writers.failures} attempts failed`,
-      );
-      await assertEveryMemberHas(cluster, 'failover/', writers.acknowledged);
-      await assertHashesAgree(cluster, catchUpWaitMs);
-    });
+        // etcdctl 3.4 dials each endpoint of these commands with ':authority: http://host:port', which
+        // Go's server accepts and strict HTTP/2 servers (nghttp2) refuse; ours must take it as Go does.
+        test('etcdctl endpoint status and endpoint hashkv answer for every member given as http:// URLs', async () => {
+          const endpoints = cluster.endpoints().join(',');
+          for (const command of ['status', 'hashkv']) {
+            const result = await runEtcdctl(endpoints, ['endpoint', command, '-w', 'json']);
+            assert.equal(
+              result.code,
+              0,
+              `etcdctl --endpoints=${endpoints} endpoint ${command} failed:\n${result.stderr}`,
+            );
+            const entries = parseEtcdctlJson(result.stdout) as unknown[];
+            assert.equal(entries.length, cluster.members.length, `one ${command} per member: ${result.stdout}`);
+          }
+        });
 
-    test('a follower killed and restarted catches up on the writes it missed', async () => {
-      const leader = await cluster.leader();
-      const [follower] = cluster.followers(leader);
-      assert.ok(follower !== undefined, 'expected a follower');
-      await follower.kill9();
-      const written = new Map<string, string>();
-      await withClients([leader], async ([client]) => {
-        for (let i = 0; i < keysWhileFollowerDownCount; i += 1) {
-          const key = `missed/${String(i).padStart(4, '0')}`;
-          await client!
-            .put(key)
-            .value(`while-${follower.name}-was-down-${i}`)
-            .options({ deadline: Date.now() + readDeadlineMs })
-            .exec();
-          written.set(key, `while-${follower.name}-was-down-${i}`);
-        }
-      });
-      await follower.restart();
-      await assertEveryMemberHas(cluster, 'missed/', written);
-      await assertHashesAgree(cluster, catchUpWaitMs);
-    });
-  });
-}
+        test('a write through any member is readable through every member, linearizable and serializable', async () => {
+          await withClients(cluster.members, async (clients) => {
+            for (const [i, writer] of cluster.members.entries()) {
+              await clients[i]!.put(`cross/${writer.name}`)
+                .value(`via-${writer.name}`)
+                .options({ deadline: Date.now() + readDeadlineMs })
+                .exec();
+              for (const [j, reader] of cluster.members.entries()) {
+                const linearizable = await clients[j]!.get(`cross/${writer.name}`)
+                  .options({ deadline: Date.now() + readDeadlineMs })
+                  .string();
+                assert.equal(
+                  linearizable,
+                  `via-${writer.name}`,
+                  `linearizable read through ${reader.name} of a put through ${writer.name}`,
+                );
+                // The linearizable read above is the barrier: this member has applied the put now.
+                const serializable = await clients[j]!.get(`cross/${writer.name}`).serializable(true).string();
+                assert.equal(
+                  serializable,
+                  `via-${writer.name}`,
+                  `serializable read through ${reader.name} of a put through ${writer.name}`,
+                );
+              }
+            }
+          });
+        });
+
+        test('after kill -9 of the leader under concurrent writers a new leader takes over and no acknowledged put is lost', async (t) => {
+          const oldLeader = await cluster.leader();
+          const survivors = cluster.followers(oldLeader);
+          const writers = new Writers(
+            'failover',
+            survivors.map((m) => m.clientUrl),
+          );
+          try {
+            await writers.waitForAcks(acksWantedPerPhase, 'before the kill');
+            const killedAtMs = Date.now();
+            await oldLeader.kill9();
+            writers.markDisruption(killedAtMs);
+            await writers.waitForAcksAfterDisruption(acksWantedPerPhase, 'after the leader was killed');
+            const failoverMs = writers.firstAckAfterDisruptionMs() - killedAtMs;
+            t.diagnostic(
+              `${target.label} failover: ${failoverMs} ms from kill -9 of ${oldLeader.name} to the first acknowledged put sent after it`,
+            );
+            const newLeader = await cluster.leader();
+            assert.notEqual(newLeader, oldLeader, 'a surviving member leads');
+            await oldLeader.restart();
+            writers.markDisruption(Date.now());
+            await writers.waitForAcksAfterDisruption(acksWantedPerPhase, `after ${oldLeader.name} restarted`);
+          } finally {
+            await writers.stop();
+          }
+          t.diagnostic(
+            `${target.label}: ${writers.acknowledged.size} puts acknowledged, ${writers.failures} attempts failed`,
+          );
+          await assertEveryMemberHas(cluster, 'failover/', writers.acknowledged);
+          await assertHashesAgree(cluster, catchUpWaitMs);
+        });
+
+        test('a follower killed and restarted catches up on the writes it missed', async () => {
+          const leader = await cluster.leader();
+          const [follower] = cluster.followers(leader);
+          assert.ok(follower !== undefined, 'expected a follower');
+          await follower.kill9();
+          const written = new Map<string, string>();
+          await withClients([leader], async ([client]) => {
+            for (let i = 0; i < keysWhileFollowerDownCount; i += 1) {
+              const key = `missed/${String(i).padStart(4, '0')}`;
+              await client!
+                .put(key)
+                .value(`while-${follower.name}-was-down-${i}`)
+                .options({ deadline: Date.now() + readDeadlineMs })
+                .exec();
+              written.set(key, `while-${follower.name}-was-down-${i}`);
+            }
+          });
+          await follower.restart();
+          await assertEveryMemberHas(cluster, 'missed/', written);
+          await assertHashesAgree(cluster, catchUpWaitMs);
+        });
+      },
+    );
+  }
+});
 
 /** `etcdctl member list` lines with IDs and ports replaced by placeholders, sorted. */
 async function normalisedMemberList(cluster: Cluster, endpoint: string): Promise<string[]> {

@@ -1,9 +1,9 @@
 /**
  * The concurrency API against a member process: the npm `etcd3` client's lock, election and STM
  * recipes (built on KV, Watch and Lease), and etcd's own Lock and Election gRPC services. Real
- * etcd runs first, which proves the expectations; then the system under test.
+ * etcd runs alongside the system under test, which proves the expectations.
  */
-import { test, type TestContext } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3, EtcdLockFailedError, type Campaign, type ElectionObserver } from 'etcd3';
@@ -30,25 +30,28 @@ const targets: Array<{ label: string; command?: MemberCommand; skip?: string }> 
     : { label: sut.command.label, command: sut.command },
 ];
 
-for (const target of targets) {
-  test(
-    `locks, elections and STM behave like etcd against ${target.label}`,
-    target.skip === undefined ? {} : { skip: target.skip },
-    async (t) => {
-      const member = await Member.start({ command: target.command as MemberCommand });
-      const clients = [new Etcd3({ hosts: member.clientUrl }), new Etcd3({ hosts: member.clientUrl })] as const;
-      const services = new RecipeClients(member.clientUrl.replace(/^http:\/\//, ''));
-      try {
-        await recipeChecks(t, clients);
-        await serviceChecks(t, clients[0], services);
-      } finally {
-        services.close();
-        for (const client of clients) client.close();
-        await member.destroy();
-      }
-    },
-  );
-}
+// etcd's member and tsetcd's run side by side on their own ports: neither needs the other.
+describe('locks, elections and STM on etcd and on tsetcd, side by side', { concurrency: true }, () => {
+  for (const target of targets) {
+    test(
+      `locks, elections and STM behave like etcd against ${target.label}`,
+      target.skip === undefined ? {} : { skip: target.skip },
+      async (t) => {
+        const member = await Member.start({ command: target.command as MemberCommand });
+        const clients = [new Etcd3({ hosts: member.clientUrl }), new Etcd3({ hosts: member.clientUrl })] as const;
+        const services = new RecipeClients(member.clientUrl.replace(/^http:\/\//, ''));
+        try {
+          await recipeChecks(t, clients);
+          await serviceChecks(t, clients[0], services);
+        } finally {
+          services.close();
+          for (const client of clients) client.close();
+          await member.destroy();
+        }
+      },
+    );
+  }
+});
 
 async function waitFor(ready: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + progressWaitMsMax;

@@ -1,9 +1,9 @@
 /**
  * Durability under kill -9: concurrent writers put unique keys, the member is killed mid-stream
  * and restarted on the same data dir, and every acknowledged put must be readable with its
- * value. Three crashes per member; real etcd runs first to prove the test itself.
+ * value. Three crashes per member; real etcd runs alongside to prove the test itself.
  */
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
@@ -33,30 +33,39 @@ const flagSets: Array<{ label: string; flags: string[] }> = [
   { label: ' with --snapshot-count 100', flags: ['--snapshot-count', '100'] },
 ];
 
-for (const target of targets) {
-  for (const flagSet of flagSets) {
+// etcd's member and tsetcd's run side by side on their own ports: neither needs the other.
+describe('kill -9 on etcd and on tsetcd, side by side', { concurrency: true }, () => {
+  for (const target of targets) {
     const options = target.skip === undefined ? {} : { skip: target.skip };
-    test(
-      `every acknowledged put survives kill -9 and restart of ${target.label}${flagSet.label}, ${crashRounds} times`,
-      options,
-      async (t) => {
-        const member = await Member.start({ command: target.command as MemberCommand, extraFlags: flagSet.flags });
-        const acknowledged = new Map<string, string>();
-        try {
-          for (let round = 1; round <= crashRounds; round += 1) {
-            const ackedThisRound = await writeUntilKilled(member, round, acknowledged);
-            assert.ok(ackedThisRound > 0, `round ${round}: expected some acknowledged puts before the kill, saw none`);
-            t.diagnostic(`crash ${round}: ${ackedThisRound} puts acknowledged before kill -9`);
-            await member.restart();
-            await assertAllPresent(member, acknowledged, round);
-          }
-        } finally {
-          await member.destroy();
-        }
-      },
-    );
+    // Each system's tests one after another: a suite's concurrency is inherited otherwise.
+    describe(`kill -9 of ${target.label}`, { ...options, concurrency: 1 }, () => {
+      for (const flagSet of flagSets) {
+        test(
+          `every acknowledged put survives kill -9 and restart of ${target.label}${flagSet.label}, ${crashRounds} times`,
+          options,
+          async (t) => {
+            const member = await Member.start({ command: target.command as MemberCommand, extraFlags: flagSet.flags });
+            const acknowledged = new Map<string, string>();
+            try {
+              for (let round = 1; round <= crashRounds; round += 1) {
+                const ackedThisRound = await writeUntilKilled(member, round, acknowledged);
+                assert.ok(
+                  ackedThisRound > 0,
+                  `round ${round}: expected some acknowledged puts before the kill, saw none`,
+                );
+                t.diagnostic(`crash ${round}: ${ackedThisRound} puts acknowledged before kill -9`);
+                await member.restart();
+                await assertAllPresent(member, acknowledged, round);
+              }
+            } finally {
+              await member.destroy();
+            }
+          },
+        );
+      }
+    });
   }
-}
+});
 
 /** Runs the writers, kills the member after `killAfterMs`, and returns how many puts were acknowledged. */
 async function writeUntilKilled(member: Member, round: number, acknowledged: Map<string, string>): Promise<number> {

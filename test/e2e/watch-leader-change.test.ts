@@ -3,9 +3,10 @@
  * leader changes (etcdctl move-leader, then kill -9 of the leader and its restart): every watcher
  * gets every revision of its range exactly once, in order, each revision whole in one response
  * and equal to what the writers did, and a watcher resumed on another member (on purpose, or
- * because its member was killed) continues exactly at the next revision. Real etcd runs first.
+ * because its member was killed) continues exactly at the next revision. Real etcd runs alongside
+ * with the same checks.
  */
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Cluster, endpointStatus, leaderWaitMsDefault, pollUntil, type ClusterMember } from '../support/cluster.js';
@@ -59,118 +60,121 @@ const targets: Array<{ label: string; command?: MemberCommand; skip?: string }> 
     : { label: sut.command.label, command: sut.command },
 ];
 
-for (const target of targets) {
-  const options = target.skip === undefined ? { timeout: 120_000 } : { skip: target.skip };
-  test(
-    `watchers on a three-member ${target.label} cluster get every revision once, in order and whole, across move-leader, a compaction and kill -9 of the leader`,
-    options,
-    async (t) => {
-      const cluster = await Cluster.start({ command: target.command as MemberCommand });
-      const clients = cluster.members.map((m) => new KvClient(m.clientUrl));
-      const history = new WriteHistory();
-      const writers = new Writers(history, clients);
-      const watchers: ResumingWatcher[] = [];
-      const healer = new Healer(() => watchers, cluster);
-      const steps: string[] = [];
-      try {
-        const [m1, m2, m3] = cluster.members as [ClusterMember, ClusterMember, ClusterMember];
-        const watch = async (
-          name: string,
-          member: ClusterMember,
-          from: number | 'now',
-          prevKv = false,
-        ): Promise<ResumingWatcher> => {
-          const watcher = new ResumingWatcher(name, range, prevKv);
-          await watcher.start(member.clientUrl, from);
-          watchers.push(watcher);
-          return watcher;
-        };
-        await watch(`A (on ${m1.name}, from revision 1)`, m1, 1);
-        await watch(`B (on ${m2.name}, from now, prev kv)`, m2, 'now', true);
-        await watch(`C (on ${m3.name}, from revision 1)`, m3, 1);
-        const resumed = await watch(
-          `R (on ${m1.name} from revision 1, cancelled midway, resumed on another member)`,
-          m1,
-          1,
-        );
-        healer.start();
-        writers.start();
-        await writers.waitForAcks(acksPerPhase, 'before any disruption');
+// etcd's cluster and tsetcd's run side by side on their own ports: neither needs the other.
+describe('watchers across leader changes on etcd and on tsetcd, side by side', { concurrency: true }, () => {
+  for (const target of targets) {
+    const options = target.skip === undefined ? { timeout: 120_000 } : { skip: target.skip };
+    test(
+      `watchers on a three-member ${target.label} cluster get every revision once, in order and whole, across move-leader, a compaction and kill -9 of the leader`,
+      options,
+      async (t) => {
+        const cluster = await Cluster.start({ command: target.command as MemberCommand });
+        const clients = cluster.members.map((m) => new KvClient(m.clientUrl));
+        const history = new WriteHistory();
+        const writers = new Writers(history, clients);
+        const watchers: ResumingWatcher[] = [];
+        const healer = new Healer(() => watchers, cluster);
+        const steps: string[] = [];
+        try {
+          const [m1, m2, m3] = cluster.members as [ClusterMember, ClusterMember, ClusterMember];
+          const watch = async (
+            name: string,
+            member: ClusterMember,
+            from: number | 'now',
+            prevKv = false,
+          ): Promise<ResumingWatcher> => {
+            const watcher = new ResumingWatcher(name, range, prevKv);
+            await watcher.start(member.clientUrl, from);
+            watchers.push(watcher);
+            return watcher;
+          };
+          await watch(`A (on ${m1.name}, from revision 1)`, m1, 1);
+          await watch(`B (on ${m2.name}, from now, prev kv)`, m2, 'now', true);
+          await watch(`C (on ${m3.name}, from revision 1)`, m3, 1);
+          const resumed = await watch(
+            `R (on ${m1.name} from revision 1, cancelled midway, resumed on another member)`,
+            m1,
+            1,
+          );
+          healer.start();
+          writers.start();
+          await writers.waitForAcks(acksPerPhase, 'before any disruption');
 
-        const resumeOn = cluster.members.find(
-          (m) => m.running && m.clientUrl !== resumed.current.endpoint,
-        ) as ClusterMember;
-        const resumeFrom = await resumed.cancelAndResume(resumeOn.clientUrl);
-        steps.push(`R cancelled and resumed from ${resumeFrom} on ${resumeOn.name}`);
-        await writers.waitForAcks(acksPerPhase, 'after R resumed');
+          const resumeOn = cluster.members.find(
+            (m) => m.running && m.clientUrl !== resumed.current.endpoint,
+          ) as ClusterMember;
+          const resumeFrom = await resumed.cancelAndResume(resumeOn.clientUrl);
+          steps.push(`R cancelled and resumed from ${resumeFrom} on ${resumeOn.name}`);
+          await writers.waitForAcks(acksPerPhase, 'after R resumed');
 
-        steps.push(await moveLeader(cluster));
-        await writers.waitForAcks(acksPerPhase, 'after move-leader');
+          steps.push(await moveLeader(cluster));
+          await writers.waitForAcks(acksPerPhase, 'after move-leader');
 
-        const compactedAt = Math.min(...watchers.map((w) => w.reached()));
-        assert.ok(
-          compactedAt >= firstWriteRevision,
-          `expected every watcher past revision ${firstWriteRevision} before compacting, lowest is ${compactedAt}`,
-        );
-        await clients[cluster.members.indexOf(await cluster.leader())]!.compact(compactedAt, requestDeadlineMs);
-        steps.push(`compacted at ${compactedAt}`);
-        await writers.waitForAcks(acksPerPhase, 'after the compaction');
+          const compactedAt = Math.min(...watchers.map((w) => w.reached()));
+          assert.ok(
+            compactedAt >= firstWriteRevision,
+            `expected every watcher past revision ${firstWriteRevision} before compacting, lowest is ${compactedAt}`,
+          );
+          await clients[cluster.members.indexOf(await cluster.leader())]!.compact(compactedAt, requestDeadlineMs);
+          steps.push(`compacted at ${compactedAt}`);
+          await writers.waitForAcks(acksPerPhase, 'after the compaction');
 
-        const victim = await cluster.leader();
-        const resumesBeforeKill = healer.notes.length;
-        await victim.kill9();
-        steps.push(`kill -9 of leader ${victim.name}`);
-        await writers.waitForAcks(acksPerPhase, `after ${victim.name} was killed`);
-        steps.push(`${(await cluster.leader()).name} leads`);
-        await victim.restart();
-        steps.push(`${victim.name} restarted`);
-        await watch(`H (on restarted ${victim.name}, from the compaction revision + 1)`, victim, compactedAt + 1);
-        await writers.waitForAcks(acksPerPhase, `after ${victim.name} restarted`);
-        await writers.stop();
+          const victim = await cluster.leader();
+          const resumesBeforeKill = healer.notes.length;
+          await victim.kill9();
+          steps.push(`kill -9 of leader ${victim.name}`);
+          await writers.waitForAcks(acksPerPhase, `after ${victim.name} was killed`);
+          steps.push(`${(await cluster.leader()).name} leads`);
+          await victim.restart();
+          steps.push(`${victim.name} restarted`);
+          await watch(`H (on restarted ${victim.name}, from the compaction revision + 1)`, victim, compactedAt + 1);
+          await writers.waitForAcks(acksPerPhase, `after ${victim.name} restarted`);
+          await writers.stop();
 
-        const last = await settleAndCatchUp(cluster, clients, watchers);
-        await healer.stop();
-        const resolution = resolveHistory(
-          history,
-          watchers.map((w) => w.view()),
-          firstWriteRevision,
-          last,
-        );
-        const failures = [...resolution.problems.map((p) => `history: ${p}`)];
-        for (const watcher of watchers)
-          failures.push(...checkWatcher(watcher, resolution).map((p) => `${watcher.name}: ${p}`));
-        failures.push(...healer.errors.map((e) => `healer: ${e}`));
-        // Every member has a watcher, so the kill must have broken at least one stream.
-        if (!healer.notes.slice(resumesBeforeKill).some((note) => note.includes(victim.clientUrl)))
-          failures.push(`no watcher resumed after ${victim.name} was killed`);
-        failures.push(
-          ...history
-            .headerMismatches()
-            .slice(0, 5)
-            .map((m) => `write response header: ${m}`),
-        );
-        failures.push(...(await finalStateProblems(cluster, clients, resolution.finalState)));
+          const last = await settleAndCatchUp(cluster, clients, watchers);
+          await healer.stop();
+          const resolution = resolveHistory(
+            history,
+            watchers.map((w) => w.view()),
+            firstWriteRevision,
+            last,
+          );
+          const failures = [...resolution.problems.map((p) => `history: ${p}`)];
+          for (const watcher of watchers)
+            failures.push(...checkWatcher(watcher, resolution).map((p) => `${watcher.name}: ${p}`));
+          failures.push(...healer.errors.map((e) => `healer: ${e}`));
+          // Every member has a watcher, so the kill must have broken at least one stream.
+          if (!healer.notes.slice(resumesBeforeKill).some((note) => note.includes(victim.clientUrl)))
+            failures.push(`no watcher resumed after ${victim.name} was killed`);
+          failures.push(
+            ...history
+              .headerMismatches()
+              .slice(0, 5)
+              .map((m) => `write response header: ${m}`),
+          );
+          failures.push(...(await finalStateProblems(cluster, clients, resolution.finalState)));
 
-        t.diagnostic(`${target.label}: ${steps.join('; ')}`);
-        t.diagnostic(
-          `${target.label}: revisions ${firstWriteRevision}..${last}, ${writers.acks} writes acknowledged, ${history.unknown.length} of unknown outcome (${resolution.unknownApplied.size} of them happened)`,
-        );
-        for (const note of healer.notes) t.diagnostic(`${target.label}: ${note}`);
-        assert.deepEqual(
-          failures,
-          [],
-          `${target.label}: watch guarantees broken (${steps.join('; ')}):\n${failures.join('\n')}`,
-        );
-      } finally {
-        await writers.stop();
-        await healer.stop();
-        for (const watcher of watchers) watcher.close();
-        for (const client of clients) client.close();
-        await cluster.destroy();
-      }
-    },
-  );
-}
+          t.diagnostic(`${target.label}: ${steps.join('; ')}`);
+          t.diagnostic(
+            `${target.label}: revisions ${firstWriteRevision}..${last}, ${writers.acks} writes acknowledged, ${history.unknown.length} of unknown outcome (${resolution.unknownApplied.size} of them happened)`,
+          );
+          for (const note of healer.notes) t.diagnostic(`${target.label}: ${note}`);
+          assert.deepEqual(
+            failures,
+            [],
+            `${target.label}: watch guarantees broken (${steps.join('; ')}):\n${failures.join('\n')}`,
+          );
+        } finally {
+          await writers.stop();
+          await healer.stop();
+          for (const watcher of watchers) watcher.close();
+          for (const client of clients) client.close();
+          await cluster.destroy();
+        }
+      },
+    );
+  }
+});
 
 /** Concurrent writers of puts, two-key transactions and prefix deletes, spread over the members. */
 class Writers {

@@ -1,8 +1,8 @@
 /**
- * The npm `etcd3` client's Watch and Lease APIs against a member process. Real etcd runs first,
- * which proves the expectations are etcd's behaviour; then the system under test.
+ * The npm `etcd3` client's Watch and Lease APIs against a member process. Real etcd runs
+ * alongside the system under test, which proves the expectations are etcd's behaviour.
  */
-import { test, type TestContext } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3, type IKeyValue, type Watcher } from 'etcd3';
@@ -22,23 +22,26 @@ const targets: Array<{ label: string; command?: MemberCommand; skip?: string }> 
     : { label: sut.command.label, command: sut.command },
 ];
 
-for (const target of targets) {
-  test(
-    `the etcd3 client's watch and lease APIs behave like etcd against ${target.label}`,
-    target.skip === undefined ? {} : { skip: target.skip },
-    async (t) => {
-      const member = await Member.start({ command: target.command as MemberCommand });
-      const client = new Etcd3({ hosts: member.clientUrl });
-      try {
-        await watchChecks(t, client);
-        await leaseChecks(t, client);
-      } finally {
-        client.close();
-        await member.destroy();
-      }
-    },
-  );
-}
+// etcd's member and tsetcd's run side by side on their own ports: neither needs the other.
+describe("the etcd3 client's watch and lease APIs on etcd and on tsetcd, side by side", { concurrency: true }, () => {
+  for (const target of targets) {
+    test(
+      `the etcd3 client's watch and lease APIs behave like etcd against ${target.label}`,
+      target.skip === undefined ? {} : { skip: target.skip },
+      async (t) => {
+        const member = await Member.start({ command: target.command as MemberCommand });
+        const client = new Etcd3({ hosts: member.clientUrl });
+        try {
+          await watchChecks(t, client);
+          await leaseChecks(t, client);
+        } finally {
+          client.close();
+          await member.destroy();
+        }
+      },
+    );
+  }
+});
 
 /** One event as a watcher saw it, in a form that compares well. */
 interface SeenEvent {

@@ -3,9 +3,9 @@
  * concurrent writers (puts, two-key transactions, prefix deletes), watchers from revision 1, live
  * watchers, a watcher cancelled midway and resumed from the next revision, and a compaction
  * midway. Every watcher must get every revision in its range exactly once, in order, each
- * revision's events whole in one response and equal to what was written. Real etcd runs first.
+ * revision's events whole in one response and equal to what was written. Real etcd runs alongside.
  */
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3 } from 'etcd3';
@@ -179,127 +179,136 @@ function headerRevision(response: WireMessage | undefined): number {
   return Number((response?.header as { revision?: string } | undefined)?.revision ?? 0);
 }
 
-for (const target of targets) {
-  test(
-    `watchers get every revision once, in order and whole, across a compaction and a resume, against ${target.label}`,
-    target.skip === undefined ? {} : { skip: target.skip },
-    async () => {
-      const member = await Member.start({ command: target.command as MemberCommand });
-      const endpoint = member.clientUrl.replace(/^http:\/\//, '');
-      const client = new Etcd3({ hosts: member.clientUrl });
-      const streams = [new RawWatch(endpoint), new RawWatch(endpoint), new RawWatch(endpoint)] as const;
-      const [one, two, three] = streams;
-      try {
-        const range = { key: key(prefix), rangeEnd: key('g0') };
-        one.create({ ...range, startRevision: '1' }); // A: history from revision 1
-        one.create({ ...range }); // C: live
-        two.create({ ...range, startRevision: '1', prevKv: true }); // B: from 1, with previous values
-        three.create({ ...range, startRevision: '1' }); // E: will be cancelled and resumed
-        await waitUntil(
-          () =>
-            one.responses.filter((r) => r.created === true).length === 2 &&
-            two.responses.length > 0 &&
-            three.responses.length > 0,
-          'watchers to be created',
-        );
-        const [idA, idC, idB, idE] = [createdId(one, 0), createdId(one, 1), createdId(two, 0), createdId(three, 0)];
-        const liveFrom = headerRevision(one.responses.find((r) => r.created === true && r.watchId === idC)) + 1;
+// etcd's member and tsetcd's run side by side on their own ports: neither needs the other.
+describe('watch and lease guarantees on etcd and on tsetcd, side by side', { concurrency: true }, () => {
+  for (const target of targets) {
+    test(
+      `watchers get every revision once, in order and whole, across a compaction and a resume, against ${target.label}`,
+      target.skip === undefined ? {} : { skip: target.skip },
+      async () => {
+        const member = await Member.start({ command: target.command as MemberCommand });
+        const endpoint = member.clientUrl.replace(/^http:\/\//, '');
+        const client = new Etcd3({ hosts: member.clientUrl });
+        const streams = [new RawWatch(endpoint), new RawWatch(endpoint), new RawWatch(endpoint)] as const;
+        const [one, two, three] = streams;
+        try {
+          const range = { key: key(prefix), rangeEnd: key('g0') };
+          one.create({ ...range, startRevision: '1' }); // A: history from revision 1
+          one.create({ ...range }); // C: live
+          two.create({ ...range, startRevision: '1', prevKv: true }); // B: from 1, with previous values
+          three.create({ ...range, startRevision: '1' }); // E: will be cancelled and resumed
+          await waitUntil(
+            () =>
+              one.responses.filter((r) => r.created === true).length === 2 &&
+              two.responses.length > 0 &&
+              three.responses.length > 0,
+            'watchers to be created',
+          );
+          const [idA, idC, idB, idE] = [createdId(one, 0), createdId(one, 1), createdId(two, 0), createdId(three, 0)];
+          const liveFrom = headerRevision(one.responses.find((r) => r.created === true && r.watchId === idC)) + 1;
 
-        const truth = new Truth();
-        const progress = { ops: 0 };
-        const mismatches: HeaderMismatch[] = [];
-        const writing = Promise.all(
-          Array.from({ length: writers }, (_, w) => write(client, w, truth, progress, mismatches)),
-        );
-        const total = writers * opsPerWriter;
+          const truth = new Truth();
+          const progress = { ops: 0 };
+          const mismatches: HeaderMismatch[] = [];
+          const writing = Promise.all(
+            Array.from({ length: writers }, (_, w) => write(client, w, truth, progress, mismatches)),
+          );
+          const total = writers * opsPerWriter;
 
-        // A quarter in: cancel E, note the last revision it got, and resume it from the next one.
-        await waitUntil(() => progress.ops >= total / 4, 'a quarter of the writes', catchUpWaitMsMax);
-        three.cancel(Number(idE));
-        await waitUntil(
-          () => three.responses.some((r) => r.canceled === true && r.watchId === idE),
-          'E to be cancelled',
-        );
-        const beforeCancel = responsesOf(three, idE);
-        const resumeFrom = Math.max(1, ...beforeCancel.flatMap((r) => [...r.keys()])) + 1;
-        three.create({ ...range, startRevision: String(resumeFrom) });
-        await waitUntil(() => three.responses.filter((r) => r.created === true).length === 2, 'E to be resumed');
-        const idResumed = createdId(three, 1);
+          // A quarter in: cancel E, note the last revision it got, and resume it from the next one.
+          await waitUntil(() => progress.ops >= total / 4, 'a quarter of the writes', catchUpWaitMsMax);
+          three.cancel(Number(idE));
+          await waitUntil(
+            () => three.responses.some((r) => r.canceled === true && r.watchId === idE),
+            'E to be cancelled',
+          );
+          const beforeCancel = responsesOf(three, idE);
+          const resumeFrom = Math.max(1, ...beforeCancel.flatMap((r) => [...r.keys()])) + 1;
+          three.create({ ...range, startRevision: String(resumeFrom) });
+          await waitUntil(() => three.responses.filter((r) => r.created === true).length === 2, 'E to be resumed');
+          const idResumed = createdId(three, 1);
 
-        // Halfway: a live watcher joins, then the store is compacted at the current revision.
-        await waitUntil(() => progress.ops >= total / 2, 'half of the writes', catchUpWaitMsMax);
-        two.create({ ...range });
-        await waitUntil(() => two.responses.filter((r) => r.created === true).length === 2, 'D to be created');
-        const idD = createdId(two, 1);
-        const dFrom = headerRevision(two.responses.find((r) => r.created === true && r.watchId === idD)) + 1;
-        // Compacting past a watcher still replaying history would rightly cancel it, so the history
-        // watchers catch up to D's start first; the compaction then only hides revisions they have.
-        const reached = (stream: RawWatch, id: string): number =>
-          Math.max(0, ...responsesOf(stream, id).flatMap((r) => [...r.keys()]));
-        await waitUntil(
-          () => Math.min(reached(one, idA), reached(two, idB), reached(three, idResumed)) >= dFrom - 1,
-          'history watchers to catch up before the compaction',
-          catchUpWaitMsMax,
-        );
-        const compactedAt = truth.lastRevision;
-        const compacted = await client.kv.compact({ revision: String(compactedAt) });
-        assert.ok(Number(compacted.header.revision) >= compactedAt);
+          // Halfway: a live watcher joins, then the store is compacted at the current revision.
+          await waitUntil(() => progress.ops >= total / 2, 'half of the writes', catchUpWaitMsMax);
+          two.create({ ...range });
+          await waitUntil(() => two.responses.filter((r) => r.created === true).length === 2, 'D to be created');
+          const idD = createdId(two, 1);
+          const dFrom = headerRevision(two.responses.find((r) => r.created === true && r.watchId === idD)) + 1;
+          // Compacting past a watcher still replaying history would rightly cancel it, so the history
+          // watchers catch up to D's start first; the compaction then only hides revisions they have.
+          const reached = (stream: RawWatch, id: string): number =>
+            Math.max(0, ...responsesOf(stream, id).flatMap((r) => [...r.keys()]));
+          await waitUntil(
+            () => Math.min(reached(one, idA), reached(two, idB), reached(three, idResumed)) >= dFrom - 1,
+            'history watchers to catch up before the compaction',
+            catchUpWaitMsMax,
+          );
+          const compactedAt = truth.lastRevision;
+          const compacted = await client.kv.compact({ revision: String(compactedAt) });
+          assert.ok(Number(compacted.header.revision) >= compactedAt);
 
-        await writing;
-        const last = truth.lastRevision;
-        assert.deepEqual(
-          [...truth.byRevision.keys()].sort((a, b) => a - b),
-          truth.range(2, last),
-          "the writers' revisions are contiguous from 2",
-        );
-        // After the compaction, a watcher from revision 1 is refused with the compaction revision.
-        three.create({ ...range, startRevision: '1' });
-        const caughtUp = (stream: RawWatch, id: string): boolean => reached(stream, id) >= last;
-        await waitUntil(
-          () =>
-            caughtUp(one, idA) &&
-            caughtUp(one, idC) &&
-            caughtUp(two, idB) &&
-            caughtUp(two, idD) &&
-            caughtUp(three, idResumed),
-          'every watcher to reach the last revision',
-          catchUpWaitMsMax,
-        );
-        await waitUntil(
-          () => three.responses.filter((r) => r.created === true).length === 3,
-          'the late watcher to be answered',
-        );
-        // Anything delivered twice would arrive right behind the last revision; give it a moment.
-        await sleep(200);
+          await writing;
+          const last = truth.lastRevision;
+          assert.deepEqual(
+            [...truth.byRevision.keys()].sort((a, b) => a - b),
+            truth.range(2, last),
+            "the writers' revisions are contiguous from 2",
+          );
+          // After the compaction, a watcher from revision 1 is refused with the compaction revision.
+          three.create({ ...range, startRevision: '1' });
+          const caughtUp = (stream: RawWatch, id: string): boolean => reached(stream, id) >= last;
+          await waitUntil(
+            () =>
+              caughtUp(one, idA) &&
+              caughtUp(one, idC) &&
+              caughtUp(two, idB) &&
+              caughtUp(two, idD) &&
+              caughtUp(three, idResumed),
+            'every watcher to reach the last revision',
+            catchUpWaitMsMax,
+          );
+          await waitUntil(
+            () => three.responses.filter((r) => r.created === true).length === 3,
+            'the late watcher to be answered',
+          );
+          // Anything delivered twice would arrive right behind the last revision; give it a moment.
+          await sleep(200);
 
-        checkWatcher('A (from 1)', responsesOf(one, idA), truth, 2, last);
-        checkWatcher('B (from 1, prev kv)', responsesOf(two, idB), truth, 2, last);
-        checkWatcher('C (live)', responsesOf(one, idC), truth, liveFrom, last);
-        checkWatcher('D (live from midway)', responsesOf(two, idD), truth, dFrom, last);
-        checkWatcher('E (cancelled then resumed)', [...beforeCancel, ...responsesOf(three, idResumed)], truth, 2, last);
-        checkPreviousValues(two, idB, truth);
+          checkWatcher('A (from 1)', responsesOf(one, idA), truth, 2, last);
+          checkWatcher('B (from 1, prev kv)', responsesOf(two, idB), truth, 2, last);
+          checkWatcher('C (live)', responsesOf(one, idC), truth, liveFrom, last);
+          checkWatcher('D (live from midway)', responsesOf(two, idD), truth, dFrom, last);
+          checkWatcher(
+            'E (cancelled then resumed)',
+            [...beforeCancel, ...responsesOf(three, idResumed)],
+            truth,
+            2,
+            last,
+          );
+          checkPreviousValues(two, idB, truth);
 
-        const late = three.responses.filter((r) => r.created === true)[2] as WireMessage;
-        const lateCancel =
-          late.canceled === true
-            ? late
-            : three.responses.find((r) => r.watchId === late.watchId && r.canceled === true);
-        assert.ok(lateCancel !== undefined, 'a watch from a compacted revision must be cancelled');
-        assert.equal(lateCancel.compactRevision, String(compactedAt));
-        // etcd answers each write with the revision that write made, which clients (locks, STM) rely on.
-        assert.deepEqual(
-          mismatches.slice(0, 5),
-          [],
-          `${mismatches.length} write responses named another revision in their header`,
-        );
-      } finally {
-        for (const stream of streams) stream.close();
-        client.close();
-        await member.destroy();
-      }
-    },
-  );
-}
+          const late = three.responses.filter((r) => r.created === true)[2] as WireMessage;
+          const lateCancel =
+            late.canceled === true
+              ? late
+              : three.responses.find((r) => r.watchId === late.watchId && r.canceled === true);
+          assert.ok(lateCancel !== undefined, 'a watch from a compacted revision must be cancelled');
+          assert.equal(lateCancel.compactRevision, String(compactedAt));
+          // etcd answers each write with the revision that write made, which clients (locks, STM) rely on.
+          assert.deepEqual(
+            mismatches.slice(0, 5),
+            [],
+            `${mismatches.length} write responses named another revision in their header`,
+          );
+        } finally {
+          for (const stream of streams) stream.close();
+          client.close();
+          await member.destroy();
+        }
+      },
+    );
+  }
+});
 
 /** B asked for previous values: each PUT's prev_kv is the key's value before that revision. */
 function checkPreviousValues(stream: RawWatch, watchId: string, truth: Truth): void {

@@ -111,8 +111,8 @@ function describeStep(step: Step): string {
 }
 
 test('a NOSPACE alarm caps a 3-member cluster, is listed, defragmented and disarmed as on etcd', skip, async () => {
-  const expected = await runScenario(etcdCommand());
-  const actual = await runScenario(sut.command as MemberCommand);
+  // etcd's cluster and tsetcd's run side by side on their own ports and data dirs.
+  const [expected, actual] = await Promise.all([runScenario(etcdCommand()), runScenario(sut.command as MemberCommand)]);
   const differing = scenario
     .map((step, index) => ({ step, want: expected[index] ?? '', got: actual[index] ?? '' }))
     .filter(({ want, got }) => want !== got)
@@ -172,8 +172,10 @@ test(
   'Maintenance/Alarm over gRPC raises, lists and disarms alarms as etcd does, and they outlive a restart',
   skip,
   async () => {
-    const expected = await alarmOverGrpc(etcdCommand());
-    const actual = await alarmOverGrpc(sut.command as MemberCommand);
+    const [expected, actual] = await Promise.all([
+      alarmOverGrpc(etcdCommand()),
+      alarmOverGrpc(sut.command as MemberCommand),
+    ]);
     assert.deepEqual(actual, expected);
     assert.match(expected[0] ?? '', /12345/);
     assert.match(expected[9] ?? '', /12345/, 'etcd still lists the alarm after the restart');
