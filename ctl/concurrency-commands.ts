@@ -85,20 +85,38 @@ function untilSignal(): { signalled: Promise<void>; controller: AbortController;
   return { signalled, controller, release };
 }
 
-/** A call that an abort turns into Go's "context canceled", and any failure into etcdctl's exit 1. */
+/**
+ * A call that an abort turns into Go's "context canceled", and any failure into etcdctl's exit 1.
+ * An aborted Lock or Campaign first deletes the session's own key (`withdraw`), as clientv3's
+ * Mutex and Election do before they return, so the key is gone once the command has exited
+ * rather than whenever the server notices the cancelled call.
+ */
 async function recipeCall(
   context: CommandContext,
   service: 'Lock' | 'Election' | 'KV',
   method: string,
   request: Message,
   signal?: AbortSignal,
+  withdraw?: Buffer,
 ): Promise<Message> {
   try {
     return await context.client().call(service, method, request, undefined, signal);
   } catch (error) {
-    if (signal?.aborted === true) exitWithError(context.output, ExitCode.error, 'context canceled');
+    if (signal?.aborted === true) {
+      if (withdraw !== undefined)
+        await context
+          .client()
+          .call('KV', 'DeleteRange', { key: withdraw }, undefined)
+          .catch(() => undefined);
+      exitWithError(context.output, ExitCode.error, 'context canceled');
+    }
     return exitWithError(context.output, ExitCode.error, rpcErrorText(error));
   }
+}
+
+/** The key a session waits under in a lock or election: `<name>/<lease ID in hex>`, as clientv3 names it. */
+function sessionKey(name: Buffer, session: Session): Buffer {
+  return Buffer.concat([name, Buffer.from(`/${BigInt(session.lease).toString(16)}`)]);
 }
 
 async function openSession(context: CommandContext, ttlSeconds: number): Promise<Session> {
@@ -119,13 +137,9 @@ export async function runLock(context: CommandContext): Promise<void> {
   const session = await openSession(context, ttl);
   const { signalled, controller, release } = untilSignal();
   try {
-    const locked = await recipeCall(
-      context,
-      'Lock',
-      'Lock',
-      { name: Buffer.from(args[0] ?? ''), lease: session.lease },
-      controller.signal,
-    );
+    const name = Buffer.from(args[0] ?? '');
+    const request = { name, lease: session.lease };
+    const locked = await recipeCall(context, 'Lock', 'Lock', request, controller.signal, sessionKey(name, session));
     const key = locked.key as Buffer;
     if (args.length > 1) {
       const env = {
@@ -275,7 +289,7 @@ async function campaign(
   signal: AbortSignal,
 ): Promise<void> {
   const request = { name, lease: session.lease, value: proposal };
-  const elected = await recipeCall(context, 'Election', 'Campaign', request, signal);
+  const elected = await recipeCall(context, 'Election', 'Campaign', request, signal, sessionKey(name, session));
   const leader = elected.leader as Message;
   const current = await recipeCall(context, 'KV', 'Range', { key: leader.key }, signal);
   context.printer().get(current);

@@ -4,9 +4,13 @@
  * -<name> appended under --discovery-srv-name), asked of the system resolver (/etc/resolv.conf),
  * ordered and worded as etcdctl's Go resolver orders and words them.
  */
+import { createSocket } from 'node:dgram';
 import type { SrvRecord } from 'node:dns';
-import { getServers, resolveSrv } from 'node:dns/promises';
+import { getServers, Resolver } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import { discoveryTexts } from '../src/api/errors.js';
+import { dnsAttemptsDefault, dnsQueryTimeoutSecondsDefault } from '../src/lib/limits.js';
 import type { FlagValues } from './flags.js';
 import { goQuote } from './go-format.js';
 
@@ -28,16 +32,71 @@ function goServerName(server: string | undefined): string {
   return server.includes(':') ? `[${server}]:53` : `${server}:53`;
 }
 
+/**
+ * The local end of a UDP socket towards `server` (host:port as Go names it), as Go's "read udp
+ * <local>-><server>" shows it: the source address the system picks and an ephemeral port.
+ */
+async function udpLocalEnd(server: string): Promise<string> {
+  const { host, port } = /^\[(?<host>.*)\]:(?<port>\d+)$/.exec(server)?.groups ??
+    /^(?<host>[^:]*):(?<port>\d+)$/.exec(server)?.groups ?? { host: '127.0.0.1', port: '53' };
+  const socket = createSocket(isIPv6(host ?? '') ? 'udp6' : 'udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.connect(Number(port), host, resolve);
+    });
+    const local = socket.address();
+    return local.family === 'IPv6' ? `[${local.address}]:${local.port}` : `${local.address}:${local.port}`;
+  } catch {
+    return isIPv6(host ?? '') ? '[::]:0' : '0.0.0.0:0';
+  } finally {
+    socket.close();
+  }
+}
+
 /** Go's text for a failed look-up of `name`, from node:dns's error code. */
-function lookupErrorText(name: string, error: unknown): string {
+async function lookupErrorText(name: string, error: unknown): Promise<string> {
   const code = (error as NodeJS.ErrnoException).code ?? '';
   const servers = getServers();
   // Go names the server that answered: the first for a missing name (no other is asked), else the last asked.
   if (code === 'ENOTFOUND' || code === 'ENODATA')
     return discoveryTexts.lookup(name, goServerName(servers[0]), discoveryTexts.noSuchHost);
-  const reason =
-    code === 'ETIMEOUT' || code === 'ECONNREFUSED' ? discoveryTexts.timeout : discoveryTexts.serverMisbehaving;
-  return discoveryTexts.lookup(name, goServerName(servers[servers.length - 1]), reason);
+  const server = goServerName(servers[servers.length - 1]);
+  if (code === 'ETIMEOUT' || code === 'ECANCELLED')
+    return discoveryTexts.lookup(name, server, discoveryTexts.timeout(await udpLocalEnd(server), server));
+  if (code === 'ECONNREFUSED')
+    return discoveryTexts.lookup(name, server, discoveryTexts.refused(await udpLocalEnd(server), server));
+  return discoveryTexts.lookup(name, server, discoveryTexts.serverMisbehaving);
+}
+
+/**
+ * How long Go's resolver asks before it gives up on a name: resolv.conf's `options timeout:n`
+ * seconds per query and `attempts:n` rounds over every server (5 s and 2 rounds unless told).
+ */
+export function goLookupBudgetMs(resolvConf: string, serverCount: number): number {
+  const option = (name: string, fallback: number): number => {
+    const found = new RegExp(`^options\\s.*\\b${name}:(\\d+)`, 'm').exec(resolvConf)?.[1];
+    return found === undefined || Number(found) < 1 ? fallback : Number(found);
+  };
+  const timeoutSeconds = option('timeout', dnsQueryTimeoutSecondsDefault);
+  return timeoutSeconds * 1000 * option('attempts', dnsAttemptsDefault) * Math.max(1, serverCount);
+}
+
+/** An SRV look-up given up after Go's budget rather than c-ares' own (longer) one. */
+async function resolveSrvInGoTime(name: string): Promise<SrvRecord[]> {
+  const resolver = new Resolver();
+  let resolvConf = '';
+  try {
+    resolvConf = readFileSync('/etc/resolv.conf', 'utf8');
+  } catch {
+    // No resolv.conf: Go's defaults.
+  }
+  const timer = setTimeout(() => resolver.cancel(), goLookupBudgetMs(resolvConf, resolver.getServers().length));
+  try {
+    return await resolver.resolveSrv(name);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -75,7 +134,7 @@ function shuffleByWeight(records: SrvRecord[], start: number, end: number, rando
 
 /** The endpoints of one SRV service: `<scheme>://<target>:<port>`, the target keeping its root dot as Go's does. */
 async function lookupService(scheme: 'https' | 'http', name: string): Promise<string[]> {
-  const records = orderSrvRecords(await resolveSrv(name));
+  const records = orderSrvRecords(await resolveSrvInGoTime(name));
   return records.map((record) => `${scheme}://${record.name.replace(/\.?$/, '.')}:${record.port}`);
 }
 
@@ -88,7 +147,7 @@ export async function discoverEndpoints(domain: string, serviceName: string, ins
     try {
       found.push(...(await lookupService(scheme, name)));
     } catch (error) {
-      failures.push(lookupErrorText(name, error));
+      failures.push(await lookupErrorText(name, error));
     }
   }
   if (failures.length === 2) return { ok: false, error: discoveryTexts.lookupErrors(failures[0]!, failures[1]!) };

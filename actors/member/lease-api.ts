@@ -126,17 +126,17 @@ export class LeaseFront {
   /**
    * Runs a lease call on the leader: here when this member's lessor is primary, else over the
    * leader's peer URLs, retried until etcd's request timeout (the leader may change meanwhile).
-   * Waits at most an election timeout for a leader to be known, then fails with "no leader".
+   * Without a known leader it waits for one for as long, as etcd's waitLeader does: a leader back
+   * within the request timeout answers the call; none by then fails it with "no leader", and a
+   * leader that never answered with "request timed out".
    */
   private async onLeaseLeader<T>(local: () => T, path: string, body: string, decode: (body: string) => T): Promise<T> {
     const { config, lessor, raft, transport, lifecycle } = this.parts;
     const deadline = Date.now() + requestTimeoutMs(config);
-    const leaderWaitDeadline = Date.now() + config.electionTimeoutMs;
     while (Date.now() < deadline) {
       if (lifecycle.stopRequested) throw errors.stopped();
       if (lessor.isPrimary) return local();
       const leaderId = raft.status().leaderId;
-      if (leaderId === 0n && Date.now() >= leaderWaitDeadline) throw errors.noLeader();
       // A member that was just elected promotes its lessor on the next apply; wait for that.
       if (leaderId !== 0n && leaderId !== this.parts.memberId) {
         const timeoutMs = Math.min(Math.max(1, deadline - Date.now()), config.electionTimeoutMs);
@@ -148,6 +148,6 @@ export class LeaseFront {
       }
       await pause(leaseForwardRetryMs);
     }
-    throw errors.timeout();
+    throw raft.status().leaderId === 0n ? errors.noLeader() : errors.timeout();
   }
 }

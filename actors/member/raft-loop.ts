@@ -9,6 +9,7 @@
  */
 import type { AuthInfo } from '../../src/auth/types.js';
 import { errors } from '../../src/api/errors.js';
+import { proposalTimeoutError } from '../../src/server/proposal-timeout.js';
 import { encodeProposal } from '../../src/api/proposal-codec.js';
 import type { ProposalBody } from '../../src/api/types.js';
 import { assert } from '../../src/lib/assert.js';
@@ -73,6 +74,8 @@ export class RaftLoop {
   readonly counts: RaftLoopCounts = { leaderChanges: 0, heartbeatSendFailures: 0 };
   /** The leader the last soft state named (0 for none), to count changes as etcd does. */
   private leaderSeen: NodeId = 0n;
+  /** When the last new leader was seen (performance.now()), for the proposal timeouts' message. */
+  private leaderElectedMs: number | undefined;
   /** The role the last soft state named; every member starts as a follower. */
   private roleSeen: RaftRole = RaftRole.follower;
   /** When a heartbeat last left for each follower (performance.now() ms). */
@@ -298,11 +301,18 @@ export class RaftLoop {
   /**
    * Fails the proposals whose request timeout passed, as etcd's: one Raft never took (no leader
    * all along) with the context's own "context deadline exceeded", one it took but did not commit
-   * in time with "request timed out".
+   * in time with "request timed out" (src/server/proposal-timeout.ts says which).
    */
   private expireProposals(): void {
-    for (const { waiter, proposed } of this.parts.proposals.expire(performance.now()))
-      waiter.reject(proposed ? errors.timeout() : errors.deadlineExceeded());
+    const { proposals, requestTimeoutMs, electionTicks, heartbeatIntervalMs } = this.parts;
+    const electionTimeoutMs = electionTicks * heartbeatIntervalMs;
+    const leaderElectedMs = this.leaderElectedMs;
+    for (const { waiter, proposed, deadlineMs } of proposals.expire(performance.now()))
+      waiter.reject(
+        proposed
+          ? proposalTimeoutError({ startMs: deadlineMs - requestTimeoutMs, leaderElectedMs, electionTimeoutMs })
+          : errors.deadlineExceeded(),
+      );
   }
 
   private flushReadRequests(): void {
@@ -375,7 +385,10 @@ export class RaftLoop {
     if (ready.softState !== undefined) {
       const { leaderId, role } = ready.softState;
       const term = this.parts.raft.status().term;
-      if (leaderId !== 0n && leaderId !== this.leaderSeen) this.counts.leaderChanges++;
+      if (leaderId !== 0n && leaderId !== this.leaderSeen) {
+        this.counts.leaderChanges++;
+        this.leaderElectedMs = performance.now();
+      }
       const [leaderBefore, from] = [this.leaderSeen, this.roleSeen];
       this.leaderSeen = leaderId;
       this.roleSeen = role;

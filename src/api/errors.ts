@@ -223,8 +223,10 @@ export const discoveryTexts = {
   noSuchHost: 'no such host',
   /** The server answered with a failure code (SERVFAIL, REFUSED, ...). */
   serverMisbehaving: 'server misbehaving',
-  /** No answer in time. */
-  timeout: 'i/o timeout',
+  /** No answer in time: Go names its UDP socket's two ends (`local` host:port, the `server`). */
+  timeout: (local: string, server: string) => `read udp ${local}->${server}: i/o timeout`,
+  /** The server's port refused the query (ICMP port unreachable). */
+  refused: (local: string, server: string) => `read udp ${local}->${server}: read: connection refused`,
   /** An http:// endpoint found without --insecure-discovery, on stderr; `quoted` is Go-quoted. */
   ignoringInsecure: (quoted: string) => `ignoring discovered insecure endpoint ${quoted}`,
 } as const;

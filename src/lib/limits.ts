@@ -279,3 +279,8 @@ export const inspectRelayViewerBytesMax = 4 * 1024 * 1024;
 
 /** Readies a member alone may have waiting on the WAL at once (its raft loop's pipeline depth; src/raft/ready-order.ts). */
 export const readiesInFlightMax = 4;
+
+/** Go's resolver (etcdctl's --discovery-srv): seconds per query to one server, unless resolv.conf's `options timeout:n`. */
+export const dnsQueryTimeoutSecondsDefault = 5;
+/** Go's resolver: rounds over the servers, unless resolv.conf's `options attempts:n`. */
+export const dnsAttemptsDefault = 2;

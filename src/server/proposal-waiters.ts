@@ -18,6 +18,7 @@ export interface UnproposedEntry {
 export interface ExpiredProposal<T> {
   waiter: Waiter<T>;
   proposed: boolean;
+  deadlineMs: number;
 }
 
 /** Proposal IDs a member may issue per millisecond of its uptime before a later start could reuse one. */
@@ -91,12 +92,17 @@ export class ProposalWaiters<T> {
    */
   expire(nowMs: number): ExpiredProposal<T>[] {
     const expiredIds: number[] = [];
+    const deadlinesMs = new Map<number, number>();
     while (this.deadlinesHead < this.deadlineIds.length) {
       const id = this.deadlineIds[this.deadlinesHead] as number;
+      const deadlineMs = this.deadlinesMs[this.deadlinesHead] as number;
       const waiting = this.waiters.has(id);
-      if (waiting && (this.deadlinesMs[this.deadlinesHead] as number) > nowMs) break;
+      if (waiting && deadlineMs > nowMs) break;
       this.deadlinesHead++;
-      if (waiting) expiredIds.push(id);
+      if (waiting) {
+        expiredIds.push(id);
+        deadlinesMs.set(id, deadlineMs);
+      }
     }
     this.compactDeadlines();
     if (expiredIds.length === 0) return [];
@@ -104,7 +110,11 @@ export class ProposalWaiters<T> {
     const neverProposed = new Set(this.unproposed.filter((entry) => expiring.has(entry.id)).map((entry) => entry.id));
     if (neverProposed.size > 0) this.unproposed = this.unproposed.filter((entry) => !neverProposed.has(entry.id));
     this.failedCount += expiredIds.length;
-    return expiredIds.map((id) => ({ waiter: this.waiters.take(id) as Waiter<T>, proposed: !neverProposed.has(id) }));
+    return expiredIds.map((id) => ({
+      waiter: this.waiters.take(id) as Waiter<T>,
+      proposed: !neverProposed.has(id),
+      deadlineMs: deadlinesMs.get(id) as number,
+    }));
   }
 
   /** True when proposals wait to be handed to Raft. */

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import type { SrvRecord } from 'node:dns';
 import { describe, it } from 'node:test';
-import { orderSrvRecords, srvServiceName } from '../../ctl/discovery.js';
+import { goLookupBudgetMs, orderSrvRecords, srvServiceName } from '../../ctl/discovery.js';
 
 const record = (name: string, priority: number, weight: number): SrvRecord => ({ name, port: 2379, priority, weight });
 const names = (records: readonly SrvRecord[]): string[] => records.map((r) => r.name);
@@ -29,5 +29,12 @@ describe('discovery orders SRV records as Go does', () => {
     assert.equal(srvServiceName('http', ''), 'etcd-client');
     assert.equal(srvServiceName('https', 'blue'), 'etcd-client-ssl-blue');
     assert.equal(srvServiceName('http', 'blue'), 'etcd-client-blue');
+  });
+
+  it("gives up on a name after Go's budget: timeout times attempts per server, from resolv.conf's options", () => {
+    assert.equal(goLookupBudgetMs('nameserver 127.0.0.1\n', 1), 10_000);
+    assert.equal(goLookupBudgetMs('nameserver 10.0.0.1\nnameserver 10.0.0.2\n', 2), 20_000);
+    assert.equal(goLookupBudgetMs('nameserver 127.0.0.1\noptions ndots:1 timeout:1 attempts:3\n', 1), 3_000);
+    assert.equal(goLookupBudgetMs('options timeout:0 attempts:x\n', 1), 10_000, 'unusable values leave the defaults');
   });
 });

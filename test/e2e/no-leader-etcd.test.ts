@@ -6,6 +6,9 @@
  * serializable read is served. A call that requires a leader (metadata hasleader, as etcdctl
  * watch sends) is refused at once with "etcdserver: no leader", and a watch that required one
  * when it started is ended with that error after a few election timeouts without a leader.
+ * Lease calls wait for a leader until the request timeout as well: LeaseGrant and LeaseRevoke
+ * (proposals) then fail as a write does, LeaseTimeToLive and LeaseKeepAlive (which the leader
+ * answers) with "etcdserver: no leader"; a leader back within that time answers all four.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -35,6 +38,24 @@ function described(answer: Answer): string {
   return `${grpc.status[answer.code]} ${answer.message}`;
 }
 
+const leaseCallNames = ['LeaseGrant', 'LeaseRevoke', 'LeaseTimeToLive', 'LeaseKeepAlive'] as const;
+
+/** The four lease calls that need the leader, in leaseCallNames' order: `revoked` is revoked, `kept` asked about. */
+function leaseCalls(client: EtcdGrpc, revoked: unknown, kept: unknown): Promise<Answer>[] {
+  return [
+    client.unary('etcdserverpb.Lease/LeaseGrant', { TTL: 60 }),
+    client.unary('etcdserverpb.Lease/LeaseRevoke', { ID: revoked }),
+    client.unary('etcdserverpb.Lease/LeaseTimeToLive', { ID: kept }),
+    client.firstOfStream('etcdserverpb.Lease/LeaseKeepAlive', { ID: kept }),
+  ];
+}
+
+async function grantLease(client: EtcdGrpc): Promise<unknown> {
+  const granted = await client.unary('etcdserverpb.Lease/LeaseGrant', { TTL: 600 });
+  assert.equal(granted.code, grpc.status.OK, described(granted));
+  return granted.response.ID;
+}
+
 /** What a user sees through the one running member of a 3-member cluster whose other two stopped. */
 async function leaderlessOutcomes(command: MemberCommand): Promise<Record<string, string>> {
   const cluster = await Cluster.start({ command });
@@ -43,6 +64,7 @@ async function leaderlessOutcomes(command: MemberCommand): Promise<Record<string
   const requiring = new EtcdGrpc(survivor!.clientUrl, callDeadlineMs, { hasleader: 'true' });
   try {
     assert.equal((await runEtcdctl(survivor!.clientUrl, ['put', 'k', 'v0'])).code, 0);
+    const [revoked, kept] = await Promise.all([grantLease(plain), grantLease(plain)]);
     const { memberId } = await endpointStatus(survivor!.clientUrl);
     const openWatch = new EtcdctlWatch(survivor!.clientUrl, ['k'], leaderlessWaitMs + callDeadlineMs);
     for (const member of others) await member.stop();
@@ -50,6 +72,7 @@ async function leaderlessOutcomes(command: MemberCommand): Promise<Record<string
       const { leaderId } = await endpointStatus(survivor!.clientUrl);
       return leaderId === '0' ? '' : `leader ${leaderId}`;
     });
+    const leaderlessLeaseCalls = Promise.all(leaseCalls(plain, revoked, kept));
     const [shortPut, longPut, grpcPut, grpcRange, memberUpdate] = await Promise.all([
       runEtcdctl(survivor!.clientUrl, ['put', 'k', 'v1', '--command-timeout=2s']),
       runEtcdctl(survivor!.clientUrl, ['put', 'k', 'v2', '--command-timeout=10s']),
@@ -63,10 +86,14 @@ async function leaderlessOutcomes(command: MemberCommand): Promise<Record<string
         '--command-timeout=2s',
       ]),
     ]);
+    const leaderlessLeaseAnswers = await leaderlessLeaseCalls;
     const serializable = await runEtcdctl(survivor!.clientUrl, ['get', 'k', '--consistency=s']);
     const watch = await runEtcdctl(survivor!.clientUrl, ['watch', 'k']);
     await waitUntil(() => openWatch.exitCode !== undefined, 'the open watch to end', leaderlessWaitMs);
-    return {
+    const outcomes: Record<string, string> = {
+      ...Object.fromEntries(
+        leaseCallNames.map((name, index) => [`gRPC ${name}`, described(leaderlessLeaseAnswers[index]!)]),
+      ),
       // The client's 2 s deadline and the server's (which it is given) end together; either may answer.
       'etcdctl put, 2 s': etcdctlError(shortPut).replace(/rpc error: code = Unknown desc = /, ''),
       'etcdctl put, 10 s': etcdctlError(longPut),
@@ -87,6 +114,21 @@ async function leaderlessOutcomes(command: MemberCommand): Promise<Record<string
         await requiring.firstOfStream('etcdserverpb.Watch/Watch', { createRequest: { key } }),
       ),
     };
+    // Lease calls wait for a leader until the request timeout, so a leader back before then answers them.
+    const [restarted] = others;
+    const [leaseCallsWithLeaderBack] = await Promise.all([
+      Promise.all(leaseCalls(plain, revoked, kept)),
+      restarted!.restart(),
+    ]);
+    return {
+      ...outcomes,
+      ...Object.fromEntries(
+        leaseCallNames.map((name, index) => [
+          `gRPC ${name}, a leader back meanwhile`,
+          described(leaseCallsWithLeaderBack[index]!),
+        ]),
+      ),
+    };
   } finally {
     plain.close();
     requiring.close();
@@ -99,6 +141,14 @@ test('a member without a leader answers as etcd 3.4 does: writes wait, then time
   assert.deepEqual(
     expected,
     {
+      'gRPC LeaseGrant': 'UNKNOWN context deadline exceeded',
+      'gRPC LeaseRevoke': 'UNKNOWN context deadline exceeded',
+      'gRPC LeaseTimeToLive': 'UNAVAILABLE etcdserver: no leader',
+      'gRPC LeaseKeepAlive': 'UNAVAILABLE etcdserver: no leader',
+      'gRPC LeaseGrant, a leader back meanwhile': 'OK ',
+      'gRPC LeaseRevoke, a leader back meanwhile': 'OK ',
+      'gRPC LeaseTimeToLive, a leader back meanwhile': 'OK ',
+      'gRPC LeaseKeepAlive, a leader back meanwhile': 'OK ',
       'etcdctl put, 2 s': 'exit 1: Error: context deadline exceeded',
       'etcdctl put, 10 s': 'exit 1: Error: rpc error: code = Unknown desc = context deadline exceeded',
       'gRPC Put': 'UNKNOWN context deadline exceeded',

@@ -97,8 +97,12 @@ test('proposals past their deadline are taken out, saying whether Raft had them;
   assert.deepEqual(waiters.expire(99), []);
   const expired = waiters.expire(150);
   assert.deepEqual(
-    expired.map((proposal) => proposal.proposed),
-    [true, false],
+    expired.map((proposal) => [proposal.proposed, proposal.deadlineMs]),
+    [
+      [true, 100],
+      [false, 150],
+    ],
+    "each with its own deadline, from which the request's start is known",
   );
   for (const { waiter, proposed } of expired) waiter.reject(new Error(proposed ? 'timed out' : 'deadline'));
   assert.deepEqual(seen, ['1 resolved applied', '2 rejected timed out', '3 rejected deadline']);

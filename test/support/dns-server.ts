@@ -23,6 +23,8 @@ export interface DnsZone {
   readonly aaaa?: Readonly<Record<string, readonly string[]>>;
   /** Names answered with SERVFAIL, whatever is asked. */
   readonly serverFailure?: readonly string[];
+  /** Names never answered: a query for one is read and dropped, as by a server that does not respond. */
+  readonly unanswered?: readonly string[];
 }
 
 const typeA = 1;
@@ -120,6 +122,7 @@ export function answerQuery(query: Buffer, zone: DnsZone): Buffer | undefined {
     return undefined;
   }
   if (question.next + 4 > query.length) return undefined;
+  if (zone.unanswered?.includes(question.name) === true) return undefined;
   const type = query.readUInt16BE(question.next);
   const known = type === typeA || type === typeAaaa || type === typeSrv;
   const { rcode, answers } = known ? lookup(zone, question.name, type) : { rcode: rcodeNotImplemented, answers: [] };
