@@ -12,7 +12,6 @@ import {
   existsSync,
   fstatSync,
   fsyncSync,
-  mkdirSync,
   openSync,
   readSync,
   readdirSync,
@@ -23,7 +22,7 @@ import {
 } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { dirname, join, resolve } from 'node:path';
-import { fsyncDirectory } from '../src/wal/fs-sync.js';
+import { restoreFiles } from './restore-files.js';
 import { ConfigError } from '../src/config/config-error.js';
 import { checkLocalMember, parseInitialCluster } from '../src/config/initial-cluster.js';
 import { encodeAuthState } from '../src/auth/auth-store.js';
@@ -209,12 +208,13 @@ async function restoreInto(
   source: BoltPageSource,
   hash: HashCheck,
 ): Promise<void> {
+  const files = restoreFiles();
   const partDir = `${dataDir}.part`;
-  rmSync(partDir, { recursive: true, force: true });
+  files.remove(partDir);
   const { backendPath } = memberDataPaths(partDir, walDir);
   let whole = false;
   try {
-    mkdirSync(dirname(backendPath), { recursive: true });
+    files.mkdirs(backendPath);
     const backend = LmdbBackend.open(backendPath, writeMapOptions(dirname(backendPath), source.byteLength));
     try {
       let records: EtcdDbRecords | undefined;
@@ -243,27 +243,15 @@ async function restoreInto(
     }
     // The backend writes a restore without syncing as it goes; the whole of it reaches the disk
     // here, before the rename makes it the data dir (as etcdctl syncs the database it restores).
-    fsyncFilesIn(backendPath);
-    for (let dir = backendPath; dir.startsWith(partDir); dir = dirname(dir)) fsyncDirectory(dir);
-    renameSync(partDir, dataDir);
+    for (const entry of readdirSync(backendPath, { withFileTypes: true }))
+      if (entry.isFile()) files.fsyncFile(join(backendPath, entry.name));
+    for (let dir = backendPath; dir.startsWith(partDir); dir = dirname(dir)) files.fsyncDirectory(dir);
+    files.rename(partDir, dataDir);
     whole = true;
   } finally {
-    if (!whole) rmSync(partDir, { recursive: true, force: true });
+    if (!whole) files.remove(partDir);
   }
-  fsyncDirectory(dirname(resolve(dataDir)));
-}
-
-/** fsyncs every file directly in `dir`. */
-function fsyncFilesIn(dir: string): void {
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const fd = openSync(join(dir, entry.name), 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  }
+  files.fsyncDirectory(dirname(resolve(dataDir)));
 }
 
 /**
