@@ -219,7 +219,10 @@ export interface EtcdDbStatus {
  */
 export function etcdDbStatus(source: BoltPageSource): EtcdDbStatus {
   let hash = 0;
-  let revision = 0;
+  // The last revision key's main revision, read once the walk is done: etcdctl takes the last
+  // key's, so a damaged key before it must not stop the status.
+  const lastMain = new Uint8Array(8);
+  let revisionSeen = false;
   let totalKey = 0;
   let depth = 0;
   let inKeyBucket = false;
@@ -229,7 +232,10 @@ export function etcdDbStatus(source: BoltPageSource): EtcdDbStatus {
       if (depth === 0) notBucket ??= Buffer.from(key).toString('latin1');
       if (depth !== 1) return;
       hash = crc32cUpdate(crc32cUpdate(hash, key), value);
-      if (inKeyBucket && key.length >= revisionBytes) revision = readUint64(key, 0);
+      if (inKeyBucket && key.length >= revisionBytes) {
+        lastMain.set(key.subarray(0, 8));
+        revisionSeen = true;
+      }
       totalKey++;
     },
     enterBucket(key) {
@@ -237,7 +243,10 @@ export function etcdDbStatus(source: BoltPageSource): EtcdDbStatus {
       // A root bucket's name is hashed; a nested bucket counts as an item whose value reads as nil.
       if (depth <= 1) hash = crc32cUpdate(hash, key);
       if (depth === 1) {
-        if (inKeyBucket && key.length >= revisionBytes) revision = readUint64(key, 0);
+        if (inKeyBucket && key.length >= revisionBytes) {
+          lastMain.set(key.subarray(0, 8));
+          revisionSeen = true;
+        }
         totalKey++;
       }
       depth++;
@@ -247,6 +256,7 @@ export function etcdDbStatus(source: BoltPageSource): EtcdDbStatus {
     },
   });
   if (notBucket !== undefined) throw new Error(`cannot get hash of bucket ${notBucket}`);
+  const revision = revisionSeen ? readUint64(lastMain, 0) : 0;
   return { hash, revision, totalKey, totalSize: shape.pageCount * shape.pageBytes };
 }
 
