@@ -16,7 +16,9 @@
  *     [--ctl NAME=PATH]... restores FILE with `etcdctl snapshot restore` and `tsetcdctl snapshot
  *     restore` in turn, `rounds` times each, the order rotating each round, and reports the wall
  *     time and the peak RSS of each restore (the tool's own process, from /usr/bin/time); each
- *     --ctl adds another build's tsetcdctl.js (e.g. --ctl before=/tmp/old/bin/tsetcdctl.js).
+ *     --ctl adds another build's tsetcdctl.js (e.g. --ctl before=/tmp/old/bin/tsetcdctl.js);
+ *   node dist/bench/snapshot.js --status-only FILE [--rounds 5] [--json] [--ctl NAME=PATH]...
+ *     the same with `snapshot status FILE -w json` instead of the restore.
  */
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
@@ -38,6 +40,8 @@ interface SnapshotBenchOptions {
   only?: string;
   saveOnly?: string;
   restoreOnly?: string;
+  /** Times `snapshot status` of this file instead of the restore of restoreOnly. */
+  statusOnly?: string;
   /** More tsetcdctl builds for --restore-only, by name. */
   ctls: Map<string, string>;
 }
@@ -92,6 +96,7 @@ function parseArgs(argv: readonly string[]): SnapshotBenchOptions {
     else if (flag === '--only') options.only = value;
     else if (flag === '--save-only') options.saveOnly = value;
     else if (flag === '--restore-only') options.restoreOnly = value;
+    else if (flag === '--status-only') options.statusOnly = value;
     else if (flag === '--ctl') {
       const at = value?.indexOf('=') ?? -1;
       if (at <= 0) throw new Error(`--ctl wants NAME=PATH, saw ${value}`);
@@ -141,19 +146,24 @@ function run(command: string, args: string[]): Promise<string> {
 
 const tsetcdctlPath = join(packageRoot(), 'bin', 'tsetcdctl.js');
 
-/** The restore of `path` into a fresh data dir with the system's own tool: wall seconds and the tool's peak RSS. */
+/**
+ * The restore of `path` into a fresh data dir (or its status, when `operation` says so) with the
+ * system's own tool: wall seconds and the tool's peak RSS.
+ */
 async function timeRestore(
   system: string,
   path: string,
   dir: string,
   round: number,
   ctlPath = tsetcdctlPath,
+  operation: 'restore' | 'status' = 'restore',
 ): Promise<{ seconds: number; peakRssMiB: number }> {
   const dataDir = join(dir, `restored-${system}-${round}`);
   const name = 'restored';
   const peerUrl = 'http://127.0.0.1:2380';
   const args = ['snapshot', 'restore', path, '--name', name, '--data-dir', dataDir];
   args.push('--initial-cluster', `${name}=${peerUrl}`, '--initial-advertise-peer-urls', peerUrl);
+  if (operation === 'status') args.splice(0, args.length, 'snapshot', 'status', path, '-w', 'json');
   const command = system === 'etcd' ? [etcdctlBinaryPath, ...args] : [process.execPath, ctlPath, ...args];
   // GNU time prints the peak RSS (kB) of the command as the last line of stderr.
   const started = performance.now();
@@ -261,8 +271,13 @@ interface RestoreRun {
   peakRssMiB: number;
 }
 
-/** Restores `path` with each system's tool in turn, `rounds` times, rotating which goes first. */
-async function restoreOnly(path: string, rounds: number, ctls: Map<string, string>): Promise<RestoreRun[]> {
+/** Restores `path` (or reads its status) with each system's tool in turn, `rounds` times, rotating which goes first. */
+async function restoreOnly(
+  path: string,
+  rounds: number,
+  ctls: Map<string, string>,
+  operation: 'restore' | 'status' = 'restore',
+): Promise<RestoreRun[]> {
   const dir = await mkdtemp(join(tmpdir(), 'tsetcd-restore-bench-'));
   const runs: RestoreRun[] = [];
   const systems = [...restoreSystems(ctls).keys()];
@@ -271,7 +286,7 @@ async function restoreOnly(path: string, rounds: number, ctls: Map<string, strin
       const order = [...systems.slice(round % systems.length), ...systems.slice(0, round % systems.length)];
       for (const system of order) {
         const ctlPath = ctls.get(system.slice('tsetcd:'.length));
-        runs.push({ system, ...(await timeRestore(system, path, dir, round, ctlPath)) });
+        runs.push({ system, ...(await timeRestore(system, path, dir, round, ctlPath, operation)) });
       }
     }
   } finally {
@@ -290,8 +305,13 @@ function restoreSystems(ctls: Map<string, string>): Map<string, string | undefin
   return systems;
 }
 
-function restoreLines(path: string, runs: RestoreRun[], ctls: Map<string, string>): string {
-  const lines = [`restore of ${path}, ${(statSync(path).size / (1024 * 1024)).toFixed(1)} MiB`];
+function restoreLines(
+  path: string,
+  runs: RestoreRun[],
+  ctls: Map<string, string>,
+  operation: 'restore' | 'status' = 'restore',
+): string {
+  const lines = [`${operation} of ${path}, ${(statSync(path).size / (1024 * 1024)).toFixed(1)} MiB`];
   const medians: Record<string, number> = {};
   for (const system of restoreSystems(ctls).keys()) {
     const mine = runs.filter((run) => run.system === system);
@@ -311,6 +331,15 @@ function restoreLines(path: string, runs: RestoreRun[], ctls: Map<string, string
 /** Runs the snapshot benchmark against real etcd and tsetcd; returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const options = parseArgs(argv);
+  if (options.statusOnly !== undefined) {
+    const runs = await restoreOnly(options.statusOnly, options.rounds, options.ctls, 'status');
+    process.stdout.write(
+      options.json
+        ? `${JSON.stringify(runs, null, 2)}\n`
+        : restoreLines(options.statusOnly, runs, options.ctls, 'status'),
+    );
+    return 0;
+  }
   if (options.restoreOnly !== undefined) {
     const runs = await restoreOnly(options.restoreOnly, options.rounds, options.ctls);
     process.stdout.write(

@@ -36,6 +36,11 @@ export type JournalRecord =
   | { op: 'unlink'; name: string }
   | { op: 'fsyncdir' };
 
+/** A restore's journaled call (ctl/restore-files.ts defines them); journaled here in the same format. */
+export interface RestoreJournalCall {
+  op: string;
+}
+
 /** nodeWalFiles for the WAL in `walDir`, journaling every call to <journalDir>/wal.journal. */
 export function journaledWalFiles(walDir: string, journalDir: string): WalFiles {
   mkdirSync(journalDir, { recursive: true });
@@ -135,7 +140,7 @@ function recordBaseline(walDir: string, record: (call: JournalRecord, data: Uint
 }
 
 /** One journal record's bytes: length-prefixed JSON, then length-prefixed data. */
-export function encodeRecord(call: JournalRecord, data: Uint8Array): Buffer {
+export function encodeRecord(call: JournalRecord | RestoreJournalCall, data: Uint8Array): Buffer {
   const json = Buffer.from(JSON.stringify(call));
   const out = Buffer.alloc(8 + json.length + data.length);
   out.writeUInt32LE(json.length, 0);
@@ -145,9 +150,12 @@ export function encodeRecord(call: JournalRecord, data: Uint8Array): Buffer {
   return out;
 }
 
-/** Reads a journal back; a record cut short at the end (the process died writing it) is left out. */
-export function decodeJournal(bytes: Buffer): { call: JournalRecord; data: Buffer }[] {
-  const records: { call: JournalRecord; data: Buffer }[] = [];
+/**
+ * Reads a journal back (the WAL's, or with Call a restore's); a record cut short at the end (the
+ * process died writing it) is left out.
+ */
+export function decodeJournal<Call = JournalRecord>(bytes: Buffer): { call: Call; data: Buffer }[] {
+  const records: { call: Call; data: Buffer }[] = [];
   let at = 0;
   while (at + 4 <= bytes.length) {
     const jsonBytes = bytes.readUInt32LE(at);
@@ -155,7 +163,7 @@ export function decodeJournal(bytes: Buffer): { call: JournalRecord; data: Buffe
     const dataBytes = bytes.readUInt32LE(at + 4 + jsonBytes);
     const end = at + 8 + jsonBytes + dataBytes;
     if (end > bytes.length) break;
-    const call = JSON.parse(bytes.subarray(at + 4, at + 4 + jsonBytes).toString('utf8')) as JournalRecord;
+    const call = JSON.parse(bytes.subarray(at + 4, at + 4 + jsonBytes).toString('utf8')) as Call;
     records.push({ call, data: bytes.subarray(at + 8 + jsonBytes, end) });
     at = end;
   }

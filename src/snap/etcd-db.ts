@@ -218,24 +218,52 @@ export interface EtcdDbStatus {
   totalSize: number;
 }
 
-/** etcd's snapshot status of a database read by readBolt; throws when a top-level item is not a bucket. */
-export function etcdDbStatus(db: BoltDatabase): EtcdDbStatus {
+/**
+ * etcd's snapshot status of the database in `source`, in one pass over its pages (a few pages held
+ * at a time, as a restore reads): the whole file is checked first, then a top-level item that is
+ * not a bucket is refused, as etcdctl runs bbolt's check before it hashes.
+ */
+export function etcdDbStatus(source: BoltPageSource): EtcdDbStatus {
   let hash = 0;
-  let revision = 0;
+  // The last revision key's main revision, read once the walk is done: etcdctl takes the last
+  // key's, so a damaged key before it must not stop the status.
+  const lastMain = new Uint8Array(8);
+  let revisionSeen = false;
   let totalKey = 0;
-  for (const item of db.root.items) {
-    if (!('bucket' in item)) throw new Error(`cannot get hash of bucket ${Buffer.from(item.key).toString('latin1')}`);
-    hash = crc32cUpdate(hash, item.key);
-    const isKeyBucket = Buffer.from(item.key).toString('latin1') === 'key';
-    for (const entry of item.bucket.items) {
-      hash = crc32cUpdate(hash, entry.key);
-      // A nested bucket's value reads as nil in bbolt's ForEach.
-      if ('value' in entry) hash = crc32cUpdate(hash, entry.value);
-      if (isKeyBucket && entry.key.length >= revisionBytes) revision = readUint64(entry.key, 0);
+  let depth = 0;
+  let inKeyBucket = false;
+  let notBucket: string | undefined;
+  const shape = walkBolt(source, {
+    item(key, value) {
+      if (depth === 0) notBucket ??= Buffer.from(key).toString('latin1');
+      if (depth !== 1) return;
+      hash = crc32cUpdate(crc32cUpdate(hash, key), value);
+      if (inKeyBucket && key.length >= revisionBytes) {
+        lastMain.set(key.subarray(0, 8));
+        revisionSeen = true;
+      }
       totalKey++;
-    }
-  }
-  return { hash, revision, totalKey, totalSize: db.pageCount * db.pageBytes };
+    },
+    enterBucket(key) {
+      if (depth === 0) inKeyBucket = Buffer.from(key).toString('latin1') === 'key';
+      // A root bucket's name is hashed; a nested bucket counts as an item whose value reads as nil.
+      if (depth <= 1) hash = crc32cUpdate(hash, key);
+      if (depth === 1) {
+        if (inKeyBucket && key.length >= revisionBytes) {
+          lastMain.set(key.subarray(0, 8));
+          revisionSeen = true;
+        }
+        totalKey++;
+      }
+      depth++;
+    },
+    leaveBucket() {
+      depth--;
+    },
+  });
+  if (notBucket !== undefined) throw new Error(`cannot get hash of bucket ${notBucket}`);
+  const revision = revisionSeen ? readUint64(lastMain, 0) : 0;
+  return { hash, revision, totalKey, totalSize: shape.pageCount * shape.pageBytes };
 }
 
 /** A backend's contents read from an etcd database file for a restore, besides the key bucket's records. */

@@ -16,11 +16,16 @@
  * writes LMDB made after its last flush reached the disk: later commits are lost whole, as if the
  * pages never left the cache. A disk that wrote some of those pages and not others can leave more
  * (LMDB with noSync promises no integrity then); this model does not produce that case.
+ *
+ * A restore. `tsetcdctl snapshot restore` journals its directory changes and fsyncs under the same
+ * switch (ctl/restore-files.ts); restorePowerCut rebuilds its data dir as a cut at any point of it
+ * could have left it, with the same rules for directory changes and LMDB's unsynced files.
  */
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { decodeJournal, walJournalFile, type JournalRecord } from '../../actors/wal/power-loss-journal.js';
 import { Prng } from '../../src/lib/prng.js';
+import { restoreJournalFile, type RestoreJournalRecord } from '../../ctl/restore-files.js';
 
 /** Sectors a disk writes whole: a torn write keeps some of them. */
 export const sectorBytes = 512;
@@ -290,4 +295,179 @@ function restoreBackend(journalDir: string, backendPath: string): string | undef
   mkdirSync(backendPath, { recursive: true });
   copyFileSync(join(journalDir, last), join(backendPath, 'data.mdb'));
   return last;
+}
+
+/** A cut of a `snapshot restore`, from the journal ctl/restore-files.ts keeps under the test switch. */
+export interface RestoreCutOptions {
+  journalDir: string;
+  seed: number;
+  mode: PowerCutOptions['mode'];
+  /** Power goes after this many of the journal's calls (a cut during the restore); all of them when undefined. */
+  callsDone?: number;
+}
+
+/** What a restore cut did, for the test's diagnostics and checks. */
+export interface RestoreCutReport {
+  calls: number;
+  callsDone: number;
+  directoryChangesUnsynced: number;
+  directoryChangesLost: number;
+  /** Files put back, by path: the journal's copy of what their last fsync made durable, or 'empty' (never synced). */
+  files: Map<string, string>;
+}
+
+interface RestoreNode {
+  kind: 'dir' | 'file';
+  /** A directory's entries as its last fsync left them, and as the restore saw them. */
+  durable: Map<string, number>;
+  live: Map<string, number>;
+  /** A file's copy in the journal directory, as its last fsync made it durable. */
+  copy?: string;
+}
+
+/**
+ * The directories and files a restore made, as its journal describes them. Directories it did not
+ * create (the data dir's parent and above) are roots, whose other entries the model leaves alone;
+ * a leftover <data-dir>.part the restore removed is not put back by a cut that loses the removal.
+ */
+class RestoreModel {
+  nodes = new Map<number, RestoreNode>();
+  roots = new Map<string, number>();
+  /** Per root, the names the restore created, renamed or removed in it. */
+  touched = new Map<number, Set<string>>();
+  unsynced: { dir: number; change: DirectoryChange }[] = [];
+  private nextIno = 1;
+
+  apply(call: RestoreJournalRecord): void {
+    switch (call.op) {
+      case 'mkdir':
+        this.create(call.path, 'dir');
+        return;
+      case 'fsync': {
+        const ino = this.entryOf(call.path) ?? this.create(call.path, 'file');
+        this.node(ino).copy = call.copy;
+        return;
+      }
+      case 'fsyncdir': {
+        const dir = this.lookup(call.path);
+        // Files LMDB created itself show up here first, created (not synced) before this fsync;
+        // in a directory the restore did not make, what it did not make is not the model's.
+        if (!this.isRoot(dir))
+          for (const name of call.names) if (!this.node(dir).live.has(name)) this.create(join(call.path, name), 'file');
+        for (const pending of this.unsynced.filter((change) => change.dir === dir))
+          applyDirectoryChange(this.node(dir).durable, pending.change);
+        this.unsynced = this.unsynced.filter((change) => change.dir !== dir);
+        return;
+      }
+      case 'rename': {
+        const dir = this.lookup(dirname(call.from));
+        if (dir !== this.lookup(dirname(call.to)))
+          throw new Error(`restore journal: a rename across directories, ${call.from} to ${call.to}`);
+        const ino = this.node(dir).live.get(basename(call.from));
+        if (ino === undefined) throw new Error(`restore journal: ${call.from} renamed but never made`);
+        this.node(dir).live.delete(basename(call.from));
+        this.node(dir).live.set(basename(call.to), ino);
+        this.change(dir, { op: 'rename', from: basename(call.from), to: basename(call.to) });
+        return;
+      }
+      case 'remove': {
+        const dir = this.lookup(dirname(call.path));
+        this.node(dir).live.delete(basename(call.path));
+        this.change(dir, { op: 'unlink', name: basename(call.path) });
+        return;
+      }
+      default: {
+        const never: never = call;
+        throw new Error(`unknown restore journal record ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  node(ino: number): RestoreNode {
+    const node = this.nodes.get(ino);
+    if (node === undefined) throw new Error(`restore journal: no node ${ino}`);
+    return node;
+  }
+
+  /** The directory or file at `path`: one the restore made, else a root that was there before. */
+  lookup(path: string): number {
+    const found = this.entryOf(path);
+    if (found !== undefined) return found;
+    let root = this.roots.get(path);
+    if (root === undefined) {
+      root = this.newNode('dir');
+      this.roots.set(path, root);
+    }
+    return root;
+  }
+
+  private entryOf(path: string): number | undefined {
+    if (dirname(path) === path) return undefined;
+    return this.node(this.lookup(dirname(path))).live.get(basename(path));
+  }
+
+  private create(path: string, kind: RestoreNode['kind']): number {
+    const dir = this.lookup(dirname(path));
+    const ino = this.newNode(kind);
+    this.node(dir).live.set(basename(path), ino);
+    this.change(dir, { op: 'create', name: basename(path), ino });
+    return ino;
+  }
+
+  private change(dir: number, change: DirectoryChange): void {
+    this.unsynced.push({ dir, change });
+    if (!this.isRoot(dir)) return;
+    const names = this.touched.get(dir) ?? new Set<string>();
+    for (const name of change.op === 'rename' ? [change.from, change.to] : [change.name]) names.add(name);
+    this.touched.set(dir, names);
+  }
+
+  private isRoot(ino: number): boolean {
+    return [...this.roots.values()].includes(ino);
+  }
+
+  private newNode(kind: RestoreNode['kind']): number {
+    const ino = this.nextIno++;
+    this.nodes.set(ino, { kind, durable: new Map(), live: new Map() });
+    return ino;
+  }
+}
+
+/**
+ * Rebuilds what a restore made as a power cut after `callsDone` of its calls could have left it:
+ * directory changes after their directory's last fsync lost from some point on (all of them in
+ * 'drop-unsynced'), each file as its last fsync made it, or empty when it was never synced (LMDB
+ * wrote it without syncing: the disk may hold its name and none of its data).
+ */
+export function restorePowerCut(options: RestoreCutOptions): RestoreCutReport {
+  const calls = decodeJournal<RestoreJournalRecord>(readFileSync(join(options.journalDir, restoreJournalFile)));
+  const callsDone = options.callsDone ?? calls.length;
+  const model = new RestoreModel();
+  for (const { call } of calls.slice(0, callsDone)) model.apply(call);
+  const prng = new Prng(options.seed);
+  const kept = options.mode === 'drop-unsynced' ? 0 : prng.nextInt(model.unsynced.length + 1);
+  for (const { dir, change } of model.unsynced.slice(0, kept)) applyDirectoryChange(model.node(dir).durable, change);
+  const report: RestoreCutReport = {
+    calls: calls.length,
+    callsDone,
+    directoryChangesUnsynced: model.unsynced.length,
+    directoryChangesLost: model.unsynced.length - kept,
+    files: new Map(),
+  };
+  const build = (ino: number, path: string): void => {
+    const node = model.node(ino);
+    if (node.kind === 'file') {
+      if (node.copy === undefined) writeFileSync(path, '');
+      else copyFileSync(join(options.journalDir, node.copy), path);
+      report.files.set(path, node.copy ?? 'empty');
+      return;
+    }
+    mkdirSync(path);
+    for (const [name, child] of node.durable) build(child, join(path, name));
+  };
+  for (const [rootPath, root] of model.roots) {
+    for (const name of model.touched.get(root) ?? []) rmSync(join(rootPath, name), { recursive: true, force: true });
+    for (const [name, ino] of model.node(root).durable) build(ino, join(rootPath, name));
+  }
+  return report;
 }
