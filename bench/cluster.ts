@@ -37,7 +37,10 @@
  * bench's key space, and the load runs as the bench user (simple tokens, etcd's default). Both
  * apply to etcd and tsetcd alike; single-host mode takes neither. --ops authenticate (with --auth)
  * has every request be an Auth.Authenticate call as the bench user, so it measures the password
- * check at the members' --bcrypt-cost (default 10, etcd's). --members runs etcd and tsetcd with
+ * check at the members' --bcrypt-cost (default 10, etcd's). Authenticate runs at tens of requests
+ * a second, so V8 reaches tsetcd's Raft round in its compiles that much later: 4-12 s into the load
+ * V8's helper threads still took 8.6% of the members' CPU, nearly all optimizing compiles, and 1.9%
+ * after 18 s. Give it --warmup 20 to measure a warm member. --members runs etcd and tsetcd with
  * that many members instead of 3.
  *
  * Single-host mode uses etcd's Procfile ports (2379, 22379, 32379 and 2380, 22380, 32380): they
