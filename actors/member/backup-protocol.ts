@@ -21,6 +21,12 @@ export interface BackupTask {
   port: MessagePort;
 }
 
-/** The snapshot thread's messages on the task's port: the file's length, its bytes in order, then its sha256. */
+/**
+ * The snapshot thread's messages on the task's port: the file's length, its bytes in order (as
+ * Maintenance.Snapshot responses framed for gRPC, `databaseBytes` of the file in `messages`
+ * responses), then its sha256.
+ */
 export type BackupThreadReply =
-  { type: 'planned'; bytes: number } | { type: 'chunk'; chunk: Uint8Array } | { type: 'written'; sha256: Uint8Array };
+  | { type: 'planned'; bytes: number }
+  | { type: 'chunk'; framed: Uint8Array; messages: number; databaseBytes: number }
+  | { type: 'written'; sha256: Uint8Array };

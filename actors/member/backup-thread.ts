@@ -7,13 +7,17 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { decodeAuthState } from '../../src/auth/auth-store.js';
-import { backupChunkBytes, boltPageBytesDefault } from '../../src/lib/limits.js';
+import { framedSnapshotResponses } from '../../src/api/snapshot-response.js';
+import { backupChunkBytes, boltPageBytesDefault, snapshotChunkBytes } from '../../src/lib/limits.js';
 import { keyAreaName, LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
 import { LmdbFileReader } from '../../src/mvcc/lmdb-file.js';
 import type { LeaseRecord } from '../../src/mvcc/backend.js';
 import { ChunkedPageOutput, planBolt, writeBolt } from '../../src/snap/bbolt/writer.js';
 import { etcdDbBuckets, type RevisionScan } from '../../src/snap/etcd-db.js';
 import { backupCancelled, backupCredit, type BackupTask, type BackupThreadReply } from './backup-protocol.js';
+import { nameThread } from '../shared/thread-name.js';
+
+nameThread('tsetcd-snapshot');
 
 /** How long one wait for credit lasts before the cancel flag is looked at again. */
 const creditWaitMs = 1_000;
@@ -54,12 +58,18 @@ export default async function buildBackup({ init, port }: BackupTask): Promise<v
       alarms: init.alarms,
     });
     const plan = planBolt(root, boltPageBytesDefault);
-    port.postMessage({ type: 'planned', bytes: plan.pageCount * plan.pageBytes } satisfies BackupThreadReply);
+    const bytes = plan.pageCount * plan.pageBytes;
+    port.postMessage({ type: 'planned', bytes } satisfies BackupThreadReply);
     const hash = createHash('sha256');
+    let written = 0;
     const output = new ChunkedPageOutput(backupChunkBytes, (chunk) => {
       hash.update(chunk);
+      written += chunk.length;
+      // The responses are laid out here, so the member's event loop only hands them to the socket.
+      const { bytes: framed, messages } = framedSnapshotResponses(chunk, bytes - written, snapshotChunkBytes);
       awaitCredit(flow);
-      port.postMessage({ type: 'chunk', chunk } satisfies BackupThreadReply, [chunk.buffer as ArrayBuffer]);
+      const reply: BackupThreadReply = { type: 'chunk', framed, messages, databaseBytes: chunk.length };
+      port.postMessage(reply, [framed.buffer as ArrayBuffer]);
     });
     writeBolt(root, plan, output);
     output.finish();

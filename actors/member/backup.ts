@@ -3,8 +3,8 @@
  * (LMDB's consistent copy of everything committed, after a flush), and a snapshot thread turns
  * the copy into an etcd 3.4 bbolt database, off the member's event loop, while writes go on. The
  * thread lays the file out first (so its length is known), then builds it in file order and hands
- * it over in chunks as the client stream takes them, hashing it with sha256 as it goes; the file
- * is never written to disk.
+ * it over in chunks as the client stream takes them, already framed as the stream's responses,
+ * hashing it with sha256 as it goes; the file is never written to disk.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,12 +25,21 @@ import {
   type BackupThreadReply,
 } from './backup-protocol.js';
 
+/** The next bytes of a backup's database, as Maintenance.Snapshot responses framed for gRPC. */
+export interface BackupChunk {
+  framed: Uint8Array;
+  /** How many responses `framed` holds. */
+  messages: number;
+  /** How many bytes of the database they carry. */
+  databaseBytes: number;
+}
+
 /** A backup being built: read its chunks in order with next(); dispose() stops it and deletes the copy. */
 export interface BackupStream {
   /** The database's length. */
   bytes: number;
   /** The next bytes of the database; undefined after the last. */
-  next(): Promise<Uint8Array | undefined>;
+  next(): Promise<BackupChunk | undefined>;
   /** The sha256 of the database, once next() returned undefined. */
   sha256(): Uint8Array;
   dispose(): void;
@@ -100,7 +109,7 @@ class ThreadBackup implements BackupStream {
   bytes = 0;
   readonly planned: Promise<BackupStream>;
   private readonly flow: Int32Array;
-  private readonly chunks: Uint8Array[] = [];
+  private readonly chunks: BackupChunk[] = [];
   private digest: Uint8Array | undefined;
   private failure: Error | undefined;
   private settled = false;
@@ -127,7 +136,7 @@ class ThreadBackup implements BackupStream {
     );
   }
 
-  async next(): Promise<Uint8Array | undefined> {
+  async next(): Promise<BackupChunk | undefined> {
     while (this.chunks.length === 0 && this.digest === undefined && this.failure === undefined)
       await new Promise<void>((resolve) => (this.waiting = resolve));
     const chunk = this.chunks.shift();
@@ -158,7 +167,7 @@ class ThreadBackup implements BackupStream {
         this.plannedResolve(this);
         break;
       case 'chunk':
-        this.chunks.push(reply.chunk);
+        this.chunks.push(reply);
         break;
       case 'written':
         this.digest = reply.sha256;
