@@ -6,7 +6,8 @@
  * it over in chunks as the client stream takes them, already framed as the stream's responses,
  * hashing it with sha256 as it goes; the file is never written to disk.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, statfsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -14,7 +15,12 @@ import type { LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
 import type { SnapshotMembership } from '../../src/snap/snap-file.js';
 import { etcdClusterVersion } from '../../src/api/version.js';
 import { assert } from '../../src/lib/assert.js';
-import { backupChunksAheadMax, backupThreadIdleMs } from '../../src/lib/limits.js';
+import {
+  backupChunksAheadMax,
+  backupCopyMemoryDir,
+  backupCopyMemoryFreeBytesMin,
+  backupThreadIdleMs,
+} from '../../src/lib/limits.js';
 import type { Logger } from '../shared/logger.js';
 import { backupDirPrefix } from './snapshot-install.js';
 import {
@@ -56,6 +62,55 @@ export interface BackupParts {
 
 const backupThreadUrl = new URL('./backup-thread.js', import.meta.url).href;
 
+/** A backup's directory in backupCopyMemoryDir: the member process's pid, then mkdtemp's six characters. */
+const memoryCopyPrefix = 'tsetcd-backup-';
+const memoryCopyPattern = /^tsetcd-backup-(\d+)-[0-9A-Za-z]{6}$/;
+
+/**
+ * Makes the directory a backup's copy of `backendBytes` goes into: in memory when
+ * backupCopyMemoryDir has room, else in the snapshot dir (see backupCopyMemoryDir).
+ */
+function makeCopyDir(snapDir: string, backendBytes: number, logger: Logger): string {
+  try {
+    const stats = statfsSync(backupCopyMemoryDir);
+    if (stats.bavail * stats.bsize >= backendBytes + backupCopyMemoryFreeBytesMin) {
+      removeDeadProcessCopies(logger);
+      return mkdtempSync(join(backupCopyMemoryDir, `${memoryCopyPrefix}${process.pid}-`));
+    }
+  } catch {
+    // No memory file system here, or none we may write to: the copy goes beside the backend.
+  }
+  return mkdtempSync(join(snapDir, backupDirPrefix));
+}
+
+/**
+ * Copies left in memory by member processes that ended mid-save (a kill -9) hold memory until
+ * they are deleted; a member process still alive owns its own.
+ */
+function removeDeadProcessCopies(logger: Logger): void {
+  for (const name of readdirSync(backupCopyMemoryDir)) {
+    const pid = Number(memoryCopyPattern.exec(name)?.[1] ?? Number.NaN);
+    if (Number.isNaN(pid) || pid === process.pid || processAlive(pid)) continue;
+    removeDir(join(backupCopyMemoryDir, name), logger);
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Deletes `dir` off the event loop: unlinking a copy of hundreds of MB takes tens of ms. */
+function removeDir(dir: string, logger: Logger): void {
+  rm(dir, { recursive: true, force: true }).catch((error: unknown) =>
+    logger.warn({ path: dir, error: error instanceof Error ? error.message : String(error) }, 'failed to remove file'),
+  );
+}
+
 /**
  * The member's snapshot thread, in a Piscina pool of one: started on the first save and kept
  * for backupThreadIdleMs, so saves in a row do not each start a thread.
@@ -65,11 +120,12 @@ export class BackupPool {
 
   /** Copies the backend and starts building the backup on the copy; resolves once the file's length is known. */
   async open(parts: BackupParts): Promise<BackupStream> {
-    const dir = mkdtempSync(join(parts.snapDir, backupDirPrefix));
-    const remove = (): void => rmSync(dir, { recursive: true, force: true });
+    const backend = parts.backend();
+    const dir = makeCopyDir(parts.snapDir, backend.sizeBytes(), parts.logger);
+    const remove = (): void => removeDir(dir, parts.logger);
     try {
       const copyDir = join(dir, 'copy');
-      await parts.backend().copyTo(copyDir, { durable: false });
+      await backend.copyTo(copyDir, { durable: false });
       const init: BackupThreadInit = {
         copyDir,
         membership: parts.membership(),
