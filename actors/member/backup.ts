@@ -15,11 +15,14 @@ import type { LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
 import type { SnapshotMembership } from '../../src/snap/snap-file.js';
 import { etcdClusterVersion } from '../../src/api/version.js';
 import { assert } from '../../src/lib/assert.js';
+import { framedSnapshotResponsesBytesMax } from '../../src/api/snapshot-response.js';
 import {
+  backupChunkBytes,
   backupChunksAheadMax,
   backupCopyMemoryDir,
   backupCopyMemoryFreeBytesMin,
   backupThreadIdleMs,
+  snapshotChunkBytes,
 } from '../../src/lib/limits.js';
 import type { Logger } from '../shared/logger.js';
 import { backupDirPrefix } from './snapshot-install.js';
@@ -31,13 +34,17 @@ import {
   type BackupThreadReply,
 } from './backup-protocol.js';
 
-/** The next bytes of a backup's database, as Maintenance.Snapshot responses framed for gRPC. */
+/**
+ * The next bytes of a backup's database, as Maintenance.Snapshot responses framed for gRPC;
+ * release() once they have been written to the socket (their buffer is then built into again).
+ */
 export interface BackupChunk {
   framed: Uint8Array;
   /** How many responses `framed` holds. */
   messages: number;
   /** How many bytes of the database they carry. */
   databaseBytes: number;
+  release(): void;
 }
 
 /** A backup being built: read its chunks in order with next(); dispose() stops it and deletes the copy. */
@@ -132,11 +139,15 @@ export class BackupPool {
         clusterVersion: etcdClusterVersion,
         alarms: parts.alarms(),
         flow: new SharedArrayBuffer(8),
+        slots: Array.from(
+          { length: backupChunksAheadMax },
+          () => new SharedArrayBuffer(framedSnapshotResponsesBytesMax(backupChunkBytes, snapshotChunkBytes)),
+        ),
       };
       const { port1, port2 } = new MessageChannel();
       const task: BackupTask = { init, port: port2 };
       const result = this.started().run(task, { transferList: [port2] }) as Promise<void>;
-      return await new ThreadBackup(port1, init.flow, result, remove).planned;
+      return await new ThreadBackup(port1, init, result, remove).planned;
     } catch (error) {
       remove();
       throw error;
@@ -160,7 +171,7 @@ export class BackupPool {
   }
 }
 
-/** The member's side of one backup: its chunks queued in order, handed out with credit back. */
+/** The member's side of one backup: its chunks queued in order, each giving its credit back once written. */
 class ThreadBackup implements BackupStream {
   bytes = 0;
   readonly planned: Promise<BackupStream>;
@@ -173,13 +184,20 @@ class ThreadBackup implements BackupStream {
   private plannedResolve!: (stream: BackupStream) => void;
   private plannedReject!: (error: Error) => void;
 
+  private readonly slots: SharedArrayBuffer[];
+  private readonly release = (): void => {
+    Atomics.add(this.flow, backupCredit, 1);
+    Atomics.notify(this.flow, backupCredit);
+  };
+
   constructor(
     private readonly port: MessagePort,
-    flow: SharedArrayBuffer,
+    init: BackupThreadInit,
     result: Promise<void>,
     private readonly remove: () => void,
   ) {
-    this.flow = new Int32Array(flow);
+    this.flow = new Int32Array(init.flow);
+    this.slots = init.slots;
     Atomics.store(this.flow, backupCredit, backupChunksAheadMax);
     this.planned = new Promise((resolve, reject) => {
       this.plannedResolve = resolve;
@@ -196,11 +214,7 @@ class ThreadBackup implements BackupStream {
     while (this.chunks.length === 0 && this.digest === undefined && this.failure === undefined)
       await new Promise<void>((resolve) => (this.waiting = resolve));
     const chunk = this.chunks.shift();
-    if (chunk !== undefined) {
-      Atomics.add(this.flow, backupCredit, 1);
-      Atomics.notify(this.flow, backupCredit);
-      return chunk;
-    }
+    if (chunk !== undefined) return chunk;
     if (this.failure !== undefined) throw this.failure;
     return undefined;
   }
@@ -222,9 +236,18 @@ class ThreadBackup implements BackupStream {
         this.bytes = reply.bytes;
         this.plannedResolve(this);
         break;
-      case 'chunk':
-        this.chunks.push(reply);
+      case 'chunk': {
+        const { framed } = reply;
+        const bytes =
+          framed instanceof Uint8Array ? framed : new Uint8Array(this.slots[framed.slot]!, 0, framed.length);
+        this.chunks.push({
+          framed: bytes,
+          messages: reply.messages,
+          databaseBytes: reply.databaseBytes,
+          release: this.release,
+        });
         break;
+      }
       case 'written':
         this.digest = reply.sha256;
         this.port.close();

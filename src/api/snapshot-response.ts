@@ -10,7 +10,7 @@
  */
 import { Writer } from '../lib/bytes-writer.js';
 import { grpcFramePrefixBytes, writeFramePrefix } from '../http2/frames.js';
-import { varintBytes } from '../lib/protobuf.js';
+import { varintBytes, varintBytesMax } from '../lib/protobuf.js';
 
 const tagRemainingBytes = 0x10;
 const tagBlob = 0x1a;
@@ -20,6 +20,13 @@ function responseBytes(remainingBytes: number, blobBytes: number): number {
   const remaining = remainingBytes === 0 ? 0 : 1 + varintBytes(remainingBytes);
   const blob = blobBytes === 0 ? 0 : 1 + varintBytes(blobBytes) + blobBytes;
   return remaining + blob;
+}
+
+/** The most bytes framedSnapshotResponses lays `blobBytes` out in, whatever the remaining count. */
+export function framedSnapshotResponsesBytesMax(blobBytes: number, pieceBytes: number): number {
+  const messages = Math.max(1, Math.ceil(blobBytes / pieceBytes));
+  const fieldsMax = 1 + varintBytesMax + 1 + varintBytes(pieceBytes);
+  return blobBytes + messages * (grpcFramePrefixBytes + fieldsMax);
 }
 
 /** Responses, each framed for gRPC, that carry database bytes in pieces of at most pieceBytes. */
@@ -32,12 +39,14 @@ export interface FramedSnapshotResponses {
 
 /**
  * `blob` as responses of at most `pieceBytes` each, framed for gRPC, when `remainingAfter` bytes
- * of the database follow it: each response's remaining_bytes counts what follows its piece.
+ * of the database follow it: each response's remaining_bytes counts what follows its piece. The
+ * bytes go into `allocate(size)`, a fresh buffer unless the caller has one.
  */
 export function framedSnapshotResponses(
   blob: Uint8Array,
   remainingAfter: number,
   pieceBytes: number,
+  allocate: (size: number) => Uint8Array = (size) => new Uint8Array(size),
 ): FramedSnapshotResponses {
   const messages = Math.max(1, Math.ceil(blob.length / pieceBytes));
   let total = 0;
@@ -46,7 +55,7 @@ export function framedSnapshotResponses(
     const end = Math.min(blob.length, start + pieceBytes);
     total += grpcFramePrefixBytes + responseBytes(remainingAfter + blob.length - end, end - start);
   }
-  const bytes = new Uint8Array(total);
+  const bytes = allocate(total);
   let at = 0;
   for (let piece = 0; piece < messages; piece++) {
     const start = piece * pieceBytes;

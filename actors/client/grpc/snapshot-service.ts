@@ -63,7 +63,7 @@ async function sendFile(
   let sent = 0;
   for (let chunk = await backup.next(); chunk !== undefined; chunk = await backup.next()) {
     sent += chunk.databaseBytes;
-    if (!call.writeFramed(bufferOf(chunk.framed), undefined, chunk.messages)) await drained(call, signal);
+    if (!call.writeFramed(bufferOf(chunk.framed), chunk.release, chunk.messages)) await drained(call, signal);
     if (call.cancelled) return;
   }
   if (sent !== total) throw new Error(`the snapshot ended at ${sent} of ${total} bytes`);
