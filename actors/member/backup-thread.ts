@@ -63,25 +63,32 @@ export default async function buildBackup({ init, port }: BackupTask): Promise<v
     const hash = createHash('sha256');
     let written = 0;
     let chunks = 0;
-    const output = new ChunkedPageOutput(backupChunkBytes, (chunk) => {
-      hash.update(chunk);
-      written += chunk.length;
-      awaitCredit(flow);
-      // The responses are laid out here, so the member's event loop only hands them to the socket.
-      const slot = chunks++ % init.slots.length;
-      const slotBuffer = init.slots[slot]!;
-      const { bytes: framed, messages } = framedSnapshotResponses(chunk, bytes - written, snapshotChunkBytes, (size) =>
-        size <= slotBuffer.byteLength ? new Uint8Array(slotBuffer, 0, size) : new Uint8Array(size),
-      );
-      const inSlot = framed.buffer === slotBuffer;
-      const reply: BackupThreadReply = {
-        type: 'chunk',
-        framed: inSlot ? { slot, length: framed.length } : framed,
-        messages,
-        databaseBytes: chunk.length,
-      };
-      port.postMessage(reply, inSlot ? [] : [framed.buffer as ArrayBuffer]);
-    });
+    const output = new ChunkedPageOutput(
+      backupChunkBytes,
+      (chunk) => {
+        hash.update(chunk);
+        written += chunk.length;
+        awaitCredit(flow);
+        // The responses are laid out here, so the member's event loop only hands them to the socket.
+        const slot = chunks++ % init.slots.length;
+        const slotBuffer = init.slots[slot]!;
+        const { bytes: framed, messages } = framedSnapshotResponses(
+          chunk,
+          bytes - written,
+          snapshotChunkBytes,
+          (size) => (size <= slotBuffer.byteLength ? new Uint8Array(slotBuffer, 0, size) : new Uint8Array(size)),
+        );
+        const inSlot = framed.buffer === slotBuffer;
+        const reply: BackupThreadReply = {
+          type: 'chunk',
+          framed: inSlot ? { slot, length: framed.length } : framed,
+          messages,
+          databaseBytes: chunk.length,
+        };
+        port.postMessage(reply, inSlot ? [] : [framed.buffer as ArrayBuffer]);
+      },
+      true,
+    );
     writeBolt(root, plan, output);
     output.finish();
     port.postMessage({ type: 'written', sha256: new Uint8Array(hash.digest()) } satisfies BackupThreadReply);
