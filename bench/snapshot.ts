@@ -9,7 +9,9 @@
  * fresh data dir.
  *
  *   node dist/bench/snapshot.js --keys 100000 --val-size 256 [--clients 16] [--rounds 3]
- *     [--baseline-seconds 3] [--only etcd|tsetcd] [--json]
+ *     [--baseline-seconds 3] [--only etcd|tsetcd] [--sut NAME=PATH]... [--json]
+ *
+ * Each --sut adds another tsetcd build (its bin/tsetcd.js) as the system tsetcd:NAME.
  *
  * Two modes work on one saved file, to compare restores without loading a member each time:
  *
@@ -43,6 +45,8 @@ interface SnapshotBenchOptions {
   restoreOnly?: string;
   /** More tsetcdctl builds for --restore-only, by name. */
   ctls: Map<string, string>;
+  /** More tsetcd builds to measure beside etcd and this one, by name (their bin/tsetcd.js). */
+  suts: Map<string, string>;
 }
 
 interface LatencyMs {
@@ -84,6 +88,7 @@ function parseArgs(argv: readonly string[]): SnapshotBenchOptions {
     baselineSeconds: 3,
     json: false,
     ctls: new Map(),
+    suts: new Map(),
   };
   for (let position = 0; position < argv.length; position++) {
     const flag = argv[position];
@@ -101,10 +106,10 @@ function parseArgs(argv: readonly string[]): SnapshotBenchOptions {
     else if (flag === '--only') options.only = value;
     else if (flag === '--save-only') options.saveOnly = value;
     else if (flag === '--restore-only') options.restoreOnly = value;
-    else if (flag === '--ctl') {
+    else if (flag === '--ctl' || flag === '--sut') {
       const at = value?.indexOf('=') ?? -1;
-      if (at <= 0) throw new Error(`--ctl wants NAME=PATH, saw ${value}`);
-      options.ctls.set(value!.slice(0, at), value!.slice(at + 1));
+      if (at <= 0) throw new Error(`${flag} wants NAME=PATH, saw ${value}`);
+      (flag === '--ctl' ? options.ctls : options.suts).set(value!.slice(0, at), value!.slice(at + 1));
     } else throw new Error(`unknown flag ${flag}`);
   }
   return options;
@@ -431,6 +436,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     await saveOnly(command, options, options.saveOnly);
     return 0;
   }
+  for (const [name, path] of options.suts)
+    systems.push([`tsetcd:${name}`, { label: 'tsetcd', command: process.execPath, args: [path] }]);
   const chosen: Array<[string, MemberCommand]> = [];
   for (const [system, command] of systems) {
     if (options.only !== undefined && options.only !== system) continue;
