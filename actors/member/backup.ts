@@ -6,7 +6,7 @@
  * it over in chunks as the client stream takes them, already framed as the stream's responses,
  * hashing it with sha256 as it goes; the file is never written to disk.
  */
-import { mkdtempSync, readdirSync, statfsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statfsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
@@ -81,7 +81,7 @@ function makeCopyDir(snapDir: string, backendBytes: number, logger: Logger): str
   try {
     const stats = statfsSync(backupCopyMemoryDir);
     if (stats.bavail * stats.bsize >= backendBytes + backupCopyMemoryFreeBytesMin) {
-      removeDeadProcessCopies(logger);
+      removeDeadProcessCopies((dir) => removeDir(dir, logger));
       return mkdtempSync(join(backupCopyMemoryDir, `${memoryCopyPrefix}${process.pid}-`));
     }
   } catch {
@@ -92,13 +92,19 @@ function makeCopyDir(snapDir: string, backendBytes: number, logger: Logger): str
 
 /**
  * Copies left in memory by member processes that ended mid-save (a kill -9) hold memory until
- * they are deleted; a member process still alive owns its own.
+ * they are deleted; a member process still alive owns its own. Each is handed to `remove`.
  */
-function removeDeadProcessCopies(logger: Logger): void {
-  for (const name of readdirSync(backupCopyMemoryDir)) {
+function removeDeadProcessCopies(remove: (dir: string) => void): void {
+  let names: string[];
+  try {
+    names = readdirSync(backupCopyMemoryDir);
+  } catch {
+    return; // no memory file system here, so no copies in it
+  }
+  for (const name of names) {
     const pid = Number(memoryCopyPattern.exec(name)?.[1] ?? Number.NaN);
     if (Number.isNaN(pid) || pid === process.pid || processAlive(pid)) continue;
-    removeDir(join(backupCopyMemoryDir, name), logger);
+    remove(join(backupCopyMemoryDir, name));
   }
 }
 
@@ -124,6 +130,11 @@ function removeDir(dir: string, logger: Logger): void {
  */
 export class BackupPool {
   private pool: Piscina | undefined;
+
+  /** A member starting after a kill -9 mid-save deletes the copy its earlier process left in memory. */
+  constructor() {
+    removeDeadProcessCopies((dir) => rmSync(dir, { recursive: true, force: true }));
+  }
 
   /** Copies the backend and starts building the backup on the copy; resolves once the file's length is known. */
   async open(parts: BackupParts): Promise<BackupStream> {
