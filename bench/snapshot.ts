@@ -1,12 +1,17 @@
 /**
- * Snapshot benchmark: loads N keys into a fresh member (real etcd, then tsetcd, same flags), then
- * for each round puts with C clients for a baseline window, then times `etcdctl snapshot save`
- * while the same clients keep putting, and compares the put latency during the save with the
- * latency just before it. Then it times the restore of the saved file, `etcdctl snapshot restore`
- * for etcd's and `tsetcdctl snapshot restore` for tsetcd's, each into a fresh data dir.
+ * Snapshot benchmark: loads N keys into a fresh member of each system (real etcd and tsetcd, same
+ * flags), then runs the rounds alternating between them (the order rotating each round). A round
+ * puts with C clients for a baseline window, then times `etcdctl snapshot save` while the same
+ * clients keep putting, and compares the put latency during the save with the latency just before
+ * it (the rise of p99), with the CPU each of the member's threads used during the save and, for
+ * tsetcd, its member thread's event-loop delay. Then it times the restore of the saved file,
+ * `etcdctl snapshot restore` for etcd's and `tsetcdctl snapshot restore` for tsetcd's, each into a
+ * fresh data dir.
  *
  *   node dist/bench/snapshot.js --keys 100000 --val-size 256 [--clients 16] [--rounds 3]
- *     [--baseline-seconds 3] [--only etcd|tsetcd] [--json]
+ *     [--baseline-seconds 3] [--only etcd|tsetcd] [--sut NAME=PATH]... [--json]
+ *
+ * Each --sut adds another tsetcd build (its bin/tsetcd.js) as the system tsetcd:NAME.
  *
  * Two modes work on one saved file, to compare restores without loading a member each time:
  *
@@ -21,7 +26,7 @@
  *     the same with `snapshot status FILE -w json` instead of the restore.
  */
 import { spawn } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,6 +49,8 @@ interface SnapshotBenchOptions {
   statusOnly?: string;
   /** More tsetcdctl builds for --restore-only, by name. */
   ctls: Map<string, string>;
+  /** More tsetcd builds to measure beside etcd and this one, by name (their bin/tsetcd.js). */
+  suts: Map<string, string>;
 }
 
 interface LatencyMs {
@@ -59,7 +66,13 @@ interface SnapshotRound {
   fileMiB: number;
   putsBefore: LatencyMs;
   putsDuring: LatencyMs;
+  /** p99 during the save less p99 before it. */
+  riseP99Ms: number;
   rssDuringMiB: number;
+  /** CPU of the member's threads during the save, by thread name. */
+  cpuDuringMs: Record<string, number>;
+  /** The member thread's event-loop delay during the save (tsetcd only). */
+  eventLoopDuring?: { maxMs: number; p99Ms: number };
 }
 
 interface SnapshotBenchResult {
@@ -79,6 +92,7 @@ function parseArgs(argv: readonly string[]): SnapshotBenchOptions {
     baselineSeconds: 3,
     json: false,
     ctls: new Map(),
+    suts: new Map(),
   };
   for (let position = 0; position < argv.length; position++) {
     const flag = argv[position];
@@ -97,10 +111,10 @@ function parseArgs(argv: readonly string[]): SnapshotBenchOptions {
     else if (flag === '--save-only') options.saveOnly = value;
     else if (flag === '--restore-only') options.restoreOnly = value;
     else if (flag === '--status-only') options.statusOnly = value;
-    else if (flag === '--ctl') {
+    else if (flag === '--ctl' || flag === '--sut') {
       const at = value?.indexOf('=') ?? -1;
-      if (at <= 0) throw new Error(`--ctl wants NAME=PATH, saw ${value}`);
-      options.ctls.set(value!.slice(0, at), value!.slice(at + 1));
+      if (at <= 0) throw new Error(`${flag} wants NAME=PATH, saw ${value}`);
+      (flag === '--ctl' ? options.ctls : options.suts).set(value!.slice(0, at), value!.slice(at + 1));
     } else throw new Error(`unknown flag ${flag}`);
   }
   return options;
@@ -176,54 +190,142 @@ async function timeRestore(
 
 const timeBinaryPath = '/usr/bin/time';
 
-async function measure(
-  system: string,
-  command: MemberCommand,
-  options: SnapshotBenchOptions,
-): Promise<SnapshotBenchResult> {
+/** One system under measurement: its member, its putting clients and its scratch dir. */
+interface Target {
+  system: string;
+  member: Member;
+  clients: KvClient[];
+  dir: string;
+  loadSeconds: number;
+  rounds: SnapshotRound[];
+}
+
+async function startTarget(system: string, command: MemberCommand, options: SnapshotBenchOptions): Promise<Target> {
   const member = await Member.start({ command, healthWaitMs: 60_000 });
   const dir = await mkdtemp(join(tmpdir(), 'tsetcd-snapshot-bench-'));
   const clients = Array.from({ length: options.clients }, () => kvClient(member.clientUrl));
+  const loadStarted = performance.now();
+  await load(clients[0]!, { keys: options.keys, valSize: options.valSize, batch: 100, concurrency: 8 });
+  return { system, member, clients, dir, loadSeconds: (performance.now() - loadStarted) / 1000, rounds: [] };
+}
+
+async function stopTarget(target: Target): Promise<void> {
+  for (const client of target.clients) client.close();
+  await target.member.destroy();
+  await rm(target.dir, { recursive: true, force: true });
+}
+
+/** CPU (user + system, ms) of each of `pid`'s threads by thread name, summed over threads of one name. */
+function threadCpuMs(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  let tasks: string[];
   try {
-    const loadStarted = performance.now();
-    await load(clients[0]!, { keys: options.keys, valSize: options.valSize, batch: 100, concurrency: 8 });
-    const loadSeconds = (performance.now() - loadStarted) / 1000;
-    const rounds: SnapshotRound[] = [];
-    for (let round = 0; round < options.rounds; round++) {
-      const baselineEnd = performance.now() + options.baselineSeconds * 1000;
-      const before = await putsUntil(clients, () => performance.now() >= baselineEnd);
-      let saving = true;
-      let rssDuringMiB = 0;
-      const path = join(dir, `snapshot-${round}.db`);
-      const saveStarted = performance.now();
-      const endpoint = member.clientUrl.replace(/^http:\/\//, '');
-      const saved = run(etcdctlBinaryPath, [`--endpoints=${endpoint}`, 'snapshot', 'save', path]).finally(
-        () => (saving = false),
-      );
-      const during = putsUntil(clients, () => {
-        rssDuringMiB = Math.max(rssDuringMiB, rssMiB(member.pid));
-        return !saving;
-      });
-      await saved;
-      const saveSeconds = (performance.now() - saveStarted) / 1000;
-      const duringLatencies = await during;
-      const fileMiB = (await stat(path)).size / (1024 * 1024);
-      const restoreSeconds = (await timeRestore(system, path, dir, round)).seconds;
-      await rm(path, { force: true });
-      rounds.push({
-        saveSeconds,
-        restoreSeconds,
-        fileMiB,
-        putsBefore: summary(before),
-        putsDuring: summary(duringLatencies),
-        rssDuringMiB,
-      });
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return byName;
+  }
+  for (const task of tasks) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${task}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended meanwhile
     }
-    return { system, keys: options.keys, clients: options.clients, loadSeconds, rounds };
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    byName.set(name, (byName.get(name) ?? 0) + (ticks * 1000) / clockTicksPerSecond);
+  }
+  return byName;
+}
+
+const clockTicksPerSecond = 100;
+
+/** The CPU each thread name used between two readings, rounded to ms; names that used none are left out. */
+function cpuBetween(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
+  const used: Record<string, number> = {};
+  for (const [name, ms] of after) {
+    const delta = Math.round(ms - (before.get(name) ?? 0));
+    if (delta > 0) used[name] = delta;
+  }
+  return used;
+}
+
+/**
+ * The member thread's event-loop delay since the last scrape, from prom-client's default
+ * nodejs_eventloop_lag_* gauges on /metrics (each scrape resets them); undefined where the member
+ * has none (etcd).
+ */
+async function eventLoopLag(clientUrl: string): Promise<{ maxMs: number; p99Ms: number } | undefined> {
+  const text = await (await fetch(`${clientUrl}/metrics`)).text();
+  const gauge = (name: string) => {
+    const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+    return match === null ? undefined : Math.round(Number(match[1]) * 100_000) / 100;
+  };
+  const maxMs = gauge('nodejs_eventloop_lag_max_seconds');
+  const p99Ms = gauge('nodejs_eventloop_lag_p99_seconds');
+  return maxMs === undefined || p99Ms === undefined ? undefined : { maxMs, p99Ms };
+}
+
+/** One round on `target`: puts for the baseline window, then `etcdctl snapshot save` while the puts go on, then a restore. */
+async function saveRound(target: Target, options: SnapshotBenchOptions, round: number): Promise<SnapshotRound> {
+  const { member, clients, dir } = target;
+  const baselineEnd = performance.now() + options.baselineSeconds * 1000;
+  const before = await putsUntil(clients, () => performance.now() >= baselineEnd);
+  let saving = true;
+  let rssDuringMiB = 0;
+  const path = join(dir, `snapshot-${round}.db`);
+  await eventLoopLag(member.clientUrl);
+  const cpuBefore = threadCpuMs(member.pid);
+  const saveStarted = performance.now();
+  const endpoint = member.clientUrl.replace(/^http:\/\//, '');
+  const saved = run(etcdctlBinaryPath, [`--endpoints=${endpoint}`, 'snapshot', 'save', path]).finally(
+    () => (saving = false),
+  );
+  const during = putsUntil(clients, () => {
+    rssDuringMiB = Math.max(rssDuringMiB, rssMiB(member.pid));
+    return !saving;
+  });
+  await saved;
+  const saveSeconds = (performance.now() - saveStarted) / 1000;
+  const cpuDuringMs = cpuBetween(cpuBefore, threadCpuMs(member.pid));
+  const eventLoopDuring = await eventLoopLag(member.clientUrl);
+  const duringLatencies = await during;
+  const fileMiB = (await stat(path)).size / (1024 * 1024);
+  const restoreSeconds = (await timeRestore(target.system, path, dir, round)).seconds;
+  await rm(path, { force: true });
+  const putsBefore = summary(before);
+  const putsDuring = summary(duringLatencies);
+  const riseP99Ms = Math.round((putsDuring.p99 - putsBefore.p99) * 100) / 100;
+  return {
+    saveSeconds,
+    restoreSeconds,
+    fileMiB,
+    putsBefore,
+    putsDuring,
+    riseP99Ms,
+    rssDuringMiB,
+    cpuDuringMs,
+    eventLoopDuring,
+  };
+}
+
+/**
+ * Starts and loads every system first, then runs the rounds alternating between them (the order
+ * rotating each round), so the machine's load drifts over all systems alike.
+ */
+async function measure(systems: Array<[string, MemberCommand]>, options: SnapshotBenchOptions): Promise<Target[]> {
+  const targets: Target[] = [];
+  try {
+    for (const [system, command] of systems) targets.push(await startTarget(system, command, options));
+    for (let round = 0; round < options.rounds; round++) {
+      const shift = round % targets.length;
+      for (const target of [...targets.slice(shift), ...targets.slice(0, shift)])
+        target.rounds.push(await saveRound(target, options, round));
+    }
+    return targets;
   } finally {
-    for (const client of clients) client.close();
-    await member.destroy();
-    await rm(dir, { recursive: true, force: true });
+    for (const target of targets) await stopTarget(target);
   }
 }
 
@@ -238,7 +340,11 @@ function line(result: SnapshotBenchResult): string {
     (round, index) =>
       `  round ${index + 1}: save=${round.saveSeconds.toFixed(2)}s restore=${round.restoreSeconds.toFixed(2)}s ` +
       `file=${round.fileMiB.toFixed(1)}MiB rss-during=${round.rssDuringMiB.toFixed(0)}MiB\n` +
-      `    puts before: ${latency(round.putsBefore)}\n    puts during: ${latency(round.putsDuring)}\n`,
+      `    puts before: ${latency(round.putsBefore)}\n    puts during: ${latency(round.putsDuring)} rise p99=${round.riseP99Ms}ms\n` +
+      `    cpu during (ms by thread): ${JSON.stringify(round.cpuDuringMs)}` +
+      (round.eventLoopDuring === undefined
+        ? '\n'
+        : ` event-loop delay max=${round.eventLoopDuring.maxMs}ms p99=${round.eventLoopDuring.p99Ms}ms\n`),
   );
   const saves = result.rounds.map((round) => round.saveSeconds);
   const restores = result.rounds.map((round) => round.restoreSeconds);
@@ -246,7 +352,8 @@ function line(result: SnapshotBenchResult): string {
   return (
     `${result.system.padEnd(7)} keys=${result.keys} clients=${result.clients} load=${result.loadSeconds.toFixed(1)}s ` +
     `save median=${median(saves).toFixed(2)}s (${spread(saves)}) restore median=${median(restores).toFixed(2)}s (${spread(restores)}) ` +
-    `p99 before/during median=${median(result.rounds.map((r) => r.putsBefore.p99)).toFixed(1)}/${median(result.rounds.map((r) => r.putsDuring.p99)).toFixed(1)}ms\n` +
+    `p99 before/during median=${median(result.rounds.map((r) => r.putsBefore.p99)).toFixed(1)}/${median(result.rounds.map((r) => r.putsDuring.p99)).toFixed(1)}ms ` +
+    `rise median=${median(result.rounds.map((r) => r.riseP99Ms)).toFixed(1)}ms\n` +
     rounds.join('')
   );
 }
@@ -358,12 +465,21 @@ export async function main(argv: readonly string[]): Promise<number> {
     await saveOnly(command, options, options.saveOnly);
     return 0;
   }
-  const results: SnapshotBenchResult[] = [];
+  for (const [name, path] of options.suts)
+    systems.push([`tsetcd:${name}`, { label: 'tsetcd', command: process.execPath, args: [path] }]);
+  const chosen: Array<[string, MemberCommand]> = [];
   for (const [system, command] of systems) {
     if (options.only !== undefined && options.only !== system) continue;
     if (command === undefined) throw new Error(`${system} is not available: ${sut.skipReason ?? ''}`);
-    results.push(await measure(system, command, options));
+    chosen.push([system, command]);
   }
+  const results: SnapshotBenchResult[] = (await measure(chosen, options)).map((target) => ({
+    system: target.system,
+    keys: options.keys,
+    clients: options.clients,
+    loadSeconds: target.loadSeconds,
+    rounds: target.rounds,
+  }));
   process.stdout.write(options.json ? `${JSON.stringify(results, null, 2)}\n` : results.map(line).join(''));
   return 0;
 }

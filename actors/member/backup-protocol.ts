@@ -8,9 +8,22 @@ export interface BackupThreadInit {
   /** The members, removed IDs and cluster version (the cluster bucket's clusterVersion). */
   membership: SnapshotMembership;
   alarms: { memberId: bigint; alarm: number }[];
-  /** An Int32Array over it: [backupCredit] chunks the thread may still send, [backupCancelled] 1 when the stream went away. */
+  /**
+   * An Int32Array over it: [backupCredit] chunks the thread may still send (one comes back as each
+   * sent chunk has been written to the client's socket), [backupCancelled] 1 when the stream went away.
+   */
   flow: SharedArrayBuffer;
+  /**
+   * backupChunksAheadMax buffers the chunks are built in, in turn: a chunk's buffer is reused once
+   * its credit came back. The member's event loop then sends views of these and allocates nothing
+   * per chunk (transferring a new buffer per chunk made the member thread collect its heap, large
+   * with the key index, again and again during a save). A chunk larger than a slot is transferred.
+   */
+  slots: SharedArrayBuffer[];
 }
+
+/** Where a chunk's framed bytes are: the first `length` bytes of a slot, or a buffer of their own. */
+export type BackupChunkBytes = { slot: number; length: number } | Uint8Array;
 
 export const backupCredit = 0;
 export const backupCancelled = 1;
@@ -21,6 +34,12 @@ export interface BackupTask {
   port: MessagePort;
 }
 
-/** The snapshot thread's messages on the task's port: the file's length, its bytes in order, then its sha256. */
+/**
+ * The snapshot thread's messages on the task's port: the file's length, its bytes in order (as
+ * Maintenance.Snapshot responses framed for gRPC, `databaseBytes` of the file in `messages`
+ * responses), then its sha256.
+ */
 export type BackupThreadReply =
-  { type: 'planned'; bytes: number } | { type: 'chunk'; chunk: Uint8Array } | { type: 'written'; sha256: Uint8Array };
+  | { type: 'planned'; bytes: number }
+  | { type: 'chunk'; framed: BackupChunkBytes; messages: number; databaseBytes: number }
+  | { type: 'written'; sha256: Uint8Array };

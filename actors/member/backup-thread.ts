@@ -7,13 +7,17 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { decodeAuthState } from '../../src/auth/auth-store.js';
-import { backupChunkBytes, boltPageBytesDefault } from '../../src/lib/limits.js';
+import { framedSnapshotResponses } from '../../src/api/snapshot-response.js';
+import { backupChunkBytes, boltPageBytesDefault, snapshotChunkBytes } from '../../src/lib/limits.js';
 import { keyAreaName, LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
 import { LmdbFileReader } from '../../src/mvcc/lmdb-file.js';
 import type { LeaseRecord } from '../../src/mvcc/backend.js';
 import { ChunkedPageOutput, planBolt, writeBolt } from '../../src/snap/bbolt/writer.js';
 import { etcdDbBuckets, type RevisionScan } from '../../src/snap/etcd-db.js';
 import { backupCancelled, backupCredit, type BackupTask, type BackupThreadReply } from './backup-protocol.js';
+import { nameThread } from '../shared/thread-name.js';
+
+nameThread('tsetcd-snapshot');
 
 /** How long one wait for credit lasts before the cancel flag is looked at again. */
 const creditWaitMs = 1_000;
@@ -54,13 +58,37 @@ export default async function buildBackup({ init, port }: BackupTask): Promise<v
       alarms: init.alarms,
     });
     const plan = planBolt(root, boltPageBytesDefault);
-    port.postMessage({ type: 'planned', bytes: plan.pageCount * plan.pageBytes } satisfies BackupThreadReply);
+    const bytes = plan.pageCount * plan.pageBytes;
+    port.postMessage({ type: 'planned', bytes } satisfies BackupThreadReply);
     const hash = createHash('sha256');
-    const output = new ChunkedPageOutput(backupChunkBytes, (chunk) => {
-      hash.update(chunk);
-      awaitCredit(flow);
-      port.postMessage({ type: 'chunk', chunk } satisfies BackupThreadReply, [chunk.buffer as ArrayBuffer]);
-    });
+    let written = 0;
+    let chunks = 0;
+    const output = new ChunkedPageOutput(
+      backupChunkBytes,
+      (chunk) => {
+        hash.update(chunk);
+        written += chunk.length;
+        awaitCredit(flow);
+        // The responses are laid out here, so the member's event loop only hands them to the socket.
+        const slot = chunks++ % init.slots.length;
+        const slotBuffer = init.slots[slot]!;
+        const { bytes: framed, messages } = framedSnapshotResponses(
+          chunk,
+          bytes - written,
+          snapshotChunkBytes,
+          (size) => (size <= slotBuffer.byteLength ? new Uint8Array(slotBuffer, 0, size) : new Uint8Array(size)),
+        );
+        const inSlot = framed.buffer === slotBuffer;
+        const reply: BackupThreadReply = {
+          type: 'chunk',
+          framed: inSlot ? { slot, length: framed.length } : framed,
+          messages,
+          databaseBytes: chunk.length,
+        };
+        port.postMessage(reply, inSlot ? [] : [framed.buffer as ArrayBuffer]);
+      },
+      true,
+    );
     writeBolt(root, plan, output);
     output.finish();
     port.postMessage({ type: 'written', sha256: new Uint8Array(hash.digest()) } satisfies BackupThreadReply);

@@ -23,9 +23,11 @@ import { startInspectionIfAsked } from '../inspect/member-inspection.js';
 import type { MemberInspection } from '../inspect/stream.js';
 import { WalClient } from '../wal/client.js';
 import { onThreadData } from '../supervisor/thread-start.js';
+import { nameThread } from '../shared/thread-name.js';
 
 const port = parentPort;
 if (port === null) throw new Error('the member module must run in a worker thread');
+nameThread('tsetcd-member');
 // The WAL thread and the member's heavier modules start loading before the data arrives.
 const walThread = WalClient.prestart();
 const modules = Promise.all([import('./member.js'), import('../client/services.js')]);

@@ -11,6 +11,7 @@ import type { WalReply, WalRequest, WalThreadInit } from '../supervisor/thread-p
 import { onThreadData } from '../supervisor/thread-start.js';
 import { failpoint, failpointsOn } from '../shared/failpoints.js';
 import { journaledWalFiles, powerLossJournalDir } from './power-loss-journal.js';
+import { nameThread } from '../shared/thread-name.js';
 
 /** Write-and-sync rounds run back to back before yielding to the event loop. */
 const syncRoundsPerTurnMax = 1024;
@@ -164,4 +165,5 @@ function start(port: MessagePort, init: WalThreadInit): void {
 
 if (parentPort === null) throw new Error('the WAL module must run as a worker thread');
 const threadPort = parentPort;
+if (threadPort !== null) nameThread('tsetcd-wal');
 onThreadData((init: WalThreadInit) => start(threadPort, init));

@@ -164,6 +164,15 @@ export const backupChunkBytes = 1024 * 1024;
 export const backupChunksAheadMax = 4;
 /** The snapshot thread is kept this long after a save, so saves in a row do not each start one. */
 export const backupThreadIdleMs = 10 * 60 * 1000;
+/**
+ * A backup's backend copy is made in this memory file system when it has room for it (and
+ * backupCopyMemoryFreeBytesMin besides), else beside the backend. LMDB writes its copies with
+ * O_DIRECT, so a copy on disk went to the device during the save, competing with the WAL's
+ * fsyncs, and deleting it discarded its blocks.
+ */
+export const backupCopyMemoryDir = '/dev/shm';
+/** What a backup's copy leaves free of backupCopyMemoryDir at least. */
+export const backupCopyMemoryFreeBytesMin = 64 * 1024 * 1024;
 /** The snapshot thread reads the backend copy's pages in blocks of this many bytes. */
 export const backupReadBlockBytes = 1024 * 1024;
 /** The deepest B+tree LMDB builds (its cursor's page stack): a deeper walk of a data file is a damaged one. */

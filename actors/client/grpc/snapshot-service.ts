@@ -1,11 +1,13 @@
 /**
  * Maintenance.Snapshot, as etcd serves it: the member builds a point-in-time backup (see
  * actors/member/backup.ts), the database bytes go out in 32 KiB responses counting down
- * remaining_bytes as the snapshot thread hands them over, and a last response carries the sha256
- * of everything sent (computed by that thread), which `etcdctl snapshot save` keeps at the end
- * of the file.
+ * remaining_bytes as the snapshot thread hands them over (already framed, a chunk of responses
+ * at a time, paced by what the client reads), and a last response carries the sha256 of
+ * everything sent (computed by that thread), which `etcdctl snapshot save` keeps at the end of
+ * the file.
  */
 import { EtcdError, GrpcCode } from '../../../src/api/errors.js';
+import { framedSnapshotResponses } from '../../../src/api/snapshot-response.js';
 import { snapshotChunkBytes } from '../../../src/lib/limits.js';
 import type { BackupStream } from '../../member/backup.js';
 import type { Logger } from '../../shared/logger.js';
@@ -45,6 +47,10 @@ async function sendSnapshot(source: SnapshotSource, call: GrpcStreamCall, logger
   }
 }
 
+function bufferOf(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 async function sendFile(
   backup: BackupStream,
   call: GrpcStreamCall,
@@ -56,17 +62,15 @@ async function sendFile(
   logger.info({ 'total-bytes': total }, 'sending database snapshot to client');
   let sent = 0;
   for (let chunk = await backup.next(); chunk !== undefined; chunk = await backup.next()) {
-    for (let at = 0; at < chunk.length; at += snapshotChunkBytes) {
-      const blob = Buffer.from(chunk.buffer, chunk.byteOffset + at, Math.min(snapshotChunkBytes, chunk.length - at));
-      sent += blob.length;
-      if (!call.write({ remainingBytes: String(total - sent), blob })) await drained(call, signal);
-      if (call.cancelled) return;
-    }
+    sent += chunk.databaseBytes;
+    if (!call.writeFramed(bufferOf(chunk.framed), chunk.release, chunk.messages)) await drained(call, signal);
+    if (call.cancelled) return;
   }
   if (sent !== total) throw new Error(`the snapshot ended at ${sent} of ${total} bytes`);
   const sha = backup.sha256();
   logger.info({ 'total-bytes': total, 'checksum-size': sha.length }, 'sending database sha256 checksum to client');
-  call.write({ remainingBytes: '0', blob: Buffer.from(sha) });
+  const checksum = framedSnapshotResponses(sha, 0, snapshotChunkBytes);
+  call.writeFramed(bufferOf(checksum.bytes), undefined, checksum.messages);
   call.end();
   logger.info(
     { 'total-bytes': total, took: `${Math.round(performance.now() - startedMs)}ms` },

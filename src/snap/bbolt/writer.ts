@@ -367,21 +367,25 @@ function writePageHeader(view: DataView, pageId: number, flags: number, count: n
 
 /**
  * A PageOutput that packs the file into chunks of `chunkBytes` (larger only for a node that is
- * larger) and hands each full chunk to `emit`; finish() hands over the last one.
+ * larger) and hands each full chunk to `emit`; finish() hands over the last one. With `reuse`,
+ * emit is done with a chunk when it returns, and the next chunk is built in the same buffer
+ * (zeroed first, as a new one would be), which spares the page faults of a new buffer per chunk.
  */
 export class ChunkedPageOutput implements PageOutput {
-  private chunk = new Uint8Array(0);
+  private chunk: Uint8Array = new Uint8Array(0);
   private used = 0;
+  private spare: Uint8Array | undefined;
 
   constructor(
     private readonly chunkBytes: number,
     private readonly emit: (chunk: Uint8Array) => void,
+    private readonly reuse = false,
   ) {}
 
   next(byteLength: number): Uint8Array {
     if (this.used + byteLength > this.chunk.length) {
       this.finish();
-      this.chunk = new Uint8Array(Math.max(this.chunkBytes, byteLength));
+      this.chunk = this.freshChunk(Math.max(this.chunkBytes, byteLength));
     }
     const region = this.chunk.subarray(this.used, this.used + byteLength);
     this.used += byteLength;
@@ -391,8 +395,15 @@ export class ChunkedPageOutput implements PageOutput {
   /** Hands over what the current chunk holds. */
   finish(): void {
     if (this.used > 0) this.emit(this.chunk.subarray(0, this.used));
+    if (this.reuse && this.chunk.length > 0) this.spare = this.chunk;
     this.chunk = new Uint8Array(0);
     this.used = 0;
+  }
+
+  private freshChunk(byteLength: number): Uint8Array {
+    const spare = this.spare;
+    if (spare === undefined || spare.length < byteLength) return new Uint8Array(byteLength);
+    return spare.fill(0);
   }
 }
 
