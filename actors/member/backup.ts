@@ -8,6 +8,7 @@
  */
 import { mkdtempSync, readdirSync, rmSync, statfsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { freemem } from 'node:os';
 import { join } from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
@@ -20,6 +21,7 @@ import {
   backupChunksAheadMax,
   backupCopyMemoryDir,
   backupCopyMemoryFreeBytesMin,
+  backupCopyMemoryShareMax,
   backupThreadIdleMs,
   snapshotChunkBytes,
 } from '../../src/lib/limits.js';
@@ -74,12 +76,15 @@ const memoryCopyPattern = /^tsetcd-backup-(\d+)-[0-9A-Za-z]{6}$/;
 
 /**
  * Makes the directory a backup's copy of `backendBytes` goes into: in memory when
- * backupCopyMemoryDir has room, else in the snapshot dir (see backupCopyMemoryDir).
+ * backupCopyMemoryDir and the machine's available memory have room, else in the snapshot dir (see backupCopyMemoryDir).
  */
 function makeCopyDir(snapDir: string, backendBytes: number, logger: Logger): string {
   try {
     const stats = statfsSync(backupCopyMemoryDir);
-    if (stats.bavail * stats.bsize >= backendBytes + backupCopyMemoryFreeBytesMin) {
+    const roomInDir = stats.bavail * stats.bsize >= backendBytes + backupCopyMemoryFreeBytesMin;
+    // A memory file system's free space is its size limit, not memory the machine has to spare.
+    const roomInMemory = backendBytes <= freemem() * backupCopyMemoryShareMax;
+    if (roomInDir && roomInMemory) {
       removeDeadProcessCopies((dir) => removeDir(dir, logger));
       return mkdtempSync(join(backupCopyMemoryDir, `${memoryCopyPrefix}${process.pid}-`));
     }

@@ -173,6 +173,8 @@ export const backupThreadIdleMs = 10 * 60 * 1000;
 export const backupCopyMemoryDir = '/dev/shm';
 /** What a backup's copy leaves free of backupCopyMemoryDir at least. */
 export const backupCopyMemoryFreeBytesMin = 64 * 1024 * 1024;
+/** The largest share of the machine's available memory a backup's copy in backupCopyMemoryDir may take. */
+export const backupCopyMemoryShareMax = 0.5;
 /** The snapshot thread reads the backend copy's pages in blocks of this many bytes. */
 export const backupReadBlockBytes = 1024 * 1024;
 /** The deepest B+tree LMDB builds (its cursor's page stack): a deeper walk of a data file is a damaged one. */
