@@ -18,7 +18,7 @@ import {
   stampOf,
   type BundleManifest,
   type FileStamp,
-} from './bundle-loader.js';
+} from './bundle-loader.cjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const packageRoot = join(here, '..', '..');
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   try {
     esbuild = await import('esbuild');
   } catch {
-    // An install without devDependencies: bin/tsetcdctl.js runs the compiled modules instead.
+    // An install without devDependencies: bin/tsetcdctl.cjs runs the compiled modules instead.
     console.log('tsetcdctl bundle: esbuild is not installed; tsetcdctl runs from dist/ctl/main.js');
     return;
   }

@@ -12,10 +12,10 @@ import { packageRoot } from '../../src/lib/paths.js';
 import { runCommand, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
 import { etcdCommand, etcdctlBinaryPath, sutCommand, tsetcdctlBinPath } from '../support/sut.js';
-import { loadCtl } from '../../ctl/bundle-loader.js';
+import { loadCtl } from '../../ctl/bundle-loader.cjs';
 import { ctlCases, type CtlCase } from './cases.js';
 
-// tsetcdctl as bin/tsetcdctl.js loads it: the bundle when the build made one, so the cases check
+// tsetcdctl as bin/tsetcdctl.cjs loads it: the bundle when the build made one, so the cases check
 // the bundled code path (test/ctl/startup-modules.test.ts checks the bundle is what runs).
 const { runCaptured } = await loadCtl();
 

@@ -1,7 +1,7 @@
 /**
  * A one-shot get, put or del loads neither gRPC's libraries, protobufjs nor the snapshot tools' lmdb: they cost more start-up
  * time than the whole call (bench/ctl-startup.ts measures it). Each command runs as users start it,
- * `node bin/tsetcdctl.js`, in a fresh process against a real etcd, and reports the file tsetcdctl
+ * `node bin/tsetcdctl.cjs`, in a fresh process against a real etcd, and reports the file tsetcdctl
  * ran from (the build's one-file bundle) and the CommonJS modules it loaded (those libraries are
  * CommonJS); `-w json` needs protobufjs's reflection, which shows the check sees a loaded library.
  */
@@ -9,15 +9,15 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
-import { bundleFiles, isFresh, readManifest } from '../../ctl/bundle-loader.js';
+import { bundleFiles, isFresh, readManifest } from '../../ctl/bundle-loader.cjs';
 import { packageRoot } from '../../src/lib/paths.js';
 import { runCommand } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
 import { etcdCommand, tsetcdctlBinPath } from '../support/sut.js';
 
-const loaderUrl = pathToFileURL(join(packageRoot(), 'dist', 'ctl', 'bundle-loader.js')).href;
+const loaderUrl = pathToFileURL(join(packageRoot(), 'dist', 'ctl', 'bundle-loader.cjs')).href;
 /**
- * Loaded by --import before bin/tsetcdctl.js, so it shares the bin's instance of the loader; as the
+ * Loaded by --import before bin/tsetcdctl.cjs, so it shares the bin's instance of the loader; as the
  * process exits (run() ends with process.exit, as etcdctl does) it prints, after a marker, the file
  * tsetcdctl ran from and the CommonJS modules loaded, one per line.
  */
