@@ -5,10 +5,10 @@
  * ordered and worded as etcdctl's Go resolver orders and words them.
  */
 import type { SrvRecord } from 'node:dns';
-import { getServers, resolveSrv } from 'node:dns/promises';
 import { discoveryTexts } from '../src/api/errors.js';
 import type { FlagValues } from './flags.js';
 import { goQuote } from './go-format.js';
+import { dnsPromises } from './lazy-modules.js';
 
 /** What discovery found: the endpoints and the lines etcdctl prints about those it drops, or its error. */
 export type Discovery =
@@ -31,7 +31,7 @@ function goServerName(server: string | undefined): string {
 /** Go's text for a failed look-up of `name`, from node:dns's error code. */
 function lookupErrorText(name: string, error: unknown): string {
   const code = (error as NodeJS.ErrnoException).code ?? '';
-  const servers = getServers();
+  const servers = dnsPromises().getServers();
   // Go names the server that answered: the first for a missing name (no other is asked), else the last asked.
   if (code === 'ENOTFOUND' || code === 'ENODATA')
     return discoveryTexts.lookup(name, goServerName(servers[0]), discoveryTexts.noSuchHost);
@@ -75,7 +75,7 @@ function shuffleByWeight(records: SrvRecord[], start: number, end: number, rando
 
 /** The endpoints of one SRV service: `<scheme>://<target>:<port>`, the target keeping its root dot as Go's does. */
 async function lookupService(scheme: 'https' | 'http', name: string): Promise<string[]> {
-  const records = orderSrvRecords(await resolveSrv(name));
+  const records = orderSrvRecords(await dnsPromises().resolveSrv(name));
   return records.map((record) => `${scheme}://${record.name.replace(/\.?$/, '.')}:${record.port}`);
 }
 
