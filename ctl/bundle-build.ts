@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     return;
   }
   const bundlePath = join(here, bundleFiles.bundle);
-  await esbuild.build({
+  const result = await esbuild.build({
     entryPoints: [join(here, 'main.js')],
     outfile: bundlePath,
     bundle: true,
@@ -51,11 +51,20 @@ async function main(): Promise<void> {
     target: 'node20',
     packages: 'external',
     logLevel: 'warning',
+    metafile: true,
     // Modules find files beside themselves (the package root, worker files); the bundle sits in
     // dist/ctl/ as main.js does, so its own URL stands in for theirs.
     define: { 'import.meta.url': '__bundleFileUrl' },
     banner: { js: 'const __bundleFileUrl = require("node:url").pathToFileURL(__filename).href;' },
   });
+  // A script compiled from a code cache loses its import() callback on Node 20: every module the
+  // bundle loads must come through require (ctl/lazy-modules.ts).
+  const dynamic = Object.entries(result.metafile.inputs).flatMap(([input, { imports }]) =>
+    imports
+      .filter((entry) => entry.kind === 'dynamic-import' && entry.external === true)
+      .map((entry) => `${input}: import('${entry.path}')`),
+  );
+  if (dynamic.length > 0) throw new Error(`expected no import() outside the bundle, saw ${dynamic.join(', ')}`);
   const script = compileBundle(readFileSync(bundlePath, 'utf8'), undefined);
   runBundle(script);
   writeFileSync(join(here, bundleFiles.codeCache), script.createCachedData());
