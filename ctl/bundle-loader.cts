@@ -6,8 +6,8 @@
  * source; one CommonJS file compiled from a code cache skips most of that start-up work.
  *
  * Freshness is judged by tsc's own record of its last build (dist/.tsbuildinfo, rewritten whenever
- * tsc emits) rather than by each of the bundle's 70-odd inputs: three stats instead of seventy
- * keep the check under a millisecond. This module and the bin are CommonJS: an ESM entry makes
+ * tsc emits, so newer than the bundle after a tsc run) rather than by each of the bundle's 70-odd
+ * inputs: three stats instead of seventy keep the check under a millisecond. This module and the bin are CommonJS: an ESM entry makes
  * Node start its ESM loader and build an ESM facade of each built-in module imported, and the one
  * of node:fs reads every lazy export (fs.ReadStream loads the streams code); 16 ms of CPU in all.
  */
@@ -56,11 +56,6 @@ export function stampOf(relativePath: string): FileStamp | undefined {
   return stats === undefined ? undefined : [relativePath, stats.size, stats.mtimeMs];
 }
 
-function sameStamp(recorded: FileStamp): boolean {
-  const now = stampOf(recorded[0]);
-  return now !== undefined && now[1] === recorded[1] && now[2] === recorded[2];
-}
-
 /** The manifest the last bundle build wrote, or undefined when there is none. */
 export function readManifest(): BundleManifest | undefined {
   try {
@@ -70,9 +65,25 @@ export function readManifest(): BundleManifest | undefined {
   }
 }
 
-/** Whether the bundle, its cache and tsc's build record are as the bundle build left them. */
+/**
+ * Whether the bundle is still what tsc's last build would bundle: the three files have the sizes
+ * the bundle build saw, and tsc's record is no newer than the bundle. Modification times are
+ * compared with each other, not with the recorded ones: npm gives every file of a package it
+ * installs one fixed time, and the bundle must still run there.
+ */
 export function isFresh(manifest: BundleManifest): boolean {
-  return [manifest.bundle, manifest.codeCache, manifest.buildInfo].every(sameStamp);
+  const recorded = [manifest.bundle, manifest.codeCache, manifest.buildInfo];
+  return stampsFresh(
+    recorded,
+    recorded.map((stamp) => stampOf(stamp[0])),
+  );
+}
+
+/** isFresh's rule over the stamps recorded (bundle, cache, tsc's record) and those the files have now. */
+export function stampsFresh(recorded: readonly FileStamp[], now: ReadonlyArray<FileStamp | undefined>): boolean {
+  const sizesKept = recorded.every((stamp, index) => now[index]?.[1] === stamp[1]);
+  const [bundleNow, , buildInfoNow] = now;
+  return sizesKept && bundleNow !== undefined && buildInfoNow !== undefined && buildInfoNow[2] <= bundleNow[2];
 }
 
 /** Compiles the CommonJS bundle as Node's loader would, with `cachedData` from the build when given. */

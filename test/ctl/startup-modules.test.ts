@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
-import { bundleFiles, isFresh, readManifest } from '../../ctl/bundle-loader.cjs';
+import { bundleFiles, isFresh, readManifest, stampsFresh, type FileStamp } from '../../ctl/bundle-loader.cjs';
 import { packageRoot } from '../../src/lib/paths.js';
 import { runCommand } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
@@ -71,12 +71,24 @@ test('get -w json loads protobufjs for its reflection, and the check sees it', a
   );
 });
 
-test('the bundle is passed over once tsc has built again after it', () => {
+test("the bundle is passed over once tsc has built again after it, and kept under npm's one install time", () => {
   const manifest = readManifest();
   assert.ok(manifest !== undefined, 'expected the build to have made the bundle: run `npm run build`');
   assert.equal(isFresh(manifest), true);
-  const [path, size, mtimeMs] = manifest.buildInfo;
-  assert.equal(isFresh({ ...manifest, buildInfo: [path, size, mtimeMs + 1] }), false);
-  assert.equal(isFresh({ ...manifest, buildInfo: [path, size + 1, mtimeMs] }), false);
   assert.equal(isFresh({ ...manifest, bundle: ['dist/ctl/absent.cjs', 0, 0] }), false);
+  const { bundle, codeCache, buildInfo } = manifest;
+  const at = (stamp: FileStamp, mtimeMs: number, size = stamp[1]): FileStamp => [stamp[0], size, mtimeMs];
+  const recorded = [bundle, codeCache, buildInfo];
+  // tsc emitted after the bundle build: its record is newer than the bundle.
+  assert.equal(stampsFresh(recorded, [at(bundle, 1000), at(codeCache, 1000), at(buildInfo, 2000)]), false);
+  // tsc emitted and its record happens to keep its size: still newer, so still passed over.
+  assert.equal(stampsFresh(recorded, [at(bundle, 1000), at(codeCache, 1000), at(buildInfo, 1001)]), false);
+  // A file rewritten to another size.
+  assert.equal(
+    stampsFresh(recorded, [at(bundle, 1000), at(codeCache, 1000, codeCache[1] + 1), at(buildInfo, 900)]),
+    false,
+  );
+  // An npm install: every file has the same modification time, none the recorded one.
+  const npmTime = Date.UTC(1985, 9, 26, 8, 15);
+  assert.equal(stampsFresh(recorded, [at(bundle, npmTime), at(codeCache, npmTime), at(buildInfo, npmTime)]), true);
 });
