@@ -6,7 +6,7 @@
  * at every start, an environment cost no client code can avoid); `node -e 0` runs too, as the
  * floor under any Node client.
  *
- *   flock /tmp/tsetcd-e2e.lock node dist/bench/ctl-startup.js [--rounds 11] [--build name=path/to/bin/tsetcdctl.js ...] [--json]
+ *   flock /tmp/tsetcd-e2e.lock node dist/bench/ctl-startup.js [--rounds 11] [--build name=path/to/bin/tsetcdctl.cjs ...] [--json]
  *
  * --build adds a tsetcdctl to compare (several give before/after figures in one run); without it
  * the tsetcdctl of this tree runs.
@@ -47,7 +47,7 @@ interface CaseResult {
 const roundsDefault = 11;
 /** A command that takes longer than this has hung; the bench stops rather than wait. */
 const commandTimeoutMs = 30_000;
-const ownBin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'tsetcdctl.js');
+const ownBin = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'tsetcdctl.cjs');
 
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -98,7 +98,7 @@ function parseClients(builds: readonly string[]): Client[] {
   const given = builds.length > 0 ? builds : [`tsetcdctl=${ownBin}`];
   for (const build of given) {
     const equals = build.indexOf('=');
-    if (equals <= 0) throw new Error(`expected --build name=path/to/bin/tsetcdctl.js, saw ${build}`);
+    if (equals <= 0) throw new Error(`expected --build name=path/to/bin/tsetcdctl.cjs, saw ${build}`);
     clients.push({ name: build.slice(0, equals), command: process.execPath, prefix: [build.slice(equals + 1)] });
   }
   return clients;

@@ -1,12 +1,6 @@
 #!/usr/bin/env node
-// etcdctl-compatible command line client; the implementation is compiled TypeScript in dist/.
-import('../dist/ctl/main.js')
-  .then((main) => main.run(process.argv.slice(2)))
-  .catch((error) => {
-    console.error(
-      error && error.code === 'ERR_MODULE_NOT_FOUND'
-        ? 'tsetcdctl is not built: run `npm install` (or `npm run build`) first'
-        : error,
-    );
-    process.exit(1);
-  });
+// tsetcdctl by its earlier name; bin/tsetcdctl.cjs is the program (package.json's bin), started
+// here for scripts that name this file.
+import { createRequire } from 'node:module';
+
+createRequire(import.meta.url)('./tsetcdctl.cjs');

@@ -6,13 +6,13 @@
  */
 import { createSocket } from 'node:dgram';
 import type { SrvRecord } from 'node:dns';
-import { getServers, Resolver } from 'node:dns/promises';
 import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
 import { discoveryTexts } from '../src/api/errors.js';
 import { dnsAttemptsDefault, dnsQueryTimeoutSecondsDefault } from '../src/lib/limits.js';
 import type { FlagValues } from './flags.js';
 import { goQuote } from './go-format.js';
+import { dnsPromises } from './lazy-modules.js';
 
 /** What discovery found: the endpoints and the lines etcdctl prints about those it drops, or its error. */
 export type Discovery =
@@ -57,7 +57,7 @@ async function udpLocalEnd(server: string): Promise<string> {
 /** Go's text for a failed look-up of `name`, from node:dns's error code. */
 async function lookupErrorText(name: string, error: unknown): Promise<string> {
   const code = (error as NodeJS.ErrnoException).code ?? '';
-  const servers = getServers();
+  const servers = dnsPromises().getServers();
   // Go names the server that answered: the first for a missing name (no other is asked), else the last asked.
   if (code === 'ENOTFOUND' || code === 'ENODATA')
     return discoveryTexts.lookup(name, goServerName(servers[0]), discoveryTexts.noSuchHost);
@@ -84,7 +84,7 @@ export function goLookupBudgetMs(resolvConf: string, serverCount: number): numbe
 
 /** An SRV look-up given up after Go's budget rather than c-ares' own (longer) one. */
 async function resolveSrvInGoTime(name: string): Promise<SrvRecord[]> {
-  const resolver = new Resolver();
+  const resolver = new (dnsPromises().Resolver)();
   let resolvConf = '';
   try {
     resolvConf = readFileSync('/etc/resolv.conf', 'utf8');

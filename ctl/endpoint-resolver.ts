@@ -6,8 +6,7 @@
  * again whenever the channel asks (after a connection failed), as Go's dialer does on each dial.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { lookup } from 'node:dns/promises';
-import { grpcJs } from './lazy-modules.js';
+import { dnsPromises, grpcJs } from './lazy-modules.js';
 import { isIP } from 'node:net';
 
 /** The target scheme this resolver answers, `etcd-endpoints:host:port,host:port`. */
@@ -28,7 +27,7 @@ async function addressesOf(hostPort: string): Promise<Address[]> {
   if (split === undefined) return [];
   if (isIP(split.host) !== 0) return [split];
   try {
-    const found = await lookup(split.host, { all: true, verbatim: true });
+    const found = await dnsPromises().lookup(split.host, { all: true, verbatim: true });
     return found.map((entry) => ({ host: entry.address, port: split.port }));
   } catch {
     return [];

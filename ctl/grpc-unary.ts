@@ -12,6 +12,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import { Http2ErrorCode } from '../src/http2/frames.js';
 import { Http2ClientConnection } from './http2-client.js';
+import { nodeTls } from './lazy-modules.js';
 import type { ClientTls } from './security.js';
 
 /** gRPC status codes this module produces itself. */
@@ -240,7 +241,7 @@ export class UnaryChannel {
     let socket: Socket;
     if (tls === undefined) socket = netConnect(where);
     else {
-      const tlsModule = await import('node:tls');
+      const tlsModule = nodeTls();
       socket = tlsModule.connect({ ...where, ...this.tlsOptions(tls, tlsModule), ALPNProtocols: ['h2'] });
     }
     // A request is small writes after the preface: with Nagle's algorithm on, each would wait for

@@ -2,11 +2,19 @@
  * The gRPC and protobuf libraries, loaded on first use: a one-shot get, put or del needs none of
  * them (ctl/grpc-unary.ts and src/api's codecs carry it), and loading them costs more than the
  * whole call. They are CommonJS, so they load synchronously where a command first needs them.
+ * node:dns/promises too: only host names and --discovery-srv need it, and it costs a millisecond
+ * and a half of a one-shot command's start. Node's modules that only some commands use (node:tls,
+ * node:child_process) load here as well rather than by import(): the bundle bin/tsetcdctl.cjs runs
+ * is compiled from V8's code cache, and Node 20 loses such a script's import() callback
+ * ("A dynamic import callback was not specified"), so the bundle build refuses any import() left.
  */
 import { createRequire } from 'node:module';
 import type * as GrpcJs from '@grpc/grpc-js';
 import type * as ProtoLoader from '@grpc/proto-loader';
 import type ProtobufJs from 'protobufjs';
+import type * as DnsPromises from 'node:dns/promises';
+import type * as ChildProcess from 'node:child_process';
+import type * as Tls from 'node:tls';
 
 let require: NodeJS.Require | undefined;
 
@@ -19,6 +27,9 @@ function requireHere(): NodeJS.Require {
 let grpc: typeof GrpcJs | undefined;
 let protoLoader: typeof ProtoLoader | undefined;
 let protobuf: typeof ProtobufJs | undefined;
+let dns: typeof DnsPromises | undefined;
+let tls: typeof Tls | undefined;
+let childProcess: typeof ChildProcess | undefined;
 
 /** @grpc/grpc-js, for streams and the calls without a hand-written codec. */
 export function grpcJs(): typeof GrpcJs {
@@ -36,4 +47,22 @@ export function protoLoaderJs(): typeof ProtoLoader {
 export function protobufJs(): typeof ProtobufJs {
   protobuf ??= requireHere()('protobufjs') as typeof ProtobufJs;
   return protobuf;
+}
+
+/** node:dns/promises, for host name look-ups and DNS SRV discovery. */
+export function dnsPromises(): typeof DnsPromises {
+  dns ??= requireHere()('node:dns/promises') as typeof DnsPromises;
+  return dns;
+}
+
+/** node:tls, for https endpoints. */
+export function nodeTls(): typeof Tls {
+  tls ??= requireHere()('node:tls') as typeof Tls;
+  return tls;
+}
+
+/** node:child_process, for stty around password prompts. */
+export function nodeChildProcess(): typeof ChildProcess {
+  childProcess ??= requireHere()('node:child_process') as typeof ChildProcess;
+  return childProcess;
 }

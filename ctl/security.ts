@@ -7,7 +7,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { loadCaBundle, loadKeyPair } from '../src/config/tls-files.js';
 import { discoveryServerName } from './discovery.js';
-import { grpcJs } from './lazy-modules.js';
+import { grpcJs, nodeChildProcess } from './lazy-modules.js';
 import type { FlagValues } from './flags.js';
 import { ExitCode, exitWithError, type Output } from './output.js';
 import type { StdinReader } from './stdin.js';
@@ -89,7 +89,7 @@ export function channelCredentials(tls: ClientTls | undefined): grpc.ChannelCred
 /** speakeasy's prompt: `prompt` on stdout, echo off with stty on the same descriptors, one line read. */
 export async function askPassword(output: Output, stdin: StdinReader, prompt = 'Password: '): Promise<string> {
   output.out(prompt);
-  const { spawnSync } = await import('node:child_process');
+  const { spawnSync } = nodeChildProcess();
   const echoOff = spawnSync('/bin/stty', ['-echo'], { argv0: 'stty', stdio: 'inherit' });
   if (echoOff.error !== undefined) {
     exitWithError(

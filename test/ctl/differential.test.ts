@@ -6,18 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import protobuf from 'protobufjs';
 import { packageRoot } from '../../src/lib/paths.js';
 import { runCommand, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
-import { etcdCommand, etcdctlBinaryPath, sutCommand } from '../support/sut.js';
-import { runCaptured } from '../../ctl/main.js';
+import { etcdCommand, etcdctlBinaryPath, sutCommand, tsetcdctlBinPath } from '../support/sut.js';
+import { loadCtl } from '../../ctl/bundle-loader.cjs';
 import { ctlCases, type CtlCase } from './cases.js';
 
-const compiledMain = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ctl', 'main.js');
-const loader = `import(${JSON.stringify(compiledMain)}).then((m) => m.run(process.argv.slice(1)))`;
+// tsetcdctl as bin/tsetcdctl.cjs loads it: the bundle when the build made one, so the cases check
+// the bundled code path (test/ctl/startup-modules.test.ts checks the bundle is what runs).
+const { runCaptured } = await loadCtl();
 
 /** What varies between two members (and two runs) without being a difference in behaviour. */
 interface Identity {
@@ -236,7 +236,7 @@ describe('tsetcdctl prints what etcdctl prints', () => {
       // cover), unless the case needs a process of its own.
       const tsetcdctl = async (identity: Identity): Promise<CommandResult> => {
         const args = argsFor(testCase, identity);
-        if (testCase.ownProcess === true) return runCommand(process.execPath, ['-e', loader, '--', ...args], options);
+        if (testCase.ownProcess === true) return runCommand(process.execPath, [tsetcdctlBinPath, ...args], options);
         const ran = await runCaptured(args, { env: { ...process.env, ...env }, stdin: testCase.stdin });
         const result = { stdout: ran.stdout.toString('utf8'), stderr: ran.stderr.toString('utf8'), code: ran.code };
         return Object.defineProperty(result, 'stdoutBytes', { value: ran.stdout, enumerable: false });

@@ -22,12 +22,10 @@ import { after, before, describe, it } from 'node:test';
 import type { DnsZone, SrvRecord } from '../support/dns-server.js';
 import { runCommand, type CommandResult } from '../support/etcdctl.js';
 import { LoopbackNamespace, namespaceSupport } from '../support/loopback-namespace.js';
-import { etcdCommand, etcdctlBinaryPath, sutCommand, type MemberCommand } from '../support/sut.js';
+import { etcdCommand, etcdctlBinaryPath, sutCommand, tsetcdctlBinPath, type MemberCommand } from '../support/sut.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const compiledMain = join(here, '..', '..', 'ctl', 'main.js');
 const dnsServerMain = join(here, '..', 'support', 'dns-server.js');
-const loader = `import(${JSON.stringify(compiledMain)}).then((m) => m.run(process.argv.slice(1)))`;
 
 /** Probes of a starting member (each an etcdctl run of at most a few seconds) before giving up. */
 const healthProbesMax = 150;
@@ -178,7 +176,7 @@ function runClient(namespace: LoopbackNamespace, side: Side, testCase: EndpointC
     Object.entries(testCase.env ?? {}).map(([name, value]) => [name, value.replace(/\bD\b/g, side.domain)]),
   );
   if (side.client === 'etcdctl') return inNamespace(namespace, etcdctlBinaryPath, args, env);
-  return inNamespace(namespace, process.execPath, ['-e', loader, '--', ...args], env);
+  return inNamespace(namespace, process.execPath, [tsetcdctlBinPath, ...args], env);
 }
 
 const unsupported = namespaceSupport();

@@ -9,15 +9,11 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runEtcdctl } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
-import { etcdCommand, etcdctlBinaryPath, sutCommand } from '../support/sut.js';
-
-const compiledMain = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ctl', 'main.js');
-const loader = `import(${JSON.stringify(compiledMain)}).then((m) => m.run(process.argv.slice(1)))`;
+import { etcdCommand, etcdctlBinaryPath, sutCommand, tsetcdctlBinPath } from '../support/sut.js';
 
 /** One running etcdctl or tsetcdctl and what it has printed so far. */
 class Running {
@@ -95,7 +91,7 @@ interface Side {
 
 function side(member: Member, client: 'etcdctl' | 'tsetcdctl'): Side {
   const startWithEndpoints = (endpoints: string, args: readonly string[]): Running => {
-    const [command, prefix] = client === 'etcdctl' ? [etcdctlBinaryPath, []] : [process.execPath, ['-e', loader, '--']];
+    const [command, prefix] = client === 'etcdctl' ? [etcdctlBinaryPath, []] : [process.execPath, [tsetcdctlBinPath]];
     const child = spawn(command, [...prefix, `--endpoints=${endpoints}`, ...args], {
       env: { ...process.env, ETCDCTL_API: '3' },
       stdio: ['pipe', 'pipe', 'pipe'],

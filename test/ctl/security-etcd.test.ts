@@ -6,17 +6,14 @@
  * clientv3's retry logs (timestamps, random client names) are dropped.
  */
 import assert from 'node:assert/strict';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TlsConfig } from '../../src/config/config.js';
 import { runCommand, runEtcdctl, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
-import { etcdCommand, etcdctlBinaryPath } from '../support/sut.js';
+import { etcdCommand, etcdctlBinaryPath, tsetcdctlBinPath } from '../support/sut.js';
 import { makeCertificates, tlsSkipReason, type TestCertificates } from '../support/tls.js';
 
-const compiledMain = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ctl', 'main.js');
-const loader = `import(${JSON.stringify(compiledMain)}).then((m) => m.run(process.argv.slice(1)))`;
 const skip = tlsSkipReason({ command: etcdCommand() });
 
 let certs: TestCertificates;
@@ -43,7 +40,7 @@ async function both(args: readonly string[], stdin?: string): Promise<[Outcome, 
   const env = { ETCDCTL_API: '3' };
   const [etcdctl, ours] = await Promise.all([
     runCommand(etcdctlBinaryPath, args, { env, ...(stdin === undefined ? {} : { stdin }) }),
-    runCommand(process.execPath, ['-e', loader, '--', ...args], { env, ...(stdin === undefined ? {} : { stdin }) }),
+    runCommand(process.execPath, [tsetcdctlBinPath, ...args], { env, ...(stdin === undefined ? {} : { stdin }) }),
   ]);
   return [comparable(etcdctl), comparable(ours)];
 }

@@ -8,9 +8,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { runCommand, runEtcdctl, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
 import {
@@ -24,14 +23,12 @@ import {
   writeHistory,
   restoreInto,
 } from '../support/snapshots.js';
-import { etcdCommand, etcdctlBinaryPath, sutCommand, type MemberCommand } from '../support/sut.js';
+import { etcdCommand, etcdctlBinaryPath, sutCommand, tsetcdctlBinPath, type MemberCommand } from '../support/sut.js';
 
-const compiledMain = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ctl', 'main.js');
-const loader = `import(${JSON.stringify(compiledMain)}).then((m) => m.run(process.argv.slice(1)))`;
 const sut = sutCommand();
 
 function tsetcdctl(args: readonly string[]): Promise<CommandResult> {
-  return runCommand(process.execPath, ['--input-type=module', '-e', loader, ...args]);
+  return runCommand(process.execPath, [tsetcdctlBinPath, ...args]);
 }
 
 /** etcdctl's restore logs JSON lines on stderr; only its "Error:" line is compared. */

@@ -1,25 +1,33 @@
 /**
- * A one-shot get, put or del loads neither gRPC's libraries nor protobufjs: they cost more start-up
- * time than the whole call (bench/ctl-startup.ts measures it). Each command runs in a fresh Node
- * process against a real etcd and reports the CommonJS modules it loaded (those libraries are
+ * A one-shot get, put or del loads neither gRPC's libraries, protobufjs nor the snapshot tools' lmdb: they cost more start-up
+ * time than the whole call (bench/ctl-startup.ts measures it). Each command runs as users start it,
+ * `node bin/tsetcdctl.cjs`, in a fresh process against a real etcd, and reports the file tsetcdctl
+ * ran from (the build's one-file bundle) and the CommonJS modules it loaded (those libraries are
  * CommonJS); `-w json` needs protobufjs's reflection, which shows the check sees a loaded library.
  */
 import assert from 'node:assert/strict';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
+import { bundleFiles, isFresh, readManifest, stampsFresh, type FileStamp } from '../../ctl/bundle-loader.cjs';
+import { packageRoot } from '../../src/lib/paths.js';
 import { runCommand } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
-import { etcdCommand } from '../support/sut.js';
+import { etcdCommand, tsetcdctlBinPath } from '../support/sut.js';
 
-const compiledMain = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ctl', 'main.js');
+const loaderUrl = pathToFileURL(join(packageRoot(), 'dist', 'ctl', 'bundle-loader.cjs')).href;
 /**
- * Runs tsetcdctl in this process and, as it exits (run() ends with process.exit, as etcdctl does),
- * prints the CommonJS modules loaded, one per line, after a marker.
+ * Loaded by --import before bin/tsetcdctl.cjs, so it shares the bin's instance of the loader; as the
+ * process exits (run() ends with process.exit, as etcdctl does) it prints, after a marker, the file
+ * tsetcdctl ran from and the CommonJS modules loaded, one per line.
  */
-const script = `process.on('exit', () => require('node:fs').writeSync(1, '--- loaded\\n' + Object.keys(require.cache).join('\\n') + '\\n'));
-import(${JSON.stringify(compiledMain)}).then((m) => m.run(process.argv.slice(1)));`;
-const heavyLibrary = /node_modules\/(@grpc\/grpc-js|@grpc\/proto-loader|protobufjs)\//;
+const preload = `import * as loader from ${JSON.stringify(loaderUrl)};
+import { createRequire } from 'node:module';
+import { writeSync } from 'node:fs';
+const { cache } = createRequire(${JSON.stringify(loaderUrl)});
+process.on('exit', () => writeSync(1, '--- loaded\\n' + loader.ctlLoadedFrom() + '\\n' + Object.keys(cache).join('\\n') + '\\n'));`;
+const heavyLibrary = /node_modules\/(@grpc\/grpc-js|@grpc\/proto-loader|protobufjs|lmdb|msgpackr)\//;
+const bundlePath = join(packageRoot(), 'dist', 'ctl', bundleFiles.bundle);
 
 let member: Member | undefined;
 
@@ -31,19 +39,28 @@ after(async () => {
   await member?.stop();
 });
 
-/** What the command printed before the marker, and the heavy libraries it loaded. */
-async function runAndList(args: readonly string[]): Promise<{ printed: string; heavy: string[] }> {
-  const result = await runCommand(process.execPath, ['-e', script, '--', `--endpoints=${member?.clientUrl}`, ...args]);
+/** What the command printed before the marker, the file it ran from and the heavy libraries it loaded. */
+async function runAndList(args: readonly string[]): Promise<{ printed: string; ranFrom: string; heavy: string[] }> {
+  const result = await runCommand(process.execPath, [
+    '--import',
+    `data:text/javascript,${encodeURIComponent(preload)}`,
+    tsetcdctlBinPath,
+    `--endpoints=${member?.clientUrl}`,
+    ...args,
+  ]);
   assert.equal(result.code, 0, result.stderr);
   const [printed = '', loaded] = result.stdout.split('--- loaded\n');
   assert.ok(loaded !== undefined, `no module list after the output: ${result.stdout}`);
-  return { printed, heavy: loaded.split('\n').filter((path) => heavyLibrary.test(path)) };
+  const [ranFrom = '', ...modules] = loaded.split('\n');
+  return { printed, ranFrom, heavy: modules.filter((path) => heavyLibrary.test(path)) };
 }
 
-test('a one-shot put, get and del load neither grpc-js, proto-loader nor protobufjs', async () => {
-  assert.deepEqual(await runAndList(['put', 'startup', 'value']), { printed: 'OK\n', heavy: [] });
-  assert.deepEqual(await runAndList(['get', 'startup']), { printed: 'startup\nvalue\n', heavy: [] });
-  assert.deepEqual(await runAndList(['del', 'startup']), { printed: '1\n', heavy: [] });
+test('a one-shot put, get and del run from the bundle and load neither grpc-js, proto-loader, protobufjs nor lmdb', async () => {
+  // A bundle older than tsc's last build is passed over for dist/ctl/main.js: `npm run build` makes it anew.
+  const ran = { ranFrom: bundlePath, heavy: [] };
+  assert.deepEqual(await runAndList(['put', 'startup', 'value']), { printed: 'OK\n', ...ran });
+  assert.deepEqual(await runAndList(['get', 'startup']), { printed: 'startup\nvalue\n', ...ran });
+  assert.deepEqual(await runAndList(['del', 'startup']), { printed: '1\n', ...ran });
 });
 
 test('get -w json loads protobufjs for its reflection, and the check sees it', async () => {
@@ -52,4 +69,26 @@ test('get -w json loads protobufjs for its reflection, and the check sees it', a
     heavy.some((path) => path.includes('/protobufjs/')),
     `expected protobufjs among ${heavy.join(', ')}`,
   );
+});
+
+test("the bundle is passed over once tsc has built again after it, and kept under npm's one install time", () => {
+  const manifest = readManifest();
+  assert.ok(manifest !== undefined, 'expected the build to have made the bundle: run `npm run build`');
+  assert.equal(isFresh(manifest), true);
+  assert.equal(isFresh({ ...manifest, bundle: ['dist/ctl/absent.cjs', 0, 0] }), false);
+  const { bundle, codeCache, buildInfo } = manifest;
+  const at = (stamp: FileStamp, mtimeMs: number, size = stamp[1]): FileStamp => [stamp[0], size, mtimeMs];
+  const recorded = [bundle, codeCache, buildInfo];
+  // tsc emitted after the bundle build: its record is newer than the bundle.
+  assert.equal(stampsFresh(recorded, [at(bundle, 1000), at(codeCache, 1000), at(buildInfo, 2000)]), false);
+  // tsc emitted and its record happens to keep its size: still newer, so still passed over.
+  assert.equal(stampsFresh(recorded, [at(bundle, 1000), at(codeCache, 1000), at(buildInfo, 1001)]), false);
+  // A file rewritten to another size.
+  assert.equal(
+    stampsFresh(recorded, [at(bundle, 1000), at(codeCache, 1000, codeCache[1] + 1), at(buildInfo, 900)]),
+    false,
+  );
+  // An npm install: every file has the same modification time, none the recorded one.
+  const npmTime = Date.UTC(1985, 9, 26, 8, 15);
+  assert.equal(stampsFresh(recorded, [at(bundle, npmTime), at(codeCache, npmTime), at(buildInfo, npmTime)]), true);
 });

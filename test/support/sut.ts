@@ -23,6 +23,11 @@ export type SutLookup =
 
 export const etcdBinaryPath = '/usr/bin/etcd';
 export const etcdctlBinaryPath = '/usr/bin/etcdctl';
+/**
+ * tsetcdctl as users start it (`node bin/tsetcdctl.cjs ...`): the one-file bundle when the build made
+ * one and it is fresh, else the compiled modules (ctl/bundle-loader.cts).
+ */
+export const tsetcdctlBinPath = join(packageRoot(), 'bin', 'tsetcdctl.cjs');
 
 /**
  * The etcd release every expectation against the reference was written for. Patch releases of the

@@ -1,0 +1,79 @@
+/**
+ * Makes tsetcdctl's one-file bundle after tsc: dist/ctl/main.js and every compiled module it
+ * reaches, in one CommonJS file (libraries stay in node_modules), a V8 code cache for it, and a
+ * manifest of what it was made after (ctl/bundle-loader.ts runs the bundle only until tsc next
+ * emits). CommonJS because a bundled ESM file hoists every static import of a library to its
+ * top, so a one-shot get would load lmdb; in CommonJS those stay inside the module that needs them.
+ *
+ *   node dist/ctl/bundle-build.js
+ */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  buildInfoPath,
+  bundleFiles,
+  compileBundle,
+  runBundle,
+  stampOf,
+  type BundleManifest,
+  type FileStamp,
+} from './bundle-loader.cjs';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const packageRoot = join(here, '..', '..');
+
+function stamp(path: string): FileStamp {
+  const found = stampOf(path);
+  if (found === undefined) throw new Error(`expected ${path} to exist after the bundle build`);
+  return found;
+}
+
+/** Builds the bundle, then the code cache of its top level, then the manifest (last: it vouches for both). */
+async function main(): Promise<void> {
+  const manifestPath = join(here, bundleFiles.manifest);
+  rmSync(manifestPath, { force: true });
+  let esbuild: typeof import('esbuild');
+  try {
+    esbuild = await import('esbuild');
+  } catch {
+    // An install without devDependencies: bin/tsetcdctl.cjs runs the compiled modules instead.
+    console.log('tsetcdctl bundle: esbuild is not installed; tsetcdctl runs from dist/ctl/main.js');
+    return;
+  }
+  const bundlePath = join(here, bundleFiles.bundle);
+  const result = await esbuild.build({
+    entryPoints: [join(here, 'main.js')],
+    outfile: bundlePath,
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    packages: 'external',
+    logLevel: 'warning',
+    metafile: true,
+    // Modules find files beside themselves (the package root, worker files); the bundle sits in
+    // dist/ctl/ as main.js does, so its own URL stands in for theirs.
+    define: { 'import.meta.url': '__bundleFileUrl' },
+    banner: { js: 'const __bundleFileUrl = require("node:url").pathToFileURL(__filename).href;' },
+  });
+  // A script compiled from a code cache loses its import() callback on Node 20: every module the
+  // bundle loads must come through require (ctl/lazy-modules.ts).
+  const dynamic = Object.entries(result.metafile.inputs).flatMap(([input, { imports }]) =>
+    imports
+      .filter((entry) => entry.kind === 'dynamic-import' && entry.external === true)
+      .map((entry) => `${input}: import('${entry.path}')`),
+  );
+  if (dynamic.length > 0) throw new Error(`expected no import() outside the bundle, saw ${dynamic.join(', ')}`);
+  const script = compileBundle(readFileSync(bundlePath, 'utf8'), undefined);
+  runBundle(script);
+  writeFileSync(join(here, bundleFiles.codeCache), script.createCachedData());
+  const manifest: BundleManifest = {
+    bundle: stamp(relative(packageRoot, bundlePath)),
+    codeCache: stamp(relative(packageRoot, join(here, bundleFiles.codeCache))),
+    buildInfo: stamp(buildInfoPath),
+  };
+  writeFileSync(manifestPath, `${JSON.stringify(manifest)}\n`);
+}
+
+await main();
