@@ -7,13 +7,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { join } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import protobuf from 'protobufjs';
 import { packageRoot } from '../../src/lib/paths.js';
 import { runCommand, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
 import { etcdCommand, etcdctlBinaryPath, sutCommand, tsetcdctlBinPath } from '../support/sut.js';
 import { loadCtl } from '../../ctl/bundle-loader.cjs';
-import { ctlCases, type CtlCase } from './cases.js';
+import { ctlCases, referenceReruns, type CtlCase } from './cases.js';
 
 // tsetcdctl as bin/tsetcdctl.cjs loads it: the bundle when the build made one, so the cases check
 // the bundled code path (test/ctl/startup-modules.test.ts checks the bundle is what runs).
@@ -267,7 +268,18 @@ describe('tsetcdctl prints what etcdctl prints', () => {
       const results = await scheduled;
       const [expected, actual] = [results[0], results[index]];
       const [referenceIdentity, subjectIdentity] = [identities[0], identities[index]];
-      assert.deepEqual(normalise(actual, subjectIdentity, testCase), normalise(expected, referenceIdentity, testCase));
+      const answer = normalise(actual, subjectIdentity, testCase);
+      if (
+        testCase.referenceVaries !== undefined &&
+        !isDeepStrictEqual(answer, normalise(expected, referenceIdentity, testCase))
+      ) {
+        const options = { stdin: testCase.stdin, env: { ETCDCTL_API: '3', ...testCase.env } };
+        for (let rerun = 0; rerun < referenceReruns; rerun += 1) {
+          const again = await runCommand(etcdctlBinaryPath, argsFor(testCase, referenceIdentity), options);
+          if (isDeepStrictEqual(answer, normalise(again, referenceIdentity, testCase))) return;
+        }
+      }
+      assert.deepEqual(answer, normalise(expected, referenceIdentity, testCase));
     };
     it(`answers like ${title} (against etcd)`, () => compare(1));
     if (testCase.tsetcdDiffers === undefined) it(`answers like ${title} (against tsetcd)`, () => compare(2));
