@@ -5,7 +5,6 @@
  * restarted member or one joining an existing cluster never applies it; give every initial member
  * the same file, since only the first leader acts on it.
  */
-import { authBootstrapSteps } from '../../src/config/config.js';
 import type { MemberConfig } from '../../src/config/config.js';
 import type { BootstrapStep } from '../../src/auth/bootstrap-file.js';
 import { authBootstrapLeaderWaitMsMax } from '../../src/lib/limits.js';
@@ -64,6 +63,8 @@ export async function applyAuthBootstrap(parts: AuthBootstrapParts): Promise<voi
   const file = parts.config.authBootstrapFile;
   try {
     // Read again: it was checked when the flags were, and the member thread holds only the path.
+    // The config module (and its schema validator) loads only here, for members that have a file.
+    const { authBootstrapSteps } = await import('../../src/config/config.js');
     const steps = authBootstrapSteps(file);
     if (!(await electedHere(parts))) return;
     await parts.readBarrier();

@@ -9,7 +9,7 @@
 import { randomInt } from 'node:crypto';
 import { createPrivateKey, createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { compactVerify, SignJWT } from 'jose';
+import type * as Jose from 'jose';
 import { EtcdError, GrpcCode } from '../../src/api/errors.js';
 import type { MemberConfig } from '../../src/config/config.js';
 import type { TokenHooks } from '../../src/auth/auth-store.js';
@@ -71,6 +71,10 @@ class SimpleTokenProvider implements TokenProvider {
   }
 }
 
+/** jose, loaded on a JWT provider's first use: a member on simple tokens never needs it (it costs tens of ms at start). */
+let jose: Promise<typeof Jose> | undefined;
+const loadJose = (): Promise<typeof Jose> => (jose ??= import('jose'));
+
 /** jwt-go's ErrVerifyOnly, which etcd has no gRPC mapping for. */
 const verifyOnly = () => new EtcdError(GrpcCode.unknown, 'auth: token signing attempted with verify-only key');
 
@@ -90,6 +94,7 @@ class JwtTokenProvider implements TokenProvider {
   }
 
   async info(token: string): Promise<AuthInfo | undefined> {
+    const { compactVerify } = await loadJose();
     let claims: unknown;
     try {
       const { payload } = await compactVerify(token, this.verifyingKey, { algorithms: [this.signMethod] });
@@ -106,6 +111,7 @@ class JwtTokenProvider implements TokenProvider {
 
   async issue(username: string, revision: number): Promise<string> {
     if (this.signingKey === undefined) throw verifyOnly();
+    const { SignJWT } = await loadJose();
     return new SignJWT({ username, revision })
       .setProtectedHeader({ alg: this.signMethod })
       .setExpirationTime(Math.floor((this.clockMs() + this.ttlMs) / 1_000))

@@ -6,7 +6,6 @@
  * permissions, users and their roles, then AuthEnable. Passwords stay plain here; the member
  * hashes them before proposing.
  */
-import AjvModule from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { prefixRangeEnd } from '../concurrency/keys.js';
 import { PermissionType, rootRole, rootUser, type Permission } from './types.js';
@@ -58,11 +57,6 @@ function permissionOf(perm: FilePermission): Permission {
 }
 
 type Validator = (content: unknown) => boolean;
-
-/** The file's schema, compiled once (by the caller, which knows where schemas/ is). */
-export function compileBootstrapSchema(schema: object): Validator & { errors?: unknown } {
-  return new AjvModule.default({ allErrors: true }).compile(schema);
-}
 
 function parseText(path: string, source: string): unknown {
   try {

@@ -4,8 +4,7 @@
  * against etcd's own cross-flag rules, with etcd's error texts.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import AjvModule from 'ajv';
+import { loadSchemaValidator, type SchemaValidator } from './schema-validator.js';
 import {
   backendBatchIntervalMsDefault,
   backendBatchLimitDefault,
@@ -20,16 +19,10 @@ import {
   simpleTokenTtlSecondsDefault,
 } from '../lib/limits.js';
 import { parseTokenOptions, TokenOptionsError, type TokenOptions } from '../auth/token-options.js';
-import { packageRoot } from '../lib/paths.js';
 import { goDurationErrorText, parseGoDuration } from '../lib/go-duration.js';
 import { goOpenErrorText } from '../lib/go-os-errors.js';
 import type { MetricsLevel } from '../metrics/etcd-metrics.js';
-import {
-  AuthBootstrapError,
-  bootstrapSteps,
-  compileBootstrapSchema,
-  type BootstrapStep,
-} from '../auth/bootstrap-file.js';
+import { AuthBootstrapError, bootstrapSteps, type BootstrapStep } from '../auth/bootstrap-file.js';
 import { serverFlags, defaultName, defaultListenPeerUrls, noCapnslogReason } from './flags.js';
 import { checkLocalMember, parseInitialCluster } from './initial-cluster.js';
 import {
@@ -302,21 +295,17 @@ function bcryptCost(cost: number): number {
   return cost < bcryptCostMin || cost > bcryptCostMax ? bcryptCostDefault : cost;
 }
 
-let schemaValidator: AjvModule.ValidateFunction | undefined;
+let schemaValidator: SchemaValidator | undefined;
 
 function checkSchema(config: MemberConfig): void {
-  if (schemaValidator === undefined) {
-    const Ajv = AjvModule.default;
-    const schema = JSON.parse(readFileSync(join(packageRoot(), 'schemas', 'config.schema.json'), 'utf8'));
-    schemaValidator = new Ajv({ allErrors: true }).compile(schema);
-  }
+  schemaValidator ??= loadSchemaValidator('config');
   if (!schemaValidator(config)) {
     const problems = (schemaValidator.errors ?? []).map((error) => `${error.instancePath || '/'} ${error.message}`);
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   }
 }
 
-let bootstrapValidator: ReturnType<typeof compileBootstrapSchema> | undefined;
+let bootstrapValidator: SchemaValidator | undefined;
 
 /** The steps --auth-bootstrap-file asks for; a ConfigError (exit 1) when it cannot be read or applied. */
 export function authBootstrapSteps(
@@ -331,9 +320,7 @@ export function authBootstrapSteps(
       `error loading auth bootstrap file: ${goOpenErrorText(path, error as NodeJS.ErrnoException)}`,
     );
   }
-  bootstrapValidator ??= compileBootstrapSchema(
-    JSON.parse(readFileSync(join(packageRoot(), 'schemas', 'auth-bootstrap.schema.json'), 'utf8')),
-  );
+  bootstrapValidator ??= loadSchemaValidator('auth-bootstrap');
   try {
     return bootstrapSteps(path, source, bootstrapValidator);
   } catch (error) {
