@@ -15,13 +15,15 @@ const skip = sut.skipReason === undefined ? {} : { skip: sut.skipReason };
 const keys = 20;
 
 function normalise(text: string): string {
-  return text
-    .replace(/http:\/\/127\.0\.0\.1:\d+/g, '<url>')
-    // Member IDs as etcdctl prints them: hex without leading zeros, so 1 in 16 has fewer than 16 digits.
-    .replace(/^[0-9a-f]{1,16}(?=, (?:un)?started, )/gm, '<id>')
-    .replace(/\b[0-9a-f]{16}\b/g, '<id>')
-    .replace(/"(cluster_id|member_id|leader|raft_term|raft_index|revision|raftIndex|raftTerm)":\d+/g, '"$1":<n>')
-    .trimEnd();
+  return (
+    text
+      .replace(/http:\/\/127\.0\.0\.1:\d+/g, '<url>')
+      // Member IDs as etcdctl prints them: hex without leading zeros, so 1 in 16 has fewer than 16 digits.
+      .replace(/^[0-9a-f]{1,16}(?=, (?:un)?started, )/gm, '<id>')
+      .replace(/\b[0-9a-f]{16}\b/g, '<id>')
+      .replace(/"(cluster_id|member_id|leader|raft_term|raft_index|revision|raftIndex|raftTerm)":\d+/g, '"$1":<n>')
+      .trimEnd()
+  );
 }
 
 async function etcdctl(endpoint: string, args: string[]): Promise<string> {
