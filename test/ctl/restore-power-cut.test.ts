@@ -18,6 +18,7 @@ import { packageRoot, memberDataPaths } from '../../src/lib/paths.js';
 import { runCommand, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
 import { restorePowerCut, type RestoreCutReport } from '../support/power-cut.js';
+import { powerCutSkipReason } from '../support/power-loss.js';
 import { endpointOf, keyValues, ok, restoreInto } from '../support/snapshots.js';
 import { sutCommand, type MemberCommand } from '../support/sut.js';
 
@@ -28,12 +29,7 @@ const snapshotFile = join(packageRoot(), 'test', 'snap', 'testdata', 'etcd-3.4.2
 const seeds = [1, 2, 3];
 
 const sut = sutCommand();
-const skip =
-  sut.command === undefined
-    ? sut.skipReason
-    : sut.command.label !== 'tsetcd'
-      ? `${powerLossJournalEnv} is tsetcd's test switch; ${sut.command.label} does not journal its restore`
-      : undefined;
+const skip = powerCutSkipReason(sut, 'its restore');
 
 function tsetcdctl(args: readonly string[], env: Record<string, string> = {}): Promise<CommandResult> {
   return runCommand(process.execPath, ['--input-type=module', '-e', loader, ...args], { env });

@@ -143,19 +143,27 @@ async function threeMemberStory(command: MemberCommand): Promise<Record<string, 
     const alone = await answer(`${first.peerUrl}/version`);
     for (const name of ['m2', 'm3']) cluster.member(name).spawn();
     await Promise.all(cluster.members.map((member) => member.waitHealthy()));
-    const leader = await cluster.leader();
     const applied = (member: ClusterMember) =>
       milestones(member.logPath).some((line) => line.startsWith(clusterVersionLogs.setInitial.msg));
     await pollUntil(`${command.label} members to apply the cluster version`, versionWaitMs, () =>
       Promise.resolve(cluster.members.every(applied) ? '' : 'not every member yet'),
     );
-    await waitForLine(leader.logPath, clusterVersionLogs.updated.msg);
+    // The member that led when the version was decided: leadership may have moved since (a member
+    // started late can call an election, pre-vote being off in 3.4), and a later leader logs nothing.
+    const proposed = (member: ClusterMember) =>
+      milestones(member.logPath).some((line) => line.startsWith(clusterVersionLogs.updated.msg));
+    await pollUntil(`${command.label} a member to log that it updated the cluster version`, versionWaitMs, () =>
+      Promise.resolve(cluster.members.some(proposed) ? '' : 'not yet'),
+    );
+    const proposer = cluster.members.find(proposed)!;
     const versions = await Promise.all(cluster.members.map((member) => answer(`${member.clientUrl}/version`)));
     return {
       alone,
       versions,
-      leader: versionLinesOnly(milestones(leader.logPath)),
-      followers: cluster.followers(leader).map((member) => versionLinesOnly(milestones(member.logPath))),
+      leader: versionLinesOnly(milestones(proposer.logPath)),
+      followers: cluster.members
+        .filter((member) => member !== proposer)
+        .map((member) => versionLinesOnly(milestones(member.logPath))),
     };
   } finally {
     await cluster.destroy();

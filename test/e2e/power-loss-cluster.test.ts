@@ -16,6 +16,7 @@ import {
   diagnoseCut,
   logBytes,
   logSince,
+  powerCutSkipReason,
   missingPuts,
   unsyncedDamageRefusal,
   waitForMilestones,
@@ -35,12 +36,7 @@ const hashAgreeWaitMs = 15_000;
 const flags = ['--snapshot-count', '100'];
 
 const sut = sutCommand();
-const skip =
-  sut.command === undefined
-    ? sut.skipReason
-    : sut.command.label !== 'tsetcd'
-      ? `${powerLossJournalEnv} is tsetcd's test switch; ${sut.command.label} does not journal its WAL`
-      : undefined;
+const skip = powerCutSkipReason(sut, 'its WAL');
 const cuts: Cut[] = [...seeds.map((seed) => ({ seed, mode: 'random' as const })), { seed: 0, mode: 'drop-unsynced' }];
 
 function journalDirOf(member: { workDir: string }): string {

@@ -19,6 +19,7 @@ import {
   diagnoseCut,
   logBytes,
   logSince,
+  powerCutSkipReason,
   missingPuts,
   putOnce,
   unsyncedDamageRefusal,
@@ -34,12 +35,7 @@ const load = { writersCount: 8, acksTarget: 800, writeMsMax: 20_000 };
 const seeds = [1, 2, 3, 4, 5];
 
 const sut = sutCommand();
-const skip =
-  sut.command === undefined
-    ? sut.skipReason
-    : sut.command.label !== 'tsetcd'
-      ? `${powerLossJournalEnv} is tsetcd's test switch; ${sut.command.label} does not journal its WAL`
-      : undefined;
+const skip = powerCutSkipReason(sut, 'its WAL');
 
 /** Default settings, and a snapshot every 100 entries so restarts also go through snapshots and released WAL segments. */
 const flagSets: Array<{ label: string; flags: string[] }> = [

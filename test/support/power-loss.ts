@@ -11,7 +11,20 @@ import { Etcd3 } from 'etcd3';
 import { KvConnection } from '../../bench/kv-client.js';
 import { memberDataPaths } from '../../src/lib/paths.js';
 import { pollUntil } from './cluster.js';
+import type { SutLookup } from './sut.js';
+import { powerLossJournalEnv } from '../../actors/wal/power-loss-journal.js';
 import { powerCut, type PowerCutOptions, type PowerCutReport } from './power-cut.js';
+
+/**
+ * Why a power-cut test cannot run against the system under test (`journaled`: what it journals,
+ * e.g. "its WAL"), or undefined when it can: the journal is tsetcd's own test switch.
+ */
+export function powerCutSkipReason(sut: SutLookup, journaled: string): string | undefined {
+  if (sut.command === undefined) return sut.skipReason;
+  if (sut.command.label !== 'tsetcd')
+    return `${powerLossJournalEnv} is tsetcd's test switch; ${sut.command.label} does not journal ${journaled}`;
+  return undefined;
+}
 
 export const powerLossKeyPrefix = 'power/';
 /** Bound on puts per writer, in case the server is very fast. */
