@@ -3,13 +3,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { firstProposalIdAt, ProposalWaiters, proposalIdsPerMsMax } from '../../src/server/proposal-waiters.js';
 
-function propose(waiters: ProposalWaiters<string>, seen: string[]): number {
+/** Adds a proposal whose answer or failure is recorded in `seen`; `deadlineMs` as add() takes it. */
+function propose(waiters: ProposalWaiters<string>, seen: string[], deadlineMs?: number): number {
   const id = waiters.issueId();
   waiters.add(
     id,
     Uint8Array.of(id),
     (value) => seen.push(`${id} resolved ${value}`),
     (error) => seen.push(`${id} rejected ${error.message}`),
+    deadlineMs,
   );
   return id;
 }
@@ -73,27 +75,15 @@ test('stopping fails proposals in the batch and those already handed to Raft, ea
   assert.equal(waiters.size, 0);
 });
 
-function proposeBy(waiters: ProposalWaiters<string>, seen: string[], deadlineMs: number): number {
-  const id = waiters.issueId();
-  waiters.add(
-    id,
-    Uint8Array.of(id),
-    (value) => seen.push(`${id} resolved ${value}`),
-    (error) => seen.push(`${id} rejected ${error.message}`),
-    deadlineMs,
-  );
-  return id;
-}
-
 test('proposals past their deadline are taken out, saying whether Raft had them; the rest wait', () => {
   const waiters = new ProposalWaiters<string>();
   const seen: string[] = [];
-  const answered = proposeBy(waiters, seen, 100);
-  proposeBy(waiters, seen, 100);
+  const answered = propose(waiters, seen, 100);
+  propose(waiters, seen, 100);
   waiters.takeBatch();
   waiters.take(answered)?.resolve('applied');
-  proposeBy(waiters, seen, 150);
-  proposeBy(waiters, seen, 300);
+  propose(waiters, seen, 150);
+  propose(waiters, seen, 300);
   assert.deepEqual(waiters.expire(99), []);
   const expired = waiters.expire(150);
   assert.deepEqual(
