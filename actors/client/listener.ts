@@ -11,7 +11,7 @@ import type { GrpcRoutes } from './grpc/calls.js';
 import { serveGrpcConnection } from './http2/server.js';
 import type { Http2ServerOptions } from './http2/server-options.js';
 import { http2Preface } from '../../src/http2/frames.js';
-import { clientHandshakeMsMax, clientPrefaceMsMax } from '../../src/lib/limits.js';
+import { clientConnectionsWaitingMax, clientHandshakeMsMax, clientPrefaceMsMax } from '../../src/lib/limits.js';
 
 export interface HealthReport {
   health: boolean;
@@ -52,10 +52,18 @@ export interface ClientListenerOptions {
   acceptClient?: (socket: tls.TLSSocket) => boolean;
   /** Told of each TLS connection refused before any call: a failed handshake or a refused certificate; `remote` is host:port. */
   onRefusedConnection?: (remote: string) => void;
+  /**
+   * Accept connections but leave them unread (no TLS handshake, no answer) until serve() is
+   * called, as etcd's client port answers nothing before the member is published; absent or
+   * false serves at once.
+   */
+  waitForServe?: boolean;
 }
 
 export interface ClientListener {
   port: number;
+  /** Starts answering, the connections that waited first; does nothing when already serving. */
+  serve(): void;
   close(): Promise<void>;
 }
 
@@ -215,6 +223,8 @@ function classify(socket: net.Socket): Promise<'grpc' | 'http' | 'closed'> {
     const onEnd = () => finish(seen.length === 0 ? 'closed' : 'http');
     socket.on('data', onData);
     socket.once('end', onEnd);
+    // A connection accepted paused (listenClient) reads nothing until resumed.
+    socket.resume();
     const deadline = setTimeout(() => {
       finish('closed');
       socket.destroy();
@@ -262,14 +272,28 @@ export async function listenClient(options: ClientListenerOptions): Promise<Clie
       } else socket.destroy();
     });
   };
-  const server = options.tls
+  // A TLS server that never listens itself: connections are handed to it when they are answered,
+  // so one that waits has not even begun its handshake.
+  const tlsServer = options.tls
     ? tls.createServer({ ALPNCallback: chooseProtocol, handshakeTimeout: clientHandshakeMsMax, ...options.tls }, route)
-    : net.createServer(route);
+    : undefined;
   // Node reports a handshake that failed or timed out (handshakeTimeout) here and leaves the
   // socket open; nothing more will come of it.
-  server.on('tlsClientError', (_error: Error, socket: tls.TLSSocket) => {
+  tlsServer?.on('tlsClientError', (_error: Error, socket: tls.TLSSocket) => {
     options.onRefusedConnection?.(remoteOf(socket));
     socket.destroy();
+  });
+  const answer = (socket: net.Socket) =>
+    tlsServer === undefined ? route(socket) : tlsServer.emit('connection', socket);
+  const waiting = new Set<net.Socket>();
+  let serving = options.waitForServe !== true;
+  // Paused on accept, so a waiting connection's bytes stay in the kernel until it is answered.
+  const server = net.createServer({ pauseOnConnect: true }, (socket) => {
+    if (serving) return void answer(socket);
+    waiting.add(socket);
+    socket.once('close', () => waiting.delete(socket));
+    socket.on('error', () => socket.destroy());
+    if (waiting.size > clientConnectionsWaitingMax) waiting.values().next().value?.destroy();
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -283,10 +307,17 @@ export async function listenClient(options: ClientListenerOptions): Promise<Clie
   const address = server.address();
   return {
     port: typeof address === 'object' && address !== null ? address.port : 0,
+    serve: () => {
+      if (serving) return;
+      serving = true;
+      const answered = [...waiting];
+      waiting.clear();
+      for (const socket of answered) if (!socket.destroyed) answer(socket);
+    },
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       httpServer.close();
-      for (const socket of sockets) socket.destroy();
+      for (const socket of [...sockets, ...waiting]) socket.destroy();
       await closed;
     },
   };

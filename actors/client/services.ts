@@ -38,6 +38,11 @@ export interface ClientServer {
   urls: string[];
   /** The --listen-metrics-urls served, likewise. */
   metricsUrls: string[];
+  /**
+   * Starts answering on the client URLs, bound since start; call it once the member is published,
+   * as etcd does. The metrics URLs answer from the start.
+   */
+  serve(): void;
   close(): Promise<void>;
 }
 
@@ -396,7 +401,10 @@ function warnIgnoredTls(config: MemberConfig, url: string, clientTlsSet: boolean
   }
 }
 
-/** Serves the member's client API on each listen-client-url. */
+/**
+ * Binds the member's client API on each listen-client-url, answering nothing until serve(), and
+ * serves /metrics and /health on each listen-metrics-url at once.
+ */
 export async function startClientServer(config: MemberConfig, member: Member, logger: Logger): Promise<ClientServer> {
   const audit = config.auditLogPath === '' ? undefined : await AuditLog.open(config.auditLogPath, config.name, logger);
   const leaderRequirement = new LeaderRequirement(() => member.hasLeader());
@@ -435,6 +443,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     timeline: member.timeline,
   });
   const listeners: (ClientListener | MetricsListener)[] = [];
+  const clientListeners: { listener: ClientListener; address: string; secure: boolean }[] = [];
   const gateways: JsonGateway[] = [];
   const urls: string[] = [];
   const http2 = http2ServerOptions(config);
@@ -479,15 +488,13 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
       ...(material === undefined ? {} : { tls: serverTlsOptions(material) }),
       ...(material === undefined ? {} : optionalAcceptClient(config)),
       ...(material === undefined || audit === undefined ? {} : { onRefusedConnection: handshakeDenial(audit) }),
+      waitForServe: true,
     });
     boundPort = listener.port;
     gateways.push(gateway);
     listeners.push(listener);
     urls.push(socketPath === undefined ? `${url.protocol}//${url.hostname}:${listener.port}` : text);
-    logger.info(
-      { address: socketPath ?? `${bindHost(url)}:${listener.port}` },
-      secure ? 'serving client traffic securely' : 'serving client traffic insecurely; this is strongly discouraged!',
-    );
+    clientListeners.push({ listener, address: socketPath ?? `${bindHost(url)}:${listener.port}`, secure });
   }
   const metricsUrls: string[] = [];
   for (const text of config.listenMetricsUrls) {
@@ -506,9 +513,34 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     metricsUrls.push(served);
     logger.info({ address: served }, 'serving metrics');
   }
+  logger.info(
+    {
+      'local-member-id': formatId(member.identity.memberId),
+      'initial-advertise-peer-urls': config.initialAdvertisePeerUrls,
+      'listen-peer-urls': config.listenPeerUrls,
+      'advertise-client-urls': config.advertiseClientUrls,
+      'listen-client-urls': config.listenClientUrls,
+      'listen-metrics-urls': config.listenMetricsUrls,
+    },
+    'now serving peer/client/metrics',
+  );
   return {
     urls,
     metricsUrls,
+    serve: () => {
+      // Per client listener, as etcd 3.5 (and 3.4 with --logger=capnslog) logs readiness; etcd
+      // 3.4's zap logger writes only the line after it.
+      for (const { listener, address, secure } of clientListeners) {
+        logger.info({}, 'ready to serve client requests');
+        listener.serve();
+        logger.info(
+          { address },
+          secure
+            ? 'serving client traffic securely'
+            : 'serving client traffic insecurely; this is strongly discouraged!',
+        );
+      }
+    },
     close: async () => {
       leaderRequirement.stop();
       dashboard.close();

@@ -144,30 +144,57 @@ export class Cluster {
     this.parts.logger.info({ 'new-leader-member-id': formatId(targetId) }, 'leadership transfer finished');
   }
 
-  /** Publishes this member's name and client URLs through Raft until it lands (etcd's publish). */
-  publishAttributes(): void {
+  /**
+   * Publishes this member's name and client URLs through Raft, again after each failure, until it
+   * lands (etcd's publish): resolves then, and never when the member stops first. Clients are
+   * served only after it.
+   */
+  publishAttributes(): Promise<void> {
     const { config, memberId, clusterId, lifecycle, logger } = this.parts;
-    // The fields etcd logs on this milestone: the attributes as Go's %+v prints them, the v2 path it wrote.
-    const published = {
-      caller: 'etcdserver/server.go:2069',
+    // The fields etcd logs on these lines: the attributes as Go's %+v prints them, the v2 path it wrote.
+    const member = {
       'local-member-id': formatId(memberId),
       'local-member-attributes': `{Name:${config.name} ClientURLs:[${config.advertiseClientUrls.join(' ')}]}`,
-      'request-path': `/0/members/${formatId(memberId)}/attributes`,
+    };
+    const requestPath = `/0/members/${formatId(memberId)}/attributes`;
+    const publishTimeout = goDurationString(requestTimeoutMs(config) * 1e6);
+    const published = {
+      caller: 'etcdserver/server.go:2069',
+      ...member,
+      'request-path': requestPath,
       'cluster-id': formatId(clusterId),
-      'publish-timeout': goDurationString(requestTimeoutMs(config) * 1e6),
+      'publish-timeout': publishTimeout,
     };
-    const attempt = () => {
-      if (lifecycle.stopRequested) return;
-      const body = {
-        type: 'memberAttributes' as const,
-        memberAttributes: { id: memberId, name: config.name, clientUrls: config.advertiseClientUrls },
+    const body = {
+      type: 'memberAttributes' as const,
+      memberAttributes: { id: memberId, name: config.name, clientUrls: config.advertiseClientUrls },
+    };
+    return new Promise<void>((resolve) => {
+      const attempt = () => {
+        if (lifecycle.stopRequested) {
+          const fields = { ...member, 'publish-timeout': publishTimeout, error: errors.stopped().message };
+          return logger.warn(fields, 'stopped publish because server is stopped');
+        }
+        this.parts.loop.propose(body).then(
+          () => {
+            logger.info(published, 'published local member to cluster through raft');
+            resolve();
+          },
+          (error: Error) => {
+            if (!lifecycle.stopRequested) {
+              const fields = { ...member, 'request-path': requestPath, 'publish-timeout': publishTimeout };
+              // etcd 3.4 publishes through its v2 request path, where a proposal Raft never took
+              // (no leader) also fails with "request timed out".
+              const message =
+                error.message === errors.deadlineExceeded().message ? errors.timeout().message : error.message;
+              logger.warn({ ...fields, error: message }, 'failed to publish local member to cluster through raft');
+            }
+            setTimeout(attempt, lifecycle.stopRequested ? 0 : config.electionTimeoutMs).unref();
+          },
+        );
       };
-      this.parts.loop.propose(body).then(
-        () => logger.info(published, 'published local member to cluster through raft'),
-        () => setTimeout(attempt, config.electionTimeoutMs).unref(),
-      );
-    };
-    attempt();
+      attempt();
+    });
   }
 
   private async forwardPromote(id: bigint): Promise<ClusterMember[]> {

@@ -330,7 +330,7 @@ export class Member implements KvService, LeaseApi {
     };
   }
 
-  /** Opens (or bootstraps) the member's data dir and starts its Raft loop; clients are served by the caller. */
+  /** Opens (or bootstraps) the member's data dir and starts its Raft loop; the caller publishes it (publish) and serves clients. */
   static async start(
     config: MemberConfig,
     logger: Logger,
@@ -360,8 +360,16 @@ export class Member implements KvService, LeaseApi {
     this.corruption.start(this.config.corruptCheckTimeMs);
     this.autoCompaction.start();
     this.versionMonitor.start();
-    this.cluster.publishAttributes();
     if (opened.newCluster && this.config.authBootstrapFile !== '') void this.bootstrapAuth();
+  }
+
+  /**
+   * Publishes this member's name and client URLs through Raft (etcd's publish); resolves once
+   * they landed, and never when the member stops first. The caller binds the client URLs before
+   * and serves them after, as etcd does.
+   */
+  publish(): Promise<void> {
+    return this.cluster.publishAttributes();
   }
 
   /** --auth-bootstrap-file, applied by the first leader of a new cluster (auth-bootstrap.ts). */

@@ -1,6 +1,6 @@
 /**
- * Entry point of a member actor's worker thread: starts the member, serves its client URLs and
- * exposes MemberControl to the supervisor through comlink.
+ * Entry point of a member actor's worker thread: starts the member, serves its client URLs once it
+ * is published and exposes MemberControl to the supervisor through comlink.
  *
  * `tsetcd` starts this thread before the supervisor has read its flags (actors/supervisor/member-prestart.ts):
  * the thread loads its modules meanwhile and takes its MemberWorkerData as its first message.
@@ -47,7 +47,11 @@ async function start({ config, peerPorts }: MemberWorkerData, logger: Logger): P
     peerPorts === undefined ? undefined : new Map(peerPorts.map(([id, port]) => [BigInt(id), port] as const));
   inspection = await startInspectionIfAsked(config, logger);
   member = await Member.start(config, logger, reportFatal, ports, walThread, inspection?.inspect);
+  // As etcd: the client URLs are bound first but answer nothing until the member is published,
+  // which needs a quorum; the metrics URLs answer at once.
   clientServer = await startClientServer(config, member, logger);
+  await member.publish();
+  clientServer.serve();
 }
 
 let config: MemberWorkerData['config'];

@@ -19,7 +19,7 @@ import { applyAutoTls } from './auto-tls.js';
 import { etcdApiVersion, tsetcdVersion } from '../../src/api/version.js';
 import { createLogger, LogOutputError, type Logger } from '../shared/logger.js';
 import { memberThreadLimits, memberWorkerUrl } from './member-prestart.js';
-import type { MemberControl, MemberFatalMessage, MemberWorkerData } from './thread-protocol.js';
+import type { MemberControl, MemberFatalMessage, MemberStatus, MemberWorkerData } from './thread-protocol.js';
 import { handOver } from './thread-start.js';
 // Loads the failpoint registry and its GOFAIL_HTTP endpoint only under the test switch.
 import '../shared/failpoints.js';
@@ -36,19 +36,21 @@ export interface MemberHandle {
   control: Comlink.Remote<MemberControl>;
   worker: Worker;
   exited: Promise<number>;
+  /**
+   * Resolves once the member is published and serves clients (it logs that itself), which needs a
+   * quorum; rejects when its thread exits first.
+   */
+  serving: Promise<MemberStatus>;
 }
 
-/**
- * Starts one member actor in a worker thread (or hands its data to one from prestartMemberWorker)
- * and waits until it serves clients.
- */
-export async function startMemberActor(
+/** Starts one member actor in a worker thread (or hands its data to one from prestartMemberWorker). */
+export function startMemberActor(
   config: MemberConfig,
   logger: Logger,
   onFatal: (message: string) => void,
   peerPorts?: Map<bigint, MessagePort>,
   prestarted?: Worker,
-): Promise<MemberHandle> {
+): MemberHandle {
   const workerData: MemberWorkerData = { config };
   if (peerPorts !== undefined) workerData.peerPorts = [...peerPorts].map(([id, port]) => [id.toString(), port]);
   const transferList = peerPorts === undefined ? [] : [...peerPorts.values()];
@@ -66,18 +68,17 @@ export async function startMemberActor(
     onFatal(error.message);
   });
   const control = Comlink.wrap<MemberControl>(nodeEndpoint(worker));
-  const status = await Promise.race([
+  const serving = Promise.race([
     control.ready(),
     exited.then((code) => Promise.reject(new Error(`member worker exited with code ${code}`))),
   ]);
-  logger.info(
-    { member: config.name, 'member-id': status.memberId, 'client-urls': status.clientUrls },
-    'ready to serve client requests',
-  );
-  return { control, worker, exited };
+  return { control, worker, exited, serving };
 }
 
-/** Runs member actors until SIGINT/SIGTERM, then stops them all cleanly. */
+/**
+ * Runs member actors until SIGINT/SIGTERM, then stops them all cleanly. Signals are handled from
+ * the start: a member waiting for a quorum to publish it stops as cleanly as a serving one.
+ */
 async function supervise(
   configs: MemberConfig[],
   logger: Logger,
@@ -89,10 +90,8 @@ async function supervise(
     logger.fatal({ error: message }, 'member stopped on a fatal error');
     process.exit(1);
   };
-  const handles = await Promise.all(
-    configs.map((config, position) =>
-      startMemberActor(config, logger, fail, peerPorts[position], position === 0 ? prestarted : undefined),
-    ),
+  const handles = configs.map((config, position) =>
+    startMemberActor(config, logger, fail, peerPorts[position], position === 0 ? prestarted : undefined),
   );
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -109,6 +108,10 @@ async function supervise(
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+  // A member thread that ends because of a signal's stop is no failure to start.
+  await Promise.all(handles.map((handle) => handle.serving)).catch((error: unknown) => {
+    if (!stopping) throw error;
+  });
 }
 
 /** Members of `tsetcd cluster`: etcd's local Procfile layout (infra1 on 2379/2380, infra2 on 22379/22380, ...). */

@@ -45,7 +45,7 @@ export interface MemberStatus {
 
 /** The API a member actor exposes to its supervisor. */
 export interface MemberControl {
-  /** Resolves once the member serves clients. */
+  /** Resolves once the member is published through Raft and serves clients; never when it stops first. */
   ready(): Promise<MemberStatus>;
   status(): Promise<MemberStatus>;
   /** Stops serving, flushes and closes storage; the worker exits after. */

@@ -251,6 +251,12 @@ export const streamStateBytes = 2_048;
 export const unfinishedStreamIdleMsMax = 30_000;
 /** A client must complete its TLS handshake within this; grpc-go allows 120 s for handshake and preface. */
 export const clientHandshakeMsMax = 10_000;
+/**
+ * Client connections accepted before the member is published wait unread, as they wait in the
+ * kernel's accept queue for etcd (Go listens with a backlog of net.core.somaxconn, 4096 on current
+ * Linux). Past this many, the oldest waiting one is closed: most likely its client gave up on it.
+ */
+export const clientConnectionsWaitingMax = 4_096;
 /** After connecting (and the TLS handshake), a client must send its first bytes, the HTTP/2 preface and SETTINGS within this. */
 export const clientPrefaceMsMax = 10_000;
 /** The audit log's records wait at most this long before they are appended to its file. */
