@@ -3,10 +3,12 @@
  * process on etcd's Procfile client ports (2379, 22379, 32379), linked by MessagePorts. Real etcdctl
  * sees three started members, writes through any member read back through every other, and the
  * lease calls a follower hands to the leader (keep-alive, time-to-live) work through a follower.
+ * Each member logs etcd's start stages in etcd's order: it serves clients only once published.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +17,7 @@ import { runEtcdctl } from '../support/etcdctl.js';
 import { probeHealth } from '../support/member.js';
 import { busyPorts } from '../support/ports.js';
 import { sutCommand } from '../support/sut.js';
+import { logRecordsOf, startStagesOf } from '../support/start-milestones.js';
 
 const clientPorts = [2379, 22379, 32379];
 const endpoints = clientPorts.map((port) => `127.0.0.1:${port}`);
@@ -39,7 +42,15 @@ describe('tsetcd cluster --members 3 (single-host mode)', skip === undefined ? {
   before(async () => {
     workDir = await mkdtemp(join(tmpdir(), 'tsetcd-single-host-test-'));
     const command = sut.command!;
-    child = spawn(command.command, [...command.args, 'cluster', '--members', '3'], { cwd: workDir, stdio: 'ignore' });
+    const logFd = openSync(join(workDir, 'cluster.log'), 'a');
+    try {
+      child = spawn(command.command, [...command.args, 'cluster', '--members', '3'], {
+        cwd: workDir,
+        stdio: ['ignore', logFd, logFd],
+      });
+    } finally {
+      closeSync(logFd);
+    }
     exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
     for (const endpoint of endpoints)
       await pollUntil(`member at ${endpoint} healthy`, startWaitMs, () => probeHealth(`http://${endpoint}`));
@@ -66,6 +77,16 @@ describe('tsetcd cluster --members 3 (single-host mode)', skip === undefined ? {
         ? ''
         : `${result.stdout}${result.stderr}`;
     });
+  });
+
+  test("each member logs etcd's start stages in etcd's order: published, then serving clients", async () => {
+    for (const name of ['infra1', 'infra2', 'infra3']) {
+      // A member that waited long for the others to elect a leader also logs failed publishes.
+      const stages = startStagesOf(logRecordsOf(join(workDir, 'cluster.log'), name)).filter(
+        (stage) => stage !== 'publish failed',
+      );
+      assert.deepEqual(stages, ['listening', 'published', 'serving clients'], name);
+    }
   });
 
   test('a put through each member is read back through every member', async () => {
