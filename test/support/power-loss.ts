@@ -34,7 +34,7 @@ const putDeadlineMs = 5_000;
 export const restartMilestones = [
   'restarting member',
   'published local member to cluster through raft',
-  'ready to serve client requests',
+  'serving client traffic insecurely; this is strongly discouraged!',
 ];
 
 /** A cut: the seed's random choices, or every unsynced change lost. */
