@@ -293,7 +293,10 @@ export async function listenClient(options: ClientListenerOptions): Promise<Clie
     waiting.add(socket);
     socket.once('close', () => waiting.delete(socket));
     socket.on('error', () => socket.destroy());
-    if (waiting.size > clientConnectionsWaitingMax) waiting.values().next().value?.destroy();
+    if (waiting.size <= clientConnectionsWaitingMax) return;
+    const oldest = waiting.values().next().value as net.Socket;
+    waiting.delete(oldest);
+    oldest.destroy();
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
