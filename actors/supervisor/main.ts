@@ -76,8 +76,9 @@ export function startMemberActor(
 }
 
 /**
- * Runs member actors until SIGINT/SIGTERM, then stops them all cleanly. Signals are handled from
- * the start: a member waiting for a quorum to publish it stops as cleanly as a serving one.
+ * Runs member actors until SIGINT/SIGTERM, then stops them all cleanly. As in etcd, signals are
+ * handled once every member serves clients: before that (a member waiting for a quorum to publish
+ * it) a signal ends the process at once, with nothing logged.
  */
 async function supervise(
   configs: MemberConfig[],
@@ -93,6 +94,7 @@ async function supervise(
   const handles = configs.map((config, position) =>
     startMemberActor(config, logger, fail, peerPorts[position], position === 0 ? prestarted : undefined),
   );
+  await Promise.all(handles.map((handle) => handle.serving));
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
@@ -108,10 +110,6 @@ async function supervise(
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
-  // A member thread that ends because of a signal's stop is no failure to start.
-  await Promise.all(handles.map((handle) => handle.serving)).catch((error: unknown) => {
-    if (!stopping) throw error;
-  });
 }
 
 /** Members of `tsetcd cluster`: etcd's local Procfile layout (infra1 on 2379/2380, infra2 on 22379/22380, ...). */

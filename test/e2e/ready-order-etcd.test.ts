@@ -5,10 +5,14 @@
  * from the start. So the first member of a 3-member cluster, started alone, logs failed publishes
  * and serves no client until the others come; a single member publishes at once. Real etcd (with
  * --logger zap) and tsetcd run the same story and must log the same stages in the same order,
- * with the same fields, and show etcdctl and curl-like clients the same thing.
+ * with the same fields, and show etcdctl and curl-like clients the same thing. A signal before the
+ * member is published ends the process at once, with nothing logged, as etcd handles signals only
+ * once it serves.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { connect } from 'node:net';
 import { Cluster, pollUntil } from '../support/cluster.js';
 import { runEtcdctl, type CommandResult } from '../support/etcdctl.js';
@@ -120,6 +124,28 @@ async function loneMemberStory(command: MemberCommand): Promise<Record<string, s
   }
 }
 
+/** The first member of a 3-member cluster, alone, stopped with SIGTERM before it can publish: how its process ends. */
+async function signalledBeforePublish(command: MemberCommand): Promise<string> {
+  const cluster = await Cluster.start({ command, deferred: ['m1', 'm2', 'm3'], extraFlags: zapFlags });
+  const [first] = cluster.members as [(typeof cluster.members)[0]];
+  const logFd = openSync(first.logPath, 'a');
+  const child = spawn(command.command, [...command.args, ...first.flags()], { stdio: ['ignore', logFd, logFd] });
+  closeSync(logFd);
+  const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => resolve(`${code} ${signal}`)));
+  try {
+    await pollUntil('the member listening', startWaitMs, () =>
+      Promise.resolve(startStagesOf(logRecordsOf(first.logPath)).includes('listening') ? '' : 'not yet'),
+    );
+    child.kill('SIGTERM');
+    const ending = await exited;
+    const signalLogged = logged(logRecordsOf(first.logPath), 'received signal; shutting down');
+    return `exit ${ending}, 'received signal; shutting down' ${signalLogged ? '' : 'not '}logged`;
+  } finally {
+    child.kill('SIGKILL');
+    await cluster.destroy();
+  }
+}
+
 /** A single-member cluster: the stages it logs until it serves clients. */
 async function singleMemberStory(command: MemberCommand): Promise<Record<string, string>> {
   const [metricsPort] = (await freePorts(1)) as [number];
@@ -151,6 +177,12 @@ test(
     assert.equal(etcd['stages logged'], 'listening > publish failed > published > serving clients');
   },
 );
+
+test('SIGTERM before the member is published ends the process at once, as in etcd', skip, async () => {
+  const etcd = await signalledBeforePublish(etcdCommand());
+  assert.equal(await signalledBeforePublish(sut.command!), etcd);
+  assert.equal(etcd, "exit null SIGTERM, 'received signal; shutting down' not logged");
+});
 
 test('a single member publishes itself, then serves clients, as etcd does', skip, async () => {
   const etcd = await singleMemberStory(etcdCommand());
