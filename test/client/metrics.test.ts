@@ -1,7 +1,8 @@
 /**
  * /metrics against a real etcd's: the same small workload on both, then the metric families etcd's
  * dashboards and alerts use are compared by name, type, help text and label names (names tsetcd
- * lacks fail the test, listed); a put moves the same counters by the same amounts on both;
+ * lacks fail the test, listed), every other family both expose by type and label names (those only
+ * one of them exposes are listed); a put moves the same counters by the same amounts on both;
  * --listen-metrics-urls serves the same families with /health and nothing else; and in a
  * 3-member cluster exactly one member reports itself leader while all see a leader.
  */
@@ -172,6 +173,20 @@ describe('/metrics as etcd exposes it', skip, () => {
       t.diagnostic(
         `gRPC methods etcd reports and tsetcd does not serve: ${[...etcdMethods].filter((m) => !ours.has(m)).join(', ')}`,
       );
+      // Beyond the dashboards' families: every family both expose agrees in type and label names
+      // (labels where both have samples), and those only etcd exposes are listed.
+      const disagreeing = [...actual.keys()].filter((name) => {
+        const reference = expected.get(name);
+        if (reference === undefined) return false;
+        const family = actual.get(name)!;
+        const bothSampled = family.samples.length > 0 && reference.samples.length > 0;
+        return family.type !== reference.type || (bothSampled && labelNames(family) !== labelNames(reference));
+      });
+      assert.deepEqual(disagreeing, [], 'families exposed by both with another type or other label names');
+      const onlyEtcd = [...expected.keys()].filter((name) => !actual.has(name) && !name.startsWith('go_')).sort();
+      t.diagnostic(`families etcd exposes and tsetcd does not (Go's runtime left out): ${onlyEtcd.join(', ')}`);
+      const onlyOurs = [...actual.keys()].filter((name) => !expected.has(name)).sort();
+      t.diagnostic(`families tsetcd exposes and etcd does not: ${onlyOurs.join(', ')}`);
       assert.equal(valueOf(actual, 'etcd_mvcc_put_total'), valueOf(expected, 'etcd_mvcc_put_total'));
       assert.equal(valueOf(actual, 'etcd_mvcc_delete_total'), valueOf(expected, 'etcd_mvcc_delete_total'));
       assert.equal(

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, FlagError, loadConfig } from '../../src/config/config.js';
 import { parseGoDurationMs } from '../../src/config/parse.js';
+import { serverFlags, type FlagKind } from '../../src/config/flags.js';
 
 const load = (argv: string[], env: NodeJS.ProcessEnv = {}, files: Record<string, string> = {}) =>
   loadConfig({
@@ -222,6 +223,34 @@ test('flags for parts tsetcd lacks accept their defaults and refuse anything els
     );
   }
 });
+
+test('every flag tsetcd marks unsupported takes its default, spelled out, and refuses any other value with its reason', () => {
+  const unsupported = serverFlags.filter((spec) => spec.unsupported !== undefined);
+  assert.ok(
+    unsupported.length >= 16,
+    `expected the discovery, v2, proxy and profiler flags, saw ${unsupported.length}`,
+  );
+  for (const spec of unsupported) {
+    const defaultValue = spec.defaultValue ?? '';
+    assert.equal(load([`--${spec.name}=${defaultValue}`]).config.name, 'default', `--${spec.name}=${defaultValue}`);
+    const other = otherValue(spec.kind, defaultValue, spec.choices);
+    assert.throws(
+      () => load([`--${spec.name}=${other}`]),
+      (error: Error) =>
+        error instanceof ConfigError && error.message === `--${spec.name} is not supported: ${spec.unsupported}`,
+      `--${spec.name}=${other}`,
+    );
+  }
+});
+
+/** A value of a flag's kind that is not its default (one of its choices, for a selective flag). */
+function otherValue(kind: FlagKind, defaultValue: string, choices: readonly string[] | undefined): string {
+  if (choices !== undefined) return choices.find((choice) => choice !== defaultValue) as string;
+  if (kind === 'bool') return defaultValue === 'true' ? 'false' : 'true';
+  if (kind === 'uint') return String(Number(defaultValue) + 1);
+  assert.equal(kind, 'string', 'the unsupported flags are strings, bools and uints');
+  return defaultValue === '' ? 'x' : `${defaultValue}x`;
+}
 
 test('--auto-compaction-retention reads hours or a duration (periodic) and a count (revision), as etcd', () => {
   assert.equal(load([]).config.autoCompactionRetention, 0);

@@ -2,8 +2,8 @@
  * kill -9 in the middle of a snapshot save, a restore and a defragmentation loses nothing: after
  * the member restarts every acknowledged write is there and the data dir takes new writes; the
  * snapshot file of a save cut short never appears under its final name (etcdctl writes FILE.part
- * and renames it); a restore killed mid-way leaves no data dir (only its .part dir), and the same
- * restore run again succeeds.
+ * and renames it); a restore killed mid-way leaves no data dir (only its .part dir), and a restore
+ * run again removes a leftover .part dir instead of building on it.
  * Enough keys are loaded that each operation takes a while; every wait is a bounded loop.
  */
 import assert from 'node:assert/strict';
@@ -31,7 +31,7 @@ const pollMs = 2;
 const pollsMax = 15_000;
 const compiledCtl = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'ctl', 'main.js');
 const ctlLoader = `import(${JSON.stringify(compiledCtl)}).then((m) => m.run(process.argv.slice(1)))`;
-/** A restore is killed once its database holds this many bytes on disk (the whole one holds about 20 MiB). */
+/** A restore or a defragmentation is killed once the database it writes holds this many bytes on disk. */
 const killAfterBytes = 2 * 1024 * 1024;
 
 /** Bytes of `path` on disk (0 when it does not exist yet). */
@@ -157,7 +157,10 @@ test('kill -9 during defragment: acknowledged writes survive and the data dir ta
     await loadKeys(grpc);
     const defrag = runEtcdctl(endpointOf(member), ['defrag'], { timeoutMs: 60_000 });
     const writes = putUntilFailure(grpc);
-    await until('a defragmentation copy', () => existsSync(join(snapDir(member), 'db-defrag')));
+    // Killed once the compacted copy holds some of the database (the whole one holds about 20 MiB):
+    // a copy cut short mid-way, which must never take the backend's place.
+    const copy = join(snapDir(member), 'db-defrag', 'data.mdb');
+    await until('a defragmentation copy being written', () => allocatedBytes(copy) >= killAfterBytes);
     await member.kill9();
     const acknowledged = await writes;
     await defrag;
@@ -165,6 +168,11 @@ test('kill -9 during defragment: acknowledged writes survive and the data dir ta
     await member.restart();
     await checkNothingLost(member, acknowledged);
     assert.equal(existsSync(join(snapDir(member), 'db-defrag')), false, 'the cut-short copy is gone');
+    // A start opens the backend before it looks at leftovers, so what a start did to the data dir
+    // shows at the start after it.
+    await member.stop();
+    await member.restart();
+    await checkNothingLost(member, acknowledged);
   } finally {
     grpc.close();
     await member.destroy();
@@ -172,11 +180,12 @@ test('kill -9 during defragment: acknowledged writes survive and the data dir ta
 });
 
 test(
-  'kill -9 in the middle of tsetcdctl snapshot restore leaves no data dir, and the same restore run again serves every key',
+  'kill -9 in the middle of tsetcdctl snapshot restore leaves no data dir, and a restore run again over a leftover .part dir serves only its own file',
   skip,
   async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tsetcd-kill-restore-'));
     const members: Member[] = [];
+    const ctl = (args: string[]) => ['--input-type=module', '-e', ctlLoader, ...args];
     try {
       const source = await Member.start({ command: sut.command as MemberCommand });
       members.push(source);
@@ -185,33 +194,42 @@ test(
       grpc.close();
       const file = join(dir, 'whole.db');
       await ok(runEtcdctl(endpointOf(source), ['snapshot', 'save', file], { timeoutMs: 60_000 }));
+      // A later snapshot of the same member: the same records, then keys whole.db does not have.
+      for (const key of ['late/1', 'late/2']) await ok(runEtcdctl(endpointOf(source), ['put', key, 'x']));
+      const later = join(dir, 'later.db');
+      await ok(runEtcdctl(endpointOf(source), ['snapshot', 'save', later], { timeoutMs: 60_000 }));
       await source.stop();
 
-      // The restore and its re-run write the data dir a member then starts on.
+      // The restores write the data dir a member then starts on.
       const restored = await Member.create({ command: sut.command as MemberCommand, name: 'restored' });
       members.push(restored);
       const partDir = `${restored.dataDir}.part`;
-      const child = spawn(process.execPath, ['--input-type=module', '-e', ctlLoader, ...restoreInto(file, restored)], {
-        stdio: 'ignore',
-      });
+      const child = spawn(process.execPath, ctl(restoreInto(file, restored)), { stdio: 'ignore' });
       const exited = new Promise<NodeJS.Signals | null>((resolve) =>
         child.once('exit', (_, signal) => resolve(signal)),
       );
       // Killed once the database being restored holds some of the records (blocks on disk, as the
-      // write map's file is sparse), which is before the restore's end: the .part dir must remain.
-      const database = join(memberDataPaths(partDir, '').backendPath, 'data.mdb');
-      await until('the restore writing records', () => allocatedBytes(database) >= killAfterBytes);
+      // write map's file is sparse), which is before the restore's end. It is looked for in the
+      // data dir as well, so a restore that wrote there in place is killed too (and fails below).
+      const databases = [partDir, restored.dataDir].map((at) => join(memberDataPaths(at, '').backendPath, 'data.mdb'));
+      await until('the restore writing records', () => databases.some((at) => allocatedBytes(at) >= killAfterBytes));
       child.kill('SIGKILL');
       assert.equal(await exited, 'SIGKILL', 'the restore ended by the kill');
-      assert.ok(existsSync(partDir), 'the kill landed mid-way: the restore had not yet renamed its .part dir');
       assert.equal(existsSync(restored.dataDir), false, 'a cut-short restore leaves no data dir');
+      assert.ok(existsSync(partDir), 'the kill landed mid-way: the restore had not yet renamed its .part dir');
 
-      // etcdctl 3.4 writes into the data dir itself and refuses a re-run with `data-dir "D" exists`;
-      // tsetcdctl's re-run removes the leftover .part dir and restores.
-      await ok(runCommand(process.execPath, ['--input-type=module', '-e', ctlLoader, ...restoreInto(file, restored)]));
+      // The leftover .part dir as a restore of later.db killed just before its rename leaves it:
+      // every record written and committed. etcdctl 3.4 writes into the data dir itself and refuses
+      // a re-run with `data-dir "D" exists`; tsetcdctl's re-run removes the leftover .part dir, so
+      // none of later.db's records reach the data dir restored from whole.db.
+      await rm(partDir, { recursive: true, force: true });
+      const intoPart = restoreInto(later, restored).map((arg) => (arg === restored.dataDir ? partDir : arg));
+      await ok(runCommand(process.execPath, ctl(intoPart)));
+      await ok(runCommand(process.execPath, ctl(restoreInto(file, restored))));
       assert.equal(existsSync(partDir), false, 'the re-run removed the leftover .part dir');
       await restored.restart();
       assert.equal((await keysWithPrefix(endpointOf(restored), 'load/')).length, keysLoaded);
+      assert.deepEqual(await keysWithPrefix(endpointOf(restored), 'late/'), [], 'nothing of the leftover .part dir');
     } finally {
       for (const member of members) await member.destroy();
       await rm(dir, { recursive: true, force: true });
