@@ -8,6 +8,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { etcdServerVersion } from '../../src/api/version.js';
 import { clusterVersionLabel } from '../../src/membership/cluster-version.js';
+import { eventLoopLagResolutionMs } from '../../src/lib/limits.js';
 import { formatId } from '../../src/membership/ids.js';
 import {
   etcdMetrics,
@@ -55,6 +56,7 @@ function grpcLabels(stats: MethodStats): Labels {
 
 export class MemberMetrics {
   readonly registry = new Registry();
+  private processMetricsRegistered = false;
   private latest: MemberSample;
   private readonly methods: MethodStats[] = [];
   private grpcRoutes: GrpcRoutes | undefined;
@@ -75,11 +77,19 @@ export class MemberMetrics {
     this.walFsync = this.histogram(etcdMetrics.walFsyncDuration);
     this.backendCommit = this.histogram(etcdMetrics.backendCommitDuration);
     if (level === 'extensive') this.grpcHandling = this.histogram(etcdMetrics.grpcHandlingSeconds);
-    collectDefaultMetrics({ register: this.registry });
   }
 
-  /** The whole registry in Prometheus' text format, from one fresh sample. */
+  /**
+   * The whole registry in Prometheus' text format, from one fresh sample. The process metrics
+   * (process_*, nodejs_*) are registered at the first scrape: their event loop delay monitor runs
+   * a timer and their GC counters a callback per collection, which a member nobody scrapes is
+   * spared.
+   */
   async text(): Promise<string> {
+    if (!this.processMetricsRegistered) {
+      collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: eventLoopLagResolutionMs });
+      this.processMetricsRegistered = true;
+    }
     this.latest = this.sample();
     return this.registry.metrics();
   }

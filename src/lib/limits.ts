@@ -271,6 +271,12 @@ export const authBootstrapLeaderWaitMsMax = 60_000;
 export const roleTransitionsMax = 64;
 /** Dashboards (GET /dashboard/events) one member feeds at once; more are answered 503. */
 export const dashboardFeedsMax = 16;
+/**
+ * How often the process metrics' event loop delay monitor (nodejs_eventloop_lag_*) samples the
+ * member thread's loop. prom-client's default is every 10 ms, which woke an idle member's thread
+ * 100 times a second for nothing else; the monitor also starts only once /metrics is first read.
+ */
+export const eventLoopLagResolutionMs = 1_000;
 /** How often an open dashboard feed pushes the cluster view. */
 export const dashboardFeedIntervalMs = 1_000;
 /** A peer that has not answered the dashboard's status call in this long is shown unreachable. */
