@@ -4,8 +4,9 @@
  * written the way jsonpb writes them with OrigName set and defaults left out. Messages are
  * protobufjs reflection types, so every etcd message is covered without a hand-written mapping.
  */
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import protobuf from 'protobufjs';
+import type protobuf from 'protobufjs';
 import { protoFiles, protoRoot } from './proto-wire.js';
 
 /**
@@ -304,11 +305,18 @@ export function decodeGoBase64(input: Uint8Array): Buffer {
 // ------------------------------------------------------------------------------------------------
 
 let cachedRoot: protobuf.Root | undefined;
+let protobufModule: typeof protobuf | undefined;
+
+/** protobufjs, loaded on first use: only the JSON gateway needs it, and a member starts without it. */
+function protobufjs(): typeof protobuf {
+  protobufModule ??= createRequire(import.meta.url)('protobufjs') as typeof protobuf;
+  return protobufModule;
+}
 
 /** The etcd protos with original field names (`cluster_id`, `ID`), loaded once per process. */
 export function gatewayProtoRoot(): protobuf.Root {
   if (cachedRoot !== undefined) return cachedRoot;
-  const root = new protobuf.Root();
+  const root = new (protobufjs().Root)();
   root.resolvePath = (_origin, target) => join(protoRoot(), target);
   root.loadSync([...protoFiles], { keepCase: true });
   root.resolveAll();
@@ -325,7 +333,7 @@ function jsonName(name: string): string {
 function goEnumName(enumType: protobuf.Enum): string {
   const path = [enumType.name];
   let scope = enumType.parent;
-  while (scope instanceof protobuf.Type) {
+  while (scope instanceof protobufjs().Type) {
     path.unshift(scope.name);
     scope = scope.parent;
   }
@@ -390,8 +398,8 @@ function readEnum(value: JsonValue, enumType: protobuf.Enum): number | undefined
 
 /** One field's value in the shape protobufjs's fromObject accepts; undefined leaves the default. */
 function readScalar(field: protobuf.Field, value: JsonValue): unknown {
-  if (field.resolvedType instanceof protobuf.Type) return readMessage(field.resolvedType, value);
-  if (field.resolvedType instanceof protobuf.Enum) return readEnum(value, field.resolvedType);
+  if (field.resolvedType instanceof protobufjs().Type) return readMessage(field.resolvedType, value);
+  if (field.resolvedType instanceof protobufjs().Enum) return readEnum(value, field.resolvedType);
   const integer = integerTypes[field.type];
   if (integer !== undefined) {
     const parsed = readInteger(value, integer);
@@ -485,12 +493,12 @@ function longText(value: unknown, unsigned: boolean): string {
 
 /** The JSON of one value, or undefined when jsonpb would leave it out as a default. */
 function writeScalar(field: protobuf.Field, value: unknown): string | undefined {
-  if (field.resolvedType instanceof protobuf.Type) {
+  if (field.resolvedType instanceof protobufjs().Type) {
     return value === null || value === undefined
       ? undefined
       : writeMessage(field.resolvedType, value as protobuf.Message);
   }
-  if (field.resolvedType instanceof protobuf.Enum) {
+  if (field.resolvedType instanceof protobufjs().Enum) {
     const name = field.resolvedType.valuesById[value as number];
     return value === 0 ? undefined : name !== undefined ? goJsonString(name) : String(value);
   }
@@ -510,11 +518,11 @@ function writeScalar(field: protobuf.Field, value: unknown): string | undefined 
 
 /** Repeated elements are written even when they hold default values, as jsonpb does. */
 function writeElement(field: protobuf.Field, value: unknown): string {
-  return writeScalar(field, value) ?? (field.resolvedType instanceof protobuf.Type ? '{}' : defaultJson(field));
+  return writeScalar(field, value) ?? (field.resolvedType instanceof protobufjs().Type ? '{}' : defaultJson(field));
 }
 
 function defaultJson(field: protobuf.Field): string {
-  if (field.resolvedType instanceof protobuf.Enum) return goJsonString(field.resolvedType.valuesById[0] ?? '0');
+  if (field.resolvedType instanceof protobufjs().Enum) return goJsonString(field.resolvedType.valuesById[0] ?? '0');
   if (longTypes.has(field.type)) return '"0"';
   if (field.type === 'string' || field.type === 'bytes') return '""';
   if (field.type === 'bool') return 'false';

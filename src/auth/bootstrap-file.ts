@@ -6,7 +6,7 @@
  * permissions, users and their roles, then AuthEnable. Passwords stay plain here; the member
  * hashes them before proposing.
  */
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from '../lib/yaml.js';
 import { prefixRangeEnd } from '../concurrency/keys.js';
 import { PermissionType, rootRole, rootUser, type Permission } from './types.js';
 

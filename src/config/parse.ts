@@ -2,7 +2,7 @@
  * Turns a command line, the environment and an optional YAML config file into raw flag values,
  * with Go's flag-package rules and error texts, as etcd parses them.
  */
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from '../lib/yaml.js';
 import { type FlagSpec, serverFlags, serverFlagsByName } from './flags.js';
 import { parseGoDuration } from '../lib/go-duration.js';
 import { ConfigError } from './config-error.js';

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { grpcMethods, keyValueToWire, loadProtos, streamingMethods } from '../../src/api/proto-wire.js';
+import {
+  clientStreamingMethods,
+  grpcMethods,
+  keyValueToWire,
+  loadProtos,
+  streamingMethods,
+} from '../../src/api/proto-wire.js';
 import {
   headerFromWire,
   keyValueFromWire,
@@ -18,19 +24,24 @@ const bytes = (text: string) => Buffer.from(text);
 
 describe('the loaded protos', () => {
   test('declare exactly the methods the server registers, with the same streaming ones', () => {
+    // The router takes each method's kind from these lists and loads the protos only on a call's first use.
     const definition = loadProtos();
     const loaded: string[] = [];
     const streaming: string[] = [];
+    const clientStreaming: string[] = [];
     for (const [name, value] of Object.entries(definition)) {
       if ('format' in value) continue;
       for (const [method, attributes] of Object.entries(value)) {
         const path = `${name}/${method}`;
         loaded.push(path);
         if (attributes.requestStream || attributes.responseStream) streaming.push(path);
+        if (attributes.requestStream) clientStreaming.push(path);
+        if (attributes.requestStream) assert.ok(attributes.responseStream, `${path} streams answers too`);
       }
     }
     assert.deepEqual(loaded.sort(), [...grpcMethods].sort());
     assert.deepEqual(streaming.sort(), [...streamingMethods].sort());
+    assert.deepEqual(clientStreaming.sort(), [...clientStreamingMethods].sort());
   });
 
   test("encode a KeyValue with etcd's field numbers", () => {

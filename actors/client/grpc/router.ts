@@ -6,6 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import {
+  clientStreamingMethods,
   compactionRequestFromWire,
   compactionResponseToWire,
   grpcMethods,
@@ -99,6 +100,10 @@ function splitMethod(method: GrpcMethod): { service: string; name: string } {
 
 function isStreaming(method: GrpcMethod): method is StreamingMethod {
   return (streamingMethods as readonly string[]).includes(method);
+}
+
+function isClientStreaming(method: GrpcMethod): boolean {
+  return (clientStreamingMethods as readonly string[]).includes(method);
 }
 
 /** The KV service: validate as etcd does, check proposal size, then ask the KvService. */
@@ -220,20 +225,18 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcRoutes {
   for (const method of grpcMethods) {
     const { service, name } = splitMethod(method);
     services.add(service);
-    const loaded = (loadProtos()[service] as grpc.ServiceDefinition | undefined)?.[name];
-    if (loaded === undefined) throw new Error(`method ${method} missing from the loaded protos`);
-    const decode = (domainDecoders[method as UnaryMethod] ?? loaded.requestDeserialize) as (
-      buffer: Buffer,
-    ) => WireMessage;
-    const encode = passEncoded(loaded.responseSerialize as (message: WireMessage) => Buffer);
-    const stats = new MethodStats(service, name, grpcTypeOf(loaded.requestStream, loaded.responseStream));
+    const codec = lazyMethodCodec(method);
+    const decode = (domainDecoders[method as UnaryMethod] ?? codec.decode) as (buffer: Buffer) => WireMessage;
+    const encode = passEncoded(codec.encode);
+    const clientStreaming = isClientStreaming(method);
+    const stats = new MethodStats(service, name, grpcTypeOf(clientStreaming, isStreaming(method)));
     // A method without a handler is left out: the transport answers it UNIMPLEMENTED in grpc-go's words.
     if (isStreaming(method)) {
       const handler = handlers[method];
       if (handler !== undefined)
         byPath.set(`/${method}`, {
           kind: 'stream',
-          clientStreaming: loaded.requestStream,
+          clientStreaming,
           decode,
           encode,
           handler,
@@ -245,6 +248,25 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcRoutes {
     }
   }
   return { byPath, services, receiveLimitBytes, logger, traffic: new GrpcTraffic() };
+}
+
+/** The method's proto-loader codec, looked up when a call first needs it (loadProtos reads the .proto files). */
+function lazyMethodCodec(method: GrpcMethod): {
+  decode: (buffer: Buffer) => WireMessage;
+  encode: (message: WireMessage) => Buffer;
+} {
+  let loaded: grpc.MethodDefinition<WireMessage, WireMessage> | undefined;
+  const definition = () => {
+    if (loaded !== undefined) return loaded;
+    const { service, name } = splitMethod(method);
+    loaded = (loadProtos()[service] as grpc.ServiceDefinition | undefined)?.[name] as typeof loaded;
+    if (loaded === undefined) throw new Error(`method ${method} missing from the loaded protos`);
+    return loaded;
+  };
+  return {
+    decode: (buffer) => definition().requestDeserialize(buffer),
+    encode: (message) => definition().responseSerialize(message),
+  };
 }
 
 /** A serializer that hands an EncodedResponse's bytes over as they are and encodes anything else. */

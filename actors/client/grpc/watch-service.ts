@@ -149,8 +149,14 @@ type WatchCall = GrpcStreamCall;
 
 /** The Watch/Watch handler for createGrpcServer's `handlers`. */
 export function watchHandler(host: WatchHost): StreamHandler {
-  const method = (loadProtos()['etcdserverpb.Watch'] as grpc.ServiceDefinition).Watch!;
-  const serialize = method.responseSerialize as (response: unknown) => Buffer;
+  // The protos load on the first watch's first answer, not when the member starts.
+  let serializeLoaded: ((response: unknown) => Buffer) | undefined;
+  const serialize = (response: unknown): Buffer => {
+    serializeLoaded ??= (loadProtos()['etcdserverpb.Watch'] as grpc.ServiceDefinition).Watch!.responseSerialize as (
+      response: unknown,
+    ) => Buffer;
+    return serializeLoaded(response);
+  };
   const encoder = new WatchEncoder(host, serialize);
   return (call: WatchCall) => {
     new WatchStream(call, host, encoder, framedWriter(call)).start();

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const moduleUrl = (path: string) => new URL(path, import.meta.url).href;
+
+/**
+ * Builds the client port's routes the way a member does at start (gRPC routes with the Watch
+ * handler, the JSON gateway, the config parser), then lists which of the packages that read
+ * .proto files or YAML the process has loaded; `thenCall` runs before the listing.
+ */
+function script(thenCall: string): string {
+  return `
+import { createRequire } from 'node:module';
+const { createGrpcServer } = await import(${JSON.stringify(moduleUrl('../../actors/client/grpc/router.js'))});
+const { watchHandler } = await import(${JSON.stringify(moduleUrl('../../actors/client/grpc/watch-service.js'))});
+const { createJsonGateway } = await import(${JSON.stringify(moduleUrl('../../actors/client/json-gateway.js'))});
+const { loadConfig } = await import(${JSON.stringify(moduleUrl('../../src/config/config.js'))});
+const { FakeKv } = await import(${JSON.stringify(moduleUrl('../api/fake-kv.js'))});
+const { pino } = await import('pino');
+const routes = createGrpcServer({
+  kv: new FakeKv(),
+  logger: pino({ level: 'silent' }),
+  handlers: { 'etcdserverpb.Watch/Watch': watchHandler({}) },
+});
+createJsonGateway({ target: () => '127.0.0.1:1' });
+loadConfig({ argv: ['--name', 'm1'], env: {} });
+${thenCall}
+const packages = ['protobufjs', '@grpc/proto-loader', 'yaml'];
+const cached = Object.keys(createRequire(import.meta.url).cache);
+console.log(JSON.stringify(packages.filter((name) => cached.some((path) => path.includes('/node_modules/' + name + '/')))));
+`;
+}
+
+async function loadedPackages(thenCall: string): Promise<string[]> {
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script(thenCall)]);
+  return JSON.parse(stdout) as string[];
+}
+
+test('a member builds its client routes without loading protobufjs, proto-loader or yaml', async () => {
+  assert.deepEqual(await loadedPackages(''), []);
+});
+
+test("a method outside KV loads the protos on its call's first decode", async () => {
+  const decodeCompact = "routes.byPath.get('/etcdserverpb.KV/Compact').decode(Buffer.from([8, 5]));";
+  assert.deepEqual(await loadedPackages(decodeCompact), ['protobufjs', '@grpc/proto-loader']);
+});
