@@ -82,6 +82,14 @@ export class CtlDialError extends CtlRpcError {
 
 /** clientv3 goes on without a token when the cluster answers that auth is off. */
 const authNotEnabledText = errors.authNotEnabled().message;
+/** The answers after which clientv3 authenticates again and resends the call. */
+const tokenRefreshTexts: ReadonlySet<string> = new Set([
+  errors.invalidAuthToken().message,
+  errors.authOldRevision().message,
+  errors.userEmpty().message,
+]);
+/** Fresh tokens one call may fetch: one is enough unless the auth store keeps moving under it. */
+const tokenRefreshesMax = 3;
 
 /** How one connection is secured and whom it authenticates as. */
 export interface ConnectionOptions {
@@ -116,16 +124,16 @@ export function rpcErrorText(error: unknown): string {
 }
 
 /**
- * Turns "http://127.0.0.1:2379", "127.0.0.1:2379" or "unix://path" into a gRPC target; several
- * endpoints (IP literals of either family or host names) go to the endpoint-list resolver.
+ * Turns "http://127.0.0.1:2379", "127.0.0.1:2379" or "unix://path" into a gRPC target; endpoints
+ * other than unix sockets (IP literals of either family or host names) go to the endpoint-list resolver.
  */
 export function grpcTarget(endpoints: readonly string[]): string {
   const first = endpoints[0]?.trim() ?? '';
   // clientv3 dials unix:// and unixs:// endpoints as the socket path host + path.
   if (/^unixs?:\/\//.test(first)) return `unix:${first.replace(/^unixs?:\/\//, '')}`;
   const hosts = endpoints.map((endpoint) => endpoint.trim().replace(/^(https?|unixs?):\/\//, ''));
-  if (hosts.length > 1) return endpointListTarget(hosts);
-  return `dns:${hosts[0] ?? '127.0.0.1:2379'}`;
+  // Even one endpoint goes through the list resolver: grpc-js's dns: target looks names up with getaddrinfo.
+  return endpointListTarget(hosts.length > 0 ? hosts : ['127.0.0.1:2379']);
 }
 
 /** grpc-go's smallest client keepalive time. */
@@ -173,11 +181,11 @@ export class EtcdConnection {
   private openChannel(target: string): void {
     const channelOptions: grpc.ChannelOptions = {};
     // clientv3 verifies the server's certificate against the discovery domain (--discovery-srv
-    // without --insecure-discovery), else against the first endpoint's host.
-    const serverName = this.options.tls?.serverName;
-    if (serverName !== undefined) channelOptions['grpc.ssl_target_name_override'] = serverName;
-    else if (this.options.tls !== undefined && !target.startsWith('dns:'))
-      channelOptions['grpc.ssl_target_name_override'] = endpointHost(this.endpoints[0] ?? '');
+    // with --insecure-discovery=false), else against the first endpoint's host. grpc-js sends the
+    // name as SNI too; Go's servers refuse a ClientHello whose SNI ends in a dot (an SRV target's
+    // root dot), and Go's clients leave it out, so it goes without.
+    const serverName = this.options.tls?.serverName ?? endpointHost(this.endpoints[0] ?? '');
+    if (this.options.tls !== undefined) channelOptions['grpc.ssl_target_name_override'] = serverName.replace(/\.$/, '');
     // etcd serves no gRPC service config in DNS; asking for one only delays the dial.
     channelOptions['grpc.service_config_disable_resolution'] = 1;
     Object.assign(channelOptions, keepAliveOptions(this.options));
@@ -196,8 +204,23 @@ export class EtcdConnection {
     timeoutMs: number | undefined,
     signal?: AbortSignal,
   ): Promise<Message> {
-    this.token ??= this.authenticate();
-    return this.unary(service, method, request, timeoutMs, await this.token, signal);
+    const deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
+    for (let refreshes = 0; ; refreshes++) {
+      this.token ??= this.authenticate();
+      const token = await this.token;
+      // Whole milliseconds: grpc-go refuses a fractional grpc-timeout.
+      const remainingMs =
+        deadline === undefined || refreshes === 0 ? timeoutMs : Math.max(1, Math.ceil(deadline - performance.now()));
+      try {
+        return await this.unary(service, method, request, remainingMs, token, signal);
+      } catch (error) {
+        // clientv3's retry interceptor: a token the server no longer takes (expired, or older
+        // than the auth store) is fetched anew and the call sent again, within the same deadline.
+        const stale = error instanceof CtlRpcError && tokenRefreshTexts.has(error.message);
+        if (!stale || refreshes >= tokenRefreshesMax || !(await this.hasCredentials())) throw error;
+        this.token = undefined;
+      }
+    }
   }
 
   /** Opens a server stream (Observe, Snapshot), authenticated like the unary calls. */
@@ -222,10 +245,16 @@ export class EtcdConnection {
     return callable.call(client, request, metadata, options);
   }
 
+  /** Whether the command names a user and password, without which clientv3 never authenticates. */
+  private async hasCredentials(): Promise<boolean> {
+    const user = await this.options.user?.();
+    return user !== undefined && user.username !== '' && user.password !== '';
+  }
+
   /** clientv3's getToken: Authenticate once, then send the token as `token` metadata on every call. */
   private async authenticate(): Promise<string | undefined> {
     const user = await this.options.user?.();
-    if (user === undefined || user.username === '' || user.password === '') return undefined;
+    if (user === undefined || !(await this.hasCredentials())) return undefined;
     const request = { name: user.username, password: user.password };
     try {
       const response = await this.unary('Auth', 'Authenticate', request, this.options.dialTimeoutMs, undefined);

@@ -1,7 +1,7 @@
 /** What every tsetcdctl command receives: its arguments, flags, output and a lazy connection. */
 import { EtcdConnection, type Message } from './client.js';
 import type { Discovery } from './discovery.js';
-import type { FlagValues } from './flags.js';
+import { flagEnvName, type FlagValues } from './flags.js';
 import { ExitCode, exitWithError, type Output } from './output.js';
 import { Printer, type OutputFormat } from './printers.js';
 import {
@@ -35,7 +35,16 @@ export class CommandContext {
     readonly env: NodeJS.ProcessEnv = process.env,
     /** What --discovery-srv found, looked up before the command ran; undefined without the flag. */
     private readonly discovery?: Discovery,
+    /** The flags the command inherits, which etcdctl's --debug lists as ETCDCTL_* variables. */
+    private readonly inheritedFlagNames: readonly string[] = [],
   ) {}
+
+  /** etcdctl's --debug: each inherited flag as its ETCDCTL_* variable and value, sorted by flag name. */
+  private printDebugFlags(): void {
+    if (!this.flags.bool('debug')) return;
+    for (const name of [...this.inheritedFlagNames].sort())
+      this.output.err(`${flagEnvName(name)}=${this.flags.text(name)}\n`);
+  }
 
   /** --endpoints as given, which etcdctl's endpoint commands dial without --cluster (no discovery). */
   get flagEndpoints(): string[] {
@@ -73,6 +82,7 @@ export class CommandContext {
   /** The client for --endpoints; like etcdctl it checks the output format when it is made. */
   client(): EtcdConnection {
     if (this.connection !== undefined) return this.connection;
+    this.printDebugFlags();
     // A command that looked the endpoints up already dials those (etcdctl looks up once per client config).
     const endpoints = this.resolved ?? this.resolveEndpoints();
     this.format();

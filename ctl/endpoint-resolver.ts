@@ -2,17 +2,26 @@
  * A gRPC name resolver for a list of endpoints, as clientv3 dials them: each `host:port` may be an
  * IPv4 or IPv6 literal or a host name (looked up for every address family, a root dot allowed),
  * and the channel fails over along the list. grpc-js's own `ipv4:`/`ipv6:` targets take literals
- * of one family only, and its `dns:` target one name; this takes any mix. Names are looked up
+ * of one family only, and its `dns:` target one name through getaddrinfo; this takes any mix, and
+ * looks names up as ctl/host-lookup.ts does. Names are looked up
  * again whenever the channel asks (after a connection failed), as Go's dialer does on each dial.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { dnsPromises, grpcJs } from './lazy-modules.js';
+import { lookupHost } from './host-lookup.js';
+import { grpcJs } from './lazy-modules.js';
 import { isIP } from 'node:net';
 
 /** The target scheme this resolver answers, `etcd-endpoints:host:port,host:port`. */
 export const endpointListScheme = 'etcd-endpoints';
 
 type Address = { host: string; port: number };
+
+/**
+ * The least time between two look-ups of the list, grpc's first reconnect backoff: the channel asks
+ * again as soon as every address failed, and a list of literals answers at once, so without it a
+ * server that refuses the handshake would be dialled in a loop that never yields to the deadline.
+ */
+const resolutionIntervalMinMs = 1_000;
 
 /** `host:port` or `[v6]:port` split into host and port; undefined when there is no port. */
 function splitHostPort(hostPort: string): Address | undefined {
@@ -27,7 +36,7 @@ async function addressesOf(hostPort: string): Promise<Address[]> {
   if (split === undefined) return [];
   if (isIP(split.host) !== 0) return [split];
   try {
-    const found = await dnsPromises().lookup(split.host, { all: true, verbatim: true });
+    const found = await lookupHost(split.host);
     return found.map((entry) => ({ host: entry.address, port: split.port }));
   } catch {
     return [];
@@ -38,6 +47,8 @@ class EndpointListResolver implements grpc.experimental.Resolver {
   private readonly hostPorts: string[];
   private resolving = false;
   private destroyed = false;
+  private lastResolvedAt = -Infinity;
+  private pending: NodeJS.Timeout | undefined;
 
   constructor(
     target: grpc.experimental.GrpcUri,
@@ -48,8 +59,19 @@ class EndpointListResolver implements grpc.experimental.Resolver {
 
   updateResolution(): void {
     this.destroyed = false;
-    if (this.resolving) return;
+    if (this.resolving || this.pending !== undefined) return;
+    const waitMs = this.lastResolvedAt + resolutionIntervalMinMs - performance.now();
+    if (waitMs > 0) {
+      // Unref'd: a command that has its answer does not wait for the next look-up.
+      this.pending = setTimeout(() => {
+        this.pending = undefined;
+        this.updateResolution();
+      }, waitMs);
+      this.pending.unref();
+      return;
+    }
     this.resolving = true;
+    this.lastResolvedAt = performance.now();
     void this.resolve();
   }
 
@@ -68,6 +90,8 @@ class EndpointListResolver implements grpc.experimental.Resolver {
 
   destroy(): void {
     this.destroyed = true;
+    clearTimeout(this.pending);
+    this.pending = undefined;
   }
 
   /** The first endpoint names the server, as clientv3's balancer names it. */

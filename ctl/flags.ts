@@ -2,6 +2,7 @@
  * Command-line flags parsed the way etcdctl's flag library (spf13/pflag) parses them: flags may
  * be interspersed with arguments, `--` ends them, and every error reads as pflag words it.
  */
+import { goDurationString } from '../src/lib/go-duration.js';
 import { goParseBool, goParseDuration, goParseInt, goQuote } from './go-format.js';
 
 export type FlagKind = 'bool' | 'string' | 'int64' | 'duration' | 'stringSlice';
@@ -63,6 +64,16 @@ export class FlagValues {
 
   durationNs(name: string): number {
     return this.get(name, 'number') as number;
+  }
+
+  /** The flag's value as pflag's Value.String() prints it (etcdctl's --debug lists them so). */
+  text(name: string): string {
+    const spec = this.spec(name);
+    const value = this.values.get(name);
+    if (spec === undefined || value === undefined) return '';
+    if (spec.kind === 'duration') return goDurationString(value as number);
+    if (Array.isArray(value)) return `[${value.join(',')}]`;
+    return String(value);
   }
 
   strings(name: string): string[] {

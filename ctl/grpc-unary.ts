@@ -11,6 +11,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import type { PeerCertificate } from 'node:tls';
 import { Http2ErrorCode } from '../src/http2/frames.js';
+import { netLookup } from './host-lookup.js';
 import { Http2ClientConnection } from './http2-client.js';
 import { nodeTls } from './lazy-modules.js';
 import type { ClientTls } from './security.js';
@@ -237,7 +238,8 @@ export class UnaryChannel {
     const hostPort = /^(.*?)(?::(\d+))?$/.exec(trimmed.replace(/^(https?|unixs?):\/\//, ''));
     const host = (hostPort?.[1] ?? '').replace(/^\[(.*)\]$/, '$1');
     const port = Number(hostPort?.[2] ?? (tls === undefined ? 80 : 443));
-    const where = unixPath === undefined ? { host, port } : { path: unixPath };
+    // Host names are looked up as Go's resolver does, not through getaddrinfo (see host-lookup.ts).
+    const where = unixPath === undefined ? { host, port, lookup: netLookup } : { path: unixPath };
     let socket: Socket;
     if (tls === undefined) socket = netConnect(where);
     else {
@@ -309,7 +311,7 @@ export class UnaryChannel {
       'content-type': 'application/grpc',
       te: 'trailers',
     };
-    if (deadline !== undefined) headers['grpc-timeout'] = `${Math.max(1, deadline - Date.now())}m`;
+    if (deadline !== undefined) headers['grpc-timeout'] = `${Math.max(1, Math.ceil(deadline - Date.now()))}m`;
     Object.assign(headers, metadata);
     return new Promise<Buffer>((resolve, reject) => {
       const chunks: Buffer[] = [];

@@ -217,7 +217,11 @@ async function execute(
   // Looked up before the command runs, reported (if at all) when the command first makes a client.
   const discovery =
     flags.string('discovery-srv') === '' ? undefined : await (await import('./discovery.js')).discoveryFromFlags(flags);
-  const context = new CommandContext(parsed.args, flags, output, stdin, ['etcdctl', ...argv], env, discovery);
+  // etcdctl's watch declares the ETCDCTL_WATCH_* variables as inherited flags (so --debug lists them too).
+  const inheritedNames = inherited.map((spec) => spec.name);
+  if (command.name === 'watch') inheritedNames.push('watch-key', 'watch-range-end');
+  const rawArgs = ['etcdctl', ...argv];
+  const context = new CommandContext(parsed.args, flags, output, stdin, rawArgs, env, discovery, inheritedNames);
   try {
     await command.run(context);
   } finally {

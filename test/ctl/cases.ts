@@ -494,6 +494,14 @@ export const ctlCases: readonly CtlCase[] = [
   { args: ['--endpoints=127.0.0.1:1', '--command-timeout=1s', 'endpoint', 'status', '-w', 'json'], ownEndpoints: true },
   { args: ['get', 'foo', '--dial-timeout', 'x'] },
   { args: ['get', 'foo', '--command-timeout', '3'] },
+  // --debug lists the inherited flags as ETCDCTL_* variables, the environment's values included.
+  { args: ['--debug', 'get', 'foo', '--dial-timeout=1500ms'], env: { ETCDCTL_COMMAND_TIMEOUT: '1m30s' } },
+  {
+    args: ['--debug', 'put', 'debugged', 'v', '-w', 'json'],
+    env: { ETCDCTL_KEEPALIVE_TIME: '30s', ETCDCTL_HEX: 'true' },
+  },
+  { args: ['--debug', 'endpoint', 'status', '--cluster'] },
+  { args: ['--debug', 'watch', 'a', 'b', '--prefix'] },
   { args: ['bogus'] },
   { args: ['gett'] },
   { args: ['e'] },

@@ -79,6 +79,8 @@ function normalise(result: CommandResult, identity: Identity, testCase: CtlCase)
       out
         // clientv3's retry logs carry timestamps and random client names; tsetcdctl has none.
         .replace(/^\{"level":"warn".*\n/gm, '')
+        // grpc-go's own logs, which etcdctl --debug turns on; tsetcdctl has no gRPC library to log.
+        .replace(/^(INFO|WARNING|ERROR): \d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d .*\n/gm, '')
         .replace(/goroutine \d+ \[running\]:\n[\s\S]*$/, 'goroutine <n> [running]:\n')
         // capnslog's wall-clock timestamp on etcdctl's fatal log line.
         .replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} C \|/gm, '<time> C |')

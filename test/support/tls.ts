@@ -13,8 +13,12 @@ import { etcdBinaryPath, type SutLookup } from './sut.js';
 
 export interface TestCertificates {
   dir: string;
-  /** TLS settings for a member whose certificate has this common name, signed by the given CA. */
-  member(commonName: string, ca?: 'ca' | 'otherCa'): TlsConfig;
+  /**
+   * TLS settings for a member whose certificate has this common name, signed by the given CA;
+   * valid for 127.0.0.1 and localhost unless `altNames` (openssl's subjectAltName entries such as
+   * `DNS:m.example`) name what it is valid for instead.
+   */
+  member(commonName: string, ca?: 'ca' | 'otherCa', altNames?: readonly string[]): TlsConfig;
   remove(): void;
 }
 
@@ -55,9 +59,15 @@ export function makeCertificates(): TestCertificates {
   const issued = new Set<string>();
   return {
     dir,
-    member(commonName, ca = 'ca') {
+    member(commonName, ca = 'ca', altNames) {
       const name = `${commonName}-${ca}`;
       if (!issued.has(name)) {
+        let extensions = 'ext.cnf';
+        if (altNames !== undefined) {
+          extensions = `${name}.cnf`;
+          const lines = `subjectAltName=${altNames.join(',')}\nextendedKeyUsage=serverAuth,clientAuth\n`;
+          writeFileSync(join(dir, extensions), lines);
+        }
         openssl('req', ...keyArgs, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${commonName}`);
         openssl(
           'x509',
@@ -74,7 +84,7 @@ export function makeCertificates(): TestCertificates {
           '-days',
           '1',
           '-extfile',
-          'ext.cnf',
+          extensions,
         );
         issued.add(name);
       }
