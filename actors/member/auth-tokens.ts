@@ -128,25 +128,117 @@ class JwtTokenProvider implements TokenProvider {
   close(): void {}
 }
 
-/** auth.ErrMissingKey: neither key file was given. */
+/** A token provider etcd would not create, with etcd's error text (auth.ErrMissingKey, jwt-go's key errors, ...). */
 export class TokenProviderError extends Error {}
 
+/** etcd's texts for keys its JWT provider refuses (auth/options.go over golang-jwt's PEM parsers). */
+const keyErrors = {
+  invalidOptions: 'auth: invalid auth options',
+  missingKey: 'auth: missing key data',
+  keyMismatch: "auth: public and private keys don't match",
+  notPem: 'invalid key: Key must be a PEM encoded PKCS1 or PKCS8 key',
+  /** Go's x509.ParseCertificate on a PEM block that is neither a public key nor a certificate. */
+  notPublicKey: 'x509: malformed tbs certificate',
+  unsupportedNone: 'unsupported signing method: *jwt.signingMethodNone',
+} as const;
+
+/** A key file's bytes; a file etcd cannot read fails its option parsing, which it answers with ErrInvalidAuthOpts. */
+function readKeyFile(path: string): Buffer | undefined {
+  if (path === '') return undefined;
+  try {
+    return readFileSync(path);
+  } catch {
+    throw new TokenProviderError(keyErrors.invalidOptions);
+  }
+}
+
+/** The label of the first PEM block in `pem`, or undefined when there is none (Go's pem.Decode). */
+function pemLabel(pem: Buffer): string | undefined {
+  return /-----BEGIN ([^-\r\n]+)-----/.exec(pem.toString('latin1'))?.[1];
+}
+
+/** RSA for RS* and PS*, EC for ES*: the key type golang-jwt's parsers insist on, in its words. */
+function keyFamily(signMethod: string): { type: 'rsa' | 'ec'; name: 'RSA' | 'ECDSA' } {
+  return signMethod.startsWith('ES') ? { type: 'ec', name: 'ECDSA' } : { type: 'rsa', name: 'RSA' };
+}
+
+/**
+ * Go's x509 answer to a private key in the other family's own format (SEC1 for RS* and PS*, PKCS #1
+ * for ES*): golang-jwt tries that family's format and PKCS #8 only.
+ */
+const foreignFormat: Readonly<Record<string, { family: 'rsa' | 'ec'; error: string }>> = {
+  'EC PRIVATE KEY': {
+    family: 'rsa',
+    error: 'x509: failed to parse private key (use ParseECPrivateKey instead for this key format)',
+  },
+  'RSA PRIVATE KEY': {
+    family: 'ec',
+    error: 'x509: failed to parse private key (use ParsePKCS1PrivateKey instead for this key format)',
+  },
+};
+
+function privateKeyOf(pem: Buffer, signMethod: string): KeyObject {
+  const label = pemLabel(pem);
+  if (label === undefined) throw new TokenProviderError(keyErrors.notPem);
+  const foreign = foreignFormat[label];
+  if (foreign !== undefined && foreign.family === keyFamily(signMethod).type)
+    throw new TokenProviderError(foreign.error);
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch (error) {
+    throw new TokenProviderError((error as Error).message);
+  }
+  const family = keyFamily(signMethod);
+  if (key.asymmetricKeyType !== family.type)
+    throw new TokenProviderError(`key is not a valid ${family.name} private key`);
+  return key;
+}
+
+function publicKeyOf(pem: Buffer, signMethod: string): KeyObject {
+  const label = pemLabel(pem);
+  if (label === undefined) throw new TokenProviderError(keyErrors.notPem);
+  // golang-jwt takes a PKIX public key or a certificate; Node would also derive one from a private key.
+  if (label !== 'PUBLIC KEY' && label !== 'CERTIFICATE') throw new TokenProviderError(keyErrors.notPublicKey);
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem);
+  } catch {
+    throw new TokenProviderError(keyErrors.notPublicKey);
+  }
+  const family = keyFamily(signMethod);
+  if (key.asymmetricKeyType !== family.type)
+    throw new TokenProviderError(`key is not a valid ${family.name} public key`);
+  return key;
+}
+
+/**
+ * etcd's check that the two keys belong together, as written: it refuses only keys that differ
+ * in every field it compares (exponent and modulus; curve and both coordinates).
+ */
+function keysMismatch(privateKey: KeyObject, publicKey: KeyObject): boolean {
+  const ours = createPublicKey(privateKey).export({ format: 'jwk' });
+  const theirs = publicKey.export({ format: 'jwk' });
+  const fields = ours.kty === 'RSA' ? (['e', 'n'] as const) : (['crv', 'x', 'y'] as const);
+  return fields.every((field) => ours[field] !== theirs[field]);
+}
+
 function jwtProvider(options: Extract<TokenOptions, { type: 'jwt' }>, clockMs: () => number): TokenProvider {
-  const privatePem = options.privateKeyPath === '' ? undefined : readFileSync(options.privateKeyPath);
-  const publicPem = options.publicKeyPath === '' ? undefined : readFileSync(options.publicKeyPath);
+  const publicPem = readKeyFile(options.publicKeyPath);
+  const privatePem = readKeyFile(options.privateKeyPath);
+  if (options.signMethod === 'none') throw new TokenProviderError(keyErrors.unsupportedNone);
   if (options.signMethod.startsWith('HS')) {
-    if (privatePem === undefined) throw new TokenProviderError('auth: missing key data');
+    if (privatePem === undefined) throw new TokenProviderError(keyErrors.missingKey);
     const secret = createSecretKey(privatePem);
     return new JwtTokenProvider(options.signMethod, secret, secret, options.ttlMs, clockMs);
   }
-  const signingKey = privatePem === undefined ? undefined : createPrivateKey(privatePem);
-  const verifyingKey =
-    publicPem !== undefined
-      ? createPublicKey(publicPem)
-      : signingKey !== undefined
-        ? createPublicKey(signingKey)
-        : undefined;
-  if (verifyingKey === undefined) throw new TokenProviderError('auth: missing key data');
+  const signingKey = privatePem === undefined ? undefined : privateKeyOf(privatePem, options.signMethod);
+  const publicKey = publicPem === undefined ? undefined : publicKeyOf(publicPem, options.signMethod);
+  if (signingKey === undefined && publicKey === undefined) throw new TokenProviderError(keyErrors.missingKey);
+  if (signingKey !== undefined && publicKey !== undefined && keysMismatch(signingKey, publicKey))
+    throw new TokenProviderError(keyErrors.keyMismatch);
+  // With a private key etcd signs and verifies with it alone; a public key only verifies.
+  const verifyingKey = signingKey === undefined ? (publicKey as KeyObject) : createPublicKey(signingKey);
   return new JwtTokenProvider(options.signMethod, signingKey, verifyingKey, options.ttlMs, clockMs);
 }
 

@@ -81,6 +81,7 @@ import { BackupPool, type BackupParts, type BackupStream } from './backup.js';
 import { RoleTimeline } from './role-timeline.js';
 import { type ClusterView, gatherClusterView, type MemberView } from './dashboard-view.js';
 import { formatId } from '../../src/membership/ids.js';
+import { bcryptCostDefault, bcryptCostMax, bcryptCostMin } from '../../src/lib/limits.js';
 
 export { memberPaths, type MemberIdentity, type MemberPaths } from './bootstrap.js';
 
@@ -166,7 +167,7 @@ export class Member implements KvService, LeaseApi {
     const { membership } = this;
     const extendMs = promoteExtendMs(opened.electionTicks, config.heartbeatIntervalMs);
     this.tokens = createTokenProvider(config);
-    this.passwords = new PasswordPool(config.bcryptCost);
+    this.passwords = new PasswordPool(usableBcryptCost(config.bcryptCost, logger));
     const { tokens, passwords } = this;
     this.applier = new Applier(
       {
@@ -760,4 +761,14 @@ export interface MemberRunStatus {
   /** The bytes of the backend's file its data uses (etcd's dbSizeInUse); the rest is free pages. */
   backendBytesInUse: number;
   isLearner: boolean;
+}
+
+/** --bcrypt-cost, or the default with etcd's warning when bcrypt refuses the cost given (etcd's NewAuthStore). */
+function usableBcryptCost(given: number, logger: Logger): number {
+  if (given >= bcryptCostMin && given <= bcryptCostMax) return given;
+  logger.warn(
+    { 'min-cost': bcryptCostMin, 'max-cost': bcryptCostMax, 'default-cost': bcryptCostDefault, 'given-cost': given },
+    'use default bcrypt cost instead of the invalid given cost',
+  );
+  return bcryptCostDefault;
 }

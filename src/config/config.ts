@@ -13,9 +13,6 @@ import {
   compactionBatchLimitDefault,
   quotaBackendBytesDefault,
   electionTimeoutMsMax,
-  bcryptCostDefault,
-  bcryptCostMax,
-  bcryptCostMin,
   simpleTokenTtlSecondsDefault,
 } from '../lib/limits.js';
 import { parseTokenOptions, TokenOptionsError, type TokenOptions } from '../auth/token-options.js';
@@ -115,7 +112,7 @@ export interface MemberConfig {
   peerTls: TlsConfig;
   /** --auth-token, parsed. */
   authToken: TokenOptions;
-  /** --bcrypt-cost; a cost bcrypt refuses falls back to the default, as etcd does. */
+  /** --bcrypt-cost as given; the member falls back to the default for a cost bcrypt refuses, as etcd's auth store does. */
   bcryptCost: number;
   /** --auth-token-ttl: how long a simple token lives after its last use. */
   authTokenTtlSeconds: number;
@@ -246,7 +243,7 @@ function resolve(raw: RawFlags): MemberConfig {
     clientTls: tlsConfig(raw, ''),
     peerTls: tlsConfig(raw, 'peer-'),
     authToken: tokenOptions(str(raw, 'auth-token')),
-    bcryptCost: bcryptCost(num(raw, 'bcrypt-cost')),
+    bcryptCost: num(raw, 'bcrypt-cost'),
     authTokenTtlSeconds: num(raw, 'auth-token-ttl') || simpleTokenTtlSecondsDefault,
     authBootstrapFile: str(raw, 'auth-bootstrap-file'),
     auditLogPath: str(raw, 'audit-log-path'),
@@ -286,13 +283,9 @@ function tokenOptions(text: string): TokenOptions {
   try {
     return parseTokenOptions(text);
   } catch (error) {
-    if (error instanceof TokenOptionsError) throw new ConfigError(`failed to create token provider: ${error.message}`);
+    if (error instanceof TokenOptionsError) throw new ConfigError(error.message);
     throw error;
   }
-}
-
-function bcryptCost(cost: number): number {
-  return cost < bcryptCostMin || cost > bcryptCostMax ? bcryptCostDefault : cost;
 }
 
 let schemaValidator: SchemaValidator | undefined;
