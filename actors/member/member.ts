@@ -327,6 +327,7 @@ export class Member implements KvService, LeaseApi {
       keys: store.liveKeys,
       mvcc: store.opCounts,
       peerBytes: this.transport.peerBytes(),
+      walWrittenBytes: this.wal.writtenBytes(),
     };
   }
 

@@ -44,6 +44,8 @@ export interface MemberSample {
   keys: number;
   mvcc: Readonly<MvccOpCounts>;
   peerBytes: PeerBytes;
+  /** Bytes the WAL wrote, as of its last sync. */
+  walWrittenBytes: number;
 }
 
 /** The Prometheus text format's content type, as etcd's promhttp answers it. */
@@ -188,6 +190,7 @@ export class MemberMetrics {
     this.gauge(etcdMetrics.proposalsPending, () => sample().proposalsPending);
     this.counter(etcdMetrics.proposalsFailed, () => sample().proposalsFailed);
     this.gauge(etcdMetrics.quotaBackendBytes, () => sample().quotaBackendBytes);
+    this.gauge(etcdMetrics.walWriteBytes, () => sample().walWrittenBytes);
     this.info(etcdMetrics.serverId, () => ({ server_id: formatId(sample().memberId) }));
     this.info(etcdMetrics.serverVersion, () => ({ server_version: etcdServerVersion }));
     // etcd's cluster_version label is the major.minor of the applied cluster version; no series before one is.

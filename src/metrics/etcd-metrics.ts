@@ -116,6 +116,8 @@ export const etcdMetrics = {
     ),
     buckets: diskDurationBuckets,
   },
+  // A gauge in etcd, despite its name.
+  walWriteBytes: spec('etcd_disk_wal_write_bytes_total', 'gauge', 'Total number of bytes written in WAL.'),
   dbTotalSize: spec(
     'etcd_mvcc_db_total_size_in_bytes',
     'gauge',

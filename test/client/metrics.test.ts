@@ -118,6 +118,7 @@ const comparedNames = [
   'etcd_mvcc_hash_rev_duration_seconds',
   'os_fd_used',
   'os_fd_limit',
+  'etcd_disk_wal_write_bytes_total',
 ];
 
 /** Operations and the families etcd moves for each: the same deltas are expected of tsetcd. */
@@ -239,6 +240,7 @@ describe('/metrics as etcd exposes it', skip, () => {
           receivedBytes: delta('etcd_network_client_grpc_received_bytes_total'),
           handlingCount: delta('grpc_server_handling_seconds_count', kvPut),
           applied: delta('etcd_server_proposals_applied_total'),
+          walWritten: Number(delta('etcd_disk_wal_write_bytes_total') > 0),
         });
       } finally {
         await member.destroy();
@@ -246,7 +248,16 @@ describe('/metrics as etcd exposes it', skip, () => {
     }
     const [etcd, tsetcd] = deltas;
     const { receivedBytes, ...counts } = etcd!;
-    assert.deepEqual(counts, { put: 1, started: 1, handledOk: 1, received: 1, sent: 1, handlingCount: 1, applied: 1 });
+    assert.deepEqual(counts, {
+      put: 1,
+      started: 1,
+      handledOk: 1,
+      received: 1,
+      sent: 1,
+      handlingCount: 1,
+      applied: 1,
+      walWritten: 1,
+    });
     assert.ok(receivedBytes! > 0, `etcd counted ${receivedBytes} request bytes`);
     assert.deepEqual(tsetcd, etcd);
   });
