@@ -434,6 +434,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
   member.metrics.attachGrpc(grpcServer);
   const health = (excludedAlarms: ReadonlySet<string>): HealthReport => {
     const reason = member.unhealthyReason(excludedAlarms);
+    member.metrics.countHealthCheck(reason === undefined);
     return reason === undefined ? { health: true, reason: '' } : { health: false, reason };
   };
   // One feed per member: every client and metrics URL serves the same dashboard.

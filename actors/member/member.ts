@@ -279,7 +279,7 @@ export class Member implements KvService, LeaseApi {
       electionTimeoutMs: config.electionTimeoutMs,
       members: () => membership.all.values(),
       transport,
-      hashKv: (revision) => this.kv.hashKv(revision),
+      hashKv: (revision) => this.hashKv(revision),
       linearizableRead: () => this.kv.linearizableBarrier(),
       isLeader: () => this.isLeader(),
       // etcd raises a CORRUPT its leader finds for member 0, not for the member that differs.
@@ -328,6 +328,7 @@ export class Member implements KvService, LeaseApi {
       keys: store.liveKeys,
       mvcc: store.opCounts,
       peerBytes: this.transport.peerBytes(),
+      walWrittenBytes: this.wal.writtenBytes(),
     };
   }
 
@@ -410,7 +411,7 @@ export class Member implements KvService, LeaseApi {
       promoteAsLeader: (id) => this.cluster.promoteAsLeader(id),
       renewAsLeader: (id) => this.lease.renewAsLeader(id),
       timeToLiveAsLeader: (id, withKeys) => this.lease.timeToLiveAsLeader(id, withKeys),
-      hashKv: (revision) => ({ memberId: this.identity.memberId, ...this.kv.hashKv(revision) }),
+      hashKv: (revision) => ({ memberId: this.identity.memberId, ...this.hashKv(revision) }),
       dashboardView: () => this.dashboardView(),
       clusterVersion: () => this.membership.clusterVersion,
     };
@@ -504,12 +505,14 @@ export class Member implements KvService, LeaseApi {
     const stagingDir = defragStagingDir(backendPath);
     this.logger.info({}, 'starting defragment');
     const before = this.keySpace.backend.sizeBytes();
-    await this.loop.holdingApplies(async () => {
-      if (failpointsOn) await failpointAsync('defragBeforeCopy');
-      await this.keySpace.backend.defragment(stagingDir);
-      if (failpointsOn) await failpointAsync('defragBeforeRename');
-      finishInstall(stagingDir, backendPath);
-    });
+    await this.metrics.defragmenting(() =>
+      this.loop.holdingApplies(async () => {
+        if (failpointsOn) await failpointAsync('defragBeforeCopy');
+        await this.keySpace.backend.defragment(stagingDir);
+        if (failpointsOn) await failpointAsync('defragBeforeRename');
+        finishInstall(stagingDir, backendPath);
+      }),
+    );
     this.logger.info(
       { 'current-db-size-bytes': before, 'new-db-size-bytes': this.keySpace.backend.sizeBytes() },
       'finished defragment',
@@ -519,7 +522,10 @@ export class Member implements KvService, LeaseApi {
   /** etcd's Hash over the whole backend (see LmdbBackend.hash: comparable between tsetcd members). */
   async hash(): Promise<{ hash: number; revision: number }> {
     const revision = this.keySpace.store.currentRevision;
-    return { hash: await this.keySpace.backend.hash(), revision };
+    const startedAt = performance.now();
+    const hash = await this.keySpace.backend.hash();
+    this.metrics.observeHash(startedAt);
+    return { hash, revision };
   }
 
   /** The cluster version the members applied ("3.4.0"), or undefined while none is (/version's not_decided). */
@@ -539,7 +545,10 @@ export class Member implements KvService, LeaseApi {
 
   /** etcd's HashKV over the store at `revision` (0: current). */
   hashKv(revision: number): { hash: number; revision: number; compactRevision: number } {
-    return this.kv.hashKv(revision);
+    const startedAt = performance.now();
+    const hashed = this.kv.hashKv(revision);
+    this.metrics.observeHashRev(startedAt);
+    return hashed;
   }
 
   /** True when no alarm stands and this member knows a leader and has not failed or stopped. */
@@ -594,7 +603,9 @@ export class Member implements KvService, LeaseApi {
    */
   backup(): Promise<BackupStream> {
     if (this.lifecycle.stopRequested) return Promise.reject(errors.stopped());
-    return this.backupPool.open(this.backups);
+    const startedAt = performance.now();
+    const timed = (stream: BackupStream) => onDispose(stream, () => this.metrics.observeBackendSnapshot(startedAt));
+    return this.backupPool.open(this.backups).then(timed);
   }
 
   isLeader(): boolean {
@@ -771,4 +782,22 @@ function usableBcryptCost(given: number, logger: Logger): number {
     'use default bcrypt cost instead of the invalid given cost',
   );
   return bcryptCostDefault;
+}
+
+/** `stream` with `disposed` called once, after its first dispose(). */
+function onDispose(stream: BackupStream, disposed: () => void): BackupStream {
+  let done = false;
+  return {
+    get bytes() {
+      return stream.bytes;
+    },
+    next: () => stream.next(),
+    sha256: () => stream.sha256(),
+    dispose: () => {
+      stream.dispose();
+      if (done) return;
+      done = true;
+      disposed();
+    },
+  };
 }

@@ -5,6 +5,7 @@
  * copy it into etcd's counters and gauges. Only the disk histograms are observed as things happen,
  * once per fsync or backend commit, and with --metrics extensive the gRPC handling times.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { etcdServerVersion } from '../../src/api/version.js';
 import { clusterVersionLabel } from '../../src/membership/cluster-version.js';
@@ -43,6 +44,8 @@ export interface MemberSample {
   keys: number;
   mvcc: Readonly<MvccOpCounts>;
   peerBytes: PeerBytes;
+  /** Bytes the WAL wrote, as of its last sync. */
+  walWrittenBytes: number;
 }
 
 /** The Prometheus text format's content type, as etcd's promhttp answers it. */
@@ -63,6 +66,13 @@ export class MemberMetrics {
   private readonly walFsync: Histogram;
   private readonly backendCommit: Histogram;
   private readonly grpcHandling: Histogram | undefined;
+  private readonly healthSuccess: Counter;
+  private readonly healthFailures: Counter;
+  private readonly defragDuration: Histogram;
+  private readonly defragInflight: Gauge;
+  private readonly backendSnapshot: Histogram;
+  private readonly hashDuration: Histogram;
+  private readonly hashRevDuration: Histogram;
   private readonly handlingByMethod = new Map<MethodStats, Histogram.Internal<string>>();
 
   constructor(
@@ -77,6 +87,14 @@ export class MemberMetrics {
     this.walFsync = this.histogram(etcdMetrics.walFsyncDuration);
     this.backendCommit = this.histogram(etcdMetrics.backendCommitDuration);
     if (level === 'extensive') this.grpcHandling = this.histogram(etcdMetrics.grpcHandlingSeconds);
+    this.healthSuccess = this.eventCounter(etcdMetrics.healthSuccess);
+    this.healthFailures = this.eventCounter(etcdMetrics.healthFailures);
+    this.defragDuration = this.histogram(etcdMetrics.backendDefragDuration);
+    this.defragInflight = new Gauge({ ...this.options(etcdMetrics.defragInflight) });
+    this.backendSnapshot = this.histogram(etcdMetrics.backendSnapshotDuration);
+    this.hashDuration = this.histogram(etcdMetrics.hashDuration);
+    this.hashRevDuration = this.histogram(etcdMetrics.hashRevDuration);
+    this.registerFileDescriptors();
   }
 
   /**
@@ -109,8 +127,40 @@ export class MemberMetrics {
   /** Times a backend commit from now until it settles. */
   observeBackendCommit(commit: Promise<unknown>): void {
     const startedAt = performance.now();
-    const done = () => this.backendCommit.observe((performance.now() - startedAt) / 1000);
+    const done = () => this.backendCommit.observe(secondsSince(startedAt));
     commit.then(done, done);
+  }
+
+  /** A /health check answered healthy or not. */
+  countHealthCheck(healthy: boolean): void {
+    (healthy ? this.healthSuccess : this.healthFailures).inc();
+  }
+
+  /** Runs a defragmentation, shown in flight while it runs and timed when it settles. */
+  async defragmenting<T>(run: () => Promise<T>): Promise<T> {
+    const startedAt = performance.now();
+    this.defragInflight.set(1);
+    try {
+      return await run();
+    } finally {
+      this.defragInflight.set(0);
+      this.defragDuration.observe(secondsSince(startedAt));
+    }
+  }
+
+  /** A hash of the whole backend (Maintenance.Hash) started at `startedAt` (performance.now()) is done. */
+  observeHash(startedAt: number): void {
+    this.hashDuration.observe(secondsSince(startedAt));
+  }
+
+  /** A hash of the store by revision (HashKV) started at `startedAt` (performance.now()) is done. */
+  observeHashRev(startedAt: number): void {
+    this.hashRevDuration.observe(secondsSince(startedAt));
+  }
+
+  /** A backend snapshot (Maintenance.Snapshot) started at `startedAt` (performance.now()) was sent or dropped. */
+  observeBackendSnapshot(startedAt: number): void {
+    this.backendSnapshot.observe(secondsSince(startedAt));
   }
 
   /** The gRPC server whose calls the gRPC metrics report (every client URL shares it). */
@@ -140,6 +190,7 @@ export class MemberMetrics {
     this.gauge(etcdMetrics.proposalsPending, () => sample().proposalsPending);
     this.counter(etcdMetrics.proposalsFailed, () => sample().proposalsFailed);
     this.gauge(etcdMetrics.quotaBackendBytes, () => sample().quotaBackendBytes);
+    this.gauge(etcdMetrics.walWriteBytes, () => sample().walWrittenBytes);
     this.info(etcdMetrics.serverId, () => ({ server_id: formatId(sample().memberId) }));
     this.info(etcdMetrics.serverVersion, () => ({ server_version: etcdServerVersion }));
     // etcd's cluster_version label is the major.minor of the applied cluster version; no series before one is.
@@ -202,6 +253,24 @@ export class MemberMetrics {
     return this.methods.filter((stats) => grpcPreinitialisedServices.has(stats.service) || stats.started > 0);
   }
 
+  /**
+   * etcd's os_fd_used and os_fd_limit, read at each scrape (etcd samples them every few minutes):
+   * the process's open descriptors and its soft limit on them, 0 where /proc does not tell.
+   */
+  private registerFileDescriptors(): void {
+    this.gauge(etcdMetrics.fdUsed, openFileDescriptors);
+    this.gauge(etcdMetrics.fdLimit, fileDescriptorLimit);
+  }
+
+  /** A counter moved as things happen (one inc, no labels). */
+  private eventCounter(spec: MetricSpec): Counter {
+    return new Counter(this.options(spec));
+  }
+
+  private options(spec: MetricSpec): { name: string; help: string; registers: Registry[] } {
+    return { name: spec.name, help: spec.help, registers: [this.registry] };
+  }
+
   private counter(spec: MetricSpec, read: () => number): void {
     this.labelledCounter(spec, function () {
       this.reset();
@@ -247,5 +316,28 @@ export class MemberMetrics {
       buckets: [...(spec.buckets ?? [])],
       registers: [this.registry],
     });
+  }
+}
+
+function secondsSince(startedAt: number): number {
+  return (performance.now() - startedAt) / 1000;
+}
+
+/** The process's open file descriptors, as etcd counts them (the entries of /proc/self/fd). */
+function openFileDescriptors(): number {
+  try {
+    return readdirSync('/proc/self/fd').length;
+  } catch {
+    return 0;
+  }
+}
+
+/** The soft limit on open files (/proc/self/limits' "Max open files"), 0 when unreadable or unlimited. */
+function fileDescriptorLimit(): number {
+  try {
+    const line = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return line === null ? 0 : Number(line[1]);
+  } catch {
+    return 0;
   }
 }

@@ -94,7 +94,7 @@ export type WalRequest =
 export type WalReply =
   | { type: 'wal.opened'; state: WalState; created: boolean }
   /** Every append with seq at or below `seq` is durable; `syncCount` counts fdatasyncs so far; `syncMs` is this sync's time. */
-  | { type: 'wal.synced'; seq: number; syncCount: number; syncMs: number }
+  | { type: 'wal.synced'; seq: number; syncCount: number; syncMs: number; writtenBytes: number }
   | { type: 'wal.released'; seq: number }
   | { type: 'wal.closed'; seq: number; syncCount: number }
   | { type: 'wal.log'; message: string }

@@ -54,6 +54,7 @@ export class WalClient {
   private syncs = 0;
   private appendsPosted = 0;
   private syncObserver: ((syncMs: number) => void) | undefined;
+  private written = 0;
   /** The latest commit-only hard state, written with the next append or at close. */
   private heldCommit: HardState | undefined;
   /** Set only while open() waits for the thread to read or create the WAL. */
@@ -162,6 +163,11 @@ export class WalClient {
     return { syncCount: this.syncs, appendCount: this.appendsPosted };
   }
 
+  /** Bytes of records the WAL thread had written at its last sync (etcd's etcd_disk_wal_write_bytes_total). */
+  writtenBytes(): number {
+    return this.written;
+  }
+
   private request(build: (seq: number) => WalRequest): Promise<void> {
     const seq = this.nextSeq++;
     return new Promise<void>((resolve, reject) => {
@@ -184,6 +190,7 @@ export class WalClient {
         // Only an fdatasync is observed: with --unsafe-no-fsync the count stays put, as in etcd's metrics.
         if (reply.syncCount > this.syncs) this.syncObserver?.(reply.syncMs);
         this.syncs = reply.syncCount;
+        this.written = reply.writtenBytes;
         return this.resolveAppendsThrough(reply.seq);
       case 'wal.released':
       case 'wal.closed':

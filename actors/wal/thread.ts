@@ -101,7 +101,7 @@ class WalThread {
     this.wal.sync();
     if (failpointsOn) failpoint('walAfterSync');
     const syncMs = performance.now() - startedAt;
-    this.reply({ type: 'wal.synced', seq, syncCount: this.wal.syncCount, syncMs });
+    this.reply({ type: 'wal.synced', seq, syncCount: this.wal.syncCount, syncMs, writtenBytes: this.wal.writtenBytes });
   }
 
   private finishClose(): void {

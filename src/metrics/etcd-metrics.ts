@@ -116,6 +116,8 @@ export const etcdMetrics = {
     ),
     buckets: diskDurationBuckets,
   },
+  // A gauge in etcd, despite its name.
+  walWriteBytes: spec('etcd_disk_wal_write_bytes_total', 'gauge', 'Total number of bytes written in WAL.'),
   dbTotalSize: spec(
     'etcd_mvcc_db_total_size_in_bytes',
     'gauge',
@@ -178,6 +180,43 @@ export const etcdMetrics = {
     ),
     buckets: defaultBuckets,
   },
+  healthSuccess: spec('etcd_server_health_success', 'counter', 'The total number of successful health checks'),
+  healthFailures: spec('etcd_server_health_failures', 'counter', 'The total number of failed health checks'),
+  backendDefragDuration: {
+    ...spec(
+      'etcd_disk_backend_defrag_duration_seconds',
+      'histogram',
+      'The latency distribution of backend defragmentation.',
+    ),
+    buckets: exponentialBuckets(0.1, 2, 13),
+  },
+  defragInflight: spec(
+    'etcd_disk_defrag_inflight',
+    'gauge',
+    'Whether or not defrag is active on the member. 1 means active, 0 means not.',
+  ),
+  backendSnapshotDuration: {
+    ...spec(
+      'etcd_disk_backend_snapshot_duration_seconds',
+      'histogram',
+      'The latency distribution of backend snapshots.',
+    ),
+    buckets: exponentialBuckets(0.01, 2, 17),
+  },
+  hashDuration: {
+    ...spec('etcd_mvcc_hash_duration_seconds', 'histogram', 'The latency distribution of storage hash operation.'),
+    buckets: exponentialBuckets(0.01, 2, 15),
+  },
+  hashRevDuration: {
+    ...spec(
+      'etcd_mvcc_hash_rev_duration_seconds',
+      'histogram',
+      'The latency distribution of storage hash by revision operation.',
+    ),
+    buckets: exponentialBuckets(0.01, 2, 15),
+  },
+  fdUsed: spec('os_fd_used', 'gauge', 'The number of used file descriptors.'),
+  fdLimit: spec('os_fd_limit', 'gauge', 'The file descriptor limit.'),
 } as const satisfies Record<string, MetricSpec>;
 
 /** etcd's --metrics levels: extensive adds the gRPC handling-time histograms. */

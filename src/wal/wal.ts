@@ -60,6 +60,7 @@ export class Wal {
   private snapshot: WalSnapshotMarker;
   private dirty = false;
   private syncs = 0;
+  private written = 0;
 
   private readonly maxWals: number | undefined;
   private readonly fsyncs: Fsyncs;
@@ -179,6 +180,7 @@ export class Wal {
     tail.crc = sealFrames(batch.frames, tail.crc);
     writeAll(this.files, tail.fd, batch.frames, tail.offset);
     tail.offset += batch.frames.length;
+    this.written += batch.frames.length;
     this.dirty = true;
     if (batch.snapshot !== undefined) {
       this.snapshot = batch.snapshot;
@@ -216,6 +218,11 @@ export class Wal {
     if (this.fsyncs.unsafe) return;
     this.fsyncs.file(tail.fd);
     this.syncs++;
+  }
+
+  /** Bytes of records written since this WAL was opened (a new segment's header records included). */
+  get writtenBytes(): number {
+    return this.written;
   }
 
   /** How many fdatasyncs sync() has issued. */
@@ -282,6 +289,7 @@ export class Wal {
     });
     this.segments.push(segment);
     this.tail = next;
+    this.written += next.offset;
   }
 }
 

@@ -6,6 +6,9 @@
  * --listen-metrics-urls serves the same families with /health and nothing else; and in a
  * 3-member cluster exactly one member reports itself leader while all see a leader.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cluster } from '../support/cluster.js';
@@ -106,7 +109,25 @@ const comparedNames = [
   'process_max_fds',
   'process_resident_memory_bytes',
   'process_start_time_seconds',
+  'etcd_server_health_success',
+  'etcd_server_health_failures',
+  'etcd_disk_backend_defrag_duration_seconds',
+  'etcd_disk_defrag_inflight',
+  'etcd_disk_backend_snapshot_duration_seconds',
+  'etcd_mvcc_hash_duration_seconds',
+  'etcd_mvcc_hash_rev_duration_seconds',
+  'os_fd_used',
+  'os_fd_limit',
+  'etcd_disk_wal_write_bytes_total',
 ];
+
+/** Operations and the families etcd moves for each: the same deltas are expected of tsetcd. */
+const operationCounts = {
+  health: 'etcd_server_health_success',
+  defrag: 'etcd_disk_backend_defrag_duration_seconds_count',
+  hashkv: 'etcd_mvcc_hash_rev_duration_seconds_count',
+  snapshot: 'etcd_disk_backend_snapshot_duration_seconds_count',
+} as const;
 
 const sut = sutCommand();
 const skip = sut.command === undefined ? { skip: sut.skipReason } : {};
@@ -219,6 +240,7 @@ describe('/metrics as etcd exposes it', skip, () => {
           receivedBytes: delta('etcd_network_client_grpc_received_bytes_total'),
           handlingCount: delta('grpc_server_handling_seconds_count', kvPut),
           applied: delta('etcd_server_proposals_applied_total'),
+          walWritten: Number(delta('etcd_disk_wal_write_bytes_total') > 0),
         });
       } finally {
         await member.destroy();
@@ -226,8 +248,54 @@ describe('/metrics as etcd exposes it', skip, () => {
     }
     const [etcd, tsetcd] = deltas;
     const { receivedBytes, ...counts } = etcd!;
-    assert.deepEqual(counts, { put: 1, started: 1, handledOk: 1, received: 1, sent: 1, handlingCount: 1, applied: 1 });
+    assert.deepEqual(counts, {
+      put: 1,
+      started: 1,
+      handledOk: 1,
+      received: 1,
+      sent: 1,
+      handlingCount: 1,
+      applied: 1,
+      walWritten: 1,
+    });
     assert.ok(receivedBytes! > 0, `etcd counted ${receivedBytes} request bytes`);
+    assert.deepEqual(tsetcd, etcd);
+  });
+
+  test('/health, defragment, HashKV and snapshot save move the same families by the same amounts as on etcd', async () => {
+    const deltas: Record<string, number>[] = [];
+    const dir = await mkdtemp(join(tmpdir(), 'tsetcd-metrics-'));
+    try {
+      for (const command of [etcdCommand(), sut.command as MemberCommand]) {
+        const { member } = await startWithWorkload(command);
+        try {
+          const before = await scrape(member.clientUrl);
+          assert.equal((await fetch(`${member.clientUrl}/health`)).status, 200);
+          for (const args of [
+            ['defrag'],
+            ['endpoint', 'hashkv'],
+            ['snapshot', 'save', join(dir, `${deltas.length}.db`)],
+          ]) {
+            const result = await runEtcdctl(member.clientUrl, args, { timeoutMs: 60_000 });
+            assert.equal(result.code, 0, `etcdctl ${args.join(' ')}: ${result.stderr}`);
+          }
+          const after = await scrape(member.clientUrl);
+          const moved: Record<string, number> = {};
+          for (const [operation, name] of Object.entries(operationCounts))
+            moved[operation] = valueOf(after, name) - valueOf(before, name);
+          moved.defragInflight = valueOf(after, 'etcd_disk_defrag_inflight');
+          moved.fdsUsed = Number(valueOf(after, 'os_fd_used') > 0);
+          moved.fdLimit = Number(valueOf(after, 'os_fd_limit') >= valueOf(after, 'os_fd_used'));
+          deltas.push(moved);
+        } finally {
+          await member.destroy();
+        }
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    const [etcd, tsetcd] = deltas;
+    assert.deepEqual(etcd, { health: 1, defrag: 1, hashkv: 1, snapshot: 1, defragInflight: 0, fdsUsed: 1, fdLimit: 1 });
     assert.deepEqual(tsetcd, etcd);
   });
 
