@@ -12,6 +12,8 @@ import { serveGrpcConnection } from './http2/server.js';
 import type { Http2ServerOptions } from './http2/server-options.js';
 import { http2Preface } from '../../src/http2/frames.js';
 import { clientConnectionsWaitingMax, clientHandshakeMsMax, clientPrefaceMsMax } from '../../src/lib/limits.js';
+import { tlsErrorTexts } from '../../src/config/tls-files.js';
+import { certificateRefusal, handshakeRefusal, type TlsRefusal } from '../shared/tls-refusal.js';
 
 export interface HealthReport {
   health: boolean;
@@ -50,8 +52,8 @@ export interface ClientListenerOptions {
   tls?: tls.TlsOptions;
   /** With `tls`: a verified client whose certificate this refuses is disconnected at once. */
   acceptClient?: (socket: tls.TLSSocket) => boolean;
-  /** Told of each TLS connection refused before any call: a failed handshake or a refused certificate; `remote` is host:port. */
-  onRefusedConnection?: (remote: string) => void;
+  /** Told of each TLS connection refused before any call: a failed handshake or a refused certificate. */
+  onRefusedConnection?: (refusal: TlsRefusal) => void;
   /**
    * Accept connections but leave them unread (no TLS handshake, no answer) until serve() is
    * called, as etcd's client port answers nothing before the member is published; absent or
@@ -243,18 +245,15 @@ function chooseProtocol({ protocols }: { protocols: string[] }): string | undefi
   return protocols.includes('h2') ? 'h2' : undefined;
 }
 
-/** A socket's peer as host:port (":0" for a unix socket). */
-function remoteOf(socket: net.Socket): string {
-  return `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}`;
-}
-
 /** Starts listening on the client port; resolves once bound, with the port actually used. */
 export async function listenClient(options: ClientListenerOptions): Promise<ClientListener> {
   const httpServer = http.createServer(httpListener(options.http));
   const sockets = new Set<net.Socket>();
   const route = (socket: net.Socket) => {
     if (options.acceptClient !== undefined && !options.acceptClient(socket as tls.TLSSocket)) {
-      options.onRefusedConnection?.(remoteOf(socket));
+      options.onRefusedConnection?.(
+        certificateRefusal(socket as tls.TLSSocket, tlsErrorTexts.certificateAuthenticationFailed),
+      );
       socket.destroy();
       return;
     }
@@ -279,8 +278,8 @@ export async function listenClient(options: ClientListenerOptions): Promise<Clie
     : undefined;
   // Node reports a handshake that failed or timed out (handshakeTimeout) here and leaves the
   // socket open; nothing more will come of it.
-  tlsServer?.on('tlsClientError', (_error: Error, socket: tls.TLSSocket) => {
-    options.onRefusedConnection?.(remoteOf(socket));
+  tlsServer?.on('tlsClientError', (error: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+    options.onRefusedConnection?.(handshakeRefusal(socket, error));
     socket.destroy();
   });
   const answer = (socket: net.Socket) =>

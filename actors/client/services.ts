@@ -25,6 +25,7 @@ import { concurrencyHandlers } from './grpc/concurrency-service.js';
 import { authHandlers } from './grpc/auth-service.js';
 import { concurrencyHostFor } from '../member/concurrency-host.js';
 import type { Logger } from '../shared/logger.js';
+import { logRejectedConnection, type TlsRefusal } from '../shared/tls-refusal.js';
 import type { Member } from '../member/member.js';
 import type { TLSSocket } from 'node:tls';
 import { AuditLog, type AuditFields, type AuditSink } from '../audit/audit-log.js';
@@ -367,11 +368,19 @@ function watchDenial(
 
 /**
  * A TLS connection refused before any call (a failed handshake, as for a certificate no trusted CA
- * signed, or a refused host name) is audited as denied under the method name tlsHandshakeMethod.
+ * signed, or a refused host name) is logged as etcd logs it, and audited as denied under the
+ * method name tlsHandshakeMethod.
  */
-function handshakeDenial(audit: AuditSink): (remote: string) => void {
-  return (remote) =>
-    audit.record({ method: tlsHandshakeMethod, remote, outcome: 'denied', code: GrpcCode.unauthenticated });
+function handshakeDenial(logger: Logger, audit: AuditSink | undefined): (refusal: TlsRefusal) => void {
+  return (refusal) => {
+    logRejectedConnection(logger, refusal);
+    audit?.record({
+      method: tlsHandshakeMethod,
+      remote: refusal.remote,
+      outcome: 'denied',
+      code: GrpcCode.unauthenticated,
+    });
+  };
 }
 
 /** The --client-cert-allowed-hostname check for listenClient, when the flag is set. */
@@ -488,7 +497,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
       },
       ...(material === undefined ? {} : { tls: serverTlsOptions(material) }),
       ...(material === undefined ? {} : optionalAcceptClient(config)),
-      ...(material === undefined || audit === undefined ? {} : { onRefusedConnection: handshakeDenial(audit) }),
+      ...(material === undefined ? {} : { onRefusedConnection: handshakeDenial(logger, audit) }),
       waitForServe: true,
     });
     boundPort = listener.port;

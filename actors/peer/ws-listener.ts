@@ -26,6 +26,7 @@ import { formatId, parseHexId as parseHexText } from '../../src/membership/ids.j
 import { ClusterIdMismatchError, FrameTooLargeError } from '../../src/raft/message-codec.js';
 import type { NodeId } from '../../src/raft/types.js';
 import { readBodyBounded } from '../shared/http-body.js';
+import { certificateRefusal, handshakeRefusal, logRejectedConnection } from '../shared/tls-refusal.js';
 import { readSnapshotHeader, snapshotPath } from './snapshot-transfer.js';
 import {
   defaultTransportLimits,
@@ -181,14 +182,9 @@ export abstract class PeerListener extends TransportBase<readonly string[]> {
 
   /** Logs refused handshakes and enforces --peer-cert-allowed-cn, as etcd's TLS listener does. */
   private watchTls(server: https.Server): void {
-    server.on('tlsClientError', (error: NodeJS.ErrnoException, socket) => {
-      // Node often reports a refused client certificate only as a hang-up, so say what to check.
-      const hint = 'TLS handshake failed: check the peer certificate against --peer-trusted-ca-file';
-      this.log.warn(
-        { 'remote-addr': socket.remoteAddress, error: error.message, code: error.code, hint },
-        'rejected connection from peer',
-      );
-    });
+    server.on('tlsClientError', (error: NodeJS.ErrnoException, socket: TLSSocket) =>
+      logRejectedConnection(this.log, handshakeRefusal(socket, error)),
+    );
     const allowedCn = this.options.tls?.allowedCn ?? '';
     const allowedHostname = this.options.tls?.allowedHostname ?? '';
     if (allowedCn === '' && allowedHostname === '') return;
@@ -201,17 +197,7 @@ export abstract class PeerListener extends TransportBase<readonly string[]> {
           ? commonName === allowedCn
           : certificate.raw !== undefined && checkServerIdentity(allowedHostname, certificate) === undefined;
       if (accepted) return;
-      this.log.warn(
-        {
-          'remote-addr': socket.remoteAddress,
-          'common-name': commonName,
-          ...(allowedCn !== '' ? { 'allowed-cn': allowedCn } : { 'allowed-hostname': allowedHostname }),
-          error: 'client certificate authentication failed',
-        },
-        allowedCn !== ''
-          ? 'rejected connection from peer: CommonName authentication failed'
-          : 'rejected connection from peer: hostname authentication failed',
-      );
+      logRejectedConnection(this.log, certificateRefusal(socket, tlsErrorTexts.certificateAuthenticationFailed));
       socket.destroy();
     });
   }

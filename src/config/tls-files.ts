@@ -32,6 +32,10 @@ export const tlsErrorTexts = {
   tbsCertificateUnparsable: 'x509: malformed tbs certificate',
   allowedCnAndHostname: (cn: string, hostname: string) =>
     `AllowedCN and AllowedHostname are mutually exclusive (cn=${JSON.stringify(cn)}, hostname=${JSON.stringify(hostname)})`,
+  /** A verified certificate refused by --client-cert-allowed-hostname or --peer-cert-allowed-cn/-hostname. */
+  certificateAuthenticationFailed: 'client certificate authentication failed',
+  /** A certificate the CRL file revokes; `serialHex` is its serial number in lower-case hex. */
+  certificateRevoked: (serialHex: string) => `transport: certificate serial ${serialHex} revoked`,
 } as const;
 
 /** A certificate and its key, both PEM, checked to belong together. */

@@ -50,7 +50,7 @@ test('a peer whose certificate another CA signed is refused', { skip }, async ()
   try {
     a.transport.addPeer(2n, [intruder.url]);
     intruder.transport.addPeer(1n, [a.url]);
-    await waitFor(() => a.log.has('rejected connection from peer'), 'handshake refusal logged');
+    await waitFor(() => a.log.has('rejected connection'), 'handshake refusal logged');
     assert.deepStrictEqual(intruder.transport.activePeers(), []);
     intruder.transport.send([heartbeat(2n, 1n)]);
     await sleep(5);
@@ -87,9 +87,8 @@ test('a client certificate with a CommonName other than --peer-cert-allowed-cn i
       other.transport.addPeer(1n, [a.url]);
     }
     await waitFor(() => b.transport.activePeers().length === 1, 'allowed CN accepted');
-    await waitFor(() => a.log.has('CommonName authentication failed'), 'wrong CN refused');
+    await waitFor(() => a.log.has('client certificate authentication failed'), 'wrong CN refused');
     assert.deepStrictEqual(c.transport.activePeers(), []);
-    assert.ok(a.log.has('intruder'));
   } finally {
     await closeAll([a, b, c]);
   }
@@ -101,7 +100,7 @@ test('a peer without a client certificate is refused when client cert auth is on
   try {
     a.transport.addPeer(2n, [b.url]);
     b.transport.addPeer(1n, [a.url]);
-    await waitFor(() => a.log.has('rejected connection from peer'), 'refusal logged');
+    await waitFor(() => a.log.has('rejected connection'), 'refusal logged');
     await sleep(50);
     assert.deepStrictEqual(b.transport.activePeers(), []);
   } finally {
@@ -123,7 +122,7 @@ test(
         other.transport.addPeer(1n, [a.url]);
       }
       await waitFor(() => b.transport.activePeers().length === 1, 'unrevoked certificate accepted');
-      await waitFor(() => a.log.has('rejected connection from peer'), 'revoked certificate refused');
+      await waitFor(() => a.log.has('rejected connection'), 'revoked certificate refused');
       assert.deepStrictEqual(c.transport.activePeers(), []);
     } finally {
       await closeAll([a, b, c]);
@@ -151,7 +150,7 @@ test('--peer-cert-allowed-hostname accepts a certificate valid for it and refuse
       to.transport.addPeer(from.id, [from.url]);
     }
     await waitFor(() => b.transport.activePeers().includes(1n), 'certificate valid for the hostname accepted');
-    await waitFor(() => c.log.has('hostname authentication failed'), 'certificate not valid for it refused');
+    await waitFor(() => c.log.has('client certificate authentication failed'), 'certificate not valid for it refused');
     assert.ok(!b.transport.activePeers().includes(3n));
   } finally {
     await closeAll([a, b, c]);
