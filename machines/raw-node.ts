@@ -75,7 +75,7 @@ export class RawNode {
 
   /** Advances logical time by one tick (heartbeat and election timers count ticks). */
   tick(): void {
-    this.send({ type: 'TICK' });
+    this.driver.tick();
   }
 
   /** Starts an election now (a pre-vote first when enabled). */
@@ -120,7 +120,7 @@ export class RawNode {
       // Responses from members no longer in the configuration are noise.
       return !isResponseMessage(m.type) || this.core.tracker.progress.has(m.from);
     });
-    if (accepted.length > 0) this.send({ type: 'MESSAGE', messages: accepted });
+    if (accepted.length > 0) this.driver.stepMessages(accepted);
   }
 
   /** Requests a linearizable read point; a ReadState tagged `requestCtx` appears in a later Ready. */
