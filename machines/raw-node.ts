@@ -144,11 +144,17 @@ export class RawNode {
     this.send({ type: 'REPORT_SNAPSHOT', id, rejected: !succeeded });
   }
 
+  /** Whether ready() has anything to hand over; asked after every event, so it allocates nothing. */
   hasReady(): boolean {
     const core = this.core;
+    const soft = this.previousSoftState;
+    const hard = this.previousHardState;
     return (
-      !sameSoftState(this.softState(), this.previousSoftState) ||
-      !sameHardState(this.hardState(), this.previousHardState) ||
+      core.leaderId !== soft.leaderId ||
+      this.driver.role() !== soft.role ||
+      core.term !== hard.term ||
+      core.vote !== hard.vote ||
+      core.log.committed !== hard.commit ||
       core.log.unstable.snapshot !== undefined ||
       core.log.unstable.entries.length > 0 ||
       core.log.hasNextCommittedEntries() ||
@@ -218,6 +224,11 @@ export class RawNode {
         status.progress.set(id, { match: p.match, next: p.next, state: p.state });
     }
     return status;
+  }
+
+  /** The current role, without the rest of status() (a leader's status builds its progress map). */
+  role(): RaftRole {
+    return this.driver.role();
   }
 
   /** The named event of the role machine that entered the current role (VOTE_WON, HIGHER_TERM, ...). */

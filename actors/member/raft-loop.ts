@@ -344,7 +344,7 @@ export class RaftLoop {
     const { storage, wal, snapshots } = this.parts;
     // A leader's messages go out at once, in parallel with its own fsync; everyone else's wait
     // for durability (a follower must not acknowledge what it could still lose).
-    const sentEarly = sendsBeforeDurable(this.parts.raft.status().role);
+    const sentEarly = sendsBeforeDurable(this.parts.raft.role());
     if (sentEarly && failpointsOn) failpoint('raftBeforeLeaderSend');
     if (sentEarly) this.sendMessages(this.holdCommitNotices(ready.messages, ready.committedEntries));
     const snapshot = ready.snapshot;
