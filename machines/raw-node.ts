@@ -1,7 +1,8 @@
 /**
- * RawNode: the application's handle on one Raft member, as etcd raft's RawNode. It feeds ticks,
- * messages and proposals to the role machine as one event each (a message batch is one event)
- * and hands back work as a Ready: persist, send, apply, then advance(). The role it reports is the
+ * RawNode: the application's handle on one Raft member, as etcd raft's RawNode. It feeds
+ * proposals and commands to the role machine as one event each, and ticks and message batches
+ * through the driver, which makes only their role changes events unless the machine is inspected
+ * (RaftRoleDriver.tick, stepMessages); it hands back work as a Ready: persist, send, apply, then advance(). The role it reports is the
  * machine's state; a dropped proposal or read throws ProposalDroppedError with the reason the
  * machine's event left in its context.
  */
