@@ -188,6 +188,14 @@ function transferMessage(core: RaftCore, to: NodeId): Message {
   return message({ type: MessageType.transferLeader, from: to, to: core.id });
 }
 
+/** Each role's step function: the one its state's MESSAGE action steps a batch with. */
+const roleSteps: Readonly<Record<RaftRole, RoleStep>> = {
+  follower: stepFollower,
+  preCandidate: stepPreCandidate,
+  candidate: stepCandidate,
+  leader: stepLeader,
+};
+
 export const raftRoleMachine = setup({
   types: {
     context: {} as RaftRoleContext,
@@ -358,10 +366,12 @@ export class RaftRoleDriver {
   readonly core: RaftCore;
   private snapshot: SnapshotFrom<typeof raftRoleMachine>;
   private readonly actor: Actor<typeof raftRoleMachine> | undefined;
+  private readonly inspected: boolean;
 
   /** `inspect`, when given, sees every event and snapshot of the actor (actor mode only). */
   constructor(core: RaftCore, mode: RaftRoleDriverMode, inspect?: MachineInspect) {
     this.core = core;
+    this.inspected = inspect !== undefined;
     if (mode === 'actor') {
       // Without an inspector no inspect option is passed at all, so xstate has no observer to call.
       this.actor = createActor(
@@ -379,8 +389,45 @@ export class RaftRoleDriver {
     this.checkSettled();
   }
 
+  /**
+   * One tick. Uninspected, a tick that changes no role is the role's plain tick function over the
+   * core (the one its state's TICK action calls), and only the role change one detects, an
+   * ELECTION_TIMEOUT or QUORUM_LOST, is a machine event: the same transition the raised event
+   * takes inside a TICK's macrostep, without a macrostep for each of the ten ticks a second that
+   * change nothing. Inspected, every tick is a TICK event, so an inspector sees what it always saw.
+   */
+  tick(): void {
+    if (this.inspected) return this.send({ type: 'TICK' });
+    const roleChange = this.role() === 'leader' ? tickHeartbeat(this.core) : tickElection(this.core);
+    if (roleChange !== undefined) this.take(roleChange);
+  }
+
+  /**
+   * Steps a batch of peer messages. Uninspected, they are stepped by the current role's plain step
+   * function until one changes the role, as the state's MESSAGE action does; that change is the
+   * machine's event, and the rest of the batch a MESSAGE event to the role it led to, as the
+   * machine's entry raises them. Inspected, the batch is one MESSAGE event.
+   */
+  stepMessages(messages: readonly Message[]): void {
+    if (this.inspected) return this.send({ type: 'MESSAGE', messages });
+    const roleStep = roleSteps[this.role()];
+    for (let i = 0; i < messages.length; i += 1) {
+      const roleChange = stepMessage(this.core, messages[i] as Message, roleStep);
+      if (roleChange === undefined) continue;
+      this.take(roleChange);
+      const rest = messages.slice(leavesMessageToNewRole(roleChange) ? i : i + 1);
+      if (rest.length > 0) this.send({ type: 'MESSAGE', messages: rest });
+      return;
+    }
+  }
+
   /** Delivers one event; rethrows at once any invariant failure raised inside an action. */
   send(event: RaftRoleCommand): void {
+    this.take(event);
+  }
+
+  /** A command, or a role change detected outside the machine (tick, stepMessages), as one event. */
+  private take(event: RaftRoleEvent): void {
     if (this.actor) {
       this.actor.send(event);
       this.snapshot = this.actor.getSnapshot();

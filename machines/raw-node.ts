@@ -1,7 +1,8 @@
 /**
- * RawNode: the application's handle on one Raft member, as etcd raft's RawNode. It feeds ticks,
- * messages and proposals to the role machine as one event each (a message batch is one event)
- * and hands back work as a Ready: persist, send, apply, then advance(). The role it reports is the
+ * RawNode: the application's handle on one Raft member, as etcd raft's RawNode. It feeds
+ * proposals and commands to the role machine as one event each, and ticks and message batches
+ * through the driver, which makes only their role changes events unless the machine is inspected
+ * (RaftRoleDriver.tick, stepMessages); it hands back work as a Ready: persist, send, apply, then advance(). The role it reports is the
  * machine's state; a dropped proposal or read throws ProposalDroppedError with the reason the
  * machine's event left in its context.
  */
@@ -75,7 +76,7 @@ export class RawNode {
 
   /** Advances logical time by one tick (heartbeat and election timers count ticks). */
   tick(): void {
-    this.send({ type: 'TICK' });
+    this.driver.tick();
   }
 
   /** Starts an election now (a pre-vote first when enabled). */
@@ -120,7 +121,7 @@ export class RawNode {
       // Responses from members no longer in the configuration are noise.
       return !isResponseMessage(m.type) || this.core.tracker.progress.has(m.from);
     });
-    if (accepted.length > 0) this.send({ type: 'MESSAGE', messages: accepted });
+    if (accepted.length > 0) this.driver.stepMessages(accepted);
   }
 
   /** Requests a linearizable read point; a ReadState tagged `requestCtx` appears in a later Ready. */
@@ -144,11 +145,17 @@ export class RawNode {
     this.send({ type: 'REPORT_SNAPSHOT', id, rejected: !succeeded });
   }
 
+  /** Whether ready() has anything to hand over; asked after every event, so it allocates nothing. */
   hasReady(): boolean {
     const core = this.core;
+    const soft = this.previousSoftState;
+    const hard = this.previousHardState;
     return (
-      !sameSoftState(this.softState(), this.previousSoftState) ||
-      !sameHardState(this.hardState(), this.previousHardState) ||
+      core.leaderId !== soft.leaderId ||
+      this.driver.role() !== soft.role ||
+      core.term !== hard.term ||
+      core.vote !== hard.vote ||
+      core.log.committed !== hard.commit ||
       core.log.unstable.snapshot !== undefined ||
       core.log.unstable.entries.length > 0 ||
       core.log.hasNextCommittedEntries() ||
@@ -218,6 +225,11 @@ export class RawNode {
         status.progress.set(id, { match: p.match, next: p.next, state: p.state });
     }
     return status;
+  }
+
+  /** The current role, without the rest of status() (a leader's status builds its progress map). */
+  role(): RaftRole {
+    return this.driver.role();
   }
 
   /** The named event of the role machine that entered the current role (VOTE_WON, HIGHER_TERM, ...). */

@@ -194,10 +194,11 @@ export class Membership {
 
   /** Remembers when each peer's link came up; reconfiguration trusts only links up for a while. */
   trackPeerActivity(): void {
+    // Runs every tick over a handful of peers: no Set or key copy (a Map may drop keys while iterated).
     const nowMs = Date.now();
-    const active = new Set(this.parts.transport.activePeers());
+    const active = this.parts.transport.activePeers();
     for (const id of active) if (!this.peerActiveSinceMs.has(id)) this.peerActiveSinceMs.set(id, nowMs);
-    for (const id of [...this.peerActiveSinceMs.keys()]) if (!active.has(id)) this.peerActiveSinceMs.delete(id);
+    for (const id of this.peerActiveSinceMs.keys()) if (!active.includes(id)) this.peerActiveSinceMs.delete(id);
   }
 
   /** How many peer links are up now (etcd's transport ActivePeers). */

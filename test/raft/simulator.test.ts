@@ -82,6 +82,19 @@ test('a simulation seed replays exactly, with either machine driver', () => {
   }
 });
 
+test('ticks and message batches stepped outside the machine give the same run as TICK and MESSAGE events', () => {
+  // Seed 7 runs the pure driver, the others the actor; 3 and 11 include membership changes.
+  for (const seed of [3, 7, 11, 42, 47]) {
+    const options = { ...optionsForSeed(seed, 2000), membership: seed % 4 === 3 };
+    const asEvents = simulate({ ...options, inspected: true });
+    const outside = simulate(options);
+    assert.equal(outside.failure, undefined);
+    assert.deepEqual(outside.trace, asEvents.trace, `seed ${seed}`);
+    assert.deepEqual(outside.stats, asEvents.stats, `seed ${seed}`);
+    assert.ok(outside.stats.leaderTerms > 0 && outside.stats.committedCount > 0, 'the run should elect and commit');
+  }
+});
+
 /** Runs seeds of a deliberately broken application until one fails; returns that failure. */
 function firstFailure(broken: Partial<SimulationOptions>, seedsMax: number): string | undefined {
   for (let seed = 1; seed <= seedsMax; seed += 1) {

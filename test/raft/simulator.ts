@@ -69,6 +69,11 @@ export interface SimulationOptions {
   preVote: boolean;
   checkQuorum: boolean;
   driverMode: 'pure' | 'actor';
+  /**
+   * Members' role machines get an inspector that ignores what it sees: every tick and message
+   * batch is then a machine event, where uninspected ones are plain code unless the role changes.
+   */
+  inspected?: boolean;
   /** Trace events kept for the failure report (the newest ones). */
   traceLengthMax: number;
   /**
@@ -330,6 +335,7 @@ export class Simulation {
       maxInflightMessages: 8,
       seed: o.seed * 31 + Number(id) + restarts * 7919,
       driverMode: o.driverMode,
+      ...(o.inspected === true ? { inspect: () => undefined } : {}),
     });
   }
 
