@@ -166,6 +166,14 @@ function authCases(): CtlCase[] {
     asRoot('user', 'list'),
     asRoot('role', 'list'),
     { args: ['user', 'list', '--user=root:wrong'] },
+    // The credentials from ETCDCTL_USER and ETCDCTL_PASSWORD, and a flag beside its own variable.
+    { args: ['user', 'list'], env: { ETCDCTL_USER: 'root:rootpw' } },
+    { args: ['user', 'list'], env: { ETCDCTL_USER: 'root', ETCDCTL_PASSWORD: 'rootpw' } },
+    { args: ['user', 'list'], env: { ETCDCTL_USER: 'root:wrong' } },
+    { args: ['user', 'list', '--password=rootpw'], env: { ETCDCTL_USER: 'root' } },
+    { args: ['user', 'list'], env: { ETCDCTL_USER: 'root:rootpw', ETCDCTL_PASSWORD: 'rootpw' } },
+    { args: ['user', 'list', '--user=root:rootpw'], env: { ETCDCTL_USER: 'root:wrong' } },
+    { args: ['user', 'list', '--user=root', '--password=rootpw'], env: { ETCDCTL_PASSWORD: 'wrong' } },
     { args: ['auth', 'disable'] },
     { args: ['auth', 'disable', '--user=alice:newpw'] },
     asRoot('auth', 'disable'),
@@ -507,6 +515,18 @@ export const ctlCases: readonly CtlCase[] = [
   { args: ['--endpoints=127.0.0.1:1', '--command-timeout=1s', 'endpoint', 'status', '-w', 'json'], ownEndpoints: true },
   { args: ['get', 'foo', '--dial-timeout', 'x'] },
   { args: ['get', 'foo', '--command-timeout', '3'] },
+  // ETCDCTL_ENDPOINTS and ETCDCTL_DIAL_TIMEOUT, and a flag beside its own variable.
+  { args: ['get', 'foo'], env: { ETCDCTL_ENDPOINTS: '${endpoint}' }, ownEndpoints: true },
+  { args: ['get', 'foo'], env: { ETCDCTL_ENDPOINTS: '127.0.0.1:1,${endpoint}' }, ownEndpoints: true },
+  { args: ['--endpoints=${endpoint}', 'get', 'foo'], env: { ETCDCTL_ENDPOINTS: '127.0.0.1:1' }, ownEndpoints: true },
+  {
+    args: ['get', 'foo'],
+    env: { ETCDCTL_ENDPOINTS: '127.0.0.1:1', ETCDCTL_DIAL_TIMEOUT: '300ms', ETCDCTL_COMMAND_TIMEOUT: '1s' },
+    ownEndpoints: true,
+  },
+  { args: ['get', 'foo'], env: { ETCDCTL_DIAL_TIMEOUT: '2s' } },
+  { args: ['get', 'foo'], env: { ETCDCTL_DIAL_TIMEOUT: 'x' } },
+  { args: ['get', 'foo', '--dial-timeout=2s'], env: { ETCDCTL_DIAL_TIMEOUT: '2s' } },
   // --debug lists the inherited flags as ETCDCTL_* variables, the environment's values included.
   { args: ['--debug', 'get', 'foo', '--dial-timeout=1500ms'], env: { ETCDCTL_COMMAND_TIMEOUT: '1m30s' } },
   {
