@@ -485,6 +485,9 @@ export const ctlCases: readonly CtlCase[] = [
   { args: ['watch', 'a'], env: { ETCDCTL_WATCH_RANGE_END: 'b' } },
   { args: ['watch', 'b', 'a'] },
   { args: ['watch', '--rev', 'x', 'a'] },
+  // etcdctl 3.4 has no --progress-notify (3.5 added it): only `progress` in watch -i asks for a notice.
+  { args: ['watch', 'a', '--progress-notify'] },
+  { args: ['watch', '-i'], stdin: 'watch a --progress-notify\n' },
   { args: ['watch', '-i'], stdin: 'watch\nfoo\n\nwatch a --prefix b\nwatch a --\n' },
   { args: ['watch', '-i'], stdin: 'watch a --bogus\n' },
   { args: ['watch', '-i'], stdin: 'watch a' },
