@@ -1,8 +1,8 @@
 /** What every tsetcdctl command receives: its arguments, flags, output and a lazy connection. */
 import { EtcdConnection, type Message } from './client.js';
 import type { Discovery } from './discovery.js';
-import { flagEnvName, type FlagValues } from './flags.js';
-import { ExitCode, exitWithError, type Output } from './output.js';
+import { checkEnvironment, flagEnvName, type FlagValues } from './flags.js';
+import { CtlExit, ExitCode, capnsLog, exitWithError, type Output } from './output.js';
 import { Printer, type OutputFormat } from './printers.js';
 import {
   clientSecurity,
@@ -22,6 +22,7 @@ export class CommandContext {
   private security: ClientSecurity | undefined;
   private user: Promise<UserCredentials | undefined> | undefined;
   private resolved: readonly string[] | undefined;
+  private environmentChecked = false;
   valueOnly = false;
 
   constructor(
@@ -44,6 +45,19 @@ export class CommandContext {
     if (!this.flags.bool('debug')) return;
     for (const name of [...this.inheritedFlagNames].sort())
       this.output.err(`${flagEnvName(name)}=${this.flags.text(name)}\n`);
+  }
+
+  /** etcdctl's check of the ETCDCTL_* variables, made when it reads them for its first client. */
+  private checkEnvironment(): void {
+    if (this.environmentChecked) return;
+    this.environmentChecked = true;
+    const { unrecognized, conflicting } = checkEnvironment(this.flags, this.inheritedFlagNames, this.env);
+    for (const variable of unrecognized)
+      capnsLog(this.output, 'W', 'pkg/flags', `unrecognized environment variable ${variable}`);
+    if (conflicting === undefined) return;
+    const message = `conflicting environment variable "${conflicting}" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)`;
+    capnsLog(this.output, 'C', 'pkg/flags', message);
+    throw new CtlExit(ExitCode.error);
   }
 
   /** --endpoints as given, which etcdctl's endpoint commands dial without --cluster (no discovery). */
@@ -82,6 +96,7 @@ export class CommandContext {
   /** The client for --endpoints; like etcdctl it checks the output format when it is made. */
   client(): EtcdConnection {
     if (this.connection !== undefined) return this.connection;
+    this.checkEnvironment();
     this.printDebugFlags();
     // A command that looked the endpoints up already dials those (etcdctl looks up once per client config).
     const endpoints = this.resolved ?? this.resolveEndpoints();
@@ -92,6 +107,7 @@ export class CommandContext {
 
   /** A separate connection to one endpoint, as etcdctl's endpoint commands dial each one. */
   open(endpoints: readonly string[]): EtcdConnection {
+    this.checkEnvironment();
     // The TLS flags are read (and their files checked) when the first client is made, as in etcdctl.
     this.security ??= clientSecurity(this.flags, this.output);
     const tls = tlsForEndpoint(this.security, endpoints[0] ?? '');

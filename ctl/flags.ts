@@ -24,6 +24,8 @@ export type FlagValue = boolean | string | bigint | number | string[];
 export class FlagValues {
   private readonly values = new Map<string, FlagValue>();
   readonly changed = new Set<string>();
+  /** The flags an ETCDCTL_* variable set (also in `changed`), to tell them from the command line's. */
+  readonly fromEnvironment = new Set<string>();
 
   constructor(readonly specs: readonly FlagSpec[]) {
     for (const spec of specs) this.values.set(spec.name, defaultValue(spec));
@@ -200,7 +202,39 @@ export function applyEnvironment(values: FlagValues, names: readonly string[], e
     const spec = values.spec(name);
     const text = env[flagEnvName(name)];
     if (spec === undefined || values.changed.has(name) || text === undefined || text === '') continue;
+    // Taken even when it does not parse: etcdctl counts it as used either way.
+    values.fromEnvironment.add(name);
     // etcdctl ignores a malformed variable and keeps the default, so the error is dropped too.
     values.set(spec, text);
   }
+}
+
+/** What etcdctl's check of the ETCDCTL_* variables says once it has read them for a client. */
+export interface EnvironmentCheck {
+  /** Variables no inherited flag took, each as "NAME=value", in the environment's order. */
+  readonly unrecognized: string[];
+  /** The first variable whose flag the command line set as well; etcdctl stops there. */
+  readonly conflicting?: string;
+}
+
+/**
+ * etcdctl's check after reading the ETCDCTL_* variables: a variable beside the command-line flag it
+ * names is fatal, one no flag took is only reported. `names` are the inherited flags.
+ */
+export function checkEnvironment(
+  values: FlagValues,
+  names: readonly string[],
+  env: NodeJS.ProcessEnv,
+): EnvironmentCheck {
+  const onCommandLine = (name: string): boolean => values.changed.has(name) && !values.fromEnvironment.has(name);
+  const used = new Set(names.filter((name) => !onCommandLine(name)).map(flagEnvName));
+  const setOnCommandLine = new Set(names.filter(onCommandLine).map(flagEnvName));
+  const unrecognized: string[] = [];
+  for (const [key, value] of Object.entries(env)) {
+    // etcdctl removes ETCDCTL_API from its environment before any command runs.
+    if (value === undefined || key === 'ETCDCTL_API' || (used.has(key) && value !== '')) continue;
+    if (setOnCommandLine.has(key)) return { unrecognized, conflicting: key };
+    if (key.startsWith('ETCDCTL_')) unrecognized.push(`${key}=${value}`);
+  }
+  return { unrecognized };
 }

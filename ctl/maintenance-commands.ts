@@ -9,7 +9,7 @@ import { AdminDisplay } from './admin-printers.js';
 import { rpcErrorText, type Message } from './client.js';
 import type { CommandContext } from './context.js';
 import { targetEndpoints } from './endpoint-commands.js';
-import { CtlExit, ExitCode, exitWithError, type Output } from './output.js';
+import { CtlExit, ExitCode, capnsLog, exitWithError, type Output } from './output.js';
 
 /** Where bbolt keeps its magic number: after the 16-byte page header of the first meta page. */
 const boltMagicOffset = 16;
@@ -75,7 +75,8 @@ function defragDataDir(output: Output, dataDir: string): never {
   const problem = boltProblem(dbPath);
   if (problem !== undefined) {
     const message = `cannot open database at ${dbPath} (${problem})`;
-    output.err(`${goLogTime(new Date())} C | mvcc/backend: ${message}\npanic: ${message}\n\n`);
+    capnsLog(output, 'C', 'mvcc/backend', message);
+    output.err(`panic: ${message}\n\n`);
     output.err('goroutine 1 [running]:\n');
     throw new CtlExit(ExitCode.badConnection);
   }
@@ -105,12 +106,4 @@ function boltProblem(path: string): string | undefined {
   } finally {
     closeSync(descriptor);
   }
-}
-
-/** capnslog's timestamp: local time as "2006-01-02 15:04:05.000000". */
-function goLogTime(now: Date): string {
-  const two = (value: number): string => String(value).padStart(2, '0');
-  const date = `${now.getFullYear()}-${two(now.getMonth() + 1)}-${two(now.getDate())}`;
-  const micros = String(now.getMilliseconds() * 1000).padStart(6, '0');
-  return `${date} ${two(now.getHours())}:${two(now.getMinutes())}:${two(now.getSeconds())}.${micros}`;
 }

@@ -44,6 +44,19 @@ export function goPanic(output: Output, message: string): never {
   throw new CtlExit(2);
 }
 
+/** A capnslog line as etcdctl's packages log it: "<local time> <level> | <package>: <message>". */
+export function capnsLog(output: Output, level: 'W' | 'C', packageName: string, message: string): void {
+  output.err(`${goLogTime(new Date())} ${level} | ${packageName}: ${message}\n`);
+}
+
+/** capnslog's timestamp: local time as "2006-01-02 15:04:05.000000". */
+function goLogTime(now: Date): string {
+  const two = (value: number): string => String(value).padStart(2, '0');
+  const date = `${now.getFullYear()}-${two(now.getMonth() + 1)}-${two(now.getDate())}`;
+  const micros = String(now.getMilliseconds() * 1000).padStart(6, '0');
+  return `${date} ${two(now.getHours())}:${two(now.getMinutes())}:${two(now.getSeconds())}.${micros}`;
+}
+
 /** Resolves once everything written so far has left the process streams. */
 export async function flushProcessOutput(): Promise<void> {
   await Promise.all(

@@ -82,8 +82,8 @@ function normalise(result: CommandResult, identity: Identity, testCase: CtlCase)
         // grpc-go's own logs, which etcdctl --debug turns on; tsetcdctl has no gRPC library to log.
         .replace(/^(INFO|WARNING|ERROR): \d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d .*\n/gm, '')
         .replace(/goroutine \d+ \[running\]:\n[\s\S]*$/, 'goroutine <n> [running]:\n')
-        // capnslog's wall-clock timestamp on etcdctl's fatal log line.
-        .replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} C \|/gm, '<time> C |')
+        // capnslog's wall-clock timestamp on etcdctl's log lines.
+        .replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} ([WC]) \|/gm, '<time> $1 |')
         // A lease's remaining TTL depends on when the member was asked.
         .replace(/remaining\(\d+s\)/g, 'remaining(<ttl>s)')
         .replace(/"ttl":\d+,"granted-ttl"/g, '"ttl":<ttl>,"granted-ttl"')
@@ -133,16 +133,25 @@ async function identityOf(member: Member): Promise<Identity> {
   return { endpoint, peer: `127.0.0.1:${member.peerPort}`, ids, values: new Map([['self', self]]) };
 }
 
+/** `text` with ${name} replaced by what this side captured earlier (${endpoint} is the side's own). */
+function substitute(text: string, identity: Identity): string {
+  return text.replace(/\$\{(\w+)\}/g, (_match, name: string) => {
+    const value = name === 'endpoint' ? identity.endpoint : identity.values.get(name);
+    assert.ok(value !== undefined, `expected an earlier case to capture \${${name}}`);
+    return value;
+  });
+}
+
 /** The case's command line with ${name} replaced by what this side captured earlier. */
 function argsFor(testCase: CtlCase, identity: Identity): string[] {
-  const args = testCase.args.map((arg) =>
-    arg.replace(/\$\{(\w+)\}/g, (_match, name: string) => {
-      const value = identity.values.get(name);
-      assert.ok(value !== undefined, `expected an earlier case to capture \${${name}}`);
-      return value;
-    }),
-  );
+  const args = testCase.args.map((arg) => substitute(arg, identity));
   return testCase.ownEndpoints === true ? args : [`--endpoints=${identity.endpoint}`, ...args];
+}
+
+/** The case's environment for this side: ETCDCTL_API=3 and its own variables, ${name} replaced. */
+function envFor(testCase: CtlCase, identity: Identity): Record<string, string> {
+  const own = Object.entries(testCase.env ?? {}).map(([key, value]) => [key, substitute(value, identity)]);
+  return { ETCDCTL_API: '3', ...Object.fromEntries(own) };
 }
 
 /** Remembers the ID a case's answer names (as hex), for later command lines and for normalising. */
@@ -233,12 +242,12 @@ describe('tsetcdctl prints what etcdctl prints', () => {
     ]);
     identities = await Promise.all([identityOf(reference), identityOf(etcdSubject), identityOf(tsetcdSubject)]);
     runs = schedule(async (testCase) => {
-      const env = { ETCDCTL_API: '3', ...testCase.env };
-      const options = { stdin: testCase.stdin, env };
       // tsetcdctl runs in this process (its whole code path but Node's start, which other tests
       // cover), unless the case needs a process of its own.
       const tsetcdctl = async (identity: Identity): Promise<CommandResult> => {
         const args = argsFor(testCase, identity);
+        const env = envFor(testCase, identity);
+        const options = { stdin: testCase.stdin, env };
         if (testCase.ownProcess === true) return runCommand(process.execPath, [tsetcdctlBinPath, ...args], options);
         const ran = await runCaptured(args, { env: { ...process.env, ...env }, stdin: testCase.stdin });
         const result = { stdout: ran.stdout.toString('utf8'), stderr: ran.stderr.toString('utf8'), code: ran.code };
@@ -246,7 +255,10 @@ describe('tsetcdctl prints what etcdctl prints', () => {
       };
       // The middle leg, tsetcdctl against a second etcd, tells a tsetcdctl difference from a server one.
       const results = await Promise.all([
-        runCommand(etcdctlBinaryPath, argsFor(testCase, identities[0]), options),
+        runCommand(etcdctlBinaryPath, argsFor(testCase, identities[0]), {
+          stdin: testCase.stdin,
+          env: envFor(testCase, identities[0]),
+        }),
         tsetcdctl(identities[1]),
         tsetcdctl(identities[2]),
       ]);
@@ -275,7 +287,7 @@ describe('tsetcdctl prints what etcdctl prints', () => {
         testCase.referenceVaries !== undefined &&
         !isDeepStrictEqual(answer, normalise(expected, referenceIdentity, testCase))
       ) {
-        const options = { stdin: testCase.stdin, env: { ETCDCTL_API: '3', ...testCase.env } };
+        const options = { stdin: testCase.stdin, env: envFor(testCase, referenceIdentity) };
         for (let rerun = 0; rerun < referenceReruns; rerun += 1) {
           const again = await runCommand(etcdctlBinaryPath, argsFor(testCase, referenceIdentity), options);
           if (isDeepStrictEqual(answer, normalise(again, referenceIdentity, testCase))) return;
