@@ -44,3 +44,41 @@ test('checks that wait for a thread start in the order they were asked for', asy
     await pool.close();
   }
 });
+
+// Hashes at cost 4 made by Go's golang.org/x/crypto/bcrypt (etcd's) and by the Rust binding earlier
+// tsetcd builds used ("$2y$"): a member keeps checking them after a snapshot from etcd or an upgrade.
+// The long password is 260 bytes and not periodic, where OpenBSD's "$2a$" length wrap would differ.
+const longPassword = Array.from({ length: 260 }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join('');
+const storedHashes = [
+  { by: 'Go', password: 'secret', hash: '$2a$04$UkzFjs59444Nf/qcyOYJ5uvns2SbanOnC83svGU5zwTzvyneQg5QS' },
+  { by: 'Go', password: longPassword, hash: '$2a$04$sf2h6IDbZMMULPlsaOiw9.k75Nd9pWzLvh/25Rn.13FkDseeGVXzi' },
+  { by: 'Rust', password: 'secret', hash: '$2y$04$mIvrEO/u43UoZVoqaHpZMurDnSPLOo4SyVb..zosRPBEt4Q35xQHe' },
+  { by: 'Rust', password: longPassword, hash: '$2y$04$ubEjYSq2D3qogJVDciIY4.3jDDT2O.f0lpNDt9BQGGZAF1URdcupe' },
+];
+
+test('hashes made by Go (etcd) and by earlier builds are checked as Go checks them', async () => {
+  const pool = new PasswordPool(bcryptCostMin, { threads: 1, idleMs: 1_000 });
+  try {
+    for (const { by, password, hash } of storedHashes) {
+      const label = `${by} ${hash.slice(0, 4)} hash of a ${password.length}-byte password`;
+      assert.equal(await pool.verify(password, hash), true, label);
+      assert.equal(await pool.verify(password.slice(0, 70), hash), password.length <= 70, `${label}, cut to 70 bytes`);
+      assert.equal(await pool.verify(`${password}x`, hash), password.length >= 72, `${label}, one byte more`);
+    }
+    assert.equal(await pool.verify('secret', 'not a bcrypt hash'), false);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('a new hash has etcd\'s "$2a$" form and reads the first 72 bytes of the password, as Go does', async () => {
+  const pool = new PasswordPool(bcryptCostMin, { threads: 1, idleMs: 1_000 });
+  try {
+    const hash = await pool.hash(longPassword);
+    assert.match(hash, /^\$2a\$04\$[./A-Za-z0-9]{53}$/);
+    assert.equal(await pool.verify(longPassword.slice(0, 72), hash), true, 'the first 72 bytes decide');
+    assert.equal(await pool.verify(longPassword.slice(0, 71), hash), false, 'one byte fewer is another password');
+  } finally {
+    await pool.close();
+  }
+});
