@@ -60,7 +60,7 @@ export function dnsPromises(): typeof DnsPromises {
   return dns;
 }
 
-/** node:tls, for https endpoints. */
+/** node:tls, for https endpoints, trusting NODE_EXTRA_CA_CERTS where Node would (ctl/extra-ca-certs.ts). */
 export function nodeTls(): typeof Tls {
   tls ??= trustDeferredExtraCaCerts(requireHere()('node:tls') as typeof Tls);
   return tls;
