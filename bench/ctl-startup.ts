@@ -6,10 +6,11 @@
  * at every start, an environment cost no client code can avoid); `node -e 0` runs too, as the
  * floor under any Node client.
  *
- *   flock /tmp/tsetcd-e2e.lock node dist/bench/ctl-startup.js [--rounds 11] [--build name=path/to/bin/tsetcdctl.cjs ...] [--json]
+ *   flock /tmp/tsetcd-e2e.lock node dist/bench/ctl-startup.js [--rounds 11] [--build name=path/to/bin/tsetcdctl.cjs ...] [--via-node] [--json]
  *
  * --build adds a tsetcdctl to compare (several give before/after figures in one run); without it
- * the tsetcdctl of this tree runs.
+ * the tsetcdctl of this tree runs. Each runs as npm's bin link and npx start it, the file itself
+ * through its #! line; --via-node starts them as `node path/to/bin/tsetcdctl.cjs` instead.
  */
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -93,13 +94,17 @@ function cases(clients: readonly Client[], endpoint: string): Case[] {
   return list;
 }
 
-function parseClients(builds: readonly string[]): Client[] {
+function parseClients(builds: readonly string[], viaNode: boolean): Client[] {
   const clients: Client[] = [{ name: 'etcdctl', command: etcdctlBinaryPath, prefix: [] }];
   const given = builds.length > 0 ? builds : [`tsetcdctl=${ownBin}`];
   for (const build of given) {
     const equals = build.indexOf('=');
     if (equals <= 0) throw new Error(`expected --build name=path/to/bin/tsetcdctl.cjs, saw ${build}`);
-    clients.push({ name: build.slice(0, equals), command: process.execPath, prefix: [build.slice(equals + 1)] });
+    const path = build.slice(equals + 1);
+    clients.push({
+      name: build.slice(0, equals),
+      ...(viaNode ? { command: process.execPath, prefix: [path] } : { command: path, prefix: [] }),
+    });
   }
   return clients;
 }
@@ -135,6 +140,7 @@ async function main(argv: string[]): Promise<number> {
     options: {
       rounds: { type: 'string', default: String(roundsDefault) },
       build: { type: 'string', multiple: true, default: [] },
+      'via-node': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
@@ -142,7 +148,7 @@ async function main(argv: string[]): Promise<number> {
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`expected --rounds to be a positive integer`);
   const member = await Member.start({ command: etcdCommand() });
   try {
-    const results = measure(cases(parseClients(values.build), member.clientUrl), rounds);
+    const results = measure(cases(parseClients(values.build, values['via-node']), member.clientUrl), rounds);
     if (values.json) {
       console.log(JSON.stringify({ rounds, results }));
       return 0;

@@ -9,6 +9,7 @@
  * ("A dynamic import callback was not specified"), so the bundle build refuses any import() left.
  */
 import { createRequire } from 'node:module';
+import { trustDeferredExtraCaCerts } from './extra-ca-certs.js';
 import type * as GrpcJs from '@grpc/grpc-js';
 import type * as ProtoLoader from '@grpc/proto-loader';
 import type ProtobufJs from 'protobufjs';
@@ -33,7 +34,11 @@ let childProcess: typeof ChildProcess | undefined;
 
 /** @grpc/grpc-js, for streams and the calls without a hand-written codec. */
 export function grpcJs(): typeof GrpcJs {
-  grpc ??= requireHere()('@grpc/grpc-js') as typeof GrpcJs;
+  if (grpc === undefined) {
+    grpc = requireHere()('@grpc/grpc-js') as typeof GrpcJs;
+    // grpc-js makes its TLS contexts with node:tls, which it has just loaded.
+    nodeTls();
+  }
   return grpc;
 }
 
@@ -55,9 +60,9 @@ export function dnsPromises(): typeof DnsPromises {
   return dns;
 }
 
-/** node:tls, for https endpoints. */
+/** node:tls, for https endpoints, trusting NODE_EXTRA_CA_CERTS where Node would (ctl/extra-ca-certs.ts). */
 export function nodeTls(): typeof Tls {
-  tls ??= requireHere()('node:tls') as typeof Tls;
+  tls ??= trustDeferredExtraCaCerts(requireHere()('node:tls') as typeof Tls);
   return tls;
 }
 

@@ -6,6 +6,7 @@
 import { globalFlags, helpFlag, rootCommands, rootHelpCommands, type CommandSpec } from './command-tree.js';
 import { helpCommand } from './command-tree-tools.js';
 import type { CommandContext } from './context.js';
+import { adoptDeferredExtraCaCerts } from './extra-ca-certs.js';
 import { FlagValues, applyEnvironment, parseFlags, type FlagSpec } from './flags.js';
 import { goQuote } from './go-format.js';
 import { CtlExit, ExitCode, exitWithError, flushProcessOutput, processOutput, type Output } from './output.js';
@@ -97,6 +98,7 @@ export async function run(argv: string[]): Promise<void> {
   // grpc-js names the server by IP in the TLS handshake, which Node flags as deprecated (RFC 6066);
   // etcdctl prints nothing of the kind, and neither should its users see Node's runtime notes.
   process.noDeprecation = true;
+  adoptDeferredExtraCaCerts(process.env, processOutput.err);
   const stdin = new LazyStdin();
   let code: number;
   try {

@@ -36,7 +36,10 @@ export function runEtcdctl(
 export function runCommand(
   command: string,
   args: readonly string[],
-  options: EtcdctlOptions & { env?: Record<string, string> } = {},
+  options: EtcdctlOptions & {
+    /** Added to the test's own environment; a variable set to undefined is left out. */
+    env?: Readonly<Record<string, string | undefined>>;
+  } = {},
 ): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
