@@ -180,7 +180,11 @@ export class PutLimiter {
   }
 }
 
-/** Puts at `load.limit` a second for its duration, spread over the clients. */
+/**
+ * Puts at `load.limit` a second for its duration, as etcdctl's generator and clients do: the
+ * generator takes a token, then queues the put, waiting while `clients` puts are queued already;
+ * each client sends the next queued put once its last one is answered.
+ */
 async function putAtRate(clients: readonly EtcdConnection[], load: PerfLoad, prefix: string): Promise<PutResults> {
   const value = Buffer.alloc(perfValueBytes);
   const latenciesSeconds: number[] = [];
@@ -188,27 +192,42 @@ async function putAtRate(clients: readonly EtcdConnection[], load: PerfLoad, pre
   const started = performance.now();
   const durationMs = load.durationSeconds * 1000;
   const limiter = new PutLimiter(1000 / load.limit);
-  const inFlight = new Set<Promise<void>>();
-  for (let index = 0; ; index++) {
+  const queue: Buffer[] = [];
+  let generating = true;
+  const idleClients: Array<() => void> = [];
+  let queueHasRoom: (() => void) | undefined;
+  const send = async (client: EtcdConnection): Promise<void> => {
+    for (;;) {
+      const key = queue.shift();
+      if (key === undefined) {
+        if (!generating) return;
+        await new Promise<void>((resolve) => idleClients.push(resolve));
+        continue;
+      }
+      queueHasRoom?.();
+      const sent = performance.now();
+      try {
+        await client.call('KV', 'Put', { key, value }, undefined);
+        latenciesSeconds.push((performance.now() - sent) / 1000);
+      } catch (error) {
+        countError(errors, error);
+      }
+    }
+  };
+  const sending = clients.map(send);
+  for (;;) {
     const nowMs = performance.now() - started;
     const waitMs = limiter.reserve(nowMs);
     // Like the limiter's Wait, it stops at once when the put would be due after the deadline.
     if (nowMs + waitMs > durationMs) break;
     if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
-    const client = clients[index % clients.length]!;
-    const sent = performance.now();
-    const put = client
-      .call('KV', 'Put', { key: checkKey(prefix, perfKeyBytes), value }, undefined)
-      .then(
-        () => void latenciesSeconds.push((performance.now() - sent) / 1000),
-        (error: unknown) => countError(errors, error),
-      )
-      .finally(() => inFlight.delete(put));
-    inFlight.add(put);
-    // Each client has one request out at a time, as each of etcdctl's goroutines does.
-    if (inFlight.size >= clients.length) await Promise.race(inFlight);
+    while (queue.length >= clients.length) await new Promise<void>((resolve) => (queueHasRoom = resolve));
+    queue.push(checkKey(prefix, perfKeyBytes));
+    idleClients.shift()?.();
   }
-  await Promise.all(inFlight);
+  generating = false;
+  for (const wake of idleClients.splice(0)) wake();
+  await Promise.all(sending);
   return { latenciesSeconds, errors, elapsedSeconds: (performance.now() - started) / 1000 };
 }
 

@@ -116,7 +116,12 @@ function printedPerfStats(stdout: string): LatencyStats {
 }
 
 /** The transcript with what varies by run masked: endpoints, measured figures and revisions of perf runs. */
-function masked(result: CommandResult, side: Side, member: Member, maskRevisions: boolean): string {
+/** What a comparison masks beyond the figures: revisions, which perf runs move by a varying number of puts. */
+interface Masks {
+  readonly revisions: boolean;
+}
+
+function masked(result: CommandResult, side: Side, member: Member, masks: Masks): string {
   let stdout = collapseProgress(result.stdout, side)
     .split(endpointOf(member))
     .join('<endpoint>')
@@ -124,7 +129,7 @@ function masked(result: CommandResult, side: Side, member: Member, maskRevisions
     .replace(/took (too long: )?[\d.]+s/g, 'took $1<s>s')
     .replace(/Stddev (is|too high:) [\d.]+s/g, 'Stddev $1 <s>s')
     .replace(/used : [\d.]+ MB/g, 'used : <n> MB');
-  if (maskRevisions) stdout = stdout.replace(/with revision \d+/g, 'with revision <rev>');
+  if (masks.revisions) stdout = stdout.replace(/with revision \d+/g, 'with revision <rev>');
   // clientv3's retry warnings carry timestamps and random client names; tsetcdctl has none.
   const stderr = result.stderr.replace(/^\{"level":"warn".*\n/gm, '');
   return `stdout:\n${stdout}stderr:\n${stderr}exit ${result.code}`;
@@ -132,10 +137,8 @@ function masked(result: CommandResult, side: Side, member: Member, maskRevisions
 
 const sides: readonly Side[] = ['etcdctl/etcd', 'tsetcdctl/etcd', 'tsetcdctl/tsetcd'];
 
-function assertSameTranscripts(trio: Trio, results: readonly CommandResult[], maskRevisions: boolean): string {
-  const transcripts = results.map((result, index) =>
-    masked(result, sides[index]!, trio.members[index]!, maskRevisions),
-  );
+function assertSameTranscripts(trio: Trio, results: readonly CommandResult[], masks: Masks): string {
+  const transcripts = results.map((result, index) => masked(result, sides[index]!, trio.members[index]!, masks));
   // The figures the masks hid, so a verdict that differs shows why.
   const figures = results.map((result, index) => `${sides[index]}: ${result.stdout.split('\r').pop()?.trim() ?? ''}`);
   assert.equal(transcripts[1], transcripts[0], `tsetcdctl against etcd\n${figures.join('\n')}`);
@@ -194,14 +197,14 @@ describe('check perf and check datascale print what etcdctl prints', () => {
       ['check', 'datascale', '--prefix', '/etcdctl-check-perf/', '--load', 'medium'],
       ['del', '--prefix', '/etcdctl-check-perf/'],
     ];
-    for (const args of cases) assertSameTranscripts(trio, await runThreeWays(trio, args), false);
+    for (const args of cases) assertSameTranscripts(trio, await runThreeWays(trio, args), { revisions: false });
   });
 
   it('runs check datascale --load s --auto-compact --auto-defrag, then leaves no key behind', async () => {
     const trio = calm!;
     const args = ['check', 'datascale', '--load', 's', '--auto-compact', '--auto-defrag', '--prefix', '/scale/'];
     // The members saw the same writes before, so the compacted revision is the same on each side.
-    const transcript = assertSameTranscripts(trio, await runThreeWays(trio, args), false);
+    const transcript = assertSameTranscripts(trio, await runThreeWays(trio, args), { revisions: false });
     assert.match(transcript, /<progress to 10000>\nCompacting with revision \d+\nCompacted/);
     assert.match(transcript, /PASS: Approximate system memory used : <n> MB\.\nstderr:\nexit 0$/);
     const left = await runThreeWays(trio, ['get', '--prefix', '/scale/', '--keys-only']);
@@ -230,10 +233,10 @@ describe('check perf and check datascale print what etcdctl prints', () => {
     ]);
     assertVerdictsFollowFigures(calmResults);
     assertVerdictsFollowFigures(stalledResults);
-    const calmTranscript = assertSameTranscripts(calm!, calmResults, true);
+    const calmTranscript = assertSameTranscripts(calm!, calmResults, { revisions: true });
     assert.match(calmTranscript, /<progress to 60>\nCompacting with revision <rev>\nCompacted with revision <rev>\n/);
     assert.match(calmTranscript, /Defragmenting "<endpoint>"\nDefragmented "<endpoint>"\n/);
-    const stalledTranscript = assertSameTranscripts(stalled!, stalledResults, true);
+    const stalledTranscript = assertSameTranscripts(stalled!, stalledResults, { revisions: true });
     assert.match(stalledTranscript, /Slowest request took too long: <s>s\n(.*\n)*FAIL\nstderr:\nexit 1$/);
     const left = await runThreeWays(calm!, ['get', '--prefix', '/etcdctl-check-perf/', '--keys-only']);
     assert.deepEqual(
@@ -243,7 +246,7 @@ describe('check perf and check datascale print what etcdctl prints', () => {
   });
 
   it('gives up on check perf after its minute when no member answers, as etcdctl does', async () => {
-    const transcript = assertSameTranscripts(calm!, await unanswered!, false);
+    const transcript = assertSameTranscripts(calm!, await unanswered!, { revisions: false });
     assert.equal(transcript, 'stdout:\nstderr:\nError: context deadline exceeded\nexit 1');
   });
 
