@@ -9,6 +9,7 @@ import { rpcErrorText, type EtcdConnection } from './client.js';
 import type { CommandContext } from './context.js';
 import { prefixRangeEnd } from './kv-commands.js';
 import { CtlExit, ExitCode, exitWithError } from './output.js';
+import { ProgressBar } from './progress-bar.js';
 
 interface PerfLoad {
   /** Puts per second. */
@@ -24,7 +25,7 @@ const perfLoads: Record<string, PerfLoad> = {
   l: { limit: 8000, clients: 500, durationSeconds: 60 },
   xl: { limit: 15000, clients: 1000, durationSeconds: 60 },
 };
-const perfLoadAliases: Record<string, string> = {
+const loadAliases: Record<string, string> = {
   s: 's',
   small: 's',
   m: 'm',
@@ -41,8 +42,9 @@ const perfValueBytes = 1024;
 const perfThroughputShare = 0.9;
 const perfSlowestSecondsMax = 0.5;
 const perfStddevSecondsMax = 0.1;
-/** The clean-up delete's deadline. */
+/** The perf check's clean-up delete's deadline, and each compaction's and defragmentation's. */
 const perfCleanupMs = 30_000;
+const maintenanceTimeoutMs = 30_000;
 
 /** Go's binary.PutVarint of a random int63 into a zeroed suffix of `suffixBytes`. */
 function checkKey(prefix: string, suffixBytes: number): Buffer {
@@ -58,125 +60,233 @@ function checkKey(prefix: string, suffixBytes: number): Buffer {
   return Buffer.concat([Buffer.from(prefix), suffix]);
 }
 
+/** The clients' connections, made as etcdctl makes one client per simulated user. */
+function openClients(context: CommandContext, endpoints: readonly string[], count: number): EtcdConnection[] {
+  return Array.from({ length: count }, () => context.open(endpoints));
+}
+
+/** Exits as etcdctl does when the check's prefix already holds keys. */
+async function requireEmptyPrefix(
+  context: CommandContext,
+  client: EtcdConnection,
+  prefix: string,
+  timeoutMs: number | undefined,
+): Promise<void> {
+  const existing = await client.call('KV', 'Range', { ...prefixRange(prefix), limit: '1' }, timeoutMs);
+  if ((existing.kvs as unknown[]).length > 0)
+    exitWithError(
+      context.output,
+      ExitCode.invalidInput,
+      `prefix "${prefix}" has keys. Delete with etcdctl del --prefix ${prefix} first`,
+    );
+}
+
+function prefixRange(prefix: string): { key: Buffer; range_end: Buffer } {
+  return { key: Buffer.from(prefix), range_end: prefixRangeEnd(Buffer.from(prefix)) };
+}
+
+/** Deletes the check's keys, then compacts and defragments each endpoint as the flags ask, saying so as etcdctl does. */
+async function cleanUp(
+  context: CommandContext,
+  client: EtcdConnection,
+  endpoints: readonly string[],
+  prefix: string,
+  deleteTimeoutMs: number | undefined,
+): Promise<void> {
+  const { output, flags } = context;
+  const deleted = await client.call('KV', 'DeleteRange', prefixRange(prefix), deleteTimeoutMs);
+  if (flags.bool('auto-compact')) {
+    const revision = String(deleted.header.revision);
+    output.out(`Compacting with revision ${revision}\n`);
+    await client.call('KV', 'Compact', { revision, physical: true }, maintenanceTimeoutMs);
+    output.out(`Compacted with revision ${revision}\n`);
+  }
+  if (!flags.bool('auto-defrag')) return;
+  for (const endpoint of endpoints) {
+    output.out(`Defragmenting ${goQuote(endpoint)}\n`);
+    await context.open([endpoint]).call('Maintenance', 'Defragment', {}, maintenanceTimeoutMs);
+    output.out(`Defragmented ${goQuote(endpoint)}\n`);
+  }
+}
+
+function goQuote(text: string): string {
+  return JSON.stringify(text);
+}
+
 /** `etcdctl check perf [--load s|m|l|xl] [--prefix p] [--auto-compact] [--auto-defrag]`. */
 export async function runCheckPerf(context: CommandContext): Promise<void> {
   const { output, flags } = context;
-  const model = perfLoadAliases[flags.string('load')];
+  const model = loadAliases[flags.string('load')];
   const load = model === undefined ? undefined : perfLoads[model];
   if (load === undefined) exitWithError(output, ExitCode.badFeature, `unknown load option ${flags.string('load')}`);
   const prefix = flags.string('prefix');
   const endpoints = context.resolveEndpoints();
-  const clients: EtcdConnection[] = Array.from({ length: load.clients }, () => context.open(endpoints));
+  const clients = openClients(context, endpoints, load.clients);
   const first = clients[0]!;
-  const range = { key: Buffer.from(prefix), range_end: prefixRangeEnd(Buffer.from(prefix)) };
   try {
-    const existing = await first.call('KV', 'Range', { ...range, limit: '1' }, load.durationSeconds * 1000);
-    if ((existing.kvs as unknown[]).length > 0)
-      exitWithError(
-        output,
-        ExitCode.invalidInput,
-        `prefix "${prefix}" has keys. Delete with etcdctl del --prefix ${prefix} first`,
-      );
-    const results = await putAtRate(context, clients, load, prefix);
-    const deleted = await first.call('KV', 'DeleteRange', range, perfCleanupMs);
-    if (flags.bool('auto-compact'))
-      await first.call('KV', 'Compact', { revision: String(deleted.header.revision), physical: true }, undefined);
-    if (flags.bool('auto-defrag')) await first.call('Maintenance', 'Defragment', {}, undefined);
-    report(context, load, results);
+    await requireEmptyPrefix(context, first, prefix, load.durationSeconds * 1000);
+    // etcdctl's clients are dialled before the run; these are connected on their first call, so
+    // each makes one read first, lest connection set-up count in the first put's latency.
+    const range = { ...prefixRange(prefix), limit: '1' };
+    await Promise.all(clients.map((client) => client.call('KV', 'Range', range, load.durationSeconds * 1000)));
+    // The bar counts the run's seconds, whatever the requests do.
+    const bar = new ProgressBar(output, load.durationSeconds);
+    const barDone = tickEachSecond(bar, load.durationSeconds);
+    const results = await putAtRate(clients, load, prefix);
+    await barDone;
+    await cleanUp(context, first, endpoints, prefix, perfCleanupMs);
+    const verdict = perfVerdict(latencyStats(results), load.limit);
+    output.out(verdict.lines.map((line) => `${line}\n`).join(''));
+    if (!verdict.ok) throw new CtlExit(ExitCode.error);
   } catch (error) {
     if (error instanceof CtlExit) throw error;
     exitWithError(output, ExitCode.error, rpcErrorText(error));
   }
 }
 
-interface PerfResults {
+/** Adds one to the bar each second for `seconds`, then finishes it. */
+async function tickEachSecond(bar: ProgressBar, seconds: number): Promise<void> {
+  for (let second = 0; second < seconds; second++) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    bar.add(1);
+  }
+  bar.finish();
+}
+
+interface PutResults {
   readonly latenciesSeconds: number[];
   readonly errors: Map<string, number>;
   readonly elapsedSeconds: number;
 }
 
-/** Puts at `load.limit` a second for its duration, spread over the clients, with a progress bar. */
-async function putAtRate(
-  context: CommandContext,
-  clients: readonly EtcdConnection[],
-  load: PerfLoad,
-  prefix: string,
-): Promise<PerfResults> {
+/**
+ * etcdctl's rate limiter (golang.org/x/time/rate with a burst of one): a put may go when a token
+ * is there; tokens accrue at the rate but never more than one, so a sender held up (every client
+ * busy) does not catch up afterwards, and timer lateness does not add up because the schedule
+ * is kept in tokens rather than in wake-up times.
+ */
+export class PutLimiter {
+  private tokens = 1;
+  private lastMs = 0;
+
+  constructor(private readonly intervalMs: number) {}
+
+  /** How long after `nowMs` the next put may go (0: at once); takes its token. */
+  reserve(nowMs: number): number {
+    this.tokens = Math.min(1, this.tokens + (nowMs - this.lastMs) / this.intervalMs);
+    this.lastMs = nowMs;
+    this.tokens -= 1;
+    return this.tokens < 0 ? -this.tokens * this.intervalMs : 0;
+  }
+}
+
+/**
+ * Puts at `load.limit` a second for its duration, as etcdctl's generator and clients do: the
+ * generator takes a token, then queues the put, waiting while `clients` puts are queued already;
+ * each client sends the next queued put once its last one is answered.
+ */
+async function putAtRate(clients: readonly EtcdConnection[], load: PerfLoad, prefix: string): Promise<PutResults> {
   const value = Buffer.alloc(perfValueBytes);
   const latenciesSeconds: number[] = [];
   const errors = new Map<string, number>();
   const started = performance.now();
-  const total = load.limit * load.durationSeconds;
-  let shownSeconds = -1;
-  const inFlight = new Set<Promise<void>>();
-  for (let index = 0; index < total; index++) {
-    const dueMs = (index * 1000) / load.limit;
-    const waitMs = dueMs - (performance.now() - started);
+  const durationMs = load.durationSeconds * 1000;
+  const limiter = new PutLimiter(1000 / load.limit);
+  const queue: Buffer[] = [];
+  let generating = true;
+  const idleClients: Array<() => void> = [];
+  let queueHasRoom: (() => void) | undefined;
+  const send = async (client: EtcdConnection): Promise<void> => {
+    for (;;) {
+      const key = queue.shift();
+      if (key === undefined) {
+        if (!generating) return;
+        await new Promise<void>((resolve) => idleClients.push(resolve));
+        continue;
+      }
+      queueHasRoom?.();
+      const sent = performance.now();
+      try {
+        await client.call('KV', 'Put', { key, value }, undefined);
+        latenciesSeconds.push((performance.now() - sent) / 1000);
+      } catch (error) {
+        countError(errors, error);
+      }
+    }
+  };
+  const sending = clients.map(send);
+  for (;;) {
+    const nowMs = performance.now() - started;
+    const waitMs = limiter.reserve(nowMs);
+    // Like the limiter's Wait, it stops at once when the put would be due after the deadline.
+    if (nowMs + waitMs > durationMs) break;
     if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
-    const seconds = Math.floor((performance.now() - started) / 1000);
-    if (seconds !== shownSeconds) progressBar(context, (shownSeconds = seconds), load.durationSeconds);
-    const client = clients[index % clients.length]!;
-    const sent = performance.now();
-    const put = client
-      .call('KV', 'Put', { key: checkKey(prefix, perfKeyBytes), value }, undefined)
-      .then(
-        () => void latenciesSeconds.push((performance.now() - sent) / 1000),
-        (error: unknown) => {
-          const text = error instanceof Error ? error.message : String(error);
-          errors.set(text, (errors.get(text) ?? 0) + 1);
-        },
-      )
-      .finally(() => inFlight.delete(put));
-    inFlight.add(put);
-    // Each client has one request out at a time, as each of etcdctl's goroutines does.
-    if (inFlight.size >= clients.length) await Promise.race(inFlight);
+    while (queue.length >= clients.length) await new Promise<void>((resolve) => (queueHasRoom = resolve));
+    queue.push(checkKey(prefix, perfKeyBytes));
+    idleClients.shift()?.();
   }
-  await Promise.all(inFlight);
-  progressBar(context, load.durationSeconds, load.durationSeconds);
-  context.output.out('\n');
+  generating = false;
+  for (const wake of idleClients.splice(0)) wake();
+  await Promise.all(sending);
   return { latenciesSeconds, errors, elapsedSeconds: (performance.now() - started) / 1000 };
 }
 
-/** A text progress bar in the shape of etcdctl's ("Bom !" format), redrawn in place. */
-function progressBar(context: CommandContext, done: number, total: number): void {
-  const width = 40;
-  const filled = Math.round((done / total) * width);
-  const bar = `B${'o'.repeat(Math.max(filled - 1, 0))}${' '.repeat(width - Math.max(filled, 1))}m !`;
-  context.output.out(
-    `\r${String(done).padStart(String(total).length)} / ${total} ${bar} ${((done / total) * 100).toFixed(2)}%`,
-  );
+function countError(errors: Map<string, number>, error: unknown): void {
+  const text = rpcErrorText(error);
+  errors.set(text, (errors.get(text) ?? 0) + 1);
 }
 
-/** etcdctl's verdict lines; exit 1 when any check fails. */
-function report(context: CommandContext, load: PerfLoad, results: PerfResults): void {
-  const { output } = context;
+/** The figures etcdctl's report takes from a run (seconds; NaN where it divides by no requests). */
+export interface LatencyStats {
+  readonly requestsPerSecond: number;
+  readonly slowestSeconds: number;
+  readonly stddevSeconds: number;
+  readonly errors: ReadonlyMap<string, number>;
+}
+
+/** Throughput over the run, slowest latency and population standard deviation of the successful puts. */
+export function latencyStats(results: PutResults): LatencyStats {
   const latencies = results.latenciesSeconds;
-  const rps = latencies.length / results.elapsedSeconds;
-  const slowest = latencies.length === 0 ? 0 : Math.max(...latencies);
-  const mean = latencies.reduce((sum, latency) => sum + latency, 0) / Math.max(latencies.length, 1);
-  const stddev = Math.sqrt(
-    latencies.reduce((sum, latency) => sum + (latency - mean) ** 2, 0) / Math.max(latencies.length, 1),
-  );
+  const mean = latencies.reduce((sum, latency) => sum + latency, 0) / latencies.length;
+  const variance = latencies.reduce((sum, latency) => sum + (latency - mean) ** 2, 0) / latencies.length;
+  return {
+    requestsPerSecond: latencies.length / results.elapsedSeconds,
+    slowestSeconds: latencies.length === 0 ? 0 : Math.max(...latencies),
+    stddevSeconds: Math.sqrt(variance),
+    errors: results.errors,
+  };
+}
+
+/** etcdctl's verdict lines for a perf run against `limit` puts a second; not ok means exit 1. */
+export function perfVerdict(stats: LatencyStats, limit: number): { lines: string[]; ok: boolean } {
+  const lines: string[] = [];
   let ok = true;
-  if (results.errors.size > 0) {
-    output.out('FAIL: too many errors\n');
-    for (const [text, count] of results.errors) output.out(`FAIL: ERROR(${text}) -> ${count}\n`);
+  if (stats.errors.size > 0) {
+    lines.push('FAIL: too many errors');
+    for (const [text, count] of stats.errors) lines.push(`FAIL: ERROR(${text}) -> ${count}`);
     ok = false;
   }
-  if (rps / load.limit <= perfThroughputShare) {
-    output.out(`FAIL: Throughput too low: ${Math.floor(rps) + 1} writes/s\n`);
+  // Go's int() truncates toward zero, then etcdctl adds one.
+  const writes = Math.trunc(stats.requestsPerSecond) + 1;
+  if (stats.requestsPerSecond / limit <= perfThroughputShare) {
+    lines.push(`FAIL: Throughput too low: ${writes} writes/s`);
     ok = false;
-  } else output.out(`PASS: Throughput is ${Math.floor(rps) + 1} writes/s\n`);
-  if (slowest > perfSlowestSecondsMax) {
-    output.out(`Slowest request took too long: ${slowest.toFixed(6)}s\n`);
+  } else lines.push(`PASS: Throughput is ${writes} writes/s`);
+  if (stats.slowestSeconds > perfSlowestSecondsMax) {
+    lines.push(`Slowest request took too long: ${goFloat(stats.slowestSeconds)}s`);
     ok = false;
-  } else output.out(`PASS: Slowest request took ${slowest.toFixed(6)}s\n`);
-  if (stddev > perfStddevSecondsMax) {
-    output.out(`Stddev too high: ${stddev.toFixed(6)}s\n`);
+  } else lines.push(`PASS: Slowest request took ${goFloat(stats.slowestSeconds)}s`);
+  if (stats.stddevSeconds > perfStddevSecondsMax) {
+    lines.push(`Stddev too high: ${goFloat(stats.stddevSeconds)}s`);
     ok = false;
-  } else output.out(`PASS: Stddev is ${stddev.toFixed(6)}s\n`);
-  output.out(ok ? 'PASS\n' : 'FAIL\n');
-  if (!ok) throw new CtlExit(ExitCode.error);
+  } else lines.push(`PASS: Stddev is ${goFloat(stats.stddevSeconds)}s`);
+  lines.push(ok ? 'PASS' : 'FAIL');
+  return { lines, ok };
+}
+
+/** Go's %f: six decimals, NaN as "NaN". */
+function goFloat(value: number): string {
+  return Number.isNaN(value) ? 'NaN' : value.toFixed(6);
 }
 
 interface DatascaleLoad {
@@ -195,40 +305,56 @@ const datascaleKeyBytes = 512;
 const datascaleValueBytes = 512;
 const bytesPerMebibyte = 1024 * 1024;
 
-/** process_resident_memory_bytes from the endpoint's /metrics; 0 when it cannot be read, as etcdctl. */
-async function residentMemoryBytes(endpoint: string): Promise<number> {
-  const url = /^https?:\/\//.test(endpoint) ? endpoint : `http://${endpoint}`;
+const residentMemoryMetric = 'process_resident_memory_bytes';
+
+/**
+ * process_resident_memory_bytes from the endpoint's /metrics, or 0 after printing why not (on
+ * standard output, as etcdctl does).
+ */
+async function residentMemoryBytes(context: CommandContext, endpoint: string): Promise<number> {
+  const host = /^https?:\/\//.test(endpoint) ? endpoint : `http://${endpoint}`;
+  const url = `${host}/metrics`;
+  let body: string;
   try {
-    const body = await (await fetch(`${url}/metrics`)).text();
-    const line = body.split('\n').find((text) => text.startsWith('process_resident_memory_bytes '));
-    return line === undefined ? 0 : Number(line.split(' ')[1]);
-  } catch {
+    body = await (await fetch(url)).text();
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause;
+    const reason =
+      cause?.code === 'ECONNREFUSED'
+        ? `dial tcp ${new URL(url).host}: connect: connection refused`
+        : String(cause ?? error);
+    context.output.out(`fetch error: Get "${url}": ${reason}\n`);
     return 0;
   }
+  const line = body.split('\n').find((text) => text.startsWith(residentMemoryMetric));
+  if (line === undefined) {
+    context.output.out(`could not find: ${residentMemoryMetric}\n`);
+    return 0;
+  }
+  const text = line.slice(residentMemoryMetric.length).trim();
+  const bytes = Number(text);
+  if (text === '' || Number.isNaN(bytes)) {
+    context.output.out(`parse error: strconv.ParseFloat: parsing ${JSON.stringify(text)}: invalid syntax\n`);
+    return 0;
+  }
+  return bytes;
 }
 
 /** `etcdctl check datascale [--load s|m|l|xl] [--prefix p] [--auto-compact] [--auto-defrag]`. */
 export async function runCheckDatascale(context: CommandContext): Promise<void> {
   const { output, flags } = context;
-  const model = perfLoadAliases[flags.string('load')];
+  const model = loadAliases[flags.string('load')];
   const load = model === undefined ? undefined : datascaleLoads[model];
   if (load === undefined) exitWithError(output, ExitCode.badFeature, `unknown load option ${flags.string('load')}`);
   const prefix = flags.string('prefix');
   const endpoints = context.resolveEndpoints();
-  const clients: EtcdConnection[] = Array.from({ length: load.clients }, () => context.open(endpoints));
+  const clients = openClients(context, endpoints, load.clients);
   const first = clients[0]!;
-  const range = { key: Buffer.from(prefix), range_end: prefixRangeEnd(Buffer.from(prefix)) };
   // etcdctl looks the endpoints up a second time here (discovery's notices print twice).
   const endpoint = context.resolveEndpoints()[0] ?? '';
   try {
-    const existing = await first.call('KV', 'Range', { ...range, limit: '1' }, undefined);
-    if ((existing.kvs as unknown[]).length > 0)
-      exitWithError(
-        output,
-        ExitCode.invalidInput,
-        `prefix "${prefix}" has keys. Delete with etcdctl del --prefix ${prefix} first`,
-      );
-    const before = await residentMemoryBytes(endpoint);
+    await requireEmptyPrefix(context, first, prefix, undefined);
+    const before = await residentMemoryBytes(context, endpoint);
     if (before === 0) {
       output.out('FAIL: Could not read process_resident_memory_bytes before the put operations.\n');
       throw new CtlExit(ExitCode.error);
@@ -236,16 +362,15 @@ export async function runCheckDatascale(context: CommandContext): Promise<void> 
     output.out(
       `Start data scale check for work load [${load.count} key-value pairs, ${datascaleKeyBytes + datascaleValueBytes} bytes per key-value, ${load.clients} concurrent clients].\n`,
     );
-    const errors = await putAll(context, clients, load, prefix);
-    const after = await residentMemoryBytes(endpoint);
+    const bar = new ProgressBar(output, load.count);
+    const errors = await putAll(clients, load, prefix, bar);
+    bar.finish();
+    const after = await residentMemoryBytes(context, endpoint);
     if (after === 0) {
       output.out('FAIL: Could not read process_resident_memory_bytes after the put operations.\n');
       throw new CtlExit(ExitCode.error);
     }
-    const deleted = await first.call('KV', 'DeleteRange', range, undefined);
-    if (flags.bool('auto-compact'))
-      await first.call('KV', 'Compact', { revision: String(deleted.header.revision), physical: true }, undefined);
-    if (flags.bool('auto-defrag')) await first.call('Maintenance', 'Defragment', {}, undefined);
+    await cleanUp(context, first, endpoints, prefix, undefined);
     if (errors.size > 0) {
       output.out('FAIL: too many errors\n');
       for (const [text, count] of errors) output.out(`FAIL: ERROR(${text}) -> ${count}\n`);
@@ -258,32 +383,27 @@ export async function runCheckDatascale(context: CommandContext): Promise<void> 
   }
 }
 
-/** Puts `load.count` key-values, one request out per client at a time, with a progress bar. */
+/** Puts `load.count` key-values, one request out per client at a time, counting each on the bar. */
 async function putAll(
-  context: CommandContext,
   clients: readonly EtcdConnection[],
   load: DatascaleLoad,
   prefix: string,
+  bar: ProgressBar,
 ): Promise<Map<string, number>> {
   const value = Buffer.alloc(datascaleValueBytes);
   const errors = new Map<string, number>();
   let next = 0;
-  let done = 0;
   const worker = async (client: EtcdConnection): Promise<void> => {
     while (next < load.count) {
       next += 1;
       try {
         await client.call('KV', 'Put', { key: checkKey(prefix, datascaleKeyBytes), value }, undefined);
       } catch (error) {
-        const text = error instanceof Error ? error.message : String(error);
-        errors.set(text, (errors.get(text) ?? 0) + 1);
+        countError(errors, error);
       }
-      done += 1;
-      if (done % Math.max(Math.floor(load.count / 100), 1) === 0) progressBar(context, done, load.count);
+      bar.add(1);
     }
   };
   await Promise.all(clients.map(worker));
-  progressBar(context, load.count, load.count);
-  context.output.out('\n');
   return errors;
 }

@@ -179,6 +179,7 @@ See each sub-command's help for details on how to use the generated script.
       flags: [bool('no-descriptions', 'disable completion descriptions')],
       // cobra leaves "[flags]" off the bash command's usage line only.
       disableFlagsInUseLine: shell === 'bash',
+      noArgs: true,
       run: runners[`completion ${shell}`],
       missing: runners[`completion ${shell}`] === undefined,
     })),

@@ -27,6 +27,8 @@ export interface CommandSpec {
   readonly missing?: boolean;
   /** cobra's DisableFlagsInUseLine: no " [flags]" after the usage line. */
   readonly disableFlagsInUseLine?: boolean;
+  /** cobra's NoArgs: any argument is an unknown command, refused with the usage as a bad flag is. */
+  readonly noArgs?: boolean;
 }
 
 export type Runner = (context: CommandContext) => Promise<void>;

@@ -200,14 +200,15 @@ async function execute(
   const inherited = inheritedFlags(path);
   const flags = new FlagValues([...local, ...inherited]);
   const parsed = parseFlags(args, flags);
-  if (!parsed.ok) {
-    output.err(`Error: ${parsed.error}\n`);
-    output.out(usageOf(path));
-    output.err('\n');
-    exitWithError(output, ExitCode.error, parsed.error);
-  }
+  if (!parsed.ok) usageError(output, path, parsed.error);
   if (command === helpCommand && !parsed.help) return help(output, parsed.args);
   if (parsed.help || (command.run === undefined && command.missing !== true)) return output.out(usageOf(path));
+  if (command.noArgs === true && parsed.args.length > 0)
+    usageError(
+      output,
+      path,
+      `unknown command ${goQuote(Buffer.from(parsed.args[0]!))} for "etcdctl ${commandPath(path)}"`,
+    );
   if (command.run === undefined)
     exitWithError(output, ExitCode.error, `tsetcdctl does not implement "${commandPath(path)}" yet`);
   applyEnvironment(
@@ -229,6 +230,14 @@ async function execute(
   } finally {
     context.close();
   }
+}
+
+/** cobra's answer to a bad flag or argument: the error, the usage, then the error again. */
+function usageError(output: Output, path: readonly CommandSpec[], message: string): never {
+  output.err(`Error: ${message}\n`);
+  output.out(usageOf(path));
+  output.err('\n');
+  exitWithError(output, ExitCode.error, message);
 }
 
 /** cobra's Find: walks subcommand names (exact, else a unique prefix) among non-flag words. */

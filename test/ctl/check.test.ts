@@ -1,0 +1,266 @@
+/**
+ * check perf and check datascale, whole runs three ways: etcdctl against a real etcd (the
+ * reference), tsetcdctl against a second etcd and tsetcdctl against tsetcd, with the same
+ * commands in the same order on each side. The figures vary by run, so each progress frame is
+ * checked against the progress bar's exact shape and then collapsed, and the measured figures are
+ * masked; the lines, their order, the PASS/FAIL wording and the exit codes must agree. Each side's
+ * verdict lines must also be what etcdctl's thresholds give for the figures that side printed.
+ * A second trio of members is stopped (SIGSTOP) for a few seconds during its perf run, which makes
+ * its slowest request and spread fail on every side.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { perfVerdict, type LatencyStats } from '../../ctl/check-commands.js';
+import { runCommand, type CommandResult } from '../support/etcdctl.js';
+import { Member } from '../support/member.js';
+import { etcdCommand, etcdctlBinaryPath, sutCommand, tsetcdctlBinPath } from '../support/sut.js';
+
+/** A perf run lasts a minute; a command still running this long after is killed. */
+const checkTimeoutMs = 150_000;
+/** The perf check's rate with --load s, from etcdctl's workload models. */
+const smallPerfLimit = 150;
+/** When, into the stalled trio's perf run, its members are stopped, and for how long. */
+const stallAfterMs = 20_000;
+const stallMs = 3_000;
+/** How long check datascale is watched waiting on an endpoint nobody listens on. */
+const hangWatchMs = 5_000;
+
+type Side = 'etcdctl/etcd' | 'tsetcdctl/etcd' | 'tsetcdctl/tsetcd';
+
+interface Trio {
+  readonly members: readonly [Member, Member, Member];
+}
+
+function endpointOf(member: Member): string {
+  return `127.0.0.1:${member.clientPort}`;
+}
+
+/** Runs one command line on each side of the trio at once: etcdctl on the first member, tsetcdctl on the others. */
+function runThreeWays(trio: Trio, args: readonly string[], endpoint = endpointOf): Promise<CommandResult[]> {
+  const options = { env: { ETCDCTL_API: '3' }, timeoutMs: checkTimeoutMs };
+  return Promise.all(
+    trio.members.map((member, index) => {
+      const line = [`--endpoints=${endpoint(member)}`, ...args];
+      return index === 0
+        ? runCommand(etcdctlBinaryPath, line, options)
+        : runCommand(process.execPath, [tsetcdctlBinPath, ...line], options);
+    }),
+  );
+}
+
+/** The frame pb v1 draws without a terminal: counters, percentage, then the time left or taken. */
+function expectedFrame(current: number, total: number, time: string | undefined): string {
+  const percent = ((current / total) * 100).toFixed(2).padStart(6);
+  return ` ${current} / ${total}  ${percent}%${time === undefined ? '' : ` ${time}`}`;
+}
+
+/**
+ * Checks every progress frame of `stdout` (the text after each carriage return) for the exact
+ * shape and replaces each run of frames with one line naming its total: counts start at 0 and
+ * never fall, a frame shows the time left as 00m00s (or none), the last one the time taken.
+ */
+function collapseProgress(stdout: string, side: Side): string {
+  const pieces = stdout.split('\r');
+  const out = [pieces[0] ?? ''];
+  let frames: string[] = [];
+  const flush = (): void => {
+    if (frames.length === 0) return;
+    const parsed = frames.map((frame) => /^ (\d+) \/ (\d+) +\d+\.\d\d%(?: (\S+))?$/.exec(frame));
+    parsed.forEach((match, index) =>
+      assert.ok(match !== null, `${side}: frame ${index} ${JSON.stringify(frames[index])} is not pb's shape`),
+    );
+    const counts = parsed.map((match) => Number(match![1]));
+    const total = Number(parsed[0]![2]);
+    assert.equal(counts[0], 0, `${side}: the bar starts at 0`);
+    counts.forEach((count, index) =>
+      assert.ok(index === 0 || count >= counts[index - 1]!, `${side}: the bar went back at frame ${index}`),
+    );
+    parsed.forEach((match, index) => {
+      const last = index === parsed.length - 1;
+      const time = match![3];
+      if (last) assert.match(time ?? '', /^(\d+m)?\d+s$/, `${side}: the last frame shows the time taken`);
+      else if (time !== undefined)
+        assert.match(time, /^(\d+d)?(\d+h)?\d\dm\d\ds$/, `${side}: frame ${index} shows the time left`);
+      assert.equal(frames[index], expectedFrame(counts[index]!, total, time), `${side}: frame ${index}`);
+    });
+    assert.equal(counts[counts.length - 1], total, `${side}: the bar ends full`);
+    out.push(`<progress to ${total}>`);
+    frames = [];
+  };
+  for (const piece of pieces.slice(1)) {
+    const newline = piece.indexOf('\n');
+    if (newline === -1) {
+      frames.push(piece);
+      continue;
+    }
+    frames.push(piece.slice(0, newline));
+    flush();
+    out.push(piece.slice(newline));
+  }
+  flush();
+  return out.join('');
+}
+
+/** The figures a perf report printed, as the stats that give them. */
+function printedPerfStats(stdout: string): LatencyStats {
+  const figure = (pattern: RegExp): number => Number(pattern.exec(stdout)?.[1] ?? Number.NaN);
+  return {
+    // etcdctl prints the truncated rate plus one; halfway between is on the same side of every threshold.
+    requestsPerSecond: figure(/Throughput (?:is|too low:) (\d+) writes\/s/) - 0.5,
+    slowestSeconds: figure(/Slowest request took (?:too long: )?([\d.]+|NaN)s/),
+    stddevSeconds: figure(/Stddev (?:is|too high:) ([\d.]+|NaN)s/),
+    errors: new Map(
+      [...stdout.matchAll(/^FAIL: ERROR\((.*)\) -> (\d+)$/gm)].map((match) => [match[1]!, Number(match[2])]),
+    ),
+  };
+}
+
+/** The transcript with what varies by run masked: endpoints, measured figures and revisions of perf runs. */
+/** What a comparison masks beyond the figures: revisions, which perf runs move by a varying number of puts. */
+interface Masks {
+  readonly revisions: boolean;
+}
+
+function masked(result: CommandResult, side: Side, member: Member, masks: Masks): string {
+  let stdout = collapseProgress(result.stdout, side)
+    .split(endpointOf(member))
+    .join('<endpoint>')
+    .replace(/\d+ writes\/s/g, '<n> writes/s')
+    .replace(/took (too long: )?[\d.]+s/g, 'took $1<s>s')
+    .replace(/Stddev (is|too high:) [\d.]+s/g, 'Stddev $1 <s>s')
+    .replace(/used : [\d.]+ MB/g, 'used : <n> MB');
+  if (masks.revisions) stdout = stdout.replace(/with revision \d+/g, 'with revision <rev>');
+  // clientv3's retry warnings carry timestamps and random client names; tsetcdctl has none.
+  const stderr = result.stderr.replace(/^\{"level":"warn".*\n/gm, '');
+  return `stdout:\n${stdout}stderr:\n${stderr}exit ${result.code}`;
+}
+
+const sides: readonly Side[] = ['etcdctl/etcd', 'tsetcdctl/etcd', 'tsetcdctl/tsetcd'];
+
+function assertSameTranscripts(trio: Trio, results: readonly CommandResult[], masks: Masks): string {
+  const transcripts = results.map((result, index) => masked(result, sides[index]!, trio.members[index]!, masks));
+  // The figures the masks hid, so a verdict that differs shows why.
+  const figures = results.map((result, index) => `${sides[index]}: ${result.stdout.split('\r').pop()?.trim() ?? ''}`);
+  assert.equal(transcripts[1], transcripts[0], `tsetcdctl against etcd\n${figures.join('\n')}`);
+  assert.equal(transcripts[2], transcripts[0], `tsetcdctl against tsetcd\n${figures.join('\n')}`);
+  return transcripts[0]!;
+}
+
+/** Each side's verdict is what etcdctl's thresholds give for the figures it printed. */
+function assertVerdictsFollowFigures(results: readonly CommandResult[]): void {
+  results.forEach((result, index) => {
+    const verdict = perfVerdict(printedPerfStats(result.stdout), smallPerfLimit);
+    const printed = result.stdout
+      .slice(result.stdout.search(/^(PASS|FAIL|Slowest|Stddev)/m))
+      .trimEnd()
+      .split('\n');
+    assert.deepEqual(printed, verdict.lines, `${sides[index]}: verdict lines`);
+    assert.equal(result.code, verdict.ok ? 0 : 1, `${sides[index]}: exit code`);
+  });
+}
+
+async function startTrio(): Promise<Trio> {
+  const tsetcd = sutCommand().command;
+  assert.ok(tsetcd !== undefined, 'expected tsetcd to be built');
+  const members = await Promise.all([
+    Member.start({ command: etcdCommand() }),
+    Member.start({ command: etcdCommand() }),
+    Member.start({ command: tsetcd }),
+  ]);
+  return { members: [members[0]!, members[1]!, members[2]!] };
+}
+
+describe('check perf and check datascale print what etcdctl prints', () => {
+  let calm: Trio | undefined;
+  let stalled: Trio | undefined;
+  /** check perf against an endpoint nobody listens on: it takes its whole minute, so it starts first. */
+  let unanswered: Promise<CommandResult[]> | undefined;
+  const nobody = (): string => '127.0.0.1:1';
+
+  before(async () => {
+    [calm, stalled] = await Promise.all([startTrio(), startTrio()]);
+    unanswered = runThreeWays(calm, ['check', 'perf', '--dial-timeout', '1s'], nobody);
+    unanswered.catch(() => undefined);
+  });
+
+  after(async () => {
+    await Promise.all([...(calm?.members ?? []), ...(stalled?.members ?? [])].map((member) => member.destroy()));
+  });
+
+  it('refuses a load it does not know and a prefix that holds keys, with etcdctl exit codes', async () => {
+    const trio = calm!;
+    const cases = [
+      ['check', 'perf', '--load', 'q'],
+      ['check', 'datascale', '--load', 'huge'],
+      ['put', '/etcdctl-check-perf/left', 'over'],
+      ['check', 'perf'],
+      ['check', 'datascale', '--prefix', '/etcdctl-check-perf/', '--load', 'medium'],
+      ['del', '--prefix', '/etcdctl-check-perf/'],
+    ];
+    for (const args of cases) assertSameTranscripts(trio, await runThreeWays(trio, args), { revisions: false });
+  });
+
+  it('runs check datascale --load s --auto-compact --auto-defrag, then leaves no key behind', async () => {
+    const trio = calm!;
+    const args = ['check', 'datascale', '--load', 's', '--auto-compact', '--auto-defrag', '--prefix', '/scale/'];
+    // The members saw the same writes before, so the compacted revision is the same on each side.
+    const transcript = assertSameTranscripts(trio, await runThreeWays(trio, args), { revisions: false });
+    assert.match(transcript, /<progress to 10000>\nCompacting with revision \d+\nCompacted/);
+    assert.match(transcript, /PASS: Approximate system memory used : <n> MB\.\nstderr:\nexit 0$/);
+    const left = await runThreeWays(trio, ['get', '--prefix', '/scale/', '--keys-only']);
+    assert.deepEqual(
+      left.map((result) => result.stdout + result.stderr),
+      ['', '', ''],
+    );
+  });
+
+  it('runs check perf --load s on calm members and on members stopped for 3 s, each verdict following its figures', async () => {
+    const args = ['check', 'perf', '--load', 's', '--auto-compact', '--auto-defrag'];
+    const stall = async (): Promise<void> => {
+      await new Promise((resolve) => setTimeout(resolve, stallAfterMs));
+      const pids = stalled!.members.map((member) => member.pid);
+      for (const pid of pids) process.kill(pid, 'SIGSTOP');
+      try {
+        await new Promise((resolve) => setTimeout(resolve, stallMs));
+      } finally {
+        for (const pid of pids) process.kill(pid, 'SIGCONT');
+      }
+    };
+    const [calmResults, stalledResults] = await Promise.all([
+      runThreeWays(calm!, args),
+      runThreeWays(stalled!, args),
+      stall(),
+    ]);
+    assertVerdictsFollowFigures(calmResults);
+    assertVerdictsFollowFigures(stalledResults);
+    const calmTranscript = assertSameTranscripts(calm!, calmResults, { revisions: true });
+    assert.match(calmTranscript, /<progress to 60>\nCompacting with revision <rev>\nCompacted with revision <rev>\n/);
+    assert.match(calmTranscript, /Defragmenting "<endpoint>"\nDefragmented "<endpoint>"\n/);
+    const stalledTranscript = assertSameTranscripts(stalled!, stalledResults, { revisions: true });
+    assert.match(stalledTranscript, /Slowest request took too long: <s>s\n(.*\n)*FAIL\nstderr:\nexit 1$/);
+    const left = await runThreeWays(calm!, ['get', '--prefix', '/etcdctl-check-perf/', '--keys-only']);
+    assert.deepEqual(
+      left.map((result) => result.stdout + result.stderr),
+      ['', '', ''],
+    );
+  });
+
+  it('gives up on check perf after its minute when no member answers, as etcdctl does', async () => {
+    const transcript = assertSameTranscripts(calm!, await unanswered!, { revisions: false });
+    assert.equal(transcript, 'stdout:\nstderr:\nError: context deadline exceeded\nexit 1');
+  });
+
+  it('keeps waiting in check datascale when no member answers, as etcdctl does', async () => {
+    const options = { env: { ETCDCTL_API: '3' }, timeoutMs: hangWatchMs };
+    const line = [`--endpoints=${nobody()}`, '--dial-timeout', '1s', 'check', 'datascale'];
+    const results = await Promise.all([
+      runCommand(etcdctlBinaryPath, line, options),
+      runCommand(process.execPath, [tsetcdctlBinPath, ...line], options),
+    ]);
+    // Killed at the watch's end (no exit code), having printed nothing but clientv3's retry warnings.
+    for (const result of results) {
+      assert.equal(result.code, null, `expected the command still waiting, saw ${result.stdout}${result.stderr}`);
+      assert.equal(result.stdout + result.stderr.replace(/^\{"level":"warn".*\n/gm, ''), '');
+    }
+  });
+});
