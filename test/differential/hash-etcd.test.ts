@@ -22,7 +22,7 @@ import type { BoltBucketSource } from '../../src/snap/bbolt/format.js';
 import { type BoltBucket, readBolt } from '../../src/snap/bbolt/reader.js';
 import { etcdDbHash } from '../../src/snap/etcd-db.js';
 import { EtcdGrpc } from '../support/etcd-grpc.js';
-import { runEtcdctl } from '../support/etcdctl.js';
+import { etcdctlOk } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
 
@@ -45,12 +45,6 @@ interface AuthOnReading {
   readonly hash: string;
   readonly snapshotHash: string;
   readonly withoutRootPassword: number;
-}
-
-async function etcdctlOk(member: Member, args: readonly string[], stdin?: string): Promise<string> {
-  const result = await runEtcdctl(member.clientUrl, args, stdin === undefined ? {} : { stdin });
-  assert.equal(result.code, 0, `${member.command.label}: etcdctl ${args.join(' ')}: ${result.stderr}`);
-  return result.stdout;
 }
 
 async function grpcOk(grpc: EtcdGrpc, method: GrpcMethod, request: WireMessage, token?: string) {
