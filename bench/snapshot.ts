@@ -53,7 +53,7 @@ interface SnapshotBenchOptions {
   suts: Map<string, string>;
 }
 
-interface LatencyMs {
+export interface LatencyMs {
   puts: number;
   p50: number;
   p99: number;
@@ -120,7 +120,7 @@ function parseArgs(argv: readonly string[]): SnapshotBenchOptions {
   return options;
 }
 
-function summary(latenciesMs: number[]): LatencyMs {
+export function summary(latenciesMs: number[]): LatencyMs {
   const sorted = [...latenciesMs].sort((a, b) => a - b);
   const at = (fraction: number) => sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? NaN;
   const round = (value: number) => Math.round(value * 100) / 100;
@@ -128,7 +128,7 @@ function summary(latenciesMs: number[]): LatencyMs {
 }
 
 /** Each client's sequential puts until `done()` says stop; returns every put's latency in ms. */
-async function putsUntil(clients: KvClient[], done: () => boolean): Promise<number[]> {
+export async function putsUntil(clients: KvClient[], done: () => boolean): Promise<number[]> {
   const latencies: number[] = [];
   const value = Buffer.alloc(256, 'p');
   await Promise.all(

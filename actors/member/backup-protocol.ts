@@ -2,12 +2,16 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { SnapshotMembership } from '../../src/snap/snap-file.js';
 
-/** What the snapshot thread is given: the backend copy to read, what the backend does not hold, and the flow control. */
-export interface BackupThreadInit {
+/** A backend copy for the snapshot thread to read, with what the backend does not hold. */
+export interface BackupContents {
   copyDir: string;
   /** The members, removed IDs and cluster version (the cluster bucket's clusterVersion). */
   membership: SnapshotMembership;
   alarms: { memberId: bigint; alarm: number }[];
+}
+
+/** What the snapshot thread is given for a backup: the copy and the flow control. */
+export interface BackupThreadInit extends BackupContents {
   /**
    * An Int32Array over it: [backupCredit] chunks the thread may still send (one comes back as each
    * sent chunk has been written to the client's socket), [backupCancelled] 1 when the stream went away.
@@ -27,6 +31,12 @@ export type BackupChunkBytes = { slot: number; length: number } | Uint8Array;
 
 export const backupCredit = 0;
 export const backupCancelled = 1;
+
+/** One hash task (the thread's hashBackend): etcd's backend Hash of the copy is the task's result. */
+export type HashTask = BackupContents;
+
+/** The snapshot thread's export that runs a HashTask. */
+export const hashTaskName = 'hashBackend';
 
 /** One backup task: what to build, and the port its messages go out on. The task fails with what went wrong. */
 export interface BackupTask {

@@ -2,7 +2,8 @@
  * The snapshot thread: reads a copy of the backend and builds it as an etcd 3.4 bbolt database
  * (see actors/member/backup.ts): a first pass lays the pages out, a second builds them in file
  * order into chunks (both read the key area's pages straight from the copy's file), hashed and posted to the member as the client stream takes them. It runs
- * in the member's backup pool (Piscina), which keeps the thread warm between saves.
+ * in the member's backup pool (Piscina), which keeps the thread warm between saves. The same
+ * layout gives Maintenance.Hash etcd's number: hashBackend hashes a copy's buckets as etcd does.
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -13,8 +14,16 @@ import { keyAreaName, LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
 import { LmdbFileReader } from '../../src/mvcc/lmdb-file.js';
 import type { LeaseRecord } from '../../src/mvcc/backend.js';
 import { ChunkedPageOutput, planBolt, writeBolt } from '../../src/snap/bbolt/writer.js';
-import { etcdDbBuckets, type RevisionScan } from '../../src/snap/etcd-db.js';
-import { backupCancelled, backupCredit, type BackupTask, type BackupThreadReply } from './backup-protocol.js';
+import { etcdDbBuckets, etcdDbHash, type RevisionScan } from '../../src/snap/etcd-db.js';
+import type { BoltBucketSource } from '../../src/snap/bbolt/format.js';
+import {
+  backupCancelled,
+  backupCredit,
+  type BackupContents,
+  type BackupTask,
+  type BackupThreadReply,
+  type HashTask,
+} from './backup-protocol.js';
 import { nameThread } from '../shared/thread-name.js';
 
 nameThread('tsetcd-snapshot');
@@ -39,12 +48,12 @@ function awaitCredit(flow: Int32Array): void {
   }
 }
 
-/** Builds the backup `task` names, posting its length, its chunks and its sha256 on the task's port. */
-export default async function buildBackup({ init, port }: BackupTask): Promise<void> {
-  const flow = new Int32Array(init.flow);
-  const backend = LmdbBackend.open(init.copyDir);
-  const reader = LmdbFileReader.open(join(init.copyDir, 'data.mdb'));
+/** The copy's contents in etcd's bucket layout; close() once they have been read. */
+function openContents(contents: BackupContents): { root: BoltBucketSource; close(): Promise<void> } {
+  const backend = LmdbBackend.open(contents.copyDir);
+  let reader: LmdbFileReader | undefined;
   try {
+    reader = LmdbFileReader.open(join(contents.copyDir, 'data.mdb'));
     const leases: LeaseRecord[] = [];
     backend.scanLeases((record) => leases.push(record));
     const root = etcdDbBuckets({
@@ -52,11 +61,42 @@ export default async function buildBackup({ init, port }: BackupTask): Promise<v
       meta: backend.readMeta(),
       leases,
       auth: decodeAuthState(backend.readAuth()),
-      members: init.membership.members,
-      removedMemberIds: init.membership.removed,
-      clusterVersion: init.membership.clusterVersion,
-      alarms: init.alarms,
+      members: contents.membership.members,
+      removedMemberIds: contents.membership.removed,
+      clusterVersion: contents.membership.clusterVersion,
+      alarms: contents.alarms,
     });
+    const opened = reader;
+    return {
+      root,
+      close: () => {
+        opened.close();
+        return backend.close();
+      },
+    };
+  } catch (error) {
+    reader?.close();
+    void backend.close();
+    throw error;
+  }
+}
+
+/** etcd's backend Hash (Maintenance.Hash) of the copy `task` names. */
+export async function hashBackend(task: HashTask): Promise<number> {
+  const contents = openContents(task);
+  try {
+    return etcdDbHash(contents.root);
+  } finally {
+    await contents.close();
+  }
+}
+
+/** Builds the backup `task` names, posting its length, its chunks and its sha256 on the task's port. */
+export default async function buildBackup({ init, port }: BackupTask): Promise<void> {
+  const flow = new Int32Array(init.flow);
+  const contents = openContents(init);
+  try {
+    const { root } = contents;
     const plan = planBolt(root, boltPageBytesDefault);
     const bytes = plan.pageCount * plan.pageBytes;
     port.postMessage({ type: 'planned', bytes } satisfies BackupThreadReply);
@@ -94,7 +134,6 @@ export default async function buildBackup({ init, port }: BackupTask): Promise<v
     port.postMessage({ type: 'written', sha256: new Uint8Array(hash.digest()) } satisfies BackupThreadReply);
   } finally {
     port.close();
-    reader.close();
-    await backend.close();
+    await contents.close();
   }
 }

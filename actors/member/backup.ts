@@ -33,6 +33,8 @@ import {
   type BackupTask,
   type BackupThreadInit,
   type BackupThreadReply,
+  type HashTask,
+  hashTaskName,
 } from './backup-protocol.js';
 
 /**
@@ -130,10 +132,12 @@ function removeDir(dir: string, logger: Logger): void {
 
 /**
  * The member's snapshot thread, in a Piscina pool of one: started on the first save and kept
- * for backupThreadIdleMs, so saves in a row do not each start a thread.
+ * for backupThreadIdleMs, so saves in a row do not each start a thread. Hashes run the same
+ * code in a pool of their own, so a hash does not wait for a save whose client reads slowly.
  */
 export class BackupPool {
   private pool: Piscina | undefined;
+  private hashPool: Piscina | undefined;
 
   /** A member starting after a kill -9 mid-save deletes the copy its earlier process left in memory. */
   constructor() {
@@ -168,21 +172,46 @@ export class BackupPool {
     }
   }
 
+  /**
+   * etcd's backend Hash (Maintenance.Hash) of everything committed: the backend is copied (as for
+   * a save) and the copy hashed in etcd's bucket layout on the snapshot thread, off the member's
+   * event loop, while writes go on.
+   */
+  async hash(parts: BackupParts): Promise<number> {
+    const backend = parts.backend();
+    const dir = makeCopyDir(parts.snapDir, backend.sizeBytes(), parts.logger);
+    try {
+      const copyDir = join(dir, 'copy');
+      await backend.copyTo(copyDir, { durable: false });
+      const task: HashTask = { copyDir, membership: parts.membership(), alarms: parts.alarms() };
+      this.hashPool ??= threadPool();
+      return (await this.hashPool.run(task, { name: hashTaskName })) as number;
+    } finally {
+      removeDir(dir, parts.logger);
+    }
+  }
+
   async close(): Promise<void> {
-    const pool = this.pool;
+    const pools = [this.pool, this.hashPool];
     this.pool = undefined;
-    await pool?.destroy();
+    this.hashPool = undefined;
+    await Promise.all(pools.map((pool) => pool?.destroy()));
   }
 
   private started(): Piscina {
-    this.pool ??= new Piscina({
-      filename: backupThreadUrl,
-      minThreads: 0,
-      maxThreads: 1,
-      idleTimeout: backupThreadIdleMs,
-    });
+    this.pool ??= threadPool();
     return this.pool;
   }
+}
+
+/** A pool of one snapshot thread, started on its first task and ended after backupThreadIdleMs idle. */
+function threadPool(): Piscina {
+  return new Piscina({
+    filename: backupThreadUrl,
+    minThreads: 0,
+    maxThreads: 1,
+    idleTimeout: backupThreadIdleMs,
+  });
 }
 
 /** The member's side of one backup: its chunks queued in order, each giving its credit back once written. */

@@ -519,11 +519,11 @@ export class Member implements KvService, LeaseApi {
     );
   }
 
-  /** etcd's Hash over the whole backend (see LmdbBackend.hash: comparable between tsetcd members). */
+  /** etcd's Hash over the whole backend in etcd's bucket layout, so it equals etcd's for the same history. */
   async hash(): Promise<{ hash: number; revision: number }> {
     const revision = this.keySpace.store.currentRevision;
     const startedAt = performance.now();
-    const hash = await this.keySpace.backend.hash();
+    const hash = await this.backupPool.hash(this.backups);
     this.metrics.observeHash(startedAt);
     return { hash, revision };
   }

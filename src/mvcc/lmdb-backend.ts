@@ -33,7 +33,6 @@ import { open, type Database, type DatabaseOptions, type RootDatabase } from 'lm
 import { assert } from '../lib/assert.js';
 import { backendBatchIntervalMsDefault, backendBatchLimitDefault, backendDbBytesMax } from '../lib/limits.js';
 import { scratchBytes } from '../lib/scratch-bytes.js';
-import { crc32cUpdate } from '../lib/crc32c.js';
 import { lmdbMagic, lmdbMetaOffsets, lmdbPageFlags, lmdbPageOffsets, lmdbPageSizeOffset } from './lmdb-file.js';
 import { decodeLeaseRecord, encodeLeaseKey, encodeLeaseRecord } from './lease-record-codec.js';
 import { decodeAlarmKey, encodeAlarmKey } from './alarm-record-codec.js';
@@ -604,32 +603,6 @@ export class LmdbBackend implements Backend {
     const treesPages = databases.reduce((sum, db) => sum + treePages(db.getStats()), 0);
     const pages = 2 + treePages(stats.root) + treePages(stats.free) + treesPages;
     return Math.min((stats.pageSize ?? 0) * pages, this.sizeBytes());
-  }
-
-  /**
-   * etcd's backend Hash: CRC-32C over every area's name, then each of its keys and values, areas in
-   * name order, leaving out the meta area's consistent index and term as etcd's default ignores do.
-   * The bytes are tsetcd's (LMDB's areas, 8-byte meta numbers, no membership or auth areas), so
-   * the hash compares tsetcd members at the same applied index with each other, never with etcd.
-   */
-  async hash(): Promise<number> {
-    await this.flush();
-    const ignored = new Set<string>([metaKeys.consistentIndex, metaKeys.term]);
-    let crc = 0;
-    const visit = (name: string, entries: Iterable<{ key: Uint8Array; value: Uint8Array }>) => {
-      crc = crc32cUpdate(crc, Buffer.from(name));
-      for (const { key, value } of entries) crc = crc32cUpdate(crc32cUpdate(crc, key), value);
-    };
-    visit('alarm', this.alarmDb.getRange({}));
-    // From the first revision key: on a fresh environment lmdb-js's first open-ended range over
-    // this database can come back empty (storedRevisions starts there too).
-    visit('key', this.keyDb.getRange({ start: encodeRevision({ main: 0, sub: 0 }) }));
-    visit('lease', this.leaseDb.getRange({}));
-    const meta = [...this.metaDb.getRange({})]
-      .filter(({ key }) => !ignored.has(key))
-      .map(({ key, value }) => ({ key: Buffer.from(key), value }));
-    visit('meta', meta);
-    return crc;
   }
 
   /**

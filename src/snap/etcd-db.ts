@@ -206,6 +206,50 @@ function revisionKeyOf(main: number): Uint8Array {
   return Uint8Array.from(encodeRevision({ main, sub: 0 }));
 }
 
+/** One record of a bucket that etcd's backend Hash leaves out. */
+export interface HashIgnoredKey {
+  bucket: string;
+  key: string;
+}
+
+/**
+ * The records etcd's Maintenance.Hash leaves out (its mvcc DefaultIgnores): the meta bucket's
+ * consistent_index, which moves with entries that change nothing in the store.
+ */
+export const hashIgnoredKeysDefault: readonly HashIgnoredKey[] = [{ bucket: 'meta', key: 'consistent_index' }];
+
+/**
+ * etcd's backend Hash of the database `root` lays out (see etcdDbBuckets): CRC-32C over each root
+ * bucket in order, its name and then each of its records' key and value, leaving out `ignored`.
+ * A nested bucket counts as a record whose value is empty, as bbolt's ForEach hands it over; a
+ * root record that is not a bucket is refused with etcd's error.
+ */
+export function etcdDbHash(
+  root: BoltBucketSource,
+  ignored: readonly HashIgnoredKey[] = hashIgnoredKeysDefault,
+): number {
+  let crc = 0;
+  for (const item of root) {
+    if ('value' in item) throw new Error(`cannot get hash of bucket ${Buffer.from(item.key).toString('latin1')}`);
+    crc = crc32cUpdate(crc, item.key);
+    const bucketName = Buffer.from(item.key).toString('latin1');
+    const skipped = new Set(ignored.filter((entry) => entry.bucket === bucketName).map((entry) => entry.key));
+    const kept = (key: Uint8Array): boolean => skipped.size === 0 || !skipped.has(Buffer.from(key).toString('latin1'));
+    if ('records' in item) {
+      item.records.scan((key, value, valueAt, valueLength) => {
+        if (kept(key)) crc = crc32cUpdate(crc32cUpdate(crc, key), value, valueAt, valueAt + valueLength);
+      });
+      continue;
+    }
+    for (const child of item.bucket) {
+      if (!kept(child.key)) continue;
+      crc = crc32cUpdate(crc, child.key);
+      if ('value' in child) crc = crc32cUpdate(crc, child.value);
+    }
+  }
+  return crc;
+}
+
 /** What `etcdctl snapshot status` reports of a database file. */
 export interface EtcdDbStatus {
   /** CRC-32C over every bucket's name and its keys and values, in order. */

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EtcdGrpc } from '../support/etcd-grpc.js';
-import { runEtcdctl } from '../support/etcdctl.js';
+import { etcdctlOk, runEtcdctl } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
 
@@ -24,12 +24,6 @@ const leaseTtlSeconds = 600;
 interface Reading {
   readonly at: string;
   readonly result: string;
-}
-
-async function etcdctlOk(member: Member, args: readonly string[], stdin?: string): Promise<string> {
-  const result = await runEtcdctl(member.clientUrl, args, stdin === undefined ? {} : { stdin });
-  assert.equal(result.code, 0, `${member.command.label}: etcdctl ${args.join(' ')}: ${result.stderr}`);
-  return result.stdout;
 }
 
 /** `endpoint hashkv` as "hash H, revision R, compact revision C", or the error etcdctl printed. */

@@ -67,7 +67,6 @@ describe('the LMDB backend maintenance', () => {
     const backend = LmdbBackend.open(path, { batchIntervalMs: 0 });
     writeRecords(backend, 1, recordCount);
     await backend.flush();
-    const hashBefore = await backend.hash();
     const deletes = Array.from({ length: recordCount - 10 }, (_, i) => ({ main: i + 1, sub: 0 }));
     backend.write({ puts: [], deletes, meta: { consistentIndex: recordCount + 1 } });
     await backend.flush();
@@ -86,7 +85,9 @@ describe('the LMDB backend maintenance', () => {
     assert.equal(backend.readMeta().consistentIndex, recordCount + 1);
     writeRecords(backend, recordCount + 2, recordCount + 2);
     await backend.flush();
-    assert.notEqual(await backend.hash(), hashBefore);
+    const after: number[] = [];
+    backend.scan({ main: recordCount + 1, sub: 0 }, (rev) => void after.push(rev.main));
+    assert.deepEqual(after, [recordCount + 2], 'a write after the defragmentation lands in the new file');
     await backend.close();
   });
 
@@ -106,16 +107,5 @@ describe('the LMDB backend maintenance', () => {
     assert.deepEqual(alarmsOf(reopened), [noSpace, corrupt]);
     assert.deepEqual(reopened.readAuth(), bytes('auth-2'));
     await reopened.close();
-  });
-
-  it('hashes the same records the same, whatever the applied index', async () => {
-    const [first, second] = [LmdbBackend.open(tempDbPath('lmdb-hash-')), LmdbBackend.open(tempDbPath('lmdb-hash-'))];
-    writeRecords(first, 1, 20);
-    writeRecords(second, 1, 20);
-    second.write({ puts: [], deletes: [], meta: { consistentIndex: 99, term: 7 } });
-    assert.equal(await first.hash(), await second.hash());
-    second.write({ puts: [{ rev: { main: 21, sub: 0 }, stored: stored(21) }], deletes: [], meta: {} });
-    assert.notEqual(await first.hash(), await second.hash());
-    await Promise.all([first.close(), second.close()]);
   });
 });

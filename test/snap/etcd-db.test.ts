@@ -15,7 +15,16 @@ import { PermissionType } from '../../src/auth/types.js';
 import { bytesPageSource, childBucket, readBolt } from '../../src/snap/bbolt/reader.js';
 import { pageFlags } from '../../src/snap/bbolt/format.js';
 import { writeBoltBytes } from '../../src/snap/bbolt/writer.js';
-import { etcdDbBuckets, etcdDbStatus, readEtcdDbRecords, type RevisionRecord } from '../../src/snap/etcd-db.js';
+import {
+  etcdDbBuckets,
+  etcdDbHash,
+  etcdDbStatus,
+  readEtcdDbRecords,
+  type EtcdDbContents,
+  type RevisionRecord,
+} from '../../src/snap/etcd-db.js';
+import type { BoltBucketSource } from '../../src/snap/bbolt/format.js';
+import type { BoltBucket } from '../../src/snap/bbolt/reader.js';
 
 const etcdFile = readFileSync(join(packageRoot(), 'test', 'snap', 'testdata', 'etcd-3.4.23.db'));
 
@@ -165,6 +174,66 @@ test("a member's contents written in etcd's layout read back the same, with etcd
     revision: 3,
     totalKey: 16,
   });
+});
+
+/** A bucket read from a file as the items a hash or a writer takes. */
+function bucketSource(bucket: BoltBucket): BoltBucketSource {
+  return bucket.items.map((item) => ('bucket' in item ? { key: item.key, bucket: bucketSource(item.bucket) } : item));
+}
+
+test("etcd's backend Hash of a real etcd file with nothing left out is the hash etcdctl's snapshot status printed", () => {
+  assert.equal(etcdDbHash(bucketSource(readBolt(etcdFile).root), []), 6310319);
+});
+
+test("etcd's backend Hash covers every bucket's records but the consistent index, and agrees with a walk of the written file", () => {
+  const kv = (key: string, main: number) => ({
+    key: Buffer.from(key),
+    createRevision: main,
+    modRevision: main,
+    version: 1,
+    value: Buffer.from(`v${main}`),
+    lease: 0n,
+  });
+  const revisions: RevisionRecord[] = [2, 3, 4].map((main) => ({
+    revisionKey: Uint8Array.from(encodeRevision({ main, sub: 0 })),
+    value: encodeKeyValue(kv(`k${main}`, main)),
+    tombstone: false,
+  }));
+  const contents: EtcdDbContents = {
+    revisions,
+    meta: { consistentIndex: 9, term: 2, scheduledCompactRevision: 3, finishedCompactRevision: 3 },
+    leases: [{ id: 7n, ttlSeconds: 60 }],
+    members: [{ id: 0xabcn, name: 'm1', peerUrls: ['http://p:1'], clientUrls: ['http://c:1'], isLearner: false }],
+    removedMemberIds: [0x5n],
+    clusterVersion: '3.4.0',
+    alarms: [{ memberId: 0xabcn, alarm: 1 }],
+    auth: { enabled: false, revision: 3, users: [], roles: [{ name: 'r', permissions: [] }] },
+  };
+  const hash = (changed: Partial<EtcdDbContents>) => etcdDbHash(etcdDbBuckets({ ...contents, ...changed }));
+  // With nothing left out, the hash is the one etcdctl's snapshot status walk takes of the file written from the same contents.
+  const file = writeBoltBytes(etcdDbBuckets(contents));
+  assert.equal(etcdDbHash(etcdDbBuckets(contents), []), etcdDbStatus(bytesPageSource(file)).hash);
+  const base = hash({});
+  assert.notEqual(base, etcdDbHash(etcdDbBuckets(contents), []), 'consistent_index is left out by default');
+  assert.equal(hash({ meta: { ...contents.meta, consistentIndex: 99, term: 5 } }), base);
+  const changes: Record<string, Partial<EtcdDbContents>> = {
+    key: { revisions: revisions.slice(0, 2) },
+    meta: { meta: { ...contents.meta, finishedCompactRevision: 2 } },
+    lease: { leases: [{ id: 7n, ttlSeconds: 61 }] },
+    members: { members: [{ ...contents.members[0]!, clientUrls: ['http://c:2'] }] },
+    members_removed: { removedMemberIds: [] },
+    cluster: { clusterVersion: undefined },
+    alarm: { alarms: [] },
+    auth: { auth: { ...contents.auth, revision: 4 } },
+    authRoles: { auth: { ...contents.auth, roles: [] } },
+    authUsers: { auth: { ...contents.auth, users: [{ name: 'u', password: '', noPassword: true, roles: [] }] } },
+  };
+  for (const [bucket, changed] of Object.entries(changes))
+    assert.notEqual(hash(changed), base, `a change in ${bucket}`);
+  assert.throws(
+    () => etcdDbHash([{ key: Buffer.from('stray'), value: Uint8Array.of(1) }]),
+    /^Error: cannot get hash of bucket stray$/,
+  );
 });
 
 test('the key bucket written from a record scan is the same file as from record objects', () => {

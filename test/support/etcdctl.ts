@@ -1,4 +1,5 @@
 /** Runs the real etcdctl (API v3) against a member and captures everything it says. */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { etcdctlBinaryPath } from './sut.js';
 
@@ -30,6 +31,17 @@ export function runEtcdctl(
   options: EtcdctlOptions = {},
 ): Promise<CommandResult> {
   return runCommand(etcdctlBinaryPath, [`--endpoints=${endpoint}`, ...args], { ...options, env: { ETCDCTL_API: '3' } });
+}
+
+/** Runs etcdctl against `member` and asserts it succeeded, naming the member and the command if not; its stdout. */
+export async function etcdctlOk(
+  member: { readonly clientUrl: string; readonly command: { readonly label: string } },
+  args: readonly string[],
+  stdin?: string,
+): Promise<string> {
+  const result = await runEtcdctl(member.clientUrl, args, stdin === undefined ? {} : { stdin });
+  assert.equal(result.code, 0, `${member.command.label}: etcdctl ${args.join(' ')}: ${result.stderr}`);
+  return result.stdout;
 }
 
 /** Runs any command, feeding `stdin` and capturing stdout, stderr and the exit code. */

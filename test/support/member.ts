@@ -45,6 +45,11 @@ export interface MemberOptions {
   readonly runInWorkDir?: boolean;
   /** Environment variables added to the test's own for the member's process (e.g. GOFAIL_FAILPOINTS). */
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * The client and peer ports instead of free ones: another member's, once it has stopped, so that
+   * both advertise the same URLs (which etcd's backend stores in its members bucket).
+   */
+  readonly ports?: { readonly client: number; readonly peer: number };
 }
 
 /** How a member's process ended: its exit code, or the signal that ended it. */
@@ -95,7 +100,8 @@ export class Member {
 
   /** A member with its ports and work dir, not started: for a start that should fail (runUntilExit). */
   static async create(options: MemberOptions): Promise<Member> {
-    const [clientPort, peerPort] = await freePorts(2);
+    const [clientPort, peerPort] =
+      options.ports === undefined ? await freePorts(2) : [options.ports.client, options.ports.peer];
     if (clientPort === undefined || peerPort === undefined) throw new Error('expected two free ports');
     const workDir = await mkdtemp(join(tmpdir(), `tsetcd-${options.command.label}-`));
     const member = new Member(
