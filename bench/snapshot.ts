@@ -4,7 +4,8 @@
  * puts with C clients for a baseline window, then times `etcdctl snapshot save` while the same
  * clients keep putting, and compares the put latency during the save with the latency just before
  * it (the rise of p99), with the CPU each of the member's threads used during the save and, for
- * tsetcd, its member thread's event-loop delay. Then it times the restore of the saved file,
+ * tsetcd, its member thread's event-loop stalls and collections during the save (bench/loop-probe.ts,
+ * preloaded into each tsetcd member's process). Then it times the restore of the saved file,
  * `etcdctl snapshot restore` for etcd's and `tsetcdctl snapshot restore` for tsetcd's, each into a
  * fresh data dir.
  *
@@ -33,6 +34,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../src/lib/paths.js';
 import { Member } from '../test/support/member.js';
 import { etcdCommand, etcdctlBinaryPath, sutCommand, type MemberCommand } from '../test/support/sut.js';
+import { loopProbeEnv, readLoopProbe, type LoopProbeWindow } from './loop-probe.js';
 import { call, kvClient, load, rssMiB, type KvClient } from './restart.js';
 
 interface SnapshotBenchOptions {
@@ -71,8 +73,8 @@ interface SnapshotRound {
   rssDuringMiB: number;
   /** CPU of the member's threads during the save, by thread name. */
   cpuDuringMs: Record<string, number>;
-  /** The member thread's event-loop delay during the save (tsetcd only). */
-  eventLoopDuring?: { maxMs: number; p99Ms: number };
+  /** The member thread's event-loop stalls and collections during the save (tsetcd only). */
+  eventLoopDuring?: LoopProbeWindow;
 }
 
 interface SnapshotBenchResult {
@@ -198,15 +200,29 @@ interface Target {
   dir: string;
   loadSeconds: number;
   rounds: SnapshotRound[];
+  /** The loop probe's file, for tsetcd members. */
+  loopProbePath?: string;
 }
 
+const loopProbeModulePath = join(packageRoot(), 'dist', 'bench', 'loop-probe.js');
+
 async function startTarget(system: string, command: MemberCommand, options: SnapshotBenchOptions): Promise<Target> {
-  const member = await Member.start({ command, healthWaitMs: 60_000 });
   const dir = await mkdtemp(join(tmpdir(), 'tsetcd-snapshot-bench-'));
+  const probed = command.label === 'tsetcd';
+  const loopProbePath = probed ? join(dir, 'loop-probe.log') : undefined;
+  // Node runs --require modules in worker threads too, so the probe reaches the member thread.
+  const env: Record<string, string> = probed
+    ? {
+        NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --require ${loopProbeModulePath}`.trim(),
+        [loopProbeEnv]: loopProbePath!,
+      }
+    : {};
+  const member = await Member.start({ command, healthWaitMs: 60_000, env });
   const clients = Array.from({ length: options.clients }, () => kvClient(member.clientUrl));
   const loadStarted = performance.now();
   await load(clients[0]!, { keys: options.keys, valSize: options.valSize, batch: 100, concurrency: 8 });
-  return { system, member, clients, dir, loadSeconds: (performance.now() - loadStarted) / 1000, rounds: [] };
+  const loadSeconds = (performance.now() - loadStarted) / 1000;
+  return { system, member, clients, dir, loadSeconds, rounds: [], loopProbePath };
 }
 
 async function stopTarget(target: Target): Promise<void> {
@@ -251,22 +267,6 @@ function cpuBetween(before: Map<string, number>, after: Map<string, number>): Re
   return used;
 }
 
-/**
- * The member thread's event-loop delay since the last scrape, from prom-client's default
- * nodejs_eventloop_lag_* gauges on /metrics (each scrape resets them); undefined where the member
- * has none (etcd).
- */
-async function eventLoopLag(clientUrl: string): Promise<{ maxMs: number; p99Ms: number } | undefined> {
-  const text = await (await fetch(`${clientUrl}/metrics`)).text();
-  const gauge = (name: string) => {
-    const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
-    return match === null ? undefined : Math.round(Number(match[1]) * 100_000) / 100;
-  };
-  const maxMs = gauge('nodejs_eventloop_lag_max_seconds');
-  const p99Ms = gauge('nodejs_eventloop_lag_p99_seconds');
-  return maxMs === undefined || p99Ms === undefined ? undefined : { maxMs, p99Ms };
-}
-
 /** One round on `target`: puts for the baseline window, then `etcdctl snapshot save` while the puts go on, then a restore. */
 async function saveRound(target: Target, options: SnapshotBenchOptions, round: number): Promise<SnapshotRound> {
   const { member, clients, dir } = target;
@@ -275,9 +275,9 @@ async function saveRound(target: Target, options: SnapshotBenchOptions, round: n
   let saving = true;
   let rssDuringMiB = 0;
   const path = join(dir, `snapshot-${round}.db`);
-  await eventLoopLag(member.clientUrl);
   const cpuBefore = threadCpuMs(member.pid);
   const saveStarted = performance.now();
+  const saveStartedEpochMs = Date.now();
   const endpoint = member.clientUrl.replace(/^http:\/\//, '');
   const saved = run(etcdctlBinaryPath, [`--endpoints=${endpoint}`, 'snapshot', 'save', path]).finally(
     () => (saving = false),
@@ -289,7 +289,10 @@ async function saveRound(target: Target, options: SnapshotBenchOptions, round: n
   await saved;
   const saveSeconds = (performance.now() - saveStarted) / 1000;
   const cpuDuringMs = cpuBetween(cpuBefore, threadCpuMs(member.pid));
-  const eventLoopDuring = await eventLoopLag(member.clientUrl);
+  const eventLoopDuring =
+    target.loopProbePath === undefined
+      ? undefined
+      : readLoopProbe(target.loopProbePath, saveStartedEpochMs, Date.now());
   const duringLatencies = await during;
   const fileMiB = (await stat(path)).size / (1024 * 1024);
   const restoreSeconds = (await timeRestore(target.system, path, dir, round)).seconds;
@@ -334,6 +337,15 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? NaN;
 }
 
+function loopLine(window: LoopProbeWindow): string {
+  const { maxStall, stallsOver30Ms, gc, gcMaxMs } = window;
+  const collections = Object.entries(gc).map(([kind, { count, ms }]) => `${kind} ${count}x ${ms}ms`);
+  return (
+    `longest stall ${maxStall.ms}ms (running ${maxStall.runMs}ms, waiting for a core ${maxStall.waitMs}ms), ` +
+    `${stallsOver30Ms} stalls of 30ms+, gc ${collections.join(', ') || 'none'} (longest ${gcMaxMs}ms)`
+  );
+}
+
 function line(result: SnapshotBenchResult): string {
   const latency = (l: LatencyMs) => `n=${l.puts} p50=${l.p50}ms p99=${l.p99}ms max=${l.max}ms`;
   const rounds = result.rounds.map(
@@ -342,9 +354,7 @@ function line(result: SnapshotBenchResult): string {
       `file=${round.fileMiB.toFixed(1)}MiB rss-during=${round.rssDuringMiB.toFixed(0)}MiB\n` +
       `    puts before: ${latency(round.putsBefore)}\n    puts during: ${latency(round.putsDuring)} rise p99=${round.riseP99Ms}ms\n` +
       `    cpu during (ms by thread): ${JSON.stringify(round.cpuDuringMs)}` +
-      (round.eventLoopDuring === undefined
-        ? '\n'
-        : ` event-loop delay max=${round.eventLoopDuring.maxMs}ms p99=${round.eventLoopDuring.p99Ms}ms\n`),
+      (round.eventLoopDuring === undefined ? '\n' : `\n    member thread: ${loopLine(round.eventLoopDuring)}\n`),
   );
   const saves = result.rounds.map((round) => round.saveSeconds);
   const restores = result.rounds.map((round) => round.restoreSeconds);

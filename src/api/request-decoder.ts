@@ -18,6 +18,7 @@
  *                      mod_revision 6, value 7, lease 8 }, range_end 64
  *   RequestOp          oneof { request_range 1, request_put 2, request_delete_range 3, request_txn 4 }
  *   TxnRequest         compare 1, success 2, failure 3 (all repeated)
+ *   SnapshotRequest    no fields (Maintenance.Snapshot)
  */
 import { errors } from './errors.js';
 import {
@@ -54,6 +55,17 @@ export function decodeDeleteRangeRequest(bytes: Buffer): DeleteRangeRequest {
 /** Decodes a TxnRequest; an op with no request set throws etcd's "key not found", as validation would. */
 export function decodeTxnRequest(bytes: Buffer): TxnRequest {
   return txnRequest(protoReaderOf(bytes), 0);
+}
+
+/**
+ * Reads a Maintenance SnapshotRequest, which has no fields: whatever fields it carries are skipped,
+ * and malformed bytes throw as in the other decoders. With it a save needs no proto-loader codec,
+ * whose first use reads and parses every .proto file on the member's event loop.
+ */
+export function decodeSnapshotRequest(bytes: Buffer): Record<string, never> {
+  const reader = protoReaderOf(bytes);
+  while (!reader.done) reader.skip(reader.key());
+  return {};
 }
 
 /** The error for a txn nested deeper than txnNestingDepthMax, in protobuf-go's words for its own limit. */

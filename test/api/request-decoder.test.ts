@@ -18,6 +18,7 @@ import {
   decodeDeleteRangeRequest,
   decodePutRequest,
   decodeRangeRequest,
+  decodeSnapshotRequest,
   decodeTxnRequest,
 } from '../../src/api/request-decoder.js';
 import { encodeTxnRequest } from '../../src/api/request-encoder.js';
@@ -262,6 +263,28 @@ describe('the direct request decoder', () => {
       () => generic.Txn(bytes),
       (error: unknown) => error instanceof EtcdError && error.message === 'etcdserver: key not found',
     );
+  });
+});
+
+describe('the snapshot request decoder', () => {
+  const maintenance = loadProtos()['etcdserverpb.Maintenance'] as grpc.ServiceDefinition;
+  const protobufjsSnapshot = (bytes: Buffer): unknown =>
+    (maintenance['Snapshot']!.requestDeserialize as (buffer: Buffer) => unknown)(bytes);
+
+  test('reads an empty request, or one with fields it does not know, as protobufjs does', () => {
+    const cases = [[], [0x08, 0x96, 0x01], [0x11, 1, 2, 3, 4, 5, 6, 7, 8, 0x1a, 2, 0x61, 0x62, 0x25, 1, 2, 3, 4]];
+    for (const bytes of cases) {
+      assert.deepEqual(decodeSnapshotRequest(Buffer.from(bytes)), {});
+      assert.deepEqual({ ...(protobufjsSnapshot(Buffer.from(bytes)) as object) }, {}, `bytes ${bytes.join(',')}`);
+    }
+  });
+
+  test('refuses truncated fields and field number 0 as the other decoders do', () => {
+    for (const bytes of [[0x0a, 5, 0x61], [0x08], [0x11, 1, 2]]) {
+      assert.throws(() => decodeSnapshotRequest(Buffer.from(bytes)), /^Error: unexpected EOF$/);
+      assert.throws(() => protobufjsSnapshot(Buffer.from(bytes)));
+    }
+    assert.throws(() => decodeSnapshotRequest(Buffer.from([0x00, 0x01])), /^Error: proto: illegal tag 0/);
   });
 });
 

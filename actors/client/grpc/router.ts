@@ -23,6 +23,7 @@ import {
   decodeDeleteRangeRequest,
   decodePutRequest,
   decodeRangeRequest,
+  decodeSnapshotRequest,
   decodeTxnRequest,
 } from '../../../src/api/request-decoder.js';
 import {
@@ -197,13 +198,15 @@ function resolveLimits(limits: Partial<GrpcLimits> | undefined): GrpcLimits {
 
 /**
  * The KV requests are decoded straight into domain objects (request-decoder.ts); their handlers
- * take those. Every other method gets proto-loader's wire object.
+ * take those. So is Maintenance.Snapshot's request, which has no fields: a save then never loads
+ * the protos on the member's event loop. Every other method gets proto-loader's wire object.
  */
-const domainDecoders: Partial<Record<UnaryMethod, (buffer: Buffer) => unknown>> = {
+const domainDecoders: Partial<Record<GrpcMethod, (buffer: Buffer) => unknown>> = {
   'etcdserverpb.KV/Range': decodeRangeRequest,
   'etcdserverpb.KV/Put': decodePutRequest,
   'etcdserverpb.KV/DeleteRange': decodeDeleteRangeRequest,
   'etcdserverpb.KV/Txn': decodeTxnRequest,
+  'etcdserverpb.Maintenance/Snapshot': decodeSnapshotRequest,
 };
 
 /** Every etcd v3 method routed to its handler, for the client port (listenClient). */
@@ -226,7 +229,7 @@ export function createGrpcServer(options: GrpcServerOptions): GrpcRoutes {
     const { service, name } = splitMethod(method);
     services.add(service);
     const codec = lazyMethodCodec(method);
-    const decode = (domainDecoders[method as UnaryMethod] ?? codec.decode) as (buffer: Buffer) => WireMessage;
+    const decode = (domainDecoders[method] ?? codec.decode) as (buffer: Buffer) => WireMessage;
     const encode = passEncoded(codec.encode);
     const clientStreaming = isClientStreaming(method);
     const stats = new MethodStats(service, name, grpcTypeOf(clientStreaming, isStreaming(method)));
