@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runEtcdctl } from '../support/etcdctl.js';
+import { afterFirstField, protobufText, splitMessages } from '../support/proto-text.js';
 import { Running } from '../support/running.js';
 import { Member } from '../support/member.js';
 import { etcdCommand, etcdctlBinaryPath, sutCommand, tsetcdctlBinPath } from '../support/sut.js';
@@ -151,6 +152,25 @@ describe('long-running tsetcdctl commands behave as etcdctl does', { timeout: sc
         }),
     );
   }
+
+  it(
+    'watch --prefix --prev-kv --rev -w protobuf prints each response as etcdctl encodes it',
+    { timeout: scenarioTimeoutMs },
+    () =>
+      same(async (on) => {
+        const watch = on.start(['watch', 'w/', '--prefix', '--prev-kv', '--rev', '2', '-w', 'protobuf']);
+        // The value of the put of w/b and the previous value of its delete.
+        await watch.waitFor('two words', 2);
+        const said = await watch.end('SIGTERM');
+        // Responses are printed unframed; each is shown decoded without the member's IDs, and its
+        // bytes after the header (which holds those IDs) as they were printed.
+        const responses = splitMessages('etcdserverpb.WatchResponse', watch.stdoutBytes).map(
+          (bytes) =>
+            `${protobufText('etcdserverpb.WatchResponse', bytes).replace(/"(cluster_id|member_id)":"\d+"/g, '"$1":<id>')}\n${afterFirstField(bytes).toString('hex')}`,
+        );
+        return `${responses.join('\n')}\n${said.slice(said.indexOf('stderr:\n'))}`;
+      }),
+  );
 
   it(
     'watch KEY -- CMD runs the command per event with the ETCD_WATCH_* variables',
