@@ -30,12 +30,21 @@ export class Running {
     );
   }
 
-  /** Resolves once stdout and stderr together contain `text` `times` times. */
-  async waitFor(text: string, times = 1): Promise<void> {
+  /**
+   * Resolves once stdout and stderr together contain `text` `times` times; fails, showing what
+   * was said, when the command exits first or `timeoutMs` (if given) passes.
+   */
+  async waitFor(text: string, times = 1, timeoutMs?: number): Promise<void> {
+    const deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
     while ((this.stdout + this.stderr).split(text).length - 1 < times) {
       if (this.child.exitCode !== null || this.child.signalCode !== null)
         assert.fail(`expected "${text}" before exit, saw ${this.transcript()}`);
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      const leftMs = deadline === undefined ? undefined : deadline - performance.now();
+      if (leftMs !== undefined && leftMs <= 0) assert.fail(`expected "${text}" in time, saw ${this.transcript()}`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        if (leftMs !== undefined) setTimeout(resolve, leftMs).unref();
+      });
     }
   }
 
