@@ -52,6 +52,20 @@ describe('frozen connections are found as etcdctl finds them', { skip: tsetcd.sk
     }
   });
 
+  /** Starts etcdctl through the first relay and tsetcdctl through the others, with `args(index)`. */
+  function startThroughRelays(through: readonly FreezingRelay[], args: (index: number) => string[]): Running[] {
+    return through.map((relay, index) => {
+      const full = [`--endpoints=127.0.0.1:${relay.port}`, ...args(index)];
+      const [command, argv] = index === 0 ? [etcdctlBinaryPath, full] : [process.execPath, [tsetcdctlBinPath, ...full]];
+      const child = spawn(command, argv, {
+        env: { ...process.env, ETCDCTL_API: '3' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      started.add(child);
+      return new Running(child);
+    });
+  }
+
   after(async () => {
     for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await Promise.all(relays.map((relay) => relay.close()));
@@ -62,24 +76,13 @@ describe('frozen connections are found as etcdctl finds them', { skip: tsetcd.sk
     'watch --keepalive-time 2s --keepalive-timeout 1s gives up a frozen connection and keeps waiting',
     { timeout: scenarioTimeoutMs },
     async () => {
-      const watches = relays.map((relay, index) => {
-        const args = [
-          `--endpoints=127.0.0.1:${relay.port}`,
-          '--keepalive-time=2s',
-          `--keepalive-timeout=${keepAliveTimeoutMs / 1000}s`,
-          'watch',
-          'k',
-          '--rev=1',
-        ];
-        const [command, argv] =
-          index === 0 ? [etcdctlBinaryPath, args] : [process.execPath, [tsetcdctlBinPath, ...args]];
-        const child = spawn(command, argv, {
-          env: { ...process.env, ETCDCTL_API: '3' },
-          stdio: ['pipe', 'pipe', 'pipe'],
-        });
-        started.add(child);
-        return new Running(child);
-      });
+      const watches = startThroughRelays(relays, () => [
+        '--keepalive-time=2s',
+        `--keepalive-timeout=${keepAliveTimeoutMs / 1000}s`,
+        'watch',
+        'k',
+        '--rev=1',
+      ]);
       // The put, replayed from revision 1 through the relay: the watch is up, and this was its
       // connection's last traffic.
       await Promise.all(watches.map((watch) => watch.waitFor('before\n')));
@@ -137,17 +140,7 @@ describe('frozen connections are found as etcdctl finds them', { skip: tsetcd.sk
       // Relays of its own: the first scenario's stay frozen.
       const leaseRelays = await Promise.all(members.map((member) => FreezingRelay.start(member.clientPort)));
       relays.push(...leaseRelays);
-      const keepAlives = leaseRelays.map((relay, index) => {
-        const args = [`--endpoints=127.0.0.1:${relay.port}`, 'lease', 'keep-alive', ids[index] ?? ''];
-        const [command, argv] =
-          index === 0 ? [etcdctlBinaryPath, args] : [process.execPath, [tsetcdctlBinPath, ...args]];
-        const child = spawn(command, argv, {
-          env: { ...process.env, ETCDCTL_API: '3' },
-          stdio: ['pipe', 'pipe', 'pipe'],
-        });
-        started.add(child);
-        return new Running(child);
-      });
+      const keepAlives = startThroughRelays(leaseRelays, (index) => ['lease', 'keep-alive', ids[index] ?? '']);
       await Promise.all(keepAlives.map((keepAlive) => keepAlive.waitFor('keepalived with TTL(4)')));
       for (const relay of leaseRelays) relay.freeze();
       const transcripts = (await Promise.all(keepAlives.map((keepAlive) => keepAlive.end('by itself')))).map(
