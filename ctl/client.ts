@@ -115,11 +115,14 @@ export function clientErrorText(error: { readonly code: number; readonly details
 }
 
 /**
- * The client error text of a failed call. A refused authentication (exit 2 in main) and anything
- * that is not a call failure go up as they are.
+ * The client error text of a failed call or stream (grpc-js fails a stream with a ServiceError). A
+ * refused authentication (exit 2 in main) and anything that is not a call failure go up as they are.
  */
 export function rpcErrorText(error: unknown): string {
   if (error instanceof CtlRpcError && !(error instanceof CtlDialError)) return error.message;
+  const status = error as Partial<grpc.ServiceError> | undefined;
+  if (typeof status?.code === 'number' && typeof status.details === 'string')
+    return clientErrorText({ code: status.code, details: status.details });
   throw error;
 }
 
@@ -206,7 +209,7 @@ export class EtcdConnection {
   ): Promise<Message> {
     const deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
     for (let refreshes = 0; ; refreshes++) {
-      this.token ??= this.authenticate();
+      this.token ??= this.authenticate(this.options.dialTimeoutMs);
       const token = await this.token;
       // Whole milliseconds: grpc-go refuses a fractional grpc-timeout.
       const remainingMs =
@@ -231,8 +234,7 @@ export class EtcdConnection {
     timeoutMs?: number,
   ): Promise<grpc.ClientReadableStream<Message>> {
     await this.ready();
-    this.token ??= this.authenticate();
-    const token = await this.token;
+    const token = await this.streamToken();
     const client = this.client(service);
     const metadata = new (grpcJs().Metadata)({ waitForReady: true });
     if (token !== undefined) metadata.set('token', token);
@@ -245,19 +247,33 @@ export class EtcdConnection {
     return callable.call(client, request, metadata, options);
   }
 
+  /**
+   * The token a new stream carries. clientv3 authenticates anew before it opens any stream (its
+   * stream interceptor's getToken), so a stream opened long after the last call, or opened again
+   * after a broken one, never starts with an expired token; later calls use the new token too.
+   */
+  private async streamToken(): Promise<string | undefined> {
+    // Like clientv3's, it waits as long as the stream would: a stream has no deadline.
+    if (this.token === undefined || (await this.hasCredentials())) this.token = this.authenticate(undefined);
+    return this.token;
+  }
+
   /** Whether the command names a user and password, without which clientv3 never authenticates. */
   private async hasCredentials(): Promise<boolean> {
     const user = await this.options.user?.();
     return user !== undefined && user.username !== '' && user.password !== '';
   }
 
-  /** clientv3's getToken: Authenticate once, then send the token as `token` metadata on every call. */
-  private async authenticate(): Promise<string | undefined> {
+  /**
+   * clientv3's getToken: Authenticate, then send the token as `token` metadata on every call. The
+   * first one is made as the client is dialled, within the dial timeout.
+   */
+  private async authenticate(timeoutMs: number | undefined): Promise<string | undefined> {
     const user = await this.options.user?.();
     if (user === undefined || !(await this.hasCredentials())) return undefined;
     const request = { name: user.username, password: user.password };
     try {
-      const response = await this.unary('Auth', 'Authenticate', request, this.options.dialTimeoutMs, undefined);
+      const response = await this.unary('Auth', 'Authenticate', request, timeoutMs, undefined);
       return String(response.token);
     } catch (error) {
       if (error instanceof CtlRpcError && error.message === authNotEnabledText) return undefined;
@@ -353,8 +369,7 @@ export class EtcdConnection {
     requireLeader = false,
   ): Promise<grpc.ClientDuplexStream<Message, Message>> {
     await this.ready();
-    this.token ??= this.authenticate();
-    const token = await this.token;
+    const token = await this.streamToken();
     const client = this.client(service);
     const metadata = new (grpcJs().Metadata)({ waitForReady: true });
     if (token !== undefined) metadata.set('token', token);

@@ -8,61 +8,36 @@ import { rpcErrorText, type EtcdConnection, type Message } from './client.js';
 import type { CommandContext } from './context.js';
 import { runToEnd } from './exec.js';
 import { prefixRangeEnd } from './kv-commands.js';
+import { LeaseKeeper, firstAnswerWaitMs } from './lease-keeper.js';
 import { ExitCode, exitWithError } from './output.js';
 
 /** clientv3/concurrency's session TTL when none is given (elect uses it). */
 const sessionTtlSecondsDefault = 60;
 /** mvccpb.Event's type of a put (a delete is 1). */
 const eventTypePut = 0;
-/** clientv3 renews a lease after a third of its TTL. */
-const keepAliveTtlFraction = 3;
 
 /** A lease kept alive as clientv3's session keeps it; `expired` settles when it is lost. */
 class Session {
-  private stream: Awaited<ReturnType<EtcdConnection['duplex']>> | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private closed = false;
-  readonly expired: Promise<void>;
-  private expire: () => void = () => undefined;
-
   private constructor(
     readonly lease: string,
-    private readonly ttlSeconds: number,
-  ) {
-    this.expired = new Promise((resolve) => (this.expire = resolve));
+    private readonly keeper: LeaseKeeper,
+  ) {}
+
+  get expired(): Promise<void> {
+    return this.keeper.ended;
   }
 
-  static async open(connection: EtcdConnection, ttlSeconds: number): Promise<Session> {
+  static async open(context: CommandContext, ttlSeconds: number): Promise<Session> {
+    const connection = context.client();
     const granted = await connection.call('Lease', 'LeaseGrant', { TTL: String(ttlSeconds) }, undefined);
-    const session = new Session(String(granted.ID), ttlSeconds);
-    const stream = await connection.duplex('Lease', 'LeaseKeepAlive', true);
-    session.stream = stream;
-    stream.on('data', (answer: Message) => {
-      if (BigInt(answer.TTL as string) <= 0n) session.lost();
-    });
-    stream.on('error', () => session.lost());
-    stream.on('end', () => session.lost());
-    session.renew();
-    return session;
-  }
-
-  private renew(): void {
-    if (this.closed) return;
-    this.stream?.write({ ID: this.lease });
-    this.timer = setTimeout(() => this.renew(), (this.ttlSeconds * 1000) / keepAliveTtlFraction);
-  }
-
-  private lost(): void {
-    if (this.closed) return;
-    this.close();
-    this.expire();
+    const lease = String(granted.ID);
+    const dialTimeoutMs = context.flags.durationNs('dial-timeout') / 1e6;
+    return new Session(lease, new LeaseKeeper(connection, lease, firstAnswerWaitMs(dialTimeoutMs)));
   }
 
   /** Stops renewing; like etcdctl, the lease is left to expire rather than revoked. */
   close(): void {
-    this.closed = true;
-    clearTimeout(this.timer);
-    this.stream?.cancel();
+    this.keeper.close();
   }
 }
 
@@ -121,7 +96,7 @@ function sessionKey(name: Buffer, session: Session): Buffer {
 
 async function openSession(context: CommandContext, ttlSeconds: number): Promise<Session> {
   try {
-    return await Session.open(context.client(), ttlSeconds);
+    return await Session.open(context, ttlSeconds);
   } catch (error) {
     return exitWithError(context.output, ExitCode.error, rpcErrorText(error));
   }

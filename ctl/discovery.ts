@@ -12,6 +12,7 @@ import { discoveryTexts } from '../src/api/errors.js';
 import { dnsAttemptsDefault, dnsQueryTimeoutSecondsDefault } from '../src/lib/limits.js';
 import type { FlagValues } from './flags.js';
 import { goQuote } from './go-format.js';
+import { searchNames } from './host-lookup.js';
 import { dnsPromises } from './lazy-modules.js';
 
 /** What discovery found: the endpoints and the lines etcdctl prints about those it drops, or its error. */
@@ -132,9 +133,25 @@ function shuffleByWeight(records: SrvRecord[], start: number, end: number, rando
   }
 }
 
+/**
+ * The SRV records of `name`, asked under each name resolv.conf's search list and ndots make of it
+ * (as Go asks) until one answers; else the last failure.
+ */
+async function resolveSrvSearching(name: string): Promise<SrvRecord[]> {
+  let failure: unknown = new Error(`expected a name to look up for ${name}`);
+  for (const candidate of searchNames(name)) {
+    try {
+      return await resolveSrvInGoTime(candidate);
+    } catch (error) {
+      failure = error;
+    }
+  }
+  throw failure;
+}
+
 /** The endpoints of one SRV service: `<scheme>://<target>:<port>`, the target keeping its root dot as Go's does. */
 async function lookupService(scheme: 'https' | 'http', name: string): Promise<string[]> {
-  const records = orderSrvRecords(await resolveSrvInGoTime(name));
+  const records = orderSrvRecords(await resolveSrvSearching(name));
   return records.map((record) => `${scheme}://${record.name.replace(/\.?$/, '.')}:${record.port}`);
 }
 

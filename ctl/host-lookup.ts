@@ -13,6 +13,8 @@ import { dnsPromises } from './lazy-modules.js';
 
 /** The hosts file Go's resolver reads before asking DNS. */
 const hostsFilePath = '/etc/hosts';
+/** Where Go's resolver finds its servers, search list and options. */
+const resolvConfPath = '/etc/resolv.conf';
 
 let hostsByName: Map<string, LookupAddress[]> | undefined;
 
@@ -60,17 +62,82 @@ export function rfc6724Precedence(address: LookupAddress): number {
   return 40;
 }
 
+/** Go's cap on resolv.conf's ndots. */
+const ndotsMax = 15;
+/** The longest name Go sends to DNS, root dot included. */
+const dnsNameBytesMax = 254;
+
+/**
+ * The names Go's resolver asks DNS for when it looks `name` up (its dnsConfig.nameList), by
+ * resolv.conf's `search` (or `domain`) list and `ndots` option: a name with a trailing dot is
+ * asked as it is; one with at least ndots dots (default 1) is asked first as it is and then with
+ * each search domain; one with fewer is asked with each search domain first and as it is last.
+ * Without a search list Go searches the domain of the host's own name. Names come without their
+ * root dot.
+ */
+export function goNameList(name: string, resolvConf: string, hostname: string): string[] {
+  if (name.endsWith('.')) return name.length >= dnsNameBytesMax ? [] : [name.slice(0, -1)];
+  if (name.length > dnsNameBytesMax) return [];
+  let search: string[] = [];
+  let ndots = 1;
+  for (const line of resolvConf.split('\n')) {
+    // Go skips whole comment lines only.
+    if (line.startsWith('#') || line.startsWith(';')) continue;
+    const fields = line.trim().split(/\s+/);
+    if (fields[0] === 'domain' && fields[1] !== undefined) search = [fields[1]];
+    else if (fields[0] === 'search') search = fields.slice(1);
+    else if (fields[0] === 'options')
+      for (const option of fields.slice(1)) {
+        // Go takes the leading digits (none reads as 0).
+        if (option.startsWith('ndots:')) ndots = Math.min(Number(/^\d*/.exec(option.slice(6))?.[0] || 0), ndotsMax);
+      }
+  }
+  const dot = hostname.indexOf('.');
+  if (search.length === 0 && dot >= 0 && dot < hostname.length - 1) search = [hostname.slice(dot + 1)];
+  const suffixed = search
+    .map((suffix) => `${name}.${suffix.replace(/\.$/, '')}`)
+    .filter((fqdn) => fqdn.length + 1 <= dnsNameBytesMax);
+  const dots = name.split('.').length - 1;
+  return dots >= ndots ? [name, ...suffixed] : [...suffixed, name];
+}
+
+/** A file's text, or '' when it cannot be read. */
+function readOrEmpty(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The names to ask DNS for `name`, from this host's resolv.conf (Go's defaults without one) and name. */
+export function searchNames(name: string): string[] {
+  // Where Go's os.Hostname reads the host's name on Linux.
+  const ownName = readOrEmpty('/proc/sys/kernel/hostname').trim();
+  return goNameList(name, readOrEmpty(resolvConfPath), ownName);
+}
+
+/** The A and AAAA answers for one name, IPv6 first. */
+async function addressesOf(name: string): Promise<LookupAddress[]> {
+  const resolver = new (dnsPromises().Resolver)();
+  const [v4, v6] = await Promise.allSettled([resolver.resolve4(name), resolver.resolve6(name)]);
+  return [
+    ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 })) : []),
+    ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 })) : []),
+  ];
+}
+
 /** The addresses `hostname` names, hosts file first; rejects with ENOTFOUND when DNS has none either. */
 export async function lookupHost(hostname: string): Promise<LookupAddress[]> {
   const name = hostname.toLowerCase().replace(/\.$/, '');
   const fromFile = hostsFile().get(name);
   if (fromFile !== undefined) return fromFile;
-  const resolver = new (dnsPromises().Resolver)();
-  const [v4, v6] = await Promise.allSettled([resolver.resolve4(name), resolver.resolve6(name)]);
-  const found: LookupAddress[] = [
-    ...(v6.status === 'fulfilled' ? v6.value.map((address) => ({ address, family: 6 })) : []),
-    ...(v4.status === 'fulfilled' ? v4.value.map((address) => ({ address, family: 4 })) : []),
-  ];
+  // Go asks for the names in turn and takes the first that has addresses.
+  let found: LookupAddress[] = [];
+  for (const candidate of searchNames(hostname.toLowerCase())) {
+    found = await addressesOf(candidate);
+    if (found.length > 0) break;
+  }
   if (found.length === 0) {
     const error: NodeJS.ErrnoException = new Error(`lookup ${name}: no such host`);
     error.code = 'ENOTFOUND';

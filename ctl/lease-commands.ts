@@ -7,12 +7,8 @@ import { AdminDisplay, leaseHex } from './admin-printers.js';
 import { rpcErrorText, type Message } from './client.js';
 import type { CommandContext } from './context.js';
 import { goParseInt } from './go-format.js';
+import { LeaseKeeper, firstAnswerWaitMs } from './lease-keeper.js';
 import { ExitCode, exitWithError } from './output.js';
-
-/** clientv3 sends the next keep-alive a third of the TTL after the last answer... */
-const keepAliveTtlFraction = 3;
-/** ...checking for due leases at this interval. */
-const keepAliveCheckMs = 500;
 
 /** etcdctl's leaseFromArgs: a hexadecimal int64. */
 function leaseFromArgs(context: CommandContext, arg: string): bigint {
@@ -84,36 +80,34 @@ export async function runLeaseKeepAlive(context: CommandContext): Promise<void> 
     exitWithError(context.output, ExitCode.badArgs, 'lease keep-alive command needs lease ID as argument');
   const id = leaseFromArgs(context, context.args[0] ?? '');
   const printer = display(context);
+  if (context.flags.bool('once')) return printer.keepAlive(await keepAliveOnce(context, id));
+  const client = context.client();
+  const dialTimeoutMs = context.flags.durationNs('dial-timeout') / 1e6;
+  const keeper = new LeaseKeeper(client, id.toString(), firstAnswerWaitMs(dialTimeoutMs), (answer) =>
+    printer.keepAlive(answer),
+  );
+  await keeper.ended;
+  if (printer.format === 'simple') context.output.out(`lease ${leaseHex(id)} expired or revoked.\n`);
+}
+
+/** clientv3's KeepAliveOnce: one renewal on a stream of its own; an expired or unknown lease is "lease not found". */
+async function keepAliveOnce(context: CommandContext, id: bigint): Promise<Message> {
   const stream = await context.client().duplex('Lease', 'LeaseKeepAlive');
-  const answers = stream[Symbol.asyncIterator]() as AsyncIterator<Message>;
-  const next = async (): Promise<Message | undefined> => {
+  try {
     stream.write({ ID: id.toString() });
+    const answers = stream[Symbol.asyncIterator]() as AsyncIterator<Message>;
+    let answer: IteratorResult<Message>;
     try {
-      const answer = await answers.next();
-      return answer.done === true ? undefined : answer.value;
+      answer = await answers.next();
     } catch (error) {
       return exitWithError(context.output, ExitCode.badConnection, rpcErrorText(error));
     }
-  };
-  try {
-    if (context.flags.bool('once')) {
-      const answer = await next();
-      // clientv3's KeepAliveOnce reports an expired or unknown lease as "lease not found".
-      if (answer === undefined || BigInt(answer.TTL as string) <= 0n)
-        exitWithError(context.output, ExitCode.badConnection, errors.leaseNotFound().message);
-      return printer.keepAlive(answer);
-    }
-    for (;;) {
-      const answer = await next();
-      if (answer === undefined || BigInt(answer.TTL as string) <= 0n) break;
-      printer.keepAlive(answer);
-      const dueMs = (Number(answer.TTL) * 1000) / keepAliveTtlFraction;
-      await new Promise((resolve) => setTimeout(resolve, Math.max(dueMs, keepAliveCheckMs)));
-    }
+    if (answer.done === true || BigInt(answer.value.TTL as string) <= 0n)
+      exitWithError(context.output, ExitCode.badConnection, errors.leaseNotFound().message);
+    return answer.value;
   } finally {
     stream.cancel();
   }
-  if (printer.format === 'simple') context.output.out(`lease ${leaseHex(id)} expired or revoked.\n`);
 }
 
 async function badConnectionOnError(context: CommandContext, call: () => Promise<Message>): Promise<Message> {

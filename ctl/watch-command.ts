@@ -4,8 +4,9 @@
  * notices to every watch, a compaction cancels with its error) and etcdctl's display and exec mode.
  */
 import type { ClientDuplexStream } from '@grpc/grpc-js';
-import { errors } from '../src/api/errors.js';
+import { errors, grpcCodeNames, watchRefusalReason } from '../src/api/errors.js';
 import type { Message } from './client.js';
+import { grpcStatus } from './grpc-unary.js';
 import type { CommandContext } from './context.js';
 import { runToEnd } from './exec.js';
 import { goQuote } from './go-format.js';
@@ -22,6 +23,12 @@ import {
 
 /** clientv3 marks progress answers to RequestProgress with this watch ID; they go to every watch. */
 const broadcastWatchId = '-1';
+/** Refusals of a create after which clientv3 opens the Watch stream again with a fresh token. */
+const tokenRefreshReasons: ReadonlySet<string> = new Set(
+  [errors.invalidAuthToken(), errors.authOldRevision()].map((error) => watchRefusalReason(error)),
+);
+/** How clientv3 words a call that failed because no member could be reached. */
+const unavailablePrefix = `rpc error: code = ${grpcCodeNames[grpcStatus.unavailable]} desc = `;
 /** Pause before a broken Watch stream is opened again, as clientv3 retries it. */
 const streamRetryMs = 500;
 /** Interactive lines read before the input is called runaway. */
@@ -119,7 +126,12 @@ interface StartedWatch {
 
 /** The watches of one command on one Watch stream, created in order like clientv3's. */
 class WatchSession {
+  /** The stream new watches are created on. */
   private stream: ClientDuplexStream<Message, Message> | undefined;
+  /** Every stream opened, the current one last: earlier ones may still deliver (see renewStream). */
+  private readonly streams: Array<ClientDuplexStream<Message, Message>> = [];
+  /** Watch IDs the current stream was asked to cancel. */
+  private readonly cancelSent = new Set<string>();
   private opening: Promise<ClientDuplexStream<Message, Message>> | undefined;
   private readonly watches: Watch[] = [];
   /** Watches sent a create request that has not been answered yet, oldest first. */
@@ -177,11 +189,23 @@ class WatchSession {
 
   close(): void {
     this.closed = true;
-    this.stream?.cancel();
+    for (const stream of this.streams) stream.cancel();
   }
 
   private async send(watch: Watch): Promise<void> {
-    const stream = await this.open();
+    let stream: ClientDuplexStream<Message, Message>;
+    try {
+      stream = await this.open();
+    } catch (error) {
+      // clientv3 tries again while the cluster is unavailable (the connection its authentication
+      // went over was lost); any other failure to open a stream ends the command with that error.
+      if (!(error instanceof Error && error.message.startsWith(unavailablePrefix))) return this.fail(error);
+      this.opening = undefined;
+      setTimeout(() => {
+        if (!this.closed) void this.send(watch);
+      }, streamRetryMs);
+      return;
+    }
     this.awaitingCreated.push(watch);
     stream.write({ create_request: { ...watch.create, start_revision: watch.nextRevision.toString() } });
   }
@@ -192,12 +216,31 @@ class WatchSession {
       .duplex('Watch', 'Watch', true)
       .then((stream) => {
         this.stream = stream;
+        this.streams.push(stream);
+        this.cancelSent.clear();
         stream.on('data', (response: Message) => this.receive(response));
         stream.on('error', () => this.reopen(stream));
         stream.on('end', () => this.reopen(stream));
+        if (this.closed) stream.cancel();
         return stream;
       });
     return this.opening;
+  }
+
+  /**
+   * A create refused for an expired or outdated token: clientv3 opens a new stream (with a fresh
+   * token) and creates there, first the refused watch and those still waiting, then every live
+   * one again from where it got to. It leaves the old stream open, so what that stream still
+   * delivers goes to whichever watch now has the same ID: etcdctl then shows such events twice.
+   */
+  private renewStream(refused: Watch): void {
+    const live = this.watches.filter((watch) => watch.id !== undefined && !watch.ended);
+    const resuming = [refused, ...this.awaitingCreated, ...live];
+    for (const watch of resuming) watch.id = undefined;
+    this.stream = undefined;
+    this.opening = undefined;
+    this.awaitingCreated = [];
+    for (const watch of resuming) void this.send(watch);
   }
 
   /** A broken stream is opened again and every live watch resumes where it left off. */
@@ -216,6 +259,7 @@ class WatchSession {
     if (response.created === true) {
       const watch = this.awaitingCreated.shift();
       if (watch === undefined) return;
+      if (tokenRefreshReasons.has(String(response.cancel_reason ?? ''))) return this.renewStream(watch);
       watch.id = String(response.watch_id);
       // A watch from "now" resumes at the revision it was created at, as clientv3's does.
       if (watch.nextRevision === 0n) watch.nextRevision = BigInt(response.header?.revision ?? 0);
@@ -236,11 +280,19 @@ class WatchSession {
       for (const watch of this.watches) if (!watch.ended) this.show(watch, response);
       return;
     }
-    const watch = this.watches.find((candidate) => candidate.id === String(response.watch_id) && !candidate.ended);
-    if (watch === undefined) return;
+    const id = String(response.watch_id);
+    const watch = this.watches.find((candidate) => candidate.id === id && !candidate.ended);
+    if (watch === undefined) return this.cancelUnknown(id, response);
     // clientv3 closes a watch the server cancelled without a compaction, showing nothing.
     if (response.canceled === true && String(response.compact_revision) === '0') return watch.end();
     this.show(watch, response);
+  }
+
+  /** Events for a watch ID none of the watches has: clientv3 asks the current stream, once, to cancel that ID. */
+  private cancelUnknown(id: string, response: Message): void {
+    if (response.canceled === true || this.stream === undefined || this.cancelSent.has(id)) return;
+    this.cancelSent.add(id);
+    this.stream.write({ cancel_request: { watch_id: id } });
   }
 
   private show(watch: Watch, response: Message): void {

@@ -6,12 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import protobuf from 'protobufjs';
-import { packageRoot } from '../../src/lib/paths.js';
 import { runCommand, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
+import { protobufText } from '../support/proto-text.js';
 import { etcdCommand, etcdctlBinaryPath, sutCommand, tsetcdctlBinPath } from '../support/sut.js';
 import { loadCtl } from '../../ctl/bundle-loader.cjs';
 import { ctlCases, referenceReruns, type CtlCase } from './cases.js';
@@ -28,20 +26,6 @@ interface Identity {
   readonly ids: string[];
   /** Values captured from earlier answers, substituted for ${name} in later command lines. */
   readonly values: Map<string, string>;
-}
-
-/** Our protos, to compare `-w protobuf` answers field by field once their IDs are normalised. */
-let protoRoot: protobuf.Root | undefined;
-
-function protobufText(typeName: string, bytes: Buffer): string {
-  if (protoRoot === undefined) {
-    protoRoot = new protobuf.Root();
-    const protoDir = join(packageRoot(), 'src', 'api', 'proto');
-    protoRoot.resolvePath = (_origin, target) => join(protoDir, target);
-    protoRoot.loadSync('etcdserverpb/rpc.proto', { keepCase: true });
-  }
-  const type = protoRoot.lookupType(typeName);
-  return JSON.stringify(type.toObject(type.decode(bytes), { longs: String, bytes: String }));
 }
 
 /**

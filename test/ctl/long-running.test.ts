@@ -12,53 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { runEtcdctl } from '../support/etcdctl.js';
+import { afterFirstField, protobufText, splitMessages } from '../support/proto-text.js';
+import { Running } from '../support/running.js';
 import { Member } from '../support/member.js';
 import { etcdCommand, etcdctlBinaryPath, sutCommand, tsetcdctlBinPath } from '../support/sut.js';
-
-/** One running etcdctl or tsetcdctl and what it has printed so far. */
-class Running {
-  private stdout = '';
-  private stderr = '';
-  private readonly waiters: Array<() => void> = [];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
-  constructor(private readonly child: ChildProcessWithoutNullStreams) {
-    const seen = (): void => this.waiters.splice(0).forEach((wake) => wake());
-    child.stdout.on('data', (chunk: Buffer) => {
-      this.stdout += chunk.toString();
-      seen();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      this.stderr += chunk.toString();
-      seen();
-    });
-    this.exited = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
-  }
-
-  /** Resolves once stdout and stderr together contain `text` `times` times. */
-  async waitFor(text: string, times = 1): Promise<void> {
-    while ((this.stdout + this.stderr).split(text).length - 1 < times) {
-      if (this.child.exitCode !== null) assert.fail(`expected "${text}" before exit, saw ${this.transcript()}`);
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
-    }
-  }
-
-  write(line: string): void {
-    this.child.stdin.write(line);
-  }
-
-  /** Ends the command (a signal, or closing its stdin) and returns everything it said. */
-  async end(how: NodeJS.Signals | 'eof' | 'by itself'): Promise<string> {
-    if (how === 'eof') this.child.stdin.end();
-    else if (how !== 'by itself') this.child.kill(how);
-    const { code, signal } = await this.exited;
-    return `${this.transcript()}exit ${code ?? signal}`;
-  }
-
-  transcript(): string {
-    return `stdout:\n${this.stdout}stderr:\n${this.stderr}`;
-  }
-}
 
 /** Polls `check` until it holds, a bounded number of times. */
 async function until(check: () => Promise<boolean>): Promise<void> {
@@ -195,6 +152,25 @@ describe('long-running tsetcdctl commands behave as etcdctl does', { timeout: sc
         }),
     );
   }
+
+  it(
+    'watch --prefix --prev-kv --rev -w protobuf prints each response as etcdctl encodes it',
+    { timeout: scenarioTimeoutMs },
+    () =>
+      same(async (on) => {
+        const watch = on.start(['watch', 'w/', '--prefix', '--prev-kv', '--rev', '2', '-w', 'protobuf']);
+        // The value of the put of w/b and the previous value of its delete.
+        await watch.waitFor('two words', 2);
+        const said = await watch.end('SIGTERM');
+        // Responses are printed unframed; each is shown decoded without the member's IDs, and its
+        // bytes after the header (which holds those IDs) as they were printed.
+        const responses = splitMessages('etcdserverpb.WatchResponse', watch.stdoutBytes).map(
+          (bytes) =>
+            `${protobufText('etcdserverpb.WatchResponse', bytes).replace(/"(cluster_id|member_id)":"\d+"/g, '"$1":<id>')}\n${afterFirstField(bytes).toString('hex')}`,
+        );
+        return `${responses.join('\n')}\n${said.slice(said.indexOf('stderr:\n'))}`;
+      }),
+  );
 
   it(
     'watch KEY -- CMD runs the command per event with the ETCD_WATCH_* variables',

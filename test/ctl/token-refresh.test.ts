@@ -1,22 +1,46 @@
 /**
- * An auth token that expires while a command runs is fetched anew, as clientv3's retry
- * interceptor does: members run with --auth-token-ttl 1, so a simple token unused for a second
- * is gone, and `lock L --user ... -- CMD` unlocks with a token that expired while CMD ran. etcdctl against etcd (the reference), tsetcdctl against
- * another etcd and tsetcdctl against tsetcd must answer alike: the command's output and exit 0.
+ * An auth token that expires while a command runs is fetched anew, as clientv3 does: members run
+ * with --auth-token-ttl 1, so a simple token unused for a second is gone. `lock L --user ... --
+ * CMD` unlocks with a token that expired while CMD ran; the streaming commands outlive their
+ * token too (an interactive watch whose later creates are refused, a lease keep-alive renewing
+ * past several token lifetimes). etcdctl against etcd (the reference), tsetcdctl against another
+ * etcd and tsetcdctl against tsetcd must answer alike. These scenarios wait on the clock: a token
+ * expires only with time.
  */
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { runCommand, runEtcdctl, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
+import { Running } from '../support/running.js';
 import { etcdCommand, etcdctlBinaryPath, sutCommand, tsetcdctlBinPath, type MemberCommand } from '../support/sut.js';
 
 const tsetcd = sutCommand();
 /** Past etcd's one-second TTL and its keeper's one-second round: the token is gone when the command ends. */
 const holdSeconds = '3';
 
+/** Past the one-second TTL plus etcd's one-second sweep: a token unused this long is gone. */
+const tokenGoneMs = 2_500;
+/** A bound on a scenario that hangs (they take about ten seconds), not a measure of speed. */
+const scenarioTimeoutMs = 60_000;
+/** A lease renewed every three seconds, longer than a token lives unused. */
+const leaseTtlSeconds = 9;
+/** Time for an event to reach every stream that watches it. */
+const deliveryMs = 500;
+
 /** Drops clientv3's retry warnings (the refresh logs one), which carry timestamps and random client names. */
+function withoutWarnings(text: string): string {
+  return text.replace(/^\{"level":"warn".*\n/gm, '');
+}
+
 function comparable(result: CommandResult): CommandResult {
-  return { code: result.code, stdout: result.stdout, stderr: result.stderr.replace(/^\{"level":"warn".*\n/gm, '') };
+  return { code: result.code, stdout: result.stdout, stderr: withoutWarnings(result.stderr) };
+}
+
+/** Lease IDs differ between servers: in hex after a slash (election keys) or as a word. */
+function withoutLeaseIds(text: string): string {
+  return text.replace(/\b[0-9a-f]{16}\b/g, '<lease>').replace(/\/[0-9a-f]{12,16}\b/g, '/<lease>');
 }
 
 describe('a token that expires during a command is fetched anew', { skip: tsetcd.skipReason ?? false }, () => {
@@ -37,17 +61,57 @@ describe('a token that expires during a command is fetched anew', { skip: tsetcd
     }
   });
 
+  const started = new Set<ChildProcessWithoutNullStreams>();
+
   after(async () => {
+    for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await Promise.all(members.map((member) => member.destroy()));
   });
+
+  /** The command line for member `index` as root: etcdctl on the first member, tsetcdctl on the others. */
+  function commandLine(index: number, args: readonly string[]): [command: string, argv: string[]] {
+    // A busy machine can take longer than etcdctl's two seconds to authenticate (bcrypt).
+    const full = [`--endpoints=${members[index]?.clientUrl ?? ''}`, '--user=root:pw', '--dial-timeout=10s', ...args];
+    return index === 0 ? [etcdctlBinaryPath, full] : [process.execPath, [tsetcdctlBinPath, ...full]];
+  }
+
+  /** The command left running against each member: etcdctl on the first, tsetcdctl on the others. */
+  function startThreeWays(args: readonly string[]): Running[] {
+    return members.map((_member, index) => {
+      const [command, argv] = commandLine(index, args);
+      const child = spawn(command, argv, {
+        env: { ...process.env, ETCDCTL_API: '3' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      started.add(child);
+      return new Running(child);
+    });
+  }
+
+  /** Runs an etcdctl command as root on every member; `each` gives per-member arguments. */
+  async function driveAll(each: (index: number) => readonly string[]): Promise<CommandResult[]> {
+    return Promise.all(
+      members.map(async (member, index) => {
+        const result = await runEtcdctl(member.clientUrl, ['--user=root:pw', ...each(index)]);
+        assert.equal(result.code, 0, result.stderr);
+        return result;
+      }),
+    );
+  }
+
+  /** Each transcript without warnings and lease IDs; the tsetcdctl ones must equal etcdctl's. */
+  function assertSame(transcripts: readonly string[]): void {
+    const [reference, ...ours] = transcripts.map((text) => withoutLeaseIds(withoutWarnings(text)));
+    for (const [index, transcript] of ours.entries())
+      assert.equal(transcript, reference, `tsetcdctl against ${['etcd', 'tsetcd'][index]}`);
+  }
 
   /** The same command line three ways: etcdctl on the first member, tsetcdctl on the others. */
   async function threeWays(args: readonly string[]): Promise<CommandResult[]> {
     return Promise.all(
-      members.map((member, index) => {
-        const full = [`--endpoints=${member.clientUrl}`, '--user=root:pw', ...args];
-        const [command, prefix] = index === 0 ? [etcdctlBinaryPath, []] : [process.execPath, [tsetcdctlBinPath]];
-        return runCommand(command, [...prefix, ...full], { env: { ETCDCTL_API: '3' } }).then(comparable);
+      members.map((_member, index) => {
+        const [command, argv] = commandLine(index, args);
+        return runCommand(command, argv, { env: { ETCDCTL_API: '3' } }).then(comparable);
       }),
     );
   }
@@ -57,4 +121,72 @@ describe('a token that expires during a command is fetched anew', { skip: tsetcd
     assert.deepEqual(reference, { code: 0, stdout: 'held\n', stderr: '' });
     for (const result of ours) assert.deepEqual(result, reference);
   });
+
+  it(
+    'watch -i opens a new stream when a create is refused for an expired token, as etcdctl does',
+    { timeout: scenarioTimeoutMs },
+    async () => {
+      const watches = startThreeWays(['watch', '-i']);
+      // Each watch replays a first put, so its create is known to be done before the token's time runs.
+      const watchFromFirstPut = async (key: string): Promise<void> => {
+        await driveAll(() => ['put', key, '0']);
+        for (const watch of watches) watch.write(`watch ${key} --rev 1\n`);
+        await Promise.all(watches.map((watch) => watch.waitFor(`${key}\n0\n`)));
+      };
+      await watchFromFirstPut('tw/a');
+      // Each later create finds the token of its stream expired: clientv3 opens a new stream and
+      // creates every watch there, leaving the old stream delivering, so events arrive once per stream.
+      await sleep(tokenGoneMs);
+      await watchFromFirstPut('tw/b');
+      await sleep(tokenGoneMs);
+      await watchFromFirstPut('tw/c');
+      for (const [key, value] of [
+        ['tw/a', '2'],
+        ['tw/b', '3'],
+        ['tw/c', '4'],
+      ] as const) {
+        await driveAll(() => ['put', key, value]);
+        await sleep(deliveryMs);
+      }
+      const transcripts = await Promise.all(watches.map((watch) => watch.end('eof')));
+      assert.match(
+        transcripts[0] ?? '',
+        /\nPUT\ntw\/c\n0\n(PUT\ntw\/a\n2\n){3}(PUT\ntw\/b\n3\n){2}PUT\ntw\/c\n4\nstderr:/,
+      );
+      assertSame(transcripts);
+    },
+  );
+
+  it(
+    'lease keep-alive renews past several token lifetimes until the lease is revoked',
+    { timeout: scenarioTimeoutMs },
+    async () => {
+      const granted = await driveAll(() => ['lease', 'grant', String(leaseTtlSeconds)]);
+      const ids = granted.map((result) => /lease ([0-9a-f]+) granted/.exec(result.stdout)?.[1] ?? '');
+      const keepAlives = members.map((_member, index) => {
+        const [command, argv] = commandLine(index, ['lease', 'keep-alive', ids[index] ?? '']);
+        return runCommand(command, argv, { env: { ETCDCTL_API: '3' }, timeoutMs: scenarioTimeoutMs });
+      });
+      // Renewals every three seconds: the second and later ones come after the stream's token expired.
+      await sleep(4 * tokenGoneMs);
+      await driveAll((index) => ['lease', 'revoke', ids[index] ?? '']);
+      const results = (await Promise.all(keepAlives)).map(comparable);
+      // How many renewals fit before the revoke depends on when each answer came; each ran past three.
+      const collapsed = results.map((result, index) => {
+        const renewal = `lease ${ids[index]} keepalived with TTL(${leaseTtlSeconds})\n`;
+        const renewals = result.stdout.split(renewal).length - 1;
+        assert.ok(renewals >= 3, `expected three renewals or more, saw ${result.stdout}${result.stderr}`);
+        return {
+          ...result,
+          stdout: withoutLeaseIds(renewal + result.stdout.split(renewal).join('')),
+        };
+      });
+      assert.deepEqual(collapsed[0], {
+        code: 0,
+        stdout: `lease <lease> keepalived with TTL(${leaseTtlSeconds})\nlease <lease> expired or revoked.\n`,
+        stderr: '',
+      });
+      for (const result of collapsed.slice(1)) assert.deepEqual(result, collapsed[0]);
+    },
+  );
 });
