@@ -607,6 +607,19 @@ export class LmdbBackend implements Backend {
   }
 
   /**
+   * Read transactions open on the database (etcd's etcd_mvcc_db_open_read_transactions, bbolt's
+   * OpenTxN): LMDB's reader table lists a slot per reading thread, with the transaction it reads or
+   * "-" once that transaction ended. lmdb-js keeps one open for reads between commits, as etcd's
+   * backend keeps its shared read transaction, and whole-file copies open their own.
+   */
+  openReadTransactions(): number {
+    const table = this.root.readerList();
+    let open = 0;
+    for (const line of table.split('\n')) if (/^\s*\d+\s+\S+\s+\d+\s*$/.test(line)) open++;
+    return open;
+  }
+
+  /**
    * etcd's backend Hash: CRC-32C over every area's name, then each of its keys and values, areas in
    * name order, leaving out the meta area's consistent index and term as etcd's default ignores do.
    * The bytes are tsetcd's (LMDB's areas, 8-byte meta numbers, no membership or auth areas), so
