@@ -54,7 +54,16 @@ export interface ClusterParts {
   logger: Logger;
 }
 
+/** Learner promotions this member handled as leader. */
+export interface PromotionCounts {
+  successes: number;
+  /** Failures by their error text. */
+  readonly failures: Map<string, number>;
+}
+
 export class Cluster {
+  /** For etcd's learner promotion metrics. */
+  readonly promotions: PromotionCounts = { successes: 0, failures: new Map() };
   private confChangeSeq = 0;
 
   constructor(private readonly parts: ClusterParts) {}
@@ -117,8 +126,25 @@ export class Cluster {
     return this.forwardPromote(id);
   }
 
-  /** A promotion on the leader, from a client here or forwarded by a follower (the peer API). */
+  /**
+   * A promotion on the leader, from a client here or forwarded by a follower (the peer API),
+   * counted as etcd's learner promotion metrics count it: a success, or a failure by its error
+   * text unless this member turned out not to lead.
+   */
   async promoteAsLeader(id: bigint): Promise<ClusterMember[]> {
+    try {
+      const members = await this.promoteLeading(id);
+      this.promotions.successes++;
+      return members;
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      if (reason !== errors.notLeader().message)
+        this.promotions.failures.set(reason, (this.promotions.failures.get(reason) ?? 0) + 1);
+      throw error;
+    }
+  }
+
+  private async promoteLeading(id: bigint): Promise<ClusterMember[]> {
     const raftStatus = this.parts.raft.status();
     if (raftStatus.progress === undefined) throw errors.notLeader();
     if (!learnerInSync(raftStatus.progress, raftStatus.id, id)) throw errors.learnerNotReady();

@@ -186,7 +186,10 @@ export class KvFront implements KvService {
     return new Promise<void>((resolve, reject) => {
       // As etcd's read loop: without a leader (or a quorum) to confirm the read index, the read
       // fails with "request timed out" after the request timeout instead of waiting forever.
-      const timer = setTimeout(() => reject(errors.timeout()), this.parts.requestTimeoutMs);
+      const timer = setTimeout(() => {
+        this.parts.reads.countTimedOut();
+        reject(errors.timeout());
+      }, this.parts.requestTimeoutMs);
       const settle = (): void => clearTimeout(timer);
       this.parts.reads.add({
         resolve: () => (settle(), resolve()),

@@ -296,6 +296,7 @@ export class Member implements KvService, LeaseApi {
     this.versionMonitor = new ClusterVersionMonitor({ memberId, membership, raft, loop, transport, lifecycle, logger });
     this.metrics = new MemberMetrics(config.metrics, () => this.metricsSample());
     wal.observeSyncs((syncMs) => this.metrics.observeWalSync(syncMs));
+    this.snapshots.observeTimings(this.metrics.snapshotTimings());
     keySpace.observeCommits((commit) => {
       this.metrics.observeBackendCommit(commit);
       // etcd exits when bbolt cannot commit: the WAL still holds what the commit would have kept.
@@ -329,6 +330,11 @@ export class Member implements KvService, LeaseApi {
       mvcc: store.opCounts,
       peerBytes: this.transport.peerBytes(),
       walWrittenBytes: this.wal.writtenBytes(),
+      openReadTransactions: backend.openReadTransactions(),
+      applyingSnapshot: this.snapshots.installing,
+      readIndexesFailed: this.reads.failedRequests,
+      readIndexesSlow: this.reads.timedOutReads,
+      promotions: this.cluster.promotions,
     };
   }
 

@@ -15,6 +15,7 @@ import {
   etcdMetrics,
   grpcCodeNames,
   grpcPreinitialisedServices,
+  scrapeCodes,
   type MetricSpec,
   type MetricsLevel,
 } from '../../src/metrics/etcd-metrics.js';
@@ -22,6 +23,8 @@ import type { MvccOpCounts } from '../../src/mvcc/op-counts.js';
 import type { GrpcRoutes } from '../client/grpc/calls.js';
 import type { MethodStats } from '../client/grpc/call-stats.js';
 import type { PeerBytes } from '../peer/links.js';
+import type { PromotionCounts } from './cluster.js';
+import type { SnapshotTimings } from './snapshots.js';
 
 /** The member's numbers at one scrape. */
 export interface MemberSample {
@@ -46,6 +49,14 @@ export interface MemberSample {
   peerBytes: PeerBytes;
   /** Bytes the WAL wrote, as of its last sync. */
   walWrittenBytes: number;
+  /** Read transactions open on the backend. */
+  openReadTransactions: number;
+  /** Whether a snapshot from the leader is being installed. */
+  applyingSnapshot: boolean;
+  /** Read index requests failed by a leader change, and reads given up on after the request timeout. */
+  readIndexesFailed: number;
+  readIndexesSlow: number;
+  promotions: Readonly<PromotionCounts>;
 }
 
 /** The Prometheus text format's content type, as etcd's promhttp answers it. */
@@ -73,6 +84,11 @@ export class MemberMetrics {
   private readonly backendSnapshot: Histogram;
   private readonly hashDuration: Histogram;
   private readonly hashRevDuration: Histogram;
+  private readonly snapFsync: Histogram;
+  private readonly snapDbFsync: Histogram;
+  private readonly snapDbSave: Histogram;
+  private readonly scrapesInFlight: Gauge;
+  private readonly scrapes: Counter;
   private readonly handlingByMethod = new Map<MethodStats, Histogram.Internal<string>>();
 
   constructor(
@@ -94,7 +110,13 @@ export class MemberMetrics {
     this.backendSnapshot = this.histogram(etcdMetrics.backendSnapshotDuration);
     this.hashDuration = this.histogram(etcdMetrics.hashDuration);
     this.hashRevDuration = this.histogram(etcdMetrics.hashRevDuration);
+    this.snapFsync = this.histogram(etcdMetrics.snapFsyncDuration);
+    this.snapDbFsync = this.histogram(etcdMetrics.snapDbFsyncDuration);
+    this.snapDbSave = this.histogram(etcdMetrics.snapDbSaveDuration);
     this.registerFileDescriptors();
+    this.scrapesInFlight = new Gauge(this.options(etcdMetrics.scrapesInFlight));
+    this.scrapes = new Counter({ ...this.options(etcdMetrics.scrapes), labelNames: etcdMetrics.scrapes.labelNames });
+    for (const code of scrapeCodes) this.scrapes.inc({ code }, 0);
   }
 
   /**
@@ -108,8 +130,28 @@ export class MemberMetrics {
       collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: eventLoopLagResolutionMs });
       this.processMetricsRegistered = true;
     }
-    this.latest = this.sample();
-    return this.registry.metrics();
+    // As etcd's promhttp handler: the scrape being served shows in flight, and counts once answered.
+    this.scrapesInFlight.inc();
+    try {
+      this.latest = this.sample();
+      const text = await this.registry.metrics();
+      this.scrapes.inc({ code: '200' });
+      return text;
+    } catch (error) {
+      this.scrapes.inc({ code: '500' });
+      throw error;
+    } finally {
+      this.scrapesInFlight.dec();
+    }
+  }
+
+  /** How long snap files and received snapshot databases take to store, for etcd's etcd_snap_* histograms. */
+  snapshotTimings(): SnapshotTimings {
+    return {
+      snapFileSynced: (seconds) => this.snapFsync.observe(seconds),
+      fsynced: (seconds) => this.snapDbFsync.observe(seconds),
+      saved: (seconds) => this.snapDbSave.observe(seconds),
+    };
   }
 
   /** gRPC calls started so far over every method: the sum of grpc_server_started_total. */
@@ -191,6 +233,22 @@ export class MemberMetrics {
     this.counter(etcdMetrics.proposalsFailed, () => sample().proposalsFailed);
     this.gauge(etcdMetrics.quotaBackendBytes, () => sample().quotaBackendBytes);
     this.gauge(etcdMetrics.walWriteBytes, () => sample().walWrittenBytes);
+    this.gauge(etcdMetrics.snapshotApplyInProgress, () => Number(sample().applyingSnapshot));
+    this.counter(etcdMetrics.readIndexesFailed, () => sample().readIndexesFailed);
+    this.counter(etcdMetrics.slowReadIndexes, () => sample().readIndexesSlow);
+    this.counter(etcdMetrics.learnerPromoteSuccesses, () => sample().promotions.successes);
+    this.labelledCounter(etcdMetrics.learnerPromoteFailures, function () {
+      this.reset();
+      for (const [reason, count] of sample().promotions.failures) this.inc({ Reason: reason }, count);
+    });
+    const clientRequests = () => this.grpcRoutes?.traffic.clientRequests;
+    this.labelledCounter(etcdMetrics.clientRequests, function () {
+      this.reset();
+      const byType = clientRequests();
+      if (byType === undefined) return;
+      for (const [type, byVersion] of Object.entries(byType))
+        for (const [version, count] of byVersion) this.inc({ type, client_api_version: version }, count);
+    });
     this.info(etcdMetrics.serverId, () => ({ server_id: formatId(sample().memberId) }));
     this.info(etcdMetrics.serverVersion, () => ({ server_version: etcdServerVersion }));
     // etcd's cluster_version label is the major.minor of the applied cluster version; no series before one is.
@@ -209,6 +267,7 @@ export class MemberMetrics {
     this.counter(etcdMetrics.mvccRange, () => sample().mvcc.range);
     this.counter(etcdMetrics.mvccTxn, () => sample().mvcc.txn);
     this.gauge(etcdMetrics.mvccKeys, () => sample().keys);
+    this.gauge(etcdMetrics.dbOpenReadTransactions, () => sample().openReadTransactions);
   }
 
   private registerNetwork(): void {
@@ -260,6 +319,7 @@ export class MemberMetrics {
   private registerFileDescriptors(): void {
     this.gauge(etcdMetrics.fdUsed, openFileDescriptors);
     this.gauge(etcdMetrics.fdLimit, fileDescriptorLimit);
+    this.gauge(etcdMetrics.virtualMemoryMax, virtualMemoryLimit);
   }
 
   /** A counter moved as things happen (one inc, no labels). */
@@ -334,9 +394,25 @@ function openFileDescriptors(): number {
 
 /** The soft limit on open files (/proc/self/limits' "Max open files"), 0 when unreadable or unlimited. */
 function fileDescriptorLimit(): number {
+  const limit = softLimit('Max open files');
+  return limit === 'unlimited' ? 0 : limit;
+}
+
+/**
+ * The soft limit on the address space (/proc/self/limits' "Max address space"), as Go's process
+ * collector reports it: 2^64 - 1 when unlimited, 0 when unreadable.
+ */
+function virtualMemoryLimit(): number {
+  const limit = softLimit('Max address space');
+  return limit === 'unlimited' ? 2 ** 64 - 1 : limit;
+}
+
+/** The soft limit `name` of /proc/self/limits: a number, 'unlimited', or 0 when unreadable. */
+function softLimit(name: string): number | 'unlimited' {
   try {
-    const line = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
-    return line === null ? 0 : Number(line[1]);
+    const line = new RegExp(`^${name}\\s+(\\d+|unlimited)\\s`, 'm').exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (line === null) return 0;
+    return line[1] === 'unlimited' ? 'unlimited' : Number(line[1]);
   } catch {
     return 0;
   }

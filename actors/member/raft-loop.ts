@@ -416,6 +416,7 @@ export class RaftLoop {
       if (leaderId !== 0n && leaderId !== this.leaderSeen) {
         this.counts.leaderChanges++;
         this.leaderElectedMs = performance.now();
+        for (const read of reads.takeUnanswered()) read.reject(errors.leaderChanged());
       }
       const [leaderBefore, from] = [this.leaderSeen, this.roleSeen];
       this.leaderSeen = leaderId;

@@ -26,7 +26,7 @@ import {
 import type { MemberLifecycle } from '../../machines/member-lifecycle.js';
 import type { RawNode } from '../../machines/raw-node.js';
 import type { RaftTransport } from '../peer/links.js';
-import { storeSnapshotDb, type SnapshotBody } from '../peer/snapshot-transfer.js';
+import { storeSnapshotDb, type SnapshotBody, type SnapshotDbTimings } from '../peer/snapshot-transfer.js';
 import { failpointAsync, failpointsOn } from '../shared/failpoints.js';
 import type { Logger } from '../shared/logger.js';
 import type { WalClient } from '../wal/client.js';
@@ -52,8 +52,16 @@ export interface SnapshotsParts {
   fail: (error: Error) => void;
 }
 
+/** Told how long snap files took to write and fsync, and received databases to store (all in seconds). */
+export interface SnapshotTimings extends SnapshotDbTimings {
+  snapFileSynced(seconds: number): void;
+}
+
 export class Snapshots {
   private snapshotIndex: number;
+  private timings: SnapshotTimings | undefined;
+  /** Whether a snapshot from the leader is being installed (etcd_server_snapshot_apply_in_progress_total). */
+  installing = false;
   /** Entry bytes the in-memory log held right after its last compaction (see due()). */
   private logBytesAfterCompaction = 0;
   private taking: Promise<void> | undefined;
@@ -68,9 +76,23 @@ export class Snapshots {
     this.snapshotIndex = snapshotIndex;
   }
 
+  /** From now on `timings` hears how long snap files and received databases take to store. */
+  observeTimings(timings: SnapshotTimings): void {
+    this.timings = timings;
+  }
+
   /** A snapshot from the leader is on disk (its database and this file) before the WAL names it. */
   saveIncoming(snapshot: Snapshot): void {
-    saveSnapFile(this.parts.paths.snapDir, snapshot);
+    this.saveSnapFile(snapshot);
+  }
+
+  /** Writes a snap file, its write and fsync timed for the metrics. */
+  private saveSnapFile(snapshot: Snapshot): void {
+    saveSnapFile(this.parts.paths.snapDir, snapshot, (write) => {
+      const startedAt = performance.now();
+      write();
+      this.timings?.snapFileSynced((performance.now() - startedAt) / 1000);
+    });
   }
 
   /** Takes a snapshot in the background when one is due and none is being taken. */
@@ -96,7 +118,12 @@ export class Snapshots {
   async storeReceived(message: Message, body: SnapshotBody): Promise<void> {
     if (!this.parts.lifecycle.acceptsRaftMessages) throw errors.stopped();
     const index = (message.snapshot as Snapshot).metadata.index;
-    const bytes = await storeSnapshotDb(body, join(this.parts.paths.snapDir, snapDbFileName(index)));
+    const bytes = await storeSnapshotDb(
+      body,
+      join(this.parts.paths.snapDir, snapDbFileName(index)),
+      undefined,
+      this.timings,
+    );
     this.parts.logger.info(
       { 'remote-peer-id': formatId(message.from), index, 'db-bytes': bytes },
       'received and saved database snapshot',
@@ -109,6 +136,15 @@ export class Snapshots {
    * history. It serves from the new backend at once; the old one is closed and removed behind it.
    */
   async install(snapshot: Snapshot): Promise<void> {
+    this.installing = true;
+    try {
+      await this.installNow(snapshot);
+    } finally {
+      this.installing = false;
+    }
+  }
+
+  private async installNow(snapshot: Snapshot): Promise<void> {
     const { index, term } = snapshot.metadata;
     const { paths, keySpace } = this.parts;
     const staged = stageReceivedDb(paths.snapDir, paths.backendPath, index);
@@ -176,7 +212,7 @@ export class Snapshots {
       // on disk first, as etcd's backend commit fsyncs before its snapshot.
       await this.parts.keySpace.backend.sync();
       const data = encodeMembership(this.parts.membership.snapshotMembership());
-      saveSnapFile(paths.snapDir, { data, metadata: { index, term, confState } });
+      this.saveSnapFile({ data, metadata: { index, term, confState } });
       storage.createSnapshot(index, confState, data);
       await wal.saveSnapshot(index, term);
       const compactIndex = Math.max(

@@ -12,7 +12,7 @@
  * message, so a snapshot Raft accepts always has its data on disk.
  */
 import { createReadStream } from 'node:fs';
-import { copyFile, open, rename, rm } from 'node:fs/promises';
+import { copyFile, open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { backendDbBytesMax } from '../../src/lib/limits.js';
 import { fsyncDirectory } from '../../src/wal/fs-sync.js';
@@ -78,23 +78,37 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return joined;
 }
 
+/** Told how long a received database took to fsync and to store in all, in seconds (etcd's etcd_snap_db_* histograms). */
+export interface SnapshotDbTimings {
+  fsynced(seconds: number): void;
+  saved(seconds: number): void;
+}
+
+const untimed: SnapshotDbTimings = { fsynced: () => undefined, saved: () => undefined };
+
 /**
  * Stores a received database at `finalPath` durably: written to a temp file, fsynced, renamed,
  * and the directory fsynced. A stream over `bytesMax` is refused and nothing is left behind; by
- * default that is the largest database the backend can open.
+ * default that is the largest database the backend can open. `timings` hears how long the fsync
+ * and the whole store took, once the database is stored.
  */
 export async function storeSnapshotDb(
   body: SnapshotBody,
   finalPath: string,
   bytesMax = backendDbBytesMax,
+  timings = untimed,
 ): Promise<number> {
+  const startedAt = performance.now();
   const tempPath = `${finalPath}.tmp`;
   try {
     if (failpointsOn) await failpointAsync('snapshotBeforeReceive');
     const bytes =
-      body.kind === 'file' ? await copyDb(body.path, tempPath) : await writeDb(body.chunks, tempPath, bytesMax);
+      body.kind === 'file'
+        ? await copyDb(body.path, tempPath, timings)
+        : await writeDb(body.chunks, tempPath, bytesMax, timings);
     await rename(tempPath, finalPath);
     fsyncDirectory(dirname(finalPath));
+    timings.saved(secondsSince(startedAt));
     return bytes;
   } catch (error) {
     await rm(tempPath, { force: true });
@@ -102,7 +116,22 @@ export async function storeSnapshotDb(
   }
 }
 
-async function writeDb(chunks: AsyncIterable<Uint8Array>, path: string, bytesMax: number): Promise<number> {
+function secondsSince(startedAt: number): number {
+  return (performance.now() - startedAt) / 1000;
+}
+
+async function timedSync(file: FileHandle, timings: SnapshotDbTimings): Promise<void> {
+  const startedAt = performance.now();
+  await file.sync();
+  timings.fsynced(secondsSince(startedAt));
+}
+
+async function writeDb(
+  chunks: AsyncIterable<Uint8Array>,
+  path: string,
+  bytesMax: number,
+  timings: SnapshotDbTimings,
+): Promise<number> {
   const file = await open(path, 'w');
   let bytes = 0;
   try {
@@ -111,18 +140,18 @@ async function writeDb(chunks: AsyncIterable<Uint8Array>, path: string, bytesMax
       if (bytes > bytesMax) throw new Error(`snapshot database exceeds ${bytesMax} bytes`);
       await file.write(chunk);
     }
-    await file.sync();
+    await timedSync(file, timings);
   } finally {
     await file.close();
   }
   return bytes;
 }
 
-async function copyDb(source: string, path: string): Promise<number> {
+async function copyDb(source: string, path: string, timings: SnapshotDbTimings): Promise<number> {
   await copyFile(source, path);
   const file = await open(path, 'r+');
   try {
-    await file.sync();
+    await timedSync(file, timings);
     return (await file.stat()).size;
   } finally {
     await file.close();

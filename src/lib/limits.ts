@@ -307,3 +307,9 @@ export const readiesInFlightMax = 4;
 export const dnsQueryTimeoutSecondsDefault = 5;
 /** Go's resolver: rounds over the servers, unless resolv.conf's `options attempts:n`. */
 export const dnsAttemptsDefault = 2;
+/**
+ * Distinct client API versions etcd_server_client_requests_total keeps a series for, per request
+ * type: the label comes from the client's metadata, so without a bound a client could grow the
+ * metrics without end; calls naming a version beyond the bound are counted as "unknown".
+ */
+export const clientApiVersionLabelsMax = 64;

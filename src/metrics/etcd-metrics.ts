@@ -215,9 +215,88 @@ export const etcdMetrics = {
     ),
     buckets: exponentialBuckets(0.01, 2, 15),
   },
+  clientRequests: spec(
+    'etcd_server_client_requests_total',
+    'counter',
+    'The total number of client requests per client version.',
+    ['type', 'client_api_version'],
+  ),
+  learnerPromoteSuccesses: spec(
+    'etcd_server_learner_promote_successes',
+    'counter',
+    'The total number of successful learner promotions while this member is leader.',
+  ),
+  learnerPromoteFailures: spec(
+    'etcd_server_learner_promote_failures',
+    'counter',
+    'The total number of failed learner promotions (likely learner not ready) while this member is leader.',
+    ['Reason'],
+  ),
+  // A gauge in etcd, despite its name.
+  snapshotApplyInProgress: spec(
+    'etcd_server_snapshot_apply_in_progress_total',
+    'gauge',
+    '1 if the server is applying the incoming snapshot. 0 if none.',
+  ),
+  slowReadIndexes: spec(
+    'etcd_server_slow_read_indexes_total',
+    'counter',
+    "The total number of pending read indexes not in sync with leader's or timed out read index requests.",
+  ),
+  readIndexesFailed: spec(
+    'etcd_server_read_indexes_failed_total',
+    'counter',
+    'The total number of failed read indexes seen.',
+  ),
+  dbOpenReadTransactions: spec(
+    'etcd_mvcc_db_open_read_transactions',
+    'gauge',
+    'The number of currently open read transactions',
+  ),
+  snapFsyncDuration: {
+    ...spec('etcd_snap_fsync_duration_seconds', 'histogram', 'The latency distributions of fsync called by snap.'),
+    buckets: diskDurationBuckets,
+  },
+  snapDbSaveDuration: {
+    ...spec(
+      'etcd_snap_db_save_total_duration_seconds',
+      'histogram',
+      'The total latency distributions of v3 snapshot save',
+    ),
+    buckets: exponentialBuckets(0.1, 2, 10),
+  },
+  snapDbFsyncDuration: {
+    ...spec('etcd_snap_db_fsync_duration_seconds', 'histogram', 'The latency distributions of fsyncing .snap.db file'),
+    buckets: diskDurationBuckets,
+  },
+  virtualMemoryMax: spec(
+    'process_virtual_memory_max_bytes',
+    'gauge',
+    'Maximum amount of virtual memory available in bytes.',
+  ),
+  scrapesInFlight: spec(
+    'promhttp_metric_handler_requests_in_flight',
+    'gauge',
+    'Current number of scrapes being served.',
+  ),
+  scrapes: spec('promhttp_metric_handler_requests_total', 'counter', 'Total number of scrapes by HTTP status code.', [
+    'code',
+  ]),
   fdUsed: spec('os_fd_used', 'gauge', 'The number of used file descriptors.'),
   fdLimit: spec('os_fd_limit', 'gauge', 'The file descriptor limit.'),
 } as const satisfies Record<string, MetricSpec>;
+
+/** The HTTP codes etcd's scrape counter lists from the start (promhttp's). */
+export const scrapeCodes: readonly string[] = ['200', '500', '503'];
+
+/** etcd's client_requests_total type label: every streaming call counts as a stream. */
+export type ClientRequestType = 'unary' | 'stream';
+
+/** The client_api_version label of a call whose metadata names no client API version. */
+export const unknownClientApiVersion = 'unknown';
+
+/** The gRPC metadata key in which clientv3 names its API version ("3.4"). */
+export const clientApiVersionKey = 'client-api-version';
 
 /** etcd's --metrics levels: extensive adds the gRPC handling-time histograms. */
 export type MetricsLevel = 'basic' | 'extensive';

@@ -606,6 +606,19 @@ export class LmdbBackend implements Backend {
   }
 
   /**
+   * Read transactions open on the database (etcd's etcd_mvcc_db_open_read_transactions, bbolt's
+   * OpenTxN): LMDB's reader table lists a slot per reading thread, with the transaction it reads or
+   * "-" once that transaction ended. lmdb-js keeps one open for reads between commits, as etcd's
+   * backend keeps its shared read transaction, and whole-file copies open their own.
+   */
+  openReadTransactions(): number {
+    const table = this.root.readerList();
+    let open = 0;
+    for (const line of table.split('\n')) if (/^\s*\d+\s+\S+\s+\d+\s*$/.test(line)) open++;
+    return open;
+  }
+
+  /**
    * etcd's Defrag: writes a compacted copy of the database (LMDB's copy with compaction, done on
    * lmdb-js's own thread) into `stagingDir` and serves from it from then on; the caller then moves
    * `stagingDir` into the backend's place. No write may come in meanwhile: the member holds its

@@ -28,6 +28,10 @@ export class ReadIndexQueue<Read> {
   private readonly requested = new Map<string, Read[]>();
   private readonly confirmed: { index: number; reads: Read[] }[] = [];
   private nextContext = 1;
+  /** Requests a leader change left unanswered, whose reads failed (etcd's read_indexes_failed_total). */
+  failedRequests = 0;
+  /** Reads given up on after the request timeout (etcd's slow_read_indexes_total). */
+  timedOutReads = 0;
 
   /** `contextPrefix`: this member's, from readIndexContextPrefix, so no other member sends the same context. */
   constructor(private readonly contextPrefix: string) {
@@ -90,6 +94,24 @@ export class ReadIndexQueue<Read> {
       for (const read of (this.confirmed.shift() as { reads: Read[] }).reads) due.push(read);
     }
     return due;
+  }
+
+  /**
+   * The reads of every request Raft has not answered, which leave the queue: after a leader change
+   * no leader will answer them (the old one dropped its pending requests), so etcd fails them with
+   * "leader changed" for the client to retry. Counted as one failed request when there were any.
+   */
+  takeUnanswered(): Read[] {
+    if (this.requested.size === 0) return [];
+    const unanswered = [...this.requested.values()].flat();
+    this.requested.clear();
+    this.failedRequests++;
+    return unanswered;
+  }
+
+  /** A read waiting in the queue was given up on after the request timeout. */
+  countTimedOut(): void {
+    this.timedOutReads++;
   }
 
   /** Every read in every phase; the queue is empty afterwards. */

@@ -118,6 +118,18 @@ describe('snapshot catch-up on etcd and on tsetcd, side by side', { concurrency:
             versionFromSnapshotLog[target.label] ?? versionFromSnapshotLog.tsetcd!,
             `${follower.describe()} should take the cluster version from the snapshot`,
           );
+          // etcd's metrics saw the database arrive (stored and fsynced once) and the install end.
+          const metrics = await (await fetch(`${follower.clientUrl}/metrics`)).text();
+          const sample = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1]);
+          assert.deepEqual(
+            {
+              saved: sample('etcd_snap_db_save_total_duration_seconds_count'),
+              fsynced: sample('etcd_snap_db_fsync_duration_seconds_count'),
+              applying: sample('etcd_server_snapshot_apply_in_progress_total'),
+            },
+            { saved: 1, fsynced: 1, applying: 0 },
+            `${follower.describe()} counts the received snapshot database`,
+          );
           await assertHashesAgree(cluster, catchUpWaitMs);
           // What the snapshot installed survives a crash of the follower: it restarts from it.
           await follower.kill9();

@@ -81,6 +81,25 @@ test('taking all empties every phase', () => {
   assert.deepEqual(queue.takeDue(100), []);
 });
 
+test('after a leader change the unanswered requests fail, counted once, and a late answer to them is ignored', () => {
+  const queue = new ReadIndexQueue<string>('m1');
+  queue.add('confirmed');
+  queue.confirm(queue.takeRequest() as Uint8Array, 5);
+  queue.add('first');
+  const first = queue.takeRequest() as Uint8Array;
+  queue.add('second');
+  queue.takeRequest();
+  queue.add('unsent');
+  assert.deepEqual(queue.takeUnanswered().sort(), ['first', 'second']);
+  assert.equal(queue.failedRequests, 1);
+  assert.deepEqual(queue.takeUnanswered(), []);
+  assert.equal(queue.failedRequests, 1, 'a leader change with nothing unanswered fails nothing');
+  queue.confirm(first, 6);
+  assert.deepEqual(queue.takeDue(100), ['confirmed']);
+  assert.equal(queue.hasUnsent, true);
+  assert.equal(queue.size, 1);
+});
+
 test('members started at the same time name their reads apart, and a restart names them anew', () => {
   const startedAtMs = 1_764_000_000_000;
   const contexts = [

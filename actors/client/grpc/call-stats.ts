@@ -3,7 +3,13 @@
  * scrape reads (go-grpc-prometheus' started, handled by code, messages received and sent; etcd's
  * client gRPC bytes). Counting this way costs a few increments per call, not a metrics call.
  */
-import { grpcCodeNames, type GrpcType } from '../../../src/metrics/etcd-metrics.js';
+import {
+  grpcCodeNames,
+  unknownClientApiVersion,
+  type ClientRequestType,
+  type GrpcType,
+} from '../../../src/metrics/etcd-metrics.js';
+import { clientApiVersionLabelsMax } from '../../../src/lib/limits.js';
 
 /** One method's counts. */
 export class MethodStats {
@@ -26,6 +32,11 @@ export class GrpcTraffic {
   receivedBytes = 0;
   /** Response message bytes sent. */
   sentBytes = 0;
+  /** Calls whose handler ran, by etcd's request type and then by the client API version their metadata named. */
+  readonly clientRequests: Readonly<Record<ClientRequestType, Map<string, number>>> = {
+    unary: new Map(),
+    stream: new Map(),
+  };
   /** With --metrics extensive: told each handled call's time, for grpc_server_handling_seconds. */
   handlingObserver: ((stats: MethodStats, seconds: number) => void) | undefined;
 }
@@ -58,9 +69,17 @@ export class CallTally {
     this.stats.sent += messages;
   }
 
-  /** The handler runs. */
-  start(): void {
+  /** The handler runs, for a client that named `clientApiVersion` (undefined: none) in its metadata. */
+  start(clientApiVersion: string | undefined): void {
     this.stats.started++;
+    const byVersion = this.traffic.clientRequests[this.stats.type === 'unary' ? 'unary' : 'stream'];
+    let version = clientApiVersion ?? unknownClientApiVersion;
+    let count = byVersion.get(version);
+    if (count === undefined && byVersion.size >= clientApiVersionLabelsMax) {
+      version = unknownClientApiVersion;
+      count = byVersion.get(version);
+    }
+    byVersion.set(version, (count ?? 0) + 1);
     this.handling = true;
     if (this.traffic.handlingObserver !== undefined) this.startedAt = performance.now();
   }

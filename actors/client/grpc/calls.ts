@@ -15,6 +15,7 @@ import type { Logger } from '../../shared/logger.js';
 import type { UnaryContext, UnaryHandler } from './router.js';
 import type { Http2ServerStream } from '../http2/answer-writer.js';
 import { CallTally, type GrpcTraffic, type MethodStats } from './call-stats.js';
+import { clientApiVersionKey } from '../../../src/metrics/etcd-metrics.js';
 
 export interface GrpcUnaryRoute {
   kind: 'unary';
@@ -297,7 +298,7 @@ export class UnaryGrpcCall implements CallSide {
     }
     const request = decoded(this.route, message);
     if (request instanceof CallStatus) return this.fail(request);
-    this.tally.start();
+    this.tally.start(headerValue(this.head, clientApiVersionKey));
     this.tally.received(message.length);
     let answer: Promise<WireMessage>;
     try {
@@ -557,7 +558,7 @@ export class GrpcStreamCall extends EventEmitter implements CallSide {
 
   private runHandler(): void {
     this.handlerStarted = true;
-    this.tally.start();
+    this.tally.start(headerValue(this.head, clientApiVersionKey));
     try {
       this.route.handler(this);
     } catch (error) {
