@@ -222,8 +222,10 @@ export class Membership {
   longestConnectedVoter(): bigint | undefined {
     let longest: bigint | undefined;
     let oldestMs = Infinity;
+    // Asked of the transport now too: the times are refreshed once a tick, and a peer may have just gone.
+    const active = this.parts.transport.activePeers();
     for (const [id, sinceMs] of this.peerActiveSinceMs) {
-      if (this.all.get(id)?.isLearner !== false || sinceMs >= oldestMs) continue;
+      if (this.all.get(id)?.isLearner !== false || sinceMs >= oldestMs || !active.includes(id)) continue;
       longest = id;
       oldestMs = sinceMs;
     }
