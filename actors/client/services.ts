@@ -534,6 +534,7 @@ export async function startClientServer(config: MemberConfig, member: Member, lo
     },
     'now serving peer/client/metrics',
   );
+  for (const address of member.peerServingAddresses()) logger.info({ address }, 'serving peer traffic');
   return {
     urls,
     metricsUrls,

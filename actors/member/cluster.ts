@@ -44,7 +44,7 @@ export interface ClusterParts {
   config: MemberConfig;
   memberId: bigint;
   clusterId: bigint;
-  membership: Pick<Membership, 'all' | 'memberList' | 'connectedLongEnough' | 'isActive'>;
+  membership: Pick<Membership, 'all' | 'memberList' | 'connectedLongEnough' | 'isActive' | 'longestConnectedVoter'>;
   raft: Pick<RawNode, 'status'>;
   loop: Pick<RaftLoop, 'propose' | 'proposeConfChange' | 'transferLeader'>;
   /** Conf changes proposed here, by ConfChange ID; membership.ts answers them once applied. */
@@ -154,20 +154,71 @@ export class Cluster {
     return this.configure({ type: ConfChangeType.addNode, nodeId: id, context });
   }
 
-  /** Maintenance.MoveLeader: hands leadership to `targetId` and waits until it leads. */
-  async moveLeader(targetId: bigint): Promise<void> {
+  /**
+   * Maintenance.MoveLeader: hands leadership to `targetId` and waits until it leads, at most
+   * `waitMs` (a few election timeouts unless given).
+   */
+  async moveLeader(
+    targetId: bigint,
+    waitMs = leaderTransferTimeoutsMax * this.parts.config.electionTimeoutMs,
+  ): Promise<void> {
     if (!this.isLeader()) throw errors.notLeader();
     const target = this.parts.membership.all.get(targetId);
     if (target === undefined || target.isLearner) throw errors.badLeaderTransferee();
-    this.parts.logger.info({ 'transferee-member-id': formatId(targetId) }, 'leadership transfer starting');
+    const { logger, memberId } = this.parts;
+    const startedMs = Date.now();
+    logger.info(
+      {
+        'local-member-id': formatId(memberId),
+        'current-leader-member-id': formatId(memberId),
+        'transferee-member-id': formatId(targetId),
+      },
+      'leadership transfer starting',
+    );
     this.parts.loop.transferLeader(targetId);
-    const deadline = Date.now() + leaderTransferTimeoutsMax * this.parts.config.electionTimeoutMs;
     while (this.parts.raft.status().leaderId !== targetId) {
       if (this.parts.lifecycle.stopRequested) throw errors.stopped();
-      if (Date.now() >= deadline) throw leaderTransferTimeoutError();
+      if (Date.now() - startedMs >= waitMs) throw leaderTransferTimeoutError();
       await pause(this.parts.config.heartbeatIntervalMs);
     }
-    this.parts.logger.info({ 'new-leader-member-id': formatId(targetId) }, 'leadership transfer finished');
+    logger.info(
+      {
+        'local-member-id': formatId(memberId),
+        'old-leader-member-id': formatId(memberId),
+        'new-leader-member-id': formatId(targetId),
+        took: goDurationString((Date.now() - startedMs) * 1e6),
+      },
+      'leadership transfer finished',
+    );
+  }
+
+  /**
+   * Before a stop, as etcd does: a leader among several voters hands leadership to the voter
+   * linked longest and waits for it (up to the request timeout), so the cluster need not wait
+   * out an election; a follower or a lone voter logs why it skips that. A failed transfer is
+   * logged and the stop goes on.
+   */
+  async transferLeadershipBeforeStop(): Promise<void> {
+    const { logger, memberId, membership } = this.parts;
+    const leaderFields = {
+      'local-member-id': formatId(memberId),
+      'current-leader-member-id': formatId(this.parts.raft.status().leaderId),
+    };
+    if (!this.isLeader())
+      return void logger.info(leaderFields, 'skipped leadership transfer; local server is not leader');
+    const voters = [...membership.all.values()].filter((member) => !member.isLearner).length;
+    if (voters <= 1)
+      return void logger.info(leaderFields, 'skipped leadership transfer for single voting member cluster');
+    try {
+      const transferee = membership.longestConnectedVoter();
+      if (transferee === undefined) throw errors.unhealthy();
+      await this.moveLeader(transferee, requestTimeoutMs(this.parts.config));
+    } catch (error) {
+      logger.warn(
+        { 'local-member-id': formatId(memberId), error: (error as Error).message },
+        'leadership transfer failed',
+      );
+    }
   }
 
   /**

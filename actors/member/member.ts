@@ -718,6 +718,16 @@ export class Member implements KvService, LeaseApi {
     return this.cluster.moveLeader(targetId);
   }
 
+  /** The host:port addresses the peer port listens on (none for members linked by MessagePorts). */
+  peerServingAddresses(): string[] {
+    return this.transport instanceof PeerTransport ? this.transport.servingAddresses() : [];
+  }
+
+  /** Hands leadership to another voter before a stop when this member leads (etcd's TransferLeadership). */
+  transferLeadershipBeforeStop(): Promise<void> {
+    return this.cluster.transferLeadershipBeforeStop();
+  }
+
   /** Stops serving, fails whatever still waits, flushes the backend and closes the WAL. */
   async stop(): Promise<void> {
     if (!this.lifecycle.send({ type: 'STOP' })) return;

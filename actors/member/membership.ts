@@ -218,6 +218,20 @@ export class Membership {
     return since !== undefined && Date.now() - since >= peerHealthIntervalMs;
   }
 
+  /** The voting peer whose link has been up longest (etcd's longestConnected), or undefined when none is up. */
+  longestConnectedVoter(): bigint | undefined {
+    let longest: bigint | undefined;
+    let oldestMs = Infinity;
+    // Asked of the transport now too: the times are refreshed once a tick, and a peer may have just gone.
+    const active = this.parts.transport.activePeers();
+    for (const [id, sinceMs] of this.peerActiveSinceMs) {
+      if (this.all.get(id)?.isLearner !== false || sinceMs >= oldestMs || !active.includes(id)) continue;
+      longest = id;
+      oldestMs = sinceMs;
+    }
+    return longest;
+  }
+
   /** A snapshot's cluster version taken as this member's (etcd's Recover): logged when there is one. */
   private recoverVersion(version: string | undefined): void {
     this.version = version;

@@ -56,10 +56,12 @@ async function start({ config, peerPorts }: MemberWorkerData, logger: Logger): P
 
 let config: MemberWorkerData['config'];
 let starting: Promise<void>;
+let memberLogger: Logger;
 
 function begin(data: MemberWorkerData): void {
   config = data.config;
   const logger = createLogger(config.logLevel, config.logOutputs, { member: config.name });
+  memberLogger = logger;
   starting = start(data, logger);
   starting.catch((error: Error) => {
     logger.fatal({ error: error.message }, 'failed to start member');
@@ -95,10 +97,20 @@ const control: MemberControl = {
   async status() {
     return currentStatus();
   },
-  async stop() {
+  // etcd's order: client listeners first, then leadership, the member, and the peer listeners.
+  async stop(transferLeadership) {
+    const fields = {
+      name: config.name,
+      'data-dir': config.dataDir,
+      'advertise-peer-urls': config.initialAdvertisePeerUrls,
+      'advertise-client-urls': config.advertiseClientUrls,
+    };
+    memberLogger.info(fields, 'closing etcd server');
     await clientServer?.close();
+    if (transferLeadership) await member?.transferLeadershipBeforeStop();
     await member?.stop();
     inspection?.stream.stop();
+    memberLogger.info(fields, 'closed etcd server');
   },
 };
 

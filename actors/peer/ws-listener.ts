@@ -123,11 +123,31 @@ export abstract class PeerListener extends TransportBase<readonly string[]> {
     this.inbound.delete(id);
   }
 
-  /** Ends every inbound stream and closes the servers. */
+  /** The addresses the peer servers are bound to, as host:port (etcd's listener address). */
+  servingAddresses(): string[] {
+    return this.servers.map((server) => listenerAddress(server));
+  }
+
+  /** Logs what the peer port is configured with before it listens, as etcd does at its start. */
+  protected logConfiguration(): void {
+    this.log.info({ 'listen-peer-urls': this.options.listenUrls }, 'configuring peer listeners');
+    const tls = this.options.tls;
+    if (tls === undefined || (tls.certFile === '' && tls.keyFile === '')) return;
+    // etcd prints its TLS settings as one text, in this order and spelling.
+    const tlsInfo = `cert = ${tls.certFile}, key = ${tls.keyFile}, trusted-ca = ${tls.trustedCaFile}, client-cert-auth = ${tls.clientCertAuth}, crl-file = ${tls.crlFile ?? ''}`;
+    this.log.info({ 'tls-info': tlsInfo, 'cipher-suites': tls.cipherSuites ?? [] }, 'starting with peer TLS');
+  }
+
+  /** Ends every inbound stream and closes the servers, one after the other with etcd's lines around each. */
   protected async closeListeners(): Promise<void> {
     for (const sockets of this.inbound.values()) for (const socket of sockets) socket.terminate();
     this.inbound.clear();
-    await Promise.all(this.servers.map((server) => closeServer(server)));
+    for (const server of this.servers) {
+      const address = listenerAddress(server);
+      this.log.info({ address }, 'stopping serving peer traffic');
+      await closeServer(server);
+      this.log.info({ address }, 'stopped serving peer traffic');
+    }
   }
 
   protected async listen(url: URL): Promise<http.Server | https.Server> {
@@ -155,7 +175,6 @@ export abstract class PeerListener extends TransportBase<readonly string[]> {
         resolve();
       });
     });
-    this.log.info({ address: url.toString() }, 'listening for peers');
     return server;
   }
 
@@ -349,4 +368,17 @@ function closeServer(server: http.Server | https.Server): Promise<void> {
     server.close(() => resolve());
     server.closeAllConnections();
   });
+}
+
+/**
+ * A bound server's address as Go prints a listener's: host:port, IPv6 in brackets, and the IPv4
+ * wildcard as the dual-stack socket Go opens for it ([::]).
+ */
+function listenerAddress(server: http.Server | https.Server): string {
+  const bound = server.address();
+  if (bound === null || typeof bound === 'string') return String(bound);
+  if (bound.address === '0.0.0.0' || bound.family === 'IPv6') {
+    return `[${bound.address === '0.0.0.0' ? '::' : bound.address}]:${bound.port}`;
+  }
+  return `${bound.address}:${bound.port}`;
 }

@@ -103,6 +103,7 @@ export class PeerTransport extends PeerListener {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    this.logConfiguration();
     this.tlsMaterial = readTlsMaterial(this.options.tls);
     try {
       for (const text of this.options.listenUrls) this.servers.push(await this.listen(new URL(text)));

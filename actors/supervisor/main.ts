@@ -1,7 +1,8 @@
 /**
  * `tsetcd`: parses etcd's flags, then supervises the member actor (a worker thread) through its
- * comlink control API, and stops it cleanly on SIGINT/SIGTERM.
+ * comlink control API, and stops it cleanly on SIGINT/SIGTERM, then ends by that signal as etcd does.
  */
+import { constants } from 'node:os';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { memberIdFor } from '../../src/membership/ids.js';
 import * as Comlink from 'comlink';
@@ -17,6 +18,7 @@ import {
 import { cipherSuitesProblem } from '../../src/config/cipher-suites.js';
 import { applyAutoTls } from './auto-tls.js';
 import { etcdApiVersion, tsetcdVersion } from '../../src/api/version.js';
+import { goSignalNames, type StopSignal } from '../../src/lib/go-signals.js';
 import { createLogger, LogOutputError, type Logger } from '../shared/logger.js';
 import { memberThreadLimits, memberWorkerUrl } from './member-prestart.js';
 import type { MemberControl, MemberFatalMessage, MemberStatus, MemberWorkerData } from './thread-protocol.js';
@@ -95,21 +97,37 @@ async function supervise(
     startMemberActor(config, logger, fail, peerPorts[position], position === 0 ? prestarted : undefined),
   );
   await Promise.all(handles.map((handle) => handle.serving));
-  const stop = async (signal: string) => {
+  const stop = async (signal: StopSignal) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'received signal; shutting down');
+    logger.info({ signal: goSignalNames[signal] }, 'received signal; shutting down');
     const forceTimer = setTimeout(() => process.exit(1), 10_000);
     forceTimer.unref();
     try {
-      await Promise.all(handles.map((handle) => handle.control.stop()));
+      // Members of one process stop together: none is left to take over a leadership.
+      await Promise.all(handles.map((handle) => handle.control.stop(handles.length === 1)));
     } finally {
       await Promise.all(handles.map((handle) => handle.worker.terminate()));
-      process.exit(0);
+      endBySignal(signal);
     }
   };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
+  for (const signal of Object.keys(goSignalNames) as StopSignal[]) process.on(signal, () => void stop(signal));
+}
+
+/** How long the process may outlive the signal it sent itself before it exits with the shell's code for it. */
+const signalEndWaitMs = 1_000;
+
+/**
+ * Ends the process by `signal` after the clean stop, as etcd does, so a parent sees the signal
+ * (a shell: exit 143 for SIGTERM, 130 for SIGINT) rather than a normal exit. As process 1 (where
+ * the kernel would ignore the signal) it exits 0, as etcd does.
+ */
+function endBySignal(signal: StopSignal): void {
+  if (process.pid === 1) process.exit(0);
+  // With no listener left Node restores the signal's default action, which ends the process.
+  process.removeAllListeners(signal);
+  process.kill(process.pid, signal);
+  setTimeout(() => process.exit(128 + constants.signals[signal]), signalEndWaitMs);
 }
 
 /** Members of `tsetcd cluster`: etcd's local Procfile layout (infra1 on 2379/2380, infra2 on 22379/22380, ...). */

@@ -48,8 +48,11 @@ export interface MemberControl {
   /** Resolves once the member is published through Raft and serves clients; never when it stops first. */
   ready(): Promise<MemberStatus>;
   status(): Promise<MemberStatus>;
-  /** Stops serving, flushes and closes storage; the worker exits after. */
-  stop(): Promise<void>;
+  /**
+   * Stops serving, flushes and closes storage (the worker exits after), with etcd's lines; a leader first hands leadership to a peer when
+   * `transferLeadership` is set (not when every member of the cluster stops together, in one process).
+   */
+  stop(transferLeadership: boolean): Promise<void>;
 }
 
 /** Posted by a member worker when it cannot go on; the supervisor exits non-zero. */

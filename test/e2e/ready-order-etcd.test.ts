@@ -7,18 +7,28 @@
  * --logger zap) and tsetcd run the same story and must log the same stages in the same order,
  * with the same fields, and show etcdctl and curl-like clients the same thing. A signal before the
  * member is published ends the process at once, with nothing logged, as etcd handles signals only
- * once it serves.
+ * once it serves. After that, SIGTERM or SIGINT stops the member cleanly with etcd's lines (a
+ * leader first hands its leadership to a peer), and the process then dies by that signal, as
+ * etcd's does (a shell sees 143 or 130), which is what supervisors and scripts wait for.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { connect } from 'node:net';
-import { Cluster, pollUntil } from '../support/cluster.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Cluster, pollUntil, type ClusterMember } from '../support/cluster.js';
 import { runEtcdctl, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
 import { freePorts, loopbackHost } from '../support/ports.js';
-import { fieldNamesOf, logRecordsOf, startStages, startStagesOf, type LogRecord } from '../support/start-milestones.js';
+import {
+  fieldNames,
+  fieldNamesOf,
+  logRecordsOf,
+  startStages,
+  startStagesOf,
+  type LogRecord,
+} from '../support/start-milestones.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
 
 const sut = sutCommand();
@@ -27,6 +37,8 @@ const skip = sut.skipReason === undefined ? {} : { skip: sut.skipReason };
 const startWaitMs = 20_000;
 /** Bound on the lone member's first failed publish: etcd's request timeout (7 s by default) and some. */
 const failedPublishWaitMs = 20_000;
+/** Bound on a member's clean stop after a signal. */
+const stopWaitMs = 15_000;
 /** How long a probe of the client URL waits for an answer before it counts as none. */
 const probeMs = 2_000;
 
@@ -158,9 +170,106 @@ async function singleMemberStory(command: MemberCommand): Promise<Record<string,
       Promise.resolve(startStagesOf(logRecordsOf(member.logPath)).includes('serving clients') ? '' : 'not yet'),
     );
     const records = logRecordsOf(member.logPath);
-    return { 'stages logged': startStagesOf(records).join(' > '), ...milestoneFields(records) };
+    return {
+      'stages logged': startStagesOf(records).join(' > '),
+      ...milestoneFields(records),
+      'peer listener lines': peerListenerLines(records, member).join(' > '),
+    };
   } finally {
     await member.stop();
+  }
+}
+
+/**
+ * The lines etcd logs about its peer listeners as it starts. 'serving peer traffic' comes from a
+ * goroutine per listener, so etcd logs it before or after 'now serving peer/client/metrics'
+ * (both seen), and that line is compared apart (milestoneFields).
+ */
+const peerListenerMessages = new Set(['configuring peer listeners', 'starting with peer TLS', 'serving peer traffic']);
+
+/** What a member shows of the lines about its peer port: in order, with their fields, port and work dir masked. */
+function peerListenerLines(records: readonly LogRecord[], member: Member): string[] {
+  const masked = (value: unknown) =>
+    JSON.stringify(value).replaceAll(String(member.peerPort), '<peer-port>').replaceAll(member.workDir, '<work-dir>');
+  return records
+    .filter((record) => peerListenerMessages.has(record.msg))
+    .map((record) => `${record.msg} {${fieldNames(record)}} ${masked(omitFrame(record))}`);
+}
+
+/** A record without the fields that frame it (level, time, caller, member, message). */
+function omitFrame(record: LogRecord): Record<string, unknown> {
+  const names = fieldNames(record).split(', ');
+  return Object.fromEntries(Object.entries(record).filter(([name]) => names.includes(name)));
+}
+
+/** etcd's lines from a signal to the end of its stop; its transport's lines about each peer are its own and left out. */
+const stopMessages = new Set([
+  'received signal; shutting down',
+  'closing etcd server',
+  'skipped leadership transfer; local server is not leader',
+  'skipped leadership transfer for single voting member cluster',
+  'leadership transfer starting',
+  'leadership transfer finished',
+  'leadership transfer failed',
+  'stopping serving peer traffic',
+  'stopped serving peer traffic',
+  'closed etcd server',
+]);
+
+/** The stop lines logged from the signal on, with their field names, and the signal and error named. */
+function stopLines(records: readonly LogRecord[]): string[] {
+  const from = records.findIndex((record) => record.msg === 'received signal; shutting down');
+  if (from === -1) return ['no signal logged'];
+  return records
+    .slice(from)
+    .filter((record) => stopMessages.has(record.msg))
+    .map((record) => {
+      const named = [record.signal, record.error].filter((value) => value !== undefined).join(' ');
+      return `${record.msg} {${fieldNames(record)}}${named === '' ? '' : ` ${String(named)}`}`;
+    });
+}
+
+/** A single member that serves, stopped by `signal`: how the process ends and every line from the signal on. */
+async function signalledSingleMember(command: MemberCommand, signal: 'SIGTERM' | 'SIGINT'): Promise<string[]> {
+  const member = await Member.start({ command, extraFlags: zapFlags });
+  try {
+    await pollUntil('the member logging that it serves clients', startWaitMs, () =>
+      Promise.resolve(startStagesOf(logRecordsOf(member.logPath)).includes('serving clients') ? '' : 'not yet'),
+    );
+    process.kill(member.pid, signal);
+    const ending = await Promise.race([member.waitForExit(), sleep(stopWaitMs, undefined, { ref: false })]);
+    const records = logRecordsOf(member.logPath);
+    const from = records.findIndex((record) => record.msg === 'received signal; shutting down');
+    const lines = from === -1 ? ['no signal logged'] : records.slice(from).map((record) => record.msg);
+    return [
+      `exit ${ending?.code ?? 'none'} ${ending?.signal ?? 'none'}`,
+      ...stopLines(records),
+      `all: ${lines.join(' > ')}`,
+    ];
+  } finally {
+    await member.destroy();
+  }
+}
+
+/**
+ * A 3-member cluster stopped with SIGTERM, always its leader: the first hands leadership on, the
+ * second too, and the last, alone, cannot. Per stop, how the process ended and its stop lines.
+ */
+async function stoppedCluster(command: MemberCommand): Promise<string[]> {
+  const cluster = await Cluster.start({ command, extraFlags: zapFlags });
+  try {
+    const story: string[] = [];
+    for (const role of ['leader', 'next leader', 'last member']) {
+      const member = role === 'last member' ? (cluster.running()[0] as ClusterMember) : await cluster.leader();
+      await member.stop(stopWaitMs);
+      story.push(`${role}: exit ${member.lastExit.code} ${member.lastExit.signal}`);
+      story.push(...stopLines(logRecordsOf(member.logPath)).map((line) => `${role}: ${line}`));
+    }
+    return story;
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\n${cluster.logTails()}`);
+  } finally {
+    await cluster.destroy();
   }
 }
 
@@ -189,4 +298,43 @@ test('a single member publishes itself, then serves clients, as etcd does', skip
   const ours = await singleMemberStory(sut.command!);
   assert.deepEqual(ours, etcd);
   assert.equal(etcd['stages logged'], 'listening > published > serving clients');
+});
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  test(
+    `${signal} after the member serves stops it with etcd's lines, then the signal ends the process`,
+    skip,
+    async () => {
+      const etcd = await signalledSingleMember(etcdCommand(), signal);
+      assert.deepEqual(await signalledSingleMember(sut.command!, signal), etcd);
+      assert.equal(etcd[0], `exit none ${signal}`);
+    },
+  );
+}
+
+test(
+  'a stopping leader hands leadership to a peer first, and every member dies by the signal, as in etcd',
+  skip,
+  async () => {
+    const etcd = await stoppedCluster(etcdCommand());
+    assert.deepEqual(await stoppedCluster(sut.command!), etcd);
+    assert.ok(etcd.some((line) => line.startsWith('leader: leadership transfer finished')));
+  },
+);
+
+test('a member with --peer-auto-tls logs its peer TLS settings as etcd does', skip, async () => {
+  const story = async (command: MemberCommand) => {
+    const member = await Member.start({ command, extraFlags: zapFlags, clientTls: 'auto' });
+    try {
+      await pollUntil('the member serving clients', startWaitMs, () =>
+        Promise.resolve(startStagesOf(logRecordsOf(member.logPath)).includes('serving clients') ? '' : 'not yet'),
+      );
+      return peerListenerLines(logRecordsOf(member.logPath), member);
+    } finally {
+      await member.destroy();
+    }
+  };
+  const etcd = await story(etcdCommand());
+  assert.deepEqual(await story(sut.command!), etcd);
+  assert.ok(etcd.some((line) => line.startsWith('starting with peer TLS')));
 });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { etcdctlTlsArgs, type TlsFiles } from './certificates.js';
 import { runEtcdctl } from './etcdctl.js';
-import { healthWaitMsDefault, probeHealth, stopGraceMsDefault } from './member.js';
+import { healthWaitMsDefault, probeHealth, stopGraceMsDefault, type MemberExit } from './member.js';
 import { freePorts, loopbackHost } from './ports.js';
 import type { MemberCommand } from './sut.js';
 
@@ -80,6 +80,8 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 export class ClusterMember {
   /** Environment variables for the next start, on top of this process's. */
   env: Record<string, string> = {};
+  /** How the last process of this member ended; null fields until one has. */
+  lastExit: MemberExit = { code: null, signal: null };
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
 
@@ -159,7 +161,12 @@ export class ClusterMember {
         env: { ...process.env, ...this.env },
       });
       this.child = child;
-      this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
+      this.exited = new Promise((resolve) =>
+        child.once('exit', (code, signal) => {
+          this.lastExit = { code, signal };
+          resolve();
+        }),
+      );
       child.once('error', () => undefined);
     } finally {
       closeSync(logFd);

@@ -57,7 +57,11 @@ const frameFields = new Set(['level', 'ts', 'caller', 'member', 'msg']);
 /** The field names of the first record with message `msg`, sorted, or 'not logged'. */
 export function fieldNamesOf(records: readonly LogRecord[], msg: string): string {
   const record = records.find((candidate) => candidate.msg === msg);
-  if (record === undefined) return 'not logged';
+  return record === undefined ? 'not logged' : fieldNames(record);
+}
+
+/** A record's field names, sorted, its frame (level, time, caller, member, message) left out. */
+export function fieldNames(record: LogRecord): string {
   return Object.keys(record)
     .filter((name) => !frameFields.has(name))
     .sort()
