@@ -7,7 +7,7 @@
  * still replaces every default root, and the commands tsetcdctl runs see the variable as given.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -25,12 +25,20 @@ let server: TlsConfig;
 let member: Member | undefined;
 let linkDir: string | undefined;
 
-/** The ways users start tsetcdctl: the command line before tsetcdctl's own arguments. */
-const starts: ReadonlyArray<{ readonly name: string; readonly command: () => readonly string[] }> = [
+/**
+ * The ways users start tsetcdctl: the command line before tsetcdctl's own arguments, and the
+ * directory it runs in (npx finds tsetcdctl in that project's node_modules/.bin, as in a project
+ * that installed tsetcd).
+ */
+const starts: ReadonlyArray<{
+  readonly name: string;
+  readonly command: () => readonly string[];
+  readonly cwd: () => string;
+}> = [
   // What npm's bin link is: a symbolic link to bin/tsetcdctl.cjs, run through its #! line.
-  { name: 'the bin link', command: () => [join(linkDir ?? '', 'tsetcdctl')] },
-  { name: 'npx', command: () => ['npx', '--no-install', 'tsetcdctl'] },
-  { name: 'node bin/tsetcdctl.cjs', command: () => [process.execPath, tsetcdctlBinPath] },
+  { name: 'the bin link', command: () => [join(linkDir ?? '', 'tsetcdctl')], cwd: packageRoot },
+  { name: 'npx', command: () => ['npx', '--no-install', 'tsetcdctl'], cwd: () => linkDir ?? '' },
+  { name: 'node bin/tsetcdctl.cjs', command: () => [process.execPath, tsetcdctlBinPath], cwd: packageRoot },
 ];
 
 /**
@@ -41,8 +49,14 @@ const starts: ReadonlyArray<{ readonly name: string; readonly command: () => rea
 function run(start: (typeof starts)[number], extraCa: string | undefined, args: readonly string[]) {
   const [command = '', ...prefix] = start.command();
   return runCommand(command, [...prefix, ...args], {
-    cwd: packageRoot(),
-    env: { NODE_EXTRA_CA_CERTS: extraCa, GRPC_DEFAULT_SSL_ROOTS_FILE_PATH: undefined },
+    cwd: start.cwd(),
+    // npm's update check (npx runs it outside CI) would fetch from the registry with the test's CA
+    // as its only extra root, and wait out its retries.
+    env: {
+      NODE_EXTRA_CA_CERTS: extraCa,
+      GRPC_DEFAULT_SSL_ROOTS_FILE_PATH: undefined,
+      npm_config_update_notifier: 'false',
+    },
   });
 }
 
@@ -62,6 +76,8 @@ before(async () => {
   });
   linkDir = mkdtempSync(join(tmpdir(), 'tsetcdctl-bin-'));
   symlinkSync(tsetcdctlBinPath, join(linkDir, 'tsetcdctl'));
+  mkdirSync(join(linkDir, 'node_modules', '.bin'), { recursive: true });
+  symlinkSync(tsetcdctlBinPath, join(linkDir, 'node_modules', '.bin', 'tsetcdctl'));
 });
 
 after(async () => {
