@@ -11,9 +11,11 @@
  *
  * Each --sut adds another tsetcd build (its bin/tsetcd.js) as the system tsetcd:NAME.
  */
+import { parseArgs } from 'node:util';
 import { Member } from '../test/support/member.js';
 import { EtcdGrpc } from '../test/support/etcd-grpc.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
+import { isMainModule } from './load.js';
 import { kvClient, load, type KvClient } from './restart.js';
 import { putsUntil, summary, type LatencyMs } from './snapshot.js';
 
@@ -49,37 +51,36 @@ interface Target {
 const hashDeadlineMs = 120_000;
 const keysMax = 2_000_000;
 
-function parseArgs(argv: readonly string[]): HashBenchOptions {
+function parseHashArgs(argv: readonly string[]): HashBenchOptions {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      keys: { type: 'string', default: '100000' },
+      'val-size': { type: 'string', default: '256' },
+      clients: { type: 'string', default: '8' },
+      rounds: { type: 'string', default: '3' },
+      hashes: { type: 'string', default: '3' },
+      'baseline-seconds': { type: 'string', default: '2' },
+      only: { type: 'string' },
+      sut: { type: 'string', multiple: true, default: [] },
+      json: { type: 'boolean', default: false },
+    },
+  });
   const options: HashBenchOptions = {
-    keys: 100_000,
-    valSize: 256,
-    clients: 8,
-    rounds: 3,
-    hashes: 3,
-    baselineSeconds: 2,
-    json: false,
+    keys: Number(values.keys),
+    valSize: Number(values['val-size']),
+    clients: Number(values.clients),
+    rounds: Number(values.rounds),
+    hashes: Number(values.hashes),
+    baselineSeconds: Number(values['baseline-seconds']),
+    json: values.json,
+    only: values.only,
     suts: new Map(),
   };
-  for (let position = 0; position < argv.length; position++) {
-    const flag = argv[position];
-    const value = argv[position + 1];
-    if (flag === '--json') {
-      options.json = true;
-      continue;
-    }
-    position++;
-    if (flag === '--keys') options.keys = Number(value);
-    else if (flag === '--val-size') options.valSize = Number(value);
-    else if (flag === '--clients') options.clients = Number(value);
-    else if (flag === '--rounds') options.rounds = Number(value);
-    else if (flag === '--hashes') options.hashes = Number(value);
-    else if (flag === '--baseline-seconds') options.baselineSeconds = Number(value);
-    else if (flag === '--only') options.only = value;
-    else if (flag === '--sut') {
-      const at = value?.indexOf('=') ?? -1;
-      if (at <= 0) throw new Error(`--sut wants NAME=PATH, saw ${value}`);
-      options.suts.set(value!.slice(0, at), value!.slice(at + 1));
-    } else throw new Error(`unknown flag ${flag}`);
+  for (const sut of values.sut) {
+    const at = sut.indexOf('=');
+    if (at <= 0) throw new Error(`--sut wants NAME=PATH, saw ${sut}`);
+    options.suts.set(sut.slice(0, at), sut.slice(at + 1));
   }
   if (!Number.isInteger(options.keys) || options.keys < 1 || options.keys > keysMax)
     throw new Error(`--keys takes 1..${keysMax}, saw ${options.keys}`);
@@ -179,7 +180,7 @@ function line(result: HashSummary, etcd: HashSummary | undefined): string {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  const options = parseArgs(argv);
+  const options = parseHashArgs(argv);
   const sut = sutCommand();
   const systems: Array<[string, MemberCommand | undefined]> = [
     ['etcd', etcdCommand()],
@@ -211,12 +212,4 @@ export async function main(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main(process.argv.slice(2)).then(
-    (code) => (process.exitCode = code),
-    (error: Error) => {
-      process.stderr.write(`${error.stack ?? error.message}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+if (isMainModule(import.meta.url)) process.exitCode = await main(process.argv.slice(2));
