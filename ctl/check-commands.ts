@@ -10,6 +10,7 @@ import type { CommandContext } from './context.js';
 import { prefixRangeEnd } from './kv-commands.js';
 import { CtlExit, ExitCode, exitWithError } from './output.js';
 import { ProgressBar } from './progress-bar.js';
+import { monotonicMs } from './monotonic-clock.js';
 
 interface PerfLoad {
   /** Puts per second. */
@@ -189,7 +190,7 @@ async function putAtRate(clients: readonly EtcdConnection[], load: PerfLoad, pre
   const value = Buffer.alloc(perfValueBytes);
   const latenciesSeconds: number[] = [];
   const errors = new Map<string, number>();
-  const started = performance.now();
+  const started = monotonicMs();
   const durationMs = load.durationSeconds * 1000;
   const limiter = new PutLimiter(1000 / load.limit);
   const queue: Buffer[] = [];
@@ -205,10 +206,10 @@ async function putAtRate(clients: readonly EtcdConnection[], load: PerfLoad, pre
         continue;
       }
       queueHasRoom?.();
-      const sent = performance.now();
+      const sent = monotonicMs();
       try {
         await client.call('KV', 'Put', { key, value }, undefined);
-        latenciesSeconds.push((performance.now() - sent) / 1000);
+        latenciesSeconds.push((monotonicMs() - sent) / 1000);
       } catch (error) {
         countError(errors, error);
       }
@@ -216,7 +217,7 @@ async function putAtRate(clients: readonly EtcdConnection[], load: PerfLoad, pre
   };
   const sending = clients.map(send);
   for (;;) {
-    const nowMs = performance.now() - started;
+    const nowMs = monotonicMs() - started;
     const waitMs = limiter.reserve(nowMs);
     // Like the limiter's Wait, it stops at once when the put would be due after the deadline.
     if (nowMs + waitMs > durationMs) break;
@@ -228,7 +229,7 @@ async function putAtRate(clients: readonly EtcdConnection[], load: PerfLoad, pre
   generating = false;
   for (const wake of idleClients.splice(0)) wake();
   await Promise.all(sending);
-  return { latenciesSeconds, errors, elapsedSeconds: (performance.now() - started) / 1000 };
+  return { latenciesSeconds, errors, elapsedSeconds: (monotonicMs() - started) / 1000 };
 }
 
 function countError(errors: Map<string, number>, error: unknown): void {

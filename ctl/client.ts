@@ -11,6 +11,7 @@ import { errors, grpcCodeNames } from '../src/api/errors.js';
 import { packageRoot } from '../src/lib/paths.js';
 import { GrpcStatusError, UnaryChannel, endpointHost, grpcFrameHeaderBytes, grpcStatus } from './grpc-unary.js';
 import { grpcJs, protoLoaderJs } from './lazy-modules.js';
+import { monotonicMs } from './monotonic-clock.js';
 import { endpointListTarget } from './endpoint-resolver.js';
 import { channelCredentials, type ClientTls, type UserCredentials } from './security.js';
 import { unaryCodecs, type UnaryCodec } from './unary-codecs.js';
@@ -207,13 +208,13 @@ export class EtcdConnection {
     timeoutMs: number | undefined,
     signal?: AbortSignal,
   ): Promise<Message> {
-    const deadline = timeoutMs === undefined ? undefined : performance.now() + timeoutMs;
+    const deadline = timeoutMs === undefined ? undefined : monotonicMs() + timeoutMs;
     for (let refreshes = 0; ; refreshes++) {
       this.token ??= this.authenticate(this.options.dialTimeoutMs);
       const token = await this.token;
       // Whole milliseconds: grpc-go refuses a fractional grpc-timeout.
       const remainingMs =
-        deadline === undefined || refreshes === 0 ? timeoutMs : Math.max(1, Math.ceil(deadline - performance.now()));
+        deadline === undefined || refreshes === 0 ? timeoutMs : Math.max(1, Math.ceil(deadline - monotonicMs()));
       try {
         return await this.unary(service, method, request, remainingMs, token, signal);
       } catch (error) {

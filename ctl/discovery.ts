@@ -4,7 +4,6 @@
  * -<name> appended under --discovery-srv-name), asked of the system resolver (/etc/resolv.conf),
  * ordered and worded as etcdctl's Go resolver orders and words them.
  */
-import { createSocket } from 'node:dgram';
 import type { SrvRecord } from 'node:dns';
 import { readFileSync } from 'node:fs';
 import { isIPv6 } from 'node:net';
@@ -13,7 +12,7 @@ import { dnsAttemptsDefault, dnsQueryTimeoutSecondsDefault } from '../src/lib/li
 import type { FlagValues } from './flags.js';
 import { goQuote } from './go-format.js';
 import { searchNames } from './host-lookup.js';
-import { dnsPromises } from './lazy-modules.js';
+import { dnsPromises, nodeDgram } from './lazy-modules.js';
 
 /** What discovery found: the endpoints and the lines etcdctl prints about those it drops, or its error. */
 export type Discovery =
@@ -40,7 +39,7 @@ function goServerName(server: string | undefined): string {
 async function udpLocalEnd(server: string): Promise<string> {
   const { host, port } = /^\[(?<host>.*)\]:(?<port>\d+)$/.exec(server)?.groups ??
     /^(?<host>[^:]*):(?<port>\d+)$/.exec(server)?.groups ?? { host: '127.0.0.1', port: '53' };
-  const socket = createSocket(isIPv6(host ?? '') ? 'udp6' : 'udp4');
+  const socket = nodeDgram().createSocket(isIPv6(host ?? '') ? 'udp6' : 'udp4');
   try {
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);

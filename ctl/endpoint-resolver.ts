@@ -9,6 +9,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { lookupHost } from './host-lookup.js';
 import { grpcJs } from './lazy-modules.js';
+import { monotonicMs } from './monotonic-clock.js';
 import { isIP } from 'node:net';
 
 /** The target scheme this resolver answers, `etcd-endpoints:host:port,host:port`. */
@@ -60,7 +61,7 @@ class EndpointListResolver implements grpc.experimental.Resolver {
   updateResolution(): void {
     this.destroyed = false;
     if (this.resolving || this.pending !== undefined) return;
-    const waitMs = this.lastResolvedAt + resolutionIntervalMinMs - performance.now();
+    const waitMs = this.lastResolvedAt + resolutionIntervalMinMs - monotonicMs();
     if (waitMs > 0) {
       // Unref'd: a command that has its answer does not wait for the next look-up.
       this.pending = setTimeout(() => {
@@ -71,7 +72,7 @@ class EndpointListResolver implements grpc.experimental.Resolver {
       return;
     }
     this.resolving = true;
-    this.lastResolvedAt = performance.now();
+    this.lastResolvedAt = monotonicMs();
     void this.resolve();
   }
 

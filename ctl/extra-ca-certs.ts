@@ -8,8 +8,8 @@
  * default roots. One made with `ca` trusts that alone, with or without the variable, as in Node.
  */
 import { readFileSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import type * as Tls from 'node:tls';
+import { nodeOs } from './lazy-modules.js';
 
 /** The variable bin/tsetcdctl.cjs moves NODE_EXTRA_CA_CERTS into. */
 export const deferredExtraCaCertsVariable = 'TSETCDCTL_EXTRA_CA_CERTS';
@@ -30,7 +30,8 @@ const openErrorTexts: Readonly<Record<string, string>> = {
 /** Node's start-up warning for an extra CA file it cannot open. */
 function openWarning(file: string, error: NodeJS.ErrnoException): string {
   const code = error.code ?? '';
-  const errno = osConstants.errno[code as keyof typeof osConstants.errno] ?? 0;
+  const errnos = nodeOs().constants.errno;
+  const errno = errnos[code as keyof typeof errnos] ?? 0;
   const reason = `error:${(0x80000000 + errno).toString(16).toUpperCase()}:system library::${openErrorTexts[code] ?? code}`;
   return `Warning: Ignoring extra certs from \`${file}\`, load failed: ${reason}\n`;
 }

@@ -3,7 +3,9 @@
  * them (ctl/grpc-unary.ts and src/api's codecs carry it), and loading them costs more than the
  * whole call. They are CommonJS, so they load synchronously where a command first needs them.
  * node:dns/promises too: only host names and --discovery-srv need it, and it costs a millisecond
- * and a half of a one-shot command's start. Node's modules that only some commands use (node:tls,
+ * and a half of a one-shot command's start; so do node:dgram (--discovery-srv's error texts) and
+ * node:os (a warning about an unreadable extra CA file), which Node does not hold ready in its
+ * start-up snapshot and compiles on first load. Node's modules that only some commands use (node:tls,
  * node:child_process) load here as well rather than by import(): the bundle bin/tsetcdctl.cjs runs
  * is compiled from V8's code cache, and Node 20 loses such a script's import() callback
  * ("A dynamic import callback was not specified"), so the bundle build refuses any import() left.
@@ -15,6 +17,8 @@ import type * as ProtoLoader from '@grpc/proto-loader';
 import type ProtobufJs from 'protobufjs';
 import type * as DnsPromises from 'node:dns/promises';
 import type * as ChildProcess from 'node:child_process';
+import type * as Dgram from 'node:dgram';
+import type * as Os from 'node:os';
 import type * as Tls from 'node:tls';
 
 let require: NodeJS.Require | undefined;
@@ -31,6 +35,8 @@ let protobuf: typeof ProtobufJs | undefined;
 let dns: typeof DnsPromises | undefined;
 let tls: typeof Tls | undefined;
 let childProcess: typeof ChildProcess | undefined;
+let dgram: typeof Dgram | undefined;
+let os: typeof Os | undefined;
 
 /** @grpc/grpc-js, for streams and the calls without a hand-written codec. */
 export function grpcJs(): typeof GrpcJs {
@@ -70,4 +76,16 @@ export function nodeTls(): typeof Tls {
 export function nodeChildProcess(): typeof ChildProcess {
   childProcess ??= requireHere()('node:child_process') as typeof ChildProcess;
   return childProcess;
+}
+
+/** node:dgram, for the local end of a UDP socket that --discovery-srv's errors name. */
+export function nodeDgram(): typeof Dgram {
+  dgram ??= requireHere()('node:dgram') as typeof Dgram;
+  return dgram;
+}
+
+/** node:os, for its table of errno numbers. */
+export function nodeOs(): typeof Os {
+  os ??= requireHere()('node:os') as typeof Os;
+  return os;
 }

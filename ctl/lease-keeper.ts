@@ -6,6 +6,7 @@
  * the server answers that the lease is gone.
  */
 import type { EtcdConnection, Message } from './client.js';
+import { monotonicMs } from './monotonic-clock.js';
 
 /** clientv3's retryConnWait: the pause before a broken stream is opened again, and between due checks. */
 const retryConnectionWaitMs = 500;
@@ -43,13 +44,13 @@ export class LeaseKeeper {
     firstWaitMs: number,
     private readonly onAnswer: (answer: Message) => void = () => undefined,
   ) {
-    const now = performance.now();
+    const now = monotonicMs();
     this.deadline = now + firstWaitMs;
     this.nextKeepAlive = now;
     this.ended = new Promise((resolve) => (this.end = resolve));
     this.sendTimer = setInterval(() => this.sendDue(), retryConnectionWaitMs);
     this.deadlineTimer = setInterval(() => {
-      if (performance.now() > this.deadline) this.close();
+      if (monotonicMs() > this.deadline) this.close();
     }, deadlineCheckMs);
     void this.run();
   }
@@ -97,7 +98,7 @@ export class LeaseKeeper {
   }
 
   private sendDue(): void {
-    if (this.closed || this.stream === undefined || performance.now() < this.nextKeepAlive) return;
+    if (this.closed || this.stream === undefined || monotonicMs() < this.nextKeepAlive) return;
     this.stream.write({ ID: this.lease });
   }
 
@@ -105,7 +106,7 @@ export class LeaseKeeper {
     if (this.closed || String(answer.ID) !== this.lease) return;
     const ttlSeconds = Number(answer.TTL);
     if (!(ttlSeconds > 0)) return this.close();
-    const now = performance.now();
+    const now = monotonicMs();
     this.nextKeepAlive = now + (ttlSeconds * 1000) / keepAliveTtlFraction;
     this.deadline = now + ttlSeconds * 1000;
     this.onAnswer(answer);

@@ -10,6 +10,7 @@ import { closeSync, openSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { goDurationString } from '../src/lib/go-duration.js';
 import type { Output } from './output.js';
+import { monotonicMs } from './monotonic-clock.js';
 
 /** pb's redraw period. */
 const refreshMs = 200;
@@ -108,7 +109,7 @@ export class ProgressBar {
   private previous = 0;
   private changedAtMs = 0;
   private finished = false;
-  private readonly startedMs = performance.now();
+  private readonly startedMs = monotonicMs();
   private readonly width = terminalColumns();
   private readonly timer: NodeJS.Timeout;
 
@@ -136,7 +137,7 @@ export class ProgressBar {
   private update(): void {
     if (this.finished) return;
     if (this.current !== this.previous) {
-      this.changedAtMs = performance.now() - this.startedMs;
+      this.changedAtMs = monotonicMs() - this.startedMs;
       this.previous = this.current;
     }
     this.draw();
@@ -147,7 +148,7 @@ export class ProgressBar {
       current: this.current,
       total: this.total,
       width: this.width,
-      sinceStartMs: performance.now() - this.startedMs,
+      sinceStartMs: monotonicMs() - this.startedMs,
       changedAtMs: this.changedAtMs,
       finished: this.finished,
     });

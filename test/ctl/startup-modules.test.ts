@@ -1,9 +1,11 @@
 /**
  * A one-shot get, put or del loads neither gRPC's libraries, protobufjs nor the snapshot tools' lmdb: they cost more start-up
- * time than the whole call (bench/ctl-startup.ts measures it). Each command runs as users start it,
- * `node bin/tsetcdctl.cjs`, in a fresh process against a real etcd, and reports the file tsetcdctl
- * ran from (the build's one-file bundle) and the CommonJS modules it loaded (those libraries are
- * CommonJS); `-w json` needs protobufjs's reflection, which shows the check sees a loaded library.
+ * time than the whole call (bench/ctl-startup.ts measures it). Nor does it load the Node modules
+ * only other commands use, which Node compiles on first load (those outside its start-up snapshot).
+ * Each command runs as users start it, `node bin/tsetcdctl.cjs`, in a fresh process against a real
+ * etcd, and reports the file tsetcdctl ran from (the build's one-file bundle), the CommonJS modules
+ * it loaded (those libraries are CommonJS) and Node's own modules (process.moduleLoadList); `-w
+ * json` needs protobufjs's reflection, which shows the check sees a loaded library.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -19,14 +21,22 @@ const loaderUrl = pathToFileURL(join(packageRoot(), 'dist', 'ctl', 'bundle-loade
 /**
  * Loaded by --import before bin/tsetcdctl.cjs, so it shares the bin's instance of the loader; as the
  * process exits (run() ends with process.exit, as etcdctl does) it prints, after a marker, the file
- * tsetcdctl ran from and the CommonJS modules loaded, one per line.
+ * tsetcdctl ran from, the CommonJS modules loaded and Node's own modules as node:<name>, one per line.
  */
 const preload = `import * as loader from ${JSON.stringify(loaderUrl)};
 import { createRequire } from 'node:module';
 import { writeSync } from 'node:fs';
 const { cache } = createRequire(${JSON.stringify(loaderUrl)});
-process.on('exit', () => writeSync(1, '--- loaded\\n' + loader.ctlLoadedFrom() + '\\n' + Object.keys(cache).join('\\n') + '\\n'));`;
+const builtins = () => process.moduleLoadList.filter((entry) => entry.startsWith('NativeModule ')).map((entry) => 'node:' + entry.slice(13));
+process.on('exit', () => writeSync(1, '--- loaded\\n' + loader.ctlLoadedFrom() + '\\n' + Object.keys(cache).concat(builtins()).join('\\n') + '\\n'));`;
 const heavyLibrary = /node_modules\/(@grpc\/grpc-js|@grpc\/proto-loader|protobufjs|lmdb|msgpackr)\//;
+/**
+ * Node's modules a one-shot get, put or del has no use for, each a millisecond or two to compile:
+ * perf_hooks and its internal/perf modules come with the global `performance`, which tsetcdctl
+ * reads no clock through (ctl/monotonic-clock.ts).
+ */
+const unusedBuiltin =
+  /^node:(perf_hooks|internal\/perf\/(performance|usertiming|nodetiming|timerify)|dgram|os|dns|dns\/promises|tls|crypto|child_process|http2|worker_threads|readline|zlib)$/;
 const bundlePath = join(packageRoot(), 'dist', 'ctl', bundleFiles.bundle);
 
 let member: Member | undefined;
@@ -39,7 +49,7 @@ after(async () => {
   await member?.stop();
 });
 
-/** What the command printed before the marker, the file it ran from and the heavy libraries it loaded. */
+/** What the command printed before the marker, the file it ran from and the heavy or unused modules it loaded. */
 async function runAndList(args: readonly string[]): Promise<{ printed: string; ranFrom: string; heavy: string[] }> {
   const result = await runCommand(process.execPath, [
     '--import',
@@ -52,10 +62,14 @@ async function runAndList(args: readonly string[]): Promise<{ printed: string; r
   const [printed = '', loaded] = result.stdout.split('--- loaded\n');
   assert.ok(loaded !== undefined, `no module list after the output: ${result.stdout}`);
   const [ranFrom = '', ...modules] = loaded.split('\n');
-  return { printed, ranFrom, heavy: modules.filter((path) => heavyLibrary.test(path)) };
+  return {
+    printed,
+    ranFrom,
+    heavy: modules.filter((path) => heavyLibrary.test(path) || unusedBuiltin.test(path)),
+  };
 }
 
-test('a one-shot put, get and del run from the bundle and load neither grpc-js, proto-loader, protobufjs nor lmdb', async () => {
+test('a one-shot put, get and del run from the bundle and load neither grpc-js, proto-loader, protobufjs, lmdb nor Node modules they do not use', async () => {
   // A bundle older than tsc's last build is passed over for dist/ctl/main.js: `npm run build` makes it anew.
   const ran = { ranFrom: bundlePath, heavy: [] };
   assert.deepEqual(await runAndList(['put', 'startup', 'value']), { printed: 'OK\n', ...ran });
