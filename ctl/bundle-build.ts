@@ -19,6 +19,7 @@ import {
   type BundleManifest,
   type FileStamp,
 } from './bundle-loader.cjs';
+import { warmUp } from './bundle-warm-up.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const packageRoot = join(here, '..', '..');
@@ -52,6 +53,9 @@ async function main(): Promise<void> {
     packages: 'external',
     logLevel: 'warning',
     metafile: true,
+    // Fewer bytes to read and hash at every start. Names are minified too: the errors a user sees
+    // set their `name` explicitly, and only a crash's stack trace shows function names.
+    minify: true,
     // Modules find files beside themselves (the package root, worker files); the bundle sits in
     // dist/ctl/ as main.js does, so its own URL stands in for theirs.
     define: { 'import.meta.url': '__bundleFileUrl' },
@@ -66,7 +70,7 @@ async function main(): Promise<void> {
   );
   if (dynamic.length > 0) throw new Error(`expected no import() outside the bundle, saw ${dynamic.join(', ')}`);
   const script = compileBundle(readFileSync(bundlePath, 'utf8'), undefined);
-  runBundle(script);
+  await warmUp(runBundle(script));
   writeFileSync(join(here, bundleFiles.codeCache), script.createCachedData());
   const manifest: BundleManifest = {
     bundle: stamp(relative(packageRoot, bundlePath)),

@@ -8,10 +8,19 @@
  * json` needs protobufjs's reflection, which shows the check sees a loaded library.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, test } from 'node:test';
-import { bundleFiles, isFresh, readManifest, stampsFresh, type FileStamp } from '../../ctl/bundle-loader.cjs';
+import {
+  bundleFiles,
+  compileBundle,
+  isFresh,
+  readManifest,
+  runBundle,
+  stampsFresh,
+  type FileStamp,
+} from '../../ctl/bundle-loader.cjs';
 import { packageRoot } from '../../src/lib/paths.js';
 import { runCommand } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
@@ -105,4 +114,19 @@ test("the bundle is passed over once tsc has built again after it, and kept unde
   // An npm install: every file has the same modification time, none the recorded one.
   const npmTime = Date.UTC(1985, 9, 26, 8, 15);
   assert.equal(stampsFresh(recorded, [at(bundle, npmTime), at(codeCache, npmTime), at(buildInfo, npmTime)]), true);
+});
+
+test("the bundle's code cache is one V8 takes, made after a put and a get ran", () => {
+  const source = readFileSync(bundlePath, 'utf8');
+  const cache = readFileSync(join(packageRoot(), 'dist', 'ctl', bundleFiles.codeCache));
+  assert.equal(compileBundle(source, cache).cachedDataRejected, false, "expected V8 to take the build's code cache");
+  // A cache taken after the top level alone holds none of the functions a command calls; the
+  // build's holds those of put, get and del too (ctl/bundle-warm-up.ts), so it is well larger.
+  const topLevelOnly = compileBundle(source, undefined);
+  runBundle(topLevelOnly);
+  const topLevelBytes = topLevelOnly.createCachedData().length;
+  assert.ok(
+    cache.length > topLevelBytes * 1.5,
+    `expected the code cache (${cache.length} bytes) to hold more than the top level's ${topLevelBytes} bytes`,
+  );
 });
