@@ -17,12 +17,19 @@ const runnerTimeoutMs = 60_000;
 
 /**
  * The environment for a runner started from this test: without node:test's marker that this
- * process is a test file, which makes a nested run() skip its files.
+ * process is a test file, which makes a nested run() skip its files, and without the suite's own
+ * settings (a nested runner must not rewrite the durations file), then with `extra`.
  */
 function runnerEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
-  delete env.NODE_TEST_CONTEXT;
-  return env;
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const name of [
+    'NODE_TEST_CONTEXT',
+    'TSETCD_TEST_DURATIONS_WRITE',
+    'TSETCD_TEST_CONCURRENCY',
+    'TSETCD_TEST_CORES',
+  ])
+    delete env[name];
+  return { ...env, ...extra };
 }
 
 /**
@@ -92,7 +99,7 @@ describe("run-suite's merged report", () => {
     const suite = spawnSync(process.execPath, [runSuitePath, ...files], {
       encoding: 'utf8',
       timeout: runnerTimeoutMs,
-      env: runnerEnv({ TSETCD_TEST_DURATIONS_WRITE: '' }),
+      env: runnerEnv({}),
     });
     assert.equal(suite.status, 1, `the runner fails when a file fails:\n${suite.stderr}`);
     const merged = parseTap(suite.stdout);
