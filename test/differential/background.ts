@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { CommandResult } from '../support/etcdctl.js';
 import { etcdctlBinaryPath } from '../support/sut.js';
 
-/** How long `@stop` waits for the expected number of lines before interrupting anyway. */
+/** How long `@wait` and `@stop` wait for the expected number of lines (`@stop` then interrupts anyway). */
 export const backgroundLinesWaitMsMax = 10_000;
 /** How long an interrupted command gets to exit (elect resigns first) before SIGKILL. */
 const interruptGraceMs = 5_000;
@@ -55,13 +55,18 @@ export class BackgroundCommand {
     return this.stdout.split('\n').length - 1;
   }
 
+  /** Waits (bounded) until at least `linesMin` lines are printed or the command exits by itself. */
+  async waitForLines(linesMin: number): Promise<void> {
+    const deadline = Date.now() + backgroundLinesWaitMsMax;
+    while (this.code === undefined && this.lineCount() < linesMin && Date.now() < deadline) await sleep(pollIntervalMs);
+  }
+
   /**
    * Waits (bounded) until at least `linesMin` lines are printed or the command exits by itself,
    * then interrupts it like Ctrl-C and returns everything it printed.
    */
   async stop(linesMin: number): Promise<CommandResult> {
-    const deadline = Date.now() + backgroundLinesWaitMsMax;
-    while (this.code === undefined && this.lineCount() < linesMin && Date.now() < deadline) await sleep(pollIntervalMs);
+    await this.waitForLines(linesMin);
     if (this.code === undefined) await sleep(trailingOutputMs);
     this.signal('SIGINT');
     const exited = await Promise.race([this.closed.then(() => true), sleep(interruptGraceMs).then(() => false)]);

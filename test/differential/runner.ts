@@ -24,6 +24,13 @@ export const backgroundSettleMsDefault = 500;
 /** Upper bound of one `@sleep`. */
 export const scriptSleepMsMax = 10_000;
 
+/** A command the script started in the background, under its name. */
+interface Background {
+  readonly words: readonly string[];
+  readonly command: BackgroundCommand;
+  readonly startedAtMs: number;
+}
+
 /** What one run of a script keeps between steps. */
 interface RunState {
   readonly endpoint: string;
@@ -31,10 +38,7 @@ interface RunState {
   readonly leaseIdsHex: string[];
   /** By lease id (hex, no leading zeros): when the command that granted or last renewed it started. */
   readonly leaseRefreshedAtMs: Map<string, number>;
-  readonly background: Map<
-    string,
-    { readonly words: readonly string[]; readonly command: BackgroundCommand; readonly startedAtMs: number }
-  >;
+  readonly background: Map<string, Background>;
 }
 
 /**
@@ -92,6 +96,10 @@ async function runStep(state: RunState, step: ScriptStep): Promise<StepOutcome |
     return undefined;
   }
   if (words[0] === '@stop') return stopBackground(state, step, words);
+  if (words[0] === '@wait') {
+    await backgroundNamed(state, step, words[1] ?? '').command.waitForLines(Number(words[2] ?? '1'));
+    return undefined;
+  }
   // Lock and elect print their session key as soon as they hold it; learning those lease ids now
   // keeps their labels in start order even when a later `get` shows the key first.
   for (const running of state.background.values())
@@ -102,11 +110,16 @@ async function runStep(state: RunState, step: ScriptStep): Promise<StepOutcome |
   return outcomeOf(state, step, words, result, startedAtMs);
 }
 
+function backgroundNamed(state: RunState, step: ScriptStep, name: string): Background {
+  const running = state.background.get(name);
+  if (running === undefined) throw new Error(`line ${step.line}: no background command named ${name}`);
+  return running;
+}
+
 /** `@stop name [lines]`: the background command's whole output becomes this step's outcome. */
 async function stopBackground(state: RunState, step: ScriptStep, words: readonly string[]): Promise<StepOutcome> {
   const name = words[1] ?? '';
-  const running = state.background.get(name);
-  if (running === undefined) throw new Error(`line ${step.line}: no background command named ${name}`);
+  const running = backgroundNamed(state, step, name);
   state.background.delete(name);
   const result = await running.command.stop(Number(words[2] ?? '0'));
   return outcomeOf(state, step, running.words, result, running.startedAtMs);

@@ -13,6 +13,8 @@
  *   &w1 watch a --rev 2       starts etcdctl in the background as "w1" (for watch, elect, lock);
  *                             it prints nothing until stopped
  *   @sleep 500                waits 500 ms (e.g. for a lease to expire)
+ *   @wait w1 1                waits until w1 printed at least 1 line (bounded), e.g. a lock
+ *                             holder its key, so what follows sees the lock held
  *   @stop w1 4                waits until w1 printed at least 4 lines (bounded), interrupts it and
  *                             reports everything it printed and its exit code as this step's outcome
  */

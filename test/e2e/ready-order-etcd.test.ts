@@ -273,11 +273,27 @@ async function stoppedCluster(command: MemberCommand): Promise<string[]> {
   }
 }
 
+/**
+ * An etcd story with its stages in the order etcd acted: etcd opens its client service (closes its
+ * ready channel) before it logs that it published itself, so on a busy machine its 'serving
+ * clients' line can come first. tsetcd's stages are compared as logged.
+ */
+function inEtcdsActingOrder(story: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(story).map(([observation, seen]) => [
+      observation,
+      observation.endsWith('stages logged')
+        ? seen.replace('serving clients > published', 'published > serving clients')
+        : seen,
+    ]),
+  );
+}
+
 test(
   'a lone member of a 3-member cluster serves no client until the others let it publish, as in etcd',
   skip,
   async () => {
-    const etcd = await loneMemberStory(etcdCommand());
+    const etcd = inEtcdsActingOrder(await loneMemberStory(etcdCommand()));
     const ours = await loneMemberStory(sut.command!);
     assert.deepEqual(ours, etcd);
     // What etcd showed when this was written, so a change on either side is seen for what it is.
@@ -294,7 +310,7 @@ test('SIGTERM before the member is published ends the process at once, as in etc
 });
 
 test('a single member publishes itself, then serves clients, as etcd does', skip, async () => {
-  const etcd = await singleMemberStory(etcdCommand());
+  const etcd = inEtcdsActingOrder(await singleMemberStory(etcdCommand()));
   const ours = await singleMemberStory(sut.command!);
   assert.deepEqual(ours, etcd);
   assert.equal(etcd['stages logged'], 'listening > published > serving clients');

@@ -1,26 +1,43 @@
 /**
- * npm test's runner: every compiled test file under dist/test, in TAP. Most files run two at a
- * time, since they spend their time waiting on members, elections and child processes rather than
- * computing; the few listed in `aloneFiles` run afterwards one by one, because they bind fixed
- * ports (single-host mode's 2379/22379/32379) or drive a browser. At the end it prints each file's
- * wall time, longest first, so a slow file is seen where it is added.
+ * npm test's runner: every compiled test file under dist/test, in TAP. Each file runs in its own
+ * node:test run() and so its own process; the runner chooses when each starts (suite-order.ts):
+ * longest first, by the last known times in test/support/test-durations.json, and as many at once
+ * as the machine's cores allow by the share of a core each file kept busy last time. Most files
+ * spend their time waiting on members, elections and child processes, so several of those run
+ * beside one that computes. The few listed in `aloneFiles` run afterwards one by one, because they
+ * bind fixed ports (single-host mode's 2379/22379/32379) or drive a browser. The runs' events are
+ * merged into one TAP stream with one closing summary (suite-report.ts); after it the runner
+ * prints each file's wall time and cores, longest first, so a slow file is seen where it is added.
  *
- * Files start longest first, by their last known times in test/support/test-durations.json, so the
- * slowest ones do not start late and leave one file running alone at the end; a file not listed
- * there is taken as the longest (a new file is most likely the one whose time is not known yet).
- * The times are updated by hand: TSETCD_TEST_DURATIONS_WRITE=1 rewrites the file with this run's.
+ * A file not in the durations file starts first and counts as one whole core (a new file is most
+ * likely the one whose time is not known yet). The times are updated by hand:
+ * TSETCD_TEST_DURATIONS_WRITE=1 rewrites the file with this run's.
  *
- * TSETCD_TEST_CONCURRENCY sets how many files run at once (1 runs the whole suite one by one);
- * arguments, when given, name the compiled test files to run instead of all of them.
+ * TSETCD_TEST_CONCURRENCY sets how many files may run at once (1 runs the whole suite one by one),
+ * TSETCD_TEST_CORES the cores their shares may add up to (the machine's by default); arguments, when
+ * given, name the compiled test files to run instead of all of them.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join, relative } from 'node:path';
 import { run } from 'node:test';
 import { tap } from 'node:test/reporters';
+import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../../src/lib/paths.js';
-import { durationsText, longestFirst } from './suite-order.js';
+import { childPids, commandLine, treeCpuSeconds } from './process-cpu.js';
+import { SuiteReport, type ReportEvent } from './suite-report.js';
+import {
+  durationsText,
+  nextToStart,
+  parseDurations,
+  suiteQueue,
+  type FileTimes,
+  type QueuedFile,
+  type RunningFile,
+  type SuiteLimits,
+} from './suite-order.js';
 
 const testRoot = fileURLToPath(new URL('..', import.meta.url));
 /** The committed source file, not a copy in dist: TSETCD_TEST_DURATIONS_WRITE=1 rewrites it. */
@@ -29,9 +46,12 @@ const durationsPath = join(packageRoot(), 'test', 'support', 'test-durations.jso
 /** Files that must not overlap with any other: they bind fixed ports or measure the machine. */
 const aloneFiles = new Set(['e2e/single-host.test.js', 'e2e/inspect.test.js', 'e2e/dashboard-browser.test.js']);
 
-const concurrencyDefault = 2;
+/** Files at once unless TSETCD_TEST_CONCURRENCY says otherwise; the cores limit is what usually binds. */
+const concurrencyDefault = 4;
 /** How many slowest files the closing summary names. */
 const slowestShown = 15;
+/** How often the running files' CPU is read. */
+const cpuSampleIntervalMs = 1_000;
 
 function testFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true })
@@ -43,71 +63,135 @@ function testFiles(dir: string): string[] {
     .sort();
 }
 
-function concurrencySetting(): number {
-  const text = process.env.TSETCD_TEST_CONCURRENCY;
-  if (text === undefined || text === '') return concurrencyDefault;
+function numberSetting(name: string, fallback: number, valid: (value: number) => boolean, wanted: string): number {
+  const text = process.env[name];
+  if (text === undefined || text === '') return fallback;
   const value = Number(text);
-  if (!Number.isInteger(value) || value < 1)
-    throw new Error(`TSETCD_TEST_CONCURRENCY must be a positive integer, saw ${text}`);
+  if (!valid(value)) throw new Error(`${name} must be ${wanted}, saw ${text}`);
   return value;
 }
 
-/** Last known seconds per file, keyed by the path under dist/test. */
-function recordedDurations(): Map<string, number> {
-  const recorded = JSON.parse(readFileSync(durationsPath, 'utf8')) as Record<string, number>;
-  return new Map(Object.entries(recorded));
-}
-
-interface FileEvent {
-  readonly nesting: number;
-  readonly file?: string;
-  readonly details?: { readonly duration_ms?: number };
-}
-
-/** Runs `files`, `concurrency` at a time, writing TAP; adds each top-level test's time to its file. */
-async function runFiles(files: readonly string[], concurrency: number, times: Map<string, number>): Promise<boolean> {
-  if (files.length === 0) return true;
-  let failed = false;
-  const stream = run({ files: [...files], concurrency });
-  const count = (data: FileEvent): void => {
-    if (data.nesting !== 0 || data.file === undefined) return;
-    times.set(data.file, (times.get(data.file) ?? 0) + (data.details?.duration_ms ?? 0));
+function limitsSetting(): SuiteLimits {
+  return {
+    filesMax: numberSetting(
+      'TSETCD_TEST_CONCURRENCY',
+      concurrencyDefault,
+      (value) => Number.isInteger(value) && value >= 1,
+      'a positive integer',
+    ),
+    coresMax: numberSetting('TSETCD_TEST_CORES', availableParallelism(), (value) => value > 0, 'a positive number'),
   };
-  stream.on('test:pass', count);
-  stream.on('test:fail', (data: FileEvent) => {
-    failed = true;
-    count(data);
-  });
-  const out = stream.compose(tap);
-  out.pipe(process.stdout, { end: false });
-  await finished(out);
-  return !failed;
+}
+
+/** One file's run as the runner follows it. */
+class FileRun implements RunningFile {
+  readonly file: string;
+  readonly cores: number;
+  readonly alone: boolean;
+  readonly endsAtMs: number;
+  private readonly startedMs = performance.now();
+  private pid: number | undefined;
+  private cpuSeconds = 0;
+
+  constructor(queued: QueuedFile) {
+    this.file = join(testRoot, queued.file);
+    this.cores = queued.cores;
+    this.alone = queued.alone;
+    this.endsAtMs = this.startedMs + queued.seconds * 1000;
+  }
+
+  /** Reads the CPU used so far by the file's process and its children (found by its command line). */
+  sampleCpu(): void {
+    this.pid ??= childPids(process.pid).find((pid) => commandLine(pid)?.includes(this.file) === true);
+    if (this.pid === undefined) return;
+    this.cpuSeconds = Math.max(this.cpuSeconds, treeCpuSeconds(this.pid) ?? 0);
+  }
+
+  /** Wall seconds since the start and the cores kept busy over them, once the file has ended. */
+  times(): FileTimes {
+    const seconds = (performance.now() - this.startedMs) / 1000;
+    return { seconds, cores: this.cpuSeconds / Math.max(seconds, 1) };
+  }
+}
+
+/** Runs one file, feeding its events to `report`; resolves with its times when its run has ended. */
+async function runFile(running: FileRun, report: SuiteReport): Promise<FileTimes> {
+  report.fileStarted(running.file);
+  const stream = run({ files: [running.file] });
+  stream.on('data', (event: ReportEvent) => report.event(running.file, event));
+  await finished(stream);
+  report.fileEnded(running.file);
+  return running.times();
+}
+
+/** Works through `queue`, starting each file when nextToStart allows; resolves with every file's times. */
+async function runQueue(
+  queue: QueuedFile[],
+  limits: SuiteLimits,
+  report: SuiteReport,
+): Promise<Map<string, FileTimes>> {
+  const times = new Map<string, FileTimes>();
+  const running = new Set<FileRun>();
+  const sampler = setInterval(() => running.forEach((file) => file.sampleCpu()), cpuSampleIntervalMs);
+  let wake: () => void = () => undefined;
+  try {
+    while (queue.length > 0 || running.size > 0) {
+      let index: number | undefined;
+      while ((index = nextToStart(queue, [...running], performance.now(), limits)) !== undefined) {
+        const [queued] = queue.splice(index, 1);
+        const file = new FileRun(queued!);
+        running.add(file);
+        void runFile(file, report).then((fileTimes) => {
+          times.set(relative(testRoot, file.file), fileTimes);
+          running.delete(file);
+          wake();
+        });
+      }
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    clearInterval(sampler);
+  }
+  return times;
+}
+
+function printSlowest(times: ReadonlyMap<string, FileTimes>, limits: SuiteLimits, files: number, alone: number): void {
+  const slowest = [...times.entries()].sort((a, b) => b[1].seconds - a[1].seconds).slice(0, slowestShown);
+  process.stdout.write(
+    `# files: ${files}, up to ${limits.filesMax} at a time within ${limits.coresMax} cores, ${alone} alone\n`,
+  );
+  process.stdout.write(`# slowest files (wall seconds, cores busy):\n`);
+  for (const [file, fileTimes] of slowest)
+    process.stdout.write(`#   ${fileTimes.seconds.toFixed(1).padStart(6)} s  ${fileTimes.cores.toFixed(2)}  ${file}\n`);
 }
 
 async function main(): Promise<void> {
-  const concurrency = concurrencySetting();
+  const limits = limitsSetting();
   const chosen = process.argv.length > 2 ? process.argv.slice(2) : testFiles(testRoot);
-  const alone = chosen.filter((file) => aloneFiles.has(relative(testRoot, file)));
-  const recorded = recordedDurations();
-  const together = longestFirst(
-    chosen.filter((file) => !alone.includes(file)).map((file) => relative(testRoot, file)),
+  const names = chosen.map((file) => relative(testRoot, file));
+  const recorded = parseDurations(readFileSync(durationsPath, 'utf8'));
+  const queue = suiteQueue(
+    names.filter((file) => !aloneFiles.has(file)),
+    names.filter((file) => aloneFiles.has(file)),
     recorded,
-  ).map((file) => join(testRoot, file));
-  const times = new Map<string, number>();
+  );
+  const alone = queue.filter((file) => file.alone).length;
+  const report = new SuiteReport();
+  // The merged events are the ones node:test's runs emitted, passed on as they are or renumbered.
+  const out = Readable.from(tap(report.events as Parameters<typeof tap>[0]));
+  out.pipe(process.stdout, { end: false });
   const started = performance.now();
-  const passedTogether = await runFiles(together, concurrency, times);
-  const passedAlone = await runFiles(alone, 1, times);
-  const slowest = [...times.entries()].sort((a, b) => b[1] - a[1]).slice(0, slowestShown);
-  process.stdout.write(`# files: ${chosen.length}, ${concurrency} at a time, ${alone.length} alone\n`);
-  process.stdout.write(`# wall time: ${((performance.now() - started) / 1000).toFixed(1)} s; slowest files:\n`);
-  for (const [file, ms] of slowest)
-    process.stdout.write(`#   ${(ms / 1000).toFixed(1).padStart(6)} s  ${relative(testRoot, file)}\n`);
+  const times = await runQueue(queue, limits, report);
+  const wallMs = performance.now() - started;
+  report.close(wallMs);
+  await finished(out);
+  printSlowest(times, limits, chosen.length, alone);
+  process.stdout.write(`# wall time: ${(wallMs / 1000).toFixed(1)} s\n`);
   if (process.env.TSETCD_TEST_DURATIONS_WRITE === '1') {
-    const measured = new Map([...times].map(([file, ms]) => [relative(testRoot, file), ms]));
     const existing = testFiles(testRoot).map((file) => relative(testRoot, file));
-    writeFileSync(durationsPath, durationsText(recorded, measured, existing));
+    writeFileSync(durationsPath, durationsText(recorded, times, existing));
   }
-  if (!passedTogether || !passedAlone) process.exitCode = 1;
+  if (report.failed()) process.exitCode = 1;
 }
 
 await main();
