@@ -179,10 +179,10 @@ function assertVerdictsFollowFigures(results: readonly CommandResult[]): void {
   });
 }
 
-async function startTrio(clientTls?: TlsConfig): Promise<Trio> {
+/** Three members; with `tls`, serving https and probed with the client certificate `probeIdentity`. */
+async function startTrio(tls: { clientTls: TlsConfig; probeIdentity: TlsConfig } | object = {}): Promise<Trio> {
   const tsetcd = sutCommand().command;
   assert.ok(tsetcd !== undefined, 'expected tsetcd to be built');
-  const tls = clientTls === undefined ? {} : { clientTls };
   const members = await Promise.all([
     Member.start({ command: etcdCommand(), ...tls }),
     Member.start({ command: etcdCommand(), ...tls }),
@@ -302,7 +302,7 @@ describe('check datascale over https reads /metrics as etcdctl does', { skip: tl
     const client = certs.member('client');
     caFile = server.trustedCaFile;
     clientArgs = ['--cacert', caFile, '--cert', client.certFile, '--key', client.keyFile];
-    trio = await startTrio(server);
+    trio = await startTrio({ clientTls: server, probeIdentity: client });
   });
 
   after(async () => {
