@@ -111,6 +111,8 @@ export class UnaryChannel {
     if (signal?.aborted === true) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
     try {
+      // A call cancelled before it started dials nothing.
+      if (stop.signal.aborted) throw stop.signal.reason as Error;
       const session = await abortable(this.ready(), stop.signal);
       return await this.send(session, path, body, metadata, deadline, stop.signal);
     } finally {
