@@ -5,12 +5,15 @@
  * reports how much the member's resident memory grew.
  */
 import { randomInt } from 'node:crypto';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
 import { rpcErrorText, type EtcdConnection } from './client.js';
 import type { CommandContext } from './context.js';
 import { prefixRangeEnd } from './kv-commands.js';
 import { CtlExit, ExitCode, exitWithError } from './output.js';
 import { ProgressBar } from './progress-bar.js';
 import { monotonicMs } from './monotonic-clock.js';
+import { nodeTls } from './lazy-modules.js';
+import { clientSecurity } from './security.js';
 
 interface PerfLoad {
   /** Puts per second. */
@@ -308,6 +311,55 @@ const bytesPerMebibyte = 1024 * 1024;
 
 const residentMemoryMetric = 'process_resident_memory_bytes';
 
+/** Node's codes for a server certificate no trusted root vouches for: Go's "unknown authority". */
+const unknownAuthorityCodes: ReadonlySet<string> = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+]);
+
+/** Go's words for a failed GET of `url`, as etcdctl prints them after "fetch error: ". */
+function fetchErrorText(url: string, error: unknown): string {
+  const cause = (error as { cause?: { code?: string } }).cause ?? (error as { code?: string });
+  const reason =
+    cause.code === 'ECONNREFUSED'
+      ? `dial tcp ${new URL(url).host}: connect: connection refused`
+      : unknownAuthorityCodes.has(cause.code ?? '')
+        ? 'x509: certificate signed by unknown authority'
+        : String(cause);
+  return `Get "${url}": ${reason}`;
+}
+
+/**
+ * GETs an https /metrics as etcdctl does: with the client certificate of --cert and --key and
+ * --insecure-skip-tls-verify, but verifying the server against the default roots (with
+ * NODE_EXTRA_CA_CERTS, as Go's with SSL_CERT_FILE), not --cacert, which etcdctl leaves out here.
+ */
+function httpsText(context: CommandContext, url: string): Promise<string> {
+  const tls = clientSecurity(context.flags, context.output).tls;
+  if (tls?.cert === undefined || tls.key === undefined)
+    throw new MetricsError('client certificate error: open : no such file or directory');
+  const secureContext = nodeTls().createSecureContext({ cert: tls.cert, key: tls.key });
+  return new Promise((resolve, reject) => {
+    const request = httpsRequest(
+      url,
+      { secureContext, rejectUnauthorized: !tls.skipVerify, agent: false } as RequestOptions,
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => resolve(Buffer.concat(chunks).toString()));
+        response.on('error', reject);
+      },
+    );
+    request.on('error', (error) => reject(new MetricsError(`fetch error: ${fetchErrorText(url, error)}`)));
+    request.end();
+  });
+}
+
+/** A failure to read /metrics, worded as etcdctl prints it. */
+class MetricsError extends Error {}
+
 /**
  * process_resident_memory_bytes from the endpoint's /metrics, or 0 after printing why not (on
  * standard output, as etcdctl does).
@@ -317,14 +369,11 @@ async function residentMemoryBytes(context: CommandContext, endpoint: string): P
   const url = `${host}/metrics`;
   let body: string;
   try {
-    body = await (await fetch(url)).text();
+    body = url.startsWith('https://') ? await httpsText(context, url) : await (await fetch(url)).text();
   } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause;
-    const reason =
-      cause?.code === 'ECONNREFUSED'
-        ? `dial tcp ${new URL(url).host}: connect: connection refused`
-        : String(cause ?? error);
-    context.output.out(`fetch error: Get "${url}": ${reason}\n`);
+    context.output.out(
+      `${error instanceof MetricsError ? error.message : `fetch error: ${fetchErrorText(url, error)}`}\n`,
+    );
     return 0;
   }
   const line = body.split('\n').find((text) => text.startsWith(residentMemoryMetric));

@@ -356,7 +356,9 @@ export class EtcdConnection {
           else resolve(response);
         },
       ) as grpc.ClientUnaryCall;
-      signal?.addEventListener('abort', () => call.cancel(), { once: true });
+      // An abort that came while the token was fetched cancels the call as soon as it exists.
+      if (signal?.aborted === true) call.cancel();
+      else signal?.addEventListener('abort', () => call.cancel(), { once: true });
     });
   }
 

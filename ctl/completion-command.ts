@@ -11,77 +11,139 @@ import type { FlagSpec } from './flags.js';
 const programNames = ['tsetcdctl', 'etcdctl'];
 
 interface CompletionTable {
-  /** For each command path ('' for the root): the words that may follow it. */
+  /** For each command path ('' for the root): the words that may follow it (fish and powershell). */
   readonly words: Map<string, string[]>;
-  /** Flags (long and short forms) whose value is the next word unless given with '='. */
-  readonly valueFlags: string[];
+  /** For each command path: its subcommands' names. */
+  readonly children: Map<string, string[]>;
+  /**
+   * For each command path: its flags as `--long`, `--long:-s` when it has a shorthand, and a
+   * trailing `+` when it may be given again (a list, which etcdctl still offers once given).
+   */
+  readonly flags: Map<string, string[]>;
+  /** For each command path: its flags (long and short forms) whose value is the next word unless given with '='. */
+  readonly valueFlags: Map<string, string[]>;
 }
+
+/** etcdctl's help flag, which every command has. */
+const helpFlag = '--help:-h';
 
 function completionTable(root: CommandSpec, globals: readonly FlagSpec[]): CompletionTable {
   const words = new Map<string, string[]>();
-  const valueFlags = new Set<string>();
+  const children = new Map<string, string[]>();
+  const flags = new Map<string, string[]>();
+  const valueFlags = new Map<string, string[]>();
   const flagWords = (specs: readonly FlagSpec[]): string[] =>
     specs.filter((spec) => spec.hidden !== true).map((spec) => `--${spec.name}`);
-  const noteValueFlags = (specs: readonly FlagSpec[]): void => {
-    for (const spec of specs.filter((flag) => flag.kind !== 'bool')) {
-      valueFlags.add(`--${spec.name}`);
-      if (spec.shorthand !== undefined) valueFlags.add(`-${spec.shorthand}`);
-    }
-  };
+  const flagEntries = (specs: readonly FlagSpec[]): string[] =>
+    specs
+      .filter((spec) => spec.hidden !== true)
+      .map(
+        (spec) =>
+          `--${spec.name}${spec.shorthand === undefined ? '' : `:-${spec.shorthand}`}${spec.kind === 'stringSlice' ? '+' : ''}`,
+      );
+  const valueFlagWords = (specs: readonly FlagSpec[]): string[] =>
+    specs
+      .filter((flag) => flag.kind !== 'bool')
+      .flatMap((spec) =>
+        spec.shorthand === undefined ? [`--${spec.name}`] : [`--${spec.name}`, `-${spec.shorthand}`],
+      );
   const walk = (command: CommandSpec, path: string, inherited: readonly FlagSpec[]): void => {
-    const children = (command.children ?? []).map((child) => child.name);
+    const names = (command.children ?? []).map((child) => child.name);
     const persistent = [...inherited, ...(command.persistentFlags ?? [])];
-    noteValueFlags([...command.flags, ...persistent]);
-    words.set(path, [...children, ...flagWords([...command.flags, ...persistent]), '--help']);
+    valueFlags.set(path, valueFlagWords([...command.flags, ...persistent]));
+    words.set(path, [...names, ...flagWords([...command.flags, ...persistent]), '--help']);
+    children.set(path, names);
+    flags.set(path, [...flagEntries([...command.flags, ...persistent]), helpFlag]);
     for (const child of command.children ?? [])
       walk(child, path === '' ? child.name : `${path} ${child.name}`, persistent);
   };
   walk({ ...root, persistentFlags: [] }, '', globals);
-  return { words, valueFlags: [...valueFlags].sort() };
+  return { words, children, flags, valueFlags };
 }
 
-/**
- * The bash script: it walks the words before the cursor, descending into a subcommand only when
- * the path so far has one of that name (so arguments such as keys do not count), and stepping
- * over each flag's value, whether it follows as the next word or after '=' (bash splits
- * --flag=value into three words).
- */
-function bashScript(table: CompletionTable): string {
-  const cases = [...table.words].map(([path, words]) => `    "${path}") echo "${words.join(' ')}" ;;`).join('\n');
-  return `# bash completion for tsetcdctl (and etcdctl 3.4's commands and flags)
-__tsetcdctl_words() {
+/** A bash `case` over command paths printing each path's list; unknown paths return 1. */
+function bashCase(name: string, lists: Map<string, string[]>): string {
+  const cases = [...lists].map(([path, list]) => `    "${path}") echo "${list.join(' ')}" ;;`).join('\n');
+  return `${name}() {
   case "$1" in
 ${cases}
     *) return 1 ;;
   esac
+}`;
 }
-__tsetcdctl_takes_value() {
-  case "$1" in
-    ${table.valueFlags.join('|')}) return 0 ;;
-  esac
-  return 1
-}
+
+/**
+ * The bash script. It offers what etcdctl's own (which asks etcdctl) offers: subcommands while
+ * no argument has been given, flags only for a word starting with '-' (short forms too unless it
+ * starts with '--'), never a flag already given unless it is a list, nothing for a flag's value,
+ * and no flags after '--'. It walks the words before the cursor, descending into a subcommand
+ * only when the path so far has one of that name, and stepping over each flag's value, whether
+ * it follows as the next word or after '=' (bash splits --flag=value into three words). `help`
+ * completes the command path after it.
+ */
+function bashScript(table: CompletionTable): string {
+  return `# bash completion for tsetcdctl (and etcdctl 3.4's commands and flags)
+${bashCase('__tsetcdctl_children', table.children)}
+${bashCase('__tsetcdctl_flags', table.flags)}
+${bashCase('__tsetcdctl_value_flags', table.valueFlags)}
 _tsetcdctl_complete() {
-  local cur="\${COMP_WORDS[COMP_CWORD]}" path="" word skip=0 i
+  local cur="\${COMP_WORDS[COMP_CWORD]}" path="" help="" word skip=0 args=0 dashed=0 used=" " i entry long short
+  local candidates=()
   for ((i = 1; i < COMP_CWORD; i++)); do
     word="\${COMP_WORDS[i]}"
     if ((skip > 0)); then
       skip=$((skip - 1))
       continue
     fi
+    if ((dashed)); then
+      args=$((args + 1))
+      continue
+    fi
     case "$word" in
+      --) dashed=1 ;;
       -*)
+        used+="\${word%%=*} "
         if [[ "\${COMP_WORDS[i + 1]}" == "=" ]]; then
           skip=2
-        elif __tsetcdctl_takes_value "$word"; then
+        elif [[ "$word" != *=* && " $(__tsetcdctl_value_flags "$path") " == *" $word "* ]]; then
           skip=1
         fi
         ;;
-      *) __tsetcdctl_words "\${path:+$path }$word" >/dev/null && path="\${path:+$path }$word" ;;
+      *)
+        if [[ "$path" == help ]] && ((args == 0)) && __tsetcdctl_children "\${help:+$help }$word" >/dev/null; then
+          help="\${help:+$help }$word"
+        elif ((args == 0)) && [[ " $(__tsetcdctl_children "$path") " == *" $word "* ]]; then
+          path="\${path:+$path }$word"
+        else
+          args=$((args + 1))
+        fi
+        ;;
     esac
   done
-  [[ "$cur" == "=" ]] && cur=""
-  COMPREPLY=($(compgen -W "$(__tsetcdctl_words "$path")" -- "$cur"))
+  COMPREPLY=()
+  # The word at the cursor is a flag's value: etcdctl offers none.
+  ((skip > 0)) && return 0
+  [[ "$cur" == "=" ]] && return 0
+  if [[ "$cur" == -* ]]; then
+    ((dashed)) && return 0
+    for entry in $(__tsetcdctl_flags "$path"); do
+      long="\${entry%%[:+]*}"
+      short=""
+      [[ "$entry" == *:* ]] && short="\${entry#*:}" && short="\${short%+}"
+      if [[ "$entry" != *+ ]] && [[ "$used" == *" $long "* || ( -n "$short" && "$used" == *" $short "* ) ]]; then
+        continue
+      fi
+      candidates+=("$long")
+      [[ -n "$short" && "$cur" != --* ]] && candidates+=("$short")
+    done
+  elif ((args == 0)); then
+    if [[ "$path" == help ]]; then
+      candidates=($(__tsetcdctl_children "$help"))
+    else
+      candidates=($(__tsetcdctl_children "$path"))
+    fi
+  fi
+  COMPREPLY=($(compgen -W "\${candidates[*]}" -- "$cur"))
 }
 complete -o default -F _tsetcdctl_complete ${programNames.join(' ')}
 `;

@@ -212,6 +212,8 @@ async function* watchResponses(
   const cancel = (): void => stream.cancel();
   signal.addEventListener('abort', cancel, { once: true });
   try {
+    // Opening the stream authenticates anew, which can outlast a signal that came meanwhile.
+    if (signal.aborted) return;
     stream.write({ create_request: create });
     for await (const response of stream as AsyncIterable<Message>) {
       if (response.canceled === true) return;

@@ -107,8 +107,12 @@ export class UnaryChannel {
             timeoutMs,
           );
     const onAbort = (): void => stop.abort(new GrpcStatusError(grpcStatus.cancelled, 'Cancelled on client'));
-    signal?.addEventListener('abort', onAbort, { once: true });
+    // A signal that aborted before the call started cancels it at once, as a later abort would.
+    if (signal?.aborted === true) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
     try {
+      // A call cancelled before it started dials nothing.
+      if (stop.signal.aborted) throw stop.signal.reason as Error;
       const session = await abortable(this.ready(), stop.signal);
       return await this.send(session, path, body, metadata, deadline, stop.signal);
     } finally {

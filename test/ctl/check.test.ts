@@ -7,6 +7,8 @@
  * verdict lines must also be what etcdctl's thresholds give for the figures that side printed.
  * A second trio of members is stopped (SIGSTOP) for a few seconds during its perf run, which makes
  * its slowest request and spread fail on every side.
+ * Over https, check datascale fetches /metrics as etcdctl does: with the client certificate and
+ * --insecure-skip-tls-verify, verifying the server against the default roots rather than --cacert.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +16,8 @@ import { perfVerdict, type LatencyStats } from '../../ctl/check-commands.js';
 import { runCommand, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
 import { etcdCommand, etcdctlBinaryPath, sutCommand, tsetcdctlBinPath } from '../support/sut.js';
+import { makeCertificates, tlsSkipReason, type TestCertificates } from '../support/tls.js';
+import type { TlsConfig } from '../../src/config/config.js';
 
 /** A perf run lasts a minute; a command still running this long after is killed. */
 const checkTimeoutMs = 150_000;
@@ -35,9 +39,17 @@ function endpointOf(member: Member): string {
   return `127.0.0.1:${member.clientPort}`;
 }
 
-/** Runs one command line on each side of the trio at once: etcdctl on the first member, tsetcdctl on the others. */
-function runThreeWays(trio: Trio, args: readonly string[], endpoint = endpointOf): Promise<CommandResult[]> {
-  const options = { env: { ETCDCTL_API: '3' }, timeoutMs: checkTimeoutMs };
+/**
+ * Runs one command line on each side of the trio at once: etcdctl on the first member, tsetcdctl
+ * on the others; `env` is added to every side's environment.
+ */
+function runThreeWays(
+  trio: Trio,
+  args: readonly string[],
+  endpoint = endpointOf,
+  env: Readonly<Record<string, string>> = {},
+): Promise<CommandResult[]> {
+  const options = { env: { ETCDCTL_API: '3', ...env }, timeoutMs: checkTimeoutMs };
   return Promise.all(
     trio.members.map((member, index) => {
       const line = [`--endpoints=${endpoint(member)}`, ...args];
@@ -167,13 +179,14 @@ function assertVerdictsFollowFigures(results: readonly CommandResult[]): void {
   });
 }
 
-async function startTrio(): Promise<Trio> {
+/** Three members; with `tls`, serving https and probed with the client certificate `probeIdentity`. */
+async function startTrio(tls: { clientTls: TlsConfig; probeIdentity: TlsConfig } | object = {}): Promise<Trio> {
   const tsetcd = sutCommand().command;
   assert.ok(tsetcd !== undefined, 'expected tsetcd to be built');
   const members = await Promise.all([
-    Member.start({ command: etcdCommand() }),
-    Member.start({ command: etcdCommand() }),
-    Member.start({ command: tsetcd }),
+    Member.start({ command: etcdCommand(), ...tls }),
+    Member.start({ command: etcdCommand(), ...tls }),
+    Member.start({ command: tsetcd, ...tls }),
   ]);
   return { members: [members[0]!, members[1]!, members[2]!] };
 }
@@ -273,5 +286,58 @@ describe('check perf and check datascale print what etcdctl prints', () => {
       assert.equal(result.code, null, `expected the command still waiting, saw ${result.stdout}${result.stderr}`);
       assert.equal(result.stdout + result.stderr.replace(/^\{"level":"warn".*\n/gm, ''), '');
     }
+  });
+});
+
+describe('check datascale over https reads /metrics as etcdctl does', { skip: tlsSkipReason(sutCommand()) }, () => {
+  let certs: TestCertificates | undefined;
+  let trio: Trio | undefined;
+  let clientArgs: string[] = [];
+  let caFile = '';
+  const httpsEndpoint = (member: Member): string => `https://${endpointOf(member)}`;
+
+  before(async () => {
+    certs = makeCertificates();
+    const server = certs.member('server');
+    const client = certs.member('client');
+    caFile = server.trustedCaFile;
+    clientArgs = ['--cacert', caFile, '--cert', client.certFile, '--key', client.keyFile];
+    trio = await startTrio({ clientTls: server, probeIdentity: client });
+  });
+
+  after(async () => {
+    await Promise.all((trio?.members ?? []).map((member) => member.destroy()));
+    certs?.remove();
+  });
+
+  const datascale = ['check', 'datascale', '--load', 's', '--prefix', '/tls-scale/'];
+
+  it('verifies the server against the default roots, not --cacert, and fails when they lack its CA', async () => {
+    const transcript = assertSameTranscripts(
+      trio!,
+      await runThreeWays(trio!, [...clientArgs, ...datascale], httpsEndpoint),
+      { revisions: false },
+    );
+    assert.equal(
+      transcript,
+      'stdout:\nfetch error: Get "https://<endpoint>/metrics": x509: certificate signed by unknown authority\n' +
+        'FAIL: Could not read process_resident_memory_bytes before the put operations.\nstderr:\nexit 1',
+    );
+  });
+
+  it('passes with the CA among the default roots (SSL_CERT_FILE for Go, NODE_EXTRA_CA_CERTS for Node), presenting the client certificate', async () => {
+    // Each program reads only its own variable, so every side gets both.
+    const env = { SSL_CERT_FILE: caFile, NODE_EXTRA_CA_CERTS: caFile };
+    const results = await runThreeWays(trio!, [...clientArgs, ...datascale], httpsEndpoint, env);
+    const transcript = assertSameTranscripts(trio!, results, { revisions: false });
+    assert.match(transcript, /<progress to 10000>\nPASS: Approximate system memory used : <n> MB\.\nstderr:\nexit 0$/);
+  });
+
+  it('passes with --insecure-skip-tls-verify, presenting the client certificate', async () => {
+    const args = ['--insecure-skip-tls-verify', ...clientArgs, ...datascale];
+    const transcript = assertSameTranscripts(trio!, await runThreeWays(trio!, args, httpsEndpoint), {
+      revisions: false,
+    });
+    assert.match(transcript, /<progress to 10000>\nPASS: Approximate system memory used : <n> MB\.\nstderr:\nexit 0$/);
   });
 });

@@ -3,7 +3,8 @@
  * HTTP/2 server on loopback, answering as a gRPC server does: an echo of the request message, a
  * trailers-only error and a call left unanswered. The client must fail over past a refused
  * endpoint, move messages larger than every flow-control window both ways, report the status and
- * its percent-encoded message, and end a call at its deadline.
+ * its percent-encoded message, end a call at its deadline, and cancel one whose signal aborted
+ * before it started.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Http2Server, type ServerHttp2Stream } from 'node:http2';
@@ -119,6 +120,19 @@ test('a call the server never answers ends at its deadline', async () => {
     await assert.rejects(
       channel.call('/test.Service/Hang', request(1, 0), {}, 200),
       (error: unknown) => error instanceof GrpcStatusError && error.code === grpcStatus.deadlineExceeded,
+    );
+  } finally {
+    channel.close();
+  }
+});
+
+test('a call whose signal aborted before it started is cancelled, not left to its deadline', async () => {
+  // As a lock or election call is when the signal comes while the command authenticates.
+  const channel = new UnaryChannel([`127.0.0.1:${port}`]);
+  try {
+    await assert.rejects(
+      channel.call('/test.Service/Hang', request(1, 0), {}, generousMs, AbortSignal.abort()),
+      (error: unknown) => error instanceof GrpcStatusError && error.code === grpcStatus.cancelled,
     );
   } finally {
     channel.close();

@@ -3,9 +3,10 @@
  * with --auth-token-ttl 1, so a simple token unused for a second is gone. `lock L --user ... --
  * CMD` unlocks with a token that expired while CMD ran; the streaming commands outlive their
  * token too (an interactive watch whose later creates are refused, a lease keep-alive renewing
- * past several token lifetimes). etcdctl against etcd (the reference), tsetcdctl against another
- * etcd and tsetcdctl against tsetcd must answer alike. These scenarios wait on the clock: a token
- * expires only with time.
+ * past several token lifetimes, an election observer that opens a new watch after the leader
+ * changed). etcdctl against etcd (the reference), tsetcdctl against another etcd and tsetcdctl
+ * against tsetcd must answer alike. These scenarios wait on the clock: a token expires only
+ * with time.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -24,6 +25,8 @@ const holdSeconds = '3';
 const tokenGoneMs = 2_500;
 /** A bound on a scenario that hangs (they take about ten seconds), not a measure of speed. */
 const scenarioTimeoutMs = 60_000;
+/** A bound on one step of a scenario (an answer, an exit on a signal), not a measure of speed. */
+const stepTimeoutMs = 15_000;
 /** A lease renewed every three seconds, longer than a token lives unused. */
 const leaseTtlSeconds = 9;
 /** Time for an event to reach every stream that watches it. */
@@ -187,4 +190,23 @@ describe('a token that expires during a command is fetched anew', { skip: tsetcd
       for (const transcript of collapsed.slice(1)) assert.equal(transcript, collapsed[0]);
     },
   );
+
+  it('elect --listen follows a new leader found after its token expired', { timeout: scenarioTimeoutMs }, async () => {
+    const listeners = startThreeWays(['elect', '--listen', 'te']);
+    const campaign = async (proposal: string): Promise<void> => {
+      const campaigners = startThreeWays(['elect', 'te', proposal]);
+      await Promise.all(campaigners.map((campaigner) => campaigner.waitFor(`${proposal}\n`, 1, stepTimeoutMs)));
+      await Promise.all(listeners.map((listener) => listener.waitFor(`${proposal}\n`, 1, stepTimeoutMs)));
+      await sleep(tokenGoneMs);
+      // An interrupted campaigner resigns, which deletes its key.
+      await Promise.all(campaigners.map((campaigner) => campaigner.end('SIGINT', stepTimeoutMs)));
+    };
+    await campaign('p1');
+    // The observer looks for the next leader and opens a watch for it with the token expired.
+    await sleep(tokenGoneMs);
+    await campaign('p2');
+    // The signal comes while each observer authenticates anew to watch for a third leader: it
+    // must still end the observer, as it ends etcdctl's.
+    assertSame(await Promise.all(listeners.map((listener) => listener.end('SIGTERM', stepTimeoutMs))));
+  });
 });

@@ -55,8 +55,8 @@ export class LoopbackNamespace {
 
   private constructor(readonly name: string) {}
 
-  /** Makes the namespace; `nameservers` become its resolv.conf (no search domains). */
-  static create(nameservers: readonly string[]): LoopbackNamespace {
+  /** Makes the namespace; `nameservers` become its resolv.conf, followed by `resolvLines` (search, options). */
+  static create(nameservers: readonly string[], resolvLines: readonly string[] = []): LoopbackNamespace {
     removeStaleNamespaces();
     namespacesMade += 1;
     const name = `${namePrefix}${process.pid.toString(36)}-${namespacesMade.toString(36)}`;
@@ -66,12 +66,18 @@ export class LoopbackNamespace {
       runIp(['netns', 'add', name]);
       runIp(['netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up']);
       mkdirSync(`/etc/netns/${name}`, { recursive: true });
-      writeFileSync(`/etc/netns/${name}/resolv.conf`, nameservers.map((server) => `nameserver ${server}\n`).join(''));
+      namespace.writeResolvConf(nameservers, resolvLines);
     } catch (error) {
       namespace.remove();
       throw error;
     }
     return namespace;
+  }
+
+  /** Rewrites the namespace's resolv.conf; each process started after sees the new one. */
+  writeResolvConf(nameservers: readonly string[], resolvLines: readonly string[] = []): void {
+    const lines = [...nameservers.map((server) => `nameserver ${server}`), ...resolvLines];
+    writeFileSync(`/etc/netns/${this.name}/resolv.conf`, lines.map((line) => `${line}\n`).join(''));
   }
 
   /** Runs `ip` inside the namespace (e.g. ['link', 'add', ...]). */

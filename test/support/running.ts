@@ -52,12 +52,29 @@ export class Running {
     this.child.stdin.write(line);
   }
 
-  /** Ends the command (a signal, or closing its stdin) and returns everything it said. */
-  async end(how: NodeJS.Signals | 'eof' | 'by itself'): Promise<string> {
+  /**
+   * Ends the command (a signal, or closing its stdin) and returns everything it said; fails,
+   * showing what was said, when it has not exited `timeoutMs` (if given) later.
+   */
+  async end(how: NodeJS.Signals | 'eof' | 'by itself', timeoutMs?: number): Promise<string> {
     if (how === 'eof') this.child.stdin.end();
     else if (how !== 'by itself') this.child.kill(how);
-    const { code, signal } = await this.exited;
-    return `${this.transcript()}exit ${code ?? signal}`;
+    let timer: NodeJS.Timeout | undefined;
+    const late =
+      timeoutMs === undefined
+        ? new Promise<never>(() => undefined)
+        : new Promise<never>((_resolve, reject) => {
+            timer = setTimeout(
+              () => reject(new Error(`expected an exit within ${timeoutMs} ms of ${how}, saw ${this.transcript()}`)),
+              timeoutMs,
+            );
+          });
+    try {
+      const { code, signal } = await Promise.race([this.exited, late]);
+      return `${this.transcript()}exit ${code ?? signal}`;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Everything printed on stdout as bytes, for binary output (`-w protobuf`). */
