@@ -8,7 +8,7 @@
  * entry at an index replaces that one and all after it, as etcd's WAL ReadAll does in read mode:
  * a torn tail ends the log quietly.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32cUpdate } from '../lib/crc32c.js';
 import { protoReaderOf } from '../lib/protobuf.js';
@@ -68,8 +68,13 @@ export function looksLikeEtcdWal(walDir: string): boolean {
     .filter((name) => walNamePattern.test(name))
     .sort();
   if (names.length === 0) return false;
-  const bytes = readFileSync(join(walDir, names[0]!));
-  if (bytes.length < frameLengthBytes + 2) return false;
+  const bytes = Buffer.alloc(frameLengthBytes + 2);
+  const fd = openSync(join(walDir, names[0]!), 'r');
+  try {
+    if (readSync(fd, bytes, 0, bytes.length, 0) < bytes.length) return false;
+  } finally {
+    closeSync(fd);
+  }
   // etcd's first record is a crc record: its protobuf starts with field 1 (type) = 4.
   return bytes[frameLengthBytes] === 0x08 && bytes[frameLengthBytes + 1] === RecordType.crc;
 }
