@@ -8,7 +8,7 @@
  * entry at an index replaces that one and all after it, as etcd's WAL ReadAll does in read mode:
  * a torn tail ends the log quietly.
  */
-import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32cUpdate } from '../lib/crc32c.js';
 import { protoReaderOf } from '../lib/protobuf.js';
@@ -124,25 +124,63 @@ function decodeSnapshotMarker(bytes: Buffer): WalSnapshotMarker {
   return marker;
 }
 
+/** Bytes read from a segment at a time: the preallocated zeros after its records are never read. */
+const segmentChunkBytes = 1024 * 1024;
+
+/** A segment read from its start on demand; what `view` returns stays valid (chunks are never reused). */
+class SegmentBytes {
+  private bytes = Buffer.alloc(0);
+  /** The file offset of bytes[0]. */
+  private start = 0;
+  private ended = false;
+
+  constructor(private readonly fd: number) {}
+
+  /** The `length` bytes at file offset `at` (never before the last view's offset), or undefined past the end. */
+  view(at: number, length: number): Buffer | undefined {
+    while (at + length > this.start + this.bytes.length && !this.ended) this.readFrom(at, length);
+    if (at + length > this.start + this.bytes.length) return undefined;
+    return this.bytes.subarray(at - this.start, at - this.start + length);
+  }
+
+  private readFrom(at: number, length: number): void {
+    const kept = this.bytes.subarray(Math.min(at - this.start, this.bytes.length));
+    const chunk = Buffer.alloc(Math.max(segmentChunkBytes, length, kept.length * 2));
+    kept.copy(chunk);
+    const read = readSync(this.fd, chunk, kept.length, chunk.length - kept.length, at + kept.length);
+    if (read === 0) this.ended = true;
+    this.bytes = chunk.subarray(0, kept.length + read);
+    this.start = at;
+  }
+}
+
 /** Calls `visit` with each whole record of a segment; stops at the preallocated zeros or a torn tail. */
-function scanSegment(bytes: Buffer, visit: (record: WalRecord) => void): void {
-  let offset = 0;
-  while (offset + frameLengthBytes <= bytes.length) {
-    const lengthField = bytes.readBigUInt64LE(offset);
-    if (lengthField === 0n) return;
-    const recordBytes = Number(lengthField & 0x00ff_ffff_ffff_ffffn);
-    const padBytes = lengthField >> 63n === 1n ? Number((lengthField >> 56n) & 7n) : 0;
-    if (recordBytes >= etcdWalRecordBytesMax) throw new EtcdWalError('wal: max entry size limit exceeded');
-    const start = offset + frameLengthBytes;
-    if (start + recordBytes + padBytes > bytes.length) return;
-    let record: WalRecord;
-    try {
-      record = decodeRecord(bytes.subarray(start, start + recordBytes));
-    } catch {
-      return;
+function scanSegment(path: string, visit: (record: WalRecord) => void): void {
+  const fd = openSync(path, 'r');
+  try {
+    const segment = new SegmentBytes(fd);
+    let offset = 0;
+    for (;;) {
+      const header = segment.view(offset, frameLengthBytes);
+      if (header === undefined) return;
+      const lengthField = header.readBigUInt64LE(0);
+      if (lengthField === 0n) return;
+      const recordBytes = Number(lengthField & 0x00ff_ffff_ffff_ffffn);
+      const padBytes = lengthField >> 63n === 1n ? Number((lengthField >> 56n) & 7n) : 0;
+      if (recordBytes >= etcdWalRecordBytesMax) throw new EtcdWalError('wal: max entry size limit exceeded');
+      const body = segment.view(offset + frameLengthBytes, recordBytes + padBytes);
+      if (body === undefined) return;
+      let record: WalRecord;
+      try {
+        record = decodeRecord(body.subarray(0, recordBytes));
+      } catch {
+        return;
+      }
+      visit(record);
+      offset += frameLengthBytes + recordBytes + padBytes;
     }
-    visit(record);
-    offset = start + recordBytes + padBytes;
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -152,7 +190,7 @@ export function readEtcdWalEntries(walDir: string, snapshot: WalSnapshotMarker):
   let crc = 0;
   let matched = false;
   for (const segment of segmentsFrom(walDir, snapshot)) {
-    scanSegment(readFileSync(join(walDir, segment.name)), (record) => {
+    scanSegment(join(walDir, segment.name), (record) => {
       if (record.type === RecordType.crc) {
         if (crc !== 0 && record.crc !== crc) throw new EtcdWalError('wal: crc mismatch');
         crc = record.crc;
