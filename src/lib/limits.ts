@@ -91,6 +91,8 @@ export const backendDbBytesMax = 64 * 1024 * 1024 * 1024;
 export const walSegmentBytesDefault = 64 * 1024 * 1024;
 /** A single WAL record may not exceed this (a larger length field is corruption). */
 export const walRecordBytesMax = 256 * 1024 * 1024;
+/** etcd's own WAL refuses a record of this many bytes or more (its maxWALEntrySizeLimit, 10 MB). */
+export const etcdWalRecordBytesMax = 10 * 1024 * 1024;
 /**
  * Txns nested inside txns (RequestOp.request_txn) deeper than this are refused while decoding: the
  * decoder and everything after it recurse per level, and a 1.5 MiB request could otherwise nest
