@@ -543,6 +543,8 @@ export const ctlCases: readonly CtlCase[] = [
   { args: ['get', 'foo'], env: { ETCDCTL_DIAL_TIMEOUT: '2s' } },
   { args: ['get', 'foo'], env: { ETCDCTL_DIAL_TIMEOUT: 'x' } },
   { args: ['get', 'foo', '--dial-timeout=2s'], env: { ETCDCTL_DIAL_TIMEOUT: '2s' } },
+  // A bool variable that does not parse is false, not its default: this one turns TLS on.
+  { args: ['--debug', 'get', 'foo'], env: { ETCDCTL_INSECURE_TRANSPORT: 'maybe', ETCDCTL_DIAL_TIMEOUT: '300ms' } },
   // --debug lists the inherited flags as ETCDCTL_* variables, the environment's values included.
   { args: ['--debug', 'get', 'foo', '--dial-timeout=1500ms'], env: { ETCDCTL_COMMAND_TIMEOUT: '1m30s' } },
   {
