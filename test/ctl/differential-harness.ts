@@ -85,6 +85,8 @@ export function normalise(result: CommandResult, identity: Identity, testCase: C
         .replace(/"TTL" : \d+\n"GrantedTTL"/g, '"TTL" : <ttl>\n"GrantedTTL"')
         .replace(/took = [0-9.]+(ns|µs|ms|s)/g, 'took = <took>')
         .replace(/"took":"[^"]*"/g, '"took":"<took>"')
+        // snapshot save's "fetched snapshot" log line gives the time taken as seconds.
+        .replace(/"took":[0-9.]+/g, '"took":<took>')
         .replace(/"Took" : \S+/g, '"Took" : <took>')
         .replace(/\| +[0-9.]+(ns|µs|ms|s) \|/g, '| <took> |')
         .replace(/"(dbSize|dbSizeInUse)":\d+/g, '"$1":<size>')
