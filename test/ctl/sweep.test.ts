@@ -11,7 +11,7 @@ import { describeDifference, runSweep } from './sweep.js';
 import { outputFormats, sweepCases, type SweepCase } from './sweep-cases.js';
 
 /** Of the lines that are not an output format, every sweepStride-th runs here. */
-const sweepStride = 12;
+const sweepStride = 24;
 
 /**
  * The fixtures, each command's first line (its --help), every format line, and every

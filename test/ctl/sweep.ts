@@ -26,7 +26,7 @@ export interface SweepDifference {
 
 /**
  * Lease and member IDs the sweep makes but does not capture (a grant printed as protobuf, a
- * learner it removes again) are random per member: any 16-digit hex or 18-to-20-digit decimal
+ * learner it removes again) are random per member: any 16-digit hex or 15-to-20-digit decimal
  * number is one, as no revision, size or count in the sweep comes near that length. The case's
  * own masks go too.
  */
@@ -34,7 +34,7 @@ function masked(result: CommandResult, testCase: SweepCase): CommandResult {
   const mask = (text: string): string =>
     (testCase.masks ?? []).reduce(
       (out, pattern) => out.replace(pattern, '<masked>'),
-      text.replace(/\b[0-9a-f]{16}\b/g, '<id>').replace(/\b\d{18,20}\b/g, '<id>'),
+      text.replace(/\b[0-9a-f]{16}\b/g, '<id>').replace(/\b\d{15,20}\b/g, '<id>'),
     );
   return { stdout: mask(result.stdout), stderr: mask(result.stderr), code: result.code };
 }
