@@ -47,6 +47,11 @@ export class FlagValues {
     return undefined;
   }
 
+  /** Stores false as pflag does for a bool whose text did not parse, without counting the flag as set. */
+  unparsedBool(spec: FlagSpec): void {
+    this.values.set(spec.name, false);
+  }
+
   bool(name: string): boolean {
     return this.get(name, 'boolean') as boolean;
   }
@@ -204,8 +209,10 @@ export function applyEnvironment(values: FlagValues, names: readonly string[], e
     if (spec === undefined || values.changed.has(name) || text === undefined || text === '') continue;
     // Taken even when it does not parse: etcdctl counts it as used either way.
     values.fromEnvironment.add(name);
-    // etcdctl ignores a malformed variable and keeps the default, so the error is dropped too.
-    values.set(spec, text);
+    // etcdctl drops the error of a malformed variable, but pflag has already stored what its
+    // parser returned with it: a bool that does not parse is false (ETCDCTL_INSECURE_TRANSPORT=maybe
+    // turns TLS on), whatever its default.
+    if (values.set(spec, text) !== undefined && spec.kind === 'bool') values.unparsedBool(spec);
   }
 }
 

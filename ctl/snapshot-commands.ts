@@ -25,6 +25,8 @@ import { dirname, join, resolve } from 'node:path';
 import { restoreFiles } from './restore-files.js';
 import { ConfigError } from '../src/config/config-error.js';
 import { checkLocalMember, parseInitialCluster } from '../src/config/initial-cluster.js';
+import type { ClusterMemberConfig } from '../src/config/config.js';
+import { clusterIdFor, formatId, memberIdFor } from '../src/membership/ids.js';
 import { encodeAuthState } from '../src/auth/auth-store.js';
 import { memberDataPaths } from '../src/lib/paths.js';
 import { LmdbBackend, type LmdbBackendOptions } from '../src/mvcc/lmdb-backend.js';
@@ -74,12 +76,13 @@ function openSnapshotFile(
   context: CommandContext,
   path: string,
   directoryCall: 'open' | 'read',
+  missingCall: 'stat' | 'open' = 'stat',
 ): { fd: number; bytes: number } {
   let fd: number;
   try {
     fd = openSync(path, 'r');
   } catch (error) {
-    exitWithError(context.output, ExitCode.error, `stat ${path}: ${goErrnoText(error)}`);
+    exitWithError(context.output, ExitCode.error, `${missingCall} ${path}: ${goErrnoText(error)}`);
   }
   const stats = fstatSync(fd);
   if (stats.isDirectory()) {
@@ -159,8 +162,9 @@ export async function runSnapshotRestore(context: CommandContext): Promise<void>
   if (context.args.length !== 1)
     exitWithError(output, ExitCode.badArgs, 'snapshot restore requires exactly one argument');
   const name = flags.string('name');
+  let cluster: ClusterMemberConfig[] = [];
   try {
-    const cluster = parseInitialCluster(flags.string('initial-cluster'));
+    cluster = parseInitialCluster(flags.string('initial-cluster'));
     checkLocalMember(name, cluster, flags.string('initial-advertise-peer-urls').split(','));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -172,13 +176,41 @@ export async function runSnapshotRestore(context: CommandContext): Promise<void>
   if (walDir !== '' && existsSync(walDir))
     exitWithError(output, ExitCode.error, `wal-dir ${goQuote(Buffer.from(walDir))} exists`);
   const path = context.args[0]!;
-  const file = openSnapshotFile(context, path, 'read');
+  const where = {
+    path,
+    'wal-dir': walDir || join(dataDir, 'member', 'wal'),
+    'data-dir': dataDir,
+    'snap-dir': join(dataDir, 'member', 'snap'),
+  };
+  // etcdctl logs the restore before it opens the file, so a file it cannot open follows the line.
+  zapInfo(context, 'snapshot/v3_snapshot.go:296', 'restoring snapshot', where);
+  const file = openSnapshotFile(context, path, 'read', 'open');
   try {
     const hash = new HashCheck(context, path, file);
     await restoreInto(context, dataDir, walDir, filePageSource(file, hash.databaseBytes), hash);
+    logAddedMembers(context, cluster, flags.string('initial-cluster-token'));
+    zapInfo(context, 'snapshot/v3_snapshot.go:309', 'restored snapshot', where);
   } finally {
     closeSync(file.fd);
   }
+}
+
+/**
+ * The lines etcdctl's restore logs as it writes the initial cluster's members into the restored
+ * membership, in member ID order, with the IDs etcd derives from the peer URLs and the token.
+ */
+function logAddedMembers(context: CommandContext, cluster: readonly ClusterMemberConfig[], token: string): void {
+  const members = cluster
+    .map((member) => ({ id: memberIdFor(member.peerUrls, token), peerUrls: member.peerUrls }))
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const clusterId = formatId(clusterIdFor(members.map((member) => member.id)));
+  for (const member of members)
+    zapInfo(context, 'membership/cluster.go:392', 'added member', {
+      'cluster-id': clusterId,
+      'local-member-id': '0',
+      'added-peer-id': formatId(member.id),
+      'added-peer-peer-urls': member.peerUrls,
+    });
 }
 
 /**
@@ -231,6 +263,13 @@ async function restoreInto(
         exitWithError(context.output, ExitCode.error, refusal.message);
       }
       const { leases, scheduledCompactRevision, finishedCompactRevision, auth } = records;
+      // etcd's key-value store logs the compaction it finds while the restore opens the database.
+      if (finishedCompactRevision >= 0)
+        zapInfo(context, 'mvcc/kvstore.go:388', 'restored last compact revision', {
+          'meta-bucket-name': 'meta',
+          'meta-bucket-name-key': 'finishedCompactRev',
+          'restored-compact-revision': finishedCompactRevision,
+        });
       backend.write({
         puts: [],
         deletes: [],
@@ -255,17 +294,23 @@ async function restoreInto(
 }
 
 /**
- * A zap info line as etcdctl's snapshot save writes them to stderr: the snapshot manager's logger
+ * A zap info line as etcdctl's snapshot save and restore write them to stderr: the snapshot manager's logger
  * stamps epoch seconds, clientv3's maintenance logger an ISO 8601 time.
  */
 function zapInfo(
   context: CommandContext,
   caller: string,
   message: string,
-  fields: Record<string, string | number> = {},
+  fields: Record<string, string | number | readonly string[]> = {},
 ): void {
+  const encode = (value: string | number | readonly string[]): string =>
+    typeof value === 'number'
+      ? String(value)
+      : typeof value === 'string'
+        ? goJsonString(value)
+        : `[${value.map((item) => goJsonString(item)).join(',')}]`;
   const extra = Object.entries(fields)
-    .map(([name, value]) => `,${goJsonString(name)}:${typeof value === 'number' ? value : goJsonString(value)}`)
+    .map(([name, value]) => `,${goJsonString(name)}:${encode(value)}`)
     .join('');
   const ts = caller.startsWith('clientv3/') ? goJsonString(new Date().toISOString()) : String(Date.now() / 1000);
   context.output.err(`{"level":"info","ts":${ts},"caller":"${caller}","msg":${goJsonString(message)}${extra}}\n`);

@@ -9,8 +9,16 @@ export interface CtlCase {
   readonly env?: Record<string, string>;
   /** Leaves out the leading --endpoints (the case names its own). */
   readonly ownEndpoints?: boolean;
-  /** An ID the answer names (group 1, hex unless radix 10), kept as ${name} for later cases. */
-  readonly capture?: { readonly name: string; readonly pattern: RegExp; readonly radix?: 10 };
+  /** An ID the answer names (group 1, hex unless radix 10; or group 2, decimal), kept as ${name} for later cases. */
+  readonly capture?: {
+    readonly name: string;
+    readonly pattern: RegExp;
+    readonly radix?: 10;
+    /** An answer without the value (a refused command) keeps the one captured before. */
+    readonly optional?: true;
+    /** The value is not an ID (a revision, say): kept as printed and not masked in later answers. */
+    readonly unmasked?: true;
+  };
   /** `-w protobuf` answers are compared decoded as this message type, so IDs can be normalised. */
   readonly protobuf?: string;
   /** The answer lists several members, which etcd orders at random: compare them sorted. */
@@ -535,6 +543,8 @@ export const ctlCases: readonly CtlCase[] = [
   { args: ['get', 'foo'], env: { ETCDCTL_DIAL_TIMEOUT: '2s' } },
   { args: ['get', 'foo'], env: { ETCDCTL_DIAL_TIMEOUT: 'x' } },
   { args: ['get', 'foo', '--dial-timeout=2s'], env: { ETCDCTL_DIAL_TIMEOUT: '2s' } },
+  // A bool variable that does not parse is false, not its default: this one turns TLS on.
+  { args: ['--debug', 'get', 'foo'], env: { ETCDCTL_INSECURE_TRANSPORT: 'maybe', ETCDCTL_DIAL_TIMEOUT: '300ms' } },
   // --debug lists the inherited flags as ETCDCTL_* variables, the environment's values included.
   { args: ['--debug', 'get', 'foo', '--dial-timeout=1500ms'], env: { ETCDCTL_COMMAND_TIMEOUT: '1m30s' } },
   {
