@@ -16,6 +16,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  renameSync,
   statSync,
   writeSync,
 } from 'node:fs';
@@ -27,7 +28,9 @@ import { loadNewestEtcdSnapshot } from '../src/snap/etcd-snap-file.js';
 import { exportV2Keys, replayV2Store, ttlSecondsAt, type V2KeyNode } from '../src/v2store/replay.js';
 import { formatGoTimeNs } from '../src/v2store/store.js';
 import { looksLikeEtcdWal, readEtcdWalEntries } from '../src/wal/etcd-wal-reader.js';
+import { fsyncDirectory } from '../src/wal/fs-sync.js';
 import { readWal } from '../src/wal/reader.js';
+import { waitForFlockRelease } from './bolt-lock.js';
 import type { CommandContext } from './context.js';
 import { goJsonString } from './go-format.js';
 import { nodeChildProcess } from './lazy-modules.js';
@@ -141,12 +144,17 @@ function signalText(signal: NodeJS.Signals): string {
   return names[signal] ?? signal;
 }
 
-/** Writes the KeyValues into the member's backend file (created when missing), durably. */
+/**
+ * Writes the KeyValues into the member's backend file (created when missing), durably: the new file
+ * is written beside the old one, synced and renamed over it, so a crash leaves one or the other whole.
+ */
 function writeBackend(dataDir: string, kvs: readonly KeyValue[], index: number): void {
-  const path = join(dataDir, 'member', 'snap', 'db');
+  const dir = join(dataDir, 'member', 'snap');
+  const path = join(dir, 'db');
   const file = existsSync(path) ? readFileSync(path) : undefined;
   const updated = putKeyValuesIntoEtcdDb(file, kvs, index);
-  const fd = openSync(path, 'w', 0o600);
+  const staged = `${path}.migrate`;
+  const fd = openSync(staged, 'w', 0o600);
   try {
     let written = 0;
     while (written < updated.length) written += writeSync(fd, updated, written);
@@ -154,6 +162,8 @@ function writeBackend(dataDir: string, kvs: readonly KeyValue[], index: number):
   } finally {
     closeSync(fd);
   }
+  renameSync(staged, path);
+  fsyncDirectory(dir);
 }
 
 /** Converts an etcd data dir's v2 keys as etcdctl does. */
@@ -170,6 +180,11 @@ async function migrateEtcdDataDir(
     exitWithError(output, ExitCode.error, (error as Error).message);
   }
   for (const line of replayed.logs) output.out(`${line}\n`);
+  // etcdctl opens the backend next, waiting while a running etcd holds it.
+  const dbPath = join(options.snapDir, 'db');
+  await waitForFlockRelease(dbPath, () =>
+    output.err(`waiting for etcd to close and release its lock on ${goJsonString(dbPath)}\n`),
+  );
   const nodes = exportV2Keys(replayed.store);
   if (nodes === undefined) {
     output.out('no v2 keys to migrate\n');

@@ -7,6 +7,7 @@
  * same keys, revisions, leases and hash. A tsetcd data dir keeps no v2 store: "no v2 keys to migrate".
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { chmod, cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,6 +97,35 @@ describe('migrate answers as etcdctl 3.4.23 does', () => {
     const [expected, actual] = await Promise.all([run('etcdctl', args), run('tsetcdctl', args)]);
     assert.match(expected.stdout, /^using default transformer\n(\{"level":"info".*\n)+no v2 keys to migrate\n$/);
     assert.equal(transcript(actual), transcript(expected));
+  });
+
+  it('waits while a running etcd holds the backend, then goes on once it stops, as etcdctl does', async () => {
+    const transcripts: string[] = [];
+    for (const program of ['etcdctl', 'tsetcdctl'] as const) {
+      await etcd!.restart();
+      const command = program === 'etcdctl' ? [etcdctlBinaryPath] : [process.execPath, tsetcdctlBinPath];
+      const child = spawn(command[0]!, [...command.slice(1), 'migrate', '--data-dir', etcdDataDir()], {
+        env: { ...process.env, ETCDCTL_API: '3' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+      try {
+        for (let waited = 0; !stderr.includes('waiting for etcd') && waited < 20_000; waited += 100) await sleep(100);
+        assert.match(stderr, /waiting for etcd to close and release its lock/, `${program}: ${stdout}${stderr}`);
+        assert.equal(child.exitCode, null, `${program} must still wait while etcd runs`);
+      } finally {
+        await etcd!.stop();
+      }
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const code = await exited;
+      clearTimeout(timer);
+      transcripts.push(`stdout:\n${stdout}stderr:\n${stderr}exit ${code}`);
+    }
+    assert.equal(transcripts[1], transcripts[0]);
   });
 });
 
