@@ -7,7 +7,8 @@
 import { gatewayMarkerHeader } from './grpc/calls.js';
 import { gatewayAuditHeaders, gatewayAuditSecret } from './grpc/audit-hook.js';
 import { verifiedCommonName } from './tls.js';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
+import { grpcJs } from './grpc-js.js';
 import * as http from 'node:http';
 import { readBodyBounded } from '../shared/http-body.js';
 import type protobuf from 'protobufjs';
@@ -20,7 +21,7 @@ import {
   readJsonPrefix,
   type JsonPrefix,
 } from '../../src/api/jsonpb.js';
-import { gatewayTexts, grpcTexts } from '../../src/api/errors.js';
+import { gatewayTexts, GrpcCode, grpcTexts } from '../../src/api/errors.js';
 import { unexpectedEofText } from '../../src/lib/protobuf.js';
 
 /**
@@ -211,10 +212,10 @@ function sendText(response: http.ServerResponse, status: number, body = `${http.
 }
 
 function statusOf(error: unknown): { code: number; message: string } {
-  if (error instanceof GatewayJsonError) return { code: grpc.status.INVALID_ARGUMENT, message: error.message };
+  if (error instanceof GatewayJsonError) return { code: GrpcCode.invalidArgument, message: error.message };
   const service = error as Partial<grpc.ServiceError>;
   if (typeof service.code === 'number') return { code: service.code, message: service.details ?? '' };
-  return { code: grpc.status.UNKNOWN, message: error instanceof Error ? error.message : String(error) };
+  return { code: GrpcCode.unknown, message: error instanceof Error ? error.message : String(error) };
 }
 
 /**
@@ -222,7 +223,7 @@ function statusOf(error: unknown): { code: number; message: string } {
  * and marks its calls, so that the gateway's own TLS certificate never names the caller.
  */
 function outgoingMetadata(request: http.IncomingMessage): grpc.Metadata {
-  const metadata = new grpc.Metadata();
+  const metadata = new (grpcJs().Metadata)();
   metadata.add(gatewayMarkerHeader, request.headers.accept ?? '*/*');
   // The audit log records the call under the HTTP path and the HTTP client's address.
   metadata.add(gatewayAuditHeaders.secret, gatewayAuditSecret);
@@ -334,7 +335,7 @@ function relayResponses(
   });
   call.on('error', (error: unknown) => {
     const { code, message } = statusOf(error);
-    if (code === grpc.status.CANCELLED && response.destroyed) return;
+    if (code === GrpcCode.canceled && response.destroyed) return;
     if (!response.headersSent) return sendError(request, response, code, message);
     if (!wroteMessage) response.statusCode = httpStatusFromCode(code);
     response.end(streamErrorChunk(code, message));
@@ -389,7 +390,7 @@ function serveBidiStream(
         encoded = Buffer.from(encodeJsonRequest(method.requestType, prefix.value));
       } catch (error) {
         sending = false;
-        if (call === undefined) return void sendError(request, response, grpc.status.UNKNOWN, statusOf(error).message);
+        if (call === undefined) return void sendError(request, response, GrpcCode.unknown, statusOf(error).message);
         call.end();
         return;
       }
@@ -403,7 +404,7 @@ function serveBidiStream(
     if (pending.length > context.maxBodyBytes) {
       // One request object larger than any the server would accept: stop sending, as on a bad one.
       sending = false;
-      if (call === undefined) sendError(request, response, grpc.status.UNKNOWN, 'request object too large');
+      if (call === undefined) sendError(request, response, GrpcCode.unknown, 'request object too large');
       else call.end();
       return;
     }
@@ -449,10 +450,14 @@ export function createJsonGateway(options: JsonGatewayOptions): JsonGateway {
   const context: CallContext = {
     maxBodyBytes: options.maxBodyBytes ?? gatewayBodyBytesDefault,
     client: () =>
-      (client ??= new grpc.Client(options.target(), options.credentials ?? grpc.credentials.createInsecure(), {
-        'grpc.max_receive_message_length': -1,
-        'grpc.max_send_message_length': -1,
-      })),
+      (client ??= new (grpcJs().Client)(
+        options.target(),
+        options.credentials ?? grpcJs().credentials.createInsecure(),
+        {
+          'grpc.max_receive_message_length': -1,
+          'grpc.max_send_message_length': -1,
+        },
+      )),
   };
   const listener: http.RequestListener = (request, response) => {
     if (options.refuseCommonNames?.() === true && verifiedCommonName(request.socket) !== undefined)

@@ -4,7 +4,8 @@
  * the credentials the JSON gateway uses to dial its own TLS listener.
  */
 import * as tls from 'node:tls';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
+import { grpcJs } from './grpc-js.js';
 import type { TlsConfig } from '../../src/config/config.js';
 import { loadCaBundle, loadKeyPair, readTlsFile } from '../../src/config/tls-files.js';
 import { opensslCiphers } from '../../src/config/cipher-suites.js';
@@ -56,7 +57,7 @@ export function serverTlsOptions(material: ClientTlsMaterial): tls.TlsOptions {
  * without verifying it and presents the server's certificate as its client certificate.
  */
 export function gatewayCredentials(material: ClientTlsMaterial): grpc.ChannelCredentials {
-  return grpc.credentials.createSsl(material.ca ?? null, material.key, material.cert, {
+  return grpcJs().credentials.createSsl(material.ca ?? null, material.key, material.cert, {
     rejectUnauthorized: false,
     checkServerIdentity: () => undefined,
   });

@@ -9,7 +9,7 @@ const moduleUrl = (path: string) => new URL(path, import.meta.url).href;
 /**
  * Builds the client port's routes the way a member does at start (gRPC routes with the Watch and
  * Snapshot handlers, the JSON gateway, the config parser), then lists which of the packages that read
- * .proto files or YAML the process has loaded; `thenCall` runs before the listing.
+ * .proto files or YAML, and grpc-js, the process has loaded; `thenCall` runs before the listing.
  */
 function script(thenCall: string): string {
   return `
@@ -28,7 +28,7 @@ const routes = createGrpcServer({
 createJsonGateway({ target: () => '127.0.0.1:1' });
 loadConfig({ argv: ['--name', 'm1'], env: {} });
 ${thenCall}
-const packages = ['protobufjs', '@grpc/proto-loader', 'yaml'];
+const packages = ['protobufjs', '@grpc/proto-loader', 'yaml', '@grpc/grpc-js'];
 const cached = Object.keys(createRequire(import.meta.url).cache);
 console.log(JSON.stringify(packages.filter((name) => cached.some((path) => path.includes('/node_modules/' + name + '/')))));
 `;
@@ -39,7 +39,7 @@ async function loadedPackages(thenCall: string): Promise<string[]> {
   return JSON.parse(stdout) as string[];
 }
 
-test('a member builds its client routes without loading protobufjs, proto-loader or yaml', async () => {
+test('a member builds its client routes without loading protobufjs, proto-loader, yaml or grpc-js', async () => {
   assert.deepEqual(await loadedPackages(''), []);
 });
 

@@ -6,7 +6,8 @@
  */
 import { EventEmitter } from 'node:events';
 import zlib from 'node:zlib';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
+import { grpcJs } from '../grpc-js.js';
 import type { WireMessage } from '../../../src/api/proto-wire.js';
 import { EtcdError, GrpcCode, grpcTexts } from '../../../src/api/errors.js';
 import { unexpectedEofText } from '../../../src/lib/protobuf.js';
@@ -213,7 +214,7 @@ function headerObject(fields: readonly string[]): Record<string, string | string
 }
 
 function metadataOf(head: RequestHead): grpc.Metadata {
-  return grpc.Metadata.fromHttp2Headers(headerObject(head.fields));
+  return grpcJs().Metadata.fromHttp2Headers(headerObject(head.fields));
 }
 
 /** The first value of header `name` (lower case), without building the metadata. */

@@ -3,9 +3,8 @@
  * recipes of src/concurrency run against a ConcurrencyHost (the member), and failures answered
  * the way etcd's recipe servers answer them (code UNKNOWN, etcd's text).
  */
-import { status as grpcStatus } from '@grpc/grpc-js';
 import type { WireMessage } from '../../../src/api/proto-wire.js';
-import { EtcdError } from '../../../src/api/errors.js';
+import { EtcdError, GrpcCode } from '../../../src/api/errors.js';
 import {
   campaignRequestFromWire,
   campaignResponseToWire,
@@ -94,7 +93,7 @@ async function observeStream(host: ConcurrencyHost, call: GrpcStreamCall): Promi
   } catch (error) {
     // A broken invariant still reaches the client, as UNKNOWN, rather than ending the process.
     if (!(error instanceof EtcdError) && !call.cancelled) {
-      call.emit('error', { code: grpcStatus.UNKNOWN, details: error instanceof Error ? error.message : String(error) });
+      call.emit('error', { code: GrpcCode.unknown, details: error instanceof Error ? error.message : String(error) });
       return;
     }
   } finally {
