@@ -36,6 +36,12 @@ function watchConnection(relay: FreezingRelay, frozenMs: number): RelayedConnect
   return relay.connections.find((connection) => connection.pingsMs.some((pingMs) => pingMs > frozenMs));
 }
 
+/**
+ * The lease's TTL: long enough that a keep-alive started on a loaded machine (relays, then one
+ * process per side) still finds its lease alive; with 4 s one side once found it expired already.
+ */
+const leaseTtlSeconds = 8;
+
 describe('frozen connections are found as etcdctl finds them', { skip: tsetcd.skipReason ?? false }, () => {
   const members: Member[] = [];
   const relays: FreezingRelay[] = [];
@@ -135,24 +141,26 @@ describe('frozen connections are found as etcdctl finds them', { skip: tsetcd.sk
     'lease keep-alive through a frozen relay gives up once the TTL passed unanswered',
     { timeout: scenarioTimeoutMs },
     async () => {
-      const granted = await Promise.all(members.map((member) => runEtcdctl(member.clientUrl, ['lease', 'grant', '4'])));
+      const granted = await Promise.all(
+        members.map((member) => runEtcdctl(member.clientUrl, ['lease', 'grant', String(leaseTtlSeconds)])),
+      );
       const ids = granted.map((result) => /lease ([0-9a-f]+) granted/.exec(result.stdout)?.[1] ?? '');
       // Relays of its own: the first scenario's stay frozen.
       const leaseRelays = await Promise.all(members.map((member) => FreezingRelay.start(member.clientPort)));
       relays.push(...leaseRelays);
       const keepAlives = startThroughRelays(leaseRelays, (index) => ['lease', 'keep-alive', ids[index] ?? '']);
-      await Promise.all(keepAlives.map((keepAlive) => keepAlive.waitFor('keepalived with TTL(4)')));
+      await Promise.all(keepAlives.map((keepAlive) => keepAlive.waitFor(`keepalived with TTL(${leaseTtlSeconds})`)));
       for (const relay of leaseRelays) relay.freeze();
       const transcripts = (await Promise.all(keepAlives.map((keepAlive) => keepAlive.end('by itself')))).map(
         (transcript, index) =>
           transcript
             .split(ids[index] ?? '')
             .join('<lease>')
-            .replace(/(lease <lease> keepalived with TTL\(4\)\n)+/, '$1'),
+            .replace(new RegExp(`(lease <lease> keepalived with TTL\\(${leaseTtlSeconds}\\)\n)+`), '$1'),
       );
       assert.equal(
         transcripts[0],
-        'stdout:\nlease <lease> keepalived with TTL(4)\nlease <lease> expired or revoked.\nstderr:\nexit 0',
+        `stdout:\nlease <lease> keepalived with TTL(${leaseTtlSeconds})\nlease <lease> expired or revoked.\nstderr:\nexit 0`,
       );
       for (const transcript of transcripts.slice(1)) assert.equal(transcript, transcripts[0]);
     },
