@@ -66,51 +66,84 @@ function expectedFrame(current: number, total: number, time: string | undefined)
   return ` ${current} / ${total}  ${percent}%${time === undefined ? '' : ` ${time}`}`;
 }
 
+/** A redraw of pb's bar after its carriage return (counters, percentage, time left or taken), or text up to a line's end. */
+const progressToken = /\r( (\d+) \/ (\d+) +\d+\.\d\d%(?: ((?:\d+[dhm])*\d+s))?)|[^\r\n]*\n?/y;
+
+interface Frame {
+  readonly text: string;
+  readonly count: number;
+  readonly total: number;
+  readonly time: string | undefined;
+}
+
+type ProgressToken = { readonly frame: Frame } | { readonly text: string };
+
+function progressTokens(stdout: string, side: Side): ProgressToken[] {
+  const tokens: ProgressToken[] = [];
+  progressToken.lastIndex = 0;
+  while (progressToken.lastIndex < stdout.length) {
+    const at = progressToken.lastIndex;
+    const match = progressToken.exec(stdout);
+    assert.ok(
+      match !== null && match[0] !== '',
+      `${side}: ${JSON.stringify(stdout.slice(at, at + 40))} is not pb's shape`,
+    );
+    const [whole, text, count, total, time] = match;
+    tokens.push(
+      text === undefined ? { text: whole } : { frame: { text, count: Number(count), total: Number(total), time } },
+    );
+  }
+  return tokens;
+}
+
+/** Checks each frame for pb's exact shape: one total, counts from 0, the time left as 00m00s, a full bar with the time taken. */
+function checkFrames(frames: readonly Frame[], finished: boolean, side: Side): void {
+  const total = frames[0]!.total;
+  assert.equal(frames[0]!.count, 0, `${side}: the bar starts at 0`);
+  frames.forEach(({ text, count, time }, index) => {
+    if (time !== undefined && !/^(\d+d)?(\d+h)?\d\dm\d\ds$/.test(time))
+      assert.match(time, /^(\d+h)?(\d+m)?\d+s$/, `${side}: frame ${index} shows the time left or taken`);
+    assert.equal(text, expectedFrame(count, total, time), `${side}: frame ${index}`);
+  });
+  if (finished)
+    assert.ok(
+      frames.some(({ count, time }) => count === total && time !== undefined && /^(\d+h)?(\d+m)?\d+s$/.test(time)),
+      `${side}: the bar ends full, showing the time taken`,
+    );
+}
+
 /**
- * Checks every progress frame of `stdout` (the text after each carriage return) for the exact
- * shape and replaces each run of frames with one line naming its total: counts start at 0 and
- * never fall, a frame shows the time left as 00m00s (or none), the last one the time taken.
+ * Checks the progress bar's redraws in `stdout` and puts one line naming its total in their place.
+ * A redraw is a carriage return and a frame; the bar ends its line with a newline of its own when it
+ * finishes. On a pipe these writes interleave with the command's lines as the threads printing them
+ * are scheduled: etcdctl's perf bar is finished by a goroutine of its own, which on a busy machine
+ * runs after the report has gone on, so a frame can stand before a line's text and the bar's newline
+ * after a later line. What a terminal redraws in place is not content: every frame and the bar's
+ * newline (the first empty line after the last frame) are taken out, the marker stands where the
+ * first frame was, and every other line keeps its text and its place.
  */
 function collapseProgress(stdout: string, side: Side): string {
-  const pieces = stdout.split('\r');
-  const out = [pieces[0] ?? ''];
-  let frames: string[] = [];
-  const flush = (): void => {
-    if (frames.length === 0) return;
-    const parsed = frames.map((frame) => /^ (\d+) \/ (\d+) +\d+\.\d\d%(?: (\S+))?$/.exec(frame));
-    parsed.forEach((match, index) =>
-      assert.ok(match !== null, `${side}: frame ${index} ${JSON.stringify(frames[index])} is not pb's shape`),
-    );
-    const counts = parsed.map((match) => Number(match![1]));
-    const total = Number(parsed[0]![2]);
-    assert.equal(counts[0], 0, `${side}: the bar starts at 0`);
-    counts.forEach((count, index) =>
-      assert.ok(index === 0 || count >= counts[index - 1]!, `${side}: the bar went back at frame ${index}`),
-    );
-    parsed.forEach((match, index) => {
-      const last = index === parsed.length - 1;
-      const time = match![3];
-      if (last) assert.match(time ?? '', /^(\d+m)?\d+s$/, `${side}: the last frame shows the time taken`);
-      else if (time !== undefined)
-        assert.match(time, /^(\d+d)?(\d+h)?\d\dm\d\ds$/, `${side}: frame ${index} shows the time left`);
-      assert.equal(frames[index], expectedFrame(counts[index]!, total, time), `${side}: frame ${index}`);
-    });
-    assert.equal(counts[counts.length - 1], total, `${side}: the bar ends full`);
-    out.push(`<progress to ${total}>`);
-    frames = [];
+  const tokens = progressTokens(stdout, side);
+  const firstFrame = tokens.findIndex((token) => 'frame' in token);
+  if (firstFrame === -1) return stdout;
+  const lastFrame = tokens.length - 1 - [...tokens].reverse().findIndex((token) => 'frame' in token);
+  const textOf = (index: number): string | undefined => {
+    const token = tokens[index]!;
+    return 'text' in token ? token.text : undefined;
   };
-  for (const piece of pieces.slice(1)) {
-    const newline = piece.indexOf('\n');
-    if (newline === -1) {
-      frames.push(piece);
-      continue;
-    }
-    frames.push(piece.slice(0, newline));
-    flush();
-    out.push(piece.slice(newline));
-  }
-  flush();
-  return out.join('');
+  // The bar's newline starts a line: it follows the last frame or a whole line.
+  const barNewline = tokens.findIndex(
+    (_, index) =>
+      index > lastFrame && textOf(index) === '\n' && (index === lastFrame + 1 || textOf(index - 1)!.endsWith('\n')),
+  );
+  const frames = tokens.flatMap((token) => ('frame' in token ? [token.frame] : []));
+  checkFrames(frames, barNewline !== -1, side);
+  return tokens
+    .map((token, index) => {
+      if (index === firstFrame) return `<progress to ${frames[0]!.total}>\n`;
+      return 'text' in token && index !== barNewline ? token.text : '';
+    })
+    .join('');
 }
 
 /** The figures a perf report printed, as the stats that give them. */
