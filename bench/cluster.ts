@@ -58,7 +58,7 @@ import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut
 import { bcryptCostDefault, bcryptCostMax, bcryptCostMin } from '../src/lib/limits.js';
 import { median, table } from './compare.js';
 import { checkIntegerOption } from './side-by-side.js';
-import { loadOptions, ratePerSecMax, type LoadResult } from './load.js';
+import { loadOptions, ratePerSecMax, rotated, type LoadResult } from './load.js';
 import { readHostCpuTicks, readProcessStats, stealPercent } from './proc-stats.js';
 import {
   goLoadAvailable,
@@ -220,8 +220,7 @@ function parseOp(name: string): ClusterOp {
 
 /** The systems in the order round `round` runs them: rotated by one each round, so none always goes first. */
 export function systemOrder(systems: readonly ClusterSystem[], round: number): ClusterSystem[] {
-  const shift = (round - 1) % systems.length;
-  return [...systems.slice(shift), ...systems.slice(0, shift)];
+  return rotated(systems, round - 1);
 }
 
 function cpuMsOf(pids: readonly number[]): number {

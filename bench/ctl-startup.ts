@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { isMainModule } from './load.js';
+import { isMainModule, rotated } from './load.js';
 import { Member } from '../test/support/member.js';
 import { etcdCommand, etcdctlBinaryPath } from '../test/support/sut.js';
 
@@ -114,10 +114,7 @@ export function measure(list: readonly Case[], rounds: number): CaseResult[] {
   const times = new Map<string, number[]>(list.map((item) => [item.label, []]));
   for (const item of list) timeOnce(item); // one unmeasured run each: disk cache, etcd's first request
   for (let round = 0; round < rounds; round++) {
-    for (let index = 0; index < list.length; index++) {
-      const item = list[(index + round) % list.length] as Case;
-      times.get(item.label)?.push(timeOnce(item));
-    }
+    for (const item of rotated(list, round)) times.get(item.label)?.push(timeOnce(item));
   }
   const medians = new Map([...times].map(([label, values]) => [label, median(values)]));
   return list.map((item) => {

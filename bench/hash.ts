@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { Member } from '../test/support/member.js';
 import { EtcdGrpc } from '../test/support/etcd-grpc.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
-import { isMainModule } from './load.js';
+import { isMainModule, rotated } from './load.js';
 import { kvClient, load, type KvClient } from './restart.js';
 import { putsUntil, summary, type LatencyMs } from './snapshot.js';
 
@@ -135,9 +135,7 @@ async function measure(systems: Array<[string, MemberCommand]>, options: HashBen
   try {
     for (const [system, command] of systems) targets.push(await startTarget(system, command, options));
     for (let round = 0; round < options.rounds; round++) {
-      const shift = round % targets.length;
-      for (const target of [...targets.slice(shift), ...targets.slice(0, shift)])
-        target.rounds.push(await hashRound(target, options));
+      for (const target of rotated(targets, round)) target.rounds.push(await hashRound(target, options));
     }
     return targets;
   } finally {

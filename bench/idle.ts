@@ -15,7 +15,7 @@
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { median, table } from './compare.js';
-import { isMainModule } from './load.js';
+import { isMainModule, rotated } from './load.js';
 import { readProcessStats } from './proc-stats.js';
 import { Cluster } from '../test/support/cluster.js';
 import { commandFromString, etcdCommand, sutCommand, type MemberCommand } from '../test/support/sut.js';
@@ -89,12 +89,9 @@ async function measureIdle(
 /** Runs the rounds, each system once per round in an order rotated by one each round. */
 export async function runIdle(options: IdleOptions): Promise<IdleWindow[]> {
   const windows: IdleWindow[] = [];
-  const count = options.systems.length;
   for (let round = 1; round <= options.rounds; round++) {
-    for (let turn = 0; turn < count; turn++) {
-      const system = options.systems[(turn + round - 1) % count] as IdleOptions['systems'][number];
+    for (const system of rotated(options.systems, round - 1))
       windows.push(await measureIdle(system.label, system.command, round, options));
-    }
   }
   return windows;
 }

@@ -20,6 +20,15 @@ import { startProgress, type ProgressSink, type ProgressSnapshot } from './progr
 const latencyUsMax = 60_000_000;
 /** Distinct error messages kept; the rest are counted under one bucket. */
 const errorKindsMax = 32;
+/**
+ * `items` rotated left by `shift`: the order a round runs its systems or cases in, so none always
+ * goes first while the machine's load drifts.
+ */
+export function rotated<T>(items: readonly T[], shift: number): T[] {
+  const at = items.length === 0 ? 0 : shift % items.length;
+  return [...items.slice(at), ...items.slice(0, at)];
+}
+
 export const warmupMsDefault = 1_000;
 export const durationMsDefault = 10_000;
 /** Upper bound on any run so a typo cannot start an endless load. */

@@ -36,6 +36,7 @@ import { Member } from '../test/support/member.js';
 import { etcdCommand, etcdctlBinaryPath, sutCommand, type MemberCommand } from '../test/support/sut.js';
 import { loopProbeEnv, readLoopProbe, type LoopProbeWindow } from './loop-probe.js';
 import { call, kvClient, load, rssMiB, type KvClient } from './restart.js';
+import { rotated } from './load.js';
 
 interface SnapshotBenchOptions {
   keys: number;
@@ -322,9 +323,7 @@ async function measure(systems: Array<[string, MemberCommand]>, options: Snapsho
   try {
     for (const [system, command] of systems) targets.push(await startTarget(system, command, options));
     for (let round = 0; round < options.rounds; round++) {
-      const shift = round % targets.length;
-      for (const target of [...targets.slice(shift), ...targets.slice(0, shift)])
-        target.rounds.push(await saveRound(target, options, round));
+      for (const target of rotated(targets, round)) target.rounds.push(await saveRound(target, options, round));
     }
     return targets;
   } finally {
