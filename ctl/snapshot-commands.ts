@@ -24,7 +24,8 @@ import { Worker } from 'node:worker_threads';
 import { dirname, join, resolve } from 'node:path';
 import { restoreFiles } from './restore-files.js';
 import { ConfigError } from '../src/config/config-error.js';
-import { checkLocalMember, parseInitialCluster } from '../src/config/initial-cluster.js';
+import { parseInitialCluster, verifyBootstrap } from '../src/config/initial-cluster.js';
+import { dnsPeerUrlResolver, type PeerUrlResolveLogLine } from '../src/config/peer-url-resolver.js';
 import type { ClusterMemberConfig } from '../src/config/config.js';
 import { clusterIdFor, formatId, memberIdFor } from '../src/membership/ids.js';
 import { encodeAuthState } from '../src/auth/auth-store.js';
@@ -165,7 +166,8 @@ export async function runSnapshotRestore(context: CommandContext): Promise<void>
   let cluster: ClusterMemberConfig[] = [];
   try {
     cluster = parseInitialCluster(flags.string('initial-cluster'));
-    checkLocalMember(name, cluster, flags.string('initial-advertise-peer-urls').split(','));
+    const resolver = dnsPeerUrlResolver((line) => zapResolveLine(context, line));
+    await verifyBootstrap(name, cluster, flags.string('initial-advertise-peer-urls').split(','), resolver);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     exitWithError(output, ExitCode.error, error.message);
@@ -183,13 +185,13 @@ export async function runSnapshotRestore(context: CommandContext): Promise<void>
     'snap-dir': join(dataDir, 'member', 'snap'),
   };
   // etcdctl logs the restore before it opens the file, so a file it cannot open follows the line.
-  zapInfo(context, 'snapshot/v3_snapshot.go:296', 'restoring snapshot', where);
+  zapLine(context, 'snapshot/v3_snapshot.go:296', 'restoring snapshot', where);
   const file = openSnapshotFile(context, path, 'read', 'open');
   try {
     const hash = new HashCheck(context, path, file);
     await restoreInto(context, dataDir, walDir, filePageSource(file, hash.databaseBytes), hash);
     logAddedMembers(context, cluster, flags.string('initial-cluster-token'));
-    zapInfo(context, 'snapshot/v3_snapshot.go:309', 'restored snapshot', where);
+    zapLine(context, 'snapshot/v3_snapshot.go:309', 'restored snapshot', where);
   } finally {
     closeSync(file.fd);
   }
@@ -205,7 +207,7 @@ function logAddedMembers(context: CommandContext, cluster: readonly ClusterMembe
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const clusterId = formatId(clusterIdFor(members.map((member) => member.id)));
   for (const member of members)
-    zapInfo(context, 'membership/cluster.go:392', 'added member', {
+    zapLine(context, 'membership/cluster.go:392', 'added member', {
       'cluster-id': clusterId,
       'local-member-id': '0',
       'added-peer-id': formatId(member.id),
@@ -265,7 +267,7 @@ async function restoreInto(
       const { leases, scheduledCompactRevision, finishedCompactRevision, auth } = records;
       // etcd's key-value store logs the compaction it finds while the restore opens the database.
       if (finishedCompactRevision >= 0)
-        zapInfo(context, 'mvcc/kvstore.go:388', 'restored last compact revision', {
+        zapLine(context, 'mvcc/kvstore.go:388', 'restored last compact revision', {
           'meta-bucket-name': 'meta',
           'meta-bucket-name-key': 'finishedCompactRev',
           'restored-compact-revision': finishedCompactRevision,
@@ -293,15 +295,25 @@ async function restoreInto(
   files.fsyncDirectory(dirname(resolve(dataDir)));
 }
 
+/** A peer URL lookup's line as etcdctl's restore logs it (zap's production logger: durations in seconds). */
+function zapResolveLine(context: CommandContext, line: PeerUrlResolveLogLine): void {
+  const fields: Record<string, string | number> = { url: line.url, host: line.host };
+  if (line.resolvedAddr !== undefined) fields['resolved-addr'] = line.resolvedAddr;
+  if (line.retryIntervalMs !== undefined) fields['retry-interval'] = line.retryIntervalMs / 1000;
+  if (line.error !== undefined) fields.error = line.error;
+  zapLine(context, line.caller, line.message, fields, line.level);
+}
+
 /**
- * A zap info line as etcdctl's snapshot save and restore write them to stderr: the snapshot manager's logger
+ * A zap line as etcdctl's snapshot save and restore write them to stderr: the snapshot manager's logger
  * stamps epoch seconds, clientv3's maintenance logger an ISO 8601 time.
  */
-function zapInfo(
+function zapLine(
   context: CommandContext,
   caller: string,
   message: string,
   fields: Record<string, string | number | readonly string[]> = {},
+  level: 'info' | 'warn' = 'info',
 ): void {
   const encode = (value: string | number | readonly string[]): string =>
     typeof value === 'number'
@@ -313,7 +325,7 @@ function zapInfo(
     .map(([name, value]) => `,${goJsonString(name)}:${encode(value)}`)
     .join('');
   const ts = caller.startsWith('clientv3/') ? goJsonString(new Date().toISOString()) : String(Date.now() / 1000);
-  context.output.err(`{"level":"info","ts":${ts},"caller":"${caller}","msg":${goJsonString(message)}${extra}}\n`);
+  context.output.err(`{"level":"${level}","ts":${ts},"caller":"${caller}","msg":${goJsonString(message)}${extra}}\n`);
 }
 
 /** `etcdctl snapshot save <filename>`: the member's backend through Maintenance.Snapshot. */
@@ -336,7 +348,7 @@ export async function runSnapshotSave(context: CommandContext): Promise<void> {
     exitWithError(output, ExitCode.interrupted, `could not open ${partPath} (open ${partPath}: ${goErrnoText(error)})`);
   }
   try {
-    zapInfo(context, 'snapshot/v3_snapshot.go:119', 'created temporary db file', { path: partPath });
+    zapLine(context, 'snapshot/v3_snapshot.go:119', 'created temporary db file', { path: partPath });
     const started = process.hrtime.bigint();
     const size = await fetchSnapshot(context, file, endpoints[0] ?? '');
     if (size % hashAlignmentBytes !== sha256Bytes)
@@ -345,7 +357,7 @@ export async function runSnapshotSave(context: CommandContext): Promise<void> {
     closeSync(file);
     file = -1;
     const tookSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    zapInfo(context, 'snapshot/v3_snapshot.go:142', 'fetched snapshot', {
+    zapLine(context, 'snapshot/v3_snapshot.go:142', 'fetched snapshot', {
       endpoint: endpoints[0] ?? '',
       size: humanizeBytes(size),
       took: tookSeconds,
@@ -359,7 +371,7 @@ export async function runSnapshotSave(context: CommandContext): Promise<void> {
         `could not rename ${partPath} to ${path} (rename ${partPath} ${path}: ${goErrnoText(error)})`,
       );
     }
-    zapInfo(context, 'snapshot/v3_snapshot.go:152', 'saved', { path });
+    zapLine(context, 'snapshot/v3_snapshot.go:152', 'saved', { path });
   } finally {
     if (file !== -1) closeSync(file);
     rmSync(partPath, { force: true });
@@ -379,8 +391,8 @@ async function fetchSnapshot(context: CommandContext, file: number, endpoint: st
   } catch (error) {
     return exitWithError(context.output, ExitCode.interrupted, rpcErrorText(error));
   }
-  zapInfo(context, 'clientv3/maintenance.go:200', 'opened snapshot stream; downloading');
-  zapInfo(context, 'snapshot/v3_snapshot.go:127', 'fetching snapshot', { endpoint });
+  zapLine(context, 'clientv3/maintenance.go:200', 'opened snapshot stream; downloading');
+  zapLine(context, 'snapshot/v3_snapshot.go:127', 'fetching snapshot', { endpoint });
   let size = 0;
   try {
     for await (const chunk of stream as AsyncIterable<Message>) {
@@ -392,6 +404,6 @@ async function fetchSnapshot(context: CommandContext, file: number, endpoint: st
     const text = error instanceof Error && 'code' in error ? clientErrorText(error as ServiceError) : String(error);
     exitWithError(context.output, ExitCode.interrupted, text);
   }
-  zapInfo(context, 'clientv3/maintenance.go:208', 'completed snapshot read; closing');
+  zapLine(context, 'clientv3/maintenance.go:208', 'completed snapshot read; closing');
   return size;
 }

@@ -9,6 +9,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import type { MemberConfig } from '../../src/config/config.js';
+import { verifyBootstrap, verifyJoinExisting } from '../../src/config/initial-cluster.js';
+import { dnsPeerUrlResolver } from '../../src/config/peer-url-resolver.js';
+import { goDurationString } from '../../src/lib/go-duration.js';
 import { encodeMemberContext, sameUrls, type ClusterMember } from '../../src/membership/cluster-member.js';
 import { clusterIdFor, formatId, memberIdFor } from '../../src/membership/ids.js';
 import { ConfChangeType, encodeConfChange } from '../../src/raft/conf-change.js';
@@ -74,6 +77,26 @@ export interface OpenedMember {
   inspect: MachineInspect | undefined;
 }
 
+/**
+ * etcd's checks of --initial-cluster, made only while the member has no WAL (a restarted member
+ * keeps the membership its log holds): it must name this member, list no peer URL twice, and, for
+ * a new cluster, give this member the peer URLs it advertises (host names resolved).
+ */
+async function verifyInitialCluster(config: MemberConfig, logger: Logger): Promise<void> {
+  if (config.initialClusterState === 'existing') {
+    verifyJoinExisting(config.name, config.initialCluster);
+    return;
+  }
+  const resolver = dnsPeerUrlResolver((line) => {
+    const fields: Record<string, string> = { url: line.url, host: line.host };
+    if (line.resolvedAddr !== undefined) fields['resolved-addr'] = line.resolvedAddr;
+    if (line.retryIntervalMs !== undefined) fields['retry-interval'] = goDurationString(line.retryIntervalMs * 1e6);
+    if (line.error !== undefined) fields.error = line.error;
+    logger[line.level](fields, line.message);
+  });
+  await verifyBootstrap(config.name, config.initialCluster, config.initialAdvertisePeerUrls, resolver);
+}
+
 /** Opens (or bootstraps, or joins) the member's data dir; nothing runs yet. */
 export async function openMember(
   config: MemberConfig,
@@ -84,6 +107,7 @@ export async function openMember(
 ): Promise<OpenedMember> {
   const paths = memberPaths(config);
   mkdirSync(join(paths.memberDir, 'snap'), { recursive: true });
+  if (!Wal.exists(paths.walDir)) await verifyInitialCluster(config, logger);
   const initialMembers = initialClusterMembers(config);
   // A member joining a running cluster learns its ID and the cluster's from the members (etcd's
   // --initial-cluster-state existing); its log then comes from the leader, not from bootstrap.

@@ -10,6 +10,7 @@ import { parentPort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { formatId } from '../../src/membership/ids.js';
+import { ConfigError } from '../../src/config/config-error.js';
 import { createLogger, type Logger } from '../shared/logger.js';
 import type { Member } from './member.js';
 import type {
@@ -36,8 +37,8 @@ let member: Member | undefined;
 let clientServer: ClientServer | undefined;
 let inspection: MemberInspection | undefined;
 
-function reportFatal(error: Error): void {
-  const message: MemberFatalMessage = { type: 'fatal', message: error.message };
+function reportFatal(error: Error, logged = false): void {
+  const message: MemberFatalMessage = { type: 'fatal', message: error.message, logged };
   port?.postMessage(message);
 }
 
@@ -46,7 +47,7 @@ async function start({ config, peerPorts }: MemberWorkerData, logger: Logger): P
   const ports =
     peerPorts === undefined ? undefined : new Map(peerPorts.map(([id, port]) => [BigInt(id), port] as const));
   inspection = await startInspectionIfAsked(config, logger);
-  member = await Member.start(config, logger, reportFatal, ports, walThread, inspection?.inspect);
+  member = await Member.start(config, logger, (error) => reportFatal(error), ports, walThread, inspection?.inspect);
   // As etcd: the client URLs are bound first but answer nothing until the member is published,
   // which needs a quorum; the metrics URLs answer at once.
   clientServer = await startClientServer(config, member, logger);
@@ -64,6 +65,14 @@ function begin(data: MemberWorkerData): void {
   memberLogger = logger;
   starting = start(data, logger);
   starting.catch((error: Error) => {
+    if (error instanceof ConfigError) {
+      // etcd's words for a start its flags make impossible (an --initial-cluster that does not
+      // match this member, say).
+      logger.warn({ error: error.message }, 'failed to start etcd');
+      logger.fatal({ error: error.message }, 'discovery failed');
+      reportFatal(error, true);
+      return;
+    }
     logger.fatal({ error: error.message }, 'failed to start member');
     reportFatal(error);
   });

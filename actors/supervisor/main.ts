@@ -49,7 +49,7 @@ export interface MemberHandle {
 export function startMemberActor(
   config: MemberConfig,
   logger: Logger,
-  onFatal: (message: string) => void,
+  onFatal: (message: string, logged: boolean) => void,
   peerPorts?: Map<bigint, MessagePort>,
   prestarted?: Worker,
 ): MemberHandle {
@@ -61,13 +61,14 @@ export function startMemberActor(
   if (prestarted !== undefined) handOver(prestarted, workerData, transferList);
   worker.on('message', (message: MemberFatalMessage | unknown) => {
     if (typeof message === 'object' && message !== null && (message as MemberFatalMessage).type === 'fatal') {
-      onFatal((message as MemberFatalMessage).message);
+      const fatal = message as MemberFatalMessage;
+      onFatal(fatal.message, fatal.logged === true);
     }
   });
   const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
   worker.once('error', (error) => {
     logger.fatal({ member: config.name, error: error.message }, 'member actor crashed');
-    onFatal(error.message);
+    onFatal(error.message, false);
   });
   const control = Comlink.wrap<MemberControl>(nodeEndpoint(worker));
   const serving = Promise.race([
@@ -89,8 +90,8 @@ async function supervise(
   prestarted?: Worker,
 ): Promise<void> {
   let stopping = false;
-  const fail = (message: string) => {
-    logger.fatal({ error: message }, 'member stopped on a fatal error');
+  const fail = (message: string, logged: boolean) => {
+    if (!logged) logger.fatal({ error: message }, 'member stopped on a fatal error');
     process.exit(1);
   };
   const handles = configs.map((config, position) =>

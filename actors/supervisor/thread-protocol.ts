@@ -59,6 +59,8 @@ export interface MemberControl {
 export interface MemberFatalMessage {
   type: 'fatal';
   message: string;
+  /** The member has logged the error itself, in etcd's words, so the supervisor does not repeat it. */
+  logged?: boolean;
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import { goOpenErrorText } from '../lib/go-os-errors.js';
 import type { MetricsLevel } from '../metrics/etcd-metrics.js';
 import { AuthBootstrapError, bootstrapSteps, type BootstrapStep } from '../auth/bootstrap-file.js';
 import { serverFlags, defaultName, defaultListenPeerUrls, noCapnslogReason } from './flags.js';
-import { checkLocalMember, parseInitialCluster } from './initial-cluster.js';
+import { parseInitialCluster } from './initial-cluster.js';
 import {
   ConfigError,
   FlagError,
@@ -391,7 +391,6 @@ function checkRules(config: MemberConfig, raw: RawFlags): void {
   if (config.inspectUrl !== '' && !/^wss?:\/\/[^/]/.test(config.inspectUrl)) {
     throw new ConfigError(`--inspect-url must be a ws:// or wss:// URL (set to "${config.inspectUrl}")`);
   }
-  checkLocalMember(config.name, config.initialCluster, config.initialAdvertisePeerUrls);
   if (config.logOutputs.length > 1 && config.logOutputs.includes('default')) {
     throw new ConfigError('multi logoutput for "default" is not supported yet');
   }
