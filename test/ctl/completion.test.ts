@@ -23,11 +23,17 @@ function shellWord(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * One bash runs every call of a test, a few hundred completions, each starting etcdctl or
+ * tsetcdctl: about 20 s alone, three times that on a loaded machine. The bound only stops a hang.
+ */
+const bashTimeoutMs = 300_000;
+
 /** Runs one bash that sources `prelude` and prints COMPREPLY, sorted, after each call. */
 function completionsIn(prelude: string, calls: readonly string[], env: NodeJS.ProcessEnv = process.env): string[][] {
   const ran = spawnSync('bash', ['--norc', '--noprofile', '-c', `${prelude}\n${calls.join('\n')}`], {
     encoding: 'utf8',
-    timeout: 60_000,
+    timeout: bashTimeoutMs,
     env,
   });
   assert.equal(ran.status, 0, `bash failed: ${ran.stderr}`);
