@@ -266,7 +266,7 @@ export class Cluster {
                 error.message === errors.deadlineExceeded().message ? errors.timeout().message : error.message;
               logger.warn({ ...fields, error: message }, 'failed to publish local member to cluster through raft');
             }
-            setTimeout(attempt, lifecycle.stopRequested ? 0 : config.electionTimeoutMs).unref();
+            setTimeout(attempt, lifecycle.stopRequested ? 0 : publishRetryPauseMs(error, config)).unref();
           },
         );
       };
@@ -337,4 +337,16 @@ export class Cluster {
       confChangeWaiters.take(change.id)?.reject(errors.proposalDropped());
     }
   }
+}
+
+/**
+ * How long a failed publish waits before its next try. As in etcd, one that waited out its request
+ * timeout goes again at once, so a leader elected meanwhile takes it without delay; one refused at
+ * once (a dropped proposal) waits an election timeout rather than spinning.
+ */
+export function publishRetryPauseMs(error: Error, config: Pick<MemberConfig, 'electionTimeoutMs'>): number {
+  const timedOut = [errors.deadlineExceeded(), errors.timeout(), errors.timeoutDueToLeaderFail()].some(
+    (timeout) => timeout.message === error.message,
+  );
+  return timedOut ? 0 : config.electionTimeoutMs;
 }

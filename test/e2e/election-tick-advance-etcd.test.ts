@@ -8,16 +8,29 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Cluster } from '../support/cluster.js';
+import { healthWaitMsDefault } from '../support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
 
 const sut = sutCommand();
 const skip = sut.skipReason === undefined ? {} : { skip: sut.skipReason };
 /** 50 election ticks: a fast-forward of 48 is plain in the log. */
-const timingFlags = ['--heartbeat-interval', '100', '--election-timeout', '5000'];
+const electionTimeoutMs = 5_000;
+const timingFlags = ['--heartbeat-interval', '100', '--election-timeout', String(electionTimeoutMs)];
+/**
+ * Election rounds a fresh cluster may need, each up to two election timeouts (the randomized
+ * timeout), on top of the harness's usual start allowance. One round is the common case; a split
+ * vote adds one; a member that campaigned alone before its peers were up adds one to several, in
+ * etcd's own raft as in ours (its higher term makes the peers' first leader step down, and its
+ * shorter log loses every vote it calls while it still resets their timers). 20 s in all was short
+ * of that whenever the members' starts took more than a few seconds (bench/RESULTS.md, 2026-12-06).
+ */
+const electionRoundsMax = 4;
+const clusterStartWaitMs = healthWaitMsDefault + electionRoundsMax * 2 * electionTimeoutMs;
 
 /** What each member's log says about the tick advance, in etcd's words and fields. */
 async function tickAdvanceLogs(command: MemberCommand, flags: string[]): Promise<string[]> {
-  const cluster = await Cluster.start({ command, extraFlags: ['--logger', 'zap', ...timingFlags, ...flags] });
+  const extraFlags = ['--logger', 'zap', ...timingFlags, ...flags];
+  const cluster = await Cluster.start({ command, extraFlags, healthWaitMs: clusterStartWaitMs });
   try {
     await cluster.leader();
     return cluster.members.map((member) => {
