@@ -2,12 +2,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos, type WireMessage } from '../../src/api/proto-wire.js';
-
-/** Every wait in these tests gives up after this long. */
-export const waitMsMax = 8_000;
+import { eventWaitMsMax } from '../support/waits.js';
 
 /** Polls `ready` every few milliseconds until it holds or `timeoutMs` passes. */
-export async function waitUntil(ready: () => boolean, what: string, timeoutMs = waitMsMax): Promise<void> {
+export async function waitUntil(ready: () => boolean, what: string, timeoutMs = eventWaitMsMax): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!ready()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
