@@ -21,7 +21,8 @@ export class EtcdctlWatch {
   private readonly child: ChildProcess;
   private readonly killTimer: NodeJS.Timeout;
 
-  constructor(endpoint: string, args: readonly string[], lifetimeMs = 15_000) {
+  /** `lifetimeMs` outlives the waits a test makes on the watch, so it is not killed while a wait still runs. */
+  constructor(endpoint: string, args: readonly string[], lifetimeMs = 2 * eventWaitMsMax) {
     this.child = spawn('/usr/bin/etcdctl', ['--endpoints', endpoint, 'watch', ...args], {
       env: { ...process.env, ETCDCTL_API: '3' },
       stdio: ['ignore', 'pipe', 'pipe'],
