@@ -23,13 +23,20 @@ function shellWord(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * A bound on one bash run of many completions, not a measure of speed: with etcdctl's script the
+ * longest list took over a minute on a loaded machine.
+ */
+const completionRunMsMax = 300_000;
+
 /** Runs one bash that sources `prelude` and prints COMPREPLY, sorted, after each call. */
 function completionsIn(prelude: string, calls: readonly string[], env: NodeJS.ProcessEnv = process.env): string[][] {
   const ran = spawnSync('bash', ['--norc', '--noprofile', '-c', `${prelude}\n${calls.join('\n')}`], {
     encoding: 'utf8',
-    timeout: 60_000,
+    timeout: completionRunMsMax,
     env,
   });
+  assert.equal(ran.signal, null, `bash was killed (${ran.signal}) after ${completionRunMsMax} ms or on a signal`);
   assert.equal(ran.status, 0, `bash failed: ${ran.stderr}`);
   assert.equal(ran.stderr, '');
   return ran.stdout
