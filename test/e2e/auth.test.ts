@@ -17,7 +17,7 @@ import { loadProtos, type WireMessage } from '../../src/api/proto-wire.js';
 import { KvConnection } from '../../bench/kv-client.js';
 import { hasOpenssl, jwtTokenFlag, makeJwtKeys } from '../support/tls.js';
 import { Cluster, pollUntil } from '../support/cluster.js';
-import { runEtcdctl, type CommandResult } from '../support/etcdctl.js';
+import { authDialTimeoutFlag, runEtcdctl, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
 
@@ -71,7 +71,7 @@ async function authenticate(endpoint: string, name: string, password: string): P
 
 /** etcdctl must succeed; returns its stdout. */
 async function ctl(endpoint: string, ...args: string[]): Promise<string> {
-  const result = await runEtcdctl(endpoint, args);
+  const result = await runEtcdctl(endpoint, [authDialTimeoutFlag, ...args]);
   assert.equal(result.code, 0, `etcdctl ${args.join(' ')} failed: ${result.stderr}`);
   return result.stdout;
 }
