@@ -26,13 +26,12 @@ import type { ConcurrencyHost, ConcurrencyWatchBatch, ConcurrencyWatchRequest } 
 import { MemoryBackend } from '../../src/mvcc/backend.js';
 import { KvStore, type MvccEvent } from '../../src/mvcc/kv-store.js';
 import { rangeReq } from '../mvcc/helpers.js';
+import { eventWaitMsMax } from '../support/waits.js';
 import type { GrpcRoutes } from '../../actors/client/grpc/calls.js';
 
 export const testClusterId = 0x1234n;
 export const testMemberId = 0x5678n;
 const testRaftTerm = 3;
-/** Every wait in these tests gives up after this long. */
-export const waitMsMax = 5_000;
 
 type ChangeListener = (events: MvccEvent[], revision: number) => void;
 
@@ -211,7 +210,7 @@ export class RecipeClients {
     client: grpc.Client & Record<string, unknown>,
     method: string,
     request: object,
-    deadlineMs = waitMsMax,
+    deadlineMs = eventWaitMsMax,
   ): Promise<CallOutcome> {
     const invoke = client[method] as (
       request: object,
@@ -249,7 +248,7 @@ export class RecipeClients {
 }
 
 /** Polls `ready` every few milliseconds until it holds or `timeoutMs` passes. */
-export async function waitUntil(ready: () => boolean, what: string, timeoutMs = waitMsMax): Promise<void> {
+export async function waitUntil(ready: () => boolean, what: string, timeoutMs = eventWaitMsMax): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!ready()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

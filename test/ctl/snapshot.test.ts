@@ -11,7 +11,7 @@ import { copyFile, mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCommand, runEtcdctl, type CommandResult } from '../support/etcdctl.js';
+import { authDialTimeoutFlag, runCommand, runEtcdctl, type CommandResult } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
 import {
   authView,
@@ -128,7 +128,9 @@ test(
       await writeAuth(endpointOf(etcd));
       const file = join(dir, 'etcd.db');
       await ok(
-        runEtcdctl(endpointOf(etcd), ['--user', 'root:root-secret', 'snapshot', 'save', file], { timeoutMs: 60_000 }),
+        runEtcdctl(endpointOf(etcd), [authDialTimeoutFlag, '--user', 'root:root-secret', 'snapshot', 'save', file], {
+          timeoutMs: 60_000,
+        }),
       );
       const restored = await Member.start({
         command: sut.command as MemberCommand,

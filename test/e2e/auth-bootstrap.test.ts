@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Member } from '../support/member.js';
-import { runCommand, runEtcdctl, type CommandResult } from '../support/etcdctl.js';
+import { authDialTimeoutFlag, runCommand, runEtcdctl, type CommandResult } from '../support/etcdctl.js';
 import { sutCommand, type MemberCommand } from '../support/sut.js';
 
 const sut = sutCommand();
@@ -67,7 +67,7 @@ test('a new cluster started with an auth bootstrap file has its users, roles and
     try {
       const endpoint = member.clientUrl.replace(/^http:\/\//, '');
       await untilApplied(endpoint);
-      const role = await runEtcdctl(endpoint, ['--user=root:rootpw', 'role', 'get', 'app']);
+      const role = await runEtcdctl(endpoint, [authDialTimeoutFlag, '--user=root:rootpw', 'role', 'get', 'app']);
       assert.equal(
         role.stdout,
         [
@@ -82,34 +82,40 @@ test('a new cluster started with an auth bootstrap file has its users, roles and
           '',
         ].join('\n'),
       );
-      const alice = await runEtcdctl(endpoint, ['--user=root:rootpw', 'user', 'get', 'alice']);
+      const alice = await runEtcdctl(endpoint, [authDialTimeoutFlag, '--user=root:rootpw', 'user', 'get', 'alice']);
       assert.equal(alice.stdout, 'User: alice\nRoles: app\n');
-      const carol = await runEtcdctl(endpoint, ['--user=root:rootpw', 'user', 'get', 'carol']);
+      const carol = await runEtcdctl(endpoint, [authDialTimeoutFlag, '--user=root:rootpw', 'user', 'get', 'carol']);
       assert.equal(carol.stdout, 'User: carol\nRoles:\n');
-      const put = await runEtcdctl(endpoint, ['--user=alice:alicepw', 'put', 'app/x', 'v']);
+      const put = await runEtcdctl(endpoint, [authDialTimeoutFlag, '--user=alice:alicepw', 'put', 'app/x', 'v']);
       assert.equal(put.code, 0, put.stderr);
-      const denied = await runEtcdctl(endpoint, ['--user=alice:alicepw', 'put', 'other', 'v']);
+      const denied = await runEtcdctl(endpoint, [authDialTimeoutFlag, '--user=alice:alicepw', 'put', 'other', 'v']);
       assert.match(denied.stderr, /permission denied/);
 
       const changed = await runEtcdctl(
         endpoint,
-        ['--user=root:rootpw', 'user', 'passwd', 'alice', '--interactive=false'],
+        [authDialTimeoutFlag, '--user=root:rootpw', 'user', 'passwd', 'alice', '--interactive=false'],
         {
           stdin: 'newalicepw\n',
         },
       );
       assert.equal(changed.code, 0, changed.stderr);
-      const deleted = await runEtcdctl(endpoint, ['--user=root:rootpw', 'user', 'delete', 'carol']);
+      const deleted = await runEtcdctl(endpoint, [
+        authDialTimeoutFlag,
+        '--user=root:rootpw',
+        'user',
+        'delete',
+        'carol',
+      ]);
       assert.equal(deleted.code, 0, deleted.stderr);
       await member.stop();
       await member.restart();
-      const gone = await runEtcdctl(endpoint, ['--user=root:rootpw', 'user', 'get', 'carol']);
+      const gone = await runEtcdctl(endpoint, [authDialTimeoutFlag, '--user=root:rootpw', 'user', 'get', 'carol']);
       assert.match(gone.stderr, /user name not found/, 'a deleted user stays deleted after a restart');
       const log = readFileSync(member.logPath, 'utf8');
       assert.equal(log.match(/auth bootstrap file/g)?.length, 1, `one application, on the first start only:\n${log}`);
-      const renewed = await runEtcdctl(endpoint, ['--user=alice:newalicepw', 'put', 'app/y', 'v']);
+      const renewed = await runEtcdctl(endpoint, [authDialTimeoutFlag, '--user=alice:newalicepw', 'put', 'app/y', 'v']);
       assert.equal(renewed.code, 0, `the changed password works after a restart: ${renewed.stderr}`);
-      const old = await runEtcdctl(endpoint, ['--user=alice:alicepw', 'put', 'app/y', 'v']);
+      const old = await runEtcdctl(endpoint, [authDialTimeoutFlag, '--user=alice:alicepw', 'put', 'app/y', 'v']);
       assert.match(old.stderr, /authentication failed/, 'the file was not applied again');
     } finally {
       await member.destroy();

@@ -13,7 +13,10 @@ import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
 
 const writersCount = 16;
 const crashRounds = 3;
-/** How long writers run before the kill. */
+/**
+ * How long writers run at least before the kill. The kill also waits for a first acknowledged put:
+ * on a loaded machine the first puts after a restart can take longer than this.
+ */
 const killAfterMs = 700;
 /** Bound on puts per writer per round, in case the server is very fast. */
 const putsPerWriterMax = 5_000;
@@ -72,6 +75,8 @@ async function writeUntilKilled(member: Member, round: number, acknowledged: Map
   const connection = new KvConnection(member.clientUrl);
   let stopped = false;
   let acked = 0;
+  let firstAcknowledged: () => void = () => undefined;
+  const someAcknowledged = new Promise<void>((resolve) => (firstAcknowledged = resolve));
   const writer = async (writerIndex: number): Promise<void> => {
     for (let seq = 0; seq < putsPerWriterMax && !stopped; seq += 1) {
       const key = `crash/r${round}/w${String(writerIndex).padStart(2, '0')}/${String(seq).padStart(5, '0')}`;
@@ -83,10 +88,12 @@ async function writeUntilKilled(member: Member, round: number, acknowledged: Map
       }
       acknowledged.set(key, value);
       acked += 1;
+      firstAcknowledged();
     }
   };
   const writers = Array.from({ length: writersCount }, (_, i) => writer(i));
-  await sleep(killAfterMs);
+  // Writers that all failed end too, so this cannot wait forever; the caller then sees no puts acknowledged.
+  await Promise.all([sleep(killAfterMs), Promise.race([someAcknowledged, Promise.all(writers)])]);
   await member.kill9();
   stopped = true;
   await Promise.all(writers);

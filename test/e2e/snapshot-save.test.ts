@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { runCommand, runEtcdctl } from '../support/etcdctl.js';
+import { authDialTimeoutFlag, runCommand, runEtcdctl } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
 import { versionBody } from '../../src/api/version.js';
 import { etcdCommand, etcdctlBinaryPath, sutCommand, type MemberCommand } from '../support/sut.js';
@@ -119,7 +119,9 @@ test(
       await writeAuth(endpointOf(tsetcd));
       const file = join(dir, 'tsetcd.db');
       await ok(
-        runEtcdctl(endpointOf(tsetcd), ['--user', 'root:root-secret', 'snapshot', 'save', file], { timeoutMs: 60_000 }),
+        runEtcdctl(endpointOf(tsetcd), [authDialTimeoutFlag, '--user', 'root:root-secret', 'snapshot', 'save', file], {
+          timeoutMs: 60_000,
+        }),
       );
       const restored = await Member.start({
         command: etcdCommand(),

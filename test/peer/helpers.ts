@@ -2,6 +2,7 @@
 import { type Entry, EntryType, type Message, MessageType, type NodeId } from '../../src/raft/types.js';
 import { PeerTransport, type PeerTransportOptions } from '../../actors/peer/ws-transport.js';
 import type { PeerLog } from '../../actors/peer/links.js';
+import { eventWaitMsMax } from '../support/waits.js';
 
 export const clusterId = 0xcdf818194e3a8c32n;
 
@@ -76,7 +77,7 @@ export function snapshotMessage(from: NodeId, to: NodeId, dataBytes: number): Me
 }
 
 /** Polls `predicate` every 10 ms until it holds or `timeoutMs` passes. */
-export async function waitFor(predicate: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
+export async function waitFor(predicate: () => boolean, what: string, timeoutMs = eventWaitMsMax): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!predicate()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

@@ -9,6 +9,7 @@ import { MessagePortTransport } from '../../actors/peer/port-transport.js';
 import { PeerTransport } from '../../actors/peer/ws-transport.js';
 import type { RaftTransport } from '../../actors/peer/links.js';
 import { type Message, MessageType, type NodeId } from '../../src/raft/types.js';
+import { eventWaitMsMax } from '../support/waits.js';
 import { appendMessage } from './helpers.js';
 
 export interface TransportWorkerData {
@@ -133,7 +134,8 @@ async function stream(command: Extract<WorkerCommand, { type: 'stream' }>): Prom
     }
     await new Promise((resolve) => setImmediate(resolve));
   }
-  const deadline = performance.now() + 5_000;
+  // Every frame answered means the receiver has counted every message the report names.
+  const deadline = performance.now() + eventWaitMsMax;
   while (answered < frames && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1));
   return { type: 'streamed', messages, frames, elapsedMs: performance.now() - started, unreachable };
 }

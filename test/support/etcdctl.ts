@@ -6,6 +6,13 @@ import { etcdctlBinaryPath } from './sut.js';
 /** A command that takes longer than this is killed; etcdctl's own timeout is 5 s. */
 export const etcdctlTimeoutMsDefault = 15_000;
 
+/**
+ * For etcdctl (and tsetcdctl) with --user: clientv3 authenticates within its dial timeout, and a
+ * password check on a busy machine, the first after a member starts above all, can take longer
+ * than the 2 s default.
+ */
+export const authDialTimeoutFlag = '--dial-timeout=10s';
+
 export interface CommandResult {
   readonly stdout: string;
   /** stdout as bytes, for binary answers such as `-w protobuf`. */

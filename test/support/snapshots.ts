@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { childBucket, readBolt } from '../../src/snap/bbolt/reader.js';
-import { runCommand, runEtcdctl, type CommandResult } from './etcdctl.js';
+import { authDialTimeoutFlag, runCommand, runEtcdctl, type CommandResult } from './etcdctl.js';
 import type { Member } from './member.js';
 import { etcdctlBinaryPath } from './sut.js';
 
@@ -140,7 +140,7 @@ export async function authView(endpoint: string): Promise<unknown[]> {
   ];
   const outcomes: unknown[] = [];
   for (const args of commands) {
-    const result = await runEtcdctl(endpoint, args);
+    const result = await runEtcdctl(endpoint, [authDialTimeoutFlag, ...args]);
     const error = result.stderr.split('\n').find((line) => line.startsWith('Error:')) ?? '';
     outcomes.push({ args: args.join(' '), code: result.code, stdout: result.stdout, error });
   }

@@ -2,12 +2,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as grpc from '@grpc/grpc-js';
 import { loadProtos, type WireMessage } from '../../src/api/proto-wire.js';
-
-/** Every wait in these tests gives up after this long. */
-export const waitMsMax = 8_000;
+import { eventWaitMsMax } from '../support/waits.js';
 
 /** Polls `ready` every few milliseconds until it holds or `timeoutMs` passes. */
-export async function waitUntil(ready: () => boolean, what: string, timeoutMs = waitMsMax): Promise<void> {
+export async function waitUntil(ready: () => boolean, what: string, timeoutMs = eventWaitMsMax): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!ready()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -23,7 +21,8 @@ export class EtcdctlWatch {
   private readonly child: ChildProcess;
   private readonly killTimer: NodeJS.Timeout;
 
-  constructor(endpoint: string, args: readonly string[], lifetimeMs = 15_000) {
+  /** `lifetimeMs` outlives the waits a test makes on the watch, so it is not killed while a wait still runs. */
+  constructor(endpoint: string, args: readonly string[], lifetimeMs = 2 * eventWaitMsMax) {
     this.child = spawn('/usr/bin/etcdctl', ['--endpoints', endpoint, 'watch', ...args], {
       env: { ...process.env, ETCDCTL_API: '3' },
       stdio: ['ignore', 'pipe', 'pipe'],
