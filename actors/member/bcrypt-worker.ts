@@ -12,6 +12,9 @@
  * prefix, and a stored "$2a$" or "$2y$" hash (etcd's, or an earlier tsetcd's) is checked as "$2b$".
  */
 import bcrypt from 'bcrypt';
+import { nameThread } from '../shared/thread-name.js';
+
+nameThread('tsetcd-bcrypt');
 
 const computedPrefix = '$2b$';
 const writtenPrefix = '$2a$';

@@ -380,6 +380,14 @@ export class Member implements KvService, LeaseApi {
     return this.cluster.publishAttributes();
   }
 
+  /**
+   * Starts the password-checking thread now if auth is enabled, once the member serves: the first
+   * Authenticate after a start would otherwise also pay for the thread and its bcrypt load.
+   */
+  preparePasswordChecks(): void {
+    if (this.keySpace.auth.enabled) this.passwords.prestart();
+  }
+
   /** --auth-bootstrap-file, applied by the first leader of a new cluster (auth-bootstrap.ts). */
   private async bootstrapAuth(): Promise<void> {
     const { keySpace, raft, lifecycle } = this;

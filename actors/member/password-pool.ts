@@ -1,8 +1,9 @@
 /**
  * Hashes and checks passwords with bcrypt in a Piscina pool, off the event loop: a proposing
  * member hashes a new password before it enters the log (as etcd 3.5 does, so the log never holds
- * it), and Authenticate compares against the stored hash. The pool starts on first use, so a
- * member that never sees auth never starts its threads.
+ * it), and Authenticate compares against the stored hash. The pool starts on first use, or
+ * once the member serves when auth is already enabled, so a member that never sees auth never
+ * starts its threads.
  *
  * It has a thread per core, as etcd checks passwords on all of them. Once started, one thread
  * stays: starting a thread and loading bcrypt into it costs about as much CPU as one check at
@@ -46,6 +47,11 @@ export class PasswordPool {
   /** Threads running now (0 before first use). */
   get threads(): number {
     return this.pool?.threads.length ?? 0;
+  }
+
+  /** Starts the pool's first thread ahead of the first check. */
+  prestart(): void {
+    this.started();
   }
 
   hash(password: string): Promise<string> {

@@ -53,6 +53,7 @@ async function start({ config, peerPorts }: MemberWorkerData, logger: Logger): P
   clientServer = await startClientServer(config, member, logger);
   await member.publish();
   clientServer.serve();
+  member.preparePasswordChecks();
 }
 
 let config: MemberWorkerData['config'];
