@@ -9,12 +9,12 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { decodeAuthState } from '../../src/auth/auth-store.js';
 import { framedSnapshotResponses } from '../../src/api/snapshot-response.js';
-import { backupChunkBytes, boltPageBytesDefault, snapshotChunkBytes } from '../../src/lib/limits.js';
+import { backupChunkBytes, snapshotChunkBytes } from '../../src/lib/limits.js';
 import { keyAreaName, LmdbBackend } from '../../src/mvcc/lmdb-backend.js';
 import { LmdbFileReader } from '../../src/mvcc/lmdb-file.js';
 import type { LeaseRecord } from '../../src/mvcc/backend.js';
 import { ChunkedPageOutput, planBolt, writeBolt } from '../../src/snap/bbolt/writer.js';
-import { etcdDbBuckets, etcdDbHash, type RevisionScan } from '../../src/snap/etcd-db.js';
+import { etcdDbBuckets, etcdDbHash, etcdDbLayout, type RevisionScan } from '../../src/snap/etcd-db.js';
 import type { BoltBucketSource } from '../../src/snap/bbolt/format.js';
 import {
   backupCancelled,
@@ -35,7 +35,7 @@ const creditWaitMs = 1_000;
 function revisionScan(reader: LmdbFileReader): RevisionScan {
   const tree = reader.database(keyAreaName);
   if (tree === undefined) throw new Error(`the backend copy has no ${keyAreaName} area`);
-  return { scan: (visit) => reader.scan(tree, visit) };
+  return { recordCount: tree.entries, scan: (visit) => reader.scan(tree, visit) };
 }
 
 /** Blocks until the member has taken enough chunks to let one more go; throws when the stream went away. */
@@ -97,7 +97,7 @@ export default async function buildBackup({ init, port }: BackupTask): Promise<v
   const contents = openContents(init);
   try {
     const { root } = contents;
-    const plan = planBolt(root, boltPageBytesDefault);
+    const plan = planBolt(root, etcdDbLayout);
     const bytes = plan.pageCount * plan.pageBytes;
     port.postMessage({ type: 'planned', bytes } satisfies BackupThreadReply);
     const hash = createHash('sha256');

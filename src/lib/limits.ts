@@ -156,6 +156,13 @@ export const boltPageBytesDefault = 4096;
 /** The page sizes a bbolt file may declare and still be read: 512 B to 64 KiB, powers of two. */
 export const boltPageBytesMin = 512;
 export const boltPageBytesMax = 64 * 1024;
+/** bbolt's DefaultFillPercent: a node that outgrows its page is split into nodes about half a page full. */
+export const boltFillPercentDefault = 0.5;
+/** The fill percents bbolt accepts; it takes the nearer bound for any other. */
+export const boltFillPercentMin = 0.1;
+export const boltFillPercentMax = 1.0;
+/** The fill percent etcd's backend sets on the key bucket, whose writes append (UnsafeSeqPut): 90 %. */
+export const etcdKeyBucketFillPercent = 0.9;
 /** Levels of pages (branches above leaves, buckets within buckets) a bbolt file may nest; deeper is corrupt. */
 export const boltTreeDepthMax = 64;
 /** etcd's snapshotSendBufferSize: the database bytes one Maintenance.Snapshot response carries: 32 KiB. */

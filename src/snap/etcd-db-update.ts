@@ -10,7 +10,7 @@ import type { KeyValue } from '../api/types.js';
 import { encodeRevision, readUint64, writeUint64 } from '../mvcc/revision.js';
 import type { BoltBucketSource, BoltItem } from './bbolt/format.js';
 import { readBolt, type BoltBucket } from './bbolt/reader.js';
-import { writeBoltBytes } from './bbolt/writer.js';
+import { boltLayout, writeBoltBytes } from './bbolt/writer.js';
 import { boltPageBytesDefault } from '../lib/limits.js';
 
 const keyBucketName = Buffer.from('key');
@@ -68,5 +68,5 @@ export function putKeyValuesIntoEtcdDb(
     putItem(metaItems, { key: consistentIndexName, value });
   }
   putItem(root, { key: metaBucketName, bucket: metaItems });
-  return writeBoltBytes(root, database.pageBytes);
+  return writeBoltBytes(root, boltLayout(database.pageBytes));
 }

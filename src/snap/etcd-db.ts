@@ -28,6 +28,8 @@ import { type BoltBucket, type BoltDatabase, type BoltPageSource, childBucket, w
 import { pushVarint64 } from '../lib/protobuf.js';
 import { type ClusterMember, memberToEtcdJson } from '../membership/cluster-member.js';
 import type { BoltBucketSource, BoltItem, BoltRecordScan } from './bbolt/format.js';
+import type { BoltLayout, BoltTreeShape } from './bbolt/writer.js';
+import { boltPageBytesDefault, etcdKeyBucketFillPercent } from '../lib/limits.js';
 
 /** One record of the backend's key area: its 17-byte revision key and its mvccpb.KeyValue bytes. */
 export interface RevisionRecord {
@@ -41,6 +43,8 @@ export interface RevisionRecord {
  * and mvccpb.KeyValue bytes to `visit` as ranges of `bytes`, valid during the call only.
  */
 export interface RevisionScan {
+  /** How many records a scan hands over. */
+  readonly recordCount: number;
   scan(
     visit: (bytes: Uint8Array, keyAt: number, keyLength: number, valueAt: number, valueLength: number) => void,
   ): void;
@@ -68,6 +72,34 @@ export interface EtcdDbContents {
   alarms: { memberId: bigint; alarm: number }[];
 }
 
+/**
+ * The pages an etcd backend file holds free below its high-water mark, for trees of `shape`. etcd
+ * opens bbolt without a stored freelist, and bbolt never gives pages back to the file system, so
+ * the file is as long as the most pages it ever needed at once: a commit writes the pages it
+ * changes to free pages before the pages they replace become free. A member that only ever
+ * appended (a fresh one, never compacted or defragmented) last had its trees plus the pages an
+ * appending commit rewrites: the path from the root page to the last leaf of its deepest bucket.
+ * A new file frees two pages at its first commit (its first root and its freelist page), so a
+ * member never has fewer. Measured against etcd 3.4.23, this is its file to the page for an empty
+ * member and for a few, some hundreds and ten thousand keys put one at a time. etcd's own count
+ * follows how its writes fell into commits (one every 100 ms), which no snapshot records: puts
+ * from many clients at once, whose commits rewrite several leaves, left it two pages longer, and a
+ * quick burst while the key bucket had one leaf left it a page shorter.
+ */
+export function etcdFreePages(shape: BoltTreeShape): number {
+  return Math.max(newFileFreePages, shape.pathPages);
+}
+
+/** What bbolt's first commit on a new file frees: the file's first root page and its freelist page. */
+const newFileFreePages = 2;
+
+/** The layout of etcd's backend file: 4 KiB pages, no freelist page (NoFreelistSync), and etcdFreePages. */
+export const etcdDbLayout: BoltLayout = {
+  pageBytes: boltPageBytesDefault,
+  freelistPage: false,
+  freePages: etcdFreePages,
+};
+
 const encoder = new TextEncoder();
 const name = (text: string): Uint8Array => encoder.encode(text);
 
@@ -93,12 +125,16 @@ export function etcdDbBuckets(contents: EtcdDbContents): BoltBucketSource {
         : [{ key: name('clusterVersion'), value: name(contents.clusterVersion) }],
     ),
     'scan' in revisions
-      ? { key: name('key'), records: keyScan(revisions) }
-      : bucket('key', { [Symbol.iterator]: () => keyItems(revisions) }),
+      ? { key: name('key'), records: keyScan(revisions), fillPercent: etcdKeyBucketFillPercent }
+      : {
+          key: name('key'),
+          bucket: { [Symbol.iterator]: () => keyItems(revisions) },
+          fillPercent: etcdKeyBucketFillPercent,
+        },
     bucket('lease', { [Symbol.iterator]: () => leaseItems(contents.leases) }),
     bucket('members', memberItems(contents.members)),
     bucket('members_removed', removedItems(contents.removedMemberIds)),
-    bucket('meta', metaItems(contents.meta)),
+    bucket('meta', metaItems(contents.meta, storeChanged(contents))),
   ];
 }
 
@@ -163,9 +199,23 @@ function removedItems(ids: bigint[]): BoltItem[] {
   return sortedItems(ids.map((id) => ({ key: name(id.toString(16)), value: name('removed') })));
 }
 
-/** consistent_index, then the compaction revisions when a compaction was ever recorded. */
-function metaItems(meta: BackendMeta): BoltItem[] {
-  const items: BoltItem[] = [{ key: name('consistent_index'), value: uint64Bytes(meta.consistentIndex) }];
+/**
+ * Whether the store ever changed: etcd writes consistent_index into the meta bucket only when a
+ * write changes the key space (or a raft snapshot commits the store), so a member that never took
+ * a put, delete or compaction has none. Every change leaves a record in the key bucket that only a
+ * compaction takes away, and a compaction leaves its revision in the meta bucket.
+ */
+function storeChanged({ revisions, meta }: EtcdDbContents): boolean {
+  if (meta.scheduledCompactRevision >= 0) return true;
+  if ('scan' in revisions) return revisions.recordCount > 0;
+  for (const _record of revisions) return true;
+  return false;
+}
+
+/** consistent_index once the store changed, then the compaction revisions when a compaction was ever recorded. */
+function metaItems(meta: BackendMeta, changed: boolean): BoltItem[] {
+  const items: BoltItem[] = [];
+  if (changed) items.push({ key: name('consistent_index'), value: uint64Bytes(meta.consistentIndex) });
   if (meta.finishedCompactRevision >= 0)
     items.push({ key: name('finishedCompactRev'), value: revisionKeyOf(meta.finishedCompactRevision) });
   if (meta.scheduledCompactRevision >= 0)

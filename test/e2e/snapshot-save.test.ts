@@ -3,7 +3,7 @@
  * revisions, a delete, a lease and a compaction, then `etcdctl snapshot status` (bbolt's
  * consistency check and a hash of every bucket) and `etcdctl snapshot restore`, and a real etcd
  * started on the restored data dir serves the same keys, values, revisions, versions and leases.
- * The same writes go into real etcd, whose snapshot's status agrees on revision and total keys.
+ * The same writes go into real etcd, whose snapshot's status agrees on revision, total keys and size.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -86,7 +86,7 @@ test(
       };
       assert.equal(after.kvs[0]?.mod_revision, status.revision + 1);
 
-      // The same writes into real etcd: both snapshots agree on revision and total keys.
+      // The same writes into real etcd: both snapshots agree on revision, total keys and size.
       const etcd = await Member.start({ command: etcdCommand() });
       members.push(etcd);
       await writeHistory(endpointOf(etcd));
@@ -97,8 +97,8 @@ test(
         "etcd's own snapshot's cluster version",
       );
       assert.deepEqual(
-        { revision: status.revision, totalKey: status.totalKey },
-        { revision: etcdStatus.revision, totalKey: etcdStatus.totalKey },
+        { revision: status.revision, totalKey: status.totalKey, totalSize: status.totalSize },
+        { revision: etcdStatus.revision, totalKey: etcdStatus.totalKey, totalSize: etcdStatus.totalSize },
       );
     } finally {
       for (const member of members) await member.destroy();

@@ -8,7 +8,7 @@ import {
   walkBolt,
   windowedPageSource,
 } from '../../src/snap/bbolt/reader.js';
-import { writeBoltBytes } from '../../src/snap/bbolt/writer.js';
+import { boltLayout, writeBoltBytes } from '../../src/snap/bbolt/writer.js';
 import { itemsOf, keysBucket, plainBucket, rewriteMeta, sampleRoot } from '../snap/bbolt-helpers.js';
 import { parseOrRefuse, runFuzz } from './fuzz.js';
 import type { Prng } from '../../src/lib/prng.js';
@@ -16,9 +16,9 @@ import type { Prng } from '../../src/lib/prng.js';
 /** Small pages keep whole databases (several levels, overflow, inline and nested buckets) within a few KiB. */
 const pageBytes = 512;
 const corpus = [
-  writeBoltBytes(sampleRoot(pageBytes, 40), pageBytes),
-  writeBoltBytes([{ key: Buffer.from('key'), bucket: keysBucket(60, 3) }], pageBytes),
-  writeBoltBytes([], pageBytes),
+  writeBoltBytes(sampleRoot(pageBytes, 40), boltLayout(pageBytes)),
+  writeBoltBytes([{ key: Buffer.from('key'), bucket: keysBucket(60, 3) }], boltLayout(pageBytes)),
+  writeBoltBytes([], boltLayout(pageBytes)),
 ];
 const metaFields = Object.values(metaOffsets).filter((offset) => offset !== metaOffsets.checksum);
 const boundaryValues = [0, 1, 2, 3, 0xff, 0xffff, 0x7fffffff, 0xffffffff];
@@ -83,7 +83,7 @@ test('a bbolt file reads to buckets that write and read back the same, or is ref
       }
       assert.deepEqual(readThroughWindows(input), db === undefined ? refusal : plainBucket(db.root));
       if (db === undefined) return;
-      const again = readBolt(writeBoltBytes(itemsOf(db.root), db.pageBytes));
+      const again = readBolt(writeBoltBytes(itemsOf(db.root), boltLayout(db.pageBytes)));
       assert.deepEqual(plainBucket(again.root), plainBucket(db.root));
     },
   });

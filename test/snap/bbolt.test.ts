@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ChunkedPageOutput, planBolt, writeBolt, writeBoltBytes } from '../../src/snap/bbolt/writer.js';
+import { boltLayout, ChunkedPageOutput, planBolt, writeBolt, writeBoltBytes } from '../../src/snap/bbolt/writer.js';
 import { BoltFormatError, childBucket, readBolt } from '../../src/snap/bbolt/reader.js';
 import { type BoltItem, metaOffsets, pageFlags, pageHeaderBytes } from '../../src/snap/bbolt/format.js';
 import { itemsOf, keysBucket, plainBucket, rewriteMeta, sampleRoot } from './bbolt-helpers.js';
@@ -30,7 +30,7 @@ test('a bucket of a quarter page or less is stored inline and a larger one on it
       { key: Buffer.from('small'), bucket: keysBucket(10, 50) },
       { key: Buffer.from('large'), bucket: keysBucket(40, 50) },
     ].sort((a, b) => Buffer.compare(a.key, b.key)),
-    pageBytes,
+    boltLayout(pageBytes),
   );
   // metas (2), freelist, the large bucket's leaf, the root leaf: the small bucket took no page.
   assert.equal(pageCount, 5);
@@ -38,7 +38,7 @@ test('a bucket of a quarter page or less is stored inline and a larger one on it
 
 test('written in chunks, from items that share one buffer, the file is the same bytes as written whole', () => {
   const root = sampleRoot(pageBytes, 3_000);
-  const whole = writeBoltBytes(root, pageBytes);
+  const whole = writeBoltBytes(root, boltLayout(pageBytes));
   // The same items again, each handed out in one buffer the source overwrites for the next item.
   const shared = { key: new Uint8Array(64), value: new Uint8Array(pageBytes * 4) };
   function* reused(items: BoltItem[]): Generator<BoltItem> {
@@ -57,7 +57,7 @@ test('written in chunks, from items that share one buffer, the file is the same 
     }
   }
   const source = { [Symbol.iterator]: () => reused(root) };
-  const plan = planBolt(source, pageBytes);
+  const plan = planBolt(source, boltLayout(pageBytes));
   const chunks: Uint8Array[] = [];
   const output = new ChunkedPageOutput(5 * pageBytes, (chunk) => chunks.push(chunk));
   writeBolt(source, plan, output);

@@ -261,6 +261,7 @@ test('the key bucket written from a record scan is the same file as from record 
     // The scan hands every record out in one buffer it overwrites, as the LMDB file reader does.
     const shared = new Uint8Array(20_000);
     const scan = {
+      recordCount: revisions.length,
       scan(visit: (bytes: Uint8Array, keyAt: number, keyLength: number, valueAt: number, valueLength: number) => void) {
         for (const { revisionKey, value } of revisions) {
           shared.set(revisionKey, 3);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pageFlags } from '../../src/snap/bbolt/format.js';
 import { childBucket, readBolt } from '../../src/snap/bbolt/reader.js';
 import { authDialTimeoutFlag, runCommand, runEtcdctl, type CommandResult } from './etcdctl.js';
 import type { Member } from './member.js';
@@ -157,4 +158,61 @@ export function clusterVersionIn(file: string): string | undefined {
   const cluster = childBucket(readBolt(database).root, 'cluster');
   const item = cluster?.items.find((entry) => Buffer.from(entry.key).toString() === 'clusterVersion');
   return item === undefined || !('value' in item) ? undefined : Buffer.from(item.value).toString();
+}
+
+/**
+ * How a saved snapshot's pages are laid out, read page by page apart from the product's reader:
+ * the high-water mark and the pages no tree reaches, then, for the root bucket and each bucket on
+ * pages of its own, its pages level by level in key order as `kind elements/bytes`, and the names
+ * of the buckets stored inline. Page numbers are left out: etcd's depend on which pages its
+ * earlier commits freed. The root leaf's length is left out too: it holds the members bucket
+ * inline, whose JSON names each member's own IDs and URLs.
+ */
+export function snapshotPageLayout(file: string): string[] {
+  const bytes = readFileSync(file);
+  const database = bytes.subarray(0, bytes.length - snapshotTrailerBytes);
+  const view = new DataView(database.buffer, database.byteOffset, database.byteLength);
+  const pageBytes = view.getUint32(16 + 8, true);
+  const metaAt = view.getBigUint64(16 + 48, true) >= view.getBigUint64(pageBytes + 16 + 48, true) ? 0 : pageBytes;
+  const pageCount = Number(view.getBigUint64(metaAt + 16 + 40, true));
+  const lines: string[] = [];
+  const inline: string[] = [];
+  let reached = 2;
+  const walk = (bucketName: string, rootPageId: number): void => {
+    let level = [rootPageId];
+    const buckets: [string, number][] = [];
+    for (let depth = 0; level.length > 0; depth++) {
+      const next: number[] = [];
+      const pages: string[] = [];
+      for (const pageId of level) {
+        const at = pageId * pageBytes;
+        const flags = view.getUint16(at + 8, true);
+        const count = view.getUint16(at + 10, true);
+        reached += 1 + view.getUint32(at + 12, true);
+        let used = 16 + count * 16;
+        for (let index = 0; index < count; index++) {
+          const element = at + 16 + index * 16;
+          if (flags === pageFlags.branch) {
+            used += view.getUint32(element + 4, true);
+            next.push(Number(view.getBigUint64(element + 8, true)));
+            continue;
+          }
+          const [position, keyBytes, valueBytes] = [4, 8, 12].map((offset) => view.getUint32(element + offset, true));
+          used += keyBytes! + valueBytes!;
+          if ((view.getUint32(element, true) & 1) === 0) continue;
+          const key = database.subarray(element + position!, element + position! + keyBytes!);
+          const root = Number(view.getBigUint64(element + position! + keyBytes!, true));
+          if (root === 0) inline.push(Buffer.from(key).toString());
+          else buckets.push([Buffer.from(key).toString(), root]);
+        }
+        const kind = flags === pageFlags.branch ? 'branch' : 'leaf';
+        pages.push(bucketName === '' && depth === 0 ? `${kind} ${count}` : `${kind} ${count}/${used}`);
+      }
+      lines.push(`${bucketName === '' ? 'root' : bucketName} level ${depth}: ${pages.join(', ')}`);
+      level = next;
+    }
+    for (const [name, root] of buckets) walk(name, root);
+  };
+  walk('', Number(view.getBigUint64(metaAt + 16 + 16, true)));
+  return [`${pageCount} pages, ${pageCount - reached} free`, ...lines, `inline: ${inline.join(' ')}`];
 }

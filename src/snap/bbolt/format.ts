@@ -48,6 +48,12 @@ export const metaOffsets = {
 export const metaChecksummedBytes = metaOffsets.checksum;
 export const metaBytes = metaOffsets.checksum + 8;
 
+/**
+ * bbolt splits a node only when it holds more than twice this many elements, and never leaves a
+ * node with fewer (its minKeysPerPage).
+ */
+export const splitKeysMin = 2;
+
 /** A bucket holds its items inline when its one leaf page takes at most a quarter page. */
 export function inlineBucketBytesMax(pageBytes: number): number {
   return pageBytes / 4;
@@ -78,11 +84,15 @@ export interface BoltRecordScan {
   scan(visit: BoltRecordVisitor): void;
 }
 
-/** One item of a bucket: a key with a value, or a key naming a nested bucket (as items or as a record scan). */
+/**
+ * One item of a bucket: a key with a value, or a key naming a nested bucket (as items or as a
+ * record scan). A nested bucket's fillPercent is bbolt's Bucket.FillPercent, how full a page its
+ * nodes are split at (bbolt's default when left out).
+ */
 export type BoltItem =
   | { key: Uint8Array; value: Uint8Array }
-  | { key: Uint8Array; bucket: BoltBucketSource }
-  | { key: Uint8Array; records: BoltRecordScan };
+  | { key: Uint8Array; bucket: BoltBucketSource; fillPercent?: number }
+  | { key: Uint8Array; records: BoltRecordScan; fillPercent?: number };
 
 /** A bucket's items in ascending key order (bytewise). */
 export type BoltBucketSource = Iterable<BoltItem>;
