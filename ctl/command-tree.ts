@@ -29,6 +29,11 @@ export interface CommandSpec {
   readonly disableFlagsInUseLine?: boolean;
   /** cobra's NoArgs: any argument is an unknown command, refused with the usage as a bad flag is. */
   readonly noArgs?: boolean;
+  /**
+   * Makes no client. etcdctl reads its ETCDCTL_* variables as it builds a client, so such a
+   * command never sees them (ETCDCTL_WRITE_OUT leaves snapshot status's format alone).
+   */
+  readonly offline?: boolean;
 }
 
 export type Runner = (context: CommandContext) => Promise<void>;
@@ -350,6 +355,7 @@ export function rootCommands(runners: Record<string, Runner>): CommandSpec[] {
           short: 'Restores an etcd member snapshot to an etcd directory',
           flags: snapshotRestoreFlags,
           run: runners['snapshot restore'],
+          offline: true,
         },
         {
           name: 'status',
@@ -358,6 +364,7 @@ export function rootCommands(runners: Record<string, Runner>): CommandSpec[] {
           long: snapshotStatusLong,
           flags: [],
           run: runners['snapshot status'],
+          offline: true,
         },
       ],
     },

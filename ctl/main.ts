@@ -211,11 +211,12 @@ async function execute(
     );
   if (command.run === undefined)
     exitWithError(output, ExitCode.error, `tsetcdctl does not implement "${commandPath(path)}" yet`);
-  applyEnvironment(
-    flags,
-    inherited.map((spec) => spec.name),
-    env,
-  );
+  if (command.offline !== true)
+    applyEnvironment(
+      flags,
+      inherited.map((spec) => spec.name),
+      env,
+    );
   const { CommandContext } = await import('./context.js');
   // Looked up before the command runs, reported (if at all) when the command first makes a client.
   const discovery =

@@ -28,8 +28,8 @@ import { etcdCommand, etcdctlBinaryPath, sutCommand, tsetcdctlBinPath, type Memb
 
 const sut = sutCommand();
 
-function tsetcdctl(args: readonly string[]): Promise<CommandResult> {
-  return runCommand(process.execPath, [tsetcdctlBinPath, ...args]);
+function tsetcdctl(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<CommandResult> {
+  return runCommand(process.execPath, [tsetcdctlBinPath, ...args], { env });
 }
 
 /** etcdctl's restore logs JSON lines on stderr; only its "Error:" line is compared. */
@@ -57,6 +57,14 @@ test(
         const args = ['snapshot', 'status', file, '-w', format];
         assert.deepEqual(await tsetcdctl(args), await runCommand(etcdctlBinaryPath, args), `status -w ${format}`);
       }
+      // etcdctl reads its ETCDCTL_* variables only as it makes a client, which status never does.
+      const envFormat = { ETCDCTL_WRITE_OUT: 'json' };
+      const statusArgs = ['snapshot', 'status', file];
+      assert.deepEqual(
+        await tsetcdctl(statusArgs, envFormat),
+        await runCommand(etcdctlBinaryPath, statusArgs, { env: envFormat }),
+        'status with ETCDCTL_WRITE_OUT',
+      );
 
       // Refusals, each against etcdctl's.
       const restoreArgs = (path: string, dataDir: string, ...more: string[]) => [
