@@ -36,6 +36,11 @@ export interface TokenHooks {
 /** The persisted form: the whole store, as encode() writes it and a backup carries it. */
 export interface AuthState {
   enabled: boolean;
+  /**
+   * Whether auth was ever enabled: etcd writes its authEnabled key the first time and keeps it (as
+   * 0) once auth is disabled. Absent in records written before it was kept; then it is `enabled`.
+   */
+  enabledRecorded?: boolean;
   revision: number;
   users: User[];
   roles: Role[];
@@ -78,6 +83,7 @@ function byName<T extends { name: string }>(a: T, b: T): number {
 
 export class AuthStore {
   private enabledFlag = false;
+  private enabledRecorded = false;
   private revisionNumber = 1;
   private readonly users = new Map<string, User>();
   private readonly roles = new Map<string, Role>();
@@ -95,6 +101,7 @@ export class AuthStore {
     this.users.clear();
     this.roles.clear();
     this.enabledFlag = false;
+    this.enabledRecorded = false;
     this.revisionNumber = 1;
     if (bytes !== undefined) this.load(decodeAuthState(bytes));
     else this.refreshCache();
@@ -103,6 +110,7 @@ export class AuthStore {
   encode(): Uint8Array {
     const state: AuthState = {
       enabled: this.enabledFlag,
+      enabledRecorded: this.enabledRecorded,
       revision: this.revisionNumber,
       users: [...this.users.values()],
       roles: [...this.roles.values()],
@@ -233,6 +241,7 @@ export class AuthStore {
     if (!root.roles.includes(rootRole)) throw errors.rootRoleNotExist();
     // etcd's enable keeps the revision; the flag is persisted all the same (apply() sees it move).
     this.enabledFlag = true;
+    this.enabledRecorded = true;
     tokens.enable();
     return {};
   }
@@ -342,6 +351,7 @@ export class AuthStore {
 
   private load(state: AuthState): void {
     this.enabledFlag = state.enabled;
+    this.enabledRecorded = state.enabledRecorded ?? state.enabled;
     this.revisionNumber = state.revision;
     for (const user of state.users) this.users.set(user.name, user);
     for (const role of state.roles) {

@@ -176,12 +176,13 @@ function keyScan(revisions: RevisionScan): BoltRecordScan {
 }
 
 /**
- * authEnabled, then authRevision. etcd writes authEnabled only once auth is first enabled, so a
- * store whose auth is off leaves it out, as a store that never had auth on does.
+ * authEnabled, then authRevision. etcd writes authEnabled the first time auth is enabled and keeps
+ * it, as 0, once auth is disabled; a store that never had auth on has none.
  */
 function authItems(auth: AuthState): BoltItem[] {
   const revision = { key: name('authRevision'), value: uint64Bytes(auth.revision) };
-  return auth.enabled ? [{ key: name('authEnabled'), value: Uint8Array.of(1) }, revision] : [revision];
+  if (!(auth.enabledRecorded ?? auth.enabled)) return [revision];
+  return [{ key: name('authEnabled'), value: Uint8Array.of(auth.enabled ? 1 : 0) }, revision];
 }
 
 function* leaseItems(leases: Iterable<LeaseRecord>): Generator<BoltItem> {
@@ -515,6 +516,7 @@ function readAuthState(db: Pick<BoltDatabase, 'root'>): AuthState {
     throw new Error(`auth bucket: authRevision of ${revision.length} bytes, want 8`);
   return {
     enabled: enabled?.length === 1 && enabled[0] === 1,
+    enabledRecorded: enabled !== undefined,
     revision: revision === undefined ? 1 : readUint64(revision, 0),
     users: plainItems(db, 'authUsers').map(({ value }) => decodeUser(value)),
     roles: plainItems(db, 'authRoles').map(({ value }) => decodeRole(value)),

@@ -3,7 +3,7 @@
  * revisions, a delete, a lease and a compaction, then `etcdctl snapshot status` (bbolt's
  * consistency check and a hash of every bucket) and `etcdctl snapshot restore`, and a real etcd
  * started on the restored data dir serves the same keys, values, revisions, versions and leases.
- * The same writes go into real etcd, whose snapshot's status agrees on revision, total keys and size.
+ * The same writes go into real etcd, whose snapshot's status agrees on revision and total keys.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -96,9 +96,12 @@ test(
         clusterVersionIn(file),
         "etcd's own snapshot's cluster version",
       );
+      // Not the size: etcd's file keeps the pages its last commits freed, and how these writes fell
+      // into its 100 ms batch commits depends on the machine's speed (20480 or 24576 bytes seen).
+      // snapshot-layout-etcd compares sizes where etcd's layout does not depend on timing.
       assert.deepEqual(
-        { revision: status.revision, totalKey: status.totalKey, totalSize: status.totalSize },
-        { revision: etcdStatus.revision, totalKey: etcdStatus.totalKey, totalSize: etcdStatus.totalSize },
+        { revision: status.revision, totalKey: status.totalKey },
+        { revision: etcdStatus.revision, totalKey: etcdStatus.totalKey },
       );
     } finally {
       for (const member of members) await member.destroy();

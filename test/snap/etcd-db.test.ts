@@ -67,7 +67,7 @@ test("a real etcd 3.4 snapshot reads with etcdctl's status and its records", () 
   assert.equal(records.leases[0]?.ttlSeconds, 100);
   assert.equal(decodeKeyValue(records.revisions[4]!.value).lease, records.leases[0]?.id);
   assert.deepEqual([records.scheduledCompactRevision, records.finishedCompactRevision], [3, 3]);
-  assert.deepEqual(records.auth, { enabled: false, revision: 1, users: [], roles: [] });
+  assert.deepEqual(records.auth, { enabled: false, enabledRecorded: false, revision: 1, users: [], roles: [] });
 });
 
 test("a member's contents written in etcd's layout read back the same, with etcd's members and meta", () => {
@@ -91,6 +91,7 @@ test("a member's contents written in etcd's layout read back the same, with etcd
   const bytes = (text: string) => new Uint8Array(Buffer.from(text));
   const auth = {
     enabled: true,
+    enabledRecorded: true,
     revision: 7,
     users: [
       { name: 'root', password: '$2a$10$abcdefghijklmnopqrstuu', noPassword: false, roles: ['root'] },
@@ -169,6 +170,26 @@ test("a member's contents written in etcd's layout read back the same, with etcd
     ['authEnabled', '01'],
     ['authRevision', '0000000000000007'],
   ]);
+  // etcd keeps authEnabled, as 0, once auth is disabled; a store that never had auth on has none.
+  const authBucketOf = (state: { enabled: boolean; enabledRecorded?: boolean }) =>
+    etcdDbBuckets({
+      revisions: [],
+      meta: { consistentIndex: 9, term: 2, scheduledCompactRevision: -1, finishedCompactRevision: -1 },
+      leases: [],
+      members: [],
+      removedMemberIds: [],
+      clusterVersion: '3.4.0',
+      alarms: [],
+      auth: { ...auth, enabled: state.enabled, enabledRecorded: state.enabledRecorded },
+    });
+  const authEnabledOf = (state: { enabled: boolean; enabledRecorded?: boolean }) =>
+    childBucket(readBolt(writeBoltBytes(authBucketOf(state))).root, 'auth')!
+      .items.filter((item) => Buffer.from(item.key).toString() === 'authEnabled')
+      .map((item) => ('value' in item ? Buffer.from(item.value).toString('hex') : ''));
+  assert.deepEqual(authEnabledOf({ enabled: false, enabledRecorded: true }), ['00']);
+  assert.deepEqual(authEnabledOf({ enabled: false, enabledRecorded: false }), []);
+  assert.deepEqual(authEnabledOf({ enabled: false }), [], 'a record from before enabledRecorded: as enabled says');
+  assert.deepEqual(authEnabledOf({ enabled: true }), ['01']);
   // alarm 0 + auth 2 + authRoles 3 + authUsers 2 + cluster 1 + key 3 + lease 1 + members 1 + removed 1 + meta 2.
   assert.deepEqual((({ revision, totalKey }) => ({ revision, totalKey }))(etcdDbStatus(bytesPageSource(file))), {
     revision: 3,
