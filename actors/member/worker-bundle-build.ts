@@ -12,7 +12,9 @@ import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildInfoPath, stampOf, type BundleManifest, type FileStamp } from '../../ctl/bundle-loader.cjs';
-import { compileMemberBundle, memberBundleFiles } from './worker-entry.cjs';
+import { setFlagsFromString } from 'node:v8';
+import { Worker } from 'node:worker_threads';
+import { memberBundleFiles, memberStartV8Flags } from './worker-entry.cjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const packageRoot = join(here, '..', '..', '..');
@@ -49,6 +51,49 @@ function rewriteModule(path: string, source: string): string {
   rewritten = rewritten.replace(/\bimport\((['"])([^'"./][^'"]*)\1\)/g, '__memberImport($1$2$1)');
   if (rewritten.includes('import.meta')) throw new Error(`expected no other use of import.meta in ${path}`);
   return rewritten;
+}
+
+/** How long the warm-up thread gets to load the member's modules before its code cache is taken. */
+const warmUpWaitMs = 30_000;
+
+/**
+ * The bundle's code cache, taken in a thread that ran the bundle's top level and loaded the
+ * modules worker.js imports before its data arrives. V8 compiles a function when it is first
+ * called and a code cache holds only what was compiled by then; the bundle's modules set
+ * themselves up inside functions (esbuild's wrappers of lazily loaded modules), so a cache of the
+ * top level alone would leave most of a start to be compiled from source. The thread never gets
+ * its data, so no member starts; it is ended once the cache is taken.
+ */
+async function warmCodeCache(): Promise<Buffer> {
+  // V8 takes a code cache only under the flags it was made with, and bin/tsetcd.js starts a
+  // member with the optimizing compiler off (until it serves clients), so the cache is made so too.
+  setFlagsFromString(memberStartV8Flags);
+  const entryPath = join(here, 'worker-entry.cjs');
+  const warmUp = `
+    const { parentPort } = require('node:worker_threads');
+    const { readFileSync } = require('node:fs');
+    const entry = require(${JSON.stringify(entryPath)});
+    const script = entry.compileMemberBundle(readFileSync(${JSON.stringify(join(here, memberBundleFiles.bundle))}, 'utf8'), undefined);
+    entry.runMemberBundle(script);
+    // worker.js imports the member's heavier modules as it starts; they settle within a few turns.
+    setTimeout(() => parentPort.postMessage(script.createCachedData()), 500);`;
+  const worker = new Worker(warmUp, { eval: true, workerData: null });
+  try {
+    const cache = await new Promise<Uint8Array>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the member bundle warm-up took too long')), warmUpWaitMs);
+      worker.once('message', (data: Uint8Array) => {
+        clearTimeout(timer);
+        resolve(data);
+      });
+      worker.once('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
+    return Buffer.from(cache);
+  } finally {
+    await worker.terminate();
+  }
 }
 
 /** Builds the bundle, then its code cache, then the manifest (last: it vouches for both). */
@@ -101,8 +146,7 @@ async function main(): Promise<void> {
       .map((entry) => `${input}: import('${entry.path}')`),
   );
   if (dynamic.length > 0) throw new Error(`expected no import() outside the member bundle, saw ${dynamic.join(', ')}`);
-  const script = compileMemberBundle(readFileSync(bundlePath, 'utf8'), undefined);
-  writeFileSync(join(here, memberBundleFiles.codeCache), script.createCachedData());
+  writeFileSync(join(here, memberBundleFiles.codeCache), await warmCodeCache());
   const manifest: BundleManifest = {
     bundle: stamp(relative(packageRoot, bundlePath)),
     codeCache: stamp(relative(packageRoot, join(here, memberBundleFiles.codeCache))),

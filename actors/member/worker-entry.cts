@@ -20,6 +20,12 @@ export const memberBundleFiles = {
   manifest: 'worker.bundle.cjs.json',
 } as const;
 
+/**
+ * The V8 flags bin/tsetcd.js sets while a member starts, which the code cache is made under:
+ * V8 rejects a cache made under other flags (a member given --opt runs the bundle uncached).
+ */
+export const memberStartV8Flags = '--no-opt';
+
 const here = __dirname;
 const bundlePath = join(here, memberBundleFiles.bundle);
 
@@ -37,11 +43,8 @@ function readManifest(): BundleManifest | undefined {
   }
 }
 
-function runBundle(): void {
-  const script = compileMemberBundle(
-    readFileSync(bundlePath, 'utf8'),
-    readFileSync(join(here, memberBundleFiles.codeCache)),
-  );
+/** Runs the compiled bundle's top level: the member thread's worker.js and what it imports. */
+export function runMemberBundle(script: Script): void {
   const module = { exports: {} };
   const body = script.runInThisContext() as (...args: unknown[]) => void;
   const importLibrary = (specifier: string): Promise<unknown> => import(specifier);
@@ -50,11 +53,13 @@ function runBundle(): void {
 
 /** Runs the member thread from the bundle when it is fresh, else from the compiled modules. */
 function start(): void {
-  // Only the member's thread runs the member; the bundle build imports this module for its helpers.
-  if (isMainThread) return;
+  // Only a thread started on this file runs the member; the bundle build and the tests import
+  // this module for its helpers.
+  if (isMainThread || require.main !== module) return;
   const manifest = readManifest();
   if (manifest !== undefined && isFresh(manifest)) {
-    runBundle();
+    const source = readFileSync(bundlePath, 'utf8');
+    runMemberBundle(compileMemberBundle(source, readFileSync(join(here, memberBundleFiles.codeCache))));
     return;
   }
   import('./worker.js').catch((error: unknown) => {

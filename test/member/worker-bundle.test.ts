@@ -10,7 +10,8 @@ import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symli
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { memberBundleFiles, compileMemberBundle } from '../../actors/member/worker-entry.cjs';
+import { setFlagsFromString } from 'node:v8';
+import { compileMemberBundle, memberBundleFiles, memberStartV8Flags } from '../../actors/member/worker-entry.cjs';
 import { packageRoot } from '../../src/lib/paths.js';
 import { etcdctlOk } from '../support/etcdctl.js';
 import { Member } from '../support/member.js';
@@ -74,6 +75,13 @@ test("a member thread runs from the build's bundle while it is fresh, and V8 tak
   const bundleDir = join(packageRoot(), memberDist);
   const source = readFileSync(join(bundleDir, memberBundleFiles.bundle), 'utf8');
   const cache = readFileSync(join(bundleDir, memberBundleFiles.codeCache));
+  // V8 takes a cache only under the flags it was made with: those bin/tsetcd.js starts a member under.
+  const launcher = readFileSync(join(packageRoot(), 'bin', 'tsetcd.js'), 'utf8');
+  assert.ok(
+    launcher.includes(`setFlagsFromString('${memberStartV8Flags}')`),
+    `expected bin/tsetcd.js to set ${memberStartV8Flags}`,
+  );
+  setFlagsFromString(memberStartV8Flags);
   assert.equal(
     compileMemberBundle(source, cache).cachedDataRejected,
     false,
