@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { buildInfoPath, stampOf, type BundleManifest, type FileStamp } from '../../ctl/bundle-loader.cjs';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import { memberBundleFiles, memberStartV8Flags } from './worker-entry.cjs';
+import { compileMemberBundle, memberBundleFiles, memberStartV8Flags } from './worker-entry.cjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const packageRoot = join(here, '..', '..', '..');
@@ -146,7 +146,17 @@ async function main(): Promise<void> {
       .map((entry) => `${input}: import('${entry.path}')`),
   );
   if (dynamic.length > 0) throw new Error(`expected no import() outside the member bundle, saw ${dynamic.join(', ')}`);
-  writeFileSync(join(here, memberBundleFiles.codeCache), await warmCodeCache());
+  let cache: Buffer;
+  try {
+    cache = await warmCodeCache();
+  } catch (error) {
+    // An install must not fail for the warm-up's sake: the cache then holds the top level only.
+    console.warn(
+      `member bundle: the warm-up run failed, so the code cache covers the top level only: ${String(error)}`,
+    );
+    cache = compileMemberBundle(readFileSync(bundlePath, 'utf8'), undefined).createCachedData();
+  }
+  writeFileSync(join(here, memberBundleFiles.codeCache), cache);
   const manifest: BundleManifest = {
     bundle: stamp(relative(packageRoot, bundlePath)),
     codeCache: stamp(relative(packageRoot, join(here, memberBundleFiles.codeCache))),
