@@ -3,27 +3,22 @@
  * compiled module it reaches, in one CommonJS file beside it (libraries and native addons stay in
  * node_modules), a V8 code cache of it, and a manifest of what it was made after. The thread's
  * entry (worker-entry.cts) runs the bundle only while it is fresher than tsc's last build, as
- * tsetcdctl's loader does (ctl/bundle-loader.cts, whose freshness rule and script helpers this reuses).
+ * tsetcdctl's loader does (ctl/bundle-loader.cts; the freshness rule is src/lib/bundle-stamps.cts).
  *
  *   node dist/actors/member/worker-bundle-build.js
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildInfoPath, stampOf, type BundleManifest, type FileStamp } from '../../ctl/bundle-loader.cjs';
+import { assertNoLibraryImports, compiledModulesBundleOptions, esbuildForBundle } from '../../src/lib/bundle-build.js';
+import { writeBundleManifest } from '../../src/lib/bundle-stamps.cjs';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import { compileMemberBundle, memberBundleFiles, memberStartV8Flags } from './worker-entry.cjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const packageRoot = join(here, '..', '..', '..');
-
-function stamp(path: string): FileStamp {
-  const found = stampOf(path);
-  if (found === undefined) throw new Error(`expected ${path} to exist after the member bundle build`);
-  return found;
-}
 
 /**
  * A module's own import.meta.url in the bundle: its path from the bundle's directory, resolved
@@ -99,26 +94,17 @@ async function warmCodeCache(): Promise<Buffer> {
 /** Builds the bundle, then its code cache, then the manifest (last: it vouches for both). */
 async function main(): Promise<void> {
   const manifestPath = join(here, memberBundleFiles.manifest);
-  rmSync(manifestPath, { force: true });
-  let esbuild: typeof import('esbuild');
-  try {
-    esbuild = await import('esbuild');
-  } catch {
-    console.log('member bundle: esbuild is not installed; member threads run from dist/actors/member/worker.js');
-    return;
-  }
+  const esbuild = await esbuildForBundle(
+    manifestPath,
+    'member bundle: esbuild is not installed; member threads run from dist/actors/member/worker.js',
+  );
+  if (esbuild === undefined) return;
   const bundlePath = join(here, memberBundleFiles.bundle);
   const distRoot = join(packageRoot, 'dist');
   const result = await esbuild.build({
+    ...compiledModulesBundleOptions,
     entryPoints: [join(here, 'worker.js')],
     outfile: bundlePath,
-    bundle: true,
-    format: 'cjs',
-    platform: 'node',
-    target: 'node20',
-    packages: 'external',
-    logLevel: 'warning',
-    metafile: true,
     // Names are kept: a member's errors and stack traces are read by operators.
     minifyWhitespace: true,
     minifySyntax: true,
@@ -140,12 +126,7 @@ async function main(): Promise<void> {
     ],
   });
   // Every import() left must be of the bundle's own modules, which esbuild turns into calls.
-  const dynamic = Object.entries(result.metafile.inputs).flatMap(([input, { imports }]) =>
-    imports
-      .filter((entry) => entry.kind === 'dynamic-import' && entry.external === true)
-      .map((entry) => `${input}: import('${entry.path}')`),
-  );
-  if (dynamic.length > 0) throw new Error(`expected no import() outside the member bundle, saw ${dynamic.join(', ')}`);
+  assertNoLibraryImports(result.metafile, 'member bundle');
   let cache: Buffer;
   try {
     cache = await warmCodeCache();
@@ -157,12 +138,7 @@ async function main(): Promise<void> {
     cache = compileMemberBundle(readFileSync(bundlePath, 'utf8'), undefined).createCachedData();
   }
   writeFileSync(join(here, memberBundleFiles.codeCache), cache);
-  const manifest: BundleManifest = {
-    bundle: stamp(relative(packageRoot, bundlePath)),
-    codeCache: stamp(relative(packageRoot, join(here, memberBundleFiles.codeCache))),
-    buildInfo: stamp(buildInfoPath),
-  };
-  writeFileSync(manifestPath, `${JSON.stringify(manifest)}\n`);
+  writeBundleManifest(manifestPath, bundlePath, join(here, memberBundleFiles.codeCache));
 }
 
 await main();

@@ -4,14 +4,14 @@
  * (worker.js) when there is no bundle or it is older than tsc's last build. Node resolves, reads,
  * links and compiles each module of an ESM graph one by one, about 250 of them for a member; one
  * CommonJS file compiled from a code cache skips most of that. The freshness rule is tsetcdctl's
- * (ctl/bundle-loader.cts). CommonJS, so that choosing costs no ESM loader start.
+ * (src/lib/bundle-stamps.cts). CommonJS, so that choosing costs no ESM loader start.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Script } from 'node:vm';
 import { isMainThread } from 'node:worker_threads';
-import { isFresh, type BundleManifest } from '../../ctl/bundle-loader.cjs';
+import { isFresh, readBundleManifest } from '../../src/lib/bundle-stamps.cjs';
 
 /** The files one member bundle build writes beside this module. */
 export const memberBundleFiles = {
@@ -35,14 +35,6 @@ export function compileMemberBundle(source: string, cachedData: Buffer | undefin
   return new Script(wrapped, { filename: bundlePath, ...(cachedData === undefined ? {} : { cachedData }) });
 }
 
-function readManifest(): BundleManifest | undefined {
-  try {
-    return JSON.parse(readFileSync(join(here, memberBundleFiles.manifest), 'utf8')) as BundleManifest;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Runs the compiled bundle's top level: the member thread's worker.js and what it imports. */
 export function runMemberBundle(script: Script): void {
   const module = { exports: {} };
@@ -56,7 +48,7 @@ function start(): void {
   // Only a thread started on this file runs the member; the bundle build and the tests import
   // this module for its helpers.
   if (isMainThread || require.main !== module) return;
-  const manifest = readManifest();
+  const manifest = readBundleManifest(join(here, memberBundleFiles.manifest));
   if (manifest !== undefined && isFresh(manifest)) {
     const source = readFileSync(bundlePath, 'utf8');
     runMemberBundle(compileMemberBundle(source, readFileSync(join(here, memberBundleFiles.codeCache))));
