@@ -7,52 +7,29 @@
  *
  *   node dist/ctl/bundle-build.js
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  buildInfoPath,
-  bundleFiles,
-  compileBundle,
-  runBundle,
-  stampOf,
-  type BundleManifest,
-  type FileStamp,
-} from './bundle-loader.cjs';
+import { assertNoLibraryImports, compiledModulesBundleOptions, esbuildForBundle } from '../src/lib/bundle-build.js';
+import { writeBundleManifest } from '../src/lib/bundle-stamps.cjs';
+import { bundleFiles, compileBundle, runBundle } from './bundle-loader.cjs';
 import { warmUp } from './bundle-warm-up.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const packageRoot = join(here, '..', '..');
-
-function stamp(path: string): FileStamp {
-  const found = stampOf(path);
-  if (found === undefined) throw new Error(`expected ${path} to exist after the bundle build`);
-  return found;
-}
 
 /** Builds the bundle, then the code cache of its top level, then the manifest (last: it vouches for both). */
 async function main(): Promise<void> {
   const manifestPath = join(here, bundleFiles.manifest);
-  rmSync(manifestPath, { force: true });
-  let esbuild: typeof import('esbuild');
-  try {
-    esbuild = await import('esbuild');
-  } catch {
-    // An install without devDependencies: bin/tsetcdctl.cjs runs the compiled modules instead.
-    console.log('tsetcdctl bundle: esbuild is not installed; tsetcdctl runs from dist/ctl/main.js');
-    return;
-  }
+  const esbuild = await esbuildForBundle(
+    manifestPath,
+    'tsetcdctl bundle: esbuild is not installed; tsetcdctl runs from dist/ctl/main.js',
+  );
+  if (esbuild === undefined) return;
   const bundlePath = join(here, bundleFiles.bundle);
   const result = await esbuild.build({
+    ...compiledModulesBundleOptions,
     entryPoints: [join(here, 'main.js')],
     outfile: bundlePath,
-    bundle: true,
-    format: 'cjs',
-    platform: 'node',
-    target: 'node20',
-    packages: 'external',
-    logLevel: 'warning',
-    metafile: true,
     // Fewer bytes to read and hash at every start. Names are minified too: the errors a user sees
     // set their `name` explicitly, and only a crash's stack trace shows function names.
     minify: true,
@@ -61,14 +38,8 @@ async function main(): Promise<void> {
     define: { 'import.meta.url': '__bundleFileUrl' },
     banner: { js: 'const __bundleFileUrl = require("node:url").pathToFileURL(__filename).href;' },
   });
-  // A script compiled from a code cache loses its import() callback on Node 20: every module the
-  // bundle loads must come through require (ctl/lazy-modules.ts).
-  const dynamic = Object.entries(result.metafile.inputs).flatMap(([input, { imports }]) =>
-    imports
-      .filter((entry) => entry.kind === 'dynamic-import' && entry.external === true)
-      .map((entry) => `${input}: import('${entry.path}')`),
-  );
-  if (dynamic.length > 0) throw new Error(`expected no import() outside the bundle, saw ${dynamic.join(', ')}`);
+  // Every library the bundle loads must come through require (ctl/lazy-modules.ts).
+  assertNoLibraryImports(result.metafile, 'bundle');
   const script = compileBundle(readFileSync(bundlePath, 'utf8'), undefined);
   try {
     await warmUp(runBundle(script));
@@ -78,12 +49,7 @@ async function main(): Promise<void> {
     console.warn(`tsetcdctl bundle: the warm-up run failed, so the code cache covers start-up only: ${String(error)}`);
   }
   writeFileSync(join(here, bundleFiles.codeCache), script.createCachedData());
-  const manifest: BundleManifest = {
-    bundle: stamp(relative(packageRoot, bundlePath)),
-    codeCache: stamp(relative(packageRoot, join(here, bundleFiles.codeCache))),
-    buildInfo: stamp(buildInfoPath),
-  };
-  writeFileSync(manifestPath, `${JSON.stringify(manifest)}\n`);
+  writeBundleManifest(manifestPath, bundlePath, join(here, bundleFiles.codeCache));
 }
 
 await main();

@@ -6,7 +6,7 @@
 import type { Worker } from 'node:worker_threads';
 import { prestartThread } from './thread-start.js';
 
-export const memberWorkerUrl = new URL('../member/worker.js', import.meta.url);
+export const memberWorkerUrl = new URL('../member/worker-entry.cjs', import.meta.url);
 
 /**
  * A member thread's heap limits. V8 grows the young generation to 48 MB (16 MB semi-spaces)
