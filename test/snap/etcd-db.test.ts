@@ -41,6 +41,17 @@ function readRecords(file: Uint8Array) {
   return { ...records, revisions };
 }
 
+/** A member's contents with no key records, nothing in its other buckets and auth never enabled. */
+const noRecords = {
+  meta: { consistentIndex: 9, term: 2, scheduledCompactRevision: -1, finishedCompactRevision: -1 },
+  leases: [],
+  members: [],
+  removedMemberIds: [],
+  clusterVersion: '3.4.0',
+  alarms: [],
+  auth: { enabled: false, revision: 1, users: [], roles: [] },
+};
+
 test("a real etcd 3.4 snapshot reads with etcdctl's status and its records", () => {
   assert.deepEqual(etcdDbStatus(bytesPageSource(etcdFile)), {
     hash: 6310319,
@@ -173,13 +184,8 @@ test("a member's contents written in etcd's layout read back the same, with etcd
   // etcd keeps authEnabled, as 0, once auth is disabled; a store that never had auth on has none.
   const authBucketOf = (state: { enabled: boolean; enabledRecorded?: boolean }) =>
     etcdDbBuckets({
+      ...noRecords,
       revisions: [],
-      meta: { consistentIndex: 9, term: 2, scheduledCompactRevision: -1, finishedCompactRevision: -1 },
-      leases: [],
-      members: [],
-      removedMemberIds: [],
-      clusterVersion: '3.4.0',
-      alarms: [],
       auth: { ...auth, enabled: state.enabled, enabledRecorded: state.enabledRecorded },
     });
   const authEnabledOf = (state: { enabled: boolean; enabledRecorded?: boolean }) =>
@@ -258,15 +264,7 @@ test("etcd's backend Hash covers every bucket's records but the consistent index
 });
 
 test('the key bucket written from a record scan is the same file as from record objects', () => {
-  const contents = {
-    meta: { consistentIndex: 9, term: 2, scheduledCompactRevision: -1, finishedCompactRevision: -1 },
-    leases: [],
-    members: [],
-    removedMemberIds: [],
-    clusterVersion: '3.4.0',
-    alarms: [],
-    auth: { enabled: false, revision: 1, users: [], roles: [] },
-  };
+  const contents = noRecords;
   // No records and a few (the key bucket inline), then many over several pages with tombstones and values larger than a page.
   for (const count of [0, 3, 3_000]) {
     const revisions: RevisionRecord[] = Array.from({ length: count }, (_, index) => {
