@@ -11,6 +11,7 @@ import { authBootstrapLeaderWaitMsMax } from '../../src/lib/limits.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuthFront } from './auth-api.js';
 import type { Logger } from '../shared/logger.js';
+import { EtcdError, errors } from '../../src/api/errors.js';
 
 export interface AuthBootstrapParts {
   config: Pick<MemberConfig, 'authBootstrapFile' | 'heartbeatIntervalMs'>;
@@ -58,6 +59,29 @@ async function electedHere(parts: AuthBootstrapParts): Promise<boolean> {
   return false;
 }
 
+/** Times the leader tries its read barrier again after "leader changed" before it gives up. */
+const readBarrierTriesMax = 20;
+
+/**
+ * Waits for a leader and, when it is this member, for a read barrier, so the check that the auth
+ * store is untouched sees everything committed. A barrier asked for as the member was just
+ * elected can fail with "leader changed" (reads pending across the change are dropped, and
+ * clients retry them): then it waits for the leader again and retries, a bounded number of times.
+ */
+async function leadsAfterReadBarrier(parts: AuthBootstrapParts): Promise<boolean> {
+  for (let tries = 1; ; tries++) {
+    if (!(await electedHere(parts))) return false;
+    try {
+      await parts.readBarrier();
+      return true;
+    } catch (error) {
+      const leaderChanged = error instanceof EtcdError && error.message === errors.leaderChanged().message;
+      if (!leaderChanged || tries >= readBarrierTriesMax) throw error;
+      await sleep(Math.max(1, parts.config.heartbeatIntervalMs), undefined, { ref: false });
+    }
+  }
+}
+
 /** Applies the file's steps if this member leads the new cluster; errors are logged, never thrown. */
 export async function applyAuthBootstrap(parts: AuthBootstrapParts): Promise<void> {
   const file = parts.config.authBootstrapFile;
@@ -66,8 +90,7 @@ export async function applyAuthBootstrap(parts: AuthBootstrapParts): Promise<voi
     // The config module (and its schema validator) loads only here, for members that have a file.
     const { authBootstrapSteps } = await import('../../src/config/config.js');
     const steps = authBootstrapSteps(file);
-    if (!(await electedHere(parts))) return;
-    await parts.readBarrier();
+    if (!(await leadsAfterReadBarrier(parts))) return;
     if (!parts.authUntouched()) {
       parts.logger.info({ file }, 'auth store already changed; auth bootstrap file not applied');
       return;

@@ -17,8 +17,11 @@ import { sutCommand, type MemberCommand } from '../support/sut.js';
 
 const sut = sutCommand();
 const skip = sut.command === undefined ? { skip: sut.skipReason } : {};
-/** Polls for the bootstrap to be applied at most this many times, 100 ms apart. */
-const appliedPollsMax = 100;
+/**
+ * How long the bootstrap may take to be applied: a bound on a hang, not on speed (each poll is an
+ * etcdctl run, which on a loaded machine takes a good part of a second).
+ */
+const appliedWaitMs = 60_000;
 
 const goodFile = `
 enable: true
@@ -48,14 +51,17 @@ async function withFile(text: string, run: (path: string) => Promise<void>): Pro
 }
 
 /** Waits until the first leader has applied the file: auth enabling is its last step. */
-async function untilApplied(endpoint: string): Promise<void> {
+async function untilApplied(member: Member): Promise<void> {
+  const endpoint = member.clientUrl.replace(/^http:\/\//, '');
   let last: CommandResult | undefined;
-  for (let poll = 0; poll < appliedPollsMax; poll++) {
+  for (const deadline = Date.now() + appliedWaitMs; Date.now() < deadline;) {
     last = await runEtcdctl(endpoint, ['get', 'app/x']);
     if (/user name is empty/.test(last.stderr)) return;
     await sleep(100);
   }
-  assert.fail(`the bootstrap file was not applied: ${last?.stdout}${last?.stderr}`);
+  assert.fail(
+    `the bootstrap file was not applied: ${last?.stdout}${last?.stderr}\nthe member's log:\n${member.logTail()}`,
+  );
 }
 
 test('a new cluster started with an auth bootstrap file has its users, roles and auth enabled', skip, async () => {
@@ -66,7 +72,7 @@ test('a new cluster started with an auth bootstrap file has its users, roles and
     });
     try {
       const endpoint = member.clientUrl.replace(/^http:\/\//, '');
-      await untilApplied(endpoint);
+      await untilApplied(member);
       const role = await runEtcdctl(endpoint, [authDialTimeoutFlag, '--user=root:rootpw', 'role', 'get', 'app']);
       assert.equal(
         role.stdout,

@@ -81,8 +81,13 @@ async function until(what: string, seen: () => boolean): Promise<void> {
   throw new Error(`${what} did not happen within ${pollsMax} polls`);
 }
 
+/** etcdctl's bound on one request here: it stops a hang, not a slow machine. */
+const commandTimeoutFlag = '--command-timeout=30s';
+
 async function keysWithPrefix(endpoint: string, prefix: string): Promise<string[]> {
-  const out = await ok(runEtcdctl(endpoint, ['get', prefix, '--prefix', '--keys-only'], { timeoutMs: 60_000 }));
+  // The first reads after a restart on a loaded machine have outlasted etcdctl's 5 s default.
+  const args = ['get', prefix, '--prefix', '--keys-only', commandTimeoutFlag];
+  const out = await ok(runEtcdctl(endpoint, args, { timeoutMs: 60_000 }));
   return out.split('\n').filter((line) => line !== '');
 }
 
@@ -97,7 +102,7 @@ async function checkNothingLost(member: Member, acknowledged: string[]): Promise
     `at most the put in flight besides, saw ${present.length - acknowledged.length}`,
   );
   assert.equal((await keysWithPrefix(endpoint, 'load/')).length, keysLoaded);
-  await ok(runEtcdctl(endpoint, ['put', 'after-restart', 'ok']));
+  await ok(runEtcdctl(endpoint, ['put', 'after-restart', 'ok', commandTimeoutFlag]));
 }
 
 function snapDir(member: Member): string {

@@ -1,10 +1,11 @@
 /**
  * The file `etcdctl snapshot save` writes from tsetcd has real etcd's layout: the same writes into
  * a fresh etcd 3.4 and a fresh tsetcd, saved after nothing, after a few keys and after a few
- * thousand keys put one at a time, give files of the same size whose buckets sit on the same pages
- * (etcd splits the key bucket's pages 90 % full and keeps the pages its last commit freed), so
- * `etcdctl snapshot status` prints the same for both but the hash, which covers the members bucket
- * (each member's own IDs and URLs).
+ * thousand keys put one at a time, give files whose buckets sit on the same pages in use (etcd
+ * splits the key bucket's pages 90 % full), so `etcdctl snapshot status` prints the same for both
+ * but the hash, which covers the members bucket (each member's own IDs and URLs), and the size:
+ * etcd's file also keeps the pages its last commits freed, as many as its batch commits happened
+ * to free (bench/RESULTS.md has the sizes matched on a quiet machine).
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -46,12 +47,26 @@ async function statusAndLayout(file: string): Promise<unknown> {
   const status = async (format: string): Promise<string> =>
     (await ok(runCommand(etcdctlBinaryPath, ['snapshot', 'status', file, '-w', format])))
       .replace(/"hash":\d+/, '"hash":<masked>')
-      .replace(/^[+|][^+|]*(?=[+|])/gm, '<masked>');
-  return { table: await status('table'), json: await status('json'), layout: snapshotPageLayout(file) };
+      .replace(/"totalSize":\d+/, '"totalSize":<masked>')
+      .replace(/^[+|][^+|]*(?=[+|])/gm, '<masked>')
+      .replace(/\|[^|\n]*\d+(\.\d+)? [kMG]?B \|$/m, '| <size> |');
+  const [pages = '', ...buckets] = snapshotPageLayout(file);
+  return { table: await status('table'), json: await status('json'), layout: [inUse(pages), ...buckets] };
+}
+
+/**
+ * "N pages, F free" as the pages in use. etcd's file also keeps the pages its last commits freed,
+ * and how many depends on how its writes fell into its 100 ms batch commits: an empty member's file
+ * had 5 pages with 2 free on a quiet machine and 7 with 4 free on a loaded one, the same 3 in use.
+ */
+function inUse(pagesLine: string): string {
+  const match = /^(\d+) pages, (\d+) free$/.exec(pagesLine);
+  assert.ok(match !== null, `expected "N pages, F free", saw ${JSON.stringify(pagesLine)}`);
+  return `${Number(match[1]) - Number(match[2])} pages in use`;
 }
 
 test(
-  "snapshots of the same writes from etcd and tsetcd have etcd's size and page layout, empty, with a few keys and with thousands",
+  "snapshots of the same writes from etcd and tsetcd have etcd's page layout, empty, with a few keys and with thousands",
   sut.command === undefined ? { skip: sut.skipReason } : {},
   async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tsetcd-snapshot-layout-'));
