@@ -27,7 +27,7 @@ import { finished } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../../src/lib/paths.js';
 import { childPids, commandLine, treeCpuSeconds } from './process-cpu.js';
-import { SuiteReport, type ReportEvent } from './suite-report.js';
+import { SuiteReport, type FailedTest, type ReportEvent } from './suite-report.js';
 import {
   durationsText,
   nextToStart,
@@ -165,6 +165,17 @@ function printSlowest(times: ReadonlyMap<string, FileTimes>, limits: SuiteLimits
     process.stdout.write(`#   ${fileTimes.seconds.toFixed(1).padStart(6)} s  ${fileTimes.cores.toFixed(2)}  ${file}\n`);
 }
 
+/** Names every failed test last, with its error's first lines, so the end of a long log says what failed. */
+function printFailures(failures: readonly FailedTest[]): void {
+  if (failures.length === 0) return;
+  process.stdout.write(`# failed (${failures.length}, outermost last):\n`);
+  for (const failure of failures) {
+    const indent = '  '.repeat(failure.nesting);
+    process.stdout.write(`#   ${indent}${relative(testRoot, failure.file)}: ${failure.name}\n`);
+    for (const line of failure.reason.split('\n')) process.stdout.write(`#   ${indent}    ${line}\n`);
+  }
+}
+
 async function main(): Promise<void> {
   const limits = limitsSetting();
   const chosen = process.argv.length > 2 ? process.argv.slice(2) : testFiles(testRoot);
@@ -187,6 +198,7 @@ async function main(): Promise<void> {
   await finished(out);
   printSlowest(times, limits, chosen.length, alone);
   process.stdout.write(`# wall time: ${(wallMs / 1000).toFixed(1)} s\n`);
+  printFailures(report.failedTests());
   if (process.env.TSETCD_TEST_DURATIONS_WRITE === '1') {
     const existing = testFiles(testRoot).map((file) => relative(testRoot, file));
     writeFileSync(durationsPath, durationsText(recorded, times, existing));

@@ -127,6 +127,12 @@ describe("run-suite's merged report", () => {
     merged.topLevel.forEach((line, index) => assert.match(line, new RegExp(`^(not )?ok ${index + 1} - `)));
     assert.match(suite.stdout, /^not ok \d+ - bravo alone$/m);
     assert.match(suite.stdout, /^# alpha says hello$/m);
+    // The log's end names the failed test and its error, however long the log before it.
+    const closing = suite.stdout.slice(suite.stdout.indexOf('# failed ('));
+    assert.match(
+      closing,
+      /^# failed \(1, outermost last\):\n# {3}\S*bravo\.test\.mjs: bravo alone\n# {7}bravo fails on purpose\n$/,
+    );
   });
 
   test("keeps each file's results together although the files run at the same time", () => {
@@ -137,7 +143,10 @@ describe("run-suite's merged report", () => {
     });
     assert.doesNotMatch(suite.stdout, /without the other two files/);
     // Every named line between one file's first and last line is that file's.
-    const named = suite.stdout.split('\n').filter((line) => /(alpha|bravo|charlie) /.test(line));
+    const named = suite.stdout
+      .slice(0, suite.stdout.indexOf('# failed ('))
+      .split('\n')
+      .filter((line) => /(alpha|bravo|charlie) /.test(line));
     const tags = named.map((line) => /(alpha|bravo|charlie) /.exec(line)![1]);
     const runs = tags.filter((tag, index) => index === 0 || tags[index - 1] !== tag);
     assert.deepEqual([...runs].sort(), ['alpha', 'bravo', 'charlie'], suite.stdout);

@@ -53,6 +53,40 @@ class EventChannel {
   }
 }
 
+/** A failed test as the closing list names it. */
+export interface FailedTest {
+  readonly file: string;
+  readonly name: string;
+  readonly nesting: number;
+  /** The error's first lines. */
+  readonly reason: string;
+}
+
+/** How much of a failure's error the closing list keeps. */
+const reasonLinesMax = 6;
+const reasonCharsMax = 600;
+
+/** The first lines of a failed test's error, its cause's where node:test wrapped it. */
+function failureReason(event: ReportEvent): string {
+  const details = event.data.details as { error?: { message?: unknown; cause?: unknown } } | undefined;
+  const error = details?.error;
+  const cause = error?.cause as { message?: unknown; stack?: unknown } | string | undefined;
+  const text =
+    typeof cause === 'string'
+      ? cause
+      : typeof cause?.message === 'string'
+        ? cause.message
+        : typeof error?.message === 'string'
+          ? error.message
+          : 'no error recorded';
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .slice(0, reasonLinesMax)
+    .join('\n')
+    .slice(0, reasonCharsMax);
+}
+
 /** Merges per-file runs' events into one reporter source (`events`). */
 export class SuiteReport {
   private readonly channel = new EventChannel();
@@ -65,6 +99,7 @@ export class SuiteReport {
   private topLevelTests = 0;
   private readonly counts = new Map<string, number>(summaryCounts.map((name) => [name, 0]));
   private failedTopLevel = false;
+  private readonly failures: FailedTest[] = [];
 
   /** A file's run has started; its events follow through event(). */
   fileStarted(file: string): void {
@@ -76,6 +111,13 @@ export class SuiteReport {
   event(file: string, event: ReportEvent): void {
     const held = this.held.get(file);
     if (held === undefined) throw new Error(`an event of ${file}, which has not started or has ended`);
+    if (event.type === 'test:fail' && event.data.todo === undefined)
+      this.failures.push({
+        file,
+        name: String(event.data.name),
+        nesting: event.data.nesting ?? 0,
+        reason: failureReason(event),
+      });
     const kept = this.topLevel(event);
     if (kept === undefined) return;
     if (this.holder === undefined) this.holder = file;
@@ -110,6 +152,11 @@ export class SuiteReport {
   /** Whether any test failed or was cancelled, by the runs' summaries and their top-level results. */
   failed(): boolean {
     return this.failedTopLevel || this.counts.get('fail')! > 0 || this.counts.get('cancelled')! > 0;
+  }
+
+  /** Every failed test so far, in the order their files reported them. */
+  failedTests(): readonly FailedTest[] {
+    return this.failures;
   }
 
   /** The summed counts so far (tests, pass, fail, ...). */
