@@ -188,7 +188,10 @@ describe(
         /saved snapshot/,
         `${leader.describe()} should have taken a snapshot by log size`,
       );
-      await follower.restart();
+      // Healthy means caught up with the leader's commit, here through a 90 MiB database: the
+      // catch-up bound, not a plain restart's (a loaded run took 20 s to receive and apply it).
+      follower.spawn();
+      await follower.waitHealthy(bigCatchUpWaitMs);
       const client = new Etcd3({ hosts: follower.clientUrl });
       try {
         const last = bigPuts - 1;

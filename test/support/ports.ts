@@ -1,5 +1,8 @@
 /** Free loopback ports for test members, found by letting the kernel pick and then releasing. */
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export const loopbackHost = '127.0.0.1';
 
@@ -10,10 +13,78 @@ export const loopbackHost = '127.0.0.1';
  * member binds it, which happens when many tests run at once; here only another test's choice can
  * take it. The range keeps clear of etcd's own 2379/2380 and single-host mode's 22379/22380.
  */
-const testPortFirst = 10_000;
-const testPortEnd = 22_000;
+const testPortRangeDefault = '10000-21999';
+/** TSETCD_TEST_PORT_RANGE (first-last) narrows the range, for ports' own test. */
+const [testPortFirst, testPortEnd] = portRange(process.env.TSETCD_TEST_PORT_RANGE || testPortRangeDefault);
 /** Draws per call before giving up: only ports something listens on are passed over. */
 const portDrawsMax = 500;
+
+/**
+ * Ports handed out by any test process on this machine, a file per port holding the process's PID.
+ * A port is free between its draw and the member's bind, which under load took 3.5 s, and another
+ * test file drawing the same port then made a member fail with EADDRINUSE. A port taken here stays
+ * this process's until it exits; a dead process's ports are taken over.
+ */
+const reservationDir = process.env.TSETCD_TEST_PORT_DIR || join(tmpdir(), 'tsetcd-test-ports');
+const reservedHere: number[] = [];
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Takes `port` for this process unless a live test process holds it. */
+function reservePort(port: number): boolean {
+  const path = join(reservationDir, String(port));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      if (reservedHere.length === 0) process.once('exit', releaseReserved);
+      reservedHere.push(port);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let holder: number;
+    try {
+      holder = Number(readFileSync(path, 'utf8'));
+    } catch {
+      continue;
+    }
+    // A holder still writing its PID reads as 0: treated as alive.
+    if (holder === 0 || holder === process.pid || processAlive(holder)) return false;
+    try {
+      unlinkSync(path);
+    } catch {
+      // Another process took it over first; the next attempt finds out.
+    }
+  }
+  return false;
+}
+
+function releaseReserved(): void {
+  for (const port of reservedHere.splice(0))
+    try {
+      unlinkSync(join(reservationDir, String(port)));
+    } catch {
+      // Already taken over or removed.
+    }
+}
+
+function portRange(text: string): [first: number, end: number] {
+  const match = /^(\d+)-(\d+)$/.exec(text);
+  const first = Number(match?.[1]);
+  const last = Number(match?.[2]);
+  if (match === null || first < 1 || last > 65_535 || first > last)
+    throw new Error(`TSETCD_TEST_PORT_RANGE must be first-last, saw ${text}`);
+  return [first, last + 1];
+}
 
 /** An unused loopback port; a tiny race window remains, with other tests only. */
 export async function freePort(): Promise<number> {
@@ -35,10 +106,11 @@ function holdPort(port: number): Promise<{ port: number; close: () => Promise<vo
 
 /** Several distinct free ports, drawn at random; distinct because each is held until all are chosen. */
 export async function freePorts(count: number): Promise<number[]> {
+  mkdirSync(reservationDir, { recursive: true, mode: 0o1777 });
   const held: Array<{ port: number; close: () => Promise<void> }> = [];
   for (let draw = 0; held.length < count && draw < portDrawsMax; draw++) {
     const port = testPortFirst + Math.floor(Math.random() * (testPortEnd - testPortFirst));
-    if (held.some((one) => one.port === port)) continue;
+    if (held.some((one) => one.port === port) || !reservePort(port)) continue;
     const one = await holdPort(port);
     if (one !== undefined) held.push(one);
   }

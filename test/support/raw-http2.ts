@@ -123,9 +123,14 @@ export class Attacker {
   private readonly decoder = new HeaderDecoder();
 
   private constructor(readonly socket: net.Socket) {
-    this.ended = once(socket, 'close').then(() => {
-      this.closed = true;
-    });
+    // Not once(socket, 'close'): that rejects on the 'error' a write into a connection the server
+    // closed raises (EPIPE), unhandled until someone awaits `ended`. 'close' follows every error.
+    this.ended = new Promise((resolve) =>
+      socket.once('close', () => {
+        this.closed = true;
+        resolve();
+      }),
+    );
     socket.on('error', () => socket.destroy());
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
   }
