@@ -36,6 +36,7 @@ import {
   type HashTask,
   hashTaskName,
 } from './backup-protocol.js';
+import { processAlive } from '../../src/lib/process-alive.js';
 
 /**
  * The next bytes of a backup's database, as Maintenance.Snapshot responses framed for gRPC;
@@ -111,15 +112,6 @@ function removeDeadProcessCopies(remove: (dir: string) => void): void {
     const pid = Number(memoryCopyPattern.exec(name)?.[1] ?? Number.NaN);
     if (Number.isNaN(pid) || pid === process.pid || processAlive(pid)) continue;
     remove(join(backupCopyMemoryDir, name));
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

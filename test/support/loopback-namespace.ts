@@ -9,7 +9,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { processAlive } from './partitions.js';
+import { processAlive } from '../../src/lib/process-alive.js';
 
 /** Namespace names start with this, then the test process id in base 36. */
 const namePrefix = 'tsl';

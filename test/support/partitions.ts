@@ -42,6 +42,7 @@ import { join } from 'node:path';
 import { agreedLeader, ClusterMember, clusterSizeMax, leaderWaitMsDefault } from './cluster.js';
 import { healthWaitMsDefault } from './member.js';
 import type { MemberCommand } from './sut.js';
+import { processAlive } from '../../src/lib/process-alive.js';
 
 /** The client and peer ports every member listens on, each in its own namespace. */
 export const partitionClientPort = 2379;
@@ -413,16 +414,6 @@ function removeStaleNetworks(): void {
     const [, namespace = '', pidText = ''] = match;
     if (processAlive(Number.parseInt(pidText, 36))) continue;
     runIpCommands([['netns', 'del', namespace]], true);
-  }
-}
-
-/** Whether process `pid` still runs (a leftover namespace of a live run is not removed). */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

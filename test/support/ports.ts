@@ -3,6 +3,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } f
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { processAlive } from '../../src/lib/process-alive.js';
 
 export const loopbackHost = '127.0.0.1';
 
@@ -27,15 +28,6 @@ const portDrawsMax = 500;
  */
 const reservationDir = process.env.TSETCD_TEST_PORT_DIR || join(tmpdir(), 'tsetcd-test-ports');
 const reservedHere: number[] = [];
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Takes `port` for this process unless a live test process holds it. */
 function reservePort(port: number): boolean {
