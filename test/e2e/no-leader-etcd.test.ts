@@ -15,6 +15,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { Cluster, endpointStatus, pollUntil } from '../support/cluster.js';
 import { EtcdGrpc, type Answer } from '../support/etcd-grpc.js';
+import { portAccepts } from '../support/ports.js';
 import { runEtcdctl, type CommandResult } from '../support/etcdctl.js';
 import { etcdCommand, sutCommand, type MemberCommand } from '../support/sut.js';
 import { EtcdctlWatch, waitUntil } from '../watch/clients.js';
@@ -25,6 +26,8 @@ const skip = sut.skipReason === undefined ? {} : { skip: sut.skipReason };
 const callDeadlineMs = 20_000;
 /** Bound on the survivor noticing it has no leader (a few election timeouts). */
 const leaderlessWaitMs = 15_000;
+/** Bound on a stopped member's process coming back to listen for peers. */
+const relistenWaitMs = 30_000;
 
 const key = Buffer.from('k');
 
@@ -115,11 +118,16 @@ async function leaderlessOutcomes(command: MemberCommand): Promise<Record<string
       ),
     };
     // Lease calls wait for a leader until the request timeout, so a leader back before then answers them.
+    // They are sent once the restarted member listens for peers, before it can have voted: the 7 s
+    // request timeout is then the election's, not the process start's too (a loaded run spent more
+    // than 7 s starting it).
     const [restarted] = others;
-    const [leaseCallsWithLeaderBack] = await Promise.all([
-      Promise.all(leaseCalls(plain, revoked, kept)),
-      restarted!.restart(),
-    ]);
+    restarted!.spawn();
+    await pollUntil(`${restarted!.describe()} to listen for peers`, relistenWaitMs, async () =>
+      (await portAccepts(restarted!.peerPort)) ? '' : 'not yet',
+    );
+    const leaseCallsWithLeaderBack = await Promise.all(leaseCalls(plain, revoked, kept));
+    await restarted!.waitHealthy();
     return {
       ...outcomes,
       ...Object.fromEntries(

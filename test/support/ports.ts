@@ -1,6 +1,6 @@
 /** Free loopback ports for test members, found by letting the kernel pick and then releasing. */
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { processAlive } from '../../src/lib/process-alive.js';
@@ -124,4 +124,16 @@ export async function busyPorts(ports: readonly number[]): Promise<number[]> {
     if (!free) busy.push(port);
   }
   return busy;
+}
+
+/** Whether something accepts connections on loopback `port` (a connect, never a bind that could take the port). */
+export function portAccepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, loopbackHost);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }

@@ -5,7 +5,7 @@
  */
 import { once } from 'node:events';
 import net from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import { FrameFlag, FrameType, http2Preface } from '../../src/http2/frames.js';
 import { HeaderDecoder } from '../../src/http2/hpack.js';
 
@@ -119,6 +119,8 @@ export class Attacker {
   closed = false;
   readonly ended: Promise<void>;
   private pingAcks = 0;
+  /** SETTINGS frames the server sent (each ACKed at once). */
+  private serverSettings = 0;
   private input: Buffer = Buffer.alloc(0);
   private readonly decoder = new HeaderDecoder();
 
@@ -135,12 +137,17 @@ export class Attacker {
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
   }
 
-  /** Connects; with `preface` it also sends the preface and an empty SETTINGS. */
+  /** Connects; with `preface` it also sends the preface and an empty SETTINGS, and waits for the server's. */
   static async connect(port: number, preface = true): Promise<Attacker> {
     const socket = net.connect(port, '127.0.0.1');
     await once(socket, 'connect');
     const attacker = new Attacker(socket);
-    if (preface) attacker.write(Buffer.concat([http2Preface, frameBytes(FrameType.settings, 0, 0)]));
+    if (preface) {
+      attacker.write(Buffer.concat([http2Preface, frameBytes(FrameType.settings, 0, 0)]));
+      // The server's SETTINGS and our ACK come first: an ACK sent in the middle of an attack's
+      // header block would be a protocol error of its own.
+      await attacker.waitFor("the server's SETTINGS", () => attacker.serverSettings > 0);
+    }
     return attacker;
   }
 
@@ -154,15 +161,22 @@ export class Attacker {
   }
 
   /**
-   * Writes `chunks()` until it returns undefined or the connection closes; after a write the
-   * socket would not take, waits for 'drain' at most `stallMs`, and stops there if the server
-   * has stopped reading. Resolves with the bytes written.
+   * Writes `chunks()` until it returns undefined, a GOAWAY arrives or the connection closes; after
+   * a write the socket would not take, waits for 'drain' at most `stallMs`, and stops there if the
+   * server has stopped reading. Resolves with the bytes written.
    */
   async flood(chunks: () => Buffer | undefined, stallMs = 2_000): Promise<number> {
     let written = 0;
     for (let chunk = chunks(); chunk !== undefined && !this.closed; chunk = chunks()) {
       written += chunk.length;
-      if (this.write(chunk)) continue;
+      const taken = this.write(chunk);
+      // Reads wait for the event loop's poll phase. A write the kernel takes at once emits 'drain'
+      // in the same turn, so without this a fast reader on the other side kept the loop writing
+      // for seconds while the server's GOAWAY sat unread, until its close reset the connection
+      // and took the GOAWAY with it.
+      await setImmediate();
+      if (this.tally.goAway !== undefined) break;
+      if (taken || !this.socket.writableNeedDrain) continue;
       const drained = await Promise.race([
         once(this.socket, 'drain').then(
           () => true,
@@ -241,6 +255,7 @@ export class Attacker {
     } else if (frame.type === FrameType.ping && (frame.flags & FrameFlag.ack) !== 0) {
       this.pingAcks++;
     } else if (frame.type === FrameType.settings && (frame.flags & FrameFlag.ack) === 0) {
+      this.serverSettings++;
       this.write(frameBytes(FrameType.settings, FrameFlag.ack, 0));
     }
   }

@@ -63,8 +63,8 @@ export interface FailedTest {
 }
 
 /** How much of a failure's error the closing list keeps. */
-const reasonLinesMax = 6;
-const reasonCharsMax = 600;
+const reasonLinesMax = 16;
+const reasonCharsMax = 1_500;
 
 /** The first lines of a failed test's error, its cause's where node:test wrapped it. */
 function failureReason(event: ReportEvent): string {
