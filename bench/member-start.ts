@@ -7,9 +7,12 @@
  *   flock /tmp/tsetcd-e2e.lock node dist/bench/member-start.js [--rounds 7] [--build name=/path/to/tree ...] [--json]
  *
  * --build names another checkout's root (its bin/tsetcd.js runs), for before/after figures in one run.
+ * Each system's line is followed by its threads' CPU at the same moment (medians, ms): the main
+ * thread as `main`, the others by their kernel names (tsetcd-member, tsetcd-wal; V8's and libuv's
+ * helpers are summed under `other`).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,6 +30,8 @@ interface Starter {
 interface StartFigures {
   readonly wallMs: number;
   readonly cpuMs: number;
+  /** CPU per thread name (see threadCpuMs). */
+  readonly threadsMs: ReadonlyMap<string, number>;
 }
 
 const milestone = 'published local member to cluster through raft';
@@ -37,6 +42,29 @@ const clockTicksPerSecond = Number(spawnSync('getconf', ['CLK_TCK'], { encoding:
 function processCpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSecond;
+}
+
+/** Threads whose kernel names are reported on their own; the rest count as `other`. */
+const namedThreads = ['tsetcd-member', 'tsetcd-wal', 'etcd'];
+
+/** User plus system CPU of each thread of a live process, summed by name: `main` for the main thread. */
+function threadCpuMs(pid: number): Map<string, number> {
+  const perName = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    let comm: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      continue; // The thread ended between the listing and the read.
+    }
+    const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+    const name = Number(tid) === pid ? 'main' : namedThreads.includes(comm) ? comm : 'other';
+    const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSecond;
+    perName.set(name, (perName.get(name) ?? 0) + ms);
+  }
+  return perName;
 }
 
 async function startOnce(starter: Starter): Promise<StartFigures> {
@@ -59,7 +87,11 @@ async function startOnce(starter: Starter): Promise<StartFigures> {
         seen += chunk.toString('utf8');
         if (!seen.includes(milestone) || child.pid === undefined) return;
         clearTimeout(timer);
-        resolve({ wallMs: performance.now() - began, cpuMs: processCpuMs(child.pid) });
+        resolve({
+          wallMs: performance.now() - began,
+          cpuMs: processCpuMs(child.pid),
+          threadsMs: threadCpuMs(child.pid),
+        });
       };
       child.stdout.on('data', look);
       child.stderr.on('data', look);
@@ -111,14 +143,22 @@ async function main(): Promise<void> {
       wallMs: median(list.map((entry) => entry.wallMs)),
       cpuMs: median(list.map((entry) => entry.cpuMs)),
       cpuRangeMs: [Math.min(...list.map((entry) => entry.cpuMs)), Math.max(...list.map((entry) => entry.cpuMs))],
+      threadsMs: Object.fromEntries(
+        [...new Set(list.flatMap((entry) => [...entry.threadsMs.keys()]))]
+          .sort()
+          .map((thread) => [thread, median(list.map((entry) => entry.threadsMs.get(thread) ?? 0))]),
+      ),
     };
   });
   if (values.json) console.log(JSON.stringify({ rounds, summary }));
   else
-    for (const row of summary)
+    for (const row of summary) {
       console.log(
         `${row.name.padEnd(10)} start to published: ${row.wallMs.toFixed(0)} ms wall, ${row.cpuMs.toFixed(0)} ms CPU [${row.cpuRangeMs.map((value) => value.toFixed(0)).join(', ')}]`,
       );
+      const threads = Object.entries(row.threadsMs).map(([thread, ms]) => `${thread} ${ms.toFixed(0)}`);
+      console.log(`${''.padEnd(10)} CPU by thread (ms): ${threads.join(', ')}`);
+    }
 }
 
 if (isMainModule(import.meta.url)) await main();
