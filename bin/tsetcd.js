@@ -44,7 +44,9 @@ const serving = () => {
 const prestarted = wantsMember
   ? import('../dist/actors/supervisor/member-prestart.js').then((prestart) => prestart.prestartMemberWorker())
   : Promise.resolve(undefined);
-Promise.all([import('../dist/actors/supervisor/main.js'), prestarted])
+// The supervisor's modules load from the build's bundle when it is fresh (main-entry.cts).
+const supervisor = import('../dist/actors/supervisor/main-entry.cjs').then((entry) => entry.loadMain());
+Promise.all([supervisor, prestarted])
   .then(([main, worker]) => main.run(argv, worker))
   .then(serving)
   .catch((error) => {

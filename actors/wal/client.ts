@@ -41,8 +41,8 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
-/** The compiled thread sits next to this file's compiled form. */
-const walThreadUrl = new URL('./thread.js', import.meta.url);
+/** The thread's entry (its bundle, or the compiled thread.js) sits next to this file's compiled form. */
+const walThreadUrl = new URL('./thread-entry.cjs', import.meta.url);
 
 export class WalClient {
   private nextSeq = 1;
