@@ -1,7 +1,7 @@
 /**
  * The member thread's entry: runs the one-file bundle of the member thread's modules that the
- * build makes (worker-bundle-build.ts) with V8's code cache for it, or the compiled ESM modules
- * (worker.js) when there is no bundle or it is older than tsc's last build
+ * build makes (actors/supervisor/thread-bundles-build.ts) with V8's code cache for it, or the
+ * compiled ESM modules (worker.js) when there is no bundle or it is older than tsc's last build
  * (src/lib/bundle-run.cts). CommonJS, so that choosing costs no ESM loader start.
  */
 import { bundleFilesOf, startThreadEntry } from '../../src/lib/bundle-run.cjs';

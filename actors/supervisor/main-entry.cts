@@ -1,6 +1,6 @@
 /**
  * The supervisor's modules for bin/tsetcd.js: main.js and everything it imports, from the
- * one-file bundle the build makes (main-bundle-build.ts) with V8's code cache for it, or from the
+ * one-file bundle the build makes (thread-bundles-build.ts) with V8's code cache for it, or from the
  * compiled ESM modules when there is no bundle or it is older than tsc's last build
  * (src/lib/bundle-run.cts). CommonJS, so that choosing loads no ESM module of its own.
  */

@@ -1,6 +1,6 @@
 /**
  * What tsetcdctl's and the threads' bundle builds share (ctl/bundle-build.ts,
- * actors/member/worker-bundle-build.ts, actors/supervisor/main-bundle-build.ts): esbuild, when
+ * actors/supervisor/thread-bundles-build.ts): esbuild, when
  * installed, run over compiled modules into one CommonJS file for Node 20 with the libraries left
  * in node_modules, and the check that no import() of a library is left in it; for a thread's
  * bundle, the rewrites that let its modules run from one file and the warm-up that makes its code

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 PATH="$PWD/node_modules/.bin:$PATH"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-(tsc -p tsconfig.json && node dist/test/support/prune-dist.js && node dist/actors/supervisor/schema-build.js && node dist/ctl/bundle-build.js && node dist/actors/member/worker-bundle-build.js) >"$out/build" 2>&1 &
+(tsc -p tsconfig.json && node dist/test/support/prune-dist.js && node dist/actors/supervisor/schema-build.js && node dist/ctl/bundle-build.js && node dist/actors/supervisor/thread-bundles-build.js) >"$out/build" 2>&1 &
 build=$!
 prettier --check . --log-level warn >"$out/prettier" 2>&1 &
 prettier=$!
