@@ -170,13 +170,40 @@ async function threeMemberStory(command: MemberCommand): Promise<Record<string, 
   }
 }
 
+/** Runs of the 3-member story at most, per system, until every member was up for the leader's first look. */
+const threeMemberRunsMax = 3;
+
+/**
+ * The 3-member story as it goes when the two late members both listen for peers by the time the
+ * new leader first asks every member for its version (at once when its first entry applies, in
+ * etcd as here). A member still starting then counts as unknown: the leader logs 'failed to get
+ * version' and sets the version up as 3.0 before raising it, which etcd does too. A run where that
+ * happened (a tsetcd start takes longer than etcd's, so two members could elect a leader while the
+ * third was still loading) is run again, and the last run is compared whatever it shows.
+ */
+async function threeMemberStoryAllUp(
+  command: MemberCommand,
+  note: (text: string) => void,
+): Promise<Record<string, unknown>> {
+  for (let run = 1; ; run++) {
+    const story = await threeMemberStory(command);
+    if (run > 1)
+      note(
+        `${command.label}: 3-member story run ${run}, a member having been still starting at the leader's first look`,
+      );
+    const missedOne = (story.leader as string[]).some((line) => line.startsWith(clusterVersionLogs.remoteUnknown.msg));
+    if (!missedOne || run === threeMemberRunsMax) return story;
+  }
+}
+
 test(
   'a 3-member cluster decides its version once all members run, the leader proposing, as etcd does',
   skip,
-  async () => {
+  async (t) => {
+    const note = (text: string) => t.diagnostic(text);
     const [expected, actual] = await Promise.all([
-      threeMemberStory(etcdCommand()),
-      threeMemberStory(sut.command as MemberCommand),
+      threeMemberStoryAllUp(etcdCommand(), note),
+      threeMemberStoryAllUp(sut.command as MemberCommand, note),
     ]);
     assert.deepEqual(actual, expected);
     assert.equal(expected.alone, '{"etcdserver":"3.4.23","etcdcluster":"not_decided"}');
