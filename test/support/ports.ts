@@ -1,4 +1,4 @@
-/** Free loopback ports for test members, found by letting the kernel pick and then releasing. */
+/** Free loopback ports for test members: drawn from a test range, reserved across test processes, checked by a bind. */
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,8 +11,8 @@ export const loopbackHost = '127.0.0.1';
  * Test members' ports are drawn from here: below the kernel's ephemeral range (32768-60999 by
  * default on Linux), where it picks the local port of every outgoing connection and of every
  * listen on port 0. A port chosen there and released could be taken by any such socket before the
- * member binds it, which happens when many tests run at once; here only another test's choice can
- * take it. The range keeps clear of etcd's own 2379/2380 and single-host mode's 22379/22380.
+ * member binds it, which happens when many tests run at once; here only another test's choice could
+ * take it, which the reservations below rule out. The range keeps clear of etcd's own 2379/2380 and single-host mode's 22379/22380.
  */
 const testPortRangeDefault = '10000-21999';
 /** TSETCD_TEST_PORT_RANGE (first-last) narrows the range, for ports' own test. */
@@ -78,7 +78,7 @@ function portRange(text: string): [first: number, end: number] {
   return [first, last + 1];
 }
 
-/** An unused loopback port; a tiny race window remains, with other tests only. */
+/** An unused loopback port, reserved for this process (see reservePort). */
 export async function freePort(): Promise<number> {
   const [port] = await freePorts(1);
   if (port === undefined) throw new Error('expected one free port, saw none');
