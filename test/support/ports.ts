@@ -12,7 +12,8 @@ export const loopbackHost = '127.0.0.1';
  * default on Linux), where it picks the local port of every outgoing connection and of every
  * listen on port 0. A port chosen there and released could be taken by any such socket before the
  * member binds it, which happens when many tests run at once; here only another test's choice could
- * take it, which the reservations below rule out. The range keeps clear of etcd's own 2379/2380 and single-host mode's 22379/22380.
+ * take it, which the reservations below rule out. The range keeps clear of etcd's own 2379/2380
+ * and single-host mode's 22379/22380.
  */
 const testPortRangeDefault = '10000-21999';
 /** TSETCD_TEST_PORT_RANGE (first-last) narrows the range, for ports' own test. */
